@@ -1,0 +1,5 @@
+"""Readers and writers: FITS events, the Zarr event cache, OGIP products."""
+from .cache import open_zarr_events, to_zarr
+from .events import open_archive, open_events
+
+__all__ = ["open_events", "open_archive", "to_zarr", "open_zarr_events"]

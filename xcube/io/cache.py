@@ -1,0 +1,146 @@
+"""Zarr v3 event stores and the event cache.
+
+A store written by :func:`to_zarr` holds the event columns chunked along
+``event`` (blosc-zstd, bit-shuffled), the GTIs and the attrs. Writes are
+atomic: the store is written under a temporary name, a completion record
+(``xcube.json``) is written last, then the directory is renamed into place.
+A store without the record is never opened as valid.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec
+
+from .._version import __version__
+
+__all__ = ["to_zarr", "open_zarr_events", "cache_dir", "cache_key", "is_complete", "atomic_dir", "COMPLETE"]
+
+COMPLETE = "xcube_complete"  # root attribute written last
+
+
+def cache_dir(cache: str | os.PathLike | None = None) -> Path:
+    """Directory of the event cache: ``cache`` if given, else ``$XCUBE_CACHE_DIR``,
+    else ``~/.cache/xcube``."""
+    if cache is not None:
+        return Path(cache)
+    return Path(os.environ.get("XCUBE_CACHE_DIR", Path.home() / ".cache" / "xcube"))
+
+
+def cache_key(path, *extra) -> str:
+    """Hash of a file's identity (resolved path, size, mtime), ``extra`` and the xcube version."""
+    p = Path(path).resolve()
+    st = p.stat()
+    ident = json.dumps([str(p), st.st_size, st.st_mtime_ns, __version__, *map(str, extra)])
+    return hashlib.sha256(ident.encode()).hexdigest()[:24]
+
+
+def is_complete(store) -> bool:
+    """True when ``store`` is a finished xcube store (its completion record exists)."""
+    meta = Path(store) / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        return COMPLETE in json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+
+
+class atomic_dir:
+    """Context manager: yields a temporary sibling directory, renamed to
+    ``target`` on success (replacing it if ``overwrite``), removed on failure."""
+
+    def __init__(self, target, overwrite: bool = False):
+        self.target = Path(target)
+        self.overwrite = overwrite
+        self.tmp = self.target.with_name(f".{self.target.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+    def __enter__(self) -> Path:
+        if self.target.exists() and not self.overwrite:
+            raise FileExistsError(f"{self.target}: exists; pass overwrite=True to replace it")
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir()
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        if self.target.exists():
+            old = self.target.with_name(f".{self.target.name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(self.target, old)
+            os.rename(self.tmp, self.target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            try:
+                os.rename(self.tmp, self.target)
+            except OSError:
+                # another process finished the same store first: keep theirs
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                if not self.target.exists():
+                    raise
+        return False
+
+
+def _jsonable(v):
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 3) -> Path:
+    """Write an EventList (or any xcube Dataset) to a Zarr v3 store, atomically.
+
+    Columns keep their Dask chunks along ``event``; compression is blosc-zstd
+    with bit-shuffle. Computes the whole dataset (streamed chunk by chunk).
+    Returns the store path.
+    """
+    store = Path(store)
+    codec = BloscCodec(cname="zstd", clevel=clevel, shuffle="bitshuffle")
+    ds = ds.copy()
+    ds.attrs = {k: _jsonable(v) for k, v in ds.attrs.items()}
+    encoding = {name: {"compressors": [codec]} for name in ds.data_vars}
+    for name, var in ds.data_vars.items():
+        if var.chunks is None and "event" in var.dims:
+            encoding[name]["chunks"] = (min(var.shape[0], 4_194_304) or 1,)
+    with atomic_dir(store, overwrite=overwrite) as tmp:
+        ds.to_zarr(tmp, mode="w", encoding=encoding, zarr_format=3, consolidated=False)
+        record = {"xcube_version": __version__, "kind": ds.attrs.get("kind", "events"), "n_event": int(ds.sizes.get("event", 0))}
+        zarr.open_group(tmp, mode="r+", zarr_format=3).attrs[COMPLETE] = record
+    return store
+
+
+def _ordered(names):
+    first = ["time", "x", "y", "pi", "energy"]
+    names = list(names)
+    return [n for n in first if n in names] + sorted(n for n in names if n not in first)
+
+
+def open_zarr_events(store, chunks: int | None = None) -> xr.Dataset:
+    """Open a store written by :func:`to_zarr`. Columns are Dask arrays (lazy);
+    the small GTI variables are loaded eagerly."""
+    store = Path(store)
+    if not store.exists():
+        raise FileNotFoundError(f"{store}: no such Zarr store")
+    if not is_complete(store):
+        raise OSError(f"{store}: incomplete xcube store (no {COMPLETE} record); it was interrupted while written, delete it")
+    ds = xr.open_zarr(store, consolidated=False, zarr_format=3, chunks={})
+    ds.attrs.pop(COMPLETE, None)
+    ds = ds[_ordered(ds.data_vars)]
+    if chunks:
+        ds = ds.chunk({"event": int(chunks)})
+    for v in [n for n in ds.data_vars if "event" not in ds[n].dims]:
+        ds[v] = ds[v].load()
+    return ds

@@ -1,0 +1,144 @@
+"""``open_events`` / ``open_archive``: the one entry point for event data."""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import xarray as xr
+
+from .cache import cache_dir, cache_key, is_complete, open_zarr_events, to_zarr
+from .events_fits import DEFAULT_CHUNK, build_dataset, load_fits_events, open_fits_events, read_fits_header
+
+__all__ = ["open_events", "open_archive", "EVENT_SUFFIXES"]
+
+log = logging.getLogger("xcube.io")
+
+EVENT_SUFFIXES = (".fits", ".fit", ".evt", ".ftz", ".gz", ".fits.gz", ".evt.gz", ".fts")
+
+
+def _is_zarr(p: Path) -> bool:
+    return p.is_dir() and ((p / "zarr.json").exists() or p.suffix == ".zarr")
+
+
+def _open_one(path, instrument=None, chunks=None, cache=None) -> xr.Dataset:
+    p = Path(path)
+    if _is_zarr(p):
+        return open_zarr_events(p, chunks=chunks)
+    meta = read_fits_header(p, instrument=instrument)
+    if meta.compressed is None:
+        ds = open_fits_events(meta, chunks=chunks)
+        if ds is not None:
+            return ds
+        reason = "not time-sorted"
+    else:
+        reason = f"{meta.compressed}-compressed"
+    store = cache_dir(cache) / f"{p.name}-{cache_key(p, meta.profile.name)}.zarr"
+    if not is_complete(store):
+        log.info("%s: %s; converting once into the event cache %s", p, reason, store)
+        cols = load_fits_events(meta)
+        import dask.array as da
+
+        chunk = int(chunks or DEFAULT_CHUNK)
+        ds = build_dataset(meta, {k: da.from_array(v, chunks=(chunk,)) for k, v in cols.items()})
+        ds.attrs["cache_reason"] = reason
+        to_zarr(ds, store, overwrite=store.exists())
+    return open_zarr_events(store, chunks=chunks)
+
+
+def _expand(paths) -> list[Path]:
+    if isinstance(paths, (str, Path)):
+        p = Path(paths)
+        if p.is_dir() and not _is_zarr(p):
+            files = sorted(
+                f for f in p.rglob("*") if f.is_file() and any(f.name.lower().endswith(s) for s in EVENT_SUFFIXES)
+            )
+            if not files:
+                raise FileNotFoundError(f"{p}: directory holds no event files ({', '.join(EVENT_SUFFIXES)})")
+            return files
+        return [p]
+    return [Path(x) for x in paths]
+
+
+def open_events(path_or_paths, instrument: str | None = None, chunks: int | None = None, cache=None):
+    """Open event data lazily.
+
+    Parameters
+    ----------
+    path_or_paths : an OGIP event file (``.fits``, ``.evt``, ``.FTZ``, ``.gz``),
+        an xcube Zarr store, a list of files or a directory.
+    instrument : mission profile name (``"xmm-pn"``, ``"nustar-fpma"``, ...) to
+        override detection from TELESCOP/INSTRUME.
+    chunks : events per Dask chunk along ``event`` (default 4,194,304).
+    cache : directory of the Zarr event cache (default ``$XCUBE_CACHE_DIR`` or
+        ``~/.cache/xcube``). Compressed and unsorted files are converted there
+        once, sorted by time.
+
+    Returns
+    -------
+    One file: an EventList ``xr.Dataset`` (dim ``event``, Dask-backed columns,
+    time-sorted; GTIs on dim ``gti``). Several files or a directory: an
+    ``xr.DataTree`` with one node per observation and instrument, each holding
+    its EventList.
+
+    Eager work: headers, GTIs and one streaming pass over TIME (ordering and
+    NaN checks); compressed/unsorted files are converted into the cache on
+    first open. Event columns are otherwise never loaded.
+    """
+    files = _expand(path_or_paths)
+    if len(files) == 1 and isinstance(path_or_paths, (str, Path)) and not Path(path_or_paths).is_dir():
+        return _open_one(files[0], instrument=instrument, chunks=chunks, cache=cache)
+    return open_archive(files, instrument=instrument, chunks=chunks, cache=cache, load=True)
+
+
+def _node_name(attrs, used: set) -> tuple[str, str]:
+    obs = str(attrs.get("obs_id") or "unknown") or "unknown"
+    inst = str(attrs.get("instrument") or "UNKNOWN")
+    name = inst
+    if (obs, name) in used:
+        expid = str(attrs.get("expid") or "")
+        name = f"{inst}_{expid}" if expid and (obs, f"{inst}_{expid}") not in used else None
+        k = 2
+        while name is None or (obs, name) in used:
+            name = f"{inst}_{k}"
+            k += 1
+    used.add((obs, name))
+    return obs, name
+
+
+def open_archive(path_or_paths, instrument=None, chunks=None, cache=None, load: bool = False) -> xr.DataTree:
+    """Archive of observations as an ``xr.DataTree`` (``/<obs_id>/<instrument>``).
+
+    With ``load=False`` (default) only headers are read: each node holds no
+    variables and carries the file's attrs (``path``, ``n_events``,
+    ``exposure``, ...); open one with ``xcube.open_events(node.attrs["path"])``.
+    With ``load=True`` each node holds its lazy EventList.
+    Files that fail to open are skipped with a warning naming the file and reason.
+    """
+    files = _expand(path_or_paths)
+    used: set = set()
+    nodes = {}
+    for f in files:
+        try:
+            if load:
+                ds = _open_one(f, instrument=instrument, chunks=chunks, cache=cache)
+                attrs = ds.attrs
+            else:
+                meta = read_fits_header(f, instrument=instrument) if not _is_zarr(f) else None
+                if meta is None:
+                    ds0 = open_zarr_events(f)
+                    attrs = dict(ds0.attrs, n_events=ds0.sizes["event"])
+                else:
+                    from .. import gti as gtimod
+
+                    attrs = dict(meta.attrs, n_events=meta.nrows, exposure=gtimod.exposure(meta.gti))
+                ds = xr.Dataset(attrs=attrs)
+            ds.attrs["path"] = str(f)
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"skipping {f}: {exc}", stacklevel=2)
+            continue
+        obs, name = _node_name(ds.attrs, used)
+        nodes[f"/{obs}/{name}"] = ds
+    if not nodes:
+        raise FileNotFoundError(f"no readable event files among {len(files)} path(s)")
+    return xr.DataTree.from_dict(nodes)

@@ -1,0 +1,88 @@
+"""Mission profiles and their registry.
+
+Each module in this package describes one mission. ``detect(header)`` picks the
+profile from TELESCOP/INSTRUME; unknown missions get :data:`GENERIC` with a
+warning. Adding a mission means adding one module and listing it in
+``_MODULES``.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import warnings
+
+from .base import MissionProfile, linear_energy
+
+__all__ = ["MissionProfile", "linear_energy", "register", "get_profile", "detect", "profiles", "GENERIC"]
+
+log = logging.getLogger("xcube.missions")
+
+_REGISTRY: dict[str, MissionProfile] = {}
+_MODULES = ["xmm", "chandra", "nustar", "nicer", "swift", "rxte", "hxmt", "erosita"]
+
+GENERIC = MissionProfile(
+    name="generic",
+    mission="UNKNOWN",
+    instrument="UNKNOWN",
+    telescop=(),
+    instrume=("*",),
+    pi_to_kev=None,
+    energy_note="unknown mission: no PI-to-energy conversion, energy is NaN",
+    pi_range=(0, 2**31 - 1),
+    energy_range=(0.0, float("inf")),
+    gti_extensions=("GTI", "STDGTI*", "GTI*"),
+)
+
+
+def register(profile: MissionProfile) -> MissionProfile:
+    """Add a profile to the registry (keyed by ``profile.name``) and return it."""
+    _REGISTRY[profile.name] = profile
+    return profile
+
+
+def _load_all() -> None:
+    for mod in _MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as exc:  # a profile module not written yet
+            if exc.name != f"{__name__}.{mod}":
+                raise
+
+
+def profiles() -> dict[str, MissionProfile]:
+    """All registered profiles, by name."""
+    _load_all()
+    return dict(_REGISTRY)
+
+
+def get_profile(name: str) -> MissionProfile:
+    """Profile by registry name (e.g. ``"xmm-pn"``, ``"nustar-fpma"``)."""
+    _load_all()
+    if name == "generic":
+        return GENERIC
+    try:
+        return _REGISTRY[name.lower()]
+    except KeyError:
+        raise KeyError(f"unknown mission profile {name!r}; known: {sorted(_REGISTRY)}") from None
+
+
+def detect(header, path: str = "<header>", instrument: str | None = None) -> MissionProfile:
+    """Pick the profile for a FITS header from TELESCOP and INSTRUME.
+
+    ``instrument`` (a registry name) overrides detection. Unknown missions give
+    the generic profile and a warning naming the file.
+    """
+    if instrument is not None:
+        return get_profile(instrument)
+    _load_all()
+    telescop = str(header.get("TELESCOP", "") or "")
+    instrume = str(header.get("INSTRUME", "") or "")
+    for prof in _REGISTRY.values():
+        if prof.matches(telescop, instrume):
+            return prof
+    warnings.warn(
+        f"{path}: unknown mission TELESCOP={telescop!r} INSTRUME={instrume!r}; using the generic profile "
+        "(no PI-to-energy conversion). Pass instrument=<profile name> to choose one.",
+        stacklevel=3,
+    )
+    return GENERIC

@@ -1,0 +1,118 @@
+"""The mission profile: everything xcube knows about one mission's event files.
+
+A profile is plain data plus a PI-to-energy conversion. Code outside
+``xcube.missions`` asks the profile; it never tests the mission name.
+"""
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+__all__ = ["MissionProfile", "linear_energy"]
+
+
+def linear_energy(kev_per_channel: float, offset_kev: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:
+    """Return ``f(pi) = offset_kev + kev_per_channel * pi`` in keV (float32)."""
+
+    def pi_to_kev(pi):
+        return (offset_kev + kev_per_channel * np.asarray(pi, dtype=np.float64)).astype(np.float32)
+
+    pi_to_kev.kev_per_channel = kev_per_channel
+    pi_to_kev.offset_kev = offset_kev
+    return pi_to_kev
+
+
+@dataclass(frozen=True)
+class MissionProfile:
+    """Knowledge of one mission/instrument's event files.
+
+    Attributes
+    ----------
+    name : registry key, e.g. ``"xmm-mos1"``.
+    mission, instrument : values for the ``mission``/``instrument`` attrs.
+    telescop : TELESCOP header values (upper case) this profile accepts.
+    instrume : ``fnmatch`` patterns of INSTRUME (upper case) this profile accepts.
+    columns : canonical name -> file column name for the renamed columns
+        (``time``, ``x``, ``y``, ``pi``). Lookup is case-insensitive; every
+        other scalar column keeps its lower-case file name.
+    pi_to_kev : vectorised PI -> energy [keV] conversion, or ``None`` where the
+        detector has no linear conversion (``energy`` is then NaN).
+    energy_note : where the conversion comes from, or why there is none.
+    pi_range : (min, max) valid PI channels, inclusive.
+    energy_range : (min, max) keV of the instrument's useful band.
+    events_extension : name of the event table extension.
+    gti_extensions : ``fnmatch`` patterns of GTI extension names, in priority order.
+    gti_columns : (start, stop) column names of the GTI tables (case-insensitive).
+    screening : default screening filter expression (``xcube.select`` syntax) or None.
+    frame_time : CCD frame time [s] (0 for non-imaging / event-by-event detectors).
+    pixel_arcsec : size of one sky pixel (X/Y columns) [arcsec], used when the
+        header has no TCDLT keyword.
+    quadrants : mapping CCD number -> quadrant, for the partial-CCD frame rule
+        (empty where not applicable).
+    supported_modes : ``fnmatch`` patterns of DATAMODE/SUBMODE values the
+        transient search accepts (empty = all).
+    """
+
+    name: str
+    mission: str
+    instrument: str
+    telescop: tuple[str, ...]
+    instrume: tuple[str, ...]
+    columns: Mapping[str, str] = field(default_factory=lambda: {"time": "TIME", "x": "X", "y": "Y", "pi": "PI"})
+    pi_to_kev: Callable[[np.ndarray], np.ndarray] | None = None
+    energy_note: str = ""
+    pi_range: tuple[int, int] = (0, 4095)
+    energy_range: tuple[float, float] = (0.1, 12.0)
+    events_extension: str = "EVENTS"
+    gti_extensions: tuple[str, ...] = ("GTI", "STDGTI*")
+    gti_columns: tuple[str, str] = ("START", "STOP")
+    screening: str | None = None
+    frame_time: float = 0.0
+    pixel_arcsec: float = 1.0
+    quadrants: Mapping[int, int] = field(default_factory=dict)
+    supported_modes: tuple[str, ...] = ()
+
+    def matches(self, telescop: str, instrume: str) -> bool:
+        """True when TELESCOP/INSTRUME header values belong to this profile."""
+        t = (telescop or "").strip().upper()
+        i = (instrume or "").strip().upper()
+        return t in self.telescop and any(fnmatch.fnmatchcase(i, p) for p in self.instrume)
+
+    def is_gti_extension(self, extname: str) -> bool:
+        """True when an extension name is one of this mission's GTI tables."""
+        return any(fnmatch.fnmatchcase(extname.upper(), p) for p in self.gti_extensions)
+
+    def energy(self, pi):
+        """PI channel -> energy [keV], float32; NaN everywhere when not convertible."""
+        if self.pi_to_kev is None:
+            return np.full(np.shape(pi), np.nan, dtype=np.float32)
+        return self.pi_to_kev(pi)
+
+    def pi_for_energy(self, kev):
+        """Energy [keV] -> (float) PI channel; inverse of a linear ``pi_to_kev``."""
+        f = self.pi_to_kev
+        if f is None or not hasattr(f, "kev_per_channel"):
+            raise ValueError(
+                f"{self.mission} {self.instrument}: no linear PI-energy conversion ({self.energy_note}); "
+                "select on the PI channel column instead"
+            )
+        return (np.asarray(kev, dtype=np.float64) - f.offset_kev) / f.kev_per_channel
+
+    def ccd_of_gti_extension(self, extname: str, header) -> int | None:
+        """CCD number a GTI extension belongs to (``CCDID`` keyword, or the digits
+        of ``STDGTInn``), or None for an observation-wide GTI."""
+        if header.get("CCDID") is not None:
+            return int(header["CCDID"])
+        m = re.fullmatch(r"STDGTI(\d+)", extname.upper())
+        return int(m.group(1)) if m else None
+
+    def accepts_mode(self, datamode: str | None, submode: str | None) -> bool:
+        """True when the instrument mode is supported by imaging analyses."""
+        if not self.supported_modes:
+            return True
+        vals = [v.upper() for v in (datamode, submode) if v]
+        return all(any(fnmatch.fnmatchcase(v, p.upper()) for p in self.supported_modes) for v in vals)
