@@ -1,0 +1,153 @@
+"""The result of a transient search: tables, light curves, lazy cubes, and
+writers for them."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..io.cache import atomic_dir
+
+__all__ = ["SearchResult", "SearchResults", "run_id"]
+
+
+def run_id(obs_id: str, subset: int, time_bin: float, energy_band) -> str:
+    """Run identifier ``{obsid}_{subset}_{time_bin}_{emin}_{emax}``, e.g. ``0765080801_0_50_0.2_12.0``."""
+    tb = f"{time_bin:g}"
+    return f"{obs_id}_{subset}_{tb}_{float(energy_band[0])}_{float(energy_band[1])}"
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+@dataclass
+class SearchResult:
+    """One transient-search run (one parameter set on one observation).
+
+    Attributes
+    ----------
+    detections : pandas.DataFrame, one row per detection (see ``detect.DETECTION_COLUMNS``).
+    lightcurves : xr.Dataset over (detection, time): counts, expected,
+        log10_bayes_peak, log10_bayes_eclipse, bti, bad_frame.
+    cube, expected : lazy (time, y, x) DataArrays of counts and expected counts.
+    masks : xr.Dataset of lazy boolean (time, y, x) ``peak`` and ``eclipse``.
+    image : eager (y, x) summed counts.
+    summary : dict: exposure [s], n_frames, n_bad_frames, n_bti, bti_exposure [s],
+        expected_false_alarms (peak, eclipse), timings [s], reason (why empty, or "").
+    params : the run parameters.
+    """
+
+    run_id: str
+    detections: pd.DataFrame
+    lightcurves: xr.Dataset | None
+    cube: xr.DataArray | None = None
+    expected: xr.DataArray | None = None
+    masks: xr.Dataset | None = None
+    image: xr.DataArray | None = None
+    summary: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        reason = self.summary.get("reason")
+        extra = f", reason={reason!r}" if reason else ""
+        return f"<SearchResult {self.run_id}: {len(self.detections)} detections{extra}>"
+
+    def plot(self):
+        """Figures: the summed image with detections, and the detection light
+        curves. Returns ``(image_figure, lightcurve_figure)`` (either None when
+        there is nothing to draw)."""
+        from .. import plot
+
+        fig_img = plot.detections(self.image, self.detections, title=self.run_id) if self.image is not None else None
+        fig_lc = (
+            plot.detection_lightcurves(self.lightcurves, self.detections) if self.lightcurves is not None else None
+        )
+        return fig_img, fig_lc
+
+    def write(self, directory, overwrite: bool = False, figures: bool = True) -> Path:
+        """Write ``detections.csv``/``.parquet``, ``lightcurves.parquet``,
+        ``summary.json``, ``detections.reg`` (DS9, fk5) and PNG figures into
+        ``directory`` atomically (temporary directory, then rename). Eager."""
+        from ..io.ds9 import write_detection_regions
+
+        directory = Path(directory)
+        with atomic_dir(directory, overwrite=overwrite) as tmp:
+            self.detections.to_csv(tmp / "detections.csv", index=False)
+            self.detections.to_parquet(tmp / "detections.parquet", index=False)
+            if self.lightcurves is not None:
+                lc = self.lightcurves.to_dataframe().reset_index()
+                lc.to_parquet(tmp / "lightcurves.parquet", index=False)
+            (tmp / "summary.json").write_text(
+                json.dumps(_jsonable({"run_id": self.run_id, "params": self.params, **self.summary}), indent=2)
+            )
+            write_detection_regions(self.detections, tmp / "detections.reg")
+            if figures:
+                fig_img, fig_lc = self.plot()
+                if fig_img is not None:
+                    fig_img.savefig(tmp / "detections.png", dpi=110)
+                if fig_lc is not None and len(self.detections):
+                    fig_lc.savefig(tmp / "lightcurves.png", dpi=110)
+        return directory
+
+    def to_zarr(self, store, overwrite: bool = False) -> Path:
+        """Write the cube, expected counts, masks and light curves to a Zarr
+        store (computes the lazy arrays chunk by chunk), atomically."""
+        from ..io.cache import to_zarr
+
+        if self.cube is None:
+            raise ValueError(f"{self.run_id}: empty result ({self.summary.get('reason')}); nothing to write")
+        ds = xr.Dataset({"counts": self.cube, "expected": self.expected})
+        if self.masks is not None:
+            ds["peak"] = self.masks["peak"]
+            ds["eclipse"] = self.masks["eclipse"]
+        ds.attrs = {"kind": "transient-search", "run_id": self.run_id, "params": _jsonable(self.params),
+                    "summary": _jsonable(self.summary)}
+        return to_zarr(ds, store, overwrite=overwrite)
+
+
+class SearchResults(list):
+    """Several runs (parameter sets) of one search call; a list of
+    :class:`SearchResult` with the tables concatenated."""
+
+    @property
+    def detections(self) -> pd.DataFrame:
+        frames = [r.detections for r in self if len(r.detections)]
+        if not frames:
+            return self[0].detections.iloc[0:0] if len(self) else pd.DataFrame()
+        return pd.concat(frames, ignore_index=True)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([{"run_id": r.run_id, "n_detections": len(r.detections), **_flat(r.summary)} for r in self])
+
+    def write(self, directory, overwrite: bool = False, figures: bool = True) -> Path:
+        """Write each run into ``directory/<run_id>/`` and the combined table."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for r in self:
+            r.write(directory / r.run_id, overwrite=overwrite, figures=figures)
+        self.detections.to_csv(directory / "detections.csv", index=False)
+        return directory
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}_"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
