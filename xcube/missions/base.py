@@ -44,9 +44,15 @@ class MissionProfile:
     energy_note : where the conversion comes from, or why there is none.
     pi_range : (min, max) valid PI channels, inclusive.
     energy_range : (min, max) keV of the instrument's useful band.
-    events_extension : name of the event table extension.
+    events_extension : name of the event table extension, or a tuple of
+        accepted names (RXTE science event files use ``XTE_SE``).
     gti_extensions : ``fnmatch`` patterns of GTI extension names, in priority order.
-    gti_columns : (start, stop) column names of the GTI tables (case-insensitive).
+    gti_columns : (start, stop) column names of the GTI tables (case-insensitive,
+        so RXTE's ``Start``/``Stop`` match too).
+    gti_ccd_keywords : header keywords of a GTI extension naming its CCD
+        (XMM ``CCDID``, Chandra ``CCD_ID``).
+    gti_ccd_pattern : regular expression on the upper-case extension name whose
+        first group is the CCD number (XMM ``STDGTInn``, eROSITA ``GTIn``), or None.
     screening : default screening filter expression (``xcube.select`` syntax) or None.
     frame_time : CCD frame time [s] (0 for non-imaging / event-by-event detectors).
     pixel_arcsec : size of one sky pixel (X/Y columns) [arcsec], used when the
@@ -67,9 +73,11 @@ class MissionProfile:
     energy_note: str = ""
     pi_range: tuple[int, int] = (0, 4095)
     energy_range: tuple[float, float] = (0.1, 12.0)
-    events_extension: str = "EVENTS"
+    events_extension: str | tuple[str, ...] = "EVENTS"
     gti_extensions: tuple[str, ...] = ("GTI", "STDGTI*")
     gti_columns: tuple[str, str] = ("START", "STOP")
+    gti_ccd_keywords: tuple[str, ...] = ("CCDID", "CCD_ID")
+    gti_ccd_pattern: str | None = r"STDGTI(\d+)"
     screening: str | None = None
     frame_time: float = 0.0
     pixel_arcsec: float = 1.0
@@ -81,6 +89,17 @@ class MissionProfile:
         t = (telescop or "").strip().upper()
         i = (instrume or "").strip().upper()
         return t in self.telescop and any(fnmatch.fnmatchcase(i, p) for p in self.instrume)
+
+    @property
+    def events_extensions(self) -> tuple[str, ...]:
+        """Accepted event-table extension names (upper case)."""
+        ext = self.events_extension
+        return tuple(e.upper() for e in ((ext,) if isinstance(ext, str) else ext))
+
+    @property
+    def has_sky(self) -> bool:
+        """True when the mission's event files have sky X/Y columns."""
+        return "x" in self.columns and "y" in self.columns
 
     def is_gti_extension(self, extname: str) -> bool:
         """True when an extension name is one of this mission's GTI tables."""
@@ -103,12 +122,17 @@ class MissionProfile:
         return (np.asarray(kev, dtype=np.float64) - f.offset_kev) / f.kev_per_channel
 
     def ccd_of_gti_extension(self, extname: str, header) -> int | None:
-        """CCD number a GTI extension belongs to (``CCDID`` keyword, or the digits
-        of ``STDGTInn``), or None for an observation-wide GTI."""
-        if header.get("CCDID") is not None:
-            return int(header["CCDID"])
-        m = re.fullmatch(r"STDGTI(\d+)", extname.upper())
-        return int(m.group(1)) if m else None
+        """CCD number a GTI extension belongs to (one of ``gti_ccd_keywords``,
+        or the digits matched by ``gti_ccd_pattern``), or None for an
+        observation-wide GTI."""
+        for key in self.gti_ccd_keywords:
+            if header.get(key) is not None:
+                return int(header[key])
+        if self.gti_ccd_pattern:
+            m = re.fullmatch(self.gti_ccd_pattern, extname.upper())
+            if m:
+                return int(m.group(1))
+        return None
 
     def accepts_mode(self, datamode: str | None, submode: str | None) -> bool:
         """True when the instrument mode is supported by imaging analyses."""
