@@ -1,0 +1,591 @@
+"""OGIP product files: light curves (OGIP/93-003), PHA type I spectra
+(OGIP/92-007), GTI tables, and a reader of OGIP light curves.
+
+Writers take the xcube product Datasets (:func:`xcube.lightcurve`,
+:func:`xcube.spectrum`), compute them (the only eager step), and write
+atomically: the file is written under a temporary name in the target
+directory and renamed into place with ``os.replace``, so a reader never sees
+a half-written file. An existing file is replaced only with ``overwrite=True``.
+
+Conventions of the files written here
+-------------------------------------
+- Light curves: ``TIME`` is the bin centre (``TIMEPIXR = 0.5``) in seconds of
+  mission time with ``TIMEZERO = 0``; ``RATE = COUNTS / (TIMEDEL * FRACEXP)``
+  is corrected for the good-time fraction of each bin (as XMM-Newton's
+  ``epiclccorr`` products are), NaN where ``FRACEXP = 0``, and flagged by the
+  keyword ``FRACCORR = T`` (DEADAPP stays F: no dead-time correction is made);
+  ``COUNTS`` holds the raw counts so that the file round-trips exactly.
+  Stingray's ``Lightcurve.read(fmt="hea")`` assumes uncorrected rates: it
+  reproduces the counts of full bins exactly, zeroes bins with FRACEXP < 0.9
+  and over-corrects bins with 0.9 <= FRACEXP < 1 by 1/FRACEXP.
+- Spectra: ``CHANNEL`` starts at the mission's first PI channel
+  (``TLMIN1``); ``BACKSCAL`` is the extraction area in sky pixels squared, as
+  XMM-Newton SAS ``backscale`` writes it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+import warnings
+from contextlib import contextmanager
+from decimal import ROUND_FLOOR, Decimal
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from astropy.io import fits
+
+from .. import gti as gtimod
+from .._version import __version__
+from .fitsutil import find_column, open_fits
+
+__all__ = [
+    "atomic_file",
+    "gti_hdu",
+    "write_gti",
+    "read_gti",
+    "write_lightcurve",
+    "read_lightcurve",
+    "write_spectrum",
+]
+
+log = logging.getLogger("xcube.io")
+
+_TIME_KEYS = ("MJDREF", "MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF", "TIMEZERO")
+
+
+@contextmanager
+def atomic_file(path, overwrite: bool = False):
+    """Context manager yielding a temporary path beside ``path``; on success the
+    temporary file is renamed onto ``path`` (``os.replace``), on failure removed.
+
+    The temporary name ends with ``path``'s name, so suffix-driven writers
+    (``.gz`` compression in astropy) behave the same. Raises
+    ``FileExistsError`` when ``path`` exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists; pass overwrite=True (or --overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_hdul(hdul: fits.HDUList, path, overwrite: bool) -> Path:
+    path = Path(path)
+    with atomic_file(path, overwrite=overwrite) as tmp:
+        hdul.writeto(tmp, checksum=True)
+    log.info("wrote %s", path)
+    return path
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def _mjdref_cards(mjdref) -> dict:
+    """MJDREFI/MJDREFF (exact split) plus MJDREF for older readers."""
+    if mjdref is None or not np.isfinite(float(mjdref)):
+        return {}
+    m = float(mjdref)
+    # split the shortest decimal that round-trips the float64 (50814.000743 -> 50814 + 0.000743),
+    # not m - floor(m), which would carry the binary representation error into MJDREFF
+    d = Decimal(repr(m))
+    i = int(d.to_integral_value(rounding=ROUND_FLOOR))
+    return {"MJDREFI": i, "MJDREFF": float(d - i), "MJDREF": m}
+
+
+def _common_cards(attrs: dict) -> dict:
+    """Descriptive and time keywords from an xcube product's attrs."""
+    cards = {
+        "TELESCOP": str(attrs.get("telescop") or attrs.get("mission") or "UNKNOWN").upper(),
+        "INSTRUME": str(attrs.get("instrume") or attrs.get("instrument") or "UNKNOWN").upper(),
+    }
+    for key, name in (("OBS_ID", "obs_id"), ("OBJECT", "object"), ("FILTER", "filter"), ("DATE-OBS", "date_obs"),
+                      ("DATE-END", "date_end")):
+        if attrs.get(name) not in (None, ""):
+            cards[key] = str(attrs[name])
+    cards.update(_mjdref_cards(attrs.get("mjdref")))
+    cards["TIMESYS"] = str(attrs.get("timesys") or "TT")
+    cards["TIMEUNIT"] = "s"
+    cards["TIMEREF"] = str(attrs.get("timeref") or "LOCAL")
+    cards["CREATOR"] = f"xcube {__version__}"
+    cards["ORIGIN"] = "xcube"
+    return cards
+
+
+def _apply(header: fits.Header, cards: dict) -> None:
+    for k, v in cards.items():
+        if v is None:
+            continue
+        if isinstance(v, (np.generic,)):
+            v = v.item()
+        header[k] = v
+
+
+def _primary(cards: dict) -> fits.PrimaryHDU:
+    prim = fits.PrimaryHDU()
+    _apply(prim.header, {k: v for k, v in cards.items() if k in ("TELESCOP", "INSTRUME", "OBS_ID", "OBJECT",
+                                                                   "DATE-OBS", "DATE-END", "CREATOR", "ORIGIN")})
+    return prim
+
+
+# --------------------------------------------------------------------------- GTI
+
+
+def gti_hdu(gti, *, extname: str = "GTI", header: dict | None = None) -> fits.BinTableHDU:
+    """An OGIP GTI table (START, STOP in s; HDUCLAS1 = 'GTI') from ``(start, stop)``.
+
+    ``header`` adds keywords (MJDREF, TIMESYS, ... from :func:`_common_cards`).
+    The set is normalised (sorted, merged) first.
+    """
+    start, stop = gtimod.normalize(*gti, warn=False)
+    hdu = fits.BinTableHDU.from_columns(
+        [fits.Column(name="START", format="D", unit="s", array=start),
+         fits.Column(name="STOP", format="D", unit="s", array=stop)],
+        name=extname,
+    )
+    _apply(hdu.header, {k: v for k, v in (header or {}).items() if k not in ("CREATOR", "ORIGIN")})
+    _apply(hdu.header, {
+        "HDUCLASS": "OGIP", "HDUCLAS1": "GTI", "HDUCLAS2": "STANDARD", "TIMEZERO": 0.0,
+        "ONTIME": float(np.sum(stop - start)),
+        "TSTART": float(start[0]) if start.size else 0.0,
+        "TSTOP": float(stop[-1]) if stop.size else 0.0,
+    })
+    return hdu
+
+
+def write_gti(path, gti, *, attrs: dict | None = None, extname: str = "GTI", overwrite: bool = False) -> Path:
+    """Write a GTI file: an empty primary HDU and one OGIP GTI table.
+
+    ``gti`` is ``(start, stop)`` [s, mission time] or any Dataset holding
+    ``gti_start``/``gti_stop`` (an EventList or product; its attrs supply
+    TELESCOP, MJDREF, TIMESYS unless ``attrs`` is given). Eager; returns the path.
+    """
+    if isinstance(gti, xr.Dataset):
+        attrs = dict(gti.attrs) if attrs is None else attrs
+        gti = gtimod.from_dataset(gti)
+    cards = _common_cards(attrs or {})
+    return _write_hdul(fits.HDUList([_primary(cards), gti_hdu(gti, extname=extname, header=cards)]), path, overwrite)
+
+
+def read_gti(path, extname: str | None = None):
+    """``(start, stop)`` of a GTI table [s], TIMEZERO applied. ``extname``
+    defaults to the first table with HDUCLAS1 = 'GTI' (or named GTI/STDGTI*)."""
+    with open_fits(path, memmap=False) as hdul:
+        hdu = _find_gti_hdu(hdul, extname, path)
+        if hdu is None:
+            raise ValueError(f"{path}: no GTI table (extensions: {[h.name for h in hdul]}); pass extname=")
+        return _gti_of(hdu, path)
+
+
+def _is_gti(hdu) -> bool:
+    if not isinstance(hdu, fits.BinTableHDU):
+        return False
+    if str(hdu.header.get("HDUCLAS1", "")).strip().upper() == "GTI":
+        return True
+    name = hdu.name.upper()
+    return name in ("GTI", "STDGTI", "SRC_GTIS") or name.startswith("STDGTI")
+
+
+def _find_gti_hdu(hdul, extname, path):
+    if extname is not None:
+        try:
+            return hdul[extname]
+        except KeyError:
+            raise ValueError(f"{path}: no extension {extname!r} (extensions: {[h.name for h in hdul]})") from None
+    return next((h for h in hdul[1:] if _is_gti(h)), None)
+
+
+def _gti_of(hdu, path):
+    names = hdu.columns.names
+    s, e = find_column(names, "START"), find_column(names, "STOP")
+    if s is None or e is None:
+        raise ValueError(f"{path}[{hdu.name}]: GTI table without START/STOP columns (columns: {names})")
+    tz = float(hdu.header.get("TIMEZERO", 0.0))
+    return gtimod.normalize(np.asarray(hdu.data[s], np.float64) + tz, np.asarray(hdu.data[e], np.float64) + tz,
+                            source=f"{path}[{hdu.name}]")
+
+
+# --------------------------------------------------------------------------- light curves
+
+_LC_KINDS = {
+    # kind: (rate var, error var, HDUCLAS2)
+    "total": ("rate", "rate_err", "TOTAL"),
+    "net": ("net_rate", "net_rate_err", "NET"),
+    "background": ("bkg_rate", "bkg_rate_err", "BKG"),
+}
+
+
+def _band_cards(attrs: dict) -> dict:
+    cards = {}
+    band = attrs.get("energy_band")
+    if band is not None and len(band) == 2:
+        cards["E_MIN"] = (float(band[0]), "[keV] lower energy of the band")
+        cards["E_MAX"] = (float(band[1]), "[keV] upper energy of the band")
+    chans = attrs.get("pi_band")
+    if chans is not None and len(chans) == 2:
+        cards.update({"CHANTYPE": "PI", "CHANMIN": int(chans[0]), "CHANMAX": int(chans[1])})
+    return cards
+
+
+def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite: bool = False,
+                     header: dict | None = None) -> Path:
+    """Write an xcube light curve as an OGIP/93-003 ``RATE`` table plus ``GTI``.
+
+    Parameters
+    ----------
+    lc : Dataset from :func:`xcube.lightcurve` or :func:`read_lightcurve`
+        (dim ``time``; ``time_lo``/``time_hi``/``exposure``/``fracexp`` along
+        time; ``counts``, ``rate``, ``rate_err``; optionally the background
+        variables; ``gti_start``/``gti_stop``).
+    kind : ``"total"`` (gross source rate, HDUCLAS2 = 'TOTAL'), ``"net"``
+        (background-subtracted, 'NET', with BACKV/BACKE columns) or
+        ``"background"`` (the area-scaled background, 'BKG'). Default: total.
+    header : extra keywords for the RATE extension.
+
+    Columns: TIME [s, bin centre], RATE, ERROR [count/s], FRACEXP, COUNTS
+    (total/background only), TIMEDEL [s] when the bins are not equal.
+    Computes ``lc`` (eager); warns when it holds no counts. Returns the path.
+    """
+    kind = kind or "total"
+    if kind not in _LC_KINDS:
+        raise ValueError(f"kind={kind!r}: use one of {sorted(_LC_KINDS)}")
+    rate_var, err_var, hduclas2 = _LC_KINDS[kind]
+    if rate_var not in lc:
+        raise ValueError(
+            f"write_lightcurve(kind={kind!r}): the light curve has no {rate_var!r} variable"
+            + ("; build it with background=<region>" if kind != "total" else "")
+        )
+    lc = lc.compute()
+    lo = np.asarray(lc["time_lo"].values, np.float64)
+    hi = np.asarray(lc["time_hi"].values, np.float64)
+    width = hi - lo
+    fracexp = np.asarray(lc["fracexp"].values, np.float64)
+    exposure = np.asarray(lc["exposure"].values, np.float64)
+    counts_var = {"total": "counts", "background": "bkg_counts"}.get(kind)
+    if "counts" in lc and float(np.nansum(lc["counts"].values)) == 0:
+        warnings.warn(f"{path}: the light curve holds no counts (empty selection?)", stacklevel=2)
+    cols = [
+        fits.Column(name="TIME", format="D", unit="s", array=0.5 * (lo + hi)),
+        fits.Column(name="RATE", format="D", unit="count/s", array=np.asarray(lc[rate_var].values, np.float64)),
+        fits.Column(name="ERROR", format="D", unit="count/s", array=np.asarray(lc[err_var].values, np.float64)),
+        fits.Column(name="FRACEXP", format="D", unit="", array=fracexp),
+    ]
+    if counts_var is not None and counts_var in lc:
+        c = np.asarray(lc[counts_var].values)
+        fmt = "K" if c.dtype.kind in "iu" else "D"
+        cols.append(fits.Column(name="COUNTS", format=fmt, unit="count", array=c))
+    if kind == "net":
+        cols.append(fits.Column(name="BACKV", format="D", unit="count/s", array=np.asarray(lc["bkg_rate"].values, np.float64)))
+        cols.append(fits.Column(name="BACKE", format="D", unit="count/s",
+                                array=np.asarray(lc["bkg_rate_err"].values, np.float64)))
+    uniform = width.size > 0 and np.allclose(width, width[0], rtol=1e-12, atol=0)
+    if not uniform and width.size:
+        cols.append(fits.Column(name="TIMEDEL", format="D", unit="s", array=width))
+    hdu = fits.BinTableHDU.from_columns(cols, name="RATE")
+    attrs = dict(lc.attrs)
+    cards = _common_cards(attrs)
+    _apply(hdu.header, cards)
+    _apply(hdu.header, {
+        "HDUCLASS": "OGIP", "HDUCLAS1": "LIGHTCURVE", "HDUCLAS2": hduclas2, "HDUCLAS3": "RATE",
+        "HDUVERS": "1.1.0", "TIMVERSN": "OGIP/93-003",
+        "TSTART": float(lo[0]) if lo.size else 0.0, "TSTOP": float(hi[-1]) if hi.size else 0.0,
+        "TIMEZERO": 0.0, "TIMEPIXR": (0.5, "TIME is the bin centre"),
+        "TIMEDEL": (float(np.median(width)) if width.size else 0.0, "[s] bin width"),
+        "EXPOSURE": (float(exposure.sum()), "[s] good time in the bins"),
+        "ONTIME": float(exposure.sum()),
+        "BACKAPP": kind == "net", "DEADAPP": False, "VIGNAPP": False,
+        "FRACCORR": (True, "RATE = COUNTS / (TIMEDEL * FRACEXP)"),
+    })
+    _apply(hdu.header, _band_cards(attrs))
+    if attrs.get("region"):
+        hdu.header["REGION"] = (str(attrs["region"])[:68], "source region")
+    if attrs.get("background_region") and kind != "total":
+        hdu.header["BKGREG"] = (str(attrs["background_region"])[:68], "background region")
+    if attrs.get("backscal_ratio") is not None:
+        hdu.header["BKGRATIO"] = (float(attrs["backscal_ratio"]), "source area / background area")
+    hdu.header["HISTORY"] = "RATE = COUNTS / (TIMEDEL * FRACEXP), NaN where FRACEXP = 0"
+    _apply(hdu.header, header or {})
+    gti = gtimod.from_dataset(lc) if "gti_start" in lc else (lo[exposure > 0], hi[exposure > 0])
+    hdul = fits.HDUList([_primary(cards), hdu, gti_hdu(gti, header=cards)])
+    return _write_hdul(hdul, path, overwrite)
+
+
+def _find_rate_hdu(hdul, extname, path):
+    if extname is not None:
+        try:
+            return hdul[extname]
+        except KeyError:
+            raise ValueError(f"{path}: no extension {extname!r} (extensions: {[h.name for h in hdul]})") from None
+    for h in hdul[1:]:
+        if not isinstance(h, fits.BinTableHDU):
+            continue
+        if str(h.header.get("HDUCLAS1", "")).strip().upper() == "LIGHTCURVE" or h.name.upper() in ("RATE", "LIGHTCURVE"):
+            return h
+    raise ValueError(
+        f"{path}: no light-curve table (HDUCLAS1='LIGHTCURVE' or EXTNAME='RATE'; extensions: "
+        f"{[h.name for h in hdul]}); pass extension="
+    )
+
+
+def _time_scale(unit: str, path) -> float:
+    unit = (unit or "s").strip().lower()
+    if unit in ("s", "sec", "second", "seconds"):
+        return 1.0
+    if unit in ("d", "day", "days"):
+        return 86400.0
+    raise ValueError(f"{path}: TIMEUNIT={unit!r} is not supported; expected 's' or 'd'")
+
+
+def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | None = None) -> xr.Dataset:
+    """Read an OGIP light curve (OGIP/93-003 ``RATE`` table) into the form of
+    :func:`xcube.lightcurve`.
+
+    Returns a Dataset on dim ``time`` with coords ``time`` (bin centre [s]),
+    ``time_lo``/``time_hi``, ``exposure`` [s] and ``fracexp``; variables
+    ``counts``, ``rate``, ``rate_err`` [count/s] (and ``bkg_rate``/``bkg_rate_err``
+    from BACKV/BACKE); ``gti_start``/``gti_stop``; attrs ``mjdref``,
+    ``timesys``, ``mission``/``instrument`` (TELESCOP/INSTRUME), ``hduclas2``,
+    ``source``. Eager (light curves are small).
+
+    Conventions read:
+    - times are ``TIME + TIMEZERO``; ``TIMEPIXR`` places TIME in the bin
+      (absent: 0.5, the bin centre, as SAS and xcube write it); ``TIMEDEL``
+      keyword or column gives the width; TIMEUNIT 's' or 'd'.
+    - exposure = TIMEDEL x FRACEXP. Without a FRACEXP column the fraction is
+      computed from the GTI table (``gti_extension``, default the first GTI
+      table in the file; per-CCD files hold several - pick the source CCD's).
+    - counts: a COUNTS column when present; otherwise ``RATE x exposure`` when
+      the rate is exposure-corrected (``FRACCORR = T`` as xcube writes, else
+      DEADAPP = T, the SAS ``epiclccorr``/PPS convention) and ``RATE x TIMEDEL`` when it is not (``evselect``,
+      ``extractor``; then ``rate`` = counts / exposure). Counts that are whole numbers to
+      1e-3 are returned as int64.
+    """
+    with open_fits(path, memmap=False) as hdul, np.errstate(invalid="ignore", divide="ignore"):
+        hdu = _find_rate_hdu(hdul, extension, path)
+        h = dict(hdul[0].header)
+        h.update(hdu.header)
+        data = hdu.data
+        names = hdu.columns.names
+        scale = _time_scale(h.get("TIMEUNIT", "s"), path)
+        tcol = find_column(names, "TIME")
+        rcol = find_column(names, "RATE")
+        ccol = find_column(names, "COUNTS")
+        if tcol is None or (rcol is None and ccol is None):
+            raise ValueError(f"{path}[{hdu.name}]: a light curve needs TIME and RATE or COUNTS columns (columns: {names})")
+        timezero = float(h.get("TIMEZERO", 0.0))
+        time = (np.asarray(data[tcol], np.float64) + timezero) * scale
+        dcol = find_column(names, "TIMEDEL")
+        if dcol is not None:
+            width = np.asarray(data[dcol], np.float64) * scale
+        elif "TIMEDEL" in h:
+            width = np.full(time.shape, float(h["TIMEDEL"]) * scale)
+        elif time.size > 1:
+            width = np.full(time.shape, float(np.median(np.diff(time))))
+            warnings.warn(f"{path}: no TIMEDEL keyword; using the median TIME step {width[0]} s", stacklevel=2)
+        else:
+            raise ValueError(f"{path}[{hdu.name}]: no TIMEDEL keyword or column; cannot define the bins")
+        pixr = float(h.get("TIMEPIXR", 0.5))
+        lo = time - pixr * width
+        hi = lo + width
+        gti_h = _find_gti_hdu(hdul, gti_extension, path)
+        gti = _gti_of(gti_h, path) if gti_h is not None else None
+        gti_name = gti_h.name if gti_h is not None else None
+        fcol = find_column(names, "FRACEXP")
+        if fcol is not None:
+            fracexp = np.nan_to_num(np.asarray(data[fcol], np.float64))
+        elif gti is not None:
+            fracexp = np.where(width > 0, gtimod.exposure_per_bin(lo, hi, gti) / width, 0.0)
+        else:
+            fracexp = np.ones(time.shape)
+        exposure = width * fracexp
+        if gti is None:
+            gti = gtimod.normalize(lo[exposure > 0], hi[exposure > 0], warn=False)
+        rate = np.asarray(data[rcol], np.float64) if rcol is not None else None
+        ecol = find_column(names, "ERROR")
+        err = np.asarray(data[ecol], np.float64) if ecol is not None else None
+        corrected = _flag(h.get("FRACCORR", h.get("DEADAPP", False)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if ccol is not None:
+                counts = np.asarray(data[ccol])
+                if rate is None:
+                    rate = np.where(exposure > 0, counts / exposure, np.nan)
+            elif not corrected:
+                # SAS evselect / extractor: RATE = counts / TIMEDEL, not corrected for FRACEXP
+                counts = np.where(np.isfinite(rate), rate * width, 0.0)
+                rate = np.where(fracexp > 0, rate / fracexp, np.nan)
+                err = np.where(fracexp > 0, err / fracexp, np.nan) if err is not None else None
+            else:
+                counts = np.where(np.isfinite(rate) & (exposure > 0), rate * exposure, 0.0)
+            counts = _maybe_int(counts)
+            if err is None:
+                err = np.where(exposure > 0, np.sqrt(np.clip(counts, 0, None)) / exposure, np.nan)
+        coords = {
+            "time": ("time", 0.5 * (lo + hi), {"units": "s"}),
+            "time_lo": ("time", lo, {"units": "s"}),
+            "time_hi": ("time", hi, {"units": "s"}),
+            "exposure": ("time", exposure, {"units": "s"}),
+            "fracexp": ("time", fracexp),
+        }
+        data_vars = {
+            "counts": ("time", counts, {"units": "count"}),
+            "rate": ("time", rate, {"units": "count/s"}),
+            "rate_err": ("time", err, {"units": "count/s"}),
+            "gti_start": ("gti", gti[0], {"units": "s"}),
+            "gti_stop": ("gti", gti[1], {"units": "s"}),
+        }
+        bcol, becol = find_column(names, "BACKV"), find_column(names, "BACKE")
+        if bcol is not None:
+            data_vars["bkg_rate"] = ("time", np.asarray(data[bcol], np.float64), {"units": "count/s"})
+            if becol is not None:
+                data_vars["bkg_rate_err"] = ("time", np.asarray(data[becol], np.float64), {"units": "count/s"})
+        attrs = {
+            "kind": "lightcurve",
+            "source": str(Path(path).resolve()),
+            "extension": hdu.name,
+            "gti_extension": gti_name,
+            "mission": str(h.get("TELESCOP", "")).strip(),
+            "instrument": str(h.get("INSTRUME", "")).strip(),
+            "obs_id": str(h.get("OBS_ID", "")).strip(),
+            "object": str(h.get("OBJECT", "")).strip(),
+            "mjdref": _read_mjdref(h),
+            "timesys": str(h.get("TIMESYS", "TT")).strip(),
+            "hduclas2": str(h.get("HDUCLAS2", "")).strip(),
+            "time_bin": float(np.median(width)) if width.size else float("nan"),
+            "tstart": float(lo[0]) if lo.size else float("nan"),
+            "tstop": float(hi[-1]) if hi.size else float("nan"),
+        }
+        if "E_MIN" in h and "E_MAX" in h:
+            attrs["energy_band"] = [float(h["E_MIN"]), float(h["E_MAX"])]
+        if "CHANMIN" in h and "CHANMAX" in h:
+            attrs["pi_band"] = [int(float(h["CHANMIN"])), int(float(h["CHANMAX"]))]
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _flag(value) -> bool:
+    """A FITS logical keyword, also when written as the string 'T'/'F'."""
+    if isinstance(value, str):
+        return value.strip().upper() in ("T", "TRUE")
+    return bool(value)
+
+
+def _read_mjdref(h: dict) -> float:
+    if "MJDREFI" in h:
+        return float(np.float64(h["MJDREFI"]) + np.float64(h.get("MJDREFF", 0.0)))
+    if "MJDREF" in h:
+        return float(h["MJDREF"])
+    return float("nan")
+
+
+def _maybe_int(counts):
+    counts = np.asarray(counts)
+    if counts.dtype.kind in "iu":
+        return counts.astype(np.int64)
+    finite = np.isfinite(counts)
+    if finite.all() and np.all(np.abs(counts - np.round(counts)) < 1e-3):
+        return np.round(counts).astype(np.int64)
+    return counts.astype(np.float64)
+
+
+# --------------------------------------------------------------------------- spectra
+
+
+def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=None, grouping=None,
+             backfile="none", respfile="none", ancrfile="none", areascal=1.0, corrscal=0.0, tlmin=None, tlmax=None):
+    channel = np.asarray(channel, np.int64)
+    counts = np.asarray(counts)
+    if counts.dtype.kind not in "iu":
+        if np.any(np.abs(counts - np.round(counts)) > 0):
+            raise ValueError("PHA COUNTS must be whole numbers (POISSERR = T); got non-integer counts")
+        counts = np.round(counts)
+    cols = [
+        fits.Column(name="CHANNEL", format="J", array=channel.astype(np.int32)),
+        fits.Column(name="COUNTS", format="J", unit="count", array=counts.astype(np.int32)),
+        fits.Column(name="QUALITY", format="I", array=np.zeros(channel.size, np.int16) if quality is None
+                    else np.asarray(quality, np.int16)),
+        fits.Column(name="GROUPING", format="I", array=np.ones(channel.size, np.int16) if grouping is None
+                    else np.asarray(grouping, np.int16)),
+    ]
+    hdu = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
+    _apply(hdu.header, cards)
+    _apply(hdu.header, {
+        "HDUCLASS": "OGIP", "HDUCLAS1": "SPECTRUM", "HDUVERS": "1.2.1", "HDUCLAS2": hduclas2,
+        "HDUCLAS3": "COUNT", "HDUCLAS4": "TYPE:I", "CHANTYPE": "PI", "POISSERR": True, "STAT_ERR": 0, "SYS_ERR": 0,
+        "DETCHANS": (int(channel.size) if tlmax is None else int(tlmax - tlmin + 1), "number of detector channels"),
+        "TLMIN1": int(channel.min() if tlmin is None else tlmin),
+        "TLMAX1": int(channel.max() if tlmax is None else tlmax),
+        "EXPOSURE": (float(exposure), "[s] good time"),
+        "BACKSCAL": (float(backscal), "extraction area [sky pixel^2]"),
+        "AREASCAL": float(areascal), "CORRSCAL": float(corrscal),
+        "BACKFILE": backfile or "none", "CORRFILE": "none", "RESPFILE": respfile or "none",
+        "ANCRFILE": ancrfile or "none",
+    })
+    return hdu
+
+
+def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile: str | None = None,
+                   ancrfile: str | None = None, overwrite: bool = False, header: dict | None = None) -> Path:
+    """Write an xcube spectrum as an OGIP PHA type I file (``SPECTRUM`` table).
+
+    Parameters
+    ----------
+    spectrum : Dataset from :func:`xcube.spectrum` (dim ``channel``; ``counts``;
+        optional ``quality``/``grouping`` from :func:`xcube.products.group_min_counts`;
+        attrs ``exposure``, ``backscal``; with a background also ``bkg_counts``
+        and attrs ``bkg_backscal``).
+    background_path : where the background PHA goes when the spectrum has
+        ``bkg_counts``; default ``<stem>_bkg<suffix>`` beside ``path``. BACKFILE
+        holds its file name (relative, as XSPEC expects beside the source file).
+    respfile, ancrfile : RESPFILE/ANCRFILE keyword values (default 'none').
+
+    Columns CHANNEL, COUNTS, QUALITY, GROUPING; keywords EXPOSURE, BACKSCAL,
+    AREASCAL, CORRSCAL, BACKFILE, RESPFILE, ANCRFILE, HDUCLAS2, POISSERR,
+    DETCHANS, TLMIN1/TLMAX1. Computes the spectrum (eager); returns the path of
+    the source file.
+    """
+    path = Path(path)
+    spectrum = spectrum.compute()
+    attrs = dict(spectrum.attrs)
+    cards = _common_cards(attrs)
+    band = _band_cards(attrs)
+    channel = np.asarray(spectrum["channel"].values)
+    tlmin, tlmax = attrs.get("channel_range", (int(channel.min()), int(channel.max())))
+    if int(np.sum(spectrum["counts"].values)) == 0:
+        warnings.warn(f"{path}: the spectrum holds no counts (empty selection?)", stacklevel=2)
+    backfile = "none"
+    bkg_hdul = None
+    if "bkg_counts" in spectrum:
+        bpath = Path(background_path) if background_path else path.with_name(f"{path.stem}_bkg{path.suffix}")
+        backfile = bpath.name if bpath.parent.resolve() == path.parent.resolve() else str(bpath)
+        bhdu = _pha_hdu(channel, spectrum["bkg_counts"].values, exposure=attrs.get("bkg_exposure", attrs["exposure"]),
+                        backscal=attrs["bkg_backscal"], cards={**cards, **_region_card(attrs, "background_region")},
+                        hduclas2="BKG", tlmin=tlmin, tlmax=tlmax)
+        bkg_hdul = (bpath, fits.HDUList([_primary(cards), bhdu]))
+    shdu = _pha_hdu(
+        channel, spectrum["counts"].values, exposure=attrs["exposure"], backscal=attrs.get("backscal", 1.0),
+        cards={**cards, **_region_card(attrs, "region")}, hduclas2="TOTAL",
+        quality=spectrum["quality"].values if "quality" in spectrum else None,
+        grouping=spectrum["grouping"].values if "grouping" in spectrum else None,
+        backfile=backfile, respfile=respfile, ancrfile=ancrfile, tlmin=tlmin, tlmax=tlmax,
+    )
+    _apply(shdu.header, {k: v for k, v in band.items() if k in ("E_MIN", "E_MAX")})
+    if attrs.get("group_min") is not None:
+        shdu.header["HISTORY"] = f"grouped to at least {int(attrs['group_min'])} counts per group (xcube)"
+    _apply(shdu.header, header or {})
+    for p in [path] + ([bkg_hdul[0]] if bkg_hdul else []):
+        if p.exists() and not overwrite:
+            raise FileExistsError(f"{p}: exists; pass overwrite=True (or --overwrite) to replace it")
+    if bkg_hdul is not None:
+        _write_hdul(bkg_hdul[1], bkg_hdul[0], overwrite)
+    return _write_hdul(fits.HDUList([_primary(cards), shdu]), path, overwrite)
+
+
+def _region_card(attrs, key) -> dict:
+    reg = attrs.get(key)
+    return {"REGION": (str(reg)[:68], "extraction region")} if reg else {}

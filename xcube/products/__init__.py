@@ -1,0 +1,16 @@
+"""Products built from event lists: light curves (source, background, net),
+images, spectra with grouping, and Stingray interoperability."""
+from .errors import count_error
+from .grouping import group_min_counts, group_spectrum, grouped_counts
+from .lightcurve import lightcurve_from_counts
+from .stingray_interop import from_stingray, to_stingray
+
+__all__ = [
+    "count_error",
+    "group_min_counts",
+    "group_spectrum",
+    "grouped_counts",
+    "lightcurve_from_counts",
+    "from_stingray",
+    "to_stingray",
+]
