@@ -1,5 +1,8 @@
 """xcube: time-domain X-ray astronomy on xarray + Dask."""
 from ._version import __version__
 from .io import open_archive, open_events, to_zarr
+from .select import select
+from .regions import region_area, region_mask
+from . import accessor  # noqa: F401  (registers the .xcube accessor)
 
-__all__ = ["__version__", "open_events", "open_archive", "to_zarr"]
+__all__ = ["__version__", "open_events", "open_archive", "to_zarr", "select", "region_mask", "region_area"]

@@ -1,0 +1,61 @@
+"""The ``.xcube`` accessor on ``xr.Dataset`` and ``xr.DataArray``.
+
+A thin forwarding layer: each method calls the xcube function of the same
+name with the object as first argument, so ``ev.xcube.select(expr=...)`` is
+``xcube.select(ev, expr=...)``. It registers on ``import xcube``.
+
+To add a method, write a one-line forwarder here that imports the function
+inside the method (keeps ``import xcube`` light and avoids import cycles).
+"""
+from __future__ import annotations
+
+import xarray as xr
+
+__all__ = ["XcubeDatasetAccessor", "XcubeDataArrayAccessor"]
+
+
+@xr.register_dataset_accessor("xcube")
+class XcubeDatasetAccessor:
+    """``ds.xcube``: xcube functions on an EventList or product Dataset."""
+
+    def __init__(self, obj: xr.Dataset):
+        self._obj = obj
+
+    def select(self, energy_band=None, expr=None, region=None, gti=None) -> xr.Dataset:
+        """Same as :func:`xcube.select` on this EventList (lazy)."""
+        from .select import select
+
+        return select(self._obj, energy_band=energy_band, expr=expr, region=region, gti=gti)
+
+    def region_mask(self, region) -> xr.DataArray:
+        """Same as :func:`xcube.regions.region_mask` on this EventList (lazy)."""
+        from .regions import region_mask
+
+        return region_mask(self._obj, region)
+
+    def region_area(self, region, samples: int = 4_000_000) -> float:
+        """Same as :func:`xcube.regions.region_area`, with this object's WCS."""
+        from .regions import region_area
+
+        return region_area(region, self._obj, samples=samples)
+
+
+@xr.register_dataarray_accessor("xcube")
+class XcubeDataArrayAccessor:
+    """``da.xcube``: xcube functions on a DataArray (image, cube, light curve)."""
+
+    def __init__(self, obj: xr.DataArray):
+        self._obj = obj
+
+    def region_mask(self, region) -> xr.DataArray:
+        """Boolean (y, x) mask of the bin centres inside ``region``; see
+        :func:`xcube.regions.region_mask`."""
+        from .regions import region_mask
+
+        return region_mask(self._obj, region)
+
+    def region_area(self, region, samples: int = 4_000_000) -> float:
+        """Same as :func:`xcube.regions.region_area`, with this object's WCS."""
+        from .regions import region_area
+
+        return region_area(region, self._obj, samples=samples)

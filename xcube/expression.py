@@ -1,0 +1,578 @@
+"""Filter expressions in the syntax of SAS ``evselect``, CIAO and ``ftselect``.
+
+``compile_expression(text, dtypes)`` tokenizes and parses a filter string with
+a small recursive-descent parser (never ``eval``) into a :class:`Expression`,
+a function of event columns that returns a boolean mask. Types are checked at
+compile time against the column dtypes, so mistakes are reported before any
+data is read.
+
+Grammar, loosest binding first::
+
+    or     := and  (("||" | "|" | "or" | ".or.") and)*
+    and    := not  (("&&" | "&" | "and" | ".and.") not)*
+    not    := ("!" | "not" | ".not.") not | cmp
+    cmp    := sum (CMP sum)*  |  sum "in" RANGES       CMP: == = != < <= > >= .eq. .ne. .lt. .le. .gt. .ge.
+    sum    := prod (("+" | "-") prod)*
+    prod   := unary (("*" | "/" | "%") unary)*
+    unary  := ("-" | "+" | "~") unary | atom
+    atom   := NUMBER | COLUMN | "#"MACRO | "(" or ")" | "(" COLUMN "," COLUMN ")" "in" SHAPE "(" NUMBERS ")"
+
+The rules a user needs:
+
+- ``&`` and ``|`` sit at the logical level, like ``&&`` and ``||`` (``and``
+  binds tighter than ``or`` whatever the spelling). Their meaning follows the
+  operands: between two conditions they are logical, between two integers
+  they are bitwise. So ``PATTERN <= 4 & FLAG == 0`` is a logical AND and
+  ``(FLAG & 0x766ba000) == 0`` is a bit test; ``FLAG & 0x766ba000 == 0``
+  (a number AND a condition) is an error that shows the parenthesised form.
+- ``x in [a:b]`` is ``a <= x <= b`` (inclusive, as in ``evselect``); a round
+  bracket makes that end exclusive: ``(a:b]``, ``[a:b)``, ``(a:b)``. A bound
+  may be left out (``[200:]``), and a list mixes ranges and values:
+  ``CCDNR in [1, 3:5]``.
+- Comparisons chain: ``200 <= PI < 1000`` means ``200 <= PI && PI < 1000``.
+- Column names are case-insensitive (``PI``, ``pi``); numbers may be decimal,
+  scientific or hexadecimal (``0x766ba000``).
+- ``#NAME`` expands a header macro such as ``#XMMEA_EM`` (see
+  :func:`compile_expression` for where the text is looked up).
+- ``(X,Y) in circle(x0,y0,r)`` (also ``annulus``, ``ellipse``, ``polygon``)
+  tests two columns against a shape in the columns' own units, as ``evselect``
+  does; boundaries are inside.
+- A number used where a condition is needed is an error (write
+  ``(FLAG & 4) != 0``); so is a bitwise operator on a float column.
+
+Comparisons run in the column's own dtype (a float literal is rounded to the
+column's precision, so ``ENERGY >= 0.7`` keeps PI 700 in float32), while
+arithmetic and bitwise operators work in int64/float64.
+"""
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+__all__ = ["Expression", "ExpressionError", "compile_expression", "BUILTIN_MACROS"]
+
+# Flag-set macros as written in the header of XMM-Newton EPIC MOS event files
+# (e.g. P0001730201M1S001MIEVLI0000.FIT, SAS 18). XMMEA_n tests bit n of FLAG.
+BUILTIN_MACROS: dict[str, str] = {
+    "XMMEA_EM": "(FLAG & 0x766ba000) == 0",
+    "XMMEA_SM": "(FLAG & 0xfffffeff) == 0",
+    **{f"XMMEA_{n}": f"(FLAG & {hex(1 << n)}) != 0" for n in range(32)},
+}
+
+_SHAPES = ("circle", "annulus", "ellipse", "polygon")
+_MAX_MACRO_DEPTH = 8
+
+
+class ExpressionError(ValueError):
+    """A filter expression that does not parse or does not type-check."""
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str  # "num", "name", "macro", "op", "end"
+    value: str
+    start: int
+    end: int
+
+
+_FORTRAN = {".and.": "&&", ".or.": "||", ".not.": "!", ".eq.": "==", ".ne.": "!=",
+            ".lt.": "<", ".le.": "<=", ".gt.": ">", ".ge.": ">="}
+_WORDS = {"and": "&&", "or": "||", "not": "!", "in": "in"}
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<fortran>\.(?:and|or|not|eq|ne|lt|le|gt|ge)\.)
+  | (?P<num>0[xX][0-9a-fA-F]+ | (?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
+  | (?P<macro>\#[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>&&|\|\||==|!=|<=|>=|[-+*/%<>=!~&|()\[\]:,])
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    toks, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            raise ExpressionError(_where(text, pos, f"unexpected character {text[pos]!r}"))
+        kind, value = m.lastgroup, m.group()
+        if kind == "fortran":
+            toks.append(_Tok("op", _FORTRAN[value.lower()], m.start(), m.end()))
+        elif kind == "name" and value.lower() in _WORDS:
+            toks.append(_Tok("op", _WORDS[value.lower()], m.start(), m.end()))
+        elif kind == "op" and value == "=":
+            toks.append(_Tok("op", "==", m.start(), m.end()))
+        elif kind != "ws":
+            toks.append(_Tok(kind, value, m.start(), m.end()))
+        pos = m.end()
+    toks.append(_Tok("end", "", len(text), len(text)))
+    return toks
+
+
+def _where(text: str, pos: int, msg: str) -> str:
+    return f"filter expression {text!r}: {msg} at position {pos + 1}\n    {text}\n    {' ' * pos}^"
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+@dataclass
+class _Node:
+    kind: str  # "bool", "int", "float"
+    fn: Callable  # cols -> array or python scalar
+    text: str
+    columns: frozenset = field(default_factory=frozenset)
+    const: bool = False
+
+
+def _as_int(v):
+    return np.asarray(v).astype(np.int64, copy=False) if isinstance(v, np.ndarray) else int(v)
+
+
+def _as_num(v):
+    if isinstance(v, np.ndarray):
+        return v.astype(np.int64 if v.dtype.kind in "iub" else np.float64, copy=False)
+    return v
+
+
+_CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "%": operator.mod}
+
+
+class _Parser:
+    def __init__(self, text: str, dtypes: Mapping[str, np.dtype], aliases: Mapping[str, str], macros, depth: int):
+        self.text = text
+        self.toks = _tokenize(text)
+        self.i = 0
+        self.dtypes = dtypes
+        self.aliases = aliases
+        self.macros = macros
+        self.depth = depth
+
+    # -- helpers
+    @property
+    def tok(self) -> _Tok:
+        return self.toks[self.i]
+
+    def _next(self) -> _Tok:
+        t = self.toks[self.i]
+        self.i += 1
+        return t
+
+    def _is(self, *ops) -> bool:
+        return self.tok.kind == "op" and self.tok.value in ops
+
+    def _expect(self, op: str) -> _Tok:
+        if not self._is(op):
+            got = "the end" if self.tok.kind == "end" else repr(self.tok.value)
+            raise self._err(f"expected {op!r} but found {got}")
+        return self._next()
+
+    def _err(self, msg: str, pos: int | None = None) -> ExpressionError:
+        return ExpressionError(_where(self.text, self.tok.start if pos is None else pos, msg))
+
+    def _span(self, start: int) -> str:
+        return self.text[start:self.toks[self.i - 1].end].strip()
+
+    def _need_bool(self, node: _Node, op: str) -> None:
+        if node.kind != "bool":
+            raise ExpressionError(
+                f"filter expression {self.text!r}: {op!r} needs conditions, but {node.text!r} is a number; "
+                f"compare it, e.g. ({node.text}) != 0"
+            )
+
+    # -- grammar
+    def parse(self) -> _Node:
+        node = self.or_()
+        if self.tok.kind != "end":
+            raise self._err(f"unexpected {self.tok.value!r}")
+        return node
+
+    def or_(self) -> _Node:
+        start = self.tok.start
+        node = self.and_()
+        while self._is("||", "|"):
+            op = self._next().value
+            rhs = self.and_()
+            node = self._logical(node, rhs, op, start)
+        return node
+
+    def and_(self) -> _Node:
+        start = self.tok.start
+        node = self.not_()
+        while self._is("&&", "&"):
+            op = self._next().value
+            rhs = self.not_()
+            node = self._logical(node, rhs, op, start)
+        return node
+
+    def _logical(self, a: _Node, b: _Node, op: str, start: int) -> _Node:
+        text = self._span(start)
+        cols = a.columns | b.columns
+        if op in ("&", "|") and a.kind == "int" and b.kind == "int":
+            f = operator.and_ if op == "&" else operator.or_
+            fa, fb = a.fn, b.fn
+            return _Node("int", lambda c: f(_as_int(fa(c)), _as_int(fb(c))), text, cols)
+        if a.kind == "bool" and b.kind == "bool":
+            f = operator.and_ if op in ("&", "&&") else operator.or_
+            fa, fb = a.fn, b.fn
+            return _Node("bool", lambda c: f(fa(c), fb(c)), text, cols)
+        if op in ("&", "|") and "bool" in (a.kind, b.kind):
+            num = a if a.kind != "bool" else b
+            if num.kind == "float":
+                raise ExpressionError(f"filter expression {self.text!r}: {op!r} joins a condition and the number "
+                                      f"{num.text!r}; compare the number first")
+            # the usual slip: FLAG & 0x766ba000 == 0
+            raise ExpressionError(
+                f"filter expression {self.text!r}: {op!r} joins a number and a condition in {text!r}. "
+                f"A bitwise test needs parentheses, e.g. ({a.text} {op} <mask>) == 0; "
+                f"a logical {'AND' if op == '&' else 'OR'} needs two conditions"
+            )
+        if op in ("&", "|"):  # int with float
+            bad = a if a.kind == "float" else b
+            raise ExpressionError(f"filter expression {self.text!r}: bitwise {op!r} needs integers, "
+                                  f"but {bad.text!r} is a float")
+        self._need_bool(a if a.kind != "bool" else b, op)
+        raise AssertionError("unreachable")
+
+    def not_(self) -> _Node:
+        if self._is("!"):
+            start = self._next().start
+            inner = self.not_()
+            self._need_bool(inner, "!")
+            f = inner.fn
+            return _Node("bool", lambda c: np.logical_not(f(c)), self._span(start), inner.columns)
+        return self.cmp()
+
+    def cmp(self) -> _Node:
+        start = self.tok.start
+        first = self.sum()
+        if self._is("in"):
+            self._next()
+            return self._ranges(first, start)
+        terms, ops = [first], []
+        while self._is(*_CMP):
+            ops.append(self._next().value)
+            terms.append(self.sum())
+        if not ops:
+            return first
+        text = self._span(start)
+        for k, op in enumerate(ops):
+            a, b = terms[k], terms[k + 1]
+            if (a.kind == "bool") != (b.kind == "bool") or (a.kind == "bool" and op not in ("==", "!=")):
+                raise ExpressionError(
+                    f"filter expression {self.text!r}: cannot use {op!r} between {a.text!r} and {b.text!r}"
+                    + ("; did you mean (X & mask) == 0? A bitwise test needs parentheses"
+                       if "&" in a.text or "|" in a.text else "")
+                )
+        fns = [t.fn for t in terms]
+        funcs = [_CMP[o] for o in ops]
+
+        def f(c):
+            vals = [fn(c) for fn in fns]
+            out = funcs[0](vals[0], vals[1])
+            for k in range(1, len(funcs)):
+                out = out & funcs[k](vals[k], vals[k + 1])
+            return out
+
+        cols = frozenset().union(*(t.columns for t in terms))
+        return _Node("bool", f, text, cols)
+
+    def _number(self) -> float | int:
+        sign = 1
+        while self._is("-", "+"):
+            if self._next().value == "-":
+                sign = -sign
+        t = self.tok
+        if t.kind != "num":
+            raise self._err(f"expected a number but found {t.value!r}" if t.kind != "end" else "expected a number")
+        self._next()
+        return sign * _num_value(t.value)
+
+    def _ranges(self, x: _Node, start: int) -> _Node:
+        if x.kind == "bool":
+            raise self._err(f"'in' needs a number on its left, {x.text!r} is a condition")
+        if not self._is("[", "("):
+            raise self._err("expected a range such as [200:12000] after 'in'")
+        first_closed = self._next().value == "["
+        items = []  # [lo, hi, is_range]; end brackets apply to the first low and last high bound
+        while True:
+            lo = hi = None
+            if not self._is(":"):
+                lo = self._number()
+            is_range = self._is(":")
+            if is_range:
+                self._next()
+                if not self._is("]", ")", ","):
+                    hi = self._number()
+            else:
+                hi = lo
+            if lo is not None and hi is not None and lo > hi:
+                raise self._err(f"empty range: lower bound {lo} is above upper bound {hi}")
+            items.append([lo, hi, is_range])
+            if self._is(","):
+                self._next()
+                continue
+            if not self._is("]", ")"):
+                raise self._err("expected ']' or ')' to close the range")
+            last_closed = self._next().value == "]"
+            break
+        tests = [(lo, True, hi, True, r) for lo, hi, r in items]
+        tests[0] = (tests[0][0], first_closed) + tests[0][2:]
+        tests[-1] = tests[-1][:3] + (last_closed, tests[-1][4])
+        for lo, lo_c, hi, hi_c, r in tests:
+            if not r and not (lo_c and hi_c):
+                raise self._err(f"a single value {lo} cannot have an open bracket; write [{lo}]")
+        fx = x.fn
+
+        def f(c):
+            v = fx(c)
+            out = None
+            for lo, lo_c, hi, hi_c, is_range in tests:
+                if not is_range:
+                    m = v == lo
+                else:
+                    m = True
+                    if lo is not None:
+                        m = m & ((v >= lo) if lo_c else (v > lo))
+                    if hi is not None:
+                        m = m & ((v <= hi) if hi_c else (v < hi))
+                    if m is True:
+                        m = np.ones(np.shape(v), dtype=bool) if isinstance(v, np.ndarray) else True
+                out = m if out is None else (out | m)
+            return out
+
+        return _Node("bool", f, self._span(start), x.columns)
+
+    def sum(self) -> _Node:
+        start = self.tok.start
+        node = self.prod()
+        while self._is("+", "-"):
+            op = self._next().value
+            node = self._arith(node, self.prod(), op, start)
+        return node
+
+    def prod(self) -> _Node:
+        start = self.tok.start
+        node = self.unary()
+        while self._is("*", "/", "%"):
+            op = self._next().value
+            node = self._arith(node, self.unary(), op, start)
+        return node
+
+    def _arith(self, a: _Node, b: _Node, op: str, start: int) -> _Node:
+        for n in (a, b):
+            if n.kind == "bool":
+                raise ExpressionError(f"filter expression {self.text!r}: {op!r} needs numbers, {n.text!r} is a condition")
+        kind = "float" if op == "/" or "float" in (a.kind, b.kind) else "int"
+        f, fa, fb = _ARITH[op], a.fn, b.fn
+        return _Node(kind, lambda c: f(_as_num(fa(c)), _as_num(fb(c))), self._span(start), a.columns | b.columns)
+
+    def unary(self) -> _Node:
+        if self._is("-", "+", "~"):
+            t = self._next()
+            inner = self.unary()
+            text = self._span(t.start)
+            if inner.kind == "bool":
+                raise ExpressionError(f"filter expression {self.text!r}: {t.value!r} needs a number, "
+                                      f"{inner.text!r} is a condition (use '!' to negate a condition)")
+            f = inner.fn
+            if t.value == "~":
+                if inner.kind != "int":
+                    raise ExpressionError(f"filter expression {self.text!r}: '~' needs an integer, {inner.text!r} is a float")
+                return _Node("int", lambda c: ~_as_int(f(c)), text, inner.columns)
+            if t.value == "-":
+                return _Node(inner.kind, lambda c: -_as_num(f(c)), text, inner.columns)
+            return inner
+        return self.atom()
+
+    def atom(self) -> _Node:
+        t = self.tok
+        if t.kind == "num":
+            self._next()
+            v = _num_value(t.value)
+            return _Node("int" if isinstance(v, int) else "float", lambda c, v=v: v, t.value, const=True)
+        if t.kind == "name":
+            self._next()
+            return self._column(t)
+        if t.kind == "macro":
+            self._next()
+            return self._macro(t)
+        if self._is("("):
+            if self._pair_ahead():
+                return self._shape()
+            self._next()
+            node = self.or_()
+            self._expect(")")
+            return _Node(node.kind, node.fn, self._span(t.start), node.columns, node.const)
+        if t.kind == "end":
+            raise self._err("the expression ends too early")
+        raise self._err(f"unexpected {t.value!r}")
+
+    def _column(self, t: _Tok) -> _Node:
+        name = resolve_column(t.value, self.dtypes, self.aliases, context=f"filter expression {self.text!r}")
+        kind = {"b": "bool", "i": "int", "u": "int", "f": "float"}.get(np.dtype(self.dtypes[name]).kind)
+        if kind is None:
+            raise ExpressionError(f"filter expression {self.text!r}: column {name!r} has dtype "
+                                  f"{self.dtypes[name]}, which cannot be filtered")
+        return _Node(kind, lambda c, n=name: c[n], t.value, frozenset([name]))
+
+    def _macro(self, t: _Tok) -> _Node:
+        name = t.value[1:]
+        if self.depth >= _MAX_MACRO_DEPTH:
+            raise ExpressionError(f"filter expression {self.text!r}: macro {t.value} nests too deeply (a loop?)")
+        body = self.macros(name) if self.macros is not None else None
+        if body is None:
+            raise ExpressionError(
+                f"filter expression {self.text!r}: unknown macro {t.value}: no header keyword {name} in the "
+                f"events' attrs or source file, and not a built-in ({', '.join(sorted(k for k in BUILTIN_MACROS if not k[-1].isdigit()))}). "
+                "Write the flag test out, e.g. (FLAG & 0x766ba000) == 0"
+            )
+        sub = _Parser(str(body), self.dtypes, self.aliases, self.macros, self.depth + 1)
+        try:
+            node = sub.parse()
+        except ExpressionError as exc:
+            raise ExpressionError(f"filter expression {self.text!r}: macro {t.value} = {body!r} is invalid: {exc}") from None
+        return _Node(node.kind, node.fn, t.value, node.columns)
+
+    def _pair_ahead(self) -> bool:
+        k = self.toks[self.i:self.i + 6]
+        return (len(k) == 6 and k[1].kind == "name" and k[2].value == "," and k[3].kind == "name"
+                and k[4].value == ")" and k[5].kind == "op" and k[5].value == "in")
+
+    def _shape(self) -> _Node:
+        start = self._next().start  # "("
+        cx = self._column(self._next())
+        self._next()  # ","
+        cy = self._column(self._next())
+        self._next(), self._next()  # ")" "in"
+        st = self.tok
+        if st.kind != "name" or st.value.lower() not in _SHAPES:
+            raise self._err(f"expected a shape ({', '.join(_SHAPES)}) after 'in'; "
+                            "for boxes and DS9 files use select(region=...)")
+        self._next()
+        self._expect("(")
+        args = [self._number()]
+        while self._is(","):
+            self._next()
+            args.append(self._number())
+        self._expect(")")
+        for n in (cx, cy):
+            if n.kind == "bool":
+                raise self._err(f"column {n.text!r} is boolean, not a coordinate", pos=start)
+        from .regions import RegionSet
+
+        ds9 = f"physical;{st.value.lower()}({','.join(repr(float(a)) for a in args)})"
+        try:
+            reg = RegionSet.from_ds9(ds9)
+        except ValueError as exc:
+            raise ExpressionError(f"filter expression {self.text!r}: bad shape {self._span(st.start)!r}: {exc}") from None
+        fx, fy = cx.fn, cy.fn
+        cols = cx.columns | cy.columns
+        return _Node("bool", lambda c: reg.contains(fx(c), fy(c)), self._span(start), cols)
+
+
+def _num_value(s: str) -> int | float:
+    if s[:2].lower() == "0x":
+        v = int(s, 16)
+    elif re.fullmatch(r"\d+", s):
+        v = int(s)
+    else:
+        return float(s)
+    if v >= 2**63:
+        raise ExpressionError(f"number {s} does not fit in a 64-bit integer")
+    return v
+
+
+def resolve_column(name: str, dtypes: Mapping, aliases: Mapping[str, str] | None = None, context: str = "") -> str:
+    """Variable name of a column given in any case (``PI`` -> ``pi``), also
+    through ``aliases`` (file column name -> variable, lower case). Raises a
+    ``ValueError`` naming the column and listing the available ones."""
+    low = name.lower()
+    by_lower = {k.lower(): k for k in dtypes}
+    if low in by_lower:
+        return by_lower[low]
+    if aliases and low in aliases and aliases[low] in dtypes:
+        return aliases[low]
+    avail = sorted(dtypes)
+    near = difflib.get_close_matches(low, list(by_lower), n=1)
+    hint = f"; did you mean {by_lower[near[0]]!r}?" if near else ""
+    prefix = f"{context}: " if context else ""
+    raise ExpressionError(f"{prefix}unknown column {name!r}{hint} Available columns: {', '.join(avail)}")
+
+
+@dataclass
+class Expression:
+    """A compiled filter expression.
+
+    ``columns`` are the variables it reads; ``evaluate(cols)`` takes a mapping
+    variable -> numpy array (one block of events) and returns a boolean array
+    of the same length. Pure numpy, so it runs inside ``dask.map_blocks``.
+    """
+
+    text: str
+    columns: frozenset
+    _fn: Callable
+
+    def evaluate(self, cols: Mapping[str, np.ndarray], n: int | None = None) -> np.ndarray:
+        """Boolean mask for one block of events (``n`` = block length, used when
+        the expression reads no column)."""
+        out = self._fn(cols)
+        if n is None:
+            n = len(next(iter(cols.values()))) if cols else 1
+        return np.broadcast_to(np.asarray(out, dtype=bool), (n,)).copy() if np.ndim(out) == 0 else np.asarray(out, dtype=bool)
+
+    def __repr__(self) -> str:
+        return f"Expression({self.text!r}, columns={sorted(self.columns)})"
+
+
+def compile_expression(
+    text: str,
+    dtypes: Mapping[str, np.dtype],
+    aliases: Mapping[str, str] | None = None,
+    macros: Callable[[str], str | None] | Mapping[str, str] | None = None,
+) -> Expression:
+    """Parse and type-check a filter string (eager, no data read).
+
+    Parameters
+    ----------
+    text : the filter, e.g. ``"PATTERN <= 12 && (FLAG & 0x766ba000) == 0 && PI in [200:12000]"``.
+    dtypes : variable name -> dtype of the available event columns.
+    aliases : extra names (lower case) -> variable, e.g. a mission's file
+        column names for renamed columns.
+    macros : ``#NAME`` lookup, a mapping or a function returning the macro's
+        filter text or None; :data:`BUILTIN_MACROS` are tried last.
+
+    Raises :class:`ExpressionError` (a ``ValueError``) with the position of a
+    syntax error, the unknown column and the available ones, or the type
+    mistake and its fix.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionError(f"filter expression must be a non-empty string, got {text!r}")
+    if isinstance(macros, Mapping):
+        table = {k.upper(): v for k, v in macros.items()}
+        lookup = lambda name: table.get(name.upper())  # noqa: E731
+    else:
+        lookup = macros
+
+    def resolve(name):
+        v = lookup(name) if lookup is not None else None
+        return v if v is not None else BUILTIN_MACROS.get(name.upper())
+
+    aliases = {k.lower(): v for k, v in (aliases or {}).items()}
+    node = _Parser(text.strip(), dict(dtypes), aliases, resolve, 0).parse()
+    if node.kind != "bool":
+        raise ExpressionError(
+            f"filter expression {text!r} gives numbers, not a condition; compare it, e.g. ({text.strip()}) != 0"
+        )
+    return Expression(text.strip(), node.columns, node.fn)

@@ -1,0 +1,384 @@
+"""Spatial regions on event lists: DS9 strings or files, or ``regions`` objects.
+
+A region is turned into a :class:`RegionSet` of pixel shapes in the frame of
+the events' sky columns, then tested against the ``x``/``y`` columns.
+
+Pixel convention
+----------------
+- DS9 ``physical`` coordinates *are* the X/Y column values (XMM sky pixels of
+  0.05 arcsec).
+- The ``regions`` package works in 0-based image pixels (``PixCoord``), and
+  its DS9 reader subtracts 1 from ``image`` coordinates. The WCS built from
+  the column keywords (CRPIX = TCRPX, FITS 1-based) maps a sky position to the
+  same 0-based pixel.
+- So everywhere here: **column value = regions pixel + 1**. A physical DS9
+  region is read as an ``image`` one (so the reader's -1 applies), a sky
+  region goes through ``SkyRegion.to_pixel(wcs)``, and events are tested at
+  ``PixCoord(x - 1, y - 1)``. DS9 ``image`` coordinates are read the same way
+  as ``physical`` (with a warning: for an event file they only agree with
+  the X/Y columns when DS9 binned the image with block 1 from pixel 1).
+- A region string without a coordinate system is ``physical`` (DS9's default).
+
+Include and exclude
+-------------------
+Shapes marked with ``-`` (``-circle(...)``, or ``meta["include"] = False``)
+are exclusions. The selected area is the union of the included shapes minus
+the union of the excluded ones; with exclusions only, it is everything outside
+them. Boundaries count as inside (``covers`` of ``regions``), as in
+``evselect``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["RegionSet", "pixel_region", "region_mask", "region_area", "events_wcs", "PIXEL_OFFSET"]
+
+log = logging.getLogger("xcube.select")
+
+PIXEL_OFFSET = 1.0  # column value = regions 0-based pixel + PIXEL_OFFSET
+
+_SKY_FRAMES = {"fk4", "fk5", "icrs", "galactic", "ecliptic", "j2000", "b1950"}
+_PIXEL_FRAMES = {"physical", "image"}
+_BAD_FRAMES = {"linear", "amplifier", "detector", "tile"}
+_SHAPE_RE = re.compile(r"^[+-]?\s*([A-Za-z]+)\s*\(")
+_NO_AREA = ("PointPixelRegion", "LinePixelRegion", "TextPixelRegion", "PointSkyRegion", "LineSkyRegion", "TextSkyRegion")
+
+
+# --------------------------------------------------------------------------- WCS
+
+
+def events_wcs(obj):
+    """``astropy.wcs.WCS`` of the sky columns of an EventList (or of any xarray
+    object carrying the same CTYPEn/CRVALn/CRPIXn/CDELTn attrs). Uses
+    ``xcube.wcs`` where available. Pixel 0 of this WCS is column value 1."""
+    try:
+        from .skycoords import wcs as _wcs
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.skycoords":
+            raise
+        _wcs = None
+    except ImportError:
+        _wcs = None
+    if _wcs is not None:
+        return _wcs(obj)
+    from astropy.wcs import WCS
+
+    a = obj.attrs
+    keys = [f"{k}{i}" for i in (1, 2) for k in ("CTYPE", "CRVAL", "CRPIX", "CDELT")]
+    missing = [k for k in keys if k not in a]
+    if missing:
+        raise ValueError(
+            f"{a.get('source', 'events')}: no sky WCS (attrs {', '.join(missing)} missing); "
+            "sky regions need the X/Y column WCS, use a physical region instead"
+        )
+    w = WCS(naxis=2)
+    w.wcs.ctype = [a["CTYPE1"], a["CTYPE2"]]
+    w.wcs.crval = [a["CRVAL1"], a["CRVAL2"]]
+    w.wcs.crpix = [a["CRPIX1"], a["CRPIX2"]]
+    w.wcs.cdelt = [a["CDELT1"], a["CDELT2"]]
+    w.wcs.cunit = [a.get("CUNIT1", "deg"), a.get("CUNIT2", "deg")]
+    return w
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _prepare_ds9(text: str) -> tuple[str, bool]:
+    """Make DS9 text readable by ``regions``: ``physical`` (and a missing
+    coordinate system) becomes ``image``; ``wcs`` becomes ``fk5``. Returns the
+    text and whether ``image`` was written explicitly."""
+    out_lines, frame_seen, explicit_image = [], False, False
+    for line in text.replace("\r", "").split("\n"):
+        code, sep, comment = line.partition("#")
+        stmts = []
+        for stmt in code.split(";"):
+            s = stmt.strip()
+            low = s.lower()
+            if not s:
+                continue
+            word = low.split()[0] if low.split() else ""
+            if low in _PIXEL_FRAMES:
+                explicit_image |= low == "image"
+                stmts.append("image")
+                frame_seen = True
+            elif low in _SKY_FRAMES:
+                stmts.append(low)
+                frame_seen = True
+            elif low == "wcs" or re.fullmatch(r"wcs[a-z]", low):
+                if low != "wcs":
+                    raise ValueError(f"DS9 coordinate system {s!r} is not supported; use physical, image or fk5/icrs/galactic")
+                stmts.append("fk5")
+                frame_seen = True
+            elif word in _BAD_FRAMES:
+                raise ValueError(
+                    f"DS9 coordinate system {s!r} is not supported; save the region in physical "
+                    "(X/Y columns) or a sky system (fk5, icrs, galactic)"
+                )
+            else:
+                if _SHAPE_RE.match(s) and not frame_seen and not low.startswith("global"):
+                    stmts.append("image")
+                    frame_seen = True
+                stmts.append(s)
+        out_lines.append(";".join(stmts) + (sep + comment if sep else ""))
+    return "\n".join(out_lines), explicit_image
+
+
+def _parse_ds9(text: str):
+    from regions import Regions
+
+    prepared, explicit_image = _prepare_ds9(text)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            regs = Regions.parse(prepared, format="ds9")
+        except Exception as exc:  # regions raises its own parser errors
+            raise ValueError(f"DS9 region {_short(text)!r} does not parse: {exc}") from None
+    problems = [str(w.message) for w in caught if "skipping" in str(w.message).lower()]
+    if problems:
+        raise ValueError(f"DS9 region {_short(text)!r}: " + "; ".join(problems))
+    if not len(regs):
+        raise ValueError(f"DS9 region {_short(text)!r} holds no shape")
+    if explicit_image:
+        warnings.warn(
+            f"DS9 region {_short(text)!r} is in image coordinates; xcube reads them as X/Y column (physical) "
+            "values. Save DS9 regions in physical or fk5 to be sure.",
+            stacklevel=4,
+        )
+    return list(regs)
+
+
+def _short(text: str, n: int = 200) -> str:
+    one = "; ".join(s.strip() for s in str(text).strip().splitlines() if s.strip() and not s.strip().startswith("#"))
+    return one if len(one) <= n else one[: n - 3] + "..."
+
+
+def _load(region) -> tuple[list, str]:
+    """(list of regions objects, description) for any accepted region input."""
+    from regions import Region, Regions
+
+    if isinstance(region, RegionSet):
+        return [region], region.description
+    if isinstance(region, Regions):
+        return list(region), _short(region.serialize(format="ds9"))
+    if isinstance(region, Region):
+        return [region], _short(Regions([region]).serialize(format="ds9"))
+    if isinstance(region, Path) or (isinstance(region, str) and "(" not in region):
+        path = Path(region)
+        if not path.is_file():
+            raise FileNotFoundError(f"region file {path} not found (a region string needs a shape such as circle(...))")
+        if path.suffix.lower() in (".fits", ".fit", ".fts", ".gz"):
+            raise ValueError(f"region file {path}: FITS region files are not supported; save the region in DS9 format")
+        try:
+            regs = _parse_ds9(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"region file {path}: {exc}") from None
+        return regs, f"{path} ({_short(path.read_text())})"
+    if isinstance(region, str):
+        return _parse_ds9(region), _short(region)
+    if isinstance(region, (list, tuple)):
+        regs, descr = [], []
+        for r in region:
+            rr, d = _load(r)
+            regs += rr
+            descr.append(d)
+        return regs, "; ".join(descr)
+    raise TypeError(f"region must be a DS9 string, a file path or a regions object, not {type(region).__name__}")
+
+
+@dataclass(frozen=True)
+class RegionSet:
+    """Included and excluded pixel shapes (``regions.PixelRegion``, 0-based
+    pixels: column value = pixel + 1) and a readable description."""
+
+    include: tuple
+    exclude: tuple
+    description: str
+
+    @classmethod
+    def from_ds9(cls, text: str) -> "RegionSet":
+        """RegionSet from a pixel-coordinate DS9 string (no WCS needed)."""
+        return pixel_region(text)
+
+    def contains(self, x, y) -> np.ndarray:
+        """Boolean mask of column positions ``x``, ``y`` (numpy arrays, column
+        units) inside the region; boundaries are inside."""
+        from regions import PixCoord
+
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        pc = PixCoord(x - PIXEL_OFFSET, y - PIXEL_OFFSET)
+        if self.include:
+            inside = np.zeros(x.shape, dtype=bool)
+            for r in self.include:
+                inside |= _covers(r, pc)
+        else:
+            inside = np.ones(x.shape, dtype=bool)
+        for r in self.exclude:
+            inside &= ~_covers(r, pc)
+        return inside
+
+    def bbox(self):
+        """(xmin, xmax, ymin, ymax) in column units around the included shapes,
+        or None when there are only exclusions."""
+        if not self.include:
+            return None
+        boxes = [r.bounding_box for r in self.include]
+        return (
+            min(b.ixmin for b in boxes) - 0.5 + PIXEL_OFFSET,
+            max(b.ixmax for b in boxes) - 0.5 + PIXEL_OFFSET,
+            min(b.iymin for b in boxes) - 0.5 + PIXEL_OFFSET,
+            max(b.iymax for b in boxes) - 0.5 + PIXEL_OFFSET,
+        )
+
+    def area(self, samples: int = 4_000_000) -> float:
+        """Area in column pixels^2. Exact (``regions``' analytic area) for one
+        included shape without exclusions; otherwise the fraction of a regular
+        grid of about ``samples`` points over the bounding box that falls
+        inside (relative error ~1e-4 for a circle of a few hundred pixels)."""
+        if not self.include:
+            raise ValueError(f"region {self.description!r} has only exclusions: its area is infinite")
+        if len(self.include) == 1 and not self.exclude:
+            try:
+                return float(self.include[0].area)
+            except (NotImplementedError, AttributeError):
+                pass
+        x0, x1, y0, y1 = self.bbox()
+        w, h = x1 - x0, y1 - y0
+        step = np.sqrt(w * h / samples)
+        nx, ny = max(int(np.ceil(w / step)), 1), max(int(np.ceil(h / step)), 1)
+        hx, hy = w / nx, h / ny
+        xs = x0 + hx * (np.arange(nx) + 0.5)
+        count = 0
+        rows = max(1, 500_000 // nx)
+        for j0 in range(0, ny, rows):
+            ys = y0 + hy * (np.arange(j0, min(j0 + rows, ny)) + 0.5)
+            gx, gy = np.meshgrid(xs, ys)
+            count += int(np.count_nonzero(self.contains(gx, gy)))
+        return count * hx * hy
+
+
+def _covers(r, pc):
+    f = getattr(r, "covers", None) or r.contains
+    return np.asarray(f(pc), dtype=bool)
+
+
+def pixel_region(region, events=None) -> RegionSet:
+    """Resolve a region into a :class:`RegionSet` in the events' pixel frame.
+
+    ``region`` is a DS9 string (``"fk5;circle(263.6,-32.5,20\\")"``,
+    ``"physical;circle(26000,26000,400)\\n-circle(26100,26000,50)"``), the
+    path of a DS9 region file, a ``regions`` Region/Regions object, a
+    RegionSet, or a list of these. Sky shapes are converted with the WCS of
+    ``events`` (needed only then). Eager and cheap; no event data is read.
+    """
+    from regions import PixelRegion
+
+    regs, descr = _load(region)
+    include, exclude = [], []
+    wcs = None
+    for r in regs:
+        if isinstance(r, RegionSet):
+            include += r.include
+            exclude += r.exclude
+            continue
+        name = type(r).__name__
+        if name in _NO_AREA:
+            raise ValueError(f"region {descr!r}: a {name.replace('PixelRegion', '').replace('SkyRegion', '').lower()} "
+                             "has no area and selects no events; use a circle, box, ellipse, annulus or polygon")
+        keep = bool(r.meta.get("include", True)) if hasattr(r, "meta") else True
+        if not isinstance(r, PixelRegion):  # a sky region
+            if events is None:
+                raise ValueError(f"region {descr!r} is in sky coordinates; pass the events so their WCS can convert it")
+            if wcs is None:
+                wcs = events_wcs(events)
+            r = r.to_pixel(wcs)
+        (include if keep else exclude).append(r)
+    return RegionSet(tuple(include), tuple(exclude), descr)
+
+
+# --------------------------------------------------------------------------- masks and areas
+
+
+def _grid_coords(obj):
+    if "x" in obj.coords and "y" in obj.coords and obj["x"].ndim == 1 and obj["y"].ndim == 1:
+        return obj["x"], obj["y"]
+    return None
+
+
+def region_mask(events, region) -> xr.DataArray:
+    """Which events (or which grid pixels) lie in ``region``.
+
+    - EventList (``x``/``y`` columns on dim ``event``): a boolean DataArray on
+      ``event``; lazy (one ``map_blocks`` task per chunk) when the columns are
+      Dask arrays.
+    - A DataArray/Dataset with 1-D ``x`` and ``y`` coordinates (bin centres in
+      column units, e.g. an image or cube): an eager boolean DataArray over
+      (``y``, ``x``).
+
+    Only resolving the region (and the WCS for sky regions) is eager.
+    """
+    rs = region if isinstance(region, RegionSet) else pixel_region(region, events)
+    if isinstance(events, xr.Dataset) and "x" in events.data_vars and "event" in events["x"].dims:
+        x, y = events["x"].data, events["y"].data
+        if hasattr(x, "map_blocks"):
+            import dask.array as da
+
+            if hasattr(y, "chunks") and y.chunks != x.chunks:
+                y = y.rechunk(x.chunks)
+            data = da.map_blocks(rs.contains, x, y, dtype=bool)
+        else:
+            data = rs.contains(np.asarray(x), np.asarray(y))
+        return xr.DataArray(data, dims=("event",), name="region_mask", attrs={"region": rs.description})
+    grid = _grid_coords(events)
+    if grid is None:
+        raise ValueError("region_mask needs an EventList (x/y columns on dim 'event') or an object with 1-D x and y coordinates")
+    gx, gy = np.meshgrid(grid[0].values, grid[1].values)
+    return xr.DataArray(
+        rs.contains(gx, gy),
+        dims=(grid[1].dims[0], grid[0].dims[0]),
+        coords={grid[1].dims[0]: grid[1], grid[0].dims[0]: grid[0]},
+        name="region_mask",
+        attrs={"region": rs.description},
+    )
+
+
+def region_area(region, events=None, samples: int = 4_000_000) -> float:
+    """Geometric area of ``region`` in sky pixels^2 (column units squared;
+    multiply by CDELT^2 for deg^2, or by 0.05^2 for arcsec^2 with XMM).
+
+    Exact for a single circle, ellipse, box, polygon or annulus; compound
+    regions and exclusions are sampled on a grid of ~``samples`` points
+    (see :meth:`RegionSet.area`). Not clipped to the field of view. Eager,
+    reads no event data; ``events`` is needed only for sky regions (WCS).
+    """
+    rs = region if isinstance(region, RegionSet) else pixel_region(region, events)
+    return rs.area(samples=samples)
+
+
+def check_in_field(rs: RegionSet, extent) -> None:
+    """Raise when the included shapes lie wholly outside ``extent`` (xmin,
+    xmax, ymin, ymax of the events, column units); warn when partly outside."""
+    box = rs.bbox()
+    if box is None or extent is None:
+        return
+    x0, x1, y0, y1 = box
+    ex0, ex1, ey0, ey1 = extent
+    field = f"X {ex0:g}..{ex1:g}, Y {ey0:g}..{ey1:g}"
+    if x1 < ex0 or x0 > ex1 or y1 < ey0 or y0 > ey1:
+        raise ValueError(
+            f"region {rs.description!r} lies outside the events' field: its extent X {x0:g}..{x1:g}, "
+            f"Y {y0:g}..{y1:g} misses the events at {field}. Check the coordinate system (physical, image or fk5)."
+        )
+    if x0 < ex0 or x1 > ex1 or y0 < ey0 or y1 > ey1:
+        warnings.warn(
+            f"region {rs.description!r} extends beyond the events' field ({field}); "
+            "its geometric area is larger than the area covered by data",
+            stacklevel=3,
+        )

@@ -1,0 +1,449 @@
+"""Event selection: energy bands, filter expressions, regions and GTIs.
+
+``select(events, energy_band=, expr=, region=, gti=)`` returns a new EventList
+holding the events that pass every given criterion. Selections compose:
+``select(select(ev, expr=a), expr=b)`` holds the same events as
+``select(ev, expr=f"({a}) && ({b})")``, and each call appends one readable
+string per criterion to ``attrs["selection"]``.
+
+What is computed when
+---------------------
+xarray cannot hold arrays of unknown length, so the number of events kept in
+each Dask chunk must be known when ``select`` returns. ``select`` therefore
+makes **one eager pass over the columns the selection reads** (e.g. ``energy``,
+``pattern``, ``flag``; ``x``/``y`` for a region; ``time`` for a GTI) and
+returns one integer per chunk; nothing else is kept in memory. The other
+columns are not read. The result's columns stay lazy: each output chunk is
+``column_chunk[mask_chunk]``, and the mask is recomputed from the same few
+columns when the result is computed.
+
+The output keeps the input's chunk boundaries along ``event`` (chunk *i* of the
+result holds the selected events of chunk *i*), so chunks still follow time,
+events stay time-sorted and ``searchsorted``-based binning works unchanged.
+Chunks become uneven and may be empty; call ``.chunk({"event": n})`` before
+writing to a store that needs regular chunks.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import gti as gtimod
+from .expression import compile_expression
+from .regions import RegionSet, check_in_field, pixel_region
+
+__all__ = ["select", "energy_band_mask"]
+
+log = logging.getLogger("xcube.select")
+
+_DROP_ENCODING = ("chunks", "preferred_chunks", "shards")
+
+
+def select(events, energy_band=None, expr=None, region=None, gti=None):
+    """Select events by energy band, filter expression, region and GTIs.
+
+    Parameters
+    ----------
+    events : EventList (``xr.Dataset`` with dim ``event``), or an
+        ``xr.DataTree`` archive (each node holding events is selected).
+    energy_band : ``(emin, emax)`` in keV, half-open ``[emin, emax)`` on the
+        ``energy`` column. The bounds are rounded to the column's float32, so a
+        band edge falls on the same PI channel as the equivalent PI filter
+        (XMM: ``(0.5, 2.0)`` keeps PI 500..1999). Must overlap the mission's
+        ``energy_range``; a band reaching outside it gives a warning.
+    expr : filter string in ``evselect``/CIAO/``ftselect`` syntax, e.g.
+        ``"PATTERN <= 12 && FLAG == 0"``, ``"(FLAG & 0x766ba000) == 0"``,
+        ``"PI in [200:12000]"``, ``"#XMMEA_EM"``. See :mod:`xcube.expression`.
+    region : DS9 region string or file, ``regions`` object(s), or a
+        :class:`~xcube.regions.RegionSet`; sky (fk5/icrs/galactic, through the
+        events' WCS) or physical (X/Y column) coordinates, ``-shape`` excludes.
+        See :mod:`xcube.regions`. A region entirely outside the events' field
+        raises ``ValueError``; one partly outside warns.
+    gti : good time intervals to intersect with the events' GTIs: a pair
+        ``(start, stop)`` of floats or of 1-D arrays [s, mission time], an
+        ``(n, 2)`` array, or a Dataset with ``gti_start``/``gti_stop``. Events
+        outside are dropped; ``gti_start``/``gti_stop``, the per-CCD GTIs and
+        ``attrs["exposure"]`` are updated.
+
+    Returns
+    -------
+    A new EventList with the same variables and the kept events, lazy
+    (columns are Dask arrays when the input's are); ``attrs["selection"]``
+    gains one entry per criterion. With no criterion the input is returned
+    as a shallow copy.
+
+    Eager work: parsing and checking the criteria, and one pass over the
+    columns the selection reads to count the kept events per chunk (see the
+    module docstring). Errors name the column, keyword or region at fault.
+    """
+    if isinstance(events, xr.DataTree):
+        return events.map_over_datasets(
+            lambda ds: select(ds, energy_band, expr, region, gti) if "event" in ds.dims else ds
+        )
+    _check_events(events)
+    tests: list[tuple[frozenset, object]] = []
+    labels: list[str] = []
+    rs = None
+    new_gti = None
+    if energy_band is not None:
+        lo, hi = _energy_band(events, energy_band)
+        tests.append((frozenset(["energy"]), _EnergyTest(lo, hi)))
+        labels.append(f"energy_band=[{lo:g}, {hi:g}) keV")
+    if expr is not None:
+        compiled = compile_expression(
+            expr, _dtypes(events), aliases=_aliases(events), macros=_macro_lookup(events)
+        )
+        tests.append((compiled.columns, _ExprTest(compiled)))
+        labels.append(f"expr={compiled.text}")
+    if region is not None:
+        for c in ("x", "y"):
+            if c not in events.data_vars:
+                raise ValueError(f"{_name(events)}: region selection needs the {c!r} column; columns: {_columns(events)}")
+        rs = region if isinstance(region, RegionSet) else pixel_region(region, events)
+        tests.append((frozenset(["x", "y"]), _RegionTest(rs)))
+        labels.append(f"region={rs.description}")
+    if gti is not None:
+        if "time" not in events.data_vars:
+            raise ValueError(f"{_name(events)}: GTI selection needs the 'time' column")
+        user = _as_gti(gti)
+        try:
+            current = gtimod.from_dataset(events)
+        except KeyError:
+            raise ValueError(f"{_name(events)}: no gti_start/gti_stop variables to intersect with") from None
+        new_gti = gtimod.intersection(current, user)
+        if new_gti[0].size == 0:
+            warnings.warn(f"{_name(events)}: gti={_fmt_gti(user)} does not overlap the events' GTIs; "
+                          "no events and no exposure are left", stacklevel=2)
+        tests.append((frozenset(["time"]), _GtiTest(new_gti)))
+        labels.append(f"gti={_fmt_gti(user)}")
+    if not tests:
+        out = events.copy(deep=False)
+        out.attrs = dict(events.attrs, selection=list(events.attrs.get("selection", [])))
+        return out
+    out = _apply(events, tests, rs)
+    if new_gti is not None:
+        out = _replace_gti(out, new_gti, user)
+    out.attrs["selection"] = list(events.attrs.get("selection", [])) + labels
+    for lab in labels:
+        log.debug("%s: selected %s", _name(events), lab)
+    return out
+
+
+def energy_band_mask(events, energy_band) -> xr.DataArray:
+    """Boolean DataArray on ``event``: ``emin <= energy < emax`` [keV], with
+    the bounds rounded to the column dtype. Lazy; validates the band like
+    :func:`select`."""
+    _check_events(events)
+    lo, hi = _energy_band(events, energy_band)
+    e = events["energy"]
+    test = _EnergyTest(lo, hi)
+    data = e.data.map_blocks(lambda b: test({"energy": b}), dtype=bool) if hasattr(e.data, "map_blocks") else test({"energy": e.values})
+    return xr.DataArray(data, dims=("event",), name="energy_band_mask")
+
+
+# --------------------------------------------------------------------------- criteria (picklable, numpy blocks)
+
+
+class _EnergyTest:
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def __call__(self, cols):
+        e = cols["energy"]
+        t = e.dtype.type if e.dtype.kind == "f" else np.float64
+        return (e >= t(self.lo)) & (e < t(self.hi))
+
+
+class _ExprTest:
+    def __init__(self, compiled):
+        self.compiled = compiled
+
+    def __call__(self, cols):
+        n = len(next(iter(cols.values())))
+        return self.compiled.evaluate(cols, n)
+
+
+class _RegionTest:
+    def __init__(self, rs):
+        self.rs = rs
+
+    def __call__(self, cols):
+        return self.rs.contains(cols["x"], cols["y"])
+
+
+class _GtiTest:
+    def __init__(self, g):
+        self.g = g
+
+    def __call__(self, cols):
+        return gtimod.in_gti(np.asarray(cols["time"]), self.g)
+
+
+class _AllTests:
+    def __init__(self, names, tests):
+        self.names, self.tests = tuple(names), tuple(tests)
+
+    def __call__(self, *blocks):
+        cols = dict(zip(self.names, blocks))
+        mask = np.ones(len(blocks[0]), dtype=bool)
+        for t in self.tests:
+            mask &= np.asarray(t(cols), dtype=bool)
+        return mask
+
+
+def _count(m):
+    return np.array([np.count_nonzero(m)], dtype=np.int64)
+
+
+def _minmax(b):
+    b = np.asarray(b)
+    if b.size == 0:
+        return np.array([[np.inf, -np.inf]])
+    return np.array([[float(b.min()), float(b.max())]])
+
+
+def _take(block, m):
+    return block[m]
+
+
+# --------------------------------------------------------------------------- application
+
+
+def _apply(events: xr.Dataset, tests, rs) -> xr.Dataset:
+    event_vars = [n for n, v in events.variables.items() if "event" in v.dims]
+    for n in event_vars:
+        if events.variables[n].dims != ("event",):
+            raise ValueError(f"{_name(events)}: variable {n!r} has dims {events.variables[n].dims}; "
+                             "select handles 1-D event columns only")
+    needed = sorted(frozenset().union(*(c for c, _ in tests))) or ["time"]
+    fn = _AllTests(needed, [t for _, t in tests])
+    lazy = any(hasattr(events.variables[n].data, "map_blocks") for n in event_vars)
+    if not lazy:
+        mask = fn(*[np.asarray(events.variables[n].values) for n in needed])
+        if rs is not None:
+            check_in_field(rs, _extent_numpy(events))
+        return _rebuild(events, {n: events.variables[n].values[mask] for n in event_vars})
+
+    import dask
+    import dask.array as da
+
+    ref = next(events.variables[n].data for n in (["time"] + event_vars) if n in events.variables
+               and hasattr(events.variables[n].data, "chunks"))
+    chunks = ref.chunks
+    arrays = {}
+    for n in event_vars:
+        a = events.variables[n].data
+        if not hasattr(a, "map_blocks"):
+            a = da.from_array(np.asarray(a), chunks=chunks)
+        elif a.chunks != chunks:
+            a = a.rechunk(chunks)
+        arrays[n] = a
+    mask = da.map_blocks(fn, *[arrays[n] for n in needed], dtype=bool)
+    nb = mask.numblocks[0]
+    todo = [mask.map_blocks(_count, chunks=((1,) * nb,), dtype=np.int64)]
+    if rs is not None:
+        for c in ("x", "y"):
+            todo.append(arrays[c].map_blocks(_minmax, chunks=((1,) * nb, (2,)), new_axis=1, dtype=np.float64))
+    res = dask.compute(*todo)
+    counts = tuple(int(c) for c in res[0])
+    if rs is not None:
+        ext = None
+        if events.sizes["event"]:
+            ext = (res[1][:, 0].min(), res[1][:, 1].max(), res[2][:, 0].min(), res[2][:, 1].max())
+        check_in_field(rs, ext)
+    new = {
+        n: da.map_blocks(_take, arrays[n], mask, chunks=(counts,), dtype=arrays[n].dtype)
+        for n in event_vars
+    }
+    log.debug("%s: kept %d of %d events", _name(events), sum(counts), events.sizes["event"])
+    return _rebuild(events, new)
+
+
+def _extent_numpy(events):
+    if not events.sizes["event"]:
+        return None
+    x, y = events["x"].values, events["y"].values
+    return (float(x.min()), float(x.max()), float(y.min()), float(y.max()))
+
+
+def _variable(v: xr.Variable, data) -> xr.Variable:
+    enc = {k: val for k, val in v.encoding.items() if k not in _DROP_ENCODING}
+    return xr.Variable(v.dims, data, attrs=dict(v.attrs), encoding=enc)
+
+
+def _rebuild(events: xr.Dataset, new: dict) -> xr.Dataset:
+    data_vars = {
+        n: (_variable(events.variables[n], new[n]) if n in new else events.variables[n]) for n in events.data_vars
+    }
+    coords = {n: (_variable(events.variables[n], new[n]) if n in new else events.variables[n]) for n in events.coords}
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(events.attrs))
+
+
+def _replace_gti(ds: xr.Dataset, new_gti, user) -> xr.Dataset:
+    data_vars = {n: ds.variables[n] for n in ds.data_vars if "gti" not in ds.variables[n].dims
+                 and "ccd_gti" not in ds.variables[n].dims}
+    units = {"units": "s"}
+    gvars = {
+        "gti_start": xr.Variable(("gti",), np.asarray(new_gti[0], np.float64), units),
+        "gti_stop": xr.Variable(("gti",), np.asarray(new_gti[1], np.float64), units),
+    }
+    if "ccd_gti_ccd" in ds:
+        ccd = np.asarray(ds["ccd_gti_ccd"].values)
+        s, e = np.asarray(ds["ccd_gti_start"].values), np.asarray(ds["ccd_gti_stop"].values)
+        cc, ss, ee = [], [], []
+        for c in dict.fromkeys(ccd.tolist()):
+            sel = ccd == c
+            a, b = gtimod.intersection((s[sel], e[sel]), user)
+            cc += [c] * a.size
+            ss.append(a)
+            ee.append(b)
+        gvars["ccd_gti_ccd"] = xr.Variable(("ccd_gti",), np.asarray(cc, dtype=ccd.dtype))
+        gvars["ccd_gti_start"] = xr.Variable(("ccd_gti",), np.concatenate(ss) if ss else np.empty(0), units)
+        gvars["ccd_gti_stop"] = xr.Variable(("ccd_gti",), np.concatenate(ee) if ee else np.empty(0), units)
+    # keep the original variable order
+    ordered = {}
+    for n in ds.data_vars:
+        ordered[n] = gvars.pop(n) if n in gvars else data_vars[n]
+    ordered.update(gvars)
+    attrs = dict(ds.attrs)
+    attrs["exposure"] = gtimod.exposure(new_gti)
+    return xr.Dataset(ordered, coords={n: ds.variables[n] for n in ds.coords}, attrs=attrs)
+
+
+# --------------------------------------------------------------------------- checks and helpers
+
+
+def _name(events) -> str:
+    return str(events.attrs.get("source") or events.attrs.get("obs_id") or "events")
+
+
+def _columns(events) -> str:
+    return ", ".join(sorted(n for n, v in events.data_vars.items() if v.dims == ("event",)))
+
+
+def _check_events(events) -> None:
+    if not isinstance(events, xr.Dataset) or "event" not in events.dims:
+        raise TypeError(f"select needs an EventList (xr.Dataset with dim 'event'), got {type(events).__name__}"
+                        + (f" with dims {tuple(events.dims)}" if isinstance(events, xr.Dataset) else ""))
+
+
+def _dtypes(events) -> dict:
+    return {n: v.dtype for n, v in events.data_vars.items() if v.dims == ("event",)}
+
+
+def _profile(events):
+    name = events.attrs.get("profile")
+    if not name:
+        return None
+    from .missions import get_profile
+
+    try:
+        return get_profile(name)
+    except KeyError:
+        return None
+
+
+def _aliases(events) -> dict:
+    prof = _profile(events)
+    return {v.lower(): k for k, v in prof.columns.items()} if prof is not None else {}
+
+
+def _energy_band(events, band) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in band)
+    except (TypeError, ValueError):
+        raise TypeError(f"energy_band must be a pair (emin, emax) in keV, got {band!r}") from None
+    if np.isnan(lo) or np.isnan(hi) or not lo < hi or lo < 0:
+        raise ValueError(f"energy_band={band!r}: need 0 <= emin < emax (keV)")
+    if "energy" not in events.data_vars:
+        raise ValueError(f"{_name(events)}: no 'energy' column; columns: {_columns(events)}")
+    prof = _profile(events)
+    if prof is not None:
+        if prof.pi_to_kev is None:
+            raise ValueError(
+                f"{_name(events)}: {prof.mission} {prof.instrument} has no PI-to-energy conversion "
+                f"({prof.energy_note}); select channels with expr='PI in [lo:hi]' instead of energy_band"
+            )
+        emin, emax = prof.energy_range
+        if hi <= emin or lo >= emax:
+            raise ValueError(
+                f"energy_band=[{lo:g}, {hi:g}) keV lies outside the {prof.mission} {prof.instrument} "
+                f"energy range {emin:g}-{emax:g} keV (profile {prof.name!r}); no useful events would remain"
+            )
+        if lo < emin or hi > emax:
+            warnings.warn(
+                f"energy_band=[{lo:g}, {hi:g}) keV reaches outside the {prof.mission} {prof.instrument} "
+                f"calibrated range {emin:g}-{emax:g} keV (profile {prof.name!r})",
+                stacklevel=3,
+            )
+    return lo, hi
+
+
+def _macro_lookup(events):
+    """``#NAME`` -> filter text: the events' attrs, then the source file's
+    EVENTS header (read once, only if a macro is used), else None."""
+    attrs = {str(k).upper(): v for k, v in events.attrs.items() if isinstance(v, str)}
+    header = {}
+
+    def lookup(name):
+        key = name.upper()
+        if key in attrs:
+            return attrs[key]
+        if "h" not in header:
+            header["h"] = _source_header(events.attrs.get("source"))
+        v = header["h"].get(key)
+        return v if isinstance(v, str) else None
+
+    return lookup
+
+
+def _source_header(source) -> dict:
+    if not source:
+        return {}
+    p = Path(str(source))
+    if not p.is_file():
+        return {}
+    try:
+        from astropy.io import fits
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            h = fits.getheader(p, "EVENTS")
+        return {k.upper(): h[k] for k in h if k}
+    except Exception as exc:  # not FITS, no EVENTS: the macro is then looked up in the built-ins
+        log.debug("%s: no EVENTS header for macros (%s)", p, exc)
+        return {}
+
+
+def _as_gti(gti):
+    if isinstance(gti, xr.Dataset):
+        return gtimod.from_dataset(gti)
+    if isinstance(gti, np.ndarray) and gti.ndim == 2 and gti.shape[1] == 2:
+        start, stop = gti[:, 0], gti[:, 1]
+    else:
+        try:
+            start, stop = gti
+        except (TypeError, ValueError):
+            raise TypeError(f"gti must be (start, stop) floats or arrays [s], an (n, 2) array or a Dataset "
+                            f"with gti_start/gti_stop; got {type(gti).__name__}") from None
+    start = np.atleast_1d(np.asarray(start, dtype=np.float64))
+    stop = np.atleast_1d(np.asarray(stop, dtype=np.float64))
+    if start.shape != stop.shape:
+        raise ValueError(f"gti start and stop differ in length: {start.size} vs {stop.size}")
+    if np.isnan(start).any() or np.isnan(stop).any():
+        raise ValueError("gti holds NaN start/stop times")
+    if np.any(stop <= start):
+        k = int(np.flatnonzero(stop <= start)[0])
+        raise ValueError(f"gti interval {k} is empty or reversed: start {start[k]!r} >= stop {stop[k]!r}")
+    return gtimod.normalize(start, stop, source="gti=", warn=True)
+
+
+def _fmt_gti(g) -> str:
+    s, e = g
+    if s.size == 1:
+        return f"[{s[0]:.6f}, {e[0]:.6f}) s"
+    return f"{s.size} intervals in [{s[0]:.6f}, {e[-1]:.6f}) s, {float(np.sum(e - s)):.3f} s"
