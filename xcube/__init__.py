@@ -2,8 +2,9 @@
 from ._version import __version__
 from .io import open_archive, open_events, to_zarr
 from .select import select
+from .binning import bin_events
 from .regions import region_area, region_mask
 from . import accessor  # noqa: F401  (registers the .xcube accessor)
 from . import simulate  # noqa: F401  (xcube.simulate.event_list, inject_flare, ...)
 
-__all__ = ["__version__", "open_events", "open_archive", "to_zarr", "select", "region_mask", "region_area"]
+__all__ = ["__version__", "open_events", "open_archive", "to_zarr", "select", "bin_events", "region_mask", "region_area"]

@@ -27,6 +27,12 @@ class XcubeDatasetAccessor:
 
         return select(self._obj, energy_band=energy_band, expr=expr, region=region, gti=gti)
 
+    def bin(self, time=None, energy=None, y=None, x=None, **kwargs) -> xr.DataArray:
+        """Same as :func:`xcube.bin_events` on this EventList (lazy counts cube)."""
+        from .binning import bin_events
+
+        return bin_events(self._obj, time=time, energy=energy, y=y, x=x, **kwargs)
+
     def region_mask(self, region) -> xr.DataArray:
         """Same as :func:`xcube.regions.region_mask` on this EventList (lazy)."""
         from .regions import region_mask

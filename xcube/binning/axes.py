@@ -1,0 +1,382 @@
+"""Binning axes: half-open bins ``[lo, hi)`` along one event column.
+
+An :class:`Axis` is either *regular* (an origin and a width) or *explicit*
+(any strictly increasing edges). The bin of a value ``v`` is
+
+* regular axes: ``k = floor((v - origin) / width)``, a division (never a
+  multiplication by ``1 / width``, which misplaces integer sky pixels that sit
+  exactly on an edge), kept when ``0 <= k < n``;
+* explicit axes: the ``k`` with ``edges[k] <= v < edges[k + 1]``.
+
+Every bin is half-open, the last one too: a value equal to the last edge is
+outside the axis. NaN is outside every axis.
+
+The helpers :func:`time_axis`, :func:`energy_axis` and :func:`sky_axis` build
+axes from a bin width, a number of bins or explicit edges, with an optional
+``offset`` (in bins) that shifts the grid, e.g. ``offset=0.5`` for the
+half-bin shifted grid used to catch signals split across two bins. Everything
+here is eager and small (edges only, no event data).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from .. import gti as gtimod
+
+__all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "pixel_arcsec"]
+
+# a width in pixels closer than this (relative) to an integer is taken as that integer,
+# so that size_arcsec=20 with 0.05"/px gives exactly 400 px, not 399.99999999999966
+_SNAP = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class Axis:
+    """One binning axis of ``n`` half-open bins.
+
+    Attributes
+    ----------
+    name : dimension name in the cube (``"time"``, ``"energy"``, ``"y"``, ``"x"``, ...).
+    edges : float64 array of ``n + 1`` strictly increasing edges (read-only).
+    units : unit of the edges (``"s"``, ``"keV"``, ``"pixel"``, ...).
+    column : event column binned along this axis (default: ``name``).
+    width : bin width for regular axes, ``None`` for explicit edges.
+    origin : value of bin 0's lower edge used by the division rule (regular axes).
+    offset : fraction of a bin the grid was shifted by (provenance only).
+    first : for regular axes, the division-rule bin number of this axis's
+        bin 0 (non-zero only for a sub-axis made by :meth:`sel`).
+    """
+
+    name: str
+    edges: np.ndarray
+    units: str = ""
+    column: str | None = None
+    width: float | None = None
+    origin: float | None = None
+    offset: float = 0.0
+    meta: Mapping = field(default_factory=dict)
+    first: int = 0
+
+    def __post_init__(self):
+        e = np.array(self.edges, dtype=np.float64)
+        if e.ndim != 1 or e.size < 2:
+            raise ValueError(f"axis {self.name!r}: needs at least two edges (one bin), got shape {e.shape}")
+        if not np.all(np.isfinite(e)):
+            raise ValueError(f"axis {self.name!r}: edges must be finite")
+        if not np.all(np.diff(e) > 0):
+            raise ValueError(f"axis {self.name!r}: edges must be strictly increasing")
+        e.setflags(write=False)
+        object.__setattr__(self, "edges", e)
+        if self.column is None:
+            object.__setattr__(self, "column", self.name)
+        if self.width is not None:
+            w = float(self.width)
+            if not (w > 0 and math.isfinite(w)):
+                raise ValueError(f"axis {self.name!r}: bin width must be positive and finite, got {self.width}")
+            object.__setattr__(self, "width", w)
+            object.__setattr__(self, "origin", float(e[0] if self.origin is None else self.origin))
+            object.__setattr__(self, "first", int(self.first))
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def regular(cls, name, start, width, nbins, *, units="", column=None, offset=0.0, meta=None) -> "Axis":
+        """``nbins`` bins of ``width`` starting at ``start``: edges ``start + k * width``."""
+        width = _check_width(name, width)
+        nbins = int(nbins)
+        if nbins < 1:
+            raise ValueError(f"axis {name!r}: number of bins must be >= 1, got {nbins}")
+        start = float(start)
+        edges = start + np.arange(nbins + 1, dtype=np.float64) * width
+        return cls(name, edges, units=units, column=column, width=width, origin=start, offset=offset, meta=meta or {})
+
+    @classmethod
+    def from_edges(cls, name, edges, *, units="", column=None, meta=None) -> "Axis":
+        """Explicit, strictly increasing edges (any spacing)."""
+        return cls(name, np.asarray(edges, dtype=np.float64), units=units, column=column, meta=meta or {})
+
+    @classmethod
+    def covering(
+        cls, name, lo, hi, *, width=None, nbins=None, offset=0.0, closed=False, units="", column=None, meta=None
+    ) -> "Axis":
+        """Regular axis covering ``[lo, hi)`` (``[lo, hi]`` with ``closed=True``).
+
+        Give either ``width`` or ``nbins``. The grid's edges are
+        ``lo + (k + offset) * width``: with a fractional ``offset`` (e.g. 0.5)
+        the first bin starts ``(1 - offset)`` bins before ``lo`` so that the
+        shifted grid still covers the whole range (it then has one bin more
+        than the unshifted grid when the range is a whole number of bins).
+        The last bin may extend beyond ``hi``.
+        """
+        lo, hi = float(lo), float(hi)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+            raise ValueError(f"axis {name!r}: empty or invalid range [{lo}, {hi}); the upper bound must exceed the lower")
+        if (width is None) == (nbins is None):
+            raise ValueError(f"axis {name!r}: give exactly one of a bin width or a number of bins")
+        frac = float(offset) % 1.0
+        if nbins is not None:
+            nb = int(nbins)
+            if nb < 1 or nb != nbins:
+                raise ValueError(f"axis {name!r}: number of bins must be a positive integer, got {nbins}")
+            width = (hi - lo) / nb
+            origin = lo + (frac - 1.0) * width if frac > 0 else lo
+            n = nb + (1 if frac > 0 else 0)
+        else:
+            width = _check_width(name, width)
+            origin = lo + (frac - 1.0) * width if frac > 0 else lo
+            f = (hi - origin) / width  # same arithmetic as the bin rule
+            n = int(math.floor(f)) + 1 if closed else int(math.ceil(f))
+        n = max(n, 1)
+        return cls.regular(name, origin, width, n, units=units, column=column, offset=frac, meta=meta)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def size(self) -> int:
+        """Number of bins."""
+        return self.edges.size - 1
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def is_regular(self) -> bool:
+        return self.width is not None
+
+    @property
+    def lo(self) -> np.ndarray:
+        """Lower bin edges (inclusive), shape ``(n,)``."""
+        return self.edges[:-1]
+
+    @property
+    def hi(self) -> np.ndarray:
+        """Upper bin edges (exclusive), shape ``(n,)``."""
+        return self.edges[1:]
+
+    @property
+    def centres(self) -> np.ndarray:
+        """Bin centres ``(lo + hi) / 2``, shape ``(n,)``."""
+        return 0.5 * (self.edges[:-1] + self.edges[1:])
+
+    @property
+    def widths(self) -> np.ndarray:
+        """Bin widths ``hi - lo``, shape ``(n,)``."""
+        return np.diff(self.edges)
+
+    # ------------------------------------------------------------------ binning
+    def index_of(self, values) -> np.ndarray:
+        """Bin number of each value (int64, same shape), ``-1`` outside the axis or NaN.
+
+        Regular axes use ``floor((v - origin) / width)``; explicit axes
+        ``edges[k] <= v < edges[k + 1]``. Eager (numpy).
+        """
+        v = np.asarray(values, dtype=np.float64)
+        out = np.full(v.shape, -1, dtype=np.int64)
+        if self.is_regular:
+            with np.errstate(invalid="ignore"):
+                f = (v - self.origin) / self.width
+                ok = (f >= self.first) & (f < self.first + self.size)
+            out[ok] = np.floor(f[ok]).astype(np.int64) - self.first
+        else:
+            k = np.searchsorted(self.edges, v, side="right") - 1
+            ok = (k >= 0) & (k < self.size) & ~np.isnan(v)
+            out[ok] = k[ok]
+        return out
+
+    def sel(self, start: int, stop: int) -> "Axis":
+        """Bins ``start:stop`` as an axis that bins values exactly as this one does."""
+        if not (0 <= start < stop <= self.size):
+            raise IndexError(f"axis {self.name!r}: bin range {start}:{stop} outside 0:{self.size}")
+        return Axis(
+            self.name,
+            self.edges[start : stop + 1],
+            units=self.units,
+            column=self.column,
+            width=self.width,
+            origin=self.origin,
+            offset=self.offset,
+            meta=self.meta,
+            first=self.first + start if self.is_regular else 0,
+        )
+
+    def describe(self) -> str:
+        """One-line description for provenance attrs."""
+        col = f" of column {self.column!r}" if self.column != self.name else ""
+        if self.is_regular:
+            s = (
+                f"{self.name}{col}: {self.size} regular bins of {self.width:.10g} {self.units} "
+                f"from {self.edges[0]:.15g} to {self.edges[-1]:.15g}"
+            )
+            if self.offset:
+                s += f" (grid shifted by {self.offset:g} bin)"
+        else:
+            s = f"{self.name}{col}: {self.size} bins with explicit edges from {self.edges[0]:.15g} to {self.edges[-1]:.15g} {self.units}"
+        return s + "; bins half-open [lo, hi)"
+
+    def __repr__(self) -> str:
+        return f"Axis({self.describe()})"
+
+
+def _check_width(name, width) -> float:
+    try:
+        w = float(width)
+    except (TypeError, ValueError):
+        raise ValueError(f"axis {name!r}: bin width must be a number, got {width!r}") from None
+    if not (w > 0 and math.isfinite(w)):
+        raise ValueError(f"axis {name!r}: bin width must be positive and finite, got {width}")
+    return w
+
+
+def _snap(w: float) -> float:
+    r = round(w)
+    return float(r) if r != 0 and abs(w - r) <= _SNAP * abs(w) else w
+
+
+def _build(name, lo, hi, width, nbins, edges, offset, units, column, closed=False, meta=None) -> Axis:
+    if edges is not None:
+        if width is not None or nbins is not None:
+            raise ValueError(f"axis {name!r}: give explicit edges or a width/number of bins, not both")
+        if offset:
+            raise ValueError(f"axis {name!r}: offset applies to width/number-of-bins axes, not explicit edges")
+        return Axis.from_edges(name, edges, units=units, column=column, meta=meta)
+    return Axis.covering(
+        name, lo, hi, width=width, nbins=nbins, offset=offset, closed=closed, units=units, column=column, meta=meta
+    )
+
+
+# ---------------------------------------------------------------------- time
+def time_axis(events_or_gti, width=None, *, nbins=None, edges=None, t0=None, t_stop=None, offset=0.0) -> Axis:
+    """Time axis [s of mission time].
+
+    ``events_or_gti`` is an EventList (its ``gti_start``/``gti_stop``) or a
+    ``(start, stop)`` GTI pair. The axis starts at ``t0`` (default: the first
+    GTI start) and covers up to ``t_stop`` (default: the last GTI stop); the
+    last bin is kept even when it extends beyond the last GTI (its exposure is
+    then fractional). Give ``width`` [s], ``nbins`` or explicit ``edges``.
+
+    Raises ``ValueError`` when the range does not overlap the GTIs.
+    """
+    gti = _gti_of(events_or_gti)
+    if edges is not None:
+        ax = _build("time", None, None, width, nbins, edges, offset, "s", "time")
+        lo, hi = ax.edges[0], ax.edges[-1]
+    else:
+        if gti[0].size == 0 and (t0 is None or t_stop is None):
+            raise ValueError("time axis: the events have no GTIs; give both t0 and t_stop")
+        lo = float(gti[0][0]) if t0 is None else float(t0)
+        hi = float(gti[1][-1]) if t_stop is None else float(t_stop)
+        if hi <= lo:
+            what = "t0" if t0 is not None else "the first GTI start"
+            raise ValueError(
+                f"time axis: {what} ({lo:.15g} s) is at or after the end of the range ({hi:.15g} s, "
+                f"{'t_stop' if t_stop is not None else 'last GTI stop'}); choose t0 inside the GTIs "
+                f"[{_gti_span(gti)}]"
+            )
+        ax = _build("time", lo, hi, width, nbins, None, offset, "s", "time")
+    if gti[0].size and gtimod.exposure_per_bin([ax.edges[0]], [ax.edges[-1]], gti)[0] <= 0:
+        raise ValueError(
+            f"time axis [{ax.edges[0]:.15g}, {ax.edges[-1]:.15g}) s lies outside the GTIs "
+            f"[{_gti_span(gti)}]; choose t0/edges inside the good time"
+        )
+    return ax
+
+
+def _gti_of(obj):
+    if isinstance(obj, tuple) and len(obj) == 2:
+        return gtimod.normalize(*obj, warn=False)
+    return gtimod.normalize(*gtimod.from_dataset(obj), warn=False)
+
+
+def _gti_span(gti) -> str:
+    if gti[0].size == 0:
+        return "no GTIs"
+    return f"{gti[0][0]:.15g} - {gti[1][-1]:.15g} s in {gti[0].size} interval(s)"
+
+
+# ---------------------------------------------------------------------- energy
+def energy_axis(width=None, *, nbins=None, edges=None, energy_range=None, events=None, offset=0.0) -> Axis:
+    """Energy axis [keV] from a width [keV], ``nbins`` or explicit ``edges``.
+
+    ``energy_range`` (keV) defaults to the mission profile's useful band of
+    ``events`` (``profile.energy_range``). The range is closed: an event at
+    exactly its upper end is inside the last bin.
+    """
+    if edges is None:
+        if energy_range is None:
+            prof = _profile_of(events)
+            if prof is None:
+                raise ValueError("energy axis: give energy_range=(lo, hi) keV (no mission profile to take it from)")
+            energy_range = prof.energy_range
+        lo, hi = (float(v) for v in energy_range)
+        if lo < 0:
+            raise ValueError(f"energy axis: energy_range {energy_range} keV has a negative lower bound")
+    else:
+        lo = hi = None
+    return _build("energy", lo, hi, width, nbins, edges, offset, "keV", "energy", closed=True)
+
+
+def _profile_of(events):
+    if events is None:
+        return None
+    name = getattr(events, "attrs", {}).get("profile")
+    if not name:
+        return None
+    from ..missions import get_profile
+
+    try:
+        return get_profile(name)
+    except (KeyError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------- sky
+def pixel_arcsec(events, dim: str) -> float:
+    """Size [arcsec] of one sky pixel of column ``dim`` (``"x"`` or ``"y"``):
+    ``|CDELT|`` of the event WCS, else the mission profile's ``pixel_arcsec``."""
+    i = {"x": 1, "y": 2}[dim]
+    attrs = getattr(events, "attrs", {})
+    cd = attrs.get(f"CDELT{i}")
+    if cd:
+        unit = str(attrs.get(f"CUNIT{i}", "deg")).strip().lower() or "deg"
+        scale = {"deg": 3600.0, "arcmin": 60.0, "arcsec": 1.0}.get(unit, 3600.0)
+        return abs(float(cd)) * scale
+    prof = _profile_of(events)
+    if prof is None:
+        raise ValueError(f"sky axis {dim!r}: no CDELT{i} keyword and no mission profile; give the width in pixels")
+    return float(prof.pixel_arcsec)
+
+
+def sky_axis(
+    events, dim: str, width=None, *, size_arcsec=None, nbins=None, edges=None, range=None, offset=0.0
+) -> Axis:
+    """Sky-pixel axis for column ``dim`` (``"x"`` or ``"y"``), in pixels of that column.
+
+    Give the bin ``width`` in pixels, or ``size_arcsec`` (converted with the
+    event WCS pixel scale, see :func:`pixel_arcsec`; widths within 1e-9 of a
+    whole number of pixels are snapped to it), or ``nbins`` or explicit
+    ``edges``. ``range=(lo, hi)`` in pixels defaults to the column's legal
+    range (TLMIN/TLMAX, attrs ``x_min``/``x_max``), both ends included.
+    """
+    if dim not in ("x", "y"):
+        raise ValueError(f"sky axis: dim must be 'x' or 'y', got {dim!r}")
+    if size_arcsec is not None:
+        if width is not None:
+            raise ValueError(f"sky axis {dim!r}: give width (pixels) or size_arcsec, not both")
+        s = _check_width(dim, size_arcsec)
+        width = _snap(s / pixel_arcsec(events, dim))
+    if edges is None:
+        if range is None:
+            attrs = getattr(events, "attrs", {})
+            if f"{dim}_min" not in attrs or f"{dim}_max" not in attrs:
+                raise ValueError(
+                    f"sky axis {dim!r}: no legal range ({dim}_min/{dim}_max attrs from TLMIN/TLMAX); "
+                    f"give range=(lo, hi) in pixels"
+                )
+            range = (attrs[f"{dim}_min"], attrs[f"{dim}_max"])
+        lo, hi = (float(v) for v in range)
+    else:
+        lo = hi = None
+    meta = {"size_arcsec": float(size_arcsec)} if size_arcsec is not None else None
+    return _build(dim, lo, hi, width, nbins, edges, offset, "pixel", dim, closed=True, meta=meta)
