@@ -1,0 +1,22 @@
+"""Archive-wide surveys: many observations x a parameter grid on dask.distributed,
+with resumable runs, a status table, a catalogue of unique sources and cross-matching.
+
+>>> res = xcube.survey.run("obsids.txt", "survey-out", archive="/data/xmm",
+...                        params=xcube.survey.param_grid([5, 50, 200]))
+>>> cat = xcube.survey.build_catalogue("survey-out")
+"""
+from .catalogue import Catalogue, build_catalogue, load_detections, read_catalogue_dir
+from .cluster import angular_separation, cluster_detections, cluster_positions, iau_name, spherical_mean
+from .crossmatch import crossmatch, crossmatch_table, read_catalogue
+from .observations import resolve_observations
+from .params import SearchParams, param_grid, run_id
+from .runner import SurveyResult, plan_survey, run
+from .status import STATES, read_status, rebuild_status, scan_runs
+
+__all__ = [
+    "run", "SurveyResult", "plan_survey", "SearchParams", "param_grid", "run_id", "resolve_observations",
+    "STATES", "read_status", "rebuild_status", "scan_runs",
+    "build_catalogue", "load_detections", "read_catalogue_dir", "Catalogue",
+    "cluster_detections", "cluster_positions", "spherical_mean", "angular_separation", "iau_name",
+    "crossmatch", "crossmatch_table", "read_catalogue",
+]

@@ -1,0 +1,188 @@
+"""The survey catalogue: every detection of every finished run, and unique sources.
+
+``build_catalogue(out)`` reads the run directories of a survey output
+(``out/<obsid>/<run_id>/``, only those whose status record says ``done``),
+joins each run's detections with its parameters, clusters them into unique
+sources (:mod:`.cluster`), optionally cross-matches the sources with user
+catalogues (:mod:`.crossmatch`) and writes ``out/catalogue/`` atomically:
+
+- ``detections.parquet`` / ``detections.fits``: one row per detection, with
+  ``obsid``, ``run_id`` (the survey run), ``search_run_id``, ``param_hash``,
+  ``time_bin``, ``emin``, ``emax``, ``sigma``, ``size_arcsec``, ``source_id``
+  and ``source_name`` added to the search's columns;
+- ``sources.parquet`` / ``sources.fits`` / ``sources.reg`` (DS9, fk5): one
+  row per unique source with its summary (see ``cluster_detections``) and
+  cross-match columns;
+- ``runs.parquet``: the status records of the runs included;
+- ``catalogue.json``: counts and options.
+
+It only reads committed run directories, so it can run at any time, also
+while a survey is writing into ``out``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._version import __version__
+from ..io.cache import atomic_dir
+from .cluster import cluster_detections
+from .crossmatch import crossmatch_table
+from .status import CATALOGUE_DIR, scan_runs
+
+__all__ = ["build_catalogue", "load_detections", "read_catalogue_dir", "Catalogue"]
+
+log = logging.getLogger("xcube.survey")
+
+_RUN_COLUMNS = ["obsid", "run_id", "param_hash", "time_bin", "emin", "emax", "sigma", "size_arcsec", "extra"]
+
+
+@dataclass
+class Catalogue:
+    """A built catalogue: ``detections`` and ``sources`` tables (pandas), the
+    ``runs`` it was made from, and the ``directory`` it was written to (or None)."""
+
+    detections: pd.DataFrame
+    sources: pd.DataFrame
+    runs: pd.DataFrame
+    directory: Path | None = None
+
+    def __repr__(self) -> str:
+        return (f"Catalogue({len(self.detections)} detections, {len(self.sources)} sources "
+                f"from {len(self.runs)} runs, directory={str(self.directory) if self.directory else None!r})")
+
+
+def load_detections(out, status: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All detections of the finished (``done``) runs under ``out``, joined with
+    their run parameters, in (obsid, run_id, row) order; and the status rows of
+    those runs. Eager (reads every run's ``detections.parquet``)."""
+    out = Path(out)
+    status = scan_runs(out) if status is None else status
+    runs = status[status["state"] == "done"].reset_index(drop=True)
+    frames = []
+    for r in runs.itertuples():
+        if not r.n_detections:
+            continue
+        path = out / r.obsid / r.run_id / "detections.parquet"
+        try:
+            det = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise OSError(f"{path}: cannot read the detections of run {r.run_id} ({exc}); "
+                          f"delete {path.parent} and re-run the survey to redo it") from exc
+        if "run_id" in det.columns:
+            det = det.rename(columns={"run_id": "search_run_id"})
+        det = det.drop(columns=[c for c in _RUN_COLUMNS if c in det.columns])
+        for col in reversed(_RUN_COLUMNS):
+            det.insert(0, col, getattr(r, col))
+        if "detection" not in det.columns:
+            det.insert(2, "detection", np.arange(len(det)))
+        frames.append(det)
+    if frames:
+        det = pd.concat(frames, ignore_index=True)
+    else:
+        det = pd.DataFrame({c: pd.Series(dtype="float64" if c in ("time_bin", "emin", "emax", "sigma", "size_arcsec")
+                                         else "object") for c in _RUN_COLUMNS})
+        for c in ("ra", "dec"):
+            det[c] = pd.Series(dtype="float64")
+    return det, runs
+
+
+def _fits_ready(df: pd.DataFrame) -> pd.DataFrame:
+    out = {}
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_bool_dtype(s.dtype):
+            out[c] = s.fillna(False).astype(bool).to_numpy()
+        elif pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
+            out[c] = s.to_numpy(dtype=np.int64)
+        elif pd.api.types.is_numeric_dtype(s.dtype):
+            out[c] = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            out[c] = np.array(["" if (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else str(v)
+                               for v in s], dtype=str)
+            if out[c].dtype.itemsize == 0:
+                out[c] = out[c].astype("U1")
+    return pd.DataFrame(out)
+
+
+def _write_fits(df: pd.DataFrame, path: Path, extname: str, meta: dict) -> None:
+    from astropy.io import fits
+    from astropy.table import Table
+
+    tab = Table.from_pandas(_fits_ready(df))
+    hdu = fits.table_to_hdu(tab)
+    hdu.name = extname
+    for k, v in meta.items():
+        hdu.header[k] = v
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+
+
+def _write_regions(sources: pd.DataFrame, path: Path, radius_arcsec: float) -> None:
+    lines = ["# Region file format: DS9 version 4.1", "fk5"]
+    for s in sources.itertuples():
+        lines.append(f'circle({s.ra:.6f},{s.dec:.6f},{radius_arcsec:g}") # text={{{s.name}}}')
+    path.write_text("\n".join(lines) + "\n")
+
+
+def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radius_arcsec: float = 20.0,
+                    prefix: str = "XCUBE", write: bool = True) -> Catalogue:
+    """Build (and with ``write``, write atomically to ``out/catalogue/``) the
+    catalogue of a survey output directory.
+
+    Parameters
+    ----------
+    radius_arcsec : clustering radius [arcsec] for unique sources (friends-of-friends).
+    crossmatch : catalogues to match the sources with: paths, or dicts with
+        ``path`` and optional ``ra_col``, ``dec_col``, ``name_col``, ``prefix``.
+    match_radius_arcsec : cross-match radius [arcsec].
+    prefix : name prefix of the IAU-style source names.
+
+    Returns a :class:`Catalogue`. Eager.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        raise FileNotFoundError(f"{out}: no such survey output directory")
+    det, runs = load_detections(out)
+    det, sources = cluster_detections(det, radius_arcsec=radius_arcsec, prefix=prefix)
+    for spec in crossmatch or ():
+        opts = dict(spec) if isinstance(spec, dict) else {"path": spec}
+        path = opts.pop("path")
+        sources = crossmatch_table(sources, path, radius_arcsec=match_radius_arcsec, **opts)
+    cat = Catalogue(detections=det, sources=sources, runs=runs)
+    if write:
+        meta = {"XCUBEVER": __version__, "CLUSTRAD": (radius_arcsec, "clustering radius [arcsec]"),
+                "NRUNS": len(runs), "NDET": len(det), "NSRC": len(sources)}
+        target = out / CATALOGUE_DIR
+        with atomic_dir(target, overwrite=True) as tmp:
+            det.to_parquet(tmp / "detections.parquet", index=False)
+            sources.to_parquet(tmp / "sources.parquet", index=False)
+            runs.to_parquet(tmp / "runs.parquet", index=False)
+            _write_fits(det, tmp / "detections.fits", "DETECTIONS", meta)
+            _write_fits(sources, tmp / "sources.fits", "SOURCES", meta)
+            _write_regions(sources, tmp / "sources.reg", radius_arcsec)
+            info = {"xcube_version": __version__, "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "n_runs": len(runs), "n_detections": len(det), "n_sources": len(sources),
+                    "radius_arcsec": radius_arcsec, "match_radius_arcsec": match_radius_arcsec,
+                    "crossmatch": [str(c.get("path") if isinstance(c, dict) else c) for c in crossmatch or ()]}
+            (tmp / "catalogue.json").write_text(json.dumps(info, indent=1))
+        cat.directory = target
+        log.info("%s: catalogue of %d detections, %d sources from %d runs", target, len(det), len(sources), len(runs))
+    return cat
+
+
+def read_catalogue_dir(out) -> Catalogue:
+    """Open a written catalogue (``out/catalogue/`` or the catalogue directory itself)."""
+    d = Path(out)
+    if (d / CATALOGUE_DIR).is_dir():
+        d = d / CATALOGUE_DIR
+    if not (d / "sources.parquet").exists():
+        raise FileNotFoundError(f"{d}: no catalogue here; build it with `xcube catalogue OUT`")
+    return Catalogue(detections=pd.read_parquet(d / "detections.parquet"),
+                     sources=pd.read_parquet(d / "sources.parquet"),
+                     runs=pd.read_parquet(d / "runs.parquet"), directory=d)

@@ -1,0 +1,121 @@
+"""``xcube survey`` and ``xcube catalogue``: thin layers over :mod:`xcube.survey`."""
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def _add_match_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cross-matching of the unique sources")
+    g.add_argument("--match", action="append", default=[], metavar="FILE",
+                   help="catalogue (FITS/CSV/Parquet with RA/Dec in deg) to cross-match; repeatable")
+    g.add_argument("--ra-col", help="RA column of the --match catalogues (default: found by name)")
+    g.add_argument("--dec-col", help="Dec column of the --match catalogues (default: found by name)")
+    g.add_argument("--name-col", help="name column of the --match catalogues (default: found by name)")
+    g.add_argument("--match-radius", type=float, default=20.0, metavar="ARCSEC",
+                   help="cross-match radius (default 20)")
+    g.add_argument("--radius", type=float, default=20.0, metavar="ARCSEC",
+                   help="clustering radius for unique sources (default 20)")
+
+
+def _catalogue_options(args) -> dict:
+    match = [dict(path=m, ra_col=args.ra_col, dec_col=args.dec_col, name_col=args.name_col) for m in args.match]
+    return dict(radius_arcsec=args.radius, crossmatch=match, match_radius_arcsec=args.match_radius)
+
+
+def _survey(args) -> int:
+    from .params import energy_bands_from_flat, param_grid
+    from .runner import run
+
+    params = param_grid(args.time_bin, energy_bands_from_flat(args.energy), args.sigma, size_arcsec=args.size_arcsec)
+    observations = args.observations[0] if len(args.observations) == 1 else args.observations
+    cluster_options = {k: getattr(args, k) for k in ("queue", "walltime", "cores", "memory", "processes",
+                                                     "jobs", "account") if getattr(args, k) is not None}
+    res = run(observations, args.out, params, archive=args.archive, scheduler=args.scheduler, cluster=args.cluster,
+              workers=args.workers, threads=args.threads, memory_limit=args.memory_limit,
+              cluster_options=cluster_options, retries=args.retries, timeout=args.timeout,
+              retry_failed=args.retry_failed, overwrite=args.overwrite, figures=args.figures,
+              catalogue=not args.no_catalogue, catalogue_options=_catalogue_options(args),
+              dashboard_address=args.dashboard_address, progress=not args.quiet)
+    st = res.status
+    failed = st[st["state"].isin(["failed", "timeout"])]
+    if len(failed):
+        print(f"{len(failed)} runs failed or timed out; see {res.out / 'status.parquet'} "
+              f"(columns error_class, message, traceback_file); redo them with --retry-failed")
+        for r in failed.drop_duplicates("obsid").head(10).itertuples():
+            print(f"  {r.obsid}: {r.state}: {r.error_class}: {str(r.message)[:200]}")
+    if res.catalogue is not None:
+        print(f"catalogue: {res.catalogue}")
+    return 0
+
+
+def _catalogue(args) -> int:
+    from .catalogue import build_catalogue
+
+    cat = build_catalogue(args.out, **_catalogue_options(args))
+    print(f"{cat.directory}: {len(cat.detections)} detections, {len(cat.sources)} unique sources "
+          f"from {len(cat.runs)} finished runs")
+    if len(cat.sources):
+        cols = [c for c in ("name", "ra", "dec", "n_detections", "n_observations", "best_log10_bayes")
+                if c in cat.sources.columns]
+        top = cat.sources.sort_values(cols[-1], ascending=False).head(args.top)[cols]
+        print(top.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``survey`` and ``catalogue`` subcommands."""
+    p = subparsers.add_parser(
+        "survey", help="transient search over many observations on dask.distributed (resumable)",
+        description="Run the transient search over many observations x a parameter grid. Re-running the "
+                    "same command resumes: finished runs are skipped.",
+    )
+    p.add_argument("observations", nargs="+", metavar="OBSLIST",
+                   help="text file of observation ids (with --archive), event files, or directories")
+    p.add_argument("--out", required=True, help="output directory (runs, status.parquet, catalogue/)")
+    p.add_argument("--archive", metavar="ROOT", help="archive root holding ROOT/<obsid>/ event files")
+    g = p.add_argument_group("parameter grid (time bins x energy bands x sigma)")
+    g.add_argument("--time-bin", nargs="+", type=float, default=[5.0, 50.0, 200.0], metavar="S",
+                   help="time bins [s] (default 5 50 200)")
+    g.add_argument("--energy", nargs="+", type=float, default=[0.2, 2.0, 2.0, 12.0, 0.2, 12.0], metavar="KEV",
+                   help="energy bands as EMIN EMAX pairs [keV] (default 0.2 2 2 12 0.2 12)")
+    g.add_argument("--sigma", nargs="+", type=float, default=[3.0], help="detection levels (default 3)")
+    g.add_argument("--size-arcsec", type=float, default=20.0, help="spatial cell [arcsec] (default 20)")
+    g = p.add_argument_group("engine")
+    g.add_argument("--workers", type=int, help="LocalCluster workers (default: cores / threads); "
+                                               "with --cluster, total workers to request")
+    g.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    g.add_argument("--memory-limit", default="4GB", help="memory per LocalCluster worker (default 4GB)")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="use an existing cluster, e.g. tcp://host:8786")
+    g.add_argument("--cluster", choices=["slurm", "pbs"], help="start workers as batch jobs (dask-jobqueue)")
+    g.add_argument("--queue", help="batch queue/partition (default from the dask jobqueue config)")
+    g.add_argument("--walltime", help="batch job wall time, e.g. 04:00:00")
+    g.add_argument("--cores", type=int, help="cores per batch job")
+    g.add_argument("--memory", help="memory per batch job, e.g. 64GB")
+    g.add_argument("--processes", type=int, help="worker processes per batch job")
+    g.add_argument("--jobs", type=int, help="number of batch jobs (default 1, or enough for --workers)")
+    g.add_argument("--account", help="batch account/project")
+    g.add_argument("--dashboard-address", default=":8787", help="dashboard address (default :8787)")
+    g = p.add_argument_group("robustness")
+    g.add_argument("--retries", type=int, default=2, help="task retries and worker deaths allowed (default 2)")
+    g.add_argument("--timeout", type=float, metavar="S", help="per-observation timeout [s] (default none)")
+    g.add_argument("--retry-failed", action="store_true", help="redo runs recorded failed or timed out")
+    g.add_argument("--overwrite", action="store_true", help="redo every run, replacing finished ones")
+    g = p.add_argument_group("output")
+    g.add_argument("--figures", choices=["detections", "all", "none"], default="detections",
+                   help="PNG figures per run: for runs with detections (default), all runs, or none")
+    g.add_argument("--no-catalogue", action="store_true", help="do not rebuild the catalogue at the end")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_match_options(p)
+    p.set_defaults(func=_survey)
+
+    c = subparsers.add_parser(
+        "catalogue", help="(re)build OUT/catalogue/ from the finished runs of a survey (also while it runs)",
+        description="Collect the detections of all finished runs under OUT, cluster them into unique sources, "
+                    "cross-match, and write OUT/catalogue/ (Parquet, FITS, DS9 regions).",
+    )
+    c.add_argument("out", metavar="OUT", help="survey output directory")
+    c.add_argument("--top", type=int, default=10, help="print the N most significant sources (default 10)")
+    _add_match_options(c)
+    c.set_defaults(func=_catalogue)

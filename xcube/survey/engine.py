@@ -1,0 +1,92 @@
+"""The dask.distributed client a survey runs on.
+
+- default: a ``LocalCluster`` of worker processes, sized by ``workers``,
+  ``threads`` (per worker) and ``memory_limit`` (per worker; the nanny restarts
+  a worker that exceeds 95 % of it, and its task is retried elsewhere);
+- ``scheduler="tcp://host:port"``: an existing cluster;
+- ``cluster="slurm"`` or ``"pbs"``: a ``dask_jobqueue`` cluster whose options
+  (``queue``, ``walltime``, ``cores``, ``memory``, ``processes``, ...) are
+  taken from the arguments, falling back to the ``jobqueue.slurm`` /
+  ``jobqueue.pbs`` sections of the dask configuration.
+
+How often a task may lose its worker before it is declared failed is the
+scheduler's ``distributed.scheduler.allowed-failures``; for the clusters built
+here it is set to the survey's ``retries``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import dask
+
+__all__ = ["make_client", "JOBQUEUE_CLUSTERS"]
+
+log = logging.getLogger("xcube.survey")
+
+JOBQUEUE_CLUSTERS = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
+
+
+def _default_workers(threads: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, threads))
+
+
+def make_client(scheduler: str | None = None, cluster: str | None = None, *, workers: int | None = None,
+                threads: int = 1, memory_limit: str | int | None = "4GB", retries: int = 2,
+                dashboard_address: str | None = ":8787", jobs: int | None = None, queue: str | None = None,
+                walltime: str | None = None, cores: int | None = None, memory: str | None = None,
+                processes: int | None = None, account: str | None = None, job_extra=None,
+                local_directory: str | None = None):
+    """Create the survey's ``distributed.Client``.
+
+    Returns ``(client, close)`` where ``close()`` shuts down what was created
+    here (the client, and the cluster unless it is an external scheduler).
+    Starting the cluster is eager; jobqueue workers arrive as their batch jobs start.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler and cluster:
+        raise ValueError("give either --scheduler (an existing cluster) or --cluster (slurm/pbs), not both")
+    with dask.config.set({"distributed.scheduler.allowed-failures": int(retries)}):
+        if scheduler:
+            client = Client(scheduler)
+            return client, client.close
+        if cluster:
+            name = cluster.lower()
+            if name not in JOBQUEUE_CLUSTERS:
+                raise ValueError(f"--cluster {cluster!r}: unknown; use one of {', '.join(JOBQUEUE_CLUSTERS)}")
+            try:
+                import dask_jobqueue
+            except ImportError as exc:  # pragma: no cover - depends on the install
+                raise ImportError(
+                    f"--cluster {name} needs dask-jobqueue; install it with pip install 'xcube-astro[cluster]'"
+                ) from exc
+            cls = getattr(dask_jobqueue, JOBQUEUE_CLUSTERS[name])
+            opts = dict(queue=queue, walltime=walltime, cores=cores, memory=memory, processes=processes,
+                        account=account, job_extra_directives=job_extra, local_directory=local_directory)
+            if dashboard_address:
+                opts["scheduler_options"] = {"dashboard_address": dashboard_address}
+            jq = cls(**{k: v for k, v in opts.items() if v is not None})
+            if workers:
+                jq.scale(n=int(workers))
+            else:
+                jq.scale(jobs=int(jobs or 1))
+            client = Client(jq)
+
+            def close():
+                client.close()
+                jq.close()
+
+            return client, close
+        lc = LocalCluster(
+            n_workers=int(workers or _default_workers(threads)), threads_per_worker=int(threads),
+            memory_limit=memory_limit, processes=True, dashboard_address=dashboard_address,
+            local_directory=local_directory,
+        )
+        client = Client(lc)
+
+        def close():
+            client.close()
+            lc.close()
+
+        return client, close

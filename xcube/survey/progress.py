@@ -1,0 +1,71 @@
+"""A text progress bar for surveys: observations done / failed / remaining."""
+from __future__ import annotations
+
+import sys
+import time
+
+__all__ = ["SurveyProgress"]
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class SurveyProgress:
+    """Counts finished observations and draws one status line on ``stream``.
+
+    An observation counts as *failed* when any of its runs failed or timed out,
+    else as *done* (runs that were skipped for want of good time count as done).
+    On a terminal the line is redrawn in place; otherwise a line is written at
+    most every ``interval`` seconds and at the end.
+    """
+
+    def __init__(self, total: int, stream=None, enabled: bool = True, width: int = 30, interval: float = 10.0):
+        self.total, self.width, self.interval = total, width, interval
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.done = self.failed = 0
+        self.runs = {"done": 0, "failed": 0, "skipped": 0, "timeout": 0}
+        self.t0 = time.monotonic()
+        self._last = 0.0
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.done - self.failed
+
+    def update(self, records) -> None:
+        """Count one finished observation from its run records (dicts with ``state``)."""
+        states = [r.get("state") for r in records]
+        for s in states:
+            if s in self.runs:
+                self.runs[s] += 1
+        if any(s in ("failed", "timeout") for s in states):
+            self.failed += 1
+        else:
+            self.done += 1
+        self.draw()
+
+    def line(self) -> str:
+        n = self.done + self.failed
+        frac = n / self.total if self.total else 1.0
+        fill = int(round(frac * self.width))
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed / n * self.remaining if n else 0.0
+        runs = " ".join(f"{k} {v}" for k, v in self.runs.items())
+        return (f"survey [{'#' * fill}{'.' * (self.width - fill)}] {n}/{self.total} observations: "
+                f"done {self.done}, failed {self.failed}, remaining {self.remaining} | runs: {runs} | "
+                f"{_hms(elapsed)} elapsed, ~{_hms(eta)} left")
+
+    def draw(self, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r" + self.line() + ("\n" if final else ""))
+            self.stream.flush()
+        elif final or now - self._last >= self.interval:
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
+            self._last = now

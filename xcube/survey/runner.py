@@ -1,0 +1,308 @@
+"""``xcube.survey.run``: many observations x a parameter grid on dask.distributed.
+
+One task per observation reads its events once and runs all its parameter
+sets (:func:`.task.run_observation`); each run is committed atomically as
+``out/<obsid>/<run_id>/`` with its status record, and ``out/status.parquet``
+is derived from those records (:mod:`.status`). Re-running the same command
+skips runs already recorded with the same parameter hash; ``retry_failed``
+redoes failed and timed-out runs, ``overwrite`` redoes everything. A survey
+killed at any moment resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .observations import resolve_observations
+from .params import SearchParams, param_grid, run_id
+from .progress import SurveyProgress
+from .status import clean_stale, read_run, rebuild_status, scan_runs, write_run, write_status
+from .task import LOCK_FILE, failure_record, run_observation
+
+__all__ = ["run", "plan_survey", "SurveyResult"]
+
+log = logging.getLogger("xcube.survey")
+
+
+@dataclass
+class SurveyResult:
+    """What :func:`run` did.
+
+    ``status`` is the whole status table of ``out`` after the survey (one row
+    per run, see :mod:`xcube.survey.status`); ``n_observations`` the number
+    of observations submitted this time and ``n_runs`` their planned runs;
+    ``wall_time`` [s]; ``catalogue`` the catalogue directory (or None).
+    """
+
+    out: Path
+    status: pd.DataFrame
+    n_observations: int = 0
+    n_runs: int = 0
+    wall_time: float = 0.0
+    dashboard_link: str | None = None
+    catalogue: Path | None = None
+    counts: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"SurveyResult(out={str(self.out)!r}, observations submitted={self.n_observations}, "
+                f"runs planned={self.n_runs}, states={self.counts}, wall_time={self.wall_time:.1f} s)")
+
+
+def _as_params(params) -> list[SearchParams]:
+    if params is None:
+        return param_grid()
+    if isinstance(params, SearchParams):
+        return [params]
+    if isinstance(params, dict):
+        return [SearchParams(**params)]
+    out = [p if isinstance(p, SearchParams) else SearchParams(**p) for p in params]
+    if not out:
+        raise ValueError("params: empty parameter list")
+    return out
+
+
+def plan_survey(observations: dict, out, params: list[SearchParams], *, retry_failed: bool = False,
+                overwrite: bool = False, existing: pd.DataFrame | None = None) -> dict:
+    """Runs still to do: ``{obsid: [(run_id, SearchParams), ...]}`` (observations with
+    nothing to do are left out).
+
+    A run is done when ``out/<obsid>/<run_id>/`` records it with the same
+    parameter hash in state ``done`` or ``skipped``; ``failed``/``timeout``
+    runs count as done unless ``retry_failed``; ``overwrite`` redoes all.
+    ``existing`` is the scanned status table (scanned here if None).
+    """
+    if existing is None:
+        existing = scan_runs(out)
+    known = {(r.obsid, r.run_id): (r.param_hash, r.state) for r in existing.itertuples()}
+    plan = {}
+    for obsid in observations:
+        todo = []
+        for p in params:
+            rid = run_id(obsid, p)
+            prev = known.get((obsid, rid))
+            if (overwrite or prev is None or prev[0] != p.hash
+                    or (retry_failed and prev[1] in ("failed", "timeout"))):
+                todo.append((rid, p))
+        if todo:
+            plan[obsid] = todo
+    return plan
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _take_lock(out: Path, token: str) -> Path:
+    lock = out / LOCK_FILE
+    if lock.exists():
+        try:
+            info = json.loads(lock.read_text())
+        except (OSError, ValueError):
+            info = {}
+        pid, host = info.get("pid"), info.get("host")
+        if host == socket.gethostname() and isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid):
+            raise FileExistsError(
+                f"{lock}: survey {info.get('token')} (pid {pid}) is still writing into {out}; "
+                "wait for it to finish, or stop it and run again (a killed survey resumes)"
+            )
+        if host and host != socket.gethostname():
+            log.warning("%s: taking over from a survey started on %s (pid %s)", lock, host, pid)
+    tmp = out / f"{LOCK_FILE}.tmp-{token}"
+    tmp.write_text(json.dumps({"token": token, "pid": os.getpid(), "host": socket.gethostname(),
+                               "started": time.time()}))
+    os.replace(tmp, lock)
+    return lock
+
+
+def _release_lock(lock: Path, token: str) -> None:
+    try:
+        if json.loads(lock.read_text()).get("token") == token:
+            lock.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def _record_lost(out: Path, obsid: str, files, plan, token: str, exc: BaseException, tb: str) -> list[dict]:
+    """Failure records for the runs of a task that raised (e.g. its worker died
+    ``allowed-failures`` + 1 times: ``KilledWorker``); runs the task committed
+    before dying are kept."""
+    records = []
+    name = type(exc).__name__
+    msg = f"observation {obsid}: task failed with {name}: {exc}"
+    if name == "KilledWorker":
+        msg += " (the worker process died - killed or out of memory - on every attempt; raise --memory-limit or --retries)"
+    for rid, p in plan:
+        prev = read_run(out / obsid / rid)
+        if prev is not None and prev.get("token") == token:
+            records.append(prev)
+            continue
+        rec = failure_record(p, files, token, exc, message=msg, worker="lost")
+        rec.update(obsid=obsid, run_id=rid)
+
+        def writer(tmp, tb=tb, rid=rid, rec=rec):
+            (tmp / "traceback.txt").write_text(tb or msg)
+            rec["traceback_file"] = f"{obsid}/{rid}/traceback.txt"
+
+        write_run(out, obsid, rid, rec, writer=writer, overwrite=True)
+        records.append(rec)
+    return records
+
+
+def _future_traceback(fut) -> str:
+    try:
+        tb = fut.traceback()
+        return "".join(traceback.format_tb(tb)) if tb is not None else ""
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def run(observations, out, params=None, *, archive=None, client=None, scheduler: str | None = None,
+        cluster: str | None = None, workers: int | None = None, threads: int = 1,
+        memory_limit: str | int | None = "4GB", cluster_options: dict | None = None, retries: int = 2,
+        timeout: float | None = None, retry_failed: bool = False, overwrite: bool = False, search=None,
+        figures: str = "detections", catalogue: bool = True, catalogue_options: dict | None = None,
+        progress: bool = True, dashboard_address: str | None = ":8787", flush_interval: float = 10.0,
+        open_kwargs: dict | None = None) -> SurveyResult:
+    """Run the transient search over many observations and a parameter grid.
+
+    Parameters
+    ----------
+    observations : obsid list file (with ``archive``), list of event files,
+        directory, or mapping obsid -> files (see ``resolve_observations``).
+    out : output directory: ``out/<obsid>/<run_id>/`` per run, ``out/status.parquet``,
+        ``out/catalogue/``.
+    params : list of :class:`SearchParams` (or dicts of its fields); default
+        the reference grid {5, 50, 200} s x {0.2-2, 2-12, 0.2-12} keV at 3 sigma.
+    client : an existing ``distributed.Client`` (left open), else one is made
+        from ``scheduler`` (address), ``cluster`` ("slurm"/"pbs" with
+        ``cluster_options``: queue, walltime, cores, memory, processes, jobs...)
+        or a LocalCluster of ``workers`` x ``threads`` with ``memory_limit`` each.
+    retries : task retries after an exception, and worker deaths allowed per
+        task (``allowed-failures``) on the clusters made here.
+    timeout : seconds per task (observation); unfinished runs become ``timeout``.
+    retry_failed, overwrite : redo failed/timed-out runs; redo every run.
+    search : search function (default ``xcube.search_transients``).
+    figures : PNG figures per run: ``"detections"`` (runs with detections,
+        default), ``"all"`` or ``"none"``; tables and regions are always written.
+    catalogue : rebuild ``out/catalogue/`` at the end (``catalogue_options`` go
+        to :func:`xcube.survey.build_catalogue`).
+
+    Returns a :class:`SurveyResult`. Eager: blocks until every task finished.
+    """
+    t_start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plist = _as_params(params)
+    obs = resolve_observations(observations, archive=archive)
+    token = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    lock = _take_lock(out, token)
+    echo = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
+    owned_close = None
+    dashboard = None
+    try:
+        n_stale = clean_stale(out)
+        if n_stale:
+            log.info("%s: removed %d temporary directories of an interrupted survey", out, n_stale)
+        existing = scan_runs(out)
+        write_status(out, existing)
+        plan = plan_survey(obs, out, plist, retry_failed=retry_failed, overwrite=overwrite, existing=existing)
+        n_runs = sum(len(v) for v in plan.values())
+        echo(f"survey of {len(obs)} observations x {len(plist)} parameter sets into {out}: "
+             f"{len(obs) * len(plist) - n_runs} runs already recorded, {n_runs} runs in {len(plan)} tasks to do")
+        if plan:
+            if client is None:
+                from .engine import make_client
+
+                client, owned_close = make_client(scheduler, cluster, workers=workers, threads=threads,
+                                                  memory_limit=memory_limit, retries=retries,
+                                                  dashboard_address=dashboard_address, **(cluster_options or {}))
+            dashboard = getattr(client, "dashboard_link", None)
+            echo(f"dask dashboard: {dashboard}")
+            _execute(client, obs, plan, out, token, retries=retries, timeout=timeout, search=search,
+                     figures=figures, progress=progress, flush_interval=flush_interval,
+                     open_kwargs=open_kwargs, existing=existing)
+        status = rebuild_status(out)
+        cat_dir = None
+        if catalogue and (plan or not (out / "catalogue").exists()):
+            from .catalogue import build_catalogue
+
+            cat_dir = build_catalogue(out, **(catalogue_options or {})).directory
+        elif catalogue:
+            cat_dir = out / "catalogue"
+    finally:
+        if owned_close is not None:
+            owned_close()
+        _release_lock(lock, token)
+    counts = status["state"].value_counts().to_dict() if len(status) else {}
+    res = SurveyResult(out=out, status=status, n_observations=len(plan), n_runs=n_runs,
+                       wall_time=time.perf_counter() - t_start, dashboard_link=dashboard, catalogue=cat_dir,
+                       counts={str(k): int(v) for k, v in counts.items()})
+    echo(f"survey finished in {res.wall_time:.1f} s: status table {out / 'status.parquet'} "
+         f"({', '.join(f'{k} {v}' for k, v in res.counts.items())})")
+    return res
+
+
+def _warm_up() -> None:
+    import xcube  # noqa: F401
+
+    try:
+        import xcube.transients  # noqa: F401
+    except ImportError:
+        pass
+
+
+def _execute(client, obs, plan, out, token, *, retries, timeout, search, figures, progress,
+             flush_interval, open_kwargs, existing):
+    from distributed import as_completed
+
+    table = {(r["obsid"], r["run_id"]): r for r in existing.to_dict("records")}
+    try:  # import the package once per worker up front, so that the first tasks do not pay for it
+        client.run(_warm_up)
+    except Exception as exc:  # noqa: BLE001 - only an optimisation
+        log.debug("worker warm-up failed: %s", exc)
+    futures = {}
+    for obsid, todo in plan.items():
+        fut = client.submit(run_observation, obsid, obs[obsid], todo, out, token=token, timeout=timeout,
+                            search=search, figures=figures, open_kwargs=open_kwargs,
+                            key=f"xcube-survey-{obsid}-{token}", retries=retries, pure=False)
+        futures[fut] = obsid
+    bar = SurveyProgress(len(futures), enabled=progress)
+    bar.draw()
+    last_flush = time.monotonic()
+    try:
+        for fut in as_completed(list(futures)):
+            obsid = futures.pop(fut)
+            try:
+                records = fut.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker, unpicklable input, ...
+                records = _record_lost(out, obsid, obs[obsid], plan[obsid], token, exc, _future_traceback(fut))
+            fut.release()
+            for r in records:
+                table[(obsid, r["run_id"])] = r
+            bar.update(records)
+            if time.monotonic() - last_flush >= flush_interval:
+                write_status(out, list(table.values()))
+                last_flush = time.monotonic()
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise
+    finally:
+        bar.draw(final=True)
+        write_status(out, list(table.values()))

@@ -1,0 +1,200 @@
+"""The survey status store: one record per run, kept where the run's results are.
+
+Every finished run (whatever its state) is a directory ``out/<obsid>/<run_id>/``
+created atomically (written under a temporary name, then renamed) that holds
+its own status record ``run.json``. The table ``out/status.parquet`` is derived
+from those records: rebuilt by scanning the run directories at the start and
+end of a survey, updated as runs finish, and always replaced atomically
+(``os.replace`` of a complete temporary file). A survey killed at any moment
+therefore loses nothing (a renamed run directory carries its record) and
+duplicates nothing (one directory per run id).
+
+Columns of the status table (one row per run):
+
+=================== =====================================================
+obsid, run_id       observation id; run directory name
+param_hash          hash of the run's parameter values (``SearchParams.hash``)
+state               ``done``, ``failed``, ``skipped`` (nothing to search,
+                    e.g. no good time; ``message`` says why) or ``timeout``
+time_bin, emin,     the run's parameters [s, keV, keV, sigma, arcsec];
+emax, sigma,        ``extra`` is a JSON string of further search keywords
+size_arcsec, extra
+wall_time           seconds spent on this run (search + writing)
+open_time           seconds spent opening the observation's events (once per task)
+peak_rss_mb         peak resident memory of the worker process during the run [MiB]
+n_detections        number of detections (0 unless done)
+xcube_version       version that ran it
+error_class,        exception class and message of a failed/timed-out run
+message             (``message`` holds the reason of a skipped run)
+traceback_file      traceback path relative to ``out`` (failed runs)
+search_run_id       run id reported by the search
+exposure,           from the search summary: good exposure [s], bad frames,
+n_bad_frames,       bad time intervals, expected number of false alarms
+n_bti,
+expected_false_alarms
+files               JSON list of the observation's event files
+worker, started,    where and when (UTC ISO 8601) it ran; ``token`` identifies
+finished, token     the survey invocation that wrote it
+=================== =====================================================
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from ..io.cache import atomic_dir
+
+__all__ = [
+    "STATES", "COLUMNS", "RECORD_FILE", "STATUS_FILE", "write_run", "read_run", "scan_runs",
+    "read_status", "write_status", "rebuild_status", "clean_stale", "run_dirs",
+]
+
+log = logging.getLogger("xcube.survey")
+
+STATES = ("done", "failed", "skipped", "timeout")
+RECORD_FILE = "run.json"
+STATUS_FILE = "status.parquet"
+CATALOGUE_DIR = "catalogue"
+
+COLUMNS = {
+    "obsid": "string", "run_id": "string", "param_hash": "string", "state": "string",
+    "time_bin": "float64", "emin": "float64", "emax": "float64", "sigma": "float64",
+    "size_arcsec": "float64", "extra": "string",
+    "wall_time": "float64", "open_time": "float64", "peak_rss_mb": "float64", "n_detections": "int64",
+    "xcube_version": "string", "error_class": "string", "message": "string", "traceback_file": "string",
+    "search_run_id": "string", "exposure": "float64", "n_bad_frames": "float64", "n_bti": "float64",
+    "expected_false_alarms": "float64", "files": "string", "worker": "string",
+    "started": "string", "finished": "string", "token": "string",
+}
+
+
+def _json_default(v):
+    if hasattr(v, "item"):
+        return v.item()
+    if isinstance(v, Path):
+        return str(v)
+    return str(v)
+
+
+def write_run(out, obsid: str, run_id: str, record: dict, writer=None, overwrite: bool = False) -> Path:
+    """Create the run directory ``out/<obsid>/<run_id>/`` atomically.
+
+    ``writer(tmpdir)``, if given, writes the run's result files into the
+    temporary directory; ``record`` (a status row, see module doc) is then
+    written as ``run.json`` and the directory renamed into place, replacing an
+    existing one when ``overwrite``. Returns the final path.
+    """
+    target = Path(out) / obsid / run_id
+    with atomic_dir(target, overwrite=overwrite) as tmp:
+        if writer is not None:
+            writer(tmp)
+        rec = dict(record, obsid=obsid, run_id=run_id)
+        (tmp / RECORD_FILE).write_text(json.dumps(rec, default=_json_default, indent=1))
+    return target
+
+
+def read_run(run_dir) -> dict | None:
+    """The status record of a run directory, or None if it has none (or it is unreadable)."""
+    try:
+        return json.loads((Path(run_dir) / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _visible_dirs(d: Path):
+    try:
+        with os.scandir(d) as it:
+            return sorted(e.path for e in it if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+
+
+def run_dirs(out):
+    """Paths of all run directories ``out/<obsid>/<run_id>/`` that hold a record."""
+    out = Path(out)
+    for obs_dir in _visible_dirs(out):
+        if Path(obs_dir).name == CATALOGUE_DIR:
+            continue
+        for rd in _visible_dirs(Path(obs_dir)):
+            if os.path.isfile(os.path.join(rd, RECORD_FILE)):
+                yield Path(rd)
+
+
+def _frame(records) -> pd.DataFrame:
+    df = pd.DataFrame.from_records(list(records), columns=list(COLUMNS))
+    for col, dtype in COLUMNS.items():
+        if dtype == "int64":
+            df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")
+        elif dtype == "float64":
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        else:
+            df[col] = df[col].astype("string")
+    return df.sort_values(["obsid", "run_id"], kind="stable").reset_index(drop=True)
+
+
+def scan_runs(out) -> pd.DataFrame:
+    """Status table built from the run directories' records (eager: reads every ``run.json``)."""
+    records = []
+    for rd in run_dirs(out):
+        rec = read_run(rd)
+        if rec is not None:
+            rec["obsid"], rec["run_id"] = rd.parent.name, rd.name
+            records.append(rec)
+    return _frame(records)
+
+
+def read_status(out) -> pd.DataFrame:
+    """``out/status.parquet`` as a DataFrame (empty, with the columns, if absent)."""
+    path = Path(out) / STATUS_FILE
+    if not path.exists():
+        return _frame([])
+    return pd.read_parquet(path)
+
+
+def write_status(out, table) -> Path:
+    """Write ``out/status.parquet`` atomically from a DataFrame or a list of records."""
+    out = Path(out)
+    df = table if isinstance(table, pd.DataFrame) else _frame(table)
+    path = out / STATUS_FILE
+    tmp = out / f".{STATUS_FILE}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def rebuild_status(out) -> pd.DataFrame:
+    """Rescan the run directories and rewrite ``out/status.parquet``; returns the table."""
+    df = scan_runs(out)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_status(out, df)
+    return df
+
+
+def clean_stale(out, older_than: float = 0.0) -> int:
+    """Remove temporary run directories left by an interrupted survey
+    (``out/<obsid>/.<run_id>.tmp-*`` and ``.old-*``) older than ``older_than``
+    seconds. Returns how many were removed. Call only when no survey writes to ``out``."""
+    n = 0
+    now = time.time()
+    for obs_dir in _visible_dirs(Path(out)):
+        with os.scandir(obs_dir) as it:
+            for e in it:
+                if e.name.startswith(".") and (".tmp-" in e.name or ".old-" in e.name):
+                    try:
+                        if now - e.stat().st_mtime >= older_than:
+                            shutil.rmtree(e.path, ignore_errors=True) if e.is_dir() else os.unlink(e.path)
+                            n += 1
+                    except OSError:
+                        pass
+    return n

@@ -1,0 +1,343 @@
+"""The work of one survey task: one observation, all its parameter sets.
+
+Runs inside a dask worker (or in-process). The observation's event files are
+opened once (``xcube.open_events``), then every planned parameter set is
+searched and committed as its own run directory (see :mod:`.status`).
+Errors are caught per observation (opening) and per run (searching) and
+recorded; nothing raised here stops a survey.
+
+Timeout: with ``timeout`` set, the work runs in a child thread that the task
+waits for. At the deadline the task stops waiting, records every uncommitted
+run as ``timeout`` and returns; the child thread is told to stop by an
+exception raised asynchronously in it (``PyThreadState_SetAsyncExc``), which
+takes effect at its next Python bytecode - a long call inside compiled code
+(numpy, numba) finishes first - and it never commits a run after the
+deadline (commits are serialised with the timeout decision by a lock).
+
+Inside the task dask collections are computed with the synchronous
+scheduler: the survey's parallelism is across observations, and a task that
+submitted sub-tasks to the cluster it runs on could deadlock it.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dask
+
+from .._version import __version__
+from ..io.cache import atomic_dir
+from .params import SearchParams
+from .status import RECORD_FILE, _json_default, read_run
+
+__all__ = ["run_observation", "SurveyTimeout", "SurveyAborted", "PeakRSS", "failure_record", "LOCK_FILE"]
+
+log = logging.getLogger("xcube.survey")
+
+LOCK_FILE = ".survey.lock"
+
+
+class SurveyTimeout(Exception):
+    """Raised inside a task's work thread when its per-task timeout expires."""
+
+
+class SurveyAborted(Exception):
+    """The survey that submitted this task has been replaced by a newer one
+    writing into the same output directory (stale task of a killed survey)."""
+
+
+class PeakRSS:
+    """Samples the resident memory of this process every ``interval`` seconds in
+    a daemon thread; ``take()`` returns the peak [MiB] since the last ``take()``."""
+
+    def __init__(self, interval: float = 0.05):
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self._peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="xcube-peak-rss")
+        self._thread.start()
+
+    def _rss(self) -> int:
+        try:
+            return self._proc.memory_info().rss
+        except Exception:  # noqa: BLE001 - sampling must never break a task
+            return 0
+
+    def _loop(self):
+        while not self._stop.wait(self._interval):
+            self._peak = max(self._peak, self._rss())
+
+    def take(self) -> float:
+        peak = max(self._peak, self._rss())
+        self._peak = self._rss()
+        return peak / 2**20
+
+    def close(self):
+        self._stop.set()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _base_record(params: SearchParams, files, token, worker=None) -> dict:
+    return dict(
+        params.to_dict(), param_hash=params.hash, xcube_version=__version__,
+        files=json.dumps([str(f) for f in files]), token=token, worker=worker or _worker_name(),
+    )
+
+
+def failure_record(params: SearchParams, files, token, exc: BaseException | None = None, *,
+                   state: str = "failed", error_class=None, message=None, tb: str | None = None,
+                   traceback_file: str | None = None, worker=None, **extra) -> dict:
+    """Status record of a run that did not finish (``failed`` or ``timeout``)."""
+    rec = _base_record(params, files, token, worker)
+    rec.update(
+        state=state,
+        error_class=error_class or (type(exc).__name__ if exc is not None else None),
+        message=message if message is not None else (str(exc) if exc is not None else None),
+        traceback_file=traceback_file, n_detections=0, finished=_now(), **extra,
+    )
+    return rec
+
+
+def _summary_number(summary: dict, key):
+    v = summary.get(key)
+    try:
+        return float(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _result_writer(res, figures: str):
+    """Writer of a run's files: the search's own tables, regions and figures
+    (``res.write``; figures for every run with ``figures="all"``, for runs with
+    detections with ``"detections"``, never with ``"none"``), and always
+    ``detections.parquet`` and ``summary.json``."""
+    det = res.detections
+
+    def writer(tmp: Path):
+        want = figures == "all" or (figures == "detections" and len(det) > 0)
+        if hasattr(res, "write"):
+            res.write(tmp, overwrite=True, figures=want)  # replaces the empty tmp dir atomically
+        if not (tmp / "detections.parquet").exists():
+            det.to_parquet(tmp / "detections.parquet", index=False)
+        if not (tmp / "summary.json").exists():
+            summary = getattr(res, "summary", {}) or {}
+            (tmp / "summary.json").write_text(json.dumps(summary, default=_json_default, indent=1))
+
+    return writer
+
+
+class _Work:
+    """State shared by the task thread and its work thread."""
+
+    def __init__(self, obsid, files, plan, out, token, search, figures, open_kwargs):
+        self.obsid, self.files, self.plan = obsid, [Path(f) for f in files], plan
+        self.out, self.token, self.search = Path(out), token, search
+        self.figures, self.open_kwargs = figures, open_kwargs or {}
+        self.lock = threading.Lock()
+        self.cancelled = False
+        self.records: dict[str, dict] = {}
+        self.error: BaseException | None = None
+        self.open_time = None
+        self.current = None  # run id being worked on
+        self.started = None
+        self.worker = _worker_name()  # taken in the task thread, where the dask worker is known
+
+    # -- committing -------------------------------------------------------
+    def _check_alive(self):
+        lock = self.out / LOCK_FILE
+        try:
+            owner = json.loads(lock.read_text()).get("token")
+        except (OSError, ValueError):
+            return  # no lock file (in-process use): nothing to check
+        if owner != self.token:
+            raise SurveyAborted(f"{self.out}: a newer survey ({owner}) owns this output directory; task of {self.token} stops")
+
+    def commit(self, run_id: str, record: dict, writer=None) -> bool:
+        """Write the run directory atomically; False (nothing written) once cancelled."""
+        self._check_alive()
+        target = self.out / self.obsid / run_id
+        ad = atomic_dir(target, overwrite=True)
+        tmp = ad.__enter__()
+        try:
+            if writer is not None:
+                writer(tmp)
+            if record.get("state") == "failed" and record.get("_traceback"):
+                (tmp / "traceback.txt").write_text(record.pop("_traceback"))
+                record["traceback_file"] = f"{self.obsid}/{run_id}/traceback.txt"
+            record.pop("_traceback", None)
+            rec = dict(record, obsid=self.obsid, run_id=run_id)
+            (tmp / RECORD_FILE).write_text(json.dumps(rec, default=_json_default, indent=1))
+        except BaseException as exc:
+            ad.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        with self.lock:
+            if self.cancelled:
+                ad.__exit__(SurveyTimeout, SurveyTimeout(), None)
+                return False
+            ad.__exit__(None, None, None)
+            self.records[run_id] = rec
+        return True
+
+    # -- the work ---------------------------------------------------------
+    def _fail_all(self, exc, tb, remaining):
+        for rid, params in remaining:
+            rec = failure_record(params, self.files, self.token, exc, _traceback=tb, open_time=self.open_time,
+                                 started=self.started, wall_time=self.open_time, worker=self.worker)
+            self.commit(rid, rec)
+
+    def run(self):
+        self.started = _now()
+        dask.config.set(scheduler="synchronous")
+        todo = []
+        for rid, params in self.plan:
+            prev = read_run(self.out / self.obsid / rid)
+            if prev is not None and prev.get("token") == self.token:
+                self.records[rid] = prev  # committed by an earlier attempt of this task
+            else:
+                todo.append((rid, params))
+        if not todo:
+            return
+        self._check_alive()
+        t0 = time.perf_counter()
+        try:
+            import xcube
+
+            evs = [xcube.open_events(f, **self.open_kwargs) for f in self.files]
+            events = evs[0] if len(evs) == 1 else evs
+            search = self.search or xcube.search_transients
+        except (SurveyTimeout, SurveyAborted):
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded per run, the survey goes on
+            self.open_time = time.perf_counter() - t0
+            self._fail_all(exc, traceback.format_exc(), todo)
+            return
+        self.open_time = time.perf_counter() - t0
+        rss = PeakRSS()
+        try:
+            for rid, params in todo:
+                self.current = rid
+                self._run_one(rid, params, events, search, rss)
+        finally:
+            rss.close()
+
+    def _run_one(self, rid, params, events, search, rss):
+        rss.take()
+        started = _now()
+        t0 = time.perf_counter()
+        base = _base_record(params, self.files, self.token, self.worker)
+        base.update(open_time=self.open_time, started=started)
+        try:
+            res = search(events, **params.kwargs())
+            summary = dict(getattr(res, "summary", {}) or {})
+            det = res.detections
+            reason = summary.get("reason")
+            state = "skipped" if (reason and len(det) == 0) else "done"
+            writer = _result_writer(res, self.figures)
+            rec = dict(
+                base, state=state, n_detections=int(len(det)), message=str(reason) if reason else None,
+                search_run_id=str(getattr(res, "run_id", "") or ""),
+                **{k: _summary_number(summary, k) for k in ("exposure", "n_bad_frames", "n_bti", "expected_false_alarms")},
+            )
+            # the wall time includes writing the products; measured inside the writer's wrapper
+            def timed_writer(tmp, writer=writer, rec=rec):
+                writer(tmp)
+                rec["wall_time"] = time.perf_counter() - t0
+                rec["peak_rss_mb"] = rss.take()
+                rec["finished"] = _now()
+
+            self.commit(rid, rec, timed_writer)
+        except (SurveyTimeout, SurveyAborted):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failed run never stops the others
+            rec = failure_record(params, self.files, self.token, exc, _traceback=traceback.format_exc(),
+                                 open_time=self.open_time, started=started, worker=self.worker,
+                                 wall_time=time.perf_counter() - t0, peak_rss_mb=rss.take())
+            self.commit(rid, rec)
+
+
+def _async_raise(thread: threading.Thread, exc_type) -> None:
+    if thread.ident is not None and thread.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
+
+
+def run_observation(obsid: str, files, plan, out, *, token: str, timeout: float | None = None,
+                    search=None, figures: str = "detections", open_kwargs: dict | None = None) -> list[dict]:
+    """Search one observation with every planned parameter set.
+
+    Parameters
+    ----------
+    obsid : observation id (output goes to ``out/<obsid>/<run_id>/``).
+    files : the observation's event files, opened once (several = cameras).
+    plan : list of ``(run_id, SearchParams)`` to run.
+    token : id of the survey invocation; runs already committed under this
+        token (by an earlier attempt of this task) are not redone.
+    timeout : seconds for the whole task; uncommitted runs are then recorded
+        as ``timeout`` (see module doc for how the work is stopped).
+    search : search function (default ``xcube.search_transients``).
+    figures : PNG figures of the runs: ``"detections"`` (runs with detections),
+        ``"all"`` or ``"none"``; the search's tables, summary and region file
+        are always written (``res.write``).
+
+    Returns the status records (dicts) of the planned runs. Eager; never raises
+    for a bad observation (errors are recorded), only if the output directory
+    cannot be written or the survey was superseded (:class:`SurveyAborted`).
+    """
+    work = _Work(obsid, files, plan, out, token, search, figures, open_kwargs)
+    if timeout is None:
+        work.run()
+    else:
+        def target():
+            try:
+                work.run()
+            except SurveyTimeout:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the task thread
+                work.error = exc
+
+        th = threading.Thread(target=target, daemon=True, name=f"xcube-survey-{obsid}")
+        th.start()
+        th.join(timeout)
+        if th.is_alive():
+            with work.lock:
+                work.cancelled = True
+                done = set(work.records)
+            _async_raise(th, SurveyTimeout)
+            msg = (f"observation {obsid}: per-task timeout of {timeout:g} s expired "
+                   f"(while running {work.current or 'open_events'}); raise --timeout or split the observation")
+            for rid, params in plan:
+                if rid in done:
+                    continue
+                rec = failure_record(params, files, token, state="timeout", error_class="SurveyTimeout",
+                                     message=msg, open_time=work.open_time, started=work.started, wall_time=timeout,
+                                     worker=work.worker)
+                target_dir = Path(out) / obsid / rid
+                with atomic_dir(target_dir, overwrite=True) as tmp:
+                    rec = dict(rec, obsid=obsid, run_id=rid)
+                    (tmp / RECORD_FILE).write_text(json.dumps(rec, default=_json_default, indent=1))
+                work.records[rid] = rec
+        elif work.error is not None:
+            raise work.error
+    return [work.records[rid] for rid, _ in plan if rid in work.records]
