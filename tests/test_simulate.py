@@ -1,0 +1,303 @@
+"""Event-level simulation (xcube.simulate) and transient injection."""
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import real_file
+
+import xcube
+from xcube import gti as gtimod
+from xcube.io.write_events import write_events_fits
+from xcube.transients import simulate as sim
+
+T0 = 7.0e8
+PSF_SIGMA_PIX = 6.6 / 2.355 / 0.05
+
+
+def _quiet(**kw):
+    """Only the components a test asks for."""
+    base = dict(background_rate=0.0, sources=0, soft_protons=0)
+    base.update(kw)
+    return base
+
+
+def test_alias_module_after_import_xcube():
+    assert xcube.simulate.event_list is sim.event_list
+    assert xcube.simulate.inject_flare is sim.inject_flare
+
+
+def test_columns_dtypes_ranges_and_sorting():
+    ev, truth = sim.event_list("xmm-pn", duration=5000.0, seed=1)
+    assert isinstance(ev["time"].data, da.Array)  # lazy until computed
+    e = ev.compute()
+    for name, dt in [("time", np.float64), ("x", np.int32), ("y", np.int32), ("pi", np.int16),
+                     ("energy", np.float32), ("pattern", np.uint8), ("flag", np.int32), ("ccdnr", np.uint8)]:
+        assert e[name].dtype == dt, name
+    t = e["time"].values
+    assert np.all(np.diff(t) >= 0)
+    assert t.min() >= T0 and t.max() < T0 + 5000.0
+    pi = e["pi"].values
+    assert pi.min() >= 200 and pi.max() <= 12000
+    np.testing.assert_allclose(e["energy"].values, pi / 1000.0, rtol=1e-6)
+    # field of view: 15' radius around the reference pixel, except PSF tails
+    r_arcmin = np.hypot(e["x"].values - 25921.0, e["y"].values - 25921.0) * 0.05 / 60.0
+    assert np.mean(r_arcmin < 15.05) > 0.999
+    assert set(np.unique(e["ccdnr"].values)) == set(range(1, 13))
+    assert 0.01 < np.mean(e["flag"].values != 0) < 0.06
+    assert np.mean(e["pattern"].values == 0) > 0.5
+    a = ev.attrs
+    assert a["profile"] == "xmm-pn" and a["instrument"] == "EPN" and a["mission"] == "XMM-Newton"
+    assert a["CRPIX1"] == 25921.0 and a["CDELT2"] == pytest.approx(0.05 / 3600)
+    assert a["mjdref"] == 50814.0 and a["obs_id"] and a["tstart"] == T0
+    assert set(truth["kind"]) == {"source", "soft_proton"}
+    assert list(truth.columns) == sim.TRUTH_COLUMNS
+
+
+def test_pn_ccd_layout_quadrants_by_position():
+    ev, _ = sim.event_list("xmm-pn", duration=3000.0, seed=2, pa_pnt=0.0, sources=0, soft_protons=0,
+                           background_rate=20.0)
+    e = ev.compute()
+    dx = e["x"].values - 25921.0
+    dy = e["y"].values - 25921.0
+    ccd = e["ccdnr"].values
+    quadrant = (ccd - 1) // 3
+    # pa=0: detector frame = sky frame; quadrants 0/1 on top (dy>0), 0/3 on the left (dx<0)
+    far = (np.abs(dx) > 400) & (np.abs(dy) > 400)
+    q_expected = np.select([(dy > 0) & (dx < 0), (dy > 0) & (dx > 0), (dy < 0) & (dx > 0)], [0, 1, 2], 3)
+    assert np.all(quadrant[far] == q_expected[far])
+
+
+def test_mos_has_seven_ccds_and_reads_back_as_mos2(tmp_path):
+    ev, _ = sim.event_list("xmm-mos2", duration=3000.0, seed=3, path=tmp_path / "m2.fits")
+    assert ev.attrs["profile"] == "xmm-mos2"
+    assert set(np.unique(ev["ccdnr"].values)) == set(range(1, 8))
+
+
+def test_same_seed_same_events_other_seed_differs():
+    a, ta = sim.event_list("xmm-mos1", duration=2000.0, seed=7)
+    b, tb = sim.event_list("xmm-mos1", duration=2000.0, seed=7)
+    c, _ = sim.event_list("xmm-mos1", duration=2000.0, seed=8)
+    np.testing.assert_array_equal(a["time"].values, b["time"].values)
+    np.testing.assert_array_equal(a["x"].values, b["x"].values)
+    pd.testing.assert_frame_equal(ta, tb)
+    assert a.sizes["event"] != c.sizes["event"] or not np.array_equal(a["time"].values, c["time"].values)
+
+
+def test_flare_alone_time_and_psf_profile():
+    ev, truth = sim.event_list("xmm-pn", duration=20000.0, seed=4,
+                               flares=[dict(t_peak=8000.0, amplitude=5.0, width=200.0, x=30000.0, y=20000.0)],
+                               **_quiet())
+    e = ev.compute()
+    row = truth.iloc[0]
+    assert row["kind"] == "flare" and row["transient"]
+    assert e.sizes["event"] == row["counts"]  # nothing else was simulated
+    assert row["expected_counts"] == pytest.approx(5.0 * 200.0 * np.sqrt(2 * np.pi), rel=1e-9)
+    assert abs(row["counts"] - row["expected_counts"]) < 5 * np.sqrt(row["expected_counts"])
+    t = e["time"].values - (T0 + 8000.0)
+    assert abs(t.mean()) < 15.0 and t.std() == pytest.approx(200.0, rel=0.06)
+    assert e["x"].values.std() == pytest.approx(PSF_SIGMA_PIX, rel=0.06)
+    assert abs(e["y"].values.mean() - 20000.0) < 5.0
+    assert row["t_peak"] == T0 + 8000.0 and row["t_start"] == T0 + 8000.0 - 600.0
+    # truth ra/dec and x/y agree through the event WCS
+    w = sim._sky_wcs(ev.attrs)
+    ra, dec = w.wcs_pix2world([30000.0], [20000.0], 1)
+    assert row["ra"] == pytest.approx(ra[0]) and row["dec"] == pytest.approx(dec[0])
+
+
+def test_eclipse_depth_and_window():
+    ev, truth = sim.event_list("xmm-mos1", duration=20000.0, seed=5,
+                               eclipses=[dict(t_start=5000.0, duration=4000.0, depth=0.8, rate=1.0,
+                                              ra=150.05, dec=2.25)], **_quiet())
+    t = ev["time"].values - T0
+    row = truth.iloc[0]
+    inside = (t >= 5000.0) & (t < 9000.0)
+    assert inside.sum() == row["counts"]
+    assert row["expected_counts"] == pytest.approx(0.2 * 4000.0)
+    assert abs(inside.sum() - 800) < 5 * np.sqrt(800)
+    assert abs((~inside).sum() - 16000) < 5 * np.sqrt(16000)
+    assert row["amplitude"] == pytest.approx(0.8) and row["depth"] == 0.8
+
+
+def test_gti_gaps_hold_no_events_and_are_written(tmp_path):
+    ev, truth = sim.event_list("xmm-pn", duration=10000.0, seed=6, gaps=[(2000.0, 3000.0), (7000.0, 7500.0)],
+                               flares=[dict(t_peak=2500.0, amplitude=3.0, width=400.0)],
+                               path=tmp_path / "gaps.fits")
+    t = ev["time"].values - T0
+    assert not np.any((t >= 2000) & (t < 3000)) and not np.any((t >= 7000) & (t < 7500))
+    g = gtimod.from_dataset(ev)
+    np.testing.assert_allclose(g[0] - T0, [0.0, 3000.0, 7500.0])
+    np.testing.assert_allclose(g[1] - T0, [2000.0, 7000.0, 10000.0])
+    assert ev.attrs["exposure"] == pytest.approx(8500.0)
+    # the flare's expectation only counts good time
+    row = truth[truth.kind == "flare"].iloc[0]
+    full = 3.0 * 400.0 * np.sqrt(2 * np.pi)
+    assert row["expected_counts"] < 0.9 * full
+
+
+def test_soft_protons_trip_the_10_12_kev_rate():
+    ev, truth = sim.event_list("xmm-pn", duration=20000.0, seed=8, sources=3,
+                               soft_protons=[dict(t_start=8000.0, duration=6000.0, peak_rate=25.0)])
+    e = ev.compute()
+    hi = (e["energy"].values > 10.0) & (e["energy"].values < 12.0)
+    rate, _ = np.histogram(e["time"].values[hi] - T0, bins=np.arange(0, 20001, 100.0))
+    rate = rate / 100.0
+    assert rate[:70].mean() < 0.3  # quiescent pn: ~0.15 ct/s at 10-12 keV
+    assert rate[100:120].mean() > 0.5  # flare peak well above the 0.5 ct/s BTI threshold
+    sp = truth[truth.kind == "soft_proton"].iloc[0]
+    assert sp["t_start"] == T0 + 8000.0 and sp["t_stop"] == T0 + 14000.0 and not sp["transient"]
+
+
+def test_chunked_generation_is_consistent():
+    kw = dict(duration=10000.0, seed=9, n_events=30000, chunk_events=4000, soft_protons=0)
+    ev, _ = sim.event_list("xmm-mos1", **kw)
+    chunks = ev["time"].data.chunks[0]
+    assert len(chunks) >= 7 and sum(chunks) == ev.sizes["event"]
+    t = ev["time"].values
+    assert np.all(np.diff(t) >= 0)
+    assert abs(t.size - 30000) < 5 * np.sqrt(30000)
+    # one block alone equals the same slice of the whole (slabs regenerate identically)
+    k = 3
+    lo = sum(chunks[:k])
+    np.testing.assert_array_equal(ev["x"].data.blocks[k].compute(), ev["x"].values[lo:lo + chunks[k]])
+
+
+def test_n_events_below_other_components_raises():
+    with pytest.raises(ValueError, match="n_events"):
+        sim.event_list("xmm-pn", duration=10000.0, n_events=10)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(instrument="nustar-fpma"), "no simulation model"),
+        (dict(flares=[dict(t_peak=10.0, amplitude=1.0, width=5.0, ra=150.0)]), "both ra and dec"),
+        (dict(gaps=[(0.0, 2000.0)], duration=1000.0), "no good time"),
+        (dict(eclipses=[dict(t_start=1.0, duration=10.0, depth=1.5)]), "depth"),
+        (dict(flares=[dict(t_peak=1.0, amplitude=1.0)]), "Flare"),
+    ],
+)
+def test_bad_arguments(kw, match):
+    kw = {"duration": 1000.0, **kw}
+    with pytest.raises((ValueError, TypeError), match=match):
+        sim.event_list(**kw)
+
+
+def test_write_round_trip_all_columns(tmp_path):
+    ev, _ = sim.event_list("xmm-mos1", duration=4000.0, seed=10, chunk_events=3000)
+    assert len(ev["time"].data.chunks[0]) > 1  # streamed chunk by chunk
+    path = sim.write(tmp_path / "mos1.fits", ev)
+    back = xcube.open_events(path)
+    assert back.attrs["profile"] == "xmm-mos1"
+    for c in ("time", "x", "y", "pi", "energy", "pattern", "flag", "ccdnr"):
+        np.testing.assert_array_equal(back[c].values, ev[c].values)
+    for k in ("CRVAL1", "CRVAL2", "CRPIX1", "CDELT1", "obs_id", "ra_pnt", "mjdref", "tstart", "tstop"):
+        assert back.attrs[k] == pytest.approx(ev.attrs[k], rel=1e-12) if isinstance(ev.attrs[k], float) \
+            else back.attrs[k] == ev.attrs[k]
+    assert sorted(set(back["ccd_gti_ccd"].values)) == list(range(1, 8))
+    assert back.attrs["exposure"] == pytest.approx(4000.0)
+    with pytest.raises(OSError, match="exists"):
+        sim.write(tmp_path / "mos1.fits", ev)
+    # gzip (FTZ) streams too and reads back through the cache
+    gz = sim.write(tmp_path / "mos1.FTZ", ev)
+    np.testing.assert_array_equal(xcube.open_events(gz)["time"].values, ev["time"].values)
+
+
+def test_streaming_writer_matches_in_memory_writer(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 5000
+    cols = {"TIME": np.sort(rng.uniform(1e8, 1e8 + 1e3, n)), "X": rng.integers(1, 50000, n).astype(np.int32),
+            "Y": rng.integers(1, 50000, n).astype(np.int32), "PI": rng.integers(200, 12000, n).astype(np.int16),
+            "PATTERN": rng.integers(0, 13, n).astype(np.uint8), "FLAG": np.zeros(n, np.int32),
+            "GOOD": rng.random(n) < 0.5}
+    hdr = {"TELESCOP": "XMM", "INSTRUME": "EMOS1", "MJDREF": 50814.0, "TSTART": 1e8, "TSTOP": 1e8 + 1e3}
+    gti = ([1e8], [1e8 + 1e3])
+    a = write_events_fits(tmp_path / "a.fits", cols, gti=gti, header=hdr)
+    lazy = {k: da.from_array(v, chunks=1234) for k, v in cols.items()}
+    b = write_events_fits(tmp_path / "b.fits", lazy, gti=gti, header=hdr)
+    from astropy.io import fits
+
+    with fits.open(a) as ha, fits.open(b) as hb:
+        for k in cols:
+            np.testing.assert_array_equal(ha["EVENTS"].data[k], hb["EVENTS"].data[k])
+        np.testing.assert_array_equal(ha["GTI"].data["START"], hb["GTI"].data["START"])
+        assert hb["EVENTS"].header["NAXIS2"] == n
+        hb.verify("exception")
+
+
+# ------------------------------------------------------------------ injection
+def test_inject_flare_into_real_mos1_file():
+    ev = xcube.open_events(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"))
+    g = gtimod.from_dataset(ev)
+    t_peak = 0.5 * (g[0][0] + g[1][-1])
+    out, truth = sim.inject_flare(ev, ra=263.60, dec=-32.50, t_peak=t_peak, amplitude=1.0, width=200.0, seed=4)
+    row = truth.iloc[0]
+    n_new = out.sizes["event"] - ev.sizes["event"]
+    assert n_new == row["counts"] > 300
+    assert list(out.data_vars) == list(ev.data_vars)
+    for v in ev.data_vars:
+        assert out[v].dtype == ev[v].dtype, v
+    t = out["time"].values
+    assert np.all(np.diff(t) >= 0)
+    assert gtimod.in_gti(t, g).sum() == gtimod.in_gti(ev["time"].values, g).sum() + n_new
+    # the new events: near the position, PSF-sized, pattern/flag 0, CCD of the neighbourhood
+    old = ev.compute()
+    key_old = set(zip(old["time"].values.tolist(), old["x"].values.tolist()))
+    new = np.array([(tt, xx) not in key_old for tt, xx in zip(t.tolist(), out["x"].values.tolist())])
+    assert new.sum() == n_new
+    x, y = out["x"].values[new], out["y"].values[new]
+    assert np.hypot(x.mean() - row["x"], y.mean() - row["y"]) < 10.0
+    assert x.std() == pytest.approx(PSF_SIGMA_PIX, rel=0.15)
+    assert np.all(out["pattern"].values[new] == 0) and np.all(out["flag"].values[new] == 0)
+    near_old = np.hypot(old["x"].values - row["x"], old["y"].values - row["y"]) < 300
+    assert set(np.unique(out["ccdnr"].values[new])) <= set(np.unique(old["ccdnr"].values[near_old]))
+    w = sim._sky_wcs(ev.attrs)
+    px, py = w.wcs_world2pix([263.60], [-32.50], 1)
+    assert row["x"] == pytest.approx(px[0]) and row["y"] == pytest.approx(py[0])
+    np.testing.assert_allclose(out["energy"].values[new], out["pi"].values[new] / 1000.0, rtol=1e-6)
+
+
+def test_inject_lazy_merge_equals_eager_merge():
+    ev = xcube.open_events(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"), chunks=20000)
+    assert len(ev["time"].data.chunks[0]) > 5
+    g = gtimod.from_dataset(ev)
+    kw = dict(x=25000.0, y=26000.0, t_peak=g[0][0] + 3000.0, amplitude=2.0, width=500.0, seed=11)
+    lazy, t1 = sim.inject_flare(ev, **kw)
+    eager, t2 = sim.inject_flare(ev.compute(), **kw)
+    assert isinstance(lazy["time"].data, da.Array)
+    pd.testing.assert_frame_equal(t1, t2)
+    for v in ev.data_vars:
+        np.testing.assert_array_equal(lazy[v].values, eager[v].values)
+
+
+def test_inject_eclipse_and_write_back(tmp_path):
+    ev, _ = sim.event_list("xmm-pn", duration=20000.0, seed=12, sources=2, soft_protons=0)
+    out, truth = sim.inject_eclipse(ev, x=27000.0, y=25000.0, t_start=T0 + 6000.0, duration=5000.0, depth=1.0,
+                                    rate=0.5, seed=3)
+    row = truth.iloc[0]
+    assert row["kind"] == "eclipse" and row["counts"] == 0 and row["expected_counts"] == 0.0
+    added = out.sizes["event"] - ev.sizes["event"]
+    assert abs(added - 0.5 * 15000) < 5 * np.sqrt(7500)
+    e = out.compute()
+    near = np.hypot(e["x"].values - 27000.0, e["y"].values - 25000.0) < 3 * PSF_SIGMA_PIX
+    tt = e["time"].values[near] - T0
+    in_window = (tt >= 6000) & (tt < 11000)
+    assert in_window.sum() < 0.05 * (~in_window).sum()  # only background left inside the eclipse
+    path = sim.write(tmp_path / "ecl.fits", out)
+    back = xcube.open_events(path)
+    assert back.attrs["profile"] == "xmm-pn" and back.sizes["event"] == out.sizes["event"]
+
+
+def test_inject_random_position_and_errors():
+    ev, _ = sim.event_list("xmm-mos1", duration=5000.0, seed=13)
+    out, truth = sim.inject_flare(ev, t_peak=T0 + 2500.0, amplitude=1.0, width=100.0, seed=1)
+    r = np.hypot(truth["x"][0] - 25921.0, truth["y"][0] - 25921.0) * 0.05 / 60
+    assert r < 16.0
+    with pytest.raises(ValueError, match="width"):
+        sim.inject_flare(ev, t_peak=T0, amplitude=1.0, width=0.0)
+    with pytest.raises(ValueError, match="both"):
+        sim.inject_flare(ev, t_peak=T0, amplitude=1.0, width=10.0, x=100.0)
+    empty = ev.isel(event=slice(0, 0))
+    with pytest.raises(ValueError, match="empty"):
+        sim.inject_flare(empty, t_peak=T0, amplitude=1.0, width=10.0)
