@@ -6,5 +6,6 @@ from .binning import bin_events
 from .regions import region_area, region_mask
 from . import accessor  # noqa: F401  (registers the .xcube accessor)
 from . import simulate  # noqa: F401  (xcube.simulate.event_list, inject_flare, ...)
+from . import bayes  # noqa: F401  (xcube.bayes.log10_bayes_peak, threshold, masks, ...)
 
 __all__ = ["__version__", "open_events", "open_archive", "to_zarr", "select", "bin_events", "region_mask", "region_area"]
