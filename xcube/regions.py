@@ -5,19 +5,20 @@ the events' sky columns, then tested against the ``x``/``y`` columns.
 
 Pixel convention
 ----------------
-- DS9 ``physical`` coordinates *are* the X/Y column values (XMM sky pixels of
-  0.05 arcsec).
-- The ``regions`` package works in 0-based image pixels (``PixCoord``), and
-  its DS9 reader subtracts 1 from ``image`` coordinates. The WCS built from
-  the column keywords (CRPIX = TCRPX, FITS 1-based) maps a sky position to the
-  same 0-based pixel.
-- So everywhere here: **column value = regions pixel + 1**. A physical DS9
-  region is read as an ``image`` one (so the reader's -1 applies), a sky
-  region goes through ``SkyRegion.to_pixel(wcs)``, and events are tested at
-  ``PixCoord(x - 1, y - 1)``. DS9 ``image`` coordinates are read the same way
-  as ``physical`` (with a warning: for an event file they only agree with
-  the X/Y columns when DS9 binned the image with block 1 from pixel 1).
+Pixel shapes live in the frame of ``xcube.wcs(events)``, whose pixel
+coordinates *are* the X/Y column values (see :mod:`xcube.skycoords`):
+
+- DS9 ``physical`` coordinates are the column values (XMM sky pixels of
+  0.05 arcsec), so they are used as they are. (The ``regions`` DS9 reader does
+  not know ``physical``; xcube reads such shapes as ``image`` and undoes the
+  reader's 1-based to 0-based shift.) DS9 ``image`` coordinates are taken the
+  same way, with a warning: for an event file they only agree with the
+  columns when DS9 binned the image with block 1 from pixel 1.
 - A region string without a coordinate system is ``physical`` (DS9's default).
+- Sky shapes go through ``SkyRegion.to_pixel(xcube.wcs(events))``.
+- A ``regions`` PixelRegion object is taken in that same frame (column
+  values), e.g. the output of ``sky_region.to_pixel(xcube.wcs(ev))``.
+- Events are tested at ``PixCoord(x, y)``.
 
 Include and exclude
 -------------------
@@ -38,11 +39,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-__all__ = ["RegionSet", "pixel_region", "region_mask", "region_area", "events_wcs", "PIXEL_OFFSET"]
+__all__ = ["RegionSet", "pixel_region", "region_mask", "region_area", "events_wcs"]
 
 log = logging.getLogger("xcube.select")
-
-PIXEL_OFFSET = 1.0  # column value = regions 0-based pixel + PIXEL_OFFSET
 
 _SKY_FRAMES = {"fk4", "fk5", "icrs", "galactic", "ecliptic", "j2000", "b1950"}
 _PIXEL_FRAMES = {"physical", "image"}
@@ -55,35 +54,42 @@ _NO_AREA = ("PointPixelRegion", "LinePixelRegion", "TextPixelRegion", "PointSkyR
 
 
 def events_wcs(obj):
-    """``astropy.wcs.WCS`` of the sky columns of an EventList (or of any xarray
-    object carrying the same CTYPEn/CRVALn/CRPIXn/CDELTn attrs). Uses
-    ``xcube.wcs`` where available. Pixel 0 of this WCS is column value 1."""
+    """``astropy.wcs.WCS`` whose pixel coordinates are the ``x``/``y`` column
+    values: ``xcube.wcs(obj)``. (Until :mod:`xcube.skycoords` exists, an
+    equivalent built here from the CTYPEn/CRVALn/CRPIXn/CDELTn, RADESYS and
+    EQUINOX attrs.) Raises ``ValueError`` naming the missing attrs."""
     try:
         from .skycoords import wcs as _wcs
     except ModuleNotFoundError as exc:
         if exc.name != f"{__package__}.skycoords":
             raise
-        _wcs = None
-    except ImportError:
-        _wcs = None
-    if _wcs is not None:
+        _wcs = _fallback_wcs
+    try:
         return _wcs(obj)
+    except KeyError as exc:
+        raise ValueError(f"{exc.args[0] if exc.args else exc}; sky regions need the X/Y column WCS, "
+                         "use a physical region instead") from None
+
+
+def _fallback_wcs(obj):
     from astropy.wcs import WCS
 
     a = obj.attrs
     keys = [f"{k}{i}" for i in (1, 2) for k in ("CTYPE", "CRVAL", "CRPIX", "CDELT")]
     missing = [k for k in keys if k not in a]
     if missing:
-        raise ValueError(
-            f"{a.get('source', 'events')}: no sky WCS (attrs {', '.join(missing)} missing); "
-            "sky regions need the X/Y column WCS, use a physical region instead"
-        )
+        raise KeyError(f"{a.get('source', 'events')}: no sky WCS for x/y (missing attrs {missing})")
     w = WCS(naxis=2)
     w.wcs.ctype = [a["CTYPE1"], a["CTYPE2"]]
     w.wcs.crval = [a["CRVAL1"], a["CRVAL2"]]
-    w.wcs.crpix = [a["CRPIX1"], a["CRPIX2"]]
+    w.wcs.crpix = [a["CRPIX1"] + 1.0, a["CRPIX2"] + 1.0]  # column value = 0-based pixel
     w.wcs.cdelt = [a["CDELT1"], a["CDELT2"]]
     w.wcs.cunit = [a.get("CUNIT1", "deg"), a.get("CUNIT2", "deg")]
+    if a.get("RADESYS"):
+        w.wcs.radesys = str(a["RADESYS"])
+    if a.get("EQUINOX") is not None:
+        w.wcs.equinox = float(a["EQUINOX"])
+    w.wcs.set()
     return w
 
 
@@ -130,8 +136,24 @@ def _prepare_ds9(text: str) -> tuple[str, bool]:
     return "\n".join(out_lines), explicit_image
 
 
+def _shift(r, d: float):
+    """Copy of a pixel region moved by ``d`` along both axes."""
+    from regions import PixCoord
+
+    if hasattr(r, "region1"):  # CompoundPixelRegion
+        return type(r)(_shift(r.region1, d), _shift(r.region2, d), r.operator, meta=r.meta, visual=r.visual)
+    moved = {}
+    for name in ("center", "vertices", "start", "end"):
+        p = getattr(r, name, None)
+        if isinstance(p, PixCoord):
+            moved[name] = PixCoord(p.x + d, p.y + d)
+    if not moved:
+        raise ValueError(f"cannot place DS9 shape {type(r).__name__} on the event columns")
+    return r.copy(**moved)
+
+
 def _parse_ds9(text: str):
-    from regions import Regions
+    from regions import PixelRegion, Regions
 
     prepared, explicit_image = _prepare_ds9(text)
     with warnings.catch_warnings(record=True) as caught:
@@ -145,6 +167,7 @@ def _parse_ds9(text: str):
         raise ValueError(f"DS9 region {_short(text)!r}: " + "; ".join(problems))
     if not len(regs):
         raise ValueError(f"DS9 region {_short(text)!r} holds no shape")
+    regs = [_shift(r, 1.0) if isinstance(r, PixelRegion) else r for r in regs]
     if explicit_image:
         warnings.warn(
             f"DS9 region {_short(text)!r} is in image coordinates; xcube reads them as X/Y column (physical) "
@@ -194,8 +217,8 @@ def _load(region) -> tuple[list, str]:
 
 @dataclass(frozen=True)
 class RegionSet:
-    """Included and excluded pixel shapes (``regions.PixelRegion``, 0-based
-    pixels: column value = pixel + 1) and a readable description."""
+    """Included and excluded pixel shapes (``regions.PixelRegion`` in column
+    units, the pixel frame of ``xcube.wcs``) and a readable description."""
 
     include: tuple
     exclude: tuple
@@ -213,7 +236,7 @@ class RegionSet:
 
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
-        pc = PixCoord(x - PIXEL_OFFSET, y - PIXEL_OFFSET)
+        pc = PixCoord(x, y)
         if self.include:
             inside = np.zeros(x.shape, dtype=bool)
             for r in self.include:
@@ -230,11 +253,11 @@ class RegionSet:
         if not self.include:
             return None
         boxes = [r.bounding_box for r in self.include]
-        return (
-            min(b.ixmin for b in boxes) - 0.5 + PIXEL_OFFSET,
-            max(b.ixmax for b in boxes) - 0.5 + PIXEL_OFFSET,
-            min(b.iymin for b in boxes) - 0.5 + PIXEL_OFFSET,
-            max(b.iymax for b in boxes) - 0.5 + PIXEL_OFFSET,
+        return (  # bounding boxes are in whole pixels [i - 0.5, i + 0.5)
+            min(b.ixmin for b in boxes) - 0.5,
+            max(b.ixmax for b in boxes) - 0.5,
+            min(b.iymin for b in boxes) - 0.5,
+            max(b.iymax for b in boxes) - 0.5,
         )
 
     def area(self, samples: int = 4_000_000) -> float:

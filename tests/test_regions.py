@@ -1,0 +1,228 @@
+"""Regions: DS9 parsing, pixel convention, sky/physical equivalence, masks, areas, errors."""
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import real_file
+from regions import CirclePixelRegion, CircleSkyRegion, PixCoord, Regions
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+
+import xcube
+from xcube.regions import RegionSet, events_wcs, pixel_region, region_area, region_mask
+from test_select import ATTRS, make_events, values
+
+
+@pytest.fixture(scope="module")
+def mos1():
+    ev = xcube.open_events(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"), chunks=40000)
+    return ev, values(ev, "x").astype(float), values(ev, "y").astype(float)
+
+
+def sky_of(ev, x, y):
+    """Sky position of column values (x, y) (xcube.wcs pixels are column values)."""
+    return events_wcs(ev).pixel_to_world(x, y)
+
+
+def test_known_point_reference_pixel():
+    # events at the WCS reference pixel (CRPIX = 25921 in column units) and one column off
+    xs = np.array([25921, 25922, 25920, 25921, 25921], np.int32)
+    ys = np.array([25921, 25922, 25920, 25922, 25920], np.int32)
+    from xcube.io.events_fits import events_dataset
+
+    ev = events_dataset({"time": np.arange(5.0), "x": xs, "y": ys}, ([0.0], [10.0]), {}, dict(ATTRS))
+    ra, dec = ATTRS["CRVAL1"], ATTRS["CRVAL2"]
+    # 0.3 pixel = 0.015 arcsec around CRVAL (FK5 J2000, as the file says): only the event at X=Y=25921
+    sky = f'fk5;circle({ra!r},{dec!r},0.015")'
+    np.testing.assert_array_equal(region_mask(ev, sky).values, [True, False, False, False, False])
+    np.testing.assert_array_equal(region_mask(ev, "physical;circle(25921,25921,0.7)").values, [1, 0, 0, 0, 0])
+    # the same point as a regions sky object and as a regions pixel object (column frame)
+    c = CircleSkyRegion(SkyCoord(ra, dec, unit="deg", frame="fk5"), 0.015 * u.arcsec)
+    np.testing.assert_array_equal(region_mask(ev, c).values, [1, 0, 0, 0, 0])
+    p = c.to_pixel(xcube.wcs(ev))
+    assert abs(p.center.x - 25921) < 1e-6 and abs(p.center.y - 25921) < 1e-6
+    np.testing.assert_array_equal(region_mask(ev, p).values, [1, 0, 0, 0, 0])
+    p = CirclePixelRegion(PixCoord(25921.0, 25921.0), 0.7)
+    np.testing.assert_array_equal(region_mask(ev, p).values, [1, 0, 0, 0, 0])
+    assert sky_of(ev, 25921.0, 25921.0).separation(SkyCoord(ra, dec, unit="deg", frame="fk5")).arcsec < 1e-6
+    # the same numbers read as ICRS are 0.63 pixel away: the frame matters at this radius
+    icrs = CircleSkyRegion(SkyCoord(ra, dec, unit="deg", frame="icrs"), 0.015 * u.arcsec)
+    assert not region_mask(ev, icrs).values[0]
+
+
+def test_physical_circle_matches_brute_force_on_real_mos(mos1):
+    ev, x, y = mos1
+    cx, cy, r = 26000.3, 25500.7, 1200.5
+    mask = region_mask(ev, f"physical;circle({cx},{cy},{r})")
+    assert hasattr(mask.data, "dask")  # lazy
+    brute = (x - cx) ** 2 + (y - cy) ** 2 <= r * r
+    assert brute.sum() > 500
+    np.testing.assert_array_equal(mask.values, brute)
+    out = xcube.select(ev, region=f"circle({cx},{cy},{r})")  # no frame: DS9's default, physical
+    np.testing.assert_array_equal(values(out), values(ev)[brute])
+
+
+def _sky_circles(ev, cx, cy, r_pix):
+    c = sky_of(ev, cx, cy)
+    r = r_pix * 0.05  # arcsec
+    fk5, icrs, gal = c.fk5, c.icrs, c.galactic
+    return [
+        f'fk5;circle({fk5.ra.deg:.10f},{fk5.dec.deg:.10f},{r:.6f}")',
+        f'icrs;circle({icrs.ra.deg:.10f},{icrs.dec.deg:.10f},{r:.6f}")',
+        f'galactic;circle({gal.l.deg:.10f},{gal.b.deg:.10f},{r:.6f}")',
+        CircleSkyRegion(icrs, r * u.arcsec),
+    ]
+
+
+def test_sky_and_physical_regions_select_the_same_events_dense_grid():
+    # one event on every integer pixel around a circle 75" from the reference pixel
+    from xcube.io.events_fits import events_dataset
+
+    cx, cy, r_pix = 25400.3, 26300.7, 200.5
+    gx, gy = np.meshgrid(np.arange(25150, 25651), np.arange(26050, 26551))
+    ev = events_dataset({"time": np.arange(gx.size, dtype=float), "x": gx.ravel().astype(np.int32),
+                         "y": gy.ravel().astype(np.int32)}, ([0.0], [1e6]), {}, dict(ATTRS))
+    phys = region_mask(ev, f"physical;circle({cx},{cy},{r_pix})").values
+    np.testing.assert_array_equal(phys, (gx.ravel() - cx) ** 2 + (gy.ravel() - cy) ** 2 <= r_pix**2)
+    for sky in _sky_circles(ev, cx, cy, r_pix):
+        np.testing.assert_array_equal(region_mask(ev, sky).values, phys, err_msg=str(sky))
+    # a wrong frame (ICRS numbers labelled fk5) is off by ~20 mas = 0.4 pixel: it must show
+    c = sky_of(ev, cx, cy).icrs
+    wrong = region_mask(ev, f'fk5;circle({c.ra.deg:.10f},{c.dec.deg:.10f},{r_pix * 0.05:.6f}")').values
+    assert np.count_nonzero(wrong != phys) > 50
+
+
+def test_sky_and_physical_regions_select_the_same_events(mos1):
+    ev, x, y = mos1
+    cx, cy, r_pix = 25400.3, 26300.7, 1500.5
+    phys = region_mask(ev, f"physical;circle({cx},{cy},{r_pix})").values
+    assert phys.sum() > 500
+    for sky in _sky_circles(ev, cx, cy, r_pix):
+        np.testing.assert_array_equal(region_mask(ev, sky).values, phys, err_msg=str(sky))
+    # sky polygon vs physical polygon (exact vertex transform)
+    vx = np.array([24000.31, 27000.13, 26500.92])
+    vy = np.array([24500.77, 25000.61, 27500.24])
+    sky = sky_of(ev, vx, vy).fk5
+    poly_sky = "fk5;polygon(" + ",".join(f"{s.ra.deg:.10f},{s.dec.deg:.10f}" for s in sky) + ")"
+    poly_phys = "physical;polygon(" + ",".join(f"{a},{b}" for a, b in zip(vx, vy)) + ")"
+    np.testing.assert_array_equal(region_mask(ev, poly_sky).values, region_mask(ev, poly_phys).values)
+    rs = pixel_region(poly_sky, ev)
+    np.testing.assert_allclose(rs.include[0].vertices.x, vx, atol=1e-4)
+    np.testing.assert_allclose(rs.include[0].vertices.y, vy, atol=1e-4)
+
+
+def test_include_exclude_lists(mos1):
+    ev, x, y = mos1
+    text = """# Region file format: DS9 version 4.1
+global color=green
+physical
+circle(26000.5,26000.5,3000.5) # source
+-circle(26500.5,26000.5,400.5)
+-box(25000.5,25500.5,600,300,0)
+circle(20000.5,20000.5,500.5)
+"""
+    m = region_mask(ev, text).values
+    d2 = lambda a, b: (x - a) ** 2 + (y - b) ** 2  # noqa: E731
+    inc = (d2(26000.5, 26000.5) <= 3000.5**2) | (d2(20000.5, 20000.5) <= 500.5**2)
+    exc = (d2(26500.5, 26000.5) <= 400.5**2) | ((np.abs(x - 25000.5) <= 300) & (np.abs(y - 25500.5) <= 150))
+    assert exc[inc].sum() > 10
+    np.testing.assert_array_equal(m, inc & ~exc)
+    # exclusions only: everything outside them
+    only = region_mask(ev, "physical;-circle(26500.5,26000.5,400.5)").values
+    np.testing.assert_array_equal(only, d2(26500.5, 26000.5) > 400.5**2)
+
+
+def test_region_file_and_list_inputs(tmp_path, mos1):
+    ev, x, y = mos1
+    f = tmp_path / "src.reg"
+    f.write_text("physical\ncircle(26000.5,26000.5,800.5)\n")
+    a = region_mask(ev, f).values
+    b = region_mask(ev, str(f)).values
+    c = region_mask(ev, ["physical;circle(26000.5,26000.5,800.5)"]).values
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    rs = pixel_region(f)
+    assert str(f) in rs.description and "circle(26000.5,26000.5,800.5)" in rs.description
+    regs = Regions([CirclePixelRegion(PixCoord(26000.5, 26000.5), 800.5)])
+    np.testing.assert_array_equal(region_mask(ev, regs).values, a)
+    np.testing.assert_array_equal(region_mask(ev, regs[0]).values, a)
+
+
+def test_region_errors_and_warnings(tmp_path):
+    ev = make_events(200)
+    with pytest.raises(FileNotFoundError, match=r"region file .*nope.reg not found"):
+        pixel_region(str(tmp_path / "nope.reg"))
+    with pytest.raises(ValueError, match=r"coordinate system 'detector' is not supported"):
+        pixel_region("detector;circle(1,1,1)")
+    with pytest.raises(ValueError, match=r"a point has no area"):
+        pixel_region("physical;point(26000,26000)")
+    with pytest.raises(ValueError, match=r"is in sky coordinates; pass the events"):
+        pixel_region('fk5;circle(263.6,-32.5,10")')
+    with pytest.raises(ValueError, match=r"does not parse|holds no shape|skipping"):
+        pixel_region("physical;circle(1,2")
+    with pytest.warns(UserWarning, match=r"image coordinates; xcube reads them as X/Y column"):
+        pixel_region("image;circle(26000,26000,10)")
+    nowcs = ev.drop_attrs()
+    with pytest.raises(ValueError, match=r"no sky WCS for x/y \(missing attrs \[.CTYPE1.*sky regions need the X/Y column WCS"):
+        region_mask(nowcs, 'fk5;circle(263.6,-32.5,10")')
+    with pytest.raises(ValueError, match=r"region 'physical;circle\(100,100,10\)' lies outside the events' field"):
+        xcube.select(ev, region="physical;circle(100,100,10)")
+    with pytest.warns(UserWarning, match=r"extends beyond the events' field"):
+        xcube.select(ev, region="physical;circle(25000,26000,300)")
+
+
+def test_region_area_exact_and_sampled():
+    assert region_area("physical;circle(100,100,10)") == pytest.approx(np.pi * 100)
+    assert region_area("physical;ellipse(100,100,10,4,30)") == pytest.approx(np.pi * 40)
+    assert region_area("physical;box(100,100,10,4,30)") == pytest.approx(40)
+    assert region_area("physical;polygon(0,0,10,0,10,10)") == pytest.approx(50)
+    assert region_area("physical;annulus(100,100,5,10)") == pytest.approx(np.pi * 75)
+    # circle minus an inner circle: sampled, must agree with the annulus
+    a = region_area("physical;circle(100,100,300)\n-circle(110,95,100)")
+    assert a == pytest.approx(np.pi * (300**2 - 100**2), rel=1e-3)
+    # union of two overlapping circles (lens formula for the overlap)
+    r, d = 200.0, 200.0
+    lens = 2 * r * r * np.arccos(d / (2 * r)) - d / 2 * np.sqrt(4 * r * r - d * d)
+    a = region_area(f"physical;circle(1000,1000,{r})\ncircle({1000 + d},1000,{r})")
+    assert a == pytest.approx(2 * np.pi * r * r - lens, rel=1e-3)
+    with pytest.raises(ValueError, match="only exclusions: its area is infinite"):
+        region_area("physical;-circle(1,1,1)")
+
+
+def test_sky_region_area_in_sky_pixels():
+    ev = make_events(10)
+    # 20 arcsec radius = 400 pixels of 0.05"
+    a = region_area(f'fk5;circle({ATTRS["CRVAL1"]},{ATTRS["CRVAL2"]},20")', ev)
+    assert a == pytest.approx(np.pi * 400**2, rel=1e-6)
+
+
+def test_grid_mask_on_image_coordinates():
+    xs = np.arange(25000.5, 27000, 100.0)
+    ys = np.arange(25000.5, 27000, 50.0)
+    img = xr.DataArray(np.zeros((ys.size, xs.size)), dims=("y", "x"), coords={"x": xs, "y": ys}, attrs=dict(ATTRS))
+    m = region_mask(img, "physical;circle(26000,26000,500)")
+    assert m.dims == ("y", "x") and m.shape == img.shape
+    gx, gy = np.meshgrid(xs, ys)
+    np.testing.assert_array_equal(m.values, (gx - 26000) ** 2 + (gy - 26000) ** 2 <= 500**2)
+    with pytest.raises(ValueError, match="needs an EventList"):
+        region_mask(xr.DataArray(np.zeros(3), dims="t"), "physical;circle(1,1,1)")
+
+
+def test_regionset_is_reusable_and_lazy_mask_per_chunk():
+    ev = make_events(500, chunk=50)
+    rs = pixel_region("physical;circle(26000,26000,700.5)")
+    assert isinstance(rs, RegionSet) and len(rs.include) == 1 and not rs.exclude
+    m = region_mask(ev, rs)
+    assert m.data.numblocks == ev["x"].data.numblocks
+    x, y = values(ev, "x").astype(float), values(ev, "y").astype(float)
+    np.testing.assert_array_equal(m.values, (x - 26000) ** 2 + (y - 26000) ** 2 <= 700.5**2)
+    np.testing.assert_array_equal(values(xcube.select(ev, region=rs)), values(ev)[m.values])
+
+
+def test_fallback_wcs_matches_xcube_wcs():
+    from xcube.regions import _fallback_wcs
+
+    ev = make_events(10)
+    x, y = np.array([25000.0, 25921.0, 27000.5]), np.array([26000.0, 25921.0, 24000.25])
+    a, b = _fallback_wcs(ev).pixel_to_world(x, y), events_wcs(ev).pixel_to_world(x, y)
+    assert np.all(a.separation(b).arcsec < 1e-9)
+    assert a.frame.name == "fk5"
