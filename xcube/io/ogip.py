@@ -48,6 +48,7 @@ __all__ = [
     "write_lightcurve",
     "read_lightcurve",
     "write_spectrum",
+    "write_image",
 ]
 
 log = logging.getLogger("xcube.io")
@@ -589,3 +590,43 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
 def _region_card(attrs, key) -> dict:
     reg = attrs.get(key)
     return {"REGION": (str(reg)[:68], "extraction region")} if reg else {}
+
+
+# --------------------------------------------------------------------------- images
+
+_WCS_KEYS = ("WCSAXES", "CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1", "CDELT2",
+             "CUNIT1", "CUNIT2")
+
+
+def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: dict | None = None) -> Path:
+    """Write a (y, x) counts image (:func:`xcube.image`) as a FITS primary image.
+
+    The header carries the image WCS (CTYPEn/CRVALn/CRPIXn/CDELTn from the
+    image attrs, axis 1 = x), BUNIT = 'count', EXPOSURE, the energy band
+    (E_MIN/E_MAX), TELESCOP/INSTRUME/OBS_ID/OBJECT, MJDREF and TSTART/TSTOP.
+    Computes the image (eager); atomic; returns the path.
+    """
+    if image.ndim != 2:
+        raise ValueError(f"write_image: need a 2-D (y, x) image, got dims {image.dims}")
+    if image.dims != ("y", "x") and set(image.dims) == {"y", "x"}:
+        image = image.transpose("y", "x")
+    data = np.asarray(image.compute().values)
+    attrs = dict(image.attrs)
+    if float(data.sum()) == 0:
+        warnings.warn(f"{path}: the image holds no counts (empty selection?)", stacklevel=2)
+    missing = [k for k in _WCS_KEYS[1:9] if k not in attrs]
+    if missing:
+        warnings.warn(f"{path}: the image has no WCS keywords ({', '.join(missing)}); writing pixel coordinates only",
+                      stacklevel=2)
+    prim = fits.PrimaryHDU(data.astype(np.int32) if data.dtype.kind in "iu" else data)
+    cards = _common_cards(attrs)
+    cards.pop("TIMEUNIT", None)
+    _apply(prim.header, cards)
+    _apply(prim.header, {k: attrs[k] for k in _WCS_KEYS if k in attrs})
+    _apply(prim.header, {"BUNIT": "count", "EXPOSURE": (float(attrs.get("exposure", 0.0)), "[s] good time"),
+                         "TSTART": attrs.get("tstart"), "TSTOP": attrs.get("tstop")})
+    _apply(prim.header, {k: v for k, v in _band_cards(attrs).items() if k in ("E_MIN", "E_MAX")})
+    if attrs.get("region"):
+        prim.header["REGION"] = (str(attrs["region"])[:68], "event selection region")
+    _apply(prim.header, header or {})
+    return _write_hdul(fits.HDUList([prim]), path, overwrite)

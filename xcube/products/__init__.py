@@ -2,10 +2,15 @@
 images, spectra with grouping, and Stingray interoperability."""
 from .errors import count_error
 from .grouping import group_min_counts, group_spectrum, grouped_counts
-from .lightcurve import lightcurve_from_counts
+from .image import image
+from .lightcurve import lightcurve, lightcurve_from_counts
+from .spectrum import spectrum
 from .stingray_interop import from_stingray, to_stingray
 
 __all__ = [
+    "lightcurve",
+    "image",
+    "spectrum",
     "count_error",
     "group_min_counts",
     "group_spectrum",

@@ -7,8 +7,9 @@ import logging
 import numpy as np
 import xarray as xr
 
+from .. import gti as gtimod
 from .._version import __version__
-from .errors import count_error
+from .errors import ERROR_METHODS, count_error
 
 __all__ = ["lightcurve", "lightcurve_from_counts"]
 
@@ -76,3 +77,168 @@ def lightcurve_from_counts(
     if bkg_counts is not None:
         ds.attrs["backscal_ratio"] = float(area_ratio)
     return ds
+
+
+def _check_time_bin(time_bin) -> float:
+    try:
+        w = float(time_bin)
+    except (TypeError, ValueError):
+        raise ValueError(f"time_bin must be a number of seconds, got {time_bin!r}") from None
+    if not (w > 0 and np.isfinite(w)):
+        raise ValueError(f"time_bin={time_bin!r}: the bin width must be a positive number of seconds")
+    return w
+
+
+def _time_range_gti(events, time_range):
+    """The events' GTIs cut to ``time_range``; raises when they do not overlap."""
+    try:
+        t_start, t_stop = (float(v) for v in time_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"time_range must be (t_start, t_stop) in s of mission time, got {time_range!r}") from None
+    if not t_stop > t_start:
+        raise ValueError(f"time_range=({t_start!r}, {t_stop!r}): t_stop must be after t_start")
+    gti = gtimod.from_dataset(events)
+    if gtimod.exposure(gtimod.intersection(gti, ([t_start], [t_stop]))) <= 0:
+        span = f"{gti[0][0]:.15g} - {gti[1][-1]:.15g} s" if gti[0].size else "no GTIs"
+        raise ValueError(
+            f"{events.attrs.get('source', 'events')}: time_range [{t_start:.15g}, {t_stop:.15g}) s lies outside the "
+            f"GTIs ({span}, {gti[0].size} interval(s)); choose a range inside the good time"
+        )
+    return t_start, t_stop
+
+
+def _product_attrs(events, **params) -> dict:
+    keep = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "timeref", "telescop",
+            "instrume", "filter", "date_obs", "date_end", "expid")
+    attrs = {k: events.attrs[k] for k in keep if k in events.attrs}
+    attrs["source"] = str(events.attrs.get("source", ""))
+    attrs.update({k: v for k, v in params.items() if v is not None})
+    return attrs
+
+
+def _pi_band(events, energy_band):
+    """PI channels [lo, hi] (inclusive) of an energy band, for CHANMIN/CHANMAX; None if unknown."""
+    if energy_band is None:
+        return None
+    from ..missions import get_profile
+
+    try:
+        prof = get_profile(events.attrs.get("profile", "generic"))
+        lo, hi = prof.pi_for_energy(np.asarray(energy_band, np.float64))
+    except (KeyError, ValueError):
+        return None
+    return [int(np.ceil(np.round(lo, 6))), int(np.ceil(np.round(hi, 6))) - 1]
+
+
+def _region_text(region) -> str | None:
+    if region is None:
+        return None
+    from ..regions import RegionSet
+
+    if isinstance(region, RegionSet):
+        return region.description
+    if isinstance(region, str):
+        return region.strip()
+    return str(region)
+
+
+def lightcurve(
+    events,
+    time_bin,
+    energy_band=None,
+    region=None,
+    background=None,
+    *,
+    t0: float | None = None,
+    time_range=None,
+    expr: str | None = None,
+    offset: float = 0.0,
+    errors: str = "poisson",
+) -> xr.Dataset:
+    """Light curve of an EventList: counts and rates in time bins, optionally
+    in an energy band and a region, with a background region subtracted.
+
+    Parameters
+    ----------
+    events : EventList (``xcube.open_events``), time-sorted.
+    time_bin : bin width [s] (> 0).
+    energy_band : ``(emin, emax)`` [keV], half-open (see :func:`xcube.select`).
+    region : source region: DS9 string or file, ``regions`` object(s), sky
+        (fk5/icrs/galactic) or physical (X/Y column) coordinates.
+    background : background region, same forms. Its counts are scaled by
+        ``area(region) / area(background)`` (geometric areas, BACKSCAL-like;
+        both regions share the same GTIs, so exposure cancels). Needs ``region``.
+    t0 : start of the first bin [s, mission time]; default the first GTI start
+        (or ``time_range[0]``). Bins run to the last GTI stop (or ``time_range[1]``).
+    time_range : ``(t_start, t_stop)`` [s]: keep only this part of the
+        observation (events and GTIs); must overlap the GTIs.
+    expr : extra event filter (``xcube.select`` syntax), e.g. the mission's
+        screening ``"PATTERN <= 12 && FLAG == 0"``.
+    offset : shift of the time grid in bins (``0.5``: half-bin shifted).
+    errors : ``"poisson"`` (sqrt N) or ``"gehrels"`` (1 + sqrt(N + 0.75),
+        Gehrels 1986 upper limit, better for a few counts per bin).
+
+    Returns
+    -------
+    ``xr.Dataset`` on dim ``time`` (bin centres [s]) with coords ``time_lo``,
+    ``time_hi``, ``exposure`` [s of good time in the bin] and ``fracexp``;
+    variables ``counts`` [count], ``rate``, ``rate_err`` [count/s] (rate =
+    counts / exposure, NaN where the exposure is 0); with ``background``:
+    ``bkg_counts`` (raw counts in the background region), ``bkg_rate`` and
+    ``bkg_rate_err`` (scaled to the source area), ``net_rate`` = rate -
+    bkg_rate and ``net_rate_err`` (errors added in quadrature); ``gti_start``/
+    ``gti_stop``. attrs: observation attrs, ``time_bin``, ``energy_band``,
+    ``region``, ``background_region``, ``backscal``/``bkg_backscal`` [sky
+    pixel^2], ``backscal_ratio``, ``selection``, ``binning``, ``errors``.
+
+    Laziness: counts, rates and errors are lazy Dask arrays (one chunked
+    ``bin_events`` per region). Eager: the time axis and exposure, the
+    region areas, and the passes ``xcube.select`` and ``bin_events`` make over
+    the columns they filter on (energy, x/y, time) to size their chunks.
+
+    Errors: ``ValueError`` for ``time_bin <= 0``, an energy band outside the
+    mission's range, a region outside the field, a ``time_range`` or ``t0``
+    outside the GTIs. An empty selection gives zero counts and a warning.
+    """
+    from ..binning import time_axis
+    from ..binning import bin_events
+    from ..regions import region_area
+    from ..select import select
+
+    width = _check_time_bin(time_bin)
+    if errors not in ERROR_METHODS:
+        raise ValueError(f"errors={errors!r}: use one of {ERROR_METHODS}")
+    if background is not None and region is None:
+        raise ValueError("lightcurve: a background region needs a source region (region=) to scale it to")
+    t_stop = None
+    if time_range is not None:
+        t_start, t_stop = _time_range_gti(events, time_range)
+        events = select(events, gti=([t_start], [t_stop]))
+        t0 = t_start if t0 is None else t0
+    base = select(events, energy_band=energy_band, expr=expr) if (energy_band is not None or expr) else events
+    axis = time_axis(base, width, t0=t0, t_stop=t_stop, offset=offset)
+    src = select(base, region=region) if region is not None else base
+    counts = bin_events(src, time=axis)
+    attrs = _product_attrs(
+        events, kind="lightcurve", time_bin=width, errors=errors,
+        energy_band=[float(v) for v in energy_band] if energy_band is not None else None,
+        pi_band=_pi_band(events, energy_band), region=_region_text(region), expr=expr,
+    )
+    attrs["selection"] = list(counts.attrs.get("selection", []))
+    attrs["binning"] = list(counts.attrs.get("binning", []))
+    bkg_counts = ratio = None
+    if region is not None:
+        attrs["backscal"] = region_area(region, events)
+    if background is not None:
+        attrs["bkg_backscal"] = region_area(background, events)
+        attrs["background_region"] = _region_text(background)
+        if attrs["bkg_backscal"] <= 0 or attrs["backscal"] <= 0:
+            raise ValueError(f"lightcurve: region areas must be positive (source {attrs['backscal']:g}, "
+                             f"background {attrs['bkg_backscal']:g} pixel^2)")
+        ratio = attrs["backscal"] / attrs["bkg_backscal"]
+        bkg_counts = bin_events(select(base, region=background), time=axis)
+    counts = counts.copy(deep=False)
+    counts.attrs = {}
+    return lightcurve_from_counts(
+        counts, errors=errors, bkg_counts=bkg_counts, area_ratio=ratio, gti=gtimod.from_dataset(base), attrs=attrs,
+    )

@@ -1,0 +1,299 @@
+"""Light curves, images and spectra from event lists (xcube.products)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from conftest import real_file
+
+import xcube
+from xcube import gti as gtimod
+from xcube.io.ogip import read_lightcurve, write_image, write_lightcurve, write_spectrum
+
+MOS1 = ("xmm", "P0001730201M1S002MIEVLI.FTZ")
+SRC = "physical;circle(25921,25921,2000)"
+BKG = "physical;annulus(25921,25921,3000,5000)"
+
+
+def _fits_events(path):
+    """Independent reference: the raw event columns through astropy."""
+    with fits.open(path) as hdul:
+        d = hdul["EVENTS"].data
+        return {k: np.asarray(d[k]).astype(np.float64) for k in ("TIME", "X", "Y", "PI")}
+
+
+# --------------------------------------------------------------------------- light curves on real data
+
+
+def test_lightcurve_counts_equal_stingray_on_real_events():
+    from stingray import Lightcurve
+
+    path = real_file(*MOS1)
+    ev = xcube.open_events(path)
+    t0 = float(ev.gti_start.values[0])
+    t_end = float(ev.gti_stop.values[-1])
+    lc = xcube.lightcurve(ev, 50.0, energy_band=(0.5, 10.0), region=SRC, t0=t0).compute()
+    # reference selection straight from the FITS columns: PI in [500, 10000), circle boundary inside
+    c = _fits_events(path)
+    keep = (c["PI"] >= 500) & (c["PI"] < 10000) & ((c["X"] - 25921) ** 2 + (c["Y"] - 25921) ** 2 <= 2000**2)
+    toa = np.sort(c["TIME"][keep])
+    ref = Lightcurve.make_lightcurve(toa, 50.0, tstart=t0, tseg=t_end - t0)
+    n = ref.n
+    assert n >= lc.sizes["time"] - 1  # Stingray drops only the trailing partial bin
+    np.testing.assert_array_equal(lc.counts.values[:n], ref.counts)
+    np.testing.assert_allclose(lc.time.values[:n], ref.time)
+    assert int(lc.counts.sum()) == int(np.sum((toa >= t0) & (toa < lc.time_hi.values[-1])))
+
+
+def test_real_lightcurve_file_reads_in_stingray(tmp_path):
+    from stingray import Lightcurve
+
+    ev = xcube.open_events(real_file(*MOS1))
+    lc = xcube.lightcurve(ev, 100.0, energy_band=(0.5, 10.0), region=SRC).compute()
+    path = write_lightcurve(tmp_path / "mos1.lc", lc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = Lightcurve.read(str(path), fmt="hea")
+    full = lc.fracexp.values == 1.0
+    assert full.sum() > 100
+    np.testing.assert_allclose(s.time, lc.time.values)
+    np.testing.assert_allclose(s.counts[full], lc.counts.values[full])
+    back = read_lightcurve(path)
+    np.testing.assert_array_equal(back.counts.values, lc.counts.values)
+    np.testing.assert_allclose(back.exposure.values, lc.exposure.values)
+
+
+def test_lightcurve_is_lazy_and_documents_its_provenance():
+    ev = xcube.open_events(real_file(*MOS1))
+    lc = xcube.lightcurve(ev, 200.0, energy_band=(0.2, 12.0), region=SRC, background=BKG)
+    for v in ("counts", "rate", "rate_err", "bkg_counts", "net_rate", "net_rate_err"):
+        assert hasattr(lc[v].data, "dask"), v
+    assert lc.attrs["time_bin"] == 200.0 and lc.attrs["energy_band"] == [0.2, 12.0]
+    assert lc.attrs["region"] == SRC and lc.attrs["background_region"] == BKG
+    assert lc.attrs["backscal_ratio"] == pytest.approx(2000**2 / (5000**2 - 3000**2))
+    assert any("energy_band" in s for s in lc.attrs["selection"])
+    assert lc.sizes["gti"] == ev.sizes["gti"]
+
+
+# --------------------------------------------------------------------------- synthetic: known rates
+
+
+@pytest.fixture
+def field(make_event_file):
+    """10 ks of a 2 count/s point source at (26000, 26000) on a uniform background."""
+    rng = np.random.default_rng(42)
+    n_src, n_bkg = 20_000, 160_000
+    n = n_src + n_bkg
+    is_src = rng.permutation(np.r_[np.ones(n_src, bool), np.zeros(n_bkg, bool)])
+    x = np.where(is_src, 26000 + rng.normal(0, 20, n), rng.uniform(24000, 28000, n))
+    y = np.where(is_src, 26000 + rng.normal(0, 20, n), rng.uniform(24000, 28000, n))
+    path = make_event_file(n=n, duration=1.0e4, seed=7, columns={
+        "X": np.round(x).astype(np.int32), "Y": np.round(y).astype(np.int32),
+        "PI": rng.integers(300, 9000, n).astype(np.int16)})
+    return path
+
+
+def test_net_rate_scales_background_by_area(field):
+    ev = xcube.open_events(field)
+    src, bkg = "physical;circle(26000,26000,400)", "physical;annulus(26000,26000,600,1200)"
+    lc = xcube.lightcurve(ev, 1000.0, region=src, background=bkg).compute()
+    ratio = 400**2 / (1200**2 - 600**2)
+    assert lc.attrs["backscal_ratio"] == pytest.approx(ratio, rel=1e-12)
+    exp = lc.exposure.values
+    np.testing.assert_allclose(lc.bkg_rate.values, ratio * lc.bkg_counts.values / exp)
+    np.testing.assert_allclose(lc.net_rate.values, lc.counts.values / exp - ratio * lc.bkg_counts.values / exp)
+    np.testing.assert_allclose(lc.net_rate_err.values,
+                               np.sqrt(lc.counts.values + ratio**2 * lc.bkg_counts.values) / exp)
+    # known truth: 2 count/s source, background density 1e-5 count/s/pixel^2 * area
+    net = float(lc.counts.sum() - ratio * lc.bkg_counts.sum()) / float(exp.sum())
+    assert net == pytest.approx(2.0, abs=0.05)
+    expected_bkg = 160_000 / 4000**2 * np.pi * 400**2 / 1.0e4
+    assert float(lc.bkg_rate.mean()) == pytest.approx(expected_bkg, rel=0.05)
+
+
+def test_gehrels_errors_in_lightcurve(field):
+    ev = xcube.open_events(field)
+    lc = xcube.lightcurve(ev, 10.0, region="physical;circle(25000,25000,30)", errors="gehrels").compute()
+    n = lc.counts.values
+    assert (n == 0).any()  # small counts: the case Gehrels is for
+    np.testing.assert_allclose(lc.rate_err.values * lc.exposure.values, 1 + np.sqrt(n + 0.75))
+    assert lc.rate_err.attrs["errors"] == "gehrels"
+
+
+def test_offset_and_t0(field):
+    ev = xcube.open_events(field)
+    t0 = float(ev.gti_start.values[0])
+    lc = xcube.lightcurve(ev, 1000.0, t0=t0 + 100.0)
+    assert lc.time_lo.values[0] == t0 + 100.0
+    half = xcube.lightcurve(ev, 1000.0, offset=0.5)
+    assert half.time_lo.values[0] == t0 - 500.0 and half.exposure.values[0] == 500.0
+    assert int(half.counts.sum()) == int(xcube.lightcurve(ev, 1000.0).counts.sum()) == ev.sizes["event"]
+
+
+def test_time_range(field):
+    ev = xcube.open_events(field)
+    t0 = float(ev.gti_start.values[0])
+    lc = xcube.lightcurve(ev, 100.0, time_range=(t0 + 1000, t0 + 2000)).compute()
+    assert lc.sizes["time"] == 10 and lc.time_lo.values[0] == t0 + 1000
+    t = ev.time.values
+    assert int(lc.counts.sum()) == int(np.sum((t >= t0 + 1000) & (t < t0 + 2000)))
+    np.testing.assert_array_equal(lc.gti_start.values, [t0 + 1000])
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_errors(field):
+    ev = xcube.open_events(field)
+    t0, t1 = float(ev.gti_start.values[0]), float(ev.gti_stop.values[-1])
+    for bad in (0.0, -10.0, float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            xcube.lightcurve(ev, bad)
+    with pytest.raises(ValueError, match="outside the events' field"):
+        xcube.lightcurve(ev, 100.0, region="physical;circle(5000,5000,100)")
+    with pytest.raises(ValueError, match="energy range"):
+        xcube.lightcurve(ev, 100.0, energy_band=(20.0, 30.0))
+    with pytest.raises(ValueError, match="outside the GTIs"):
+        xcube.lightcurve(ev, 100.0, time_range=(t1 + 10, t1 + 1000))
+    with pytest.raises(ValueError, match="GTI"):
+        xcube.lightcurve(ev, 100.0, t0=t1 + 10)
+    with pytest.raises(ValueError, match="needs a source region"):
+        xcube.lightcurve(ev, 100.0, background="physical;circle(26000,26000,50)")
+    with pytest.raises(ValueError, match="errors="):
+        xcube.lightcurve(ev, 100.0, errors="gauss")
+    with pytest.raises(ValueError, match="exactly one"):
+        xcube.image(ev)
+    assert t0 < t1
+
+
+def test_empty_selection_gives_zero_counts_and_warning(field, tmp_path):
+    ev = xcube.open_events(field)
+    with pytest.warns(UserWarning, match="empty"):
+        lc = xcube.lightcurve(ev, 1000.0, expr="PI > 15000")
+    lc = lc.compute()
+    assert int(lc.counts.sum()) == 0 and lc.sizes["time"] == 10
+    assert np.all(lc.rate.values == 0)
+    with pytest.warns(UserWarning, match="no counts"):
+        write_lightcurve(tmp_path / "empty.lc", lc)
+    with pytest.warns(UserWarning, match="empty"):
+        spec = xcube.spectrum(ev, region="physical;circle(26000,26000,400)", expr="PI > 15000")
+    assert int(spec.counts.sum()) == 0
+
+
+# --------------------------------------------------------------------------- images
+
+
+def test_image_wcs_and_counts(field, tmp_path):
+    from astropy.wcs import WCS
+
+    from xcube.binning import cube_wcs
+
+    ev = xcube.open_events(field)
+    img = xcube.image(ev, 40.0, x_range=(24000, 28000), y_range=(24000, 28000), energy_band=(0.5, 5.0))
+    assert img.dims == ("y", "x") and img.sizes["x"] == 101  # 4000 px / 40, ends included
+    img = img.compute()
+    x, y, pi = (ev[c].values for c in ("x", "y", "pi"))
+    inside = (pi >= 500) & (pi < 5000) & (x >= 24000) & (x < 28040) & (y >= 24000) & (y < 28040)
+    assert int(img.sum()) == int(inside.sum())
+    # the brightest pixel is the source, and the WCS puts it at the source's sky position
+    j, i = np.unravel_index(int(np.argmax(img.values)), img.shape)
+    assert img.x_lo.values[i] <= 26000 < img.x_hi.values[i] and img.y_lo.values[j] <= 26000 < img.y_hi.values[j]
+    src_sky = xcube.regions.events_wcs(ev).pixel_to_world(26000 - 1, 26000 - 1)
+    pix_sky = cube_wcs(img).pixel_to_world(i, j)
+    assert src_sky.separation(pix_sky).arcsec < 40 * 0.05
+    path = write_image(tmp_path / "img.fits", img)
+    with fits.open(path) as hdul:
+        h = hdul[0].header
+        np.testing.assert_array_equal(hdul[0].data, img.values)
+        assert h["BUNIT"] == "count" and h["EXPOSURE"] == pytest.approx(1.0e4)
+        w = WCS(h)
+        ra, dec = w.wcs_pix2world(i, j, 0)
+        assert ra == pytest.approx(float(img.ra.values[j, i])) and dec == pytest.approx(float(img.dec.values[j, i]))
+
+
+def test_image_of_region_covers_its_box(field):
+    ev = xcube.open_events(field)
+    img = xcube.image(ev, size_arcsec=2.0, region="physical;circle(26000,26000,400)").compute()
+    assert img.x_lo.values[0] <= 25600 and img.x_hi.values[-1] >= 26400
+    x, y = ev.x.values, ev.y.values
+    assert int(img.sum()) == int(np.sum((x - 26000.0) ** 2 + (y - 26000.0) ** 2 <= 400**2))
+
+
+# --------------------------------------------------------------------------- spectra
+
+
+def test_spectrum_counts_and_pha(field, tmp_path):
+    ev = xcube.open_events(field)
+    src, bkg = "physical;circle(26000,26000,400)", "physical;annulus(26000,26000,600,1200)"
+    spec = xcube.spectrum(ev, region=src, background=bkg, channel_bin=5).compute()
+    x, y, pi = ev.x.values, ev.y.values, ev.pi.values
+    in_src = (x - 26000.0) ** 2 + (y - 26000.0) ** 2 <= 400**2
+    assert int(spec.counts.sum()) == int(in_src.sum())
+    np.testing.assert_array_equal(spec.counts.values, np.bincount(pi[in_src] // 5, minlength=4096))
+    assert spec.sizes["channel"] == 4096 and spec.attrs["channel_range"] == (0, 4095)  # XMM PI 0..20479
+    assert spec.attrs["backscal"] == pytest.approx(np.pi * 400**2)
+    assert spec.attrs["area_arcsec2"] == pytest.approx(np.pi * 400**2 * 0.05**2, rel=1e-6)
+    assert spec.attrs["exposure"] == pytest.approx(1.0e4)
+    assert float(spec.energy_lo.values[100]) == pytest.approx(0.5)
+    grouped = xcube.products.group_spectrum(spec, 25)
+    path = write_spectrum(tmp_path / "src.pha", grouped)
+    with fits.open(path) as hdul:
+        d, h = hdul["SPECTRUM"].data, hdul["SPECTRUM"].header
+        np.testing.assert_array_equal(d["COUNTS"], spec.counts.values)
+        np.testing.assert_array_equal(d["GROUPING"], grouped.grouping.values)
+        assert h["BACKFILE"] == "src_bkg.pha" and h["DETCHANS"] == 4096 and h["TLMAX1"] == 4095
+        assert h["BACKSCAL"] == pytest.approx(np.pi * 400**2)
+    with fits.open(tmp_path / "src_bkg.pha") as hdul:
+        assert hdul["SPECTRUM"].data["COUNTS"].sum() == int(spec.bkg_counts.sum())
+
+
+def test_spectrum_pi_range_clips_channels(field):
+    ev = xcube.open_events(field)
+    spec = xcube.spectrum(ev, channel_bin=15, pi_range=(0, 11999)).compute()
+    pi = ev.pi.values
+    assert spec.sizes["channel"] == 800
+    assert int(spec.counts.sum()) == int(np.sum(pi <= 11999))
+    odd = xcube.spectrum(ev, channel_bin=10, pi_range=(305, 8994)).compute()
+    assert odd.pi_lo.values[0] == 305 and odd.pi_hi.values[-1] == 8995
+    assert int(odd.counts.sum()) == int(np.sum((pi >= 305) & (pi <= 8994)))
+    with pytest.raises(ValueError, match="channel_bin"):
+        xcube.spectrum(ev, channel_bin=0)
+
+
+def test_spectrum_real_region_counts():
+    ev = xcube.open_events(real_file(*MOS1))
+    spec = xcube.spectrum(ev, region=SRC, channel_bin=15, group_min=20)
+    sel = xcube.select(ev, region=SRC)
+    assert int(spec.counts.sum()) == sel.sizes["event"]
+    good = spec.quality.values == 0
+    assert good.any()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_products(field, tmp_path, capsys):
+    from xcube.cli import main
+
+    out = tmp_path / "src.lc"
+    rc = main(["lc", str(field), "--time-bin", "500", "--energy", "0.5", "10", "--region",
+               "physical;circle(26000,26000,400)", "--background", "physical;annulus(26000,26000,600,1200)",
+               "--out", str(out)])
+    assert rc == 0 and "20 bins" in capsys.readouterr().out
+    lc = read_lightcurve(out)
+    assert lc.attrs["hduclas2"] == "NET" and "bkg_rate" in lc
+    assert main(["lc", str(field), "--time-bin", "500", "--out", str(out)]) == 1  # exists, no --overwrite
+    assert "overwrite" in capsys.readouterr().err
+    assert main(["lc", str(field), "--time-bin", "-5", "--out", str(tmp_path / "b.lc")]) == 1
+    assert "positive" in capsys.readouterr().err
+    assert main(["image", str(field), "--bin-size", "80", "--x-range", "24000", "28000", "--y-range", "24000",
+                 "28000", "--out", str(tmp_path / "img.fits")]) == 0
+    assert fits.getdata(tmp_path / "img.fits").shape == (51, 51)
+    assert main(["spectrum", str(field), "--region", "physical;circle(26000,26000,400)", "--group-min", "20",
+                 "--channel-bin", "5", "--screen", "--out", str(tmp_path / "s.pha")]) == 0
+    with fits.open(tmp_path / "s.pha") as hdul:
+        assert hdul["SPECTRUM"].header["BACKFILE"] == "none"
+        assert (hdul["SPECTRUM"].data["GROUPING"] == -1).any()
+    assert gtimod.exposure(xcube.io.ogip.read_gti(out)) == pytest.approx(1.0e4)

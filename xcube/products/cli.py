@@ -1,0 +1,136 @@
+"""``xcube lc``, ``xcube image``, ``xcube spectrum``: thin layers over
+:func:`xcube.lightcurve`, :func:`xcube.image` and :func:`xcube.spectrum`
+that write OGIP/FITS files."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+import numpy as np
+
+log = logging.getLogger("xcube.products")
+
+
+def register(subparsers) -> None:
+    """Add the ``lc``, ``image`` and ``spectrum`` subcommands."""
+    p = subparsers.add_parser(
+        "lc", help="light curve of an event file -> OGIP RATE file",
+        description="Bin events into a light curve (rate = counts / good time per bin) and write an OGIP/93-003 "
+                    "light curve with a GTI extension. With --background the rates are background-subtracted "
+                    "(areas scaled) unless --kind total is given.",
+    )
+    _common(p)
+    p.add_argument("--time-bin", type=float, required=True, metavar="SECONDS", help="bin width [s]")
+    p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"), help="energy band [keV], half-open")
+    p.add_argument("--region", help="source region: DS9 string or file (physical or fk5/icrs)")
+    p.add_argument("--background", help="background region (same forms); needs --region")
+    p.add_argument("--t0", type=float, help="start of the first bin [s, mission time] (default: first GTI start)")
+    p.add_argument("--time-range", type=float, nargs=2, metavar=("START", "STOP"),
+                   help="keep only this time range [s, mission time]")
+    p.add_argument("--offset", type=float, default=0.0, help="shift of the time grid in bins (0.5: half-bin)")
+    p.add_argument("--errors", choices=("poisson", "gehrels"), default="poisson",
+                   help="count errors: sqrt(N) or Gehrels 1 + sqrt(N + 0.75) (default poisson)")
+    p.add_argument("--kind", choices=("total", "net", "background"),
+                   help="rate written as RATE: gross source, background-subtracted, or scaled background "
+                        "(default: net with --background, else total)")
+    p.set_defaults(func=_run_lc)
+
+    p = subparsers.add_parser("image", help="sky image of an event file -> FITS image with WCS",
+                              description="Bin events into a (y, x) counts image on the sky-pixel grid and write it "
+                                          "as a FITS image carrying its WCS.")
+    _common(p)
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--size-arcsec", type=float, help="image pixel size [arcsec]")
+    size.add_argument("--bin-size", type=float, help="image pixel size [sky pixels of the event file]")
+    p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"), help="energy band [keV], half-open")
+    p.add_argument("--region", help="keep events in this region; the image covers its bounding box")
+    p.add_argument("--x-range", type=float, nargs=2, metavar=("LO", "HI"), help="x range [sky pixels]")
+    p.add_argument("--y-range", type=float, nargs=2, metavar=("LO", "HI"), help="y range [sky pixels]")
+    p.set_defaults(func=_run_image)
+
+    p = subparsers.add_parser("spectrum", help="PI spectrum of a region -> OGIP PHA file",
+                              description="Histogram the PI channels of the events in a region and write an OGIP PHA "
+                                          "type I spectrum; with --background also the background spectrum "
+                                          "(BACKFILE), with --group-min grppha-like grouping.")
+    _common(p)
+    p.add_argument("--region", help="source region: DS9 string or file (default: all events)")
+    p.add_argument("--background", help="background region; its PHA goes to --background-out")
+    p.add_argument("--background-out", help="background PHA path (default <out stem>_bkg<suffix>)")
+    p.add_argument("--group-min", type=int, metavar="N", help="group channels to at least N counts")
+    p.add_argument("--channel-bin", type=int, default=1,
+                   help="PI channels per output channel (XMM responses: pn 5, MOS 15; default 1)")
+    p.add_argument("--pi-range", type=int, nargs=2, metavar=("LO", "HI"),
+                   help="PI channel range, inclusive (default: the mission's)")
+    p.add_argument("--respfile", help="RESPFILE keyword (response matrix file name)")
+    p.add_argument("--ancrfile", help="ANCRFILE keyword (ancillary response file name)")
+    p.set_defaults(func=_run_spectrum)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="event file (FITS, .FTZ, .gz) or xcube Zarr store")
+    p.add_argument("--out", "-o", required=True, help="output file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--instrument", help="mission profile name, overriding detection (e.g. xmm-pn)")
+    p.add_argument("--expr", help="event filter, evselect syntax, e.g. 'PATTERN <= 12 && FLAG == 0'")
+    p.add_argument("--screen", action="store_true", help="apply the mission's default screening filter too")
+
+
+def _open(args):
+    from ..io import open_events
+    from ..missions import get_profile
+
+    ev = open_events(args.file, instrument=args.instrument)
+    expr = args.expr
+    if args.screen:
+        screening = get_profile(ev.attrs.get("profile", "generic")).screening
+        if not screening:
+            log.warning("%s: the mission profile has no default screening; --screen ignored", args.file)
+        else:
+            expr = f"({expr}) && ({screening})" if expr else screening
+    return ev, expr
+
+
+def _run_lc(args) -> int:
+    from ..io.ogip import write_lightcurve
+    from .lightcurve import lightcurve
+
+    ev, expr = _open(args)
+    lc = lightcurve(
+        ev, args.time_bin, energy_band=args.energy, region=args.region, background=args.background,
+        t0=args.t0, time_range=args.time_range, expr=expr, offset=args.offset, errors=args.errors,
+    ).compute()
+    kind = args.kind or ("net" if args.background else "total")
+    path = write_lightcurve(args.out, lc, kind=kind, overwrite=args.overwrite)
+    good = lc["exposure"].values > 0
+    rate = lc["net_rate" if kind == "net" else "rate"].values[good]
+    print(f"{path}: {lc.sizes['time']} bins of {args.time_bin:g} s, {int(lc['counts'].sum())} source counts, "
+          f"mean {kind} rate {np.nanmean(rate) if rate.size else float('nan'):.4g} count/s over "
+          f"{float(lc['exposure'].sum()):.1f} s")
+    return 0
+
+
+def _run_image(args) -> int:
+    from ..io.ogip import write_image
+    from .image import image
+
+    ev, expr = _open(args)
+    img = image(ev, args.bin_size, size_arcsec=args.size_arcsec, energy_band=args.energy, region=args.region,
+                expr=expr, x_range=args.x_range, y_range=args.y_range)
+    path = write_image(args.out, img, overwrite=args.overwrite)
+    print(f"{path}: {img.sizes['y']} x {img.sizes['x']} image, {int(img.sum())} counts")
+    return 0
+
+
+def _run_spectrum(args) -> int:
+    from ..io.ogip import write_spectrum
+    from .spectrum import spectrum
+
+    ev, expr = _open(args)
+    spec = spectrum(ev, region=args.region, background=args.background, expr=expr, channel_bin=args.channel_bin,
+                    pi_range=args.pi_range, group_min=args.group_min).compute()
+    path = write_spectrum(args.out, spec, background_path=args.background_out, respfile=args.respfile,
+                          ancrfile=args.ancrfile, overwrite=args.overwrite)
+    extra = f", {int(spec['bkg_counts'].sum())} background counts" if "bkg_counts" in spec else ""
+    print(f"{path}: {spec.sizes['channel']} channels, {int(spec['counts'].sum())} counts{extra}, "
+          f"exposure {spec.attrs['exposure']:.1f} s")
+    return 0
