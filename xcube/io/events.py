@@ -7,7 +7,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from .cache import cache_dir, cache_key, is_complete, open_zarr_events, to_zarr
+from .cache import cache_dir, cache_key, is_complete, open_zarr_events, remove_stale, to_zarr
 from .events_fits import DEFAULT_CHUNK, build_dataset, load_fits_events, open_fits_events, read_fits_header
 
 __all__ = ["open_events", "open_archive", "EVENT_SUFFIXES"]
@@ -27,14 +27,17 @@ def _open_one(path, instrument=None, chunks=None, cache=None) -> xr.Dataset:
         return open_zarr_events(p, chunks=chunks)
     meta = read_fits_header(p, instrument=instrument)
     if meta.compressed is None:
-        ds = open_fits_events(meta, chunks=chunks)
+        ds = open_fits_events(meta, chunks=chunks, cache=cache)
         if ds is not None:
             return ds
         reason = "not time-sorted"
+    elif meta.compressed == "layout":
+        reason = "not memory-mappable"
     else:
         reason = f"{meta.compressed}-compressed"
     store = cache_dir(cache) / f"{p.name}-{cache_key(p, meta.profile.name)}.zarr"
     if not is_complete(store):
+        remove_stale(store)
         log.info("%s: %s; converting once into the event cache %s", p, reason, store)
         cols = load_fits_events(meta)
         import dask.array as da
@@ -85,9 +88,11 @@ def open_events(path_or_paths, instrument: str | None = None, chunks: int | None
     NaN checks); compressed/unsorted files are converted into the cache on
     first open. Event columns are otherwise never loaded.
     """
+    if isinstance(path_or_paths, (str, Path)):
+        p = Path(path_or_paths)
+        if not p.is_dir() or _is_zarr(p):
+            return _open_one(p, instrument=instrument, chunks=chunks, cache=cache)
     files = _expand(path_or_paths)
-    if len(files) == 1 and isinstance(path_or_paths, (str, Path)) and not Path(path_or_paths).is_dir():
-        return _open_one(files[0], instrument=instrument, chunks=chunks, cache=cache)
     return open_archive(files, instrument=instrument, chunks=chunks, cache=cache, load=True)
 
 

@@ -1,11 +1,12 @@
 """OGIP event files -> EventList (``xarray.Dataset`` with dim ``event``).
 
-Uncompressed, time-sorted files are memory-mapped: every Dask chunk maps the
-file, copies its rows of one column into native byte order and unmaps it, so
-opening reads only headers plus one streaming pass over TIME (to check
-ordering, NaN and negative values). Compressed or unsorted files are converted
-once into the Zarr event cache (:mod:`xcube.io.cache`), sorted by time, and
-opened from there.
+Uncompressed, time-sorted files are memory-mapped: each Dask chunk copies its
+rows of one column out of a shared read-only mapping into native byte order
+(:mod:`xcube.io.memmap`). Opening reads the headers, the GTI tables and, the
+first time a file is seen, one streaming pass over TIME (ordering, NaN and
+negative values; the result is recorded in the cache). Compressed or unsorted
+files are converted once into the Zarr event cache (:mod:`xcube.io.cache`),
+sorted by time, and opened from there.
 """
 from __future__ import annotations
 
@@ -15,21 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dask.array as da
+from dask.base import tokenize
 import numpy as np
 import xarray as xr
 from astropy.io import fits
 
 from .. import gti as gtimod
 from .._version import __version__
-from ..missions import MissionProfile, detect
+from ..missions import MissionProfile, detect, profiles
 from .fitsutil import column_scaling, find_column, is_compressed, merged_header, open_fits
+from .memmap import FitsColumn, check_times, load_scan_record, save_scan_record, scan_times
 
 __all__ = ["read_fits_header", "open_fits_events", "load_fits_events", "DEFAULT_CHUNK", "EventsMeta"]
 
 log = logging.getLogger("xcube.io")
 
 DEFAULT_CHUNK = 4_194_304  # events per Dask chunk (~32 MB of float64)
-_SCAN_ROWS = 2_097_152
 
 # header keyword -> attr name
 _ATTR_KEYS = {
@@ -93,21 +95,38 @@ def _scalar_columns(hdu: fits.BinTableHDU) -> dict:
     return out
 
 
-def _find_events_hdu(hdul, profile_ext: str, path):
-    for hdu in hdul[1:]:
-        if isinstance(hdu, fits.BinTableHDU) and hdu.name.upper() == profile_ext.upper():
-            return hdu
-    names = [h.name for h in hdul]
-    raise ValueError(f"{path}: no {profile_ext} extension (extensions: {names}); is this an event file?")
+def _known_event_extensions() -> tuple[str, ...]:
+    """Event-table extension names of all registered profiles, EVENTS first."""
+    names = ["EVENTS"]
+    for prof in profiles().values():
+        names += [n for n in prof.events_extensions if n not in names]
+    return tuple(names)
+
+
+def _find_events_hdu(hdul, names, path):
+    names = (names,) if isinstance(names, str) else tuple(names)
+    for name in names:
+        for hdu in hdul[1:]:
+            if isinstance(hdu, fits.BinTableHDU) and hdu.name.upper() == name.upper():
+                return hdu
+    have = [h.name for h in hdul]
+    raise ValueError(
+        f"{path}: no {' or '.join(names)} extension (extensions: {have}); this is not an event file - "
+        "pass an event list (light curves, spectra and GTI files are not event lists)"
+    )
 
 
 def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict]:
     """Per-CCD and combined GTIs in the events' time frame.
 
-    Each GTI extension's own TIMEZERO is applied. Tables with a CCD (``CCDID``
-    keyword or ``STDGTInn``) are intersected per CCD; observation-wide tables
-    (no CCD) are intersected with every CCD. The combined set is the union over
-    CCDs (time when any CCD was live), which is what exposure uses.
+    Each GTI extension's own TIMEZERO is applied. Tables with a CCD (a
+    ``profile.gti_ccd_keywords`` keyword such as ``CCDID``/``CCD_ID``, or a
+    name matching ``profile.gti_ccd_pattern`` such as ``STDGTInn``) are
+    intersected per CCD; observation-wide tables (no CCD) are intersected with
+    every CCD. The combined set is the union over CCDs (time when any CCD was
+    live), which is what ``exposure`` and time binning use; the per-CCD sets
+    are kept for CCD-resolved exposure. Returns ``((start, stop), ccd_gti,
+    kind)`` with ``kind`` in ``{"ccd-union", "global", "tstart-tstop"}``.
     """
     start_col, stop_col = profile.gti_columns
     per_ccd: dict = {}
@@ -118,6 +137,11 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         names = hdu.columns.names
         s, e = find_column(names, start_col), find_column(names, stop_col)
         if s is None or e is None:
+            warnings.warn(
+                f"{path}[{hdu.name}]: GTI extension without {start_col}/{stop_col} columns "
+                f"(columns: {names}); ignored",
+                stacklevel=4,
+            )
             continue
         tz = float(hdu.header.get("TIMEZERO", 0.0))
         with warnings.catch_warnings():
@@ -135,10 +159,11 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
             per_ccd.setdefault(ccd, []).append(g)
     ccd_gti = {c: gtimod.intersection(*sets, *global_sets) for c, sets in sorted(per_ccd.items())}
     if ccd_gti:
-        combined = gtimod.union(*ccd_gti.values())
+        combined, kind = gtimod.union(*ccd_gti.values()), "ccd-union"
     elif global_sets:
-        combined = gtimod.intersection(*global_sets)
+        combined, kind = gtimod.intersection(*global_sets), "global"
     else:
+        kind = "tstart-tstop"
         t0, t1 = header.get("TSTART"), header.get("TSTOP")
         warnings.warn(
             f"{path}: no GTI extension matching {list(profile.gti_extensions)}; using TSTART-TSTOP "
@@ -149,7 +174,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
             raise ValueError(f"{path}: no GTI extension and no TSTART/TSTOP keywords; cannot define good time")
         tz = float(header.get("TIMEZERO", 0.0))
         combined = (np.array([float(t0) + tz]), np.array([float(t1) + tz]))
-    return combined, ccd_gti
+    return combined, ccd_gti, kind
 
 
 def read_fits_header(path, instrument: str | None = None) -> EventsMeta:
@@ -157,31 +182,42 @@ def read_fits_header(path, instrument: str | None = None) -> EventsMeta:
     path = str(path)
     with open_fits(path) as hdul:
         prim = hdul[0].header
-        # find the events table first with a generic name, then detect the mission
-        ext_guess = "EVENTS"
-        hdu = None
-        for h in hdul[1:]:
-            if isinstance(h, fits.BinTableHDU) and h.name.upper() == ext_guess:
-                hdu = h
-                break
+        # find an event table by any known extension name, then detect the mission
+        known = _known_event_extensions()
+        hdu = next(
+            (h for name in known for h in hdul[1:] if isinstance(h, fits.BinTableHDU) and h.name.upper() == name),
+            None,
+        )
         header = merged_header(prim, hdu.header if hdu is not None else fits.Header())
+        if hdu is None and instrument is None and not (header.get("TELESCOP") or header.get("INSTRUME")):
+            _find_events_hdu(hdul, known, path)  # raises: no event table, no mission keywords
         profile = detect(header, path=path, instrument=instrument)
-        if hdu is None or profile.events_extension.upper() != ext_guess:
-            hdu = _find_events_hdu(hdul, profile.events_extension, path)
+        if hdu is None or hdu.name.upper() not in profile.events_extensions:
+            hdu = _find_events_hdu(hdul, profile.events_extensions, path)
             header = merged_header(prim, hdu.header)
         nrows = int(hdu.header["NAXIS2"])
         cols = _scalar_columns(hdu)
         tname = profile.columns.get("time", "TIME")
         if find_column([c[0] for c in cols.values()], tname) is None:
-            raise ValueError(f"{path}[{hdu.name}]: no {tname} column (columns: {hdu.columns.names})")
+            raise ValueError(
+                f"{path}[{hdu.name}]: no {tname} column (columns: {hdu.columns.names}); an event list needs "
+                "one time stamp per event - is this a binned product?"
+            )
         if nrows == 0:
-            raise ValueError(f"{path}[{hdu.name}]: empty event list (NAXIS2 = 0)")
+            raise ValueError(
+                f"{path}[{hdu.name}]: empty event list (NAXIS2 = 0); no events survived the screening "
+                "that produced this file, so there is nothing to open"
+            )
         comp = is_compressed(path)
         data_offset = row_dtype = None
         if comp is None:
             info = hdu.fileinfo()
             data_offset = int(info["datLoc"])
             row_dtype = hdu.columns.dtype.newbyteorder(">")  # FITS tables are big-endian
+            if row_dtype.itemsize != int(hdu.header["NAXIS1"]):
+                # unusual layout (e.g. variable-length arrays): read through astropy into the cache
+                log.info("%s: row layout not memory-mappable (NAXIS1=%s)", path, hdu.header["NAXIS1"])
+                comp = "layout"
             need = data_offset + nrows * int(hdu.header["NAXIS1"])
             have = Path(path).stat().st_size
             if have < need:
@@ -189,8 +225,9 @@ def read_fits_header(path, instrument: str | None = None) -> EventsMeta:
                     f"{path}: truncated file: {hdu.name} needs {need} bytes, the file has {have}; "
                     "download it again"
                 )
-        gti, ccd_gti = _read_gtis(hdul, profile, path, header)
+        gti, ccd_gti, gti_kind = _read_gtis(hdul, profile, path, header)
     attrs = _attrs(header, profile, path, hdu_name=hdu.name, cols=cols)
+    attrs["gti_kind"] = gti_kind
     attrs["tstart"] = float(header.get("TSTART", gti[0][0] if gti[0].size else np.nan)) + float(
         header.get("TIMEZERO", 0.0)
     )
@@ -223,6 +260,15 @@ def _attrs(h: dict, profile: MissionProfile, path, hdu_name, cols) -> dict:
         "mjdref": _mjdref(h, path),
         "xcube_version": __version__,
     }
+    if "MJDREFI" in h:  # keep the exact integer and fractional parts too
+        a["mjdrefi"] = int(h["MJDREFI"])
+        a["mjdreff"] = float(h.get("MJDREFF", 0.0))
+    for key in ("RADESYS", "RADECSYS"):
+        if h.get(key):
+            a["RADESYS"] = str(h[key]).strip()
+            break
+    if h.get("EQUINOX") is not None:
+        a["EQUINOX"] = float(h["EQUINOX"])
     for key, name in _ATTR_KEYS.items():
         if key in h and h[key] is not None:
             v = h[key]
@@ -250,34 +296,6 @@ def _attrs(h: dict, profile: MissionProfile, path, hdu_name, cols) -> dict:
     return a
 
 
-class _FitsColumn:
-    """Array-like over one column of a memory-mapped FITS table (for ``da.from_array``)."""
-
-    def __init__(self, path, offset, nrows, row_dtype, field, dtype, scale, zero, add, logical):
-        self.path, self.offset, self.nrows = path, offset, nrows
-        self.row_dtype, self.field = row_dtype, field
-        self.dtype = np.dtype(dtype)
-        self.shape = (nrows,)
-        self.ndim = 1
-        self.scale, self.zero, self.add, self.logical = scale, zero, add, logical
-
-    def __getitem__(self, key):
-        sl = key[0] if isinstance(key, tuple) else key
-        mm = np.memmap(self.path, dtype=self.row_dtype, mode="r", offset=self.offset, shape=(self.nrows,))
-        raw = mm[sl][self.field]
-        if self.logical:
-            out = raw == ord("T")
-        elif self.scale != 1.0 or self.zero != 0.0:
-            out = raw.astype(np.float64) * self.scale + self.zero
-            out = out.astype(self.dtype)
-        else:
-            out = raw.astype(self.dtype)
-        if self.add:
-            out += self.add
-        del mm
-        return out
-
-
 def _out_dtype(code: str, scale: float, zero: float) -> np.dtype:
     base = {"L": bool, "B": np.uint8, "I": np.int16, "J": np.int32, "K": np.int64, "E": np.float32, "D": np.float64}
     if code == "L":
@@ -290,51 +308,69 @@ def _out_dtype(code: str, scale: float, zero: float) -> np.dtype:
     return np.dtype(base[code])
 
 
-def _scan_time(meta: EventsMeta, tcol: _FitsColumn) -> bool:
-    """One streaming pass over TIME: raise on NaN/negative, return sortedness."""
-    last = -np.inf
-    ok = True
-    for a in range(0, meta.nrows, _SCAN_ROWS):
-        t = tcol[slice(a, min(a + _SCAN_ROWS, meta.nrows))]
-        if np.isnan(t).any():
-            raise ValueError(f"{meta.path}: {int(np.isnan(t).sum())} NaN TIME values near row {a}; fix the file")
-        if (t < 0).any():
-            raise ValueError(f"{meta.path}: negative TIME values near row {a} (min {t.min()}); not a mission time")
-        if ok and (t[0] < last or np.any(t[1:] < t[:-1])):
-            ok = False
-        last = t[-1]
-    return ok
-
-
 def _variable_names(meta: EventsMeta) -> dict:
-    """lower-case file column -> variable name (time/x/y/pi renamed per profile)."""
+    """lower-case file column -> variable name (time/x/y/pi renamed per
+    profile). A file column named ENERGY that the profile does not map is
+    renamed ``energy_file`` so that ``energy`` is always keV from PI."""
     rename = {v.lower(): k for k, v in meta.profile.columns.items()}
-    return {c: rename.get(c, c) for c in meta.columns}
+    out = {c: rename.get(c, c) for c in meta.columns}
+    if "pi" in out.values():
+        out = {c: ("energy_file" if v == "energy" and "energy" not in meta.profile.columns else v)
+               for c, v in out.items()}
+    return out
 
 
-def open_fits_events(meta: EventsMeta, chunks: int | None = None):
-    """Lazy EventList over a memory-mapped, uncompressed FITS file.
-
-    Returns None when the file is not time-sorted (the caller then converts it
-    into the Zarr cache). Reads TIME once, chunk by chunk, to check it.
-    """
-    chunks = int(chunks or DEFAULT_CHUNK)
+def fits_columns(meta: EventsMeta) -> dict:
+    """Variable name -> :class:`~xcube.io.memmap.FitsColumn` over the file (no I/O)."""
     names = _variable_names(meta)
     arrays = {}
     for col, (fname, idx, code) in meta.columns.items():
         scale, zero = column_scaling(meta.header, idx)
         var = names[col]
         dtype = np.float64 if var == "time" else _out_dtype(code, scale, zero)
-        arr = _FitsColumn(
+        arrays[var] = FitsColumn(
             meta.path, meta.data_offset, meta.nrows, meta.row_dtype, fname, dtype, scale, zero,
             meta.timezero if var == "time" else 0.0, code == "L",
         )
-        arrays[var] = arr
-    if not _scan_time(meta, arrays["time"]):
+    return arrays
+
+
+def _scan_record_path(meta: EventsMeta, cache) -> Path:
+    from .cache import cache_dir, cache_key
+
+    return cache_dir(cache) / "scan" / f"{Path(meta.path).name}-{cache_key(meta.path, 'scan', meta.timezero)}.json"
+
+
+def time_scan(meta: EventsMeta, times: FitsColumn, cache=None) -> dict:
+    """Result of the TIME check of an uncompressed file (see
+    :func:`xcube.io.memmap.scan_times`), from the cache record when the file
+    is unchanged, else by one streaming pass (then recorded)."""
+    record = _scan_record_path(meta, cache)
+    res = load_scan_record(record)
+    if res is not None and res.get("nrows") == meta.nrows:
+        return res
+    res = scan_times(times, meta.path)
+    save_scan_record(record, res)
+    return res
+
+
+def open_fits_events(meta: EventsMeta, chunks: int | None = None, cache=None):
+    """Lazy EventList over a memory-mapped, uncompressed FITS file.
+
+    Returns None when the file is not time-sorted (the caller then converts it
+    into the Zarr cache). The first open of a file reads TIME once, chunk by
+    chunk, to check it (NaN/negative values raise ``ValueError``); the result
+    is remembered in the cache, so later opens read headers only.
+    """
+    chunks = int(chunks or DEFAULT_CHUNK)
+    arrays = fits_columns(meta)
+    scan = time_scan(meta, arrays["time"], cache=cache)
+    if not scan["sorted"]:
         return None
-    token = f"{Path(meta.path).resolve()}-{Path(meta.path).stat().st_mtime_ns}"
+    ident = (str(Path(meta.path).resolve()), Path(meta.path).stat().st_mtime_ns, meta.data_offset, chunks)
     data = {
-        var: da.from_array(arr, chunks=(chunks,), lock=False, asarray=False, name=f"xcube-fits-{var}-{abs(hash(token))}")
+        var: da.from_array(arr, chunks=(chunks,), lock=False, asarray=False, meta=np.empty(0, arr.dtype),
+                           name=f"xcube-fits-{var}-{tokenize(ident, var, arr.dtype.str, arr.add)}")
         for var, arr in arrays.items()
     }
     return build_dataset(meta, data)
@@ -364,11 +400,7 @@ def load_fits_events(meta: EventsMeta) -> dict:
                 raise
             raise OSError(f"{meta.path}: corrupt or truncated FITS data in {meta.extname} ({exc})") from exc
     t = cols["time"]
-    if np.isnan(t).any():
-        raise ValueError(f"{meta.path}: {int(np.isnan(t).sum())} NaN TIME values; fix the file")
-    if (t < 0).any():
-        raise ValueError(f"{meta.path}: negative TIME values (min {t.min()}); not a mission time")
-    if np.any(t[1:] < t[:-1]):
+    if not check_times(t, meta.path):
         order = np.argsort(t, kind="stable")
         cols = {k: v[order] for k, v in cols.items()}
         log.info("%s: events were not time-sorted; sorted %d events", meta.path, t.size)
@@ -379,6 +411,12 @@ def build_dataset(meta: EventsMeta, data: dict) -> xr.Dataset:
     """Assemble an EventList from column arrays (numpy or dask) and the metadata."""
     profile = meta.profile
     data = dict(data)
+    if "pi" not in data and profile.pi_to_kev is not None:
+        warnings.warn(
+            f"{meta.path}: no {profile.columns.get('pi', 'PI')} column (columns: {sorted(meta.columns)}); "
+            "energy is not available - run the mission's PI calibration first",
+            stacklevel=3,
+        )
     if "pi" in data and "energy" not in data:
         pi = data["pi"]
         if isinstance(pi, da.Array):
@@ -388,7 +426,8 @@ def build_dataset(meta: EventsMeta, data: dict) -> xr.Dataset:
         if profile.pi_to_kev is None:
             warnings.warn(
                 f"{meta.path}: {profile.mission} {profile.instrument}: {profile.energy_note}; "
-                "energy is NaN, use the channel column",
+                f"energy is NaN - select on the channel column 'pi' (file column "
+                f"{profile.columns.get('pi', 'PI')}) instead",
                 stacklevel=3,
             )
     return events_dataset(data, meta.gti, meta.ccd_gti, meta.attrs)

@@ -1,0 +1,162 @@
+"""``xcube info`` and ``xcube convert``: event files at a glance, and to Zarr."""
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("xcube.io")
+
+__all__ = ["register", "summary", "format_summary", "store_name"]
+
+_STRIP = (".fits.gz", ".evt.gz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts", ".evt", ".ftz", ".gz", ".zarr")
+
+
+def store_name(path) -> str:
+    """Zarr store name for an event file: its name without the FITS/gzip suffixes, plus ``.zarr``."""
+    name = Path(path).name
+    low = name.lower()
+    for suffix in _STRIP:
+        if low.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return f"{name}.zarr"
+
+
+def summary(ev) -> dict:
+    """Facts about an EventList for ``xcube info``.
+
+    Computes the first and last time (reads the first and last chunk of
+    ``time``) and the minimum/maximum of ``pi`` and ``energy`` (one pass over
+    those columns); everything else comes from attrs and shapes.
+    """
+    import dask
+
+    from .. import gti as gtimod
+
+    n = int(ev.sizes["event"])
+    t = ev["time"].data
+    lo, hi = dask.compute(t[0], t[-1]) if n else (np.nan, np.nan)
+    out = {
+        "source": ev.attrs.get("source", ""),
+        "mission": ev.attrs.get("mission", ""),
+        "instrument": ev.attrs.get("instrument", ""),
+        "profile": ev.attrs.get("profile", ""),
+        "obs_id": ev.attrs.get("obs_id", ""),
+        "object": ev.attrs.get("object", ""),
+        "mode": " ".join(str(ev.attrs[k]) for k in ("datamode", "submode") if ev.attrs.get(k)),
+        "n_events": n,
+        "time_first": float(lo),
+        "time_last": float(hi),
+        "tstart": float(ev.attrs.get("tstart", np.nan)),
+        "tstop": float(ev.attrs.get("tstop", np.nan)),
+        "mjdref": float(ev.attrs.get("mjdref", np.nan)),
+        "n_gti": int(ev.sizes.get("gti", 0)),
+        "exposure": gtimod.exposure(gtimod.from_dataset(ev)) if "gti_start" in ev else float("nan"),
+        "gti_kind": ev.attrs.get("gti_kind", ""),
+        "ccds_with_gti": sorted({int(c) for c in ev["ccd_gti_ccd"].values}) if "ccd_gti_ccd" in ev else [],
+        "columns": {name: str(ev[name].dtype) for name in ev.data_vars if ev[name].dims == ("event",)},
+    }
+    ranges = {}
+    for name in ("pi", "energy"):
+        if name in ev and n:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN energy (no conversion)
+                ranges[name] = tuple(float(v) for v in dask.compute(ev[name].data.min(), ev[name].data.max()))
+    out["pi_range"] = ranges.get("pi")
+    out["energy_range"] = ranges.get("energy")
+    return out
+
+
+def _utc(mjdref: float, t: float) -> str:
+    if not (np.isfinite(mjdref) and np.isfinite(t)):
+        return "?"
+    from astropy.time import Time, TimeDelta
+
+    return (Time(mjdref, format="mjd", scale="tt") + TimeDelta(t, format="sec")).utc.isot[:19]
+
+
+def format_summary(s: dict, path=None) -> str:
+    """Human-readable text of :func:`summary` (``path``: what was opened, if
+    not the source file itself, e.g. a Zarr store)."""
+    span = s["time_last"] - s["time_first"]
+    head = str(path) if path is not None else s["source"]
+    if path is not None and Path(path).resolve() != Path(s["source"] or path).resolve():
+        head += f" (from {s['source']})"
+    lines = [
+        head,
+        f"  mission     : {s['mission']} {s['instrument']} (profile {s['profile']})"
+        + (f", mode {s['mode']}" if s["mode"] else ""),
+        f"  obs id      : {s['obs_id'] or '-'}    object: {s['object'] or '-'}",
+        f"  events      : {s['n_events']:,}",
+        f"  time span   : {s['time_first']:.6f} - {s['time_last']:.6f} s ({span:.1f} s; "
+        f"UTC {_utc(s['mjdref'], s['time_first'])} - {_utc(s['mjdref'], s['time_last'])}; MJDREF {s['mjdref']!r})",
+        f"  GTI exposure: {s['exposure']:.1f} s in {s['n_gti']} interval(s)"
+        + (f" ({s['gti_kind']}" + (f" of CCDs {s['ccds_with_gti']}" if s["ccds_with_gti"] else "") + ")"
+           if s["gti_kind"] else ""),
+    ]
+    if s["energy_range"] is not None and np.all(np.isfinite(s["energy_range"])):
+        lo, hi = s["energy_range"]
+        pl, ph = s["pi_range"]
+        lines.append(f"  energy range: {lo:.3f} - {hi:.3f} keV (PI {pl:g} - {ph:g})")
+    elif s["pi_range"] is not None:
+        lines.append(f"  energy range: no PI-to-energy conversion (channels {s['pi_range'][0]:g} - {s['pi_range'][1]:g})")
+    else:
+        lines.append("  energy range: - (no PI column)")
+    cols = ", ".join(f"{k} ({v})" for k, v in s["columns"].items())
+    lines.append(f"  columns     : {cols}")
+    return "\n".join(lines)
+
+
+def _info(args) -> int:
+    from .events import open_events
+
+    status = 0
+    for path in args.files:
+        try:
+            ev = open_events(path, instrument=args.instrument)
+            print(format_summary(summary(ev), path))
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"xcube info: error: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _convert(args) -> int:
+    from .cache import to_zarr
+    from .events import open_events
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    status = 0
+    for path in args.files:
+        store = out / store_name(path)
+        try:
+            if store.exists() and not args.overwrite:
+                raise FileExistsError(f"{store}: exists; pass --overwrite to replace it")
+            ev = open_events(path, instrument=args.instrument, chunks=args.chunks)
+            to_zarr(ev, store, overwrite=args.overwrite)
+            print(f"{path} -> {store} ({ev.sizes['event']:,} events)")
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"xcube convert: error: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def register(subparsers) -> None:
+    """Add the ``info`` and ``convert`` subcommands."""
+    p = subparsers.add_parser("info", help="summarise event files (mission, events, time span, GTIs, columns)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="event files (FITS, gzip) or xcube Zarr stores")
+    p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")
+    p.set_defaults(func=_info)
+
+    p = subparsers.add_parser("convert", help="convert event files to xcube Zarr stores")
+    p.add_argument("files", nargs="+", metavar="FILE", help="event files to convert")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (one <name>.zarr per file)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing stores")
+    p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")
+    p.add_argument("--chunks", type=int, default=None, help="events per chunk of the stores")
+    p.set_defaults(func=_convert)

@@ -1,0 +1,175 @@
+"""Memory-mapped columns of uncompressed FITS tables, and the TIME check.
+
+A FITS binary table is an array of big-endian records. :class:`FitsColumn`
+exposes one column of it to ``dask.array.from_array``: each chunk is a
+strided read of that column out of a shared read-only ``numpy.memmap``,
+converted to native byte order (and scaled by TSCAL/TZERO). Mappings are kept
+in a small per-process LRU cache (:func:`row_memmap`) so that the chunks of
+all columns reuse one mapping and its page-table entries instead of mapping
+and faulting the file once per chunk; objects stay picklable (they hold the
+path, not the mapping) for dask.distributed.
+
+:func:`scan_times` makes the one streaming pass over TIME that opening needs
+(NaN, negative values, sortedness, first/last time). Its result is stored as
+a small JSON record in the event cache, keyed by the file identity, so
+re-opening an unchanged file reads headers only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FitsColumn", "row_memmap", "check_times", "scan_times", "load_scan_record", "save_scan_record"]
+
+SCAN_ROWS = 2_097_152  # rows of TIME checked per step (16 MB of float64)
+
+
+@lru_cache(maxsize=16)
+def _memmap(path: str, mtime_ns: int, offset: int, nrows: int, row_dtype: np.dtype) -> np.memmap:
+    return np.memmap(path, dtype=row_dtype, mode="r", offset=offset, shape=(nrows,))
+
+
+def row_memmap(path: str, offset: int, nrows: int, row_dtype: np.dtype) -> np.memmap:
+    """Shared read-only record memmap of a table (LRU-cached per process,
+    keyed by path, mtime, offset, rows and record layout)."""
+    mtime = os.stat(path).st_mtime_ns
+    return _memmap(str(path), mtime, int(offset), int(nrows), np.dtype(row_dtype))
+
+
+class FitsColumn:
+    """Array-like over one column of a memory-mapped FITS table (for
+    ``da.from_array(..., asarray=False)``).
+
+    Indexing with a slice returns a native-byte-order copy of those rows:
+    ``raw * scale + zero + add`` cast to ``dtype`` (``logical`` columns give
+    booleans). Reads only the requested rows.
+    """
+
+    def __init__(self, path, offset, nrows, row_dtype, field, dtype, scale=1.0, zero=0.0, add=0.0,
+                 logical=False):
+        self.path, self.offset, self.nrows = str(path), int(offset), int(nrows)
+        self.row_dtype, self.field = np.dtype(row_dtype), field
+        self.dtype = np.dtype(dtype)
+        self.shape = (self.nrows,)
+        self.ndim = 1
+        self.scale, self.zero, self.add, self.logical = float(scale), float(zero), float(add), bool(logical)
+
+    def __len__(self):
+        return self.nrows
+
+    def __getitem__(self, key):
+        sl = key[0] if isinstance(key, tuple) else key
+        raw = row_memmap(self.path, self.offset, self.nrows, self.row_dtype)[sl][self.field]
+        if self.logical:
+            return raw == ord("T")
+        if self.scale != 1.0 or self.zero != 0.0:
+            out = (raw.astype(np.float64) * self.scale + self.zero).astype(self.dtype)
+        else:
+            out = raw.astype(self.dtype)  # byte swap + cast in one pass
+        if self.add:
+            out += self.add
+        return out
+
+
+def _check_block_numpy(t):
+    n_nan = int(np.count_nonzero(np.isnan(t)))
+    n_neg = int(np.count_nonzero(t < 0))
+    ok = not bool(np.any(t[1:] < t[:-1]))
+    return n_nan, n_neg, ok
+
+
+_numba_check = None
+
+
+def _check_block(t):
+    """(number of NaN, number of negative values, non-decreasing) of a block."""
+    global _numba_check
+    if _numba_check is None:
+        try:
+            from numba import njit
+
+            @njit(cache=True, nogil=True)
+            def check(t):  # pragma: no cover - compiled
+                n_nan = 0
+                n_neg = 0
+                ok = True
+                prev = -np.inf
+                for v in t:
+                    if v != v:
+                        n_nan += 1
+                        continue
+                    if v < 0:
+                        n_neg += 1
+                    if v < prev:
+                        ok = False
+                    prev = v
+                return n_nan, n_neg, ok
+
+            _numba_check = check
+        except ImportError:  # pragma: no cover
+            _numba_check = _check_block_numpy
+    return _numba_check(t)
+
+
+def check_times(t: np.ndarray, path, first_row: int = 0) -> bool:
+    """Raise ``ValueError`` naming ``path`` when ``t`` (native float64 times)
+    has NaN or negative values; return True when ``t`` is non-decreasing."""
+    n_nan, n_neg, ok = _check_block(t)
+    rows = f"rows {first_row}-{first_row + t.size - 1}"
+    if n_nan:
+        raise ValueError(
+            f"{path}: {n_nan} NaN TIME value(s) in {rows}; the file is corrupt - drop those rows "
+            "(e.g. fselect 'isnull(TIME) == F') or get a fresh copy"
+        )
+    if n_neg:
+        raise ValueError(
+            f"{path}: {n_neg} negative TIME value(s) in {rows} (min {float(np.min(t))!r}); mission times "
+            "are seconds after MJDREF and cannot be negative - check the TIME column and TIMEZERO"
+        )
+    return bool(ok)
+
+
+def scan_times(times: FitsColumn, path) -> dict:
+    """One streaming pass over a TIME column (eager, ``SCAN_ROWS`` rows at a time).
+
+    Raises ``ValueError`` naming ``path`` on NaN or negative times. Returns
+    ``{"sorted": bool, "tmin": float, "tmax": float, "nrows": int}`` (times
+    include the column's ``add``, i.e. TIMEZERO).
+    """
+    n = times.nrows
+    last = -np.inf
+    ok = True
+    tmin, tmax = np.inf, -np.inf
+    for a in range(0, n, SCAN_ROWS):
+        t = times[a:min(a + SCAN_ROWS, n)]
+        block_ok = check_times(t, path, first_row=a)
+        ok = ok and block_ok and not (t[0] < last)
+        last = t[-1]
+        tmin, tmax = min(tmin, float(t.min())), max(tmax, float(t.max()))
+    return {"sorted": bool(ok), "tmin": float(tmin), "tmax": float(tmax), "nrows": int(n)}
+
+
+def load_scan_record(record: Path) -> dict | None:
+    """A scan record written by :func:`save_scan_record`, or None when absent/unreadable."""
+    try:
+        return json.loads(Path(record).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def save_scan_record(record: Path, result: dict) -> None:
+    """Write a scan record atomically (temporary file, then rename); errors
+    (read-only cache) are ignored - the scan is simply repeated next time."""
+    record = Path(record)
+    tmp = record.with_name(f".{record.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(result))
+        os.replace(tmp, record)
+    except OSError:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,66 @@
+"""Sky coordinates of event lists: the WCS of the X/Y sky columns.
+
+An EventList keeps the WCS of its sky columns as plain FITS keywords in its
+attrs (axis 1 = ``x``, axis 2 = ``y``): ``CTYPEi``, ``CRVALi``, ``CRPIXi``,
+``CDELTi`` and optionally ``CUNITi``, ``RADESYS``, ``EQUINOX``. ``CRPIXi`` is
+the file's ``TCRPXn``: the *column value* at the reference point.
+
+Pixel convention of :func:`wcs`: the returned ``astropy.wcs.WCS`` takes the
+raw ``x``/``y`` column values as its (0-based) pixel coordinates, i.e.
+``wcs(ev).pixel_to_world(ev.x, ev.y)`` gives the sky position of each event
+and ``wcs(ev).world_to_pixel(coord)`` gives column values. A column value
+``x`` is FITS (1-based) pixel ``x`` of the column's own WCS; astropy's
+0-based pixel ``p`` is FITS pixel ``p + 1``, so the WCS built here uses
+``crpix = CRPIX + 1``. (Images binned from the columns carry their own WCS;
+see the binning docs.)
+"""
+from __future__ import annotations
+
+import numpy as np
+from astropy.wcs import WCS
+
+__all__ = ["wcs", "has_wcs"]
+
+_REQUIRED = ("CTYPE", "CRVAL", "CRPIX", "CDELT")
+
+
+def has_wcs(ds) -> bool:
+    """True when ``ds.attrs`` hold a complete sky WCS for ``x``/``y``."""
+    attrs = getattr(ds, "attrs", ds)
+    return all(f"{k}{i}" in attrs for k in _REQUIRED for i in (1, 2))
+
+
+def wcs(ds) -> WCS:
+    """``astropy.wcs.WCS`` of the ``x``/``y`` sky columns of an EventList.
+
+    ``ds`` is an EventList (or any xcube object, or a plain dict of attrs)
+    carrying ``CTYPE1/2``, ``CRVAL1/2``, ``CRPIX1/2``, ``CDELT1/2``. The WCS
+    maps raw column values (``x``, ``y``) as pixel coordinates to the sky -
+    see the module docstring for the +1 on CRPIX. Eager, cheap (attrs only).
+
+    Raises ``KeyError`` naming the source file and the missing keywords when
+    the event list has no sky columns (NICER, RXTE, Insight-HXMT) or its file
+    had no column WCS keywords.
+    """
+    attrs = getattr(ds, "attrs", ds)
+    missing = [f"{k}{i}" for k in _REQUIRED for i in (1, 2) if f"{k}{i}" not in attrs]
+    if missing:
+        src = attrs.get("source", "<event list>")
+        raise KeyError(
+            f"{src}: no sky WCS for x/y (missing attrs {missing}); the mission has no sky X/Y columns "
+            "or the file lacks TCTYPn/TCRVLn/TCRPXn/TCDLTn keywords on them"
+        )
+    w = WCS(naxis=2)
+    w.wcs.ctype = [str(attrs["CTYPE1"]), str(attrs["CTYPE2"])]
+    w.wcs.crval = [float(attrs["CRVAL1"]), float(attrs["CRVAL2"])]
+    w.wcs.crpix = [float(attrs["CRPIX1"]) + 1.0, float(attrs["CRPIX2"]) + 1.0]
+    w.wcs.cdelt = [float(attrs["CDELT1"]), float(attrs["CDELT2"])]
+    w.wcs.cunit = [str(attrs.get("CUNIT1", "deg")) or "deg", str(attrs.get("CUNIT2", "deg")) or "deg"]
+    radesys = attrs.get("RADESYS")
+    if radesys:
+        w.wcs.radesys = str(radesys)
+    equinox = attrs.get("EQUINOX")
+    if equinox is not None and np.isfinite(float(equinox)):
+        w.wcs.equinox = float(equinox)
+    w.wcs.set()
+    return w
