@@ -1,6 +1,7 @@
 """xcube: time-domain X-ray astronomy on xarray + Dask."""
 from ._version import __version__
 from .io import open_archive, open_events, to_zarr
+from .skycoords import wcs
 from .select import select
 from .binning import bin_events
 from .regions import region_area, region_mask
@@ -13,3 +14,4 @@ from . import bayes  # noqa: F401  (xcube.bayes.log10_bayes_peak, threshold, mas
 __all__ = ["__version__", "open_events", "open_archive", "to_zarr", "select", "bin_events", "region_mask", "region_area"]
 __all__ += ["lightcurve", "image", "spectrum", "read_lightcurve", "write_lightcurve", "write_spectrum",
             "write_image", "write_gti"]
+__all__ += ["wcs"]
