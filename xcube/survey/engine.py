@@ -11,7 +11,10 @@
 
 How often a task may lose its worker before it is declared failed is the
 scheduler's ``distributed.scheduler.allowed-failures``; for the clusters built
-here it is set to the survey's ``retries``.
+here it is set to the survey's ``retries``, and ``worker-saturation`` is 1.0
+(a worker holds no queued task besides the ones it runs, so a worker's death
+is blamed on the task that was running there only). Set both in the dask
+configuration of an external scheduler.
 """
 from __future__ import annotations
 
@@ -47,7 +50,10 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
 
     if scheduler and cluster:
         raise ValueError("give either --scheduler (an existing cluster) or --cluster (slurm/pbs), not both")
-    with dask.config.set({"distributed.scheduler.allowed-failures": int(retries)}):
+    # worker-saturation 1.0: a worker holds only as many tasks as it has threads,
+    # so that when it dies only the task that was running there is blamed
+    with dask.config.set({"distributed.scheduler.allowed-failures": int(retries),
+                          "distributed.scheduler.worker-saturation": 1.0}):
         if scheduler:
             client = Client(scheduler)
             return client, client.close

@@ -1,0 +1,143 @@
+"""Survey throughput on a LocalCluster: wall time, scheduling overhead,
+speed-up from 1 to 2 workers, peak memory per worker.
+
+    python benchmarks/bench_survey.py                      # 200 observations, 1e5-1e6 events
+    python benchmarks/bench_survey.py --n-obs 40 --data-dir /tmp/bench-survey
+
+Generates ``--n-obs`` XMM-pn-like observations (``xcube.simulate``; event
+counts log-uniform in [min, max], one flare each) once into ``--data-dir``
+(reused on later runs), then surveys them with 3 parameter sets, first on a
+LocalCluster of 1 single-threaded worker, then of 2. Per-task compute is
+what each task measured itself (opening the events + every run's search and
+writing), so
+
+    overhead per task = (wall x cores - sum of task compute) / tasks
+
+is everything else: scheduling, transfers, idle workers at the end (the
+"tail"), status and progress bookkeeping.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def generate(data_dir: Path, n_obs: int, min_events: float, max_events: float, duration: float, client) -> list[Path]:
+    """One observation per directory data_dir/<obsid>/ (skipped when present)."""
+    rng = np.random.default_rng(2026)
+    n_events = np.exp(rng.uniform(np.log(min_events), np.log(max_events), n_obs))
+    jobs = []
+    for i, n in enumerate(n_events):
+        obsid = f"05{i:08d}"
+        path = data_dir / obsid / f"P{obsid}PNS001PIEVLI0000.FIT"
+        if not path.exists():
+            jobs.append((str(path), obsid, float(n), i))
+    if jobs:
+        print(f"generating {len(jobs)} observations into {data_dir} ...", flush=True)
+        t0 = time.perf_counter()
+        futs = client.map(_simulate_one, jobs, duration=duration, pure=False)
+        client.gather(futs)
+        print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return sorted(data_dir.glob("05*/*.FIT"))[:n_obs]
+
+
+def _simulate_one(job, duration):
+    import xcube.simulate as sim
+
+    path, obsid, n, seed = job
+    tmp = Path(path).with_suffix(".tmp.FIT")
+    flare = dict(amplitude=1.0, width=200.0, t_peak=duration / 2)
+    sim.event_list("xmm-pn", duration=duration, n_events=n, soft_protons=1, flares=[flare], obs_id=obsid,
+                   seed=seed, path=tmp, overwrite=True)
+    os.replace(tmp, path)
+    return path
+
+
+def survey_once(files, params, n_workers: int, memory_limit: str):
+    from xcube.survey import run
+    from xcube.survey.engine import make_client
+
+    client, close = make_client(workers=n_workers, threads=1, memory_limit=memory_limit, dashboard_address=":0")
+    out = Path(tempfile.mkdtemp(prefix=f"bench-survey-{n_workers}w-"))
+    try:
+        client.run(lambda: __import__("xcube.transients"))  # imports paid before the clock starts
+        t0 = time.perf_counter()
+        res = run({f.parent.name: [f] for f in files}, out, params, client=client, figures="none",
+                  catalogue=False, progress=False)
+        wall = time.perf_counter() - t0
+    finally:
+        close()
+    st = res.status
+    per_task = st.groupby("obsid").agg(open_time=("open_time", "first"), runs=("wall_time", "sum"))
+    compute = float((per_task["open_time"].fillna(0) + per_task["runs"]).sum())
+    n_tasks = len(per_task)
+    overhead = (wall * n_workers - compute) / n_tasks
+    mem = st.groupby("worker")["peak_rss_mb"].max()
+    shutil.rmtree(out, ignore_errors=True)
+    return dict(wall=wall, compute=compute, tasks=n_tasks, overhead=overhead,
+                compute_per_task=compute / n_tasks, mem=mem, states=st["state"].value_counts().to_dict(),
+                runs=len(st), detections=int(st["n_detections"].sum()))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-obs", type=int, default=200)
+    ap.add_argument("--min-events", type=float, default=1e5)
+    ap.add_argument("--max-events", type=float, default=1e6)
+    ap.add_argument("--duration", type=float, default=50_000.0, help="observation length [s]")
+    ap.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "xcube-bench-survey"))
+    ap.add_argument("--memory-limit", default="4GB")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="cluster sizes to time (default 1 2)")
+    args = ap.parse_args(argv)
+
+    from xcube.survey import param_grid
+    from xcube.survey.engine import make_client
+
+    params = param_grid([50.0, 200.0], [(0.2, 12.0)]) + param_grid([50.0], [(2.0, 12.0)])
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    gen_client, close = make_client(workers=2, threads=1, memory_limit=args.memory_limit, dashboard_address=":0")
+    try:
+        files = generate(data_dir, args.n_obs, args.min_events, args.max_events, args.duration, gen_client)
+    finally:
+        close()
+    import xcube
+
+    n_ev = [xcube.open_events(f).sizes["event"] for f in files]
+    print(f"survey benchmark: {len(files)} observations of {args.duration / 1e3:g} ks, "
+          f"{min(n_ev):.3g}-{max(n_ev):.3g} events (total {sum(n_ev):.3g}), {len(params)} parameter sets "
+          f"({', '.join(f'{p.time_bin:g} s {p.energy_band[0]:g}-{p.energy_band[1]:g} keV' for p in params)}), "
+          f"{os.cpu_count()} cores")
+    results = {}
+    for n in args.workers:
+        r = survey_once(files, params, n, args.memory_limit)
+        results[n] = r
+        mem = ", ".join(f"{m:.0f}" for m in r["mem"].to_numpy())
+        print(f"LocalCluster {n} worker(s) x 1 thread: wall {r['wall']:.1f} s, {r['runs']} runs {r['states']}, "
+              f"{r['detections']} detections", flush=True)
+        print(f"  task compute: sum {r['compute']:.1f} s, mean {r['compute_per_task']:.2f} s per observation")
+        print(f"  scheduling overhead per task: {r['overhead']:.3f} s "
+              f"= {100 * r['overhead'] / r['compute_per_task']:.1f} % of compute (target <= 10 %)")
+        print(f"  peak memory per worker [MiB]: {mem}")
+    if 1 in results and 2 in results:
+        s = results[1]["wall"] / results[2]["wall"]
+        print(f"speed-up 1 -> 2 workers: {s:.2f}x (target >= 1.8x)")
+    best = results[max(results)]
+    per_obs = best["compute_per_task"]
+    n_arch, cores = 17_000, 128
+    est = n_arch * per_obs * (1 + max(best["overhead"], 0) / per_obs) / cores
+    print(f"archive estimate: 17,000 observations x {len(params)} parameter sets at {per_obs:.2f} s each "
+          f"(+{100 * max(best['overhead'], 0) / per_obs:.0f} % overhead) on {cores} cores: "
+          f"{est / 3600:.2f} h; x3 for the 9-run reference grid: {3 * est / 3600:.2f} h")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
