@@ -291,3 +291,17 @@ def test_on_a_simulated_observation():
     tot_m = np.nansum(m, axis=0)[iy[bright], ix[bright]]
     tot_n = n.sum(axis=0)[iy[bright], ix[bright]]
     np.testing.assert_allclose(tot_m, tot_n, rtol=0.1)
+
+
+def test_catalogue_through_event_wcs_matches_cell_coordinates():
+    import xcube
+    from xcube.transients import simulate as sim
+
+    ev, truth = sim.event_list("xmm-mos1", duration=2000.0, seed=4, sources=3, soft_protons=0)
+    cube = xcube.bin_events(ev, time=500.0, size_arcsec=20.0)
+    cat = truth[truth.kind == "source"][["ra", "dec"]]
+    image = cube.sum("time")
+    a = bg.source_mask(image, catalogue=cat, radius_arcsec=30.0)
+    b = bg.source_mask(image.drop_vars(["ra", "dec"]), catalogue=cat, radius_arcsec=30.0, wcs=xcube.wcs(ev))
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.attrs["n_catalogue_pixels"] >= 3 * 5

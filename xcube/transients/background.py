@@ -113,17 +113,20 @@ def _unit_vectors(ra, dec):
 
 
 def _cell_radec(image: xr.DataArray, wcs):
+    """RA/Dec [deg] of every cell centre: the image's ``ra``/``dec`` coords, or
+    ``wcs`` (:func:`xcube.wcs` of the events: column values as 0-based pixels)
+    applied to its ``x``/``y`` cell-centre coords (sky-column units)."""
     if "ra" in image.coords and "dec" in image.coords:
         return np.asarray(image["ra"].values), np.asarray(image["dec"].values)
-    if wcs is None:
+    if wcs is None or "x" not in image.coords or "y" not in image.coords:
         raise ValueError(
-            "catalogue masking needs the sky position of every cell: the image has no ra/dec coordinates "
-            "(bin with regular x/y axes on an event list with a WCS) and no wcs= was given "
-            "(pass xcube.binning.cube_wcs(cube))"
+            "catalogue masking needs the sky position of every cell: the image has no ra/dec coordinates, "
+            "and no wcs= (xcube.wcs(events)) with x/y cell-centre coordinates was given; bin with regular "
+            "x/y axes an event list that has a sky WCS"
         )
-    ny, nx = image.shape
-    jx, jy = np.meshgrid(np.arange(nx, dtype=np.float64), np.arange(ny, dtype=np.float64))
-    ra, dec = wcs.wcs_pix2world(jx, jy, 0)
+    xx, yy = np.meshgrid(np.asarray(image["x"].values, dtype=np.float64),
+                         np.asarray(image["y"].values, dtype=np.float64))
+    ra, dec = wcs.wcs_pix2world(xx, yy, 0)
     return ra, dec
 
 
@@ -163,8 +166,9 @@ def source_mask(
     ----------
     image : (y, x) counts image (DataArray or array), normally the GTI image.
     catalogue : known sources (see :func:`read_catalogue`), optional.
-    wcs : astropy WCS of the image cells (``xcube.binning.cube_wcs(cube)``),
-        needed only with a catalogue and an image without ``ra``/``dec`` coords.
+    wcs : WCS of the event sky columns (``xcube.wcs(events)``), applied to the
+        image's ``x``/``y`` cell-centre coordinates; needed only with a
+        catalogue and an image without ``ra``/``dec`` coordinates.
     exposed : which pixels the percentile is taken over. ``"nonzero"``
         (default): pixels with at least one count, so that the empty area
         outside the field of view (often most of the grid) does not drag the
@@ -352,6 +356,8 @@ def background_model(
         ``radius_arcsec``, ``exposed``, ``wcs`` are then unused).
     smooth_sigma : Gaussian smoothing of the templates [cells].
     inpaint : ``"biharmonic"`` or ``"normalized"`` (see :func:`inpaint`).
+    wcs : ``xcube.wcs(events)``, for catalogue disks on a cube without
+        ``ra``/``dec`` coordinates (see :func:`source_mask`).
 
     Returns
     -------

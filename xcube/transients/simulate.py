@@ -401,29 +401,23 @@ def _soft_proton_profile(sp: SoftProtonFlare, t0: float, rng) -> tuple[np.ndarra
 
 # ---------------------------------------------------------------- sky geometry
 def _sky_wcs(attrs: Mapping):
-    """astropy WCS of the X/Y columns from EventList attrs (origin=1 convention)."""
-    from astropy.wcs import WCS
+    """:func:`xcube.wcs` of the X/Y columns from EventList attrs: raw column
+    values are its (0-based) pixel coordinates."""
+    from ..skycoords import wcs
 
-    missing = [k for k in ("CTYPE1", "CRVAL1", "CRPIX1", "CDELT1", "CTYPE2", "CRVAL2", "CRPIX2", "CDELT2") if k not in attrs]
-    if missing:
-        raise ValueError(
-            f"event list attrs lack the sky WCS keywords {missing}; give x=/y= sky pixels instead of ra=/dec="
-        )
-    w = WCS(naxis=2)
-    w.wcs.ctype = [attrs["CTYPE1"], attrs["CTYPE2"]]
-    w.wcs.crval = [attrs["CRVAL1"], attrs["CRVAL2"]]
-    w.wcs.crpix = [attrs["CRPIX1"], attrs["CRPIX2"]]
-    w.wcs.cdelt = [attrs["CDELT1"], attrs["CDELT2"]]
-    return w
+    try:
+        return wcs(dict(attrs))
+    except KeyError as exc:
+        raise ValueError(f"{exc.args[0]}; give x=/y= sky pixels instead of ra=/dec=") from None
 
 
 def _to_sky(w, x, y):
-    ra, dec = w.wcs_pix2world(np.atleast_1d(x), np.atleast_1d(y), 1)
+    ra, dec = w.wcs_pix2world(np.atleast_1d(x), np.atleast_1d(y), 0)
     return ra, dec
 
 
 def _to_pixel(w, ra, dec):
-    x, y = w.wcs_world2pix(np.atleast_1d(ra), np.atleast_1d(dec), 1)
+    x, y = w.wcs_world2pix(np.atleast_1d(ra), np.atleast_1d(dec), 0)
     return x, y
 
 
@@ -947,7 +941,9 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
     other = [v for v in events.data_vars if events[v].dims == ("event",) and v not in ("time", "x", "y", "pi", "energy", "pattern", "flag")]
     sample = events[["x", "y", *other]].isel(event=idx).compute()
     sx, sy = sample["x"].values.astype(np.float64), sample["y"].values.astype(np.float64)
-    w = _sky_wcs(events.attrs) if any(k in events.attrs for k in ("CRVAL1",)) else None
+    from ..skycoords import has_wcs
+
+    w = _sky_wcs(events.attrs) if has_wcs(events) else None
     if spec.ra is not None or spec.dec is not None:
         if w is None:
             raise ValueError("inject: ra/dec given but the event list has no sky WCS attrs; give x/y instead")
