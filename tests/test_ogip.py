@@ -143,6 +143,11 @@ def test_real_pn_source_lightcurve():
     full = lc.fracexp.values == 1.0
     np.testing.assert_allclose(lc.rate.values[full], d["RATE"][full])
     assert lc.attrs["mjdref"] == 50814.0 and lc.attrs["pi_band"] == [500, 12000]
+    bpath = real_file("xmm", "exod_0001730201_PN_J173446-323317_lc_100_bgd.lc")
+    bkg = read_lightcurve(bpath)
+    np.testing.assert_array_equal(bkg.time.values, lc.time.values)
+    assert bkg.counts.dtype == np.int64
+    np.testing.assert_array_equal(bkg.counts.values, np.round(fits.getdata(bpath, "RATE")["RATE"] * 100).astype(int))
 
 
 def test_real_pn_fbktsr_time_series():
