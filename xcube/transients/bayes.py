@@ -36,6 +36,7 @@ __all__ = [
     "log10_bayes_eclipse",
     "Thresholds",
     "threshold",
+    "calibration_counts",
     "ThresholdTable",
     "threshold_table",
     "n_peak_min",
@@ -222,10 +223,11 @@ def _elementwise(func, n, mu, n_out=1, dtype=np.float64):
     if _is_dask(n, mu):
         n, mu = da.broadcast_arrays(da.asarray(n), da.asarray(mu))
         if n_out == 1:
-            return da.map_blocks(func, n, mu, dtype=dtype)
+            return da.map_blocks(func, n, mu, dtype=dtype, meta=np.empty((0,) * n.ndim, dtype))
         stacked = da.map_blocks(
             lambda a, b: np.stack(func(a, b)), n, mu,
             new_axis=0, chunks=((n_out,),) + n.chunks, dtype=dtype,
+            meta=np.empty((0,) * (n.ndim + 1), dtype),
         )
         return tuple(stacked[i] for i in range(n_out))
     out = func(n, mu)
@@ -666,8 +668,8 @@ def _nlimits(mu, sigma):
     if isinstance(mu, xr.DataArray):
         return xr.apply_ufunc(lambda a: _nlimits(a, sigma), mu, dask="allowed", output_core_dims=[[], []])
     if isinstance(mu, da.Array):
-        st = da.map_blocks(lambda a: np.stack(func(a)), mu, new_axis=0,
-                           chunks=((2,),) + mu.chunks, dtype=np.int64)
+        st = da.map_blocks(lambda a: np.stack(func(a)), mu, new_axis=0, chunks=((2,),) + mu.chunks,
+                           dtype=np.int64, meta=np.empty((0,) * (mu.ndim + 1), np.int64))
         return st[0], st[1]
     a, b = func(np.asarray(mu))
     return a[()], b[()]
@@ -756,8 +758,8 @@ def false_alarm_probability(mu, sigma: float = 3.0):
         return xr.apply_ufunc(lambda a: false_alarm_probability(a, sigma), mu,
                               dask="allowed", output_core_dims=[[], []])
     if isinstance(mu, da.Array):
-        st = da.map_blocks(lambda a: np.stack(func(a)), mu, new_axis=0,
-                           chunks=((2,),) + mu.chunks, dtype=np.float64)
+        st = da.map_blocks(lambda a: np.stack(func(a)), mu, new_axis=0, chunks=((2,),) + mu.chunks,
+                           dtype=np.float64, meta=np.empty((0,) * (mu.ndim + 1)))
         return st[0], st[1]
     a, b = func(np.asarray(mu))
     return a[()], b[()]
@@ -770,17 +772,163 @@ class FalseAlarms(NamedTuple):
     eclipse: float
 
 
+# Expected false alarms are summed through an interpolation grid: per cell of a
+# grid in w(mu) (w = ln mu below 1, 2 (sqrt(mu) - 1) above, 1/256 wide) the
+# cell holds n_min and n_max at its start, the breakpoint inside it (at most
+# one of each kind, checked) and ln P at both cell edges for both counts, so a
+# voxel costs one log/sqrt, a linear interpolation and an exp.
+_FA_STEP = 1.0 / 256.0
+
+
+def _w_of_mu(mu):
+    mu = np.asarray(mu, dtype=np.float64)
+    return np.where(mu < 1.0, np.log(np.minimum(mu, 1.0)), 2.0 * (np.sqrt(np.maximum(mu, 1.0)) - 1.0))
+
+
+def _mu_of_w(w):
+    return np.where(w < 0.0, np.exp(np.minimum(w, 0.0)), (np.maximum(w, 0.0) / 2.0 + 1.0) ** 2)
+
+
+def _ln_p_peak(k, mu):
+    """ln P(N >= k | mu), k >= 1."""
+    with np.errstate(divide="ignore"):
+        return np.log(special.gammainc(k, mu))
+
+
+def _ln_p_eclipse(k, mu):
+    """ln P(N <= k | mu); -inf for k < 0."""
+    with np.errstate(divide="ignore"):
+        return np.where(k >= 0, np.log(special.gammaincc(np.maximum(k, 0) + 1.0, mu)), -np.inf)
+
+
+class _FalseAlarmGrid(NamedTuple):
+    mu_lo: float  # below: n_min = 1, no eclipses -> P_peak = 1 - exp(-mu) exactly
+    mu_hi: float  # at or above: exact slow path
+    w0: float
+    inv_step: float
+    kp: np.ndarray  # (cells,) int64 n_min at cell start; -1 = exact slow path
+    ke: np.ndarray  # (cells,) int64 n_max at cell start
+    vals: np.ndarray  # (cells, 10): bp, a0, a1, c0, c1, be, e0, e1, f0, f1
+
+
+@functools.lru_cache(maxsize=16)
+def _fa_grid(sigma: float) -> _FalseAlarmGrid:
+    t = threshold_table(sigma)
+    size = t.size
+    mu_lo = float(t.peak_lo[1])
+    mu_hi = float(min(t.peak_lo[size - 1], t.eclipse_lo[size - 1]))
+    w0, w1 = float(_w_of_mu(mu_lo)), float(_w_of_mu(mu_hi))
+    ncell = int(math.ceil((w1 - w0) / _FA_STEP))
+    edges = _mu_of_w(w0 + _FA_STEP * np.arange(ncell + 1))
+    edges[0] = mu_lo
+    a, b = edges[:-1], edges[1:]
+    kp = np.searchsorted(t.peak_break, a, side="right").astype(np.int64)
+    kp_end = np.searchsorted(t.peak_break, b, side="right")
+    ke = np.searchsorted(t.eclipse_break, a, side="left").astype(np.int64) - 1
+    ke_end = np.searchsorted(t.eclipse_break, b, side="left") - 1
+    slow = (kp_end - kp > 1) | (ke_end - ke > 1) | (kp + 1 >= size) | (ke + 1 >= size)
+    kpc = np.minimum(kp, size - 2)
+    kec = np.minimum(ke, size - 2)
+    bp = np.where(kp_end > kp, t.peak_break[kpc], np.inf)
+    be = np.where(ke_end > ke, t.eclipse_break[kec + 1], np.inf)
+    kf, kef = kp.astype(np.float64), ke.astype(np.float64)
+    vals = np.stack([
+        bp,
+        _ln_p_peak(kf, a), _ln_p_peak(kf, b), _ln_p_peak(kf + 1, a), _ln_p_peak(kf + 1, b),
+        be,
+        _ln_p_eclipse(kef, a), _ln_p_eclipse(kef, b), _ln_p_eclipse(kef + 1, a), _ln_p_eclipse(kef + 1, b),
+    ], axis=1)
+    kp = np.where(slow, -1, kp)
+    return _FalseAlarmGrid(mu_lo, mu_hi, w0, 1.0 / _FA_STEP, kp, ke, np.ascontiguousarray(vals))
+
+
+@numba.njit(nogil=True, cache=True)
+def _fa_sum_kernel(mu, mu_lo, mu_hi, w0, inv_step, kp, ke, vals, slow_out):  # pragma: no cover
+    """Sums of P_peak and P_eclipse over valid mu; marks voxels needing the
+    exact path in ``slow_out`` (if it has the size of mu) and counts them."""
+    sp = 0.0
+    se = 0.0
+    nslow = 0
+    mark = slow_out.size == mu.size
+    ncell = kp.size
+    for i in range(mu.size):
+        m = mu[i]
+        if not (m >= 0.0 and m < np.inf):
+            continue
+        if m < mu_lo:
+            sp += -math.expm1(-m)
+            continue
+        if m >= mu_hi:
+            nslow += 1
+            if mark:
+                slow_out[i] = True
+            continue
+        w = math.log(m) if m < 1.0 else 2.0 * (math.sqrt(m) - 1.0)
+        x = (w - w0) * inv_step
+        c = int(x)
+        if c >= ncell:
+            c = ncell - 1
+        if kp[c] < 0:
+            nslow += 1
+            if mark:
+                slow_out[i] = True
+            continue
+        f = x - c
+        v = vals[c]
+        if m < v[0]:
+            lp = v[1] + f * (v[2] - v[1])
+        else:
+            lp = v[3] + f * (v[4] - v[3])
+        sp += math.exp(lp)
+        if m <= v[5]:
+            if ke[c] >= 0:
+                se += math.exp(v[6] + f * (v[7] - v[6]))
+        else:
+            se += math.exp(v[8] + f * (v[9] - v[8]))
+    return sp, se, nslow
+
+
+def _fa_sums_block(mu, sigma):
+    g = _fa_grid(sigma)
+    m = np.ascontiguousarray(mu, dtype=np.float64).reshape(-1)
+    args = (g.mu_lo, g.mu_hi, g.w0, g.inv_step, g.kp, g.ke, g.vals, np.zeros(0, np.bool_))
+    res = _run_split(_fa_sum_kernel, (m,), (), args)
+    sp, se, nslow = (sum(r[i] for r in res) for i in range(3))
+    args = args[:-1]
+    if nslow:
+        slow = np.zeros(m.size, np.bool_)
+        _fa_sum_kernel(m, *args, slow)
+        ms = m[slow]
+        psl, esl = _fap_block(ms, sigma)
+        sp2, se2, _ = _fa_sum_kernel(m[~slow], *args, np.zeros(0, np.bool_))
+        sp, se = sp2 + float(psl.sum()), se2 + float(esl.sum())
+    return np.array([sp, se])
+
+
 def expected_false_alarms(mu, sigma: float = 3.0) -> FalseAlarms:
     """Expected number of voxels flagged by ``masks`` when the counts are pure
-    Poisson noise of mean ``mu``: sums over all voxels of
-    ``false_alarm_probability`` (NaN mu ignored).
+    Poisson noise of mean ``mu``: ``sum P(N >= n_peak_min(mu) | mu)`` and
+    ``sum P(N <= n_eclipse_max(mu) | mu)`` over all voxels; NaN, negative and
+    infinite mu are ignored.
 
-    numpy -> floats (eager); dask or dask-backed DataArray -> 0-d lazy dask
-    arrays (call ``dask.compute`` on both at once).
+    Fast (about the cost of ``masks``): each probability is interpolated in a
+    fine grid of mu that knows the exact n_min/n_max steps (relative error
+    < 1e-4 per voxel; ``false_alarm_probability`` gives the exact values).
+    numpy -> ``FalseAlarms`` of floats (eager); dask or dask-backed DataArray
+    -> ``FalseAlarms`` of 0-d lazy dask arrays (compute both together).
     """
+    threshold(sigma)
     if isinstance(mu, xr.DataArray):
         mu = mu.data
-    p, e = false_alarm_probability(mu, sigma)
-    if isinstance(p, da.Array):
-        return FalseAlarms(p.sum(), e.sum())
-    return FalseAlarms(float(np.sum(p)), float(np.sum(e)))
+    func = functools.partial(_fa_sums_block, sigma=float(sigma))
+    if isinstance(mu, da.Array):
+        nd = mu.ndim
+        parts = da.map_blocks(
+            lambda b: func(b).reshape((1,) * nd + (2,)), mu, new_axis=nd,
+            chunks=tuple((1,) * len(c) for c in mu.chunks) + ((2,),), dtype=np.float64,
+            meta=np.empty((0,) * (nd + 1)),
+        )
+        tot = parts.sum(axis=tuple(range(nd)))
+        return FalseAlarms(tot[0], tot[1])
+    tot = func(np.asarray(mu))
+    return FalseAlarms(float(tot[0]), float(tot[1]))
