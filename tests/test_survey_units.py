@@ -252,3 +252,20 @@ def test_progress_line_counts_observations():
     assert "runs: done 2 failed 1 skipped 1 timeout 0" in line
     assert s.getvalue().count("\n") == 2
     assert np.isfinite(bar.t0)
+
+
+@pytest.mark.parametrize("kind", ["slurm", "pbs"])
+def test_jobqueue_cluster_job_script(kind):
+    pytest.importorskip("dask_jobqueue")
+    from xcube.survey.engine import jobqueue_cluster
+
+    jq = jobqueue_cluster(kind, queue="compute", walltime="02:00:00", cores=8, memory="32GB", processes=8,
+                          account="xray", dashboard_address=None)
+    try:
+        script = jq.job_script()
+    finally:
+        jq.close()
+    assert "compute" in script and "02:00:00" in script and "xray" in script
+    assert "--nworkers 8" in script and "--nthreads 1" in script
+    with pytest.raises(ValueError, match="slurm, pbs"):
+        jobqueue_cluster("sge")

@@ -23,7 +23,7 @@ import os
 
 import dask
 
-__all__ = ["make_client", "JOBQUEUE_CLUSTERS"]
+__all__ = ["make_client", "jobqueue_cluster", "JOBQUEUE_CLUSTERS"]
 
 log = logging.getLogger("xcube.survey")
 
@@ -32,6 +32,25 @@ JOBQUEUE_CLUSTERS = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
 
 def _default_workers(threads: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, threads))
+
+
+def jobqueue_cluster(cluster: str, *, queue=None, walltime=None, cores=None, memory=None, processes=None,
+                     account=None, job_extra=None, local_directory=None, dashboard_address=":8787"):
+    """A ``dask_jobqueue`` SLURMCluster/PBSCluster (no jobs submitted yet); options
+    left None come from the dask configuration (``jobqueue.slurm`` / ``jobqueue.pbs``)."""
+    name = cluster.lower()
+    if name not in JOBQUEUE_CLUSTERS:
+        raise ValueError(f"--cluster {cluster!r}: unknown; use one of {', '.join(JOBQUEUE_CLUSTERS)}")
+    try:
+        import dask_jobqueue
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(f"--cluster {name} needs dask-jobqueue; install it with pip install 'xcube-astro[cluster]'") from exc
+    cls = getattr(dask_jobqueue, JOBQUEUE_CLUSTERS[name])
+    opts = dict(queue=queue, walltime=walltime, cores=cores, memory=memory, processes=processes,
+                account=account, job_extra_directives=job_extra, local_directory=local_directory)
+    if dashboard_address:
+        opts["scheduler_options"] = {"dashboard_address": dashboard_address}
+    return cls(**{k: v for k, v in opts.items() if v is not None})
 
 
 def make_client(scheduler: str | None = None, cluster: str | None = None, *, workers: int | None = None,
@@ -58,21 +77,9 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
             client = Client(scheduler)
             return client, client.close
         if cluster:
-            name = cluster.lower()
-            if name not in JOBQUEUE_CLUSTERS:
-                raise ValueError(f"--cluster {cluster!r}: unknown; use one of {', '.join(JOBQUEUE_CLUSTERS)}")
-            try:
-                import dask_jobqueue
-            except ImportError as exc:  # pragma: no cover - depends on the install
-                raise ImportError(
-                    f"--cluster {name} needs dask-jobqueue; install it with pip install 'xcube-astro[cluster]'"
-                ) from exc
-            cls = getattr(dask_jobqueue, JOBQUEUE_CLUSTERS[name])
-            opts = dict(queue=queue, walltime=walltime, cores=cores, memory=memory, processes=processes,
-                        account=account, job_extra_directives=job_extra, local_directory=local_directory)
-            if dashboard_address:
-                opts["scheduler_options"] = {"dashboard_address": dashboard_address}
-            jq = cls(**{k: v for k, v in opts.items() if v is not None})
+            jq = jobqueue_cluster(cluster, queue=queue, walltime=walltime, cores=cores, memory=memory,
+                                  processes=processes, account=account, job_extra=job_extra,
+                                  local_directory=local_directory, dashboard_address=dashboard_address)
             if workers:
                 jq.scale(n=int(workers))
             else:

@@ -119,7 +119,8 @@ def _take_lock(out: Path, token: str) -> Path:
         if host == socket.gethostname() and isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid):
             raise FileExistsError(
                 f"{lock}: survey {info.get('token')} (pid {pid}) is still writing into {out}; "
-                "wait for it to finish, or stop it and run again (a killed survey resumes)"
+                "wait for it to finish, or stop it and run again (a killed survey resumes); "
+                f"if no survey runs (pid {pid} is another program), delete {lock}"
             )
         if host and host != socket.gethostname():
             log.warning("%s: taking over from a survey started on %s (pid %s)", lock, host, pid)
