@@ -8,6 +8,7 @@ from pathlib import Path
 import xarray as xr
 
 from .cache import cache_dir, cache_key, is_complete, open_zarr_events, remove_stale, to_zarr
+from .fitsutil import check_path, is_compressed, open_fits
 from .events_fits import DEFAULT_CHUNK, build_dataset, load_fits_events, open_fits_events, read_fits_header
 
 __all__ = ["open_events", "open_archive", "EVENT_SUFFIXES"]
@@ -21,31 +22,55 @@ def _is_zarr(p: Path) -> bool:
     return p.is_dir() and ((p / "zarr.json").exists() or p.suffix == ".zarr")
 
 
+def _store_for(p: Path, instrument, cache) -> Path:
+    """Cache store of a file that needs conversion (keyed by file identity and
+    the ``instrument`` override)."""
+    return cache_dir(cache) / f"{p.name}-{cache_key(p, instrument or 'auto')}.zarr"
+
+
+def _open_cached(store: Path, chunks) -> xr.Dataset:
+    """Open a cache store, re-emitting the warnings recorded when it was made."""
+    ds = open_zarr_events(store, chunks=chunks)
+    for msg in ds.attrs.get("warnings", []):
+        warnings.warn(msg, UserWarning, stacklevel=4)
+    return ds
+
+
 def _open_one(path, instrument=None, chunks=None, cache=None) -> xr.Dataset:
     p = Path(path)
     if _is_zarr(p):
         return open_zarr_events(p, chunks=chunks)
-    meta = read_fits_header(p, instrument=instrument)
-    if meta.compressed is None:
-        ds = open_fits_events(meta, chunks=chunks, cache=cache)
-        if ds is not None:
-            return ds
-        reason = "not time-sorted"
-    elif meta.compressed == "layout":
-        reason = "not memory-mappable"
-    else:
-        reason = f"{meta.compressed}-compressed"
-    store = cache_dir(cache) / f"{p.name}-{cache_key(p, meta.profile.name)}.zarr"
-    if not is_complete(store):
-        remove_stale(store)
-        log.info("%s: %s; converting once into the event cache %s", p, reason, store)
-        cols = load_fits_events(meta)
-        import dask.array as da
+    check_path(p)
+    store = _store_for(p, instrument, cache)
+    if is_complete(store):  # converted before: no need to read (or decompress) the file again
+        return _open_cached(store, chunks)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comp = is_compressed(p)
+        with open_fits(p, memmap=comp is None) as hdul:
+            meta = read_fits_header(p, instrument=instrument, hdul=hdul)
+            ds = None
+            if meta.compressed is None:
+                ds = open_fits_events(meta, chunks=chunks, cache=cache)
+            if ds is None:
+                reason = {None: "not time-sorted", "layout": "not memory-mappable"}.get(
+                    meta.compressed, f"{meta.compressed}-compressed")
+                log.info("%s: %s; converting once into the event cache %s", p, reason, store)
+                cols = load_fits_events(meta, hdul=hdul)
+    for w in caught:  # pass the warnings on (recorded to replay them from the cache)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if ds is not None:
+        return ds
+    import dask.array as da
 
-        chunk = int(chunks or DEFAULT_CHUNK)
+    chunk = int(chunks or DEFAULT_CHUNK)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # already passed on above
         ds = build_dataset(meta, {k: da.from_array(v, chunks=(chunk,)) for k, v in cols.items()})
-        ds.attrs["cache_reason"] = reason
-        to_zarr(ds, store, overwrite=store.exists())
+    ds.attrs["cache_reason"] = reason
+    ds.attrs["warnings"] = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    remove_stale(store)
+    to_zarr(ds, store, overwrite=store.exists())
     return open_zarr_events(store, chunks=chunks)
 
 

@@ -10,6 +10,7 @@ sorted by time, and opened from there.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -177,10 +178,14 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
     return combined, ccd_gti, kind
 
 
-def read_fits_header(path, instrument: str | None = None) -> EventsMeta:
-    """Read headers and GTIs of an event file (eager, no event column data)."""
+def read_fits_header(path, instrument: str | None = None, hdul=None) -> EventsMeta:
+    """Read headers and GTIs of an event file (eager, no event column data).
+
+    ``hdul``: the file already opened with :func:`~xcube.io.fitsutil.open_fits`
+    (avoids decompressing a gzip file twice); it is left open.
+    """
     path = str(path)
-    with open_fits(path) as hdul:
+    with (open_fits(path) if hdul is None else contextlib.nullcontext(hdul)) as hdul:
         prim = hdul[0].header
         # find an event table by any known extension name, then detect the mission
         known = _known_event_extensions()
@@ -376,11 +381,12 @@ def open_fits_events(meta: EventsMeta, chunks: int | None = None, cache=None):
     return build_dataset(meta, data)
 
 
-def load_fits_events(meta: EventsMeta) -> dict:
+def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
     """Read every scalar column into memory, sorted by time (eager; used to
-    fill the Zarr cache for compressed or unsorted files)."""
+    fill the Zarr cache for compressed or unsorted files). ``hdul``: the file
+    already opened (left open)."""
     names = _variable_names(meta)
-    with open_fits(meta.path, memmap=False) as hdul:
+    with (open_fits(meta.path, memmap=False) if hdul is None else contextlib.nullcontext(hdul)) as hdul:
         hdu = hdul[meta.extname]
         try:
             with warnings.catch_warnings():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import os
 import warnings
 from pathlib import Path
@@ -33,32 +34,51 @@ def is_compressed(path) -> str | None:
     return _MAGIC.get(head)
 
 
-def _first_card(path, compression) -> bytes:
-    opener = {"gzip": gzip.open, "bzip2": bz2.open}.get(compression, open)
+def _decompress(path, compression) -> bytes:
+    opener = {"gzip": gzip.open, "bzip2": bz2.open}[compression]
     try:
         with opener(path, "rb") as fh:
-            return fh.read(80)
-    except (OSError, EOFError) as exc:
-        raise OSError(f"{path}: cannot read ({compression or 'uncompressed'}): {exc}") from exc
+            return fh.read()
+    except (OSError, EOFError, ValueError) as exc:
+        raise OSError(
+            f"{path}: truncated or corrupt {compression} file ({exc}); download or copy it again"
+        ) from exc
 
 
 def open_fits(path, memmap: bool = True) -> fits.HDUList:
     """Open a FITS file, turning astropy's generic errors into messages that
-    name the file and the problem (not FITS, truncated, corrupt)."""
+    name the file and the problem (not FITS, truncated, corrupt).
+
+    gzip/bzip2 files are decompressed into memory in one pass (which also
+    proves the stream complete: astropy would silently drop the HDUs after a
+    truncation); uncompressed files are memory-mapped when ``memmap``.
+    """
     p = check_path(path)
     comp = is_compressed(p)
     if comp == "zip":
         raise OSError(f"{p}: zip archives are not supported; unzip it first")
-    card = _first_card(p, comp)
+    if comp is None:
+        with open(p, "rb") as fh:
+            card = fh.read(80)
+        source = p
+    else:
+        source = io.BytesIO(_decompress(p, comp))
+        card = source.getvalue()[:80]
     if not card.startswith(b"SIMPLE  ="):
         raise OSError(f"{p}: not a FITS file (first card is {card[:30]!r}, expected 'SIMPLE  =')")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", fits.verify.VerifyWarning)
             warnings.filterwarnings("ignore", message=".*non-ASCII.*")
-            hdul = fits.open(p, memmap=memmap and comp is None, lazy_load_hdus=False)
+            hdul = fits.open(source, memmap=memmap and comp is None, lazy_load_hdus=False)
     except (OSError, EOFError, ValueError, fits.verify.VerifyWarning) as exc:
         raise OSError(f"{p}: corrupt or truncated FITS file ({exc})") from exc
+    for w in caught:
+        if "truncated" in str(w.message):
+            hdul.close()
+            raise OSError(f"{p}: truncated file ({w.message}); download or copy it again")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return hdul
 
 

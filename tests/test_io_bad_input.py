@@ -1,0 +1,159 @@
+"""Bad input: every case gives an exception (or, where the data are still
+usable, a warning) whose message names the file and the problem. The broken
+files are generated in tmp dirs."""
+import gzip
+import re
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import xcube
+from xcube.io.write_events import write_events_fits
+
+HDR = {"TELESCOP": "XMM", "INSTRUME": "EMOS1", "MJDREF": 50814.0, "TSTART": 1.0e8, "TSTOP": 1.0e8 + 1.0e3,
+       "OBS_ID": "0123456789"}
+
+
+def _cols(n=100, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"TIME": np.sort(1.0e8 + rng.uniform(0, 1.0e3, n)), "X": rng.integers(0, 100, n).astype(np.int32),
+            "Y": rng.integers(0, 100, n).astype(np.int32), "PI": rng.integers(200, 12000, n).astype(np.int16)}
+
+
+def _name(path):
+    return re.escape(str(path.name))
+
+
+def test_missing_path(tmp_path):
+    path = tmp_path / "nope.fits"
+    with pytest.raises(FileNotFoundError, match=rf"{_name(path)}: no such file"):
+        xcube.open_events(path)
+    with pytest.raises(FileNotFoundError, match=rf"{_name(path)}: no such file"):
+        xcube.open_events(str(path))
+
+
+def test_not_fits(tmp_path):
+    path = tmp_path / "notes.fits"
+    path.write_text("this is not a FITS file\n" * 200)
+    with pytest.raises(OSError, match=rf"{_name(path)}: not a FITS file"):
+        xcube.open_events(path)
+    gz = tmp_path / "notes.fits.gz"
+    gz.write_bytes(gzip.compress(b"hello world" * 100))
+    with pytest.raises(OSError, match=rf"{_name(gz)}: not a FITS file"):
+        xcube.open_events(gz)
+
+
+def test_fits_without_events_extension(tmp_path):
+    path = tmp_path / "lightcurve.lc"
+    rate = fits.BinTableHDU.from_columns([fits.Column("TIME", "D", array=np.arange(10.0)),
+                                          fits.Column("RATE", "E", array=np.ones(10))], name="RATE")
+    rate.header["TELESCOP"] = "XMM"
+    rate.header["INSTRUME"] = "EPN"
+    fits.HDUList([fits.PrimaryHDU(), rate]).writeto(path)
+    with pytest.raises(ValueError, match=rf"{_name(path)}: no EVENTS( or XTE_SE)? extension .*'RATE'.*not an event file"):
+        xcube.open_events(path)
+    bare = tmp_path / "image.fits"
+    fits.PrimaryHDU(np.zeros((4, 4))).writeto(bare)
+    with pytest.raises(ValueError, match=rf"{_name(bare)}: no EVENTS or XTE_SE extension"):
+        xcube.open_events(bare)
+
+
+def test_missing_time_column(tmp_path):
+    cols = _cols()
+    del cols["TIME"]
+    path = write_events_fits(tmp_path / "notime.fits", cols, header=HDR, gti=([1e8], [1e8 + 1e3]))
+    with pytest.raises(ValueError, match=rf"{_name(path)}\[EVENTS\]: no TIME column \(columns: \['X', 'Y', 'PI'\]\)"):
+        xcube.open_events(path)
+
+
+def test_empty_event_list(tmp_path):
+    cols = {k: v[:0] for k, v in _cols().items()}
+    path = write_events_fits(tmp_path / "empty.fits", cols, header=HDR, gti=([1e8], [1e8 + 1e3]))
+    with pytest.raises(ValueError, match=rf"{_name(path)}\[EVENTS\]: empty event list \(NAXIS2 = 0\)"):
+        xcube.open_events(path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_missing_gti_extension_falls_back_to_tstart_tstop(tmp_path, gz):
+    name = "nogti.fits.gz" if gz else "nogti.fits"
+    path = write_events_fits(tmp_path / name, _cols(), header={**HDR, "TIMEZERO": 0.5}, gzip=gz)
+    with pytest.warns(UserWarning, match=rf"{_name(path)}: no GTI extension .*using TSTART-TSTOP"):
+        ev = xcube.open_events(path)
+    np.testing.assert_array_equal(ev.gti_start.values, [1.0e8 + 0.5])
+    np.testing.assert_array_equal(ev.gti_stop.values, [1.0e8 + 1.0e3 + 0.5])
+    assert ev.attrs["gti_kind"] == "tstart-tstop"
+    if gz:  # the warning is replayed when the file is opened again from the cache
+        with pytest.warns(UserWarning, match=rf"{_name(path)}: no GTI extension"):
+            xcube.open_events(path)
+
+
+def test_missing_gti_and_tstart_is_an_error(tmp_path):
+    hdr = {k: v for k, v in HDR.items() if k not in ("TSTART", "TSTOP")}
+    path = write_events_fits(tmp_path / "nogti_notstart.fits", _cols(), header=hdr)
+    with pytest.raises(ValueError, match=rf"{_name(path)}: no GTI extension and no TSTART/TSTOP"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            xcube.open_events(path)
+
+
+def test_gti_extension_without_start_stop_columns(tmp_path):
+    path = write_events_fits(tmp_path / "badgti.fits", _cols(), header=HDR, gti=([1e8], [1e8 + 1e3]),
+                             gti_columns=("TSTART", "TEND"))
+    with pytest.warns(UserWarning, match=rf"{_name(path)}\[GTI\]: GTI extension without START/STOP"):
+        with pytest.warns(UserWarning, match="no GTI extension"):
+            xcube.open_events(path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("bad, message", [(np.nan, "NaN TIME value"), (-5.0, "negative TIME value")])
+def test_nan_or_negative_times(tmp_path, gz, bad, message):
+    cols = _cols()
+    cols["TIME"][10] = bad
+    if not np.isnan(bad):
+        cols["TIME"] = np.sort(cols["TIME"])
+    name = "badtime.evt.gz" if gz else "badtime.evt"
+    path = write_events_fits(tmp_path / name, cols, header=HDR, gti=([1e8], [1e8 + 1e3]), gzip=gz)
+    with pytest.raises(ValueError, match=rf"{_name(path)}: 1 {message}\(s\) in rows"):
+        xcube.open_events(path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_unsorted_overlapping_gtis_are_normalised_with_warning(tmp_path, gz):
+    gti = ([1.0e8 + 600, 1.0e8, 1.0e8 + 250], [1.0e8 + 1000, 1.0e8 + 300, 1.0e8 + 500])
+    name = "gtis.fits.gz" if gz else "gtis.fits"
+    path = write_events_fits(tmp_path / name, _cols(), header=HDR, gti=gti, gzip=gz)
+    with pytest.warns(UserWarning, match=rf"{_name(path)}\[GTI\]: unsorted and overlapping GTIs were normalised"):
+        ev = xcube.open_events(path)
+    np.testing.assert_array_equal(ev.gti_start.values, [1.0e8, 1.0e8 + 600])
+    np.testing.assert_array_equal(ev.gti_stop.values, [1.0e8 + 500, 1.0e8 + 1000])
+    assert ev.attrs["exposure"] == pytest.approx(900.0)
+
+
+def test_truncated_uncompressed_file(tmp_path):
+    path = write_events_fits(tmp_path / "cut.fits", _cols(2000), header=HDR, gti=([1e8], [1e8 + 1e3]))
+    data = path.read_bytes()
+    path.write_bytes(data[: 2880 * 3 + 1000])  # inside the EVENTS data
+    with pytest.raises(OSError, match=rf"{_name(path)}: (truncated file|corrupt or truncated)"):
+        xcube.open_events(path)
+
+
+def test_truncated_gzip_file(tmp_path):
+    path = write_events_fits(tmp_path / "cut.evt.gz", _cols(5000), header=HDR, gti=([1e8], [1e8 + 1e3]), gzip=True)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(OSError, match=rf"{_name(path)}: .*truncated"):
+        xcube.open_events(path)
+
+
+def test_unsorted_events_are_sorted_via_the_cache(tmp_path):
+    cols = _cols(500, seed=3)
+    rng = np.random.default_rng(4)
+    perm = rng.permutation(500)
+    shuffled = {k: v[perm] for k, v in cols.items()}
+    path = write_events_fits(tmp_path / "unsorted.fits", shuffled, header=HDR, gti=([1e8], [1e8 + 1e3]))
+    ev = xcube.open_events(path)
+    assert ev.attrs["cache_reason"] == "not time-sorted"
+    np.testing.assert_array_equal(ev.time.values, cols["TIME"])
+    np.testing.assert_array_equal(ev.pi.values, cols["PI"])
