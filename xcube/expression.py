@@ -139,6 +139,20 @@ def _as_int(v):
     return np.asarray(v).astype(np.int64, copy=False) if isinstance(v, np.ndarray) else int(v)
 
 
+def _int_operands(a, b):
+    """Operands of a bitwise operator: native dtypes when a literal fits the
+    column's integer dtype (fast path), otherwise int64."""
+    arrays = [v for v in (a, b) if isinstance(v, np.ndarray)]
+    if arrays:
+        dt = np.result_type(*arrays)
+        if dt.kind in "iu" and dt.itemsize <= 8:
+            info = np.iinfo(dt)
+            if all(info.min <= v <= info.max for v in (a, b) if not isinstance(v, np.ndarray)):
+                if dt.kind == "i" or all(isinstance(v, np.ndarray) for v in (a, b)):
+                    return a, b
+    return _as_int(a), _as_int(b)
+
+
 def _as_num(v):
     if isinstance(v, np.ndarray):
         return v.astype(np.int64 if v.dtype.kind in "iub" else np.float64, copy=False)
@@ -222,7 +236,7 @@ class _Parser:
         if op in ("&", "|") and a.kind == "int" and b.kind == "int":
             f = operator.and_ if op == "&" else operator.or_
             fa, fb = a.fn, b.fn
-            return _Node("int", lambda c: f(_as_int(fa(c)), _as_int(fb(c))), text, cols)
+            return _Node("int", lambda c: f(*_int_operands(fa(c), fb(c))), text, cols)
         if a.kind == "bool" and b.kind == "bool":
             f = operator.and_ if op in ("&", "&&") else operator.or_
             fa, fb = a.fn, b.fn

@@ -231,21 +231,26 @@ class RegionSet:
 
     def contains(self, x, y) -> np.ndarray:
         """Boolean mask of column positions ``x``, ``y`` (numpy arrays, column
-        units) inside the region; boundaries are inside."""
+        units) inside the region; boundaries are inside. Each shape is tested
+        only on the points inside its bounding box (padded by one pixel)."""
         from regions import PixCoord
 
-        x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        pc = PixCoord(x, y)
+        x, y = np.broadcast_arrays(np.asarray(x), np.asarray(y))
+        shape = x.shape
+        x, y = x.ravel(), y.ravel()
         if self.include:
             inside = np.zeros(x.shape, dtype=bool)
             for r in self.include:
-                inside |= _covers(r, pc)
+                idx = np.flatnonzero(_in_box(r, x, y) & ~inside)
+                if idx.size:
+                    inside[idx] = _covers(r, PixCoord(x[idx].astype(np.float64), y[idx].astype(np.float64)))
         else:
             inside = np.ones(x.shape, dtype=bool)
         for r in self.exclude:
-            inside &= ~_covers(r, pc)
-        return inside
+            idx = np.flatnonzero(_in_box(r, x, y) & inside)
+            if idx.size:
+                inside[idx] = ~_covers(r, PixCoord(x[idx].astype(np.float64), y[idx].astype(np.float64)))
+        return inside.reshape(shape)
 
     def bbox(self):
         """(xmin, xmax, ymin, ymax) in column units around the included shapes,
@@ -285,6 +290,11 @@ class RegionSet:
             gx, gy = np.meshgrid(xs, ys)
             count += int(np.count_nonzero(self.contains(gx, gy)))
         return count * hx * hy
+
+
+def _in_box(r, x, y):
+    b = r.bounding_box  # whole pixels [i - 0.5, i + 0.5); pad by one pixel for boundary points
+    return (x >= b.ixmin - 1.5) & (x <= b.ixmax + 0.5) & (y >= b.iymin - 1.5) & (y <= b.iymax + 0.5)
 
 
 def _covers(r, pc):

@@ -14,8 +14,9 @@ makes **one eager pass over the columns the selection reads** (e.g. ``energy``,
 ``pattern``, ``flag``; ``x``/``y`` for a region; ``time`` for a GTI) and
 returns one integer per chunk; nothing else is kept in memory. The other
 columns are not read. The result's columns stay lazy: each output chunk is
-``column_chunk[mask_chunk]``, and the mask is recomputed from the same few
-columns when the result is computed.
+``column_chunk.take(flatnonzero(mask_chunk))``, and the mask is recomputed
+(once per chunk, shared by all columns) from the same few columns when the
+result is computed.
 
 The output keeps the input's chunk boundaries along ``event`` (chunk *i* of the
 result holds the selected events of chunk *i*), so chunks still follow time,
@@ -206,8 +207,8 @@ def _minmax(b):
     return np.array([[float(b.min()), float(b.max())]])
 
 
-def _take(block, m):
-    return block[m]
+def _take(block, index):
+    return block.take(index)
 
 
 # --------------------------------------------------------------------------- application
@@ -223,10 +224,10 @@ def _apply(events: xr.Dataset, tests, rs) -> xr.Dataset:
     fn = _AllTests(needed, [t for _, t in tests])
     lazy = any(hasattr(events.variables[n].data, "map_blocks") for n in event_vars)
     if not lazy:
-        mask = fn(*[np.asarray(events.variables[n].values) for n in needed])
+        index = np.flatnonzero(fn(*[np.asarray(events.variables[n].values) for n in needed]))
         if rs is not None:
             check_in_field(rs, _extent_numpy(events))
-        return _rebuild(events, {n: events.variables[n].values[mask] for n in event_vars})
+        return _rebuild(events, {n: events.variables[n].values.take(index) for n in event_vars})
 
     import dask
     import dask.array as da
@@ -255,8 +256,11 @@ def _apply(events: xr.Dataset, tests, rs) -> xr.Dataset:
         if events.sizes["event"]:
             ext = (res[1][:, 0].min(), res[1][:, 1].max(), res[2][:, 0].min(), res[2][:, 1].max())
         check_in_field(rs, ext)
+    # indices of the kept events, once per chunk (flatnonzero + take is ~5x faster than boolean indexing)
+    index = mask.map_blocks(np.flatnonzero, chunks=(counts,), dtype=np.intp)
     new = {
-        n: da.map_blocks(_take, arrays[n], mask, chunks=(counts,), dtype=arrays[n].dtype)
+        n: da.blockwise(_take, "i", arrays[n], "i", index, "i", dtype=arrays[n].dtype,
+                        adjust_chunks={"i": counts}, align_arrays=False)
         for n in event_vars
     }
     log.debug("%s: kept %d of %d events", _name(events), sum(counts), events.sizes["event"])
