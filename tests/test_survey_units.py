@@ -269,3 +269,20 @@ def test_jobqueue_cluster_job_script(kind):
     assert "--nworkers 8" in script and "--nthreads 1" in script
     with pytest.raises(ValueError, match="slurm, pbs"):
         jobqueue_cluster("sge")
+
+
+def test_task_restores_the_dask_scheduler(tmp_path, make_event_file):
+    import dask
+
+    seen = []
+
+    def search(events, **kw):
+        seen.append(dask.config.get("scheduler", None))
+        return counting_search(events, **kw)
+
+    f = make_event_file(n=10, header={"OBS_ID": "0100000001"})
+    with dask.config.set(scheduler="threads"):
+        run_observation("0100000001", [f], [(run_id("0100000001", PARAMS[0]), PARAMS[0])], tmp_path, token="t",
+                        search=search)
+        assert dask.config.get("scheduler") == "threads"
+    assert seen == ["synchronous"]

@@ -298,8 +298,11 @@ def _execute(client, obs, plan, out, token, *, retries, timeout, search, figures
                 table[(obsid, r["run_id"])] = r
             bar.update(records)
             if time.monotonic() - last_flush >= flush_interval:
+                t0 = time.monotonic()
                 write_status(out, list(table.values()))
                 last_flush = time.monotonic()
+                # a huge table is written less often: at most ~5 % of the time
+                flush_interval = max(flush_interval, 20 * (last_flush - t0))
     except BaseException:
         for fut in futures:
             fut.cancel()

@@ -87,6 +87,35 @@ class PeakRSS:
         self._stop.set()
 
 
+_SYNC_LOCK = threading.Lock()
+_SYNC_USERS = [0, None]  # tasks inside _synchronous_dask in this process, saved "scheduler" config
+
+
+class _synchronous_dask:
+    """Use dask's synchronous scheduler while any survey task of this process runs.
+
+    ``dask.config.set`` is process-global; a reference count makes overlapping
+    tasks in several threads of one worker restore the previous setting only
+    when the last of them ends."""
+
+    def __enter__(self):
+        with _SYNC_LOCK:
+            if _SYNC_USERS[0] == 0:
+                _SYNC_USERS[1] = dask.config.get("scheduler", None)
+                dask.config.set(scheduler="synchronous")
+            _SYNC_USERS[0] += 1
+
+    def __exit__(self, *exc):
+        with _SYNC_LOCK:
+            _SYNC_USERS[0] -= 1
+            if _SYNC_USERS[0] == 0:
+                if _SYNC_USERS[1] is None:
+                    dask.config.config.pop("scheduler", None)
+                else:
+                    dask.config.set(scheduler=_SYNC_USERS[1])
+        return False
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -209,8 +238,11 @@ class _Work:
             self.commit(rid, rec)
 
     def run(self):
+        with _synchronous_dask():
+            self._run()
+
+    def _run(self):
         self.started = _now()
-        dask.config.set(scheduler="synchronous")
         todo = []
         for rid, params in self.plan:
             prev = read_run(self.out / self.obsid / rid)
