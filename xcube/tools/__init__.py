@@ -1,0 +1,60 @@
+"""Thin wrappers around the missions' own reduction software.
+
+- :mod:`xcube.tools.runner`: :class:`Task` and :func:`run` (command line,
+  private parameter files, environment, log, timeout, output checks,
+  skip-if-done) and the errors :class:`ToolError`, :class:`ToolTimeout`,
+  :class:`ToolNotFoundError`.
+- :mod:`xcube.tools.batch`: :func:`run_many`, many tasks on Dask with
+  dependencies, one status row per task.
+- :mod:`xcube.tools.sas`: XMM-Newton SAS, up to :func:`sas.process_observation`
+  (ODF -> cleaned event lists for ``xcube.open_events``).
+- :mod:`xcube.tools.heasoft`: any HEASoft task by name plus helpers (RXTE,
+  NICER, Swift-XRT, NuSTAR, barycorr, ftselect, ftmerge).
+- :mod:`xcube.tools.hxmt`: the Insight-HXMT LE/ME/HE chains of HXMTDAS.
+- :mod:`xcube.tools.provenance`: per-product records and the product graph.
+
+Importing this package is cheap: Dask, networkx and matplotlib are imported
+only when used. ``import xcube`` does not import it.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .batch import run_many
+from .provenance import draw_provenance, provenance, records
+from .runner import (
+    Glob,
+    OutputError,
+    Task,
+    TaskResult,
+    ToolError,
+    ToolNotFoundError,
+    ToolTimeout,
+    run,
+)
+
+__all__ = [
+    "Task",
+    "TaskResult",
+    "Glob",
+    "run",
+    "run_many",
+    "ToolError",
+    "ToolTimeout",
+    "ToolNotFoundError",
+    "OutputError",
+    "provenance",
+    "draw_provenance",
+    "records",
+    "sas",
+    "heasoft",
+    "hxmt",
+]
+
+_LAZY = {"sas", "heasoft", "hxmt"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
