@@ -269,7 +269,8 @@ class RegionSet:
         """Area in column pixels^2. Exact (``regions``' analytic area) for one
         included shape without exclusions; otherwise the fraction of a regular
         grid of about ``samples`` points over the bounding box that falls
-        inside (relative error ~1e-4 for a circle of a few hundred pixels)."""
+        inside (relative error 1e-5 to 1e-4 for shapes tens to thousands of
+        pixels across)."""
         if not self.include:
             raise ValueError(f"region {self.description!r} has only exclusions: its area is infinite")
         if len(self.include) == 1 and not self.exclude:
