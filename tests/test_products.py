@@ -312,3 +312,14 @@ def test_stingray_conversion_roundtrip(field):
     back = from_stingray(s)
     for v in ("counts", "rate", "rate_err", "exposure", "time_lo", "time_hi"):
         np.testing.assert_allclose(back[v].values, lc[v].values, err_msg=v)
+
+
+def test_sky_region_matches_physical_region(field):
+    ev = xcube.open_events(field)
+    centre = xcube.regions.events_wcs(ev).pixel_to_world(26000, 26000)
+    sky = f"fk5;circle({centre.ra.deg:.8f},{centre.dec.deg:.8f},20\")"  # 20" = 400 XMM sky pixels
+    phys = "physical;circle(26000,26000,400)"
+    a = xcube.lightcurve(ev, 1000.0, region=sky).compute()
+    b = xcube.lightcurve(ev, 1000.0, region=phys).compute()
+    assert a.attrs["backscal"] == pytest.approx(b.attrs["backscal"], rel=1e-3)
+    assert abs(int(a.counts.sum()) - int(b.counts.sum())) <= 0.002 * int(b.counts.sum())

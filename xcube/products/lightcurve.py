@@ -215,9 +215,10 @@ def lightcurve(
         t_start, t_stop = _time_range_gti(events, time_range)
         events = select(events, gti=([t_start], [t_stop]))
         t0 = t_start if t0 is None else t0
-    base = select(events, energy_band=energy_band, expr=expr) if (energy_band is not None or expr) else events
-    axis = time_axis(base, width, t0=t0, t_stop=t_stop, offset=offset)
-    src = select(base, region=region) if region is not None else base
+    # one select per region (band, filter and region together): one eager pass each
+    axis = time_axis(events, width, t0=t0, t_stop=t_stop, offset=offset)
+    filters = {"energy_band": energy_band, "expr": expr or None}
+    src = select(events, region=region, **filters)
     counts = bin_events(src, time=axis)
     attrs = _product_attrs(
         events, kind="lightcurve", time_bin=width, errors=errors,
@@ -236,9 +237,9 @@ def lightcurve(
             raise ValueError(f"lightcurve: region areas must be positive (source {attrs['backscal']:g}, "
                              f"background {attrs['bkg_backscal']:g} pixel^2)")
         ratio = attrs["backscal"] / attrs["bkg_backscal"]
-        bkg_counts = bin_events(select(base, region=background), time=axis)
+        bkg_counts = bin_events(select(events, region=background, **filters), time=axis)
     counts = counts.copy(deep=False)
     counts.attrs = {}
     return lightcurve_from_counts(
-        counts, errors=errors, bkg_counts=bkg_counts, area_ratio=ratio, gti=gtimod.from_dataset(base), attrs=attrs,
+        counts, errors=errors, bkg_counts=bkg_counts, area_ratio=ratio, gti=gtimod.from_dataset(events), attrs=attrs,
     )
