@@ -1,0 +1,203 @@
+"""Bad frames: empty frames and, for EPIC pn, frames with partial CCD exposure.
+
+A frame is one time bin of the cube. For every camera:
+
+* a frame with no events at all is bad (empty);
+
+and for a camera whose profile maps CCDs to quadrants (EPIC pn: CCDs 1-3,
+4-6, 7-9, 10-12), with per-frame, per-quadrant counts ``Q[t, q]`` and per-quadrant
+medians ``M[t, q]`` (the median of the per-CCD counts of the quadrant's CCDs):
+
+* a frame is bad when ``max_q Q > 10`` and either fewer than all quadrants are
+  active (``Q > 0``), or the frame is a BTI frame and the quadrants' median
+  rates differ by more than a factor 3 (``max_q M > 3 min_q M``; two zero
+  medians never differ). Counts stand for rates: every quadrant sees the same
+  frame duration.
+* the frame right after a bad frame is bad too (one step, from the frames
+  found above), and the last frame never marks the first (EXOD's ``np.roll``
+  wraps around; xcube does not).
+
+MOS (no quadrant map): only empty frames are bad. With several event lists
+(cameras) a frame is bad when it is bad for any of them.
+"""
+from __future__ import annotations
+
+import logging
+
+import dask
+import numpy as np
+import xarray as xr
+
+from ..missions import get_profile
+
+__all__ = [
+    "PN_MIN_COUNTS",
+    "PN_MAX_RATIO",
+    "empty_frames",
+    "quadrant_counts",
+    "partial_ccd_frames",
+    "extend_to_next_frame",
+    "pn_bad_frames",
+    "ccd_frame_counts",
+    "bad_frames",
+    "bad_frames_for",
+]
+
+log = logging.getLogger("xcube.transients")
+
+#: the brightest quadrant must hold more than this many counts
+PN_MIN_COUNTS = 10
+#: quadrant median rates "differ" when max > PN_MAX_RATIO x min
+PN_MAX_RATIO = 3.0
+
+
+def empty_frames(counts) -> np.ndarray:
+    """True for frames without any count: ``counts`` has time as its first
+    axis (any further axes, e.g. CCD or y/x, are summed). numpy or dask in;
+    numpy bool (time,) out (eager)."""
+    c = counts.data if isinstance(counts, xr.DataArray) else counts
+    total = c.reshape(c.shape[0], -1).sum(axis=1)
+    return np.asarray(total.compute() if hasattr(total, "compute") else total) == 0
+
+
+def quadrant_counts(ccd_counts, quadrant_of_ccd, n_quadrants: int | None = None):
+    """Per-quadrant counts and per-quadrant median CCD counts.
+
+    ``ccd_counts`` (time, n_ccd) counts of each CCD per frame; ``quadrant_of_ccd``
+    (n_ccd,) quadrant index 0..n_quadrants-1 of each column. Returns
+    ``(counts, medians)``, both (time, n_quadrants) float64. Eager, numpy.
+    """
+    c = np.asarray(ccd_counts, dtype=np.float64)
+    q = np.asarray(quadrant_of_ccd, dtype=np.int64)
+    if c.ndim != 2 or q.shape != (c.shape[1],):
+        raise ValueError(f"ccd_counts must be (time, n_ccd) with one quadrant per CCD column; got "
+                         f"{c.shape} and {q.shape}")
+    nq = int(q.max()) + 1 if n_quadrants is None else int(n_quadrants)
+    counts = np.zeros((c.shape[0], nq))
+    medians = np.zeros((c.shape[0], nq))
+    for k in range(nq):
+        cols = c[:, q == k]
+        if cols.shape[1]:
+            counts[:, k] = cols.sum(axis=1)
+            medians[:, k] = np.median(cols, axis=1)
+    return counts, medians
+
+
+def partial_ccd_frames(counts, medians=None, bti=None, *, min_counts: float = PN_MIN_COUNTS,
+                       max_ratio: float = PN_MAX_RATIO) -> np.ndarray:
+    """The pn frame rule before the next-frame extension.
+
+    ``counts`` (time, n_quadrants) quadrant counts; ``medians`` the quadrants'
+    median CCD counts (default: ``counts``); ``bti`` (time,) bool, BTI frames
+    (default: none). A frame is bad when it is empty, or when
+    ``max(counts) > min_counts`` and (fewer than ``n_quadrants`` quadrants
+    have counts, or it is a BTI frame and ``max(medians) > max_ratio *
+    min(medians)``). Returns bool (time,). Eager, numpy.
+    """
+    q = np.asarray(counts, dtype=np.float64)
+    if q.ndim != 2:
+        raise ValueError(f"counts must be (time, n_quadrants), got shape {q.shape}")
+    m = q if medians is None else np.asarray(medians, dtype=np.float64)
+    if m.shape != q.shape:
+        raise ValueError(f"medians {m.shape} must match counts {q.shape}")
+    nt, nq = q.shape
+    if nq < 1:
+        raise ValueError("counts must have at least one quadrant column")
+    b = np.zeros(nt, bool) if bti is None else np.asarray(bti, dtype=bool)
+    if b.shape != (nt,):
+        raise ValueError(f"bti has shape {b.shape}, expected ({nt},) (one flag per frame)")
+    active = (q > 0).sum(axis=1)
+    empty = active == 0
+    bright = q.max(axis=1) > min_counts
+    partial = active < nq
+    uneven = m.max(axis=1) > max_ratio * m.min(axis=1)
+    return empty | (bright & (partial | (b & uneven)))
+
+
+def extend_to_next_frame(bad) -> np.ndarray:
+    """``bad`` or'ed with itself shifted one frame later; no wrap-around (the
+    last frame does not mark the first). bool (time,), eager."""
+    b = np.asarray(bad, dtype=bool)
+    out = b.copy()
+    out[1:] |= b[:-1]
+    return out
+
+
+def pn_bad_frames(ccd_counts, quadrant_of_ccd, bti=None, *, min_counts: float = PN_MIN_COUNTS,
+                  max_ratio: float = PN_MAX_RATIO, n_quadrants: int | None = None) -> np.ndarray:
+    """Bad pn frames from per-CCD frame counts (time, n_ccd): the quadrant rule
+    of :func:`partial_ccd_frames` plus the frame after each bad frame."""
+    counts, medians = quadrant_counts(ccd_counts, quadrant_of_ccd, n_quadrants)
+    bad = partial_ccd_frames(counts, medians, bti, min_counts=min_counts, max_ratio=max_ratio)
+    return extend_to_next_frame(bad)
+
+
+def _profile(events):
+    name = events.attrs.get("profile")
+    if not name:
+        raise ValueError(f"{events.attrs.get('source', 'events')}: no 'profile' attribute; open the file with "
+                         "xcube.open_events so that the mission profile is known")
+    return get_profile(name)
+
+
+def ccd_frame_counts(events, edges) -> xr.DataArray:
+    """Counts per frame and CCD, (time, ccd), lazy (``xcube.bin_events`` with
+    a CCD axis on the ``ccdnr`` column; CCD numbers from the profile's
+    quadrant map)."""
+    from ..binning import Axis, bin_events
+
+    prof = _profile(events)
+    if "ccdnr" not in events.variables:
+        raise KeyError(f"{events.attrs.get('source', 'events')}: no 'ccdnr' column, needed for the "
+                       f"{prof.instrument} partial-CCD frame rule; read the CCDNR column from the event file")
+    ccds = np.array(sorted(prof.quadrants), dtype=np.float64)
+    ccd_edges = np.concatenate([ccds - 0.5, [ccds[-1] + 0.5]])
+    if np.any(np.diff(ccds) != 1):
+        raise ValueError(f"profile {prof.name}: quadrant map must cover consecutive CCD numbers")
+    return bin_events(events, time=np.asarray(edges, dtype=np.float64),
+                      energy=Axis("ccd", edges=ccd_edges, column="ccdnr"))
+
+
+def bad_frames(events, edges, bti=None) -> np.ndarray:
+    """Bad frames of one event list or several (cameras), OR'ed over them.
+
+    ``edges`` (n+1,) frame edges [s]; ``bti`` (n,) bool BTI frames (used by
+    the pn rule). Cameras whose profile has a quadrant map (pn) use
+    :func:`pn_bad_frames` on their per-CCD counts; the others (MOS) flag empty
+    frames only. Pass the events the cube was made from. Returns bool (n,).
+    Eager: one histogram pass over ``time`` (and ``ccdnr`` for pn) per camera.
+    """
+    evs = [events] if isinstance(events, xr.Dataset) else list(events)
+    e = np.asarray(edges, dtype=np.float64)
+    from ..binning import bin_events
+
+    lazy = []
+    for ev in evs:
+        prof = _profile(ev)
+        lazy.append(ccd_frame_counts(ev, e).data if prof.quadrants else bin_events(ev, time=e).data)
+    counts = dask.compute(*lazy)
+    bad = np.zeros(e.size - 1, bool)
+    for ev, c in zip(evs, counts):
+        prof = _profile(ev)
+        if prof.quadrants:
+            ccds = sorted(prof.quadrants)
+            b = pn_bad_frames(c, [prof.quadrants[k] for k in ccds], bti,
+                              n_quadrants=len(set(prof.quadrants.values())))
+        else:
+            b = empty_frames(c)
+        log.info("%s: %d of %d frames bad", ev.attrs.get("source", prof.name), int(b.sum()), b.size)
+        bad |= b
+    return bad
+
+
+def bad_frames_for(events, cube, bti=None) -> np.ndarray:
+    """:func:`bad_frames` on the frames of a cube (its ``time_lo``/``time_hi``
+    coordinates); ``bti`` defaults to the cube's ``bti`` coordinate if any."""
+    lo = np.asarray(cube["time_lo"].values, dtype=np.float64)
+    hi = np.asarray(cube["time_hi"].values, dtype=np.float64)
+    if lo.size > 1 and not np.array_equal(lo[1:], hi[:-1]):
+        raise ValueError("cube frames are not contiguous (time_lo[1:] != time_hi[:-1]); pass explicit edges "
+                         "to bad_frames")
+    if bti is None and "bti" in cube.coords:
+        bti = np.asarray(cube["bti"].values, dtype=bool)
+    return bad_frames(events, np.append(lo, hi[-1]), bti)
