@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod

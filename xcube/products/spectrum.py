@@ -99,10 +99,8 @@ def spectrum(
         raise ValueError(f"{events.attrs.get('source', 'events')}: no 'pi' column to make a spectrum from")
     axis, first, (pmin, pmax) = _channel_axis(events, channel_bin, pi_range)
     cb = int(channel_bin)
-    base = select(events, expr=expr) if expr else events
-
     def hist(reg):
-        sel = select(base, region=reg) if reg is not None else base
+        sel = select(events, expr=expr or None, region=reg)  # one eager pass per region
         h = bin_events(sel, energy=axis)
         return h.drop_vars([c for c in h.coords if c != "channel"])
 
@@ -120,7 +118,7 @@ def spectrum(
         coords["energy_lo"] = ("channel", prof.energy(axis.lo).astype(np.float64), {"units": "keV"})
         coords["energy_hi"] = ("channel", prof.energy(axis.hi).astype(np.float64), {"units": "keV"})
     ds = xr.Dataset({"counts": ("channel", counts.data, {"units": "count"})}, coords=coords)
-    exposure = gtimod.exposure(gtimod.from_dataset(base))
+    exposure = gtimod.exposure(gtimod.from_dataset(events))
     backscal = region_area(region, events) if region is not None else 1.0
     try:
         pix = pixel_arcsec(events, "x")
@@ -132,7 +130,7 @@ def spectrum(
         channel_range=(int(first), int(first + axis.size - 1)), channel_bin=cb, pi_range=(pmin, pmax),
         region=_region_text(region), expr=expr,
     )
-    attrs["selection"] = list(base.attrs.get("selection", []))
+    attrs["selection"] = list(counts.attrs.get("selection", []))
     if background is not None:
         ds["bkg_counts"] = ("channel", hist(background).data, {"units": "count"})
         attrs["bkg_backscal"] = region_area(background, events)
