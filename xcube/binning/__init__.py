@@ -6,7 +6,8 @@
 * :mod:`~xcube.binning.sky`: WCS and RA/Dec of binned sky grids.
 """
 from .axes import Axis, energy_axis, pixel_arcsec, sky_axis, time_axis
-from .engine import DEFAULT_CHUNK_BYTES, bin_events, check_size
+from .engine import DEFAULT_CHUNK_BYTES, bin_events
+from .memory import check_size
 from .sky import cube_wcs
 
 __all__ = [

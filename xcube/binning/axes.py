@@ -26,6 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import gti as gtimod
+from .memory import available_bytes, check_size
 
 __all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "pixel_arcsec"]
 
@@ -90,6 +91,7 @@ class Axis:
         if nbins < 1:
             raise ValueError(f"axis {name!r}: number of bins must be >= 1, got {nbins}")
         start = float(start)
+        check_size((nbins + 1,), np.float64, what=f"axis {name!r} edges", limit=available_bytes() // 16)
         edges = start + np.arange(nbins + 1, dtype=np.float64) * width
         return cls(name, edges, units=units, column=column, width=width, origin=start, offset=offset, meta=meta or {})
 

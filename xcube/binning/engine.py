@@ -32,7 +32,9 @@ from .. import gti as gtimod
 from .._version import __version__
 from . import kernels
 from .axes import Axis, _profile_of, energy_axis, sky_axis, time_axis
-from .sky import cell_wcs_keywords, cell_radec
+from .memory import available_bytes as _available_bytes
+from .memory import check_size
+from .sky import cell_radec, cell_wcs_keywords
 
 __all__ = ["bin_events", "check_size", "DEFAULT_CHUNK_BYTES"]
 
@@ -44,43 +46,6 @@ _DEFAULT_EVENT_CHUNK = 4_194_304
 _ROLES = ("time", "energy", "y", "x")
 _OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "tstart", "tstop",
               "datamode", "submode", "ra_pnt", "dec_pnt", "pa_pnt", "expid", "filter", "timeref")
-
-
-# ---------------------------------------------------------------------- sizes
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1000 or unit == "PB":
-            return f"{n:.3g} {unit}"
-        n /= 1000.0
-    return f"{n:.3g} PB"  # pragma: no cover
-
-
-def _available_bytes() -> int:
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except Exception:  # pragma: no cover - psutil is a dependency
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-
-
-def check_size(shape, dtype, *, what: str = "cube", limit: int | None = None) -> int:
-    """Refuse, before allocating, an array that would not fit in memory.
-
-    ``shape`` and ``dtype`` describe the array; ``limit`` [bytes] defaults to
-    the memory currently available. Returns the size in bytes, or raises
-    ``ValueError`` saying how big the array would be and how to shrink it.
-    """
-    n = int(np.prod([int(s) for s in shape], dtype=np.float64)) if len(shape) else 1
-    nbytes = n * np.dtype(dtype).itemsize
-    limit = _available_bytes() if limit is None else int(limit)
-    if nbytes > limit:
-        raise ValueError(
-            f"{what} of shape {tuple(int(s) for s in shape)} ({np.dtype(dtype).name}) would need "
-            f"{_fmt_bytes(nbytes)}, more than the {_fmt_bytes(limit)} allowed; use wider bins or a smaller "
-            "range, or keep the cube lazy and write it chunk by chunk (e.g. xcube.to_zarr)"
-        )
-    return nbytes
 
 
 # ---------------------------------------------------------------------- axis arguments
@@ -366,11 +331,13 @@ def bin_events(
     acc = np.dtype(np.int64) if dtype.itemsize == 8 else np.dtype(np.int32)
     ax_t = axes.get("time")
 
-    # eager coordinates: refuse absurd grids before building them
+    # refuse, before allocating anything, an eager cube or coordinates that would not fit
+    if compute:
+        check_size(tuple(axes[r].size for r in _ROLES if r in axes), dtype, what="cube")
     coord_bytes = sum(5 * 8 * a.size for a in axes.values())
     if "x" in axes and "y" in axes:
         coord_bytes += 16 * axes["x"].size * axes["y"].size
-    check_size((coord_bytes,), np.uint8, what="cube coordinates", limit=_available_bytes() // 2)
+    check_size((coord_bytes,), np.uint8, what="cube coordinates", limit=_available_bytes() // 8)
 
     # per-event axes: modes, kernel params, columns
     roles, cols, params, modes = [], {}, [], []
@@ -428,7 +395,6 @@ def bin_events(
 
     cube = _wrap(data, axes, events)
     if compute:
-        check_size(cube.shape, dtype, what="cube")
         cube = cube.compute()
     return cube
 

@@ -86,7 +86,7 @@ def fill_kernel(modes: tuple):
     """
     me, my, mx = (int(m) for m in modes)
 
-    @njit(nogil=True)
+    @njit(nogil=True, cache=True)
     def fill(slab, seg, e, pe, y, py, x, px):
         nt = seg.size - 1
         if me == 0 and my == 0 and mx == 0:
@@ -115,7 +115,7 @@ def fill_kernel(modes: tuple):
     return fill
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def _positions_regular(t, origin, width, first, ka, kb):
     # first index i with (t[i] - origin) / width >= first + k, for k = ka..kb
     out = np.empty(kb - ka + 1, dtype=np.int64)
