@@ -1,8 +1,12 @@
 """Regions: DS9 parsing, pixel convention, sky/physical equivalence, masks, areas, errors."""
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
 from conftest import real_file
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from regions import CirclePixelRegion, CircleSkyRegion, PixCoord, Regions
 from astropy import units as u
 from astropy.coordinates import SkyCoord
@@ -226,3 +230,33 @@ def test_fallback_wcs_matches_xcube_wcs():
     a, b = _fallback_wcs(ev).pixel_to_world(x, y), events_wcs(ev).pixel_to_world(x, y)
     assert np.all(a.separation(b).arcsec < 1e-9)
     assert a.frame.name == "fk5"
+
+
+@given(
+    circles=st.lists(st.tuples(st.floats(25200, 26800), st.floats(25200, 26800), st.floats(20, 600),
+                               st.booleans()), min_size=1, max_size=4),
+    split=st.integers(0, 4),
+)
+@settings(max_examples=20, deadline=None)
+def test_random_include_exclude_circles_match_brute_force_and_compose(circles, split):
+    ev = make_events(600, seed=len(circles), chunk=128, lazy=split % 2 == 0)
+    x, y = values(ev, "x").astype(float), values(ev, "y").astype(float)
+    lines = [f"{'' if inc else '-'}circle({cx!r},{cy!r},{r!r})" for cx, cy, r, inc in circles]
+    inside = lambda c: (x - c[0]) ** 2 + (y - c[1]) ** 2 <= c[2] ** 2  # noqa: E731
+    incs = [c for c in circles if c[3]]
+    exp = np.logical_or.reduce([inside(c) for c in incs]) if incs else np.ones(x.size, bool)
+    for c in circles:
+        if not c[3]:
+            exp &= ~inside(c)
+    np.testing.assert_array_equal(region_mask(ev, "physical\n" + "\n".join(lines)).values, exp)
+    # composing two region selections = the events in both
+    a, b = "physical;" + ";".join(lines[:split] or ["circle(26000,26000,5000)"]), "physical;" + ";".join(lines[split:] or ["circle(26000,26000,5000)"])
+    ma, mb = region_mask(ev, a).values, region_mask(ev, b).values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            both = xcube.select(xcube.select(ev, region=a), region=b)
+        except ValueError as exc:  # a region wholly outside the (selected) field: said so, by name
+            assert "lies outside the events' field" in str(exc)
+            return
+    np.testing.assert_array_equal(values(both), values(ev)[ma & mb])
