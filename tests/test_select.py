@@ -97,6 +97,15 @@ def test_energy_band_validation():
     assert xcube.select(bare, energy_band=(0.05, 2.0)).sizes["event"] == int(((values(ev, "energy") >= 0.05) & (values(ev, "energy") < 2)).sum())
 
 
+def test_energy_band_mask_is_lazy_and_matches_select():
+    from xcube.select import energy_band_mask
+
+    ev = make_events(300)
+    m = energy_band_mask(ev, (0.5, 2.0))
+    assert isinstance(m.data, da.Array) and m.dims == ("event",)
+    np.testing.assert_array_equal(values(ev)[m.values], values(xcube.select(ev, energy_band=(0.5, 2.0))))
+
+
 # ----------------------------------------------------------------------------- composition (hypothesis)
 
 ATOMS = st.sampled_from([

@@ -132,7 +132,6 @@ class _Node:
     fn: Callable  # cols -> array or python scalar
     text: str
     columns: frozenset = field(default_factory=frozenset)
-    const: bool = False
 
 
 def _as_int(v):
@@ -415,7 +414,7 @@ class _Parser:
         if t.kind == "num":
             self._next()
             v = _num_value(t.value)
-            return _Node("int" if isinstance(v, int) else "float", lambda c, v=v: v, t.value, const=True)
+            return _Node("int" if isinstance(v, int) else "float", lambda c, v=v: v, t.value)
         if t.kind == "name":
             self._next()
             return self._column(t)
@@ -428,7 +427,7 @@ class _Parser:
             self._next()
             node = self.or_()
             self._expect(")")
-            return _Node(node.kind, node.fn, self._span(t.start), node.columns, node.const)
+            return _Node(node.kind, node.fn, self._span(t.start), node.columns)
         if t.kind == "end":
             raise self._err("the expression ends too early")
         raise self._err(f"unexpected {t.value!r}")
