@@ -99,7 +99,14 @@ class atomic_dir:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            # Dask worker threads may still be finishing chunk writes after the
+            # first task failed: remove the directory until it stays removed.
+            deadline = time.monotonic() + 5.0
+            while True:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                time.sleep(0.05)
+                if not self.tmp.exists() or time.monotonic() > deadline:
+                    break
             return False
         if self.target.exists():
             old = self.target.with_name(f".{self.target.name}.old-{uuid.uuid4().hex[:8]}")

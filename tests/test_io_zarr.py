@@ -1,0 +1,199 @@
+"""Zarr event stores and the event cache: exact round trips (hypothesis),
+atomic writes (exception and SIGKILL mid-write), rebuilding a broken cache."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import xcube
+from xcube.io.cache import COMPLETE, cache_dir, is_complete, open_zarr_events, remove_stale, to_zarr
+from xcube.io.events_fits import events_dataset
+from xcube.missions import get_profile
+
+MOS1 = get_profile("xmm-mos1")
+
+
+def assert_same_events(a: xr.Dataset, b: xr.Dataset):
+    """Identical values, dtypes, dims, variable attrs and dataset attrs."""
+    assert set(a.data_vars) == set(b.data_vars)
+    for name in a.data_vars:
+        va, vb = a[name], b[name]
+        assert va.dims == vb.dims and va.dtype == vb.dtype, name
+        np.testing.assert_array_equal(va.values, vb.values, err_msg=name)
+        assert va.attrs == vb.attrs, name
+    assert a.attrs == b.attrs
+
+
+@st.composite
+def event_lists(draw):
+    n = draw(st.integers(1, 300))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    t0 = draw(st.floats(0.0, 7.0e8))
+    time_ = np.sort(t0 + rng.uniform(0.0, draw(st.floats(1e-3, 1e5)), n))
+    pi = rng.integers(0, 20000, n).astype(np.int16)
+    cols = {"time": time_, "x": rng.integers(-5, 52000, n).astype(np.int32),
+            "y": rng.integers(0, 52000, n).astype(np.int32), "pi": pi, "energy": MOS1.energy(pi)}
+    if draw(st.booleans()):
+        cols["pattern"] = rng.integers(0, 256, n).astype(np.uint8)
+        cols["flag"] = rng.choice([0, 0, 1, 2**20], n).astype(np.int32)
+        cols["is_hot"] = rng.random(n) < 0.1
+        cols["zeros"] = np.zeros(n, np.int64)  # zeros must stay zeros (not read back as fill values)
+        cols["dx"] = rng.normal(size=n).astype(np.float32)
+    chunk = draw(st.integers(max(1, n // 6), n))  # at most ~6 chunks: exercises chunking, stays fast
+    data = {k: da.from_array(v, chunks=chunk) for k, v in cols.items()}
+    k = draw(st.integers(0, 5))
+    starts = np.sort(rng.uniform(t0, t0 + 1e5, k))
+    gti = (starts, starts + rng.uniform(0.1, 10.0, k))
+    ccd_gti = {}
+    if draw(st.booleans()) and k:
+        ccd_gti = {c: (gti[0][: c % k + 1], gti[1][: c % k + 1]) for c in (1, 2, 7)}
+    attrs = {"mission": "XMM-Newton", "instrument": "EMOS1", "profile": "xmm-mos1",
+             "obs_id": draw(st.text("0123456789", min_size=10, max_size=10)),
+             "object": draw(st.text(min_size=0, max_size=20)), "mjdref": 50814.0 + draw(st.floats(0, 1)),
+             "tstart": float(t0), "ra_pnt": draw(st.floats(0, 360)), "CRPIX1": 25921.0,
+             "selection": draw(st.lists(st.text(max_size=12), max_size=3))}
+    return events_dataset(data, gti, ccd_gti, attrs)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ev=event_lists())
+def test_zarr_round_trip_is_exact(ev):
+    with tempfile.TemporaryDirectory() as tmp:
+        store = to_zarr(ev, Path(tmp) / "obs.zarr")
+        assert is_complete(store)
+        back = xcube.open_events(store)
+        assert all(isinstance(back[v].data, da.Array) for v in back.data_vars if "event" in back[v].dims)
+        assert_same_events(ev.compute(), back.compute())
+
+
+def test_fits_to_zarr_round_trip(make_event_file, tmp_path):
+    path = make_event_file(n=3000, gti=([1.0e8, 1.0e8 + 5e3], [1.0e8 + 4e3, 1.0e8 + 1e4]))
+    ev = xcube.open_events(path, chunks=1000)
+    store = xcube.to_zarr(ev, tmp_path / "obs.zarr")
+    back = xcube.open_events(store)
+    assert back["time"].data.chunks == ev["time"].data.chunks  # chunks follow the source
+    assert_same_events(ev.compute(), back.compute())
+    meta = json.loads((store / "time" / "zarr.json").read_text())
+    blosc = [c for c in meta["codecs"] if c["name"] == "blosc"][0]["configuration"]
+    assert blosc["cname"] == "zstd" and blosc["shuffle"] == "shuffle"
+    with pytest.raises(FileExistsError, match=r"obs\.zarr: exists; pass overwrite=True"):
+        xcube.to_zarr(ev, store)
+    # a store written from a store is the same again
+    assert_same_events(ev.compute(), xcube.open_events(xcube.to_zarr(back, tmp_path / "again.zarr")).compute())
+    xcube.to_zarr(ev.isel(event=slice(0, 10)), store, overwrite=True)
+    assert xcube.open_events(store).sizes["event"] == 10
+
+
+def test_exception_mid_write_leaves_nothing(tmp_path):
+    t = da.from_array(np.arange(40.0), chunks=10)
+
+    def boom(block, block_info=None):
+        if block_info[0]["chunk-location"][0] == 2:
+            raise RuntimeError("disk full")
+        return block
+
+    ev = events_dataset({"time": t, "x": t.map_blocks(boom, dtype=float)}, ([0.0], [40.0]), {}, {"mission": "T"})
+    store = tmp_path / "obs.zarr"
+    with pytest.raises(RuntimeError, match="disk full"):
+        to_zarr(ev, store)
+    assert not store.exists()
+    assert list(tmp_path.iterdir()) == []  # the temporary directory is gone too
+    with pytest.raises(FileNotFoundError, match=r"obs\.zarr: no such file"):
+        xcube.open_events(store)
+
+
+_WRITER = textwrap.dedent("""
+    import sys, time
+    import dask.array as da, numpy as np
+    from xcube.io.cache import to_zarr
+    from xcube.io.events_fits import events_dataset
+
+    t = da.from_array(np.arange(400.0), chunks=100)
+
+    def slow(block, block_info=None):
+        if block_info[0]["chunk-location"][0] == 2:
+            print("WRITING", flush=True)
+            time.sleep(120)
+        return block
+
+    ev = events_dataset({"time": t, "x": t.map_blocks(slow, dtype=float)}, ([0.0], [400.0]), {}, {"mission": "T"})
+    to_zarr(ev, sys.argv[1])
+""")
+
+
+def test_kill_mid_write_never_leaves_a_valid_store(tmp_path):
+    store = tmp_path / "obs.zarr"
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(store)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    line = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(90)
+    try:
+        assert line and line[0].strip() == "WRITING", "writer did not start"
+        time.sleep(0.3)  # let the other chunks land in the temporary store
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    assert not store.exists()
+    (tmp,) = list(tmp_path.glob(".obs.zarr.tmp-*"))  # the killed writer's leftovers
+    assert (tmp / "zarr.json").exists() and not is_complete(tmp)
+    with pytest.raises(OSError, match=r"incomplete xcube store"):
+        open_zarr_events(tmp)
+    # even a half-written store under the final name (e.g. copied by hand) never opens
+    tmp.rename(store)
+    with pytest.raises(OSError, match=rf"{store.name}: incomplete xcube store"):
+        xcube.open_events(store)
+    # leftovers older than the age limit are cleaned up; fresh ones (maybe still written) are kept
+    store.rename(tmp)
+    assert remove_stale(store) == 0 and tmp.exists()
+    old = time.time() - 7200
+    os.utime(tmp, (old, old))
+    assert remove_stale(store) == 1 and not tmp.exists()
+
+
+def test_broken_cache_is_rebuilt(make_event_file, tmp_path):
+    path = make_event_file(n=2000, name="obs.evt.gz", gzip=True)
+    ev = xcube.open_events(path)
+    assert ev.attrs["cache_reason"] == "gzip-compressed"
+    (store,) = list(cache_dir().glob("obs.evt.gz-*.zarr"))
+    expect = ev.compute()
+    # a store that lost its completion record (interrupted rewrite) is not trusted ...
+    meta = json.loads((store / "zarr.json").read_text())
+    del meta["attributes"][COMPLETE]
+    (store / "zarr.json").write_text(json.dumps(meta))
+    shutil_leftover = store.with_name(f".{store.name}.tmp-deadbeef")
+    shutil_leftover.mkdir()
+    os.utime(shutil_leftover, (time.time() - 7200,) * 2)
+    assert not is_complete(store)
+    # ... and is rebuilt on the next open, cleaning old leftovers of killed writes
+    again = xcube.open_events(path)
+    assert is_complete(store) and not shutil_leftover.exists()
+    assert_same_events(expect, again.compute())
+
+
+def test_cache_is_reused_and_keyed_by_file_identity(make_event_file):
+    path = make_event_file(n=500, name="obs.fits.gz", gzip=True)
+    xcube.open_events(path)
+    stores = list(cache_dir().glob("obs.fits.gz-*.zarr"))
+    assert len(stores) == 1
+    mtime = stores[0].stat().st_mtime_ns
+    xcube.open_events(path)
+    assert stores[0].stat().st_mtime_ns == mtime  # not rewritten
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # the file changed: new key
+    xcube.open_events(path)
+    assert len(list(cache_dir().glob("obs.fits.gz-*.zarr"))) == 2
