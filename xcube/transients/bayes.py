@@ -772,43 +772,39 @@ class FalseAlarms(NamedTuple):
     eclipse: float
 
 
-# Expected false alarms are summed through an interpolation grid: per cell of a
-# grid in w(mu) (w = ln mu below 1, 2 (sqrt(mu) - 1) above, 1/256 wide) the
-# cell holds n_min and n_max at its start, the breakpoint inside it (at most
-# one of each kind, checked) and ln P at both cell edges for both counts, so a
-# voxel costs one log/sqrt, a linear interpolation and an exp.
-_FA_STEP = 1.0 / 256.0
+# Expected false alarms are summed through an interpolation grid. The cells
+# split every octave [2**e, 2**(e+1)) of mu into 2**k_e equal parts (k_e >= 8,
+# larger where the n_min / n_max breakpoints are denser), so the cell of a
+# float64 is read off its exponent and leading mantissa bits: no log. A cell
+# holds the breakpoint inside it (at most one per kind, by construction) and,
+# for the counts on either side of it, P(N >= n_min) and P(N <= n_max) as
+# quadratics in the position within the cell. Per voxel: integer ops, two
+# comparisons and two quadratics.
+_FA_MIN_BITS = 8
+_FA_MAX_BITS = 24
 
 
-def _w_of_mu(mu):
-    mu = np.asarray(mu, dtype=np.float64)
-    return np.where(mu < 1.0, np.log(np.minimum(mu, 1.0)), 2.0 * (np.sqrt(np.maximum(mu, 1.0)) - 1.0))
+def _p_peak(k, mu):
+    return special.gammainc(np.maximum(k, 1.0), mu)
 
 
-def _mu_of_w(w):
-    return np.where(w < 0.0, np.exp(np.minimum(w, 0.0)), (np.maximum(w, 0.0) / 2.0 + 1.0) ** 2)
-
-
-def _ln_p_peak(k, mu):
-    """ln P(N >= k | mu), k >= 1."""
-    with np.errstate(divide="ignore"):
-        return np.log(special.gammainc(k, mu))
-
-
-def _ln_p_eclipse(k, mu):
-    """ln P(N <= k | mu); -inf for k < 0."""
-    with np.errstate(divide="ignore"):
-        return np.where(k >= 0, np.log(special.gammaincc(np.maximum(k, 0) + 1.0, mu)), -np.inf)
+def _p_eclipse(k, mu):
+    """P(N <= k | mu); 0 for k < 0."""
+    return np.where(k >= 0, special.gammaincc(np.maximum(k, 0.0) + 1.0, mu), 0.0)
 
 
 class _FalseAlarmGrid(NamedTuple):
-    mu_lo: float  # below: n_min = 1, no eclipses -> P_peak = 1 - exp(-mu) exactly
+    mu_lo: float  # below: n_min = 1 and no eclipses -> P_peak = 1 - exp(-mu) exactly
     mu_hi: float  # at or above: exact slow path
-    w0: float
-    inv_step: float
-    kp: np.ndarray  # (cells,) int64 n_min at cell start; -1 = exact slow path
-    ke: np.ndarray  # (cells,) int64 n_max at cell start
-    vals: np.ndarray  # (cells, 10): bp, a0, a1, c0, c1, be, e0, e1, f0, f1
+    e_min: int  # exponent of the first octave
+    bits: np.ndarray  # (octaves,) int64 k_e
+    base: np.ndarray  # (octaves,) int64 index of the octave's first cell
+    brk: np.ndarray  # (cells, 2) float64 peak / eclipse breakpoint inside the cell (or +inf); nan = slow cell
+    coef: np.ndarray  # (cells, 12) float32 quadratics: peak below/above brk, eclipse below/above brk
+
+
+def _quadratic(p0, pm, p1):
+    return np.stack([p0, -3.0 * p0 + 4.0 * pm - p1, 2.0 * p0 - 4.0 * pm + 2.0 * p1], axis=-1)
 
 
 @functools.lru_cache(maxsize=16)
@@ -817,90 +813,98 @@ def _fa_grid(sigma: float) -> _FalseAlarmGrid:
     size = t.size
     mu_lo = float(t.peak_lo[1])
     mu_hi = float(min(t.peak_lo[size - 1], t.eclipse_lo[size - 1]))
-    w0, w1 = float(_w_of_mu(mu_lo)), float(_w_of_mu(mu_hi))
-    ncell = int(math.ceil((w1 - w0) / _FA_STEP))
-    edges = _mu_of_w(w0 + _FA_STEP * np.arange(ncell + 1))
-    edges[0] = mu_lo
-    a, b = edges[:-1], edges[1:]
-    kp = np.searchsorted(t.peak_break, a, side="right").astype(np.int64)
-    kp_end = np.searchsorted(t.peak_break, b, side="right")
-    ke = np.searchsorted(t.eclipse_break, a, side="left").astype(np.int64) - 1
-    ke_end = np.searchsorted(t.eclipse_break, b, side="left") - 1
+    e_min = math.frexp(mu_lo)[1] - 1
+    e_max = math.frexp(mu_hi)[1] - 1
+    pb, eb = t.peak_break[1:], t.eclipse_break
+    bits, lo_list = [], []
+    for e in range(e_min, e_max + 1):
+        a, b = math.ldexp(1.0, e), math.ldexp(1.0, e + 1)
+        smin = np.inf
+        for br in (pb, eb):
+            i0 = max(int(np.searchsorted(br, a)) - 1, 0)
+            i1 = min(int(np.searchsorted(br, b)) + 1, br.size)
+            if i1 - i0 > 1:
+                smin = min(smin, float(np.diff(br[i0:i1]).min()))
+        k = _FA_MIN_BITS
+        while math.ldexp(1.0, e - k) > smin / 2 and k < _FA_MAX_BITS:
+            k += 1
+        bits.append(k)
+        lo_list.append(a * (1.0 + np.arange(2**k) / 2.0**k))
+    bits = np.array(bits, dtype=np.int64)
+    base = np.concatenate([[0], np.cumsum(2**bits)[:-1]]).astype(np.int64)
+    lo = np.concatenate(lo_list)
+    width = np.repeat(np.ldexp(1.0, np.arange(e_min, e_max + 1) - bits), 2**bits)
+    hi = lo + width
+    mid = lo + 0.5 * width
+    kp = np.searchsorted(t.peak_break, lo, side="right").astype(np.float64)
+    kp_end = np.searchsorted(t.peak_break, hi, side="right")
+    ke = np.searchsorted(t.eclipse_break, lo, side="left").astype(np.float64) - 1
+    ke_end = np.searchsorted(t.eclipse_break, hi, side="left") - 1
     slow = (kp_end - kp > 1) | (ke_end - ke > 1) | (kp + 1 >= size) | (ke + 1 >= size)
-    kpc = np.minimum(kp, size - 2)
-    kec = np.minimum(ke, size - 2)
-    bp = np.where(kp_end > kp, t.peak_break[kpc], np.inf)
-    be = np.where(ke_end > ke, t.eclipse_break[kec + 1], np.inf)
-    kf, kef = kp.astype(np.float64), ke.astype(np.float64)
-    vals = np.stack([
-        bp,
-        _ln_p_peak(kf, a), _ln_p_peak(kf, b), _ln_p_peak(kf + 1, a), _ln_p_peak(kf + 1, b),
-        be,
-        _ln_p_eclipse(kef, a), _ln_p_eclipse(kef, b), _ln_p_eclipse(kef + 1, a), _ln_p_eclipse(kef + 1, b),
-    ], axis=1)
-    kp = np.where(slow, -1, kp)
-    return _FalseAlarmGrid(mu_lo, mu_hi, w0, 1.0 / _FA_STEP, kp, ke, np.ascontiguousarray(vals))
+    kpi = np.minimum(kp, size - 2).astype(np.int64)
+    kei = np.minimum(ke, size - 2).astype(np.int64)
+    brk = np.stack([np.where(kp_end > kp, t.peak_break[kpi], np.inf),
+                    np.where(ke_end > ke, t.eclipse_break[kei + 1], np.inf)], axis=1)
+    brk[slow] = np.nan
+    coef = np.concatenate([
+        _quadratic(_p_peak(kp, lo), _p_peak(kp, mid), _p_peak(kp, hi)),
+        _quadratic(_p_peak(kp + 1, lo), _p_peak(kp + 1, mid), _p_peak(kp + 1, hi)),
+        _quadratic(_p_eclipse(ke, lo), _p_eclipse(ke, mid), _p_eclipse(ke, hi)),
+        _quadratic(_p_eclipse(ke + 1, lo), _p_eclipse(ke + 1, mid), _p_eclipse(ke + 1, hi)),
+    ], axis=1).astype(np.float32)
+    return _FalseAlarmGrid(mu_lo, mu_hi, e_min, bits, base, np.ascontiguousarray(brk), np.ascontiguousarray(coef))
 
 
 @numba.njit(nogil=True, cache=True)
-def _fa_sum_kernel(mu, mu_lo, mu_hi, w0, inv_step, kp, ke, vals, slow_out):  # pragma: no cover
-    """Sums of P_peak and P_eclipse over valid mu; marks voxels needing the
-    exact path in ``slow_out`` (if it has the size of mu) and counts them."""
+def _fa_sum_kernel(mu, mu_lo, mu_hi, e_min, bits, base, brk, coef, slow_out):  # pragma: no cover
+    """Sums of P_peak and P_eclipse over valid mu (float64, C-contiguous);
+    marks voxels needing the exact path in ``slow_out`` (if it has the size
+    of mu) and counts them."""
     sp = 0.0
     se = 0.0
     nslow = 0
     mark = slow_out.size == mu.size
-    ncell = kp.size
+    ib = mu.view(np.int64)
     for i in range(mu.size):
         m = mu[i]
-        if not (m >= 0.0 and m < np.inf):
+        if not (m >= mu_lo and m < mu_hi):
+            if m >= 0.0 and m < mu_lo:
+                sp += -math.expm1(-m)
+            elif m >= mu_hi and m < np.inf:
+                nslow += 1
+                if mark:
+                    slow_out[i] = True
             continue
-        if m < mu_lo:
-            sp += -math.expm1(-m)
-            continue
-        if m >= mu_hi:
+        b = ib[i]
+        o = ((b >> 52) & 0x7FF) - 1023 - e_min
+        k = bits[o]
+        sh = 52 - k
+        c = base[o] + ((b >> sh) & ((1 << k) - 1))
+        t = (b & ((1 << sh) - 1)) * (1.0 / (1 << sh))
+        bp = brk[c, 0]
+        if bp != bp:  # NaN: several breakpoints in this cell
             nslow += 1
             if mark:
                 slow_out[i] = True
             continue
-        w = math.log(m) if m < 1.0 else 2.0 * (math.sqrt(m) - 1.0)
-        x = (w - w0) * inv_step
-        c = int(x)
-        if c >= ncell:
-            c = ncell - 1
-        if kp[c] < 0:
-            nslow += 1
-            if mark:
-                slow_out[i] = True
-            continue
-        f = x - c
-        v = vals[c]
-        if m < v[0]:
-            lp = v[1] + f * (v[2] - v[1])
-        else:
-            lp = v[3] + f * (v[4] - v[3])
-        sp += math.exp(lp)
-        if m <= v[5]:
-            if ke[c] >= 0:
-                se += math.exp(v[6] + f * (v[7] - v[6]))
-        else:
-            se += math.exp(v[8] + f * (v[9] - v[8]))
+        j = 0 if m < bp else 3
+        sp += coef[c, j] + t * (coef[c, j + 1] + t * coef[c, j + 2])
+        j = 6 if m <= brk[c, 1] else 9
+        se += coef[c, j] + t * (coef[c, j + 1] + t * coef[c, j + 2])
     return sp, se, nslow
 
 
 def _fa_sums_block(mu, sigma):
     g = _fa_grid(sigma)
     m = np.ascontiguousarray(mu, dtype=np.float64).reshape(-1)
-    args = (g.mu_lo, g.mu_hi, g.w0, g.inv_step, g.kp, g.ke, g.vals, np.zeros(0, np.bool_))
-    res = _run_split(_fa_sum_kernel, (m,), (), args)
+    args = (g.mu_lo, g.mu_hi, g.e_min, g.bits, g.base, g.brk, g.coef)
+    res = _run_split(_fa_sum_kernel, (m,), (), args + (np.zeros(0, np.bool_),))
     sp, se, nslow = (sum(r[i] for r in res) for i in range(3))
-    args = args[:-1]
     if nslow:
         slow = np.zeros(m.size, np.bool_)
         _fa_sum_kernel(m, *args, slow)
-        ms = m[slow]
-        psl, esl = _fap_block(ms, sigma)
-        sp2, se2, _ = _fa_sum_kernel(m[~slow], *args, np.zeros(0, np.bool_))
+        psl, esl = _fap_block(m[slow], sigma)
+        sp2, se2, _ = _fa_sum_kernel(np.ascontiguousarray(m[~slow]), *args, np.zeros(0, np.bool_))
         sp, se = sp2 + float(psl.sum()), se2 + float(esl.sum())
     return np.array([sp, se])
 
