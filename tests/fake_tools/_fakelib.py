@@ -139,7 +139,7 @@ PARAMS = {
 }
 # tools taking positional arguments only: number of arguments accepted
 POSITIONAL = {"legticorr": (3, 3), "megticorr": (5, 5), "lebkgmap": (7, 8), "mebkgmap": (11, 11),
-              "hebkgmap": (10, 10)}
+              "hebkgmap": (9, 9)}
 SAS_TOOLS = {"cifbuild", "odfingest", "epchain", "emchain", "espfilt", "emanom", "evselect", "tabgtigen",
              "eexpmap", "merge", "sasversion"}
 
