@@ -103,3 +103,8 @@ def test_run_many_on_a_distributed_client(fake_tools, tmp_path):
     assert set(table["state"]) == {"done"}
     assert list(table["task"]) == ["obsC-a", "obsC-b", "obsC-m"]
     assert (tmp_path / "obsC_m.fits").exists()
+    # client="local": a temporary in-process LocalCluster; everything is up to date now
+    again = run_many(tasks, "local", workers=2, progress=False)
+    assert set(again["state"]) == {"skipped"}
+    with pytest.raises(ValueError, match="client must be"):
+        run_many(tasks, "tcp://nowhere", progress=False)

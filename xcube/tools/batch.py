@@ -17,6 +17,7 @@ message, log file.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from functools import partial
 from pathlib import Path
@@ -108,8 +109,10 @@ def run_many(tasks: Sequence[Task], client=None, *, workers: int | None = None, 
     tasks : Tasks with unique ``name``; ``Task.deps`` lists the names of tasks
         that must succeed first.
     client : ``dask.distributed.Client`` to run on (e.g. of a LocalCluster or
-        a SLURM cluster). None: Dask's local threaded scheduler with
-        ``workers`` threads (default: number of cores).
+        a SLURM cluster); ``"local"``: a temporary in-process ``LocalCluster``
+        with ``workers`` threads and a dashboard (its address is logged);
+        None: Dask's local threaded scheduler with ``workers`` threads
+        (default: number of cores).
     overwrite, timeout, workdir, log_dir : passed to :func:`xcube.tools.run`
         for every task (``timeout`` only where the task has none).
     progress : show a progress bar (threads) or ``distributed.progress``.
@@ -123,6 +126,17 @@ def run_many(tasks: Sequence[Task], client=None, *, workers: int | None = None, 
     import pandas as pd
 
     ordered = _check_graph(tasks)
+    if isinstance(client, str):
+        if client != "local":
+            raise ValueError(f"client must be a dask.distributed.Client, 'local' or None, got {client!r}")
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=1, threads_per_worker=workers or os.cpu_count() or 1, processes=False,
+                          dashboard_address=":0") as cluster, Client(cluster) as local:
+            log.info("run_many: dask dashboard at %s", local.dashboard_link)
+            return run_many(tasks, local, workers=workers, overwrite=overwrite, timeout=timeout, workdir=workdir,
+                            log_dir=log_dir, progress=progress, status_file=status_file,
+                            raise_on_error=raise_on_error)
     run_kwargs = {"overwrite": overwrite}
     if workdir is not None:
         run_kwargs["workdir"] = workdir
@@ -173,7 +187,6 @@ def run_many(tasks: Sequence[Task], client=None, *, workers: int | None = None, 
 
 
 def _write_status(table, path: Path) -> None:
-    import os
     import uuid
 
     path.parent.mkdir(parents=True, exist_ok=True)
