@@ -1,0 +1,80 @@
+"""``xcube info`` and ``xcube convert`` (through ``xcube.cli.main``), and ``xcube.wcs``."""
+import numpy as np
+import pytest
+from conftest import XMM_WCS
+
+import xcube
+from xcube.cli import main
+
+
+def test_info_prints_the_summary(make_event_file, capsys):
+    path = make_event_file(n=1234, header={"OBJECT": "HD 159176"},
+                           gti=([1.0e8, 1.0e8 + 6e3], [1.0e8 + 5e3, 1.0e8 + 1e4]))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    for text in ("XMM-Newton EMOS1 (profile xmm-mos1)", "mode IMAGING PrimeFullWindow", "obs id      : 0123456789",
+                 "object: HD 159176", "events      : 1,234", "GTI exposure: 9000.0 s in 2 interval(s)",
+                 "UTC 2001-03-03T", "MJDREF 50814.0", "keV (PI ", "time (float64)", "pattern (uint8)", "ccdnr"):
+        assert text in out, text
+    ev = xcube.open_events(path)
+    lo, hi = float(ev.energy.min()), float(ev.energy.max())
+    assert f"energy range: {lo:.3f} - {hi:.3f} keV" in out
+
+
+def test_info_reports_errors_per_file(make_event_file, tmp_path, capsys):
+    good = make_event_file(n=10)
+    assert main(["info", str(tmp_path / "missing.fits"), str(good)]) == 1
+    captured = capsys.readouterr()
+    assert "missing.fits: no such file" in captured.err
+    assert "events      : 10" in captured.out
+
+
+def test_info_without_energy_conversion(tmp_path, capsys):
+    from xcube.io.write_events import write_events_fits
+
+    t = np.sort(1e8 + np.random.default_rng(0).uniform(0, 100, 50))
+    p = write_events_fits(tmp_path / "pca.evt", {"TIME": t, "PHA": np.arange(50, dtype=np.int16)},
+                          header={"TELESCOP": "XTE", "INSTRUME": "PCA", "MJDREFI": 49353, "MJDREFF": 6.9657407407e-4,
+                                  "TSTART": 1e8, "TSTOP": 1e8 + 100},
+                          events_extension="XTE_SE", gti_extensions={"STDGTI": ([1e8], [1e8 + 100])})
+    with pytest.warns(UserWarning, match="no linear energy conversion"):
+        assert main(["info", str(p)]) == 0
+    assert "energy range: no PI-to-energy conversion (channels 0 - 49)" in capsys.readouterr().out
+
+
+def test_convert_to_zarr_stores(make_event_file, tmp_path, capsys):
+    a = make_event_file(n=300, name="P0123456789M1S001MIEVLI0000.FIT")
+    b = make_event_file(n=200, seed=1, name="other.evt.gz", gzip=True)
+    out = tmp_path / "zarr"
+    assert main(["convert", str(a), str(b), "--out", str(out)]) == 0
+    stores = sorted(p.name for p in out.iterdir())
+    assert stores == ["P0123456789M1S001MIEVLI0000.zarr", "other.zarr"]
+    for src, store in ((a, out / stores[0]), (b, out / stores[1])):
+        ev, back = xcube.open_events(src).compute(), xcube.open_events(store).compute()
+        np.testing.assert_array_equal(ev.time.values, back.time.values)
+        np.testing.assert_array_equal(ev.pi.values, back.pi.values)
+        assert back.attrs["obs_id"] == "0123456789"
+    assert "-> " in capsys.readouterr().out
+    # existing stores are kept unless --overwrite
+    assert main(["convert", str(a), "--out", str(out)]) == 1
+    assert "P0123456789M1S001MIEVLI0000.zarr: exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["convert", str(a), "--out", str(out), "--overwrite"]) == 0
+    assert main(["info", str(out / stores[0])]) == 0
+    assert "(from " in capsys.readouterr().out
+
+
+def test_wcs_takes_raw_column_values(make_event_file):
+    ev = xcube.open_events(make_event_file(n=100))
+    w = xcube.wcs(ev)
+    crpix, crval = XMM_WCS["X"]["crpix"], (XMM_WCS["X"]["crval"], XMM_WCS["Y"]["crval"])
+    c = w.pixel_to_world(crpix, crpix)
+    assert c.ra.deg == pytest.approx(crval[0], abs=1e-12) and c.dec.deg == pytest.approx(crval[1], abs=1e-12)
+    # one column unit along -x is +0.05 arcsec in RA*cos(dec) at the reference
+    d = w.pixel_to_world(crpix - 1, crpix)
+    assert c.separation(d).arcsec == pytest.approx(0.05, rel=1e-6)
+    x, y = ev.x.values.astype(float), ev.y.values.astype(float)
+    back = w.world_to_pixel(w.pixel_to_world(x, y))
+    np.testing.assert_allclose(back[0], x, atol=1e-6)
+    np.testing.assert_allclose(back[1], y, atol=1e-6)
+    with pytest.raises(KeyError, match="no sky WCS"):
+        xcube.wcs({"source": "f.fits", "CTYPE1": "RA---TAN"})
