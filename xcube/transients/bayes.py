@@ -503,11 +503,16 @@ def _mask_kernel(n, mu, plo, phi, elo, ehi, peak, ecl):  # pragma: no cover - co
 _PARALLEL_MIN = 1 << 22
 
 
-def _run_split(kernel, arrays, outs, extra):
-    """Run a nogil kernel over 1-D arrays, split across CPU threads when large."""
+def _is_lazy(*xs):
+    return any(isinstance(x, da.Array) or (isinstance(x, xr.DataArray) and x.chunks is not None) for x in xs)
+
+
+def _run_split(kernel, arrays, outs, extra, parallel=True):
+    """Run a nogil kernel over 1-D arrays, split across CPU threads when large
+    and ``parallel`` (numpy inputs; Dask blocks already run in parallel)."""
     size = arrays[0].size
     nthreads = min(os.cpu_count() or 1, 8)
-    if size < _PARALLEL_MIN or nthreads == 1:
+    if not parallel or size < _PARALLEL_MIN or nthreads == 1:
         return [kernel(*arrays, *extra, *outs)]
     bounds = np.linspace(0, size, nthreads + 1).astype(np.int64)
     with concurrent.futures.ThreadPoolExecutor(nthreads) as pool:
@@ -528,13 +533,13 @@ def _flat_pair(n, mu):
     return np.ascontiguousarray(n).reshape(-1), np.ascontiguousarray(mu).reshape(-1), shape
 
 
-def _masks_block(n, mu, sigma):
+def _masks_block(n, mu, sigma, parallel=True):
     table = threshold_table(sigma)
     n1, mu1, shape = _flat_pair(n, mu)
     peak = np.empty(n1.size, np.uint8)
     ecl = np.empty(n1.size, np.uint8)
     res = _run_split(_mask_kernel, (n1, mu1), (peak, ecl),
-                     (table.peak_lo, table.peak_hi, table.eclipse_lo, table.eclipse_hi))
+                     (table.peak_lo, table.peak_hi, table.eclipse_lo, table.eclipse_hi), parallel)
     undecided = sum(r[0] for r in res)
     if sum(r[1] for r in res):
         nv = n1[np.isfinite(n1.astype(np.float64)) & (n1 >= 0)]
@@ -564,7 +569,7 @@ def masks(n, mu, sigma: float = 3.0):
     (one kernel pass per block); DataArray in -> DataArrays.
     """
     threshold(sigma)  # validate early
-    func = functools.partial(_masks_block, sigma=float(sigma))
+    func = functools.partial(_masks_block, sigma=float(sigma), parallel=not _is_lazy(n, mu))
     return _elementwise(func, n, mu, n_out=2, dtype=bool)
 
 
@@ -894,11 +899,11 @@ def _fa_sum_kernel(mu, mu_lo, mu_hi, e_min, bits, base, brk, coef, slow_out):  #
     return sp, se, nslow
 
 
-def _fa_sums_block(mu, sigma):
+def _fa_sums_block(mu, sigma, parallel=True):
     g = _fa_grid(sigma)
     m = np.ascontiguousarray(mu, dtype=np.float64).reshape(-1)
     args = (g.mu_lo, g.mu_hi, g.e_min, g.bits, g.base, g.brk, g.coef)
-    res = _run_split(_fa_sum_kernel, (m,), (), args + (np.zeros(0, np.bool_),))
+    res = _run_split(_fa_sum_kernel, (m,), (), args + (np.zeros(0, np.bool_),), parallel)
     sp, se, nslow = (sum(r[i] for r in res) for i in range(3))
     if nslow:
         slow = np.zeros(m.size, np.bool_)
@@ -924,7 +929,7 @@ def expected_false_alarms(mu, sigma: float = 3.0) -> FalseAlarms:
     threshold(sigma)
     if isinstance(mu, xr.DataArray):
         mu = mu.data
-    func = functools.partial(_fa_sums_block, sigma=float(sigma))
+    func = functools.partial(_fa_sums_block, sigma=float(sigma), parallel=not isinstance(mu, da.Array))
     if isinstance(mu, da.Array):
         nd = mu.ndim
         parts = da.map_blocks(
