@@ -402,3 +402,15 @@ def test_selection_result_is_binned_exactly():
     ref = reference([(t, lo[0], 500.0, None), (y, lo[1], 2400.0, None), (x, lo[2], 2400.0, None)], cube.shape)
     np.testing.assert_array_equal(cube.values, ref)
     assert cube.attrs["selection"] == list(sel.attrs["selection"]) and cube.attrs["selection"]
+
+
+def test_unsorted_times_are_refused():
+    t = T0 + np.arange(3000.0) / 3
+    x = np.zeros(3000, np.int32)
+    within = t.copy()
+    within[0], within[2048] = within[2048], within[0]  # inside one chunk, on the sampled check's stride
+    across = np.concatenate([t[1000:2000], t[:1000], t[2000:]])  # chunk order broken
+    for bad, chunk in ((within, 3000), (across, 1000)):
+        ev = make_events(bad, x, x, chunk=chunk, attrs=_attrs((0, 9)))
+        with pytest.raises(ValueError, match="not time-sorted"):
+            bin_events(ev, time=10.0)

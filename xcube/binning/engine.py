@@ -14,6 +14,7 @@ How the work is cut
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -232,12 +233,17 @@ def _global_positions(time_col: da.Array, axis: Axis):
     """Eager: event index where each time bin starts, ``P`` (n + 1), plus the
     block offsets and lengths of the time column."""
     blocks = time_col.to_delayed().ravel()
-    res = dask.compute(*[dask.delayed(kernels.time_positions)(b, axis) for b in blocks])
+    find = functools.partial(kernels.time_positions, axis=axis)  # a partial: dask does not unpack the Axis
+    res = dask.compute(*[dask.delayed(find)(b) for b in blocks])
     n = axis.size
     P = np.zeros(n + 1, dtype=np.int64)
     diff = np.zeros(n + 2, dtype=np.int64)
     lengths = np.array([r[2] for r in res], dtype=np.int64)
-    for ka, pos, m in res:
+    ends = np.array([(r[3], r[4]) for r in res if r[2] > 0]).reshape(-1, 2)
+    if np.any(ends[1:, 0] < ends[:-1, 1]):
+        raise ValueError("events are not time-sorted across chunks; binning needs sorted times "
+                         "(xcube.open_events sorts on load; sort a hand-made EventList with events.sortby('time'))")
+    for ka, pos, m, _, _ in res:
         if m == 0:
             continue
         kb = ka + pos.size - 1
@@ -312,8 +318,9 @@ def bin_events(
     ``time`` column that finds where each time bin starts in every event chunk.
 
     Raises ``ValueError`` for a non-positive bin width, a time range outside the
-    GTIs or coordinates/chunks too big for memory; an empty event list gives
-    zero counts and a warning.
+    GTIs, coordinates/chunks too big for memory, or times found unsorted (a
+    cheap check of chunk boundaries and every 1024th event); an empty event
+    list gives zero counts and a warning.
     """
     if not isinstance(events, xr.Dataset) or "event" not in events.dims:
         raise TypeError("bin_events needs an EventList: an xarray Dataset with dimension 'event' (xcube.open_events)")

@@ -25,6 +25,7 @@ __all__ = ["NONE", "REGULAR", "EDGES", "LUT", "axis_params", "fill_kernel", "tim
 NONE, REGULAR, EDGES, LUT = 0, 1, 2, 3
 
 _EMPTY_F = np.empty(0, dtype=np.float64)
+_SORT_STRIDE = 1024  # spacing of the cheap sortedness check on each block of times
 _EMPTY_I = np.empty(0, dtype=np.int32)
 
 
@@ -148,17 +149,24 @@ def time_bin_of(axis, value: float) -> int:
 def time_positions(times: np.ndarray, axis):
     """Where each time bin starts in one block of sorted ``times``.
 
-    Returns ``(ka, pos, n_events)``: ``pos[j]`` is the number of events of the
+    Returns ``(ka, pos, n_events, first_time, last_time)``: ``pos[j]`` is the number of events of the
     block in bins before ``ka + j`` (before the axis counts as before every
     bin), for ``j = 0 .. kb - ka`` with ``kb`` just after the block's last
     event's bin. Bins below ``ka`` start at 0 and bins above ``kb`` at
     ``n_events``. Uses the axis rule exactly, so ``pos`` agrees with
-    :meth:`Axis.index_of`. Cost O((kb - ka) log n_events).
+    :meth:`Axis.index_of`. Cost O((kb - ka) log n_events), plus a check of
+    every 1024th time for ordering (``ValueError`` when unsorted).
     """
     t = np.asarray(times, dtype=np.float64)
     n = t.size
     if n == 0:
-        return 0, np.zeros(1, dtype=np.int64), 0
+        return 0, np.zeros(1, dtype=np.int64), 0, np.nan, np.nan
+    sample = t[:: _SORT_STRIDE]
+    if np.any(sample[1:] < sample[:-1]) or t[-1] < sample[-1]:
+        raise ValueError(
+            "events are not time-sorted; binning needs sorted times (xcube.open_events sorts on load; "
+            "sort a hand-made EventList with events.sortby('time'))"
+        )
     # one bin of slack each side: the positions inside [ka, kb] are exact either way
     ka = min(max(time_bin_of(axis, t[0]) - 1, 0), axis.size)
     kb = min(max(time_bin_of(axis, t[-1]) + 2, 0), axis.size)
@@ -166,4 +174,4 @@ def time_positions(times: np.ndarray, axis):
         pos = _positions_regular(t, float(axis.origin), float(axis.width), int(axis.first), ka, kb)
     else:
         pos = np.searchsorted(t, axis.edges[ka : kb + 1], side="left").astype(np.int64)
-    return ka, pos, n
+    return ka, pos, n, float(t[0]), float(t[-1])
