@@ -10,8 +10,10 @@ from .io.ogip import read_lightcurve, write_gti, write_image, write_lightcurve, 
 from . import accessor  # noqa: F401  (registers the .xcube accessor)
 from . import simulate  # noqa: F401  (xcube.simulate.event_list, inject_flare, ...)
 from . import bayes  # noqa: F401  (xcube.bayes.log10_bayes_peak, threshold, masks, ...)
+from .transients.search import search_transients
 
 __all__ = ["__version__", "open_events", "open_archive", "to_zarr", "select", "bin_events", "region_mask", "region_area"]
 __all__ += ["lightcurve", "image", "spectrum", "read_lightcurve", "write_lightcurve", "write_spectrum",
             "write_image", "write_gti"]
 __all__ += ["wcs"]
+__all__ += ["search_transients"]

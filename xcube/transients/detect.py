@@ -160,10 +160,14 @@ def detect(cube: xr.DataArray, expected: xr.DataArray, peak_mask, eclipse_mask, 
     pmd = pm if isinstance(pm, da.Array) else da.from_array(np.asarray(pm))
     emd = em if isinstance(em, da.Array) else da.from_array(np.asarray(em))
     lc_n = da.tensordot(nd.astype(np.float64), foot_d, axes=((1, 2), (1, 2)))
-    lc_mu = da.tensordot(mud.astype(np.float64), foot_d, axes=((1, 2), (1, 2)))
+    # NaN * 0 is NaN: sum finite mu over the footprint and mark frames where a
+    # footprint pixel has NaN mu separately
+    lc_mu = da.tensordot(da.nan_to_num(mud.astype(np.float64)), foot_d, axes=((1, 2), (1, 2)))
+    lc_nan = da.tensordot(da.isnan(mud).astype(np.float64), foot_d, axes=((1, 2), (1, 2)))
     lc_p = da.tensordot(pmd.astype(np.float64), foot_d, axes=((1, 2), (1, 2)))
     lc_e = da.tensordot(emd.astype(np.float64), foot_d, axes=((1, 2), (1, 2)))
-    lc_n, lc_mu, lc_p, lc_e = (np.asarray(a).T for a in dask.compute(lc_n, lc_mu, lc_p, lc_e))  # (k, t)
+    lc_n, lc_mu, lc_nan, lc_p, lc_e = (np.asarray(a).T for a in dask.compute(lc_n, lc_mu, lc_nan, lc_p, lc_e))
+    lc_mu = np.where(lc_nan > 0, np.nan, lc_mu)  # (k, t)
     bp = np.asarray(bayes.log10_bayes_peak(lc_n, lc_mu))
     be = np.asarray(bayes.log10_bayes_eclipse(lc_n, lc_mu))
     t_lo = cube["time_lo"].values

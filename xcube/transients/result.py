@@ -81,7 +81,7 @@ class SearchResult:
         """Write ``detections.csv``/``.parquet``, ``lightcurves.parquet``,
         ``summary.json``, ``detections.reg`` (DS9, fk5) and PNG figures into
         ``directory`` atomically (temporary directory, then rename). Eager."""
-        from ..io.ds9 import write_detection_regions
+        from ..io.ds9 import circles_from_table, write_ds9
 
         directory = Path(directory)
         with atomic_dir(directory, overwrite=overwrite) as tmp:
@@ -93,7 +93,10 @@ class SearchResult:
             (tmp / "summary.json").write_text(
                 json.dumps(_jsonable({"run_id": self.run_id, "params": self.params, **self.summary}), indent=2)
             )
-            write_detection_regions(self.detections, tmp / "detections.reg")
+            det = self.detections.dropna(subset=["ra", "dec"]) if len(self.detections) else self.detections
+            if len(det):
+                write_ds9(tmp / "detections.reg", circles_from_table(det, radius_arcsec=self.params.get(
+                    "size_arcsec", 20.0) / 2, label="name"))
             if figures:
                 fig_img, fig_lc = self.plot()
                 if fig_img is not None:
