@@ -117,6 +117,11 @@ def test_eclipse_depth_and_window():
     assert abs(inside.sum() - 800) < 5 * np.sqrt(800)
     assert abs((~inside).sum() - 16000) < 5 * np.sqrt(16000)
     assert row["amplitude"] == pytest.approx(0.8) and row["depth"] == 0.8
+    # a dip that began before the observation: total eclipse until t0 + 2000 s
+    ev2, _ = sim.event_list("xmm-mos1", duration=5000.0, seed=5, **_quiet(),
+                            eclipses=[dict(t_start=-1000.0, duration=3000.0, depth=1.0, rate=1.0)])
+    t2 = ev2["time"].values - T0
+    assert not np.any(t2 < 2000.0) and abs(t2.size - 3000) < 5 * np.sqrt(3000)
 
 
 def test_gti_gaps_hold_no_events_and_are_written(tmp_path):

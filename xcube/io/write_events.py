@@ -102,6 +102,42 @@ def _write_hdu(fh, header: fits.Header, rec: np.ndarray | None = None) -> None:
         fh.write(b"\0" * pad)
 
 
+def _is_dask(v) -> bool:
+    return hasattr(v, "dask") and hasattr(v, "chunks")
+
+
+def _stream_rows(fh, columns: dict, first: str, nrows: int) -> None:
+    """Write the rows of Dask (and numpy) columns chunk by chunk, all columns of
+    a chunk computed together (so shared inputs, e.g. one simulated time slab,
+    are produced once), then pad the data unit. Memory: one chunk."""
+    import dask
+    import dask.array as da
+
+    chunks = columns[first].chunks[0]
+    arrays = {}
+    for n, v in columns.items():
+        if not _is_dask(v):
+            v = da.from_array(np.asarray(v), chunks=(chunks,) + tuple((s,) for s in np.shape(v)[1:]))
+        if int(v.shape[0]) != nrows:
+            raise ValueError(f"column {n}: {v.shape[0]} rows, column {first} has {nrows}")
+        if v.chunks[0] != chunks or any(len(c) > 1 for c in v.chunks[1:]):
+            v = v.rechunk((chunks,) + tuple(-1 for _ in v.shape[1:]))
+        arrays[n] = v
+    written = 0
+    for i in range(len(chunks)):
+        block = dask.compute(*[a.blocks[i] for a in arrays.values()])
+        prepared = {n: _prepare(b) for n, b in zip(arrays, block)}
+        rec = np.empty(chunks[i], dtype=[(n, v.dtype.newbyteorder(">"), v.shape[1:]) if v.dtype != bool
+                                         else (n, "u1", v.shape[1:]) for n, (v, _) in prepared.items()])
+        for n, (v, _) in prepared.items():
+            rec[n] = np.where(v, ord("T"), ord("F")) if v.dtype == bool else v
+        if rec.size:
+            fh.write(memoryview(np.ascontiguousarray(rec)).cast("B"))
+        written += rec.nbytes
+        del block, prepared, rec
+    fh.write(b"\0" * ((-written) % _BLOCK))
+
+
 def write_events_fits(
     path,
     columns: dict,
@@ -143,7 +179,9 @@ def write_events_fits(
     gzip : write gzip-compressed (the path should then end in .gz or .FTZ).
 
     Eager; returns the path. Raises ``FileExistsError`` if the path exists
-    and ``overwrite`` is False.
+    and ``overwrite`` is False. Dask columns are streamed: the event rows are
+    written chunk by chunk (all columns of a chunk computed together), so
+    memory stays at one chunk whatever the number of rows.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -153,7 +191,14 @@ def write_events_fits(
     for n, w in (wcs or {}).items():
         colkw.setdefault(n, {}).update(coord_type=w["ctype"], coord_ref_value=w["crval"],
                                        coord_ref_point=w["crpix"], coord_inc=w["cdelt"], coord_unit="deg")
-    ev_header, ev_rec = _table(events_extension, columns, header, colkw)
+    lazy = [n for n, v in columns.items() if _is_dask(v)]
+    if lazy:  # stream: header from empty columns, rows written chunk by chunk below
+        nrows = int(columns[lazy[0]].shape[0])
+        empty = {n: np.zeros((0,) + tuple(v.shape[1:]), dtype=v.dtype) for n, v in columns.items()}
+        ev_header, ev_rec = _table(events_extension, empty, header, colkw)
+        ev_header["NAXIS2"] = nrows
+    else:
+        ev_header, ev_rec = _table(events_extension, columns, header, colkw)
     ev_header["HDUCLASS"] = header.get("HDUCLASS", "OGIP")
     ev_header["HDUCLAS1"] = header.get("HDUCLAS1", "EVENTS")
 
@@ -185,6 +230,8 @@ def write_events_fits(
         with open(tmp, "wb") as fh:
             _write_hdu(fh, prim)
             _write_hdu(fh, ev_header, ev_rec)
+            if lazy:
+                _stream_rows(fh, columns, lazy[0], nrows)
             for h, rec in tables:
                 _write_hdu(fh, h, rec)
         if gzip:

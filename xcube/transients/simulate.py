@@ -713,8 +713,9 @@ def event_list(
                          width=ec.duration, rate=ec.rate, depth=ec.depth, instrument=inst))
         inside = _Component("eclipse_in", "source", "photon", "psf", x=x, y=y, edges=np.array([ts, te]),
                             rates=np.array([ec.rate * (1 - ec.depth)]), truth=len(rows) - 1)
+        cut = np.clip([ts, te], t0, t_end)  # keep the breakpoints sorted when the dip reaches outside
         outside = _Component("eclipse_out", "source", "photon", "psf", x=x, y=y,
-                             edges=np.array([t0, ts, te, t_end]), rates=np.array([ec.rate, 0.0, ec.rate]))
+                             edges=np.array([t0, cut[0], cut[1], t_end]), rates=np.array([ec.rate, 0.0, ec.rate]))
         comps += [inside, outside]
 
     if n_events is not None:
