@@ -422,29 +422,32 @@ _VERSION_LOCK = threading.Lock()
 
 
 def package_versions(pkg: Package | None, env: Mapping[str, str]) -> dict:
-    """Version information of a package for provenance records: the first
-    line of its version command (``sasversion``, ``fversion``) if available,
-    plus the set-up environment variables. Cached per PATH."""
+    """Version information of a package for provenance records: the set-up
+    environment variables (``SAS_DIR``, ``HEADAS``, ``CALDB``...) and the
+    version printed by its version command (``sasversion``, ``fversion``).
+    The command runs once per executable found on PATH (cached)."""
     if pkg is None:
         return {}
-    key = (pkg.name, env.get("PATH", ""), tuple(env.get(v, "") for v in pkg.version_env))
-    with _VERSION_LOCK:
-        if key in _VERSION_CACHE:
-            return dict(_VERSION_CACHE[key])
     info = {v: env[v] for v in pkg.version_env if env.get(v)}
-    if pkg.version_command and shutil.which(pkg.version_command[0], path=env.get("PATH")):
-        try:
-            out = subprocess.run(list(pkg.version_command), env=dict(env), capture_output=True, text=True,
-                                 timeout=30, stdin=subprocess.DEVNULL)
-            lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines()
-                     if re.search(r"\d+\.\d+", ln)]
-            if lines:
-                info["version"] = lines[-1]
-        except (OSError, subprocess.SubprocessError) as exc:
-            info["version_error"] = str(exc)
+    exe = shutil.which(pkg.version_command[0], path=env.get("PATH")) if pkg.version_command else None
+    if exe is None:
+        return info
+    key = (pkg.name, os.path.realpath(exe))
     with _VERSION_LOCK:
-        _VERSION_CACHE[key] = dict(info)
-    return info
+        cached = _VERSION_CACHE.get(key)
+    if cached is None:
+        cached = {}
+        try:
+            out = subprocess.run([exe, *pkg.version_command[1:]], env=dict(env), capture_output=True, text=True,
+                                 timeout=30, stdin=subprocess.DEVNULL)
+            lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines() if re.search(r"\d+\.\d+", ln)]
+            if lines:
+                cached["version"] = lines[-1]
+        except (OSError, subprocess.SubprocessError) as exc:
+            cached["version_error"] = str(exc)
+        with _VERSION_LOCK:
+            _VERSION_CACHE[key] = cached
+    return {**info, **cached}
 
 
 # ---------------------------------------------------------------------------
