@@ -304,3 +304,27 @@ def test_inject_random_position_and_errors():
     empty = ev.isel(event=slice(0, 0))
     with pytest.raises(ValueError, match="empty"):
         sim.inject_flare(empty, t_peak=T0, amplitude=1.0, width=10.0)
+
+
+def test_writer_streams_dask_columns_one_generation_per_chunk(tmp_path):
+    """Each chunk of a lazy event list is produced once for all columns (streamed
+    write), not once per column or all at once."""
+    import dask
+
+    calls = []
+    rec_dtype = np.dtype([("TIME", "f8"), ("X", "i4"), ("PI", "i2")])
+
+    def block(i):
+        calls.append(i)
+        r = np.zeros(1000, dtype=rec_dtype)
+        r["TIME"] = 1e8 + i * 1000 + np.arange(1000)
+        r["X"] = i
+        return r
+
+    rec = da.concatenate([da.from_delayed(dask.delayed(block)(i), shape=(1000,), dtype=rec_dtype) for i in range(6)])
+    cols = {n: rec[n] for n in rec_dtype.names}
+    hdr = {"TELESCOP": "XMM", "INSTRUME": "EMOS1", "MJDREF": 50814.0, "TSTART": 1e8, "TSTOP": 1e8 + 6000}
+    path = write_events_fits(tmp_path / "s.fits", cols, gti=([1e8], [1e8 + 6000]), header=hdr)
+    assert sorted(calls) == list(range(6))
+    back = xcube.open_events(path)
+    np.testing.assert_array_equal(back["x"].values, np.repeat(np.arange(6), 1000))
