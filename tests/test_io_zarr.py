@@ -197,3 +197,22 @@ def test_cache_is_reused_and_keyed_by_file_identity(make_event_file):
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # the file changed: new key
     xcube.open_events(path)
     assert len(list(cache_dir().glob("obs.fits.gz-*.zarr"))) == 2
+
+
+def test_direct_chunk_reader_matches_zarr(tmp_path):
+    """The direct blosc reader of open_events(store) gives what zarr-python
+    gives, including chunks Zarr never wrote (all fill value)."""
+    n = 1000
+    rng = np.random.default_rng(0)
+    cols = {"time": np.sort(rng.uniform(0, 100, n)), "x": rng.integers(0, 9, n).astype(np.int32),
+            "zeros": np.zeros(n, np.int16), "nans": np.full(n, np.nan, np.float32), "flag": rng.random(n) < 0.5}
+    cols["x"][:300] = 0  # a whole chunk of fill values
+    ev = events_dataset({k: da.from_array(v, chunks=300) for k, v in cols.items()}, ([0.0], [100.0]), {}, {})
+    store = to_zarr(ev, tmp_path / "s.zarr")
+    assert not (store / "zeros" / "c" / "0").exists()  # not written by zarr
+    back = xcube.open_events(store)
+    ref = xr.open_zarr(store, consolidated=False, zarr_format=3)
+    for name in cols:
+        assert back[name].data.name.startswith("xcube-zarr-"), name  # the direct reader was used
+        np.testing.assert_array_equal(back[name].values, ref[name].values, err_msg=name)
+        np.testing.assert_array_equal(back[name].values, cols[name], err_msg=name)

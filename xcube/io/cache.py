@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import time
 import uuid
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
+from dask.base import tokenize
+from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
 from .._version import __version__
@@ -166,19 +170,101 @@ def _ordered(names):
     return [n for n in first if n in names] + sorted(n for n in names if n not in first)
 
 
+_BLOSC = Blosc()  # decodes any blosc frame (the frame header names codec, shuffle and type size)
+
+
+def _fill_value(value, dtype: np.dtype):
+    """A Zarr v3 JSON fill value as a scalar of ``dtype``, or None if unusual."""
+    if isinstance(value, str):
+        value = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}.get(value)
+        if value is None:
+            return None
+    try:
+        return np.array(value, dtype=dtype)[()]
+    except (TypeError, ValueError):
+        return None
+
+
+def _read_chunk(path: str, dtype: np.dtype, chunk_len: int, n: int, fill) -> np.ndarray:
+    """Decode one blosc chunk file of a 1-D Zarr v3 array (absent file: fill value)."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:  # Zarr does not write chunks that hold only the fill value
+        return np.full(n, fill, dtype=dtype)
+    out = np.empty(chunk_len, dtype=dtype)
+    with fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as raw:  # no copy of the compressed bytes
+        _BLOSC.decode(raw, out=out)
+    return out[:n]
+
+
+def _fast_column(store: Path, name: str, var: xr.Variable):
+    """Dask array reading ``store/name`` chunk files directly with blosc, or
+    None when the array is not the simple layout :func:`to_zarr` writes (1-D,
+    regular chunks, default keys, codecs ``bytes`` (little endian) + ``blosc``,
+    no value decoding by xarray). Same values as zarr-python, about half the
+    CPU time per chunk (no per-chunk async machinery)."""
+    try:
+        meta = json.loads((store / name / "zarr.json").read_text())
+        codecs = meta.get("codecs", [])
+        dtype = np.dtype(meta["data_type"])
+        ok = (
+            meta.get("zarr_format") == 3
+            and len(meta["shape"]) == 1
+            and meta["chunk_grid"]["name"] == "regular"
+            and meta["chunk_key_encoding"] == {"name": "default", "configuration": {"separator": "/"}}
+            and [c["name"] for c in codecs] == ["bytes", "blosc"]
+            and codecs[0].get("configuration", {}).get("endian", "little") == "little"
+            and not meta.get("storage_transformers")
+            and dtype.kind in "biuf"
+            and var.dtype == dtype
+            and not {"scale_factor", "add_offset"} & (set(var.encoding) | set(var.attrs))
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    fv = var.encoding.get("_FillValue")
+    if not ok or (fv is not None and not (isinstance(fv, float) and np.isnan(fv))):
+        return None  # xarray would mask a non-NaN fill value
+    fill = _fill_value(meta.get("fill_value", 0), dtype)
+    if fill is None:
+        return None
+    n = int(meta["shape"][0])
+    cs = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
+    if n == 0:
+        return None
+    mtime = (store / name / "zarr.json").stat().st_mtime_ns
+    key = f"xcube-zarr-{name}-{tokenize(str(store.resolve()), name, mtime, n, cs, dtype.str)}"
+    dsk, sizes = {}, []
+    for i, a in enumerate(range(0, n, cs)):
+        m = min(cs, n - a)
+        sizes.append(m)
+        dsk[(key, i)] = (_read_chunk, str(store / name / "c" / str(i)), dtype, cs, m, fill)
+    return da.Array(dsk, key, chunks=(tuple(sizes),), dtype=dtype, meta=np.empty(0, dtype))
+
+
 def open_zarr_events(store, chunks: int | None = None) -> xr.Dataset:
-    """Open a store written by :func:`to_zarr`. Columns are Dask arrays (lazy);
-    the small GTI variables are loaded eagerly."""
+    """Open a store written by :func:`to_zarr`. Columns are Dask arrays (lazy;
+    chunks of the simple layout :func:`to_zarr` writes are decoded straight
+    from their files); the small GTI variables are loaded eagerly."""
     store = Path(store)
     if not store.exists():
         raise FileNotFoundError(f"{store}: no such Zarr store")
     if not is_complete(store):
-        raise OSError(f"{store}: incomplete xcube store (no {COMPLETE} record); it was interrupted while written, delete it")
-    ds = xr.open_zarr(store, consolidated=False, zarr_format=3, chunks={})
-    ds.attrs.pop(COMPLETE, None)
-    ds = ds[_ordered(ds.data_vars)]
+        raise OSError(
+            f"{store}: incomplete xcube store (no {COMPLETE} record): its writer was interrupted; "
+            "delete it (a cache store is rebuilt automatically)"
+        )
+    src = xr.open_zarr(store, consolidated=False, zarr_format=3, chunks={})
+    attrs = dict(src.attrs)
+    attrs.pop(COMPLETE, None)
+    variables = {}
+    for name in _ordered(src.data_vars):
+        var = src[name].variable
+        fast = _fast_column(store, name, var) if var.ndim == 1 else None
+        data = var.data if fast is None else fast
+        if "event" not in var.dims:  # GTI tables: small, loaded now
+            data = np.asarray(data.compute(scheduler="sync") if hasattr(data, "compute") else data)
+        variables[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
+    ds = xr.Dataset(variables, attrs=attrs)
     if chunks:
         ds = ds.chunk({"event": int(chunks)})
-    for v in [n for n in ds.data_vars if "event" not in ds[n].dims]:
-        ds[v] = ds[v].load()
     return ds
