@@ -70,7 +70,7 @@ def test_smallest_significant_count_is_flagged():
 
 
 def test_closed_forms():
-    mu = np.geomspace(1e-3, 300, 50)
+    mu = np.geomspace(1e-300, 300, 120)
     # B_eclipse(0, mu) = (1 - e^-mu) / e^-mu = e^mu - 1
     np.testing.assert_allclose(bayes.log10_bayes_eclipse(np.zeros_like(mu), mu),
                                np.log10(np.expm1(mu)), rtol=1e-12)
@@ -294,3 +294,30 @@ def test_expected_false_alarms_vs_monte_carlo(sigma):
     for got, want in ((peak.sum(), exp_.peak), (ecl.sum(), exp_.eclipse)):
         assert want > 50
         assert abs(got - want) < 5 * math.sqrt(want), (got, want)
+
+
+def test_both_mask_kernels_agree_with_direct_test():
+    """Sparse cubes take the n = 0 shortcut kernel; both kernels are exact."""
+    from xcube.transients import bayes as inner
+
+    rng = np.random.default_rng(8)
+    mu = rng.gamma(0.5, 0.05, 200_000)
+    mu[:2000] = rng.uniform(12.0, 40.0, 2000)  # n = 0 eclipses possible here
+    t = bayes.threshold_table(3.0)
+    mu[2000:2010] = [t.eclipse_break[0], t.eclipse_lo[0], t.eclipse_hi[0], np.nextafter(t.eclipse_hi[0], 0),
+                     np.nan, np.inf, -1.0, 0.0, 1e-300, t.peak_break[1]]
+    n = rng.poisson(np.clip(np.nan_to_num(mu, posinf=0.0), 0.0, None) * 0.5)
+    n[2010:2020] = [0, 1, 3, 7, 40, 0, 0, 1, 2, 1]
+    assert inner._pick_mask_kernel(n) is inner._mask_kernel_sparse
+    dp, de = direct(n, mu)
+    for kernel in (inner._mask_kernel, inner._mask_kernel_sparse):
+        p = np.empty(n.size, np.uint8)
+        e = np.empty(n.size, np.uint8)
+        kernel(n, mu, t.peak_lo, t.peak_hi, t.eclipse_lo, t.eclipse_hi, p, e)
+        assert (p == 2).sum() < 10 and (e == 2).sum() < 10  # guard bands / beyond the table only
+        np.testing.assert_array_equal(p[p != 2] == 1, dp[p != 2])
+        np.testing.assert_array_equal(e[e != 2] == 1, de[e != 2])
+    peak, ecl = bayes.masks(n, mu)
+    np.testing.assert_array_equal(peak, dp)
+    np.testing.assert_array_equal(ecl, de)
+    assert ecl[:2000].any() and peak.any()

@@ -150,7 +150,7 @@ def _ln_peak(n, mu, lpmf=None):
     """ln B_peak = ln P(N <= n | mu) - ln Pois(n; mu); +inf for n >= 1 at mu = 0."""
     lpmf = _logpmf(n, mu) if lpmf is None else lpmf
     lcdf = np.empty_like(mu)
-    right = n >= mu  # the CDF is the large side: log1p of the small upper tail
+    right = n >= mu  # P(N <= n) >= P(N <= mu) ~ 1/2: log1p of the small upper tail
     lcdf[right] = np.log1p(-special.gammainc(n[right] + 1.0, mu[right]))
     q = special.gammaincc(n[~right] + 1.0, mu[~right])
     with np.errstate(divide="ignore"):
@@ -168,7 +168,7 @@ def _ln_eclipse(n, mu, lpmf=None):
     """ln B_eclipse = ln P(N > n | mu) - ln Pois(n; mu); -inf at mu = 0."""
     lpmf = _logpmf(n, mu) if lpmf is None else lpmf
     lsf = np.empty_like(mu)
-    left = n < mu  # the survival function is the large side
+    left = n + 1.0 <= mu  # P(N >= n+1) >= P(N >= mu) ~ 1/2: the large side
     lsf[left] = np.log1p(-special.gammaincc(n[left] + 1.0, mu[left]))
     p = special.gammainc(n[~left] + 1.0, mu[~left])
     with np.errstate(divide="ignore"):
@@ -500,6 +500,66 @@ def _mask_kernel(n, mu, plo, phi, elo, ehi, peak, ecl):  # pragma: no cover - co
     return undecided, nonint
 
 
+@numba.njit(nogil=True, cache=True)
+def _mask_kernel_sparse(n, mu, plo, phi, elo, ehi, peak, ecl):  # pragma: no cover - compiled
+    """``_mask_kernel`` with a shortcut for n = 0 (never a peak; an eclipse only
+    above ``eclipse_lo[0]``): faster when most voxels are empty, slower when
+    the branch is unpredictable. Same codes and return values."""
+    size = plo.size
+    undecided = 0
+    nonint = 0
+    elo0 = elo[0]
+    ehi0 = ehi[0]
+    for i in range(n.size):
+        m = mu[i]
+        k = n[i]
+        if k == 0:
+            peak[i] = 0
+            if not (m > elo0):  # also NaN
+                ecl[i] = 0
+            elif m > ehi0:
+                ecl[i] = 1 if m < np.inf else 0
+            else:
+                ecl[i] = 2
+                undecided += 1
+            continue
+        if not (m >= 0.0 and m < np.inf and k >= 0 and k < np.inf):
+            peak[i] = 0
+            ecl[i] = 0
+            continue
+        if k < size:
+            j = np.int64(k)
+            if j != k:
+                nonint += 1
+            if m < plo[j]:
+                peak[i] = 1
+            elif m >= phi[j]:
+                peak[i] = 0
+            else:
+                peak[i] = 2
+                undecided += 1
+            if m > ehi[j]:
+                ecl[i] = 1
+            elif m <= elo[j]:
+                ecl[i] = 0
+            else:
+                ecl[i] = 2
+                undecided += 1
+        else:
+            peak[i] = 2
+            ecl[i] = 2
+            undecided += 2
+    return undecided, nonint
+
+
+def _pick_mask_kernel(n1):
+    """The n = 0 shortcut pays when nearly all voxels are empty (sampled)."""
+    if n1.size == 0:
+        return _mask_kernel
+    sample = n1[:: max(1, n1.size // 4096)]
+    return _mask_kernel_sparse if np.count_nonzero(sample == 0) > 0.85 * sample.size else _mask_kernel
+
+
 _PARALLEL_MIN = 1 << 22
 
 
@@ -538,7 +598,7 @@ def _masks_block(n, mu, sigma, parallel=True):
     n1, mu1, shape = _flat_pair(n, mu)
     peak = np.empty(n1.size, np.uint8)
     ecl = np.empty(n1.size, np.uint8)
-    res = _run_split(_mask_kernel, (n1, mu1), (peak, ecl),
+    res = _run_split(_pick_mask_kernel(n1), (n1, mu1), (peak, ecl),
                      (table.peak_lo, table.peak_hi, table.eclipse_lo, table.eclipse_hi), parallel)
     undecided = sum(r[0] for r in res)
     if sum(r[1] for r in res):
