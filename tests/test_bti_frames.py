@@ -135,6 +135,12 @@ def test_bad_time_intervals_merged_lists_threshold_scales():
     assert s.tolist() == [T0 + 600.0] and e.tolist() == [T0 + 800.0]
     low = [camera(0.3, 4), camera(0.3, 5)]
     assert btimod.bad_time_intervals(low, 100.0)[0].size == 0
+    # a list with no good time in the range adds nothing but still counts as a list
+    r = np.random.default_rng(6)
+    t, pi = uniform(r, 1.2, T0 + 600.0, T0 + 800.0)
+    late = make_events(T0 + 5000.0 + np.arange(3.0), [11000] * 3, gti=([T0 + 5000.0], [T0 + 5010.0]))
+    s, e = btimod.bad_time_intervals([make_events(t, pi), late], 100.0, t0=T0, t_stop=T0 + 2000.0)
+    assert s.tolist() == [T0 + 600.0] and e.tolist() == [T0 + 800.0]
 
 
 # ---------------------------------------------------------------- frame rules on arrays

@@ -141,10 +141,14 @@ def high_energy_lightcurve(events, time_bin: float, *, t0=None, t_stop=None,
     lo_e, hi_e = (float(v) for v in energy_band)
     counts, exposure = [], []
     for ev in evs:
-        sel = select(ev, expr=f"energy > {lo_e!r} && energy < {hi_e!r}", gti=gtimod.from_dataset(ev))
-        lc = bin_events(sel, time=edges)
-        counts.append(lc.data)
-        exposure.append(gtimod.exposure_per_bin(edges[:-1], edges[1:], gtimod.from_dataset(ev)))
+        gti = gtimod.from_dataset(ev)
+        expo = gtimod.exposure_per_bin(edges[:-1], edges[1:], gti)
+        exposure.append(expo)
+        if not expo.any():  # this list has no good time in the range: no counts
+            counts.append(da.zeros(edges.size - 1, dtype=np.int64))
+            continue
+        sel = select(ev, expr=f"energy > {lo_e!r} && energy < {hi_e!r}", gti=gti)
+        counts.append(bin_events(sel, time=edges).data)
     exposure = np.stack(exposure)
     with np.errstate(invalid="ignore", divide="ignore"):
         inv = np.where(exposure > 0, 1.0 / np.where(exposure > 0, exposure, 1.0), 0.0)
