@@ -227,6 +227,9 @@ def test_bad_frames_from_events_pn_and_mos():
     both = frames.bad_frames([pn, mos], edges)
     assert np.flatnonzero(both).tolist() == [2, 3, 4, 6, 7, 9]
     assert not both[0]
+    # a camera without good time in these frames: all its frames are empty
+    late = make_events(T0 + 5000.0 + np.arange(3.0), [1000] * 3, gti=([T0 + 5000.0], [T0 + 5010.0]))
+    assert frames.bad_frames([mos, late], edges).all()
 
 
 def test_bad_frames_for_cube():

@@ -28,6 +28,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from .. import gti as gtimod
 from ..missions import get_profile
 
 __all__ = [
@@ -174,7 +175,12 @@ def bad_frames(events, edges, bti=None) -> np.ndarray:
     lazy = []
     for ev in evs:
         prof = _profile(ev)
-        lazy.append(ccd_frame_counts(ev, e).data if prof.quadrants else bin_events(ev, time=e).data)
+        width = len(prof.quadrants) if prof.quadrants else None
+        if not gtimod.exposure_per_bin(e[:-1], e[1:], gtimod.from_dataset(ev)).any():
+            # no good time in these frames: every frame is empty for this camera
+            lazy.append(np.zeros((e.size - 1, width) if width else e.size - 1, dtype=np.int64))
+        else:
+            lazy.append(ccd_frame_counts(ev, e).data if width else bin_events(ev, time=e).data)
     counts = dask.compute(*lazy)
     bad = np.zeros(e.size - 1, bool)
     for ev, c in zip(evs, counts):
