@@ -75,7 +75,8 @@ def test_closed_forms():
     np.testing.assert_allclose(bayes.log10_bayes_eclipse(np.zeros_like(mu), mu),
                                np.log10(np.expm1(mu)), rtol=1e-12)
     # B_peak(1, mu) = (e^-mu (1 + mu)) / (mu e^-mu) = 1 + 1/mu
-    np.testing.assert_allclose(bayes.log10_bayes_peak(np.ones_like(mu), mu), np.log10(1 + 1 / mu), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(bayes.log10_bayes_peak(np.ones_like(mu), mu), np.log10(1 + 1 / mu),
+                               rtol=1e-12, atol=1e-12)
 
 
 # ---------------------------------------------------------------- extremes

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Sequence
 
 import dask.array as da
 import numpy as np
