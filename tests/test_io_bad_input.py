@@ -157,3 +157,25 @@ def test_unsorted_events_are_sorted_via_the_cache(tmp_path):
     assert ev.attrs["cache_reason"] == "not time-sorted"
     np.testing.assert_array_equal(ev.time.values, cols["TIME"])
     np.testing.assert_array_equal(ev.pi.values, cols["PI"])
+
+
+def test_no_energy_warning_replayed_from_cache(tmp_path):
+    t = np.sort(1e8 + np.random.default_rng(0).uniform(0, 100, 50))
+    path = write_events_fits(tmp_path / "pca.evt.gz", {"TIME": t, "PHA": np.arange(50, dtype=np.int16)},
+                             header={"TELESCOP": "XTE", "INSTRUME": "PCA", "MJDREFI": 49353,
+                                     "MJDREFF": 6.9657407407e-4, "TSTART": 1e8, "TSTOP": 1e8 + 100},
+                             events_extension="XTE_SE", gti_extensions={"STDGTI": ([1e8], [1e8 + 100])}, gzip=True)
+    for _ in range(2):  # converted, then opened from the cache
+        with pytest.warns(UserWarning, match=rf"{_name(path)}: RXTE PCA: .*energy is NaN"):
+            ev = xcube.open_events(path)
+        assert np.isnan(ev.energy.values).all()
+
+
+def test_warnings_are_not_lost_when_opening_fails(tmp_path):
+    cols = _cols()
+    cols["TIME"][3] = np.nan
+    path = write_events_fits(tmp_path / "odd.fits.gz", cols, header={**HDR, "TELESCOP": "ODD"}, gzip=True,
+                             gti=([1e8], [1e8 + 1e3]))
+    with pytest.warns(UserWarning, match=rf"{_name(path)}: unknown mission TELESCOP='ODD'"):
+        with pytest.raises(ValueError, match=rf"{_name(path)}: 1 NaN TIME"):
+            xcube.open_events(path)

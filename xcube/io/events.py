@@ -44,33 +44,41 @@ def _open_one(path, instrument=None, chunks=None, cache=None) -> xr.Dataset:
     store = _store_for(p, instrument, cache)
     if is_complete(store):  # converted before: no need to read (or decompress) the file again
         return _open_cached(store, chunks)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        comp = is_compressed(p)
-        with open_fits(p, memmap=comp is None) as hdul:
-            meta = read_fits_header(p, instrument=instrument, hdul=hdul)
-            ds = None
-            if meta.compressed is None:
-                ds = open_fits_events(meta, chunks=chunks, cache=cache)
-            if ds is None:
-                reason = {None: "not time-sorted", "layout": "not memory-mappable"}.get(
-                    meta.compressed, f"{meta.compressed}-compressed")
-                log.info("%s: %s; converting once into the event cache %s", p, reason, store)
-                cols = load_fits_events(meta, hdul=hdul)
-    for w in caught:  # pass the warnings on (recorded to replay them from the cache)
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if ds is not None:
-        return ds
-    import dask.array as da
+    caught: list = []
+    converted = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            comp = is_compressed(p)
+            with open_fits(p, memmap=comp is None) as hdul:
+                meta = read_fits_header(p, instrument=instrument, hdul=hdul)
+                ds = open_fits_events(meta, chunks=chunks, cache=cache) if meta.compressed is None else None
+                if ds is None:
+                    reason = {None: "not time-sorted", "layout": "not memory-mappable"}.get(
+                        meta.compressed, f"{meta.compressed}-compressed")
+                    log.info("%s: %s; converting once into the event cache %s", p, reason, store)
+                    cols = load_fits_events(meta, hdul=hdul)
+                    import dask.array as da
 
-    chunk = int(chunks or DEFAULT_CHUNK)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # already passed on above
-        ds = build_dataset(meta, {k: da.from_array(v, chunks=(chunk,)) for k, v in cols.items()})
+                    chunk = int(chunks or DEFAULT_CHUNK)
+                    ds = build_dataset(meta, {k: da.from_array(v, chunks=(chunk,)) for k, v in cols.items()})
+                    converted = True
+    finally:
+        for w in caught:  # pass the warnings on, also when opening failed
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not converted:
+        return ds
     ds.attrs["cache_reason"] = reason
+    # recorded with the store and replayed whenever it is opened
     ds.attrs["warnings"] = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-    remove_stale(store)
-    to_zarr(ds, store, overwrite=store.exists())
+    try:
+        remove_stale(store)
+        to_zarr(ds, store, overwrite=store.exists())
+    except PermissionError as exc:
+        raise PermissionError(
+            f"{p}: cannot write the event cache {store} ({exc}); set XCUBE_CACHE_DIR or pass cache= "
+            "a writable directory"
+        ) from exc
     return open_zarr_events(store, chunks=chunks)
 
 
