@@ -414,3 +414,26 @@ def test_unsorted_times_are_refused():
         ev = make_events(bad, x, x, chunk=chunk, attrs=_attrs((0, 9)))
         with pytest.raises(ValueError, match="not time-sorted"):
             bin_events(ev, time=10.0)
+
+
+def test_integer_column_paths_agree_with_the_division_rule():
+    from xcube.binning import kernels
+    from xcube.binning.engine import _integer_divisor, _integer_lut
+
+    m, s = kernels.exact_divisor(49, 49 * 300_000)
+    u = np.arange(49 * 300_000, dtype=np.uint64)
+    np.testing.assert_array_equal((u * np.uint64(m)) >> np.uint64(s), u // 49)
+    assert kernels.exact_divisor(3, 2**25) is None  # beyond the proven range
+    ax_int = Axis.regular("x", -7.0, 49.0, 100)
+    ax_frac = Axis.regular("x", 0.0, 48.5, 100)
+    assert _integer_divisor(ax_int, np.dtype(np.int32)) is not None
+    assert _integer_divisor(ax_frac, np.dtype(np.int32)) is None and _integer_lut(ax_frac, np.dtype(np.int32))
+    rng = np.random.default_rng(8)
+    n = 20000
+    t = np.sort(T0 + rng.uniform(0, 1000, n))
+    x = rng.integers(-100, 5000, n).astype(np.int32)
+    for lo, width in ((-7.0, 49.0), (0.0, 48.5), (0.25, 3.0)):  # MUL, LUT, LUT (non-integer origin)
+        ev = make_events(t, x, x, attrs=_attrs((lo, 4800)))
+        cube = bin_events(ev, x=width)
+        ref = reference([(x, float(cube.x_lo[0]), width, None)], cube.shape)
+        np.testing.assert_array_equal(cube.values, ref)

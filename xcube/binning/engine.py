@@ -156,6 +156,19 @@ def _energy_channel_lut(axis: Axis, events):
     return lut, p0
 
 
+def _integer_divisor(axis: Axis, dtype):
+    """For an integer column on a regular axis with integer lower edge and
+    width: ``(lower edge, (m, s))`` of the exact multiply-shift division."""
+    if not (np.issubdtype(dtype, np.integer) and axis.is_regular):
+        return None
+    lo = axis.origin + axis.first * axis.width
+    w = axis.width
+    if lo != round(lo) or w != round(w) or abs(lo) > 2**52 or lo != axis.edges[0]:
+        return None
+    md = kernels.exact_divisor(int(w), int(w) * axis.size)
+    return None if md is None else (int(lo), md)
+
+
 def _integer_lut(axis: Axis, dtype):
     """Lookup table for an integer column: exactly ``axis.index_of`` on every integer in range."""
     if not np.issubdtype(dtype, np.integer):
@@ -355,12 +368,17 @@ def bin_events(
             modes.append(kernels.NONE)
             continue
         lut = _energy_channel_lut(ax, events) if role == "energy" else None
+        mul = None
         if lut is not None:
             col = _column(events, Axis.from_edges(ax.name, ax.edges, column="pi"))
         else:
             col = _column(events, ax)
-            lut = _integer_lut(ax, col.dtype)
-        if lut is not None:
+            mul = _integer_divisor(ax, col.dtype)
+            lut = None if mul is not None else _integer_lut(ax, col.dtype)
+        if mul is not None:
+            mode = kernels.MUL
+            p = kernels.axis_params(ax, mode, lut_lo=mul[0], mul=mul[1])
+        elif lut is not None:
             mode = kernels.LUT
             p = kernels.axis_params(ax, mode, lut=lut[0], lut_lo=lut[1])
         else:

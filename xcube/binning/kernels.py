@@ -7,6 +7,9 @@ other axes are computed per event, fused with the increment, by one of:
 
 * ``REGULAR``: ``k = floor((v - origin) / width) - first`` (a division);
 * ``EDGES``: binary search in explicit edges;
+* ``MUL``: integer columns on axes with an integer origin and width: the
+  same floor division done as an exact multiply-and-shift
+  (:func:`exact_divisor`);
 * ``LUT``: a lookup table indexed by an integer column (``lut[v - lut_lo]``),
   built from the axis rule, so it bins exactly as the rule does;
 * ``NONE``: the axis is absent (length 1 in the slab).
@@ -20,22 +23,50 @@ import functools
 import numpy as np
 from numba import njit
 
-__all__ = ["NONE", "REGULAR", "EDGES", "LUT", "axis_params", "fill_kernel", "time_positions", "time_bin_of"]
+__all__ = [
+    "NONE", "REGULAR", "EDGES", "LUT", "MUL", "axis_params", "fill_kernel", "time_positions", "time_bin_of",
+    "exact_divisor",
+]
 
-NONE, REGULAR, EDGES, LUT = 0, 1, 2, 3
+NONE, REGULAR, EDGES, LUT, MUL = 0, 1, 2, 3, 4
 
 _EMPTY_F = np.empty(0, dtype=np.float64)
-_SORT_STRIDE = 1024  # spacing of the cheap sortedness check on each block of times
 _EMPTY_I = np.empty(0, dtype=np.int32)
+_SORT_STRIDE = 1024  # spacing of the cheap sortedness check on each block of times
+_MUL_BITS = 24  # MUL mode: exact for offsets v - lo below 2**24
 
 
-def axis_params(axis=None, mode=NONE, lut=None, lut_lo=0):
+def exact_divisor(width: int, span: int):
+    """Multiplier and shift ``(m, s)`` with ``(u * m) >> s == u // width`` for every
+    integer ``0 <= u < span`` (Granlund-Montgomery, checked exhaustively), or None."""
+    d = int(width)
+    if d < 1 or span > (1 << _MUL_BITS):
+        return None
+    ell = max(int(d - 1).bit_length(), 0)  # ceil(log2 d)
+    sh = _MUL_BITS + ell
+    m = (1 << sh) // d + 1
+    if m >= (1 << 40):
+        return None
+    u = np.arange(int(span), dtype=np.uint64)
+    if not np.array_equal((u * np.uint64(m)) >> np.uint64(sh), u // np.uint64(d)):
+        return None  # pragma: no cover - the theorem says this cannot happen
+    return m, sh
+
+
+def axis_params(axis=None, mode=NONE, lut=None, lut_lo=0, mul=None):
     """The tuple a kernel needs for one axis:
-    ``(origin, width, first, n, edges, lut, lut_lo)``."""
+    ``(origin, width, first, n, edges, lut, lut_lo, mul_m, mul_s, span)``.
+
+    ``LUT``: ``lut[v - lut_lo]`` is the bin (-1 outside). ``MUL`` (integer
+    column, integer origin and width): ``lut_lo`` is the integer lower edge,
+    ``span = n * width`` and ``(mul_m, mul_s)`` come from :func:`exact_divisor`.
+    """
     if axis is None or mode == NONE:
-        return (0.0, 1.0, 0, 1, _EMPTY_F, _EMPTY_I, 0)
+        return (0.0, 1.0, 0, 1, _EMPTY_F, _EMPTY_I, 0, np.uint64(0), np.uint64(0), np.uint64(0))
     origin = float(axis.origin) if axis.is_regular else 0.0
     width = float(axis.width) if axis.is_regular else 1.0
+    m, sh = mul if mul is not None else (0, 0)
+    span = int(round(axis.size * width)) if mode == MUL else 0
     return (
         origin,
         width,
@@ -44,20 +75,22 @@ def axis_params(axis=None, mode=NONE, lut=None, lut_lo=0):
         np.ascontiguousarray(axis.edges, dtype=np.float64),
         _EMPTY_I if lut is None else np.ascontiguousarray(lut, dtype=np.int32),
         int(lut_lo),
+        np.uint64(m),
+        np.uint64(sh),
+        np.uint64(span),
     )
 
 
 @njit(inline="always")
 def _index(v, mode, p):
-    origin, width, first, n, edges, lut, lut_lo = p
+    """``(inside, bin)`` of value ``v``; ``bin`` is uint64 (meaningless when outside)."""
+    origin, width, first, n, edges, lut, lut_lo, mul_m, mul_s, span = p
     if mode == 1:
         f = (v - origin) / width
-        if f >= first and f < first + n:
-            return np.int64(f) - first
-        return -1
+        return (f >= first) & (f < first + n), np.uint64(np.int64(f) - first)
     elif mode == 2:
         if not (v >= edges[0] and v < edges[n]):
-            return -1
+            return False, np.uint64(0)
         a = 0
         b = n
         while b - a > 1:  # invariant: edges[a] <= v < edges[b]
@@ -66,13 +99,17 @@ def _index(v, mode, p):
                 a = m
             else:
                 b = m
-        return a
+        return True, np.uint64(a)
     elif mode == 3:
         j = np.uint64(np.int64(v) - lut_lo)
-        if j < lut.size:
-            return np.int64(lut[j])
-        return -1
-    return 0
+        if j < np.uint64(lut.size):
+            k = lut[j]
+            return k >= 0, np.uint64(k)
+        return False, np.uint64(0)
+    elif mode == 4:
+        u = np.uint64(np.int64(v) - lut_lo)
+        return u < span, (u * mul_m) >> mul_s
+    return True, np.uint64(0)
 
 
 @functools.lru_cache(maxsize=None)
@@ -94,24 +131,18 @@ def fill_kernel(modes: tuple):
             for t in range(nt):
                 slab[t, 0, 0, 0] += seg[t + 1] - seg[t]
             return
+        flat = slab.reshape(-1)
+        ny = np.uint64(slab.shape[2])
+        nx = np.uint64(slab.shape[3])
+        cell = np.uint64(slab.shape[1]) * ny * nx
         for t in range(nt):
+            base = np.uint64(t) * cell
             for i in range(seg[t], seg[t + 1]):
-                ix = 0
-                if mx != 0:
-                    ix = _index(x[i], mx, px)
-                    if ix < 0:
-                        continue
-                iy = 0
-                if my != 0:
-                    iy = _index(y[i], my, py)
-                    if iy < 0:
-                        continue
-                ie = 0
-                if me != 0:
-                    ie = _index(e[i], me, pe)
-                    if ie < 0:
-                        continue
-                slab[t, ie, iy, ix] += 1
+                okx, kx = _index(x[i], mx, px) if mx != 0 else (True, np.uint64(0))
+                oky, ky = _index(y[i], my, py) if my != 0 else (True, np.uint64(0))
+                oke, ke = _index(e[i], me, pe) if me != 0 else (True, np.uint64(0))
+                if okx & oky & oke:
+                    flat[base + (ke * ny + ky) * nx + kx] += 1
 
     return fill
 
