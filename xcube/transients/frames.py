@@ -18,7 +18,9 @@ medians ``M[t, q]`` (the median of the per-CCD counts of the quadrant's CCDs):
   wraps around; xcube does not).
 
 MOS (no quadrant map): only empty frames are bad. With several event lists
-(cameras) a frame is bad when it is bad for any of them.
+(cameras) the empty rule applies to their merged counts (what the search's
+cube holds), and the pn quadrant rule to each pn camera; a frame is bad when
+either says so.
 """
 from __future__ import annotations
 
@@ -164,8 +166,8 @@ def bad_frames(events, edges, bti=None) -> np.ndarray:
 
     ``edges`` (n+1,) frame edges [s]; ``bti`` (n,) bool BTI frames (used by
     the pn rule). Cameras whose profile has a quadrant map (pn) use
-    :func:`pn_bad_frames` on their per-CCD counts; the others (MOS) flag empty
-    frames only. Pass the events the cube was made from. Returns bool (n,).
+    :func:`pn_bad_frames` on their per-CCD counts; frames with no event in
+    any of the lists are bad too (for MOS alone, the only rule). Pass the events the cube was made from. Returns bool (n,).
     Eager: one histogram pass over ``time`` (and ``ccdnr`` for pn) per camera.
     """
     evs = [events] if isinstance(events, xr.Dataset) else list(events)
@@ -182,17 +184,18 @@ def bad_frames(events, edges, bti=None) -> np.ndarray:
         else:
             lazy.append(ccd_frame_counts(ev, e).data if width else bin_events(ev, time=e).data)
     counts = dask.compute(*lazy)
-    bad = np.zeros(e.size - 1, bool)
+    # empty frames: of the merged data (a frame of 5 s may hold no MOS event
+    # while the pn has many; the merged cube is what the search tests)
+    total = sum(np.asarray(c).reshape(e.size - 1, -1).sum(axis=1) for c in counts)
+    bad = total == 0
     for ev, c in zip(evs, counts):
         prof = _profile(ev)
         if prof.quadrants:
             ccds = sorted(prof.quadrants)
             b = pn_bad_frames(c, [prof.quadrants[k] for k in ccds], bti,
                               n_quadrants=len(set(prof.quadrants.values())))
-        else:
-            b = empty_frames(c)
-        log.info("%s: %d of %d frames bad", ev.attrs.get("source", prof.name), int(b.sum()), b.size)
-        bad |= b
+            log.info("%s: %d of %d frames bad", ev.attrs.get("source", prof.name), int(b.sum()), b.size)
+            bad |= b
     return bad
 
 
