@@ -27,6 +27,7 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from .. import gti as gtimod
@@ -245,9 +246,13 @@ def _zeros_task(shape, dtype):
 def _global_positions(time_col: da.Array, axis: Axis):
     """Eager: event index where each time bin starts, ``P`` (n + 1), plus the
     block offsets and lengths of the time column."""
-    blocks = time_col.to_delayed().ravel()
     find = functools.partial(kernels.time_positions, axis=axis)  # a partial: dask does not unpack the Axis
-    res = dask.compute(*[dask.delayed(find)(b) for b in blocks])
+    name = f"time-positions-{dask.base.tokenize(time_col.name, axis.edges, axis.first)}"
+    nb = time_col.numblocks[0]
+    layer = {(name, j): (find, (time_col.name, j)) for j in range(nb)}
+    layer[name] = (list, [(name, j) for j in range(nb)])
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[time_col])
+    res = Delayed(name, graph).compute()
     n = axis.size
     P = np.zeros(n + 1, dtype=np.int64)
     diff = np.zeros(n + 2, dtype=np.int64)

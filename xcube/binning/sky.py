@@ -8,6 +8,8 @@ WCS has ``CDELT' = CDELT * w`` and ``CRPIX' = (CRPIX - lo) / w + 0.5``.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = ["cell_wcs_keywords", "cell_radec", "cube_wcs"]
@@ -35,20 +37,30 @@ def cell_wcs_keywords(attrs, y_axis, x_axis) -> dict:
 
 
 def _wcs(kw: dict):
+    hdr = {k: v for k, v in kw.items() if k[:-1] in _KEYS + ("CUNIT",) or k == "WCSAXES"}
+    return _cached_wcs(tuple(sorted(hdr.items())))
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_wcs(items: tuple):
     from astropy.wcs import WCS
 
-    hdr = {k: v for k, v in kw.items() if k[:-1] in _KEYS + ("CUNIT",) or k == "WCSAXES"}
-    hdr["NAXIS"] = 2
-    return WCS(hdr)
+    return WCS(dict(items, NAXIS=2))
+
+
+@functools.lru_cache(maxsize=16)
+def _radec(items: tuple, ny: int, nx: int):
+    w = _cached_wcs(items)
+    jx, jy = np.meshgrid(np.arange(nx, dtype=np.float64), np.arange(ny, dtype=np.float64))
+    return w.wcs_pix2world(jx, jy, 0)
 
 
 def cell_radec(kw: dict, ny: int, nx: int):
     """RA and Dec [deg] of every cell centre, two float64 arrays ``(ny, nx)``
-    (eager; 16 bytes per cell)."""
-    w = _wcs(kw)
-    jx, jy = np.meshgrid(np.arange(nx, dtype=np.float64), np.arange(ny, dtype=np.float64))
-    ra, dec = w.wcs_pix2world(jx, jy, 0)
-    return ra, dec
+    (eager; 16 bytes per cell; recent grids are cached)."""
+    hdr = {k: v for k, v in kw.items() if k[:-1] in _KEYS + ("CUNIT",) or k == "WCSAXES"}
+    ra, dec = _radec(tuple(sorted(hdr.items())), int(ny), int(nx))
+    return ra.copy(), dec.copy()
 
 
 def cube_wcs(cube):
