@@ -395,6 +395,9 @@ def bin_events(
         modes.append(mode)
     cell_shape = tuple(axes[r].size if r in axes else 1 for r in ("energy", "y", "x"))
     out_cell = tuple(axes[r].size for r in ("energy", "y", "x") if r in axes)
+    if int(np.prod(cell_shape)) >= kernels.MAX_CELLS:
+        raise ValueError(f"{int(np.prod(cell_shape))} cells per time bin ({cell_shape}) is more than the "
+                         f"{kernels.MAX_CELLS - 1} the kernel addresses; use wider bins or a smaller range")
     spec = _Spec(tuple(modes), tuple(params), cell_shape, out_cell, acc, dtype)
     cell_bytes = int(np.prod(cell_shape)) * acc.itemsize
 

@@ -34,6 +34,9 @@ _EMPTY_F = np.empty(0, dtype=np.float64)
 _EMPTY_I = np.empty(0, dtype=np.int32)
 _SORT_STRIDE = 1024  # spacing of the cheap sortedness check on each block of times
 _MUL_BITS = 24  # MUL mode: exact for offsets v - lo below 2**24
+_BLOCK = 256  # events per index pass in the fill kernel
+_OUTSIDE = np.uint32(0xFFFFFFFF)  # cell index marking an event outside the cube
+MAX_CELLS = 0xFFFFFFFF  # cells per time bin the kernel can address (uint32)
 
 
 def exact_divisor(width: int, span: int):
@@ -120,11 +123,13 @@ def fill_kernel(modes: tuple):
     incremented in place; ``seg`` (int64, ``nt + 1``) are the event positions
     where each time bin starts in the column arrays ``e``, ``y``, ``x``;
     ``pe``/``py``/``px`` come from :func:`axis_params`. Absent axes take any
-    (e.g. empty) array and mode ``NONE``.
+    (e.g. empty) array and mode ``NONE``. Events go in blocks of 256: one pass
+    computes their cell indices (a loop the compiler can vectorise), a second
+    increments the cells. A time bin may hold at most ``MAX_CELLS - 1`` cells.
     """
     me, my, mx = (int(m) for m in modes)
 
-    @njit(nogil=True, cache=True)
+    @njit(nogil=True, cache=True, error_model="numpy")
     def fill(slab, seg, e, pe, y, py, x, px):
         nt = seg.size - 1
         if me == 0 and my == 0 and mx == 0:
@@ -135,14 +140,27 @@ def fill_kernel(modes: tuple):
         ny = np.uint64(slab.shape[2])
         nx = np.uint64(slab.shape[3])
         cell = np.uint64(slab.shape[1]) * ny * nx
+        buf = np.empty(_BLOCK, dtype=np.uint32)
         for t in range(nt):
             base = np.uint64(t) * cell
-            for i in range(seg[t], seg[t + 1]):
-                okx, kx = _index(x[i], mx, px) if mx != 0 else (True, np.uint64(0))
-                oky, ky = _index(y[i], my, py) if my != 0 else (True, np.uint64(0))
-                oke, ke = _index(e[i], me, pe) if me != 0 else (True, np.uint64(0))
-                if okx & oky & oke:
-                    flat[base + (ke * ny + ky) * nx + kx] += 1
+            i0 = seg[t]
+            i1 = seg[t + 1]
+            while i0 < i1:
+                m = min(_BLOCK, i1 - i0)
+                # pass 1 (vectorisable): cell index of each event, _OUTSIDE when outside an axis
+                for j in range(m):
+                    i = i0 + j
+                    okx, kx = _index(x[i], mx, px) if mx != 0 else (True, np.uint64(0))
+                    oky, ky = _index(y[i], my, py) if my != 0 else (True, np.uint64(0))
+                    oke, ke = _index(e[i], me, pe) if me != 0 else (True, np.uint64(0))
+                    k = np.uint32((ke * ny + ky) * nx + kx)
+                    buf[j] = k if okx & oky & oke else _OUTSIDE
+                # pass 2: increments
+                for j in range(m):
+                    k = buf[j]
+                    if k != _OUTSIDE:
+                        flat[base + np.uint64(k)] += 1
+                i0 += m
 
     return fill
 
