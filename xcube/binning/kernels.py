@@ -3,7 +3,8 @@
 The hot loop histograms events into a small count slab ``(n_time, n_energy,
 n_y, n_x)``. Time needs no per-event work: events are time-sorted, so the
 events of time bin ``t`` are the contiguous slice ``seg[t]:seg[t + 1]``. The
-other axes are computed per event, fused with the increment, by one of:
+other axes are computed per event, in blocks of 256 events (one pass computes
+the cell indices, a second increments the cells), by one of:
 
 * ``REGULAR``: ``k = floor((v - origin) / width) - first`` (a division);
 * ``EDGES``: binary search in explicit edges;
