@@ -43,6 +43,7 @@ __all__ = [
     "pn_bad_frames",
     "ccd_frame_counts",
     "bad_frames",
+    "bad_frames_from_counts",
     "bad_frames_for",
 ]
 
@@ -184,17 +185,29 @@ def bad_frames(events, edges, bti=None) -> np.ndarray:
         else:
             lazy.append(ccd_frame_counts(ev, e).data if width else bin_events(ev, time=e).data)
     counts = dask.compute(*lazy)
+    return bad_frames_from_counts(counts, [_profile(ev) for ev in evs], bti,
+                                  names=[ev.attrs.get("source", "") for ev in evs])
+
+
+def bad_frames_from_counts(counts, profiles, bti=None, names=None) -> np.ndarray:
+    """The rule of :func:`bad_frames` on ready counts (no pass over events).
+
+    ``counts``: per camera, its frame counts: (n, n_ccd) per CCD in the order
+    of ``sorted(profile.quadrants)`` for a camera whose profile has a quadrant
+    map (pn), else (n,); zeros for a camera without good time in the frames.
+    ``profiles``: the cameras' mission profiles. Returns bool (n,). Eager, numpy.
+    """
+    n = np.asarray(counts[0]).shape[0]
     # empty frames: of the merged data (a frame of 5 s may hold no MOS event
     # while the pn has many; the merged cube is what the search tests)
-    total = sum(np.asarray(c).reshape(e.size - 1, -1).sum(axis=1) for c in counts)
+    total = sum(np.asarray(c).reshape(n, -1).sum(axis=1) for c in counts)
     bad = total == 0
-    for ev, c in zip(evs, counts):
-        prof = _profile(ev)
+    for i, (prof, c) in enumerate(zip(profiles, counts)):
         if prof.quadrants:
             ccds = sorted(prof.quadrants)
             b = pn_bad_frames(c, [prof.quadrants[k] for k in ccds], bti,
                               n_quadrants=len(set(prof.quadrants.values())))
-            log.info("%s: %d of %d frames bad", ev.attrs.get("source", prof.name), int(b.sum()), b.size)
+            log.info("%s: %d of %d frames bad", (names[i] if names else "") or prof.name, int(b.sum()), b.size)
             bad |= b
     return bad
 
