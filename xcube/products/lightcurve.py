@@ -9,6 +9,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .._version import __version__
+from ..binning.axes import _check_width
 from .errors import ERROR_METHODS, count_error
 
 __all__ = ["lightcurve", "lightcurve_from_counts"]
@@ -77,16 +78,6 @@ def lightcurve_from_counts(
     if bkg_counts is not None:
         ds.attrs["backscal_ratio"] = float(area_ratio)
     return ds
-
-
-def _check_time_bin(time_bin) -> float:
-    try:
-        w = float(time_bin)
-    except (TypeError, ValueError):
-        raise ValueError(f"time_bin must be a number of seconds, got {time_bin!r}") from None
-    if not (w > 0 and np.isfinite(w)):
-        raise ValueError(f"time_bin={time_bin!r}: the bin width must be a positive number of seconds")
-    return w
 
 
 def _time_range_gti(events, time_range):
@@ -205,7 +196,7 @@ def lightcurve(
     from ..regions import region_area
     from ..select import select
 
-    width = _check_time_bin(time_bin)
+    width = _check_width("time_bin", time_bin)
     if errors not in ERROR_METHODS:
         raise ValueError(f"errors={errors!r}: use one of {ERROR_METHODS}")
     if background is not None and region is None:
