@@ -60,7 +60,7 @@ def _simulate_one(job, duration):
     return path
 
 
-def survey_once(files, params, n_workers: int, memory_limit: str):
+def survey_once(files, params, n_workers: int, memory_limit: str, keep_status: bool = False):
     from xcube.survey import run
     from xcube.survey.engine import make_client
 
@@ -83,7 +83,7 @@ def survey_once(files, params, n_workers: int, memory_limit: str):
     shutil.rmtree(out, ignore_errors=True)
     return dict(wall=wall, compute=compute, tasks=n_tasks, overhead=overhead,
                 compute_per_task=compute / n_tasks, mem=mem, states=st["state"].value_counts().to_dict(),
-                runs=len(st), detections=int(st["n_detections"].sum()))
+                runs=len(st), detections=int(st["n_detections"].sum()), status=st if keep_status else None)
 
 
 def main(argv=None) -> int:
@@ -95,6 +95,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "xcube-bench-survey"))
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="cluster sizes to time (default 1 2)")
+    ap.add_argument("--generate-only", action="store_true", help="only generate the observations")
+    ap.add_argument("--archive-sample", type=int, default=20,
+                    help="observations surveyed with the 9-run reference grid for the archive estimate (0: skip)")
     args = ap.parse_args(argv)
 
     from xcube.survey import param_grid
@@ -108,6 +111,8 @@ def main(argv=None) -> int:
         files = generate(data_dir, args.n_obs, args.min_events, args.max_events, args.duration, gen_client)
     finally:
         close()
+    if args.generate_only:
+        return 0
     import xcube
 
     n_ev = [xcube.open_events(f).sizes["event"] for f in files]
@@ -130,12 +135,24 @@ def main(argv=None) -> int:
         s = results[1]["wall"] / results[2]["wall"]
         print(f"speed-up 1 -> 2 workers: {s:.2f}x (target >= 1.8x)")
     best = results[max(results)]
-    per_obs = best["compute_per_task"]
-    n_arch, cores = 17_000, 128
-    est = n_arch * per_obs * (1 + max(best["overhead"], 0) / per_obs) / cores
-    print(f"archive estimate: 17,000 observations x {len(params)} parameter sets at {per_obs:.2f} s each "
-          f"(+{100 * max(best['overhead'], 0) / per_obs:.0f} % overhead) on {cores} cores: "
-          f"{est / 3600:.2f} h; x3 for the 9-run reference grid: {3 * est / 3600:.2f} h")
+    over = max(best["overhead"], 0.0) / best["compute_per_task"]
+    if args.archive_sample:
+        # the reference grid (9 runs, 5 s bins included) on a sample, for the archive estimate
+        from xcube.survey import param_grid as grid
+
+        ref = grid([5.0, 50.0, 200.0], [(0.2, 2.0), (2.0, 12.0), (0.2, 12.0)])
+        sample = files[:: max(1, len(files) // args.archive_sample)][: args.archive_sample]
+        r9 = survey_once(sample, ref, max(args.workers), args.memory_limit, keep_status=True)
+        per_obs = r9["compute_per_task"]
+        by_tb = r9["status"].groupby("time_bin")["wall_time"].mean()
+        print(f"reference grid (9 runs) on {len(sample)} of these observations: {per_obs:.2f} s compute per "
+              f"observation; mean per run: " + ", ".join(f"{tb:g} s bins {w:.2f} s" for tb, w in by_tb.items()))
+        mean_ev = float(np.mean([xcube.open_events(f).sizes["event"] for f in sample]))
+        n_arch, cores = 17_000, 128
+        est = n_arch * per_obs * (1 + over) / cores
+        print(f"archive estimate: 17,000 observations x 9 runs at {per_obs:.2f} s per observation "
+              f"(mean {mean_ev:.3g} events) + {100 * over:.0f} % overhead on {cores} single-threaded workers: "
+              f"{est / 3600:.2f} h")
     return 0
 
 

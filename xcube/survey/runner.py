@@ -224,6 +224,7 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
         write_status(out, existing)
         plan = plan_survey(obs, out, plist, retry_failed=retry_failed, overwrite=overwrite, existing=existing)
         n_runs = sum(len(v) for v in plan.values())
+        log.info("%s: planned %d runs in %.1f s", out, n_runs, time.perf_counter() - t_start)
         echo(f"survey of {len(obs)} observations x {len(plist)} parameter sets into {out}: "
              f"{len(obs) * len(plist) - n_runs} runs already recorded, {n_runs} runs in {len(plan)} tasks to do")
         if plan:
@@ -234,16 +235,19 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
                                                   memory_limit=memory_limit, retries=retries,
                                                   dashboard_address=dashboard_address, **(cluster_options or {}))
             dashboard = getattr(client, "dashboard_link", None)
+            log.info("client ready after %.1f s", time.perf_counter() - t_start)
             echo(f"dask dashboard: {dashboard}")
             _execute(client, obs, plan, out, token, retries=retries, timeout=timeout, search=search,
                      figures=figures, progress=progress, flush_interval=flush_interval,
                      open_kwargs=open_kwargs, existing=existing)
+            log.info("tasks finished after %.1f s", time.perf_counter() - t_start)
         status = rebuild_status(out)
         cat_dir = None
         if catalogue and (plan or not (out / "catalogue").exists()):
             from .catalogue import build_catalogue
 
             cat_dir = build_catalogue(out, **(catalogue_options or {})).directory
+            log.info("catalogue built after %.1f s", time.perf_counter() - t_start)
         elif catalogue:
             cat_dir = out / "catalogue"
     finally:
@@ -274,7 +278,9 @@ def _execute(client, obs, plan, out, token, *, retries, timeout, search, figures
 
     table = {(r["obsid"], r["run_id"]): r for r in existing.to_dict("records")}
     try:  # import the package once per worker up front, so that the first tasks do not pay for it
+        t0 = time.perf_counter()
         client.run(_warm_up)
+        log.info("workers warmed up in %.1f s", time.perf_counter() - t0)
     except Exception as exc:  # noqa: BLE001 - only an optimisation
         log.debug("worker warm-up failed: %s", exc)
     futures = {}
