@@ -11,6 +11,7 @@ from . import accessor  # noqa: F401  (registers the .xcube accessor)
 from . import simulate  # noqa: F401  (xcube.simulate.event_list, inject_flare, ...)
 from . import bayes  # noqa: F401  (xcube.bayes.log10_bayes_peak, threshold, masks, ...)
 from .transients.search import search_transients
+from . import survey  # noqa: F401  (xcube.survey.run, build_catalogue, ...)
 
 __all__ = ["__version__", "open_events", "open_archive", "to_zarr", "select", "bin_events", "region_mask", "region_area"]
 __all__ += ["lightcurve", "image", "spectrum", "read_lightcurve", "write_lightcurve", "write_spectrum",
