@@ -6,7 +6,8 @@ speed-up from 1 to 2 workers, peak memory per worker.
 
 Generates ``--n-obs`` XMM-pn-like observations (``xcube.simulate``; event
 counts log-uniform in [min, max], one flare each) once into ``--data-dir``
-(reused on later runs), then surveys them with 3 parameter sets, first on a
+(reused on later runs; pn, 40 ks, background 1 ct/s, 10 constant sources, one
+flare, the rest of the events in a diffuse component), then surveys them with 3 parameter sets, first on a
 LocalCluster of 1 single-threaded worker, then of 2. Per-task compute is
 what each task measured itself (opening the events + every run's search and
 writing), so
@@ -54,8 +55,8 @@ def _simulate_one(job, duration):
     path, obsid, n, seed = job
     tmp = Path(path).with_suffix(".tmp.FIT")
     flare = dict(amplitude=1.0, width=200.0, t_peak=duration / 2)
-    sim.event_list("xmm-pn", duration=duration, n_events=n, soft_protons=1, flares=[flare], obs_id=obsid,
-                   seed=seed, path=tmp, overwrite=True)
+    sim.event_list("xmm-pn", duration=duration, n_events=n, background_rate=1.0, sources=10, soft_protons=0,
+                   flares=[flare], obs_id=obsid, seed=seed, path=tmp, overwrite=True)
     os.replace(tmp, path)
     return path
 
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-obs", type=int, default=200)
     ap.add_argument("--min-events", type=float, default=1e5)
     ap.add_argument("--max-events", type=float, default=1e6)
-    ap.add_argument("--duration", type=float, default=50_000.0, help="observation length [s]")
+    ap.add_argument("--duration", type=float, default=40_000.0, help="observation length [s]")
     ap.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "xcube-bench-survey"))
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="cluster sizes to time (default 1 2)")

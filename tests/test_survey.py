@@ -38,7 +38,7 @@ def search(events, **kw):
 
 def slow_search(events, **kw):
     """The search, slowed down so that a survey can be killed mid-run."""
-    time.sleep(0.4)
+    time.sleep(0.5)
     return search(events, **kw)
 
 
@@ -51,26 +51,28 @@ def killing_search(events, marker_dir=None, **kw):
     return search(events, **kw)
 
 
-def _simulate(root: Path, obsid: str, seed: int, **kw) -> Path:
+def _simulate(root: Path, obsid: str, seed: int, camera: str = "M1", **kw) -> Path:
     import xcube.simulate as sim
 
-    path = root / obsid / f"P{obsid}M1S001MIEVLI0000.FIT"
+    path = root / obsid / f"P{obsid}{camera}S001MIEVLI0000.FIT"
     sources = [dict(ra=RA + 0.05, dec=DEC, rate=0.05), dict(ra=RA - 0.04, dec=DEC + 0.03, rate=0.03)]
     flare = dict(amplitude=0.5, width=150.0, t_peak=3000.0 + 500 * (seed % 5),
                  ra=RA + 0.01 * (seed % 3), dec=DEC - 0.02)
-    sim.event_list("xmm-mos1", duration=10_000.0, sources=sources, soft_protons=0, flares=[flare],
+    sim.event_list({"M1": "xmm-mos1", "M2": "xmm-mos2"}[camera], duration=10_000.0, sources=sources, soft_protons=0, flares=[flare],
                    ra_pnt=RA, dec_pnt=DEC, obs_id=obsid, seed=seed, path=path, **kw)
     return path
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    """ROOT/<obsid>/ with 8 good observations, a corrupt file, a file with no good time."""
+    """ROOT/<obsid>/ with 8 good observations (the last with two cameras, MOS1 and
+    MOS2), a corrupt file, a file with no good time."""
     from xcube.io.write_events import write_events_fits
 
     root = tmp_path_factory.mktemp("archive")
     for i, obsid in enumerate(GOOD):
         _simulate(root, obsid, seed=i)
+    _simulate(root, GOOD[-1], seed=50, camera="M2")
     bad = root / CORRUPT / f"P{CORRUPT}M1S001MIEVLI0000.FIT"
     bad.parent.mkdir()
     good = (root / GOOD[0] / f"P{GOOD[0]}M1S001MIEVLI0000.FIT").read_bytes()
@@ -106,7 +108,8 @@ def reference(archive):
 
     frames = []
     for obsid in GOOD:
-        ev = xcube.open_events(archive / obsid / f"P{obsid}M1S001MIEVLI0000.FIT")
+        evs = [xcube.open_events(f) for f in sorted((archive / obsid).glob("*EVLI*"))]
+        ev = evs[0] if len(evs) == 1 else evs  # the cameras of one observation are searched together
         for p in PARAMS:
             with dask.config.set(scheduler="synchronous"):
                 det = search(ev, **p.kwargs()).detections.drop(columns=["run_id"], errors="ignore")
@@ -169,6 +172,7 @@ def test_bad_observations_are_recorded_and_the_rest_complete(survey, archive):
     assert (survey.out / bad["traceback_file"]).read_text().strip()
     skipped = st[st.obsid == NO_GTI].iloc[0]
     assert "good time" in skipped["message"].lower()
+    assert len(json.loads(st[st.obsid == GOOD[-1]]["files"].iloc[0])) == 2  # two cameras, one task
     done = st[st.state == "done"]
     assert (done["wall_time"] > 0).all() and (done["peak_rss_mb"] > 50).all()
     assert (done["xcube_version"] == xcube.__version__).all()
@@ -231,6 +235,9 @@ def test_kill_and_resume(archive, client, reference, tmp_path):
         if n >= 2:
             break
         time.sleep(0.02)
+    # the catalogue can be built from the finished runs while the survey writes more
+    partial_cat = build_catalogue(out)
+    assert len(partial_cat.runs) >= 2
     proc.send_signal(signal.SIGKILL)
     log = proc.communicate()[0].decode(errors="replace")
     assert proc.returncode == -signal.SIGKILL, log
