@@ -504,7 +504,9 @@ def _mask_kernel(n, mu, plo, phi, elo, ehi, peak, ecl):  # pragma: no cover - co
 def _mask_kernel_sparse(n, mu, plo, phi, elo, ehi, peak, ecl):  # pragma: no cover - compiled
     """``_mask_kernel`` with a shortcut for n = 0 (never a peak; an eclipse only
     above ``eclipse_lo[0]``): faster when most voxels are empty, slower when
-    the branch is unpredictable. Same codes and return values."""
+    the branch is unpredictable. Same codes and return values. (The general
+    branch repeats ``_mask_kernel``'s on purpose: a shared per-voxel helper
+    returning a tuple measured 8x slower, 40 vs 320 M voxels per CPU-second.)"""
     size = plo.size
     undecided = 0
     nonint = 0
