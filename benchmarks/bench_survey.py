@@ -76,14 +76,16 @@ def survey_once(files, params, n_workers: int, memory_limit: str, keep_status: b
     finally:
         close()
     st = res.status
-    per_task = st.groupby("obsid").agg(open_time=("open_time", "first"), runs=("wall_time", "sum"))
+    per_task = st.groupby("obsid").agg(open_time=("open_time", "first"), runs=("wall_time", "sum"),
+                                       cpu=("cpu_time", "sum"))
     compute = float((per_task["open_time"].fillna(0) + per_task["runs"]).sum())
     n_tasks = len(per_task)
     overhead = (wall * n_workers - compute) / n_tasks
     mem = st.groupby("worker")["peak_rss_mb"].max()
     shutil.rmtree(out, ignore_errors=True)
     return dict(wall=wall, compute=compute, tasks=n_tasks, overhead=overhead,
-                compute_per_task=compute / n_tasks, mem=mem, states=st["state"].value_counts().to_dict(),
+                compute_per_task=compute / n_tasks, mem=mem,
+                cpu_per_wall=float(per_task["cpu"].sum() / per_task["runs"].sum()), states=st["state"].value_counts().to_dict(),
                 runs=len(st), detections=int(st["n_detections"].sum()), status=st if keep_status else None)
 
 
@@ -128,7 +130,8 @@ def main(argv=None) -> int:
         mem = ", ".join(f"{m:.0f}" for m in r["mem"].to_numpy())
         print(f"LocalCluster {n} worker(s) x 1 thread: wall {r['wall']:.1f} s, {r['runs']} runs {r['states']}, "
               f"{r['detections']} detections", flush=True)
-        print(f"  task compute: sum {r['compute']:.1f} s, mean {r['compute_per_task']:.2f} s per observation")
+        print(f"  task compute: sum {r['compute']:.1f} s, mean {r['compute_per_task']:.2f} s per observation; "
+              f"worker CPU / wall during runs {r['cpu_per_wall']:.2f}")
         print(f"  scheduling overhead per task: {r['overhead']:.3f} s "
               f"= {100 * r['overhead'] / r['compute_per_task']:.1f} % of compute (target <= 10 %)")
         print(f"  peak memory per worker [MiB]: {mem}")

@@ -20,6 +20,7 @@ time_bin, emin,     the run's parameters [s, keV, keV, sigma, arcsec];
 emax, sigma,        ``extra`` is a JSON string of further search keywords
 size_arcsec, extra
 wall_time           seconds spent on this run (search + writing)
+cpu_time            CPU seconds of the worker process during the run (all its threads)
 open_time           seconds spent opening the observation's events (once per task)
 peak_rss_mb         peak resident memory of the worker process during the run [MiB]
 n_detections        number of detections (0 unless done)
@@ -30,7 +31,7 @@ traceback_file      traceback path relative to ``out`` (failed runs)
 search_run_id       run id reported by the search
 exposure,           from the search summary: good exposure [s], bad frames,
 n_bad_frames,       bad time intervals, expected number of false alarms
-n_bti,
+n_bti,              (peak + eclipse)
 expected_false_alarms
 files               JSON list of the observation's event files
 worker, started,    where and when (UTC ISO 8601) it ran; ``token`` identifies
@@ -67,7 +68,7 @@ COLUMNS = {
     "obsid": "string", "run_id": "string", "param_hash": "string", "state": "string",
     "time_bin": "float64", "emin": "float64", "emax": "float64", "sigma": "float64",
     "size_arcsec": "float64", "extra": "string",
-    "wall_time": "float64", "open_time": "float64", "peak_rss_mb": "float64", "n_detections": "int64",
+    "wall_time": "float64", "cpu_time": "float64", "open_time": "float64", "peak_rss_mb": "float64", "n_detections": "int64",
     "xcube_version": "string", "error_class": "string", "message": "string", "traceback_file": "string",
     "search_run_id": "string", "exposure": "float64", "n_bad_frames": "float64", "n_bti": "float64",
     "expected_false_alarms": "float64", "files": "string", "worker": "string",

@@ -152,6 +152,8 @@ def failure_record(params: SearchParams, files, token, exc: BaseException | None
 
 def _summary_number(summary: dict, key):
     v = summary.get(key)
+    if isinstance(v, dict):  # e.g. expected false alarms per kind: the total
+        v = sum(float(x) for x in v.values() if isinstance(x, (int, float)))
     try:
         return float(v) if v is not None else None
     except (TypeError, ValueError):
@@ -278,7 +280,7 @@ class _Work:
     def _run_one(self, rid, params, events, search, rss):
         rss.take()
         started = _now()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         base = _base_record(params, self.files, self.token, self.worker)
         base.update(open_time=self.open_time, started=started)
         try:
@@ -297,6 +299,7 @@ class _Work:
             def timed_writer(tmp, writer=writer, rec=rec):
                 writer(tmp)
                 rec["wall_time"] = time.perf_counter() - t0
+                rec["cpu_time"] = time.process_time() - c0
                 rec["peak_rss_mb"] = rss.take()
                 rec["finished"] = _now()
 
@@ -306,7 +309,8 @@ class _Work:
         except Exception as exc:  # noqa: BLE001 - one failed run never stops the others
             rec = failure_record(params, self.files, self.token, exc, _traceback=traceback.format_exc(),
                                  open_time=self.open_time, started=started, worker=self.worker,
-                                 wall_time=time.perf_counter() - t0, peak_rss_mb=rss.take())
+                                 wall_time=time.perf_counter() - t0, cpu_time=time.process_time() - c0,
+                                 peak_rss_mb=rss.take())
             self.commit(rid, rec)
 
 
