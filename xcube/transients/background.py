@@ -341,6 +341,7 @@ def background_model(
     smooth_sigma: float = 0.5,
     inpaint: str = "biharmonic",
     wcs=None,
+    images=None,
 ) -> xr.Dataset:
     """Fit the background + constant-source model to a counts cube.
 
@@ -358,6 +359,10 @@ def background_model(
     inpaint : ``"biharmonic"`` or ``"normalized"`` (see :func:`inpaint`).
     wcs : ``xcube.wcs(events)``, for catalogue disks on a cube without
         ``ra``/``dec`` coordinates (see :func:`source_mask`).
+    images : ``(image_gti, image_bti)``, the (y, x) counts summed over the GTI
+        and the BTI frames (as defined here from ``bti``, ``bad_frame`` and the
+        exposure), when the caller already has them: the pass over the cube
+        is then skipped.
 
     Returns
     -------
@@ -367,8 +372,8 @@ def background_model(
     excluded) and the lazy ``light_curve`` (counts outside the mask); attrs
     ``counts_outside_gti``/``_bti``, ``source_subset``, ``threshold``, ...
 
-    Computes eagerly: the two subset images, in one pass over the cube; the
-    rest is 2-D work or lazy.
+    Computes eagerly: the two subset images, in one pass over the cube
+    (unless ``images`` are given); the rest is 2-D work or lazy.
     """
     cube = _check_cube(cube)
     nt, ny, nx = cube.shape
@@ -379,10 +384,13 @@ def background_model(
     in_g = valid & ~bti_f
     in_b = valid & bti_f
     n = _cube_dask(cube)
-    zero = da.zeros((ny, nx), dtype=np.int64, chunks=(ny, nx))
-    img_g = n[np.flatnonzero(in_g)].sum(axis=0, dtype=np.int64) if in_g.any() else zero
-    img_b = n[np.flatnonzero(in_b)].sum(axis=0, dtype=np.int64) if in_b.any() else zero
-    img_g, img_b = (np.asarray(a) for a in dask.compute(img_g, img_b))
+    if images is None:
+        zero = da.zeros((ny, nx), dtype=np.int64, chunks=(ny, nx))
+        img_g = n[np.flatnonzero(in_g)].sum(axis=0, dtype=np.int64) if in_g.any() else zero
+        img_b = n[np.flatnonzero(in_b)].sum(axis=0, dtype=np.int64) if in_b.any() else zero
+        img_g, img_b = (np.asarray(a) for a in dask.compute(img_g, img_b))
+    else:
+        img_g, img_b = (np.asarray(a, dtype=np.int64).reshape(ny, nx) for a in images)
 
     yx = ("y", "x")
     coords2d = {k: v for k, v in cube.coords.items() if set(v.dims) <= set(yx)}

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from astropy.coordinates import SkyCoord
-from scipy import ndimage, optimize, special
+from scipy import ndimage, special
 
 from . import bayes
 
-__all__ = ["detect", "iau_name", "count_quantiles", "sigma_equivalent", "DETECTION_COLUMNS"]
+__all__ = ["detect", "region_list", "assemble", "iau_name", "count_quantiles", "sigma_equivalent",
+           "sigma_equivalents", "DETECTION_COLUMNS"]
 
 log = logging.getLogger("xcube.transients")
 
@@ -76,22 +77,58 @@ def count_quantiles(n, mu, kind: str, q=(0.16, 0.5, 0.84)) -> np.ndarray:
 
 def sigma_equivalent(log10b: float, kind: str) -> float:
     """The Gaussian-equivalent significance s whose calibrated threshold
-    (``bayes.threshold(s)``) equals ``log10b``; 0 below the 0-sigma threshold."""
-    if not np.isfinite(log10b):
-        return float("nan")
-    field = 0 if kind == "peak" else 1
+    (``bayes.threshold(s)``) equals ``log10b``; 0 below the 0-sigma threshold,
+    inf beyond s = 1000, NaN for a NaN factor. Bisection to 1e-6 in s."""
+    return float(sigma_equivalents(np.array([log10b], dtype=float), kind)[0])
 
-    def f(s):
-        return bayes.threshold(s)[field] - log10b
 
-    lo, hi = 1e-3, 1.0
-    if f(lo) > 0:
-        return 0.0
-    while f(hi) < 0:
-        hi *= 2
-        if hi > 1e3:
-            return float("inf")
-    return float(optimize.brentq(f, lo, hi, xtol=1e-6))
+def _thresholds_at(s: np.ndarray, kind: str) -> np.ndarray:
+    """``bayes.threshold(s)`` of ``kind`` for an array of sigmas (vectorised;
+    the same arithmetic as ``bayes.calibration_counts``)."""
+    mu = bayes.CALIBRATION_MU
+    s2 = s * s
+    root = np.sqrt(8.0 * mu * s2 + s2 * s2)
+    if kind == "peak":
+        n = np.ceil((2.0 * mu + s2 + root) / 2.0)
+        return bayes.log10_bayes_peak(n, np.full(n.shape, mu))
+    n = np.floor((2.0 * mu + s2 - root) / 2.0)
+    out = np.full(n.shape, np.inf)
+    ok = n >= 0
+    out[ok] = bayes.log10_bayes_eclipse(n[ok], np.full(int(ok.sum()), mu))
+    return out
+
+
+def sigma_equivalents(log10b, kind: str) -> np.ndarray:
+    """:func:`sigma_equivalent` of an array of log10 Bayes factors (one
+    vectorised bisection for all of them). Eager, float64."""
+    if kind not in ("peak", "eclipse"):
+        raise ValueError(f"kind must be 'peak' or 'eclipse', not {kind!r}")
+    b = np.atleast_1d(np.asarray(log10b, dtype=float))
+    out = np.full(b.shape, np.nan)
+    idx = np.flatnonzero(np.isfinite(b))
+    if idx.size == 0:
+        return out
+    bb = b[idx]
+    lo = np.full(bb.shape, 1e-3)
+    zero = _thresholds_at(lo, kind) > bb
+    hi = np.ones(bb.shape)
+    big = np.zeros(bb.shape, bool)
+    todo = ~zero
+    while True:
+        below = todo & ~big & (_thresholds_at(hi, kind) < bb)
+        if not below.any():
+            break
+        hi = np.where(below, 2.0 * hi, hi)
+        big |= hi > 1e3
+    act = todo & ~big
+    while np.any(act & (hi - lo > 1e-6)):
+        mid = 0.5 * (lo + hi)
+        up = _thresholds_at(mid, kind) < bb  # threshold(mid) below b: root above mid
+        lo = np.where(act & up, mid, lo)
+        hi = np.where(act & ~up, mid, hi)
+    res = np.where(zero, 0.0, np.where(big, np.inf, 0.5 * (lo + hi)))
+    out[idx] = res
+    return out
 
 
 def _regions(flag_count: np.ndarray, image: np.ndarray):
@@ -122,6 +159,23 @@ def _cell_to_sky(cube: xr.DataArray, iy: float, ix: float) -> tuple[float, float
     return float(xl[0] + (ix + 0.5) * wx), float(yl[0] + (iy + 0.5) * wy)
 
 
+def region_list(peak_counts: np.ndarray, eclipse_counts: np.ndarray, image: np.ndarray) -> list:
+    """Detections as 8-connected regions of pixels flagged in at least one frame.
+
+    ``peak_counts``/``eclipse_counts``: (y, x) number of flagged frames per
+    pixel; ``image``: (y, x) summed counts (weights of the centroid). Returns a
+    list of ``(kind, footprint (y, x) bool, iy, ix, area)``, peaks first, each
+    kind in label order; ``iy``/``ix`` the counts-weighted centroid in
+    fractional cell indices. Eager.
+    """
+    regions = []
+    for kind, fc in (("peak", np.asarray(peak_counts)), ("eclipse", np.asarray(eclipse_counts))):
+        labels, regs = _regions(fc, np.asarray(image))
+        for lab, (iy, ix), area in regs:
+            regions.append((kind, labels == lab, iy, ix, area))
+    return regions
+
+
 def detect(cube: xr.DataArray, expected: xr.DataArray, peak_mask, eclipse_mask, *, wcs=None,
            run_id: str = "", obs_id: str = "", bti=None, bad_frame=None):
     """Turn masks into a detection table and per-detection light curves.
@@ -137,20 +191,15 @@ def detect(cube: xr.DataArray, expected: xr.DataArray, peak_mask, eclipse_mask, 
     Returns ``(detections DataFrame, lightcurves Dataset over (detection, time))``.
     Computes: one pass over the cube for the summed image and per-pixel flag
     counts, then one pass for the light curves of all regions together.
+    (``search_transients`` gets the same numbers without dense passes, from
+    its compact cube; see :func:`assemble`.)
     """
     n = cube.data
     mu = expected.data
     pm = peak_mask.data if isinstance(peak_mask, xr.DataArray) else peak_mask
     em = eclipse_mask.data if isinstance(eclipse_mask, xr.DataArray) else eclipse_mask
     image, fp, fe = dask.compute(n.sum(axis=0), pm.sum(axis=0), em.sum(axis=0))
-    image, fp, fe = (np.asarray(a) for a in (image, fp, fe))
-    regions = []
-    for kind, fc in (("peak", fp), ("eclipse", fe)):
-        labels, regs = _regions(fc, image)
-        for lab, (iy, ix), area in regs:
-            regions.append((kind, labels == lab, iy, ix, area))
-    nt = cube.sizes["time"]
-    time = cube["time"].values
+    regions = region_list(fp, fe, image)
     if not regions:
         return _empty_table(), _empty_lightcurves(cube, bti, bad_frame)
     foot = np.stack([r[1] for r in regions]).astype(np.float64)  # (k, y, x)
@@ -168,31 +217,60 @@ def detect(cube: xr.DataArray, expected: xr.DataArray, peak_mask, eclipse_mask, 
     lc_e = da.tensordot(emd.astype(np.float64), foot_d, axes=((1, 2), (1, 2)))
     lc_n, lc_mu, lc_nan, lc_p, lc_e = (np.asarray(a).T for a in dask.compute(lc_n, lc_mu, lc_nan, lc_p, lc_e))
     lc_mu = np.where(lc_nan > 0, np.nan, lc_mu)  # (k, t)
+    return assemble(cube, regions, lc_n, lc_mu, lc_p, lc_e, wcs=wcs, run_id=run_id, obs_id=obs_id,
+                    bti=bti, bad_frame=bad_frame)
+
+
+def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=None, run_id: str = "",
+             obs_id: str = "", bti=None, bad_frame=None):
+    """Detection table and light curves from the regions (:func:`region_list`)
+    and their per-frame sums (each (k, time) arrays, k = len(regions)): counts
+    ``lc_n``, expected counts ``lc_mu`` (NaN where a footprint pixel has none),
+    flagged peak voxels ``lc_p`` and eclipse voxels ``lc_e``. ``cube`` gives
+    the time and cell coordinates only. Eager (small arrays)."""
+    if not regions:
+        return _empty_table(), _empty_lightcurves(cube, bti, bad_frame)
+    nt = cube.sizes["time"]
+    time = cube["time"].values
+    lc_n = np.asarray(lc_n, dtype=np.float64)
+    lc_mu = np.asarray(lc_mu, dtype=np.float64)
     bp = np.asarray(bayes.log10_bayes_peak(lc_n, lc_mu))
     be = np.asarray(bayes.log10_bayes_eclipse(lc_n, lc_mu))
     t_lo = cube["time_lo"].values
     t_hi = cube["time_hi"].values
+    k_all = len(regions)
+    kinds = [r[0] for r in regions]
+    best = np.empty(k_all, dtype=np.int64)
+    best_b = np.empty(k_all)
+    for k, kind in enumerate(kinds):
+        b = bp[k] if kind == "peak" else be[k]
+        best[k] = int(np.argmax(np.where(np.isfinite(b), b, -np.inf)))
+        best_b[k] = b[best[k]]
+    sig = np.empty(k_all)
+    for kind in ("peak", "eclipse"):
+        sel = np.array([kd == kind for kd in kinds])
+        if sel.any():
+            sig[sel] = sigma_equivalents(best_b[sel], kind)
+    xy = np.array([_cell_to_sky(cube, r[2], r[3]) for r in regions])
+    ra = np.full(k_all, np.nan)
+    dec = np.full(k_all, np.nan)
+    if wcs is not None:
+        c = wcs.pixel_to_world(xy[:, 0], xy[:, 1])
+        ra, dec = np.atleast_1d(c.ra.deg).astype(float), np.atleast_1d(c.dec.deg).astype(float)
     rows = []
     for k, (kind, _, iy, ix, area) in enumerate(regions):
         flagged = (lc_p[k] if kind == "peak" else lc_e[k]) > 0
-        b = bp[k] if kind == "peak" else be[k]
-        bb = np.where(np.isfinite(b), b, -np.inf)
-        j = int(np.argmax(bb))
+        j = int(best[k])
         fidx = np.flatnonzero(flagged)
-        x, y = _cell_to_sky(cube, iy, ix)
-        ra = dec = np.nan
-        if wcs is not None:
-            c = wcs.pixel_to_world(x, y)
-            ra, dec = float(c.ra.deg), float(c.dec.deg)
         q = count_quantiles(lc_n[k, j], lc_mu[k, j], kind)
         rows.append({
             "run_id": run_id, "obs_id": obs_id, "detection": k, "kind": kind,
-            "ra": ra, "dec": dec, "x": x, "y": y,
+            "ra": float(ra[k]), "dec": float(dec[k]), "x": float(xy[k, 0]), "y": float(xy[k, 1]),
             "t_start": float(t_lo[fidx[0]]) if fidx.size else np.nan,
             "t_stop": float(t_hi[fidx[-1]]) if fidx.size else np.nan,
             "t_peak": float(time[j]),
-            "log10_bayes": float(b[j]),
-            "sigma_equivalent": sigma_equivalent(float(b[j]), kind),
+            "log10_bayes": float(best_b[k]),
+            "sigma_equivalent": float(sig[k]),
             "counts": float(lc_n[k, j]), "expected": float(lc_mu[k, j]),
             "counts_est_16": q[0], "counts_est_50": q[1], "counts_est_84": q[2],
             "area": area, "n_frames_flagged": int(fidx.size),
@@ -207,7 +285,7 @@ def detect(cube: xr.DataArray, expected: xr.DataArray, peak_mask, eclipse_mask, 
             "log10_bayes_peak": (("detection", "time"), bp),
             "log10_bayes_eclipse": (("detection", "time"), be),
         },
-        coords={"detection": np.arange(len(regions)), **_time_coords(cube)},
+        coords={"detection": np.arange(k_all), **_time_coords(cube)},
     )
     _add_flags(lcs, nt, bti, bad_frame)
     return table, lcs

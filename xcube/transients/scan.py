@@ -1,0 +1,739 @@
+"""One pass over the events of a transient-search run.
+
+``search_transients`` needs, per camera, four things from the events: the
+counts cube N(time, y, x) of the screened events in the energy band, the
+band events' counts per frame and CCD (bad-frame rule), the 10-12 keV light
+curve of the screened events inside the camera's GTIs (bad time intervals)
+and the sky extent of the band events (the cube's grid). :func:`scan_events`
+gets all four in **one** Dask pass over the event chunks, each chunk read
+once: the screening expression, the band test and the GTI test are those of
+:func:`xcube.select.select`, the bins those of :func:`xcube.bin_events`
+(half-open ``[lo, hi)``), so every number is the same as the one the separate
+steps give.
+
+The cube is kept as a :class:`CompactCube`: the cell index of every band
+event, frame by frame (events are time-sorted), 2 or 4 bytes per event,
+instead of a dense (time, y, x) array. Every later step of the search (subset
+images, background light curve, masks, light curves of the detections) is one
+numba loop over these indices, and :meth:`CompactCube.to_dask` gives the
+dense cube lazily, chunk by chunk along time, for the user.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numba
+import numpy as np
+import xarray as xr
+from dask.highlevelgraph import HighLevelGraph
+
+from .. import gti as gtimod
+from ..expression import compile_expression
+from ..missions import get_profile
+from ..select import _aliases, _dtypes, _energy_band, _EnergyTest, _macro_lookup
+
+__all__ = ["CompactCube", "CameraScan", "scan_events", "merge_cameras"]
+
+log = logging.getLogger("xcube.transients")
+
+_EDGES, _LUT = 0, 1
+_LUT_MAX = 1 << 24
+_EMPTY_I32 = np.empty(0, dtype=np.int32)
+_EMPTY_F64 = np.empty(0, dtype=np.float64)
+#: dense cube chunks handed out by ``CompactCube.to_dask`` [bytes of int32 counts]
+CUBE_CHUNK_BYTES = 32 * 2**20
+
+
+def cell_dtype(n_cells: int) -> np.dtype:
+    """Smallest unsigned dtype holding cell indices ``0 .. n_cells - 1``."""
+    return np.dtype(np.uint16) if n_cells <= 1 << 16 else np.dtype(np.uint32)
+
+
+# ---------------------------------------------------------------------- the compact cube
+@dataclass(eq=False)
+class CompactCube:
+    """A (time, y, x) counts cube stored as the cell index of every event.
+
+    ``cells`` holds, frame after frame, the flat cell index ``iy * nx + ix`` of
+    each counted event (uint16/uint32); the events of frame ``t`` are
+    ``cells[seg[t]:seg[t + 1]]`` (``seg``: int64, ``n_frames + 1``). Memory is
+    2 or 4 bytes per event, whatever the number of frames.
+    """
+
+    cells: np.ndarray
+    seg: np.ndarray
+    ny: int
+    nx: int
+
+    @property
+    def n_frames(self) -> int:
+        return self.seg.size - 1
+
+    @property
+    def n_pixels(self) -> int:
+        return self.ny * self.nx
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.n_frames, self.ny, self.nx)
+
+    def frame_totals(self) -> np.ndarray:
+        """Counts per frame, int64 (n_frames,)."""
+        return np.diff(self.seg)
+
+    def dense(self, f0: int = 0, f1: int | None = None, dtype="int32") -> np.ndarray:
+        """Frames ``f0:f1`` as a dense (frames, ny, nx) array (eager)."""
+        f1 = self.n_frames if f1 is None else f1
+        out = np.zeros((f1 - f0, self.n_pixels), dtype=np.dtype(dtype))
+        _fill_dense(self.cells, self.seg, f0, f1, out)
+        return out.reshape(f1 - f0, self.ny, self.nx)
+
+    def to_dask(self, dtype="int32", chunk_bytes: int = CUBE_CHUNK_BYTES) -> da.Array:
+        """The dense cube as a lazy Dask array chunked along time (each chunk
+        about ``chunk_bytes``; the y and x axes whole). The graph holds this
+        compact cube, not a copy per chunk."""
+        dtype = np.dtype(dtype)
+        nt = self.n_frames
+        per = max(1, int(chunk_bytes // max(self.n_pixels * dtype.itemsize, 1)))
+        starts = list(range(0, nt, per)) or [0]
+        sizes = tuple(min(per, nt - s) for s in starts) if nt else (0,)
+        tag = uuid.uuid4().hex
+        src = f"compact-cube-{tag}"
+        name = f"counts-{tag}"
+        layer = {src: self}
+        for c, (s, m) in enumerate(zip(starts, sizes)):
+            layer[(name, c, 0, 0)] = (_dense_task, src, s, s + m, dtype)
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
+        return da.Array(graph, name, (sizes, (self.ny,), (self.nx,)), dtype=dtype,
+                        meta=np.empty((0, 0, 0), dtype=dtype))
+
+
+def _dense_task(cc: CompactCube, f0, f1, dtype):
+    return cc.dense(f0, f1, dtype)
+
+
+@numba.njit(nogil=True, cache=True)
+def _fill_dense(cells, seg, f0, f1, out):  # pragma: no cover - compiled
+    for t in range(f0, f1):
+        row = t - f0
+        for i in range(seg[t], seg[t + 1]):
+            out[row, cells[i]] += 1
+
+
+# ---------------------------------------------------------------------- one camera
+@dataclass(eq=False)
+class CameraScan:
+    """What one pass over one camera's events gives (all eager numpy).
+
+    ``cells``/``seg``: the band events inside the frames, as full-grid cell
+    indices (``iy * nx_full + ix``) frame by frame; ``ccd_counts`` (n_frames,
+    n_ccd) band counts per frame and CCD (pn) or None; ``frame_counts``
+    (n_frames,) band counts (as the bad-frame rule counts them); ``he_counts``
+    the 10-12 keV light curve or None; ``extent`` (xmin, xmax, ymin, ymax) of
+    all band events (inf/-inf when none); ``n_outside`` band events outside the
+    full grid (the grid must then be rebuilt).
+    """
+
+    cells: np.ndarray
+    seg: np.ndarray
+    ccd_counts: np.ndarray | None
+    frame_counts: np.ndarray
+    he_counts: np.ndarray | None
+    extent: tuple
+    n_outside: int
+
+
+@dataclass(frozen=True, eq=False)
+class _Axis1:
+    """Cell rule of one sky column: LUT for integer columns, edges otherwise."""
+
+    mode: int
+    lut: np.ndarray
+    lut_lo: int
+    edges: np.ndarray
+
+
+def _sky_rule(edges: np.ndarray, dtype) -> _Axis1:
+    """``edges[k] <= v < edges[k+1]`` as a lookup table over the integers in
+    range (integer columns) or a binary search (float columns)."""
+    e = np.asarray(edges, dtype=np.float64)
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        v0, v1 = int(math.ceil(e[0])), int(math.floor(e[-1]))
+        if v1 >= v0 and v1 - v0 + 1 <= _LUT_MAX:
+            v = np.arange(v0, v1 + 1, dtype=np.float64)
+            k = np.searchsorted(e, v, side="right") - 1
+            k[(k < 0) | (k >= e.size - 1)] = -1
+            return _Axis1(_LUT, k.astype(np.int32), v0, e)
+    return _Axis1(_EDGES, _EMPTY_I32, 0, e)
+
+
+@dataclass(frozen=True, eq=False)
+class _ScanSpec:
+    columns: tuple  # event columns the task reads, in block order
+    screen: object  # Expression or None
+    band: _EnergyTest
+    frame_edges: np.ndarray
+    ax: _Axis1
+    ay: _Axis1
+    nx_full: int
+    cell_dtype: np.dtype
+    ccd_lo: int  # first CCD number of the quadrant map, or -1 (no CCD counts)
+    n_ccd: int
+    he: object  # Expression or None (no light curve)
+    he_gti: tuple
+    he_edges: np.ndarray
+
+
+@numba.njit(inline="always")
+def _lut_index(v, lut, lut_lo):  # pragma: no cover - compiled
+    j = np.int64(v) - lut_lo
+    if j < 0 or j >= lut.size:
+        return -1
+    return np.int64(lut[j])
+
+
+@numba.njit(nogil=True, cache=True)
+def _scan_kernel(idx, time, x, y, ccd, frame_edges, fa, xlut, xlo, ylut, ylo, nx_full,
+                 ccd_lo, n_ccd, cells, ncell, ccounts, ext):  # pragma: no cover - compiled
+    """Band events ``idx`` (time-sorted): their extent; for the ones inside
+    the frames, the full-grid cell (``cells``, ``ncell`` per frame from frame
+    ``fa``) and the counts per frame and CCD (``ccounts``; column 0 = all
+    events when ``n_ccd`` is 0). Returns (cells written, events outside the
+    grid, unsorted)."""
+    nf = frame_edges.size - 1
+    e0 = frame_edges[0]
+    eN = frame_edges[nf]
+    m = 0
+    outside = 0
+    unsorted = False
+    f = fa
+    prev = -np.inf
+    x0 = ext[0]
+    x1 = ext[1]
+    y0 = ext[2]
+    y1 = ext[3]
+    nxl = np.int64(nx_full)
+    for j in range(idx.size):
+        i = idx[j]
+        t = time[i]
+        xv = x[i]
+        yv = y[i]
+        x0 = min(x0, xv)
+        x1 = max(x1, xv)
+        y0 = min(y0, yv)
+        y1 = max(y1, yv)
+        unsorted |= t < prev
+        prev = t
+        if not (t >= e0 and t < eN):
+            continue
+        while t >= frame_edges[f + 1]:
+            f += 1
+        if n_ccd > 0:
+            k = np.int64(ccd[i]) - ccd_lo
+            if k >= 0 and k < n_ccd:
+                ccounts[f - fa, k] += 1
+        else:
+            ccounts[f - fa, 0] += 1
+        ix = _lut_index(xv, xlut, xlo)
+        iy = _lut_index(yv, ylut, ylo)
+        if ix < 0 or iy < 0:
+            outside += 1
+            continue
+        cells[m] = iy * nxl + ix
+        ncell[f - fa] += 1
+        m += 1
+    ext[0] = x0
+    ext[1] = x1
+    ext[2] = y0
+    ext[3] = y1
+    return m, outside, unsorted
+
+
+def _lut_input(values, ax: _Axis1):
+    """(column, lut, lut_lo) for the kernel: an integer column goes through
+    its lookup table; a float column is turned into bin numbers here
+    (``searchsorted`` on the edges, -1 outside) and an identity table."""
+    if ax.mode == _LUT:
+        return values, ax.lut, ax.lut_lo
+    e = ax.edges
+    v = np.asarray(values, dtype=np.float64)
+    k = np.searchsorted(e, v, side="right") - 1
+    k[(k < 0) | (k >= e.size - 1) | np.isnan(v)] = -1
+    return k, np.arange(e.size - 1, dtype=np.int32), 0
+
+
+def _scan_task(spec: _ScanSpec, *blocks):
+    """One event chunk -> ``(cells, fa, ncell, ccounts, he, ext, outside,
+    unsorted, first_time, last_time)`` (see :func:`_combine`)."""
+    cols = dict(zip(spec.columns, blocks))
+    t = np.asarray(cols["time"], dtype=np.float64)
+    n = t.size
+    screen = np.ones(n, bool) if spec.screen is None else spec.screen.evaluate(cols, n)
+    band = screen & np.asarray(spec.band(cols), dtype=bool)
+    idx = np.flatnonzero(band)
+    fe = spec.frame_edges
+    tb = t[idx]
+    fa, nfr = 0, 0
+    if idx.size:
+        i0, i1 = np.searchsorted(tb, [fe[0], fe[-1]], side="left")
+        if i1 > i0:
+            fa = int(np.clip(np.searchsorted(fe, tb[i0], side="right") - 1, 0, fe.size - 2))
+            fb = int(np.clip(np.searchsorted(fe, tb[i1 - 1], side="right") - 1, fa, fe.size - 2))
+            nfr = fb - fa + 1
+    cells = np.empty(idx.size, dtype=spec.cell_dtype)
+    ncell = np.zeros(nfr, dtype=np.int64)
+    ccounts = np.zeros((nfr, max(spec.n_ccd, 1)), dtype=np.int64)
+    ext = np.array([np.inf, -np.inf, np.inf, -np.inf])
+    m, outside, unsorted = 0, 0, False
+    if idx.size:
+        ccd = cols["ccdnr"] if spec.n_ccd > 0 else np.zeros(1, np.int16)
+        (x, xl, xlo), (y, yl, ylo) = (_lut_input(cols[c], a) for c, a in (("x", spec.ax), ("y", spec.ay)))
+        m, outside, unsorted = _scan_kernel(idx, t, x, y, ccd, fe, fa, xl, xlo, yl, ylo, spec.nx_full, spec.ccd_lo,
+                                            spec.n_ccd, cells, ncell, ccounts, ext)
+        if spec.ax.mode == _EDGES or spec.ay.mode == _EDGES:  # the kernel saw bin numbers: extent of the values
+            vx, vy = (np.asarray(cols[c])[idx].astype(np.float64) for c in ("x", "y"))
+            ext = np.array([np.nanmin(vx), np.nanmax(vx), np.nanmin(vy), np.nanmax(vy)])
+    he = None
+    if spec.he is not None:
+        th = t[screen & spec.he.evaluate(cols, n)]
+        th = th[gtimod.in_gti(th, spec.he_gti)]
+        he = np.diff(np.searchsorted(th, spec.he_edges, side="left")).astype(np.int64)
+    first = float(t[0]) if n else np.inf
+    last = float(t[-1]) if n else -np.inf
+    if n > 1 and not unsorted:  # the kernel checks the band events; check the chunk cheaply too
+        unsorted = bool(np.any(t[1::1024][1:] < t[1::1024][:-1])) if n > 2048 else bool(np.any(t[1:] < t[:-1]))
+    return cells[:m], fa, ncell, ccounts, he, ext, int(outside), bool(unsorted), first, last
+
+
+def _combine(parts, n_frames, n_ccd, n_he) -> CameraScan:
+    """Sum the chunks' pieces into one :class:`CameraScan`."""
+    if any(p[7] for p in parts):
+        _unsorted()
+    bounds = [(p[8], p[9]) for p in parts if np.isfinite(p[8])]
+    if any(b[0] < a[1] for a, b in zip(bounds[:-1], bounds[1:])):
+        _unsorted()
+    ncell = np.zeros(n_frames, dtype=np.int64)
+    counts = np.zeros((n_frames, max(n_ccd, 1)), dtype=np.int64)
+    he = np.zeros(n_he, dtype=np.int64) if n_he else None
+    ext = np.array([np.inf, -np.inf, np.inf, -np.inf])
+    outside = 0
+    for cells, fa, nc, cc, h, e, out, *_ in parts:
+        k = nc.size
+        ncell[fa:fa + k] += nc
+        counts[fa:fa + k] += cc
+        if h is not None:
+            he += h
+        ext[0], ext[2] = min(ext[0], e[0]), min(ext[2], e[2])
+        ext[1], ext[3] = max(ext[1], e[1]), max(ext[3], e[3])
+        outside += out
+    cells = np.concatenate([p[0] for p in parts])
+    seg = np.zeros(n_frames + 1, dtype=np.int64)
+    np.cumsum(ncell, out=seg[1:])
+    return CameraScan(cells, seg, counts if n_ccd else None, counts.sum(axis=1), he,
+                      tuple(float(v) for v in ext), outside)
+
+
+def _unsorted():
+    raise ValueError("events are not time-sorted; the transient search needs sorted times "
+                     "(xcube.open_events sorts on load; sort a hand-made EventList with events.sortby('time'))")
+
+
+def _event_array(events, name, chunks=None):
+    data = events[name].data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=chunks or (1 << 22,))
+    return data
+
+
+def scan_graph(events, *, screening: str | None, energy_band, frame_edges, x_edges, y_edges,
+               he_band=None, he_edges=None, ccd=True):
+    """Lazy per-chunk pieces of one camera's pass (list of Delayed-like keys)
+    plus what ``_combine`` needs. See :func:`scan_events`."""
+    prof = get_profile(events.attrs.get("profile", "generic"))
+    dtypes = _dtypes(events)
+    screen = None
+    if screening:
+        screen = compile_expression(screening, dtypes, aliases=_aliases(events), macros=_macro_lookup(events))
+    lo, hi = _energy_band(events, energy_band)
+    band = _EnergyTest(lo, hi)
+    need = {"time", "x", "y", "energy"} | (set(screen.columns) if screen is not None else set())
+    ccd_lo, n_ccd = -1, 0
+    if ccd and prof.quadrants:
+        if "ccdnr" not in events.variables:
+            raise KeyError(f"{events.attrs.get('source', 'events')}: no 'ccdnr' column, needed for the "
+                           f"{prof.instrument} partial-CCD frame rule; read the CCDNR column from the event file")
+        ccds = np.array(sorted(prof.quadrants))
+        if np.any(np.diff(ccds) != 1):
+            raise ValueError(f"profile {prof.name}: quadrant map must cover consecutive CCD numbers")
+        if not np.issubdtype(events["ccdnr"].dtype, np.integer):
+            raise TypeError(f"{events.attrs.get('source', 'events')}: the 'ccdnr' column must be integer")
+        ccd_lo, n_ccd = int(ccds[0]), int(ccds.size)
+        need.add("ccdnr")
+    he = None
+    he_gti = (np.empty(0), np.empty(0))
+    he_e = np.empty(0)
+    if he_band is not None and he_edges is not None:
+        g = gtimod.from_dataset(events)
+        if gtimod.exposure_per_bin(he_edges[:-1], he_edges[1:], g).any():
+            lo_e, hi_e = (float(v) for v in he_band)
+            he = compile_expression(f"energy > {lo_e!r} && energy < {hi_e!r}", dtypes,
+                                    aliases=_aliases(events), macros=_macro_lookup(events))
+            need |= set(he.columns)
+            he_gti = g
+            he_e = np.asarray(he_edges, dtype=np.float64)
+    for c in need:
+        if c not in events.variables:
+            raise KeyError(f"{events.attrs.get('source', 'events')}: no event column {c!r} (columns: "
+                           f"{sorted(k for k, v in events.data_vars.items() if v.dims == ('event',))})")
+    columns = tuple(sorted(need))
+    x_edges = np.asarray(x_edges, np.float64)
+    y_edges = np.asarray(y_edges, np.float64)
+    nx_full = x_edges.size - 1
+    n_cells = nx_full * (y_edges.size - 1)
+    spec = _ScanSpec(columns, screen, band, np.asarray(frame_edges, np.float64),
+                     _sky_rule(x_edges, events["x"].dtype), _sky_rule(y_edges, events["y"].dtype), nx_full,
+                     cell_dtype(n_cells), ccd_lo, n_ccd, he, he_gti, he_e)
+    ref = _event_array(events, "time")
+    arrays = []
+    for c in columns:
+        a = _event_array(events, c, ref.chunks[0])
+        if a.chunks != ref.chunks:
+            a = a.rechunk(ref.chunks)
+        arrays.append(a)
+    tag = uuid.uuid4().hex[:16]
+    name = f"scan-{tag}"
+    layer = {(name, j): (_scan_task, spec, *[(a.name, j) for a in arrays]) for j in range(ref.numblocks[0])}
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=arrays)
+    keys = [(name, j) for j in range(ref.numblocks[0])]
+    labels = []
+    if screen is not None:
+        labels.append(f"expr={screen.text}")
+    labels.append(f"energy_band=[{lo:g}, {hi:g}) keV")
+    return graph, keys, (frame_edges.size - 1, n_ccd, he_e.size - 1 if he is not None else 0), labels
+
+
+def scan_events(cameras, *, screening, energy_band, frame_edges, x_edges, y_edges, he_band=None,
+                he_edges=None):
+    """One Dask pass over every camera's events (all chunks of all cameras in
+    one ``dask.compute``). Returns ``(scans, labels)``: a :class:`CameraScan`
+    per camera and the selection labels of each (as ``select`` writes them).
+
+    ``screening``: one filter expression (or None) per camera; ``frame_edges``
+    (n+1,) [s]; ``x_edges``/``y_edges`` the full sky grid (column units);
+    ``he_band``/``he_edges``: the bad-time-interval band [keV] and light-curve
+    bin edges [s] (None: no light curve). Memory: the cells (2-4 B per band
+    event) and, per chunk in flight, its columns.
+    """
+    graphs, all_keys, shapes, labels = [], [], [], []
+    for ev, scr in zip(cameras, screening):
+        g, keys, shp, lab = scan_graph(ev, screening=scr, energy_band=energy_band, frame_edges=frame_edges,
+                                       x_edges=x_edges, y_edges=y_edges, he_band=he_band, he_edges=he_edges)
+        graphs.append(g)
+        all_keys.append(keys)
+        shapes.append(shp)
+        labels.append(lab)
+    from dask.delayed import Delayed
+
+    graph = HighLevelGraph.merge(*graphs)
+    results = dask.compute(*[Delayed(k, graph, layer=k[0]) for keys in all_keys for k in keys])
+    out, i = [], 0
+    for keys, (nf, nccd, nhe) in zip(all_keys, shapes):
+        out.append(_combine(results[i:i + len(keys)], nf, nccd, nhe))
+        i += len(keys)
+    return out, labels
+
+
+# ---------------------------------------------------------------------- cameras -> one cube
+@numba.njit(nogil=True, cache=True)
+def _crop_kernel(cells, nx_full, kx0, ky0, nx, out):  # pragma: no cover - compiled
+    for i in range(cells.size):
+        c = np.int64(cells[i])
+        iy = c // nx_full
+        ix = c - iy * nx_full
+        out[i] = (iy - ky0) * nx + (ix - kx0)
+
+
+@numba.njit(nogil=True, cache=True)
+def _merge_kernel(c1, s1, c2, s2, out, seg):  # pragma: no cover - compiled
+    m = 0
+    seg[0] = 0
+    for t in range(s1.size - 1):
+        for i in range(s1[t], s1[t + 1]):
+            out[m] = c1[i]
+            m += 1
+        for i in range(s2[t], s2[t + 1]):
+            out[m] = c2[i]
+            m += 1
+        seg[t + 1] = m
+
+
+def merge_cameras(scans, nx_full, kx0, ky0, nx, ny) -> CompactCube:
+    """Crop every camera's full-grid cells to the (ny, nx) grid starting at
+    cell (ky0, kx0) and merge the cameras frame by frame into one
+    :class:`CompactCube` (the sum of the cameras' cubes)."""
+    dt = cell_dtype(nx * ny)
+    cube = None
+    for s in scans:
+        c = np.empty(s.cells.size, dtype=dt)
+        if s.cells.size:
+            _crop_kernel(s.cells, nx_full, kx0, ky0, nx, c)
+        if cube is None:
+            cube = CompactCube(c, s.seg.copy(), ny, nx)
+            continue
+        out = np.empty(cube.cells.size + c.size, dtype=dt)
+        seg = np.empty_like(cube.seg)
+        _merge_kernel(cube.cells, cube.seg, c, s.seg, out, seg)
+        cube = CompactCube(out, seg, ny, nx)
+    return cube
+
+
+# ---------------------------------------------------------------------- passes over the compact cube
+@numba.njit(nogil=True, cache=True)
+def subset_images(cells, seg, subset, npix):  # pragma: no cover - compiled
+    """(3, npix) int64: counts summed over frames with subset 0 (GTI), 1 (BTI), and over all frames."""
+    out = np.zeros((3, npix), dtype=np.int64)
+    for t in range(seg.size - 1):
+        s = subset[t]
+        for i in range(seg[t], seg[t + 1]):
+            c = cells[i]
+            out[2, c] += 1
+            if s == 0:
+                out[0, c] += 1
+            elif s == 1:
+                out[1, c] += 1
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def counts_outside(cells, seg, outside):  # pragma: no cover - compiled
+    """Per frame, the counts in pixels where ``outside`` is True (int64)."""
+    nt = seg.size - 1
+    out = np.zeros(nt, dtype=np.int64)
+    for t in range(nt):
+        k = 0
+        for i in range(seg[t], seg[t + 1]):
+            if outside[cells[i]]:
+                k += 1
+        out[t] = k
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def voxel_flags(cells, seg, ftype, k_sub, k_lc, k_exp, t_g, t_b, rate, plo, phi, elo, ehi, cand, cand_ptr,
+                lab_p, lab_e, fp, fe, cp, ce, gp, ge, und):  # pragma: no cover - compiled
+    """Flag every voxel of the compact cube, frame by frame, without a dense pass.
+
+    Frame ``t`` of type ``k = ftype[t]`` (-1: mu undefined, never flagged) has
+    ``mu[p] = T[p] * k_lc[k] + rate[p] * k_exp[k]`` (T the BTI template when
+    ``k_sub[k] == 1``, else the GTI one): the arithmetic of
+    ``background.expected_counts``. The decision is that of ``bayes.masks``:
+    from the threshold table (``plo``/``phi``/``elo``/``ehi``), a voxel whose
+    mu lies in a guard band (or with n >= table size) is written to ``und``
+    rows ``(t, p, n, kind)`` for the direct test. Peaks are tested where the
+    frame has counts (n = 0 is never a peak); eclipses on the type's candidate
+    pixels ``cand[cand_ptr[k]:cand_ptr[k+1]]`` (mu above ``elo[0]``: elsewhere
+    no count is an eclipse).
+
+    Accumulates flagged frames per pixel (``fp``, ``fe``) and, for pixels of
+    peak/eclipse regions (``lab_p``/``lab_e`` >= 0), per region and frame the
+    counts (``cp``, ``ce``) and flagged voxels (``gp``, ``ge``). Returns the
+    number of undecided voxels (rows beyond ``und``'s length are not written).
+    """
+    size = plo.size
+    npix = fp.size
+    cap = und.shape[0]
+    cnt = np.zeros(npix, dtype=np.int64)
+    nund = 0
+    for t in range(seg.size - 1):
+        a = seg[t]
+        b = seg[t + 1]
+        for i in range(a, b):
+            p = cells[i]
+            cnt[p] += 1
+            if lab_p[p] >= 0:
+                cp[lab_p[p], t] += 1
+            if lab_e[p] >= 0:
+                ce[lab_e[p], t] += 1
+        k = ftype[t]
+        if k < 0:
+            for i in range(a, b):
+                cnt[cells[i]] = 0
+            continue
+        tm = t_b if k_sub[k] == 1 else t_g
+        lc = k_lc[k]
+        ex = k_exp[k]
+        for j in range(cand_ptr[k], cand_ptr[k + 1]):
+            p = cand[j]
+            n = cnt[p]
+            m = tm[p] * lc + rate[p] * ex
+            dec = 2
+            if n < size:
+                if m > ehi[n]:
+                    dec = 1
+                elif m <= elo[n]:
+                    dec = 0
+            if dec == 1:
+                fe[p] += 1
+                if lab_e[p] >= 0:
+                    ge[lab_e[p], t] += 1
+            elif dec == 2:
+                if nund < cap:
+                    und[nund, 0] = t
+                    und[nund, 1] = p
+                    und[nund, 2] = n
+                    und[nund, 3] = 1
+                nund += 1
+        for i in range(a, b):
+            p = cells[i]
+            n = cnt[p]
+            if n == 0:
+                continue
+            cnt[p] = 0
+            m = tm[p] * lc + rate[p] * ex
+            if not (m >= 0.0 and m < np.inf):
+                continue
+            dec = 2
+            if n < size:
+                if m < plo[n]:
+                    dec = 1
+                elif m >= phi[n]:
+                    dec = 0
+            if dec == 1:
+                fp[p] += 1
+                if lab_p[p] >= 0:
+                    gp[lab_p[p], t] += 1
+            elif dec == 2:
+                if nund < cap:
+                    und[nund, 0] = t
+                    und[nund, 1] = p
+                    und[nund, 2] = n
+                    und[nund, 3] = 0
+                nund += 1
+    return nund
+
+
+# ---------------------------------------------------------------------- frame types and flags
+@dataclass(eq=False)
+class FrameTypes:
+    """Frames grouped by what their mu image depends on.
+
+    ``mu[t, p] = T_{s}[p] * L[t] + S0[p] * exposure[t]``: frames with the same
+    subset s (GTI/BTI), background counts L and exposure share one mu image,
+    a *type*. ``ftype`` (n_frames,) is each frame's type, -1 where mu is
+    undefined (NaN); ``sub``/``lc``/``exposure``/``n_frames`` describe the
+    types. ``t_gti``/``t_bti``/``rate`` are the flat (pixels,) templates and
+    source rate [ct/s].
+    """
+
+    ftype: np.ndarray
+    sub: np.ndarray
+    lc: np.ndarray
+    exposure: np.ndarray
+    n_frames: np.ndarray
+    t_gti: np.ndarray
+    t_bti: np.ndarray
+    rate: np.ndarray
+
+    @classmethod
+    def from_model(cls, subset, light_curve, exposure, defined, t_gti, t_bti, rate) -> "FrameTypes":
+        """``subset`` (0 GTI, 1 BTI, -1 excluded), ``light_curve`` L [counts],
+        ``exposure`` [s] and ``defined`` (mu defined) per frame."""
+        ftype = np.full(np.shape(subset), -1, dtype=np.int64)
+        idx = np.flatnonzero(defined)
+        if idx.size:
+            key = np.stack([np.asarray(subset)[idx].astype(np.float64),
+                            np.asarray(light_curve)[idx].astype(np.float64), np.asarray(exposure)[idx]], axis=1)
+            uniq, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+            ftype[idx] = inverse.ravel()
+        else:
+            uniq, counts = np.zeros((0, 3)), np.zeros(0, np.int64)
+        f64 = lambda a: np.ascontiguousarray(a, dtype=np.float64).ravel()  # noqa: E731
+        return cls(ftype, uniq[:, 0].astype(np.int8), uniq[:, 1].copy(), uniq[:, 2].copy(), counts.astype(np.int64),
+                   f64(t_gti), f64(t_bti), f64(rate))
+
+    @property
+    def size(self) -> int:
+        return self.sub.size
+
+    def mu(self, k0: int, k1: int) -> np.ndarray:
+        """mu images of types ``k0:k1``, (k1 - k0, pixels) float64, with the
+        arithmetic of ``background.expected_counts``."""
+        tm = np.where(self.sub[k0:k1, None] == 1, self.t_bti[None], self.t_gti[None])
+        return tm * self.lc[k0:k1, None] + self.rate[None] * self.exposure[k0:k1, None]
+
+
+def eclipse_candidates_and_false_alarms(types: FrameTypes, sigma: float, block: int = 256):
+    """Per type, the pixels where an eclipse is possible (mu above the n = 0
+    eclipse break's guard band), as ``(cand, cand_ptr)``; and the expected
+    false alarms of all defined voxels, ``(peak, eclipse)``, each type's sum
+    weighted by its number of frames. Memory: ``block`` mu images at a time."""
+    from . import bayes
+
+    table = bayes.threshold_table(sigma)
+    e0 = table.eclipse_lo[0]
+    cands, ptr = [], [0]
+    fa_p = fa_e = 0.0
+    for k0 in range(0, types.size, block):
+        k1 = min(types.size, k0 + block)
+        mu = types.mu(k0, k1)
+        with np.errstate(invalid="ignore"):
+            c = mu > e0
+        for r in range(k1 - k0):
+            idx = np.flatnonzero(c[r]).astype(np.int64)
+            cands.append(idx)
+            ptr.append(ptr[-1] + idx.size)
+        w = types.n_frames[k0:k1]
+        for wv in np.unique(w):
+            f = bayes.expected_false_alarms(mu[w == wv], sigma)
+            fa_p += float(wv) * f.peak
+            fa_e += float(wv) * f.eclipse
+    cand = np.concatenate(cands) if cands else np.zeros(0, np.int64)
+    return cand, np.asarray(ptr, dtype=np.int64), (fa_p, fa_e)
+
+
+def flag_voxels(cube: CompactCube, types: FrameTypes, sigma: float, cand, cand_ptr, lab_p=None, lab_e=None,
+                n_regions=(0, 0)):
+    """Run :func:`voxel_flags` and settle its undecided voxels with
+    ``bayes.masks`` (the direct test). Returns ``(fp, fe, cp, ce, gp, ge)``:
+    flagged frames per pixel (peak, eclipse) and, per peak / eclipse region
+    and frame, counts and flagged voxels."""
+    from . import bayes
+
+    table = bayes.threshold_table(sigma)
+    npix, nt = cube.n_pixels, cube.n_frames
+    none = np.full(npix, -1, dtype=np.int64)
+    lab_p = none if lab_p is None else np.asarray(lab_p, dtype=np.int64)
+    lab_e = none if lab_e is None else np.asarray(lab_e, dtype=np.int64)
+    cap = 4096
+    while True:
+        fp = np.zeros(npix, np.int64)
+        fe = np.zeros(npix, np.int64)
+        cp = np.zeros((n_regions[0], nt), np.int64)
+        ce = np.zeros((n_regions[1], nt), np.int64)
+        gp = np.zeros((n_regions[0], nt), np.int64)
+        ge = np.zeros((n_regions[1], nt), np.int64)
+        und = np.zeros((cap, 4), np.int64)
+        nund = voxel_flags(cube.cells, cube.seg, types.ftype, types.sub, types.lc, types.exposure, types.t_gti,
+                           types.t_bti, types.rate, table.peak_lo, table.peak_hi, table.eclipse_lo, table.eclipse_hi,
+                           cand, cand_ptr, lab_p, lab_e, fp, fe, cp, ce, gp, ge, und)
+        if nund <= cap:
+            break
+        cap = int(nund)
+    if nund:
+        t, p, n, kind = und[:nund].T
+        k = types.ftype[t]
+        tm = np.where(types.sub[k] == 1, types.t_bti[p], types.t_gti[p])
+        mu = tm * types.lc[k] + types.rate[p] * types.exposure[k]
+        pk, ec = bayes.masks(n.astype(np.float64), mu, sigma)
+        dec = np.where(kind == 0, pk, ec).astype(np.int64)
+        for kd, flat, lab, g in ((0, fp, lab_p, gp), (1, fe, lab_e, ge)):
+            sel = (kind == kd) & (dec > 0)
+            np.add.at(flat, p[sel], 1)
+            r = lab[p[sel]]
+            np.add.at(g, (r[r >= 0], t[sel][r >= 0]), 1)
+    return fp, fe, cp, ce, gp, ge
