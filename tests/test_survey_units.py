@@ -286,3 +286,20 @@ def test_task_restores_the_dask_scheduler(tmp_path, make_event_file):
                         search=search)
         assert dask.config.get("scheduler") == "threads"
     assert seen == ["synchronous"]
+
+
+def test_task_event_cache_is_temporary_unless_given(tmp_path, make_event_file, monkeypatch):
+    import tempfile
+
+    f = make_event_file(n=200, header={"OBS_ID": "0100000001"}, name="P0100000001M1S001MIEVLI0000.FTZ", gzip=True)
+    plan = [(run_id("0100000001", p), p) for p in PARAMS]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    recs = run_observation("0100000001", [f], plan, tmp_path / "out", token="t", search=counting_search)
+    assert [r["state"] for r in recs] == ["done", "done"]
+    assert list(scratch.iterdir()) == []  # the converted copy went with the task's temporary cache
+    keep = tmp_path / "cache"
+    run_observation("0100000001", [f], plan, tmp_path / "out2", token="t", search=counting_search,
+                    open_kwargs={"cache": str(keep)})
+    assert [p.suffix for p in keep.iterdir()] == [".zarr"]

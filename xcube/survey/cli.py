@@ -37,7 +37,7 @@ def _survey(args) -> int:
               cluster_options=cluster_options, retries=args.retries, timeout=args.timeout,
               retry_failed=args.retry_failed, overwrite=args.overwrite, figures=args.figures,
               catalogue=not args.no_catalogue, catalogue_options=_catalogue_options(args),
-              dashboard_address=args.dashboard_address, progress=not args.quiet)
+              dashboard_address=args.dashboard_address, progress=not args.quiet, cache=args.cache)
     st = res.status
     failed = st[st["state"].isin(["failed", "timeout"])]
     if len(failed):
@@ -106,6 +106,9 @@ def register(subparsers) -> None:
     g.add_argument("--figures", choices=["detections", "all", "none"], default="detections",
                    help="PNG figures per run: for runs with detections (default), all runs, or none")
     g.add_argument("--no-catalogue", action="store_true", help="do not rebuild the catalogue at the end")
+    g.add_argument("--cache", metavar="DIR",
+                   help="keep compressed files converted for reading in DIR (default: a temporary "
+                        "directory per observation, removed after it)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_match_options(p)
     p.set_defaults(func=_survey)

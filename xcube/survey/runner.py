@@ -179,7 +179,7 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
         timeout: float | None = None, retry_failed: bool = False, overwrite: bool = False, search=None,
         figures: str = "detections", catalogue: bool = True, catalogue_options: dict | None = None,
         progress: bool = True, dashboard_address: str | None = ":8787", flush_interval: float = 10.0,
-        open_kwargs: dict | None = None) -> SurveyResult:
+        cache=None, open_kwargs: dict | None = None) -> SurveyResult:
     """Run the transient search over many observations and a parameter grid.
 
     Parameters
@@ -203,10 +203,18 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
         default), ``"all"`` or ``"none"``; tables and regions are always written.
     catalogue : rebuild ``out/catalogue/`` at the end (``catalogue_options`` go
         to :func:`xcube.survey.build_catalogue`).
+    cache : event cache directory for compressed (``.FTZ``, ``.gz``) or unsorted
+        files, which ``open_events`` converts once; default: a temporary
+        directory per task, removed when the task ends (keeping converted
+        copies of a whole archive would need about as much space again).
+    open_kwargs : further keywords for ``xcube.open_events`` (``instrument``, ``chunks``).
 
     Returns a :class:`SurveyResult`. Eager: blocks until every task finished.
     """
     t_start = time.perf_counter()
+    open_kwargs = dict(open_kwargs or {})
+    if cache is not None:
+        open_kwargs["cache"] = str(cache)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plist = _as_params(params)

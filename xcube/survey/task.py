@@ -240,7 +240,8 @@ class _Work:
             self.commit(rid, rec)
 
     def run(self):
-        with _synchronous_dask():
+        with _synchronous_dask(), _event_cache(self.open_kwargs.get("cache")) as cache:
+            self.cache = cache
             self._run()
 
     def _run(self):
@@ -259,7 +260,8 @@ class _Work:
         try:
             import xcube
 
-            evs = [xcube.open_events(f, **self.open_kwargs) for f in self.files]
+            opts = dict(self.open_kwargs, cache=self.cache)
+            evs = [xcube.open_events(f, **opts) for f in self.files]
             events = evs[0] if len(evs) == 1 else evs
             search = self.search or xcube.search_transients
         except (SurveyTimeout, SurveyAborted):
@@ -314,6 +316,28 @@ class _Work:
             self.commit(rid, rec)
 
 
+class _event_cache:
+    """The event cache of a task: the given directory, or (None) a temporary
+    directory removed when the task's work ends, so that a survey over
+    compressed archive files does not fill the cache with converted copies."""
+
+    def __init__(self, cache):
+        self.cache, self._tmp = cache, None
+
+    def __enter__(self):
+        if self.cache is not None:
+            return self.cache
+        import tempfile
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="xcube-survey-cache-")
+        return self._tmp.name
+
+    def __exit__(self, *exc):
+        if self._tmp is not None:
+            self._tmp.cleanup()
+        return False
+
+
 def _async_raise(thread: threading.Thread, exc_type) -> None:
     if thread.ident is not None and thread.is_alive():
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
@@ -333,6 +357,10 @@ def run_observation(obsid: str, files, plan, out, *, token: str, timeout: float 
     timeout : seconds for the whole task; uncommitted runs are then recorded
         as ``timeout`` (see module doc for how the work is stopped).
     search : search function (default ``xcube.search_transients``).
+    open_kwargs : keywords for ``xcube.open_events``. Its ``cache`` (where
+        compressed/unsorted files are converted) defaults to a temporary
+        directory of this task, removed at its end; give a directory to keep
+        the converted events.
     figures : PNG figures of the runs: ``"detections"`` (runs with detections),
         ``"all"`` or ``"none"``; the search's tables, summary and region file
         are always written (``res.write``).
