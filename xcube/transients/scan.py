@@ -131,7 +131,8 @@ class CameraScan:
     """What one pass over one camera's events gives (all eager numpy).
 
     ``cells``/``seg``: the band events inside the frames, as full-grid cell
-    indices (``iy * nx_full + ix``) frame by frame; ``ccd_counts`` (n_frames,
+    indices (``iy * nx_full + ix``) frame by frame (a list of arrays, one per
+    event chunk, to be concatenated); ``ccd_counts`` (n_frames,
     n_ccd) band counts per frame and CCD (pn) or None; ``frame_counts``
     (n_frames,) band counts (as the bad-frame rule counts them); ``he_counts``
     the 10-12 keV light curve or None; ``extent`` (xmin, xmax, ymin, ymax) of
@@ -139,7 +140,7 @@ class CameraScan:
     full grid (the grid must then be rebuilt).
     """
 
-    cells: np.ndarray
+    cells: list
     seg: np.ndarray
     ccd_counts: np.ndarray | None
     frame_counts: np.ndarray
@@ -198,13 +199,13 @@ def _lut_index(v, lut, lut_lo):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def _scan_kernel(idx, time, x, y, ccd, frame_edges, fa, xlut, xlo, ylut, ylo, nx_full,
+def _scan_kernel(band, time, x, y, ccd, frame_edges, fa, xlut, xlo, ylut, ylo, nx_full,
                  ccd_lo, n_ccd, cells, ncell, ccounts, ext):  # pragma: no cover - compiled
-    """Band events ``idx`` (time-sorted): their extent; for the ones inside
-    the frames, the full-grid cell (``cells``, ``ncell`` per frame from frame
-    ``fa``) and the counts per frame and CCD (``ccounts``; column 0 = all
-    events when ``n_ccd`` is 0). Returns (cells written, events outside the
-    grid, unsorted)."""
+    """The events with ``band`` True (time-sorted): their extent; for the
+    ones inside the frames, the full-grid cell (``cells``, ``ncell`` per frame
+    from frame ``fa``) and the counts per frame and CCD (``ccounts``; column 0
+    = all events when ``n_ccd`` is 0). Returns (cells written, events outside
+    the grid, unsorted)."""
     nf = frame_edges.size - 1
     e0 = frame_edges[0]
     eN = frame_edges[nf]
@@ -218,8 +219,9 @@ def _scan_kernel(idx, time, x, y, ccd, frame_edges, fa, xlut, xlo, ylut, ylo, nx
     y0 = ext[2]
     y1 = ext[3]
     nxl = np.int64(nx_full)
-    for j in range(idx.size):
-        i = idx[j]
+    for i in range(band.size):
+        if not band[i]:
+            continue
         t = time[i]
         xv = x[i]
         yv = y[i]
@@ -233,6 +235,9 @@ def _scan_kernel(idx, time, x, y, ccd, frame_edges, fa, xlut, xlo, ylut, ylo, nx
             continue
         while t >= frame_edges[f + 1]:
             f += 1
+        if f - fa >= ncell.size:  # beyond the chunk's last event time: not sorted
+            unsorted = True
+            continue
         if n_ccd > 0:
             k = np.int64(ccd[i]) - ccd_lo
             if k >= 0 and k < n_ccd:
@@ -275,28 +280,25 @@ def _scan_task(spec: _ScanSpec, *blocks):
     n = t.size
     screen = np.ones(n, bool) if spec.screen is None else spec.screen.evaluate(cols, n)
     band = screen & np.asarray(spec.band(cols), dtype=bool)
-    idx = np.flatnonzero(band)
+    n_band = int(np.count_nonzero(band))
     fe = spec.frame_edges
-    tb = t[idx]
     fa, nfr = 0, 0
-    if idx.size:
-        i0, i1 = np.searchsorted(tb, [fe[0], fe[-1]], side="left")
-        if i1 > i0:
-            fa = int(np.clip(np.searchsorted(fe, tb[i0], side="right") - 1, 0, fe.size - 2))
-            fb = int(np.clip(np.searchsorted(fe, tb[i1 - 1], side="right") - 1, fa, fe.size - 2))
-            nfr = fb - fa + 1
-    cells = np.empty(idx.size, dtype=spec.cell_dtype)
+    if n_band and t[0] < fe[-1] and t[-1] >= fe[0]:  # frames this chunk can touch (times are sorted)
+        fa = int(np.clip(np.searchsorted(fe, t[0], side="right") - 1, 0, fe.size - 2))
+        fb = int(np.clip(np.searchsorted(fe, t[-1], side="right") - 1, fa, fe.size - 2))
+        nfr = fb - fa + 1
+    cells = np.empty(n_band, dtype=spec.cell_dtype)
     ncell = np.zeros(nfr, dtype=np.int64)
     ccounts = np.zeros((nfr, max(spec.n_ccd, 1)), dtype=np.int64)
     ext = np.array([np.inf, -np.inf, np.inf, -np.inf])
     m, outside, unsorted = 0, 0, False
-    if idx.size:
+    if n_band:
         ccd = cols["ccdnr"] if spec.n_ccd > 0 else np.zeros(1, np.int16)
         (x, xl, xlo), (y, yl, ylo) = (_lut_input(cols[c], a) for c, a in (("x", spec.ax), ("y", spec.ay)))
-        m, outside, unsorted = _scan_kernel(idx, t, x, y, ccd, fe, fa, xl, xlo, yl, ylo, spec.nx_full, spec.ccd_lo,
-                                            spec.n_ccd, cells, ncell, ccounts, ext)
+        m, outside, unsorted = _scan_kernel(band, t, x, y, ccd, fe, fa, xl, xlo, yl, ylo, spec.nx_full,
+                                            spec.ccd_lo, spec.n_ccd, cells, ncell, ccounts, ext)
         if spec.ax.mode == _EDGES or spec.ay.mode == _EDGES:  # the kernel saw bin numbers: extent of the values
-            vx, vy = (np.asarray(cols[c])[idx].astype(np.float64) for c in ("x", "y"))
+            vx, vy = (np.asarray(cols[c])[band].astype(np.float64) for c in ("x", "y"))
             ext = np.array([np.nanmin(vx), np.nanmax(vx), np.nanmin(vy), np.nanmax(vy)])
     he = None
     if spec.he is not None:
@@ -331,10 +333,9 @@ def _combine(parts, n_frames, n_ccd, n_he) -> CameraScan:
         ext[0], ext[2] = min(ext[0], e[0]), min(ext[2], e[2])
         ext[1], ext[3] = max(ext[1], e[1]), max(ext[3], e[3])
         outside += out
-    cells = np.concatenate([p[0] for p in parts])
     seg = np.zeros(n_frames + 1, dtype=np.int64)
     np.cumsum(ncell, out=seg[1:])
-    return CameraScan(cells, seg, counts if n_ccd else None, counts.sum(axis=1), he,
+    return CameraScan([p[0] for p in parts], seg, counts if n_ccd else None, counts.sum(axis=1), he,
                       tuple(float(v) for v in ext), outside)
 
 
@@ -450,12 +451,9 @@ def scan_events(cameras, *, screening, energy_band, frame_edges, x_edges, y_edge
 
 # ---------------------------------------------------------------------- cameras -> one cube
 @numba.njit(nogil=True, cache=True)
-def _crop_kernel(cells, nx_full, kx0, ky0, nx, out):  # pragma: no cover - compiled
+def _crop_kernel(cells, lut, out):  # pragma: no cover - compiled
     for i in range(cells.size):
-        c = np.int64(cells[i])
-        iy = c // nx_full
-        ix = c - iy * nx_full
-        out[i] = (iy - ky0) * nx + (ix - kx0)
+        out[i] = lut[cells[i]]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -472,16 +470,26 @@ def _merge_kernel(c1, s1, c2, s2, out, seg):  # pragma: no cover - compiled
         seg[t + 1] = m
 
 
-def merge_cameras(scans, nx_full, kx0, ky0, nx, ny) -> CompactCube:
-    """Crop every camera's full-grid cells to the (ny, nx) grid starting at
-    cell (ky0, kx0) and merge the cameras frame by frame into one
-    :class:`CompactCube` (the sum of the cameras' cubes)."""
+def merge_cameras(scans, full_shape, ky0, kx0, ny, nx) -> CompactCube:
+    """Crop every camera's full-grid cells (grid ``full_shape`` = (ny, nx)
+    cells) to the (ny, nx) grid starting at cell (ky0, kx0), which holds all
+    of them, and merge the cameras frame by frame into one
+    :class:`CompactCube` (the sum of the cameras' cubes). The scans' cell
+    arrays are consumed (cropped in place, then released)."""
     dt = cell_dtype(nx * ny)
+    iy, ix = np.divmod(np.arange(full_shape[0] * full_shape[1], dtype=np.int64), full_shape[1])
+    inside = (iy >= ky0) & (iy < ky0 + ny) & (ix >= kx0) & (ix < kx0 + nx)
+    lut = np.where(inside, (iy - ky0) * nx + (ix - kx0), 0).astype(dt)
     cube = None
     for s in scans:
-        c = np.empty(s.cells.size, dtype=dt)
-        if s.cells.size:
-            _crop_kernel(s.cells, nx_full, kx0, ky0, nx, c)
+        parts = []
+        for a in s.cells:  # crop chunk by chunk (in place when the dtype allows), then one copy
+            out = a if a.dtype == dt else np.empty(a.size, dtype=dt)
+            _crop_kernel(a, lut, out)
+            parts.append(out)
+        c = np.concatenate(parts) if parts else np.zeros(0, dt)
+        del parts
+        s.cells = []
         if cube is None:
             cube = CompactCube(c, s.seg.copy(), ny, nx)
             continue
@@ -492,7 +500,6 @@ def merge_cameras(scans, nx_full, kx0, ky0, nx, ny) -> CompactCube:
     return cube
 
 
-# ---------------------------------------------------------------------- passes over the compact cube
 @numba.njit(nogil=True, cache=True)
 def subset_images(cells, seg, subset, npix):  # pragma: no cover - compiled
     """(3, npix) int64: counts summed over frames with subset 0 (GTI), 1 (BTI), and over all frames."""
@@ -525,45 +532,39 @@ def counts_outside(cells, seg, outside):  # pragma: no cover - compiled
 
 @numba.njit(nogil=True, cache=True)
 def voxel_flags(cells, seg, ftype, k_sub, k_lc, k_exp, t_g, t_b, rate, plo, phi, elo, ehi, cand, cand_ptr,
-                lab_p, lab_e, fp, fe, cp, ce, gp, ge, und):  # pragma: no cover - compiled
+                fp, fe, rec, und):  # pragma: no cover - compiled
     """Flag every voxel of the compact cube, frame by frame, without a dense pass.
 
     Frame ``t`` of type ``k = ftype[t]`` (-1: mu undefined, never flagged) has
     ``mu[p] = T[p] * k_lc[k] + rate[p] * k_exp[k]`` (T the BTI template when
     ``k_sub[k] == 1``, else the GTI one): the arithmetic of
-    ``background.expected_counts``. The decision is that of ``bayes.masks``:
-    from the threshold table (``plo``/``phi``/``elo``/``ehi``), a voxel whose
-    mu lies in a guard band (or with n >= table size) is written to ``und``
-    rows ``(t, p, n, kind)`` for the direct test. Peaks are tested where the
+    ``background.expected_counts``. The decision is that of ``bayes.masks``,
+    from its threshold table (``plo``/``phi``/``elo``/``ehi``); a voxel whose mu
+    lies in a guard band (or with n >= the table size) goes to ``und`` as a
+    row ``(t, p, n, kind)`` for the direct test. Peaks are tested where the
     frame has counts (n = 0 is never a peak); eclipses on the type's candidate
     pixels ``cand[cand_ptr[k]:cand_ptr[k+1]]`` (mu above ``elo[0]``: elsewhere
     no count is an eclipse).
 
-    Accumulates flagged frames per pixel (``fp``, ``fe``) and, for pixels of
-    peak/eclipse regions (``lab_p``/``lab_e`` >= 0), per region and frame the
-    counts (``cp``, ``ce``) and flagged voxels (``gp``, ``ge``). Returns the
-    number of undecided voxels (rows beyond ``und``'s length are not written).
+    Adds the flagged frames per pixel to ``fp``/``fe`` and writes every
+    flagged voxel to ``rec`` as ``(t, p, kind)`` (kind 0 peak, 1 eclipse).
+    Returns ``(flagged, undecided)`` voxel numbers; rows beyond the arrays'
+    lengths are counted, not written.
     """
     size = plo.size
-    npix = fp.size
-    cap = und.shape[0]
-    cnt = np.zeros(npix, dtype=np.int64)
+    cap_u = und.shape[0]
+    cap_r = rec.shape[0]
+    cnt = np.zeros(fp.size, dtype=np.int32)
     nund = 0
+    nrec = 0
     for t in range(seg.size - 1):
         a = seg[t]
         b = seg[t + 1]
-        for i in range(a, b):
-            p = cells[i]
-            cnt[p] += 1
-            if lab_p[p] >= 0:
-                cp[lab_p[p], t] += 1
-            if lab_e[p] >= 0:
-                ce[lab_e[p], t] += 1
         k = ftype[t]
         if k < 0:
-            for i in range(a, b):
-                cnt[cells[i]] = 0
             continue
+        for i in range(a, b):
+            cnt[cells[i]] += 1
         tm = t_b if k_sub[k] == 1 else t_g
         lc = k_lc[k]
         ex = k_exp[k]
@@ -579,10 +580,13 @@ def voxel_flags(cells, seg, ftype, k_sub, k_lc, k_exp, t_g, t_b, rate, plo, phi,
                     dec = 0
             if dec == 1:
                 fe[p] += 1
-                if lab_e[p] >= 0:
-                    ge[lab_e[p], t] += 1
+                if nrec < cap_r:
+                    rec[nrec, 0] = t
+                    rec[nrec, 1] = p
+                    rec[nrec, 2] = 1
+                nrec += 1
             elif dec == 2:
-                if nund < cap:
+                if nund < cap_u:
                     und[nund, 0] = t
                     und[nund, 1] = p
                     und[nund, 2] = n
@@ -605,16 +609,33 @@ def voxel_flags(cells, seg, ftype, k_sub, k_lc, k_exp, t_g, t_b, rate, plo, phi,
                     dec = 0
             if dec == 1:
                 fp[p] += 1
-                if lab_p[p] >= 0:
-                    gp[lab_p[p], t] += 1
+                if nrec < cap_r:
+                    rec[nrec, 0] = t
+                    rec[nrec, 1] = p
+                    rec[nrec, 2] = 0
+                nrec += 1
             elif dec == 2:
-                if nund < cap:
+                if nund < cap_u:
                     und[nund, 0] = t
                     und[nund, 1] = p
                     und[nund, 2] = n
                     und[nund, 3] = 0
                 nund += 1
-    return nund
+    return nrec, nund
+
+
+@numba.njit(nogil=True, cache=True)
+def region_counts(cells, seg, label, n_regions):  # pragma: no cover - compiled
+    """Counts per region and frame, (n_regions, n_frames) int64; ``label``
+    (pixels,) is each pixel's region, -1 for none."""
+    nt = seg.size - 1
+    out = np.zeros((n_regions, nt), dtype=np.int64)
+    for t in range(nt):
+        for i in range(seg[t], seg[t + 1]):
+            r = label[cells[i]]
+            if r >= 0:
+                out[r, t] += 1
+    return out
 
 
 # ---------------------------------------------------------------------- frame types and flags
@@ -696,44 +717,37 @@ def eclipse_candidates_and_false_alarms(types: FrameTypes, sigma: float, block: 
     return cand, np.asarray(ptr, dtype=np.int64), (fa_p, fa_e)
 
 
-def flag_voxels(cube: CompactCube, types: FrameTypes, sigma: float, cand, cand_ptr, lab_p=None, lab_e=None,
-                n_regions=(0, 0)):
+def flag_voxels(cube: CompactCube, types: FrameTypes, sigma: float, cand, cand_ptr):
     """Run :func:`voxel_flags` and settle its undecided voxels with
-    ``bayes.masks`` (the direct test). Returns ``(fp, fe, cp, ce, gp, ge)``:
-    flagged frames per pixel (peak, eclipse) and, per peak / eclipse region
-    and frame, counts and flagged voxels."""
+    ``bayes.masks`` (the direct test). Returns ``(fp, fe, flagged)``: flagged
+    frames per pixel (peak, eclipse; int64 (pixels,)) and the flagged voxels
+    as an (m, 3) int64 array of rows ``(frame, pixel, kind)``, kind 0 peak,
+    1 eclipse."""
     from . import bayes
 
     table = bayes.threshold_table(sigma)
-    npix, nt = cube.n_pixels, cube.n_frames
-    none = np.full(npix, -1, dtype=np.int64)
-    lab_p = none if lab_p is None else np.asarray(lab_p, dtype=np.int64)
-    lab_e = none if lab_e is None else np.asarray(lab_e, dtype=np.int64)
-    cap = 4096
+    npix = cube.n_pixels
+    cap_r, cap_u = 1 << 16, 1 << 12
     while True:
         fp = np.zeros(npix, np.int64)
         fe = np.zeros(npix, np.int64)
-        cp = np.zeros((n_regions[0], nt), np.int64)
-        ce = np.zeros((n_regions[1], nt), np.int64)
-        gp = np.zeros((n_regions[0], nt), np.int64)
-        ge = np.zeros((n_regions[1], nt), np.int64)
-        und = np.zeros((cap, 4), np.int64)
-        nund = voxel_flags(cube.cells, cube.seg, types.ftype, types.sub, types.lc, types.exposure, types.t_gti,
-                           types.t_bti, types.rate, table.peak_lo, table.peak_hi, table.eclipse_lo, table.eclipse_hi,
-                           cand, cand_ptr, lab_p, lab_e, fp, fe, cp, ce, gp, ge, und)
-        if nund <= cap:
+        rec = np.empty((cap_r, 3), np.int64)
+        und = np.empty((cap_u, 4), np.int64)
+        nrec, nund = voxel_flags(cube.cells, cube.seg, types.ftype, types.sub, types.lc, types.exposure,
+                                 types.t_gti, types.t_bti, types.rate, table.peak_lo, table.peak_hi,
+                                 table.eclipse_lo, table.eclipse_hi, cand, cand_ptr, fp, fe, rec, und)
+        if nrec <= cap_r and nund <= cap_u:
             break
-        cap = int(nund)
+        cap_r, cap_u = max(cap_r, int(nrec)), max(cap_u, int(nund))
+    rec = rec[:nrec]
     if nund:
         t, p, n, kind = und[:nund].T
         k = types.ftype[t]
         tm = np.where(types.sub[k] == 1, types.t_bti[p], types.t_gti[p])
         mu = tm * types.lc[k] + types.rate[p] * types.exposure[k]
         pk, ec = bayes.masks(n.astype(np.float64), mu, sigma)
-        dec = np.where(kind == 0, pk, ec).astype(np.int64)
-        for kd, flat, lab, g in ((0, fp, lab_p, gp), (1, fe, lab_e, ge)):
-            sel = (kind == kd) & (dec > 0)
-            np.add.at(flat, p[sel], 1)
-            r = lab[p[sel]]
-            np.add.at(g, (r[r >= 0], t[sel][r >= 0]), 1)
-    return fp, fe, cp, ce, gp, ge
+        yes = np.where(kind == 0, pk, ec)
+        np.add.at(fp, p[yes & (kind == 0)], 1)
+        np.add.at(fe, p[yes & (kind == 1)], 1)
+        rec = np.concatenate([rec, np.stack([t[yes], p[yes], kind[yes]], axis=1)])
+    return fp, fe, rec

@@ -314,7 +314,7 @@ def _search_one(evs, screens, *, time_bin, energy_band, sigma, size_arcsec, gti_
     x_edges, kx = _crop(grids[0][0], grids[0][1], ext[:, 0].min(), ext[:, 1].max(), origin_x, width)
     y_edges, ky = _crop(grids[1][0], grids[1][1], ext[:, 2].min(), ext[:, 3].max(), origin_y, width)
     nx, ny = x_edges.size - 1, y_edges.size - 1
-    cc = scan.merge_cameras(scans, grids[0][0].size - 1, kx or 0, ky or 0, nx, ny)
+    cc = scan.merge_cameras(scans, (grids[1][0].size - 1, grids[0][0].size - 1), ky or 0, kx or 0, ny, nx)
     cube = _wrap_cube(cc.to_dask(), edges, x_edges, y_edges, evs[0], labels[0])
     timings["cube"] = _time.perf_counter() - t_start
 
@@ -371,7 +371,7 @@ def _search_one(evs, screens, *, time_bin, energy_band, sigma, size_arcsec, gti_
     defined = (fsub >= 0) & (cc.frame_totals() > 0) & ok
     types = scan.FrameTypes.from_model(fsub, light_curve, exposure, defined, t_g, t_b, model["source_rate"].values)
     cand, cand_ptr, (fa_peak, fa_ecl) = scan.eclipse_candidates_and_false_alarms(types, sigma)
-    fp, fe, *_ = scan.flag_voxels(cc, types, sigma, cand, cand_ptr)
+    fp, fe, flagged = scan.flag_voxels(cc, types, sigma, cand, cand_ptr)
     timings["masks"] = _time.perf_counter() - t
 
     # --- detections and light curves ----------------------------------------
@@ -387,11 +387,17 @@ def _search_one(evs, screens, *, time_bin, energy_band, sigma, size_arcsec, gti_
     lc_n = lc_p = lc_e = np.zeros((0, n_frames))
     lc_mu = np.full((len(regions), n_frames), np.nan)
     if regions:
-        _, _, cp, ce, gp, ge = scan.flag_voxels(cc, types, sigma, cand, cand_ptr, lab_p, lab_e,
-                                                (n_p, len(regions) - n_p))
-        lc_n = np.concatenate([cp, ce]).astype(np.float64)
-        lc_p = np.concatenate([gp, np.zeros_like(ge)])
-        lc_e = np.concatenate([np.zeros_like(gp), ge])
+        # region index of every pixel, per kind (regions of one kind do not overlap)
+        lab = np.stack([lab_p, np.where(lab_e >= 0, lab_e + n_p, -1)])
+        lc_n = np.concatenate([scan.region_counts(cc.cells, cc.seg, lab_p, n_p),
+                               scan.region_counts(cc.cells, cc.seg, lab_e, len(regions) - n_p)]).astype(np.float64)
+        # flagged voxels per region and frame, of the region's own kind
+        lc_p = np.zeros((len(regions), n_frames), np.int64)
+        lc_e = np.zeros((len(regions), n_frames), np.int64)
+        for kd, out in ((0, lc_p), (1, lc_e)):
+            f = flagged[flagged[:, 2] == kd]
+            r = lab[kd][f[:, 1]]
+            np.add.at(out, (r[r >= 0], f[r >= 0, 0]), 1)
         # expected counts over each footprint, per frame type (NaN if a pixel has none)
         foot = np.stack([r[1].ravel() for r in regions]).astype(np.float64)  # (regions, pixels)
         per_type = np.empty((types.size, len(regions)))
