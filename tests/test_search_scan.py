@@ -131,7 +131,7 @@ def test_guard_band_and_large_counts_settled_by_direct_test():
     cc = scan.CompactCube(cells, seg, 1, 2)
     types = scan.FrameTypes(np.arange(nt), np.zeros(nt, np.int8), mu_vals.copy(), np.zeros(nt), np.ones(nt, np.int64),
                             np.array([1.0, np.nan]), np.full(2, np.nan), np.zeros(2))
-    cand, ptr, _ = scan.eclipse_candidates_and_false_alarms(types, sigma)
+    cand, ptr = scan.eclipse_candidates(types, sigma)
     fp, fe, flagged = scan.flag_voxels(cc, types, sigma, cand, ptr)
     pk, ec = bayes.masks(n_vals.astype(float), mu_vals, sigma)
     assert fp[0] == pk.sum() and fe[0] == ec.sum() and fp[1] == fe[1] == 0

@@ -222,20 +222,25 @@ def detect(cube: xr.DataArray, expected: xr.DataArray, peak_mask, eclipse_mask, 
 
 
 def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=None, run_id: str = "",
-             obs_id: str = "", bti=None, bad_frame=None):
+             obs_id: str = "", bti=None, bad_frame=None, log10_bayes=None):
     """Detection table and light curves from the regions (:func:`region_list`)
     and their per-frame sums (each (k, time) arrays, k = len(regions)): counts
     ``lc_n``, expected counts ``lc_mu`` (NaN where a footprint pixel has none),
-    flagged peak voxels ``lc_p`` and eclipse voxels ``lc_e``. ``cube`` gives
-    the time and cell coordinates only. Eager (small arrays)."""
+    flagged peak voxels ``lc_p`` and eclipse voxels ``lc_e``; optionally the
+    light curves' ``(log10 B_peak, log10 B_eclipse)`` when the caller has them
+    (else computed here). ``cube`` gives the time and cell coordinates only.
+    Eager (small arrays)."""
     if not regions:
         return _empty_table(), _empty_lightcurves(cube, bti, bad_frame)
     nt = cube.sizes["time"]
     time = cube["time"].values
     lc_n = np.asarray(lc_n, dtype=np.float64)
     lc_mu = np.asarray(lc_mu, dtype=np.float64)
-    bp = np.asarray(bayes.log10_bayes_peak(lc_n, lc_mu))
-    be = np.asarray(bayes.log10_bayes_eclipse(lc_n, lc_mu))
+    if log10_bayes is None:
+        bp = np.asarray(bayes.log10_bayes_peak(lc_n, lc_mu))
+        be = np.asarray(bayes.log10_bayes_eclipse(lc_n, lc_mu))
+    else:
+        bp, be = (np.asarray(a, dtype=np.float64) for a in log10_bayes)
     t_lo = cube["time_lo"].values
     t_hi = cube["time_hi"].values
     k_all = len(regions)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import uuid
 from dataclasses import dataclass
 
@@ -531,9 +532,10 @@ def counts_outside(cells, seg, outside):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def voxel_flags(cells, seg, ftype, k_sub, k_lc, k_exp, t_g, t_b, rate, plo, phi, elo, ehi, cand, cand_ptr,
+def voxel_flags(cells, seg, f0, f1, ftype, k_sub, k_lc, k_exp, t_g, t_b, rate, plo, phi, elo, ehi, cand, cand_ptr,
                 fp, fe, rec, und):  # pragma: no cover - compiled
-    """Flag every voxel of the compact cube, frame by frame, without a dense pass.
+    """Flag every voxel of frames ``f0:f1`` of the compact cube, frame by
+    frame, without a dense pass.
 
     Frame ``t`` of type ``k = ftype[t]`` (-1: mu undefined, never flagged) has
     ``mu[p] = T[p] * k_lc[k] + rate[p] * k_exp[k]`` (T the BTI template when
@@ -555,16 +557,20 @@ def voxel_flags(cells, seg, ftype, k_sub, k_lc, k_exp, t_g, t_b, rate, plo, phi,
     cap_u = und.shape[0]
     cap_r = rec.shape[0]
     cnt = np.zeros(fp.size, dtype=np.int32)
+    touched = np.empty(fp.size, dtype=np.int64)
     nund = 0
     nrec = 0
-    for t in range(seg.size - 1):
-        a = seg[t]
-        b = seg[t + 1]
+    for t in range(f0, f1):
         k = ftype[t]
         if k < 0:
             continue
-        for i in range(a, b):
-            cnt[cells[i]] += 1
+        nt = 0  # counts of the frame, and the list of pixels it touches (appended without a branch)
+        for i in range(seg[t], seg[t + 1]):
+            p = cells[i]
+            c = cnt[p]
+            touched[nt] = p
+            nt += c == 0
+            cnt[p] = c + 1
         tm = t_b if k_sub[k] == 1 else t_g
         lc = k_lc[k]
         ex = k_exp[k]
@@ -592,11 +598,9 @@ def voxel_flags(cells, seg, ftype, k_sub, k_lc, k_exp, t_g, t_b, rate, plo, phi,
                     und[nund, 2] = n
                     und[nund, 3] = 1
                 nund += 1
-        for i in range(a, b):
-            p = cells[i]
+        for j in range(nt):
+            p = touched[j]
             n = cnt[p]
-            if n == 0:
-                continue
             cnt[p] = 0
             m = tm[p] * lc + rate[p] * ex
             if not (m >= 0.0 and m < np.inf):
@@ -688,60 +692,99 @@ class FrameTypes:
         return tm * self.lc[k0:k1, None] + self.rate[None] * self.exposure[k0:k1, None]
 
 
-def eclipse_candidates_and_false_alarms(types: FrameTypes, sigma: float, block: int = 256):
-    """Per type, the pixels where an eclipse is possible (mu above the n = 0
-    eclipse break's guard band), as ``(cand, cand_ptr)``; and the expected
-    false alarms of all defined voxels, ``(peak, eclipse)``, each type's sum
-    weighted by its number of frames. Memory: ``block`` mu images at a time."""
+def eclipse_candidates(types: FrameTypes, sigma: float, block: int = 256):
+    """Per type, the pixels where an eclipse is possible: mu above the n = 0
+    eclipse break's guard band ``eclipse_lo[0]`` (elsewhere no count is an
+    eclipse, the breaks rising with n). Returns ``(cand, cand_ptr)``, the
+    pixels of type k being ``cand[cand_ptr[k]:cand_ptr[k+1]]``. Types whose
+    mu cannot reach the break anywhere (bounded by the templates' maxima)
+    are skipped without computing their image."""
     from . import bayes
 
-    table = bayes.threshold_table(sigma)
-    e0 = table.eclipse_lo[0]
-    cands, ptr = [], [0]
+    e0 = bayes.threshold_table(sigma).eclipse_lo[0]
+    counts = np.zeros(types.size, dtype=np.int64)
+    cands = []
+    if types.size and np.isfinite(e0):
+        top = lambda a: float(np.nanmax(a)) if np.isfinite(a).any() else -np.inf  # noqa: E731
+        tmax = np.where(types.sub == 1, top(types.t_bti), top(types.t_gti))
+        bound = tmax * types.lc + max(top(types.rate), 0.0) * types.exposure
+        need = np.flatnonzero(bound * (1 + 1e-12) + 1e-300 > e0)  # margin for rounding in the bound
+        for b0 in range(0, need.size, block):
+            ks = need[b0:b0 + block]
+            tm = np.where(types.sub[ks, None] == 1, types.t_bti[None], types.t_gti[None])
+            mu = tm * types.lc[ks, None] + types.rate[None] * types.exposure[ks, None]
+            with np.errstate(invalid="ignore"):
+                kk, pp = np.nonzero(mu > e0)
+            counts[ks] = np.bincount(kk, minlength=ks.size)
+            cands.append(pp.astype(np.int64))
+    ptr = np.zeros(types.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    cand = np.concatenate(cands) if cands else np.zeros(0, np.int64)
+    return cand, ptr
+
+
+def false_alarms(types: FrameTypes, sigma: float, block: int = 256):
+    """Expected false alarms ``(peak, eclipse)`` of all voxels with a defined
+    mu: ``bayes.expected_false_alarms`` of each type's image times its number
+    of frames. Memory: ``block`` mu images at a time."""
+    from . import bayes
+
     fa_p = fa_e = 0.0
     for k0 in range(0, types.size, block):
         k1 = min(types.size, k0 + block)
         mu = types.mu(k0, k1)
-        with np.errstate(invalid="ignore"):
-            c = mu > e0
-        for r in range(k1 - k0):
-            idx = np.flatnonzero(c[r]).astype(np.int64)
-            cands.append(idx)
-            ptr.append(ptr[-1] + idx.size)
         w = types.n_frames[k0:k1]
         for wv in np.unique(w):
             f = bayes.expected_false_alarms(mu[w == wv], sigma)
             fa_p += float(wv) * f.peak
             fa_e += float(wv) * f.eclipse
-    cand = np.concatenate(cands) if cands else np.zeros(0, np.int64)
-    return cand, np.asarray(ptr, dtype=np.int64), (fa_p, fa_e)
+    return fa_p, fa_e
 
 
-def flag_voxels(cube: CompactCube, types: FrameTypes, sigma: float, cand, cand_ptr):
-    """Run :func:`voxel_flags` and settle its undecided voxels with
-    ``bayes.masks`` (the direct test). Returns ``(fp, fe, flagged)``: flagged
-    frames per pixel (peak, eclipse; int64 (pixels,)) and the flagged voxels
-    as an (m, 3) int64 array of rows ``(frame, pixel, kind)``, kind 0 peak,
-    1 eclipse."""
+def flag_voxels(cube: CompactCube, types: FrameTypes, sigma: float, cand, cand_ptr, threads: int | None = None):
+    """Run :func:`voxel_flags` (on ``threads`` frame ranges of about equal
+    counts, in parallel; default: the CPU count, one range below 1M events)
+    and settle its undecided voxels with ``bayes.masks`` (the direct test).
+    Returns ``(fp, fe, flagged)``: flagged frames per pixel (peak, eclipse;
+    int64 (pixels,)) and the flagged voxels as an (m, 3) int64 array of rows
+    ``(frame, pixel, kind)``, kind 0 peak, 1 eclipse, sorted."""
+    import concurrent.futures
+
     from . import bayes
 
     table = bayes.threshold_table(sigma)
     npix = cube.n_pixels
-    cap_r, cap_u = 1 << 16, 1 << 12
-    while True:
-        fp = np.zeros(npix, np.int64)
-        fe = np.zeros(npix, np.int64)
-        rec = np.empty((cap_r, 3), np.int64)
-        und = np.empty((cap_u, 4), np.int64)
-        nrec, nund = voxel_flags(cube.cells, cube.seg, types.ftype, types.sub, types.lc, types.exposure,
-                                 types.t_gti, types.t_bti, types.rate, table.peak_lo, table.peak_hi,
-                                 table.eclipse_lo, table.eclipse_hi, cand, cand_ptr, fp, fe, rec, und)
-        if nrec <= cap_r and nund <= cap_u:
-            break
-        cap_r, cap_u = max(cap_r, int(nrec)), max(cap_u, int(nund))
-    rec = rec[:nrec]
-    if nund:
-        t, p, n, kind = und[:nund].T
+    if threads is None:
+        threads = min(os.cpu_count() or 1, 8) if cube.cells.size >= 1 << 20 else 1
+    bounds = np.searchsorted(cube.seg, np.linspace(0, cube.cells.size, threads + 1)[1:-1])
+    bounds = np.unique(np.concatenate([[0], bounds, [cube.n_frames]]))
+
+    def run(f0, f1):
+        cap_r, cap_u = 1 << 16, 1 << 12
+        while True:
+            fp = np.zeros(npix, np.int64)
+            fe = np.zeros(npix, np.int64)
+            rec = np.empty((cap_r, 3), np.int64)
+            und = np.empty((cap_u, 4), np.int64)
+            nrec, nund = voxel_flags(cube.cells, cube.seg, f0, f1, types.ftype, types.sub, types.lc, types.exposure,
+                                     types.t_gti, types.t_bti, types.rate, table.peak_lo, table.peak_hi,
+                                     table.eclipse_lo, table.eclipse_hi, cand, cand_ptr, fp, fe, rec, und)
+            if nrec <= cap_r and nund <= cap_u:
+                return fp, fe, rec[:nrec], und[:nund]
+            cap_r, cap_u = max(cap_r, int(nrec)), max(cap_u, int(nund))
+
+    ranges = list(zip(bounds[:-1], bounds[1:]))
+    if len(ranges) > 1:
+        with concurrent.futures.ThreadPoolExecutor(len(ranges)) as pool:
+            parts = list(pool.map(lambda r: run(*r), ranges))
+    else:
+        parts = [run(*r) for r in ranges] or [run(0, 0)]
+    fp = sum(p[0] for p in parts)
+    fe = sum(p[1] for p in parts)
+    rec = np.concatenate([p[2] for p in parts])
+    und = np.concatenate([p[3] for p in parts])
+    if und.size:
+        t, p, n, kind = und.T
         k = types.ftype[t]
         tm = np.where(types.sub[k] == 1, types.t_bti[p], types.t_gti[p])
         mu = tm * types.lc[k] + types.rate[p] * types.exposure[k]
@@ -750,4 +793,5 @@ def flag_voxels(cube: CompactCube, types: FrameTypes, sigma: float, cand, cand_p
         np.add.at(fp, p[yes & (kind == 0)], 1)
         np.add.at(fe, p[yes & (kind == 1)], 1)
         rec = np.concatenate([rec, np.stack([t[yes], p[yes], kind[yes]], axis=1)])
+    rec = rec[np.lexsort((rec[:, 2], rec[:, 1], rec[:, 0]))] if rec.size else rec.reshape(0, 3)
     return fp, fe, rec

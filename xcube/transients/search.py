@@ -281,6 +281,29 @@ def _bti_rate(evs, scans, he_edges):
     return np.where((exposure > 0).any(axis=0), rate, np.nan)
 
 
+def _light_curve_factors(lc_n, ftype, per_type):
+    """log10 B_peak and B_eclipse of the detections' light curves, evaluated
+    once per distinct (region, counts, frame type): a region's expected counts
+    take one value per frame type (``per_type`` (types, regions)), and its
+    counts few values. Same numbers as evaluating every frame."""
+    k, nt = lc_n.shape
+    n = lc_n.astype(np.int64)
+    nf = per_type.shape[0] + 1
+    span = (int(n.max()) + 1) * nf
+    keys = (np.arange(k, dtype=np.int64)[:, None] * span + n * nf + (ftype + 1)[None, :]).ravel()
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    reg, rem = np.divmod(uniq, span)
+    nu, fu = np.divmod(rem, nf)
+    mu = np.full(uniq.shape, np.nan)
+    ok = fu > 0
+    mu[ok] = per_type[fu[ok] - 1, reg[ok]]
+    nu = nu.astype(np.float64)
+    inverse = inverse.ravel()
+    bp = np.asarray(bayes.log10_bayes_peak(nu, mu))[inverse].reshape(k, nt)
+    be = np.asarray(bayes.log10_bayes_eclipse(nu, mu))[inverse].reshape(k, nt)
+    return bp, be
+
+
 def _search_one(evs, screens, *, time_bin, energy_band, sigma, size_arcsec, gti_only, catalogue, radius_arcsec,
                 subset, inpaint) -> SearchResult:
     timings = {}
@@ -370,9 +393,13 @@ def _search_one(evs, screens, *, time_bin, energy_band, sigma, size_arcsec, gti_
     ok = np.where(fsub == 1, bool(np.isfinite(t_b).any()), bool(np.isfinite(t_g).any()))
     defined = (fsub >= 0) & (cc.frame_totals() > 0) & ok
     types = scan.FrameTypes.from_model(fsub, light_curve, exposure, defined, t_g, t_b, model["source_rate"].values)
-    cand, cand_ptr, (fa_peak, fa_ecl) = scan.eclipse_candidates_and_false_alarms(types, sigma)
+    cand, cand_ptr = scan.eclipse_candidates(types, sigma)
     fp, fe, flagged = scan.flag_voxels(cc, types, sigma, cand, cand_ptr)
     timings["masks"] = _time.perf_counter() - t
+    t_fa = _time.perf_counter()
+    fa_peak, fa_ecl = scan.false_alarms(types, sigma)
+    timings["false_alarms"] = _time.perf_counter() - t_fa
+    t = _time.perf_counter()
 
     # --- detections and light curves ----------------------------------------
     regions = region_list(fp.reshape(ny, nx), fe.reshape(ny, nx), images[2].reshape(ny, nx))
@@ -386,6 +413,7 @@ def _search_one(evs, screens, *, time_bin, energy_band, sigma, size_arcsec, gti_
             lab_e[r[1].ravel()] = k - n_p
     lc_n = lc_p = lc_e = np.zeros((0, n_frames))
     lc_mu = np.full((len(regions), n_frames), np.nan)
+    log10_bayes = None
     if regions:
         # region index of every pixel, per kind (regions of one kind do not overlap)
         lab = np.stack([lab_p, np.where(lab_e >= 0, lab_e + n_p, -1)])
@@ -407,8 +435,9 @@ def _search_one(evs, screens, *, time_bin, energy_band, sigma, size_arcsec, gti_
                                                      np.nan_to_num(mu) @ foot.T)
         inside = types.ftype >= 0
         lc_mu[:, inside] = per_type[types.ftype[inside]].T
+        log10_bayes = _light_curve_factors(lc_n, types.ftype, per_type)
     table, lcs = assemble(cube, regions, lc_n, lc_mu, lc_p, lc_e, wcs=w, run_id=rid, obs_id=obs_id,
-                          bti=is_bti, bad_frame=bad)
+                          bti=is_bti, bad_frame=bad, log10_bayes=log10_bayes)
     timings["detect"] = _time.perf_counter() - t
     image = xr.DataArray(np.asarray(model["image_gti"].values) + np.nan_to_num(model["image_bti"].values),
                          dims=("y", "x"), coords={k: cube.coords[k] for k in ("y", "x", "y_lo", "y_hi", "x_lo", "x_hi")
