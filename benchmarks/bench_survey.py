@@ -46,7 +46,7 @@ def generate(data_dir: Path, n_obs: int, min_events: float, max_events: float, d
         futs = client.map(_simulate_one, jobs, duration=duration, pure=False)
         client.gather(futs)
         print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
-    return sorted(data_dir.glob("05*/*.FIT"))[:n_obs]
+    return sorted(data_dir.glob("0500*/*.FIT"))[:n_obs]
 
 
 def _simulate_one(job, duration):
