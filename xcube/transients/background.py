@@ -29,6 +29,7 @@ from pathlib import Path
 
 import dask
 import dask.array as da
+import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -460,10 +461,38 @@ def background_model(
     return ds
 
 
+@numba.njit(nogil=True, cache=True)
+def _mu_kernel(flat, outside, valid, bti, expo, t_g, t_b, ok_g, ok_b, rate, out):  # pragma: no cover - compiled
+    """``_mu_block`` for integer counts, frame by frame without temporaries
+    (the same arithmetic: integer sums, then ``T * L + S0 * exposure``)."""
+    nt, npix = flat.shape
+    for t in range(nt):
+        total = 0
+        lc = 0
+        for p in range(npix):
+            v = flat[t, p]
+            total += v
+            if outside[p] != 0.0:
+                lc += v
+        if not (valid[t] and total > 0 and (ok_b if bti[t] else ok_g)):
+            out[t, :] = np.nan
+            continue
+        tm = t_b if bti[t] else t_g
+        lf = np.float64(lc)
+        e = expo[t]
+        for p in range(npix):
+            out[t, p] = tm[p] * lf + rate[p] * e
+
+
 def _mu_block(n_blk, valid_blk, bti_blk, expo_blk, *, outside, t_g, t_b, ok_g, ok_b, rate, out_dtype):
     nt = n_blk.shape[0]
     valid_blk, bti_blk, expo_blk = valid_blk.reshape(nt), bti_blk.reshape(nt), expo_blk.reshape(nt)
     flat = n_blk.reshape(nt, -1)
+    if np.issubdtype(flat.dtype, np.integer) and np.dtype(out_dtype) in (np.float64, np.float32):
+        out = np.empty(flat.shape, dtype=out_dtype)
+        _mu_kernel(np.ascontiguousarray(flat), outside, valid_blk.astype(bool), bti_blk.astype(bool),
+                   expo_blk.astype(np.float64), t_g.ravel(), t_b.ravel(), bool(ok_g), bool(ok_b), rate.ravel(), out)
+        return out.reshape(n_blk.shape)
     total = flat.sum(axis=1)
     lc = flat.astype(np.float64) @ outside
     tmpl = np.where(bti_blk[:, None, None], t_b[None], t_g[None])

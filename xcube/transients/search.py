@@ -453,6 +453,7 @@ def _search_one(evs, screens, *, time_bin, energy_band, sigma, size_arcsec, gti_
         "n_bti_frames": int(is_bti.sum()),
         "n_detections": int(len(table)),
         "expected_false_alarms": {"peak": float(fa_peak), "eclipse": float(fa_ecl)},
+        "flagged_voxels": {"peak": int(fp.sum()), "eclipse": int(fe.sum())},
         "timings": timings,
         "shape": list(cube.shape),
         "frame_types": int(types.size),
