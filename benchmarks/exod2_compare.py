@@ -175,9 +175,12 @@ def exod_worker(exod_path, efile, time_bin, grid_file, out_file):
     peaks, eclipses = pbl.get_cube_masks_peak_and_eclipse(cube_n=cube.data, cube_mu=mu)
     tm["mask"] = time.perf_counter() - t
     tm["total"] = sum(tm[k] for k in ("bti", "binning", "frame_masks", "template", "mask"))
+    tcol = np.asarray(el.data["TIME"])
     res = {"timings": tm, "peak_rss_mb": peak_rss_mb(),
            "shape_xyt": list(cube.data.shape), "cell": float(cube.bin_x[1] - cube.bin_x[0]),
-           "n_peak": int(np.sum(peaks)), "n_eclipse": int(np.sum(eclipses))}
+           "n_peak": int(np.sum(peaks)), "n_eclipse": int(np.sum(eclipses)),
+           "t_first": float(cube.bin_t[0]), "t_last": float(cube.bin_t[-1]), "events": int(tcol.size),
+           "events_after_last_frame": int(np.sum(tcol >= cube.bin_t[-1]))}
     arrays = {}
     if grid is not None:
         nt = cube.n_t_bins
@@ -294,8 +297,15 @@ def compare(x: dict, e: dict, sigma=3.0):
     undefined = ~(e["in_gti"] | e["in_bti"])
     lines.append(f"BTI frames: xcube {int(x['bti'].sum())}, EXOD2 {int(e['bti'].sum())}, differ in "
                  f"{int(bti_diff.sum())} frames")
-    lines.append(f"   EXOD2 BTIs {list(zip(np.round(e['bti_start'] - x['t'][0], 1), np.round(e['bti_stop'] - x['t'][0], 1)))} s "
-                 "after the start")
+    def runs(flags):
+        d = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+        return [(float(x["t"][a] - x["t"][0]), float(x["t"][b] - x["t"][0]))
+                for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
+
+    fmt = lambda iv: ", ".join(f"{a:g}-{b:g}" for a, b in iv)  # noqa: E731
+    lines.append(f"   xcube BTI frames [s after the start]: {fmt(runs(x['bti']))}")
+    lines.append(f"   EXOD2 BTIs: {fmt(zip(e['bti_start'] - x['t'][0], e['bti_stop'] - x['t'][0]))}; "
+                 f"its BTI frames: {fmt(runs(e['bti']))}")
     bad_x, bad_e = np.flatnonzero(x["bad"]), np.flatnonzero(e["bad"])
     lines.append(f"bad frames: xcube {bad_x.tolist()}, EXOD2 {bad_e.tolist()} (of {nt})")
     lines.append(f"frames in neither EXOD2 GTI nor BTI index list (mu uninitialised): {np.flatnonzero(undefined).tolist()}")
@@ -388,6 +398,19 @@ def main(argv=None):
             np.savez(args.dump, **{f"x_{k}": v for k, v in xa.items()}, **{f"e_{k}": v for k, v in ea.items()})
         for line in compare(xa, ea):
             print(line)
+        # EXOD2 on its own grid, the same events: the grid defects in numbers
+        eo, _ = run_exod(exod_path, efile, 50.0)
+        t0 = float(xa["t"][0])
+        print(f"\nEXOD2 on its own grid (same events): cells of {eo['cell']:.2f} sky units ({eo['cell'] * 0.05:.3f}\") "
+              f"instead of 400 (20\"), cube {eo['shape_xyt']} (x, y, t) against xcube's {list(xa['n'].shape)} "
+              f"(t, y, x); its cell edges drift from the 400-unit grid by {eo['cell'] - 400:.2f} units per cell, "
+              f"{(eo['cell'] - 400) * eo['shape_xyt'][0]:.0f} units across the cube")
+        print(f"   frames start at the first event ({eo['t_first'] - t0:+.3f} s from the GTI start) and stop at "
+              f"{eo['t_last'] - t0:.3f} s: {eo['events_after_last_frame']} of the {eo['events']} band "
+              f"events fall after it and are dropped (xcube's frames start at the GTI start and keep the trailing "
+              f"partial frame with its exposure)")
+        print(f"   flagged voxels on own grids: EXOD2 peak {eo['n_peak']}, eclipse {eo['n_eclipse']}; xcube peak "
+              f"{int(xa['peak'].sum())}, eclipse {int(xa['eclipse'].sum())}")
 
     if not args.masks_only:
         print("\n== timing and peak memory, each in a fresh process (EXOD2 on its own grid) ==")

@@ -692,34 +692,45 @@ class FrameTypes:
         return tm * self.lc[k0:k1, None] + self.rate[None] * self.exposure[k0:k1, None]
 
 
-def eclipse_candidates(types: FrameTypes, sigma: float, block: int = 256):
+def eclipse_candidates(types: FrameTypes, sigma: float, block: int = 1024):
     """Per type, the pixels where an eclipse is possible: mu above the n = 0
     eclipse break's guard band ``eclipse_lo[0]`` (elsewhere no count is an
     eclipse, the breaks rising with n). Returns ``(cand, cand_ptr)``, the
-    pixels of type k being ``cand[cand_ptr[k]:cand_ptr[k+1]]``. Types whose
-    mu cannot reach the break anywhere (bounded by the templates' maxima)
-    are skipped without computing their image."""
+    pixels of type k being ``cand[cand_ptr[k]:cand_ptr[k+1]]``. Only pixels
+    whose mu can reach the break at the subset's largest background counts
+    and exposure are looked at (mu grows with both; the bound uses the same
+    arithmetic, which is monotone for these non-negative numbers)."""
     from . import bayes
 
     e0 = bayes.threshold_table(sigma).eclipse_lo[0]
     counts = np.zeros(types.size, dtype=np.int64)
-    cands = []
+    parts = []  # (type indices, pixel indices) per block
     if types.size and np.isfinite(e0):
-        top = lambda a: float(np.nanmax(a)) if np.isfinite(a).any() else -np.inf  # noqa: E731
-        tmax = np.where(types.sub == 1, top(types.t_bti), top(types.t_gti))
-        bound = tmax * types.lc + max(top(types.rate), 0.0) * types.exposure
-        need = np.flatnonzero(bound * (1 + 1e-12) + 1e-300 > e0)  # margin for rounding in the bound
-        for b0 in range(0, need.size, block):
-            ks = need[b0:b0 + block]
-            tm = np.where(types.sub[ks, None] == 1, types.t_bti[None], types.t_gti[None])
-            mu = tm * types.lc[ks, None] + types.rate[None] * types.exposure[ks, None]
+        for sub, tmpl in ((0, types.t_gti), (1, types.t_bti)):
+            ks = np.flatnonzero(types.sub == sub)
+            if ks.size == 0:
+                continue
+            bound = tmpl * types.lc[ks].max() + types.rate * types.exposure[ks].max()
             with np.errstate(invalid="ignore"):
-                kk, pp = np.nonzero(mu > e0)
-            counts[ks] = np.bincount(kk, minlength=ks.size)
-            cands.append(pp.astype(np.int64))
+                cols = np.flatnonzero(bound > e0)
+            if cols.size == 0:
+                continue
+            for b0 in range(0, ks.size, block):
+                kb = ks[b0:b0 + block]
+                mu = tmpl[cols][None] * types.lc[kb, None] + types.rate[cols][None] * types.exposure[kb, None]
+                with np.errstate(invalid="ignore"):
+                    kk, pp = np.nonzero(mu > e0)
+                parts.append((kb[kk], cols[pp]))
+    if parts:
+        k_all = np.concatenate([p[0] for p in parts])
+        p_all = np.concatenate([p[1] for p in parts])
+        order = np.lexsort((p_all, k_all))
+        k_all, cand = k_all[order], p_all[order].astype(np.int64)
+        counts = np.bincount(k_all, minlength=types.size)
+    else:
+        cand = np.zeros(0, np.int64)
     ptr = np.zeros(types.size + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
-    cand = np.concatenate(cands) if cands else np.zeros(0, np.int64)
     return cand, ptr
 
 
