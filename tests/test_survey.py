@@ -174,7 +174,8 @@ def test_bad_observations_are_recorded_and_the_rest_complete(survey, archive):
     assert "good time" in skipped["message"].lower()
     assert len(json.loads(st[st.obsid == GOOD[-1]]["files"].iloc[0])) == 2  # two cameras, one task
     done = st[st.state == "done"]
-    assert (done["wall_time"] > 0).all() and (done["peak_rss_mb"] > 50).all()
+    assert (done["wall_time"] > 0).all() and (done["peak_rss_mb"] > 50).all() and (done["cpu_time"] > 0).all()
+    assert (done["exposure"] > 0).all() and (done["expected_false_alarms"] > 0).all()  # from the search summary
     assert (done["xcube_version"] == xcube.__version__).all()
     assert done["n_detections"].sum() == len(read_catalogue_dir(survey.out).detections)
 
