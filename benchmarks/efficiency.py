@@ -178,7 +178,8 @@ def run(n_obs=10, seed=1, out="efficiency.png"):
               f"  (Poisson 1-sigma on the total: +-{np.sqrt(np.sum(exp)) / np.sum(exp) if np.sum(exp) else 0:.2f})")
     print("(expected = summary['expected_false_alarms'], sum of P(N >= n_min(mu)) for N ~ Poisson(mu); but mu is made"
           " from the frame's own background counts L, so a background pixel's counts given mu are Binomial(L, T[p]):"
-          " 'binomial exp.' sums that tail instead (first {} observations; 'voxels/binomial' on the same ones))".format(n_obs))
+          " 'binomial exp.' sums that tail instead (first {} observations; 'voxels/binomial' on the same"
+          " ones))".format(n_obs))
 
     print("\namplitude at 50 % efficiency (interpolated in log amplitude):")
     for tb in TIME_BINS:

@@ -95,7 +95,8 @@ def make_events(out: Path, n_events=None, duration=30_000.0, seed=7, partial_fra
         fits.Column("Y", "J", array=cols["y"]), fits.Column("PI", "J", array=cols["pi"]),
         fits.Column("PATTERN", "B", array=cols["pattern"]), fits.Column("FLAG", "J", array=cols["flag"]),
         fits.Column("CCDNR", "B", array=cols["ccdnr"]),
-        fits.Column("RAWX", "I", array=np.full(n, 32, np.int16)), fits.Column("RAWY", "I", array=np.full(n, 100, np.int16)),
+        fits.Column("RAWX", "I", array=np.full(n, 32, np.int16)),
+        fits.Column("RAWY", "I", array=np.full(n, 100, np.int16)),
     ]
     h = fits.BinTableHDU.from_columns(fcols, name="EVENTS")
     a = ev.attrs
@@ -308,7 +309,8 @@ def compare(x: dict, e: dict, sigma=3.0):
                  f"its BTI frames: {fmt(runs(e['bti']))}")
     bad_x, bad_e = np.flatnonzero(x["bad"]), np.flatnonzero(e["bad"])
     lines.append(f"bad frames: xcube {bad_x.tolist()}, EXOD2 {bad_e.tolist()} (of {nt})")
-    lines.append(f"frames in neither EXOD2 GTI nor BTI index list (mu uninitialised): {np.flatnonzero(undefined).tolist()}")
+    lines.append("frames in neither EXOD2 GTI nor BTI index list (mu uninitialised): "
+                 f"{np.flatnonzero(undefined).tolist()}")
 
     # xcube's exact rule on EXOD2's own n and mu
     ok = np.isfinite(emu) & np.isfinite(en)

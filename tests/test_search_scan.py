@@ -3,7 +3,6 @@ the separate building blocks (select + bin_events, bad_time_intervals,
 bad_frames, background_model, expected_counts, bayes.masks, detect)."""
 from __future__ import annotations
 
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd

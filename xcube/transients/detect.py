@@ -14,7 +14,6 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
-from astropy.coordinates import SkyCoord
 from scipy import ndimage, special
 
 from . import bayes

@@ -30,7 +30,6 @@ import dask
 import dask.array as da
 import numba
 import numpy as np
-import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
 from .. import gti as gtimod
@@ -45,7 +44,6 @@ log = logging.getLogger("xcube.transients")
 _EDGES, _LUT = 0, 1
 _LUT_MAX = 1 << 24
 _EMPTY_I32 = np.empty(0, dtype=np.int32)
-_EMPTY_F64 = np.empty(0, dtype=np.float64)
 #: dense cube chunks handed out by ``CompactCube.to_dask`` [bytes of int32 counts]
 CUBE_CHUNK_BYTES = 32 * 2**20
 
