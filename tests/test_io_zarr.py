@@ -216,3 +216,12 @@ def test_direct_chunk_reader_matches_zarr(tmp_path):
         assert back[name].data.name.startswith("xcube-zarr-"), name  # the direct reader was used
         np.testing.assert_array_equal(back[name].values, ref[name].values, err_msg=name)
         np.testing.assert_array_equal(back[name].values, cols[name], err_msg=name)
+
+
+def test_selected_events_with_uneven_chunks_write_to_zarr(make_event_file, tmp_path):
+    ev = xcube.open_events(make_event_file(n=20_000), chunks=5_000)
+    sel = xcube.select(ev, energy_band=(0.5, 2.0))
+    assert len(set(sel.chunks["event"][:-1])) > 1  # a selection leaves uneven chunks
+    back = xcube.open_events(xcube.to_zarr(sel, tmp_path / "sel.zarr"))
+    assert np.array_equal(back["time"].values, sel["time"].values)
+    assert np.array_equal(back["pi"].values, sel["pi"].values)

@@ -152,6 +152,10 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 3) -> 
     store = Path(store)
     codec = BloscCodec(cname="zstd", clevel=clevel, shuffle="shuffle", blocksize=BLOSC_BLOCKSIZE)
     ds = ds.copy().drop_encoding()  # encodings of a source store would fight the new chunks/codecs
+    ev_chunks = ds.chunks.get("event") if "event" in ds.dims else None
+    if ev_chunks and len(set(ev_chunks[:-1])) > 1 or (ev_chunks and len(ev_chunks) > 1 and ev_chunks[-1] > ev_chunks[0]):
+        # a selection leaves uneven chunks; Zarr needs uniform ones
+        ds = ds.chunk({"event": max(ev_chunks)})
     ds.attrs = {k: _jsonable(v) for k, v in ds.attrs.items()}
     encoding = {name: {"compressors": [codec]} for name in ds.data_vars}
     for name, var in ds.data_vars.items():
