@@ -152,8 +152,14 @@ def bench_memory(n, workers, repeat):
 
     print(f"[in memory] {n:.3g} events -> (2000, 80, 80), threads={workers}, best of {repeat}")
     print(f"  xcube.bin_events      {t_bin:8.3f} s   {n / t_bin:10.3g} events/s")
-    print(f"  np.histogramdd        {t_hist:8.3f} s   {n / t_hist:10.3g} events/s   -> xcube is {t_hist / t_bin:5.1f}x faster")
-    print(f"  fused read t,x,y      {t_floor:8.3f} s   {n / t_floor:10.3g} events/s   -> xcube takes {t_bin / t_floor:5.2f}x the memory floor")
+    print(
+        f"  np.histogramdd        {t_hist:8.3f} s   {n / t_hist:10.3g} events/s   "
+        f"-> xcube is {t_hist / t_bin:5.1f}x faster"
+    )
+    print(
+        f"  fused read t,x,y      {t_floor:8.3f} s   {n / t_floor:10.3g} events/s   "
+        f"-> xcube takes {t_bin / t_floor:5.2f}x the memory floor"
+    )
     return t, x, y
 
 
@@ -185,7 +191,9 @@ def bench_fits(arrays, workers, repeat, tmp: Path):
     assert int(cube.sum()) == n and cube.shape == (2000, 80, 80)
     t_run = best(run, repeat)
     size = path.stat().st_size
-    print(f"[FITS, warm page cache] {size / 1e9:.2f} GB file (written in {tw:.1f} s), open_events + bin_events + compute")
+    print(
+        f"[FITS, warm page cache] {size / 1e9:.2f} GB file (written in {tw:.1f} s), open_events + bin_events + compute"
+    )
     print(f"  end to end            {t_run:8.3f} s   {n / t_run:10.3g} events/s")
 
 

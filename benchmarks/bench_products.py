@@ -46,15 +46,18 @@ def best_of(fn, repeat=3):
 
 
 def main(n: int = 20_000_000) -> None:
-    import xcube
     from stingray import Lightcurve
+
+    import xcube
 
     ev = make_events(n)
     region = "physical;circle(26000,26000,3000)"
     t0 = float(ev.gti_start.values[0])
     tseg = float(ev.gti_stop.values[-1]) - t0
     with dask.config.set(scheduler="threads"):
-        xcube.lightcurve(ev.isel(event=slice(0, 1000)), 10.0, energy_band=(0.5, 10.0), region=region).compute()  # JIT warm-up
+        xcube.lightcurve(
+            ev.isel(event=slice(0, 1000)), 10.0, energy_band=(0.5, 10.0), region=region
+        ).compute()  # JIT warm-up
         t_x, lc = best_of(lambda: xcube.lightcurve(ev, 10.0, energy_band=(0.5, 10.0), region=region).compute())
     t, x, y, e = (ev[c].data.compute() for c in ("time", "x", "y", "energy"))
 

@@ -83,6 +83,7 @@ def _open(path):
 def case_worker(path, time_bin, repeat, warm, out):
     """One case in this fresh process; writes a JSON record to ``out``."""
     import psutil
+
     import xcube
 
     xcube.search_transients(_open(warm), time_bin=100.0)  # warm-up: numba caches, tables

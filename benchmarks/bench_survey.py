@@ -150,11 +150,20 @@ def survey_once(files, params, n_workers: int, memory_limit: str, keep_status: b
     overhead = (wall * n_workers - compute) / n_tasks
     mem = st.groupby("worker")["peak_rss_mb"].max()
     shutil.rmtree(out, ignore_errors=True)
-    return dict(wall=wall, compute=compute, tasks=n_tasks, overhead=overhead,
-                compute_per_task=compute / n_tasks, mem=mem,
-                cpu_per_wall=float(per_task["cpu"].sum() / per_task["runs"].sum()), states=st["state"].value_counts().to_dict(),
-                runs=len(st), detections=int(st["n_detections"].sum()), status=st if keep_status else None,
-                others=others)
+    return dict(
+        wall=wall,
+        compute=compute,
+        tasks=n_tasks,
+        overhead=overhead,
+        compute_per_task=compute / n_tasks,
+        mem=mem,
+        cpu_per_wall=float(per_task["cpu"].sum() / per_task["runs"].sum()),
+        states=st["state"].value_counts().to_dict(),
+        runs=len(st),
+        detections=int(st["n_detections"].sum()),
+        status=st if keep_status else None,
+        others=others,
+    )
 
 
 def main(argv=None) -> int:
@@ -237,9 +246,11 @@ def main(argv=None) -> int:
         print(f"typical observation (60 ks, .FTZ; events {desc}), 9-run grid, in-process, opening and "
               f"decompression included: {t9:.1f} s (load {_load()})")
         mb = sum(f.stat().st_size for f in typ) / 1e6
-        print(f"archive estimate: 17,000 observations x {t9:.1f} s x (1 + {100 * over:.0f} % overhead) / "
-              f"{cores} workers = {est / 3600:.1f} h of compute; reading {mb:.0f} MB per observation "
-              f"({17_000 * mb / 1e6:.1f} TB) in that time needs {17_000 * mb / est / 1e3:.1f} GB/s from the file system")
+        print(
+            f"archive estimate: 17,000 observations x {t9:.1f} s x (1 + {100 * over:.0f} % overhead) / "
+            f"{cores} workers = {est / 3600:.1f} h of compute; reading {mb:.0f} MB per observation "
+            f"({17_000 * mb / 1e6:.1f} TB) in that time needs {17_000 * mb / est / 1e3:.1f} GB/s from the file system"
+        )
     return 0
 
 

@@ -57,8 +57,8 @@ def _flare_specs(rng, time_bin, amplitude):
 def _recovered(res, truth, time_bin, radius):
     """Per injected flare: a peak detection within ``radius`` [arcsec] whose
     flagged frames (+- one frame) hold the flare peak."""
-    from astropy.coordinates import SkyCoord
     import astropy.units as u
+    from astropy.coordinates import SkyCoord
 
     det = res.detections[res.detections["kind"] == "peak"]
     fl = truth[truth["kind"] == "flare"]
@@ -89,6 +89,7 @@ def binomial_false_alarms(res, sigma=3.0):
     those pixels), not Poisson(T[p] L); inside the mask Poisson(mu) is kept.
     Returns (binomial-based, Poisson-based) sums over the cube's voxels."""
     from scipy import stats
+
     from xcube.transients import background
 
     cube = res.cube

@@ -61,8 +61,9 @@ EXOD_BAND = (0.201, 12.0)  # keV: EXOD2 keeps 200 < PI < 12000, i.e. PI 201..119
 # --------------------------------------------------------------------------- events
 def make_events(out: Path, n_events=None, duration=30_000.0, seed=7, partial_frames=True, time_bin=50.0):
     """Write the xcube event file and the EXOD2 one; return their paths."""
-    import xcube
     from astropy.io import fits
+
+    import xcube
     from xcube.select import select
 
     out.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_tools.fixture import fake_tools  # noqa: F401  (the fake mission tools, a fixture for every test module)
 
 REAL = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real").resolve()
 

@@ -3,9 +3,9 @@ import sys
 
 import numpy as np
 import xarray as xr
+from test_select import ATTRS, make_events, values
 
 import xcube
-from test_select import ATTRS, make_events, values
 
 
 def test_accessor_registers_on_import_xcube():

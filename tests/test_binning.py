@@ -8,13 +8,12 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import XMM_WCS, real_file
 
 import xcube
 from xcube import gti as gtimod
 from xcube.binning import Axis, bin_events, check_size, cube_wcs, energy_axis, sky_axis, time_axis
 from xcube.io.events_fits import events_dataset
-
-from conftest import XMM_WCS, real_file
 
 T0 = 1.0e8
 
@@ -291,7 +290,9 @@ def test_coords_attrs_and_wcs():
     # RA/Dec of each cell centre equal the event WCS at the centre's pixel coordinates
     from astropy.wcs import WCS
 
-    w = WCS({"NAXIS": 2, **{k: ev.attrs[k] for k in ev.attrs if k[:-1] in ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT")}})
+    w = WCS(
+        {"NAXIS": 2, **{k: ev.attrs[k] for k in ev.attrs if k[:-1] in ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT")}}
+    )
     xx, yy = np.meshgrid(cube.x.values, cube.y.values)
     ra, dec = w.wcs_pix2world(xx, yy, 1)  # column values use the FITS 1-based convention
     np.testing.assert_allclose(cube.ra.values, ra, rtol=0, atol=1e-9)

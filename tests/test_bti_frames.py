@@ -4,12 +4,11 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import XMM_WCS
 
 from xcube.io.events_fits import events_dataset
 from xcube.transients import bti as btimod
 from xcube.transients import frames
-
-from conftest import XMM_WCS
 
 T0 = 1.0e8
 

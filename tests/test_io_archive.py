@@ -20,8 +20,14 @@ def archive(tmp_path, make_event_file):
     ]
     (tmp_path / "notes.txt").write_text("not an event file")
     gti_only = tmp_path / "gti.fits"  # matches the suffixes but is not an event list
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
-        [fits.Column("START", "D", array=[0.0]), fits.Column("STOP", "D", array=[1.0])], name="STDGTI")]).writeto(gti_only)
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            fits.BinTableHDU.from_columns(
+                [fits.Column("START", "D", array=[0.0]), fits.Column("STOP", "D", array=[1.0])], name="STDGTI"
+            ),
+        ]
+    ).writeto(gti_only)
     return tmp_path, files
 
 

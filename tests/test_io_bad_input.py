@@ -52,7 +52,9 @@ def test_fits_without_events_extension(tmp_path):
     rate.header["TELESCOP"] = "XMM"
     rate.header["INSTRUME"] = "EPN"
     fits.HDUList([fits.PrimaryHDU(), rate]).writeto(path)
-    with pytest.raises(ValueError, match=rf"{_name(path)}: no EVENTS( or XTE_SE)? extension .*'RATE'.*not an event file"):
+    with pytest.raises(
+        ValueError, match=rf"{_name(path)}: no EVENTS( or XTE_SE)? extension .*'RATE'.*not an event file"
+    ):
         xcube.open_events(path)
     bare = tmp_path / "image.fits"
     fits.PrimaryHDU(np.zeros((4, 4))).writeto(bare)

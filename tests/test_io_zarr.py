@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xcube
-from xcube.io.cache import COMPLETE, cache_dir, is_complete, open_zarr_events, remove_stale, to_zarr
+from xcube.io.atomic import remove_stale
+from xcube.io.cache import COMPLETE, cache_dir, is_complete, open_zarr_events, to_zarr
 from xcube.io.events_fits import events_dataset
 from xcube.missions import get_profile
 

@@ -99,12 +99,22 @@ def test_chandra_acis_lower_case_columns_and_ccd_id_gtis(tmp_path):
     energy_ev = rng.uniform(300.0, 9000.0, N).astype(np.float32)
     pi = (energy_ev / 14.6).astype(np.int32) + 1  # CIAO definition of ACIS PI
     ccd = rng.choice([2, 3, 5, 6, 7, 8], N).astype(np.int16)
-    cols = {"time": t, "ccd_id": ccd, "node_id": _sky(N, rng, 0, 4, np.int16), "expno": np.arange(N, dtype=np.int32),
-            "chipx": _sky(N, rng, 1, 1025, np.int16), "chipy": _sky(N, rng, 1, 1025, np.int16),
-            "x": rng.uniform(3000.0, 5000.0, N).astype(np.float32), "y": rng.uniform(3000.0, 5000.0, N).astype(np.float32),
-            "pha": rng.integers(0, 4096, N).astype(np.int32), "energy": energy_ev, "pi": pi,
-            "fltgrade": _sky(N, rng, 0, 256, np.int16), "grade": _sky(N, rng, 0, 7, np.int16),
-            "status": np.zeros((N, 4), np.uint8)}
+    cols = {
+        "time": t,
+        "ccd_id": ccd,
+        "node_id": _sky(N, rng, 0, 4, np.int16),
+        "expno": np.arange(N, dtype=np.int32),
+        "chipx": _sky(N, rng, 1, 1025, np.int16),
+        "chipy": _sky(N, rng, 1, 1025, np.int16),
+        "x": rng.uniform(3000.0, 5000.0, N).astype(np.float32),
+        "y": rng.uniform(3000.0, 5000.0, N).astype(np.float32),
+        "pha": rng.integers(0, 4096, N).astype(np.int32),
+        "energy": energy_ev,
+        "pi": pi,
+        "fltgrade": _sky(N, rng, 0, 256, np.int16),
+        "grade": _sky(N, rng, 0, 7, np.int16),
+        "status": np.zeros((N, 4), np.uint8),
+    }
     # one GTI extension per chip, all named GTI, told apart by CCD_ID; chip 8 stops early
     gtis = [("GTI", ([T0 - 3.0], [T0 + (1500.0 if c == 8 else 2001.0)], {"CCD_ID": c})) for c in (2, 3, 5, 6, 7, 8)]
     hdr = {"TELESCOP": "CHANDRA", "INSTRUME": "ACIS", "DETNAM": "ACIS-235678", "DATAMODE": "FAINT",

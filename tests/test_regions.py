@@ -4,16 +4,16 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from astropy import units as u
+from astropy.coordinates import SkyCoord
 from conftest import real_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from regions import CirclePixelRegion, CircleSkyRegion, PixCoord, Regions
-from astropy import units as u
-from astropy.coordinates import SkyCoord
+from test_select import ATTRS, make_events, values
 
 import xcube
 from xcube.regions import RegionSet, events_wcs, pixel_region, region_area, region_mask
-from test_select import ATTRS, make_events, values
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,9 @@ def test_region_errors_and_warnings(tmp_path):
     with pytest.warns(UserWarning, match=r"image coordinates; xcube reads them as X/Y column"):
         pixel_region("image;circle(26000,26000,10)")
     nowcs = ev.drop_attrs()
-    with pytest.raises(ValueError, match=r"no sky WCS for x/y \(missing attrs \[.CTYPE1.*sky regions need the X/Y column WCS"):
+    with pytest.raises(
+        ValueError, match=r"no sky WCS for x/y \(missing attrs \[.CTYPE1.*sky regions need the X/Y column WCS"
+    ):
         region_mask(nowcs, 'fk5;circle(263.6,-32.5,10")')
     with pytest.raises(ValueError, match=r"region 'physical;circle\(100,100,10\)' lies outside the events' field"):
         xcube.select(ev, region="physical;circle(100,100,10)")
@@ -250,7 +252,10 @@ def test_random_include_exclude_circles_match_brute_force_and_compose(circles, s
             exp &= ~inside(c)
     np.testing.assert_array_equal(region_mask(ev, "physical\n" + "\n".join(lines)).values, exp)
     # composing two region selections = the events in both
-    a, b = "physical;" + ";".join(lines[:split] or ["circle(26000,26000,5000)"]), "physical;" + ";".join(lines[split:] or ["circle(26000,26000,5000)"])
+    a, b = (
+        "physical;" + ";".join(lines[:split] or ["circle(26000,26000,5000)"]),
+        "physical;" + ";".join(lines[split:] or ["circle(26000,26000,5000)"]),
+    )
     ma, mb = region_mask(ev, a).values, region_mask(ev, b).values
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

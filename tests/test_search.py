@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 
+import astropy.units as u
 import numpy as np
 import pandas as pd
 import pytest
 from astropy.coordinates import SkyCoord
-import astropy.units as u
+from conftest import real_file
 
 import xcube
 from xcube.transients import simulate
-from xcube.transients.detect import iau_name, count_quantiles
-from conftest import real_file
+from xcube.transients.detect import count_quantiles, iau_name
 
 
 def _sep_arcsec(ra1, dec1, ra2, dec2):

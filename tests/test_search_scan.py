@@ -11,7 +11,9 @@ import pytest
 import xcube
 from xcube.binning import bin_events
 from xcube.select import select
-from xcube.transients import background, bayes, bti as btimod, detect as D, frames, scan, search, simulate
+from xcube.transients import background, bayes, frames, scan, search, simulate
+from xcube.transients import bti as btimod
+from xcube.transients import detect as D
 
 
 def _reference(evs, res, band, sigma, gti_only=False):

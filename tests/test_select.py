@@ -18,9 +18,17 @@ from xcube.missions import get_profile
 
 MOS1 = get_profile("xmm-mos1")
 ATTRS = {
-    "mission": "XMM-Newton", "instrument": "EMOS1", "profile": "xmm-mos1", "obs_id": "0123456789",
-    "RADESYS": "FK5", "EQUINOX": 2000.0,
-    **{f"{k}{i}": XMM_WCS[ax][k.lower()] for i, ax in ((1, "X"), (2, "Y")) for k in ("CTYPE", "CRVAL", "CRPIX", "CDELT")},
+    "mission": "XMM-Newton",
+    "instrument": "EMOS1",
+    "profile": "xmm-mos1",
+    "obs_id": "0123456789",
+    "RADESYS": "FK5",
+    "EQUINOX": 2000.0,
+    **{
+        f"{k}{i}": XMM_WCS[ax][k.lower()]
+        for i, ax in ((1, "X"), (2, "Y"))
+        for k in ("CTYPE", "CRVAL", "CRPIX", "CDELT")
+    },
 }
 
 
@@ -85,7 +93,9 @@ def test_energy_band_validation():
         xcube.select(ev, energy_band=(1.0, 1.0))
     with pytest.raises(TypeError, match=r"pair \(emin, emax\) in keV"):
         xcube.select(ev, energy_band=2.0)
-    with pytest.raises(ValueError, match=r"outside the XMM-Newton EMOS1 energy range 0.15-15 keV \(profile 'xmm-mos1'\)"):
+    with pytest.raises(
+        ValueError, match=r"outside the XMM-Newton EMOS1 energy range 0.15-15 keV \(profile 'xmm-mos1'\)"
+    ):
         xcube.select(ev, energy_band=(20.0, 30.0))
     with pytest.warns(UserWarning, match=r"reaches outside the XMM-Newton EMOS1 calibrated range"):
         xcube.select(ev, energy_band=(0.05, 2.0))
@@ -94,7 +104,9 @@ def test_energy_band_validation():
         xcube.select(nocal, energy_band=(2.0, 10.0))
     # without a profile the band is applied unchecked
     bare = ev.assign_attrs(profile=None)
-    assert xcube.select(bare, energy_band=(0.05, 2.0)).sizes["event"] == int(((values(ev, "energy") >= 0.05) & (values(ev, "energy") < 2)).sum())
+    assert xcube.select(bare, energy_band=(0.05, 2.0)).sizes["event"] == int(
+        ((values(ev, "energy") >= 0.05) & (values(ev, "energy") < 2)).sum()
+    )
 
 
 def test_energy_band_mask_is_lazy_and_matches_select():
@@ -165,7 +177,12 @@ def test_bands_expr_and_gti_compose(b1, b2, expr, g):
         once = xcube.select(ev, energy_band=band1, expr=expr, gti=gti)
         once = xcube.select(once, energy_band=band2)
     e, t = values(ev, "energy"), values(ev)
-    keep = (e >= np.float32(band1[0])) & (e < np.float32(band1[1])) & (e >= np.float32(band2[0])) & (e < np.float32(band2[1]))
+    keep = (
+        (e >= np.float32(band1[0]))
+        & (e < np.float32(band1[1]))
+        & (e >= np.float32(band2[0]))
+        & (e < np.float32(band2[1]))
+    )
     keep &= brute(ev, expr) & (t >= gti[0]) & (t < min(gti[1], 2000.0))
     np.testing.assert_array_equal(values(step), t[keep])
     np.testing.assert_array_equal(values(once), t[keep])
@@ -208,7 +225,12 @@ def test_select_reads_only_the_columns_it_uses_and_stays_lazy():
             assert isinstance(v.data, da.Array), name
     assert out["rawx"].data.numblocks == ev["time"].data.numblocks
     # known, per-chunk sizes that add up
-    keep = (values(ev, "energy") >= 0.5) & (values(ev, "energy") < 5.0) & (values(ev, "pattern") <= 12) & ((values(ev, "flag") & 1) == 0)
+    keep = (
+        (values(ev, "energy") >= 0.5)
+        & (values(ev, "energy") < 5.0)
+        & (values(ev, "pattern") <= 12)
+        & ((values(ev, "flag") & 1) == 0)
+    )
     assert out.sizes["event"] == int(keep.sum())
     assert sum(out["time"].data.chunks[0]) == out.sizes["event"]
     np.testing.assert_array_equal(values(out, "x"), values(ev, "x")[keep])
@@ -238,12 +260,16 @@ def test_empty_selection_and_numpy_backed_events():
     eager = make_events(200, lazy=False)
     out = xcube.select(eager, expr="PATTERN <= 4", region="circle(26000,26000,800)")
     assert isinstance(out["time"].data, np.ndarray)
-    np.testing.assert_array_equal(values(out), values(xcube.select(ev, expr="PATTERN <= 4", region="circle(26000,26000,800)")))
+    np.testing.assert_array_equal(
+        values(out), values(xcube.select(ev, expr="PATTERN <= 4", region="circle(26000,26000,800)"))
+    )
 
 
 def test_unknown_column_and_bad_input_messages():
     ev = make_events(50)
-    with pytest.raises(ValueError, match=r"unknown column 'GRADE'.*Available columns: ccdnr, energy, flag, pattern, pi, time, x, y"):
+    with pytest.raises(
+        ValueError, match=r"unknown column 'GRADE'.*Available columns: ccdnr, energy, flag, pattern, pi, time, x, y"
+    ):
         xcube.select(ev, expr="GRADE <= 4")
     with pytest.raises(TypeError, match=r"needs an EventList \(xr.Dataset with dim 'event'\)"):
         xcube.select(ev["time"], expr="PI > 3")

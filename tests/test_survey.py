@@ -58,8 +58,19 @@ def _simulate(root: Path, obsid: str, seed: int, camera: str = "M1", **kw) -> Pa
     sources = [dict(ra=RA + 0.05, dec=DEC, rate=0.05), dict(ra=RA - 0.04, dec=DEC + 0.03, rate=0.03)]
     flare = dict(amplitude=0.5, width=150.0, t_peak=3000.0 + 500 * (seed % 5),
                  ra=RA + 0.01 * (seed % 3), dec=DEC - 0.02)
-    sim.event_list({"M1": "xmm-mos1", "M2": "xmm-mos2"}[camera], duration=10_000.0, sources=sources, soft_protons=0, flares=[flare],
-                   ra_pnt=RA, dec_pnt=DEC, obs_id=obsid, seed=seed, path=path, **kw)
+    sim.event_list(
+        {"M1": "xmm-mos1", "M2": "xmm-mos2"}[camera],
+        duration=10_000.0,
+        sources=sources,
+        soft_protons=0,
+        flares=[flare],
+        ra_pnt=RA,
+        dec_pnt=DEC,
+        obs_id=obsid,
+        seed=seed,
+        path=path,
+        **kw,
+    )
     return path
 
 
@@ -262,8 +273,15 @@ def test_worker_death_is_retried_then_recorded(archive, client, tmp_path):
         _simulate(root, obsid, seed=20 + i)
     markers = tmp_path / "markers"
     markers.mkdir()
-    res = run(root, tmp_path / "out", PARAMS[:1], client=client, search=partial(killing_search, marker_dir=str(markers)),
-              progress=False, catalogue=False)
+    res = run(
+        root,
+        tmp_path / "out",
+        PARAMS[:1],
+        client=client,
+        search=partial(killing_search, marker_dir=str(markers)),
+        progress=False,
+        catalogue=False,
+    )
     st = res.status.set_index("obsid")
     assert st.loc["0300000200", "state"] == "done"
     # tried on 1 + allowed-failures (= retries = 1) workers, which all died; then recorded as failed

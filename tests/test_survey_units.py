@@ -16,8 +16,17 @@ from xcube.survey import param_grid, resolve_observations, run_id
 from xcube.survey.params import SearchParams, energy_bands_from_flat
 from xcube.survey.progress import SurveyProgress
 from xcube.survey.runner import plan_survey
-from xcube.survey.status import (COLUMNS, STATUS_FILE, clean_stale, read_run, read_status, rebuild_status, scan_runs,
-                                 write_run, write_status)
+from xcube.survey.status import (
+    COLUMNS,
+    STATUS_FILE,
+    clean_stale,
+    read_run,
+    read_status,
+    rebuild_status,
+    scan_runs,
+    write_run,
+    write_status,
+)
 from xcube.survey.task import LOCK_FILE, SurveyAborted, run_observation
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fake_tools.fixture import fake_tools  # noqa: F401  (fixture)
 
 from xcube.tools import Task, run_many
 from xcube.tools.batch import STATUS_COLUMNS

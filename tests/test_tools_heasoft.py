@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fake_tools.fixture import fake_tools  # noqa: F401  (fixture)
 
 import xcube
 from xcube.tools import Glob, heasoft, run, run_many

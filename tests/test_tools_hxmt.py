@@ -3,10 +3,9 @@ exposure, background alignment for a spectrum time range."""
 from __future__ import annotations
 
 import pytest
-from fake_tools.fixture import activate, fake_tools  # noqa: F401  (fixture)
+from fake_tools.fixture import activate
 
-from xcube.tools import OutputError, provenance, run, run_many
-from xcube.tools import hxmt
+from xcube.tools import OutputError, hxmt, provenance, run, run_many
 
 T0 = 2.0e8
 

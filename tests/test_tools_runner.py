@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_tools.fixture import fake_tools  # noqa: F401  (fixture)
 
 from xcube.tools import OutputError, Task, ToolError, ToolNotFoundError, ToolTimeout, run
-from xcube.tools.runner import check_fits, command_line, fingerprint, format_value, parse_log
 from xcube.tools.provenance import read_record, record_path
+from xcube.tools.runner import check_fits, command_line, fingerprint, format_value, parse_log
 
 
 def _events(fake_tools, path, n=500, seed=0):
@@ -71,7 +70,7 @@ def test_run_makes_output_log_and_record(fake_tools, tmp_path):
     t = _select(fake_tools, tmp_path)
     res = run(t)
     assert res.state == "done" and res.returncode == 0
-    assert res.command[0] == "ftselect" and f"expression=PI < 500" in res.command
+    assert res.command[0] == "ftselect" and "expression=PI < 500" in res.command
     out = tmp_path / "sel.fits"
     check_fits(out)
     from astropy.io import fits

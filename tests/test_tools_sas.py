@@ -59,7 +59,10 @@ def test_cleaning_expression(tmp_path):
     assert e.startswith("#XMMEA_EP && (PATTERN <= 4 && FLAG == 0) && (PI in [200:15000]) && gti(")
     assert e.endswith("g.fits,TIME)")
     m = sas.cleaning_expression("EMOS1", energy_band=(0.5, 2.0), ccds=[1, 2, 7])
-    assert m == "#XMMEA_EM && (PATTERN <= 12 && FLAG == 0) && (PI in [500:2000]) && (CCDNR == 1 || CCDNR == 2 || CCDNR == 7)"
+    assert (
+        m
+        == "#XMMEA_EM && (PATTERN <= 12 && FLAG == 0) && (PI in [500:2000]) && (CCDNR == 1 || CCDNR == 2 || CCDNR == 7)"
+    )
     with pytest.raises(ValueError, match="unknown EPIC instrument"):
         sas.cleaning_expression("rgs1")
 
@@ -147,7 +150,7 @@ def test_provenance_graph(processed, tmp_path):
 
 
 def test_failed_step_is_recorded_and_others_go_on(processed, tmp_path):
-    mp, env = processed["mp"], processed["env"]
+    mp = processed["mp"]
     mp.setenv("XCUBE_FAKE_FAIL", "emanom")
     try:
         res = sas.process_observation(processed["odf"], tmp_path / "out", ("pn", "mos1"), flare_filter=None,

@@ -386,7 +386,9 @@ class _Parser:
     def _arith(self, a: _Node, b: _Node, op: str, start: int) -> _Node:
         for n in (a, b):
             if n.kind == "bool":
-                raise ExpressionError(f"filter expression {self.text!r}: {op!r} needs numbers, {n.text!r} is a condition")
+                raise ExpressionError(
+                    f"filter expression {self.text!r}: {op!r} needs numbers, {n.text!r} is a condition"
+                )
         kind = "float" if op == "/" or "float" in (a.kind, b.kind) else "int"
         f, fa, fb = _ARITH[op], a.fn, b.fn
         return _Node(kind, lambda c: f(_as_num(fa(c)), _as_num(fb(c))), self._span(start), a.columns | b.columns)
@@ -402,7 +404,9 @@ class _Parser:
             f = inner.fn
             if t.value == "~":
                 if inner.kind != "int":
-                    raise ExpressionError(f"filter expression {self.text!r}: '~' needs an integer, {inner.text!r} is a float")
+                    raise ExpressionError(
+                        f"filter expression {self.text!r}: '~' needs an integer, {inner.text!r} is a float"
+                    )
                 return _Node("int", lambda c: ~_as_int(f(c)), text, inner.columns)
             if t.value == "-":
                 return _Node(inner.kind, lambda c: -_as_num(f(c)), text, inner.columns)
@@ -448,14 +452,17 @@ class _Parser:
         if body is None:
             raise ExpressionError(
                 f"filter expression {self.text!r}: unknown macro {t.value}: no header keyword {name} in the "
-                f"events' attrs or source file, and not a built-in ({', '.join(sorted(k for k in BUILTIN_MACROS if not k[-1].isdigit()))}). "
+                f"events' attrs or source file, and not a built-in "
+                f"({', '.join(sorted(k for k in BUILTIN_MACROS if not k[-1].isdigit()))}). "
                 "Write the flag test out, e.g. (FLAG & 0x766ba000) == 0"
             )
         sub = _Parser(str(body), self.dtypes, self.aliases, self.macros, self.depth + 1)
         try:
             node = sub.parse()
         except ExpressionError as exc:
-            raise ExpressionError(f"filter expression {self.text!r}: macro {t.value} = {body!r} is invalid: {exc}") from None
+            raise ExpressionError(
+                f"filter expression {self.text!r}: macro {t.value} = {body!r} is invalid: {exc}"
+            ) from None
         return _Node(node.kind, node.fn, t.value, node.columns)
 
     def _pair_ahead(self) -> bool:
@@ -489,7 +496,9 @@ class _Parser:
         try:
             reg = RegionSet.from_ds9(ds9)
         except ValueError as exc:
-            raise ExpressionError(f"filter expression {self.text!r}: bad shape {self._span(st.start)!r}: {exc}") from None
+            raise ExpressionError(
+                f"filter expression {self.text!r}: bad shape {self._span(st.start)!r}: {exc}"
+            ) from None
         fx, fy = cx.fn, cy.fn
         cols = cx.columns | cy.columns
         return _Node("bool", lambda c: reg.contains(fx(c), fy(c)), self._span(start), cols)
@@ -543,7 +552,11 @@ class Expression:
         out = self._fn(cols)
         if n is None:
             n = len(next(iter(cols.values()))) if cols else 1
-        return np.broadcast_to(np.asarray(out, dtype=bool), (n,)).copy() if np.ndim(out) == 0 else np.asarray(out, dtype=bool)
+        return (
+            np.broadcast_to(np.asarray(out, dtype=bool), (n,)).copy()
+            if np.ndim(out) == 0
+            else np.asarray(out, dtype=bool)
+        )
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r}, columns={sorted(self.columns)})"

@@ -47,7 +47,14 @@ _SKY_FRAMES = {"fk4", "fk5", "icrs", "galactic", "ecliptic", "j2000", "b1950"}
 _PIXEL_FRAMES = {"physical", "image"}
 _BAD_FRAMES = {"linear", "amplifier", "detector", "tile"}
 _SHAPE_RE = re.compile(r"^[+-]?\s*([A-Za-z]+)\s*\(")
-_NO_AREA = ("PointPixelRegion", "LinePixelRegion", "TextPixelRegion", "PointSkyRegion", "LineSkyRegion", "TextSkyRegion")
+_NO_AREA = (
+    "PointPixelRegion",
+    "LinePixelRegion",
+    "TextPixelRegion",
+    "PointSkyRegion",
+    "LineSkyRegion",
+    "TextSkyRegion",
+)
 
 
 # --------------------------------------------------------------------------- WCS
@@ -119,7 +126,9 @@ def _prepare_ds9(text: str) -> tuple[str, bool]:
                 frame_seen = True
             elif low == "wcs" or re.fullmatch(r"wcs[a-z]", low):
                 if low != "wcs":
-                    raise ValueError(f"DS9 coordinate system {s!r} is not supported; use physical, image or fk5/icrs/galactic")
+                    raise ValueError(
+                        f"DS9 coordinate system {s!r} is not supported; use physical, image or fk5/icrs/galactic"
+                    )
                 stmts.append("fk5")
                 frame_seen = True
             elif word in _BAD_FRAMES:
@@ -372,7 +381,9 @@ def region_mask(events, region) -> xr.DataArray:
         return xr.DataArray(data, dims=("event",), name="region_mask", attrs={"region": rs.description})
     grid = _grid_coords(events)
     if grid is None:
-        raise ValueError("region_mask needs an EventList (x/y columns on dim 'event') or an object with 1-D x and y coordinates")
+        raise ValueError(
+            "region_mask needs an EventList (x/y columns on dim 'event') or an object with 1-D x and y coordinates"
+        )
     gx, gy = np.meshgrid(grid[0].values, grid[1].values)
     return xr.DataArray(
         rs.contains(gx, gy),

@@ -35,6 +35,7 @@ import xarray as xr
 
 from . import gti as gtimod
 from .expression import compile_expression
+from .missions import GENERIC, profile_of
 from .regions import RegionSet, check_in_field, pixel_region
 
 __all__ = ["select", "energy_band_mask"]
@@ -103,7 +104,9 @@ def select(events, energy_band=None, expr=None, region=None, gti=None):
     if region is not None:
         for c in ("x", "y"):
             if c not in events.data_vars:
-                raise ValueError(f"{_name(events)}: region selection needs the {c!r} column; columns: {_columns(events)}")
+                raise ValueError(
+                    f"{_name(events)}: region selection needs the {c!r} column; columns: {_columns(events)}"
+                )
         rs = region if isinstance(region, RegionSet) else pixel_region(region, events)
         tests.append((frozenset(["x", "y"]), _RegionTest(rs)))
         labels.append(f"region={rs.description}")
@@ -142,7 +145,11 @@ def energy_band_mask(events, energy_band) -> xr.DataArray:
     lo, hi = _energy_band(events, energy_band)
     e = events["energy"]
     test = _EnergyTest(lo, hi)
-    data = e.data.map_blocks(lambda b: test({"energy": b}), dtype=bool) if hasattr(e.data, "map_blocks") else test({"energy": e.values})
+    data = (
+        e.data.map_blocks(lambda b: test({"energy": b}), dtype=bool)
+        if hasattr(e.data, "map_blocks")
+        else test({"energy": e.values})
+    )
     return xr.DataArray(data, dims=("event",), name="energy_band_mask")
 
 
@@ -339,21 +346,8 @@ def _dtypes(events) -> dict:
     return {n: v.dtype for n, v in events.data_vars.items() if v.dims == ("event",)}
 
 
-def _profile(events):
-    name = events.attrs.get("profile")
-    if not name:
-        return None
-    from .missions import get_profile
-
-    try:
-        return get_profile(name)
-    except KeyError:
-        return None
-
-
 def _aliases(events) -> dict:
-    prof = _profile(events)
-    return {v.lower(): k for k, v in prof.columns.items()} if prof is not None else {}
+    return {v.lower(): k for k, v in profile_of(events).columns.items()}
 
 
 def _energy_band(events, band) -> tuple[float, float]:
@@ -363,15 +357,15 @@ def _energy_band(events, band) -> tuple[float, float]:
         raise TypeError(f"energy_band must be a pair (emin, emax) in keV, got {band!r}") from None
     if np.isnan(lo) or np.isnan(hi) or not lo < hi or lo < 0:
         raise ValueError(f"energy_band={band!r}: need 0 <= emin < emax (keV)")
+    prof = profile_of(events)
+    if prof.pi_to_kev is None and prof is not GENERIC:
+        raise ValueError(
+            f"{_name(events)}: {prof.mission} {prof.instrument} has no PI-to-energy conversion "
+            f"({prof.energy_note}); select channels with expr='PI in [lo:hi]' instead of energy_band"
+        )
     if "energy" not in events.data_vars:
         raise ValueError(f"{_name(events)}: no 'energy' column; columns: {_columns(events)}")
-    prof = _profile(events)
-    if prof is not None:
-        if prof.pi_to_kev is None:
-            raise ValueError(
-                f"{_name(events)}: {prof.mission} {prof.instrument} has no PI-to-energy conversion "
-                f"({prof.energy_note}); select channels with expr='PI in [lo:hi]' instead of energy_band"
-            )
+    if prof is not GENERIC:
         emin, emax = prof.energy_range
         if hi <= emin or lo >= emax:
             raise ValueError(

@@ -12,9 +12,9 @@ from .transients.simulate import (  # noqa: F401
     Flare,
     SoftProtonFlare,
     Source,
+    __all__,  # noqa: F401
     event_list,
     inject_eclipse,
     inject_flare,
     write,
 )
-from .transients.simulate import __all__  # noqa: F401

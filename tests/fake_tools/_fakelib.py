@@ -37,10 +37,8 @@ import time
 import zlib
 from pathlib import Path
 
-import numpy as np
-
-
 import _minifits as mf  # noqa: E402  (numpy-only FITS, see _minifits.py)
+import numpy as np
 
 SAS_VERSION = "xmmsas_20230412_1735-21.0.0"
 HEASOFT_VERSION = "heasoft-6.33.2"
@@ -1210,7 +1208,7 @@ def fake_bkgmap(p, a):
         # the real script prints this and exits with status 0, making nothing
         print("Environmental parameter REFPATH does not exist!")
         sys.exit(0)
-    kind, evt = a[0], a[1]
+    kind = a[0]
     if det == "LE":
         gtifile, listfile, chmin, chmax, outnam = a[2], a[3], a[4], a[5], a[6]
     elif det == "ME":

@@ -26,6 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import gti as gtimod
+from ..missions import GENERIC, profile_of
 from .memory import available_bytes, check_size
 
 __all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "pixel_arcsec"]
@@ -115,7 +116,9 @@ class Axis:
         """
         lo, hi = float(lo), float(hi)
         if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-            raise ValueError(f"axis {name!r}: empty or invalid range [{lo}, {hi}); the upper bound must exceed the lower")
+            raise ValueError(
+                f"axis {name!r}: empty or invalid range [{lo}, {hi}); the upper bound must exceed the lower"
+            )
         if (width is None) == (nbins is None):
             raise ValueError(f"axis {name!r}: give exactly one of a bin width or a number of bins")
         frac = float(offset) % 1.0
@@ -214,7 +217,8 @@ class Axis:
             if self.offset:
                 s += f" (grid shifted by {self.offset:g} bin)"
         else:
-            s = f"{self.name}{col}: {self.size} bins with explicit edges from {self.edges[0]:.15g} to {self.edges[-1]:.15g} {self.units}"
+            s = (f"{self.name}{col}: {self.size} bins with explicit edges from {self.edges[0]:.15g} to "
+                 f"{self.edges[-1]:.15g} {self.units}")
         return s + "; bins half-open [lo, hi)"
 
     def __repr__(self) -> str:
@@ -307,8 +311,8 @@ def energy_axis(width=None, *, nbins=None, edges=None, energy_range=None, events
     """
     if edges is None:
         if energy_range is None:
-            prof = _profile_of(events)
-            if prof is None:
+            prof = profile_of(events)
+            if prof is GENERIC:
                 raise ValueError("energy axis: give energy_range=(lo, hi) keV (no mission profile to take it from)")
             energy_range = prof.energy_range
         lo, hi = (float(v) for v in energy_range)
@@ -317,20 +321,6 @@ def energy_axis(width=None, *, nbins=None, edges=None, energy_range=None, events
     else:
         lo = hi = None
     return _build("energy", lo, hi, width, nbins, edges, offset, "keV", "energy", closed=True)
-
-
-def _profile_of(events):
-    if events is None:
-        return None
-    name = getattr(events, "attrs", {}).get("profile")
-    if not name:
-        return None
-    from ..missions import get_profile
-
-    try:
-        return get_profile(name)
-    except (KeyError, ValueError):
-        return None
 
 
 # ---------------------------------------------------------------------- sky
@@ -344,8 +334,8 @@ def pixel_arcsec(events, dim: str) -> float:
         unit = str(attrs.get(f"CUNIT{i}", "deg")).strip().lower() or "deg"
         scale = {"deg": 3600.0, "arcmin": 60.0, "arcsec": 1.0}.get(unit, 3600.0)
         return abs(float(cd)) * scale
-    prof = _profile_of(events)
-    if prof is None:
+    prof = profile_of(events)
+    if prof is GENERIC:
         raise ValueError(f"sky axis {dim!r}: no CDELT{i} keyword and no mission profile; give the width in pixels")
     return float(prof.pixel_arcsec)
 

@@ -32,8 +32,9 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .. import gti as gtimod
 from .._version import __version__
+from ..missions import profile_of
 from . import kernels
-from .axes import Axis, _profile_of, energy_axis, sky_axis, time_axis
+from .axes import Axis, energy_axis, sky_axis, time_axis
 from .memory import available_bytes as _available_bytes
 from .memory import check_size
 from .sky import cell_radec, cell_wcs_keywords
@@ -143,8 +144,8 @@ def _energy_channel_lut(axis: Axis, events):
         return None
     if not np.issubdtype(events["pi"].dtype, np.integer):
         return None
-    prof = _profile_of(events)
-    if prof is None or getattr(prof.pi_to_kev, "kev_per_channel", None) is None:
+    prof = profile_of(events)
+    if getattr(prof.pi_to_kev, "kev_per_channel", None) is None:
         return None
     c = np.round(prof.pi_for_energy(axis.edges), 6)
     p0 = max(int(math.floor(c[0])), int(prof.pi_range[0]), 0)
@@ -204,7 +205,9 @@ def _cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if arr.size:
         top = int(arr.max())
         if top > np.iinfo(dtype).max:
-            raise OverflowError(f"a bin holds {top} counts, more than {np.dtype(dtype).name} can hold; use dtype='int32'")
+            raise OverflowError(
+                f"a bin holds {top} counts, more than {np.dtype(dtype).name} can hold; use dtype='int32'"
+            )
     return arr.astype(dtype)
 
 

@@ -12,9 +12,6 @@ import hashlib
 import json
 import mmap
 import os
-import shutil
-import time
-import uuid
 from pathlib import Path
 
 import dask.array as da
@@ -26,6 +23,7 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
 from .._version import __version__
+from .atomic import atomic_dir, remove_stale
 
 __all__ = ["to_zarr", "open_zarr_events", "cache_dir", "cache_key", "is_complete", "atomic_dir", "remove_stale",
            "COMPLETE"]
@@ -34,7 +32,6 @@ COMPLETE = "xcube_complete"  # root attribute written last
 CACHE_FORMAT = 2  # bump when the layout or attrs of cached EventLists change
 BLOSC_BLOCKSIZE = 1 << 20
 DEFAULT_CHUNK = 4_194_304  # events per chunk (same as the FITS reader's)
-STALE_SECONDS = 3600.0  # temporary directories older than this are leftovers of killed writes
 
 
 def cache_dir(cache: str | os.PathLike | None = None) -> Path:
@@ -65,69 +62,6 @@ def is_complete(store) -> bool:
         return False
 
 
-def remove_stale(target, age: float = STALE_SECONDS) -> int:
-    """Delete temporary siblings of ``target`` left by killed writes
-    (``.<name>.tmp-*`` / ``.<name>.old-*`` older than ``age`` seconds).
-    Returns how many were removed. Younger ones may belong to a writer that
-    is still running and are kept."""
-    target = Path(target)
-    if not target.parent.is_dir():
-        return 0
-    now = time.time()
-    n = 0
-    for d in target.parent.glob(f".{target.name}.*-*"):
-        try:
-            if now - d.stat().st_mtime > age:
-                shutil.rmtree(d, ignore_errors=True)
-                n += 1
-        except OSError:
-            continue
-    return n
-
-
-class atomic_dir:
-    """Context manager: yields a temporary sibling directory, renamed to
-    ``target`` on success (replacing it if ``overwrite``), removed on failure."""
-
-    def __init__(self, target, overwrite: bool = False):
-        self.target = Path(target)
-        self.overwrite = overwrite
-        self.tmp = self.target.with_name(f".{self.target.name}.tmp-{uuid.uuid4().hex[:8]}")
-
-    def __enter__(self) -> Path:
-        if self.target.exists() and not self.overwrite:
-            raise FileExistsError(f"{self.target}: exists; pass overwrite=True to replace it")
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir()
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            # Dask worker threads may still be finishing chunk writes after the
-            # first task failed: remove the directory until it stays removed.
-            deadline = time.monotonic() + 5.0
-            while True:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                time.sleep(0.05)
-                if not self.tmp.exists() or time.monotonic() > deadline:
-                    break
-            return False
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(self.target, old)
-            os.rename(self.tmp, self.target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            try:
-                os.rename(self.tmp, self.target)
-            except OSError:
-                # another process finished the same store first: keep theirs
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                if not self.target.exists():
-                    raise
-        return False
-
-
 def _jsonable(v):
     if isinstance(v, (np.generic,)):
         return v.item()
@@ -153,7 +87,11 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 3) -> 
     codec = BloscCodec(cname="zstd", clevel=clevel, shuffle="shuffle", blocksize=BLOSC_BLOCKSIZE)
     ds = ds.copy().drop_encoding()  # encodings of a source store would fight the new chunks/codecs
     ev_chunks = ds.chunks.get("event") if "event" in ds.dims else None
-    if ev_chunks and len(set(ev_chunks[:-1])) > 1 or (ev_chunks and len(ev_chunks) > 1 and ev_chunks[-1] > ev_chunks[0]):
+    if (
+        ev_chunks
+        and len(set(ev_chunks[:-1])) > 1
+        or (ev_chunks and len(ev_chunks) > 1 and ev_chunks[-1] > ev_chunks[0])
+    ):
         # a selection leaves uneven chunks; Zarr needs uniform ones
         ds = ds.chunk({"event": max(ev_chunks)})
     ds.attrs = {k: _jsonable(v) for k, v in ds.attrs.items()}
@@ -163,7 +101,11 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 3) -> 
             encoding[name]["chunks"] = (min(var.shape[0], DEFAULT_CHUNK) or 1,)
     with atomic_dir(store, overwrite=overwrite) as tmp:
         ds.to_zarr(tmp, mode="w", encoding=encoding, zarr_format=3, consolidated=False)
-        record = {"xcube_version": __version__, "kind": ds.attrs.get("kind", "events"), "n_event": int(ds.sizes.get("event", 0))}
+        record = {
+            "xcube_version": __version__,
+            "kind": ds.attrs.get("kind", "events"),
+            "n_event": int(ds.sizes.get("event", 0)),
+        }
         zarr.open_group(tmp, mode="r+", zarr_format=3).attrs[COMPLETE] = record
     return store
 

@@ -103,7 +103,9 @@ def format_summary(s: dict, path=None) -> str:
         pl, ph = s["pi_range"]
         lines.append(f"  energy range: {lo:.3f} - {hi:.3f} keV (PI {pl:g} - {ph:g})")
     elif s["pi_range"] is not None:
-        lines.append(f"  energy range: no PI-to-energy conversion (channels {s['pi_range'][0]:g} - {s['pi_range'][1]:g})")
+        lines.append(
+            f"  energy range: no PI-to-energy conversion (channels {s['pi_range'][0]:g} - {s['pi_range'][1]:g})"
+        )
     else:
         lines.append("  energy range: - (no PI column)")
     cols = ", ".join(f"{k} ({v})" for k, v in s["columns"].items())

@@ -29,7 +29,11 @@ def circles_from_table(table, radius_arcsec: float = 10.0, *, label: str | None 
             raise KeyError(f"circles_from_table: the table has no {col!r} column (columns: {list(table)})")
     ra = np.asarray(table["ra"], np.float64)
     dec = np.asarray(table["dec"], np.float64)
-    radius = np.asarray(table[radius_arcsec], np.float64) if isinstance(radius_arcsec, str) else np.full(ra.size, float(radius_arcsec))
+    radius = (
+        np.asarray(table[radius_arcsec], np.float64)
+        if isinstance(radius_arcsec, str)
+        else np.full(ra.size, float(radius_arcsec))
+    )
     if np.any(radius <= 0):
         raise ValueError("circles_from_table: radius_arcsec must be positive")
     texts = [str(v) for v in table[label]] if label is not None else [None] * ra.size
@@ -73,7 +77,7 @@ def to_ds9(regions) -> str:
 def write_ds9(path, regions, *, overwrite: bool = False) -> Path:
     """Write ``regions`` (see :func:`to_ds9`) as a DS9 region file, atomically.
     Returns the path."""
-    from .ogip import atomic_file
+    from .atomic import atomic_file
 
     text = to_ds9(regions)
     path = Path(path)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import xarray as xr
 
-from .cache import cache_dir, cache_key, is_complete, open_zarr_events, remove_stale, to_zarr
-from .fitsutil import check_path, is_compressed, open_fits
+from .atomic import remove_stale
+from .cache import cache_dir, cache_key, is_complete, open_zarr_events, to_zarr
 from .events_fits import DEFAULT_CHUNK, build_dataset, load_fits_events, open_fits_events, read_fits_header
+from .fitsutil import check_path, is_compressed, open_fits
 
 __all__ = ["open_events", "open_archive", "EVENT_SUFFIXES"]
 

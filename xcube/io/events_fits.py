@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dask.array as da
-from dask.base import tokenize
 import numpy as np
 import xarray as xr
 from astropy.io import fits
+from dask.base import tokenize
 
 from .. import gti as gtimod
 from .._version import __version__
@@ -288,7 +288,13 @@ def _attrs(h: dict, profile: MissionProfile, path, hdu_name, cols) -> dict:
         if entry is None:
             continue
         i = entry[1]
-        for src, dst in (("TCTYP", "CTYPE"), ("TCRVL", "CRVAL"), ("TCRPX", "CRPIX"), ("TCDLT", "CDELT"), ("TCUNI", "CUNIT")):
+        for src, dst in (
+            ("TCTYP", "CTYPE"),
+            ("TCRVL", "CRVAL"),
+            ("TCRPX", "CRPIX"),
+            ("TCDLT", "CDELT"),
+            ("TCUNI", "CUNIT"),
+        ):
             if f"{src}{i}" in h:
                 v = h[f"{src}{i}"]
                 a[f"{dst}{axis}"] = v.strip() if isinstance(v, str) else float(v)
@@ -393,7 +399,9 @@ def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
                 warnings.simplefilter("ignore", UserWarning)
                 table = hdu.data
                 if table is None or len(table) != meta.nrows:
-                    raise OSError(f"{meta.path}: truncated file: read {0 if table is None else len(table)} of {meta.nrows} events")
+                    raise OSError(
+                        f"{meta.path}: truncated file: read {0 if table is None else len(table)} of {meta.nrows} events"
+                    )
                 cols = {}
                 for col, (fname, idx, code) in meta.columns.items():
                     v = np.asarray(table[fname])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -166,11 +165,9 @@ def load_scan_record(record: Path) -> dict | None:
 def save_scan_record(record: Path, result: dict) -> None:
     """Write a scan record atomically (temporary file, then rename); errors
     (read-only cache) are ignored - the scan is simply repeated next time."""
-    record = Path(record)
-    tmp = record.with_name(f".{record.name}.{uuid.uuid4().hex[:8]}")
+    from .atomic import write_json
+
     try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(result))
-        os.replace(tmp, record)
+        write_json(record, result)
     except OSError:
-        tmp.unlink(missing_ok=True)
+        pass

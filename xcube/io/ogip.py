@@ -25,10 +25,7 @@ Conventions of the files written here
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 import warnings
-from contextlib import contextmanager
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
@@ -38,10 +35,10 @@ from astropy.io import fits
 
 from .. import gti as gtimod
 from .._version import __version__
+from .atomic import atomic_file
 from .fitsutil import find_column, open_fits
 
 __all__ = [
-    "atomic_file",
     "gti_hdu",
     "write_gti",
     "read_gti",
@@ -54,28 +51,6 @@ __all__ = [
 log = logging.getLogger("xcube.io")
 
 _TIME_KEYS = ("MJDREF", "MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF", "TIMEZERO")
-
-
-@contextmanager
-def atomic_file(path, overwrite: bool = False):
-    """Context manager yielding a temporary path beside ``path``; on success the
-    temporary file is renamed onto ``path`` (``os.replace``), on failure removed.
-
-    The temporary name ends with ``path``'s name, so suffix-driven writers
-    (``.gz`` compression in astropy) behave the same. Raises
-    ``FileExistsError`` when ``path`` exists and ``overwrite`` is False.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: exists; pass overwrite=True (or --overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _write_hdul(hdul: fits.HDUList, path, overwrite: bool) -> Path:
@@ -283,7 +258,9 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         fmt = "K" if c.dtype.kind in "iu" else "D"
         cols.append(fits.Column(name="COUNTS", format=fmt, unit="count", array=c))
     if kind == "net":
-        cols.append(fits.Column(name="BACKV", format="D", unit="count/s", array=np.asarray(lc["bkg_rate"].values, np.float64)))
+        cols.append(
+            fits.Column(name="BACKV", format="D", unit="count/s", array=np.asarray(lc["bkg_rate"].values, np.float64))
+        )
         cols.append(fits.Column(name="BACKE", format="D", unit="count/s",
                                 array=np.asarray(lc["bkg_rate_err"].values, np.float64)))
     uniform = width.size > 0 and np.allclose(width, width[0], rtol=1e-12, atol=0)
@@ -327,7 +304,10 @@ def _find_rate_hdu(hdul, extname, path):
     for h in hdul[1:]:
         if not isinstance(h, fits.BinTableHDU):
             continue
-        if str(h.header.get("HDUCLAS1", "")).strip().upper() == "LIGHTCURVE" or h.name.upper() in ("RATE", "LIGHTCURVE"):
+        if str(h.header.get("HDUCLAS1", "")).strip().upper() == "LIGHTCURVE" or h.name.upper() in (
+            "RATE",
+            "LIGHTCURVE",
+        ):
             return h
     raise ValueError(
         f"{path}: no light-curve table (HDUCLAS1='LIGHTCURVE' or EXTNAME='RATE'; extensions: "
@@ -379,7 +359,9 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
         rcol = find_column(names, "RATE")
         ccol = find_column(names, "COUNTS")
         if tcol is None or (rcol is None and ccol is None):
-            raise ValueError(f"{path}[{hdu.name}]: a light curve needs TIME and RATE or COUNTS columns (columns: {names})")
+            raise ValueError(
+                f"{path}[{hdu.name}]: a light curve needs TIME and RATE or COUNTS columns (columns: {names})"
+            )
         timezero = float(h.get("TIMEZERO", 0.0))
         time = (np.asarray(data[tcol], np.float64) + timezero) * scale
         dcol = find_column(names, "TIMEDEL")

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from .atomic import atomic_file
+
 __all__ = ["write_events_fits", "HEADER_TO_PRIMARY"]
 
 _FORMATS = {
@@ -224,22 +226,20 @@ def write_events_fits(
         tables.append(_table(name, {gti_columns[0]: start, gti_columns[1]: stop}, kw,
                              {gti_columns[0]: {"unit": "s"}, gti_columns[1]: {"unit": "s"}}))
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        with open(tmp, "wb") as fh:
-            _write_hdu(fh, prim)
-            _write_hdu(fh, ev_header, ev_rec)
-            if lazy:
-                _stream_rows(fh, columns, lazy[0], nrows)
-            for h, rec in tables:
-                _write_hdu(fh, h, rec)
-        if gzip:
-            with open(tmp, "rb") as src, gzip_module.open(path, "wb", compresslevel=6) as dst:
-                shutil.copyfileobj(src, dst, length=1 << 22)
-            tmp.unlink()
-        else:
-            tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path, overwrite=overwrite) as out:
+        raw = out.with_name(out.name + ".raw") if gzip else out
+        try:
+            with open(raw, "wb") as fh:
+                _write_hdu(fh, prim)
+                _write_hdu(fh, ev_header, ev_rec)
+                if lazy:
+                    _stream_rows(fh, columns, lazy[0], nrows)
+                for h, rec in tables:
+                    _write_hdu(fh, h, rec)
+            if gzip:
+                with open(raw, "rb") as src, gzip_module.open(out, "wb", compresslevel=6) as dst:
+                    shutil.copyfileobj(src, dst, length=1 << 22)
+        finally:
+            if gzip:
+                raw.unlink(missing_ok=True)
     return path

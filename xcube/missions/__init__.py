@@ -13,7 +13,8 @@ import warnings
 
 from .base import MissionProfile, linear_energy
 
-__all__ = ["MissionProfile", "linear_energy", "register", "get_profile", "detect", "profiles", "GENERIC"]
+__all__ = ["MissionProfile", "linear_energy", "register", "get_profile", "profile_of", "detect", "profiles",
+           "GENERIC"]
 
 log = logging.getLogger("xcube.missions")
 
@@ -64,6 +65,25 @@ def get_profile(name: str) -> MissionProfile:
         return _REGISTRY[name.lower()]
     except KeyError:
         raise KeyError(f"unknown mission profile {name!r}; known: {sorted(_REGISTRY)}") from None
+
+
+def profile_of(events) -> MissionProfile:
+    """The mission profile of an EventList or product (its ``attrs["profile"]``).
+
+    The one policy for every caller: an object without the attribute (a
+    hand-made Dataset) is :data:`GENERIC`, which has no PI-to-energy
+    conversion, no screening and no CCD quadrants; an unknown name raises
+    ``KeyError`` naming the object's source file. Eager, cheap.
+    """
+    attrs = getattr(events, "attrs", None) or {}
+    name = attrs.get("profile")
+    if not name:
+        return GENERIC
+    try:
+        return get_profile(str(name))
+    except KeyError as exc:
+        src = attrs.get("source") or "events"
+        raise KeyError(f"{src}: {exc.args[0]}") from None
 
 
 def detect(header, path: str = "<header>", instrument: str | None = None) -> MissionProfile:

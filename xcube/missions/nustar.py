@@ -6,8 +6,8 @@
 - GTIs in the ``GTI`` extension; no frames (event-by-event readout, dead time
   ~2.5 ms per event).
 """
-from .base import MissionProfile, linear_energy
 from . import register
+from .base import MissionProfile, linear_energy
 
 _COMMON = dict(
     mission="NuSTAR",

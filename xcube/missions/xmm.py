@@ -8,8 +8,8 @@
   (FLAG==0 is stricter than the ``#XMMEA_EP/EM`` sets, as in the transient search).
 - Frame times: pn full frame 73.4 ms, MOS full frame 2.6 s (XMM Users Handbook 3.3.2).
 """
-from .base import MissionProfile, linear_energy
 from . import register
+from .base import MissionProfile, linear_energy
 
 _COMMON = dict(
     mission="XMM-Newton",

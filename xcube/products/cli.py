@@ -77,12 +77,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _open(args):
     from ..io import open_events
-    from ..missions import get_profile
+    from ..missions import profile_of
 
     ev = open_events(args.file, instrument=args.instrument)
     expr = args.expr
     if args.screen:
-        screening = get_profile(ev.attrs.get("profile", "generic")).screening
+        screening = profile_of(ev).screening
         if not screening:
             log.warning("%s: the mission profile has no default screening; --screen ignored", args.file)
         else:

@@ -111,10 +111,10 @@ def _pi_band(events, energy_band):
     """PI channels [lo, hi] (inclusive) of an energy band, for CHANMIN/CHANMAX; None if unknown."""
     if energy_band is None:
         return None
-    from ..missions import get_profile
+    from ..missions import profile_of
 
     try:
-        prof = get_profile(events.attrs.get("profile", "generic"))
+        prof = profile_of(events)
         lo, hi = prof.pi_for_energy(np.asarray(energy_band, np.float64))
     except (KeyError, ValueError):
         return None
@@ -191,8 +191,7 @@ def lightcurve(
     mission's range, a region outside the field, a ``time_range`` or ``t0``
     outside the GTIs. An empty selection gives zero counts and a warning.
     """
-    from ..binning import time_axis
-    from ..binning import bin_events
+    from ..binning import bin_events, time_axis
     from ..regions import region_area
     from ..select import select
 

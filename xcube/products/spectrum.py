@@ -18,13 +18,13 @@ log = logging.getLogger("xcube.products")
 
 def _channel_axis(events, channel_bin: int, pi_range):
     from ..binning import Axis
-    from ..missions import get_profile
+    from ..missions import profile_of
 
     cb = int(channel_bin)
     if cb != channel_bin or cb < 1:
         raise ValueError(f"channel_bin={channel_bin!r}: must be a positive whole number of PI channels")
     if pi_range is None:
-        prof = get_profile(events.attrs.get("profile", "generic"))
+        prof = profile_of(events)
         if prof.name == "generic":
             raise ValueError(
                 f"{events.attrs.get('source', 'events')}: unknown mission, no PI channel range; pass pi_range=(lo, hi)"
@@ -111,9 +111,9 @@ def spectrum(
         "pi_lo": ("channel", axis.lo.astype(np.int64), {"units": "channel"}),
         "pi_hi": ("channel", axis.hi.astype(np.int64), {"units": "channel", "long_name": "exclusive upper PI"}),
     }
-    from ..missions import get_profile
+    from ..missions import profile_of
 
-    prof = get_profile(events.attrs.get("profile", "generic"))
+    prof = profile_of(events)
     if prof.pi_to_kev is not None:
         coords["energy_lo"] = ("channel", prof.energy(axis.lo).astype(np.float64), {"units": "keV"})
         coords["energy_hi"] = ("channel", prof.energy(axis.hi).astype(np.float64), {"units": "keV"})

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
-from ..io.cache import atomic_dir
+from ..io.atomic import atomic_dir, atomic_file, write_text
 from .cluster import cluster_detections
 from .crossmatch import crossmatch_table
 from .status import CATALOGUE_DIR, scan_runs
@@ -120,14 +120,15 @@ def _write_fits(df: pd.DataFrame, path: Path, extname: str, meta: dict) -> None:
     hdu.name = extname
     for k, v in meta.items():
         hdu.header[k] = v
-    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+    with atomic_file(path, overwrite=True) as tmp:
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp, checksum=True)
 
 
 def _write_regions(sources: pd.DataFrame, path: Path, radius_arcsec: float) -> None:
     lines = ["# Region file format: DS9 version 4.1", "fk5"]
     for s in sources.itertuples():
         lines.append(f'circle({s.ra:.6f},{s.dec:.6f},{radius_arcsec:g}") # text={{{s.name}}}')
-    path.write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radius_arcsec: float = 20.0,

@@ -44,7 +44,9 @@ def jobqueue_cluster(cluster: str, *, queue=None, walltime=None, cores=None, mem
     try:
         import dask_jobqueue
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(f"--cluster {name} needs dask-jobqueue; install it with pip install 'xcube-astro[cluster]'") from exc
+        raise ImportError(
+            f"--cluster {name} needs dask-jobqueue; install it with pip install 'xcube-astro[cluster]'"
+        ) from exc
     cls = getattr(dask_jobqueue, JOBQUEUE_CLUSTERS[name])
     opts = dict(queue=queue, walltime=walltime, cores=cores, memory=memory, processes=processes,
                 account=account, job_extra_directives=job_extra, local_directory=local_directory)

@@ -105,7 +105,9 @@ def resolve_observations(observations, archive=None) -> dict[str, list[Path]]:
         return {str(k): [Path(f) for f in v] for k, v in observations.items()}
     root = Path(archive) if archive is not None else None
     if root is not None and not root.is_dir():
-        raise FileNotFoundError(f"archive root {root}: not a directory; pass --archive the folder holding <obsid>/ dirs")
+        raise FileNotFoundError(
+            f"archive root {root}: not a directory; pass --archive the folder holding <obsid>/ dirs"
+        )
     if isinstance(observations, (str, Path)):
         p = Path(observations)
         if p.is_dir():

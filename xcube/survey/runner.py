@@ -147,7 +147,9 @@ def _record_lost(out: Path, obsid: str, files, plan, token: str, exc: BaseExcept
     name = type(exc).__name__
     msg = f"observation {obsid}: task failed with {name}: {exc}"
     if name == "KilledWorker":
-        msg += " (the worker process died - killed or out of memory - on every attempt; raise --memory-limit or --retries)"
+        msg += (
+            " (the worker process died - killed or out of memory - on every attempt; raise --memory-limit or --retries)"
+        )
     for rid, p in plan:
         prev = read_run(out / obsid / rid)
         if prev is not None and prev.get("token") == token:

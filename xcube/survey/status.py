@@ -45,12 +45,11 @@ import logging
 import os
 import shutil
 import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
 
-from ..io.cache import atomic_dir
+from ..io.atomic import atomic_dir, write_table
 
 __all__ = [
     "STATES", "COLUMNS", "RECORD_FILE", "STATUS_FILE", "write_run", "read_run", "scan_runs",
@@ -65,14 +64,35 @@ STATUS_FILE = "status.parquet"
 CATALOGUE_DIR = "catalogue"
 
 COLUMNS = {
-    "obsid": "string", "run_id": "string", "param_hash": "string", "state": "string",
-    "time_bin": "float64", "emin": "float64", "emax": "float64", "sigma": "float64",
-    "size_arcsec": "float64", "extra": "string",
-    "wall_time": "float64", "cpu_time": "float64", "open_time": "float64", "peak_rss_mb": "float64", "n_detections": "int64",
-    "xcube_version": "string", "error_class": "string", "message": "string", "traceback_file": "string",
-    "search_run_id": "string", "exposure": "float64", "n_bad_frames": "float64", "n_bti": "float64",
-    "expected_false_alarms": "float64", "files": "string", "worker": "string",
-    "started": "string", "finished": "string", "token": "string",
+    "obsid": "string",
+    "run_id": "string",
+    "param_hash": "string",
+    "state": "string",
+    "time_bin": "float64",
+    "emin": "float64",
+    "emax": "float64",
+    "sigma": "float64",
+    "size_arcsec": "float64",
+    "extra": "string",
+    "wall_time": "float64",
+    "cpu_time": "float64",
+    "open_time": "float64",
+    "peak_rss_mb": "float64",
+    "n_detections": "int64",
+    "xcube_version": "string",
+    "error_class": "string",
+    "message": "string",
+    "traceback_file": "string",
+    "search_run_id": "string",
+    "exposure": "float64",
+    "n_bad_frames": "float64",
+    "n_bti": "float64",
+    "expected_false_alarms": "float64",
+    "files": "string",
+    "worker": "string",
+    "started": "string",
+    "finished": "string",
+    "token": "string",
 }
 
 
@@ -163,15 +183,7 @@ def write_status(out, table) -> Path:
     """Write ``out/status.parquet`` atomically from a DataFrame or a list of records."""
     out = Path(out)
     df = table if isinstance(table, pd.DataFrame) else _frame(table)
-    path = out / STATUS_FILE
-    tmp = out / f".{STATUS_FILE}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_table(out / STATUS_FILE, df)
 
 
 def rebuild_status(out) -> pd.DataFrame:

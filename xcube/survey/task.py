@@ -34,7 +34,7 @@ from pathlib import Path
 import dask
 
 from .._version import __version__
-from ..io.cache import atomic_dir
+from ..io.atomic import atomic_dir
 from .params import SearchParams
 from .status import RECORD_FILE, _json_default, read_run
 
@@ -204,7 +204,9 @@ class _Work:
         except (OSError, ValueError):
             return  # no lock file (in-process use): nothing to check
         if owner != self.token:
-            raise SurveyAborted(f"{self.out}: a newer survey ({owner}) owns this output directory; task of {self.token} stops")
+            raise SurveyAborted(
+                f"{self.out}: a newer survey ({owner}) owns this output directory; task of {self.token} stops"
+            )
 
     def commit(self, run_id: str, record: dict, writer=None) -> bool:
         """Write the run directory atomically; False (nothing written) once cancelled."""
@@ -293,9 +295,15 @@ class _Work:
             state = "skipped" if (reason and len(det) == 0) else "done"
             writer = _result_writer(res, self.figures)
             rec = dict(
-                base, state=state, n_detections=int(len(det)), message=str(reason) if reason else None,
+                base,
+                state=state,
+                n_detections=int(len(det)),
+                message=str(reason) if reason else None,
                 search_run_id=str(getattr(res, "run_id", "") or ""),
-                **{k: _summary_number(summary, k) for k in ("exposure", "n_bad_frames", "n_bti", "expected_false_alarms")},
+                **{
+                    k: _summary_number(summary, k)
+                    for k in ("exposure", "n_bad_frames", "n_bti", "expected_false_alarms")
+                },
             )
             # the wall time includes writing the products; measured inside the writer's wrapper
             def timed_writer(tmp, writer=writer, rec=rec):

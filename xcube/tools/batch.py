@@ -187,15 +187,9 @@ def run_many(tasks: Sequence[Task], client=None, *, workers: int | None = None, 
 
 
 def _write_status(table, path: Path) -> None:
-    import uuid
+    from ..io.atomic import write_table
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     flat = table.copy()
     flat["outputs"] = flat["outputs"].map(lambda v: ";".join(v))
     flat["tags"] = flat["tags"].map(lambda d: ";".join(f"{k}={v}" for k, v in d.items()))
-    if path.suffix == ".parquet":
-        flat.to_parquet(tmp, index=False)
-    else:
-        flat.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_table(path, flat)

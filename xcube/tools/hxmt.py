@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..io.atomic import atomic_file, write_text
 from .provenance import read_record, record_path, write_record
 from .runner import Task, fingerprint
 
@@ -303,7 +304,7 @@ def _write_list(path: Path, content: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = f"{content}\n"
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+        write_text(path, text)
     return path
 
 
@@ -378,9 +379,8 @@ def aligned_gti(gti_file, time_range, out_file) -> Path:
     for k, v in header.items():
         gti_hdu.header[k] = v
     gti_hdu.header["HDUCLAS1"] = "GTI"
-    tmp = out.with_name(f".{out.name}.tmp")
-    fits.HDUList([fits.PrimaryHDU(), gti_hdu]).writeto(tmp, overwrite=True)
-    os.replace(tmp, out)
+    with atomic_file(out, overwrite=True) as tmp:
+        fits.HDUList([fits.PrimaryHDU(), gti_hdu]).writeto(tmp, checksum=True)
     write_record(out, {"task": f"aligned_gti-{out.stem}", "tool": "xcube.aligned_gti", "package": None,
                        "params": params, "args": [], "inputs": {str(src): src_fp},
                        "outputs": {str(out): fingerprint(out)}, "versions": {"xcube": __version__},

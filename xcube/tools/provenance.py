@@ -15,8 +15,6 @@ state": re-running the same pipeline resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
 __all__ = ["record_path", "write_record", "read_record", "records", "provenance", "draw_provenance"]
@@ -35,19 +33,10 @@ def record_path(output) -> Path:
 def write_record(output, record: dict) -> Path:
     """Write ``record`` as the provenance record of ``output`` atomically
     (temporary file in the same directory, then ``os.replace``). Returns its path."""
-    dst = record_path(output)
-    tmp = dst.with_name(f"{dst.name}.tmp-{uuid.uuid4().hex[:8]}")
+    from ..io.atomic import write_json
+
     data = dict(record, xcube_record=RECORD_VERSION)
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return dst
+    return write_json(record_path(output), data, fsync=True, indent=1, sort_keys=True)
 
 
 def read_record(path) -> dict | None:
@@ -143,5 +132,8 @@ def draw_provenance(graph_or_dir, path=None, *, figsize=None, dpi: int = 110):
     fig.tight_layout()
     if path is None:
         return fig
-    fig.savefig(path, dpi=dpi)
+    from ..io.atomic import atomic_file
+
+    with atomic_file(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
     return Path(path)

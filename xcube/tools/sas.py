@@ -18,13 +18,13 @@ them from ``Task.env``, so concurrent observations never share them.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..io.atomic import atomic_file, write_table
 from .provenance import read_record, record_path, write_record
 from .runner import Task, ToolError, fingerprint
 
@@ -649,9 +649,8 @@ def _copy_product(src: Path, dst: Path, tags: dict) -> str:
     if dst.exists() and rec and rec.get("inputs") == {str(src.resolve()): src_fp} \
             and rec.get("outputs", {}).get(str(dst.resolve())) == fingerprint(dst):
         return "skipped"
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_file(dst, overwrite=True) as tmp:
+        shutil.copyfile(src, tmp)
     from .._version import __version__
 
     write_record(dst, {"task": f"copy-{dst.stem}", "tool": "copy", "package": None, "params": {},
@@ -799,8 +798,6 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
         if col in flat:
             flat[col] = flat[col].map(lambda v: ";".join(v) if isinstance(v, list) else
                                       ";".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else v)
-    tmp = out / ".status.csv.tmp"
-    flat.to_csv(tmp, index=False)
-    os.replace(tmp, out / "status.csv")
+    write_table(out / "status.csv", flat)
     return ObservationProducts(out_dir=out, summary=summary, events=events, exposures=exposures_done, ccds=ccds,
                                status=status)

@@ -1,11 +1,8 @@
 """``xcube demo`` and ``xcube search``."""
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
-
-import numpy as np
 
 
 def register(sub) -> None:
@@ -44,7 +41,18 @@ def _print_table(results) -> None:
     print(rows[[c for c in cols if c in rows]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     det = results.detections
     if len(det):
-        show = ["run_id", "kind", "name", "ra", "dec", "t_peak", "log10_bayes", "sigma_equivalent", "counts", "expected"]
+        show = [
+            "run_id",
+            "kind",
+            "name",
+            "ra",
+            "dec",
+            "t_peak",
+            "log10_bayes",
+            "sigma_equivalent",
+            "counts",
+            "expected",
+        ]
         print()
         print(det[show].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
 
@@ -67,6 +75,7 @@ def demo(out="xcube-demo", seed: int = 1, duration: float = 40_000.0, overwrite:
     50 s and 200 s in 0.2-12 keV, write results into ``out``; return
     ``(results, truth)``. Eager (it is the demo)."""
     import xcube
+    from xcube.io.atomic import write_table
     from xcube.transients import simulate
 
     out = Path(out)
@@ -79,7 +88,7 @@ def demo(out="xcube-demo", seed: int = 1, duration: float = 40_000.0, overwrite:
     events_path = out / "events_pn.fits"
     ev, truth = simulate.event_list("xmm-pn", duration=duration, flares=flares, eclipses=eclipses,
                                     sources=8, soft_protons=1, seed=seed, path=events_path, overwrite=True)
-    truth.to_csv(out / "truth.csv", index=False)
+    write_table(out / "truth.csv", truth)
     res = xcube.search_transients(ev, time_bin=[50.0, 200.0], energy_band=(0.2, 12.0), sigma=3.0)
     res.write(out / "results", overwrite=True)
     return res, truth

@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
-from ..missions import get_profile
+from ..missions import profile_of
 
 __all__ = [
     "PN_MIN_COUNTS",
@@ -136,21 +136,13 @@ def pn_bad_frames(ccd_counts, quadrant_of_ccd, bti=None, *, min_counts: float = 
     return extend_to_next_frame(bad)
 
 
-def _profile(events):
-    name = events.attrs.get("profile")
-    if not name:
-        raise ValueError(f"{events.attrs.get('source', 'events')}: no 'profile' attribute; open the file with "
-                         "xcube.open_events so that the mission profile is known")
-    return get_profile(name)
-
-
 def ccd_frame_counts(events, edges) -> xr.DataArray:
     """Counts per frame and CCD, (time, ccd), lazy (``xcube.bin_events`` with
     a CCD axis on the ``ccdnr`` column; CCD numbers from the profile's
     quadrant map)."""
     from ..binning import Axis, bin_events
 
-    prof = _profile(events)
+    prof = profile_of(events)
     if "ccdnr" not in events.variables:
         raise KeyError(f"{events.attrs.get('source', 'events')}: no 'ccdnr' column, needed for the "
                        f"{prof.instrument} partial-CCD frame rule; read the CCDNR column from the event file")
@@ -168,7 +160,8 @@ def bad_frames(events, edges, bti=None) -> np.ndarray:
     ``edges`` (n+1,) frame edges [s]; ``bti`` (n,) bool BTI frames (used by
     the pn rule). Cameras whose profile has a quadrant map (pn) use
     :func:`pn_bad_frames` on their per-CCD counts; frames with no event in
-    any of the lists are bad too (for MOS alone, the only rule). Pass the events the cube was made from. Returns bool (n,).
+    any of the lists are bad too (for MOS alone, the only rule). Pass the
+    events the cube was made from. Returns bool (n,).
     Eager: one histogram pass over ``time`` (and ``ccdnr`` for pn) per camera.
     """
     evs = [events] if isinstance(events, xr.Dataset) else list(events)
@@ -177,7 +170,7 @@ def bad_frames(events, edges, bti=None) -> np.ndarray:
 
     lazy = []
     for ev in evs:
-        prof = _profile(ev)
+        prof = profile_of(ev)
         width = len(prof.quadrants) if prof.quadrants else None
         if not gtimod.exposure_per_bin(e[:-1], e[1:], gtimod.from_dataset(ev)).any():
             # no good time in these frames: every frame is empty for this camera
@@ -185,7 +178,7 @@ def bad_frames(events, edges, bti=None) -> np.ndarray:
         else:
             lazy.append(ccd_frame_counts(ev, e).data if width else bin_events(ev, time=e).data)
     counts = dask.compute(*lazy)
-    return bad_frames_from_counts(counts, [_profile(ev) for ev in evs], bti,
+    return bad_frames_from_counts(counts, [profile_of(ev) for ev in evs], bti,
                                   names=[ev.attrs.get("source", "") for ev in evs])
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..io.cache import atomic_dir
+from ..io.atomic import atomic_dir, write_table
 
 __all__ = ["SearchResult", "SearchResults", "run_id"]
 
@@ -142,7 +142,7 @@ class SearchResults(list):
         directory.mkdir(parents=True, exist_ok=True)
         for r in self:
             r.write(directory / r.run_id, overwrite=overwrite, figures=figures)
-        self.detections.to_csv(directory / "detections.csv", index=False)
+        write_table(directory / "detections.csv", self.detections)
         return directory
 
 

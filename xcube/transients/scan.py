@@ -34,7 +34,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .. import gti as gtimod
 from ..expression import compile_expression
-from ..missions import get_profile
+from ..missions import profile_of
 from ..select import _aliases, _dtypes, _energy_band, _EnergyTest, _macro_lookup
 
 __all__ = ["CompactCube", "CameraScan", "scan_events", "merge_cameras"]
@@ -354,7 +354,7 @@ def scan_graph(events, *, screening: str | None, energy_band, frame_edges, x_edg
                he_band=None, he_edges=None, ccd=True):
     """Lazy per-chunk pieces of one camera's pass (list of Delayed-like keys)
     plus what ``_combine`` needs. See :func:`scan_events`."""
-    prof = get_profile(events.attrs.get("profile", "generic"))
+    prof = profile_of(events)
     dtypes = _dtypes(events)
     screen = None
     if screening:

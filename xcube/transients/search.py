@@ -41,10 +41,12 @@ import xarray as xr
 
 from .. import gti as gtimod
 from ..binning import sky_axis, time_axis
-from ..missions import get_profile
+from ..missions import profile_of
 from ..select import select
-from ..skycoords import has_wcs, wcs as events_wcs
-from . import background, bayes, bti as btimod, frames, scan
+from ..skycoords import has_wcs
+from ..skycoords import wcs as events_wcs
+from . import background, bayes, frames, scan
+from . import bti as btimod
 from .detect import _empty_table, assemble, region_list
 from .result import SearchResult, SearchResults, run_id
 
@@ -65,7 +67,7 @@ def _check_cameras(events) -> list[xr.Dataset]:
         raise ValueError(f"search_transients: event lists from different observations {sorted(obs)}; "
                          "search each observation separately (xcube.survey runs many)")
     for e in evs:
-        prof = get_profile(e.attrs.get("profile", "generic"))
+        prof = profile_of(e)
         src = e.attrs.get("source", "<events>")
         if not prof.accepts_mode(e.attrs.get("datamode"), e.attrs.get("submode")):
             raise ValueError(
@@ -78,7 +80,7 @@ def _check_cameras(events) -> list[xr.Dataset]:
 
 
 def _screening(ev, screening: bool):
-    prof = get_profile(ev.attrs.get("profile", "generic"))
+    prof = profile_of(ev)
     return prof.screening if screening and prof.screening else None
 
 
@@ -349,7 +351,7 @@ def _search_one(evs, screens, *, time_bin, energy_band, sigma, size_arcsec, gti_
     is_bti = btimod.frame_bti(lo, hi, btis)
     counts, profiles = [], []
     for e, s in zip(evs, scans):
-        prof = frames._profile(e)
+        prof = profile_of(e)
         profiles.append(prof)
         if not gtimod.exposure_per_bin(lo, hi, gtimod.from_dataset(e)).any():
             shape = (n_frames, len(prof.quadrants)) if prof.quadrants else (n_frames,)

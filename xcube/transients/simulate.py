@@ -54,7 +54,7 @@ from scipy.spatial import cKDTree
 from .. import gti as gtimod
 from .._version import __version__
 from ..io.events_fits import events_dataset
-from ..missions import get_profile
+from ..missions import get_profile, profile_of
 
 __all__ = [
     "Flare",
@@ -755,7 +755,9 @@ def event_list(
         "xcube_version": __version__,
     })
     events = _lazy_events(plan, attrs, profile)
-    log.info("simulated %s: %d events in %d slab(s), %d truth rows", profile.name, int(counts.sum()), n_slab, len(truth))
+    log.info(
+        "simulated %s: %d events in %d slab(s), %d truth rows", profile.name, int(counts.sum()), n_slab, len(truth)
+    )
     if path is not None:
         write(path, events, overwrite=overwrite)
         from ..io.events import open_events
@@ -788,7 +790,9 @@ def _random_soft_protons(spec, duration, det: _Detector, rng) -> list[SoftProton
         for _ in range(int(spec)):
             d = float(min(np.exp(rng.uniform(math.log(2e3), math.log(1e4))), duration))
             s = float(rng.uniform(0.0, max(duration - d, 0.0)))
-            out.append(SoftProtonFlare(t_start=s, duration=d, peak_rate=float(np.exp(rng.uniform(math.log(lo), math.log(hi))))))
+            out.append(
+                SoftProtonFlare(t_start=s, duration=d, peak_rate=float(np.exp(rng.uniform(math.log(lo), math.log(hi)))))
+            )
         return out
     return [_spec(SoftProtonFlare, s) for s in spec]
 
@@ -932,14 +936,18 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
     for col in ("time", "x", "y", "pi"):
         if col not in events:
             raise ValueError(f"inject: the event list has no {col!r} column")
-    profile = get_profile(events.attrs.get("profile", "generic"))
+    profile = profile_of(events)
     rng = np.random.default_rng(seed)
     gti = gtimod.from_dataset(events)
     if gti[0].size == 0:
         raise ValueError("inject: the event list has no good time (empty GTI); nothing can be injected")
     # positions of a sample of events: nearest-event fill, random default position
     idx = _sample_positions(events)
-    other = [v for v in events.data_vars if events[v].dims == ("event",) and v not in ("time", "x", "y", "pi", "energy", "pattern", "flag")]
+    other = [
+        v
+        for v in events.data_vars
+        if events[v].dims == ("event",) and v not in ("time", "x", "y", "pi", "energy", "pattern", "flag")
+    ]
     sample = events[["x", "y", *other]].isel(event=idx).compute()
     sx, sy = sample["x"].values.astype(np.float64), sample["y"].values.astype(np.float64)
     from ..skycoords import has_wcs
@@ -1077,7 +1085,7 @@ def write(path, events: xr.Dataset, *, overwrite: bool = False, gzip: bool | Non
     from ..io.write_events import write_events_fits
 
     path = Path(path)
-    profile = get_profile(events.attrs.get("profile", "generic"))
+    profile = profile_of(events)
     if gzip is None:
         gzip = path.suffix.lower() in (".gz", ".ftz")
     a = events.attrs

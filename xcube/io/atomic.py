@@ -1,0 +1,185 @@
+"""Atomic writes: the one way xcube puts a file or a directory on disk.
+
+A reader never sees a half-written product. Everything is written under a
+temporary name beside the target (same directory, so the same file system)
+and renamed into place with ``os.replace``/``os.rename`` only when complete;
+on failure the temporary is removed and any earlier target is left intact.
+
+* :func:`atomic_file` - context manager yielding a temporary path for one file;
+* :func:`write_text`, :func:`write_bytes`, :func:`write_json`,
+  :func:`write_table` - one-call writers built on it;
+* :class:`atomic_dir` - the same for a whole directory (Zarr stores, run
+  directories);
+* :func:`remove_stale` - delete temporaries left behind by killed writers.
+
+Temporary names start with a dot and carry a random tag:
+``.<name>.tmp-<hex>`` (files and directories) and ``.<name>.old-<hex>`` (a
+replaced directory on its way out).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["atomic_file", "atomic_dir", "write_text", "write_bytes", "write_json", "write_table", "remove_stale",
+           "temporary_name", "STALE_SECONDS"]
+
+#: temporaries older than this [s] are leftovers of killed writers
+STALE_SECONDS = 3600.0
+
+
+def temporary_name(path, kind: str = "tmp") -> Path:
+    """A hidden sibling of ``path`` that no other writer uses:
+    ``.<name>.<kind>-<hex>`` in the same directory."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.{kind}-{uuid.uuid4().hex[:8]}")
+
+
+def _explain(exc: OSError, path: Path) -> OSError:
+    """The same error with the path it concerns (``[Errno 28]`` alone names nothing)."""
+    if exc.errno == errno.ENOSPC:
+        return OSError(exc.errno, f"no space left on the device while writing {path}")
+    if getattr(exc, "filename", None):
+        return exc
+    return OSError(exc.errno, f"{exc.strerror or exc} while writing {path}")
+
+
+@contextmanager
+def atomic_file(path, overwrite: bool = False, fsync: bool = False):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    The temporary name ends with ``path``'s suffixes (``.fits.gz`` stays
+    ``.fits.gz``), so writers that choose a format from the name behave the
+    same. On an exception the temporary is removed and an existing ``path``
+    is untouched. Raises ``FileExistsError`` when ``path`` exists and
+    ``overwrite`` is False. ``fsync``: flush the file to disk before the
+    rename (for records that must survive a power cut).
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists; pass overwrite=True (or --overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}{''.join(path.suffixes)}")
+    try:
+        yield tmp
+        if fsync and tmp.exists():
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _explain(exc, path) from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path, data: bytes, overwrite: bool = True, fsync: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically. Returns the path."""
+    with atomic_file(path, overwrite=overwrite, fsync=fsync) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path, text: str, overwrite: bool = True, fsync: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically. Returns the path."""
+    return write_bytes(path, text.encode("utf-8"), overwrite=overwrite, fsync=fsync)
+
+
+def write_json(path, obj, overwrite: bool = True, fsync: bool = False, **dump_kw) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (``default=str`` unless
+    given). Returns the path."""
+    dump_kw.setdefault("default", str)
+    return write_text(path, json.dumps(obj, **dump_kw), overwrite=overwrite, fsync=fsync)
+
+
+def write_table(path, table, overwrite: bool = True) -> Path:
+    """Write a pandas DataFrame atomically as Parquet (``.parquet``) or CSV
+    (any other suffix), without the index. Returns the path."""
+    path = Path(path)
+    with atomic_file(path, overwrite=overwrite) as tmp:
+        if path.suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+    return path
+
+
+class atomic_dir:
+    """Context manager: yields a temporary sibling directory, renamed to
+    ``target`` on success (replacing it if ``overwrite``), removed on failure.
+
+    When another process finished the same target first (a race between two
+    writers of one cache entry), theirs is kept and ours is dropped.
+    """
+
+    def __init__(self, target, overwrite: bool = False):
+        self.target = Path(target)
+        self.overwrite = overwrite
+        self.tmp = temporary_name(self.target)
+
+    def __enter__(self) -> Path:
+        if self.target.exists() and not self.overwrite:
+            raise FileExistsError(f"{self.target}: exists; pass overwrite=True to replace it")
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp.mkdir()
+        except OSError as exc:
+            raise _explain(exc, self.target) from exc
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            # Dask worker threads may still be finishing chunk writes after the
+            # first task failed: remove the directory until it stays removed.
+            deadline = time.monotonic() + 5.0
+            while True:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                time.sleep(0.05)
+                if not self.tmp.exists() or time.monotonic() > deadline:
+                    break
+            return False
+        if self.target.exists():
+            old = temporary_name(self.target, "old")
+            os.rename(self.target, old)
+            os.rename(self.tmp, self.target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            try:
+                os.rename(self.tmp, self.target)
+            except OSError:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                if not self.target.exists():
+                    raise
+        return False
+
+
+def remove_stale(target, age: float = STALE_SECONDS) -> int:
+    """Delete temporary siblings of ``target`` left by killed writes
+    (``.<name>.tmp-*`` / ``.<name>.old-*`` older than ``age`` seconds).
+    Returns how many were removed. Younger ones may belong to a writer that
+    is still running and are kept."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return 0
+    now = time.time()
+    n = 0
+    for d in target.parent.glob(f".{target.name}.*-*"):
+        try:
+            if now - d.stat().st_mtime > age:
+                if d.is_dir():
+                    shutil.rmtree(d, ignore_errors=True)
+                else:
+                    d.unlink()
+                n += 1
+        except OSError:
+            continue
+    return n
