@@ -1,0 +1,47 @@
+"""Paths built from untrusted values: header keywords, user names, run ids.
+
+A value such as ``OBS_ID = '../../escape'`` must never steer a write outside
+the directory a user chose. :func:`safe_component` turns any value into one
+harmless path component; :func:`inside` joins components under a root and
+refuses a result that resolves outside it (symbolic links included).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = ["safe_component", "inside", "SAFE_CHARACTERS"]
+
+#: characters kept in a path component; every other character becomes "_"
+SAFE_CHARACTERS = "A-Za-z0-9._+-"
+_UNSAFE = re.compile(f"[^{SAFE_CHARACTERS}]")
+_MAX_LENGTH = 128
+
+
+def safe_component(value, what: str = "name") -> str:
+    """One path component made from ``value``: characters outside
+    ``[A-Za-z0-9._+-]`` become ``_``, leading dots are dropped (no ``..``, no
+    hidden names), and the result is at most 128 characters. Raises
+    ``ValueError`` naming ``what`` when nothing usable is left (an empty
+    value, or only dots)."""
+    text = _UNSAFE.sub("_", str(value).strip())
+    text = text.lstrip(".")[:_MAX_LENGTH]
+    if not text.strip("_"):
+        raise ValueError(f"{what} {value!r} gives no usable file name; use letters, digits, '.', '_', '+' or '-'")
+    return text
+
+
+def inside(root, *parts, what: str = "path") -> Path:
+    """``root / parts...``, checked to resolve inside ``root``.
+
+    Each part may hold several components (``"a/b"``); absolute parts and
+    ``..`` that climb out of ``root`` are refused with ``ValueError`` naming
+    ``what``, as is a symbolic link leading elsewhere. The returned path is
+    not resolved (links inside ``root`` stay as they are)."""
+    base = Path(root)
+    path = base.joinpath(*[str(p) for p in parts])
+    real_root = base.resolve()
+    real = path.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise ValueError(f"{what} {path} resolves to {real}, outside {real_root}; refusing to write there")
+    return path
