@@ -419,7 +419,8 @@ def test_unsorted_times_are_refused():
 
 def test_integer_column_paths_agree_with_the_division_rule():
     from xcube.binning import kernels
-    from xcube.binning.engine import _integer_divisor, _integer_lut
+    from xcube.binning.axes import integer_lut
+    from xcube.binning.engine import _integer_divisor
 
     m, s = kernels.exact_divisor(49, 49 * 300_000)
     u = np.arange(49 * 300_000, dtype=np.uint64)
@@ -428,7 +429,7 @@ def test_integer_column_paths_agree_with_the_division_rule():
     ax_int = Axis.regular("x", -7.0, 49.0, 100)
     ax_frac = Axis.regular("x", 0.0, 48.5, 100)
     assert _integer_divisor(ax_int, np.dtype(np.int32)) is not None
-    assert _integer_divisor(ax_frac, np.dtype(np.int32)) is None and _integer_lut(ax_frac, np.dtype(np.int32))
+    assert _integer_divisor(ax_frac, np.dtype(np.int32)) is None and integer_lut(ax_frac, np.dtype(np.int32))
     rng = np.random.default_rng(8)
     n = 20000
     t = np.sort(T0 + rng.uniform(0, 1000, n))

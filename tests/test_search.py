@@ -177,7 +177,7 @@ def test_write_and_zarr(result, tmp_path):
 
 
 def test_iau_name_and_quantiles():
-    assert iau_name([0.0, 359.99999], [-0.5, 89.9999]) == ["XCUBE J000000.0-003000", "XCUBE J235959.9+895959"]
+    assert list(iau_name([0.0, 359.99999], [-0.5, 89.9999])) == ["XCUBE J000000.0-003000", "XCUBE J235959.9+895959"]
     q = count_quantiles(10, 1.0, "peak")
     assert np.all(np.diff(q) > 0) and 5 < q[1] < 12
     q = count_quantiles(0, 10.0, "eclipse")

@@ -26,6 +26,7 @@ writing to a store that needs regular chunks.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from pathlib import Path
@@ -38,7 +39,8 @@ from .expression import compile_expression
 from .missions import GENERIC, profile_of
 from .regions import RegionSet, check_in_field, pixel_region
 
-__all__ = ["select", "energy_band_mask"]
+__all__ = ["select", "energy_band_mask", "EventFilter", "EnergyBand", "ExpressionTest", "RegionTest",
+           "GoodTimeTest", "energy_band_bounds", "column_dtypes", "column_aliases", "macro_lookup", "check_events"]
 
 log = logging.getLogger("xcube.select")
 
@@ -81,58 +83,24 @@ def select(events, energy_band=None, expr=None, region=None, gti=None):
     Eager work: parsing and checking the criteria, and one pass over the
     columns the selection reads to count the kept events per chunk (see the
     module docstring). Errors name the column, keyword or region at fault.
+    The criteria are an :class:`EventFilter`, the same object the transient
+    search's single events pass applies.
     """
     if isinstance(events, xr.DataTree):
         return events.map_over_datasets(
             lambda ds: select(ds, energy_band, expr, region, gti) if "event" in ds.dims else ds
         )
-    _check_events(events)
-    tests: list[tuple[frozenset, object]] = []
-    labels: list[str] = []
-    rs = None
-    new_gti = None
-    if energy_band is not None:
-        lo, hi = _energy_band(events, energy_band)
-        tests.append((frozenset(["energy"]), _EnergyTest(lo, hi)))
-        labels.append(f"energy_band=[{lo:g}, {hi:g}) keV")
-    if expr is not None:
-        compiled = compile_expression(
-            expr, _dtypes(events), aliases=_aliases(events), macros=_macro_lookup(events)
-        )
-        tests.append((compiled.columns, _ExprTest(compiled)))
-        labels.append(f"expr={compiled.text}")
-    if region is not None:
-        for c in ("x", "y"):
-            if c not in events.data_vars:
-                raise ValueError(
-                    f"{_name(events)}: region selection needs the {c!r} column; columns: {_columns(events)}"
-                )
-        rs = region if isinstance(region, RegionSet) else pixel_region(region, events)
-        tests.append((frozenset(["x", "y"]), _RegionTest(rs)))
-        labels.append(f"region={rs.description}")
-    if gti is not None:
-        if "time" not in events.data_vars:
-            raise ValueError(f"{_name(events)}: GTI selection needs the 'time' column")
-        user = _as_gti(gti)
-        try:
-            current = gtimod.from_dataset(events)
-        except KeyError:
-            raise ValueError(f"{_name(events)}: no gti_start/gti_stop variables to intersect with") from None
-        new_gti = gtimod.intersection(current, user)
-        if new_gti[0].size == 0:
-            warnings.warn(f"{_name(events)}: gti={_fmt_gti(user)} does not overlap the events' GTIs; "
-                          "no events and no exposure are left", stacklevel=2)
-        tests.append((frozenset(["time"]), _GtiTest(new_gti)))
-        labels.append(f"gti={_fmt_gti(user)}")
-    if not tests:
+    check_events(events)
+    filt = EventFilter.for_events(events, energy_band=energy_band, expr=expr, region=region, gti=gti)
+    if not filt:
         out = events.copy(deep=False)
         out.attrs = dict(events.attrs, selection=list(events.attrs.get("selection", [])))
         return out
-    out = _apply(events, tests, rs)
-    if new_gti is not None:
-        out = _replace_gti(out, new_gti, user)
-    out.attrs["selection"] = list(events.attrs.get("selection", [])) + labels
-    for lab in labels:
+    out = _apply(events, filt)
+    if filt.gti is not None:
+        out = _replace_gti(out, filt.gti, filt.requested_gti)
+    out.attrs["selection"] = list(events.attrs.get("selection", [])) + list(filt.labels)
+    for lab in filt.labels:
         log.debug("%s: selected %s", _name(events), lab)
     return out
 
@@ -141,23 +109,23 @@ def energy_band_mask(events, energy_band) -> xr.DataArray:
     """Boolean DataArray on ``event``: ``emin <= energy < emax`` [keV], with
     the bounds rounded to the column dtype. Lazy; validates the band like
     :func:`select`."""
-    _check_events(events)
-    lo, hi = _energy_band(events, energy_band)
+    check_events(events)
+    test = EnergyBand(*energy_band_bounds(events, energy_band))
     e = events["energy"]
-    test = _EnergyTest(lo, hi)
-    data = (
-        e.data.map_blocks(lambda b: test({"energy": b}), dtype=bool)
-        if hasattr(e.data, "map_blocks")
-        else test({"energy": e.values})
-    )
+    if hasattr(e.data, "map_blocks"):
+        data = e.data.map_blocks(lambda b: test({"energy": b}), dtype=bool)
+    else:
+        data = test({"energy": e.values})
     return xr.DataArray(data, dims=("event",), name="energy_band_mask")
 
 
 # --------------------------------------------------------------------------- criteria (picklable, numpy blocks)
+class EnergyBand:
+    """``lo <= energy < hi`` [keV], the bounds rounded to the column's float dtype."""
 
+    columns = frozenset(["energy"])
 
-class _EnergyTest:
-    def __init__(self, lo, hi):
+    def __init__(self, lo: float, hi: float):
         self.lo, self.hi = lo, hi
 
     def __call__(self, cols):
@@ -166,16 +134,23 @@ class _EnergyTest:
         return (e >= t(self.lo)) & (e < t(self.hi))
 
 
-class _ExprTest:
+class ExpressionTest:
+    """A compiled filter expression (:func:`xcube.expression.compile_expression`)."""
+
     def __init__(self, compiled):
         self.compiled = compiled
+        self.columns = frozenset(compiled.columns)
 
     def __call__(self, cols):
         n = len(next(iter(cols.values())))
         return self.compiled.evaluate(cols, n)
 
 
-class _RegionTest:
+class RegionTest:
+    """Sky X/Y inside a :class:`~xcube.regions.RegionSet`."""
+
+    columns = frozenset(["x", "y"])
+
     def __init__(self, rs):
         self.rs = rs
 
@@ -183,7 +158,11 @@ class _RegionTest:
         return self.rs.contains(cols["x"], cols["y"])
 
 
-class _GtiTest:
+class GoodTimeTest:
+    """``time`` inside good time intervals ``(start, stop)`` [s]."""
+
+    columns = frozenset(["time"])
+
     def __init__(self, g):
         self.g = g
 
@@ -191,16 +170,115 @@ class _GtiTest:
         return gtimod.in_gti(np.asarray(cols["time"]), self.g)
 
 
-class _AllTests:
-    def __init__(self, names, tests):
-        self.names, self.tests = tuple(names), tuple(tests)
+class EventFilter:
+    """Predicates on event columns, evaluated on in-memory blocks.
 
-    def __call__(self, *blocks):
-        cols = dict(zip(self.names, blocks))
-        mask = np.ones(len(blocks[0]), dtype=bool)
-        for t in self.tests:
-            mask &= np.asarray(t(cols), dtype=bool)
-        return mask
+    The one definition of "which events pass": :func:`select` applies it
+    lazily chunk by chunk, and the transient search's single events pass
+    (:func:`xcube.binning.compact_cubes`) applies it inside its loop. Build
+    one with :meth:`for_events`; combine with ``&``. ``columns`` names the
+    event columns the tests read; ``labels`` are the readable entries
+    ``select`` adds to ``attrs["selection"]``. Cheap and picklable.
+    """
+
+    def __init__(self, tests=(), labels=(), region=None, gti=None, requested_gti=None):
+        self.tests = tuple(tests)
+        self.labels = tuple(labels)
+        self.region = region  # RegionSet of a region test, for the field check
+        self.gti = gti  # the GTIs a GTI test keeps (events' GTIs x requested)
+        self.requested_gti = requested_gti
+
+    @classmethod
+    def for_events(cls, events, *, energy_band=None, expr=None, region=None, gti=None,
+                   screening: bool = False) -> "EventFilter":
+        """The filter of ``select``'s criteria on ``events`` (validated against
+        its columns, mission profile and GTIs; see :func:`select`), after the
+        mission's default screening expression when ``screening``. Eager and
+        small: parsing, checks, region and GTI set-up; no event is read."""
+        tests, labels = [], []
+        if screening and profile_of(events).screening:
+            expr_s = profile_of(events).screening
+            tests.append(_expression_test(events, expr_s))
+            labels.append(f"expr={tests[-1].compiled.text}")
+        if energy_band is not None:
+            lo, hi = energy_band_bounds(events, energy_band)
+            tests.append(EnergyBand(lo, hi))
+            labels.append(f"energy_band=[{lo:g}, {hi:g}) keV")
+        if expr is not None:
+            tests.append(_expression_test(events, expr))
+            labels.append(f"expr={tests[-1].compiled.text}")
+        rs = new_gti = user = None
+        if region is not None:
+            for c in ("x", "y"):
+                if c not in events.data_vars:
+                    raise ValueError(f"{_name(events)}: region selection needs the {c!r} column; "
+                                     f"columns: {_columns(events)}")
+            rs = region if isinstance(region, RegionSet) else pixel_region(region, events)
+            tests.append(RegionTest(rs))
+            labels.append(f"region={rs.description}")
+        if gti is not None:
+            new_gti, user = _gti_test_intervals(events, gti)
+            tests.append(GoodTimeTest(new_gti))
+            labels.append(f"gti={_fmt_gti(user)}")
+        return cls(tests, labels, rs, new_gti, user)
+
+    def __bool__(self) -> bool:
+        return bool(self.tests)
+
+    def __and__(self, other: "EventFilter") -> "EventFilter":
+        if self.gti is not None and other.gti is not None:
+            raise ValueError("combining two GTI selections: intersect the GTIs first")
+        return EventFilter(self.tests + other.tests, self.labels + other.labels, self.region or other.region,
+                           self.gti if self.gti is not None else other.gti,
+                           self.requested_gti if self.gti is not None else other.requested_gti)
+
+    @property
+    def columns(self) -> frozenset:
+        """Event columns the tests read."""
+        return frozenset().union(*(t.columns for t in self.tests))
+
+    def mask(self, cols: dict, n: int | None = None) -> np.ndarray:
+        """Boolean (n,) mask of the events passing every test; ``cols`` maps
+        column names to numpy blocks of equal length (all True without tests).
+        Once few events are left, the remaining tests see only those."""
+        if n is None:
+            n = len(next(iter(cols.values())))
+        out = np.ones(n, dtype=bool)
+        for k, t in enumerate(self.tests):
+            left = np.count_nonzero(out) if k else n
+            if k and left < n // 8:
+                idx = np.flatnonzero(out)
+                rest = EventFilter(self.tests[k:])
+                sub = {c: np.asarray(cols[c])[idx] for c in rest.columns}
+                out[idx] = rest.mask(sub, idx.size) if idx.size else out[idx]
+                return out
+            out &= np.asarray(t(cols), dtype=bool)
+        return out
+
+    def mask_blocks(self, names, *blocks) -> np.ndarray:
+        """:meth:`mask` of positional blocks of the columns ``names`` (for ``dask``)."""
+        return self.mask(dict(zip(names, blocks)), len(blocks[0]))
+
+
+def _expression_test(events, text) -> ExpressionTest:
+    return ExpressionTest(compile_expression(text, column_dtypes(events), aliases=column_aliases(events),
+                                             macros=macro_lookup(events)))
+
+
+def _gti_test_intervals(events, gti):
+    """(events' GTIs x requested, requested) for a GTI selection."""
+    if "time" not in events.data_vars:
+        raise ValueError(f"{_name(events)}: GTI selection needs the 'time' column")
+    user = _as_gti(gti)
+    try:
+        current = gtimod.from_dataset(events)
+    except KeyError:
+        raise ValueError(f"{_name(events)}: no gti_start/gti_stop variables to intersect with") from None
+    new_gti = gtimod.intersection(current, user)
+    if new_gti[0].size == 0:
+        warnings.warn(f"{_name(events)}: gti={_fmt_gti(user)} does not overlap the events' GTIs; "
+                      "no events and no exposure are left", stacklevel=4)
+    return new_gti, user
 
 
 def _count(m):
@@ -221,14 +299,15 @@ def _take(block, index):
 # --------------------------------------------------------------------------- application
 
 
-def _apply(events: xr.Dataset, tests, rs) -> xr.Dataset:
+def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
     event_vars = [n for n, v in events.variables.items() if "event" in v.dims]
     for n in event_vars:
         if events.variables[n].dims != ("event",):
             raise ValueError(f"{_name(events)}: variable {n!r} has dims {events.variables[n].dims}; "
                              "select handles 1-D event columns only")
-    needed = sorted(frozenset().union(*(c for c, _ in tests))) or ["time"]
-    fn = _AllTests(needed, [t for _, t in tests])
+    needed = sorted(filt.columns) or ["time"]
+    fn = functools.partial(filt.mask_blocks, tuple(needed))
+    rs = filt.region
     lazy = any(hasattr(events.variables[n].data, "map_blocks") for n in event_vars)
     if not lazy:
         index = np.flatnonzero(fn(*[np.asarray(events.variables[n].values) for n in needed]))
@@ -336,21 +415,25 @@ def _columns(events) -> str:
     return ", ".join(sorted(n for n, v in events.data_vars.items() if v.dims == ("event",)))
 
 
-def _check_events(events) -> None:
+def check_events(events) -> None:
+    """Raise TypeError unless ``events`` is an EventList (Dataset with dim ``event``)."""
     if not isinstance(events, xr.Dataset) or "event" not in events.dims:
         raise TypeError(f"select needs an EventList (xr.Dataset with dim 'event'), got {type(events).__name__}"
                         + (f" with dims {tuple(events.dims)}" if isinstance(events, xr.Dataset) else ""))
 
 
-def _dtypes(events) -> dict:
+def column_dtypes(events) -> dict:
+    """Event column name -> dtype."""
     return {n: v.dtype for n, v in events.data_vars.items() if v.dims == ("event",)}
 
 
-def _aliases(events) -> dict:
+def column_aliases(events) -> dict:
+    """The mission's file column names (lower case) -> xcube column names."""
     return {v.lower(): k for k, v in profile_of(events).columns.items()}
 
 
-def _energy_band(events, band) -> tuple[float, float]:
+def energy_band_bounds(events, band) -> tuple[float, float]:
+    """Validated ``(emin, emax)`` [keV] of an energy band on ``events`` (see :func:`select`)."""
     try:
         lo, hi = (float(v) for v in band)
     except (TypeError, ValueError):
@@ -376,12 +459,12 @@ def _energy_band(events, band) -> tuple[float, float]:
             warnings.warn(
                 f"energy_band=[{lo:g}, {hi:g}) keV reaches outside the {prof.mission} {prof.instrument} "
                 f"calibrated range {emin:g}-{emax:g} keV (profile {prof.name!r})",
-                stacklevel=3,
+                stacklevel=4,
             )
     return lo, hi
 
 
-def _macro_lookup(events):
+def macro_lookup(events):
     """``#NAME`` -> filter text: the events' attrs, then the source file's
     EVENTS header (read once, only if a macro is used), else None."""
     attrs = {str(k).upper(): v for k, v in events.attrs.items() if isinstance(v, str)}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from astropy.wcs import WCS
 
-__all__ = ["wcs", "has_wcs"]
+__all__ = ["wcs", "has_wcs", "iau_name"]
 
 _REQUIRED = ("CTYPE", "CRVAL", "CRPIX", "CDELT")
 
@@ -64,3 +64,19 @@ def wcs(ds) -> WCS:
         w.wcs.equinox = float(equinox)
     w.wcs.set()
     return w
+
+
+def iau_name(ra, dec, prefix: str = "XCUBE") -> np.ndarray:
+    """IAU-style names ``"<prefix> JHHMMSS.s+DDMMSS"`` from RA/Dec [deg] (arrays or
+    scalars), with coordinates truncated (not rounded) as the IAU asks."""
+    ra = np.atleast_1d(np.asarray(ra, dtype=np.float64)) % 360.0
+    dec = np.atleast_1d(np.asarray(dec, dtype=np.float64))
+    # tenths of a second of time; 1 deg = 240 s of time. The tiny offset keeps
+    # values that are exact in decimal from truncating one unit low.
+    ds = np.floor(ra * 2400.0 + 1e-6).astype(np.int64) % (24 * 36000)
+    hh, mm, ss = ds // 36000, ds // 600 % 60, ds % 600
+    asec = np.floor(np.abs(dec) * 3600.0 + 1e-6).astype(np.int64)
+    dd, dm, dsec = asec // 3600, asec // 60 % 60, asec % 60
+    sign = np.where(dec < 0, "-", "+")
+    return np.array([f"{prefix} J{h:02d}{m:02d}{s // 10:02d}.{s % 10:d}{g}{d:02d}{n:02d}{c:02d}"
+                     for h, m, s, g, d, n, c in zip(hh, mm, ss, sign, dd, dm, dsec)], dtype=object)

@@ -29,11 +29,13 @@ from .. import gti as gtimod
 from ..missions import GENERIC, profile_of
 from .memory import available_bytes, check_size
 
-__all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "pixel_arcsec"]
+__all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "pixel_arcsec", "integer_lut", "LUT_MAX"]
 
 # a width in pixels closer than this (relative) to an integer is taken as that integer,
 # so that size_arcsec=20 with 0.05"/px gives exactly 400 px, not 399.99999999999966
 _SNAP = 1e-9
+#: largest lookup table (entries) built for an integer column (see :func:`integer_lut`)
+LUT_MAX = 1 << 22
 
 
 @dataclass(frozen=True, eq=False)
@@ -372,3 +374,21 @@ def sky_axis(
         lo = hi = None
     meta = {"size_arcsec": float(size_arcsec)} if size_arcsec is not None else None
     return _build(dim, lo, hi, width, nbins, edges, offset, "pixel", dim, closed=True, meta=meta)
+
+
+def integer_lut(axis: Axis, dtype):
+    """Lookup table binning an integer column exactly as ``axis.index_of`` does.
+
+    Returns ``(lut, v0)`` with ``lut[v - v0]`` the bin of integer value ``v``
+    (-1 outside the axis; int32, one entry per integer between the first and
+    last edge), or None when ``dtype`` is not an integer type or the range
+    holds more than :data:`LUT_MAX` integers. Used by ``bin_events`` and by
+    the compact cube's single events pass. Eager, small.
+    """
+    if not np.issubdtype(np.dtype(dtype), np.integer):
+        return None
+    v0 = int(math.ceil(axis.edges[0]))
+    v1 = int(math.floor(axis.edges[-1]))
+    if v1 < v0 or v1 - v0 + 1 > LUT_MAX:
+        return None
+    return axis.index_of(np.arange(v0, v1 + 1, dtype=np.float64)).astype(np.int32), v0

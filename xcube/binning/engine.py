@@ -34,17 +34,16 @@ from .. import gti as gtimod
 from .._version import __version__
 from ..missions import profile_of
 from . import kernels
-from .axes import Axis, energy_axis, sky_axis, time_axis
+from .axes import LUT_MAX, Axis, energy_axis, integer_lut, sky_axis, time_axis
 from .memory import available_bytes as _available_bytes
 from .memory import check_size
 from .sky import cell_radec, cell_wcs_keywords
 
-__all__ = ["bin_events", "check_size", "DEFAULT_CHUNK_BYTES"]
+__all__ = ["bin_events", "label_cube", "check_size", "DEFAULT_CHUNK_BYTES"]
 
 log = logging.getLogger("xcube.binning")
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20  # target size of one output chunk
-_LUT_MAX = 1 << 22  # largest integer-column lookup table (entries)
 _DEFAULT_EVENT_CHUNK = 4_194_304
 _ROLES = ("time", "energy", "y", "x")
 _OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "tstart", "tstop",
@@ -150,7 +149,7 @@ def _energy_channel_lut(axis: Axis, events):
     c = np.round(prof.pi_for_energy(axis.edges), 6)
     p0 = max(int(math.floor(c[0])), int(prof.pi_range[0]), 0)
     p1 = min(int(math.ceil(c[-1])), int(prof.pi_range[1]))
-    if p1 < p0 or p1 - p0 + 1 > _LUT_MAX:
+    if p1 < p0 or p1 - p0 + 1 > LUT_MAX:
         return None
     ch = np.arange(p0, p1 + 1, dtype=np.float64)
     k = np.searchsorted(c, ch, side="right") - 1
@@ -169,17 +168,6 @@ def _integer_divisor(axis: Axis, dtype):
         return None
     md = kernels.exact_divisor(int(w), int(w) * axis.size)
     return None if md is None else (int(lo), md)
-
-
-def _integer_lut(axis: Axis, dtype):
-    """Lookup table for an integer column: exactly ``axis.index_of`` on every integer in range."""
-    if not np.issubdtype(dtype, np.integer):
-        return None
-    v0 = int(math.ceil(axis.edges[0]))
-    v1 = int(math.floor(axis.edges[-1]))
-    if v1 < v0 or v1 - v0 + 1 > _LUT_MAX:
-        return None
-    return axis.index_of(np.arange(v0, v1 + 1, dtype=np.float64)).astype(np.int32), v0
 
 
 @dataclass(frozen=True, eq=False)
@@ -382,7 +370,7 @@ def bin_events(
         else:
             col = _column(events, ax)
             mul = _integer_divisor(ax, col.dtype)
-            lut = None if mul is not None else _integer_lut(ax, col.dtype)
+            lut = None if mul is not None else integer_lut(ax, col.dtype)
         if mul is not None:
             mode = kernels.MUL
             p = kernels.axis_params(ax, mode, lut_lo=mul[0], mul=mul[1])
@@ -429,7 +417,7 @@ def bin_events(
         warnings.warn(f"none of the {n_events} events fall inside the time axis; the cube holds zero counts",
                       stacklevel=2)
 
-    cube = _wrap(data, axes, events)
+    cube = label_cube(data, axes, events)
     if compute:
         cube = cube.compute()
     return cube
@@ -485,7 +473,12 @@ def _reduce_graph(spec, roles, cols, out_cell) -> da.Array:
     return total
 
 
-def _wrap(data: da.Array, axes: dict, events) -> xr.DataArray:
+def label_cube(data, axes: dict, events) -> xr.DataArray:
+    """The counts DataArray of ``bin_events``: ``data`` (a Dask or numpy array
+    over the axes given, in the order time, energy, y, x) with bin-centre and
+    edge coordinates, ``exposure``/``fracexp`` from the GTIs of ``events`` (an
+    EventList or any Dataset with ``gti_start``/``gti_stop``), ``ra``/``dec``
+    of the cells, the cell WCS and provenance attrs. Eager: coordinates only."""
     dims = [axes[r].name for r in _ROLES if r in axes]
     coords = {}
     for r in _ROLES:

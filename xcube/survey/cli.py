@@ -25,10 +25,10 @@ def _catalogue_options(args) -> dict:
 
 
 def _survey(args) -> int:
-    from .params import energy_bands_from_flat, param_grid
+    from ..transients.params import energy_bands_from_flat, parameter_grid
     from .runner import run
 
-    params = param_grid(args.time_bin, energy_bands_from_flat(args.energy), args.sigma, size_arcsec=args.size_arcsec)
+    params = parameter_grid(args.time_bin, energy_bands_from_flat(args.energy), args.sigma, size_arcsec=args.size_arcsec)
     observations = args.observations[0] if len(args.observations) == 1 else args.observations
     cluster_options = {k: getattr(args, k) for k in ("queue", "walltime", "cores", "memory", "processes",
                                                      "jobs", "account") if getattr(args, k) is not None}

@@ -16,6 +16,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from ..skycoords import iau_name
+
 __all__ = ["radec_to_xyz", "xyz_to_radec", "spherical_mean", "angular_separation", "cluster_positions",
            "iau_name", "cluster_detections"]
 
@@ -82,22 +84,6 @@ def cluster_positions(ra, dec, radius_arcsec: float = 20.0) -> np.ndarray:
     remap = np.empty_like(order)
     remap[order] = np.arange(len(order))
     return remap[labels].astype(np.int64)
-
-
-def iau_name(ra, dec, prefix: str = "XCUBE") -> np.ndarray:
-    """IAU-style names ``"<prefix> JHHMMSS.s+DDMMSS"`` from RA/Dec [deg] (arrays or
-    scalars), with coordinates truncated (not rounded) as the IAU asks."""
-    ra = np.atleast_1d(np.asarray(ra, dtype=np.float64)) % 360.0
-    dec = np.atleast_1d(np.asarray(dec, dtype=np.float64))
-    # tenths of a second of time; 1 deg = 240 s of time. The tiny offset keeps
-    # values that are exact in decimal from truncating one unit low.
-    ds = np.floor(ra * 2400.0 + 1e-6).astype(np.int64) % (24 * 36000)
-    hh, mm, ss = ds // 36000, ds // 600 % 60, ds % 600
-    asec = np.floor(np.abs(dec) * 3600.0 + 1e-6).astype(np.int64)
-    dd, dm, dsec = asec // 3600, asec // 60 % 60, asec % 60
-    sign = np.where(dec < 0, "-", "+")
-    return np.array([f"{prefix} J{h:02d}{m:02d}{s // 10:02d}.{s % 10:d}{g}{d:02d}{n:02d}{c:02d}"
-                     for h, m, s, g, d, n, c in zip(hh, mm, ss, sign, dd, dm, dsec)], dtype=object)
 
 
 def cluster_detections(detections: pd.DataFrame, radius_arcsec: float = 20.0, prefix: str = "XCUBE",

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .observations import resolve_observations
-from .params import SearchParams, param_grid, run_id
+from ..transients.params import SearchParams, parameter_grid, run_id
 from .progress import SurveyProgress
 from .status import clean_stale, read_run, rebuild_status, scan_runs, write_run, write_status
 from .task import LOCK_FILE, failure_record, run_observation
@@ -60,7 +60,7 @@ class SurveyResult:
 
 def _as_params(params) -> list[SearchParams]:
     if params is None:
-        return param_grid()
+        return parameter_grid()
     if isinstance(params, SearchParams):
         return [params]
     if isinstance(params, dict):

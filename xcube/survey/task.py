@@ -35,7 +35,7 @@ import dask
 
 from .._version import __version__
 from ..io.atomic import atomic_dir
-from .params import SearchParams
+from ..transients.params import SearchParams
 from .status import RECORD_FILE, _json_default, read_run
 
 __all__ = ["run_observation", "SurveyTimeout", "SurveyAborted", "PeakRSS", "failure_record", "LOCK_FILE"]

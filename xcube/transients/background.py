@@ -19,94 +19,41 @@ no good time belong to neither:
    zero exposure, flagged bad, or whose subset has no template.
 
 So in every defined frame, ``sum(mu)`` over unmasked pixels equals the frame's
-counts outside the mask.
+counts outside the mask. The model takes a dense counts cube or a compact
+cube (the transient search's): its images and light curve come from the
+cube's reductions (:mod:`xcube.binning.counts`).
 """
 from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 
 import dask
 import dask.array as da
 import numba
 import numpy as np
-import pandas as pd
 import xarray as xr
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from .._version import __version__
+from ..binning.counts import dense_view, reductions
+from ..io.catalogue import read_catalogue
 
 __all__ = [
-    "read_catalogue",
     "catalogue_mask",
     "source_mask",
     "inpaint",
     "template",
     "background_model",
+    "expected_value",
+    "model_frames",
     "expected_counts",
 ]
 
 log = logging.getLogger("xcube.transients")
 
-_RA_NAMES = ("ra", "ra_deg", "raj2000", "ra_icrs", "radeg", "ra_j2000")
-_DEC_NAMES = ("dec", "dec_deg", "dej2000", "decj2000", "de_icrs", "dec_icrs", "dedeg", "dec_j2000")
-_RADIUS_NAMES = ("radius_arcsec", "radius", "r_arcsec", "r", "extent_arcsec")
-
-
-# ---------------------------------------------------------------- catalogues
-def read_catalogue(catalogue) -> pd.DataFrame:
-    """Known sources as a DataFrame with ``ra``, ``dec`` [deg] and
-    ``radius_arcsec`` (NaN where the catalogue gives none).
-
-    ``catalogue``: a CSV or FITS table path, a pandas DataFrame or an astropy
-    Table. Column names are matched case-insensitively: RA from ``ra``,
-    ``ra_deg``, ``RAJ2000``...; Dec from ``dec``, ``dec_deg``, ``DEJ2000``...;
-    the optional radius [arcsec] from ``radius_arcsec``, ``radius``, ``r``.
-    Eager (catalogues are small).
-    """
-    name = "catalogue"
-    if isinstance(catalogue, (str, Path)):
-        path = Path(catalogue)
-        name = str(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such catalogue file")
-        if path.suffix.lower() in (".csv", ".txt", ".tsv"):
-            df = pd.read_csv(path, sep=None, engine="python", comment="#")
-        else:
-            from astropy.table import Table
-
-            try:
-                df = Table.read(path).to_pandas()
-            except Exception as exc:  # noqa: BLE001 - report any reader failure with the file name
-                raise ValueError(f"{path}: cannot read as a FITS/VOTable/ECSV table ({exc}); use CSV or FITS") from exc
-    elif isinstance(catalogue, pd.DataFrame):
-        df = catalogue
-    elif hasattr(catalogue, "to_pandas"):
-        df = catalogue.to_pandas()
-    else:
-        raise TypeError(f"catalogue must be a path, DataFrame or astropy Table, not {type(catalogue).__name__}")
-    lower = {str(c).lower(): c for c in df.columns}
-
-    def pick(names, what, required=True):
-        for n in names:
-            if n in lower:
-                return df[lower[n]]
-        if required:
-            raise ValueError(f"{name}: no {what} column (looked for {', '.join(names)}; columns: {list(df.columns)})")
-        return None
-
-    ra = np.asarray(pick(_RA_NAMES, "RA"), dtype=np.float64)
-    dec = np.asarray(pick(_DEC_NAMES, "Dec"), dtype=np.float64)
-    rad = pick(_RADIUS_NAMES, "radius", required=False)
-    rad = np.full(ra.shape, np.nan) if rad is None else np.asarray(rad, dtype=np.float64)
-    bad = ~(np.isfinite(ra) & np.isfinite(dec))
-    if bad.any():
-        warnings.warn(f"{name}: {int(bad.sum())} rows without RA/Dec ignored", stacklevel=2)
-    return pd.DataFrame({"ra": ra[~bad], "dec": dec[~bad], "radius_arcsec": rad[~bad]})
-
-
+# ---------------------------------------------------------------- catalogue disks
 def _unit_vectors(ra, dec):
     ra, dec = np.radians(ra), np.radians(dec)
     cd = np.cos(dec)
@@ -291,11 +238,19 @@ def template(image, mask, smooth_sigma: float = 0.5, method: str = "biharmonic")
 
 
 # ---------------------------------------------------------------- the model
-def _frame_flags(cube: xr.DataArray, value, name: str) -> np.ndarray:
-    nt = cube.sizes["time"]
+@numba.vectorize(["float64(float64, float64, float64, float64)"], cache=True)
+def expected_value(template, light_curve, rate, exposure):  # pragma: no cover - compiled
+    """mu = T * L + S0 * exposure: expected counts of one voxel from its
+    template value T, the frame's background counts L, its source rate S0
+    [ct/s] and the frame's exposure [s]. The one formula of the model: a
+    numpy ufunc, also called inside the compact-cube kernels."""
+    return template * light_curve + rate * exposure
+
+
+def _frame_flags(frames, nt: int, value, name: str) -> np.ndarray:
     if value is None:
-        if name in cube.coords:
-            value = cube.coords[name]
+        if frames is not None and name in frames.coords:
+            value = frames.coords[name]
         else:
             return np.zeros(nt, dtype=bool)
     if isinstance(value, xr.DataArray):
@@ -306,33 +261,30 @@ def _frame_flags(cube: xr.DataArray, value, name: str) -> np.ndarray:
     return arr.astype(bool)
 
 
-def _check_cube(cube: xr.DataArray) -> xr.DataArray:
-    if not isinstance(cube, xr.DataArray):
-        raise TypeError("the counts cube must be an xarray DataArray (xcube.bin_events)")
-    if set(cube.dims) != {"time", "y", "x"}:
-        raise ValueError(
-            f"the counts cube has dims {cube.dims}; the background model needs exactly (time, y, x): "
-            "bin without an energy axis (select an energy band first)"
-        )
-    if "exposure" not in cube.coords:
-        raise ValueError("the counts cube has no 'exposure' coordinate along time (seconds of good time per bin)")
-    return cube.transpose("time", "y", "x")
+def _frame_exposure(cube, view, nt, exposure) -> np.ndarray:
+    if exposure is None:
+        if "exposure" not in view.coords:
+            raise ValueError("the counts cube has no 'exposure' coordinate along time (seconds of good time per bin)")
+        exposure = view["exposure"].values
+    expo = np.asarray(exposure, dtype=np.float64)
+    if expo.shape != (nt,):
+        raise ValueError(f"exposure has shape {expo.shape}; it must be one value [s] per time bin ({nt},)")
+    return expo
 
 
-def _cube_dask(cube: xr.DataArray) -> da.Array:
-    data = cube.data
-    if isinstance(data, da.Array):
-        return data
-    nt, ny, nx = cube.shape
-    per = max(1, int(64 * 2**20 // max(ny * nx * data.dtype.itemsize, 1)))
-    return da.from_array(np.asarray(data), chunks=(min(per, nt), ny, nx))
+def _coords(view):
+    """(2-D (y, x) coords, 1-D time coords but the exposure) of a labelled cube."""
+    yx = {k: v for k, v in view.coords.items() if set(v.dims) <= {"y", "x"}}
+    t = {k: v for k, v in view.coords.items() if v.dims == ("time",) and k not in ("exposure", "fracexp")}
+    return yx, t
 
 
 def background_model(
-    cube: xr.DataArray,
+    cube,
     bti=None,
     bad_frame=None,
     *,
+    exposure=None,
     source_mask=None,
     percentile: float = 75.0,
     factor: float = 3.0,
@@ -342,17 +294,17 @@ def background_model(
     smooth_sigma: float = 0.5,
     inpaint: str = "biharmonic",
     wcs=None,
-    images=None,
 ) -> xr.Dataset:
     """Fit the background + constant-source model to a counts cube.
 
     Parameters
     ----------
-    cube : counts DataArray (time, y, x) with an ``exposure`` coordinate [s]
-        along time (``xcube.bin_events``); lazy or in memory.
+    cube : (time, y, x) counts: a ``counts`` DataArray from ``xcube.bin_events``
+        (lazy or in memory) or a :class:`~xcube.binning.CompactCube`.
     bti, bad_frame : booleans per time bin (arrays or DataArrays; default: the
         cube's ``bti``/``bad_frame`` coordinates, else all False). BTI frames
         get their own template; bad frames are excluded (mu NaN).
+    exposure : good time per frame [s] (default: the cube's ``exposure``).
     source_mask : (y, x) boolean mask to use instead of computing one with
         :func:`source_mask` (``percentile``, ``factor``, ``catalogue``,
         ``radius_arcsec``, ``exposed``, ``wcs`` are then unused).
@@ -360,77 +312,50 @@ def background_model(
     inpaint : ``"biharmonic"`` or ``"normalized"`` (see :func:`inpaint`).
     wcs : ``xcube.wcs(events)``, for catalogue disks on a cube without
         ``ra``/``dec`` coordinates (see :func:`source_mask`).
-    images : ``(image_gti, image_bti)``, the (y, x) counts summed over the GTI
-        and the BTI frames (as defined here from ``bti``, ``bad_frame`` and the
-        exposure), when the caller already has them: the pass over the cube
-        is then skipped.
 
     Returns
     -------
     Dataset with (y, x) ``source_mask``, ``template_gti``, ``template_bti``
     (NaN when the subset is empty), ``source_rate`` [ct/s per cell],
     ``image_gti``, ``image_bti``; along time ``subset`` (0 GTI, 1 BTI, -1
-    excluded) and the lazy ``light_curve`` (counts outside the mask); attrs
-    ``counts_outside_gti``/``_bti``, ``source_subset``, ``threshold``, ...
+    excluded), ``light_curve`` L (counts outside the mask), ``exposure`` [s]
+    and ``defined`` (mu defined: a kept frame with counts and a template);
+    attrs ``counts_outside_gti``/``_bti``, ``source_subset``, ``threshold``...
+    :func:`model_frames` turns it into mu images.
 
-    Computes eagerly: the two subset images, in one pass over the cube
-    (unless ``images`` are given); the rest is 2-D work or lazy.
+    Computes eagerly: the subset images, frame totals and the light curve
+    (numba loops over a compact cube; two passes over a dense cube); the
+    rest is 2-D work.
     """
-    cube = _check_cube(cube)
-    nt, ny, nx = cube.shape
-    bti_f = _frame_flags(cube, bti, "bti")
-    bad_f = _frame_flags(cube, bad_frame, "bad_frame")
-    expo = np.asarray(cube["exposure"].values, dtype=np.float64)
+    red = reductions(cube)
+    view = dense_view(cube)
+    nt, ny, nx = red.shape
+    bti_f = _frame_flags(view, nt, bti, "bti")
+    bad_f = _frame_flags(view, nt, bad_frame, "bad_frame")
+    expo = _frame_exposure(cube, view, nt, exposure)
     valid = (expo > 0) & ~bad_f & np.isfinite(expo)
-    in_g = valid & ~bti_f
-    in_b = valid & bti_f
-    n = _cube_dask(cube)
-    if images is None:
-        zero = da.zeros((ny, nx), dtype=np.int64, chunks=(ny, nx))
-        img_g = n[np.flatnonzero(in_g)].sum(axis=0, dtype=np.int64) if in_g.any() else zero
-        img_b = n[np.flatnonzero(in_b)].sum(axis=0, dtype=np.int64) if in_b.any() else zero
-        img_g, img_b = (np.asarray(a) for a in dask.compute(img_g, img_b))
-    else:
-        img_g, img_b = (np.asarray(a, dtype=np.int64).reshape(ny, nx) for a in images)
-
-    yx = ("y", "x")
-    coords2d = {k: v for k, v in cube.coords.items() if set(v.dims) <= set(yx)}
-    if source_mask is None:
-        base = img_g if in_g.any() else img_b
-        if not in_g.any():
-            log.info("no GTI frames: the source mask is computed from the BTI image")
-        m = _source_mask(
-            xr.DataArray(base, dims=yx, coords=coords2d), percentile=percentile, factor=factor, catalogue=catalogue,
-            wcs=wcs, radius_arcsec=radius_arcsec, exposed=exposed,
-        )
-        mask, mask_attrs = np.asarray(m.values), dict(m.attrs)
-    else:
-        mask = np.asarray(source_mask.values if isinstance(source_mask, xr.DataArray) else source_mask, dtype=bool)
-        if mask.shape != (ny, nx):
-            raise ValueError(f"source_mask has shape {mask.shape}; the cube's images are {(ny, nx)}")
-        mask_attrs = {"threshold": np.nan, "given": True}
-
+    in_g, in_b = valid & ~bti_f, valid & bti_f
+    img_g, img_b, totals = (np.asarray(a) for a in dask.compute(red.image(in_g), red.image(in_b),
+                                                                red.frame_totals()))
+    coords2d, tcoords = _coords(view)
+    mask, mask_attrs = _model_mask(img_g, img_b, in_g, source_mask, coords2d, (ny, nx), percentile=percentile,
+                                   factor=factor, catalogue=catalogue, wcs=wcs, radius_arcsec=radius_arcsec,
+                                   exposed=exposed)
     t_g, c_g = template(img_g, mask, smooth_sigma, inpaint) if in_g.any() else (np.full((ny, nx), np.nan), 0.0)
     t_b, c_b = template(img_b, mask, smooth_sigma, inpaint) if in_b.any() else (np.full((ny, nx), np.nan), 0.0)
     for name, sel, c in (("GTI", in_g, c_g), ("BTI", in_b, c_b)):
         if sel.any() and c <= 0:
             warnings.warn(f"background model: the {name} frames hold no counts outside the source mask; "
                           f"their expected counts are NaN", stacklevel=2)
-
     use_b = int(in_b.sum()) > int(in_g.sum())
-    img_s, t_s, c_s, sel_s = (img_b, t_b, c_b, in_b) if use_b else (img_g, t_g, c_g, in_g)
-    expo_s = float(expo[sel_s].sum())
-    if expo_s > 0 and c_s > 0:
-        resid = np.clip(img_s - np.nan_to_num(t_s) * c_s, 0.0, None)
-        rate = np.where(mask, resid, 0.0) / expo_s
-    else:
-        rate = np.zeros((ny, nx))
-
+    rate, expo_s = _source_rate(img_b if use_b else img_g, t_b if use_b else t_g, c_b if use_b else c_g,
+                                expo[in_b if use_b else in_g], mask)
     subset = np.where(in_g, 0, np.where(in_b, 1, -1)).astype(np.int8)
-    outside = da.from_array((~mask).astype(np.float64), chunks=(ny, nx))
-    lc = da.tensordot(n.astype(np.float64), outside, axes=((1, 2), (0, 1)))
-    tcoords = {k: v for k, v in cube.coords.items() if v.dims == ("time",)}
-    ds = xr.Dataset(
+    lc = np.asarray(dask.compute(red.counts_in(~mask))[0], dtype=np.int64)
+    ok = np.array([np.isfinite(t_g).any(), np.isfinite(t_b).any()])
+    defined = (subset >= 0) & (np.asarray(totals) > 0) & ok[np.clip(subset, 0, 1)]
+    yx = ("y", "x")
+    return xr.Dataset(
         {
             "source_mask": (yx, mask, {"long_name": "source mask M"}),
             "template_gti": (yx, t_g, {"long_name": "background template of the GTI frames", "units": "1"}),
@@ -440,70 +365,60 @@ def background_model(
             "image_bti": (yx, img_b, {"units": "count"}),
             "subset": (("time",), subset, {"long_name": "frame subset: 0 GTI, 1 BTI, -1 excluded"}),
             "light_curve": (("time",), lc, {"long_name": "counts outside the source mask L", "units": "count"}),
+            "exposure": (("time",), expo, {"long_name": "good time of the frame used by the model", "units": "s"}),
+            "defined": (("time",), defined, {"long_name": "mu defined in the frame"}),
         },
         coords={**coords2d, **tcoords},
         attrs={
-            "counts_outside_gti": c_g,
-            "counts_outside_bti": c_b,
-            "n_gti_frames": int(in_g.sum()),
-            "n_bti_frames": int(in_b.sum()),
-            "source_subset": "bti" if use_b else "gti",
-            "source_exposure": expo_s,
-            "threshold": float(mask_attrs.get("threshold", np.nan)),
-            "percentile": float(percentile),
-            "factor": float(factor),
-            "smooth_sigma": float(smooth_sigma),
-            "inpaint": inpaint,
-            "exposed": exposed if isinstance(exposed, str) else "array",
-            "xcube_version": __version__,
+            "counts_outside_gti": c_g, "counts_outside_bti": c_b,
+            "n_gti_frames": int(in_g.sum()), "n_bti_frames": int(in_b.sum()),
+            "source_subset": "bti" if use_b else "gti", "source_exposure": expo_s,
+            "threshold": float(mask_attrs.get("threshold", np.nan)), "percentile": float(percentile),
+            "factor": float(factor), "smooth_sigma": float(smooth_sigma), "inpaint": inpaint,
+            "exposed": exposed if isinstance(exposed, str) else "array", "xcube_version": __version__,
         },
     )
-    return ds
 
 
-@numba.njit(nogil=True, cache=True)
-def _mu_kernel(flat, outside, valid, bti, expo, t_g, t_b, ok_g, ok_b, rate, out):  # pragma: no cover - compiled
-    """``_mu_block`` for integer counts, frame by frame without temporaries
-    (the same arithmetic: integer sums, then ``T * L + S0 * exposure``)."""
-    nt, npix = flat.shape
-    for t in range(nt):
-        total = 0
-        lc = 0
-        for p in range(npix):
-            v = flat[t, p]
-            total += v
-            if outside[p] != 0.0:
-                lc += v
-        if not (valid[t] and total > 0 and (ok_b if bti[t] else ok_g)):
-            out[t, :] = np.nan
-            continue
-        tm = t_b if bti[t] else t_g
-        lf = np.float64(lc)
-        e = expo[t]
-        for p in range(npix):
-            out[t, p] = tm[p] * lf + rate[p] * e
+def _model_mask(img_g, img_b, in_g, given, coords2d, shape, **kw):
+    """The source mask of the model and its attrs (computed, or ``given``)."""
+    if given is not None:
+        mask = np.asarray(given.values if isinstance(given, xr.DataArray) else given, dtype=bool)
+        if mask.shape != shape:
+            raise ValueError(f"source_mask has shape {mask.shape}; the cube's images are {shape}")
+        return mask, {"threshold": np.nan, "given": True}
+    if not in_g.any():
+        log.info("no GTI frames: the source mask is computed from the BTI image")
+    base = img_g if in_g.any() else img_b
+    m = _source_mask(xr.DataArray(base, dims=("y", "x"), coords=coords2d), **kw)
+    return np.asarray(m.values), dict(m.attrs)
 
 
-def _mu_block(n_blk, valid_blk, bti_blk, expo_blk, *, outside, t_g, t_b, ok_g, ok_b, rate, out_dtype):
-    nt = n_blk.shape[0]
-    valid_blk, bti_blk, expo_blk = valid_blk.reshape(nt), bti_blk.reshape(nt), expo_blk.reshape(nt)
-    flat = n_blk.reshape(nt, -1)
-    if np.issubdtype(flat.dtype, np.integer) and np.dtype(out_dtype) in (np.float64, np.float32):
-        out = np.empty(flat.shape, dtype=out_dtype)
-        _mu_kernel(np.ascontiguousarray(flat), outside, valid_blk.astype(bool), bti_blk.astype(bool),
-                   expo_blk.astype(np.float64), t_g.ravel(), t_b.ravel(), bool(ok_g), bool(ok_b), rate.ravel(), out)
-        return out.reshape(n_blk.shape)
-    total = flat.sum(axis=1)
-    lc = flat.astype(np.float64) @ outside
-    tmpl = np.where(bti_blk[:, None, None], t_b[None], t_g[None])
-    mu = tmpl * lc[:, None, None] + rate[None] * expo_blk[:, None, None]
-    ok = valid_blk & (total > 0) & np.where(bti_blk, ok_b, ok_g)
+def _source_rate(img, tmpl, counts_out, expo, mask):
+    """S0 = max(I - T C, 0) inside the mask / the subset's exposure, and that exposure [s]."""
+    expo_s = float(expo.sum())
+    if expo_s > 0 and counts_out > 0:
+        resid = np.clip(img - np.nan_to_num(tmpl) * counts_out, 0.0, None)
+        return np.where(mask, resid, 0.0) / expo_s, expo_s
+    return np.zeros(mask.shape), expo_s
+
+
+def model_frames(model: xr.Dataset, f0: int = 0, f1: int | None = None) -> np.ndarray:
+    """mu images of frames ``f0:f1`` of a :func:`background_model`, float64
+    (frames, y, x): ``expected_value(T_subset, L, S0, exposure)`` where the
+    frame's mu is defined, NaN elsewhere. Eager."""
+    sub = model["subset"].values[f0:f1]
+    ok = model["defined"].values[f0:f1]
+    tm = np.where((sub == 1)[:, None, None], model["template_bti"].values[None], model["template_gti"].values[None])
+    lc = model["light_curve"].values[f0:f1].astype(np.float64)
+    mu = expected_value(tm, lc[:, None, None], model["source_rate"].values[None],
+                        model["exposure"].values[f0:f1, None, None])
     mu[~ok] = np.nan
-    return mu.astype(out_dtype, copy=False)
+    return mu
 
 
 def expected_counts(
-    cube: xr.DataArray,
+    cube,
     bti=None,
     bad_frame=None,
     source_mask=None,
@@ -516,42 +431,35 @@ def expected_counts(
 
     ``cube``, ``bti``, ``bad_frame``, ``source_mask`` and ``model_kw`` as in
     :func:`background_model`; pass a ready ``model`` to reuse it (its frame
-    subsets then replace ``bti``/``bad_frame``). mu is NaN in
-    frames with no counts, zero exposure, flagged bad or without a template,
-    and in pixels with no counts in the frame's subset (outside the field of
-    view); never uninitialised.
+    subsets then replace ``bti``/``bad_frame``). mu is NaN in frames with no
+    counts, zero exposure, flagged bad or without a template, and in pixels
+    with no counts in the frame's subset (outside the field of view).
 
-    Lazy along time: a Dask array with the cube's time chunks, each block
-    computed from the matching counts block alone (its light curve and frame
-    totals are block-local), so memory is one chunk. Eager: the model (two
-    images = one pass over the cube, when ``model`` is not given).
+    Lazy along time: a Dask array chunked like the (dense) cube, each block
+    computed from the model alone (:func:`model_frames`), so memory is one
+    chunk. Eager: the model, when ``model`` is not given.
     """
-    cube = _check_cube(cube)
     if model is None:
         model = background_model(cube, bti, bad_frame, source_mask=source_mask, **model_kw)
     elif model_kw or source_mask is not None:
         raise ValueError("pass either model= or the model parameters, not both")
-    nt, ny, nx = cube.shape
-    subset = model["subset"].values
-    if subset.shape != (nt,):
-        raise ValueError(f"model has {subset.shape[0]} frames, the cube {nt}")
-    n = _cube_dask(cube)
-    tch = n.chunks[0]
-    valid = da.from_array(subset >= 0, chunks=(tch,))
-    bti_d = da.from_array(subset == 1, chunks=(tch,))
-    expo = da.from_array(np.asarray(cube["exposure"].values, dtype=np.float64), chunks=(tch,))
-    mask = model["source_mask"].values
+    view = dense_view(cube)
+    nt, ny, nx = view.shape
+    if model["subset"].shape != (nt,):
+        raise ValueError(f"model has {model['subset'].shape[0]} frames, the cube {nt}")
     dtype = np.dtype(dtype)
-    t_g = model["template_gti"].values
-    t_b = model["template_bti"].values
-    mu = da.map_blocks(
-        _mu_block, n.rechunk({1: ny, 2: nx}), valid[:, None, None], bti_d[:, None, None], expo[:, None, None],
-        outside=(~mask).astype(np.float64).ravel(), t_g=t_g, t_b=t_b,
-        ok_g=bool(np.isfinite(t_g).any()), ok_b=bool(np.isfinite(t_b).any()),
-        rate=model["source_rate"].values, out_dtype=dtype, dtype=dtype, meta=np.empty((0, 0, 0), dtype=dtype),
-    )
+    tch = view.chunks[0] if view.chunks is not None else (nt,)
+    frames = da.arange(nt, chunks=(tch,))
+    mu = frames.map_blocks(_mu_block, model, dtype, new_axis=[1, 2], chunks=(tch, (ny,), (nx,)), dtype=dtype,
+                           meta=np.empty((0, 0, 0), dtype=dtype))
     return xr.DataArray(
-        mu, dims=("time", "y", "x"), coords=cube.coords, name="expected",
+        mu, dims=("time", "y", "x"), coords=view.coords, name="expected",
         attrs={"units": "count", "long_name": "expected counts (background template x light curve + sources)",
                **{k: v for k, v in model.attrs.items()}},
     )
+
+
+def _mu_block(frames, model, dtype):
+    if frames.size == 0:
+        return np.zeros((0,) + model["source_mask"].shape, dtype=dtype)
+    return model_frames(model, int(frames[0]), int(frames[-1]) + 1).astype(dtype, copy=False)

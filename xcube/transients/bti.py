@@ -19,12 +19,17 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
+from ..binning.compact import CompactCube
 
 __all__ = [
     "BTI_ENERGY_BAND",
     "BTI_RATE",
     "MAX_BIN",
     "bti_from_rate",
+    "light_curve_edges",
+    "monitor_expression",
+    "monitor_filter",
+    "monitor_rate",
     "bti_from_lightcurve",
     "high_energy_lightcurve",
     "bad_time_intervals",
@@ -97,7 +102,12 @@ def _as_list(events) -> list:
     return evs
 
 
-def _light_curve_edges(evs, width, t0, t_stop):
+def light_curve_edges(events, width: float, t0=None, t_stop=None) -> np.ndarray:
+    """Bin edges [s] of the flare light curve of one or several event lists:
+    bins of ``width`` from ``t0`` (default: the earliest GTI start) to
+    ``t_stop`` (default: the latest GTI stop), the last bin ending at
+    ``t_stop`` (shorter, exposure-corrected). Eager, small."""
+    evs = _as_list(events)
     starts, stops = zip(*(gtimod.from_dataset(e) for e in evs))
     allstart = np.concatenate(starts)
     allstop = np.concatenate(stops)
@@ -136,24 +146,18 @@ def high_energy_lightcurve(events, time_bin: float, *, t0=None, t_stop=None,
     width = min(float(time_bin), MAX_BIN)
     if not width > 0:
         raise ValueError(f"time_bin must be positive [s], got {time_bin!r}")
-    edges = _light_curve_edges(evs, width, t0, t_stop)
+    edges = light_curve_edges(evs, width, t0, t_stop)
     lo_e, hi_e = (float(v) for v in energy_band)
-    counts, exposure = [], []
+    counts, gtis = [], []
     for ev in evs:
         gti = gtimod.from_dataset(ev)
-        expo = gtimod.exposure_per_bin(edges[:-1], edges[1:], gti)
-        exposure.append(expo)
-        if not expo.any():  # this list has no good time in the range: no counts
+        gtis.append(gti)
+        if not gtimod.exposure_per_bin(edges[:-1], edges[1:], gti).any():  # no good time in the range
             counts.append(da.zeros(edges.size - 1, dtype=np.int64))
             continue
-        sel = select(ev, expr=f"energy > {lo_e!r} && energy < {hi_e!r}", gti=gti)
+        sel = select(ev, expr=monitor_expression(energy_band), gti=gti)
         counts.append(bin_events(sel, time=edges).data)
-    exposure = np.stack(exposure)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        inv = np.where(exposure > 0, 1.0 / np.where(exposure > 0, exposure, 1.0), 0.0)
-    any_exp = (exposure > 0).any(axis=0)
-    rate = sum(c * inv[i] for i, c in enumerate(counts))
-    rate = da.where(any_exp, rate, np.nan)
+    rate, exposure = monitor_rate(counts, edges, gtis)
     total = sum(counts[1:], counts[0])
     centres = 0.5 * (edges[:-1] + edges[1:])
     return xr.Dataset(
@@ -168,25 +172,71 @@ def high_energy_lightcurve(events, time_bin: float, *, t0=None, t_stop=None,
     )
 
 
-def bad_time_intervals(events, time_bin: float, *, t0=None, t_stop=None, energy_band=BTI_ENERGY_BAND,
-                       rate: float = BTI_RATE):
+def bad_time_intervals(events, time_bin: float | None = None, *, t0=None, t_stop=None,
+                       energy_band=BTI_ENERGY_BAND, rate: float = BTI_RATE):
     """Bad time intervals of one event list or several merged ones (cameras).
 
     The 10-12 keV light curve (:func:`high_energy_lightcurve`, bins of
     ``min(time_bin, 100)`` s from ``t0``) is bad where its rate exceeds
     ``rate`` ct/s times the number of event lists; adjacent bad bins are merged.
-    Returns ``(start, stop)`` float64 arrays [s] whose bounds are light-curve
-    bin edges. Eager: computes the light curve (one pass over the selected
-    high-energy events).
+    ``events`` may instead be a :class:`~xcube.binning.CompactCube` whose
+    events pass took that light curve (its ``monitor``; the search's form):
+    nothing is read again and ``time_bin``, ``t0``, ``t_stop`` and
+    ``energy_band`` are the pass's. Returns ``(start, stop)`` float64 arrays
+    [s] whose bounds are light-curve bin edges. Eager: computes the light
+    curve (one pass over the selected high-energy events) unless given.
     """
-    lc = high_energy_lightcurve(events, time_bin, t0=t0, t_stop=t_stop, energy_band=energy_band)
-    edges = np.append(lc["time_lo"].values, lc["time_hi"].values[-1])
-    r = np.asarray(lc["rate"].data.compute() if hasattr(lc["rate"].data, "compute") else lc["rate"].values)
-    threshold = float(rate) * lc.attrs["n_lists"]
+    if isinstance(events, CompactCube):
+        mon = events.monitor
+        if mon is None:
+            raise ValueError("this compact cube has no monitor light curve; make it with "
+                             "monitor=bti.monitor_filter(...) and monitor_edges, or pass the events")
+        r, _ = monitor_rate(mon.counts, mon.edges, mon.gtis)
+        edges, n_lists, band = mon.edges, len(mon.counts), "the pass's"
+    else:
+        if time_bin is None:
+            raise ValueError("bad_time_intervals: give time_bin [s] (the light curve bins are min(time_bin, 100) s)")
+        lc = high_energy_lightcurve(events, time_bin, t0=t0, t_stop=t_stop, energy_band=energy_band)
+        edges = np.append(lc["time_lo"].values, lc["time_hi"].values[-1])
+        r = np.asarray(lc["rate"].data.compute() if hasattr(lc["rate"].data, "compute") else lc["rate"].values)
+        n_lists, band = lc.attrs["n_lists"], lc.attrs["energy_band"]
+    threshold = float(rate) * n_lists
     start, stop = bti_from_rate(r, edges, threshold)
     log.info("%d bad time intervals (%.1f s) above %.3g ct/s in %s keV", start.size,
-             float(np.sum(stop - start)), threshold, lc.attrs["energy_band"])
+             float(np.sum(stop - start)), threshold, band)
     return start, stop
+
+
+def monitor_expression(energy_band=BTI_ENERGY_BAND) -> str:
+    """The filter of the flare light curve's events: ``emin < energy < emax``
+    [keV], both bounds exclusive."""
+    lo, hi = (float(v) for v in energy_band)
+    return f"energy > {lo!r} && energy < {hi!r}"
+
+
+def monitor_filter(events, energy_band=BTI_ENERGY_BAND, screening: bool = True):
+    """:class:`~xcube.select.EventFilter` of the flare light curve's events of
+    one event list: the mission screening (when ``screening``), the energy
+    band of :func:`monitor_expression` and the list's own GTIs. The search's
+    events pass counts these events in the light-curve bins."""
+    from ..select import EventFilter
+
+    return EventFilter.for_events(events, expr=monitor_expression(energy_band), gti=gtimod.from_dataset(events),
+                                  screening=screening)
+
+
+def monitor_rate(counts, edges, gtis):
+    """Rate [ct/s] of a light curve summed over event lists: sum over lists of
+    ``counts[i] / exposure_i`` per bin (``exposure_i`` from ``gtis[i]``), NaN
+    where no list has good time. ``counts``: numpy or Dask arrays (n,).
+    Returns ``(rate, exposure (lists, n))``; lazy when the counts are."""
+    e = np.asarray(edges, dtype=np.float64)
+    exposure = np.stack([gtimod.exposure_per_bin(e[:-1], e[1:], g) for g in gtis])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv = np.where(exposure > 0, 1.0 / np.where(exposure > 0, exposure, 1.0), 0.0)
+    rate = sum(c * inv[i] for i, c in enumerate(counts))
+    xp = da if any(isinstance(c, da.Array) for c in counts) else np
+    return xp.where((exposure > 0).any(axis=0), rate, np.nan), exposure
 
 
 def frame_bti(frame_lo, frame_hi, btis) -> np.ndarray:

@@ -16,10 +16,14 @@ import pandas as pd
 import xarray as xr
 from scipy import ndimage, special
 
+from ..binning.counts import dense_view, reductions
+from ..skycoords import iau_name
 from . import bayes
+from .background import expected_value
+from .decision import Flags, FrameTypes
 
 __all__ = ["detect", "region_list", "assemble", "iau_name", "count_quantiles", "sigma_equivalent",
-           "sigma_equivalents", "DETECTION_COLUMNS"]
+           "sigma_equivalents", "empty_table", "DETECTION_COLUMNS"]
 
 log = logging.getLogger("xcube.transients")
 
@@ -30,26 +34,6 @@ DETECTION_COLUMNS = [
     "t_start", "t_stop", "t_peak", "log10_bayes", "sigma_equivalent", "counts", "expected",
     "counts_est_16", "counts_est_50", "counts_est_84", "area", "n_frames_flagged",
 ]
-
-
-def iau_name(ra, dec, prefix: str = "XCUBE") -> list[str]:
-    """IAU-style names ``"XCUBE JHHMMSS.s+DDMMSS"`` (truncated, not rounded) from degrees."""
-    ra = np.atleast_1d(np.asarray(ra, dtype=float))
-    dec = np.atleast_1d(np.asarray(dec, dtype=float))
-    out = []
-    for r, d in zip(ra, dec):
-        h = (r % 360.0) / 15.0
-        hh = int(h)
-        mm = int((h - hh) * 60)
-        ss = (h - hh - mm / 60) * 3600
-        ss = np.floor(ss * 10) / 10
-        sign = "+" if d >= 0 else "-"
-        a = abs(d)
-        dd = int(a)
-        dm = int((a - dd) * 60)
-        ds = int((a - dd - dm / 60) * 3600 + 1e-9)
-        out.append(f"{prefix} J{hh:02d}{mm:02d}{ss:04.1f}{sign}{dd:02d}{dm:02d}{ds:02d}")
-    return out
 
 
 def count_quantiles(n, mu, kind: str, q=(0.16, 0.5, 0.84)) -> np.ndarray:
@@ -175,49 +159,133 @@ def region_list(peak_counts: np.ndarray, eclipse_counts: np.ndarray, image: np.n
     return regions
 
 
-def detect(cube: xr.DataArray, expected: xr.DataArray, peak_mask, eclipse_mask, *, wcs=None,
-           run_id: str = "", obs_id: str = "", bti=None, bad_frame=None):
-    """Turn masks into a detection table and per-detection light curves.
+def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = "", obs_id: str = "",
+           bti=None, bad_frame=None):
+    """Turn flagged voxels into a detection table and per-detection light curves.
 
     Parameters
     ----------
-    cube, expected : (time, y, x) counts and expected counts (lazy allowed).
-    peak_mask, eclipse_mask : (time, y, x) booleans (numpy or dask), same shape.
+    cube : (time, y, x) counts: a dense DataArray (lazy allowed) or a
+        :class:`~xcube.binning.CompactCube`.
+    expected : the background model (``background_model``; the light curves'
+        expected counts then follow from its templates, without a dense cube)
+        or a dense (time, y, x) expected-counts DataArray.
+    flags : :class:`~xcube.transients.decision.Flags` (``flag_voxels``), or the
+        (time, y, x) boolean peak mask with ``eclipse_mask`` the eclipse mask
+        (numpy or dask).
     wcs : ``astropy.wcs.WCS`` taking raw sky-pixel column values (``xcube.wcs``);
         None leaves ra/dec NaN.
     bti, bad_frame : (time,) booleans carried into the light curves.
 
     Returns ``(detections DataFrame, lightcurves Dataset over (detection, time))``.
-    Computes: one pass over the cube for the summed image and per-pixel flag
-    counts, then one pass for the light curves of all regions together.
-    (``search_transients`` gets the same numbers without dense passes, from
-    its compact cube; see :func:`assemble`.)
+    Eager: the summed image and the regions' light curves (numba loops over a
+    compact cube; Dask passes over a dense one).
     """
-    n = cube.data
-    mu = expected.data
-    pm = peak_mask.data if isinstance(peak_mask, xr.DataArray) else peak_mask
-    em = eclipse_mask.data if isinstance(eclipse_mask, xr.DataArray) else eclipse_mask
-    image, fp, fe = dask.compute(n.sum(axis=0), pm.sum(axis=0), em.sum(axis=0))
-    regions = region_list(fp, fe, image)
+    red = reductions(cube)
+    view = dense_view(cube)
+    if not isinstance(flags, Flags):
+        flags = _flags_from_masks(flags, eclipse_mask)
+    image = np.asarray(dask.compute(red.image())[0])
+    regions = region_list(flags.peak, flags.eclipse, image)
     if not regions:
-        return _empty_table(), _empty_lightcurves(cube, bti, bad_frame)
-    foot = np.stack([r[1] for r in regions]).astype(np.float64)  # (k, y, x)
-    foot_d = da.from_array(foot, chunks=foot.shape)
-    nd = n if isinstance(n, da.Array) else da.from_array(np.asarray(n))
-    mud = mu if isinstance(mu, da.Array) else da.from_array(np.asarray(mu))
-    pmd = pm if isinstance(pm, da.Array) else da.from_array(np.asarray(pm))
-    emd = em if isinstance(em, da.Array) else da.from_array(np.asarray(em))
-    lc_n = da.tensordot(nd.astype(np.float64), foot_d, axes=((1, 2), (1, 2)))
-    # NaN * 0 is NaN: sum finite mu over the footprint and mark frames where a
-    # footprint pixel has NaN mu separately
-    lc_mu = da.tensordot(da.nan_to_num(mud.astype(np.float64)), foot_d, axes=((1, 2), (1, 2)))
-    lc_nan = da.tensordot(da.isnan(mud).astype(np.float64), foot_d, axes=((1, 2), (1, 2)))
-    lc_p = da.tensordot(pmd.astype(np.float64), foot_d, axes=((1, 2), (1, 2)))
-    lc_e = da.tensordot(emd.astype(np.float64), foot_d, axes=((1, 2), (1, 2)))
-    lc_n, lc_mu, lc_nan, lc_p, lc_e = (np.asarray(a).T for a in dask.compute(lc_n, lc_mu, lc_nan, lc_p, lc_e))
-    lc_mu = np.where(lc_nan > 0, np.nan, lc_mu)  # (k, t)
-    return assemble(cube, regions, lc_n, lc_mu, lc_p, lc_e, wcs=wcs, run_id=run_id, obs_id=obs_id,
-                    bti=bti, bad_frame=bad_frame)
+        return empty_table(), _empty_lightcurves(view, bti, bad_frame)
+    nt = red.shape[0]
+    k = len(regions)
+    labels = _region_labels(regions, image.shape)
+    lc_n = sum(dask.compute(*[red.region_counts(lab, k) for lab in labels])).astype(np.float64)
+    lc_p = flags.per_region(labels[0], k, nt, 0)
+    lc_e = flags.per_region(labels[1], k, nt, 1)
+    if isinstance(expected, xr.Dataset):
+        lc_mu, log10_bayes = _model_light_curves(expected, regions, lc_n)
+    else:
+        lc_mu, log10_bayes = _dense_expected(expected, regions), None
+    return assemble(view, regions, lc_n, lc_mu, lc_p, lc_e, wcs=wcs, run_id=run_id, obs_id=obs_id,
+                    bti=bti, bad_frame=bad_frame, log10_bayes=log10_bayes)
+
+
+def _flags_from_masks(peak_mask, eclipse_mask) -> Flags:
+    """:class:`Flags` of (time, y, x) boolean masks (numpy or dask)."""
+    if eclipse_mask is None:
+        raise TypeError("detect: pass Flags, or both the peak and the eclipse masks")
+    pm, em = (np.asarray(dask.compute(m.data if isinstance(m, xr.DataArray) else m)[0], dtype=bool)
+              for m in (peak_mask, eclipse_mask))
+    nt = pm.shape[0]
+    rows = []
+    for kind, m in ((0, pm), (1, em)):
+        t, p = np.nonzero(m.reshape(nt, -1))
+        rows.append(np.stack([t, p, np.full(t.size, kind)], axis=1))
+    rec = np.concatenate(rows).astype(np.int64)
+    rec = rec[np.lexsort((rec[:, 2], rec[:, 1], rec[:, 0]))]
+    return Flags(pm.sum(axis=0).astype(np.int64), em.sum(axis=0).astype(np.int64), rec)
+
+
+def _region_labels(regions, shape):
+    """(peak labels, eclipse labels), each (y, x) int64: the region index of
+    each pixel among the regions of that kind (regions of one kind do not
+    overlap), -1 elsewhere."""
+    out = [np.full(shape, -1, np.int64), np.full(shape, -1, np.int64)]
+    for k, r in enumerate(regions):
+        out[0 if r[0] == "peak" else 1][r[1]] = k
+    return out
+
+
+def _model_light_curves(model: xr.Dataset, regions, lc_n):
+    """Expected counts of each region per frame from the model (mu is linear
+    in the templates: the region's template sums, background counts, source
+    rate and exposure), NaN where a footprint pixel has none, and the light
+    curves' log10 Bayes factors, evaluated once per distinct (region, counts,
+    frame type)."""
+    types = FrameTypes.from_model(model)
+    foot = np.stack([r[1].ravel() for r in regions]).astype(np.float64)  # (regions, pixels)
+    tsum = np.stack([_footprint_sum(foot, t) for t in (types.t_gti, types.t_bti)])
+    rsum = foot @ types.rate
+    per_type = expected_value(tsum[types.sub.astype(np.int64)], types.lc[:, None], rsum[None],
+                              types.exposure[:, None])  # (types, regions)
+    lc_mu = np.full(lc_n.shape, np.nan)
+    inside = types.ftype >= 0
+    lc_mu[:, inside] = per_type[types.ftype[inside]].T
+    return lc_mu, _light_curve_factors(lc_n, types.ftype, per_type)
+
+
+def _footprint_sum(foot, values):
+    """Sum of ``values`` (pixels,) over each footprint; NaN where the
+    footprint holds a NaN (0 x NaN would poison every footprint)."""
+    return np.where(foot @ np.isnan(values) > 0, np.nan, foot @ np.nan_to_num(values))
+
+
+def _dense_expected(expected: xr.DataArray, regions) -> np.ndarray:
+    """Sums of a dense expected cube over each footprint, (regions, time);
+    NaN where a footprint pixel is NaN."""
+    foot = da.from_array(np.stack([r[1] for r in regions]).astype(np.float64))
+    mu = expected.transpose("time", "y", "x").data
+    mu = mu if isinstance(mu, da.Array) else da.from_array(np.asarray(mu))
+    lc_mu = da.tensordot(da.nan_to_num(mu.astype(np.float64)), foot, axes=((1, 2), (1, 2)))
+    lc_nan = da.tensordot(da.isnan(mu).astype(np.float64), foot, axes=((1, 2), (1, 2)))
+    lc_mu, lc_nan = (np.asarray(a).T for a in dask.compute(lc_mu, lc_nan))
+    return np.where(lc_nan > 0, np.nan, lc_mu)
+
+
+def _light_curve_factors(lc_n, ftype, per_type):
+    """log10 B_peak and B_eclipse of the light curves, evaluated once per
+    distinct (region, counts, frame type): a region's expected counts take
+    one value per frame type (``per_type`` (types, regions)), and its counts
+    few values. Same numbers as evaluating every frame."""
+    k, nt = lc_n.shape
+    n = lc_n.astype(np.int64)
+    nf = per_type.shape[0] + 1
+    span = (int(n.max()) + 1) * nf
+    keys = (np.arange(k, dtype=np.int64)[:, None] * span + n * nf + (ftype + 1)[None, :]).ravel()
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    reg, rem = np.divmod(uniq, span)
+    nu, fu = np.divmod(rem, nf)
+    mu = np.full(uniq.shape, np.nan)
+    ok = fu > 0
+    mu[ok] = per_type[fu[ok] - 1, reg[ok]]
+    nu = nu.astype(np.float64)
+    inverse = inverse.ravel()
+    bp = np.asarray(bayes.log10_bayes_peak(nu, mu))[inverse].reshape(k, nt)
+    be = np.asarray(bayes.log10_bayes_eclipse(nu, mu))[inverse].reshape(k, nt)
+    return bp, be
 
 
 def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=None, run_id: str = "",
@@ -230,7 +298,7 @@ def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=
     (else computed here). ``cube`` gives the time and cell coordinates only.
     Eager (small arrays)."""
     if not regions:
-        return _empty_table(), _empty_lightcurves(cube, bti, bad_frame)
+        return empty_table(), _empty_lightcurves(cube, bti, bad_frame)
     nt = cube.sizes["time"]
     time = cube["time"].values
     lc_n = np.asarray(lc_n, dtype=np.float64)
@@ -305,7 +373,8 @@ def _add_flags(ds, nt, bti, bad_frame):
     ds["bad_frame"] = ("time", np.zeros(nt, bool) if bad_frame is None else np.asarray(bad_frame, bool))
 
 
-def _empty_table() -> pd.DataFrame:
+def empty_table() -> pd.DataFrame:
+    """An empty detection table with the columns and dtypes of a full one."""
     t = pd.DataFrame({c: pd.Series(dtype=float) for c in DETECTION_COLUMNS})
     for c in ("run_id", "obs_id", "kind", "name"):
         t[c] = t[c].astype(object)

@@ -31,7 +31,8 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
-from ..missions import profile_of
+from ..binning.compact import CompactCube
+from ..missions import get_profile, profile_of
 
 __all__ = [
     "PN_MIN_COUNTS",
@@ -154,16 +155,23 @@ def ccd_frame_counts(events, edges) -> xr.DataArray:
                       energy=Axis("ccd", edges=ccd_edges, column="ccdnr"))
 
 
-def bad_frames(events, edges, bti=None) -> np.ndarray:
+def bad_frames(events, edges=None, bti=None) -> np.ndarray:
     """Bad frames of one event list or several (cameras), OR'ed over them.
 
     ``edges`` (n+1,) frame edges [s]; ``bti`` (n,) bool BTI frames (used by
     the pn rule). Cameras whose profile has a quadrant map (pn) use
     :func:`pn_bad_frames` on their per-CCD counts; frames with no event in
     any of the lists are bad too (for MOS alone, the only rule). Pass the
-    events the cube was made from. Returns bool (n,).
-    Eager: one histogram pass over ``time`` (and ``ccdnr`` for pn) per camera.
+    events the cube was made from, or the :class:`~xcube.binning.CompactCube`
+    itself (its events pass counted the frames per CCD; ``edges`` are then
+    its frames). A camera without good time in the frames counts as empty.
+    Returns bool (n,). Eager: one histogram pass over ``time`` (and
+    ``ccdnr`` for pn) per camera, none for a compact cube.
     """
+    if isinstance(events, CompactCube):
+        return _compact_bad_frames(events, bti)
+    if edges is None:
+        raise ValueError("bad_frames: give the frame edges [s] (or pass the compact cube)")
     evs = [events] if isinstance(events, xr.Dataset) else list(events)
     e = np.asarray(edges, dtype=np.float64)
     from ..binning import bin_events
@@ -180,6 +188,19 @@ def bad_frames(events, edges, bti=None) -> np.ndarray:
     counts = dask.compute(*lazy)
     return bad_frames_from_counts(counts, [profile_of(ev) for ev in evs], bti,
                                   names=[ev.attrs.get("source", "") for ev in evs])
+
+
+def _compact_bad_frames(cube: CompactCube, bti) -> np.ndarray:
+    if cube.ccd_counts is None or not cube.cameras:
+        raise ValueError("this compact cube carries no per-frame counts of its cameras; pass the events")
+    lo, hi = cube.time.lo, cube.time.hi
+    counts, profiles = [], []
+    for cam, c in zip(cube.cameras, cube.ccd_counts):
+        if not gtimod.exposure_per_bin(lo, hi, cam["gti"]).any():
+            c = np.zeros_like(c)
+        counts.append(c)
+        profiles.append(get_profile(cam["profile"]))
+    return bad_frames_from_counts(counts, profiles, bti, names=[cam["source"] for cam in cube.cameras])
 
 
 def bad_frames_from_counts(counts, profiles, bti=None, names=None) -> np.ndarray:

@@ -14,11 +14,7 @@ from ..io.atomic import atomic_dir, write_table
 
 __all__ = ["SearchResult", "SearchResults", "run_id"]
 
-
-def run_id(obs_id: str, subset: int, time_bin: float, energy_band) -> str:
-    """Run identifier ``{obsid}_{subset}_{time_bin}_{emin}_{emax}``, e.g. ``0765080801_0_50_0.2_12.0``."""
-    tb = f"{time_bin:g}"
-    return f"{obs_id}_{subset}_{tb}_{float(energy_band[0])}_{float(energy_band[1])}"
+from .params import run_id  # noqa: E402  (the one run id; importable from here too)
 
 
 def _jsonable(v):

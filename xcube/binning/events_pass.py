@@ -1,0 +1,473 @@
+"""One pass over the events of one or several cameras -> compact cubes.
+
+:func:`compact_cubes` reads every event chunk of every camera once (all
+chunks in one ``dask.compute``) and fills any number of runs at the same
+time: a run is a time axis and an energy band (:class:`Run`), so the whole
+parameter grid of a transient search (e.g. 5/50/200 s x three bands) shares
+the pass. Per chunk, a numba kernel computes each selected event's sky cell
+once and appends it to every run whose band and frames hold the event.
+Memory: the output cells (2-4 bytes per event and run) and, per chunk in
+flight, its columns.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .. import gti as gtimod
+from ..missions import profile_of
+from ..select import EnergyBand, EventFilter, energy_band_bounds
+from .axes import Axis, integer_lut
+from .compact import CompactCube, Monitor, cell_dtype
+
+__all__ = ["Run", "compact_cubes"]
+
+log = logging.getLogger("xcube.binning")
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """One cube of the pass: frames ``time`` (an :class:`Axis` over the
+    ``time`` column), an ``energy_band`` ``(emin, emax)`` [keV] (None: every
+    selected event), and optionally the bin ``monitor_edges`` [s] of the
+    monitor light curve taken for this run."""
+
+    time: Axis
+    energy_band: tuple | None = None
+    monitor_edges: np.ndarray | None = None
+
+
+def compact_cubes(events, runs, y: Axis, x: Axis, *, filters=None, monitor=None, ccd: bool = True,
+                  crop: bool = True) -> list[CompactCube]:
+    """Bin cameras of one observation into one :class:`CompactCube` per run.
+
+    Parameters
+    ----------
+    events : an EventList or a list of them (cameras; their cubes are summed).
+    runs : list of :class:`Run` (or ``(time_axis, energy_band)`` pairs).
+    y, x : sky axes over the ``y``/``x`` columns (the grid the cells index).
+    filters : one :class:`~xcube.select.EventFilter` per camera (e.g. the
+        mission screening), applied before the bands; None keeps every event.
+    monitor : one EventFilter per camera selecting the monitor light curve's
+        events (counted in each run's ``monitor_edges``), or None.
+    ccd : count the run's events per frame and CCD for cameras whose profile
+        has a quadrant map (pn), else per frame.
+    crop : cut each run's y/x axes to the cells from the one holding the
+        smallest to the one holding the largest selected coordinate.
+
+    Returns one cube per run with ``cameras``, ``ccd_counts``, ``monitor``,
+    ``extent`` and ``n_outside`` set (see :class:`CompactCube`); its
+    ``attrs`` are the first camera's, with the selection labels ``select``
+    would add; its ``gti`` the intersection of the cameras' GTIs. Eager:
+    this is the pass. Raises ``ValueError`` when times are not sorted.
+    """
+    import dask
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    evs = [events] if not isinstance(events, (list, tuple)) else list(events)
+    runs = [r if isinstance(r, Run) else Run(*r) for r in runs]
+    filters = list(filters) if filters is not None else [None] * len(evs)
+    monitor = list(monitor) if monitor is not None else [None] * len(evs)
+    specs = [_camera_spec(ev, runs, y, x, f, m, ccd) for ev, f, m in zip(evs, filters, monitor)]
+    graphs, keys = [], []
+    for ev, spec in zip(evs, specs):
+        g, k = _graph(ev, spec)
+        graphs.append(g)
+        keys.append(k)
+    graph = HighLevelGraph.merge(*graphs)
+    flat = dask.compute(*[Delayed(k, graph, layer=k[0]) for ks in keys for k in ks])
+    parts, i = [], 0
+    for ks, spec in zip(keys, specs):
+        parts.append(_combine(flat[i:i + len(ks)], spec))
+        i += len(ks)
+    return [_assemble(k, r, evs, specs, parts, y, x, crop) for k, r in enumerate(runs)]
+
+
+# ---------------------------------------------------------------------- per camera set-up
+@dataclass(frozen=True, eq=False)
+class _Spec:
+    columns: tuple  # event columns read, in block order
+    filter: EventFilter | None
+    bands: tuple  # EnergyBand (or None) per distinct band
+    labels: tuple  # selection labels per distinct band
+    run_b: np.ndarray  # band index of each run
+    run_t: np.ndarray  # time-axis index of each run
+    run_m: np.ndarray  # monitor-edges index of each run (-1: none)
+    t_edges: tuple  # distinct frame edges
+    m_edges: tuple  # distinct monitor edges
+    monitor: EventFilter | None
+    xrule: tuple  # (lut, lut_lo) or (None, 0): float column binned by index_of
+    yrule: tuple
+    x: Axis
+    y: Axis
+    ccd_lo: int
+    n_ccd: int
+
+
+def _distinct(values, key):
+    out, index = [], []
+    for v in values:
+        for j, u in enumerate(out):
+            if key(u, v):
+                index.append(j)
+                break
+        else:
+            out.append(v)
+            index.append(len(out) - 1)
+    return out, np.array(index, dtype=np.int64)
+
+
+def _camera_spec(ev, runs, y, x, filt, mon, ccd) -> _Spec:
+    prof = profile_of(ev)
+    src = ev.attrs.get("source", "events")
+    bands, run_b = _distinct([r.energy_band for r in runs], lambda a, b: a == b)
+    tests, labels = [], []
+    for band in bands:
+        if band is None:
+            tests.append(None)
+            labels.append(())
+        else:
+            lo, hi = energy_band_bounds(ev, band)
+            tests.append(EnergyBand(lo, hi))
+            labels.append((f"energy_band=[{lo:g}, {hi:g}) keV",))
+    t_axes, run_t = _distinct([r.time.edges for r in runs], lambda a, b: a is b or np.array_equal(a, b))
+    with_m = [r.monitor_edges for r in runs if r.monitor_edges is not None]
+    m_edges, m_idx = _distinct(with_m, lambda a, b: a is b or np.array_equal(a, b))
+    run_m = np.full(len(runs), -1, dtype=np.int64)
+    run_m[[k for k, r in enumerate(runs) if r.monitor_edges is not None]] = m_idx
+    need = {"time", "x", "y"} | ({"energy"} if any(t is not None for t in tests) else set())
+    if filt is not None:
+        need |= set(filt.columns)
+    if mon is not None and m_edges:
+        need |= set(mon.columns)
+    ccd_lo, n_ccd = -1, 0
+    if ccd and prof.quadrants:
+        ccd_lo, n_ccd = _ccd_range(ev, prof, src)
+        need.add("ccdnr")
+    for c in need:
+        if c not in ev.variables:
+            cols = sorted(k for k, v in ev.data_vars.items() if v.dims == ("event",))
+            raise KeyError(f"{src}: no event column {c!r} (columns: {cols})")
+    xr_ = integer_lut(x, ev["x"].dtype) or (None, 0)
+    yr_ = integer_lut(y, ev["y"].dtype) or (None, 0)
+    base = tuple(filt.labels) if filt is not None else ()
+    return _Spec(tuple(sorted(need)), filt if filt else None, tuple(tests), tuple(base + lab for lab in labels),
+                 run_b, run_t, run_m, tuple(np.asarray(e, np.float64) for e in t_axes),
+                 tuple(np.asarray(e, np.float64) for e in m_edges), mon, xr_, yr_, x, y, ccd_lo, n_ccd)
+
+
+def _ccd_range(ev, prof, src):
+    ccds = np.array(sorted(prof.quadrants))
+    if np.any(np.diff(ccds) != 1):
+        raise ValueError(f"profile {prof.name}: quadrant map must cover consecutive CCD numbers")
+    if "ccdnr" not in ev.variables:
+        raise KeyError(f"{src}: no 'ccdnr' column, needed for the {prof.instrument} partial-CCD frame rule; "
+                       "read the CCDNR column from the event file")
+    if not np.issubdtype(ev["ccdnr"].dtype, np.integer):
+        raise TypeError(f"{src}: the 'ccdnr' column must be integer")
+    return int(ccds[0]), int(ccds.size)
+
+
+def _graph(ev, spec):
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    def column(name, chunks=None):
+        data = ev[name].data
+        if not isinstance(data, da.Array):
+            data = da.from_array(np.asarray(data), chunks=chunks or (1 << 22,))
+        return data
+
+    ref = column("time")
+    arrays = []
+    for c in spec.columns:
+        a = column(c, ref.chunks[0])
+        arrays.append(a if a.chunks == ref.chunks else a.rechunk(ref.chunks))
+    name = f"events-pass-{uuid.uuid4().hex[:16]}"
+    layer = {(name, j): (_chunk_task, spec, *[(a.name, j) for a in arrays]) for j in range(ref.numblocks[0])}
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=arrays)
+    return graph, [(name, j) for j in range(ref.numblocks[0])]
+
+
+# ---------------------------------------------------------------------- one chunk
+def _sky_input(values, rule, axis):
+    """(column, lut, lut_lo) for the kernel: an integer column goes through its
+    lookup table; a float column is turned into bin numbers here
+    (``axis.index_of``, -1 outside) read through an identity table."""
+    lut, lo = rule
+    if lut is not None:
+        return values, lut, lo
+    return axis.index_of(values).astype(np.int32), np.arange(axis.size, dtype=np.int32), 0
+
+
+def _chunk_task(spec: _Spec, *blocks):
+    """One event chunk -> ``(runs, fa, monitor, ext, outside, unsorted, first, last)``:
+    per run ``(cells, ncell, ccounts)``; ``fa`` the first frame of each time
+    axis touched; monitor counts per distinct monitor edges."""
+    cols = dict(zip(spec.columns, blocks))
+    t = np.asarray(cols["time"], dtype=np.float64)
+    n = t.size
+    sel = spec.filter.mask(cols, n) if spec.filter is not None else np.ones(n, bool)
+    code = np.zeros(n, dtype=np.uint8)  # bit b: the event is in band b
+    for b, test in enumerate(spec.bands):
+        code |= ((sel if test is None else sel & np.asarray(test(cols), dtype=bool)).astype(np.uint8) << b)
+    fa, nfr = _frames_touched(spec, t)
+    nb, nr = len(spec.bands), spec.run_b.size
+    ext = np.tile(np.array([np.inf, -np.inf, np.inf, -np.inf]), (nb, 1))
+    n_ccd = max(spec.n_ccd, 1)
+    runs = [(np.zeros(0, cell_dtype(spec.x.size * spec.y.size)), np.zeros(nfr[spec.run_t[r]], np.int64),
+             np.zeros((nfr[spec.run_t[r]], n_ccd), np.int64)) for r in range(nr)]
+    outside = np.zeros(nr, np.int64)
+    unsorted = False
+    if n and code.any():
+        (xv, xl, xlo), (yv, yl, ylo) = (_sky_input(cols[c], r, a) for c, r, a in
+                                        (("x", spec.xrule, spec.x), ("y", spec.yrule, spec.y)))
+        ext_values = spec.xrule[0] is not None and spec.yrule[0] is not None
+        if not ext_values:  # the kernel sees bin numbers: extent of the values
+            _band_extent(code, np.asarray(cols["x"], np.float64), np.asarray(cols["y"], np.float64), ext)
+        ccd = cols["ccdnr"] if spec.n_ccd > 0 else np.zeros(1, np.int16)
+        runs = []
+        for r in range(nr):
+            a, b = spec.run_t[r], spec.run_b[r]
+            out, ncell, cc = _run_buffers(spec, code, b, nfr[a], n_ccd)
+            m, outside[r], bad = _run_kernel(t, code, b, xv, xl, xlo, yv, yl, ylo, spec.x.size, ccd, spec.ccd_lo,
+                                             spec.n_ccd, spec.t_edges[a], fa[a], out, ncell, cc, ext[b],
+                                             ext_values)
+            unsorted |= bad
+            runs.append((out[:m], ncell, cc))
+    mon = []
+    if spec.monitor is not None and spec.m_edges:
+        th = t[spec.monitor.mask(cols, n)]
+        mon = [np.diff(np.searchsorted(th, e, side="left")).astype(np.int64) for e in spec.m_edges]
+    if n > 1 and not unsorted:  # the kernel checks the selected events; check the chunk cheaply too
+        s = t[1::1024] if n > 2048 else t
+        unsorted = bool(np.any(s[1:] < s[:-1]))
+    first = float(t[0]) if n else np.inf
+    last = float(t[-1]) if n else -np.inf
+    return runs, fa, mon, ext, outside, bool(unsorted), first, last
+
+
+def _frames_touched(spec: _Spec, t):
+    """Per time axis, the first frame this chunk can touch and how many (times are sorted)."""
+    fa = np.zeros(len(spec.t_edges), np.int64)
+    nfr = np.zeros(len(spec.t_edges), np.int64)
+    if t.size:
+        for a, e in enumerate(spec.t_edges):
+            if t[0] < e[-1] and t[-1] >= e[0]:
+                fa[a] = int(np.clip(np.searchsorted(e, t[0], side="right") - 1, 0, e.size - 2))
+                fb = int(np.clip(np.searchsorted(e, t[-1], side="right") - 1, fa[a], e.size - 2))
+                nfr[a] = fb - fa[a] + 1
+    return fa, nfr
+
+
+def _run_buffers(spec: _Spec, code, band: int, n_frames: int, n_ccd: int):
+    """Output cells (room for every event of the band), counts per frame and per frame and CCD."""
+    cap = int(np.count_nonzero(code & np.uint8(1 << band)))
+    return (np.empty(cap, dtype=cell_dtype(spec.x.size * spec.y.size)), np.zeros(n_frames, np.int64),
+            np.zeros((n_frames, n_ccd), np.int64))
+
+
+@numba.njit(inline="always")
+def _lookup(v, lut, lut_lo):  # pragma: no cover - compiled
+    j = np.int64(v) - lut_lo
+    if j < 0 or j >= lut.size:
+        return -1
+    return np.int64(lut[j])
+
+
+@numba.njit(nogil=True, cache=True)
+def _band_extent(code, x, y, ext):  # pragma: no cover - compiled
+    """Each band's extent of float x/y values (NaN ignored) in ``ext`` (bands, 4)."""
+    for i in range(code.size):
+        c = code[i]
+        for b in range(ext.shape[0]):
+            if (c >> b) & 1:
+                ext[b, 0] = min(ext[b, 0], x[i])
+                ext[b, 1] = max(ext[b, 1], x[i])
+                ext[b, 2] = min(ext[b, 2], y[i])
+                ext[b, 3] = max(ext[b, 3], y[i])
+
+
+@numba.njit(nogil=True, cache=True)
+def _run_kernel(time, code, band, x, xlut, xlo, y, ylut, ylo, nx, ccd, ccd_lo, n_ccd, edges, fa, out, ncell,
+                ccounts, ext, ext_values):  # pragma: no cover - compiled
+    """One run of the pass: each event of band ``band`` (a bit of ``code``)
+    inside the frames ``edges`` adds one to its frame's count (``ncell``,
+    frames from ``fa``) and CCD count and appends its full-grid cell ``iy *
+    nx + ix`` (through the x/y lookup tables) to ``out``; events outside the
+    grid are counted apart. With ``ext_values``, ``ext`` (4,) becomes the
+    extent of the band's x/y values. Returns (cells written, outside, times
+    found unsorted)."""
+    nf = edges.size - 1
+    e0 = edges[0]
+    eN = edges[nf]
+    nfr = ncell.size
+    nxl = np.int64(nx)
+    f = fa
+    m = 0
+    outside = 0
+    unsorted = False
+    prev = -np.inf
+    x0, x1, y0, y1 = ext[0], ext[1], ext[2], ext[3]
+    for i in range(time.size):
+        if not (code[i] >> band) & 1:
+            continue
+        xv = x[i]
+        yv = y[i]
+        if ext_values:
+            x0 = min(x0, np.float64(xv))
+            x1 = max(x1, np.float64(xv))
+            y0 = min(y0, np.float64(yv))
+            y1 = max(y1, np.float64(yv))
+        t = time[i]
+        unsorted |= t < prev
+        prev = t
+        if not (t >= e0 and t < eN):
+            continue
+        while t >= edges[f + 1]:
+            f += 1
+        fl = f - fa
+        if fl >= nfr:  # beyond the chunk's last event time: not sorted
+            unsorted = True
+            continue
+        k = np.int64(ccd[i]) - ccd_lo if n_ccd > 0 else 0
+        if k >= 0 and k < max(n_ccd, 1):
+            ccounts[fl, k] += 1
+        ix = _lookup(xv, xlut, xlo)
+        iy = _lookup(yv, ylut, ylo)
+        if ix < 0 or iy < 0:
+            outside += 1
+            continue
+        out[m] = iy * nxl + ix
+        ncell[fl] += 1
+        m += 1
+    if ext_values:
+        ext[0], ext[1], ext[2], ext[3] = x0, x1, y0, y1
+    return m, outside, unsorted
+
+
+# ---------------------------------------------------------------------- chunks -> camera -> runs
+def _unsorted(src):
+    raise ValueError(f"{src}: events are not time-sorted; the compact cube needs sorted times "
+                     "(xcube.open_events sorts on load; sort a hand-made EventList with events.sortby('time'))")
+
+
+def _combine(parts, spec: _Spec):
+    """Per run ``(cells list, seg, ccd counts (n_frames, n_ccd))``, the monitor
+    counts per distinct edges, per-band extent and per-run outside counts of
+    one camera."""
+    bounds = [(p[6], p[7]) for p in parts if np.isfinite(p[6])]
+    if any(p[5] for p in parts) or any(b[0] < a[1] for a, b in zip(bounds[:-1], bounds[1:])):
+        return None
+    n_ccd = max(spec.n_ccd, 1)
+    out = []
+    for r in range(spec.run_b.size):
+        nf = spec.t_edges[spec.run_t[r]].size - 1
+        ncell = np.zeros(nf, np.int64)
+        counts = np.zeros((nf, n_ccd), np.int64)
+        for runs, fa, *_ in parts:
+            c, nc, cc = runs[r]
+            a = fa[spec.run_t[r]]
+            ncell[a:a + nc.size] += nc
+            counts[a:a + nc.size] += cc
+        seg = np.zeros(nf + 1, np.int64)
+        np.cumsum(ncell, out=seg[1:])
+        out.append(([p[0][r][0] for p in parts], seg, counts if spec.n_ccd else counts[:, 0]))
+    mon = [sum((p[2][m] for p in parts), np.zeros(e.size - 1, np.int64)) for m, e in enumerate(spec.m_edges)]
+    ext = np.array([np.inf, -np.inf, np.inf, -np.inf]) * np.ones((len(spec.bands), 1))
+    outside = np.zeros(spec.run_b.size, np.int64)
+    for p in parts:
+        ext[:, 0::2] = np.minimum(ext[:, 0::2], p[3][:, 0::2])
+        ext[:, 1::2] = np.maximum(ext[:, 1::2], p[3][:, 1::2])
+        outside += p[4]
+    return out, mon, ext, outside
+
+
+def _crop_range(axis: Axis, lo: float, hi: float):
+    """Bins of ``axis`` from the one holding ``lo`` to the one holding ``hi``
+    (clipped to the axis); the first bin when there is no event."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return 0, 1
+    a = int(np.clip(np.searchsorted(axis.edges, lo, side="right") - 1, 0, axis.size - 1))
+    b = int(np.clip(np.searchsorted(axis.edges, hi, side="right") - 1, a, axis.size - 1))
+    return a, b + 1
+
+
+def _assemble(k, run, evs, specs, parts, y, x, crop) -> CompactCube:
+    """Run ``k``'s cube: every camera's cells cropped and merged frame by frame."""
+    for ev, part in zip(evs, parts):
+        if part is None:
+            _unsorted(ev.attrs.get("source", "events"))
+    b = [int(s.run_b[k]) for s in specs]
+    ext = np.array([p[2][bi] for p, bi in zip(parts, b)])
+    extent = (float(ext[:, 0].min()), float(ext[:, 1].max()), float(ext[:, 2].min()), float(ext[:, 3].max()))
+    (y0, y1), (x0, x1) = ((0, y.size), (0, x.size)) if not crop else (
+        _crop_range(y, extent[2], extent[3]), _crop_range(x, extent[0], extent[1]))
+    ya, xa = y.sel(y0, y1), x.sel(x0, x1)
+    cells, seg = _merge([p[0][k][0] for p in parts], [p[0][k][1] for p in parts], x.size, y0, x0, ya.size, xa.size)
+    m = [int(s.run_m[k]) for s in specs]
+    monitor = None
+    if run.monitor_edges is not None:
+        counts = [p[1][mi] if mi >= 0 and p[1] else np.zeros(run.monitor_edges.size - 1, np.int64)
+                  for p, mi in zip(parts, m)]
+        monitor = Monitor(np.asarray(run.monitor_edges, np.float64), counts,
+                          [gtimod.from_dataset(ev) for ev in evs])
+    attrs = dict(evs[0].attrs)
+    attrs["selection"] = list(attrs.get("selection", [])) + list(specs[0].labels[b[0]])
+    cams = tuple({"profile": profile_of(ev).name, "source": str(ev.attrs.get("source", "")),
+                  "gti": gtimod.from_dataset(ev)} for ev in evs)
+    common = gtimod.intersection(*[c["gti"] for c in cams])
+    return CompactCube(cells, seg, run.time, ya, xa, attrs=attrs, gti=common, cameras=cams,
+                       ccd_counts=[p[0][k][2] for p in parts], monitor=monitor, extent=extent,
+                       n_outside=int(sum(p[3][k] for p in parts)))
+
+
+def _merge(cell_lists, segs, nx_full, y0, x0, ny, nx):
+    """Crop every camera's full-grid cells to the (ny, nx) grid starting at
+    cell (y0, x0), then merge the cameras frame by frame (the sum of their
+    cubes). Cells outside the crop cannot occur: the crop holds all of them."""
+    dt = cell_dtype(nx * ny)
+    merged, mseg = None, None
+    for parts, seg in zip(cell_lists, segs):
+        chunks = []
+        for a in parts:  # crop chunk by chunk (in place when the dtype allows), then one copy
+            out = a if a.dtype == dt else np.empty(a.size, dtype=dt)
+            _crop_kernel(a, nx_full, y0, x0, nx, out)
+            chunks.append(out)
+        c = np.concatenate(chunks) if chunks else np.zeros(0, dt)
+        if merged is None:
+            merged, mseg = c, seg.copy()
+            continue
+        out = np.empty(merged.size + c.size, dtype=dt)
+        new_seg = np.empty_like(mseg)
+        _merge_kernel(merged, mseg, c, seg, out, new_seg)
+        merged, mseg = out, new_seg
+    return merged, mseg
+
+
+@numba.njit(nogil=True, cache=True)
+def _crop_kernel(cells, nx_full, y0, x0, nx, out):  # pragma: no cover - compiled
+    for i in range(cells.size):
+        c = np.int64(cells[i])
+        iy = c // nx_full
+        ix = c - iy * nx_full
+        out[i] = (iy - y0) * nx + (ix - x0)
+
+
+@numba.njit(nogil=True, cache=True)
+def _merge_kernel(c1, s1, c2, s2, out, seg):  # pragma: no cover - compiled
+    m = 0
+    seg[0] = 0
+    for t in range(s1.size - 1):
+        for i in range(s1[t], s1[t + 1]):
+            out[m] = c1[i]
+            m += 1
+        for i in range(s2[t], s2[t + 1]):
+            out[m] = c2[i]
+            m += 1
+        seg[t + 1] = m

@@ -1,0 +1,141 @@
+"""The search's grids: frames over the cameras' common good time, sky cells
+snapped to the column's legal range, and the events pass that fills them.
+
+* :func:`check_cameras` - the cameras of one observation, in imaging mode;
+* :func:`frame_axis` - frames of ``time_bin`` seconds from the first common
+  GTI start to the last common GTI stop (the last frame may be partial);
+* :func:`sky_axes` - cells of ``size_arcsec`` over TLMIN..TLMAX of the sky
+  columns (or over the events' extent when that range is unknown or wrong),
+  the origin at the first camera's TLMIN so that all cameras and runs align;
+* :func:`search_cubes` - one :func:`~xcube.binning.compact_cubes` pass for
+  every (time bin, energy band) of a parameter grid, with the mission
+  screening, the bad-time-interval light curve and the per-CCD frame counts.
+"""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .. import gti as gtimod
+from ..binning.axes import Axis, pixel_arcsec
+from ..binning.events_pass import Run, compact_cubes
+from ..missions import profile_of
+from ..select import EventFilter
+from ..skycoords import has_wcs
+from . import bti
+
+__all__ = ["check_cameras", "frame_axis", "sky_axes", "events_extent", "monitor_run", "search_cubes"]
+
+
+def check_cameras(events) -> list[xr.Dataset]:
+    """The cameras of one observation as a list, checked: one observation,
+    an imaging mode the mission profile supports, a sky WCS. Raises
+    ``ValueError`` naming the file otherwise. Eager, cheap."""
+    evs = [events] if isinstance(events, xr.Dataset) else list(events)
+    if not evs:
+        raise ValueError("search_transients: no event lists given")
+    obs = {str(e.attrs.get("obs_id", "")) for e in evs}
+    if len(obs) > 1:
+        raise ValueError(f"search_transients: event lists from different observations {sorted(obs)}; "
+                         "search each observation separately (xcube.survey runs many)")
+    for e in evs:
+        prof = profile_of(e)
+        src = e.attrs.get("source", "<events>")
+        if not prof.accepts_mode(e.attrs.get("datamode"), e.attrs.get("submode")):
+            raise ValueError(
+                f"{src}: {prof.instrument} in mode {e.attrs.get('datamode')}/{e.attrs.get('submode')} is not "
+                "supported by the transient search (imaging modes only; pn timing/burst mode has no 2-D sky image)"
+            )
+        if not has_wcs(e):
+            raise ValueError(f"{src}: no sky X/Y columns with a WCS; the transient search needs imaging data")
+    return evs
+
+
+def frame_axis(events, time_bin: float):
+    """``(frames, reason)``: an explicit-edges time :class:`Axis` of frames of
+    ``time_bin`` [s] from the cameras' first common GTI start to their last
+    common GTI stop (the last frame may extend beyond it), or ``(None,
+    reason)`` when there is no common good time or fewer than two frames."""
+    good = gtimod.intersection(*[gtimod.from_dataset(e) for e in events])
+    if gtimod.exposure(good) <= 0:
+        return None, "no good time (the cameras' GTIs do not overlap or are empty)"
+    t0, t1 = float(good[0][0]), float(good[1][-1])
+    n = int(np.ceil((t1 - t0) / time_bin - 1e-9))
+    if n < 2:
+        return None, f"fewer than two {time_bin:g} s frames of good time ({t1 - t0:.1f} s)"
+    return Axis.from_edges("time", t0 + time_bin * np.arange(n + 1), units="s"), ""
+
+
+def _edges(origin: float, width: float, k0: int, n: int) -> np.ndarray:
+    """Edges ``origin + width * k`` for cells ``k0 .. k0 + n - 1``: every sky
+    grid of a run takes its edges from this one formula, so a cropped grid's
+    edges are exactly a slice of the full grid's."""
+    return origin + width * np.arange(k0, k0 + n + 1, dtype=np.float64)
+
+
+def sky_axes(events, size_arcsec: float, extent=None):
+    """``(y, x)`` explicit-edges :class:`Axis` of cells of ``size_arcsec``
+    covering the sky columns' legal range (TLMIN/TLMAX of every camera, attrs
+    ``x_min``...) or ``extent`` (xmin, xmax, ymin, ymax), one cell of margin
+    each side; the origin is the first camera's TLMIN (0 without one). None
+    when the legal range is unknown and no extent is given."""
+    width = float(np.round(size_arcsec / pixel_arcsec(events[0], "x"), 9))
+    axes = []
+    for dim, (lo_i, hi_i) in (("y", (2, 3)), ("x", (0, 1))):
+        origin = float(events[0].attrs.get(f"{dim}_min", 0.0))
+        if extent is None:
+            try:
+                lo = min(float(e.attrs[f"{dim}_min"]) for e in events)
+                hi = max(float(e.attrs[f"{dim}_max"]) for e in events)
+            except KeyError:
+                return None
+        else:
+            lo, hi = extent[lo_i], extent[hi_i]
+        k0 = int(np.floor((lo - origin) / width)) - 1
+        k1 = int(np.floor((hi - origin) / width)) + 1
+        axes.append(Axis.from_edges(dim, _edges(origin, width, k0, k1 - k0 + 1), units="pixel", column=dim))
+    return tuple(axes)
+
+
+def events_extent(events) -> tuple:
+    """(xmin, xmax, ymin, ymax) of all events of all cameras (eager; one pass
+    over x and y)."""
+    import dask
+
+    parts = []
+    for e in events:
+        if e.sizes["event"]:
+            parts += [e["x"].data.min(), e["x"].data.max(), e["y"].data.min(), e["y"].data.max()]
+    vals = [float(v) for v in dask.compute(*parts)]
+    if not vals:
+        return (0.0, 0.0, 0.0, 0.0)
+    v = np.array(vals).reshape(-1, 4)
+    return float(v[:, 0].min()), float(v[:, 1].max()), float(v[:, 2].min()), float(v[:, 3].max())
+
+
+def search_cubes(events, runs, size_arcsec: float, screening: bool = True):
+    """The compact cubes of ``runs`` (:class:`~xcube.binning.events_pass.Run`:
+    frames and energy band) on one observation's cameras, in one events pass:
+    the mission screening (when ``screening``) before the bands, the 10-12
+    keV light curve of :mod:`.bti` as the monitor, counts per frame and CCD.
+    The sky grid is :func:`sky_axes` of the legal range; when selected events
+    fall outside it (or the range is unknown) the pass is made again on a grid
+    over the events' extent. Eager."""
+    filters = [EventFilter.for_events(e, screening=screening) for e in events]
+    monitor = [bti.monitor_filter(e, screening=screening) for e in events]
+    axes = sky_axes(events, size_arcsec)
+    if axes is not None:
+        cubes = compact_cubes(events, runs, *axes, filters=filters, monitor=monitor)
+        if not any(c.n_outside for c in cubes):
+            return cubes
+    axes = sky_axes(events, size_arcsec, extent=events_extent(events))
+    return compact_cubes(events, runs, *axes, filters=filters, monitor=monitor)
+
+
+def monitor_run(events, frames: Axis, time_bin: float, energy_band) -> Run:
+    """The :class:`Run` of ``frames`` (of ``time_bin`` [s]) in ``energy_band``
+    [keV], with the bad-time-interval light curve in bins of ``min(time_bin,
+    100)`` s over the cameras' common good time."""
+    good = gtimod.intersection(*[gtimod.from_dataset(e) for e in events])
+    edges = bti.light_curve_edges(events, min(float(time_bin), bti.MAX_BIN), frames.edges[0], float(good[1][-1]))
+    return Run(frames, tuple(float(v) for v in energy_band), edges)
