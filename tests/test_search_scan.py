@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 import xcube
+from xcube import simulate
 from xcube.binning import bin_events
 from xcube.select import select
-from xcube.transients import background, bayes, frames, scan, search, simulate
+from xcube.transients import background, bayes, frames, scan, search
 from xcube.transients import bti as btimod
 from xcube.transients import detect as D
 
