@@ -254,7 +254,7 @@ def _bin_reference(e, t_edges, edges):
 
 
 def test_on_a_simulated_observation():
-    from xcube.transients import simulate as sim
+    import xcube.simulate as sim
 
     ev, truth = sim.event_list("xmm-mos1", duration=20000.0, seed=3, sources=6,
                                soft_protons=[dict(t_start=6000.0, duration=3000.0, peak_rate=10.0)],
@@ -297,7 +297,7 @@ def test_on_a_simulated_observation():
 
 def test_catalogue_through_event_wcs_matches_cell_coordinates():
     import xcube
-    from xcube.transients import simulate as sim
+    import xcube.simulate as sim
 
     ev, truth = sim.event_list("xmm-mos1", duration=2000.0, seed=4, sources=3, soft_protons=0)
     cube = xcube.bin_events(ev, time=500.0, size_arcsec=20.0)

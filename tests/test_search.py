@@ -12,7 +12,7 @@ from astropy.coordinates import SkyCoord
 from conftest import real_file
 
 import xcube
-from xcube.transients import simulate
+from xcube import simulate
 from xcube.transients.detect import count_quantiles, iau_name
 
 

@@ -2,7 +2,6 @@
 from . import (
             accessor,  # noqa: F401  (registers the .xcube accessor)
             bayes,  # noqa: F401  (xcube.bayes.log10_bayes_peak, threshold, masks, ...)
-            simulate,  # noqa: F401  (xcube.simulate.event_list, inject_flare, ...)
             survey,  # noqa: F401  (xcube.survey.run, build_catalogue, ...)
 )
 from ._version import __version__
@@ -29,3 +28,19 @@ __all__ += ["lightcurve", "image", "spectrum", "read_lightcurve", "write_lightcu
             "write_image", "write_gti"]
 __all__ += ["wcs"]
 __all__ += ["search_transients"]
+
+# Subpackages imported on first attribute access (``xcube.simulate.event_list``),
+# so that ``import xcube`` does not pay for them.
+_LAZY_SUBPACKAGES = ("simulate",)
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBPACKAGES))

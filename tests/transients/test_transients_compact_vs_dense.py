@@ -23,10 +23,7 @@ from xcube.transients import bayes, bti as btimod, decision, frames, search
 from xcube.transients import detect as D
 from xcube.transients.background import background_model, expected_counts
 
-try:
-    from xcube import simulate
-except ImportError:  # pragma: no cover - until the simulate package lands
-    from xcube.transients import simulate
+from xcube import simulate
 
 
 def _dense_path(evs, res, band, sigma, gti_only=False):

@@ -1,4 +1,5 @@
-"""Write OGIP event files (EVENTS + GTI extensions) from columns.
+"""Write OGIP event files (EVENTS + GTI extensions): from columns
+(:func:`write_events_fits`) or from an EventList (:func:`write_events`).
 
 Used by the simulator, the test fixtures and ``xcube.io`` round trips; the
 files carry the headers a mission's own pipeline writes (TELESCOP, INSTRUME,
@@ -12,15 +13,19 @@ takes about as long as writing the bytes.
 from __future__ import annotations
 
 import gzip as gzip_module
+import math
 import shutil
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
+from .. import gti as gtimod
+from .._version import __version__
+from ..missions import profile_of
 from .atomic import atomic_file
 
-__all__ = ["write_events_fits", "HEADER_TO_PRIMARY"]
+__all__ = ["write_events", "write_events_fits", "HEADER_TO_PRIMARY"]
 
 _FORMATS = {
     np.dtype(np.float64): "D",
@@ -243,3 +248,87 @@ def write_events_fits(
             if gzip:
                 raw.unlink(missing_ok=True)
     return path
+
+
+# ---------------------------------------------------------------- EventList -> file
+_ATTR_KEYWORDS = (("DATAMODE", "datamode"), ("SUBMODE", "submode"), ("FILTER", "filter"), ("EXPIDSTR", "expid"),
+                  ("RA_PNT", "ra_pnt"), ("DEC_PNT", "dec_pnt"), ("PA_PNT", "pa_pnt"), ("DATE-OBS", "date_obs"),
+                  ("DATE-END", "date_end"))
+
+
+def _events_header(events, profile) -> dict:
+    """EVENTS header keywords of an EventList from its attrs (mission, times, pointing)."""
+    a = events.attrs
+    has_gti = bool(events.sizes.get("gti"))
+    header = {
+        "TELESCOP": a.get("telescop") or (profile.telescop[0] if profile.telescop else "UNKNOWN"),
+        "INSTRUME": a.get("instrume") or a.get("instrument") or profile.instrument,
+        "OBS_ID": str(a.get("obs_id", "")),
+        "OBJECT": str(a.get("object", "")),
+        "TIMESYS": a.get("timesys", "TT"),
+        "TIMEREF": a.get("timeref", "LOCAL"),
+        "TIMEUNIT": "s",
+        "TIMEZERO": 0.0,
+        "TSTART": float(a.get("tstart", float(events["gti_start"].min()) if has_gti else 0.0)),
+        "TSTOP": float(a.get("tstop", float(events["gti_stop"].max()) if has_gti else 0.0)),
+        "CREATOR": f"xcube {__version__}",
+    }
+    mjdref = a.get("mjdref")
+    if mjdref is not None and np.isfinite(mjdref):
+        header["MJDREFI"] = int(math.floor(mjdref))
+        header["MJDREFF"] = float(mjdref - math.floor(mjdref))
+    for key, attr in _ATTR_KEYWORDS:
+        if a.get(attr) not in (None, ""):
+            header[key] = a[attr]
+    return header
+
+
+def _sky_columns(attrs, names: dict, columns: list, header: dict) -> dict:
+    """WCS of the X/Y columns (``write_events_fits``'s ``wcs=``); adds their TLMIN/TLMAX to ``header``."""
+    wcs = {}
+    for axis, key in ((1, "x"), (2, "y")):
+        cname = names.get(key, key.upper()).upper()
+        if cname in columns and f"CTYPE{axis}" in attrs:
+            wcs[cname] = {"ctype": attrs[f"CTYPE{axis}"], "crval": float(attrs[f"CRVAL{axis}"]),
+                          "crpix": float(attrs[f"CRPIX{axis}"]), "cdelt": float(attrs[f"CDELT{axis}"])}
+            i = columns.index(cname) + 1
+            for lim, kw in (("min", "TLMIN"), ("max", "TLMAX")):
+                if f"{key}_{lim}" in attrs:
+                    header[f"{kw}{i}"] = int(attrs[f"{key}_{lim}"])
+    return wcs
+
+
+def _gti_extensions(events, profile) -> dict:
+    """One ``STDGTInn`` table per CCD when the list has per-CCD GTIs and the
+    mission uses them, else one ``GTI`` (or ``STDGTI``) table."""
+    if "ccd_gti_ccd" in events and profile.is_gti_extension("STDGTI01"):
+        ccd = events["ccd_gti_ccd"].values
+        st, sp = events["ccd_gti_start"].values, events["ccd_gti_stop"].values
+        return {f"STDGTI{int(c):02d}": (st[ccd == c], sp[ccd == c], {"CCDID": int(c)}) for c in np.unique(ccd)}
+    name = next((n for n in ("GTI", "STDGTI") if profile.is_gti_extension(n)), "GTI")
+    return {name: gtimod.from_dataset(events)}
+
+
+def write_events(path, events, *, overwrite: bool = False, gzip: bool | None = None) -> Path:
+    """Write an EventList as an OGIP event file that reads back through
+    :func:`xcube.open_events` as the same mission.
+
+    Columns: every ``event`` variable except the derived ``energy``, upper-case,
+    with the profile's names for time/x/y/pi; the sky WCS as TCTYP/TCRVL/TCRPX/
+    TCDLT of X and Y. GTIs: one ``STDGTInn`` extension per CCD (with ``CCDID``)
+    where the list has per-CCD GTIs and the mission uses them, else one ``GTI``
+    extension. Dask columns are streamed chunk by chunk (memory of one chunk).
+    ``gzip`` defaults to True for ``.gz``/``.FTZ`` paths. Raises
+    ``FileExistsError`` if the path exists and ``overwrite`` is False. Returns the path.
+    """
+    path = Path(path)
+    profile = profile_of(events)
+    if gzip is None:
+        gzip = path.suffix.lower() in (".gz", ".ftz")
+    names = [v for v in events.data_vars if events[v].dims == ("event",) and v != "energy"]
+    fname = dict(profile.columns)
+    columns = {(fname[v] if v in fname else v).upper(): events[v].data for v in names}
+    header = _events_header(events, profile)
+    wcs = _sky_columns(events.attrs, fname, list(columns), header)
+    return write_events_fits(path, columns, header=header, wcs=wcs, gti_extensions=_gti_extensions(events, profile),
+                             overwrite=overwrite, gzip=gzip)

@@ -75,8 +75,8 @@ def demo(out="xcube-demo", seed: int = 1, duration: float = 40_000.0, overwrite:
     50 s and 200 s in 0.2-12 keV, write results into ``out``; return
     ``(results, truth)``. Eager (it is the demo)."""
     import xcube
+    from xcube import simulate
     from xcube.io.atomic import write_table
-    from xcube.transients import simulate
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:

@@ -1,0 +1,90 @@
+"""Injection of transients into event lists: xcube.simulate.inject_flare / inject_eclipse."""
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import real_file
+
+import xcube
+import xcube.simulate as sim
+from xcube import gti as gtimod
+
+T0 = 7.0e8
+PSF_SIGMA_PIX = 6.6 / 2.355 / 0.05
+
+
+def test_inject_flare_into_real_mos1_file():
+    ev = xcube.open_events(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"))
+    g = gtimod.from_dataset(ev)
+    t_peak = 0.5 * (g[0][0] + g[1][-1])
+    out, truth = sim.inject_flare(ev, ra=263.60, dec=-32.50, t_peak=t_peak, amplitude=1.0, width=200.0, seed=4)
+    row = truth.iloc[0]
+    n_new = out.sizes["event"] - ev.sizes["event"]
+    assert n_new == row["counts"] > 300
+    assert list(out.data_vars) == list(ev.data_vars)
+    for v in ev.data_vars:
+        assert out[v].dtype == ev[v].dtype, v
+    t = out["time"].values
+    assert np.all(np.diff(t) >= 0)
+    assert gtimod.in_gti(t, g).sum() == gtimod.in_gti(ev["time"].values, g).sum() + n_new
+    # the new events: near the position, PSF-sized, pattern/flag 0, CCD of the neighbourhood
+    old = ev.compute()
+    key_old = set(zip(old["time"].values.tolist(), old["x"].values.tolist()))
+    new = np.array([(tt, xx) not in key_old for tt, xx in zip(t.tolist(), out["x"].values.tolist())])
+    assert new.sum() == n_new
+    x, y = out["x"].values[new], out["y"].values[new]
+    assert np.hypot(x.mean() - row["x"], y.mean() - row["y"]) < 10.0
+    assert x.std() == pytest.approx(PSF_SIGMA_PIX, rel=0.15)
+    assert np.all(out["pattern"].values[new] == 0) and np.all(out["flag"].values[new] == 0)
+    near_old = np.hypot(old["x"].values - row["x"], old["y"].values - row["y"]) < 300
+    assert set(np.unique(out["ccdnr"].values[new])) <= set(np.unique(old["ccdnr"].values[near_old]))
+    px, py = xcube.wcs(ev).wcs_world2pix([263.60], [-32.50], 0)  # raw (no frame conversion)
+    assert row["x"] == pytest.approx(px[0]) and row["y"] == pytest.approx(py[0])
+    np.testing.assert_allclose(out["energy"].values[new], out["pi"].values[new] / 1000.0, rtol=1e-6)
+
+
+def test_inject_lazy_merge_equals_eager_merge():
+    ev = xcube.open_events(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"), chunks=20000)
+    assert len(ev["time"].data.chunks[0]) > 5
+    g = gtimod.from_dataset(ev)
+    kw = dict(x=25000.0, y=26000.0, t_peak=g[0][0] + 3000.0, amplitude=2.0, width=500.0, seed=11)
+    lazy, t1 = sim.inject_flare(ev, **kw)
+    eager, t2 = sim.inject_flare(ev.compute(), **kw)
+    assert isinstance(lazy["time"].data, da.Array)
+    pd.testing.assert_frame_equal(t1, t2)
+    for v in ev.data_vars:
+        np.testing.assert_array_equal(lazy[v].values, eager[v].values)
+
+
+def test_inject_eclipse_and_write_back(tmp_path):
+    ev, _ = sim.event_list("xmm-pn", duration=20000.0, seed=12, sources=2, soft_protons=0)
+    out, truth = sim.inject_eclipse(ev, x=27000.0, y=25000.0, t_start=T0 + 6000.0, duration=5000.0, depth=1.0,
+                                    rate=0.5, seed=3)
+    row = truth.iloc[0]
+    assert row["kind"] == "eclipse" and row["counts"] == 0 and row["expected_counts"] == 0.0
+    added = out.sizes["event"] - ev.sizes["event"]
+    assert abs(added - 0.5 * 15000) < 5 * np.sqrt(7500)
+    e = out.compute()
+    near = np.hypot(e["x"].values - 27000.0, e["y"].values - 25000.0) < 3 * PSF_SIGMA_PIX
+    tt = e["time"].values[near] - T0
+    in_window = (tt >= 6000) & (tt < 11000)
+    assert in_window.sum() < 0.05 * (~in_window).sum()  # only background left inside the eclipse
+    path = sim.write(tmp_path / "ecl.fits", out)
+    back = xcube.open_events(path)
+    assert back.attrs["profile"] == "xmm-pn" and back.sizes["event"] == out.sizes["event"]
+
+
+def test_inject_random_position_and_errors():
+    ev, _ = sim.event_list("xmm-mos1", duration=5000.0, seed=13)
+    out, truth = sim.inject_flare(ev, t_peak=T0 + 2500.0, amplitude=1.0, width=100.0, seed=1)
+    r = np.hypot(truth["x"][0] - 25921.0, truth["y"][0] - 25921.0) * 0.05 / 60
+    assert r < 16.0
+    with pytest.raises(ValueError, match="width"):
+        sim.inject_flare(ev, t_peak=T0, amplitude=1.0, width=0.0)
+    with pytest.raises(ValueError, match="both"):
+        sim.inject_flare(ev, t_peak=T0, amplitude=1.0, width=10.0, x=100.0)
+    empty = ev.isel(event=slice(0, 0))
+    with pytest.raises(ValueError, match="empty"):
+        sim.inject_flare(empty, t_peak=T0, amplitude=1.0, width=10.0)

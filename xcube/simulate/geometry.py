@@ -1,0 +1,103 @@
+"""Sky and detector geometry of a simulated XMM-Newton EPIC observation.
+
+Sky pixels are the X/Y columns of EPIC event files: 0.05" pixels, tangent point
+at the reference pixel 25921 (``REF_PIXEL``), valid values 1-51840. The
+detector frame (u, v) [arcmin] is the sky frame rotated by the position angle
+plus the camera's own rotation.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .detector import Detector
+
+__all__ = ["REF_PIXEL", "SKY_PIXEL_DEG", "MAX_SKY_PIXEL", "Geometry", "sky_wcs", "to_sky", "to_pixel"]
+
+REF_PIXEL = 25921.0  # TCRPX of XMM sky X/Y
+SKY_PIXEL_DEG = 0.05 / 3600.0
+MAX_SKY_PIXEL = 51840
+
+
+def sky_wcs(attrs: Mapping):
+    """:func:`xcube.wcs` of the X/Y columns from EventList attrs: raw column
+    values are its (0-based) pixel coordinates. ``ValueError`` when the attrs
+    hold no sky WCS."""
+    from ..skycoords import wcs
+
+    try:
+        return wcs(dict(attrs))
+    except KeyError as exc:
+        raise ValueError(f"{exc.args[0]}; give x=/y= sky pixels instead of ra=/dec=") from None
+
+
+def to_sky(w, x, y):
+    """(ra, dec) [deg] arrays of raw sky pixels ``x``, ``y`` (scalars or arrays) through WCS ``w``."""
+    ra, dec = w.wcs_pix2world(np.atleast_1d(x), np.atleast_1d(y), 0)
+    return ra, dec
+
+
+def to_pixel(w, ra, dec):
+    """(x, y) raw sky-pixel arrays of ``ra``, ``dec`` [deg] through WCS ``w``."""
+    x, y = w.wcs_world2pix(np.atleast_1d(ra), np.atleast_1d(dec), 0)
+    return x, y
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the detector lies on the sky: reference pixel, pixel size [arcsec],
+    position angle [deg] and the camera model."""
+
+    crpix: float
+    pix_arcsec: float
+    pa_deg: float
+    det: Detector
+
+    def offsets(self, x, y):
+        """Sky pixels -> detector-frame offsets (u, v) [arcmin]."""
+        dx = (np.asarray(x, dtype=np.float64) - self.crpix) * self.pix_arcsec / 60.0
+        dy = (np.asarray(y, dtype=np.float64) - self.crpix) * self.pix_arcsec / 60.0
+        th = math.radians(self.pa_deg + self.det.rotation_deg)
+        c, s = math.cos(th), math.sin(th)
+        return c * dx + s * dy, -s * dx + c * dy
+
+    def on_detector(self, x, y):
+        """Boolean array: sky pixels inside the FOV disc and the CCD array."""
+        u, v = self.offsets(x, y)
+        hu, hv = self.det.half_size_arcmin
+        r = np.hypot(u, v)
+        return (r < self.det.fov_radius_arcmin) & (np.abs(u) < hu) & (np.abs(v) < hv)
+
+    def ccd(self, x, y):
+        """CCD number (uint8) of each sky pixel."""
+        u, v = self.offsets(x, y)
+        return self.det.ccd_of(u, v)
+
+    def sample_fov(self, n, rng, vignetted=False):
+        """``n`` uniform (or vignetted) sky positions [float pixels] on the detector.
+
+        Drawn in the detector frame (uniform in the FOV disc, kept inside the
+        CCD array), then rotated to sky pixels."""
+        out_u, out_v, have = [], [], 0
+        rmax = self.det.fov_radius_arcmin
+        hu, hv = self.det.half_size_arcmin
+        while have < n:
+            m = int((n - have) * 1.3) + 16
+            u = rng.uniform(-rmax, rmax, m)
+            v = rng.uniform(-rmax, rmax, m)
+            r2 = (u * u + v * v) / (rmax * rmax)
+            keep = (r2 < 1.0) & (np.abs(u) < hu) & (np.abs(v) < hv)
+            if vignetted:  # mild effective-area fall-off: 1 - 0.5 (r / R)^2
+                keep &= rng.random(m) < 1.0 - 0.5 * r2
+            out_u.append(u[keep])
+            out_v.append(v[keep])
+            have += int(keep.sum())
+        u = np.concatenate(out_u)[:n]
+        v = np.concatenate(out_v)[:n]
+        th = math.radians(self.pa_deg + self.det.rotation_deg)
+        c, s = math.cos(th), math.sin(th)
+        scale = 60.0 / self.pix_arcsec
+        return self.crpix + (c * u - s * v) * scale, self.crpix + (s * u + c * v) * scale

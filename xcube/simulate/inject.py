@@ -1,0 +1,253 @@
+"""Injection of transients into any event list (:func:`inject_flare`,
+:func:`inject_eclipse`) and the time-ordered merge of the new events into the
+list's (possibly lazy) columns.
+"""
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import gti as gtimod
+from ..missions import profile_of
+from .components import Component
+from .detector import sample_energy
+from .geometry import sky_wcs, to_pixel, to_sky
+from .models import FWHM_PER_SIGMA, PSF_FWHM_ARCSEC, Eclipse, Flare, check_eclipse, truth_frame, truth_row
+
+__all__ = ["inject_flare", "inject_eclipse"]
+
+_FIXED_COLUMNS = ("time", "x", "y", "pi", "energy", "pattern", "flag")
+
+
+def inject_flare(
+    events: xr.Dataset,
+    *,
+    t_peak: float,
+    amplitude: float,
+    width: float,
+    ra: float | None = None,
+    dec: float | None = None,
+    x: float | None = None,
+    y: float | None = None,
+    seed=None,
+    psf_fwhm_arcsec: float = PSF_FWHM_ARCSEC,
+    energy_band: tuple[float, float] = (0.2, 12.0),
+) -> tuple[xr.Dataset, pd.DataFrame]:
+    """Add a Gaussian-in-time flare of a point source to an EventList.
+
+    ``t_peak`` [s, mission time], ``amplitude`` [ct/s at the peak], ``width``
+    [s, Gaussian sigma]; position ``ra``/``dec`` [deg] or sky pixels ``x``/``y``
+    (a random event's position when omitted). Events are Poisson-drawn inside
+    the list's GTIs, spread by a Gaussian PSF of ``psf_fwhm_arcsec`` FWHM, with
+    an absorbed power-law spectrum in ``energy_band`` [keV].
+
+    Returns ``(events, truth)``: a new time-sorted EventList with the same
+    columns (``pattern`` and ``flag`` 0; ``energy`` from the PI; every other
+    column, e.g. ``ccdnr``/``rawx``, copied from the nearest existing event) and
+    a one-row truth DataFrame. Lazy inputs stay lazy: the new events are merged
+    into the Dask chunks they fall in (eager work: the first time of every chunk
+    and the positions of up to 200,000 events, for the nearest-event fill).
+    """
+    if width <= 0 or amplitude < 0:
+        raise ValueError(f"inject_flare: width={width} must be > 0 s and amplitude={amplitude} >= 0 ct/s")
+    spec = Flare(t_peak=t_peak, amplitude=amplitude, width=width, ra=ra, dec=dec, x=x, y=y)
+    comp = Component("flare", "source", "photon", "psf", gauss=(float(t_peak), float(width), float(amplitude)))
+    row = dict(kind="flare", transient=True, t_peak=float(t_peak), t_start=t_peak - 3 * width,
+               t_stop=t_peak + 3 * width, amplitude=float(amplitude), width=float(width))
+    return _inject(events, spec, [comp], row, seed, psf_fwhm_arcsec, energy_band)
+
+
+def inject_eclipse(
+    events: xr.Dataset,
+    *,
+    t_start: float,
+    duration: float,
+    depth: float = 1.0,
+    rate: float = 0.1,
+    ra: float | None = None,
+    dec: float | None = None,
+    x: float | None = None,
+    y: float | None = None,
+    seed=None,
+    psf_fwhm_arcsec: float = PSF_FWHM_ARCSEC,
+    energy_band: tuple[float, float] = (0.2, 12.0),
+) -> tuple[xr.Dataset, pd.DataFrame]:
+    """Add an eclipsing point source to an EventList: constant ``rate`` [ct/s],
+    falling to ``rate * (1 - depth)`` during ``[t_start, t_start + duration)``
+    [s, mission time]. Same conventions and return value as :func:`inject_flare`;
+    the truth ``counts`` are the source's events inside the eclipse window."""
+    spec = Eclipse(t_start=t_start, duration=duration, depth=depth, rate=rate, ra=ra, dec=dec, x=x, y=y)
+    check_eclipse(spec)
+    g = gtimod.from_dataset(events)
+    t0 = min(float(g[0][0]) if g[0].size else t_start, t_start) - 1.0
+    t1 = max(float(g[1][-1]) if g[1].size else t_start, t_start + duration) + 1.0
+    te = t_start + duration
+    inside = Component("eclipse_in", "source", "photon", "psf", edges=np.array([t_start, te]),
+                       rates=np.array([rate * (1 - depth)]))
+    outside = Component("eclipse_out", "source", "photon", "psf", edges=np.array([t0, t_start, te, t1]),
+                        rates=np.array([rate, 0.0, rate]))
+    row = dict(kind="eclipse", transient=True, t_peak=t_start + 0.5 * duration, t_start=float(t_start),
+               t_stop=float(te), amplitude=rate * depth, width=float(duration), rate=float(rate), depth=float(depth))
+    return _inject(events, spec, [inside, outside], row, seed, psf_fwhm_arcsec, energy_band)
+
+
+def _check_injectable(events: xr.Dataset):
+    """The list's GTI, after checking it has events, the needed columns and good time."""
+    if "event" not in events.dims or events.sizes["event"] == 0:
+        raise ValueError("inject: the event list is empty; inject into a list with events (or simulate one)")
+    for col in ("time", "x", "y", "pi"):
+        if col not in events:
+            raise ValueError(f"inject: the event list has no {col!r} column")
+    gti = gtimod.from_dataset(events)
+    if gti[0].size == 0:
+        raise ValueError("inject: the event list has no good time (empty GTI); nothing can be injected")
+    return gti
+
+
+def _sample_events(events: xr.Dataset, other: list, max_n: int = 200_000) -> xr.Dataset:
+    """x, y and the ``other`` columns of up to ``max_n`` evenly spaced events (eager)."""
+    n = events.sizes["event"]
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_n)).astype(np.int64))
+    return events[["x", "y", *other]].isel(event=idx).compute()
+
+
+def _position(events, spec, sx, sy, rng):
+    """(x, y) sky pixels of the injected source and its WCS (None without sky attrs)."""
+    from ..skycoords import has_wcs
+
+    w = sky_wcs(events.attrs) if has_wcs(events) else None
+    if spec.ra is not None or spec.dec is not None:
+        if w is None:
+            raise ValueError("inject: ra/dec given but the event list has no sky WCS attrs; give x/y instead")
+        if spec.ra is None or spec.dec is None:
+            raise ValueError("inject: give both ra and dec")
+        px, py = to_pixel(w, spec.ra, spec.dec)
+        return float(px[0]), float(py[0]), w
+    if spec.x is not None or spec.y is not None:
+        if spec.x is None or spec.y is None:
+            raise ValueError("inject: give both x and y")
+        return float(spec.x), float(spec.y), w
+    j = int(rng.integers(sx.size))
+    return sx[j], sy[j], w
+
+
+def _as_column(values, dtype) -> np.ndarray:
+    """``values`` in a column's dtype, rounded to the nearest integer for integer columns."""
+    return (np.rint(values) if dtype.kind in "iu" else values).astype(dtype)
+
+
+def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
+    gti = _check_injectable(events)
+    profile = profile_of(events)
+    rng = np.random.default_rng(seed)
+    other = [v for v in events.data_vars if events[v].dims == ("event",) and v not in _FIXED_COLUMNS]
+    sample = _sample_events(events, other)
+    sx, sy = sample["x"].values.astype(np.float64), sample["y"].values.astype(np.float64)
+    px, py, w = _position(events, spec, sx, sy, rng)
+    ra_dec = to_sky(w, px, py) if w is not None else (np.array([np.nan]), np.array([np.nan]))
+    pix_arcsec = abs(float(events.attrs.get("CDELT1", profile.pixel_arcsec / 3600.0))) * 3600.0
+    psf_sigma = psf_fwhm_arcsec / FWHM_PER_SIGMA / pix_arcsec
+    parts_t, n_first, expected_first = [], 0, 0.0
+    for k, comp in enumerate(comps):  # counts and times; the first component is the truth
+        comp.x, comp.y = px, py
+        m = comp.mass(gti)
+        n = int(rng.poisson(m))
+        if k == 0:
+            n_first, expected_first = n, m
+        parts_t.append(comp.times(n, rng, gti) if n else np.empty(0))
+    t = np.sort(np.concatenate(parts_t))
+    n = t.size
+    nx = px + rng.normal(0.0, psf_sigma, n)
+    ny = py + rng.normal(0.0, psf_sigma, n)
+    new = {"time": t, "x": _as_column(nx, events["x"].dtype), "y": _as_column(ny, events["y"].dtype)}
+    new["pi"] = _as_column(profile.pi_for_energy(sample_energy("source", n, rng, energy_band)), events["pi"].dtype)
+    if "energy" in events:
+        new["energy"] = profile.energy(new["pi"]).astype(events["energy"].dtype)
+    for col in ("pattern", "flag"):
+        if col in events:
+            new[col] = np.zeros(n, dtype=events[col].dtype)
+    if other:
+        from scipy.spatial import cKDTree
+
+        nearest = cKDTree(np.column_stack([sx, sy])).query(np.column_stack([nx, ny]))[1] if n else np.empty(0, int)
+        for col in other:
+            new[col] = sample[col].values[nearest].astype(events[col].dtype)
+    out = _merge_events(events, new)
+    out.attrs["injections"] = list(events.attrs.get("injections", [])) + [
+        f"{row['kind']} x={px:.1f} y={py:.1f} t={row['t_peak']:.1f} n={n} seed={seed}"
+    ]
+    truth = truth_frame([truth_row(id=0, ra=float(ra_dec[0][0]), dec=float(ra_dec[1][0]), x=px, y=py,
+                                   counts=n_first, expected_counts=expected_first,
+                                   instrument=events.attrs.get("instrument", ""), **row)])
+    return out, truth
+
+
+def _merge_events(events: xr.Dataset, new: dict) -> xr.Dataset:
+    """Insert time-sorted new events into a time-sorted EventList.
+
+    ``new``: column name -> 1-D numpy array, one value per new event, for every
+    ``event`` column of ``events``. Returns a new EventList with the same
+    columns, dtypes and attrs, still time-sorted. Lazy for Dask columns: the new
+    events go into the chunk their time falls in (eager: the first time of every
+    chunk); numpy columns are merged eagerly."""
+    names = [v for v in events.data_vars if events[v].dims == ("event",)]
+    missing = [v for v in names if v not in new]
+    if missing:
+        raise ValueError(f"inject: no values for columns {missing}")
+    tvar = events["time"].data
+    if isinstance(tvar, da.Array):
+        merged = _merge_lazy(events, names, new)
+    else:
+        pos = np.searchsorted(np.asarray(tvar), new["time"], side="right")
+        merged = {v: np.insert(np.asarray(events[v].data), pos, np.asarray(new[v]).astype(events[v].dtype))
+                  for v in names}
+    out = events.drop_dims("event")
+    for v in names:
+        out[v] = xr.Variable(("event",), merged[v], events[v].attrs)
+    order = [v for v in events.data_vars]
+    return out[order].assign_attrs(events.attrs)
+
+
+def _merge_lazy(events: xr.Dataset, names: list, new: dict) -> dict:
+    """Dask columns with the new events inserted into the chunks their times fall in."""
+    t_new = new["time"]
+    tvar = events["time"].data
+    chunks = tvar.chunks[0]
+    nb = len(chunks)
+    firsts = np.full(nb, np.inf)
+    if nb > 1:
+        heads = dask.compute(*[tvar.blocks[i][:1] for i in range(1, nb)])
+        for i, h in enumerate(heads, start=1):
+            firsts[i] = h[0] if h.size else np.nan
+        # empty chunks take the boundary of the next non-empty one
+        for i in range(nb - 1, 0, -1):
+            if np.isnan(firsts[i]):
+                firsts[i] = firsts[i + 1] if i + 1 < nb else np.inf
+    block_of = np.searchsorted(firsts[1:], t_new, side="right")
+    per_block = [np.flatnonzero(block_of == b) for b in range(nb)]
+    new_chunks = tuple(int(c) + int(p.size) for c, p in zip(chunks, per_block))
+    merged = {}
+    for v in names:
+        col = events[v].data
+        if not isinstance(col, da.Array):
+            col = da.from_array(np.asarray(col), chunks=(chunks,))
+        elif col.chunks[0] != chunks:
+            col = col.rechunk((chunks,))
+        vals = np.asarray(new[v])
+        merged[v] = da.map_blocks(
+            _merge_block, tvar, col, dtype=col.dtype, chunks=(new_chunks,),
+            new_t=[t_new[p] for p in per_block], new_v=[vals[p] for p in per_block],
+        )
+    return merged
+
+
+def _merge_block(t_blk, c_blk, new_t=None, new_v=None, block_id=None):
+    b = block_id[0]
+    nt, nv = new_t[b], new_v[b]
+    if nt.size == 0:
+        return c_blk
+    pos = np.searchsorted(t_blk, nt, side="right")
+    return np.insert(c_blk, pos, nv.astype(c_blk.dtype))

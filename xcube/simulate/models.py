@@ -1,0 +1,140 @@
+"""What a simulation holds: the specifications of transients and sources, and
+the truth table that records what was drawn.
+
+A specification can be given as its dataclass or as a dict of its fields
+(:func:`as_spec`). Times of :class:`Flare`/:class:`Eclipse` are seconds after
+the observation start in :func:`xcube.simulate.event_list` and mission time in
+:func:`xcube.simulate.inject_flare`/:func:`~xcube.simulate.inject_eclipse`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "Flare",
+    "Eclipse",
+    "Source",
+    "SoftProtonFlare",
+    "PSF_FWHM_ARCSEC",
+    "FWHM_PER_SIGMA",
+    "TRUTH_COLUMNS",
+    "as_spec",
+    "check_eclipse",
+    "truth_row",
+    "truth_frame",
+]
+
+#: FWHM of the Gaussian PSF of simulated point sources [arcsec].
+PSF_FWHM_ARCSEC = 6.6
+#: FWHM / sigma of a Gaussian (rounded as the EPIC calibration notes quote it).
+FWHM_PER_SIGMA = 2.355
+
+#: Columns of every truth table (times are mission seconds).
+TRUTH_COLUMNS = [
+    "id", "kind", "transient", "ra", "dec", "x", "y", "t_peak", "t_start", "t_stop",
+    "amplitude", "width", "rate", "depth", "counts", "expected_counts", "instrument",
+]
+
+
+@dataclass
+class Flare:
+    """Gaussian-in-time burst of a point source.
+
+    ``amplitude``: peak rate [ct/s]; ``width``: Gaussian sigma [s];
+    ``t_peak``: time of the peak [s] (after the observation start in
+    :func:`event_list`, mission time in :func:`inject_flare`). Position: ``ra``,
+    ``dec`` [deg] or sky pixels ``x``, ``y``; random on the detector if omitted.
+    """
+
+    t_peak: float
+    amplitude: float
+    width: float
+    ra: float | None = None
+    dec: float | None = None
+    x: float | None = None
+    y: float | None = None
+
+
+@dataclass
+class Eclipse:
+    """Constant source of ``rate`` [ct/s] whose rate falls to ``rate * (1 - depth)``
+    during ``[t_start, t_start + duration)`` [s] (``t_start`` after the observation
+    start in :func:`event_list`, mission time in :func:`inject_eclipse`)."""
+
+    t_start: float
+    duration: float
+    depth: float = 1.0
+    rate: float = 0.1
+    ra: float | None = None
+    dec: float | None = None
+    x: float | None = None
+    y: float | None = None
+
+
+@dataclass
+class Source:
+    """Constant point source of ``rate`` [ct/s] (PSF of 6.6" FWHM)."""
+
+    rate: float
+    ra: float | None = None
+    dec: float | None = None
+    x: float | None = None
+    y: float | None = None
+
+
+@dataclass
+class SoftProtonFlare:
+    """Soft-proton background episode over the whole FOV: rate rising to
+    ``peak_rate`` [ct/s, 0.2-12 keV] and back within ``[t_start, t_start +
+    duration)`` [s after the observation start], with log-normal variability of
+    ``variability`` (sigma of ln rate) on 20 s steps."""
+
+    t_start: float
+    duration: float
+    peak_rate: float
+    variability: float = 0.4
+
+
+def as_spec(cls, item):
+    """``item`` as an instance of the specification class ``cls``: returned as is
+    when it already is one, built from its fields when it is a mapping. Raises
+    ``TypeError`` naming the class and the bad fields otherwise."""
+    if isinstance(item, cls):
+        return item
+    if isinstance(item, Mapping):
+        try:
+            return cls(**item)
+        except TypeError as exc:
+            raise TypeError(f"bad {cls.__name__} specification {dict(item)}: {exc}") from None
+    raise TypeError(f"expected a {cls.__name__} or a dict of its fields, got {type(item).__name__}")
+
+
+def check_eclipse(ec: Eclipse) -> None:
+    """Raise ``ValueError`` unless ``0 <= depth <= 1`` and duration [s] and rate [ct/s] are > 0."""
+    if not 0 <= ec.depth <= 1:
+        raise ValueError(f"{ec}: depth is the fraction of the rate removed, in [0, 1]")
+    if ec.duration <= 0 or ec.rate <= 0:
+        raise ValueError(f"{ec}: duration [s] and rate [ct/s] must be > 0")
+
+
+def truth_row(**values) -> dict:
+    """One truth-table row: :data:`TRUTH_COLUMNS` set to NaN, then ``values``."""
+    row = {c: np.nan for c in TRUTH_COLUMNS}
+    row.update(values)
+    return row
+
+
+def truth_frame(rows) -> pd.DataFrame:
+    """Truth DataFrame of :data:`TRUTH_COLUMNS` from rows made by :func:`truth_row`
+    (typed columns even when there are no rows)."""
+    df = pd.DataFrame(rows, columns=TRUTH_COLUMNS)
+    if df.empty:
+        df = pd.DataFrame({c: pd.Series(dtype=float) for c in TRUTH_COLUMNS})
+        df["kind"] = df["kind"].astype(object)
+        df["instrument"] = df["instrument"].astype(object)
+        df["transient"] = df["transient"].astype(bool)
+    return df.astype({"id": np.int64, "counts": np.int64, "transient": bool})
