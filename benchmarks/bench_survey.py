@@ -183,12 +183,12 @@ def main(argv=None) -> int:
                     help="observations surveyed with the 9-run reference grid for the archive estimate (0: skip)")
     args = ap.parse_args(argv)
 
-    from xcube.survey import param_grid
+    from xcube.survey import parameter_grid
     from xcube.survey.engine import make_client
 
     print(f"load average at start: {_load()}")
 
-    params = param_grid([50.0, 200.0], [(0.2, 12.0)]) + param_grid([50.0], [(2.0, 12.0)])
+    params = parameter_grid([50.0, 200.0], [(0.2, 12.0)]) + parameter_grid([50.0], [(2.0, 12.0)])
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     gen_client, close = make_client(workers=2, threads=1, memory_limit=args.memory_limit, dashboard_address=":0")
@@ -226,7 +226,7 @@ def main(argv=None) -> int:
         print(f"speed-up 1 -> 2 workers: {s:.2f}x (target >= 1.8x)")
     best = results[max(results)]
     over = max(best["overhead"], 0.0) / best["compute_per_task"]
-    ref = param_grid([5.0, 50.0, 200.0], [(0.2, 2.0), (2.0, 12.0), (0.2, 12.0)])
+    ref = parameter_grid([5.0, 50.0, 200.0], [(0.2, 2.0), (2.0, 12.0), (0.2, 12.0)])
     n_arch, cores = 17_000, 128
     if args.archive_sample:
         # the reference grid (9 runs, 5 s bins included) on a sample, for the archive estimate

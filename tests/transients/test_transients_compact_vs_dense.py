@@ -14,16 +14,16 @@ import pytest
 
 import xcube
 from xcube import gti as gtimod
+from xcube import simulate
 from xcube.binning import Axis, bin_events
 from xcube.binning.compact import CompactCube
 from xcube.binning.counts import reductions
 from xcube.binning.events_pass import Run, compact_cubes
 from xcube.select import EventFilter, select
-from xcube.transients import bayes, bti as btimod, decision, frames, search
+from xcube.transients import bayes, decision, frames, search
+from xcube.transients import bti as btimod
 from xcube.transients import detect as D
 from xcube.transients.background import background_model, expected_counts
-
-from xcube import simulate
 
 
 def _dense_path(evs, res, band, sigma, gti_only=False):

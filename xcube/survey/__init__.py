@@ -5,17 +5,18 @@ with resumable runs, a status table, a catalogue of unique sources and cross-mat
 ...                        params=xcube.survey.parameter_grid([5, 50, 200]))
 >>> cat = xcube.survey.build_catalogue("survey-out")
 """
+from ..transients.params import SearchParams, parameter_grid, run_id
 from .catalogue import Catalogue, build_catalogue, load_detections, read_catalogue_dir
 from .cluster import angular_separation, cluster_detections, cluster_positions, iau_name, spherical_mean
 from .crossmatch import crossmatch, crossmatch_table, read_catalogue
 from .observations import resolve_observations
-from ..transients.params import SearchParams, parameter_grid, run_id
 from .params import param_grid
 from .runner import SurveyResult, plan_survey, run
 from .status import STATES, read_status, rebuild_status, scan_runs
 
 __all__ = [
-    "run", "SurveyResult", "plan_survey", "SearchParams", "parameter_grid", "param_grid", "run_id", "resolve_observations",
+    "run", "SurveyResult", "plan_survey", "SearchParams", "parameter_grid", "param_grid", "run_id",
+    "resolve_observations",
     "STATES", "read_status", "rebuild_status", "scan_runs",
     "build_catalogue", "load_detections", "read_catalogue_dir", "Catalogue",
     "cluster_detections", "cluster_positions", "spherical_mean", "angular_separation", "iau_name",

@@ -28,7 +28,8 @@ def _survey(args) -> int:
     from ..transients.params import energy_bands_from_flat, parameter_grid
     from .runner import run
 
-    params = parameter_grid(args.time_bin, energy_bands_from_flat(args.energy), args.sigma, size_arcsec=args.size_arcsec)
+    params = parameter_grid(args.time_bin, energy_bands_from_flat(args.energy), args.sigma,
+                            size_arcsec=args.size_arcsec)
     observations = args.observations[0] if len(args.observations) == 1 else args.observations
     cluster_options = {k: getattr(args, k) for k in ("queue", "walltime", "cores", "memory", "processes",
                                                      "jobs", "account") if getattr(args, k) is not None}

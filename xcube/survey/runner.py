@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .observations import resolve_observations
 from ..transients.params import SearchParams, parameter_grid, run_id
+from .observations import resolve_observations
 from .progress import SurveyProgress
 from .status import clean_stale, read_run, rebuild_status, scan_runs, write_run, write_status
 from .task import LOCK_FILE, failure_record, run_observation

@@ -12,9 +12,7 @@ import xarray as xr
 
 from ..io.atomic import atomic_dir, write_table
 
-__all__ = ["SearchResult", "SearchResults", "run_id"]
-
-from .params import run_id  # noqa: E402  (the one run id; importable from here too)
+__all__ = ["SearchResult", "SearchResults"]
 
 
 def _jsonable(v):

@@ -131,7 +131,8 @@ def _cubes(evs, grid, size_arcsec, screening):
 def _params_record(p: SearchParams, evs, gti_only, subset) -> dict:
     return {"time_bin": p.time_bin, "energy_band": list(p.energy_band), "sigma": p.sigma,
             "size_arcsec": p.size_arcsec, "gti_only": gti_only, "subset": subset,
-            "cameras": [e.attrs.get("instrument", "") for e in evs], "sources": [e.attrs.get("source", "") for e in evs]}
+            "cameras": [e.attrs.get("instrument", "") for e in evs],
+            "sources": [e.attrs.get("source", "") for e in evs]}
 
 
 def _obs_id(evs) -> str:
@@ -178,7 +179,8 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
         "reason": "", "exposure": float(exposure.sum()), "n_frames": int(cube.n_frames),
         "n_bad_frames": int(bad.sum()), "n_bti": int(len(btis[0])),
         "bti_exposure": float(gtimod.exposure(btis)) if len(btis[0]) else 0.0, "n_bti_frames": int(is_bti.sum()),
-        "n_detections": int(len(table)), "expected_false_alarms": {"peak": float(fa.peak), "eclipse": float(fa.eclipse)},
+        "n_detections": int(len(table)),
+        "expected_false_alarms": {"peak": float(fa.peak), "eclipse": float(fa.eclipse)},
         "flagged_voxels": {"peak": int(flags.peak.sum()), "eclipse": int(flags.eclipse.sum())},
         "timings": timings, "shape": list(cube.shape), "frame_types": int(types.size), "n_events": int(cube.cells.size),
     }

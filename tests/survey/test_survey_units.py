@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xcube.survey import param_grid, resolve_observations, run_id
+from xcube.survey import parameter_grid, resolve_observations, run_id
 from xcube.survey.params import SearchParams, energy_bands_from_flat
 from xcube.survey.progress import SurveyProgress
 from xcube.survey.runner import plan_survey
@@ -64,12 +64,12 @@ def failing_search(events, time_bin=50.0, **kw):
     return counting_search(events, time_bin=time_bin, **kw)
 
 
-PARAMS = param_grid([50.0, 200.0], [(0.2, 12.0)])
+PARAMS = parameter_grid([50.0, 200.0], [(0.2, 12.0)])
 
 
 # ----------------------------------------------------------------- parameters
 def test_param_grid_and_run_ids():
-    grid = param_grid([5, 50, 200], energy_bands_from_flat([0.2, 2, 2, 12, 0.2, 12]))
+    grid = parameter_grid([5, 50, 200], energy_bands_from_flat([0.2, 2, 2, 12, 0.2, 12]))
     assert len(grid) == 9
     assert len({p.hash for p in grid}) == 9
     ids = [run_id("0765080801", p) for p in grid]
@@ -227,7 +227,7 @@ def test_task_timeout_records_unfinished_runs(tmp_path, make_event_file):
 
     out = tmp_path / "out"
     f = make_event_file(n=100, header={"OBS_ID": "0100000001"})
-    plan = [(run_id("0100000001", p), p) for p in param_grid([50.0, 100.0, 200.0], [(0.2, 12.0)])]
+    plan = [(run_id("0100000001", p), p) for p in parameter_grid([50.0, 100.0, 200.0], [(0.2, 12.0)])]
     t0 = time.perf_counter()
     recs = run_observation("0100000001", [f], plan, out, token="t", timeout=1.0,
                            search=partial(counting_search, sleep=0.6))
@@ -312,3 +312,11 @@ def test_task_event_cache_is_temporary_unless_given(tmp_path, make_event_file, m
     run_observation("0100000001", [f], plan, tmp_path / "out2", token="t", search=counting_search,
                     open_kwargs={"cache": str(keep)})
     assert [p.suffix for p in keep.iterdir()] == [".zarr"]
+
+
+def test_param_grid_is_a_deprecated_alias():
+    from xcube.survey import param_grid
+
+    with pytest.warns(DeprecationWarning, match="parameter_grid"):
+        old = param_grid([50.0, 200.0], [(0.2, 2.0), (2.0, 12.0)], sigmas=[3.0, 5.0])
+    assert old == parameter_grid([50.0, 200.0], [(0.2, 2.0), (2.0, 12.0)], [3.0, 5.0]) and len(old) == 8

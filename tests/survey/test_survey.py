@@ -18,14 +18,14 @@ import pandas as pd
 import pytest
 
 import xcube
-from xcube.survey import build_catalogue, cluster_detections, param_grid, read_catalogue_dir, run, run_id
+from xcube.survey import build_catalogue, cluster_detections, parameter_grid, read_catalogue_dir, run, run_id
 from xcube.survey.engine import make_client
 from xcube.survey.status import read_status, scan_runs
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore:.*leaked semaphore.*")
 
 TESTS = Path(__file__).resolve().parent
-PARAMS = param_grid([500.0, 2000.0], [(0.2, 12.0)])
+PARAMS = parameter_grid([500.0, 2000.0], [(0.2, 12.0)])
 GOOD = [f"03000000{i:02d}" for i in range(8)]
 CORRUPT, NO_GTI = "0300000098", "0300000099"
 RA, DEC = 150.0, 2.2
