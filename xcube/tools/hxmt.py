@@ -352,6 +352,7 @@ def aligned_gti(gti_file, time_range, out_file) -> Path:
 
     from .. import gti as gtimod
     from .._version import __version__
+    from ..io.ogip import gti_hdu
 
     src, out = Path(gti_file).resolve(), Path(out_file).resolve()
     t0, t1 = float(time_range[0]), float(time_range[1])
@@ -374,13 +375,8 @@ def aligned_gti(gti_file, time_range, out_file) -> Path:
     if s.size == 0:
         raise ValueError(f"{src}: no good time between {t0} and {t1}; choose a time range inside the GTIs "
                          f"({start.min() if start.size else 'none'} - {stop.max() if stop.size else 'none'})")
-    cols = [fits.Column("START", "D", unit="s", array=s), fits.Column("STOP", "D", unit="s", array=e)]
-    gti_hdu = fits.BinTableHDU.from_columns(cols, name="GTI")
-    for k, v in header.items():
-        gti_hdu.header[k] = v
-    gti_hdu.header["HDUCLAS1"] = "GTI"
     with atomic_file(out, overwrite=True) as tmp:
-        fits.HDUList([fits.PrimaryHDU(), gti_hdu]).writeto(tmp, checksum=True)
+        fits.HDUList([fits.PrimaryHDU(), gti_hdu((s, e), header=header)]).writeto(tmp, checksum=True)
     write_record(out, {"task": f"aligned_gti-{out.stem}", "tool": "xcube.aligned_gti", "package": None,
                        "params": params, "args": [], "inputs": {str(src): src_fp},
                        "outputs": {str(out): fingerprint(out)}, "versions": {"xcube": __version__},

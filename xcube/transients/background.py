@@ -38,7 +38,7 @@ from scipy.spatial import cKDTree
 
 from .._version import __version__
 from ..binning.counts import dense_view, reductions
-from ..io.catalogue import read_catalogue
+from ..io.catalogue import read_catalogue as read_catalogue_table
 
 __all__ = [
     "catalogue_mask",
@@ -54,6 +54,13 @@ __all__ = [
 log = logging.getLogger("xcube.transients")
 
 # ---------------------------------------------------------------- catalogue disks
+def read_catalogue(catalogue):
+    """Deprecated: :func:`xcube.io.catalogue.read_catalogue` (the one catalogue reader)."""
+    warnings.warn("xcube.transients.background.read_catalogue is deprecated; use xcube.io.catalogue.read_catalogue",
+                  DeprecationWarning, stacklevel=2)
+    return read_catalogue_table(catalogue)
+
+
 def _unit_vectors(ra, dec):
     ra, dec = np.radians(ra), np.radians(dec)
     cd = np.cos(dec)
@@ -82,7 +89,7 @@ def catalogue_mask(image: xr.DataArray, catalogue, radius_arcsec: float = 20.0, 
     """Boolean (y, x) array: cells whose centre lies within a source's radius
     (the catalogue's ``radius_arcsec`` or ``radius_arcsec`` here) of a
     catalogue position. Eager; a KD-tree over the cell centres."""
-    cat = read_catalogue(catalogue)
+    cat = read_catalogue_table(catalogue)
     mask = np.zeros(image.shape, dtype=bool)
     if cat.empty:
         return mask
