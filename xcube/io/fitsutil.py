@@ -9,7 +9,6 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 from astropy.io import fits
 
 __all__ = ["check_path", "is_compressed", "open_fits", "merged_header", "find_column", "column_scaling"]
@@ -98,9 +97,3 @@ def find_column(names, wanted: str) -> str | None:
 def column_scaling(header, index: int) -> tuple[float, float]:
     """(TSCALn, TZEROn) of column ``index`` (1-based) with OGIP defaults."""
     return float(header.get(f"TSCAL{index}", 1.0)), float(header.get(f"TZERO{index}", 0.0))
-
-
-def native(a: np.ndarray, dtype=None) -> np.ndarray:
-    """Copy ``a`` into native byte order (and ``dtype`` if given)."""
-    dt = np.dtype(dtype) if dtype is not None else a.dtype.newbyteorder("=")
-    return a.astype(dt, copy=True)

@@ -28,12 +28,6 @@ def register(sub) -> None:
     s.set_defaults(func=_search)
 
 
-def _bands(values):
-    if len(values) % 2:
-        raise ValueError(f"--energy takes pairs of edges [keV], got {len(values)} numbers")
-    return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
-
-
 def _print_table(results) -> None:
     rows = results.summary
     cols = ["run_id", "n_detections", "exposure", "n_bad_frames", "n_bti", "expected_false_alarms_peak",
@@ -58,12 +52,14 @@ def _print_table(results) -> None:
 
 
 def _search(args) -> int:
-    import xcube
+    from ..io import open_events
+    from .params import energy_bands_from_flat
+    from .search import search_transients
 
-    evs = [xcube.open_events(f) for f in args.files]
-    res = xcube.search_transients(evs if len(evs) > 1 else evs[0], time_bin=list(args.time_bin),
-                                  size_arcsec=args.size_arcsec, energy_band=_bands(args.energy),
-                                  sigma=list(args.sigma), gti_only=args.gti_only, catalogue=args.catalogue)
+    evs = [open_events(f) for f in args.files]
+    res = search_transients(evs if len(evs) > 1 else evs[0], time_bin=list(args.time_bin),
+                            size_arcsec=args.size_arcsec, energy_band=energy_bands_from_flat(args.energy),
+                            sigma=list(args.sigma), gti_only=args.gti_only, catalogue=args.catalogue)
     res.write(args.out, overwrite=args.overwrite, figures=not args.no_figures)
     _print_table(res)
     print(f"\nresults written to {Path(args.out).resolve()}")

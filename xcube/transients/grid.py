@@ -2,8 +2,9 @@
 snapped to the column's legal range, and the events pass that fills them.
 
 * :func:`check_cameras` - the cameras of one observation, in imaging mode;
-* :func:`frame_axis` - frames of ``time_bin`` seconds from the first common
-  GTI start to the last common GTI stop (the last frame may be partial);
+* :func:`search_run` - frames of ``time_bin`` seconds from the first common
+  GTI start to the last common GTI stop (the last frame may be partial), an
+  energy band and the bins of the bad-time-interval light curve;
 * :func:`sky_axes` - cells of ``size_arcsec`` over TLMIN..TLMAX of the sky
   columns (or over the events' extent when that range is unknown or wrong),
   the origin at the first camera's TLMIN so that all cameras and runs align;
@@ -24,7 +25,7 @@ from ..select import EventFilter
 from ..skycoords import has_wcs
 from . import bti
 
-__all__ = ["check_cameras", "frame_axis", "sky_axes", "events_extent", "monitor_run", "search_cubes"]
+__all__ = ["check_cameras", "search_run", "sky_axes", "events_extent", "search_cubes"]
 
 
 def check_cameras(events) -> list[xr.Dataset]:
@@ -51,11 +52,14 @@ def check_cameras(events) -> list[xr.Dataset]:
     return evs
 
 
-def frame_axis(events, time_bin: float):
-    """``(frames, reason)``: an explicit-edges time :class:`Axis` of frames of
-    ``time_bin`` [s] from the cameras' first common GTI start to their last
-    common GTI stop (the last frame may extend beyond it), or ``(None,
-    reason)`` when there is no common good time or fewer than two frames."""
+def search_run(events, time_bin: float, energy_band):
+    """``(run, reason)``: the :class:`~xcube.binning.events_pass.Run` of one
+    time bin and band of the search - frames of ``time_bin`` [s] from the
+    cameras' first common GTI start to their last common GTI stop (the last
+    frame may extend beyond it), the band ``energy_band`` [keV], and the
+    bad-time-interval light curve in bins of ``min(time_bin, 100)`` s over the
+    same span - or ``(None, reason)`` when there is no common good time or
+    fewer than two frames. Eager, small."""
     good = gtimod.intersection(*[gtimod.from_dataset(e) for e in events])
     if gtimod.exposure(good) <= 0:
         return None, "no good time (the cameras' GTIs do not overlap or are empty)"
@@ -63,7 +67,9 @@ def frame_axis(events, time_bin: float):
     n = int(np.ceil((t1 - t0) / time_bin - 1e-9))
     if n < 2:
         return None, f"fewer than two {time_bin:g} s frames of good time ({t1 - t0:.1f} s)"
-    return Axis.from_edges("time", t0 + time_bin * np.arange(n + 1), units="s"), ""
+    monitor = bti.light_curve_edges(events, min(float(time_bin), bti.MAX_BIN), t0, t1)
+    frames = Axis.from_edges("time", t0 + time_bin * np.arange(n + 1), units="s")
+    return Run(frames, tuple(float(v) for v in energy_band), monitor), ""
 
 
 def _edges(origin: float, width: float, k0: int, n: int) -> np.ndarray:
@@ -130,12 +136,3 @@ def search_cubes(events, runs, size_arcsec: float, screening: bool = True):
             return cubes
     axes = sky_axes(events, size_arcsec, extent=events_extent(events))
     return compact_cubes(events, runs, *axes, filters=filters, monitor=monitor)
-
-
-def monitor_run(events, frames: Axis, time_bin: float, energy_band) -> Run:
-    """The :class:`Run` of ``frames`` (of ``time_bin`` [s]) in ``energy_band``
-    [keV], with the bad-time-interval light curve in bins of ``min(time_bin,
-    100)`` s over the cameras' common good time."""
-    good = gtimod.intersection(*[gtimod.from_dataset(e) for e in events])
-    edges = bti.light_curve_edges(events, min(float(time_bin), bti.MAX_BIN), frames.edges[0], float(good[1][-1]))
-    return Run(frames, tuple(float(v) for v in energy_band), edges)

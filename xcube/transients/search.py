@@ -3,7 +3,7 @@
 The search is the public steps in a row, for every parameter set (time bin
 x energy band x sigma):
 
-1. :func:`.grid.check_cameras`, :func:`.grid.frame_axis`: the cameras and
+1. :func:`.grid.check_cameras`, :func:`.grid.search_run`: the cameras and
    the frames over their common good time;
 2. :func:`.grid.search_cubes`: **one** events pass for the whole grid gives
    each (time bin, band) its :class:`~xcube.binning.CompactCube` (mission
@@ -36,7 +36,7 @@ from .background import background_model, expected_counts
 from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes
 from .detect import detect, empty_table
 from .frames import bad_frames
-from .grid import check_cameras, frame_axis, monitor_run, search_cubes
+from .grid import check_cameras, search_cubes, search_run
 from .params import SearchParams, parameter_grid, run_id
 from .result import SearchResult, SearchResults
 
@@ -112,20 +112,18 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
 def _cubes(evs, grid, size_arcsec, screening):
     """The compact cube of every (time bin, band) of the grid from one pass;
     the reasons of time bins without frames."""
-    frames, reasons = {}, {}
-    for tb in dict.fromkeys(p.time_bin for p in grid):
+    runs, reasons = {}, {}
+    for tb, band in dict.fromkeys((p.time_bin, p.energy_band) for p in grid):
         if not (np.isfinite(tb) and tb > 0):
             raise ValueError(f"time_bin must be positive [s], got {tb}")
-        axis, why = frame_axis(evs, tb)
-        if axis is None:
+        run, why = search_run(evs, tb, band)
+        if run is None:
             good = gtimod.intersection(*[gtimod.from_dataset(e) for e in evs])
             reasons[tb] = (why, float(gtimod.exposure(good)))
         else:
-            frames[tb] = axis
-    keys = list(dict.fromkeys((p.time_bin, p.energy_band) for p in grid if p.time_bin in frames))
-    runs = [monitor_run(evs, frames[tb], tb, band) for tb, band in keys]
-    cubes = search_cubes(evs, runs, size_arcsec, screening) if runs else []
-    return dict(zip(keys, cubes)), reasons
+            runs[(tb, band)] = run
+    cubes = search_cubes(evs, list(runs.values()), size_arcsec, screening) if runs else []
+    return dict(zip(runs, cubes)), reasons
 
 
 def _params_record(p: SearchParams, evs, gti_only, subset) -> dict:
