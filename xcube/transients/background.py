@@ -47,6 +47,7 @@ __all__ = [
     "template",
     "background_model",
     "expected_value",
+    "expected_value_jit",
     "model_frames",
     "expected_counts",
 ]
@@ -245,13 +246,17 @@ def template(image, mask, smooth_sigma: float = 0.5, method: str = "biharmonic")
 
 
 # ---------------------------------------------------------------- the model
-@numba.vectorize(["float64(float64, float64, float64, float64)"], cache=True)
-def expected_value(template, light_curve, rate, exposure):  # pragma: no cover - compiled
-    """mu = T * L + S0 * exposure: expected counts of one voxel from its
-    template value T, the frame's background counts L, its source rate S0
-    [ct/s] and the frame's exposure [s]. The one formula of the model: a
-    numpy ufunc, also called inside the compact-cube kernels."""
+def expected_value(template, light_curve, rate, exposure):
+    """mu = T * L + S0 * exposure: expected counts from template values T,
+    the frame's background counts L, the source rate S0 [ct/s] and the
+    frame's exposure [s]; numpy arrays broadcast. The one formula of the
+    model: :data:`expected_value_jit` is this function compiled for the
+    numba kernels (the decision on compact cubes)."""
     return template * light_curve + rate * exposure
+
+
+#: :func:`expected_value` for numba kernels (compiled on first use, inlined)
+expected_value_jit = numba.njit(inline="always")(expected_value)
 
 
 def _frame_flags(frames, nt: int, value, name: str) -> np.ndarray:

@@ -29,7 +29,7 @@ import xarray as xr
 from ..binning.compact import CompactCube
 from ..binning.counts import reductions
 from . import bayes
-from .background import expected_value, model_frames
+from .background import expected_value, expected_value_jit, model_frames
 
 __all__ = ["Flags", "FrameTypes", "flag_voxels", "false_alarms", "eclipse_candidates", "mask_cubes"]
 
@@ -311,14 +311,14 @@ def _flag_kernel(cells, seg, f0, f1, ftype, k_sub, k_lc, k_exp, t_g, t_b, rate, 
         for j in range(cand_ptr[k], cand_ptr[k + 1]):
             p = cand[j]
             n = cnt[p]
-            dec = _eclipse_of(n, expected_value(tm[p], lc, rate[p], ex), elo, ehi, size)
+            dec = _eclipse_of(n, expected_value_jit(tm[p], lc, rate[p], ex), elo, ehi, size)
             fe[p] += dec == 1
             nrec, nund = _record(rec, nrec, und, nund, t, p, n, 1, dec)
         for j in range(nt):
             p = touched[j]
             n = cnt[p]
             cnt[p] = 0
-            m = expected_value(tm[p], lc, rate[p], ex)
+            m = expected_value_jit(tm[p], lc, rate[p], ex)
             if not (m >= 0.0 and m < np.inf):
                 continue
             dec = bayes.peak_decision(n, m, plo, phi) if n < size else 2
