@@ -26,12 +26,13 @@ def available_bytes() -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def check_size(shape, dtype, *, what: str = "cube", limit: int | None = None) -> int:
+def check_size(shape, dtype, *, what: str = "cube", limit: int | None = None, hint: str | None = None) -> int:
     """Refuse, before allocating, an array that would not fit in memory.
 
     ``shape`` and ``dtype`` describe the array; ``limit`` [bytes] defaults to
     the memory currently available. Returns the size in bytes, or raises
-    ``ValueError`` saying how big the array would be and how to shrink it.
+    ``ValueError`` saying how big the array would be and how to shrink it
+    (``hint``, or advice for cubes).
     """
     n = float(np.prod([float(s) for s in shape])) if len(shape) else 1.0
     nbytes = n * np.dtype(dtype).itemsize
@@ -40,7 +41,7 @@ def check_size(shape, dtype, *, what: str = "cube", limit: int | None = None) ->
         shape_s = tuple(int(s) for s in shape)
         raise ValueError(
             f"{what} of shape {shape_s} ({np.dtype(dtype).name}) would need {_fmt_bytes(nbytes)}, more than the "
-            f"{_fmt_bytes(limit)} allowed; use wider bins or a smaller range, or keep the cube lazy and write "
-            "it chunk by chunk (e.g. to Zarr)"
+            f"{_fmt_bytes(limit)} allowed; " + (hint or "use wider bins or a smaller range, or keep the cube lazy "
+                                                "and write it chunk by chunk (e.g. to Zarr)")
         )
     return int(nbytes)

@@ -14,18 +14,29 @@ snapped to the column's legal range, and the events pass that fills them.
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
 from ..binning.axes import Axis, pixel_arcsec
 from ..binning.events_pass import Run, compact_cubes
+from ..binning.memory import available_bytes, check_size
 from ..missions import profile_of
 from ..select import EventFilter
 from ..skycoords import has_wcs
 from . import bti
 
-__all__ = ["check_cameras", "search_run", "sky_axes", "events_extent", "search_cubes"]
+__all__ = ["check_cameras", "search_run", "sky_axes", "events_extent", "search_cubes", "FRAME_BYTES",
+           "PIXEL_BYTES"]
+
+log = logging.getLogger("xcube.transients")
+
+#: memory [bytes] the search holds per frame (counts per frame and CCD, model, flags, light curves)
+FRAME_BYTES = 512
+#: memory [bytes] the search holds per sky cell (lookup tables, images, templates, masks, labels)
+PIXEL_BYTES = 256
 
 
 def check_cameras(events) -> list[xr.Dataset]:
@@ -67,6 +78,8 @@ def search_run(events, time_bin: float, energy_band):
     n = int(np.ceil((t1 - t0) / time_bin - 1e-9))
     if n < 2:
         return None, f"fewer than two {time_bin:g} s frames of good time ({t1 - t0:.1f} s)"
+    check_size((n, FRAME_BYTES), np.uint8, what=f"the search's per-frame arrays for {n} frames of {time_bin:g} s",
+               limit=available_bytes() // 4, hint="use a longer time_bin")
     monitor = bti.light_curve_edges(events, min(float(time_bin), bti.MAX_BIN), t0, t1)
     frames = Axis.from_edges("time", t0 + time_bin * np.arange(n + 1), units="s")
     return Run(frames, tuple(float(v) for v in energy_band), monitor), ""
@@ -84,23 +97,44 @@ def sky_axes(events, size_arcsec: float, extent=None):
     covering the sky columns' legal range (TLMIN/TLMAX of every camera, attrs
     ``x_min``...) or ``extent`` (xmin, xmax, ymin, ymax), one cell of margin
     each side; the origin is the first camera's TLMIN (0 without one). None
-    when the legal range is unknown and no extent is given."""
+    when the legal range is unknown, reversed or too large for memory (a
+    broken TLMIN/TLMAX; the caller then uses the events' extent) and no
+    extent is given. Raises ``ValueError`` when the grid over ``extent`` does
+    not fit in memory (cells too small, or stray events far away)."""
     width = float(np.round(size_arcsec / pixel_arcsec(events[0], "x"), 9))
-    axes = []
+    spans = []
     for dim, (lo_i, hi_i) in (("y", (2, 3)), ("x", (0, 1))):
-        origin = float(events[0].attrs.get(f"{dim}_min", 0.0))
+        origin = float(events[0].attrs.get(f"{dim}_min", 0.0)) if extent is None else 0.0
         if extent is None:
             try:
                 lo = min(float(e.attrs[f"{dim}_min"]) for e in events)
                 hi = max(float(e.attrs[f"{dim}_max"]) for e in events)
-            except KeyError:
+            except (KeyError, TypeError, ValueError):
                 return None
+            origin = origin if np.isfinite(origin) else 0.0
         else:
             lo, hi = extent[lo_i], extent[hi_i]
+            origin = float(events[0].attrs.get(f"{dim}_min", 0.0) or 0.0)
+        if not (np.isfinite(lo) and np.isfinite(hi) and hi >= lo):
+            if extent is None:
+                return None
+            raise ValueError(f"{events[0].attrs.get('source', 'events')}: no finite {dim} extent of the events")
         k0 = int(np.floor((lo - origin) / width)) - 1
         k1 = int(np.floor((hi - origin) / width)) + 1
-        axes.append(Axis.from_edges(dim, _edges(origin, width, k0, k1 - k0 + 1), units="pixel", column=dim))
-    return tuple(axes)
+        spans.append((dim, origin, k0, k1 - k0 + 1))
+    n_cells = float(spans[0][3]) * float(spans[1][3])
+    what = (f"a sky grid of {spans[0][3]} x {spans[1][3]} cells of {size_arcsec:g}\" over "
+            + ("the columns' TLMIN..TLMAX" if extent is None else "the events' extent"))
+    if extent is None and n_cells * PIXEL_BYTES > available_bytes() // 4:
+        log.warning("%s: %s would not fit in memory (TLMIN/TLMAX %s); using the events' extent instead",
+                    events[0].attrs.get("source", "events"), what,
+                    [(e.attrs.get("x_min"), e.attrs.get("x_max")) for e in events])
+        return None
+    check_size((n_cells, PIXEL_BYTES), np.uint8, what=what, limit=available_bytes() // 4,
+               hint="use a larger size_arcsec" if extent is None else "use a larger size_arcsec, or remove events "
+               "far from the others (X/Y equal to the column's null value TNULL, or outside TLMIN..TLMAX)")
+    return tuple(Axis.from_edges(dim, _edges(origin, width, k0, n), units="pixel", column=dim)
+                 for dim, origin, k0, n in spans)
 
 
 def events_extent(events) -> tuple:

@@ -1,0 +1,50 @@
+"""The search refuses, with a clear message and before allocating, grids that
+would not fit in memory, and survives broken TLMIN/TLMAX keywords."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xcube
+
+
+@pytest.fixture(scope="module")
+def mos():
+    ev, _ = xcube.simulate.event_list("xmm-mos1", duration=3_000.0, sources=2, seed=4)
+    return ev.load()
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(time_bin=0.0), "time_bin > 0"), (dict(time_bin=np.nan), "time_bin > 0"), (dict(time_bin=-5.0), "time_bin"),
+    (dict(size_arcsec=0.0), "size_arcsec > 0"), (dict(size_arcsec=np.nan), "size_arcsec"),
+    (dict(sigma=0.0), "sigma > 0"), (dict(sigma=-1.0), "sigma > 0"), (dict(energy_band=(2.0, 1.0)), "emin < emax"),
+])
+def test_bad_parameters(mos, kw, match):
+    with pytest.raises(ValueError, match=match):
+        xcube.search_transients(mos, **kw)
+
+
+def test_tiny_time_bin_refused_before_allocating(mos):
+    with pytest.raises(ValueError, match="frames of 1e-06 s .* would need .*use a longer time_bin"):
+        xcube.search_transients(mos, time_bin=1e-6)
+
+
+def test_tiny_cells_refused_before_allocating(mos):
+    with pytest.raises(ValueError, match="sky grid .* cells of 0.01\" .* would need .*larger size_arcsec"):
+        xcube.search_transients(mos, size_arcsec=0.01)
+
+
+def test_broken_tlmin_tlmax_falls_back_to_the_events_extent(mos):
+    ref = xcube.search_transients(mos, time_bin=300.0)
+    for attrs in (dict(x_max=1e12, y_max=1e12), dict(x_min=60_000.0, x_max=10.0)):
+        ev = mos.copy()
+        ev.attrs = dict(mos.attrs, **attrs)
+        res = xcube.search_transients(ev, time_bin=300.0)
+        assert res.cube.sum() == ref.cube.sum() and len(res.detections) == len(ref.detections)
+
+
+def test_stray_null_positions_give_a_clear_error(mos):
+    x = mos["x"].values.copy()
+    x[:100] = np.iinfo(np.int32).min  # X equal to a typical TNULL
+    with pytest.raises(ValueError, match="TNULL"):
+        xcube.search_transients(mos.assign(x=("event", x)), time_bin=300.0)
