@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from numbers import Real
 from typing import Mapping
@@ -43,7 +44,7 @@ __all__ = ["bin_events", "label_cube", "check_size", "DEFAULT_CHUNK_BYTES"]
 
 log = logging.getLogger("xcube.binning")
 
-DEFAULT_CHUNK_BYTES = 64 * 2**20  # target size of one output chunk
+DEFAULT_CHUNK_BYTES = 256 * 2**20  # target size of one output chunk
 _DEFAULT_EVENT_CHUNK = 4_194_304
 _ROLES = ("time", "energy", "y", "x")
 _OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "tstart", "tstop",
@@ -206,8 +207,9 @@ def _run(spec: _Spec, slab, seg, blocks):
     kern(slab, seg, e, spec.params[0], y, spec.params[1], x, spec.params[2])
 
 
-def _cube_task(spec: _Spec, seg, offsets, lengths, roles, *blocks):
-    """Fill one output time chunk from the event blocks holding its events."""
+def _cube_task(spec: _Spec, seg, offsets, lengths, roles, threads, *blocks):
+    """Fill one output time chunk from the event blocks holding its events,
+    on ``threads`` threads (each a range of time bins of about equal counts)."""
     nt = seg.size - 1
     slab = np.zeros((nt,) + spec.cell_shape, dtype=spec.acc)
     if not roles:  # no per-event axis: counts per time bin are the slice lengths
@@ -215,9 +217,20 @@ def _cube_task(spec: _Spec, seg, offsets, lengths, roles, *blocks):
                                        kernels._EMPTY_F, spec.params[1], kernels._EMPTY_F, spec.params[2])
         return _finish(slab, spec, nt)
     nr = len(roles)
-    for b, (off, n) in enumerate(zip(offsets, lengths)):
-        local = np.clip(seg - off, 0, n)
-        _run(spec, slab, local, {r: blocks[b * nr + i] for i, r in enumerate(roles)})
+
+    def fill(t0, t1):
+        for b, (off, n) in enumerate(zip(offsets, lengths)):
+            local = np.clip(seg[t0:t1 + 1] - off, 0, n)
+            if local[-1] > local[0]:
+                _run(spec, slab[t0:t1], local, {r: blocks[b * nr + i] for i, r in enumerate(roles)})
+
+    cuts = np.unique(np.searchsorted(seg, np.linspace(seg[0], seg[-1], threads + 1)[1:-1]).clip(0, nt))
+    bounds = list(zip(np.r_[0, cuts], np.r_[cuts, nt]))
+    if len(bounds) > 1:
+        with ThreadPoolExecutor(len(bounds)) as pool:
+            list(pool.map(lambda b: fill(*b), bounds))
+    else:
+        fill(0, nt)
     return _finish(slab, spec, nt)
 
 
@@ -234,16 +247,37 @@ def _zeros_task(shape, dtype):
 
 
 # ---------------------------------------------------------------------- time positions (eager)
+def in_memory_blocks(arr: da.Array):
+    """The blocks of a 1-D Dask array that is already in memory (persisted,
+    or made with ``from_array`` of a numpy array), as numpy arrays in order;
+    None when computing them needs work."""
+    if arr.ndim != 1:
+        return None
+    graph = arr.__dask_graph__()
+    out = []
+    for key in arr.__dask_keys__():
+        v = graph.get(key)
+        v = getattr(v, "value", v)  # a DataNode holding the array
+        if not isinstance(v, np.ndarray):
+            return None
+        out.append(v)
+    return out
+
+
 def _global_positions(time_col: da.Array, axis: Axis):
     """Eager: event index where each time bin starts, ``P`` (n + 1), plus the
     block offsets and lengths of the time column."""
     find = functools.partial(kernels.time_positions, axis=axis)  # a partial: dask does not unpack the Axis
-    name = f"time-positions-{dask.base.tokenize(time_col.name, axis.edges, axis.first)}"
-    nb = time_col.numblocks[0]
-    layer = {(name, j): (find, (time_col.name, j)) for j in range(nb)}
-    layer[name] = (list, [(name, j) for j in range(nb)])
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[time_col])
-    res = Delayed(name, graph).compute()
+    blocks = in_memory_blocks(time_col)
+    if blocks is not None:  # persisted or numpy-backed: no scheduler round trip for a few binary searches
+        res = [find(b) for b in blocks]
+    else:
+        name = f"time-positions-{dask.base.tokenize(time_col.name, axis.edges, axis.first)}"
+        nb = time_col.numblocks[0]
+        layer = {(name, j): (find, (time_col.name, j)) for j in range(nb)}
+        layer[name] = (list, [(name, j) for j in range(nb)])
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=[time_col])
+        res = Delayed(name, graph).compute()
     n = axis.size
     P = np.zeros(n + 1, dtype=np.int64)
     diff = np.zeros(n + 2, dtype=np.int64)
@@ -264,12 +298,13 @@ def _global_positions(time_col: da.Array, axis: Axis):
 
 
 def _time_chunk(axis_t: Axis, cell_bytes: int, n_events: int, chunk_bytes: int) -> int:
-    """Time bins per output chunk: at most ``chunk_bytes`` of counts, and about
-    ``n_events / (4 * cpus)`` events (at least 1M) so that threads share the work."""
+    """Time bins per output chunk: at most ``chunk_bytes`` of counts, and at
+    most about 2**23 events (so a chunk's work stays a fraction of a second);
+    a cube that needs fewer chunks than there are CPUs is filled by several
+    threads per chunk instead (see :func:`_cube_task`)."""
     nt = axis_t.size
     by_mem = max(1, chunk_bytes // max(cell_bytes, 1))
-    target = min(max(n_events // (4 * (os.cpu_count() or 1)), 1 << 20), 1 << 23)
-    by_events = nt if n_events <= 0 else max(1, int(math.ceil(nt * target / n_events)))
+    by_events = nt if n_events <= 1 << 23 else max(1, int(math.ceil(nt * (1 << 23) / n_events)))
     return int(max(1, min(nt, by_mem, by_events)))
 
 
@@ -428,6 +463,7 @@ def _cube_graph(spec, ax_t, P, offsets, lengths, roles, cols, n_events, chunk_by
     ct = _time_chunk(ax_t, cell_bytes, n_events, chunk_bytes)
     starts = list(range(0, nt, ct))
     tchunks = tuple(min(ct, nt - s) for s in starts)
+    threads = max(1, (os.cpu_count() or 1) // len(starts))
     token = dask.base.tokenize(spec.modes, spec.params, spec.dtype.str, ax_t.edges, P, offsets,
                                [cols[r].name for r in roles])
     name = f"counts-{token}"
@@ -448,11 +484,27 @@ def _cube_graph(spec, ax_t, P, offsets, lengths, roles, cols, n_events, chunk_by
         block_keys = []
         for j in js:
             block_keys += [(cols[r].name, int(j)) for r in roles]
-        layer[key] = (_cube_task, spec, seg, offsets[js].copy(), lengths[js].copy(), tuple(roles), *block_keys)
+        layer[key] = (_cube_task, spec, seg, offsets[js].copy(), lengths[js].copy(), tuple(roles), threads,
+                      *block_keys)
     deps = [cols[r] for r in roles]
     graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
     chunks = (tchunks,) + tuple((s,) for s in spec.out_shape)
-    return da.Array(graph, name, chunks, dtype=spec.dtype, meta=np.empty((0,) * ndim, dtype=spec.dtype))
+    arr = da.Array(graph, name, chunks, dtype=spec.dtype, meta=np.empty((0,) * ndim, dtype=spec.dtype))
+    if arr.npartitions == 1:
+        # the lone block is made fresh by its task, never held in the graph: computing
+        # it needs no defensive copy (Dask's default), which would write the cube twice
+        arr.__dask_postcompute__ = _fresh_block_postcompute
+    return arr
+
+
+def _fresh_block_postcompute():
+    return _only_block, ()
+
+
+def _only_block(results):
+    while isinstance(results, (list, tuple)):
+        results = results[0]
+    return results
 
 
 def _reduce_graph(spec, roles, cols, out_cell) -> da.Array:
