@@ -15,8 +15,12 @@ Every executable in this directory is a 3-line script calling
 - writes realistic FITS products (event lists with EVENTS + GTI extensions and
   the usual headers, GTI files, light curves, spectra, responses);
 - can be told through the environment to misbehave:
-  ``XCUBE_FAKE_FAIL``, ``XCUBE_FAKE_HANG``, ``XCUBE_FAKE_GARBAGE`` (comma
-  separated tool names, or ``*``), ``XCUBE_FAKE_SLEEP`` (seconds);
+  ``XCUBE_FAKE_FAIL``, ``XCUBE_FAKE_HANG``, ``XCUBE_FAKE_GARBAGE``,
+  ``XCUBE_FAKE_CRASH`` (write the outputs, cut them in half, exit 1) (comma
+  separated tool names, or ``*``), ``XCUBE_FAKE_SLEEP`` (seconds),
+  ``XCUBE_FAKE_SETSID`` (the child a hanging tool starts leaves its session),
+  ``XCUBE_FAKE_LOG_BYTES`` (print about that many bytes of log lines first),
+  ``XCUBE_FAKE_SAS_VERSION`` (the release ``sasversion`` and ``-v`` report);
 - appends one JSON line per call to ``$XCUBE_FAKE_CALL_LOG`` when set.
 
 Only numpy is imported (FITS through the small ``_minifits`` module, since an
@@ -41,6 +45,10 @@ import _minifits as mf  # noqa: E402  (numpy-only FITS, see _minifits.py)
 import numpy as np
 
 SAS_VERSION = "xmmsas_20230412_1735-21.0.0"
+
+
+def _sas_version():
+    return os.environ.get("XCUBE_FAKE_SAS_VERSION") or SAS_VERSION
 HEASOFT_VERSION = "heasoft-6.33.2"
 
 # --------------------------------------------------------------------------
@@ -102,6 +110,7 @@ PARAMS = {
     "ftselect": ({"infile", "outfile", "expression"}, {"copyall"} | _HEAD),
     "ftmerge": ({"infile", "outfile"}, {"columns", "copyall", "skipbadfiles", "lastkey"} | _HEAD),
     "grppha": ({"infile", "outfile"}, {"comm", "tempc"} | _HEAD),
+    "fparkey": ({"value", "fitsfile", "keyword"}, {"comm", "add", "insert"} | _HEAD),
     # HXMTDAS ----------------------------------------------------------------
     "lepical": ({"evtfile", "tempfile", "outfile"}, {"gainfile", "maxtimedel"} | _HEAD),
     "lerecon": ({"evtfile", "outfile", "instatusfile"}, _HEAD),
@@ -165,7 +174,7 @@ def _err(tool, code, msg):
 def main(tool: str) -> int:
     argv = sys.argv[1:]
     if argv and argv[0] in ("-v", "--version", "-V"):
-        print(f"{tool} ({tool}-1.0-fake) [{SAS_VERSION if tool in SAS_TOOLS else HEASOFT_VERSION}]")
+        print(f"{tool} ({tool}-1.0-fake) [{_sas_version() if tool in SAS_TOOLS else HEASOFT_VERSION}]")
         return 0
     params, args = {}, []
     for a in argv:
@@ -187,8 +196,10 @@ def main(tool: str) -> int:
         _check(tool, params, args)
         if _flagged("XCUBE_FAKE_FAIL", tool):
             raise ToolFailure(_err(tool, "FakeFailure", "failing as asked by XCUBE_FAKE_FAIL"))
+        _spew(int(os.environ.get("XCUBE_FAKE_LOG_BYTES", "0") or 0), tool)
         if _flagged("XCUBE_FAKE_HANG", tool):
-            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],
+                                     start_new_session=bool(os.environ.get("XCUBE_FAKE_SETSID")))
             pidfile = os.environ.get("XCUBE_FAKE_CHILD_PIDS")
             if pidfile:
                 with open(pidfile, "a") as fh:
@@ -205,12 +216,32 @@ def main(tool: str) -> int:
         if _flagged("XCUBE_FAKE_GARBAGE", tool):
             for o in outputs:
                 Path(o).write_bytes(b"this is not FITS " * 50)
+        if _flagged("XCUBE_FAKE_CRASH", tool):
+            for o in outputs:
+                data = Path(o).read_bytes()
+                Path(o).write_bytes(data[: len(data) // 2])
+            raise ToolFailure(_err(tool, "FakeCrash", "crashed while writing (XCUBE_FAKE_CRASH)"))
         if banner:
             print(f"{tool}:- {tool} (fake) completed", flush=True)
         return 0
     except ToolFailure as exc:
         print(str(exc), file=sys.stderr, flush=True)
         return 1
+
+
+def _spew(nbytes, tool):
+    """Print about ``nbytes`` of chatty log lines (a warning now and then)."""
+    if nbytes <= 0:
+        return
+    line = (f"{tool}: processing frame block, nothing to report here " + "." * 40 + "\n").encode()
+    warn = f"** {tool}: warning (FakeChatty), a repeated warning\n".encode()
+    block = (line * 99 + warn) * 100
+    out = sys.stdout.buffer
+    done = 0
+    while done < nbytes:
+        out.write(block)
+        done += len(block)
+    out.flush()
 
 
 def _check(tool, params, args):
@@ -801,7 +832,7 @@ def fake_merge(p, a):
 
 
 def fake_sasversion(p, a):
-    print(f"sasversion:- Executing (routine): sasversion\n{SAS_VERSION}")
+    print(f"sasversion:- Executing (routine): sasversion\n{_sas_version()}")
     return []
 
 
@@ -977,6 +1008,29 @@ def fake_ftmerge(p, a):
     gt = _union(*[(s, e) for q in parts for _, _, s, e in q[3]])
     return [copy_events(p["outfile"], cols, hdr, parts[0][2], [("GTI", {}, *gt)],
                         wcs_from=parts[0][4])]
+
+
+def fake_fparkey(p, a):
+    """Set a header keyword in place (``fitsfile`` may carry ``[ext]``; the
+    default is the primary HDU, as for fparkey)."""
+    path, _, ext = p["fitsfile"].partition("[")
+    ext = ext.rstrip("]")
+    index = int(ext) if ext.isdigit() else (ext or 0)
+    value = p["value"]
+    try:
+        value = int(value)
+    except ValueError:
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    hdus = mf.read(path)
+    if isinstance(index, str):
+        index = next(i for i, h in enumerate(hdus) if h.name == index.upper())
+    if p["keyword"].upper() not in hdus[index].header and not _yes(p.get("add")):
+        raise ToolFailure(_err("fparkey", "NoKeyword", f"keyword {p['keyword']} not found; use add=yes"))
+    mf.update_header(path, index, {p["keyword"].upper(): value})
+    return [path]
 
 
 def fake_grppha(p, a):
@@ -1242,6 +1296,7 @@ IMPL = {
     "pcaprepobsid": fake_pcaprepobsid, "maketime": fake_maketime, "pcaextlc2": fake_pcaextlc2,
     "nicerl2": fake_nicerl2, "xrtpipeline": fake_xrtpipeline, "nupipeline": fake_nupipeline,
     "barycorr": fake_barycorr, "ftselect": fake_ftselect, "ftmerge": fake_ftmerge, "grppha": fake_grppha,
+    "fparkey": fake_fparkey,
     "lepical": fake_pical, "mepical": fake_pical, "hepical": fake_pical, "lerecon": fake_lerecon,
     "megrade": fake_megrade, "legtigen": fake_gtigen, "megtigen": fake_gtigen, "hegtigen": fake_gtigen,
     "legticorr": fake_gticorr, "megticorr": fake_gticorr, "lescreen": fake_screen, "mescreen": fake_screen,

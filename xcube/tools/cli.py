@@ -77,7 +77,9 @@ def register(subparsers) -> None:
                                    "run skipped next time when nothing changed.")
     q.add_argument("tool", metavar="TOOL")
     q.add_argument("params", nargs="*", metavar="key=value", help="tool parameters")
-    q.add_argument("--workdir", default=".", help="working directory of the tool (default .)")
+    q.add_argument("--workdir", required=True,
+                   help="working directory of the tool (required; '.' for the current directory): logs, private "
+                        "parameter files and relative outputs go there")
     q.add_argument("--input", action="append", default=[], metavar="FILE", help="input file (checksummed)")
     q.add_argument("--output", action="append", default=[], metavar="FILE", help="FITS output to check")
     q.add_argument("--text-output", action="append", default=[], metavar="FILE", help="non-FITS output to check")
@@ -188,7 +190,7 @@ def _run_tool(args) -> int:
                 text_outputs=args.text_output, name=args.name, workdir=args.workdir, timeout=args.timeout)
     try:
         res = run(task, overwrite=args.overwrite)
-    except ToolError as exc:
+    except (ToolError, ValueError) as exc:
         print(f"xcube tools run: {exc}", file=sys.stderr)
         return 1
     if res.state == "skipped":
