@@ -26,7 +26,7 @@ def done(tmp_path_factory):
         odf = env.lib.make_xmm_odf(root / "odf", exposures=ODF_EXPOSURES)
         steps = []
         res = sas.process_observation(odf, root / "out", ("pn", "mos1", "rgs1"), steps=("images", "spectra"),
-                                      image_bands=BANDS, workers=2, on_step=lambda s, t: steps.append((s, len(t))))
+                                      image_bands=BANDS, workers=2, on_step=lambda s, t, p: steps.append((s, len(t))))
         yield {"root": root, "odf": odf, "res": res, "calls": env.calls(), "env": env, "mp": mp, "steps": steps}
 
 

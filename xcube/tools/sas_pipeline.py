@@ -120,6 +120,7 @@ class _Run:
         self.out, self.rk, self.on_step = out, run_kwargs, on_step
         self.parts: list = []
         self.step_parts: list = []
+        self.products: ObservationProducts | None = None
 
     def stage(self, tasks, step: str) -> dict:
         """Run a batch; returns task name -> state."""
@@ -151,7 +152,7 @@ class _Run:
         table = pd.concat(self.step_parts, ignore_index=True) if self.step_parts else pd.DataFrame()
         self.step_parts = []
         if self.on_step is not None:
-            self.on_step(step, table)
+            self.on_step(step, table, self.products)
 
 
 def _ok(states: dict, *names) -> bool:
@@ -396,8 +397,9 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
         it; ``group_min``: counts per group of the grouped spectrum.
     client, workers, progress, overwrite, timeout : as
         :func:`xcube.tools.run_many`.
-    on_step : ``f(step, table)`` called after each step with that step's
-        status rows (``xcube process`` commits them this way).
+    on_step : ``f(step, table, products)`` called after each step with that
+        step's status rows and the :class:`ObservationProducts` so far (None if
+        the set-up failed); ``xcube process`` commits its records this way.
 
     Working files live in ``<out_dir>/<instrument>/<exp_id>/``, images in
     ``<out_dir>/images/``, spectra in ``<out_dir>/spectra/``, logs in
@@ -420,6 +422,7 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
         log.warning("%s: no science exposure of %s in the ODF summary", summary.obs_id, insts)
     products = ObservationProducts(out_dir=out, summary=summary, events={}, exposures={}, ccds={}, status=None,
                                    sas_version=".".join(map(str, version)) if version else None)
+    run.products = products
     chain_of = _chains(run, summary, ccf, exposures)
     products.attitude = _attitude(out)
     run.end_step("events")
