@@ -175,7 +175,8 @@ def process_one(obsid: str, odf, out, steps, options: dict, token: str) -> list[
 
     def commit(step, table, products):
         _check_owner(out, token)
-        rec = _step_record(step, table, base=dict(base, param_hash=options_hash(step, options)),
+        rec = _step_record(step, table, base=dict(base, param_hash=options_hash(step, options),
+                                                  sas_version=getattr(products, "sas_version", None)),
                            started=started["t"], products=_products_of(step, products))
         write_run(out, obsid, STEP_PREFIX + step, rec, overwrite=True)
         records[step] = rec
