@@ -7,7 +7,7 @@ from . import (
 from ._version import __version__
 from .binning import bin_events
 from .io import open_archive, open_events, to_zarr
-from .io.ogip import read_lightcurve, write_gti, write_image, write_lightcurve, write_spectrum
+from .io.ogip import read_lightcurve, read_spectrum, write_gti, write_image, write_lightcurve, write_spectrum
 from .products import image, lightcurve, spectrum
 from .regions import region_area, region_mask
 from .select import select
@@ -26,6 +26,7 @@ __all__ = [
 ]
 __all__ += ["lightcurve", "image", "spectrum", "read_lightcurve", "write_lightcurve", "write_spectrum",
             "write_image", "write_gti"]
+__all__ += ["read_spectrum"]
 __all__ += ["wcs"]
 __all__ += ["search_transients"]
 

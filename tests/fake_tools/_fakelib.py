@@ -15,8 +15,12 @@ Every executable in this directory is a 3-line script calling
 - writes realistic FITS products (event lists with EVENTS + GTI extensions and
   the usual headers, GTI files, light curves, spectra, responses);
 - can be told through the environment to misbehave:
-  ``XCUBE_FAKE_FAIL``, ``XCUBE_FAKE_HANG``, ``XCUBE_FAKE_GARBAGE`` (comma
-  separated tool names, or ``*``), ``XCUBE_FAKE_SLEEP`` (seconds);
+  ``XCUBE_FAKE_FAIL``, ``XCUBE_FAKE_HANG``, ``XCUBE_FAKE_GARBAGE``,
+  ``XCUBE_FAKE_CRASH`` (write the outputs, cut them in half, exit 1) (comma
+  separated tool names, or ``*``), ``XCUBE_FAKE_SLEEP`` (seconds),
+  ``XCUBE_FAKE_SETSID`` (the child a hanging tool starts leaves its session),
+  ``XCUBE_FAKE_LOG_BYTES`` (print about that many bytes of log lines first),
+  ``XCUBE_FAKE_SAS_VERSION`` (the release ``sasversion`` and ``-v`` report);
 - appends one JSON line per call to ``$XCUBE_FAKE_CALL_LOG`` when set.
 
 Only numpy is imported (FITS through the small ``_minifits`` module, since an
@@ -41,6 +45,10 @@ import _minifits as mf  # noqa: E402  (numpy-only FITS, see _minifits.py)
 import numpy as np
 
 SAS_VERSION = "xmmsas_20230412_1735-21.0.0"
+
+
+def _sas_version():
+    return os.environ.get("XCUBE_FAKE_SAS_VERSION") or SAS_VERSION
 HEASOFT_VERSION = "heasoft-6.33.2"
 
 # --------------------------------------------------------------------------
@@ -83,6 +91,23 @@ PARAMS = {
                 {"withdetcoords", "usedss", "withvignetting", "usefastpixelization", "withpatterns", "pattern",
                  "badclean", "attrebin", "useoffset", "hducut", "pimin", "pimax"}),
     "merge": ({"set1", "set2"}, {"outset", "mergedifferentinstruments"}),
+    # rgsproc: https://xmm-tools.cosmos.esa.int/external/sas/current/doc/rgsproc/node12.html
+    "rgsproc": (set(), {"entrystage", "finalstage", "withinstexpids", "instexpids", "orders", "bkgcorrect",
+                        "withmlambdacolumn", "spectrumbinning", "keepcoolpixels", "withbadpixcorr", "withsrc",
+                        "srclabel", "srcstyle", "srcra", "srcdec", "calcoffsets", "mergeorders", "rebin"}),
+    # emosaic: https://xmm-tools.cosmos.esa.int/external/sas/current/doc/emosaic/node5.html
+    "emosaic": ({"imagesets", "mosaicedset"}, {"exposuresets", "withexposure"}),
+    # backscale, rmfgen, arfgen, specgroup: SAS task documentation and the SAS thread
+    # https://www.cosmos.esa.int/web/xmm-newton/sas-thread-pn-spectrum
+    "backscale": ({"spectrumset", "badpixlocation"}, {"withbadpixcorr", "useodfatt", "ignoreoutoffov"}),
+    "rmfgen": ({"spectrumset", "rmfset"}, {"withenergybins", "energymin", "energymax", "nenergybins",
+                                           "detmaptype", "extendedsource", "format", "acceptchanrange",
+                                           "withbadpixcorr", "badpixlocation"}),
+    "arfgen": ({"spectrumset", "arfset"}, {"withrmfset", "rmfset", "badpixlocation", "detmaptype",
+                                           "extendedsource", "setbackscale", "useodfatt", "modelee",
+                                           "withbadpixcorr", "modelootcorr", "withdetbounds"}),
+    "specgroup": ({"spectrumset", "groupedset"}, {"addfilenames", "backgndset", "rmfset", "arfset", "mincounts",
+                                                  "oversample", "minSN", "setbackscale"}),
     "sasversion": (set(), set()),
     # HEASoft ----------------------------------------------------------------
     "fversion": (set(), set()),
@@ -102,6 +127,7 @@ PARAMS = {
     "ftselect": ({"infile", "outfile", "expression"}, {"copyall"} | _HEAD),
     "ftmerge": ({"infile", "outfile"}, {"columns", "copyall", "skipbadfiles", "lastkey"} | _HEAD),
     "grppha": ({"infile", "outfile"}, {"comm", "tempc"} | _HEAD),
+    "fparkey": ({"value", "fitsfile", "keyword"}, {"comm", "add", "insert"} | _HEAD),
     # HXMTDAS ----------------------------------------------------------------
     "lepical": ({"evtfile", "tempfile", "outfile"}, {"gainfile", "maxtimedel"} | _HEAD),
     "lerecon": ({"evtfile", "outfile", "instatusfile"}, _HEAD),
@@ -138,7 +164,8 @@ PARAMS = {
 # tools taking positional arguments only: number of arguments accepted
 POSITIONAL = {"legticorr": (3, 3), "megticorr": (5, 5), "lebkgmap": (7, 8), "mebkgmap": (11, 11),
               "hebkgmap": (9, 9)}
-SAS_TOOLS = {"cifbuild", "odfingest", "epchain", "emchain", "espfilt", "emanom", "evselect", "tabgtigen",
+SAS_TOOLS = {"rgsproc", "emosaic", "backscale", "rmfgen", "arfgen", "specgroup",
+             "cifbuild", "odfingest", "epchain", "emchain", "espfilt", "emanom", "evselect", "tabgtigen",
              "eexpmap", "merge", "sasversion"}
 
 
@@ -165,7 +192,7 @@ def _err(tool, code, msg):
 def main(tool: str) -> int:
     argv = sys.argv[1:]
     if argv and argv[0] in ("-v", "--version", "-V"):
-        print(f"{tool} ({tool}-1.0-fake) [{SAS_VERSION if tool in SAS_TOOLS else HEASOFT_VERSION}]")
+        print(f"{tool} ({tool}-1.0-fake) [{_sas_version() if tool in SAS_TOOLS else HEASOFT_VERSION}]")
         return 0
     params, args = {}, []
     for a in argv:
@@ -187,8 +214,10 @@ def main(tool: str) -> int:
         _check(tool, params, args)
         if _flagged("XCUBE_FAKE_FAIL", tool):
             raise ToolFailure(_err(tool, "FakeFailure", "failing as asked by XCUBE_FAKE_FAIL"))
+        _spew(int(os.environ.get("XCUBE_FAKE_LOG_BYTES", "0") or 0), tool)
         if _flagged("XCUBE_FAKE_HANG", tool):
-            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],
+                                     start_new_session=bool(os.environ.get("XCUBE_FAKE_SETSID")))
             pidfile = os.environ.get("XCUBE_FAKE_CHILD_PIDS")
             if pidfile:
                 with open(pidfile, "a") as fh:
@@ -205,12 +234,32 @@ def main(tool: str) -> int:
         if _flagged("XCUBE_FAKE_GARBAGE", tool):
             for o in outputs:
                 Path(o).write_bytes(b"this is not FITS " * 50)
+        if _flagged("XCUBE_FAKE_CRASH", tool):
+            for o in outputs:
+                data = Path(o).read_bytes()
+                Path(o).write_bytes(data[: len(data) // 2])
+            raise ToolFailure(_err(tool, "FakeCrash", "crashed while writing (XCUBE_FAKE_CRASH)"))
         if banner:
             print(f"{tool}:- {tool} (fake) completed", flush=True)
         return 0
     except ToolFailure as exc:
         print(str(exc), file=sys.stderr, flush=True)
         return 1
+
+
+def _spew(nbytes, tool):
+    """Print about ``nbytes`` of chatty log lines (a warning now and then)."""
+    if nbytes <= 0:
+        return
+    line = (f"{tool}: processing frame block, nothing to report here " + "." * 40 + "\n").encode()
+    warn = f"** {tool}: warning (FakeChatty), a repeated warning\n".encode()
+    block = (line * 99 + warn) * 100
+    out = sys.stdout.buffer
+    done = 0
+    while done < nbytes:
+        out.write(block)
+        done += len(block)
+    out.flush()
 
 
 def _check(tool, params, args):
@@ -279,13 +328,15 @@ def evaluate(expr, columns: dict, n: int):
         "not": "!"}[m.group(1).lower()], e, flags=re.I)
     e = "(" + e.replace("&&", ") & (").replace("||", ") | (") + ")"
     e = re.sub(r"#XMMEA_E[PM]", f"((FLAG & {_XMMEA}) == 0)", e)
+    e = re.sub(r"\(\s*(\w+)\s*,\s*(\w+)\s*\)\s+in\s+(circle|annulus)\(([^)]*)\)", r'_shape("\3", \1, \2, \4)', e,
+               flags=re.I)
     e = re.sub(r"(\w+)\s+in\s+\[\s*([^:\]]+?)\s*:\s*([^\]]+?)\s*\]", r"((\1 >= \2) & (\1 <= \3))", e)
     e = re.sub(r"gti\(\s*([^,\)]+?)\s*,\s*(\w+)\s*\)", r'_gti("\1", \2)', e, flags=re.I)
     e = re.sub(r"!(?!=)", "~", e)
     e = re.sub(r"\btrue\b", "_TRUE", e, flags=re.I)
     e = re.sub(r"\bfalse\b", "_FALSE", e, flags=re.I)
     ns = {k.upper(): np.asarray(v) for k, v in columns.items()}
-    ns.update(_TRUE=np.ones(n, bool), _FALSE=np.zeros(n, bool), _gti=_gti_mask)
+    ns.update(_TRUE=np.ones(n, bool), _FALSE=np.zeros(n, bool), _gti=_gti_mask, _shape=_shape_mask)
     e = re.sub(r"\b([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()", lambda m: m.group(1).upper()
                if m.group(1).upper() in ns else m.group(1), e)
     try:
@@ -293,6 +344,24 @@ def evaluate(expr, columns: dict, n: int):
     except Exception as exc:
         raise ToolFailure(f"ERROR: cannot evaluate expression {expr!r} ({exc})")
     return np.broadcast_to(np.asarray(out, dtype=bool), (n,)).copy()
+
+
+def _shape_mask(shape, x, y, *pars):
+    """selectlib ``(X,Y) IN circle(x0,y0,r)`` / ``annulus(x0,y0,r1,r2)``; boundaries inside."""
+    d2 = (np.asarray(x, float) - pars[0]) ** 2 + (np.asarray(y, float) - pars[1]) ** 2
+    if shape.lower() == "circle":
+        return d2 <= pars[2] ** 2
+    return (d2 >= pars[2] ** 2) & (d2 <= pars[3] ** 2)
+
+
+def region_dss(expr):
+    """DSS keywords (``DSTYPn``/``DSVALn``) for the region shapes of an expression, as evselect writes them."""
+    shapes = re.findall(r"\(\s*\w+\s*,\s*\w+\s*\)\s+in\s+((?:circle|annulus)\([^)]*\))", expr, flags=re.I)
+    out = {}
+    for i, sh in enumerate(shapes, start=1):
+        out[f"DSTYP{i}"] = "POS(X,Y)"
+        out[f"DSVAL{i}"] = re.sub(r"\s+", "", sh.lower())
+    return out
 
 
 def _gti_mask(spec, times):
@@ -400,12 +469,12 @@ def write_lightcurve(path, t, rate, err, header, gti=None, timedel=None):
     return write(path, hdus, {k: header[k] for k in ("TELESCOP", "INSTRUME", "OBJECT") if k in header})
 
 
-def write_spectrum(path, counts, header, exposure, gti=None, extra=None):
+def write_spectrum(path, counts, header, exposure, gti=None, extra=None, first_channel=0):
     h = dict(header)
     h.update(HDUCLASS="OGIP", HDUCLAS1="SPECTRUM", HDUCLAS2="TOTAL", HDUCLAS3="COUNT", PHAVERSN="1992a",
              CHANTYPE="PI", DETCHANS=len(counts), EXPOSURE=float(exposure), BACKFILE="NONE", RESPFILE="NONE",
              ANCRFILE="NONE", AREASCAL=1.0, BACKSCAL=1.0, CORRSCAL=1.0, POISSERR=True)
-    cols = {"CHANNEL": np.arange(len(counts), dtype=np.int32), "COUNTS": np.asarray(counts, np.int32)}
+    cols = {"CHANNEL": first_channel + np.arange(len(counts), dtype=np.int32), "COUNTS": np.asarray(counts, np.int32)}
     cols.update(extra or {})
     hdus = [table_hdu(cols, "SPECTRUM", h)]
     if gti is not None:
@@ -426,7 +495,8 @@ def lc_from_times(times, gti, binsize):
 # --------------------------------------------------------------------------
 # XMM: fake ODF, SAS tasks
 
-XMM_INST = {"PN": ("EPN", "pn", "PI", 12), "M1": ("EMOS1", "mos1", "MI", 7), "M2": ("EMOS2", "mos2", "MI", 7)}
+XMM_INST = {"PN": ("EPN", "pn", "PI", 12), "M1": ("EMOS1", "mos1", "MI", 7), "M2": ("EMOS2", "mos2", "MI", 7),
+            "R1": ("RGS1", "rgs1", "", 9), "R2": ("RGS2", "rgs2", "", 9)}
 
 
 def make_xmm_odf(odf_dir, obs_id="0123456789", rev="0123", exposures=(("PN", "S003", "SCIENCE"),
@@ -442,12 +512,14 @@ def make_xmm_odf(odf_dir, obs_id="0123456789", rev="0123", exposures=(("PN", "S0
     for inst, exp, etype in exposures:
         unsched = exp.startswith("U")  # unscheduled exposures follow the scheduled ones
         t0 = tstart + (duration + 1000.0 if unsched else 0.0)
+        rgs = inst.startswith("R")
         prim = {"TELESCOP": "XMM", "INSTRUME": XMM_INST[inst][0], "OBS_ID": obs_id, "EXPIDSTR": exp,
-                "EXPTYPE": etype, "SUBMODE": "PrimeFullWindow", "DATAMODE": "IMAGING", "FILTER": "Medium",
+                "EXPTYPE": etype, "SUBMODE": "Spectroscopy" if rgs else "PrimeFullWindow",
+                "DATAMODE": "SPECTROSCOPY" if rgs else "IMAGING", "FILTER": "None" if rgs else "Medium",
                 "TSTART": t0, "TSTOP": t0 + duration * (0.5 if unsched else 1.0),
                 "OBJECT": "FAKE CRAB", "RA_PNT": 83.633083, "DEC_PNT": 22.0145, "PA_PNT": 90.0,
                 "DATE-OBS": "2005-03-01T10:00:00"}
-        write(odf / f"{rev}_{obs_id}_{inst}{exp}00IME.FIT",
+        write(odf / f"{rev}_{obs_id}_{inst}{exp}00{'SPE' if rgs else 'IME'}.FIT",
               [table_hdu({"FRAME": np.arange(4, dtype=np.int32)}, "AUX")], prim)
     return odf
 
@@ -474,8 +546,8 @@ def _need_ccf(tool):
 
 def _ime_files(odf):
     out = {}
-    for f in sorted(Path(odf).glob("*IME.FIT")):
-        m = re.match(r"(\d{4})_(\d{10})_(PN|M1|M2)([SU]\d{3})00IME\.FIT", f.name)
+    for f in sorted(list(Path(odf).glob("*IME.FIT")) + list(Path(odf).glob("*SPE.FIT"))):
+        m = re.match(r"(\d{4})_(\d{10})_(PN|M1|M2|R1|R2)([SU]\d{3})00(IME|SPE)\.FIT", f.name)
         if m:
             out[(m.group(3), m.group(4))] = f
     return out
@@ -708,35 +780,13 @@ def fake_evselect(p, a):
     base = {k: hdr[k] for k in ("TELESCOP", "INSTRUME", "OBS_ID", "OBJECT", "MJDREF", "TIMESYS", "TSTART",
                                 "TSTOP", "EXPIDSTR") if k in hdr}
     if _yes(p.get("withimageset")):
-        xc, yc = p.get("xcolumn", "X"), p.get("ycolumn", "Y")
-        if p.get("imagebinning", "imageSize") == "binSize":
-            bx, by = float(p.get("ximagebinsize", 1)), float(p.get("yimagebinsize", 1))
-            x0, x1 = sel[xc].min(), sel[xc].max() + bx
-            y0, y1 = sel[yc].min(), sel[yc].max() + by
-            ex, ey = np.arange(x0, x1 + bx, bx), np.arange(y0, y1 + by, by)
-        else:
-            nx_, ny_ = int(p.get("ximagesize", 600)), int(p.get("yimagesize", 600))
-            ex = np.linspace(sel[xc].min(), sel[xc].max() + 1, nx_ + 1)
-            ey = np.linspace(sel[yc].min(), sel[yc].max() + 1, ny_ + 1)
-        img, _, _ = np.histogram2d(sel[yc], sel[xc], [ey, ex])
-        ih = dict(base, EXPOSURE=expo, XCOLUMN=xc, YCOLUMN=yc)
-        ct, cv, cp, cd = XMM_WCS["X"]
-        ih.update(CTYPE1=ct, CRVAL1=cv, CRPIX1=(cp - ex[0]) / (ex[1] - ex[0]) + 0.5, CDELT1=cd * (ex[1] - ex[0]))
-        ct, cv, cp, cd = XMM_WCS["Y"]
-        ih.update(CTYPE2=ct, CRVAL2=cv, CRPIX2=(cp - ey[0]) / (ey[1] - ey[0]) + 0.5, CDELT2=cd * (ey[1] - ey[0]))
-        outs.append(mf.write(p["imageset"], [mf.HDU(header=ih, image=img.astype(np.int32)),
-                                             gti_hdu(*g_all, "STDGTI")]))
+        outs.append(_evselect_image(p, sel, dict(base, EXPOSURE=expo), g_all, ev))
     if _yes(p.get("withrateset")):
         tb = float(p.get("timebinsize", 1))
         t, rate, err = lc_from_times(sel[p.get("timecolumn", "TIME")], g_all, tb)
         outs.append(write_lightcurve(p["rateset"], t, rate, err, base, g_all, timedel=tb))
     if _yes(p.get("withspectrumset")):
-        ecol = p.get("energycolumn", "PHA")
-        bs = int(p.get("spectralbinsize", 5))
-        lo = int(p.get("specchannelmin", 0)) if _yes(p.get("withspecranges")) else 0
-        hi = int(p.get("specchannelmax", 11999)) if _yes(p.get("withspecranges")) else 20479
-        counts, _ = np.histogram(sel[ecol], np.arange(lo, hi + 1 + bs, bs))
-        outs.append(write_spectrum(p["spectrumset"], counts, base, expo, g_all))
+        outs.append(_evselect_spectrum(p, sel, dict(base, **region_dss(expr)), expo, g_all))
     if _yes(p.get("withhistogramset")):
         col = p.get("histogramcolumn", "TIME")
         hb = float(p.get("histogrambinsize", 1))
@@ -746,6 +796,56 @@ def fake_evselect(p, a):
                                                         "HISTOGRAM", base)]))
     print(f"evselect: {mask.sum()} of {n} events selected")
     return outs
+
+
+def _image_edges(p, sel, axis):
+    """Pixel edges along one axis (sky pixels): ``<axis>imagemin``..``max`` in
+    steps of ``<axis>imagebinsize`` (binSize), or ``<axis>imagesize`` pixels."""
+    col = sel[p.get(f"{axis}column", axis.upper())]
+    if p.get("imagebinning", "imageSize") == "binSize":
+        b = float(p.get(f"{axis}imagebinsize", 1))
+        if _yes(p.get(f"with{axis}ranges")):  # the range is inclusive: [min, max] sky pixels
+            lo, hi = float(p[f"{axis}imagemin"]), float(p[f"{axis}imagemax"]) + 1
+        else:
+            lo, hi = float(col.min()), float(col.max()) + 1
+        return lo + b * np.arange(int(np.ceil((hi - lo) / b)) + 1)
+    n = int(p.get(f"{axis}imagesize", 600))
+    if _yes(p.get(f"with{axis}ranges")):
+        return np.linspace(float(p[f"{axis}imagemin"]), float(p[f"{axis}imagemax"]) + 1, n + 1)
+    return np.linspace(col.min(), col.max() + 1, n + 1)
+
+
+def _evselect_image(p, sel, header, g_all, ev):
+    """Counts image with a celestial WCS (sky pixel -> RA/Dec) and the LTV/LTM
+    keywords that make DS9's physical coordinates the X/Y column values."""
+    xc, yc = p.get("xcolumn", "X"), p.get("ycolumn", "Y")
+    ex, ey = _image_edges(p, sel, "x"), _image_edges(p, sel, "y")
+    img, _, _ = np.histogram2d(sel[yc], sel[xc], [ey, ex])
+    wcs = mf.column_wcs(ev)
+    ih = dict(header, XCOLUMN=xc, YCOLUMN=yc, RADESYS="FK5", EQUINOX=2000.0, BUNIT="count")
+    for i, (edges, col) in enumerate(((ex, xc), (ey, yc)), start=1):
+        ct, cv, cp, cd = wcs.get(col, XMM_WCS["X" if i == 1 else "Y"])
+        b = edges[1] - edges[0]
+        ih.update({f"CTYPE{i}": ct, f"CRVAL{i}": cv, f"CRPIX{i}": (cp - edges[0]) / b + 0.5,
+                   f"CDELT{i}": cd * b, f"CUNIT{i}": "deg", f"LTV{i}": 0.5 - edges[0] / b, f"LTM{i}_{i}": 1.0 / b})
+    dtype = {"int32": np.int32, "real32": np.float32, "int16": np.int16}.get(
+        str(p.get("imagedatatype", "Int32")).lower(), np.int32)
+    return mf.write(p["imageset"], [mf.HDU(header=ih, image=img.astype(dtype)), gti_hdu(*g_all, "STDGTI")])
+
+
+def _evselect_spectrum(p, sel, header, expo, g_all):
+    """PI spectrum: PI in [specchannelmin, specchannelmax] (inclusive) in
+    channels of ``spectralbinsize``: channel c holds PI [c*bin, (c+1)*bin)."""
+    ecol = p.get("energycolumn", "PHA")
+    bs = int(p.get("spectralbinsize", 5))
+    lo = int(p.get("specchannelmin", 0)) if _yes(p.get("withspecranges")) else 0
+    hi = int(p.get("specchannelmax", 11999)) if _yes(p.get("withspecranges")) else 20479
+    pi = np.asarray(sel[ecol]).astype(np.int64)
+    pi = pi[(pi >= lo) & (pi <= hi)]
+    first, last = lo // bs, hi // bs
+    counts = np.bincount(pi // bs - first, minlength=last - first + 1)
+    h = dict(header, SPECDELT=bs, SPECPIX=first, _colkeys={"CHANNEL": {"TLMIN": first, "TLMAX": last}})
+    return write_spectrum(p["spectrumset"], counts, h, expo, g_all, first_channel=first)
 
 
 def fake_tabgtigen(p, a):
@@ -765,18 +865,33 @@ def fake_tabgtigen(p, a):
 
 
 def fake_eexpmap(p, a):
+    """Exposure map on the grid of ``imageset`` (same shape and WCS): the
+    good time of the event list [s] times a vignetting falling off from the
+    optical axis (``withvignetting``), for the band ``pimin``-``pimax``."""
     _need_ccf("eexpmap")
     prim = mf.read(p["imageset"])[0]
     img, hdr = prim.image, dict(prim.header)
+    if img is None or "CRPIX1" not in hdr:
+        raise ToolFailure(_err("eexpmap", "NoImage", f"{p['imageset']} has no image with a WCS"))
+    try:
+        att = mf.read(p["attitudeset"])["ATTTSR"]
+    except (OSError, KeyError) as exc:
+        raise ToolFailure(_err("eexpmap", "NoAttitude", f"attitudeset {p['attitudeset']}: {exc}"))
     _, ehdr, _, gtis, _ = read_events(_events_table_arg(p["eventset"]))
     g = _union(*[(s, e) for _, _, s, e in gtis])
     expo = float(np.sum(g[1] - g[0]))
+    pimin, pimax = int(p.get("pimin", 2000)), int(p.get("pimax", 4000))
+    if pimin >= pimax:
+        raise ToolFailure(_err("eexpmap", "BadBand", f"pimin={pimin} >= pimax={pimax}"))
     ny, nx_ = img.shape
-    yy, xx = np.mgrid[:ny, :nx_]
-    r2 = ((xx - nx_ / 2) ** 2 + (yy - ny / 2) ** 2) / (0.5 * max(nx_, ny)) ** 2
-    vig = np.exp(-0.6 * r2) if _yes(p.get("withvignetting"), True) else np.ones_like(r2)
-    hdr.update(EXPOSURE=expo, PIMIN=int(p.get("pimin", 2000)), PIMAX=int(p.get("pimax", 4000)))
-    return [mf.write(p["expimageset"], [mf.HDU(header=hdr, image=(expo * vig).astype(np.float32))])]
+    yy, xx = np.mgrid[1:ny + 1, 1:nx_ + 1]
+    # distance from the optical axis (the tangent point, CRPIX) in arcmin
+    r = np.hypot((xx - hdr["CRPIX1"]) * hdr["CDELT1"], (yy - hdr["CRPIX2"]) * hdr["CDELT2"]) * 60.0
+    vig = np.exp(-(r / (25.0 - 0.8 * pimax / 1000.0)) ** 2) if _yes(p.get("withvignetting"), True) else 1.0
+    inside = r < 15.0  # the field of view
+    hdr.update(EXPOSURE=expo, PIMIN=pimin, PIMAX=pimax, BUNIT="s", ATT_ROWS=len(att.columns["TIME"]),
+               INSTRUME=ehdr.get("INSTRUME", hdr.get("INSTRUME", "")))
+    return [mf.write(p["expimageset"], [mf.HDU(header=hdr, image=(expo * vig * inside).astype(np.float32))])]
 
 
 def fake_merge(p, a):
@@ -801,7 +916,7 @@ def fake_merge(p, a):
 
 
 def fake_sasversion(p, a):
-    print(f"sasversion:- Executing (routine): sasversion\n{SAS_VERSION}")
+    print(f"sasversion:- Executing (routine): sasversion\n{_sas_version()}")
     return []
 
 
@@ -977,6 +1092,29 @@ def fake_ftmerge(p, a):
     gt = _union(*[(s, e) for q in parts for _, _, s, e in q[3]])
     return [copy_events(p["outfile"], cols, hdr, parts[0][2], [("GTI", {}, *gt)],
                         wcs_from=parts[0][4])]
+
+
+def fake_fparkey(p, a):
+    """Set a header keyword in place (``fitsfile`` may carry ``[ext]``; the
+    default is the primary HDU, as for fparkey)."""
+    path, _, ext = p["fitsfile"].partition("[")
+    ext = ext.rstrip("]")
+    index = int(ext) if ext.isdigit() else (ext or 0)
+    value = p["value"]
+    try:
+        value = int(value)
+    except ValueError:
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    hdus = mf.read(path)
+    if isinstance(index, str):
+        index = next(i for i, h in enumerate(hdus) if h.name == index.upper())
+    if p["keyword"].upper() not in hdus[index].header and not _yes(p.get("add")):
+        raise ToolFailure(_err("fparkey", "NoKeyword", f"keyword {p['keyword']} not found; use add=yes"))
+    mf.update_header(path, index, {p["keyword"].upper(): value})
+    return [path]
 
 
 def fake_grppha(p, a):
@@ -1242,6 +1380,7 @@ IMPL = {
     "pcaprepobsid": fake_pcaprepobsid, "maketime": fake_maketime, "pcaextlc2": fake_pcaextlc2,
     "nicerl2": fake_nicerl2, "xrtpipeline": fake_xrtpipeline, "nupipeline": fake_nupipeline,
     "barycorr": fake_barycorr, "ftselect": fake_ftselect, "ftmerge": fake_ftmerge, "grppha": fake_grppha,
+    "fparkey": fake_fparkey,
     "lepical": fake_pical, "mepical": fake_pical, "hepical": fake_pical, "lerecon": fake_lerecon,
     "megrade": fake_megrade, "legtigen": fake_gtigen, "megtigen": fake_gtigen, "hegtigen": fake_gtigen,
     "legticorr": fake_gticorr, "megticorr": fake_gticorr, "lescreen": fake_screen, "mescreen": fake_screen,
@@ -1250,4 +1389,10 @@ IMPL = {
     "merspgen": fake_rspgen, "herspgen": fake_rspgen, "lebkgmap": fake_bkgmap, "mebkgmap": fake_bkgmap,
     "hebkgmap": fake_bkgmap,
 }
+ALL_TOOLS = sorted(IMPL)
+
+# the SAS tasks beyond the EPIC chain (RGS, mosaics, spectral responses) live in _fakexmm
+import _fakexmm  # noqa: E402
+
+IMPL.update(_fakexmm.IMPL)
 ALL_TOOLS = sorted(IMPL)

@@ -240,24 +240,27 @@ def _table_bytes(hdu: HDU) -> tuple[list[str], bytes]:
     arrays, fields, forms = [], [], []
     for name, v in cols.items():
         a, code = _column_array(name, v)
+        width = a.shape[1] if a.ndim == 2 and code != "L" and not code.endswith("A") else None
         if code == "L":
             a = np.where(a, b"T", b"F").astype("S1")
             fields.append((name, "S1"))
         elif code.endswith("A"):
             fields.append((name, a.dtype.str))
+        elif width is not None:  # fixed-width vector column (e.g. an RMF MATRIX)
+            fields.append((name, a.dtype.newbyteorder(">").str, (width,)))
         else:
             fields.append((name, a.dtype.newbyteorder(">").str))
         arrays.append(a)
-        forms.append(code if not code.endswith("A") else code)
+        forms.append(f"{width}{code}" if width is not None else code)
     dt = np.dtype(fields)
     rec = np.zeros(n, dtype=dt)
-    for (name, _), a in zip(fields, arrays):
-        rec[name] = a
+    for f, a in zip(fields, arrays):
+        rec[f[0]] = a
     data = rec.tobytes()
     cards = [_card("XTENSION", "BINTABLE"), _card("BITPIX", 8), _card("NAXIS", 2), _card("NAXIS1", dt.itemsize),
              _card("NAXIS2", n), _card("PCOUNT", 0), _card("GCOUNT", 1), _card("TFIELDS", len(fields))]
     extra = hdu.header.get("_colkeys", {})
-    for i, ((name, _), form) in enumerate(zip(fields, forms), start=1):
+    for i, (name, form) in enumerate(zip([f[0] for f in fields], forms), start=1):
         cards += [_card(f"TTYPE{i}", name), _card(f"TFORM{i}", form)]
         for k, v in extra.get(name, {}).items():
             cards.append(_card(f"{k}{i}", v))
@@ -302,7 +305,7 @@ def write(path, hdus, overwrite=True) -> str:
 def table(columns: dict, name: str, header: dict | None = None, wcs: dict | None = None) -> HDU:
     """Binary-table HDU; ``wcs``: column -> (ctype, crval, crpix, cdelt) written as TCTYP/TCRVL/TCRPX/TCDLT."""
     h = dict(header or {})
-    colkeys = {}
+    colkeys = {k: dict(v) for k, v in h.get("_colkeys", {}).items()}
     for col, (ct, cv, cp, cd) in (wcs or {}).items():
         if col in columns:
             colkeys[col] = {"TCTYP": ct, "TCRVL": float(cv), "TCRPX": float(cp), "TCDLT": float(cd), "TCUNI": "deg"}
@@ -320,12 +323,26 @@ def column_wcs(hdu: HDU) -> dict:
     return out
 
 
+def column_keys(hdu: HDU) -> dict:
+    """column -> {keyword prefix: value} of its indexed keywords (TLMIN, TLMAX,
+    TUNIT, TNULL, TCTYP...; not TTYPE/TFORM), to carry them over on rewrite."""
+    out = {}
+    for i, name in enumerate(hdu.names, start=1):
+        keys = {p: hdu.header[f"{p}{i}"] for p in _INDEXED if p not in ("TTYPE", "TFORM")
+                and f"{p}{i}" in hdu.header}
+        if keys:
+            out[name] = keys
+    return out
+
+
 def update_header(path, ext, updates: dict) -> None:
-    """Rewrite a file with keywords added to one HDU's header."""
+    """Rewrite a file with keywords added to one HDU's header (column keywords kept)."""
     hdus = read(path)
     h = hdus[ext]
-    wcs = column_wcs(h) if h.columns is not None else None
+    wcs = None
     clean = {k: v for k, v in h.header.items() if not any(k.startswith(p) and k[len(p):].isdigit() for p in _INDEXED)}
+    if h.columns is not None:
+        clean["_colkeys"] = column_keys(h)
     clean.update(updates)
     if h.columns is not None:
         hdus[ext] = table(h.columns, "", clean, wcs)

@@ -21,7 +21,8 @@ sys.path.insert(0, str(FAKE_DIR))
 import _fakelib  # noqa: E402
 
 CONTROL_VARS = ("XCUBE_FAKE_FAIL", "XCUBE_FAKE_HANG", "XCUBE_FAKE_GARBAGE", "XCUBE_FAKE_SLEEP",
-                "XCUBE_FAKE_CHILD_PIDS")
+                "XCUBE_FAKE_CHILD_PIDS", "XCUBE_FAKE_CRASH", "XCUBE_FAKE_SETSID", "XCUBE_FAKE_LOG_BYTES",
+                "XCUBE_FAKE_SAS_VERSION")
 
 
 @dataclass

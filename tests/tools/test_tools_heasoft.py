@@ -97,7 +97,7 @@ def test_cli_run_any_tool(fake_tools, tmp_path, capsys, monkeypatch):
             str(tmp_path), "--name", "cli-select"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "cli-select: ftselect done" in out and (tmp_path / "logs" / "cli-select.log").exists()
+    assert "cli-select: ftselect done" in out and len(list((tmp_path / "logs").glob("cli-select-*.log"))) == 1
     assert main(argv) == 0
     assert "up to date, ftselect not run" in capsys.readouterr().out
     monkeypatch.setenv("XCUBE_FAKE_FAIL", "ftselect")
@@ -105,5 +105,5 @@ def test_cli_run_any_tool(fake_tools, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "exit code 1" in err and "failing as asked" in err
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert main(["tools", "run", "nupipeline", "indir=x"]) == 1
+    assert main(["tools", "run", "nupipeline", "indir=x", "--workdir", str(tmp_path)]) == 1
     assert "HEASoft" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """OGIP product files: light curves (OGIP/93-003), PHA type I spectra
-(OGIP/92-007), GTI tables, and a reader of OGIP light curves.
+(OGIP/92-007), GTI tables, and readers of OGIP light curves and spectra
+(with their background and response files).
 
 Writers take the xcube product Datasets (:func:`xcube.lightcurve`,
 :func:`xcube.spectrum`), compute them (the only eager step), and write
@@ -45,6 +46,7 @@ __all__ = [
     "write_lightcurve",
     "read_lightcurve",
     "write_spectrum",
+    "read_spectrum",
     "write_image",
 ]
 
@@ -612,3 +614,110 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
         prim.header["REGION"] = (str(attrs["region"])[:68], "event selection region")
     _apply(prim.header, header or {})
     return _write_hdul(fits.HDUList([prim]), path, overwrite)
+
+
+# --------------------------------------------------------------------------- reading spectra
+
+
+def _file_keyword(header, key: str, base: Path) -> str | None:
+    """A BACKFILE/RESPFILE/ANCRFILE value as a path (relative values taken
+    beside the spectrum; ``none`` -> None)."""
+    value = str(header.get(key, "") or "").strip()
+    if not value or value.lower() == "none":
+        return None
+    value = value.split("{")[0].split("[")[0]  # drop a type II row or extension suffix
+    p = Path(value)
+    return str(p if p.is_absolute() else base / p)
+
+
+def _spectrum_hdu(hdul, path):
+    for hdu in hdul[1:]:
+        h = hdu.header
+        if str(h.get("HDUCLAS1", "")).upper() == "SPECTRUM" or str(h.get("EXTNAME", "")).upper() == "SPECTRUM":
+            return hdu
+    raise ValueError(f"{path}: no SPECTRUM extension (HDUCLAS1 = 'SPECTRUM'); is this an OGIP PHA file?")
+
+
+def _ebounds(rmf: str, channel, path) -> tuple | None:
+    try:
+        with fits.open(rmf) as h:
+            eb = h["EBOUNDS"].data
+            chan, emin, emax = (np.asarray(eb[c], np.float64) for c in ("CHANNEL", "E_MIN", "E_MAX"))
+    except (OSError, KeyError) as exc:
+        warnings.warn(f"{path}: RESPFILE {rmf} has no readable EBOUNDS table ({exc}); no energies", stacklevel=3)
+        return None
+    index = {int(c): i for i, c in enumerate(chan)}
+    if not all(int(c) in index for c in channel):
+        warnings.warn(f"{path}: the channels of RESPFILE {rmf} do not cover the spectrum's; no energies",
+                      stacklevel=3)
+        return None
+    rows = [index[int(c)] for c in channel]
+    return emin[rows], emax[rows]
+
+
+def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
+    """Read an OGIP PHA type I spectrum (eager; small) into the layout of
+    :func:`xcube.spectrum`.
+
+    Returns a Dataset on dim ``channel`` with ``counts`` (and ``grouping``,
+    ``quality`` when the file has them); coordinates ``pi_lo``/``pi_hi`` when
+    the file says how many PI values a channel holds (XMM ``SPECDELT``) and
+    ``energy_lo``/``energy_hi`` [keV] from the RESPFILE's EBOUNDS. attrs:
+    ``exposure`` [s], ``backscal``, ``areascal``, ``channel_range``,
+    ``respfile``/``ancrfile``/``backfile`` (paths, relative values taken
+    beside the spectrum; None for ``none``), ``telescop``, ``instrument``,
+    ``obs_id``, ``source``. With ``background`` and a BACKFILE, the background
+    counts come in as ``bkg_counts`` with attrs ``bkg_backscal`` and
+    ``bkg_exposure``, as :func:`xcube.spectrum` gives them.
+    """
+    path = Path(path)
+    try:
+        hdul = fits.open(path)
+    except (OSError, ValueError) as exc:
+        raise OSError(f"{path}: cannot open the spectrum ({exc})") from exc
+    with hdul:
+        hdu = _spectrum_hdu(hdul, path)
+        h, data = hdu.header, hdu.data
+        names = [n.upper() for n in data.columns.names]
+        if "COUNTS" not in names:
+            raise ValueError(f"{path}: no COUNTS column (columns {names}); only PHA type I count spectra are read")
+        channel = np.asarray(data["CHANNEL"], np.int64)
+        variables = {"counts": ("channel", _maybe_int(data["COUNTS"]), {"units": "count"})}
+        for col in ("GROUPING", "QUALITY"):
+            if col in names:
+                variables[col.lower()] = ("channel", np.asarray(data[col], np.int16))
+        backscal = float(h.get("BACKSCAL", 1.0)) if "BACKSCAL" not in names else np.asarray(data["BACKSCAL"])
+        header = dict(h)
+        primary = dict(hdul[0].header)
+    base = path.parent
+    coords = {"channel": ("channel", channel)}
+    step = header.get("SPECDELT")
+    if step:
+        coords["pi_lo"] = ("channel", channel * int(step), {"units": "channel"})
+        coords["pi_hi"] = ("channel", (channel + 1) * int(step), {"units": "channel"})
+    attrs = {
+        "kind": "spectrum", "source": str(path), "exposure": float(header.get("EXPOSURE", np.nan)),
+        "backscal": backscal, "areascal": float(header.get("AREASCAL", 1.0)),
+        "channel_range": (int(header.get("TLMIN1", channel.min())), int(header.get("TLMAX1", channel.max()))),
+        "respfile": _file_keyword(header, "RESPFILE", base), "ancrfile": _file_keyword(header, "ANCRFILE", base),
+        "backfile": _file_keyword(header, "BACKFILE", base),
+        "telescop": header.get("TELESCOP", primary.get("TELESCOP")),
+        "instrument": header.get("INSTRUME", primary.get("INSTRUME")),
+        "obs_id": header.get("OBS_ID", primary.get("OBS_ID")),
+    }
+    if attrs["respfile"] and Path(attrs["respfile"]).exists():
+        eb = _ebounds(attrs["respfile"], channel, path)
+        if eb is not None:
+            coords["energy_lo"] = ("channel", eb[0], {"units": "keV"})
+            coords["energy_hi"] = ("channel", eb[1], {"units": "keV"})
+    for key in ("respfile", "ancrfile", "backfile"):
+        if attrs[key] and not Path(attrs[key]).exists():
+            warnings.warn(f"{path}: {key.upper()} {attrs[key]} does not exist", stacklevel=2)
+    ds = xr.Dataset(variables, coords=coords, attrs=attrs)
+    if background and attrs["backfile"] and Path(attrs["backfile"]).exists():
+        bkg = read_spectrum(attrs["backfile"], background=False)
+        if bkg.sizes["channel"] != ds.sizes["channel"] or not np.array_equal(bkg["channel"], ds["channel"]):
+            raise ValueError(f"{path}: BACKFILE {attrs['backfile']} has other channels than the spectrum")
+        ds["bkg_counts"] = ("channel", bkg["counts"].values, {"units": "count"})
+        ds.attrs.update(bkg_backscal=bkg.attrs["backscal"], bkg_exposure=bkg.attrs["exposure"])
+    return ds

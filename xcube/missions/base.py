@@ -61,6 +61,11 @@ class MissionProfile:
         (empty where not applicable).
     supported_modes : ``fnmatch`` patterns of DATAMODE/SUBMODE values the
         transient search accepts (empty = all).
+    spectral_grid : ``(first PI, last PI, PI per channel)`` of the channel grid
+        the mission's standard response matrices expect (XMM SAS
+        ``specchannelmin``/``specchannelmax``/``spectralbinsize``: pn
+        ``(0, 20479, 5)``, MOS ``(0, 11999, 15)``), or None where spectra use
+        one channel per PI value over ``pi_range``.
     """
 
     name: str
@@ -83,6 +88,7 @@ class MissionProfile:
     pixel_arcsec: float = 1.0
     quadrants: Mapping[int, int] = field(default_factory=dict)
     supported_modes: tuple[str, ...] = ()
+    spectral_grid: tuple[int, int, int] | None = None
 
     def matches(self, telescop: str, instrume: str) -> bool:
         """True when TELESCOP/INSTRUME header values belong to this profile."""

@@ -7,6 +7,14 @@
 - Default screening: pn ``PATTERN<=4 && FLAG==0``, MOS ``PATTERN<=12 && FLAG==0``
   (FLAG==0 is stricter than the ``#XMMEA_EP/EM`` sets, as in the transient search).
 - Frame times: pn full frame 73.4 ms, MOS full frame 2.6 s (XMM Users Handbook 3.3.2).
+- Spectral channel grids of the standard responses (SAS threads "pn/MOS spectrum
+  and response files"; ``evselect specchannelmin specchannelmax spectralbinsize``):
+  pn PI 0-20479 in channels of 5 PI (4096 channels), MOS PI 0-11999 in channels
+  of 15 PI (800 channels).
+- RGS1/RGS2: dispersed spectra; the filtered event lists (``rgsproc`` stage
+  ``filter``, ``*EVENLI*``) have no sky X/Y but ``BETA_CORR``/``XDSP_CORR``
+  (dispersion and cross-dispersion angles), a ``PI`` column in eV from the CCD
+  energy (used for order selection) and one ``STDGTInn`` per CCD (nine CCDs).
 """
 from . import register
 from .base import MissionProfile, linear_energy
@@ -32,6 +40,7 @@ PN = register(
         frame_time=0.0734,
         # pn quadrants: CCDs 1-3, 4-6, 7-9, 10-12
         quadrants={c: (c - 1) // 3 for c in range(1, 13)},
+        spectral_grid=(0, 20479, 5),
         **{**_COMMON, "supported_modes": ("IMAGING", "PRIME*", "FULL*", "LARGE*", "SMALL*", "EXTENDED*")},
     )
 )
@@ -42,6 +51,7 @@ MOS1 = register(
         instrume=("EMOS1",),
         screening="PATTERN <= 12 && FLAG == 0",
         frame_time=2.6,
+        spectral_grid=(0, 11999, 15),
         **_COMMON,
     )
 )
@@ -52,6 +62,32 @@ MOS2 = register(
         instrume=("EMOS2",),
         screening="PATTERN <= 12 && FLAG == 0",
         frame_time=2.6,
+        spectral_grid=(0, 11999, 15),
         **_COMMON,
     )
 )
+
+
+def _rgs(n: int) -> MissionProfile:
+    return register(
+        MissionProfile(
+            name=f"xmm-rgs{n}",
+            mission="XMM-Newton",
+            instrument=f"RGS{n}",
+            telescop=("XMM",),
+            instrume=(f"RGS{n}",),
+            columns={"time": "TIME", "pi": "PI"},
+            pi_to_kev=linear_energy(0.001),
+            energy_note="PI in eV from the CCD energy (order selection), not the dispersed energy",
+            pi_range=(0, 20479),
+            energy_range=(0.33, 2.5),
+            gti_extensions=("STDGTI*", "GTI"),
+            frame_time=4.8,
+            pixel_arcsec=0.0,
+            supported_modes=("SPECTROSCOPY*", "SPECTRO*"),
+        )
+    )
+
+
+RGS1 = _rgs(1)
+RGS2 = _rgs(2)

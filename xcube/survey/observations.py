@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..io.events import EVENT_SUFFIXES
 
-__all__ = ["resolve_observations", "event_files_in", "observation_id"]
+__all__ = ["resolve_observations", "event_files_in", "observation_id", "read_obslist"]
 
 log = logging.getLogger("xcube.survey")
 
@@ -73,9 +73,10 @@ def _group(files) -> dict[str, list[Path]]:
     return {k: sorted(v) for k, v in sorted(groups.items())}
 
 
-def _read_list(path: Path) -> list[str]:
+def read_obslist(path) -> list[str]:
+    """Observation ids (or paths) of a list file: whitespace separated, ``#`` comments."""
     items = []
-    for line in path.read_text().splitlines():
+    for line in Path(path).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             items.extend(line.split())
@@ -113,7 +114,7 @@ def resolve_observations(observations, archive=None) -> dict[str, list[Path]]:
         if p.is_dir():
             return _group(_required(event_files_in(p), p))
         if _is_obslist(p):
-            items = _read_list(p)
+            items = read_obslist(p)
             if not items:
                 raise ValueError(f"{p}: observation list is empty")
         elif p.exists():

@@ -18,11 +18,14 @@ class SurveyProgress:
     An observation counts as *failed* when any of its runs failed or timed out,
     else as *done* (runs that were skipped for want of good time count as done).
     On a terminal the line is redrawn in place; otherwise a line is written at
-    most every ``interval`` seconds and at the end.
+    most every ``interval`` seconds and at the end. ``label`` and
+    ``runs_label`` name the command and its units (``xcube process``: steps).
     """
 
-    def __init__(self, total: int, stream=None, enabled: bool = True, width: int = 30, interval: float = 10.0):
+    def __init__(self, total: int, stream=None, enabled: bool = True, width: int = 30, interval: float = 10.0,
+                 label: str = "survey", runs_label: str = "runs"):
         self.total, self.width, self.interval = total, width, interval
+        self.label, self.runs_label = label, runs_label
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -54,8 +57,8 @@ class SurveyProgress:
         elapsed = time.monotonic() - self.t0
         eta = elapsed / n * self.remaining if n else 0.0
         runs = " ".join(f"{k} {v}" for k, v in self.runs.items())
-        return (f"survey [{'#' * fill}{'.' * (self.width - fill)}] {n}/{self.total} observations: "
-                f"done {self.done}, failed {self.failed}, remaining {self.remaining} | runs: {runs} | "
+        return (f"{self.label} [{'#' * fill}{'.' * (self.width - fill)}] {n}/{self.total} observations: "
+                f"done {self.done}, failed {self.failed}, remaining {self.remaining} | {self.runs_label}: {runs} | "
                 f"{_hms(elapsed)} elapsed, ~{_hms(eta)} left")
 
     def draw(self, final: bool = False) -> None:

@@ -148,9 +148,10 @@ def run_dirs(out):
                 yield Path(rd)
 
 
-def _frame(records) -> pd.DataFrame:
-    df = pd.DataFrame.from_records(list(records), columns=list(COLUMNS))
-    for col, dtype in COLUMNS.items():
+def _frame(records, columns: dict | None = None) -> pd.DataFrame:
+    columns = COLUMNS if columns is None else columns
+    df = pd.DataFrame.from_records(list(records), columns=list(columns))
+    for col, dtype in columns.items():
         if dtype == "int64":
             df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")
         elif dtype == "float64":
@@ -160,15 +161,17 @@ def _frame(records) -> pd.DataFrame:
     return df.sort_values(["obsid", "run_id"], kind="stable").reset_index(drop=True)
 
 
-def scan_runs(out) -> pd.DataFrame:
-    """Status table built from the run directories' records (eager: reads every ``run.json``)."""
+def scan_runs(out, columns: dict | None = None) -> pd.DataFrame:
+    """Status table built from the run directories' records (eager: reads every
+    ``run.json``). ``columns``: name -> dtype of the table (default the survey's
+    :data:`COLUMNS`; ``xcube process`` keeps its own, with ``obsid`` and ``run_id``)."""
     records = []
     for rd in run_dirs(out):
         rec = read_run(rd)
         if rec is not None:
             rec["obsid"], rec["run_id"] = rd.parent.name, rd.name
             records.append(rec)
-    return _frame(records)
+    return _frame(records, columns)
 
 
 def read_status(out) -> pd.DataFrame:
@@ -179,16 +182,17 @@ def read_status(out) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def write_status(out, table) -> Path:
-    """Write ``out/status.parquet`` atomically from a DataFrame or a list of records."""
+def write_status(out, table, columns: dict | None = None) -> Path:
+    """Write ``out/status.parquet`` atomically from a DataFrame or a list of
+    records (``columns`` as in :func:`scan_runs`)."""
     out = Path(out)
-    df = table if isinstance(table, pd.DataFrame) else _frame(table)
+    df = table if isinstance(table, pd.DataFrame) else _frame(table, columns)
     return write_table(out / STATUS_FILE, df)
 
 
-def rebuild_status(out) -> pd.DataFrame:
+def rebuild_status(out, columns: dict | None = None) -> pd.DataFrame:
     """Rescan the run directories and rewrite ``out/status.parquet``; returns the table."""
-    df = scan_runs(out)
+    df = scan_runs(out, columns)
     Path(out).mkdir(parents=True, exist_ok=True)
     write_status(out, df)
     return df

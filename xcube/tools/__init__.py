@@ -7,11 +7,21 @@
 - :mod:`xcube.tools.batch`: :func:`run_many`, many tasks on Dask with
   dependencies, one status row per task.
 - :mod:`xcube.tools.sas`: XMM-Newton SAS, up to :func:`sas.process_observation`
-  (ODF -> cleaned event lists for ``xcube.open_events``).
+  (ODF -> cleaned event lists for ``xcube.open_events``, and on to images,
+  exposure maps and spectra with responses); :mod:`xcube.tools.sas_rgs` (the
+  RGS chain), :mod:`xcube.tools.sas_products` (images, exposure maps,
+  spectra), :mod:`xcube.tools.sas_pipeline` (the steps);
+- :mod:`xcube.tools.process`: ``xcube process``, many observations on the
+  survey's Dask engine with a status table and resume.
 - :mod:`xcube.tools.heasoft`: any HEASoft task by name plus helpers (RXTE,
   NICER, Swift-XRT, NuSTAR, barycorr, ftselect, ftmerge).
 - :mod:`xcube.tools.hxmt`: the Insight-HXMT LE/ME/HE chains of HXMTDAS.
 - :mod:`xcube.tools.provenance`: per-product records and the product graph.
+- helpers of the runner: :mod:`~xcube.tools.staging` (temporary output names,
+  kept copies), :mod:`~xcube.tools.procs` (stopping a tool and everything it
+  started), :mod:`~xcube.tools.logs` (bounded log reading),
+  :mod:`~xcube.tools.packages` (packages and versions), :mod:`~xcube.tools.files`
+  (checksums, FITS checks).
 
 Importing this package is cheap: Dask, networkx and matplotlib are imported
 only when used. ``import xcube`` does not import it.
@@ -51,7 +61,7 @@ __all__ = [
     "hxmt",
 ]
 
-_LAZY = {"sas", "heasoft", "hxmt"}
+_LAZY = {"sas", "heasoft", "hxmt", "sas_rgs", "sas_products", "sas_pipeline", "process"}
 
 
 def __getattr__(name):

@@ -1,6 +1,7 @@
 """``xcube tools``: run mission tools from the command line.
 
-- ``xcube tools sas process ODF_DIR --out DIR`` -> :func:`xcube.tools.sas.process_observation`
+- ``xcube tools sas process ODF_DIR --out DIR [--steps ...]`` -> :func:`xcube.tools.sas.process_observation`
+  (many observations: ``xcube process``, :mod:`xcube.tools.process_cli`)
 - ``xcube tools hxmt le|me|he EXPID_DIR --out DIR`` -> :func:`xcube.tools.hxmt.process_exposure`
 - ``xcube tools run TOOL key=value ... [positional ...]`` -> :func:`xcube.tools.run`
 - ``xcube tools provenance DIR [--png FILE]`` -> :func:`xcube.tools.provenance`
@@ -31,19 +32,28 @@ def register(subparsers) -> None:
     sas = sub.add_parser("sas", help="XMM-Newton SAS pipelines")
     sas_sub = sas.add_subparsers(dest="sas_command", metavar="SAS_COMMAND")
     sas.set_defaults(func=lambda args: (sas.print_help(), 2)[1])
-    q = sas_sub.add_parser("process", help="ODF -> cleaned EPIC event lists (cifbuild ... merge)",
+    q = sas_sub.add_parser("process", help="ODF -> cleaned event lists (-> images, spectra) of one observation",
                            description="cifbuild, odfingest, epchain (out-of-time run first)/emchain per "
-                                       "exposure, espfilt flare GTIs, emanom, evselect cleaning and merging of "
-                                       "sub-exposures. Re-running resumes.")
+                                       "exposure, rgsproc stages per RGS exposure, espfilt flare GTIs, emanom, "
+                                       "evselect cleaning and merging of sub-exposures; with --steps also images "
+                                       "and exposure maps, and spectra with responses. Re-running resumes. "
+                                       "For many observations use `xcube process`.")
     q.add_argument("odf_dir", metavar="ODF_DIR", help="unpacked ODF directory (holds *SUM.ASC)")
     q.add_argument("--out", required=True, help="output directory")
-    q.add_argument("--instruments", nargs="+", default=["pn", "mos1", "mos2"], choices=["pn", "mos1", "mos2"])
+    q.add_argument("--instruments", nargs="+", default=["pn", "mos1", "mos2"],
+                   choices=["pn", "mos1", "mos2", "rgs1", "rgs2"])
+    q.add_argument("--steps", default="events,clean",
+                   help="comma-separated steps from events,clean,images,spectra (default events,clean)")
+    q.add_argument("--bands", type=float, nargs="+", default=[0.5, 2.0, 2.0, 10.0], metavar="KEV",
+                   help="image bands as EMIN EMAX pairs [keV] (default 0.5 2 2 10)")
     q.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"),
                    help="energy band of the cleaned lists [keV] (default pn 0.2-15, MOS 0.2-12)")
     q.add_argument("--flare-filter", choices=["espfilt", "rate", "none"], default="espfilt",
                    help="soft-proton flare filter (default espfilt)")
     q.add_argument("--keep-anomalous-ccds", action="store_true",
-                   help="keep MOS CCDs that emanom flags as anomalous (B) or off (O)")
+                   help="no emanom CCD filter (default keeps the states of --ccd-states)")
+    q.add_argument("--ccd-states", nargs="+", default=["G", "I", "U"], choices=list("GIBOU"),
+                   help="emanom CCD states kept (default G I U; needs SAS 19)")
     q.add_argument("--no-unscheduled", action="store_true", help="leave out unscheduled (U) exposures")
     _engine(q)
     q.set_defaults(func=_run_sas_process)
@@ -77,7 +87,9 @@ def register(subparsers) -> None:
                                    "run skipped next time when nothing changed.")
     q.add_argument("tool", metavar="TOOL")
     q.add_argument("params", nargs="*", metavar="key=value", help="tool parameters")
-    q.add_argument("--workdir", default=".", help="working directory of the tool (default .)")
+    q.add_argument("--workdir", required=True,
+                   help="working directory of the tool (required; '.' for the current directory): logs, private "
+                        "parameter files and relative outputs go there")
     q.add_argument("--input", action="append", default=[], metavar="FILE", help="input file (checksummed)")
     q.add_argument("--output", action="append", default=[], metavar="FILE", help="FITS output to check")
     q.add_argument("--text-output", action="append", default=[], metavar="FILE", help="non-FITS output to check")
@@ -129,13 +141,19 @@ def _run_sas_process(args) -> int:
     from .runner import ToolError
     from .sas import process_observation
 
+    b = args.bands
+    if len(b) % 2:
+        print(f"xcube tools sas process: --bands {b}: give EMIN EMAX pairs", file=sys.stderr)
+        return 2
     client = _client(args)
     try:
         res = process_observation(args.odf_dir, args.out, args.instruments, client=client,
+                                  steps=[s.strip() for s in args.steps.split(",") if s.strip()],
                                   energy_band=tuple(args.energy) if args.energy else None,
                                   flare_filter=None if args.flare_filter == "none" else args.flare_filter,
-                                  mos_ccd_states=None if args.keep_anomalous_ccds else ("G", "I", "U"),
+                                  mos_ccd_states=None if args.keep_anomalous_ccds else tuple(args.ccd_states),
                                   unscheduled=not args.no_unscheduled, overwrite=args.overwrite,
+                                  image_bands=[(b[i], b[i + 1]) for i in range(0, len(b), 2)],
                                   timeout=args.timeout, workers=args.workers, progress=True)
     except ToolError as exc:
         print(f"xcube tools sas process: {exc}", file=sys.stderr)
@@ -146,7 +164,15 @@ def _run_sas_process(args) -> int:
     code = _report(res.status)
     for inst, path in res.events.items():
         print(f"{inst}: {path}")
-    if not res.events:
+    for (inst, exp), path in res.rgs.items():
+        print(f"{inst} {exp}: {path}")
+    for (inst, band), files in res.images.items():
+        print(f"{inst} {band[0]:g}-{band[1]:g} keV: {files['image']} (exposure map {files['expmap'].name})")
+    for inst, files in res.spectra.items():
+        print(f"{inst} spectrum: {files['grouped']}")
+    for note in res.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not res.events and not res.rgs:
         print("no cleaned event list was made", file=sys.stderr)
         return 1
     return code
@@ -188,7 +214,7 @@ def _run_tool(args) -> int:
                 text_outputs=args.text_output, name=args.name, workdir=args.workdir, timeout=args.timeout)
     try:
         res = run(task, overwrite=args.overwrite)
-    except ToolError as exc:
+    except (ToolError, ValueError) as exc:
         print(f"xcube tools run: {exc}", file=sys.stderr)
         return 1
     if res.state == "skipped":

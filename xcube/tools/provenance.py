@@ -11,15 +11,25 @@ state": re-running the same pipeline resumes where it stopped.
 :func:`provenance` collects all records under a directory into a
 ``networkx.DiGraph`` of files (edges input -> product, labelled with the tool);
 :func:`draw_provenance` draws that graph to a PNG.
+
+A tool that changes a file in place (SAS ``backscale`` writing BACKSCAL into
+a spectrum, ``rgsproc`` correcting an event list for aspect drift) does not
+replace the record of the task that made the file: it appends an entry to the
+file's modification list, ``.<output name>.xcube-mods.json``, with the
+file's checksum before and after. The maker stays up to date as long as the
+chain of modifications leads from the checksum it recorded to the file's
+current one (:func:`modified_consistently`).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-__all__ = ["record_path", "write_record", "read_record", "records", "provenance", "draw_provenance"]
+__all__ = ["record_path", "write_record", "read_record", "records", "provenance", "draw_provenance", "mods_path",
+           "read_mods", "append_mod", "clear_mods", "modified_consistently"]
 
 RECORD_SUFFIX = ".xcube.json"
+MODS_SUFFIX = ".xcube-mods.json"
 RECORD_VERSION = 1
 
 
@@ -50,6 +60,53 @@ def read_record(path) -> dict | None:
     return rec if isinstance(rec, dict) and "xcube_record" in rec else None
 
 
+def mods_path(output) -> Path:
+    """Path of the in-place modification list of a file: ``.<name>.xcube-mods.json``."""
+    p = Path(output)
+    return p.with_name(f".{p.name}{MODS_SUFFIX}")
+
+
+def read_mods(output) -> list[dict]:
+    """The in-place modifications recorded for ``output`` (oldest first; [] if none)."""
+    try:
+        with open(mods_path(output)) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return []
+    mods = data.get("modifications") if isinstance(data, dict) else None
+    return [m for m in mods if isinstance(m, dict)] if isinstance(mods, list) else []
+
+
+def append_mod(output, entry: dict) -> Path:
+    """Append one modification entry (with ``before``/``after`` checksums) to
+    the list of ``output``, atomically. Returns the list's path."""
+    from ..io.atomic import write_json
+
+    mods = read_mods(output) + [entry]
+    data = {"xcube_record": RECORD_VERSION, "file": str(Path(output).resolve()), "modifications": mods}
+    return write_json(mods_path(output), data, fsync=True, indent=1, sort_keys=True)
+
+
+def clear_mods(output) -> None:
+    """Forget the modifications of ``output`` (it was just made afresh)."""
+    mods_path(output).unlink(missing_ok=True)
+
+
+def modified_consistently(output, made: str, current: str, since: int = 0) -> bool:
+    """True when the modifications of ``output`` recorded from index ``since``
+    on lead, checksum by checksum, from ``made`` to ``current`` (and there is
+    at least one)."""
+    mods = read_mods(output)[since:]
+    if not mods:
+        return False
+    expected = made
+    for m in mods:
+        if m.get("before") != expected:
+            return False
+        expected = m.get("after")
+    return expected == current
+
+
 def records(out_dir) -> list[dict]:
     """All provenance records under ``out_dir`` (recursive), each with its own
     path under key ``"record"``, sorted by start time."""
@@ -71,25 +128,47 @@ def provenance(out_dir):
     nodes carry ``kind="product"``, ``tool``, ``task``, ``params``, ``args``,
     ``versions``, ``started``, ``duration`` and ``log``; nodes that no
     recorded task made carry ``kind="input"``. Edges carry ``tool`` and
-    ``task``. Every node has ``label`` (the file name).
+    ``task``. Every node has ``label`` (the file name). A file changed in
+    place also gets edges from the other inputs of each modifying task and
+    ``modified_by`` (list of tools).
     """
     import networkx as nx
 
     g = nx.DiGraph()
     for rec in records(out_dir):
-        outs = list(rec.get("outputs", {}))
-        for o in outs:
-            g.add_node(o, kind="product", label=Path(o).name, tool=rec.get("tool"), task=rec.get("task"),
-                       params=rec.get("params", {}), args=rec.get("args", []),
-                       versions=rec.get("versions", {}), started=rec.get("started"),
-                       duration=rec.get("duration"), log=rec.get("log"), tags=rec.get("tags", {}),
-                       record=rec["record"])
-        for i in rec.get("inputs", {}):
-            if i not in g:
-                g.add_node(i, kind="input", label=Path(i).name)
-            for o in outs:
-                g.add_edge(i, o, tool=rec.get("tool"), task=rec.get("task"))
+        _add_record(g, rec)
+    for path in Path(out_dir).rglob(f".*{MODS_SUFFIX}"):
+        target = str(path.with_name(path.name[1:-len(MODS_SUFFIX)]).resolve())
+        for m in read_mods(target):
+            _add_modification(g, target, m)
     return g
+
+
+def _add_record(g, rec: dict) -> None:
+    outs = list(rec.get("outputs", {}))
+    for o in outs:
+        g.add_node(o, kind="product", label=Path(o).name, tool=rec.get("tool"), task=rec.get("task"),
+                   params=rec.get("params", {}), args=rec.get("args", []), versions=rec.get("versions", {}),
+                   started=rec.get("started"), duration=rec.get("duration"), log=rec.get("log"),
+                   tags=rec.get("tags", {}), record=rec["record"])
+    for i in rec.get("inputs", {}):
+        if i not in g:
+            g.add_node(i, kind="input", label=Path(i).name)
+        for o in outs:
+            if i != o:
+                g.add_edge(i, o, tool=rec.get("tool"), task=rec.get("task"))
+
+
+def _add_modification(g, target: str, m: dict) -> None:
+    if target not in g:
+        g.add_node(target, kind="input", label=Path(target).name)
+    g.nodes[target].setdefault("modified_by", []).append(m.get("tool"))
+    for i in m.get("inputs", {}):
+        if i == target:
+            continue
+        if i not in g:
+            g.add_node(i, kind="input", label=Path(i).name)
+        g.add_edge(i, target, tool=m.get("tool"), task=m.get("task"))
 
 
 _COLORS = {"input": "#c9b3e6", "product": "#a7d3a6"}

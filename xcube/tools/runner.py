@@ -6,21 +6,39 @@ documentation spells them), optional positional arguments, the files it reads
 (``inputs``) and the files it must produce (``outputs``). :func:`run` executes
 it and returns a :class:`TaskResult`:
 
+- the tool runs in a work directory that is always given or derived
+  (``workdir=``, ``Task.workdir``, or the directory of an absolute output),
+  never the current directory by default; relative outputs and inputs are
+  resolved against it, and a relative output that leads outside it is refused
+  (give an absolute path to write elsewhere);
 - the command line is ``tool [args...] key=value ...`` (no shell; values with
   spaces stay one argument);
 - every run gets a private parameter-file directory,
   ``PFILES="<private>;<system pfiles>"``, so concurrent runs of the same tool
-  never read or write each other's ``<tool>.par``;
+  never read or write each other's ``<tool>.par``; it is removed after the
+  run, whether it succeeded or not;
 - HEASoft-based tools (HEASoft, HXMTDAS) get ``HEADASNOQUERY`` and
   ``HEADASPROMPT=/dev/null`` so they never prompt; SAS tasks get ``SAS_ODF``
   and ``SAS_CCF`` from the task;
-- stdout and stderr go to ``<workdir>/logs/<task>.log``;
-- the timeout kills the whole process group (tools spawn sub-tasks);
+- stdout and stderr go to a log of its own per run,
+  ``<workdir>/logs/<task>-<UTC time>-<random>.log`` (the task name made safe
+  for a file name), so concurrent runs never share one; only the log's tail
+  and its error/warning lines are read back (bounded memory);
+- outputs named on the command line are written under temporary names beside
+  their final ones and moved into place only after the run succeeded and the
+  outputs passed their checks; outputs the tool names itself are moved aside
+  first (copied, when the tool also reads them) and put back if the run fails.
+  A failed run therefore never destroys an input or an earlier good product
+  (:mod:`xcube.tools.staging`);
+- the timeout kills the tool, its process group and every process it started
+  that left the group (:mod:`xcube.tools.procs`);
 - declared outputs must exist afterwards and be valid, complete FITS files;
 - a task whose outputs exist with the same parameter hash and the same input
   checksums is skipped without calling the tool (``overwrite=True`` forces a
   run); the evidence is the provenance record written next to the first
-  output (see :mod:`xcube.tools.provenance`).
+  output (see :mod:`xcube.tools.provenance`). A file that is both an input
+  and an output is changed in place: its change is recorded in the file's
+  modification list instead.
 
 Failures raise :class:`ToolError` (with the tail of the log),
 :class:`ToolTimeout` or :class:`ToolNotFoundError` (naming the package to
@@ -32,120 +50,55 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
-import signal
 import subprocess
-import threading
 import time
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .._version import __version__
-from .provenance import read_record, record_path, write_record
+from ..io.paths import inside, safe_component
+from .files import check_fits, fingerprint
+from .logs import parse_log, scan_log, tail
+from .packages import PACKAGES, Package, package_of, package_versions, tool_version
+from .procs import TOKEN_VARIABLE, group_alive, kill_tree, new_token
+from .provenance import (
+    append_mod,
+    clear_mods,
+    modified_consistently,
+    mods_path,
+    read_mods,
+    read_record,
+    record_path,
+    write_record,
+)
+from .staging import Staging
 
 __all__ = [
     "Task",
     "TaskResult",
     "Glob",
     "run",
+    "work_directory",
     "ToolError",
     "ToolTimeout",
     "ToolNotFoundError",
     "OutputError",
     "PACKAGES",
+    "Package",
     "package_of",
     "format_value",
     "command_line",
     "fingerprint",
+    "parse_log",
+    "check_fits",
 ]
 
 log = logging.getLogger("xcube.tools")
-
-# ---------------------------------------------------------------------------
-# packages: which tool belongs to which software, and how to set it up
-
-
-@dataclass(frozen=True)
-class Package:
-    """A mission software package: its tools, environment and set-up help."""
-
-    name: str
-    description: str
-    setup: str
-    headas: bool  # HEASoft-style parameter interface (PFILES, HEADASNOQUERY)
-    version_command: tuple[str, ...] | None
-    version_env: tuple[str, ...]
-    tools: frozenset
-
-
-PACKAGES: dict[str, Package] = {
-    "SAS": Package(
-        name="SAS",
-        description="XMM-Newton Science Analysis System (SAS)",
-        setup=(
-            "install SAS (https://www.cosmos.esa.int/web/xmm-newton/sas-installation), then before starting "
-            "Python: `export SAS_DIR=/path/to/xmmsas_<version>; source $SAS_DIR/setsas.sh` (or your site's "
-            "`sas-setup`), and `export SAS_CCFPATH=/path/to/ccf` for the calibration files"
-        ),
-        headas=False,
-        version_command=("sasversion",),
-        version_env=("SAS_DIR", "SAS_CCFPATH"),
-        tools=frozenset(
-            "cifbuild odfingest epchain emchain epproc emproc espfilt emanom evselect tabgtigen eexpmap merge "
-            "sasversion atthkgen epatplot rgsproc".split()
-        ),
-    ),
-    "HEASoft": Package(
-        name="HEASoft",
-        description="HEASoft (FTOOLS / mission software from the HEASARC)",
-        setup=(
-            "install HEASoft (https://heasarc.gsfc.nasa.gov/lheasoft/), then before starting Python: "
-            "`export HEADAS=/path/to/heasoft/<platform>; source $HEADAS/headas-init.sh` and set CALDB "
-            "(`source $CALDB/software/tools/caldbinit.sh`)"
-        ),
-        headas=True,
-        version_command=("fversion",),
-        version_env=("HEADAS", "CALDB"),
-        tools=frozenset(
-            "pcaprepobsid maketime pcaextlc2 pcaextspect2 nicerl2 nicerl3-lc nicerl3-spect xrtpipeline "
-            "xrtproducts nupipeline nuproducts barycorr ftselect ftmerge ftcopy fparkey fversion grppha "
-            "lcmath xselect saextrct".split()
-        ),
-    ),
-    "HXMTDAS": Package(
-        name="HXMTDAS",
-        description="Insight-HXMT Data Analysis Software (HXMTDAS, runs on HEASoft)",
-        setup=(
-            "install HXMTDAS (http://hxmten.ihep.ac.cn/software.jhtml) on top of HEASoft, then before "
-            "starting Python: `export HEADAS=/path/to/hxmtsoft/install/<platform>; source "
-            "$HEADAS/headas-init.sh`, and set CALDB, CALDBCONFIG, CALDBALIAS to the HXMT CALDB and REFPATH "
-            "to the background-model reference files (needed by lebkgmap/mebkgmap/hebkgmap)"
-        ),
-        headas=True,
-        version_command=None,
-        version_env=("HEADAS", "CALDB", "REFPATH"),
-        tools=frozenset(
-            "lepical lerecon legtigen legticorr legti lescreen lelcgen lebkgmap lespecgen lerspgen "
-            "mepical megrade megtigen megticorr megti mescreen melcgen mebkgmap mespecgen merspgen "
-            "hepical hegtigen hescreen helcgen hebkgmap hespecgen herspgen hxbary hpipeline".split()
-        ),
-    ),
-}
-
-
-def package_of(tool: str) -> Package | None:
-    """The :class:`Package` a tool belongs to, or None for an unknown tool."""
-    for pkg in PACKAGES.values():
-        if tool in pkg.tools:
-            return pkg
-    return None
-
 
 # ---------------------------------------------------------------------------
 # errors
@@ -192,6 +145,10 @@ class Glob:
     def __init__(self, pattern):
         self.pattern = str(pattern)
 
+    def under(self, root) -> "Glob":
+        """The same pattern, relative patterns taken under directory ``root``."""
+        return self if os.path.isabs(self.pattern) else Glob(os.path.join(os.fspath(root), self.pattern))
+
     def resolve(self, required: bool = True) -> str | None:
         import glob
 
@@ -228,14 +185,16 @@ class Task:
         ``legticorr``, ``lebkgmap`` ...).
     inputs : files or directories read; their checksums decide whether a
         finished task is still up to date.
-    outputs : FITS files the tool must make (checked to be complete FITS).
+    outputs : FITS files the tool must make (checked to be complete FITS);
+        relative ones are taken in the work directory. An output that is also
+        an input is changed in place.
     text_outputs : non-FITS files the tool must make (logs, lists, summaries).
     env : extra environment variables (e.g. ``SAS_ODF``, ``SAS_CCF``).
     name : task id, unique within a batch (default ``<tool>-<hash>``); also
-        the log file name.
+        the start of the log file name (made safe for a file name).
     deps : names of tasks that must finish first (used by ``run_many``).
     workdir : working directory of the tool (default: directory of the first
-        output, else the current directory).
+        output given as an absolute path; there is no default beyond that).
     timeout : seconds before the process group is killed (None: no limit).
     rename : ``{made_by_tool: final_name}`` moves applied after a successful
         run (for tools that only accept an output prefix).
@@ -347,47 +306,6 @@ class TaskResult:
 
 
 # ---------------------------------------------------------------------------
-# checksums
-
-
-_FULL_HASH_LIMIT = 64 * 2**20
-_EDGE = 4 * 2**20
-
-
-def fingerprint(path) -> str:
-    """Checksum of a file or directory, cheap enough for large inputs.
-
-    Files up to 64 MiB: SHA-256 of the content. Larger files: SHA-256 of the
-    size, the first and last 4 MiB and the modification time. Directories:
-    hash over the sorted (relative path, size, mtime) of their files (not
-    recursing into hidden entries). A missing path gives ``"missing"``.
-    """
-    p = Path(path)
-    if not p.exists():
-        return "missing"
-    h = hashlib.sha256()
-    if p.is_dir():
-        for sub in sorted(p.rglob("*")):
-            rel = sub.relative_to(p)
-            if any(part.startswith(".") for part in rel.parts) or not sub.is_file():
-                continue
-            st = sub.stat()
-            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        return "dir:" + h.hexdigest()
-    st = p.stat()
-    with open(p, "rb") as fh:
-        if st.st_size <= _FULL_HASH_LIMIT:
-            for block in iter(lambda: fh.read(2**20), b""):
-                h.update(block)
-            return "sha256:" + h.hexdigest()
-        h.update(fh.read(_EDGE))
-        fh.seek(st.st_size - _EDGE)
-        h.update(fh.read(_EDGE))
-    h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
-    return "quick:" + h.hexdigest()
-
-
-# ---------------------------------------------------------------------------
 # environment
 
 
@@ -417,166 +335,153 @@ def _environment(task: Task, pfiles_dir: Path) -> dict[str, str]:
     return env
 
 
-_VERSION_CACHE: dict[tuple, dict] = {}
-_VERSION_LOCK = threading.Lock()
-
-
-def package_versions(pkg: Package | None, env: Mapping[str, str]) -> dict:
-    """Version information of a package for provenance records: the set-up
-    environment variables (``SAS_DIR``, ``HEADAS``, ``CALDB``...) and the
-    version printed by its version command (``sasversion``, ``fversion``).
-    The command runs once per executable found on PATH (cached)."""
-    if pkg is None:
-        return {}
-    info = {v: env[v] for v in pkg.version_env if env.get(v)}
-    exe = shutil.which(pkg.version_command[0], path=env.get("PATH")) if pkg.version_command else None
-    if exe is None:
-        return info
-    key = (pkg.name, os.path.realpath(exe))
-    with _VERSION_LOCK:
-        cached = _VERSION_CACHE.get(key)
-    if cached is None:
-        cached = {}
-        try:
-            out = subprocess.run([exe, *pkg.version_command[1:]], env=dict(env), capture_output=True, text=True,
-                                 timeout=30, stdin=subprocess.DEVNULL)
-            lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines() if re.search(r"\d+\.\d+", ln)]
-            if lines:
-                cached["version"] = lines[-1]
-        except (OSError, subprocess.SubprocessError) as exc:
-            cached["version_error"] = str(exc)
-        with _VERSION_LOCK:
-            _VERSION_CACHE[key] = cached
-    return {**info, **cached}
-
-
-# ---------------------------------------------------------------------------
-# log parsing
-
-_ERROR_RE = re.compile(r"(\*\*\s*[\w.-]+:\s*error\b|^\s*error\b|\berror\s*[:(]|\bERROR\b|Traceback|Exception:)",
-                       re.IGNORECASE)
-_WARN_RE = re.compile(r"(\*\*\s*[\w.-]+:\s*warning\b|\bwarning\s*[:(]|\bWARNING\b)", re.IGNORECASE)
-
-
-def parse_log(text: str) -> tuple[list[str], list[str]]:
-    """Error and warning lines of a tool log (SAS ``** task: error (...)``,
-    HEASoft ``ERROR:``/``Error:``, Python tracebacks)."""
-    errors, warnings_ = [], []
-    for line in text.splitlines():
-        s = line.rstrip()
-        if not s or s.startswith("#xcube"):
-            continue
-        if _ERROR_RE.search(s):
-            errors.append(s)
-        elif _WARN_RE.search(s):
-            warnings_.append(s)
-    return errors, warnings_
-
-
-def _tail(path: Path, n: int = 25) -> str:
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(line for line in lines[-n:])
-
-
-# ---------------------------------------------------------------------------
-# output checks
-
-
-def check_fits(path) -> None:
-    """Raise ``OSError`` unless ``path`` is a complete FITS file: starts with
-    ``SIMPLE =``, every header parses, and every HDU's data lies inside the
-    file (catches truncated writes)."""
-    from astropy.io import fits
-
-    p = Path(path)
-    size = p.stat().st_size
-    if size == 0:
-        raise OSError(f"{p}: empty file")
-    with open(p, "rb") as fh:
-        head = fh.read(80)
-    if head[:2] == b"\x1f\x8b":
-        return _check_gzip_fits(p)
-    if not head.startswith(b"SIMPLE  ="):
-        raise OSError(f"{p}: not a FITS file (starts with {head[:20]!r})")
-    try:
-        with warnings.catch_warnings():
-            # astropy only warns (and drops the HDU) when a trailing HDU is cut short
-            warnings.simplefilter("error", fits.verify.VerifyWarning)
-            hdul = fits.open(p, memmap=False, lazy_load_hdus=False)
-        with hdul:
-            for i in range(len(hdul)):
-                info = hdul.fileinfo(i)
-                if info["datLoc"] + info["datSpan"] > size:
-                    raise OSError(f"{p}: HDU {i} ({hdul[i].name}) is truncated: data ends at byte "
-                                  f"{info['datLoc'] + info['datSpan']} but the file has {size}")
-    except OSError:
-        raise
-    except Exception as exc:  # astropy raises assorted errors on corrupt headers
-        raise OSError(f"{p}: corrupt FITS file ({type(exc).__name__}: {exc})") from exc
-
-
-def _check_gzip_fits(p: Path) -> None:
-    import gzip
-
-    from astropy.io import fits
-
-    try:
-        with gzip.open(p, "rb") as fh:
-            if not fh.read(80).startswith(b"SIMPLE  ="):
-                raise OSError(f"{p}: gzip file does not hold FITS")
-        with fits.open(p) as hdul:
-            for hdu in hdul:
-                _ = hdu.header
-    except (OSError, EOFError, ValueError) as exc:
-        raise OSError(f"{p}: corrupt compressed FITS file ({exc})") from exc
-
-
 # ---------------------------------------------------------------------------
 # running
 
 
-def _resolve(values: Sequence[Any], required: bool = True) -> list[str | None]:
-    return [v.resolve(required) if isinstance(v, Glob) else os.fspath(v) for v in values]
-
-
-def _default_workdir(task: Task, workdir) -> Path:
-    if workdir is not None:
-        return Path(workdir)
-    if task.workdir is not None:
-        return Path(task.workdir)
+def work_directory(task: Task, workdir=None) -> Path:
+    """The tool's working directory (absolute): ``workdir``, else
+    ``task.workdir``, else the directory of the first output given as an
+    absolute path. Raises ``ValueError`` when there is none: xcube never
+    writes logs or parameter files into the current directory by default."""
+    for cand in (workdir, task.workdir):
+        if cand is not None:
+            return Path(os.path.abspath(cand))
     for o in list(task.outputs) + list(task.text_outputs):
-        if not isinstance(o, Glob):
+        if not isinstance(o, Glob) and Path(o).is_absolute():
             return Path(o).parent
-    return Path.cwd()
+    raise ValueError(f"{task.name}: no work directory; give workdir= (or Task.workdir, or absolute output paths): "
+                     "xcube does not write logs and parameter files into the current directory by default")
 
 
-def _outputs_all(task: Task, required: bool) -> list[str | None]:
-    return _resolve(task.outputs, required) + _resolve(task.text_outputs, required)
-
-
-def up_to_date(task: Task, resolved_hash: str, inputs_fp: dict) -> Path | None:
-    """The provenance record path if the task's outputs exist and were made by
-    the same parameters from the same inputs (and are unchanged since); else None."""
+def _output_path(value, wd: Path, task: Task) -> Path | Glob:
+    if isinstance(value, Glob):
+        return value.under(wd)
+    p = Path(value)
+    if p.is_absolute():
+        return Path(os.path.normpath(p))
     try:
-        outs = _outputs_all(task, required=False)
-    except (ValueError, FileNotFoundError):
-        return None
-    if not outs or any(o is None or not Path(o).exists() for o in outs):
-        return None
-    rec_path = record_path(outs[0])
+        inside(wd, p, what=f"{task.name}: output")
+    except ValueError as exc:
+        raise ValueError(f"{exc}. Relative outputs are taken in the work directory {wd}; give an absolute path "
+                         "to write elsewhere") from None
+    return Path(os.path.normpath(wd / p))
+
+
+def _resolve_value(v, wd: Path):
+    return v.under(wd).resolve() if isinstance(v, Glob) else v
+
+
+@dataclass
+class _Job:
+    """A task resolved against its work directory, ready to run or skip."""
+
+    task: Task
+    wd: Path
+    params: dict
+    args: list
+    inputs: list
+    outputs: list
+    text_outputs: list
+    rename: dict
+    phash: str
+    cmd: list
+    inputs_fp: dict
+    inplace: set
+
+    @property
+    def other_inputs(self) -> dict:
+        """Input checksums without the files changed in place."""
+        return {k: v for k, v in self.inputs_fp.items() if k not in self.inplace}
+
+    def finals(self, required: bool) -> list[Path | None]:
+        outs = []
+        for o in self.outputs + self.text_outputs:
+            hit = o.resolve(required) if isinstance(o, Glob) else o
+            outs.append(Path(hit) if hit is not None else None)
+        return outs
+
+
+def _prepare(task: Task, wd: Path) -> _Job:
+    params = {k: _resolve_value(v, wd) for k, v in task.params.items()}
+    args = [_resolve_value(a, wd) for a in task.args]
+    inputs = [os.path.normpath(wd / (i.under(wd).resolve() if isinstance(i, Glob) else os.fspath(i)))
+              for i in task.inputs]
+    outputs = [_output_path(o, wd, task) for o in task.outputs]
+    text_outputs = [_output_path(o, wd, task) for o in task.text_outputs]
+    rename = {Path(os.path.normpath(wd / os.fspath(k))): _output_path(v, wd, task) for k, v in task.rename.items()}
+    resolved = Task(task.tool, params=params, args=args, inputs=inputs, outputs=task.outputs,
+                    text_outputs=task.text_outputs, env=task.env, name=task.name, rename=task.rename)
+    inputs_fp = {str(Path(i).resolve()): fingerprint(i) for i in inputs}
+    missing = [i for i, fp in inputs_fp.items() if fp == "missing"]
+    if missing:
+        raise ToolError(f"{task.name}: input file(s) missing: {missing}; run the step that makes them first",
+                        task=task.name, tool=task.tool)
+    inplace = {str(o.resolve()) for o in outputs + text_outputs if isinstance(o, Path)} & set(inputs_fp)
+    return _Job(task=task, wd=wd, params=params, args=args, inputs=inputs, outputs=outputs,
+                text_outputs=text_outputs, rename=rename, phash=resolved.param_hash(), cmd=command_line(resolved),
+                inputs_fp=inputs_fp, inplace=inplace)
+
+
+def _regular_up_to_date(job: _Job, regular: list[Path]) -> Path | None:
+    rec_path = record_path(regular[0])
     rec = read_record(rec_path)
-    if rec is None or rec.get("param_hash") != resolved_hash:
-        return None
-    if rec.get("inputs", {}) != inputs_fp:
+    if rec is None or rec.get("param_hash") != job.phash or rec.get("inputs", {}) != job.other_inputs:
         return None
     made = rec.get("outputs", {})
-    for o in outs:
-        if made.get(str(Path(o).resolve())) != fingerprint(o):
+    for o in regular:
+        key, now = str(o.resolve()), fingerprint(o)
+        if made.get(key) != now and not modified_consistently(o, made.get(key), now):
             return None
     return rec_path
+
+
+def _inplace_up_to_date(job: _Job, path: Path) -> bool:
+    mods = read_mods(path)
+    mine = [i for i, m in enumerate(mods) if m.get("param_hash") == job.phash and m.get("inputs") == job.other_inputs]
+    if not mine:
+        return False
+    i, now = mine[-1], fingerprint(path)
+    return mods[i].get("after") == now or modified_consistently(path, mods[i].get("after"), now, since=i + 1)
+
+
+def up_to_date(job: _Job) -> Path | None:
+    """The record that proves ``job``'s outputs current (same parameter hash,
+    same input checksums, outputs unchanged since, or changed only by recorded
+    in-place modifications), else None."""
+    try:
+        outs = job.finals(required=False)
+    except (ValueError, FileNotFoundError):
+        return None
+    if not outs or any(o is None or not o.exists() for o in outs):
+        return None
+    regular = [o for o in outs if str(o.resolve()) not in job.inplace]
+    rec_path = _regular_up_to_date(job, regular) if regular else None
+    if regular and rec_path is None:
+        return None
+    for o in outs:
+        if str(o.resolve()) in job.inplace:
+            if not _inplace_up_to_date(job, o):
+                return None
+            rec_path = rec_path or mods_path(o)
+    return rec_path
+
+
+def _new_log(task: Task, wd: Path, log_dir) -> Path:
+    """A log file of this run only: ``<log_dir>/<safe task name>-<UTC time>-<hex>.log``."""
+    base = Path(log_dir) if log_dir is not None else wd / "logs"
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    name = f"{safe_component(task.name, 'task name')[:100]}-{stamp}-{uuid.uuid4().hex[:6]}.log"
+    return inside(base, name, what=f"{task.name}: log file")
+
+
+def _fail(job: _Job, log_path: Path, rc, errors, cls=None):
+    def make(msg: str) -> ToolError:
+        return (cls or OutputError)(f"{job.task.name}: {job.task.tool} {msg}; see {log_path}", task=job.task.name,
+                                    tool=job.task.tool, returncode=rc, log=log_path, log_tail=tail(log_path),
+                                    errors=errors)
+    return make
 
 
 def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | None = None,
@@ -585,168 +490,135 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
     tool exits).
 
     ``workdir`` is the tool's working directory (default: ``task.workdir``,
-    else the directory of the first output); logs go to ``log_dir`` (default
-    ``<workdir>/logs``). ``timeout`` [s] overrides ``task.timeout``. When the
-    outputs are up to date (same parameter hash, same input checksums,
-    unchanged outputs) the tool is not called and the result has
-    ``state="skipped"``; ``overwrite=True`` always runs.
+    else the directory of the first absolute output; ``ValueError`` if none);
+    logs go to ``log_dir`` (default ``<workdir>/logs``), one file per run.
+    ``timeout`` [s] overrides ``task.timeout``. When the outputs are up to
+    date (same parameter hash, same input checksums, unchanged outputs) the
+    tool is not called and the result has ``state="skipped"``;
+    ``overwrite=True`` always runs. A failed run leaves the outputs as they
+    were before it (see :mod:`xcube.tools.staging`).
 
     Raises :class:`ToolNotFoundError`, :class:`ToolTimeout`,
-    :class:`ToolError` (non-zero exit) or :class:`OutputError`.
+    :class:`ToolError` (non-zero exit) or :class:`OutputError`; ``ValueError``
+    for an output outside the work directory.
     """
-    wd = _default_workdir(task, workdir)
-    wd.mkdir(parents=True, exist_ok=True)
-    timeout = timeout if timeout is not None else task.timeout
-
-    # resolve run-time patterns, then hash what will actually run
-    params = {k: (v.resolve() if isinstance(v, Glob) else v) for k, v in task.params.items()}
-    args = [a.resolve() if isinstance(a, Glob) else a for a in task.args]
-    inputs = _resolve(task.inputs)
-    resolved_task = Task(task.tool, params=params, args=args, inputs=inputs, outputs=task.outputs,
-                         text_outputs=task.text_outputs, env=task.env, name=task.name, rename=task.rename)
-    phash = resolved_task.param_hash()
-    cmd = command_line(resolved_task)
-    inputs_fp = {str(Path(i).resolve()): fingerprint(i) for i in inputs}
-    missing = [i for i, fp in inputs_fp.items() if fp == "missing"]
-    if missing:
-        raise ToolError(f"{task.name}: input file(s) missing: {missing}; run the step that makes them first",
-                        task=task.name, tool=task.tool)
-
+    wd = work_directory(task, workdir)
+    job = _prepare(task, wd)
     if not overwrite:
-        rec_path = up_to_date(task, phash, inputs_fp)
+        rec_path = up_to_date(job)
         if rec_path is not None:
             log.info("%s: up to date (%s), not running %s", task.name, rec_path, task.tool)
-            outs = [Path(o) for o in _outputs_all(task, required=True)]
-            return TaskResult(task=task.name, tool=task.tool, state="skipped", command=cmd, returncode=None,
-                              duration=0.0, outputs=outs, log=None, param_hash=phash, record=rec_path,
-                              tags=dict(task.tags))
-
+            return TaskResult(task=task.name, tool=task.tool, state="skipped", command=job.cmd, returncode=None,
+                              duration=0.0, outputs=job.finals(required=True), log=None, param_hash=job.phash,
+                              record=rec_path, tags=dict(task.tags))
     exe = shutil.which(task.tool, path=dict(os.environ, **task.env).get("PATH"))
     if exe is None:
         raise _not_found(task)
+    wd.mkdir(parents=True, exist_ok=True)
+    log_path = _new_log(task, wd, log_dir)
+    pfiles = inside(wd, ".pfiles", f"{safe_component(task.name, 'task name')[:100]}-{uuid.uuid4().hex[:8]}",
+                    what=f"{task.name}: parameter-file directory")
+    staging = Staging(job.outputs, job.text_outputs, job.inplace, job.rename, job.params, job.args, wd)
+    try:
+        pfiles.mkdir(parents=True)
+        env = _environment(task, pfiles)
+        versions = {"xcube": __version__, **package_versions(task.package, env)}
+        tv = tool_version(task.tool, env)
+        if tv:
+            versions["tool_version"] = tv
+        params, args = staging.begin()
+        actual = command_line(Task(task.tool, params=params, args=args, name=task.name))
+        rc, duration, started = _execute(job, exe, actual, env, log_path, timeout)
+        errors, warnings_ = scan_log(log_path)
+        if rc != 0:
+            raise _fail(job, log_path, rc, errors, ToolError)(f"failed with exit code {rc}")
+        outs = staging.commit(check_fits, _fail(job, log_path, rc, errors))
+    except BaseException:
+        staging.abort()
+        raise
+    finally:
+        shutil.rmtree(pfiles, ignore_errors=True)
+        _rmdir_if_empty(pfiles.parent)
+    rec_path = _record(job, outs, versions=versions, started=started, duration=duration, rc=rc, log_path=log_path,
+                       warnings_=warnings_)
+    log.info("%s: %s done in %.2f s", task.name, task.tool, duration)
+    return TaskResult(task=task.name, tool=task.tool, state="done", command=job.cmd, returncode=rc,
+                      duration=duration, outputs=outs, log=log_path, errors=errors, warnings=warnings_,
+                      param_hash=job.phash, record=rec_path, tags=dict(task.tags))
 
-    log_dir = Path(log_dir) if log_dir is not None else wd / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{task.name}.log"
-    pfiles = wd / ".pfiles" / f"{task.name}-{uuid.uuid4().hex[:8]}"
-    pfiles.mkdir(parents=True)
-    env = _environment(task, pfiles)
-    versions = package_versions(task.package, env)
-    # outputs are remade: remove stale ones (and their records) so a failed run
-    # can never leave old files that look current
-    for o in _outputs_all(task, required=False) + [os.fspath(v) for v in task.rename.values()]:
-        if o is not None and Path(o).exists():
-            Path(o).unlink()
-            record_path(o).unlink(missing_ok=True)
 
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def _execute(job: _Job, exe: str, actual: list[str], env: dict, log_path: Path, timeout):
+    """Start the tool with its log, wait, stop everything it left behind.
+    Returns ``(returncode, duration [s], start time)``; raises :class:`ToolTimeout`."""
+    task = job.task
+    token = new_token()
+    env = dict(env, **{TOKEN_VARIABLE: token})
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    with open(log_path, "w") as fh:
+    with open(log_path, "x") as fh:
         fh.write(f"#xcube task {task.name} started {started.isoformat()}\n")
-        fh.write(f"#xcube cwd {wd}\n#xcube PFILES={env['PFILES']}\n")
+        fh.write(f"#xcube cwd {job.wd}\n#xcube PFILES={env['PFILES']}\n")
         for k in sorted(task.env):
             fh.write(f"#xcube {k}={task.env[k]}\n")
-        fh.write(f"#xcube command: {shlex.join(cmd)}\n")
+        fh.write(f"#xcube command: {shlex.join(job.cmd)}\n")
+        if actual != job.cmd:
+            fh.write(f"#xcube run with temporary output names: {shlex.join(actual)}\n")
         fh.flush()
-        proc = subprocess.Popen([exe] + cmd[1:], cwd=wd, env=env, stdout=fh, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([exe] + actual[1:], cwd=job.wd, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            n = kill_tree(proc, token)
             duration = time.monotonic() - t0
-            fh.write(f"\n#xcube killed after {duration:.1f} s (timeout {timeout} s)\n")
+            fh.write(f"\n#xcube killed after {duration:.1f} s (timeout {timeout} s), with {n} process(es) "
+                     "that had left its process group\n")
             fh.flush()
             raise ToolTimeout(f"{task.name}: {task.tool} exceeded the timeout of {timeout} s and was killed "
                               f"(process group {proc.pid}); raise timeout= or check the inputs",
-                              task=task.name, tool=task.tool, log=log_path, log_tail=_tail(log_path))
+                              task=task.name, tool=task.tool, log=log_path, log_tail=tail(log_path)) from None
         except BaseException:
-            _kill_group(proc)
+            kill_tree(proc, token)
             raise
+        if rc != 0 or group_alive(proc.pid):
+            kill_tree(proc, token, grace=1.0, scan=rc != 0)  # nothing it started may outlive it
         duration = time.monotonic() - t0
         fh.write(f"\n#xcube exit code {rc} after {duration:.2f} s\n")
-    text = log_path.read_text(errors="replace")
-    errors, warnings_ = parse_log(text)
-    if rc != 0:
-        raise ToolError(f"{task.name}: {task.tool} failed with exit code {rc}; see {log_path}",
-                        task=task.name, tool=task.tool, returncode=rc, log=log_path, log_tail=_tail(log_path),
-                        errors=errors)
-    for src, dst in task.rename.items():
-        src, dst = Path(src), Path(dst)
-        if not src.exists():
-            raise OutputError(f"{task.name}: {task.tool} did not make {src} (expected before renaming to "
-                              f"{dst.name}); see {log_path}", task=task.name, tool=task.tool, returncode=rc,
-                              log=log_path, log_tail=_tail(log_path), errors=errors)
-        os.replace(src, dst)
-    try:
-        outs = [Path(o) for o in _resolve(task.outputs)]
-        text_outs = [Path(o) for o in _resolve(task.text_outputs)]
-    except (FileNotFoundError, ValueError) as exc:
-        raise OutputError(f"{task.name}: {exc}", task=task.name, tool=task.tool, returncode=rc, log=log_path,
-                          log_tail=_tail(log_path), errors=errors) from exc
-    for o in outs + text_outs:
-        if not o.exists():
-            raise OutputError(f"{task.name}: {task.tool} exited 0 but did not make {o}; see {log_path}",
-                              task=task.name, tool=task.tool, returncode=rc, log=log_path,
-                              log_tail=_tail(log_path), errors=errors)
-    for o in outs:
-        try:
-            check_fits(o)
-        except OSError as exc:
-            raise OutputError(f"{task.name}: output is not a valid FITS file: {exc}", task=task.name,
-                              tool=task.tool, returncode=rc, log=log_path, log_tail=_tail(log_path),
-                              errors=errors) from exc
-    for o in text_outs:
-        if o.stat().st_size == 0:
-            raise OutputError(f"{task.name}: output {o} is empty", task=task.name, tool=task.tool,
-                              returncode=rc, log=log_path, log_tail=_tail(log_path), errors=errors)
-    shutil.rmtree(pfiles, ignore_errors=True)
+    return rc, duration, started
 
-    all_outs = outs + text_outs
-    record = {
-        "task": task.name,
-        "tool": task.tool,
-        "package": task.package.name if task.package else None,
-        "command": cmd,
-        "params": {k: _plain(v) for k, v in params.items() if v is not None},
-        "args": [_plain(a) for a in args],
-        "env": {k: str(v) for k, v in task.env.items()},
-        "param_hash": phash,
-        "inputs": inputs_fp,
-        "outputs": {str(o.resolve()): fingerprint(o) for o in all_outs},
-        "versions": {"xcube": __version__, **versions},
-        "started": started.isoformat(),
-        "duration": duration,
-        "returncode": rc,
-        "log": str(log_path),
-        "warnings": warnings_[:50],
+
+def _record(job: _Job, outs: list[Path], *, versions, started, duration, rc, log_path, warnings_) -> Path | None:
+    """Write the provenance record of the new outputs, and a modification
+    entry for each output changed in place. Returns the record's path."""
+    task = job.task
+    regular = [o for o in outs if str(o.resolve()) not in job.inplace]
+    common = {
+        "task": task.name, "tool": task.tool, "package": task.package.name if task.package else None,
+        "command": job.cmd, "param_hash": job.phash, "inputs": job.other_inputs, "versions": versions,
+        "started": started.isoformat(), "duration": duration, "returncode": rc, "log": str(log_path),
         "tags": {k: _plain(v) for k, v in task.tags.items()},
     }
-    rec_path = write_record(all_outs[0], record) if all_outs else None
-    log.info("%s: %s done in %.2f s", task.name, task.tool, duration)
-    return TaskResult(task=task.name, tool=task.tool, state="done", command=cmd, returncode=rc,
-                      duration=duration, outputs=all_outs, log=log_path, errors=errors, warnings=warnings_,
-                      param_hash=phash, record=rec_path, tags=dict(task.tags))
-
-
-def _kill_group(proc: subprocess.Popen, grace: float = 2.0) -> None:
-    """SIGTERM the process group, then SIGKILL after ``grace`` seconds."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-            if sig == signal.SIGTERM:
-                # the leader is gone; make sure no child survives in the group
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    rec_path = None
+    if regular:
+        record = dict(common, params={k: _plain(v) for k, v in job.params.items() if v is not None},
+                      args=[_plain(a) for a in job.args], env={k: str(v) for k, v in task.env.items()},
+                      outputs={str(o.resolve()): fingerprint(o) for o in regular}, warnings=warnings_[:50])
+        rec_path = write_record(regular[0], record)
+        for o in regular:
+            clear_mods(o)
+    for o in outs:
+        key = str(o.resolve())
+        if key in job.inplace:
+            append_mod(o, dict(common, before=job.inputs_fp[key], after=fingerprint(o)))
+            rec_path = rec_path or mods_path(o)
+    return rec_path
 
 
 def _not_found(task: Task) -> ToolNotFoundError:

@@ -6,8 +6,11 @@ Every function ``cifbuild``, ``odfingest``, ``epchain``, ``emchain``,
 spelled as in the SAS documentation
 (https://xmm-tools.cosmos.esa.int/external/sas/current/doc/<task>/); run it
 with :func:`xcube.tools.run` or many of them with :func:`xcube.tools.run_many`.
-:func:`process_observation` chains them: ODF -> cleaned (flare-filtered,
-screened, sub-exposures merged) event lists that ``xcube.open_events`` reads.
+The RGS chain is in :mod:`xcube.tools.sas_rgs`, images, exposure maps and
+spectra with responses in :mod:`xcube.tools.sas_products`.
+:func:`process_observation` (:mod:`xcube.tools.sas_pipeline`) chains them:
+ODF -> cleaned (flare-filtered, screened, sub-exposures merged) event lists
+that ``xcube.open_events`` reads, and on to images, exposure maps and spectra.
 
 The SAS environment: ``SAS_ODF`` points to the ODF directory for
 ``cifbuild``/``odfingest`` and to the ``*SUM.SAS`` summary afterwards,
@@ -19,20 +22,15 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..io.atomic import atomic_file, write_table
-from .provenance import read_record, record_path, write_record
-from .runner import Task, ToolError, fingerprint
+from .runner import Task
 
 __all__ = [
-    "INSTRUMENTS",
     "Exposure",
     "OdfSummary",
-    "ObservationProducts",
     "parse_odf_summary",
     "parse_emanom",
     "accepted_ccds",
@@ -53,7 +51,14 @@ __all__ = [
     "eexpmap",
     "merge",
     "merge_exposures",
-    "process_observation",
+    "instrument_key",
+    "pi_range",
+    "spectral_grid",
+    "summary_name",
+    "event_list_name",
+    "INSTRUMENTS",
+    "RGS_INSTRUMENTS",
+    "EMANOM_MIN_SAS",
 ]
 
 log = logging.getLogger("xcube.tools.sas")
@@ -66,7 +71,17 @@ INSTRUMENTS = {
     "mos1": ("M1", "EMOS1", "xmm-mos1", "mos1"),
     "mos2": ("M2", "EMOS2", "xmm-mos2", "mos2"),
 }
-_CODE_TO_NAME = {v[0]: k for k, v in INSTRUMENTS.items()}
+# the RGS spectrometers, processed by rgsproc (see xcube.tools.sas_rgs)
+RGS_INSTRUMENTS = {
+    "rgs1": ("R1", "RGS1", "xmm-rgs1", "rgs1"),
+    "rgs2": ("R2", "RGS2", "xmm-rgs2", "rgs2"),
+}
+_ALL_INSTRUMENTS = {**INSTRUMENTS, **RGS_INSTRUMENTS}
+_CODE_TO_NAME = {v[0]: k for k, v in _ALL_INSTRUMENTS.items()}
+
+# emanom exists from SAS 19 on (SAS 19.0 release notes; DAXA checks the same): below it the
+# anomalous-CCD filter is skipped with a warning
+EMANOM_MIN_SAS = (19, 0, 0)
 
 # default energy limits [keV] of cleaned event lists, as in the SAS thread
 # "How to filter EPIC event lists for flaring particle background"
@@ -77,9 +92,22 @@ DEFAULT_ENERGY_BAND = {"pn": (0.2, 15.0), "mos1": (0.2, 12.0), "mos2": (0.2, 12.
 FLAG_SET = {"pn": "#XMMEA_EP", "mos1": "#XMMEA_EM", "mos2": "#XMMEA_EM"}
 
 
+def instrument_key(name: str) -> str:
+    """xcube's name of an XMM-Newton instrument (``pn``, ``mos1``, ``mos2``,
+    ``rgs1``, ``rgs2``) from any usual spelling (``EPN``, ``EMOS1``, ``M1``,
+    ``R2``, ``RGS2``...). Raises ``ValueError`` for anything else."""
+    key = str(name).strip().lower().replace("emos", "mos").replace("epn", "pn")
+    key = {"m1": "mos1", "m2": "mos2", "r1": "rgs1", "r2": "rgs2"}.get(key, key)
+    if key not in _ALL_INSTRUMENTS:
+        raise ValueError(f"unknown XMM-Newton instrument {name!r}; use one of {sorted(_ALL_INSTRUMENTS)}")
+    return key
+
+
 def _inst(name: str) -> str:
-    key = str(name).lower().replace("emos", "mos").replace("epn", "pn")
-    key = {"m1": "mos1", "m2": "mos2"}.get(key, key)
+    try:
+        key = instrument_key(name)
+    except ValueError:
+        key = None
     if key not in INSTRUMENTS:
         raise ValueError(f"unknown EPIC instrument {name!r}; use one of {sorted(INSTRUMENTS)}")
     return key
@@ -93,7 +121,7 @@ def _inst(name: str) -> str:
 class Exposure:
     """One EPIC exposure listed in the ODF summary."""
 
-    instrument: str  # xcube name: pn, mos1, mos2
+    instrument: str  # xcube name: pn, mos1, mos2, rgs1, rgs2
     exp_id: str  # S003, U002 ...
     scheduled: bool
     type: str  # SCIENCE, CALIBRATE ...
@@ -103,8 +131,8 @@ class Exposure:
 
     @property
     def code(self) -> str:
-        """ODF instrument code (PN, M1, M2)."""
-        return INSTRUMENTS[self.instrument][0]
+        """ODF instrument code (PN, M1, M2, R1, R2)."""
+        return _ALL_INSTRUMENTS[self.instrument][0]
 
 
 @dataclass
@@ -118,13 +146,13 @@ class OdfSummary:
     target: str
     odf_path: Path | None
     active: dict = field(default_factory=dict)  # ODF code -> bool
-    exposures: list = field(default_factory=list)  # list[Exposure] (EPIC only)
+    exposures: list = field(default_factory=list)  # list[Exposure] (EPIC and RGS)
 
     def select(self, instruments=("pn", "mos1", "mos2"), *, unscheduled: bool = True,
                types=("SCIENCE",)) -> list[Exposure]:
         """Exposures of the given instruments, science exposures only by
         default, unscheduled (``U``) ones unless ``unscheduled=False``."""
-        names = {_inst(i) for i in instruments}
+        names = {instrument_key(i) for i in instruments}
         return [e for e in self.exposures if e.instrument in names and (unscheduled or e.scheduled)
                 and (types is None or e.type in types)]
 
@@ -421,7 +449,9 @@ def emanom(eventfile, exposure: Exposure, out_dir, *, obs_id: str = "", deps=(),
                       "step": "emanom"})
 
 
-def _pi_range(instrument: str, energy_band) -> tuple[int, int]:
+def pi_range(instrument: str, energy_band) -> tuple[int, int]:
+    """``energy_band`` [keV] as an inclusive PI range of an EPIC camera
+    (``(0.5, 2.0)`` -> ``(500, 2000)``), through its mission profile."""
     from ..missions import get_profile
 
     prof = get_profile(INSTRUMENTS[_inst(instrument)][2])
@@ -446,7 +476,7 @@ def cleaning_expression(instrument: str, *, energy_band=None, gti=None, ccds=Non
         parts.append(FLAG_SET[inst])
     if prof.screening:
         parts.append(f"({prof.screening})")
-    lo, hi = _pi_range(inst, energy_band or DEFAULT_ENERGY_BAND[inst])
+    lo, hi = pi_range(inst, energy_band or DEFAULT_ENERGY_BAND[inst])
     parts.append(f"(PI in [{lo}:{hi}])")
     if gti is not None:
         # gti(<set>,TIME): selectlib GTI filter
@@ -476,8 +506,10 @@ def evselect_events(table, filteredset, expression: str, *, name=None, deps=(), 
 
 
 def evselect_image(table, imageset, *, expression="true", bin_size: float = 80.0, xcolumn="X", ycolumn="Y",
-                   name=None, deps=(), inputs=(), **params) -> Task:
-    """``evselect`` sky image with ``bin_size`` sky pixels (80 = 4 arcsec) per image pixel."""
+                   name=None, deps=(), inputs=(), tags=None, **params) -> Task:
+    """``evselect`` sky image with ``bin_size`` sky pixels (80 = 4 arcsec) per
+    image pixel; pass ``withxranges``/``ximagemin``/``ximagemax`` (and ``y``)
+    for a fixed grid (see :func:`xcube.tools.sas_products.band_image`)."""
     out = Path(imageset).resolve()
     # withimageset, imageset, xcolumn, ycolumn, imagebinning=binSize, ximagebinsize, yimagebinsize:
     # evselect parameters https://xmm-tools.cosmos.esa.int/external/sas/current/doc/evselect/node16.html
@@ -485,7 +517,7 @@ def evselect_image(table, imageset, *, expression="true", bin_size: float = 80.0
          "ycolumn": ycolumn, "imagebinning": "binSize", "ximagebinsize": bin_size, "yimagebinsize": bin_size,
          "filtertype": "expression", "expression": expression, "writedss": True, **params}
     return Task("evselect", p, inputs=[table, *inputs], outputs=[out], workdir=out.parent, deps=deps,
-                name=name or f"evselect-image-{out.stem}", tags={"step": "image"})
+                name=name or f"evselect-image-{out.stem}", tags=tags or {"step": "image"})
 
 
 def evselect_lightcurve(table, rateset, *, time_bin: float, expression="true", name=None, deps=(), inputs=(),
@@ -501,19 +533,36 @@ def evselect_lightcurve(table, rateset, *, time_bin: float, expression="true", n
                 name=name or f"evselect-lc-{out.stem}", tags={"step": "lightcurve"})
 
 
+def spectral_grid(instrument: str) -> tuple[int, int, int]:
+    """``(specchannelmin, specchannelmax, spectralbinsize)`` of the
+    instrument's standard responses, from its mission profile (pn
+    ``(0, 20479, 5)``, MOS ``(0, 11999, 15)``)."""
+    from ..missions import get_profile
+
+    grid = get_profile(INSTRUMENTS[_inst(instrument)][2]).spectral_grid
+    if grid is None:  # pragma: no cover - every EPIC profile has one
+        raise ValueError(f"{instrument}: the mission profile has no standard spectral grid")
+    return grid
+
+
 def evselect_spectrum(table, spectrumset, instrument: str, *, expression="true", name=None, deps=(), inputs=(),
-                      **params) -> Task:
-    """``evselect`` PI spectrum: channels 0-20479 (pn) or 0-11999 (MOS) in bins of 5
-    (SAS thread "spectrum and response files",
-    https://www.cosmos.esa.int/web/xmm-newton/sas-thread-pn-spectrum)."""
+                      tags=None, **params) -> Task:
+    """``evselect`` PI spectrum on the instrument's standard channel grid
+    (:func:`spectral_grid`: pn PI 0-20479 in channels of 5, MOS PI 0-11999
+    in channels of 15; SAS threads "pn/MOS spectrum and response files",
+    https://www.cosmos.esa.int/web/xmm-newton/sas-thread-pn-spectrum).
+    Region shapes in ``expression`` (``((X,Y) IN circle(x,y,r))``) are written
+    to the spectrum's data subspace, which ``backscale`` reads."""
     inst = _inst(instrument)
+    lo, hi, step = spectral_grid(inst)
     out = Path(spectrumset).resolve()
+    # withspectrumset, spectrumset, energycolumn, spectralbinsize, withspecranges, specchannelmin,
+    # specchannelmax: evselect parameters https://xmm-tools.cosmos.esa.int/external/sas/current/doc/evselect/
     p = {"table": str(Path(table).resolve()), "withspectrumset": True, "spectrumset": str(out),
-         "energycolumn": "PI", "spectralbinsize": 5, "withspecranges": True, "specchannelmin": 0,
-         "specchannelmax": 20479 if inst == "pn" else 11999, "filtertype": "expression", "expression": expression,
-         **params}
+         "energycolumn": "PI", "spectralbinsize": step, "withspecranges": True, "specchannelmin": lo,
+         "specchannelmax": hi, "filtertype": "expression", "expression": expression, "writedss": True, **params}
     return Task("evselect", p, inputs=[table, *inputs], outputs=[out], workdir=out.parent, deps=deps,
-                name=name or f"evselect-spec-{out.stem}", tags={"step": "spectrum", "instrument": inst})
+                name=name or f"evselect-spec-{out.stem}", tags=tags or {"step": "spectrum", "instrument": inst})
 
 
 def tabgtigen(table, gtiset, expression: str, *, name=None, deps=(), **params) -> Task:
@@ -549,18 +598,19 @@ def flare_gti(eventfile, out_dir, instrument: str, *, threshold: float | None = 
 
 
 def eexpmap(imageset, attitudeset, eventset, expimageset, ccf, *, energy_band=(0.5, 2.0), instrument="pn",
-            name=None, deps=(), **params) -> Task:
-    """``eexpmap``: exposure map matching an image, for ``energy_band`` [keV]."""
+            name=None, deps=(), tags=None, **params) -> Task:
+    """``eexpmap``: exposure map [s] on the grid of ``imageset`` for
+    ``energy_band`` [keV], with vignetting, in sky coordinates."""
     out = Path(expimageset).resolve()
-    lo, hi = _pi_range(instrument, energy_band)
-    # imageset, attitudeset, eventset, expimageset, withvignetting, pimin, pimax: eexpmap parameters
-    # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/eexpmap/node4.html
+    lo, hi = pi_range(instrument, energy_band)
+    # imageset, attitudeset, eventset, expimageset, withdetcoords, withvignetting, usefastpixelization,
+    # attrebin, pimin, pimax: eexpmap parameters https://xmm-tools.cosmos.esa.int/external/sas/current/doc/eexpmap/
     p = {"imageset": str(Path(imageset).resolve()), "attitudeset": str(Path(attitudeset).resolve()),
-         "eventset": str(Path(eventset).resolve()), "expimageset": str(out), "withvignetting": True,
-         "pimin": lo, "pimax": hi, **params}
+         "eventset": str(Path(eventset).resolve()), "expimageset": str(out), "withdetcoords": False,
+         "withvignetting": True, "usefastpixelization": False, "attrebin": 4.0, "pimin": lo, "pimax": hi, **params}
     return Task("eexpmap", p, inputs=[imageset, attitudeset, eventset, ccf], outputs=[out], workdir=out.parent,
                 env={"SAS_CCF": str(Path(ccf).resolve())}, deps=deps, name=name or f"eexpmap-{out.stem}",
-                tags={"step": "eexpmap"})
+                tags=tags or {"step": "eexpmap"})
 
 
 def merge(set1, set2, outset, *, name=None, deps=(), tags=None, **params) -> Task:
@@ -596,208 +646,14 @@ def merge_exposures(eventfiles: Sequence, outset, *, deps_of=None, tags=None) ->
 
 
 # ---------------------------------------------------------------------------
-# the pipeline
+# the pipeline lives in xcube.tools.sas_pipeline; its names stay reachable here
+
+_PIPELINE = {"process_observation", "ObservationProducts", "STEPS"}
 
 
-@dataclass
-class ObservationProducts:
-    """Result of :func:`process_observation`.
+def __getattr__(name):
+    if name in _PIPELINE:
+        from . import sas_pipeline
 
-    ``events``: xcube instrument name -> final cleaned event list (merged over
-    sub-exposures); ``exposures``: ``(instrument, exp_id)`` -> cleaned event
-    list of that exposure; ``ccds``: MOS ``(instrument, exp_id)`` -> CCDs kept
-    after emanom; ``status``: one row per task (``run_many`` table).
-    """
-
-    out_dir: Path
-    summary: OdfSummary | None
-    events: dict
-    exposures: dict
-    ccds: dict
-    status: object
-
-    def open(self, instrument: str, **kwargs):
-        """``xcube.open_events`` on the cleaned event list of ``instrument``."""
-        from .. import open_events
-
-        inst = _inst(instrument)
-        if inst not in self.events:
-            raise KeyError(f"no cleaned event list for {inst}; made: {sorted(self.events)} "
-                           f"(see .status for failures)")
-        return open_events(self.events[inst], **kwargs)
-
-
-def _stage(tasks, status_parts, run_kwargs):
-    from .batch import run_many
-
-    if not tasks:
-        return {}
-    table = run_many(tasks, **run_kwargs)
-    status_parts.append(table)
-    return {r.task: r.state for r in table.itertuples()}
-
-
-def _ok(states: dict, *names) -> bool:
-    return all(states.get(n) in ("done", "skipped") for n in names)
-
-
-def _copy_product(src: Path, dst: Path, tags: dict) -> str:
-    """Copy ``src`` to ``dst`` with a provenance record (tool ``copy``); no-op
-    when ``dst`` is already a copy of the current ``src``."""
-    src_fp = fingerprint(src)
-    rec = read_record(record_path(dst))
-    if dst.exists() and rec and rec.get("inputs") == {str(src.resolve()): src_fp} \
-            and rec.get("outputs", {}).get(str(dst.resolve())) == fingerprint(dst):
-        return "skipped"
-    with atomic_file(dst, overwrite=True) as tmp:
-        shutil.copyfile(src, tmp)
-    from .._version import __version__
-
-    write_record(dst, {"task": f"copy-{dst.stem}", "tool": "copy", "package": None, "params": {},
-                            "args": [str(src.resolve()), str(dst.resolve())], "inputs": {str(src.resolve()): src_fp},
-                            "outputs": {str(dst.resolve()): fingerprint(dst)}, "versions": {"xcube": __version__},
-                            "param_hash": "", "tags": tags})
-    return "done"
-
-
-def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *, client=None,
-                        energy_band=None, flare_filter: str | None = "espfilt",
-                        mos_ccd_states: Sequence[str] | None = ("G", "I", "U"), unscheduled: bool = True,
-                        overwrite: bool = False, timeout: float | None = None, workers: int | None = None,
-                        progress: bool = False) -> ObservationProducts:
-    """ODF -> cleaned EPIC event lists, one per instrument (eager; runs SAS).
-
-    Steps, each a batch of independent tasks on Dask (``client`` as in
-    :func:`xcube.tools.run_many`):
-
-    1. ``cifbuild`` then ``odfingest``; the summary is parsed for the
-       science exposures of ``instruments`` (``unscheduled=False`` drops
-       ``U`` exposures).
-    2. per exposure: ``epchain`` (out-of-time run, then the normal run) or
-       ``emchain``; ``espfilt`` flare GTIs (``flare_filter="espfilt"``; or
-       ``"rate"`` for the SAS-thread rate cut, or None); ``emanom`` for MOS.
-    3. per exposure: ``evselect`` with :func:`cleaning_expression` (flags,
-       pattern, ``energy_band`` [keV] or the instrument default, flare GTI,
-       MOS CCDs whose emanom state is in ``mos_ccd_states``; None keeps all).
-    4. per instrument: ``merge`` of the sub-exposures (or a copy of the only
-       one) into ``<out_dir>/P<obsid><PN|M1|M2>_clean.fits``.
-
-    Working files live in ``<out_dir>/<instrument>/<exp_id>/``, logs in
-    ``<out_dir>/logs``, the status table in ``<out_dir>/status.csv``. Re-running
-    skips every step whose outputs are up to date (``overwrite=True`` redoes
-    everything). A failed exposure is recorded and left out; the others go on.
-    """
-    import pandas as pd
-
-    odf = Path(odf_dir).resolve()
-    if not odf.is_dir():
-        raise FileNotFoundError(f"{odf}: ODF directory not found")
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    insts = [_inst(i) for i in instruments]
-    rk = dict(client=client, workers=workers, overwrite=overwrite, timeout=timeout, progress=progress,
-              log_dir=out / "logs")
-    parts: list = []
-
-    cif = cifbuild(odf, out)
-    ccf = cif.outputs[0]
-    ing = odfingest(odf, out, ccf)
-    ing.deps = (cif.name,)
-    st = _stage([cif, ing], parts, rk)
-    if not _ok(st, cif.name, ing.name):
-        table = pd.concat(parts, ignore_index=True)
-        bad = table[~table["state"].isin(["done", "skipped"])]
-        raise ToolError(f"{odf}: calibration set-up failed: " + "; ".join(
-            f"{r.task}: {r.error_class}: {r.message}" for r in bad.itertuples()))
-    summary = parse_odf_summary(ing.text_outputs[0])
-    exposures = summary.select(insts, unscheduled=unscheduled)
-    if not exposures:
-        log.warning("%s: no science exposure of %s in the ODF summary", summary.obs_id, insts)
-
-    # stage 2: chains, flare GTIs, emanom
-    tasks, chain_of, flare_of, anom_of, wd = [], {}, {}, {}, {}
-    for e in exposures:
-        d = out / e.instrument / e.exp_id
-        wd[e] = d
-        if e.instrument == "pn":
-            pair = epchain_pair(summary, ccf, e, d)
-            tasks += pair
-            chain_of[e] = (pair[1], pair[1].outputs[0], pair[0].outputs[0], [t.name for t in pair])
-        else:
-            t = emchain(summary, ccf, e, d)
-            tasks.append(t)
-            chain_of[e] = (t, t.outputs[0], None, [t.name])
-        chain_task, evfile, ootfile, chain_names = chain_of[e]
-        if flare_filter == "espfilt":
-            f = espfilt(evfile, ccf, e, d, summary=summary, ootfile=ootfile, deps=(chain_task.name,))
-            tasks.append(f)
-            flare_of[e] = (f.name, f.outputs[0])
-        elif flare_filter == "rate":
-            pair = flare_gti(evfile, d, e.instrument, deps=(chain_task.name,), stem=f"{e.instrument}{e.exp_id}")
-            tasks += pair
-            flare_of[e] = (pair[1].name, pair[1].outputs[0])
-        elif flare_filter is not None:
-            raise ValueError(f"flare_filter must be 'espfilt', 'rate' or None, got {flare_filter!r}")
-        if e.instrument != "pn" and mos_ccd_states is not None:
-            a = emanom(evfile, e, d, obs_id=summary.obs_id, deps=(chain_task.name,))
-            tasks.append(a)
-            anom_of[e] = a
-    st2 = _stage(tasks, parts, rk)
-
-    # stage 3: cleaned event lists
-    tasks, clean_of, ccds = [], {}, {}
-    for e in exposures:
-        chain_task, evfile, _, names = chain_of[e]
-        needed = names + ([flare_of[e][0]] if e in flare_of else []) + ([anom_of[e].name] if e in anom_of else [])
-        if not _ok(st2, *needed):
-            log.warning("%s %s %s: left out (a processing step failed, see status)", summary.obs_id, e.instrument,
-                        e.exp_id)
-            continue
-        keep = None
-        if e in anom_of:
-            keep = accepted_ccds(parse_emanom(anom_of[e].text_outputs[0]), mos_ccd_states)
-            ccds[(e.instrument, e.exp_id)] = keep
-        gti = flare_of[e][1] if e in flare_of else None
-        expr = cleaning_expression(e.instrument, energy_band=energy_band, gti=gti, ccds=keep)
-        cleaned = wd[e] / f"P{summary.obs_id}{e.code}{e.exp_id}_clean.fits"
-        t = evselect_events(evfile, cleaned, expr, name=f"evselect-clean-{summary.obs_id}-{e.code}{e.exp_id}",
-                            inputs=[gti] if gti else (), tags=_tags(summary, e, "clean"))
-        tasks.append(t)
-        clean_of[e] = t
-    st3 = _stage(tasks, parts, rk)
-    exposures_done = {(e.instrument, e.exp_id): t.outputs[0] for e, t in clean_of.items() if _ok(st3, t.name)}
-
-    # stage 4: one event list per instrument
-    tasks, events, copies = [], {}, []
-    for inst in insts:
-        files = [exposures_done[k] for k in sorted(exposures_done) if k[0] == inst]
-        if not files:
-            continue
-        final = out / f"P{summary.obs_id}{INSTRUMENTS[inst][0]}_clean.fits"
-        if len(files) == 1:
-            copies.append((files[0], final, {"obsid": summary.obs_id, "instrument": inst, "step": "copy"}))
-        else:
-            tasks += merge_exposures(files, final, tags={"obsid": summary.obs_id, "instrument": inst,
-                                                         "step": "merge"})
-        events[inst] = final
-    st4 = _stage(tasks, parts, rk)
-    rows = []
-    for src, dst, tags in copies:
-        state = _copy_product(Path(src), dst, tags)
-        rows.append({"task": f"copy-{dst.stem}", "obsid": summary.obs_id, "tool": "copy", "state": state,
-                     "wall_time": 0.0, "outputs": [str(dst)], "tags": tags})
-    if rows:
-        parts.append(pd.DataFrame(rows))
-    for t in tasks:
-        if not _ok(st4, t.name):
-            inst = t.tags.get("instrument")
-            events.pop(inst, None)
-    status = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    flat = status.copy()
-    for col in ("outputs", "tags"):
-        if col in flat:
-            flat[col] = flat[col].map(lambda v: ";".join(v) if isinstance(v, list) else
-                                      ";".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else v)
-    write_table(out / "status.csv", flat)
-    return ObservationProducts(out_dir=out, summary=summary, events=events, exposures=exposures_done, ccds=ccds,
-                               status=status)
+        return getattr(sas_pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

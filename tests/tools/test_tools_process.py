@@ -1,0 +1,110 @@
+"""``xcube process`` (issue #16): a two-observation archive through every step
+on the survey's Dask engine, the driver killed with SIGKILL and resumed; the
+status table holds every step once. Against the fake SAS tasks."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import xcube
+from xcube.survey.status import scan_runs
+from xcube.tools.process import COLUMNS, find_odfs, options_hash, plan_process, process_one
+
+OBSIDS = ("0123456789", "0987654321")
+STEPS = ["events", "clean", "images", "spectra"]
+
+
+@pytest.fixture
+def archive(fake_tools, tmp_path):
+    root = tmp_path / "archive"
+    for obs, rev in zip(OBSIDS, ("0123", "0456")):
+        sub = root / obs / ("odf" if obs.startswith("09") else "")  # both layouts: ROOT/<obsid>/ and ROOT/<obsid>/odf/
+        fake_tools.lib.make_xmm_odf(sub, obs_id=obs, rev=rev, exposures=(("PN", "S003", "SCIENCE"),))
+    (tmp_path / "obs.txt").write_text("# two observations\n" + "\n".join(OBSIDS) + "\n")
+    return tmp_path
+
+
+def _argv(archive: Path) -> list[str]:
+    return ["process", str(archive / "obs.txt"), "--archive", str(archive / "archive"), "--out",
+            str(archive / "out"), "--steps", ",".join(STEPS), "--instruments", "pn", "--bands", "0.5", "2",
+            "--workers", "1", "--tool-workers", "2", "--dashboard-address", ":0", "-q"]
+
+
+def _leftovers(out: Path) -> list[str]:
+    return [str(p) for p in out.rglob("*") if ".tmp-" in p.name or ".keep-" in p.name]
+
+
+def test_archive_killed_and_resumed_every_step_once(archive, fake_tools, capsys):
+    out = archive / "out"
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "xcube"), *_argv(archive)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and not list(out.glob("*/step-events/run.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    log = proc.communicate()[0].decode(errors="replace")
+    assert proc.returncode == -signal.SIGKILL, log
+    before = scan_runs(out, COLUMNS)
+    assert 1 <= len(before) < 2 * len(STEPS), log  # killed mid-run
+    assert (out / ".xcube-process.json").exists()  # the killed driver could not clean up
+    time.sleep(1.5)  # its LocalCluster workers notice their parent died and exit
+    done_before = set(before.loc[before["step"] == "events", "obsid"])
+
+    from xcube.cli import main
+
+    fake_tools.reset_calls()
+    assert main(_argv(archive)) == 0
+    printed = capsys.readouterr().out
+    st = scan_runs(out, COLUMNS)
+    assert len(st) == 2 * len(STEPS) and not st.duplicated(["obsid", "step"]).any()
+    assert set(st["state"]) == {"done"} and set(st["obsid"]) == set(OBSIDS) and set(st["step"]) == set(STEPS)
+    assert set(st["sas_version"]) == {"21.0.0"} and (st["n_tasks"] > 0).all()
+    assert (st.loc[st["step"] == "spectra", "n_tasks"] == 7).all()  # evselect x2, backscale x2, rmf, arf, group
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "status.parquet"), st)
+    assert all(line in printed for line in ("0123456789   done  done   done    done",
+                                             "0987654321   done  done   done    done"))
+    assert not (out / ".xcube-process.json").exists() and _leftovers(out) == []
+    for obs in OBSIDS:
+        spec = xcube.read_spectrum(out / obs / "spectra" / f"P{obs}PN_grp.pha")
+        assert spec["counts"].sum() > 100 and spec.attrs["respfile"].endswith(f"P{obs}PN.rmf")
+        assert (out / obs / "images" / f"P{obs}PN_0.5-2keV_expmap.fits").exists()
+    # what was finished before the kill was not made again: no calibration set-up for those observations
+    assert done_before and not [c for c in fake_tools.calls("cifbuild") if Path(c["cwd"]).name in done_before]
+
+    # everything recorded: a third run submits nothing and calls no tool
+    fake_tools.reset_calls()
+    assert main(_argv(archive)) == 0
+    assert fake_tools.calls() == []
+    pd.testing.assert_frame_equal(scan_runs(out, COLUMNS), st)
+
+
+def test_find_odfs_and_plan(archive, tmp_path):
+    odfs = find_odfs(archive / "obs.txt", archive / "archive")
+    assert odfs == {"0123456789": archive / "archive" / "0123456789",
+                    "0987654321": archive / "archive" / "0987654321" / "odf"}
+    opts = {"instruments": ["pn"], "group_min": 25}
+    done = pd.DataFrame([{"obsid": "0123456789", "step": s, "param_hash": options_hash(s, opts), "state": st}
+                         for s, st in (("events", "done"), ("clean", "failed"))])
+    assert plan_process(odfs, ["clean"], opts, done) == {"0987654321": ["events", "clean"]}
+    assert plan_process(odfs, ["clean"], opts, done, retry_failed=True)["0123456789"] == ["clean"]
+    assert plan_process(odfs, ["images"], opts, done)["0123456789"] == ["images"]
+    assert plan_process(odfs, ["clean"], dict(opts, group_min=5), done)["0123456789"] == ["events", "clean"]
+    with pytest.raises(ValueError, match="choose from"):
+        plan_process(odfs, ["nope"], opts, done)
+    # an observation id that is a path leading out of the archive becomes one harmless name
+    assert list(find_odfs(["../../x"], archive / "archive")) == ["x"]
+
+
+def test_missing_odf_is_recorded_per_step(fake_tools, tmp_path):
+    records = process_one("0000000001", tmp_path / "nowhere", tmp_path / "out", ["events", "clean"],
+                          {"instruments": ["pn"]}, "tok")
+    assert [r["step"] for r in records] == ["events", "clean"]
+    assert all(r["state"] == "failed" and "nowhere" in r["message"] for r in records)
+    st = scan_runs(tmp_path / "out", COLUMNS)
+    assert list(st["run_id"]) == ["step-clean", "step-events"] and set(st["error_class"]) == {"FileNotFoundError"}

@@ -1,0 +1,189 @@
+"""Mission software packages: which tool belongs to which software, how to
+set it up, and the versions recorded in every product's provenance.
+
+Versions come from the package's version command (``sasversion``,
+``fversion``) and, where the package's tasks report their own version
+(SAS: ``evselect -v`` prints ``evselect (evselect-3.71) [xmmsas_...]``), from
+the tool itself. Each command runs once per executable and installation (``SAS_DIR``,
+``HEADAS``...) per process (cached).
+:func:`sas_version` parses the SAS release (``xmmsas_20230412_1735-21.0.0``
+-> ``(21, 0, 0)``) for tasks that need a minimum release.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from typing import Mapping
+
+__all__ = ["Package", "PACKAGES", "package_of", "package_versions", "tool_version", "parse_version",
+           "sas_version"]
+
+
+@dataclass(frozen=True)
+class Package:
+    """A mission software package: its tools, environment and set-up help.
+
+    ``tool_version_args``: arguments that make one of its tools print its own
+    version (SAS ``-v``), or None when its tools cannot."""
+
+    name: str
+    description: str
+    setup: str
+    headas: bool  # HEASoft-style parameter interface (PFILES, HEADASNOQUERY)
+    version_command: tuple[str, ...] | None
+    version_env: tuple[str, ...]
+    tools: frozenset
+    tool_version_args: tuple[str, ...] | None = None
+
+
+PACKAGES: dict[str, Package] = {
+    "SAS": Package(
+        name="SAS",
+        description="XMM-Newton Science Analysis System (SAS)",
+        setup=(
+            "install SAS (https://www.cosmos.esa.int/web/xmm-newton/sas-installation), then before starting "
+            "Python: `export SAS_DIR=/path/to/xmmsas_<version>; source $SAS_DIR/setsas.sh` (or your site's "
+            "`sas-setup`), and `export SAS_CCFPATH=/path/to/ccf` for the calibration files"
+        ),
+        headas=False,
+        version_command=("sasversion",),
+        version_env=("SAS_DIR", "SAS_CCFPATH"),
+        tools=frozenset(
+            "cifbuild odfingest epchain emchain epproc emproc espfilt emanom evselect tabgtigen eexpmap merge "
+            "sasversion atthkgen epatplot rgsproc emosaic backscale rmfgen arfgen specgroup".split()
+        ),
+        # every SAS task prints "<task> (<task>-<version>) [<SAS release>]" with -v
+        # (SAS User Guide, "Running SAS tasks": common command-line options)
+        tool_version_args=("-v",),
+    ),
+    "HEASoft": Package(
+        name="HEASoft",
+        description="HEASoft (FTOOLS / mission software from the HEASARC)",
+        setup=(
+            "install HEASoft (https://heasarc.gsfc.nasa.gov/lheasoft/), then before starting Python: "
+            "`export HEADAS=/path/to/heasoft/<platform>; source $HEADAS/headas-init.sh` and set CALDB "
+            "(`source $CALDB/software/tools/caldbinit.sh`)"
+        ),
+        headas=True,
+        version_command=("fversion",),
+        version_env=("HEADAS", "CALDB"),
+        tools=frozenset(
+            "pcaprepobsid maketime pcaextlc2 pcaextspect2 nicerl2 nicerl3-lc nicerl3-spect xrtpipeline "
+            "xrtproducts nupipeline nuproducts barycorr ftselect ftmerge ftcopy fparkey fversion grppha "
+            "lcmath xselect saextrct".split()
+        ),
+    ),
+    "HXMTDAS": Package(
+        name="HXMTDAS",
+        description="Insight-HXMT Data Analysis Software (HXMTDAS, runs on HEASoft)",
+        setup=(
+            "install HXMTDAS (http://hxmten.ihep.ac.cn/software.jhtml) on top of HEASoft, then before "
+            "starting Python: `export HEADAS=/path/to/hxmtsoft/install/<platform>; source "
+            "$HEADAS/headas-init.sh`, and set CALDB, CALDBCONFIG, CALDBALIAS to the HXMT CALDB and REFPATH "
+            "to the background-model reference files (needed by lebkgmap/mebkgmap/hebkgmap)"
+        ),
+        headas=True,
+        version_command=None,
+        version_env=("HEADAS", "CALDB", "REFPATH"),
+        tools=frozenset(
+            "lepical lerecon legtigen legticorr legti lescreen lelcgen lebkgmap lespecgen lerspgen "
+            "mepical megrade megtigen megticorr megti mescreen melcgen mebkgmap mespecgen merspgen "
+            "hepical hegtigen hescreen helcgen hebkgmap hespecgen herspgen hxbary hpipeline".split()
+        ),
+    ),
+}
+
+
+def package_of(tool: str) -> Package | None:
+    """The :class:`Package` a tool belongs to, or None for an unknown tool."""
+    for pkg in PACKAGES.values():
+        if tool in pkg.tools:
+            return pkg
+    return None
+
+
+_CACHE: dict[tuple, dict] = {}
+_LOCK = threading.Lock()
+_VERSION_LINE = re.compile(r"\d+\.\d+")
+
+
+def _cached_output(key: tuple, argv: list[str], env: Mapping[str, str]) -> dict:
+    """Last line holding a version number printed by ``argv`` (once per key)."""
+    with _LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    res: dict = {}
+    try:
+        out = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL)
+        lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines() if _VERSION_LINE.search(ln)]
+        if lines:
+            res["version"] = lines[-1]
+    except (OSError, subprocess.SubprocessError) as exc:
+        res["version_error"] = str(exc)
+    with _LOCK:
+        _CACHE[key] = res
+    return res
+
+
+def _exe_key(exe: str) -> tuple:
+    real = os.path.realpath(exe)
+    try:
+        return real, os.stat(real).st_mtime_ns
+    except OSError:
+        return real, 0
+
+
+def _setup_of(pkg: Package, env: Mapping[str, str]) -> tuple:
+    # another SAS_DIR/HEADAS is another installation: its versions are cached apart
+    return tuple(env.get(v, "") for v in pkg.version_env)
+
+
+def package_versions(pkg: Package | None, env: Mapping[str, str]) -> dict:
+    """Version information of a package for provenance records: the set-up
+    environment variables (``SAS_DIR``, ``HEADAS``, ``CALDB``...) and the
+    version printed by its version command (``sasversion``, ``fversion``)
+    under ``"version"``. The command runs once per executable (cached)."""
+    if pkg is None:
+        return {}
+    info = {v: env[v] for v in pkg.version_env if env.get(v)}
+    exe = shutil.which(pkg.version_command[0], path=env.get("PATH")) if pkg.version_command else None
+    if exe is None:
+        return info
+    got = _cached_output((pkg.name, *_exe_key(exe), *_setup_of(pkg, env)), [exe, *pkg.version_command[1:]], env)
+    return {**info, **got}
+
+
+def tool_version(tool: str, env: Mapping[str, str]) -> str | None:
+    """The version a tool reports about itself (SAS ``evselect -v`` ->
+    ``"evselect (evselect-3.71) [xmmsas_20230412_1735-21.0.0]"``), or None
+    when its package has no such option or the tool is not on PATH."""
+    pkg = package_of(tool)
+    if pkg is None or not pkg.tool_version_args:
+        return None
+    exe = shutil.which(tool, path=env.get("PATH"))
+    if exe is None:
+        return None
+    got = _cached_output((tool, *_exe_key(exe), *_setup_of(pkg, env)), [exe, *pkg.tool_version_args], env)
+    return got.get("version")
+
+
+def parse_version(text) -> tuple[int, ...] | None:
+    """The release number in a version string: ``"xmmsas_20230412_1735-21.0.0"``
+    -> ``(21, 0, 0)``, ``"heasoft-6.33.2"`` -> ``(6, 33, 2)``; None if none."""
+    if not text:
+        return None
+    found = re.findall(r"(?<![\d.])(\d+(?:\.\d+)+)(?![\d.])", str(text))
+    return tuple(int(x) for x in found[-1].split(".")) if found else None
+
+
+def sas_version(env: Mapping[str, str] | None = None) -> tuple[int, ...] | None:
+    """The SAS release ``sasversion`` reports, e.g. ``(21, 0, 0)``, or None
+    when SAS is not set up (eager; runs ``sasversion`` once, cached)."""
+    env = dict(os.environ) if env is None else env
+    return parse_version(package_versions(PACKAGES["SAS"], env).get("version"))

@@ -1,0 +1,184 @@
+"""Where one tool run writes, so that a failed run loses nothing.
+
+An output whose path appears on the command line (``outfile=result.fits``,
+``table=ev.fits:EVENTS``) is replaced there by a temporary name beside the
+final one, ``.<name>.tmp-<hex><suffixes>`` (so in the work directory for the
+usual relative outputs); when that output is also an input (a tool working
+in place) the file is first copied to the temporary name. An output the tool
+names itself (a fixed name in its working directory, a pattern) is moved
+aside to ``.<name>.keep-<hex>`` before the run (copied, if the tool also
+reads it).
+
+After the run, :meth:`Staging.commit` checks every output where the tool
+wrote it (exists; FITS outputs complete; text outputs not empty) and only
+then moves the temporary files onto their final names and drops the kept
+copies. :meth:`Staging.abort` (any failure: non-zero exit, timeout, bad
+output, interruption) removes what the run wrote and puts the kept files
+back, so an in-place tool keeps its input and an earlier good product
+survives a failed re-run.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+__all__ = ["Staging", "temporary_output", "substitute"]
+
+log = logging.getLogger("xcube.tools")
+
+
+def temporary_output(final: Path, kind: str = "tmp") -> Path:
+    """A hidden sibling of ``final`` keeping its suffixes (``.x.fits.tmp-ab12cd34.fits``),
+    so tools that pick a format from the extension behave the same."""
+    return final.with_name(f".{final.name}.{kind}-{uuid.uuid4().hex[:8]}{''.join(final.suffixes)}")
+
+
+def _as_path(text: str, workdir: Path) -> Path:
+    return Path(os.path.normpath(os.path.join(os.fspath(workdir), text)))
+
+
+def substitute(value, workdir: Path, temp: dict):
+    """``value`` with a path of ``temp`` (final -> temporary) replaced.
+    Matches a whole value or a path followed by a FITS extension
+    (``file.fits:EVENTS``, ``file.fits[1]``); relative values are taken in
+    ``workdir``. Other values (numbers, lists, expressions) are returned as they are."""
+    if not isinstance(value, (str, os.PathLike)) or not temp:
+        return value
+    text = os.fspath(value)
+    if not text or text.startswith(("!", "@")):
+        return value
+    hit = temp.get(_as_path(text, workdir))
+    if hit is not None:
+        return str(hit)
+    for sep in (":", "["):
+        head, found, rest = text.partition(sep)
+        if found and head:
+            hit = temp.get(_as_path(head, workdir))
+            if hit is not None:
+                return f"{hit}{sep}{rest}"
+    return value
+
+
+class Staging:
+    """Temporary names and kept copies for one run (see module doc).
+
+    ``outputs``/``text_outputs``: final paths (``Path``) or resolved patterns
+    (objects with ``resolve(required)``); ``inplace``: resolved paths (str) that
+    are inputs too; ``rename``: ``{made_by_tool: final}``; ``values``: the
+    parameter values and positional arguments (to find outputs named there).
+    """
+
+    def __init__(self, outputs, text_outputs, inplace, rename, params, args, workdir: Path):
+        self.outputs, self.text_outputs = list(outputs), list(text_outputs)
+        self.inplace, self.rename, self.workdir = set(inplace), dict(rename), workdir
+        self.params, self.args = params, args
+        self.temp: dict[Path, Path] = {}
+        self.kept: dict[Path, Path] = {}
+        self.patterns = [o for o in self.outputs + self.text_outputs if not isinstance(o, Path)]
+
+    def _finals(self) -> list[Path]:
+        return [o for o in self.outputs + self.text_outputs if isinstance(o, Path)]
+
+    def _named(self, final: Path) -> bool:
+        probe = {final: final}
+        return any(substitute(v, self.workdir, probe) is not v for v in list(self.params.values()) + list(self.args))
+
+    def _keep(self, path: Path) -> None:
+        kept = temporary_output(path, "keep")
+        if str(path.resolve()) in self.inplace:
+            shutil.copy2(path, kept)
+        else:
+            os.replace(path, kept)
+        self.kept[path] = kept
+
+    def begin(self) -> tuple[dict, list]:
+        """Prepare the files; returns the parameters and positional arguments
+        to run with (outputs named there replaced by temporary names)."""
+        for final in self._finals():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if self._named(final):
+                tmp = temporary_output(final)
+                if str(final.resolve()) in self.inplace and final.exists():
+                    shutil.copy2(final, tmp)
+                self.temp[final] = tmp
+            elif final.exists():
+                self._keep(final)
+        for pattern in self.patterns:
+            hit = pattern.resolve(required=False)
+            if hit is not None:
+                self._keep(Path(hit))
+        for made in self.rename:
+            Path(made).unlink(missing_ok=True)  # a leftover of an earlier run is not this run's product
+        params = {k: substitute(v, self.workdir, self.temp) for k, v in self.params.items()}
+        args = [substitute(a, self.workdir, self.temp) for a in self.args]
+        return params, args
+
+    def where(self, final: Path) -> Path:
+        """Where the tool wrote ``final`` in this run (its temporary name, or itself)."""
+        return self.temp.get(final, final)
+
+    def commit(self, check_fits, fail) -> list[Path]:
+        """Apply ``rename``, check every output at the place the tool wrote it
+        (``check_fits(path)`` raises ``OSError`` on a bad FITS file; ``fail(msg)``
+        returns the exception to raise), then move temporary files into place
+        and drop the kept copies. Returns the final paths (FITS outputs, then text)."""
+        for src, dst in self.rename.items():
+            src, dst = Path(src), Path(dst)
+            if not src.exists():
+                raise fail(f"did not make {src} (expected before renaming to {dst.name})")
+            os.replace(src, self.where(dst))
+        finals = []
+        for group, is_fits in ((self.outputs, True), (self.text_outputs, False)):
+            for o in group:
+                final = o if isinstance(o, Path) else _pattern_hit(o, fail)
+                here = self.where(final)
+                if not here.exists():
+                    raise fail(f"exited 0 but did not make {final}")
+                if is_fits:
+                    try:
+                        check_fits(here)
+                    except OSError as exc:
+                        raise fail(f"output {final} is not a valid FITS file: {exc}") from exc
+                elif here.stat().st_size == 0:
+                    raise fail(f"output {final} is empty")
+                finals.append(final)
+        for final, tmp in self.temp.items():
+            os.replace(tmp, final)
+        for kept in self.kept.values():
+            kept.unlink(missing_ok=True)
+        self.temp, self.kept = {}, {}
+        return finals
+
+    def abort(self) -> None:
+        """Remove what the run wrote and restore the kept files (never raises)."""
+        try:
+            for tmp in self.temp.values():
+                tmp.unlink(missing_ok=True)
+            made = [f for f in self._finals() if f not in self.temp]
+            made += [Path(h) for p in self.patterns for h in _all_hits(p)]
+            made += [Path(src) for src in self.rename]
+            for f in made:
+                if f.exists() and f not in self.kept.values():
+                    f.unlink()
+            for final, kept in self.kept.items():
+                if kept.exists():
+                    os.replace(kept, final)
+        except OSError as exc:  # pragma: no cover - report, do not mask the original error
+            log.warning("could not restore the files of a failed run: %s", exc)
+        self.temp, self.kept = {}, {}
+
+
+def _pattern_hit(pattern, fail) -> Path:
+    try:
+        return Path(pattern.resolve(required=True))
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+
+
+def _all_hits(pattern) -> list[str]:
+    import glob
+
+    return sorted(glob.glob(pattern.pattern))
