@@ -122,6 +122,12 @@ class CompactCube:
         sel = np.ones(self.n_frames, np.bool_) if frames is None else np.asarray(frames, dtype=np.bool_)
         return _image(self.cells, self.seg, sel, self.n_pixels).reshape(self.ny, self.nx)
 
+    def image_by(self, labels, n: int) -> np.ndarray:
+        """(n, ny, nx) int64: the counts summed over the frames of each label
+        ``0 .. n-1`` (``labels`` int (n_frames,), -1 for frames in none), in one pass."""
+        lab = np.ascontiguousarray(labels, dtype=np.int64)
+        return _image_by(self.cells, self.seg, lab, int(n), self.n_pixels).reshape(n, self.ny, self.nx)
+
     def counts_in(self, pixels) -> np.ndarray:
         """Counts per frame in the pixels where ``pixels`` ((ny, nx) bool) is True, int64 (n_frames,)."""
         return _counts_in(self.cells, self.seg, np.ascontiguousarray(pixels, dtype=np.bool_).ravel())
@@ -193,6 +199,18 @@ def _image(cells, seg, frames, npix):  # pragma: no cover - compiled
         if frames[t]:
             for i in range(seg[t], seg[t + 1]):
                 out[cells[i]] += 1
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _image_by(cells, seg, labels, n, npix):  # pragma: no cover - compiled
+    out = np.zeros((n, npix), dtype=np.int64)
+    for t in range(seg.size - 1):
+        k = labels[t]
+        if k >= 0:
+            row = out[k]
+            for i in range(seg[t], seg[t + 1]):
+                row[cells[i]] += 1
     return out
 
 

@@ -8,6 +8,7 @@ gives an object with the same methods for both, so each step of the search
 
 * ``frame_totals()`` counts per frame (n_frames,);
 * ``image(frames)`` counts summed over the selected frames (ny, nx);
+* ``image_by(labels, n)`` one such image per frame label 0..n-1 (n, ny, nx);
 * ``counts_in(pixels)`` counts per frame in a pixel mask (n_frames,);
 * ``region_counts(labels, n)`` counts per region and frame (n, n_frames);
 * ``dense(f0, f1)`` frames ``f0:f1`` as an in-memory array.
@@ -53,6 +54,14 @@ class DenseCounts:
         if not sel.any():
             return np.zeros((self.ny, self.nx), np.int64)
         return self.data[np.flatnonzero(sel)].sum(axis=0, dtype=np.int64)
+
+    def image_by(self, labels, n: int):
+        lab = np.asarray(labels)
+        import dask.array as da
+
+        parts = [self.image(lab == k) for k in range(n)]
+        xp = da if any(isinstance(q, da.Array) for q in parts) else np
+        return xp.stack(parts)
 
     def counts_in(self, pixels):
         m = np.asarray(pixels, dtype=bool)

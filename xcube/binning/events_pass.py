@@ -409,7 +409,8 @@ def _assemble(k, run, evs, specs, parts, y, x, crop) -> CompactCube:
     (y0, y1), (x0, x1) = ((0, y.size), (0, x.size)) if not crop else (
         _crop_range(y, extent[2], extent[3]), _crop_range(x, extent[0], extent[1]))
     ya, xa = y.sel(y0, y1), x.sel(x0, x1)
-    cells, seg = _merge([p[0][k][0] for p in parts], [p[0][k][1] for p in parts], x.size, y0, x0, ya.size, xa.size)
+    cells, seg = _merge([p[0][k][0] for p in parts], [p[0][k][1] for p in parts], (y.size, x.size), y0, x0,
+                        ya.size, xa.size)
     m = [int(s.run_m[k]) for s in specs]
     monitor = None
     if run.monitor_edges is not None:
@@ -427,17 +428,20 @@ def _assemble(k, run, evs, specs, parts, y, x, crop) -> CompactCube:
                        n_outside=int(sum(p[3][k] for p in parts)))
 
 
-def _merge(cell_lists, segs, nx_full, y0, x0, ny, nx):
+def _merge(cell_lists, segs, full_shape, y0, x0, ny, nx):
     """Crop every camera's full-grid cells to the (ny, nx) grid starting at
     cell (y0, x0), then merge the cameras frame by frame (the sum of their
     cubes). Cells outside the crop cannot occur: the crop holds all of them."""
     dt = cell_dtype(nx * ny)
+    iy, ix = np.divmod(np.arange(full_shape[0] * full_shape[1], dtype=np.int64), full_shape[1])
+    inside = (iy >= y0) & (iy < y0 + ny) & (ix >= x0) & (ix < x0 + nx)
+    lut = np.where(inside, (iy - y0) * nx + (ix - x0), 0).astype(dt)  # full-grid cell -> cropped cell
     merged, mseg = None, None
     for parts, seg in zip(cell_lists, segs):
         chunks = []
         for a in parts:  # crop chunk by chunk (in place when the dtype allows), then one copy
             out = a if a.dtype == dt else np.empty(a.size, dtype=dt)
-            _crop_kernel(a, nx_full, y0, x0, nx, out)
+            _crop_kernel(a, lut, out)
             chunks.append(out)
         c = np.concatenate(chunks) if chunks else np.zeros(0, dt)
         if merged is None:
@@ -451,12 +455,9 @@ def _merge(cell_lists, segs, nx_full, y0, x0, ny, nx):
 
 
 @numba.njit(nogil=True, cache=True)
-def _crop_kernel(cells, nx_full, y0, x0, nx, out):  # pragma: no cover - compiled
+def _crop_kernel(cells, lut, out):  # pragma: no cover - compiled
     for i in range(cells.size):
-        c = np.int64(cells[i])
-        iy = c // nx_full
-        ix = c - iy * nx_full
-        out[i] = (iy - y0) * nx + (ix - x0)
+        out[i] = lut[cells[i]]
 
 
 @numba.njit(nogil=True, cache=True)

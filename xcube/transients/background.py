@@ -347,8 +347,9 @@ def background_model(
     expo = _frame_exposure(cube, view, nt, exposure)
     valid = (expo > 0) & ~bad_f & np.isfinite(expo)
     in_g, in_b = valid & ~bti_f, valid & bti_f
-    img_g, img_b, totals = (np.asarray(a) for a in dask.compute(red.image(in_g), red.image(in_b),
-                                                                red.frame_totals()))
+    labels = np.where(in_g, 0, np.where(in_b, 1, -1))
+    images, totals = (np.asarray(a) for a in dask.compute(red.image_by(labels, 2), red.frame_totals()))
+    img_g, img_b = images
     coords2d, tcoords = _coords(view)
     mask, mask_attrs = _model_mask(img_g, img_b, in_g, source_mask, coords2d, (ny, nx), percentile=percentile,
                                    factor=factor, catalogue=catalogue, wcs=wcs, radius_arcsec=radius_arcsec,
