@@ -9,7 +9,20 @@ from ._version import __version__
 from .binning import bin_events
 from .io import open_archive, open_events, to_zarr
 from .io.ogip import read_lightcurve, write_gti, write_image, write_lightcurve, write_spectrum
-from .products import image, lightcurve, spectrum
+from .products import (
+            extract_lightcurves,
+            from_stingray,
+            hardness_ratio,
+            image,
+            lightcurve,
+            net_lightcurve,
+            power_spectrum,
+            spectrum,
+            split_by_gti,
+            stitch,
+            to_stingray,
+)
+from .products import rebin as rebin_lightcurve
 from .regions import region_area, region_mask
 from .select import select
 from .skycoords import wcs
@@ -27,5 +40,7 @@ __all__ = [
 ]
 __all__ += ["lightcurve", "image", "spectrum", "read_lightcurve", "write_lightcurve", "write_spectrum",
             "write_image", "write_gti"]
+__all__ += ["power_spectrum", "hardness_ratio", "stitch", "extract_lightcurves", "net_lightcurve", "rebin_lightcurve",
+            "split_by_gti", "to_stingray", "from_stingray"]
 __all__ += ["wcs"]
 __all__ += ["search_transients"]
