@@ -254,15 +254,10 @@ def band_label(band) -> str:
 
 
 def _concat_bands(parts, bands) -> xr.Dataset:
-    """Stack single-band light curves on a ``band`` dimension (coords
-    ``band`` label, ``energy_lo``/``energy_hi`` [keV])."""
-    import pandas as pd
+    """Single-band light curves stacked on ``band`` (see :func:`xcube.io.ogip.stack_bands`)."""
+    from ..io.ogip import stack_bands
 
-    lc = xr.concat(parts, dim=pd.Index([band_label(b) for b in bands], name="band"), data_vars="minimal",
-                   coords="minimal", compat="override", combine_attrs="override")
-    lc = lc.assign_coords(energy_lo=("band", [b[0] for b in bands], {"units": "keV"}),
-                          energy_hi=("band", [b[1] for b in bands], {"units": "keV"}))
-    lc.attrs["energy_band"] = [list(b) for b in bands]
+    lc = stack_bands(parts, bands)
     lc.attrs["pi_band"] = [p.attrs.get("pi_band") for p in parts]
     return lc
 
