@@ -205,6 +205,14 @@ _LC_KINDS = {
 }
 
 
+def _extra_column(name: str, values) -> fits.Column:
+    a = np.asarray(values)
+    if a.dtype.kind in "OUS":
+        a = a.astype(str)
+        return fits.Column(name=name, format=f"{max(1, max((len(v) for v in a), default=1))}A", array=a)
+    return _vector_column(name, "d" if name.upper() == "MJD" else "", a)
+
+
 def _vector_column(name: str, unit: str, values) -> fits.Column:
     """A table column of one value per row (n,) or one per band (n, k)."""
     a = np.asarray(values)
@@ -227,7 +235,7 @@ def _band_cards(attrs: dict) -> dict:
 
 
 def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite: bool = False,
-                     header: dict | None = None) -> Path:
+                     header: dict | None = None, columns: dict | None = None) -> Path:
     """Write an xcube light curve as an OGIP/93-003 ``RATE`` table plus ``GTI``.
 
     Parameters
@@ -240,6 +248,10 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         (background-subtracted, 'NET', with BACKV/BACKE columns) or
         ``"background"`` (the area-scaled background, 'BKG'). Default: total.
     header : extra keywords for the RATE extension.
+    columns : extra columns, name -> 1-D array along time (numbers, or
+        strings written as text columns), e.g. MJD and OBS_ID of a stitched
+        light curve; :func:`read_lightcurve` reads MJD, OBS_ID, MISSION and
+        INSTRUME columns back as coordinates.
 
     Columns: TIME [s, bin centre], RATE, ERROR [count/s], FRACEXP, COUNTS
     (total/background only), TIMEDEL [s] when the bins are not equal.
@@ -277,6 +289,8 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
     if kind == "net":
         cols.append(_vector_column("BACKV", "count/s", lc["bkg_rate"].values))
         cols.append(_vector_column("BACKE", "count/s", lc["bkg_rate_err"].values))
+    for name, values in (columns or {}).items():
+        cols.append(_extra_column(name, values))
     uniform = width.size > 0 and np.allclose(width, width[0], rtol=1e-12, atol=0)
     if not uniform and width.size:
         cols.append(fits.Column(name="TIMEDEL", format="D", unit="s", array=width))
@@ -521,6 +535,11 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
         data_vars["bkg_rate"] = ("time", np.asarray(data[bcol], np.float64), {"units": "count/s"})
         if becol is not None:
             data_vars["bkg_rate_err"] = ("time", np.asarray(data[becol], np.float64), {"units": "count/s"})
+    for col, coord in (("MJD", "mjd"), ("OBS_ID", "obs_id"), ("MISSION", "mission"), ("INSTRUME", "instrument")):
+        c = find_column(names, col)
+        if c is not None:
+            v = np.asarray(data[c])
+            coords[coord] = ("time", v.astype(object) if v.dtype.kind in "US" else v.astype(np.float64))
     attrs = {
         "kind": "lightcurve",
         "source": str(Path(path).resolve()),
@@ -537,6 +556,8 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
         "tstart": float(lo[0]) if lo.size else float("nan"),
         "tstop": float(hi[-1]) if hi.size else float("nan"),
     }
+    if _flag(h.get("STITCHED", False)):
+        attrs["stitched"] = True
     if "E_MIN" in h and "E_MAX" in h:
         attrs["energy_band"] = [float(h["E_MIN"]), float(h["E_MAX"])]
     if "CHANMIN" in h and "CHANMAX" in h:

@@ -311,7 +311,9 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
     ``n_segments``, ``mean_rate`` [count/s], ``n_photons`` (mean per
     segment), ``poisson_level``, ``background_rate``, ``noise_subtracted``,
     ``rebin`` and the observation's attrs. Many inputs give dims ``(obs,
-    freq)`` with ``n_segments`` and ``mean_rate`` as variables on ``obs``.
+    freq)`` with ``n_segments``, ``mean_rate`` and ``poisson_level`` as
+    variables on ``obs`` and ``obs_id``/``instrument``/``mission``/``source``
+    as coords on ``obs``.
 
     Laziness: an event list streams through Dask one chunk at a time (one
     task per chunk, memory of one chunk); many inputs run as one task each on
@@ -362,6 +364,9 @@ def _stack(parts, labels, average, step) -> xr.Dataset:
     stacked = xr.concat([p.drop_attrs(deep=False) for p in parts], dim="obs", coords="minimal", compat="override",
                         join="override")
     stacked = stacked.assign_coords(obs=("obs", labels))
+    for k in ("obs_id", "instrument", "mission", "source"):
+        if any(k in p.attrs for p in parts):
+            stacked = stacked.assign_coords({k: ("obs", [str(p.attrs.get(k, "")) for p in parts])})
     for k, v in per_obs.items():
         stacked[k] = ("obs", np.asarray(v))
     common = {k: v for k, v in first.attrs.items() if all(p.attrs.get(k) == v for p in parts[1:])
