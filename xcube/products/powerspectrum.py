@@ -9,6 +9,7 @@ observations in parallel.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,7 +27,7 @@ log = logging.getLogger("xcube.products")
 NORMS = ("leahy", "frac", "abs", "none")
 _UNITS = {"leahy": "", "frac": "(rms/mean)^2/Hz", "abs": "(count/s)^2/Hz", "none": "count^2"}
 _OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "telescop", "instrume",
-              "energy_band", "pi_band", "region", "expid", "source")
+              "energy_band", "pi_band", "region", "expr", "expid", "source")
 
 
 def _check(norm, segment, rebin):
@@ -66,7 +67,13 @@ def _input_sums(obj, segment, dt, selection):
 
             obj = select(obj, **selection)
         plan = pds_stream.plan_segments(gtimod.from_dataset(obj), segment, float(dt))
-        return pds_stream.events_delayed(obj["time"].data, plan), plan.segment, plan.n_bin, plan.dt, obj.attrs
+        attrs = dict(obj.attrs)
+        if selection["energy_band"] is not None:
+            attrs["energy_band"] = [float(v) for v in selection["energy_band"]]
+        for k in ("region", "expr"):
+            if selection[k] is not None:
+                attrs[k] = str(selection[k])
+        return pds_stream.events_delayed(obj["time"].data, plan), plan.segment, plan.n_bin, plan.dt, attrs
     if _is_lightcurve(obj):
         if any(v is not None for v in selection.values()):
             raise ValueError("energy_band/region/expr apply to event lists; this light curve is already extracted")
@@ -334,7 +341,8 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
         return out.compute() if compute else out
     items = _items(data)
     labels = _unique([lab for lab, _ in items])
-    parts = [dask.delayed(_one)(item, *args, scheduler="sync") for _, item in items]
+    # partial: Dask must not compute a lazy EventList before the task (it streams inside it)
+    parts = [dask.delayed(partial(_one, item, *args, scheduler="sync"), pure=False)() for _, item in items]
     out = dask.delayed(_stack)(parts, labels, average, step)
     return out.compute() if compute else out
 

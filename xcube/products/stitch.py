@@ -11,6 +11,7 @@ GTIs into one table, and sorts the bins in time.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +166,8 @@ def extract_lightcurves(sources, time_bin: float, *, errors: str = "warn", **kwa
         sources = [n.to_dataset() if n.to_dataset().data_vars else n.attrs["path"] for n in sources.subtree
                    if n.to_dataset().data_vars or "path" in n.attrs]
     kwargs = dict(kwargs, time_bin=time_bin)
-    tasks = [dask.delayed(_safe)(_extract_one, s, kwargs, errors == "raise") for s in sources]
+    # partial: Dask must not compute a lazy EventList before the task (it is binned inside it)
+    tasks = [dask.delayed(partial(_safe, _extract_one, s, kwargs, errors == "raise"), pure=False)() for s in sources]
     results = dask.compute(*tasks)
     out = []
     for s, (lc, err) in zip(sources, results):
