@@ -142,3 +142,15 @@ def test_net_lightcurve_from_a_transient_search_result(ev):
     assert "transient-search" in lc.attrs["background_model"]
     with pytest.raises(ValueError, match="region"):
         net_lightcurve(xcube.lightcurve(ev, 100.0), res)
+
+
+def test_accessor_methods(ev):
+    lc = ev.xcube.select(energy_band=(0.5, 10.0))
+    lc = xcube.lightcurve(ev, 10.0)
+    assert lc.xcube.rebin(5)["counts"].equals(rebin(lc, 5)["counts"])
+    assert len(lc.xcube.split_by_gti()) == 2
+    p = ev.xcube.power_spectrum(500.0, 1.0)
+    assert p.attrs["n_segments"] == 5 and xcube.to_stingray(p).m == 5
+    assert ev.xcube.to_stingray().time.size == ev.sizes["event"]
+    two = xcube.lightcurve(ev, 100.0, energy_band=[(0.5, 2.0), (2.0, 10.0)])
+    assert two.xcube.hardness_ratio()["ratio"].sizes["time"] == two.sizes["time"]

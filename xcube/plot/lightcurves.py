@@ -96,7 +96,13 @@ def broken_lightcurve(lc, *, background: bool = True, net: bool = True, min_gap:
     shown = [(v, e, lab, c) for v, e, lab, c in _CURVES if v in lc and (v == "rate" or
                                                                        (v == "bkg_rate" and background) or
                                                                        (v == "net_rate" and net))]
-    for ax, (a, b) in zip(axes, groups):
+    from matplotlib.ticker import MaxNLocator
+
+    fig.subplots_adjust(bottom=0.2)
+    for i, (ax, (a, b)) in enumerate(zip(axes, groups)):
+        # fewer ticks on narrow panels; no last tick before a break (its label would touch the next panel's)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=max(2, round(8 * ratios[i])),
+                                               prune="upper" if i < len(groups) - 1 else None))
         sel = (t >= a) & (t < b)
         for v, e, lab, c in shown:
             y = lc[v].values[sel]
@@ -106,7 +112,7 @@ def broken_lightcurve(lc, *, background: bool = True, net: bool = True, min_gap:
         ax.set_xlim(a - t_ref, b - t_ref)
     _broken_marks(list(axes))
     axes[0].set_ylabel("rate [count/s]")
-    fig.supxlabel(f"time - {t_ref:.1f} [s]", fontsize=10)
+    fig.supxlabel(f"time - {t_ref:.1f} [s]", fontsize=10, y=0.02)
     if len(shown) > 1:
         axes[-1].legend(fontsize=7, loc="upper right")
     if title:

@@ -207,8 +207,8 @@ def average_power_spectra(spectra: xr.Dataset, dim: str = "obs") -> xr.Dataset:
     """Average power spectra along ``dim``, weighting each by its number of
     averaged powers ``m``; ``power_err = power / sqrt(sum m)`` (eager, small).
     The spectra must share one frequency grid and normalisation. Per-input
-    variables on ``dim`` (``n_segments``, ``mean_rate``) become attrs: the total
-    number of segments and the segment-weighted mean rate."""
+    variables on ``dim`` (``n_segments``, ``mean_rate``, ``poisson_level``)
+    become attrs: the total number of segments and segment-weighted means."""
     m = spectra["m"]
     total = m.sum(dim)
     power = (spectra["power"] * m).sum(dim) / total
@@ -219,8 +219,9 @@ def average_power_spectra(spectra: xr.Dataset, dim: str = "obs") -> xr.Dataset:
     if "n_segments" in spectra:
         nseg = np.asarray(spectra["n_segments"].values)
         out.attrs["n_segments"] = int(nseg.sum())
-        if "mean_rate" in spectra:
-            out.attrs["mean_rate"] = float(np.average(spectra["mean_rate"].values, weights=nseg))
+        for k in ("mean_rate", "poisson_level"):
+            if k in spectra:
+                out.attrs[k] = float(np.average(spectra[k].values, weights=nseg))
     return out
 
 
