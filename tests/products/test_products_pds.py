@@ -218,3 +218,16 @@ def test_file_paths_and_errors(make_event_file):
         xcube.power_spectrum(xr.Dataset({"a": ("x", [1])}), dt=1.0)
     band = xcube.power_spectrum(ev, segment=200.0, dt=1.0, energy_band=(0.5, 2.0))
     assert band.attrs["mean_rate"] < p.attrs["mean_rate"]
+
+
+def test_float64_search_equals_stingrays_longdouble_search():
+    """Segment bounds are longdouble (as Stingray makes them); the chunks are
+    searched with float64 only, with the same answer, bound-equal events too."""
+    from xcube.products import pds_stream
+
+    plan = pds_stream.plan_segments(([1e8 + 0.1], [1.0e8 + 2e5 + 0.9]), 17.3, 0.3)
+    assert plan.above.any() and (plan.bounds64 > plan.bounds).any()
+    b = plan.bounds.astype(np.float64)
+    t = np.sort(np.concatenate([np.random.default_rng(0).uniform(1e8, 1.0e8 + 2e5, 50_000), b,
+                                np.nextafter(b, np.inf), np.nextafter(b, -np.inf)]))
+    np.testing.assert_array_equal(pds_stream.count_below(t, plan), t.searchsorted(plan.bounds))

@@ -46,9 +46,11 @@ class SegmentPlan:
     n_bin: int
     start: np.ndarray
     stop: np.ndarray
-    bounds: np.ndarray  # sorted unique start and stop times
+    bounds: np.ndarray  # sorted unique start and stop times (longdouble)
     start_pos: np.ndarray  # index of each start in bounds
     stop_pos: np.ndarray
+    bounds64: np.ndarray  # bounds rounded to float64
+    above: np.ndarray  # bound > its float64 rounding
 
 
 @dataclass
@@ -87,9 +89,18 @@ def plan_segments(gti, segment: float, dt: float) -> SegmentPlan:
                          f"{len(g)} GTI(s)); choose a shorter segment=")
     start, stop = time_intervals_from_gtis(g, segment)
     bounds = np.sort(np.array(list(set(np.concatenate([start, stop])))))
+    b64 = bounds.astype(np.float64)
     return SegmentPlan(dt=float(dt), segment=float(segment), n_bin=int(n_bin), start=start, stop=stop,
                        bounds=bounds, start_pos=np.searchsorted(bounds, start),
-                       stop_pos=np.searchsorted(bounds, stop))
+                       stop_pos=np.searchsorted(bounds, stop), bounds64=b64, above=b64 < bounds)
+
+
+def count_below(t: np.ndarray, plan: SegmentPlan) -> np.ndarray:
+    """``t.searchsorted(plan.bounds)`` (events before each longdouble bound,
+    as Stingray counts them) with float64 searches only: for float64 ``t``,
+    ``t < b`` is ``t <= b64`` when the bound lies above its float64 rounding
+    ``b64`` and ``t < b64`` otherwise. Avoids casting the chunk to longdouble."""
+    return np.where(plan.above, t.searchsorted(plan.bounds64, "right"), t.searchsorted(plan.bounds64, "left"))
 
 
 def _positive_power(counts: np.ndarray, n_bin: int) -> np.ndarray:
@@ -119,7 +130,7 @@ def events_sums(times, plan: SegmentPlan) -> PdsSums:
     if t.size == 0:
         return out
     out.empty = False
-    idx = t.searchsorted(plan.bounds)
+    idx = count_below(t, plan)
     i0, i1 = idx[plan.start_pos], idx[plan.stop_pos]
     n = t.size
     for k in np.flatnonzero(i1 > i0):
