@@ -123,6 +123,8 @@ def test_light_curve_input_equals_stingray_from_lightcurve(make_event_file):
     np.testing.assert_allclose(p2["power"].values, p3["power"].values, rtol=RTOL)
     with pytest.raises(ValueError, match="whole multiple"):
         xcube.power_spectrum(lc, segment=100.0, dt=0.75)
+    with pytest.raises(ValueError, match="pick one"):
+        xcube.power_spectrum(xcube.lightcurve(ev, 0.5, energy_band=[(0.5, 2), (2, 10)]), segment=100.0)
 
 
 def test_leahy_white_noise_is_two():
@@ -143,7 +145,7 @@ def test_injected_sinusoid_has_its_frequency_and_rms():
     t = poisson_times(rate, gti, seed=4, modulation=lambda t: 1 + amp * np.sin(2 * np.pi * f0 * t))
     p = xcube.power_spectrum(events(t, gti, chunks=100_000), segment=64.0, dt=1 / 64, norm="frac",
                              subtract_noise=True)
-    peak = int(p["power"].argmax())
+    peak = int(np.argmax(p["power"].values))
     assert p["freq"].values[peak] == pytest.approx(f0)
     rms = np.sqrt(float((p["power"] * p["df"])[peak - 1:peak + 2].sum()))
     assert rms == pytest.approx(amp / np.sqrt(2), rel=0.05)

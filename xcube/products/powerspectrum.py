@@ -75,6 +75,9 @@ def _input_sums(obj, segment, dt, selection):
                 attrs[k] = str(selection[k])
         return pds_stream.events_delayed(obj["time"].data, plan), plan.segment, plan.n_bin, plan.dt, attrs
     if _is_lightcurve(obj):
+        if "band" in obj.dims:
+            raise ValueError(f"power_spectrum: the light curve has {obj.sizes['band']} bands; pick one with "
+                             f"lc.sel(band=...) (bands: {list(obj['band'].values)})")
         if any(v is not None for v in selection.values()):
             raise ValueError("energy_band/region/expr apply to event lists; this light curve is already extracted")
         lc = _lightcurve_at(obj, dt)
