@@ -1,47 +1,35 @@
-"""xcube: time-domain X-ray astronomy on xarray + Dask."""
-from . import (
-            accessor,  # noqa: F401  (registers the .xcube accessor)
-            bayes,  # noqa: F401  (xcube.bayes.log10_bayes_peak, threshold, masks, ...)
-            survey,  # noqa: F401  (xcube.survey.run, build_catalogue, ...)
-)
+"""xcube: time-domain X-ray astronomy on xarray + Dask.
+
+The public API below is imported on first use, so ``import xcube`` and the
+``xcube`` command start quickly: ``xcube.open_events`` imports the event
+reader, ``xcube.survey`` the survey package, and so on. The ``.xcube``
+accessor on xarray objects is registered as soon as xcube and xarray are
+both imported (by ``import xcube`` when xarray is already loaded, otherwise
+by the first xcube function used).
+"""
+import sys
+
+from ._lazy import namespace
 from ._version import __version__
-from .binning import bin_events
-from .io import open_archive, open_events, to_zarr
-from .io.ogip import read_lightcurve, read_spectrum, write_gti, write_image, write_lightcurve, write_spectrum
-from .products import image, lightcurve, spectrum
-from .regions import region_area, region_mask
-from .select import select
-from .skycoords import wcs
-from .transients.search import search_transients
 
-__all__ = [
-    "__version__",
-    "open_events",
-    "open_archive",
-    "to_zarr",
-    "select",
-    "bin_events",
-    "region_mask",
-    "region_area",
-]
-__all__ += ["lightcurve", "image", "spectrum", "read_lightcurve", "write_lightcurve", "write_spectrum",
-            "write_image", "write_gti"]
-__all__ += ["read_spectrum"]
-__all__ += ["wcs"]
-__all__ += ["search_transients"]
+_NAMES = {
+    "open_events": "io.events", "open_archive": "io.events", "to_zarr": "io.cache",
+    "select": "select", "bin_events": "binning.engine", "region_mask": "regions", "region_area": "regions",
+    "wcs": "skycoords",
+    "lightcurve": "products.lightcurve", "image": "products.image", "spectrum": "products.spectrum",
+    "power_spectrum": "products.powerspectrum", "hardness_ratio": "products.hardness",
+    "stitch": "products.stitch", "extract_lightcurves": "products.stitch", "net_lightcurve": "products.net",
+    "rebin_lightcurve": "products.rebin:rebin", "split_by_gti": "products.rebin",
+    "to_stingray": "products.stingray_interop", "from_stingray": "products.stingray_interop",
+    "read_lightcurve": "io.ogip", "read_spectrum": "io.ogip", "write_gti": "io.ogip", "write_image": "io.ogip",
+    "write_lightcurve": "io.ogip", "write_spectrum": "io.ogip",
+    "search_transients": "transients.search",
+}
+_SUBPACKAGES = ("accessor", "bayes", "binning", "cli", "expression", "frames", "gti", "io", "missions", "plot",
+                "products", "regions", "simulate", "skycoords", "survey", "tools", "transients")
 
-# Subpackages imported on first attribute access (``xcube.simulate.event_list``),
-# so that ``import xcube`` does not pay for them.
-_LAZY_SUBPACKAGES = ("simulate",)
+__all__ = ["__version__", *_NAMES]
+__getattr__, __dir__ = namespace(__name__, _NAMES, _SUBPACKAGES, extra=("__version__",))
 
-
-def __getattr__(name):
-    if name in _LAZY_SUBPACKAGES:
-        import importlib
-
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY_SUBPACKAGES))
+if "xarray" in sys.modules:  # cheap now: register the .xcube accessor for datasets made elsewhere
+    from . import accessor  # noqa: F401,E402

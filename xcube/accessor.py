@@ -45,6 +45,37 @@ class XcubeDatasetAccessor:
 
         return region_area(region, self._obj, samples=samples)
 
+    def rebin(self, factor: int | None = None, *, time_bin: float | None = None) -> xr.Dataset:
+        """Same as :func:`xcube.products.rebin` on this light curve (exposure-weighted; lazy)."""
+        from .products.rebin import rebin
+
+        return rebin(self._obj, factor, time_bin=time_bin)
+
+    def split_by_gti(self, min_exposure: float = 0.0) -> list:
+        """Same as :func:`xcube.split_by_gti` on this light curve."""
+        from .products.rebin import split_by_gti
+
+        return split_by_gti(self._obj, min_exposure=min_exposure)
+
+    def power_spectrum(self, segment: float = 256.0, dt: float | None = None, norm: str = "leahy", rebin=None,
+                       **kwargs) -> xr.Dataset:
+        """Same as :func:`xcube.power_spectrum` on this EventList or light curve."""
+        from .products.powerspectrum import power_spectrum
+
+        return power_spectrum(self._obj, segment, dt, norm, rebin, **kwargs)
+
+    def hardness_ratio(self, soft=(0.5, 2.0), hard=(2.0, 10.0), **kwargs) -> xr.Dataset:
+        """Same as :func:`xcube.hardness_ratio` on this multi-band light curve."""
+        from .products.hardness import hardness_ratio
+
+        return hardness_ratio(self._obj, soft, hard, **kwargs)
+
+    def to_stingray(self, **kwargs):
+        """Same as :func:`xcube.to_stingray` (EventList, light curve or power spectrum)."""
+        from .products.stingray_interop import to_stingray
+
+        return to_stingray(self._obj, **kwargs)
+
 
 @xr.register_dataarray_accessor("xcube")
 class XcubeDataArrayAccessor:

@@ -93,10 +93,11 @@ def test_le_rerun_is_free_and_provenance_links_products(le):
     assert env.calls() == [] and set(res.status["state"]) == {"skipped"}
     g = provenance(le["root"] / "out")
     d = le["root"] / "out" / "LE"
-    screen, lc = str(d / "P010129900101_LE_screen.fits"), str(d / "P010129900101_LE_lc_1-10keV_1s.lc")
+    raw, bkgd = le["root"] / "out" / "lc" / "LE" / "raw", le["root"] / "out" / "lc" / "LE" / "bkg"
+    screen, lc = str(d / "P010129900101_LE_screen.fits"), str(raw / "P010129900101_LE_lc_1-10keV_1s.lc")
     gti, agti = str(d / "P010129900101_LE_gti.fits"), str(d / "P010129900101_LE_gti_200000500-200002500s.fits")
     assert g.edges[screen, lc]["tool"] == "lelcgen"
-    assert g.edges[lc, str(d / "P010129900101_LE_lcbkg_1-10keV_1s.lc")]["tool"] == "lebkgmap"
+    assert g.edges[lc, str(bkgd / "P010129900101_LE_lcbkg_1-10keV_1s.lc")]["tool"] == "lebkgmap"
     assert g.edges[gti, agti]["tool"] == "xcube.aligned_gti"
     assert g.edges[agti, str(d / "P010129900101_LE_specbkg_200000500-200002500s.pha")]["tool"] == "lebkgmap"
 
@@ -104,7 +105,7 @@ def test_le_rerun_is_free_and_provenance_links_products(le):
 def test_background_tool_without_refpath_is_caught(le):
     mp = le["mp"]
     l1 = hxmt.find_level1(le["expdir"])
-    tasks = hxmt.lightcurve_tasks(l1, "LE", le["root"] / "out" / "LE", (2.0, 4.0), 4.0)
+    tasks = hxmt.lightcurve_tasks(l1, "LE", le["root"] / "out", (2.0, 4.0), 4.0)
     run(tasks[0])
     import os
 

@@ -41,10 +41,15 @@ from .fitsutil import find_column, open_fits
 
 __all__ = [
     "gti_hdu",
+    "common_cards",
+    "primary_hdu",
+    "write_hdul",
+    "read_mjdref",
     "write_gti",
     "read_gti",
     "write_lightcurve",
     "read_lightcurve",
+    "stack_bands",
     "write_spectrum",
     "read_spectrum",
     "write_image",
@@ -55,7 +60,8 @@ log = logging.getLogger("xcube.io")
 _TIME_KEYS = ("MJDREF", "MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF", "TIMEZERO")
 
 
-def _write_hdul(hdul: fits.HDUList, path, overwrite: bool) -> Path:
+def write_hdul(hdul: fits.HDUList, path, overwrite: bool) -> Path:
+    """Write an HDUList atomically (with checksums); returns the path."""
     path = Path(path)
     with atomic_file(path, overwrite=overwrite) as tmp:
         hdul.writeto(tmp, checksum=True)
@@ -78,7 +84,7 @@ def _mjdref_cards(mjdref) -> dict:
     return {"MJDREFI": i, "MJDREFF": float(d - i), "MJDREF": m}
 
 
-def _common_cards(attrs: dict) -> dict:
+def common_cards(attrs: dict) -> dict:
     """Descriptive and time keywords from an xcube product's attrs."""
     cards = {
         "TELESCOP": str(attrs.get("telescop") or attrs.get("mission") or "UNKNOWN").upper(),
@@ -106,7 +112,8 @@ def _apply(header: fits.Header, cards: dict) -> None:
         header[k] = v
 
 
-def _primary(cards: dict) -> fits.PrimaryHDU:
+def primary_hdu(cards: dict) -> fits.PrimaryHDU:
+    """An empty primary HDU with the descriptive keywords of ``cards``."""
     prim = fits.PrimaryHDU()
     _apply(prim.header, {k: v for k, v in cards.items() if k in ("TELESCOP", "INSTRUME", "OBS_ID", "OBJECT",
                                                                    "DATE-OBS", "DATE-END", "CREATOR", "ORIGIN")})
@@ -119,7 +126,7 @@ def _primary(cards: dict) -> fits.PrimaryHDU:
 def gti_hdu(gti, *, extname: str = "GTI", header: dict | None = None) -> fits.BinTableHDU:
     """An OGIP GTI table (START, STOP in s; HDUCLAS1 = 'GTI') from ``(start, stop)``.
 
-    ``header`` adds keywords (MJDREF, TIMESYS, ... from :func:`_common_cards`).
+    ``header`` adds keywords (MJDREF, TIMESYS, ... from :func:`common_cards`).
     The set is normalised (sorted, merged) first.
     """
     start, stop = gtimod.normalize(*gti, warn=False)
@@ -148,8 +155,8 @@ def write_gti(path, gti, *, attrs: dict | None = None, extname: str = "GTI", ove
     if isinstance(gti, xr.Dataset):
         attrs = dict(gti.attrs) if attrs is None else attrs
         gti = gtimod.from_dataset(gti)
-    cards = _common_cards(attrs or {})
-    return _write_hdul(fits.HDUList([_primary(cards), gti_hdu(gti, extname=extname, header=cards)]), path, overwrite)
+    cards = common_cards(attrs or {})
+    return write_hdul(fits.HDUList([primary_hdu(cards), gti_hdu(gti, extname=extname, header=cards)]), path, overwrite)
 
 
 def read_gti(path, extname: str | None = None):
@@ -200,20 +207,37 @@ _LC_KINDS = {
 }
 
 
+def _extra_column(name: str, values) -> fits.Column:
+    a = np.asarray(values)
+    if a.dtype.kind in "OUS":
+        a = a.astype(str)
+        return fits.Column(name=name, format=f"{max(1, max((len(v) for v in a), default=1))}A", array=a)
+    return _vector_column(name, "d" if name.upper() == "MJD" else "", a)
+
+
+def _vector_column(name: str, unit: str, values) -> fits.Column:
+    """A table column of one value per row (n,) or one per band (n, k)."""
+    a = np.asarray(values)
+    code = "K" if a.dtype.kind in "iu" else "D"
+    a = a.astype(np.int64 if code == "K" else np.float64)
+    fmt = code if a.ndim == 1 else f"{a.shape[1]}{code}"
+    return fits.Column(name=name, format=fmt, unit=unit, array=a)
+
+
 def _band_cards(attrs: dict) -> dict:
     cards = {}
     band = attrs.get("energy_band")
-    if band is not None and len(band) == 2:
+    if band is not None and np.ndim(band) == 1 and len(band) == 2:
         cards["E_MIN"] = (float(band[0]), "[keV] lower energy of the band")
         cards["E_MAX"] = (float(band[1]), "[keV] upper energy of the band")
     chans = attrs.get("pi_band")
-    if chans is not None and len(chans) == 2:
+    if chans is not None and np.ndim(chans) == 1 and len(chans) == 2 and None not in chans:
         cards.update({"CHANTYPE": "PI", "CHANMIN": int(chans[0]), "CHANMAX": int(chans[1])})
     return cards
 
 
 def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite: bool = False,
-                     header: dict | None = None) -> Path:
+                     header: dict | None = None, columns: dict | None = None) -> Path:
     """Write an xcube light curve as an OGIP/93-003 ``RATE`` table plus ``GTI``.
 
     Parameters
@@ -226,6 +250,10 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         (background-subtracted, 'NET', with BACKV/BACKE columns) or
         ``"background"`` (the area-scaled background, 'BKG'). Default: total.
     header : extra keywords for the RATE extension.
+    columns : extra columns, name -> 1-D array along time (numbers, or
+        strings written as text columns), e.g. MJD and OBS_ID of a stitched
+        light curve; :func:`read_lightcurve` reads MJD, OBS_ID, MISSION and
+        INSTRUME columns back as coordinates.
 
     Columns: TIME [s, bin centre], RATE, ERROR [count/s], FRACEXP, COUNTS
     (total/background only), TIMEDEL [s] when the bins are not equal.
@@ -241,6 +269,8 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
             + ("; build it with background=<region>" if kind != "total" else "")
         )
     lc = lc.compute()
+    if "band" in lc.dims:
+        lc = lc.transpose("time", "band", ...)
     lo = np.asarray(lc["time_lo"].values, np.float64)
     hi = np.asarray(lc["time_hi"].values, np.float64)
     width = hi - lo
@@ -251,26 +281,24 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         warnings.warn(f"{path}: the light curve holds no counts (empty selection?)", stacklevel=2)
     cols = [
         fits.Column(name="TIME", format="D", unit="s", array=0.5 * (lo + hi)),
-        fits.Column(name="RATE", format="D", unit="count/s", array=np.asarray(lc[rate_var].values, np.float64)),
-        fits.Column(name="ERROR", format="D", unit="count/s", array=np.asarray(lc[err_var].values, np.float64)),
+        _vector_column("RATE", "count/s", lc[rate_var].values),
+        _vector_column("ERROR", "count/s", lc[err_var].values),
         fits.Column(name="FRACEXP", format="D", unit="", array=fracexp),
     ]
     if counts_var is not None and counts_var in lc:
         c = np.asarray(lc[counts_var].values)
-        fmt = "K" if c.dtype.kind in "iu" else "D"
-        cols.append(fits.Column(name="COUNTS", format=fmt, unit="count", array=c))
+        cols.append(_vector_column("COUNTS", "count", c))
     if kind == "net":
-        cols.append(
-            fits.Column(name="BACKV", format="D", unit="count/s", array=np.asarray(lc["bkg_rate"].values, np.float64))
-        )
-        cols.append(fits.Column(name="BACKE", format="D", unit="count/s",
-                                array=np.asarray(lc["bkg_rate_err"].values, np.float64)))
+        cols.append(_vector_column("BACKV", "count/s", lc["bkg_rate"].values))
+        cols.append(_vector_column("BACKE", "count/s", lc["bkg_rate_err"].values))
+    for name, values in (columns or {}).items():
+        cols.append(_extra_column(name, values))
     uniform = width.size > 0 and np.allclose(width, width[0], rtol=1e-12, atol=0)
     if not uniform and width.size:
         cols.append(fits.Column(name="TIMEDEL", format="D", unit="s", array=width))
     hdu = fits.BinTableHDU.from_columns(cols, name="RATE")
     attrs = dict(lc.attrs)
-    cards = _common_cards(attrs)
+    cards = common_cards(attrs)
     _apply(hdu.header, cards)
     _apply(hdu.header, {
         "HDUCLASS": "OGIP", "HDUCLAS1": "LIGHTCURVE", "HDUCLAS2": hduclas2, "HDUCLAS3": "RATE",
@@ -284,6 +312,10 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         "FRACCORR": (True, "RATE = COUNTS / (TIMEDEL * FRACEXP)"),
     })
     _apply(hdu.header, _band_cards(attrs))
+    if "band" in lc.dims:
+        for i, (a, b) in enumerate(zip(lc["energy_lo"].values, lc["energy_hi"].values), start=1):
+            hdu.header[f"E_MIN{i}"] = (float(a), f"[keV] lower energy of band {i}")
+            hdu.header[f"E_MAX{i}"] = (float(b), f"[keV] upper energy of band {i}")
     if attrs.get("region"):
         hdu.header["REGION"] = (str(attrs["region"])[:68], "source region")
     if attrs.get("background_region") and kind != "total":
@@ -293,8 +325,8 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
     hdu.header["HISTORY"] = "RATE = COUNTS / (TIMEDEL * FRACEXP), NaN where FRACEXP = 0"
     _apply(hdu.header, header or {})
     gti = gtimod.from_dataset(lc) if "gti_start" in lc else (lo[exposure > 0], hi[exposure > 0])
-    hdul = fits.HDUList([_primary(cards), hdu, gti_hdu(gti, header=cards)])
-    return _write_hdul(hdul, path, overwrite)
+    hdul = fits.HDUList([primary_hdu(cards), hdu, gti_hdu(gti, header=cards)])
+    return write_hdul(hdul, path, overwrite)
 
 
 def _find_rate_hdu(hdul, extname, path):
@@ -326,7 +358,8 @@ def _time_scale(unit: str, path) -> float:
     raise ValueError(f"{path}: TIMEUNIT={unit!r} is not supported; expected 's' or 'd'")
 
 
-def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | None = None) -> xr.Dataset:
+def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | None = None,
+                    bands=None) -> xr.Dataset:
     """Read an OGIP light curve (OGIP/93-003 ``RATE`` table) into the form of
     :func:`xcube.lightcurve`.
 
@@ -349,108 +382,201 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
       DEADAPP = T, the SAS ``epiclccorr``/PPS convention) and ``RATE x TIMEDEL`` when it is not (``evselect``,
       ``extractor``; then ``rate`` = counts / exposure). Counts that are whole numbers to
       1e-3 are returned as int64.
+    - several bands: when RATE (or COUNTS) is a vector column of k elements
+      (the eROSITA ``srctool`` layout, RATE of shape (n, 3)), every vector
+      column gives one value per band and the result has a ``band``
+      dimension (coords ``band`` label, ``energy_lo``/``energy_hi`` [keV] from
+      ``bands=[(emin, emax), ...]`` or the keywords E_MIN<i>/E_MAX<i>).
+      Asymmetric errors RATE_ERRM/RATE_ERRP give ``rate_err`` (their mean).
     """
     with open_fits(path, memmap=False) as hdul, np.errstate(invalid="ignore", divide="ignore"):
         hdu = _find_rate_hdu(hdul, extension, path)
         h = dict(hdul[0].header)
         h.update(hdu.header)
-        data = hdu.data
-        names = hdu.columns.names
-        scale = _time_scale(h.get("TIMEUNIT", "s"), path)
-        tcol = find_column(names, "TIME")
-        rcol = find_column(names, "RATE")
-        ccol = find_column(names, "COUNTS")
-        if tcol is None or (rcol is None and ccol is None):
-            raise ValueError(
-                f"{path}[{hdu.name}]: a light curve needs TIME and RATE or COUNTS columns (columns: {names})"
-            )
-        timezero = float(h.get("TIMEZERO", 0.0))
-        time = (np.asarray(data[tcol], np.float64) + timezero) * scale
-        dcol = find_column(names, "TIMEDEL")
-        if dcol is not None:
-            width = np.asarray(data[dcol], np.float64) * scale
-        elif "TIMEDEL" in h:
-            width = np.full(time.shape, float(h["TIMEDEL"]) * scale)
-        elif time.size > 1:
-            width = np.full(time.shape, float(np.median(np.diff(time))))
-            warnings.warn(f"{path}: no TIMEDEL keyword; using the median TIME step {width[0]} s", stacklevel=2)
+        n_bands = _band_count(hdu)
+        if n_bands is None:
+            return _read_lc_table(hdul, hdu, h, hdu.data, path, gti_extension)
+        parts = [_read_lc_table(hdul, hdu, h, _BandColumns(hdu.data, j), path, gti_extension)
+                 for j in range(n_bands)]
+        return stack_bands(parts, _band_edges(h, n_bands, bands, path))
+
+
+class _BandColumns:
+    """Columns of a multi-band light-curve table seen as one band: vector
+    columns (n, k) give their j-th element, scalar columns themselves."""
+
+    def __init__(self, data, j: int):
+        self.data, self.j = data, j
+
+    def __getitem__(self, name):
+        a = np.asarray(self.data[name])
+        return a[:, self.j] if a.ndim == 2 else a
+
+
+def _band_count(hdu) -> int | None:
+    """Number of bands of a table whose RATE (or COUNTS) is a vector column, else None."""
+    for name in ("RATE", "COUNTS"):
+        col = find_column(hdu.columns.names, name)
+        if col is not None:
+            a = np.asarray(hdu.data[col])
+            if a.ndim == 2 and a.shape[1] > 1:
+                return int(a.shape[1])
+            return None
+    return None
+
+
+def _band_edges(h: dict, k: int, bands, path) -> list:
+    """``[(emin, emax)]`` [keV] of the k bands: ``bands=`` if given, else the
+    keywords E_MIN<i>/E_MAX<i> (i = 1..k), else NaN (unknown)."""
+    if bands is not None:
+        bands = [tuple(float(v) for v in b) for b in bands]
+        if len(bands) != k:
+            raise ValueError(f"{path}: the light curve has {k} bands; bands= lists {len(bands)}")
+        return bands
+    if all(f"E_MIN{i}" in h and f"E_MAX{i}" in h for i in range(1, k + 1)):
+        return [(float(h[f"E_MIN{i}"]), float(h[f"E_MAX{i}"])) for i in range(1, k + 1)]
+    warnings.warn(f"{path}: {k} energy bands without E_MIN<i>/E_MAX<i> keywords; band edges unknown (NaN), "
+                  "pass bands=[(emin, emax), ...] [keV]", stacklevel=3)
+    return [(np.nan, np.nan)] * k
+
+
+def stack_bands(parts: list, edges: list) -> xr.Dataset:
+    """Stack single-band light curves (same time bins) on a ``band``
+    dimension with coords ``band`` (``"0.5-2keV"``, or ``band<i>`` when the
+    edges are unknown), ``energy_lo``/``energy_hi`` [keV]. Variables on
+    ``time`` gain the band dimension; the time coordinates (``exposure``) and
+    the GTIs are taken from the first band."""
+    import pandas as pd
+
+    labels = [f"{a:g}-{b:g}keV" if np.isfinite(a) else f"band{i}" for i, (a, b) in enumerate(edges)]
+    timed = [p.drop_vars([v for v in p.data_vars if "time" not in p[v].dims]) for p in parts]
+    lc = xr.concat(timed, dim=pd.Index(labels, name="band"), data_vars="all", coords="minimal",
+                   compat="override", combine_attrs="override")
+    for v in parts[0].data_vars:
+        if "time" not in parts[0][v].dims:
+            lc[v] = parts[0][v]
+    lc = lc.assign_coords(energy_lo=("band", [float(e[0]) for e in edges], {"units": "keV"}),
+                          energy_hi=("band", [float(e[1]) for e in edges], {"units": "keV"}))
+    lc.attrs["energy_band"] = [[float(e[0]), float(e[1])] for e in edges]
+    return lc
+
+
+def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
+    """One light curve from the columns ``data`` of the RATE table ``hdu``."""
+    names = hdu.columns.names
+    scale = _time_scale(h.get("TIMEUNIT", "s"), path)
+    tcol = find_column(names, "TIME")
+    rcol = find_column(names, "RATE")
+    ccol = find_column(names, "COUNTS")
+    if tcol is None or (rcol is None and ccol is None):
+        raise ValueError(
+            f"{path}[{hdu.name}]: a light curve needs TIME and RATE or COUNTS columns (columns: {names})"
+        )
+    timezero = float(h.get("TIMEZERO", 0.0))
+    time = (np.asarray(data[tcol], np.float64) + timezero) * scale
+    dcol = find_column(names, "TIMEDEL")
+    if dcol is not None:
+        width = np.asarray(data[dcol], np.float64) * scale
+    elif "TIMEDEL" in h:
+        width = np.full(time.shape, float(h["TIMEDEL"]) * scale)
+    elif time.size > 1:
+        width = np.full(time.shape, float(np.median(np.diff(time))))
+        warnings.warn(f"{path}: no TIMEDEL keyword; using the median TIME step {width[0]} s", stacklevel=2)
+    else:
+        raise ValueError(f"{path}[{hdu.name}]: no TIMEDEL keyword or column; cannot define the bins")
+    pixr = float(h.get("TIMEPIXR", 0.5))
+    lo = time - pixr * width
+    hi = lo + width
+    gti_h = _find_gti_hdu(hdul, gti_extension, path)
+    gti = _gti_of(gti_h, path) if gti_h is not None else None
+    gti_name = gti_h.name if gti_h is not None else None
+    fcol = find_column(names, "FRACEXP")
+    if fcol is not None:
+        fracexp = np.nan_to_num(np.asarray(data[fcol], np.float64))
+    elif gti is not None:
+        fracexp = np.where(width > 0, gtimod.exposure_per_bin(lo, hi, gti) / width, 0.0)
+    else:
+        fracexp = np.ones(time.shape)
+    exposure = width * fracexp
+    if gti is None:
+        gti = gtimod.normalize(lo[exposure > 0], hi[exposure > 0], warn=False)
+    rate = np.asarray(data[rcol], np.float64) if rcol is not None else None
+    err = _rate_error(data, names)
+    corrected = _flag(h.get("FRACCORR", h.get("DEADAPP", False)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if ccol is not None:
+            counts = np.asarray(data[ccol])
+            if rate is None:
+                rate = np.where(exposure > 0, counts / exposure, np.nan)
+        elif not corrected:
+            # SAS evselect / extractor: RATE = counts / TIMEDEL, not corrected for FRACEXP
+            counts = np.where(np.isfinite(rate), rate * width, 0.0)
+            rate = np.where(fracexp > 0, rate / fracexp, np.nan)
+            err = np.where(fracexp > 0, err / fracexp, np.nan) if err is not None else None
         else:
-            raise ValueError(f"{path}[{hdu.name}]: no TIMEDEL keyword or column; cannot define the bins")
-        pixr = float(h.get("TIMEPIXR", 0.5))
-        lo = time - pixr * width
-        hi = lo + width
-        gti_h = _find_gti_hdu(hdul, gti_extension, path)
-        gti = _gti_of(gti_h, path) if gti_h is not None else None
-        gti_name = gti_h.name if gti_h is not None else None
-        fcol = find_column(names, "FRACEXP")
-        if fcol is not None:
-            fracexp = np.nan_to_num(np.asarray(data[fcol], np.float64))
-        elif gti is not None:
-            fracexp = np.where(width > 0, gtimod.exposure_per_bin(lo, hi, gti) / width, 0.0)
-        else:
-            fracexp = np.ones(time.shape)
-        exposure = width * fracexp
-        if gti is None:
-            gti = gtimod.normalize(lo[exposure > 0], hi[exposure > 0], warn=False)
-        rate = np.asarray(data[rcol], np.float64) if rcol is not None else None
-        ecol = find_column(names, "ERROR")
-        err = np.asarray(data[ecol], np.float64) if ecol is not None else None
-        corrected = _flag(h.get("FRACCORR", h.get("DEADAPP", False)))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if ccol is not None:
-                counts = np.asarray(data[ccol])
-                if rate is None:
-                    rate = np.where(exposure > 0, counts / exposure, np.nan)
-            elif not corrected:
-                # SAS evselect / extractor: RATE = counts / TIMEDEL, not corrected for FRACEXP
-                counts = np.where(np.isfinite(rate), rate * width, 0.0)
-                rate = np.where(fracexp > 0, rate / fracexp, np.nan)
-                err = np.where(fracexp > 0, err / fracexp, np.nan) if err is not None else None
-            else:
-                counts = np.where(np.isfinite(rate) & (exposure > 0), rate * exposure, 0.0)
-            counts = _maybe_int(counts)
-            if err is None:
-                err = np.where(exposure > 0, np.sqrt(np.clip(counts, 0, None)) / exposure, np.nan)
-        coords = {
-            "time": ("time", 0.5 * (lo + hi), {"units": "s"}),
-            "time_lo": ("time", lo, {"units": "s"}),
-            "time_hi": ("time", hi, {"units": "s"}),
-            "exposure": ("time", exposure, {"units": "s"}),
-            "fracexp": ("time", fracexp),
-        }
-        data_vars = {
-            "counts": ("time", counts, {"units": "count"}),
-            "rate": ("time", rate, {"units": "count/s"}),
-            "rate_err": ("time", err, {"units": "count/s"}),
-            "gti_start": ("gti", gti[0], {"units": "s"}),
-            "gti_stop": ("gti", gti[1], {"units": "s"}),
-        }
-        bcol, becol = find_column(names, "BACKV"), find_column(names, "BACKE")
-        if bcol is not None:
-            data_vars["bkg_rate"] = ("time", np.asarray(data[bcol], np.float64), {"units": "count/s"})
-            if becol is not None:
-                data_vars["bkg_rate_err"] = ("time", np.asarray(data[becol], np.float64), {"units": "count/s"})
-        attrs = {
-            "kind": "lightcurve",
-            "source": str(Path(path).resolve()),
-            "extension": hdu.name,
-            "gti_extension": gti_name,
-            "mission": str(h.get("TELESCOP", "")).strip(),
-            "instrument": str(h.get("INSTRUME", "")).strip(),
-            "obs_id": str(h.get("OBS_ID", "")).strip(),
-            "object": str(h.get("OBJECT", "")).strip(),
-            "mjdref": _read_mjdref(h),
-            "timesys": str(h.get("TIMESYS", "TT")).strip(),
-            "hduclas2": str(h.get("HDUCLAS2", "")).strip(),
-            "time_bin": float(np.median(width)) if width.size else float("nan"),
-            "tstart": float(lo[0]) if lo.size else float("nan"),
-            "tstop": float(hi[-1]) if hi.size else float("nan"),
-        }
-        if "E_MIN" in h and "E_MAX" in h:
-            attrs["energy_band"] = [float(h["E_MIN"]), float(h["E_MAX"])]
-        if "CHANMIN" in h and "CHANMAX" in h:
-            attrs["pi_band"] = [int(float(h["CHANMIN"])), int(float(h["CHANMAX"]))]
+            counts = np.where(np.isfinite(rate) & (exposure > 0), rate * exposure, 0.0)
+        counts = _maybe_int(counts)
+        if err is None:
+            err = np.where(exposure > 0, np.sqrt(np.clip(counts, 0, None)) / exposure, np.nan)
+    coords = {
+        "time": ("time", 0.5 * (lo + hi), {"units": "s"}),
+        "time_lo": ("time", lo, {"units": "s"}),
+        "time_hi": ("time", hi, {"units": "s"}),
+        "exposure": ("time", exposure, {"units": "s"}),
+        "fracexp": ("time", fracexp),
+    }
+    data_vars = {
+        "counts": ("time", counts, {"units": "count"}),
+        "rate": ("time", rate, {"units": "count/s"}),
+        "rate_err": ("time", err, {"units": "count/s"}),
+        "gti_start": ("gti", gti[0], {"units": "s"}),
+        "gti_stop": ("gti", gti[1], {"units": "s"}),
+    }
+    bcol, becol = find_column(names, "BACKV"), find_column(names, "BACKE")
+    if bcol is not None:
+        data_vars["bkg_rate"] = ("time", np.asarray(data[bcol], np.float64), {"units": "count/s"})
+        if becol is not None:
+            data_vars["bkg_rate_err"] = ("time", np.asarray(data[becol], np.float64), {"units": "count/s"})
+    for col, coord in (("MJD", "mjd"), ("OBS_ID", "obs_id"), ("MISSION", "mission"), ("INSTRUME", "instrument")):
+        c = find_column(names, col)
+        if c is not None:
+            v = np.asarray(data[c])
+            coords[coord] = ("time", v.astype(object) if v.dtype.kind in "US" else v.astype(np.float64))
+    attrs = {
+        "kind": "lightcurve",
+        "source": str(Path(path).resolve()),
+        "extension": hdu.name,
+        "gti_extension": gti_name,
+        "mission": str(h.get("TELESCOP", "")).strip(),
+        "instrument": str(h.get("INSTRUME", "")).strip(),
+        "obs_id": str(h.get("OBS_ID", "")).strip(),
+        "object": str(h.get("OBJECT", "")).strip(),
+        "mjdref": read_mjdref(h),
+        "timesys": str(h.get("TIMESYS", "TT")).strip(),
+        "hduclas2": str(h.get("HDUCLAS2", "")).strip(),
+        "time_bin": float(np.median(width)) if width.size else float("nan"),
+        "tstart": float(lo[0]) if lo.size else float("nan"),
+        "tstop": float(hi[-1]) if hi.size else float("nan"),
+    }
+    if _flag(h.get("STITCHED", False)):
+        attrs["stitched"] = True
+    if "E_MIN" in h and "E_MAX" in h:
+        attrs["energy_band"] = [float(h["E_MIN"]), float(h["E_MAX"])]
+    if "CHANMIN" in h and "CHANMAX" in h:
+        attrs["pi_band"] = [int(float(h["CHANMIN"])), int(float(h["CHANMAX"]))]
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _rate_error(data, names):
+    """The rate error column: ERROR, RATE_ERR, or the mean of RATE_ERRM/RATE_ERRP (eROSITA); None if absent."""
+    for name in ("ERROR", "RATE_ERR"):
+        col = find_column(names, name)
+        if col is not None:
+            return np.asarray(data[col], np.float64)
+    lo, hi = find_column(names, "RATE_ERRM"), find_column(names, "RATE_ERRP")
+    if lo is not None and hi is not None:
+        return 0.5 * (np.abs(np.asarray(data[lo], np.float64)) + np.asarray(data[hi], np.float64))
+    return None
 
 
 def _flag(value) -> bool:
@@ -460,7 +586,8 @@ def _flag(value) -> bool:
     return bool(value)
 
 
-def _read_mjdref(h: dict) -> float:
+def read_mjdref(h: dict) -> float:
+    """MJDREF [d] from MJDREFI + MJDREFF (full precision) or MJDREF; NaN if absent."""
     if "MJDREFI" in h:
         return float(np.float64(h["MJDREFI"]) + np.float64(h.get("MJDREFF", 0.0)))
     if "MJDREF" in h:
@@ -537,7 +664,7 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     path = Path(path)
     spectrum = spectrum.compute()
     attrs = dict(spectrum.attrs)
-    cards = _common_cards(attrs)
+    cards = common_cards(attrs)
     band = _band_cards(attrs)
     channel = np.asarray(spectrum["channel"].values)
     tlmin, tlmax = attrs.get("channel_range", (int(channel.min()), int(channel.max())))
@@ -551,7 +678,7 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         bhdu = _pha_hdu(channel, spectrum["bkg_counts"].values, exposure=attrs.get("bkg_exposure", attrs["exposure"]),
                         backscal=attrs["bkg_backscal"], cards={**cards, **_region_card(attrs, "background_region")},
                         hduclas2="BKG", tlmin=tlmin, tlmax=tlmax)
-        bkg_hdul = (bpath, fits.HDUList([_primary(cards), bhdu]))
+        bkg_hdul = (bpath, fits.HDUList([primary_hdu(cards), bhdu]))
     shdu = _pha_hdu(
         channel, spectrum["counts"].values, exposure=attrs["exposure"], backscal=attrs.get("backscal", 1.0),
         cards={**cards, **_region_card(attrs, "region")}, hduclas2="TOTAL",
@@ -567,8 +694,8 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         if p.exists() and not overwrite:
             raise FileExistsError(f"{p}: exists; pass overwrite=True (or --overwrite) to replace it")
     if bkg_hdul is not None:
-        _write_hdul(bkg_hdul[1], bkg_hdul[0], overwrite)
-    return _write_hdul(fits.HDUList([_primary(cards), shdu]), path, overwrite)
+        write_hdul(bkg_hdul[1], bkg_hdul[0], overwrite)
+    return write_hdul(fits.HDUList([primary_hdu(cards), shdu]), path, overwrite)
 
 
 def _region_card(attrs, key) -> dict:
@@ -603,7 +730,7 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
         warnings.warn(f"{path}: the image has no WCS keywords ({', '.join(missing)}); writing pixel coordinates only",
                       stacklevel=2)
     prim = fits.PrimaryHDU(data.astype(np.int32) if data.dtype.kind in "iu" else data)
-    cards = _common_cards(attrs)
+    cards = common_cards(attrs)
     cards.pop("TIMEUNIT", None)
     _apply(prim.header, cards)
     _apply(prim.header, {k: attrs[k] for k in _WCS_KEYS if k in attrs})
@@ -613,7 +740,7 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
     if attrs.get("region"):
         prim.header["REGION"] = (str(attrs["region"])[:68], "event selection region")
     _apply(prim.header, header or {})
-    return _write_hdul(fits.HDUList([prim]), path, overwrite)
+    return write_hdul(fits.HDUList([prim]), path, overwrite)
 
 
 # --------------------------------------------------------------------------- reading spectra

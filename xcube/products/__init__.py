@@ -1,21 +1,17 @@
-"""Products built from event lists: light curves (source, background, net),
-images, spectra with grouping, and Stingray interoperability."""
-from .errors import count_error
-from .grouping import group_min_counts, group_spectrum, grouped_counts
-from .image import image
-from .lightcurve import lightcurve, lightcurve_from_counts
-from .spectrum import spectrum
-from .stingray_interop import from_stingray, to_stingray
+"""Products built from event lists: light curves (source, background, net;
+one or several energy bands), rebinning and splitting, hardness ratios,
+power spectra, long-term (stitched) light curves, images, spectra with
+grouping, Stingray interoperability, and product names with an index."""
+from .._lazy import namespace
 
-__all__ = [
-    "lightcurve",
-    "image",
-    "spectrum",
-    "count_error",
-    "group_min_counts",
-    "group_spectrum",
-    "grouped_counts",
-    "lightcurve_from_counts",
-    "from_stingray",
-    "to_stingray",
-]
+_NAMES = {
+    "count_error": "errors", "group_min_counts": "grouping", "group_spectrum": "grouping",
+    "grouped_counts": "grouping", "hardness_ratio": "hardness", "image": "image", "lightcurve": "lightcurve",
+    "lightcurve_from_counts": "lightcurve", "net_lightcurve": "net", "average_power_spectra": "powerspectrum",
+    "power_spectrum": "powerspectrum", "rebin_power_spectrum": "powerspectrum",
+    "subtract_poisson_noise": "powerspectrum", "rebin": "rebin", "split_by_gti": "rebin", "spectrum": "spectrum",
+    "from_stingray": "stingray_interop", "to_stingray": "stingray_interop", "extract_lightcurves": "stitch",
+    "stitch": "stitch",
+}
+__all__ = list(_NAMES)
+__getattr__, __dir__ = namespace(__name__, _NAMES)

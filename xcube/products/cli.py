@@ -1,6 +1,8 @@
-"""``xcube lc``, ``xcube image``, ``xcube spectrum``: thin layers over
-:func:`xcube.lightcurve`, :func:`xcube.image` and :func:`xcube.spectrum`
-that write OGIP/FITS files."""
+"""``xcube lc``, ``xcube image``, ``xcube spectrum``, ``xcube pds``,
+``xcube stitch``, ``xcube plot``: thin layers over :func:`xcube.lightcurve`,
+:func:`xcube.image`, :func:`xcube.spectrum`, :func:`xcube.power_spectrum`,
+:func:`xcube.stitch` and :func:`xcube.plot.plot_file` that write OGIP/FITS
+files and figures (the timing commands live in :mod:`xcube.products.timing_cli`)."""
 from __future__ import annotations
 
 import argparse
@@ -64,6 +66,10 @@ def register(subparsers) -> None:
     p.add_argument("--respfile", help="RESPFILE keyword (response matrix file name)")
     p.add_argument("--ancrfile", help="ANCRFILE keyword (ancillary response file name)")
     p.set_defaults(func=_run_spectrum)
+
+    from .timing_cli import register_timing
+
+    register_timing(subparsers)
 
 
 def _common(p: argparse.ArgumentParser) -> None:

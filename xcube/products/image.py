@@ -6,7 +6,7 @@ import logging
 import xarray as xr
 
 from .. import gti as gtimod
-from .lightcurve import _pi_band, _product_attrs, _region_text
+from .lightcurve import pi_band, product_attrs, region_text
 
 __all__ = ["image"]
 
@@ -75,10 +75,10 @@ def image(
     if energy_band is not None or expr is not None or region is not None:
         sel = select(events, energy_band=energy_band, expr=expr, region=region)
     img = bin_events(sel, y=axes["y"], x=axes["x"])
-    img.attrs.update(_product_attrs(
+    img.attrs.update(product_attrs(
         events, kind="image", exposure=gtimod.exposure(gtimod.from_dataset(sel)),
         energy_band=[float(v) for v in energy_band] if energy_band is not None else None,
-        pi_band=_pi_band(events, energy_band), region=_region_text(region), expr=expr,
+        pi_band=pi_band(events, energy_band), region=region_text(region), expr=expr,
         bin_size=float(axes["x"].width),
     ))
     img.attrs["selection"] = list(sel.attrs.get("selection", []))

@@ -9,12 +9,22 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .._version import __version__
-from ..binning.axes import _check_width
 from .errors import ERROR_METHODS, count_error
 
-__all__ = ["lightcurve", "lightcurve_from_counts"]
+__all__ = ["lightcurve", "lightcurve_from_counts", "product_attrs", "pi_band", "region_text", "positive_width"]
 
 log = logging.getLogger("xcube.products")
+
+
+def positive_width(name: str, width) -> float:
+    """``width`` as a positive finite float, or ``ValueError`` naming ``name``."""
+    try:
+        w = float(width)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number of seconds, got {width!r}") from None
+    if not (w > 0 and np.isfinite(w)):
+        raise ValueError(f"{name} must be positive and finite, got {width}")
+    return w
 
 
 def _per_exposure(values: xr.DataArray, exposure: xr.DataArray) -> xr.DataArray:
@@ -98,7 +108,7 @@ def _time_range_gti(events, time_range):
     return t_start, t_stop
 
 
-def _product_attrs(events, **params) -> dict:
+def product_attrs(events, **params) -> dict:
     keep = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "timeref", "telescop",
             "instrume", "filter", "date_obs", "date_end", "expid")
     attrs = {k: events.attrs[k] for k in keep if k in events.attrs}
@@ -107,7 +117,7 @@ def _product_attrs(events, **params) -> dict:
     return attrs
 
 
-def _pi_band(events, energy_band):
+def pi_band(events, energy_band):
     """PI channels [lo, hi] (inclusive) of an energy band, for CHANMIN/CHANMAX; None if unknown."""
     if energy_band is None:
         return None
@@ -121,7 +131,7 @@ def _pi_band(events, energy_band):
     return [int(np.ceil(np.round(lo, 6))), int(np.ceil(np.round(hi, 6))) - 1]
 
 
-def _region_text(region) -> str | None:
+def region_text(region) -> str | None:
     if region is None:
         return None
     from ..regions import RegionSet
@@ -153,12 +163,19 @@ def lightcurve(
     ----------
     events : EventList (``xcube.open_events``), time-sorted.
     time_bin : bin width [s] (> 0).
-    energy_band : ``(emin, emax)`` [keV], half-open (see :func:`xcube.select`).
+    energy_band : ``(emin, emax)`` [keV], half-open (see :func:`xcube.select`),
+        or a list of bands ``[(0.5, 2), (2, 10)]``: the result then has a
+        ``band`` dimension (coords ``band`` = ``"0.5-2keV"``, ``energy_lo``,
+        ``energy_hi``), one lazy binning per band.
     region : source region: DS9 string or file, ``regions`` object(s), sky
         (fk5/icrs/galactic) or physical (X/Y column) coordinates.
     background : background region, same forms. Its counts are scaled by
         ``area(region) / area(background)`` (geometric areas, BACKSCAL-like;
         both regions share the same GTIs, so exposure cancels). Needs ``region``.
+        Or a background *model*: a model light curve (Dataset, or the path of
+        an OGIP light curve such as a mission background tool writes) or a
+        transient-search result (its expected counts summed over ``region``);
+        see :func:`xcube.products.net_lightcurve`.
     t0 : start of the first bin [s, mission time]; default the first GTI start
         (or ``time_range[0]``). Bins run to the last GTI stop (or ``time_range[1]``).
     time_range : ``(t_start, t_stop)`` [s]: keep only this part of the
@@ -191,29 +208,72 @@ def lightcurve(
     mission's range, a region outside the field, a ``time_range`` or ``t0``
     outside the GTIs. An empty selection gives zero counts and a warning.
     """
-    from ..binning import bin_events, time_axis
-    from ..regions import region_area
+    from ..binning import time_axis
     from ..select import select
+    from .net import is_fits_file, is_search_result, net_lightcurve
 
-    width = _check_width("time_bin", time_bin)
+    width = positive_width("time_bin", time_bin)
     if errors not in ERROR_METHODS:
         raise ValueError(f"errors={errors!r}: use one of {ERROR_METHODS}")
-    if background is not None and region is None:
+    model = background if (is_search_result(background) or is_fits_file(background)
+                           or isinstance(background, xr.Dataset)) else None
+    if background is not None and model is None and region is None:
         raise ValueError("lightcurve: a background region needs a source region (region=) to scale it to")
     t_stop = None
     if time_range is not None:
         t_start, t_stop = _time_range_gti(events, time_range)
         events = select(events, gti=([t_start], [t_stop]))
         t0 = t_start if t0 is None else t0
-    # one select per region (band, filter and region together): one eager pass each
     axis = time_axis(events, width, t0=t0, t_stop=t_stop, offset=offset)
+    region_bkg = None if model is not None else background
+    bands = _bands(energy_band)
+    parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors) for band in bands]
+    lc = parts[0] if np.ndim(energy_band) != 2 else _concat_bands(parts, bands)
+    if model is not None:
+        lc = net_lightcurve(lc, model, region=region)
+    return lc
+
+
+def _bands(energy_band) -> list:
+    """``[None]``, ``[(emin, emax)]`` or the list of bands of a multi-band request."""
+    if energy_band is None:
+        return [None]
+    if np.ndim(energy_band) == 2:
+        bands = [tuple(float(v) for v in b) for b in energy_band]
+        if not bands:
+            raise ValueError("energy_band: an empty list of bands")
+        return bands
+    if np.ndim(energy_band) != 1 or len(energy_band) != 2:
+        raise ValueError(f"energy_band={energy_band!r}: use (emin, emax) [keV] or a list of such bands")
+    return [tuple(float(v) for v in energy_band)]
+
+
+def band_label(band) -> str:
+    """``"0.5-2keV"`` for the band (0.5, 2.0)."""
+    return f"{float(band[0]):g}-{float(band[1]):g}keV"
+
+
+def _concat_bands(parts, bands) -> xr.Dataset:
+    """Single-band light curves stacked on ``band`` (see :func:`xcube.io.ogip.stack_bands`)."""
+    from ..io.ogip import stack_bands
+
+    lc = stack_bands(parts, bands)
+    lc.attrs["pi_band"] = [p.attrs.get("pi_band") for p in parts]
+    return lc
+
+
+def _band_lightcurve(events, axis, width, energy_band, region, background, expr, errors) -> xr.Dataset:
+    """One band: source (and background-region) counts binned on ``axis``."""
+    from ..binning import bin_events
+    from ..regions import region_area
+    from ..select import select
+
     filters = {"energy_band": energy_band, "expr": expr or None}
-    src = select(events, region=region, **filters)
-    counts = bin_events(src, time=axis)
-    attrs = _product_attrs(
+    counts = bin_events(select(events, region=region, **filters), time=axis)
+    attrs = product_attrs(
         events, kind="lightcurve", time_bin=width, errors=errors,
-        energy_band=[float(v) for v in energy_band] if energy_band is not None else None,
-        pi_band=_pi_band(events, energy_band), region=_region_text(region), expr=expr,
+        energy_band=list(energy_band) if energy_band is not None else None,
+        pi_band=pi_band(events, energy_band), region=region_text(region), expr=expr,
     )
     attrs["selection"] = list(counts.attrs.get("selection", []))
     attrs["binning"] = list(counts.attrs.get("binning", []))
@@ -222,7 +282,7 @@ def lightcurve(
         attrs["backscal"] = region_area(region, events)
     if background is not None:
         attrs["bkg_backscal"] = region_area(background, events)
-        attrs["background_region"] = _region_text(background)
+        attrs["background_region"] = region_text(background)
         if attrs["bkg_backscal"] <= 0 or attrs["backscal"] <= 0:
             raise ValueError(f"lightcurve: region areas must be positive (source {attrs['backscal']:g}, "
                              f"background {attrs['bkg_backscal']:g} pixel^2)")

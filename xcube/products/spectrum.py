@@ -9,7 +9,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .grouping import group_spectrum
-from .lightcurve import _product_attrs, _region_text
+from .lightcurve import product_attrs, region_text
 
 __all__ = ["spectrum"]
 
@@ -124,17 +124,17 @@ def spectrum(
         pix = pixel_arcsec(events, "x")
     except ValueError:
         pix = float("nan")
-    attrs = _product_attrs(
+    attrs = product_attrs(
         events, kind="spectrum", exposure=exposure, backscal=backscal,
         area_arcsec2=backscal * pix**2 if region is not None else None,
         channel_range=(int(first), int(first + axis.size - 1)), channel_bin=cb, pi_range=(pmin, pmax),
-        region=_region_text(region), expr=expr,
+        region=region_text(region), expr=expr,
     )
     attrs["selection"] = list(counts.attrs.get("selection", []))
     if background is not None:
         ds["bkg_counts"] = ("channel", hist(background).data, {"units": "count"})
         attrs["bkg_backscal"] = region_area(background, events)
-        attrs["background_region"] = _region_text(background)
+        attrs["background_region"] = region_text(background)
         attrs["bkg_exposure"] = exposure
     ds.attrs = attrs
     if group_min is not None:

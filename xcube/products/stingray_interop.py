@@ -1,6 +1,16 @@
-"""Conversion between xcube light curves and ``stingray.Lightcurve``, for
-timing analysis (power spectra, cross spectra, ...) in Stingray. Stingray is
-imported only when these are called (it is an optional dependency)."""
+"""Conversion between xcube objects and Stingray objects, both ways:
+
+==========================================  ==========================================
+xcube                                        Stingray
+==========================================  ==========================================
+EventList (dim ``event``)                   ``stingray.EventList``
+light curve (dim ``time``, ``counts``)      ``stingray.Lightcurve``
+power spectrum (dim ``freq``)               ``stingray.AveragedPowerspectrum``
+==========================================  ==========================================
+
+Stingray is imported only when these are called. Conversions to Stingray
+compute the (lazy) xcube object; conversions from Stingray are eager.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -11,16 +21,62 @@ from .. import gti as gtimod
 __all__ = ["to_stingray", "from_stingray"]
 
 
-def to_stingray(lc: xr.Dataset, *, variable: str = "counts"):
-    """A ``stingray.Lightcurve`` from an xcube light curve (computes it).
+def _mjdref(attrs) -> float:
+    m = float(attrs.get("mjdref", 0.0) or 0.0)
+    return m if np.isfinite(m) else 0.0
 
-    ``variable`` is ``"counts"`` (default) or another per-bin count variable
-    (``bkg_counts``). The bins must be equal in width (Stingray's ``dt``). The
-    GTIs are the light curve's ``gti_start``/``gti_stop`` (or the bins with
-    exposure), ``mjdref`` comes from the attrs; errors are Poisson.
+
+def to_stingray(obj: xr.Dataset, *, variable: str = "counts"):
+    """A Stingray object from an xcube EventList, light curve or power spectrum.
+
+    - EventList -> ``stingray.EventList`` with ``time`` [s, mission time],
+      ``energy`` [keV] (when the mission profile gives energies), ``pi``,
+      ``gti``, ``mjdref``, ``mission``, ``instr``, ``timesys``, ``timeref``.
+    - light curve -> ``stingray.Lightcurve`` of ``variable`` (``"counts"``
+      or another per-bin count variable such as ``bkg_counts``); the bins must
+      be equal in width (Stingray's ``dt``); Poisson errors; one band only.
+    - power spectrum -> ``stingray.AveragedPowerspectrum`` (``freq``,
+      ``power``, ``power_err``, ``m``, ``df``, ``norm``, ``dt``, ``n``).
+
+    Computes the object (eager).
     """
+    if not isinstance(obj, xr.Dataset):
+        raise TypeError(f"to_stingray needs an xcube Dataset (event list, light curve or power spectrum), "
+                        f"got {type(obj).__name__}")
+    if "event" in obj.dims:
+        return _events_to_stingray(obj)
+    if "freq" in obj.dims and "power" in obj:
+        return _pds_to_stingray(obj)
+    if "time" in obj.dims:
+        return _lc_to_stingray(obj, variable)
+    raise ValueError(f"to_stingray: a Dataset with dims {dict(obj.sizes)} is neither an event list (dim 'event'), "
+                     "a light curve (dim 'time') nor a power spectrum (dim 'freq')")
+
+
+def _events_to_stingray(ev: xr.Dataset):
+    from stingray import EventList
+
+    cols = {k: ev[k].values for k in ("time", "energy", "pi") if k in ev}
+    energy = cols.get("energy")
+    if energy is not None and not np.isfinite(energy).any():
+        energy = None  # missions without a linear PI -> energy relation (RXTE PCA)
+    gti = np.column_stack(gtimod.from_dataset(ev)) if "gti_start" in ev else None
+    return EventList(
+        time=np.asarray(cols["time"], np.float64), energy=None if energy is None else np.asarray(energy, np.float64),
+        pi=cols.get("pi"), gti=gti, mjdref=_mjdref(ev.attrs), mission=ev.attrs.get("mission"),
+        instr=ev.attrs.get("instrument"), timesys=ev.attrs.get("timesys"), timeref=ev.attrs.get("timeref"),
+        skip_checks=True,
+    )
+
+
+def _lc_to_stingray(lc: xr.Dataset, variable: str):
     from stingray import Lightcurve
 
+    if "band" in lc.dims:
+        raise ValueError(f"to_stingray: the light curve has {lc.sizes['band']} bands; pick one with "
+                         f"lc.sel(band=...) (bands: {list(lc['band'].values)})")
+    if variable not in lc:
+        raise KeyError(f"to_stingray: the light curve has no {variable!r} variable (has {list(lc.data_vars)})")
     lc = lc.compute()
     width = np.asarray(lc["time_hi"].values - lc["time_lo"].values, np.float64)
     if width.size == 0:
@@ -32,22 +88,72 @@ def to_stingray(lc: xr.Dataset, *, variable: str = "counts"):
     else:
         exp = np.asarray(lc["exposure"].values) > 0
         gti = np.column_stack(gtimod.normalize(lc["time_lo"].values[exp], lc["time_hi"].values[exp], warn=False))
-    mjdref = float(lc.attrs.get("mjdref", 0.0))
     return Lightcurve(
-        np.asarray(lc["time"].values, np.float64),
-        np.asarray(lc[variable].values),
-        dt=float(width[0]),
-        gti=gti,
-        mjdref=mjdref if np.isfinite(mjdref) else 0.0,
-        err_dist="poisson",
-        skip_checks=True,
+        np.asarray(lc["time"].values, np.float64), np.asarray(lc[variable].values), dt=float(width[0]), gti=gti,
+        mjdref=_mjdref(lc.attrs), err_dist="poisson", mission=lc.attrs.get("mission"),
+        instr=lc.attrs.get("instrument"), skip_checks=True,
     )
 
 
-def from_stingray(slc) -> xr.Dataset:
-    """An xcube light-curve Dataset from a ``stingray.Lightcurve``: bins
-    centred on ``slc.time`` of width ``slc.dt``, exposure from its GTIs,
-    ``counts`` and Poisson ``rate``/``rate_err``. Eager (numpy-backed)."""
+def _pds_to_stingray(pds: xr.Dataset):
+    from stingray import AveragedPowerspectrum
+
+    s = AveragedPowerspectrum()
+    s.freq = np.asarray(pds["freq"].values, np.float64)
+    s.power = np.asarray(pds["power"].values, np.float64)
+    s.power_err = np.asarray(pds["power_err"].values, np.float64)
+    m = np.asarray(pds["m"].values)
+    s.m = int(m[0]) if np.all(m == m[0]) else m
+    df = np.asarray(pds["df"].values, np.float64)
+    s.df = float(df[0]) if np.allclose(df, df[0]) else df
+    s.norm = pds.attrs.get("norm", "leahy")
+    s.dt = float(pds.attrs.get("dt", np.nan))
+    s.n = int(pds.attrs.get("n_bin", 0))
+    s.segment_size = float(pds.attrs.get("segment", np.nan))
+    s.nphots = float(pds.attrs.get("n_photons", np.nan))
+    s.mean = float(pds.attrs.get("mean_rate", np.nan)) * s.dt
+    s.err_dist = "poisson"
+    s.power_type = "all"
+    return s
+
+
+def from_stingray(obj) -> xr.Dataset:
+    """An xcube Dataset from a Stingray ``EventList``, ``Lightcurve`` or
+    (``Averaged``)``Powerspectrum``; eager (numpy-backed). See
+    :func:`to_stingray` for what maps to what."""
+    from stingray import EventList, Lightcurve
+    from stingray.powerspectrum import Powerspectrum
+
+    if isinstance(obj, EventList):
+        return _events_from_stingray(obj)
+    if isinstance(obj, Lightcurve):
+        return _lc_from_stingray(obj)
+    if isinstance(obj, Powerspectrum):
+        return _pds_from_stingray(obj)
+    raise TypeError(f"from_stingray: unsupported {type(obj).__name__}; use a stingray EventList, Lightcurve or "
+                    "Powerspectrum")
+
+
+def _events_from_stingray(sev) -> xr.Dataset:
+    time = np.asarray(sev.time, np.float64)
+    data = {"time": ("event", time, {"units": "s"})}
+    if getattr(sev, "energy", None) is not None:
+        data["energy"] = ("event", np.asarray(sev.energy, np.float32), {"units": "keV"})
+    if getattr(sev, "pi", None) is not None:
+        data["pi"] = ("event", np.asarray(sev.pi))
+    gti = np.asarray(sev.gti) if sev.gti is not None else np.array([[time.min(), time.max()]]) if time.size else \
+        np.zeros((0, 2))
+    data["gti_start"] = ("gti", gti[:, 0].astype(np.float64), {"units": "s"})
+    data["gti_stop"] = ("gti", gti[:, 1].astype(np.float64), {"units": "s"})
+    attrs = {"mjdref": float(getattr(sev, "mjdref", 0.0) or 0.0), "source": "stingray.EventList"}
+    for key, attr in (("mission", "mission"), ("instrument", "instr"), ("timesys", "timesys"),
+                      ("timeref", "timeref")):
+        if getattr(sev, attr, None):
+            attrs[key] = str(getattr(sev, attr))
+    return xr.Dataset(data, attrs=attrs)
+
+
+def _lc_from_stingray(slc) -> xr.Dataset:
     from .lightcurve import lightcurve_from_counts
 
     time = np.asarray(slc.time, np.float64)
@@ -68,4 +174,32 @@ def from_stingray(slc) -> xr.Dataset:
     )
     attrs = {"mjdref": float(getattr(slc, "mjdref", 0.0) or 0.0), "time_bin": float(np.median(dt)),
              "source": "stingray.Lightcurve"}
+    for key, attr in (("mission", "mission"), ("instrument", "instr")):
+        if getattr(slc, attr, None):
+            attrs[key] = str(getattr(slc, attr))
     return lightcurve_from_counts(da, gti=gti, attrs=attrs)
+
+
+def _pds_from_stingray(sp) -> xr.Dataset:
+    freq = np.asarray(sp.freq, np.float64)
+    df = np.broadcast_to(np.asarray(sp.df, np.float64), freq.shape).copy()
+    m = np.broadcast_to(np.asarray(getattr(sp, "m", 1)), freq.shape).astype(np.int64)
+    power = np.asarray(sp.power).real.astype(np.float64)
+    err = getattr(sp, "power_err", None)
+    err = power / np.sqrt(m) if err is None else np.asarray(err).real.astype(np.float64)
+    dt = float(getattr(sp, "dt", np.nan) or np.nan)
+    attrs = {"kind": "power_spectrum", "norm": str(getattr(sp, "norm", "none")), "dt": dt,
+             "segment": float(getattr(sp, "segment_size", np.nan) or np.nan), "n_bin": int(getattr(sp, "n", 0) or 0),
+             "n_segments": int(np.min(m)) if m.size else 0, "source": f"stingray.{type(sp).__name__}"}
+    nph = getattr(sp, "nphots", None)
+    if nph is not None:
+        attrs["n_photons"] = float(nph)
+    mean = getattr(sp, "mean", None)
+    if mean is not None and np.isfinite(dt):
+        attrs["mean_rate"] = float(mean) / dt
+    return xr.Dataset(
+        {"power": ("freq", power), "power_err": ("freq", err), "m": ("freq", m), "df": ("freq", df, {"units": "Hz"})},
+        coords={"freq": ("freq", freq, {"units": "Hz"}), "freq_lo": ("freq", freq - df / 2, {"units": "Hz"}),
+                "freq_hi": ("freq", freq + df / 2, {"units": "Hz"})},
+        attrs=attrs,
+    )

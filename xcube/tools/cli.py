@@ -65,8 +65,9 @@ def register(subparsers) -> None:
     for det in ("le", "me", "he"):
         q = hx_sub.add_parser(det, help=f"{det.upper()} chain: calibration, screening, light curves, spectrum",
                               description=f"Run the {det.upper()} chain of HXMTDAS on one exposure: calibration, "
-                                          "GTIs, screening, light curves with backgrounds, spectrum with "
-                                          "background (aligned GTI for a time range), response and grppha.")
+                                          "GTIs, screening, light curves with backgrounds, net light curves, "
+                                          "Leahy and rms power spectra, spectrum with background (aligned GTI "
+                                          "for a time range), response and grppha.")
         q.add_argument("expid_dir", metavar="EXPID_DIR", help="level-1 exposure directory (LE/ ME/ HE/ AUX/ ACS/)")
         q.add_argument("--out", required=True, help="output directory")
         q.add_argument("--band", type=float, nargs=2, action="append", metavar=("EMIN", "EMAX"),
@@ -76,6 +77,12 @@ def register(subparsers) -> None:
         q.add_argument("--time-range", type=float, nargs=2, metavar=("START", "STOP"),
                        help="spectrum time range [s, mission time]; the background gets an aligned GTI")
         q.add_argument("--no-spectrum", action="store_true", help="light curves only")
+        q.add_argument("--segment", type=float, default=256.0, metavar="SECONDS",
+                       help="power-spectrum segment length (default 256)")
+        q.add_argument("--rebin", type=float, action="append", metavar="F",
+                       help="power-spectrum rebinning: <0 log factor, >0 whole bins per bin, 0 none; repeat for "
+                            "several (default -0.06)")
+        q.add_argument("--no-pds", action="store_true", help="no power spectra (net light curves only)")
         q.add_argument("--group-min", type=int, default=25, help="grppha minimum counts per bin (0: no grouping)")
         _engine(q)
         q.set_defaults(func=_run_hxmt, detector=det.upper())
@@ -186,7 +193,8 @@ def _run_hxmt(args) -> int:
     try:
         res = process_exposure(args.expid_dir, args.out, [args.detector], bands=bands, binsize=args.time_bin,
                                spectrum=not args.no_spectrum, time_range=args.time_range,
-                               group_min=args.group_min or None, client=client, overwrite=args.overwrite,
+                               group_min=args.group_min or None, segment=None if args.no_pds else args.segment,
+                               rebins=tuple(args.rebin or (-0.06,)), client=client, overwrite=args.overwrite,
                                timeout=args.timeout, workers=args.workers, progress=True)
     finally:
         if client is not None:
@@ -194,6 +202,10 @@ def _run_hxmt(args) -> int:
     code = _report(res.status)
     for (det, band, bs), (lc, *bkg) in res.lightcurves.items():
         print(f"{det} {band[0]:g}-{band[1]:g} keV {bs:g} s: {lc}" + (f" (background {bkg[0]})" if bkg else ""))
+    for (det, band, bs), path in res.net.items():
+        print(f"{det} {band[0]:g}-{band[1]:g} keV {bs:g} s net: {path}")
+    for (det, band, bs, norm, rebin), path in res.pds.items():
+        print(f"{det} {band[0]:g}-{band[1]:g} keV {norm} power spectrum (rebin {rebin:g}): {path}")
     for det, files in res.spectra.items():
         for kind, path in files.items():
             print(f"{det} {kind}: {path}")

@@ -10,12 +10,22 @@ arguments):
 - HE: ``hepical`` -> ``hegtigen`` -> ``hescreen``
 
 Products: light curves (``lelcgen``/``melcgen``/``helcgen``) with their
-backgrounds (``lebkgmap``/``mebkgmap``/``hebkgmap lc``), spectra
+backgrounds (``lebkgmap``/``mebkgmap``/``hebkgmap lc``), net light curves
+and Leahy and rms power spectra (made by xcube, :mod:`xcube.tools.derived`,
+like hxmtdap's ``netlcgen``, ``netpdsgen`` and ``rmspdsgen``), spectra
 (``*specgen``) with backgrounds (``*bkgmap spec``), responses (``*rspgen``)
 and ``grppha`` grouping. Energy bands are given in keV and converted to PI
 channels by the detector's relation (from the mission profiles
-``hxmt-le/me/he``). Product names are regular:
-``<expid>_<det>_<kind>_<emin>-<emax>keV_<binsize>.lc``.
+``hxmt-le/me/he``). Product names follow :mod:`xcube.products.naming`
+(``<expid>_<det>_<kind>_<emin>-<emax>keV_<binsize>.lc``), in hxmtdap's
+layout under the output directory::
+
+    <det>/                          screened events, GTIs, spectra, responses
+    lc/<det>/raw/                   ..._lc_<band>_<bin>.lc      (lelcgen)
+    lc/<det>/bkg/                   ..._lcbkg_<band>_<bin>.lc   (lebkgmap lc)
+    lc/<det>/net/                   ..._lcnet_<band>_<bin>.lc   (xcube)
+    pds/<det>/<leahy|rms>/<rebin>/  ..._pds_<band>_<bin>_<norm>_<segment>s_<rebin>.fits
+    products.parquet                index of the light curves and power spectra
 
 The background tools take the exposure of a background spectrum from the GTI
 file they are given, not from the spectrum. A spectrum extracted over a time
@@ -26,14 +36,16 @@ cover the same time.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 from ..io.atomic import atomic_file, write_text
+from ..products import naming
+from .derived import Step, net_lightcurve_file, power_spectrum_file
 from .provenance import read_record, record_path, write_record
 from .runner import Task, fingerprint
 
@@ -47,6 +59,8 @@ __all__ = [
     "find_level1",
     "calibration_tasks",
     "lightcurve_tasks",
+    "lightcurve_dirs",
+    "timing_steps",
     "spectrum_tasks",
     "aligned_gti",
     "grppha",
@@ -111,26 +125,13 @@ def pi_range(det: str, energy_band) -> tuple[int, int]:
     return energy_to_pi(det, emin), energy_to_pi(det, emax)
 
 
-def format_binsize(seconds: float) -> str:
-    """Compact bin-size label: ``1s``, ``0.5s``, ``7.8125ms``, ``488.281us``."""
-    s = float(seconds)
-    if s <= 0 or not math.isfinite(s):
-        raise ValueError(f"bin size must be a positive number of seconds, got {seconds}")
-    if s >= 1:
-        return f"{s:g}s"
-    if s >= 1e-3:
-        return f"{s * 1e3:g}ms"
-    return f"{s * 1e6:g}us"
+format_binsize = naming.format_binsize
 
 
 def product_name(expid: str, det: str, kind: str, energy_band=None, binsize=None, suffix=".lc") -> str:
-    """Regular product file name ``<expid>_<det>_<kind>[_<emin>-<emax>keV][_<binsize>]<suffix>``."""
-    parts = [expid, _det(det).name, kind]
-    if energy_band is not None:
-        parts.append(f"{float(energy_band[0]):g}-{float(energy_band[1]):g}keV")
-    if binsize is not None:
-        parts.append(format_binsize(binsize))
-    return "_".join(parts) + suffix
+    """Regular product file name ``<expid>_<det>_<kind>[_<emin>-<emax>keV][_<binsize>]<suffix>``
+    (:func:`xcube.products.naming.product_name`)."""
+    return naming.product_name(expid, _det(det).name, kind, energy_band=energy_band, time_bin=binsize, suffix=suffix)
 
 
 # ---------------------------------------------------------------------------
@@ -308,15 +309,25 @@ def _write_list(path: Path, content: Path) -> Path:
     return path
 
 
+def lightcurve_dirs(out_dir, det: str) -> dict:
+    """hxmtdap's light-curve folders of a detector: ``raw``, ``bkg`` and
+    ``net`` -> ``<out_dir>/lc/<det>/<kind>``."""
+    root = Path(out_dir).resolve() / "lc" / _det(det).name
+    return {k: root / k for k in ("raw", "bkg", "net")}
+
+
 def lightcurve_tasks(l1: Level1, det: str, out_dir, energy_band, binsize: float = 1.0, *, background: bool = True,
                      deps: Sequence[str] = (), screen_dir=None) -> list[Task]:
     """Light curve of ``energy_band`` [keV] with ``binsize`` [s] bins, and its
-    background: ``<expid>_<det>_lc_<band>_<bin>.lc`` and ``..._lcbkg_...lc``."""
+    background: ``<out_dir>/lc/<det>/raw/<expid>_<det>_lc_<band>_<bin>.lc``
+    and ``.../bkg/..._lcbkg_...lc``. The screened events are read from
+    ``screen_dir`` (default ``<out_dir>/<det>``)."""
     d = _det(det)
     out = Path(out_dir).resolve()
-    files = _screen_files(l1, d.name, screen_dir or out)
+    files = _screen_files(l1, d.name, screen_dir or out / d.name)
+    dirs = lightcurve_dirs(out, d.name)
     minpi, maxpi = pi_range(d.name, energy_band)
-    lc = out / product_name(l1.expid, d.name, "lc", energy_band, binsize)
+    lc = dirs["raw"] / product_name(l1.expid, d.name, "lc", energy_band, binsize)
     prefix = lc.with_suffix("")
     made = Path(f"{prefix}_g0_{d.group}.lc")
     p = {"evtfile": files["screen"], "outfile": prefix, "userdetid": d.lc_dets, "binsize": binsize,
@@ -328,18 +339,51 @@ def lightcurve_tasks(l1: Level1, det: str, out_dir, energy_band, binsize: float 
     p["clobber"] = True
     band_tag = f"{float(energy_band[0]):g}-{float(energy_band[1]):g}keV"
     tasks = [Task(f"{d.name.lower()}lcgen", p, inputs=[files["screen"]] + ([p["deadfile"]] if "deadfile" in p else []),
-                  outputs=[lc], rename={made: lc}, workdir=out, deps=deps,
+                  outputs=[lc], rename={made: lc}, workdir=dirs["raw"], deps=deps,
                   name=f"{d.name.lower()}lcgen-{l1.expid}-{band_tag}-{format_binsize(binsize)}",
                   tags=_tags(l1, d.name, "lc", energy_band=list(energy_band), binsize=binsize))]
     if background:
-        bkg = out / product_name(l1.expid, d.name, "lcbkg", energy_band, binsize)
+        bkg = dirs["bkg"] / product_name(l1.expid, d.name, "lcbkg", energy_band, binsize)
         listfile = _write_list(lc.with_suffix(".txt"), lc)
         args = _bkgmap_args(l1, d.name, "lc", files, listfile, minpi, maxpi, bkg.with_suffix(""), files["gti"])
         tasks.append(Task(f"{d.name.lower()}bkgmap", args=args, inputs=[files["screen"], files["gti"], listfile, lc],
-                          outputs=[bkg], workdir=out, deps=[tasks[0].name],
+                          outputs=[bkg], workdir=dirs["bkg"], deps=[tasks[0].name],
                           name=f"{d.name.lower()}bkgmap-lc-{l1.expid}-{band_tag}-{format_binsize(binsize)}",
                           tags=_tags(l1, d.name, "lcbkg", energy_band=list(energy_band), binsize=binsize)))
     return tasks
+
+
+def timing_steps(expid: str, det: str, out_dir, energy_band, binsize: float, raw, bkg, *,
+                 segment: float | None = 256.0, rebins=(-0.06,), norms=("leahy", "rms")) -> list[Step]:
+    """xcube steps after ``lightcurve_tasks``: the net light curve
+    (``lc/<det>/net/..._lcnet_...lc``, raw minus the ``*bkgmap`` background,
+    like hxmtdap's ``netlcgen``) and, with a ``segment`` [s], power spectra of
+    the raw light curve for each normalisation (``leahy``; ``rms`` =
+    fractional rms^2/Hz of the source, background-corrected, Poisson level
+    subtracted: hxmtdap's ``netpdsgen``/``rmspdsgen``) and rebin factor, in
+    ``pds/<det>/<norm>/<rebin>/``. All products are added to
+    ``<out_dir>/products.parquet``."""
+    d = _det(det).name
+    out = Path(out_dir).resolve()
+    band = [float(energy_band[0]), float(energy_band[1])]
+    tags = {"obsid": expid, "instrument": d, "energy_band": band, "binsize": binsize}
+    tag = f"{expid}-{d}-{naming.format_band(band)}-{format_binsize(binsize)}"
+    net = lightcurve_dirs(out, d)["net"] / product_name(expid, d, "lcnet", band, binsize)
+    steps = [Step(f"netlc-{tag}", "xcube.net_lightcurve", partial(net_lightcurve_file, raw, bkg, net, index_root=out,
+                                                                  energy_band=band),
+                  inputs=[raw, bkg], outputs=[net], params={"kind": "net"}, tags=dict(tags, step="lcnet"))]
+    for norm in norms if segment else ():
+        for rebin in rebins:
+            name = naming.product_name(expid, d, "pds", energy_band=band, time_bin=binsize, norm=norm,
+                                       segment=segment, rebin=rebin)
+            path = out / "pds" / d / norm / f"{float(rebin or 0):g}" / name
+            func = partial(power_spectrum_file, raw, bkg, path, norm=norm, segment=segment, rebin=rebin,
+                           index_root=out, energy_band=band)
+            steps.append(Step(f"pds-{norm}-{float(rebin or 0):g}-{tag}", "xcube.power_spectrum", func,
+                              inputs=[raw, bkg], outputs=[path],
+                              params={"norm": norm, "segment": float(segment), "rebin": rebin},
+                              tags=dict(tags, step=f"pds-{norm}", rebin=rebin)))
+    return steps
 
 
 def aligned_gti(gti_file, time_range, out_file) -> Path:
@@ -465,8 +509,10 @@ DEFAULT_BANDS = {"LE": [(1.0, 10.0)], "ME": [(10.0, 35.0)], "HE": [(28.0, 250.0)
 @dataclass
 class HxmtProducts:
     """Result of :func:`process_exposure`: ``lightcurves[(det, band, binsize)]
-    -> (light curve, background)``, ``spectra[det] -> dict(spec, bkg, rsp,
-    grp)``, ``screened[det]`` event files, and the status table."""
+    -> (light curve, background)``, ``net[(det, band, binsize)]`` -> net light
+    curve, ``pds[(det, band, binsize, norm, rebin)]`` -> power spectrum,
+    ``spectra[det] -> dict(spec, bkg, rsp, grp)``, ``screened[det]`` event
+    files, and the status table (tools and xcube steps)."""
 
     out_dir: Path
     expid: str
@@ -474,24 +520,31 @@ class HxmtProducts:
     lightcurves: dict
     spectra: dict
     status: object
+    net: dict = field(default_factory=dict)
+    pds: dict = field(default_factory=dict)
 
 
 def process_exposure(expid_dir, out_dir, detectors=("LE", "ME", "HE"), *, bands: dict | None = None,
                      binsize: float = 1.0, spectrum: bool = True, time_range=None, group_min: int | None = 25,
+                     segment: float | None = 256.0, rebins=(-0.06,), norms=("leahy", "rms"),
                      client=None, overwrite: bool = False, timeout: float | None = None,
                      workers: int | None = None, progress: bool = False, detstatus=None) -> HxmtProducts:
-    """Level-1 exposure -> screened events, light curves with backgrounds and
-    spectra with backgrounds and responses (eager; runs HXMTDAS on Dask).
+    """Level-1 exposure -> screened events, light curves with backgrounds, net
+    light curves, power spectra, and spectra with backgrounds and responses
+    (eager; runs HXMTDAS on Dask, then the xcube steps).
 
     ``bands``: detector -> list of (emin, emax) keV bands (default LE 1-10,
-    ME 10-35, HE 28-250 keV); ``binsize`` [s]; ``time_range`` restricts the
-    spectra (their backgrounds get an aligned GTI). Products go to
-    ``<out_dir>/<det>/``, logs to ``<out_dir>/logs``. Re-running skips what is
-    up to date; failures are recorded in ``status`` and the rest goes on.
+    ME 10-35, HE 28-250 keV); ``binsize`` [s]; ``segment`` [s], ``rebins``
+    and ``norms`` (``leahy``, ``rms``) set the power spectra (``segment=None``:
+    none); ``time_range`` restricts the spectra (their backgrounds get an
+    aligned GTI). Products go to hxmtdap's layout under ``out_dir`` (module
+    text), logs to ``<out_dir>/logs``. Re-running skips what is up to date;
+    failures are recorded in ``status`` and the rest goes on.
     """
     import pandas as pd
 
     from .batch import run_many
+    from .derived import run_steps
 
     l1 = find_level1(expid_dir)
     out = Path(out_dir).resolve()
@@ -505,15 +558,39 @@ def process_exposure(expid_dir, out_dir, detectors=("LE", "ME", "HE"), *, bands:
     parts = [run_many(cal, **rk)]
     state = dict(zip(parts[0]["task"], parts[0]["state"]))
     screened = {}
-    products, lcs, specs = [], {}, {}
     for det in dets:
         last = [t for t in cal if t.tags.get("instrument") == det][-1]
-        if state.get(last.name) not in ("done", "skipped"):
+        if state.get(last.name) in ("done", "skipped"):
+            screened[det] = last.outputs[0]
+        else:
             log.warning("%s %s: screening failed; no products (see status)", l1.expid, det)
-            continue
-        screened[det] = last.outputs[0]
+    products, lcs, specs = _product_tasks(l1, out, screened, bands, binsize, spectrum, time_range, group_min)
+    if products:
+        parts.append(run_many(products, **rk))
+    done = _done_outputs(parts[-1] if products else parts[0], products)
+    lcs = {k: v for k, v in lcs.items() if all(str(p) in done for p in v)}
+    specs = {k: {kk: vv for kk, vv in v.items() if str(vv) in done} for k, v in specs.items()}
+    _index_lightcurves(out, l1.expid, lcs)
+    steps = [st for (det, band, bs), (lc, bkg) in lcs.items()
+             for st in timing_steps(l1.expid, det, out, band, bs, lc, bkg, segment=segment, rebins=rebins,
+                                    norms=norms)]
+    if steps:
+        parts.append(run_steps(steps, client=client, workers=workers, overwrite=overwrite))
+    status = pd.concat(parts, ignore_index=True)
+    net, pds = _timing_products(steps, status)
+    if any(status["state"].isin(["failed", "timeout"])):
+        bad = status[status["state"].isin(["failed", "timeout"])]
+        log.warning("%s: %d task(s) failed: %s", l1.expid, len(bad), ", ".join(bad["task"]))
+    return HxmtProducts(out_dir=out, expid=l1.expid, screened=screened, lightcurves=lcs, spectra=specs,
+                        status=status, net=net, pds=pds)
+
+
+def _product_tasks(l1, out, screened, bands, binsize, spectrum, time_range, group_min):
+    """Light-curve and spectrum tasks of the screened detectors."""
+    products, lcs, specs = [], {}, {}
+    for det in screened:
         for band in bands.get(det, []):
-            ts = lightcurve_tasks(l1, det, out / det, band, binsize)
+            ts = lightcurve_tasks(l1, det, out, band, binsize)
             products += ts
             lcs[(det, tuple(band), binsize)] = tuple(t.outputs[0] for t in ts)
         if spectrum:
@@ -524,16 +601,31 @@ def process_exposure(expid_dir, out_dir, detectors=("LE", "ME", "HE"), *, bands:
                 continue
             products += ts
             specs[det] = {t.tags["step"]: t.outputs[0] for t in ts}
-    if products:
-        parts.append(run_many(products, **rk))
-    status = pd.concat(parts, ignore_index=True)
-    ok = set(status.loc[status["state"].isin(["done", "skipped"]), "task"])
-    done_out = {str(o) for t in products if t.name in ok for o in t.outputs}
-    lcs = {k: v for k, v in lcs.items() if str(v[0]) in done_out}
-    specs = {k: {kk: vv for kk, vv in v.items() if str(vv) in done_out} for k, v in specs.items()}
-    if any(status["state"].isin(["failed", "timeout"])):
-        bad = status[status["state"].isin(["failed", "timeout"])]
-        log.warning("%s: %d task(s) failed: %s", l1.expid, len(bad), ", ".join(bad["task"]))
-    return HxmtProducts(out_dir=out, expid=l1.expid, screened=screened, lightcurves=lcs, spectra=specs,
-                        status=status)
+    return products, lcs, specs
 
+
+def _index_lightcurves(out: Path, expid: str, lcs: dict) -> None:
+    """Add the tool-made light curves and backgrounds to ``<out>/products.parquet``."""
+    for (det, band, bs), files in lcs.items():
+        for kind, path in zip(("lc", "lcbkg"), files):
+            naming.add_to_index(out, path, {"obs_id": expid, "instrument": det, "mission": "HXMT"}, kind=kind,
+                                energy_band=list(band), time_bin=bs)
+
+
+def _done_outputs(status, tasks) -> set:
+    ok = set(status.loc[status["state"].isin(["done", "skipped"]), "task"])
+    return {str(o) for t in tasks if t.name in ok for o in t.outputs}
+
+
+def _timing_products(steps, status):
+    ok = set(status.loc[status["state"].isin(["done", "skipped"]), "task"])
+    net, pds = {}, {}
+    for st in steps:
+        if st.name not in ok:
+            continue
+        key = (st.tags["instrument"], tuple(st.tags["energy_band"]), st.tags["binsize"])
+        if st.tags["step"] == "lcnet":
+            net[key] = st.outputs[0]
+        else:
+            pds[key + (st.params["norm"], st.params["rebin"])] = st.outputs[0]
+    return net, pds

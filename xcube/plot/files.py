@@ -1,0 +1,100 @@
+"""``plot_file``: the standard figure of any xcube product file (what
+``xcube plot FILE`` draws)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import new_figure
+
+__all__ = ["plot_file", "product_kind"]
+
+
+def product_kind(path) -> str:
+    """``"power_spectrum"``, ``"lightcurve"``, ``"spectrum"``, ``"image"``,
+    ``"cube"`` (a Zarr store of counts and expected counts) or ``"events"``,
+    from the file's structure (eager: reads headers only)."""
+    p = Path(path)
+    if p.is_dir():
+        return "cube" if (p / "expected").exists() and (p / "counts").exists() else "unknown"
+    from astropy.io import fits
+
+    with fits.open(p) as hdul:
+        for h in hdul[1:]:
+            if not isinstance(h, fits.BinTableHDU):
+                continue
+            names = {c.upper() for c in h.columns.names}
+            clas = str(h.header.get("HDUCLAS1", "")).strip().upper()
+            if {"FREQUENCY", "POWER"} <= names:
+                return "power_spectrum"
+            if clas == "LIGHTCURVE" or h.name == "RATE":
+                return "lightcurve"
+            if clas == "SPECTRUM" or h.name == "SPECTRUM":
+                return "spectrum"
+            if clas == "EVENTS" or h.name in ("EVENTS", "STDEVT"):
+                return "events"
+        if hdul[0].header.get("NAXIS", 0) == 2:
+            return "image"
+    return "unknown"
+
+
+def _spectrum(path):
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        h = next(x for x in hdul[1:] if isinstance(x, fits.BinTableHDU))
+        chan, counts = np.asarray(h.data["CHANNEL"]), np.asarray(h.data["COUNTS"], float)
+        expo = float(h.header.get("EXPOSURE", 0.0))
+    fig = new_figure((6, 4))
+    ax = fig.add_subplot()
+    ax.step(chan, np.where(counts > 0, counts, np.nan), where="mid", color="k", lw=0.7)
+    ax.set_yscale("log")
+    ax.set_xlabel("channel")
+    ax.set_ylabel("counts per channel")
+    ax.set_title(f"{Path(path).name}  exposure {expo:.0f} s", fontsize=9)
+    return fig
+
+
+def plot_file(path, **kwargs):
+    """The standard figure of a product file: a power spectrum (``xcube
+    pds``; frequency x power for rms normalisation), a light curve on broken
+    time axes (a long-term light curve for ``xcube stitch`` output), a PHA
+    spectrum, an image, or the peak Bayes-factor map of a transient-search
+    Zarr store. ``kwargs`` go to the figure function. Returns the Figure."""
+    from ..io.ogip import read_lightcurve
+    from ..io.powspec import read_power_spectrum
+    from . import lightcurves, maps, timing
+
+    kind = product_kind(path)
+    if kind == "power_spectrum":
+        pds = read_power_spectrum(path)
+        kwargs.setdefault("freq_power", pds.attrs.get("norm") == "frac")
+        return timing.power_spectrum(pds, title=kwargs.pop("title", Path(path).name), **kwargs)
+    if kind == "lightcurve":
+        lc = read_lightcurve(path)
+        if lc.attrs.get("stitched") or "mjd" in lc.coords:
+            return lightcurves.long_term_lightcurve(lc, title=kwargs.pop("title", Path(path).name), **kwargs)
+        if "band" in lc.dims:
+            lc = lc.isel(band=kwargs.pop("band", 0))
+        return lightcurves.broken_lightcurve(lc, title=kwargs.pop("title", Path(path).name), **kwargs)
+    if kind == "spectrum":
+        return _spectrum(path)
+    if kind == "image":
+        import xarray as xr
+        from astropy.io import fits
+
+        with fits.open(path) as hdul:
+            img = xr.DataArray(np.asarray(hdul[0].data, float), dims=("y", "x"),
+                               attrs={"units": str(hdul[0].header.get("BUNIT", ""))})
+        return maps.image(img, title=kwargs.pop("title", Path(path).name), **kwargs)
+    if kind == "cube":
+        import xarray as xr
+
+        ds = xr.open_zarr(path)
+        from ..bayes import log10_bayes_peak
+
+        return maps.bayes_map(log10_bayes_peak(ds["counts"], ds["expected"]), title=Path(path).name, **kwargs)
+    if kind == "events":
+        raise ValueError(f"{path}: an event list, not a product; make one first (xcube lc / image / spectrum / pds)")
+    raise ValueError(f"{path}: not a product xcube can plot (light curve, power spectrum, spectrum, image, cube)")

@@ -1,0 +1,256 @@
+"""Streaming sums behind :func:`xcube.power_spectrum`: averaged periodograms
+of event lists and light curves that are far larger than memory.
+
+The arithmetic is Stingray's (``stingray.fourier.avg_pds_from_timeseries``):
+the same segment boundaries (``stingray.gti.time_intervals_from_gtis`` for
+events, ``generate_indices_of_segment_boundaries_binned`` for light curves),
+the same histogram (``stingray.utils.histogram``), the same FFT
+(``stingray.utils.fft``), and the same rules for skipping a segment (fewer
+than two events, or all bins empty). What is new here is only how the work is
+cut, so that it streams:
+
+* Event lists: one Dask task per event chunk. A segment whose events all lie
+  inside the chunk (there is an event before its start and one after its end
+  in the same chunk) is histogrammed and Fourier transformed there; only the
+  at most two segments touching the chunk's first or last event leave the task
+  as partial histograms. Neighbouring chunk results are merged pairwise in
+  time order (a tree); a partial segment is finished as soon as the merged
+  range has events on both sides of it. Memory is one event chunk plus a few
+  ``n_bin`` arrays per task.
+* Light curves: segments are grouped into blocks of contiguous bins; one task
+  per block.
+
+Every task returns a :class:`PdsSums` (sum of unnormalised powers, number of
+segments, number of photons); sums are added in a tree and normalised once at
+the end, as Stingray does with ``use_common_mean=True``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SegmentPlan", "PdsSums", "plan_segments", "events_sums", "lightcurve_sums", "merge", "finish",
+           "tree_reduce"]
+
+LC_BLOCK_BINS = 4_194_304  # light-curve bins per task
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """Segments of one event list: ``n_bin`` bins of ``dt`` [s] each, starting
+    at ``start`` [s, numpy longdouble as Stingray computes them]."""
+
+    dt: float
+    segment: float
+    n_bin: int
+    start: np.ndarray
+    stop: np.ndarray
+    bounds: np.ndarray  # sorted unique start and stop times (longdouble)
+    start_pos: np.ndarray  # index of each start in bounds
+    stop_pos: np.ndarray
+    bounds64: np.ndarray  # bounds rounded to float64
+    above: np.ndarray  # bound > its float64 rounding
+
+
+@dataclass
+class PdsSums:
+    """Partial sums of an averaged periodogram (one chunk, or a merged range).
+
+    ``power`` is the sum of unnormalised powers ``|FFT|^2`` over the finished
+    segments at the positive Fourier frequencies; ``n_segments`` and
+    ``n_photons`` count them. ``edges`` maps a segment index to ``[counts,
+    n_events]`` for segments not yet finished; ``first``/``last`` are the
+    segments holding the range's first and last event (None outside any).
+    """
+
+    n_bin: int
+    power: np.ndarray | None = None
+    n_segments: int = 0
+    n_photons: float = 0.0
+    edges: dict = field(default_factory=dict)
+    first: int | None = None
+    last: int | None = None
+    empty: bool = True
+
+
+def plan_segments(gti, segment: float, dt: float) -> SegmentPlan:
+    """Segments of ``segment`` seconds (fixed to a whole number of ``dt``
+    bins, as Stingray does) that lie fully inside the GTIs ``(start, stop)``.
+    Eager and small. Raises ``ValueError`` when no GTI is long enough."""
+    from stingray.gti import time_intervals_from_gtis
+    from stingray.utils import fix_segment_size_to_integer_samples
+
+    segment, n_bin = fix_segment_size_to_integer_samples(float(segment), float(dt))
+    g = np.column_stack([np.asarray(gti[0], np.float64), np.asarray(gti[1], np.float64)])
+    if g.size == 0 or float(np.max(g[:, 1] - g[:, 0])) + 1e-5 < segment:
+        longest = float(np.max(g[:, 1] - g[:, 0])) if g.size else 0.0
+        raise ValueError(f"no GTI is as long as one segment ({segment:g} s; longest GTI {longest:.6g} s, "
+                         f"{len(g)} GTI(s)); choose a shorter segment=")
+    start, stop = time_intervals_from_gtis(g, segment)
+    bounds = np.sort(np.array(list(set(np.concatenate([start, stop])))))
+    b64 = bounds.astype(np.float64)
+    return SegmentPlan(dt=float(dt), segment=float(segment), n_bin=int(n_bin), start=start, stop=stop,
+                       bounds=bounds, start_pos=np.searchsorted(bounds, start),
+                       stop_pos=np.searchsorted(bounds, stop), bounds64=b64, above=b64 < bounds)
+
+
+def count_below(t: np.ndarray, plan: SegmentPlan) -> np.ndarray:
+    """``t.searchsorted(plan.bounds)`` (events before each longdouble bound,
+    as Stingray counts them) with float64 searches only: for float64 ``t``,
+    ``t < b`` is ``t <= b64`` when the bound lies above its float64 rounding
+    ``b64`` and ``t < b64`` otherwise. Avoids casting the chunk to longdouble."""
+    return np.where(plan.above, t.searchsorted(plan.bounds64, "right"), t.searchsorted(plan.bounds64, "left"))
+
+
+def _positive_power(counts: np.ndarray, n_bin: int) -> np.ndarray:
+    from stingray.fourier import positive_fft_bins
+    from stingray.utils import fft
+
+    ft = fft(counts)
+    return (ft * ft.conj()).real[positive_fft_bins(n_bin)]
+
+
+def _add_segment(sums: PdsSums, counts: np.ndarray, n_events: int) -> None:
+    """Add one finished segment, skipped as Stingray skips it (< 2 events or empty)."""
+    if n_events < 2 or not np.any(counts != 0):
+        return
+    p = _positive_power(counts, sums.n_bin)
+    sums.power = p if sums.power is None else sums.power + p
+    sums.n_segments += 1
+    sums.n_photons += float(counts.sum())
+
+
+def events_sums(times, plan: SegmentPlan) -> PdsSums:
+    """:class:`PdsSums` of one time-sorted chunk of event times [s]."""
+    from stingray.utils import histogram
+
+    t = np.asarray(times, dtype=np.float64)
+    out = PdsSums(plan.n_bin)
+    if t.size == 0:
+        return out
+    out.empty = False
+    idx = count_below(t, plan)
+    i0, i1 = idx[plan.start_pos], idx[plan.stop_pos]
+    n = t.size
+    for k in np.flatnonzero(i1 > i0):
+        seg = t[i0[k]:i1[k]]
+        counts = histogram((seg - plan.start[k]).astype(float), bins=plan.n_bin, range=[0, plan.segment])
+        counts = np.asarray(counts, dtype=np.float64)
+        k = int(k)
+        if i0[k] == 0:
+            out.first = k
+        if i1[k] == n:
+            out.last = k
+        if i0[k] == 0 or i1[k] == n:
+            out.edges[k] = [counts, int(i1[k] - i0[k])]
+        else:
+            _add_segment(out, counts, int(i1[k] - i0[k]))
+    return out
+
+
+def lightcurve_sums(counts, bounds, n_bin: int) -> PdsSums:
+    """:class:`PdsSums` of a block of light-curve counts; ``bounds`` are the
+    ``(idx0, idx1)`` of its segments inside the block."""
+    c = np.asarray(counts)
+    out = PdsSums(int(n_bin), empty=False)
+    for i0, i1 in bounds:
+        seg = c[i0:i1].astype(float)
+        _add_segment(out, seg, int(i1 - i0))
+    return out
+
+
+def merge(a: PdsSums, b: PdsSums) -> PdsSums:
+    """Merge the sums of two ranges, ``a`` before ``b`` in time, finishing the
+    partial segments that now have events on both sides."""
+    if a.empty:
+        return b
+    if b.empty:
+        return a
+    out = PdsSums(a.n_bin, n_segments=a.n_segments + b.n_segments, n_photons=a.n_photons + b.n_photons,
+                  first=a.first, last=b.last, empty=False)
+    if a.power is None or b.power is None:
+        out.power = a.power if b.power is None else b.power
+    else:
+        out.power = a.power + b.power
+    edges = {k: list(v) for k, v in a.edges.items()}
+    for k, (c, n) in b.edges.items():
+        if k in edges:
+            edges[k] = [edges[k][0] + c, edges[k][1] + n]
+        else:
+            edges[k] = [c, n]
+    for k in sorted(edges):
+        if k != out.first and k != out.last:
+            _add_segment(out, *edges.pop(k))
+    out.edges = edges
+    return out
+
+
+def finish(sums: PdsSums) -> PdsSums:
+    """Close the remaining partial segments (the whole input has been seen)."""
+    out = PdsSums(sums.n_bin, power=sums.power, n_segments=sums.n_segments, n_photons=sums.n_photons,
+                  empty=sums.empty)
+    for k in sorted(sums.edges):
+        _add_segment(out, *sums.edges[k])
+    return out
+
+
+def tree_reduce(parts: list):
+    """Merge a time-ordered list of Delayed :class:`PdsSums` pairwise into one
+    Delayed (depth log2 of the number of parts), then :func:`finish` it."""
+    import dask
+
+    if not parts:
+        return dask.delayed(PdsSums)(0)
+    level = list(parts)
+    while len(level) > 1:
+        nxt = [dask.delayed(merge, pure=True)(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return dask.delayed(finish, pure=True)(level[0])
+
+
+def events_delayed(time_data, plan: SegmentPlan):
+    """Delayed :class:`PdsSums` of a (Dask or numpy) array of sorted event
+    times: one task per chunk, merged in a tree. Nothing is computed here."""
+    import dask
+    import dask.array as da
+
+    if not isinstance(time_data, da.Array):
+        time_data = da.from_array(np.asarray(time_data), chunks=4_194_304)
+    plan_d = dask.delayed(plan, pure=True, traverse=False)
+    parts = [dask.delayed(events_sums, pure=True)(blk, plan_d) for blk in time_data.to_delayed().ravel()]
+    return tree_reduce(parts)
+
+
+def lightcurve_delayed(times, counts, gti, segment: float, dt: float):
+    """Delayed :class:`PdsSums` of a binned light curve (``times``: bin
+    centres [s], numpy; ``counts``: numpy or Dask, same length) over the
+    segments Stingray's binned rule finds inside ``gti``. Eager: the segment
+    boundaries (from the time coordinate)."""
+    import dask
+    from stingray.gti import generate_indices_of_segment_boundaries_binned
+    from stingray.utils import fix_segment_size_to_integer_samples
+
+    segment, n_bin = fix_segment_size_to_integer_samples(float(segment), float(dt))
+    g = np.column_stack([np.asarray(gti[0], np.float64), np.asarray(gti[1], np.float64)])
+    try:
+        idx = [(int(i0), int(i1)) for _, _, i0, i1 in
+               generate_indices_of_segment_boundaries_binned(np.asarray(times), g, segment, dt=dt)]
+    except (AssertionError, ValueError) as exc:
+        raise ValueError(f"no {segment:g} s segment of whole bins lies inside the GTIs ({exc})") from None
+    blocks, cur = [], []
+    for i0, i1 in idx:
+        if cur and i1 - cur[0][0] > max(LC_BLOCK_BINS, n_bin):
+            blocks.append(cur)
+            cur = []
+        cur.append((i0, i1))
+    if cur:
+        blocks.append(cur)
+    parts = []
+    for blk in blocks:
+        lo, hi = blk[0][0], blk[-1][1]
+        local = [(i0 - lo, i1 - lo) for i0, i1 in blk]
+        parts.append(dask.delayed(lightcurve_sums, pure=True)(counts[lo:hi], local, n_bin))
+    return tree_reduce(parts), segment, int(n_bin)

@@ -1,0 +1,389 @@
+"""Averaged power spectra of event lists and light curves, one or many.
+
+:func:`power_spectrum` is Stingray's ``AveragedPowerspectrum`` (same
+segments, FFT and normalisations, checked to 1e-10 by the tests) computed by
+streaming Dask tasks (:mod:`xcube.products.pds_stream`), returned as a
+labelled ``xr.Dataset`` on dimension ``freq``, and applied to many
+observations in parallel.
+"""
+from __future__ import annotations
+
+import logging
+from functools import partial
+from numbers import Integral, Real
+
+import numpy as np
+import xarray as xr
+
+from .._version import __version__
+from . import pds_stream
+
+__all__ = ["power_spectrum", "rebin_power_spectrum", "average_power_spectra", "subtract_poisson_noise",
+           "open_timing_input",
+           "NORMS"]
+
+log = logging.getLogger("xcube.products")
+
+NORMS = ("leahy", "frac", "abs", "none")
+_UNITS = {"leahy": "", "frac": "(rms/mean)^2/Hz", "abs": "(count/s)^2/Hz", "none": "count^2"}
+_OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "telescop", "instrume",
+              "energy_band", "pi_band", "region", "expr", "expid", "source")
+
+
+def _check(norm, segment, rebin):
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm!r}: use one of {NORMS} (rms normalisation is 'frac')")
+    if not (isinstance(segment, Real) and segment > 0 and np.isfinite(segment)):
+        raise ValueError(f"segment={segment!r}: the segment length must be a positive number of seconds")
+    if rebin is None or rebin == 0:
+        return None
+    if isinstance(rebin, Integral) or (isinstance(rebin, Real) and rebin > 0 and float(rebin).is_integer()):
+        if rebin < 1:
+            raise ValueError(f"rebin={rebin!r}: linear rebinning needs a positive whole number of bins")
+        return int(rebin)
+    if isinstance(rebin, Real) and -1 < rebin < 0:
+        return float(rebin)
+    raise ValueError(f"rebin={rebin!r}: use a negative factor for logarithmic rebinning (e.g. -0.06), "
+                     "a positive whole number for linear rebinning, or None")
+
+
+def _is_events(obj) -> bool:
+    return isinstance(obj, xr.Dataset) and "event" in obj.dims
+
+
+def _is_lightcurve(obj) -> bool:
+    return isinstance(obj, xr.Dataset) and "time" in obj.dims and "counts" in obj
+
+
+def _input_sums(obj, segment, dt, selection):
+    """(Delayed PdsSums, segment, n_bin, dt, attrs) of one EventList or light curve."""
+    from .. import gti as gtimod
+
+    if _is_events(obj):
+        if dt is None:
+            raise ValueError("power_spectrum of an event list needs dt= (the bin width of the segments, e.g. 1/512 s)")
+        if any(v is not None for v in selection.values()):
+            from ..select import select
+
+            obj = select(obj, **selection)
+        plan = pds_stream.plan_segments(gtimod.from_dataset(obj), segment, float(dt))
+        attrs = dict(obj.attrs)
+        if selection["energy_band"] is not None:
+            attrs["energy_band"] = [float(v) for v in selection["energy_band"]]
+        for k in ("region", "expr"):
+            if selection[k] is not None:
+                attrs[k] = str(selection[k])
+        return pds_stream.events_delayed(obj["time"].data, plan), plan.segment, plan.n_bin, plan.dt, attrs
+    if _is_lightcurve(obj):
+        if "band" in obj.dims:
+            raise ValueError(f"power_spectrum: the light curve has {obj.sizes['band']} bands; pick one with "
+                             f"lc.sel(band=...) (bands: {list(obj['band'].values)})")
+        if any(v is not None for v in selection.values()):
+            raise ValueError("energy_band/region/expr apply to event lists; this light curve is already extracted")
+        lc = _lightcurve_at(obj, dt)
+        width = float(lc["time_hi"].values[0] - lc["time_lo"].values[0])
+        gti = gtimod.from_dataset(lc) if "gti_start" in lc else _gti_of_bins(lc)
+        sums, seg, n_bin = pds_stream.lightcurve_delayed(lc["time"].values, lc["counts"].data, gti, segment, width)
+        return sums, seg, n_bin, width, obj.attrs
+    raise TypeError(f"power_spectrum needs an EventList (dim 'event') or a light curve (dim 'time' with 'counts'), "
+                    f"got {type(obj).__name__} with dims {getattr(obj, 'dims', None)}")
+
+
+def _gti_of_bins(lc):
+    from .. import gti as gtimod
+
+    good = np.asarray(lc["exposure"].values) > 0
+    return gtimod.normalize(lc["time_lo"].values[good], lc["time_hi"].values[good], warn=False)
+
+
+def _lightcurve_at(lc, dt):
+    """The light curve on bins of ``dt`` [s]: itself, or rebinned by a whole factor."""
+    width = np.asarray(lc["time_hi"].values - lc["time_lo"].values, np.float64)
+    if width.size == 0:
+        raise ValueError("power_spectrum: the light curve has no bins")
+    if not np.allclose(width, width[0], rtol=1e-9, atol=0):
+        raise ValueError("power_spectrum: the light curve bins differ in width; a power spectrum needs equal bins")
+    if dt is None or np.isclose(float(dt), width[0], rtol=1e-9, atol=0):
+        return lc
+    factor = float(dt) / width[0]
+    if factor < 1 or not np.isclose(factor, round(factor), rtol=0, atol=1e-6):
+        raise ValueError(f"dt={dt!r} s is not a whole multiple of the light-curve bin ({width[0]:g} s); "
+                         "rebin the events instead, or pass dt=None")
+    from .rebin import rebin
+
+    return rebin(lc, int(round(factor)))
+
+
+def _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs) -> xr.Dataset:
+    """Normalise the summed powers exactly as Stingray's avg_pds_from_iterable does."""
+    from stingray.fourier import normalize_periodograms, poisson_level, positive_fft_bins
+    from stingray.utils import fftfreq
+
+    if sums.n_segments == 0 or sums.power is None:
+        raise ValueError(f"{attrs.get('source') or 'input'}: no {segment:g} s segment inside the GTIs holds events; "
+                         "check the GTIs, the selection, or use a shorter segment=")
+    m = sums.n_segments
+    n_ph = sums.n_photons / m
+    mean = n_ph / n_bin
+    bkg = float(background_rate or 0.0)
+    factor = normalize_periodograms(1, dt, n_bin, mean, n_ph=n_ph, norm=norm, variance=None,
+                                    background_flux=bkg * dt)
+    power = (sums.power / m) * factor
+    freq = fftfreq(n_bin, dt)[positive_fft_bins(n_bin)]
+    df = 1.0 / (dt * n_bin)
+    mean_rate = mean / dt
+    level = poisson_level(norm, meanrate=mean_rate, n_ph=n_ph, backrate=bkg)
+    keep = {k: attrs[k] for k in _OBS_ATTRS if k in attrs and attrs[k] is not None}
+    ds = xr.Dataset(
+        {"power": ("freq", power, {"units": _UNITS[norm], "norm": norm}),
+         "power_err": ("freq", power / np.sqrt(m), {"units": _UNITS[norm]}),
+         "m": ("freq", np.full(freq.size, m, np.int64), {"long_name": "number of powers averaged"}),
+         "df": ("freq", np.full(freq.size, df), {"units": "Hz"})},
+        coords={"freq": ("freq", freq, {"units": "Hz"}), "freq_lo": ("freq", freq - df / 2, {"units": "Hz"}),
+                "freq_hi": ("freq", freq + df / 2, {"units": "Hz"})},
+        attrs={**keep, "kind": "power_spectrum", "norm": norm, "segment": float(segment), "dt": float(dt),
+               "n_bin": int(n_bin), "n_segments": int(m), "mean_rate": float(mean_rate),
+               "n_photons": float(n_ph), "poisson_level": float(level), "background_rate": bkg,
+               "noise_subtracted": False, "rebin": 0, "xcube_version": __version__},
+    )
+    return ds
+
+
+def rebin_power_spectrum(pds: xr.Dataset, rebin) -> xr.Dataset:
+    """Rebin a power spectrum Dataset in frequency (eager, small).
+
+    ``rebin < 0``: logarithmic, each bin ``1 + |rebin|`` times wider than the
+    previous one (Stingray's ``rebin_data_log``, HEASoft ``powspec`` style);
+    ``rebin`` a positive whole number: that many frequencies per bin
+    (incomplete last bin dropped). Powers are
+    averaged, errors combined as ``sqrt(sum err^2) / n``, ``m`` and ``df``
+    summed; ``freq`` is the mean frequency of a bin and ``freq_lo``/``freq_hi``
+    the edges of the frequencies it holds.
+    """
+    from stingray.utils import rebin_data_log
+
+    step = _check(pds.attrs.get("norm", "leahy"), 1.0, rebin)
+    if step is None:
+        return pds
+    f = np.asarray(pds["freq"].values)
+    df0 = float(pds["df"].values[0])
+    p, e = np.asarray(pds["power"].values), np.asarray(pds["power_err"].values)
+    if isinstance(step, int):
+        nb = f.size // step
+        if nb == 0:
+            raise ValueError(f"rebin={step}: the spectrum has only {f.size} frequencies")
+        fb, pb = (a[: nb * step].reshape(nb, step).mean(axis=1) for a in (f, p))
+        eb = np.sqrt((e[: nb * step].reshape(nb, step) ** 2).sum(axis=1)) / step
+        n = np.full(nb, step)
+    else:
+        fb, pb, eb, n = rebin_data_log(f, p, -step, y_err=e, dx=df0)
+        fb, pb, eb = fb[: n.size], pb[: n.size], eb[: n.size]
+    stop = np.cumsum(n)
+    start = stop - n
+    lo = np.asarray(pds["freq_lo"].values)[start]
+    hi = np.asarray(pds["freq_hi"].values)[stop - 1]
+    m = np.add.reduceat(np.asarray(pds["m"].values)[: stop[-1]], start)
+    out = xr.Dataset(
+        {"power": ("freq", pb, pds["power"].attrs), "power_err": ("freq", eb, pds["power_err"].attrs),
+         "m": ("freq", m, pds["m"].attrs), "df": ("freq", hi - lo, {"units": "Hz"})},
+        coords={"freq": ("freq", fb, {"units": "Hz"}), "freq_lo": ("freq", lo, {"units": "Hz"}),
+                "freq_hi": ("freq", hi, {"units": "Hz"})},
+        attrs=dict(pds.attrs, rebin=step),
+    )
+    return out
+
+
+def subtract_poisson_noise(pds: xr.Dataset) -> xr.Dataset:
+    """The power spectrum minus its Poisson (white-noise) level, without dead
+    time (``attrs['poisson_level']``: 2 for Leahy, ``2 / mean_rate`` for frac,
+    ``2 mean_rate`` for abs; with a background rate B the frac level is
+    ``2 (S + B) / S^2``). Errors are unchanged."""
+    if pds.attrs.get("noise_subtracted"):
+        return pds
+    out = pds.copy()
+    out["power"] = (pds["power"] - pds.attrs["poisson_level"]).assign_attrs(pds["power"].attrs)
+    out.attrs["noise_subtracted"] = True
+    return out
+
+
+def average_power_spectra(spectra: xr.Dataset, dim: str = "obs") -> xr.Dataset:
+    """Average power spectra along ``dim``, weighting each by its number of
+    averaged powers ``m``; ``power_err = power / sqrt(sum m)`` (eager, small).
+    The spectra must share one frequency grid and normalisation. Per-input
+    variables on ``dim`` (``n_segments``, ``mean_rate``, ``poisson_level``)
+    become attrs: the total number of segments and segment-weighted means."""
+    m = spectra["m"]
+    total = m.sum(dim)
+    power = (spectra["power"] * m).sum(dim) / total
+    out = xr.Dataset({"power": power.assign_attrs(spectra["power"].attrs),
+                      "power_err": (power / np.sqrt(total)).assign_attrs(spectra["power_err"].attrs),
+                      "m": total.assign_attrs(spectra["m"].attrs), "df": spectra["df"].isel({dim: 0}, drop=True)},
+                     attrs=dict(spectra.attrs, n_averaged=int(spectra.sizes[dim])))
+    if "n_segments" in spectra:
+        nseg = np.asarray(spectra["n_segments"].values)
+        out.attrs["n_segments"] = int(nseg.sum())
+        for k in ("mean_rate", "poisson_level"):
+            if k in spectra:
+                out.attrs[k] = float(np.average(spectra[k].values, weights=nseg))
+    return out
+
+
+def _items(data):
+    """``[(label, item)]`` of a list, tuple or DataTree of inputs."""
+    if isinstance(data, xr.DataTree):
+        out = []
+        for node in data.subtree:
+            ds = node.to_dataset()
+            if ds.data_vars:
+                out.append((node.path, ds))
+            elif "path" in node.attrs:
+                out.append((node.path, str(node.attrs["path"])))
+        if not out:
+            raise ValueError("power_spectrum: the DataTree has no node with an event list, light curve or file path")
+        return out
+    out = []
+    for i, item in enumerate(data):
+        if isinstance(item, xr.Dataset):
+            label = "/".join(str(item.attrs[k]) for k in ("obs_id", "instrument") if item.attrs.get(k)) or str(i)
+        else:
+            label = str(item)
+        out.append((label, item))
+    return out
+
+
+def open_timing_input(path) -> xr.Dataset:
+    """An event file (lazy EventList) or an OGIP light curve (eager) from
+    ``path``, told apart by the FITS header (a table with HDUCLAS1 =
+    'LIGHTCURVE' or EXTNAME 'RATE' is a light curve)."""
+    from astropy.io import fits
+
+    from ..io import open_events
+    from ..io.ogip import read_lightcurve
+
+    try:
+        with fits.open(path) as hdul:
+            is_lc = any(str(h.header.get("HDUCLAS1", "")).strip().upper() == "LIGHTCURVE" or h.name == "RATE"
+                        for h in hdul[1:])
+    except OSError:
+        is_lc = False  # a Zarr store or something open_events explains better
+    return read_lightcurve(path) if is_lc else open_events(path)
+
+
+def _one(item, segment, dt, norm, rebin, selection, background_rate, noise, scheduler=None) -> xr.Dataset:
+    """The finished (normalised, optionally noise-subtracted and rebinned) spectrum of one input."""
+    import dask
+
+    if not isinstance(item, xr.Dataset):
+        item = open_timing_input(item)
+    sums, seg, n_bin, width, attrs = _input_sums(item, segment, dt, selection)
+    (sums,) = dask.compute(sums, scheduler=scheduler)
+    return _finish_one(sums, seg, n_bin, width, attrs, norm, rebin, background_rate, noise)
+
+
+def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: str = "leahy", rebin=None, *,
+                   energy_band=None, region=None, expr: str | None = None, background_rate: float | None = None,
+                   subtract_noise: bool = False, average: bool = False, compute: bool = True):
+    """Averaged power spectrum of an event list or light curve, or of many.
+
+    Parameters
+    ----------
+    data : an EventList (``xcube.open_events``), a light-curve Dataset
+        (``xcube.lightcurve``, ``xcube.read_lightcurve``), a file path (event
+        file or OGIP light curve), or a list / ``xr.DataTree`` of these (an
+        archive from ``xcube.open_archive``).
+    segment : segment length [s]; fixed to a whole number of ``dt`` bins as
+        Stingray does. Only segments fully inside the GTIs are used.
+    dt : bin width [s] (sets the Nyquist frequency ``1 / (2 dt)``). Needed for
+        event lists; for a light curve, None means its bin width, and a whole
+        multiple of it rebins the light curve first.
+    norm : ``"leahy"`` (Poisson noise level 2), ``"frac"`` (fractional rms^2
+        per Hz, "rms" normalisation), ``"abs"`` ((count/s)^2 per Hz) or
+        ``"none"``, exactly as Stingray's ``AveragedPowerspectrum``.
+    rebin : None or 0 (none), a negative factor for logarithmic rebinning
+        (``-0.06``: each bin 6 % wider than the previous) or a positive whole
+        number of frequencies per bin; see :func:`rebin_power_spectrum`.
+    energy_band, region, expr : event selection (:func:`xcube.select`) before
+        the power spectrum; event lists only.
+    background_rate : background rate in the source region [count/s]; the
+        ``frac`` normalisation and its noise level then refer to the source
+        rate ``mean_rate - background_rate`` (Stingray's ``background_flux``).
+    subtract_noise : subtract the dead-time-free Poisson level
+        (``attrs['poisson_level']``) from the powers.
+    average : with many inputs, return one spectrum averaged over them
+        (weighted by ``m``, before rebinning) instead of a stack on ``obs``.
+    compute : False returns a ``dask.delayed`` object that yields the result.
+
+    Returns
+    -------
+    ``xr.Dataset`` on ``freq`` (mean frequency of a bin [Hz]) with coords
+    ``freq_lo``/``freq_hi`` [Hz]; variables ``power``, ``power_err``
+    (``power / sqrt(m)``, as Stingray), ``m`` (powers averaged per bin) and
+    ``df`` [Hz]; attrs ``norm``, ``segment``, ``dt``, ``n_bin``,
+    ``n_segments``, ``mean_rate`` [count/s], ``n_photons`` (mean per
+    segment), ``poisson_level``, ``background_rate``, ``noise_subtracted``,
+    ``rebin`` and the observation's attrs. Many inputs give dims ``(obs,
+    freq)`` with ``n_segments``, ``mean_rate`` and ``poisson_level`` as
+    variables on ``obs`` and ``obs_id``/``instrument``/``mission``/``source``
+    as coords on ``obs``.
+
+    Laziness: an event list streams through Dask one chunk at a time (one
+    task per chunk, memory of one chunk); many inputs run as one task each on
+    the current Dask scheduler (threads, or a ``dask.distributed`` client if
+    one is active). The result is small and eager unless ``compute=False``.
+    Eager beforehand: the GTIs and segment boundaries; ``energy_band`` /
+    ``region`` / ``expr`` make :func:`xcube.select`'s sizing pass.
+    """
+    import dask
+
+    step = _check(norm, segment, rebin)
+    selection = {"energy_band": energy_band, "region": region, "expr": expr}
+    args = (segment, dt, norm, None if average else step, selection, background_rate, subtract_noise)
+    if isinstance(data, (xr.Dataset, str)) or hasattr(data, "__fspath__"):
+        item = data if isinstance(data, xr.Dataset) else open_timing_input(data)
+        sums, seg, n_bin, width, attrs = _input_sums(item, segment, dt, selection)
+        out = dask.delayed(_finish_one)(sums, seg, n_bin, width, attrs, norm, step, background_rate, subtract_noise)
+        return out.compute() if compute else out
+    items = _items(data)
+    labels = _unique([lab for lab, _ in items])
+    # partial: Dask must not compute a lazy EventList before the task (it streams inside it)
+    parts = [dask.delayed(partial(_one, item, *args, scheduler="sync"), pure=False)() for _, item in items]
+    out = dask.delayed(_stack)(parts, labels, average, step)
+    return out.compute() if compute else out
+
+
+def _finish_one(sums, segment, n_bin, dt, attrs, norm, step, background_rate, noise) -> xr.Dataset:
+    ds = _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs)
+    if noise:
+        ds = subtract_poisson_noise(ds)
+    return rebin_power_spectrum(ds, step)
+
+
+def _unique(labels):
+    seen, out = {}, []
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if seen[lab] == 1 else f"{lab}#{seen[lab]}")
+    return out
+
+
+def _stack(parts, labels, average, step) -> xr.Dataset:
+    """Stack per-input spectra on ``obs`` (or average them, then rebin)."""
+    first = parts[0]
+    for lab, p in zip(labels, parts):
+        if p.sizes["freq"] != first.sizes["freq"] or not np.allclose(p["freq"].values, first["freq"].values):
+            raise ValueError(f"power_spectrum: {lab} has a different frequency grid (segment or dt differ)")
+    per_obs = {k: [p.attrs[k] for p in parts] for k in ("n_segments", "mean_rate", "poisson_level")}
+    stacked = xr.concat([p.drop_attrs(deep=False) for p in parts], dim="obs", coords="minimal", compat="override",
+                        join="override")
+    stacked = stacked.assign_coords(obs=("obs", labels))
+    for k in ("obs_id", "instrument", "mission", "source"):
+        if any(k in p.attrs for p in parts):
+            stacked = stacked.assign_coords({k: ("obs", [str(p.attrs.get(k, "")) for p in parts])})
+    for k, v in per_obs.items():
+        stacked[k] = ("obs", np.asarray(v))
+    common = {k: v for k, v in first.attrs.items() if all(p.attrs.get(k) == v for p in parts[1:])
+              and k not in per_obs}
+    stacked.attrs = dict(common, kind="power_spectrum", n_inputs=len(parts))
+    if not average:
+        return stacked
+    return rebin_power_spectrum(average_power_spectra(stacked), step)

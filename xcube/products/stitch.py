@@ -1,0 +1,187 @@
+"""Long-term light curves: light curves of many observations (of one or
+several missions) joined on one time axis, and their extraction in parallel
+over an archive.
+
+``xr.concat`` cannot join two real light curves: each carries its own GTI
+table on dimension ``gti`` and its own mission time frame (MJDREF, TIMESYS).
+:func:`stitch` converts every bin to TT seconds from a common MJDREF, keeps
+the mission time and the observation's metadata along ``time``, merges the
+GTIs into one table, and sorts the bins in time.
+"""
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .. import gti as gtimod
+from .._version import __version__
+from .times import mjd_tt, to_common_seconds
+
+__all__ = ["stitch", "extract_lightcurves"]
+
+log = logging.getLogger("xcube.products")
+
+_META = ("obs_id", "mission", "instrument")
+
+
+def _as_lightcurves(lightcurves) -> list:
+    if isinstance(lightcurves, xr.DataTree):
+        return [n.to_dataset() for n in lightcurves.subtree if "time" in n.to_dataset().dims]
+    if isinstance(lightcurves, (xr.Dataset, str, Path)):
+        lightcurves = [lightcurves]
+    out = []
+    for lc in lightcurves:
+        if not isinstance(lc, xr.Dataset):
+            from ..io.ogip import read_lightcurve
+
+            lc = read_lightcurve(lc)
+        if "time" not in lc.dims or "time_lo" not in lc.coords:
+            raise ValueError(f"stitch: {lc.attrs.get('source', 'input')} is not a light curve (dim 'time' with "
+                             "time_lo/time_hi)")
+        out.append(lc)
+    if not out:
+        raise ValueError("stitch: no light curves given")
+    return out
+
+
+def _mjdref_of(lc) -> float:
+    m = float(lc.attrs.get("mjdref", np.nan))
+    if not np.isfinite(m):
+        raise ValueError(f"stitch: {lc.attrs.get('source', 'a light curve')} has no MJDREF (attrs['mjdref']); "
+                         "set it (e.g. lc.attrs['mjdref'] = 50814.0) so its times can be placed on the common axis")
+    return m
+
+
+def _one(lc, index: int, common: float) -> tuple[xr.Dataset, tuple]:
+    """Light curve ``lc`` on the common axis, its GTIs in common seconds."""
+    src = str(lc.attrs.get("source", f"light curve {index}"))
+    mjdref, timesys = _mjdref_of(lc), lc.attrs.get("timesys", "TT")
+    conv = {k: to_common_seconds(lc[k].values, mjdref, timesys, common, src) for k in ("time", "time_lo", "time_hi")}
+    n = lc.sizes["time"]
+    body = lc.drop_vars([v for v in lc.variables if "gti" in lc[v].dims])
+    body = body.drop_vars([c for c in ("time", "time_lo", "time_hi") if c in body.coords])
+    body = body.assign_coords(
+        time=("time", conv["time"], {"units": "s", "long_name": f"TT seconds since MJD {common:.15g}"}),
+        time_lo=("time", conv["time_lo"], {"units": "s"}), time_hi=("time", conv["time_hi"], {"units": "s"}),
+        mjd=("time", mjd_tt(lc["time"].values, mjdref, timesys, src), {"units": "d", "timesys": "TT"}),
+        mission_time=("time", np.asarray(lc["time"].values, np.float64),
+                      {"units": "s", "long_name": "time in the observation's own mission frame"}),
+        obs_index=("time", np.full(n, index, np.int32)),
+        **{k: ("time", np.full(n, str(lc.attrs.get(k, "") or ""), dtype=object)) for k in _META},
+    )
+    gti = gtimod.from_dataset(lc) if "gti_start" in lc else (lc["time_lo"].values[lc["exposure"].values > 0],
+                                                             lc["time_hi"].values[lc["exposure"].values > 0])
+    gti = tuple(to_common_seconds(g, mjdref, timesys, common, src) for g in gti)
+    return body, gti
+
+
+def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
+    """Join light curves of many observations into one long-term light curve.
+
+    Parameters
+    ----------
+    lightcurves : light-curve Datasets (``xcube.lightcurve``,
+        ``xcube.read_lightcurve``), OGIP light-curve paths, or a DataTree of
+        light curves; any missions, each with its ``mjdref`` and ``timesys``.
+    mjdref : common reference [MJD, TT] of the new ``time`` axis; default the
+        whole MJD before the earliest bin.
+
+    Returns
+    -------
+    ``xr.Dataset`` on ``time``: every input bin exactly once, sorted by time.
+    Coords ``time``/``time_lo``/``time_hi`` [TT s since ``mjdref``], ``mjd``
+    [MJD, TT, bin centre], ``mission_time`` [s in the observation's own frame],
+    ``exposure``, ``fracexp``, and per-bin metadata ``obs_id``, ``mission``,
+    ``instrument``, ``obs_index`` (position in the input list). Variables are
+    the union of the inputs' (NaN where an observation lacks one); one merged
+    ``gti_start``/``gti_stop`` table in the new frame. attrs ``mjdref``,
+    ``timesys = 'TT'``, ``n_observations``, ``observations`` (obs_id list),
+    ``time_bin`` (NaN when the inputs differ).
+
+    Lazy data stay lazy; the time coordinates are converted eagerly.
+    """
+    lcs = _as_lightcurves(lightcurves)
+    if mjdref is None:
+        starts = [mjd_tt(lc["time_lo"].values[:1], _mjdref_of(lc), lc.attrs.get("timesys", "TT"))
+                  for lc in lcs if lc.sizes["time"]]
+        mjdref = float(np.floor(min(float(s[0]) for s in starts))) if starts else _mjdref_of(lcs[0])
+    bodies, gtis = zip(*[_one(lc, i, float(mjdref)) for i, lc in enumerate(lcs)])
+    names = sorted({v for b in bodies for v in b.data_vars})
+    bands = {tuple(b["band"].values) if "band" in b.dims else None for b in bodies}
+    if len(bands) > 1:
+        raise ValueError(f"stitch: the light curves have different energy bands {sorted(map(str, bands))}; "
+                         "select the same band(s) in each (lc.sel(band=...))")
+    filled = []
+    for b in bodies:
+        missing = {v: xr.full_like(b["exposure"], np.nan, dtype=np.float64).reset_coords(drop=True)
+                   for v in names if v not in b}
+        filled.append(b.assign(missing))
+    out = xr.concat(filled, dim="time", data_vars="all", coords="different", compat="equals",
+                    combine_attrs="drop")
+    order = np.argsort(out["time"].values, kind="stable")
+    out = out.isel(time=order)
+    start = np.concatenate([g[0] for g in gtis])
+    stop = np.concatenate([g[1] for g in gtis])
+    g = gtimod.normalize(start, stop, warn=False)
+    out["gti_start"] = ("gti", g[0], {"units": "s"})
+    out["gti_stop"] = ("gti", g[1], {"units": "s"})
+    widths = {round(float(lc.attrs.get("time_bin", np.nan)), 9) for lc in lcs}
+    out.attrs = {"kind": "lightcurve", "stitched": True, "mjdref": float(mjdref), "timesys": "TT",
+                 "n_observations": len(lcs), "observations": [str(lc.attrs.get("obs_id", "")) for lc in lcs],
+                 "missions": sorted({str(lc.attrs.get("mission", "")) for lc in lcs}),
+                 "time_bin": widths.pop() if len(widths) == 1 else float("nan"), "xcube_version": __version__}
+    return out
+
+
+def _extract_one(source, kwargs):
+    """Open one event file (or use one EventList) and make its light curve (in this task)."""
+    from ..io import open_events
+    from .lightcurve import lightcurve
+
+    ev = source if isinstance(source, xr.Dataset) else open_events(source)
+    return lightcurve(ev, **kwargs).compute(scheduler="sync")
+
+
+def extract_lightcurves(sources, time_bin: float, *, errors: str = "warn", **kwargs) -> list:
+    """Light curves of many observations, extracted in parallel: one Dask task
+    per observation (opening, selecting and binning run inside the task).
+
+    ``sources``: event-file paths, EventLists, or a DataTree from
+    ``xcube.open_archive`` (nodes with ``path`` or an EventList). ``kwargs``
+    go to :func:`xcube.lightcurve` (``energy_band``, ``region``, ``expr``,
+    ``background``, ...), so re-extracting other channels or bands over an
+    archive is one call. Runs on the current Dask scheduler: threads, or a
+    ``dask.distributed`` client when one is active. An observation that fails
+    is skipped with a warning naming it and the reason (``errors="raise"``
+    stops instead). Returns the light curves (computed) in input order; pass
+    them to :func:`stitch`.
+    """
+    import dask
+
+    if isinstance(sources, xr.DataTree):
+        sources = [n.to_dataset() if n.to_dataset().data_vars else n.attrs["path"] for n in sources.subtree
+                   if n.to_dataset().data_vars or "path" in n.attrs]
+    kwargs = dict(kwargs, time_bin=time_bin)
+    # partial: Dask must not compute a lazy EventList before the task (it is binned inside it)
+    tasks = [dask.delayed(partial(_safe, _extract_one, s, kwargs, errors == "raise"), pure=False)() for s in sources]
+    results = dask.compute(*tasks)
+    out = []
+    for s, (lc, err) in zip(sources, results):
+        if err is not None:
+            log.warning("extract_lightcurves: %s skipped: %s", getattr(s, "attrs", {}).get("source", s), err)
+            continue
+        out.append(lc)
+    return out
+
+
+def _safe(func, source, kwargs, strict):
+    try:
+        return func(source, kwargs), None
+    except (OSError, ValueError, KeyError) as exc:
+        if strict:
+            raise
+        return None, f"{type(exc).__name__}: {exc}"

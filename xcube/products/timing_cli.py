@@ -1,0 +1,168 @@
+"""``xcube pds``, ``xcube stitch`` and ``xcube plot``. ``register_timing``
+imports nothing heavy; each command imports what it runs."""
+from __future__ import annotations
+
+import argparse
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+log = logging.getLogger("xcube.products")
+
+__all__ = ["register_timing", "seconds"]
+
+
+def seconds(text: str) -> float:
+    """A duration [s] from ``"0.001953125"`` or a fraction such as ``"1/512"``."""
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (e.g. 0.5 or 1/512)") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be positive")
+    return value
+
+
+def register_timing(subparsers) -> None:
+    """Add the ``pds``, ``stitch`` and ``plot`` subcommands."""
+    p = subparsers.add_parser(
+        "pds", help="averaged power spectrum of event files or light curves -> FITS",
+        description="Average the power spectra of segments inside the GTIs (Stingray's AveragedPowerspectrum, "
+                    "streamed in chunks), rebin, and write a POWSPEC FITS table named by the xcube scheme and "
+                    "listed in the directory's products.parquet. Several files run in parallel.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="event file(s) or OGIP light curve(s)")
+    p.add_argument("--segment", type=float, default=256.0, metavar="SECONDS", help="segment length (default 256)")
+    p.add_argument("--dt", type=seconds, metavar="SECONDS",
+                   help="bin width, e.g. 1/512 (events: required; light curves: default their bin)")
+    p.add_argument("--norm", choices=("leahy", "frac", "abs", "none"), default="leahy",
+                   help="normalisation (frac = rms; default leahy)")
+    p.add_argument("--rebin", type=float, default=0.0, help="<0: logarithmic factor (e.g. -0.06); >0: whole "
+                                                            "frequencies per bin; 0: none (default)")
+    p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"), help="energy band [keV] (events)")
+    p.add_argument("--region", help="source region (events): DS9 string or file")
+    p.add_argument("--expr", help="event filter, evselect syntax (events)")
+    p.add_argument("--background-rate", type=float, metavar="RATE",
+                   help="background rate in the source region [count/s] for the frac normalisation")
+    p.add_argument("--subtract-noise", action="store_true", help="subtract the Poisson level")
+    p.add_argument("--average", action="store_true", help="one spectrum averaged over all FILEs")
+    _outputs(p, "output file (one FILE, or --average)")
+    p.set_defaults(func=_run_pds)
+
+    p = subparsers.add_parser(
+        "stitch", help="long-term light curve from many observations -> OGIP light curve",
+        description="Join light curves of many observations (any missions) on one TT time axis (MJDREF of the "
+                    "output), keeping every bin once, in time order, with MJD, OBS_ID and MISSION columns. Event "
+                    "files are first re-extracted in parallel (--time-bin, --energy).")
+    p.add_argument("files", nargs="+", metavar="FILE", help="OGIP light curves and/or event files")
+    p.add_argument("--time-bin", type=seconds, metavar="SECONDS", help="bin width for event files")
+    p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"), help="energy band for event files")
+    p.add_argument("--region", help="source region for event files")
+    p.add_argument("--mjdref", type=float, help="MJD (TT) of time zero of the output (default: the day before "
+                                                "the first bin)")
+    _outputs(p, "output light curve", required=True)
+    p.set_defaults(func=_run_stitch)
+
+    p = subparsers.add_parser("plot", help="figure of any xcube product file -> PNG/PDF/SVG",
+                              description="Draw the standard figure of a product: light curve (broken time axes "
+                                          "at GTI gaps; long-term for stitched files), power spectrum, spectrum, "
+                                          "image, or a search Zarr store's Bayes-factor map.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--out", "-o", help="figure file (default <FILE name>.png in the current directory)")
+    p.add_argument("--dpi", type=int, default=110)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing figure")
+    p.set_defaults(func=_run_plot)
+
+
+def _outputs(p, help_out, required=False):
+    p.add_argument("--out", "-o", required=required, help=help_out)
+    p.add_argument("--out-dir", default=".", help="directory for products named by the scheme (default .)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--no-index", action="store_true", help="do not add the products to products.parquet")
+
+
+def _pds_path(args, pds) -> Path:
+    from .naming import product_name
+
+    if args.out:
+        return Path(args.out)
+    a = pds.attrs
+    name = product_name(a.get("obs_id") or "multi", a.get("instrument") or "multi", "pds", energy_band=args.energy,
+                        time_bin=a["dt"], norm=a["norm"], segment=a["segment"], rebin=args.rebin)
+    return Path(args.out_dir) / name
+
+
+def _run_pds(args) -> int:
+    from ..io.powspec import write_power_spectrum
+    from .naming import add_to_index
+    from .powerspectrum import power_spectrum
+
+    many = len(args.files) > 1
+    if args.out and many and not args.average:
+        raise ValueError("--out names one file: give one FILE, use --average, or --out-dir for several")
+    kw = dict(segment=args.segment, dt=args.dt, norm=args.norm, rebin=args.rebin or None, energy_band=args.energy,
+              region=args.region, expr=args.expr, background_rate=args.background_rate,
+              subtract_noise=args.subtract_noise)
+    res = power_spectrum(args.files if many else args.files[0], average=args.average, **kw)
+    spectra = [res] if "obs" not in res.dims else [_one_of(res, i) for i in range(res.sizes["obs"])]
+    for pds in spectra:
+        path = write_power_spectrum(_pds_path(args, pds), pds, overwrite=args.overwrite)
+        if not args.no_index:
+            add_to_index(path.parent, path, pds.attrs, kind="pds", time_bin=pds.attrs["dt"],
+                         energy_band=args.energy, inputs=args.files)
+        print(f"{path}: {pds.sizes['freq']} frequencies, {pds.attrs['norm']}, {pds.attrs['n_segments']} x "
+              f"{pds.attrs['segment']:g} s segments, mean rate {pds.attrs['mean_rate']:.4g} count/s, Poisson level "
+              f"{pds.attrs['poisson_level']:.4g}")
+    return 0
+
+
+def _one_of(stack, i: int):
+    """Spectrum ``i`` of a stack on ``obs``, with its own attrs back."""
+    one = stack.isel(obs=i)
+    per_obs = [v for v in one.variables if "obs" in stack[v].dims and v not in ("power", "power_err", "m", "df")]
+    attrs = dict(stack.attrs, **{v: one[v].values.item() for v in per_obs if v != "obs"})
+    return one.drop_vars(per_obs).assign_attrs(attrs)
+
+
+def _run_stitch(args) -> int:
+    import numpy as np
+
+    from ..io.ogip import read_lightcurve, write_lightcurve
+    from ..plot.files import product_kind
+    from .naming import add_to_index
+    from .stitch import extract_lightcurves, stitch
+
+    kinds = {f: product_kind(f) for f in args.files}
+    events = [f for f, k in kinds.items() if k == "events"]
+    other = [f for f, k in kinds.items() if k not in ("events", "lightcurve")]
+    if other:
+        raise ValueError(f"stitch: not light curves or event files: {', '.join(other)}")
+    if events and args.time_bin is None:
+        raise ValueError(f"stitch: {len(events)} event file(s) given; --time-bin is needed to extract light curves")
+    lcs = [read_lightcurve(f) for f, k in kinds.items() if k == "lightcurve"]
+    if events:
+        lcs += extract_lightcurves(events, args.time_bin, energy_band=args.energy, region=args.region)
+    lc = stitch(lcs, mjdref=args.mjdref)
+    missions = lc.attrs["missions"]
+    lc.attrs["mission"] = missions[0] if len(missions) == 1 else "MULTIPLE"
+    cols = {"MJD": lc["mjd"].values, "OBS_ID": lc["obs_id"].values, "MISSION": lc["mission"].values}
+    path = write_lightcurve(args.out, lc, overwrite=args.overwrite, columns=cols,
+                            header={"STITCHED": (True, "long-term light curve (xcube stitch)"),
+                                    "NOBS": lc.attrs["n_observations"]})
+    if not args.no_index:
+        add_to_index(Path(path).parent, path, lc.attrs, kind="lc_stitched", inputs=args.files)
+    good = np.asarray(lc["exposure"].values) > 0
+    print(f"{path}: {lc.sizes['time']} bins from {lc.attrs['n_observations']} observations "
+          f"({', '.join(missions)}), MJD {lc['mjd'].values[good].min():.3f} - {lc['mjd'].values[good].max():.3f}")
+    return 0
+
+
+def _run_plot(args) -> int:
+    from ..plot import plot_file, save_figure
+
+    out = Path(args.out) if args.out else Path(Path(args.file).name).with_suffix(".png")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out}: exists; pass --overwrite to replace it")
+    fig = plot_file(args.file)
+    save_figure(fig, out, dpi=args.dpi)
+    print(f"{out}: figure of {args.file}")
+    return 0
