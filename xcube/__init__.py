@@ -9,7 +9,7 @@ by the first xcube function used).
 """
 import sys
 
-from ._lazy import namespace
+from ._lazy import keep_functions, namespace
 from ._version import __version__
 
 _NAMES = {
@@ -30,6 +30,7 @@ _SUBPACKAGES = ("accessor", "bayes", "binning", "cli", "expression", "frames", "
 
 __all__ = ["__version__", *_NAMES]
 __getattr__, __dir__ = namespace(__name__, _NAMES, _SUBPACKAGES, extra=("__version__",))
+keep_functions(__name__, _NAMES)
 
 if "xarray" in sys.modules:  # cheap now: register the .xcube accessor for datasets made elsewhere
     from . import accessor  # noqa: F401,E402

@@ -7,9 +7,12 @@ that import that module when a name is first asked for (PEP 562).
 """
 from __future__ import annotations
 
+import copyreg
 import importlib
+import sys
+import types
 
-__all__ = ["namespace"]
+__all__ = ["namespace", "keep_functions", "FunctionsFirstPackage"]
 
 
 def namespace(package: str, names: dict, submodules=(), extra=()):
@@ -32,3 +35,30 @@ def namespace(package: str, names: dict, submodules=(), extra=()):
         return sorted(set(names) | set(submodules) | set(extra))
 
     return __getattr__, __dir__
+
+
+class FunctionsFirstPackage(types.ModuleType):
+    """A package whose public functions keep their names when a submodule of
+    the same name is imported (see :func:`keep_functions`)."""
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and name in self.__dict__.get("__xcube_functions__", ()):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+def _reduce_package(module):
+    return importlib.import_module, (module.__name__,)
+
+
+copyreg.pickle(FunctionsFirstPackage, _reduce_package)  # pickled by name, like any module
+
+
+def keep_functions(package: str, names: dict) -> None:
+    """Keep ``package.<name>`` the function when a public function has the
+    name of its own submodule (``xcube.select`` the function, defined in
+    ``xcube/select.py``): importing the submodule would otherwise replace the
+    package attribute with the module."""
+    module = sys.modules[package]
+    module.__xcube_functions__ = frozenset(n for n, m in names.items() if m.partition(":")[0] == n)
+    module.__class__ = FunctionsFirstPackage

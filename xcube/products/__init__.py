@@ -2,7 +2,7 @@
 one or several energy bands), rebinning and splitting, hardness ratios,
 power spectra, long-term (stitched) light curves, images, spectra with
 grouping, Stingray interoperability, and product names with an index."""
-from .._lazy import namespace
+from .._lazy import keep_functions, namespace
 
 _NAMES = {
     "count_error": "errors", "group_min_counts": "grouping", "group_spectrum": "grouping",
@@ -15,3 +15,4 @@ _NAMES = {
 }
 __all__ = list(_NAMES)
 __getattr__, __dir__ = namespace(__name__, _NAMES)
+keep_functions(__name__, _NAMES)
