@@ -101,6 +101,9 @@ def check_layout(hdul: fits.HDUList, size: int, path) -> None:
             return
         if prev is not None and info["hdrLoc"] > end:
             raise OSError(_gap_message(path, prev, info["hdrLoc"] - end, f"before the {hdu.name} extension"))
+        if prev is not None and next(iter(hdu.header), None) != "XTENSION":
+            # astropy read the orphan bytes as a header and looked further for the next one
+            raise OSError(_gap_message(path, prev, info["datLoc"] - end, "where the next extension should begin"))
         end, prev = info["datLoc"] + info["datSpan"], hdu
     if prev is not None and size > end:
         raise OSError(_gap_message(path, prev, size - end, "at the end of the file"))
