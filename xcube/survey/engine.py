@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import socket
 
 import dask
 
-__all__ = ["make_client", "jobqueue_cluster", "JOBQUEUE_CLUSTERS"]
+__all__ = ["make_client", "jobqueue_cluster", "JOBQUEUE_CLUSTERS", "SUBMIT_COMMANDS"]
 
 log = logging.getLogger("xcube.survey")
 
 JOBQUEUE_CLUSTERS = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
+#: the command each batch system submits jobs with (checked before a cluster is made)
+SUBMIT_COMMANDS = {"slurm": "sbatch", "pbs": "qsub"}
 
 
 def _default_workers(threads: int) -> int:
@@ -41,6 +45,13 @@ def jobqueue_cluster(cluster: str, *, queue=None, walltime=None, cores=None, mem
     name = cluster.lower()
     if name not in JOBQUEUE_CLUSTERS:
         raise ValueError(f"--cluster {cluster!r}: unknown; use one of {', '.join(JOBQUEUE_CLUSTERS)}")
+    submit = SUBMIT_COMMANDS[name]
+    if shutil.which(submit) is None:
+        raise FileNotFoundError(
+            f"--cluster {name} starts dask workers as batch jobs with {submit!r}, which is not on PATH on "
+            f"{socket.gethostname()}; run the survey on a {name.upper()} login node, or run it on this machine "
+            "instead with --workers N (a local cluster), or use a running dask cluster with --scheduler ADDRESS"
+        )
     try:
         import dask_jobqueue
     except ImportError as exc:  # pragma: no cover - depends on the install
