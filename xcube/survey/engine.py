@@ -25,7 +25,7 @@ import socket
 
 import dask
 
-__all__ = ["make_client", "jobqueue_cluster", "JOBQUEUE_CLUSTERS", "SUBMIT_COMMANDS"]
+__all__ = ["make_client", "shut_down", "jobqueue_cluster", "JOBQUEUE_CLUSTERS", "SUBMIT_COMMANDS"]
 
 log = logging.getLogger("xcube.survey")
 
@@ -66,6 +66,37 @@ def jobqueue_cluster(cluster: str, *, queue=None, walltime=None, cores=None, mem
     return cls(**{k: v for k, v in opts.items() if v is not None})
 
 
+class _quiet_logs:
+    """Raise the level of the distributed/tornado/asyncio loggers for a while:
+    while a cluster shuts down, connections closing under pending messages
+    are expected, and their ``CommClosedError`` tracebacks say nothing."""
+
+    NAMES = ("distributed", "tornado", "asyncio")
+
+    def __enter__(self):
+        self.saved = {n: logging.getLogger(n).level for n in self.NAMES}
+        for n in self.NAMES:
+            logging.getLogger(n).setLevel(logging.CRITICAL)
+
+    def __exit__(self, *exc):
+        for n, level in self.saved.items():
+            logging.getLogger(n).setLevel(level)
+        return False
+
+
+def shut_down(client, cluster) -> None:
+    """Close ``client`` and then ``cluster`` (its workers retire, batch jobs
+    are cancelled) without the tracebacks of connections closing under them;
+    a failure to close is logged (debug), never raised: the survey's results
+    are already written."""
+    with _quiet_logs():
+        for what in (client, cluster):
+            try:
+                what.close()
+            except Exception as exc:  # noqa: BLE001 - shutting down: nothing left to save
+                log.debug("closing %s: %s", type(what).__name__, exc)
+
+
 def make_client(scheduler: str | None = None, cluster: str | None = None, *, workers: int | None = None,
                 threads: int = 1, memory_limit: str | int | None = "4GB", retries: int = 2,
                 dashboard_address: str | None = ":8787", jobs: int | None = None, queue: str | None = None,
@@ -98,21 +129,11 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
             else:
                 jq.scale(jobs=int(jobs or 1))
             client = Client(jq)
-
-            def close():
-                client.close()
-                jq.close()
-
-            return client, close
+            return client, lambda: shut_down(client, jq)
         lc = LocalCluster(
             n_workers=int(workers or _default_workers(threads)), threads_per_worker=int(threads),
             memory_limit=memory_limit, processes=True, dashboard_address=dashboard_address,
             local_directory=local_directory,
         )
         client = Client(lc)
-
-        def close():
-            client.close()
-            lc.close()
-
-        return client, close
+        return client, lambda: shut_down(client, lc)
