@@ -19,7 +19,8 @@ if [ "$(id -u)" != 0 ]; then
     say "not root: nothing to stop"
     exit 0
 fi
-command -v scancel >/dev/null 2>&1 && scancel --user=root >/dev/null 2>&1 || true
+# the survey tests' worker jobs (dask-jobqueue names them dask-worker), if any are left
+command -v scancel >/dev/null 2>&1 && scancel --name=dask-worker >/dev/null 2>&1 || true
 stop slurmd /run/slurm/slurmd.pid
 stop slurmctld /run/slurm/slurmctld.pid
 stop munged /run/munge/munged.pid
