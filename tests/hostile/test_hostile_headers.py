@@ -119,3 +119,12 @@ def test_infinite_time_is_an_error(make_event_file, value, gzip):
     path = make_event_file(n=100, columns={"TIME": t}, gzip=gzip, name="inf.fits.gz" if gzip else "inf.fits")
     with pytest.raises(ValueError, match=r"inf\.fits.*1 infinite TIME value"):
         xcube.open_events(path)
+
+
+def test_archive_tree_node_names_from_headers_are_safe(make_event_file, tmp_path):
+    d = tmp_path / "arch"
+    d.mkdir()
+    for i, (obs, inst) in enumerate([("../../x", "EMOS1"), ("a/b", "EMOS1")]):
+        make_event_file(n=50, header={"OBS_ID": obs, "INSTRUME": inst}, name=f"e{i}.fits").rename(d / f"e{i}.fits")
+    tree = xcube.open_archive(d)
+    assert sorted(tree.children) == ["_.._x", "a_b"]

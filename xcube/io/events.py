@@ -12,6 +12,7 @@ from .atomic import remove_stale
 from .cache import StoreCorruptError, cache_dir, cache_key, is_complete, open_zarr_events, to_zarr
 from .events_fits import DEFAULT_CHUNK, build_dataset, load_fits_events, open_fits_events, read_fits_header
 from .fitsutil import check_path, is_compressed, open_fits
+from .paths import safe_component
 
 __all__ = ["open_events", "open_archive", "EVENT_SUFFIXES"]
 
@@ -136,12 +137,21 @@ def open_events(path_or_paths, instrument: str | None = None, chunks: int | None
     return open_archive(files, instrument=instrument, chunks=chunks, cache=cache, load=True)
 
 
+def _safe(value, fallback: str) -> str:
+    try:
+        return safe_component(value) if str(value).strip() else fallback
+    except ValueError:
+        return fallback
+
+
 def _node_name(attrs, used: set) -> tuple[str, str]:
-    obs = str(attrs.get("obs_id") or "unknown") or "unknown"
-    inst = str(attrs.get("instrument") or "UNKNOWN")
+    """(observation, camera) node names from OBS_ID, INSTRUME and EXPIDSTR,
+    made safe path components (a tree node may become a directory)."""
+    obs = _safe(attrs.get("obs_id") or "unknown", "unknown")
+    inst = _safe(attrs.get("instrument") or "UNKNOWN", "UNKNOWN")
     name = inst
     if (obs, name) in used:
-        expid = str(attrs.get("expid") or "")
+        expid = _safe(attrs.get("expid") or "", "")
         name = f"{inst}_{expid}" if expid and (obs, f"{inst}_{expid}") not in used else None
         k = 2
         while name is None or (obs, name) in used:
