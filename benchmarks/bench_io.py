@@ -108,6 +108,43 @@ def best_of(fn, repeat: int):
     return best
 
 
+def integrity_costs(path: Path, store: Path, repeat: int) -> None:
+    """What the integrity checks cost, each next to the work it guards (same
+    process, same moment, so the ratios hold on a busy machine)."""
+    try:
+        from xcube.io.cache import check_store
+        from xcube.io.integrity import chunk_crc, file_identity, fingerprint
+    except ImportError:  # an xcube without integrity checks
+        return
+    from numcodecs import Blosc
+
+    def best(fn):
+        return min(_timed(fn) for _ in range(repeat))
+
+    files = [f for c in ("time", "x", "y") for f in sorted((store / c / "c").iterdir())]
+    blobs = [f.read_bytes() for f in files]
+    t_decode = best(lambda: [Blosc().decode(b) for b in blobs])
+    t_crc = best(lambda: [chunk_crc(b) for b in blobs])
+    t_stat = best(lambda: check_store(store))
+    t_full = best(lambda: check_store(store, checksums=True))
+    ident = file_identity(path)
+    t_fp = best(lambda: fingerprint(path))
+    from xcube.io.integrity import check_unchanged
+
+    t_unchanged = best(lambda: check_unchanged(path, ident))
+    mb = sum(len(b) for b in blobs) / 1e6
+    print(f"integrity: CRC32C of the time/x/y chunks ({mb:.0f} MB) {t_crc * 1e3:.1f} ms = "
+          f"{t_crc / t_decode * 100:.1f} % of decoding them ({t_decode * 1e3:.1f} ms); store check at open "
+          f"(stat) {t_stat * 1e3:.2f} ms, with all checksums {t_full * 1e3:.1f} ms; file fingerprint "
+          f"{t_fp * 1e3:.2f} ms; changed-file check per FITS chunk read {t_unchanged * 1e3:.2f} ms")
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=float, default=1e7, help="number of events (default 1e7)")
@@ -181,6 +218,7 @@ def main(argv=None) -> int:
               f"(+ {t_numba * 1e3:.0f} ms once per process to load the numba kernel); later opens use "
               f"the scan record. Zarr write {t_write:.1f} s, store {size / 1e6:.0f} MB; "
               f"first open of the .gz file (decompress + convert into the cache) {t_convert:.1f} s")
+        integrity_costs(path, store, args.repeat)
         print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     finally:
         if args.dir is None:

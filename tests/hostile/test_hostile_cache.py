@@ -164,7 +164,7 @@ def test_memmapped_file_overwritten_after_open(make_event_file):
     st = path.stat()
     shutil.copyfile(other, path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    with pytest.raises(FileChangedError, match=r"m\.fits.*overwritten after it was opened"):
+    with pytest.raises(FileChangedError, match=r"m\.fits.*overwritten or modified after it was opened"):
         ev["x"].values
 
 
@@ -195,3 +195,21 @@ def test_real_full_disk_under_the_cache(make_event_file, tmp_path):
         assert info.value.errno == errno.ENOSPC
     finally:
         subprocess.run(["umount", str(cache)], check=False)
+
+
+def test_fingerprint_catches_what_stat_cannot(make_event_file, monkeypatch):
+    """On a file system whose times do not change (coarse timestamps), the
+    content fingerprint still tells an overwritten file."""
+    from xcube.io import integrity
+
+    path = make_event_file(n=3000, name="f.fits")
+    ident = integrity.file_identity(path)
+    integrity.check_unchanged(path, ident)
+    data = bytearray(path.read_bytes())
+    data[100] ^= 1  # a header byte: inside the fingerprinted first block
+    path.write_bytes(bytes(data))
+    st = path.stat()
+    stale = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ident[4])  # times as they are now
+    monkeypatch.setattr(integrity, "FINGERPRINT_INTERVAL", 0.0)
+    with pytest.raises(FileChangedError, match=r"f\.fits.*same size and times, other content"):
+        integrity.check_unchanged(path, stale)

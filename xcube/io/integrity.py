@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -67,37 +68,51 @@ def fingerprint(path, size: int | None = None) -> str:
     return h.hexdigest()
 
 
-def file_identity(path) -> tuple[int, int, str]:
-    """``(size [bytes], mtime [ns], fingerprint)`` of a file, now."""
+def file_identity(path) -> tuple:
+    """``(size [bytes], mtime [ns], ctime [ns], inode, fingerprint)`` of a file, now."""
     st = os.stat(path)
-    return int(st.st_size), int(st.st_mtime_ns), fingerprint(path, st.st_size)
+    return int(st.st_size), int(st.st_mtime_ns), int(st.st_ctime_ns), int(st.st_ino), fingerprint(path, st.st_size)
+
+
+#: seconds between two fingerprint checks of one file by :func:`check_unchanged`
+FINGERPRINT_INTERVAL = 1.0
+_fingerprinted: dict = {}  # (path, identity) -> time.monotonic() of the last fingerprint check
 
 
 def check_unchanged(path, identity, what: str = "file", need: int | None = None) -> None:
-    """Raise :class:`FileChangedError` naming ``path`` when its size, mtime or
-    fingerprint differ from ``identity`` (from :func:`file_identity`), or when
-    it is now shorter than ``need`` bytes. One ``stat``, plus the fingerprint
-    (128 KiB read) only when size and mtime still agree."""
+    """Raise :class:`FileChangedError` naming ``path`` when it differs from
+    ``identity`` (from :func:`file_identity`): its size, mtime, ctime or inode
+    (one ``stat``; ctime changes with any write, and also when a writer sets
+    the mtime back), or its content fingerprint (read at most every
+    :data:`FINGERPRINT_INTERVAL` seconds per file: for file systems with
+    coarse timestamps); or when it is now shorter than ``need`` bytes."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
         raise FileChangedError(f"{path}: the {what} was deleted after it was opened; open it again") from None
-    size, mtime, fp = identity
+    size, mtime, ctime, ino, fp = identity
     if need is not None and st.st_size < need:
         raise FileChangedError(
             f"{path}: the {what} was truncated after it was opened (now {st.st_size} bytes, {need} needed); "
             "nothing was read past its end - open it again once it is complete"
         )
-    if st.st_size != size or st.st_mtime_ns != mtime:
+    if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != (size, mtime, ctime, ino):
         raise FileChangedError(
-            f"{path}: the {what} changed after it was opened (size {size} -> {st.st_size} bytes, mtime changed: "
-            f"{st.st_mtime_ns != mtime}); its events are no longer the ones opened - open it again"
+            f"{path}: the {what} was overwritten or modified after it was opened (size {size} -> {st.st_size} "
+            f"bytes; mtime, ctime or inode changed); its events are no longer the ones opened - open it again"
         )
+    key = (str(path), tuple(identity))
+    now = time.monotonic()
+    if now - _fingerprinted.get(key, -np.inf) < FINGERPRINT_INTERVAL:
+        return
     if fingerprint(path, st.st_size) != fp:
         raise FileChangedError(
-            f"{path}: the {what} was overwritten after it was opened (same size and mtime, other content); "
+            f"{path}: the {what} was overwritten after it was opened (same size and times, other content); "
             "open it again"
         )
+    if len(_fingerprinted) > 1024:
+        _fingerprinted.clear()
+    _fingerprinted[key] = now
 
 
 def _chunk_files(array_dir: Path) -> dict[str, Path]:
