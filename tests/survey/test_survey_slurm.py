@@ -102,12 +102,18 @@ def _survey_command(archive, out, time_bins, *extra) -> list[str]:
 def test_survey_on_slurm_with_a_cancelled_job_and_resume(archive, tmp_path):
     out = tmp_path / "out"
     t0 = time.perf_counter()
+    # run from a directory of the test: sbatch writes the jobs' slurm-<id>.out logs into the current one
+    first = tmp_path / "first"
+    first.mkdir()
     res = subprocess.run(_survey_command(archive, out, ["500"]), capture_output=True, text=True, env=_env(),
-                         timeout=300)
+                         timeout=300, cwd=first)
     wall = time.perf_counter() - t0
     print(f"SLURM survey of 4 observations: {wall:.1f} s wall (command start to exit)")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Traceback" not in res.stderr and "CommClosedError" not in res.stderr, res.stderr
+    job_logs = {p.name: p.read_text() for p in first.glob("slurm-*.out")}
+    assert len(job_logs) == 2  # the two worker jobs, shut down without tracebacks
+    assert not [n for n, text in job_logs.items() if "Traceback" in text or "CommClosedError" in text], job_logs
     st = _check_status(out, 1)
     assert set(st.loc[st["obsid"] != CORRUPT, "state"]) == {"done"}
     assert st["worker"].str.startswith("tcp://").all()  # ran on the batch jobs' workers
@@ -126,7 +132,7 @@ def test_survey_on_slurm_with_a_cancelled_job_and_resume(archive, tmp_path):
                 retries=0, search=t.slow_search, progress=False, figures="none", dashboard_address=":0")
     """))
     proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=_env())
+                            text=True, env=_env(), cwd=tmp_path)
     cancelled = None
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
@@ -146,7 +152,7 @@ def test_survey_on_slurm_with_a_cancelled_job_and_resume(archive, tmp_path):
     # resume: the runs lost with the cancelled job are redone, nothing else
     t0 = time.perf_counter()
     res = subprocess.run(_survey_command(archive, out, ["500", "1000"], "--retry-failed"), capture_output=True,
-                         text=True, env=_env(), timeout=300)
+                         text=True, env=_env(), timeout=300, cwd=tmp_path)
     print(f"resumed survey: {time.perf_counter() - t0:.1f} s wall; {res.stdout.strip()}")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Traceback" not in res.stderr, res.stderr

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import socket
+import subprocess
+import time
 
 import dask
 
@@ -84,12 +87,33 @@ class _quiet_logs:
         return False
 
 
-def shut_down(client, cluster) -> None:
-    """Close ``client`` and then ``cluster`` (its workers retire, batch jobs
-    are cancelled) without the tracebacks of connections closing under them;
-    a failure to close is logged (debug), never raised: the survey's results
-    are already written."""
+def _cancel_jobs(cluster, timeout: float = 60.0) -> None:
+    """Cancel a jobqueue cluster's batch jobs with its cancel command
+    (``scancel``/``qdel``): the batch system sends SIGTERM, and each worker's
+    nanny closes the worker and its connections in order."""
+    jobs = [str(j) for j in (getattr(w, "job_id", None) for w in getattr(cluster, "workers", {}).values()) if j]
+    command = getattr(getattr(cluster, "job_cls", None), "cancel_command", None)
+    if jobs and command:
+        subprocess.run(shlex.split(command) + jobs, capture_output=True, timeout=timeout, check=False)
+
+
+def shut_down(client, cluster, jobs: bool = False, timeout: float = 30.0) -> None:
+    """Close ``client`` and then ``cluster``, without the tracebacks of
+    connections closed under them (``CommClosedError``). With ``jobs`` (a
+    dask-jobqueue cluster) the batch jobs are cancelled first and the workers
+    given ``timeout`` seconds to leave: when the scheduler removes a worker
+    itself, the worker's last messages meet a closed connection and its job
+    log shows that traceback. Failures to close are logged (debug), never
+    raised: the survey's results are already written."""
     with _quiet_logs():
+        if jobs:
+            try:
+                _cancel_jobs(cluster)
+                deadline = time.monotonic() + timeout
+                while client.scheduler_info(n_workers=-1)["workers"] and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            except Exception as exc:  # noqa: BLE001 - the jobs go down with the cluster anyway
+                log.debug("cancelling the batch jobs: %s", exc)
         for what in (client, cluster):
             try:
                 what.close()
@@ -129,7 +153,7 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
             else:
                 jq.scale(jobs=int(jobs or 1))
             client = Client(jq)
-            return client, lambda: shut_down(client, jq)
+            return client, lambda: shut_down(client, jq, jobs=True)
         lc = LocalCluster(
             n_workers=int(workers or _default_workers(threads)), threads_per_worker=int(threads),
             memory_limit=memory_limit, processes=True, dashboard_address=dashboard_address,
