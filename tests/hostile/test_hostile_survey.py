@@ -195,3 +195,25 @@ def test_cluster_without_its_submit_command_fails_at_once(make_event_file, monke
     assert rc == 1
     assert "'sbatch', which is not on PATH" in err and "--workers N" in err and "Traceback" not in err
     assert not (tmp_path / "out" / LOCK_FILE).exists()  # released on the way out
+
+
+def test_lock_without_flock_uses_an_exclusive_create(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+    import socket
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    out = tmp_path / "out"
+    out.mkdir()
+    first = SurveyLock(out, "first").acquire()
+    with pytest.raises(FileExistsError, match="first"):
+        SurveyLock(out, "second").acquire()
+    first.release()
+    # a lock left by a dead process of this host is taken over
+    (out / LOCK_FILE).write_text(json.dumps({"token": "dead", "pid": 2**22 + 12345, "host": socket.gethostname()}))
+    third = SurveyLock(out, "third").acquire()
+    assert third.owned()
+    third.release()

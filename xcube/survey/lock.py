@@ -80,7 +80,13 @@ class SurveyLock:
         import fcntl
 
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd, created = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+            except FileExistsError:
+                try:
+                    fd, created = os.open(self.path, os.O_RDWR), False
+                except FileNotFoundError:  # released just now: try again
+                    continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -94,6 +100,8 @@ class SurveyLock:
                 raise _busy(self.path, info) from None
             except OSError as exc:
                 os.close(fd)
+                if created:  # the empty file made just now must not look like another survey's lock
+                    self.path.unlink(missing_ok=True)
                 if exc.errno not in _UNSUPPORTED:
                     raise
                 log.info("%s: no flock on this file system (%s); using an exclusive create", self.path, exc)
