@@ -197,6 +197,27 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
     return combined, ccd_gti, kind
 
 
+def _table_layout(hdu, path, nrows: int) -> tuple:
+    """``(compression, data offset [bytes], big-endian row dtype)`` of an event
+    table: compression is ``"gzip"``/``"bzip2"`` (offset and dtype None),
+    ``"layout"`` when the rows cannot be memory-mapped, else None. Raises
+    ``OSError`` for a file shorter than its table."""
+    comp = is_compressed(path)
+    if comp is not None:
+        return comp, None, None
+    data_offset = int(hdu.fileinfo()["datLoc"])
+    row_dtype = hdu.columns.dtype.newbyteorder(">")  # FITS tables are big-endian
+    if row_dtype.itemsize != int(hdu.header["NAXIS1"]):
+        # unusual layout (e.g. variable-length arrays): read through astropy into the cache
+        log.info("%s: row layout not memory-mappable (NAXIS1=%s)", path, hdu.header["NAXIS1"])
+        comp = "layout"
+    need = data_offset + nrows * int(hdu.header["NAXIS1"])
+    have = Path(path).stat().st_size
+    if have < need:
+        raise OSError(f"{path}: truncated file: {hdu.name} needs {need} bytes, the file has {have}; download it again")
+    return comp, data_offset, row_dtype
+
+
 def read_fits_header(path, instrument: str | None = None, hdul=None) -> EventsMeta:
     """Read headers and GTIs of an event file (eager, no event column data).
 
@@ -233,23 +254,7 @@ def read_fits_header(path, instrument: str | None = None, hdul=None) -> EventsMe
                 f"{path}[{hdu.name}]: empty event list (NAXIS2 = 0); no events survived the screening "
                 "that produced this file, so there is nothing to open"
             )
-        comp = is_compressed(path)
-        data_offset = row_dtype = None
-        if comp is None:
-            info = hdu.fileinfo()
-            data_offset = int(info["datLoc"])
-            row_dtype = hdu.columns.dtype.newbyteorder(">")  # FITS tables are big-endian
-            if row_dtype.itemsize != int(hdu.header["NAXIS1"]):
-                # unusual layout (e.g. variable-length arrays): read through astropy into the cache
-                log.info("%s: row layout not memory-mappable (NAXIS1=%s)", path, hdu.header["NAXIS1"])
-                comp = "layout"
-            need = data_offset + nrows * int(hdu.header["NAXIS1"])
-            have = Path(path).stat().st_size
-            if have < need:
-                raise OSError(
-                    f"{path}: truncated file: {hdu.name} needs {need} bytes, the file has {have}; "
-                    "download it again"
-                )
+        comp, data_offset, row_dtype = _table_layout(hdu, path, nrows)
         gti, ccd_gti, gti_kind = _read_gtis(hdul, profile, path, header)
     attrs = _attrs(header, profile, path, hdu_name=hdu.name, cols=cols)
     attrs["gti_kind"] = gti_kind

@@ -205,13 +205,9 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
             dashboard = getattr(client, "dashboard_link", None)
             log.info("client ready after %.1f s", time.perf_counter() - t_start)
             echo(f"dask dashboard: {dashboard}")
-            try:
-                _execute(client, obs, plan, out, lock, retries=retries, timeout=timeout, search=search,
-                         figures=figures, progress=progress, flush_interval=flush_interval,
-                         open_kwargs=open_kwargs, existing=existing)
-            except SurveyAborted:
-                _check_owner(lock, out)  # the driver's own account when another survey took over
-                raise
+            _execute(client, obs, plan, out, lock, retries=retries, timeout=timeout, search=search,
+                     figures=figures, progress=progress, flush_interval=flush_interval,
+                     open_kwargs=open_kwargs, existing=existing)
             log.info("tasks finished after %.1f s", time.perf_counter() - t_start)
         _check_owner(lock, out)
         status = rebuild_status(out)
@@ -258,8 +254,18 @@ def _warm_up() -> None:
         pass
 
 
-def _execute(client, obs, plan, out, lock, *, retries, timeout, search, figures, progress,
-             flush_interval, open_kwargs, existing):
+def _execute(client, obs, plan, out, lock, **kw):
+    """Run the planned tasks on ``client``; a survey stopped because another
+    took ``out`` over raises :class:`SurveyAborted` with the driver's account."""
+    try:
+        _run_tasks(client, obs, plan, out, lock, **kw)
+    except SurveyAborted:
+        _check_owner(lock, out)
+        raise
+
+
+def _run_tasks(client, obs, plan, out, lock, *, retries, timeout, search, figures, progress,
+               flush_interval, open_kwargs, existing):
     from distributed import as_completed
 
     token = lock.token
