@@ -12,6 +12,8 @@ events per second:
   also scans TIME once (reported separately); later opens use the scan record;
 - xcube Zarr: ``xcube.to_zarr`` once, then ``xcube.open_events(store)``
   and the same compute;
+- xcube .gz: a gzip copy converted once into the event cache, then
+  re-opened from the cache (cache-key check and store open included);
 - "gathered": the same, but each column joined into one numpy array by
   dask (one more copy of the data, as ``ev.time.values`` does).
 
@@ -21,6 +23,7 @@ mapping and page faults. Run: ``python benchmarks/bench_io.py [--events N]``.
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import shutil
 import tempfile
@@ -105,6 +108,43 @@ def best_of(fn, repeat: int):
     return best
 
 
+def integrity_costs(path: Path, store: Path, repeat: int) -> None:
+    """What the integrity checks cost, each next to the work it guards (same
+    process, same moment, so the ratios hold on a busy machine)."""
+    try:
+        from xcube.io.cache import check_store
+        from xcube.io.integrity import chunk_crc, file_identity, fingerprint
+    except ImportError:  # an xcube without integrity checks
+        return
+    from numcodecs import Blosc
+
+    def best(fn):
+        return min(_timed(fn) for _ in range(repeat))
+
+    files = [f for c in ("time", "x", "y") for f in sorted((store / c / "c").iterdir())]
+    blobs = [f.read_bytes() for f in files]
+    t_decode = best(lambda: [Blosc().decode(b) for b in blobs])
+    t_crc = best(lambda: [chunk_crc(b) for b in blobs])
+    t_stat = best(lambda: check_store(store))
+    t_full = best(lambda: check_store(store, checksums=True))
+    ident = file_identity(path)
+    t_fp = best(lambda: fingerprint(path))
+    from xcube.io.integrity import check_unchanged
+
+    t_unchanged = best(lambda: check_unchanged(path, ident))
+    mb = sum(len(b) for b in blobs) / 1e6
+    print(f"integrity: CRC32C of the time/x/y chunks ({mb:.0f} MB) {t_crc * 1e3:.1f} ms = "
+          f"{t_crc / t_decode * 100:.1f} % of decoding them ({t_decode * 1e3:.1f} ms); store check at open "
+          f"(stat) {t_stat * 1e3:.2f} ms, with all checksums {t_full * 1e3:.1f} ms; file fingerprint "
+          f"{t_fp * 1e3:.2f} ms; changed-file check per FITS chunk read {t_unchanged * 1e3:.2f} ms")
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=float, default=1e7, help="number of events (default 1e7)")
@@ -151,6 +191,15 @@ def main(argv=None) -> int:
         for got in (read_xcube(path, gather=True)[0], read_xcube(store, gather=True)[0]):
             assert all(np.array_equal(a, b) for a, b in zip(got, expect)), "readers disagree"
 
+        # a gzip file: converted once into the event cache, then re-opened from it
+        gz = work / "events.fits.gz"
+        with open(path, "rb") as src, gzip.open(gz, "wb", compresslevel=1) as dst:
+            shutil.copyfileobj(src, dst, 1 << 24)
+        t0 = time.perf_counter()
+        xcube.open_events(gz)
+        t_convert = time.perf_counter() - t0
+        cached_total, cached_open = best_of(lambda: read_xcube(gz), args.repeat)
+
         def line(name, total, t_open=None):
             s = f"{name:<40s} {n / total / 1e6:8.1f} Mevents/s   total {total * 1e3:7.1f} ms"
             if t_open is not None:
@@ -164,9 +213,13 @@ def main(argv=None) -> int:
         print(line("xcube FITS, gathered into one array", fits_gather))
         print(line("xcube Zarr, every chunk read", zarr_total, zarr_open))
         print(line("xcube Zarr, gathered into one array", zarr_gather))
+        print(line("xcube .gz via the event cache, re-opened", cached_total, cached_open))
         print(f"first open of the FITS file (headers + TIME scan): {first_open * 1e3:.1f} ms "
               f"(+ {t_numba * 1e3:.0f} ms once per process to load the numba kernel); later opens use "
-              f"the scan record. Zarr write {t_write:.1f} s, store {size / 1e6:.0f} MB")
+              f"the scan record. Zarr write {t_write:.1f} s, store {size / 1e6:.0f} MB; "
+              f"first open of the .gz file (decompress + convert into the cache) {t_convert:.1f} s")
+        integrity_costs(path, store, args.repeat)
+        print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     finally:
         if args.dir is None:
             shutil.rmtree(work, ignore_errors=True)

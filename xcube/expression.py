@@ -40,6 +40,13 @@ The rules a user needs:
 - A number used where a condition is needed is an error (write
   ``(FLAG & 4) != 0``); so is a bitwise operator on a float column.
 
+Limits: an expression is at most :data:`MAX_LENGTH` characters and nests
+parentheses, ``!`` and unary signs at most :data:`MAX_NESTING` deep; beyond
+that :class:`ExpressionError` says so. Parsing is linear in the length, and
+evaluation runs the compiled expression as a flat program (no recursion), so
+a chain of 10,000 ``&&`` terms parses in well under a second and evaluates
+like any other.
+
 Comparisons run in the column's own dtype (a float literal is rounded to the
 column's precision, so ``ENERGY >= 0.7`` keeps PI 700 in float32), while
 arithmetic and bitwise operators work in int64/float64.
@@ -47,14 +54,15 @@ arithmetic and bitwise operators work in int64/float64.
 from __future__ import annotations
 
 import difflib
+import gc
 import operator
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
-__all__ = ["Expression", "ExpressionError", "compile_expression", "BUILTIN_MACROS"]
+__all__ = ["Expression", "ExpressionError", "compile_expression", "BUILTIN_MACROS", "MAX_LENGTH", "MAX_NESTING"]
 
 # Flag-set macros as written in the header of XMM-Newton EPIC MOS event files
 # (e.g. P0001730201M1S001MIEVLI0000.FIT, SAS 18). XMMEA_n tests bit n of FLAG.
@@ -66,6 +74,10 @@ BUILTIN_MACROS: dict[str, str] = {
 
 _SHAPES = ("circle", "annulus", "ellipse", "polygon")
 _MAX_MACRO_DEPTH = 8
+#: longest filter expression accepted [characters]
+MAX_LENGTH = 1_000_000
+#: deepest nesting of parentheses, ``!`` and unary signs (macros included)
+MAX_NESTING = 64
 
 
 class ExpressionError(ValueError):
@@ -75,8 +87,7 @@ class ExpressionError(ValueError):
 # --------------------------------------------------------------------------- tokens
 
 
-@dataclass(frozen=True)
-class _Tok:
+class _Tok(NamedTuple):
     kind: str  # "num", "name", "macro", "op", "end"
     value: str
     start: int
@@ -119,8 +130,17 @@ def _tokenize(text: str) -> list[_Tok]:
     return toks
 
 
+def _show(text: str, n: int = 120) -> str:
+    """``repr`` of an expression, shortened in the middle when long."""
+    return repr(text) if len(text) <= n else f"{text[: n // 2]!r}...{text[-n // 2:]!r} ({len(text)} characters)"
+
+
 def _where(text: str, pos: int, msg: str) -> str:
-    return f"filter expression {text!r}: {msg} at position {pos + 1}\n    {text}\n    {' ' * pos}^"
+    lo = max(0, pos - 60)
+    window = text[lo:pos + 60]
+    lead = "..." if lo else ""
+    return (f"filter expression {_show(text)}: {msg} at position {pos + 1}\n    {lead}{window}"
+            f"{'...' if pos + 60 < len(text) else ''}\n    {' ' * (pos - lo + len(lead))}^")
 
 
 # --------------------------------------------------------------------------- nodes
@@ -128,10 +148,49 @@ def _where(text: str, pos: int, msg: str) -> str:
 
 @dataclass
 class _Node:
+    """A typed node of the expression tree. A leaf (no ``args``) computes its
+    value as ``fn(cols)``; any other node as ``fn(*values of args)``. The
+    node's source text is ``src[start:end]``, sliced only when a message
+    needs it (building it eagerly made parsing quadratic)."""
+
     kind: str  # "bool", "int", "float"
-    fn: Callable  # cols -> array or python scalar
-    text: str
+    fn: Callable
+    src: str
+    start: int
+    end: int
     columns: frozenset = field(default_factory=frozenset)
+    args: tuple = ()
+
+    @property
+    def text(self) -> str:
+        return self.src[self.start:self.end].strip()
+
+
+def _program(root: _Node) -> list:
+    """The tree as a post-order list of ``(fn, n_args)`` (n_args 0: a leaf,
+    called with the columns), built without recursion."""
+    out, stack = [], [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if ready or not node.args:
+            out.append((node.fn, len(node.args)))
+            continue
+        stack.append((node, True))
+        stack.extend((a, False) for a in reversed(node.args))
+    return out
+
+
+def _run(program: list, cols):
+    """Evaluate a :func:`_program` on a mapping of columns (a value stack, no recursion)."""
+    values = []
+    for fn, n in program:
+        if n == 0:
+            values.append(fn(cols))
+        else:
+            args = values[-n:]
+            del values[-n:]
+            values.append(fn(*args))
+    return values[0]
 
 
 def _as_int(v):
@@ -163,7 +222,8 @@ _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator
 
 
 class _Parser:
-    def __init__(self, text: str, dtypes: Mapping[str, np.dtype], aliases: Mapping[str, str], macros, depth: int):
+    def __init__(self, text: str, dtypes: Mapping[str, np.dtype], aliases: Mapping[str, str], macros, depth: int,
+                 nesting: int = 0):
         self.text = text
         self.toks = _tokenize(text)
         self.i = 0
@@ -171,6 +231,7 @@ class _Parser:
         self.aliases = aliases
         self.macros = macros
         self.depth = depth
+        self.nesting = nesting
 
     # -- helpers
     @property
@@ -197,10 +258,27 @@ class _Parser:
     def _span(self, start: int) -> str:
         return self.text[start:self.toks[self.i - 1].end].strip()
 
+    def _node(self, kind: str, fn: Callable, start: int, args: tuple = (), columns=None) -> _Node:
+        """A node spanning ``start`` to the end of the last token read."""
+        if columns is None:
+            columns = frozenset().union(*(a.columns for a in args)) if args else frozenset()
+        return _Node(kind, fn, self.text, start, self.toks[self.i - 1].end, columns, args)
+
+    def _deeper(self) -> None:
+        """Count one more level of nesting (parenthesis, ``!``, unary sign)."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self._err(f"nested more than {MAX_NESTING} levels deep (parentheses, '!' or signs); "
+                            "flatten the expression, e.g. a && b && c instead of (a && (b && c))")
+
+    @property
+    def quoted(self) -> str:
+        return _show(self.text)
+
     def _need_bool(self, node: _Node, op: str) -> None:
         if node.kind != "bool":
             raise ExpressionError(
-                f"filter expression {self.text!r}: {op!r} needs conditions, but {node.text!r} is a number; "
+                f"filter expression {self.quoted}: {op!r} needs conditions, but {_show(node.text)} is a number; "
                 f"compare it, e.g. ({node.text}) != 0"
             )
 
@@ -230,41 +308,39 @@ class _Parser:
         return node
 
     def _logical(self, a: _Node, b: _Node, op: str, start: int) -> _Node:
-        text = self._span(start)
-        cols = a.columns | b.columns
         if op in ("&", "|") and a.kind == "int" and b.kind == "int":
             f = operator.and_ if op == "&" else operator.or_
-            fa, fb = a.fn, b.fn
-            return _Node("int", lambda c: f(*_int_operands(fa(c), fb(c))), text, cols)
+            return self._node("int", lambda va, vb: f(*_int_operands(va, vb)), start, (a, b))
         if a.kind == "bool" and b.kind == "bool":
             f = operator.and_ if op in ("&", "&&") else operator.or_
-            fa, fb = a.fn, b.fn
-            return _Node("bool", lambda c: f(fa(c), fb(c)), text, cols)
+            return self._node("bool", f, start, (a, b))
+        text = self._span(start)
         if op in ("&", "|") and "bool" in (a.kind, b.kind):
             num = a if a.kind != "bool" else b
             if num.kind == "float":
-                raise ExpressionError(f"filter expression {self.text!r}: {op!r} joins a condition and the number "
-                                      f"{num.text!r}; compare the number first")
+                raise ExpressionError(f"filter expression {self.quoted}: {op!r} joins a condition and the number "
+                                      f"{_show(num.text)}; compare the number first")
             # the usual slip: FLAG & 0x766ba000 == 0
             raise ExpressionError(
-                f"filter expression {self.text!r}: {op!r} joins a number and a condition in {text!r}. "
+                f"filter expression {self.quoted}: {op!r} joins a number and a condition in {_show(text)}. "
                 f"A bitwise test needs parentheses, e.g. ({a.text} {op} <mask>) == 0; "
                 f"a logical {'AND' if op == '&' else 'OR'} needs two conditions"
             )
         if op in ("&", "|"):  # int with float
             bad = a if a.kind == "float" else b
-            raise ExpressionError(f"filter expression {self.text!r}: bitwise {op!r} needs integers, "
-                                  f"but {bad.text!r} is a float")
+            raise ExpressionError(f"filter expression {self.quoted}: bitwise {op!r} needs integers, "
+                                  f"but {_show(bad.text)} is a float")
         self._need_bool(a if a.kind != "bool" else b, op)
         raise AssertionError("unreachable")
 
     def not_(self) -> _Node:
         if self._is("!"):
             start = self._next().start
+            self._deeper()
             inner = self.not_()
+            self.nesting -= 1
             self._need_bool(inner, "!")
-            f = inner.fn
-            return _Node("bool", lambda c: np.logical_not(f(c)), self._span(start), inner.columns)
+            return self._node("bool", np.logical_not, start, (inner,))
         return self.cmp()
 
     def cmp(self) -> _Node:
@@ -279,27 +355,23 @@ class _Parser:
             terms.append(self.sum())
         if not ops:
             return first
-        text = self._span(start)
         for k, op in enumerate(ops):
             a, b = terms[k], terms[k + 1]
             if (a.kind == "bool") != (b.kind == "bool") or (a.kind == "bool" and op not in ("==", "!=")):
                 raise ExpressionError(
-                    f"filter expression {self.text!r}: cannot use {op!r} between {a.text!r} and {b.text!r}"
+                    f"filter expression {self.quoted}: cannot use {op!r} between {_show(a.text)} and {_show(b.text)}"
                     + ("; did you mean (X & mask) == 0? A bitwise test needs parentheses"
                        if "&" in a.text or "|" in a.text else "")
                 )
-        fns = [t.fn for t in terms]
         funcs = [_CMP[o] for o in ops]
 
-        def f(c):
-            vals = [fn(c) for fn in fns]
+        def f(*vals):
             out = funcs[0](vals[0], vals[1])
             for k in range(1, len(funcs)):
                 out = out & funcs[k](vals[k], vals[k + 1])
             return out
 
-        cols = frozenset().union(*(t.columns for t in terms))
-        return _Node("bool", f, text, cols)
+        return self._node("bool", f, start, tuple(terms))
 
     def _number(self) -> float | int:
         sign = 1
@@ -314,7 +386,7 @@ class _Parser:
 
     def _ranges(self, x: _Node, start: int) -> _Node:
         if x.kind == "bool":
-            raise self._err(f"'in' needs a number on its left, {x.text!r} is a condition")
+            raise self._err(f"'in' needs a number on its left, {_show(x.text)} is a condition")
         if not self._is("[", "("):
             raise self._err("expected a range such as [200:12000] after 'in'")
         first_closed = self._next().value == "["
@@ -346,10 +418,7 @@ class _Parser:
         for lo, lo_c, hi, hi_c, r in tests:
             if not r and not (lo_c and hi_c):
                 raise self._err(f"a single value {lo} cannot have an open bracket; write [{lo}]")
-        fx = x.fn
-
-        def f(c):
-            v = fx(c)
+        def f(v):
             out = None
             for lo, lo_c, hi, hi_c, is_range in tests:
                 if not is_range:
@@ -365,7 +434,7 @@ class _Parser:
                 out = m if out is None else (out | m)
             return out
 
-        return _Node("bool", f, self._span(start), x.columns)
+        return self._node("bool", f, start, (x,))
 
     def sum(self) -> _Node:
         start = self.tok.start
@@ -387,29 +456,29 @@ class _Parser:
         for n in (a, b):
             if n.kind == "bool":
                 raise ExpressionError(
-                    f"filter expression {self.text!r}: {op!r} needs numbers, {n.text!r} is a condition"
+                    f"filter expression {self.quoted}: {op!r} needs numbers, {_show(n.text)} is a condition"
                 )
         kind = "float" if op == "/" or "float" in (a.kind, b.kind) else "int"
-        f, fa, fb = _ARITH[op], a.fn, b.fn
-        return _Node(kind, lambda c: f(_as_num(fa(c)), _as_num(fb(c))), self._span(start), a.columns | b.columns)
+        f = _ARITH[op]
+        return self._node(kind, lambda va, vb: f(_as_num(va), _as_num(vb)), start, (a, b))
 
     def unary(self) -> _Node:
         if self._is("-", "+", "~"):
             t = self._next()
+            self._deeper()
             inner = self.unary()
-            text = self._span(t.start)
+            self.nesting -= 1
             if inner.kind == "bool":
-                raise ExpressionError(f"filter expression {self.text!r}: {t.value!r} needs a number, "
-                                      f"{inner.text!r} is a condition (use '!' to negate a condition)")
-            f = inner.fn
+                raise ExpressionError(f"filter expression {self.quoted}: {t.value!r} needs a number, "
+                                      f"{_show(inner.text)} is a condition (use '!' to negate a condition)")
             if t.value == "~":
                 if inner.kind != "int":
                     raise ExpressionError(
-                        f"filter expression {self.text!r}: '~' needs an integer, {inner.text!r} is a float"
+                        f"filter expression {self.quoted}: '~' needs an integer, {_show(inner.text)} is a float"
                     )
-                return _Node("int", lambda c: ~_as_int(f(c)), text, inner.columns)
+                return self._node("int", lambda v: ~_as_int(v), t.start, (inner,))
             if t.value == "-":
-                return _Node(inner.kind, lambda c: -_as_num(f(c)), text, inner.columns)
+                return self._node(inner.kind, lambda v: -_as_num(v), t.start, (inner,))
             return inner
         return self.atom()
 
@@ -418,7 +487,7 @@ class _Parser:
         if t.kind == "num":
             self._next()
             v = _num_value(t.value)
-            return _Node("int" if isinstance(v, int) else "float", lambda c, v=v: v, t.value)
+            return self._node("int" if isinstance(v, int) else "float", lambda c, v=v: v, t.start)
         if t.kind == "name":
             self._next()
             return self._column(t)
@@ -429,41 +498,43 @@ class _Parser:
             if self._pair_ahead():
                 return self._shape()
             self._next()
+            self._deeper()
             node = self.or_()
             self._expect(")")
-            return _Node(node.kind, node.fn, self._span(t.start), node.columns)
+            self.nesting -= 1
+            return replace(node, src=self.text, start=t.start, end=self.toks[self.i - 1].end)
         if t.kind == "end":
             raise self._err("the expression ends too early")
         raise self._err(f"unexpected {t.value!r}")
 
     def _column(self, t: _Tok) -> _Node:
-        name = resolve_column(t.value, self.dtypes, self.aliases, context=f"filter expression {self.text!r}")
+        name = resolve_column(t.value, self.dtypes, self.aliases, context=f"filter expression {self.quoted}")
         kind = {"b": "bool", "i": "int", "u": "int", "f": "float"}.get(np.dtype(self.dtypes[name]).kind)
         if kind is None:
-            raise ExpressionError(f"filter expression {self.text!r}: column {name!r} has dtype "
+            raise ExpressionError(f"filter expression {self.quoted}: column {name!r} has dtype "
                                   f"{self.dtypes[name]}, which cannot be filtered")
-        return _Node(kind, lambda c, n=name: c[n], t.value, frozenset([name]))
+        return _Node(kind, lambda c, n=name: c[n], self.text, t.start, t.end, frozenset([name]))
 
     def _macro(self, t: _Tok) -> _Node:
         name = t.value[1:]
         if self.depth >= _MAX_MACRO_DEPTH:
-            raise ExpressionError(f"filter expression {self.text!r}: macro {t.value} nests too deeply (a loop?)")
+            raise ExpressionError(f"filter expression {self.quoted}: macro {t.value} nests too deeply (a loop?)")
         body = self.macros(name) if self.macros is not None else None
         if body is None:
             raise ExpressionError(
-                f"filter expression {self.text!r}: unknown macro {t.value}: no header keyword {name} in the "
+                f"filter expression {self.quoted}: unknown macro {t.value}: no header keyword {name} in the "
                 f"events' attrs or source file, and not a built-in "
                 f"({', '.join(sorted(k for k in BUILTIN_MACROS if not k[-1].isdigit()))}). "
                 "Write the flag test out, e.g. (FLAG & 0x766ba000) == 0"
             )
-        sub = _Parser(str(body), self.dtypes, self.aliases, self.macros, self.depth + 1)
+        sub = _Parser(str(body), self.dtypes, self.aliases, self.macros, self.depth + 1, self.nesting)
         try:
             node = sub.parse()
         except ExpressionError as exc:
             raise ExpressionError(
-                f"filter expression {self.text!r}: macro {t.value} = {body!r} is invalid: {exc}"
+                f"filter expression {self.quoted}: macro {t.value} = {body!r} is invalid: {exc}"
             ) from None
-        return _Node(node.kind, node.fn, t.value, node.columns)
+        return replace(node, src=self.text, start=t.start, end=t.end)
 
     def _pair_ahead(self) -> bool:
         k = self.toks[self.i:self.i + 6]
@@ -489,7 +560,7 @@ class _Parser:
         self._expect(")")
         for n in (cx, cy):
             if n.kind == "bool":
-                raise self._err(f"column {n.text!r} is boolean, not a coordinate", pos=start)
+                raise self._err(f"column {_show(n.text)} is boolean, not a coordinate", pos=start)
         from .regions import RegionSet
 
         ds9 = f"physical;{st.value.lower()}({','.join(repr(float(a)) for a in args)})"
@@ -497,11 +568,9 @@ class _Parser:
             reg = RegionSet.from_ds9(ds9)
         except ValueError as exc:
             raise ExpressionError(
-                f"filter expression {self.text!r}: bad shape {self._span(st.start)!r}: {exc}"
+                f"filter expression {self.quoted}: bad shape {self._span(st.start)!r}: {exc}"
             ) from None
-        fx, fy = cx.fn, cy.fn
-        cols = cx.columns | cy.columns
-        return _Node("bool", lambda c: reg.contains(fx(c), fy(c)), self._span(start), cols)
+        return self._node("bool", reg.contains, start, (cx, cy))
 
 
 def _num_value(s: str) -> int | float:
@@ -544,12 +613,13 @@ class Expression:
 
     text: str
     columns: frozenset
-    _fn: Callable
+    _program: list
 
     def evaluate(self, cols: Mapping[str, np.ndarray], n: int | None = None) -> np.ndarray:
         """Boolean mask for one block of events (``n`` = block length, used when
-        the expression reads no column)."""
-        out = self._fn(cols)
+        the expression reads no column). Runs the compiled program iteratively,
+        so the depth of the expression never meets Python's recursion limit."""
+        out = _run(self._program, cols)
         if n is None:
             n = len(next(iter(cols.values()))) if cols else 1
         return (
@@ -559,7 +629,7 @@ class Expression:
         )
 
     def __repr__(self) -> str:
-        return f"Expression({self.text!r}, columns={sorted(self.columns)})"
+        return f"Expression({_show(self.text)}, columns={sorted(self.columns)})"
 
 
 def compile_expression(
@@ -585,6 +655,11 @@ def compile_expression(
     """
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError(f"filter expression must be a non-empty string, got {text!r}")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(
+            f"filter expression of {len(text):,} characters is longer than the limit of {MAX_LENGTH:,}; "
+            "select long lists of values with a range (PI in [200:12000]), a region file or a GTI instead"
+        )
     if isinstance(macros, Mapping):
         table = {k.upper(): v for k, v in macros.items()}
         lookup = lambda name: table.get(name.upper())  # noqa: E731
@@ -596,9 +671,17 @@ def compile_expression(
         return v if v is not None else BUILTIN_MACROS.get(name.upper())
 
     aliases = {k.lower(): v for k, v in (aliases or {}).items()}
-    node = _Parser(text.strip(), dict(dtypes), aliases, resolve, 0).parse()
+    collecting = gc.isenabled()
+    gc.disable()  # parsing makes many small objects and no cycles: the collector's passes would dominate
+    try:
+        node = _Parser(text.strip(), dict(dtypes), aliases, resolve, 0).parse()
+    except RecursionError:  # a safety net: MAX_NESTING keeps the parser well inside the limit
+        raise ExpressionError(f"filter expression {_show(text)} nests too deeply to parse; flatten it") from None
+    finally:
+        if collecting:
+            gc.enable()
     if node.kind != "bool":
         raise ExpressionError(
-            f"filter expression {text!r} gives numbers, not a condition; compare it, e.g. ({text.strip()}) != 0"
+            f"filter expression {_show(text)} gives numbers, not a condition; compare it, e.g. ({text.strip()}) != 0"
         )
-    return Expression(text.strip(), node.columns, node.fn)
+    return Expression(text.strip(), node.columns, _program(node))

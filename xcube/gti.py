@@ -34,13 +34,22 @@ def _arrays(start, stop):
 def normalize(start, stop, *, source: str = "GTI", warn: bool = True):
     """Sort, merge overlapping or touching intervals and drop empty ones.
 
-    Warns (naming ``source``) when the input was unsorted or overlapping, and
-    raises ``ValueError`` for NaN bounds. Returns ``(start, stop)`` arrays.
+    Warns (naming ``source``) when the input was unsorted or overlapping, or
+    held reversed intervals (STOP < START, dropped), and raises ``ValueError``
+    for NaN bounds. Returns ``(start, stop)`` arrays.
     """
     start, stop = _arrays(start, stop)
     if np.isnan(start).any() or np.isnan(stop).any():
         raise ValueError(f"{source}: GTI table has NaN START/STOP values; fix or drop those rows")
     keep = stop > start
+    n_reversed = int(np.count_nonzero(stop < start))
+    if warn and n_reversed:
+        first = int(np.flatnonzero(stop < start)[0])
+        warnings.warn(
+            f"{source}: {n_reversed} GTI interval(s) with STOP < START (reversed, e.g. row {first + 1}: "
+            f"{start[first]!r} - {stop[first]!r}) were dropped; no good time is taken from them",
+            stacklevel=2,
+        )
     start, stop = start[keep], stop[keep]
     if start.size == 0:
         return start, stop

@@ -47,6 +47,9 @@ _SKY_FRAMES = {"fk4", "fk5", "icrs", "galactic", "ecliptic", "j2000", "b1950"}
 _PIXEL_FRAMES = {"physical", "image"}
 _BAD_FRAMES = {"linear", "amplifier", "detector", "tile"}
 _SHAPE_RE = re.compile(r"^[+-]?\s*([A-Za-z]+)\s*\(")
+_DS9_SHAPES = {"circle", "ellipse", "box", "rotbox", "polygon", "annulus", "point", "line", "vector",
+               "text", "ruler", "compass", "projection", "panda", "epanda", "bpanda", "segment", "pie"}
+_MAX_REGION_BYTES = 16 * 2**20
 _NO_AREA = (
     "PointPixelRegion",
     "LinePixelRegion",
@@ -191,6 +194,32 @@ def _short(text: str, n: int = 200) -> str:
     return one if len(one) <= n else one[: n - 3] + "..."
 
 
+def _read_region_file(path: Path) -> str:
+    """Text of a DS9 region file, or an error naming the file that never
+    shows its contents: a file that is not text, too large, or has no line
+    starting with a DS9 shape is not a region file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"region file {path} not found (a region string needs a shape such as circle(...))")
+    if path.suffix.lower() in (".fits", ".fit", ".fts", ".gz"):
+        raise ValueError(f"region file {path}: FITS region files are not supported; save the region in DS9 format")
+    size = path.stat().st_size
+    if size > _MAX_REGION_BYTES:
+        raise ValueError(f"region file {path}: {size} bytes is too large for a DS9 region file "
+                         f"(limit {_MAX_REGION_BYTES}); is it the right file?")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"region file {path}: not a DS9 region file (not text)") from None
+    shapes = (m.group(1).lower() for line in text.replace(";", "\n").splitlines()
+              for m in [_SHAPE_RE.match(line.split("#", 1)[0].strip())] if m)
+    if not any(name in _DS9_SHAPES for name in shapes):
+        raise ValueError(
+            f"region file {path}: not a DS9 region file (no line starts with a DS9 shape such as circle(...), "
+            "box(...) or polygon(...)); pass a DS9 region file or a region string"
+        )
+    return text
+
+
 def _load(region) -> tuple[list, str]:
     """(list of regions objects, description) for any accepted region input."""
     from regions import Region, Regions
@@ -203,15 +232,12 @@ def _load(region) -> tuple[list, str]:
         return [region], _short(Regions([region]).serialize(format="ds9"))
     if isinstance(region, Path) or (isinstance(region, str) and "(" not in region):
         path = Path(region)
-        if not path.is_file():
-            raise FileNotFoundError(f"region file {path} not found (a region string needs a shape such as circle(...))")
-        if path.suffix.lower() in (".fits", ".fit", ".fts", ".gz"):
-            raise ValueError(f"region file {path}: FITS region files are not supported; save the region in DS9 format")
+        text = _read_region_file(path)
         try:
-            regs = _parse_ds9(path.read_text())
+            regs = _parse_ds9(text)
         except ValueError as exc:
             raise ValueError(f"region file {path}: {exc}") from None
-        return regs, f"{path} ({_short(path.read_text())})"
+        return regs, f"{path} ({_short(text)})"
     if isinstance(region, str):
         return _parse_ds9(region), _short(region)
     if isinstance(region, (list, tuple)):

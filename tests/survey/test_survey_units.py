@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -264,9 +265,14 @@ def test_progress_line_counts_observations():
 
 
 @pytest.mark.parametrize("kind", ["slurm", "pbs"])
-def test_jobqueue_cluster_job_script(kind):
+def test_jobqueue_cluster_job_script(kind, tmp_path, monkeypatch):
     pytest.importorskip("dask_jobqueue")
-    from xcube.survey.engine import jobqueue_cluster
+    from xcube.survey.engine import SUBMIT_COMMANDS, jobqueue_cluster
+
+    fake = tmp_path / SUBMIT_COMMANDS[kind]  # the job script is made without submitting; the command must exist
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
 
     jq = jobqueue_cluster(kind, queue="compute", walltime="02:00:00", cores=8, memory="32GB", processes=8,
                           account="xray", dashboard_address=None)

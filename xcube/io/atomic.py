@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_file", "atomic_dir", "write_text", "write_bytes", "write_json", "write_table", "remove_stale",
-           "temporary_name", "STALE_SECONDS"]
+           "temporary_name", "explain_write_error", "STALE_SECONDS"]
 
 #: temporaries older than this [s] are leftovers of killed writers
 STALE_SECONDS = 3600.0
@@ -41,10 +41,12 @@ def temporary_name(path, kind: str = "tmp") -> Path:
     return p.with_name(f".{p.name}.{kind}-{uuid.uuid4().hex[:8]}")
 
 
-def _explain(exc: OSError, path: Path) -> OSError:
-    """The same error with the path it concerns (``[Errno 28]`` alone names nothing)."""
-    if exc.errno == errno.ENOSPC:
-        return OSError(exc.errno, f"no space left on the device while writing {path}")
+def explain_write_error(exc: OSError, path) -> OSError:
+    """The same error with the path it concerns (``[Errno 28]`` alone names
+    nothing): a full disk or quota says which path could not be written."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OSError(exc.errno, f"no space left on the device (or quota exceeded) while writing {path}; "
+                                  "free some space or write elsewhere")
     if getattr(exc, "filename", None):
         return exc
     return OSError(exc.errno, f"{exc.strerror or exc} while writing {path}")
@@ -76,7 +78,7 @@ def atomic_file(path, overwrite: bool = False, fsync: bool = False):
                 os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        raise _explain(exc, path) from exc
+        raise explain_write_error(exc, path) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -133,7 +135,7 @@ class atomic_dir:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self.tmp.mkdir()
         except OSError as exc:
-            raise _explain(exc, self.target) from exc
+            raise explain_write_error(exc, self.target) from exc
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):

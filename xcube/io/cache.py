@@ -1,10 +1,19 @@
 """Zarr v3 event stores and the event cache.
 
 A store written by :func:`to_zarr` holds the event columns chunked along
-``event`` (blosc-zstd, bit-shuffled), the GTIs and the attrs. Writes are
+``event`` (blosc-zstd, byte-shuffled), the GTIs and the attrs. Writes are
 atomic: the store is written under a temporary name, a completion record
-(``xcube.json``) is written last, then the directory is renamed into place.
-A store without the record is never opened as valid.
+(the ``xcube_complete`` root attribute) is written last, then the directory
+is renamed into place. A store without the record is never opened as valid.
+
+The completion record holds a manifest (:mod:`xcube.io.integrity`): per
+column its chunk count and, per chunk file, its size and CRC32C. Opening a
+store checks it against the manifest (column metadata present and unchanged,
+every chunk file present with its size: ``stat`` calls only); reading a chunk
+checks its CRC32C before decoding it. A damaged cache entry is rebuilt from
+its source file with a warning naming the store; a damaged store found while
+reading raises :class:`~xcube.io.integrity.StoreCorruptError` naming the
+chunk file (a cache entry is then marked stale, so the next open rebuilds it).
 """
 from __future__ import annotations
 
@@ -23,13 +32,14 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
 from .._version import __version__
-from .atomic import atomic_dir, remove_stale
+from .atomic import atomic_dir, explain_write_error, remove_stale, write_json
+from .integrity import StoreCorruptError, chunk_crc, fingerprint, store_manifest, verify_store
 
-__all__ = ["to_zarr", "open_zarr_events", "cache_dir", "cache_key", "is_complete", "atomic_dir", "remove_stale",
-           "COMPLETE"]
+__all__ = ["to_zarr", "open_zarr_events", "cache_dir", "cache_key", "is_complete", "mark_stale", "check_store",
+           "StoreCorruptError", "atomic_dir", "remove_stale", "COMPLETE"]
 
 COMPLETE = "xcube_complete"  # root attribute written last
-CACHE_FORMAT = 2  # bump when the layout or attrs of cached EventLists change
+CACHE_FORMAT = 3  # bump when the layout or attrs of cached EventLists change
 BLOSC_BLOCKSIZE = 1 << 20
 DEFAULT_CHUNK = 4_194_304  # events per chunk (same as the FITS reader's)
 
@@ -43,23 +53,45 @@ def cache_dir(cache: str | os.PathLike | None = None) -> Path:
 
 
 def cache_key(path, *extra) -> str:
-    """Hash of a file's identity (resolved path, size, mtime), ``extra``, the
-    xcube version and the cache format."""
+    """Hash of a file's identity (resolved path, size, mtime and a content
+    fingerprint of its first and last 64 KiB, see
+    :func:`~xcube.io.integrity.fingerprint`), ``extra``, the xcube version and
+    the cache format. Reads at most 128 KiB of the file."""
     p = Path(path).resolve()
     st = p.stat()
-    ident = json.dumps([str(p), st.st_size, st.st_mtime_ns, __version__, CACHE_FORMAT, *map(str, extra)])
+    ident = json.dumps([str(p), st.st_size, st.st_mtime_ns, fingerprint(p, st.st_size), __version__, CACHE_FORMAT,
+                        *map(str, extra)])
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
+
+
+def _record(store) -> dict | None:
+    """The completion record of a store, or None (absent, unreadable)."""
+    meta = Path(store) / "zarr.json"
+    try:
+        rec = json.loads(meta.read_text()).get("attributes", {}).get(COMPLETE)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def is_complete(store) -> bool:
     """True when ``store`` is a finished xcube store (its completion record exists)."""
+    return _record(store) is not None
+
+
+def mark_stale(store, reason: str = "") -> None:
+    """Remove a store's completion record (atomically), so that it is never
+    opened again and a cache entry is rebuilt at its next open. Errors (a
+    read-only cache) are ignored."""
     meta = Path(store) / "zarr.json"
-    if not meta.is_file():
-        return False
     try:
-        return COMPLETE in json.loads(meta.read_text()).get("attributes", {})
+        doc = json.loads(meta.read_text())
+        doc.get("attributes", {}).pop(COMPLETE, None)
+        if reason:
+            doc.setdefault("attributes", {})["xcube_stale"] = reason
+        write_json(meta, doc, indent=1)
     except (OSError, ValueError):
-        return False
+        pass
 
 
 def _jsonable(v):
@@ -100,13 +132,17 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 3) -> 
         if var.chunks is None and "event" in var.dims:
             encoding[name]["chunks"] = (min(var.shape[0], DEFAULT_CHUNK) or 1,)
     with atomic_dir(store, overwrite=overwrite) as tmp:
-        ds.to_zarr(tmp, mode="w", encoding=encoding, zarr_format=3, consolidated=False)
-        record = {
-            "xcube_version": __version__,
-            "kind": ds.attrs.get("kind", "events"),
-            "n_event": int(ds.sizes.get("event", 0)),
-        }
-        zarr.open_group(tmp, mode="r+", zarr_format=3).attrs[COMPLETE] = record
+        try:
+            ds.to_zarr(tmp, mode="w", encoding=encoding, zarr_format=3, consolidated=False)
+            record = {
+                "xcube_version": __version__,
+                "kind": ds.attrs.get("kind", "events"),
+                "n_event": int(ds.sizes.get("event", 0)),
+                "columns": store_manifest(tmp),
+            }
+            zarr.open_group(tmp, mode="r+", zarr_format=3).attrs[COMPLETE] = record
+        except OSError as exc:  # a full disk says which store could not be written
+            raise explain_write_error(exc, store) from exc
     return store
 
 
@@ -131,19 +167,43 @@ def _fill_value(value, dtype: np.dtype):
         return None
 
 
-def _read_chunk(path: str, dtype: np.dtype, chunk_len: int, n: int, fill) -> np.ndarray:
-    """Decode one blosc chunk file of a 1-D Zarr v3 array (absent file: fill value)."""
+def _damaged(store: str, msg: str, cached: bool) -> StoreCorruptError:
+    if cached:
+        mark_stale(store, msg)
+        msg += "; this event-cache entry is marked stale and is rebuilt at the next open_events of its file"
+    else:
+        msg += "; write the store again (xcube.to_zarr) from its source"
+    return StoreCorruptError(f"{store}: {msg}")
+
+
+def _read_chunk(path: str, dtype: np.dtype, chunk_len: int, n: int, fill, expect, store: str,
+                cached: bool) -> np.ndarray:
+    """Decode one blosc chunk file of a 1-D Zarr v3 array after checking it
+    against its manifest entry ``expect`` = ``[size, crc32c]`` (None: a chunk
+    Zarr did not write because it holds only the fill value; None is also
+    how stores without a manifest are read, absent files as fill)."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:  # Zarr does not write chunks that hold only the fill value
+        if expect is not None:
+            raise _damaged(store, f"chunk file {path} is missing", cached) from None
         return np.full(n, fill, dtype=dtype)
     out = np.empty(chunk_len, dtype=dtype)
-    with fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as raw:  # no copy of the compressed bytes
-        _BLOSC.decode(raw, out=out)
+    with fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise _damaged(store, f"chunk file {path} is empty", cached)
+        raw = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)  # no copy of the compressed bytes
+    with raw:
+        if expect is not None and (len(raw) != expect[0] or chunk_crc(raw) != expect[1]):
+            raise _damaged(store, f"chunk file {path} fails its size/CRC32C check (damaged)", cached)
+        try:
+            _BLOSC.decode(raw, out=out)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise _damaged(store, f"chunk file {path} does not decode ({exc})", cached) from None
     return out[:n]
 
 
-def _fast_column(store: Path, name: str, var: xr.Variable):
+def _fast_column(store: Path, name: str, var: xr.Variable, manifest: dict | None, cached: bool):
     """Dask array reading ``store/name`` chunk files directly with blosc, or
     None when the array is not the simple layout :func:`to_zarr` writes (1-D,
     regular chunks, default keys, codecs ``bytes`` (little endian) + ``blosc``,
@@ -178,34 +238,63 @@ def _fast_column(store: Path, name: str, var: xr.Variable):
     if n == 0:
         return None
     mtime = (store / name / "zarr.json").stat().st_mtime_ns
-    key = f"xcube-zarr-{name}-{tokenize(str(store.resolve()), name, mtime, n, cs, dtype.str)}"
+    chunks = manifest.get(name, {}).get("chunks", {}) if manifest else {}
+    key = f"xcube-zarr-{name}-{tokenize(str(store.resolve()), name, mtime, n, cs, dtype.str, chunks)}"
     dsk, sizes = {}, []
     for i, a in enumerate(range(0, n, cs)):
         m = min(cs, n - a)
         sizes.append(m)
-        dsk[(key, i)] = (_read_chunk, str(store / name / "c" / str(i)), dtype, cs, m, fill)
+        dsk[(key, i)] = (_read_chunk, str(store / name / "c" / str(i)), dtype, cs, m, fill, chunks.get(str(i)),
+                         str(store), cached)
     return da.Array(dsk, key, chunks=(tuple(sizes),), dtype=dtype, meta=np.empty(0, dtype))
 
 
-def open_zarr_events(store, chunks: int | None = None) -> xr.Dataset:
-    """Open a store written by :func:`to_zarr`. Columns are Dask arrays (lazy;
-    chunks of the simple layout :func:`to_zarr` writes are decoded straight
-    from their files); the small GTI variables are loaded eagerly."""
+def check_store(store, checksums: bool = False) -> dict | None:
+    """Check a store written by :func:`to_zarr` against the manifest of its
+    completion record (see :func:`~xcube.io.integrity.verify_store`); returns
+    the manifest (None for a store written before manifests existed). Raises
+    ``OSError`` for an incomplete store, :class:`StoreCorruptError` for a
+    damaged one. Eager, cheap (``stat`` calls) unless ``checksums``."""
     store = Path(store)
     if not store.exists():
         raise FileNotFoundError(f"{store}: no such Zarr store")
-    if not is_complete(store):
+    record = _record(store)
+    if record is None:
         raise OSError(
-            f"{store}: incomplete xcube store (no {COMPLETE} record): its writer was interrupted; "
-            "delete it (a cache store is rebuilt automatically)"
+            f"{store}: incomplete xcube store (no {COMPLETE} record): its writer was interrupted or it was "
+            "found damaged; delete it (a cache store is rebuilt automatically)"
         )
+    manifest = record.get("columns")
+    if manifest:
+        verify_store(store, manifest, checksums=checksums)
+    return manifest
+
+
+def open_zarr_events(store, chunks: int | None = None, verify: str = "sizes", cached: bool = False) -> xr.Dataset:
+    """Open a store written by :func:`to_zarr`. Columns are Dask arrays (lazy;
+    chunks of the simple layout :func:`to_zarr` writes are decoded straight
+    from their files, each checked against its CRC32C first); the small GTI
+    variables are loaded eagerly.
+
+    ``verify``: ``"sizes"`` (default) checks at open that every column and
+    chunk file recorded in the store's manifest is there with its size;
+    ``"full"`` also checksums every chunk now. Columns that the direct reader
+    cannot read are always checksummed at open. Raises
+    :class:`~xcube.io.integrity.StoreCorruptError` naming the store and the
+    damage. ``cached``: the store is an event-cache entry (damage found while
+    reading marks it stale).
+    """
+    store = Path(store)
+    manifest = check_store(store, checksums=verify == "full")
     src = xr.open_zarr(store, consolidated=False, zarr_format=3, chunks={})
     attrs = dict(src.attrs)
     attrs.pop(COMPLETE, None)
     variables = {}
     for name in _ordered(src.data_vars):
         var = src[name].variable
-        fast = _fast_column(store, name, var) if var.ndim == 1 else None
+        fast = _fast_column(store, name, var, manifest, cached) if var.ndim == 1 else None
+        if fast is None and manifest and name in manifest and verify != "full":
+            verify_store(store, {name: manifest[name]}, checksums=True)  # read through zarr: check it now
         data = var.data if fast is None else fast
         if "event" not in var.dims:  # GTI tables: small, loaded now
             data = np.asarray(data.compute(scheduler="sync") if hasattr(data, "compute") else data)

@@ -1,6 +1,7 @@
 """``open_events`` / ``open_archive``: the one entry point for event data."""
 from __future__ import annotations
 
+import errno
 import logging
 import warnings
 from pathlib import Path
@@ -8,9 +9,10 @@ from pathlib import Path
 import xarray as xr
 
 from .atomic import remove_stale
-from .cache import cache_dir, cache_key, is_complete, open_zarr_events, to_zarr
+from .cache import StoreCorruptError, cache_dir, cache_key, is_complete, open_zarr_events, to_zarr
 from .events_fits import DEFAULT_CHUNK, build_dataset, load_fits_events, open_fits_events, read_fits_header
 from .fitsutil import check_path, is_compressed, open_fits
+from .paths import safe_component
 
 __all__ = ["open_events", "open_archive", "EVENT_SUFFIXES"]
 
@@ -31,7 +33,7 @@ def _store_for(p: Path, instrument, cache) -> Path:
 
 def _open_cached(store: Path, chunks) -> xr.Dataset:
     """Open a cache store, re-emitting the warnings recorded when it was made."""
-    ds = open_zarr_events(store, chunks=chunks)
+    ds = open_zarr_events(store, chunks=chunks, cached=True)
     for msg in ds.attrs.get("warnings", []):
         warnings.warn(msg, UserWarning, stacklevel=4)
     return ds
@@ -44,7 +46,10 @@ def _open_one(path, instrument=None, chunks=None, cache=None) -> xr.Dataset:
     check_path(p)
     store = _store_for(p, instrument, cache)
     if is_complete(store):  # converted before: no need to read (or decompress) the file again
-        return _open_cached(store, chunks)
+        try:
+            return _open_cached(store, chunks)
+        except StoreCorruptError as exc:
+            warnings.warn(f"damaged event cache entry: {exc}; rebuilding it from {p}", UserWarning, stacklevel=3)
     caught: list = []
     converted = False
     try:
@@ -55,7 +60,7 @@ def _open_one(path, instrument=None, chunks=None, cache=None) -> xr.Dataset:
                 meta = read_fits_header(p, instrument=instrument, hdul=hdul)
                 ds = open_fits_events(meta, chunks=chunks, cache=cache) if meta.compressed is None else None
                 if ds is None:
-                    reason = {None: "not time-sorted", "layout": "not memory-mappable"}.get(
+                    reason = meta.cache_reason or {"layout": "not memory-mappable"}.get(
                         meta.compressed, f"{meta.compressed}-compressed")
                     log.info("%s: %s; converting once into the event cache %s", p, reason, store)
                     cols = load_fits_events(meta, hdul=hdul)
@@ -75,12 +80,14 @@ def _open_one(path, instrument=None, chunks=None, cache=None) -> xr.Dataset:
     try:
         remove_stale(store)
         to_zarr(ds, store, overwrite=store.exists())
-    except PermissionError as exc:
-        raise PermissionError(
-            f"{p}: cannot write the event cache {store} ({exc}); set XCUBE_CACHE_DIR or pass cache= "
-            "a writable directory"
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise type(exc)(
+            exc.errno, f"{p}: cannot write the event cache {store} ({exc.strerror or exc}); set XCUBE_CACHE_DIR or "
+            "pass cache= a writable directory with free space"
         ) from exc
-    return open_zarr_events(store, chunks=chunks)
+    return open_zarr_events(store, chunks=chunks, cached=True)
 
 
 def _expand(paths) -> list[Path]:
@@ -130,12 +137,21 @@ def open_events(path_or_paths, instrument: str | None = None, chunks: int | None
     return open_archive(files, instrument=instrument, chunks=chunks, cache=cache, load=True)
 
 
+def _safe(value, fallback: str) -> str:
+    try:
+        return safe_component(value) if str(value).strip() else fallback
+    except ValueError:
+        return fallback
+
+
 def _node_name(attrs, used: set) -> tuple[str, str]:
-    obs = str(attrs.get("obs_id") or "unknown") or "unknown"
-    inst = str(attrs.get("instrument") or "UNKNOWN")
+    """(observation, camera) node names from OBS_ID, INSTRUME and EXPIDSTR,
+    made safe path components (a tree node may become a directory)."""
+    obs = _safe(attrs.get("obs_id") or "unknown", "unknown")
+    inst = _safe(attrs.get("instrument") or "UNKNOWN", "UNKNOWN")
     name = inst
     if (obs, name) in used:
-        expid = str(attrs.get("expid") or "")
+        expid = _safe(attrs.get("expid") or "", "")
         name = f"{inst}_{expid}" if expid and (obs, f"{inst}_{expid}") not in used else None
         k = 2
         while name is None or (obs, name) in used:

@@ -25,8 +25,9 @@ from dask.base import tokenize
 from .. import gti as gtimod
 from .._version import __version__
 from ..missions import MissionProfile, detect, profiles
-from .fitsutil import column_scaling, find_column, is_compressed, merged_header, open_fits
-from .memmap import FitsColumn, check_times, load_scan_record, save_scan_record, scan_times
+from .fitsutil import column_scaling, find_column, header_float, is_compressed, merged_header, open_fits
+from .integrity import file_identity
+from .memmap import FitsColumn, check_times, count_null_rows, load_scan_record, save_scan_record, scan_times
 
 __all__ = ["read_fits_header", "open_fits_events", "load_fits_events", "DEFAULT_CHUNK", "EventsMeta"]
 
@@ -72,19 +73,25 @@ class EventsMeta:
     gti: tuple
     ccd_gti: dict
     attrs: dict
+    identity: tuple | None = None  # (size, mtime_ns, fingerprint) of the file when its header was read
+    cache_reason: str | None = None  # why open_fits_events declined to memory-map the file
 
 
 def _mjdref(h: dict, path) -> float:
     if "MJDREFI" in h:
-        return float(np.float64(h["MJDREFI"]) + np.float64(h.get("MJDREFF", 0.0)))
+        return float(np.float64(header_float(h, "MJDREFI", path)) + np.float64(header_float(h, "MJDREFF", path, 0.0)))
     if "MJDREF" in h:
-        return float(h["MJDREF"])
+        return header_float(h, "MJDREF", path)
     warnings.warn(f"{path}: no MJDREF/MJDREFI keyword; mjdref attr set to NaN", stacklevel=3)
     return float("nan")
 
 
-def _scalar_columns(hdu: fits.BinTableHDU) -> dict:
-    """Columns with one element per row (vector, bit and string columns are skipped)."""
+def _scalar_columns(hdu: fits.BinTableHDU, path="event file") -> dict:
+    """Columns with one element per row (vector, bit and string columns are skipped).
+
+    FITS column names are case-insensitive: of two names that differ only in
+    case (``TIME`` and ``time``) the upper-case one (else the first) is kept
+    and the other ignored, with a warning naming both."""
     out = {}
     for i, col in enumerate(hdu.columns, start=1):
         fmt = col.format
@@ -92,7 +99,18 @@ def _scalar_columns(hdu: fits.BinTableHDU) -> dict:
         rep = getattr(fmt, "repeat", 1)
         if rep != 1 or code in ("X", "A", "P", "Q", "C", "M"):
             continue
-        out[col.name.lower()] = (col.name, i, code)
+        key = col.name.lower()
+        if key in out:
+            old = out[key][0]
+            keep, drop = (col.name, old) if col.name.isupper() and not old.isupper() else (old, col.name)
+            warnings.warn(
+                f"{path}[{hdu.name}]: columns {old!r} and {col.name!r} differ only in case (FITS column names "
+                f"are case-insensitive); using {keep!r} and ignoring {drop!r} - rename one of them",
+                UserWarning, stacklevel=4,
+            )
+            if keep == old:
+                continue
+        out[key] = (col.name, i, code)
     return out
 
 
@@ -144,7 +162,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
                 stacklevel=4,
             )
             continue
-        tz = float(hdu.header.get("TIMEZERO", 0.0))
+        tz = header_float(hdu.header, "TIMEZERO", f"{path}[{hdu.name}]", 0.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = hdu.data
@@ -173,9 +191,31 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         )
         if t0 is None or t1 is None:
             raise ValueError(f"{path}: no GTI extension and no TSTART/TSTOP keywords; cannot define good time")
-        tz = float(header.get("TIMEZERO", 0.0))
-        combined = (np.array([float(t0) + tz]), np.array([float(t1) + tz]))
+        tz = header_float(header, "TIMEZERO", path, 0.0)
+        t0, t1 = header_float(header, "TSTART", path), header_float(header, "TSTOP", path)
+        combined = gtimod.normalize([t0 + tz], [t1 + tz], source=f"{path} TSTART-TSTOP")
     return combined, ccd_gti, kind
+
+
+def _table_layout(hdu, path, nrows: int) -> tuple:
+    """``(compression, data offset [bytes], big-endian row dtype)`` of an event
+    table: compression is ``"gzip"``/``"bzip2"`` (offset and dtype None),
+    ``"layout"`` when the rows cannot be memory-mapped, else None. Raises
+    ``OSError`` for a file shorter than its table."""
+    comp = is_compressed(path)
+    if comp is not None:
+        return comp, None, None
+    data_offset = int(hdu.fileinfo()["datLoc"])
+    row_dtype = hdu.columns.dtype.newbyteorder(">")  # FITS tables are big-endian
+    if row_dtype.itemsize != int(hdu.header["NAXIS1"]):
+        # unusual layout (e.g. variable-length arrays): read through astropy into the cache
+        log.info("%s: row layout not memory-mappable (NAXIS1=%s)", path, hdu.header["NAXIS1"])
+        comp = "layout"
+    need = data_offset + nrows * int(hdu.header["NAXIS1"])
+    have = Path(path).stat().st_size
+    if have < need:
+        raise OSError(f"{path}: truncated file: {hdu.name} needs {need} bytes, the file has {have}; download it again")
+    return comp, data_offset, row_dtype
 
 
 def read_fits_header(path, instrument: str | None = None, hdul=None) -> EventsMeta:
@@ -185,6 +225,7 @@ def read_fits_header(path, instrument: str | None = None, hdul=None) -> EventsMe
     (avoids decompressing a gzip file twice); it is left open.
     """
     path = str(path)
+    identity = file_identity(path)
     with (open_fits(path) if hdul is None else contextlib.nullcontext(hdul)) as hdul:
         prim = hdul[0].header
         # find an event table by any known extension name, then detect the mission
@@ -201,7 +242,7 @@ def read_fits_header(path, instrument: str | None = None, hdul=None) -> EventsMe
             hdu = _find_events_hdu(hdul, profile.events_extensions, path)
             header = merged_header(prim, hdu.header)
         nrows = int(hdu.header["NAXIS2"])
-        cols = _scalar_columns(hdu)
+        cols = _scalar_columns(hdu, path)
         tname = profile.columns.get("time", "TIME")
         if find_column([c[0] for c in cols.values()], tname) is None:
             raise ValueError(
@@ -213,32 +254,13 @@ def read_fits_header(path, instrument: str | None = None, hdul=None) -> EventsMe
                 f"{path}[{hdu.name}]: empty event list (NAXIS2 = 0); no events survived the screening "
                 "that produced this file, so there is nothing to open"
             )
-        comp = is_compressed(path)
-        data_offset = row_dtype = None
-        if comp is None:
-            info = hdu.fileinfo()
-            data_offset = int(info["datLoc"])
-            row_dtype = hdu.columns.dtype.newbyteorder(">")  # FITS tables are big-endian
-            if row_dtype.itemsize != int(hdu.header["NAXIS1"]):
-                # unusual layout (e.g. variable-length arrays): read through astropy into the cache
-                log.info("%s: row layout not memory-mappable (NAXIS1=%s)", path, hdu.header["NAXIS1"])
-                comp = "layout"
-            need = data_offset + nrows * int(hdu.header["NAXIS1"])
-            have = Path(path).stat().st_size
-            if have < need:
-                raise OSError(
-                    f"{path}: truncated file: {hdu.name} needs {need} bytes, the file has {have}; "
-                    "download it again"
-                )
+        comp, data_offset, row_dtype = _table_layout(hdu, path, nrows)
         gti, ccd_gti, gti_kind = _read_gtis(hdul, profile, path, header)
     attrs = _attrs(header, profile, path, hdu_name=hdu.name, cols=cols)
     attrs["gti_kind"] = gti_kind
-    attrs["tstart"] = float(header.get("TSTART", gti[0][0] if gti[0].size else np.nan)) + float(
-        header.get("TIMEZERO", 0.0)
-    )
-    attrs["tstop"] = float(header.get("TSTOP", gti[1][-1] if gti[1].size else np.nan)) + float(
-        header.get("TIMEZERO", 0.0)
-    )
+    timezero = header_float(header, "TIMEZERO", path, 0.0)
+    attrs["tstart"] = header_float(header, "TSTART", path, gti[0][0] if gti[0].size else np.nan) + timezero
+    attrs["tstop"] = header_float(header, "TSTOP", path, gti[1][-1] if gti[1].size else np.nan) + timezero
     return EventsMeta(
         path=path,
         profile=profile,
@@ -246,13 +268,14 @@ def read_fits_header(path, instrument: str | None = None, hdul=None) -> EventsMe
         extname=hdu.name,
         nrows=nrows,
         columns=cols,
-        timezero=float(header.get("TIMEZERO", 0.0)),
+        timezero=timezero,
         compressed=comp,
         data_offset=data_offset,
         row_dtype=row_dtype,
         gti=gti,
         ccd_gti=ccd_gti,
         attrs=attrs,
+        identity=identity,
     )
 
 
@@ -266,14 +289,14 @@ def _attrs(h: dict, profile: MissionProfile, path, hdu_name, cols) -> dict:
         "xcube_version": __version__,
     }
     if "MJDREFI" in h:  # keep the exact integer and fractional parts too
-        a["mjdrefi"] = int(h["MJDREFI"])
-        a["mjdreff"] = float(h.get("MJDREFF", 0.0))
+        a["mjdrefi"] = int(header_float(h, "MJDREFI", path))
+        a["mjdreff"] = header_float(h, "MJDREFF", path, 0.0)
     for key in ("RADESYS", "RADECSYS"):
         if h.get(key):
             a["RADESYS"] = str(h[key]).strip()
             break
     if h.get("EQUINOX") is not None:
-        a["EQUINOX"] = float(h["EQUINOX"])
+        a["EQUINOX"] = header_float(h, "EQUINOX", path)
     for key, name in _ATTR_KEYS.items():
         if key in h and h[key] is not None:
             v = h[key]
@@ -297,14 +320,43 @@ def _attrs(h: dict, profile: MissionProfile, path, hdu_name, cols) -> dict:
         ):
             if f"{src}{i}" in h:
                 v = h[f"{src}{i}"]
-                a[f"{dst}{axis}"] = v.strip() if isinstance(v, str) else float(v)
-        for src, dst in (("TLMIN", f"{key}_min"), ("TLMAX", f"{key}_max")):
-            if f"{src}{i}" in h:
-                a[dst] = float(h[f"{src}{i}"])
+                a[f"{dst}{axis}"] = v.strip() if src in ("TCTYP", "TCUNI") else header_float(h, f"{src}{i}", path)
+        lo, hi = _limits(h, i, fname, path)
+        if lo is not None:
+            a[f"{key}_min"] = lo
+        if hi is not None:
+            a[f"{key}_max"] = hi
     if "CDELT1" not in a and "x" in cols:
         a["CDELT1"] = -profile.pixel_arcsec / 3600.0
         a["CDELT2"] = profile.pixel_arcsec / 3600.0
     return a
+
+
+def _limits(h: dict, index: int, name: str, path) -> tuple:
+    """(TLMINn, TLMAXn) of a column as floats (None when absent); ``ValueError``
+    naming the file and column when one is not a number or TLMIN > TLMAX."""
+    lo = header_float(h, f"TLMIN{index}", path)
+    hi = header_float(h, f"TLMAX{index}", path)
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(
+            f"{path}: column {name} has TLMIN{index} = {lo:g} > TLMAX{index} = {hi:g}, an empty range of legal "
+            f"values; fix TLMIN{index}/TLMAX{index} in the header (e.g. with fthedit)"
+        )
+    return lo, hi
+
+
+def null_values(meta: "EventsMeta") -> dict:
+    """Variable (``x``, ``y``) -> its column's TNULLn [column units, after
+    TSCAL/TZERO], for the sky columns that declare one."""
+    out = {}
+    for var in ("x", "y"):
+        entry = meta.columns.get(meta.profile.columns.get(var, var.upper()).lower())
+        if entry is None or f"TNULL{entry[1]}" not in meta.header:
+            continue
+        tnull = header_float(meta.header, f"TNULL{entry[1]}", meta.path)
+        scale, zero = column_scaling(meta.header, entry[1], meta.path)
+        out[var] = tnull * scale + zero
+    return out
 
 
 def _out_dtype(code: str, scale: float, zero: float) -> np.dtype:
@@ -336,12 +388,12 @@ def fits_columns(meta: EventsMeta) -> dict:
     names = _variable_names(meta)
     arrays = {}
     for col, (fname, idx, code) in meta.columns.items():
-        scale, zero = column_scaling(meta.header, idx)
+        scale, zero = column_scaling(meta.header, idx, meta.path)
         var = names[col]
         dtype = np.float64 if var == "time" else _out_dtype(code, scale, zero)
         arrays[var] = FitsColumn(
             meta.path, meta.data_offset, meta.nrows, meta.row_dtype, fname, dtype, scale, zero,
-            meta.timezero if var == "time" else 0.0, code == "L",
+            meta.timezero if var == "time" else 0.0, code == "L", identity=meta.identity,
         )
     return arrays
 
@@ -352,15 +404,18 @@ def _scan_record_path(meta: EventsMeta, cache) -> Path:
     return cache_dir(cache) / "scan" / f"{Path(meta.path).name}-{cache_key(meta.path, 'scan', meta.timezero)}.json"
 
 
-def time_scan(meta: EventsMeta, times: FitsColumn, cache=None) -> dict:
+def time_scan(meta: EventsMeta, arrays: dict, cache=None) -> dict:
     """Result of the TIME check of an uncompressed file (see
-    :func:`xcube.io.memmap.scan_times`), from the cache record when the file
-    is unchanged, else by one streaming pass (then recorded)."""
+    :func:`xcube.io.memmap.scan_times`) and, when X/Y declare TNULL, the
+    number of events whose X or Y is null (``n_null``); from the cache record
+    when the file is unchanged, else by one streaming pass (then recorded)."""
     record = _scan_record_path(meta, cache)
     res = load_scan_record(record)
-    if res is not None and res.get("nrows") == meta.nrows:
+    if res is not None and res.get("nrows") == meta.nrows and "n_null" in res:
         return res
-    res = scan_times(times, meta.path)
+    res = scan_times(arrays["time"], meta.path)
+    nulls = [(arrays[var], value) for var, value in null_values(meta).items() if var in arrays]
+    res["n_null"] = count_null_rows(nulls) if nulls else 0
     save_scan_record(record, res)
     return res
 
@@ -368,15 +423,20 @@ def time_scan(meta: EventsMeta, times: FitsColumn, cache=None) -> dict:
 def open_fits_events(meta: EventsMeta, chunks: int | None = None, cache=None):
     """Lazy EventList over a memory-mapped, uncompressed FITS file.
 
-    Returns None when the file is not time-sorted (the caller then converts it
-    into the Zarr cache). The first open of a file reads TIME once, chunk by
-    chunk, to check it (NaN/negative values raise ``ValueError``); the result
-    is remembered in the cache, so later opens read headers only.
+    Returns None (and sets ``meta.cache_reason``) when the file is not
+    time-sorted or has events whose X or Y equals the column's TNULL (the
+    caller then converts it into the Zarr cache, sorted, without those
+    events). The first open of a file reads TIME (and X/Y when they declare
+    TNULL) once, chunk by chunk, to check it (NaN, infinite or negative times
+    raise ``ValueError``); the result is remembered in the cache, so later
+    opens read headers only.
     """
     chunks = int(chunks or DEFAULT_CHUNK)
     arrays = fits_columns(meta)
-    scan = time_scan(meta, arrays["time"], cache=cache)
-    if not scan["sorted"]:
+    scan = time_scan(meta, arrays, cache=cache)
+    if not scan["sorted"] or scan.get("n_null"):
+        meta.cache_reason = "not time-sorted" if not scan["sorted"] else (
+            f"{scan['n_null']} events with X or Y = TNULL to drop")
         return None
     ident = (str(Path(meta.path).resolve()), Path(meta.path).stat().st_mtime_ns, meta.data_offset, chunks)
     data = {
@@ -413,12 +473,32 @@ def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
             if isinstance(exc, OSError) and "truncated" in str(exc):
                 raise
             raise OSError(f"{meta.path}: corrupt or truncated FITS data in {meta.extname} ({exc})") from exc
+    cols = _drop_null_positions(meta, cols)
     t = cols["time"]
     if not check_times(t, meta.path):
         order = np.argsort(t, kind="stable")
         cols = {k: v[order] for k, v in cols.items()}
         log.info("%s: events were not time-sorted; sorted %d events", meta.path, t.size)
     return cols
+
+
+def _drop_null_positions(meta: EventsMeta, cols: dict) -> dict:
+    """Columns without the events whose X or Y equals its TNULL (no sky
+    position; they would stretch every sky grid to the null value), with a
+    warning that counts them."""
+    null = None
+    for var, value in null_values(meta).items():
+        if var in cols:
+            m = cols[var] == value
+            null = m if null is None else (null | m)
+    k = int(np.count_nonzero(null)) if null is not None else 0
+    if not k:
+        return cols
+    what = " or ".join(f"{v.upper()} = TNULL ({value:g})" for v, value in null_values(meta).items())
+    warnings.warn(f"{meta.path}: dropped {k} of {null.size} events with {what}: they have no sky position",
+                  UserWarning, stacklevel=3)
+    keep = ~null
+    return {name: v[keep] for name, v in cols.items()}
 
 
 def build_dataset(meta: EventsMeta, data: dict) -> xr.Dataset:

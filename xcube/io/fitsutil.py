@@ -11,7 +11,8 @@ from pathlib import Path
 
 from astropy.io import fits
 
-__all__ = ["check_path", "is_compressed", "open_fits", "merged_header", "find_column", "column_scaling"]
+__all__ = ["check_path", "is_compressed", "open_fits", "merged_header", "find_column", "column_scaling",
+           "header_float", "check_layout"]
 
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZ": "bzip2", b"PK": "zip"}
 
@@ -73,12 +74,68 @@ def open_fits(path, memmap: bool = True) -> fits.HDUList:
             hdul = fits.open(source, memmap=memmap and comp is None, lazy_load_hdus=False)
     except (OSError, EOFError, ValueError, fits.verify.VerifyWarning) as exc:
         raise OSError(f"{p}: corrupt or truncated FITS file ({exc})") from exc
+    try:
+        check_layout(hdul, p.stat().st_size if comp is None else len(source.getvalue()), p)
+    except OSError:
+        hdul.close()
+        raise
     for w in caught:
         if "truncated" in str(w.message):
             hdul.close()
             raise OSError(f"{p}: truncated file ({w.message}); download or copy it again")
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return hdul
+
+
+def check_layout(hdul: fits.HDUList, size: int, path) -> None:
+    """Raise ``OSError`` naming ``path`` when bytes of the file belong to no
+    HDU: a gap between one HDU's data and the next header, or data after the
+    last HDU (what a table whose NAXIS2 is smaller than its data looks like;
+    astropy skips such bytes with a stream of header warnings). ``size`` is
+    the (decompressed) file size [bytes]. Eager, headers only."""
+    end, prev = 0, None
+    for hdu in hdul:
+        info = hdu.fileinfo()
+        if info is None:
+            return
+        if prev is not None and info["hdrLoc"] > end:
+            raise OSError(_gap_message(path, prev, info["hdrLoc"] - end, f"before the {hdu.name} extension"))
+        if prev is not None and next(iter(hdu.header), None) != "XTENSION":
+            # astropy read the orphan bytes as a header and looked further for the next one
+            raise OSError(_gap_message(path, prev, info["datLoc"] - end, "where the next extension should begin"))
+        end, prev = info["datLoc"] + info["datSpan"], hdu
+    if prev is not None and size > end:
+        raise OSError(_gap_message(path, prev, size - end, "at the end of the file"))
+
+
+def _gap_message(path, hdu, n: int, where: str) -> str:
+    rows = ""
+    if "NAXIS2" in hdu.header and hdu.header.get("XTENSION"):
+        rows = f" (NAXIS2 = {hdu.header['NAXIS2']} rows of NAXIS1 = {hdu.header.get('NAXIS1')} bytes)"
+    return (f"{path}: {n} bytes after the data of {hdu.name}{rows} {where} belong to no HDU; the header "
+            "declares less data than the file holds (NAXIS2 too small?) or the file is damaged - "
+            "fix the header or get a fresh copy")
+
+
+def header_float(header, key: str, path, default=None) -> float:
+    """Header keyword ``key`` as a float (numeric strings such as ``'51840'``
+    are accepted, as XMM writes TLMIN/TLMAX). Returns ``default`` when the
+    keyword is absent (or blank); raises ``ValueError`` naming ``path`` and
+    ``key`` when its value is not a number."""
+    value = header.get(key) if hasattr(header, "get") else None
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if default is None:
+            return None
+        return float(default)
+    if isinstance(value, bool):
+        raise ValueError(f"{path}: header keyword {key} = {value!r} is a logical, not a number; fix the header")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{path}: header keyword {key} = {value!r} is not a number; fix the header "
+            f"(e.g. fthedit or fparkey) or remove {key}"
+        ) from None
 
 
 def merged_header(primary: fits.Header, ext: fits.Header) -> dict:
@@ -94,6 +151,7 @@ def find_column(names, wanted: str) -> str | None:
     return up.get(wanted.upper())
 
 
-def column_scaling(header, index: int) -> tuple[float, float]:
-    """(TSCALn, TZEROn) of column ``index`` (1-based) with OGIP defaults."""
-    return float(header.get(f"TSCAL{index}", 1.0)), float(header.get(f"TZERO{index}", 0.0))
+def column_scaling(header, index: int, path="event file") -> tuple[float, float]:
+    """(TSCALn, TZEROn) of column ``index`` (1-based) with OGIP defaults;
+    ``ValueError`` naming ``path`` and the keyword if one is not a number."""
+    return (header_float(header, f"TSCAL{index}", path, 1.0), header_float(header, f"TZERO{index}", path, 0.0))

@@ -9,6 +9,13 @@ all columns reuse one mapping and its page-table entries instead of mapping
 and faulting the file once per chunk; objects stay picklable (they hold the
 path, not the mapping) for dask.distributed.
 
+A file changed after it was opened is never read as events: each chunk read
+first compares the file's size, mtime and content fingerprint with those
+taken at open (:func:`xcube.io.integrity.check_unchanged`) and raises
+:class:`~xcube.io.integrity.FileChangedError` naming the file; a mapping is
+never made beyond the file's current size (a truncated file would otherwise
+kill the process with SIGBUS).
+
 :func:`scan_times` makes the one streaming pass over TIME that opening needs
 (NaN, negative values, sortedness, first/last time). Its result is stored as
 a small JSON record in the event cache, keyed by the file identity, so
@@ -23,7 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FitsColumn", "row_memmap", "check_times", "scan_times", "load_scan_record", "save_scan_record"]
+from .integrity import FileChangedError, check_unchanged
+
+__all__ = ["FitsColumn", "row_memmap", "check_times", "scan_times", "count_null_rows", "load_scan_record",
+           "save_scan_record"]
 
 SCAN_ROWS = 2_097_152  # rows of TIME checked per step (16 MB of float64)
 
@@ -35,9 +45,17 @@ def _memmap(path: str, mtime_ns: int, offset: int, nrows: int, row_dtype: np.dty
 
 def row_memmap(path: str, offset: int, nrows: int, row_dtype: np.dtype) -> np.memmap:
     """Shared read-only record memmap of a table (LRU-cached per process,
-    keyed by path, mtime, offset, rows and record layout)."""
-    mtime = os.stat(path).st_mtime_ns
-    return _memmap(str(path), mtime, int(offset), int(nrows), np.dtype(row_dtype))
+    keyed by path, mtime, offset, rows and record layout). Raises
+    :class:`~xcube.io.integrity.FileChangedError` when the file is shorter
+    than the table (never maps beyond the end of a file)."""
+    st = os.stat(path)
+    need = int(offset) + int(nrows) * np.dtype(row_dtype).itemsize
+    if st.st_size < need:
+        raise FileChangedError(
+            f"{path}: the file has {st.st_size} bytes but its event table needs {need}; it was truncated "
+            "(perhaps after it was opened) - nothing was read past its end; get a complete copy and open it again"
+        )
+    return _memmap(str(path), st.st_mtime_ns, int(offset), int(nrows), np.dtype(row_dtype))
 
 
 class FitsColumn:
@@ -46,11 +64,14 @@ class FitsColumn:
 
     Indexing with a slice returns a native-byte-order copy of those rows:
     ``raw * scale + zero + add`` cast to ``dtype`` (``logical`` columns give
-    booleans). Reads only the requested rows.
+    booleans). Reads only the requested rows. ``identity``: the file's
+    ``(size, mtime_ns, fingerprint)`` when it was opened; every read checks
+    the file still matches it.
     """
 
     def __init__(self, path, offset, nrows, row_dtype, field, dtype, scale=1.0, zero=0.0, add=0.0,
-                 logical=False):
+                 logical=False, identity=None):
+        self.identity = identity
         self.path, self.offset, self.nrows = str(path), int(offset), int(nrows)
         self.row_dtype, self.field = np.dtype(row_dtype), field
         self.dtype = np.dtype(dtype)
@@ -63,6 +84,9 @@ class FitsColumn:
 
     def __getitem__(self, key):
         sl = key[0] if isinstance(key, tuple) else key
+        if self.identity is not None:
+            check_unchanged(self.path, self.identity, "event file",
+                            need=self.offset + self.nrows * self.row_dtype.itemsize)
         raw = row_memmap(self.path, self.offset, self.nrows, self.row_dtype)[sl][self.field]
         if self.logical:
             return raw == ord("T")
@@ -76,7 +100,7 @@ class FitsColumn:
 
 
 def _check_block_numpy(t):
-    n_nan = int(np.count_nonzero(np.isnan(t)))
+    n_nan = int(np.count_nonzero(~np.isfinite(t)))
     n_neg = int(np.count_nonzero(t < 0))
     ok = not bool(np.any(t[1:] < t[:-1]))
     return n_nan, n_neg, ok
@@ -86,7 +110,8 @@ _numba_check = None
 
 
 def _check_block(t):
-    """(number of NaN, number of negative values, non-decreasing) of a block."""
+    """(number of NaN or infinite values, number of negative values,
+    non-decreasing) of a block."""
     global _numba_check
     if _numba_check is None:
         try:
@@ -99,7 +124,7 @@ def _check_block(t):
                 ok = True
                 prev = -np.inf
                 for v in t:
-                    if v != v:
+                    if v != v or v == np.inf or v == -np.inf:
                         n_nan += 1
                         continue
                     if v < 0:
@@ -117,13 +142,15 @@ def _check_block(t):
 
 def check_times(t: np.ndarray, path, first_row: int = 0) -> bool:
     """Raise ``ValueError`` naming ``path`` when ``t`` (native float64 times)
-    has NaN or negative values; return True when ``t`` is non-decreasing."""
+    has NaN, infinite or negative values; return True when ``t`` is non-decreasing."""
     n_nan, n_neg, ok = _check_block(t)
     rows = f"rows {first_row}-{first_row + t.size - 1}"
     if n_nan:
+        n_inf = int(np.count_nonzero(np.isinf(t)))
+        what = "NaN" if not n_inf else ("infinite" if n_inf == n_nan else "NaN or infinite")
         raise ValueError(
-            f"{path}: {n_nan} NaN TIME value(s) in {rows}; the file is corrupt - drop those rows "
-            "(e.g. fselect 'isnull(TIME) == F') or get a fresh copy"
+            f"{path}: {n_nan} {what} TIME value(s) in {rows}; the file is corrupt - drop those rows "
+            "(e.g. fselect 'isnull(TIME) == F && TIME < 1e20') or get a fresh copy"
         )
     if n_neg:
         raise ValueError(
@@ -152,6 +179,21 @@ def scan_times(times: FitsColumn, path) -> dict:
         tmin, tmax = min(tmin, float(t.min())), max(tmax, float(t.max()))
         del t  # free the block before the next one is read: peak memory is one block
     return {"sorted": bool(ok), "tmin": float(tmin), "tmax": float(tmax), "nrows": int(n)}
+
+
+def count_null_rows(columns) -> int:
+    """Number of rows in which any of ``columns`` - pairs ``(FitsColumn,
+    null value)`` over the same table - holds its null value. One streaming
+    pass (eager, ``SCAN_ROWS`` rows at a time)."""
+    n = columns[0][0].nrows
+    count = 0
+    for a in range(0, n, SCAN_ROWS):
+        null = None
+        for col, value in columns:
+            m = col[a:min(a + SCAN_ROWS, n)] == value
+            null = m if null is None else (null | m)
+        count += int(np.count_nonzero(null))
+    return count
 
 
 def load_scan_record(record: Path) -> dict | None:

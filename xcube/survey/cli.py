@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 __all__ = ["register"]
 
@@ -27,18 +28,23 @@ def _catalogue_options(args) -> dict:
 def _survey(args) -> int:
     from ..transients.params import energy_bands_from_flat, parameter_grid
     from .runner import run
+    from .task import SurveyAborted
 
     params = parameter_grid(args.time_bin, energy_bands_from_flat(args.energy), args.sigma,
                             size_arcsec=args.size_arcsec)
     observations = args.observations[0] if len(args.observations) == 1 else args.observations
     cluster_options = {k: getattr(args, k) for k in ("queue", "walltime", "cores", "memory", "processes",
                                                      "jobs", "account") if getattr(args, k) is not None}
-    res = run(observations, args.out, params, archive=args.archive, scheduler=args.scheduler, cluster=args.cluster,
-              workers=args.workers, threads=args.threads, memory_limit=args.memory_limit,
-              cluster_options=cluster_options, retries=args.retries, timeout=args.timeout,
-              retry_failed=args.retry_failed, overwrite=args.overwrite, figures=args.figures,
-              catalogue=not args.no_catalogue, catalogue_options=_catalogue_options(args),
-              dashboard_address=args.dashboard_address, progress=not args.quiet, cache=args.cache)
+    try:
+        res = run(observations, args.out, params, archive=args.archive, scheduler=args.scheduler,
+                  cluster=args.cluster, workers=args.workers, threads=args.threads, memory_limit=args.memory_limit,
+                  cluster_options=cluster_options, retries=args.retries, timeout=args.timeout,
+                  retry_failed=args.retry_failed, overwrite=args.overwrite, figures=args.figures,
+                  catalogue=not args.no_catalogue, catalogue_options=_catalogue_options(args),
+                  dashboard_address=args.dashboard_address, progress=not args.quiet, cache=args.cache)
+    except SurveyAborted as exc:
+        print(f"survey aborted: {exc}", file=sys.stderr)
+        return 3
     st = res.status
     failed = st[st["state"].isin(["failed", "timeout"])]
     if len(failed):

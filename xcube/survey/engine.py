@@ -20,14 +20,21 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
+import shutil
+import socket
+import subprocess
+import time
 
 import dask
 
-__all__ = ["make_client", "jobqueue_cluster", "JOBQUEUE_CLUSTERS"]
+__all__ = ["make_client", "shut_down", "jobqueue_cluster", "JOBQUEUE_CLUSTERS", "SUBMIT_COMMANDS"]
 
 log = logging.getLogger("xcube.survey")
 
 JOBQUEUE_CLUSTERS = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
+#: the command each batch system submits jobs with (checked before a cluster is made)
+SUBMIT_COMMANDS = {"slurm": "sbatch", "pbs": "qsub"}
 
 
 def _default_workers(threads: int) -> int:
@@ -41,6 +48,13 @@ def jobqueue_cluster(cluster: str, *, queue=None, walltime=None, cores=None, mem
     name = cluster.lower()
     if name not in JOBQUEUE_CLUSTERS:
         raise ValueError(f"--cluster {cluster!r}: unknown; use one of {', '.join(JOBQUEUE_CLUSTERS)}")
+    submit = SUBMIT_COMMANDS[name]
+    if shutil.which(submit) is None:
+        raise FileNotFoundError(
+            f"--cluster {name} starts dask workers as batch jobs with {submit!r}, which is not on PATH on "
+            f"{socket.gethostname()}; run the survey on a {name.upper()} login node, or run it on this machine "
+            "instead with --workers N (a local cluster), or use a running dask cluster with --scheduler ADDRESS"
+        )
     try:
         import dask_jobqueue
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -53,6 +67,58 @@ def jobqueue_cluster(cluster: str, *, queue=None, walltime=None, cores=None, mem
     if dashboard_address:
         opts["scheduler_options"] = {"dashboard_address": dashboard_address}
     return cls(**{k: v for k, v in opts.items() if v is not None})
+
+
+class _quiet_logs:
+    """Raise the level of the distributed/tornado/asyncio loggers for a while:
+    while a cluster shuts down, connections closing under pending messages
+    are expected, and their ``CommClosedError`` tracebacks say nothing."""
+
+    NAMES = ("distributed", "tornado", "asyncio")
+
+    def __enter__(self):
+        self.saved = {n: logging.getLogger(n).level for n in self.NAMES}
+        for n in self.NAMES:
+            logging.getLogger(n).setLevel(logging.CRITICAL)
+
+    def __exit__(self, *exc):
+        for n, level in self.saved.items():
+            logging.getLogger(n).setLevel(level)
+        return False
+
+
+def _cancel_jobs(cluster, timeout: float = 60.0) -> None:
+    """Cancel a jobqueue cluster's batch jobs with its cancel command
+    (``scancel``/``qdel``): the batch system sends SIGTERM, and each worker's
+    nanny closes the worker and its connections in order."""
+    jobs = [str(j) for j in (getattr(w, "job_id", None) for w in getattr(cluster, "workers", {}).values()) if j]
+    command = getattr(getattr(cluster, "job_cls", None), "cancel_command", None)
+    if jobs and command:
+        subprocess.run(shlex.split(command) + jobs, capture_output=True, timeout=timeout, check=False)
+
+
+def shut_down(client, cluster, jobs: bool = False, timeout: float = 30.0) -> None:
+    """Close ``client`` and then ``cluster``, without the tracebacks of
+    connections closed under them (``CommClosedError``). With ``jobs`` (a
+    dask-jobqueue cluster) the batch jobs are cancelled first and the workers
+    given ``timeout`` seconds to leave: when the scheduler removes a worker
+    itself, the worker's last messages meet a closed connection and its job
+    log shows that traceback. Failures to close are logged (debug), never
+    raised: the survey's results are already written."""
+    with _quiet_logs():
+        if jobs:
+            try:
+                _cancel_jobs(cluster)
+                deadline = time.monotonic() + timeout
+                while client.scheduler_info(n_workers=-1)["workers"] and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            except Exception as exc:  # noqa: BLE001 - the jobs go down with the cluster anyway
+                log.debug("cancelling the batch jobs: %s", exc)
+        for what in (client, cluster):
+            try:
+                what.close()
+            except Exception as exc:  # noqa: BLE001 - shutting down: nothing left to save
+                log.debug("closing %s: %s", type(what).__name__, exc)
 
 
 def make_client(scheduler: str | None = None, cluster: str | None = None, *, workers: int | None = None,
@@ -87,21 +153,11 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
             else:
                 jq.scale(jobs=int(jobs or 1))
             client = Client(jq)
-
-            def close():
-                client.close()
-                jq.close()
-
-            return client, close
+            return client, lambda: shut_down(client, jq, jobs=True)
         lc = LocalCluster(
             n_workers=int(workers or _default_workers(threads)), threads_per_worker=int(threads),
             memory_limit=memory_limit, processes=True, dashboard_address=dashboard_address,
             local_directory=local_directory,
         )
         client = Client(lc)
-
-        def close():
-            client.close()
-            lc.close()
-
-        return client, close
+        return client, lambda: shut_down(client, lc)

@@ -5,6 +5,13 @@ under an archive root (``ROOT/<obsid>/`` holding that observation's event
 files, e.g. XMM's ``P<obsid><inst>...EVLI...FTZ``), as a list of event files,
 or as a directory. Files are grouped by observation: the XMM file name
 (``P`` + 10-digit obsid), else the OBS_ID header keyword, else the file stem.
+
+An observation id names the output directory of its runs, so every id, from
+whatever source (a header, a list file, a mapping), is made a safe path
+component with :func:`xcube.io.paths.safe_component`: characters outside
+``[A-Za-z0-9._+-]`` become ``_`` and leading dots are dropped, so that
+``OBS_ID = '../../escape'`` becomes ``_.._escape``, a directory inside the
+survey's output (with a warning naming the file).
 """
 from __future__ import annotations
 
@@ -14,8 +21,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..io.events import EVENT_SUFFIXES
+from ..io.paths import safe_component
 
-__all__ = ["resolve_observations", "event_files_in", "observation_id", "read_obslist"]
+__all__ = ["resolve_observations", "event_files_in", "observation_id", "read_obslist", "safe_obsid"]
 
 log = logging.getLogger("xcube.survey")
 
@@ -40,10 +48,22 @@ def event_files_in(directory) -> list[Path]:
     return named or files
 
 
+def safe_obsid(value, source="") -> str:
+    """``value`` as an observation id that is a safe directory name (see the
+    module doc); warns, naming ``source``, when it had to be changed. Raises
+    ``ValueError`` for a value with nothing usable (empty, only dots)."""
+    safe = safe_component(value, what=f"observation id{f' of {source}' if source else ''}")
+    if safe != str(value):
+        log.warning("observation id %r%s is not a safe directory name; using %r", value,
+                    f" ({source})" if source else "", safe)
+    return safe
+
+
 def observation_id(path) -> str:
     """Observation id of an event file: from an XMM archive name, else the
-    OBS_ID keyword (primary or first extension), else the file stem. Never raises:
-    an unreadable file becomes its own observation, to fail there with a reason."""
+    OBS_ID keyword (primary or first extension), else the file stem; made a
+    safe directory name (:func:`safe_obsid`). Never raises: an unreadable
+    file becomes its own observation, to fail there with a reason."""
     p = Path(path)
     m = _XMM_NAME.match(p.name)
     if m:
@@ -54,8 +74,8 @@ def observation_id(path) -> str:
         with fits.open(p, memmap=False, lazy_load_hdus=True) as hdul:
             for hdu in hdul[:2]:
                 obs = hdu.header.get("OBS_ID")
-                if obs not in (None, ""):
-                    return str(obs).strip()
+                if obs not in (None, "") and str(obs).strip().strip("."):
+                    return safe_obsid(str(obs).strip(), f"OBS_ID of {p}")
     except Exception as exc:  # noqa: BLE001 - unreadable: grouped alone, fails later with its reason
         log.debug("%s: header not readable while grouping (%s)", p, exc)
     stem = p.name
@@ -63,7 +83,7 @@ def observation_id(path) -> str:
         if stem.lower().endswith(s):
             stem = stem[: -len(s)]
             break
-    return stem
+    return safe_obsid(stem if stem.strip("._") else f"file_{stem.encode().hex()}", f"file {p}")
 
 
 def _group(files) -> dict[str, list[Path]]:
@@ -103,7 +123,10 @@ def resolve_observations(observations, archive=None) -> dict[str, list[Path]]:
     Raises FileNotFoundError naming the obsid or path that has no event files.
     """
     if isinstance(observations, dict):
-        return {str(k): [Path(f) for f in v] for k, v in observations.items()}
+        out: dict[str, list[Path]] = {}
+        for k, v in observations.items():
+            out.setdefault(safe_obsid(k, "the observations mapping"), []).extend(Path(f) for f in v)
+        return out
     root = Path(archive) if archive is not None else None
     if root is not None and not root.is_dir():
         raise FileNotFoundError(
@@ -132,7 +155,7 @@ def resolve_observations(observations, archive=None) -> dict[str, list[Path]]:
             # an obsid: a missing or empty ROOT/<obsid>/ becomes an observation
             # that fails (with the path in its message) instead of stopping the survey
             d = root / item
-            by_obsid[p.name] = (event_files_in(d) if d.is_dir() else []) or [d]
+            by_obsid[safe_obsid(p.name, f"list {observations}")] = (event_files_in(d) if d.is_dir() else []) or [d]
         elif p.is_dir():
             files.extend(_required(event_files_in(p), p))
         elif p.is_file():

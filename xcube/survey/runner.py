@@ -10,10 +10,7 @@ killed at any moment resumes where it stopped.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
 import sys
 import time
 import traceback
@@ -23,11 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..io.paths import inside
 from ..transients.params import SearchParams, parameter_grid, run_id
+from .lock import SurveyLock
 from .observations import resolve_observations
 from .progress import SurveyProgress
 from .status import clean_stale, read_run, rebuild_status, scan_runs, write_run, write_status
-from .task import LOCK_FILE, failure_record, run_observation
+from .task import SurveyAborted, failure_record, run_observation
 
 __all__ = ["run", "plan_survey", "SurveyResult"]
 
@@ -98,47 +97,6 @@ def plan_survey(observations: dict, out, params: list[SearchParams], *, retry_fa
     return plan
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _take_lock(out: Path, token: str) -> Path:
-    lock = out / LOCK_FILE
-    if lock.exists():
-        try:
-            info = json.loads(lock.read_text())
-        except (OSError, ValueError):
-            info = {}
-        pid, host = info.get("pid"), info.get("host")
-        if host == socket.gethostname() and isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid):
-            raise FileExistsError(
-                f"{lock}: survey {info.get('token')} (pid {pid}) is still writing into {out}; "
-                "wait for it to finish, or stop it and run again (a killed survey resumes); "
-                f"if no survey runs (pid {pid} is another program), delete {lock}"
-            )
-        if host and host != socket.gethostname():
-            log.warning("%s: taking over from a survey started on %s (pid %s)", lock, host, pid)
-    tmp = out / f"{LOCK_FILE}.tmp-{token}"
-    tmp.write_text(json.dumps({"token": token, "pid": os.getpid(), "host": socket.gethostname(),
-                               "started": time.time()}))
-    os.replace(tmp, lock)
-    return lock
-
-
-def _release_lock(lock: Path, token: str) -> None:
-    try:
-        if json.loads(lock.read_text()).get("token") == token:
-            lock.unlink()
-    except (OSError, ValueError):
-        pass
-
-
 def _record_lost(out: Path, obsid: str, files, plan, token: str, exc: BaseException, tb: str) -> list[dict]:
     """Failure records for the runs of a task that raised (e.g. its worker died
     ``allowed-failures`` + 1 times: ``KilledWorker``); runs the task committed
@@ -151,7 +109,7 @@ def _record_lost(out: Path, obsid: str, files, plan, token: str, exc: BaseExcept
             " (the worker process died - killed or out of memory - on every attempt; raise --memory-limit or --retries)"
         )
     for rid, p in plan:
-        prev = read_run(out / obsid / rid)
+        prev = read_run(inside(out, obsid, rid, what="run directory"))
         if prev is not None and prev.get("token") == token:
             records.append(prev)
             continue
@@ -222,7 +180,7 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
     plist = _as_params(params)
     obs = resolve_observations(observations, archive=archive)
     token = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    lock = _take_lock(out, token)
+    lock = SurveyLock(out, token).acquire()
     echo = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
     owned_close = None
     dashboard = None
@@ -247,10 +205,11 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
             dashboard = getattr(client, "dashboard_link", None)
             log.info("client ready after %.1f s", time.perf_counter() - t_start)
             echo(f"dask dashboard: {dashboard}")
-            _execute(client, obs, plan, out, token, retries=retries, timeout=timeout, search=search,
+            _execute(client, obs, plan, out, lock, retries=retries, timeout=timeout, search=search,
                      figures=figures, progress=progress, flush_interval=flush_interval,
                      open_kwargs=open_kwargs, existing=existing)
             log.info("tasks finished after %.1f s", time.perf_counter() - t_start)
+        _check_owner(lock, out)
         status = rebuild_status(out)
         cat_dir = None
         if catalogue and (plan or not (out / "catalogue").exists()):
@@ -263,7 +222,7 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
     finally:
         if owned_close is not None:
             owned_close()
-        _release_lock(lock, token)
+        lock.release()
     counts = status["state"].value_counts().to_dict() if len(status) else {}
     res = SurveyResult(out=out, status=status, n_observations=len(plan), n_runs=n_runs,
                        wall_time=time.perf_counter() - t_start, dashboard_link=dashboard, catalogue=cat_dir,
@@ -271,6 +230,19 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
     echo(f"survey finished in {res.wall_time:.1f} s: status table {out / 'status.parquet'} "
          f"({', '.join(f'{k} {v}' for k, v in res.counts.items())})")
     return res
+
+
+def _check_owner(lock: SurveyLock, out: Path) -> None:
+    """Raise :class:`SurveyAborted` when another survey has taken ``out`` over:
+    its results and status table are then that survey's to write."""
+    if lock.path.exists() and not lock.owned():
+        from .lock import lock_owner
+
+        raise SurveyAborted(
+            f"{out}: another survey ({lock_owner(out)}) took this output directory over while survey "
+            f"{lock.token} ran; this one stopped without writing its status table. Let the other survey "
+            "finish (or stop it), then run again to resume"
+        )
 
 
 def _warm_up() -> None:
@@ -282,10 +254,21 @@ def _warm_up() -> None:
         pass
 
 
-def _execute(client, obs, plan, out, token, *, retries, timeout, search, figures, progress,
-             flush_interval, open_kwargs, existing):
+def _execute(client, obs, plan, out, lock, **kw):
+    """Run the planned tasks on ``client``; a survey stopped because another
+    took ``out`` over raises :class:`SurveyAborted` with the driver's account."""
+    try:
+        _run_tasks(client, obs, plan, out, lock, **kw)
+    except SurveyAborted:
+        _check_owner(lock, out)
+        raise
+
+
+def _run_tasks(client, obs, plan, out, lock, *, retries, timeout, search, figures, progress,
+               flush_interval, open_kwargs, existing):
     from distributed import as_completed
 
+    token = lock.token
     table = {(r["obsid"], r["run_id"]): r for r in existing.to_dict("records")}
     try:  # import the package once per worker up front, so that the first tasks do not pay for it
         t0 = time.perf_counter()
@@ -307,7 +290,11 @@ def _execute(client, obs, plan, out, token, *, retries, timeout, search, figures
             obsid = futures.pop(fut)
             try:
                 records = fut.result()
+            except SurveyAborted:
+                raise  # another survey owns `out` now: record nothing there
             except Exception as exc:  # noqa: BLE001 - KilledWorker, unpicklable input, ...
+                if type(exc).__name__ == "SurveyAborted" or not lock.owned():
+                    raise SurveyAborted(str(exc)) from exc
                 records = _record_lost(out, obsid, obs[obsid], plan[obsid], token, exc, _future_traceback(fut))
             fut.release()
             for r in records:
@@ -325,4 +312,5 @@ def _execute(client, obs, plan, out, token, *, retries, timeout, search, figures
         raise
     finally:
         bar.draw(final=True)
-        write_status(out, list(table.values()))
+        if lock.owned() or not lock.path.exists():
+            write_status(out, list(table.values()))

@@ -50,10 +50,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..io.atomic import atomic_dir, write_table
+from ..io.paths import inside
 
 __all__ = [
     "STATES", "COLUMNS", "RECORD_FILE", "STATUS_FILE", "write_run", "read_run", "scan_runs",
-    "read_status", "write_status", "rebuild_status", "clean_stale", "run_dirs",
+    "read_status", "write_status", "rebuild_status", "clean_stale", "run_dirs", "json_default",
 ]
 
 log = logging.getLogger("xcube.survey")
@@ -96,7 +97,8 @@ COLUMNS = {
 }
 
 
-def _json_default(v):
+def json_default(v):
+    """JSON fallback for status records: numpy scalars as Python numbers, anything else as ``str``."""
     if hasattr(v, "item"):
         return v.item()
     if isinstance(v, Path):
@@ -110,14 +112,16 @@ def write_run(out, obsid: str, run_id: str, record: dict, writer=None, overwrite
     ``writer(tmpdir)``, if given, writes the run's result files into the
     temporary directory; ``record`` (a status row, see module doc) is then
     written as ``run.json`` and the directory renamed into place, replacing an
-    existing one when ``overwrite``. Returns the final path.
+    existing one when ``overwrite``. Returns the final path. ``obsid`` and
+    ``run_id`` must keep the directory inside ``out`` (``ValueError`` otherwise;
+    see :func:`xcube.io.paths.inside`).
     """
-    target = Path(out) / obsid / run_id
+    target = inside(out, obsid, run_id, what="run directory")
     with atomic_dir(target, overwrite=overwrite) as tmp:
         if writer is not None:
             writer(tmp)
         rec = dict(record, obsid=obsid, run_id=run_id)
-        (tmp / RECORD_FILE).write_text(json.dumps(rec, default=_json_default, indent=1))
+        (tmp / RECORD_FILE).write_text(json.dumps(rec, default=json_default, indent=1))
     return target
 
 

@@ -35,14 +35,14 @@ import dask
 
 from .._version import __version__
 from ..io.atomic import atomic_dir
+from ..io.paths import inside
 from ..transients.params import SearchParams
-from .status import RECORD_FILE, _json_default, read_run
+from .lock import LOCK_FILE, lock_owner
+from .status import RECORD_FILE, json_default, read_run
 
 __all__ = ["run_observation", "SurveyTimeout", "SurveyAborted", "PeakRSS", "failure_record", "LOCK_FILE"]
 
 log = logging.getLogger("xcube.survey")
-
-LOCK_FILE = ".survey.lock"
 
 
 class SurveyTimeout(Exception):
@@ -175,7 +175,7 @@ def _result_writer(res, figures: str):
             det.to_parquet(tmp / "detections.parquet", index=False)
         if not (tmp / "summary.json").exists():
             summary = getattr(res, "summary", {}) or {}
-            (tmp / "summary.json").write_text(json.dumps(summary, default=_json_default, indent=1))
+            (tmp / "summary.json").write_text(json.dumps(summary, default=json_default, indent=1))
 
     return writer
 
@@ -198,11 +198,12 @@ class _Work:
 
     # -- committing -------------------------------------------------------
     def _check_alive(self):
-        lock = self.out / LOCK_FILE
-        try:
-            owner = json.loads(lock.read_text()).get("token")
-        except (OSError, ValueError):
+        if not (self.out / LOCK_FILE).exists():
             return  # no lock file (in-process use): nothing to check
+        owner = lock_owner(self.out)
+        if owner is None:  # being written by the driver taking it over: look again
+            time.sleep(0.05)
+            owner = lock_owner(self.out)
         if owner != self.token:
             raise SurveyAborted(
                 f"{self.out}: a newer survey ({owner}) owns this output directory; task of {self.token} stops"
@@ -211,7 +212,7 @@ class _Work:
     def commit(self, run_id: str, record: dict, writer=None) -> bool:
         """Write the run directory atomically; False (nothing written) once cancelled."""
         self._check_alive()
-        target = self.out / self.obsid / run_id
+        target = inside(self.out, self.obsid, run_id, what="run directory")
         ad = atomic_dir(target, overwrite=True)
         tmp = ad.__enter__()
         try:
@@ -222,7 +223,7 @@ class _Work:
                 record["traceback_file"] = f"{self.obsid}/{run_id}/traceback.txt"
             record.pop("_traceback", None)
             rec = dict(record, obsid=self.obsid, run_id=run_id)
-            (tmp / RECORD_FILE).write_text(json.dumps(rec, default=_json_default, indent=1))
+            (tmp / RECORD_FILE).write_text(json.dumps(rec, default=json_default, indent=1))
         except BaseException as exc:
             ad.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -250,7 +251,7 @@ class _Work:
         self.started = _now()
         todo = []
         for rid, params in self.plan:
-            prev = read_run(self.out / self.obsid / rid)
+            prev = read_run(inside(self.out, self.obsid, rid, what="run directory"))
             if prev is not None and prev.get("token") == self.token:
                 self.records[rid] = prev  # committed by an earlier attempt of this task
             else:
@@ -405,10 +406,10 @@ def run_observation(obsid: str, files, plan, out, *, token: str, timeout: float 
                 rec = failure_record(params, files, token, state="timeout", error_class="SurveyTimeout",
                                      message=msg, open_time=work.open_time, started=work.started, wall_time=timeout,
                                      worker=work.worker)
-                target_dir = Path(out) / obsid / rid
+                target_dir = inside(out, obsid, rid, what="run directory")
                 with atomic_dir(target_dir, overwrite=True) as tmp:
                     rec = dict(rec, obsid=obsid, run_id=rid)
-                    (tmp / RECORD_FILE).write_text(json.dumps(rec, default=_json_default, indent=1))
+                    (tmp / RECORD_FILE).write_text(json.dumps(rec, default=json_default, indent=1))
                 work.records[rid] = rec
         elif work.error is not None:
             raise work.error
