@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from xcube.survey import param_grid, run
+from xcube.survey import parameter_grid, run
 from xcube.survey.lock import LOCK_FILE, SurveyLock
 from xcube.survey.observations import observation_id, resolve_observations
 from xcube.survey.status import read_status, write_run
@@ -22,7 +22,7 @@ from xcube.survey.task import SurveyAborted
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
-PARAMS = param_grid([50.0, 200.0], [(0.2, 12.0)])
+PARAMS = parameter_grid([50.0, 200.0], [(0.2, 12.0)])
 
 
 class _Result:
