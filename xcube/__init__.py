@@ -29,3 +29,12 @@ __all__ += ["lightcurve", "image", "spectrum", "read_lightcurve", "write_lightcu
             "write_image", "write_gti"]
 __all__ += ["wcs"]
 __all__ += ["search_transients"]
+
+
+def __getattr__(name):
+    # xcube.frames (optical CCD frames) is imported on first use, keeping `import xcube` fast
+    if name == "frames":
+        import importlib
+
+        return importlib.import_module(".frames", __name__)
+    raise AttributeError(f"module 'xcube' has no attribute {name!r}")
