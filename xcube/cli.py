@@ -17,6 +17,7 @@ _COMMAND_MODULES = [
     "xcube.transients.cli",  # demo, search
     "xcube.survey.cli",  # survey, catalogue
     "xcube.tools.cli",  # tools
+    "xcube.frames.cli",  # frames (optical CCD frames)
 ]
 
 

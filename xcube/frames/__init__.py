@@ -4,22 +4,36 @@ differential light curves, on lazy ``(frame, y, x)`` cubes.
 >>> import xcube.frames as xf
 >>> night = xf.open_frames("raw/20240606/")            # DataTree of lazy cubes
 >>> lc = xf.run("raw/20240606/", "red/20240606/")      # the whole pipeline -> xr.Dataset
+>>> cal = xf.calibrate.calibrate(night["V1234Cyg/R"]["image"], bias, flat)   # lazy calibrated cube
 
 Modules: :mod:`~xcube.frames.files` (recognising and opening frames),
 :mod:`~xcube.frames.calibrate`, :mod:`~xcube.frames.timing`,
 :mod:`~xcube.frames.align`, :mod:`~xcube.frames.photometry`,
 :mod:`~xcube.frames.select`, :mod:`~xcube.frames.lightcurve`,
 :mod:`~xcube.frames.pipeline` (steps and ``run``), :mod:`~xcube.frames.config`
-and :mod:`~xcube.frames.simulate` (a generated night). photutils and
-``astropy.coordinates`` are imported only by the functions that use them.
+and :mod:`~xcube.frames.simulate` (a generated night). The names below are
+imported on first use, so importing this package (as the ``xcube`` command
+does) costs nothing; photutils and ``astropy.coordinates`` are imported only
+by the functions that use them.
 """
 from __future__ import annotations
 
-from .calibrate import calibrate, master_bias, master_flat
-from .config import DEFAULTS, load_config
-from .files import open_frames, scan_frames, stack_frames
-from .lightcurve import differential
-from .pipeline import STEPS, run
+import importlib
 
-__all__ = ["open_frames", "scan_frames", "stack_frames", "master_bias", "master_flat", "calibrate", "differential",
-           "run", "load_config", "DEFAULTS", "STEPS"]
+_NAMES = {"open_frames": "files", "scan_frames": "files", "stack_frames": "files", "master_bias": "calibrate",
+          "master_flat": "calibrate", "differential": "lightcurve", "run": "pipeline",
+          "STEPS": "pipeline", "load_config": "config", "DEFAULTS": "config"}
+
+__all__ = list(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'xcube.frames' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_NAMES))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .select import PICK_DEFAULTS
 
-__all__ = ["DEFAULTS", "EXIST_MODES", "MISSING_MODES", "load_config", "for_key"]
+__all__ = ["DEFAULTS", "EXIST_MODES", "MISSING_MODES", "load_config", "for_key", "parse_value"]
 
 EXIST_MODES = ("skip", "overwrite", "append", "error")
 MISSING_MODES = ("skip", "error")
@@ -63,7 +63,8 @@ DEFAULTS = {
 }
 
 
-def _literal(text: str):
+def parse_value(text: str):
+    """A configuration value from text: a Python literal, None/true/false words, or the text itself."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -86,7 +87,7 @@ def _read_ini(path: Path) -> dict:
     except configparser.Error as exc:
         raise ValueError(f"{path}: not a valid INI file ({exc})") from exc
     section = "frames" if parser.has_section("frames") else (parser.sections() or ["DEFAULT"])[0]
-    return {k: _literal(v) for k, v in parser[section].items()}
+    return {k: parse_value(v) for k, v in parser[section].items()}
 
 
 def _read_toml(path: Path) -> dict:

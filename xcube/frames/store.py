@@ -53,8 +53,11 @@ def write_dataset(ds: xr.Dataset, path, overwrite: bool = True) -> Path:
     if path.suffix == ".zarr":
         zds = ds.copy()
         zds.attrs = {k: (json.dumps(v) if v is None or isinstance(v, dict) else v) for k, v in ds.attrs.items()}
+        for name in list(zds.variables):
+            if zds[name].dtype.kind == "U":  # variable-length strings: the Zarr v3 string type
+                zds[name] = zds[name].astype(object)
         with atomic_dir(path, overwrite=overwrite) as tmp:
-            zds.to_zarr(tmp, mode="w", consolidated=True)
+            zds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
     else:
         with atomic_file(path, overwrite=overwrite) as tmp:
             _netcdf_ready(ds).to_netcdf(tmp, engine="scipy")
@@ -77,14 +80,17 @@ def read_dataset(path) -> xr.Dataset:
     restored: JSON text back to Python values, arrays to lists)."""
     path = Path(path)
     if path.suffix == ".zarr":
-        ds = xr.open_zarr(path).load()
+        ds = xr.open_zarr(path, consolidated=False, zarr_format=3).load()
     else:
         with xr.open_dataset(path, engine="scipy") as f:
             ds = f.load()
     ds.attrs = {k: _json_attr(v) for k, v in ds.attrs.items()}
-    for name in ds.variables:
-        if ds[name].dtype == object:
-            ds[name] = ds[name].astype(str)
+    for name in list(ds.variables):
+        var = ds[name]
+        if var.dtype.kind in "OT":  # variable-length strings back to fixed-width numpy strings
+            fixed = np.array([str(v) for v in var.values.ravel()], dtype=str).reshape(var.shape)
+            ds = ds.assign_coords({name: (var.dims, fixed, var.attrs)}) if name in ds.coords else \
+                ds.assign({name: (var.dims, fixed, var.attrs)})
     return ds
 
 
