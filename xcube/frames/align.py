@@ -28,11 +28,13 @@ __all__ = ["METHODS", "centroids", "reference", "xcorr_offset", "match_offset", 
 METHODS = ("xcorr", "stars")
 
 
-def centroids(image: np.ndarray, x, y, half: int = 5, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def centroids(image: np.ndarray, x, y, half: int = 5, iterations: int = 3,
+              min_snr: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
     """Intensity-weighted centroids [px] in boxes of ``2 half + 1`` pixels
     around ``x``, ``y`` (vectorised; boxes re-centred each iteration). Pixels
     count above the box-edge median plus 3 robust sigmas. NaN where a box
-    leaves the frame or holds no such pixel."""
+    leaves the frame or its peak is less than ``min_snr`` sigmas above the
+    edge level (no star there)."""
     ny, nx = image.shape
     cx, cy = np.asarray(x, float).copy(), np.asarray(y, float).copy()
     d = np.arange(-half, half + 1)
@@ -49,6 +51,7 @@ def centroids(image: np.ndarray, x, y, half: int = 5, iterations: int = 3) -> tu
         w = cut - (level + 3.0 * sigma)[:, None, None]
         w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
         total = w.sum(axis=(1, 2))
+        total[np.nanmax(cut, axis=(1, 2)) < level + min_snr * sigma] = 0.0
         with np.errstate(invalid="ignore", divide="ignore"):
             nx_c = ix[ok] + (w.sum(axis=1) * d).sum(axis=1) / total
             ny_c = iy[ok] + (w.sum(axis=2) * d).sum(axis=1) / total
@@ -143,20 +146,31 @@ def match_offset(image: np.ndarray, base_x, base_y, fwhm: float, max_offset: flo
 def refine_offset(image: np.ndarray, base_cx, base_cy, coarse, half: int = 5) -> tuple[float, float, int]:
     """(offset_x, offset_y, n) refined with the centroid shifts of the bright
     stars at ``base_cx``, ``base_cy`` (their centroids in the base frame):
-    the median shift of the stars that agree within 3 robust sigmas. With
-    fewer than 3 such stars the coarse offset is returned with n = 0."""
+    the median shift of the stars that agree within 3 robust sigmas.
+
+    The offset is rejected (NaN, n = 0) when fewer than 3 stars, or fewer
+    than 30 % of the stars that fall inside the frame, agree: the coarse
+    offset was then wrong. With fewer than 3 reference stars inside the
+    frame the coarse offset is returned unchanged with n = 0."""
     ox, oy = coarse
     if not (np.isfinite(ox) and np.isfinite(oy)):
         return float("nan"), float("nan"), 0
+    bx, by = np.asarray(base_cx, float), np.asarray(base_cy, float)
     for _ in range(2):
-        fx, fy = centroids(image, np.asarray(base_cx) + ox, np.asarray(base_cy) + oy, half=half)
-        sx, sy = fx - base_cx, fy - base_cy
-        good = np.isfinite(sx) & np.isfinite(sy) & (np.abs(sx - ox) < half) & (np.abs(sy - oy) < half)
-        if good.sum() < 3:
+        px, py = bx + ox, by + oy
+        usable = int(((px >= half) & (py >= half) & (px < image.shape[1] - half) & (py < image.shape[0] - half)).sum())
+        if usable < 3:
             return float(ox), float(oy), 0
+        fx, fy = centroids(image, px, py, half=half)
+        sx, sy = fx - bx, fy - by
+        good = np.isfinite(sx) & np.isfinite(sy) & (np.abs(sx - ox) < half) & (np.abs(sy - oy) < half)
+        if good.sum() < max(3, 0.3 * usable):
+            return float("nan"), float("nan"), 0
         mx, my = np.median(sx[good]), np.median(sy[good])
         spread = 1.4826 * np.median(np.hypot(sx[good] - mx, sy[good] - my)) + 0.05
         agree = good & (np.hypot(sx - mx, sy - my) <= 3 * spread)
+        if agree.sum() < max(3, 0.3 * usable):
+            return float("nan"), float("nan"), 0
         ox, oy = float(np.median(sx[agree])), float(np.median(sy[agree]))
     return ox, oy, int(agree.sum())
 

@@ -144,7 +144,7 @@ def _mid_mjd(table: pd.DataFrame) -> np.ndarray:
 
     mjd = np.full(len(table), np.nan)
     for i, (date, exp) in enumerate(zip(table["date_obs"], table["exposure"])):
-        if not date:
+        if not isinstance(date, str) or not date:
             continue
         try:
             mjd[i] = Time(date, format="isot" if "T" in date else None, scale="utc").mjd
@@ -290,11 +290,12 @@ def open_frames(paths_or_dir, patterns=None, chunks=None, site=None) -> xr.DataT
         rows = group_rows(table, kind, None if kind != "science" else obj, band if kind != "bias" else None)
         if rows.empty:
             continue
-        key = {"bias": "/bias", "dark": "/dark", "flat": f"/flat/{band}"}.get(kind, f"/{obj}/{band}")
+        obj_key, band_key = str(obj).replace("/", "_"), str(band).replace("/", "_")
+        key = {"bias": "/bias", "dark": "/dark", "flat": f"/flat/{band_key}"}.get(kind, f"/{obj_key}/{band_key}")
         image = stack_frames(rows, chunks)
         if kind == "science":
             image = _fill_airmass(image, rows, site)
-        nodes[key.replace(" ", "_")] = xr.Dataset({"image": image}, attrs={"kind": kind, "obj": obj, "band": band})
+        nodes[key] = xr.Dataset({"image": image}, attrs={"kind": kind, "obj": obj, "band": band})
     return xr.DataTree.from_dict(nodes)
 
 

@@ -69,7 +69,8 @@ def star_statistics(mag: np.ndarray, mag_err: np.ndarray, err_max: float = 0.02,
             steady = (missing <= 0.5) & (std < ref_std)
             use = steady if steady.sum() >= 3 else use
         rng = np.nanmax(corr, axis=1) - np.nanmin(corr, axis=1)
-    return pd.DataFrame({"missing": missing, "std": std, "range": rng, "median_mag": np.nanmedian(m, axis=1)})
+        med = np.nanmedian(m, axis=1)
+    return pd.DataFrame({"missing": missing, "std": std, "range": rng, "median_mag": med})
 
 
 def _central(x, y, shape, radius: float) -> np.ndarray:
@@ -97,6 +98,10 @@ def pick_stars(mag, mag_err, star_x, star_y, shape, pick_err_max=0.02, pick_bad_
     st.insert(0, "x", np.asarray(star_x, float))
     st.insert(1, "y", np.asarray(star_y, float))
     cand = st["missing"] <= pick_bad_max
+    if not cand.any():
+        raise ValueError(f"no star is measured with an error below pick_err_max={pick_err_max} mag in at least "
+                         f"{1 - pick_bad_max:.0%} of the frames (pick_bad_max={pick_bad_max}); raise them or give "
+                         "starxy")
     var = cand & (st["std"] > pick_var_std) & _central(st.x, st.y, shape, pick_var_rad)
     ref = cand & (st["std"] < pick_ref_std) & (st["range"] < pick_ref_dif) & ~var
     targets = st[var].sort_values("std", ascending=False).index.tolist()

@@ -237,7 +237,7 @@ def results(red: Reduction):
         return None
     if len(found) == 1:
         return next(iter(found.values()))
-    return xr.DataTree.from_dict({f"/{o}/{b}".replace(" ", "_"): ds for (o, b), ds in found.items()})
+    return xr.DataTree.from_dict({f"/{o.replace('/', '_')}/{b.replace('/', '_')}": ds for (o, b), ds in found.items()})
 
 
 def _registry():
