@@ -122,6 +122,17 @@ def test_open_frames_tree_is_lazy_with_coordinates(tmp_path):
         img.isel(frame=3).values
 
 
+def test_importing_the_command_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, xcube, xcube.frames.cli; "
+            "heavy = [m for m in ('photutils', 'xcube.frames.pipeline', 'xcube.frames.files') if m in sys.modules]; "
+            "print(heavy); import xcube.frames as xf; assert callable(xf.run) and callable(xcube.frames.open_frames)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_scan_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no FITS frames"):
         scan_frames(tmp_path)

@@ -117,7 +117,7 @@ def _calibration_frames(rng, d, shape, flat, band, n_bias, n_flat, gain, read_no
         _write(p, _raw(rng, np.zeros(shape), flat, gain, read_noise),
                {"IMAGETYP": "Bias Frame", "EXPTIME": 0.0, "DATE-OBS": f"{date}T11:00:{i:02d}"})
         files["bias"].append(p)
-    levels = [25000.0 * gain] * max(n_flat - 1, 1) + ([3000.0 * gain] if n_flat > 1 else [])
+    levels = [25000.0 * gain] * max(n_flat - 1, min(n_flat, 1)) + ([3000.0 * gain] if n_flat > 1 else [])
     for i, level in enumerate(levels):
         p = d / f"flat_{band}_1_{band}_{i + 1:03d}.fit"
         _write(p, _raw(rng, np.full(shape, level), flat, gain, read_noise),

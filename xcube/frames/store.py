@@ -2,7 +2,8 @@
 
 Every write is atomic (:mod:`xcube.io.atomic`). Datasets go to Zarr or to
 NetCDF-3 (the scipy engine, so no extra library is needed); attrs that
-NetCDF cannot hold (None, dicts, booleans) are stored as JSON text.
+NetCDF cannot hold faithfully (None, lists, dicts, booleans) are stored as
+JSON text and restored by :func:`read_dataset`.
 """
 from __future__ import annotations
 
@@ -26,10 +27,8 @@ def _netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
     def clean(attrs):
         out = {}
         for k, v in attrs.items():
-            if v is None or isinstance(v, (dict, bool)) or (isinstance(v, (list, tuple)) and not v):
+            if v is None or isinstance(v, (dict, bool, list, tuple)):
                 out[k] = json.dumps(v, default=str)
-            elif isinstance(v, (list, tuple)):
-                out[k] = np.asarray(v)
             else:
                 out[k] = v
         return out
