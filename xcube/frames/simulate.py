@@ -129,7 +129,8 @@ def _calibration_frames(rng, d, shape, flat, band, n_bias, n_flat, gain, read_no
 def night(directory, n_frames: int = 40, shape=(256, 256), n_stars: int = 20, obj: str = "V1234Cyg",
           band: str = "R", depth: float = 0.4, max_dither: float = 12.0, n_bias: int = 5, n_flat: int = 5,
           exptime: float = 60.0, cadence: float = 90.0, gain: float = 1.5, read_noise: float = 8.0,
-          sky: float = 300.0, date: str = "2024-06-06", name_form: str = "dash", seed: int = 1) -> Night:
+          sky: float = 300.0, date: str = "2024-06-06", name_form: str = "dash", seed: int = 1,
+          frame_range=None) -> Night:
     """Write a generated night into ``directory`` and return its truth (:class:`Night`).
 
     Star 0 is the eclipsing variable (near the centre; ``depth`` [mag],
@@ -138,32 +139,48 @@ def night(directory, n_frames: int = 40, shape=(256, 256), n_stars: int = 20, ob
     and transparency 0.8-1.0. One of the ``n_flat`` flats is under-exposed
     (3000 ADU) so that flat rejection has work. ``name_form``: ``"dash"``
     (``obj-0001R.fit``) or ``"underscore"`` (``obj_R_001.fits``).
+    ``frame_range``: write only these science frames (and the bias and flat
+    frames only when it holds frame 0), so that several processes can write
+    one long night; every frame is the same whichever process writes it.
     """
-    from astropy.time import Time
-
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     margin = max_dither + 16
     x, y, flux = _star_field(rng, n_stars, shape, margin)
     flat = _flat_pattern(rng, shape)
-    files = _calibration_frames(rng, d, shape, flat, band, n_bias, n_flat, gain, read_noise, date)
-    start = Time(f"{date}T14:00:00", scale="utc").mjd
     dither = rng.uniform(-max_dither, max_dither, (n_frames, 2))
     dither[0] = 0.0
+    transparency, fwhm = rng.uniform(0.8, 1.0, n_frames), rng.uniform(2.8, 4.2, n_frames)
+    todo = range(n_frames) if frame_range is None else frame_range
+    files = {"bias": [], "flat": [], "science": []}
+    if 0 in todo:
+        files = _calibration_frames(np.random.default_rng([seed, n_frames]), d, shape, flat, band, n_bias, n_flat,
+                                    gain, read_noise, date) | {"science": []}
+    start = _mjd(f"{date}T14:00:00")
     delta = eclipse_mag(np.arange(n_frames) / max(n_frames - 1, 1), depth)
-    files["science"] = []
-    for i in range(n_frames):
-        transparency, fwhm = rng.uniform(0.8, 1.0), rng.uniform(2.8, 4.2)
-        f = flux * transparency * exptime / 60.0
+    for i in todo:
+        f = flux * transparency[i] * exptime / 60.0
         f[0] *= 10 ** (-0.4 * delta[i])
-        img = sky * exptime / 60.0 + render_stars(shape, x + dither[i, 0], y + dither[i, 1], f, fwhm)
-        t0 = Time(start + i * cadence / 86400.0, format="mjd", scale="utc")
+        img = sky * exptime / 60.0 + render_stars(shape, x + dither[i, 0], y + dither[i, 1], f, fwhm[i])
         name = f"{obj}-{i + 1:04d}{band}.fit" if name_form == "dash" else f"{obj}_{band}_{i + 1:03d}.fits"
-        _write(d / name, _raw(rng, img, flat, gain, read_noise),
+        _write(d / name, _raw(np.random.default_rng([seed, i]), img, flat, gain, read_noise),
                {"IMAGETYP": "Light Frame", "OBJECT": obj, "FILTER": band, "EXPTIME": exptime,
-                "DATE-OBS": t0.isot, "RA": "15:30:00.0", "DEC": "+40:00:00", "GAIN": gain})
+                "DATE-OBS": _isot(start + i * cadence / 86400.0), "RA": "15:30:00.0", "DEC": "+40:00:00",
+                "GAIN": gain})
         files["science"].append(d / name)
     mjd = start + (np.arange(n_frames) * cadence + exptime / 2) / 86400.0
     return Night(d, obj, band, x, y, flux, 0, depth, mjd, dither[:, 0], dither[:, 1], delta > depth - 1e-9,
                  files=files)
+
+
+def _mjd(isot: str) -> float:
+    from astropy.time import Time
+
+    return Time(isot, scale="utc").mjd
+
+
+def _isot(mjd: float) -> str:
+    from astropy.time import Time
+
+    return Time(mjd, format="mjd", scale="utc").isot
