@@ -122,6 +122,19 @@ def test_open_frames_tree_is_lazy_with_coordinates(tmp_path):
         img.isel(frame=3).values
 
 
+def test_fits_stack_reads_any_slice(tmp_path):
+    from xcube.frames.files import FitsStack
+
+    rng = np.random.default_rng(0)
+    data = [rng.integers(0, 60000, (40, 30)).astype(np.uint16) for _ in range(3)]  # stored with BZERO
+    paths = [write_frame(tmp_path / f"s-{i:04d}R.fit", data=d) for i, d in enumerate(data)]
+    stack = FitsStack(paths, [0, 0, 0], (40, 30))
+    cube = np.array(data, np.float32)
+    for key in [(slice(0, 3), slice(0, 40, 4), slice(1, 30, 3)), (2, slice(5, 20), 7), (slice(1, 3), -1, [3, 5]),
+                (slice(0, 2), slice(30, 2, -2), slice(None))]:
+        np.testing.assert_array_equal(stack[key], cube[key])
+
+
 def test_importing_the_command_is_light():
     import subprocess
     import sys

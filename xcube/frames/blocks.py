@@ -51,12 +51,14 @@ def map_frames(func, data, per_frame: dict | None = None, outputs: dict | None =
 
     data = data.rechunk({1: -1, 2: -1})
     fchunks = data.chunks[0]
-    blocks = data.to_delayed().ravel()
+    # optimize_graph=False keeps the chunk keys shared: two results computed together (offsets and
+    # photometry) then read and calibrate each chunk once, not once per result
+    blocks = data.to_delayed(optimize_graph=False).ravel()
     per_frame = per_frame or {}
     split = {}
     for name, value in per_frame.items():
         if isinstance(value, da.Array):
-            split[name] = value.rechunk({0: fchunks}).to_delayed().ravel()
+            split[name] = value.rechunk({0: fchunks}).to_delayed(optimize_graph=False).ravel()
         else:
             split[name] = None
             per_frame[name] = np.asarray(value)

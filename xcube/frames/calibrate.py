@@ -30,8 +30,12 @@ _STRIP_ROWS = 128
 def _median_stack(cube: xr.DataArray) -> np.ndarray:
     """Median over frames, computed in strips of rows (eager)."""
     data = cube.data.rechunk((cube.sizes["frame"], min(_STRIP_ROWS, cube.sizes["y"]), -1))
-    return np.asarray(data.map_blocks(lambda b: np.nanmedian(b, axis=0, keepdims=True),
-                                      chunks=(1,) + data.chunks[1:], dtype=np.float32).compute())[0]
+    return np.asarray(data.map_blocks(_median_block, chunks=(1,) + data.chunks[1:], dtype=np.float32).compute())[0]
+
+
+def _median_block(block: np.ndarray) -> np.ndarray:
+    med = np.nanmedian if np.isnan(block).any() else np.median  # nanmedian is ~10x slower
+    return med(block, axis=0, keepdims=True).astype(np.float32)
 
 
 def master_bias(bias: xr.DataArray) -> xr.DataArray:
