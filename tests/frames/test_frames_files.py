@@ -43,6 +43,7 @@ def _night(d):
     write_frame(d / "zero_002.fits", EXPTIME=0.0)                                   # kind from the name only
     write_frame(d / "flat_V_1_V_001.fit", level=20000.0, EXPTIME=3.0)
     write_frame(d / "skyflat-0001B.fit", level=20000.0)
+    write_frame(d / "flat_V_002.fit", level=20000.0, IMAGETYP="Light Frame", FILTER="B")  # the name wins
     for i in range(3):
         write_frame(d / f"SS Cyg-{i + 1:04d}V.fit", DATE_OBS=f"2024-06-06T14:0{i}:00", EXPTIME=60.0,
                     RA="21:42:42.8", DEC="+43:35:09.9")
@@ -58,6 +59,7 @@ def test_scan_recognises_kinds_objects_bands(tmp_path):
     assert t.loc["bias-0001.fit", "kind"] == "bias" and t.loc["zero_002.fits", "kind"] == "bias"
     assert t.loc["flat_V_1_V_001.fit", ["kind", "band"]].tolist() == ["flat", "V"]
     assert t.loc["skyflat-0001B.fit", ["kind", "band"]].tolist() == ["flat", "B"]
+    assert t.loc["flat_V_002.fit", ["kind", "band"]].tolist() == ["flat", "V"]
     assert t.loc["d1234.fits", ["kind", "obj", "band"]].tolist() == ["science", "SS Cyg", "V"]
     assert t.loc["bias-0001.fit", "band"] == NO_BAND
     assert (t["problem"] == "").all()

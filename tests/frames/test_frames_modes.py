@@ -20,10 +20,11 @@ SMALL = {"n_frames": 10, "shape": (128, 128), "n_stars": 12, "max_dither": 6.0, 
 
 @pytest.fixture
 def raw(tmp_path):
-    """Band R with bias and flats, band V without flats, and one malformed file."""
+    """Band R with bias and flats (names obj-0001R.fit), band V without flats (names obj_V_001.fits), and one
+    malformed file."""
     d = tmp_path / "raw"
     simulate.night(d, band="R", seed=3, **SMALL)
-    simulate.night(d, band="V", seed=4, **(SMALL | {"n_bias": 0, "n_flat": 0}))
+    simulate.night(d, band="V", seed=4, name_form="underscore", **(SMALL | {"n_bias": 0, "n_flat": 0}))
     (d / "V1234Cyg-0099R.fit").write_bytes(b"garbage, not FITS" * 20)
     return d
 
@@ -52,7 +53,7 @@ def test_run_continues_past_malformed_frame_and_missing_flats(raw, tmp_path, cap
     assert not (tmp_path / "red" / "V1234Cyg_V").exists()
     # allow_no_flat: V is calibrated without a flat and flagged in the header
     xf.run(raw, tmp_path / "red", band="V", steps="i", allow_no_flat=True)
-    header = fits.getheader(tmp_path / "red" / "V1234Cyg_V" / "V1234Cyg-0001V.bf.fits")
+    header = fits.getheader(tmp_path / "red" / "V1234Cyg_V" / "V1234Cyg_V_001.bf.fits")
     assert header["FLATCOR"] is False and header["BIASCOR"] is True
     # two objects/bands reach step d: the result is a DataTree /<obj>/<band>
     tree = xf.run(raw, tmp_path / "red", steps="opkcd")

@@ -109,11 +109,12 @@ def _header_row(path: Path, patterns) -> dict:
 
 
 def _identify(row: dict, hdr, parsed: dict | None) -> None:
-    """Kind, object, band and sequence number: IMAGETYP decides the kind when it
-    names one, the file name otherwise; the name gives object and band, the
+    """Kind, object, band and sequence number: a file name that says bias,
+    zero, flat or dark decides the kind (twilight flats are often written as
+    'Light Frame'), IMAGETYP otherwise; the name gives object and band, the
     OBJECT and FILTER keywords fill what it does not."""
     parsed = parsed or {"obj": "", "band": "", "sn": -1}
-    kind = _kind_of(hdr.get("IMAGETYP", "")) or _kind_of_name(parsed["obj"]) or "science"
+    kind = _kind_of_name(parsed["obj"]) or _kind_of(hdr.get("IMAGETYP", "")) or "science"
     obj = parsed["obj"] or str(hdr.get("OBJECT", "")).strip()
     band = parsed["band"] or str(hdr.get("FILTER", "")).strip()
     if kind == "science" and not obj:
