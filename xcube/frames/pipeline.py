@@ -76,6 +76,7 @@ class Reduction:
 
     @staticmethod
     def tag(obj: str, band: str) -> str:
+        """``<obj>_<band>`` made safe for file names."""
         from ..io.paths import safe_component
 
         return f"{safe_component(obj, 'object name')}_{safe_component(band, 'band')}"

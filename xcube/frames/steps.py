@@ -60,10 +60,12 @@ def step_list(red: Reduction) -> None:
 
 # b ----------------------------------------------------------------------------------------------------------------
 def bias_path(red: Reduction) -> Path:
+    """Tonight's master bias, ``red_dir/bias.fits``."""
     return red.red_dir / "bias.fits"
 
 
 def flat_path(red: Reduction, band: str) -> Path:
+    """Tonight's master flat of ``band``, ``red_dir/flat_<band>.fits``."""
     from ..io.paths import inside, safe_component
 
     return inside(red.red_dir, f"flat_{safe_component(band, 'band')}.fits", what="flat file")
