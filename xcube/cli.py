@@ -18,6 +18,7 @@ _COMMAND_MODULES = [
     "xcube.survey.cli",  # survey, catalogue
     "xcube.tools.cli",  # tools
     "xcube.tools.process_cli",  # process
+    "xcube.frames.cli",  # frames (optical CCD frames)
 ]
 
 

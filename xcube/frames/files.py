@@ -1,0 +1,333 @@
+"""Recognising a night's CCD frames and opening them as lazy cubes.
+
+* :func:`parse_name` - object, band and sequence number from a file name;
+* :func:`scan_frames` - one row per file: kind (bias/flat/dark/science),
+  object, band, mid-exposure time, exposure, shape, and the problem that
+  keeps a malformed file out;
+* :func:`stack_frames` - a lazy, Dask-chunked ``(frame, y, x)`` DataArray of
+  the listed files (each chunk reads only its own files and rows);
+* :func:`open_frames` - the whole night as an ``xarray.DataTree``:
+  ``/bias``, ``/flat/<band>`` and ``/<object>/<band>``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+log = logging.getLogger("xcube.frames")
+
+__all__ = ["DEFAULT_PATTERNS", "NO_BAND", "parse_name", "scan_frames", "stack_frames", "open_frames", "group_rows"]
+
+_EXT = r"\.f(?:its?|ts)(?:\.gz|\.fz)?"
+#: default file-name patterns (regular expressions with the groups obj, band, sn), tried in order:
+#: automatic sky flats ``flat_R_1_R_001.fit``, dash form ``obj-0001R.fit`` / ``bias-0001.fits``,
+#: underscore form ``obj_R_001.fits`` / ``flat_R_003.fit`` / ``bias_001.fits``.
+DEFAULT_PATTERNS = (
+    rf"^(?P<obj>flat)_(?P<band>[A-Za-z]{{1,2}})_\d{{1,2}}_[A-Za-z]{{1,2}}_(?P<sn>\d{{3,6}}){_EXT}$",
+    rf"^(?P<obj>.+?)-(?P<sn>\d{{3,6}})(?P<band>[A-Za-z]{{0,2}}){_EXT}$",
+    rf"^(?P<obj>.+?)_(?:(?P<band>[A-Za-z]{{1,2}})_)?(?P<sn>\d{{3,6}}){_EXT}$",
+)
+#: band of frames with neither a band in the name nor a FILTER keyword
+NO_BAND = "none"
+_FITS_NAME = re.compile(rf".*{_EXT}$", re.IGNORECASE)
+_KIND_WORDS = (("bias", "bias"), ("zero", "bias"), ("flat", "flat"), ("dark", "dark"),
+               ("light", "science"), ("object", "science"), ("science", "science"))
+_COLUMNS = ["path", "name", "kind", "obj", "band", "sn", "hdu", "ny", "nx", "date_obs", "mjd", "exposure",
+            "ra", "dec", "airmass", "gain", "problem"]
+
+
+def parse_name(name: str, patterns=None) -> dict | None:
+    """``{"obj", "band", "sn"}`` from a file name by the first matching pattern
+    (regular expressions with named groups ``obj``, ``band``, ``sn``; all
+    optional), or None when no pattern matches. Matching ignores case."""
+    for pat in patterns or DEFAULT_PATTERNS:
+        m = re.match(pat, name, re.IGNORECASE)
+        if m:
+            g = m.groupdict()
+            return {"obj": g.get("obj") or "", "band": g.get("band") or "", "sn": int(g["sn"]) if g.get("sn") else -1}
+    return None
+
+
+def _kind_of(imagetyp: str) -> str | None:
+    """Kind named by an IMAGETYP value ('Bias Frame', 'FLAT', 'Light Frame', ...)."""
+    low = str(imagetyp).strip().lower()
+    return next((kind for word, kind in _KIND_WORDS if word in low), None)
+
+
+def _kind_of_name(obj: str) -> str | None:
+    """Kind named by the object part of a file name (bias, zero, flat, skyflat, domeflat, dark)."""
+    low = obj.strip().lower()
+    if low.startswith(("bias", "zero")):
+        return "bias"
+    if low.startswith("dark"):
+        return "dark"
+    return "flat" if low.startswith(("flat", "skyflat", "domeflat", "twflat")) else None
+
+
+def _image_hdu(hdul):
+    """Index of the first HDU holding a 2-D image, or None."""
+    for i, hdu in enumerate(hdul):
+        if getattr(hdu, "is_image", False) and hdu.header.get("NAXIS", 0) == 2 and hdu.size > 0:
+            return i
+    return None
+
+
+def _header_row(path: Path, patterns) -> dict:
+    """One frame-table row from the header and the name (``problem`` says why a file is unusable)."""
+    from ..io.fitsutil import open_fits
+
+    row = dict.fromkeys(_COLUMNS)
+    row.update(path=str(path), name=path.name, problem="", sn=-1)
+    try:
+        with open_fits(path) as hdul:
+            idx = _image_hdu(hdul)
+            if idx is None:
+                row["problem"] = "no 2-D image in any HDU; is it a table or a spectrum?"
+                return row
+            hdr = hdul[0].header.copy()
+            if idx:
+                hdr.update({k: v for k, v in hdul[idx].header.items() if k not in ("COMMENT", "HISTORY", "")})
+            row.update(hdu=idx, ny=int(hdr["NAXIS2"]), nx=int(hdr["NAXIS1"]))
+    except OSError as exc:
+        row["problem"] = str(exc)
+        return row
+    _identify(row, hdr, parse_name(path.name, patterns))
+    row.update(date_obs=_date_obs(hdr), exposure=_float(hdr, "EXPTIME", "EXPOSURE", "ITIME"),
+               ra=hdr.get("RA", hdr.get("OBJCTRA")), dec=hdr.get("DEC", hdr.get("OBJCTDEC")),
+               airmass=_float(hdr, "AIRMASS"), gain=_float(hdr, "GAIN", "EGAIN"))
+    if row["kind"] == "science" and not row["date_obs"]:
+        row["problem"] = "no DATE-OBS keyword: the frame cannot be timed; add DATE-OBS (UTC start of exposure)"
+    elif row["kind"] == "science" and not np.isfinite(row["exposure"]):
+        row["problem"] = "no EXPTIME keyword: the exposure is unknown; add EXPTIME [s]"
+    return row
+
+
+def _identify(row: dict, hdr, parsed: dict | None) -> None:
+    """Kind, object, band and sequence number: a file name that says bias,
+    zero, flat or dark decides the kind (twilight flats are often written as
+    'Light Frame'), IMAGETYP otherwise; the name gives object and band, the
+    OBJECT and FILTER keywords fill what it does not."""
+    parsed = parsed or {"obj": "", "band": "", "sn": -1}
+    kind = _kind_of_name(parsed["obj"]) or _kind_of(hdr.get("IMAGETYP", "")) or "science"
+    obj = parsed["obj"] or str(hdr.get("OBJECT", "")).strip()
+    band = parsed["band"] or str(hdr.get("FILTER", "")).strip()
+    if kind == "science" and not obj:
+        row["problem"] = "no object name: the file name matches no pattern and OBJECT is missing"
+    row.update(kind=kind, obj=obj, band=band or NO_BAND, sn=parsed["sn"])
+
+
+def _date_obs(hdr) -> str:
+    date = str(hdr.get("DATE-OBS", "")).strip()
+    if date and "T" not in date and len(date) <= 10:
+        clock = str(hdr.get("TIME-OBS", hdr.get("UT", hdr.get("UTSTART", "")))).strip()
+        date = f"{date}T{clock}" if clock else date
+    return date
+
+
+def _float(hdr, *keys) -> float:
+    for k in keys:
+        try:
+            return float(hdr[k])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return float("nan")
+
+
+def _mid_mjd(table: pd.DataFrame) -> np.ndarray:
+    """Mid-exposure MJD (UTC) per row: DATE-OBS (start) + EXPTIME / 2; NaN where unknown."""
+    from astropy.time import Time
+
+    mjd = np.full(len(table), np.nan)
+    for i, (date, exp) in enumerate(zip(table["date_obs"], table["exposure"])):
+        if not isinstance(date, str) or not date:
+            continue
+        try:
+            mjd[i] = Time(date, format="isot" if "T" in date else None, scale="utc").mjd
+        except ValueError:
+            table.iat[i, table.columns.get_loc("problem")] = (
+                f"DATE-OBS {date!r} is not an ISO date (want YYYY-MM-DDThh:mm:ss)")
+            continue
+        mjd[i] += (exp if np.isfinite(exp) else 0.0) / 2 / 86400.0
+    return mjd
+
+
+def _list_paths(paths_or_dir) -> list[Path]:
+    if isinstance(paths_or_dir, (str, Path)) and Path(paths_or_dir).is_dir():
+        return sorted(p for p in Path(paths_or_dir).iterdir() if p.is_file() and _FITS_NAME.match(p.name))
+    if isinstance(paths_or_dir, (str, Path)):
+        if not Path(paths_or_dir).exists():
+            raise FileNotFoundError(f"{paths_or_dir}: no such file or directory; pass the folder of raw frames")
+        return [Path(paths_or_dir)]
+    return [Path(p) for p in paths_or_dir]
+
+
+def scan_frames(paths_or_dir, patterns=None) -> pd.DataFrame:
+    """Frame table of a folder (its ``*.fit``, ``*.fits``, ``*.fts``, also
+    ``.gz``/``.fz``) or of a list of files; reads headers only (eager).
+
+    Columns: ``path``, ``name``, ``kind`` (bias, flat, dark, science),
+    ``obj``, ``band`` (:data:`NO_BAND` when unknown), ``sn``, ``hdu``, ``ny``,
+    ``nx``, ``date_obs``, ``mjd`` (mid-exposure, UTC), ``exposure`` [s],
+    ``ra``, ``dec`` (header strings), ``airmass``, ``gain`` [e-/ADU] and
+    ``problem``: empty for usable frames, else why the frame is left out (a
+    warning names each such file). Rows are sorted by kind, object, band, time.
+    """
+    paths = _list_paths(paths_or_dir)
+    if not paths:
+        raise FileNotFoundError(f"{paths_or_dir}: no FITS frames (*.fit, *.fits, *.fts) found")
+    table = pd.DataFrame([_header_row(p, patterns) for p in paths], columns=_COLUMNS)
+    table["mjd"] = _mid_mjd(table)
+    for col in ("exposure", "airmass", "gain", "mjd"):
+        table[col] = table[col].astype(float)
+    for _, row in table[table["problem"] != ""].iterrows():
+        log.warning("skipping frame %s: %s", row["path"], row["problem"])
+    return table.sort_values(["kind", "obj", "band", "mjd", "sn", "name"], na_position="last").reset_index(drop=True)
+
+
+def group_rows(table: pd.DataFrame, kind: str, obj: str | None = None, band: str | None = None) -> pd.DataFrame:
+    """Usable rows of one kind (and object, band) with one image shape: the
+    most common; frames of another shape are dropped with a warning."""
+    sel = (table["kind"] == kind) & (table["problem"] == "")
+    if obj is not None:
+        sel &= table["obj"] == obj
+    if band is not None:
+        sel &= table["band"] == band
+    rows = table[sel]
+    if rows.empty:
+        return rows
+    shapes = list(zip(rows["ny"], rows["nx"]))
+    main = Counter(shapes).most_common(1)[0][0]
+    for (_, row), shape in zip(rows.iterrows(), shapes):
+        if shape != main:
+            log.warning("skipping frame %s: shape %s differs from the other %s frames' %s", row["path"],
+                        shape, kind, main)
+    return rows[[s == main for s in shapes]]
+
+
+class FitsStack:
+    """Array-like ``(frame, y, x)`` view of image files (float32, BSCALE/BZERO
+    applied) that reads only the rows and files a slice asks for."""
+
+    def __init__(self, paths, hdus, shape):
+        self.paths = [str(p) for p in paths]
+        self.hdus = [int(h) for h in hdus]
+        self.shape = (len(self.paths), int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 3
+
+    def __getitem__(self, key):
+        from astropy.io import fits
+
+        key = (key if isinstance(key, tuple) else (key,)) + (slice(None),) * 3
+        fkey, ysl, xsl = key[:3]
+        index = np.arange(self.shape[0])[fkey]
+        scalar = np.ndim(index) == 0
+        index = np.atleast_1d(index)
+        out = np.empty((len(index),) + np.empty(self.shape[1:], np.bool_)[ysl, xsl].shape, np.float32)
+        (yread, ystep), (xread, xstep) = _contiguous(ysl, self.shape[1]), _contiguous(xsl, self.shape[2])
+        for j, i in enumerate(index):
+            try:
+                with fits.open(self.paths[i], memmap=False, lazy_load_hdus=True) as hdul:
+                    hdu = hdul[self.hdus[i]]
+                    try:  # read only the rows asked for, in one piece (sections with steps are slow)
+                        out[j] = hdu.section[yread, xread][ystep, xstep]
+                    except (AttributeError, OSError, ValueError):  # gzip streams have no sections
+                        out[j] = hdu.data[ysl, xsl]
+            except (OSError, ValueError, TypeError, IndexError, AttributeError) as exc:
+                raise OSError(f"{self.paths[i]}: cannot read the image ({exc}); was the file changed or "
+                              "removed after the scan?") from exc
+        return out[0] if scalar else out
+
+
+def _contiguous(sl, n: int):
+    """(contiguous slice covering ``sl``, the index that then picks its elements)."""
+    if isinstance(sl, (int, np.integer)):
+        i = int(sl) % n
+        return slice(i, i + 1), 0
+    if not isinstance(sl, slice):
+        return slice(0, n), sl
+    start, stop, step = sl.indices(n)
+    if step == 1:
+        return slice(start, stop), slice(None)
+    if step < 0 or start >= stop:
+        return slice(0, n), sl
+    return slice(start, stop), slice(None, None, step)
+
+
+def _mtimes(paths) -> list[float]:
+    return [Path(p).stat().st_mtime if Path(p).exists() else 0.0 for p in paths]
+
+
+def stack_frames(rows: pd.DataFrame, chunks=None, name: str = "image") -> xr.DataArray:
+    """Lazy ``(frame, y, x)`` float32 DataArray of the frames in ``rows`` (a
+    slice of :func:`scan_frames`, one shape). ``chunks``: dict with ``frame``,
+    ``y``, ``x`` sizes (default 8 frames, whole images). Per-frame coordinates:
+    ``file``, ``time`` (mid-exposure MJD, UTC), ``exposure`` [s], ``airmass``.
+    Nothing is read until computed; a chunk reads only its files and rows."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    if rows.empty:
+        raise ValueError("no frames to stack")
+    ch = {"frame": 8, "y": -1, "x": -1} | dict(chunks or {})
+    stack = FitsStack(rows["path"], rows["hdu"], (rows["ny"].iloc[0], rows["nx"].iloc[0]))
+    data = da.from_array(stack, chunks=(ch["frame"], ch["y"], ch["x"]), lock=False, asarray=False,
+                         meta=np.empty((0, 0, 0), np.float32),
+                         name="frames-" + tokenize(stack.paths, stack.hdus, stack.shape, _mtimes(stack.paths)))
+    coords = {"frame": np.arange(len(rows)), "file": ("frame", rows["name"].to_numpy(str)),
+              "time": ("frame", rows["mjd"].to_numpy(float), {"units": "d", "timesys": "UTC",
+                                                             "description": "MJD at mid-exposure"}),
+              "exposure": ("frame", rows["exposure"].to_numpy(float), {"units": "s"}),
+              "airmass": ("frame", rows["airmass"].to_numpy(float))}
+    return xr.DataArray(data, dims=("frame", "y", "x"), coords=coords, name=name, attrs={"units": "adu"})
+
+
+def open_frames(paths_or_dir, patterns=None, chunks=None, site=None) -> xr.DataTree:
+    """The night's frames as an ``xarray.DataTree`` of lazy cubes.
+
+    Nodes: ``/bias``, ``/dark``, ``/flat/<band>`` and ``/<object>/<band>``
+    (names as found; a band-less frame sits under :data:`NO_BAND`); each
+    holds ``image``, a lazy ``(frame, y, x)`` DataArray from
+    :func:`stack_frames`, and the frame table rows as attrs ``paths``.
+    ``airmass`` comes from the AIRMASS keyword, or is computed from RA/DEC
+    and ``site`` (:func:`xcube.frames.timing.site_location` arguments as a
+    dict; default the Xinglong station) where the keyword is missing.
+    Headers are read now; pixels only when computed. Malformed frames are
+    left out with a warning naming the file and the reason.
+    """
+    table = scan_frames(paths_or_dir, patterns)
+    nodes = {}
+    for (kind, obj, band), _ in table[table["problem"] == ""].groupby(["kind", "obj", "band"]):
+        rows = group_rows(table, kind, None if kind != "science" else obj, band if kind != "bias" else None)
+        if rows.empty:
+            continue
+        obj_key, band_key = str(obj).replace("/", "_"), str(band).replace("/", "_")
+        key = {"bias": "/bias", "dark": "/dark", "flat": f"/flat/{band_key}"}.get(kind, f"/{obj_key}/{band_key}")
+        image = stack_frames(rows, chunks)
+        if kind == "science":
+            image = _fill_airmass(image, rows, site)
+        nodes[key] = xr.Dataset({"image": image}, attrs={"kind": kind, "obj": obj, "band": band})
+    return xr.DataTree.from_dict(nodes)
+
+
+def _fill_airmass(image: xr.DataArray, rows: pd.DataFrame, site) -> xr.DataArray:
+    """Airmass from RA/DEC and the site where the AIRMASS keyword is missing."""
+    missing = ~np.isfinite(image["airmass"].values)
+    if not missing.any():
+        return image
+    from .timing import site_location, target_coord, time_keywords
+
+    try:
+        coord = target_coord(rows["ra"].iloc[0], rows["dec"].iloc[0])
+    except ValueError as exc:
+        log.warning("%s: airmass left unknown: %s", rows["path"].iloc[0], exc)
+        return image
+    kw = time_keywords(image["time"].values, coord, site_location(**(site or {})))
+    airmass = np.where(missing, kw["AIRMASS"], image["airmass"].values)
+    return image.assign_coords(airmass=("frame", airmass))

@@ -1,0 +1,198 @@
+"""The pipeline's steps o and p: base-frame stars, offsets and photometry
+(see :mod:`xcube.frames.pipeline` for the outputs and modes; k, c and d are
+in :mod:`xcube.frames.result_steps`)."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .config import for_key
+from .pipeline import Missing, Reduction
+
+log = logging.getLogger("xcube.frames")
+
+__all__ = ["step_offsets", "step_photometry", "result_path", "calibrated_cube", "dataset_format"]
+
+
+def dataset_format(red: Reduction) -> str:
+    from .store import dataset_suffix
+
+    return dataset_suffix(red.cfg["result_format"])
+
+
+def result_path(red: Reduction, obj: str, band: str):
+    """The light-curve Dataset file of one object and band."""
+    return red.out("lc", obj, band, dataset_format(red))
+
+
+def calibrated_cube(red: Reduction, obj: str, band: str) -> tuple[pd.DataFrame, xr.DataArray]:
+    """The frame table (``frames.csv`` of step i) and the lazy cube of the
+    calibrated frames that exist, with per-frame time coordinates."""
+    from astropy.io import fits
+
+    from .files import stack_frames
+
+    gdir = red.group_dir(obj, band)
+    if not (gdir / "frames.csv").exists():
+        raise Missing(f"{gdir / 'frames.csv'} not found; run step i (correct) first")
+    frames = pd.read_csv(gdir / "frames.csv")
+    exists = np.array([(gdir / c).exists() for c in frames["calibrated"]])
+    if not exists.all():
+        lost = frames.loc[~exists, "calibrated"].tolist()
+        if red.cfg["on_missing"] == "error":
+            raise FileNotFoundError(f"{gdir}: calibrated frames missing: {lost[:5]}; rerun step i")
+        log.warning("%s: %d calibrated frames missing (%s...); going on without them", gdir, len(lost), lost[0])
+        frames = frames[exists].reset_index(drop=True)
+    if frames.empty:
+        raise Missing(f"{gdir}: no calibrated frames; run step i (correct)")
+    header = fits.getheader(gdir / frames["calibrated"].iloc[0])
+    ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
+    rows = pd.DataFrame({"path": [str(gdir / c) for c in frames["calibrated"]], "hdu": 0, "ny": ny, "nx": nx,
+                         "name": frames["file"], "mjd": frames["mjd"], "exposure": frames["exposure"],
+                         "airmass": frames["airmass"]})
+    return frames, stack_frames(rows, {"frame": int(red.cfg["chunk_frames"])})
+
+
+def _base_image(red: Reduction, frames: pd.DataFrame, cube: xr.DataArray) -> tuple[np.ndarray, str]:
+    """The base frame: ``base_img`` as an index into the object's frames, a
+    raw or calibrated file name among them, or a path to a calibrated image."""
+    from .calibrate import read_master
+    from .steps import raw_stem
+
+    base = red.cfg["base_img"]
+    if isinstance(base, (int, np.integer)) or (isinstance(base, str) and base.strip().lstrip("-").isdigit()):
+        i = int(base)
+        if not -len(frames) <= i < len(frames):
+            raise ValueError(f"base_img={i} is outside the {len(frames)} frames (0..{len(frames) - 1})")
+        return np.asarray(cube.isel(frame=i).values), str(frames["file"].iloc[i])
+    name = str(base)
+    for i, (raw, cal) in enumerate(zip(frames["file"], frames["calibrated"])):
+        if name in (raw, cal, raw_stem(raw)) or name.endswith("/" + raw):
+            return np.asarray(cube.isel(frame=i).values), raw
+    return read_master(name, cube.shape[1:]), name
+
+
+# o ----------------------------------------------------------------------------------------------------------------
+def step_offsets(red: Reduction) -> None:
+    """Base-frame stars (``stars_<obj>_<band>.csv``, ``base_<obj>_<band>.json``)
+    and per-frame offsets (``offset_<obj>_<band>.csv``)."""
+    red.each_group("o", lambda obj, band: _offsets(red, obj, band))
+
+
+def _offsets(red: Reduction, obj: str, band: str) -> None:
+    from ..io.atomic import write_json, write_table
+    from .align import frame_offsets
+    from .photometry import aperture_radii, find_stars
+
+    frames, cube = calibrated_cube(red, obj, band)
+    out = red.out("offset", obj, band, ".csv")
+    if not red.should_make(out, [red.group_dir(obj, band) / "frames.csv"]):
+        return
+    cfg = red.cfg
+    base, label = _base_image(red, frames, cube)
+    border = float(np.max(aperture_radii(cfg["aper"], 4.0))) + 2.0
+    stars, fwhm = find_stars(base, None, cfg["find_threshold"], int(cfg["max_stars"]), border, cfg["saturation"])
+    if len(stars) < 3:
+        raise Missing(f"only {len(stars)} stars found in the base frame {label}; choose another base_img or lower "
+                      "find_threshold")
+    off = frame_offsets(cube, base, stars["x"], stars["y"], cfg["offset_method"], cfg["offset_max_dis"], fwhm)
+    ox, oy, n = red.compute(off["offset_x"].data, off["offset_y"].data, off["n_aligned"].data)
+    bad = ~np.isfinite(ox)
+    if bad.any():
+        log.warning("%s %s: alignment failed for %d frames (%s...); they get no photometry; raise offset_max_dis "
+                    "or try offset_method='stars'", obj, band, int(bad.sum()), frames["file"][bad].iloc[0])
+    write_table(red.out("stars", obj, band, ".csv"), stars)
+    write_json(red.out("base", obj, band, ".json"),
+               {"base": label, "fwhm": fwhm, "shape": list(base.shape), "n_stars": len(stars)}, indent=1)
+    write_table(out, pd.DataFrame({"file": frames["file"], "time": frames["bjd_tdb"], "offset_x": ox,
+                                   "offset_y": oy, "n_aligned": n.astype(int)}))
+    log.info("%s %s: %d stars in base frame %s (FWHM %.2f px); offsets of %d frames", obj, band, len(stars), label,
+             fwhm, len(frames))
+
+
+# p ----------------------------------------------------------------------------------------------------------------
+def _star_list(red: Reduction, obj: str, stars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
+    """Given ``starxy`` first (their indices as given), then the detected
+    stars farther than ``match_max_dis`` from all of them."""
+    given = for_key(red.cfg["starxy"], obj)
+    gx, gy = (np.asarray(given, float).reshape(-1, 2).T if given is not None and len(given) else
+              (np.empty(0), np.empty(0)))
+    dx, dy = stars["x"].to_numpy(float), stars["y"].to_numpy(float)
+    if len(gx):
+        dist = np.hypot(dx[:, None] - gx[None, :], dy[:, None] - gy[None, :]).min(axis=1)
+        keep = dist > float(red.cfg["match_max_dis"])
+        dx, dy = dx[keep], dy[keep]
+    return np.concatenate([gx, dx]), np.concatenate([gy, dy]), len(gx)
+
+
+def _read_inputs(red: Reduction, obj: str, band: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    import json
+
+    paths = [red.out(p, obj, band, s) for p, s in (("offset", ".csv"), ("stars", ".csv"), ("base", ".json"))]
+    for p in paths:
+        if not p.exists():
+            raise Missing(f"{p} not found; run step o (offsets) first")
+    return pd.read_csv(paths[0]), pd.read_csv(paths[1]), json.loads(paths[2].read_text())
+
+
+def step_photometry(red: Reduction) -> None:
+    """Aperture photometry of every star (given and detected) in every frame
+    -> ``phot_<obj>_<band>.zarr`` (or ``.nc``)."""
+    red.each_group("p", lambda obj, band: _photometry(red, obj, band))
+
+
+def _photometry(red: Reduction, obj: str, band: str) -> None:
+    from .photometry import measure
+    from .store import write_dataset
+
+    frames, cube = calibrated_cube(red, obj, band)
+    offsets, stars, base = _read_inputs(red, obj, band)
+    out = red.out("phot", obj, band, dataset_format(red))
+    if not red.should_make(out, [red.out("offset", obj, band, ".csv")]):
+        return
+    cfg = red.cfg
+    off = frames[["file"]].merge(offsets, on="file", how="left")
+    x, y, n_given = _star_list(red, obj, stars)
+    gain = cfg["gain"]
+    if not gain:
+        g = frames["gain"].to_numpy(float)
+        gain = float(np.nanmedian(g)) if np.isfinite(g).any() else 1.0
+    ds = measure(cube, x, y, off["offset_x"].to_numpy(), off["offset_y"].to_numpy(), cfg["aper"], cfg["annulus"],
+                 gain, cfg["zero_point"], base["fwhm"], fwhm_stars=n_given + np.arange(min(15, len(x) - n_given)))
+    (ds,) = red.compute(ds)
+    ds = _finish_photometry(ds, frames, off, n_given)
+    ds.attrs.update(obj=obj, band=band, base=base["base"], base_fwhm=float(base["fwhm"]), gain=gain,
+                    zero_point=float(cfg["zero_point"]), border_cut=int(cfg["border_cut"]),
+                    shape=[int(n) for n in cube.shape[1:]])
+    write_dataset(ds, out)
+    log.info("%s %s: photometry of %d stars x %d frames x %d apertures -> %s", obj, band, len(x), len(frames),
+             ds.sizes["aperture"], out)
+
+
+def _finish_photometry(ds: xr.Dataset, frames: pd.DataFrame, off: pd.DataFrame, n_given: int) -> xr.Dataset:
+    """Per-frame times and offsets, aperture radii in pixels, star sources."""
+    setting = ds["aperture"].values
+    radius = np.where(setting < 0, np.nanmedian(ds["radius"].values, axis=0), setting)
+    bjd = frames["bjd_tdb"].to_numpy(float)
+    timesys = "BJD_TDB" if np.isfinite(bjd).all() else "JD_UTC"
+    if timesys != "BJD_TDB":
+        log.warning("no BJD_TDB for some frames (target coordinates unknown): time is JD (UTC); pass alt_coord")
+    time = bjd if timesys == "BJD_TDB" else frames["jd"].to_numpy(float)
+    ds = ds.assign_coords(
+        aperture=("aperture", radius, {"units": "pixel", "description": "radius; median over frames for FWHM "
+                                       "multiples"}),
+        aperture_setting=("aperture", setting, {"description": "configured value; negative: multiple of FWHM"}),
+        time=("frame", time, {"units": "d", "timesys": timesys, "description": "mid-exposure"}),
+        jd=("frame", frames["jd"].to_numpy(float)), mjd=("frame", frames["mjd"].to_numpy(float)),
+        hjd=("frame", frames["hjd"].to_numpy(float)),
+        source=("star", np.where(np.arange(ds.sizes["star"]) < n_given, "given", "detected")))
+    ds["offset_x"] = ("frame", off["offset_x"].to_numpy(float), {"units": "pixel",
+                                                                  "description": "frame pixel = base pixel + offset"})
+    ds["offset_y"] = ("frame", off["offset_y"].to_numpy(float), ds["offset_x"].attrs)
+    ds["n_aligned"] = ("frame", off["n_aligned"].fillna(0).to_numpy(int))
+    ds["star_x"].attrs.update(units="pixel", description="base frame, 0-based")
+    ds["star_y"].attrs.update(units="pixel", description="base frame, 0-based")
+    return ds

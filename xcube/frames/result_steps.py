@@ -1,0 +1,148 @@
+"""The pipeline's steps k, c and d: picking the target and comparison stars,
+the instrumental catalogue and the differential light curve (see
+:mod:`xcube.frames.pipeline` for the outputs and modes)."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import xarray as xr
+
+from .config import for_key
+from .measure_steps import dataset_format, result_path
+from .pipeline import Missing, Reduction
+
+log = logging.getLogger("xcube.frames")
+
+__all__ = ["step_pick", "step_catalogue", "step_differential", "pick_aperture"]
+
+
+def _read(red: Reduction, prefix: str, obj: str, band: str, suffix: str, step: str):
+    path = red.out(prefix, obj, band, suffix)
+    if not path.exists():
+        raise Missing(f"{path} not found; run step {step} first")
+    return path
+
+
+def pick_aperture(phot: xr.Dataset, index=None) -> int:
+    """The aperture index used to pick stars: ``index`` when given, else the
+    one with the smallest median error over the 10 brightest stars."""
+    n = phot.sizes["aperture"]
+    if index is not None:
+        if not -n <= int(index) < n:
+            raise ValueError(f"pick_aper={index} is outside the {n} apertures (0..{n - 1})")
+        return int(index) % n
+    err = phot["mag_err"].values
+    with np.errstate(all="ignore"):
+        bright = np.argsort(np.nan_to_num(np.nanmedian(phot["mag"].values[:, :, 0], axis=1), nan=99.0))[:10]
+        med = np.nanmedian(err[bright], axis=(0, 1))
+    return int(np.nanargmin(med)) if np.isfinite(med).any() else 0
+
+
+# k ----------------------------------------------------------------------------------------------------------------
+def step_pick(red: Reduction) -> None:
+    """Target, comparisons and checks -> ``pick_<obj>_<band>.json`` (roles)
+    and ``.csv`` (per-star statistics): from ``starxy``/``ind_*`` when given,
+    else automatically with the ``pick_*`` thresholds."""
+    red.each_group("k", lambda obj, band: _pick(red, obj, band))
+
+
+def _pick(red: Reduction, obj: str, band: str) -> None:
+    from ..io.atomic import write_json, write_table
+    from .select import given_roles, pick_stars, star_statistics
+    from .store import read_dataset
+
+    phot_path = _read(red, "phot", obj, band, dataset_format(red), "p (photometry)")
+    out = red.out("pick", obj, band, ".json")
+    if not red.should_make(out, [phot_path]):
+        return
+    cfg = red.cfg
+    phot = read_dataset(phot_path)
+    ap = pick_aperture(phot, cfg["pick_aper"])
+    mag, err = phot["mag"].values[:, :, ap], phot["mag_err"].values[:, :, ap]
+    n_given = int((phot["source"].values == "given").sum())
+    if n_given:
+        roles = given_roles(n_given, for_key(cfg["ind_tgt"], obj), for_key(cfg["ind_ref"], obj),
+                            for_key(cfg["ind_chk"], obj))
+        roles.table = star_statistics(mag, err, cfg["pick_err_max"], cfg["pick_ref_std"])
+        roles.table.insert(0, "x", phot["star_x"].values)
+        roles.table.insert(1, "y", phot["star_y"].values)
+        roles.table["role"] = roles.role_of(phot.sizes["star"])
+    else:
+        thresholds = {k: cfg[k] for k in cfg if k.startswith("pick_") and k != "pick_aper"}
+        try:
+            roles = pick_stars(mag, err, phot["star_x"].values, phot["star_y"].values, tuple(phot.attrs.get(
+                "shape", _shape(red, obj, band))), **thresholds)
+        except ValueError as exc:
+            raise Missing(str(exc)) from exc
+    write_table(red.out("pick", obj, band, ".csv"), roles.table.rename_axis("star").reset_index())
+    write_json(out, {"target": roles.target, "comparisons": roles.comparisons, "checks": roles.checks,
+                     "candidates": roles.candidates, "aperture": ap, "given": bool(n_given)}, indent=1)
+    log.info("%s %s: target %d, comparisons %s, checks %s", obj, band, roles.target, roles.comparisons,
+             roles.checks)
+
+
+def _shape(red: Reduction, obj: str, band: str) -> tuple:
+    base = json.loads(red.out("base", obj, band, ".json").read_text())
+    return tuple(base["shape"])
+
+
+# c ----------------------------------------------------------------------------------------------------------------
+def step_catalogue(red: Reduction) -> None:
+    """The photometry with the stars' roles -> ``cata_<obj>_<band>.zarr``
+    (or ``.nc``) and ``cata_<obj>_<band>.fits``."""
+    red.each_group("c", lambda obj, band: _catalogue(red, obj, band))
+
+
+def _catalogue(red: Reduction, obj: str, band: str) -> None:
+    from .select import Roles
+    from .store import read_dataset, write_catalogue_fits, write_dataset
+
+    phot_path = _read(red, "phot", obj, band, dataset_format(red), "p (photometry)")
+    pick_path = _read(red, "pick", obj, band, ".json", "k (pick)")
+    out = red.out("cata", obj, band, dataset_format(red))
+    if not red.should_make(out, [phot_path, pick_path]):
+        return
+    roles = json.loads(pick_path.read_text())
+    cat = read_dataset(phot_path)
+    role = Roles(roles["target"], roles["comparisons"], roles["checks"]).role_of(cat.sizes["star"])
+    cat = cat.assign_coords(role=("star", role))
+    cat.attrs.update(target=int(roles["target"]), comparisons=[int(i) for i in roles["comparisons"]],
+                     checks=[int(i) for i in roles["checks"]], pick_aperture=int(roles["aperture"]))
+    write_dataset(cat, out)
+    write_catalogue_fits(cat, red.out("cata", obj, band, ".fits"))
+    log.info("%s %s: catalogue -> %s", obj, band, out)
+
+
+# d ----------------------------------------------------------------------------------------------------------------
+def step_differential(red: Reduction) -> None:
+    """Target minus the comparison ensemble -> ``lc_<obj>_<band>.zarr`` (or
+    ``.nc``: the result Dataset), ``lc_<obj>_<band>.csv`` and ``.png``."""
+    red.each_group("d", lambda obj, band: _differential(red, obj, band))
+
+
+def _differential(red: Reduction, obj: str, band: str) -> None:
+    from .._version import __version__
+    from ..io.atomic import atomic_file, write_table
+    from .lightcurve import differential, lightcurve_table, plot_lightcurve
+    from .store import read_dataset, write_dataset
+
+    cat_path = _read(red, "cata", obj, band, dataset_format(red), "c (catalogue)")
+    out = result_path(red, obj, band)
+    if not red.should_make(out, [cat_path]):
+        red.results[(obj, band)] = read_dataset(out)
+        return
+    cat = read_dataset(cat_path)
+    lc = differential(cat["mag"], cat["mag_err"], cat.attrs["target"], cat.attrs["comparisons"],
+                      cat.attrs["checks"])
+    res = xr.merge([cat, lc], combine_attrs="override")
+    res.attrs.update(obj=obj, band=band, xcube_version=__version__,
+                     config=json.dumps({k: v for k, v in red.cfg.items() if v is not None}, default=str))
+    write_dataset(res, out)
+    write_table(red.out("lc", obj, band, ".csv"), lightcurve_table(res))
+    with atomic_file(red.out("lc", obj, band, ".png"), overwrite=True) as tmp:
+        plot_lightcurve(res).savefig(tmp, dpi=110, bbox_inches="tight")
+    red.results[(obj, band)] = res
+    good = np.isfinite(res["diff_mag"].values).any(axis=1).sum()
+    log.info("%s %s: differential light curve of %d/%d frames -> %s", obj, band, good, res.sizes["frame"], out)

@@ -1,0 +1,155 @@
+"""Reading and writing the pipeline's Dataset, catalogue and calibrated-frame files.
+
+Every write is atomic (:mod:`xcube.io.atomic`). Datasets go to Zarr or to
+NetCDF-3 (the scipy engine, so no extra library is needed); attrs that
+NetCDF cannot hold faithfully (None, lists, dicts, booleans) are stored as
+JSON text and restored by :func:`read_dataset`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["dataset_suffix", "write_dataset", "read_dataset", "write_catalogue_fits", "write_calibrated"]
+
+
+def dataset_suffix(fmt: str) -> str:
+    """File suffix of a Dataset format: ``.zarr`` or ``.nc``."""
+    return ".zarr" if fmt == "zarr" else ".nc"
+
+
+def _netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
+    ds = ds.copy()
+
+    def clean(attrs):
+        out = {}
+        for k, v in attrs.items():
+            if v is None or isinstance(v, (dict, bool, list, tuple)):
+                out[k] = json.dumps(v, default=str)
+            else:
+                out[k] = v
+        return out
+
+    ds.attrs = clean(ds.attrs)
+    for name in list(ds.variables):
+        var = ds[name]
+        ds[name].attrs = clean(var.attrs)
+        if var.dtype == np.int64:
+            ds[name] = var.astype(np.int32)
+        elif var.dtype.kind == "U":
+            ds[name] = var.astype(object)
+    return ds
+
+
+def write_dataset(ds: xr.Dataset, path, overwrite: bool = True) -> Path:
+    """Write a (computed) Dataset atomically: Zarr for ``.zarr``, NetCDF-3 for ``.nc``."""
+    from ..io.atomic import atomic_dir, atomic_file
+
+    path = Path(path)
+    if path.suffix == ".zarr":
+        zds = ds.copy()
+        zds.attrs = {k: (json.dumps(v) if v is None or isinstance(v, dict) else v) for k, v in ds.attrs.items()}
+        for name in list(zds.variables):
+            if zds[name].dtype.kind == "U":  # variable-length strings: the Zarr v3 string type
+                zds[name] = zds[name].astype(object)
+        with atomic_dir(path, overwrite=overwrite) as tmp:
+            zds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
+    else:
+        with atomic_file(path, overwrite=overwrite) as tmp:
+            _netcdf_ready(ds).to_netcdf(tmp, engine="scipy")
+    return path
+
+
+def _json_attr(value):
+    if isinstance(value, str) and value[:1] in "[{n":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def read_dataset(path) -> xr.Dataset:
+    """A Dataset written by :func:`write_dataset`, loaded into memory (attrs
+    restored: JSON text back to Python values, arrays to lists)."""
+    path = Path(path)
+    if path.suffix == ".zarr":
+        ds = xr.open_zarr(path, consolidated=False, zarr_format=3).load()
+    else:
+        with xr.open_dataset(path, engine="scipy") as f:
+            ds = f.load()
+    ds.attrs = {k: _json_attr(v) for k, v in ds.attrs.items()}
+    for name in list(ds.variables):
+        var = ds[name]
+        if var.dtype.kind in "OT":  # variable-length strings back to fixed-width numpy strings
+            fixed = np.array([str(v) for v in var.values.ravel()], dtype=str).reshape(var.shape)
+            ds = ds.assign_coords({name: (var.dims, fixed, var.attrs)}) if name in ds.coords else \
+                ds.assign({name: (var.dims, fixed, var.attrs)})
+    return ds
+
+
+def write_catalogue_fits(cat: xr.Dataset, path, overwrite: bool = True) -> Path:
+    """The instrumental catalogue as FITS: a ``FRAMES`` table (one row per
+    frame: FILE, TIME, OFFSET_X/Y, FWHM and vector columns MAG, MAG_ERR of
+    shape (star, aperture)), a ``STARS`` table (INDEX, X, Y, ROLE) and an
+    ``APERTURES`` table (RADIUS [px], SETTING)."""
+    from astropy.io import fits
+
+    from ..io.atomic import atomic_file
+
+    ns, na = cat.sizes["star"], cat.sizes["aperture"]
+    mag = cat["mag"].transpose("frame", "star", "aperture").values.astype(np.float32)
+    err = cat["mag_err"].transpose("frame", "star", "aperture").values.astype(np.float32)
+    cols = [fits.Column("FILE", "64A", array=cat["file"].values.astype(str)),
+            fits.Column("TIME", "D", unit="d", array=cat["time"].values),
+            fits.Column("OFFSET_X", "E", unit="pixel", array=cat["offset_x"].values),
+            fits.Column("OFFSET_Y", "E", unit="pixel", array=cat["offset_y"].values),
+            fits.Column("FWHM", "E", unit="pixel", array=cat["fwhm"].values),
+            fits.Column("MAG", f"{ns * na}E", dim=f"({na},{ns})", unit="mag", array=mag),
+            fits.Column("MAG_ERR", f"{ns * na}E", dim=f"({na},{ns})", unit="mag", array=err)]
+    frames = fits.BinTableHDU.from_columns(cols, name="FRAMES")
+    frames.header["TIMESYS"] = (str(cat["time"].attrs.get("timesys", "")), "time scale of TIME")
+    for key in ("obj", "band", "target"):
+        if key in cat.attrs:
+            frames.header[key.upper()[:8]] = cat.attrs[key]
+    stars = fits.BinTableHDU.from_columns([
+        fits.Column("INDEX", "J", array=cat["star"].values),
+        fits.Column("X", "D", unit="pixel", array=cat["star_x"].values),
+        fits.Column("Y", "D", unit="pixel", array=cat["star_y"].values),
+        fits.Column("ROLE", "12A", array=cat["role"].values.astype(str))], name="STARS")
+    aps = fits.BinTableHDU.from_columns([
+        fits.Column("RADIUS", "E", unit="pixel", array=cat["aperture"].values),
+        fits.Column("SETTING", "E", array=cat["aperture_setting"].values)], name="APERTURES")
+    with atomic_file(path, overwrite=overwrite) as tmp:
+        fits.HDUList([fits.PrimaryHDU(), frames, stars, aps]).writeto(tmp)
+    return Path(path)
+
+
+def write_calibrated(block, raw_paths, raw_hdus, out_paths, keywords, write):
+    """Write the calibrated frames of one chunk (a Dask task): each frame's
+    raw header plus ``keywords`` (one dict per frame) into a float32 FITS
+    file, atomically; frames with ``write`` False are left alone. Returns
+    ``{"written": (k,) int8}``."""
+    from astropy.io import fits
+
+    from ..io.atomic import atomic_file
+
+    done = np.zeros(len(block), np.int8)
+    for i in range(len(block)):
+        if not write[i]:
+            continue
+        header = fits.getheader(raw_paths[i], int(raw_hdus[i]))
+        for key in ("BZERO", "BSCALE", "BLANK", "BUNIT", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME"):
+            header.remove(key, ignore_missing=True)
+        hdu = fits.PrimaryHDU(block[i].astype(np.float32), header=header)
+        for key, (value, comment) in keywords[i].items():
+            hdu.header[key] = (value, comment)
+        with atomic_file(out_paths[i], overwrite=True) as tmp:
+            hdu.writeto(tmp)
+        done[i] = 1
+    return {"written": done}

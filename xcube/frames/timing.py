@@ -1,0 +1,90 @@
+"""Times and observing conditions of ground-based frames.
+
+Mid-exposure UTC (from DATE-OBS + EXPTIME / 2) becomes JD, MJD, HJD (UTC),
+BJD (TDB), altitude, azimuth and airmass at the observing site. astropy does
+the astronomy (``astropy.coordinates`` is imported inside the functions, so
+importing this module stays cheap); everything here is eager and vectorised
+over frames.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["XINGLONG", "site_location", "target_coord", "time_keywords", "airmass"]
+
+#: default site: Xinglong station (longitude east [deg], latitude [deg], height [m])
+XINGLONG = {"lon": 117.57722, "lat": 40.395833, "height": 960.0}
+
+
+def site_location(lon: float = XINGLONG["lon"], lat: float = XINGLONG["lat"], height: float = XINGLONG["height"]):
+    """``astropy.coordinates.EarthLocation`` of a site: geodetic longitude
+    (east positive) and latitude [deg], height above the ellipsoid [m]."""
+    import astropy.units as u
+    from astropy.coordinates import EarthLocation
+
+    return EarthLocation.from_geodetic(float(lon) * u.deg, float(lat) * u.deg, float(height) * u.m)
+
+
+def target_coord(ra, dec):
+    """ICRS ``SkyCoord`` from header-style values: sexagesimal strings
+    (``"12:34:56.7"`` hours, ``"+23:45:06"`` degrees; spaces also work) or
+    numbers in degrees. Raises ``ValueError`` naming the values and the fix."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    if ra is None or dec is None or (isinstance(ra, float) and np.isnan(ra)) or str(ra).strip() == "":
+        raise ValueError("no target coordinates: the frames have no RA/DEC keywords; pass alt_coord=(ra, dec)")
+    try:
+        if isinstance(ra, str) and any(c in ra.strip() for c in ": hms"):
+            return SkyCoord(ra.strip(), str(dec).strip(), unit=(u.hourangle, u.deg), frame="icrs")
+        return SkyCoord(float(ra) * u.deg, float(dec) * u.deg, frame="icrs")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"cannot read target coordinates RA={ra!r}, DEC={dec!r} ({exc}); pass "
+                         "alt_coord=('hh:mm:ss.s', '+dd:mm:ss') or degrees") from exc
+
+
+def airmass(altitude_deg) -> np.ndarray:
+    """Airmass at apparent altitude [deg] by Pickering (2002),
+    ``1 / sin(h + 244 / (165 + 47 h^1.1))``, which stays finite down to the
+    horizon (plain sec z diverges); NaN below the horizon."""
+    h = np.asarray(altitude_deg, dtype=float)
+    with np.errstate(invalid="ignore"):
+        x = 1.0 / np.sin(np.radians(h + 244.0 / (165.0 + 47.0 * np.abs(h) ** 1.1)))
+    return np.where(h >= 0, x, np.nan)
+
+
+def time_keywords(mjd_utc, coord=None, location=None) -> dict:
+    """Per-frame time and pointing values (arrays over frames, eager).
+
+    ``mjd_utc``: mid-exposure MJD in UTC; ``coord``: the target ``SkyCoord``
+    (None: the HJD, BJD and pointing values are NaN); ``location``: an
+    ``EarthLocation`` (default :func:`site_location`). Returns ``JD``,
+    ``MJD`` (UTC), ``HJD`` (UTC, heliocentric), ``BJD_TDB`` (barycentric,
+    with the site's light-travel time), ``ALT``, ``AZ`` [deg] and ``AIRMASS``.
+    """
+    import astropy.units as u
+    from astropy.coordinates import AltAz
+    from astropy.time import Time
+
+    mjd = np.atleast_1d(np.asarray(mjd_utc, dtype=float))
+    out = {"JD": mjd + 2400000.5, "MJD": mjd.copy()}
+    nan = np.full(mjd.shape, np.nan)
+    out.update(HJD=nan, BJD_TDB=nan.copy(), ALT=nan.copy(), AZ=nan.copy(), AIRMASS=nan.copy())
+    good = np.isfinite(mjd)
+    if coord is None or not good.any():
+        return out
+    location = location if location is not None else site_location()
+    t = Time(mjd[good], format="mjd", scale="utc", location=location)
+    out["HJD"] = _put(nan, good, (t.utc + t.light_travel_time(coord, "heliocentric")).jd)
+    out["BJD_TDB"] = _put(nan, good, (t.tdb + t.light_travel_time(coord, "barycentric")).jd)
+    altaz = coord.transform_to(AltAz(obstime=t, location=location))
+    out["ALT"] = _put(nan, good, altaz.alt.to_value(u.deg))
+    out["AZ"] = _put(nan, good, altaz.az.to_value(u.deg))
+    out["AIRMASS"] = airmass(out["ALT"])
+    return out
+
+
+def _put(template, where, values) -> np.ndarray:
+    out = template.copy()
+    out[where] = values
+    return out
