@@ -216,11 +216,11 @@ def bench_issue10(workers, repeat, n=1e7):
             py = kernels.axis_params(ay, kernels.LUT, lut=ly, lut_lo=ly0)
             fill = kernels.fill_kernel((kernels.NONE, kernels.LUT, kernels.LUT))
             slab = np.zeros((shape[0], 1, shape[1], shape[2]), np.int32)
-            fill(slab, seg, kernels._EMPTY_F, kernels.axis_params(), y, py, x, px)
+            fill(slab, seg, kernels.EMPTY_F, kernels.axis_params(), y, py, x, px)
 
             def kernel_only():
                 slab[:] = 0
-                fill(slab, seg, kernels._EMPTY_F, kernels.axis_params(), y, py, x, px)
+                fill(slab, seg, kernels.EMPTY_F, kernels.axis_params(), y, py, x, px)
 
             t_k = _cpu_best(kernel_only, repeat) - _cpu_best(lambda: slab.__setitem__(slice(None), 0), repeat)
             print(f"  {shape}  bin_events {t_bin:7.3f} s  {n / t_bin:9.3g} events/s "

@@ -131,7 +131,7 @@ def survey_once(files, params, n_workers: int, memory_limit: str, keep_status: b
     try:
         client.run(lambda: __import__("xcube.transients"))  # imports paid before the clock starts
         t0 = time.perf_counter()
-        res = run({f.parent.name: [f] for f in files}, out, params, client=client, figures="none",
+        res = run({f.parent.name: [f] for f in files}, out, params, compute=client, figures="none",
                   catalogue=False, progress=False)
         wall = time.perf_counter() - t0
     finally:

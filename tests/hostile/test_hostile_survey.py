@@ -60,13 +60,13 @@ def test_obs_id_from_a_header_never_leaves_the_output(make_event_file, client, t
     src.rename(arch / src.name)
     assert observation_id(arch / src.name) == "_.._escape"
     out = tmp_path / "deep" / "er" / "out"
-    res = run(arch, out, PARAMS, client=client, search=stub_search, progress=False, figures="none")
+    res = run(arch, out, PARAMS, compute=client, search=stub_search, progress=False, figures="none")
     assert not (tmp_path / "escape").exists() and not (tmp_path / "deep" / "escape").exists()
     st = read_status(out)
     assert list(st["obsid"]) == ["_.._escape"] * 2 and set(st["state"]) == {"done"}
     assert all((out / "_.._escape" / r / "run.json").is_file() for r in st["run_id"])
     assert len(res.catalogue and pd.read_parquet(out / "catalogue" / "detections.parquet")) == 2
-    again = run(arch, out, PARAMS, client=client, search=stub_search, progress=False, figures="none")
+    again = run(arch, out, PARAMS, compute=client, search=stub_search, progress=False, figures="none")
     assert again.n_runs == 0  # recorded, so not redone at the next resume
 
 
@@ -160,7 +160,7 @@ def test_superseded_driver_raises_and_leaves_the_status_alone(make_event_file, c
     out = tmp_path / "out"
     monkeypatch.setenv("XCUBE_TEST_SURVEY_OUT", str(out))
     with pytest.raises(SurveyAborted, match="another survey"):
-        run(arch, out, PARAMS, client=client, search=takeover_search, progress=False, figures="none")
+        run(arch, out, PARAMS, compute=client, search=takeover_search, progress=False, figures="none")
     assert len(read_status(out)) == 0  # the table written at the start, never updated after the takeover
     assert not list(out.glob("*/*/run.json"))  # nothing committed after the takeover
     assert json.loads((out / LOCK_FILE).read_text())["token"] == "the-other-survey"  # not removed

@@ -133,7 +133,7 @@ def reference(archive):
 @pytest.fixture(scope="module")
 def survey(archive, client, tmp_path_factory):
     out = tmp_path_factory.mktemp("survey") / "out"
-    res = run(archive / "obsids.txt", out, PARAMS, archive=archive, client=client, search=search, progress=False,
+    res = run(archive / "obsids.txt", out, PARAMS, archive=archive, compute=client, search=search, progress=False,
               figures="none")
     return res
 
@@ -194,10 +194,10 @@ def test_bad_observations_are_recorded_and_the_rest_complete(survey, archive):
 def test_rerun_skips_finished_runs_and_retry_failed_redoes_failures(survey, archive, client):
     out = survey.out
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/*/run.json")}
-    again = run(archive / "obsids.txt", out, PARAMS, archive=archive, client=client, search=search, progress=False)
+    again = run(archive / "obsids.txt", out, PARAMS, archive=archive, compute=client, search=search, progress=False)
     assert again.n_runs == 0 and again.n_observations == 0
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/*/run.json")} == mtimes
-    retried = run(archive / "obsids.txt", out, PARAMS, archive=archive, client=client, search=search,
+    retried = run(archive / "obsids.txt", out, PARAMS, archive=archive, compute=client, search=search,
                   progress=False, retry_failed=True)
     assert retried.n_observations == 1 and retried.n_runs == len(PARAMS)  # only the corrupt observation
     changed = [p for p, m in mtimes.items() if p.stat().st_mtime_ns != m]
@@ -210,12 +210,12 @@ def test_rerun_skips_finished_runs_and_retry_failed_redoes_failures(survey, arch
 
 def test_overwrite_recomputes_and_new_parameters_add_runs(archive, client, tmp_path):
     obs = [archive / GOOD[0]]
-    first = run(obs, tmp_path, PARAMS[:1], client=client, search=search, progress=False, catalogue=False)
+    first = run(obs, tmp_path, PARAMS[:1], compute=client, search=search, progress=False, catalogue=False)
     assert first.n_runs == 1
     token = set(first.status["token"])
-    both = run(obs, tmp_path, PARAMS, client=client, search=search, progress=False, catalogue=False)
+    both = run(obs, tmp_path, PARAMS, compute=client, search=search, progress=False, catalogue=False)
     assert both.n_runs == 1 and len(both.status) == 2  # only the new parameter set ran
-    over = run(obs, tmp_path, PARAMS, client=client, search=search, progress=False, overwrite=True)
+    over = run(obs, tmp_path, PARAMS, compute=client, search=search, progress=False, overwrite=True)
     assert over.n_runs == 2 and len(over.status) == 2 and not set(over.status["token"]) & token
     assert over.catalogue == tmp_path / "catalogue"
     # by default a run with detections gets the search's figures, tables and regions
@@ -233,10 +233,11 @@ def test_kill_and_resume(archive, client, reference, tmp_path):
         import sys
         sys.path.insert(0, {str(TESTS)!r})
         import test_survey as t
-        from xcube.survey import run
+        from xcube.survey import Compute, run
         if __name__ == "__main__":
             run({str(archive / 'four.txt')!r}, {str(out)!r}, t.PARAMS, archive={str(archive)!r},
-                scheduler={client.scheduler.address!r}, search=t.slow_search, progress=False, figures="none")
+                compute=Compute(scheduler={client.scheduler.address!r}), search=t.slow_search, progress=False,
+                figures="none")
     """))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     total = 4 * len(PARAMS)
@@ -255,7 +256,7 @@ def test_kill_and_resume(archive, client, reference, tmp_path):
     assert proc.returncode == -signal.SIGKILL, log
     assert 2 <= n < total, f"survey not killed mid-run ({n} of {total} runs); log:\n{log}"
     assert (out / ".survey.lock").exists()  # the killed survey left its lock behind
-    res = run(archive / "four.txt", out, PARAMS, archive=archive, client=client, search=search, progress=False,
+    res = run(archive / "four.txt", out, PARAMS, archive=archive, compute=client, search=search, progress=False,
               figures="none")
     assert 0 < res.n_runs <= total - 2
     st = scan_runs(out)
@@ -277,7 +278,7 @@ def test_worker_death_is_retried_then_recorded(archive, client, tmp_path):
         root,
         tmp_path / "out",
         PARAMS[:1],
-        client=client,
+        compute=client,
         search=partial(killing_search, marker_dir=str(markers)),
         progress=False,
         catalogue=False,
@@ -325,3 +326,13 @@ def test_cli_survey_and_catalogue(archive, client, tmp_path, capsys):
     assert main(["catalogue", str(tmp_path / "missing")]) == 1
     cat2 = build_catalogue(out, write=False)
     assert len(cat2.detections) == len(cat.detections)
+
+
+def test_old_engine_keywords_still_work_with_a_warning(archive, client, tmp_path):
+    """``client=``/``scheduler=``... of earlier releases: deprecated aliases of ``compute=``."""
+    with pytest.warns(DeprecationWarning, match="compute=xcube.survey.Compute"):
+        res = run(archive / "obsids.txt", tmp_path, PARAMS[:1], archive=archive, client=client, search=search,
+                  progress=False, catalogue=False)
+    assert set(res.status["state"]) <= {"done", "skipped", "failed"} and len(res.status)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        run(archive / "obsids.txt", tmp_path, PARAMS[:1], archive=archive, compute=client, nonsense=1)

@@ -125,11 +125,12 @@ def test_survey_on_slurm_with_a_cancelled_job_and_resume(archive, tmp_path):
     driver = tmp_path / "driver.py"
     driver.write_text(textwrap.dedent(f"""
         import test_survey_slurm as t
-        from xcube.survey import parameter_grid, run
+        from xcube.survey import Compute, parameter_grid, run
         if __name__ == "__main__":
-            run({str(archive)!r}, {str(out)!r}, parameter_grid([500.0, 1000.0], [(0.2, 12.0)]), cluster="slurm",
-                cluster_options=dict(cores=1, memory="2GB", processes=1, jobs=2, walltime="00:15:00"),
-                retries=0, search=t.slow_search, progress=False, figures="none", dashboard_address=":0")
+            engine = Compute(cluster="slurm", retries=0, dashboard_address=":0",
+                             jobs=dict(cores=1, memory="2GB", processes=1, jobs=2, walltime="00:15:00"))
+            run({str(archive)!r}, {str(out)!r}, parameter_grid([500.0, 1000.0], [(0.2, 12.0)]), compute=engine,
+                search=t.slow_search, progress=False, figures="none")
     """))
     proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=_env(), cwd=tmp_path)

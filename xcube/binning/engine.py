@@ -202,7 +202,7 @@ def _cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def _run(spec: _Spec, slab, seg, blocks):
     kern = kernels.fill_kernel(spec.modes)
-    dummy = kernels._EMPTY_F
+    dummy = kernels.EMPTY_F
     e, y, x = (blocks.get(r, dummy) for r in ("energy", "y", "x"))
     kern(slab, seg, e, spec.params[0], y, spec.params[1], x, spec.params[2])
 
@@ -213,8 +213,8 @@ def _cube_task(spec: _Spec, seg, offsets, lengths, roles, threads, *blocks):
     nt = seg.size - 1
     slab = np.zeros((nt,) + spec.cell_shape, dtype=spec.acc)
     if not roles:  # no per-event axis: counts per time bin are the slice lengths
-        kernels.fill_kernel((0, 0, 0))(slab, seg - seg[0], kernels._EMPTY_F, spec.params[0],
-                                       kernels._EMPTY_F, spec.params[1], kernels._EMPTY_F, spec.params[2])
+        kernels.fill_kernel((0, 0, 0))(slab, seg - seg[0], kernels.EMPTY_F, spec.params[0],
+                                       kernels.EMPTY_F, spec.params[1], kernels.EMPTY_F, spec.params[2])
         return _finish(slab, spec, nt)
     nr = len(roles)
 

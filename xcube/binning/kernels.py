@@ -31,7 +31,7 @@ __all__ = [
 
 NONE, REGULAR, EDGES, LUT, MUL = 0, 1, 2, 3, 4
 
-_EMPTY_F = np.empty(0, dtype=np.float64)
+EMPTY_F = np.empty(0, dtype=np.float64)  # stands for an absent axis column
 _EMPTY_I = np.empty(0, dtype=np.int32)
 _SORT_STRIDE = 1024  # spacing of the cheap sortedness check on each block of times
 _MUL_BITS = 24  # MUL mode: exact for offsets v - lo below 2**24
@@ -66,7 +66,7 @@ def axis_params(axis=None, mode=NONE, lut=None, lut_lo=0, mul=None):
     ``span = n * width`` and ``(mul_m, mul_s)`` come from :func:`exact_divisor`.
     """
     if axis is None or mode == NONE:
-        return (0.0, 1.0, 0, 1, _EMPTY_F, _EMPTY_I, 0, np.uint64(0), np.uint64(0), np.uint64(0))
+        return (0.0, 1.0, 0, 1, EMPTY_F, _EMPTY_I, 0, np.uint64(0), np.uint64(0), np.uint64(0))
     origin = float(axis.origin) if axis.is_regular else 0.0
     width = float(axis.width) if axis.is_regular else 1.0
     m, sh = mul if mul is not None else (0, 0)

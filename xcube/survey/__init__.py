@@ -9,13 +9,14 @@ from ..transients.params import SearchParams, parameter_grid, run_id
 from .catalogue import Catalogue, build_catalogue, load_detections, read_catalogue_dir
 from .cluster import angular_separation, cluster_detections, cluster_positions, iau_name, spherical_mean
 from .crossmatch import crossmatch, crossmatch_table, read_catalogue
+from .engine import Compute
 from .observations import resolve_observations
 from .params import param_grid
 from .runner import SurveyResult, plan_survey, run
 from .status import STATES, read_status, rebuild_status, scan_runs
 
 __all__ = [
-    "run", "SurveyResult", "plan_survey", "SearchParams", "parameter_grid", "param_grid", "run_id",
+    "run", "Compute", "SurveyResult", "plan_survey", "SearchParams", "parameter_grid", "param_grid", "run_id",
     "resolve_observations",
     "STATES", "read_status", "rebuild_status", "scan_runs",
     "build_catalogue", "load_detections", "read_catalogue_dir", "Catalogue",

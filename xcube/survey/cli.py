@@ -33,15 +33,11 @@ def _survey(args) -> int:
     params = parameter_grid(args.time_bin, energy_bands_from_flat(args.energy), args.sigma,
                             size_arcsec=args.size_arcsec)
     observations = args.observations[0] if len(args.observations) == 1 else args.observations
-    cluster_options = {k: getattr(args, k) for k in ("queue", "walltime", "cores", "memory", "processes",
-                                                     "jobs", "account") if getattr(args, k) is not None}
     try:
-        res = run(observations, args.out, params, archive=args.archive, scheduler=args.scheduler,
-                  cluster=args.cluster, workers=args.workers, threads=args.threads, memory_limit=args.memory_limit,
-                  cluster_options=cluster_options, retries=args.retries, timeout=args.timeout,
-                  retry_failed=args.retry_failed, overwrite=args.overwrite, figures=args.figures,
-                  catalogue=not args.no_catalogue, catalogue_options=_catalogue_options(args),
-                  dashboard_address=args.dashboard_address, progress=not args.quiet, cache=args.cache)
+        res = run(observations, args.out, params, archive=args.archive, compute=compute_from_args(args),
+                  timeout=args.timeout, retry_failed=args.retry_failed, overwrite=args.overwrite,
+                  figures=args.figures, catalogue=not args.no_catalogue,
+                  catalogue_options=_catalogue_options(args), progress=not args.quiet, cache=args.cache)
     except SurveyAborted as exc:
         print(f"survey aborted: {exc}", file=sys.stderr)
         return 3
@@ -89,23 +85,8 @@ def register(subparsers) -> None:
                    help="energy bands as EMIN EMAX pairs [keV] (default 0.2 2 2 12 0.2 12)")
     g.add_argument("--sigma", nargs="+", type=float, default=[3.0], help="detection levels (default 3)")
     g.add_argument("--size-arcsec", type=float, default=20.0, help="spatial cell [arcsec] (default 20)")
-    g = p.add_argument_group("engine")
-    g.add_argument("--workers", type=int, help="LocalCluster workers (default: cores / threads); "
-                                               "with --cluster, total workers to request")
-    g.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
-    g.add_argument("--memory-limit", default="4GB", help="memory per LocalCluster worker (default 4GB)")
-    g.add_argument("--scheduler", metavar="ADDRESS", help="use an existing cluster, e.g. tcp://host:8786")
-    g.add_argument("--cluster", choices=["slurm", "pbs"], help="start workers as batch jobs (dask-jobqueue)")
-    g.add_argument("--queue", help="batch queue/partition (default from the dask jobqueue config)")
-    g.add_argument("--walltime", help="batch job wall time, e.g. 04:00:00")
-    g.add_argument("--cores", type=int, help="cores per batch job")
-    g.add_argument("--memory", help="memory per batch job, e.g. 64GB")
-    g.add_argument("--processes", type=int, help="worker processes per batch job")
-    g.add_argument("--jobs", type=int, help="number of batch jobs (default 1, or enough for --workers)")
-    g.add_argument("--account", help="batch account/project")
-    g.add_argument("--dashboard-address", default=":8787", help="dashboard address (default :8787)")
+    add_compute_arguments(p)
     g = p.add_argument_group("robustness")
-    g.add_argument("--retries", type=int, default=2, help="task retries and worker deaths allowed (default 2)")
     g.add_argument("--timeout", type=float, metavar="S", help="per-observation timeout [s] (default none)")
     g.add_argument("--retry-failed", action="store_true", help="redo runs recorded failed or timed out")
     g.add_argument("--overwrite", action="store_true", help="redo every run, replacing finished ones")
@@ -129,3 +110,37 @@ def register(subparsers) -> None:
     c.add_argument("--top", type=int, default=10, help="print the N most significant sources (default 10)")
     _add_match_options(c)
     c.set_defaults(func=_catalogue)
+
+
+def add_compute_arguments(parser, retries: int = 2, retries_help: str = "task retries and worker deaths allowed"):
+    """The engine options of ``xcube survey`` and ``xcube process`` (an
+    argparse group; imports nothing); :func:`compute_from_args` turns them
+    into a :class:`~xcube.survey.engine.Compute`."""
+    g = parser.add_argument_group("engine")
+    g.add_argument("--workers", type=int, help="LocalCluster workers (default: cores / threads); "
+                                               "with --cluster, total workers to request")
+    g.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    g.add_argument("--memory-limit", default="4GB", help="memory per LocalCluster worker (default 4GB)")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="use an existing cluster, e.g. tcp://host:8786")
+    g.add_argument("--cluster", choices=["slurm", "pbs"], help="start workers as batch jobs (dask-jobqueue)")
+    g.add_argument("--queue", help="batch queue/partition (default from the dask jobqueue config)")
+    g.add_argument("--walltime", help="batch job wall time, e.g. 04:00:00")
+    g.add_argument("--cores", type=int, help="cores per batch job")
+    g.add_argument("--memory", help="memory per batch job, e.g. 64GB")
+    g.add_argument("--processes", type=int, help="worker processes per batch job")
+    g.add_argument("--jobs", type=int, help="number of batch jobs (default 1, or enough for --workers)")
+    g.add_argument("--account", help="batch account/project")
+    g.add_argument("--dashboard-address", default=":8787", help="dashboard address (default :8787)")
+    g.add_argument("--retries", type=int, default=retries, help=f"{retries_help} (default {retries})")
+    return g
+
+
+def compute_from_args(args):
+    """The :class:`~xcube.survey.engine.Compute` of the options added by :func:`add_compute_arguments`."""
+    from .engine import Compute
+
+    jobs = {k: getattr(args, k) for k in ("queue", "walltime", "cores", "memory", "processes", "jobs", "account")
+            if getattr(args, k, None) is not None}
+    return Compute(scheduler=args.scheduler, cluster=args.cluster, workers=args.workers, threads=args.threads,
+                   memory_limit=args.memory_limit, retries=args.retries, dashboard_address=args.dashboard_address,
+                   jobs=jobs)

@@ -25,6 +25,8 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
+from dataclasses import dataclass, field, replace
 
 import dask
 
@@ -161,3 +163,65 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
         )
         client = Client(lc)
         return client, lambda: shut_down(client, lc)
+
+
+_JOB_OPTIONS = ("queue", "walltime", "cores", "memory", "processes", "jobs", "account", "job_extra",
+                "local_directory")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where a survey (``xcube.survey.run``) or an archive processing
+    (``xcube process``) runs: the one description of the engine.
+
+    ``scheduler``: address of an existing cluster (``tcp://host:8786``);
+    ``cluster``: ``"slurm"`` or ``"pbs"`` to start workers as batch jobs
+    (``jobs`` options: queue, walltime, cores, memory, processes, jobs,
+    account, job_extra, local_directory); neither: a ``LocalCluster`` of
+    ``workers`` x ``threads`` with ``memory_limit`` each. ``retries``: task
+    retries after an exception and worker deaths allowed per task;
+    ``dashboard_address``: where the Dask dashboard listens.
+    """
+
+    scheduler: str | None = None
+    cluster: str | None = None
+    workers: int | None = None
+    threads: int = 1
+    memory_limit: str | int | None = "4GB"
+    retries: int = 2
+    dashboard_address: str | None = ":8787"
+    jobs: dict = field(default_factory=dict)
+
+    def start(self):
+        """``(client, close)``: a ``distributed.Client`` on this engine and the
+        function that shuts down what was started (see :func:`make_client`)."""
+        unknown = set(self.jobs) - set(_JOB_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown batch-job options {sorted(unknown)}; use {list(_JOB_OPTIONS)}")
+        return make_client(self.scheduler, self.cluster, workers=self.workers, threads=self.threads,
+                           memory_limit=self.memory_limit, retries=self.retries,
+                           dashboard_address=self.dashboard_address, **self.jobs)
+
+
+_LEGACY = ("client", "scheduler", "cluster", "workers", "threads", "memory_limit", "cluster_options", "retries",
+           "dashboard_address")
+
+
+def engine_of(compute, legacy: dict, default_retries: int = 2, caller: str = "xcube.survey.run"):
+    """``(client or None, Compute)`` from a ``compute=`` argument (a
+    :class:`Compute`, a ``distributed.Client`` used as it is, or None for a
+    LocalCluster) and the engine keywords of earlier releases (``client``,
+    ``scheduler``, ``cluster``, ``workers``... ; deprecated, with a warning)."""
+    unknown = set(legacy) - set(_LEGACY)
+    if unknown:
+        raise TypeError(f"{caller}() got unexpected keyword arguments {sorted(unknown)}")
+    base = Compute(retries=default_retries) if compute is None or not isinstance(compute, Compute) else compute
+    client = compute if compute is not None and not isinstance(compute, Compute) else None
+    if legacy:
+        warnings.warn(f"{caller}: the engine keywords {sorted(legacy)} are deprecated; pass compute="
+                      "xcube.survey.Compute(...) or a distributed.Client", DeprecationWarning, stacklevel=3)
+        legacy = dict(legacy)
+        client = legacy.pop("client", None) or client
+        jobs = dict(base.jobs, **(legacy.pop("cluster_options", None) or {}))
+        base = replace(base, jobs=jobs, **legacy)
+    return client, base

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..io.paths import inside
 from ..transients.params import SearchParams, parameter_grid, run_id
+from .engine import engine_of
 from .lock import SurveyLock
 from .observations import resolve_observations
 from .progress import SurveyProgress
@@ -133,13 +134,10 @@ def _future_traceback(fut) -> str:
         return ""
 
 
-def run(observations, out, params=None, *, archive=None, client=None, scheduler: str | None = None,
-        cluster: str | None = None, workers: int | None = None, threads: int = 1,
-        memory_limit: str | int | None = "4GB", cluster_options: dict | None = None, retries: int = 2,
-        timeout: float | None = None, retry_failed: bool = False, overwrite: bool = False, search=None,
-        figures: str = "detections", catalogue: bool = True, catalogue_options: dict | None = None,
-        progress: bool = True, dashboard_address: str | None = ":8787", flush_interval: float = 10.0,
-        cache=None, open_kwargs: dict | None = None) -> SurveyResult:
+def run(observations, out, params=None, *, archive=None, compute=None, timeout: float | None = None,
+        retry_failed: bool = False, overwrite: bool = False, search=None, figures: str = "detections",
+        catalogue: bool = True, catalogue_options: dict | None = None, progress: bool = True,
+        flush_interval: float = 10.0, cache=None, open_kwargs: dict | None = None, **engine) -> SurveyResult:
     """Run the transient search over many observations and a parameter grid.
 
     Parameters
@@ -150,12 +148,14 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
         ``out/catalogue/``.
     params : list of :class:`SearchParams` (or dicts of its fields); default
         the reference grid {5, 50, 200} s x {0.2-2, 2-12, 0.2-12} keV at 3 sigma.
-    client : an existing ``distributed.Client`` (left open), else one is made
-        from ``scheduler`` (address), ``cluster`` ("slurm"/"pbs" with
-        ``cluster_options``: queue, walltime, cores, memory, processes, jobs...)
-        or a LocalCluster of ``workers`` x ``threads`` with ``memory_limit`` each.
-    retries : task retries after an exception, and worker deaths allowed per
-        task (``allowed-failures``) on the clusters made here.
+    compute : where to run: a :class:`~xcube.survey.engine.Compute` (a
+        LocalCluster by default, an existing scheduler, or SLURM/PBS batch
+        jobs; its ``retries`` are the task retries after an exception and the
+        worker deaths allowed per task), or a ``distributed.Client`` used as
+        it is (left open). The separate engine keywords of earlier releases
+        (``client``, ``scheduler``, ``cluster``, ``workers``, ``threads``,
+        ``memory_limit``, ``cluster_options``, ``retries``,
+        ``dashboard_address``) still work, with a ``DeprecationWarning``.
     timeout : seconds per task (observation); unfinished runs become ``timeout``.
     retry_failed, overwrite : redo failed/timed-out runs; redo every run.
     search : search function (default ``xcube.search_transients``).
@@ -172,6 +172,7 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
     Returns a :class:`SurveyResult`. Eager: blocks until every task finished.
     """
     t_start = time.perf_counter()
+    client, compute = engine_of(compute, engine)
     open_kwargs = dict(open_kwargs or {})
     if cache is not None:
         open_kwargs["cache"] = str(cache)
@@ -197,15 +198,11 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
              f"{len(obs) * len(plist) - n_runs} runs already recorded, {n_runs} runs in {len(plan)} tasks to do")
         if plan:
             if client is None:
-                from .engine import make_client
-
-                client, owned_close = make_client(scheduler, cluster, workers=workers, threads=threads,
-                                                  memory_limit=memory_limit, retries=retries,
-                                                  dashboard_address=dashboard_address, **(cluster_options or {}))
+                client, owned_close = compute.start()
             dashboard = getattr(client, "dashboard_link", None)
             log.info("client ready after %.1f s", time.perf_counter() - t_start)
             echo(f"dask dashboard: {dashboard}")
-            _execute(client, obs, plan, out, lock, retries=retries, timeout=timeout, search=search,
+            _execute(client, obs, plan, out, lock, retries=compute.retries, timeout=timeout, search=search,
                      figures=figures, progress=progress, flush_interval=flush_interval,
                      open_kwargs=open_kwargs, existing=existing)
             log.info("tasks finished after %.1f s", time.perf_counter() - t_start)

@@ -229,10 +229,8 @@ def _release(out: Path, token: str) -> None:
 
 
 def process_archive(observations, out, *, archive=None, steps=("events", "clean"), instruments=ALL_INSTRUMENTS,
-                    options: dict | None = None, client=None, scheduler=None, cluster=None, workers=None,
-                    threads: int = 1, memory_limit="4GB", cluster_options=None, retries: int = 1,
-                    retry_failed: bool = False, overwrite: bool = False, progress: bool = True,
-                    dashboard_address: str | None = ":8787", flush_interval: float = 10.0) -> ProcessResult:
+                    options: dict | None = None, compute=None, retry_failed: bool = False, overwrite: bool = False,
+                    progress: bool = True, flush_interval: float = 10.0, **engine) -> ProcessResult:
     """Process many XMM-Newton observations (eager; blocks until done).
 
     ``observations``/``archive``: see :func:`find_odfs`. ``steps``: any of
@@ -241,12 +239,15 @@ def process_archive(observations, out, *, archive=None, steps=("events", "clean"
     (``energy_band``, ``flare_filter``, ``mos_ccd_states``, ``image_bands``,
     ``source``, ``source_radius``, ``background_radii``, ``group_min``,
     ``timeout`` per SAS task [s], ``tool_workers`` threads per observation).
-    Engine keywords as :func:`xcube.survey.run`. Returns a :class:`ProcessResult`.
+    ``compute``: the engine, as for :func:`xcube.survey.run` (a
+    :class:`~xcube.survey.engine.Compute`, whose ``retries`` default to 1
+    here, or a ``distributed.Client``). Returns a :class:`ProcessResult`.
     """
-    from ..survey.engine import make_client
+    from ..survey.engine import engine_of
     from ..survey.status import clean_stale, rebuild_status, scan_runs, write_status
 
     t0 = time.perf_counter()
+    client, compute = engine_of(compute, engine, default_retries=1, caller="process_archive")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     odfs = find_odfs(observations, archive)
@@ -264,12 +265,10 @@ def process_archive(observations, out, *, archive=None, steps=("events", "clean"
              f"{len(plan)} to do")
         if plan:
             if client is None:
-                client, close = make_client(scheduler, cluster, workers=workers, threads=threads,
-                                            memory_limit=memory_limit, retries=retries,
-                                            dashboard_address=dashboard_address, **(cluster_options or {}))
+                client, close = compute.start()
             dashboard = getattr(client, "dashboard_link", None)
             echo(f"dask dashboard: {dashboard}")
-            _run_plan(client, plan, odfs, out, opts, token, existing, retries=retries, progress=progress,
+            _run_plan(client, plan, odfs, out, opts, token, existing, retries=compute.retries, progress=progress,
                       flush_interval=flush_interval)
         status = rebuild_status(out, COLUMNS)
     finally:

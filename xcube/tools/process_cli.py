@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..survey.cli import add_compute_arguments, compute_from_args
+
 __all__ = ["register"]
 
 _STEPS = ("events", "clean", "images", "spectra")
@@ -15,24 +17,6 @@ def _steps(text: str) -> list[str]:
     if bad or not steps:
         raise argparse.ArgumentTypeError(f"--steps {text!r}: comma-separated steps from {','.join(_STEPS)}")
     return steps
-
-
-def _engine(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("engine (as xcube survey)")
-    g.add_argument("--workers", type=int, help="LocalCluster workers (default: cores / threads); with --cluster, "
-                                               "total workers to request")
-    g.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
-    g.add_argument("--memory-limit", default="4GB", help="memory per LocalCluster worker (default 4GB)")
-    g.add_argument("--scheduler", metavar="ADDRESS", help="use an existing cluster, e.g. tcp://host:8786")
-    g.add_argument("--cluster", choices=["slurm", "pbs"], help="start workers as batch jobs (dask-jobqueue)")
-    for name, helptext in (("--queue", "batch queue/partition"), ("--walltime", "batch job wall time"),
-                           ("--memory", "memory per batch job"), ("--account", "batch account/project")):
-        g.add_argument(name, help=helptext)
-    for name, helptext in (("--cores", "cores per batch job"), ("--processes", "worker processes per batch job"),
-                           ("--jobs", "number of batch jobs")):
-        g.add_argument(name, type=int, help=helptext)
-    g.add_argument("--dashboard-address", default=":8787", help="dashboard address (default :8787)")
-    g.add_argument("--retries", type=int, default=1, help="task retries after a worker died (default 1)")
 
 
 def register(subparsers) -> None:
@@ -71,7 +55,7 @@ def register(subparsers) -> None:
     g.add_argument("--group-min", type=int, default=25, help="specgroup mincounts (0: no grouping)")
     g.add_argument("--tool-timeout", type=float, metavar="S", help="timeout of each SAS task [s]")
     g.add_argument("--tool-workers", type=int, help="SAS tasks run at once per observation (default: cores)")
-    _engine(p)
+    add_compute_arguments(p, retries=1, retries_help="task retries after a worker died")
     g = p.add_argument_group("resume")
     g.add_argument("--retry-failed", action="store_true", help="redo steps recorded failed")
     g.add_argument("--overwrite", action="store_true", help="redo every step (SAS tasks still skip when up to date)")
@@ -99,14 +83,9 @@ def _process(args) -> int:
     from .process import process_archive
 
     observations = args.observations[0] if len(args.observations) == 1 else args.observations
-    cluster_options = {k: getattr(args, k) for k in ("queue", "walltime", "cores", "memory", "processes", "jobs",
-                                                     "account") if getattr(args, k) is not None}
     res = process_archive(observations, args.out, archive=args.archive, steps=args.steps,
-                          instruments=args.instruments, options=_options(args), scheduler=args.scheduler,
-                          cluster=args.cluster, workers=args.workers, threads=args.threads,
-                          memory_limit=args.memory_limit, cluster_options=cluster_options, retries=args.retries,
-                          retry_failed=args.retry_failed, overwrite=args.overwrite, progress=not args.quiet,
-                          dashboard_address=args.dashboard_address)
+                          instruments=args.instruments, options=_options(args), compute=compute_from_args(args),
+                          retry_failed=args.retry_failed, overwrite=args.overwrite, progress=not args.quiet)
     st = res.status
     if len(st):
         table = st.pivot_table(index="obsid", columns="step", values="state", aggfunc="first")
