@@ -52,7 +52,7 @@ def test_archive_killed_and_resumed_every_step_once(archive, fake_tools, capsys)
     assert proc.returncode == -signal.SIGKILL, log
     before = scan_runs(out, COLUMNS)
     assert 1 <= len(before) < 2 * len(STEPS), log  # killed mid-run
-    assert (out / ".xcube-process.json").exists()  # the killed driver could not clean up
+    assert (out / ".survey.lock").exists()  # the killed driver could not clean up (the kernel freed the lock)
     time.sleep(1.5)  # its LocalCluster workers notice their parent died and exit
     done_before = set(before.loc[before["step"] == "events", "obsid"])
 
@@ -69,7 +69,7 @@ def test_archive_killed_and_resumed_every_step_once(archive, fake_tools, capsys)
     pd.testing.assert_frame_equal(pd.read_parquet(out / "status.parquet"), st)
     assert all(line in printed for line in ("0123456789   done  done   done    done",
                                              "0987654321   done  done   done    done"))
-    assert not (out / ".xcube-process.json").exists() and _leftovers(out) == []
+    assert not (out / ".survey.lock").exists() and _leftovers(out) == []
     for obs in OBSIDS:
         spec = xcube.read_spectrum(out / obs / "spectra" / f"P{obs}PN_grp.pha")
         assert spec["counts"].sum() > 100 and spec.attrs["respfile"].endswith(f"P{obs}PN.rmf")
@@ -108,3 +108,17 @@ def test_missing_odf_is_recorded_per_step(fake_tools, tmp_path):
     assert all(r["state"] == "failed" and "nowhere" in r["message"] for r in records)
     st = scan_runs(tmp_path / "out", COLUMNS)
     assert list(st["run_id"]) == ["step-clean", "step-events"] and set(st["error_class"]) == {"FileNotFoundError"}
+
+
+def test_second_driver_on_the_same_output_is_refused(archive, fake_tools):
+    from xcube.survey.lock import SurveyLock
+    from xcube.tools.process import process_archive
+
+    out = archive / "locked"
+    out.mkdir()
+    held = SurveyLock(out, "other-driver").acquire()
+    try:
+        with pytest.raises(FileExistsError, match="other-driver"):
+            process_archive(OBSIDS, out, archive=archive, steps=["events"], progress=False)
+    finally:
+        held.release()

@@ -14,9 +14,11 @@ and step, columns :data:`COLUMNS`). Resume: a step recorded ``done`` with the
 same options (``param_hash``) is not planned again; ``failed`` steps only with
 ``retry_failed``; ``overwrite`` redoes everything. Inside a step, every SAS
 task is skipped when its products are up to date, so a killed run loses at
-most the tasks that were running. A driver killed with SIGKILL leaves its
-tasks' records consistent; the next run owns ``OUT`` (``OUT/.xcube-process.json``
-names the driver) and tasks of the old one stop at their next step.
+most the tasks that were running. One driver at a time holds ``OUT``: the
+survey lock (``OUT/.survey.lock``, :mod:`xcube.survey.lock`), released by the
+kernel when a driver dies. A driver killed with SIGKILL leaves its tasks'
+records consistent; the next run takes the lock over and tasks of the old
+one stop at their next step.
 """
 from __future__ import annotations
 
@@ -38,7 +40,6 @@ __all__ = ["COLUMNS", "ALL_INSTRUMENTS", "find_odfs", "plan_process", "process_o
 log = logging.getLogger("xcube.tools.process")
 
 ALL_INSTRUMENTS = ("pn", "mos1", "mos2", "rgs1", "rgs2")
-OWNER_FILE = ".xcube-process.json"
 STEP_PREFIX = "step-"
 
 COLUMNS = {
@@ -122,11 +123,10 @@ def plan_process(odfs: dict, steps, options: dict, existing, *, retry_failed: bo
 
 
 def _check_owner(out: Path, token: str) -> None:
-    try:
-        owner = json.loads((out / OWNER_FILE).read_text()).get("token")
-    except (OSError, ValueError):
-        return
-    if owner != token:
+    from ..survey.lock import lock_owner
+
+    owner = lock_owner(out)
+    if owner is not None and owner != token:
         raise ProcessAborted(f"{out}: a newer xcube process ({owner}) owns this directory; task of {token} stops")
 
 
@@ -213,21 +213,6 @@ class ProcessResult:
     dashboard_link: str | None = None
 
 
-def _take_ownership(out: Path, token: str) -> None:
-    from ..io.atomic import write_json
-
-    write_json(out / OWNER_FILE, {"token": token, "pid": os.getpid(), "host": socket.gethostname(),
-                                  "started": _now()})
-
-
-def _release(out: Path, token: str) -> None:
-    try:
-        if json.loads((out / OWNER_FILE).read_text()).get("token") == token:
-            (out / OWNER_FILE).unlink()
-    except (OSError, ValueError):
-        pass
-
-
 def process_archive(observations, out, *, archive=None, steps=("events", "clean"), instruments=ALL_INSTRUMENTS,
                     options: dict | None = None, compute=None, retry_failed: bool = False, overwrite: bool = False,
                     progress: bool = True, flush_interval: float = 10.0, **engine) -> ProcessResult:
@@ -244,6 +229,7 @@ def process_archive(observations, out, *, archive=None, steps=("events", "clean"
     here, or a ``distributed.Client``). Returns a :class:`ProcessResult`.
     """
     from ..survey.engine import engine_of
+    from ..survey.lock import SurveyLock
     from ..survey.status import clean_stale, rebuild_status, scan_runs, write_status
 
     t0 = time.perf_counter()
@@ -254,7 +240,7 @@ def process_archive(observations, out, *, archive=None, steps=("events", "clean"
     opts = dict(options or {}, instruments=list(instruments))
     token = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     echo = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
-    _take_ownership(out, token)
+    lock = SurveyLock(out, token).acquire()  # one driver at a time, released by the kernel if killed
     close, dashboard = None, None
     try:
         clean_stale(out)
@@ -274,7 +260,7 @@ def process_archive(observations, out, *, archive=None, steps=("events", "clean"
     finally:
         if close is not None:
             close()
-        _release(out, token)
+        lock.release()
     counts = {str(k): int(v) for k, v in status["state"].value_counts().items()} if len(status) else {}
     echo(f"xcube process finished in {time.perf_counter() - t0:.1f} s: {out / 'status.parquet'} ({counts})")
     return ProcessResult(out=out, status=status, n_observations=len(plan), wall_time=time.perf_counter() - t0,

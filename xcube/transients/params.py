@@ -77,10 +77,14 @@ def run_id(obsid: str, params: SearchParams, subset: int = 0) -> str:
 
     Parameter sets differing in more than time bin and band get a suffix
     ``_s{sigma}`` / ``_c{size}`` / ``_h{hash8}`` so that every set of a grid has
-    its own directory.
+    its own directory. The observation id goes through
+    :func:`xcube.io.paths.safe_component`, so a run id is always a harmless
+    file name whatever the file's OBS_ID says.
     """
+    from ..io.paths import safe_component
+
     emin, emax = params.energy_band
-    rid = f"{obsid}_{subset}_{_num(params.time_bin)}_{emin!r}_{emax!r}"
+    rid = f"{safe_component(obsid, 'observation id')}_{subset}_{_num(params.time_bin)}_{emin!r}_{emax!r}"
     if params.sigma != 3.0:
         rid += f"_s{_num(params.sigma)}"
     if params.size_arcsec != 20.0:

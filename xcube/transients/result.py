@@ -132,10 +132,12 @@ class SearchResults(list):
 
     def write(self, directory, overwrite: bool = False, figures: bool = True) -> Path:
         """Write each run into ``directory/<run_id>/`` and the combined table."""
+        from ..io.paths import inside
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for r in self:
-            r.write(directory / r.run_id, overwrite=overwrite, figures=figures)
+            r.write(inside(directory, r.run_id, what="run directory"), overwrite=overwrite, figures=figures)
         write_table(directory / "detections.csv", self.detections)
         return directory
 
