@@ -17,16 +17,18 @@ __all__ = ["namespace", "keep_functions", "FunctionsFirstPackage"]
 
 def namespace(package: str, names: dict, submodules=(), extra=()):
     """``(__getattr__, __dir__)`` for ``package``: ``names`` maps a public
-    name to ``"module"`` (relative to the package, the name defined there) or
-    ``"module:attr"``; ``submodules`` are importable on attribute access;
+    name to ``"module"`` (relative to the package, ``"..pkg.module"`` for a
+    sibling; the name defined there) or ``"module:attr"``; ``submodules`` are
+    importable on attribute access;
     ``extra`` are names ``__dir__`` lists besides these."""
 
     def __getattr__(name):
         if name in names:
             module, _, attr = names[name].partition(":")
-            value = getattr(importlib.import_module(f"{package}.{module}"), attr or name)
+            value = getattr(importlib.import_module(module if module.startswith(".") else f".{module}", package),
+                            attr or name)
         elif name in submodules:
-            value = importlib.import_module(f"{package}.{name}")
+            value = importlib.import_module(f".{name}", package)
         else:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         return value

@@ -1,6 +1,9 @@
-"""Readers and writers: FITS events, the Zarr event cache, OGIP products."""
-from .. import accessor  # noqa: F401  (the .xcube accessor, with the first xcube datasets)
-from .cache import open_zarr_events, to_zarr
-from .events import open_archive, open_events
+"""Readers and writers: FITS events, the Zarr event cache, OGIP products.
 
-__all__ = ["open_events", "open_archive", "to_zarr", "open_zarr_events"]
+Names are imported on first use (``xcube.io.open_events``), so the command
+line and ``import xcube`` stay light."""
+from .._lazy import namespace
+
+_NAMES = {"open_events": "events", "open_archive": "events", "to_zarr": "cache", "open_zarr_events": "cache"}
+__all__ = list(_NAMES)
+__getattr__, __dir__ = namespace(__name__, _NAMES)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from .. import accessor  # noqa: F401  (the .xcube accessor, with the first EventLists)
 from .atomic import remove_stale
 from .cache import StoreCorruptError, cache_dir, cache_key, is_complete, open_zarr_events, to_zarr
 from .events_fits import DEFAULT_CHUNK, build_dataset, load_fits_events, open_fits_events, read_fits_header

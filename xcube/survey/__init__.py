@@ -5,21 +5,18 @@ with resumable runs, a status table, a catalogue of unique sources and cross-mat
 ...                        params=xcube.survey.parameter_grid([5, 50, 200]))
 >>> cat = xcube.survey.build_catalogue("survey-out")
 """
-from ..transients.params import SearchParams, parameter_grid, run_id
-from .catalogue import Catalogue, build_catalogue, load_detections, read_catalogue_dir
-from .cluster import angular_separation, cluster_detections, cluster_positions, iau_name, spherical_mean
-from .crossmatch import crossmatch, crossmatch_table, read_catalogue
-from .engine import Compute
-from .observations import resolve_observations
-from .params import param_grid
-from .runner import SurveyResult, plan_survey, run
-from .status import STATES, read_status, rebuild_status, scan_runs
+from .._lazy import keep_functions, namespace
 
-__all__ = [
-    "run", "Compute", "SurveyResult", "plan_survey", "SearchParams", "parameter_grid", "param_grid", "run_id",
-    "resolve_observations",
-    "STATES", "read_status", "rebuild_status", "scan_runs",
-    "build_catalogue", "load_detections", "read_catalogue_dir", "Catalogue",
-    "cluster_detections", "cluster_positions", "spherical_mean", "angular_separation", "iau_name",
-    "crossmatch", "crossmatch_table", "read_catalogue",
-]
+_NAMES = {
+    "SearchParams": "..transients.params", "parameter_grid": "..transients.params", "run_id": "..transients.params",
+    "Catalogue": "catalogue", "build_catalogue": "catalogue", "load_detections": "catalogue",
+    "read_catalogue_dir": "catalogue", "angular_separation": "cluster", "cluster_detections": "cluster",
+    "cluster_positions": "cluster", "spherical_mean": "cluster", "iau_name": "..skycoords",
+    "crossmatch": "crossmatch", "crossmatch_table": "crossmatch", "read_catalogue": "..io.catalogue",
+    "Compute": "engine", "resolve_observations": "observations", "param_grid": "params",
+    "SurveyResult": "runner", "plan_survey": "runner", "run": "runner", "STATES": "status",
+    "read_status": "status", "rebuild_status": "status", "scan_runs": "status",
+}
+__all__ = list(_NAMES)
+__getattr__, __dir__ = namespace(__name__, _NAMES)
+keep_functions(__name__, _NAMES)

@@ -28,43 +28,13 @@ only when used. ``import xcube`` does not import it.
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import keep_functions, namespace
 
-from .batch import run_many
-from .provenance import draw_provenance, provenance, records
-from .runner import (
-    Glob,
-    OutputError,
-    Task,
-    TaskResult,
-    ToolError,
-    ToolNotFoundError,
-    ToolTimeout,
-    run,
-)
-
-__all__ = [
-    "Task",
-    "TaskResult",
-    "Glob",
-    "run",
-    "run_many",
-    "ToolError",
-    "ToolTimeout",
-    "ToolNotFoundError",
-    "OutputError",
-    "provenance",
-    "draw_provenance",
-    "records",
-    "sas",
-    "heasoft",
-    "hxmt",
-]
-
-_LAZY = {"sas", "heasoft", "hxmt", "sas_rgs", "sas_products", "sas_pipeline", "process"}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_NAMES = {"run_many": "batch", "draw_provenance": "provenance", "provenance": "provenance", "records": "provenance",
+          "Glob": "runner", "OutputError": "runner", "Task": "runner", "TaskResult": "runner",
+          "ToolError": "runner", "ToolNotFoundError": "runner", "ToolTimeout": "runner", "run": "runner"}
+_SUBMODULES = ("sas", "heasoft", "hxmt", "sas_rgs", "sas_products", "sas_pipeline", "process", "batch", "runner",
+               "provenance")
+__all__ = [*_NAMES, "sas", "heasoft", "hxmt"]
+__getattr__, __dir__ = namespace(__name__, _NAMES, _SUBMODULES)
+keep_functions(__name__, _NAMES)
