@@ -38,6 +38,7 @@ from . import gti as gtimod
 from .expression import compile_expression
 from .missions import GENERIC, profile_of
 from .regions import RegionSet, check_in_field, pixel_region
+from .scheduler import compute
 
 __all__ = ["select", "energy_band_mask", "EventFilter", "EnergyBand", "ExpressionTest", "RegionTest",
            "GoodTimeTest", "energy_band_bounds", "column_dtypes", "column_aliases", "macro_lookup", "check_events"]
@@ -315,7 +316,6 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
             check_in_field(rs, _extent_numpy(events))
         return _rebuild(events, {n: events.variables[n].values.take(index) for n in event_vars})
 
-    import dask
     import dask.array as da
 
     ref = next(events.variables[n].data for n in (["time"] + event_vars) if n in events.variables
@@ -335,7 +335,7 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
     if rs is not None:
         for c in ("x", "y"):
             todo.append(arrays[c].map_blocks(_minmax, chunks=((1,) * nb, (2,)), new_axis=1, dtype=np.float64))
-    res = dask.compute(*todo)
+    res = compute(*todo)
     counts = tuple(int(c) for c in res[0])
     if rs is not None:
         ext = None

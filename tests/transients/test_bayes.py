@@ -322,3 +322,28 @@ def test_both_mask_kernels_agree_with_direct_test():
     np.testing.assert_array_equal(peak, dp)
     np.testing.assert_array_equal(ecl, de)
     assert ecl[:2000].any() and peak.any()
+
+
+def test_tables_stored_in_the_cache_equal_fresh_ones(tmp_path, monkeypatch):
+    """The threshold table and false-alarm grid are kept on disk for later
+    processes; what is loaded is what is built, and a damaged file is rebuilt."""
+    from xcube.transients import bayes as inner
+
+    monkeypatch.setenv("XCUBE_CACHE_DIR", str(tmp_path))
+    sigma = 2.75  # not used elsewhere in the tests: nothing cached in memory yet
+    eq = lambda x, y: all(np.array_equal(a, b, equal_nan=True) if isinstance(a, np.ndarray)  # noqa: E731
+                          else (a == b and type(a) is type(b)) for a, b in zip(x, y))
+    built = inner._solve_table(sigma, inner.TABLE_SIZE)
+    for _ in range(2):  # the first call writes, the second loads
+        inner._build_table.cache_clear()
+        got = inner._build_table(sigma, inner.TABLE_SIZE)
+        assert eq(got, built) and not got.peak_lo.flags.writeable
+    files = list((tmp_path / "tables").glob("threshold-table-s2.75-*.npz"))
+    assert len(files) == 1
+    files[0].write_bytes(b"not a table")
+    inner._build_table.cache_clear()
+    assert eq(inner._build_table(sigma, inner.TABLE_SIZE), built)
+    inner._fa_grid.cache_clear()
+    assert eq(inner._fa_grid(sigma), inner._make_fa_grid(sigma))
+    inner._fa_grid.cache_clear()
+    inner._build_table.cache_clear()

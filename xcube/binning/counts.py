@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..scheduler import compute
 from .compact import CompactCube
 
 __all__ = ["reductions", "DenseCounts", "dense_view"]
@@ -76,7 +77,7 @@ class DenseCounts:
 
     def dense(self, f0: int = 0, f1: int | None = None, dtype=None):
         block = self.data[f0:self.n_frames if f1 is None else f1]
-        block = np.asarray(block.compute() if hasattr(block, "compute") else block)
+        block = np.asarray(compute(block)[0])
         return block if dtype is None else block.astype(dtype, copy=False)
 
 

@@ -34,6 +34,7 @@ from dask.highlevelgraph import HighLevelGraph
 from .. import gti as gtimod
 from .._version import __version__
 from ..missions import profile_of
+from ..scheduler import compute
 from . import kernels
 from .axes import LUT_MAX, Axis, energy_axis, integer_lut, sky_axis, time_axis
 from .memory import available_bytes as _available_bytes
@@ -277,7 +278,7 @@ def _global_positions(time_col: da.Array, axis: Axis):
         layer = {(name, j): (find, (time_col.name, j)) for j in range(nb)}
         layer[name] = (list, [(name, j) for j in range(nb)])
         graph = HighLevelGraph.from_collections(name, layer, dependencies=[time_col])
-        res = Delayed(name, graph).compute()
+        res = compute(Delayed(name, graph))[0]
     n = axis.size
     P = np.zeros(n + 1, dtype=np.int64)
     diff = np.zeros(n + 2, dtype=np.int64)

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import gti as gtimod
 from ..missions import profile_of
+from ..scheduler import compute
 from ..select import EnergyBand, EventFilter, energy_band_bounds
 from .axes import Axis, integer_lut
 from .compact import CompactCube, Monitor, cell_dtype
@@ -65,7 +66,6 @@ def compact_cubes(events, runs, y: Axis, x: Axis, *, filters=None, monitor=None,
     would add; its ``gti`` the intersection of the cameras' GTIs. Eager:
     this is the pass. Raises ``ValueError`` when times are not sorted.
     """
-    import dask
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
@@ -80,7 +80,7 @@ def compact_cubes(events, runs, y: Axis, x: Axis, *, filters=None, monitor=None,
         graphs.append(g)
         keys.append(k)
     graph = HighLevelGraph.merge(*graphs)
-    flat = dask.compute(*[Delayed(k, graph, layer=k[0]) for ks in keys for k in ks])
+    flat = compute(*[Delayed(k, graph, layer=k[0]) for ks in keys for k in ks])
     parts, i = [], 0
     for ks, spec in zip(keys, specs):
         parts.append(_combine(flat[i:i + len(ks)], spec))

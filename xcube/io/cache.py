@@ -28,12 +28,14 @@ import numpy as np
 import xarray as xr
 import zarr
 from dask.base import tokenize
+from dask.local import get_sync
 from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
 from .._version import __version__
 from .atomic import atomic_dir, explain_write_error, remove_stale, write_json
 from .integrity import StoreCorruptError, chunk_crc, fingerprint, store_manifest, verify_store
+from .paths import cache_dir
 
 __all__ = ["to_zarr", "open_zarr_events", "cache_dir", "cache_key", "is_complete", "mark_stale", "check_store",
            "StoreCorruptError", "atomic_dir", "remove_stale", "COMPLETE"]
@@ -42,14 +44,6 @@ COMPLETE = "xcube_complete"  # root attribute written last
 CACHE_FORMAT = 3  # bump when the layout or attrs of cached EventLists change
 BLOSC_BLOCKSIZE = 1 << 20
 DEFAULT_CHUNK = 4_194_304  # events per chunk (same as the FITS reader's)
-
-
-def cache_dir(cache: str | os.PathLike | None = None) -> Path:
-    """Directory of the event cache: ``cache`` if given, else ``$XCUBE_CACHE_DIR``,
-    else ``~/.cache/xcube``."""
-    if cache is not None:
-        return Path(cache)
-    return Path(os.environ.get("XCUBE_CACHE_DIR", Path.home() / ".cache" / "xcube"))
 
 
 def cache_key(path, *extra) -> str:
@@ -297,7 +291,7 @@ def open_zarr_events(store, chunks: int | None = None, verify: str = "sizes", ca
             verify_store(store, {name: manifest[name]}, checksums=True)  # read through zarr: check it now
         data = var.data if fast is None else fast
         if "event" not in var.dims:  # GTI tables: small, loaded now
-            data = np.asarray(data.compute(scheduler="sync") if hasattr(data, "compute") else data)
+            data = np.asarray(data.compute(scheduler=get_sync) if hasattr(data, "compute") else data)
         variables[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
     ds = xr.Dataset(variables, attrs=attrs)
     if chunks:

@@ -7,10 +7,11 @@ refuses a result that resolves outside it (symbolic links included).
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-__all__ = ["safe_component", "inside", "SAFE_CHARACTERS"]
+__all__ = ["safe_component", "inside", "cache_dir", "SAFE_CHARACTERS"]
 
 #: characters kept in a path component; every other character becomes "_"
 SAFE_CHARACTERS = "A-Za-z0-9._+-"
@@ -45,3 +46,11 @@ def inside(root, *parts, what: str = "path") -> Path:
     if real != real_root and real_root not in real.parents:
         raise ValueError(f"{what} {path} resolves to {real}, outside {real_root}; refusing to write there")
     return path
+
+
+def cache_dir(cache: str | os.PathLike | None = None) -> Path:
+    """Directory of xcube's caches (converted event lists, computed tables):
+    ``cache`` if given, else ``$XCUBE_CACHE_DIR``, else ``~/.cache/xcube``."""
+    if cache is not None:
+        return Path(cache)
+    return Path(os.environ.get("XCUBE_CACHE_DIR", Path.home() / ".cache" / "xcube"))

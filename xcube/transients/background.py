@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import warnings
 
-import dask
 import dask.array as da
 import numba
 import numpy as np
@@ -39,6 +38,7 @@ from scipy.spatial import cKDTree
 from .._version import __version__
 from ..binning.counts import dense_view, reductions
 from ..io.catalogue import read_catalogue as read_catalogue_table
+from ..scheduler import compute
 
 __all__ = [
     "catalogue_mask",
@@ -267,7 +267,7 @@ def _frame_flags(frames, nt: int, value, name: str) -> np.ndarray:
             return np.zeros(nt, dtype=bool)
     if isinstance(value, xr.DataArray):
         value = value.values
-    arr = np.asarray(dask.compute(value)[0] if isinstance(value, da.Array) else value)
+    arr = np.asarray(compute(value)[0])
     if arr.shape != (nt,):
         raise ValueError(f"{name} has shape {arr.shape}; it must be one boolean per time bin ({nt},)")
     return arr.astype(bool)
@@ -348,7 +348,7 @@ def background_model(
     valid = (expo > 0) & ~bad_f & np.isfinite(expo)
     in_g, in_b = valid & ~bti_f, valid & bti_f
     labels = np.where(in_g, 0, np.where(in_b, 1, -1))
-    images, totals = (np.asarray(a) for a in dask.compute(red.image_by(labels, 2), red.frame_totals()))
+    images, totals = (np.asarray(a) for a in compute(red.image_by(labels, 2), red.frame_totals()))
     img_g, img_b = images
     coords2d, tcoords = _coords(view)
     mask, mask_attrs = _model_mask(img_g, img_b, in_g, source_mask, coords2d, (ny, nx), percentile=percentile,
@@ -364,7 +364,7 @@ def background_model(
     rate, expo_s = _source_rate(img_b if use_b else img_g, t_b if use_b else t_g, c_b if use_b else c_g,
                                 expo[in_b if use_b else in_g], mask)
     subset = np.where(in_g, 0, np.where(in_b, 1, -1)).astype(np.int8)
-    lc = np.asarray(dask.compute(red.counts_in(~mask))[0], dtype=np.int64)
+    lc = np.asarray(compute(red.counts_in(~mask))[0], dtype=np.int64)
     ok = np.array([np.isfinite(t_g).any(), np.isfinite(t_b).any()])
     defined = (subset >= 0) & (np.asarray(totals) > 0) & ok[np.clip(subset, 0, 1)]
     yx = ("y", "x")

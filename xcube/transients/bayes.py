@@ -401,6 +401,10 @@ def _solve_breaks(n, thr_ln, which, sigma):
 
 @functools.lru_cache(maxsize=16)
 def _build_table(sigma: float, size: int) -> ThresholdTable:
+    return _stored(f"threshold-table-s{sigma!r}-n{size}", ThresholdTable, lambda: _solve_table(sigma, size))
+
+
+def _solve_table(sigma: float, size: int) -> ThresholdTable:
     thr = threshold(sigma)
     n = np.arange(size, dtype=np.float64)
     lg = special.gammaln(n + 1.0)
@@ -426,8 +430,6 @@ def _build_table(sigma: float, size: int) -> ThresholdTable:
 
     table = ThresholdTable(float(sigma), thr, pb, plo, phi, eb, elo, ehi, lg)
     _verify_table(table)
-    for a in table[2:8]:
-        a.setflags(write=False)
     return table
 
 
@@ -458,6 +460,54 @@ def threshold_table(sigma: float = 3.0) -> ThresholdTable:
     """
     threshold(sigma)  # validates
     return _build_table(float(sigma), TABLE_SIZE)
+
+
+#: bump when the stored tables' content or layout changes
+_TABLES_FORMAT = 1
+
+
+def _stored(name: str, cls, build):
+    """``build()`` (a NamedTuple ``cls`` of numbers and arrays), kept in the
+    xcube cache directory (``tables/``) so that later processes load it in a
+    millisecond instead of building it (the threshold table takes about 0.1 s,
+    the false-alarm grid 0.15 s). A missing, unreadable or read-only cache
+    just means building it."""
+    from .._version import __version__
+    from ..io.atomic import atomic_file
+    from ..io.paths import cache_dir
+
+    path = cache_dir() / "tables" / f"{name}-f{_TABLES_FORMAT}-{__version__}.npz"
+    try:
+        with np.load(path) as z:
+            value = cls(*(_field(z[f], t) for f, t in zip(cls._fields, _kinds(cls))))
+    except (OSError, KeyError, ValueError, TypeError):
+        value = build()
+        try:
+            with atomic_file(path, overwrite=True) as tmp:
+                np.savez(tmp, **{f: np.asarray(getattr(value, f)) for f in cls._fields})
+        except OSError:
+            pass
+    for a in value:
+        if isinstance(a, np.ndarray):
+            a.setflags(write=False)
+    return value
+
+
+def _kinds(cls):
+    """How each field of a stored table comes back: the name of its
+    annotation (``float``, ``int``, ``Thresholds``; anything else an array)."""
+    return [getattr(a, "__forward_arg__", getattr(a, "__name__", a)) for a in
+            (cls.__annotations__.get(f) for f in cls._fields)]
+
+
+def _field(arr, kind):
+    if kind == "float":
+        return float(arr)
+    if kind == "int":
+        return int(arr)
+    if kind == "Thresholds":
+        return Thresholds(*(float(v) for v in arr))
+    return np.array(arr)
 
 
 # --------------------------------------------------------------------------
@@ -850,6 +900,10 @@ def _quadratic(p0, pm, p1):
 
 @functools.lru_cache(maxsize=16)
 def _fa_grid(sigma: float) -> _FalseAlarmGrid:
+    return _stored(f"false-alarm-grid-s{sigma!r}-n{TABLE_SIZE}", _FalseAlarmGrid, lambda: _make_fa_grid(sigma))
+
+
+def _make_fa_grid(sigma: float) -> _FalseAlarmGrid:
     t = threshold_table(sigma)
     size = t.size
     mu_lo = float(t.peak_lo[1])

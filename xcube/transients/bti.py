@@ -20,6 +20,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from ..binning.compact import CompactCube
+from ..scheduler import compute
 
 __all__ = [
     "BTI_ENERGY_BAND",
@@ -198,7 +199,7 @@ def bad_time_intervals(events, time_bin: float | None = None, *, t0=None, t_stop
             raise ValueError("bad_time_intervals: give time_bin [s] (the light curve bins are min(time_bin, 100) s)")
         lc = high_energy_lightcurve(events, time_bin, t0=t0, t_stop=t_stop, energy_band=energy_band)
         edges = np.append(lc["time_lo"].values, lc["time_hi"].values[-1])
-        r = np.asarray(lc["rate"].data.compute() if hasattr(lc["rate"].data, "compute") else lc["rate"].values)
+        r = np.asarray(compute(lc["rate"].data)[0])
         n_lists, band = lc.attrs["n_lists"], lc.attrs["energy_band"]
     threshold = float(rate) * n_lists
     start, stop = bti_from_rate(r, edges, threshold)

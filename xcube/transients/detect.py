@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ import xarray as xr
 from scipy import ndimage, special
 
 from ..binning.counts import dense_view, reductions
+from ..scheduler import compute
 from ..skycoords import iau_name
 from . import bayes
 from .background import expected_value
@@ -185,14 +185,14 @@ def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = 
     view = dense_view(cube)
     if not isinstance(flags, Flags):
         flags = _flags_from_masks(flags, eclipse_mask)
-    image = np.asarray(dask.compute(red.image())[0])
+    image = np.asarray(compute(red.image())[0])
     regions = region_list(flags.peak, flags.eclipse, image)
     if not regions:
         return empty_table(), _empty_lightcurves(view, bti, bad_frame)
     nt = red.shape[0]
     k = len(regions)
     labels = _region_labels(regions, image.shape)
-    lc_n = sum(dask.compute(*[red.region_counts(lab, k) for lab in labels])).astype(np.float64)
+    lc_n = sum(compute(*[red.region_counts(lab, k) for lab in labels])).astype(np.float64)
     lc_p = flags.per_region(labels[0], k, nt, 0)
     lc_e = flags.per_region(labels[1], k, nt, 1)
     if isinstance(expected, xr.Dataset):
@@ -207,7 +207,7 @@ def _flags_from_masks(peak_mask, eclipse_mask) -> Flags:
     """:class:`Flags` of (time, y, x) boolean masks (numpy or dask)."""
     if eclipse_mask is None:
         raise TypeError("detect: pass Flags, or both the peak and the eclipse masks")
-    pm, em = (np.asarray(dask.compute(m.data if isinstance(m, xr.DataArray) else m)[0], dtype=bool)
+    pm, em = (np.asarray(compute(m.data if isinstance(m, xr.DataArray) else m)[0], dtype=bool)
               for m in (peak_mask, eclipse_mask))
     nt = pm.shape[0]
     rows = []
@@ -261,7 +261,7 @@ def _dense_expected(expected: xr.DataArray, regions) -> np.ndarray:
     mu = mu if isinstance(mu, da.Array) else da.from_array(np.asarray(mu))
     lc_mu = da.tensordot(da.nan_to_num(mu.astype(np.float64)), foot, axes=((1, 2), (1, 2)))
     lc_nan = da.tensordot(da.isnan(mu).astype(np.float64), foot, axes=((1, 2), (1, 2)))
-    lc_mu, lc_nan = (np.asarray(a).T for a in dask.compute(lc_mu, lc_nan))
+    lc_mu, lc_nan = (np.asarray(a).T for a in compute(lc_mu, lc_nan))
     return np.where(lc_nan > 0, np.nan, lc_mu)
 
 

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import logging
 
-import dask
 import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
 from ..binning.compact import CompactCube
 from ..missions import get_profile, profile_of
+from ..scheduler import compute
 
 __all__ = [
     "PN_MIN_COUNTS",
@@ -62,7 +62,7 @@ def empty_frames(counts) -> np.ndarray:
     numpy bool (time,) out (eager)."""
     c = counts.data if isinstance(counts, xr.DataArray) else counts
     total = c.reshape(c.shape[0], -1).sum(axis=1)
-    return np.asarray(total.compute() if hasattr(total, "compute") else total) == 0
+    return np.asarray(compute(total)[0]) == 0
 
 
 def quadrant_counts(ccd_counts, quadrant_of_ccd, n_quadrants: int | None = None):
@@ -185,7 +185,7 @@ def bad_frames(events, edges=None, bti=None) -> np.ndarray:
             lazy.append(np.zeros((e.size - 1, width) if width else e.size - 1, dtype=np.int64))
         else:
             lazy.append(ccd_frame_counts(ev, e).data if width else bin_events(ev, time=e).data)
-    counts = dask.compute(*lazy)
+    counts = compute(*lazy)
     return bad_frames_from_counts(counts, [profile_of(ev) for ev in evs], bti,
                                   names=[ev.attrs.get("source", "") for ev in evs])
 

@@ -24,6 +24,7 @@ from ..binning.axes import Axis, pixel_arcsec
 from ..binning.events_pass import Run, compact_cubes
 from ..binning.memory import available_bytes, check_size
 from ..missions import profile_of
+from ..scheduler import compute
 from ..select import EventFilter
 from ..skycoords import has_wcs
 from . import bti
@@ -140,13 +141,12 @@ def sky_axes(events, size_arcsec: float, extent=None):
 def events_extent(events) -> tuple:
     """(xmin, xmax, ymin, ymax) of all events of all cameras (eager; one pass
     over x and y)."""
-    import dask
 
     parts = []
     for e in events:
         if e.sizes["event"]:
             parts += [e["x"].data.min(), e["x"].data.max(), e["y"].data.min(), e["y"].data.max()]
-    vals = [float(v) for v in dask.compute(*parts)]
+    vals = [float(v) for v in compute(*parts)]
     if not vals:
         return (0.0, 0.0, 0.0, 0.0)
     v = np.array(vals).reshape(-1, 4)
