@@ -33,6 +33,7 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
 from .._version import __version__
+from ..scheduler import compute
 from .atomic import atomic_dir, explain_write_error, remove_stale, write_json
 from .integrity import StoreCorruptError, chunk_crc, fingerprint, store_manifest, verify_store
 from .paths import cache_dir
@@ -127,7 +128,8 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 3) -> 
             encoding[name]["chunks"] = (min(var.shape[0], DEFAULT_CHUNK) or 1,)
     with atomic_dir(store, overwrite=overwrite) as tmp:
         try:
-            ds.to_zarr(tmp, mode="w", encoding=encoding, zarr_format=3, consolidated=False)
+            writes = ds.to_zarr(tmp, mode="w", encoding=encoding, zarr_format=3, consolidated=False, compute=False)
+            compute(writes)
             record = {
                 "xcube_version": __version__,
                 "kind": ds.attrs.get("kind", "events"),
