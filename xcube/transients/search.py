@@ -22,6 +22,7 @@ The returned ``cube``, ``expected`` and ``masks`` are lazy Dask arrays
 from __future__ import annotations
 
 import logging
+import os
 import time as _time
 
 import numpy as np
@@ -103,10 +104,25 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     t0 = _time.perf_counter()
     cubes, reasons = _cubes(evs, grid, size_arcsec, screening)
     t_pass = _time.perf_counter() - t0
-    results = [search_cube(cubes[(p.time_bin, p.energy_band)], p, evs, t_pass=t_pass, **options)
-               if (p.time_bin, p.energy_band) in cubes else _empty(evs, p, subset, *reasons[p.time_bin])
-               for p in grid]
+    def one(p):
+        if (p.time_bin, p.energy_band) not in cubes:
+            return _empty(evs, p, subset, *reasons[p.time_bin])
+        return search_cube(cubes[(p.time_bin, p.energy_band)], p, evs, t_pass=t_pass, **options)
+
+    results = _in_threads(one, grid)
     return SearchResults(results) if many else results[0]
+
+
+def _in_threads(fn, items) -> list:
+    """``[fn(x) for x in items]``, on as many threads as CPUs (the steps'
+    numba loops and numpy work release the GIL), in order."""
+    workers = min(len(items), os.cpu_count() or 1)
+    if workers < 2:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def _cubes(evs, grid, size_arcsec, screening):
