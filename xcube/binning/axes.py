@@ -29,7 +29,7 @@ from .. import gti as gtimod
 from ..missions import GENERIC, profile_of
 from .memory import available_bytes, check_size
 
-__all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "pixel_arcsec", "integer_lut", "LUT_MAX"]
+__all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "pixel_arcsec", "integer_lut", "positive_width", "LUT_MAX"]
 
 # a width in pixels closer than this (relative) to an integer is taken as that integer,
 # so that size_arcsec=20 with 0.05"/px gives exactly 400 px, not 399.99999999999966
@@ -227,14 +227,20 @@ class Axis:
         return f"Axis({self.describe()})"
 
 
-def _check_width(name, width) -> float:
+def positive_width(what: str, width) -> float:
+    """``width`` as a positive finite float, or ``ValueError`` naming
+    ``what`` (e.g. ``"time_bin"`` or ``"axis 'x': bin width"``)."""
     try:
         w = float(width)
     except (TypeError, ValueError):
-        raise ValueError(f"axis {name!r}: bin width must be a number, got {width!r}") from None
+        raise ValueError(f"{what} must be a number, got {width!r}") from None
     if not (w > 0 and math.isfinite(w)):
-        raise ValueError(f"axis {name!r}: bin width must be positive and finite, got {width}")
+        raise ValueError(f"{what} must be positive and finite, got {width}")
     return w
+
+
+def _check_width(name, width) -> float:
+    return positive_width(f"axis {name!r}: bin width", width)
 
 
 def _snap(w: float) -> float:

@@ -9,22 +9,12 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .._version import __version__
+from ..binning.axes import positive_width
 from .errors import ERROR_METHODS, count_error
 
-__all__ = ["lightcurve", "lightcurve_from_counts", "product_attrs", "pi_band", "region_text", "positive_width"]
+__all__ = ["lightcurve", "lightcurve_from_counts", "product_attrs", "pi_band", "region_text"]
 
 log = logging.getLogger("xcube.products")
-
-
-def positive_width(name: str, width) -> float:
-    """``width`` as a positive finite float, or ``ValueError`` naming ``name``."""
-    try:
-        w = float(width)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number of seconds, got {width!r}") from None
-    if not (w > 0 and np.isfinite(w)):
-        raise ValueError(f"{name} must be positive and finite, got {width}")
-    return w
 
 
 def _per_exposure(values: xr.DataArray, exposure: xr.DataArray) -> xr.DataArray:
