@@ -123,6 +123,28 @@ def case_worker(path, time_bin, repeat, warm, out):
     Path(str(out) + ".kernel").write_text(json.dumps(rec))
 
 
+GRID = dict(time_bin=[5.0, 50.0, 200.0], energy_band=[(0.2, 2.0), (2.0, 12.0), (0.2, 12.0)])
+
+
+def grid_worker(path, repeat, warm):
+    """The 9-run grid against one 50 s run on the same file, alternated in
+    this fresh process (medians); prints a JSON record."""
+    import xcube
+
+    xcube.search_transients(_open(warm), **GRID)  # warm-up
+    ev = _open(path)
+    single, grid = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        xcube.search_transients(ev, time_bin=50.0)
+        single.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        res = xcube.search_transients(ev, **GRID)
+        grid.append(time.perf_counter() - t)
+    print(json.dumps({"single": statistics.median(single), "grid": statistics.median(grid), "runs": len(res),
+                      "pass": res[0].summary["timings"]["cube"], "load": os.getloadavg()[0]}))
+
+
 def run_case(path, time_bin, repeat, warm):
     """Run one case in a fresh process; its RSS is sampled with psutil every
     10 ms until the search record appears (the kernel timing after it is
@@ -190,6 +212,13 @@ def main(argv=None):
           " exposure); FA: expected false alarms; detect: regions, light curves, table; mask step: every cube voxel"
           " decided, without a dense pass; kernel: xcube.bayes.masks on dense in-memory chunks)")
 
+    out = subprocess.run([sys.executable, __file__, "--grid-worker", str(cases[0][1]), str(args.repeat),
+                          str(cases[0][3])], capture_output=True, text=True, check=True)
+    g = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"9-run grid (5/50/200 s x 0.2-2/2-12/0.2-12 keV) on the 1e7-event file, one events pass: "
+          f"{g['grid']:.2f} s (the pass {g['pass']:.2f} s) vs one 50 s run {g['single']:.2f} s -> "
+          f"{g['grid'] / g['single']:.2f}x (target <= 2x; medians of {args.repeat}; load {g['load']:.1f})")
+
     exod = dict(EXOD2_REFERENCE)
     src = "issue #4 (measured on this machine)"
     if args.exod2:
@@ -238,5 +267,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--case-worker":
         a = sys.argv[2:]
         case_worker(a[0], float(a[1]), int(a[2]), a[3], a[4])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--grid-worker":
+        grid_worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     else:
         sys.exit(main())
