@@ -15,6 +15,19 @@ from ..io.atomic import atomic_dir, write_table
 __all__ = ["SearchResult", "SearchResults"]
 
 
+def run_id(obs_id: str, subset: int, time_bin: float, energy_band) -> str:
+    """Deprecated: :func:`xcube.transients.params.run_id` (``run_id(obsid,
+    SearchParams(...), subset)``, the one run id of searches and surveys)."""
+    import warnings
+
+    from .params import SearchParams
+    from .params import run_id as _run_id
+
+    warnings.warn("xcube.transients.result.run_id is deprecated; use xcube.transients.params.run_id(obsid, "
+                  "SearchParams(time_bin, energy_band), subset)", DeprecationWarning, stacklevel=2)
+    return _run_id(obs_id, SearchParams(time_bin=time_bin, energy_band=energy_band), subset)
+
+
 def _jsonable(v):
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}
