@@ -42,6 +42,7 @@ from .fitsutil import find_column, open_fits
 __all__ = [
     "gti_hdu",
     "common_cards",
+    "time_cards",
     "primary_hdu",
     "write_hdul",
     "read_mjdref",
@@ -53,6 +54,7 @@ __all__ = [
     "write_spectrum",
     "read_spectrum",
     "write_image",
+    "physical_cards",
 ]
 
 log = logging.getLogger("xcube.io")
@@ -84,6 +86,21 @@ def _mjdref_cards(mjdref) -> dict:
     return {"MJDREFI": i, "MJDREFF": float(d - i), "MJDREF": m}
 
 
+def time_cards(attrs: dict) -> dict:
+    """MJDREFI/MJDREFF (and MJDREF), TIMESYS, TIMEUNIT = 's' and TIMEREF
+    from xcube attrs (``mjdrefi``/``mjdreff`` when kept, else ``mjdref``;
+    ``timesys``, ``timeref``)."""
+    if attrs.get("mjdrefi") is not None:
+        i, f = int(attrs["mjdrefi"]), float(attrs.get("mjdreff", 0.0) or 0.0)
+        cards = {"MJDREFI": i, "MJDREFF": f, "MJDREF": float(np.float64(i) + np.float64(f))}
+    else:
+        cards = _mjdref_cards(attrs.get("mjdref"))
+    cards["TIMESYS"] = str(attrs.get("timesys") or "TT")
+    cards["TIMEUNIT"] = "s"
+    cards["TIMEREF"] = str(attrs.get("timeref") or "LOCAL")
+    return cards
+
+
 def common_cards(attrs: dict) -> dict:
     """Descriptive and time keywords from an xcube product's attrs."""
     cards = {
@@ -94,10 +111,7 @@ def common_cards(attrs: dict) -> dict:
                       ("DATE-END", "date_end")):
         if attrs.get(name) not in (None, ""):
             cards[key] = str(attrs[name])
-    cards.update(_mjdref_cards(attrs.get("mjdref")))
-    cards["TIMESYS"] = str(attrs.get("timesys") or "TT")
-    cards["TIMEUNIT"] = "s"
-    cards["TIMEREF"] = str(attrs.get("timeref") or "LOCAL")
+    cards.update(time_cards(attrs))
     cards["CREATOR"] = f"xcube {__version__}"
     cards["ORIGIN"] = "xcube"
     return cards
@@ -709,13 +723,40 @@ _WCS_KEYS = ("WCSAXES", "CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX
              "CUNIT1", "CUNIT2")
 
 
+def physical_cards(image: xr.DataArray) -> dict:
+    """Keywords mapping image pixels to the event file's sky X/Y ("physical"
+    coordinates in DS9 and CIAO): LTV1/LTV2, LTM1_1/LTM2_2 (image = LTM x
+    physical + LTV) and the same as the alternate WCS ``P`` (CTYPE1P = 'x').
+    Empty when the image has no ``x_lo``/``y_lo`` bin edges."""
+    cards = {}
+    for axis, dim in ((1, "x"), (2, "y")):
+        if f"{dim}_lo" not in image.coords or f"{dim}_hi" not in image.coords or not image.sizes.get(dim):
+            return {}
+        lo = float(image[f"{dim}_lo"].values[0])
+        width = float(image[f"{dim}_hi"].values[0] - image[f"{dim}_lo"].values[0])
+        if not width > 0:
+            return {}
+        cards[f"LTV{axis}"] = (0.5 - lo / width, f"image pixel = LTM{axis}_{axis} * {dim.upper()} + LTV{axis}")
+        cards[f"LTM{axis}_{axis}"] = (1.0 / width, f"image pixels per sky pixel along {dim.upper()}")
+        cards[f"CTYPE{axis}P"] = dim.upper()
+        cards[f"CRPIX{axis}P"] = 0.5
+        cards[f"CRVAL{axis}P"] = lo
+        cards[f"CDELT{axis}P"] = width
+        cards[f"CUNIT{axis}P"] = "pixel"
+    cards["WCSNAMEP"] = "PHYSICAL"
+    return cards
+
+
 def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: dict | None = None) -> Path:
     """Write a (y, x) counts image (:func:`xcube.image`) as a FITS primary image.
 
     The header carries the image WCS (CTYPEn/CRVALn/CRPIXn/CDELTn from the
-    image attrs, axis 1 = x), BUNIT = 'count', EXPOSURE, the energy band
-    (E_MIN/E_MAX), TELESCOP/INSTRUME/OBS_ID/OBJECT, MJDREF and TSTART/TSTOP.
-    Computes the image (eager); atomic; returns the path.
+    image attrs, axis 1 = x) with RADESYS/EQUINOX of the event file, the
+    event file's sky X/Y as DS9/CIAO "physical" coordinates (LTVn, LTMn_n and
+    the alternate WCS ``P``, see :func:`physical_cards`), BUNIT = 'count',
+    EXPOSURE, the energy band (E_MIN/E_MAX), TELESCOP/INSTRUME/OBS_ID/OBJECT,
+    MJDREF/TIMESYS and TSTART/TSTOP. Computes the image (eager); atomic;
+    returns the path.
     """
     if image.ndim != 2:
         raise ValueError(f"write_image: need a 2-D (y, x) image, got dims {image.dims}")
@@ -734,6 +775,9 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
     cards.pop("TIMEUNIT", None)
     _apply(prim.header, cards)
     _apply(prim.header, {k: attrs[k] for k in _WCS_KEYS if k in attrs})
+    if "CTYPE1" in attrs:
+        _apply(prim.header, {k: attrs[k] for k in ("RADESYS", "EQUINOX") if attrs.get(k) is not None})
+    _apply(prim.header, physical_cards(image))
     _apply(prim.header, {"BUNIT": "count", "EXPOSURE": (float(attrs.get("exposure", 0.0)), "[s] good time"),
                          "TSTART": attrs.get("tstart"), "TSTOP": attrs.get("tstop")})
     _apply(prim.header, {k: v for k, v in _band_cards(attrs).items() if k in ("E_MIN", "E_MAX")})

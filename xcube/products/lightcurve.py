@@ -109,8 +109,8 @@ def _time_range_gti(events, time_range):
 
 
 def product_attrs(events, **params) -> dict:
-    keep = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "timeref", "telescop",
-            "instrume", "filter", "date_obs", "date_end", "expid")
+    keep = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "mjdrefi", "mjdreff", "timesys",
+            "timeref", "telescop", "instrume", "filter", "date_obs", "date_end", "expid", "RADESYS", "EQUINOX")
     attrs = {k: events.attrs[k] for k in keep if k in events.attrs}
     attrs["source"] = str(events.attrs.get("source", ""))
     attrs.update({k: v for k, v in params.items() if v is not None})

@@ -28,27 +28,38 @@ def register(sub) -> None:
     s.set_defaults(func=_search)
 
 
-def _print_table(results) -> None:
+def observation_start(events) -> float:
+    """T0 of the printed tables: the first good-time start of the cameras [s, mission time]."""
+    from .. import gti as gtimod
+
+    starts = [gtimod.from_dataset(e)[0][:1] for e in events]
+    starts = [float(s[0]) for s in starts if len(s)]
+    return min(starts) if starts else float(events[0].attrs.get("tstart", 0.0))
+
+
+def _print_t0(t0: float, events) -> None:
+    from ..times import times
+
+    try:
+        utc = f" = {times(t0, events, to='iso', precision=1)} UTC"
+    except ValueError:
+        utc = ""
+    print(f"T0 = {t0:.1f} s (mission time){utc}: the observation start; t_*-T0 columns are seconds after it")
+
+
+def _print_table(results, t0: float | None = None) -> None:
+    from ..tables import format_table
+
     rows = results.summary
     cols = ["run_id", "n_detections", "exposure", "n_bad_frames", "n_bti", "expected_false_alarms_peak",
             "timings_total", "reason"]
-    print(rows[[c for c in cols if c in rows]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(format_table(rows, columns=cols))
     det = results.detections
     if len(det):
-        show = [
-            "run_id",
-            "kind",
-            "name",
-            "ra",
-            "dec",
-            "t_peak",
-            "log10_bayes",
-            "sigma_equivalent",
-            "counts",
-            "expected",
-        ]
+        show = ["run_id", "kind", "name", "ra", "dec", "utc_peak", "t_peak", "t_start", "t_stop", "log10_bayes",
+                "sigma_equivalent", "counts", "expected"]
         print()
-        print(det[show].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+        print(format_table(det, t0=t0, columns=show))
 
 
 def _search(args) -> int:
@@ -61,7 +72,9 @@ def _search(args) -> int:
                             size_arcsec=args.size_arcsec, energy_band=energy_bands_from_flat(args.energy),
                             sigma=list(args.sigma), gti_only=args.gti_only, catalogue=args.catalogue)
     res.write(args.out, overwrite=args.overwrite, figures=not args.no_figures)
-    _print_table(res)
+    t0 = observation_start(evs)
+    _print_t0(t0, evs[0])
+    _print_table(res, t0)
     print(f"\nresults written to {Path(args.out).resolve()}")
     return 0
 
@@ -92,13 +105,19 @@ def demo(out="xcube-demo", seed: int = 1, duration: float = 40_000.0, overwrite:
 
 def _demo(args) -> int:
     t = time.perf_counter()
+    from ..tables import format_table
+
     res, truth = demo(args.out, seed=args.seed, duration=args.duration, overwrite=args.overwrite)
+    import xcube
+
+    ev = xcube.open_events(Path(args.out) / "events_pn.fits")
+    t0 = observation_start([ev])
     print("xcube demo: simulated XMM-Newton EPIC-pn observation with injected transients")
+    _print_t0(t0, ev)
     inj = truth[truth["transient"]]
-    print(inj[["kind", "ra", "dec", "t_peak", "t_start", "t_stop", "counts"]].to_string(
-        index=False, float_format=lambda v: f"{v:.6g}"))
+    print(format_table(inj, t0=t0, columns=["kind", "ra", "dec", "t_peak", "t_start", "t_stop", "counts"]))
     print()
-    _print_table(res)
+    _print_table(res, t0)
     print(f"\nresults, figures and the event file are in {Path(args.out).resolve()} "
           f"({time.perf_counter() - t:.1f} s)")
     return 0

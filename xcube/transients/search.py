@@ -31,6 +31,7 @@ from .. import gti as gtimod
 from ..missions import profile_of
 from ..select import select
 from ..skycoords import wcs as events_wcs
+from ..times import add_time_columns
 from . import bti as btimod
 from .background import background_model, expected_counts
 from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes
@@ -140,7 +141,7 @@ def _obs_id(evs) -> str:
 def _empty(evs, p, subset, reason, exposure, gti_only=False) -> SearchResult:
     rid = run_id(_obs_id(evs), p, subset)
     log.warning("%s: empty result: %s", rid, reason)
-    return SearchResult(run_id=rid, detections=empty_table(), lightcurves=None,
+    return SearchResult(run_id=rid, detections=add_time_columns(empty_table(), evs[0]), lightcurves=None,
                         summary={"reason": reason, "exposure": exposure},
                         params=_params_record(p, evs, gti_only, subset))
 
@@ -169,6 +170,7 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
     timings["false_alarms"] = clock.lap()
     rid, obs = run_id(_obs_id(events), params, subset), _obs_id(events)
     table, lcs = detect(cube, model, flags, wcs=w, run_id=rid, obs_id=obs, bti=is_bti, bad_frame=bad)
+    table = add_time_columns(table, events[0])  # mjd_start/peak/stop, utc_peak after the search's columns
     timings["detect"] = clock.lap()
     dense = _dense_cube(cube, exposure, is_bti, bad, rid)
     expected = expected_counts(dense, model=model)
