@@ -62,9 +62,11 @@ def lightcurve_from_counts(
     err = count_error(counts, errors)
     ds = xr.Dataset(
         {
-            "counts": counts.assign_attrs(units="count"),
-            "rate": _per_exposure(counts, exposure).assign_attrs(units="count/s"),
-            "rate_err": _per_exposure(err, exposure).assign_attrs(units="count/s", errors=errors),
+            "counts": counts.assign_attrs(units="count", long_name="counts in the bin"),
+            "rate": _per_exposure(counts, exposure).drop_attrs(deep=False).assign_attrs(
+                units="count/s", long_name="count rate"),
+            "rate_err": _per_exposure(err, exposure).drop_attrs(deep=False).assign_attrs(
+                units="count/s", long_name="error of the count rate", errors=errors),
         }
     )
     if bkg_counts is not None:
@@ -74,11 +76,16 @@ def lightcurve_from_counts(
         bkg_counts = bkg_counts.assign_coords({c: counts[c] for c in counts.coords if c != "time"})
         bkg_rate = area_ratio * _per_exposure(bkg_counts, exposure)
         bkg_err = area_ratio * _per_exposure(count_error(bkg_counts, errors), exposure)
-        ds["bkg_counts"] = bkg_counts.assign_attrs(units="count")
-        ds["bkg_rate"] = bkg_rate.assign_attrs(units="count/s", scaled_to="source area")
-        ds["bkg_rate_err"] = bkg_err.assign_attrs(units="count/s", errors=errors)
-        ds["net_rate"] = (ds["rate"] - bkg_rate).assign_attrs(units="count/s")
-        ds["net_rate_err"] = np.sqrt(ds["rate_err"] ** 2 + bkg_err**2).assign_attrs(units="count/s", errors=errors)
+        ds["bkg_counts"] = bkg_counts.drop_attrs(deep=False).assign_attrs(
+            units="count", long_name="counts in the background region")
+        ds["bkg_rate"] = bkg_rate.drop_attrs(deep=False).assign_attrs(
+            units="count/s", long_name="background rate (scaled to the source area)", scaled_to="source area")
+        ds["bkg_rate_err"] = bkg_err.drop_attrs(deep=False).assign_attrs(
+            units="count/s", long_name="error of the background rate", errors=errors)
+        ds["net_rate"] = (ds["rate"] - bkg_rate).drop_attrs(deep=False).assign_attrs(
+            units="count/s", long_name="net (background-subtracted) count rate")
+        ds["net_rate_err"] = np.sqrt(ds["rate_err"] ** 2 + bkg_err**2).drop_attrs(deep=False).assign_attrs(
+            units="count/s", long_name="error of the net count rate", errors=errors)
     if gti is not None:
         ds["gti_start"] = ("gti", np.asarray(gti[0], np.float64), {"units": "s"})
         ds["gti_stop"] = ("gti", np.asarray(gti[1], np.float64), {"units": "s"})
