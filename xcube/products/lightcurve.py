@@ -162,13 +162,17 @@ def lightcurve(
     expr: str | None = None,
     offset: float = 0.0,
     errors: str = "poisson",
+    cameras: str = "sum",
+    mjd: bool = False,
 ) -> xr.Dataset:
     """Light curve of an EventList: counts and rates in time bins, optionally
     in an energy band and a region, with a background region subtracted.
 
     Parameters
     ----------
-    events : EventList (``xcube.open_events``), time-sorted.
+    events : EventList (``xcube.open_events``), time-sorted; or an
+        ``xr.DataTree`` of one observation's cameras (``open_events([pn,
+        mos1, mos2])``), see ``cameras``.
     time_bin : bin width [s] (> 0).
     energy_band : ``(emin, emax)`` [keV], half-open (see :func:`xcube.select`),
         or a list of bands ``[(0.5, 2), (2, 10)]``: the result then has a
@@ -192,6 +196,12 @@ def lightcurve(
     offset : shift of the time grid in bins (``0.5``: half-bin shifted).
     errors : ``"poisson"`` (sqrt N) or ``"gehrels"`` (1 + sqrt(N + 0.75),
         Gehrels 1986 upper limit, better for a few counts per bin).
+    cameras : for a DataTree: ``"sum"`` adds the cameras of one observation
+        over their common good time (one light curve), ``"each"`` gives a
+        DataTree of one light curve per camera (see
+        :func:`xcube.products.cameras.tree_lightcurve`).
+    mjd : add coordinates ``mjd`` (MJD in the file's TIMESYS) and ``utc``
+        (datetime64, UTC) along ``time`` (:func:`xcube.with_mjd`).
 
     Returns
     -------
@@ -219,6 +229,12 @@ def lightcurve(
     from ..select import select
     from .net import is_fits_file, is_search_result, net_lightcurve
 
+    if isinstance(events, xr.DataTree):
+        from .cameras import tree_lightcurve
+
+        return tree_lightcurve(events, time_bin, cameras=cameras, energy_band=energy_band, region=region,
+                               background=background, t0=t0, time_range=time_range, expr=expr, offset=offset,
+                               errors=errors, mjd=mjd)
     width = positive_width("time_bin", time_bin)
     if errors not in ERROR_METHODS:
         raise ValueError(f"errors={errors!r}: use one of {ERROR_METHODS}")
@@ -238,6 +254,10 @@ def lightcurve(
     lc = parts[0] if np.ndim(energy_band) != 2 else _concat_bands(parts, bands)
     if model is not None:
         lc = net_lightcurve(lc, model, region=region)
+    if mjd:
+        from ..times import with_mjd
+
+        lc = with_mjd(lc)
     return lc
 
 
