@@ -127,7 +127,7 @@ def _info(args) -> int:
     status = 0
     for path in args.files:
         try:
-            ev = open_events(path, instrument=args.instrument)
+            ev = open_events(path, instrument=args.instrument, hdu=args.hdu)
             print(format_summary(summary(ev), path))
         except (OSError, ValueError, KeyError) as exc:
             print(f"xcube info: error: {exc}", file=sys.stderr)
@@ -147,7 +147,7 @@ def _convert(args) -> int:
         try:
             if store.exists() and not args.overwrite:
                 raise FileExistsError(f"{store}: exists; pass --overwrite to replace it")
-            ev = open_events(path, instrument=args.instrument, chunks=args.chunks)
+            ev = open_events(path, instrument=args.instrument, chunks=args.chunks, hdu=args.hdu)
             to_zarr(ev, store, overwrite=args.overwrite)
             print(f"{path} -> {store} ({ev.sizes['event']:,} events)")
         except (OSError, ValueError, KeyError) as exc:
@@ -158,15 +158,26 @@ def _convert(args) -> int:
 
 def register(subparsers) -> None:
     """Add the ``info`` and ``convert`` subcommands."""
-    p = subparsers.add_parser("info", help="summarise event files (mission, events, time span, GTIs, columns)")
+    from ..cli import add_hdu_option
+
+    p = subparsers.add_parser(
+        "info", help="summarise event files (mission, events, time span, GTIs, columns)",
+        description="Summarise event files: mission and instrument, number of events, time span in mission "
+                    "seconds and in UTC (converted from the file's MJDREF and TIMESYS), good time, energy range "
+                    "and columns.")
     p.add_argument("files", nargs="+", metavar="FILE", help="event files (FITS, gzip) or xcube Zarr stores")
     p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")
+    add_hdu_option(p)
     p.set_defaults(func=_info)
 
-    p = subparsers.add_parser("convert", help="convert event files to xcube Zarr stores")
+    p = subparsers.add_parser(
+        "convert", help="convert event files to xcube Zarr stores",
+        description="Convert event files into xcube Zarr stores (time-sorted, chunked), one <name>.zarr per file, "
+                    "for fast repeated reading.")
     p.add_argument("files", nargs="+", metavar="FILE", help="event files to convert")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (one <name>.zarr per file)")
     p.add_argument("--overwrite", action="store_true", help="replace existing stores")
     p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")
-    p.add_argument("--chunks", type=int, default=None, help="events per chunk of the stores")
+    add_hdu_option(p)
+    p.add_argument("--chunks", type=int, default=None, help="events per chunk of the stores (default 4194304)")
     p.set_defaults(func=_convert)

@@ -41,7 +41,8 @@ def _survey(args) -> int:
                   cluster_options=cluster_options, retries=args.retries, timeout=args.timeout,
                   retry_failed=args.retry_failed, overwrite=args.overwrite, figures=args.figures,
                   catalogue=not args.no_catalogue, catalogue_options=_catalogue_options(args),
-                  dashboard_address=args.dashboard_address, progress=not args.quiet, cache=args.cache)
+                  dashboard_address=args.dashboard_address, progress=not args.quiet, cache=args.cache,
+                  verbose=bool(getattr(args, "verbose", 0)))
     except SurveyAborted as exc:
         print(f"survey aborted: {exc}", file=sys.stderr)
         return 3
@@ -120,7 +121,8 @@ def register(subparsers) -> None:
     g.add_argument("--cache", metavar="DIR",
                    help="keep compressed files converted for reading in DIR (default: a temporary "
                         "directory per observation, removed after it)")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (dask.distributed's INFO lines are shown only with xcube -v survey ...)")
     _add_match_options(p)
     p.set_defaults(func=_survey)
 

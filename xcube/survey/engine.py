@@ -87,6 +87,25 @@ class _quiet_logs:
         return False
 
 
+def quiet_distributed(level: int = logging.WARNING):
+    """Show only ``level`` and above of dask.distributed's own log lines
+    (the cluster's start, workers registering, connections: about 30 INFO
+    lines that would bury the survey's progress bar). Returns a function
+    that restores the previous levels."""
+    import distributed  # noqa: F401  (its import sets the levels from the dask config: set ours after it)
+
+    names = ("distributed", "distributed.http.proxy", "bokeh", "tornado")
+    saved = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(max(level, saved[n]))
+
+    def restore():
+        for n, lvl in saved.items():
+            logging.getLogger(n).setLevel(lvl)
+
+    return restore
+
+
 def _cancel_jobs(cluster, timeout: float = 60.0) -> None:
     """Cancel a jobqueue cluster's batch jobs with its cancel command
     (``scancel``/``qdel``): the batch system sends SIGTERM, and each worker's

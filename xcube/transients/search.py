@@ -29,6 +29,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from ..missions import profile_of
+from ..progress import progress_bar
 from ..select import select
 from ..skycoords import wcs as events_wcs
 from ..times import add_time_columns
@@ -65,7 +66,7 @@ def prepare_events(events, screening: bool = True) -> list[xr.Dataset]:
 
 def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_band=(0.2, 12.0), sigma=3.0, *,
                       gti_only: bool = False, catalogue=None, radius_arcsec: float = 20.0, screening: bool = True,
-                      subset: int = 0, inpaint: str = "biharmonic"):
+                      subset: int = 0, inpaint: str = "biharmonic", progress: bool = False):
     """Search one observation for flares (peaks) and eclipses.
 
     Parameters
@@ -82,6 +83,8 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
         the background template, disks of ``radius_arcsec``.
     screening : apply the mission's default event screening first.
     subset : the subset number used in the run id.
+    progress : show a progress bar (``tqdm.auto``: a widget in Jupyter) over
+        the events pass and the parameter sets.
 
     Returns
     -------
@@ -101,12 +104,19 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     many = len(grid) > 1 or np.ndim(time_bin) > 0 or np.ndim(sigma) > 0 or np.ndim(energy_band) > 1
     options = dict(gti_only=gti_only, catalogue=catalogue, radius_arcsec=radius_arcsec, subset=subset,
                    inpaint=inpaint)
+    bar = progress_bar(1 + len(grid), desc=f"search {_obs_id(evs)}", unit="step", enabled=progress)
+    bar.set_description(f"search {_obs_id(evs)}: events pass ({len(evs)} camera(s))")
     t0 = _time.perf_counter()
     cubes, reasons = _cubes(evs, grid, size_arcsec, screening)
     t_pass = _time.perf_counter() - t0
-    results = [search_cube(cubes[(p.time_bin, p.energy_band)], p, evs, t_pass=t_pass, **options)
-               if (p.time_bin, p.energy_band) in cubes else _empty(evs, p, subset, *reasons[p.time_bin])
-               for p in grid]
+    bar.update(1)
+    results = []
+    for p in grid:
+        bar.set_description(f"search {run_id(_obs_id(evs), p, subset)}")
+        results.append(search_cube(cubes[(p.time_bin, p.energy_band)], p, evs, t_pass=t_pass, **options)
+                       if (p.time_bin, p.energy_band) in cubes else _empty(evs, p, subset, *reasons[p.time_bin]))
+        bar.update(1)
+    bar.close()
     return SearchResults(results) if many else results[0]
 
 
