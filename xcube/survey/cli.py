@@ -41,8 +41,7 @@ def _survey(args) -> int:
                   cluster_options=cluster_options, retries=args.retries, timeout=args.timeout,
                   retry_failed=args.retry_failed, overwrite=args.overwrite, figures=args.figures,
                   catalogue=not args.no_catalogue, catalogue_options=_catalogue_options(args),
-                  dashboard_address=args.dashboard_address, progress=not args.quiet, cache=args.cache,
-                  verbose=bool(getattr(args, "verbose", 0)))
+                  dashboard_address=args.dashboard_address, progress=not args.quiet, cache=args.cache)
     except SurveyAborted as exc:
         print(f"survey aborted: {exc}", file=sys.stderr)
         return 3

@@ -139,7 +139,7 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
         timeout: float | None = None, retry_failed: bool = False, overwrite: bool = False, search=None,
         figures: str = "detections", catalogue: bool = True, catalogue_options: dict | None = None,
         progress: bool = True, dashboard_address: str | None = ":8787", flush_interval: float = 10.0,
-        cache=None, open_kwargs: dict | None = None, verbose: bool = False) -> SurveyResult:
+        cache=None, open_kwargs: dict | None = None) -> SurveyResult:
     """Run the transient search over many observations and a parameter grid.
 
     Parameters
@@ -168,10 +168,6 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
         directory per task, removed when the task ends (keeping converted
         copies of a whole archive would need about as much space again).
     open_kwargs : further keywords for ``xcube.open_events`` (``instrument``, ``chunks``).
-    progress : show the progress bar (a text line on a terminal, a
-        notebook-aware ``tqdm`` bar in Jupyter) and the start/end lines.
-    verbose : also show dask.distributed's INFO log lines (cluster start,
-        worker registration, connections); by default only its warnings.
 
     Returns a :class:`SurveyResult`. Eager: blocks until every task finished.
     """
@@ -186,7 +182,7 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
     token = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     lock = SurveyLock(out, token).acquire()
     echo = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
-    owned_close = restore_logs = None
+    owned_close = None
     dashboard = None
     try:
         n_stale = clean_stale(out)
@@ -201,10 +197,8 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
              f"{len(obs) * len(plist) - n_runs} runs already recorded, {n_runs} runs in {len(plan)} tasks to do")
         if plan:
             if client is None:
-                from .engine import make_client, quiet_distributed
+                from .engine import make_client
 
-                if not verbose:
-                    restore_logs = quiet_distributed()
                 client, owned_close = make_client(scheduler, cluster, workers=workers, threads=threads,
                                                   memory_limit=memory_limit, retries=retries,
                                                   dashboard_address=dashboard_address, **(cluster_options or {}))
@@ -228,8 +222,6 @@ def run(observations, out, params=None, *, archive=None, client=None, scheduler:
     finally:
         if owned_close is not None:
             owned_close()
-        if restore_logs is not None:
-            restore_logs()
         lock.release()
     counts = status["state"].value_counts().to_dict() if len(status) else {}
     res = SurveyResult(out=out, status=status, n_observations=len(plan), n_runs=n_runs,

@@ -80,10 +80,9 @@ def _print_table(results, t0: float | None = None) -> None:
 
 def _search(args) -> int:
     from ..io import open_events
+    from ..progress import progress_bar
     from .params import energy_bands_from_flat
     from .search import search_transients
-
-    from ..progress import progress_bar
 
     bar = progress_bar(len(args.files), desc="open", unit="file", enabled=not args.quiet and len(args.files) > 1)
     evs = []
