@@ -262,18 +262,20 @@ def add_time_columns(table, ref):
     detection table with ``t_start``, ``t_peak``, ``t_stop`` [s, mission time].
 
     ``ref`` is the EventList the table comes from (or its attrs, a FITS
-    header, a :class:`TimeReference`). A missing time column or an unknown
-    MJDREF gives NaN (and None) with a logged warning. Returns a new
+    header, a :class:`TimeReference`; None when unknown). A missing time
+    column or an unknown MJDREF gives NaN (and a missing ``utc_peak``; with a
+    logged warning when ``ref`` has no MJDREF). Returns a new
     DataFrame; existing time columns are replaced in place; its ``attrs``
     get ``mjdref`` (and ``mjdrefi``/``mjdreff``) and ``timesys``, which
     Parquet keeps. Eager (small).
     """
     table = table.copy()
-    try:
-        reference = time_reference(ref, source="detection table")
-    except ValueError as exc:
-        log.warning("%s; mjd_*/utc_peak columns left empty", exc)
-        reference = None
+    reference = None
+    if ref is not None:
+        try:
+            reference = time_reference(ref, source="detection table")
+        except ValueError as exc:
+            log.warning("%s; mjd_*/utc_peak columns left empty", exc)
     for name in ("start", "peak", "stop"):
         t = table.get(f"t_{name}")
         if reference is None or t is None:

@@ -86,7 +86,7 @@ def load_detections(out, status: pd.DataFrame | None = None) -> tuple[pd.DataFra
             det.insert(0, col, getattr(r, col))
         if "detection" not in det.columns:
             det.insert(2, "detection", np.arange(len(det)))
-        frames.append(with_time_columns(det))
+        frames.append(with_time_columns(det, path))
     if frames:
         refs = {_reference_key(f.attrs) for f in frames}
         det = pd.concat(frames, ignore_index=True)
@@ -100,12 +100,15 @@ def load_detections(out, status: pd.DataFrame | None = None) -> tuple[pd.DataFra
     return det, runs
 
 
-def with_time_columns(det: pd.DataFrame) -> pd.DataFrame:
+def with_time_columns(det: pd.DataFrame, source="") -> pd.DataFrame:
     """A run's detections with ``mjd_start``/``mjd_peak``/``mjd_stop`` and
     ``utc_peak``: as the search wrote them, else from the time reference
     kept in the table's attrs (NaN, with a warning, for runs that have none)."""
     if all(c in det.columns for c in TIME_COLUMNS):
         return det
+    if "mjdref" not in det.attrs:
+        log.warning("%s: written before detection tables had times; its mjd_*/utc_peak are left empty (re-run "
+                    "the survey with --overwrite to fill them)", source)
     return add_time_columns(det, det.attrs if "mjdref" in det.attrs else None)
 
 
@@ -165,7 +168,7 @@ def _time_cards(attrs: dict) -> dict:
     return time_cards(attrs)
 
 
-def _write_fits(df: pd.DataFrame, path: Path, extname: str, meta: dict) -> None:
+def _write_fits(df: pd.DataFrame, path: Path, extname: str, meta: dict, times: dict) -> None:
     from astropy.io import fits
     from astropy.table import Table
 
@@ -174,7 +177,7 @@ def _write_fits(df: pd.DataFrame, path: Path, extname: str, meta: dict) -> None:
     hdu.name = extname
     for i, name in enumerate(tab.colnames, start=1):
         hdu.header[f"TUNIT{i}"] = column_unit(name)
-    for k, v in {**_time_cards(df.attrs), **meta}.items():
+    for k, v in {**_time_cards(times), **meta}.items():
         hdu.header[k] = v
     with atomic_file(path, overwrite=True) as tmp:
         fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp, checksum=True)
@@ -220,8 +223,8 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
             det.to_parquet(tmp / "detections.parquet", index=False)
             sources.to_parquet(tmp / "sources.parquet", index=False)
             runs.to_parquet(tmp / "runs.parquet", index=False)
-            _write_fits(det, tmp / "detections.fits", "DETECTIONS", meta)
-            _write_fits(sources, tmp / "sources.fits", "SOURCES", meta)
+            _write_fits(det, tmp / "detections.fits", "DETECTIONS", meta, det.attrs)
+            _write_fits(sources, tmp / "sources.fits", "SOURCES", meta, det.attrs)
             _write_regions(sources, tmp / "sources.reg", radius_arcsec)
             info = {"xcube_version": __version__, "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "n_runs": len(runs), "n_detections": len(det), "n_sources": len(sources),
