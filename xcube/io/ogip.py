@@ -395,7 +395,7 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         "ONTIME": float(exposure.sum()),
         "BACKAPP": kind == "net", "DEADAPP": False, "VIGNAPP": False,
         "FRACCORR": (True, "RATE = COUNTS / (TIMEDEL * FRACEXP)") if fraccorr else
-        (False, "RATE = COUNTS / TIMEDEL, not corrected for FRACEXP"),
+        (False, "RATE = COUNTS / TIMEDEL, not / FRACEXP"),
     })
     _apply(hdu.header, _band_cards(attrs))
     if "band" in lc.dims:
