@@ -25,8 +25,8 @@ from xcube.cli import main
 from xcube.io.write_events import write_events
 
 RAW = ("xmm", "P0001730201M1S002MIEVLI.FTZ")  # pipeline MOS1 event list, gzip, not time-sorted, unscreened
-SRC = "fk5;circle(263.6221,-32.5591,40\")"  # HD 159176, the target
-BKG = "fk5;annulus(263.6221,-32.5591,80\",160\")"
+SRC = "fk5;circle(263.6765,-32.5814,40\")"  # HD 159176, the target
+BKG = "fk5;annulus(263.6765,-32.5814,80\",160\")"
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$")
 
 

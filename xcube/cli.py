@@ -37,7 +37,7 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 #: the --help text of the one screening default of ``xcube lc``, ``image``, ``spectrum`` and ``search``
-SCREEN_HELP = ("apply the mission's standard event screening (e.g. XMM EPIC: PATTERN and #XMMEA flags, see "
+SCREEN_HELP = ("apply the mission's standard event screening (e.g. XMM EPIC: PATTERN and FLAG == 0, see "
                "docs/select.md), as SAS and the transient search do; --no-screen keeps every event")
 
 

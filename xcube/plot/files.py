@@ -61,7 +61,7 @@ def plot_file(path, **kwargs):
         return timing.power_spectrum(pds, title=kwargs.pop("title", Path(path).name), **kwargs)
     if kind == "lightcurve":
         lc = read_lightcurve(path)
-        if lc.attrs.get("stitched") or "mjd" in lc.coords:
+        if lc.attrs.get("stitched"):  # a light curve with an MJD column is still one observation
             return lightcurves.long_term_lightcurve(lc, title=kwargs.pop("title", Path(path).name), **kwargs)
         if "band" in lc.dims:
             lc = lc.isel(band=kwargs.pop("band", 0))

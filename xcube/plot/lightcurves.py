@@ -149,6 +149,7 @@ def long_term_lightcurve(lc, *, color_by: str = "mission", variable: str | None 
     if len(set(keys[good])) > 1:
         ax.legend(fontsize=7, title=color_by, title_fontsize=7)
     ax.set_xlabel(xlabel)
+    ax.ticklabel_format(axis="x", useOffset=False, style="plain")  # MJD 51977.55, not 0.55 + 5.1977e4
     ax.set_ylabel(f"{var} [count/s]")
     if title:
         ax.set_title(title, fontsize=10)
