@@ -114,3 +114,12 @@ def test_xcube_info_uses_the_files_time_system(make_event_file, capsys):
     assert main(["info", str(tt)]) == 0
     text = capsys.readouterr().out
     assert re.search(r"UTC 1999-12-31T23:58:5[67] - ", text) and "MJDREF 51544.0 TT" in text
+
+
+def test_xcube_times_stays_the_function_when_its_module_is_imported():
+    import sys
+
+    import xcube.transients.search  # noqa: F401  (imports xcube.times, the module)
+
+    assert callable(xcube.times) and xcube.times is sys.modules["xcube.times"].times
+    assert callable(xcube.with_mjd) and callable(xcube.read_gti)

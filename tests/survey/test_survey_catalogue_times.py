@@ -74,3 +74,14 @@ def test_runs_written_before_the_time_columns_get_nan(survey_out, tmp_path):
     # one run without a time reference: the header says so instead of claiming one MJDREF
     h = fits.getheader(cat.directory / "detections.fits", 1)
     assert "MJDREFI" not in h and h["TIMEUNIT"] == "s" and "own MJDREF" in str(h.get("COMMENT", ""))
+
+
+def test_catalogue_command_prints_readable_times(survey_out, capsys):
+    import re
+
+    from xcube.cli import main
+
+    assert main(["catalogue", str(survey_out)]) == 0
+    out = capsys.readouterr().out
+    assert "mjd_first" in out and re.search(r"\b58915\.\d{6}\b", out)  # MJD to six decimals (0.1 s)
+    assert not re.search(r"\d[eE][+-]\d\d", out)
