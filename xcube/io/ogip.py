@@ -355,33 +355,10 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
     lo = np.asarray(lc["time_lo"].values, np.float64)
     hi = np.asarray(lc["time_hi"].values, np.float64)
     width = hi - lo
-    fracexp = np.asarray(lc["fracexp"].values, np.float64)
     exposure = np.asarray(lc["exposure"].values, np.float64)
-    counts_var = {"total": "counts", "net": "counts", "background": "bkg_counts"}[kind]
     if "counts" in lc and float(np.nansum(lc["counts"].values)) == 0:
         warnings.warn(f"{path}: the light curve holds no counts (empty selection?)", stacklevel=2)
-    rate = _rate_values(lc[rate_var], fracexp, fraccorr)
-    cols = [
-        fits.Column(name="TIME", format="D", unit="s", array=0.5 * (lo + hi)),
-        _vector_column("RATE", "count/s", rate),
-        _vector_column("ERROR", "count/s", _rate_values(lc[err_var], fracexp, fraccorr)),
-        fits.Column(name="FRACEXP", format="D", unit="", array=fracexp),
-    ]
-    if counts_var in lc:
-        c = np.asarray(lc[counts_var].values)
-        cols.append(_vector_column("COUNTS", "count", c))
-    if kind == "net":
-        cols.append(_vector_column("BACKV", "count/s", _rate_values(lc["bkg_rate"], fracexp, fraccorr)))
-        cols.append(_vector_column("BACKE", "count/s", _rate_values(lc["bkg_rate_err"], fracexp, fraccorr)))
-    extra = dict(columns or {})
-    if "mjd" in lc.coords and lc["mjd"].dims == ("time",) and not any(k.upper() == "MJD" for k in extra):
-        extra["MJD"] = np.asarray(lc["mjd"].values, np.float64)
-    for name, values in extra.items():
-        cols.append(_extra_column(name, values))
-    uniform = width.size > 0 and np.allclose(width, width[0], rtol=1e-12, atol=0)
-    if not uniform and width.size:
-        cols.append(fits.Column(name="TIMEDEL", format="D", unit="s", array=width))
-    hdu = fits.BinTableHDU.from_columns(cols, name="RATE")
+    hdu = fits.BinTableHDU.from_columns(_lc_columns(lc, kind, fraccorr, columns), name="RATE")
     attrs = dict(lc.attrs)
     cards = common_cards(attrs)
     _apply(hdu.header, cards)
@@ -416,6 +393,35 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
     gti = gtimod.from_dataset(lc) if "gti_start" in lc else (lo[exposure > 0], hi[exposure > 0])
     hdul = fits.HDUList([primary_hdu(cards), hdu, gti_hdu(gti, header=cards)])
     return write_hdul(hdul, path, overwrite)
+
+
+def _lc_columns(lc: xr.Dataset, kind: str, fraccorr: bool, columns: dict | None) -> list:
+    """The RATE table's columns of a computed light curve (see :func:`write_lightcurve`)."""
+    rate_var, err_var, _ = _LC_KINDS[kind]
+    lo = np.asarray(lc["time_lo"].values, np.float64)
+    hi = np.asarray(lc["time_hi"].values, np.float64)
+    width = hi - lo
+    fracexp = np.asarray(lc["fracexp"].values, np.float64)
+    cols = [
+        fits.Column(name="TIME", format="D", unit="s", array=0.5 * (lo + hi)),
+        _vector_column("RATE", "count/s", _rate_values(lc[rate_var], fracexp, fraccorr)),
+        _vector_column("ERROR", "count/s", _rate_values(lc[err_var], fracexp, fraccorr)),
+        fits.Column(name="FRACEXP", format="D", unit="", array=fracexp),
+    ]
+    counts_var = {"total": "counts", "net": "counts", "background": "bkg_counts"}[kind]
+    if counts_var in lc:
+        cols.append(_vector_column("COUNTS", "count", np.asarray(lc[counts_var].values)))
+    if kind == "net":
+        cols.append(_vector_column("BACKV", "count/s", _rate_values(lc["bkg_rate"], fracexp, fraccorr)))
+        cols.append(_vector_column("BACKE", "count/s", _rate_values(lc["bkg_rate_err"], fracexp, fraccorr)))
+    extra = dict(columns or {})
+    if "mjd" in lc.coords and lc["mjd"].dims == ("time",) and not any(k.upper() == "MJD" for k in extra):
+        extra["MJD"] = np.asarray(lc["mjd"].values, np.float64)
+    cols += [_extra_column(name, values) for name, values in extra.items()]
+    uniform = width.size > 0 and np.allclose(width, width[0], rtol=1e-12, atol=0)
+    if not uniform and width.size:
+        cols.append(fits.Column(name="TIMEDEL", format="D", unit="s", array=width))
+    return cols
 
 
 def _rate_values(rate: xr.DataArray, fracexp: np.ndarray, fraccorr: bool) -> np.ndarray:

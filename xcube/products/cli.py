@@ -14,7 +14,16 @@ log = logging.getLogger("xcube.products")
 
 
 def register(subparsers) -> None:
-    """Add the ``lc``, ``image`` and ``spectrum`` subcommands."""
+    """Add the ``lc``, ``image`` and ``spectrum`` subcommands (and the timing ones)."""
+    _register_lc(subparsers)
+    _register_image_spectrum(subparsers)
+
+    from .timing_cli import register_timing
+
+    register_timing(subparsers)
+
+
+def _register_lc(subparsers) -> None:
     p = subparsers.add_parser(
         "lc", help="light curve of an event file -> OGIP RATE file",
         description="Bin events into a light curve (rate = counts / good time per bin) and write an OGIP/93-003 "
@@ -43,6 +52,8 @@ def register(subparsers) -> None:
     p.add_argument("--mjd", action="store_true", help="add an MJD column (MJD of each bin in the file's TIMESYS)")
     p.set_defaults(func=_run_lc)
 
+
+def _register_image_spectrum(subparsers) -> None:
     p = subparsers.add_parser("image", help="sky image of an event file -> FITS image with WCS",
                               description="Bin events into a (y, x) counts image on the sky-pixel grid and write it "
                                           "as a FITS image carrying its WCS (RA/Dec) and the event file's sky X/Y "
@@ -80,10 +91,6 @@ def register(subparsers) -> None:
     p.add_argument("--respfile", help="RESPFILE keyword (response matrix file name)")
     p.add_argument("--ancrfile", help="ANCRFILE keyword (ancillary response file name)")
     p.set_defaults(func=_run_spectrum)
-
-    from .timing_cli import register_timing
-
-    register_timing(subparsers)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
