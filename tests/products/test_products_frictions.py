@@ -222,7 +222,7 @@ def test_spectra_default_to_the_standard_channel_grid(pn, tmp_path):
 def test_subpackages_are_reachable_after_import_xcube():
     code = ("import xcube; import matplotlib.figure; "
             "print(callable(xcube.plot.image), callable(xcube.times), callable(xcube.read_gti), "
-            "callable(xcube.survey.build_catalogue), callable(xcube.io.ogip.write_lightcurve))")
+            "callable(xcube.survey.build_catalogue), callable(xcube.write_lightcurve))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["True"] * 5
