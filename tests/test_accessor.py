@@ -38,3 +38,58 @@ def test_dataarray_accessor_masks_an_image_grid():
     # pixels of 10 x 10 column units: the count of centres approximates the circle's area
     assert abs(int(m.sum()) * 100 - img.xcube.region_area("circle(26000,26000,200)")) < 0.02 * np.pi * 200**2
     assert values(make_events(5)).size == 5
+
+
+def test_event_lists_get_the_product_methods(make_event_file):
+    ev = xcube.open_events(make_event_file(n=2000))
+    assert ev.xcube.kind == "events"
+    assert {"lightcurve", "image", "spectrum", "to_stingray", "plot", "times", "select", "bin"} <= set(dir(ev.xcube))
+    lc = ev.xcube.lightcurve(1000.0, energy_band=(0.5, 2.0))
+    xr.testing.assert_identical(lc.compute(), xcube.lightcurve(ev, 1000.0, energy_band=(0.5, 2.0)).compute())
+    img = ev.xcube.image(bin_size=400)
+    xr.testing.assert_identical(img.compute(), xcube.image(ev, 400).compute())
+    spec = ev.xcube.spectrum()
+    xr.testing.assert_identical(spec.compute(), xcube.spectrum(ev).compute())
+    assert len(ev.xcube.to_stingray().time) == 2000
+    fig = ev.xcube.plot()  # a quick look: the image on RA/Dec axes
+    assert fig.axes[0].get_xlabel().startswith("RA")
+    assert len(ev.xcube.plot(kind="lightcurve", time_bin=500.0).axes[0].lines) >= 1
+    np.testing.assert_array_equal(ev.xcube.times(), xcube.times(ev["time"], ev).values)
+
+
+def test_products_get_the_methods_that_fit_them(make_event_file, tmp_path):
+    ev = xcube.open_events(make_event_file(n=2000))
+    lc = ev.xcube.lightcurve(500.0)
+    assert lc.xcube.kind == "lightcurve"
+    assert {"rebin", "power_spectrum", "to_stingray", "times", "with_mjd", "write", "plot"} <= set(dir(lc.xcube))
+    assert not {"select", "bin", "lightcurve", "image", "spectrum"} & set(dir(lc.xcube))
+    for method in ("select", "bin", "image"):
+        try:
+            getattr(lc.xcube, method)()
+        except TypeError as exc:
+            assert "does not apply to this lightcurve" in str(exc) and "rebin" in str(exc)
+        else:
+            raise AssertionError(f"lc.xcube.{method} should refuse a light curve")
+    assert lc.xcube.rebin(2).sizes["time"] == lc.sizes["time"] // 2
+    assert "utc" in lc.xcube.with_mjd().coords
+    assert lc.xcube.write(tmp_path / "a.lc").exists()
+    assert lc.xcube.plot().axes[0].get_ylabel() == "count rate [count/s]"
+    spec = ev.xcube.spectrum()
+    assert spec.xcube.kind == "spectrum" and set(dir(spec.xcube)) == {"group", "kind", "plot", "write"}
+    assert spec.xcube.write(tmp_path / "a.pha").exists()
+    assert spec.xcube.plot().axes[0].get_yscale() == "log"
+    img = ev.xcube.image(bin_size=400)
+    assert img.xcube.kind == "image" and set(dir(img.xcube)) == {"kind", "plot", "region_area", "region_mask",
+                                                                 "write"}
+    assert img.xcube.write(tmp_path / "a.fits").exists()
+    from xcube.binning import sky_axis
+
+    cube = ev.xcube.bin(time=2000.0, y=sky_axis(ev, "y", 400, range=(20000, 32000)),
+                        x=sky_axis(ev, "x", 400, range=(20000, 32000)))
+    assert cube.xcube.kind == "cube" and cube.xcube.times().sizes == cube["time"].sizes
+    try:
+        cube.xcube.write(tmp_path / "c.fits")
+    except TypeError as exc:
+        assert "cube" in str(exc)
+    else:
+        raise AssertionError("a cube is not written as an image")

@@ -24,6 +24,7 @@ _NAMES = {
     "read_lightcurve": "io.ogip", "read_spectrum": "io.ogip", "write_gti": "io.ogip", "write_image": "io.ogip",
     "write_lightcurve": "io.ogip", "write_spectrum": "io.ogip",
     "search_transients": "transients.search",
+    "times": "times", "with_mjd": "times", "read_gti": "io.ogip",
 }
 _SUBPACKAGES = ("accessor", "bayes", "binning", "cli", "expression", "frames", "gti", "io", "missions", "plot",
                 "products", "regions", "simulate", "skycoords", "survey", "tools", "transients")

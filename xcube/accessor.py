@@ -4,95 +4,248 @@ A thin forwarding layer: each method calls the xcube function of the same
 name with the object as first argument, so ``ev.xcube.select(expr=...)`` is
 ``xcube.select(ev, expr=...)``. It registers on ``import xcube``.
 
-To add a method, write a one-line forwarder here that imports the function
-inside the method (keeps ``import xcube`` light and avoids import cycles).
+Each object gets the methods that fit what it is (:func:`kind_of`):
+
+- event lists: ``select``, ``bin``, ``lightcurve``, ``image``, ``spectrum``,
+  ``power_spectrum``, ``region_mask``, ``region_area``, ``to_stingray``,
+  ``times``, ``plot``;
+- light curves: ``rebin``, ``split_by_gti``, ``power_spectrum``,
+  ``hardness_ratio``, ``to_stingray``, ``times``, ``with_mjd``, ``write``,
+  ``plot``;
+- spectra: ``group``, ``write``, ``plot``; power spectra: ``to_stingray``,
+  ``plot``;
+- images (``(y, x)`` DataArrays): ``region_mask``, ``region_area``,
+  ``write``, ``plot``; cubes (``time`` and ``y``/``x``): ``region_mask``,
+  ``region_area``, ``times``, ``with_mjd``, ``plot`` (one frame); other
+  DataArrays along ``time``: ``times``, ``with_mjd``.
+
+A method that does not fit (``lc.xcube.select``) raises ``TypeError`` saying
+what the object is and what to call instead; ``dir(obj.xcube)`` lists only
+the methods that fit. To add a method, write a one-line forwarder that
+imports the function inside the method and add it to ``_METHODS``.
 """
 from __future__ import annotations
 
 import xarray as xr
 
-__all__ = ["XcubeDatasetAccessor", "XcubeDataArrayAccessor"]
+__all__ = ["XcubeDatasetAccessor", "XcubeDataArrayAccessor", "kind_of"]
 
 
-@xr.register_dataset_accessor("xcube")
-class XcubeDatasetAccessor:
-    """``ds.xcube``: xcube functions on an EventList or product Dataset."""
+def kind_of(obj) -> str:
+    """What an xcube object is: ``"events"``, ``"lightcurve"``,
+    ``"spectrum"``, ``"power_spectrum"``, ``"image"``, ``"cube"`` or
+    ``"other"`` (from its dimensions)."""
+    dims = set(obj.dims)
+    if "event" in dims:
+        return "events"
+    if "freq" in dims:
+        return "power_spectrum"
+    if "channel" in dims:
+        return "spectrum"
+    if "time" in dims and {"y", "x"} <= dims:
+        return "cube"
+    if "time" in dims:
+        return "lightcurve"
+    if {"y", "x"} == dims:
+        return "image"
+    return "other"
 
-    def __init__(self, obj: xr.Dataset):
+
+_METHODS = {
+    "events": ("select", "bin", "lightcurve", "image", "spectrum", "power_spectrum", "region_mask", "region_area",
+               "to_stingray", "times", "plot"),
+    "lightcurve": ("rebin", "split_by_gti", "power_spectrum", "hardness_ratio", "to_stingray", "times", "with_mjd",
+                   "write", "plot"),
+    "spectrum": ("group", "write", "plot"),
+    "power_spectrum": ("to_stingray", "write", "plot"),
+    "image": ("region_mask", "region_area", "write", "plot"),
+    "cube": ("region_mask", "region_area", "times", "with_mjd", "plot"),
+    "other": ("region_mask", "region_area"),
+}
+_ADVICE = {"select": "select the events first: xcube.select(events, ...)",
+           "bin": "bin an event list: events.xcube.bin(...) or xcube.bin_events",
+           "lightcurve": "make light curves from an event list", "image": "make images from an event list",
+           "spectrum": "make spectra from an event list"}
+
+
+class _Base:
+    _table = _METHODS
+
+    def __init__(self, obj):
         self._obj = obj
 
-    def select(self, energy_band=None, expr=None, region=None, gti=None) -> xr.Dataset:
-        """Same as :func:`xcube.select` on this EventList (lazy)."""
-        from .select import select
+    def _methods(self) -> tuple:
+        return self._table.get(self.kind, _METHODS["other"])
 
-        return select(self._obj, energy_band=energy_band, expr=expr, region=region, gti=gti)
+    @property
+    def kind(self) -> str:
+        """What the object is (see :func:`kind_of`)."""
+        return kind_of(self._obj)
 
-    def bin(self, time=None, energy=None, y=None, x=None, **kwargs) -> xr.DataArray:
-        """Same as :func:`xcube.bin_events` on this EventList (lazy counts cube)."""
-        from .binning import bin_events
+    def _need(self, method: str):
+        kind, methods = self.kind, self._methods()
+        if method not in methods:
+            hint = _ADVICE.get(method, f"it works on {', '.join(k for k, m in self._table.items() if method in m)}")
+            raise TypeError(f".xcube.{method} does not apply to this {kind.replace('_', ' ')}: {hint}; here you "
+                            f"can use {', '.join(methods)}")
+        return self._obj
 
-        return bin_events(self._obj, time=time, energy=energy, y=y, x=x, **kwargs)
+    def __dir__(self):
+        return sorted(set(self._methods()) | {"kind"})
+
+    def times(self, to: str = "mjd", **kwargs):
+        """Same as :func:`xcube.times` on this object's ``time`` (MJD, ISO UTC...)."""
+        from .times import times
+
+        obj = self._need("times")
+        return times(obj["time"], obj, to=to, **kwargs)
+
+    def with_mjd(self, utc: bool = True):
+        """Same as :func:`xcube.with_mjd`: ``mjd`` and ``utc`` coordinates along time."""
+        from .times import with_mjd
+
+        return with_mjd(self._need("with_mjd"), utc=utc)
 
     def region_mask(self, region) -> xr.DataArray:
-        """Same as :func:`xcube.regions.region_mask` on this EventList (lazy)."""
+        """Same as :func:`xcube.regions.region_mask` on this object (lazy)."""
         from .regions import region_mask
 
-        return region_mask(self._obj, region)
+        return region_mask(self._need("region_mask"), region)
 
     def region_area(self, region, samples: int = 4_000_000) -> float:
         """Same as :func:`xcube.regions.region_area`, with this object's WCS."""
         from .regions import region_area
 
-        return region_area(region, self._obj, samples=samples)
+        return region_area(region, self._need("region_area"), samples=samples)
+
+
+@xr.register_dataset_accessor("xcube")
+class XcubeDatasetAccessor(_Base):
+    """``ds.xcube``: xcube functions on an EventList or product Dataset."""
+
+    def select(self, energy_band=None, expr=None, region=None, gti=None) -> xr.Dataset:
+        """Same as :func:`xcube.select` on this EventList (lazy)."""
+        from .select import select
+
+        return select(self._need("select"), energy_band=energy_band, expr=expr, region=region, gti=gti)
+
+    def bin(self, time=None, energy=None, y=None, x=None, **kwargs) -> xr.DataArray:
+        """Same as :func:`xcube.bin_events` on this EventList (lazy counts cube)."""
+        from .binning import bin_events
+
+        return bin_events(self._need("bin"), time=time, energy=energy, y=y, x=x, **kwargs)
+
+    def lightcurve(self, time_bin, **kwargs) -> xr.Dataset:
+        """Same as :func:`xcube.lightcurve` on this EventList (lazy)."""
+        from .products.lightcurve import lightcurve
+
+        return lightcurve(self._need("lightcurve"), time_bin, **kwargs)
+
+    def image(self, bin_size=None, **kwargs) -> xr.DataArray:
+        """Same as :func:`xcube.image` on this EventList (lazy)."""
+        from .products.image import image
+
+        return image(self._need("image"), bin_size, **kwargs)
+
+    def spectrum(self, region=None, background=None, **kwargs) -> xr.Dataset:
+        """Same as :func:`xcube.spectrum` on this EventList (lazy)."""
+        from .products.spectrum import spectrum
+
+        return spectrum(self._need("spectrum"), region, background, **kwargs)
 
     def rebin(self, factor: int | None = None, *, time_bin: float | None = None) -> xr.Dataset:
         """Same as :func:`xcube.products.rebin` on this light curve (exposure-weighted; lazy)."""
         from .products.rebin import rebin
 
-        return rebin(self._obj, factor, time_bin=time_bin)
+        return rebin(self._need("rebin"), factor, time_bin=time_bin)
 
     def split_by_gti(self, min_exposure: float = 0.0) -> list:
         """Same as :func:`xcube.split_by_gti` on this light curve."""
         from .products.rebin import split_by_gti
 
-        return split_by_gti(self._obj, min_exposure=min_exposure)
+        return split_by_gti(self._need("split_by_gti"), min_exposure=min_exposure)
 
     def power_spectrum(self, segment: float = 256.0, dt: float | None = None, norm: str = "leahy", rebin=None,
                        **kwargs) -> xr.Dataset:
         """Same as :func:`xcube.power_spectrum` on this EventList or light curve."""
         from .products.powerspectrum import power_spectrum
 
-        return power_spectrum(self._obj, segment, dt, norm, rebin, **kwargs)
+        return power_spectrum(self._need("power_spectrum"), segment, dt, norm, rebin, **kwargs)
 
     def hardness_ratio(self, soft=(0.5, 2.0), hard=(2.0, 10.0), **kwargs) -> xr.Dataset:
         """Same as :func:`xcube.hardness_ratio` on this multi-band light curve."""
         from .products.hardness import hardness_ratio
 
-        return hardness_ratio(self._obj, soft, hard, **kwargs)
+        return hardness_ratio(self._need("hardness_ratio"), soft, hard, **kwargs)
+
+    def group(self, min_counts: int) -> xr.Dataset:
+        """Same as :func:`xcube.products.group_spectrum` on this spectrum (computes it)."""
+        from .products.grouping import group_spectrum
+
+        return group_spectrum(self._need("group"), min_counts)
 
     def to_stingray(self, **kwargs):
         """Same as :func:`xcube.to_stingray` (EventList, light curve or power spectrum)."""
         from .products.stingray_interop import to_stingray
 
-        return to_stingray(self._obj, **kwargs)
+        return to_stingray(self._need("to_stingray"), **kwargs)
+
+    def write(self, path, **kwargs):
+        """Write this light curve, spectrum or power spectrum as its OGIP/FITS
+        file (:func:`xcube.write_lightcurve`, :func:`xcube.write_spectrum`,
+        :func:`xcube.io.powspec.write_power_spectrum`). Eager; returns the path."""
+        obj, kind = self._need("write"), self.kind
+        if kind == "lightcurve":
+            from .io.ogip import write_lightcurve as writer
+        elif kind == "spectrum":
+            from .io.ogip import write_spectrum as writer
+        else:
+            from .io.powspec import write_power_spectrum as writer
+        return writer(path, obj, **kwargs)
+
+    def plot(self, kind: str | None = None, **kwargs):
+        """The standard figure: a light curve (:func:`xcube.plot.lightcurve`),
+        spectrum, power spectrum, or for an event list a quick look: its image
+        (``kind="image"``, default; ``size_arcsec=4``) or light curve
+        (``kind="lightcurve"``; ``time_bin=100`` s). Computes what it shows;
+        returns the Figure."""
+        from . import plot
+
+        obj, what = self._need("plot"), self.kind
+        if what == "events":
+            if (kind or "image") == "image":
+                kwargs.setdefault("size_arcsec", 4.0)
+                return plot.image(self.image(**kwargs).compute())
+            if kind == "lightcurve":
+                return plot.lightcurve(self.lightcurve(kwargs.pop("time_bin", 100.0), **kwargs).compute())
+            raise ValueError(f"plot(kind={kind!r}): an event list plots as kind='image' or 'lightcurve'")
+        if what == "lightcurve":
+            return plot.lightcurve(obj.compute(), **kwargs)
+        if what == "spectrum":
+            return plot.spectrum(obj, **kwargs)
+        return plot.power_spectrum(obj.compute(), **kwargs)
 
 
 @xr.register_dataarray_accessor("xcube")
-class XcubeDataArrayAccessor:
-    """``da.xcube``: xcube functions on a DataArray (image, cube, light curve)."""
+class XcubeDataArrayAccessor(_Base):
+    """``da.xcube``: xcube functions on a DataArray (image, cube)."""
 
-    def __init__(self, obj: xr.DataArray):
-        self._obj = obj
+    _table = {"image": ("region_mask", "region_area", "write", "plot"),
+              "cube": ("region_mask", "region_area", "times", "with_mjd", "plot"),
+              "lightcurve": ("times", "with_mjd")}
 
-    def region_mask(self, region) -> xr.DataArray:
-        """Boolean (y, x) mask of the bin centres inside ``region``; see
-        :func:`xcube.regions.region_mask`."""
-        from .regions import region_mask
+    def write(self, path, **kwargs):
+        """Same as :func:`xcube.write_image` for this (y, x) image. Eager."""
+        from .io.ogip import write_image
 
-        return region_mask(self._obj, region)
+        return write_image(path, self._need("write"), **kwargs)
 
-    def region_area(self, region, samples: int = 4_000_000) -> float:
-        """Same as :func:`xcube.regions.region_area`, with this object's WCS."""
-        from .regions import region_area
+    def plot(self, frame=0, **kwargs):
+        """An image (RA/Dec axes, :func:`xcube.plot.image`) or one ``frame`` of
+        a cube (:func:`xcube.plot.cube_frame`). Returns the Figure."""
+        from . import plot
 
-        return region_area(region, self._obj, samples=samples)
+        obj = self._need("plot")
+        if self.kind == "cube":
+            return plot.cube_frame(obj, frame, **kwargs)
+        return plot.image(obj.compute(), **kwargs)

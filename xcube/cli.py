@@ -22,8 +22,49 @@ _COMMAND_MODULES = [
 ]
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """``--help`` of every xcube command: wrapped descriptions, and each
+    option's default after its help unless the help already states one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default is argparse.SUPPRESS or "default" in text.lower()
+                or not action.option_strings or action.help is argparse.SUPPRESS):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+#: the --help text of the one screening default of ``xcube lc``, ``image``, ``spectrum`` and ``search``
+SCREEN_HELP = ("apply the mission's standard event screening (e.g. XMM EPIC: PATTERN and FLAG == 0, see "
+               "docs/select.md), as SAS and the transient search do; --no-screen keeps every event")
+
+
+def add_screen_option(p: argparse.ArgumentParser) -> None:
+    """``--screen/--no-screen``, on by default: the one screening default of
+    the commands that select events."""
+    p.add_argument("--screen", action=argparse.BooleanOptionalAction, default=True, help=SCREEN_HELP)
+
+
+def add_hdu_option(p: argparse.ArgumentParser) -> None:
+    """``--hdu NAME``: the event table of files with a nonstandard extension name."""
+    p.add_argument("--hdu", metavar="NAME", help="event table extension when it has a nonstandard name (e.g. "
+                                                 "EVENTSxy, 'event file'; default: the mission's, e.g. EVENTS)")
+
+
+def _subparsers(parser):
+    """Every sub-command parser under ``parser``, recursively."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield sub
+                yield from _subparsers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xcube", description="Time-domain X-ray astronomy on xarray + Dask")
+    parser = argparse.ArgumentParser(prog="xcube", description="Time-domain X-ray astronomy on xarray + Dask",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"xcube {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -35,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         mod.register(sub)
+    for p in _subparsers(parser):
+        p.formatter_class = HelpFormatter
     return parser
 
 

@@ -9,9 +9,10 @@ data is read.
 Grammar, loosest binding first::
 
     or     := and  (("||" | "|" | "or" | ".or.") and)*
-    and    := not  (("&&" | "&" | "and" | ".and.") not)*
+    and    := not  (("&&" | "&" | "and" | ".and." | ",") not)*
     not    := ("!" | "not" | ".not.") not | cmp
-    cmp    := sum (CMP sum)*  |  sum "in" RANGES       CMP: == = != < <= > >= .eq. .ne. .lt. .le. .gt. .ge.
+    cmp    := sum (CMP sum)*  |  sum "in" RANGES  |  sum "=" CIAO   CMP: == = != < <= > >= .eq. .ne. ...
+    CIAO   := [NUMBER] ":" [NUMBER] | NUMBER, separated by ","
     sum    := prod (("+" | "-") prod)*
     prod   := unary (("*" | "/" | "%") unary)*
     unary  := ("-" | "+" | "~") unary | atom
@@ -25,6 +26,11 @@ The rules a user needs:
   they are bitwise. So ``PATTERN <= 4 & FLAG == 0`` is a logical AND and
   ``(FLAG & 0x766ba000) == 0`` is a bit test; ``FLAG & 0x766ba000 == 0``
   (a number AND a condition) is an error that shows the parenthesised form.
+- CIAO range filters: ``energy=0.5:2`` keeps ``0.5 <= energy < 2`` for a
+  real column and ``pi=200:12000`` keeps ``200 <= pi <= 12000`` for an
+  integer one (as the CIAO data model does); an end may be left out
+  (``energy=:2``, ``energy=0.5:``), ``grade=0,2:4,6`` lists alternatives and
+  a comma between filters is an AND: ``energy=0.5:2,ccd_id=7``.
 - ``x in [a:b]`` is ``a <= x <= b`` (inclusive, as in ``evselect``); a round
   bracket makes that end exclusive: ``(a:b]``, ``[a:b)``, ``(a:b)``. A bound
   may be left out (``[200:]``), and a list mixes ranges and values:
@@ -301,10 +307,10 @@ class _Parser:
     def and_(self) -> _Node:
         start = self.tok.start
         node = self.not_()
-        while self._is("&&", "&"):
+        while self._is("&&", "&", ","):
             op = self._next().value
             rhs = self.not_()
-            node = self._logical(node, rhs, op, start)
+            node = self._logical(node, rhs, "&&" if op == "," else op, start)  # CIAO: a comma joins filters
         return node
 
     def _logical(self, a: _Node, b: _Node, op: str, start: int) -> _Node:
@@ -349,6 +355,9 @@ class _Parser:
         if self._is("in"):
             self._next()
             return self._ranges(first, start)
+        if self._is("==") and self._ciao_ahead():
+            self._next()
+            return self._ciao_ranges(first, start)
         terms, ops = [first], []
         while self._is(*_CMP):
             ops.append(self._next().value)
@@ -431,6 +440,69 @@ class _Parser:
                         m = m & ((v <= hi) if hi_c else (v < hi))
                     if m is True:
                         m = np.ones(np.shape(v), dtype=bool) if isinstance(v, np.ndarray) else True
+                out = m if out is None else (out | m)
+            return out
+
+        return self._node("bool", f, start, (x,))
+
+    def _ahead(self, k: int) -> _Tok:
+        return self.toks[min(self.i + k, len(self.toks) - 1)]
+
+    def _number_at(self, k: int) -> int:
+        """Offset past a (signed) number starting ``k`` tokens ahead, or 0 if there is none."""
+        j = k
+        while self._ahead(j).kind == "op" and self._ahead(j).value in ("-", "+"):
+            j += 1
+        return j + 1 if self._ahead(j).kind == "num" else 0
+
+    def _ciao_ahead(self) -> bool:
+        """After ``=``: a CIAO range list (``0.5:2``, ``:2``, ``200:``, ``0,2:4,6``)?"""
+        if self._ahead(1).kind == "op" and self._ahead(1).value == ":":
+            return True
+        j = self._number_at(1)
+        return bool(j) and self._ahead(j).kind == "op" and self._ahead(j).value in (":", ",")
+
+    def _next_filter_ahead(self) -> bool:
+        """At a ``,`` of a CIAO list: does a new filter (not another value) follow?"""
+        nxt = self._ahead(1)
+        return not (nxt.kind == "num" or (nxt.kind == "op" and nxt.value in (":", "-", "+")))
+
+    def _ciao_ranges(self, x: _Node, start: int) -> _Node:
+        """CIAO range list after ``col=``: ``lo:hi`` is ``lo <= col < hi`` for a
+        real column and ``lo <= col <= hi`` for an integer one (as the CIAO
+        data model filters), an end may be left out, a single value tests
+        equality, and commas separate alternatives."""
+        if x.kind == "bool":
+            raise self._err(f"a range needs a number on its left, {_show(x.text)} is a condition")
+        items = []
+        while True:
+            lo = hi = None
+            if not self._is(":"):
+                lo = self._number()
+            is_range = self._is(":")
+            if is_range:
+                self._next()
+                if self._number_at(0):
+                    hi = self._number()
+                if lo is None and hi is None:
+                    raise self._err("a range needs at least one bound, e.g. 0.5:2, :2 or 0.5:")
+            if lo is not None and hi is not None and lo > hi:
+                raise self._err(f"empty range: lower bound {lo} is above upper bound {hi}")
+            items.append((lo, hi, is_range))
+            if self._is(",") and not self._next_filter_ahead():
+                self._next()
+                continue
+            break
+        closed_hi = x.kind == "int"
+
+        def f(v):
+            out = None
+            for lo, hi, is_range in items:
+                m = (v == lo) if not is_range else np.ones(np.shape(v), dtype=bool)
+                if is_range and lo is not None:
+                    m = m & (v >= lo)
+                if is_range and hi is not None:
+                    m = m & ((v <= hi) if closed_hi else (v < hi))
                 out = m if out is None else (out | m)
             return out
 

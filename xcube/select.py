@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -70,9 +71,13 @@ def select(events, energy_band=None, expr=None, region=None, gti=None):
         raises ``ValueError``; one partly outside warns.
     gti : good time intervals to intersect with the events' GTIs: a pair
         ``(start, stop)`` of floats or of 1-D arrays [s, mission time], an
-        ``(n, 2)`` array, or a Dataset with ``gti_start``/``gti_stop``. Events
-        outside are dropped; ``gti_start``/``gti_stop``, the per-CCD GTIs and
-        ``attrs["exposure"]`` are updated.
+        ``(n, 2)`` array, a Dataset with ``gti_start``/``gti_stop``, a GTI
+        file (``"gti.fits"``, ``"flt.fits[STDGTI]"``; its MJDREF must be the
+        events') or an OGIP GTI table in memory (``fits.BinTableHDU``,
+        ``astropy.table.Table``, DataFrame with START/STOP; see
+        :func:`xcube.io.ogip.gti_table`). Events outside are dropped;
+        ``gti_start``/``gti_stop``, the per-CCD GTIs and ``attrs["exposure"]``
+        are updated.
 
     Returns
     -------
@@ -270,7 +275,7 @@ def _gti_test_intervals(events, gti):
     """(events' GTIs x requested, requested) for a GTI selection."""
     if "time" not in events.data_vars:
         raise ValueError(f"{_name(events)}: GTI selection needs the 'time' column")
-    user = _as_gti(gti)
+    user = _as_gti(gti, events)
     try:
         current = gtimod.from_dataset(events)
     except KeyError:
@@ -500,17 +505,30 @@ def _source_header(source) -> dict:
         return {}
 
 
-def _as_gti(gti):
+def _is_gti_table(gti) -> bool:
+    """A GTI file path or an OGIP GTI table (HDU, HDUList, Table, record array, DataFrame)."""
+    if isinstance(gti, (str, os.PathLike)):
+        return True
+    names = getattr(getattr(gti, "dtype", None), "names", None) or getattr(gti, "colnames", None)
+    return bool(names) or hasattr(gti, "header") or hasattr(gti, "iloc") or type(gti).__name__ == "HDUList"
+
+
+def _as_gti(gti, events=None):
     if isinstance(gti, xr.Dataset):
         return gtimod.from_dataset(gti)
+    if _is_gti_table(gti):
+        from .io.ogip import gti_table
+
+        return gti_table(gti, events)
     if isinstance(gti, np.ndarray) and gti.ndim == 2 and gti.shape[1] == 2:
         start, stop = gti[:, 0], gti[:, 1]
     else:
         try:
             start, stop = gti
         except (TypeError, ValueError):
-            raise TypeError(f"gti must be (start, stop) floats or arrays [s], an (n, 2) array or a Dataset "
-                            f"with gti_start/gti_stop; got {type(gti).__name__}") from None
+            raise TypeError(f"gti must be (start, stop) floats or arrays [s], an (n, 2) array, a Dataset "
+                            f"with gti_start/gti_stop, a GTI file path or an OGIP GTI table; got "
+                            f"{type(gti).__name__}") from None
     start = np.atleast_1d(np.asarray(start, dtype=np.float64))
     stop = np.atleast_1d(np.asarray(stop, dtype=np.float64))
     if start.shape != stop.shape:

@@ -3,6 +3,7 @@ empty results, refused modes, several parameter sets, writers, CLI."""
 from __future__ import annotations
 
 import json
+import re
 
 import astropy.units as u
 import numpy as np
@@ -190,6 +191,9 @@ def test_cli_demo_and_search(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--duration", "8000"]) == 0
     out = capsys.readouterr().out
     assert "run_id" in out and "0999990101_0_50_0.2_12.0" in out
+    # times at full precision: seconds after T0 with 0.1 s and UTC, never 7.00012e+08
+    assert "T0 = 700000000.0 s" in out and "t_peak-T0" in out and "utc_peak" in out
+    assert not re.search(r"\d[eE][+-]\d\d", out)
     assert (tmp_path / "demo" / "results" / "detections.csv").exists()
     evfile = tmp_path / "demo" / "events_pn.fits"
     assert main(["search", str(evfile), "--time-bin", "200", "--energy", "0.2", "12",

@@ -54,6 +54,9 @@ def summary(ev) -> dict:
         "tstart": float(ev.attrs.get("tstart", np.nan)),
         "tstop": float(ev.attrs.get("tstop", np.nan)),
         "mjdref": float(ev.attrs.get("mjdref", np.nan)),
+        "mjdrefi": float(ev.attrs.get("mjdrefi", ev.attrs.get("mjdref", np.nan))),
+        "mjdreff": float(ev.attrs.get("mjdreff", 0.0)) if "mjdrefi" in ev.attrs else 0.0,
+        "timesys": str(ev.attrs.get("timesys") or "TT").strip().upper(),
         "n_gti": int(ev.sizes.get("gti", 0)),
         "exposure": gtimod.exposure(gtimod.from_dataset(ev)) if "gti_start" in ev else float("nan"),
         "gti_kind": ev.attrs.get("gti_kind", ""),
@@ -71,12 +74,17 @@ def summary(ev) -> dict:
     return out
 
 
-def _utc(mjdref: float, t: float) -> str:
-    if not (np.isfinite(mjdref) and np.isfinite(t)):
+def _utc(s: dict, t: float) -> str:
+    """ISO 8601 UTC (to the second) of mission time ``t`` [s], in the file's TIMESYS; ``?`` when unknown."""
+    if not (np.isfinite(s["mjdref"]) and np.isfinite(t)):
         return "?"
-    from astropy.time import Time, TimeDelta
+    from ..times import TimeReference, times
 
-    return (Time(mjdref, format="mjd", scale="tt") + TimeDelta(t, format="sec")).utc.isot[:19]
+    try:
+        return str(times(t, TimeReference(s["mjdrefi"], s["mjdreff"], s["timesys"], source=s["source"]), to="iso",
+                         precision=0))
+    except ValueError:  # a time system astropy cannot convert
+        return f"? (TIMESYS {s['timesys']})"
 
 
 def format_summary(s: dict, path=None) -> str:
@@ -93,7 +101,7 @@ def format_summary(s: dict, path=None) -> str:
         f"  obs id      : {s['obs_id'] or '-'}    object: {s['object'] or '-'}",
         f"  events      : {s['n_events']:,}",
         f"  time span   : {s['time_first']:.6f} - {s['time_last']:.6f} s ({span:.1f} s; "
-        f"UTC {_utc(s['mjdref'], s['time_first'])} - {_utc(s['mjdref'], s['time_last'])}; MJDREF {s['mjdref']!r})",
+        f"UTC {_utc(s, s['time_first'])} - {_utc(s, s['time_last'])}; MJDREF {s['mjdref']!r} {s['timesys']})",
         f"  GTI exposure: {s['exposure']:.1f} s in {s['n_gti']} interval(s)"
         + (f" ({s['gti_kind']}" + (f" of CCDs {s['ccds_with_gti']}" if s["ccds_with_gti"] else "") + ")"
            if s["gti_kind"] else ""),
@@ -119,7 +127,7 @@ def _info(args) -> int:
     status = 0
     for path in args.files:
         try:
-            ev = open_events(path, instrument=args.instrument)
+            ev = open_events(path, instrument=args.instrument, hdu=args.hdu)
             print(format_summary(summary(ev), path))
         except (OSError, ValueError, KeyError) as exc:
             print(f"xcube info: error: {exc}", file=sys.stderr)
@@ -139,7 +147,7 @@ def _convert(args) -> int:
         try:
             if store.exists() and not args.overwrite:
                 raise FileExistsError(f"{store}: exists; pass --overwrite to replace it")
-            ev = open_events(path, instrument=args.instrument, chunks=args.chunks)
+            ev = open_events(path, instrument=args.instrument, chunks=args.chunks, hdu=args.hdu)
             to_zarr(ev, store, overwrite=args.overwrite)
             print(f"{path} -> {store} ({ev.sizes['event']:,} events)")
         except (OSError, ValueError, KeyError) as exc:
@@ -150,15 +158,26 @@ def _convert(args) -> int:
 
 def register(subparsers) -> None:
     """Add the ``info`` and ``convert`` subcommands."""
-    p = subparsers.add_parser("info", help="summarise event files (mission, events, time span, GTIs, columns)")
+    from ..cli import add_hdu_option
+
+    p = subparsers.add_parser(
+        "info", help="summarise event files (mission, events, time span, GTIs, columns)",
+        description="Summarise event files: mission and instrument, number of events, time span in mission "
+                    "seconds and in UTC (converted from the file's MJDREF and TIMESYS), good time, energy range "
+                    "and columns.")
     p.add_argument("files", nargs="+", metavar="FILE", help="event files (FITS, gzip) or xcube Zarr stores")
     p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")
+    add_hdu_option(p)
     p.set_defaults(func=_info)
 
-    p = subparsers.add_parser("convert", help="convert event files to xcube Zarr stores")
+    p = subparsers.add_parser(
+        "convert", help="convert event files to xcube Zarr stores",
+        description="Convert event files into xcube Zarr stores (time-sorted, chunked), one <name>.zarr per file, "
+                    "for fast repeated reading.")
     p.add_argument("files", nargs="+", metavar="FILE", help="event files to convert")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (one <name>.zarr per file)")
     p.add_argument("--overwrite", action="store_true", help="replace existing stores")
     p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")
-    p.add_argument("--chunks", type=int, default=None, help="events per chunk of the stores")
+    add_hdu_option(p)
+    p.add_argument("--chunks", type=int, default=None, help="events per chunk of the stores (default 4194304)")
     p.set_defaults(func=_convert)

@@ -26,10 +26,11 @@ def _is_zarr(p: Path) -> bool:
     return p.is_dir() and ((p / "zarr.json").exists() or p.suffix == ".zarr")
 
 
-def _store_for(p: Path, instrument, cache) -> Path:
-    """Cache store of a file that needs conversion (keyed by file identity and
-    the ``instrument`` override)."""
-    return cache_dir(cache) / f"{p.name}-{cache_key(p, instrument or 'auto')}.zarr"
+def _store_for(p: Path, instrument, cache, hdu=None) -> Path:
+    """Cache store of a file that needs conversion (keyed by file identity,
+    the ``instrument`` override and the event table ``hdu``)."""
+    extra = (instrument or "auto",) + ((str(hdu).upper(),) if hdu is not None else ())
+    return cache_dir(cache) / f"{p.name}-{cache_key(p, *extra)}.zarr"
 
 
 def _open_cached(store: Path, chunks) -> xr.Dataset:
@@ -40,12 +41,12 @@ def _open_cached(store: Path, chunks) -> xr.Dataset:
     return ds
 
 
-def _open_one(path, instrument=None, chunks=None, cache=None) -> xr.Dataset:
+def _open_one(path, instrument=None, chunks=None, cache=None, hdu=None) -> xr.Dataset:
     p = Path(path)
     if _is_zarr(p):
         return open_zarr_events(p, chunks=chunks)
     check_path(p)
-    store = _store_for(p, instrument, cache)
+    store = _store_for(p, instrument, cache, hdu)
     if is_complete(store):  # converted before: no need to read (or decompress) the file again
         try:
             return _open_cached(store, chunks)
@@ -58,7 +59,7 @@ def _open_one(path, instrument=None, chunks=None, cache=None) -> xr.Dataset:
             warnings.simplefilter("always")
             comp = is_compressed(p)
             with open_fits(p, memmap=comp is None) as hdul:
-                meta = read_fits_header(p, instrument=instrument, hdul=hdul)
+                meta = read_fits_header(p, instrument=instrument, hdul=hdul, hdu=hdu)
                 ds = open_fits_events(meta, chunks=chunks, cache=cache) if meta.compressed is None else None
                 if ds is None:
                     reason = meta.cache_reason or {"layout": "not memory-mappable"}.get(
@@ -105,7 +106,7 @@ def _expand(paths) -> list[Path]:
     return [Path(x) for x in paths]
 
 
-def open_events(path_or_paths, instrument: str | None = None, chunks: int | None = None, cache=None):
+def open_events(path_or_paths, instrument: str | None = None, chunks: int | None = None, cache=None, hdu=None):
     """Open event data lazily.
 
     Parameters
@@ -118,6 +119,10 @@ def open_events(path_or_paths, instrument: str | None = None, chunks: int | None
     cache : directory of the Zarr event cache (default ``$XCUBE_CACHE_DIR`` or
         ``~/.cache/xcube``). Compressed and unsorted files are converted there
         once, sorted by time.
+    hdu : name (case-insensitive) or index of the event table, for files
+        whose event extension has a nonstandard name (Stingray's test files
+        ``EVENTSxy``, AstroSat LAXPC ``event file``); default: the mission's
+        event extension (``EVENTS``, ``XTE_SE``...).
 
     Returns
     -------
@@ -133,9 +138,9 @@ def open_events(path_or_paths, instrument: str | None = None, chunks: int | None
     if isinstance(path_or_paths, (str, Path)):
         p = Path(path_or_paths)
         if not p.is_dir() or _is_zarr(p):
-            return _open_one(p, instrument=instrument, chunks=chunks, cache=cache)
+            return _open_one(p, instrument=instrument, chunks=chunks, cache=cache, hdu=hdu)
     files = _expand(path_or_paths)
-    return open_archive(files, instrument=instrument, chunks=chunks, cache=cache, load=True)
+    return open_archive(files, instrument=instrument, chunks=chunks, cache=cache, load=True, hdu=hdu)
 
 
 def _safe(value, fallback: str) -> str:
@@ -162,14 +167,16 @@ def _node_name(attrs, used: set) -> tuple[str, str]:
     return obs, name
 
 
-def open_archive(path_or_paths, instrument=None, chunks=None, cache=None, load: bool = False) -> xr.DataTree:
+def open_archive(path_or_paths, instrument=None, chunks=None, cache=None, load: bool = False,
+                 hdu=None) -> xr.DataTree:
     """Archive of observations as an ``xr.DataTree`` (``/<obs_id>/<instrument>``).
 
     With ``load=False`` (default) only headers are read: each node holds no
     variables and carries the file's attrs (``path``, ``n_events``,
     ``exposure``, ...); open one with ``xcube.open_events(node.attrs["path"])``.
     With ``load=True`` each node holds its lazy EventList.
-    Files that fail to open are skipped with a warning naming the file and reason.
+    Files that fail to open are skipped with a warning naming the file and
+    reason. ``hdu``: the event table's name, as in :func:`open_events`.
     """
     files = _expand(path_or_paths)
     used: set = set()
@@ -177,10 +184,10 @@ def open_archive(path_or_paths, instrument=None, chunks=None, cache=None, load: 
     for f in files:
         try:
             if load:
-                ds = _open_one(f, instrument=instrument, chunks=chunks, cache=cache)
+                ds = _open_one(f, instrument=instrument, chunks=chunks, cache=cache, hdu=hdu)
                 attrs = ds.attrs
             else:
-                meta = read_fits_header(f, instrument=instrument) if not _is_zarr(f) else None
+                meta = read_fits_header(f, instrument=instrument, hdu=hdu) if not _is_zarr(f) else None
                 if meta is None:
                     ds0 = open_zarr_events(f)
                     attrs = dict(ds0.attrs, n_events=ds0.sizes["event"])

@@ -129,9 +129,11 @@ def _find_events_hdu(hdul, names, path):
             if isinstance(hdu, fits.BinTableHDU) and hdu.name.upper() == name.upper():
                 return hdu
     have = [h.name for h in hdul]
+    tables = [h.name for h in hdul[1:] if isinstance(h, fits.BinTableHDU)]
     raise ValueError(
-        f"{path}: no {' or '.join(names)} extension (extensions: {have}); this is not an event file - "
-        "pass an event list (light curves, spectra and GTI files are not event lists)"
+        f"{path}: no {' or '.join(names)} extension (extensions: {have}); if one of the tables {tables} holds "
+        "the events, name it: open_events(path, hdu=NAME) (command line: --hdu NAME); otherwise this is not an "
+        "event file (light curves, spectra and GTI files are not event lists)"
     )
 
 
@@ -218,29 +220,57 @@ def _table_layout(hdu, path, nrows: int) -> tuple:
     return comp, data_offset, row_dtype
 
 
-def read_fits_header(path, instrument: str | None = None, hdul=None) -> EventsMeta:
+def _named_hdu(hdul, hdu, path):
+    """The table extension ``hdu`` (a name, case-insensitive, or an index) of an open file."""
+    if isinstance(hdu, (int, np.integer)):
+        if not 0 < int(hdu) < len(hdul) or not isinstance(hdul[int(hdu)], fits.BinTableHDU):
+            raise ValueError(f"{path}: extension {int(hdu)} is not a binary table (extensions: "
+                             f"{[h.name for h in hdul]}); pass hdu= the event table's name or index")
+        return hdul[int(hdu)]
+    for h in hdul[1:]:
+        if isinstance(h, fits.BinTableHDU) and h.name.strip().upper() == str(hdu).strip().upper():
+            return h
+    raise ValueError(f"{path}: no table extension named {hdu!r} (extensions: {[h.name for h in hdul]}); "
+                     "pass hdu= one of those names")
+
+
+def _events_hdu(hdul, path, instrument, hdu):
+    """(event table, merged header, profile): the table ``hdu`` when given,
+    else the first table with a known event-extension name."""
+    prim = hdul[0].header
+    if hdu is not None:
+        table = _named_hdu(hdul, hdu, path)
+        header = merged_header(prim, table.header)
+        return table, header, detect(header, path=path, instrument=instrument)
+    # find an event table by any known extension name, then detect the mission
+    known = _known_event_extensions()
+    table = next(
+        (h for name in known for h in hdul[1:] if isinstance(h, fits.BinTableHDU) and h.name.upper() == name),
+        None,
+    )
+    header = merged_header(prim, table.header if table is not None else fits.Header())
+    if table is None and instrument is None and not (header.get("TELESCOP") or header.get("INSTRUME")):
+        _find_events_hdu(hdul, known, path)  # raises: no event table, no mission keywords
+    profile = detect(header, path=path, instrument=instrument)
+    if table is None or table.name.upper() not in profile.events_extensions:
+        table = _find_events_hdu(hdul, profile.events_extensions, path)
+        header = merged_header(prim, table.header)
+    return table, header, profile
+
+
+def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -> EventsMeta:
     """Read headers and GTIs of an event file (eager, no event column data).
 
     ``hdul``: the file already opened with :func:`~xcube.io.fitsutil.open_fits`
-    (avoids decompressing a gzip file twice); it is left open.
+    (avoids decompressing a gzip file twice); it is left open. ``hdu``: the
+    name (case-insensitive) or index of the event table when it is not one
+    of the mission's standard names (Stingray's ``EVENTSxy``, AstroSat
+    LAXPC's ``event file``).
     """
     path = str(path)
     identity = file_identity(path)
     with (open_fits(path) if hdul is None else contextlib.nullcontext(hdul)) as hdul:
-        prim = hdul[0].header
-        # find an event table by any known extension name, then detect the mission
-        known = _known_event_extensions()
-        hdu = next(
-            (h for name in known for h in hdul[1:] if isinstance(h, fits.BinTableHDU) and h.name.upper() == name),
-            None,
-        )
-        header = merged_header(prim, hdu.header if hdu is not None else fits.Header())
-        if hdu is None and instrument is None and not (header.get("TELESCOP") or header.get("INSTRUME")):
-            _find_events_hdu(hdul, known, path)  # raises: no event table, no mission keywords
-        profile = detect(header, path=path, instrument=instrument)
-        if hdu is None or hdu.name.upper() not in profile.events_extensions:
-            hdu = _find_events_hdu(hdul, profile.events_extensions, path)
-            header = merged_header(prim, hdu.header)
+        hdu, header, profile = _events_hdu(hdul, path, instrument, hdu)
         nrows = int(hdu.header["NAXIS2"])
         cols = _scalar_columns(hdu, path)
         tname = profile.columns.get("time", "TIME")
@@ -401,7 +431,8 @@ def fits_columns(meta: EventsMeta) -> dict:
 def _scan_record_path(meta: EventsMeta, cache) -> Path:
     from .cache import cache_dir, cache_key
 
-    return cache_dir(cache) / "scan" / f"{Path(meta.path).name}-{cache_key(meta.path, 'scan', meta.timezero)}.json"
+    key = cache_key(meta.path, "scan", meta.timezero, meta.extname)
+    return cache_dir(cache) / "scan" / f"{Path(meta.path).name}-{key}.json"
 
 
 def time_scan(meta: EventsMeta, arrays: dict, cache=None) -> dict:

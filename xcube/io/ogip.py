@@ -15,12 +15,15 @@ Conventions of the files written here
   is corrected for the good-time fraction of each bin (as XMM-Newton's
   ``epiclccorr`` products are), NaN where ``FRACEXP = 0``, and flagged by the
   keyword ``FRACCORR = T`` (DEADAPP stays F: no dead-time correction is made);
-  ``COUNTS`` holds the raw counts so that the file round-trips exactly.
-  Stingray's ``Lightcurve.read(fmt="hea")`` assumes uncorrected rates: it
-  reproduces the counts of full bins exactly, zeroes bins with FRACEXP < 0.9
-  and over-corrects bins with 0.9 <= FRACEXP < 1 by 1/FRACEXP.
+  ``COUNTS`` holds the raw counts so that the file round-trips exactly (in
+  NET files too: the gross source counts, beside BACKV/BACKE).
+  ``write_lightcurve(..., fraccorr=False)`` writes uncorrected rates
+  ``COUNTS / TIMEDEL`` with ``FRACCORR = F`` instead, as ``evselect`` and
+  ``extractor`` do: that is what Stingray's ``Lightcurve.read(fmt="hea")``
+  assumes (it divides by FRACEXP itself and zeroes bins with FRACEXP < 0.9).
 - Spectra: ``CHANNEL`` starts at the mission's first PI channel
-  (``TLMIN1``); ``BACKSCAL`` is the extraction area in sky pixels squared, as
+  (``TLMIN1``) of the mission's standard grid (SPECDELT PI values per
+  channel); ``BACKSCAL`` is the extraction area in sky pixels squared, as
   XMM-Newton SAS ``backscale`` writes it.
 """
 from __future__ import annotations
@@ -42,17 +45,20 @@ from .fitsutil import find_column, open_fits
 __all__ = [
     "gti_hdu",
     "common_cards",
+    "time_cards",
     "primary_hdu",
     "write_hdul",
     "read_mjdref",
     "write_gti",
     "read_gti",
+    "gti_table",
     "write_lightcurve",
     "read_lightcurve",
     "stack_bands",
     "write_spectrum",
     "read_spectrum",
     "write_image",
+    "physical_cards",
 ]
 
 log = logging.getLogger("xcube.io")
@@ -84,6 +90,21 @@ def _mjdref_cards(mjdref) -> dict:
     return {"MJDREFI": i, "MJDREFF": float(d - i), "MJDREF": m}
 
 
+def time_cards(attrs: dict) -> dict:
+    """MJDREFI/MJDREFF (and MJDREF), TIMESYS, TIMEUNIT = 's' and TIMEREF
+    from xcube attrs (``mjdrefi``/``mjdreff`` when kept, else ``mjdref``;
+    ``timesys``, ``timeref``)."""
+    if attrs.get("mjdrefi") is not None:
+        i, f = int(attrs["mjdrefi"]), float(attrs.get("mjdreff", 0.0) or 0.0)
+        cards = {"MJDREFI": i, "MJDREFF": f, "MJDREF": float(np.float64(i) + np.float64(f))}
+    else:
+        cards = _mjdref_cards(attrs.get("mjdref"))
+    cards["TIMESYS"] = str(attrs.get("timesys") or "TT")
+    cards["TIMEUNIT"] = "s"
+    cards["TIMEREF"] = str(attrs.get("timeref") or "LOCAL")
+    return cards
+
+
 def common_cards(attrs: dict) -> dict:
     """Descriptive and time keywords from an xcube product's attrs."""
     cards = {
@@ -94,10 +115,7 @@ def common_cards(attrs: dict) -> dict:
                       ("DATE-END", "date_end")):
         if attrs.get(name) not in (None, ""):
             cards[key] = str(attrs[name])
-    cards.update(_mjdref_cards(attrs.get("mjdref")))
-    cards["TIMESYS"] = str(attrs.get("timesys") or "TT")
-    cards["TIMEUNIT"] = "s"
-    cards["TIMEREF"] = str(attrs.get("timeref") or "LOCAL")
+    cards.update(time_cards(attrs))
     cards["CREATOR"] = f"xcube {__version__}"
     cards["ORIGIN"] = "xcube"
     return cards
@@ -161,12 +179,66 @@ def write_gti(path, gti, *, attrs: dict | None = None, extname: str = "GTI", ove
 
 def read_gti(path, extname: str | None = None):
     """``(start, stop)`` of a GTI table [s], TIMEZERO applied. ``extname``
-    defaults to the first table with HDUCLAS1 = 'GTI' (or named GTI/STDGTI*)."""
+    defaults to the first table with HDUCLAS1 = 'GTI' (or named GTI/STDGTI*);
+    ``path[EXTNAME]`` also names it. Eager (GTI tables are small)."""
+    path, extname = _split_extname(path, extname)
     with open_fits(path, memmap=False) as hdul:
         hdu = _find_gti_hdu(hdul, extname, path)
         if hdu is None:
             raise ValueError(f"{path}: no GTI table (extensions: {[h.name for h in hdul]}); pass extname=")
         return _gti_of(hdu, path)
+
+
+def _split_extname(path, extname):
+    """``("file.fits", "STDGTI")`` from ``"file.fits[STDGTI]"`` (CFITSIO style)."""
+    text = str(path)
+    if extname is None and text.endswith("]") and "[" in text and not Path(text).exists():
+        text, _, ext = text[:-1].rpartition("[")
+        return text, ext
+    return path, extname
+
+
+def gti_table(obj, events=None):
+    """``(start, stop)`` [s] of a GTI given as a file (path, ``path[EXTNAME]``)
+    or an OGIP GTI table in memory: a ``fits.BinTableHDU`` or ``HDUList``, an
+    ``astropy.table.Table``, a FITS record array, a structured numpy array or
+    a pandas DataFrame with START/STOP columns (any case; TIMEZERO from the
+    header or ``Table.meta`` applied). With ``events``, a table whose MJDREF
+    differs from the events' raises ``ValueError`` (its times would be in
+    another frame). Eager."""
+    source = str(obj) if isinstance(obj, (str, Path)) else type(obj).__name__
+    if isinstance(obj, (str, Path)):
+        path, extname = _split_extname(obj, None)
+        with open_fits(path, memmap=False) as hdul:
+            hdu = _find_gti_hdu(hdul, extname, path)
+            if hdu is None:
+                raise ValueError(f"{path}: no GTI table (extensions: {[h.name for h in hdul]}); name it as "
+                                 f"'{path}[EXTNAME]'")
+            header = dict(hdul[0].header, **hdu.header)
+            gti = _gti_of(hdu, path)
+    else:
+        if isinstance(obj, fits.HDUList):
+            obj = next((h for h in obj[1:] if _is_gti(h)), None) or _no_gti(obj)
+        header = dict(getattr(obj, "header", None) or getattr(obj, "meta", None) or {})
+        data = getattr(obj, "data", obj) if isinstance(obj, fits.BinTableHDU) else obj
+        names = list(getattr(data, "columns", None) if hasattr(data, "iloc") else
+                     (getattr(data, "colnames", None) or data.dtype.names or ()))
+        s, e = find_column(names, "START"), find_column(names, "STOP")
+        if s is None or e is None:
+            raise ValueError(f"GTI table ({source}) without START/STOP columns (columns: {names})")
+        tz = float(header.get("TIMEZERO", 0.0) or 0.0)
+        gti = gtimod.normalize(np.asarray(data[s], np.float64) + tz, np.asarray(data[e], np.float64) + tz,
+                               source=f"GTI table ({source})")
+    if events is not None and ("MJDREF" in header or "MJDREFI" in header):
+        mine, theirs = read_mjdref(header), float(events.attrs.get("mjdref", np.nan))
+        if np.isfinite(theirs) and abs(mine - theirs) * 86400.0 > 1e-6:
+            raise ValueError(f"GTI {source}: MJDREF {mine!r} differs from the events' {theirs!r}; its START/STOP "
+                             "are seconds in another time frame - convert them first (xcube.times)")
+    return gti
+
+
+def _no_gti(hdul):
+    raise ValueError(f"no GTI table in the HDUList (extensions: {[h.name for h in hdul]})")
 
 
 def _is_gti(hdu) -> bool:
@@ -237,7 +309,7 @@ def _band_cards(attrs: dict) -> dict:
 
 
 def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite: bool = False,
-                     header: dict | None = None, columns: dict | None = None) -> Path:
+                     header: dict | None = None, columns: dict | None = None, fraccorr: bool = True) -> Path:
     """Write an xcube light curve as an OGIP/93-003 ``RATE`` table plus ``GTI``.
 
     Parameters
@@ -253,11 +325,20 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
     columns : extra columns, name -> 1-D array along time (numbers, or
         strings written as text columns), e.g. MJD and OBS_ID of a stitched
         light curve; :func:`read_lightcurve` reads MJD, OBS_ID, MISSION and
-        INSTRUME columns back as coordinates.
+        INSTRUME columns back as coordinates. A light curve with an ``mjd``
+        coordinate (:func:`xcube.with_mjd`) gets an MJD column by default.
+    fraccorr : True (default): RATE and ERROR are corrected for the
+        fractional exposure, RATE = COUNTS / (TIMEDEL x FRACEXP), keyword
+        FRACCORR = T (as SAS ``epiclccorr`` writes). False: RATE = COUNTS /
+        TIMEDEL, not corrected (0 where FRACEXP = 0), FRACCORR = F, as SAS
+        ``evselect`` and HEASoft ``extractor`` write them and as Stingray's
+        ``Lightcurve.read(fmt="hea")`` expects.
 
     Columns: TIME [s, bin centre], RATE, ERROR [count/s], FRACEXP, COUNTS
-    (total/background only), TIMEDEL [s] when the bins are not equal.
-    Computes ``lc`` (eager); warns when it holds no counts. Returns the path.
+    [count] (for ``"net"`` the gross counts in the source region, with
+    BACKV/BACKE the scaled background rate), TIMEDEL [s] when the bins are
+    not equal. Computes ``lc`` (eager); warns when it holds no counts.
+    Returns the path.
     """
     kind = kind or "total"
     if kind not in _LC_KINDS:
@@ -274,29 +355,10 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
     lo = np.asarray(lc["time_lo"].values, np.float64)
     hi = np.asarray(lc["time_hi"].values, np.float64)
     width = hi - lo
-    fracexp = np.asarray(lc["fracexp"].values, np.float64)
     exposure = np.asarray(lc["exposure"].values, np.float64)
-    counts_var = {"total": "counts", "background": "bkg_counts"}.get(kind)
     if "counts" in lc and float(np.nansum(lc["counts"].values)) == 0:
         warnings.warn(f"{path}: the light curve holds no counts (empty selection?)", stacklevel=2)
-    cols = [
-        fits.Column(name="TIME", format="D", unit="s", array=0.5 * (lo + hi)),
-        _vector_column("RATE", "count/s", lc[rate_var].values),
-        _vector_column("ERROR", "count/s", lc[err_var].values),
-        fits.Column(name="FRACEXP", format="D", unit="", array=fracexp),
-    ]
-    if counts_var is not None and counts_var in lc:
-        c = np.asarray(lc[counts_var].values)
-        cols.append(_vector_column("COUNTS", "count", c))
-    if kind == "net":
-        cols.append(_vector_column("BACKV", "count/s", lc["bkg_rate"].values))
-        cols.append(_vector_column("BACKE", "count/s", lc["bkg_rate_err"].values))
-    for name, values in (columns or {}).items():
-        cols.append(_extra_column(name, values))
-    uniform = width.size > 0 and np.allclose(width, width[0], rtol=1e-12, atol=0)
-    if not uniform and width.size:
-        cols.append(fits.Column(name="TIMEDEL", format="D", unit="s", array=width))
-    hdu = fits.BinTableHDU.from_columns(cols, name="RATE")
+    hdu = fits.BinTableHDU.from_columns(_lc_columns(lc, kind, fraccorr, columns), name="RATE")
     attrs = dict(lc.attrs)
     cards = common_cards(attrs)
     _apply(hdu.header, cards)
@@ -309,7 +371,8 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         "EXPOSURE": (float(exposure.sum()), "[s] good time in the bins"),
         "ONTIME": float(exposure.sum()),
         "BACKAPP": kind == "net", "DEADAPP": False, "VIGNAPP": False,
-        "FRACCORR": (True, "RATE = COUNTS / (TIMEDEL * FRACEXP)"),
+        "FRACCORR": (True, "RATE = COUNTS / (TIMEDEL * FRACEXP)") if fraccorr else
+        (False, "RATE = COUNTS / TIMEDEL, not / FRACEXP"),
     })
     _apply(hdu.header, _band_cards(attrs))
     if "band" in lc.dims:
@@ -322,11 +385,54 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         hdu.header["BKGREG"] = (str(attrs["background_region"])[:68], "background region")
     if attrs.get("backscal_ratio") is not None:
         hdu.header["BKGRATIO"] = (float(attrs["backscal_ratio"]), "source area / background area")
-    hdu.header["HISTORY"] = "RATE = COUNTS / (TIMEDEL * FRACEXP), NaN where FRACEXP = 0"
+    hdu.header["HISTORY"] = ("RATE = COUNTS / (TIMEDEL * FRACEXP), NaN where FRACEXP = 0" if fraccorr else
+                             "RATE = COUNTS / TIMEDEL (not corrected for FRACEXP)")
+    if kind == "net":
+        hdu.header["HISTORY"] = "COUNTS: gross counts in the source region; RATE = source rate - BACKV"
     _apply(hdu.header, header or {})
     gti = gtimod.from_dataset(lc) if "gti_start" in lc else (lo[exposure > 0], hi[exposure > 0])
     hdul = fits.HDUList([primary_hdu(cards), hdu, gti_hdu(gti, header=cards)])
     return write_hdul(hdul, path, overwrite)
+
+
+def _lc_columns(lc: xr.Dataset, kind: str, fraccorr: bool, columns: dict | None) -> list:
+    """The RATE table's columns of a computed light curve (see :func:`write_lightcurve`)."""
+    rate_var, err_var, _ = _LC_KINDS[kind]
+    lo = np.asarray(lc["time_lo"].values, np.float64)
+    hi = np.asarray(lc["time_hi"].values, np.float64)
+    width = hi - lo
+    fracexp = np.asarray(lc["fracexp"].values, np.float64)
+    cols = [
+        fits.Column(name="TIME", format="D", unit="s", array=0.5 * (lo + hi)),
+        _vector_column("RATE", "count/s", _rate_values(lc[rate_var], fracexp, fraccorr)),
+        _vector_column("ERROR", "count/s", _rate_values(lc[err_var], fracexp, fraccorr)),
+        fits.Column(name="FRACEXP", format="D", unit="", array=fracexp),
+    ]
+    counts_var = {"total": "counts", "net": "counts", "background": "bkg_counts"}[kind]
+    if counts_var in lc:
+        cols.append(_vector_column("COUNTS", "count", np.asarray(lc[counts_var].values)))
+    if kind == "net":
+        cols.append(_vector_column("BACKV", "count/s", _rate_values(lc["bkg_rate"], fracexp, fraccorr)))
+        cols.append(_vector_column("BACKE", "count/s", _rate_values(lc["bkg_rate_err"], fracexp, fraccorr)))
+    extra = dict(columns or {})
+    if "mjd" in lc.coords and lc["mjd"].dims == ("time",) and not any(k.upper() == "MJD" for k in extra):
+        extra["MJD"] = np.asarray(lc["mjd"].values, np.float64)
+    cols += [_extra_column(name, values) for name, values in extra.items()]
+    uniform = width.size > 0 and np.allclose(width, width[0], rtol=1e-12, atol=0)
+    if not uniform and width.size:
+        cols.append(fits.Column(name="TIMEDEL", format="D", unit="s", array=width))
+    return cols
+
+
+def _rate_values(rate: xr.DataArray, fracexp: np.ndarray, fraccorr: bool) -> np.ndarray:
+    """A rate (or its error) as written: corrected for the fractional
+    exposure as xcube computes it, or multiplied back by FRACEXP (0 where
+    FRACEXP = 0) when ``fraccorr`` is False. Shape (time,) or (time, band)."""
+    v = np.asarray(rate.values, np.float64)
+    if fraccorr:
+        return v
+    f = fracexp.reshape(fracexp.shape + (1,) * (v.ndim - 1))
+    return np.where(f > 0, np.nan_to_num(v) * f, 0.0)
 
 
 def _find_rate_hdu(hdul, extname, path):
@@ -508,6 +614,9 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
             counts = np.asarray(data[ccol])
             if rate is None:
                 rate = np.where(exposure > 0, counts / exposure, np.nan)
+            elif not corrected:  # RATE = COUNTS / TIMEDEL (xcube fraccorr=False, evselect)
+                rate = np.where(fracexp > 0, rate / fracexp, np.nan)
+                err = np.where(fracexp > 0, err / fracexp, np.nan) if err is not None else None
         elif not corrected:
             # SAS evselect / extractor: RATE = counts / TIMEDEL, not corrected for FRACEXP
             counts = np.where(np.isfinite(rate), rate * width, 0.0)
@@ -526,17 +635,19 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
         "fracexp": ("time", fracexp),
     }
     data_vars = {
-        "counts": ("time", counts, {"units": "count"}),
-        "rate": ("time", rate, {"units": "count/s"}),
-        "rate_err": ("time", err, {"units": "count/s"}),
+        "counts": ("time", counts, {"units": "count", "long_name": "counts in the bin"}),
+        "rate": ("time", rate, {"units": "count/s", "long_name": "count rate"}),
+        "rate_err": ("time", err, {"units": "count/s", "long_name": "error of the count rate"}),
         "gti_start": ("gti", gti[0], {"units": "s"}),
         "gti_stop": ("gti", gti[1], {"units": "s"}),
     }
     bcol, becol = find_column(names, "BACKV"), find_column(names, "BACKE")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = 1.0 if corrected else np.where(fracexp > 0, 1.0 / fracexp, np.nan)
     if bcol is not None:
-        data_vars["bkg_rate"] = ("time", np.asarray(data[bcol], np.float64), {"units": "count/s"})
+        data_vars["bkg_rate"] = ("time", np.asarray(data[bcol], np.float64) * scale, {"units": "count/s"})
         if becol is not None:
-            data_vars["bkg_rate_err"] = ("time", np.asarray(data[becol], np.float64), {"units": "count/s"})
+            data_vars["bkg_rate_err"] = ("time", np.asarray(data[becol], np.float64) * scale, {"units": "count/s"})
     for col, coord in (("MJD", "mjd"), ("OBS_ID", "obs_id"), ("MISSION", "mission"), ("INSTRUME", "instrument")):
         c = find_column(names, col)
         if c is not None:
@@ -687,6 +798,9 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         backfile=backfile, respfile=respfile, ancrfile=ancrfile, tlmin=tlmin, tlmax=tlmax,
     )
     _apply(shdu.header, {k: v for k, v in band.items() if k in ("E_MIN", "E_MAX")})
+    if attrs.get("channel_bin") is not None:  # as SAS evselect writes them: channel c holds PI c*SPECDELT...
+        _apply(shdu.header, {"SPECDELT": (int(attrs["channel_bin"]), "PI values per channel"),
+                             "SPECPIX": (0, "channel at which PI = SPECVAL"), "SPECVAL": (0.0, "PI of SPECPIX")})
     if attrs.get("group_min") is not None:
         shdu.header["HISTORY"] = f"grouped to at least {int(attrs['group_min'])} counts per group (xcube)"
     _apply(shdu.header, header or {})
@@ -709,13 +823,40 @@ _WCS_KEYS = ("WCSAXES", "CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX
              "CUNIT1", "CUNIT2")
 
 
+def physical_cards(image: xr.DataArray) -> dict:
+    """Keywords mapping image pixels to the event file's sky X/Y ("physical"
+    coordinates in DS9 and CIAO): LTV1/LTV2, LTM1_1/LTM2_2 (image = LTM x
+    physical + LTV) and the same as the alternate WCS ``P`` (CTYPE1P = 'x').
+    Empty when the image has no ``x_lo``/``y_lo`` bin edges."""
+    cards = {}
+    for axis, dim in ((1, "x"), (2, "y")):
+        if f"{dim}_lo" not in image.coords or f"{dim}_hi" not in image.coords or not image.sizes.get(dim):
+            return {}
+        lo = float(image[f"{dim}_lo"].values[0])
+        width = float(image[f"{dim}_hi"].values[0] - image[f"{dim}_lo"].values[0])
+        if not width > 0:
+            return {}
+        cards[f"LTV{axis}"] = (0.5 - lo / width, f"image pixel = LTM{axis}_{axis} * {dim.upper()} + LTV{axis}")
+        cards[f"LTM{axis}_{axis}"] = (1.0 / width, f"image pixels per sky pixel along {dim.upper()}")
+        cards[f"CTYPE{axis}P"] = dim.upper()
+        cards[f"CRPIX{axis}P"] = 0.5
+        cards[f"CRVAL{axis}P"] = lo
+        cards[f"CDELT{axis}P"] = width
+        cards[f"CUNIT{axis}P"] = "pixel"
+    cards["WCSNAMEP"] = "PHYSICAL"
+    return cards
+
+
 def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: dict | None = None) -> Path:
     """Write a (y, x) counts image (:func:`xcube.image`) as a FITS primary image.
 
     The header carries the image WCS (CTYPEn/CRVALn/CRPIXn/CDELTn from the
-    image attrs, axis 1 = x), BUNIT = 'count', EXPOSURE, the energy band
-    (E_MIN/E_MAX), TELESCOP/INSTRUME/OBS_ID/OBJECT, MJDREF and TSTART/TSTOP.
-    Computes the image (eager); atomic; returns the path.
+    image attrs, axis 1 = x) with RADESYS/EQUINOX of the event file, the
+    event file's sky X/Y as DS9/CIAO "physical" coordinates (LTVn, LTMn_n and
+    the alternate WCS ``P``, see :func:`physical_cards`), BUNIT = 'count',
+    EXPOSURE, the energy band (E_MIN/E_MAX), TELESCOP/INSTRUME/OBS_ID/OBJECT,
+    MJDREF/TIMESYS and TSTART/TSTOP. Computes the image (eager); atomic;
+    returns the path.
     """
     if image.ndim != 2:
         raise ValueError(f"write_image: need a 2-D (y, x) image, got dims {image.dims}")
@@ -734,6 +875,9 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
     cards.pop("TIMEUNIT", None)
     _apply(prim.header, cards)
     _apply(prim.header, {k: attrs[k] for k in _WCS_KEYS if k in attrs})
+    if "CTYPE1" in attrs:
+        _apply(prim.header, {k: attrs[k] for k in ("RADESYS", "EQUINOX") if attrs.get(k) is not None})
+    _apply(prim.header, physical_cards(image))
     _apply(prim.header, {"BUNIT": "count", "EXPOSURE": (float(attrs.get("exposure", 0.0)), "[s] good time"),
                          "TSTART": attrs.get("tstart"), "TSTOP": attrs.get("tstop")})
     _apply(prim.header, {k: v for k, v in _band_cards(attrs).items() if k in ("E_MIN", "E_MAX")})

@@ -8,7 +8,9 @@ function takes a finished (small) product and returns a
   broken at the GTI gaps, background and net curves overlaid),
   :func:`long_term_lightcurve`;
 - timing: :func:`power_spectrum`, :func:`hardness_intensity`;
-- sky: :func:`image`, :func:`cube_frame`, :func:`bayes_map`;
+- sky: :func:`image` (RA/Dec axes through the image WCS), :func:`cube_frame`,
+  :func:`bayes_map`;
+- spectra: :func:`spectrum`;
 - transient search: :func:`detections`, :func:`detection_lightcurves`,
   :func:`detection_summary`;
 - any product file: :func:`plot_file`.
@@ -17,8 +19,9 @@ from .base import save_figure
 from .files import plot_file
 from .lightcurves import broken_lightcurve, detection_lightcurves, lightcurve, long_term_lightcurve
 from .maps import bayes_map, cube_frame, detection_summary, detections, image
+from .spectra import spectrum
 from .timing import hardness_intensity, power_spectrum
 
 __all__ = ["lightcurve", "broken_lightcurve", "long_term_lightcurve", "power_spectrum", "hardness_intensity",
            "image", "cube_frame", "bayes_map", "detections", "detection_lightcurves", "detection_summary",
-           "plot_file", "save_figure"]
+           "plot_file", "save_figure", "spectrum"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["new_figure", "save_figure", "rate_variable"]
+__all__ = ["new_figure", "save_figure", "rate_variable", "time_label"]
 
 
 def new_figure(figsize, layout: str | None = "constrained"):
@@ -27,3 +27,15 @@ def save_figure(fig, path, *, dpi: int = 110, overwrite: bool = True) -> Path:
 def rate_variable(lc) -> str:
     """The rate to show for a light curve: ``net_rate`` when it has a background, else ``rate``."""
     return "net_rate" if "net_rate" in lc else "rate" if "rate" in lc else "counts"
+
+
+def time_label(obj, t_ref: float) -> str:
+    """Axis label of times shown as seconds after ``t_ref`` [s, mission
+    time], with ``t_ref`` as UTC when ``obj`` (a light curve) knows its MJDREF."""
+    from ..times import times
+
+    text = f"time - {t_ref:.1f} [s]"
+    try:
+        return f"{text}  (T0 = {times(t_ref, obj, to='iso', precision=0)} UTC)"
+    except ValueError:
+        return text

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import new_figure
-
 __all__ = ["plot_file", "product_kind"]
 
 
@@ -40,20 +38,10 @@ def product_kind(path) -> str:
 
 
 def _spectrum(path):
-    from astropy.io import fits
+    from ..io.ogip import read_spectrum
+    from .spectra import spectrum
 
-    with fits.open(path) as hdul:
-        h = next(x for x in hdul[1:] if isinstance(x, fits.BinTableHDU))
-        chan, counts = np.asarray(h.data["CHANNEL"]), np.asarray(h.data["COUNTS"], float)
-        expo = float(h.header.get("EXPOSURE", 0.0))
-    fig = new_figure((6, 4))
-    ax = fig.add_subplot()
-    ax.step(chan, np.where(counts > 0, counts, np.nan), where="mid", color="k", lw=0.7)
-    ax.set_yscale("log")
-    ax.set_xlabel("channel")
-    ax.set_ylabel("counts per channel")
-    ax.set_title(f"{Path(path).name}  exposure {expo:.0f} s", fontsize=9)
-    return fig
+    return spectrum(read_spectrum(path), title=Path(path).name)
 
 
 def plot_file(path, **kwargs):
@@ -73,7 +61,7 @@ def plot_file(path, **kwargs):
         return timing.power_spectrum(pds, title=kwargs.pop("title", Path(path).name), **kwargs)
     if kind == "lightcurve":
         lc = read_lightcurve(path)
-        if lc.attrs.get("stitched") or "mjd" in lc.coords:
+        if lc.attrs.get("stitched"):  # a light curve with an MJD column is still one observation
             return lightcurves.long_term_lightcurve(lc, title=kwargs.pop("title", Path(path).name), **kwargs)
         if "band" in lc.dims:
             lc = lc.isel(band=kwargs.pop("band", 0))
@@ -85,8 +73,11 @@ def plot_file(path, **kwargs):
         from astropy.io import fits
 
         with fits.open(path) as hdul:
+            h = hdul[0].header
+            wcs = {k: h[k] for k in h if k[:-1] in ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT") and k[-1] in "12"}
             img = xr.DataArray(np.asarray(hdul[0].data, float), dims=("y", "x"),
-                               attrs={"units": str(hdul[0].header.get("BUNIT", ""))})
+                               attrs={"units": str(h.get("BUNIT", "")), **wcs,
+                                      **({"RADESYS": h["RADESYS"]} if "RADESYS" in h else {})})
         return maps.image(img, title=kwargs.pop("title", Path(path).name), **kwargs)
     if kind == "cube":
         import xarray as xr

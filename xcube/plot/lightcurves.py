@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import new_figure, rate_variable
+from .base import new_figure, rate_variable, time_label
 
 __all__ = ["lightcurve", "broken_lightcurve", "long_term_lightcurve", "detection_lightcurves", "gti_groups"]
 
@@ -30,8 +30,8 @@ def lightcurve(lc, ax=None, gti=None, label=None):
         ax.errorbar(x, y.values, yerr=lc["rate_err"].values, fmt="none", lw=0.6, alpha=0.6)
     if gti is not None:
         _gti_shading(ax, np.asarray(gti[0]), np.asarray(gti[1]), t_ref)
-    ax.set_xlabel(f"time - {t_ref:.1f} [s]")
-    ax.set_ylabel(f"{y.name} [{y.attrs.get('units', '')}]")
+    ax.set_xlabel(time_label(lc, t_ref))
+    ax.set_ylabel(f"{y.attrs.get('long_name', y.name)} [{y.attrs.get('units', '')}]")
     return fig
 
 
@@ -112,7 +112,7 @@ def broken_lightcurve(lc, *, background: bool = True, net: bool = True, min_gap:
         ax.set_xlim(a - t_ref, b - t_ref)
     _broken_marks(list(axes))
     axes[0].set_ylabel("rate [count/s]")
-    fig.supxlabel(f"time - {t_ref:.1f} [s]", fontsize=10, y=0.02)
+    fig.supxlabel(time_label(lc, t_ref), fontsize=10, y=0.02)
     if len(shown) > 1:
         axes[-1].legend(fontsize=7, loc="upper right")
     if title:
@@ -129,10 +129,14 @@ def long_term_lightcurve(lc, *, color_by: str = "mission", variable: str | None 
     lc = lc.compute()
     var = variable or rate_variable(lc)
     if "mjd" in lc.coords:
-        x, xlabel = lc["mjd"].values, "MJD (TT)"
+        x, xlabel = lc["mjd"].values, f"MJD ({lc['mjd'].attrs.get('timesys', 'TT')})"
     else:
-        mjdref = float(lc.attrs.get("mjdref", 0.0) or 0.0)
-        x, xlabel = mjdref + lc["time"].values / 86400.0, "MJD" if mjdref else "time [d]"
+        from ..times import times
+
+        try:
+            x, xlabel = times(lc["time"], lc, to="mjd").values, f"MJD ({lc.attrs.get('timesys', 'TT')})"
+        except ValueError:  # no MJDREF
+            x, xlabel = lc["time"].values / 86400.0, "time [d]"
     good = (np.asarray(lc["exposure"].values) > 0) & np.isfinite(lc[var].values)
     err = lc[f"{var}_err"].values if f"{var}_err" in lc else None
     fig = new_figure(figsize)
@@ -145,6 +149,7 @@ def long_term_lightcurve(lc, *, color_by: str = "mission", variable: str | None 
     if len(set(keys[good])) > 1:
         ax.legend(fontsize=7, title=color_by, title_fontsize=7)
     ax.set_xlabel(xlabel)
+    ax.ticklabel_format(axis="x", useOffset=False, style="plain")  # MJD 51977.55, not 0.55 + 5.1977e4
     ax.set_ylabel(f"{var} [count/s]")
     if title:
         ax.set_title(title, fontsize=10)

@@ -6,25 +6,69 @@ import numpy as np
 
 from .base import new_figure
 
-__all__ = ["image", "detections", "cube_frame", "bayes_map", "detection_summary"]
+__all__ = ["image", "detections", "cube_frame", "bayes_map", "detection_summary", "to_axes"]
 
 
-def image(img, ax=None, log=True, title=None, cmap="magma", label=None):
-    """Show a 2-D (y, x) image DataArray with sky-pixel extents. Returns the figure."""
+def _sky_wcs(img):
+    """The image's celestial WCS (``xcube.binning.cube_wcs``), or None."""
+    from ..binning import cube_wcs
+
+    if not str(img.attrs.get("CTYPE1", "")).upper().startswith("RA"):
+        return None
+    try:
+        return cube_wcs(img)
+    except ValueError:
+        return None
+
+
+def _dark_cmap(cmap):
+    """``cmap`` (name or Colormap) drawing empty (masked) pixels in its darkest colour."""
+    from matplotlib import colormaps
+
+    cm = colormaps[cmap] if isinstance(cmap, str) else cmap
+    return cm.with_extremes(bad=cm(0.0))
+
+
+def to_axes(ax, img, x, y):
+    """Sky pixel positions ``x``, ``y`` (event-file X/Y) in the data
+    coordinates of ``ax`` showing ``img``: image pixels (0-based) on RA/Dec
+    axes (:func:`image` with a WCS), the sky pixels themselves otherwise."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if not hasattr(ax, "wcs") or "x_lo" not in img.coords:
+        return x, y
+    wx = float(img["x_hi"].values[0] - img["x_lo"].values[0])
+    wy = float(img["y_hi"].values[0] - img["y_lo"].values[0])
+    return (x - float(img["x_lo"].values[0])) / wx - 0.5, (y - float(img["y_lo"].values[0])) / wy - 0.5
+
+
+def image(img, ax=None, log=True, title=None, cmap="magma", label=None, wcs: bool = True):
+    """Show a 2-D (y, x) image DataArray. With ``wcs`` and an image WCS
+    (attrs ``CTYPEn``... as :func:`xcube.image` makes them) the axes are RA
+    and Dec (astropy WCSAxes; give no ``ax``, or one made with
+    ``projection=``); otherwise sky-pixel extents. On a ``log`` scale, empty
+    pixels are drawn in the colour map's darkest colour. Use :func:`to_axes`
+    to overlay sky X/Y positions. Returns the figure."""
     from matplotlib.colors import LogNorm
 
+    sky = _sky_wcs(img) if wcs and (ax is None or hasattr(ax, "wcs")) else None
     fig = ax.figure if ax is not None else new_figure((5, 5))
-    ax = ax or fig.add_subplot()
+    ax = ax or (fig.add_subplot(projection=sky) if sky is not None else fig.add_subplot())
     v = np.asarray(img.values, dtype=float)
     ext = None
-    if "x_lo" in img.coords:
+    if "x_lo" in img.coords and sky is None:
         ext = [img["x_lo"].values[0], img["x_hi"].values[-1], img["y_lo"].values[0], img["y_hi"].values[-1]]
     pos = v > 0
-    norm = LogNorm(vmin=max(np.nanmin(v[pos]), 1e-3)) if log and pos.any() else None
-    m = ax.imshow(np.where(pos, v, np.nan) if norm else v, origin="lower", extent=ext, norm=norm, cmap=cmap)
+    norm = LogNorm(vmin=max(np.nanmin(v[pos]), 1e-3), vmax=np.nanmax(v[pos])) if log and pos.any() else None
+    shown = np.ma.masked_where(~pos, v) if norm else v
+    m = ax.imshow(shown, origin="lower", extent=ext, norm=norm, cmap=_dark_cmap(cmap), interpolation="nearest")
     fig.colorbar(m, ax=ax, shrink=0.8, label=label if label is not None else img.attrs.get("units", ""))
-    ax.set_xlabel("x [sky pixel]")
-    ax.set_ylabel("y [sky pixel]")
+    if sky is not None:
+        frame = str(img.attrs.get("RADESYS", "")).strip()
+        ax.set_xlabel(f"RA ({frame})" if frame else "RA")
+        ax.set_ylabel(f"Dec ({frame})" if frame else "Dec")
+    else:
+        ax.set_xlabel("x [sky pixel]")
+        ax.set_ylabel("y [sky pixel]")
     if title:
         ax.set_title(title)
     return fig
@@ -37,9 +81,10 @@ def detections(img, table, ax=None, title=None):
     for kind, marker, color in (("peak", "o", "cyan"), ("eclipse", "s", "lime")):
         t = table[table["kind"] == kind] if len(table) else table
         if len(t):
-            ax.scatter(t["x"], t["y"], s=120, marker=marker, facecolors="none", edgecolors=color, label=kind)
-            for _, r in t.iterrows():
-                ax.annotate(str(r["detection"]), (r["x"], r["y"]), color=color, fontsize=8,
+            px, py = to_axes(ax, img, t["x"], t["y"])
+            ax.scatter(px, py, s=120, marker=marker, facecolors="none", edgecolors=color, label=kind)
+            for (_, r), a, b in zip(t.iterrows(), px, py):
+                ax.annotate(str(r["detection"]), (a, b), color=color, fontsize=8,
                             xytext=(6, 6), textcoords="offset points")
     if len(table):
         ax.legend(loc="upper right", fontsize=8)
@@ -121,10 +166,14 @@ def detection_summary(result, detection: int = 0, *, sigma: float | None = None,
     detections(result.image, table, ax=left, title=f"detection #{row['detection']}")
     scale = _sky_pixels_per_arcsec(result.image)
     size = float(getattr(result, "params", {}).get("size_arcsec", 20.0))
+    (px,), (py,) = to_axes(left, result.image, [row["x"]], [row["y"]])
     if scale:
-        left.add_patch(Circle((row["x"], row["y"]), size / 2 * scale, fill=False, color="red", lw=1.2))
+        radius = size / 2 * scale
+        if hasattr(left, "wcs"):  # in image pixels
+            radius /= float(result.image["x_hi"].values[0] - result.image["x_lo"].values[0])
+        left.add_patch(Circle((px, py), radius, fill=False, color="red", lw=1.2))
     else:
-        left.plot([row["x"]], [row["y"]], "+", color="red", ms=14)
+        left.plot([px], [py], "+", color="red", ms=14)
     one = lcs.isel(detection=int(detection))
     t_ref = float(one["time_lo"].values[0])
     t = one["time"].values - t_ref

@@ -14,12 +14,22 @@ log = logging.getLogger("xcube.products")
 
 
 def register(subparsers) -> None:
-    """Add the ``lc``, ``image`` and ``spectrum`` subcommands."""
+    """Add the ``lc``, ``image`` and ``spectrum`` subcommands (and the timing ones)."""
+    _register_lc(subparsers)
+    _register_image_spectrum(subparsers)
+
+    from .timing_cli import register_timing
+
+    register_timing(subparsers)
+
+
+def _register_lc(subparsers) -> None:
     p = subparsers.add_parser(
         "lc", help="light curve of an event file -> OGIP RATE file",
         description="Bin events into a light curve (rate = counts / good time per bin) and write an OGIP/93-003 "
                     "light curve with a GTI extension. With --background the rates are background-subtracted "
-                    "(areas scaled) unless --kind total is given.",
+                    "(areas scaled) unless --kind total is given. Events are screened with the mission's "
+                    "standard filter unless --no-screen.",
     )
     _common(p)
     p.add_argument("--time-bin", type=float, required=True, metavar="SECONDS", help="bin width [s]")
@@ -35,65 +45,86 @@ def register(subparsers) -> None:
     p.add_argument("--kind", choices=("total", "net", "background"),
                    help="rate written as RATE: gross source, background-subtracted, or scaled background "
                         "(default: net with --background, else total)")
+    p.add_argument("--fraccorr", action=argparse.BooleanOptionalAction, default=True,
+                   help="RATE corrected for the fractional exposure of each bin, COUNTS / (TIMEDEL x FRACEXP) "
+                        "(as epiclccorr); --no-fraccorr writes COUNTS / TIMEDEL (as evselect; what Stingray "
+                        "expects)")
+    p.add_argument("--mjd", action="store_true", help="add an MJD column (MJD of each bin in the file's TIMESYS)")
     p.set_defaults(func=_run_lc)
 
+
+def _register_image_spectrum(subparsers) -> None:
     p = subparsers.add_parser("image", help="sky image of an event file -> FITS image with WCS",
                               description="Bin events into a (y, x) counts image on the sky-pixel grid and write it "
-                                          "as a FITS image carrying its WCS.")
+                                          "as a FITS image carrying its WCS (RA/Dec) and the event file's sky X/Y "
+                                          "as DS9 physical coordinates. By default the image covers the extent "
+                                          "of the selected events; events are screened unless --no-screen.")
     _common(p)
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--size-arcsec", type=float, help="image pixel size [arcsec]")
     size.add_argument("--bin-size", type=float, help="image pixel size [sky pixels of the event file]")
     p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"), help="energy band [keV], half-open")
     p.add_argument("--region", help="keep events in this region; the image covers its bounding box")
-    p.add_argument("--x-range", type=float, nargs=2, metavar=("LO", "HI"), help="x range [sky pixels]")
-    p.add_argument("--y-range", type=float, nargs=2, metavar=("LO", "HI"), help="y range [sky pixels]")
+    p.add_argument("--x-range", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="x range [sky pixels] (default: the events' extent, or the --region's bounding box)")
+    p.add_argument("--y-range", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="y range [sky pixels] (default: the events' extent, or the --region's bounding box)")
     p.set_defaults(func=_run_image)
 
     p = subparsers.add_parser("spectrum", help="PI spectrum of a region -> OGIP PHA file",
                               description="Histogram the PI channels of the events in a region and write an OGIP PHA "
-                                          "type I spectrum; with --background also the background spectrum "
-                                          "(BACKFILE), with --group-min grppha-like grouping.")
+                                          "type I spectrum on the mission's standard channel grid (it pairs with "
+                                          "the standard response matrices); with --background also the "
+                                          "background spectrum (BACKFILE), with --group-min grppha-like "
+                                          "grouping. Events are screened unless --no-screen.")
     _common(p)
     p.add_argument("--region", help="source region: DS9 string or file (default: all events)")
     p.add_argument("--background", help="background region; its PHA goes to --background-out")
     p.add_argument("--background-out", help="background PHA path (default <out stem>_bkg<suffix>)")
     p.add_argument("--group-min", type=int, metavar="N", help="group channels to at least N counts")
-    p.add_argument("--channel-bin", type=int, default=1,
-                   help="PI channels per output channel (XMM responses: pn 5, MOS 15; default 1)")
+    p.add_argument("--channel-bin", type=int,
+                   help="PI channels per output channel (default: the mission's standard grid, the one its "
+                        "responses use: XMM pn 5, MOS 15, others 1)")
     p.add_argument("--pi-range", type=int, nargs=2, metavar=("LO", "HI"),
-                   help="PI channel range, inclusive (default: the mission's)")
+                   help="PI channel range, inclusive (default: the standard grid's, pn 0-20479, MOS 0-11999, "
+                        "else the mission's PI range)")
     p.add_argument("--respfile", help="RESPFILE keyword (response matrix file name)")
     p.add_argument("--ancrfile", help="ANCRFILE keyword (ancillary response file name)")
     p.set_defaults(func=_run_spectrum)
 
-    from .timing_cli import register_timing
-
-    register_timing(subparsers)
-
 
 def _common(p: argparse.ArgumentParser) -> None:
+    from ..cli import add_hdu_option, add_screen_option
+
     p.add_argument("file", metavar="FILE", help="event file (FITS, .FTZ, .gz) or xcube Zarr store")
     p.add_argument("--out", "-o", required=True, help="output file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--instrument", help="mission profile name, overriding detection (e.g. xmm-pn)")
-    p.add_argument("--expr", help="event filter, evselect syntax, e.g. 'PATTERN <= 12 && FLAG == 0'")
-    p.add_argument("--screen", action="store_true", help="apply the mission's default screening filter too")
+    add_hdu_option(p)
+    p.add_argument("--expr", help="event filter, evselect or CIAO syntax, e.g. 'PATTERN <= 12 && FLAG == 0' or "
+                                  "'energy=0.5:2'")
+    add_screen_option(p)
+
+
+def screening_expr(ev, expr, screen: bool, source="") -> str | None:
+    """``expr`` combined with the mission's screening when ``screen`` (a
+    warning when the mission has none)."""
+    from ..missions import profile_of
+
+    if not screen:
+        return expr
+    screening = profile_of(ev).screening
+    if not screening:
+        log.warning("%s: the mission profile has no standard screening; events are not screened", source)
+        return expr
+    return f"({expr}) && ({screening})" if expr else screening
 
 
 def _open(args):
     from ..io import open_events
-    from ..missions import profile_of
 
-    ev = open_events(args.file, instrument=args.instrument)
-    expr = args.expr
-    if args.screen:
-        screening = profile_of(ev).screening
-        if not screening:
-            log.warning("%s: the mission profile has no default screening; --screen ignored", args.file)
-        else:
-            expr = f"({expr}) && ({screening})" if expr else screening
-    return ev, expr
+    ev = open_events(args.file, instrument=args.instrument, hdu=args.hdu)
+    return ev, screening_expr(ev, args.expr, args.screen, args.file)
 
 
 def _run_lc(args) -> int:
@@ -103,10 +134,10 @@ def _run_lc(args) -> int:
     ev, expr = _open(args)
     lc = lightcurve(
         ev, args.time_bin, energy_band=args.energy, region=args.region, background=args.background,
-        t0=args.t0, time_range=args.time_range, expr=expr, offset=args.offset, errors=args.errors,
+        t0=args.t0, time_range=args.time_range, expr=expr, offset=args.offset, errors=args.errors, mjd=args.mjd,
     ).compute()
     kind = args.kind or ("net" if args.background else "total")
-    path = write_lightcurve(args.out, lc, kind=kind, overwrite=args.overwrite)
+    path = write_lightcurve(args.out, lc, kind=kind, overwrite=args.overwrite, fraccorr=args.fraccorr)
     good = lc["exposure"].values > 0
     rate = lc["net_rate" if kind == "net" else "rate"].values[good]
     print(f"{path}: {lc.sizes['time']} bins of {args.time_bin:g} s, {int(lc['counts'].sum())} source counts, "

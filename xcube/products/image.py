@@ -3,14 +3,29 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
 from .lightcurve import pi_band, product_attrs, region_text
 
-__all__ = ["image"]
+__all__ = ["image", "events_extent"]
 
 log = logging.getLogger("xcube.products")
+
+
+def events_extent(events):
+    """``((x_min, x_max), (y_min, y_max))`` [sky pixels] of the events, None
+    when there are none. Eager: one pass over the ``x`` and ``y`` columns."""
+    import dask
+
+    if not events.sizes.get("event"):
+        return None
+    x, y = events["x"].data, events["y"].data
+    lo_x, hi_x, lo_y, hi_y = (float(v) for v in dask.compute(x.min(), x.max(), y.min(), y.max()))
+    if not all(np.isfinite([lo_x, hi_x, lo_y, hi_y])):
+        return None
+    return (lo_x, hi_x), (lo_y, hi_y)
 
 
 def image(
@@ -38,8 +53,9 @@ def image(
         region's bounding box.
     expr : extra event filter (``xcube.select`` syntax).
     x_range, y_range : ``(lo, hi)`` in sky pixels (column units), both ends
-        included; default the region's bounding box, else the columns' legal
-        range (TLMIN/TLMAX).
+        included; default the region's bounding box, else the extent of the
+        selected events (their smallest and largest x and y; the columns'
+        legal range TLMIN/TLMAX when no event is selected).
     offset : shift of the grid in bins (0.5: half-pixel shifted).
 
     Returns
@@ -69,14 +85,21 @@ def image(
         if box is not None:
             x_range = x_range if x_range is not None else (box[0], box[1])
             y_range = y_range if y_range is not None else (box[2], box[3])
-    axes = {dim: sky_axis(events, dim, bin_size, size_arcsec=size_arcsec, range=rng, offset=offset)
-            for dim, rng in (("y", y_range), ("x", x_range))}
     sel = events
     if energy_band is not None or expr is not None or region is not None:
         sel = select(events, energy_band=energy_band, expr=expr, region=region)
+    if x_range is None or y_range is None:
+        extent = events_extent(sel)
+        if extent is not None:
+            x_range = x_range if x_range is not None else extent[0]
+            y_range = y_range if y_range is not None else extent[1]
+    axes = {dim: sky_axis(events, dim, bin_size, size_arcsec=size_arcsec, range=rng, offset=offset)
+            for dim, rng in (("y", y_range), ("x", x_range))}
     img = bin_events(sel, y=axes["y"], x=axes["x"])
+    gti = gtimod.from_dataset(sel)
     img.attrs.update(product_attrs(
-        events, kind="image", exposure=gtimod.exposure(gtimod.from_dataset(sel)),
+        events, kind="image", exposure=gtimod.exposure(gti),
+        tstart=float(gti[0][0]) if gti[0].size else None, tstop=float(gti[1][-1]) if gti[1].size else None,
         energy_band=[float(v) for v in energy_band] if energy_band is not None else None,
         pi_band=pi_band(events, energy_band), region=region_text(region), expr=expr,
         bin_size=float(axes["x"].width),

@@ -52,9 +52,11 @@ def lightcurve_from_counts(
     err = count_error(counts, errors)
     ds = xr.Dataset(
         {
-            "counts": counts.assign_attrs(units="count"),
-            "rate": _per_exposure(counts, exposure).assign_attrs(units="count/s"),
-            "rate_err": _per_exposure(err, exposure).assign_attrs(units="count/s", errors=errors),
+            "counts": counts.assign_attrs(units="count", long_name="counts in the bin"),
+            "rate": _per_exposure(counts, exposure).drop_attrs(deep=False).assign_attrs(
+                units="count/s", long_name="count rate"),
+            "rate_err": _per_exposure(err, exposure).drop_attrs(deep=False).assign_attrs(
+                units="count/s", long_name="error of the count rate", errors=errors),
         }
     )
     if bkg_counts is not None:
@@ -64,11 +66,16 @@ def lightcurve_from_counts(
         bkg_counts = bkg_counts.assign_coords({c: counts[c] for c in counts.coords if c != "time"})
         bkg_rate = area_ratio * _per_exposure(bkg_counts, exposure)
         bkg_err = area_ratio * _per_exposure(count_error(bkg_counts, errors), exposure)
-        ds["bkg_counts"] = bkg_counts.assign_attrs(units="count")
-        ds["bkg_rate"] = bkg_rate.assign_attrs(units="count/s", scaled_to="source area")
-        ds["bkg_rate_err"] = bkg_err.assign_attrs(units="count/s", errors=errors)
-        ds["net_rate"] = (ds["rate"] - bkg_rate).assign_attrs(units="count/s")
-        ds["net_rate_err"] = np.sqrt(ds["rate_err"] ** 2 + bkg_err**2).assign_attrs(units="count/s", errors=errors)
+        ds["bkg_counts"] = bkg_counts.drop_attrs(deep=False).assign_attrs(
+            units="count", long_name="counts in the background region")
+        ds["bkg_rate"] = bkg_rate.drop_attrs(deep=False).assign_attrs(
+            units="count/s", long_name="background rate (scaled to the source area)", scaled_to="source area")
+        ds["bkg_rate_err"] = bkg_err.drop_attrs(deep=False).assign_attrs(
+            units="count/s", long_name="error of the background rate", errors=errors)
+        ds["net_rate"] = (ds["rate"] - bkg_rate).drop_attrs(deep=False).assign_attrs(
+            units="count/s", long_name="net (background-subtracted) count rate")
+        ds["net_rate_err"] = np.sqrt(ds["rate_err"] ** 2 + bkg_err**2).drop_attrs(deep=False).assign_attrs(
+            units="count/s", long_name="error of the net count rate", errors=errors)
     if gti is not None:
         ds["gti_start"] = ("gti", np.asarray(gti[0], np.float64), {"units": "s"})
         ds["gti_stop"] = ("gti", np.asarray(gti[1], np.float64), {"units": "s"})
@@ -99,8 +106,8 @@ def _time_range_gti(events, time_range):
 
 
 def product_attrs(events, **params) -> dict:
-    keep = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "timeref", "telescop",
-            "instrume", "filter", "date_obs", "date_end", "expid")
+    keep = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "mjdrefi", "mjdreff", "timesys",
+            "timeref", "telescop", "instrume", "filter", "date_obs", "date_end", "expid", "RADESYS", "EQUINOX")
     attrs = {k: events.attrs[k] for k in keep if k in events.attrs}
     attrs["source"] = str(events.attrs.get("source", ""))
     attrs.update({k: v for k, v in params.items() if v is not None})
@@ -145,13 +152,17 @@ def lightcurve(
     expr: str | None = None,
     offset: float = 0.0,
     errors: str = "poisson",
+    cameras: str = "sum",
+    mjd: bool = False,
 ) -> xr.Dataset:
     """Light curve of an EventList: counts and rates in time bins, optionally
     in an energy band and a region, with a background region subtracted.
 
     Parameters
     ----------
-    events : EventList (``xcube.open_events``), time-sorted.
+    events : EventList (``xcube.open_events``), time-sorted; or an
+        ``xr.DataTree`` of one observation's cameras (``open_events([pn,
+        mos1, mos2])``), see ``cameras``.
     time_bin : bin width [s] (> 0).
     energy_band : ``(emin, emax)`` [keV], half-open (see :func:`xcube.select`),
         or a list of bands ``[(0.5, 2), (2, 10)]``: the result then has a
@@ -175,6 +186,12 @@ def lightcurve(
     offset : shift of the time grid in bins (``0.5``: half-bin shifted).
     errors : ``"poisson"`` (sqrt N) or ``"gehrels"`` (1 + sqrt(N + 0.75),
         Gehrels 1986 upper limit, better for a few counts per bin).
+    cameras : for a DataTree: ``"sum"`` adds the cameras of one observation
+        over their common good time (one light curve), ``"each"`` gives a
+        DataTree of one light curve per camera (see
+        :func:`xcube.products.cameras.tree_lightcurve`).
+    mjd : add coordinates ``mjd`` (MJD in the file's TIMESYS) and ``utc``
+        (datetime64, UTC) along ``time`` (:func:`xcube.with_mjd`).
 
     Returns
     -------
@@ -202,6 +219,12 @@ def lightcurve(
     from ..select import select
     from .net import is_fits_file, is_search_result, net_lightcurve
 
+    if isinstance(events, xr.DataTree):
+        from .cameras import tree_lightcurve
+
+        return tree_lightcurve(events, time_bin, cameras=cameras, energy_band=energy_band, region=region,
+                               background=background, t0=t0, time_range=time_range, expr=expr, offset=offset,
+                               errors=errors, mjd=mjd)
     width = positive_width("time_bin", time_bin)
     if errors not in ERROR_METHODS:
         raise ValueError(f"errors={errors!r}: use one of {ERROR_METHODS}")
@@ -221,6 +244,10 @@ def lightcurve(
     lc = parts[0] if np.ndim(energy_band) != 2 else _concat_bands(parts, bands)
     if model is not None:
         lc = net_lightcurve(lc, model, region=region)
+    if mjd:
+        from ..times import with_mjd
+
+        lc = with_mjd(lc)
     return lc
 
 

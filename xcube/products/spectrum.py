@@ -11,25 +11,38 @@ from .. import gti as gtimod
 from .grouping import group_spectrum
 from .lightcurve import product_attrs, region_text
 
-__all__ = ["spectrum"]
+__all__ = ["spectrum", "standard_grid"]
 
 log = logging.getLogger("xcube.products")
 
 
-def _channel_axis(events, channel_bin: int, pi_range):
-    from ..binning import Axis
+def standard_grid(events, channel_bin=None, pi_range=None) -> tuple[int, tuple]:
+    """``(channel_bin, (lo, hi))`` of a spectrum: what is given, the rest
+    from the mission's standard channel grid (``profile.spectral_grid``: the
+    grid its response matrices use, XMM pn PI 0-20479 by 5, MOS 0-11999 by
+    15) or else one channel per PI over ``profile.pi_range``. ``ValueError``
+    for an unknown mission without ``pi_range``."""
     from ..missions import profile_of
 
-    cb = int(channel_bin)
-    if cb != channel_bin or cb < 1:
-        raise ValueError(f"channel_bin={channel_bin!r}: must be a positive whole number of PI channels")
+    prof = profile_of(events)
+    grid = prof.spectral_grid
     if pi_range is None:
-        prof = profile_of(events)
         if prof.name == "generic":
             raise ValueError(
                 f"{events.attrs.get('source', 'events')}: unknown mission, no PI channel range; pass pi_range=(lo, hi)"
             )
-        pi_range = prof.pi_range
+        pi_range = grid[:2] if grid is not None and channel_bin in (None, grid[2]) else prof.pi_range
+    if channel_bin is None:
+        channel_bin = grid[2] if grid is not None else 1
+    return channel_bin, pi_range
+
+
+def _channel_axis(events, channel_bin: int, pi_range):
+    from ..binning import Axis
+
+    cb = int(channel_bin)
+    if cb != channel_bin or cb < 1:
+        raise ValueError(f"channel_bin={channel_bin!r}: must be a positive whole number of PI channels")
     lo, hi = (int(v) for v in pi_range)
     if hi < lo or lo < 0:
         raise ValueError(f"pi_range={pi_range!r}: need 0 <= lo <= hi (PI channels, inclusive)")
@@ -48,7 +61,7 @@ def spectrum(
     background=None,
     *,
     expr: str | None = None,
-    channel_bin: int = 1,
+    channel_bin: int | None = None,
     pi_range=None,
     group_min: int | None = None,
 ) -> xr.Dataset:
@@ -62,13 +75,16 @@ def spectrum(
     background : background region; adds ``bkg_counts`` and ``bkg_backscal``.
         Needs ``region``.
     expr : extra event filter (``xcube.select`` syntax), e.g. the screening.
-    channel_bin : PI channels per output channel (1 = one per PI value;
-        XMM-Newton response matrices expect 5 for pn and 15 for MOS, as SAS
-        ``spectralbinsize``). Output channel ``c`` holds PI
+    channel_bin : PI channels per output channel; default the mission's
+        standard grid, the one its response matrices use, so that the
+        spectrum pairs with a standard RMF without regrouping (XMM-Newton pn
+        5, MOS 15, as SAS ``spectralbinsize``; other missions 1, one channel
+        per PI value). Output channel ``c`` holds PI
         ``[c * channel_bin, (c + 1) * channel_bin)`` (the first and last
         channels clipped to ``pi_range``).
-    pi_range : ``(lo, hi)`` PI channels, inclusive; default the mission's
-        ``profile.pi_range``. Events outside are not counted.
+    pi_range : ``(lo, hi)`` PI channels, inclusive; default the standard
+        grid's (pn 0-20479, MOS 0-11999) or the mission's ``profile.pi_range``.
+        Events outside are not counted.
     group_min : group to at least this many counts per group
         (see :func:`xcube.products.group_min_counts`); computes the spectrum.
 
@@ -97,6 +113,7 @@ def spectrum(
         raise ValueError("spectrum: a background region needs a source region (region=) to scale it to")
     if "pi" not in events.variables:
         raise ValueError(f"{events.attrs.get('source', 'events')}: no 'pi' column to make a spectrum from")
+    channel_bin, pi_range = standard_grid(events, channel_bin, pi_range)
     axis, first, (pmin, pmax) = _channel_axis(events, channel_bin, pi_range)
     cb = int(channel_bin)
     def hist(reg):

@@ -19,7 +19,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .._version import __version__
-from .times import mjd_tt, to_common_seconds
+from ..times import mjd_tt, to_common_seconds
 
 __all__ = ["stitch", "extract_lightcurves"]
 

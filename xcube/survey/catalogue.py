@@ -9,7 +9,10 @@ catalogues (:mod:`.crossmatch`) and writes ``out/catalogue/`` atomically:
 - ``detections.parquet`` / ``detections.fits``: one row per detection, with
   ``obsid``, ``run_id`` (the survey run), ``search_run_id``, ``param_hash``,
   ``time_bin``, ``emin``, ``emax``, ``sigma``, ``size_arcsec``, ``source_id``
-  and ``source_name`` added to the search's columns;
+  and ``source_name`` added to the search's columns (with its times
+  ``mjd_start``/``mjd_peak``/``mjd_stop`` [MJD in the files' TIMESYS] and
+  ``utc_peak`` [ISO 8601 UTC]); the FITS tables carry TUNIT on every column,
+  MJDREFI/MJDREFF/TIMESYS/TIMEUNIT of the ``t_*`` columns and checksums;
 - ``sources.parquet`` / ``sources.fits`` / ``sources.reg`` (DS9, fk5): one
   row per unique source with its summary (see ``cluster_detections``) and
   cross-match columns;
@@ -32,6 +35,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..io.atomic import atomic_dir, atomic_file, write_text
+from ..times import TIME_COLUMNS, add_time_columns
 from .cluster import cluster_detections
 from .crossmatch import crossmatch_table
 from .status import CATALOGUE_DIR, scan_runs
@@ -82,15 +86,36 @@ def load_detections(out, status: pd.DataFrame | None = None) -> tuple[pd.DataFra
             det.insert(0, col, getattr(r, col))
         if "detection" not in det.columns:
             det.insert(2, "detection", np.arange(len(det)))
-        frames.append(det)
+        frames.append(with_time_columns(det, path))
     if frames:
+        refs = {_reference_key(f.attrs) for f in frames}
         det = pd.concat(frames, ignore_index=True)
+        det.attrs = dict(frames[0].attrs) if len(refs) == 1 and None not in refs else {}
     else:
         det = pd.DataFrame({c: pd.Series(dtype="float64" if c in ("time_bin", "emin", "emax", "sigma", "size_arcsec")
                                          else "object") for c in _RUN_COLUMNS})
         for c in ("ra", "dec"):
             det[c] = pd.Series(dtype="float64")
+        det = add_time_columns(det, None)
     return det, runs
+
+
+def with_time_columns(det: pd.DataFrame, source="") -> pd.DataFrame:
+    """A run's detections with ``mjd_start``/``mjd_peak``/``mjd_stop`` and
+    ``utc_peak``: as the search wrote them, else from the time reference
+    kept in the table's attrs (NaN, with a warning, for runs that have none)."""
+    if all(c in det.columns for c in TIME_COLUMNS):
+        return det
+    if "mjdref" not in det.attrs:
+        log.warning("%s: written before detection tables had times; its mjd_*/utc_peak are left empty (re-run "
+                    "the survey with --overwrite to fill them)", source)
+    return add_time_columns(det, det.attrs if "mjdref" in det.attrs else None)
+
+
+def _reference_key(attrs: dict):
+    if "mjdref" not in attrs:
+        return None
+    return (float(attrs.get("mjdrefi", attrs["mjdref"])), float(attrs.get("mjdreff", 0.0)), attrs.get("timesys"))
 
 
 def _fits_ready(df: pd.DataFrame) -> pd.DataFrame:
@@ -111,14 +136,48 @@ def _fits_ready(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _write_fits(df: pd.DataFrame, path: Path, extname: str, meta: dict) -> None:
+_UNITS = {"ra": "deg", "dec": "deg", "x": "pixel", "y": "pixel", "time_bin": "s", "emin": "keV", "emax": "keV",
+          "size_arcsec": "arcsec", "counts": "count", "expected": "count", "radius_arcsec": "arcsec"}
+
+
+def column_unit(name: str) -> str:
+    """FITS TUNIT of a catalogue column: ``s`` for mission times ``t_*``,
+    ``d`` for MJDs, ``deg``, ``count``, ``arcsec``...; ``''`` (dimensionless)
+    for numbers, flags, names and ids."""
+    if name in _UNITS:
+        return _UNITS[name]
+    if name.startswith("t_") or name.endswith("_exposure"):
+        return "s"
+    if name.startswith("mjd_"):
+        return "d"
+    if name.startswith("counts_"):
+        return "count"
+    if name.endswith("_arcsec"):
+        return "arcsec"
+    return ""
+
+
+def _time_cards(attrs: dict) -> dict:
+    """Time keywords of the ``t_*`` columns (seconds since MJDREF, in TIMESYS),
+    when every run of the catalogue shares one reference."""
+    from ..io.ogip import time_cards
+
+    if "mjdref" not in attrs:
+        return {"TIMEUNIT": "s", "COMMENT": "t_* columns are seconds since each observation's own MJDREF; "
+                                           "use the mjd_* columns (MJD) to compare observations"}
+    return time_cards(attrs)
+
+
+def _write_fits(df: pd.DataFrame, path: Path, extname: str, meta: dict, times: dict) -> None:
     from astropy.io import fits
     from astropy.table import Table
 
     tab = Table.from_pandas(_fits_ready(df))
     hdu = fits.table_to_hdu(tab)
     hdu.name = extname
-    for k, v in meta.items():
+    for i, name in enumerate(tab.colnames, start=1):
+        hdu.header[f"TUNIT{i}"] = column_unit(name)
+    for k, v in {**_time_cards(times), **meta}.items():
         hdu.header[k] = v
     with atomic_file(path, overwrite=True) as tmp:
         fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp, checksum=True)
@@ -164,8 +223,8 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
             det.to_parquet(tmp / "detections.parquet", index=False)
             sources.to_parquet(tmp / "sources.parquet", index=False)
             runs.to_parquet(tmp / "runs.parquet", index=False)
-            _write_fits(det, tmp / "detections.fits", "DETECTIONS", meta)
-            _write_fits(sources, tmp / "sources.fits", "SOURCES", meta)
+            _write_fits(det, tmp / "detections.fits", "DETECTIONS", meta, det.attrs)
+            _write_fits(sources, tmp / "sources.fits", "SOURCES", meta, det.attrs)
             _write_regions(sources, tmp / "sources.reg", radius_arcsec)
             info = {"xcube_version": __version__, "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "n_runs": len(runs), "n_detections": len(det), "n_sources": len(sources),

@@ -60,10 +60,14 @@ def _catalogue(args) -> int:
     print(f"{cat.directory}: {len(cat.detections)} detections, {len(cat.sources)} unique sources "
           f"from {len(cat.runs)} finished runs")
     if len(cat.sources):
-        cols = [c for c in ("name", "ra", "dec", "n_detections", "n_observations", "best_log10_bayes")
-                if c in cat.sources.columns]
-        top = cat.sources.sort_values(cols[-1], ascending=False).head(args.top)[cols]
-        print(top.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+        from ..tables import format_table
+
+        cols = [c for c in ("name", "ra", "dec", "n_detections", "n_observations", "mjd_first", "mjd_last",
+                            "best_log10_bayes") if c in cat.sources.columns]
+        top = cat.sources.sort_values(cols[-1], ascending=False).head(args.top)
+        print(format_table(top, columns=cols))
+        if "mjd_first" in cols:
+            print("mjd_first/mjd_last: MJD of the first start and last stop of the source's detections")
     return 0
 
 
@@ -97,7 +101,8 @@ def register(subparsers) -> None:
     g.add_argument("--cache", metavar="DIR",
                    help="keep compressed files converted for reading in DIR (default: a temporary "
                         "directory per observation, removed after it)")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (dask.distributed's INFO lines are shown only with xcube -v survey ...)")
     _add_match_options(p)
     p.set_defaults(func=_survey)
 

@@ -98,7 +98,8 @@ def cluster_detections(detections: pd.DataFrame, radius_arcsec: float = 20.0, pr
     ``n_detections``, ``n_runs``, ``n_observations``, ``best_log10_bayes``,
     ``best_sigma_equivalent``, ``best_obsid``/``best_run_id`` (the most
     significant detection), ``kinds``, ``t_first``/``t_last`` (earliest start,
-    latest stop [s]) and ``radius_arcsec`` (largest member offset from the
+    latest stop [s]), ``mjd_first``/``mjd_last`` (the same as MJD, when the
+    detections have ``mjd_start``/``mjd_stop``) and ``radius_arcsec`` (largest member offset from the
     mean). Source ids are numbered in order of (RA, Dec), so they do not
     depend on the order of the detections. Eager.
     """
@@ -150,6 +151,9 @@ def cluster_detections(detections: pd.DataFrame, radius_arcsec: float = 20.0, pr
         src["t_first"] = g["t_start"].min().to_numpy()
     if "t_stop" in det.columns:
         src["t_last"] = g["t_stop"].max().to_numpy()
+    if "mjd_start" in det.columns and "mjd_stop" in det.columns:  # comparable across observations
+        src["mjd_first"] = g["mjd_start"].min().to_numpy()
+        src["mjd_last"] = g["mjd_stop"].max().to_numpy()
     src["radius_arcsec"] = g["_sep"].max().to_numpy()
     return det, src
 

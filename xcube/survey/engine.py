@@ -18,6 +18,7 @@ configuration of an external scheduler.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shlex
@@ -89,6 +90,53 @@ class _quiet_logs:
         return False
 
 
+def quiet_distributed(level: int = logging.WARNING):
+    """Show only ``level`` and above of dask.distributed's own log lines
+    (the cluster's start, workers registering, connections: about 30 INFO
+    lines that would bury the survey's progress bar), unless xcube itself
+    logs at INFO or below (``xcube -v``, or ``logging.getLogger("xcube")``
+    set so). Returns a function that restores the previous levels."""
+    import distributed  # noqa: F401  (its import sets the levels from the dask config: set ours after it)
+
+    if logging.getLogger("xcube").getEffectiveLevel() <= logging.INFO:
+        return lambda: None
+    names = ("distributed", "distributed.http.proxy", "bokeh", "tornado")
+    saved = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(max(level, saved[n]))
+
+    def restore():
+        for n, lvl in saved.items():
+            logging.getLogger(n).setLevel(lvl)
+
+    return restore
+
+
+def quietly(start):
+    """Decorate a function returning ``(client, close)``: dask.distributed
+    logs warnings only (:func:`quiet_distributed`) from the start until
+    ``close()``."""
+
+    @functools.wraps(start)
+    def wrapper(*args, **kwargs):
+        restore = quiet_distributed()
+        try:
+            client, close = start(*args, **kwargs)
+        except BaseException:
+            restore()
+            raise
+
+        def close_and_restore():
+            try:
+                close()
+            finally:
+                restore()
+
+        return client, close_and_restore
+
+    return wrapper
+
+
 def _cancel_jobs(cluster, timeout: float = 60.0) -> None:
     """Cancel a jobqueue cluster's batch jobs with its cancel command
     (``scancel``/``qdel``): the batch system sends SIGTERM, and each worker's
@@ -123,6 +171,7 @@ def shut_down(client, cluster, jobs: bool = False, timeout: float = 30.0) -> Non
                 log.debug("closing %s: %s", type(what).__name__, exc)
 
 
+@quietly
 def make_client(scheduler: str | None = None, cluster: str | None = None, *, workers: int | None = None,
                 threads: int = 1, memory_limit: str | int | None = "4GB", retries: int = 2,
                 dashboard_address: str | None = ":8787", jobs: int | None = None, queue: str | None = None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 import time
 
+from ..progress import in_notebook, progress_bar
+
 __all__ = ["SurveyProgress"]
 
 
@@ -17,8 +19,9 @@ class SurveyProgress:
 
     An observation counts as *failed* when any of its runs failed or timed out,
     else as *done* (runs that were skipped for want of good time count as done).
-    On a terminal the line is redrawn in place; otherwise a line is written at
-    most every ``interval`` seconds and at the end. ``label`` and
+    On a terminal the line is redrawn in place; in Jupyter it is a ``tqdm``
+    widget; otherwise a line is written at most every ``interval`` seconds
+    and at the end. ``label`` and
     ``runs_label`` name the command and its units (``xcube process``: steps).
     """
 
@@ -33,6 +36,9 @@ class SurveyProgress:
         self.runs = {"done": 0, "failed": 0, "skipped": 0, "timeout": 0}
         self.t0 = time.monotonic()
         self._last = 0.0
+        self.bar = None
+        if enabled and in_notebook():  # a widget that updates in place, not a line every interval
+            self.bar = progress_bar(total, desc=label, unit="obs")
 
     @property
     def remaining(self) -> int:
@@ -63,6 +69,14 @@ class SurveyProgress:
 
     def draw(self, final: bool = False) -> None:
         if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.n = self.done + self.failed
+            self.bar.set_postfix_str(f"done {self.done}, failed {self.failed} | {self.runs_label}: "
+                                     + " ".join(f"{k} {v}" for k, v in self.runs.items()), refresh=False)
+            self.bar.refresh()
+            if final:
+                self.bar.close()
             return
         now = time.monotonic()
         if self.tty:

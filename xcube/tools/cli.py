@@ -29,7 +29,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     # sas --------------------------------------------------------------------
-    sas = sub.add_parser("sas", help="XMM-Newton SAS pipelines")
+    sas = sub.add_parser("sas", help="XMM-Newton SAS pipelines",
+                         description="XMM-Newton SAS pipelines run through xcube's tool runner (logged, with "
+                                     "provenance); `xcube tools sas process` reduces one observation's ODF.")
     sas_sub = sas.add_subparsers(dest="sas_command", metavar="SAS_COMMAND")
     sas.set_defaults(func=lambda args: (sas.print_help(), 2)[1])
     q = sas_sub.add_parser("process", help="ODF -> cleaned event lists (-> images, spectra) of one observation",
@@ -59,7 +61,9 @@ def register(subparsers) -> None:
     q.set_defaults(func=_run_sas_process)
 
     # hxmt -------------------------------------------------------------------
-    hx = sub.add_parser("hxmt", help="Insight-HXMT HXMTDAS chains")
+    hx = sub.add_parser("hxmt", help="Insight-HXMT HXMTDAS chains",
+                        description="Insight-HXMT HXMTDAS chains of one detector (le, me or he): calibration, "
+                                    "GTIs, screening, light curves with backgrounds and a spectrum.")
     hx_sub = hx.add_subparsers(dest="hxmt_detector", metavar="DETECTOR")
     hx.set_defaults(func=lambda args: (hx.print_help(), 2)[1])
     for det in ("le", "me", "he"):

@@ -6,14 +6,27 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="simulate an observation with transients, search it, write results")
+    from ..cli import add_hdu_option, add_screen_option
+
+    p = sub.add_parser(
+        "demo", help="simulate an observation with transients, search it, write results",
+        description="Simulate an XMM-Newton EPIC-pn observation with two flares and an eclipse, run the transient "
+                    "search on it at 50 s and 200 s, write the event file, the truth table and the results, and "
+                    "print the injected transients beside the detections (times as UTC and as seconds from the "
+                    "observation start).")
     p.add_argument("--out", default="xcube-demo", help="output directory (default ./xcube-demo)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
     p.add_argument("--duration", type=float, default=40_000.0, help="observation length [s]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.set_defaults(func=_demo)
 
-    s = sub.add_parser("search", help="transient search of one observation (one or more cameras)")
+    s = sub.add_parser(
+        "search", help="transient search of one observation (one or more cameras)",
+        description="Search one observation (one or several cameras, merged over their common good time) for "
+                    "flares and eclipses with the EXOD Bayes-factor method, over a grid of time bins x energy "
+                    "bands x sigma in one pass over the events. Writes one directory per parameter set "
+                    "(detections.csv/.parquet with mjd_*/utc_peak times, light curves, DS9 regions, figures) and "
+                    "prints the detections.")
     s.add_argument("files", nargs="+", help="event files (cameras of one observation) or Zarr stores")
     s.add_argument("--time-bin", type=float, nargs="+", default=[50.0], help="frame length(s) [s]")
     s.add_argument("--energy", type=float, nargs="+", default=[0.2, 12.0],
@@ -25,43 +38,66 @@ def register(sub) -> None:
     s.add_argument("--out", required=True, help="output directory (one sub-directory per run)")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--no-figures", action="store_true", help="skip PNG figures")
+    add_screen_option(s)
+    add_hdu_option(s)
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_search)
 
 
-def _print_table(results) -> None:
+def observation_start(events) -> float:
+    """T0 of the printed tables: the first good-time start of the cameras [s, mission time]."""
+    from .. import gti as gtimod
+
+    starts = [gtimod.from_dataset(e)[0][:1] for e in events]
+    starts = [float(s[0]) for s in starts if len(s)]
+    return min(starts) if starts else float(events[0].attrs.get("tstart", 0.0))
+
+
+def _print_t0(t0: float, events) -> None:
+    from ..times import times
+
+    try:
+        utc = f" = {times(t0, events, to='iso', precision=1)} UTC"
+    except ValueError:
+        utc = ""
+    print(f"T0 = {t0:.1f} s (mission time){utc}: the observation start; t_*-T0 columns are seconds after it")
+
+
+def _print_table(results, t0: float | None = None) -> None:
+    from ..tables import format_table
+
     rows = results.summary
     cols = ["run_id", "n_detections", "exposure", "n_bad_frames", "n_bti", "expected_false_alarms_peak",
             "timings_total", "reason"]
-    print(rows[[c for c in cols if c in rows]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(format_table(rows, columns=cols))
     det = results.detections
     if len(det):
-        show = [
-            "run_id",
-            "kind",
-            "name",
-            "ra",
-            "dec",
-            "t_peak",
-            "log10_bayes",
-            "sigma_equivalent",
-            "counts",
-            "expected",
-        ]
+        show = ["run_id", "kind", "name", "ra", "dec", "utc_peak", "t_peak", "t_start", "t_stop", "log10_bayes",
+                "sigma_equivalent", "counts", "expected"]
         print()
-        print(det[show].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+        print(format_table(det, t0=t0, columns=show))
 
 
 def _search(args) -> int:
     from ..io import open_events
+    from ..progress import progress_bar
     from .params import energy_bands_from_flat
     from .search import search_transients
 
-    evs = [open_events(f) for f in args.files]
+    bar = progress_bar(len(args.files), desc="open", unit="file", enabled=not args.quiet and len(args.files) > 1)
+    evs = []
+    for f in args.files:
+        evs.append(open_events(f, hdu=args.hdu))
+        bar.update(1)
+    bar.close()
     res = search_transients(evs if len(evs) > 1 else evs[0], time_bin=list(args.time_bin),
                             size_arcsec=args.size_arcsec, energy_band=energy_bands_from_flat(args.energy),
-                            sigma=list(args.sigma), gti_only=args.gti_only, catalogue=args.catalogue)
+                            sigma=list(args.sigma), gti_only=args.gti_only, catalogue=args.catalogue,
+                            screening=args.screen, progress=not args.quiet)
     res.write(args.out, overwrite=args.overwrite, figures=not args.no_figures)
-    _print_table(res)
+    t0 = observation_start(evs)
+    _print_t0(t0, evs[0])
+    _print_table(res, t0)
     print(f"\nresults written to {Path(args.out).resolve()}")
     return 0
 
@@ -92,13 +128,19 @@ def demo(out="xcube-demo", seed: int = 1, duration: float = 40_000.0, overwrite:
 
 def _demo(args) -> int:
     t = time.perf_counter()
+    from ..tables import format_table
+
     res, truth = demo(args.out, seed=args.seed, duration=args.duration, overwrite=args.overwrite)
+    import xcube
+
+    ev = xcube.open_events(Path(args.out) / "events_pn.fits")
+    t0 = observation_start([ev])
     print("xcube demo: simulated XMM-Newton EPIC-pn observation with injected transients")
+    _print_t0(t0, ev)
     inj = truth[truth["transient"]]
-    print(inj[["kind", "ra", "dec", "t_peak", "t_start", "t_stop", "counts"]].to_string(
-        index=False, float_format=lambda v: f"{v:.6g}"))
+    print(format_table(inj, t0=t0, columns=["kind", "ra", "dec", "t_peak", "t_start", "t_stop", "counts"]))
     print()
-    _print_table(res)
+    _print_table(res, t0)
     print(f"\nresults, figures and the event file are in {Path(args.out).resolve()} "
           f"({time.perf_counter() - t:.1f} s)")
     return 0

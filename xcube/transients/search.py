@@ -30,8 +30,10 @@ import xarray as xr
 
 from .. import gti as gtimod
 from ..missions import profile_of
+from ..progress import progress_bar
 from ..select import select
 from ..skycoords import wcs as events_wcs
+from ..times import add_time_columns
 from . import bti as btimod
 from .background import background_model, expected_counts
 from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes
@@ -65,7 +67,7 @@ def prepare_events(events, screening: bool = True) -> list[xr.Dataset]:
 
 def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_band=(0.2, 12.0), sigma=3.0, *,
                       gti_only: bool = False, catalogue=None, radius_arcsec: float = 20.0, screening: bool = True,
-                      subset: int = 0, inpaint: str = "biharmonic"):
+                      subset: int = 0, inpaint: str = "biharmonic", progress: bool = False):
     """Search one observation for flares (peaks) and eclipses.
 
     Parameters
@@ -82,6 +84,8 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
         the background template, disks of ``radius_arcsec``.
     screening : apply the mission's default event screening first.
     subset : the subset number used in the run id.
+    progress : show a progress bar (``tqdm.auto``: a widget in Jupyter) over
+        the events pass and the parameter sets.
 
     Returns
     -------
@@ -101,15 +105,24 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     many = len(grid) > 1 or np.ndim(time_bin) > 0 or np.ndim(sigma) > 0 or np.ndim(energy_band) > 1
     options = dict(gti_only=gti_only, catalogue=catalogue, radius_arcsec=radius_arcsec, subset=subset,
                    inpaint=inpaint)
+    bar = progress_bar(1 + len(grid), desc=f"search {_obs_id(evs)}", unit="step", enabled=progress)
+    bar.set_description(f"search {_obs_id(evs)}: events pass ({len(evs)} camera(s))")
     t0 = _time.perf_counter()
     cubes, reasons = _cubes(evs, grid, size_arcsec, screening)
     t_pass = _time.perf_counter() - t0
+    bar.update(1)
+    bar.set_description(f"search {_obs_id(evs)}: {len(grid)} parameter set(s)")
+
     def one(p):
         if (p.time_bin, p.energy_band) not in cubes:
-            return _empty(evs, p, subset, *reasons[p.time_bin])
-        return search_cube(cubes[(p.time_bin, p.energy_band)], p, evs, t_pass=t_pass, **options)
+            out = _empty(evs, p, subset, *reasons[p.time_bin])
+        else:
+            out = search_cube(cubes[(p.time_bin, p.energy_band)], p, evs, t_pass=t_pass, **options)
+        bar.update(1)
+        return out
 
     results = _in_threads(one, grid)
+    bar.close()
     return SearchResults(results) if many else results[0]
 
 
@@ -156,7 +169,7 @@ def _obs_id(evs) -> str:
 def _empty(evs, p, subset, reason, exposure, gti_only=False) -> SearchResult:
     rid = run_id(_obs_id(evs), p, subset)
     log.warning("%s: empty result: %s", rid, reason)
-    return SearchResult(run_id=rid, detections=empty_table(), lightcurves=None,
+    return SearchResult(run_id=rid, detections=add_time_columns(empty_table(), evs[0]), lightcurves=None,
                         summary={"reason": reason, "exposure": exposure},
                         params=_params_record(p, evs, gti_only, subset))
 
@@ -185,6 +198,7 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
     timings["false_alarms"] = clock.lap()
     rid, obs = run_id(_obs_id(events), params, subset), _obs_id(events)
     table, lcs = detect(cube, model, flags, wcs=w, run_id=rid, obs_id=obs, bti=is_bti, bad_frame=bad)
+    table = add_time_columns(table, events[0])  # mjd_start/peak/stop, utc_peak after the search's columns
     timings["detect"] = clock.lap()
     dense = _dense_cube(cube, exposure, is_bti, bad, rid)
     expected = expected_counts(dense, model=model)

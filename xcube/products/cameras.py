@@ -1,0 +1,97 @@
+"""Light curves of one observation's cameras (an ``xr.DataTree`` from
+``xcube.open_events([pn, mos1, mos2])``): summed over their common good
+time, or one per camera."""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .. import gti as gtimod
+
+__all__ = ["event_nodes", "tree_lightcurve", "CAMERA_MODES"]
+
+#: what ``xcube.lightcurve(tree, cameras=...)`` does with several cameras
+CAMERA_MODES = ("sum", "each")
+
+
+def event_nodes(tree: xr.DataTree) -> dict:
+    """``{node path: EventList}`` of the nodes of ``tree`` holding events.
+    ``ValueError`` when there is none (a header-only archive from
+    ``open_archive(load=False)``)."""
+    nodes = {n.path: n.to_dataset() for n in tree.subtree if "event" in n.dims}
+    if not nodes:
+        raise ValueError("the DataTree holds no event lists (open_archive(load=False) reads headers only); open "
+                         "the files with xcube.open_events([...]) or open_archive(..., load=True)")
+    return nodes
+
+
+def _one_observation(nodes: dict) -> None:
+    obs = sorted({str(ev.attrs.get("obs_id", "")) for ev in nodes.values()})
+    if len(obs) > 1:
+        raise ValueError(
+            f"lightcurve: the DataTree holds {len(obs)} observations ({', '.join(obs)}); cameras='sum' adds the "
+            f"cameras of one observation - pass one, e.g. tree['{obs[0]}'], or cameras='each' for a light curve "
+            f"per node ({', '.join(nodes)})"
+        )
+
+
+def tree_lightcurve(tree: xr.DataTree, time_bin, *, cameras: str = "sum", **kwargs):
+    """Light curve(s) of the cameras in ``tree`` (see :func:`xcube.lightcurve`
+    for ``time_bin`` and ``kwargs``).
+
+    ``cameras="sum"`` (one observation): every camera is cut to the GTIs
+    common to all of them and binned on the same time grid; counts (and
+    background-region counts) are added and rates recomputed over that
+    common good time. Returns one light curve (attrs ``instrument`` like
+    ``"EMOS1+EMOS2+EPN"``, ``cameras``, ``sources``). ``cameras="each"``:
+    a DataTree with each camera's own light curve at the node's path.
+    Lazy as :func:`xcube.lightcurve`; a background *model* needs
+    ``cameras="each"``.
+    """
+    from ..select import select
+    from .lightcurve import lightcurve
+    from .net import is_fits_file, is_search_result
+
+    if cameras not in CAMERA_MODES:
+        raise ValueError(f"cameras={cameras!r}: use one of {CAMERA_MODES}")
+    nodes = event_nodes(tree)
+    if cameras == "each" or len(nodes) == 1:
+        out = {path: lightcurve(ev, time_bin, **kwargs) for path, ev in nodes.items()}
+        return next(iter(out.values())) if cameras == "sum" else xr.DataTree.from_dict(out)
+    _one_observation(nodes)
+    bkg = kwargs.get("background")
+    if bkg is not None and (is_search_result(bkg) or is_fits_file(bkg) or isinstance(bkg, xr.Dataset)):
+        raise ValueError("lightcurve: a background model cannot be shared by summed cameras; use cameras='each' "
+                         "(or a background region)")
+    common = gtimod.intersection(*[gtimod.from_dataset(ev) for ev in nodes.values()])
+    if common[0].size == 0:
+        raise ValueError(f"lightcurve: the cameras {list(nodes)} have no good time in common; use cameras='each'")
+    parts = [lightcurve(select(ev, gti=common), time_bin, **kwargs) for ev in nodes.values()]
+    return _sum_parts(parts, common, list(nodes))
+
+
+def _sum_parts(parts: list, common, paths: list) -> xr.Dataset:
+    """One light curve from per-camera light curves on the same bins."""
+    from .lightcurve import lightcurve_from_counts
+
+    ratios = [p.attrs.get("backscal_ratio") for p in parts]
+    if ratios[0] is not None and not np.allclose(ratios, ratios[0], rtol=1e-9):
+        raise ValueError(f"lightcurve: the cameras' source/background area ratios differ ({ratios}); sum them "
+                         "with cameras='each' and your own weights")
+    counts = _total(parts, "counts")
+    bkg = _total(parts, "bkg_counts") if "bkg_counts" in parts[0] else None
+    attrs = dict(parts[0].attrs)
+    attrs.update(instrument="+".join(str(p.attrs.get("instrument", "")) for p in parts), cameras=paths,
+                 sources=[str(p.attrs.get("source", "")) for p in parts])
+    attrs.pop("backscal_ratio", None)
+    return lightcurve_from_counts(counts, errors=attrs.get("errors", "poisson"), bkg_counts=bkg,
+                                  area_ratio=ratios[0], gti=common, attrs=attrs)
+
+
+def _total(parts: list, var: str) -> xr.DataArray:
+    total = parts[0][var]
+    for p in parts[1:]:
+        if not np.array_equal(p["time_lo"].values, parts[0]["time_lo"].values):
+            raise ValueError("lightcurve: the cameras' time bins differ; give t0= so that they share one grid")
+        total = total + p[var].data
+    return total.drop_attrs(deep=False)

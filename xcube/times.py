@@ -1,0 +1,326 @@
+"""Times people can read: mission seconds as MJD, ISO 8601 UTC, datetime64
+or ``astropy.time.Time``, and mission times on a common time axis.
+
+Every xcube time (an event's ``time``, a light-curve bin, a detection's
+``t_peak``) is seconds since the file's reference epoch MJDREF, counted in
+the file's time system TIMESYS (TT for XMM-Newton, NuSTAR, Swift, NICER...,
+TDB after barycentring). xcube readers add TIMEZERO when they open a file, so
+the times of xcube objects already include it; a raw FITS header given as
+the reference (:func:`time_reference`) has its TIMEZERO (and TIMEUNIT)
+applied here.
+
+:func:`times` converts any of them: ``to="mjd"`` (MJD in the file's own time
+system, float64, resolution about 1 microsecond), ``"iso"`` (ISO 8601 strings
+in UTC), ``"datetime64"`` (``datetime64[ns]`` in UTC) or ``"astropy"``
+(``astropy.time.Time`` in the file's time scale). No conversion assumes TT:
+the time system is always the file's TIMESYS.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TIME_SYSTEMS", "TimeReference", "time_reference", "times", "with_mjd", "add_time_columns",
+           "tt_offset", "to_common_seconds", "mjd_tt", "TIME_COLUMNS"]
+
+log = logging.getLogger("xcube.times")
+
+TIME_SYSTEMS = ("TT", "TDB", "TAI", "UTC")
+_ALIASES = {"TDT": "TT", "ET": "TT", "": "TT"}
+_TARGETS = ("mjd", "iso", "datetime64", "astropy")
+#: the columns :func:`add_time_columns` appends to a detection table
+TIME_COLUMNS = ("mjd_start", "mjd_peak", "mjd_stop", "utc_peak")
+
+
+def _scale(timesys, source="") -> str:
+    ts = str(timesys or "TT").strip().upper()
+    ts = _ALIASES.get(ts, ts)
+    if ts not in TIME_SYSTEMS:
+        raise ValueError(f"{source or 'light curve'}: TIMESYS={timesys!r} is not supported; expected one of "
+                         f"{TIME_SYSTEMS}")
+    return ts
+
+
+# --------------------------------------------------------------------------- the reference of a file
+
+
+@dataclass(frozen=True)
+class TimeReference:
+    """What turns mission seconds into absolute times: MJDREF = ``mjdrefi`` +
+    ``mjdreff`` [d] (kept in two parts for full precision), the time system
+    ``timesys`` (``"TT"``, ``"TDB"``, ``"TAI"`` or ``"UTC"``), ``timezero``
+    [s] added to raw file times and ``unit`` [s per time unit] (1, or 86400
+    for TIMEUNIT = 'd'). ``source`` names the object in messages."""
+
+    mjdrefi: float
+    mjdreff: float
+    timesys: str = "TT"
+    timezero: float = 0.0
+    unit: float = 1.0
+    source: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "timesys", _scale(self.timesys, self.source))
+
+    @property
+    def mjdref(self) -> float:
+        """MJDREF [d] as one float64."""
+        return float(np.float64(self.mjdrefi) + np.float64(self.mjdreff))
+
+    def seconds(self, t) -> np.ndarray:
+        """Seconds since MJDREF of times ``t`` in this reference's units."""
+        return (np.asarray(t, np.float64) + self.timezero) * self.unit
+
+
+def _attrs_of(ref) -> dict | None:
+    """The attrs (or header) holding a time reference, for xarray, pandas,
+    astropy headers, dicts and objects with ``attrs``."""
+    if ref is None:
+        return None
+    if isinstance(ref, TimeReference):
+        return None
+    header = getattr(ref, "header", None)
+    if header is not None and hasattr(header, "keys"):
+        return dict(header)
+    if hasattr(ref, "keys") and not hasattr(ref, "attrs"):
+        return dict(ref)
+    attrs = getattr(ref, "attrs", None)
+    return dict(attrs) if attrs is not None else None
+
+
+def _is_header(attrs: dict) -> bool:
+    return any(k in attrs for k in ("MJDREF", "MJDREFI", "TIMESYS", "TIMEZERO"))
+
+
+def time_reference(ref, source: str = "") -> TimeReference:
+    """The :class:`TimeReference` of ``ref``: an xcube object (EventList,
+    light curve, image, cube, spectrum or detection table: its attrs
+    ``mjdrefi``/``mjdreff`` or ``mjdref`` and ``timesys``; its times already
+    include TIMEZERO), a FITS header or a dict of FITS keywords (MJDREFI +
+    MJDREFF or MJDREF, TIMESYS, TIMEZERO, TIMEUNIT; raw file times, so
+    TIMEZERO is applied), or a :class:`TimeReference`. ``ValueError`` naming
+    the object when it has no MJDREF."""
+    if isinstance(ref, TimeReference):
+        return ref
+    attrs = _attrs_of(ref)
+    if attrs is None:
+        raise ValueError(f"{source or 'times'}: no time reference in {type(ref).__name__}; pass the EventList or "
+                         "product the times belong to, e.g. xcube.times(lc['time'], lc) or xcube.times(t, events)")
+    source = source or str(attrs.get("source") or attrs.get("path") or type(ref).__name__)
+    if _is_header(attrs):
+        from .io.fitsutil import header_float
+
+        i = header_float(attrs, "MJDREFI", source)
+        f = header_float(attrs, "MJDREFF", source, 0.0)
+        if i is None:
+            i, f = header_float(attrs, "MJDREF", source), 0.0
+        unit = str(attrs.get("TIMEUNIT", "s") or "s").strip().lower()
+        if unit not in ("s", "d"):
+            raise ValueError(f"{source}: TIMEUNIT={unit!r} is not supported; expected 's' or 'd'")
+        ref = TimeReference(i, f, _scale(attrs.get("TIMESYS"), source), header_float(attrs, "TIMEZERO", source, 0.0),
+                            86400.0 if unit == "d" else 1.0, source)
+    elif attrs.get("mjdrefi") is not None:
+        ref = TimeReference(float(attrs["mjdrefi"]), float(attrs.get("mjdreff", 0.0) or 0.0),
+                            _scale(attrs.get("timesys"), source), source=source)
+    elif "mjdref" in attrs:
+        ref = TimeReference(attrs["mjdref"], 0.0, _scale(attrs.get("timesys"), source), source=source)
+    else:
+        raise ValueError(f"{source}: no MJDREF in its attrs (a bare coordinate or column does not carry one); pass "
+                         "the EventList or product the times belong to, e.g. xcube.times(lc['time'], lc)")
+    if ref.mjdrefi is None or not np.isfinite(float(ref.mjdrefi)):
+        raise ValueError(f"{source}: no MJDREF (attrs 'mjdref' or header MJDREFI/MJDREFF); the times cannot be "
+                         "placed on an absolute time scale - set it, e.g. obj.attrs['mjdref'] = 50814.0")
+    return ref
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def _astropy(seconds: np.ndarray, ref: TimeReference):
+    """``astropy.time.Time`` (two-double precision) in the reference's scale."""
+    from astropy.time import Time, TimeDelta
+
+    epoch = Time(float(ref.mjdrefi), float(ref.mjdreff), format="mjd", scale=ref.timesys.lower())
+    return epoch + TimeDelta(seconds, format="sec")
+
+
+def _mjd(seconds: np.ndarray, ref: TimeReference) -> np.ndarray:
+    if ref.timesys == "UTC":  # elapsed SI seconds across leap seconds: let astropy count them
+        t = _astropy(seconds, ref)
+        return np.asarray(t.jd1 - 2400000.5, np.float64) + np.asarray(t.jd2, np.float64)
+    return np.float64(ref.mjdrefi) + (np.float64(ref.mjdreff) + seconds / 86400.0)
+
+
+def _convert(seconds: np.ndarray, ref: TimeReference, to: str, precision: int):
+    if to == "mjd":
+        return _mjd(seconds, ref)
+    t = _astropy(seconds, ref)
+    if to == "astropy":
+        return t
+    utc = t.utc
+    if to == "datetime64":
+        return np.asarray(utc.datetime64, dtype="datetime64[ns]")
+    utc.precision = int(precision)
+    return np.asarray(utc.isot, dtype=object)
+
+
+def _values_and_ref(obj, ref):
+    """(time values, the object whose attrs give the reference, a wrapper
+    that puts converted values back into ``obj``'s container)."""
+    import xarray as xr
+
+    if isinstance(obj, xr.Dataset):
+        if "time" not in obj.variables:
+            raise ValueError(f"{obj.attrs.get('source', 'dataset')}: no 'time' variable or coordinate to convert")
+        return _values_and_ref(obj["time"], obj if ref is None else ref)
+    if isinstance(obj, xr.DataArray):
+        source = obj if ref is None else ref
+
+        def wrap(values, attrs):
+            if not isinstance(values, np.ndarray):
+                return values
+            return xr.DataArray(values, dims=obj.dims, coords=obj.coords, name=obj.name, attrs=attrs)
+
+        return obj.values, source, wrap
+    if hasattr(obj, "index") and hasattr(obj, "to_numpy") and getattr(obj, "ndim", 0) == 1:  # pandas Series
+        import pandas as pd
+
+        return obj.to_numpy(dtype=np.float64), obj if ref is None else ref, (
+            lambda v, a: pd.Series(v, index=obj.index, name=obj.name) if isinstance(v, np.ndarray) else v)
+    return obj, ref, lambda v, a: v
+
+
+def times(obj, ref=None, to: str = "mjd", *, precision: int = 3):
+    """Absolute times of xcube times ``obj`` [s since MJDREF].
+
+    Parameters
+    ----------
+    obj : a time coordinate or column (``lc["time"]``, ``ev["time"]``,
+        ``table["t_peak"]``), an xcube object whose ``time`` is converted (an
+        EventList or light curve), or numbers [s, mission time].
+    ref : where MJDREF and TIMESYS come from when ``obj`` does not carry them
+        in its attrs (a plain coordinate, numbers, a pandas column): the
+        EventList or product the times belong to, a FITS header (raw file
+        times: TIMEZERO and TIMEUNIT applied) or a :class:`TimeReference`.
+    to : ``"mjd"`` (float64 MJD in the file's time system TIMESYS),
+        ``"iso"`` (ISO 8601 strings, UTC, ``precision`` decimals of the
+        second), ``"datetime64"`` (``datetime64[ns]``, UTC) or ``"astropy"``
+        (``astropy.time.Time`` in the file's time scale, e.g. ``tt``; convert
+        with ``.utc``, ``.tdb``...).
+
+    Returns the same container: a DataArray on the same dims and coords, a
+    pandas Series on the same index, an array, or a scalar for a scalar
+    (``"astropy"``: a ``Time``). Eager (reads a lazy column); ``"mjd"`` is
+    float arithmetic except for TIMESYS = UTC, the others go through
+    ``astropy.time`` (leap seconds from astropy's table).
+
+    ``ValueError`` when no MJDREF can be found (it names the fix) or for an
+    unsupported TIMESYS.
+    """
+    if to not in _TARGETS:
+        raise ValueError(f"times: to={to!r}; use one of {_TARGETS}")
+    values, source, wrap = _values_and_ref(obj, ref)
+    reference = time_reference(source)
+    scalar = np.ndim(values) == 0
+    seconds = np.atleast_1d(reference.seconds(values))
+    out = _convert(seconds, reference, to, precision)
+    if scalar:
+        return out[0]
+    if to == "mjd":
+        return wrap(out, {"units": "d", "long_name": f"MJD ({reference.timesys})", "timesys": reference.timesys})
+    if to == "astropy":
+        return out
+    return wrap(out, {"long_name": "UTC", "timesys": "UTC"})
+
+
+def with_mjd(obj, ref=None, *, utc: bool = True):
+    """``obj`` (a light curve, cube or any xarray object with a ``time``
+    coordinate [s]) with two more coordinates along ``time``: ``mjd``
+    (float64 MJD in the file's TIMESYS, attrs ``units = 'd'``, ``timesys``)
+    and, with ``utc``, ``utc`` (``datetime64[ns]``, UTC), which the ``repr``
+    shows as dates. ``ref`` as in :func:`times`. Eager on the time axis only
+    (the data stay lazy); returns a new object."""
+    if "time" not in obj.coords:
+        raise ValueError(f"{obj.attrs.get('source', 'object')}: no 'time' coordinate to put MJDs on")
+    reference = time_reference(obj if ref is None else ref)
+    t = obj["time"]
+    if t.ndim != 1:
+        raise ValueError("with_mjd: the 'time' coordinate must be one-dimensional")
+    seconds = reference.seconds(t.values)
+    coords = {"mjd": (t.dims, _mjd(seconds, reference), {"units": "d", "timesys": reference.timesys,
+                                                          "long_name": f"MJD ({reference.timesys}) of the bin centre"})}
+    if utc:
+        coords["utc"] = (t.dims, _convert(seconds, reference, "datetime64", 0), {"long_name": "UTC of the bin centre"})
+    return obj.assign_coords(coords)
+
+
+def add_time_columns(table, ref):
+    """Append ``mjd_start``, ``mjd_peak``, ``mjd_stop`` (float64 MJD in the
+    file's TIMESYS) and ``utc_peak`` (ISO 8601 UTC to the millisecond) to a
+    detection table with ``t_start``, ``t_peak``, ``t_stop`` [s, mission time].
+
+    ``ref`` is the EventList the table comes from (or its attrs, a FITS
+    header, a :class:`TimeReference`; None when unknown). A missing time
+    column or an unknown MJDREF gives NaN (and a missing ``utc_peak``; with a
+    logged warning when ``ref`` has no MJDREF). Returns a new
+    DataFrame; existing time columns are replaced in place; its ``attrs``
+    get ``mjdref`` (and ``mjdrefi``/``mjdreff``) and ``timesys``, which
+    Parquet keeps. Eager (small).
+    """
+    table = table.copy()
+    reference = None
+    if ref is not None:
+        try:
+            reference = time_reference(ref, source="detection table")
+        except ValueError as exc:
+            log.warning("%s; mjd_*/utc_peak columns left empty", exc)
+    for name in ("start", "peak", "stop"):
+        t = table.get(f"t_{name}")
+        if reference is None or t is None:
+            table[f"mjd_{name}"] = np.full(len(table), np.nan)
+        else:
+            table[f"mjd_{name}"] = _mjd(reference.seconds(t.to_numpy(np.float64)), reference)
+    utc = np.full(len(table), None, dtype=object)
+    t = table.get("t_peak")
+    if reference is not None and t is not None and len(table):
+        t = t.to_numpy(np.float64)
+        ok = np.isfinite(t)
+        if ok.any():
+            utc[ok] = _convert(reference.seconds(t[ok]), reference, "iso", 3)
+    table["utc_peak"] = utc
+    if reference is not None:  # kept by Parquet (pandas attrs); the survey catalogue reads it back
+        table.attrs.update(mjdrefi=float(reference.mjdrefi), mjdreff=float(reference.mjdreff),
+                           mjdref=reference.mjdref, timesys=reference.timesys)
+    return table
+
+
+# --------------------------------------------------------------------------- a common time axis (stitching)
+
+
+def tt_offset(time, mjdref: float, timesys: str, source: str = "") -> np.ndarray:
+    """Seconds to add to mission times ``time`` [s] (reference ``mjdref``,
+    system ``timesys``) so that they count TT seconds from the same MJDREF
+    read as TT. Zero for TT; from astropy otherwise (TDB: at the geocentre)."""
+    scale = _scale(timesys, source)
+    time = np.asarray(time, np.float64)
+    if scale == "TT" or time.size == 0:
+        return np.zeros(time.shape)
+    from astropy.time import Time
+
+    t = Time(np.full(time.shape, float(mjdref)), time / 86400.0, format="mjd", scale=scale.lower())
+    same = Time(np.full(time.shape, float(mjdref)), time / 86400.0, format="mjd", scale="tt")
+    return np.asarray((t.tt - same).sec, np.float64)
+
+
+def to_common_seconds(time, mjdref: float, timesys: str, common_mjdref: float, source: str = "") -> np.ndarray:
+    """Mission times [s] as TT seconds since ``common_mjdref`` (TT MJD)."""
+    time = np.asarray(time, np.float64)
+    return time + (float(mjdref) - float(common_mjdref)) * 86400.0 + tt_offset(time, mjdref, timesys, source)
+
+
+def mjd_tt(time, mjdref: float, timesys: str = "TT", source: str = "") -> np.ndarray:
+    """MJD (TT) of mission times [s]; float64 (resolution about 1 microsecond)."""
+    time = np.asarray(time, np.float64)
+    return float(mjdref) + (time + tt_offset(time, mjdref, timesys, source)) / 86400.0
