@@ -118,6 +118,7 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
             out = _empty(evs, p, subset, *reasons[p.time_bin])
         else:
             out = search_cube(cubes[(p.time_bin, p.energy_band)], p, evs, t_pass=t_pass, **options)
+        bar.set_description(f"search {out.run_id}")
         bar.update(1)
         return out
 
