@@ -7,6 +7,16 @@
 - Default screening: pn ``PATTERN<=4 && FLAG==0``, MOS ``PATTERN<=12 && FLAG==0``
   (FLAG==0 is stricter than the ``#XMMEA_EP/EM`` sets, as in the transient search).
 - Frame times: pn full frame 73.4 ms, MOS full frame 2.6 s (XMM Users Handbook 3.3.2).
+- Raw detector pixels (the detector hygiene, :mod:`xcube.hygiene`): pn CCDs
+  of 64 x 200 pixels of 4.1", MOS CCDs of 600 x 600 pixels of 1.1" (XMM
+  Users Handbook 3.3.2). pn rows read out per mode: full frame (and extended)
+  RAWY 13-200, large window 102-200, small window 137-200; the pn border margin
+  (3 pixels) and the three bad pn columns (CCD 4 RAWX 12, CCD 5 RAWX 11, CCD 10
+  RAWX 28; Strueder et al. 2001, A&A 365, L18) are the ones the EXOD search
+  removes (its event-list reader, ``exod/xmm/event_list.py``). MOS borders are
+  kept, as EXOD keeps them.
+- Spacecraft frame: sky offsets rotated by ``PA_PNT`` give MOS1 (-DETX, DETY)
+  (checked on the real MOS files of observations 0001730201 and 0201901401).
 """
 from . import register
 from .base import MissionProfile, linear_energy
@@ -21,6 +31,8 @@ _COMMON = dict(
     gti_extensions=("STDGTI*", "GTI0*", "GTI", "STDGTI"),
     pixel_arcsec=0.05,
     supported_modes=("IMAGING", "PRIME*", "FAST*", "FULL*", "LARGE*", "SMALL*", "EXTENDED*"),
+    raw_columns=("ccdnr", "rawx", "rawy"),
+    roll_attr="pa_pnt",
 )
 
 PN = register(
@@ -32,6 +44,11 @@ PN = register(
         frame_time=0.0734,
         # pn quadrants: CCDs 1-3, 4-6, 7-9, 10-12
         quadrants={c: (c - 1) // 3 for c in range(1, 13)},
+        raw_size=(64, 200),
+        raw_rows=(("PrimeFullWindow*", 13, 200), ("FullFrame*", 13, 200), ("PrimeLargeWindow", 102, 200),
+                  ("PrimeSmallWindow", 137, 200)),
+        border_margin=3,
+        bad_columns=((4, 12), (5, 11), (10, 28)),
         **{**_COMMON, "supported_modes": ("IMAGING", "PRIME*", "FULL*", "LARGE*", "SMALL*", "EXTENDED*")},
     )
 )
@@ -42,6 +59,7 @@ MOS1 = register(
         instrume=("EMOS1",),
         screening="PATTERN <= 12 && FLAG == 0",
         frame_time=2.6,
+        raw_size=(600, 600),
         **_COMMON,
     )
 )
@@ -52,6 +70,7 @@ MOS2 = register(
         instrume=("EMOS2",),
         screening="PATTERN <= 12 && FLAG == 0",
         frame_time=2.6,
+        raw_size=(600, 600),
         **_COMMON,
     )
 )

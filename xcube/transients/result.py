@@ -40,8 +40,12 @@ class SearchResult:
     masks : xr.Dataset of lazy boolean (time, y, x) ``peak`` and ``eclipse``.
     image : eager (y, x) summed counts.
     summary : dict: exposure [s], n_frames, n_bad_frames, n_bti, bti_exposure [s],
-        expected_false_alarms (peak, eclipse), timings [s], reason (why empty, or "").
+        expected_false_alarms (peak, eclipse), hygiene (events and pixels each
+        detector-hygiene rule removed), eclipse_masked_sources, timings [s],
+        reason (why empty, or "").
     params : the run parameters.
+    grids : with ``shifts=True``, the result of each grid (``"0"``, ``"xy"``,
+        ``"t"``, ``"xyt"``); the detections are then merged over them.
     """
 
     run_id: str
@@ -53,6 +57,7 @@ class SearchResult:
     image: xr.DataArray | None = None
     summary: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
+    grids: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         reason = self.summary.get("reason")
