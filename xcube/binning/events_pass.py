@@ -261,10 +261,12 @@ def _chunk_runs(spec: _Spec, cols, t, code, fa, nfr, ext, outside):
     ccd = cols["ccdnr"] if spec.n_ccd > 0 else np.zeros(1, np.int16)
     cmap_ccd = cols[spec.ccd_column] if spec.ccd_column else np.zeros(1, np.int16)
     runs, unsorted = [], False
+    mapped = set()
     for r in range(spec.run_b.size):
         a, b, g = spec.run_t[r], spec.run_b[r], spec.run_g[r]
         (xv, xl, xlo), (yv, yl, ylo) = sky[g]
-        out, ncell, cc, cmap = _run_buffers(spec, r, code, nfr[a])
+        out, ncell, cc, cmap = _run_buffers(spec, r, code, nfr[a], with_map=g not in mapped)
+        mapped.add(g)
         m, outside[r], bad = _run_kernel(t, code, b, xv, xl, xlo, yv, yl, ylo, spec.grids[g][1].size, ccd,
                                          spec.ccd_lo, spec.n_ccd, spec.t_edges[a], fa[a], out, ncell, cc, ext[b],
                                          ext_values, cmap_ccd, cmap)
@@ -286,13 +288,14 @@ def _frames_touched(spec: _Spec, t):
     return fa, nfr
 
 
-def _run_buffers(spec: _Spec, r: int, code, n_frames: int, empty: bool = False):
+def _run_buffers(spec: _Spec, r: int, code, n_frames: int, empty: bool = False, with_map: bool = True):
     """Run ``r``'s output cells (room for every event of its band), counts
     per frame and per frame and CCD, and the per-cell CCD bit map (size 1
-    without a CCD column)."""
+    without a CCD column, or ``with_map`` False: one map per sky grid is
+    made, by its first run)."""
     gy, gx = spec.grids[spec.run_g[r]][:2]
     cap = 0 if empty else int(np.count_nonzero(code & np.uint8(1 << spec.run_b[r])))
-    n_map = gx.size * gy.size if spec.ccd_column else 1
+    n_map = gx.size * gy.size if spec.ccd_column and with_map else 1
     return (np.empty(cap, dtype=cell_dtype(gx.size * gy.size)), np.zeros(n_frames, np.int64),
             np.zeros((n_frames, max(spec.n_ccd, 1)), np.int64), np.zeros(n_map, np.uint32))
 
@@ -409,7 +412,7 @@ def _combine(parts, spec: _Spec):
         seg = np.zeros(nf + 1, np.int64)
         np.cumsum(ncell, out=seg[1:])
         out.append(([p[0][r][0] for p in parts], seg, counts if spec.n_ccd else counts[:, 0],
-                    cmap if spec.ccd_column else None))
+                    cmap if spec.ccd_column and cmap is not None and cmap.size > 1 else None))
     mon = [sum((p[2][m] for p in parts), np.zeros(e.size - 1, np.int64)) for m, e in enumerate(spec.m_edges)]
     ext = np.array([np.inf, -np.inf, np.inf, -np.inf]) * np.ones((len(spec.bands), 1))
     outside = np.zeros(spec.run_b.size, np.int64)
@@ -457,7 +460,9 @@ def _assemble(k, run, evs, specs, parts, crop) -> CompactCube:
     cams = tuple({"profile": profile_of(ev).name, "source": str(ev.attrs.get("source", "")),
                   "gti": gtimod.from_dataset(ev)} for ev in evs)
     common = gtimod.intersection(*[c["gti"] for c in cams])
-    maps = [None if p[0][k][3] is None else p[0][k][3].reshape(y.size, x.size)[y0:y1, x0:x1].copy() for p in parts]
+    first = int(np.flatnonzero(specs[0].run_g == specs[0].run_g[k])[0])  # the run that made the grid's CCD map
+    maps = [None if p[0][first][3] is None else p[0][first][3].reshape(y.size, x.size)[y0:y1, x0:x1].copy()
+            for p in parts]
     return CompactCube(cells, seg, run.time, ya, xa, attrs=attrs, gti=common, cameras=cams,
                        ccd_counts=[p[0][k][2] for p in parts], monitor=monitor, extent=extent,
                        n_outside=int(sum(p[3][k] for p in parts)), ccd_map=maps,

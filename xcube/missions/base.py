@@ -71,6 +71,8 @@ class MissionProfile:
     bad_columns : ``(ccd, rawx)`` detector columns always dropped.
     roll_attr : the EventList attribute holding the roll (position angle
         [deg]) that turns sky offsets into the spacecraft frame, or None.
+    cluster_rule : whether the detector hygiene looks for instrumental
+        multi-event clusters by default (cameras with long frame times).
     """
 
     name: str
@@ -99,6 +101,7 @@ class MissionProfile:
     border_margin: int = 0
     bad_columns: tuple[tuple[int, int], ...] = ()
     roll_attr: str | None = None
+    cluster_rule: bool = False
 
     def matches(self, telescop: str, instrume: str) -> bool:
         """True when TELESCOP/INSTRUME header values belong to this profile."""

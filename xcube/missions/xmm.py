@@ -14,7 +14,9 @@
   (3 pixels) and the three bad pn columns (CCD 4 RAWX 12, CCD 5 RAWX 11, CCD 10
   RAWX 28; Strueder et al. 2001, A&A 365, L18) are the ones the EXOD search
   removes (its event-list reader, ``exod/xmm/event_list.py``). MOS borders are
-  kept, as EXOD keeps them.
+  kept, as EXOD keeps them. The instrumental-cluster rule is on by default
+  for MOS (2.6 s frames; a 3-event cluster within 1.4 s on adjacent RAWX is
+  in the MOS1 file of 0001730201) and off for pn (73 ms frames).
 - Spacecraft frame: sky offsets rotated by ``PA_PNT`` give MOS1 (-DETX, DETY)
   (checked on the real MOS files of observations 0001730201 and 0201901401).
 """
@@ -60,6 +62,7 @@ MOS1 = register(
         screening="PATTERN <= 12 && FLAG == 0",
         frame_time=2.6,
         raw_size=(600, 600),
+        cluster_rule=True,
         **_COMMON,
     )
 )
@@ -71,6 +74,7 @@ MOS2 = register(
         screening="PATTERN <= 12 && FLAG == 0",
         frame_time=2.6,
         raw_size=(600, 600),
+        cluster_rule=True,
         **_COMMON,
     )
 )

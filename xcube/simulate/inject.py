@@ -237,9 +237,11 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
     if other:
         from scipy.spatial import cKDTree
 
-        nearest = cKDTree(np.column_stack([sx, sy])).query(np.column_stack([nx, ny]))[1] if n else np.empty(0, int)
+        tree = cKDTree(np.column_stack([sx, sy]))
+        nearest = tree.query(np.column_stack([nx, ny]))[1] if n else np.empty(0, int)
         for col in other:
             new[col] = sample[col].values[nearest].astype(events[col].dtype)
+        _local_raw(profile, sample, tree, px, py, nx, ny, new, events)
     out = _merge_events(events, new)
     out.attrs["injections"] = list(events.attrs.get("injections", [])) + [
         f"{row['kind']} x={px:.1f} y={py:.1f} t={row['t_peak']:.1f} n={n} seed={seed}"
@@ -248,6 +250,30 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
                                    counts=n_first, expected_counts=expected_first,
                                    instrument=events.attrs.get("instrument", ""), **row)])
     return out, truth
+
+
+def _local_raw(profile, sample, tree, px, py, nx, ny, new, events, k: int = 400) -> None:
+    """RAWX/RAWY of new events at sky pixels (nx, ny) from an affine fit of
+    the raw coordinates on x/y of the ``k`` sample events nearest to (px,
+    py) on the CCD most of them are on (copying the nearest event's pixel
+    would put a whole flare on a few pixels: a hot pixel for the detector
+    hygiene). New events keep the nearest event's CCD."""
+    cols = profile.raw_columns
+    if not cols or any(c not in new for c in cols) or len(nx) == 0:
+        return
+    idx = tree.query([px, py], k=min(k, tree.n))[1]
+    ccd = sample[cols[0]].values[idx]
+    main = np.bincount(ccd.astype(np.int64)).argmax()
+    idx = idx[ccd == main]
+    if idx.size < 10:
+        return
+    a = np.column_stack([np.ones(idx.size), sample["x"].values[idx], sample["y"].values[idx]]).astype(np.float64)
+    on = new[cols[0]] == main
+    b = np.column_stack([np.ones(int(on.sum())), nx[on], ny[on]])
+    for c in cols[1:]:
+        coef = np.linalg.lstsq(a, sample[c].values[idx].astype(np.float64), rcond=None)[0]
+        lo, hi = sample[c].values[idx].min(), sample[c].values[idx].max()
+        new[c][on] = np.clip(np.rint(b @ coef), lo, hi).astype(events[c].dtype)
 
 
 def _merge_events(events: xr.Dataset, new: dict) -> xr.Dataset:
