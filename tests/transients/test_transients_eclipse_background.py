@@ -43,8 +43,8 @@ def test_refitted_rate_equals_the_rate_outside_the_eclipse(short_demo):
     cube = r.cube
     model = background_model(cube, cube["bti"].values, cube["bad_frame"].values)
     ecl = truth[truth["kind"] == "eclipse"].iloc[0]
-    iy, ix = np.unravel_index(np.argmin(np.hypot(cube["ra"].values - ecl.ra, cube["dec"].values - ecl.dec)),
-                              cube["ra"].shape)
+    iy = int(np.searchsorted(cube["y_lo"].values, ecl.y, side="right") - 1)
+    ix = int(np.searchsorted(cube["x_lo"].values, ecl.x, side="right") - 1)
     assert model["source_mask"].values[iy, ix]
     t = cube["time"].values
     frames = np.flatnonzero((t > ecl.t_start) & (t < ecl.t_stop))

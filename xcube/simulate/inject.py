@@ -252,28 +252,28 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
     return out, truth
 
 
-def _local_raw(profile, sample, tree, px, py, nx, ny, new, events, k: int = 400) -> None:
-    """RAWX/RAWY of new events at sky pixels (nx, ny) from an affine fit of
-    the raw coordinates on x/y of the ``k`` sample events nearest to (px,
-    py) on the CCD most of them are on (copying the nearest event's pixel
-    would put a whole flare on a few pixels: a hot pixel for the detector
-    hygiene). New events keep the nearest event's CCD."""
+def _local_raw(profile, sample, tree, px, py, nx, ny, new, events, k: int = 2000) -> None:
+    """RAWX/RAWY of new events at sky pixels (nx, ny): per CCD (the nearest
+    existing event's), an affine fit of the raw coordinates on x/y of that
+    CCD's events among the ``k`` sample events nearest to (px, py). Copying
+    the nearest event's pixel instead would put a whole flare on a few
+    pixels: a hot pixel for the detector hygiene."""
     cols = profile.raw_columns
     if not cols or any(c not in new for c in cols) or len(nx) == 0:
         return
-    idx = tree.query([px, py], k=min(k, tree.n))[1]
-    ccd = sample[cols[0]].values[idx]
-    main = np.bincount(ccd.astype(np.int64)).argmax()
-    idx = idx[ccd == main]
-    if idx.size < 10:
-        return
-    a = np.column_stack([np.ones(idx.size), sample["x"].values[idx], sample["y"].values[idx]]).astype(np.float64)
-    on = new[cols[0]] == main
-    b = np.column_stack([np.ones(int(on.sum())), nx[on], ny[on]])
-    for c in cols[1:]:
-        coef = np.linalg.lstsq(a, sample[c].values[idx].astype(np.float64), rcond=None)[0]
-        lo, hi = sample[c].values[idx].min(), sample[c].values[idx].max()
-        new[c][on] = np.clip(np.rint(b @ coef), lo, hi).astype(events[c].dtype)
+    near = tree.query([px, py], k=min(k, tree.n))[1]
+    ccd_near = sample[cols[0]].values[near]
+    for c in np.unique(new[cols[0]]):
+        idx = near[ccd_near == c][:400]
+        on = new[cols[0]] == c
+        if idx.size < 10:
+            continue
+        a = np.column_stack([np.ones(idx.size), sample["x"].values[idx], sample["y"].values[idx]]).astype(np.float64)
+        b = np.column_stack([np.ones(int(on.sum())), nx[on], ny[on]])
+        for col in cols[1:]:
+            v = sample[col].values[idx].astype(np.float64)
+            coef = np.linalg.lstsq(a, v, rcond=None)[0]
+            new[col][on] = np.clip(np.rint(b @ coef), v.min(), v.max()).astype(events[col].dtype)
 
 
 def _merge_events(events: xr.Dataset, new: dict) -> xr.Dataset:

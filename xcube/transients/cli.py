@@ -22,6 +22,12 @@ def register(sub) -> None:
     s.add_argument("--sigma", type=float, nargs="+", default=[3.0], help="detection level(s)")
     s.add_argument("--gti-only", action="store_true", help="drop bad-time-interval frames")
     s.add_argument("--catalogue", help="known sources (FITS/CSV with RA, Dec) to mask from the background")
+    s.add_argument("--no-hygiene", action="store_true",
+                   help="keep detector border, hot pixels/columns, flickering pixels and instrumental clusters")
+    s.add_argument("--shifts", action="store_true",
+                   help="also search the grids shifted by half a cell and half a frame, and merge")
+    s.add_argument("--no-subsets", action="store_true",
+                   help="merge all cameras over their common good time instead of splitting exposure subsets")
     s.add_argument("--out", required=True, help="output directory (one sub-directory per run)")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--no-figures", action="store_true", help="skip PNG figures")
@@ -31,7 +37,8 @@ def register(sub) -> None:
 def _print_table(results) -> None:
     rows = results.summary
     cols = ["run_id", "n_detections", "exposure", "n_bad_frames", "n_bti", "expected_false_alarms_peak",
-            "timings_total", "reason"]
+            "hygiene_hot_pixels", "hygiene_flickering_bursts", "hygiene_instrumental_clusters", "timings_total",
+            "reason"]
     print(rows[[c for c in cols if c in rows]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     det = results.detections
     if len(det):
@@ -59,7 +66,8 @@ def _search(args) -> int:
     evs = [open_events(f) for f in args.files]
     res = search_transients(evs if len(evs) > 1 else evs[0], time_bin=list(args.time_bin),
                             size_arcsec=args.size_arcsec, energy_band=energy_bands_from_flat(args.energy),
-                            sigma=list(args.sigma), gti_only=args.gti_only, catalogue=args.catalogue)
+                            sigma=list(args.sigma), gti_only=args.gti_only, catalogue=args.catalogue,
+                            hygiene=not args.no_hygiene, shifts=args.shifts, subsets=not args.no_subsets)
     res.write(args.out, overwrite=args.overwrite, figures=not args.no_figures)
     _print_table(res)
     print(f"\nresults written to {Path(args.out).resolve()}")

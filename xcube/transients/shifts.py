@@ -15,6 +15,8 @@ widened to the union, and columns ``grid`` (where that row comes from),
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -90,7 +92,4 @@ def merge_grids(runs, cell: float):
     summary["timings"] = dict(base.summary.get("timings", {}),
                               total=float(sum(r.summary["timings"]["total"] for _, r in runs)
                                           - (len(runs) - 1) * base.summary["timings"].get("cube", 0.0)))
-    base.detections = table
-    base.summary = summary
-    base.grids = {name: r for name, r in runs}
-    return base
+    return dataclasses.replace(base, detections=table, summary=summary, grids={name: r for name, r in runs})
