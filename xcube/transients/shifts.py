@@ -82,13 +82,19 @@ def merge_grids(runs, cell: float):
     the merged detections of all grids, ``grids`` holding every grid's own
     result (and light curves: the merged table's ``grid`` and
     ``grid_detection`` point into them), and the summary's
-    ``n_detections`` / ``n_detections_per_grid`` / the per-grid timings."""
+    ``n_detections``, ``n_detections_per_grid``,
+    ``expected_false_alarms_all_grids`` (the sum over the grids: the shifted
+    grids are more looks at the data, and their false detections add up)
+    and the total time."""
     base = runs[0][1]
     frame = float(np.median(np.diff(base.cube["time_lo"].values))) if base.cube is not None else 0.0
     table = merge_detections({name: r.detections for name, r in runs}, cell, frame)
     summary = dict(base.summary)
     summary["n_detections"] = int(len(table))
     summary["n_detections_per_grid"] = {name: int(len(r.detections)) for name, r in runs}
+    # four grids are four looks: their expected false alarms add up (an upper bound, the grids overlap)
+    summary["expected_false_alarms_all_grids"] = {
+        k: float(sum(r.summary["expected_false_alarms"][k] for _, r in runs)) for k in ("peak", "eclipse")}
     summary["timings"] = dict(base.summary.get("timings", {}),
                               total=float(sum(r.summary["timings"]["total"] for _, r in runs)
                                           - (len(runs) - 1) * base.summary["timings"].get("cube", 0.0)))
