@@ -21,7 +21,7 @@ from .models import FWHM_PER_SIGMA, PSF_FWHM_ARCSEC, Eclipse, Flare, check_eclip
 __all__ = ["inject_flare", "inject_eclipse", "inject_instrumental", "INSTRUMENTAL_KINDS"]
 
 #: what :func:`inject_instrumental` makes
-INSTRUMENTAL_KINDS = ("hot_pixel", "flicker", "cluster")
+INSTRUMENTAL_KINDS = ("hot_pixel", "hot_column", "flicker", "cluster")
 
 _FIXED_COLUMNS = ("time", "x", "y", "pi", "energy", "pattern", "flag")
 
@@ -98,19 +98,21 @@ def inject_eclipse(
     return _inject(events, spec, [inside, outside], row, seed, psf_fwhm_arcsec, energy_band)
 
 
-def inject_instrumental(events: xr.Dataset, kind: str, *, ccd: int, rawx: int, rawy: int, rate: float = 0.05,
+def inject_instrumental(events: xr.Dataset, kind: str, *, ccd: int, rawx: int, rawy: int = 1, rate: float = 0.05,
                         t_start: float | None = None, n_events: int = 20, duration: float = 5.0, seed=None):
     """Add events the detector made (not photons) at raw pixel ``(ccd, rawx, rawy)``.
 
     ``kind``: ``"hot_pixel"`` (a pixel firing ``rate`` ct/s all through the
-    good time), ``"flicker"`` (``n_events`` events within ``duration`` s
-    from ``t_start``) or ``"cluster"`` (``n_events`` events within one CCD
-    frame time from ``t_start``, on that pixel and the next ones along
-    RAWX). The events have PATTERN 0 and FLAG 0 (SAS did not flag them),
-    0.2-1 keV, and the sky X/Y of an existing event on the same raw pixel
-    (or the nearest one on the CCD). The list needs ``ccdnr``/``rawx``/
-    ``rawy`` columns (the mission profile's ``raw_columns``). Returns ``(events,
-    n_added)``; the list stays time-sorted (lazy columns stay lazy)."""
+    good time), ``"hot_column"`` (column ``rawx`` firing ``rate`` ct/s spread
+    evenly over the rows that have events), ``"flicker"`` (``n_events``
+    events within ``duration`` s from ``t_start``) or ``"cluster"``
+    (``n_events`` events within one CCD frame time from ``t_start``, on that
+    pixel and the next ones along RAWX). The events have PATTERN 0 and FLAG
+    0 (SAS did not flag them), 0.2-1 keV, and the sky X/Y (and other
+    columns) of the existing event nearest in raw pixels on the CCD. The
+    list needs the mission profile's ``raw_columns`` (XMM ``ccdnr``/``rawx``/
+    ``rawy``). Returns ``(events, n_added)``; the list stays time-sorted
+    (lazy columns stay lazy)."""
     gti = _check_injectable(events)
     prof = profile_of(events)
     cols = prof.raw_columns or ()
@@ -120,31 +122,32 @@ def inject_instrumental(events: xr.Dataset, kind: str, *, ccd: int, rawx: int, r
         raise ValueError(f"inject_instrumental: kind {kind!r}; use one of {INSTRUMENTAL_KINDS}")
     rng = np.random.default_rng(seed)
     t0 = float(gti[0][0]) if t_start is None else float(t_start)
-    if kind == "hot_pixel":
+    if kind in ("hot_pixel", "hot_column"):
         t = _uniform_in(gti, int(rng.poisson(rate * gtimod.exposure(gti))), rng)
     else:
         span = duration if kind == "flicker" else max(prof.frame_time, 1e-3) * 0.9
         t = np.sort(t0 + rng.uniform(0.0, span, int(n_events)))
     n = t.size
-    rx = np.full(n, int(rawx)) + (np.arange(n) % 3 if kind == "cluster" else 0)
     other = [v for v in events.data_vars if events[v].dims == ("event",) and v not in ("time", "pi", "energy")]
     sample = _sample_events(events, [c for c in other if c not in ("x", "y")])
     c, x_, y_ = (sample[k].values.astype(np.int64) for k in cols)
     on = np.flatnonzero(c == int(ccd))
     if on.size == 0:
         raise ValueError(f"inject_instrumental: no event on CCD {ccd} to take sky positions from")
-    near = on[np.argmin(np.abs(x_[on] - int(rawx)) + np.abs(y_[on] - int(rawy)))]
-    new = {"time": t, "pi": _as_column(profile_of(events).pi_for_energy(rng.uniform(0.2, 1.0, n)), events["pi"].dtype)}
+    rx = np.full(n, int(rawx)) + (np.arange(n) % 3 if kind == "cluster" else 0)
+    ry = rng.integers(y_[on].min(), y_[on].max() + 1, n) if kind == "hot_column" else np.full(n, int(rawy))
+    near = on[np.argmin(np.abs(x_[on][None, :] - rx[:, None]) + np.abs(y_[on][None, :] - ry[:, None]), axis=1)] \
+        if n else np.zeros(0, np.int64)
+    new = {"time": t, "pi": _as_column(prof.pi_for_energy(rng.uniform(0.2, 1.0, n)), events["pi"].dtype)}
     if "energy" in events:
         new["energy"] = prof.energy(new["pi"]).astype(events["energy"].dtype)
     for v in other:
-        new[v] = np.full(n, sample[v].values[near]).astype(events[v].dtype)
+        new[v] = sample[v].values[near].astype(events[v].dtype)
     for v in ("pattern", "flag"):
         if v in events:
             new[v] = np.zeros(n, events[v].dtype)
-    new[cols[0]], new[cols[1]], new[cols[2]] = (np.full(n, int(ccd)), rx, np.full(n, int(rawy)))
-    for v in cols:
-        new[v] = np.asarray(new[v]).astype(events[v].dtype)
+    for v, vals in zip(cols, (np.full(n, int(ccd)), rx, ry)):
+        new[v] = np.asarray(vals).astype(events[v].dtype)
     out = _merge_events(events, new)
     out.attrs["injections"] = list(events.attrs.get("injections", [])) + [
         f"{kind} ccd={ccd} rawx={rawx} rawy={rawy} n={n} seed={seed}"]
