@@ -111,6 +111,8 @@ def case_worker(path, time_bin, repeat, warm, out, shifts=False):
            "n_events": res.summary["n_events"], "frame_types": res.summary["frame_types"],
            "n_detections": res.summary["n_detections"], "mask_rate": voxels / best[1]["masks"],
            "load": os.getloadavg()[0]}
+    rec["hygiene"] = res.summary.get("hygiene", {})
+    Path(out).write_text(json.dumps(rec))  # the parent stops sampling RSS here
     if shifts:
         sw = []
         for _ in range(repeat):
@@ -120,8 +122,6 @@ def case_worker(path, time_bin, repeat, warm, out, shifts=False):
         rec.update(shift_best=min(sw), shift_median=statistics.median(sw),
                    shift_detections=sres.summary["n_detections"])
         del sres
-    rec["hygiene"] = res.summary.get("hygiene", {})
-    Path(out).write_text(json.dumps(rec))  # the parent stops sampling RSS here
     # the dense mask kernel on in-memory chunks of this cube (about 2e7 voxels)
     nf = max(1, min(shape[0], int(2e7 // (shape[1] * shape[2]))))
     n = res.cube.data[:nf].compute()

@@ -113,6 +113,9 @@ def pn():
 def test_compact_path_equals_dense_path(pn):
     res = _check([pn], 50.0)
     assert res.summary["n_bti"] > 0 and set(res.detections["kind"]) == {"peak", "eclipse"}
+    # the eclipsing source was refitted and its pixels decided again (decision.reflag_pixels),
+    # which equals deciding the dense cube again
+    assert res.summary["eclipse_masked_sources"] >= 1
     _check([pn], 200.0, band=(2.0, 12.0))
     _check([pn], 50.0, gti_only=True)
 

@@ -72,8 +72,9 @@ class CompactCube:
     ymax of the selected events, column units), ``n_outside`` (selected
     events inside the frames but outside the y/x grid), ``ccd_map`` (per
     camera, (ny, nx) uint32: bit ``c % 32`` set in a cell holding events of
-    CCD ``c`` (in the band of the first run of the pass on this sky grid);
-    None without a CCD column) and ``filter_stats`` (per camera,
+    CCD ``c`` (in the band of the first run of the pass on this sky grid,
+    from every 8th event in chunks of more than 2^20 events); None without a
+    CCD column) and ``filter_stats`` (per camera,
     the counts of the filter's contextual tests, e.g. the detector hygiene).
     """
 

@@ -330,7 +330,8 @@ def _run_kernel(time, code, band, x, xlut, xlo, y, ylut, ylo, nx, ccd, ccd_lo, n
     nx + ix`` (through the x/y lookup tables) to ``out``; events outside the
     grid are counted apart. With ``ext_values``, ``ext`` (4,) becomes the
     extent of the band's x/y values. When ``cmap`` has a slot per cell, the
-    cell's bit ``cmap_ccd % 32`` is set (the CCDs seen in each cell).
+    cell's bit ``cmap_ccd % 32`` is set (the CCDs seen in each cell; from
+    every 8th counted event in chunks of more than 2^20 events).
     Returns (cells written, outside, times found unsorted)."""
     nf = edges.size - 1
     e0 = edges[0]
@@ -344,6 +345,7 @@ def _run_kernel(time, code, band, x, xlut, xlo, y, ylut, ylo, nx, ccd, ccd_lo, n
     prev = -np.inf
     x0, x1, y0, y1 = ext[0], ext[1], ext[2], ext[3]
     with_map = cmap.size > 1
+    map_mask = 7 if time.size > (1 << 20) else 0
     for i in range(time.size):
         if not (code[i] >> band) & 1:
             continue
@@ -376,7 +378,7 @@ def _run_kernel(time, code, band, x, xlut, xlo, y, ylut, ylo, nx, ccd, ccd_lo, n
         out[m] = iy * nxl + ix
         ncell[fl] += 1
         m += 1
-        if with_map:
+        if with_map and (m & map_mask) == 0:  # every (map_mask + 1)-th event is enough to see a cell's CCDs
             cmap[iy * nxl + ix] |= np.uint32(1) << np.uint32(np.int64(cmap_ccd[i]) & 31)
     if ext_values:
         ext[0], ext[1], ext[2], ext[3] = x0, x1, y0, y1

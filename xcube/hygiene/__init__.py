@@ -188,21 +188,21 @@ class HygieneTest:
         if keep.any():
             t = np.ascontiguousarray(cols["time"], np.float64)
             raw = tuple(np.ascontiguousarray(cols[c]) for c in self.names)
-            drop = self._drop(t, keep, raw, counts)
-            if drop is None:  # select() on unsorted events: judge them in time order
+            out = self._keep(t, keep, raw, counts)
+            if out is None:  # select() on unsorted events: judge them in time order
                 order = np.argsort(t, kind="stable")
-                drop = np.empty_like(keep)
-                drop[order] = self._drop(t[order], keep[order], tuple(r[order] for r in raw), counts)
-            out = keep & ~drop
+                out = np.empty_like(keep)
+                out[order] = self._keep(t[order], keep[order], tuple(r[order] for r in raw), counts)
         if stats is not None:
             for k, v in counts.items():
                 stats[k] = stats.get(k, 0) + v
         return out
 
     # ------------------------------------------------------------------ the rules
-    def _drop(self, t, keep, raw, counts):
-        """Boolean (n,) of the kept events to drop, or None when the kept
-        events' times are not sorted; ``counts`` gets the numbers."""
+    def _keep(self, t, keep, raw, counts):
+        """Boolean (n,): ``keep`` without the events the rules drop (``t``
+        sorted), or None when the kept events' times are not sorted;
+        ``counts`` gets the numbers."""
         o = self.options
         nx, ny = self.size
         n_ccd = int(raw[0].max()) + 1
@@ -212,12 +212,11 @@ class HygieneTest:
                 badcol[c * nx + x - 1] = True
         shape = (n_ccd, nx, ny)
         ft = self.frame_time if self.clusters else 0.0
-        border, n_pix, bursts, links, unsorted = rules.scan(
+        out, counts["border_events"], n_pix, bursts, links, unsorted = rules.scan(
             t, keep, *raw, shape, self.window, badcol, o.flicker_counts if o.flickering else 0, o.flicker_seconds,
             ft, int(o.cluster_radius))
         if unsorted:
             return None
-        counts["border_events"] = int(border.sum())
         live = rules.live_pixels(shape, self.window, badcol)
         hot = rules.hot_pixels(n_pix, live, shape, o.hot_ratio, o.false_alarm) if o.hot_pixels \
             else np.zeros(live.size, bool)
@@ -225,12 +224,12 @@ class HygieneTest:
             if o.hot_columns else np.zeros(n_ccd * nx, bool)
         flicker = rules.flickering(t, keep, raw, bursts, n_pix, shape, self.window, badcol, o.flicker_seconds,
                                    o.hot_ratio, o.false_alarm, hot, hot_col)
-        drop, stats = rules.apply(t, keep, raw, shape, self.window, badcol, hot, hot_col, flicker)
+        stats = rules.apply(t, out, raw, shape, self.window, badcol, hot, hot_col, flicker)
         counts.update(hot_pixels=int(hot.sum()), hot_pixel_events=int(stats[0]), hot_columns=int(hot_col.sum()),
                       hot_column_events=int(stats[1]), flickering_bursts=len(flicker[0]),
                       flickering_events=int(stats[2]))
         if len(links):
             counts["instrumental_clusters"], counts["instrumental_events"] = rules.clusters(
                 t, raw, links, n_pix, shape, self.window, badcol, ft, o.cluster_events, int(o.cluster_radius),
-                o.cluster_probability, drop)
-        return drop | border
+                o.cluster_probability, out)
+        return out

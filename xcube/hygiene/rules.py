@@ -34,10 +34,11 @@ def _pixel(c, x, y, nx, ny, n_ccd, x0, x1, y0, y1, badcol):  # pragma: no cover 
 
 @numba.njit(nogil=True, cache=True)
 def _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, k_min, window, frame_time, radius,
-                 border, counts, fstate, bursts, links):  # pragma: no cover - compiled
+                 out, counts, fstate, bursts, links):  # pragma: no cover - compiled
     """The per-event pass (see :func:`scan`): ``counts`` per pixel and
     ``fstate`` (int32 per pixel: burst start [0.1 s after t[0]] << 8 | events
-    in the burst window, capped at 255). Returns (border events, bursts,
+    in the burst window, capped at 255); border events get ``out`` False.
+    Returns (border events, bursts,
     links, times unsorted)."""
     n_border = nb = nl = 0
     ring = np.full(n_ccd * RING, -1, np.int64)
@@ -58,7 +59,7 @@ def _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, k_
         c, x, y = np.int64(ccd[i]), np.int64(rx[i]), np.int64(ry[i])
         p = _pixel(c, x, y, nx, ny, n_ccd, x0, x1, y0, y1, badcol)
         if p < 0:
-            border[i] = True
+            out[i] = False
             n_border += 1
             continue
         counts[p] += 1
@@ -98,9 +99,10 @@ def _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, k_
 
 
 def scan(t, keep, ccd, rx, ry, shape, window, badcol, k_min: int, seconds: float, frame_time: float, radius: int):
-    """One pass over a block's events: ``(border, counts, bursts, links,
-    unsorted)``: bool (n,) events outside the raw ``window`` (x0, x1, y0, y1)
-    or on a ``badcol``; int32 counts per pixel; the burst windows
+    """One pass over a block's events: ``(out, n_border, counts, bursts,
+    links, unsorted)``: ``keep`` without the events outside the raw
+    ``window`` (x0, x1, y0, y1) or on a ``badcol``, and how many those were;
+    int32 counts per pixel; the burst windows
     ``(pixel, start)`` (k, 2) (windows of ``seconds`` anchored at a pixel's
     first event after its previous window that reach ``k_min`` events; none
     with ``k_min`` 0; times to 0.1 s); the cluster links ``(earlier, later)``
@@ -112,15 +114,15 @@ def scan(t, keep, ccd, rx, ry, shape, window, badcol, k_min: int, seconds: float
     x0, x1, y0, y1 = window
     cap_b, cap_l = 256, 1 << 16
     while True:
-        border = np.zeros(t.size, np.bool_)
+        out = keep.copy()
         counts = np.zeros(n_ccd * nx * ny, np.int32)
         fstate = np.zeros(n_ccd * nx * ny if k_min else 1, np.int32)
         bursts, links = np.empty((cap_b, 2), np.float64), np.empty((cap_l, 2), np.int64)
         n_border, nb, nl, unsorted = _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol,
-                                                  int(k_min), float(seconds), float(frame_time), int(radius), border,
+                                                  int(k_min), float(seconds), float(frame_time), int(radius), out,
                                                   counts, fstate, bursts, links)
         if nb <= cap_b and nl <= cap_l:
-            return border, counts, bursts[:nb], links[:nl], bool(unsorted)
+            return out, int(n_border), counts, bursts[:nb], links[:nl], bool(unsorted)
         cap_b, cap_l = max(cap_b, nb), max(cap_l, nl)
 
 
@@ -268,59 +270,58 @@ def flickering(t, keep, raw, bursts, counts, shape, window, badcol, seconds: flo
 
 
 @numba.njit(nogil=True, cache=True)
-def _apply_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, hot, hot_col, fl_head, fl_next,
-                  fl_t0, fl_t1, drop, stats):  # pragma: no cover - compiled
-    """Drop the kept events of hot pixels, hot columns and flickering windows."""
+def _apply_kernel(t, out, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, hot, hot_col, fl_head, fl_next,
+                  fl_t0, fl_t1, stats):  # pragma: no cover - compiled
+    """Clear ``out`` for the kept events of hot pixels, hot columns and flickering windows."""
     for i in range(t.size):
-        if not keep[i]:
+        if not out[i]:
             continue
         p = _pixel(np.int64(ccd[i]), np.int64(rx[i]), np.int64(ry[i]), nx, ny, n_ccd, x0, x1, y0, y1, badcol)
         if p < 0:
             continue
         if hot[p] or hot_col[p // ny]:
-            drop[i] = True
+            out[i] = False
             stats[0 if hot[p] else 1] += 1
             continue
         j = fl_head[p] if fl_head.size > 1 else -1
         while j >= 0:
             if fl_t0[j] <= t[i] <= fl_t1[j]:
-                drop[i] = True
+                out[i] = False
                 stats[2] += 1
                 break
             j = fl_next[j]
 
 
-def apply(t, keep, raw, shape, window, badcol, hot, hot_col, flicker):
-    """``(drop, stats)``: the kept events of hot pixels, hot columns and
-    flickering windows (``flicker``: pixels, t0, t1), and their counts
-    ``[hot pixel, hot column, flickering]``. No pass over the events when
-    there is nothing to drop."""
+def apply(t, out, raw, shape, window, badcol, hot, hot_col, flicker):
+    """Clear ``out`` (the events kept so far) for the events of hot pixels,
+    hot columns and flickering windows (``flicker``: pixels, t0, t1);
+    returns their counts ``[hot pixel, hot column, flickering]``. No pass
+    over the events when there is nothing to drop."""
     n_ccd, nx, ny = shape
     px, t0, t1 = flicker
-    drop = np.zeros(t.size, np.bool_)
     stats = np.zeros(3, np.int64)
     if not (hot.any() or hot_col.any() or px.size):
-        return drop, stats
+        return stats
     head = np.full(n_ccd * nx * ny if px.size else 1, -1, np.int64)
     nxt = np.full(max(px.size, 1), -1, np.int64)
     for k, p in enumerate(px):
         nxt[k], head[p] = head[p], k
-    _apply_kernel(t, keep, *raw, nx, ny, n_ccd, *window, badcol, hot, hot_col, head, nxt,
-                  t0 if px.size else np.zeros(1), t1 if px.size else np.zeros(1), drop, stats)
-    return drop, stats
+    _apply_kernel(t, out, *raw, nx, ny, n_ccd, *window, badcol, hot, hot_col, head, nxt,
+                  t0 if px.size else np.zeros(1), t1 if px.size else np.zeros(1), stats)
+    return stats
 
 
 def clusters(t, raw, links, counts, shape, window, badcol, frame_time: float, min_events: int, radius: int,
-             probability: float, drop):
-    """Drop (in ``drop``) the events of improbable clusters (the module doc of
-    :mod:`xcube.hygiene`, rule 5): connected groups of the ``links`` (pairs of
-    event indices) with at least ``min_events`` events not dropped already.
-    Returns ``(clusters, events)`` dropped."""
+             probability: float, out):
+    """Clear ``out`` (the events kept so far) for the events of improbable
+    clusters (the module doc of :mod:`xcube.hygiene`, rule 5): connected
+    groups of the ``links`` (pairs of event indices) with at least
+    ``min_events`` events still kept. Returns ``(clusters, events)`` dropped."""
     from scipy import special
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    ok = ~drop[links[:, 0]] & ~drop[links[:, 1]]
+    ok = out[links[:, 0]] & out[links[:, 1]]
     links = links[ok]
     if links.size == 0:
         return 0, 0
@@ -342,7 +343,7 @@ def clusters(t, raw, links, counts, shape, window, badcol, frame_time: float, mi
     box = np.array([_box_sum(counts, int(p), shape, radius) for p in pix])
     yes = special.pdtrc(size[big] - 1.0, box / span * window_s) * (span / window_s) < probability
     hit = members[np.isin(label, big[yes])]
-    drop[hit] = True
+    out[hit] = False
     return int(yes.sum()), int(hit.size)
 
 

@@ -182,30 +182,36 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
         print(flags.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     cat = Catalogue(detections=det, sources=sources, runs=runs, hot_regions=regions, flag_report=flags)
     if write:
-        meta = {"XCUBEVER": __version__, "CLUSTRAD": (radius_arcsec, "clustering radius [arcsec]"),
-                "NRUNS": len(runs), "NDET": len(det), "NSRC": len(sources)}
-        target = out / CATALOGUE_DIR
-        with atomic_dir(target, overwrite=True) as tmp:
-            det.to_parquet(tmp / "detections.parquet", index=False)
-            sources.to_parquet(tmp / "sources.parquet", index=False)
-            runs.to_parquet(tmp / "runs.parquet", index=False)
-            regions.to_parquet(tmp / "hot_regions.parquet", index=False)
-            flags.to_csv(tmp / "flags.csv", index=False)
-            _write_fits(det, tmp / "detections.fits", "DETECTIONS", meta)
-            _write_fits(sources, tmp / "sources.fits", "SOURCES", meta)
-            _write_regions(sources, tmp / "sources.reg", radius_arcsec)
-            info = {"xcube_version": __version__, "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "n_runs": len(runs), "n_detections": len(det), "n_sources": len(sources),
-                    "radius_arcsec": radius_arcsec, "match_radius_arcsec": match_radius_arcsec,
-                    "n_hot_regions": len(regions), "hot_radius_arcsec": hot_radius_arcsec,
-                    "hot_min_obs": hot_min_obs, "hot_min_sources": hot_min_sources,
-                    "excluded_obs": sorted(read_obs_list(exclude_obs)),
-                    "flags": flags.to_dict("records"),
-                    "crossmatch": [str(c.get("path") if isinstance(c, dict) else c) for c in crossmatch or ()]}
-            (tmp / "catalogue.json").write_text(json.dumps(info, indent=1))
-        cat.directory = target
-        log.info("%s: catalogue of %d detections, %d sources from %d runs", target, len(det), len(sources), len(runs))
+        info = {"radius_arcsec": radius_arcsec, "match_radius_arcsec": match_radius_arcsec,
+                "n_hot_regions": len(regions), "hot_radius_arcsec": hot_radius_arcsec, "hot_min_obs": hot_min_obs,
+                "hot_min_sources": hot_min_sources, "excluded_obs": sorted(read_obs_list(exclude_obs)),
+                "flags": flags.to_dict("records"),
+                "crossmatch": [str(c.get("path") if isinstance(c, dict) else c) for c in crossmatch or ()]}
+        cat.directory = _write_catalogue(out / CATALOGUE_DIR, cat, info)
+        log.info("%s: catalogue of %d detections, %d sources from %d runs", cat.directory, len(det), len(sources),
+                 len(runs))
     return cat
+
+
+def _write_catalogue(target: Path, cat: Catalogue, info: dict) -> Path:
+    """Write the catalogue's tables, FITS files, regions and ``catalogue.json``
+    (``info`` plus counts) into ``target`` atomically."""
+    det, sources, runs = cat.detections, cat.sources, cat.runs
+    meta = {"XCUBEVER": __version__, "CLUSTRAD": (info["radius_arcsec"], "clustering radius [arcsec]"),
+            "NRUNS": len(runs), "NDET": len(det), "NSRC": len(sources)}
+    with atomic_dir(target, overwrite=True) as tmp:
+        det.to_parquet(tmp / "detections.parquet", index=False)
+        sources.to_parquet(tmp / "sources.parquet", index=False)
+        runs.to_parquet(tmp / "runs.parquet", index=False)
+        cat.hot_regions.to_parquet(tmp / "hot_regions.parquet", index=False)
+        cat.flag_report.to_csv(tmp / "flags.csv", index=False)
+        _write_fits(det, tmp / "detections.fits", "DETECTIONS", meta)
+        _write_fits(sources, tmp / "sources.fits", "SOURCES", meta)
+        _write_regions(sources, tmp / "sources.reg", info["radius_arcsec"])
+        full = {"xcube_version": __version__, "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "n_runs": len(runs),
+                "n_detections": len(det), "n_sources": len(sources), **info}
+        (tmp / "catalogue.json").write_text(json.dumps(full, indent=1))
+    return target
 
 
 def read_catalogue_dir(out) -> Catalogue:

@@ -35,7 +35,7 @@ from ..select import select
 from ..skycoords import wcs as events_wcs
 from . import bti as btimod
 from .background import background_model, expected_counts, mask_eclipses
-from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes
+from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes, reflag_pixels
 from .detect import detect, empty_table
 from .frames import bad_frames
 from .grid import check_cameras, exposure_subsets, search_cubes, search_run
@@ -194,15 +194,18 @@ def _empty(evs, p, subset, reason, exposure, gti_only=False) -> SearchResult:
 
 def _decide(cube, model, sigma, eclipse_mask):
     """(model, frame types, flags): the decision, and with ``eclipse_mask`` the
-    model refitted outside the sources' eclipses and the decision again."""
+    model refitted outside the sources' eclipses and the refitted pixels
+    decided again (:func:`.decision.reflag_pixels`; the same voxels as
+    deciding the whole cube again)."""
     types = FrameTypes.from_model(model)
     flags = flag_voxels(cube, model, sigma, types=types)
     if eclipse_mask:
         ecl = flags.voxels[flags.voxels[:, 2] == 1][:, :2]
         refit = mask_eclipses(cube, model, ecl)
-        if refit is not model:
+        if refit is not model:  # only the refitted sources' pixels change: decide them again
+            changed = np.flatnonzero(refit["source_rate"].values.ravel() != model["source_rate"].values.ravel())
             model, types = refit, FrameTypes.from_model(refit)
-            flags = flag_voxels(cube, model, sigma, types=types)
+            flags = reflag_pixels(cube, model, flags, changed, sigma, types=types)
     return model, types, flags
 
 
