@@ -201,3 +201,9 @@ def test_cli_demo_and_search(tmp_path, capsys):
     assert main(["search", str(evfile), "--time-bin", "200", "--energy", "0.2", "12",
                  "--out", str(tmp_path / "s"), "--no-figures"]) == 0
     assert (tmp_path / "s" / "0999990101_0_200_0.2_12.0" / "summary.json").exists()
+    capsys.readouterr()
+    assert main(["search", str(evfile), "--time-bin", "200", "--energy", "0.2", "12", "--shifts", "--no-hygiene",
+                 "--no-subsets", "--out", str(tmp_path / "s2"), "--no-figures"]) == 0
+    summary = json.loads((tmp_path / "s2" / "0999990101_0_200_0.2_12.0" / "summary.json").read_text())
+    assert set(summary["n_detections_per_grid"]) == {"0", "xy", "t", "xyt"} and not any(summary["hygiene"].values())
+    assert "hygiene_hot_pixels" in capsys.readouterr().out
