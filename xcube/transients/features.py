@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -56,24 +57,47 @@ FEATURE_COLUMNS = [
 ]
 
 
+@numba.njit(nogil=True, cache=True)
+def _row_moments(x, valid, out):  # pragma: no cover - compiled
+    """Per row of ``x`` over ``valid``: min, max, mean, std (ddof 1), sum,
+    skew, excess kurtosis (biased) into ``out`` (k, 7); NaN where undefined."""
+    for r in range(x.shape[0]):
+        cnt, s, lo, hi = 0, 0.0, np.inf, -np.inf
+        for t in range(x.shape[1]):
+            if valid[r, t]:
+                v = x[r, t]
+                cnt += 1
+                s += v
+                lo = min(lo, v)
+                hi = max(hi, v)
+        out[r, :] = np.nan
+        if cnt == 0:
+            continue
+        mean = s / cnt
+        s2 = s3 = s4 = 0.0
+        for t in range(x.shape[1]):
+            if valid[r, t]:
+                d = x[r, t] - mean
+                d2 = d * d
+                s2 += d2
+                s3 += d2 * d
+                s4 += d2 * d2
+        m2, m3, m4 = s2 / cnt, s3 / cnt, s4 / cnt
+        out[r, 0], out[r, 1], out[r, 2], out[r, 4] = lo, hi, mean, s
+        if cnt > 1:
+            out[r, 3] = np.sqrt(s2 / (cnt - 1))
+        if m2 > 0:
+            out[r, 5] = m3 / m2 ** 1.5
+            out[r, 6] = m4 / (m2 * m2) - 3.0
+
+
 def _moments(x, valid):
     """min, max, mean, std (ddof 1), sum, skew, excess kurtosis of each row of
     ``x`` over ``valid`` (NaN for rows without valid frames; skew/kurtosis
     NaN without variance)."""
-    cnt = valid.sum(axis=1)
-    xs = np.where(valid, x, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = xs.sum(axis=1) / cnt
-        d = np.where(valid, x - mean[:, None], 0.0)
-        d2 = d * d
-        s2 = d2.sum(axis=1)
-        m2, m3, m4 = s2 / cnt, (d2 * d).sum(axis=1) / cnt, (d2 * d2).sum(axis=1) / cnt
-        std = np.sqrt(s2 / (cnt - 1))
-        skew = np.where(m2 > 0, m3 / m2 ** 1.5, np.nan)
-        kurt = np.where(m2 > 0, m4 / m2 ** 2 - 3.0, np.nan)
-    lo = np.where(cnt > 0, np.where(valid, x, np.inf).min(axis=1), np.nan)
-    hi = np.where(cnt > 0, np.where(valid, x, -np.inf).max(axis=1), np.nan)
-    return lo, hi, mean, np.where(cnt > 1, std, np.nan), np.where(cnt > 0, xs.sum(axis=1), np.nan), skew, kurt
+    out = np.empty((x.shape[0], 7))
+    _row_moments(np.ascontiguousarray(x, np.float64), np.ascontiguousarray(valid), out)
+    return tuple(out.T)
 
 
 def cash_statistic(n, mu) -> np.ndarray:
@@ -182,15 +206,43 @@ def _ks(n, mu, valid):
     return np.stack([d, p], axis=1)
 
 
+@numba.njit(nogil=True, cache=True)
+def _row_cash(n, mu, valid, lg0, step, e_grid, v_grid, out):  # pragma: no cover - compiled
+    """Per row: the Cash statistic and its expectation and variance summed
+    over the valid frames (``cash_statistic``, ``cash_moments``) into ``out`` (k, 3)."""
+    top = lg0 + step * (e_grid.size - 1)
+    for r in range(n.shape[0]):
+        c = e = v = 0.0
+        for t in range(n.shape[1]):
+            m = mu[r, t]
+            if not valid[r, t] or not m > 0:
+                continue
+            x = n[r, t]
+            c += 2.0 * (m - x + (x * np.log(x / m) if x > 0 else 0.0))
+            lm = np.log(m)
+            if lm > top:
+                e += 1.0
+                v += 2.0
+                continue
+            u = min(max((lm - lg0) / step, 0.0), e_grid.size - 1.0)
+            i = min(np.int64(u), e_grid.size - 2)
+            w = u - i
+            e += e_grid[i] * (1.0 - w) + e_grid[i + 1] * w
+            v += v_grid[i] * (1.0 - w) + v_grid[i + 1] * w
+        out[r, 0], out[r, 1], out[r, 2] = c, e, v
+
+
 def _cash(n, mu, valid):
     from scipy import special
 
-    c = np.where(valid, cash_statistic(n, mu), 0.0).sum(axis=1)
-    e, v = cash_moments(np.where(valid, mu, np.nan))
-    e, v = np.where(valid, e, 0.0).sum(axis=1), np.where(valid, v, 0.0).sum(axis=1)
+    lg, eg, vg = _cash_grid()
+    out = np.empty((n.shape[0], 3))
+    _row_cash(np.ascontiguousarray(n, np.float64), np.ascontiguousarray(mu, np.float64), np.ascontiguousarray(valid),
+              float(lg[0]), float((lg[-1] - lg[0]) / (lg.size - 1)), eg, vg, out)
+    c, e, v = out.T
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (c - e) / np.sqrt(v)
-    has = valid.any(axis=1)
+    has = (valid & (np.nan_to_num(mu) > 0)).any(axis=1)
     return (np.where(has, c, np.nan), np.where(has, e, np.nan), np.where(has, z, np.nan),
             np.where(has, special.ndtr(-z), np.nan))
 
@@ -213,11 +265,13 @@ def _position(n, mu, valid):
 
 
 def _level_counts(bp, be, bti, valid):
+    """Frames above the 3 and 5 sigma thresholds in GTI and BTI frames
+    (``bp``/``be``: the factors with NaN as -inf)."""
     out = {}
     for s in (3, 5):
         tp, te = bayes.threshold(float(s))
         for kind, b, thr in (("peak", bp, tp), ("eclipse", be, te)):
-            above = valid & (np.nan_to_num(b, nan=-np.inf) > thr)
+            above = valid & (b > thr)
             out[f"n_{s}sig_{kind}_gti"] = (above & ~bti[None]).sum(axis=1)
             out[f"n_{s}sig_{kind}_bti"] = (above & bti[None]).sum(axis=1)
     return out
@@ -273,15 +327,15 @@ def lightcurve_features(lightcurves, kinds, best, sigma: float = 3.0) -> pd.Data
     cols["n_bad_frame"] = np.full(k, int(bad.sum()))
     cols["frac_bti"] = np.full(k, bti.sum() / max(nt, 1))
     cols["frac_bad_frame"] = np.full(k, bad.sum() / max(nt, 1))
-    bpm = np.where(valid, np.nan_to_num(bp, nan=-np.inf), -np.inf).max(axis=1, initial=-np.inf)
-    bem = np.where(valid, np.nan_to_num(be, nan=-np.inf), -np.inf).max(axis=1, initial=-np.inf)
+    bp = np.where(valid & ~np.isnan(bp), bp, -np.inf)  # undecided frames never count
+    be = np.where(valid & ~np.isnan(be), be, -np.inf)
+    bpm, bem = bp.max(axis=1, initial=-np.inf), be.max(axis=1, initial=-np.inf)
     cols["log10_bayes_peak_max"] = np.where(np.isfinite(bpm), bpm, np.nan)
     cols["log10_bayes_eclipse_max"] = np.where(np.isfinite(bem), bem, np.nan)
     cols["sigma_peak_max"] = sigma_equivalents(cols["log10_bayes_peak_max"], "peak")
     cols["sigma_eclipse_max"] = sigma_equivalents(cols["log10_bayes_eclipse_max"], "eclipse")
     tp, te = bayes.threshold(float(sigma))
-    above_p = valid & (np.nan_to_num(bp, nan=-np.inf) > tp)
-    above_e = valid & (np.nan_to_num(be, nan=-np.inf) > te)
+    above_p, above_e = bp > tp, be > te
     cols["n_peak_excursions"], cols["peak_gap_min"] = excursions(above_p, t_lo, t_hi)[:2]
     cols["n_eclipse_excursions"], cols["eclipse_gap_min"] = excursions(above_e, t_lo, t_hi)[:2]
     cols.update(_level_counts(bp, be, bti, valid))
