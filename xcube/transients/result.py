@@ -66,14 +66,14 @@ class SearchResult:
 
     def plot(self):
         """Figures: the summed image with detections, and the detection light
-        curves. Returns ``(image_figure, lightcurve_figure)`` (either None when
-        there is nothing to draw)."""
+        curves (with ``shifts``, those of the unshifted grid). Returns
+        ``(image_figure, lightcurve_figure)`` (either None when there is
+        nothing to draw)."""
         from .. import plot
 
         fig_img = plot.detections(self.image, self.detections, title=self.run_id) if self.image is not None else None
-        fig_lc = (
-            plot.detection_lightcurves(self.lightcurves, self.detections) if self.lightcurves is not None else None
-        )
+        own = self.grids["0"].detections if self.grids else self.detections  # the rows of the light curves
+        fig_lc = plot.detection_lightcurves(self.lightcurves, own) if self.lightcurves is not None else None
         return fig_img, fig_lc
 
     def write(self, directory, overwrite: bool = False, figures: bool = True) -> Path:
