@@ -45,7 +45,7 @@ EXOD2_REFERENCE = {"1e7_50": 8.0, "1e6_5": 60.0}
 
 
 def _zarr_events(data: Path, n: float) -> Path:
-    store = data / f"pn_n{n:g}_s1.zarr"
+    store = data / f"pn_n{n:g}_s1_v3.zarr"  # v3: simulated events with RAWX/RAWY (detector hygiene)
     if not store.exists():
         code = (
             "import sys, xcube; from xcube.io.cache import to_zarr\n"
@@ -62,7 +62,7 @@ def _zarr_events(data: Path, n: float) -> Path:
 
 def _small(data: Path, fmt: str) -> Path:
     """A small file of the format, for the warm-up."""
-    path = data / ("warm.zarr" if fmt == "zarr" else "warm.fits")
+    path = data / ("warm_v3.zarr" if fmt == "zarr" else "warm_v3.fits")
     if not path.exists():
         code = (
             "import sys, xcube; from xcube.io.cache import to_zarr\n"
