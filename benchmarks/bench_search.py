@@ -45,7 +45,7 @@ EXOD2_REFERENCE = {"1e7_50": 8.0, "1e6_5": 60.0}
 
 
 def _zarr_events(data: Path, n: float) -> Path:
-    store = data / f"pn_n{n:g}_s1.zarr"
+    store = data / f"pn_n{n:g}_s1_v3.zarr"  # v3: simulated events with RAWX/RAWY (detector hygiene)
     if not store.exists():
         code = (
             "import sys, xcube; from xcube.io.cache import to_zarr\n"
@@ -62,7 +62,7 @@ def _zarr_events(data: Path, n: float) -> Path:
 
 def _small(data: Path, fmt: str) -> Path:
     """A small file of the format, for the warm-up."""
-    path = data / ("warm.zarr" if fmt == "zarr" else "warm.fits")
+    path = data / ("warm_v3.zarr" if fmt == "zarr" else "warm_v3.fits")
     if not path.exists():
         code = (
             "import sys, xcube; from xcube.io.cache import to_zarr\n"
@@ -80,8 +80,10 @@ def _open(path):
     return open_zarr_events(path) if str(path).endswith(".zarr") else xcube.open_events(path)
 
 
-def case_worker(path, time_bin, repeat, warm, out):
-    """One case in this fresh process; writes a JSON record to ``out``."""
+def case_worker(path, time_bin, repeat, warm, out, shifts=False):
+    """One case in this fresh process; writes a JSON record to ``out``. With
+    ``shifts``, also times ``shifts=True`` (same process, after the plain
+    runs) and records its best and median wall time."""
     import psutil
 
     import xcube
@@ -109,7 +111,17 @@ def case_worker(path, time_bin, repeat, warm, out):
            "n_events": res.summary["n_events"], "frame_types": res.summary["frame_types"],
            "n_detections": res.summary["n_detections"], "mask_rate": voxels / best[1]["masks"],
            "load": os.getloadavg()[0]}
+    rec["hygiene"] = res.summary.get("hygiene", {})
     Path(out).write_text(json.dumps(rec))  # the parent stops sampling RSS here
+    if shifts:
+        sw = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            sres = xcube.search_transients(ev, time_bin=float(time_bin), shifts=True)
+            sw.append(time.perf_counter() - t)
+        rec.update(shift_best=min(sw), shift_median=statistics.median(sw),
+                   shift_detections=sres.summary["n_detections"])
+        del sres
     # the dense mask kernel on in-memory chunks of this cube (about 2e7 voxels)
     nf = max(1, min(shape[0], int(2e7 // (shape[1] * shape[2]))))
     n = res.cube.data[:nf].compute()
@@ -145,7 +157,7 @@ def grid_worker(path, repeat, warm):
                       "pass": res[0].summary["timings"]["cube"], "load": os.getloadavg()[0]}))
 
 
-def run_case(path, time_bin, repeat, warm):
+def run_case(path, time_bin, repeat, warm, shifts=False):
     """Run one case in a fresh process; its RSS is sampled with psutil every
     10 ms until the search record appears (the kernel timing after it is
     left out)."""
@@ -154,7 +166,7 @@ def run_case(path, time_bin, repeat, warm):
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "rec.json"
         p = subprocess.Popen([sys.executable, __file__, "--case-worker", str(path), str(time_bin), str(repeat),
-                              str(warm), str(out)])
+                              str(warm), str(out)] + (["--shifts"] if shifts else []))
         proc, sampled = psutil.Process(p.pid), 0
         while p.poll() is None:
             if not out.exists():
@@ -176,6 +188,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-1e8", action="store_true", help="leave out the 1e8-event case")
     ap.add_argument("--exod2", action="store_true", help="measure EXOD2 too (needs EXOD2_PATH)")
+    ap.add_argument("--shifts", action="store_true",
+                    help="also time shifts=True (four grids) in each case and print its time ratio (target <= 4x)")
     args = ap.parse_args(argv)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
@@ -199,7 +213,7 @@ def main(argv=None):
           f" {'[s]':>5s} {'[s]':>5s} {'[s]':>5s} {'[s]':>6s} {'[MB]':>5s} {'[MB]':>8s} {'[vox/s]':>9s} {'[vox/s]':>9s}")
     recs = {}
     for label, path, tb, warm, _ in cases:
-        r = run_case(path, tb, args.repeat, warm)
+        r = run_case(path, tb, args.repeat, warm, args.shifts)
         recs[label] = r
         t = r["timings"]
         peak = max(r["peak_rss_mb"], r["peak_rss_sampled_mb"])
@@ -211,6 +225,15 @@ def main(argv=None):
     print("(events: band events in the cube; types: distinct mu images (frames sharing subset, background counts and"
           " exposure); FA: expected false alarms; detect: regions, light curves, table; mask step: every cube voxel"
           " decided, without a dense pass; kernel: xcube.bayes.masks on dense in-memory chunks)")
+    for label, r in recs.items():
+        h = {k: v for k, v in r.get("hygiene", {}).items() if v}
+        print(f"  {label}: detector hygiene removed {h or 'nothing'}")
+        if "shift_best" in r:
+            print(f"  {label}: shifts=True best {r['shift_best']:.2f} s, median {r['shift_median']:.2f} s: "
+                  f"{r['shift_best'] / r['wall_best']:.2f}x the plain search (best), "
+                  f"{r['shift_median'] / r['wall_median']:.2f}x (median) -> "
+                  f"{'MET' if r['shift_median'] / r['wall_median'] <= 4 else 'NOT MET'} (<= 4x); "
+                  f"{r['shift_detections']} merged detections")
 
     out = subprocess.run([sys.executable, __file__, "--grid-worker", str(cases[0][1]), str(args.repeat),
                           str(cases[0][3])], capture_output=True, text=True, check=True)
@@ -266,7 +289,7 @@ def main(argv=None):
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--case-worker":
         a = sys.argv[2:]
-        case_worker(a[0], float(a[1]), int(a[2]), a[3], a[4])
+        case_worker(a[0], float(a[1]), int(a[2]), a[3], a[4], shifts="--shifts" in a)
     elif len(sys.argv) > 1 and sys.argv[1] == "--grid-worker":
         grid_worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     else:

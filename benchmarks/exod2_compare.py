@@ -67,7 +67,8 @@ def make_events(out: Path, n_events=None, duration=30_000.0, seed=7, partial_fra
     from xcube.select import select
 
     out.mkdir(parents=True, exist_ok=True)
-    tag = f"{'n%g' % n_events if n_events else 'd%g' % duration}_s{seed}{'_p' if partial_frames else ''}_v2"
+    # v3: simulated events with RAWX/RAWY (the detector hygiene)
+    tag = f"{'n%g' % n_events if n_events else 'd%g' % duration}_s{seed}{'_p' if partial_frames else ''}_v3"
     xfile, efile = out / f"xcube_{tag}.fits", out / f"exod_{tag}.fits"
     if xfile.exists() and efile.exists():
         return xfile, efile

@@ -37,6 +37,7 @@ import xarray as xr
 
 from . import gti as gtimod
 from .expression import compile_expression
+from .hygiene import BLOCK_EVENTS
 from .missions import GENERIC, profile_of
 from .regions import RegionSet, check_in_field, pixel_region
 from .scheduler import compute
@@ -49,8 +50,9 @@ log = logging.getLogger("xcube.select")
 _DROP_ENCODING = ("chunks", "preferred_chunks", "shards")
 
 
-def select(events, energy_band=None, expr=None, region=None, gti=None):
-    """Select events by energy band, filter expression, region and GTIs.
+def select(events, energy_band=None, expr=None, region=None, gti=None, hygiene=None):
+    """Select events by energy band, filter expression, region, GTIs and
+    detector hygiene.
 
     Parameters
     ----------
@@ -78,6 +80,13 @@ def select(events, energy_band=None, expr=None, region=None, gti=None):
         :func:`xcube.io.ogip.gti_table`). Events outside are dropped;
         ``gti_start``/``gti_stop``, the per-CCD GTIs and ``attrs["exposure"]``
         are updated.
+    hygiene : ``True`` (defaults), a dict of options or a
+        :class:`xcube.hygiene.Hygiene`: drop detector border, hot pixels and
+        columns, flickering pixels and instrumental clusters
+        (:mod:`xcube.hygiene`), judged on the events passing the other
+        criteria of this call, chunk by chunk. The transient search judges
+        them on the screened events of all energies: ``select(ev,
+        expr=screening, hygiene=True)`` then the band reproduces its events.
 
     Returns
     -------
@@ -94,10 +103,11 @@ def select(events, energy_band=None, expr=None, region=None, gti=None):
     """
     if isinstance(events, xr.DataTree):
         return events.map_over_datasets(
-            lambda ds: select(ds, energy_band, expr, region, gti) if "event" in ds.dims else ds
+            lambda ds: select(ds, energy_band, expr, region, gti, hygiene) if "event" in ds.dims else ds
         )
     check_events(events)
-    filt = EventFilter.for_events(events, energy_band=energy_band, expr=expr, region=region, gti=gti)
+    filt = EventFilter.for_events(events, energy_band=energy_band, expr=expr, region=region, gti=gti,
+                                  hygiene=hygiene)
     if not filt:
         out = events.copy(deep=False)
         out.attrs = dict(events.attrs, selection=list(events.attrs.get("selection", [])))
@@ -185,6 +195,12 @@ class EventFilter:
     one with :meth:`for_events`; combine with ``&``. ``columns`` names the
     event columns the tests read; ``labels`` are the readable entries
     ``select`` adds to ``attrs["selection"]``. Cheap and picklable.
+
+    A test is a callable ``test(cols) -> bool mask``; a *contextual* test
+    (attribute ``contextual = True``, e.g. :class:`xcube.hygiene.HygieneTest`)
+    is called after all others as ``test(cols, keep, stats)`` with the mask
+    so far, judges the kept events of the block together, and returns the
+    events it keeps.
     """
 
     def __init__(self, tests=(), labels=(), region=None, gti=None, requested_gti=None):
@@ -196,11 +212,13 @@ class EventFilter:
 
     @classmethod
     def for_events(cls, events, *, energy_band=None, expr=None, region=None, gti=None,
-                   screening: bool = False) -> "EventFilter":
+                   screening: bool = False, hygiene=None) -> "EventFilter":
         """The filter of ``select``'s criteria on ``events`` (validated against
         its columns, mission profile and GTIs; see :func:`select`), after the
-        mission's default screening expression when ``screening``. Eager and
-        small: parsing, checks, region and GTI set-up; no event is read."""
+        mission's default screening expression when ``screening``, with the
+        detector ``hygiene`` last (skipped, and logged, for events without raw
+        detector pixels). Eager and small: parsing, checks, region and GTI
+        set-up; no event is read."""
         tests, labels = [], []
         if screening and profile_of(events).screening:
             expr_s = profile_of(events).screening
@@ -226,6 +244,13 @@ class EventFilter:
             new_gti, user = _gti_test_intervals(events, gti)
             tests.append(GoodTimeTest(new_gti))
             labels.append(f"gti={_fmt_gti(user)}")
+        if hygiene is not None and hygiene is not False:
+            from .hygiene import hygiene_test
+
+            test = hygiene_test(events, hygiene)
+            if test is not None:
+                tests.append(test)
+                labels.append(test.label)
         return cls(tests, labels, rs, new_gti, user)
 
     def __bool__(self) -> bool:
@@ -243,27 +268,44 @@ class EventFilter:
         """Event columns the tests read."""
         return frozenset().union(*(t.columns for t in self.tests))
 
-    def mask(self, cols: dict, n: int | None = None) -> np.ndarray:
+    @property
+    def contextual(self) -> bool:
+        """True when a test judges a block's events together (see the class doc)."""
+        return any(getattr(t, "contextual", False) for t in self.tests)
+
+    def mask(self, cols: dict, n: int | None = None, stats: dict | None = None) -> np.ndarray:
         """Boolean (n,) mask of the events passing every test; ``cols`` maps
         column names to numpy blocks of equal length (all True without tests).
-        Once few events are left, the remaining tests see only those."""
+        Once few events are left, the remaining tests see only those.
+        Contextual tests come last and add their counts to ``stats``."""
         if n is None:
             n = len(next(iter(cols.values())))
-        out = np.ones(n, dtype=bool)
-        for k, t in enumerate(self.tests):
-            left = np.count_nonzero(out) if k else n
-            if k and left < n // 8:
-                idx = np.flatnonzero(out)
-                rest = EventFilter(self.tests[k:])
-                sub = {c: np.asarray(cols[c])[idx] for c in rest.columns}
-                out[idx] = rest.mask(sub, idx.size) if idx.size else out[idx]
-                return out
-            out &= np.asarray(t(cols), dtype=bool)
+        plain = [t for t in self.tests if not getattr(t, "contextual", False)]
+        out = _plain_mask(plain, cols, n)
+        for t in self.tests:
+            if getattr(t, "contextual", False):
+                out = np.asarray(t(cols, out, stats), dtype=bool)
         return out
 
     def mask_blocks(self, names, *blocks) -> np.ndarray:
         """:meth:`mask` of positional blocks of the columns ``names`` (for ``dask``)."""
         return self.mask(dict(zip(names, blocks)), len(blocks[0]))
+
+
+def _plain_mask(tests, cols, n) -> np.ndarray:
+    """The mask of the (non-contextual) ``tests``; once fewer than n/8 events
+    are left, the remaining tests see only those."""
+    out = np.ones(n, dtype=bool)
+    for k, t in enumerate(tests):
+        left = np.count_nonzero(out) if k else n
+        if k and left < n // 8:
+            idx = np.flatnonzero(out)
+            rest = tests[k:]
+            sub = {c: np.asarray(cols[c])[idx] for c in frozenset().union(*(r.columns for r in rest))}
+            out[idx] = _plain_mask(rest, sub, idx.size) if idx.size else out[idx]
+            return out
+        out &= np.asarray(t(cols), dtype=bool)
+    return out
 
 
 def _expression_test(events, text) -> ExpressionTest:
@@ -316,7 +358,10 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
     rs = filt.region
     lazy = any(hasattr(events.variables[n].data, "map_blocks") for n in event_vars)
     if not lazy:
-        index = np.flatnonzero(fn(*[np.asarray(events.variables[n].values) for n in needed]))
+        cols = [np.asarray(events.variables[n].values) for n in needed]
+        step = BLOCK_EVENTS if filt.contextual else max(len(cols[0]), 1)  # the events pass's blocks
+        index = np.concatenate([np.flatnonzero(fn(*[c[a:a + step] for c in cols])) + a
+                                for a in range(0, max(len(cols[0]), 1), step)])
         if rs is not None:
             check_in_field(rs, _extent_numpy(events))
         return _rebuild(events, {n: events.variables[n].values.take(index) for n in event_vars})

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from astropy.wcs import WCS
 
-__all__ = ["wcs", "has_wcs", "iau_name"]
+__all__ = ["wcs", "has_wcs", "iau_name", "spacecraft_offsets"]
 
 _REQUIRED = ("CTYPE", "CRVAL", "CRPIX", "CDELT")
 
@@ -80,3 +80,32 @@ def iau_name(ra, dec, prefix: str = "XCUBE") -> np.ndarray:
     sign = np.where(dec < 0, "-", "+")
     return np.array([f"{prefix} J{h:02d}{m:02d}{s // 10:02d}.{s % 10:d}{g}{d:02d}{n:02d}{c:02d}"
                      for h, m, s, g, d, n, c in zip(hh, mm, ss, sign, dd, dm, dsec)], dtype=object)
+
+
+def spacecraft_offsets(x, y, attrs, w) -> tuple[np.ndarray, np.ndarray]:
+    """``(u, v)`` [arcsec]: offsets of sky pixels ``x``, ``y`` (column values)
+    from the pointing (attrs ``ra_pnt``/``dec_pnt`` through the events' WCS
+    ``w``, :func:`wcs`; its reference pixel without them), rotated by the
+    roll angle the mission profile names (``roll_attr``, XMM ``pa_pnt``): a
+    frame fixed to the spacecraft, the same for every observation (XMM MOS1:
+    ``(-DETX, DETY)`` up to the origin). NaN arrays without a WCS, or when
+    the profile has no roll or the attrs lack it. Eager, small."""
+    from .missions import get_profile
+
+    x = np.atleast_1d(np.asarray(x, np.float64))
+    y = np.atleast_1d(np.asarray(y, np.float64))
+    nan = np.full(x.shape, np.nan)
+    try:
+        prof = get_profile(str(attrs.get("profile") or "generic"))
+    except KeyError:
+        return nan, nan.copy()
+    roll = attrs.get(prof.roll_attr) if prof.roll_attr else None
+    if w is None or roll is None or not np.isfinite(float(roll)):
+        return nan, nan.copy()
+    x0, y0 = (float(v) - 1.0 for v in w.wcs.crpix)
+    if attrs.get("ra_pnt") is not None and attrs.get("dec_pnt") is not None:
+        x0, y0 = (float(v) for v in w.wcs_world2pix([[float(attrs["ra_pnt"]), float(attrs["dec_pnt"])]], 0)[0])
+    scale = abs(float(w.wcs.cdelt[1])) * 3600.0
+    th = np.radians(float(roll))
+    dx, dy = (x - x0) * scale, (y - y0) * scale
+    return np.cos(th) * dx + np.sin(th) * dy, -np.sin(th) * dx + np.cos(th) * dy

@@ -22,7 +22,8 @@ def _quiet(**kw):
 
 
 def test_public_api_names():
-    assert set(sim.__all__) == {"event_list", "inject_flare", "inject_eclipse", "write", "Flare", "Eclipse", "Source",
+    assert set(sim.__all__) == {"event_list", "inject_flare", "inject_eclipse", "inject_instrumental", "efficiency",
+                                "amplitude_at", "write", "Flare", "Eclipse", "Source",
                                 "SoftProtonFlare", "PSF_FWHM_ARCSEC", "TRUTH_COLUMNS"}
     for name in sim.__all__:
         assert getattr(sim, name) is getattr(xcube.simulate, name)

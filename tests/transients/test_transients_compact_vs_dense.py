@@ -19,17 +19,22 @@ from xcube.binning import Axis, bin_events
 from xcube.binning.compact import CompactCube
 from xcube.binning.counts import reductions
 from xcube.binning.events_pass import Run, compact_cubes
+from xcube.missions.ecf import events_ecf
 from xcube.select import EventFilter, select
 from xcube.transients import bayes, decision, frames, search
 from xcube.transients import bti as btimod
 from xcube.transients import detect as D
-from xcube.transients.background import background_model, expected_counts
+from xcube.transients.background import background_model, expected_counts, mask_eclipses
 
 
-def _dense_path(evs, res, band, sigma, gti_only=False):
-    """The public steps on dense cubes, on the result's grid."""
+def _dense_path(evs, res, band, sigma, gti_only=False, hygiene=True):
+    """The public steps on dense cubes, on the result's grid: screening and
+    detector hygiene with ``select``, ``bin_events``, BTIs and bad frames
+    from the events, the model, the decision, the eclipse-masked source
+    rates and the decision again."""
     scr = search.prepare_events(evs)
-    band_evs = [select(e, energy_band=band) for e in scr]
+    clean = search.prepare_events(evs, hygiene=hygiene)
+    band_evs = [select(e, energy_band=band) for e in clean]
     cube = res.cube
     edges = np.append(cube.time_lo.values, cube.time_hi.values[-1])
     xe = np.append(cube.x_lo.values, cube.x_hi.values[-1])
@@ -37,18 +42,34 @@ def _dense_path(evs, res, band, sigma, gti_only=False):
     counts = sum(bin_events(e, time=edges, y=ye, x=xe).values for e in band_evs)
     tb = float(edges[1] - edges[0])
     t1 = float(gtimod.intersection(*[gtimod.from_dataset(e) for e in evs])[1][-1])
-    btis = btimod.bad_time_intervals(scr, min(tb, 100.0), t0=edges[0], t_stop=t1)
+    btis = btimod.bad_time_intervals(scr, min(tb, 100.0), t0=edges[0], t_stop=t1)  # the monitor: screening only
     is_bti = btimod.frame_bti(edges[:-1], edges[1:], btis)
     bad = frames.bad_frames(band_evs, edges, is_bti)
     drop = bad | (is_bti if gti_only else np.zeros_like(bad))
     dense = cube.copy(data=counts)
     model = background_model(dense, is_bti, drop, wcs=xcube.wcs(evs[0]))
-    return dense, btis, is_bti, bad, model
+    flags = decision.flag_voxels(dense, model, sigma)
+    model = mask_eclipses(dense, model, flags.voxels[flags.voxels[:, 2] == 1][:, :2])
+    ccd_map = [_ccd_map(e, ye, xe) for e in band_evs]
+    return dense, btis, is_bti, bad, model, ccd_map
+
+
+def _ccd_map(ev, ye, xe):
+    """Per cell, bit c set when the cell holds events of CCD c (from the events)."""
+    out = np.zeros((ye.size - 1, xe.size - 1), np.uint32)
+    for c in np.unique(ev["ccdnr"].values):
+        img = bin_events(select(ev, expr=f"CCDNR == {int(c)}"), y=ye, x=xe).values
+        out |= np.where(img > 0, np.uint32(1) << np.uint32(int(c) % 32), np.uint32(0))
+    return out
+
+
+_SIGMA_COLUMNS = ["sigma_equivalent", "sigma_peak_max", "sigma_eclipse_max"]
 
 
 def _check(evs, tb, band=(0.2, 12.0), sigma=3.0, **kw):
     res = xcube.search_transients(evs, time_bin=tb, energy_band=band, sigma=sigma, **kw)
-    dense, btis, is_bti, bad, model = _dense_path(evs, res, band, sigma, kw.get("gti_only", False))
+    dense, btis, is_bti, bad, model, ccd_map = _dense_path(evs, res, band, sigma, kw.get("gti_only", False),
+                                                           kw.get("hygiene", True))
     assert np.array_equal(res.cube.values, dense.values)
     assert np.array_equal(res.cube.bti.values, is_bti) and res.summary["n_bti"] == len(btis[0])
     assert np.array_equal(res.cube.bad_frame.values, bad)
@@ -64,14 +85,16 @@ def _check(evs, tb, band=(0.2, 12.0), sigma=3.0, **kw):
     assert res.summary["expected_false_alarms"]["peak"] == pytest.approx(fa.peak, rel=1e-9, abs=1e-12)
     assert res.summary["expected_false_alarms"]["eclipse"] == pytest.approx(fa.eclipse, rel=1e-9, abs=1e-12)
     obs = str(evs[0].attrs.get("obs_id"))
-    common = dict(wcs=xcube.wcs(evs[0]), run_id=res.run_id, obs_id=obs, bti=is_bti, bad_frame=bad)
+    common = dict(wcs=xcube.wcs(evs[0]), run_id=res.run_id, obs_id=obs, bti=is_bti, bad_frame=bad, sigma=sigma,
+                  ccd_map=ccd_map, ecf=events_ecf(evs, band))
     for expected, fl in ((model, flags), (res.expected.copy(data=mu), (pk, ec))):  # model and dense-mu paths
         tab, lcs = D.detect(dense, expected, *(fl if isinstance(fl, tuple) else (fl,)), **common)
         assert len(tab) == len(res.detections)
         if len(tab):
-            cols = [c for c in tab.columns if c != "sigma_equivalent"]
+            cols = [c for c in tab.columns if c not in _SIGMA_COLUMNS]
             pd.testing.assert_frame_equal(tab[cols], res.detections[cols], rtol=1e-10)
-            np.testing.assert_allclose(tab["sigma_equivalent"], res.detections["sigma_equivalent"], atol=2e-6)
+            for c in _SIGMA_COLUMNS:
+                np.testing.assert_allclose(tab[c], res.detections[c], atol=2e-6)
             for v in ("counts", "expected", "log10_bayes_peak", "log10_bayes_eclipse"):
                 np.testing.assert_allclose(res.lightcurves[v].values, lcs[v].values, rtol=1e-12, atol=1e-9)
     return res
@@ -90,6 +113,9 @@ def pn():
 def test_compact_path_equals_dense_path(pn):
     res = _check([pn], 50.0)
     assert res.summary["n_bti"] > 0 and set(res.detections["kind"]) == {"peak", "eclipse"}
+    # the eclipsing source was refitted and its pixels decided again (decision.reflag_pixels),
+    # which equals deciding the dense cube again
+    assert res.summary["eclipse_masked_sources"] >= 1
     _check([pn], 200.0, band=(2.0, 12.0))
     _check([pn], 50.0, gti_only=True)
 

@@ -69,8 +69,13 @@ class CompactCube:
     ``ccd_counts`` (per camera, counts per frame and CCD (n_frames, n_ccd) in
     the order of the profile's quadrant map, or per frame (n_frames,)),
     ``monitor`` (:class:`Monitor` or None), ``extent`` (xmin, xmax, ymin,
-    ymax of the selected events, column units) and ``n_outside`` (selected
-    events inside the frames but outside the y/x grid).
+    ymax of the selected events, column units), ``n_outside`` (selected
+    events inside the frames but outside the y/x grid), ``ccd_map`` (per
+    camera, (ny, nx) uint32: bit ``c % 32`` set in a cell holding events of
+    CCD ``c`` (in the band of the first run of the pass on this sky grid,
+    from every 8th event in chunks of more than 2^20 events); None without a
+    CCD column) and ``filter_stats`` (per camera,
+    the counts of the filter's contextual tests, e.g. the detector hygiene).
     """
 
     cells: np.ndarray
@@ -85,6 +90,8 @@ class CompactCube:
     monitor: Monitor | None = None
     extent: tuple = (np.inf, -np.inf, np.inf, -np.inf)
     n_outside: int = 0
+    ccd_map: list | None = None
+    filter_stats: list | None = None
 
     @property
     def n_frames(self) -> int:

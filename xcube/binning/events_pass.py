@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from .. import gti as gtimod
+from ..hygiene import BLOCK_EVENTS, merge_stats
 from ..missions import profile_of
 from ..scheduler import compute
 from ..select import EnergyBand, EventFilter, energy_band_bounds
@@ -34,12 +35,15 @@ log = logging.getLogger("xcube.binning")
 class Run:
     """One cube of the pass: frames ``time`` (an :class:`Axis` over the
     ``time`` column), an ``energy_band`` ``(emin, emax)`` [keV] (None: every
-    selected event), and optionally the bin ``monitor_edges`` [s] of the
-    monitor light curve taken for this run."""
+    selected event), optionally the bin ``monitor_edges`` [s] of the
+    monitor light curve taken for this run, and optionally its own sky grid
+    ``sky = (y, x)`` (:class:`Axis` pair; default: the pass's grid), e.g. a
+    grid shifted by half a cell."""
 
     time: Axis
     energy_band: tuple | None = None
     monitor_edges: np.ndarray | None = None
+    sky: tuple | None = None
 
 
 def compact_cubes(events, runs, y: Axis, x: Axis, *, filters=None, monitor=None, ccd: bool = True,
@@ -60,11 +64,12 @@ def compact_cubes(events, runs, y: Axis, x: Axis, *, filters=None, monitor=None,
     crop : cut each run's y/x axes to the cells from the one holding the
         smallest to the one holding the largest selected coordinate.
 
-    Returns one cube per run with ``cameras``, ``ccd_counts``, ``monitor``,
-    ``extent`` and ``n_outside`` set (see :class:`CompactCube`); its
-    ``attrs`` are the first camera's, with the selection labels ``select``
-    would add; its ``gti`` the intersection of the cameras' GTIs. Eager:
-    this is the pass. Raises ``ValueError`` when times are not sorted.
+    Returns one cube per run with ``cameras``, ``ccd_counts``, ``ccd_map``,
+    ``filter_stats``, ``monitor``, ``extent`` and ``n_outside`` set (see
+    :class:`CompactCube`); its ``attrs`` are the first camera's, with the
+    selection labels ``select`` would add; its ``gti`` the intersection of
+    the cameras' GTIs. Eager: this is the pass. Raises ``ValueError`` when
+    times are not sorted.
     """
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
@@ -85,7 +90,7 @@ def compact_cubes(events, runs, y: Axis, x: Axis, *, filters=None, monitor=None,
     for ks, spec in zip(keys, specs):
         parts.append(_combine(flat[i:i + len(ks)], spec))
         i += len(ks)
-    return [_assemble(k, r, evs, specs, parts, y, x, crop) for k, r in enumerate(runs)]
+    return [_assemble(k, r, evs, specs, parts, crop) for k, r in enumerate(runs)]
 
 
 # ---------------------------------------------------------------------- per camera set-up
@@ -101,12 +106,11 @@ class _Spec:
     t_edges: tuple  # distinct frame edges
     m_edges: tuple  # distinct monitor edges
     monitor: EventFilter | None
-    xrule: tuple  # (lut, lut_lo) or (None, 0): float column binned by index_of
-    yrule: tuple
-    x: Axis
-    y: Axis
+    grids: tuple  # distinct sky grids (y, x, yrule, xrule); a rule is (lut, lut_lo) or (None, 0)
+    run_g: np.ndarray  # sky-grid index of each run
     ccd_lo: int
     n_ccd: int
+    ccd_column: str | None  # CCD column of the per-cell CCD map (None: no map)
 
 
 def _distinct(values, key):
@@ -140,6 +144,8 @@ def _camera_spec(ev, runs, y, x, filt, mon, ccd) -> _Spec:
     m_edges, m_idx = _distinct(with_m, lambda a, b: a is b or np.array_equal(a, b))
     run_m = np.full(len(runs), -1, dtype=np.int64)
     run_m[[k for k, r in enumerate(runs) if r.monitor_edges is not None]] = m_idx
+    grids, run_g = _distinct([r.sky or (y, x) for r in runs],
+                             lambda a, b: all(u is v or np.array_equal(u.edges, v.edges) for u, v in zip(a, b)))
     need = {"time", "x", "y"} | ({"energy"} if any(t is not None for t in tests) else set())
     if filt is not None:
         need |= set(filt.columns)
@@ -149,16 +155,21 @@ def _camera_spec(ev, runs, y, x, filt, mon, ccd) -> _Spec:
     if ccd and prof.quadrants:
         ccd_lo, n_ccd = _ccd_range(ev, prof, src)
         need.add("ccdnr")
+    ccd_column = prof.raw_columns[0] if prof.raw_columns and prof.raw_columns[0] in ev.variables else None
+    if ccd_column is not None and np.issubdtype(ev[ccd_column].dtype, np.integer):
+        need.add(ccd_column)
+    else:
+        ccd_column = None
     for c in need:
         if c not in ev.variables:
             cols = sorted(k for k, v in ev.data_vars.items() if v.dims == ("event",))
             raise KeyError(f"{src}: no event column {c!r} (columns: {cols})")
-    xr_ = integer_lut(x, ev["x"].dtype) or (None, 0)
-    yr_ = integer_lut(y, ev["y"].dtype) or (None, 0)
+    rules = tuple((gy, gx, integer_lut(gy, ev["y"].dtype) or (None, 0), integer_lut(gx, ev["x"].dtype) or (None, 0))
+                  for gy, gx in grids)
     base = tuple(filt.labels) if filt is not None else ()
     return _Spec(tuple(sorted(need)), filt if filt else None, tuple(tests), tuple(base + lab for lab in labels),
                  run_b, run_t, run_m, tuple(np.asarray(e, np.float64) for e in t_axes),
-                 tuple(np.asarray(e, np.float64) for e in m_edges), mon, xr_, yr_, x, y, ccd_lo, n_ccd)
+                 tuple(np.asarray(e, np.float64) for e in m_edges), mon, rules, run_g, ccd_lo, n_ccd, ccd_column)
 
 
 def _ccd_range(ev, prof, src):
@@ -180,7 +191,7 @@ def _graph(ev, spec):
     def column(name, chunks=None):
         data = ev[name].data
         if not isinstance(data, da.Array):
-            data = da.from_array(np.asarray(data), chunks=chunks or (1 << 22,))
+            data = da.from_array(np.asarray(data), chunks=chunks or (BLOCK_EVENTS,))
         return data
 
     ref = column("time")
@@ -206,40 +217,27 @@ def _sky_input(values, rule, axis):
 
 
 def _chunk_task(spec: _Spec, *blocks):
-    """One event chunk -> ``(runs, fa, monitor, ext, outside, unsorted, first, last)``:
-    per run ``(cells, ncell, ccounts)``; ``fa`` the first frame of each time
-    axis touched; monitor counts per distinct monitor edges."""
+    """One event chunk -> ``(runs, fa, monitor, ext, outside, unsorted, first, last, stats)``:
+    per run ``(cells, ncell, ccounts, ccd map)``; ``fa`` the first frame of
+    each time axis touched; monitor counts per distinct monitor edges;
+    ``stats`` the filter's statistics (detector hygiene)."""
     cols = dict(zip(spec.columns, blocks))
     t = np.asarray(cols["time"], dtype=np.float64)
     n = t.size
-    sel = spec.filter.mask(cols, n) if spec.filter is not None else np.ones(n, bool)
+    stats = {}
+    sel = spec.filter.mask(cols, n, stats) if spec.filter is not None else np.ones(n, bool)
     code = np.zeros(n, dtype=np.uint8)  # bit b: the event is in band b
     for b, test in enumerate(spec.bands):
         code |= ((sel if test is None else sel & np.asarray(test(cols), dtype=bool)).astype(np.uint8) << b)
     fa, nfr = _frames_touched(spec, t)
     nb, nr = len(spec.bands), spec.run_b.size
     ext = np.tile(np.array([np.inf, -np.inf, np.inf, -np.inf]), (nb, 1))
-    n_ccd = max(spec.n_ccd, 1)
-    runs = [(np.zeros(0, cell_dtype(spec.x.size * spec.y.size)), np.zeros(nfr[spec.run_t[r]], np.int64),
-             np.zeros((nfr[spec.run_t[r]], n_ccd), np.int64)) for r in range(nr)]
     outside = np.zeros(nr, np.int64)
     unsorted = False
     if n and code.any():
-        (xv, xl, xlo), (yv, yl, ylo) = (_sky_input(cols[c], r, a) for c, r, a in
-                                        (("x", spec.xrule, spec.x), ("y", spec.yrule, spec.y)))
-        ext_values = spec.xrule[0] is not None and spec.yrule[0] is not None
-        if not ext_values:  # the kernel sees bin numbers: extent of the values
-            _band_extent(code, np.asarray(cols["x"], np.float64), np.asarray(cols["y"], np.float64), ext)
-        ccd = cols["ccdnr"] if spec.n_ccd > 0 else np.zeros(1, np.int16)
-        runs = []
-        for r in range(nr):
-            a, b = spec.run_t[r], spec.run_b[r]
-            out, ncell, cc = _run_buffers(spec, code, b, nfr[a], n_ccd)
-            m, outside[r], bad = _run_kernel(t, code, b, xv, xl, xlo, yv, yl, ylo, spec.x.size, ccd, spec.ccd_lo,
-                                             spec.n_ccd, spec.t_edges[a], fa[a], out, ncell, cc, ext[b],
-                                             ext_values)
-            unsorted |= bad
-            runs.append((out[:m], ncell, cc))
+        runs, unsorted = _chunk_runs(spec, cols, t, code, fa, nfr, ext, outside)
+    else:
+        runs = [_run_buffers(spec, r, code, nfr[spec.run_t[r]], empty=True) for r in range(nr)]
     mon = []
     if spec.monitor is not None and spec.m_edges:
         th = t[spec.monitor.mask(cols, n)]
@@ -249,7 +247,32 @@ def _chunk_task(spec: _Spec, *blocks):
         unsorted = bool(np.any(s[1:] < s[:-1]))
     first = float(t[0]) if n else np.inf
     last = float(t[-1]) if n else -np.inf
-    return runs, fa, mon, ext, outside, bool(unsorted), first, last
+    return runs, fa, mon, ext, outside, bool(unsorted), first, last, stats
+
+
+def _chunk_runs(spec: _Spec, cols, t, code, fa, nfr, ext, outside):
+    """Every run of one chunk through :func:`_run_kernel`; returns the runs'
+    ``(cells, ncell, ccounts, ccd map)`` and whether times were unsorted."""
+    sky = [tuple(_sky_input(cols[c], r, a) for c, r, a in (("x", g[3], g[1]), ("y", g[2], g[0])))
+           for g in spec.grids]
+    ext_values = all(g[3][0] is not None and g[2][0] is not None for g in spec.grids)
+    if not ext_values:  # the kernel sees bin numbers: extent of the values
+        _band_extent(code, np.asarray(cols["x"], np.float64), np.asarray(cols["y"], np.float64), ext)
+    ccd = cols["ccdnr"] if spec.n_ccd > 0 else np.zeros(1, np.int16)
+    cmap_ccd = cols[spec.ccd_column] if spec.ccd_column else np.zeros(1, np.int16)
+    runs, unsorted = [], False
+    mapped = set()
+    for r in range(spec.run_b.size):
+        a, b, g = spec.run_t[r], spec.run_b[r], spec.run_g[r]
+        (xv, xl, xlo), (yv, yl, ylo) = sky[g]
+        out, ncell, cc, cmap = _run_buffers(spec, r, code, nfr[a], with_map=g not in mapped)
+        mapped.add(g)
+        m, outside[r], bad = _run_kernel(t, code, b, xv, xl, xlo, yv, yl, ylo, spec.grids[g][1].size, ccd,
+                                         spec.ccd_lo, spec.n_ccd, spec.t_edges[a], fa[a], out, ncell, cc, ext[b],
+                                         ext_values, cmap_ccd, cmap)
+        unsorted |= bad
+        runs.append((out[:m], ncell, cc, cmap))
+    return runs, unsorted
 
 
 def _frames_touched(spec: _Spec, t):
@@ -265,11 +288,16 @@ def _frames_touched(spec: _Spec, t):
     return fa, nfr
 
 
-def _run_buffers(spec: _Spec, code, band: int, n_frames: int, n_ccd: int):
-    """Output cells (room for every event of the band), counts per frame and per frame and CCD."""
-    cap = int(np.count_nonzero(code & np.uint8(1 << band)))
-    return (np.empty(cap, dtype=cell_dtype(spec.x.size * spec.y.size)), np.zeros(n_frames, np.int64),
-            np.zeros((n_frames, n_ccd), np.int64))
+def _run_buffers(spec: _Spec, r: int, code, n_frames: int, empty: bool = False, with_map: bool = True):
+    """Run ``r``'s output cells (room for every event of its band), counts
+    per frame and per frame and CCD, and the per-cell CCD bit map (size 1
+    without a CCD column, or ``with_map`` False: one map per sky grid is
+    made, by its first run)."""
+    gy, gx = spec.grids[spec.run_g[r]][:2]
+    cap = 0 if empty else int(np.count_nonzero(code & np.uint8(1 << spec.run_b[r])))
+    n_map = gx.size * gy.size if spec.ccd_column and with_map else 1
+    return (np.empty(cap, dtype=cell_dtype(gx.size * gy.size)), np.zeros(n_frames, np.int64),
+            np.zeros((n_frames, max(spec.n_ccd, 1)), np.int64), np.zeros(n_map, np.uint32))
 
 
 @numba.njit(inline="always")
@@ -295,14 +323,16 @@ def _band_extent(code, x, y, ext):  # pragma: no cover - compiled
 
 @numba.njit(nogil=True, cache=True)
 def _run_kernel(time, code, band, x, xlut, xlo, y, ylut, ylo, nx, ccd, ccd_lo, n_ccd, edges, fa, out, ncell,
-                ccounts, ext, ext_values):  # pragma: no cover - compiled
+                ccounts, ext, ext_values, cmap_ccd, cmap):  # pragma: no cover - compiled
     """One run of the pass: each event of band ``band`` (a bit of ``code``)
     inside the frames ``edges`` adds one to its frame's count (``ncell``,
     frames from ``fa``) and CCD count and appends its full-grid cell ``iy *
     nx + ix`` (through the x/y lookup tables) to ``out``; events outside the
     grid are counted apart. With ``ext_values``, ``ext`` (4,) becomes the
-    extent of the band's x/y values. Returns (cells written, outside, times
-    found unsorted)."""
+    extent of the band's x/y values. When ``cmap`` has a slot per cell, the
+    cell's bit ``cmap_ccd % 32`` is set (the CCDs seen in each cell; from
+    every 8th counted event in chunks of more than 2^20 events).
+    Returns (cells written, outside, times found unsorted)."""
     nf = edges.size - 1
     e0 = edges[0]
     eN = edges[nf]
@@ -314,6 +344,8 @@ def _run_kernel(time, code, band, x, xlut, xlo, y, ylut, ylo, nx, ccd, ccd_lo, n
     unsorted = False
     prev = -np.inf
     x0, x1, y0, y1 = ext[0], ext[1], ext[2], ext[3]
+    with_map = cmap.size > 1
+    map_mask = 7 if time.size > (1 << 20) else 0
     for i in range(time.size):
         if not (code[i] >> band) & 1:
             continue
@@ -346,6 +378,8 @@ def _run_kernel(time, code, band, x, xlut, xlo, y, ylut, ylo, nx, ccd, ccd_lo, n
         out[m] = iy * nxl + ix
         ncell[fl] += 1
         m += 1
+        if with_map and (m & map_mask) == 0:  # every (map_mask + 1)-th event is enough to see a cell's CCDs
+            cmap[iy * nxl + ix] |= np.uint32(1) << np.uint32(np.int64(cmap_ccd[i]) & 31)
     if ext_values:
         ext[0], ext[1], ext[2], ext[3] = x0, x1, y0, y1
     return m, outside, unsorted
@@ -358,9 +392,9 @@ def _unsorted(src):
 
 
 def _combine(parts, spec: _Spec):
-    """Per run ``(cells list, seg, ccd counts (n_frames, n_ccd))``, the monitor
-    counts per distinct edges, per-band extent and per-run outside counts of
-    one camera."""
+    """Per run ``(cells list, seg, ccd counts (n_frames, n_ccd), ccd map)``,
+    the monitor counts per distinct edges, per-band extent, per-run outside
+    counts and the filter statistics of one camera."""
     bounds = [(p[6], p[7]) for p in parts if np.isfinite(p[6])]
     if any(p[5] for p in parts) or any(b[0] < a[1] for a, b in zip(bounds[:-1], bounds[1:])):
         return None
@@ -370,22 +404,27 @@ def _combine(parts, spec: _Spec):
         nf = spec.t_edges[spec.run_t[r]].size - 1
         ncell = np.zeros(nf, np.int64)
         counts = np.zeros((nf, n_ccd), np.int64)
+        cmap = None
         for runs, fa, *_ in parts:
-            c, nc, cc = runs[r]
+            c, nc, cc, cm = runs[r]
             a = fa[spec.run_t[r]]
             ncell[a:a + nc.size] += nc
             counts[a:a + nc.size] += cc
+            cmap = cm.copy() if cmap is None else cmap | cm
         seg = np.zeros(nf + 1, np.int64)
         np.cumsum(ncell, out=seg[1:])
-        out.append(([p[0][r][0] for p in parts], seg, counts if spec.n_ccd else counts[:, 0]))
+        out.append(([p[0][r][0] for p in parts], seg, counts if spec.n_ccd else counts[:, 0],
+                    cmap if spec.ccd_column and cmap is not None and cmap.size > 1 else None))
     mon = [sum((p[2][m] for p in parts), np.zeros(e.size - 1, np.int64)) for m, e in enumerate(spec.m_edges)]
     ext = np.array([np.inf, -np.inf, np.inf, -np.inf]) * np.ones((len(spec.bands), 1))
     outside = np.zeros(spec.run_b.size, np.int64)
+    stats = {}
     for p in parts:
         ext[:, 0::2] = np.minimum(ext[:, 0::2], p[3][:, 0::2])
         ext[:, 1::2] = np.maximum(ext[:, 1::2], p[3][:, 1::2])
         outside += p[4]
-    return out, mon, ext, outside
+        stats = merge_stats(stats, p[8])
+    return out, mon, ext, outside, stats
 
 
 def _crop_range(axis: Axis, lo: float, hi: float):
@@ -398,11 +437,12 @@ def _crop_range(axis: Axis, lo: float, hi: float):
     return a, b + 1
 
 
-def _assemble(k, run, evs, specs, parts, y, x, crop) -> CompactCube:
+def _assemble(k, run, evs, specs, parts, crop) -> CompactCube:
     """Run ``k``'s cube: every camera's cells cropped and merged frame by frame."""
     for ev, part in zip(evs, parts):
         if part is None:
             _unsorted(ev.attrs.get("source", "events"))
+    y, x = specs[0].grids[specs[0].run_g[k]][:2]
     b = [int(s.run_b[k]) for s in specs]
     ext = np.array([p[2][bi] for p, bi in zip(parts, b)])
     extent = (float(ext[:, 0].min()), float(ext[:, 1].max()), float(ext[:, 2].min()), float(ext[:, 3].max()))
@@ -423,9 +463,13 @@ def _assemble(k, run, evs, specs, parts, y, x, crop) -> CompactCube:
     cams = tuple({"profile": profile_of(ev).name, "source": str(ev.attrs.get("source", "")),
                   "gti": gtimod.from_dataset(ev)} for ev in evs)
     common = gtimod.intersection(*[c["gti"] for c in cams])
+    first = int(np.flatnonzero(specs[0].run_g == specs[0].run_g[k])[0])  # the run that made the grid's CCD map
+    maps = [None if p[0][first][3] is None else p[0][first][3].reshape(y.size, x.size)[y0:y1, x0:x1].copy()
+            for p in parts]
     return CompactCube(cells, seg, run.time, ya, xa, attrs=attrs, gti=common, cameras=cams,
                        ccd_counts=[p[0][k][2] for p in parts], monitor=monitor, extent=extent,
-                       n_outside=int(sum(p[3][k] for p in parts)))
+                       n_outside=int(sum(p[3][k] for p in parts)), ccd_map=maps,
+                       filter_stats=[dict(p[4]) for p in parts])
 
 
 def _merge(cell_lists, segs, full_shape, y0, x0, ny, nx):

@@ -66,6 +66,18 @@ class MissionProfile:
         ``specchannelmin``/``specchannelmax``/``spectralbinsize``: pn
         ``(0, 20479, 5)``, MOS ``(0, 11999, 15)``), or None where spectra use
         one channel per PI value over ``pi_range``.
+    raw_columns : ``(ccd, rawx, rawy)`` event columns of the detector pixel
+        (the detector hygiene of :mod:`xcube.hygiene`), or None.
+    raw_size : ``(n_rawx, n_rawy)`` pixels of one CCD (1-based raw coordinates).
+    raw_rows : ``(submode pattern, first RAWY, last RAWY)`` rows read out per
+        mode (first match wins; every row when none matches).
+    border_margin : raw pixels dropped along every CCD border by the detector
+        hygiene (0: none).
+    bad_columns : ``(ccd, rawx)`` detector columns always dropped.
+    roll_attr : the EventList attribute holding the roll (position angle
+        [deg]) that turns sky offsets into the spacecraft frame, or None.
+    cluster_rule : whether the detector hygiene looks for instrumental
+        multi-event clusters by default (cameras with long frame times).
     """
 
     name: str
@@ -89,6 +101,13 @@ class MissionProfile:
     quadrants: Mapping[int, int] = field(default_factory=dict)
     supported_modes: tuple[str, ...] = ()
     spectral_grid: tuple[int, int, int] | None = None
+    raw_columns: tuple[str, str, str] | None = None
+    raw_size: tuple[int, int] = (0, 0)
+    raw_rows: tuple[tuple[str, int, int], ...] = ()
+    border_margin: int = 0
+    bad_columns: tuple[tuple[int, int], ...] = ()
+    roll_attr: str | None = None
+    cluster_rule: bool = False
 
     def matches(self, telescop: str, instrume: str) -> bool:
         """True when TELESCOP/INSTRUME header values belong to this profile."""
@@ -139,6 +158,20 @@ class MissionProfile:
             if m:
                 return int(m.group(1))
         return None
+
+    def raw_window(self, submode: str | None) -> tuple[int, int, int, int]:
+        """``(rawx_min, rawx_max, rawy_min, rawy_max)`` (inclusive) of the
+        pixels read out in ``submode`` (:attr:`raw_rows`), before any border
+        margin. ``ValueError`` when the profile has no raw geometry."""
+        if not self.raw_columns:
+            raise ValueError(f"profile {self.name}: no raw detector coordinates (raw_columns)")
+        nx, ny = self.raw_size
+        y0, y1 = 1, ny
+        for pattern, a, b in self.raw_rows:
+            if submode and fnmatch.fnmatchcase(str(submode).upper(), pattern.upper()):
+                y0, y1 = a, b
+                break
+        return 1, nx, y0, y1
 
     def accepts_mode(self, datamode: str | None, submode: str | None) -> bool:
         """True when the instrument mode is supported by imaging analyses."""

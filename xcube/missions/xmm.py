@@ -15,6 +15,18 @@
   ``filter``, ``*EVENLI*``) have no sky X/Y but ``BETA_CORR``/``XDSP_CORR``
   (dispersion and cross-dispersion angles), a ``PI`` column in eV from the CCD
   energy (used for order selection) and one ``STDGTInn`` per CCD (nine CCDs).
+- Raw detector pixels (the detector hygiene, :mod:`xcube.hygiene`): pn CCDs
+  of 64 x 200 pixels of 4.1", MOS CCDs of 600 x 600 pixels of 1.1" (XMM
+  Users Handbook 3.3.2). pn rows read out per mode: full frame (and extended)
+  RAWY 13-200, large window 102-200, small window 137-200; the pn border margin
+  (3 pixels) and the three bad pn columns (CCD 4 RAWX 12, CCD 5 RAWX 11, CCD 10
+  RAWX 28; Strueder et al. 2001, A&A 365, L18) are the ones the EXOD search
+  removes (its event-list reader, ``exod/xmm/event_list.py``). MOS borders are
+  kept, as EXOD keeps them. The instrumental-cluster rule is on by default
+  for MOS (2.6 s frames; a 3-event cluster within 1.4 s on adjacent RAWX is
+  in the MOS1 file of 0001730201) and off for pn (73 ms frames).
+- Spacecraft frame: sky offsets rotated by ``PA_PNT`` give MOS1 (-DETX, DETY)
+  (checked on the real MOS files of observations 0001730201 and 0201901401).
 """
 from . import register
 from .base import MissionProfile, linear_energy
@@ -29,6 +41,8 @@ _COMMON = dict(
     gti_extensions=("STDGTI*", "GTI0*", "GTI", "STDGTI"),
     pixel_arcsec=0.05,
     supported_modes=("IMAGING", "PRIME*", "FAST*", "FULL*", "LARGE*", "SMALL*", "EXTENDED*"),
+    raw_columns=("ccdnr", "rawx", "rawy"),
+    roll_attr="pa_pnt",
 )
 
 PN = register(
@@ -41,6 +55,11 @@ PN = register(
         # pn quadrants: CCDs 1-3, 4-6, 7-9, 10-12
         quadrants={c: (c - 1) // 3 for c in range(1, 13)},
         spectral_grid=(0, 20479, 5),
+        raw_size=(64, 200),
+        raw_rows=(("PrimeFullWindow*", 13, 200), ("FullFrame*", 13, 200), ("PrimeLargeWindow", 102, 200),
+                  ("PrimeSmallWindow", 137, 200)),
+        border_margin=3,
+        bad_columns=((4, 12), (5, 11), (10, 28)),
         **{**_COMMON, "supported_modes": ("IMAGING", "PRIME*", "FULL*", "LARGE*", "SMALL*", "EXTENDED*")},
     )
 )
@@ -52,6 +71,8 @@ MOS1 = register(
         screening="PATTERN <= 12 && FLAG == 0",
         frame_time=2.6,
         spectral_grid=(0, 11999, 15),
+        raw_size=(600, 600),
+        cluster_rule=True,
         **_COMMON,
     )
 )
@@ -63,6 +84,8 @@ MOS2 = register(
         screening="PATTERN <= 12 && FLAG == 0",
         frame_time=2.6,
         spectral_grid=(0, 11999, 15),
+        raw_size=(600, 600),
+        cluster_rule=True,
         **_COMMON,
     )
 )

@@ -2,7 +2,10 @@
 
 ``event_list(...)`` generates an XMM-Newton EPIC observation with background,
 soft-proton flares, constant sources and transients (lazy, slab by slab);
-``inject_flare``/``inject_eclipse`` add transients to any event list; ``write``
+``inject_flare``/``inject_eclipse`` add transients to any event list,
+``inject_instrumental`` hot pixels, flickering pixels and multi-event
+clusters (for the detector hygiene); ``efficiency`` measures the search's
+detection efficiency and false detections; ``write``
 saves an EventList as an OGIP event file (:func:`xcube.io.write_events.write_events`).
 
 Modules: :mod:`.models` (what can be simulated, the truth table),
@@ -13,8 +16,9 @@ observation), :mod:`.events` (:func:`event_list`),
 :mod:`.inject` (:func:`inject_flare`, :func:`inject_eclipse`).
 """
 from ..io.write_events import write_events as write
+from .calibration import amplitude_at, efficiency
 from .events import event_list
-from .inject import inject_eclipse, inject_flare
+from .inject import inject_eclipse, inject_flare, inject_instrumental
 from .models import PSF_FWHM_ARCSEC, TRUTH_COLUMNS, Eclipse, Flare, SoftProtonFlare, Source
 
 __all__ = [
@@ -23,8 +27,11 @@ __all__ = [
     "Source",
     "SoftProtonFlare",
     "event_list",
+    "efficiency",
+    "amplitude_at",
     "inject_flare",
     "inject_eclipse",
+    "inject_instrumental",
     "write",
     "PSF_FWHM_ARCSEC",
     "TRUTH_COLUMNS",

@@ -27,6 +27,7 @@ class Detector:
     fov_radius_arcmin: float
     half_size_arcmin: tuple[float, float]  # detector-frame half extent (u, v)
     ccd_of: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    raw_of: Callable[[np.ndarray, np.ndarray], tuple]
     rotation_deg: float
     background_rate: float  # quiescent ct/s over the FOV, 0.2-12 keV
     source_rate_range: tuple[float, float]
@@ -59,6 +60,44 @@ def _mos_ccd(u, v):
     return np.where(mid, centre, side).astype(np.uint8)
 
 
+_PN_CCD_U = 26.2 / 6  # arcmin across one pn CCD (64 columns)
+_PN_CCD_V = 13.65  # arcmin along one pn CCD (200 rows of 4.1")
+_PN_ROWS_READ = 188  # full frame reads RAWY 13-200: 188 rows from the centre line out
+
+
+def _pixel(offset, size, n):
+    """1-based pixel number of ``offset`` in [0, size) cut into ``n`` pixels."""
+    return (np.clip(np.floor(offset / size * n), 0, n - 1) + 1).astype(np.int16)
+
+
+def _pn_raw(u, v):
+    """pn (RAWX, RAWY): 64 columns of 4.1" across each CCD, rows of 4.1"
+    counted from the outer edge (RAWY 1) to the camera centre line (RAWY
+    200); the full-frame mode reads RAWY 13-200, so the detector frame
+    extends 188 rows from the centre line."""
+    col = np.clip(np.floor((u + 13.1) / _PN_CCD_U), 0, 5)
+    return _pixel(u + 13.1 - col * _PN_CCD_U, _PN_CCD_U, 64), _pixel(_PN_CCD_V - np.abs(v), _PN_CCD_V, 200)
+
+
+# MOS CCD boxes in the detector frame: CCD -> (u0, u1, v0, v1) [arcmin]
+_MOS_BOXES = {1: (-5.5, 5.5, -5.5, 5.5), 2: (-5.5, 5.5, 5.5, 16.5), 5: (-5.5, 5.5, -16.5, -5.5),
+              3: (-16.5, -5.5, 0.0, 16.5), 4: (-16.5, -5.5, -16.5, 0.0), 7: (5.5, 16.5, 0.0, 16.5),
+              6: (5.5, 16.5, -16.5, 0.0)}
+
+
+def _mos_raw(u, v):
+    """MOS (RAWX, RAWY): 600 x 600 pixels over each CCD's box (1.1" on the
+    square CCDs; the simplified side CCDs stretch their rows)."""
+    u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
+    ccd = _mos_ccd(u, v)
+    rx, ry = np.ones(u.shape, np.int16), np.ones(u.shape, np.int16)
+    for c, (u0, u1, v0, v1) in _MOS_BOXES.items():
+        sel = ccd == c
+        rx[sel] = _pixel(u[sel] - u0, u1 - u0, 600)
+        ry[sel] = _pixel(v[sel] - v0, v1 - v0, 600)
+    return rx, ry
+
+
 def _pattern_table(singles, doubles, triples_quads, others, max_other):
     vals = [0, 1, 2, 3, 4] + list(range(5, 13)) + list(range(13, max_other + 1))
     p = [singles] + [doubles * w for w in (0.55, 0.1, 0.25, 0.1)]
@@ -72,6 +111,7 @@ _MOS_COMMON = dict(
     fov_radius_arcmin=15.0,
     half_size_arcmin=(16.5, 16.5),
     ccd_of=_mos_ccd,
+    raw_of=_mos_raw,
     background_rate=0.4,
     source_rate_range=(0.001, 0.02),
     proton_rate_range=(2.0, 10.0),
@@ -84,8 +124,9 @@ _MOS_COMMON = dict(
 _DETECTORS = {
     "xmm-pn": Detector(
         fov_radius_arcmin=15.0,
-        half_size_arcmin=(13.1, 13.65),
+        half_size_arcmin=(13.1, _PN_CCD_V * _PN_ROWS_READ / 200),
         ccd_of=_pn_ccd,
+        raw_of=_pn_raw,
         rotation_deg=0.0,
         background_rate=1.5,
         source_rate_range=(0.003, 0.06),

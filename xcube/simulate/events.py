@@ -21,7 +21,8 @@ What an observation holds
 Every event is drawn inside the good time intervals. Columns follow XMM EPIC
 event files: TIME [s], X/Y (integer sky pixels of 0.05", reference pixel 25921),
 PI [eV, 200-12000], PATTERN, FLAG (3 % non-zero), CCDNR (pn: 12 CCDs, 3 per
-quadrant; MOS: 7 CCDs).
+quadrant; MOS: 7 CCDs), RAWX/RAWY (the pixel on the CCD: pn 64 x 200 pixels of
+4.1", MOS 600 x 600 of 1.1"; a simplified layout).
 
 Scaling
 -------
@@ -63,7 +64,8 @@ log = logging.getLogger("xcube.simulate")
 
 _XMM_MJDREF = 50814.0  # 1998-01-01 TT, XMM mission time zero
 _REC_DTYPE = np.dtype(
-    [("time", "f8"), ("x", "i4"), ("y", "i4"), ("pi", "i2"), ("pattern", "u1"), ("flag", "i4"), ("ccdnr", "u1")]
+    [("time", "f8"), ("x", "i4"), ("y", "i4"), ("pi", "i2"), ("pattern", "u1"), ("flag", "i4"), ("ccdnr", "u1"),
+     ("rawx", "i2"), ("rawy", "i2")]
 )
 
 
@@ -125,6 +127,7 @@ def _slab_events(plan: _Plan, i: int) -> np.ndarray:
     out["pattern"] = draw_patterns(plan.patterns, part, rng)
     out["flag"] = draw_flags(n_tot, rng)
     out["ccdnr"] = geo.ccd(xi, yi)
+    out["rawx"], out["rawy"] = geo.raw(xi, yi)
     return out
 
 
@@ -203,7 +206,7 @@ def event_list(
     Returns
     -------
     ``(events, truth)``: a lazy EventList (Dask columns ``time``, ``x``, ``y``,
-    ``pi``, ``energy``, ``pattern``, ``flag``, ``ccdnr``; events are generated
+    ``pi``, ``energy``, ``pattern``, ``flag``, ``ccdnr``, ``rawx``, ``rawy``; events are generated
     when computed, slab by slab, reproducibly) and a pandas DataFrame with one
     row per component (:data:`TRUTH_COLUMNS`): ``kind`` is ``"flare"`` or
     ``"eclipse"`` (``transient`` True), ``"source"`` or ``"soft_proton"``. Truth

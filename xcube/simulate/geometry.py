@@ -76,6 +76,11 @@ class Geometry:
         u, v = self.offsets(x, y)
         return self.det.ccd_of(u, v)
 
+    def raw(self, x, y):
+        """(RAWX, RAWY) int16 of each sky pixel on its CCD (simplified layout)."""
+        u, v = self.offsets(x, y)
+        return self.det.raw_of(u, v)
+
     def sample_fov(self, n, rng, vignetted=False):
         """``n`` uniform (or vignetted) sky positions [float pixels] on the detector.
 

@@ -1,6 +1,7 @@
 """Injection of transients into any event list (:func:`inject_flare`,
-:func:`inject_eclipse`) and the time-ordered merge of the new events into the
-list's (possibly lazy) columns.
+:func:`inject_eclipse`), of instrumental events (:func:`inject_instrumental`:
+hot pixels, flickering pixels, multi-event clusters) and the time-ordered
+merge of the new events into the list's (possibly lazy) columns.
 """
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from .detector import sample_energy
 from .geometry import sky_wcs, to_pixel, to_sky
 from .models import FWHM_PER_SIGMA, PSF_FWHM_ARCSEC, Eclipse, Flare, check_eclipse, truth_frame, truth_row
 
-__all__ = ["inject_flare", "inject_eclipse"]
+__all__ = ["inject_flare", "inject_eclipse", "inject_instrumental", "INSTRUMENTAL_KINDS"]
+
+#: what :func:`inject_instrumental` makes
+INSTRUMENTAL_KINDS = ("hot_pixel", "hot_column", "flicker", "cluster")
 
 _FIXED_COLUMNS = ("time", "x", "y", "pi", "energy", "pattern", "flag")
 
@@ -92,6 +96,70 @@ def inject_eclipse(
     row = dict(kind="eclipse", transient=True, t_peak=t_start + 0.5 * duration, t_start=float(t_start),
                t_stop=float(te), amplitude=rate * depth, width=float(duration), rate=float(rate), depth=float(depth))
     return _inject(events, spec, [inside, outside], row, seed, psf_fwhm_arcsec, energy_band)
+
+
+def inject_instrumental(events: xr.Dataset, kind: str, *, ccd: int, rawx: int, rawy: int = 1, rate: float = 0.05,
+                        t_start: float | None = None, n_events: int = 20, duration: float = 5.0, seed=None):
+    """Add events the detector made (not photons) at raw pixel ``(ccd, rawx, rawy)``.
+
+    ``kind``: ``"hot_pixel"`` (a pixel firing ``rate`` ct/s all through the
+    good time), ``"hot_column"`` (column ``rawx`` firing ``rate`` ct/s spread
+    evenly over the rows that have events), ``"flicker"`` (``n_events``
+    events within ``duration`` s from ``t_start``) or ``"cluster"``
+    (``n_events`` events within one CCD frame time from ``t_start``, on that
+    pixel and the next ones along RAWX). The events have PATTERN 0 and FLAG
+    0 (SAS did not flag them), 0.2-1 keV, and the sky X/Y (and other
+    columns) of the existing event nearest in raw pixels on the CCD. The
+    list needs the mission profile's ``raw_columns`` (XMM ``ccdnr``/``rawx``/
+    ``rawy``). Returns ``(events, n_added)``; the list stays time-sorted
+    (lazy columns stay lazy)."""
+    gti = _check_injectable(events)
+    prof = profile_of(events)
+    cols = prof.raw_columns or ()
+    if not cols or any(c not in events for c in cols):
+        raise ValueError(f"inject_instrumental: the event list has no raw pixel columns {cols or '(none)'}")
+    if kind not in INSTRUMENTAL_KINDS:
+        raise ValueError(f"inject_instrumental: kind {kind!r}; use one of {INSTRUMENTAL_KINDS}")
+    rng = np.random.default_rng(seed)
+    t0 = float(gti[0][0]) if t_start is None else float(t_start)
+    if kind in ("hot_pixel", "hot_column"):
+        t = _uniform_in(gti, int(rng.poisson(rate * gtimod.exposure(gti))), rng)
+    else:
+        span = duration if kind == "flicker" else max(prof.frame_time, 1e-3) * 0.9
+        t = np.sort(t0 + rng.uniform(0.0, span, int(n_events)))
+    n = t.size
+    other = [v for v in events.data_vars if events[v].dims == ("event",) and v not in ("time", "pi", "energy")]
+    sample = _sample_events(events, [c for c in other if c not in ("x", "y")])
+    c, x_, y_ = (sample[k].values.astype(np.int64) for k in cols)
+    on = np.flatnonzero(c == int(ccd))
+    if on.size == 0:
+        raise ValueError(f"inject_instrumental: no event on CCD {ccd} to take sky positions from")
+    rx = np.full(n, int(rawx)) + (np.arange(n) % 3 if kind == "cluster" else 0)
+    ry = rng.integers(y_[on].min(), y_[on].max() + 1, n) if kind == "hot_column" else np.full(n, int(rawy))
+    near = on[np.argmin(np.abs(x_[on][None, :] - rx[:, None]) + np.abs(y_[on][None, :] - ry[:, None]), axis=1)] \
+        if n else np.zeros(0, np.int64)
+    new = {"time": t, "pi": _as_column(prof.pi_for_energy(rng.uniform(0.2, 1.0, n)), events["pi"].dtype)}
+    if "energy" in events:
+        new["energy"] = prof.energy(new["pi"]).astype(events["energy"].dtype)
+    for v in other:
+        new[v] = sample[v].values[near].astype(events[v].dtype)
+    for v in ("pattern", "flag"):
+        if v in events:
+            new[v] = np.zeros(n, events[v].dtype)
+    for v, vals in zip(cols, (np.full(n, int(ccd)), rx, ry)):
+        new[v] = np.asarray(vals).astype(events[v].dtype)
+    out = _merge_events(events, new)
+    out.attrs["injections"] = list(events.attrs.get("injections", [])) + [
+        f"{kind} ccd={ccd} rawx={rawx} rawy={rawy} n={n} seed={seed}"]
+    return out, n
+
+
+def _uniform_in(gti, n, rng) -> np.ndarray:
+    """``n`` sorted times uniform over the good time intervals ``gti``."""
+    start, stop = (np.asarray(a, np.float64) for a in gti)
+    w = stop - start
+    k = rng.choice(w.size, n, p=w / w.sum()) if n else np.zeros(0, int)
+    return np.sort(start[k] + rng.uniform(0.0, 1.0, n) * w[k])
 
 
 def _check_injectable(events: xr.Dataset):
@@ -172,9 +240,11 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
     if other:
         from scipy.spatial import cKDTree
 
-        nearest = cKDTree(np.column_stack([sx, sy])).query(np.column_stack([nx, ny]))[1] if n else np.empty(0, int)
+        tree = cKDTree(np.column_stack([sx, sy]))
+        nearest = tree.query(np.column_stack([nx, ny]))[1] if n else np.empty(0, int)
         for col in other:
             new[col] = sample[col].values[nearest].astype(events[col].dtype)
+        _local_raw(profile, sample, tree, px, py, nx, ny, new, events)
     out = _merge_events(events, new)
     out.attrs["injections"] = list(events.attrs.get("injections", [])) + [
         f"{row['kind']} x={px:.1f} y={py:.1f} t={row['t_peak']:.1f} n={n} seed={seed}"
@@ -183,6 +253,30 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
                                    counts=n_first, expected_counts=expected_first,
                                    instrument=events.attrs.get("instrument", ""), **row)])
     return out, truth
+
+
+def _local_raw(profile, sample, tree, px, py, nx, ny, new, events, k: int = 2000) -> None:
+    """RAWX/RAWY of new events at sky pixels (nx, ny): per CCD (the nearest
+    existing event's), an affine fit of the raw coordinates on x/y of that
+    CCD's events among the ``k`` sample events nearest to (px, py). Copying
+    the nearest event's pixel instead would put a whole flare on a few
+    pixels: a hot pixel for the detector hygiene."""
+    cols = profile.raw_columns
+    if not cols or any(c not in new for c in cols) or len(nx) == 0:
+        return
+    near = tree.query([px, py], k=min(k, tree.n))[1]
+    ccd_near = sample[cols[0]].values[near]
+    for c in np.unique(new[cols[0]]):
+        idx = near[ccd_near == c][:400]
+        on = new[cols[0]] == c
+        if idx.size < 10:
+            continue
+        a = np.column_stack([np.ones(idx.size), sample["x"].values[idx], sample["y"].values[idx]]).astype(np.float64)
+        b = np.column_stack([np.ones(int(on.sum())), nx[on], ny[on]])
+        for col in cols[1:]:
+            v = sample[col].values[idx].astype(np.float64)
+            coef = np.linalg.lstsq(a, v, rcond=None)[0]
+            new[col][on] = np.clip(np.rint(b @ coef), v.min(), v.max()).astype(events[col].dtype)
 
 
 def _merge_events(events: xr.Dataset, new: dict) -> xr.Dataset:

@@ -3,7 +3,8 @@ with resumable runs, a status table, a catalogue of unique sources and cross-mat
 
 >>> res = xcube.survey.run("obsids.txt", "survey-out", archive="/data/xmm",
 ...                        params=xcube.survey.parameter_grid([5, 50, 200]))
->>> cat = xcube.survey.build_catalogue("survey-out")
+>>> cat = xcube.survey.build_catalogue("survey-out")      # prints what each quality flag removes
+>>> clean = xcube.survey.vet(cat)                            # drop every flagged detection
 """
 from .._lazy import keep_functions, namespace
 
@@ -16,6 +17,8 @@ _NAMES = {
     "Compute": "engine", "resolve_observations": "observations", "param_grid": "params",
     "SurveyResult": "runner", "plan_survey": "runner", "run": "runner", "STATES": "status",
     "read_status": "status", "rebuild_status": "status", "scan_runs": "status",
+    "vet": "vetting", "hot_regions": "vetting", "flag_catalogue": "vetting", "flag_report": "vetting",
+    "CATALOGUE_FLAGS": "vetting", "DROP_FLAGS": "vetting",
 }
 __all__ = list(_NAMES)
 __getattr__, __dir__ = namespace(__name__, _NAMES)

@@ -16,8 +16,17 @@ catalogues (:mod:`.crossmatch`) and writes ``out/catalogue/`` atomically:
 - ``sources.parquet`` / ``sources.fits`` / ``sources.reg`` (DS9, fk5): one
   row per unique source with its summary (see ``cluster_detections``) and
   cross-match columns;
+- ``hot_regions.parquet``: the hot regions in the spacecraft frame
+  (:func:`.vetting.hot_regions`);
+- ``flags.csv``: how many detections each quality flag removes
+  (:func:`.vetting.flag_report`), also printed;
 - ``runs.parquet``: the status records of the runs included;
 - ``catalogue.json``: counts and options.
+
+The detections keep the search's light-curve features and ``flag_*``
+columns and get ``flag_excluded_obs``, ``flag_hot_region`` and
+``hot_region`` (:mod:`.vetting`); :func:`.vetting.vet` keeps or drops by
+flags.
 
 It only reads committed run directories, so it can run at any time, also
 while a survey is writing into ``out``.
@@ -39,6 +48,7 @@ from ..times import TIME_COLUMNS, add_time_columns
 from .cluster import cluster_detections
 from .crossmatch import crossmatch_table
 from .status import CATALOGUE_DIR, scan_runs
+from .vetting import flag_catalogue, flag_report, read_obs_list
 
 __all__ = ["build_catalogue", "load_detections", "read_catalogue_dir", "Catalogue"]
 
@@ -50,12 +60,15 @@ _RUN_COLUMNS = ["obsid", "run_id", "param_hash", "time_bin", "emin", "emax", "si
 @dataclass
 class Catalogue:
     """A built catalogue: ``detections`` and ``sources`` tables (pandas), the
-    ``runs`` it was made from, and the ``directory`` it was written to (or None)."""
+    ``runs`` it was made from, the ``directory`` it was written to (or None),
+    the ``hot_regions`` and the ``flag_report`` (what each flag removes)."""
 
     detections: pd.DataFrame
     sources: pd.DataFrame
     runs: pd.DataFrame
     directory: Path | None = None
+    hot_regions: pd.DataFrame | None = None
+    flag_report: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         return (f"Catalogue({len(self.detections)} detections, {len(self.sources)} sources "
@@ -191,7 +204,8 @@ def _write_regions(sources: pd.DataFrame, path: Path, radius_arcsec: float) -> N
 
 
 def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radius_arcsec: float = 20.0,
-                    prefix: str = "XCUBE", write: bool = True) -> Catalogue:
+                    prefix: str = "XCUBE", write: bool = True, exclude_obs=None, hot_radius_arcsec: float = 20.0,
+                    hot_min_obs: int = 3, hot_min_sources: int = 3, report: bool = True) -> Catalogue:
     """Build (and with ``write``, write atomically to ``out/catalogue/``) the
     catalogue of a survey output directory.
 
@@ -202,6 +216,11 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
         ``path`` and optional ``ra_col``, ``dec_col``, ``name_col``, ``prefix``.
     match_radius_arcsec : cross-match radius [arcsec].
     prefix : name prefix of the IAU-style source names.
+    exclude_obs : observations to flag ``flag_excluded_obs`` (ids, or a text
+        file with one id per line).
+    hot_radius_arcsec, hot_min_obs, hot_min_sources : the hot regions
+        (:func:`.vetting.hot_regions`).
+    report : print how many detections each flag removes.
 
     Returns a :class:`Catalogue`. Eager.
     """
@@ -209,31 +228,51 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
     if not out.is_dir():
         raise FileNotFoundError(f"{out}: no such survey output directory")
     det, runs = load_detections(out)
+    times = dict(det.attrs)  # the runs' common time reference (MJDREF, TIMESYS), for the FITS headers
     det, sources = cluster_detections(det, radius_arcsec=radius_arcsec, prefix=prefix)
+    det, regions = flag_catalogue(det, exclude_obs, radius_arcsec=hot_radius_arcsec, min_obs=hot_min_obs,
+                                  min_sources=hot_min_sources)
     for spec in crossmatch or ():
         opts = dict(spec) if isinstance(spec, dict) else {"path": spec}
         path = opts.pop("path")
         sources = crossmatch_table(sources, path, radius_arcsec=match_radius_arcsec, **opts)
-    cat = Catalogue(detections=det, sources=sources, runs=runs)
+    flags = flag_report(det)
+    if report:
+        print(f"quality flags of {len(det)} detections (n_only: removed by this flag alone):")
+        print(flags.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    cat = Catalogue(detections=det, sources=sources, runs=runs, hot_regions=regions, flag_report=flags)
     if write:
-        meta = {"XCUBEVER": __version__, "CLUSTRAD": (radius_arcsec, "clustering radius [arcsec]"),
-                "NRUNS": len(runs), "NDET": len(det), "NSRC": len(sources)}
-        target = out / CATALOGUE_DIR
-        with atomic_dir(target, overwrite=True) as tmp:
-            det.to_parquet(tmp / "detections.parquet", index=False)
-            sources.to_parquet(tmp / "sources.parquet", index=False)
-            runs.to_parquet(tmp / "runs.parquet", index=False)
-            _write_fits(det, tmp / "detections.fits", "DETECTIONS", meta, det.attrs)
-            _write_fits(sources, tmp / "sources.fits", "SOURCES", meta, det.attrs)
-            _write_regions(sources, tmp / "sources.reg", radius_arcsec)
-            info = {"xcube_version": __version__, "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "n_runs": len(runs), "n_detections": len(det), "n_sources": len(sources),
-                    "radius_arcsec": radius_arcsec, "match_radius_arcsec": match_radius_arcsec,
-                    "crossmatch": [str(c.get("path") if isinstance(c, dict) else c) for c in crossmatch or ()]}
-            (tmp / "catalogue.json").write_text(json.dumps(info, indent=1))
-        cat.directory = target
-        log.info("%s: catalogue of %d detections, %d sources from %d runs", target, len(det), len(sources), len(runs))
+        info = {"radius_arcsec": radius_arcsec, "match_radius_arcsec": match_radius_arcsec,
+                "n_hot_regions": len(regions), "hot_radius_arcsec": hot_radius_arcsec, "hot_min_obs": hot_min_obs,
+                "hot_min_sources": hot_min_sources, "excluded_obs": sorted(read_obs_list(exclude_obs)),
+                "flags": flags.to_dict("records"),
+                "crossmatch": [str(c.get("path") if isinstance(c, dict) else c) for c in crossmatch or ()]}
+        cat.directory = _write_catalogue(out / CATALOGUE_DIR, cat, info, times)
+        log.info("%s: catalogue of %d detections, %d sources from %d runs", cat.directory, len(det), len(sources),
+                 len(runs))
     return cat
+
+
+def _write_catalogue(target: Path, cat: Catalogue, info: dict, times: dict) -> Path:
+    """Write the catalogue's tables, FITS files (with the time reference
+    ``times``), regions and ``catalogue.json`` (``info`` plus counts) into
+    ``target`` atomically."""
+    det, sources, runs = cat.detections, cat.sources, cat.runs
+    meta = {"XCUBEVER": __version__, "CLUSTRAD": (info["radius_arcsec"], "clustering radius [arcsec]"),
+            "NRUNS": len(runs), "NDET": len(det), "NSRC": len(sources)}
+    with atomic_dir(target, overwrite=True) as tmp:
+        det.to_parquet(tmp / "detections.parquet", index=False)
+        sources.to_parquet(tmp / "sources.parquet", index=False)
+        runs.to_parquet(tmp / "runs.parquet", index=False)
+        cat.hot_regions.to_parquet(tmp / "hot_regions.parquet", index=False)
+        cat.flag_report.to_csv(tmp / "flags.csv", index=False)
+        _write_fits(det, tmp / "detections.fits", "DETECTIONS", meta, times)
+        _write_fits(sources, tmp / "sources.fits", "SOURCES", meta, times)
+        _write_regions(sources, tmp / "sources.reg", info["radius_arcsec"])
+        full = {"xcube_version": __version__, "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "n_runs": len(runs),
+                "n_detections": len(det), "n_sources": len(sources), **info}
+        (tmp / "catalogue.json").write_text(json.dumps(full, indent=1, default=str))
+    return target
 
 
 def read_catalogue_dir(out) -> Catalogue:
@@ -243,6 +282,8 @@ def read_catalogue_dir(out) -> Catalogue:
         d = d / CATALOGUE_DIR
     if not (d / "sources.parquet").exists():
         raise FileNotFoundError(f"{d}: no catalogue here; build it with `xcube catalogue OUT`")
+    hot = pd.read_parquet(d / "hot_regions.parquet") if (d / "hot_regions.parquet").exists() else None
+    flags = pd.read_csv(d / "flags.csv") if (d / "flags.csv").exists() else None
     return Catalogue(detections=pd.read_parquet(d / "detections.parquet"),
                      sources=pd.read_parquet(d / "sources.parquet"),
-                     runs=pd.read_parquet(d / "runs.parquet"), directory=d)
+                     runs=pd.read_parquet(d / "runs.parquet"), directory=d, hot_regions=hot, flag_report=flags)

@@ -18,11 +18,16 @@ def _add_match_options(p: argparse.ArgumentParser) -> None:
                    help="cross-match radius (default 20)")
     g.add_argument("--radius", type=float, default=20.0, metavar="ARCSEC",
                    help="clustering radius for unique sources (default 20)")
+    g = p.add_argument_group("vetting")
+    g.add_argument("--exclude-obs", metavar="FILE", help="observation ids (one per line) to flag flag_excluded_obs")
+    g.add_argument("--hot-min-obs", type=int, default=3, metavar="N",
+                   help="a hot region needs detections from N observations and N sky sources (default 3)")
 
 
 def _catalogue_options(args) -> dict:
     match = [dict(path=m, ra_col=args.ra_col, dec_col=args.dec_col, name_col=args.name_col) for m in args.match]
-    return dict(radius_arcsec=args.radius, crossmatch=match, match_radius_arcsec=args.match_radius)
+    return dict(radius_arcsec=args.radius, crossmatch=match, match_radius_arcsec=args.match_radius,
+                exclude_obs=args.exclude_obs, hot_min_obs=args.hot_min_obs, hot_min_sources=args.hot_min_obs)
 
 
 def _survey(args) -> int:

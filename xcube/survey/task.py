@@ -160,6 +160,22 @@ def _summary_number(summary: dict, key):
         return None
 
 
+def _summary_of(res) -> dict:
+    """The summary dict of a search result; for several exposure subsets
+    (``SearchResults``) their sums (exposure, bad frames, BTIs, expected
+    false alarms), the first non-empty reason only when every run is empty,
+    and ``runs``: each subset run's own summary."""
+    if not isinstance(res, list):
+        return dict(getattr(res, "summary", {}) or {})
+    parts = [dict(r.summary) for r in res]
+    out = {"reason": "" if any(not p.get("reason") for p in parts) else parts[0].get("reason", ""),
+           "runs": {r.run_id: p for r, p in zip(res, parts)}}
+    for k in ("exposure", "n_bad_frames", "n_bti"):
+        out[k] = sum(float(p.get(k) or 0.0) for p in parts)
+    out["expected_false_alarms"] = sum(_summary_number(p, "expected_false_alarms") or 0.0 for p in parts)
+    return out
+
+
 def _result_writer(res, figures: str):
     """Writer of a run's files: the search's own tables, regions and figures
     (``res.write``; figures for every run with ``figures="all"``, for runs with
@@ -174,8 +190,7 @@ def _result_writer(res, figures: str):
         if not (tmp / "detections.parquet").exists():
             det.to_parquet(tmp / "detections.parquet", index=False)
         if not (tmp / "summary.json").exists():
-            summary = getattr(res, "summary", {}) or {}
-            (tmp / "summary.json").write_text(json.dumps(summary, default=json_default, indent=1))
+            (tmp / "summary.json").write_text(json.dumps(_summary_of(res), default=json_default, indent=1))
 
     return writer
 
@@ -290,7 +305,7 @@ class _Work:
         base.update(open_time=self.open_time, started=started)
         try:
             res = search(events, **params.kwargs())
-            summary = dict(getattr(res, "summary", {}) or {})
+            summary = _summary_of(res)
             det = res.detections
             reason = summary.get("reason")
             state = "skipped" if (reason and len(det) == 0) else "done"
@@ -300,7 +315,8 @@ class _Work:
                 state=state,
                 n_detections=int(len(det)),
                 message=str(reason) if reason else None,
-                search_run_id=str(getattr(res, "run_id", "") or ""),
+                search_run_id=(",".join(r.run_id for r in res) if isinstance(res, list)
+                               else str(getattr(res, "run_id", "") or "")),
                 **{
                     k: _summary_number(summary, k)
                     for k in ("exposure", "n_bad_frames", "n_bti", "expected_false_alarms")

@@ -50,6 +50,7 @@ __all__ = [
     "expected_value_jit",
     "model_frames",
     "expected_counts",
+    "mask_eclipses",
 ]
 
 log = logging.getLogger("xcube.transients")
@@ -414,6 +415,61 @@ def _source_rate(img, tmpl, counts_out, expo, mask):
         resid = np.clip(img - np.nan_to_num(tmpl) * counts_out, 0.0, None)
         return np.where(mask, resid, 0.0) / expo_s, expo_s
     return np.zeros(mask.shape), expo_s
+
+
+def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1) -> xr.Dataset:
+    """The model with each eclipsing constant source's rate fitted outside
+    its eclipse.
+
+    ``eclipse_voxels``: (m, 2) int ``(frame, pixel)`` flagged as eclipses
+    (``Flags.voxels`` rows of kind 1; pixel = iy * nx + ix). A *source* is an
+    8-connected region of the model's source mask; its eclipse frames are
+    the frames where any of its pixels is flagged, grown by ``dilate``
+    frames each side (partly eclipsed ingress/egress frames). For each
+    source with eclipse frames ``E``, over the frames ``F`` of the rate's
+    subset (``attrs["source_subset"]``) not in ``E``::
+
+        S0[p] = max(sum_F N[t, p] - T[p] sum_F L[t], 0) / sum_F exposure[t]
+
+    (the usual ``S0`` when ``E`` is empty), so that its rate is not
+    diluted by the eclipse and the model does not under-predict it outside
+    (which makes false peaks). Other pixels keep their rate. Returns a new
+    model (attrs ``eclipse_masked_sources``: the number of sources refitted)
+    or ``model`` itself when no source eclipses. Eager: one image of the
+    cube per eclipsing source (compact or dense cube)."""
+    v = np.asarray(eclipse_voxels, dtype=np.int64).reshape(-1, 2)
+    mask = np.asarray(model["source_mask"].values, bool)
+    labels, nlab = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if v.size == 0 or nlab == 0:
+        return model
+    lab = labels.ravel()[v[:, 1]]
+    v, lab = v[lab > 0], lab[lab > 0]
+    if v.size == 0:
+        return model
+    red = reductions(cube)
+    sub = model["subset"].values
+    use = 1 if model.attrs.get("source_subset") == "bti" else 0
+    tmpl = np.nan_to_num(model["template_bti" if use else "template_gti"].values)
+    lc, expo = model["light_curve"].values.astype(np.float64), model["exposure"].values
+    rate = np.array(model["source_rate"].values, dtype=np.float64)
+    done = 0
+    for r in np.unique(lab):
+        ecl = np.zeros(sub.size, bool)
+        ecl[v[lab == r, 0]] = True
+        if dilate:
+            ecl = ndimage.binary_dilation(ecl, np.ones(2 * dilate + 1, bool))
+        frames = (sub == use) & ~ecl
+        e_s = float(expo[frames].sum())
+        if e_s <= 0:
+            continue
+        img = np.asarray(compute(red.image(frames))[0], dtype=np.float64)
+        pix = labels == r
+        rate[pix] = np.clip(img[pix] - tmpl[pix] * float(lc[frames].sum()), 0.0, None) / e_s
+        done += 1
+    out = model.copy()
+    out["source_rate"] = (("y", "x"), rate, dict(model["source_rate"].attrs))
+    out.attrs = dict(model.attrs, eclipse_masked_sources=done)
+    return out
 
 
 def model_frames(model: xr.Dataset, f0: int = 0, f1: int | None = None) -> np.ndarray:

@@ -35,6 +35,12 @@ def register(sub) -> None:
     s.add_argument("--sigma", type=float, nargs="+", default=[3.0], help="detection level(s)")
     s.add_argument("--gti-only", action="store_true", help="drop bad-time-interval frames")
     s.add_argument("--catalogue", help="known sources (FITS/CSV with RA, Dec) to mask from the background")
+    s.add_argument("--no-hygiene", action="store_true",
+                   help="keep detector border, hot pixels/columns, flickering pixels and instrumental clusters")
+    s.add_argument("--shifts", action="store_true",
+                   help="also search the grids shifted by half a cell and half a frame, and merge")
+    s.add_argument("--no-subsets", action="store_true",
+                   help="merge all cameras over their common good time instead of splitting exposure subsets")
     s.add_argument("--out", required=True, help="output directory (one sub-directory per run)")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--no-figures", action="store_true", help="skip PNG figures")
@@ -68,8 +74,9 @@ def _print_table(results, t0: float | None = None) -> None:
 
     rows = results.summary
     cols = ["run_id", "n_detections", "exposure", "n_bad_frames", "n_bti", "expected_false_alarms_peak",
-            "timings_total", "reason"]
-    print(format_table(rows, columns=cols))
+            "hygiene_hot_pixels", "hygiene_flickering_bursts", "hygiene_instrumental_clusters", "timings_total",
+            "reason"]
+    print(format_table(rows, columns=[c for c in cols if c in rows]))
     det = results.detections
     if len(det):
         show = ["run_id", "kind", "name", "ra", "dec", "utc_peak", "t_peak", "t_start", "t_stop", "log10_bayes",
@@ -93,7 +100,8 @@ def _search(args) -> int:
     res = search_transients(evs if len(evs) > 1 else evs[0], time_bin=list(args.time_bin),
                             size_arcsec=args.size_arcsec, energy_band=energy_bands_from_flat(args.energy),
                             sigma=list(args.sigma), gti_only=args.gti_only, catalogue=args.catalogue,
-                            screening=args.screen, progress=not args.quiet)
+                            screening=args.screen, progress=not args.quiet, hygiene=not args.no_hygiene,
+                            shifts=args.shifts, subsets=not args.no_subsets)
     res.write(args.out, overwrite=args.overwrite, figures=not args.no_figures)
     t0 = observation_start(evs)
     _print_t0(t0, evs[0])

@@ -31,7 +31,7 @@ from ..binning.counts import reductions
 from . import bayes
 from .background import expected_value, expected_value_jit, model_frames
 
-__all__ = ["Flags", "FrameTypes", "flag_voxels", "false_alarms", "eclipse_candidates", "mask_cubes"]
+__all__ = ["Flags", "FrameTypes", "flag_voxels", "reflag_pixels", "false_alarms", "eclipse_candidates", "mask_cubes"]
 
 #: frames per block of the dense path
 _DENSE_BLOCK_BYTES = 64 * 2**20
@@ -192,6 +192,40 @@ def flag_voxels(cube, model: xr.Dataset, sigma: float, types: FrameTypes | None 
             acc += m.sum(axis=0)
             t, p = np.nonzero(m)
             rows.append(np.stack([t + f0, p, np.full(t.size, kind)], axis=1))
+    return Flags(fp.reshape(ny, nx), fe.reshape(ny, nx), _sorted_rows(rows))
+
+
+def reflag_pixels(cube, model: xr.Dataset, flags: Flags, pixels, sigma: float,
+                  types: FrameTypes | None = None) -> Flags:
+    """``flags`` with the voxels of ``pixels`` (flat ``iy * nx + ix``)
+    decided again against ``model`` (e.g. after
+    :func:`~xcube.transients.background.mask_eclipses` changed their source
+    rate); the other pixels' voxels are kept. The same per-voxel test as
+    :func:`flag_voxels` (``bayes.masks``), on the (frames, pixels) counts of
+    those pixels only: one reduction over the cube. Eager."""
+    px = np.unique(np.asarray(pixels, dtype=np.int64))
+    if px.size == 0:
+        return flags
+    types = types or FrameTypes.from_model(model)
+    red = reductions(cube)
+    ny, nx = flags.peak.shape
+    labels = np.full(ny * nx, -1, np.int64)
+    labels[px] = np.arange(px.size)
+    n = np.asarray(red.region_counts(labels.reshape(ny, nx), px.size), dtype=np.float64).T  # (frames, pixels)
+    k = types.ftype
+    ok = k >= 0
+    mu = np.full(n.shape, np.nan)
+    kk = k[ok]
+    tm = np.where((types.sub[kk] == 1)[:, None], types.t_bti[px][None], types.t_gti[px][None])
+    mu[ok] = expected_value(tm, types.lc[kk, None], types.rate[px][None], types.exposure[kk, None])
+    pk, ec = bayes.masks(n, mu, sigma)
+    keep = ~np.isin(flags.voxels[:, 1], px)
+    rows = [flags.voxels[keep]]
+    fp, fe = flags.peak.ravel().copy(), flags.eclipse.ravel().copy()
+    for kind, m, acc in ((0, pk, fp), (1, ec, fe)):
+        acc[px] = m.sum(axis=0)
+        t, j = np.nonzero(m)
+        rows.append(np.stack([t, px[j], np.full(t.size, kind)], axis=1))
     return Flags(fp.reshape(ny, nx), fe.reshape(ny, nx), _sorted_rows(rows))
 
 

@@ -17,13 +17,15 @@ from scipy import ndimage, special
 
 from ..binning.counts import dense_view, reductions
 from ..scheduler import compute
-from ..skycoords import iau_name
+from ..skycoords import iau_name, spacecraft_offsets
 from . import bayes
 from .background import expected_value
 from .decision import Flags, FrameTypes
+from .features import FEATURE_COLUMNS, lightcurve_features
+from .flags import RUN_FLAGS, edge_cells, gap_cells, run_flags
 
 __all__ = ["detect", "region_list", "assemble", "iau_name", "count_quantiles", "sigma_equivalent",
-           "sigma_equivalents", "empty_table", "DETECTION_COLUMNS"]
+           "sigma_equivalents", "empty_table", "DETECTION_COLUMNS", "EXTRA_COLUMNS", "ALL_COLUMNS"]
 
 log = logging.getLogger("xcube.transients")
 
@@ -34,6 +36,10 @@ DETECTION_COLUMNS = [
     "t_start", "t_stop", "t_peak", "log10_bayes", "sigma_equivalent", "counts", "expected",
     "counts_est_16", "counts_est_50", "counts_est_84", "area", "n_frames_flagged",
 ]
+#: columns after DETECTION_COLUMNS: peak rate [ct/s] and flux [erg/cm^2/s], spacecraft-frame
+#: offsets [arcsec], the light-curve features and the run's quality flags
+EXTRA_COLUMNS = ["peak_rate", "peak_flux", "det_u", "det_v"] + FEATURE_COLUMNS + RUN_FLAGS
+ALL_COLUMNS = DETECTION_COLUMNS + EXTRA_COLUMNS
 
 
 def count_quantiles(n, mu, kind: str, q=(0.16, 0.5, 0.84)) -> np.ndarray:
@@ -160,7 +166,7 @@ def region_list(peak_counts: np.ndarray, eclipse_counts: np.ndarray, image: np.n
 
 
 def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = "", obs_id: str = "",
-           bti=None, bad_frame=None):
+           bti=None, bad_frame=None, sigma: float = 3.0, ccd_map=None, ecf: float = np.nan):
     """Turn flagged voxels into a detection table and per-detection light curves.
 
     Parameters
@@ -176,8 +182,14 @@ def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = 
     wcs : ``astropy.wcs.WCS`` taking raw sky-pixel column values (``xcube.wcs``);
         None leaves ra/dec NaN.
     bti, bad_frame : (time,) booleans carried into the light curves.
+    sigma : the run's detection level (the features' excursions, the flags).
+    ccd_map : per camera a (y, x) CCD bit map (``CompactCube.ccd_map``, the
+        default for a compact cube) for ``flag_edge``'s CCD gaps.
+    ecf : energy conversion factor [counts cm^2 / erg] of the summed cameras
+        and band (``xcube.missions.ecf.events_ecf``) for ``peak_flux``.
 
-    Returns ``(detections DataFrame, lightcurves Dataset over (detection, time))``.
+    Returns ``(detections DataFrame, lightcurves Dataset over (detection, time))``;
+    the table's columns are :data:`ALL_COLUMNS` (see ``docs/search.md``).
     Eager: the summed image and the regions' light curves (numba loops over a
     compact cube; Dask passes over a dense one).
     """
@@ -199,8 +211,10 @@ def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = 
         lc_mu, log10_bayes = _model_light_curves(expected, regions, lc_n)
     else:
         lc_mu, log10_bayes = _dense_expected(expected, regions), None
+    gaps = gap_cells(ccd_map if ccd_map is not None else getattr(cube, "ccd_map", None))
     return assemble(view, regions, lc_n, lc_mu, lc_p, lc_e, wcs=wcs, run_id=run_id, obs_id=obs_id,
-                    bti=bti, bad_frame=bad_frame, log10_bayes=log10_bayes)
+                    bti=bti, bad_frame=bad_frame, log10_bayes=log10_bayes, sigma=sigma,
+                    edges=edge_cells(image, gaps), ecf=ecf)
 
 
 def _flags_from_masks(peak_mask, eclipse_mask) -> Flags:
@@ -289,18 +303,19 @@ def _light_curve_factors(lc_n, ftype, per_type):
 
 
 def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=None, run_id: str = "",
-             obs_id: str = "", bti=None, bad_frame=None, log10_bayes=None):
+             obs_id: str = "", bti=None, bad_frame=None, log10_bayes=None, sigma: float = 3.0, edges=None,
+             ecf: float = np.nan):
     """Detection table and light curves from the regions (:func:`region_list`)
     and their per-frame sums (each (k, time) arrays, k = len(regions)): counts
     ``lc_n``, expected counts ``lc_mu`` (NaN where a footprint pixel has none),
     flagged peak voxels ``lc_p`` and eclipse voxels ``lc_e``; optionally the
     light curves' ``(log10 B_peak, log10 B_eclipse)`` when the caller has them
-    (else computed here). ``cube`` gives the time and cell coordinates only.
-    Eager (small arrays)."""
+    (else computed here). ``cube`` gives the time and cell coordinates and the
+    attrs (pointing, roll) only. ``sigma``, ``edges`` (``flags.edge_cells``:
+    outside-field and CCD-gap cells) and ``ecf`` feed the features, flags and
+    the peak flux. Eager (small arrays)."""
     if not regions:
         return empty_table(), _empty_lightcurves(cube, bti, bad_frame)
-    nt = cube.sizes["time"]
-    time = cube["time"].values
     lc_n = np.asarray(lc_n, dtype=np.float64)
     lc_mu = np.asarray(lc_mu, dtype=np.float64)
     if log10_bayes is None:
@@ -308,48 +323,12 @@ def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=
         be = np.asarray(bayes.log10_bayes_eclipse(lc_n, lc_mu))
     else:
         bp, be = (np.asarray(a, dtype=np.float64) for a in log10_bayes)
-    t_lo = cube["time_lo"].values
-    t_hi = cube["time_hi"].values
-    k_all = len(regions)
     kinds = [r[0] for r in regions]
-    best = np.empty(k_all, dtype=np.int64)
-    best_b = np.empty(k_all)
-    for k, kind in enumerate(kinds):
-        b = bp[k] if kind == "peak" else be[k]
-        best[k] = int(np.argmax(np.where(np.isfinite(b), b, -np.inf)))
-        best_b[k] = b[best[k]]
-    sig = np.empty(k_all)
-    for kind in ("peak", "eclipse"):
-        sel = np.array([kd == kind for kd in kinds])
-        if sel.any():
-            sig[sel] = sigma_equivalents(best_b[sel], kind)
-    xy = np.array([_cell_to_sky(cube, r[2], r[3]) for r in regions])
-    ra = np.full(k_all, np.nan)
-    dec = np.full(k_all, np.nan)
-    if wcs is not None:
-        c = wcs.pixel_to_world(xy[:, 0], xy[:, 1])
-        ra, dec = np.atleast_1d(c.ra.deg).astype(float), np.atleast_1d(c.dec.deg).astype(float)
-    rows = []
-    for k, (kind, _, iy, ix, area) in enumerate(regions):
-        flagged = (lc_p[k] if kind == "peak" else lc_e[k]) > 0
-        j = int(best[k])
-        fidx = np.flatnonzero(flagged)
-        q = count_quantiles(lc_n[k, j], lc_mu[k, j], kind)
-        rows.append({
-            "run_id": run_id, "obs_id": obs_id, "detection": k, "kind": kind,
-            "ra": float(ra[k]), "dec": float(dec[k]), "x": float(xy[k, 0]), "y": float(xy[k, 1]),
-            "t_start": float(t_lo[fidx[0]]) if fidx.size else np.nan,
-            "t_stop": float(t_hi[fidx[-1]]) if fidx.size else np.nan,
-            "t_peak": float(time[j]),
-            "log10_bayes": float(best_b[k]),
-            "sigma_equivalent": float(sig[k]),
-            "counts": float(lc_n[k, j]), "expected": float(lc_mu[k, j]),
-            "counts_est_16": q[0], "counts_est_50": q[1], "counts_est_84": q[2],
-            "area": area, "n_frames_flagged": int(fidx.size),
-        })
-    table = pd.DataFrame(rows)
-    table.insert(4, "name", iau_name(table["ra"], table["dec"]) if wcs is not None else [""] * len(table))
-    table = table[DETECTION_COLUMNS]
+    best = np.array([int(np.argmax(np.where(np.isfinite(b), b, -np.inf))) for b in
+                     (bp[k] if kd == "peak" else be[k] for k, kd in enumerate(kinds))], dtype=np.int64)
+    best_b = np.array([(bp if kd == "peak" else be)[k, best[k]] for k, kd in enumerate(kinds)])
+    flagged = np.stack([(lc_p[k] if kd == "peak" else lc_e[k]) > 0 for k, kd in enumerate(kinds)])
+    table = _base_table(cube, regions, lc_n, lc_mu, kinds, best, best_b, flagged, wcs, run_id, obs_id)
     lcs = xr.Dataset(
         {
             "counts": (("detection", "time"), lc_n),
@@ -357,10 +336,63 @@ def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=
             "log10_bayes_peak": (("detection", "time"), bp),
             "log10_bayes_eclipse": (("detection", "time"), be),
         },
-        coords={"detection": np.arange(k_all), **_time_coords(cube)},
+        coords={"detection": np.arange(len(regions)), **_time_coords(cube)},
     )
-    _add_flags(lcs, nt, bti, bad_frame)
-    return table, lcs
+    _add_flags(lcs, cube.sizes["time"], bti, bad_frame)
+    extra = _extra_columns(cube, table, lcs, regions, kinds, best, best_b, flagged, wcs, sigma, edges, ecf)
+    return pd.concat([table, extra], axis=1)[ALL_COLUMNS], lcs
+
+
+def _base_table(cube, regions, lc_n, lc_mu, kinds, best, best_b, flagged, wcs, run_id, obs_id) -> pd.DataFrame:
+    """The :data:`DETECTION_COLUMNS` of the regions."""
+    time, t_lo, t_hi = cube["time"].values, cube["time_lo"].values, cube["time_hi"].values
+    sig = np.empty(len(regions))
+    for kind in ("peak", "eclipse"):
+        sel = np.array([kd == kind for kd in kinds])
+        if sel.any():
+            sig[sel] = sigma_equivalents(best_b[sel], kind)
+    xy = np.array([_cell_to_sky(cube, r[2], r[3]) for r in regions])
+    ra, dec = np.full(len(regions), np.nan), np.full(len(regions), np.nan)
+    if wcs is not None:
+        c = wcs.pixel_to_world(xy[:, 0], xy[:, 1])
+        ra, dec = np.atleast_1d(c.ra.deg).astype(float), np.atleast_1d(c.dec.deg).astype(float)
+    rows = []
+    for k, (kind, _, iy, ix, area) in enumerate(regions):
+        j = int(best[k])
+        fidx = np.flatnonzero(flagged[k])
+        q = count_quantiles(lc_n[k, j], lc_mu[k, j], kind)
+        rows.append({
+            "run_id": run_id, "obs_id": obs_id, "detection": k, "kind": kind,
+            "ra": float(ra[k]), "dec": float(dec[k]), "x": float(xy[k, 0]), "y": float(xy[k, 1]),
+            "t_start": float(t_lo[fidx[0]]) if fidx.size else np.nan,
+            "t_stop": float(t_hi[fidx[-1]]) if fidx.size else np.nan,
+            "t_peak": float(time[j]), "log10_bayes": float(best_b[k]), "sigma_equivalent": float(sig[k]),
+            "counts": float(lc_n[k, j]), "expected": float(lc_mu[k, j]),
+            "counts_est_16": q[0], "counts_est_50": q[1], "counts_est_84": q[2],
+            "area": area, "n_frames_flagged": int(fidx.size),
+        })
+    table = pd.DataFrame(rows)
+    table.insert(4, "name", iau_name(table["ra"], table["dec"]) if wcs is not None else [""] * len(table))
+    return table[DETECTION_COLUMNS]
+
+
+def _extra_columns(cube, table, lcs, regions, kinds, best, best_b, flagged, wcs, sigma, edges, ecf):
+    """The :data:`EXTRA_COLUMNS`: peak rate and flux, spacecraft offsets,
+    features and the run's flags."""
+    frame = (lcs["exposure"].values if "exposure" in lcs.coords
+             else lcs["time_hi"].values - lcs["time_lo"].values)[best]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(frame > 0, table["counts_est_50"].to_numpy(float) / frame, np.nan)
+    u, v = spacecraft_offsets(table["x"].to_numpy(), table["y"].to_numpy(), cube.attrs, wcs)
+    out = pd.DataFrame({"peak_rate": rate, "peak_flux": rate / ecf if ecf and np.isfinite(ecf) else np.nan,
+                        "det_u": u, "det_v": v})
+    feats = lightcurve_features(lcs, kinds, best, sigma)
+    t_lo, t_hi = cube["time_lo"].values, cube["time_hi"].values
+    outside, gaps = edges if edges is not None else (None, None)
+    fl = run_flags(kinds, [r[1] for r in regions], best_b, feats["n_max"].to_numpy(), flagged,
+                   time_bin=float(np.median(t_hi - t_lo)), bad_frame=lcs["bad_frame"].values,
+                   outside=outside, gaps=gaps)
+    return pd.concat([out, feats, pd.DataFrame(fl)], axis=1)
 
 
 def _time_coords(cube):
@@ -375,10 +407,12 @@ def _add_flags(ds, nt, bti, bad_frame):
 
 def empty_table() -> pd.DataFrame:
     """An empty detection table with the columns and dtypes of a full one."""
-    t = pd.DataFrame({c: pd.Series(dtype=float) for c in DETECTION_COLUMNS})
+    t = pd.DataFrame({c: pd.Series(dtype=float) for c in ALL_COLUMNS})
     for c in ("run_id", "obs_id", "kind", "name"):
         t[c] = t[c].astype(object)
     t["detection"] = t["detection"].astype(int)
+    for c in RUN_FLAGS + ["n_max_first_bin", "n_max_last_bin", "n_max_isolated"]:
+        t[c] = t[c].astype(bool)
     return t
 
 

@@ -10,7 +10,11 @@ snapped to the column's legal range, and the events pass that fills them.
   the origin at the first camera's TLMIN so that all cameras and runs align;
 * :func:`search_cubes` - one :func:`~xcube.binning.compact_cubes` pass for
   every (time bin, energy band) of a parameter grid, with the mission
-  screening, the bad-time-interval light curve and the per-CCD frame counts.
+  screening and detector hygiene, the bad-time-interval light curve and the
+  per-CCD frame counts;
+* :func:`exposure_subsets` - the cameras' exposures grouped into subsets
+  that overlap in time, each searched on its own;
+* :func:`shifted_axis` - a grid shifted by half a cell or frame.
 """
 from __future__ import annotations
 
@@ -29,8 +33,8 @@ from ..select import EventFilter
 from ..skycoords import has_wcs
 from . import bti
 
-__all__ = ["check_cameras", "search_run", "sky_axes", "events_extent", "search_cubes", "FRAME_BYTES",
-           "PIXEL_BYTES"]
+__all__ = ["check_cameras", "search_run", "sky_axes", "events_extent", "search_cubes", "exposure_subsets",
+           "shifted_axis", "SUBSET_OVERLAP", "FRAME_BYTES", "PIXEL_BYTES"]
 
 log = logging.getLogger("xcube.transients")
 
@@ -38,6 +42,8 @@ log = logging.getLogger("xcube.transients")
 FRAME_BYTES = 512
 #: memory [bytes] the search holds per sky cell (lookup tables, images, templates, masks, labels)
 PIXEL_BYTES = 256
+#: an exposure joins a subset when their common good time is at least this fraction of the shorter one
+SUBSET_OVERLAP = 0.5
 
 
 def check_cameras(events) -> list[xr.Dataset]:
@@ -64,18 +70,19 @@ def check_cameras(events) -> list[xr.Dataset]:
     return evs
 
 
-def search_run(events, time_bin: float, energy_band):
+def search_run(events, time_bin: float, energy_band, phase: float = 0.0):
     """``(run, reason)``: the :class:`~xcube.binning.events_pass.Run` of one
     time bin and band of the search - frames of ``time_bin`` [s] from the
     cameras' first common GTI start to their last common GTI stop (the last
     frame may extend beyond it), the band ``energy_band`` [keV], and the
     bad-time-interval light curve in bins of ``min(time_bin, 100)`` s over the
     same span - or ``(None, reason)`` when there is no common good time or
-    fewer than two frames. Eager, small."""
+    fewer than two frames. ``phase`` (0 to 1) starts the frames that fraction
+    of a frame earlier (the half-frame shifted grid: 0.5). Eager, small."""
     good = gtimod.intersection(*[gtimod.from_dataset(e) for e in events])
     if gtimod.exposure(good) <= 0:
         return None, "no good time (the cameras' GTIs do not overlap or are empty)"
-    t0, t1 = float(good[0][0]), float(good[1][-1])
+    t0, t1 = float(good[0][0]) - float(phase) * time_bin, float(good[1][-1])
     n = int(np.ceil((t1 - t0) / time_bin - 1e-9))
     if n < 2:
         return None, f"fewer than two {time_bin:g} s frames of good time ({t1 - t0:.1f} s)"
@@ -153,20 +160,70 @@ def events_extent(events) -> tuple:
     return float(v[:, 0].min()), float(v[:, 1].max()), float(v[:, 2].min()), float(v[:, 3].max())
 
 
-def search_cubes(events, runs, size_arcsec: float, screening: bool = True):
+def shifted_axis(axis: Axis, fraction: float = 0.5) -> Axis:
+    """``axis`` with its edges moved ``fraction`` of a bin down and one more
+    bin on top, so that it covers the same range: the half-cell shifted grid.
+    Works for regular and explicit-edges axes (bins of one width)."""
+    e = np.asarray(axis.edges, np.float64)
+    w = float(e[1] - e[0])
+    edges = np.append(e - fraction * w, e[-1] + (1.0 - fraction) * w)
+    return Axis.from_edges(axis.name, edges, units=axis.units, column=axis.column)
+
+
+def search_cubes(events, runs, size_arcsec: float, screening: bool = True, hygiene=True, shifted=()):
     """The compact cubes of ``runs`` (:class:`~xcube.binning.events_pass.Run`:
     frames and energy band) on one observation's cameras, in one events pass:
-    the mission screening (when ``screening``) before the bands, the 10-12
-    keV light curve of :mod:`.bti` as the monitor, counts per frame and CCD.
-    The sky grid is :func:`sky_axes` of the legal range; when selected events
-    fall outside it (or the range is unknown) the pass is made again on a grid
-    over the events' extent. Eager."""
-    filters = [EventFilter.for_events(e, screening=screening) for e in events]
+    the mission screening (when ``screening``) and the detector ``hygiene``
+    (:mod:`xcube.hygiene`; True, False or options) before the bands, the
+    10-12 keV light curve of :mod:`.bti` as the monitor, counts per frame and
+    CCD. The sky grid is :func:`sky_axes` of the legal range; the runs whose
+    index is in ``shifted`` get that grid shifted by half a cell in x and y
+    (:func:`shifted_axis`). When selected events fall outside the grid (or
+    the range is unknown) the pass is made again on a grid over the events'
+    extent. Eager."""
+    filters = [EventFilter.for_events(e, screening=screening, hygiene=hygiene) for e in events]
     monitor = [bti.monitor_filter(e, screening=screening) for e in events]
     axes = sky_axes(events, size_arcsec)
     if axes is not None:
-        cubes = compact_cubes(events, runs, *axes, filters=filters, monitor=monitor)
-        if not any(c.n_outside for c in cubes):
+        cubes = compact_cubes(events, _with_sky(runs, axes, shifted), *axes, filters=filters, monitor=monitor)
+        if not any(c.n_outside for k, c in enumerate(cubes) if k not in shifted):
             return cubes
     axes = sky_axes(events, size_arcsec, extent=events_extent(events))
-    return compact_cubes(events, runs, *axes, filters=filters, monitor=monitor)
+    return compact_cubes(events, _with_sky(runs, axes, shifted), *axes, filters=filters, monitor=monitor)
+
+
+def _with_sky(runs, axes, shifted):
+    if not shifted:
+        return runs
+    sky = tuple(shifted_axis(a) for a in axes)
+    return [Run(r.time, r.energy_band, r.monitor_edges, sky) if k in shifted else r for k, r in enumerate(runs)]
+
+
+def exposure_subsets(events) -> list[list[int]]:
+    """The cameras' exposures (EventLists) grouped into subsets searched
+    separately: lists of indices into ``events``, in time order. An exposure
+    joins the first subset (longest exposures placed first) that has no
+    exposure of its instrument yet and whose common good time with it is at
+    least :data:`SUBSET_OVERLAP` of the shorter of the two; otherwise it
+    starts a new subset. Cameras observing together form one subset (their
+    common time is searched, as before); exposures that do not overlap, or
+    several exposures of one camera, give several subsets. Eager, small."""
+    gtis = [gtimod.from_dataset(e) for e in events]
+    expo = [float(gtimod.exposure(g)) for g in gtis]
+    groups: list[list[int]] = []
+    common: list[tuple] = []
+    for i in sorted(range(len(events)), key=lambda k: -expo[k]):
+        inst = events[i].attrs.get("instrument", "")
+        for k, g in enumerate(groups):
+            both = gtimod.intersection(common[k], gtis[i])
+            shorter = min(float(gtimod.exposure(common[k])), expo[i])
+            if all(events[j].attrs.get("instrument", "") != inst for j in g) and shorter > 0 and \
+                    float(gtimod.exposure(both)) >= SUBSET_OVERLAP * shorter:
+                g.append(i)
+                common[k] = both
+                break
+        else:
+            groups.append([i])
+            common.append(gtis[i])
+    start = [float(c[0][0]) if len(c[0]) else np.inf for c in common]
+    return [sorted(g) for _, g in sorted(zip(start, groups), key=lambda p: p[0])]

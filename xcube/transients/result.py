@@ -53,8 +53,12 @@ class SearchResult:
     masks : xr.Dataset of lazy boolean (time, y, x) ``peak`` and ``eclipse``.
     image : eager (y, x) summed counts.
     summary : dict: exposure [s], n_frames, n_bad_frames, n_bti, bti_exposure [s],
-        expected_false_alarms (peak, eclipse), timings [s], reason (why empty, or "").
+        expected_false_alarms (peak, eclipse), hygiene (events and pixels each
+        detector-hygiene rule removed), eclipse_masked_sources, timings [s],
+        reason (why empty, or "").
     params : the run parameters.
+    grids : with ``shifts=True``, the result of each grid (``"0"``, ``"xy"``,
+        ``"t"``, ``"xyt"``); the detections are then merged over them.
     """
 
     run_id: str
@@ -66,6 +70,7 @@ class SearchResult:
     image: xr.DataArray | None = None
     summary: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
+    grids: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         reason = self.summary.get("reason")
@@ -74,14 +79,14 @@ class SearchResult:
 
     def plot(self):
         """Figures: the summed image with detections, and the detection light
-        curves. Returns ``(image_figure, lightcurve_figure)`` (either None when
-        there is nothing to draw)."""
+        curves (with ``shifts``, those of the unshifted grid). Returns
+        ``(image_figure, lightcurve_figure)`` (either None when there is
+        nothing to draw)."""
         from .. import plot
 
         fig_img = plot.detections(self.image, self.detections, title=self.run_id) if self.image is not None else None
-        fig_lc = (
-            plot.detection_lightcurves(self.lightcurves, self.detections) if self.lightcurves is not None else None
-        )
+        own = self.grids["0"].detections if self.grids else self.detections  # the rows of the light curves
+        fig_lc = plot.detection_lightcurves(self.lightcurves, own) if self.lightcurves is not None else None
         return fig_img, fig_lc
 
     def write(self, directory, overwrite: bool = False, figures: bool = True) -> Path:

@@ -29,45 +29,51 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
+from ..hygiene import STAT_KEYS, merge_stats
 from ..missions import profile_of
+from ..missions.ecf import events_ecf
 from ..progress import progress_bar
 from ..select import select
 from ..skycoords import wcs as events_wcs
 from ..times import add_time_columns
 from . import bti as btimod
-from .background import background_model, expected_counts
-from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes
+from .background import background_model, expected_counts, mask_eclipses
+from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes, reflag_pixels
 from .detect import detect, empty_table
 from .frames import bad_frames
-from .grid import check_cameras, search_cubes, search_run
+from .grid import check_cameras, exposure_subsets, search_cubes, search_run
 from .params import SearchParams, parameter_grid, run_id
 from .result import SearchResult, SearchResults
+from .shifts import SHIFTS, merge_grids
 
 __all__ = ["search_transients", "prepare_events", "parameter_grid"]
 
 log = logging.getLogger("xcube.transients")
 
 
-def prepare_events(events, screening: bool = True) -> list[xr.Dataset]:
+def prepare_events(events, screening: bool = True, hygiene=None) -> list[xr.Dataset]:
     """Check and screen the cameras of one observation.
 
     ``events``: one EventList or a sequence of them. Refuses (``ValueError``
     naming the file) a camera whose mode the mission profile does not support
     for imaging (e.g. pn timing mode) and cameras from different observations.
-    Applies each mission's default screening expression when ``screening``.
-    Lazy (the selection's small eager pass aside). ``search_transients``
-    applies the same screening inside its single events pass.
+    Applies each mission's default screening expression when ``screening``,
+    and the detector ``hygiene`` (see :func:`search_transients`; default
+    none here). Lazy (the selection's small eager pass aside).
+    ``search_transients`` applies the same screening and hygiene inside its
+    single events pass.
     """
     out = []
     for e in check_cameras(events):
         expr = profile_of(e).screening if screening else None
-        out.append(select(e, expr=expr) if expr else e)
+        out.append(select(e, expr=expr, hygiene=hygiene) if expr or hygiene else e)
     return out
 
 
 def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_band=(0.2, 12.0), sigma=3.0, *,
                       gti_only: bool = False, catalogue=None, radius_arcsec: float = 20.0, screening: bool = True,
-                      subset: int = 0, inpaint: str = "biharmonic", progress: bool = False):
+                      subset: int = 0, inpaint: str = "biharmonic", hygiene=True, shifts: bool = False,
+                      subsets: bool = True, eclipse_mask: bool = True, progress: bool = False):
     """Search one observation for flares (peaks) and eclipses.
 
     Parameters
@@ -83,15 +89,29 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     catalogue : known sources (FITS/CSV with RA, Dec [, radius]) masked from
         the background template, disks of ``radius_arcsec``.
     screening : apply the mission's default event screening first.
-    subset : the subset number used in the run id.
+    subset : the number of the first exposure subset in the run ids.
+    hygiene : detector hygiene before binning (:mod:`xcube.hygiene`): True
+        (default: border and bad columns, hot pixels and columns, flickering
+        pixels, instrumental clusters), False, a dict of options or a
+        :class:`xcube.hygiene.Hygiene`; counted in ``summary["hygiene"]``.
+    shifts : also search the grids shifted by half a cell in x and y, by
+        half a frame in time, and both, and merge the detections of the four
+        grids (:func:`.shifts.merge_grids`): a flare split between cells or
+        frames is not lost. About 2-4 times the work.
+    subsets : split exposures that do not overlap (or several exposures of a
+        camera) into subsets searched separately (:func:`.grid.exposure_subsets`);
+        False merges all cameras over their common good time.
+    eclipse_mask : fit each constant source's rate outside its eclipses and
+        decide the voxels again (:func:`.background.mask_eclipses`).
     progress : show a progress bar (``tqdm.auto``: a widget in Jupyter) over
         the events pass and the parameter sets.
 
     Returns
     -------
-    :class:`SearchResult` for one parameter set, or :class:`SearchResults`
-    (a list, with concatenated ``.detections``) when any parameter is a list.
-    All parameter sets share **one** pass over the events.
+    :class:`SearchResult` for one parameter set and subset, or
+    :class:`SearchResults` (a list, with concatenated ``.detections``) when
+    any parameter is a list or there are several subsets. All parameter sets
+    (and shifted grids) of a subset share **one** pass over the events.
 
     Laziness: ``cube``, ``expected`` and ``masks`` of the result are lazy Dask
     arrays chunked along time; the detections and light curves are computed,
@@ -102,29 +122,43 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     """
     evs = check_cameras(events)
     grid = parameter_grid(time_bin, energy_band, sigma, size_arcsec=size_arcsec)
-    many = len(grid) > 1 or np.ndim(time_bin) > 0 or np.ndim(sigma) > 0 or np.ndim(energy_band) > 1
-    options = dict(gti_only=gti_only, catalogue=catalogue, radius_arcsec=radius_arcsec, subset=subset,
-                   inpaint=inpaint)
-    bar = progress_bar(1 + len(grid), desc=f"search {_obs_id(evs)}", unit="step", enabled=progress)
+    groups = exposure_subsets(evs) if subsets else [list(range(len(evs)))]
+    many = len(grid) > 1 or len(groups) > 1 or np.ndim(time_bin) > 0 or np.ndim(sigma) > 0 \
+        or np.ndim(energy_band) > 1
+    options = dict(gti_only=gti_only, catalogue=catalogue, radius_arcsec=radius_arcsec, inpaint=inpaint,
+                   eclipse_mask=eclipse_mask)
+    bar = progress_bar(len(groups) * (1 + len(grid)), desc=f"search {_obs_id(evs)}", unit="step", enabled=progress)
+    results = []
+    for k, g in enumerate(groups):
+        cams = [evs[i] for i in g]
+        if len(groups) > 1:
+            log.info("exposure subset %d: %s", subset + k, [e.attrs.get("source", "") for e in cams])
+        results += _search_subset(cams, grid, subset + k, size_arcsec, screening, hygiene, shifts, options, bar)
+    bar.close()
+    return SearchResults(results) if many else results[0]
+
+
+def _search_subset(evs, grid, subset, size_arcsec, screening, hygiene, shifts, options, bar) -> list:
+    """Every parameter set of ``grid`` on one exposure subset: one events pass,
+    then the parameter sets on as many threads as CPUs."""
     bar.set_description(f"search {_obs_id(evs)}: events pass ({len(evs)} camera(s))")
     t0 = _time.perf_counter()
-    cubes, reasons = _cubes(evs, grid, size_arcsec, screening)
+    cubes, reasons = _cubes(evs, grid, size_arcsec, screening, hygiene, shifts)
     t_pass = _time.perf_counter() - t0
     bar.update(1)
-    bar.set_description(f"search {_obs_id(evs)}: {len(grid)} parameter set(s)")
 
     def one(p):
-        if (p.time_bin, p.energy_band) not in cubes:
-            out = _empty(evs, p, subset, *reasons[p.time_bin])
+        found = cubes.get((p.time_bin, p.energy_band))
+        if not found:
+            out = _empty(evs, p, subset, *reasons[p.time_bin], gti_only=options["gti_only"])
         else:
-            out = search_cube(cubes[(p.time_bin, p.energy_band)], p, evs, t_pass=t_pass, **options)
+            runs = [(name, search_cube(c, p, evs, subset=subset, t_pass=t_pass, **options)) for name, c in found]
+            out = runs[0][1] if len(runs) == 1 else merge_grids(runs, float(np.diff(found[0][1].x.edges[:2])[0]))
         bar.set_description(f"search {out.run_id}")
         bar.update(1)
         return out
 
-    results = _in_threads(one, grid)
-    bar.close()
-    return SearchResults(results) if many else results[0]
+    return _in_threads(one, grid)
 
 
 def _in_threads(fn, items) -> list:
@@ -139,21 +173,30 @@ def _in_threads(fn, items) -> list:
         return list(pool.map(fn, items))
 
 
-def _cubes(evs, grid, size_arcsec, screening):
-    """The compact cube of every (time bin, band) of the grid from one pass;
+def _cubes(evs, grid, size_arcsec, screening, hygiene=True, shifts=False):
+    """``{(time bin, band): [(grid name, compact cube), ...]}`` of the parameter
+    grid from one pass (grid "0", and with ``shifts`` "xy", "t", "xyt"), and
     the reasons of time bins without frames."""
-    runs, reasons = {}, {}
+    runs, names, reasons = [], [], {}
     for tb, band in dict.fromkeys((p.time_bin, p.energy_band) for p in grid):
         if not (np.isfinite(tb) and tb > 0):
             raise ValueError(f"time_bin must be positive [s], got {tb}")
-        run, why = search_run(evs, tb, band)
-        if run is None:
-            good = gtimod.intersection(*[gtimod.from_dataset(e) for e in evs])
-            reasons[tb] = (why, float(gtimod.exposure(good)))
-        else:
-            runs[(tb, band)] = run
-    cubes = search_cubes(evs, list(runs.values()), size_arcsec, screening) if runs else []
-    return dict(zip(runs, cubes)), reasons
+        for name, phase in (SHIFTS if shifts else SHIFTS[:1]):
+            run, why = search_run(evs, tb, band, phase=phase)
+            if run is None:
+                good = gtimod.intersection(*[gtimod.from_dataset(e) for e in evs])
+                reasons[tb] = (why, float(gtimod.exposure(good)))
+                if name == "0":
+                    break
+                continue
+            runs.append(run)
+            names.append(((tb, band), name))
+    shifted = {k for k, (_, name) in enumerate(names) if "xy" in name}
+    cubes = search_cubes(evs, runs, size_arcsec, screening, hygiene, shifted) if runs else []
+    out = {}
+    for (key, name), cube in zip(names, cubes):
+        out.setdefault(key, []).append((name, cube))
+    return out, reasons
 
 
 def _params_record(p: SearchParams, evs, gti_only, subset) -> dict:
@@ -175,11 +218,30 @@ def _empty(evs, p, subset, reason, exposure, gti_only=False) -> SearchResult:
                         params=_params_record(p, evs, gti_only, subset))
 
 
+def _decide(cube, model, sigma, eclipse_mask):
+    """(model, frame types, flags): the decision, and with ``eclipse_mask`` the
+    model refitted outside the sources' eclipses and the refitted pixels
+    decided again (:func:`.decision.reflag_pixels`; the same voxels as
+    deciding the whole cube again)."""
+    types = FrameTypes.from_model(model)
+    flags = flag_voxels(cube, model, sigma, types=types)
+    if eclipse_mask:
+        ecl = flags.voxels[flags.voxels[:, 2] == 1][:, :2]
+        refit = mask_eclipses(cube, model, ecl)
+        if refit is not model:  # only the refitted sources' pixels change: decide them again
+            changed = np.flatnonzero(refit["source_rate"].values.ravel() != model["source_rate"].values.ravel())
+            model, types = refit, FrameTypes.from_model(refit)
+            flags = reflag_pixels(cube, model, flags, changed, sigma, types=types)
+    return model, types, flags
+
+
 def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue=None, radius_arcsec=20.0,
-                subset=0, inpaint="biharmonic", t_pass=0.0) -> SearchResult:
+                subset=0, inpaint="biharmonic", t_pass=0.0, eclipse_mask=True) -> SearchResult:
     """One parameter set on its compact cube (from :func:`.grid.search_cubes`
-    of ``events``): bad times and frames, the background model, the decision
-    and the detections. Eager; returns a :class:`SearchResult`."""
+    of ``events``): bad times and frames, the background model (with the
+    eclipses masked from the source rates when ``eclipse_mask``), the
+    decision and the detections with their features and flags. Eager;
+    returns a :class:`SearchResult`."""
     clock = _Clock()
     timings = {"cube": t_pass}
     btis = btimod.bad_time_intervals(cube)
@@ -192,30 +254,39 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
     model = background_model(cube, is_bti, drop, exposure=exposure, catalogue=catalogue,
                              radius_arcsec=radius_arcsec, inpaint=inpaint, wcs=w)
     timings["background"] = clock.lap()
-    types = FrameTypes.from_model(model)
-    flags = flag_voxels(cube, model, params.sigma, types=types)
+    model, types, flags = _decide(cube, model, params.sigma, eclipse_mask)
     timings["masks"] = clock.lap()
     fa = false_alarms(types, params.sigma)
     timings["false_alarms"] = clock.lap()
     rid, obs = run_id(_obs_id(events), params, subset), _obs_id(events)
-    table, lcs = detect(cube, model, flags, wcs=w, run_id=rid, obs_id=obs, bti=is_bti, bad_frame=bad)
+    table, lcs = detect(cube, model, flags, wcs=w, run_id=rid, obs_id=obs, bti=is_bti, bad_frame=bad,
+                        sigma=params.sigma, ecf=events_ecf(events, params.energy_band))
     table = add_time_columns(table, events[0])  # mjd_start/peak/stop, utc_peak after the search's columns
     timings["detect"] = clock.lap()
     dense = _dense_cube(cube, exposure, is_bti, bad, rid)
     expected = expected_counts(dense, model=model)
     timings["total"] = t_pass + sum(v for k, v in timings.items() if k != "cube")
-    summary = {
+    summary = _summary(cube, exposure, bad, btis, is_bti, table, fa, flags, types, model, timings)
+    return SearchResult(run_id=rid, detections=table, lightcurves=lcs, cube=dense, expected=expected,
+                        masks=mask_cubes(dense, expected, params.sigma), image=_image(model, dense), summary=summary,
+                        params=_params_record(params, events, gti_only, subset))
+
+
+def _summary(cube, exposure, bad, btis, is_bti, table, fa, flags, types, model, timings) -> dict:
+    hyg = {}
+    for st in cube.filter_stats or []:
+        hyg = merge_stats(hyg, st)
+    return {
         "reason": "", "exposure": float(exposure.sum()), "n_frames": int(cube.n_frames),
         "n_bad_frames": int(bad.sum()), "n_bti": int(len(btis[0])),
         "bti_exposure": float(gtimod.exposure(btis)) if len(btis[0]) else 0.0, "n_bti_frames": int(is_bti.sum()),
         "n_detections": int(len(table)),
         "expected_false_alarms": {"peak": float(fa.peak), "eclipse": float(fa.eclipse)},
         "flagged_voxels": {"peak": int(flags.peak.sum()), "eclipse": int(flags.eclipse.sum())},
+        "hygiene": {k: int(hyg.get(k, 0)) for k in STAT_KEYS},
+        "eclipse_masked_sources": int(model.attrs.get("eclipse_masked_sources", 0)),
         "timings": timings, "shape": list(cube.shape), "frame_types": int(types.size), "n_events": int(cube.cells.size),
     }
-    return SearchResult(run_id=rid, detections=table, lightcurves=lcs, cube=dense, expected=expected,
-                        masks=mask_cubes(dense, expected, params.sigma), image=_image(model, dense), summary=summary,
-                        params=_params_record(params, events, gti_only, subset))
 
 
 class _Clock:

@@ -13,9 +13,12 @@ from ..simulate import (  # noqa: F401
     SoftProtonFlare,
     Source,
     __all__,
+    amplitude_at,
+    efficiency,
     event_list,
     inject_eclipse,
     inject_flare,
+    inject_instrumental,
     write,
 )
 

@@ -1,0 +1,41 @@
+"""``xcube.simulate.efficiency``: the detection efficiency and false-detection
+grid (a small grid here; benchmarks/efficiency.py runs the full one)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import xcube
+from xcube.simulate import amplitude_at, efficiency
+from xcube.simulate.calibration import recovered
+
+
+def test_small_grid():
+    lines = []
+    ds = efficiency(time_bins=(50.0,), amplitudes=(0.005, 2.0), n_obs=2, n_false=1, duration=4_000.0, n_flares=2,
+                    sources=3, seed=3, progress=lines.append, hygiene={"border": False})
+    assert isinstance(ds, xr.Dataset) and ds["efficiency"].dims == ("time_bin", "amplitude")
+    assert ds["n_injected"].values.tolist() == [[4, 4]]
+    eff = ds["efficiency"].values[0]
+    assert eff[1] == 1.0 and eff[0] < eff[1]  # 0.6 counts per flare are lost, 500 counts never
+    assert np.all(ds["n_recovered_cell"] >= ds["n_recovered"])
+    assert ds["flare_counts"].values[0, 1] == np.float64(2.0 * 50.0 * np.sqrt(2 * np.pi))
+    assert ds["false_detections"].dims == ("time_bin",) and int(ds["n_false_observations"]) == 1
+    assert len(lines) == 3 and "recovered" in lines[0]
+    assert "border" in ds.attrs["search_kwargs"]
+
+
+def test_amplitude_at_and_recovered():
+    ds = xr.Dataset({"efficiency": (("time_bin", "amplitude"), [[0.0, 0.2, 0.8, 1.0], [0.0, 0.1, 0.2, 0.3]])},
+                    coords={"time_bin": [5.0, 50.0], "amplitude": [0.01, 0.1, 1.0, 10.0]})
+    a = amplitude_at(ds)
+    assert a.values[0] == pytest.approx(10 ** -0.5) and np.isnan(a.values[1])
+    truth = pd.DataFrame({"kind": ["flare", "flare", "source"], "ra": [150.0, 150.1, 150.0], "dec": [2.2, 2.2, 2.2],
+                          "t_peak": [1000.0, 5000.0, np.nan]})
+    det = pd.DataFrame({"kind": ["peak", "eclipse"], "ra": [150.0 + 5 / 3600, 150.1], "dec": [2.2, 2.2],
+                        "t_start": [950.0, 4900.0], "t_stop": [1000.0, 5100.0]})
+    assert recovered(det, truth, 50.0, 10.0).tolist() == [True, False]
+    assert recovered(det.iloc[0:0], truth, 50.0, 10.0).tolist() == [False, False]
+    assert callable(xcube.simulate.efficiency)

@@ -1,0 +1,178 @@
+"""Detector hygiene: hot pixels and columns, flickering pixels, instrumental
+clusters, the border and bad columns; on generated observations with
+injected instrumental events and on the real MOS files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import real_file
+
+import xcube
+from xcube import simulate
+from xcube.hygiene import STAT_KEYS, Hygiene, hygiene_test
+from xcube.select import EventFilter, select
+
+T_OFF = 2_000.0
+
+
+def _stats(ev, hygiene=True, expr=None):
+    """(kept mask, statistics) of the screening (or ``expr``) and ``hygiene``."""
+    filt = EventFilter.for_events(ev, expr=expr, screening=expr is None, hygiene=hygiene)
+    cols = {c: np.asarray(ev[c].values) for c in filt.columns}
+    stats = {}
+    return filt.mask(cols, ev.sizes["event"], stats), stats
+
+
+def _pixel(ev, ccd, rawx, rawy):
+    return (ev.ccdnr.values == ccd) & (ev.rawx.values == rawx) & (ev.rawy.values == rawy)
+
+
+@pytest.fixture(scope="module")
+def bright():
+    """A 10 ks pn observation with a bright constant source (2 ct/s, 20,000
+    counts; off the pointing, which the simulated pn puts on a CCD corner)."""
+    return simulate.event_list("xmm-pn", duration=10_000.0, sources=[simulate.Source(rate=2.0, ra=150.05, dec=2.25)],
+                               soft_protons=0, seed=5)
+
+
+def test_hot_pixel_found_and_removed_bright_source_kept(bright):
+    ev, truth = bright
+    ev2, n = simulate.inject_instrumental(ev, "hot_pixel", ccd=4, rawx=30, rawy=100, rate=0.02, seed=1)
+    assert n > 100
+    keep, st = _stats(ev2)
+    hot = _pixel(ev2, 4, 30, 100)
+    without = _stats(ev2, Hygiene(hot_pixels=False, hot_columns=False))[0]  # (alone, the pixel makes its column hot)
+    assert st["hot_pixels"] == 1 and st["hot_pixel_events"] == int((hot & without).sum())
+    assert not keep[hot].any()
+    # the bright source: every screened event near it is kept (it spreads over its neighbours: not hot)
+    src = truth[truth["kind"] == "source"].iloc[0]
+    near = (np.hypot(ev2.x.values - src.x, ev2.y.values - src.y) < 400) & ~hot
+    base, _ = _stats(ev2, Hygiene(hot_pixels=False, hot_columns=False, flickering=False, clusters=False))
+    assert near[base].sum() > 10_000 and np.array_equal(keep[near], base[near])
+    # without the injection nothing is hot
+    _, st0 = _stats(ev)
+    assert st0["hot_pixels"] == st0["hot_columns"] == st0["flickering_bursts"] == st0["instrumental_clusters"] == 0
+
+
+def test_hot_column(bright):
+    ev, _ = bright
+    # a column lit all along: every pixel a little (not hot), the column very much
+    ev, n = simulate.inject_instrumental(ev, "hot_column", ccd=7, rawx=20, rate=0.07, seed=7)
+    assert n > 500
+    keep, st = _stats(ev)
+    col = (ev.ccdnr.values == 7) & (ev.rawx.values == 20)
+    assert st["hot_columns"] == 1 and st["hot_pixels"] == 0
+    assert not keep[col].any() and st["hot_column_events"] == int(col[_stats(ev, Hygiene(hot_columns=False))[0]].sum())
+
+
+def test_flickering_pixel_not_a_detection(bright):
+    ev, _ = bright
+    t0 = float(ev.gti_start.values[0]) + T_OFF
+    ev2, n = simulate.inject_instrumental(ev, "flicker", ccd=5, rawx=20, rawy=150, n_events=12, duration=3.0,
+                                          t_start=t0, seed=2)
+    fl = _pixel(ev2, 5, 20, 150) & (ev2.time.values >= t0) & (ev2.time.values <= t0 + 3.0)
+    keep, st = _stats(ev2, Hygiene(hot_pixels=False))  # (over the whole block the pixel is also hot)
+    assert st["flickering_bursts"] == 1 and st["flickering_events"] == n and not keep[fl].any()
+    assert not _stats(ev2)[0][fl].any()
+    # by default it does not become a detection; without hygiene it does
+    x, y = float(ev2.x.values[fl][0]), float(ev2.y.values[fl][0])
+
+    def near(res):
+        d = res.detections
+        return d[(np.hypot(d["x"] - x, d["y"] - y) < 600) & (d["kind"] == "peak")]
+
+    assert len(near(xcube.search_transients(ev2, time_bin=50.0, hygiene=False))) == 1
+    res = xcube.search_transients(ev2, time_bin=50.0)
+    assert len(near(res)) == 0 and res.summary["hygiene"]["hot_pixel_events"] >= n
+
+
+def test_astrophysical_flare_is_not_flickering(bright):
+    """A bright flare lights its neighbours through the PSF: kept."""
+    ev, _ = bright
+    t0 = float(ev.gti_start.values[0]) + T_OFF
+    ev2, truth = simulate.inject_flare(ev, t_peak=t0, amplitude=15.0, width=3.0, ra=150.1, dec=2.15, seed=3)
+    keep, st = _stats(ev2)
+    assert st["flickering_bursts"] == 0 and st["hot_pixels"] == 0
+    flare = (np.abs(ev2.time.values - t0) < 10) & (np.hypot(ev2.x.values - truth.x[0], ev2.y.values - truth.y[0])
+                                                   < 200)
+    base, _ = _stats(ev2, Hygiene(hot_pixels=False, hot_columns=False, flickering=False, clusters=False))
+    assert flare[base].sum() > 50 and np.array_equal(keep[flare], base[flare])
+
+
+def test_instrumental_cluster_injected(bright):
+    ev, _ = bright
+    t0 = float(ev.gti_start.values[0]) + T_OFF
+    ev2, n = simulate.inject_instrumental(ev, "cluster", ccd=2, rawx=40, rawy=80, n_events=3, t_start=t0, seed=4)
+    assert _stats(ev2)[1]["instrumental_clusters"] == 0  # the rule is off for pn by default (73 ms frames)
+    keep, st = _stats(ev2, Hygiene(clusters=True))
+    cl = (ev2.ccdnr.values == 2) & (np.abs(ev2.time.values - t0) < 0.08) & (np.abs(ev2.rawx.values - 41) <= 1) & \
+        (ev2.rawy.values == 80)
+    assert n == 3 and cl.sum() == 3 and st["instrumental_clusters"] == 1 and st["instrumental_events"] == 3
+    assert not keep[cl].any()
+    assert _stats(ev2, Hygiene(clusters=False))[1]["instrumental_events"] == 0
+    assert _stats(ev, Hygiene(clusters=True))[1]["instrumental_clusters"] == 0  # the bright source is not one
+
+
+def test_real_mos_cluster_of_three_events_in_1_4_s():
+    """The EXOD-filtered MOS1 file of 0001730201 holds three events on CCD 5
+    at RAWX 544, 545, 546 within 1.4 s (two of them with FLAG set): one
+    instrumental event with EXOD's screening (no FLAG cut); the bright star's
+    photons, which also fall together, are kept."""
+    ev = xcube.open_events(real_file("xmm/exod_0001730201_M1_clean.fits"))
+    keep, st = _stats(ev, expr="PATTERN <= 12")
+    assert st["instrumental_clusters"] == 1 and st["instrumental_events"] == 3
+    base, _ = _stats(ev, Hygiene(clusters=False), expr="PATTERN <= 12")
+    gone = np.flatnonzero(base & ~keep)
+    assert sorted(ev.rawx.values[gone].tolist()) == [544, 545, 546] and set(ev.ccdnr.values[gone]) == {5}
+    t = ev.time.values[gone]
+    assert t.max() - t.min() < 1.4
+    # with xcube's default screening (FLAG == 0) only one of the three is left: nothing to remove
+    assert _stats(ev)[1]["instrumental_clusters"] == 0
+
+
+def test_real_mos_hot_pixels_are_isolated_low_energy_pixels():
+    ev = xcube.open_events(real_file("xmm/P0001730201M1S002MIEVLI.FTZ")).sortby("time")
+    keep, st = _stats(ev)
+    base, _ = _stats(ev, False)
+    gone = base & ~keep
+    assert st["hot_pixels"] >= 5 and gone.sum() == st["hot_pixel_events"] + st["instrumental_events"]
+    assert np.all(ev.energy.values[gone] < 0.25)  # MOS bright pixels: soft noise events
+    star = (ev.ccdnr.values == 1) & (np.abs(ev.rawx.values - 317) < 20) & (np.abs(ev.rawy.values - 296) < 20)
+    assert star[base].sum() > 500 and not (star & gone).any()
+
+
+def test_border_and_bad_columns(bright):
+    ev, _ = bright
+    keep, st = _stats(ev)
+    base, _ = _stats(ev, False)
+    rx, ry = ev.rawx.values, ev.rawy.values
+    edge = (rx <= 3) | (rx >= 62) | (ry <= 15) | (ry >= 198)
+    badcol = ((ev.ccdnr.values == 4) & (rx == 12)) | ((ev.ccdnr.values == 5) & (rx == 11)) | \
+        ((ev.ccdnr.values == 10) & (rx == 28))
+    assert not keep[edge | badcol].any() and st["border_events"] == int((base & (edge | badcol)).sum())
+    keep1, _ = _stats(ev, Hygiene(border_margin=1))
+    assert keep1[(rx == 3) & base & ~badcol & (ry > 15) & (ry < 198)].all()
+    assert st["border_events"] > _stats(ev, Hygiene(border_margin=0))[1]["border_events"] > 0  # bad columns
+
+
+def test_select_applies_the_same_hygiene_and_unsorted_input(bright):
+    ev, _ = bright
+    ev2, _ = simulate.inject_instrumental(ev, "hot_pixel", ccd=4, rawx=30, rawy=100, rate=0.02, seed=1)
+    keep, _ = _stats(ev2)
+    out = select(ev2, expr="PATTERN <= 4 && FLAG == 0", hygiene=True)
+    assert out.sizes["event"] == keep.sum() and any(s.startswith("hygiene=") for s in out.attrs["selection"])
+    np.testing.assert_array_equal(out.time.values, ev2.time.values[keep])
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(ev2.sizes["event"])
+    shuffled = ev2.isel(event=perm).compute()
+    keep_s, st = _stats(shuffled)
+    np.testing.assert_array_equal(keep_s, keep[perm])
+
+
+def test_no_raw_columns_skips_hygiene(make_event_file):
+    ev = xcube.open_events(make_event_file(n=300))
+    assert hygiene_test(ev, True) is None
+    res = xcube.search_transients(ev, time_bin=500.0)
+    assert set(res.summary["hygiene"]) == set(STAT_KEYS) and not any(res.summary["hygiene"].values())
+    with pytest.raises(ValueError, match="unknown option"):
+        Hygiene.of({"hot_pixel": False})

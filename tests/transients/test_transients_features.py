@@ -1,0 +1,172 @@
+"""Light-curve features equal a direct numpy/scipy computation on fixed light
+curves; the features reach the detection table."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+from xcube.transients import bayes
+from xcube.transients.detect import sigma_equivalents
+from xcube.transients.features import FEATURE_COLUMNS, cash_moments, excursions, lightcurve_features
+
+NT = 40
+T_LO = 1000.0 + 50.0 * np.arange(NT)
+
+
+def _lightcurves(n, mu, bti=None, bad=None):
+    n, mu = np.atleast_2d(np.asarray(n, float)), np.atleast_2d(np.asarray(mu, float))
+    ds = xr.Dataset(
+        {"counts": (("detection", "time"), n), "expected": (("detection", "time"), mu),
+         "log10_bayes_peak": (("detection", "time"), bayes.log10_bayes_peak(n, mu)),
+         "log10_bayes_eclipse": (("detection", "time"), bayes.log10_bayes_eclipse(n, mu))},
+        coords={"detection": np.arange(n.shape[0]), "time": ("time", T_LO + 25.0), "time_lo": ("time", T_LO),
+                "time_hi": ("time", T_LO + 50.0)})
+    ds["bti"] = ("time", np.zeros(NT, bool) if bti is None else np.asarray(bti, bool))
+    ds["bad_frame"] = ("time", np.zeros(NT, bool) if bad is None else np.asarray(bad, bool))
+    return ds
+
+
+@pytest.fixture(scope="module")
+def curves():
+    """Two fixed light curves: a flare (frames 10-12, and a second one at 30)
+    on mu ~ 2 with frames 20-21 undefined (bad), and an eclipse of a bright source."""
+    rng = np.random.default_rng(4)
+    mu = 2.0 + 0.3 * np.sin(np.arange(NT) / 5.0)
+    n1 = rng.poisson(mu).astype(float)
+    n1[10:13] = [15, 30, 12]
+    n1[30] = 25
+    mu1 = mu.copy()
+    mu1[20:22] = np.nan
+    mu2 = np.full(NT, 60.0)
+    n2 = rng.poisson(mu2).astype(float)
+    n2[5:9] = [1, 0, 0, 2]
+    bti = np.zeros(NT, bool)
+    bti[25:35] = True
+    bad = np.zeros(NT, bool)
+    bad[20:22] = True
+    return _lightcurves([n1, n2], [mu1, mu2], bti, bad), np.array([11, 6])
+
+
+def test_moments_ks_and_fractions_equal_numpy_scipy(curves):
+    lcs, best = curves
+    f = lightcurve_features(lcs, ["peak", "eclipse"], best, sigma=3.0)
+    assert list(f.columns) == FEATURE_COLUMNS and len(f) == 2
+    n, mu = lcs["counts"].values, lcs["expected"].values
+    for k in range(2):
+        v = np.isfinite(mu[k])
+        for name, x in (("n", n[k, v]), ("mu", mu[k, v])):
+            assert f[f"{name}_min"][k] == x.min() and f[f"{name}_max"][k] == x.max()
+            assert f[f"{name}_mean"][k] == pytest.approx(x.mean(), rel=1e-12)
+            assert f[f"{name}_std"][k] == pytest.approx(x.std(ddof=1), rel=1e-12)
+            if x.std() > 0:
+                assert f[f"{name}_skew"][k] == pytest.approx(stats.skew(x), rel=1e-9, abs=1e-12)
+                assert f[f"{name}_kurt"][k] == pytest.approx(stats.kurtosis(x), rel=1e-9, abs=1e-12)
+        assert f["n_sum"][k] == n[k, v].sum() and f["n_frames_valid"][k] == v.sum()
+        ks = stats.ks_2samp(n[k, v], mu[k, v], method="asymp")
+        assert f["ks_stat"][k] == pytest.approx(ks.statistic) and f["ks_pval"][k] == pytest.approx(ks.pvalue)
+    # mu of the eclipsing source is constant: its skewness and kurtosis are undefined, as in scipy
+    assert np.isnan(f["mu_skew"][1]) and np.isnan(f["mu_kurt"][1])
+    assert list(f["n_bti"]) == [10, 10] and list(f["n_bad_frame"]) == [2, 2]
+    assert f["frac_bti"][0] == pytest.approx(10 / NT) and f["frac_bad_frame"][0] == pytest.approx(2 / NT)
+
+
+def test_cash_goodness_of_fit_equals_poisson_sums(curves):
+    lcs, best = curves
+    f = lightcurve_features(lcs, ["peak", "eclipse"], best)
+    n, mu = lcs["counts"].values, lcs["expected"].values
+    for k in range(2):
+        v = np.isfinite(mu[k])
+        c = 2 * (mu[k, v] - n[k, v] + np.where(n[k, v] > 0, n[k, v] * np.log(np.where(n[k, v] > 0, n[k, v], 1)
+                                                                              / mu[k, v]), 0))
+        e = v_ = 0.0
+        for m in mu[k, v]:  # exact expectation and variance of one frame's C under Poisson(m)
+            j = np.arange(0, int(m + 20 * np.sqrt(m) + 40))
+            p = stats.poisson.pmf(j, m)
+            cj = 2 * (m - j + np.where(j > 0, j * np.log(np.where(j > 0, j, 1) / m), 0))
+            e += np.dot(p, cj)
+            v_ += np.dot(p, (cj - np.dot(p, cj)) ** 2)
+        assert f["cstat"][k] == pytest.approx(c.sum(), rel=1e-12)
+        assert f["cstat_expected"][k] == pytest.approx(e, rel=1e-5)
+        assert f["cstat_z"][k] == pytest.approx((c.sum() - e) / np.sqrt(v_), rel=1e-4)
+        assert f["cstat_pval"][k] == pytest.approx(stats.norm.sf((c.sum() - e) / np.sqrt(v_)), rel=1e-3, abs=1e-300)
+    assert f["cstat_pval"][0] < 1e-10  # the flares make the light curve inconsistent with mu
+    e, v = cash_moments(np.array([1e6, -1.0, np.nan]))
+    assert e[0] == 1.0 and v[0] == 2.0 and np.isnan(e[1:]).all()
+
+
+def test_bayes_excursions_positions_and_burst(curves):
+    lcs, best = curves
+    f = lightcurve_features(lcs, ["peak", "eclipse"], best, sigma=3.0)
+    bp, be = lcs["log10_bayes_peak"].values, lcs["log10_bayes_eclipse"].values
+    valid = np.isfinite(lcs["expected"].values)
+    assert f["log10_bayes_peak_max"][0] == pytest.approx(np.nanmax(np.where(valid[0], bp[0], np.nan)))
+    assert f["sigma_peak_max"][0] == pytest.approx(sigma_equivalents(f["log10_bayes_peak_max"][:1], "peak")[0])
+    tp, te = bayes.threshold(3.0)
+    above = valid[0] & (bp[0] > tp)
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], above.astype(int)])) == 1)
+    ends = np.flatnonzero(np.diff(np.concatenate([above.astype(int), [0]])) == -1)
+    assert f["n_peak_excursions"][0] == len(runs) == 2  # the flare at frames 10-12 and frame 30
+    assert f["peak_gap_min"][0] == pytest.approx(T_LO[runs[1]] - (T_LO[ends[0]] + 50.0))
+    assert np.isnan(f["eclipse_gap_min"][0]) and f["n_eclipse_excursions"][1] == 1
+    t3, t5 = bayes.threshold(3.0), bayes.threshold(5.0)
+    bti = lcs["bti"].values
+    assert f["n_3sig_peak_gti"][0] == int((valid[0] & ~bti & (bp[0] > t3.peak)).sum())
+    assert f["n_3sig_peak_bti"][0] == int((valid[0] & bti & (bp[0] > t3.peak)).sum()) == 1
+    assert f["n_5sig_peak_gti"][0] == int((valid[0] & ~bti & (bp[0] > t5.peak)).sum())
+    assert f["n_3sig_eclipse_gti"][1] == int((~bti & (be[1] > t3.eclipse)).sum()) > 0
+    # the flare: the run above threshold around the best frame 11
+    n, mu = lcs["counts"].values, lcs["expected"].values
+    a, b = runs[0], ends[0]
+    assert a <= 11 <= b and f["duration"][0] == 50.0 * (b - a + 1)
+    assert f["fluence"][0] == pytest.approx(np.sum(n[0, a:b + 1] - mu[0, a:b + 1]))
+    assert f["fluence"][1] < 0  # an eclipse misses counts
+    assert not f["n_max_first_bin"][0] and not f["n_max_last_bin"][0] and not f["n_max_isolated"][0]
+
+
+def test_maximum_position_rules():
+    mu = np.full((3, NT), 0.5)
+    n = np.zeros((3, NT))
+    n[0, 0] = 9  # maximum in the first frame
+    n[1, -1] = 9  # in the last frame
+    n[2, 17] = 9  # a single-frame burst: its neighbours hold no more than expected
+    f = lightcurve_features(_lightcurves(n, mu), ["peak"] * 3, np.array([0, NT - 1, 17]))
+    assert list(f["n_max_first_bin"]) == [True, False, False]
+    assert list(f["n_max_last_bin"]) == [False, True, False]
+    assert list(f["n_max_isolated"]) == [False, False, True]
+    n[2, 18] = 3  # excess next to it: not isolated any more
+    f = lightcurve_features(_lightcurves(n, mu), ["peak"] * 3, np.array([0, NT - 1, 17]))
+    assert not f["n_max_isolated"][2]
+
+
+def test_excursions_helper():
+    above = np.array([[0, 1, 1, 0, 0, 1, 0, 1], [0, 0, 0, 0, 0, 0, 0, 0]], bool)
+    lo = np.arange(8) * 10.0
+    count, gap, start, end = excursions(above, lo, lo + 10.0)
+    assert list(count) == [3, 0] and gap[0] == 10.0 and np.isnan(gap[1])
+    assert list(np.flatnonzero(start[0])) == [1, 5, 7] and list(np.flatnonzero(end[0])) == [2, 5, 7]
+
+
+def test_features_in_the_detection_table():
+    import xcube
+    from xcube import simulate
+
+    ev, _ = simulate.event_list("xmm-pn", duration=8_000.0, sources=3, soft_protons=0, seed=2,
+                                flares=[simulate.Flare(t_peak=3_000.0, amplitude=1.0, width=60.0, ra=150.05, dec=2.25)])
+    res = xcube.search_transients(ev, time_bin=50.0)
+    det = res.detections
+    from xcube.transients.detect import ALL_COLUMNS, DETECTION_COLUMNS
+
+    assert list(det.columns) == ALL_COLUMNS and list(det.columns[:len(DETECTION_COLUMNS)]) == DETECTION_COLUMNS
+    assert len(det) >= 1
+    again = lightcurve_features(res.lightcurves, det["kind"], np.searchsorted(res.lightcurves.time.values,
+                                                                               det["t_peak"].values), 3.0)
+    for c in ("n_max", "n_sum", "mu_mean", "ks_stat", "cstat", "duration", "fluence"):
+        np.testing.assert_allclose(det[c].to_numpy(float), again[c].to_numpy(float), rtol=1e-12)
+    row = det.iloc[int(np.argmax(det["log10_bayes"].to_numpy()))]
+    assert row["peak_rate"] == pytest.approx(row["counts_est_50"] / 50.0)
+    from xcube.missions.ecf import events_ecf
+
+    assert row["peak_flux"] == pytest.approx(row["peak_rate"] / events_ecf(ev, (0.2, 12.0)))
+    assert np.isfinite(row["det_u"]) and np.isfinite(row["det_v"])

@@ -1,0 +1,235 @@
+"""Detector hygiene: events the detector made, removed before binning.
+
+A :class:`HygieneTest` is one test of an :class:`~xcube.select.EventFilter`
+(the same object the transient search's single events pass applies and that
+``select(events, hygiene=...)`` applies), so the search's cube and ``select``
++ ``bin_events`` hold the same events. It works on the raw detector pixel
+``(CCD, RAWX, RAWY)`` of each event (the mission profile's ``raw_columns``)
+and, in this order, drops:
+
+1. **border and bad columns**: events within ``border_margin`` pixels of a
+   CCD's border (of the rows read out in the observation's mode) and events
+   of the profile's bad columns (``MissionProfile.border_margin``,
+   ``raw_rows``, ``bad_columns``);
+2. **hot pixels**: a pixel whose counts ``n`` are improbable under the
+   larger of its CCD's mean counts per pixel ``m`` and ``hot_ratio`` times
+   the mean of its 8 neighbours ``b``: ``P(N >= n | lambda = max(m,
+   hot_ratio b)) < false_alarm / n_pixels`` (a point source spreads over
+   its neighbours, so it is not hot; a hot pixel stands alone);
+3. **hot columns**: the same test on the counts of a detector column (after
+   the hot pixels), its neighbours being the columns on either side;
+4. **flickering pixels**: ``flicker_counts`` events of one pixel within
+   ``flicker_seconds`` (windows anchored at a pixel's first event after the
+   previous window) that are improbable from the pixel's rate over the block
+   (``P(N >= n) x windows < false_alarm``; a bright steady source fires its
+   pixels often) while its 8 neighbours hold improbably few events in the
+   same window for light spread by the PSF (``P(N <= m | n x 8 /
+   hot_ratio) < false_alarm``; an astrophysical flare lights them); the
+   pixel's events of the window are dropped;
+5. **instrumental clusters**: ``cluster_events`` or more events chained
+   through neighbouring pixels (at most ``cluster_radius`` pixels apart in
+   RAWX and in RAWY, same CCD), each within one CCD
+   frame time (``MissionProfile.frame_time``) of the previous one there,
+   when that many are improbable from the counts of the pixels around
+   the cluster's first event over the block: ``P(N >= size | lambda) x
+   (block span / window) < cluster_probability`` with ``lambda`` the box's
+   rate times the window (the cluster's duration plus a frame time), the
+   factor counting the windows the box had (so that the photons of a bright
+   source, which often fall together, are kept); all events of such a
+   cluster are dropped (one instrumental event).
+
+Every statistic is taken on the events that pass the filter's other tests
+(the search: the screened events of all energies), block by block: the
+blocks are the event list's chunks (``select`` and the search see the same
+chunks; in-memory event lists are cut into :data:`BLOCK_EVENTS` events).
+Counts of what each rule removed go to the ``stats`` of the filter
+(``EventFilter.mask``), and from there to the search summary.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+__all__ = ["Hygiene", "HygieneTest", "BLOCK_EVENTS", "STAT_KEYS", "hygiene_test", "merge_stats"]
+
+from . import rules
+
+log = logging.getLogger("xcube.hygiene")
+
+#: events per block of an in-memory event list (Dask event lists use their chunks)
+BLOCK_EVENTS = 1 << 22
+#: the counters a HygieneTest adds to the filter statistics
+STAT_KEYS = ("border_events", "hot_pixels", "hot_pixel_events", "hot_columns", "hot_column_events",
+             "flickering_bursts", "flickering_events", "instrumental_clusters", "instrumental_events")
+
+
+@dataclass(frozen=True)
+class Hygiene:
+    """Options of the detector hygiene (see the module doc). The defaults are
+    on, with the EXOD pn border and bad columns from the mission profile
+    (``border_margin``: pixels instead of the profile's margin).
+
+    ``false_alarm``: expected hot pixels (and hot columns) per camera and
+    block in data without any; ``hot_ratio``: how many times the mean of its
+    neighbours a hot pixel, column or flickering burst must exceed;
+    ``flicker_counts`` events within ``flicker_seconds`` [s] make a burst;
+    ``cluster_events`` events within frame times in pixels at most
+    ``cluster_radius`` apart make a candidate instrumental event, dropped
+    when improbable (``cluster_probability``); ``clusters`` None: the
+    mission profile's default (``MissionProfile.cluster_rule``: MOS on, pn
+    off)."""
+
+    border: bool = True
+    border_margin: int | None = None
+    hot_pixels: bool = True
+    hot_columns: bool = True
+    flickering: bool = True
+    clusters: bool | None = None
+    false_alarm: float = 1e-3
+    hot_ratio: float = 5.0
+    flicker_counts: int = 10
+    flicker_seconds: float = 10.0
+    cluster_events: int = 3
+    cluster_radius: int = 2
+    cluster_probability: float = 1e-4
+
+    @classmethod
+    def of(cls, value) -> "Hygiene | None":
+        """``True`` -> defaults, ``False``/``None`` -> None, a dict -> options,
+        a :class:`Hygiene` unchanged."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            unknown = set(value) - {f.name for f in fields(cls)}
+            if unknown:
+                raise ValueError(f"hygiene: unknown option(s) {sorted(unknown)}; known: "
+                                 f"{[f.name for f in fields(cls)]}")
+            return cls(**value)
+        raise TypeError(f"hygiene must be True, False, a dict of options or a Hygiene, got {type(value).__name__}")
+
+    def label(self, margin: int, frame_time: float) -> str:
+        """The ``select`` label; ``frame_time`` 0 when the cluster rule is off."""
+        parts = []
+        if self.border:
+            parts.append(f"border {margin} px + bad columns")
+        if self.hot_pixels or self.hot_columns:
+            parts.append(f"hot pixels/columns (false alarm {self.false_alarm:g}, ratio {self.hot_ratio:g})")
+        if self.flickering:
+            parts.append(f"flickering ({self.flicker_counts} ev in {self.flicker_seconds:g} s)")
+        if frame_time > 0:  # the caller passes 0 when the cluster rule is off
+            parts.append(f"clusters ({self.cluster_events} ev within {frame_time:g} s, {self.cluster_radius} px)")
+        return "hygiene=" + ", ".join(parts)
+
+
+def merge_stats(a: dict, b: dict) -> dict:
+    """Sum two statistics dicts (numbers add, lists concatenate)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out[k] + v if k in out else v
+    return out
+
+
+def hygiene_test(events, options) -> "HygieneTest | None":
+    """The :class:`HygieneTest` of ``options`` (see :meth:`Hygiene.of`) for
+    ``events``, or None when off or when the events have no raw detector
+    pixel (profile without ``raw_columns``, or the columns absent: logged)."""
+    from ..missions import profile_of
+
+    opts = Hygiene.of(options)
+    if opts is None:
+        return None
+    prof = profile_of(events)
+    src = events.attrs.get("source", "events")
+    if not prof.raw_columns:
+        log.info("%s: %s has no raw detector pixels; detector hygiene skipped", src, prof.name)
+        return None
+    missing = [c for c in prof.raw_columns if c not in events.variables]
+    if missing:
+        log.info("%s: no %s column(s); detector hygiene skipped", src, "/".join(c.upper() for c in missing))
+        return None
+    return HygieneTest(prof, events.attrs.get("submode"), opts)
+
+
+class HygieneTest:
+    """The detector hygiene of one camera as a *contextual* filter test: it
+    is called as ``test(cols, keep, stats)`` on a block of events (``keep``
+    the events passing the other tests) and returns the events it keeps.
+    Picklable and cheap to build."""
+
+    contextual = True
+
+    def __init__(self, profile, submode, options: Hygiene):
+        self.options = options
+        self.names = tuple(profile.raw_columns)
+        x0, x1, y0, y1 = profile.raw_window(submode)
+        m = (profile.border_margin if options.border_margin is None else int(options.border_margin)) \
+            if options.border else 0
+        self.window = (x0 + m, x1 - m, y0 + m, y1 - m)
+        self.size = tuple(profile.raw_size)
+        self.bad_columns = tuple(profile.bad_columns) if options.border else ()
+        self.frame_time = float(profile.frame_time)
+        self.clusters = profile.cluster_rule if options.clusters is None else bool(options.clusters)
+        self.label = options.label(m, self.frame_time if self.clusters else 0.0)
+
+    @property
+    def columns(self) -> frozenset:
+        return frozenset(("time",) + self.names)
+
+    def __call__(self, cols, keep, stats=None):
+        keep = np.ascontiguousarray(keep, dtype=np.bool_)
+        counts = {k: 0 for k in STAT_KEYS}
+        out = keep
+        if keep.any():
+            t = np.ascontiguousarray(cols["time"], np.float64)
+            raw = tuple(np.ascontiguousarray(cols[c]) for c in self.names)
+            out = self._keep(t, keep, raw, counts)
+            if out is None:  # select() on unsorted events: judge them in time order
+                order = np.argsort(t, kind="stable")
+                out = np.empty_like(keep)
+                out[order] = self._keep(t[order], keep[order], tuple(r[order] for r in raw), counts)
+        if stats is not None:
+            for k, v in counts.items():
+                stats[k] = stats.get(k, 0) + v
+        return out
+
+    # ------------------------------------------------------------------ the rules
+    def _keep(self, t, keep, raw, counts):
+        """Boolean (n,): ``keep`` without the events the rules drop (``t``
+        sorted), or None when the kept events' times are not sorted;
+        ``counts`` gets the numbers."""
+        o = self.options
+        nx, ny = self.size
+        n_ccd = int(raw[0].max()) + 1
+        badcol = np.zeros(n_ccd * nx, np.bool_)
+        for c, x in self.bad_columns:
+            if c < n_ccd and 1 <= x <= nx:
+                badcol[c * nx + x - 1] = True
+        shape = (n_ccd, nx, ny)
+        ft = self.frame_time if self.clusters else 0.0
+        out, counts["border_events"], n_pix, bursts, links, unsorted = rules.scan(
+            t, keep, *raw, shape, self.window, badcol, o.flicker_counts if o.flickering else 0, o.flicker_seconds,
+            ft, int(o.cluster_radius))
+        if unsorted:
+            return None
+        live = rules.live_pixels(shape, self.window, badcol)
+        hot = rules.hot_pixels(n_pix, live, shape, o.hot_ratio, o.false_alarm) if o.hot_pixels \
+            else np.zeros(live.size, bool)
+        hot_col = rules.hot_columns(np.where(hot, 0, n_pix), live & ~hot, shape, o.hot_ratio, o.false_alarm) \
+            if o.hot_columns else np.zeros(n_ccd * nx, bool)
+        flicker = rules.flickering(t, keep, raw, bursts, n_pix, shape, self.window, badcol, o.flicker_seconds,
+                                   o.hot_ratio, o.false_alarm, hot, hot_col)
+        stats = rules.apply(t, out, raw, shape, self.window, badcol, hot, hot_col, flicker)
+        counts.update(hot_pixels=int(hot.sum()), hot_pixel_events=int(stats[0]), hot_columns=int(hot_col.sum()),
+                      hot_column_events=int(stats[1]), flickering_bursts=len(flicker[0]),
+                      flickering_events=int(stats[2]))
+        if len(links):
+            counts["instrumental_clusters"], counts["instrumental_events"] = rules.clusters(
+                t, raw, links, n_pix, shape, self.window, badcol, ft, o.cluster_events, int(o.cluster_radius),
+                o.cluster_probability, out)
+        return out

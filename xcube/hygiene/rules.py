@@ -1,0 +1,356 @@
+"""The detector-hygiene rules on one block of time-sorted events (see
+:mod:`xcube.hygiene` for what they decide).
+
+One numba pass over the events (:func:`scan`) does the per-event work: the
+raw window (border, bad columns), the counts per pixel, the burst windows of
+the flickering rule and the links of the instrumental clusters, keeping per
+pixel only 8 bytes (counts; burst start and size) so that the working set
+stays in cache. The decisions then work on per-pixel arrays and on the few
+events concerned; a second pass (:func:`apply`) runs only when there are hot
+pixels, hot columns or flickering windows to drop. Pixel ids are ``(ccd *
+nx + rawx - 1) * ny + rawy - 1``.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["RING", "scan", "pixel_ids", "live_pixels", "hot_pixels", "hot_columns", "flickering", "apply",
+           "clusters"]
+
+#: events of one CCD remembered for the cluster links (a ring per CCD)
+RING = 64
+
+
+@numba.njit(inline="always")
+def _pixel(c, x, y, nx, ny, n_ccd, x0, x1, y0, y1, badcol):  # pragma: no cover - compiled
+    """Pixel id of raw (c, x, y), -1 outside the window or on a bad column."""
+    if c < 0 or c >= n_ccd or x < x0 or x > x1 or y < y0 or y > y1 or x < 1 or x > nx or y < 1 or y > ny:
+        return -1
+    if badcol[c * nx + x - 1]:
+        return -1
+    return (c * nx + x - 1) * ny + y - 1
+
+
+@numba.njit(nogil=True, cache=True)
+def _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, k_min, window, frame_time, radius,
+                 out, counts, fstate, bursts, links):  # pragma: no cover - compiled
+    """The per-event pass (see :func:`scan`): ``counts`` per pixel and
+    ``fstate`` (int32 per pixel: burst start [0.1 s after t[0]] << 8 | events
+    in the burst window, capped at 255); border events get ``out`` False.
+    Returns (border events, bursts,
+    links, times unsorted)."""
+    n_border = nb = nl = 0
+    ring = np.full(n_ccd * RING, -1, np.int64)
+    head = np.zeros(n_ccd, np.int64)
+    nbx = ((nx + 16) >> 3) + 1  # 8-column blocks, one spare each side
+    last_b = np.full(n_ccd * nbx, -np.inf)
+    t0 = t[0] if t.size else 0.0
+    win = np.int64(window * 10.0) + 1
+    prev = -np.inf
+    unsorted = False
+    timed = k_min > 0 or frame_time > 0
+    for i in range(t.size):
+        if not keep[i]:
+            continue
+        if timed:
+            unsorted |= t[i] < prev
+            prev = t[i]
+        c, x, y = np.int64(ccd[i]), np.int64(rx[i]), np.int64(ry[i])
+        p = _pixel(c, x, y, nx, ny, n_ccd, x0, x1, y0, y1, badcol)
+        if p < 0:
+            out[i] = False
+            n_border += 1
+            continue
+        counts[p] += 1
+        if k_min > 0:
+            now = np.int64((t[i] - t0) * 10.0)
+            packed = np.int64(fstate[p])
+            start, size = packed >> 8, packed & 255
+            if size == 0 or now - start > win:
+                start, size = now, 0
+            size = min(size + 1, 255)
+            fstate[p] = (start << 8) | size
+            if size == k_min:
+                if nb < bursts.shape[0]:
+                    bursts[nb, 0] = p
+                    bursts[nb, 1] = t0 + start / 10.0
+                nb += 1
+        if frame_time > 0:
+            h = head[c]
+            ring[c * RING + (h & (RING - 1))] = i
+            head[c] = h + 1
+            # quick test: the latest events of the 8-column blocks within reach (both read, no branch)
+            near = (t[i] - last_b[c * nbx + ((x - 1 - radius + 8) >> 3)] <= frame_time) | \
+                (t[i] - last_b[c * nbx + ((x - 1 + radius + 8) >> 3)] <= frame_time)
+            last_b[c * nbx + ((x - 1 + 8) >> 3)] = t[i]
+            if not near:
+                continue
+            for k in range(1, RING):
+                j = ring[c * RING + ((h - k) & (RING - 1))]
+                if j < 0 or t[i] - t[j] > frame_time:
+                    break
+                if abs(np.int64(rx[j]) - x) <= radius and abs(np.int64(ry[j]) - y) <= radius:
+                    if nl < links.shape[0]:
+                        links[nl, 0] = j
+                        links[nl, 1] = i
+                    nl += 1
+    return n_border, nb, nl, unsorted
+
+
+def scan(t, keep, ccd, rx, ry, shape, window, badcol, k_min: int, seconds: float, frame_time: float, radius: int):
+    """One pass over a block's events: ``(out, n_border, counts, bursts,
+    links, unsorted)``: ``keep`` without the events outside the raw
+    ``window`` (x0, x1, y0, y1) or on a ``badcol``, and how many those were;
+    int32 counts per pixel; the burst windows
+    ``(pixel, start)`` (k, 2) (windows of ``seconds`` anchored at a pixel's
+    first event after its previous window that reach ``k_min`` events; none
+    with ``k_min`` 0; times to 0.1 s); the cluster links ``(earlier, later)``
+    (m, 2) event indices: same CCD, at most ``radius`` pixels apart in RAWX
+    and RAWY, within ``frame_time`` s (none with ``frame_time`` 0; among the
+    last :data:`RING` events of the CCD); whether the kept events' times
+    were unsorted (the caller then sorts and scans again)."""
+    n_ccd, nx, ny = shape
+    x0, x1, y0, y1 = window
+    cap_b, cap_l = 256, 1 << 16
+    while True:
+        out = keep.copy()
+        counts = np.zeros(n_ccd * nx * ny, np.int32)
+        fstate = np.zeros(n_ccd * nx * ny if k_min else 1, np.int32)
+        bursts, links = np.empty((cap_b, 2), np.float64), np.empty((cap_l, 2), np.int64)
+        n_border, nb, nl, unsorted = _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol,
+                                                  int(k_min), float(seconds), float(frame_time), int(radius), out,
+                                                  counts, fstate, bursts, links)
+        if nb <= cap_b and nl <= cap_l:
+            return out, int(n_border), counts, bursts[:nb], links[:nl], bool(unsorted)
+        cap_b, cap_l = max(cap_b, nb), max(cap_l, nl)
+
+
+@numba.njit(nogil=True, cache=True)
+def _pixel_ids_kernel(ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, out):  # pragma: no cover - compiled
+    for i in range(ccd.size):
+        out[i] = _pixel(np.int64(ccd[i]), np.int64(rx[i]), np.int64(ry[i]), nx, ny, n_ccd, x0, x1, y0, y1, badcol)
+
+
+def pixel_ids(ccd, rx, ry, shape, window, badcol) -> np.ndarray:
+    """Pixel id of each event (int64; -1 outside the window or on a bad column)."""
+    n_ccd, nx, ny = shape
+    out = np.empty(len(ccd), np.int64)
+    _pixel_ids_kernel(np.asarray(ccd), np.asarray(rx), np.asarray(ry), nx, ny, n_ccd, *window, badcol, out)
+    return out
+
+
+def live_pixels(shape, window, badcol) -> np.ndarray:
+    """Flat bool of the pixels inside the raw window and not on a bad column."""
+    n_ccd, nx, ny = shape
+    x0, x1, y0, y1 = window
+    live = np.zeros(shape, bool)
+    live[:, max(x0, 1) - 1:min(x1, nx), max(y0, 1) - 1:min(y1, ny)] = True
+    live &= ~badcol.reshape(n_ccd, nx)[:, :, None]
+    return live.ravel()
+
+
+@numba.njit(nogil=True, cache=True)
+def _candidates(values, live, mean, nx, ny, dxs, dys, ratio, cells, lams):  # pragma: no cover - compiled
+    """Write to ``cells``/``lams`` the live cells whose value exceeds ``lambda
+    = max(mean[cell], ratio x mean of its live neighbours at (dxs, dys))``
+    and that lambda; returns how many (rows beyond the arrays are counted only)."""
+    m = 0
+    for p in range(values.size):
+        v = values[p]
+        if not live[p] or v < 2 or v <= mean[p]:
+            continue
+        rem = p % (nx * ny)
+        x = rem // ny
+        y = rem - x * ny
+        s = 0.0
+        k = 0
+        for j in range(dxs.size):
+            xx, yy = x + dxs[j], y + dys[j]
+            if 0 <= xx < nx and 0 <= yy < ny:
+                q = p + dxs[j] * ny + dys[j]
+                if live[q]:
+                    s += values[q]
+                    k += 1
+        lam = max(mean[p], ratio * s / max(k, 1))
+        if v > lam:
+            if m < cells.size:
+                cells[m] = p
+                lams[m] = lam
+            m += 1
+    return m
+
+
+def _candidate_cells(values, live, mean, nx, ny, offsets, ratio):
+    """(cells, lambda) of :func:`_candidates`."""
+    cap = 1024
+    while True:
+        cells, lams = np.empty(cap, np.int64), np.empty(cap, np.float64)
+        m = _candidates(values, live, mean, nx, ny, offsets[:, 0].copy(), offsets[:, 1].copy(), float(ratio), cells,
+                        lams)
+        if m <= cap:
+            return cells[:m], lams[:m]
+        cap = m
+
+
+def _improbable(values, cells, lam, p_max) -> np.ndarray:
+    from scipy import special
+
+    out = np.zeros(values.size, bool)
+    if cells.size:
+        out[cells[special.pdtrc(values[cells] - 1.0, np.maximum(lam, 1e-12)) < p_max]] = True
+    return out
+
+
+def _ccd_mean(values, live, n_ccd, per_ccd) -> np.ndarray:
+    """Each cell's CCD mean over the live cells, repeated per cell."""
+    v = np.where(live, values, 0).reshape(n_ccd, per_ccd)
+    k = live.reshape(n_ccd, per_ccd).sum(axis=1)
+    return np.repeat(v.sum(axis=1) / np.maximum(k, 1), per_ccd)
+
+
+_EIGHT = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy], np.int64)
+
+
+def hot_pixels(counts, live, shape, ratio: float, false_alarm: float) -> np.ndarray:
+    """Flat bool of the hot pixels: ``P(N >= n | max(CCD mean, ratio x mean
+    of the 8 live neighbours)) < false_alarm / live pixels``."""
+    n_ccd, nx, ny = shape
+    mean = _ccd_mean(counts, live, n_ccd, nx * ny)
+    cells, lam = _candidate_cells(counts, live, mean, nx, ny, _EIGHT, ratio)
+    return _improbable(counts.astype(np.float64), cells, lam, false_alarm / max(int(live.sum()), 1))
+
+
+def hot_columns(counts, live, shape, ratio: float, false_alarm: float) -> np.ndarray:
+    """Flat bool over (ccd, rawx) of the hot columns: the pixel rule on
+    column sums, the neighbours being the columns on either side."""
+    n_ccd, nx, ny = shape
+    col = counts.reshape(n_ccd * nx, ny).sum(axis=1)
+    live_col = live.reshape(n_ccd * nx, ny).any(axis=1)
+    mean = _ccd_mean(col, live_col, n_ccd, nx)
+    cells, lam = _candidate_cells(col, live_col, mean, nx, 1, np.array([[-1, 0], [1, 0]], np.int64), ratio)
+    return _improbable(col.astype(np.float64), cells, lam, false_alarm / max(int(live_col.sum()), 1))
+
+
+def _neighbours(p, shape) -> np.ndarray:
+    n_ccd, nx, ny = shape
+    c, rem = divmod(int(p), nx * ny)
+    x, y = divmod(rem, ny)
+    return np.array([(c * nx + x + dx) * ny + y + dy for dx, dy in _EIGHT if 0 <= x + dx < nx and 0 <= y + dy < ny])
+
+
+def flickering(t, keep, raw, bursts, counts, shape, window, badcol, seconds: float, ratio: float, p_max: float,
+               hot, hot_col):
+    """``(pixels, t0, t1)`` of the flickering windows among the burst windows
+    (not on a hot pixel or column): the pixel's ``own`` events in the window
+    are improbable from its rate over the block (``P(N >= own) x windows <
+    p_max``), and its 8 neighbours hold improbably few events for light
+    spread by the PSF (``P(N <= neighbours | own x 8 / ratio) < p_max``; a
+    flare lights them). ``raw``: the events' (ccd, rawx, rawy) columns."""
+    from scipy import special
+
+    px, t0s, t1s = [], [], []
+    ny = shape[2]
+    span = max(float(t[-1] - t[0]), seconds)
+    for p, t0 in bursts:
+        p = int(p)
+        if hot[p] or hot_col[p // ny]:
+            continue
+        a, b = np.searchsorted(t, t0 - 0.1, "left"), np.searchsorted(t, t0 + seconds + 0.1, "right")
+        seg = np.where(keep[a:b], pixel_ids(*(r[a:b] for r in raw), shape, window, badcol), -1)
+        own = float((seg == p).sum())
+        nbr = float(np.isin(seg, _neighbours(p, shape)).sum())
+        sudden = special.pdtrc(own - 1.0, counts[p] / span * seconds) * (span / seconds) < p_max
+        alone = special.pdtr(nbr, own * 8.0 / ratio) < p_max
+        if sudden and alone:
+            px.append(p)
+            t0s.append(t0 - 0.1)
+            t1s.append(t0 + seconds + 0.1)
+    return np.array(px, np.int64), np.array(t0s, np.float64), np.array(t1s, np.float64)
+
+
+@numba.njit(nogil=True, cache=True)
+def _apply_kernel(t, out, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, hot, hot_col, fl_head, fl_next,
+                  fl_t0, fl_t1, stats):  # pragma: no cover - compiled
+    """Clear ``out`` for the kept events of hot pixels, hot columns and flickering windows."""
+    for i in range(t.size):
+        if not out[i]:
+            continue
+        p = _pixel(np.int64(ccd[i]), np.int64(rx[i]), np.int64(ry[i]), nx, ny, n_ccd, x0, x1, y0, y1, badcol)
+        if p < 0:
+            continue
+        if hot[p] or hot_col[p // ny]:
+            out[i] = False
+            stats[0 if hot[p] else 1] += 1
+            continue
+        j = fl_head[p] if fl_head.size > 1 else -1
+        while j >= 0:
+            if fl_t0[j] <= t[i] <= fl_t1[j]:
+                out[i] = False
+                stats[2] += 1
+                break
+            j = fl_next[j]
+
+
+def apply(t, out, raw, shape, window, badcol, hot, hot_col, flicker):
+    """Clear ``out`` (the events kept so far) for the events of hot pixels,
+    hot columns and flickering windows (``flicker``: pixels, t0, t1);
+    returns their counts ``[hot pixel, hot column, flickering]``. No pass
+    over the events when there is nothing to drop."""
+    n_ccd, nx, ny = shape
+    px, t0, t1 = flicker
+    stats = np.zeros(3, np.int64)
+    if not (hot.any() or hot_col.any() or px.size):
+        return stats
+    head = np.full(n_ccd * nx * ny if px.size else 1, -1, np.int64)
+    nxt = np.full(max(px.size, 1), -1, np.int64)
+    for k, p in enumerate(px):
+        nxt[k], head[p] = head[p], k
+    _apply_kernel(t, out, *raw, nx, ny, n_ccd, *window, badcol, hot, hot_col, head, nxt,
+                  t0 if px.size else np.zeros(1), t1 if px.size else np.zeros(1), stats)
+    return stats
+
+
+def clusters(t, raw, links, counts, shape, window, badcol, frame_time: float, min_events: int, radius: int,
+             probability: float, out):
+    """Clear ``out`` (the events kept so far) for the events of improbable
+    clusters (the module doc of :mod:`xcube.hygiene`, rule 5): connected
+    groups of the ``links`` (pairs of event indices) with at least
+    ``min_events`` events still kept. Returns ``(clusters, events)`` dropped."""
+    from scipy import special
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ok = out[links[:, 0]] & out[links[:, 1]]
+    links = links[ok]
+    if links.size == 0:
+        return 0, 0
+    members, inv = np.unique(links, return_inverse=True)
+    inv = inv.reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(inv)), (inv[:, 0], inv[:, 1])), shape=(members.size, members.size))
+    _, label = connected_components(graph, directed=False)
+    size = np.bincount(label)
+    big = np.flatnonzero(size >= min_events)
+    if big.size == 0:
+        return 0, 0
+    first = np.full(size.size, t.size, np.int64)
+    last = np.zeros(size.size, np.int64)
+    np.minimum.at(first, label, members)
+    np.maximum.at(last, label, members)
+    span = max(float(t[-1] - t[0]), frame_time, 1.0)
+    window_s = t[last[big]] - t[first[big]] + frame_time
+    pix = pixel_ids(*(r[first[big]] for r in raw), shape, window, badcol)
+    box = np.array([_box_sum(counts, int(p), shape, radius) for p in pix])
+    yes = special.pdtrc(size[big] - 1.0, box / span * window_s) * (span / window_s) < probability
+    hit = members[np.isin(label, big[yes])]
+    out[hit] = False
+    return int(yes.sum()), int(hit.size)
+
+
+def _box_sum(counts, p, shape, r) -> float:
+    """Counts of the pixels at most ``r`` pixels from ``p`` on its CCD."""
+    n_ccd, nx, ny = shape
+    c, rem = divmod(p, nx * ny)
+    x, y = divmod(rem, ny)
+    grid = counts.reshape(shape)[c]
+    return float(grid[max(x - r, 0):x + r + 1, max(y - r, 0):y + r + 1].sum())

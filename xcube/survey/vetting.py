@@ -1,0 +1,164 @@
+"""Vetting a survey catalogue: the flags that need many observations, a
+report of what each flag removes, and :func:`vet` to keep or drop by flags.
+
+The search sets the per-run flags (:mod:`xcube.transients.flags`); the
+catalogue adds:
+
+- ``flag_excluded_obs``: the detection's observation is in a user list of
+  observations to exclude (e.g. known bad observations);
+- ``flag_hot_region``: the detection lies in a *hot region*: a place fixed on
+  the detector where detections recur across observations of different sky
+  fields (:func:`hot_regions`).
+
+Hot regions live in the spacecraft frame (``det_u``/``det_v`` [arcsec]:
+sky offsets from the pointing rotated by the roll, see
+:func:`xcube.skycoords.spacecraft_offsets`): detections are grouped
+friends-of-friends within ``radius_arcsec`` there, and a group is a hot
+region when its detections come from at least ``min_obs`` observations and
+at least ``min_sources`` distinct sky sources (``source_id``, the sky
+clustering), so that a real source observed many times is not one.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..transients.flags import RUN_FLAGS
+
+__all__ = ["CATALOGUE_FLAGS", "DROP_FLAGS", "hot_regions", "flag_catalogue", "flag_report", "vet",
+           "read_obs_list"]
+
+log = logging.getLogger("xcube.survey")
+
+#: flags the catalogue sets
+CATALOGUE_FLAGS = ["flag_hot_region", "flag_excluded_obs"]
+#: flags that drop a detection in :func:`vet` by default (flag_5sigma marks the significant ones)
+DROP_FLAGS = [f for f in RUN_FLAGS if f != "flag_5sigma"] + CATALOGUE_FLAGS
+
+
+def read_obs_list(obs) -> set[str]:
+    """Observation ids from a list, or a text file (one id per line, ``#``
+    comments and blank lines skipped)."""
+    if obs is None:
+        return set()
+    if isinstance(obs, (str, Path)) and Path(obs).is_file():
+        lines = Path(obs).read_text().splitlines()
+        return {ln.split("#", 1)[0].strip() for ln in lines if ln.split("#", 1)[0].strip()}
+    if isinstance(obs, str):
+        return {obs}
+    return {str(o) for o in obs}
+
+
+def hot_regions(det: pd.DataFrame, radius_arcsec: float = 20.0, min_obs: int = 3,
+                min_sources: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
+    """``(regions, label)``: the hot regions of a catalogue's detections (module
+    doc) and each detection's region index (-1: none). ``regions`` has one row
+    per region: ``region``, ``det_u``/``det_v`` (mean) [arcsec], ``radius``
+    [arcsec] (largest distance of a member from the mean), ``n_detections``,
+    ``n_obs``, ``n_sources``. Needs ``det_u``, ``det_v``, ``obsid`` (or
+    ``obs_id``) and ``source_id`` columns; detections without ``det_u`` are
+    never in a region. Eager; a KD-tree in the detector plane."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    label = np.full(len(det), -1, np.int64)
+    cols = ["region", "det_u", "det_v", "radius", "n_detections", "n_obs", "n_sources"]
+    if len(det) == 0 or "det_u" not in det:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in cols}), label
+    uv = det[["det_u", "det_v"]].to_numpy(float)
+    ok = np.flatnonzero(np.isfinite(uv).all(axis=1))
+    if ok.size == 0:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in cols}), label
+    pairs = cKDTree(uv[ok]).query_pairs(radius_arcsec, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(ok.size, ok.size))
+    _, group = connected_components(graph, directed=False)
+    obs = (det["obsid"] if "obsid" in det else det["obs_id"]).astype(str).to_numpy()[ok]
+    src = det["source_id"].to_numpy()[ok] if "source_id" in det else np.arange(ok.size)
+    g = pd.DataFrame({"group": group, "obs": obs, "src": src, "u": uv[ok, 0], "v": uv[ok, 1]})
+    stats = g.groupby("group").agg(n_detections=("u", "size"), n_obs=("obs", "nunique"), n_sources=("src", "nunique"),
+                                   det_u=("u", "mean"), det_v=("v", "mean"))
+    hot = stats[(stats["n_obs"] >= min_obs) & (stats["n_sources"] >= min_sources)].copy()
+    hot["region"] = np.arange(len(hot))
+    member = g["group"].map(hot["region"]).fillna(-1).astype(np.int64).to_numpy()
+    label[ok] = member
+    d = np.hypot(g["u"] - g["group"].map(hot["det_u"]), g["v"] - g["group"].map(hot["det_v"]))
+    hot["radius"] = d[member >= 0].groupby(g["group"][member >= 0]).max().reindex(hot.index).fillna(0.0)
+    return hot.reset_index(drop=True)[cols], label
+
+
+def flag_catalogue(det: pd.DataFrame, exclude_obs=None, *, radius_arcsec: float = 20.0, min_obs: int = 3,
+                   min_sources: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(detections, regions)``: the detections with ``flag_excluded_obs``,
+    ``flag_hot_region`` and ``hot_region`` (the region index, -1 none) set,
+    and the hot regions (:func:`hot_regions`). Eager."""
+    det = det.copy()
+    excl = read_obs_list(exclude_obs)
+    obs = det["obsid"] if "obsid" in det else det.get("obs_id", pd.Series([""] * len(det)))
+    det["flag_excluded_obs"] = obs.astype(str).isin(excl).to_numpy() if len(det) else np.zeros(0, bool)
+    regions, label = hot_regions(det, radius_arcsec, min_obs, min_sources)
+    det["hot_region"] = label
+    det["flag_hot_region"] = label >= 0
+    for f in DROP_FLAGS + ["flag_5sigma"]:
+        if f in det:
+            det[f] = det[f].fillna(False).astype(bool)
+    return det, regions
+
+
+def flag_report(det: pd.DataFrame, flags=None) -> pd.DataFrame:
+    """How many detections each flag removes: one row per flag with
+    ``n_flagged`` (rows with the flag set), ``fraction``, ``n_only`` (rows
+    removed by this flag alone, no other flag of ``flags`` set) and, last, a
+    row ``any`` (rows with any of them). ``flags``: default the
+    :data:`DROP_FLAGS` present, then ``flag_5sigma`` shown for reference."""
+    flags = [f for f in (flags or DROP_FLAGS) if f in det]
+    n = len(det)
+    m = det[flags].fillna(False).astype(bool).to_numpy() if flags else np.zeros((n, 0), bool)
+    rows = []
+    for k, f in enumerate(flags):
+        only = m[:, k] & (m.sum(axis=1) == 1)
+        rows.append({"flag": f, "n_flagged": int(m[:, k].sum()), "fraction": m[:, k].mean() if n else 0.0,
+                     "n_only": int(only.sum())})
+    rows.append({"flag": "any", "n_flagged": int(m.any(axis=1).sum()), "fraction": m.any(axis=1).mean() if n else 0.0,
+                 "n_only": int(m.any(axis=1).sum())})
+    if "flag_5sigma" in det and "flag_5sigma" not in flags:
+        s = det["flag_5sigma"].fillna(False).astype(bool)
+        rows.append({"flag": "flag_5sigma (keep)", "n_flagged": int(s.sum()), "fraction": s.mean() if n else 0.0,
+                     "n_only": int((s & ~m.any(axis=1)).sum())})
+    return pd.DataFrame(rows, columns=["flag", "n_flagged", "fraction", "n_only"])
+
+
+def vet(catalogue, flags=None, *, require=()):
+    """Keep the detections that pass the vetting.
+
+    ``catalogue``: a :class:`~xcube.survey.catalogue.Catalogue` or a
+    detections DataFrame. ``flags``: flag columns whose True drops a
+    detection (default :data:`DROP_FLAGS`, those present), or a dict
+    ``{flag: wanted value}`` (a row is kept when every listed flag has the
+    wanted value, e.g. ``{"flag_5sigma": True, "flag_hot_region": False}``).
+    ``require``: flags that must be True (e.g. ``("flag_5sigma",)``).
+    Returns the same kind: a DataFrame, or a Catalogue whose sources are
+    those with a kept detection. ``KeyError`` naming a flag the table lacks."""
+    det = catalogue if isinstance(catalogue, pd.DataFrame) else catalogue.detections
+    wanted = dict(flags) if isinstance(flags, dict) else {f: False for f in (flags or [f for f in DROP_FLAGS
+                                                                                      if f in det])}
+    wanted.update({f: True for f in require})
+    keep = np.ones(len(det), bool)
+    for f, value in wanted.items():
+        if f not in det:
+            raise KeyError(f"vet: no column {f!r} in the detections; flags present: "
+                           f"{[c for c in det.columns if c.startswith('flag_')]}")
+        keep &= det[f].fillna(False).astype(bool).to_numpy() == bool(value)
+    kept = det[keep].reset_index(drop=True)
+    if isinstance(catalogue, pd.DataFrame):
+        return kept
+    from .catalogue import Catalogue
+
+    src = catalogue.sources
+    if "source_id" in kept and "source_id" in src:
+        src = src[src["source_id"].isin(kept["source_id"])].reset_index(drop=True)
+    return Catalogue(detections=kept, sources=src, runs=catalogue.runs, directory=None,
+                     hot_regions=getattr(catalogue, "hot_regions", None))

@@ -1,0 +1,344 @@
+"""Light-curve features of detections: one row of numbers per light curve.
+
+Computed from the light curves the search already has (counts ``n``,
+expected counts ``mu``, the log10 Bayes factors, ``bti`` and ``bad_frame``
+per frame; see :func:`~xcube.transients.detect.detect`), no second pass over
+events. Statistics of ``n`` and ``mu`` use the frames where ``mu`` is
+defined (the frames the search decided); flag counts and fractions use every
+frame. See ``docs/search.md`` for the table of columns.
+
+- ``n_*`` / ``mu_*``: min, max, mean, std (``ddof=1``), sum (``n`` only),
+  skewness and excess kurtosis (the biased estimators, as
+  ``scipy.stats.skew``/``kurtosis`` by default);
+- ``ks_stat``/``ks_pval``: two-sample Kolmogorov-Smirnov test of ``n``
+  against ``mu`` (the numbers of ``scipy.stats.ks_2samp(n, mu,
+  method="asymp")``, computed without sorting);
+- ``cstat``/``cstat_expected``/``cstat_z``/``cstat_pval``: the Poisson
+  goodness of fit of ``n`` given ``mu``: the Cash statistic
+  ``C = 2 sum(mu - n + n ln(n/mu))``, its expectation and variance under
+  Poisson(mu) (exact sums over n, tabulated in mu), ``z = (C - E) / sqrt(V)``
+  and the one-sided normal p-value of ``z``;
+- ``n_bti``, ``n_bad_frame``, ``frac_bti``, ``frac_bad_frame``;
+- ``log10_bayes_peak_max``/``_eclipse_max`` and their sigma equivalents
+  ``sigma_peak_max``/``sigma_eclipse_max``; ``n_peak_excursions`` /
+  ``n_eclipse_excursions``: runs of consecutive frames above the run's
+  threshold; ``peak_gap_min``/``eclipse_gap_min`` [s]: the shortest time
+  between two runs (NaN with fewer than two); ``n_{3,5}sig_{peak,eclipse}_{gti,bti}``:
+  frames above the 3 and 5 sigma thresholds, in GTI and BTI frames;
+- ``n_max_first_bin``/``n_max_last_bin``: the largest count is in the first /
+  last decided frame; ``n_max_isolated``: the frames on both sides of it hold
+  no more counts than expected (a single-frame burst);
+- ``duration`` [s] and ``fluence`` [counts, ``sum(n - mu)``, negative for an
+  eclipse] of the run of frames above the threshold that holds the
+  detection's best frame (that frame alone when it is below).
+"""
+from __future__ import annotations
+
+import functools
+
+import numba
+import numpy as np
+import pandas as pd
+
+from . import bayes
+
+__all__ = ["FEATURE_COLUMNS", "lightcurve_features", "cash_statistic", "cash_moments", "excursions", "ks_statistic"]
+
+FEATURE_COLUMNS = [
+    "n_min", "n_max", "n_mean", "n_std", "n_sum", "n_skew", "n_kurt",
+    "mu_min", "mu_max", "mu_mean", "mu_std", "mu_skew", "mu_kurt",
+    "ks_stat", "ks_pval", "cstat", "cstat_expected", "cstat_z", "cstat_pval",
+    "n_frames_valid", "n_bti", "n_bad_frame", "frac_bti", "frac_bad_frame",
+    "log10_bayes_peak_max", "log10_bayes_eclipse_max", "sigma_peak_max", "sigma_eclipse_max",
+    "n_peak_excursions", "n_eclipse_excursions", "peak_gap_min", "eclipse_gap_min",
+    "n_3sig_peak_gti", "n_3sig_peak_bti", "n_5sig_peak_gti", "n_5sig_peak_bti",
+    "n_3sig_eclipse_gti", "n_3sig_eclipse_bti", "n_5sig_eclipse_gti", "n_5sig_eclipse_bti",
+    "n_max_first_bin", "n_max_last_bin", "n_max_isolated", "duration", "fluence",
+]
+
+
+@numba.njit(nogil=True, cache=True)
+def _row_moments(x, valid, out):  # pragma: no cover - compiled
+    """Per row of ``x`` over ``valid``: min, max, mean, std (ddof 1), sum,
+    skew, excess kurtosis (biased) into ``out`` (k, 7); NaN where undefined."""
+    for r in range(x.shape[0]):
+        cnt, s, lo, hi = 0, 0.0, np.inf, -np.inf
+        for t in range(x.shape[1]):
+            if valid[r, t]:
+                v = x[r, t]
+                cnt += 1
+                s += v
+                lo = min(lo, v)
+                hi = max(hi, v)
+        out[r, :] = np.nan
+        if cnt == 0:
+            continue
+        mean = s / cnt
+        s2 = s3 = s4 = 0.0
+        for t in range(x.shape[1]):
+            if valid[r, t]:
+                d = x[r, t] - mean
+                d2 = d * d
+                s2 += d2
+                s3 += d2 * d
+                s4 += d2 * d2
+        m2, m3, m4 = s2 / cnt, s3 / cnt, s4 / cnt
+        out[r, 0], out[r, 1], out[r, 2], out[r, 4] = lo, hi, mean, s
+        if cnt > 1:
+            out[r, 3] = np.sqrt(s2 / (cnt - 1))
+        if m2 > 0:
+            out[r, 5] = m3 / m2 ** 1.5
+            out[r, 6] = m4 / (m2 * m2) - 3.0
+
+
+def _moments(x, valid):
+    """min, max, mean, std (ddof 1), sum, skew, excess kurtosis of each row of
+    ``x`` over ``valid`` (NaN for rows without valid frames; skew/kurtosis
+    NaN without variance)."""
+    out = np.empty((x.shape[0], 7))
+    _row_moments(np.ascontiguousarray(x, np.float64), np.ascontiguousarray(valid), out)
+    return tuple(out.T)
+
+
+def cash_statistic(n, mu) -> np.ndarray:
+    """Per-frame Cash statistic ``2 (mu - n + n ln(n / mu))`` (``n ln n/mu`` = 0
+    at n = 0); NaN where mu is not a positive finite number."""
+    n = np.asarray(n, np.float64)
+    mu = np.asarray(mu, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(n > 0, n * np.log(n / mu), 0.0)
+        c = 2.0 * (mu - n + term)
+    return np.where(np.isfinite(mu) & (mu > 0), c, np.nan)
+
+
+@functools.lru_cache(maxsize=1)
+def _cash_grid():
+    """E[C] and Var[C] of one frame under Poisson(mu) on a log grid of mu
+    (exact sums over n, vectorised: n = 0..250 below mu = 100, a window of
+    +-(12 sqrt(mu) + 30) around mu above)."""
+    from scipy import special
+
+    mu = np.logspace(-6, 4, 4001)
+    e, v = np.empty(mu.size), np.empty(mu.size)
+    small = mu <= 100.0
+    for sel, n in ((small, np.arange(0, 251, dtype=np.float64)[None, :]),
+                   (~small, np.floor(mu[~small])[:, None] + np.arange(-1230, 1231)[None, :])):
+        m = mu[sel][:, None]
+        n = np.maximum(n, 0.0) * np.ones_like(m)  # n >= 0 always holds here (mu > 100: window within n >= 0)
+        logm = np.log(m)
+        p = np.exp(n * logm - m - special.gammaln(n + 1.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = 2.0 * (m - n + np.where(n > 0, n * (np.log(n) - logm), 0.0))
+        e[sel] = (p * c).sum(axis=1)
+        v[sel] = (p * (c - e[sel][:, None]) ** 2).sum(axis=1)
+    return np.log(mu), e, v
+
+
+def cash_moments(mu):
+    """(E[C], Var[C]) of the per-frame Cash statistic under Poisson(``mu``):
+    exact sums over n tabulated on a log grid of mu in [1e-6, 1e4] and
+    interpolated linearly in log mu (relative error below 1e-5); mu above
+    the grid takes the chi-square limit (1, 2), below it the first grid
+    value. NaN for non-positive or non-finite mu."""
+    m = np.asarray(mu, np.float64)
+    lg, e, v = _cash_grid()
+    ok = np.isfinite(m) & (m > 0)
+    step = (lg[-1] - lg[0]) / (lg.size - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.clip((np.log(np.where(ok, m, 1.0)) - lg[0]) / step, 0.0, lg.size - 1.0)
+    i = np.minimum(u.astype(np.int64), lg.size - 2)
+    w = u - i
+    above = np.where(ok, m, 0.0) > np.exp(lg[-1])
+    ee = np.where(above, 1.0, e[i] * (1.0 - w) + e[i + 1] * w)
+    vv = np.where(above, 2.0, v[i] * (1.0 - w) + v[i + 1] * w)
+    return np.where(ok, ee, np.nan), np.where(ok, vv, np.nan)
+
+
+def excursions(above, t_lo, t_hi):
+    """Runs of consecutive True in each row of ``above`` (k, frames):
+    ``(count (k,), shortest gap [s] between runs (NaN with fewer than two),
+    run start index (k, frames) bool, run end bool)``."""
+    a = np.asarray(above, bool)
+    prev = np.zeros_like(a)
+    prev[:, 1:] = a[:, :-1]
+    nxt = np.zeros_like(a)
+    nxt[:, :-1] = a[:, 1:]
+    start, end = a & ~prev, a & ~nxt
+    count = start.sum(axis=1)
+    gap = np.full(a.shape[0], np.nan)
+    for k in np.flatnonzero(count > 1):
+        s, e = np.flatnonzero(start[k]), np.flatnonzero(end[k])
+        gap[k] = float(np.min(t_lo[s[1:]] - t_hi[e[:-1]]))
+    return count, gap, start, end
+
+
+def ks_statistic(n, mu, valid) -> np.ndarray:
+    """Two-sample Kolmogorov-Smirnov statistic of each row's integer counts
+    ``n`` against its expected counts ``mu`` over ``valid``, without
+    sorting: between two integers j and j+1 the counts' empirical CDF is
+    constant, so the largest difference is at an integer or just below the
+    next one, and the CDF of mu there is a cumulative histogram. Eager, O(frames)."""
+    k = n.shape[0]
+    out = np.full(k, np.nan)
+    for r in range(k):
+        v = valid[r]
+        nv, mv = n[r, v], mu[r, v]
+        if nv.size == 0:
+            continue
+        top = int(max(nv.max(), np.ceil(mv.max()))) + 2
+        fn = np.cumsum(np.bincount(nv.astype(np.int64), minlength=top)[:top]) / nv.size  # F_n(j)
+        le = np.cumsum(np.bincount(np.ceil(mv).astype(np.int64), minlength=top)[:top]) / mv.size  # F_mu(j)
+        lt = np.cumsum(np.bincount(np.floor(mv).astype(np.int64) + 1, minlength=top + 1)[:top + 1]) / mv.size
+        out[r] = max(np.abs(fn - le).max(), np.abs(fn - lt[1:top + 1]).max())  # F_mu just below j + 1
+    return out
+
+
+def _ks(n, mu, valid):
+    """(statistic, p-value) per row; the p-value as ``scipy.stats.ks_2samp``'s
+    asymptotic two-sided one: ``kstwo.sf(D, round(m n / (m + n)))``."""
+    from scipy import stats
+
+    d = ks_statistic(n, mu, valid)
+    m = valid.sum(axis=1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        en = np.round(m * m / (2 * m))
+        p = np.where(m > 0, np.clip(stats.kstwo.sf(d, np.maximum(en, 1)), 0.0, 1.0), np.nan)
+    return np.stack([d, p], axis=1)
+
+
+@numba.njit(nogil=True, cache=True)
+def _row_cash(n, mu, valid, lg0, step, e_grid, v_grid, out):  # pragma: no cover - compiled
+    """Per row: the Cash statistic and its expectation and variance summed
+    over the valid frames (``cash_statistic``, ``cash_moments``) into ``out`` (k, 3)."""
+    top = lg0 + step * (e_grid.size - 1)
+    for r in range(n.shape[0]):
+        c = e = v = 0.0
+        for t in range(n.shape[1]):
+            m = mu[r, t]
+            if not valid[r, t] or not m > 0:
+                continue
+            x = n[r, t]
+            c += 2.0 * (m - x + (x * np.log(x / m) if x > 0 else 0.0))
+            lm = np.log(m)
+            if lm > top:
+                e += 1.0
+                v += 2.0
+                continue
+            u = min(max((lm - lg0) / step, 0.0), e_grid.size - 1.0)
+            i = min(np.int64(u), e_grid.size - 2)
+            w = u - i
+            e += e_grid[i] * (1.0 - w) + e_grid[i + 1] * w
+            v += v_grid[i] * (1.0 - w) + v_grid[i + 1] * w
+        out[r, 0], out[r, 1], out[r, 2] = c, e, v
+
+
+def _cash(n, mu, valid):
+    from scipy import special
+
+    lg, eg, vg = _cash_grid()
+    out = np.empty((n.shape[0], 3))
+    _row_cash(np.ascontiguousarray(n, np.float64), np.ascontiguousarray(mu, np.float64), np.ascontiguousarray(valid),
+              float(lg[0]), float((lg[-1] - lg[0]) / (lg.size - 1)), eg, vg, out)
+    c, e, v = out.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (c - e) / np.sqrt(v)
+    has = (valid & (np.nan_to_num(mu) > 0)).any(axis=1)
+    return (np.where(has, c, np.nan), np.where(has, e, np.nan), np.where(has, z, np.nan),
+            np.where(has, special.ndtr(-z), np.nan))
+
+
+def _position(n, mu, valid):
+    """n_max_first_bin, n_max_last_bin, n_max_isolated of each row."""
+    k, nt = n.shape
+    first = np.zeros(k, bool)
+    last = np.zeros(k, bool)
+    iso = np.zeros(k, bool)
+    for r in range(k):
+        idx = np.flatnonzero(valid[r])
+        if idx.size == 0:
+            continue
+        j = idx[int(np.argmax(n[r, idx]))]
+        first[r], last[r] = j == idx[0], j == idx[-1]
+        quiet = [not valid[r, i] or n[r, i] <= mu[r, i] for i in (j - 1, j + 1) if 0 <= i < nt]
+        iso[r] = not first[r] and not last[r] and all(quiet)
+    return first, last, iso
+
+
+def _level_counts(bp, be, bti, valid):
+    """Frames above the 3 and 5 sigma thresholds in GTI and BTI frames
+    (``bp``/``be``: the factors with NaN as -inf)."""
+    out = {}
+    for s in (3, 5):
+        tp, te = bayes.threshold(float(s))
+        for kind, b, thr in (("peak", bp, tp), ("eclipse", be, te)):
+            above = valid & (b > thr)
+            out[f"n_{s}sig_{kind}_gti"] = (above & ~bti[None]).sum(axis=1)
+            out[f"n_{s}sig_{kind}_bti"] = (above & bti[None]).sum(axis=1)
+    return out
+
+
+def _burst(kinds, best, above_p, above_e, n, mu, valid, t_lo, t_hi):
+    """duration [s] and fluence [counts] of the run above threshold that holds the best frame."""
+    k = n.shape[0]
+    dur, flu = np.full(k, np.nan), np.full(k, np.nan)
+    for r in range(k):
+        j = int(best[r])
+        a = (above_p if kinds[r] == "peak" else above_e)[r]
+        i0 = i1 = j
+        if a[j]:
+            while i0 > 0 and a[i0 - 1]:
+                i0 -= 1
+            while i1 + 1 < a.size and a[i1 + 1]:
+                i1 += 1
+        sl = slice(i0, i1 + 1)
+        dur[r] = float(t_hi[i1] - t_lo[i0])
+        flu[r] = float(np.sum(np.where(valid[r, sl], n[r, sl] - mu[r, sl], 0.0)))
+    return dur, flu
+
+
+def lightcurve_features(lightcurves, kinds, best, sigma: float = 3.0) -> pd.DataFrame:
+    """The features of every detection light curve (module doc).
+
+    ``lightcurves``: the Dataset over (detection, time) of
+    :func:`~xcube.transients.detect.detect`; ``kinds``: "peak"/"eclipse" per
+    detection; ``best``: each detection's best frame (index); ``sigma``: the
+    run's detection level (its thresholds define the excursions). Returns a
+    DataFrame of :data:`FEATURE_COLUMNS`, one row per detection. Eager,
+    numpy/scipy on (detections, frames) arrays.
+    """
+    from .detect import sigma_equivalents
+
+    n = np.asarray(lightcurves["counts"].values, np.float64)
+    mu = np.asarray(lightcurves["expected"].values, np.float64)
+    bp = np.asarray(lightcurves["log10_bayes_peak"].values, np.float64)
+    be = np.asarray(lightcurves["log10_bayes_eclipse"].values, np.float64)
+    bti = np.asarray(lightcurves["bti"].values, bool)
+    bad = np.asarray(lightcurves["bad_frame"].values, bool)
+    t_lo, t_hi = lightcurves["time_lo"].values, lightcurves["time_hi"].values
+    k, nt = n.shape
+    valid = np.isfinite(mu)
+    cols = dict(zip(FEATURE_COLUMNS[:7], _moments(n, valid)))
+    cols.update(zip(("mu_min", "mu_max", "mu_mean", "mu_std", "mu_skew", "mu_kurt"),
+                    [m for i, m in enumerate(_moments(mu, valid)) if i != 4]))
+    cols["ks_stat"], cols["ks_pval"] = _ks(n, mu, valid).T
+    cols["cstat"], cols["cstat_expected"], cols["cstat_z"], cols["cstat_pval"] = _cash(n, mu, valid)
+    cols["n_frames_valid"] = valid.sum(axis=1)
+    cols["n_bti"] = np.full(k, int(bti.sum()))
+    cols["n_bad_frame"] = np.full(k, int(bad.sum()))
+    cols["frac_bti"] = np.full(k, bti.sum() / max(nt, 1))
+    cols["frac_bad_frame"] = np.full(k, bad.sum() / max(nt, 1))
+    bp = np.where(valid & ~np.isnan(bp), bp, -np.inf)  # undecided frames never count
+    be = np.where(valid & ~np.isnan(be), be, -np.inf)
+    bpm, bem = bp.max(axis=1, initial=-np.inf), be.max(axis=1, initial=-np.inf)
+    cols["log10_bayes_peak_max"] = np.where(np.isfinite(bpm), bpm, np.nan)
+    cols["log10_bayes_eclipse_max"] = np.where(np.isfinite(bem), bem, np.nan)
+    cols["sigma_peak_max"] = sigma_equivalents(cols["log10_bayes_peak_max"], "peak")
+    cols["sigma_eclipse_max"] = sigma_equivalents(cols["log10_bayes_eclipse_max"], "eclipse")
+    tp, te = bayes.threshold(float(sigma))
+    above_p, above_e = bp > tp, be > te
+    cols["n_peak_excursions"], cols["peak_gap_min"] = excursions(above_p, t_lo, t_hi)[:2]
+    cols["n_eclipse_excursions"], cols["eclipse_gap_min"] = excursions(above_e, t_lo, t_hi)[:2]
+    cols.update(_level_counts(bp, be, bti, valid))
+    cols["n_max_first_bin"], cols["n_max_last_bin"], cols["n_max_isolated"] = _position(n, mu, valid)
+    cols["duration"], cols["fluence"] = _burst(list(kinds), best, above_p, above_e, n, mu, valid, t_lo, t_hi)
+    return pd.DataFrame({c: cols[c] for c in FEATURE_COLUMNS})
