@@ -156,9 +156,11 @@ def test_features_in_the_detection_table():
                                 flares=[simulate.Flare(t_peak=3_000.0, amplitude=1.0, width=60.0, ra=150.05, dec=2.25)])
     res = xcube.search_transients(ev, time_bin=50.0)
     det = res.detections
+    from xcube.times import TIME_COLUMNS
     from xcube.transients.detect import ALL_COLUMNS, DETECTION_COLUMNS
 
-    assert list(det.columns) == ALL_COLUMNS and list(det.columns[:len(DETECTION_COLUMNS)]) == DETECTION_COLUMNS
+    assert list(det.columns) == ALL_COLUMNS + list(TIME_COLUMNS)
+    assert list(det.columns[:len(DETECTION_COLUMNS)]) == DETECTION_COLUMNS
     assert len(det) >= 1
     again = lightcurve_features(res.lightcurves, det["kind"], np.searchsorted(res.lightcurves.time.values,
                                                                                det["t_peak"].values), 3.0)
