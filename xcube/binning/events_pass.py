@@ -85,11 +85,12 @@ def compact_cubes(events, runs, y: Axis, x: Axis, *, filters=None, monitor=None,
         graphs.append(g)
         keys.append(k)
     graph = HighLevelGraph.merge(*graphs)
-    flat = compute(*[Delayed(k, graph, layer=k[0]) for ks in keys for k in ks])
+    flat = list(compute(*[Delayed(k, graph, layer=k[0]) for ks in keys for k in ks]))
     parts, i = [], 0
     for ks, spec in zip(keys, specs):
         parts.append(_combine(flat[i:i + len(ks)], spec))
         i += len(ks)
+    del flat  # the chunks' cells now live only in `parts`, which the merge empties as it goes
     return [_assemble(k, r, evs, specs, parts, crop) for k, r in enumerate(runs)]
 
 
@@ -475,19 +476,21 @@ def _assemble(k, run, evs, specs, parts, crop) -> CompactCube:
 def _merge(cell_lists, segs, full_shape, y0, x0, ny, nx):
     """Crop every camera's full-grid cells to the (ny, nx) grid starting at
     cell (y0, x0), then merge the cameras frame by frame (the sum of their
-    cubes). Cells outside the crop cannot occur: the crop holds all of them."""
+    cubes). Cells outside the crop cannot occur: the crop holds all of them.
+    The chunk arrays of ``cell_lists`` are consumed (the lists emptied)."""
     dt = cell_dtype(nx * ny)
     iy, ix = np.divmod(np.arange(full_shape[0] * full_shape[1], dtype=np.int64), full_shape[1])
     inside = (iy >= y0) & (iy < y0 + ny) & (ix >= x0) & (ix < x0 + nx)
     lut = np.where(inside, (iy - y0) * nx + (ix - x0), 0).astype(dt)  # full-grid cell -> cropped cell
     merged, mseg = None, None
     for parts, seg in zip(cell_lists, segs):
-        chunks = []
-        for a in parts:  # crop chunk by chunk (in place when the dtype allows), then one copy
-            out = a if a.dtype == dt else np.empty(a.size, dtype=dt)
-            _crop_kernel(a, lut, out)
-            chunks.append(out)
-        c = np.concatenate(chunks) if chunks else np.zeros(0, dt)
+        c = np.empty(sum(a.size for a in parts), dtype=dt)
+        pos = 0
+        while parts:  # crop chunk by chunk into the camera's array, releasing each chunk (memory: one copy)
+            a = parts.pop(0)
+            _crop_kernel(a, lut, c[pos:pos + a.size])
+            pos += a.size
+            del a
         if merged is None:
             merged, mseg = c, seg.copy()
             continue
