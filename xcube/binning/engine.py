@@ -299,14 +299,13 @@ def _global_positions(time_col: da.Array, axis: Axis):
 
 
 def _time_chunk(axis_t: Axis, cell_bytes: int, n_events: int, chunk_bytes: int) -> int:
-    """Time bins per output chunk: at most ``chunk_bytes`` of counts, and at
-    most about 2**23 events (so a chunk's work stays a fraction of a second);
-    a cube that needs fewer chunks than there are CPUs is filled by several
-    threads per chunk instead (see :func:`_cube_task`)."""
+    """Time bins per output chunk: at most ``chunk_bytes`` of counts. A cube
+    that needs fewer chunks than there are CPUs is filled by several threads
+    per chunk (see :func:`_cube_task`); a single chunk is computed without a
+    copy (see :func:`_fresh_block_postcompute`)."""
     nt = axis_t.size
     by_mem = max(1, chunk_bytes // max(cell_bytes, 1))
-    by_events = nt if n_events <= 1 << 23 else max(1, int(math.ceil(nt * (1 << 23) / n_events)))
-    return int(max(1, min(nt, by_mem, by_events)))
+    return int(max(1, min(nt, by_mem)))
 
 
 # ---------------------------------------------------------------------- public entry
