@@ -1,8 +1,8 @@
 """Cold start of xcube as a user meets it: fresh processes, medians.
 
 Prints, each the median of ``--repeat`` fresh processes (after one warm-up
-process, so that numba's on-disk cache and the stored Bayes tables are warm,
-as they are after the first use on a machine):
+process, so that numba's on-disk cache, Python's bytecode cache and the
+stored Bayes tables are warm, as they are after the first use on a machine):
 
 1. ``import xcube`` (time inside the process) and the process's wall time;
 2. ``xcube --help`` and ``xcube search --help`` (whole-process wall time);
@@ -77,6 +77,31 @@ def _wall(argv, env):
     return time.perf_counter() - t
 
 
+NUMBA_FLOOR = r"""
+import sys, time
+sys.path.insert(0, {where!r})
+import numba  # noqa
+import one_line
+t = time.perf_counter()
+one_line.f(1)
+print(time.perf_counter() - t)
+"""
+
+
+def _numba_floor(tmp: Path, env) -> float:
+    """Seconds of the first call of a cached one-line njit function (after ``import numba``)."""
+    where = tmp / "numba_floor"
+    if not where.exists():
+        where.mkdir()
+        (where / "one_line.py").write_text("import numba\n\n\n@numba.njit(cache=True)\ndef f(x):\n"
+                                           "    return x + 1\n")
+        subprocess.run([sys.executable, "-c", NUMBA_FLOOR.format(where=str(where))], env=env, check=True,
+                       capture_output=True)
+    out = subprocess.run([sys.executable, "-c", NUMBA_FLOOR.format(where=str(where))], env=env, check=True,
+                         capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def _empty_event_cache(cache: Path) -> None:
     """Remove the converted event lists, keep the stored tables (like numba's cache)."""
     for p in cache.iterdir() if cache.exists() else []:
@@ -111,7 +136,11 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=5)
     a = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="xcube-bench-cold-"))
-    env = dict(os.environ, XCUBE_CACHE_DIR=str(tmp / "cache"))
+    # Python's bytecode cache on, as on a user's machine (this sandbox sets
+    # PYTHONDONTWRITEBYTECODE, which makes every process compile xcube's
+    # sources again); the bytecode goes to the temporary directory.
+    env = dict(os.environ, XCUBE_CACHE_DIR=str(tmp / "cache"), PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     exe = str(Path(sys.executable).parent / "xcube")
     try:
         mos, ftz, what = _files(tmp)
@@ -143,6 +172,9 @@ def main(argv=None):
                   + f" empty event cache: first open+search {_median(cold, 'first'):.3f} s, process "
                   f"{_median(cold, 'wall'):.3f} s; cache filled: first open+search {_median(warm, 'first'):.3f} s"
                   f"   target (empty cache) <= 1 s after import")
+        floor = statistics.median(_numba_floor(tmp, env) for _ in range(a.repeat))
+        print(f"  numba alone: first call of a one-line cached njit function in a fresh process "
+              f"(numba's own start-up, paid once by any first search) {floor:.3f} s")
         print(f"  load average at the end {os.getloadavg()[0]:.1f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

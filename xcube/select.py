@@ -462,7 +462,7 @@ def _name(events) -> str:
 
 
 def _columns(events) -> str:
-    return ", ".join(sorted(n for n, v in events.data_vars.items() if v.dims == ("event",)))
+    return ", ".join(sorted(column_dtypes(events)))
 
 
 def check_events(events) -> None:
@@ -473,8 +473,9 @@ def check_events(events) -> None:
 
 
 def column_dtypes(events) -> dict:
-    """Event column name -> dtype."""
-    return {n: v.dtype for n, v in events.data_vars.items() if v.dims == ("event",)}
+    """Event column name -> dtype (read from the variables: no DataArray is built)."""
+    coords = set(events.coords)
+    return {n: v.dtype for n, v in events.variables.items() if v.dims == ("event",) and n not in coords}
 
 
 def column_aliases(events) -> dict:

@@ -22,7 +22,7 @@ from .. import gti as gtimod
 from ..hygiene import BLOCK_EVENTS, merge_stats
 from ..missions import profile_of
 from ..scheduler import compute
-from ..select import EnergyBand, EventFilter, energy_band_bounds
+from ..select import EnergyBand, EventFilter, column_dtypes, energy_band_bounds
 from .axes import Axis, integer_lut
 from .compact import CompactCube, Monitor, cell_dtype
 
@@ -163,7 +163,7 @@ def _camera_spec(ev, runs, y, x, filt, mon, ccd) -> _Spec:
         ccd_column = None
     for c in need:
         if c not in ev.variables:
-            cols = sorted(k for k, v in ev.data_vars.items() if v.dims == ("event",))
+            cols = sorted(column_dtypes(ev))
             raise KeyError(f"{src}: no event column {c!r} (columns: {cols})")
     rules = tuple((gy, gx, integer_lut(gy, ev["y"].dtype) or (None, 0), integer_lut(gx, ev["x"].dtype) or (None, 0))
                   for gy, gx in grids)

@@ -33,7 +33,6 @@ import numba
 import numpy as np
 import xarray as xr
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from .._version import __version__
 from ..binning.counts import dense_view, reductions
@@ -96,6 +95,8 @@ def catalogue_mask(image: xr.DataArray, catalogue, radius_arcsec: float = 20.0, 
     if cat.empty:
         return mask
     ra, dec = _cell_radec(image, wcs)
+    from scipy.spatial import cKDTree
+
     tree = cKDTree(_unit_vectors(ra.ravel(), dec.ravel()))
     rad = np.where(np.isfinite(cat["radius_arcsec"].values), cat["radius_arcsec"].values, radius_arcsec)
     chord = 2.0 * np.sin(np.radians(rad / 3600.0) / 2.0)
