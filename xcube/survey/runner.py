@@ -263,7 +263,7 @@ def _execute(client, obs, plan, out, lock, **kw):
 
 def _run_tasks(client, obs, plan, out, lock, *, retries, timeout, search, figures, progress,
                flush_interval, open_kwargs, existing):
-    from distributed import as_completed
+    from .collect import collect
 
     token = lock.token
     table = {(r["obsid"], r["run_id"]): r for r in existing.to_dict("records")}
@@ -279,35 +279,20 @@ def _run_tasks(client, obs, plan, out, lock, *, retries, timeout, search, figure
                             search=search, figures=figures, open_kwargs=open_kwargs,
                             key=f"xcube-survey-{obsid}-{token}", retries=retries, pure=False)
         futures[fut] = obsid
-    bar = SurveyProgress(len(futures), enabled=progress)
-    bar.draw()
-    last_flush = time.monotonic()
-    try:
-        for fut in as_completed(list(futures)):
-            obsid = futures.pop(fut)
-            try:
-                records = fut.result()
-            except SurveyAborted:
-                raise  # another survey owns `out` now: record nothing there
-            except Exception as exc:  # noqa: BLE001 - KilledWorker, unpicklable input, ...
-                if type(exc).__name__ == "SurveyAborted" or not lock.owned():
-                    raise SurveyAborted(str(exc)) from exc
-                records = _record_lost(out, obsid, obs[obsid], plan[obsid], token, exc, _future_traceback(fut))
-            fut.release()
-            for r in records:
-                table[(obsid, r["run_id"])] = r
-            bar.update(records)
-            if time.monotonic() - last_flush >= flush_interval:
-                t0 = time.monotonic()
-                write_status(out, list(table.values()))
-                last_flush = time.monotonic()
-                # a huge table is written less often: at most ~5 % of the time
-                flush_interval = max(flush_interval, 20 * (last_flush - t0))
-    except BaseException:
-        for fut in futures:
-            fut.cancel()
-        raise
-    finally:
-        bar.draw(final=True)
-        if lock.owned() or not lock.path.exists():
+
+    def record(obsid, records):
+        for r in records:
+            table[(obsid, r["run_id"])] = r
+
+    def lost(obsid, fut, exc):
+        if type(exc).__name__ == "SurveyAborted" or not lock.owned():
+            raise SurveyAborted(str(exc)) from exc
+        return _record_lost(out, obsid, obs[obsid], plan[obsid], token, exc, _future_traceback(fut))
+
+    def flush(final):
+        if not final or lock.owned() or not lock.path.exists():
             write_status(out, list(table.values()))
+
+    # SurveyAborted: another survey owns `out` now; record nothing there
+    collect(futures, record=record, lost=lost, flush=flush, bar=SurveyProgress(len(futures), enabled=progress),
+            flush_interval=flush_interval, passthrough=(SurveyAborted,))

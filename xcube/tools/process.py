@@ -288,8 +288,7 @@ def _lost(out: Path, obsid, steps, odf, opts, token, exc) -> list[dict]:
 
 
 def _run_plan(client, plan, odfs, out, opts, token, existing, *, retries, progress, flush_interval):
-    from distributed import as_completed
-
+    from ..survey.collect import collect
     from ..survey.progress import SurveyProgress
     from ..survey.status import write_status
 
@@ -299,29 +298,14 @@ def _run_plan(client, plan, odfs, out, opts, token, existing, *, retries, progre
         fut = client.submit(process_one, obsid, str(odfs[obsid]), str(out), steps, opts, token,
                             key=f"xcube-process-{obsid}-{token}", retries=retries, pure=False)
         futures[fut] = obsid
-    bar = SurveyProgress(len(futures), enabled=progress, label="process", runs_label="steps")
-    bar.draw()
-    last = time.monotonic()
-    try:
-        for fut in as_completed(list(futures)):
-            obsid = futures.pop(fut)
-            try:
-                records = fut.result()
-            except ProcessAborted:
-                raise
-            except Exception as exc:  # noqa: BLE001 - KilledWorker and the like: recorded, the rest goes on
-                records = _lost(out, obsid, plan[obsid], odfs[obsid], opts, token, exc)
-            fut.release()
-            for r in records:
-                table[(obsid, r["step"])] = dict(r, run_id=STEP_PREFIX + r["step"])
-            bar.update(records)
-            if time.monotonic() - last >= flush_interval:
-                write_status(out, list(table.values()), COLUMNS)
-                last = time.monotonic()
-    except BaseException:
-        for fut in futures:
-            fut.cancel()
-        raise
-    finally:
-        bar.draw(final=True)
-        write_status(out, list(table.values()), COLUMNS)
+
+    def record(obsid, records):
+        for r in records:
+            table[(obsid, r["step"])] = dict(r, run_id=STEP_PREFIX + r["step"])
+
+    def lost(obsid, fut, exc):  # KilledWorker and the like: recorded, the rest goes on
+        return _lost(out, obsid, plan[obsid], odfs[obsid], opts, token, exc)
+
+    collect(futures, record=record, lost=lost, flush=lambda final: write_status(out, list(table.values()), COLUMNS),
+            bar=SurveyProgress(len(futures), enabled=progress, label="process", runs_label="steps"),
+            flush_interval=flush_interval, passthrough=(ProcessAborted,))
