@@ -397,4 +397,14 @@ def integer_lut(axis: Axis, dtype):
     v1 = int(math.floor(axis.edges[-1]))
     if v1 < v0 or v1 - v0 + 1 > LUT_MAX:
         return None
-    return axis.index_of(np.arange(v0, v1 + 1, dtype=np.float64)).astype(np.int32), v0
+    key = (axis.edges.tobytes(), axis.is_regular, axis.origin, axis.width, axis.first)
+    lut = _LUTS.get(key)
+    if lut is None:  # the same grid is binned again and again (surveys, parameter grids): build once
+        lut = axis.index_of(np.arange(v0, v1 + 1, dtype=np.float64)).astype(np.int32)
+        if len(_LUTS) >= 64:
+            _LUTS.pop(next(iter(_LUTS)))
+        _LUTS[key] = lut
+    return lut, v0
+
+
+_LUTS: dict = {}  # lookup tables by axis rule (at most 64 kept; callers must not write to them)

@@ -388,7 +388,8 @@ def bin_events(
     coord_bytes = sum(5 * 8 * a.size for a in axes.values())
     if "x" in axes and "y" in axes:
         coord_bytes += 16 * axes["x"].size * axes["y"].size
-    check_size((coord_bytes,), np.uint8, what="cube coordinates", limit=_available_bytes() // 8)
+    avail = _available_bytes()
+    check_size((coord_bytes,), np.uint8, what="cube coordinates", limit=avail // 8)
 
     # per-event axes: modes, kernel params, columns
     roles, cols, params, modes = [], {}, [], []
@@ -433,13 +434,13 @@ def bin_events(
         time_col = cols.pop("time")
         P, offsets, lengths = _global_positions(time_col, ax_t)
         n_events = int(lengths.sum())
-        check_size((cell_bytes,), np.uint8, what="one time bin of the cube", limit=_available_bytes() // 4)
+        check_size((cell_bytes,), np.uint8, what="one time bin of the cube", limit=avail // 4)
         data = _cube_graph(spec, ax_t, P, offsets, lengths, roles, cols, n_events, chunk_bytes, cell_bytes)
         n_inside = int(P[-1] - P[0])
     else:
         cols = _harmonise(cols)
         n_events = events.sizes["event"]
-        check_size((1,) + out_cell, acc, what="image/spectrum (no time axis)", limit=_available_bytes() // 8)
+        check_size((1,) + out_cell, acc, what="image/spectrum (no time axis)", limit=avail // 8)
         data = _reduce_graph(spec, roles, cols, out_cell)
         n_inside = None
     if n_events == 0:

@@ -168,15 +168,26 @@ def fill_kernel(modes: tuple):
 
 @njit(nogil=True, cache=True)
 def _positions_regular(t, origin, width, first, ka, kb):
-    # first index i with (t[i] - origin) / width >= first + k, for k = ka..kb
-    out = np.empty(kb - ka + 1, dtype=np.int64)
-    lo = 0
+    # first index i with (t[i] - origin) / width >= first + k, for k = ka..kb. Each search
+    # gallops from the previous answer in steps of the mean bin occupancy, so its probes stay
+    # within a few cache lines of the answer (a plain bisection of the block misses cache ~20 times)
+    nk = kb - ka + 1
+    out = np.empty(nk, dtype=np.int64)
     n = t.size
-    for j in range(kb - ka + 1):
+    step0 = max(1, n // nk)
+    lo = 0
+    for j in range(nk):
         k = first + ka + j
-        a = lo
-        b = n
-        while a < b:
+        a = lo  # every index below a is below bin k
+        b = lo
+        s = step0
+        while b < n and (t[b] - origin) / width < k:
+            a = b + 1
+            b += s
+            s *= 2
+        if b > n:
+            b = n
+        while a < b:  # answer in [a, b]
             m = (a + b) >> 1
             if (t[m] - origin) / width >= k:
                 b = m

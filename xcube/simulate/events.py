@@ -308,7 +308,9 @@ def _lazy_events(plan: _Plan, attrs: dict, profile) -> xr.Dataset:
         for i in range(plan.counts.shape[0])
     ]
     rec = da.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-    cols = {n: rec[n] for n in _REC_DTYPE.names}
+    # each column its own contiguous array, as the file readers give (a field view of the
+    # record array would have a 28-byte stride and slow every kernel that reads it)
+    cols = {n: rec[n].map_blocks(np.ascontiguousarray, dtype=_REC_DTYPE[n]) for n in _REC_DTYPE.names}
     cols["energy"] = cols["pi"].map_blocks(profile.energy, dtype=np.float32)
     ccd_gti = {c: plan.gti for c in sorted(set(np.unique(list(plan.geometry.det.ccd_numbers()))))}
     return events_dataset(cols, plan.gti, ccd_gti, attrs)
