@@ -59,6 +59,19 @@ class Flags:
 
 
 # ---------------------------------------------------------------------- frame types
+def _unique_rows(key: np.ndarray):
+    """``np.unique(key, axis=0, return_inverse=True, return_counts=True)`` of a
+    (n, m) float array without NaN, by one lexsort (several times faster)."""
+    n = key.shape[0]
+    order = np.lexsort(key.T[::-1])
+    sk = key[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = np.any(sk[1:] != sk[:-1], axis=1)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return sk[new], inverse, np.diff(np.append(np.flatnonzero(new), n))
+
+
 @dataclass(eq=False)
 class FrameTypes:
     """Frames grouped by what their mu image depends on.
@@ -88,8 +101,8 @@ class FrameTypes:
         if idx.size:
             key = np.stack([subset[idx].astype(np.float64), model["light_curve"].values[idx].astype(np.float64),
                             model["exposure"].values[idx]], axis=1)
-            uniq, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-            ftype[idx] = inverse.ravel()
+            uniq, inverse, counts = _unique_rows(key)
+            ftype[idx] = inverse
         else:
             uniq, counts = np.zeros((0, 3)), np.zeros(0, np.int64)
         flat = [np.ascontiguousarray(model[v].values, dtype=np.float64).ravel()

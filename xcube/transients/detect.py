@@ -289,7 +289,7 @@ def _light_curve_factors(lc_n, ftype, per_type):
     nf = per_type.shape[0] + 1
     span = (int(n.max()) + 1) * nf
     keys = (np.arange(k, dtype=np.int64)[:, None] * span + n * nf + (ftype + 1)[None, :]).ravel()
-    uniq, inverse = np.unique(keys, return_inverse=True)
+    uniq, inverse = _unique_keys(keys, k * span)
     reg, rem = np.divmod(uniq, span)
     nu, fu = np.divmod(rem, nf)
     mu = np.full(uniq.shape, np.nan)
@@ -300,6 +300,19 @@ def _light_curve_factors(lc_n, ftype, per_type):
     bp = np.asarray(bayes.log10_bayes_peak(nu, mu))[inverse].reshape(k, nt)
     be = np.asarray(bayes.log10_bayes_eclipse(nu, mu))[inverse].reshape(k, nt)
     return bp, be
+
+
+def _unique_keys(keys, n_keys: int):
+    """``np.unique(keys, return_inverse=True)`` of non-negative integer keys
+    below ``n_keys``; by a presence table (no sort) when that table is not much
+    larger than the keys."""
+    if n_keys > 8 * keys.size + 4096:
+        return np.unique(keys, return_inverse=True)
+    present = np.zeros(n_keys, dtype=bool)
+    present[keys] = True
+    uniq = np.flatnonzero(present)
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    return uniq, rank[keys]
 
 
 def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=None, run_id: str = "",
