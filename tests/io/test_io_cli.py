@@ -78,3 +78,34 @@ def test_wcs_takes_raw_column_values(make_event_file):
     np.testing.assert_allclose(back[1], y, atol=1e-6)
     with pytest.raises(KeyError, match="no sky WCS"):
         xcube.wcs({"source": "f.fits", "CTYPE1": "RA---TAN"})
+
+
+def test_info_summarises_products(make_event_file, tmp_path, capsys):
+    """Light curves, spectra, power spectra and GTI files get their own summary; numbers from the files."""
+    from xcube.io.ogip import write_gti
+
+    ev_path = make_event_file(n=5000, duration=2048.0, gti=([1.0e8], [1.0e8 + 2048.0]))
+    lc_path, pha, pds = tmp_path / "m1.lc", tmp_path / "m1.pha", tmp_path / "m1_pds.fits"
+    assert main(["lc", str(ev_path), "--time-bin", "16", "-o", str(lc_path)]) == 0
+    assert main(["spectrum", str(ev_path), "-o", str(pha)]) == 0
+    assert main(["pds", str(ev_path), "--dt", "1/8", "--segment", "128", "-o", str(pds), "--no-index"]) == 0
+    gti = write_gti(tmp_path / "gti.fits", ([1.0e8, 1.0e8 + 600.0], [1.0e8 + 500.0, 1.0e8 + 650.0]),
+                    attrs={"mjdref": 50814.0, "timesys": "TT"})
+    capsys.readouterr()
+    assert main(["info", str(lc_path), str(pha), str(pds), str(gti)]) == 0
+    out = capsys.readouterr().out
+    lc = xcube.read_lightcurve(lc_path)
+    spec = xcube.io.ogip.read_spectrum(pha)
+    for text in (f"{lc_path}: light curve (XMM EMOS1)", f"bins        : {lc.sizes['time']} of 16 s",
+                 "UTC 2001-03-03T", f"counts      : {int(lc['counts'].sum()):,}",
+                 f"{pha}: spectrum", f"counts      : {int(spec['counts'].sum()):,}",
+                 f"{pds}: power spectrum", "16 segment(s) of 128 s, bins of 0.125 s", "norm        : leahy",
+                 f"{gti}: good time intervals", "GTI exposure: 550.0 s in 2 interval(s), longest 500.0 s"):
+        assert text in out, (text, out)
+
+
+def test_pds_of_events_without_dt_names_the_option(make_event_file, capsys):
+    path = make_event_file(n=100)
+    assert main(["pds", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "give --dt" in err and str(path) in err

@@ -151,3 +151,19 @@ def test_nustar_wcs_reference_is_nominal_pointing():
     pnt = SkyCoord(ev.attrs["ra_pnt"], ev.attrs["dec_pnt"], unit="deg", frame=c.frame)
     assert c.separation(pnt).arcmin < 3.0
     assert abs(ev.attrs["CDELT2"] * 3600 - 2.45810736) < 1e-6
+
+
+def test_info_of_real_light_curves_and_gti(capsys):
+    """``xcube info`` on real pn products: an EXOD light curve, the SAS flare time series, a GTI file."""
+    from xcube.cli import main
+
+    lc = real_file("xmm", "exod_0001730201_PN_J173446-323317_lc_100_src.lc")
+    fbk = real_file("xmm", "P0001730201PNS001FBKTSR0000.FTZ")
+    gti = real_file("xmm", "exod_0001730201_PN_gti.fits")
+    assert main(["info", str(lc), str(fbk), str(gti)]) == 0
+    out = capsys.readouterr().out
+    start, stop = xcube.io.ogip.read_gti(gti)
+    for text in ("light curve (XMM EPN)", "bins        : 228 of 100 s", "object: HD159176", "UTC 2001-03-09T13:38:44",
+                 "bins        : 2,276 of 10 s", "good time intervals",
+                 f"GTI exposure: {float(np.sum(stop - start)):.1f} s in {start.size} interval(s)"):
+        assert text in out, (text, out)

@@ -220,6 +220,9 @@ def test_file_paths_and_errors(make_event_file):
         xcube.power_spectrum(xr.Dataset({"a": ("x", [1])}), dt=1.0)
     band = xcube.power_spectrum(ev, segment=200.0, dt=1.0, energy_band=(0.5, 2.0))
     assert band.attrs["mean_rate"] < p.attrs["mean_rate"]
+    lc = xcube.lightcurve(ev, time_bin=100.0).compute()
+    with pytest.raises(ValueError, match="holds only 2 bin.s. of 100 s.*segment=6400"):
+        xcube.power_spectrum(lc)  # the default 256 s segment: 2 bins, no frequency below Nyquist
 
 
 def test_float64_search_equals_stingrays_longdouble_search():

@@ -121,12 +121,38 @@ def format_summary(s: dict, path=None) -> str:
     return "\n".join(lines)
 
 
+def _product_kind(path) -> str:
+    """``"lightcurve"``, ``"spectrum"``, ``"power_spectrum"`` or ``"gti"`` for
+    such FITS products, else ``"events"`` (event files, Zarr stores and
+    anything :func:`open_events` should judge). Reads headers only."""
+    from ..plot.files import product_kind
+    from .fitsutil import check_path
+
+    if Path(path).is_dir():
+        return "events"
+    kind = product_kind(check_path(path))
+    if kind in ("lightcurve", "spectrum", "power_spectrum"):
+        return kind
+    if kind == "unknown":
+        from .product_info import is_gti_file
+
+        if is_gti_file(path):
+            return "gti"
+    return "events"
+
+
 def _info(args) -> int:
     from .events import open_events
 
     status = 0
     for path in args.files:
         try:
+            kind = _product_kind(path) if args.hdu is None else "events"
+            if kind != "events":
+                from .product_info import product_summary
+
+                print(product_summary(path, kind))
+                continue
             ev = open_events(path, instrument=args.instrument, hdu=args.hdu)
             print(format_summary(summary(ev), path))
         except (OSError, ValueError, KeyError) as exc:
@@ -161,11 +187,14 @@ def register(subparsers) -> None:
     from ..cli import add_hdu_option
 
     p = subparsers.add_parser(
-        "info", help="summarise event files (mission, events, time span, GTIs, columns)",
+        "info", help="summarise event files (mission, events, time span, GTIs, columns) and products",
         description="Summarise event files: mission and instrument, number of events, time span in mission "
                     "seconds and in UTC (converted from the file's MJDREF and TIMESYS), good time, energy range "
-                    "and columns.")
-    p.add_argument("files", nargs="+", metavar="FILE", help="event files (FITS, gzip) or xcube Zarr stores")
+                    "and columns. Light curves, PHA spectra, power spectra and GTI files get a summary of "
+                    "their own (bins, exposure and mean rate; channels and counts; frequencies and "
+                    "normalisation; intervals).")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="event files (FITS, gzip) or xcube Zarr stores; light curves, spectra, power spectra, GTIs")
     p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")
     add_hdu_option(p)
     p.set_defaults(func=_info)

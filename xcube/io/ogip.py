@@ -44,6 +44,7 @@ from .fitsutil import find_column, open_fits
 
 __all__ = [
     "gti_hdu",
+    "is_gti_hdu",
     "common_cards",
     "time_cards",
     "primary_hdu",
@@ -218,7 +219,7 @@ def gti_table(obj, events=None):
             gti = _gti_of(hdu, path)
     else:
         if isinstance(obj, fits.HDUList):
-            obj = next((h for h in obj[1:] if _is_gti(h)), None) or _no_gti(obj)
+            obj = next((h for h in obj[1:] if is_gti_hdu(h)), None) or _no_gti(obj)
         header = dict(getattr(obj, "header", None) or getattr(obj, "meta", None) or {})
         data = getattr(obj, "data", obj) if isinstance(obj, fits.BinTableHDU) else obj
         names = list(getattr(data, "columns", None) if hasattr(data, "iloc") else
@@ -241,7 +242,8 @@ def _no_gti(hdul):
     raise ValueError(f"no GTI table in the HDUList (extensions: {[h.name for h in hdul]})")
 
 
-def _is_gti(hdu) -> bool:
+def is_gti_hdu(hdu) -> bool:
+    """True for a GTI table: HDUCLAS1 = GTI, or named GTI, STDGTI*, SRC_GTIS."""
     if not isinstance(hdu, fits.BinTableHDU):
         return False
     if str(hdu.header.get("HDUCLAS1", "")).strip().upper() == "GTI":
@@ -256,7 +258,7 @@ def _find_gti_hdu(hdul, extname, path):
             return hdul[extname]
         except KeyError:
             raise ValueError(f"{path}: no extension {extname!r} (extensions: {[h.name for h in hdul]})") from None
-    return next((h for h in hdul[1:] if _is_gti(h)), None)
+    return next((h for h in hdul[1:] if is_gti_hdu(h)), None)
 
 
 def _gti_of(hdu, path):

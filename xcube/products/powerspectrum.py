@@ -130,6 +130,10 @@ def _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs) -> xr.Datas
                                     background_flux=bkg * dt)
     power = (sums.power / m) * factor
     freq = fftfreq(n_bin, dt)[positive_fft_bins(n_bin)]
+    if freq.size == 0:
+        raise ValueError(f"{attrs.get('source') or 'input'}: a {segment:g} s segment holds only {n_bin} bin(s) of "
+                         f"{dt:g} s, which leaves no frequency between 1/segment and the Nyquist frequency; use "
+                         f"a longer segment (e.g. segment={64 * dt:g}, --segment {64 * dt:g}) or a smaller dt")
     df = 1.0 / (dt * n_bin)
     mean_rate = mean / dt
     level = poisson_level(norm, meanrate=mean_rate, n_ph=n_ph, backrate=bkg)

@@ -97,6 +97,14 @@ def _run_pds(args) -> int:
     from .powerspectrum import power_spectrum
 
     many = len(args.files) > 1
+    if args.dt is None:
+        from ..io.fitsutil import check_path
+        from ..plot.files import product_kind
+
+        need = [f for f in args.files if Path(f).is_dir() or product_kind(check_path(f)) == "events"]
+        if need:
+            raise ValueError(f"pds: {', '.join(map(str, need))}: event data; give --dt, the bin width of the "
+                             "segments (e.g. --dt 1/512)")
     if args.out and many and not args.average:
         raise ValueError("--out names one file: give one FILE, use --average, or --out-dir for several")
     kw = dict(segment=args.segment, dt=args.dt, norm=args.norm, rebin=args.rebin or None, energy_band=args.energy,

@@ -1,0 +1,149 @@
+"""``xcube info`` of files that are not event lists: OGIP light curves,
+PHA spectra, power spectra (``xcube pds``) and GTI files. Each summary is a
+few lines of text; everything is read eagerly (these files are small)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["product_summary", "is_gti_file"]
+
+
+def _utc(attrs: dict, t: float) -> str:
+    """UTC (to the second) of mission time ``t`` [s] from the product's MJDREF/TIMESYS, ``?`` when unknown."""
+    if not np.isfinite(t) or "mjdref" not in attrs:
+        return "?"
+    from ..times import times
+
+    try:
+        return str(times(float(t), attrs, to="iso", precision=0))
+    except (ValueError, KeyError, TypeError):
+        return "?"
+
+
+def _head(kind: str, path, attrs: dict) -> list[str]:
+    who = " ".join(str(attrs[k]) for k in ("mission", "instrument") if attrs.get(k)) or "-"
+    return [f"{path}: {kind} ({who})",
+            f"  obs id      : {attrs.get('obs_id') or '-'}    object: {attrs.get('object') or '-'}"]
+
+
+def _span(attrs: dict, lo: float, hi: float) -> str:
+    return (f"  time span   : {lo:.6f} - {hi:.6f} s ({hi - lo:.1f} s; UTC {_utc(attrs, lo)} - {_utc(attrs, hi)}; "
+            f"MJDREF {attrs.get('mjdref', '?')!r} {attrs.get('timesys', '?')})")
+
+
+def _lightcurve(path) -> list[str]:
+    from .ogip import read_lightcurve
+
+    lc = read_lightcurve(path)
+    a = lc.attrs
+    lo, hi = float(lc["time_lo"].values[0]), float(lc["time_hi"].values[-1])
+    expo = np.asarray(lc["exposure"].values, float)
+    width = a.get("time_bin", float(np.median(lc["time_hi"] - lc["time_lo"])))
+    lines = _head("light curve", path, a) + [
+        f"  bins        : {lc.sizes['time']:,} of {width:g} s"
+        + (f", {lc.sizes['band']} energy bands" if "band" in lc.dims else ""),
+        _span(a, lo, hi),
+        f"  exposure    : {expo.sum():.1f} s in the bins ({int(np.count_nonzero(expo > 0)):,} bins with good time)"
+        + (f"; {lc.sizes['gti']} GTI(s)" if "gti" in lc.dims else ""),
+    ]
+    rate = np.asarray(lc["rate"].values, float)
+    w = np.broadcast_to(expo.reshape((-1,) + (1,) * (rate.ndim - 1)), rate.shape)
+    good = (w > 0) & np.isfinite(rate)
+    axis = 0
+    tot = np.where(good, w, 0.0).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(good, rate * w, 0.0).sum(axis=axis) / tot
+    means = ", ".join(f"{m:.4g}" for m in np.atleast_1d(mean))
+    lines.append(f"  mean rate   : {means} count/s (exposure-weighted{', per band' if rate.ndim > 1 else ''})")
+    if "counts" in lc:
+        lines.append(f"  counts      : {int(np.nansum(lc['counts'].values)):,}")
+    lines.append(f"  columns     : {', '.join(str(v) for v in lc.data_vars)}")
+    return lines
+
+
+def _spectrum(path) -> list[str]:
+    from .ogip import read_spectrum
+
+    sp = read_spectrum(path)
+    a = sp.attrs
+    lo, hi = a.get("channel_range", (int(sp.channel.values[0]), int(sp.channel.values[-1])))
+    lines = _head("spectrum", path, a) + [
+        f"  channels    : {sp.sizes['channel']:,} ({lo} - {hi})"
+        + (f", PI {int(sp['pi_lo'].values[0])} - {int(sp['pi_hi'].values[-1])}" if "pi_lo" in sp.coords else ""),
+        f"  counts      : {int(np.sum(sp['counts'].values)):,}",
+        f"  exposure    : {float(a.get('exposure', np.nan)):.1f} s    backscal: {a.get('backscal', '-')}"
+        f"    areascal: {a.get('areascal', '-')}",
+    ]
+    if "grouping" in sp:
+        lines.append(f"  groups      : {int(np.count_nonzero(np.asarray(sp['grouping'].values) == 1)):,}"
+                     f"    bad channels: {int(np.count_nonzero(np.asarray(sp['quality'].values) > 0)):,}"
+                     if "quality" in sp else "")
+    lines.append("  files       : " + ", ".join(f"{k}={a.get(k) or '-'}" for k in ("respfile", "ancrfile", "backfile")))
+    return lines
+
+
+def _power_spectrum(path) -> list[str]:
+    from .powspec import read_power_spectrum
+
+    p = read_power_spectrum(path)
+    a = p.attrs
+    f = p["freq"].values
+    return _head("power spectrum", path, a) + [
+        f"  frequencies : {f.size:,}, {float(p['freq_lo'].values[0]):.4g} - {float(p['freq_hi'].values[-1]):.4g} Hz",
+        f"  averaging   : {a.get('n_segments', '?')} segment(s) of {a.get('segment', float('nan')):g} s, "
+        f"bins of {a.get('dt', float('nan')):g} s",
+        f"  norm        : {a.get('norm', '?')}    mean rate: {a.get('mean_rate', float('nan')):.4g} count/s"
+        f"    Poisson level: {a.get('poisson_level', float('nan')):.4g}",
+    ]
+
+
+def is_gti_file(path) -> bool:
+    """True when the FITS file holds a GTI table (START/STOP) and no event table. Reads headers only."""
+    from astropy.io import fits
+
+    from .ogip import is_gti_hdu
+
+    with fits.open(path) as hdul:
+        tables = [h for h in hdul[1:] if isinstance(h, fits.BinTableHDU)]
+        return bool(tables) and any(is_gti_hdu(h) for h in tables) and \
+            not any(h.name in ("EVENTS", "STDEVT") for h in tables)
+
+
+def _gti(path) -> list[str]:
+    from astropy.io import fits
+
+    from .. import gti as gtimod
+    from .ogip import read_gti
+
+    start, stop = read_gti(path)
+    with fits.open(path) as hdul:
+        h = next(h.header for h in hdul[1:] if isinstance(h, fits.BinTableHDU))
+    attrs = {"mission": h.get("TELESCOP", ""), "instrument": h.get("INSTRUME", ""), "obs_id": h.get("OBS_ID", ""),
+             "object": h.get("OBJECT", "")}
+    if "MJDREFI" in h:
+        attrs.update(mjdrefi=float(h["MJDREFI"]), mjdreff=float(h.get("MJDREFF", 0.0)),
+                     mjdref=float(h["MJDREFI"]) + float(h.get("MJDREFF", 0.0)))
+    elif "MJDREF" in h:
+        attrs["mjdref"] = float(h["MJDREF"])
+    if "mjdref" in attrs:
+        attrs["timesys"] = str(h.get("TIMESYS", "TT")).strip()
+    lines = _head("good time intervals", path, attrs)
+    if start.size:
+        lines += [_span(attrs, float(start[0]), float(stop[-1])),
+                  f"  GTI exposure: {gtimod.exposure((start, stop)):.1f} s in {start.size} interval(s), longest "
+                  f"{float(np.max(stop - start)):.1f} s"]
+    else:
+        lines.append("  GTI exposure: 0 s (no intervals)")
+    return lines
+
+
+_SUMMARIES = {"lightcurve": _lightcurve, "spectrum": _spectrum, "power_spectrum": _power_spectrum, "gti": _gti}
+
+
+def product_summary(path, kind: str) -> str:
+    """Text summary of a product file of ``kind`` (``"lightcurve"``,
+    ``"spectrum"``, ``"power_spectrum"`` or ``"gti"``, see
+    :func:`xcube.plot.files.product_kind` and :func:`is_gti_file`)."""
+    return "\n".join(line for line in _SUMMARIES[kind](Path(path)) if line)
