@@ -163,9 +163,19 @@ def test_bad_input_errors(field):
         xcube.lightcurve(ev, 100.0, background="physical;circle(26000,26000,50)")
     with pytest.raises(ValueError, match="errors="):
         xcube.lightcurve(ev, 100.0, errors="gauss")
-    with pytest.raises(ValueError, match="exactly one"):
-        xcube.image(ev)
+    with pytest.raises(ValueError, match="not both"):
+        xcube.image(ev, 80.0, size_arcsec=4.0)
     assert t0 < t1
+
+
+def test_image_default_pixel_is_the_missions(field):
+    """No pixel size given: XMM EPIC images come in 4" pixels (80 sky pixels), as with size_arcsec=4."""
+    ev = xcube.open_events(field)
+    img = xcube.image(ev)
+    assert img.attrs["bin_size"] == 80.0
+    assert img.equals(xcube.image(ev, size_arcsec=4.0))
+    generic = ev.assign_attrs(profile="generic")
+    assert xcube.image(generic, x_range=(25000, 25010), y_range=(25000, 25010)).attrs["bin_size"] == 1.0
 
 
 def test_empty_selection_gives_zero_counts_and_warning(field, tmp_path):

@@ -57,6 +57,9 @@ class MissionProfile:
     frame_time : CCD frame time [s] (0 for non-imaging / event-by-event detectors).
     pixel_arcsec : size of one sky pixel (X/Y columns) [arcsec], used when the
         header has no TCDLT keyword.
+    image_arcsec : default pixel of ``xcube.image`` / ``xcube image`` [arcsec]
+        (XMM EPIC and eROSITA 4", the usual binning of their 0.05" sky pixels),
+        or None for one sky pixel.
     quadrants : mapping CCD number -> quadrant, for the partial-CCD frame rule
         (empty where not applicable).
     supported_modes : ``fnmatch`` patterns of DATAMODE/SUBMODE values the
@@ -98,6 +101,7 @@ class MissionProfile:
     screening: str | None = None
     frame_time: float = 0.0
     pixel_arcsec: float = 1.0
+    image_arcsec: float | None = None
     quadrants: Mapping[int, int] = field(default_factory=dict)
     supported_modes: tuple[str, ...] = ()
     spectral_grid: tuple[int, int, int] | None = None

@@ -34,6 +34,7 @@ TM = register(
         screening="PAT_TYP >= 1 && PAT_TYP <= 4",
         frame_time=0.05,
         pixel_arcsec=0.05,
+        image_arcsec=4.0,
         supported_modes=("FRAMESTORE",),
     )
 )

@@ -40,6 +40,7 @@ _COMMON = dict(
     energy_range=(0.15, 15.0),
     gti_extensions=("STDGTI*", "GTI0*", "GTI", "STDGTI"),
     pixel_arcsec=0.05,
+    image_arcsec=4.0,
     supported_modes=("IMAGING", "PRIME*", "FAST*", "FULL*", "LARGE*", "SMALL*", "EXTENDED*"),
     raw_columns=("ccdnr", "rawx", "rawy"),
     roll_attr="pa_pnt",

@@ -60,8 +60,10 @@ def _register_image_spectrum(subparsers) -> None:
                                           "as DS9 physical coordinates. By default the image covers the extent "
                                           "of the selected events; events are screened unless --no-screen.")
     _common(p)
-    size = p.add_mutually_exclusive_group(required=True)
-    size.add_argument("--size-arcsec", type=float, help="image pixel size [arcsec]")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--size-arcsec", type=float,
+                      help="image pixel size [arcsec] (default: the mission's usual pixel, XMM EPIC and eROSITA 4\", "
+                           "else one sky pixel)")
     size.add_argument("--bin-size", type=float, help="image pixel size [sky pixels of the event file]")
     p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"), help="energy band [keV], half-open")
     p.add_argument("--region", help="keep events in this region; the image covers its bounding box")
@@ -154,7 +156,8 @@ def _run_image(args) -> int:
     img = image(ev, args.bin_size, size_arcsec=args.size_arcsec, energy_band=args.energy, region=args.region,
                 expr=expr, x_range=args.x_range, y_range=args.y_range)
     path = write_image(args.out, img, overwrite=args.overwrite)
-    print(f"{path}: {img.sizes['y']} x {img.sizes['x']} image, {int(img.sum())} counts")
+    print(f"{path}: {img.sizes['y']} x {img.sizes['x']} image of {img.attrs['bin_size']:g} sky pixels per pixel, "
+          f"{int(img.sum())} counts")
     return 0
 
 

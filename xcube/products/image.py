@@ -7,6 +7,7 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
+from ..missions import profile_of
 from .lightcurve import pi_band, product_attrs, region_text
 
 __all__ = ["image", "events_extent"]
@@ -46,7 +47,9 @@ def image(
     ----------
     events : EventList with ``x``/``y`` sky columns and their WCS attrs.
     bin_size : image pixel size in sky pixels of the event file (XMM: 0.05"),
-        or give ``size_arcsec`` [arcsec] instead (one of the two is required).
+        or give ``size_arcsec`` [arcsec] instead (not both). Default: the
+        mission's usual image pixel (XMM EPIC and eROSITA 4" = 80 sky pixels,
+        ``MissionProfile.image_arcsec``), else one sky pixel.
     energy_band : ``(emin, emax)`` [keV], half-open.
     region : keep only events inside this region (DS9 string/file or
         ``regions`` objects); when no ranges are given the image covers the
@@ -77,8 +80,11 @@ def image(
     from ..regions import pixel_region
     from ..select import select
 
-    if (bin_size is None) == (size_arcsec is None):
-        raise ValueError("image: give the pixel size as bin_size (sky pixels) or size_arcsec (arcsec), exactly one")
+    if bin_size is not None and size_arcsec is not None:
+        raise ValueError("image: give the pixel size as bin_size (sky pixels) or size_arcsec (arcsec), not both")
+    if bin_size is None and size_arcsec is None:  # the mission's usual image pixel
+        size_arcsec = profile_of(events).image_arcsec
+        bin_size = 1.0 if size_arcsec is None else None
     if region is not None and (x_range is None or y_range is None):
         rs = pixel_region(region, events)
         box = rs.bbox()
