@@ -33,7 +33,7 @@ def test_pds_command_writes_named_indexed_spectra(two_obs, tmp_path, capsys):
                  "--out", str(tmp_path / "avg.fits")]) == 0
     assert read_power_spectrum(tmp_path / "avg.fits").attrs["n_segments"] == 40
     assert main(["pds", str(two_obs[0]), "--segment", "100"]) == 1  # events need --dt
-    assert "needs dt=" in capsys.readouterr().err
+    assert "give --dt" in capsys.readouterr().err
 
 
 def test_stitch_and_plot_commands(two_obs, tmp_path, capsys, monkeypatch):

@@ -103,7 +103,7 @@ def _run_pds(args) -> int:
 
         need = [f for f in args.files if Path(f).is_dir() or product_kind(check_path(f)) == "events"]
         if need:
-            raise ValueError(f"pds: {', '.join(map(str, need))}: event data; give --dt, the bin width of the "
+            raise ValueError(f"{', '.join(map(str, need))}: event data; give --dt, the bin width of the "
                              "segments (e.g. --dt 1/512)")
     if args.out and many and not args.average:
         raise ValueError("--out names one file: give one FILE, use --average, or --out-dir for several")
