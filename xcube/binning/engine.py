@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import operator
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .. import gti as gtimod
 from .._version import __version__
+from ..io.memmap import fusable_sources, read_columns
 from ..missions import profile_of
 from ..scheduler import compute
 from . import kernels
@@ -469,6 +471,8 @@ def _cube_graph(spec, ax_t, P, offsets, lengths, roles, cols, n_events, chunk_by
                                [cols[r].name for r in roles])
     name = f"counts-{token}"
     ends = offsets + lengths
+    sources = fusable_sources([cols[r] for r in roles]) if roles else None
+    rows = f"rows-{token}"
     layer = {}
     ndim = 1 + len(spec.out_shape)
     for c, (s, m) in enumerate(zip(starts, tchunks)):
@@ -484,11 +488,16 @@ def _cube_graph(spec, ax_t, P, offsets, lengths, roles, cols, n_events, chunk_by
             continue
         block_keys = []
         for j in js:
-            block_keys += [(cols[r].name, int(j)) for r in roles]
+            block_keys += [(cols[r].name, int(j)) for r in roles] if sources is None else \
+                [(operator.getitem, (rows, int(j)), i) for i in range(len(roles))]
         layer[key] = (_cube_task, spec, seg, offsets[js].copy(), lengths[js].copy(), tuple(roles), threads,
                       *block_keys)
-    deps = [cols[r] for r in roles]
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
+    if sources is None:
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=[cols[r] for r in roles])
+    else:  # columns of one FITS table: each event chunk's columns decoded together
+        layer.update({(rows, j): (read_columns, sources, int(o), int(o + m))
+                      for j, (o, m) in enumerate(zip(offsets, lengths))})
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
     chunks = (tchunks,) + tuple((s,) for s in spec.out_shape)
     arr = da.Array(graph, name, chunks, dtype=spec.dtype, meta=np.empty((0,) * ndim, dtype=spec.dtype))
     if arr.npartitions == 1:

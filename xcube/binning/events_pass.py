@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import gti as gtimod
 from ..hygiene import BLOCK_EVENTS, merge_stats
+from ..io.memmap import fusable_sources, read_columns
 from ..missions import profile_of
 from ..scheduler import compute
 from ..select import EnergyBand, EventFilter, column_dtypes, energy_band_bounds
@@ -201,9 +202,21 @@ def _graph(ev, spec):
         a = column(c, ref.chunks[0])
         arrays.append(a if a.chunks == ref.chunks else a.rechunk(ref.chunks))
     name = f"events-pass-{uuid.uuid4().hex[:16]}"
-    layer = {(name, j): (_chunk_task, spec, *[(a.name, j) for a in arrays]) for j in range(ref.numblocks[0])}
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=arrays)
+    sources = fusable_sources(arrays)
+    if sources is not None:  # columns of one FITS table: each chunk's columns decoded in one pass over its rows
+        ends = np.cumsum(ref.chunks[0])
+        layer = {(name, j): (_fused_chunk_task, spec, tuple(sources), int(ends[j] - ref.chunks[0][j]), int(ends[j]))
+                 for j in range(ref.numblocks[0])}
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
+    else:
+        layer = {(name, j): (_chunk_task, spec, *[(a.name, j) for a in arrays]) for j in range(ref.numblocks[0])}
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=arrays)
     return graph, [(name, j) for j in range(ref.numblocks[0])]
+
+
+def _fused_chunk_task(spec, sources, start, stop):
+    """:func:`_chunk_task` of rows ``start:stop`` of a FITS table (:func:`~xcube.io.memmap.read_columns`)."""
+    return _chunk_task(spec, *read_columns(sources, start, stop))
 
 
 # ---------------------------------------------------------------------- one chunk

@@ -27,7 +27,16 @@ from .._version import __version__
 from ..missions import MissionProfile, detect, profiles
 from .fitsutil import column_scaling, find_column, header_float, is_compressed, merged_header, open_fits
 from .integrity import file_identity
-from .memmap import FitsColumn, check_times, count_null_rows, load_scan_record, save_scan_record, scan_times
+from .memmap import (
+    FitsColumn,
+    check_times,
+    count_null_rows,
+    load_scan_record,
+    register_source,
+    save_scan_record,
+    scan_times,
+    source_of,
+)
 
 __all__ = ["read_fits_header", "open_fits_events", "load_fits_events", "DEFAULT_CHUNK", "EventsMeta"]
 
@@ -475,6 +484,8 @@ def open_fits_events(meta: EventsMeta, chunks: int | None = None, cache=None):
                            name=f"xcube-fits-{var}-{tokenize(ident, var, arr.dtype.str, arr.add)}")
         for var, arr in arrays.items()
     }
+    for var, arr in arrays.items():
+        register_source(data[var].name, arr)
     return build_dataset(meta, data)
 
 
@@ -546,6 +557,9 @@ def build_dataset(meta: EventsMeta, data: dict) -> xr.Dataset:
         pi = data["pi"]
         if isinstance(pi, da.Array):
             data["energy"] = pi.map_blocks(profile.energy, dtype=np.float32)
+            src = source_of(pi)
+            if src is not None:  # readers of several columns decode energy with the others
+                register_source(data["energy"].name, src.derived(profile.energy, np.float32))
         else:
             data["energy"] = profile.energy(pi)
         if profile.pi_to_kev is None:
