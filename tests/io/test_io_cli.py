@@ -89,10 +89,12 @@ def test_info_summarises_products(make_event_file, tmp_path, capsys):
     assert main(["lc", str(ev_path), "--time-bin", "16", "-o", str(lc_path)]) == 0
     assert main(["spectrum", str(ev_path), "-o", str(pha)]) == 0
     assert main(["pds", str(ev_path), "--dt", "1/8", "--segment", "128", "-o", str(pds), "--no-index"]) == 0
+    img = tmp_path / "m1_img.fits"
+    assert main(["image", str(ev_path), "-o", str(img)]) == 0
     gti = write_gti(tmp_path / "gti.fits", ([1.0e8, 1.0e8 + 600.0], [1.0e8 + 500.0, 1.0e8 + 650.0]),
                     attrs={"mjdref": 50814.0, "timesys": "TT"})
     capsys.readouterr()
-    assert main(["info", str(lc_path), str(pha), str(pds), str(gti)]) == 0
+    assert main(["info", str(lc_path), str(pha), str(pds), str(gti), str(img)]) == 0
     out = capsys.readouterr().out
     lc = xcube.read_lightcurve(lc_path)
     spec = xcube.io.ogip.read_spectrum(pha)
@@ -100,7 +102,8 @@ def test_info_summarises_products(make_event_file, tmp_path, capsys):
                  "UTC 2001-03-03T", f"counts      : {int(lc['counts'].sum()):,}",
                  f"{pha}: spectrum", f"counts      : {int(spec['counts'].sum()):,}",
                  f"{pds}: power spectrum", "16 segment(s) of 128 s, bins of 0.125 s", "norm        : leahy",
-                 f"{gti}: good time intervals", "GTI exposure: 550.0 s in 2 interval(s), longest 500.0 s"):
+                 f"{gti}: good time intervals", "GTI exposure: 550.0 s in 2 interval(s), longest 500.0 s",
+                 f"{img}: image (XMM EMOS1)", '4" each', "sum         : 5000 count", "RA---TAN 263.657917"):
         assert text in out, (text, out)
 
 

@@ -122,8 +122,8 @@ def format_summary(s: dict, path=None) -> str:
 
 
 def _product_kind(path) -> str:
-    """``"lightcurve"``, ``"spectrum"``, ``"power_spectrum"`` or ``"gti"`` for
-    such FITS products, else ``"events"`` (event files, Zarr stores and
+    """``"lightcurve"``, ``"spectrum"``, ``"power_spectrum"``, ``"image"`` or
+    ``"gti"`` for such FITS products, else ``"events"`` (event files, Zarr stores and
     anything :func:`open_events` should judge). Reads headers only."""
     from ..plot.files import product_kind
     from .fitsutil import check_path
@@ -131,7 +131,7 @@ def _product_kind(path) -> str:
     if Path(path).is_dir():
         return "events"
     kind = product_kind(check_path(path))
-    if kind in ("lightcurve", "spectrum", "power_spectrum"):
+    if kind in ("lightcurve", "spectrum", "power_spectrum", "image"):
         return kind
     if kind == "unknown":
         from .product_info import is_gti_file
@@ -190,9 +190,9 @@ def register(subparsers) -> None:
         "info", help="summarise event files (mission, events, time span, GTIs, columns) and products",
         description="Summarise event files: mission and instrument, number of events, time span in mission "
                     "seconds and in UTC (converted from the file's MJDREF and TIMESYS), good time, energy range "
-                    "and columns. Light curves, PHA spectra, power spectra and GTI files get a summary of "
-                    "their own (bins, exposure and mean rate; channels and counts; frequencies and "
-                    "normalisation; intervals).")
+                    "and columns. Light curves, PHA spectra, power spectra, images and GTI files get a summary "
+                    "of their own (bins, exposure and mean rate; channels and counts; frequencies and "
+                    "normalisation; pixels and WCS; intervals).")
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="event files (FITS, gzip) or xcube Zarr stores; light curves, spectra, power spectra, GTIs")
     p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")

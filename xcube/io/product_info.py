@@ -1,5 +1,5 @@
 """``xcube info`` of files that are not event lists: OGIP light curves,
-PHA spectra, power spectra (``xcube pds``) and GTI files. Each summary is a
+PHA spectra, power spectra (``xcube pds``), FITS images and GTI files. Each summary is a
 few lines of text; everything is read eagerly (these files are small)."""
 from __future__ import annotations
 
@@ -139,11 +139,31 @@ def _gti(path) -> list[str]:
     return lines
 
 
-_SUMMARIES = {"lightcurve": _lightcurve, "spectrum": _spectrum, "power_spectrum": _power_spectrum, "gti": _gti}
+def _image(path) -> list[str]:
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        h = hdul[0].header
+        data = np.asarray(hdul[0].data, dtype=np.float64)
+    attrs = {"mission": h.get("TELESCOP", ""), "instrument": h.get("INSTRUME", ""), "obs_id": h.get("OBS_ID", ""),
+             "object": h.get("OBJECT", "")}
+    lines = _head("image", path, attrs) + [
+        f"  pixels      : {data.shape[1]} x {data.shape[0]} (x by y)"
+        + (f", {abs(float(h['CDELT1'])) * 3600:.3g}\" each" if "CDELT1" in h else ""),
+        f"  sum         : {np.nansum(data):.6g} {str(h.get('BUNIT', '')).strip()}".rstrip(),
+    ]
+    if "CRVAL1" in h and "CRVAL2" in h:
+        lines.append(f"  reference   : {h.get('CTYPE1', '?')} {float(h['CRVAL1']):.6f}, {h.get('CTYPE2', '?')} "
+                     f"{float(h['CRVAL2']):.6f} deg at pixel ({h.get('CRPIX1', '?')}, {h.get('CRPIX2', '?')})")
+    return lines
+
+
+_SUMMARIES = {"image": _image, "lightcurve": _lightcurve, "spectrum": _spectrum, "power_spectrum": _power_spectrum,
+              "gti": _gti}
 
 
 def product_summary(path, kind: str) -> str:
     """Text summary of a product file of ``kind`` (``"lightcurve"``,
-    ``"spectrum"``, ``"power_spectrum"`` or ``"gti"``, see
+    ``"spectrum"``, ``"power_spectrum"``, ``"image"`` or ``"gti"``, see
     :func:`xcube.plot.files.product_kind` and :func:`is_gti_file`)."""
     return "\n".join(line for line in _SUMMARIES[kind](Path(path)) if line)
