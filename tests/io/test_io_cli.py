@@ -112,3 +112,15 @@ def test_pds_of_events_without_dt_names_the_option(make_event_file, capsys):
     assert main(["pds", str(path)]) == 1
     err = capsys.readouterr().err
     assert "give --dt" in err and str(path) in err
+
+
+def test_info_and_plot_of_files_that_are_not_products(tmp_path, capsys):
+    """A CSV or a missing file: the message names the file and the problem, not astropy's."""
+    csv = tmp_path / "detections.csv"
+    csv.write_text("run_id,obs_id\n1,2\n")
+    assert main(["info", str(csv)]) == 1
+    assert "detections.csv: not a FITS file" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path / "missing.fits"), "-o", str(tmp_path / "p.png")]) == 1
+    assert "missing.fits: no such file" in capsys.readouterr().err
+    assert main(["plot", str(csv), "-o", str(tmp_path / "p.png")]) == 1
+    assert "not a product xcube can plot" in capsys.readouterr().err

@@ -105,7 +105,11 @@ def is_gti_file(path) -> bool:
 
     from .ogip import is_gti_hdu
 
-    with fits.open(path) as hdul:
+    try:
+        hdul = fits.open(path)
+    except OSError:
+        return False
+    with hdul:
         tables = [h for h in hdul[1:] if isinstance(h, fits.BinTableHDU)]
         return bool(tables) and any(is_gti_hdu(h) for h in tables) and \
             not any(h.name in ("EVENTS", "STDEVT") for h in tables)

@@ -18,7 +18,14 @@ def product_kind(path) -> str:
         return "cube" if (p / "expected").exists() and (p / "counts").exists() else "unknown"
     from astropy.io import fits
 
-    with fits.open(p) as hdul:
+    from ..io.fitsutil import check_path
+
+    check_path(p)
+    try:
+        hdul = fits.open(p)
+    except OSError:  # not FITS (a CSV, a Parquet table...) or unreadable: the callers say what they take
+        return "unknown"
+    with hdul:
         for h in hdul[1:]:
             if not isinstance(h, fits.BinTableHDU):
                 continue
