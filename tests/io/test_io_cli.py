@@ -94,7 +94,10 @@ def test_info_summarises_products(make_event_file, tmp_path, capsys):
     gti = write_gti(tmp_path / "gti.fits", ([1.0e8, 1.0e8 + 600.0], [1.0e8 + 500.0, 1.0e8 + 650.0]),
                     attrs={"mjdref": 50814.0, "timesys": "TT"})
     capsys.readouterr()
-    assert main(["info", str(lc_path), str(pha), str(pds), str(gti), str(img)]) == 0
+    stitched = tmp_path / "st.lc"
+    assert main(["stitch", str(lc_path), "-o", str(stitched), "--no-index"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(lc_path), str(pha), str(pds), str(gti), str(img), str(stitched)]) == 0
     out = capsys.readouterr().out
     lc = xcube.read_lightcurve(lc_path)
     spec = xcube.io.ogip.read_spectrum(pha)
@@ -103,7 +106,8 @@ def test_info_summarises_products(make_event_file, tmp_path, capsys):
                  f"{pha}: spectrum", f"counts      : {int(spec['counts'].sum()):,}",
                  f"{pds}: power spectrum", "16 segment(s) of 128 s, bins of 0.125 s", "norm        : leahy",
                  f"{gti}: good time intervals", "GTI exposure: 550.0 s in 2 interval(s), longest 500.0 s",
-                 f"{img}: image (XMM EMOS1)", '4" each', "sum         : 5000 count", "RA---TAN 263.657917"):
+                 f"{img}: image (XMM EMOS1)", '4" each', "sum         : 5000 count", "RA---TAN 263.657917",
+                 f"{stitched}: long-term light curve (XMM; 1 observation id(s))"):
         assert text in out, (text, out)
 
 

@@ -40,9 +40,16 @@ def _lightcurve(path) -> list[str]:
     a = lc.attrs
     lo, hi = float(lc["time_lo"].values[0]), float(lc["time_hi"].values[-1])
     expo = np.asarray(lc["exposure"].values, float)
-    width = a.get("time_bin", float(np.median(lc["time_hi"] - lc["time_lo"])))
-    lines = _head("light curve", path, a) + [
-        f"  bins        : {lc.sizes['time']:,} of {width:g} s"
+    widths = np.asarray(lc["time_hi"].values - lc["time_lo"].values, float)
+    lo_w, hi_w = (float(widths.min()), float(widths.max())) if widths.size else (np.nan, np.nan)
+    width = f"{lo_w:g} s" if np.isclose(lo_w, hi_w, rtol=1e-9, atol=0) else f"{lo_w:g}-{hi_w:g} s"
+    head = _head("light curve", path, a)
+    if a.get("stitched") and "obs_id" in lc:
+        obs = sorted({str(o) for o in np.asarray(lc["obs_id"].values)})
+        missions = sorted({str(m) for m in np.asarray(lc["mission"].values)}) if "mission" in lc else ["?"]
+        head[0] = f"{path}: long-term light curve ({', '.join(missions)}; {len(obs)} observation id(s))"
+    lines = head + [
+        f"  bins        : {lc.sizes['time']:,} of {width}"
         + (f", {lc.sizes['band']} energy bands" if "band" in lc.dims else ""),
         _span(a, lo, hi),
         f"  exposure    : {expo.sum():.1f} s in the bins ({int(np.count_nonzero(expo > 0)):,} bins with good time)"
