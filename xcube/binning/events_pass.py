@@ -4,10 +4,11 @@
 chunks in one ``dask.compute``) and fills any number of runs at the same
 time: a run is a time axis and an energy band (:class:`Run`), so the whole
 parameter grid of a transient search (e.g. 5/50/200 s x three bands) shares
-the pass. Per chunk, a numba kernel computes each selected event's sky cell
-once and appends it to every run whose band and frames hold the event.
-Memory: the output cells (2-4 bytes per event and run) and, per chunk in
-flight, its columns.
+the pass. Per chunk, one call of a numba kernel reads the events block by
+block: each selected event's sky cell is computed once per distinct sky
+grid, then every run takes the block's events of its band (frame, CCD
+count, cell). Memory: the output cells (2-4 bytes per event and run) and,
+per chunk in flight, its columns and the runs' cells twice.
 """
 from __future__ import annotations
 
@@ -113,6 +114,12 @@ class _Spec:
     ccd_lo: int
     n_ccd: int
     ccd_column: str | None  # CCD column of the per-cell CCD map (None: no map)
+    sky_raw: bool  # every grid bins the x/y columns through integer lookup tables (else bin numbers per grid)
+    luts: np.ndarray  # the grids' x and y lookup tables end to end (identity tables for bin numbers), int32
+    grid_table: np.ndarray  # per grid: row of x/y, x table start, size, first value, the same for y, nx
+    t_flat: np.ndarray  # the distinct frame edges end to end
+    t_offsets: np.ndarray  # where each time axis starts in t_flat (one more entry: the end)
+    cell_dtype: np.dtype  # dtype of the kernel's cells (of the largest grid)
 
 
 def _distinct(values, key):
@@ -169,9 +176,29 @@ def _camera_spec(ev, runs, y, x, filt, mon, ccd) -> _Spec:
     rules = tuple((gy, gx, integer_lut(gy, ev["y"].dtype) or (None, 0), integer_lut(gx, ev["x"].dtype) or (None, 0))
                   for gy, gx in grids)
     base = tuple(filt.labels) if filt is not None else ()
+    t_edges = tuple(np.asarray(e, np.float64) for e in t_axes)
     return _Spec(tuple(sorted(need)), filt if filt else None, tuple(tests), tuple(base + lab for lab in labels),
-                 run_b, run_t, run_m, tuple(np.asarray(e, np.float64) for e in t_axes),
-                 tuple(np.asarray(e, np.float64) for e in m_edges), mon, rules, run_g, ccd_lo, n_ccd, ccd_column)
+                 run_b, run_t, run_m, t_edges, tuple(np.asarray(e, np.float64) for e in m_edges), mon, rules, run_g,
+                 ccd_lo, n_ccd, ccd_column, *_sky_tables(rules), np.concatenate(t_edges),
+                 np.concatenate([[0], np.cumsum([e.size for e in t_edges])]).astype(np.int64),
+                 max((cell_dtype(gy.size * gx.size) for gy, gx in grids), key=lambda d: d.itemsize))
+
+
+def _sky_tables(rules):
+    """``(sky_raw, luts, grid_table)`` of :class:`_Spec` for the grids' ``rules``:
+    the raw x/y columns through their lookup tables when every grid has
+    them, else each grid's bin numbers (``Axis.index_of``, the same bins)
+    through identity tables."""
+    raw = all(r[2][0] is not None and r[3][0] is not None for r in rules)
+    tables, table, start = [], np.zeros((len(rules), 8), np.int64), 0
+    for g, (gy, gx, yrule, xrule) in enumerate(rules):
+        if not raw:
+            xrule, yrule = (np.arange(gx.size, dtype=np.int32), 0), (np.arange(gy.size, dtype=np.int32), 0)
+        nx, ny = xrule[0].size, yrule[0].size
+        table[g] = 0 if raw else g, start, nx, xrule[1], start + nx, ny, yrule[1], gx.size
+        tables += [xrule[0], yrule[0]]
+        start += nx + ny
+    return raw, np.concatenate(tables).astype(np.int32), table
 
 
 def _ccd_range(ev, prof, src):
@@ -220,16 +247,6 @@ def _fused_chunk_task(spec, sources, start, stop):
 
 
 # ---------------------------------------------------------------------- one chunk
-def _sky_input(values, rule, axis):
-    """(column, lut, lut_lo) for the kernel: an integer column goes through its
-    lookup table; a float column is turned into bin numbers here
-    (``axis.index_of``, -1 outside) read through an identity table."""
-    lut, lo = rule
-    if lut is not None:
-        return values, lut, lo
-    return axis.index_of(values).astype(np.int32), np.arange(axis.size, dtype=np.int32), 0
-
-
 def _chunk_task(spec: _Spec, *blocks):
     """One event chunk -> ``(runs, fa, monitor, ext, outside, unsorted, first, last, stats)``:
     per run ``(cells, ncell, ccounts, ccd map)``; ``fa`` the first frame of
@@ -251,7 +268,7 @@ def _chunk_task(spec: _Spec, *blocks):
     if n and code.any():
         runs, unsorted = _chunk_runs(spec, cols, t, code, fa, nfr, ext, outside)
     else:
-        runs = [_run_buffers(spec, r, code, nfr[spec.run_t[r]], empty=True) for r in range(nr)]
+        runs = _split_runs(spec, _pass_buffers(spec, np.zeros(nb, np.int64), fa, nfr), np.zeros(nr, np.int64))
     mon = []
     if spec.monitor is not None and spec.m_edges:
         th = t[spec.monitor.mask(cols, n)]
@@ -265,28 +282,22 @@ def _chunk_task(spec: _Spec, *blocks):
 
 
 def _chunk_runs(spec: _Spec, cols, t, code, fa, nfr, ext, outside):
-    """Every run of one chunk through :func:`_run_kernel`; returns the runs'
-    ``(cells, ncell, ccounts, ccd map)`` and whether times were unsorted."""
-    sky = [tuple(_sky_input(cols[c], r, a) for c, r, a in (("x", g[3], g[1]), ("y", g[2], g[0])))
-           for g in spec.grids]
-    ext_values = all(g[3][0] is not None and g[2][0] is not None for g in spec.grids)
-    if not ext_values:  # the kernel sees bin numbers: extent of the values
+    """Every run of one chunk in one call of :func:`_pass_kernel`; returns the
+    runs' ``(cells, ncell, ccounts, ccd map)`` and whether times were unsorted."""
+    if spec.sky_raw:  # integer columns read through the grids' lookup tables
+        xs, ys = np.asarray(cols["x"])[None, :], np.asarray(cols["y"])[None, :]
+    else:  # bin numbers per grid (-1 outside), read through identity tables; the extent of the values here
+        xs = np.stack([g[1].index_of(cols["x"]).astype(np.int32) for g in spec.grids])
+        ys = np.stack([g[0].index_of(cols["y"]).astype(np.int32) for g in spec.grids])
         _band_extent(code, np.asarray(cols["x"], np.float64), np.asarray(cols["y"], np.float64), ext)
     ccd = cols["ccdnr"] if spec.n_ccd > 0 else np.zeros(1, np.int16)
     cmap_ccd = cols[spec.ccd_column] if spec.ccd_column else np.zeros(1, np.int16)
-    runs, unsorted = [], False
-    mapped = set()
-    for r in range(spec.run_b.size):
-        a, b, g = spec.run_t[r], spec.run_b[r], spec.run_g[r]
-        (xv, xl, xlo), (yv, yl, ylo) = sky[g]
-        out, ncell, cc, cmap = _run_buffers(spec, r, code, nfr[a], with_map=g not in mapped)
-        mapped.add(g)
-        m, outside[r], bad = _run_kernel(t, code, b, xv, xl, xlo, yv, yl, ylo, spec.grids[g][1].size, ccd,
-                                         spec.ccd_lo, spec.n_ccd, spec.t_edges[a], fa[a], out, ncell, cc, ext[b],
-                                         ext_values, cmap_ccd, cmap)
-        unsorted |= bad
-        runs.append((out[:m], ncell, cc, cmap))
-    return runs, unsorted
+    counts = np.array([np.count_nonzero(code & np.uint8(1 << b)) for b in range(len(spec.bands))], np.int64)
+    bufs = _pass_buffers(spec, counts, fa, nfr)
+    m = np.zeros(spec.run_b.size, np.int64)
+    unsorted = _pass_kernel(t, code, xs, ys, spec.luts, spec.grid_table, ccd, spec.ccd_lo, spec.n_ccd, cmap_ccd,
+                            spec.t_flat, bufs[-1], *bufs[:-1], ext, spec.sky_raw, m, outside)
+    return _split_runs(spec, bufs, m), unsorted
 
 
 def _frames_touched(spec: _Spec, t):
@@ -302,24 +313,64 @@ def _frames_touched(spec: _Spec, t):
     return fa, nfr
 
 
-def _run_buffers(spec: _Spec, r: int, code, n_frames: int, empty: bool = False, with_map: bool = True):
-    """Run ``r``'s output cells (room for every event of its band), counts
-    per frame and per frame and CCD, and the per-cell CCD bit map (size 1
-    without a CCD column, or ``with_map`` False: one map per sky grid is
-    made, by its first run)."""
-    gy, gx = spec.grids[spec.run_g[r]][:2]
-    cap = 0 if empty else int(np.count_nonzero(code & np.uint8(1 << spec.run_b[r])))
-    n_map = gx.size * gy.size if spec.ccd_column and with_map else 1
-    return (np.empty(cap, dtype=cell_dtype(gx.size * gy.size)), np.zeros(n_frames, np.int64),
-            np.zeros((n_frames, max(spec.n_ccd, 1)), np.int64), np.zeros(n_map, np.uint32))
+_BLOCK = 1024  # events per block of the pass kernel (its per-block arrays stay in the L1/L2 cache)
+# columns of the kernel's run table
+_BAND, _EDGE0, _NEDGE, _GRID, _FA, _NFR, _CELL0, _ROW0, _MAP0, _EXT = range(10)
+
+
+def _pass_buffers(spec: _Spec, band_counts, fa, nfr):
+    """The outputs of every run of one chunk, end to end: cells (room for
+    every event of the run's band, ``band_counts``), counts per frame and per
+    frame and CCD (a row per frame of each run), the per-cell CCD bit maps
+    (one per sky grid, made by its first run, when there is a CCD column),
+    and the kernel's run table (a row per run, columns ``_BAND``...``_EXT``:
+    band, first edge and number of edges of its time axis in ``t_flat``, sky
+    grid, first frame and number of frames touched, first cell in the cells
+    buffer, first row in the frame buffers, first slot of its CCD map (-1:
+    none), 1 when it takes its band's extent)."""
+    nr = spec.run_b.size
+    tab = np.zeros((nr, 10), np.int64)
+    tab[:, _BAND], tab[:, _GRID] = spec.run_b, spec.run_g
+    tab[:, _EDGE0] = spec.t_offsets[spec.run_t]
+    tab[:, _NEDGE] = spec.t_offsets[spec.run_t + 1] - spec.t_offsets[spec.run_t]
+    tab[:, _FA], tab[:, _NFR] = fa[spec.run_t], nfr[spec.run_t]
+    caps = band_counts[spec.run_b]
+    tab[1:, _CELL0], tab[1:, _ROW0] = np.cumsum(caps)[:-1], np.cumsum(tab[:, _NFR])[:-1]
+    sizes = [gy.size * gx.size if spec.ccd_column and gy.size * gx.size > 1 else 0 for gy, gx, *_ in spec.grids]
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    tab[np.unique(spec.run_b, return_index=True)[1], _EXT] = 1
+    tab[:, _MAP0] = -1
+    for g, size in enumerate(sizes):
+        if size:
+            tab[np.flatnonzero(spec.run_g == g)[0], _MAP0] = starts[g]
+    rows = int(tab[:, _NFR].sum())
+    return (np.empty(int(caps.sum()), spec.cell_dtype), np.zeros(rows, np.int64),
+            np.zeros((rows, max(spec.n_ccd, 1)), np.int64), np.zeros(int(starts[-1]), np.uint32), tab)
+
+
+def _split_runs(spec: _Spec, bufs, m):
+    """Per run ``(cells, ncell, ccounts, ccd map)`` from the buffers of
+    :func:`_pass_buffers` (``m`` cells written per run; a map of one slot for
+    the runs that do not make one)."""
+    out, ncell, ccounts, cmap, tab = bufs
+    runs = []
+    for r in range(tab.shape[0]):
+        c0, f0, g = tab[r, _CELL0], tab[r, _ROW0], spec.run_g[r]
+        gy, gx = spec.grids[g][:2]
+        # a copy when there are several runs: each run's cells are then released when its cube is made
+        cells = out[c0:c0 + m[r]].astype(cell_dtype(gy.size * gx.size), copy=tab.shape[0] > 1)
+        cm = (cmap[tab[r, _MAP0]:tab[r, _MAP0] + gy.size * gx.size] if tab[r, _MAP0] >= 0
+              else np.zeros(1, np.uint32))
+        runs.append((cells, ncell[f0:f0 + tab[r, _NFR]], ccounts[f0:f0 + tab[r, _NFR]], cm))
+    return runs
 
 
 @numba.njit(inline="always")
-def _lookup(v, lut, lut_lo):  # pragma: no cover - compiled
-    j = np.int64(v) - lut_lo
-    if j < 0 or j >= lut.size:
+def _lookup(v, luts, start, size, lo):  # pragma: no cover - compiled
+    j = np.int64(v) - lo
+    if j < 0 or j >= size:
         return -1
-    return np.int64(lut[j])
+    return np.int64(luts[start + j])
 
 
 @numba.njit(nogil=True, cache=True)
@@ -336,67 +387,116 @@ def _band_extent(code, x, y, ext):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def _run_kernel(time, code, band, x, xlut, xlo, y, ylut, ylo, nx, ccd, ccd_lo, n_ccd, edges, fa, out, ncell,
-                ccounts, ext, ext_values, cmap_ccd, cmap):  # pragma: no cover - compiled
-    """One run of the pass: each event of band ``band`` (a bit of ``code``)
-    inside the frames ``edges`` adds one to its frame's count (``ncell``,
-    frames from ``fa``) and CCD count and appends its full-grid cell ``iy *
-    nx + ix`` (through the x/y lookup tables) to ``out``; events outside the
-    grid are counted apart. With ``ext_values``, ``ext`` (4,) becomes the
-    extent of the band's x/y values. When ``cmap`` has a slot per cell, the
-    cell's bit ``cmap_ccd % 32`` is set (the CCDs seen in each cell; from
-    every 8th counted event in chunks of more than 2^20 events).
-    Returns (cells written, outside, times found unsorted)."""
-    nf = edges.size - 1
-    e0 = edges[0]
-    eN = edges[nf]
-    nfr = ncell.size
-    nxl = np.int64(nx)
-    f = fa
-    m = 0
-    outside = 0
-    unsorted = False
-    prev = -np.inf
-    x0, x1, y0, y1 = ext[0], ext[1], ext[2], ext[3]
-    with_map = cmap.size > 1
+def _pass_kernel(time, code, xs, ys, luts, grids, ccd, ccd_lo, n_ccd, cmap_ccd, edges, runs, out, ncell, ccounts,
+                 cmap, ext, ext_values, m, outside):  # pragma: no cover - compiled
+    """Every run of the pass over one chunk, reading each event once.
+
+    Block by block of events (``_BLOCK``): the block's events of each band
+    (bit b of ``code``) are listed, every event gets its cell ``iy * nx +
+    ix`` on each sky grid (row of ``grids``: row of ``xs``/``ys``, start,
+    size and first value of the x then the y lookup table in ``luts``, nx;
+    -1 outside), then each run (row of ``runs``, see :func:`_pass_buffers`)
+    takes the listed events of its band (:func:`_serve_run`). With
+    ``ext_values``, ``ext`` (bands, 4) becomes each band's extent of the
+    ``xs``/``ys`` values. Returns whether times were found unsorted (within
+    a band, or beyond the chunk's frames)."""
+    nb = ext.shape[0]
+    sel = np.empty((nb, _BLOCK), np.int64)  # per band: the block's events
+    cnt = np.zeros(nb, np.int64)
+    cells = np.empty((grids.shape[0], _BLOCK), np.int64)  # by position in the block
+    f = runs[:, _FA].copy()  # each run's current frame
+    prev = np.full(runs.shape[0], -np.inf)  # each run's last time
     map_mask = 7 if time.size > (1 << 20) else 0
-    for i in range(time.size):
-        if not (code[i] >> band) & 1:
-            continue
-        xv = x[i]
-        yv = y[i]
-        if ext_values:
-            x0 = min(x0, np.float64(xv))
-            x1 = max(x1, np.float64(xv))
-            y0 = min(y0, np.float64(yv))
-            y1 = max(y1, np.float64(yv))
+    unsorted = False
+    for s in range(0, time.size, _BLOCK):
+        e = min(s + _BLOCK, time.size)
+        for b in range(nb):  # without branches: every index is written, the count grows when the bit is set
+            k = 0
+            for i in range(s, e):
+                sel[b, k] = i
+                k += (code[i] >> b) & 1
+            cnt[b] = k
+        _cell_block(xs, ys, luts, grids, s, e, cells)
+        for r in range(runs.shape[0]):
+            b = runs[r, _BAND]
+            unsorted |= _serve_run(runs, r, time, edges, sel[b], cnt[b], s, cells[runs[r, _GRID]], ccd, ccd_lo,
+                                   n_ccd, f, prev, m, xs, ys, ext[b], ext_values and runs[r, _EXT] > 0, out, ncell,
+                                   ccounts, outside, cmap, cmap_ccd, map_mask)
+    return unsorted
+
+
+@numba.njit(inline="always")
+def _cell_block(xs, ys, luts, grids, s, e, cells):  # pragma: no cover - compiled
+    """Cell of the events ``s:e`` on each grid (-1 outside), by position in the block."""
+    for g in range(grids.shape[0]):
+        row, x0, xn, xlo, y0, yn, ylo, nx = (grids[g, 0], grids[g, 1], grids[g, 2], grids[g, 3], grids[g, 4],
+                                            grids[g, 5], grids[g, 6], grids[g, 7])
+        for i in range(s, e):
+            ix = _lookup(xs[row, i], luts, x0, xn, xlo)
+            iy = _lookup(ys[row, i], luts, y0, yn, ylo)
+            cells[g, i - s] = iy * nx + ix if ix >= 0 and iy >= 0 else -1
+
+
+@numba.njit(inline="always")
+def _serve_run(runs, r, time, edges, idx, n, s, cells, ccd, ccd_lo, n_ccd, f, prev, m, xs, ys, ext, do_ext, out,
+               ncell, ccounts, outside, cmap, cmap_ccd, map_mask):  # pragma: no cover - compiled
+    """Run ``r`` (row ``r`` of ``runs``) takes the events ``idx[:n]`` of its
+    band in the block starting at event ``s`` (``cells`` by position in the
+    block): each one inside its frames (``edges``) adds one to its frame's
+    CCD count (``ccounts``) and its cell to the run's part of ``out`` and to
+    its frame's count (``ncell``), or one to ``outside`` when its cell is -1.
+    ``f``, ``prev``, ``m``: each run's current frame, last time and cells
+    so far. A run with a map sets the cell's bit ``cmap_ccd % 32`` in
+    ``cmap`` (from every 8th counted event when ``map_mask`` is 7). With
+    ``do_ext`` the events' x/y values extend ``ext`` (4,). Returns True when
+    the times are not sorted."""
+    e0, fa, nfr, row0, c0, map0 = runs[r, _EDGE0], runs[r, _FA], runs[r, _NFR], runs[r, _ROW0], runs[r, _CELL0], \
+        runs[r, _MAP0]
+    lo, hi = edges[e0], edges[e0 + runs[r, _NEDGE] - 1]
+    n_ccd1 = max(n_ccd, 1)
+    fr, mr, tp, unsorted = f[r], m[r], prev[r], False
+    row, m_row = row0 + fr - fa, mr  # the frame being filled and the cells before it
+    x0, x1, y0, y1 = ext[0], ext[1], ext[2], ext[3]
+    nxt = edges[e0 + fr + 1] if nfr else lo  # no frame of the chunk: any event in the frames is unsorted
+    counts = ccounts[row] if nfr else np.zeros(n_ccd1, np.int64)
+    for j in range(n):
+        i = idx[j]
         t = time[i]
-        unsorted |= t < prev
-        prev = t
-        if not (t >= e0 and t < eN):
+        unsorted |= t < tp
+        tp = t
+        if do_ext:
+            xv, yv = np.float64(xs[0, i]), np.float64(ys[0, i])
+            x0, x1, y0, y1 = min(x0, xv), max(x1, xv), min(y0, yv), max(y1, yv)
+        if not (t >= lo and t < hi):
             continue
-        while t >= edges[f + 1]:
-            f += 1
-        fl = f - fa
-        if fl >= nfr:  # beyond the chunk's last event time: not sorted
-            unsorted = True
-            continue
+        if t >= nxt:  # a later frame
+            while t >= edges[e0 + fr + 1]:
+                fr += 1
+            nxt = edges[e0 + fr + 1]
+            if fr - fa >= nfr:  # beyond the chunk's last event time: not sorted (the pass fails)
+                unsorted = True
+                break
+            if mr > m_row:
+                ncell[row] += mr - m_row
+            row, m_row = row0 + fr - fa, mr
+            counts = ccounts[row]
         k = np.int64(ccd[i]) - ccd_lo if n_ccd > 0 else 0
-        if k >= 0 and k < max(n_ccd, 1):
-            ccounts[fl, k] += 1
-        ix = _lookup(xv, xlut, xlo)
-        iy = _lookup(yv, ylut, ylo)
-        if ix < 0 or iy < 0:
-            outside += 1
+        if k >= 0 and k < n_ccd1:
+            counts[k] += 1
+        cl = cells[i - s]
+        if cl < 0:
+            outside[r] += 1
             continue
-        out[m] = iy * nxl + ix
-        ncell[fl] += 1
-        m += 1
-        if with_map and (m & map_mask) == 0:  # every (map_mask + 1)-th event is enough to see a cell's CCDs
-            cmap[iy * nxl + ix] |= np.uint32(1) << np.uint32(np.int64(cmap_ccd[i]) & 31)
-    if ext_values:
+        out[c0 + mr] = cl
+        mr += 1
+        if map0 >= 0 and (mr & map_mask) == 0:  # every (map_mask + 1)-th event is enough to see a cell's CCDs
+            cmap[map0 + cl] |= np.uint32(1) << np.uint32(np.int64(cmap_ccd[i]) & 31)
+    if mr > m_row:
+        ncell[row] += mr - m_row
+    f[r], m[r], prev[r] = fr, mr, tp
+    if do_ext:
         ext[0], ext[1], ext[2], ext[3] = x0, x1, y0, y1
-    return m, outside, unsorted
+    return unsorted
 
 
 # ---------------------------------------------------------------------- chunks -> camera -> runs
