@@ -85,3 +85,56 @@ def test_power_spectrum_file_round_trip(tmp_path, make_event_file):
     stack = xcube.power_spectrum([ev, ev], segment=1000.0, dt=0.5)
     with pytest.raises(ValueError, match="isel"):
         write_power_spectrum(tmp_path / "s.fits", stack)
+
+
+def xronos_like(path, series=1):
+    """An XRONOS ``lcurve`` output: TIME [s] at bin centres, XAX_E (half width), RATE<k>/ERROR<k>, FRACEXP;
+    TIMEUNIT = 'd' for the keywords (TIMEDEL in days) while the TIME column says 's'."""
+    rng = np.random.default_rng(1)
+    n = 200
+    counts = rng.poisson(3.0, (series, n))
+    cols = [fits.Column("TIME", "D", unit="s", array=np.arange(n) * 2.0 + 1.0),
+            fits.Column("XAX_E", "D", unit="s", array=np.ones(n))]
+    for k in range(series):
+        cols += [fits.Column(f"RATE{k + 1}", "E", unit="count/s", array=counts[k] / 2.0),
+                 fits.Column(f"ERROR{k + 1}", "E", unit="count/s", array=np.sqrt(counts[k]) / 2.0)]
+    cols.append(fits.Column("FRACEXP", "E", array=np.ones(n)))
+    hdu = fits.BinTableHDU.from_columns(cols, name="RATE")
+    hdu.header.update({"TIMEUNIT": "d", "TIMEDEL": 2.0 / 86400.0, "MJDREFI": 55197, "MJDREFF": 7.6601852e-4,
+                       "HDUCLAS1": "LIGHT CURVE", "TELESCOP": "NUSTAR"})
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    return path, counts
+
+
+def test_xronos_lcurve_series_columns_and_time_units(tmp_path):
+    path, counts = xronos_like(tmp_path / "lcurve.flc")
+    lc = xcube.read_lightcurve(path)
+    assert lc.sizes["time"] == 200 and "band" not in lc.dims
+    np.testing.assert_allclose(lc["time_hi"].values - lc["time_lo"].values, 2.0)  # TIMEDEL [d] -> 2 s
+    np.testing.assert_allclose(lc["time"].values, np.arange(200) * 2.0 + 1.0)  # TIME column in its own unit, s
+    np.testing.assert_array_equal(lc["counts"].values, counts[0])
+    np.testing.assert_allclose(lc["rate_err"].values, np.sqrt(counts[0]) / 2.0, rtol=1e-6)
+    two, counts2 = xronos_like(tmp_path / "two.flc", series=2)
+    with pytest.warns(UserWarning, match="band edges unknown"):
+        lc2 = xcube.read_lightcurve(two)
+    assert lc2["rate"].dims == ("band", "time")
+    np.testing.assert_array_equal(lc2["counts"].values, counts2)
+
+
+def test_stingray_sample_light_curves():
+    """Light curves shipped with Stingray: XRONOS (RATE1/ERROR1, TIMEUNIT 'd') and eROSITA srctool (3 bands,
+    RATE already divided by FRACEXP, so not divided again)."""
+    from importlib.resources import files
+
+    data = files("stingray") / "tests" / "data"
+    lcurve, bexvar = data / "lcurveA.fits", data / "LightCurve_bexvar.fits"
+    if not (lcurve.is_file() and bexvar.is_file()):
+        pytest.skip("this Stingray installation ships no test data")
+    lc = xcube.read_lightcurve(lcurve)
+    assert lc.sizes["time"] == 1026 and float(lc.attrs["time_bin"]) == pytest.approx(1.0)
+    assert int(lc["counts"].sum()) == 1000
+    ero = xcube.read_lightcurve(bexvar)
+    with fits.open(bexvar) as h:
+        rate, frac = h["RATE"].data["RATE"].T, h["RATE"].data["FRACEXP"].T
+    good = frac > 0
+    np.testing.assert_allclose(ero["rate"].values[good], rate[good], rtol=1e-6)

@@ -466,6 +466,13 @@ def _time_scale(unit: str, path) -> float:
     raise ValueError(f"{path}: TIMEUNIT={unit!r} is not supported; expected 's' or 'd'")
 
 
+def _column_time_scale(hdu, name, default: float, path) -> float:
+    """Seconds per unit of column ``name`` from its TUNIT (``s`` or ``d``), else ``default``."""
+    i = [n.upper() for n in hdu.columns.names].index(name.upper()) + 1 if name in hdu.columns.names else None
+    unit = str(hdu.header.get(f"TUNIT{i}", "") if i else "").strip()
+    return _time_scale(unit, path) if unit else default
+
+
 def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | None = None,
                     bands=None) -> xr.Dataset:
     """Read an OGIP light curve (OGIP/93-003 ``RATE`` table) into the form of
@@ -501,6 +508,14 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
         hdu = _find_rate_hdu(hdul, extension, path)
         h = dict(hdul[0].header)
         h.update(hdu.header)
+        series = _series_numbers(hdu.columns.names)
+        if len(series) == 1:  # XRONOS lcurve: RATE1/ERROR1
+            return _read_lc_table(hdul, hdu, h, _SeriesColumns(hdu.data, hdu.columns.names, series[0]), path,
+                                  gti_extension)
+        if series:
+            parts = [_read_lc_table(hdul, hdu, h, _SeriesColumns(hdu.data, hdu.columns.names, k), path,
+                                    gti_extension) for k in series]
+            return stack_bands(parts, _band_edges(h, len(series), bands, path))
         n_bands = _band_count(hdu)
         if n_bands is None:
             return _read_lc_table(hdul, hdu, h, hdu.data, path, gti_extension)
@@ -519,6 +534,30 @@ class _BandColumns:
     def __getitem__(self, name):
         a = np.asarray(self.data[name])
         return a[:, self.j] if a.ndim == 2 else a
+
+
+class _SeriesColumns:
+    """Series ``k`` of an XRONOS ``lcurve`` table (columns RATE<k>, ERROR<k>)
+    seen as a plain light curve: RATE and ERROR are that series' columns."""
+
+    def __init__(self, data, names, k: int):
+        self.data, self.k = data, k
+        other = {f"RATE{j}" for j in _series_numbers(names)} | {f"ERROR{j}" for j in _series_numbers(names)}
+        self.names = [n for n in names if n.upper() not in other] + ["RATE", "ERROR"]
+        self._map = {"RATE": f"RATE{k}", "ERROR": f"ERROR{k}"}
+        self._map = {a: find_column(names, b) for a, b in self._map.items() if find_column(names, b) is not None}
+        self.names = [n for n in self.names if n not in ("RATE", "ERROR") or n in self._map]
+
+    def __getitem__(self, name):
+        return self.data[self._map.get(name, name)]
+
+
+def _series_numbers(names) -> list:
+    """The k of the RATE<k> columns (XRONOS ``lcurve`` output), when there is no RATE column."""
+    upper = [n.upper() for n in names]
+    if "RATE" in upper:
+        return []
+    return sorted(int(n[4:]) for n in upper if n.startswith("RATE") and n[4:].isdigit())
 
 
 def _band_count(hdu) -> int | None:
@@ -571,8 +610,8 @@ def stack_bands(parts: list, edges: list) -> xr.Dataset:
 
 def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
     """One light curve from the columns ``data`` of the RATE table ``hdu``."""
-    names = hdu.columns.names
-    scale = _time_scale(h.get("TIMEUNIT", "s"), path)
+    names = getattr(data, "names", None) or hdu.columns.names
+    scale = _time_scale(h.get("TIMEUNIT", "s"), path)  # TSTART, TSTOP, TIMEZERO, TIMEDEL (OGIP/93-003)
     tcol = find_column(names, "TIME")
     rcol = find_column(names, "RATE")
     ccol = find_column(names, "COUNTS")
@@ -580,13 +619,15 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
         raise ValueError(
             f"{path}[{hdu.name}]: a light curve needs TIME and RATE or COUNTS columns (columns: {names})"
         )
-    timezero = float(h.get("TIMEZERO", 0.0))
-    time = (np.asarray(data[tcol], np.float64) + timezero) * scale
-    dcol = find_column(names, "TIMEDEL")
+    col_scale = _column_time_scale(hdu, tcol, scale, path)  # the TIME column in its own TUNIT, if it has one
+    time = np.asarray(data[tcol], np.float64) * col_scale + float(h.get("TIMEZERO", 0.0)) * scale
+    dcol, xcol = find_column(names, "TIMEDEL"), find_column(names, "XAX_E")
     if dcol is not None:
-        width = np.asarray(data[dcol], np.float64) * scale
+        width = np.asarray(data[dcol], np.float64) * _column_time_scale(hdu, dcol, scale, path)
     elif "TIMEDEL" in h:
         width = np.full(time.shape, float(h["TIMEDEL"]) * scale)
+    elif xcol is not None:  # XRONOS: half the bin width, in the TIME column's unit
+        width = 2.0 * np.asarray(data[xcol], np.float64) * _column_time_scale(hdu, xcol, col_scale, path)
     elif time.size > 1:
         width = np.full(time.shape, float(np.median(np.diff(time))))
         warnings.warn(f"{path}: no TIMEDEL keyword; using the median TIME step {width[0]} s", stacklevel=2)
@@ -606,11 +647,15 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
     else:
         fracexp = np.ones(time.shape)
     exposure = width * fracexp
+    if fcol is None and gti is not None and time.size and not np.any(exposure > 0) and gti[0].size:
+        warnings.warn(f"{path}: no bin of the light curve ({lo[0]:.6g} - {hi[-1]:.6g} s) lies inside its GTI table "
+                      f"{gti_name} ({gti[0][0]:.6g} - {gti[1][-1]:.6g} s), so every bin has zero exposure; check "
+                      "TIMEZERO and the time units of the file", stacklevel=3)
     if gti is None:
         gti = gtimod.normalize(lo[exposure > 0], hi[exposure > 0], warn=False)
     rate = np.asarray(data[rcol], np.float64) if rcol is not None else None
     err = _rate_error(data, names)
-    corrected = _flag(h.get("FRACCORR", h.get("DEADAPP", False)))
+    corrected = _flag(h.get("FRACCORR", h.get("DEADAPP", False))) or _rate_corrected_by_tool(h)
     with np.errstate(invalid="ignore", divide="ignore"):
         if ccol is not None:
             counts = np.asarray(data[ccol])
@@ -678,6 +723,16 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
     if "CHANMIN" in h and "CHANMAX" in h:
         attrs["pi_band"] = [int(float(h["CHANMIN"])), int(float(h["CHANMAX"]))]
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _rate_corrected_by_tool(h: dict) -> bool:
+    """Whether the header's mission writes exposure-corrected RATE columns
+    (``MissionProfile.lc_rate_corrected``); quietly False for unknown missions."""
+    from ..missions import detect
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bool(detect(h).lc_rate_corrected)
 
 
 def _rate_error(data, names):

@@ -55,15 +55,13 @@ def _lightcurve(path) -> list[str]:
         f"  exposure    : {expo.sum():.1f} s in the bins ({int(np.count_nonzero(expo > 0)):,} bins with good time)"
         + (f"; {lc.sizes['gti']} GTI(s)" if "gti" in lc.dims else ""),
     ]
-    rate = np.asarray(lc["rate"].values, float)
-    w = np.broadcast_to(expo.reshape((-1,) + (1,) * (rate.ndim - 1)), rate.shape)
-    good = (w > 0) & np.isfinite(rate)
-    axis = 0
-    tot = np.where(good, w, 0.0).sum(axis=axis)
+    w = lc["exposure"].where(lc["exposure"] > 0)
+    good = lc["rate"].notnull() & w.notnull()
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(good, rate * w, 0.0).sum(axis=axis) / tot
+        mean = ((lc["rate"] * w).where(good).sum("time") / w.where(good).sum("time")).values
+    multi = "band" in lc["rate"].dims
     means = ", ".join(f"{m:.4g}" for m in np.atleast_1d(mean))
-    lines.append(f"  mean rate   : {means} count/s (exposure-weighted{', per band' if rate.ndim > 1 else ''})")
+    lines.append(f"  mean rate   : {means} count/s (exposure-weighted{', per band' if multi else ''})")
     if "counts" in lc:
         lines.append(f"  counts      : {int(np.nansum(lc['counts'].values)):,}")
     lines.append(f"  columns     : {', '.join(str(v) for v in lc.data_vars)}")
@@ -107,7 +105,7 @@ def _power_spectrum(path) -> list[str]:
 
 
 def is_gti_file(path) -> bool:
-    """True when the FITS file holds a GTI table (START/STOP) and no event table. Reads headers only."""
+    """True when every table of the FITS file is a GTI table (START/STOP). Reads headers only."""
     from astropy.io import fits
 
     from .ogip import is_gti_hdu
@@ -118,8 +116,7 @@ def is_gti_file(path) -> bool:
         return False
     with hdul:
         tables = [h for h in hdul[1:] if isinstance(h, fits.BinTableHDU)]
-        return bool(tables) and any(is_gti_hdu(h) for h in tables) and \
-            not any(h.name in ("EVENTS", "STDEVT") for h in tables)
+        return bool(tables) and all(is_gti_hdu(h) for h in tables)
 
 
 def _gti(path) -> list[str]:

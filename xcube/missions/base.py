@@ -60,6 +60,9 @@ class MissionProfile:
     image_arcsec : default pixel of ``xcube.image`` / ``xcube image`` [arcsec]
         (XMM EPIC and eROSITA 4", the usual binning of their 0.05" sky pixels),
         or None for one sky pixel.
+    lc_rate_corrected : the mission's light-curve tool writes RATE already
+        divided by FRACEXP whatever FRACCORR/DEADAPP say (eSASS ``srctool``);
+        else those keywords decide (SAS ``evselect`` RATE = counts / TIMEDEL).
     quadrants : mapping CCD number -> quadrant, for the partial-CCD frame rule
         (empty where not applicable).
     supported_modes : ``fnmatch`` patterns of DATAMODE/SUBMODE values the
@@ -102,6 +105,7 @@ class MissionProfile:
     frame_time: float = 0.0
     pixel_arcsec: float = 1.0
     image_arcsec: float | None = None
+    lc_rate_corrected: bool = False
     quadrants: Mapping[int, int] = field(default_factory=dict)
     supported_modes: tuple[str, ...] = ()
     spectral_grid: tuple[int, int, int] | None = None

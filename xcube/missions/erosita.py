@@ -35,6 +35,7 @@ TM = register(
         frame_time=0.05,
         pixel_arcsec=0.05,
         image_arcsec=4.0,
+        lc_rate_corrected=True,  # srctool: RATE = net counts / (TIMEDEL x FRACEXP)
         supported_modes=("FRAMESTORE",),
     )
 )

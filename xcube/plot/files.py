@@ -33,13 +33,14 @@ def product_kind(path) -> str:
             clas = str(h.header.get("HDUCLAS1", "")).strip().upper()
             if {"FREQUENCY", "POWER"} <= names:
                 return "power_spectrum"
-            if clas == "LIGHTCURVE" or h.name == "RATE":
+            if clas in ("LIGHTCURVE", "LIGHT CURVE") or h.name == "RATE":
                 return "lightcurve"
             if clas == "SPECTRUM" or h.name == "SPECTRUM":
                 return "spectrum"
-            if clas == "EVENTS" or h.name in ("EVENTS", "STDEVT"):
+            if clas in ("EVENTS", "EVENT") or h.name in ("STDEVT", "XTE_SE") or h.name.startswith("EVENTS"):
                 return "events"
-        if hdul[0].header.get("NAXIS", 0) == 2:
+        h0 = hdul[0].header
+        if h0.get("NAXIS", 0) == 2 and h0.get("NAXIS1", 0) > 1 and h0.get("NAXIS2", 0) > 1:
             return "image"
     return "unknown"
 
