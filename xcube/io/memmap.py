@@ -200,7 +200,7 @@ def read_columns(columns, start: int, stop: int) -> tuple:
     if any(c.table != first.table for c in columns):
         raise ValueError("read_columns: the columns belong to different tables")
     first.check_unchanged()
-    rows = row_memmap(first.path, first.offset, first.nrows, first.row_dtype)[start:stop]
+    rows = row_memmap(*first.table)[start:stop]
     n = rows.shape[0]
     outs = [np.empty(n, dtype=c.dtype) for c in columns]
     for a in range(0, n, _FUSED_ROWS):
