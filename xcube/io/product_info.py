@@ -23,7 +23,8 @@ def _utc(attrs: dict, t: float) -> str:
 
 
 def _head(kind: str, path, attrs: dict) -> list[str]:
-    who = " ".join(str(attrs[k]) for k in ("mission", "instrument") if attrs.get(k)) or "-"
+    mission = attrs.get("mission") or attrs.get("telescop")
+    who = " ".join(str(v) for v in (mission, attrs.get("instrument")) if v) or "-"
     return [f"{path}: {kind} ({who})",
             f"  obs id      : {attrs.get('obs_id') or '-'}    object: {attrs.get('object') or '-'}"]
 
