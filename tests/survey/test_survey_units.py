@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from xcube.cli import main
 from xcube.survey import parameter_grid, resolve_observations, run_id
 from xcube.survey.params import SearchParams, energy_bands_from_flat
 from xcube.survey.progress import SurveyProgress
@@ -128,6 +129,26 @@ def test_resolve_observations_all_forms(tmp_path, make_event_file):
         resolve_observations(["0100000001"])
     with pytest.raises(FileNotFoundError, match="archive root"):
         resolve_observations(lst, archive=tmp_path / "nope")
+
+
+def test_directory_takes_event_lists_observation_by_observation(tmp_path, make_event_file):
+    """Named event lists win within their observation (a re-made copy stays out); an observation whose files
+    are not named as event lists keeps its event files; light curves and GTI files are never taken."""
+    from xcube.io.ogip import write_gti
+    from xcube.survey.observations import event_files_in
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    named = make_event_file(n=20, header={"OBS_ID": "0300000001"}, name="P0300000001M1S001MIEVLI0000.FIT")
+    copy = make_event_file(n=20, header={"OBS_ID": "0300000001"}, name="m1_clean.fits")
+    other = make_event_file(n=20, header={"OBS_ID": "10027"}, name="acis_repro.fits")
+    for f in (named, copy, other):
+        f.rename(d / f.name)
+    lc = make_event_file(n=500, header={"OBS_ID": "10027"})
+    assert main(["lc", str(lc), "--time-bin", "100", "-o", str(d / "acis_src.lc")]) == 0
+    write_gti(d / "gti.fits", ([1.0e8], [1.0e8 + 10.0]))
+    assert [f.name for f in event_files_in(d)] == ["P0300000001M1S001MIEVLI0000.FIT", "acis_repro.fits"]
+    assert list(resolve_observations(d)) == ["0300000001", "10027"]
 
 
 # ------------------------------------------------------------ records, status

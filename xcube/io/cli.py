@@ -125,20 +125,13 @@ def _product_kind(path) -> str:
     """``"lightcurve"``, ``"spectrum"``, ``"power_spectrum"``, ``"image"`` or
     ``"gti"`` for such FITS products, else ``"events"`` (event files, Zarr stores and
     anything :func:`open_events` should judge). Reads headers only."""
-    from ..plot.files import product_kind
     from .fitsutil import check_path
+    from .product_info import product_kind
 
     if Path(path).is_dir():
         return "events"
     kind = product_kind(check_path(path))
-    if kind in ("lightcurve", "spectrum", "power_spectrum", "image"):
-        return kind
-    if kind == "unknown":
-        from .product_info import is_gti_file
-
-        if is_gti_file(path):
-            return "gti"
-    return "events"
+    return kind if kind in ("lightcurve", "spectrum", "power_spectrum", "image", "gti") else "events"
 
 
 def _info(args) -> int:

@@ -7,7 +7,50 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["product_summary", "is_gti_file"]
+__all__ = ["product_kind", "product_summary"]
+
+
+def product_kind(path) -> str:
+    """``"power_spectrum"``, ``"lightcurve"``, ``"spectrum"``, ``"image"``,
+    ``"gti"`` (only GTI tables), ``"cube"`` (a Zarr store of counts and
+    expected counts), ``"events"`` or ``"unknown"``, from the file's
+    structure (eager: reads headers only; ``FileNotFoundError`` naming a
+    missing file)."""
+    from .ogip import is_gti_hdu
+
+    p = Path(path)
+    if p.is_dir():
+        return "cube" if (p / "expected").exists() and (p / "counts").exists() else "unknown"
+    from astropy.io import fits
+
+    from .fitsutil import check_path
+
+    check_path(p)
+    try:
+        hdul = fits.open(p)
+    except OSError:  # not FITS (a CSV, a Parquet table...) or unreadable: the callers say what they take
+        return "unknown"
+    with hdul:
+        for h in hdul[1:]:
+            if not isinstance(h, fits.BinTableHDU):
+                continue
+            names = {c.upper() for c in h.columns.names}
+            clas = str(h.header.get("HDUCLAS1", "")).strip().upper()
+            if {"FREQUENCY", "POWER"} <= names:
+                return "power_spectrum"
+            if clas in ("LIGHTCURVE", "LIGHT CURVE") or h.name == "RATE":
+                return "lightcurve"
+            if clas == "SPECTRUM" or h.name == "SPECTRUM":
+                return "spectrum"
+            if clas in ("EVENTS", "EVENT") or h.name in ("STDEVT", "XTE_SE") or h.name.startswith("EVENTS"):
+                return "events"
+        h0 = hdul[0].header
+        if h0.get("NAXIS", 0) == 2 and h0.get("NAXIS1", 0) > 1 and h0.get("NAXIS2", 0) > 1:
+            return "image"
+        tables = [h for h in hdul[1:] if isinstance(h, fits.BinTableHDU)]
+        if tables and all(is_gti_hdu(h) for h in tables):
+            return "gti"
+    return "unknown"
 
 
 def _utc(attrs: dict, t: float) -> str:
@@ -105,21 +148,6 @@ def _power_spectrum(path) -> list[str]:
     ]
 
 
-def is_gti_file(path) -> bool:
-    """True when every table of the FITS file is a GTI table (START/STOP). Reads headers only."""
-    from astropy.io import fits
-
-    from .ogip import is_gti_hdu
-
-    try:
-        hdul = fits.open(path)
-    except OSError:
-        return False
-    with hdul:
-        tables = [h for h in hdul[1:] if isinstance(h, fits.BinTableHDU)]
-        return bool(tables) and all(is_gti_hdu(h) for h in tables)
-
-
 def _gti(path) -> list[str]:
     from astropy.io import fits
 
@@ -174,5 +202,5 @@ _SUMMARIES = {"image": _image, "lightcurve": _lightcurve, "spectrum": _spectrum,
 def product_summary(path, kind: str) -> str:
     """Text summary of a product file of ``kind`` (``"lightcurve"``,
     ``"spectrum"``, ``"power_spectrum"``, ``"image"`` or ``"gti"``, see
-    :func:`xcube.plot.files.product_kind` and :func:`is_gti_file`)."""
+    :func:`product_kind`)."""
     return "\n".join(line for line in _SUMMARIES[kind](Path(path)) if line)

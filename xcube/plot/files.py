@@ -6,43 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.product_info import product_kind  # re-exported: the kinds plot_file draws
+
 __all__ = ["plot_file", "product_kind"]
-
-
-def product_kind(path) -> str:
-    """``"power_spectrum"``, ``"lightcurve"``, ``"spectrum"``, ``"image"``,
-    ``"cube"`` (a Zarr store of counts and expected counts) or ``"events"``,
-    from the file's structure (eager: reads headers only)."""
-    p = Path(path)
-    if p.is_dir():
-        return "cube" if (p / "expected").exists() and (p / "counts").exists() else "unknown"
-    from astropy.io import fits
-
-    from ..io.fitsutil import check_path
-
-    check_path(p)
-    try:
-        hdul = fits.open(p)
-    except OSError:  # not FITS (a CSV, a Parquet table...) or unreadable: the callers say what they take
-        return "unknown"
-    with hdul:
-        for h in hdul[1:]:
-            if not isinstance(h, fits.BinTableHDU):
-                continue
-            names = {c.upper() for c in h.columns.names}
-            clas = str(h.header.get("HDUCLAS1", "")).strip().upper()
-            if {"FREQUENCY", "POWER"} <= names:
-                return "power_spectrum"
-            if clas in ("LIGHTCURVE", "LIGHT CURVE") or h.name == "RATE":
-                return "lightcurve"
-            if clas == "SPECTRUM" or h.name == "SPECTRUM":
-                return "spectrum"
-            if clas in ("EVENTS", "EVENT") or h.name in ("STDEVT", "XTE_SE") or h.name.startswith("EVENTS"):
-                return "events"
-        h0 = hdul[0].header
-        if h0.get("NAXIS", 0) == 2 and h0.get("NAXIS1", 0) > 1 and h0.get("NAXIS2", 0) > 1:
-            return "image"
-    return "unknown"
 
 
 def _spectrum(path):

@@ -99,7 +99,7 @@ def _run_pds(args) -> int:
     many = len(args.files) > 1
     if args.dt is None:
         from ..io.fitsutil import check_path
-        from ..plot.files import product_kind
+        from ..io.product_info import product_kind
 
         need = [f for f in args.files if Path(f).is_dir() or product_kind(check_path(f)) == "events"]
         if need:
@@ -135,7 +135,7 @@ def _run_stitch(args) -> int:
     import numpy as np
 
     from ..io.ogip import read_lightcurve, write_lightcurve
-    from ..plot.files import product_kind
+    from ..io.product_info import product_kind
     from .naming import add_to_index
     from .stitch import extract_lightcurves, stitch
 

@@ -39,13 +39,35 @@ def _has_event_suffix(p: Path) -> bool:
 
 
 def event_files_in(directory) -> list[Path]:
-    """Event files under ``directory`` (recursive, sorted): files whose names mark
-    them as event lists (``EVLI``, ``.evt``, ``events``...) if there are any,
-    else every FITS-like file."""
+    """Event files under ``directory`` (recursive, sorted), observation by
+    observation: the files whose names mark them as event lists (``EVLI``,
+    ``.evt``, ``events``...) where an observation has any (so an archive's
+    light curves, images and re-made copies stay out), else its FITS-like
+    files that are not recognisably other products (light curves, spectra,
+    power spectra, images, GTI files: headers are read). Files left out are
+    logged."""
+    from ..io.product_info import product_kind
+
     d = Path(directory)
     files = sorted(f for f in d.rglob("*") if f.is_file() and _has_event_suffix(f) and not f.name.startswith("."))
-    named = [f for f in files if _EVENT_NAME.search(f.name)]
-    return named or files
+    taken = []
+    for fs in _group(files).values():
+        named = [f for f in fs if _EVENT_NAME.search(f.name)]
+        taken += named or [f for f in fs if _kind(f, product_kind) not in _PRODUCTS]
+    left = sorted(set(files) - set(taken))
+    if left:
+        log.info("%s: %d file(s) not taken as event lists: %s", d, len(left), ", ".join(f.name for f in left[:10]))
+    return sorted(taken)
+
+
+_PRODUCTS = ("lightcurve", "spectrum", "power_spectrum", "image", "gti")
+
+
+def _kind(path, product_kind) -> str:
+    try:
+        return product_kind(path)
+    except Exception:  # noqa: BLE001 - unreadable: taken, to fail in the survey with its reason
+        return "unknown"
 
 
 def safe_obsid(value, source="") -> str:
