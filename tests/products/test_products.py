@@ -296,6 +296,14 @@ def test_cli_products(field, tmp_path, capsys):
     assert rc == 0 and "20 bins" in capsys.readouterr().out
     lc = read_lightcurve(out)
     assert lc.attrs["hduclas2"] == "NET" and "bkg_rate" in lc
+    bkg = tmp_path / "bkg.lc"
+    assert main(["lc", str(field), "--time-bin", "500", "--energy", "0.5", "10", "--region",
+                 "physical;circle(26000,26000,400)", "--background", "physical;annulus(26000,26000,600,1200)",
+                 "--kind", "background", "--out", str(bkg)]) == 0
+    said = capsys.readouterr().out  # the background rate it prints is the one in the file
+    b = read_lightcurve(bkg)
+    good = b["exposure"].values > 0
+    assert f"mean background rate {np.nanmean(b['rate'].values[good]):.4g} count/s" in said
     assert main(["lc", str(field), "--time-bin", "500", "--out", str(out)]) == 1  # exists, no --overwrite
     assert "overwrite" in capsys.readouterr().err
     assert main(["lc", str(field), "--time-bin", "-5", "--out", str(tmp_path / "b.lc")]) == 1

@@ -141,9 +141,12 @@ def _run_lc(args) -> int:
     kind = args.kind or ("net" if args.background else "total")
     path = write_lightcurve(args.out, lc, kind=kind, overwrite=args.overwrite, fraccorr=args.fraccorr)
     good = lc["exposure"].values > 0
-    rate = lc["net_rate" if kind == "net" else "rate"].values[good]
-    print(f"{path}: {lc.sizes['time']} bins of {args.time_bin:g} s, {int(lc['counts'].sum())} source counts, "
-          f"mean {kind} rate {np.nanmean(rate) if rate.size else float('nan'):.4g} count/s over "
+    rate = lc[{"net": "net_rate", "background": "bkg_rate"}.get(kind, "rate")].values[good]
+    counts = f"{int(lc['counts'].sum())} source counts"
+    if "bkg_counts" in lc:
+        counts += f", {int(lc['bkg_counts'].sum())} background-region counts"
+    print(f"{path}: {lc.sizes['time']} bins of {args.time_bin:g} s, {counts}, mean {kind} rate "
+          f"{np.nanmean(rate) if rate.size else float('nan'):.4g} count/s (in the source region) over "
           f"{float(lc['exposure'].sum()):.1f} s")
     return 0
 
