@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from . import bayes
+from .significance import sigma_equivalents
 
 __all__ = ["FEATURE_COLUMNS", "lightcurve_features", "cash_statistic", "cash_moments", "excursions", "ks_statistic"]
 
@@ -306,8 +307,6 @@ def lightcurve_features(lightcurves, kinds, best, sigma: float = 3.0) -> pd.Data
     DataFrame of :data:`FEATURE_COLUMNS`, one row per detection. Eager,
     numpy/scipy on (detections, frames) arrays.
     """
-    from .detect import sigma_equivalents
-
     n = np.asarray(lightcurves["counts"].values, np.float64)
     mu = np.asarray(lightcurves["expected"].values, np.float64)
     bp = np.asarray(lightcurves["log10_bayes_peak"].values, np.float64)
