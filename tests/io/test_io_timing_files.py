@@ -138,3 +138,16 @@ def test_stingray_sample_light_curves():
         rate, frac = h["RATE"].data["RATE"].T, h["RATE"].data["FRACEXP"].T
     good = frac > 0
     np.testing.assert_allclose(ero["rate"].values[good], rate[good], rtol=1e-6)
+
+
+def test_time_column_with_a_unit_that_is_no_duration(tmp_path):
+    """TUNIT1 = 'MJD' says what the numbers are, not a duration: TIMEUNIT decides, with a warning."""
+    n = 10
+    hdu = fits.BinTableHDU.from_columns([fits.Column("TIME", "D", unit="MJD", array=np.arange(n) * 4.0),
+                                         fits.Column("RATE", "E", array=np.ones(n))], name="RATE")
+    hdu.header["TIMEDEL"] = 4.0
+    path = tmp_path / "mjd.lc"
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    with pytest.warns(UserWarning, match="TUNIT1='MJD'"):
+        lc = xcube.read_lightcurve(path)
+    np.testing.assert_allclose(lc["time"].values, np.arange(n) * 4.0)

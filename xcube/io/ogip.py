@@ -470,7 +470,14 @@ def _column_time_scale(hdu, name, default: float, path) -> float:
     """Seconds per unit of column ``name`` from its TUNIT (``s`` or ``d``), else ``default``."""
     i = [n.upper() for n in hdu.columns.names].index(name.upper()) + 1 if name in hdu.columns.names else None
     unit = str(hdu.header.get(f"TUNIT{i}", "") if i else "").strip()
-    return _time_scale(unit, path) if unit else default
+    if not unit:
+        return default
+    try:
+        return _time_scale(unit, path)
+    except ValueError:  # e.g. 'MJD': not a duration unit; the TIMEUNIT rule applies
+        warnings.warn(f"{path}[{hdu.name}]: column {name} has TUNIT{i}={unit!r}, not 's' or 'd'; reading it in "
+                      f"the TIMEUNIT ({default:g} s per unit)", stacklevel=4)
+        return default
 
 
 def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | None = None,
