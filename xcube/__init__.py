@@ -21,8 +21,8 @@ _NAMES = {
     "stitch": "products.stitch", "extract_lightcurves": "products.stitch", "net_lightcurve": "products.net",
     "rebin_lightcurve": "products.rebin:rebin", "split_by_gti": "products.rebin",
     "to_stingray": "products.stingray_interop", "from_stingray": "products.stingray_interop",
-    "read_lightcurve": "io.ogip", "read_spectrum": "io.ogip", "write_gti": "io.ogip", "write_image": "io.ogip",
-    "write_lightcurve": "io.ogip", "write_spectrum": "io.ogip",
+    "read_lightcurve": "io.lightcurve_file", "read_spectrum": "io.ogip", "write_gti": "io.ogip",
+    "write_image": "io.ogip", "write_lightcurve": "io.ogip", "write_spectrum": "io.ogip",
     "search_transients": "transients.search",
     "times": "times", "with_mjd": "times", "read_gti": "io.ogip",
 }

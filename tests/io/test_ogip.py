@@ -12,7 +12,8 @@ from conftest import real_file
 from xcube import gti as gtimod
 from xcube.io.atomic import atomic_file
 from xcube.io.ds9 import circles_from_table, to_ds9, write_ds9
-from xcube.io.ogip import read_gti, read_lightcurve, write_gti, write_lightcurve, write_spectrum
+from xcube.io.lightcurve_file import read_lightcurve
+from xcube.io.ogip import read_gti, write_gti, write_lightcurve, write_spectrum
 from xcube.products.lightcurve import lightcurve_from_counts
 
 ATTRS = {"mjdref": 50814.000743, "mission": "XMM-Newton", "instrument": "EMOS1", "telescop": "XMM",

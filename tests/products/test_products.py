@@ -10,7 +10,8 @@ from conftest import real_file
 
 import xcube
 from xcube import gti as gtimod
-from xcube.io.ogip import read_lightcurve, write_image, write_lightcurve, write_spectrum
+from xcube.io.lightcurve_file import read_lightcurve
+from xcube.io.ogip import write_image, write_lightcurve, write_spectrum
 
 MOS1 = ("xmm", "P0001730201M1S002MIEVLI.FTZ")
 SRC = "physical;circle(25921,25921,2000)"

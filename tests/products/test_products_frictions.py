@@ -17,7 +17,8 @@ from astropy.wcs import WCS
 from conftest import real_file
 
 import xcube
-from xcube.io.ogip import read_lightcurve, read_spectrum, write_image, write_lightcurve, write_spectrum
+from xcube.io.lightcurve_file import read_lightcurve
+from xcube.io.ogip import read_spectrum, write_image, write_lightcurve, write_spectrum
 
 MOS1_CLEAN = ("xmm", "xga_0201901401_mos1_exp1_clean_evts.fits")
 MOS2_CLEAN = ("xmm", "xga_0201901401_mos2_exp1_clean_evts.fits")

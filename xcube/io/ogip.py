@@ -1,6 +1,7 @@
 """OGIP product files: light curves (OGIP/93-003), PHA type I spectra
-(OGIP/92-007), GTI tables, and readers of OGIP light curves and spectra
-(with their background and response files).
+(OGIP/92-007), GTI tables, and readers of OGIP spectra (with their
+background and response files) and GTI tables; light curves are read by
+:mod:`xcube.io.lightcurve_file`.
 
 Writers take the xcube product Datasets (:func:`xcube.lightcurve`,
 :func:`xcube.spectrum`), compute them (the only eager step), and write
@@ -54,8 +55,9 @@ __all__ = [
     "read_gti",
     "gti_table",
     "write_lightcurve",
-    "read_lightcurve",
-    "stack_bands",
+    "find_gti_hdu",
+    "gti_of_hdu",
+    "counts_array",
     "write_spectrum",
     "read_spectrum",
     "write_image",
@@ -184,10 +186,10 @@ def read_gti(path, extname: str | None = None):
     ``path[EXTNAME]`` also names it. Eager (GTI tables are small)."""
     path, extname = _split_extname(path, extname)
     with open_fits(path, memmap=False) as hdul:
-        hdu = _find_gti_hdu(hdul, extname, path)
+        hdu = find_gti_hdu(hdul, extname, path)
         if hdu is None:
             raise ValueError(f"{path}: no GTI table (extensions: {[h.name for h in hdul]}); pass extname=")
-        return _gti_of(hdu, path)
+        return gti_of_hdu(hdu, path)
 
 
 def _split_extname(path, extname):
@@ -211,12 +213,12 @@ def gti_table(obj, events=None):
     if isinstance(obj, (str, Path)):
         path, extname = _split_extname(obj, None)
         with open_fits(path, memmap=False) as hdul:
-            hdu = _find_gti_hdu(hdul, extname, path)
+            hdu = find_gti_hdu(hdul, extname, path)
             if hdu is None:
                 raise ValueError(f"{path}: no GTI table (extensions: {[h.name for h in hdul]}); name it as "
                                  f"'{path}[EXTNAME]'")
             header = dict(hdul[0].header, **hdu.header)
-            gti = _gti_of(hdu, path)
+            gti = gti_of_hdu(hdu, path)
     else:
         if isinstance(obj, fits.HDUList):
             obj = next((h for h in obj[1:] if is_gti_hdu(h)), None) or _no_gti(obj)
@@ -252,7 +254,8 @@ def is_gti_hdu(hdu) -> bool:
     return name in ("GTI", "STDGTI", "SRC_GTIS") or name.startswith("STDGTI")
 
 
-def _find_gti_hdu(hdul, extname, path):
+def find_gti_hdu(hdul, extname, path):
+    """The GTI table ``extname`` of ``hdul`` (None: the first GTI table), or None when it has none."""
     if extname is not None:
         try:
             return hdul[extname]
@@ -261,7 +264,8 @@ def _find_gti_hdu(hdul, extname, path):
     return next((h for h in hdul[1:] if is_gti_hdu(h)), None)
 
 
-def _gti_of(hdu, path):
+def gti_of_hdu(hdu, path):
+    """``(start, stop)`` [s] of a GTI table (its TIMEZERO applied; rows normalised)."""
     names = hdu.columns.names
     s, e = find_column(names, "START"), find_column(names, "STOP")
     if s is None or e is None:
@@ -437,330 +441,6 @@ def _rate_values(rate: xr.DataArray, fracexp: np.ndarray, fraccorr: bool) -> np.
     return np.where(f > 0, np.nan_to_num(v) * f, 0.0)
 
 
-def _find_rate_hdu(hdul, extname, path):
-    if extname is not None:
-        try:
-            return hdul[extname]
-        except KeyError:
-            raise ValueError(f"{path}: no extension {extname!r} (extensions: {[h.name for h in hdul]})") from None
-    for h in hdul[1:]:
-        if not isinstance(h, fits.BinTableHDU):
-            continue
-        if str(h.header.get("HDUCLAS1", "")).strip().upper() == "LIGHTCURVE" or h.name.upper() in (
-            "RATE",
-            "LIGHTCURVE",
-        ):
-            return h
-    raise ValueError(
-        f"{path}: no light-curve table (HDUCLAS1='LIGHTCURVE' or EXTNAME='RATE'; extensions: "
-        f"{[h.name for h in hdul]}); pass extension="
-    )
-
-
-def _time_scale(unit: str, path) -> float:
-    unit = (unit or "s").strip().lower()
-    if unit in ("s", "sec", "second", "seconds"):
-        return 1.0
-    if unit in ("d", "day", "days"):
-        return 86400.0
-    raise ValueError(f"{path}: TIMEUNIT={unit!r} is not supported; expected 's' or 'd'")
-
-
-def _column_time_scale(hdu, name, default: float, path) -> float:
-    """Seconds per unit of column ``name`` from its TUNIT (``s`` or ``d``), else ``default``."""
-    i = [n.upper() for n in hdu.columns.names].index(name.upper()) + 1 if name in hdu.columns.names else None
-    unit = str(hdu.header.get(f"TUNIT{i}", "") if i else "").strip()
-    if not unit:
-        return default
-    try:
-        return _time_scale(unit, path)
-    except ValueError:  # e.g. 'MJD': not a duration unit; the TIMEUNIT rule applies
-        warnings.warn(f"{path}[{hdu.name}]: column {name} has TUNIT{i}={unit!r}, not 's' or 'd'; reading it in "
-                      f"the TIMEUNIT ({default:g} s per unit)", stacklevel=4)
-        return default
-
-
-def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | None = None,
-                    bands=None) -> xr.Dataset:
-    """Read an OGIP light curve (OGIP/93-003 ``RATE`` table) into the form of
-    :func:`xcube.lightcurve`.
-
-    Returns a Dataset on dim ``time`` with coords ``time`` (bin centre [s]),
-    ``time_lo``/``time_hi``, ``exposure`` [s] and ``fracexp``; variables
-    ``counts``, ``rate``, ``rate_err`` [count/s] (and ``bkg_rate``/``bkg_rate_err``
-    from BACKV/BACKE); ``gti_start``/``gti_stop``; attrs ``mjdref``,
-    ``timesys``, ``mission``/``instrument`` (TELESCOP/INSTRUME), ``hduclas2``,
-    ``source``. Eager (light curves are small).
-
-    Conventions read:
-    - times are ``TIME + TIMEZERO``; ``TIMEPIXR`` places TIME in the bin
-      (absent: 0.5, the bin centre, as SAS and xcube write it); ``TIMEDEL``
-      keyword or column gives the width; TIMEUNIT 's' or 'd'.
-    - exposure = TIMEDEL x FRACEXP. Without a FRACEXP column the fraction is
-      computed from the GTI table (``gti_extension``, default the first GTI
-      table in the file; per-CCD files hold several - pick the source CCD's).
-    - counts: a COUNTS column when present; otherwise ``RATE x exposure`` when
-      the rate is exposure-corrected (``FRACCORR = T`` as xcube writes, else
-      DEADAPP = T, the SAS ``epiclccorr``/PPS convention) and ``RATE x TIMEDEL`` when it is not (``evselect``,
-      ``extractor``; then ``rate`` = counts / exposure). Counts that are whole numbers to
-      1e-3 are returned as int64.
-    - several bands: when RATE (or COUNTS) is a vector column of k elements
-      (the eROSITA ``srctool`` layout, RATE of shape (n, 3)), every vector
-      column gives one value per band and the result has a ``band``
-      dimension (coords ``band`` label, ``energy_lo``/``energy_hi`` [keV] from
-      ``bands=[(emin, emax), ...]`` or the keywords E_MIN<i>/E_MAX<i>).
-      Asymmetric errors RATE_ERRM/RATE_ERRP give ``rate_err`` (their mean).
-    """
-    with open_fits(path, memmap=False) as hdul, np.errstate(invalid="ignore", divide="ignore"):
-        hdu = _find_rate_hdu(hdul, extension, path)
-        h = dict(hdul[0].header)
-        h.update(hdu.header)
-        series = _series_numbers(hdu.columns.names)
-        if len(series) == 1:  # XRONOS lcurve: RATE1/ERROR1
-            return _read_lc_table(hdul, hdu, h, _SeriesColumns(hdu.data, hdu.columns.names, series[0]), path,
-                                  gti_extension)
-        if series:
-            parts = [_read_lc_table(hdul, hdu, h, _SeriesColumns(hdu.data, hdu.columns.names, k), path,
-                                    gti_extension) for k in series]
-            return stack_bands(parts, _band_edges(h, len(series), bands, path))
-        n_bands = _band_count(hdu)
-        if n_bands is None:
-            return _read_lc_table(hdul, hdu, h, hdu.data, path, gti_extension)
-        parts = [_read_lc_table(hdul, hdu, h, _BandColumns(hdu.data, j), path, gti_extension)
-                 for j in range(n_bands)]
-        return stack_bands(parts, _band_edges(h, n_bands, bands, path))
-
-
-class _BandColumns:
-    """Columns of a multi-band light-curve table seen as one band: vector
-    columns (n, k) give their j-th element, scalar columns themselves."""
-
-    def __init__(self, data, j: int):
-        self.data, self.j = data, j
-
-    def __getitem__(self, name):
-        a = np.asarray(self.data[name])
-        return a[:, self.j] if a.ndim == 2 else a
-
-
-class _SeriesColumns:
-    """Series ``k`` of an XRONOS ``lcurve`` table (columns RATE<k>, ERROR<k>)
-    seen as a plain light curve: RATE and ERROR are that series' columns."""
-
-    def __init__(self, data, names, k: int):
-        self.data, self.k = data, k
-        other = {f"RATE{j}" for j in _series_numbers(names)} | {f"ERROR{j}" for j in _series_numbers(names)}
-        self.names = [n for n in names if n.upper() not in other] + ["RATE", "ERROR"]
-        self._map = {"RATE": f"RATE{k}", "ERROR": f"ERROR{k}"}
-        self._map = {a: find_column(names, b) for a, b in self._map.items() if find_column(names, b) is not None}
-        self.names = [n for n in self.names if n not in ("RATE", "ERROR") or n in self._map]
-
-    def __getitem__(self, name):
-        return self.data[self._map.get(name, name)]
-
-
-def _series_numbers(names) -> list:
-    """The k of the RATE<k> columns (XRONOS ``lcurve`` output), when there is no RATE column."""
-    upper = [n.upper() for n in names]
-    if "RATE" in upper:
-        return []
-    return sorted(int(n[4:]) for n in upper if n.startswith("RATE") and n[4:].isdigit())
-
-
-def _band_count(hdu) -> int | None:
-    """Number of bands of a table whose RATE (or COUNTS) is a vector column, else None."""
-    for name in ("RATE", "COUNTS"):
-        col = find_column(hdu.columns.names, name)
-        if col is not None:
-            a = np.asarray(hdu.data[col])
-            if a.ndim == 2 and a.shape[1] > 1:
-                return int(a.shape[1])
-            return None
-    return None
-
-
-def _band_edges(h: dict, k: int, bands, path) -> list:
-    """``[(emin, emax)]`` [keV] of the k bands: ``bands=`` if given, else the
-    keywords E_MIN<i>/E_MAX<i> (i = 1..k), else NaN (unknown)."""
-    if bands is not None:
-        bands = [tuple(float(v) for v in b) for b in bands]
-        if len(bands) != k:
-            raise ValueError(f"{path}: the light curve has {k} bands; bands= lists {len(bands)}")
-        return bands
-    if all(f"E_MIN{i}" in h and f"E_MAX{i}" in h for i in range(1, k + 1)):
-        return [(float(h[f"E_MIN{i}"]), float(h[f"E_MAX{i}"])) for i in range(1, k + 1)]
-    warnings.warn(f"{path}: {k} energy bands without E_MIN<i>/E_MAX<i> keywords; band edges unknown (NaN), "
-                  "pass bands=[(emin, emax), ...] [keV]", stacklevel=3)
-    return [(np.nan, np.nan)] * k
-
-
-def stack_bands(parts: list, edges: list) -> xr.Dataset:
-    """Stack single-band light curves (same time bins) on a ``band``
-    dimension with coords ``band`` (``"0.5-2keV"``, or ``band<i>`` when the
-    edges are unknown), ``energy_lo``/``energy_hi`` [keV]. Variables on
-    ``time`` gain the band dimension; the time coordinates (``exposure``) and
-    the GTIs are taken from the first band."""
-    import pandas as pd
-
-    labels = [f"{a:g}-{b:g}keV" if np.isfinite(a) else f"band{i}" for i, (a, b) in enumerate(edges)]
-    timed = [p.drop_vars([v for v in p.data_vars if "time" not in p[v].dims]) for p in parts]
-    lc = xr.concat(timed, dim=pd.Index(labels, name="band"), data_vars="all", coords="minimal",
-                   compat="override", combine_attrs="override")
-    for v in parts[0].data_vars:
-        if "time" not in parts[0][v].dims:
-            lc[v] = parts[0][v]
-    lc = lc.assign_coords(energy_lo=("band", [float(e[0]) for e in edges], {"units": "keV"}),
-                          energy_hi=("band", [float(e[1]) for e in edges], {"units": "keV"}))
-    lc.attrs["energy_band"] = [[float(e[0]), float(e[1])] for e in edges]
-    return lc
-
-
-def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
-    """One light curve from the columns ``data`` of the RATE table ``hdu``."""
-    names = getattr(data, "names", None) or hdu.columns.names
-    scale = _time_scale(h.get("TIMEUNIT", "s"), path)  # TSTART, TSTOP, TIMEZERO, TIMEDEL (OGIP/93-003)
-    tcol = find_column(names, "TIME")
-    rcol = find_column(names, "RATE")
-    ccol = find_column(names, "COUNTS")
-    if tcol is None or (rcol is None and ccol is None):
-        raise ValueError(
-            f"{path}[{hdu.name}]: a light curve needs TIME and RATE or COUNTS columns (columns: {names})"
-        )
-    col_scale = _column_time_scale(hdu, tcol, scale, path)  # the TIME column in its own TUNIT, if it has one
-    time = np.asarray(data[tcol], np.float64) * col_scale + float(h.get("TIMEZERO", 0.0)) * scale
-    dcol, xcol = find_column(names, "TIMEDEL"), find_column(names, "XAX_E")
-    if dcol is not None:
-        width = np.asarray(data[dcol], np.float64) * _column_time_scale(hdu, dcol, scale, path)
-    elif "TIMEDEL" in h:
-        width = np.full(time.shape, float(h["TIMEDEL"]) * scale)
-    elif xcol is not None:  # XRONOS: half the bin width, in the TIME column's unit
-        width = 2.0 * np.asarray(data[xcol], np.float64) * _column_time_scale(hdu, xcol, col_scale, path)
-    elif time.size > 1:
-        width = np.full(time.shape, float(np.median(np.diff(time))))
-        warnings.warn(f"{path}: no TIMEDEL keyword; using the median TIME step {width[0]} s", stacklevel=2)
-    else:
-        raise ValueError(f"{path}[{hdu.name}]: no TIMEDEL keyword or column; cannot define the bins")
-    pixr = float(h.get("TIMEPIXR", 0.5))
-    lo = time - pixr * width
-    hi = lo + width
-    gti_h = _find_gti_hdu(hdul, gti_extension, path)
-    gti = _gti_of(gti_h, path) if gti_h is not None else None
-    gti_name = gti_h.name if gti_h is not None else None
-    fcol = find_column(names, "FRACEXP")
-    if fcol is not None:
-        fracexp = np.nan_to_num(np.asarray(data[fcol], np.float64))
-    elif gti is not None:
-        fracexp = np.where(width > 0, gtimod.exposure_per_bin(lo, hi, gti) / width, 0.0)
-    else:
-        fracexp = np.ones(time.shape)
-    exposure = width * fracexp
-    if fcol is None and gti is not None and time.size and not np.any(exposure > 0) and gti[0].size:
-        warnings.warn(f"{path}: no bin of the light curve ({lo[0]:.6g} - {hi[-1]:.6g} s) lies inside its GTI table "
-                      f"{gti_name} ({gti[0][0]:.6g} - {gti[1][-1]:.6g} s), so every bin has zero exposure; check "
-                      "TIMEZERO and the time units of the file", stacklevel=3)
-    if gti is None:
-        gti = gtimod.normalize(lo[exposure > 0], hi[exposure > 0], warn=False)
-    rate = np.asarray(data[rcol], np.float64) if rcol is not None else None
-    err = _rate_error(data, names)
-    corrected = _flag(h.get("FRACCORR", h.get("DEADAPP", False))) or _rate_corrected_by_tool(h)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if ccol is not None:
-            counts = np.asarray(data[ccol])
-            if rate is None:
-                rate = np.where(exposure > 0, counts / exposure, np.nan)
-            elif not corrected:  # RATE = COUNTS / TIMEDEL (xcube fraccorr=False, evselect)
-                rate = np.where(fracexp > 0, rate / fracexp, np.nan)
-                err = np.where(fracexp > 0, err / fracexp, np.nan) if err is not None else None
-        elif not corrected:
-            # SAS evselect / extractor: RATE = counts / TIMEDEL, not corrected for FRACEXP
-            counts = np.where(np.isfinite(rate), rate * width, 0.0)
-            rate = np.where(fracexp > 0, rate / fracexp, np.nan)
-            err = np.where(fracexp > 0, err / fracexp, np.nan) if err is not None else None
-        else:
-            counts = np.where(np.isfinite(rate) & (exposure > 0), rate * exposure, 0.0)
-        counts = _maybe_int(counts)
-        if err is None:
-            err = np.where(exposure > 0, np.sqrt(np.clip(counts, 0, None)) / exposure, np.nan)
-    coords = {
-        "time": ("time", 0.5 * (lo + hi), {"units": "s"}),
-        "time_lo": ("time", lo, {"units": "s"}),
-        "time_hi": ("time", hi, {"units": "s"}),
-        "exposure": ("time", exposure, {"units": "s"}),
-        "fracexp": ("time", fracexp),
-    }
-    data_vars = {
-        "counts": ("time", counts, {"units": "count", "long_name": "counts in the bin"}),
-        "rate": ("time", rate, {"units": "count/s", "long_name": "count rate"}),
-        "rate_err": ("time", err, {"units": "count/s", "long_name": "error of the count rate"}),
-        "gti_start": ("gti", gti[0], {"units": "s"}),
-        "gti_stop": ("gti", gti[1], {"units": "s"}),
-    }
-    bcol, becol = find_column(names, "BACKV"), find_column(names, "BACKE")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scale = 1.0 if corrected else np.where(fracexp > 0, 1.0 / fracexp, np.nan)
-    if bcol is not None:
-        data_vars["bkg_rate"] = ("time", np.asarray(data[bcol], np.float64) * scale, {"units": "count/s"})
-        if becol is not None:
-            data_vars["bkg_rate_err"] = ("time", np.asarray(data[becol], np.float64) * scale, {"units": "count/s"})
-    for col, coord in (("MJD", "mjd"), ("OBS_ID", "obs_id"), ("MISSION", "mission"), ("INSTRUME", "instrument")):
-        c = find_column(names, col)
-        if c is not None:
-            v = np.asarray(data[c])
-            coords[coord] = ("time", v.astype(object) if v.dtype.kind in "US" else v.astype(np.float64))
-    attrs = {
-        "kind": "lightcurve",
-        "source": str(Path(path).resolve()),
-        "extension": hdu.name,
-        "gti_extension": gti_name,
-        "mission": str(h.get("TELESCOP", "")).strip(),
-        "instrument": str(h.get("INSTRUME", "")).strip(),
-        "obs_id": str(h.get("OBS_ID", "")).strip(),
-        "object": str(h.get("OBJECT", "")).strip(),
-        "mjdref": read_mjdref(h),
-        "timesys": str(h.get("TIMESYS", "TT")).strip(),
-        "hduclas2": str(h.get("HDUCLAS2", "")).strip(),
-        "time_bin": float(np.median(width)) if width.size else float("nan"),
-        "tstart": float(lo[0]) if lo.size else float("nan"),
-        "tstop": float(hi[-1]) if hi.size else float("nan"),
-    }
-    if _flag(h.get("STITCHED", False)):
-        attrs["stitched"] = True
-    if "E_MIN" in h and "E_MAX" in h:
-        attrs["energy_band"] = [float(h["E_MIN"]), float(h["E_MAX"])]
-    if "CHANMIN" in h and "CHANMAX" in h:
-        attrs["pi_band"] = [int(float(h["CHANMIN"])), int(float(h["CHANMAX"]))]
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
-
-
-def _rate_corrected_by_tool(h: dict) -> bool:
-    """Whether the header's mission writes exposure-corrected RATE columns
-    (``MissionProfile.lc_rate_corrected``); quietly False for unknown missions."""
-    from ..missions import detect
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return bool(detect(h).lc_rate_corrected)
-
-
-def _rate_error(data, names):
-    """The rate error column: ERROR, RATE_ERR, or the mean of RATE_ERRM/RATE_ERRP (eROSITA); None if absent."""
-    for name in ("ERROR", "RATE_ERR"):
-        col = find_column(names, name)
-        if col is not None:
-            return np.asarray(data[col], np.float64)
-    lo, hi = find_column(names, "RATE_ERRM"), find_column(names, "RATE_ERRP")
-    if lo is not None and hi is not None:
-        return 0.5 * (np.abs(np.asarray(data[lo], np.float64)) + np.asarray(data[hi], np.float64))
-    return None
-
-
-def _flag(value) -> bool:
-    """A FITS logical keyword, also when written as the string 'T'/'F'."""
-    if isinstance(value, str):
-        return value.strip().upper() in ("T", "TRUE")
-    return bool(value)
-
-
 def read_mjdref(h: dict) -> float:
     """MJDREF [d] from MJDREFI + MJDREFF (full precision) or MJDREF; NaN if absent."""
     if "MJDREFI" in h:
@@ -770,7 +450,8 @@ def read_mjdref(h: dict) -> float:
     return float("nan")
 
 
-def _maybe_int(counts):
+def counts_array(counts):
+    """Counts as int64 when they are whole numbers (to 1e-3), else float64."""
     counts = np.asarray(counts)
     if counts.dtype.kind in "iu":
         return counts.astype(np.int64)
@@ -1017,7 +698,7 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
         if "COUNTS" not in names:
             raise ValueError(f"{path}: no COUNTS column (columns {names}); only PHA type I count spectra are read")
         channel = np.asarray(data["CHANNEL"], np.int64)
-        variables = {"counts": ("channel", _maybe_int(data["COUNTS"]), {"units": "count"})}
+        variables = {"counts": ("channel", counts_array(data["COUNTS"]), {"units": "count"})}
         for col in ("GROUPING", "QUALITY"):
             if col in names:
                 variables[col.lower()] = ("channel", np.asarray(data[col], np.int16))

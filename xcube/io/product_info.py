@@ -78,7 +78,7 @@ def _span(attrs: dict, lo: float, hi: float) -> str:
 
 
 def _lightcurve(path) -> list[str]:
-    from .ogip import read_lightcurve
+    from .lightcurve_file import read_lightcurve
 
     lc = read_lightcurve(path)
     a = lc.attrs

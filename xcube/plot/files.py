@@ -24,7 +24,7 @@ def plot_file(path, **kwargs):
     time axes (a long-term light curve for ``xcube stitch`` output), a PHA
     spectrum, an image, or the peak Bayes-factor map of a transient-search
     Zarr store. ``kwargs`` go to the figure function. Returns the Figure."""
-    from ..io.ogip import read_lightcurve
+    from ..io.lightcurve_file import read_lightcurve
     from ..io.powspec import read_power_spectrum
     from . import lightcurves, maps, timing
 

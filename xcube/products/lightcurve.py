@@ -271,8 +271,8 @@ def band_label(band) -> str:
 
 
 def _concat_bands(parts, bands) -> xr.Dataset:
-    """Single-band light curves stacked on ``band`` (see :func:`xcube.io.ogip.stack_bands`)."""
-    from ..io.ogip import stack_bands
+    """Single-band light curves stacked on ``band`` (see :func:`xcube.io.lightcurve_file.stack_bands`)."""
+    from ..io.lightcurve_file import stack_bands
 
     lc = stack_bands(parts, bands)
     lc.attrs["pi_band"] = [p.attrs.get("pi_band") for p in parts]

@@ -132,7 +132,7 @@ def net_lightcurve(lc: xr.Dataset, background, *, region=None, scale: float = 1.
         source = f"transient-search expected counts in {region}"
     else:
         if is_fits_file(background):
-            from ..io.ogip import read_lightcurve
+            from ..io.lightcurve_file import read_lightcurve
 
             source = str(background)
             background = read_lightcurve(background)

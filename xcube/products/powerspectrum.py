@@ -262,7 +262,7 @@ def open_timing_input(path) -> xr.Dataset:
     from astropy.io import fits
 
     from ..io import open_events
-    from ..io.ogip import read_lightcurve
+    from ..io.lightcurve_file import read_lightcurve
 
     try:
         with fits.open(path) as hdul:

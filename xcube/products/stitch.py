@@ -36,7 +36,7 @@ def _as_lightcurves(lightcurves) -> list:
     out = []
     for lc in lightcurves:
         if not isinstance(lc, xr.Dataset):
-            from ..io.ogip import read_lightcurve
+            from ..io.lightcurve_file import read_lightcurve
 
             lc = read_lightcurve(lc)
         if "time" not in lc.dims or "time_lo" not in lc.coords:

@@ -134,7 +134,8 @@ def _one_of(stack, i: int):
 def _run_stitch(args) -> int:
     import numpy as np
 
-    from ..io.ogip import read_lightcurve, write_lightcurve
+    from ..io.lightcurve_file import read_lightcurve
+    from ..io.ogip import write_lightcurve
     from ..io.product_info import product_kind
     from .naming import add_to_index
     from .stitch import extract_lightcurves, stitch

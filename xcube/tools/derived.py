@@ -101,7 +101,8 @@ def net_lightcurve_file(raw, background, out, *, index_root=None, **index_params
     (:func:`xcube.products.net_lightcurve`); written with ``kind="net"``
     (RATE = net rate, BACKV/BACKE = background). Recorded in the product
     index of ``index_root`` when given (``index_params`` add to the row)."""
-    from ..io.ogip import read_lightcurve, write_lightcurve
+    from ..io.lightcurve_file import read_lightcurve
+    from ..io.ogip import write_lightcurve
     from ..products.naming import add_to_index
     from ..products.net import net_lightcurve
 
@@ -126,7 +127,7 @@ def power_spectrum_file(raw, background, out, *, norm: str, segment: float, rebi
     product index of ``index_root`` when given (``index_params`` add to the row)."""
     import numpy as np
 
-    from ..io.ogip import read_lightcurve
+    from ..io.lightcurve_file import read_lightcurve
     from ..io.powspec import write_power_spectrum
     from ..products.naming import add_to_index
     from ..products.net import background_on_bins
