@@ -11,7 +11,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
-__all__ = ["check_path", "is_compressed", "open_fits", "merged_header", "find_column", "column_scaling",
+__all__ = ["check_path", "extension", "is_compressed", "open_fits", "merged_header", "find_column", "column_scaling",
            "header_float", "check_layout"]
 
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZ": "bzip2", b"PK": "zip"}
@@ -155,3 +155,11 @@ def column_scaling(header, index: int, path="event file") -> tuple[float, float]
     """(TSCALn, TZEROn) of column ``index`` (1-based) with OGIP defaults;
     ``ValueError`` naming ``path`` and the keyword if one is not a number."""
     return (header_float(header, f"TSCAL{index}", path, 1.0), header_float(header, f"TZERO{index}", path, 0.0))
+
+
+def extension(hdul, name, path):
+    """The extension ``name`` of an open FITS file, or ``ValueError`` naming the file and its extensions."""
+    try:
+        return hdul[name]
+    except KeyError:
+        raise ValueError(f"{path}: no extension {name!r} (extensions: {[h.name for h in hdul]})") from None

@@ -17,7 +17,7 @@ import xarray as xr
 from astropy.io import fits
 
 from .. import gti as gtimod
-from .fitsutil import find_column, open_fits
+from .fitsutil import extension, find_column, open_fits
 from .ogip import counts_array, find_gti_hdu, gti_of_hdu, read_mjdref
 
 __all__ = ["read_lightcurve", "stack_bands"]
@@ -25,10 +25,7 @@ __all__ = ["read_lightcurve", "stack_bands"]
 
 def _find_rate_hdu(hdul, extname, path):
     if extname is not None:
-        try:
-            return hdul[extname]
-        except KeyError:
-            raise ValueError(f"{path}: no extension {extname!r} (extensions: {[h.name for h in hdul]})") from None
+        return extension(hdul, extname, path)
     for h in hdul[1:]:
         if not isinstance(h, fits.BinTableHDU):
             continue

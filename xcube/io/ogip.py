@@ -41,7 +41,7 @@ from astropy.io import fits
 from .. import gti as gtimod
 from .._version import __version__
 from .atomic import atomic_file
-from .fitsutil import find_column, open_fits
+from .fitsutil import extension, find_column, open_fits
 
 __all__ = [
     "gti_hdu",
@@ -257,10 +257,7 @@ def is_gti_hdu(hdu) -> bool:
 def find_gti_hdu(hdul, extname, path):
     """The GTI table ``extname`` of ``hdul`` (None: the first GTI table), or None when it has none."""
     if extname is not None:
-        try:
-            return hdul[extname]
-        except KeyError:
-            raise ValueError(f"{path}: no extension {extname!r} (extensions: {[h.name for h in hdul]})") from None
+        return extension(hdul, extname, path)
     return next((h for h in hdul[1:] if is_gti_hdu(h)), None)
 
 
