@@ -393,6 +393,23 @@ class _Parser:
         self._next()
         return sign * _num_value(t.value)
 
+    def _range_item(self, hi_follows):
+        """One item of a range list, ``lo``, ``lo:hi``, ``:hi``, ``lo:`` or ``:``, as
+        ``(lo, hi, is_range)`` (None for a bound left out; ``hi`` None for a single
+        value). ``hi_follows()``, asked after the colon, says whether an upper bound
+        is written. An item whose lower bound is above its upper bound is an error."""
+        lo = hi = None
+        if not self._is(":"):
+            lo = self._number()
+        is_range = self._is(":")
+        if is_range:
+            self._next()
+            if hi_follows():
+                hi = self._number()
+        if lo is not None and hi is not None and lo > hi:
+            raise self._err(f"empty range: lower bound {lo} is above upper bound {hi}")
+        return lo, hi, is_range
+
     def _ranges(self, x: _Node, start: int) -> _Node:
         if x.kind == "bool":
             raise self._err(f"'in' needs a number on its left, {_show(x.text)} is a condition")
@@ -401,19 +418,8 @@ class _Parser:
         first_closed = self._next().value == "["
         items = []  # [lo, hi, is_range]; end brackets apply to the first low and last high bound
         while True:
-            lo = hi = None
-            if not self._is(":"):
-                lo = self._number()
-            is_range = self._is(":")
-            if is_range:
-                self._next()
-                if not self._is("]", ")", ","):
-                    hi = self._number()
-            else:
-                hi = lo
-            if lo is not None and hi is not None and lo > hi:
-                raise self._err(f"empty range: lower bound {lo} is above upper bound {hi}")
-            items.append([lo, hi, is_range])
+            lo, hi, is_range = self._range_item(lambda: not self._is("]", ")", ","))
+            items.append([lo, hi if is_range else lo, is_range])
             if self._is(","):
                 self._next()
                 continue
@@ -476,18 +482,9 @@ class _Parser:
             raise self._err(f"a range needs a number on its left, {_show(x.text)} is a condition")
         items = []
         while True:
-            lo = hi = None
-            if not self._is(":"):
-                lo = self._number()
-            is_range = self._is(":")
-            if is_range:
-                self._next()
-                if self._number_at(0):
-                    hi = self._number()
-                if lo is None and hi is None:
-                    raise self._err("a range needs at least one bound, e.g. 0.5:2, :2 or 0.5:")
-            if lo is not None and hi is not None and lo > hi:
-                raise self._err(f"empty range: lower bound {lo} is above upper bound {hi}")
+            lo, hi, is_range = self._range_item(lambda: self._number_at(0))
+            if is_range and lo is None and hi is None:
+                raise self._err("a range needs at least one bound, e.g. 0.5:2, :2 or 0.5:")
             items.append((lo, hi, is_range))
             if self._is(",") and not self._next_filter_ahead():
                 self._next()
