@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 
 from ..io.events import EVENT_SUFFIXES
@@ -90,6 +91,18 @@ def observation_id(path) -> str:
     m = _XMM_NAME.match(p.name)
     if m:
         return m.group(1)
+    try:
+        st = p.stat()
+    except OSError:
+        return _header_obsid(str(p), None, None)
+    return _header_obsid(str(p), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=65536)
+def _header_obsid(path: str, mtime_ns, size) -> str:
+    """:func:`observation_id` from the header or the name, once per file version (choosing a
+    directory's event files and grouping them both ask)."""
+    p = Path(path)
     try:
         from astropy.io import fits
 
