@@ -131,12 +131,11 @@ class _SeriesColumns:
     seen as a plain light curve: RATE and ERROR are that series' columns."""
 
     def __init__(self, data, names, k: int):
-        self.data, self.k = data, k
-        other = {f"RATE{j}" for j in _series_numbers(names)} | {f"ERROR{j}" for j in _series_numbers(names)}
-        self.names = [n for n in names if n.upper() not in other] + ["RATE", "ERROR"]
-        self._map = {"RATE": f"RATE{k}", "ERROR": f"ERROR{k}"}
-        self._map = {a: find_column(names, b) for a, b in self._map.items() if find_column(names, b) is not None}
-        self.names = [n for n in self.names if n not in ("RATE", "ERROR") or n in self._map]
+        self.data = data
+        series = {f"{c}{j}" for j in _series_numbers(names) for c in ("RATE", "ERROR")}
+        self._map = {c: find_column(names, f"{c}{k}") for c in ("RATE", "ERROR")}
+        self._map = {c: name for c, name in self._map.items() if name is not None}
+        self.names = [n for n in names if n.upper() not in series] + list(self._map)
 
     def __getitem__(self, name):
         return self.data[self._map.get(name, name)]

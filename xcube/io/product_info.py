@@ -152,20 +152,19 @@ def _gti(path) -> list[str]:
     from astropy.io import fits
 
     from .. import gti as gtimod
-    from .ogip import read_gti
+    from .ogip import find_gti_hdu, gti_of_hdu, read_mjdref
 
-    start, stop = read_gti(path)
     with fits.open(path) as hdul:
-        h = next(h.header for h in hdul[1:] if isinstance(h, fits.BinTableHDU))
+        hdu = find_gti_hdu(hdul, None, path)
+        start, stop = gti_of_hdu(hdu, path)
+        h = dict(hdul[0].header)
+        h.update(hdu.header)
     attrs = {"mission": h.get("TELESCOP", ""), "instrument": h.get("INSTRUME", ""), "obs_id": h.get("OBS_ID", ""),
              "object": h.get("OBJECT", "")}
-    if "MJDREFI" in h:
-        attrs.update(mjdrefi=float(h["MJDREFI"]), mjdreff=float(h.get("MJDREFF", 0.0)),
-                     mjdref=float(h["MJDREFI"]) + float(h.get("MJDREFF", 0.0)))
-    elif "MJDREF" in h:
-        attrs["mjdref"] = float(h["MJDREF"])
-    if "mjdref" in attrs:
-        attrs["timesys"] = str(h.get("TIMESYS", "TT")).strip()
+    if np.isfinite(read_mjdref(h)):
+        attrs.update(mjdref=read_mjdref(h), timesys=str(h.get("TIMESYS", "TT")).strip())
+        if "MJDREFI" in h:  # full precision for the UTC conversion
+            attrs.update(mjdrefi=float(h["MJDREFI"]), mjdreff=float(h.get("MJDREFF", 0.0)))
     lines = _head("good time intervals", path, attrs)
     if start.size:
         lines += [_span(attrs, float(start[0]), float(stop[-1])),
