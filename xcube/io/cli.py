@@ -126,12 +126,12 @@ def _product_kind(path) -> str:
     ``"gti"`` for such FITS products, else ``"events"`` (event files, Zarr stores and
     anything :func:`open_events` should judge). Reads headers only."""
     from .fitsutil import check_path
-    from .product_info import product_kind
+    from .product_info import PRODUCT_KINDS, product_kind
 
     if Path(path).is_dir():
         return "events"
     kind = product_kind(check_path(path))
-    return kind if kind in ("lightcurve", "spectrum", "power_spectrum", "image", "gti") else "events"
+    return kind if kind in PRODUCT_KINDS else "events"
 
 
 def _info(args) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["product_kind", "product_summary"]
+__all__ = ["product_kind", "product_summary", "PRODUCT_KINDS"]
 
 
 def product_kind(path) -> str:
@@ -196,6 +196,8 @@ def _image(path) -> list[str]:
 
 _SUMMARIES = {"image": _image, "lightcurve": _lightcurve, "spectrum": _spectrum, "power_spectrum": _power_spectrum,
               "gti": _gti}
+#: the kinds of product files (not event lists) that :func:`product_summary` describes
+PRODUCT_KINDS = tuple(_SUMMARIES)
 
 
 def product_summary(path, kind: str) -> str:

@@ -47,21 +47,18 @@ def event_files_in(directory) -> list[Path]:
     files that are not recognisably other products (light curves, spectra,
     power spectra, images, GTI files: headers are read). Files left out are
     logged."""
-    from ..io.product_info import product_kind
+    from ..io.product_info import PRODUCT_KINDS, product_kind
 
     d = Path(directory)
     files = sorted(f for f in d.rglob("*") if f.is_file() and _has_event_suffix(f) and not f.name.startswith("."))
     taken = []
     for fs in _group(files).values():
         named = [f for f in fs if _EVENT_NAME.search(f.name)]
-        taken += named or [f for f in fs if _kind(f, product_kind) not in _PRODUCTS]
+        taken += named or [f for f in fs if _kind(f, product_kind) not in PRODUCT_KINDS]
     left = sorted(set(files) - set(taken))
     if left:
         log.info("%s: %d file(s) not taken as event lists: %s", d, len(left), ", ".join(f.name for f in left[:10]))
     return sorted(taken)
-
-
-_PRODUCTS = ("lightcurve", "spectrum", "power_spectrum", "image", "gti")
 
 
 def _kind(path, product_kind) -> str:
