@@ -24,7 +24,7 @@ from dask.base import tokenize
 
 from .. import gti as gtimod
 from .._version import __version__
-from ..missions import MissionProfile, detect, profiles
+from ..missions import MissionProfile, detect, event_extensions
 from .fitsutil import column_scaling, find_column, header_float, is_compressed, merged_header, open_fits
 from .integrity import file_identity
 from .memmap import (
@@ -121,14 +121,6 @@ def _scalar_columns(hdu: fits.BinTableHDU, path="event file") -> dict:
                 continue
         out[key] = (col.name, i, code)
     return out
-
-
-def _known_event_extensions() -> tuple[str, ...]:
-    """Event-table extension names of all registered profiles, EVENTS first."""
-    names = ["EVENTS"]
-    for prof in profiles().values():
-        names += [n for n in prof.events_extensions if n not in names]
-    return tuple(names)
 
 
 def _find_events_hdu(hdul, names, path):
@@ -252,7 +244,7 @@ def _events_hdu(hdul, path, instrument, hdu):
         header = merged_header(prim, table.header)
         return table, header, detect(header, path=path, instrument=instrument)
     # find an event table by any known extension name, then detect the mission
-    known = _known_event_extensions()
+    known = event_extensions()
     table = next(
         (h for name in known for h in hdul[1:] if isinstance(h, fits.BinTableHDU) and h.name.upper() == name),
         None,

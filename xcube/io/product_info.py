@@ -16,7 +16,10 @@ def product_kind(path) -> str:
     expected counts), ``"events"`` or ``"unknown"``, from the file's
     structure (eager: reads headers only; ``FileNotFoundError`` naming a
     missing file)."""
+    from ..missions import event_extensions
     from .ogip import is_gti_hdu
+
+    events = event_extensions() + ("STDEVT",)
 
     p = Path(path)
     if p.is_dir():
@@ -42,7 +45,7 @@ def product_kind(path) -> str:
                 return "lightcurve"
             if clas == "SPECTRUM" or h.name == "SPECTRUM":
                 return "spectrum"
-            if clas in ("EVENTS", "EVENT") or h.name in ("STDEVT", "XTE_SE") or h.name.startswith("EVENTS"):
+            if clas in ("EVENTS", "EVENT") or h.name in events or h.name.startswith("EVENTS"):
                 return "events"
         h0 = hdul[0].header
         if h0.get("NAXIS", 0) == 2 and h0.get("NAXIS1", 0) > 1 and h0.get("NAXIS2", 0) > 1:

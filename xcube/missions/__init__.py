@@ -14,7 +14,7 @@ import warnings
 from .base import MissionProfile, linear_energy
 
 __all__ = ["MissionProfile", "linear_energy", "register", "get_profile", "profile_of", "detect", "profiles",
-           "GENERIC"]
+           "event_extensions", "GENERIC"]
 
 log = logging.getLogger("xcube.missions")
 
@@ -54,6 +54,14 @@ def profiles() -> dict[str, MissionProfile]:
     """All registered profiles, by name."""
     _load_all()
     return dict(_REGISTRY)
+
+
+def event_extensions() -> tuple[str, ...]:
+    """Event-table extension names of all registered profiles, EVENTS first."""
+    names = ["EVENTS"]
+    for prof in profiles().values():
+        names += [n for n in prof.events_extensions if n not in names]
+    return tuple(names)
 
 
 def get_profile(name: str) -> MissionProfile:
