@@ -96,7 +96,7 @@ class FitsColumn:
     def __getitem__(self, key):
         sl = key[0] if isinstance(key, tuple) else key
         self.check_unchanged()
-        return self.decode(row_memmap(self.path, self.offset, self.nrows, self.row_dtype)[sl][self.field])
+        return self.decode(row_memmap(*self.table)[sl][self.field])
 
     @property
     def table(self) -> tuple:
@@ -120,7 +120,6 @@ class FitsColumn:
         if self.add:
             out += self.add
         return out
-
 
     def decode_into(self, raw: np.ndarray, out: np.ndarray) -> None:
         """:meth:`decode` written into ``out`` (no temporary for plain columns)."""
