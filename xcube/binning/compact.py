@@ -23,6 +23,7 @@ cube lazily, labelled exactly as ``bin_events`` labels it.
 """
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 
@@ -36,6 +37,8 @@ __all__ = ["CompactCube", "Monitor", "cell_dtype", "CUBE_CHUNK_BYTES"]
 
 #: dense cube chunks handed out by ``CompactCube.to_dask`` [bytes of counts]
 CUBE_CHUNK_BYTES = 32 * 2**20
+#: events per thread of the reductions (smaller cubes are reduced on one thread)
+PARALLEL_EVENTS = 1 << 20
 _NO_GTI = (np.empty(0), np.empty(0))
 
 
@@ -127,23 +130,48 @@ class CompactCube:
         """(ny, nx) int64 counts summed over the frames where ``frames`` (bool
         (n_frames,)) is True; all frames when None."""
         sel = np.ones(self.n_frames, np.bool_) if frames is None else np.asarray(frames, dtype=np.bool_)
-        return _image(self.cells, self.seg, sel, self.n_pixels).reshape(self.ny, self.nx)
+        return self._by_frames(_image, (sel,), np.zeros(self.n_pixels, np.int64), True).reshape(self.ny, self.nx)
 
     def image_by(self, labels, n: int) -> np.ndarray:
         """(n, ny, nx) int64: the counts summed over the frames of each label
         ``0 .. n-1`` (``labels`` int (n_frames,), -1 for frames in none), in one pass."""
         lab = np.ascontiguousarray(labels, dtype=np.int64)
-        return _image_by(self.cells, self.seg, lab, int(n), self.n_pixels).reshape(n, self.ny, self.nx)
+        out = np.zeros((int(n), self.n_pixels), np.int64)
+        return self._by_frames(_image_by, (lab,), out, True).reshape(n, self.ny, self.nx)
 
     def counts_in(self, pixels) -> np.ndarray:
         """Counts per frame in the pixels where ``pixels`` ((ny, nx) bool) is True, int64 (n_frames,)."""
-        return _counts_in(self.cells, self.seg, np.ascontiguousarray(pixels, dtype=np.bool_).ravel())
+        px = np.ascontiguousarray(pixels, dtype=np.bool_).ravel()
+        return self._by_frames(_counts_in, (px,), np.zeros(self.n_frames, np.int64), False)
 
     def region_counts(self, labels, n_regions: int) -> np.ndarray:
         """Counts per region and frame, int64 (n_regions, n_frames); ``labels``
-        ((ny, nx) int) is each pixel's region, -1 for none."""
-        lab = np.ascontiguousarray(labels, dtype=np.int64).ravel()
-        return _region_counts(self.cells, self.seg, lab, int(n_regions))
+        ((ny, nx) int, or several such maps (m, ny, nx) whose counts add up)
+        is each pixel's region, -1 for none."""
+        lab = np.ascontiguousarray(labels, dtype=np.int64).reshape(-1, self.n_pixels)
+        out = np.zeros((int(n_regions), self.n_frames), np.int64)
+        return self._by_frames(_region_counts, (lab,), out, False)
+
+    def _by_frames(self, kernel, args, out, additive: bool):
+        """``kernel(cells, seg, *args, f0, f1, out)`` over all frames, in
+        parts of about equal numbers of events on as many threads as CPUs
+        (above :data:`PARALLEL_EVENTS` events): each part adds into its own
+        copy of ``out`` when ``additive``, else into its own frames of it."""
+        parts = min(os.cpu_count() or 1, max(self.cells.size // PARALLEL_EVENTS, 1), max(self.n_frames, 1))
+        if parts < 2:
+            kernel(self.cells, self.seg, *args, 0, self.n_frames, out)
+            return out
+        cut = np.searchsorted(self.seg, np.linspace(0, self.cells.size, parts + 1)[1:-1])
+        bounds = np.concatenate([[0], cut, [self.n_frames]]).astype(np.int64)
+        outs = [out] + [np.zeros_like(out) for _ in range(parts - 1)] if additive else [out] * parts
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(parts) as pool:
+            list(pool.map(lambda k: kernel(self.cells, self.seg, *args, bounds[k], bounds[k + 1], outs[k]),
+                          range(parts)))
+        for o in outs[1:] if additive else ():
+            out += o
+        return out
 
     def dense(self, f0: int = 0, f1: int | None = None, dtype="int32") -> np.ndarray:
         """Frames ``f0:f1`` as a dense (frames, ny, nx) array (eager)."""
@@ -200,47 +228,39 @@ def _fill_dense(cells, seg, f0, f1, out):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def _image(cells, seg, frames, npix):  # pragma: no cover - compiled
-    out = np.zeros(npix, dtype=np.int64)
-    for t in range(seg.size - 1):
+def _image(cells, seg, frames, f0, f1, out):  # pragma: no cover - compiled
+    for t in range(f0, f1):
         if frames[t]:
             for i in range(seg[t], seg[t + 1]):
                 out[cells[i]] += 1
-    return out
 
 
 @numba.njit(nogil=True, cache=True)
-def _image_by(cells, seg, labels, n, npix):  # pragma: no cover - compiled
-    out = np.zeros((n, npix), dtype=np.int64)
-    for t in range(seg.size - 1):
+def _image_by(cells, seg, labels, f0, f1, out):  # pragma: no cover - compiled
+    for t in range(f0, f1):
         k = labels[t]
         if k >= 0:
             row = out[k]
             for i in range(seg[t], seg[t + 1]):
                 row[cells[i]] += 1
-    return out
 
 
 @numba.njit(nogil=True, cache=True)
-def _counts_in(cells, seg, pixels):  # pragma: no cover - compiled
-    nt = seg.size - 1
-    out = np.zeros(nt, dtype=np.int64)
-    for t in range(nt):
+def _counts_in(cells, seg, pixels, f0, f1, out):  # pragma: no cover - compiled
+    for t in range(f0, f1):
         k = 0
         for i in range(seg[t], seg[t + 1]):
             if pixels[cells[i]]:
                 k += 1
         out[t] = k
-    return out
 
 
 @numba.njit(nogil=True, cache=True)
-def _region_counts(cells, seg, label, n_regions):  # pragma: no cover - compiled
-    nt = seg.size - 1
-    out = np.zeros((n_regions, nt), dtype=np.int64)
-    for t in range(nt):
-        for i in range(seg[t], seg[t + 1]):
-            r = label[cells[i]]
-            if r >= 0:
-                out[r, t] += 1
-    return out
+def _region_counts(cells, seg, labels, f0, f1, out):  # pragma: no cover - compiled
+    for m in range(labels.shape[0]):
+        label = labels[m]
+        for t in range(f0, f1):
+            for i in range(seg[t], seg[t + 1]):
+                r = label[cells[i]]
+                if r >= 0:
+                    out[r, t] += 1

@@ -34,6 +34,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .. import gti as gtimod
 from .._version import __version__
+from ..io.chunking import EVENT_CHUNK
 from ..io.memmap import fusable_sources, read_columns
 from ..missions import profile_of
 from ..scheduler import compute
@@ -48,7 +49,6 @@ __all__ = ["bin_events", "label_cube", "check_size", "DEFAULT_CHUNK_BYTES"]
 log = logging.getLogger("xcube.binning")
 
 DEFAULT_CHUNK_BYTES = 256 * 2**20  # target size of one output chunk
-_DEFAULT_EVENT_CHUNK = 4_194_304
 _ROLES = ("time", "energy", "y", "x")
 _OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "tstart", "tstop",
               "datamode", "submode", "ra_pnt", "dec_pnt", "pa_pnt", "expid", "filter", "timeref")
@@ -110,7 +110,7 @@ def _column(events, axis: Axis) -> da.Array:
                        f"{axis.name!r} on (columns: {cols})")
     data = events[name].data
     if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks=(_DEFAULT_EVENT_CHUNK,))
+        data = da.from_array(np.asarray(data), chunks=(EVENT_CHUNK,))
     return data
 
 

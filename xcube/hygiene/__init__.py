@@ -54,12 +54,13 @@ import numpy as np
 
 __all__ = ["Hygiene", "HygieneTest", "BLOCK_EVENTS", "STAT_KEYS", "hygiene_test", "merge_stats"]
 
+from ..io.chunking import EVENT_CHUNK
 from . import rules
 
 log = logging.getLogger("xcube.hygiene")
 
 #: events per block of an in-memory event list (Dask event lists use their chunks)
-BLOCK_EVENTS = 1 << 22
+BLOCK_EVENTS = EVENT_CHUNK
 #: the counters a HygieneTest adds to the filter statistics
 STAT_KEYS = ("border_events", "hot_pixels", "hot_pixel_events", "hot_columns", "hot_column_events",
              "flickering_bursts", "flickering_events", "instrumental_clusters", "instrumental_events")

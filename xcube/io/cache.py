@@ -35,6 +35,7 @@ from zarr.codecs import BloscCodec
 from .._version import __version__
 from ..scheduler import compute
 from .atomic import atomic_dir, explain_write_error, remove_stale, write_json
+from .chunking import EVENT_CHUNK
 from .integrity import StoreCorruptError, chunk_crc, fingerprint, store_manifest, verify_store
 from .paths import cache_dir
 
@@ -44,7 +45,7 @@ __all__ = ["to_zarr", "open_zarr_events", "cache_dir", "cache_key", "is_complete
 COMPLETE = "xcube_complete"  # root attribute written last
 CACHE_FORMAT = 3  # bump when the layout or attrs of cached EventLists change
 BLOSC_BLOCKSIZE = 1 << 20
-DEFAULT_CHUNK = 4_194_304  # events per chunk (same as the FITS reader's)
+DEFAULT_CHUNK = EVENT_CHUNK  # events per chunk (xcube.io.chunking, as the FITS reader's)
 
 
 def cache_key(path, *extra) -> str:

@@ -201,5 +201,5 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing stores")
     p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")
     add_hdu_option(p)
-    p.add_argument("--chunks", type=int, default=None, help="events per chunk of the stores (default 4194304)")
+    p.add_argument("--chunks", type=int, default=None, help="events per chunk of the stores (default 1048576)")
     p.set_defaults(func=_convert)

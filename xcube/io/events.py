@@ -115,7 +115,7 @@ def open_events(path_or_paths, instrument: str | None = None, chunks: int | None
         an xcube Zarr store, a list of files or a directory.
     instrument : mission profile name (``"xmm-pn"``, ``"nustar-fpma"``, ...) to
         override detection from TELESCOP/INSTRUME.
-    chunks : events per Dask chunk along ``event`` (default 4,194,304).
+    chunks : events per Dask chunk along ``event`` (default 1,048,576, :data:`xcube.io.chunking.EVENT_CHUNK`).
     cache : directory of the Zarr event cache (default ``$XCUBE_CACHE_DIR`` or
         ``~/.cache/xcube``). Compressed and unsorted files are converted there
         once, sorted by time.

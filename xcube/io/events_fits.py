@@ -25,6 +25,7 @@ from dask.base import tokenize
 from .. import gti as gtimod
 from .._version import __version__
 from ..missions import MissionProfile, detect, event_extensions
+from .chunking import EVENT_CHUNK
 from .fitsutil import column_scaling, find_column, header_float, is_compressed, merged_header, open_fits
 from .integrity import file_identity
 from .memmap import (
@@ -42,7 +43,7 @@ __all__ = ["read_fits_header", "open_fits_events", "load_fits_events", "DEFAULT_
 
 log = logging.getLogger("xcube.io")
 
-DEFAULT_CHUNK = 4_194_304  # events per Dask chunk (~32 MB of float64)
+DEFAULT_CHUNK = EVENT_CHUNK  # events per Dask chunk (xcube.io.chunking)
 
 # header keyword -> attr name
 _ATTR_KEYS = {

@@ -899,7 +899,10 @@ def _quadratic(p0, pm, p1):
 
 
 @functools.lru_cache(maxsize=16)
-def _fa_grid(sigma: float) -> _FalseAlarmGrid:
+def false_alarm_grid(sigma: float) -> _FalseAlarmGrid:
+    """The interpolation grid of the per-voxel false-alarm probabilities at
+    ``sigma`` (built once, stored on disk): pass ``false_alarm_grid(s)[:]``
+    after the mu values to :func:`false_alarm_sums`."""
     return _stored(f"false-alarm-grid-s{sigma!r}-n{TABLE_SIZE}", _FalseAlarmGrid, lambda: _make_fa_grid(sigma))
 
 
@@ -951,10 +954,12 @@ def _make_fa_grid(sigma: float) -> _FalseAlarmGrid:
 
 
 @numba.njit(nogil=True, cache=True)
-def _fa_sum_kernel(mu, mu_lo, mu_hi, e_min, bits, base, brk, coef, slow_out):  # pragma: no cover
-    """Sums of P_peak and P_eclipse over valid mu (float64, C-contiguous);
-    marks voxels needing the exact path in ``slow_out`` (if it has the size
-    of mu) and counts them."""
+def false_alarm_sums(mu, mu_lo, mu_hi, e_min, bits, base, brk, coef, slow_out):  # pragma: no cover
+    """Sums of P_peak and P_eclipse over the valid values of ``mu`` (1-D
+    float64, C-contiguous; the grid of :func:`false_alarm_grid`) and the
+    number of voxels that need the exact path (marked in ``slow_out`` when
+    it has the size of mu; they are not in the sums). A numba function,
+    callable from other kernels; releases the GIL."""
     sp = 0.0
     se = 0.0
     nslow = 0
@@ -990,16 +995,16 @@ def _fa_sum_kernel(mu, mu_lo, mu_hi, e_min, bits, base, brk, coef, slow_out):  #
 
 
 def _fa_sums_block(mu, sigma, parallel=True):
-    g = _fa_grid(sigma)
+    g = false_alarm_grid(sigma)
     m = np.ascontiguousarray(mu, dtype=np.float64).reshape(-1)
     args = (g.mu_lo, g.mu_hi, g.e_min, g.bits, g.base, g.brk, g.coef)
-    res = _run_split(_fa_sum_kernel, (m,), (), args + (np.zeros(0, np.bool_),), parallel)
+    res = _run_split(false_alarm_sums, (m,), (), args + (np.zeros(0, np.bool_),), parallel)
     sp, se, nslow = (sum(r[i] for r in res) for i in range(3))
     if nslow:
         slow = np.zeros(m.size, np.bool_)
-        _fa_sum_kernel(m, *args, slow)
+        false_alarm_sums(m, *args, slow)
         psl, esl = _fap_block(m[slow], sigma)
-        sp2, se2, _ = _fa_sum_kernel(np.ascontiguousarray(m[~slow]), *args, np.zeros(0, np.bool_))
+        sp2, se2, _ = false_alarm_sums(np.ascontiguousarray(m[~slow]), *args, np.zeros(0, np.bool_))
         sp, se = sp2 + float(psl.sum()), se2 + float(esl.sum())
     return np.array([sp, se])
 

@@ -161,22 +161,46 @@ def eclipse_candidates(types: FrameTypes, sigma: float, block: int = 1024):
     return cand, ptr
 
 
-def false_alarms(model, sigma: float, block: int = 256) -> bayes.FalseAlarms:
+def false_alarms(model, sigma: float) -> bayes.FalseAlarms:
     """Expected false alarms ``(peak, eclipse)`` of all voxels with a defined
     mu (:func:`xcube.bayes.expected_false_alarms` of each frame type's image
     times its number of frames). ``model``: a background model or its
-    :class:`FrameTypes`. Memory: ``block`` mu images at a time."""
+    :class:`FrameTypes`. Eager: one numba loop per thread over the types,
+    each mu image made in a buffer of one image (no (types, pixels) array)."""
     types = model if isinstance(model, FrameTypes) else FrameTypes.from_model(model)
-    fa_p = fa_e = 0.0
-    for k0 in range(0, types.size, block):
-        k1 = min(types.size, k0 + block)
-        mu = types.mu(k0, k1)
-        w = types.n_frames[k0:k1]
-        for wv in np.unique(w):
-            f = bayes.expected_false_alarms(mu[w == wv], sigma)
-            fa_p += float(wv) * f.peak
-            fa_e += float(wv) * f.eclipse
-    return bayes.FalseAlarms(fa_p, fa_e)
+    sums = np.zeros((types.size, 3))
+    if types.size:
+        bayes.threshold(sigma)
+        g = bayes.false_alarm_grid(float(sigma))
+        args = (types.sub, types.lc, types.exposure, types.t_gti, types.t_bti, types.rate, *g, sums)
+        workers = min(os.cpu_count() or 1, max(types.size * types.rate.size // _PARALLEL_VOXELS, 1))
+        bounds = np.linspace(0, types.size, workers + 1).astype(np.int64)
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda k: _fa_types_kernel(bounds[k], bounds[k + 1], *args), range(workers)))
+    for k in np.flatnonzero(sums[:, 2]):  # types with voxels beyond the interpolation grid: the exact path
+        f = bayes.expected_false_alarms(types.mu(k, k + 1), sigma)
+        sums[k, :2] = f.peak, f.eclipse
+    fa = types.n_frames @ sums[:, :2] if types.size else np.zeros(2)
+    return bayes.FalseAlarms(float(fa[0]), float(fa[1]))
+
+
+#: voxels (types x pixels) per thread of :func:`false_alarms`
+_PARALLEL_VOXELS = 1 << 20
+
+
+@numba.njit(nogil=True, cache=True)
+def _fa_types_kernel(k0, k1, sub, lc, exposure, t_gti, t_bti, rate, mu_lo, mu_hi, e_min, bits, base, brk, coef,
+                     sums):  # pragma: no cover - compiled
+    """``sums[k] = (peak, eclipse, slow voxels)`` of types ``k0:k1``: the
+    mu image of each type in one buffer, then :func:`bayes.false_alarm_sums`."""
+    mu = np.empty(rate.size)
+    none = np.zeros(0, np.bool_)
+    for k in range(k0, k1):
+        tmpl = t_bti if sub[k] == 1 else t_gti
+        for p in range(rate.size):
+            mu[p] = expected_value_jit(tmpl[p], lc[k], rate[p], exposure[k])
+        sums[k, 0], sums[k, 1], sums[k, 2] = bayes.false_alarm_sums(mu, mu_lo, mu_hi, e_min, bits, base, brk, coef,
+                                                                    none)
 
 
 # ---------------------------------------------------------------------- flags

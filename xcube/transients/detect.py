@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 from scipy import ndimage, special
 
+from ..binning.compact import CompactCube
 from ..binning.counts import dense_view, reductions
 from ..scheduler import compute
 from ..skycoords import iau_name, spacecraft_offsets
@@ -149,7 +150,7 @@ def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = 
     nt = red.shape[0]
     k = len(regions)
     labels = _region_labels(regions, image.shape)
-    lc_n = sum(compute(*[red.region_counts(lab, k) for lab in labels])).astype(np.float64)
+    lc_n = np.asarray(compute(_region_counts(red, labels, k))[0], dtype=np.float64)
     lc_p = flags.per_region(labels[0], k, nt, 0)
     lc_e = flags.per_region(labels[1], k, nt, 1)
     if isinstance(expected, xr.Dataset):
@@ -176,6 +177,15 @@ def _flags_from_masks(peak_mask, eclipse_mask) -> Flags:
     rec = np.concatenate(rows).astype(np.int64)
     rec = rec[np.lexsort((rec[:, 2], rec[:, 1], rec[:, 0]))]
     return Flags(pm.sum(axis=0).astype(np.int64), em.sum(axis=0).astype(np.int64), rec)
+
+
+def _region_counts(red, labels, k):
+    """Counts per region and frame (k, frames) of the two label maps: one
+    pass over a compact cube (its reductions add several maps), summed Dask
+    reductions over a dense one."""
+    if isinstance(red, CompactCube):
+        return red.region_counts(np.stack(labels), k)
+    return sum(red.region_counts(lab, k) for lab in labels)
 
 
 def _region_labels(regions, shape):

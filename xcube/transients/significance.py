@@ -17,25 +17,54 @@ def sigma_equivalent(log10b: float, kind: str) -> float:
     return float(sigma_equivalents(np.array([log10b], dtype=float), kind)[0])
 
 
-def _thresholds_at(s: np.ndarray, kind: str) -> np.ndarray:
-    """``bayes.threshold(s)`` of ``kind`` for an array of sigmas (vectorised;
-    the same arithmetic as ``bayes.calibration_counts``)."""
+def _calibration_n(s: np.ndarray, kind: str) -> np.ndarray:
+    """The calibration counts of ``bayes.threshold(s)`` for an array of sigmas
+    (the arithmetic of ``bayes.calibration_counts``), float."""
     mu = bayes.CALIBRATION_MU
     s2 = s * s
     root = np.sqrt(8.0 * mu * s2 + s2 * s2)
     if kind == "peak":
-        n = np.ceil((2.0 * mu + s2 + root) / 2.0)
+        return np.ceil((2.0 * mu + s2 + root) / 2.0)
+    return np.floor((2.0 * mu + s2 - root) / 2.0)
+
+
+def _log10_at(n: np.ndarray, kind: str) -> np.ndarray:
+    """The log10 Bayes factor of ``kind`` at the calibration mu for counts
+    ``n`` (inf for an eclipse below 0 counts)."""
+    mu = bayes.CALIBRATION_MU
+    if kind == "peak":
         return bayes.log10_bayes_peak(n, np.full(n.shape, mu))
-    n = np.floor((2.0 * mu + s2 - root) / 2.0)
     out = np.full(n.shape, np.inf)
     ok = n >= 0
     out[ok] = bayes.log10_bayes_eclipse(n[ok], np.full(int(ok.sum()), mu))
     return out
 
 
+def _thresholds_at(s: np.ndarray, kind: str) -> np.ndarray:
+    """``bayes.threshold(s)`` of ``kind`` for an array of sigmas (vectorised)."""
+    return _log10_at(_calibration_n(s, kind), kind)
+
+
+#: largest table of thresholds per calibration count made for one bisection
+_TABLE_MAX = 1 << 16
+
+
+def _threshold_function(kind: str, s_lo: float, s_hi: float):
+    """``s -> bayes.threshold(s)`` of ``kind`` for sigmas in [s_lo, s_hi]: the
+    thresholds of every calibration count in that range tabulated once (the
+    same values), or :func:`_thresholds_at` when that range is too wide."""
+    n = _calibration_n(np.array([s_lo, s_hi]), kind)
+    n0, n1 = int(max(n.min(), -1.0)), int(n.max())
+    if n1 - n0 >= _TABLE_MAX:
+        return lambda s: _thresholds_at(s, kind)
+    table = _log10_at(np.arange(n0, n1 + 1, dtype=np.float64), kind)
+    return lambda s: table[np.maximum(_calibration_n(s, kind), n0).astype(np.int64) - n0]
+
+
 def sigma_equivalents(log10b, kind: str) -> np.ndarray:
     """:func:`sigma_equivalent` of an array of log10 Bayes factors (one
-    vectorised bisection for all of them). Eager, float64."""
+    vectorised bisection for all of them, on the thresholds of the
+    calibration counts in its range tabulated once). Eager, float64."""
     if kind not in ("peak", "eclipse"):
         raise ValueError(f"kind must be 'peak' or 'eclipse', not {kind!r}")
     b = np.atleast_1d(np.asarray(log10b, dtype=float))
@@ -56,9 +85,11 @@ def sigma_equivalents(log10b, kind: str) -> np.ndarray:
         hi = np.where(below, 2.0 * hi, hi)
         big |= hi > 1e3
     act = todo & ~big
+    if act.any():
+        threshold_at = _threshold_function(kind, 1e-3, float(hi[act].max()))
     while np.any(act & (hi - lo > 1e-6)):
         mid = 0.5 * (lo + hi)
-        up = _thresholds_at(mid, kind) < bb  # threshold(mid) below b: root above mid
+        up = threshold_at(mid) < bb  # threshold(mid) below b: root above mid
         lo = np.where(act & up, mid, lo)
         hi = np.where(act & ~up, mid, hi)
     res = np.where(zero, 0.0, np.where(big, np.inf, 0.5 * (lo + hi)))
