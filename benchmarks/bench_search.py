@@ -45,16 +45,16 @@ EXOD2_REFERENCE = {"1e7_50": 8.0, "1e6_5": 60.0}
 
 
 def _zarr_events(data: Path, n: float) -> Path:
-    store = data / f"pn_n{n:g}_s1_v3.zarr"  # v3: simulated events with RAWX/RAWY (detector hygiene)
+    store = data / f"pn_n{n:g}_s1_v4.zarr"  # v4: RAWX/RAWY (detector hygiene), chunks of EVENT_CHUNK events
     if not store.exists():
         code = (
-            "import sys, xcube; from xcube.io.cache import to_zarr\n"
+            "import sys, xcube; from xcube.io.cache import to_zarr; from xcube.io.chunking import EVENT_CHUNK\n"
             "ev, _ = xcube.simulate.event_list('xmm-pn', duration=100_000.0, seed=1, n_events=float(sys.argv[1]),\n"
             "    flares=[dict(t_peak=30_000.0, amplitude=0.5, width=100.0), dict(t_peak=70_000.0, amplitude=0.2,"
             " width=20.0)],\n"
             "    eclipses=[dict(t_start=55_000.0, duration=3000.0, depth=1.0, rate=0.6)],\n"
             "    soft_protons=[dict(t_start=40_000.0, duration=6000.0, peak_rate=20.0)], sources=10)\n"
-            "to_zarr(ev.chunk({'event': 1 << 22}), sys.argv[2])\n"
+            "to_zarr(ev.chunk({'event': EVENT_CHUNK}), sys.argv[2])\n"
         )
         subprocess.run([sys.executable, "-c", code, repr(n), str(store)], check=True)
     return store

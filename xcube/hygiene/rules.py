@@ -151,62 +151,71 @@ def live_pixels(shape, window, badcol) -> np.ndarray:
 
 
 @numba.njit(nogil=True, cache=True)
-def _candidates(values, live, mean, nx, ny, dxs, dys, ratio, cells, lams):  # pragma: no cover - compiled
-    """Write to ``cells``/``lams`` the live cells whose value exceeds ``lambda
-    = max(mean[cell], ratio x mean of its live neighbours at (dxs, dys))``
-    and that lambda; returns how many (rows beyond the arrays are counted only)."""
+def _candidates(values, live, mean, floor, nx, ny, dxs, dys, ratio, cells, lams):  # pragma: no cover - compiled
+    """Write to ``cells``/``lams`` the live cells of at least ``floor[c]``
+    (per CCD c) whose value exceeds ``lambda = max(mean[c], ratio x mean of
+    its live neighbours at (dxs, dys))``, and that lambda; returns how many
+    (rows beyond the arrays are counted only)."""
     m = 0
-    for p in range(values.size):
-        v = values[p]
-        if not live[p] or v < 2 or v <= mean[p]:
-            continue
-        rem = p % (nx * ny)
-        x = rem // ny
-        y = rem - x * ny
-        s = 0.0
-        k = 0
-        for j in range(dxs.size):
-            xx, yy = x + dxs[j], y + dys[j]
-            if 0 <= xx < nx and 0 <= yy < ny:
-                q = p + dxs[j] * ny + dys[j]
-                if live[q]:
-                    s += values[q]
-                    k += 1
-        lam = max(mean[p], ratio * s / max(k, 1))
-        if v > lam:
-            if m < cells.size:
-                cells[m] = p
-                lams[m] = lam
-            m += 1
+    for c in range(values.size // (nx * ny)):
+        for x in range(nx):
+            for y in range(ny):
+                p = (c * nx + x) * ny + y
+                v = values[p]
+                if v < floor[c] or v <= mean[c] or not live[p]:
+                    continue
+                s = 0.0
+                k = 0
+                for j in range(dxs.size):
+                    xx, yy = x + dxs[j], y + dys[j]
+                    if 0 <= xx < nx and 0 <= yy < ny:
+                        q = p + dxs[j] * ny + dys[j]
+                        if live[q]:
+                            s += values[q]
+                            k += 1
+                lam = max(mean[c], ratio * s / max(k, 1))
+                if v > lam:
+                    if m < cells.size:
+                        cells[m] = p
+                        lams[m] = lam
+                    m += 1
     return m
 
 
-def _candidate_cells(values, live, mean, nx, ny, offsets, ratio):
-    """(cells, lambda) of :func:`_candidates`."""
+def _tail_floor(mean, p_max) -> np.ndarray:
+    """Per CCD, a value below which no cell can be improbable: the largest n
+    of a coarse grid above the CCD mean with ``P(N >= n | mean) >= p_max``
+    (lambda is at least the CCD mean, so no smaller n is improbable); at least 2."""
+    from scipy import special
+
+    m = np.maximum(np.asarray(mean, np.float64), 0.0)[:, None]
+    n = np.floor(m + np.arange(21.0)[None] * (np.sqrt(m) + 1.0))  # (CCDs, 21), rising
+    likely = special.pdtrc(n - 1.0, np.maximum(m, 1e-12)) >= p_max
+    return np.maximum(np.where(likely, n, 0.0).max(axis=1), 2.0)
+
+
+def _hot_cells(values, live, n_ccd, nx, ny, offsets, ratio, p_max) -> np.ndarray:
+    """Flat bool of the cells whose value is improbable (``P(N >= n |
+    lambda) < p_max``) under ``lambda = max(CCD mean, ratio x mean of the
+    live neighbours at offsets (dx, dy))``."""
+    from scipy import special
+
+    v = np.where(live, values, 0).reshape(n_ccd, nx * ny)
+    mean = v.sum(axis=1) / np.maximum(live.reshape(n_ccd, nx * ny).sum(axis=1), 1)
+    floor = _tail_floor(mean, p_max)
     cap = 1024
     while True:
         cells, lams = np.empty(cap, np.int64), np.empty(cap, np.float64)
-        m = _candidates(values, live, mean, nx, ny, offsets[:, 0].copy(), offsets[:, 1].copy(), float(ratio), cells,
-                        lams)
+        m = _candidates(values, live, mean, floor, nx, ny, offsets[:, 0].copy(), offsets[:, 1].copy(), float(ratio),
+                        cells, lams)
         if m <= cap:
-            return cells[:m], lams[:m]
+            break
         cap = m
-
-
-def _improbable(values, cells, lam, p_max) -> np.ndarray:
-    from scipy import special
-
     out = np.zeros(values.size, bool)
-    if cells.size:
-        out[cells[special.pdtrc(values[cells] - 1.0, np.maximum(lam, 1e-12)) < p_max]] = True
+    if m:
+        cells, lams = cells[:m], lams[:m]
+        out[cells[special.pdtrc(values[cells].astype(np.float64) - 1.0, np.maximum(lams, 1e-12)) < p_max]] = True
     return out
-
-
-def _ccd_mean(values, live, n_ccd, per_ccd) -> np.ndarray:
-    """Each cell's CCD mean over the live cells, repeated per cell."""
-    v = np.where(live, values, 0).reshape(n_ccd, per_ccd)
-    k = live.reshape(n_ccd, per_ccd).sum(axis=1)
-    return np.repeat(v.sum(axis=1) / np.maximum(k, 1), per_ccd)
 
 
 _EIGHT = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy], np.int64)
@@ -216,9 +225,7 @@ def hot_pixels(counts, live, shape, ratio: float, false_alarm: float) -> np.ndar
     """Flat bool of the hot pixels: ``P(N >= n | max(CCD mean, ratio x mean
     of the 8 live neighbours)) < false_alarm / live pixels``."""
     n_ccd, nx, ny = shape
-    mean = _ccd_mean(counts, live, n_ccd, nx * ny)
-    cells, lam = _candidate_cells(counts, live, mean, nx, ny, _EIGHT, ratio)
-    return _improbable(counts.astype(np.float64), cells, lam, false_alarm / max(int(live.sum()), 1))
+    return _hot_cells(counts, live, n_ccd, nx, ny, _EIGHT, ratio, false_alarm / max(int(live.sum()), 1))
 
 
 def hot_columns(counts, live, shape, ratio: float, false_alarm: float) -> np.ndarray:
@@ -227,9 +234,8 @@ def hot_columns(counts, live, shape, ratio: float, false_alarm: float) -> np.nda
     n_ccd, nx, ny = shape
     col = counts.reshape(n_ccd * nx, ny).sum(axis=1)
     live_col = live.reshape(n_ccd * nx, ny).any(axis=1)
-    mean = _ccd_mean(col, live_col, n_ccd, nx)
-    cells, lam = _candidate_cells(col, live_col, mean, nx, 1, np.array([[-1, 0], [1, 0]], np.int64), ratio)
-    return _improbable(col.astype(np.float64), cells, lam, false_alarm / max(int(live_col.sum()), 1))
+    return _hot_cells(col, live_col, n_ccd, nx, 1, np.array([[-1, 0], [1, 0]], np.int64), ratio,
+                      false_alarm / max(int(live_col.sum()), 1))
 
 
 def _neighbours(p, shape) -> np.ndarray:
