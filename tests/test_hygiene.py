@@ -176,3 +176,43 @@ def test_no_raw_columns_skips_hygiene(make_event_file):
     assert set(res.summary["hygiene"]) == set(STAT_KEYS) and not any(res.summary["hygiene"].values())
     with pytest.raises(ValueError, match="unknown option"):
         Hygiene.of({"hot_pixel": False})
+
+
+def _hot_reference(counts, live, shape, ratio, p_max):
+    """The hot-pixel rule cell by cell, in numpy (no pruning)."""
+    from scipy import special
+
+    n_ccd, nx, ny = shape
+    v = counts.reshape(shape).astype(float)
+    lv = live.reshape(shape)
+    out = np.zeros(shape, bool)
+    for c in range(n_ccd):
+        mean = v[c][lv[c]].sum() / max(lv[c].sum(), 1)
+        for x in range(nx):
+            for y in range(ny):
+                if not lv[c, x, y] or v[c, x, y] < 2 or v[c, x, y] <= mean:
+                    continue
+                nb = [v[c, x + dx, y + dy] for dx in (-1, 0, 1) for dy in (-1, 0, 1)
+                      if (dx or dy) and 0 <= x + dx < nx and 0 <= y + dy < ny and lv[c, x + dx, y + dy]]
+                lam = max(mean, ratio * sum(nb) / max(len(nb), 1))
+                out[c, x, y] = v[c, x, y] > lam and special.pdtrc(v[c, x, y] - 1.0, max(lam, 1e-12)) < p_max
+    return out.ravel()
+
+
+@pytest.mark.parametrize("level", [0.05, 3.0, 40.0, 900.0])
+def test_hot_pixel_rule_equals_cell_by_cell_reference(level):
+    """The numba rule (which skips cells below a Poisson floor of their CCD
+    mean) finds exactly the cells of the rule applied to every cell."""
+    from xcube.hygiene import rules
+
+    rng = np.random.default_rng(int(level * 10))
+    shape = (3, 24, 30)
+    counts = rng.poisson(level * rng.uniform(0.3, 1.5, 3)[:, None, None], shape).astype(np.int32).ravel()
+    hot = rng.integers(0, counts.size, 6)
+    counts[hot] += rng.integers(int(10 * level) + 20, int(30 * level) + 60, 6).astype(np.int32)
+    live = rules.live_pixels(shape, (2, 23, 1, 30), rng.random(3 * 24) < 0.05)
+    for false_alarm in (1e-3, 0.5):
+        p_max = false_alarm / live.sum()
+        got = rules.hot_pixels(counts, live, shape, 5.0, false_alarm)
+        assert np.array_equal(got, _hot_reference(counts, live, shape, 5.0, p_max))
+    assert got.any()

@@ -181,9 +181,15 @@ def test_compact_cubes_equal_bin_events_for_every_run(pn):
     assert cubes[0].monitor is None
 
 
-def test_compact_and_dense_reductions_agree(pn):
+@pytest.mark.parametrize("threaded", [False, True])
+def test_compact_and_dense_reductions_agree(pn, threaded, monkeypatch):
     """image, counts_in and region_counts of a compact cube equal the dense
-    cube's (the reductions every step uses)."""
+    cube's (the reductions every step uses), on one thread and split by
+    frames over threads; several label maps add up in one pass."""
+    from xcube.binning import compact
+
+    monkeypatch.setattr(compact, "PARALLEL_EVENTS", 1 if threaded else compact.PARALLEL_EVENTS)
+    monkeypatch.setattr(compact.os, "cpu_count", lambda: 3 if threaded else 1)
     res = xcube.search_transients(pn, time_bin=200.0)
     dense = res.cube
     red = reductions(dense)
@@ -196,6 +202,11 @@ def test_compact_and_dense_reductions_agree(pn):
     assert np.array_equal(cc.counts_in(pix), np.asarray(red.counts_in(pix)))
     assert np.array_equal(cc.region_counts(labels, 4), np.asarray(red.region_counts(labels, 4)))
     assert np.array_equal(cc.frame_totals(), np.asarray(red.frame_totals()))
+    other = rng.integers(-1, 4, (cc.ny, cc.nx))
+    both = np.asarray(red.region_counts(labels, 4)) + np.asarray(red.region_counts(other, 4))
+    assert np.array_equal(cc.region_counts(np.stack([labels, other]), 4), both)
+    by = rng.integers(-1, 3, cc.n_frames)
+    assert np.array_equal(cc.image_by(by, 3), np.stack([np.asarray(red.image(by == k)) for k in range(3)]))
 
 
 def _compact_of(dense: np.ndarray) -> CompactCube:

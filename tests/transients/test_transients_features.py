@@ -172,3 +172,20 @@ def test_features_in_the_detection_table():
 
     assert row["peak_flux"] == pytest.approx(row["peak_rate"] / events_ecf(ev, (0.2, 12.0)))
     assert np.isfinite(row["det_u"]) and np.isfinite(row["det_v"])
+
+
+@pytest.mark.parametrize("kind", ["peak", "eclipse"])
+def test_sigma_equivalents_table_equals_direct_thresholds(kind, monkeypatch):
+    """The bisection on tabulated calibration thresholds gives exactly the
+    values of the bisection on thresholds evaluated directly."""
+    from xcube.transients import significance
+
+    b = np.concatenate([np.random.default_rng(4).uniform(-3.0, 60.0, 200), [np.nan, np.inf, 0.0, 1e4, 300.0]])
+    tabulated = significance.sigma_equivalents(b, kind)
+    monkeypatch.setattr(significance, "_TABLE_MAX", 0)  # every table too wide: direct evaluation
+    direct = significance.sigma_equivalents(b, kind)
+    assert np.array_equal(tabulated, direct, equal_nan=True)
+    for s in (0.5, 3.0, 5.0, 20.0):  # the smallest level with the threshold of s (a step function of s)
+        th = bayes.threshold(s)[0 if kind == "peak" else 1]
+        got = significance.sigma_equivalent(float(th), kind)
+        assert got <= s + 1e-6 and bayes.threshold(got + 1e-6)[0 if kind == "peak" else 1] == th
