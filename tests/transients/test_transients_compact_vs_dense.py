@@ -257,3 +257,30 @@ def test_guard_band_and_large_counts_settled_by_direct_test():
     got = {(int(t), int(k)) for t, p, k in flags.voxels}
     want = {(int(t), 0) for t in np.flatnonzero(pk)} | {(int(t), 1) for t in np.flatnonzero(ec)}
     assert got == want
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_false_alarms_per_type_equal_summed_images(threads, monkeypatch):
+    """``decision.false_alarms`` (one numba loop over the frame types) equals
+    the sum over types of ``bayes.expected_false_alarms`` of each mu image
+    times its frames, including types with mu beyond the interpolation grid
+    (the exact path) and NaN pixels."""
+    rng = np.random.default_rng(8)
+    n_types, npix = 40, 500
+    t_gti, t_bti = rng.uniform(1e-4, 5e-3, npix), rng.uniform(1e-4, 5e-3, npix)
+    t_gti[:5] = np.nan
+    rate = rng.uniform(0.0, 1e-3, npix)
+    rate[7] = 3.0  # a bright source: mu of thousands in long frames
+    sub = rng.integers(0, 2, n_types).astype(np.int8)
+    lc = rng.uniform(0.0, 5e3, n_types)
+    exposure = rng.uniform(1.0, 5e3, n_types)
+    exposure[:3] = 2e4  # mu beyond the interpolation grid at the bright pixel
+    n_frames = rng.integers(1, 30, n_types)
+    types = decision.FrameTypes(np.arange(n_types), sub, lc, exposure, n_frames, t_gti, t_bti, rate)
+    monkeypatch.setattr(decision, "_PARALLEL_VOXELS", 1 if threads > 1 else 1 << 40)
+    monkeypatch.setattr(decision.os, "cpu_count", lambda: threads)
+    got = decision.false_alarms(types, 3.0)
+    parts = [bayes.expected_false_alarms(types.mu(k, k + 1), 3.0) for k in range(n_types)]
+    assert got.peak == pytest.approx(sum(w * f.peak for w, f in zip(n_frames, parts)), rel=1e-12)
+    assert got.eclipse == pytest.approx(sum(w * f.eclipse for w, f in zip(n_frames, parts)), rel=1e-12)
+    assert np.nanmax(types.mu(0, 3)) >= bayes.false_alarm_grid(3.0).mu_hi  # the exact path was taken
