@@ -180,7 +180,8 @@ def test_sigma_equivalents_table_equals_direct_thresholds(kind, monkeypatch):
     values of the bisection on thresholds evaluated directly."""
     from xcube.transients import significance
 
-    b = np.concatenate([np.random.default_rng(4).uniform(-3.0, 60.0, 200), [np.nan, np.inf, 0.0, 1e4, 300.0]])
+    extremes = [np.nan, np.inf, 0.0, 1e4, 300.0, 1e6, -1e6]
+    b = np.concatenate([np.random.default_rng(4).uniform(-3.0, 60.0, 200), extremes])
     tabulated = significance.sigma_equivalents(b, kind)
     monkeypatch.setattr(significance, "_TABLE_MAX", 0)  # every table too wide: direct evaluation
     direct = significance.sigma_equivalents(b, kind)

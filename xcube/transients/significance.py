@@ -52,13 +52,15 @@ _TABLE_MAX = 1 << 16
 def _threshold_function(kind: str, s_lo: float, s_hi: float):
     """``s -> bayes.threshold(s)`` of ``kind`` for sigmas in [s_lo, s_hi]: the
     thresholds of every calibration count in that range tabulated once (the
-    same values), or :func:`_thresholds_at` when that range is too wide."""
+    same values), or :func:`_thresholds_at` when that range is too wide.
+    Sigmas outside the range get the value at its nearer end (the bisection
+    masks them)."""
     n = _calibration_n(np.array([s_lo, s_hi]), kind)
     n0, n1 = int(max(n.min(), -1.0)), int(n.max())
     if n1 - n0 >= _TABLE_MAX:
         return lambda s: _thresholds_at(s, kind)
     table = _log10_at(np.arange(n0, n1 + 1, dtype=np.float64), kind)
-    return lambda s: table[np.maximum(_calibration_n(s, kind), n0).astype(np.int64) - n0]
+    return lambda s: table[np.clip(_calibration_n(s, kind), n0, n1).astype(np.int64) - n0]  # (clipped: masked)
 
 
 def sigma_equivalents(log10b, kind: str) -> np.ndarray:
