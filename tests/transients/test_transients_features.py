@@ -190,3 +190,21 @@ def test_sigma_equivalents_table_equals_direct_thresholds(kind, monkeypatch):
         th = bayes.threshold(s)[0 if kind == "peak" else 1]
         got = significance.sigma_equivalent(float(th), kind)
         assert got <= s + 1e-6 and bayes.threshold(got + 1e-6)[0 if kind == "peak" else 1] == th
+
+
+def test_ks_statistic_equals_scipy_on_many_rows():
+    """The histogram KS statistic equals ``scipy.stats.ks_2samp`` row by row
+    (counts against non-integer and integer expectations, rows with invalid
+    frames and a row without any)."""
+    from xcube.transients.features import ks_statistic
+
+    rng = np.random.default_rng(12)
+    mu = rng.uniform(0.0, 3.0, (12, 300)) * np.array([0.05, 0.5, 1, 2, 5, 20, 100, 400, 3, 3, 1, 1])[:, None]
+    mu[8] = np.round(mu[8])  # integer expectations: ties with the counts
+    n = rng.poisson(mu).astype(float)
+    valid = rng.random(mu.shape) < 0.85
+    valid[11] = False
+    d = ks_statistic(n, mu, valid)
+    for r in range(11):
+        assert d[r] == pytest.approx(stats.ks_2samp(n[r, valid[r]], mu[r, valid[r]]).statistic, abs=1e-12)
+    assert np.isnan(d[11])

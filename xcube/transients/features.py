@@ -175,23 +175,49 @@ def excursions(above, t_lo, t_hi):
 
 def ks_statistic(n, mu, valid) -> np.ndarray:
     """Two-sample Kolmogorov-Smirnov statistic of each row's integer counts
-    ``n`` against its expected counts ``mu`` over ``valid``, without
-    sorting: between two integers j and j+1 the counts' empirical CDF is
-    constant, so the largest difference is at an integer or just below the
-    next one, and the CDF of mu there is a cumulative histogram. Eager, O(frames)."""
-    k = n.shape[0]
-    out = np.full(k, np.nan)
-    for r in range(k):
-        v = valid[r]
-        nv, mv = n[r, v], mu[r, v]
-        if nv.size == 0:
-            continue
-        top = int(max(nv.max(), np.ceil(mv.max()))) + 2
-        fn = np.cumsum(np.bincount(nv.astype(np.int64), minlength=top)[:top]) / nv.size  # F_n(j)
-        le = np.cumsum(np.bincount(np.ceil(mv).astype(np.int64), minlength=top)[:top]) / mv.size  # F_mu(j)
-        lt = np.cumsum(np.bincount(np.floor(mv).astype(np.int64) + 1, minlength=top + 1)[:top + 1]) / mv.size
-        out[r] = max(np.abs(fn - le).max(), np.abs(fn - lt[1:top + 1]).max())  # F_mu just below j + 1
+    ``n`` against its expected counts ``mu`` over ``valid`` (all (k, frames)),
+    without sorting: between two integers j and j+1 the counts' empirical CDF
+    is constant, so the largest difference is at an integer or just below the
+    next one, and the CDF of mu there is a cumulative histogram. Eager, one
+    numba loop, O(frames) per row; NaN for rows without valid frames."""
+    out = np.full(n.shape[0], np.nan)
+    _ks_rows(np.ascontiguousarray(n, np.float64), np.ascontiguousarray(mu, np.float64),
+             np.ascontiguousarray(valid, np.bool_), out)
     return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _ks_rows(n, mu, valid, out):  # pragma: no cover - compiled
+    """:func:`ks_statistic` of each row into ``out``: F_n(j) against the
+    CDF of mu at j (ceil(mu) <= j) and just below j + 1 (floor(mu) < j + 1)."""
+    for r in range(n.shape[0]):
+        m = 0
+        top = 0
+        for t in range(n.shape[1]):
+            if valid[r, t]:
+                m += 1
+                top = max(top, np.int64(n[r, t]), np.int64(np.ceil(mu[r, t])))  # (n: counts >= 0)
+        if m == 0:
+            continue
+        top += 2
+        hn = np.zeros(top, np.int64)
+        hle = np.zeros(top, np.int64)
+        hlt = np.zeros(top + 1, np.int64)
+        for t in range(n.shape[1]):
+            if valid[r, t]:
+                hn[np.int64(n[r, t])] += 1
+                hle[max(np.int64(np.ceil(mu[r, t])), 0)] += 1  # (mu >= 0: the clamp only guards memory)
+                hlt[max(np.int64(np.floor(mu[r, t])) + 1, 0)] += 1
+        cn = cle = 0
+        clt = hlt[0]
+        d = 0.0
+        for j in range(top):
+            cn += hn[j]
+            cle += hle[j]
+            clt += hlt[j + 1]
+            fn = cn / m
+            d = max(d, abs(fn - cle / m), abs(fn - clt / m))
+        out[r] = d
 
 
 def _ks(n, mu, valid):
