@@ -157,21 +157,26 @@ class CompactCube:
         parts of about equal numbers of events on as many threads as CPUs
         (above :data:`PARALLEL_EVENTS` events): each part adds into its own
         copy of ``out`` when ``additive``, else into its own frames of it."""
-        parts = min(os.cpu_count() or 1, max(self.cells.size // PARALLEL_EVENTS, 1), max(self.n_frames, 1))
-        if parts < 2:
+        ranges = self.frame_ranges(min(os.cpu_count() or 1, max(self.cells.size // PARALLEL_EVENTS, 1)))
+        if len(ranges) < 2:
             kernel(self.cells, self.seg, *args, 0, self.n_frames, out)
             return out
-        cut = np.searchsorted(self.seg, np.linspace(0, self.cells.size, parts + 1)[1:-1])
-        bounds = np.concatenate([[0], cut, [self.n_frames]]).astype(np.int64)
-        outs = [out] + [np.zeros_like(out) for _ in range(parts - 1)] if additive else [out] * parts
+        outs = [out] + [np.zeros_like(out) for _ in ranges[1:]] if additive else [out] * len(ranges)
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(lambda k: kernel(self.cells, self.seg, *args, bounds[k], bounds[k + 1], outs[k]),
-                          range(parts)))
+        with ThreadPoolExecutor(len(ranges)) as pool:
+            list(pool.map(lambda k: kernel(self.cells, self.seg, *args, *ranges[k], outs[k]), range(len(ranges))))
         for o in outs[1:] if additive else ():
             out += o
         return out
+
+    def frame_ranges(self, parts: int) -> list:
+        """At most ``parts`` consecutive frame ranges ``(f0, f1)`` covering all
+        frames, each holding about the same number of events (ranges without
+        a frame are left out; ``[(0, 0)]`` for a cube without frames)."""
+        cut = np.searchsorted(self.seg, np.linspace(0, self.cells.size, parts + 1)[1:-1])
+        bounds = np.unique(np.concatenate([[0], cut, [self.n_frames]])).astype(np.int64)
+        return list(zip(bounds[:-1], bounds[1:])) or [(0, 0)]
 
     def dense(self, f0: int = 0, f1: int | None = None, dtype="int32") -> np.ndarray:
         """Frames ``f0:f1`` as a dense (frames, ny, nx) array (eager)."""

@@ -180,7 +180,7 @@ def false_alarms(model, sigma: float) -> bayes.FalseAlarms:
     for k in np.flatnonzero(sums[:, 2]):  # types with voxels beyond the interpolation grid: the exact path
         f = bayes.expected_false_alarms(types.mu(k, k + 1), sigma)
         sums[k, :2] = f.peak, f.eclipse
-    fa = types.n_frames @ sums[:, :2] if types.size else np.zeros(2)
+    fa = types.n_frames @ sums[:, :2]
     return bayes.FalseAlarms(float(fa[0]), float(fa[1]))
 
 
@@ -287,8 +287,6 @@ def _flag_compact(cube: CompactCube, types: FrameTypes, sigma: float, threads: i
     npix = cube.n_pixels
     if threads is None:
         threads = min(os.cpu_count() or 1, 8) if cube.cells.size >= 1 << 20 else 1
-    bounds = np.searchsorted(cube.seg, np.linspace(0, cube.cells.size, threads + 1)[1:-1])
-    bounds = np.unique(np.concatenate([[0], bounds, [cube.n_frames]]))
 
     def run(f0, f1):
         cap_r, cap_u = 1 << 16, 1 << 12
@@ -303,7 +301,7 @@ def _flag_compact(cube: CompactCube, types: FrameTypes, sigma: float, threads: i
                 return fp, fe, rec[:nrec], und[:nund]
             cap_r, cap_u = max(cap_r, int(nrec)), max(cap_u, int(nund))
 
-    ranges = list(zip(bounds[:-1], bounds[1:])) or [(0, 0)]
+    ranges = cube.frame_ranges(threads)
     if len(ranges) > 1:
         with concurrent.futures.ThreadPoolExecutor(len(ranges)) as pool:
             parts = list(pool.map(lambda r: run(*r), ranges))
