@@ -200,19 +200,35 @@ def _hot_reference(counts, live, shape, ratio, p_max):
 
 
 @pytest.mark.parametrize("level", [0.05, 3.0, 40.0, 900.0])
-def test_hot_pixel_rule_equals_cell_by_cell_reference(level):
-    """The numba rule (which skips cells below a Poisson floor of their CCD
-    mean) finds exactly the cells of the rule applied to every cell."""
+def test_hot_pixel_and_column_rules_equal_cell_by_cell_reference(level):
+    """The numba rules (which skip cells below a Poisson floor of their CCD
+    mean, and visit either every pixel or only the listed pixels with
+    counts) find exactly the cells of the rules applied to every cell."""
     from xcube.hygiene import rules
 
     rng = np.random.default_rng(int(level * 10))
     shape = (3, 24, 30)
-    counts = rng.poisson(level * rng.uniform(0.3, 1.5, 3)[:, None, None], shape).astype(np.int32).ravel()
+    counts = rng.poisson(level * rng.uniform(0.3, 1.5, 3)[:, None, None], shape).astype(np.int32)
+    counts[1, 7] += rng.poisson(8 * level + 8, 30).astype(np.int32)  # a bright column
+    counts = counts.ravel()
     hot = rng.integers(0, counts.size, 6)
     counts[hot] += rng.integers(int(10 * level) + 20, int(30 * level) + 60, 6).astype(np.int32)
-    live = rules.live_pixels(shape, (2, 23, 1, 30), rng.random(3 * 24) < 0.05)
-    for false_alarm in (1e-3, 0.5):
-        p_max = false_alarm / live.sum()
-        got = rules.hot_pixels(counts, live, shape, 5.0, false_alarm)
-        assert np.array_equal(got, _hot_reference(counts, live, shape, 5.0, p_max))
-    assert got.any()
+    live = rules.LivePixels(shape, (2, 23, 1, 30), rng.random(3 * 24) < 0.05)
+    counts[~live.pixels] = 0  # (the scan counts live pixels only)
+    found = {"pixels": 0, "columns": 0}
+    for cells in (rng.permutation(np.flatnonzero(counts)), None):  # a sparse block's pixel list, or all pixels
+        for false_alarm in (1e-3, 0.5):
+            p_max = false_alarm / live.pixels.sum()
+            got = np.zeros(counts.size, bool)
+            got[rules.hot_pixels(counts, live, cells, 5.0, false_alarm)] = True
+            assert np.array_equal(got, _hot_reference(counts, live.pixels, shape, 5.0, p_max))
+            # columns: sums of the pixels that are not hot, live while a live pixel is not hot
+            col = np.where(got, 0, counts).reshape(3 * 24, 30).sum(axis=1)
+            live_col = (live.pixels & ~got).reshape(3 * 24, 30).any(axis=1)
+            got_col = np.zeros(3 * 24, bool)
+            got_col[rules.hot_columns(counts, live, cells, np.flatnonzero(got), 5.0, false_alarm)] = True
+            assert np.array_equal(got_col, _hot_reference(col, live_col, (3, 24, 1), 5.0,
+                                                          false_alarm / live_col.sum()))
+            found["pixels"] += int(got.sum())
+            found["columns"] += int(got_col.sum())
+    assert found["pixels"] and found["columns"]

@@ -199,6 +199,16 @@ class HygieneTest:
                 stats[k] = stats.get(k, 0) + v
         return out
 
+    def __getstate__(self):  # the live-pixel maps are rebuilt where the test runs
+        return {k: v for k, v in self.__dict__.items() if k != "_live"}
+
+    def _live_pixels(self, shape, badcol) -> "rules.LivePixels":
+        """The camera's :class:`~.rules.LivePixels` for ``shape`` (built once)."""
+        cache = self.__dict__.setdefault("_live", {})
+        if shape not in cache:
+            cache[shape] = rules.LivePixels(shape, self.window, badcol)
+        return cache[shape]
+
     # ------------------------------------------------------------------ the rules
     def _keep(self, t, keep, raw, counts):
         """Boolean (n,): ``keep`` without the events the rules drop (``t``
@@ -213,20 +223,23 @@ class HygieneTest:
                 badcol[c * nx + x - 1] = True
         shape = (n_ccd, nx, ny)
         ft = self.frame_time if self.clusters else 0.0
-        out, counts["border_events"], n_pix, bursts, links, unsorted = rules.scan(
+        out, counts["border_events"], n_pix, cells, bursts, links, unsorted = rules.scan(
             t, keep, *raw, shape, self.window, badcol, o.flicker_counts if o.flickering else 0, o.flicker_seconds,
             ft, int(o.cluster_radius))
         if unsorted:
             return None
-        live = rules.live_pixels(shape, self.window, badcol)
-        hot = rules.hot_pixels(n_pix, live, shape, o.hot_ratio, o.false_alarm) if o.hot_pixels \
-            else np.zeros(live.size, bool)
-        hot_col = rules.hot_columns(np.where(hot, 0, n_pix), live & ~hot, shape, o.hot_ratio, o.false_alarm) \
-            if o.hot_columns else np.zeros(n_ccd * nx, bool)
+        live = self._live_pixels(shape, badcol)
+        hot = rules.hot_pixels(n_pix, live, cells, o.hot_ratio, o.false_alarm) if o.hot_pixels \
+            else np.zeros(0, np.int64)
+        hot_col = rules.hot_columns(n_pix, live, cells, hot, o.hot_ratio, o.false_alarm) if o.hot_columns \
+            else np.zeros(0, np.int64)
+        is_hot, is_hot_col = np.zeros(n_pix.size, bool), np.zeros(n_ccd * nx, bool)
+        is_hot[hot], is_hot_col[hot_col] = True, True
         flicker = rules.flickering(t, keep, raw, bursts, n_pix, shape, self.window, badcol, o.flicker_seconds,
-                                   o.hot_ratio, o.false_alarm, hot, hot_col)
-        stats = rules.apply(t, out, raw, shape, self.window, badcol, hot, hot_col, flicker)
-        counts.update(hot_pixels=int(hot.sum()), hot_pixel_events=int(stats[0]), hot_columns=int(hot_col.sum()),
+                                   o.hot_ratio, o.false_alarm, is_hot, is_hot_col)
+        stats = rules.apply(t, out, raw, shape, self.window, badcol, is_hot if hot.size else None,
+                            is_hot_col if hot_col.size else None, flicker)
+        counts.update(hot_pixels=int(hot.size), hot_pixel_events=int(stats[0]), hot_columns=int(hot_col.size),
                       hot_column_events=int(stats[1]), flickering_bursts=len(flicker[0]),
                       flickering_events=int(stats[2]))
         if len(links):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["RING", "scan", "pixel_ids", "live_pixels", "hot_pixels", "hot_columns", "flickering", "apply",
+__all__ = ["RING", "scan", "pixel_ids", "live_pixels", "LivePixels", "hot_pixels", "hot_columns", "flickering", "apply",
            "clusters"]
 
 #: events of one CCD remembered for the cluster links (a ring per CCD)
@@ -34,13 +34,13 @@ def _pixel(c, x, y, nx, ny, n_ccd, x0, x1, y0, y1, badcol):  # pragma: no cover 
 
 @numba.njit(nogil=True, cache=True)
 def _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, k_min, window, frame_time, radius,
-                 out, counts, fstate, bursts, links):  # pragma: no cover - compiled
-    """The per-event pass (see :func:`scan`): ``counts`` per pixel and
-    ``fstate`` (int32 per pixel: burst start [0.1 s after t[0]] << 8 | events
-    in the burst window, capped at 255); border events get ``out`` False.
-    Returns (border events, bursts,
-    links, times unsorted)."""
-    n_border = nb = nl = 0
+                 out, counts, track, touched, fstate, bursts, links):  # pragma: no cover - compiled
+    """The per-event pass (see :func:`scan`): ``counts`` per pixel, with
+    ``track`` the pixels with events in ``touched`` (first-event order), and ``fstate``
+    (int32 per pixel: burst start [0.1 s after t[0]] << 8 | events in the
+    burst window, capped at 255); border events get ``out`` False.
+    Returns (border events, touched pixels, bursts, links, times unsorted)."""
+    n_border = nb = nl = nt = 0
     ring = np.full(n_ccd * RING, -1, np.int64)
     head = np.zeros(n_ccd, np.int64)
     nbx = ((nx + 16) >> 3) + 1  # 8-column blocks, one spare each side
@@ -63,6 +63,9 @@ def _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, k_
             n_border += 1
             continue
         counts[p] += 1
+        if track:  # (loop-invariant) the pixel ids at their first event
+            touched[nt] = p
+            nt += counts[p] == 1
         if k_min > 0:
             now = np.int64((t[i] - t0) * 10.0)
             packed = np.int64(fstate[p])
@@ -95,14 +98,16 @@ def _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, k_
                         links[nl, 0] = j
                         links[nl, 1] = i
                     nl += 1
-    return n_border, nb, nl, unsorted
+    return n_border, nt, nb, nl, unsorted
 
 
 def scan(t, keep, ccd, rx, ry, shape, window, badcol, k_min: int, seconds: float, frame_time: float, radius: int):
-    """One pass over a block's events: ``(out, n_border, counts, bursts,
-    links, unsorted)``: ``keep`` without the events outside the raw
+    """One pass over a block's events: ``(out, n_border, counts, cells,
+    bursts, links, unsorted)``: ``keep`` without the events outside the raw
     ``window`` (x0, x1, y0, y1) or on a ``badcol``, and how many those were;
-    int32 counts per pixel; the burst windows
+    int32 counts per pixel; when the pixels outnumber twice the events, the
+    ids of the pixels with events (``cells``, unordered: the per-pixel rules
+    then visit only those; else None); the burst windows
     ``(pixel, start)`` (k, 2) (windows of ``seconds`` anchored at a pixel's
     first event after its previous window that reach ``k_min`` events; none
     with ``k_min`` 0; times to 0.1 s); the cluster links ``(earlier, later)``
@@ -116,13 +121,16 @@ def scan(t, keep, ccd, rx, ry, shape, window, badcol, k_min: int, seconds: float
     while True:
         out = keep.copy()
         counts = np.zeros(n_ccd * nx * ny, np.int32)
+        track = counts.size > 2 * keep.size  # sparse block: list the pixels with events as they come
+        touched = np.empty(min(keep.size, counts.size) + 1 if track else 1, np.int64)
         fstate = np.zeros(n_ccd * nx * ny if k_min else 1, np.int32)
         bursts, links = np.empty((cap_b, 2), np.float64), np.empty((cap_l, 2), np.int64)
-        n_border, nb, nl, unsorted = _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol,
-                                                  int(k_min), float(seconds), float(frame_time), int(radius), out,
-                                                  counts, fstate, bursts, links)
+        n_border, nt, nb, nl, unsorted = _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol,
+                                                      int(k_min), float(seconds), float(frame_time), int(radius), out,
+                                                      counts, track, touched, fstate, bursts, links)
         if nb <= cap_b and nl <= cap_l:
-            return out, int(n_border), counts, bursts[:nb], links[:nl], bool(unsorted)
+            cells = touched[:nt] if track else None
+            return out, int(n_border), counts, cells, bursts[:nb], links[:nl], bool(unsorted)
         cap_b, cap_l = max(cap_b, nb), max(cap_l, nl)
 
 
@@ -151,34 +159,39 @@ def live_pixels(shape, window, badcol) -> np.ndarray:
 
 
 @numba.njit(nogil=True, cache=True)
-def _candidates(values, live, mean, floor, nx, ny, dxs, dys, ratio, cells, lams):  # pragma: no cover - compiled
-    """Write to ``cells``/``lams`` the live cells of at least ``floor[c]``
-    (per CCD c) whose value exceeds ``lambda = max(mean[c], ratio x mean of
-    its live neighbours at (dxs, dys))``, and that lambda; returns how many
-    (rows beyond the arrays are counted only)."""
+def _candidates(values, live, cells, sparse, mean, floor, nx, ny, dxs, dys, ratio, found, lams):  # pragma: no cover
+    """Write to ``found``/``lams`` the live cells (those of ``cells`` when
+    ``sparse``, else all) of at least ``floor[c]`` (per CCD c) whose value
+    exceeds ``lambda = max(mean[c], ratio x mean of its live neighbours at
+    (dxs, dys))``, and that lambda; returns how many (rows beyond the arrays
+    are counted only)."""
     m = 0
-    for c in range(values.size // (nx * ny)):
-        for x in range(nx):
-            for y in range(ny):
-                p = (c * nx + x) * ny + y
-                v = values[p]
-                if v < floor[c] or v <= mean[c] or not live[p]:
-                    continue
-                s = 0.0
-                k = 0
-                for j in range(dxs.size):
-                    xx, yy = x + dxs[j], y + dys[j]
-                    if 0 <= xx < nx and 0 <= yy < ny:
-                        q = p + dxs[j] * ny + dys[j]
-                        if live[q]:
-                            s += values[q]
-                            k += 1
-                lam = max(mean[c], ratio * s / max(k, 1))
-                if v > lam:
-                    if m < cells.size:
-                        cells[m] = p
-                        lams[m] = lam
-                    m += 1
+    lowest = floor.min()
+    for i in range(cells.size if sparse else values.size):
+        p = cells[i] if sparse else i
+        v = values[p]
+        if v < lowest or not live[p]:
+            continue
+        c = p // (nx * ny)
+        x = (p - c * nx * ny) // ny
+        y = p - (c * nx + x) * ny
+        if v < floor[c] or v <= mean[c]:
+            continue
+        s = 0.0
+        k = 0
+        for j in range(dxs.size):
+            xx, yy = x + dxs[j], y + dys[j]
+            if 0 <= xx < nx and 0 <= yy < ny:
+                q = p + dxs[j] * ny + dys[j]
+                if live[q]:
+                    s += values[q]
+                    k += 1
+        lam = max(mean[c], ratio * s / max(k, 1))
+        if v > lam:
+            if m < found.size:
+                found[m] = p
+                lams[m] = lam
+            m += 1
     return m
 
 
@@ -194,48 +207,80 @@ def _tail_floor(mean, p_max) -> np.ndarray:
     return np.maximum(np.where(likely, n, 0.0).max(axis=1), 2.0)
 
 
-def _hot_cells(values, live, n_ccd, nx, ny, offsets, ratio, p_max) -> np.ndarray:
-    """Flat bool of the cells whose value is improbable (``P(N >= n |
-    lambda) < p_max``) under ``lambda = max(CCD mean, ratio x mean of the
-    live neighbours at offsets (dx, dy))``."""
+def _group_sums(values, cells, size: int, n: int) -> np.ndarray:
+    """int64 (n,) sums of ``values`` over consecutive groups of ``size``
+    cells: over ``cells`` (ids of the non-zero cells), or all cells (None)."""
+    if cells is None:
+        return values.reshape(n, size).sum(axis=1, dtype=np.int64)
+    return np.bincount(cells // size, weights=values[cells], minlength=n)[:n].astype(np.int64)
+
+
+def _hot_cells(values, live, cells, n_live, n_ccd, nx, ny, offsets, ratio, p_max) -> np.ndarray:
+    """Ids (unordered) of the live cells whose value is improbable (``P(N >=
+    n | lambda) < p_max``) under ``lambda = max(CCD mean, ratio x mean of the
+    live neighbours at offsets (dx, dy))``. ``cells``: the ids of the cells
+    with a value (every other cell holds 0), or None to visit all;
+    ``n_live``: live cells per CCD."""
     from scipy import special
 
-    v = np.where(live, values, 0).reshape(n_ccd, nx * ny)
-    mean = v.sum(axis=1) / np.maximum(live.reshape(n_ccd, nx * ny).sum(axis=1), 1)
+    mean = _group_sums(values, cells, nx * ny, n_ccd) / np.maximum(n_live, 1)
     floor = _tail_floor(mean, p_max)
+    sparse = cells is not None
+    cells = np.asarray(cells, np.int64) if sparse else np.zeros(0, np.int64)
     cap = 1024
     while True:
-        cells, lams = np.empty(cap, np.int64), np.empty(cap, np.float64)
-        m = _candidates(values, live, mean, floor, nx, ny, offsets[:, 0].copy(), offsets[:, 1].copy(), float(ratio),
-                        cells, lams)
+        found, lams = np.empty(cap, np.int64), np.empty(cap, np.float64)
+        m = _candidates(values, live, cells, sparse, mean, floor, nx, ny, offsets[:, 0].copy(),
+                        offsets[:, 1].copy(), float(ratio), found, lams)
         if m <= cap:
             break
         cap = m
-    out = np.zeros(values.size, bool)
-    if m:
-        cells, lams = cells[:m], lams[:m]
-        out[cells[special.pdtrc(values[cells].astype(np.float64) - 1.0, np.maximum(lams, 1e-12)) < p_max]] = True
-    return out
+    found, lams = found[:m], lams[:m]
+    return found[special.pdtrc(values[found].astype(np.float64) - 1.0, np.maximum(lams, 1e-12)) < p_max]
 
 
 _EIGHT = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy], np.int64)
 
 
-def hot_pixels(counts, live, shape, ratio: float, false_alarm: float) -> np.ndarray:
-    """Flat bool of the hot pixels: ``P(N >= n | max(CCD mean, ratio x mean
-    of the 8 live neighbours)) < false_alarm / live pixels``."""
-    n_ccd, nx, ny = shape
-    return _hot_cells(counts, live, n_ccd, nx, ny, _EIGHT, ratio, false_alarm / max(int(live.sum()), 1))
+class LivePixels:
+    """The live pixels of a raw window (inside it, not on a bad column) and
+    their numbers per CCD and per column: fixed for a camera, so built once
+    per CCD count and reused by every block."""
+
+    def __init__(self, shape, window, badcol):
+        n_ccd, nx, ny = shape
+        self.shape = shape
+        self.pixels = live_pixels(shape, window, badcol)
+        per_col = self.pixels.reshape(n_ccd * nx, ny).sum(axis=1)
+        self.per_column = per_col  # live pixels of each (ccd, rawx) column
+        self.per_ccd = per_col.reshape(n_ccd, nx).sum(axis=1)
+        self.total = int(self.per_ccd.sum())
 
 
-def hot_columns(counts, live, shape, ratio: float, false_alarm: float) -> np.ndarray:
-    """Flat bool over (ccd, rawx) of the hot columns: the pixel rule on
-    column sums, the neighbours being the columns on either side."""
-    n_ccd, nx, ny = shape
-    col = counts.reshape(n_ccd * nx, ny).sum(axis=1)
-    live_col = live.reshape(n_ccd * nx, ny).any(axis=1)
-    return _hot_cells(col, live_col, n_ccd, nx, 1, np.array([[-1, 0], [1, 0]], np.int64), ratio,
-                      false_alarm / max(int(live_col.sum()), 1))
+def hot_pixels(counts, live: LivePixels, cells, ratio: float, false_alarm: float) -> np.ndarray:
+    """Ids (unordered) of the hot pixels: ``P(N >= n | max(CCD mean, ratio x
+    mean of the 8 live neighbours)) < false_alarm / live pixels``.
+    ``counts``: per pixel, 0 off the live pixels; ``cells``: the ids of the
+    pixels with counts (None: visit all)."""
+    n_ccd, nx, ny = live.shape
+    return _hot_cells(counts, live.pixels, cells, live.per_ccd, n_ccd, nx, ny, _EIGHT, ratio,
+                      false_alarm / max(live.total, 1))
+
+
+def hot_columns(counts, live: LivePixels, cells, hot, ratio: float, false_alarm: float) -> np.ndarray:
+    """Ids (unordered) over (ccd, rawx) of the hot columns: the pixel rule on
+    the column sums of the pixels that are not ``hot`` (ids), the
+    neighbours being the columns on either side (``cells`` as for
+    :func:`hot_pixels`)."""
+    n_ccd, nx, ny = live.shape
+    n_col = n_ccd * nx
+    hot = np.asarray(hot, np.int64)
+    col = _group_sums(counts, cells, ny, n_col)
+    np.subtract.at(col, hot // ny, counts[hot])
+    live_col = live.per_column - np.bincount(hot // ny, minlength=n_col)[:n_col] > 0
+    n_live = live_col.reshape(n_ccd, nx).sum(axis=1)
+    return _hot_cells(col, live_col, None, n_live, n_ccd, nx, 1, np.array([[-1, 0], [1, 0]], np.int64), ratio,
+                      false_alarm / max(int(n_live.sum()), 1))
 
 
 def _neighbours(p, shape) -> np.ndarray:
@@ -300,14 +345,17 @@ def _apply_kernel(t, out, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, ho
 
 def apply(t, out, raw, shape, window, badcol, hot, hot_col, flicker):
     """Clear ``out`` (the events kept so far) for the events of hot pixels,
-    hot columns and flickering windows (``flicker``: pixels, t0, t1);
-    returns their counts ``[hot pixel, hot column, flickering]``. No pass
-    over the events when there is nothing to drop."""
+    hot columns and flickering windows (``hot``, ``hot_col``: flat bool per
+    pixel and per (ccd, rawx) column, None for none; ``flicker``: pixels,
+    t0, t1); returns their counts ``[hot pixel, hot column, flickering]``.
+    No pass over the events when there is nothing to drop."""
     n_ccd, nx, ny = shape
     px, t0, t1 = flicker
     stats = np.zeros(3, np.int64)
-    if not (hot.any() or hot_col.any() or px.size):
+    if hot is None and hot_col is None and not px.size:
         return stats
+    hot = np.zeros(n_ccd * nx * ny, bool) if hot is None else hot
+    hot_col = np.zeros(n_ccd * nx, bool) if hot_col is None else hot_col
     head = np.full(n_ccd * nx * ny if px.size else 1, -1, np.int64)
     nxt = np.full(max(px.size, 1), -1, np.int64)
     for k, p in enumerate(px):
