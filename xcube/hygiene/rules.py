@@ -279,6 +279,7 @@ def hot_columns(counts, live: LivePixels, cells, hot, ratio: float, false_alarm:
     np.subtract.at(col, hot // ny, counts[hot])
     live_col = live.per_column - np.bincount(hot // ny, minlength=n_col)[:n_col] > 0
     n_live = live_col.reshape(n_ccd, nx).sum(axis=1)
+    col = col.astype(np.int32)  # (a block's events fit; and the pixels' int32 specialisation serves)
     return _hot_cells(col, live_col, None, n_live, n_ccd, nx, 1, np.array([[-1, 0], [1, 0]], np.int64), ratio,
                       false_alarm / max(int(n_live.sum()), 1))
 
