@@ -223,12 +223,12 @@ class HygieneTest:
                 badcol[c * nx + x - 1] = True
         shape = (n_ccd, nx, ny)
         ft = self.frame_time if self.clusters else 0.0
+        live = self._live_pixels(shape, badcol)
         out, counts["border_events"], n_pix, cells, bursts, links, unsorted = rules.scan(
-            t, keep, *raw, shape, self.window, badcol, o.flicker_counts if o.flickering else 0, o.flicker_seconds,
-            ft, int(o.cluster_radius))
+            t, keep, *raw, live, o.flicker_counts if o.flickering else 0, o.flicker_seconds, ft,
+            int(o.cluster_radius))
         if unsorted:
             return None
-        live = self._live_pixels(shape, badcol)
         hot = rules.hot_pixels(n_pix, live, cells, o.hot_ratio, o.false_alarm) if o.hot_pixels \
             else np.zeros(0, np.int64)
         hot_col = rules.hot_columns(n_pix, live, cells, hot, o.hot_ratio, o.false_alarm) if o.hot_columns \

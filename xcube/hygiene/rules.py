@@ -33,13 +33,37 @@ def _pixel(c, x, y, nx, ny, n_ccd, x0, x1, y0, y1, badcol):  # pragma: no cover 
 
 
 @numba.njit(nogil=True, cache=True)
-def _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, k_min, window, frame_time, radius,
-                 out, counts, track, touched, fstate, bursts, links):  # pragma: no cover - compiled
-    """The per-event pass (see :func:`scan`): ``counts`` per pixel, with
-    ``track`` the pixels with events in ``touched`` (first-event order), and ``fstate``
-    (int32 per pixel: burst start [0.1 s after t[0]] << 8 | events in the
-    burst window, capped at 255); border events get ``out`` False.
-    Returns (border events, touched pixels, bursts, links, times unsorted)."""
+def _pixel_pass(keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, pid):  # pragma: no cover - compiled
+    """Pixel id of each event in ``pid`` (int32): -1 not kept, -2 kept but
+    outside the raw window ``x0..x1``, ``y0..y1`` (and the detector's grid).
+    Branch-free (SIMD); bad columns are left to the caller."""
+    lo_x, hi_x, lo_y, hi_y = max(x0, 1), min(x1, nx), max(y0, 1), min(y1, ny)
+    for i in range(keep.size):
+        c, x, y = np.int32(ccd[i]), np.int32(rx[i]), np.int32(ry[i])
+        ok = keep[i] & (c >= 0) & (c < n_ccd) & (x >= lo_x) & (x <= hi_x) & (y >= lo_y) & (y <= hi_y)
+        p = (c * np.int32(nx) + x - np.int32(1)) * np.int32(ny) + y - np.int32(1)
+        pid[i] = p if ok else np.int32(-1) - np.int32(keep[i])
+
+
+@numba.njit(nogil=True, cache=True)
+def _unsorted(t) -> bool:  # pragma: no cover - compiled
+    """Whether any time is smaller than the one before it."""
+    down = 0
+    for i in range(1, t.size):
+        down += t[i] < t[i - 1]
+    return down > 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _scan_kernel(t, ccd, rx, ry, pid, bad_columns, live, nx, n_ccd, k_min, window, frame_time, radius, out,
+                 counts, track, touched, fstate, bursts, links):  # pragma: no cover - compiled
+    """The per-event pass over the pixel ids (see :func:`scan`): ``counts``
+    per pixel, with ``track`` the pixels with events in ``touched``
+    (first-event order), and ``fstate`` (int32 per pixel: burst start [0.1 s
+    after t[0]] << 8 | events in the burst window, capped at 255); kept
+    events off the live pixels (``pid`` -2, or with ``bad_columns`` not
+    ``live``) get ``out`` False. Returns (border events,
+    touched pixels, bursts, links)."""
     n_border = nb = nl = nt = 0
     ring = np.full(n_ccd * RING, -1, np.int64)
     head = np.zeros(n_ccd, np.int64)
@@ -47,18 +71,11 @@ def _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, k_
     last_b = np.full(n_ccd * nbx, -np.inf)
     t0 = t[0] if t.size else 0.0
     win = np.int64(window * 10.0) + 1
-    prev = -np.inf
-    unsorted = False
-    timed = k_min > 0 or frame_time > 0
     for i in range(t.size):
-        if not keep[i]:
+        p = pid[i]
+        if p == -1:
             continue
-        if timed:
-            unsorted |= t[i] < prev
-            prev = t[i]
-        c, x, y = np.int64(ccd[i]), np.int64(rx[i]), np.int64(ry[i])
-        p = _pixel(c, x, y, nx, ny, n_ccd, x0, x1, y0, y1, badcol)
-        if p < 0:
+        if p < 0 or (bad_columns and not live[p]):
             out[i] = False
             n_border += 1
             continue
@@ -80,6 +97,7 @@ def _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, k_
                     bursts[nb, 1] = t0 + start / 10.0
                 nb += 1
         if frame_time > 0:
+            c, x, y = np.int64(ccd[i]), np.int64(rx[i]), np.int64(ry[i])
             h = head[c]
             ring[c * RING + (h & (RING - 1))] = i
             head[c] = h + 1
@@ -98,25 +116,31 @@ def _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, k_
                         links[nl, 0] = j
                         links[nl, 1] = i
                     nl += 1
-    return n_border, nt, nb, nl, unsorted
+    return n_border, nt, nb, nl
 
 
-def scan(t, keep, ccd, rx, ry, shape, window, badcol, k_min: int, seconds: float, frame_time: float, radius: int):
+def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, frame_time: float, radius: int):
     """One pass over a block's events: ``(out, n_border, counts, cells,
-    bursts, links, unsorted)``: ``keep`` without the events outside the raw
-    ``window`` (x0, x1, y0, y1) or on a ``badcol``, and how many those were;
-    int32 counts per pixel; when the pixels outnumber twice the events, the
-    ids of the pixels with events (``cells``, unordered: the per-pixel rules
-    then visit only those; else None); the burst windows
-    ``(pixel, start)`` (k, 2) (windows of ``seconds`` anchored at a pixel's
-    first event after its previous window that reach ``k_min`` events; none
-    with ``k_min`` 0; times to 0.1 s); the cluster links ``(earlier, later)``
-    (m, 2) event indices: same CCD, at most ``radius`` pixels apart in RAWX
-    and RAWY, within ``frame_time`` s (none with ``frame_time`` 0; among the
-    last :data:`RING` events of the CCD); whether the kept events' times
-    were unsorted (the caller then sorts and scans again)."""
-    n_ccd, nx, ny = shape
-    x0, x1, y0, y1 = window
+    bursts, links, unsorted)``: ``keep`` without the kept events off the
+    ``live`` pixels (outside the raw window or on a bad column), and how
+    many those were; int32 counts per pixel; when the pixels outnumber twice
+    the events, the ids of the pixels with events (``cells``, unordered:
+    the per-pixel rules then visit only those; else None); the burst
+    windows ``(pixel, start)`` (k, 2) (windows of ``seconds`` anchored at a
+    pixel's first event after its previous window that reach ``k_min``
+    events; none with ``k_min`` 0; times to 0.1 s); the cluster links
+    ``(earlier, later)`` (m, 2) event indices: same CCD, at most ``radius``
+    pixels apart in RAWX and RAWY, within ``frame_time`` s (none with
+    ``frame_time`` 0; among the last :data:`RING` events of the CCD);
+    whether the times are unsorted (only looked at when ``k_min`` or
+    ``frame_time`` needs them; the caller then sorts and scans again, and
+    the other results are not filled)."""
+    n_ccd, nx, ny = live.shape
+    timed = k_min > 0 or frame_time > 0
+    if timed and _unsorted(t):
+        return keep, 0, None, None, None, None, True
+    pid = np.empty(keep.size, np.int32)
+    _pixel_pass(keep, ccd, rx, ry, nx, ny, n_ccd, *live.window, pid)
     cap_b, cap_l = 256, 1 << 16
     while True:
         out = keep.copy()
@@ -125,12 +149,12 @@ def scan(t, keep, ccd, rx, ry, shape, window, badcol, k_min: int, seconds: float
         touched = np.empty(min(keep.size, counts.size) + 1 if track else 1, np.int64)
         fstate = np.zeros(n_ccd * nx * ny if k_min else 1, np.int32)
         bursts, links = np.empty((cap_b, 2), np.float64), np.empty((cap_l, 2), np.int64)
-        n_border, nt, nb, nl, unsorted = _scan_kernel(t, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol,
-                                                      int(k_min), float(seconds), float(frame_time), int(radius), out,
-                                                      counts, track, touched, fstate, bursts, links)
+        n_border, nt, nb, nl = _scan_kernel(t, ccd, rx, ry, pid, live.badcol.any(), live.pixels, nx, n_ccd,
+                                            int(k_min), float(seconds), float(frame_time), int(radius), out, counts,
+                                            track, touched, fstate, bursts, links)
         if nb <= cap_b and nl <= cap_l:
             cells = touched[:nt] if track else None
-            return out, int(n_border), counts, cells, bursts[:nb], links[:nl], bool(unsorted)
+            return out, int(n_border), counts, cells, bursts[:nb], links[:nl], False
         cap_b, cap_l = max(cap_b, nb), max(cap_l, nl)
 
 
@@ -249,7 +273,7 @@ class LivePixels:
 
     def __init__(self, shape, window, badcol):
         n_ccd, nx, ny = shape
-        self.shape = shape
+        self.shape, self.window, self.badcol = shape, tuple(int(w) for w in window), badcol
         self.pixels = live_pixels(shape, window, badcol)
         per_col = self.pixels.reshape(n_ccd * nx, ny).sum(axis=1)
         self.per_column = per_col  # live pixels of each (ccd, rawx) column
