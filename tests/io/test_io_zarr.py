@@ -90,11 +90,14 @@ def test_fits_to_zarr_round_trip(make_event_file, tmp_path):
     assert_same_events(ev.compute(), back.compute())
     meta = json.loads((store / "time" / "zarr.json").read_text())
     blosc = [c for c in meta["codecs"] if c["name"] == "blosc"][0]["configuration"]
-    assert blosc["cname"] == "zstd" and blosc["shuffle"] == "shuffle"
+    assert blosc["cname"] == "lz4" and blosc["shuffle"] == "shuffle"
     with pytest.raises(FileExistsError, match=r"obs\.zarr: exists; pass overwrite=True"):
         xcube.to_zarr(ev, store)
-    # a store written from a store is the same again
+    # a store written from a store is the same again, and with another codec (read by the same decoder)
     assert_same_events(ev.compute(), xcube.open_events(xcube.to_zarr(back, tmp_path / "again.zarr")).compute())
+    small = xcube.to_zarr(back, tmp_path / "zstd.zarr", cname="zstd", clevel=3)
+    assert json.loads((small / "time" / "zarr.json").read_text())["codecs"][1]["configuration"]["cname"] == "zstd"
+    assert_same_events(ev.compute(), xcube.open_events(small).compute())
     xcube.to_zarr(ev.isel(event=slice(0, 10)), store, overwrite=True)
     assert xcube.open_events(store).sizes["event"] == 10
 

