@@ -1,14 +1,18 @@
 """The detector-hygiene rules on one block of time-sorted events (see
 :mod:`xcube.hygiene` for what they decide).
 
-One numba pass over the events (:func:`scan`) does the per-event work: the
-raw window (border, bad columns), the counts per pixel, the burst windows of
-the flickering rule and the links of the instrumental clusters, keeping per
-pixel only 8 bytes (counts; burst start and size) so that the working set
-stays in cache. The decisions then work on per-pixel arrays and on the few
-events concerned; a second pass (:func:`apply`) runs only when there are hot
-pixels, hot columns or flickering windows to drop. Pixel ids are ``(ccd *
-nx + rawx - 1) * ny + rawy - 1``.
+:func:`scan` does the per-event work in two numba loops: a branch-free
+(SIMD) loop gives each event its pixel id, or marks it not kept or outside
+the raw window; one loop over the ids then drops the bad columns (through
+the camera's :class:`LivePixels` map, only when it has any), counts the
+events per pixel, follows the burst windows of the flickering rule and
+links the events of instrumental clusters, keeping per pixel only 8 bytes
+(counts; burst start and size) so that the working set stays in cache.
+The decisions then work on per-pixel arrays (visiting only the pixels with
+events when a block is sparse, as a small MOS file is: 2.9 million pixels)
+and on the few events concerned; a last pass (:func:`apply`) runs only
+when there are hot pixels, hot columns or flickering windows to drop.
+Pixel ids are ``(ccd * nx + rawx - 1) * ny + rawy - 1``.
 """
 from __future__ import annotations
 
