@@ -31,6 +31,7 @@ import numba
 import numpy as np
 
 from .. import gti as gtimod
+from ..scheduler import thread_map
 from .axes import Axis
 
 __all__ = ["CompactCube", "Monitor", "cell_dtype", "CUBE_CHUNK_BYTES"]
@@ -162,10 +163,7 @@ class CompactCube:
             kernel(self.cells, self.seg, *args, 0, self.n_frames, out)
             return out
         outs = [out] + [np.zeros_like(out) for _ in ranges[1:]] if additive else [out] * len(ranges)
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(len(ranges)) as pool:
-            list(pool.map(lambda k: kernel(self.cells, self.seg, *args, *ranges[k], outs[k]), range(len(ranges))))
+        thread_map(lambda k: kernel(self.cells, self.seg, *args, *ranges[k], outs[k]), range(len(ranges)))
         for o in outs[1:] if additive else ():
             out += o
         return out

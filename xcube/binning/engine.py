@@ -20,7 +20,6 @@ import math
 import operator
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from numbers import Real
 from typing import Mapping
@@ -37,7 +36,7 @@ from .._version import __version__
 from ..io.chunking import EVENT_CHUNK
 from ..io.memmap import fusable_sources, read_columns
 from ..missions import profile_of
-from ..scheduler import compute
+from ..scheduler import compute, thread_map
 from . import kernels
 from .axes import LUT_MAX, Axis, energy_axis, integer_lut, sky_axis, time_axis
 from .memory import available_bytes as _available_bytes
@@ -229,11 +228,7 @@ def _cube_task(spec: _Spec, seg, offsets, lengths, roles, threads, *blocks):
 
     cuts = np.unique(np.searchsorted(seg, np.linspace(seg[0], seg[-1], threads + 1)[1:-1]).clip(0, nt))
     bounds = list(zip(np.r_[0, cuts], np.r_[cuts, nt]))
-    if len(bounds) > 1:
-        with ThreadPoolExecutor(len(bounds)) as pool:
-            list(pool.map(lambda b: fill(*b), bounds))
-    else:
-        fill(0, nt)
+    thread_map(lambda b: fill(*b), bounds)
     return _finish(slab, spec, nt)
 
 

@@ -19,7 +19,6 @@ lazily on dask arrays, and on xarray DataArrays (coordinates kept).
 """
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import math
 import os
@@ -30,6 +29,8 @@ import numba
 import numpy as np
 import xarray as xr
 from scipy import special
+
+from ..scheduler import thread_map
 
 __all__ = [
     "log10_bayes_peak",
@@ -600,10 +601,8 @@ def _run_split(kernel, arrays, outs, extra, parallel=True, tail=()):
     if not parallel or size < _PARALLEL_MIN or nthreads == 1:
         return [kernel(*arrays, *extra, *outs, *tail)]
     bounds = np.linspace(0, size, nthreads + 1).astype(np.int64)
-    with concurrent.futures.ThreadPoolExecutor(nthreads) as pool:
-        futs = [pool.submit(kernel, *(a[lo:hi] for a in arrays), *extra, *(o[lo:hi] for o in outs), *tail)
-                for lo, hi in zip(bounds[:-1], bounds[1:])]
-        return [f.result() for f in futs]
+    return thread_map(lambda b: kernel(*(a[b[0]:b[1]] for a in arrays), *extra, *(o[b[0]:b[1]] for o in outs), *tail),
+                      list(zip(bounds[:-1], bounds[1:])))
 
 
 def _flat_pair(n, mu):

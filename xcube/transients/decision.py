@@ -18,7 +18,6 @@ dense cube it runs ``bayes.masks`` block by block. The expected false alarms
 """
 from __future__ import annotations
 
-import concurrent.futures
 import os
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ import xarray as xr
 
 from ..binning.compact import CompactCube
 from ..binning.counts import reductions
+from ..scheduler import thread_map
 from . import bayes
 from .background import expected_value, expected_value_jit, model_frames
 
@@ -175,8 +175,7 @@ def false_alarms(model, sigma: float) -> bayes.FalseAlarms:
         args = (types.sub, types.lc, types.exposure, types.t_gti, types.t_bti, types.rate, *g, sums)
         workers = min(os.cpu_count() or 1, max(types.size * types.rate.size // _PARALLEL_VOXELS, 1))
         bounds = np.linspace(0, types.size, workers + 1).astype(np.int64)
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda k: _fa_types_kernel(bounds[k], bounds[k + 1], *args), range(workers)))
+        thread_map(lambda k: _fa_types_kernel(bounds[k], bounds[k + 1], *args), range(workers))
     for k in np.flatnonzero(sums[:, 2]):  # types with voxels beyond the interpolation grid: the exact path
         f = bayes.expected_false_alarms(types.mu(k, k + 1), sigma)
         sums[k, :2] = f.peak, f.eclipse
@@ -301,12 +300,7 @@ def _flag_compact(cube: CompactCube, types: FrameTypes, sigma: float, threads: i
                 return fp, fe, rec[:nrec], und[:nund]
             cap_r, cap_u = max(cap_r, int(nrec)), max(cap_u, int(nund))
 
-    ranges = cube.frame_ranges(threads)
-    if len(ranges) > 1:
-        with concurrent.futures.ThreadPoolExecutor(len(ranges)) as pool:
-            parts = list(pool.map(lambda r: run(*r), ranges))
-    else:
-        parts = [run(*ranges[0])]
+    parts = thread_map(lambda r: run(*r), cube.frame_ranges(threads))
     fp, fe = sum(p[0] for p in parts), sum(p[1] for p in parts)
     rows = [p[2] for p in parts]
     und = np.concatenate([p[3] for p in parts])

@@ -22,7 +22,6 @@ The returned ``cube``, ``expected`` and ``masks`` are lazy Dask arrays
 from __future__ import annotations
 
 import logging
-import os
 import time as _time
 
 import numpy as np
@@ -33,6 +32,7 @@ from ..hygiene import STAT_KEYS, merge_stats
 from ..missions import profile_of
 from ..missions.ecf import events_ecf
 from ..progress import progress_bar
+from ..scheduler import thread_map
 from ..select import select
 from ..skycoords import wcs as events_wcs
 from ..times import add_time_columns
@@ -158,19 +158,7 @@ def _search_subset(evs, grid, subset, size_arcsec, screening, hygiene, shifts, o
         bar.update(1)
         return out
 
-    return _in_threads(one, grid)
-
-
-def _in_threads(fn, items) -> list:
-    """``[fn(x) for x in items]``, on as many threads as CPUs (the steps'
-    numba loops and numpy work release the GIL), in order."""
-    workers = min(len(items), os.cpu_count() or 1)
-    if workers < 2:
-        return [fn(x) for x in items]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(fn, items))
+    return thread_map(one, grid)  # (the steps' numba loops and numpy work release the GIL)
 
 
 def _cubes(evs, grid, size_arcsec, screening, hygiene=True, shifts=False):
