@@ -56,19 +56,14 @@ def _case(label: str, ev, n: int, repeat: int) -> None:
     n = keep.size
     raw = tuple(cols[c] for c in test.names)
     nx, ny = test.size
-    n_ccd = int(raw[0].max()) + 1
-    badcol = np.zeros(n_ccd * nx, bool)
-    for c, x in test.bad_columns:
-        if c < n_ccd and 1 <= x <= nx:
-            badcol[c * nx + x - 1] = True
-    live = test._live_pixels((n_ccd, nx, ny), badcol)
+    live = test._live_pixels((int(raw[0].max()) + 1, nx, ny))
     o = test.options
     ft = test.frame_time if test.clusters else 0.0
 
     def scan():
         return rules.scan(cols["time"], keep, *raw, live, o.flicker_counts, o.flicker_seconds, ft, o.cluster_radius)
 
-    counts, cells = scan()[2:4]
+    counts, cells = scan()[3:5]
 
     def hot():
         h = rules.hot_pixels(counts, live, cells, o.hot_ratio, o.false_alarm)

@@ -202,10 +202,16 @@ class HygieneTest:
     def __getstate__(self):  # the live-pixel maps are rebuilt where the test runs
         return {k: v for k, v in self.__dict__.items() if k != "_live"}
 
-    def _live_pixels(self, shape, badcol) -> "rules.LivePixels":
-        """The camera's :class:`~.rules.LivePixels` for ``shape`` (built once)."""
+    def _live_pixels(self, shape) -> "rules.LivePixels":
+        """The camera's :class:`~.rules.LivePixels` for ``shape`` (n_ccd, nx,
+        ny): the raw window without the bad columns; built once."""
         cache = self.__dict__.setdefault("_live", {})
         if shape not in cache:
+            n_ccd, nx, _ = shape
+            badcol = np.zeros(n_ccd * nx, np.bool_)
+            for c, x in self.bad_columns:
+                if c < n_ccd and 1 <= x <= nx:
+                    badcol[c * nx + x - 1] = True
             cache[shape] = rules.LivePixels(shape, self.window, badcol)
         return cache[shape]
 
@@ -217,14 +223,10 @@ class HygieneTest:
         o = self.options
         nx, ny = self.size
         n_ccd = int(raw[0].max()) + 1
-        badcol = np.zeros(n_ccd * nx, np.bool_)
-        for c, x in self.bad_columns:
-            if c < n_ccd and 1 <= x <= nx:
-                badcol[c * nx + x - 1] = True
         shape = (n_ccd, nx, ny)
         ft = self.frame_time if self.clusters else 0.0
-        live = self._live_pixels(shape, badcol)
-        out, counts["border_events"], n_pix, cells, bursts, links, unsorted = rules.scan(
+        live = self._live_pixels(shape)
+        out, counts["border_events"], pid, n_pix, cells, bursts, links, unsorted = rules.scan(
             t, keep, *raw, live, o.flicker_counts if o.flickering else 0, o.flicker_seconds, ft,
             int(o.cluster_radius))
         if unsorted:
@@ -235,15 +237,14 @@ class HygieneTest:
             else np.zeros(0, np.int64)
         is_hot, is_hot_col = np.zeros(n_pix.size, bool), np.zeros(n_ccd * nx, bool)
         is_hot[hot], is_hot_col[hot_col] = True, True
-        flicker = rules.flickering(t, keep, raw, bursts, n_pix, shape, self.window, badcol, o.flicker_seconds,
-                                   o.hot_ratio, o.false_alarm, is_hot, is_hot_col)
-        stats = rules.apply(t, out, raw, shape, self.window, badcol, is_hot if hot.size else None,
-                            is_hot_col if hot_col.size else None, flicker)
+        flicker = rules.flickering(t, pid, live, bursts, n_pix, o.flicker_seconds, o.hot_ratio, o.false_alarm, is_hot,
+                                   is_hot_col)
+        stats = rules.apply(t, out, pid, shape, is_hot if hot.size else None, is_hot_col if hot_col.size else None,
+                            flicker)
         counts.update(hot_pixels=int(hot.size), hot_pixel_events=int(stats[0]), hot_columns=int(hot_col.size),
                       hot_column_events=int(stats[1]), flickering_bursts=len(flicker[0]),
                       flickering_events=int(stats[2]))
         if len(links):
             counts["instrumental_clusters"], counts["instrumental_events"] = rules.clusters(
-                t, raw, links, n_pix, shape, self.window, badcol, ft, o.cluster_events, int(o.cluster_radius),
-                o.cluster_probability, out)
+                t, pid, links, n_pix, shape, ft, o.cluster_events, int(o.cluster_radius), o.cluster_probability, out)
         return out

@@ -19,43 +19,31 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["RING", "scan", "pixel_ids", "live_pixels", "LivePixels", "hot_pixels", "hot_columns", "flickering", "apply",
-           "clusters"]
+__all__ = ["RING", "scan", "live_pixels", "LivePixels", "hot_pixels", "hot_columns", "flickering", "apply", "clusters"]
 
 #: events of one CCD remembered for the cluster links (a ring per CCD)
 RING = 64
 
 
-@numba.njit(inline="always")
-def _pixel(c, x, y, nx, ny, n_ccd, x0, x1, y0, y1, badcol):  # pragma: no cover - compiled
-    """Pixel id of raw (c, x, y), -1 outside the window or on a bad column."""
-    if c < 0 or c >= n_ccd or x < x0 or x > x1 or y < y0 or y > y1 or x < 1 or x > nx or y < 1 or y > ny:
-        return -1
-    if badcol[c * nx + x - 1]:
-        return -1
-    return (c * nx + x - 1) * ny + y - 1
-
-
 @numba.njit(nogil=True, cache=True)
-def _pixel_pass(keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, pid):  # pragma: no cover - compiled
+def _pixel_pass(t, timed, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, pid):  # pragma: no cover - compiled
     """Pixel id of each event in ``pid`` (int32): -1 not kept, -2 kept but
     outside the raw window ``x0..x1``, ``y0..y1`` (and the detector's grid).
-    Branch-free (SIMD); bad columns are left to the caller."""
+    Branch-free (SIMD); bad columns are left to the caller. Returns, with
+    ``timed``, whether any time is smaller than the one before it."""
+    down = 0
+    if timed:
+        for i in range(1, t.size):
+            down += t[i] < t[i - 1]
+        if down:
+            return True
     lo_x, hi_x, lo_y, hi_y = max(x0, 1), min(x1, nx), max(y0, 1), min(y1, ny)
     for i in range(keep.size):
         c, x, y = np.int32(ccd[i]), np.int32(rx[i]), np.int32(ry[i])
         ok = keep[i] & (c >= 0) & (c < n_ccd) & (x >= lo_x) & (x <= hi_x) & (y >= lo_y) & (y <= hi_y)
         p = (c * np.int32(nx) + x - np.int32(1)) * np.int32(ny) + y - np.int32(1)
         pid[i] = p if ok else np.int32(-1) - np.int32(keep[i])
-
-
-@numba.njit(nogil=True, cache=True)
-def _unsorted(t) -> bool:  # pragma: no cover - compiled
-    """Whether any time is smaller than the one before it."""
-    down = 0
-    for i in range(1, t.size):
-        down += t[i] < t[i - 1]
-    return down > 0
+    return False
 
 
 @numba.njit(nogil=True, cache=True)
@@ -124,10 +112,12 @@ def _scan_kernel(t, ccd, rx, ry, pid, bad_columns, live, nx, n_ccd, k_min, windo
 
 
 def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, frame_time: float, radius: int):
-    """One pass over a block's events: ``(out, n_border, counts, cells,
+    """One pass over a block's events: ``(out, n_border, pid, counts, cells,
     bursts, links, unsorted)``: ``keep`` without the kept events off the
     ``live`` pixels (outside the raw window or on a bad column), and how
-    many those were; int32 counts per pixel; when the pixels outnumber twice
+    many those were; each event's pixel id (int32; -1 not kept, -2 outside
+    the window; events on a bad column have their pixel's id and ``out``
+    False); int32 counts per pixel; when the pixels outnumber twice
     the events, the ids of the pixels with events (``cells``, unordered:
     the per-pixel rules then visit only those; else None); the burst
     windows ``(pixel, start)`` (k, 2) (windows of ``seconds`` anchored at a
@@ -140,11 +130,9 @@ def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, f
     ``frame_time`` needs them; the caller then sorts and scans again, and
     the other results are not filled)."""
     n_ccd, nx, ny = live.shape
-    timed = k_min > 0 or frame_time > 0
-    if timed and _unsorted(t):
-        return keep, 0, None, None, None, None, True
     pid = np.empty(keep.size, np.int32)
-    _pixel_pass(keep, ccd, rx, ry, nx, ny, n_ccd, *live.window, pid)
+    if _pixel_pass(t, k_min > 0 or frame_time > 0, keep, ccd, rx, ry, nx, ny, n_ccd, *live.window, pid):
+        return keep, 0, None, None, None, None, None, True
     cap_b, cap_l = 256, 1 << 16
     while True:
         out = keep.copy()
@@ -158,22 +146,8 @@ def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, f
                                             track, touched, fstate, bursts, links)
         if nb <= cap_b and nl <= cap_l:
             cells = touched[:nt] if track else None
-            return out, int(n_border), counts, cells, bursts[:nb], links[:nl], False
+            return out, int(n_border), pid, counts, cells, bursts[:nb], links[:nl], False
         cap_b, cap_l = max(cap_b, nb), max(cap_l, nl)
-
-
-@numba.njit(nogil=True, cache=True)
-def _pixel_ids_kernel(ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, out):  # pragma: no cover - compiled
-    for i in range(ccd.size):
-        out[i] = _pixel(np.int64(ccd[i]), np.int64(rx[i]), np.int64(ry[i]), nx, ny, n_ccd, x0, x1, y0, y1, badcol)
-
-
-def pixel_ids(ccd, rx, ry, shape, window, badcol) -> np.ndarray:
-    """Pixel id of each event (int64; -1 outside the window or on a bad column)."""
-    n_ccd, nx, ny = shape
-    out = np.empty(len(ccd), np.int64)
-    _pixel_ids_kernel(np.asarray(ccd), np.asarray(rx), np.asarray(ry), nx, ny, n_ccd, *window, badcol, out)
-    return out
 
 
 def live_pixels(shape, window, badcol) -> np.ndarray:
@@ -319,17 +293,17 @@ def _neighbours(p, shape) -> np.ndarray:
     return np.array([(c * nx + x + dx) * ny + y + dy for dx, dy in _EIGHT if 0 <= x + dx < nx and 0 <= y + dy < ny])
 
 
-def flickering(t, keep, raw, bursts, counts, shape, window, badcol, seconds: float, ratio: float, p_max: float,
-               hot, hot_col):
+def flickering(t, pid, live: "LivePixels", bursts, counts, seconds: float, ratio: float, p_max: float, hot, hot_col):
     """``(pixels, t0, t1)`` of the flickering windows among the burst windows
     (not on a hot pixel or column): the pixel's ``own`` events in the window
     are improbable from its rate over the block (``P(N >= own) x windows <
     p_max``), and its 8 neighbours hold improbably few events for light
     spread by the PSF (``P(N <= neighbours | own x 8 / ratio) < p_max``; a
-    flare lights them). ``raw``: the events' (ccd, rawx, rawy) columns."""
+    flare lights them). ``pid``: the events' pixel ids from :func:`scan`."""
     from scipy import special
 
     px, t0s, t1s = [], [], []
+    shape = live.shape
     ny = shape[2]
     span = max(float(t[-1] - t[0]), seconds)
     for p, t0 in bursts:
@@ -337,7 +311,8 @@ def flickering(t, keep, raw, bursts, counts, shape, window, badcol, seconds: flo
         if hot[p] or hot_col[p // ny]:
             continue
         a, b = np.searchsorted(t, t0 - 0.1, "left"), np.searchsorted(t, t0 + seconds + 0.1, "right")
-        seg = np.where(keep[a:b], pixel_ids(*(r[a:b] for r in raw), shape, window, badcol), -1)
+        seg = pid[a:b]
+        seg = np.where((seg >= 0) & live.pixels[np.maximum(seg, 0)], seg, -1)  # kept events on live pixels
         own = float((seg == p).sum())
         nbr = float(np.isin(seg, _neighbours(p, shape)).sum())
         sudden = special.pdtrc(own - 1.0, counts[p] / span * seconds) * (span / seconds) < p_max
@@ -350,15 +325,12 @@ def flickering(t, keep, raw, bursts, counts, shape, window, badcol, seconds: flo
 
 
 @numba.njit(nogil=True, cache=True)
-def _apply_kernel(t, out, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, hot, hot_col, fl_head, fl_next,
-                  fl_t0, fl_t1, stats):  # pragma: no cover - compiled
+def _apply_kernel(t, out, pid, ny, hot, hot_col, fl_head, fl_next, fl_t0, fl_t1, stats):  # pragma: no cover
     """Clear ``out`` for the kept events of hot pixels, hot columns and flickering windows."""
     for i in range(t.size):
-        if not out[i]:
+        if not out[i]:  # (an event still kept has a live pixel)
             continue
-        p = _pixel(np.int64(ccd[i]), np.int64(rx[i]), np.int64(ry[i]), nx, ny, n_ccd, x0, x1, y0, y1, badcol)
-        if p < 0:
-            continue
+        p = pid[i]
         if hot[p] or hot_col[p // ny]:
             out[i] = False
             stats[0 if hot[p] else 1] += 1
@@ -372,12 +344,13 @@ def _apply_kernel(t, out, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, badcol, ho
             j = fl_next[j]
 
 
-def apply(t, out, raw, shape, window, badcol, hot, hot_col, flicker):
+def apply(t, out, pid, shape, hot, hot_col, flicker):
     """Clear ``out`` (the events kept so far) for the events of hot pixels,
     hot columns and flickering windows (``hot``, ``hot_col``: flat bool per
     pixel and per (ccd, rawx) column, None for none; ``flicker``: pixels,
-    t0, t1); returns their counts ``[hot pixel, hot column, flickering]``.
-    No pass over the events when there is nothing to drop."""
+    t0, t1; ``pid``: the events' pixel ids from :func:`scan`); returns
+    their counts ``[hot pixel, hot column, flickering]``. No pass over the
+    events when there is nothing to drop."""
     n_ccd, nx, ny = shape
     px, t0, t1 = flicker
     stats = np.zeros(3, np.int64)
@@ -389,17 +362,18 @@ def apply(t, out, raw, shape, window, badcol, hot, hot_col, flicker):
     nxt = np.full(max(px.size, 1), -1, np.int64)
     for k, p in enumerate(px):
         nxt[k], head[p] = head[p], k
-    _apply_kernel(t, out, *raw, nx, ny, n_ccd, *window, badcol, hot, hot_col, head, nxt,
-                  t0 if px.size else np.zeros(1), t1 if px.size else np.zeros(1), stats)
+    _apply_kernel(t, out, pid, ny, hot, hot_col, head, nxt, t0 if px.size else np.zeros(1),
+                  t1 if px.size else np.zeros(1), stats)
     return stats
 
 
-def clusters(t, raw, links, counts, shape, window, badcol, frame_time: float, min_events: int, radius: int,
-             probability: float, out):
+def clusters(t, pid, links, counts, shape, frame_time: float, min_events: int, radius: int, probability: float,
+             out):
     """Clear ``out`` (the events kept so far) for the events of improbable
     clusters (the module doc of :mod:`xcube.hygiene`, rule 5): connected
     groups of the ``links`` (pairs of event indices) with at least
-    ``min_events`` events still kept. Returns ``(clusters, events)`` dropped."""
+    ``min_events`` events still kept (``pid``: the events' pixel ids from
+    :func:`scan`). Returns ``(clusters, events)`` dropped."""
     from scipy import special
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -422,7 +396,7 @@ def clusters(t, raw, links, counts, shape, window, badcol, frame_time: float, mi
     np.maximum.at(last, label, members)
     span = max(float(t[-1] - t[0]), frame_time, 1.0)
     window_s = t[last[big]] - t[first[big]] + frame_time
-    pix = pixel_ids(*(r[first[big]] for r in raw), shape, window, badcol)
+    pix = pid[first[big]]
     box = np.array([_box_sum(counts, int(p), shape, radius) for p in pix])
     yes = special.pdtrc(size[big] - 1.0, box / span * window_s) * (span / window_s) < probability
     hit = members[np.isin(label, big[yes])]
