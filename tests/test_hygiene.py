@@ -232,3 +232,27 @@ def test_hot_pixel_and_column_rules_equal_cell_by_cell_reference(level):
             found["pixels"] += int(got.sum())
             found["columns"] += int(got_col.sum())
     assert found["pixels"] and found["columns"]
+
+
+def test_damaged_ccd_numbers_are_border_events_and_bounded(bright):
+    """Events with an impossible CCD number (a damaged CCDNR: 30000, -3) are
+    dropped as off the detector, and the per-pixel arrays stay of the
+    camera's size (a CCD number of 30000 would otherwise ask for 30000 CCDs
+    of pixels); the other events are judged as before."""
+    from xcube.hygiene import MAX_CCDS
+
+    ev, _ = bright
+    base, st0 = _stats(ev)
+    bad = ev.copy()
+    ccd = bad.ccdnr.values.astype(np.int16)
+    hit = np.zeros(ccd.size, bool)
+    hit[[10, 500, 7000]] = True
+    ccd[[10, 500]], ccd[7000] = 30000, -3
+    bad["ccdnr"] = ("event", ccd)
+    keep, st = _stats(bad)
+    assert not keep[hit].any()
+    assert np.array_equal(keep[~hit], base[~hit])
+    assert st["border_events"] == st0["border_events"] + int((base & hit).sum())
+    assert MAX_CCDS < 30000
+    none, st_none = _stats(bad.assign(ccdnr=("event", np.full(ccd.size, -1, np.int16))))  # no CCD at all
+    assert not none.any() and st_none["border_events"] == int(_stats(bad, hygiene=False)[0].sum())

@@ -10,7 +10,9 @@ and, in this order, drops:
 1. **border and bad columns**: events within ``border_margin`` pixels of a
    CCD's border (of the rows read out in the observation's mode) and events
    of the profile's bad columns (``MissionProfile.border_margin``,
-   ``raw_rows``, ``bad_columns``);
+   ``raw_rows``, ``bad_columns``); also events whose raw pixel is not on
+   the detector (outside the CCD's pixels, or a CCD number below 0 or from
+   :data:`MAX_CCDS` up);
 2. **hot pixels**: a pixel whose counts ``n`` are improbable under the
    larger of its CCD's mean counts per pixel ``m`` and ``hot_ratio`` times
    the mean of its 8 neighbours ``b``: ``P(N >= n | lambda = max(m,
@@ -52,7 +54,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-__all__ = ["Hygiene", "HygieneTest", "BLOCK_EVENTS", "STAT_KEYS", "hygiene_test", "merge_stats"]
+__all__ = ["Hygiene", "HygieneTest", "BLOCK_EVENTS", "MAX_CCDS", "STAT_KEYS", "hygiene_test", "merge_stats"]
 
 from ..io.chunking import EVENT_CHUNK
 from . import rules
@@ -61,6 +63,9 @@ log = logging.getLogger("xcube.hygiene")
 
 #: events per block of an in-memory event list (Dask event lists use their chunks)
 BLOCK_EVENTS = EVENT_CHUNK
+#: CCD numbers at or above this are not a detector's (a damaged CCD column): such
+#: events count as border events, and the per-pixel arrays stay of a camera's size
+MAX_CCDS = 64
 #: the counters a HygieneTest adds to the filter statistics
 STAT_KEYS = ("border_events", "hot_pixels", "hot_pixel_events", "hot_columns", "hot_column_events",
              "flickering_bursts", "flickering_events", "instrumental_clusters", "instrumental_events")
@@ -222,7 +227,7 @@ class HygieneTest:
         ``counts`` gets the numbers."""
         o = self.options
         nx, ny = self.size
-        n_ccd = int(raw[0].max()) + 1
+        n_ccd = min(max(int(raw[0].max()) + 1, 1), MAX_CCDS)  # events on a CCD beyond: off the detector (border)
         shape = (n_ccd, nx, ny)
         ft = self.frame_time if self.clusters else 0.0
         live = self._live_pixels(shape)
