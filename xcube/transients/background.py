@@ -26,6 +26,7 @@ cube's reductions (:mod:`xcube.binning.counts`).
 from __future__ import annotations
 
 import logging
+import uuid
 import warnings
 
 import dask.array as da
@@ -521,7 +522,8 @@ def expected_counts(
     tch = view.chunks[0] if view.chunks is not None else (nt,)
     frames = da.arange(nt, chunks=(tch,))
     mu = frames.map_blocks(_mu_block, model, dtype, new_axis=[1, 2], chunks=(tch, (ny,), (nx,)), dtype=dtype,
-                           meta=np.empty((0, 0, 0), dtype=dtype))
+                           meta=np.empty((0, 0, 0), dtype=dtype),
+                           name=f"expected-{uuid.uuid4().hex}")  # (hashing the model costs more than the graph)
     return xr.DataArray(
         mu, dims=("time", "y", "x"), coords=view.coords, name="expected",
         attrs={"units": "count", "long_name": "expected counts (background template x light curve + sources)",

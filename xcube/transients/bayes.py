@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import uuid
 from typing import NamedTuple
 
 import dask.array as da
@@ -225,12 +226,13 @@ def _elementwise(func, n, mu, n_out=1, dtype=np.float64):
         )
     if _is_dask(n, mu):
         n, mu = da.broadcast_arrays(da.asarray(n), da.asarray(mu))
+        name = f"bayes-{uuid.uuid4().hex}"  # (a unique name: hashing the function pickles it)
         if n_out == 1:
-            return da.map_blocks(func, n, mu, dtype=dtype, meta=np.empty((0,) * n.ndim, dtype))
+            return da.map_blocks(func, n, mu, dtype=dtype, meta=np.empty((0,) * n.ndim, dtype), name=name)
         stacked = da.map_blocks(
             lambda a, b: np.stack(func(a, b)), n, mu,
             new_axis=0, chunks=((n_out,),) + n.chunks, dtype=dtype,
-            meta=np.empty((0,) * (n.ndim + 1), dtype),
+            meta=np.empty((0,) * (n.ndim + 1), dtype), name=name,
         )
         return tuple(stacked[i] for i in range(n_out))
     out = func(n, mu)
