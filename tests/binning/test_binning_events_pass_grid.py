@@ -76,3 +76,29 @@ def test_grid_pass_equals_runs_one_at_a_time(pn, columns):
         want = bin_events(by_band[run.energy_band], time=run.time.edges, y=cube.y.edges, x=cube.x.edges).values
         assert np.array_equal(cube.dense(), want)
         assert cube.ccd_counts[0].sum() >= cube.cells.size > 0
+
+
+def test_compact_cube_labelled_views_are_independent_and_hold_no_cycle(pn):
+    """``CompactCube.to_dataarray`` builds its coordinates once: each call
+    gives the same cube with attrs and coordinates of its own, and the cube
+    is freed as soon as it and its views are dropped (without the cyclic
+    garbage collector: a large cube's events must not outlive a search)."""
+    import gc
+    import weakref
+
+    runs, y, x = _runs(pn)
+    cube = compact_cubes(pn, runs[:1], y, x)[0]
+    a = cube.to_dataarray()
+    a.attrs["run_id"] = "a"
+    a.coords["time"].attrs["mark"] = 1
+    b = cube.to_dataarray()
+    assert "run_id" not in b.attrs and "mark" not in b.coords["time"].attrs
+    assert np.array_equal(a.values, cube.dense()) and np.array_equal(b.values, a.values)
+    assert b.dims == ("time", "y", "x") and set(b.coords) == set(a.coords)
+    ref = weakref.ref(cube)
+    gc.disable()
+    try:
+        del cube, a, b
+        assert ref() is None
+    finally:
+        gc.enable()

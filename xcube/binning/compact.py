@@ -96,7 +96,7 @@ class CompactCube:
     n_outside: int = 0
     ccd_map: list | None = None
     filter_stats: list | None = None
-    _views: dict = field(default_factory=dict, repr=False)  # to_dataarray, built once per dtype
+    _views: dict = field(default_factory=dict, repr=False)  # to_dataarray's coordinates, once per dtype
 
     @property
     def n_frames(self) -> int:
@@ -209,19 +209,21 @@ class CompactCube:
     def to_dataarray(self, dtype="int32"):
         """The lazy dense cube as ``bin_events`` returns it (``counts``
         DataArray over (time, y, x) with edges, exposure, ra/dec, WCS and
-        provenance). Eager: coordinates only, built once per dtype (each
-        call returns a shallow copy: its attrs and coordinates can be
-        changed without touching the others')."""
+        provenance). Eager: coordinates only, built once per dtype (the cube
+        keeps the coordinates, not the Dask array, whose graph holds the
+        cube: no reference cycle keeps a cube's events alive)."""
+        import xarray as xr
+
         key = np.dtype(dtype).str
         if key not in self._views:
-            import xarray as xr
-
             from .engine import label_cube
 
             like = xr.Dataset({"gti_start": ("gti", np.asarray(self.gti[0], np.float64)),
                                "gti_stop": ("gti", np.asarray(self.gti[1], np.float64))}, attrs=self.attrs)
-            self._views[key] = label_cube(self.to_dask(dtype), {"time": self.time, "y": self.y, "x": self.x}, like)
-        return self._views[key].copy(deep=False)
+            view = label_cube(self.to_dask(dtype), {"time": self.time, "y": self.y, "x": self.x}, like)
+            # the template's data: one zero seen through every voxel (no memory, no graph)
+            self._views[key] = view.copy(deep=False, data=np.broadcast_to(np.zeros((), view.dtype), view.shape))
+        return self._views[key].copy(deep=False, data=self.to_dask(dtype))
 
 
 def _dense_task(cc: CompactCube, f0, f1, dtype):
