@@ -82,7 +82,8 @@ def test_compact_cube_labelled_views_are_independent_and_hold_no_cycle(pn):
     """``CompactCube.to_dataarray`` builds its coordinates once: each call
     gives the same cube with attrs and coordinates of its own, and the cube
     is freed as soon as it and its views are dropped (without the cyclic
-    garbage collector: a large cube's events must not outlive a search)."""
+    garbage collector: a large cube's events must not outlive a search);
+    pickled, it carries its events, not a dense template."""
     import gc
     import weakref
 
@@ -95,6 +96,11 @@ def test_compact_cube_labelled_views_are_independent_and_hold_no_cycle(pn):
     assert "run_id" not in b.attrs and "mark" not in b.coords["time"].attrs
     assert np.array_equal(a.values, cube.dense()) and np.array_equal(b.values, a.values)
     assert b.dims == ("time", "y", "x") and set(b.coords) == set(a.coords)
+    import pickle  # (a cluster worker receives cubes pickled: no dense data in them)
+
+    back = pickle.loads(pickle.dumps(cube))
+    assert len(pickle.dumps(cube)) < cube.cells.nbytes + cube.seg.nbytes + 200_000 < a.nbytes
+    assert np.array_equal(back.to_dataarray().values, a.values)
     ref = weakref.ref(cube)
     gc.disable()
     try:

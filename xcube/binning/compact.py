@@ -98,6 +98,9 @@ class CompactCube:
     filter_stats: list | None = None
     _views: dict = field(default_factory=dict, repr=False)  # to_dataarray's coordinates, once per dtype
 
+    def __getstate__(self):  # the coordinate templates are rebuilt where needed (their data pickle at full size)
+        return {**self.__dict__, "_views": {}}
+
     @property
     def n_frames(self) -> int:
         return self.seg.size - 1
