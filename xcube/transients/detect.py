@@ -85,13 +85,14 @@ def _regions(flag_count: np.ndarray, image: np.ndarray):
     return labels, out
 
 
-def _cell_to_sky(cube: xr.DataArray, iy: float, ix: float) -> tuple[float, float]:
-    """Fractional cell index -> sky pixel coordinate at cell centres (linear in index)."""
-    xl = cube["x_lo"].values
-    yl = cube["y_lo"].values
-    wx = float(cube["x_hi"].values[0] - xl[0])
-    wy = float(cube["y_hi"].values[0] - yl[0])
-    return float(xl[0] + (ix + 0.5) * wx), float(yl[0] + (iy + 0.5) * wy)
+def _cell_to_sky(cube: xr.DataArray, iy, ix) -> tuple:
+    """Fractional cell indices (numbers or arrays) -> sky pixel coordinates
+    ``(x, y)`` at cell centres (linear in index)."""
+    xl = float(cube["x_lo"].values[0])
+    yl = float(cube["y_lo"].values[0])
+    wx = float(cube["x_hi"].values[0]) - xl
+    wy = float(cube["y_hi"].values[0]) - yl
+    return xl + (np.asarray(ix, np.float64) + 0.5) * wx, yl + (np.asarray(iy, np.float64) + 0.5) * wy
 
 
 def region_list(peak_counts: np.ndarray, eclipse_counts: np.ndarray, image: np.ndarray) -> list:
@@ -319,7 +320,7 @@ def _base_table(cube, regions, lc_n, lc_mu, kinds, best, best_b, flagged, wcs, r
         sel = np.array([kd == kind for kd in kinds])
         if sel.any():
             sig[sel] = sigma_equivalents(best_b[sel], kind)
-    xy = np.array([_cell_to_sky(cube, r[2], r[3]) for r in regions])
+    xy = np.column_stack(_cell_to_sky(cube, [r[2] for r in regions], [r[3] for r in regions]))
     ra, dec = np.full(len(regions), np.nan), np.full(len(regions), np.nan)
     if wcs is not None:
         c = wcs.pixel_to_world(xy[:, 0], xy[:, 1])
