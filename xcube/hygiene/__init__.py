@@ -240,12 +240,9 @@ class HygieneTest:
             else np.zeros(0, np.int64)
         hot_col = rules.hot_columns(n_pix, live, cells, hot, o.hot_ratio, o.false_alarm) if o.hot_columns \
             else np.zeros(0, np.int64)
-        is_hot, is_hot_col = np.zeros(n_pix.size, bool), np.zeros(n_ccd * nx, bool)
-        is_hot[hot], is_hot_col[hot_col] = True, True
-        flicker = rules.flickering(t, pid, live, bursts, n_pix, o.flicker_seconds, o.hot_ratio, o.false_alarm, is_hot,
-                                   is_hot_col)
-        stats = rules.apply(t, out, pid, shape, is_hot if hot.size else None, is_hot_col if hot_col.size else None,
-                            flicker)
+        flicker = rules.flickering(t, pid, live, bursts, n_pix, o.flicker_seconds, o.hot_ratio, o.false_alarm, hot,
+                                   hot_col)
+        stats = rules.apply(t, out, pid, shape, hot, hot_col, flicker)
         counts.update(hot_pixels=int(hot.size), hot_pixel_events=int(stats[0]), hot_columns=int(hot_col.size),
                       hot_column_events=int(stats[1]), flickering_bursts=len(flicker[0]),
                       flickering_events=int(stats[2]))

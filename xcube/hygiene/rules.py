@@ -141,7 +141,7 @@ def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, f
         touched = np.empty(min(keep.size, counts.size) + 1 if track else 1, np.int64)
         fstate = np.zeros(n_ccd * nx * ny if k_min else 1, np.int32)
         bursts, links = np.empty((cap_b, 2), np.float64), np.empty((cap_l, 2), np.int64)
-        n_border, nt, nb, nl = _scan_kernel(t, ccd, rx, ry, pid, live.badcol.any(), live.pixels, nx, n_ccd,
+        n_border, nt, nb, nl = _scan_kernel(t, ccd, rx, ry, pid, live.bad_columns, live.pixels, nx, n_ccd,
                                             int(k_min), float(seconds), float(frame_time), int(radius), out, counts,
                                             track, touched, fstate, bursts, links)
         if nb <= cap_b and nl <= cap_l:
@@ -251,7 +251,8 @@ class LivePixels:
 
     def __init__(self, shape, window, badcol):
         n_ccd, nx, ny = shape
-        self.shape, self.window, self.badcol = shape, tuple(int(w) for w in window), badcol
+        self.shape, self.window = shape, tuple(int(w) for w in window)
+        self.bad_columns = bool(badcol.any())  # (the scan looks the live map up only then)
         self.pixels = live_pixels(shape, window, badcol)
         per_col = self.pixels.reshape(n_ccd * nx, ny).sum(axis=1)
         self.per_column = per_col  # live pixels of each (ccd, rawx) column
@@ -295,7 +296,7 @@ def _neighbours(p, shape) -> np.ndarray:
 
 def flickering(t, pid, live: "LivePixels", bursts, counts, seconds: float, ratio: float, p_max: float, hot, hot_col):
     """``(pixels, t0, t1)`` of the flickering windows among the burst windows
-    (not on a hot pixel or column): the pixel's ``own`` events in the window
+    (not on a ``hot`` pixel or ``hot_col`` column: ids): the pixel's ``own`` events in the window
     are improbable from its rate over the block (``P(N >= own) x windows <
     p_max``), and its 8 neighbours hold improbably few events for light
     spread by the PSF (``P(N <= neighbours | own x 8 / ratio) < p_max``; a
@@ -306,9 +307,10 @@ def flickering(t, pid, live: "LivePixels", bursts, counts, seconds: float, ratio
     shape = live.shape
     ny = shape[2]
     span = max(float(t[-1] - t[0]), seconds)
+    hot, hot_col = set(np.asarray(hot).tolist()), set(np.asarray(hot_col).tolist())
     for p, t0 in bursts:
         p = int(p)
-        if hot[p] or hot_col[p // ny]:
+        if p in hot or p // ny in hot_col:
             continue
         a, b = np.searchsorted(t, t0 - 0.1, "left"), np.searchsorted(t, t0 + seconds + 0.1, "right")
         seg = pid[a:b]
@@ -346,23 +348,23 @@ def _apply_kernel(t, out, pid, ny, hot, hot_col, fl_head, fl_next, fl_t0, fl_t1,
 
 def apply(t, out, pid, shape, hot, hot_col, flicker):
     """Clear ``out`` (the events kept so far) for the events of hot pixels,
-    hot columns and flickering windows (``hot``, ``hot_col``: flat bool per
-    pixel and per (ccd, rawx) column, None for none; ``flicker``: pixels,
-    t0, t1; ``pid``: the events' pixel ids from :func:`scan`); returns
-    their counts ``[hot pixel, hot column, flickering]``. No pass over the
-    events when there is nothing to drop."""
+    hot columns and flickering windows (``hot``, ``hot_col``: ids of the
+    pixels and of the (ccd, rawx) columns; ``flicker``: pixels, t0, t1;
+    ``pid``: the events' pixel ids from :func:`scan`); returns their counts
+    ``[hot pixel, hot column, flickering]``. No pass over the events when
+    there is nothing to drop."""
     n_ccd, nx, ny = shape
     px, t0, t1 = flicker
     stats = np.zeros(3, np.int64)
-    if hot is None and hot_col is None and not px.size:
+    if not (len(hot) or len(hot_col) or px.size):
         return stats
-    hot = np.zeros(n_ccd * nx * ny, bool) if hot is None else hot
-    hot_col = np.zeros(n_ccd * nx, bool) if hot_col is None else hot_col
+    is_hot, is_hot_col = np.zeros(n_ccd * nx * ny, bool), np.zeros(n_ccd * nx, bool)
+    is_hot[hot], is_hot_col[hot_col] = True, True
     head = np.full(n_ccd * nx * ny if px.size else 1, -1, np.int64)
     nxt = np.full(max(px.size, 1), -1, np.int64)
     for k, p in enumerate(px):
         nxt[k], head[p] = head[p], k
-    _apply_kernel(t, out, pid, ny, hot, hot_col, head, nxt, t0 if px.size else np.zeros(1),
+    _apply_kernel(t, out, pid, ny, is_hot, is_hot_col, head, nxt, t0 if px.size else np.zeros(1),
                   t1 if px.size else np.zeros(1), stats)
     return stats
 

@@ -297,15 +297,15 @@ def open_zarr_events(store, chunks: int | None = None, verify: str = "sizes", ca
     variables = {}
     for name in _ordered(src.data_vars):
         var = src[name].variable
-        reads = _chunk_reads(store, name, var, manifest, cached) if var.ndim == 1 else None
-        if reads is None and manifest and name in manifest and verify != "full":
+        found = _chunk_reads(store, name, var, manifest, cached) if var.ndim == 1 else None
+        if found is None and manifest and name in manifest and verify != "full":
             verify_store(store, {name: manifest[name]}, checksums=True)  # read through zarr: check it now
         if "event" not in var.dims:  # GTI tables: small, loaded now
-            data = np.concatenate([_read_chunk(*r) for r in reads[1]]) if reads else np.asarray(var.values)
-        elif reads is None:  # read through zarr, in the store's chunks
+            data = np.concatenate([_read_chunk(*r) for r in found[1]]) if found else np.asarray(var.values)
+        elif found is None:  # read through zarr, in the store's chunks
             data = var.chunk(dict(zip(var.dims, var.encoding.get("chunks") or var.shape))).data
         else:
-            data = _fast_column(store, name, reads)
+            data = _fast_column(store, name, found)
         variables[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
     ds = xr.Dataset(variables, attrs=attrs)
     if chunks:
