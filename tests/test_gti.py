@@ -56,3 +56,21 @@ def test_in_gti_half_open():
     g = ([0.0, 10.0], [5.0, 15.0])
     t = np.array([0, 4.999, 5, 9.99, 10, 15])
     assert gti.in_gti(t, g).tolist() == [True, True, False, False, True, False]
+
+
+def test_in_gti_sorted_path_equals_search():
+    """Sorted blocks take the slice path; unsorted, NaN and infinite times the per-event search: same mask."""
+    rng = np.random.default_rng(1)
+    for trial in range(600):
+        t = np.sort(rng.uniform(-10, 110, rng.integers(0, 400)))
+        if trial % 3 == 0 and t.size:
+            t[rng.integers(0, t.size)] = rng.choice([np.nan, 50.0, 0.0, np.inf, -np.inf])
+        k = int(rng.integers(0, 5))
+        cand = np.r_[rng.uniform(0, 100, 2 * k), t[:3]]
+        cand = cand[np.isfinite(cand)]
+        e = np.sort(rng.choice(cand, min(2 * k, cand.size // 2 * 2), replace=False))
+        start, stop = gti.normalize(e[0::2], e[1::2], warn=False)
+        ref = np.zeros(t.size, bool)
+        for a, b in zip(start, stop):
+            ref |= (t >= a) & (t < b)
+        assert np.array_equal(gti.in_gti(t, (e[0::2], e[1::2])), ref), trial

@@ -58,3 +58,27 @@ def test_short_overlap_is_not_merged():
     c = _cam("xmm-mos2", T0 + 1_000.0, 5_000.0, 8)  # 4000 s in common
     assert exposure_subsets([a, c]) == [[0, 1]]
     assert np.all([isinstance(g, list) for g in exposure_subsets([a])])
+
+
+def test_cameras_events_outside_the_common_good_time_are_not_binned():
+    """A camera's events in another camera's GTI gap have no exposure in the
+    merged cube: they are dropped, not counted (they made false flares)."""
+    m1 = _cam("xmm-mos1", T0, 6_000.0, 11, gaps=[(3_010.0, 3_490.0)])
+    m2 = _cam("xmm-mos2", T0, 6_000.0, 12)
+    common = xcube.gti.intersection(xcube.gti.from_dataset(m1), xcube.gti.from_dataset(m2))
+    res = xcube.search_transients([m1, m2], time_bin=50.0, hygiene=False)
+    inside = sum(int(xcube.select(e, expr=xcube.missions.profile_of(e).screening, energy_band=(0.2, 12.0),
+                                  gti=common).sizes["event"]) for e in (m1, m2))
+    everything = sum(int(xcube.select(e, expr=xcube.missions.profile_of(e).screening,
+                                      energy_band=(0.2, 12.0)).sizes["event"]) for e in (m1, m2))
+    assert res.summary["n_events"] == inside < everything  # MOS2 has events in the MOS1 gap
+    assert res.summary["exposure"] == 6_000.0 - 480.0
+
+
+def test_real_mos1_and_mos2_with_different_gti_starts_give_no_false_flare():
+    from conftest import real_file
+
+    a = xcube.open_events(real_file("xmm", "xga_0201901401_mos1_exp1_clean_evts.fits"))
+    b = xcube.open_events(real_file("xmm", "xga_0201901401_mos2_exp1_clean_evts.fits"))
+    for band in ((0.2, 12.0), (0.5, 2.0)):  # a frame held 2.5 s of common good time and all of MOS2's events
+        assert len(xcube.search_transients([a, b], time_bin=50.0, energy_band=band).detections) == 0

@@ -176,12 +176,15 @@ def search_cubes(events, runs, size_arcsec: float, screening: bool = True, hygie
     the mission screening (when ``screening``) and the detector ``hygiene``
     (:mod:`xcube.hygiene`; True, False or options) before the bands, the
     10-12 keV light curve of :mod:`.bti` as the monitor, counts per frame and
-    CCD. The sky grid is :func:`sky_axes` of the legal range; the runs whose
+    CCD. Only events inside the cameras' common GTIs are binned (the frames'
+    exposure is that good time: a camera's events outside it would be
+    counts without exposure, false flares). The sky grid is :func:`sky_axes` of the legal range; the runs whose
     index is in ``shifted`` get that grid shifted by half a cell in x and y
     (:func:`shifted_axis`). When selected events fall outside the grid (or
     the range is unknown) the pass is made again on a grid over the events'
     extent. Eager."""
-    filters = [EventFilter.for_events(e, screening=screening, hygiene=hygiene) for e in events]
+    common = gtimod.intersection(*[gtimod.from_dataset(e) for e in events])
+    filters = [EventFilter.for_events(e, screening=screening, hygiene=hygiene, gti=common) for e in events]
     monitor = [bti.monitor_filter(e, screening=screening) for e in events]
     axes = sky_axes(events, size_arcsec)
     if axes is not None:
