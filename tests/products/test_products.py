@@ -344,3 +344,25 @@ def test_sky_region_matches_physical_region(field):
     b = xcube.lightcurve(ev, 1000.0, region=phys).compute()
     assert a.attrs["backscal"] == pytest.approx(b.attrs["backscal"], rel=1e-3)
     assert abs(int(a.counts.sum()) - int(b.counts.sum())) <= 0.002 * int(b.counts.sum())
+
+
+def test_products_count_only_events_inside_the_gtis():
+    """Spectrum, image and light curve hold the events inside the GTIs, whose
+    length is their exposure (events outside made rates too high)."""
+    ev, _ = xcube.simulate.event_list("xmm-mos1", duration=4_000.0, sources=2, soft_protons=0, seed=5, t0=7.0e8)
+    ev = ev.load()
+    cut = ev.drop_vars(["gti_start", "gti_stop"]).assign(
+        gti_start=("gti", np.array([7.0e8, 7.0e8 + 2_500.0])), gti_stop=("gti", np.array([7.0e8 + 1_000.0,
+                                                                                         7.0e8 + 3_000.0])))
+    inside = gtimod.in_gti(cut["time"].values, gtimod.from_dataset(cut))
+    assert 0 < inside.sum() < cut.sizes["event"]
+    sp = xcube.spectrum(cut, pi_range=(0, 1 << 20))
+    assert int(sp["counts"].sum()) == int(inside.sum()) and sp.attrs["exposure"] == 1_500.0
+    im = xcube.image(cut)
+    assert int(im.sum()) == int(inside.sum()) and im.attrs["exposure"] == 1_500.0
+    assert int(xcube.lightcurve(cut, 100.0)["counts"].sum()) == int(inside.sum())
+    empty = cut.assign(gti_stop=cut["gti_start"])
+    with pytest.raises(ValueError, match="no good time"):
+        xcube.spectrum(empty)
+    with pytest.raises(ValueError, match="no good time"):
+        xcube.image(empty)

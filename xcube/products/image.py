@@ -8,7 +8,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from ..missions import profile_of
-from .lightcurve import pi_band, product_attrs, region_text
+from .lightcurve import pi_band, product_attrs, region_text, require_good_time
 
 __all__ = ["image", "events_extent"]
 
@@ -91,9 +91,8 @@ def image(
         if box is not None:
             x_range = x_range if x_range is not None else (box[0], box[1])
             y_range = y_range if y_range is not None else (box[2], box[3])
-    sel = events
-    if energy_band is not None or expr is not None or region is not None:
-        sel = select(events, energy_band=energy_band, expr=expr, region=region)
+    require_good_time(events, "image")
+    sel = select(events, energy_band=energy_band, expr=expr, region=region, gti=events)
     if x_range is None or y_range is None:
         extent = events_extent(sel)
         if extent is not None:

@@ -105,6 +105,18 @@ def _time_range_gti(events, time_range):
     return t_start, t_stop
 
 
+def require_good_time(events, product: str) -> None:
+    """Raise ``ValueError`` naming the file when ``events`` have no good time
+    (no GTI variables, or GTIs of zero total length): a product's events are
+    those inside the GTIs, and its exposure their length."""
+    src = events.attrs.get("source", "<events>")
+    if "gti_start" not in events.variables:
+        raise ValueError(f"{src}: no GTIs (gti_start/gti_stop) to make a {product} from")
+    if gtimod.exposure(gtimod.from_dataset(events)) <= 0:
+        raise ValueError(f"{src}: no good time (the GTI tables are empty or of zero length); a {product} needs "
+                         "exposure")
+
+
 def product_attrs(events, **params) -> dict:
     keep = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "mjdrefi", "mjdreff", "timesys",
             "timeref", "telescop", "instrume", "filter", "date_obs", "date_end", "expid", "RADESYS", "EQUINOX")
@@ -286,7 +298,7 @@ def _band_lightcurve(events, axis, width, energy_band, region, background, expr,
     from ..select import select
 
     filters = {"energy_band": energy_band, "expr": expr or None}
-    counts = bin_events(select(events, region=region, **filters), time=axis)
+    counts = bin_events(select(events, region=region, gti=events, **filters), time=axis)
     attrs = product_attrs(
         events, kind="lightcurve", time_bin=width, errors=errors,
         energy_band=list(energy_band) if energy_band is not None else None,
@@ -304,7 +316,7 @@ def _band_lightcurve(events, axis, width, energy_band, region, background, expr,
             raise ValueError(f"lightcurve: region areas must be positive (source {attrs['backscal']:g}, "
                              f"background {attrs['bkg_backscal']:g} pixel^2)")
         ratio = attrs["backscal"] / attrs["bkg_backscal"]
-        bkg_counts = bin_events(select(events, region=background, **filters), time=axis)
+        bkg_counts = bin_events(select(events, region=background, gti=events, **filters), time=axis)
     counts = counts.copy(deep=False)
     counts.attrs = {}
     return lightcurve_from_counts(

@@ -9,7 +9,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .grouping import group_spectrum
-from .lightcurve import product_attrs, region_text
+from .lightcurve import product_attrs, region_text, require_good_time
 
 __all__ = ["spectrum", "standard_grid"]
 
@@ -113,11 +113,12 @@ def spectrum(
         raise ValueError("spectrum: a background region needs a source region (region=) to scale it to")
     if "pi" not in events.variables:
         raise ValueError(f"{events.attrs.get('source', 'events')}: no 'pi' column to make a spectrum from")
+    require_good_time(events, "spectrum")
     channel_bin, pi_range = standard_grid(events, channel_bin, pi_range)
     axis, first, (pmin, pmax) = _channel_axis(events, channel_bin, pi_range)
     cb = int(channel_bin)
     def hist(reg):
-        sel = select(events, expr=expr or None, region=reg)  # one eager pass per region
+        sel = select(events, expr=expr or None, region=reg, gti=events)  # one eager pass per region
         h = bin_events(sel, energy=axis)
         return h.drop_vars([c for c in h.coords if c != "channel"])
 
