@@ -36,7 +36,8 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: {shown.replace('%', '%%')})"
 
 
-#: the --help text of the one screening default of ``xcube lc``, ``image``, ``spectrum`` and ``search``
+#: the --help text of the one screening default of ``xcube lc``, ``image``, ``spectrum``, ``pds``, ``stitch``
+#: and ``search``
 SCREEN_HELP = ("apply the mission's standard event screening (e.g. XMM EPIC: PATTERN and FLAG == 0, see "
                "docs/select.md), as SAS and the transient search do; --no-screen keeps every event")
 

@@ -55,17 +55,26 @@ def _is_lightcurve(obj) -> bool:
     return isinstance(obj, xr.Dataset) and "time" in obj.dims and "counts" in obj
 
 
+_SELECTION = ("energy_band", "region", "expr")
+
+
 def _input_sums(obj, segment, dt, selection):
-    """(Delayed PdsSums, segment, n_bin, dt, attrs) of one EventList or light curve."""
+    """(Delayed PdsSums, segment, n_bin, dt, attrs) of one EventList or light
+    curve; ``selection``: ``energy_band``, ``region``, ``expr`` and
+    ``screening`` (the mission's screening, as ``xcube lc``; event lists only)."""
     from .. import gti as gtimod
 
     if _is_events(obj):
         if dt is None:
             raise ValueError("power_spectrum of an event list needs dt= (the bin width of the segments, e.g. 1/512 s)")
-        if any(v is not None for v in selection.values()):
+        from .cli import screening_expr
+
+        expr = screening_expr(obj, selection["expr"], selection["screening"], obj.attrs.get("source", "events"))
+        selection = dict(selection, expr=expr)
+        if any(selection[k] is not None for k in _SELECTION):
             from ..select import select
 
-            obj = select(obj, **selection)
+            obj = select(obj, **{k: selection[k] for k in _SELECTION})
         plan = pds_stream.plan_segments(gtimod.from_dataset(obj), segment, float(dt))
         attrs = dict(obj.attrs)
         if selection["energy_band"] is not None:
@@ -78,7 +87,7 @@ def _input_sums(obj, segment, dt, selection):
         if "band" in obj.dims:
             raise ValueError(f"power_spectrum: the light curve has {obj.sizes['band']} bands; pick one with "
                              f"lc.sel(band=...) (bands: {list(obj['band'].values)})")
-        if any(v is not None for v in selection.values()):
+        if any(selection[k] is not None for k in _SELECTION):
             raise ValueError("energy_band/region/expr apply to event lists; this light curve is already extracted")
         lc = _lightcurve_at(obj, dt)
         width = float(lc["time_hi"].values[0] - lc["time_lo"].values[0])
@@ -285,8 +294,9 @@ def _one(item, segment, dt, norm, rebin, selection, background_rate, noise, sche
 
 
 def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: str = "leahy", rebin=None, *,
-                   energy_band=None, region=None, expr: str | None = None, background_rate: float | None = None,
-                   subtract_noise: bool = False, average: bool = False, compute: bool = True):
+                   energy_band=None, region=None, expr: str | None = None, screening: bool = True,
+                   background_rate: float | None = None, subtract_noise: bool = False, average: bool = False,
+                   compute: bool = True):
     """Averaged power spectrum of an event list or light curve, or of many.
 
     Parameters
@@ -308,6 +318,10 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
         number of frequencies per bin; see :func:`rebin_power_spectrum`.
     energy_band, region, expr : event selection (:func:`xcube.select`) before
         the power spectrum; event lists only.
+    screening : event lists: apply the mission's standard event screening
+        (``profile.screening``, e.g. XMM MOS ``PATTERN <= 12 && FLAG == 0``)
+        with ``expr``, as ``xcube lc`` and ``xcube pds`` do by default; False
+        keeps every event. Light curves are already screened products.
     background_rate : background rate in the source region [count/s]; the
         ``frac`` normalisation and its noise level then refer to the source
         rate ``mean_rate - background_rate`` (Stingray's ``background_flux``).
@@ -335,12 +349,12 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
     the current Dask scheduler (threads, or a ``dask.distributed`` client if
     one is active). The result is small and eager unless ``compute=False``.
     Eager beforehand: the GTIs and segment boundaries; ``energy_band`` /
-    ``region`` / ``expr`` make :func:`xcube.select`'s sizing pass.
+    ``region`` / ``expr`` / the screening make :func:`xcube.select`'s sizing pass.
     """
     import dask
 
     step = _check(norm, segment, rebin)
-    selection = {"energy_band": energy_band, "region": region, "expr": expr}
+    selection = {"energy_band": energy_band, "region": region, "expr": expr, "screening": screening}
     args = (segment, dt, norm, None if average else step, selection, background_rate, subtract_noise)
     if isinstance(data, (xr.Dataset, str)) or hasattr(data, "__fspath__"):
         item = data if isinstance(data, xr.Dataset) else open_timing_input(data)

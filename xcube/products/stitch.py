@@ -138,15 +138,20 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
 
 
 def _extract_one(source, kwargs):
-    """Open one event file (or use one EventList) and make its light curve (in this task)."""
+    """Open one event file (or use one EventList), screen it when
+    ``kwargs["screening"]`` and make its light curve (in this task)."""
     from ..io import open_events
+    from .cli import screening_expr
     from .lightcurve import lightcurve
 
     ev = source if isinstance(source, xr.Dataset) else open_events(source)
+    kwargs = dict(kwargs)
+    kwargs["expr"] = screening_expr(ev, kwargs.get("expr"), kwargs.pop("screening"), ev.attrs.get("source", source))
     return lightcurve(ev, **kwargs).compute(scheduler="sync")
 
 
-def extract_lightcurves(sources, time_bin: float, *, errors: str = "warn", **kwargs) -> list:
+def extract_lightcurves(sources, time_bin: float, *, screening: bool = True, errors: str = "warn",
+                        **kwargs) -> list:
     """Light curves of many observations, extracted in parallel: one Dask task
     per observation (opening, selecting and binning run inside the task).
 
@@ -154,7 +159,10 @@ def extract_lightcurves(sources, time_bin: float, *, errors: str = "warn", **kwa
     ``xcube.open_archive`` (nodes with ``path`` or an EventList). ``kwargs``
     go to :func:`xcube.lightcurve` (``energy_band``, ``region``, ``expr``,
     ``background``, ...), so re-extracting other channels or bands over an
-    archive is one call. Runs on the current Dask scheduler: threads, or a
+    archive is one call. ``screening``: apply each mission's standard event
+    screening with ``expr``, as ``xcube lc`` and ``xcube stitch`` do by
+    default (e.g. XMM MOS ``PATTERN <= 12 && FLAG == 0``); False keeps every
+    event. Runs on the current Dask scheduler: threads, or a
     ``dask.distributed`` client when one is active. An observation that fails
     is skipped with a warning naming it and the reason (``errors="raise"``
     stops instead). Returns the light curves (computed) in input order; pass
@@ -165,7 +173,7 @@ def extract_lightcurves(sources, time_bin: float, *, errors: str = "warn", **kwa
     if isinstance(sources, xr.DataTree):
         sources = [n.to_dataset() if n.to_dataset().data_vars else n.attrs["path"] for n in sources.subtree
                    if n.to_dataset().data_vars or "path" in n.attrs]
-    kwargs = dict(kwargs, time_bin=time_bin)
+    kwargs = dict(kwargs, time_bin=time_bin, screening=screening)
     # partial: Dask must not compute a lazy EventList before the task (it is binned inside it)
     tasks = [dask.delayed(partial(_safe, _extract_one, s, kwargs, errors == "raise"), pure=False)() for s in sources]
     results = dask.compute(*tasks)

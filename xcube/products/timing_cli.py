@@ -25,11 +25,15 @@ def seconds(text: str) -> float:
 
 def register_timing(subparsers) -> None:
     """Add the ``pds``, ``stitch`` and ``plot`` subcommands."""
+    from ..cli import add_screen_option
+
     p = subparsers.add_parser(
         "pds", help="averaged power spectrum of event files or light curves -> FITS",
         description="Average the power spectra of segments inside the GTIs (Stingray's AveragedPowerspectrum, "
                     "streamed in chunks), rebin, and write a POWSPEC FITS table named by the xcube scheme and "
-                    "listed in the directory's products.parquet. Several files run in parallel.")
+                    "listed in the directory's products.parquet. Several files run in parallel. Events are "
+                    "screened with the mission's standard filter unless --no-screen (light curves are used as "
+                    "they are).")
     p.add_argument("files", nargs="+", metavar="FILE", help="event file(s) or OGIP light curve(s)")
     p.add_argument("--segment", type=float, default=256.0, metavar="SECONDS", help="segment length (default 256)")
     p.add_argument("--dt", type=seconds, metavar="SECONDS",
@@ -41,6 +45,7 @@ def register_timing(subparsers) -> None:
     p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"), help="energy band [keV] (events)")
     p.add_argument("--region", help="source region (events): DS9 string or file")
     p.add_argument("--expr", help="event filter, evselect syntax (events)")
+    add_screen_option(p)
     p.add_argument("--background-rate", type=float, metavar="RATE",
                    help="background rate in the source region [count/s] for the frac normalisation")
     p.add_argument("--subtract-noise", action="store_true", help="subtract the Poisson level")
@@ -52,11 +57,13 @@ def register_timing(subparsers) -> None:
         "stitch", help="long-term light curve from many observations -> OGIP light curve",
         description="Join light curves of many observations (any missions) on one TT time axis (MJDREF of the "
                     "output), keeping every bin once, in time order, with MJD, OBS_ID and MISSION columns. Event "
-                    "files are first re-extracted in parallel (--time-bin, --energy).")
+                    "files are first re-extracted in parallel (--time-bin, --energy), screened with the "
+                    "mission's standard filter unless --no-screen, as xcube lc does.")
     p.add_argument("files", nargs="+", metavar="FILE", help="OGIP light curves and/or event files")
     p.add_argument("--time-bin", type=seconds, metavar="SECONDS", help="bin width for event files")
     p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"), help="energy band for event files")
     p.add_argument("--region", help="source region for event files")
+    add_screen_option(p)
     p.add_argument("--mjdref", type=float, help="MJD (TT) of time zero of the output (default: the day before "
                                                 "the first bin)")
     _outputs(p, "output light curve", required=True)
@@ -108,7 +115,7 @@ def _run_pds(args) -> int:
     if args.out and many and not args.average:
         raise ValueError("--out names one file: give one FILE, use --average, or --out-dir for several")
     kw = dict(segment=args.segment, dt=args.dt, norm=args.norm, rebin=args.rebin or None, energy_band=args.energy,
-              region=args.region, expr=args.expr, background_rate=args.background_rate,
+              region=args.region, expr=args.expr, screening=args.screen, background_rate=args.background_rate,
               subtract_noise=args.subtract_noise)
     res = power_spectrum(args.files if many else args.files[0], average=args.average, **kw)
     spectra = [res] if "obs" not in res.dims else [_one_of(res, i) for i in range(res.sizes["obs"])]
@@ -149,7 +156,8 @@ def _run_stitch(args) -> int:
         raise ValueError(f"stitch: {len(events)} event file(s) given; --time-bin is needed to extract light curves")
     lcs = [read_lightcurve(f) for f, k in kinds.items() if k == "lightcurve"]
     if events:
-        lcs += extract_lightcurves(events, args.time_bin, energy_band=args.energy, region=args.region)
+        lcs += extract_lightcurves(events, args.time_bin, energy_band=args.energy, region=args.region,
+                                   screening=args.screen)
     lc = stitch(lcs, mjdref=args.mjdref)
     missions = lc.attrs["missions"]
     lc.attrs["mission"] = missions[0] if len(missions) == 1 else "MULTIPLE"
