@@ -129,26 +129,47 @@ def _open(args):
     return ev, screening_expr(ev, args.expr, args.screen, args.file)
 
 
+def _require_gti(ev, path) -> None:
+    """``ValueError`` naming ``path`` when its GTIs hold no good time (a light curve would have no exposure)."""
+    from .. import gti as gtimod
+
+    if "gti_start" in ev and gtimod.exposure(gtimod.from_dataset(ev)) <= 0:
+        raise ValueError(f"{path}: no good time: its GTIs total 0 s ({ev.sizes.get('gti', 0)} interval(s)), so "
+                         "every bin would have zero exposure (--t0 and --time-range only choose times inside the "
+                         f"GTIs); check the file's GTI extensions (xcube info {path}) or use a copy that has them")
+
+
 def _run_lc(args) -> int:
     from ..io.ogip import write_lightcurve
     from .lightcurve import lightcurve
 
     ev, expr = _open(args)
+    _require_gti(ev, args.file)
     lc = lightcurve(
         ev, args.time_bin, energy_band=args.energy, region=args.region, background=args.background,
         t0=args.t0, time_range=args.time_range, expr=expr, offset=args.offset, errors=args.errors, mjd=args.mjd,
     ).compute()
     kind = args.kind or ("net" if args.background else "total")
     path = write_lightcurve(args.out, lc, kind=kind, overwrite=args.overwrite, fraccorr=args.fraccorr)
-    good = lc["exposure"].values > 0
-    rate = lc[{"net": "net_rate", "background": "bkg_rate"}.get(kind, "rate")].values[good]
-    counts = f"{int(lc['counts'].sum())} source counts"
+    counts = f"{int(lc['counts'].sum())} {'source counts' if args.region else 'counts'}"
     if "bkg_counts" in lc:
         counts += f", {int(lc['bkg_counts'].sum())} background-region counts"
+    where = " (in the source region)" if args.region else ""
     print(f"{path}: {lc.sizes['time']} bins of {args.time_bin:g} s, {counts}, mean {kind} rate "
-          f"{np.nanmean(rate) if rate.size else float('nan'):.4g} count/s (in the source region) over "
-          f"{float(lc['exposure'].sum()):.1f} s")
+          f"{mean_rate(lc, {'net': 'net_rate', 'background': 'bkg_rate'}.get(kind, 'rate')):.4g} count/s{where} "
+          f"over {float(lc['exposure'].sum()):.1f} s")
     return 0
+
+
+def mean_rate(lc, name: str = "rate") -> float:
+    """Counts over exposure of ``lc[name]`` [count/s]: sum(rate x exposure) /
+    sum(exposure) over the bins with good time and a finite rate (the counts,
+    net of the background for a net rate, over the good time; the
+    exposure-weighted mean ``xcube info`` shows). NaN without such bins."""
+    expo = np.asarray(lc["exposure"].values, np.float64)
+    rate = np.asarray(lc[name].values, np.float64)
+    good = (expo > 0) & np.isfinite(rate)
+    return float(np.sum(rate[good] * expo[good]) / np.sum(expo[good])) if good.any() else float("nan")
 
 
 def _run_image(args) -> int:
