@@ -256,3 +256,32 @@ def test_damaged_ccd_numbers_are_border_events_and_bounded(bright):
     assert MAX_CCDS < 30000
     none, st_none = _stats(bad.assign(ccdnr=("event", np.full(ccd.size, -1, np.int16))))  # no CCD at all
     assert not none.any() and st_none["border_events"] == int(_stats(bad, hygiene=False)[0].sum())
+
+
+def test_event_blocks_are_fixed_from_the_first_event():
+    from xcube.io.chunking import EVENT_CHUNK, event_blocks
+
+    assert event_blocks(0) == (0,) and event_blocks(5) == (5,) and event_blocks(EVENT_CHUNK) == (EVENT_CHUNK,)
+    assert event_blocks(2 * EVENT_CHUNK + 3) == (EVENT_CHUNK, EVENT_CHUNK, 3)
+
+
+def test_hygiene_does_not_depend_on_the_chunks(bright):
+    """The hot pixel is judged on the same block of events whatever the
+    event list's chunks: select and the search give the same result."""
+    ev, _ = bright
+    ev2, _ = simulate.inject_instrumental(ev, "hot_pixel", ccd=4, rawx=30, rawy=100, rate=0.02, seed=1)
+    ev2 = ev2.load()
+    small = ev2.chunk({"event": 3_000})  # a hot pixel of 0.02 ct/s is not improbable in 3000 events
+    one = select(ev2, expr="PATTERN <= 4 && FLAG == 0", hygiene=True)
+    many = select(small, expr="PATTERN <= 4 && FLAG == 0", hygiene=True)
+    np.testing.assert_array_equal(many.time.values, one.time.values)
+    a = xcube.search_transients(ev2, time_bin=500.0).summary["hygiene"]
+    b = xcube.search_transients(small, time_bin=500.0).summary["hygiene"]
+    assert a == b and a["hot_pixels"] == 1
+
+
+def test_real_mos_hygiene_does_not_depend_on_the_chunks():
+    path = real_file("xmm", "P0001730201M1S002MIEVLI.FTZ")
+    st = [xcube.search_transients(xcube.open_events(path, chunks=c), time_bin=50.0).summary["hygiene"]
+          for c in (None, 20_000)]
+    assert st[0] == st[1] and st[0]["hot_pixels"] > 0

@@ -38,6 +38,7 @@ import xarray as xr
 from . import gti as gtimod
 from .expression import compile_expression
 from .hygiene import BLOCK_EVENTS
+from .io.chunking import event_blocks
 from .missions import GENERIC, profile_of
 from .regions import RegionSet, check_in_field, pixel_region
 from .scheduler import compute
@@ -371,6 +372,8 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
     ref = next(events.variables[n].data for n in (["time"] + event_vars) if n in events.variables
                and hasattr(events.variables[n].data, "chunks"))
     chunks = ref.chunks
+    if filt.contextual:  # the hygiene judges fixed blocks of events, whatever the chunks
+        chunks = (event_blocks(ref.shape[0]),)
     arrays = {}
     for n in event_vars:
         a = events.variables[n].data

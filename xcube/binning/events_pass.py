@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import gti as gtimod
 from ..hygiene import BLOCK_EVENTS, merge_stats
+from ..io.chunking import event_blocks
 from ..io.memmap import fusable_sources, read_columns
 from ..missions import profile_of
 from ..scheduler import compute
@@ -228,17 +229,21 @@ def _graph(ev, spec):
     for c in spec.columns:
         a = column(c, ref.chunks[0])
         arrays.append(a if a.chunks == ref.chunks else a.rechunk(ref.chunks))
+    blocks = ref.chunks[0]
+    if spec.filter is not None and spec.filter.contextual:  # the hygiene's fixed blocks, whatever the chunks
+        blocks = event_blocks(ref.shape[0])
     name = f"events-pass-{uuid.uuid4().hex[:16]}"
     sources = fusable_sources(arrays)
-    if sources is not None:  # columns of one FITS table: each chunk's columns decoded in one pass over its rows
-        ends = np.cumsum(ref.chunks[0])
-        layer = {(name, j): (_fused_chunk_task, spec, tuple(sources), int(ends[j] - ref.chunks[0][j]), int(ends[j]))
-                 for j in range(ref.numblocks[0])}
+    if sources is not None:  # columns of one FITS table: each block's columns decoded in one pass over its rows
+        ends = np.cumsum(blocks)
+        layer = {(name, j): (_fused_chunk_task, spec, tuple(sources), int(ends[j] - blocks[j]), int(ends[j]))
+                 for j in range(len(blocks))}
         graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
     else:
-        layer = {(name, j): (_chunk_task, spec, *[(a.name, j) for a in arrays]) for j in range(ref.numblocks[0])}
+        arrays = [a if a.chunks[0] == blocks else a.rechunk((blocks,)) for a in arrays]
+        layer = {(name, j): (_chunk_task, spec, *[(a.name, j) for a in arrays]) for j in range(len(blocks))}
         graph = HighLevelGraph.from_collections(name, layer, dependencies=arrays)
-    return graph, [(name, j) for j in range(ref.numblocks[0])]
+    return graph, [(name, j) for j in range(len(blocks))]
 
 
 def _fused_chunk_task(spec, sources, start, stop):

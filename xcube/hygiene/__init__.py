@@ -41,9 +41,11 @@ and, in this order, drops:
    cluster are dropped (one instrumental event).
 
 Every statistic is taken on the events that pass the filter's other tests
-(the search: the screened events of all energies), block by block: the
-blocks are the event list's chunks (``select`` and the search see the same
-chunks; in-memory event lists are cut into :data:`BLOCK_EVENTS` events).
+(the search: the screened events of all energies), block by block: fixed
+blocks of :data:`BLOCK_EVENTS` events from the list's first event
+(:func:`xcube.io.chunking.event_blocks`), whatever its Dask chunks
+(``select`` and the search re-chunk other lists to them), so that the
+decisions do not depend on the chunking.
 Counts of what each rule removed go to the ``stats`` of the filter
 (``EventFilter.mask``), and from there to the search summary.
 """

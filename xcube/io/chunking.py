@@ -11,3 +11,14 @@ caches and give the workers many tasks of equal size: a 1e7-event file is
 
 #: events per Dask chunk along ``event``
 EVENT_CHUNK = 1 << 20
+
+
+def event_blocks(n: int) -> tuple:
+    """Lengths of the fixed blocks of an event list of ``n`` events:
+    :data:`EVENT_CHUNK` events from the first one, the last block shorter
+    (``(0,)`` when empty). The detector hygiene judges these blocks whatever
+    the list's chunks, so its decisions do not depend on the chunking."""
+    n = int(n)
+    full, rest = divmod(n, EVENT_CHUNK)
+    return (EVENT_CHUNK,) * full + ((rest,) if rest or not full else ())
+
