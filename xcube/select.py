@@ -85,9 +85,11 @@ def select(events, energy_band=None, expr=None, region=None, gti=None, hygiene=N
         :class:`xcube.hygiene.Hygiene`: drop detector border, hot pixels and
         columns, flickering pixels and instrumental clusters
         (:mod:`xcube.hygiene`), judged on the events passing the other
-        criteria of this call, chunk by chunk. The transient search judges
-        them on the screened events of all energies: ``select(ev,
-        expr=screening, hygiene=True)`` then the band reproduces its events.
+        criteria of this call, in fixed blocks of 2^20 events
+        (:func:`xcube.io.chunking.event_blocks`, whatever the chunks). The
+        transient search judges them on the screened events of all energies
+        inside the cameras' common GTIs: ``select(ev, expr=screening,
+        gti=common, hygiene=True)`` then the band reproduces its events.
 
     Returns
     -------
