@@ -74,19 +74,39 @@ class PdsSums:
     empty: bool = True
 
 
-def plan_segments(gti, segment: float, dt: float) -> SegmentPlan:
-    """Segments of ``segment`` seconds (fixed to a whole number of ``dt``
-    bins, as Stingray does) that lie fully inside the GTIs ``(start, stop)``.
-    Eager and small. Raises ``ValueError`` when no GTI is long enough."""
-    from stingray.gti import time_intervals_from_gtis
+#: fewest ``dt`` bins a segment may hold: 2 bins leave no frequency between 1/segment and the Nyquist frequency
+MIN_SEGMENT_BINS = 3
+
+
+def segment_bins(segment: float, dt: float, source: str = "") -> tuple[float, int]:
+    """``(segment, n_bin)``: ``segment`` [s] fixed to a whole number of
+    ``dt`` bins as Stingray does. ``ValueError`` naming ``source`` when that
+    is fewer than :data:`MIN_SEGMENT_BINS` bins (Stingray would divide by zero)."""
     from stingray.utils import fix_segment_size_to_integer_samples
 
-    segment, n_bin = fix_segment_size_to_integer_samples(float(segment), float(dt))
+    fixed, n_bin = fix_segment_size_to_integer_samples(float(segment), float(dt))
+    if n_bin < MIN_SEGMENT_BINS:
+        need = MIN_SEGMENT_BINS * float(dt)
+        raise ValueError(f"{source or 'input'}: a {float(segment):g} s segment holds only {n_bin} bin(s) of "
+                         f"{float(dt):g} s (dt); a segment must hold at least {MIN_SEGMENT_BINS} bins of dt (2 leave "
+                         f"no frequency below the Nyquist frequency): use a segment of at least {need:g} s (e.g. "
+                         f"segment={64 * float(dt):g}, --segment {64 * float(dt):g}) or a smaller dt (--dt)")
+    return fixed, n_bin
+
+
+def plan_segments(gti, segment: float, dt: float, source: str = "") -> SegmentPlan:
+    """Segments of ``segment`` seconds (fixed to a whole number of ``dt``
+    bins, as Stingray does) that lie fully inside the GTIs ``(start, stop)``.
+    Eager and small. Raises ``ValueError`` (naming ``source``) when a segment
+    holds fewer than 3 bins or no GTI is long enough."""
+    from stingray.gti import time_intervals_from_gtis
+
+    segment, n_bin = segment_bins(segment, dt, source)
     g = np.column_stack([np.asarray(gti[0], np.float64), np.asarray(gti[1], np.float64)])
     if g.size == 0 or float(np.max(g[:, 1] - g[:, 0])) + 1e-5 < segment:
         longest = float(np.max(g[:, 1] - g[:, 0])) if g.size else 0.0
-        raise ValueError(f"no GTI is as long as one segment ({segment:g} s; longest GTI {longest:.6g} s, "
-                         f"{len(g)} GTI(s)); choose a shorter segment=")
+        raise ValueError(f"{source + ': ' if source else ''}no GTI is as long as one segment ({segment:g} s; "
+                         f"longest GTI {longest:.6g} s, {len(g)} GTI(s)); choose a shorter segment=")
     start, stop = time_intervals_from_gtis(g, segment)
     bounds = np.sort(np.array(list(set(np.concatenate([start, stop])))))
     b64 = bounds.astype(np.float64)
@@ -224,22 +244,22 @@ def events_delayed(time_data, plan: SegmentPlan):
     return tree_reduce(parts)
 
 
-def lightcurve_delayed(times, counts, gti, segment: float, dt: float):
+def lightcurve_delayed(times, counts, gti, segment: float, dt: float, source: str = ""):
     """Delayed :class:`PdsSums` of a binned light curve (``times``: bin
     centres [s], numpy; ``counts``: numpy or Dask, same length) over the
     segments Stingray's binned rule finds inside ``gti``. Eager: the segment
-    boundaries (from the time coordinate)."""
+    boundaries (from the time coordinate). ``source`` names the input in errors."""
     import dask
     from stingray.gti import generate_indices_of_segment_boundaries_binned
-    from stingray.utils import fix_segment_size_to_integer_samples
 
-    segment, n_bin = fix_segment_size_to_integer_samples(float(segment), float(dt))
+    segment, n_bin = segment_bins(segment, dt, source)
     g = np.column_stack([np.asarray(gti[0], np.float64), np.asarray(gti[1], np.float64)])
     try:
         idx = [(int(i0), int(i1)) for _, _, i0, i1 in
                generate_indices_of_segment_boundaries_binned(np.asarray(times), g, segment, dt=dt)]
     except (AssertionError, ValueError) as exc:
-        raise ValueError(f"no {segment:g} s segment of whole bins lies inside the GTIs ({exc})") from None
+        raise ValueError(f"{source + ': ' if source else ''}no {segment:g} s segment of whole bins lies inside "
+                         f"the GTIs ({exc})") from None
     blocks, cur = [], []
     for i0, i1 in idx:
         if cur and i1 - cur[0][0] > max(LC_BLOCK_BINS, n_bin):

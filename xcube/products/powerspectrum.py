@@ -75,7 +75,7 @@ def _input_sums(obj, segment, dt, selection):
             from ..select import select
 
             obj = select(obj, **{k: selection[k] for k in _SELECTION})
-        plan = pds_stream.plan_segments(gtimod.from_dataset(obj), segment, float(dt))
+        plan = pds_stream.plan_segments(gtimod.from_dataset(obj), segment, float(dt), _source(obj))
         attrs = dict(obj.attrs)
         if selection["energy_band"] is not None:
             attrs["energy_band"] = [float(v) for v in selection["energy_band"]]
@@ -92,10 +92,15 @@ def _input_sums(obj, segment, dt, selection):
         lc = _lightcurve_at(obj, dt)
         width = float(lc["time_hi"].values[0] - lc["time_lo"].values[0])
         gti = gtimod.from_dataset(lc) if "gti_start" in lc else _gti_of_bins(lc)
-        sums, seg, n_bin = pds_stream.lightcurve_delayed(lc["time"].values, lc["counts"].data, gti, segment, width)
+        sums, seg, n_bin = pds_stream.lightcurve_delayed(lc["time"].values, lc["counts"].data, gti, segment, width,
+                                                         _source(obj))
         return sums, seg, n_bin, width, obj.attrs
     raise TypeError(f"power_spectrum needs an EventList (dim 'event') or a light curve (dim 'time' with 'counts'), "
                     f"got {type(obj).__name__} with dims {getattr(obj, 'dims', None)}")
+
+
+def _source(obj) -> str:
+    return str(obj.attrs.get("source") or obj.attrs.get("obs_id") or "")
 
 
 def _gti_of_bins(lc):
