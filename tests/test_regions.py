@@ -265,3 +265,26 @@ def test_random_include_exclude_circles_match_brute_force_and_compose(circles, s
             assert "lies outside the events' field" in str(exc)
             return
     np.testing.assert_array_equal(values(both), values(ev)[ma & mb])
+
+
+def test_sky_region_on_the_far_side_of_the_sky(make_event_file, tmp_path, capsys):
+    """A sky region ~180 deg from the field has no pixels in the TAN projection: the same 'outside the
+    field' error as a nearby off-field region, naming the file (it was 'cannot convert float NaN to integer')."""
+    from xcube.cli import main
+
+    path = make_event_file(name="far.fits")
+    ev = xcube.open_events(path)
+    far = 'fk5;circle(10,10,40")'
+    with pytest.raises(ValueError, match=r"far.fits: region 'fk5;circle\(10,10,40\"\)' lies outside the events' "
+                                         r"field: it is on the far side of the sky"):
+        xcube.select(ev, region=far)
+    with pytest.raises(ValueError, match="far.fits: region .* lies outside the events' field: its extent"):
+        xcube.select(ev, region='fk5;circle(262.0,-32.55,40")')  # off the field, on the near side
+    # an exclusion on the far side excludes nothing
+    ra, dec = ATTRS["CRVAL1"], ATTRS["CRVAL2"]
+    near = f'fk5;circle({ra!r},{dec!r},300")'
+    np.testing.assert_array_equal(region_mask(ev, f'{near};-circle(10,10,40")').values, region_mask(ev, near).values)
+    for cmd, extra in (("lc", ["--time-bin", "100"]), ("spectrum", []), ("image", [])):
+        assert main([cmd, str(path), "--region", far, "--out", str(tmp_path / f"{cmd}.fits"), *extra]) == 1
+        err = capsys.readouterr().err
+        assert f"{path}: region" in err and "far side of the sky" in err and "NaN" not in err, err

@@ -368,8 +368,30 @@ def pixel_region(region, events=None) -> RegionSet:
             if wcs is None:
                 wcs = events_wcs(events)
             r = r.to_pixel(wcs)
+            if not _has_pixels(r):
+                if not keep:  # an exclusion on the far side of the sky excludes nothing
+                    continue
+                raise ValueError(_far_side(descr, events, wcs))
         (include if keep else exclude).append(r)
     return RegionSet(tuple(include), tuple(exclude), descr)
+
+
+def _has_pixels(r) -> bool:
+    """False for a shape converted from the sky to no finite pixel position
+    (the far side of the sky for the events' TAN projection)."""
+    try:
+        r.bounding_box
+    except (ValueError, OverflowError):  # NaN corners
+        return False
+    return True
+
+
+def _far_side(descr, events, wcs) -> str:
+    ra, dec = (float(v) for v in wcs.wcs.crval)
+    src = getattr(events, "attrs", {}).get("source")
+    return (f"{src + ': ' if src else ''}region {descr!r} lies outside the events' field: it is on the far side of "
+            f"the sky from the field (centre RA {ra:.4f}, Dec {dec:.4f} deg), where the events' sky projection has "
+            "no pixels. Check the coordinates and the coordinate system (physical, image or fk5).")
 
 
 # --------------------------------------------------------------------------- masks and areas
@@ -433,9 +455,10 @@ def region_area(region, events=None, samples: int = 4_000_000) -> float:
     return rs.area(samples=samples)
 
 
-def check_in_field(rs: RegionSet, extent) -> None:
-    """Raise when the included shapes lie wholly outside ``extent`` (xmin,
-    xmax, ymin, ymax of the events, column units); warn when partly outside."""
+def check_in_field(rs: RegionSet, extent, source: str = "") -> None:
+    """Raise (naming ``source``, the events' file) when the included shapes
+    lie wholly outside ``extent`` (xmin, xmax, ymin, ymax of the events,
+    column units); warn when partly outside."""
     box = rs.bbox()
     if box is None or extent is None:
         return
@@ -444,7 +467,8 @@ def check_in_field(rs: RegionSet, extent) -> None:
     field = f"X {ex0:g}..{ex1:g}, Y {ey0:g}..{ey1:g}"
     if x1 < ex0 or x0 > ex1 or y1 < ey0 or y0 > ey1:
         raise ValueError(
-            f"region {rs.description!r} lies outside the events' field: its extent X {x0:g}..{x1:g}, "
+            f"{source + ': ' if source else ''}region {rs.description!r} lies outside the events' field: its "
+            f"extent X {x0:g}..{x1:g}, "
             f"Y {y0:g}..{y1:g} misses the events at {field}. Check the coordinate system (physical, image or fk5)."
         )
     if x0 < ex0 or x1 > ex1 or y0 < ey0 or y1 > ey1:

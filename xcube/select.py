@@ -366,7 +366,7 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
         index = np.concatenate([np.flatnonzero(fn(*[c[a:a + step] for c in cols])) + a
                                 for a in range(0, max(len(cols[0]), 1), step)])
         if rs is not None:
-            check_in_field(rs, _extent_numpy(events))
+            check_in_field(rs, _extent_numpy(events), _name(events))
         return _rebuild(events, {n: events.variables[n].values.take(index) for n in event_vars})
 
     import dask.array as da
@@ -396,7 +396,7 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
         ext = None
         if events.sizes["event"]:
             ext = (res[1][:, 0].min(), res[1][:, 1].max(), res[2][:, 0].min(), res[2][:, 1].max())
-        check_in_field(rs, ext)
+        check_in_field(rs, ext, _name(events))
     # indices of the kept events, once per chunk (flatnonzero + take is ~5x faster than boolean indexing)
     index = mask.map_blocks(np.flatnonzero, chunks=(counts,), dtype=np.intp)
     new = {
