@@ -29,6 +29,16 @@ def events_extent(events):
     return (lo_x, hi_x), (lo_y, hi_y)
 
 
+def _require_sky_columns(events) -> None:
+    """``ValueError`` naming the file when the events lack the X/Y sky columns an image bins."""
+    from ..select import column_dtypes
+
+    missing = [c.upper() for c in ("x", "y") if c not in events.data_vars]
+    if missing:
+        raise ValueError(f"{events.attrs.get('source') or 'events'}: no X/Y sky columns ({'/'.join(missing)} "
+                         f"missing), which an image bins; columns: {', '.join(sorted(column_dtypes(events)))}")
+
+
 def image(
     events,
     bin_size: float | None = None,
@@ -72,8 +82,9 @@ def image(
     event chunks); eager: the grid, coordinates and the passes of
     :func:`xcube.select` over the filtered columns.
 
-    Raises ``ValueError`` for a non-positive bin size, a region outside the
-    field or an energy band outside the mission's range; a grid too big for
+    Raises ``ValueError`` for a non-positive bin size, events without X/Y
+    sky columns, a region outside the field or an energy band outside the
+    mission's range; a grid too big for
     memory is refused before any allocation.
     """
     from ..binning import bin_events, sky_axis
@@ -82,6 +93,7 @@ def image(
 
     if bin_size is not None and size_arcsec is not None:
         raise ValueError("image: give the pixel size as bin_size (sky pixels) or size_arcsec (arcsec), not both")
+    _require_sky_columns(events)
     if bin_size is None and size_arcsec is None:  # the mission's usual image pixel
         size_arcsec = profile_of(events).image_arcsec
         bin_size = 1.0 if size_arcsec is None else None
