@@ -163,7 +163,7 @@ def test_info_of_real_light_curves_and_gti(capsys):
     assert main(["info", str(lc), str(fbk), str(gti)]) == 0
     out = capsys.readouterr().out
     start, stop = xcube.io.ogip.read_gti(gti)
-    for text in ("light curve (XMM EPN)", "bins        : 228 of 100 s", "object: HD159176", "UTC 2001-03-09T13:38:44",
-                 "bins        : 2,276 of 10 s", "good time intervals",
+    for text in ("light curve (XMM-Newton EPN)", "bins        : 228 of 100 s", "object: HD159176",
+                 "UTC 2001-03-09T13:38:44", "bins        : 2,276 of 10 s", "good time intervals",
                  f"GTI exposure: {float(np.sum(stop - start)):.1f} s in {start.size} interval(s)"):
         assert text in out, (text, out)

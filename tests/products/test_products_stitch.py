@@ -114,8 +114,19 @@ def test_extract_lightcurves_in_parallel_and_skip_failures(make_event_file, tmp_
     one = xcube.lightcurve(xcube.open_events(files[1]), 100.0, energy_band=(0.5, 2.0))
     np.testing.assert_array_equal(lcs[1]["counts"].values, one["counts"].values)
     s = stitch(lcs)
-    assert s.sizes["time"] == 30 and s.attrs["n_observations"] == 3
+    assert s.sizes["time"] == 30 and s.attrs["n_lightcurves"] == 3
     tree = xcube.open_archive([str(f) for f in files])
     assert len(xcube.extract_lightcurves(tree, 100.0)) == 3
     with pytest.raises(OSError):
         xcube.extract_lightcurves([str(tmp_path / "missing.fits")], 100.0, errors="raise")
+
+
+def test_two_cameras_of_one_observation_count_once_and_missions_are_named_alike(tmp_path):
+    a = make_lc(1e8, 20, 8.0, XMM_REF, obs_id="0123456789", seed=1)
+    b = make_lc(1e8, 20, 8.0, XMM_REF, obs_id="0123456789", seed=2)
+    c = make_lc(2e8, 20, 8.0, XMM_REF, obs_id="", seed=3)
+    s = stitch([a, b, c])
+    assert s.attrs["n_observations"] == 2 and s.attrs["n_lightcurves"] == 3
+    # a light-curve file of TELESCOP 'XMM' reads as the mission event lists name it
+    path = xcube.write_lightcurve(tmp_path / "a.lc", a)
+    assert xcube.read_lightcurve(path).attrs["mission"] == "XMM-Newton"

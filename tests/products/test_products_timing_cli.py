@@ -43,7 +43,7 @@ def test_stitch_and_plot_commands(two_obs, tmp_path, capsys, monkeypatch):
         assert main(["lc", str(f), "--time-bin", "50", "--out", str(lcs[-1])]) == 0
     long = tmp_path / "long.lc"
     assert main(["stitch", str(lcs[1]), str(lcs[0]), "--out", str(long)]) == 0
-    assert "80 bins from 2 observations" in capsys.readouterr().out
+    assert "80 bins from 2 light curve(s) of 2 observation(s)" in capsys.readouterr().out
     back = xcube.read_lightcurve(long)
     assert back.attrs["stitched"] and np.all(np.diff(back["mjd"].values) > 0)
     assert list(dict.fromkeys(back["obs_id"].values)) == ["0123456780", "0123456781"]

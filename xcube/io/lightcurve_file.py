@@ -17,6 +17,7 @@ import xarray as xr
 from astropy.io import fits
 
 from .. import gti as gtimod
+from ..missions import mission_name
 from .fitsutil import extension, find_column, open_fits
 from .ogip import counts_array, find_gti_hdu, gti_of_hdu, read_mjdref
 
@@ -72,7 +73,8 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
     ``time_lo``/``time_hi``, ``exposure`` [s] and ``fracexp``; variables
     ``counts``, ``rate``, ``rate_err`` [count/s] (and ``bkg_rate``/``bkg_rate_err``
     from BACKV/BACKE); ``gti_start``/``gti_stop``; attrs ``mjdref``,
-    ``timesys``, ``mission``/``instrument`` (TELESCOP/INSTRUME), ``hduclas2``,
+    ``timesys``, ``mission`` (the profile's name, e.g. XMM-Newton, else
+    TELESCOP), ``instrument`` (INSTRUME), ``hduclas2``,
     ``source``. Eager (light curves are small).
 
     Conventions read:
@@ -332,7 +334,7 @@ def _attrs(path, hdu, h, lo, hi, gti_name) -> dict:
         "source": str(Path(path).resolve()),
         "extension": hdu.name,
         "gti_extension": gti_name,
-        "mission": str(h.get("TELESCOP", "")).strip(),
+        "mission": mission_name(h.get("TELESCOP", "")),
         "instrument": str(h.get("INSTRUME", "")).strip(),
         "obs_id": str(h.get("OBS_ID", "")).strip(),
         "object": str(h.get("OBJECT", "")).strip(),
@@ -352,14 +354,19 @@ def _attrs(path, hdu, h, lo, hi, gti_name) -> dict:
     return attrs
 
 
-def _rate_corrected_by_tool(h: dict) -> bool:
-    """Whether the header's mission writes exposure-corrected RATE columns
-    (``MissionProfile.lc_rate_corrected``); quietly False for unknown missions."""
+def _profile(h):
+    """The header's mission profile (TELESCOP/INSTRUME); quietly the generic one for unknown missions."""
     from ..missions import detect
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return bool(detect(h).lc_rate_corrected)
+        return detect(h)
+
+
+def _rate_corrected_by_tool(h: dict) -> bool:
+    """Whether the header's mission writes exposure-corrected RATE columns
+    (``MissionProfile.lc_rate_corrected``); quietly False for unknown missions."""
+    return bool(_profile(h).lc_rate_corrected)
 
 
 def _rate_error(data, names):

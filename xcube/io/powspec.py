@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 from astropy.io import fits
 
+from ..missions import mission_name
 from .fitsutil import find_column, open_fits
 from .ogip import common_cards, primary_hdu, read_mjdref, write_hdul
 
@@ -88,7 +89,7 @@ def read_power_spectrum(path) -> xr.Dataset:
     hi = d.get("FREQ_HI", f + half).astype(np.float64)
     power = d["POWER"].astype(np.float64)
     attrs = {attr: h[key] for attr, (key, _) in _KEYS.items() if key in h}
-    attrs.update(kind="power_spectrum", source=str(Path(path).resolve()), mission=str(h.get("TELESCOP", "")).strip(),
+    attrs.update(kind="power_spectrum", source=str(Path(path).resolve()), mission=mission_name(h.get("TELESCOP", "")),
                  instrument=str(h.get("INSTRUME", "")).strip(), obs_id=str(h.get("OBS_ID", "")).strip(),
                  mjdref=read_mjdref(h))
     if "E_MIN" in h and "E_MAX" in h:

@@ -14,7 +14,7 @@ import warnings
 from .base import MissionProfile, linear_energy
 
 __all__ = ["MissionProfile", "linear_energy", "register", "get_profile", "profile_of", "detect", "profiles",
-           "event_extensions", "GENERIC"]
+           "event_extensions", "GENERIC", "mission_name"]
 
 log = logging.getLogger("xcube.missions")
 
@@ -92,6 +92,18 @@ def profile_of(events) -> MissionProfile:
     except KeyError as exc:
         src = attrs.get("source") or "events"
         raise KeyError(f"{src}: {exc.args[0]}") from None
+
+
+def mission_name(telescop: str) -> str:
+    """The mission as event lists name it (``"XMM-Newton"`` for TELESCOP
+    ``XMM``), so that products of one mission group together; ``telescop``
+    itself for a mission without a profile."""
+    _load_all()
+    t = str(telescop or "").strip()
+    for prof in _REGISTRY.values():
+        if t.upper() in prof.telescop:
+            return prof.mission
+    return t
 
 
 def detect(header, path: str = "<header>", instrument: str | None = None) -> MissionProfile:

@@ -99,7 +99,9 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     ``instrument``, ``obs_index`` (position in the input list). Variables are
     the union of the inputs' (NaN where an observation lacks one); one merged
     ``gti_start``/``gti_stop`` table in the new frame. attrs ``mjdref``,
-    ``timesys = 'TT'``, ``n_observations``, ``observations`` (obs_id list),
+    ``timesys = 'TT'``, ``n_observations`` (distinct mission and obs_id: two
+    cameras of one observation count once), ``n_lightcurves``,
+    ``observations`` (obs_id of each light curve),
     ``time_bin`` (NaN when the inputs differ).
 
     Lazy data stay lazy; the time coordinates are converted eagerly.
@@ -131,10 +133,17 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     out["gti_stop"] = ("gti", g[1], {"units": "s"})
     widths = {round(float(lc.attrs.get("time_bin", np.nan)), 9) for lc in lcs}
     out.attrs = {"kind": "lightcurve", "stitched": True, "mjdref": float(mjdref), "timesys": "TT",
-                 "n_observations": len(lcs), "observations": [str(lc.attrs.get("obs_id", "")) for lc in lcs],
+                 "n_observations": _n_observations(lcs), "n_lightcurves": len(lcs),
+                 "observations": [str(lc.attrs.get("obs_id", "")) for lc in lcs],
                  "missions": sorted({str(lc.attrs.get("mission", "")) for lc in lcs}),
                  "time_bin": widths.pop() if len(widths) == 1 else float("nan"), "xcube_version": __version__}
     return out
+
+
+def _n_observations(lcs) -> int:
+    """Distinct (mission, obs_id) of the light curves; each one without an obs_id counts alone."""
+    ids = [(str(lc.attrs.get("mission", "")), str(lc.attrs.get("obs_id", "") or "")) for lc in lcs]
+    return len({i for i in ids if i[1]}) + sum(1 for i in ids if not i[1])
 
 
 def _extract_one(source, kwargs):

@@ -168,7 +168,8 @@ def _run_stitch(args) -> int:
     if not args.no_index:
         add_to_index(Path(path).parent, path, lc.attrs, kind="lc_stitched", inputs=args.files)
     good = np.asarray(lc["exposure"].values) > 0
-    print(f"{path}: {lc.sizes['time']} bins from {lc.attrs['n_observations']} observations "
+    print(f"{path}: {lc.sizes['time']} bins from {lc.attrs['n_lightcurves']} light curve(s) of "
+          f"{lc.attrs['n_observations']} observation(s) "
           f"({', '.join(missions)}), MJD {lc['mjd'].values[good].min():.3f} - {lc['mjd'].values[good].max():.3f}")
     return 0
 
