@@ -87,7 +87,10 @@ MAX_NESTING = 64
 
 
 class ExpressionError(ValueError):
-    """A filter expression that does not parse or does not type-check."""
+    """A filter expression that does not parse or does not type-check
+    (``column``: the unknown column's name, for that error, else None)."""
+
+    column: str | None = None
 
 
 # --------------------------------------------------------------------------- tokens
@@ -668,7 +671,9 @@ def resolve_column(name: str, dtypes: Mapping, aliases: Mapping[str, str] | None
     near = difflib.get_close_matches(low, list(by_lower), n=1)
     hint = f"; did you mean {by_lower[near[0]]!r}?" if near else ""
     prefix = f"{context}: " if context else ""
-    raise ExpressionError(f"{prefix}unknown column {name!r}{hint} Available columns: {', '.join(avail)}")
+    err = ExpressionError(f"{prefix}unknown column {name!r}{hint} Available columns: {', '.join(avail)}")
+    err.column = name  # for callers that explain why the column is needed
+    raise err
 
 
 @dataclass

@@ -36,7 +36,7 @@ import numpy as np
 import xarray as xr
 
 from . import gti as gtimod
-from .expression import compile_expression
+from .expression import ExpressionError, compile_expression
 from .hygiene import BLOCK_EVENTS
 from .io.chunking import event_blocks
 from .missions import GENERIC, profile_of
@@ -44,7 +44,8 @@ from .regions import RegionSet, check_in_field, pixel_region
 from .scheduler import compute
 
 __all__ = ["select", "energy_band_mask", "EventFilter", "EnergyBand", "ExpressionTest", "RegionTest",
-           "GoodTimeTest", "energy_band_bounds", "column_dtypes", "column_aliases", "macro_lookup", "check_events"]
+           "GoodTimeTest", "energy_band_bounds", "column_dtypes", "column_aliases", "macro_lookup", "check_events",
+           "screening_expression"]
 
 log = logging.getLogger("xcube.select")
 
@@ -224,8 +225,7 @@ class EventFilter:
         set-up; no event is read."""
         tests, labels = [], []
         if screening and profile_of(events).screening:
-            expr_s = profile_of(events).screening
-            tests.append(_expression_test(events, expr_s))
+            tests.append(_expression_test(events, profile_of(events).screening, screening=True))
             labels.append(f"expr={tests[-1].compiled.text}")
         if energy_band is not None:
             lo, hi = energy_band_bounds(events, energy_band)
@@ -311,9 +311,45 @@ def _plain_mask(tests, cols, n) -> np.ndarray:
     return out
 
 
-def _expression_test(events, text) -> ExpressionTest:
-    return ExpressionTest(compile_expression(text, column_dtypes(events), aliases=column_aliases(events),
-                                             macros=macro_lookup(events)))
+def _expression_test(events, text, screening: bool = False) -> ExpressionTest:
+    """``text`` compiled on ``events``. A column it needs that the file lacks
+    is explained: the mission's default screening (``screening``), or the
+    PI/energy column of an energy selection."""
+    try:
+        return ExpressionTest(compile_expression(text, column_dtypes(events), aliases=column_aliases(events),
+                                                 macros=macro_lookup(events)))
+    except ExpressionError as exc:
+        if exc.column is None:
+            raise
+        if screening:
+            prof = profile_of(events)
+            raise ValueError(
+                f"{_name(events)}: the {prof.mission} {prof.instrument} default screening ({text}) needs the "
+                f"{exc.column.upper()} column, which this file lacks (columns: {_columns(events)}); skip the "
+                "screening with --no-screen (screening=False in Python) or filter with --expr (expr=)"
+            ) from None
+        if exc.column.lower() in ("energy", "pi") and "energy" not in events.data_vars:
+            raise ValueError(_no_energy(events)) from None
+        raise
+
+
+def screening_expression(events) -> str | None:
+    """The mission's default screening expression of ``events`` (None when
+    it has none), checked against their columns: ``ValueError`` naming the
+    file and the column it lacks, and how to skip the screening."""
+    text = profile_of(events).screening
+    if text:
+        _expression_test(events, text, screening=True)
+    return text
+
+
+def _no_energy(events) -> str:
+    """Why ``events`` have no ``energy`` column, for an energy selection."""
+    if "pi" in events.data_vars:
+        prof = profile_of(events)
+        return (f"{_name(events)}: no 'energy' column: the {prof.name!r} profile has no PI-to-energy conversion; "
+                "select PI channels instead (expr='PI in [lo:hi]'), or give --instrument / instrument=")
+    return (f"{_name(events)}: no PI (energy) column, which the energy band needs; columns: {_columns(events)}")
 
 
 def _gti_test_intervals(events, gti):
@@ -503,7 +539,7 @@ def energy_band_bounds(events, band) -> tuple[float, float]:
             f"({prof.energy_note}); select channels with expr='PI in [lo:hi]' instead of energy_band"
         )
     if "energy" not in events.data_vars:
-        raise ValueError(f"{_name(events)}: no 'energy' column; columns: {_columns(events)}")
+        raise ValueError(_no_energy(events))
     if prof is not GENERIC:
         emin, emax = prof.energy_range
         if hi <= emin or lo >= emax:

@@ -111,11 +111,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 def screening_expr(ev, expr, screen: bool, source="") -> str | None:
     """``expr`` combined with the mission's screening when ``screen`` (a
     warning when the mission has none)."""
-    from ..missions import profile_of
+    from ..select import screening_expression
 
     if not screen:
         return expr
-    screening = profile_of(ev).screening
+    screening = screening_expression(ev)  # checked: a column it needs and the file lacks is named
     if not screening:
         log.warning("%s: the mission profile has no standard screening; events are not screened", source)
         return expr
