@@ -367,3 +367,12 @@ def test_products_count_only_events_inside_the_gtis():
         xcube.spectrum(empty)
     with pytest.raises(ValueError, match="no good time"):
         xcube.image(empty)
+
+
+def test_writers_name_swapped_arguments(tmp_path):
+    lc = xcube.simulate.event_list("xmm-mos1", duration=1_000.0, sources=1, soft_protons=0, seed=2)[0]
+    curve = xcube.lightcurve(lc, 100.0)
+    with pytest.raises(TypeError, match="the path comes first"):
+        write_lightcurve(curve, str(tmp_path / "x.lc"))
+    with pytest.raises(TypeError, match="the path comes first"):
+        write_image(xcube.image(lc), tmp_path / "x.img")

@@ -30,6 +30,7 @@ Conventions of the files written here
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
@@ -67,6 +68,13 @@ __all__ = [
 log = logging.getLogger("xcube.io")
 
 _TIME_KEYS = ("MJDREF", "MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF", "TIMEZERO")
+
+
+def _path_first(path, product, writer: str) -> None:
+    """TypeError when a writer got ``(product, path)``: the path comes first."""
+    if isinstance(path, (xr.Dataset, xr.DataArray)) and isinstance(product, (str, os.PathLike)):
+        raise TypeError(f"{writer}(path, product): the path comes first; got {writer}(<{type(path).__name__}>, "
+                        f"{str(product)!r})")
 
 
 def write_hdul(hdul: fits.HDUList, path, overwrite: bool) -> Path:
@@ -343,6 +351,7 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
     not equal. Computes ``lc`` (eager); warns when it holds no counts.
     Returns the path.
     """
+    _path_first(path, lc, "write_lightcurve")
     kind = kind or "total"
     if kind not in _LC_KINDS:
         raise ValueError(f"kind={kind!r}: use one of {sorted(_LC_KINDS)}")
@@ -514,6 +523,7 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     DETCHANS, TLMIN1/TLMAX1. Computes the spectrum (eager); returns the path of
     the source file.
     """
+    _path_first(path, spectrum, "write_spectrum")
     path = Path(path)
     spectrum = spectrum.compute()
     attrs = dict(spectrum.attrs)
@@ -600,6 +610,7 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
     MJDREF/TIMESYS and TSTART/TSTOP. Computes the image (eager); atomic;
     returns the path.
     """
+    _path_first(path, image, "write_image")
     if image.ndim != 2:
         raise ValueError(f"write_image: need a 2-D (y, x) image, got dims {image.dims}")
     if image.dims != ("y", "x") and set(image.dims) == {"y", "x"}:
