@@ -67,7 +67,10 @@ def events_wcs(obj):
     """``astropy.wcs.WCS`` whose pixel coordinates are the ``x``/``y`` column
     values: ``xcube.wcs(obj)``. (Until :mod:`xcube.skycoords` exists, an
     equivalent built here from the CTYPEn/CRVALn/CRPIXn/CDELTn, RADESYS and
-    EQUINOX attrs.) Raises ``ValueError`` naming the missing attrs."""
+    EQUINOX attrs.) For a grid whose attrs hold the WCS of its *cells*
+    (``bin_events``, ``xcube.image``, the search's cubes), the column WCS is
+    derived from it (:func:`_cell_grid_attrs`). Raises ``ValueError`` naming
+    the missing attrs."""
     try:
         from .skycoords import wcs as _wcs
     except ModuleNotFoundError as exc:
@@ -75,10 +78,44 @@ def events_wcs(obj):
             raise
         _wcs = _fallback_wcs
     try:
-        return _wcs(obj)
+        return _wcs(_cell_grid_attrs(obj))
     except KeyError as exc:
         raise ValueError(f"{exc.args[0] if exc.args else exc}; sky regions need the X/Y column WCS, "
                          "use a physical region instead") from None
+
+
+def _cell_grid_attrs(obj):
+    """``obj``, or for a grid (1-D ``x``/``y`` coordinates: cell centres in
+    column units) whose attrs carry the WCS of its cells (marked by
+    ``WCSAXES``, as :func:`xcube.binning.sky.cell_wcs_keywords` writes it) a
+    ``Dataset`` whose attrs are the column WCS: cells of width ``w`` give
+    ``CDELT = CDELT_cell / w`` and ``CRPIX = x0 + (CRPIX_cell - 1 - k) w``,
+    ``x0`` the first centre, ``k`` its cell index in the binned grid (0, or
+    from the ``ra``/``dec`` coordinates of a cut-out). Eager, cheap."""
+    grid = _grid_coords(obj)
+    a = getattr(obj, "attrs", {})
+    if grid is None or "WCSAXES" not in a or any(f"{k}{i}" not in a for k in ("CRPIX", "CDELT") for i in (1, 2)):
+        return obj
+    k = (0, 0)
+    if "ra" in obj.coords and "dec" in obj.coords and obj["ra"].size:
+        from .binning import cube_wcs
+
+        pix = cube_wcs(obj).wcs_world2pix(float(obj["ra"].values.flat[0]), float(obj["dec"].values.flat[0]), 0)
+        k = tuple(int(round(float(v))) for v in pix)
+    out = dict(a)
+    for i, c, ki in ((1, grid[0], k[0]), (2, grid[1], k[1])):
+        v = np.asarray(c.values, np.float64)
+        lo, hi = f"{c.name}_lo", f"{c.name}_hi"
+        if lo in obj.coords and hi in obj.coords and v.size:
+            w = float(obj[hi].values[0] - obj[lo].values[0])
+        elif v.size > 1:
+            w = float(v[1] - v[0])
+        else:
+            raise ValueError(f"{a.get('source', 'grid')}: the {c.name} cell width is unknown (fewer than two cells "
+                             f"and no {lo}/{hi} coordinates); use a physical region")
+        out[f"CRPIX{i}"] = float(v[0]) + (float(a[f"CRPIX{i}"]) - 1.0 - ki) * w
+        out[f"CDELT{i}"] = float(a[f"CDELT{i}"]) / w
+    return xr.Dataset(attrs=out)
 
 
 def _fallback_wcs(obj):

@@ -118,7 +118,8 @@ def net_lightcurve(lc: xr.Dataset, background, *, region=None, scale: float = 1.
           ``region``. That model is "background template x background light
           curve + constant sources", so the net rate is the excess over a
           source that does not vary. It has no statistical error of its own.
-    region : the source region (needed for a search result).
+    region : the source region (needed for a search result), physical or sky
+        (the search's arrays carry the WCS of their cells).
     scale : factor applied to the model rate (e.g. an area ratio).
 
     Returns ``lc`` plus ``bkg_rate``, ``bkg_rate_err`` [count/s], ``net_rate``

@@ -28,6 +28,8 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
+from ..binning.axes import Axis
+from ..binning.sky import cell_wcs_keywords
 from ..hygiene import STAT_KEYS, merge_stats
 from ..missions import profile_of
 from ..missions.ecf import events_ecf
@@ -251,12 +253,14 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
                         sigma=params.sigma, ecf=events_ecf(events, params.energy_band))
     table = add_time_columns(table, events[0])  # mjd_start/peak/stop, utc_peak after the search's columns
     timings["detect"] = clock.lap()
-    dense = _dense_cube(cube, exposure, is_bti, bad, rid)
-    expected = expected_counts(dense, model=model)
+    sky = _sky_attrs(events[0], cube)
+    dense = _dense_cube(cube, exposure, is_bti, bad, rid).assign_attrs(sky)
+    expected = expected_counts(dense, model=model).assign_attrs(sky)
     timings["total"] = t_pass + sum(v for k, v in timings.items() if k != "cube")
     summary = _summary(cube, exposure, bad, btis, is_bti, table, fa, flags, types, model, timings)
     return SearchResult(run_id=rid, detections=table, lightcurves=lcs, cube=dense, expected=expected,
-                        masks=mask_cubes(dense, expected, params.sigma), image=_image(model, dense), summary=summary,
+                        masks=mask_cubes(dense, expected, params.sigma).assign_attrs(sky),
+                        image=_image(model, dense), summary=summary,
                         params=_params_record(params, events, gti_only, subset))
 
 
@@ -297,6 +301,16 @@ def _dense_cube(cube, exposure, is_bti, bad, rid) -> xr.DataArray:
                                 bti=("time", is_bti), bad_frame=("time", bad))
     dense.attrs.update({"run_id": rid, "units": "count"})
     return dense
+
+
+def _sky_attrs(events, cube) -> dict:
+    """The WCS of the cube's cells (as ``bin_events`` gives it for regular
+    axes; the sky grid's explicit edges are equally spaced) with the events'
+    RADESYS/EQUINOX, for the result's arrays: sky regions work on them
+    (:func:`xcube.region_mask`, ``net_lightcurve``). ``{}`` without an event WCS."""
+    y, x = (Axis.regular(a.name, a.edges[0], (a.edges[-1] - a.edges[0]) / a.size, a.size) for a in (cube.y, cube.x))
+    sky = cell_wcs_keywords(events.attrs, y, x)
+    return {**sky, **{k: events.attrs[k] for k in ("RADESYS", "EQUINOX") if sky and k in events.attrs}}
 
 
 def _image(model, dense) -> xr.DataArray:
