@@ -7,6 +7,7 @@ import gzip
 import io
 import os
 import warnings
+import zlib
 from pathlib import Path
 
 from astropy.io import fits
@@ -39,7 +40,7 @@ def _decompress(path, compression) -> bytes:
     try:
         with opener(path, "rb") as fh:
             return fh.read()
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise OSError(
             f"{path}: truncated or corrupt {compression} file ({exc}); download or copy it again"
         ) from exc

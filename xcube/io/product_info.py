@@ -3,6 +3,7 @@ PHA spectra, power spectra (``xcube pds``), FITS images and GTI files. Each summ
 few lines of text; everything is read eagerly (these files are small)."""
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,6 @@ def product_kind(path) -> str:
     structure (eager: reads headers only; ``FileNotFoundError`` naming a
     missing file)."""
     from ..missions import event_extensions
-    from .ogip import is_gti_hdu
 
     events = event_extensions() + ("STDEVT",)
 
@@ -30,29 +30,39 @@ def product_kind(path) -> str:
 
     check_path(p)
     try:
-        hdul = fits.open(p)
-    except OSError:  # not FITS (a CSV, a Parquet table...) or unreadable: the callers say what they take
+        with fits.open(p) as hdul:
+            return _fits_kind(hdul, events)
+    except (OSError, EOFError, ValueError, zlib.error):
+        # not FITS (a CSV, a Parquet table...), or corrupt (a damaged gzip stream, a header without END):
+        # the callers say what they take, and the event reader names the file and the damage
         return "unknown"
-    with hdul:
-        for h in hdul[1:]:
-            if not isinstance(h, fits.BinTableHDU):
-                continue
-            names = {c.upper() for c in h.columns.names}
-            clas = str(h.header.get("HDUCLAS1", "")).strip().upper()
-            if {"FREQUENCY", "POWER"} <= names:
-                return "power_spectrum"
-            if clas in ("LIGHTCURVE", "LIGHT CURVE") or h.name == "RATE":
-                return "lightcurve"
-            if clas == "SPECTRUM" or h.name == "SPECTRUM":
-                return "spectrum"
-            if clas in ("EVENTS", "EVENT") or h.name in events or h.name.startswith("EVENTS"):
-                return "events"
-        h0 = hdul[0].header
-        if h0.get("NAXIS", 0) == 2 and h0.get("NAXIS1", 0) > 1 and h0.get("NAXIS2", 0) > 1:
-            return "image"
-        tables = [h for h in hdul[1:] if isinstance(h, fits.BinTableHDU)]
-        if tables and all(is_gti_hdu(h) for h in tables):
-            return "gti"
+
+
+def _fits_kind(hdul, events) -> str:
+    """:func:`product_kind` of an open FITS file (reads its headers)."""
+    from astropy.io import fits
+
+    from .ogip import is_gti_hdu
+
+    for h in hdul[1:]:
+        if not isinstance(h, fits.BinTableHDU):
+            continue
+        names = {c.upper() for c in h.columns.names}
+        clas = str(h.header.get("HDUCLAS1", "")).strip().upper()
+        if {"FREQUENCY", "POWER"} <= names:
+            return "power_spectrum"
+        if clas in ("LIGHTCURVE", "LIGHT CURVE") or h.name == "RATE":
+            return "lightcurve"
+        if clas == "SPECTRUM" or h.name == "SPECTRUM":
+            return "spectrum"
+        if clas in ("EVENTS", "EVENT") or h.name in events or h.name.startswith("EVENTS"):
+            return "events"
+    h0 = hdul[0].header
+    if h0.get("NAXIS", 0) == 2 and h0.get("NAXIS1", 0) > 1 and h0.get("NAXIS2", 0) > 1:
+        return "image"
+    tables = [h for h in hdul[1:] if isinstance(h, fits.BinTableHDU)]
+    if tables and all(is_gti_hdu(h) for h in tables):
+        return "gti"
     return "unknown"
 
 

@@ -272,19 +272,13 @@ def _items(data):
 def open_timing_input(path) -> xr.Dataset:
     """An event file (lazy EventList) or an OGIP light curve (eager) from
     ``path``, told apart by the FITS header (a table with HDUCLAS1 =
-    'LIGHTCURVE' or EXTNAME 'RATE' is a light curve)."""
-    from astropy.io import fits
-
+    'LIGHTCURVE' or EXTNAME 'RATE' is a light curve; a Zarr store or a
+    corrupt file goes to ``open_events``, which names the damage)."""
     from ..io import open_events
     from ..io.lightcurve_file import read_lightcurve
+    from ..io.product_info import product_kind
 
-    try:
-        with fits.open(path) as hdul:
-            is_lc = any(str(h.header.get("HDUCLAS1", "")).strip().upper() == "LIGHTCURVE" or h.name == "RATE"
-                        for h in hdul[1:])
-    except OSError:
-        is_lc = False  # a Zarr store or something open_events explains better
-    return read_lightcurve(path) if is_lc else open_events(path)
+    return read_lightcurve(path) if product_kind(path) == "lightcurve" else open_events(path)
 
 
 def _one(item, segment, dt, norm, rebin, selection, background_rate, noise, scheduler=None) -> xr.Dataset:

@@ -1,0 +1,46 @@
+"""``xcube info`` and ``xcube convert`` on damaged or unusual inputs: errors
+that name the file and the problem, never a traceback or raw library text."""
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from xcube.cli import main
+
+
+@pytest.mark.parametrize("where", [4, 2])  # a broken deflate stream (zlib.error); a header that loses its END
+def test_corrupt_gzip_event_file_is_named(make_event_file, tmp_path, capsys, where):
+    z = bytearray(gzip.compress(make_event_file().read_bytes(), mtime=0))
+    off = len(z) // where
+    z[off:off + 64] = bytes(b ^ 0x5A for b in z[off:off + 64])
+    bad = tmp_path / "corrupt.FTZ"
+    bad.write_bytes(bytes(z))
+    for cmd in (["info", str(bad)], ["lc", str(bad), "--time-bin", "100", "--out", str(tmp_path / "x.lc")],
+                ["convert", str(bad), "--out", str(tmp_path / "zarr")],
+                ["pds", str(bad), "--dt", "1", "--out", str(tmp_path / "p.fits")]):
+        assert main(cmd) == 1
+        err = capsys.readouterr().err
+        assert f"{bad}: truncated or corrupt gzip file" in err and "download or copy it again" in err, (cmd, err)
+
+
+def test_broken_deflate_stream_is_named(make_event_file, tmp_path, capsys):
+    import zlib
+
+    z = gzip.compress(make_event_file().read_bytes(), mtime=0)
+    for off in range(20, len(z) // 2, 97):  # the first damage that breaks the deflate stream itself
+        bad_bytes = z[:off] + bytes(b ^ 0x5A for b in z[off:off + 64]) + z[off + 64:]
+        try:
+            gzip.decompress(bad_bytes)
+        except zlib.error:
+            break
+        except (OSError, EOFError):
+            continue
+    else:
+        pytest.skip("no damage found that makes zlib fail")
+    bad = tmp_path / "broken.fits.gz"
+    bad.write_bytes(bad_bytes)
+    for cmd in (["info", str(bad)], ["search", str(bad), "--out", str(tmp_path / "s"), "--quiet"]):
+        assert main(cmd) == 1
+        err = capsys.readouterr().err
+        assert f"{bad}: truncated or corrupt gzip file (Error -3" in err, (cmd, err)
