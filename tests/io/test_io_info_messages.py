@@ -44,3 +44,19 @@ def test_broken_deflate_stream_is_named(make_event_file, tmp_path, capsys):
         assert main(cmd) == 1
         err = capsys.readouterr().err
         assert f"{bad}: truncated or corrupt gzip file (Error -3" in err, (cmd, err)
+
+
+def test_info_summarises_a_search_result_store(make_event_file, tmp_path, capsys):
+    import xcube
+
+    res = xcube.search_transients(xcube.open_events(make_event_file(n=5000)), time_bin=1000.0)
+    res = res[0] if isinstance(res, list) else res
+    store = res.to_zarr(tmp_path / "out.zarr")
+    assert main(["info", str(store)]) == 0
+    out = capsys.readouterr().out
+    for text in (f"{store}: transient-search result (run {res.run_id})", "frames of 1000 s", 'cells of 20"',
+                 f"detections  : {len(res.detections)}", "0.2-12 keV", "not an event list"):
+        assert text in out, (text, out)
+    assert main(["lc", str(store), "--time-bin", "100", "--out", str(tmp_path / "x.lc")]) == 1
+    err = capsys.readouterr().err
+    assert f"{store}: a transient-search result" in err and "not an event list" in err

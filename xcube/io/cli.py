@@ -123,14 +123,13 @@ def format_summary(s: dict, path=None) -> str:
 
 def _product_kind(path) -> str:
     """``"lightcurve"``, ``"spectrum"``, ``"power_spectrum"``, ``"image"`` or
-    ``"gti"`` for such FITS products, else ``"events"`` (event files, Zarr stores and
-    anything :func:`open_events` should judge). Reads headers only."""
+    ``"gti"`` for such FITS products, ``"cube"`` for a search result's Zarr
+    store, else ``"events"`` (event files, event Zarr stores and anything
+    :func:`open_events` should judge). Reads headers only."""
     from .fitsutil import check_path
     from .product_info import PRODUCT_KINDS, product_kind
 
-    if Path(path).is_dir():
-        return "events"
-    kind = product_kind(check_path(path))
+    kind = product_kind(path if Path(path).is_dir() else check_path(path))
     return kind if kind in PRODUCT_KINDS else "events"
 
 

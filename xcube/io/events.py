@@ -44,7 +44,12 @@ def _open_cached(store: Path, chunks) -> xr.Dataset:
 def _open_one(path, instrument=None, chunks=None, cache=None, hdu=None) -> xr.Dataset:
     p = Path(path)
     if _is_zarr(p):
-        return open_zarr_events(p, chunks=chunks)
+        ds = open_zarr_events(p, chunks=chunks)
+        if "event" not in ds.dims:
+            what = "a transient-search result" if ds.attrs.get("kind") == "transient-search" else "a Zarr store"
+            raise ValueError(f"{p}: {what} with dims {dict(ds.sizes)}, not an event list; open it with "
+                             "xarray.open_zarr (xcube info summarises it)")
+        return ds
     check_path(p)
     store = _store_for(p, instrument, cache, hdu)
     if is_complete(store):  # converted before: no need to read (or decompress) the file again

@@ -1,6 +1,8 @@
 """``xcube info`` of files that are not event lists: OGIP light curves,
-PHA spectra, power spectra (``xcube pds``), FITS images and GTI files. Each summary is a
-few lines of text; everything is read eagerly (these files are small)."""
+PHA spectra, power spectra (``xcube pds``), FITS images, GTI files and the
+Zarr stores of search results (``SearchResult.to_zarr``). Each summary is a
+few lines of text; everything is read eagerly (these files are small; of a
+store, only its metadata)."""
 from __future__ import annotations
 
 import zlib
@@ -207,14 +209,48 @@ def _image(path) -> list[str]:
     return lines
 
 
+def _cube(path) -> list[str]:
+    """A Zarr store of counts and expected counts: what ``SearchResult.to_zarr`` writes."""
+    import xarray as xr
+
+    ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
+    a = ds.attrs
+    params, summ = dict(a.get("params") or {}), dict(a.get("summary") or {})
+    search = a.get("kind") == "transient-search"
+    head = f"{path}: transient-search result (run {a.get('run_id', '?')})" if search else f"{path}: counts cube"
+    lines = [head, f"  cube        : {ds.sizes.get('time', 0):,} frames x {ds.sizes.get('y', 0):,} x "
+                   f"{ds.sizes.get('x', 0):,} cells (time, y, x)"
+             + (f", frames of {params['time_bin']:g} s" if "time_bin" in params else "")
+             + (f", cells of {params['size_arcsec']:g}\"" if "size_arcsec" in params else "")]
+    if "time_lo" in ds.coords and ds.sizes.get("time"):
+        lo, hi = float(ds["time_lo"].values[0]), float(ds["time_hi"].values[-1])
+        lines.append(f"  time span   : {lo:.6f} - {hi:.6f} s ({hi - lo:.1f} s)")
+    if summ:
+        lines.append(f"  exposure    : {float(summ.get('exposure', np.nan)):.1f} s; "
+                     f"{summ.get('n_bad_frames', '?')} bad frame(s), {summ.get('n_bti', '?')} bad time interval(s)")
+        lines.append(f"  detections  : {summ.get('n_detections', '?')}"
+                     + (f" ({summ['reason']})" if summ.get("reason") else ""))
+    if params:
+        band = params.get("energy_band")
+        lines.append("  search      : " + ", ".join(
+            t for t in (f"{band[0]:g}-{band[1]:g} keV" if band else "", f"sigma {params['sigma']:g}"
+                        if "sigma" in params else "", "cameras " + " ".join(map(str, params.get("cameras", [])))
+                        if params.get("cameras") else "") if t))
+        if params.get("sources"):
+            lines.append(f"  sources     : {', '.join(map(str, params['sources']))}")
+    lines.append(f"  variables   : {', '.join(map(str, ds.data_vars))} (open with xarray.open_zarr; not an event "
+                 "list: the detection tables are in the search's output directory)")
+    return lines
+
+
 _SUMMARIES = {"image": _image, "lightcurve": _lightcurve, "spectrum": _spectrum, "power_spectrum": _power_spectrum,
-              "gti": _gti}
+              "gti": _gti, "cube": _cube}
 #: the kinds of product files (not event lists) that :func:`product_summary` describes
 PRODUCT_KINDS = tuple(_SUMMARIES)
 
 
 def product_summary(path, kind: str) -> str:
     """Text summary of a product file of ``kind`` (``"lightcurve"``,
-    ``"spectrum"``, ``"power_spectrum"``, ``"image"`` or ``"gti"``, see
-    :func:`product_kind`)."""
+    ``"spectrum"``, ``"power_spectrum"``, ``"image"``, ``"gti"`` or
+    ``"cube"``, a search result's Zarr store; see :func:`product_kind`)."""
     return "\n".join(line for line in _SUMMARIES[kind](Path(path)) if line)
