@@ -42,6 +42,17 @@ SCREEN_HELP = ("apply the mission's standard event screening (e.g. XMM EPIC: PAT
                "docs/select.md), as SAS and the transient search do; --no-screen keeps every event")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number > 0 (e.g. ``--chunks``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive whole number")
+    return value
+
+
 def add_screen_option(p: argparse.ArgumentParser) -> None:
     """``--screen/--no-screen``, on by default: the one screening default of
     the commands that select events."""

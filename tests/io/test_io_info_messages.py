@@ -60,3 +60,13 @@ def test_info_summarises_a_search_result_store(make_event_file, tmp_path, capsys
     assert main(["lc", str(store), "--time-bin", "100", "--out", str(tmp_path / "x.lc")]) == 1
     err = capsys.readouterr().err
     assert f"{store}: a transient-search result" in err and "not an event list" in err
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "1.5"])
+def test_convert_chunks_must_be_a_positive_whole_number(make_event_file, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["convert", str(make_event_file()), "--out", str(tmp_path / "z"), "--chunks", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --chunks: '{value}'" in err and "whole number" in err and "Empty tuples" not in err
+    assert not (tmp_path / "z").exists()

@@ -176,7 +176,7 @@ def _convert(args) -> int:
 
 def register(subparsers) -> None:
     """Add the ``info`` and ``convert`` subcommands."""
-    from ..cli import add_hdu_option
+    from ..cli import add_hdu_option, positive_int
 
     p = subparsers.add_parser(
         "info", help="summarise event files (mission, events, time span, GTIs, columns) and products",
@@ -200,5 +200,6 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing stores")
     p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")
     add_hdu_option(p)
-    p.add_argument("--chunks", type=int, default=None, help="events per chunk of the stores (default 1048576)")
+    p.add_argument("--chunks", type=positive_int, default=None, metavar="N",
+                   help="events per chunk of the stores, > 0 (default 1048576)")
     p.set_defaults(func=_convert)
