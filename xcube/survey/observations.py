@@ -126,11 +126,15 @@ def _group(files) -> dict[str, list[Path]]:
 
 
 def read_obslist(path) -> list[str]:
-    """Observation ids (or paths) of a list file: whitespace separated, ``#`` comments."""
+    """Observation ids (or paths) of a list file: whitespace separated, ``#``
+    comments; a line that is an existing path (``dir with spaces/m1 raw.FTZ``)
+    is taken whole."""
     items = []
     for line in Path(path).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if line:
+        if line and len(line.split()) > 1 and Path(line).exists():
+            items.append(line)
+        elif line:
             items.extend(line.split())
     return items
 
@@ -146,7 +150,8 @@ def resolve_observations(observations, archive=None) -> dict[str, list[Path]]:
       ``#`` comments), each resolved as the directory ``archive/<obsid>/``
       (a missing or empty one is kept, as ``[archive/<obsid>]``, so that the
       survey records that observation as failed and goes on);
-      lines that are existing paths are taken as files or directories;
+      lines that are existing paths (spaces included) are taken as files or
+      directories;
     - a list of event file paths (or of obsids, with ``archive``);
     - a directory: every event file below it, grouped by observation;
     - a mapping obsid -> files, returned as is.
