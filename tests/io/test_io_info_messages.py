@@ -70,3 +70,11 @@ def test_convert_chunks_must_be_a_positive_whole_number(make_event_file, tmp_pat
     err = capsys.readouterr().err
     assert f"argument --chunks: '{value}'" in err and "whole number" in err and "Empty tuples" not in err
     assert not (tmp_path / "z").exists()
+
+
+def test_info_of_a_spectrum_shows_its_object(make_event_file, tmp_path, capsys):
+    pha = tmp_path / "src.pha"
+    assert main(["spectrum", str(make_event_file()), "--out", str(pha)]) == 0
+    capsys.readouterr()
+    assert main(["info", str(pha)]) == 0
+    assert "object: TEST" in capsys.readouterr().out

@@ -690,7 +690,7 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
     ``exposure`` [s], ``backscal``, ``areascal``, ``channel_range``,
     ``respfile``/``ancrfile``/``backfile`` (paths, relative values taken
     beside the spectrum; None for ``none``), ``telescop``, ``instrument``,
-    ``obs_id``, ``source``. With ``background`` and a BACKFILE, the background
+    ``obs_id``, ``object``, ``source``. With ``background`` and a BACKFILE, the background
     counts come in as ``bkg_counts`` with attrs ``bkg_backscal`` and
     ``bkg_exposure``, as :func:`xcube.spectrum` gives them.
     """
@@ -728,6 +728,7 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
         "telescop": header.get("TELESCOP", primary.get("TELESCOP")),
         "instrument": header.get("INSTRUME", primary.get("INSTRUME")),
         "obs_id": header.get("OBS_ID", primary.get("OBS_ID")),
+        "object": header.get("OBJECT", primary.get("OBJECT")),
     }
     if attrs["respfile"] and Path(attrs["respfile"]).exists():
         eb = _ebounds(attrs["respfile"], channel, path)
