@@ -106,8 +106,16 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except (OSError, ValueError, KeyError) as exc:
-        print(f"xcube {args.command}: error: {exc}", file=sys.stderr)
+        print(f"xcube {args.command}: error: {error_text(exc)}", file=sys.stderr)
         return 1
+
+
+def error_text(exc: BaseException) -> str:
+    """The message of ``exc`` for the command line: a ``KeyError`` carrying a
+    sentence without the quotes ``str(KeyError)`` adds."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str) and " " in exc.args[0]:
+        return exc.args[0]
+    return str(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

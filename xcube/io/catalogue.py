@@ -33,7 +33,7 @@ def _pick(columns, wanted, given, what, path, option):
     if what in ("name", "radius"):
         return None
     raise KeyError(f"{path}: cannot tell which column holds {what} (columns: {', '.join(columns)}); "
-                   f"name it with {option}")
+                   f"rename it to {what.upper()}, or name it with {option}")
 
 
 def _to_degrees(values, unit, path, col, hours: bool):
@@ -100,9 +100,9 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
 
 def _positions(df, path, units, ra_col, dec_col, name_col, radius_col) -> pd.DataFrame:
     cols = [str(c) for c in df.columns]
-    rc = _pick(cols, _RA_NAMES, ra_col, "RA", path, "--ra-col / ra_col=")
-    dc = _pick(cols, _DEC_NAMES, dec_col, "Dec", path, "--dec-col / dec_col=")
-    nc = _pick(cols, _NAME_NAMES, name_col, "name", path, "--name-col / name_col=")
+    rc = _pick(cols, _RA_NAMES, ra_col, "RA", path, "ra_col= (xcube survey and catalogue: --ra-col)")
+    dc = _pick(cols, _DEC_NAMES, dec_col, "Dec", path, "dec_col= (xcube survey and catalogue: --dec-col)")
+    nc = _pick(cols, _NAME_NAMES, name_col, "name", path, "name_col= (xcube survey and catalogue: --name-col)")
     ra = _to_degrees(df[rc].to_numpy(), units.get(rc), path, rc, hours=True)
     dec = _to_degrees(df[dc].to_numpy(), units.get(dc), path, dc, hours=False)
     bad = ~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90)

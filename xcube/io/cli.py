@@ -134,6 +134,7 @@ def _product_kind(path) -> str:
 
 
 def _info(args) -> int:
+    from ..cli import error_text
     from .events import open_events
 
     status = 0
@@ -148,12 +149,13 @@ def _info(args) -> int:
             ev = open_events(path, instrument=args.instrument, hdu=args.hdu)
             print(format_summary(summary(ev), path))
         except (OSError, ValueError, KeyError) as exc:
-            print(f"xcube info: error: {exc}", file=sys.stderr)
+            print(f"xcube info: error: {error_text(exc)}", file=sys.stderr)
             status = 1
     return status
 
 
 def _convert(args) -> int:
+    from ..cli import error_text
     from .cache import to_zarr
     from .events import open_events
 
@@ -169,7 +171,7 @@ def _convert(args) -> int:
             to_zarr(ev, store, overwrite=args.overwrite)
             print(f"{path} -> {store} ({ev.sizes['event']:,} events)")
         except (OSError, ValueError, KeyError) as exc:
-            print(f"xcube convert: error: {exc}", file=sys.stderr)
+            print(f"xcube convert: error: {error_text(exc)}", file=sys.stderr)
             status = 1
     return status
 
