@@ -254,17 +254,21 @@ def check_times(t: np.ndarray, path, first_row: int = 0) -> bool:
     """Raise ``ValueError`` naming ``path`` when ``t`` (native float64 times)
     has NaN, infinite or negative values; return True when ``t`` is non-decreasing."""
     n_nan, n_neg, ok = _check_block(t)
-    rows = f"rows {first_row}-{first_row + t.size - 1}"
+
+    def rows(bad) -> str:  # error path only: the first bad row (0-based; FITS counts from 1)
+        first = first_row + int(np.flatnonzero(bad)[0])
+        return f"the first in row {first} (FITS row {first + 1}) of rows {first_row}-{first_row + t.size - 1}"
+
     if n_nan:
         n_inf = int(np.count_nonzero(np.isinf(t)))
         what = "NaN" if not n_inf else ("infinite" if n_inf == n_nan else "NaN or infinite")
         raise ValueError(
-            f"{path}: {n_nan} {what} TIME value(s) in {rows}; the file is corrupt - drop those rows "
-            "(e.g. fselect 'isnull(TIME) == F && TIME < 1e20') or get a fresh copy"
+            f"{path}: {n_nan} {what} TIME value(s), {rows(~np.isfinite(t))}; the file is corrupt - drop those "
+            "rows (e.g. fselect 'isnull(TIME) == F && TIME < 1e20') or get a fresh copy"
         )
     if n_neg:
         raise ValueError(
-            f"{path}: {n_neg} negative TIME value(s) in {rows} (min {float(np.min(t))!r}); mission times "
+            f"{path}: {n_neg} negative TIME value(s), {rows(t < 0)} (min {float(np.min(t))!r}); mission times "
             "are seconds after MJDREF and cannot be negative - check the TIME column and TIMEZERO"
         )
     return bool(ok)
