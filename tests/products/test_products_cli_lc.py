@@ -4,7 +4,9 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
+import xcube
 from xcube.cli import main
 from xcube.io.lightcurve_file import read_lightcurve
 
@@ -50,3 +52,9 @@ def test_lc_without_good_time_names_the_file(make_event_file, tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(path) in err and "no good time" in err and "t_stop" not in err
     assert not (tmp_path / "x.lc").exists()
+
+
+def test_lightcurve_without_good_time_names_the_file(make_event_file):
+    ev = xcube.open_events(make_event_file(gti=([], []), name="nogti.fits"))
+    with pytest.raises(ValueError, match=r"nogti.fits: no good time .*a light curve needs exposure"):
+        xcube.lightcurve(ev, 100.0)

@@ -223,9 +223,10 @@ def lightcurve(
     region areas, and the passes ``xcube.select`` and ``bin_events`` make over
     the columns they filter on (energy, x/y, time) to size their chunks.
 
-    Errors: ``ValueError`` for ``time_bin <= 0``, an energy band outside the
-    mission's range, a region outside the field, a ``time_range`` or ``t0``
-    outside the GTIs. An empty selection gives zero counts and a warning.
+    Errors: ``ValueError`` for ``time_bin <= 0``, events without good time
+    (naming the file), an energy band outside the mission's range, a region
+    outside the field, a ``time_range`` or ``t0`` outside the GTIs. An empty
+    selection gives zero counts and a warning.
     """
     from ..binning import time_axis
     from ..select import select
@@ -238,6 +239,7 @@ def lightcurve(
                                background=background, t0=t0, time_range=time_range, expr=expr, offset=offset,
                                errors=errors, mjd=mjd)
     width = positive_width("time_bin", time_bin)
+    require_good_time(events, "light curve")
     if errors not in ERROR_METHODS:
         raise ValueError(f"errors={errors!r}: use one of {ERROR_METHODS}")
     model = background if (is_search_result(background) or is_fits_file(background)
