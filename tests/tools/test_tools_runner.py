@@ -144,6 +144,15 @@ def test_hung_tool_is_killed_with_its_children(fake_tools, tmp_path, monkeypatch
     assert not (tmp_path / "sel.fits").exists()
 
 
+def test_the_tasks_own_timeout_applies(fake_tools, tmp_path, monkeypatch):
+    """``Task(timeout=...)`` (and ``xcube tools run --timeout``) kills a hung tool without run(timeout=)."""
+    monkeypatch.setenv("XCUBE_FAKE_HANG", "ftselect")
+    t0 = time.monotonic()
+    with pytest.raises(ToolTimeout, match="timeout of 1.5 s"):
+        run(_select(fake_tools, tmp_path, timeout=1.5))
+    assert time.monotonic() - t0 < 10
+
+
 def test_failed_tool_raises_with_log_tail(fake_tools, tmp_path, monkeypatch):
     monkeypatch.setenv("XCUBE_FAKE_FAIL", "ftselect")
     with pytest.raises(ToolError) as err:

@@ -502,6 +502,7 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
     :class:`ToolError` (non-zero exit) or :class:`OutputError`; ``ValueError``
     for an output outside the work directory.
     """
+    timeout = task.timeout if timeout is None else timeout
     wd = work_directory(task, workdir)
     job = _prepare(task, wd)
     if not overwrite:
