@@ -236,3 +236,16 @@ def test_float64_search_equals_stingrays_longdouble_search():
     t = np.sort(np.concatenate([np.random.default_rng(0).uniform(1e8, 1.0e8 + 2e5, 50_000), b,
                                 np.nextafter(b, np.inf), np.nextafter(b, -np.inf)]))
     np.testing.assert_array_equal(pds_stream.count_below(t, plan), t.searchsorted(plan.bounds))
+
+
+def test_bins_equal_to_the_rounding_of_mission_times_are_equal():
+    """2.6 s bins at mission times of 1e8 s differ by ~1e-8 s in float64: still one width."""
+    ev, _ = xcube.simulate.event_list("xmm-mos1", duration=3_000.0, sources=1, soft_protons=0, seed=4, t0=2.0e8)
+    lc = xcube.lightcurve(ev, 2.6)
+    w = lc["time_hi"].values - lc["time_lo"].values
+    assert np.ptp(w) > 1e-9 * 2.6  # the case: not equal to 1e-9 relative
+    p = xcube.power_spectrum(lc, segment=520.0)
+    assert p.sizes["freq"] == 99 and xcube.to_stingray(lc).dt == 2.6
+    uneven = lc.assign_coords(time_hi=lc["time_hi"] + np.where(np.arange(lc.sizes["time"]) == 3, 0.1, 0.0))
+    with pytest.raises(ValueError, match="differ in width"):
+        xcube.power_spectrum(uneven, segment=520.0)

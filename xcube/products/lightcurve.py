@@ -105,6 +105,24 @@ def _time_range_gti(events, time_range):
     return t_start, t_stop
 
 
+def common_bin_width(lc, error: str) -> float:
+    """The one bin width [s] of light curve ``lc`` (its ``time_bin`` attr, or
+    the median of ``time_hi - time_lo``); ``ValueError(error)`` when the widths differ by more than the
+    rounding of the edges (a few ulp of the largest time: widths of 2.6 s at
+    mission times of 1e8 s differ by ~1e-8 s) or there are no bins."""
+    lo = np.asarray(lc["time_lo"].values, np.float64)
+    hi = np.asarray(lc["time_hi"].values, np.float64)
+    if lo.size == 0:
+        raise ValueError(f"{error} (no bins)")
+    width = hi - lo
+    w = float(np.median(width))
+    rounding = 8.0 * np.finfo(np.float64).eps * float(max(np.abs(lo).max(), np.abs(hi).max()))
+    if float(np.ptp(width)) > rounding + 1e-9 * abs(w):
+        raise ValueError(error)
+    nominal = float(lc.attrs.get("time_bin", np.nan))  # the requested width, when the edges round it
+    return nominal if abs(nominal - w) <= rounding + 1e-9 * abs(w) else w
+
+
 def require_good_time(events, product: str) -> None:
     """Raise ``ValueError`` naming the file when ``events`` have no good time
     (no GTI variables, or GTIs of zero total length): a product's events are

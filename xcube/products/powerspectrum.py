@@ -17,6 +17,7 @@ import xarray as xr
 
 from .._version import __version__
 from . import pds_stream
+from .lightcurve import common_bin_width
 
 __all__ = ["power_spectrum", "rebin_power_spectrum", "average_power_spectra", "subtract_poisson_noise",
            "open_timing_input",
@@ -112,16 +113,13 @@ def _gti_of_bins(lc):
 
 def _lightcurve_at(lc, dt):
     """The light curve on bins of ``dt`` [s]: itself, or rebinned by a whole factor."""
-    width = np.asarray(lc["time_hi"].values - lc["time_lo"].values, np.float64)
-    if width.size == 0:
-        raise ValueError("power_spectrum: the light curve has no bins")
-    if not np.allclose(width, width[0], rtol=1e-9, atol=0):
-        raise ValueError("power_spectrum: the light curve bins differ in width; a power spectrum needs equal bins")
-    if dt is None or np.isclose(float(dt), width[0], rtol=1e-9, atol=0):
+    width = common_bin_width(lc, "power_spectrum: the light curve bins differ in width; a power spectrum needs "
+                                 "equal bins")
+    if dt is None or np.isclose(float(dt), width, rtol=1e-9, atol=0):
         return lc
-    factor = float(dt) / width[0]
+    factor = float(dt) / width
     if factor < 1 or not np.isclose(factor, round(factor), rtol=0, atol=1e-6):
-        raise ValueError(f"dt={dt!r} s is not a whole multiple of the light-curve bin ({width[0]:g} s); "
+        raise ValueError(f"dt={dt!r} s is not a whole multiple of the light-curve bin ({width:g} s); "
                          "rebin the events instead, or pass dt=None")
     from .rebin import rebin
 

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
+from .lightcurve import common_bin_width
 
 __all__ = ["to_stingray", "from_stingray"]
 
@@ -78,18 +79,15 @@ def _lc_to_stingray(lc: xr.Dataset, variable: str):
     if variable not in lc:
         raise KeyError(f"to_stingray: the light curve has no {variable!r} variable (has {list(lc.data_vars)})")
     lc = lc.compute()
-    width = np.asarray(lc["time_hi"].values - lc["time_lo"].values, np.float64)
-    if width.size == 0:
-        raise ValueError("to_stingray: the light curve has no bins")
-    if not np.allclose(width, width[0], rtol=1e-9, atol=0):
-        raise ValueError("to_stingray: Stingray needs equal bins; this light curve has bins of different widths")
+    width = common_bin_width(lc, "to_stingray: Stingray needs equal bins; this light curve has bins of different "
+                                 "widths")
     if "gti_start" in lc:
         gti = np.column_stack(gtimod.from_dataset(lc))
     else:
         exp = np.asarray(lc["exposure"].values) > 0
         gti = np.column_stack(gtimod.normalize(lc["time_lo"].values[exp], lc["time_hi"].values[exp], warn=False))
     return Lightcurve(
-        np.asarray(lc["time"].values, np.float64), np.asarray(lc[variable].values), dt=float(width[0]), gti=gti,
+        np.asarray(lc["time"].values, np.float64), np.asarray(lc[variable].values), dt=width, gti=gti,
         mjdref=_mjdref(lc.attrs), err_dist="poisson", mission=lc.attrs.get("mission"),
         instr=lc.attrs.get("instrument"), skip_checks=True,
     )
