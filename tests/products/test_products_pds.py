@@ -249,3 +249,12 @@ def test_bins_equal_to_the_rounding_of_mission_times_are_equal():
     uneven = lc.assign_coords(time_hi=lc["time_hi"] + np.where(np.arange(lc.sizes["time"]) == 3, 0.1, 0.0))
     with pytest.raises(ValueError, match="differ in width"):
         xcube.power_spectrum(uneven, segment=520.0)
+
+
+def test_files_are_labelled_by_obs_id_and_instrument():
+    R = "xmm"
+    from conftest import real_file
+
+    m1, m2 = real_file(R, "P0001730201M1S002MIEVLI.FTZ"), real_file(R, "P0001730201M2S003MIEVLI.FTZ")
+    p = xcube.power_spectrum([m1, m2, m1], segment=512.0, dt=2.6)
+    assert list(p["obs"].values) == ["0001730201/EMOS1", "0001730201/EMOS2", "0001730201/EMOS1#2"]

@@ -257,14 +257,13 @@ def _items(data):
         if not out:
             raise ValueError("power_spectrum: the DataTree has no node with an event list, light curve or file path")
         return out
-    out = []
-    for i, item in enumerate(data):
-        if isinstance(item, xr.Dataset):
-            label = "/".join(str(item.attrs[k]) for k in ("obs_id", "instrument") if item.attrs.get(k)) or str(i)
-        else:
-            label = str(item)
-        out.append((label, item))
-    return out
+    return [(_obs_label(item.attrs) or str(i) if isinstance(item, xr.Dataset) else None, item)
+            for i, item in enumerate(data)]  # a file's label waits for its header (see _stack)
+
+
+def _obs_label(attrs) -> str:
+    """``obs_id/instrument`` (what there is of them; "" without either)."""
+    return "/".join(str(attrs[k]) for k in ("obs_id", "instrument") if attrs.get(k))
 
 
 def open_timing_input(path) -> xr.Dataset:
@@ -359,7 +358,7 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
         out = dask.delayed(_finish_one)(sums, seg, n_bin, width, attrs, norm, step, background_rate, subtract_noise)
         return out.compute() if compute else out
     items = _items(data)
-    labels = _unique([lab for lab, _ in items])
+    labels = [(lab, str(item)) for lab, item in items]  # (label or None for a file, the file)
     # partial: Dask must not compute a lazy EventList before the task (it streams inside it)
     parts = [dask.delayed(partial(_one, item, *args, scheduler="sync"), pure=False)() for _, item in items]
     out = dask.delayed(_stack)(parts, labels, average, step)
@@ -382,7 +381,10 @@ def _unique(labels):
 
 
 def _stack(parts, labels, average, step) -> xr.Dataset:
-    """Stack per-input spectra on ``obs`` (or average them, then rebin)."""
+    """Stack per-input spectra on ``obs`` (or average them, then rebin);
+    ``labels``: ``(label, file)`` per input, label None for a file (then its
+    ``obs_id/instrument``, else the file)."""
+    labels = _unique([lab if lab is not None else _obs_label(p.attrs) or f for (lab, f), p in zip(labels, parts)])
     first = parts[0]
     for lab, p in zip(labels, parts):
         if p.sizes["freq"] != first.sizes["freq"] or not np.allclose(p["freq"].values, first["freq"].values):
