@@ -96,11 +96,48 @@ def test_table_only_file_and_other_shape(tmp_path, caplog):
     for i in range(3):
         write_frame(tmp_path / f"x-{i + 1:04d}V.fit", DATE_OBS="2024-06-06T14:00:00", EXPTIME=1.0)
     write_frame(tmp_path / "x-0004V.fit", shape=(16, 16), DATE_OBS="2024-06-06T14:00:00", EXPTIME=1.0)
-    t = scan_frames(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="xcube.frames"):
+        t = scan_frames(tmp_path)
     assert "no 2-D image" in t.set_index("name").loc["table-0001V.fits", "problem"]
+    # the scan leaves out the frame of another size (one warning), so every user of the table agrees
+    assert t.set_index("name").loc["x-0004V.fit", "problem"] == (
+        "shape 16x16 differs from that of the other 3 science x V frames (32x32)")
+    assert caplog.text.count("x-0004V.fit") == 1
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="xcube.frames"):
         rows = group_rows(t, "science", "x", "V")
-    assert len(rows) == 3 and "x-0004V.fit" in caplog.text and "shape" in caplog.text
+    assert len(rows) == 3 and "x-0004V.fit" not in set(rows["name"]) and caplog.text == ""
+
+
+def test_other_shape_with_an_unreadable_file_lists_like_run(tmp_path, capsys):
+    """A frame of another size is left out by the scan itself: ``xcube frames list``, ``lst/frames.csv`` and
+    the run agree, and shapes stay integers when an unreadable file leaves its columns empty."""
+    import pandas as pd
+
+    import xcube.frames as xf
+    from xcube.cli import main
+    from xcube.frames import simulate
+
+    raw = tmp_path / "raw"
+    simulate.night(raw, n_frames=8, shape=(64, 72), n_stars=6, max_dither=3.0, n_bias=2, n_flat=2)
+    write_frame(raw / "V1234Cyg-0005R.fit", shape=(50, 60), DATE_OBS="2024-06-06T14:06:00", EXPTIME=60.0)
+    data = (raw / "V1234Cyg-0003R.fit").read_bytes()
+    (raw / "V1234Cyg-0003R.fit").write_bytes(data[:len(data) // 2])
+    assert main(["frames", "list", str(raw)]) == 0
+    out = capsys.readouterr().out
+    assert "science  V1234Cyg             R          6 frames  64x72" in out
+    assert "left out: V1234Cyg-0005R.fit: shape 50x60 differs from that of the other 6 science V1234Cyg R " \
+           "frames (64x72)" in out
+    assert "left out: V1234Cyg-0003R.fit:" in out and ".0x" not in out
+    xf.run(raw, tmp_path / "red", steps="l")
+    csv = (tmp_path / "red" / "lst" / "frames.csv").read_text()
+    assert ",50,60," in csv and ",64,72," in csv and ".0,64" not in csv
+    listed = pd.read_csv(tmp_path / "red" / "lst" / "frames.csv").set_index("name")
+    listed["problem"] = listed["problem"].fillna("")
+    assert listed.loc["V1234Cyg-0005R.fit", "problem"].startswith("shape 50x60 differs")
+    lst = (tmp_path / "red" / "lst" / "V1234Cyg_R.lst").read_text().split()
+    assert len(lst) == 6 and not any(p.endswith(("0005R.fit", "0003R.fit")) for p in lst)
+    assert (listed["problem"] == "").sum() == 2 + 2 + 6  # bias, flats, science: what the run stacks
 
 
 def test_open_frames_tree_is_lazy_with_coordinates(tmp_path):

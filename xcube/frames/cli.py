@@ -88,12 +88,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from .files import scan_frames
+    from .files import scan_frames, shape_text
 
-    table = scan_frames(args.raw_dir)
+    table = scan_frames(args.raw_dir)  # decides what is left out (also frames of another size), as run does
     good = table[table["problem"] == ""]
     for (kind, obj, band), rows in good.groupby(["kind", "obj", "band"]):
-        print(f"{kind:8s} {obj:20s} {band:6s} {len(rows):5d} frames  {rows['ny'].iloc[0]}x{rows['nx'].iloc[0]}")
+        shape = shape_text(rows["ny"].iloc[0], rows["nx"].iloc[0])
+        print(f"{kind:8s} {obj:20s} {band:6s} {len(rows):5d} frames  {shape}")
     for _, row in table[table["problem"] != ""].iterrows():
         print(f"left out: {row['name']}: {row['problem']}")
     return 0

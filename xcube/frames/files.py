@@ -22,7 +22,8 @@ import xarray as xr
 
 log = logging.getLogger("xcube.frames")
 
-__all__ = ["DEFAULT_PATTERNS", "NO_BAND", "parse_name", "scan_frames", "stack_frames", "open_frames", "group_rows"]
+__all__ = ["DEFAULT_PATTERNS", "NO_BAND", "parse_name", "scan_frames", "stack_frames", "open_frames", "group_rows",
+           "shape_text"]
 
 _EXT = r"\.f(?:its?|ts)(?:\.gz|\.fz)?"
 #: default file-name patterns (regular expressions with the groups obj, band, sn), tried in order:
@@ -176,7 +177,11 @@ def scan_frames(paths_or_dir, patterns=None) -> pd.DataFrame:
     ``nx``, ``date_obs``, ``mjd`` (mid-exposure, UTC), ``exposure`` [s],
     ``ra``, ``dec`` (header strings), ``airmass``, ``gain`` [e-/ADU] and
     ``problem``: empty for usable frames, else why the frame is left out (a
-    warning names each such file). Rows are sorted by kind, object, band, time.
+    warning names each such file), also for a frame whose shape differs from
+    the most common one of its group (all bias frames, the flats of a band,
+    an object's frames in a band). ``sn``, ``hdu``, ``ny``, ``nx`` are
+    integers (empty for unreadable files). Rows are sorted by kind, object,
+    band, time.
     """
     paths = _list_paths(paths_or_dir)
     if not paths:
@@ -185,14 +190,51 @@ def scan_frames(paths_or_dir, patterns=None) -> pd.DataFrame:
     table["mjd"] = _mid_mjd(table)
     for col in ("exposure", "airmass", "gain", "mjd"):
         table[col] = table[col].astype(float)
+    for col in ("sn", "hdu", "ny", "nx"):  # integers, also when an unreadable file leaves them empty
+        table[col] = table[col].astype("Int64")
+    table = table.sort_values(["kind", "obj", "band", "mjd", "sn", "name"], na_position="last").reset_index(drop=True)
+    good = table[table["problem"] == ""]
+    groups: dict = {}
+    for i, key in zip(good.index, _shape_group(good)):
+        groups.setdefault(key, []).append(i)
+    for key, index in groups.items():
+        odd = _odd_shapes(good.loc[index], " ".join(key))
+        table.loc[odd.index, "problem"] = odd
     for _, row in table[table["problem"] != ""].iterrows():
         log.warning("skipping frame %s: %s", row["path"], row["problem"])
-    return table.sort_values(["kind", "obj", "band", "mjd", "sn", "name"], na_position="last").reset_index(drop=True)
+    return table
+
+
+def shape_text(ny, nx) -> str:
+    """An image shape as ``<ny>x<nx>`` (rows x columns)."""
+    return f"{int(ny)}x{int(nx)}"
+
+
+def _shape_group(table: pd.DataFrame) -> list:
+    """Per row, the group whose frames must share one image shape (they are
+    stacked together): all bias frames; flats and darks per band; science
+    frames per object and band."""
+    return [("bias",) if kind == "bias" else (kind, band) if kind in ("flat", "dark") else (kind, obj, band)
+            for kind, obj, band in zip(table["kind"], table["obj"], table["band"])]
+
+
+def _odd_shapes(rows: pd.DataFrame, what: str) -> pd.Series:
+    """The one rule for frames of another size: among ``rows`` (usable frames
+    of one group), those whose shape is not the most common (the earliest
+    such frame's on a tie), with the reason, indexed like ``rows``."""
+    shapes = [shape_text(ny, nx) for ny, nx in zip(rows["ny"], rows["nx"])]
+    counts = Counter(shapes)
+    main, n_main = counts.most_common(1)[0]
+    return pd.Series({i: f"shape {s} differs from that of the other {n_main} {what} frames ({main})"
+                      for i, s in zip(rows.index, shapes) if s != main}, dtype=object)
 
 
 def group_rows(table: pd.DataFrame, kind: str, obj: str | None = None, band: str | None = None) -> pd.DataFrame:
-    """Usable rows of one kind (and object, band) with one image shape: the
-    most common; frames of another shape are dropped with a warning."""
+    """Usable rows (empty ``problem``) of one kind (and object, band).
+    :func:`scan_frames` has already left out the frames whose shape differs
+    from the rest of their group; should the selection still mix shapes (a
+    table made otherwise, or several objects at once), the same rule keeps
+    the most common one and drops the others with a warning."""
     sel = (table["kind"] == kind) & (table["problem"] == "")
     if obj is not None:
         sel &= table["obj"] == obj
@@ -201,13 +243,10 @@ def group_rows(table: pd.DataFrame, kind: str, obj: str | None = None, band: str
     rows = table[sel]
     if rows.empty:
         return rows
-    shapes = list(zip(rows["ny"], rows["nx"]))
-    main = Counter(shapes).most_common(1)[0][0]
-    for (_, row), shape in zip(rows.iterrows(), shapes):
-        if shape != main:
-            log.warning("skipping frame %s: shape %s differs from the other %s frames' %s", row["path"],
-                        shape, kind, main)
-    return rows[[s == main for s in shapes]]
+    odd = _odd_shapes(rows, " ".join(str(v) for v in (kind, obj, band) if v is not None))
+    for i, problem in odd.items():
+        log.warning("skipping frame %s: %s", rows.at[i, "path"], problem)
+    return rows.drop(index=odd.index)
 
 
 class FitsStack:
