@@ -63,6 +63,25 @@ def test_run_continues_past_malformed_frame_and_missing_flats(raw, tmp_path, cap
         xf.run(raw, tmp_path / "red", band="V", steps="f", on_missing="error")
 
 
+def test_no_flats_at_all_is_an_error(raw, tmp_path, capsys):
+    """Every band skipped for want of a flat: ValueError (the command exits 1 naming the folder and the
+    reason), not 'done' with no light curve; a band without flats next to one that reduces only warns."""
+    from xcube.cli import main
+
+    with pytest.raises(ValueError, match=r"nothing left to reduce in .*raw: every object and band was skipped: "
+                                         r"V1234Cyg V: step i \(correct\): no master flat for band 'V'"):
+        xf.run(raw, tmp_path / "red", band="V")
+    assert (tmp_path / "red" / "lst" / "frames.csv").exists()  # what was written before stays
+    for flat in raw.glob("flat*"):
+        flat.unlink()
+    assert main(["frames", "run", str(raw), str(tmp_path / "red2")]) == 1
+    captured = capsys.readouterr()
+    assert "done" not in captured.out and "outputs in" not in captured.out
+    assert f"nothing left to reduce in {raw}" in captured.err
+    assert "no master flat for band 'R'" in captured.err and "no master flat for band 'V'" in captured.err
+    assert not list((tmp_path / "red2").glob("lc_*"))
+
+
 def test_missing_band_and_object(raw, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="xcube.frames"):
         assert xf.run(raw, tmp_path / "red", band="RI", steps="l") is None
@@ -115,7 +134,8 @@ def test_exist_modes_on_per_frame_outputs(raw, tmp_path):
 
 def test_missing_inputs(raw, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="xcube.frames"):
-        assert xf.run(raw, tmp_path / "red", band="R", steps="d") is None
+        with pytest.raises(ValueError, match="nothing left to reduce.*cata_V1234Cyg_R.zarr not found; run step c"):
+            xf.run(raw, tmp_path / "red", band="R", steps="d")
     assert "cata_V1234Cyg_R.zarr not found; run step c" in caplog.text
     with pytest.raises(FileNotFoundError, match="frames.csv not found; run step i"):
         xf.run(raw, tmp_path / "red", band="R", steps="o", on_missing="error")
@@ -141,7 +161,8 @@ def test_master_priority(raw, tmp_path, caplog):
     cal_alt = fits.getdata(red / "V1234Cyg_R" / "V1234Cyg-0001R.bf.fits")
     np.testing.assert_allclose(np.median((cal_alt - cal_tonight) * flat), 50.0, atol=1.0)
     with caplog.at_level(logging.WARNING, logger="xcube.frames"):
-        xf.run(raw, red, band="R", steps="bi", on_exist="overwrite")
+        with pytest.raises(ValueError, match="nothing left to reduce.*no master bias.*alt_bias"):  # R was all
+            xf.run(raw, red, band="R", steps="bi", on_exist="overwrite")
     assert "no bias frames" in caplog.text and "alt_bias" in caplog.text
 
 

@@ -200,6 +200,11 @@ def run(raw_dir, red_dir, obj=None, band=None, steps="all", config_file=None, **
     ``band``) when one object and band reach step d, an ``xr.DataTree``
     (``/<obj>/<band>``) when several do, and None when step d is not run
     and has no output yet. Computes eagerly (in parallel, chunk by chunk).
+
+    Raises ``ValueError`` when nothing is left to reduce: no usable science
+    frames (for ``obj``, ``band``), or every object and band skipped for a
+    missing input (``on_missing='skip'``; the message gives each reason).
+    Outputs written before that (lists, masters) are kept.
     """
     from . import steps as step_impl
     from .config import load_config
@@ -222,4 +227,7 @@ def run(raw_dir, red_dir, obj=None, band=None, steps="all", config_file=None, **
     for letter in letters:
         log.info("step %s: %s", letter, STEP_NAMES[letter])
         step_impl.STEP_FUNCTIONS[letter](red)
+        if all(group in red.skipped for group in red.groups):
+            raise ValueError(f"nothing left to reduce in {raw_dir}: every object and band was skipped: "
+                             + "; ".join(red.skipped[group] for group in red.groups))
     return step_impl.results(red)
