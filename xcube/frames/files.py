@@ -96,7 +96,8 @@ def _header_row(path: Path, patterns) -> dict:
                 hdr.update({k: v for k, v in hdul[idx].header.items() if k not in ("COMMENT", "HISTORY", "")})
             row.update(hdu=idx, ny=int(hdr["NAXIS2"]), nx=int(hdr["NAXIS1"]))
     except OSError as exc:
-        row["problem"] = str(exc)
+        msg = str(exc)  # (the reader's messages start with the path, which the row holds already)
+        row["problem"] = msg.split(": ", 1)[1] if msg.startswith(f"{path}: ") else msg
         return row
     _identify(row, hdr, parse_name(path.name, patterns))
     row.update(date_obs=_date_obs(hdr), exposure=_float(hdr, "EXPTIME", "EXPOSURE", "ITIME"),
