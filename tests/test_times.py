@@ -4,6 +4,7 @@ the file's own time system; MJD coordinates; time columns of detection tables;
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -123,3 +124,38 @@ def test_xcube_times_stays_the_function_when_its_module_is_imported():
 
     assert callable(xcube.times) and xcube.times is sys.modules["xcube.times"].times
     assert callable(xcube.with_mjd) and callable(xcube.read_gti)
+
+
+def _leap_second_seconds(ref: dict) -> float:
+    """Mission seconds [ref] of 2016-12-31T23:59:60.000 UTC (the leap second)."""
+    epoch = Time(ref["MJDREFI"], ref["MJDREFF"], format="mjd", scale=ref["TIMESYS"].lower())
+    return float((Time("2016-12-31T23:59:60", scale="utc") - epoch).sec)
+
+
+def test_datetime64_of_a_time_inside_a_leap_second(make_event_file):
+    """datetime64 has no 23:59:60: astropy's .datetime64 raised ('Seconds out of range'); such an instant
+    is the last nanosecond of its day, so datetime64 never decreases; ISO keeps 23:59:60."""
+    swift = {"MJDREFI": 51910, "MJDREFF": 7.428703703703703e-4, "TIMESYS": "TT"}
+    tl = _leap_second_seconds(swift)
+    t = np.array([tl - 0.5, tl, tl + 0.25, tl + 0.999, tl + 1.0, tl + 1.5])
+    dt = xcube.times(t, swift, to="datetime64")
+    assert dt.dtype == np.dtype("datetime64[ns]")
+    assert list(dt.astype(str)) == ["2016-12-31T23:59:59.500000000"] + ["2016-12-31T23:59:59.999999999"] * 3 + [
+        "2017-01-01T00:00:00.000000000", "2017-01-01T00:00:00.500000000"]
+    assert list(xcube.times(t[1:3], swift, to="iso")) == ["2016-12-31T23:59:60.000", "2016-12-31T23:59:60.250"]
+    grid = np.linspace(tl - 3, tl + 3, 6001)
+    assert np.all(np.diff(xcube.times(grid, swift, to="datetime64").astype(np.int64)) >= 0)
+    # elsewhere the same nanoseconds as astropy's own datetime64; NaN -> NaT
+    other = np.array([0.0, 1.234567891e8, 5.0e8 + 1e-9])
+    ref = Time(51910, 7.428703703703703e-4, format="mjd", scale="tt") + TimeDelta(other, format="sec")
+    np.testing.assert_array_equal(xcube.times(other, swift, to="datetime64"), ref.utc.datetime64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # erfa on NaN
+        assert np.isnat(xcube.times(np.array([np.nan, 0.0]), swift, to="datetime64")[0])
+    # a light curve across the leap second, with MJD and UTC coordinates
+    ev = xcube.open_events(make_event_file(n=2000, t0=np.floor(tl) - 100, duration=200.0,
+                                           header={**swift, "MJDREF": None}))
+    lc = xcube.lightcurve(ev, 1.0, mjd=True)
+    assert lc["utc"].dtype == np.dtype("datetime64[ns]") and np.all(np.diff(lc["utc"].values) >= np.timedelta64(0))
+    assert np.datetime64("2016-12-31T23:59:59.999999999") in lc["utc"].values
+    assert with_mjd(lc)["utc"].sizes == lc["time"].sizes

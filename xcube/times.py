@@ -153,6 +153,29 @@ def _mjd(seconds: np.ndarray, ref: TimeReference) -> np.ndarray:
     return np.float64(ref.mjdrefi) + (np.float64(ref.mjdreff) + seconds / 86400.0)
 
 
+def _datetime64(utc) -> np.ndarray:
+    """``datetime64[ns]`` of UTC instants ``utc`` (``astropy.time.Time``).
+
+    datetime64 has no leap seconds (astropy's ``.datetime64`` fails on
+    ``23:59:60``): an instant inside a leap second becomes 23:59:59.999999999
+    of its day, the last representable nanosecond before the next day, so the
+    result never decreases with time. Non-finite times give NaT."""
+    shape = np.shape(utc.jd1)
+    jd1, jd2 = np.ravel(utc.jd1), np.ravel(utc.jd2)
+    ok = np.isfinite(jd1) & np.isfinite(jd2)
+    out = np.full(jd1.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+    if ok.any():
+        v = utc.ymdhms if ok.all() else utc[np.reshape(ok, shape)].ymdhms
+        v = np.ravel(v)
+        month = ((v["year"].astype(np.int64) - 1970) * 12 + v["month"] - 1).astype("datetime64[M]")
+        day = month.astype("datetime64[D]") + (v["day"].astype(np.int64) - 1)
+        ns = (v["hour"].astype(np.int64) * 3600 + v["minute"].astype(np.int64) * 60) * 10**9 \
+            + np.round(v["second"] * 1e9).astype(np.int64)
+        ns = np.minimum(ns, 86400 * 10**9 - 1)  # inside a leap second (second >= 60): end of the day
+        out[ok] = day.astype("datetime64[ns]") + ns.astype("timedelta64[ns]")
+    return out.reshape(shape)
+
+
 def _convert(seconds: np.ndarray, ref: TimeReference, to: str, precision: int):
     if to == "mjd":
         return _mjd(seconds, ref)
@@ -161,7 +184,7 @@ def _convert(seconds: np.ndarray, ref: TimeReference, to: str, precision: int):
         return t
     utc = t.utc
     if to == "datetime64":
-        return np.asarray(utc.datetime64, dtype="datetime64[ns]")
+        return _datetime64(utc)
     utc.precision = int(precision)
     return np.asarray(utc.isot, dtype=object)
 
@@ -206,7 +229,10 @@ def times(obj, ref=None, to: str = "mjd", *, precision: int = 3):
         times: TIMEZERO and TIMEUNIT applied) or a :class:`TimeReference`.
     to : ``"mjd"`` (float64 MJD in the file's time system TIMESYS),
         ``"iso"`` (ISO 8601 strings, UTC, ``precision`` decimals of the
-        second), ``"datetime64"`` (``datetime64[ns]``, UTC) or ``"astropy"``
+        second; a leap second reads ``23:59:60.xxx``), ``"datetime64"``
+        (``datetime64[ns]``, UTC; datetime64 has no leap seconds, so an
+        instant inside one is 23:59:59.999999999 of its day, and NaN is
+        NaT) or ``"astropy"``
         (``astropy.time.Time`` in the file's time scale, e.g. ``tt``; convert
         with ``.utc``, ``.tdb``...).
 
@@ -239,7 +265,8 @@ def with_mjd(obj, ref=None, *, utc: bool = True):
     """``obj`` (a light curve, cube or any xarray object with a ``time``
     coordinate [s]) with two more coordinates along ``time``: ``mjd``
     (float64 MJD in the file's TIMESYS, attrs ``units = 'd'``, ``timesys``)
-    and, with ``utc``, ``utc`` (``datetime64[ns]``, UTC), which the ``repr``
+    and, with ``utc``, ``utc`` (``datetime64[ns]``, UTC; a bin centre inside a
+    leap second is 23:59:59.999999999 of its day), which the ``repr``
     shows as dates. ``ref`` as in :func:`times`. Eager on the time axis only
     (the data stay lazy); returns a new object."""
     if "time" not in obj.coords:
