@@ -39,7 +39,7 @@ from . import gti as gtimod
 from .expression import ExpressionError, compile_expression
 from .hygiene import BLOCK_EVENTS
 from .io.chunking import event_blocks
-from .missions import GENERIC, profile_of
+from .missions import GENERIC, profile_of, screening_of
 from .regions import RegionSet, check_in_field, pixel_region
 from .scheduler import compute
 
@@ -224,8 +224,9 @@ class EventFilter:
         detector pixels). Eager and small: parsing, checks, region and GTI
         set-up; no event is read."""
         tests, labels = [], []
-        if screening and profile_of(events).screening:
-            tests.append(_expression_test(events, profile_of(events).screening, screening=True))
+        screen = screening_of(events) if screening else None
+        if screen:
+            tests.append(_expression_test(events, screen, screening=True))
             labels.append(f"expr={tests[-1].compiled.text}")
         if energy_band is not None:
             lo, hi = energy_band_bounds(events, energy_band)
@@ -335,9 +336,11 @@ def _expression_test(events, text, screening: bool = False) -> ExpressionTest:
 
 def screening_expression(events) -> str | None:
     """The mission's default screening expression of ``events`` (None when
-    it has none), checked against their columns: ``ValueError`` naming the
-    file and the column it lacks, and how to skip the screening."""
-    text = profile_of(events).screening
+    it has none; :func:`xcube.missions.screening_of`: the data mode picks
+    it where the profile says so), checked against their columns:
+    ``ValueError`` naming the file and the column it lacks, and how to skip
+    the screening."""
+    text = screening_of(events)
     if text:
         _expression_test(events, text, screening=True)
     return text

@@ -220,6 +220,62 @@ def test_swift_xrt_pc(tmp_path):
     assert ev.attrs["mjdref"] == np.float64(51910) + np.float64(7.428703703703703e-4)
 
 
+def _xrt_grades(tmp_path, name, datamode=None, n=3200):
+    """A Swift XRT event file with GRADE 0..31 cycling (13/32 of the events
+    have GRADE <= 12, 3/32 GRADE <= 2)."""
+    rng = np.random.default_rng(13)
+    t = _times(rng, n)
+    cols = {"TIME": t, "PI": _sky(n, rng, 30, 1000, np.int32), "X": np.full(n, 500, np.int16),
+            "Y": np.full(n, 500, np.int16), "GRADE": (np.arange(n) % 32).astype(np.int16)}
+    hdr = {"TELESCOP": "SWIFT", "INSTRUME": "XRT", "MJDREFI": 51910, "MJDREFF": 7.428703703703703e-4,
+           "TSTART": t[0] - 1, "TSTOP": t[-1] + 1}
+    if datamode:
+        hdr["DATAMODE"] = datamode
+    return write_events_fits(tmp_path / name, cols, header=hdr, gti=([t[0] - 1], [t[-1] + 1]))
+
+
+@pytest.mark.parametrize("name, datamode, expected", [
+    ("wt.evt", "WINDOWED", "GRADE <= 2"),
+    ("pc.evt", "PHOTON", "GRADE <= 12"),
+    ("sw00012345001xwtw2po_cl.evt", None, "GRADE <= 2"),     # no DATAMODE: the file name's mode code
+    ("sw00012345001xpcw3po_cl.evt", None, "GRADE <= 12"),
+    ("sw01033716000msxwt_cl.evt", None, "GRADE <= 2"),       # TDRSS quick-look name
+    ("plain.evt", None, "GRADE <= 12"),                       # unknown mode: PC's
+])
+def test_swift_xrt_screening_depends_on_the_data_mode(tmp_path, name, datamode, expected):
+    from xcube.missions import screening_of
+    from xcube.products.cli import screening_expr
+    from xcube.select import EventFilter, screening_expression
+
+    ev = xcube.open_events(_xrt_grades(tmp_path, name, datamode), chunks=None)
+    assert screening_of(ev) == screening_expression(ev) == expected
+    assert screening_expr(ev, None, True, name) == expected  # the CLI's screening
+    kept = EventFilter.for_events(ev, screening=True).mask({"grade": ev["grade"].values})
+    assert kept.sum() == (3 * 100 if expected == "GRADE <= 2" else 13 * 100)
+    from xcube.transients import bti
+
+    assert bti.monitor_filter(ev).labels[0] == f"expr={expected}"
+
+
+def test_xrt_wt_lc_cli_keeps_grades_0_to_2(tmp_path):
+    from xcube.cli import main
+
+    p = _xrt_grades(tmp_path, "wt.evt", "WINDOWED")
+    out = tmp_path / "wt.lc"
+    assert main(["lc", str(p), "--time-bin", "200", "-o", str(out)]) == 0
+    assert int(xcube.read_lightcurve(out)["counts"].sum()) == 300
+
+
+def test_mode_screening_is_a_profile_mechanism():
+    import dataclasses
+
+    prof = dataclasses.replace(get_profile("xmm-pn"), mode_screening=(("*TIMING*", "PATTERN <= 4"),))
+    assert prof.screening_for({"datamode": "IMAGING", "submode": "PrimeFullWindow"}) == "PATTERN <= 4 && FLAG == 0"
+    assert prof.screening_for({"datamode": "TIMING", "submode": "FastTiming"}) == "PATTERN <= 4"
+    assert prof.screening_for({"datamode": "IMAGING", "submode": "TIMING_X"}) == "PATTERN <= 4"  # SUBMODE matches too
+    assert prof.screening_for() == prof.screening
+
+
 # ---------------------------------------------------------------- RXTE
 
 def test_rxte_pca_xte_se_start_stop_and_no_energy(tmp_path):

@@ -14,7 +14,7 @@ import warnings
 from .base import MissionProfile, linear_energy
 
 __all__ = ["MissionProfile", "linear_energy", "register", "get_profile", "profile_of", "detect", "profiles",
-           "event_extensions", "GENERIC", "mission_name"]
+           "event_extensions", "GENERIC", "mission_name", "screening_of"]
 
 log = logging.getLogger("xcube.missions")
 
@@ -92,6 +92,14 @@ def profile_of(events) -> MissionProfile:
     except KeyError as exc:
         src = attrs.get("source") or "events"
         raise KeyError(f"{src}: {exc.args[0]}") from None
+
+
+def screening_of(events) -> str | None:
+    """The mission's default screening expression of an EventList (its
+    profile's :meth:`~MissionProfile.screening_for` its attrs: the data mode
+    picks it where the profile says so, e.g. Swift XRT WT ``GRADE <= 2``,
+    PC ``GRADE <= 12``), or None. Every screening caller asks here."""
+    return profile_of(events).screening_for(getattr(events, "attrs", None) or {})
 
 
 def mission_name(telescop: str) -> str:

@@ -6,6 +6,7 @@ A profile is plain data plus a PI-to-energy conversion. Code outside
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -54,6 +55,15 @@ class MissionProfile:
     gti_ccd_pattern : regular expression on the upper-case extension name whose
         first group is the CCD number (XMM ``STDGTInn``, eROSITA ``GTIn``), or None.
     screening : default screening filter expression (``xcube.select`` syntax) or None.
+        Callers ask :meth:`screening_for` (or :func:`xcube.missions.screening_of`),
+        which applies ``mode_screening``.
+    mode_screening : ``(mode pattern, expression or None)`` pairs: the screening
+        of the data modes whose DATAMODE (or SUBMODE) matches the ``fnmatch``
+        pattern (upper case); first match wins, other modes get ``screening``
+        (Swift XRT: ``WINDOWED`` -> ``GRADE <= 2``).
+    mode_file_names : ``(regular expression, DATAMODE)`` pairs giving the data
+        mode of a file whose header has no DATAMODE from its file name
+        (searched, lower case; Swift XRT ``sw<obsid>xwt...`` -> ``WINDOWED``).
     frame_time : CCD frame time [s] (0 for non-imaging / event-by-event detectors).
     pixel_arcsec : size of one sky pixel (X/Y columns) [arcsec], used when the
         header has no TCDLT keyword.
@@ -102,6 +112,8 @@ class MissionProfile:
     gti_ccd_keywords: tuple[str, ...] = ("CCDID", "CCD_ID")
     gti_ccd_pattern: str | None = r"STDGTI(\d+)"
     screening: str | None = None
+    mode_screening: tuple[tuple[str, str | None], ...] = ()
+    mode_file_names: tuple[tuple[str, str], ...] = ()
     frame_time: float = 0.0
     pixel_arcsec: float = 1.0
     image_arcsec: float | None = None
@@ -180,6 +192,31 @@ class MissionProfile:
                 y0, y1 = a, b
                 break
         return 1, nx, y0, y1
+
+    def data_mode(self, attrs=None) -> str | None:
+        """The DATAMODE of an event list's ``attrs`` (upper case), else the one
+        its source file name gives (:attr:`mode_file_names`), else None."""
+        attrs = attrs or {}
+        mode = attrs.get("datamode")
+        if mode and str(mode).strip():
+            return str(mode).strip().upper()
+        name = os.path.basename(str(attrs.get("source") or "")).lower()
+        for pattern, value in self.mode_file_names if name else ():
+            if re.search(pattern, name):
+                return value.upper()
+        return None
+
+    def screening_for(self, attrs=None) -> str | None:
+        """The default screening expression of events with ``attrs`` (their
+        data mode, :meth:`data_mode`, and SUBMODE pick a
+        :attr:`mode_screening` entry; else :attr:`screening`). The one place
+        every caller gets the screening from."""
+        attrs = attrs or {}
+        modes = [m for m in (self.data_mode(attrs), str(attrs.get("submode") or "").strip().upper()) if m]
+        for pattern, expression in self.mode_screening:
+            if any(fnmatch.fnmatchcase(m, pattern.upper()) for m in modes):
+                return expression
+        return self.screening
 
     def accepts_mode(self, datamode: str | None, submode: str | None) -> bool:
         """True when the instrument mode is supported by imaging analyses."""

@@ -6,7 +6,11 @@
   ``TCDLT`` = 6.548e-4 deg in level-2 files), reference pixel 500.5.
 - Frame time: Photon Counting (``DATAMODE = 'PHOTON'``) 2.5073 s; Windowed
   Timing 1.766 ms (XRT Users' Guide, table 2.1). Imaging analyses accept PC.
-- Default screening: PC grades 0-12 (``GRADE <= 12``; for WT use ``GRADE <= 2``).
+- Default screening by data mode (XRT Data Reduction Guide, grade selection):
+  Photon Counting grades 0-12 (``GRADE <= 12``), Windowed Timing grades 0-2
+  (``GRADE <= 2``). The mode is the ``DATAMODE`` keyword (``PHOTON``,
+  ``WINDOWED``), else the file name's mode code (``sw<obsid>xpc...``,
+  ``sw<obsid>xwt...``; TDRSS ``...msxwt...``); an unknown mode gets PC's.
 - GTIs in the ``GTI`` extension of cleaned (``xrtpipeline``) files.
 - Time: MJDREFI = 51910, MJDREFF = 7.428703703703703e-4 (2001-01-01 TT).
 """
@@ -27,6 +31,8 @@ XRT = register(
         gti_extensions=("GTI", "STDGTI"),
         gti_ccd_pattern=None,
         screening="GRADE <= 12",
+        mode_screening=(("WINDOWED", "GRADE <= 2"), ("PHOTON", "GRADE <= 12")),
+        mode_file_names=((r"^sw\d{11}(ms)?xwt", "WINDOWED"), (r"^sw\d{11}(ms)?xpc", "PHOTON")),
         frame_time=2.5073,
         pixel_arcsec=2.357,
         supported_modes=("PHOTON",),

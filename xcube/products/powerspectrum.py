@@ -315,7 +315,7 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
     energy_band, region, expr : event selection (:func:`xcube.select`) before
         the power spectrum; event lists only.
     screening : event lists: apply the mission's standard event screening
-        (``profile.screening``, e.g. XMM MOS ``PATTERN <= 12 && FLAG == 0``)
+        (``xcube.missions.screening_of``, e.g. XMM MOS ``PATTERN <= 12 && FLAG == 0``)
         with ``expr``, as ``xcube lc`` and ``xcube pds`` do by default; False
         keeps every event. Light curves are already screened products.
     background_rate : background rate in the source region [count/s]; the

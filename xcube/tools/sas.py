@@ -474,8 +474,9 @@ def cleaning_expression(instrument: str, *, energy_band=None, gti=None, ccds=Non
     parts = []
     if flags:
         parts.append(FLAG_SET[inst])
-    if prof.screening:
-        parts.append(f"({prof.screening})")
+    screening = prof.screening_for()  # imaging mode (the profile's default screening)
+    if screening:
+        parts.append(f"({screening})")
     lo, hi = pi_range(inst, energy_band or DEFAULT_ENERGY_BAND[inst])
     parts.append(f"(PI in [{lo}:{hi}])")
     if gti is not None:

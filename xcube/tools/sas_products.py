@@ -53,7 +53,7 @@ def _epic(instrument: str) -> str:
 def _screening(instrument: str) -> str:
     from ..missions import get_profile
 
-    return get_profile(INSTRUMENTS[_epic(instrument)][2]).screening or "true"
+    return get_profile(INSTRUMENTS[_epic(instrument)][2]).screening_for() or "true"
 
 
 # ---------------------------------------------------------------------------

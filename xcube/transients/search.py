@@ -31,7 +31,7 @@ from .. import gti as gtimod
 from ..binning.axes import Axis
 from ..binning.sky import cell_wcs_keywords
 from ..hygiene import STAT_KEYS, merge_stats
-from ..missions import profile_of
+from ..missions import screening_of
 from ..missions.ecf import events_ecf
 from ..progress import progress_bar
 from ..scheduler import thread_map
@@ -67,7 +67,7 @@ def prepare_events(events, screening: bool = True, hygiene=None) -> list[xr.Data
     """
     out = []
     for e in check_cameras(events):
-        expr = profile_of(e).screening if screening else None
+        expr = screening_of(e) if screening else None
         out.append(select(e, expr=expr, hygiene=hygiene) if expr or hygiene else e)
     return out
 
