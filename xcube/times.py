@@ -326,28 +326,47 @@ def add_time_columns(table, ref):
 # --------------------------------------------------------------------------- a common time axis (stitching)
 
 
+def _reference(mjdref, timesys: str, source: str = "") -> TimeReference:
+    """A :class:`TimeReference` for a (float or (int, frac)) MJDREF and TIMESYS."""
+    if isinstance(mjdref, TimeReference):
+        return mjdref
+    if isinstance(mjdref, (tuple, list)):
+        return TimeReference(float(mjdref[0]), float(mjdref[1]), timesys, source=source)
+    whole = float(np.floor(float(mjdref)))
+    return TimeReference(whole, float(mjdref) - whole, timesys, source=source)
+
+
 def tt_offset(time, mjdref: float, timesys: str, source: str = "") -> np.ndarray:
     """Seconds to add to mission times ``time`` [s] (reference ``mjdref``,
     system ``timesys``) so that they count TT seconds from the same MJDREF
-    read as TT. Zero for TT; from astropy otherwise (TDB: at the geocentre)."""
-    scale = _scale(timesys, source)
-    time = np.asarray(time, np.float64)
-    if scale == "TT" or time.size == 0:
-        return np.zeros(time.shape)
-    from astropy.time import Time
+    read as TT. Zero for TT; from astropy otherwise (TDB: at the geocentre).
 
-    t = Time(np.full(time.shape, float(mjdref)), time / 86400.0, format="mjd", scale=scale.lower())
-    same = Time(np.full(time.shape, float(mjdref)), time / 86400.0, format="mjd", scale="tt")
-    return np.asarray((t.tt - same).sec, np.float64)
+    ``time`` is elapsed SI seconds since MJDREF, as in :func:`times` (for
+    UTC, leap seconds after MJDREF are counted, not 86400 s days)."""
+    ref = _reference(mjdref, _scale(timesys, source), source)
+    time = np.asarray(time, np.float64)
+    if ref.timesys == "TT" or time.size == 0:
+        return np.zeros(time.shape)
+    from astropy.time import Time, TimeDelta
+
+    same = Time(float(ref.mjdrefi), float(ref.mjdreff), format="mjd", scale="tt") + TimeDelta(time, format="sec")
+    return np.asarray((_astropy(time, ref).tt - same).sec, np.float64)
 
 
 def to_common_seconds(time, mjdref: float, timesys: str, common_mjdref: float, source: str = "") -> np.ndarray:
-    """Mission times [s] as TT seconds since ``common_mjdref`` (TT MJD)."""
+    """Mission times [s since ``mjdref`` in ``timesys``, as in :func:`times`]
+    as TT seconds since ``common_mjdref`` (TT MJD)."""
     time = np.asarray(time, np.float64)
     return time + (float(mjdref) - float(common_mjdref)) * 86400.0 + tt_offset(time, mjdref, timesys, source)
 
 
 def mjd_tt(time, mjdref: float, timesys: str = "TT", source: str = "") -> np.ndarray:
-    """MJD (TT) of mission times [s]; float64 (resolution about 1 microsecond)."""
+    """MJD (TT) of mission times [s since ``mjdref`` in ``timesys``]; the
+    conversion of :func:`times` (``to="astropy"``, then ``.tt``), float64
+    (resolution about 1 microsecond)."""
+    ref = _reference(mjdref, _scale(timesys, source), source)
     time = np.asarray(time, np.float64)
-    return float(mjdref) + (time + tt_offset(time, mjdref, timesys, source)) / 86400.0
+    if ref.timesys == "TT" or time.size == 0:
+        return _mjd(time, ref)
+    t = _astropy(time, ref).tt
+    return np.asarray(t.jd1 - 2400000.5, np.float64) + np.asarray(t.jd2, np.float64)

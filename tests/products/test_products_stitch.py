@@ -82,6 +82,21 @@ def test_utc_and_tdb_time_systems_are_converted_to_tt():
         stitch([bad])
 
 
+
+def test_utc_seconds_are_elapsed_si_seconds_across_a_leap_second_as_in_xcube_times():
+    """TIMESYS = 'UTC': seconds count elapsed SI seconds since MJDREF (xcube.times, docs); stitch read them
+    as UTC day fractions and was 1 s off per leap second (MJDREF 56108 = 2012-06-30, which ends with one)."""
+    u = make_lc(2 * 86400.0, 10, 10.0, 56108.0, timesys="UTC", obs_id="u")
+    s = stitch([u], mjdref=56108.0)
+    tt = xcube.times(u["time"], u, to="astropy").tt
+    assert np.abs((s["mjd"].values - tt.mjd) * 86400.0).max() < 1e-5
+    elapsed_tt = (tt - xcube.times(0.0, {"MJDREF": 56108.0, "TIMESYS": "TT"}, to="astropy")).sec
+    np.testing.assert_allclose(s["time"].values, elapsed_tt, rtol=0, atol=1e-6)
+    # TT - UTC was 66.184 s at MJDREF: the offset stays 66.184 s, the leap second lies inside the elapsed seconds
+    np.testing.assert_allclose(s["time_lo"].values - u["time_lo"].values, 66.184, atol=1e-6)
+    assert xcube.times(u["time_lo"][:1], u, to="iso").values[0] == "2012-07-01T23:59:59.000"  # 86401 + 86399 s
+
+
 def test_lazy_inputs_stay_lazy_and_missing_variables_fill_with_nan():
     a = make_lc(1e8, 10, 5.0, XMM_REF, lazy=True, obs_id="a")
     b = make_lc(1.1e8, 10, 10.0, XMM_REF, obs_id="b")
