@@ -183,3 +183,60 @@ def test_warnings_are_not_lost_when_opening_fails(tmp_path):
     with pytest.warns(UserWarning, match=rf"{_name(path)}: unknown mission TELESCOP='ODD'"):
         with pytest.raises(ValueError, match=rf"{_name(path)}: 1 NaN TIME"):
             xcube.open_events(path)
+
+
+def _days(path, unit="d", **kw):
+    """An event file whose TIME, GTI and TSTART/TSTOP are in days (TIMEUNIT = ``unit``)."""
+    c = _cols()
+    c["TIME"] = c["TIME"] / 86400.0
+    return write_events_fits(path, c, gti=([c["TIME"][0]], [c["TIME"][-1]]),
+                             header=dict(HDR, TSTART=c["TIME"][0], TSTOP=c["TIME"][-1], TIMEUNIT=unit), **kw)
+
+
+@pytest.mark.parametrize("kind", ["memmap", "gzip", "unsorted"])
+def test_times_in_days_are_refused_naming_the_file(tmp_path, kind):
+    """TIMEUNIT = 'd' was ignored: days labelled seconds (exposure 2.0 for two days). Every reader path refuses."""
+    cache = tmp_path / "cache"
+    if kind == "gzip":
+        path = _days(tmp_path / "days.evt.gz", gzip=True)
+    else:
+        path = _days(tmp_path / "days.evt")
+        if kind == "unsorted":
+            with fits.open(path, mode="update") as hdul:
+                hdul["EVENTS"].data["TIME"] = hdul["EVENTS"].data["TIME"][::-1]
+    with pytest.raises(ValueError, match=rf"{_name(path)}: TIMEUNIT='d': xcube needs times in seconds"):
+        xcube.open_events(path, cache=cache)
+    assert not list(cache.glob("*.zarr"))  # nothing half converted into the cache
+    with pytest.warns(UserWarning, match=rf"skipping .*{_name(path)}: TIMEUNIT='d'"):
+        with pytest.raises(FileNotFoundError):
+            xcube.open_archive([path], cache=cache)
+
+
+def test_a_gti_table_in_days_is_refused_and_seconds_keep_working(tmp_path):
+    c = _cols()
+    path = write_events_fits(tmp_path / "gti_days.evt", c, header=HDR, gti_extensions={
+        "GTI": ([c["TIME"][0] / 86400.0], [c["TIME"][-1] / 86400.0], {"TIMEUNIT": "d"})})
+    with pytest.raises(ValueError, match=rf"{_name(path)}\[GTI\]: TIMEUNIT='d'"):
+        xcube.open_events(path, cache=tmp_path / "cache")
+    for unit in ("s", "S ", None):  # seconds, however written, or no TIMEUNIT: unchanged
+        hdr = dict(HDR) if unit is None else dict(HDR, TIMEUNIT=unit)
+        p = write_events_fits(tmp_path / f"s{unit!s:.1}.evt", c, gti=([1.0e8], [1.0e8 + 1.0e3]), header=hdr)
+        if unit is None:
+            with fits.open(p, mode="update") as hdul:
+                hdul["EVENTS"].header.pop("TIMEUNIT", None)
+        ev = xcube.open_events(p, cache=tmp_path / "cache")
+        np.testing.assert_array_equal(ev["time"].values, c["TIME"])
+        assert ev.attrs["exposure"] == pytest.approx(1.0e3)
+
+
+def test_a_cache_entry_of_a_file_in_days_made_before_the_check_is_refused(tmp_path, monkeypatch):
+    from xcube.io import events_fits
+
+    path, cache = _days(tmp_path / "old.evt.gz", gzip=True), tmp_path / "cache"
+    with monkeypatch.context() as m:  # as before the fix: converted into the cache, days labelled seconds
+        m.setattr(events_fits, "check_time_unit", lambda *a: None)
+        m.setattr("xcube.io.events.check_time_unit", lambda *a: None)
+        xcube.open_events(path, cache=cache)
+    assert len(list(cache.glob("*.zarr"))) == 1
+    with pytest.raises(ValueError, match=rf"{_name(path)}: TIMEUNIT='d': xcube needs times in seconds"):
+        xcube.open_events(path, cache=cache)

@@ -11,7 +11,14 @@ import xarray as xr
 from .. import accessor  # noqa: F401  (the .xcube accessor, with the first EventLists)
 from .atomic import remove_stale
 from .cache import StoreCorruptError, cache_dir, cache_key, is_complete, open_zarr_events, to_zarr
-from .events_fits import DEFAULT_CHUNK, build_dataset, load_fits_events, open_fits_events, read_fits_header
+from .events_fits import (
+    DEFAULT_CHUNK,
+    build_dataset,
+    check_time_unit,
+    load_fits_events,
+    open_fits_events,
+    read_fits_header,
+)
 from .fitsutil import check_path, is_compressed, open_fits
 from .paths import safe_component
 
@@ -36,6 +43,7 @@ def _store_for(p: Path, instrument, cache, hdu=None) -> Path:
 def _open_cached(store: Path, chunks) -> xr.Dataset:
     """Open a cache store, re-emitting the warnings recorded when it was made."""
     ds = open_zarr_events(store, chunks=chunks, cached=True)
+    check_time_unit(ds.attrs.get("timeunit"), ds.attrs.get("source", store))  # made before TIMEUNIT was checked
     for msg in ds.attrs.get("warnings", []):
         warnings.warn(msg, UserWarning, stacklevel=4)
     return ds
@@ -139,6 +147,9 @@ def open_events(path_or_paths, instrument: str | None = None, chunks: int | None
     Eager work: headers, GTIs and one streaming pass over TIME (ordering and
     NaN checks); compressed/unsorted files are converted into the cache on
     first open. Event columns are otherwise never loaded.
+
+    Times must be seconds: a file (or GTI table) with a TIMEUNIT other than
+    ``'s'`` (e.g. ``'d'``) raises ``ValueError`` naming the file.
     """
     if isinstance(path_or_paths, (str, Path)):
         p = Path(path_or_paths)

@@ -96,6 +96,16 @@ def _mjdref(h: dict, path) -> float:
     return float("nan")
 
 
+def check_time_unit(unit, where) -> None:
+    """``ValueError`` naming ``where`` unless TIMEUNIT ``unit`` is seconds
+    ('s', or absent). xcube times, GTIs, exposures and cache records are all
+    seconds; a file in days is refused rather than half converted."""
+    u = str(unit if unit is not None else "s").strip() or "s"
+    if u.lower() != "s":
+        raise ValueError(f"{where}: TIMEUNIT={u!r}: xcube needs times in seconds; convert TIME, the GTIs, TSTART/TSTOP "
+                         "and TIMEZERO to seconds (x 86400 for days) and set TIMEUNIT = 's'")
+
+
 def _scalar_columns(hdu: fits.BinTableHDU, path="event file") -> dict:
     """Columns with one element per row (vector, bit and string columns are skipped).
 
@@ -166,6 +176,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
                 stacklevel=4,
             )
             continue
+        check_time_unit(hdu.header.get("TIMEUNIT", header.get("TIMEUNIT")), f"{path}[{hdu.name}]")
         tz = header_float(hdu.header, "TIMEZERO", f"{path}[{hdu.name}]", 0.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -273,6 +284,7 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
     identity = file_identity(path)
     with (open_fits(path) if hdul is None else contextlib.nullcontext(hdul)) as hdul:
         hdu, header, profile = _events_hdu(hdul, path, instrument, hdu)
+        check_time_unit(header.get("TIMEUNIT"), path)
         nrows = int(hdu.header["NAXIS2"])
         cols = _scalar_columns(hdu, path)
         tname = profile.columns.get("time", "TIME")
