@@ -169,6 +169,8 @@ class _Node:
     end: int
     columns: frozenset = field(default_factory=frozenset)
     args: tuple = ()
+    column: str | None = None  # a bare column leaf: its variable name
+    value: int | float | None = None  # a number literal leaf: its value
 
     @property
     def text(self) -> str:
@@ -241,6 +243,7 @@ class _Parser:
         self.macros = macros
         self.depth = depth
         self.nesting = nesting
+        self.comparisons: list[tuple[str, int | float]] = []  # (column, literal) compared directly
 
     # -- helpers
     @property
@@ -283,6 +286,11 @@ class _Parser:
     @property
     def quoted(self) -> str:
         return _show(self.text)
+
+    def _compared(self, x: _Node, *values) -> None:
+        """Record the literals a bare column is compared with (``Expression.comparisons``)."""
+        if x.column is not None:
+            self.comparisons.extend((x.column, v) for v in values if v is not None)
 
     def _need_bool(self, node: _Node, op: str) -> None:
         if node.kind != "bool":
@@ -375,6 +383,11 @@ class _Parser:
                     + ("; did you mean (X & mask) == 0? A bitwise test needs parentheses"
                        if "&" in a.text or "|" in a.text else "")
                 )
+        for a, b in zip(terms, terms[1:]):
+            if a.column is not None and b.value is not None:
+                self._compared(a, b.value)
+            elif b.column is not None and a.value is not None:
+                self._compared(b, a.value)
         funcs = [_CMP[o] for o in ops]
 
         def f(*vals):
@@ -430,6 +443,7 @@ class _Parser:
                 raise self._err("expected ']' or ')' to close the range")
             last_closed = self._next().value == "]"
             break
+        self._compared(x, *(v for lo, hi, _ in items for v in (lo, hi)))
         tests = [(lo, True, hi, True, r) for lo, hi, r in items]
         tests[0] = (tests[0][0], first_closed) + tests[0][2:]
         tests[-1] = tests[-1][:3] + (last_closed, tests[-1][4])
@@ -493,6 +507,7 @@ class _Parser:
                 self._next()
                 continue
             break
+        self._compared(x, *(v for lo, hi, _ in items for v in (lo, hi)))
         closed_hi = x.kind == "int"
 
         def f(v):
@@ -559,7 +574,9 @@ class _Parser:
         if t.kind == "num":
             self._next()
             v = _num_value(t.value)
-            return self._node("int" if isinstance(v, int) else "float", lambda c, v=v: v, t.start)
+            node = self._node("int" if isinstance(v, int) else "float", lambda c, v=v: v, t.start)
+            node.value = v
+            return node
         if t.kind == "name":
             self._next()
             return self._column(t)
@@ -585,7 +602,7 @@ class _Parser:
         if kind is None:
             raise ExpressionError(f"filter expression {self.quoted}: column {name!r} has dtype "
                                   f"{self.dtypes[name]}, which cannot be filtered")
-        return _Node(kind, lambda c, n=name: c[n], self.text, t.start, t.end, frozenset([name]))
+        return _Node(kind, lambda c, n=name: c[n], self.text, t.start, t.end, frozenset([name]), column=name)
 
     def _macro(self, t: _Tok) -> _Node:
         name = t.value[1:]
@@ -606,6 +623,7 @@ class _Parser:
             raise ExpressionError(
                 f"filter expression {self.quoted}: macro {t.value} = {body!r} is invalid: {exc}"
             ) from None
+        self.comparisons.extend(sub.comparisons)
         return replace(node, src=self.text, start=t.start, end=t.end)
 
     def _pair_ahead(self) -> bool:
@@ -688,6 +706,10 @@ class Expression:
     text: str
     columns: frozenset
     _program: list
+    comparisons: tuple = ()
+    """``(column, number)`` pairs: the literals a bare column is compared
+    with (``energy=500:7000`` gives ``("energy", 500), ("energy", 7000)``),
+    for cheap plausibility checks of the constants (units) by callers."""
 
     def evaluate(self, cols: Mapping[str, np.ndarray], n: int | None = None) -> np.ndarray:
         """Boolean mask for one block of events (``n`` = block length, used when
@@ -748,7 +770,8 @@ def compile_expression(
     collecting = gc.isenabled()
     gc.disable()  # parsing makes many small objects and no cycles: the collector's passes would dominate
     try:
-        node = _Parser(text.strip(), dict(dtypes), aliases, resolve, 0).parse()
+        parser = _Parser(text.strip(), dict(dtypes), aliases, resolve, 0)
+        node = parser.parse()
     except RecursionError:  # a safety net: MAX_NESTING keeps the parser well inside the limit
         raise ExpressionError(f"filter expression {_show(text)} nests too deeply to parse; flatten it") from None
     finally:
@@ -758,4 +781,4 @@ def compile_expression(
         raise ExpressionError(
             f"filter expression {_show(text)} gives numbers, not a condition; compare it, e.g. ({text.strip()}) != 0"
         )
-    return Expression(text.strip(), node.columns, _program(node))
+    return Expression(text.strip(), node.columns, _program(node), tuple(parser.comparisons))

@@ -317,8 +317,8 @@ def _expression_test(events, text, screening: bool = False) -> ExpressionTest:
     is explained: the mission's default screening (``screening``), or the
     PI/energy column of an energy selection."""
     try:
-        return ExpressionTest(compile_expression(text, column_dtypes(events), aliases=column_aliases(events),
-                                                 macros=macro_lookup(events)))
+        compiled = compile_expression(text, column_dtypes(events), aliases=column_aliases(events),
+                                      macros=macro_lookup(events))
     except ExpressionError as exc:
         if exc.column is None:
             raise
@@ -332,6 +332,38 @@ def _expression_test(events, text, screening: bool = False) -> ExpressionTest:
         if exc.column.lower() in ("energy", "pi") and "energy" not in events.data_vars:
             raise ValueError(_no_energy(events)) from None
         raise
+    _check_energy_units(events, compiled)
+    return ExpressionTest(compiled)
+
+
+#: a constant compared with ``energy`` [keV] above this many keV is taken for eV (any X-ray mission)
+EV_LIKE_KEV = 1000.0
+
+
+def _check_energy_units(events, compiled) -> None:
+    """Warn (naming the file) when ``compiled`` compares ``energy`` [keV]
+    with a constant far beyond the mission's energy range: above 10 times
+    its upper end or above :data:`EV_LIKE_KEV`, i.e. a value in eV as CIAO's
+    ``energy`` is. Looks at the expression's constants only, no event."""
+    values = [v for c, v in compiled.comparisons if c == "energy"]
+    if not values:
+        return
+    emin, emax = profile_of(events).energy_range
+    limit = min(EV_LIKE_KEV, 10 * emax) if np.isfinite(emax) and emax > 0 else EV_LIKE_KEV
+    big = [v for v in values if abs(v) > limit]
+    if not big:
+        return
+    prof = profile_of(events)
+    where = (f"the {prof.mission} {prof.instrument} range is {emin:g}-{emax:g} keV" if prof is not GENERIC
+             else f"{limit:g} keV is beyond any X-ray instrument")
+    hint = (", or filter the file's energy column in eV, 'energy_ev' (CIAO's energy)"
+            if "energy_ev" in events.data_vars else "")
+    warnings.warn(
+        f"{_name(events)}: filter expression {compiled.text!r} compares 'energy' with "
+        f"{', '.join(f'{v:g}' for v in big)}, but xcube's energy is in keV ({where}): were these eV? "
+        f"Write keV ({big[0]:g} eV = {big[0] / 1000:g} keV){hint}",
+        UserWarning, stacklevel=5,
+    )
 
 
 def screening_expression(events) -> str | None:
