@@ -285,6 +285,38 @@ def test_datatree_archive_selects_every_node():
         assert ds.attrs["selection"] == ["expr=PATTERN <= 4"]
 
 
+def test_datatree_errors_name_the_node_file_or_path():
+    from xcube.expression import ExpressionError
+
+    good, bad = make_events(100, seed=1), make_events(120, seed=2).drop_vars("pattern")
+    bad.attrs["source"] = "/data/0002/mos2.fits"
+    tree = xr.DataTree.from_dict({"/0001/EMOS1": good, "/0002/EMOS2": bad})
+    with pytest.raises(ExpressionError, match=r"^/data/0002/mos2\.fits \(node /0002/EMOS2\): filter expression "
+                                              r"'PATTERN <= 4': unknown column 'PATTERN'") as exc:
+        xcube.select(tree, expr="PATTERN <= 4")
+    assert exc.value.column == "PATTERN"
+    with pytest.raises(ValueError, match=r"^0123456789 \(node /0001/EMOS1\): energy_band=\[20, 30\) keV"):
+        xcube.select(tree, energy_band=(20, 30))
+    del bad.attrs["source"], bad.attrs["obs_id"]  # no file: the tree path
+    tree = xr.DataTree.from_dict({"/0001/EMOS1": good, "/0002/EMOS2": bad})
+    with pytest.raises(ExpressionError, match=r"^node /0002/EMOS2: filter expression"):
+        xcube.select(tree, expr="PATTERN <= 4")
+
+
+def test_folder_of_files_errors_name_the_file(tmp_path, make_event_file):
+    (tmp_path / "obs").mkdir()
+    make_event_file(n=200, name="obs/a.fits", header={"OBS_ID": "0000000001"})
+    make_event_file(n=200, name="obs/b.fits", header={"OBS_ID": "0000000002"},
+                    columns={"GRADE": np.zeros(200, np.int16)})
+    tree = xcube.open_events(tmp_path / "obs")
+    assert isinstance(tree, xr.DataTree)
+    with pytest.raises(ValueError, match=r"obs/a\.fits \(node /\S+\): filter expression 'GRADE <= 12'"):
+        xcube.select(tree, expr="GRADE <= 12")
+    out = xcube.select(tree, expr="PATTERN <= 4")  # without an error, every node is selected as before
+    sizes = [n.dataset.sizes["event"] for n in out.subtree if "event" in n.dataset.dims]
+    assert len(sizes) == 2 and all(0 < k < 200 for k in sizes)
+
+
 # ----------------------------------------------------------------------------- GTI
 
 

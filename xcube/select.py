@@ -106,9 +106,18 @@ def select(events, energy_band=None, expr=None, region=None, gti=None, hygiene=N
     search's single events pass applies.
     """
     if isinstance(events, xr.DataTree):
-        return events.map_over_datasets(
-            lambda ds: select(ds, energy_band, expr, region, gti, hygiene) if "event" in ds.dims else ds
-        )
+        out = {}
+        for node in events.subtree:
+            ds = node.dataset
+            path = node.relative_to(events)
+            if "event" not in ds.dims:
+                out[path] = ds
+                continue
+            try:
+                out[path] = select(ds, energy_band, expr, region, gti, hygiene)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise _naming_node(exc, ds, node.path) from None
+        return xr.DataTree.from_dict(out, name=events.name)
     check_events(events)
     filt = EventFilter.for_events(events, energy_band=energy_band, expr=expr, region=region, gti=gti,
                                   hygiene=hygiene)
@@ -123,6 +132,23 @@ def select(events, energy_band=None, expr=None, region=None, gti=None, hygiene=N
     for lab in filt.labels:
         log.debug("%s: selected %s", _name(events), lab)
     return out
+
+
+def _naming_node(exc: Exception, ds, path: str) -> Exception:
+    """``exc`` of one DataTree node's selection, its message led by the
+    node's file (``attrs["source"]``) and tree path unless it names it."""
+    msg = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+    src = ds.attrs.get("source") or ds.attrs.get("obs_id")
+    if src and str(src) in msg:
+        return exc
+    where = f"{src} (node {path})" if src else f"node {path}"
+    try:
+        new = type(exc)(f"{where}: {msg}")
+    except Exception:  # an exception class with another signature: left as raised
+        return exc
+    if isinstance(exc, ExpressionError):
+        new.column = exc.column
+    return new
 
 
 def energy_band_mask(events, energy_band) -> xr.DataArray:
