@@ -258,6 +258,33 @@ def test_spectrum_counts_and_pha(field, tmp_path):
         assert h["BACKSCAL"] == pytest.approx(np.pi * 400**2)
     with fits.open(tmp_path / "src_bkg.pha") as hdul:
         assert hdul["SPECTRUM"].data["COUNTS"].sum() == int(spec.bkg_counts.sum())
+        assert hdul["SPECTRUM"].header["CHANTYPE"] == "PI"
+    assert fits.getheader(path, "SPECTRUM")["CHANTYPE"] == "PI"
+
+
+def test_rxte_pca_spectrum_is_written_with_chantype_pha(tmp_path):
+    from xcube.cli import main
+    from xcube.io.ogip import read_spectrum
+    from xcube.io.write_events import write_events_fits
+
+    rng = np.random.default_rng(4)
+    n, t0 = 500, 1.0e8
+    cols = {"TIME": np.sort(rng.uniform(t0, t0 + 1000, n)), "PHA": rng.integers(0, 256, n).astype(np.int16)}
+    hdr = {"TELESCOP": "XTE", "INSTRUME": "PCA", "DATAMODE": "GoodXenon_2s", "MJDREFI": 49353,
+           "MJDREFF": 6.965740740000000e-4, "TIMESYS": "TT", "TSTART": t0, "TSTOP": t0 + 1000}
+    p = write_events_fits(tmp_path / "FS4a_1234.evt", cols, header=hdr, events_extension="XTE_SE",
+                          gti_extensions={"STDGTI": ([t0], [t0 + 1000])})
+    out = tmp_path / "pca.pha"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no PI-to-energy conversion for the PCA
+        assert main(["spectrum", str(p), "-o", str(out)]) == 0
+        assert xcube.spectrum(xcube.open_events(p)).attrs["chantype"] == "PHA"
+    h = fits.getheader(out, "SPECTRUM")
+    assert h["CHANTYPE"] == "PHA" and h["TLMAX1"] == 255
+    back = read_spectrum(out)
+    assert back.attrs["chantype"] == "PHA"
+    again = write_spectrum(tmp_path / "again.pha", back)  # the type survives a round trip
+    assert fits.getheader(again, "SPECTRUM")["CHANTYPE"] == "PHA"
 
 
 def test_spectrum_pi_range_clips_channels(field):

@@ -471,7 +471,8 @@ def counts_array(counts):
 
 
 def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=None, grouping=None,
-             backfile="none", respfile="none", ancrfile="none", areascal=1.0, corrscal=0.0, tlmin=None, tlmax=None):
+             backfile="none", respfile="none", ancrfile="none", areascal=1.0, corrscal=0.0, tlmin=None, tlmax=None,
+             chantype="PI"):
     channel = np.asarray(channel, np.int64)
     counts = np.asarray(counts)
     if counts.dtype.kind not in "iu":
@@ -490,7 +491,7 @@ def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=No
     _apply(hdu.header, cards)
     _apply(hdu.header, {
         "HDUCLASS": "OGIP", "HDUCLAS1": "SPECTRUM", "HDUVERS": "1.2.1", "HDUCLAS2": hduclas2,
-        "HDUCLAS3": "COUNT", "HDUCLAS4": "TYPE:I", "CHANTYPE": "PI", "POISSERR": True, "STAT_ERR": 0, "SYS_ERR": 0,
+        "HDUCLAS3": "COUNT", "HDUCLAS4": "TYPE:I", "CHANTYPE": chantype, "POISSERR": True, "STAT_ERR": 0, "SYS_ERR": 0,
         "DETCHANS": (int(channel.size) if tlmax is None else int(tlmax - tlmin + 1), "number of detector channels"),
         "TLMIN1": int(channel.min() if tlmin is None else tlmin),
         "TLMAX1": int(channel.max() if tlmax is None else tlmax),
@@ -531,6 +532,7 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     band = _band_cards(attrs)
     channel = np.asarray(spectrum["channel"].values)
     tlmin, tlmax = attrs.get("channel_range", (int(channel.min()), int(channel.max())))
+    chantype = str(attrs.get("chantype") or "PI").upper()  # the channel column: PI, or PHA (RXTE PCA)
     if int(np.sum(spectrum["counts"].values)) == 0:
         warnings.warn(f"{path}: the spectrum holds no counts (empty selection?)", stacklevel=2)
     backfile = "none"
@@ -540,14 +542,14 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         backfile = bpath.name if bpath.parent.resolve() == path.parent.resolve() else str(bpath)
         bhdu = _pha_hdu(channel, spectrum["bkg_counts"].values, exposure=attrs.get("bkg_exposure", attrs["exposure"]),
                         backscal=attrs["bkg_backscal"], cards={**cards, **_region_card(attrs, "background_region")},
-                        hduclas2="BKG", tlmin=tlmin, tlmax=tlmax)
+                        hduclas2="BKG", tlmin=tlmin, tlmax=tlmax, chantype=chantype)
         bkg_hdul = (bpath, fits.HDUList([primary_hdu(cards), bhdu]))
     shdu = _pha_hdu(
         channel, spectrum["counts"].values, exposure=attrs["exposure"], backscal=attrs.get("backscal", 1.0),
         cards={**cards, **_region_card(attrs, "region")}, hduclas2="TOTAL",
         quality=spectrum["quality"].values if "quality" in spectrum else None,
         grouping=spectrum["grouping"].values if "grouping" in spectrum else None,
-        backfile=backfile, respfile=respfile, ancrfile=ancrfile, tlmin=tlmin, tlmax=tlmax,
+        backfile=backfile, respfile=respfile, ancrfile=ancrfile, tlmin=tlmin, tlmax=tlmax, chantype=chantype,
     )
     _apply(shdu.header, {k: v for k, v in band.items() if k in ("E_MIN", "E_MAX")})
     if attrs.get("channel_bin") is not None:  # as SAS evselect writes them: channel c holds PI c*SPECDELT...
@@ -690,9 +692,10 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
     ``exposure`` [s], ``backscal``, ``areascal``, ``channel_range``,
     ``respfile``/``ancrfile``/``backfile`` (paths, relative values taken
     beside the spectrum; None for ``none``), ``telescop``, ``instrument``,
-    ``obs_id``, ``object``, ``source``. With ``background`` and a BACKFILE, the background
-    counts come in as ``bkg_counts`` with attrs ``bkg_backscal`` and
-    ``bkg_exposure``, as :func:`xcube.spectrum` gives them.
+    ``obs_id``, ``object``, ``source``, ``chantype`` (CHANTYPE, default PI).
+    With ``background`` and a BACKFILE, the background counts come in as
+    ``bkg_counts`` with attrs ``bkg_backscal`` and ``bkg_exposure``, as
+    :func:`xcube.spectrum` gives them.
     """
     path = Path(path)
     try:
@@ -729,6 +732,7 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
         "instrument": header.get("INSTRUME", primary.get("INSTRUME")),
         "obs_id": header.get("OBS_ID", primary.get("OBS_ID")),
         "object": header.get("OBJECT", primary.get("OBJECT")),
+        "chantype": str(header.get("CHANTYPE") or "PI").strip().upper(),
     }
     if attrs["respfile"] and Path(attrs["respfile"]).exists():
         eb = _ebounds(attrs["respfile"], channel, path)

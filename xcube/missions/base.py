@@ -146,6 +146,12 @@ class MissionProfile:
         """True when the mission's event files have sky X/Y columns."""
         return "x" in self.columns and "y" in self.columns
 
+    @property
+    def channel_type(self) -> str:
+        """OGIP CHANTYPE of the channel column exposed as ``pi``: ``"PHA"``
+        where the file's column is PHA (RXTE PCA), else ``"PI"``."""
+        return "PHA" if str(self.columns.get("pi", "PI")).upper() == "PHA" else "PI"
+
     def is_gti_extension(self, extname: str) -> bool:
         """True when an extension name is one of this mission's GTI tables."""
         return any(fnmatch.fnmatchcase(extname.upper(), p) for p in self.gti_extensions)

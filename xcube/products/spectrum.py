@@ -97,7 +97,9 @@ def spectrum(
     ``exposure`` [s, GTI total], ``backscal`` and ``bkg_backscal`` (region
     areas [sky pixel^2], as SAS ``backscale`` writes BACKSCAL; 1.0 without a
     region), ``area_arcsec2``, ``channel_range`` (TLMIN/TLMAX), ``channel_bin``,
-    ``region``/``background_region``, observation attrs and provenance.
+    ``chantype`` (CHANTYPE: ``"PI"``, or ``"PHA"`` where the profile's channel
+    column is PHA, RXTE PCA), ``region``/``background_region``, observation
+    attrs and provenance.
 
     Lazy (tree reductions over the event chunks) unless ``group_min`` is
     given. Eager: the passes :func:`xcube.select` makes over x/y (and the
@@ -146,7 +148,7 @@ def spectrum(
         events, kind="spectrum", exposure=exposure, backscal=backscal,
         area_arcsec2=backscal * pix**2 if region is not None else None,
         channel_range=(int(first), int(first + axis.size - 1)), channel_bin=cb, pi_range=(pmin, pmax),
-        region=region_text(region), expr=expr,
+        region=region_text(region), expr=expr, chantype=prof.channel_type,
     )
     attrs["selection"] = list(counts.attrs.get("selection", []))
     if background is not None:
