@@ -186,3 +186,16 @@ def test_every_mission_screening_string_parses():
         assert e.columns == names, name
         checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("text", ["ratio < 1e40", "ratio > -1e40", "ratio in [0:1e40]", "ratio=1:1e40",
+                                  "ratio == 1e40", "ratio != -1e40", "1e40 > ratio", "0 < ratio <= 1e300"])
+def test_float32_column_against_a_constant_beyond_its_range_warns_nothing(text):
+    import warnings
+
+    ratio = np.array([0.0, 0.5, 1.0, 1.5, 3.4e38, -3.4e38, np.inf, -np.inf, np.nan], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in cast" was a RuntimeWarning
+        got = compile_expression(text, {"ratio": ratio.dtype}).evaluate({"ratio": ratio})
+        ref = compile_expression(text, {"ratio": np.dtype(np.float64)}).evaluate({"ratio": ratio.astype(np.float64)})
+    np.testing.assert_array_equal(got, ref)

@@ -54,8 +54,9 @@ a chain of 10,000 ``&&`` terms parses in well under a second and evaluates
 like any other.
 
 Comparisons run in the column's own dtype (a float literal is rounded to the
-column's precision, so ``ENERGY >= 0.7`` keeps PI 700 in float32), while
-arithmetic and bitwise operators work in int64/float64.
+column's precision, so ``ENERGY >= 0.7`` keeps PI 700 in float32; a literal
+beyond a float column's range, ``RATIO < 1e40`` on float32, is compared in
+float64, without numpy's overflow warning), while arithmetic and bitwise operators work in int64/float64.
 """
 from __future__ import annotations
 
@@ -228,6 +229,25 @@ def _as_num(v):
     return v
 
 
+def _beyond(v, other) -> bool:
+    """True when ``other`` is a number beyond the largest value of ``v``'s float dtype."""
+    if not (isinstance(v, np.ndarray) and v.dtype.kind == "f") or isinstance(other, np.ndarray):
+        return False
+    x = float(other)
+    return np.isfinite(x) and abs(x) > float(np.finfo(v.dtype).max)
+
+
+def _compare(op, a, b):
+    """``op(a, b)`` in the column's dtype; a constant beyond a float column's
+    range (``float32 < 1e40``) is compared in float64 instead of cast to
+    inf (numpy's "overflow encountered in cast" warning), same result."""
+    if _beyond(a, b):
+        a = a.astype(np.float64)
+    elif _beyond(b, a):
+        b = b.astype(np.float64)
+    return op(a, b)
+
+
 _CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "%": operator.mod}
 
@@ -391,9 +411,9 @@ class _Parser:
         funcs = [_CMP[o] for o in ops]
 
         def f(*vals):
-            out = funcs[0](vals[0], vals[1])
+            out = _compare(funcs[0], vals[0], vals[1])
             for k in range(1, len(funcs)):
-                out = out & funcs[k](vals[k], vals[k + 1])
+                out = out & _compare(funcs[k], vals[k], vals[k + 1])
             return out
 
         return self._node("bool", f, start, tuple(terms))
@@ -454,13 +474,13 @@ class _Parser:
             out = None
             for lo, lo_c, hi, hi_c, is_range in tests:
                 if not is_range:
-                    m = v == lo
+                    m = _compare(operator.eq, v, lo)
                 else:
                     m = True
                     if lo is not None:
-                        m = m & ((v >= lo) if lo_c else (v > lo))
+                        m = m & _compare(operator.ge if lo_c else operator.gt, v, lo)
                     if hi is not None:
-                        m = m & ((v <= hi) if hi_c else (v < hi))
+                        m = m & _compare(operator.le if hi_c else operator.lt, v, hi)
                     if m is True:
                         m = np.ones(np.shape(v), dtype=bool) if isinstance(v, np.ndarray) else True
                 out = m if out is None else (out | m)
@@ -513,11 +533,11 @@ class _Parser:
         def f(v):
             out = None
             for lo, hi, is_range in items:
-                m = (v == lo) if not is_range else np.ones(np.shape(v), dtype=bool)
+                m = _compare(operator.eq, v, lo) if not is_range else np.ones(np.shape(v), dtype=bool)
                 if is_range and lo is not None:
-                    m = m & (v >= lo)
+                    m = m & _compare(operator.ge, v, lo)
                 if is_range and hi is not None:
-                    m = m & ((v <= hi) if closed_hi else (v < hi))
+                    m = m & _compare(operator.le if closed_hi else operator.lt, v, hi)
                 out = m if out is None else (out | m)
             return out
 
