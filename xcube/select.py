@@ -45,7 +45,7 @@ from .scheduler import compute
 
 __all__ = ["select", "energy_band_mask", "EventFilter", "EnergyBand", "ExpressionTest", "RegionTest",
            "GoodTimeTest", "energy_band_bounds", "column_dtypes", "column_aliases", "macro_lookup", "check_events",
-           "screening_expression"]
+           "screening_expression", "screening_expr"]
 
 log = logging.getLogger("xcube.select")
 
@@ -402,6 +402,19 @@ def screening_expression(events) -> str | None:
     if text:
         _expression_test(events, text, screening=True)
     return text
+
+
+def screening_expr(events, expr, screen: bool, source="") -> str | None:
+    """``expr`` combined with the mission's screening of ``events`` when
+    ``screen`` (:func:`screening_expression`, checked against the columns; a
+    warning naming ``source`` when the mission has none). Eager, small."""
+    if not screen:
+        return expr
+    screening = screening_expression(events)
+    if not screening:
+        log.warning("%s: the mission profile has no standard screening; events are not screened", source)
+        return expr
+    return f"({expr}) && ({screening})" if expr else screening
 
 
 def _no_energy(events) -> str:

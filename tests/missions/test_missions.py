@@ -244,8 +244,7 @@ def _xrt_grades(tmp_path, name, datamode=None, n=3200):
 ])
 def test_swift_xrt_screening_depends_on_the_data_mode(tmp_path, name, datamode, expected):
     from xcube.missions import screening_of
-    from xcube.products.cli import screening_expr
-    from xcube.select import EventFilter, screening_expression
+    from xcube.select import EventFilter, screening_expr, screening_expression
 
     ev = xcube.open_events(_xrt_grades(tmp_path, name, datamode), chunks=None)
     assert screening_of(ev) == screening_expression(ev) == expected

@@ -108,22 +108,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_screen_option(p)
 
 
-def screening_expr(ev, expr, screen: bool, source="") -> str | None:
-    """``expr`` combined with the mission's screening when ``screen`` (a
-    warning when the mission has none)."""
-    from ..select import screening_expression
-
-    if not screen:
-        return expr
-    screening = screening_expression(ev)  # checked: a column it needs and the file lacks is named
-    if not screening:
-        log.warning("%s: the mission profile has no standard screening; events are not screened", source)
-        return expr
-    return f"({expr}) && ({screening})" if expr else screening
-
-
 def _open(args):
     from ..io import open_events
+    from ..select import screening_expr
 
     ev = open_events(args.file, instrument=args.instrument, hdu=args.hdu)
     return ev, screening_expr(ev, args.expr, args.screen, args.file)

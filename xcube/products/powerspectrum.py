@@ -68,7 +68,7 @@ def _input_sums(obj, segment, dt, selection):
     if _is_events(obj):
         if dt is None:
             raise ValueError("power_spectrum of an event list needs dt= (the bin width of the segments, e.g. 1/512 s)")
-        from .cli import screening_expr
+        from ..select import screening_expr
 
         expr = screening_expr(obj, selection["expr"], selection["screening"], obj.attrs.get("source", "events"))
         selection = dict(selection, expr=expr)

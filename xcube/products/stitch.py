@@ -150,7 +150,7 @@ def _extract_one(source, kwargs):
     """Open one event file (or use one EventList), screen it when
     ``kwargs["screening"]`` and make its light curve (in this task)."""
     from ..io import open_events
-    from .cli import screening_expr
+    from ..select import screening_expr
     from .lightcurve import lightcurve
 
     ev = source if isinstance(source, xr.Dataset) else open_events(source)
