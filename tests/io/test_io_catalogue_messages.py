@@ -1,6 +1,6 @@
 """A catalogue whose RA/Dec columns cannot be found: advice that works for
-every command that reads one (xcube search has no --ra-col), without the
-quotes of a KeyError's str()."""
+every command that reads one (each has --ra-col/--dec-col), without the
+quotes of a KeyError's str(); xcube search takes the columns' names."""
 from __future__ import annotations
 
 import pandas as pd
@@ -14,10 +14,14 @@ def test_catalogue_column_advice(make_event_file, tmp_path, capsys):
     cat = tmp_path / "cat.csv"
     pd.DataFrame({"a": [263.6], "b": [-32.5]}).to_csv(cat, index=False)
     with pytest.raises(KeyError, match=r"cannot tell which column holds RA \(columns: a, b\); rename it to RA, "
-                                       r"or name it with ra_col= \(xcube survey and catalogue: --ra-col\)"):
+                                       r"or name it with ra_col= \(command line: --ra-col\)"):
         read_catalogue(cat)
     assert len(read_catalogue(cat, ra_col="a", dec_col="b")) == 1
     rc = main(["search", str(make_event_file()), "--catalogue", str(cat), "--out", str(tmp_path / "s"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1 and f"xcube search: error: {cat}: cannot tell which column holds RA" in err
     assert "rename it to RA" in err and "--ra-col / ra_col=" not in err
+    out = tmp_path / "s2"
+    rc = main(["search", str(make_event_file()), "--catalogue", str(cat), "--ra-col", "a", "--dec-col", "b",
+               "--out", str(out), "--quiet"])
+    assert rc == 0 and out.exists()

@@ -100,8 +100,8 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
 
 def _positions(df, path, units, ra_col, dec_col, name_col, radius_col) -> pd.DataFrame:
     cols = [str(c) for c in df.columns]
-    rc = _pick(cols, _RA_NAMES, ra_col, "RA", path, "ra_col= (xcube survey and catalogue: --ra-col)")
-    dc = _pick(cols, _DEC_NAMES, dec_col, "Dec", path, "dec_col= (xcube survey and catalogue: --dec-col)")
+    rc = _pick(cols, _RA_NAMES, ra_col, "RA", path, "ra_col= (command line: --ra-col)")
+    dc = _pick(cols, _DEC_NAMES, dec_col, "Dec", path, "dec_col= (command line: --dec-col)")
     nc = _pick(cols, _NAME_NAMES, name_col, "name", path, "name_col= (xcube survey and catalogue: --name-col)")
     ra = _to_degrees(df[rc].to_numpy(), units.get(rc), path, rc, hours=True)
     dec = _to_degrees(df[dc].to_numpy(), units.get(dc), path, dc, hours=False)

@@ -35,6 +35,9 @@ def register(sub) -> None:
     s.add_argument("--sigma", type=float, nargs="+", default=[3.0], help="detection level(s)")
     s.add_argument("--gti-only", action="store_true", help="drop bad-time-interval frames")
     s.add_argument("--catalogue", help="known sources (FITS/CSV with RA, Dec) to mask from the background")
+    s.add_argument("--ra-col", help="RA column of --catalogue (default: found by name)")
+    s.add_argument("--dec-col", help="Dec column of --catalogue (default: found by name)")
+    s.add_argument("--radius-col", help="mask radius column of --catalogue [arcsec] (default: found by name)")
     s.add_argument("--no-hygiene", action="store_true",
                    help="keep detector border, hot pixels/columns, flickering pixels and instrumental clusters")
     s.add_argument("--shifts", action="store_true",
@@ -97,9 +100,14 @@ def _search(args) -> int:
         evs.append(open_events(f, hdu=args.hdu))
         bar.update(1)
     bar.close()
+    catalogue = args.catalogue
+    if catalogue is not None and (args.ra_col or args.dec_col or args.radius_col):
+        from ..io.catalogue import read_catalogue
+
+        catalogue = read_catalogue(catalogue, ra_col=args.ra_col, dec_col=args.dec_col, radius_col=args.radius_col)
     res = search_transients(evs if len(evs) > 1 else evs[0], time_bin=list(args.time_bin),
                             size_arcsec=args.size_arcsec, energy_band=energy_bands_from_flat(args.energy),
-                            sigma=list(args.sigma), gti_only=args.gti_only, catalogue=args.catalogue,
+                            sigma=list(args.sigma), gti_only=args.gti_only, catalogue=catalogue,
                             screening=args.screen, progress=not args.quiet, hygiene=not args.no_hygiene,
                             shifts=args.shifts, subsets=not args.no_subsets)
     res.write(args.out, overwrite=args.overwrite, figures=not args.no_figures)
