@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import xcube
+from xcube import simulate
 from xcube.transients.background import background_model, mask_eclipses
 from xcube.transients.cli import demo
 
@@ -68,3 +69,14 @@ def test_refitted_rate_equals_the_rate_outside_the_eclipse(short_demo):
     other &= lab != lab[iy, ix]
     np.testing.assert_array_equal(refit["source_rate"].values[other], model["source_rate"].values[other])
     assert mask_eclipses(cube, model, np.zeros((0, 2), int)) is model
+
+
+def test_a_strong_flare_stays_a_peak_with_the_eclipse_refit():
+    """A bright flare raises its cell's mean rate so that every quiet frame
+    looks eclipsed; the refit must take the quiet rate, not the flare's
+    (which made the flare a log10 B ~ 150 false eclipse and hid it)."""
+    ev, _ = simulate.event_list("xmm-pn", duration=10_000.0, seed=5, soft_protons=0,
+                                flares=[dict(t_peak=3_000.0, amplitude=5.0, width=100.0, x=27_000, y=25_000)])
+    det = xcube.search_transients(ev, time_bin=200.0).detections
+    near = det[(abs(det["x"] - 27_000) < 800) & (abs(det["y"] - 25_000) < 800)]
+    assert list(near["kind"]) == ["peak"] and near["counts"].iloc[0] > 300

@@ -419,9 +419,9 @@ def _source_rate(img, tmpl, counts_out, expo, mask):
     return np.zeros(mask.shape), expo_s
 
 
-def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1) -> xr.Dataset:
+def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak_voxels=None) -> xr.Dataset:
     """The model with each eclipsing constant source's rate fitted outside
-    its eclipse.
+    its eclipse (and outside its flares).
 
     ``eclipse_voxels``: (m, 2) int ``(frame, pixel)`` flagged as eclipses
     (``Flags.voxels`` rows of kind 1; pixel = iy * nx + ix). A *source* is an
@@ -435,7 +435,13 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1) -> x
 
     (the usual ``S0`` when ``E`` is empty), so that its rate is not
     diluted by the eclipse and the model does not under-predict it outside
-    (which makes false peaks). Other pixels keep their rate. Returns a new
+    (which makes false peaks). ``peak_voxels`` ((k, 2), the peaks flagged
+    in the same decision): the source's (grown) peak frames are left out
+    of ``F`` too, and when no frame is left the rate is fitted outside the
+    peaks alone: a strong flare raises the whole-observation rate so that
+    all its quiet frames look eclipsed, and a rate fitted on the flare
+    frames would turn the flare into a deep false eclipse. A source without
+    frames left keeps its rate. Other pixels keep their rate. Returns a new
     model (attrs ``eclipse_masked_sources``: the number of sources refitted)
     or ``model`` itself when no source eclipses. Eager: one image of the
     cube per eclipsing source (compact or dense cube)."""
@@ -448,6 +454,8 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1) -> x
     v, lab = v[lab > 0], lab[lab > 0]
     if v.size == 0:
         return model
+    pk = np.asarray(peak_voxels if peak_voxels is not None else np.zeros((0, 2)), dtype=np.int64).reshape(-1, 2)
+    pk_lab = labels.ravel()[pk[:, 1]]
     red = reductions(cube)
     sub = model["subset"].values
     use = 1 if model.attrs.get("source_subset") == "bti" else 0
@@ -456,11 +464,14 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1) -> x
     rate = np.array(model["source_rate"].values, dtype=np.float64)
     done = 0
     for r in np.unique(lab):
-        ecl = np.zeros(sub.size, bool)
+        ecl, flare = np.zeros(sub.size, bool), np.zeros(sub.size, bool)
         ecl[v[lab == r, 0]] = True
+        flare[pk[pk_lab == r, 0]] = True
         if dilate:
-            ecl = ndimage.binary_dilation(ecl, np.ones(2 * dilate + 1, bool))
-        frames = (sub == use) & ~ecl
+            ecl, flare = (ndimage.binary_dilation(a, np.ones(2 * dilate + 1, bool)) for a in (ecl, flare))
+        frames = (sub == use) & ~ecl & ~flare
+        if not frames.any():  # every other frame looks eclipsed: a flare's share of the mean rate
+            frames = (sub == use) & ~flare
         e_s = float(expo[frames].sum())
         if e_s <= 0:
             continue

@@ -217,7 +217,7 @@ def _decide(cube, model, sigma, eclipse_mask):
     flags = flag_voxels(cube, model, sigma, types=types)
     if eclipse_mask:
         ecl = flags.voxels[flags.voxels[:, 2] == 1][:, :2]
-        refit = mask_eclipses(cube, model, ecl)
+        refit = mask_eclipses(cube, model, ecl, peak_voxels=flags.voxels[flags.voxels[:, 2] == 0][:, :2])
         if refit is not model:  # only the refitted sources' pixels change: decide them again
             changed = np.flatnonzero(refit["source_rate"].values.ravel() != model["source_rate"].values.ravel())
             model, types = refit, FrameTypes.from_model(refit)
