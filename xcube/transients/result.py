@@ -118,8 +118,11 @@ class SearchResult:
         return directory
 
     def to_zarr(self, store, overwrite: bool = False) -> Path:
-        """Write the cube, expected counts, masks and light curves to a Zarr
-        store (computes the lazy arrays chunk by chunk), atomically."""
+        """Write the cube (``counts``), expected counts and the ``peak``/
+        ``eclipse`` masks to a Zarr store, with ``params`` and ``summary`` as
+        attrs (computes the lazy arrays chunk by chunk), atomically. The
+        detections and their light curves are not in it: :meth:`write`
+        writes those (CSV, regions)."""
         from ..io.cache import to_zarr
 
         if self.cube is None:
