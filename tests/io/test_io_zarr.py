@@ -229,3 +229,33 @@ def test_selected_events_with_uneven_chunks_write_to_zarr(make_event_file, tmp_p
     back = xcube.open_events(xcube.to_zarr(sel, tmp_path / "sel.zarr"))
     assert np.array_equal(back["time"].values, sel["time"].values)
     assert np.array_equal(back["pi"].values, sel["pi"].values)
+
+
+def test_cache_sees_a_rewrite_in_the_middle_with_the_same_size_and_mtime(tmp_path):
+    """A byte changed beyond the fingerprinted 64 KiB ends, size and mtime kept: converted again."""
+    from astropy.io import fits
+
+    from xcube.io.write_events import write_events_fits
+
+    rng = np.random.default_rng(3)
+    n = 30_000
+    t = rng.uniform(1e8, 1e8 + 1000.0, n)  # unsorted: read through the cache
+    path = write_events_fits(tmp_path / "u.fits", {"TIME": t, "PI": rng.integers(30, 1000, n).astype(np.int32)},
+                             gti=([1e8], [1e8 + 1000.0]), header={"TELESCOP": "XMM", "INSTRUME": "EMOS1"})
+    before = xcube.open_events(path)
+    with fits.open(path) as h:
+        off, row = h["EVENTS"]._data_offset, h["EVENTS"].header["NAXIS1"]
+        pi_at = h["EVENTS"].data.dtype.fields["PI"][1]
+    mid = n // 2
+    pos = off + mid * row + pi_at
+    assert 65_536 < pos < path.stat().st_size - 65_536
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(pos)
+        old = int.from_bytes(f.read(4), "big", signed=True)
+        f.seek(pos)
+        f.write((old + 1000).to_bytes(4, "big", signed=True))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = xcube.open_events(path)
+    i = np.flatnonzero(before.time.values == t[mid])
+    assert after.pi.values[i] == before.pi.values[i] + 1000

@@ -48,14 +48,15 @@ DEFAULT_CHUNK = EVENT_CHUNK  # events per chunk (xcube.io.chunking, as the FITS 
 
 
 def cache_key(path, *extra) -> str:
-    """Hash of a file's identity (resolved path, size, mtime and a content
+    """Hash of a file's identity (resolved path, size, mtime, ctime - which
+    any write changes, also one that sets the mtime back - and a content
     fingerprint of its first and last 64 KiB, see
     :func:`~xcube.io.integrity.fingerprint`), ``extra``, the xcube version and
     the cache format. Reads at most 128 KiB of the file."""
     p = Path(path).resolve()
     st = p.stat()
-    ident = json.dumps([str(p), st.st_size, st.st_mtime_ns, fingerprint(p, st.st_size), __version__, CACHE_FORMAT,
-                        *map(str, extra)])
+    ident = json.dumps([str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, fingerprint(p, st.st_size), __version__,
+                        CACHE_FORMAT, *map(str, extra)])
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
 
