@@ -374,12 +374,12 @@ def _check_energy_units(events, compiled) -> None:
     values = [v for c, v in compiled.comparisons if c == "energy"]
     if not values:
         return
-    emin, emax = profile_of(events).energy_range
+    prof = profile_of(events)
+    emin, emax = prof.energy_range
     limit = min(EV_LIKE_KEV, 10 * emax) if np.isfinite(emax) and emax > 0 else EV_LIKE_KEV
     big = [v for v in values if abs(v) > limit]
     if not big:
         return
-    prof = profile_of(events)
     where = (f"the {prof.mission} {prof.instrument} range is {emin:g}-{emax:g} keV" if prof is not GENERIC
              else f"{limit:g} keV is beyond any X-ray instrument")
     hint = (", or filter the file's energy column in eV, 'energy_ev' (CIAO's energy)"

@@ -354,19 +354,14 @@ def _attrs(path, hdu, h, lo, hi, gti_name) -> dict:
     return attrs
 
 
-def _profile(h):
-    """The header's mission profile (TELESCOP/INSTRUME); quietly the generic one for unknown missions."""
+def _rate_corrected_by_tool(h: dict) -> bool:
+    """Whether the header's mission writes exposure-corrected RATE columns
+    (``MissionProfile.lc_rate_corrected``); quietly False for unknown missions."""
     from ..missions import detect
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return detect(h)
-
-
-def _rate_corrected_by_tool(h: dict) -> bool:
-    """Whether the header's mission writes exposure-corrected RATE columns
-    (``MissionProfile.lc_rate_corrected``); quietly False for unknown missions."""
-    return bool(_profile(h).lc_rate_corrected)
+        return bool(detect(h).lc_rate_corrected)
 
 
 def _rate_error(data, names):

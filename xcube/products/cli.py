@@ -116,22 +116,11 @@ def _open(args):
     return ev, screening_expr(ev, args.expr, args.screen, args.file)
 
 
-def _require_gti(ev, path) -> None:
-    """``ValueError`` naming ``path`` when its GTIs hold no good time (a light curve would have no exposure)."""
-    from .. import gti as gtimod
-
-    if "gti_start" in ev and gtimod.exposure(gtimod.from_dataset(ev)) <= 0:
-        raise ValueError(f"{path}: no good time: its GTIs total 0 s ({ev.sizes.get('gti', 0)} interval(s)), so "
-                         "every bin would have zero exposure (--t0 and --time-range only choose times inside the "
-                         f"GTIs); check the file's GTI extensions (xcube info {path}) or use a copy that has them")
-
-
 def _run_lc(args) -> int:
     from ..io.ogip import write_lightcurve
     from .lightcurve import lightcurve
 
     ev, expr = _open(args)
-    _require_gti(ev, args.file)
     lc = lightcurve(
         ev, args.time_bin, energy_band=args.energy, region=args.region, background=args.background,
         t0=args.t0, time_range=args.time_range, expr=expr, offset=args.offset, errors=args.errors, mjd=args.mjd,

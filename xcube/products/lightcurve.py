@@ -132,7 +132,8 @@ def require_good_time(events, product: str) -> None:
         raise ValueError(f"{src}: no GTIs (gti_start/gti_stop) to make a {product} from")
     if gtimod.exposure(gtimod.from_dataset(events)) <= 0:
         raise ValueError(f"{src}: no good time (the GTI tables are empty or of zero length); a {product} needs "
-                         "exposure")
+                         f"exposure, and t0/time ranges only choose times inside the GTIs; check the file's GTI "
+                         f"extensions (xcube info {src})")
 
 
 def product_attrs(events, **params) -> dict:
