@@ -85,3 +85,24 @@ def test_catalogue_command_prints_readable_times(survey_out, capsys):
     out = capsys.readouterr().out
     assert "mjd_first" in out and re.search(r"\b58915\.\d{6}\b", out)  # MJD to six decimals (0.1 s)
     assert not re.search(r"\d[eE][+-]\d\d", out)
+
+
+def test_catalogue_of_runs_with_shifted_grids_keeps_the_time_reference(tmp_path):
+    """A survey whose search uses ``shifts=True``: the merged detection tables
+    keep their MJDREF/TIMESYS, so the catalogue's FITS headers have them."""
+    import functools
+
+    path = tmp_path / "pn.fits"
+    simulate.event_list("xmm-pn", duration=8000.0, flares=[simulate.Flare(t_peak=3000.0, amplitude=2.0, width=60.0)],
+                        sources=3, seed=3, path=path, overwrite=True)
+    out = tmp_path / "out"
+    plan = [(run_id("0999990101", p), p) for p in parameter_grid([50.0], [(0.2, 12.0)])]
+    recs = run_observation("0999990101", [path], plan, out, token="t", figures="none",
+                           search=functools.partial(xcube.search_transients, shifts=True))
+    assert [r["state"] for r in recs] == ["done"] and recs[0]["n_detections"] >= 1
+    cat = build_catalogue(out)
+    assert "grid" in cat.detections and cat.detections.attrs["timesys"] == "TT"
+    np.testing.assert_allclose(cat.detections["mjd_start"], 50814.0 + cat.detections["t_start"] / 86400.0,
+                               rtol=0, atol=1e-9)
+    h = fits.getheader(cat.directory / "detections.fits", 1)
+    assert h["MJDREFI"] == 50814 and h["TIMESYS"] == "TT"

@@ -56,3 +56,39 @@ def test_merge_across_grids():
     assert set(out["grid"]) == {"0", "xy", "t"}
     empty = merge_detections({"0": a.iloc[0:0], "xy": b.iloc[0:0]}, cell=400.0, frame=50.0)
     assert len(empty) == 0 and "n_grids" in empty
+
+
+def test_merged_rows_get_the_times_of_their_widened_range_and_keep_the_time_reference():
+    """The merged row's t_start/t_stop are the union over the grids; its
+    mjd_start/mjd_stop (and the other time columns) follow them, and the
+    table keeps its time reference (attrs), as an unshifted table does."""
+    from xcube.times import add_time_columns
+
+    ref = {"mjdrefi": 50814.0, "mjdreff": 0.0, "mjdref": 50814.0, "timesys": "TT"}
+    cols = ["run_id", "detection", "kind", "x", "y", "t_start", "t_peak", "t_stop", "log10_bayes"]
+    a = add_time_columns(pd.DataFrame([["r", 0, "peak", 100.0, 100.0, 1000.0, 1025.0, 1050.0, 8.0]], columns=cols), ref)
+    b = add_time_columns(pd.DataFrame([["r", 0, "peak", 300.0, 100.0, 1025.0, 1075.0, 1125.0, 12.0]], columns=cols),
+                         ref)
+    assert a.attrs["mjdref"] == 50814.0
+    out = merge_detections({"0": a, "t": b}, cell=400.0, frame=50.0)
+    assert len(out) == 1 and out["grid"].iloc[0] == "t"
+    row = out.iloc[0]
+    assert row["t_start"] == 1000.0 and row["t_stop"] == 1125.0
+    np.testing.assert_allclose([row["mjd_start"], row["mjd_peak"], row["mjd_stop"]],
+                               50814.0 + np.array([1000.0, 1075.0, 1125.0]) / 86400.0, rtol=0, atol=1e-10)
+    assert row["utc_peak"] == b["utc_peak"].iloc[0]
+    assert out.attrs == a.attrs
+    assert list(out.columns[:len(a.columns)]) == list(a.columns)  # the time columns stay where they were
+    assert merge_detections({"0": a.iloc[0:0], "t": b.iloc[0:0]}, cell=400.0, frame=50.0).attrs == a.attrs
+
+
+def test_shifted_search_keeps_the_time_reference_in_the_written_table(tmp_path):
+    ev, _ = simulate.event_list("xmm-pn", duration=8000.0, flares=[simulate.Flare(t_peak=3000.0, amplitude=2.0,
+                                                                                   width=60.0)], sources=3, seed=3)
+    res = xcube.search_transients(ev, time_bin=50.0, shifts=True)
+    det = res.detections
+    assert len(det) >= 1 and det.attrs["mjdref"] == 50814.0 and det.attrs["timesys"] == "TT"
+    np.testing.assert_allclose(det["mjd_start"], 50814.0 + det["t_start"] / 86400.0, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(det["mjd_stop"], 50814.0 + det["t_stop"] / 86400.0, rtol=0, atol=1e-9)
+    res.write(tmp_path / "out", figures=False)
+    assert pd.read_parquet(tmp_path / "out" / "detections.parquet").attrs["timesys"] == "TT"

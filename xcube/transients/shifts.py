@@ -10,8 +10,11 @@ two detections (of any grids) are one when they are of the same kind, their
 positions are less than one cell apart and their flagged time ranges overlap
 (allowing one frame between them); the merged detection keeps the row of
 the most significant one (``log10_bayes``), with ``t_start``/``t_stop``
-widened to the union, and columns ``grid`` (where that row comes from),
-``grid_detection`` (its index there) and ``n_grids`` (how many grids saw it).
+widened to the union (and the columns derived from them, ``mjd_start``,
+``mjd_stop``..., computed again from the merged times), and columns ``grid``
+(where that row comes from), ``grid_detection`` (its index there) and
+``n_grids`` (how many grids saw it). The merged table keeps the tables'
+``attrs`` (the time reference: ``mjdref``, ``timesys``...).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from ..times import TIME_COLUMNS, add_time_columns
 from .flags import crowded
 
 __all__ = ["SHIFTS", "merge_grids", "merge_detections"]
@@ -56,12 +60,18 @@ def merge_detections(tables: dict, cell: float, frame: float) -> pd.DataFrame:
     """Merge the detection tables of several grids (``{grid name: table}``)
     as the module doc says; ``cell`` is the cell width [sky-column units],
     ``frame`` the frame length [s]. Returns one table (the columns of the
-    inputs plus ``grid``, ``grid_detection``, ``n_grids``), rows in time order."""
+    inputs plus ``grid``, ``grid_detection``, ``n_grids``; the time columns
+    of :func:`xcube.times.add_time_columns` recomputed from the merged
+    ``t_start``/``t_stop``), rows in time order, with the inputs' ``attrs``
+    (the time reference of :func:`~xcube.times.add_time_columns`). Eager."""
+    attrs = next((dict(t.attrs) for t in tables.values() if t.attrs), {})  # (one event list: one reference)
     parts = [t.assign(grid=name, grid_detection=t["detection"].to_numpy()) for name, t in tables.items() if len(t)]
     if not parts:
         first = next(iter(tables.values()))
-        return first.assign(grid=pd.Series(dtype=object), grid_detection=pd.Series(dtype=int),
-                            n_grids=pd.Series(dtype=int))
+        empty = first.assign(grid=pd.Series(dtype=object), grid_detection=pd.Series(dtype=int),
+                             n_grids=pd.Series(dtype=int))
+        empty.attrs = attrs
+        return empty
     allt = pd.concat(parts, ignore_index=True)
     g = _groups(allt, cell, np.full(len(allt), frame))
     allt["_g"] = g
@@ -73,6 +83,9 @@ def merge_detections(tables: dict, cell: float, frame: float) -> pd.DataFrame:
     out["detection"] = np.arange(len(out))
     if "flag_crowded_run" in out:
         out["flag_crowded_run"] = crowded(out["run_id"])
+    out.attrs = attrs
+    if "mjdref" in attrs and any(c in out for c in TIME_COLUMNS):  # t_start/t_stop widened: their MJDs too
+        out = add_time_columns(out, attrs)
     return out
 
 
