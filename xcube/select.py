@@ -406,13 +406,18 @@ def screening_expression(events) -> str | None:
 
 def screening_expr(events, expr, screen: bool, source="") -> str | None:
     """``expr`` combined with the mission's screening of ``events`` when
-    ``screen`` (:func:`screening_expression`, checked against the columns; a
-    warning naming ``source`` when the mission has none). Eager, small."""
+    ``screen`` (:func:`screening_expression`, checked against the columns).
+    Missions whose pipelines screen their event files already (NuSTAR,
+    Chandra, NICER, ...) have none; events of an unknown mission get a
+    warning naming ``source`` (default the events' ``source``), since they
+    are not screened. Eager, small."""
     if not screen:
         return expr
     screening = screening_expression(events)
     if not screening:
-        log.warning("%s: the mission profile has no standard screening; events are not screened", source)
+        if profile_of(events) is GENERIC:
+            log.warning("%s: unknown mission, so no standard screening; events are not screened (give "
+                        "--instrument / instrument= to use a mission's)", source or _name(events))
         return expr
     return f"({expr}) && ({screening})" if expr else screening
 

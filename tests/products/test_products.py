@@ -35,7 +35,7 @@ def test_lightcurve_counts_equal_stingray_on_real_events():
     ev = xcube.open_events(path)
     t0 = float(ev.gti_start.values[0])
     t_end = float(ev.gti_stop.values[-1])
-    lc = xcube.lightcurve(ev, 50.0, energy_band=(0.5, 10.0), region=SRC, t0=t0).compute()
+    lc = xcube.lightcurve(ev, 50.0, energy_band=(0.5, 10.0), region=SRC, t0=t0, screening=False).compute()
     # reference selection straight from the FITS columns: PI in [500, 10000), circle boundary inside
     c = _fits_events(path)
     keep = (c["PI"] >= 500) & (c["PI"] < 10000) & ((c["X"] - 25921) ** 2 + (c["Y"] - 25921) ** 2 <= 2000**2)
@@ -302,7 +302,7 @@ def test_spectrum_pi_range_clips_channels(field):
 
 def test_spectrum_real_region_counts():
     ev = xcube.open_events(real_file(*MOS1))
-    spec = xcube.spectrum(ev, region=SRC, channel_bin=15, group_min=20)
+    spec = xcube.spectrum(ev, region=SRC, channel_bin=15, group_min=20, screening=False)
     sel = xcube.select(ev, region=SRC)
     # MOS's standard grid: PI 0-11999 in 800 channels of 15 (the RMF's); higher PI is not counted
     assert spec.sizes["channel"] == 800
@@ -384,11 +384,11 @@ def test_products_count_only_events_inside_the_gtis():
                                                                                          7.0e8 + 3_000.0])))
     inside = gtimod.in_gti(cut["time"].values, gtimod.from_dataset(cut))
     assert 0 < inside.sum() < cut.sizes["event"]
-    sp = xcube.spectrum(cut, pi_range=(0, 1 << 20))
+    sp = xcube.spectrum(cut, pi_range=(0, 1 << 20), screening=False)
     assert int(sp["counts"].sum()) == int(inside.sum()) and sp.attrs["exposure"] == 1_500.0
-    im = xcube.image(cut)
+    im = xcube.image(cut, screening=False)
     assert int(im.sum()) == int(inside.sum()) and im.attrs["exposure"] == 1_500.0
-    assert int(xcube.lightcurve(cut, 100.0)["counts"].sum()) == int(inside.sum())
+    assert int(xcube.lightcurve(cut, 100.0, screening=False)["counts"].sum()) == int(inside.sum())
     empty = cut.assign(gti_stop=cut["gti_start"])
     with pytest.raises(ValueError, match="no good time"):
         xcube.spectrum(empty)
@@ -403,3 +403,41 @@ def test_writers_name_swapped_arguments(tmp_path):
         write_lightcurve(curve, str(tmp_path / "x.lc"))
     with pytest.raises(TypeError, match="the path comes first"):
         write_image(xcube.image(lc), tmp_path / "x.img")
+
+
+def test_products_screen_by_default_as_the_commands(tmp_path, capsys, caplog):
+    """``xcube.lightcurve``/``spectrum``/``image`` apply the mission's screening
+    by default, as ``xcube lc`` does; ``screening=False`` keeps every event."""
+    from xcube.cli import main
+
+    ev = xcube.open_events(real_file(*MOS1))
+    screened = xcube.select(ev, expr="PATTERN <= 12 && FLAG == 0", gti=ev)
+    n_screened, n_all = int(screened.sizes["event"]), int(xcube.select(ev, gti=ev).sizes["event"])
+    assert n_screened < n_all
+    assert int(xcube.lightcurve(ev, 100.0)["counts"].sum()) == n_screened
+    assert int(xcube.lightcurve(ev, 100.0, screening=False)["counts"].sum()) == n_all
+    assert int(xcube.image(ev).sum()) == n_screened
+    assert int(xcube.spectrum(ev, pi_range=(0, 1 << 20))["counts"].sum()) == n_screened
+    out = tmp_path / "m1.lc"
+    assert main(["lc", str(real_file(*MOS1)), "--time-bin", "100", "-o", str(out)]) == 0
+    assert int(read_lightcurve(out)["counts"].sum()) == n_screened
+
+
+def test_screening_warns_only_for_an_unknown_mission(caplog):
+    """Missions whose pipelines screen their files (NuSTAR, Chandra, ...) have
+    no screening and no warning; an unknown mission's events are not screened
+    and say so."""
+    from xcube.io.events_fits import events_dataset
+    from xcube.missions import GENERIC, profile_of
+
+    nustar = xcube.open_events(real_file("nustar", "barycenter_dummy_evt_nustar_B1937.evt"))
+    with caplog.at_level("WARNING", logger="xcube.select"):
+        xcube.lightcurve(nustar, 100.0)
+    assert not caplog.records
+    t = np.linspace(0.0, 999.0, 200)
+    generic = events_dataset({"time": t, "x": np.ones(200), "y": np.ones(200)}, ([0.0], [1000.0]), {},
+                             {"telescop": "NOSUCH", "instrume": "DET", "source": "nosuch.fits"})
+    assert profile_of(generic) is GENERIC
+    with caplog.at_level("WARNING", logger="xcube.select"):
+        assert int(xcube.lightcurve(generic, 100.0)["counts"].sum()) == 200
+    assert any("nosuch.fits: unknown mission" in r.getMessage() for r in caplog.records)

@@ -110,20 +110,19 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _open(args):
     from ..io import open_events
-    from ..select import screening_expr
 
-    ev = open_events(args.file, instrument=args.instrument, hdu=args.hdu)
-    return ev, screening_expr(ev, args.expr, args.screen, args.file)
+    return open_events(args.file, instrument=args.instrument, hdu=args.hdu)
 
 
 def _run_lc(args) -> int:
     from ..io.ogip import write_lightcurve
     from .lightcurve import lightcurve
 
-    ev, expr = _open(args)
+    ev = _open(args)
     lc = lightcurve(
         ev, args.time_bin, energy_band=args.energy, region=args.region, background=args.background,
-        t0=args.t0, time_range=args.time_range, expr=expr, offset=args.offset, errors=args.errors, mjd=args.mjd,
+        t0=args.t0, time_range=args.time_range, expr=args.expr, screening=args.screen, offset=args.offset,
+        errors=args.errors, mjd=args.mjd,
     ).compute()
     kind = args.kind or ("net" if args.background else "total")
     path = write_lightcurve(args.out, lc, kind=kind, overwrite=args.overwrite, fraccorr=args.fraccorr)
@@ -152,9 +151,9 @@ def _run_image(args) -> int:
     from ..io.ogip import write_image
     from .image import image
 
-    ev, expr = _open(args)
+    ev = _open(args)
     img = image(ev, args.bin_size, size_arcsec=args.size_arcsec, energy_band=args.energy, region=args.region,
-                expr=expr, x_range=args.x_range, y_range=args.y_range)
+                expr=args.expr, screening=args.screen, x_range=args.x_range, y_range=args.y_range)
     path = write_image(args.out, img, overwrite=args.overwrite)
     print(f"{path}: {img.sizes['y']} x {img.sizes['x']} image of {img.attrs['bin_size']:g} sky pixels per pixel, "
           f"{int(img.sum())} counts")
@@ -165,8 +164,9 @@ def _run_spectrum(args) -> int:
     from ..io.ogip import write_spectrum
     from .spectrum import spectrum
 
-    ev, expr = _open(args)
-    spec = spectrum(ev, region=args.region, background=args.background, expr=expr, channel_bin=args.channel_bin,
+    ev = _open(args)
+    spec = spectrum(ev, region=args.region, background=args.background, expr=args.expr, screening=args.screen,
+                    channel_bin=args.channel_bin,
                     pi_range=args.pi_range, group_min=args.group_min).compute()
     path = write_spectrum(args.out, spec, background_path=args.background_out, respfile=args.respfile,
                           ancrfile=args.ancrfile, overwrite=args.overwrite)

@@ -47,6 +47,7 @@ def image(
     energy_band=None,
     region=None,
     expr: str | None = None,
+    screening: bool = True,
     x_range=None,
     y_range=None,
     offset: float = 0.0,
@@ -65,6 +66,9 @@ def image(
         ``regions`` objects); when no ranges are given the image covers the
         region's bounding box.
     expr : extra event filter (``xcube.select`` syntax).
+    screening : apply the mission's standard event screening
+        (:func:`xcube.missions.screening_of`) with ``expr``, as ``xcube
+        image`` does by default; False keeps every event.
     x_range, y_range : ``(lo, hi)`` in sky pixels (column units), both ends
         included; default the region's bounding box, else the extent of the
         selected events (their smallest and largest x and y; the columns'
@@ -89,7 +93,7 @@ def image(
     """
     from ..binning import bin_events, sky_axis
     from ..regions import pixel_region
-    from ..select import select
+    from ..select import screening_expr, select
 
     if bin_size is not None and size_arcsec is not None:
         raise ValueError("image: give the pixel size as bin_size (sky pixels) or size_arcsec (arcsec), not both")
@@ -104,6 +108,7 @@ def image(
             x_range = x_range if x_range is not None else (box[0], box[1])
             y_range = y_range if y_range is not None else (box[2], box[3])
     require_good_time(events, "image")
+    expr = screening_expr(events, expr, screening)
     sel = select(events, energy_band=energy_band, expr=expr, region=region, gti=events)
     if x_range is None or y_range is None:
         extent = events_extent(sel)

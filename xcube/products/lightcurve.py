@@ -181,6 +181,7 @@ def lightcurve(
     t0: float | None = None,
     time_range=None,
     expr: str | None = None,
+    screening: bool = True,
     offset: float = 0.0,
     errors: str = "poisson",
     cameras: str = "sum",
@@ -212,8 +213,12 @@ def lightcurve(
         (or ``time_range[0]``). Bins run to the last GTI stop (or ``time_range[1]``).
     time_range : ``(t_start, t_stop)`` [s]: keep only this part of the
         observation (events and GTIs); must overlap the GTIs.
-    expr : extra event filter (``xcube.select`` syntax), e.g. the mission's
-        screening ``"PATTERN <= 12 && FLAG == 0"``.
+    expr : extra event filter (``xcube.select`` syntax), e.g. ``"PI in
+        [500:2000]"``.
+    screening : apply the mission's standard event screening
+        (:func:`xcube.missions.screening_of`, e.g. XMM MOS ``PATTERN <= 12 &&
+        FLAG == 0``) with ``expr``, as ``xcube lc`` does by default; False
+        keeps every event.
     offset : shift of the time grid in bins (``0.5``: half-bin shifted).
     errors : ``"poisson"`` (sqrt N) or ``"gehrels"`` (1 + sqrt(N + 0.75),
         Gehrels 1986 upper limit, better for a few counts per bin).
@@ -248,17 +253,18 @@ def lightcurve(
     selection gives zero counts and a warning.
     """
     from ..binning import time_axis
-    from ..select import select
+    from ..select import screening_expr, select
     from .net import is_fits_file, is_search_result, net_lightcurve
 
     if isinstance(events, xr.DataTree):
         from .cameras import tree_lightcurve
 
         return tree_lightcurve(events, time_bin, cameras=cameras, energy_band=energy_band, region=region,
-                               background=background, t0=t0, time_range=time_range, expr=expr, offset=offset,
-                               errors=errors, mjd=mjd)
+                               background=background, t0=t0, time_range=time_range, expr=expr,
+                               screening=screening, offset=offset, errors=errors, mjd=mjd)
     width = positive_width("time_bin", time_bin)
     require_good_time(events, "light curve")
+    expr = screening_expr(events, expr, screening)
     if errors not in ERROR_METHODS:
         raise ValueError(f"errors={errors!r}: use one of {ERROR_METHODS}")
     model = background if (is_search_result(background) or is_fits_file(background)

@@ -61,6 +61,7 @@ def spectrum(
     background=None,
     *,
     expr: str | None = None,
+    screening: bool = True,
     channel_bin: int | None = None,
     pi_range=None,
     group_min: int | None = None,
@@ -74,7 +75,10 @@ def spectrum(
         physical coordinates); None takes every event.
     background : background region; adds ``bkg_counts`` and ``bkg_backscal``.
         Needs ``region``.
-    expr : extra event filter (``xcube.select`` syntax), e.g. the screening.
+    expr : extra event filter (``xcube.select`` syntax).
+    screening : apply the mission's standard event screening
+        (:func:`xcube.missions.screening_of`) with ``expr``, as ``xcube
+        spectrum`` does by default; False keeps every event.
     channel_bin : PI channels per output channel; default the mission's
         standard grid, the one its response matrices use, so that the
         spectrum pairs with a standard RMF without regrouping (XMM-Newton pn
@@ -109,13 +113,14 @@ def spectrum(
     """
     from ..binning import bin_events, pixel_arcsec
     from ..regions import region_area
-    from ..select import select
+    from ..select import screening_expr, select
 
     if background is not None and region is None:
         raise ValueError("spectrum: a background region needs a source region (region=) to scale it to")
     if "pi" not in events.variables:
         raise ValueError(f"{events.attrs.get('source', 'events')}: no 'pi' column to make a spectrum from")
     require_good_time(events, "spectrum")
+    expr = screening_expr(events, expr, screening)
     channel_bin, pi_range = standard_grid(events, channel_bin, pi_range)
     axis, first, (pmin, pmax) = _channel_axis(events, channel_bin, pi_range)
     cb = int(channel_bin)

@@ -48,7 +48,11 @@ def _as_lightcurves(lightcurves) -> list:
     return out
 
 
-def _mjdref_of(lc) -> float:
+def _mjdref_of(lc):
+    """MJDREF of ``lc``: ``(MJDREFI, MJDREFF)`` where its attrs keep the two
+    parts (full precision), else the one float [d]."""
+    if "mjdrefi" in lc.attrs:
+        return float(lc.attrs["mjdrefi"]), float(lc.attrs.get("mjdreff", 0.0))
     m = float(lc.attrs.get("mjdref", np.nan))
     if not np.isfinite(m):
         raise ValueError(f"stitch: {lc.attrs.get('source', 'a light curve')} has no MJDREF (attrs['mjdref']); "
@@ -110,7 +114,7 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     if mjdref is None:
         starts = [mjd_tt(lc["time_lo"].values[:1], _mjdref_of(lc), lc.attrs.get("timesys", "TT"))
                   for lc in lcs if lc.sizes["time"]]
-        mjdref = float(np.floor(min(float(s[0]) for s in starts))) if starts else _mjdref_of(lcs[0])
+        mjdref = float(np.floor(min(float(s[0]) for s in starts))) if starts else float(np.sum(_mjdref_of(lcs[0])))
     bodies, gtis = zip(*[_one(lc, i, float(mjdref)) for i, lc in enumerate(lcs)])
     names = sorted({v for b in bodies for v in b.data_vars})
     bands = {tuple(b["band"].values) if "band" in b.dims else None for b in bodies}
@@ -147,15 +151,12 @@ def _n_observations(lcs) -> int:
 
 
 def _extract_one(source, kwargs):
-    """Open one event file (or use one EventList), screen it when
-    ``kwargs["screening"]`` and make its light curve (in this task)."""
+    """Open one event file (or use one EventList) and make its light curve
+    (screened when ``kwargs["screening"]``) in this task."""
     from ..io import open_events
-    from ..select import screening_expr
     from .lightcurve import lightcurve
 
     ev = source if isinstance(source, xr.Dataset) else open_events(source)
-    kwargs = dict(kwargs)
-    kwargs["expr"] = screening_expr(ev, kwargs.get("expr"), kwargs.pop("screening"), ev.attrs.get("source", source))
     return lightcurve(ev, **kwargs).compute(scheduler="sync")
 
 
