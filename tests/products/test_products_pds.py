@@ -246,6 +246,10 @@ def test_bins_equal_to_the_rounding_of_mission_times_are_equal():
     assert np.ptp(w) > 1e-9 * 2.6  # the case: not equal to 1e-9 relative
     p = xcube.power_spectrum(lc, segment=520.0)
     assert p.sizes["freq"] == 99 and xcube.to_stingray(lc).dt == 2.6
+    # the frequency grid is that of the nominal 2.6 s bins, not of the first bin's rounded width
+    np.testing.assert_allclose(p["freq"].values, np.arange(1, 100) / 520.0, rtol=1e-13)
+    np.testing.assert_allclose(xcube.power_spectrum(lc, segment=520.0, dt=5.2)["freq"].values,
+                               np.arange(1, 50) / 520.0, rtol=1e-13)
     uneven = lc.assign_coords(time_hi=lc["time_hi"] + np.where(np.arange(lc.sizes["time"]) == 3, 0.1, 0.0))
     with pytest.raises(ValueError, match="differ in width"):
         xcube.power_spectrum(uneven, segment=520.0)

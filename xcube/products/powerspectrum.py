@@ -90,8 +90,7 @@ def _input_sums(obj, segment, dt, selection):
                              f"lc.sel(band=...) (bands: {list(obj['band'].values)})")
         if any(selection[k] is not None for k in _SELECTION):
             raise ValueError("energy_band/region/expr apply to event lists; this light curve is already extracted")
-        lc = _lightcurve_at(obj, dt)
-        width = float(lc["time_hi"].values[0] - lc["time_lo"].values[0])
+        lc, width = _lightcurve_at(obj, dt)
         gti = gtimod.from_dataset(lc) if "gti_start" in lc else _gti_of_bins(lc)
         sums, seg, n_bin = pds_stream.lightcurve_delayed(lc["time"].values, lc["counts"].data, gti, segment, width,
                                                          _source(obj))
@@ -112,18 +111,20 @@ def _gti_of_bins(lc):
 
 
 def _lightcurve_at(lc, dt):
-    """The light curve on bins of ``dt`` [s]: itself, or rebinned by a whole factor."""
+    """(light curve, bin width [s]): the light curve on bins of ``dt`` [s],
+    itself or rebinned by a whole factor, and its one bin width (the nominal
+    ``time_bin`` where the edges only round it, see :func:`common_bin_width`)."""
     width = common_bin_width(lc, "power_spectrum: the light curve bins differ in width; a power spectrum needs "
                                  "equal bins")
     if dt is None or np.isclose(float(dt), width, rtol=1e-9, atol=0):
-        return lc
+        return lc, width
     factor = float(dt) / width
     if factor < 1 or not np.isclose(factor, round(factor), rtol=0, atol=1e-6):
         raise ValueError(f"dt={dt!r} s is not a whole multiple of the light-curve bin ({width:g} s); "
                          "rebin the events instead, or pass dt=None")
     from .rebin import rebin
 
-    return rebin(lc, int(round(factor)))
+    return rebin(lc, int(round(factor))), width * int(round(factor))
 
 
 def _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs) -> xr.Dataset:
