@@ -240,3 +240,14 @@ def test_a_cache_entry_of_a_file_in_days_made_before_the_check_is_refused(tmp_pa
     assert len(list(cache.glob("*.zarr"))) == 1
     with pytest.raises(ValueError, match=rf"{_name(path)}: TIMEUNIT='d': xcube needs times in seconds"):
         xcube.open_events(path, cache=cache)
+
+
+def test_a_zarr_store_in_days_is_refused_naming_it(tmp_path):
+    """A Zarr event store written by hand (or another tool) with timeunit 'd' was read as seconds."""
+    from xcube.io.cache import to_zarr
+
+    ev = xcube.open_events(write_events_fits(tmp_path / "s.evt", _cols(), header=HDR), cache=tmp_path / "cache")
+    store = to_zarr(ev.assign_attrs(timeunit="d"), tmp_path / "days.zarr")
+    with pytest.raises(ValueError, match=r"days\.zarr: TIMEUNIT='d': xcube needs times in seconds"):
+        xcube.open_events(store)
+    assert xcube.open_events(to_zarr(ev, tmp_path / "seconds.zarr")).sizes["event"] == ev.sizes["event"]
