@@ -353,11 +353,16 @@ def tt_offset(time, mjdref: float, timesys: str, source: str = "") -> np.ndarray
     return np.asarray((_astropy(time, ref).tt - same).sec, np.float64)
 
 
-def to_common_seconds(time, mjdref: float, timesys: str, common_mjdref: float, source: str = "") -> np.ndarray:
+def to_common_seconds(time, mjdref, timesys: str, common_mjdref: float, source: str = "") -> np.ndarray:
     """Mission times [s since ``mjdref`` in ``timesys``, as in :func:`times`]
-    as TT seconds since ``common_mjdref`` (TT MJD)."""
+    as TT seconds since ``common_mjdref`` (TT MJD). ``mjdref``: MJD [d], or
+    ``(MJDREFI, MJDREFF)`` for full precision (one float64 MJD rounds to
+    ~0.6 microseconds)."""
     time = np.asarray(time, np.float64)
-    return time + (float(mjdref) - float(common_mjdref)) * 86400.0 + tt_offset(time, mjdref, timesys, source)
+    ref = _reference(mjdref, _scale(timesys, source), source)
+    whole = float(np.floor(float(common_mjdref)))
+    shift = ((ref.mjdrefi - whole) + (ref.mjdreff - (float(common_mjdref) - whole))) * 86400.0
+    return time + shift + tt_offset(time, ref, timesys, source)
 
 
 def mjd_tt(time, mjdref: float, timesys: str = "TT", source: str = "") -> np.ndarray:

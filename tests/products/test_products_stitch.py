@@ -145,3 +145,24 @@ def test_two_cameras_of_one_observation_count_once_and_missions_are_named_alike(
     # a light-curve file of TELESCOP 'XMM' reads as the mission event lists name it
     path = xcube.write_lightcurve(tmp_path / "a.lc", a)
     assert xcube.read_lightcurve(path).attrs["mission"] == "XMM-Newton"
+
+
+@pytest.mark.parametrize("from_file", [False, True])
+def test_stitch_keeps_mjdref_in_two_parts(tmp_path, from_file):
+    """NuSTAR's MJDREF = 55197 + 7.6601852e-4 d: one float64 MJD rounds it by
+    1.7e-7 s; the stitched times use MJDREFI + MJDREFF (also read from an OGIP file)."""
+    from astropy.time import Time
+    from conftest import real_file
+
+    from xcube.io.lightcurve_file import read_lightcurve
+    from xcube.io.ogip import write_lightcurve
+
+    ev = xcube.open_events(real_file("nustar", "barycenter_dummy_evt_nustar_B1937.evt"))
+    lc = xcube.lightcurve(ev, 100.0).compute()
+    if from_file:
+        lc = read_lightcurve(write_lightcurve(tmp_path / "nu.lc", lc))
+        assert (lc.attrs["mjdrefi"], lc.attrs["mjdreff"]) == (55197, pytest.approx(7.6601852e-4, rel=1e-12))
+    st = stitch([lc])
+    exact = (Time(55197, 7.6601852e-4 + lc["time"].values / 86400.0, format="mjd", scale="tt")
+             - Time(st.attrs["mjdref"], format="mjd", scale="tt")).sec
+    assert np.abs(st["time"].values - exact).max() < 8e-8
