@@ -90,14 +90,20 @@ def _cell_grid_attrs(obj):
     ``WCSAXES``, as :func:`xcube.binning.sky.cell_wcs_keywords` writes it) a
     ``Dataset`` whose attrs are the column WCS: cells of width ``w`` give
     ``CDELT = CDELT_cell / w`` and ``CRPIX = x0 + (CRPIX_cell - 1 - k) w``,
-    ``x0`` the first centre, ``k`` its cell index in the binned grid (0, or
-    from the ``ra``/``dec`` coordinates of a cut-out). Eager, cheap."""
+    ``x0`` the first centre, ``k`` its cell index in the binned grid (0 for
+    the grid's own cells, or a cut-out's offset: from its ``x_ref_pixel`` /
+    ``y_ref_pixel`` anchors, :func:`xcube.binning.sky.grid_wcs_keywords`,
+    else from its ``ra``/``dec`` coordinates). Eager, cheap."""
+    from .binning.sky import cell_width, grid_wcs_keywords
+
     grid = _grid_coords(obj)
     a = getattr(obj, "attrs", {})
     if grid is None or "WCSAXES" not in a or any(f"{k}{i}" not in a for k in ("CRPIX", "CDELT") for i in (1, 2)):
         return obj
     k = (0, 0)
-    if "ra" in obj.coords and "dec" in obj.coords and obj["ra"].size:
+    if "x_ref_pixel" in a and "y_ref_pixel" in a:
+        a = {**a, **grid_wcs_keywords(obj)}  # CRPIX of the cells present
+    elif "ra" in obj.coords and "dec" in obj.coords and obj["ra"].size:
         from .binning import cube_wcs
 
         pix = cube_wcs(obj).wcs_world2pix(float(obj["ra"].values.flat[0]), float(obj["dec"].values.flat[0]), 0)
@@ -105,14 +111,10 @@ def _cell_grid_attrs(obj):
     out = dict(a)
     for i, c, ki in ((1, grid[0], k[0]), (2, grid[1], k[1])):
         v = np.asarray(c.values, np.float64)
-        lo, hi = f"{c.name}_lo", f"{c.name}_hi"
-        if lo in obj.coords and hi in obj.coords and v.size:
-            w = float(obj[hi].values[0] - obj[lo].values[0])
-        elif v.size > 1:
-            w = float(v[1] - v[0])
-        else:
+        w = cell_width(obj, c.name)
+        if w is None:
             raise ValueError(f"{a.get('source', 'grid')}: the {c.name} cell width is unknown (fewer than two cells "
-                             f"and no {lo}/{hi} coordinates); use a physical region")
+                             f"and no {c.name}_lo/{c.name}_hi coordinates); use a physical region")
         out[f"CRPIX{i}"] = float(v[0]) + (float(a[f"CRPIX{i}"]) - 1.0 - ki) * w
         out[f"CDELT{i}"] = float(a[f"CDELT{i}"]) / w
     return xr.Dataset(attrs=out)

@@ -47,8 +47,9 @@ def test_search_arrays_carry_the_cell_wcs(searched):
     np.testing.assert_allclose(ra, ev_ra, rtol=0, atol=1e-9)
     np.testing.assert_allclose(dec, ev_dec, rtol=0, atol=1e-9)
     keys = ("WCSAXES", "CTYPE1", "CRPIX1", "CDELT1", "CRVAL2", "CRPIX2", "CDELT2")
-    for arr in (res.cube, res.masks):
+    for arr in (res.cube, res.masks, res.image):
         assert {k: arr.attrs[k] for k in keys} == {k: res.expected.attrs[k] for k in keys}
+    assert int(xcube.region_mask(res.image, "fk5;" + f"circle({ra[5, 5]:.7f},{dec[5, 5]:.7f},1\")").sum()) == 1
 
 
 def test_net_lightcurve_with_a_sky_region_around_a_source(searched):
@@ -72,3 +73,28 @@ def test_raw_mos1_search_background_in_a_sky_region():
     lc, cells = _check_net(ev, res, 'fk5;circle(263.6765,-32.5814,40")', 100.0)
     assert int(cells.sum()) == 14
     assert np.nansum(lc["bkg_counts"].values) == pytest.approx(8713.4, rel=1e-3)
+
+
+def test_cut_outs_keep_their_sky_wcs(searched, tmp_path):
+    """xarray copies attrs unchanged into a cut-out: its CRPIX must follow
+    its first cell (written images, cube_wcs and sky regions on cut-outs of
+    the search's arrays, which have no ra/dec coordinates)."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from xcube.io.ogip import write_image
+
+    ev, _, res = searched
+    img = xcube.image(ev, size_arcsec=4.0).compute()
+    cut = img.isel(x=slice(30, 70), y=slice(40, 90))
+    w = WCS(fits.getheader(write_image(tmp_path / "cut.fits", cut)))
+    np.testing.assert_allclose(w.wcs_pix2world(0, 0, 0), [cut["ra"].values[0, 0], cut["dec"].values[0, 0]],
+                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(cube_wcs(cut).wcs_pix2world(3, 5, 0), [cut["ra"].values[5, 3],
+                                                                      cut["dec"].values[5, 3]], rtol=0, atol=1e-9)
+    ra, dec = cube_wcs(res.expected).wcs_pix2world(12, 7, 0)
+    sky = f'fk5;circle({float(ra):.7f},{float(dec):.7f},1")'
+    full = xcube.region_mask(res.image, sky)
+    assert int(full.sum()) == 1 and bool(full.values[7, 12])
+    part = xcube.region_mask(res.image.isel(x=slice(10, None), y=slice(5, None)), sky)
+    assert int(part.sum()) == 1 and bool(part.values[2, 2])

@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["cell_wcs_keywords", "cell_radec", "cube_wcs"]
+__all__ = ["cell_wcs_keywords", "cell_radec", "cube_wcs", "grid_wcs_keywords"]
 
 _KEYS = ("CTYPE", "CRVAL", "CRPIX", "CDELT")
 
@@ -33,7 +33,41 @@ def cell_wcs_keywords(attrs, y_axis, x_axis) -> dict:
         out[f"CRPIX{i}"] = (float(attrs[f"CRPIX{i}"]) - lo) / ax.width + 0.5
         out[f"CDELT{i}"] = float(attrs[f"CDELT{i}"]) * ax.width
         out[f"CUNIT{i}"] = str(attrs.get(f"CUNIT{i}", "deg"))
+    # the reference point in column units: a cut-out (isel/sel) keeps these
+    # attrs unchanged, and grid_wcs_keywords re-anchors CRPIX on its own cells
+    out["x_ref_pixel"], out["y_ref_pixel"] = float(attrs["CRPIX1"]), float(attrs["CRPIX2"])
     return out
+
+
+def cell_width(obj, dim: str) -> float | None:
+    """Width [column units] of ``obj``'s cells along ``dim`` (from the
+    ``{dim}_lo``/``{dim}_hi`` edges, else the centres' spacing), or None."""
+    v = np.asarray(obj[dim].values, np.float64)
+    if f"{dim}_lo" in obj.coords and f"{dim}_hi" in obj.coords and v.size:
+        return float(obj[f"{dim}_hi"].values[0] - obj[f"{dim}_lo"].values[0])
+    return float(v[1] - v[0]) if v.size > 1 else None
+
+
+def grid_wcs_keywords(obj) -> dict:
+    """The cell WCS keywords of a grid (image, cube, search-result array with
+    1-D ``x``/``y`` cell-centre coordinates) as it is now: the attrs'
+    keywords (:func:`cell_wcs_keywords`) with ``CRPIXn`` re-anchored on the
+    first cell present, so a cut-out (``img.isel(x=slice(100, 200))``) keeps
+    its true sky WCS although xarray copies the attrs unchanged. ``{}``
+    without cell WCS keywords. Eager, tiny."""
+    a = getattr(obj, "attrs", {})
+    kw = {k: v for k, v in a.items() if k[:-1] in _KEYS + ("CUNIT",) or k == "WCSAXES"}
+    if any(f"{k}{i}" not in kw for k in _KEYS for i in (1, 2)):
+        return {}
+    coords = getattr(obj, "coords", {})
+    for i, dim in ((1, "x"), (2, "y")):
+        ref = a.get(f"{dim}_ref_pixel")
+        if ref is None or dim not in coords or obj[dim].ndim != 1 or not obj[dim].size:
+            continue
+        width = cell_width(obj, dim)
+        if width:
+            kw[f"CRPIX{i}"] = (float(ref) - float(obj[dim].values[0])) / width + 1.0
+    return kw
 
 
 def _wcs(kw: dict):
@@ -65,8 +99,9 @@ def cell_radec(kw: dict, ny: int, nx: int):
 
 def cube_wcs(cube):
     """``astropy.wcs.WCS`` of the (y, x) cells of a cube made by ``bin_events``
-    (from its attrs; pixel (0, 0) is cell ``x=0, y=0``)."""
-    kw = {k: v for k, v in cube.attrs.items() if k[:-1] in _KEYS + ("CUNIT",) or k == "WCSAXES"}
-    if any(f"{k}{i}" not in kw for k in _KEYS for i in (1, 2)):
+    (or an image, or a cut-out of either: :func:`grid_wcs_keywords`; pixel
+    (0, 0) is its first cell, ``x=0, y=0``)."""
+    kw = grid_wcs_keywords(cube)
+    if not kw:
         raise ValueError("cube has no cell WCS keywords (needs regular y and x axes and an event WCS)")
     return _wcs(kw)

@@ -629,6 +629,9 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
     cards = common_cards(attrs)
     cards.pop("TIMEUNIT", None)
     _apply(prim.header, cards)
+    from ..binning.sky import grid_wcs_keywords
+
+    attrs.update(grid_wcs_keywords(image))  # the WCS of the cells present (a cut-out's own)
     _apply(prim.header, {k: attrs[k] for k in _WCS_KEYS if k in attrs})
     if "CTYPE1" in attrs:
         _apply(prim.header, {k: attrs[k] for k in ("RADESYS", "EQUINOX") if attrs.get(k) is not None})

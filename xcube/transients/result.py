@@ -52,6 +52,9 @@ class SearchResult:
     cube, expected : lazy (time, y, x) DataArrays of counts and expected counts.
     masks : xr.Dataset of lazy boolean (time, y, x) ``peak`` and ``eclipse``.
     image : eager (y, x) summed counts.
+    The cube, expected counts, masks and image carry the cells' WCS as FITS
+    keywords in their attrs (``astropy.wcs.WCS(res.image.attrs)``,
+    :func:`xcube.region_mask`).
     summary : dict: exposure [s], n_frames, n_bad_frames, n_bti, bti_exposure [s],
         expected_false_alarms (peak, eclipse), hygiene (events and pixels each
         detector-hygiene rule removed), eclipse_masked_sources, timings [s],

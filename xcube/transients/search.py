@@ -260,7 +260,7 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
     summary = _summary(cube, exposure, bad, btis, is_bti, table, fa, flags, types, model, timings)
     return SearchResult(run_id=rid, detections=table, lightcurves=lcs, cube=dense, expected=expected,
                         masks=mask_cubes(dense, expected, params.sigma).assign_attrs(sky),
-                        image=_image(model, dense), summary=summary,
+                        image=_image(model, dense).assign_attrs(sky), summary=summary,
                         params=_params_record(params, events, gti_only, subset))
 
 
