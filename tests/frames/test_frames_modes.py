@@ -50,6 +50,8 @@ def test_run_continues_past_malformed_frame_and_missing_flats(raw, tmp_path, cap
     assert res.attrs["band"] == "R" and res.sizes["frame"] == 10  # V skipped, R reduced to the end
     assert "V1234Cyg-0099R.fit" in caplog.text and "not a FITS file" in caplog.text
     assert "no flat frames of band 'V'" in caplog.text and "alt_flat" in caplog.text
+    flat_warnings = [r for r in caplog.records if "'V'" in r.getMessage() and "flat" in r.getMessage()]
+    assert len(flat_warnings) == 1, [r.getMessage() for r in flat_warnings]  # reported once, not again at step i
     assert not (tmp_path / "red" / "V1234Cyg_V").exists()
     # allow_no_flat: V is calibrated without a flat and flagged in the header
     xf.run(raw, tmp_path / "red", band="V", steps="i", allow_no_flat=True)

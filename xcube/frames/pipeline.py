@@ -52,7 +52,13 @@ def parse_steps(steps) -> str:
 
 
 class Missing(Exception):
-    """An input of a step is missing; the message says what and how to fix it."""
+    """An input of a step is missing; the message says what and how to fix it.
+    ``reported``: an earlier step has already warned about it (the group is
+    then skipped with an info message, not a second warning)."""
+
+    def __init__(self, message: str, reported: bool = False):
+        super().__init__(message)
+        self.reported = reported
 
 
 @dataclass
@@ -67,6 +73,7 @@ class Reduction:
     groups: list
     skipped: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
+    missing_flats: set = field(default_factory=set)  # bands whose missing flat step f has reported
 
     def group_dir(self, obj: str, band: str) -> Path:
         """``red_dir/<obj>_<band>`` (names made safe for paths)."""
@@ -138,14 +145,16 @@ class Reduction:
             try:
                 func(obj, band)
             except Missing as exc:
-                self.missing(f"{obj} {band}: step {letter} ({STEP_NAMES[letter]}): {exc}", (obj, band))
+                self.missing(f"{obj} {band}: step {letter} ({STEP_NAMES[letter]}): {exc}", (obj, band),
+                             warn=not exc.reported)
 
-    def missing(self, message: str, group=None) -> None:
+    def missing(self, message: str, group=None, warn: bool = True) -> None:
         """Report a missing input: raise ``FileNotFoundError`` under
-        ``on_missing='error'``, else warn and (for a group) skip it from now on."""
+        ``on_missing='error'``, else warn (log at info level when ``not
+        warn``: already reported) and (for a group) skip it from now on."""
         if self.cfg["on_missing"] == "error":
             raise FileNotFoundError(message + " (on_missing='error'; use on_missing='skip' to go on without it)")
-        log.warning("%s; skipping", message)
+        (log.warning if warn else log.info)("%s; skipping", message)
         if group is not None:
             self.skipped[group] = message
 

@@ -98,7 +98,8 @@ def resolve_flat(red: Reduction, band: str, shape) -> np.ndarray | None:
             log.warning("band %s: no master flat; frames are calibrated without flat-fielding (allow_no_flat)", band)
             return None
         raise Missing(f"no master flat for band {band!r}: no usable flat frames in {red.raw_dir} and neither "
-                      f"use_flat nor alt_flat gives one; pass alt_flat={{{band!r}: PATH}} or allow_no_flat=True")
+                      f"use_flat nor alt_flat gives one; pass alt_flat={{{band!r}: PATH}} or allow_no_flat=True",
+                      reported=band in red.missing_flats)
     try:
         return read_master(chosen[1], shape)
     except (OSError, ValueError) as exc:
@@ -137,6 +138,7 @@ def step_flat(red: Reduction) -> None:
             if not (for_key(red.cfg["alt_flat"], band) or red.cfg["allow_no_flat"]):
                 red.missing(f"step f (flat): no flat frames of band {band!r} in {red.raw_dir}; pass "
                             f"alt_flat={{{band!r}: PATH}} or allow_no_flat=True")
+                red.missing_flats.add(band)
             continue
         out = flat_path(red, band)
         if not red.should_make(out, list(rows["path"]) + [bias_path(red)]):
@@ -147,6 +149,7 @@ def step_flat(red: Reduction) -> None:
                                red.cfg["flat_limit_high"])
         except (Missing, ValueError) as exc:
             red.missing(f"step f (flat), band {band}: {exc}")
+            red.missing_flats.add(band)
             continue
         write_master(out, flat, {"IMAGETYP": "master flat", "FILTER": band, "NCOMBINE": flat.attrs["nframes"],
                                  "COMBINE": "median of level-scaled flats"})
