@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["TIME_SYSTEMS", "TimeReference", "time_reference", "times", "with_mjd", "add_time_columns",
-           "tt_offset", "to_common_seconds", "mjd_tt", "TIME_COLUMNS"]
+           "tt_offset", "to_common_seconds", "mjd_tt", "TIME_COLUMNS", "check_same_reference"]
 
 log = logging.getLogger("xcube.times")
 
@@ -375,3 +375,27 @@ def mjd_tt(time, mjdref: float, timesys: str = "TT", source: str = "") -> np.nda
         return _mjd(time, ref)
     t = _astropy(time, ref).tt
     return np.asarray(t.jd1 - 2400000.5, np.float64) + np.asarray(t.jd2, np.float64)
+
+
+def _reference_key(obj) -> tuple:
+    """(MJDREF [d] as text, TIMESYS) of an xcube object's times, MJDREF to full
+    precision (MJDREFI + MJDREFF where the attrs keep both); "nan" without one."""
+    a = obj.attrs
+    if "mjdrefi" in a:
+        mjd = float(np.float64(a["mjdrefi"]) + np.float64(a.get("mjdreff", 0.0)))
+    else:
+        mjd = float(a.get("mjdref", np.nan))
+    return ("nan" if not np.isfinite(mjd) else repr(mjd)), str(a.get("timesys", "TT") or "TT").strip().upper()
+
+
+def check_same_reference(objects, what: str) -> None:
+    """``ValueError`` naming each object's source and reference unless all
+    ``objects`` (EventLists, light curves) count their mission seconds from
+    the same MJDREF in the same TIMESYS, as binning them on one time axis
+    needs (:func:`xcube.stitch` converts instead). Eager, tiny."""
+    keys = [_reference_key(o) for o in objects]
+    if len(set(keys)) > 1:
+        listed = "; ".join(f"{o.attrs.get('source', '<events>')}: MJDREF {k[0]} {k[1]}" for o, k in zip(objects, keys))
+        raise ValueError(f"{what}: the cameras' times count from different references ({listed}); their mission "
+                         "seconds cannot be binned together. Use each camera alone, or rewrite them on one "
+                         "MJDREF/TIMESYS first")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import xcube
 
@@ -48,3 +49,17 @@ def test_stray_null_positions_give_a_clear_error(mos):
     x[:100] = np.iinfo(np.int32).min  # X equal to a typical TNULL
     with pytest.raises(ValueError, match="TNULL"):
         xcube.search_transients(mos.assign(x=("event", x)), time_bin=300.0)
+
+
+@pytest.mark.parametrize("change", [dict(mjdref=50815.0, mjdrefi=50815, mjdreff=0.0), dict(timesys="TDB")])
+def test_cameras_with_different_time_references_are_refused(mos, change):
+    """Two cameras whose seconds count from another MJDREF or TIMESYS were
+    binned together on raw mission seconds (a day apart for MJDREF + 1)."""
+    other = mos.copy().assign_attrs(source="other.fits", **change)
+    with pytest.raises(ValueError, match=r"search_transients: the cameras' times count from different "
+                                         r"references \(.*other\.fits: MJDREF"):
+        xcube.search_transients([mos, other], time_bin=300.0)
+    tree = xr.DataTree.from_dict({"a": mos, "b": other})
+    with pytest.raises(ValueError, match="lightcurve: the cameras' times count from different references"):
+        xcube.lightcurve(tree, 100.0)
+    assert int(xcube.lightcurve(xr.DataTree.from_dict({"a": mos, "b": mos.copy()}), 100.0)["counts"].sum()) > 0

@@ -33,6 +33,9 @@ def _one_observation(nodes: dict) -> None:
             f"cameras of one observation - pass one, e.g. tree['{obs[0]}'], or cameras='each' for a light curve "
             f"per node ({', '.join(nodes)})"
         )
+    from ..times import check_same_reference
+
+    check_same_reference(list(nodes.values()), "lightcurve")
 
 
 def tree_lightcurve(tree: xr.DataTree, time_bin, *, cameras: str = "sum", **kwargs):

@@ -31,6 +31,7 @@ from ..missions import profile_of
 from ..scheduler import compute
 from ..select import EventFilter
 from ..skycoords import has_wcs
+from ..times import check_same_reference
 from . import bti
 
 __all__ = ["check_cameras", "search_run", "sky_axes", "events_extent", "search_cubes", "exposure_subsets",
@@ -48,7 +49,8 @@ SUBSET_OVERLAP = 0.5
 
 def check_cameras(events) -> list[xr.Dataset]:
     """The cameras of one observation as a list, checked: one observation,
-    an imaging mode the mission profile supports, a sky WCS. Raises
+    an imaging mode the mission profile supports, a sky WCS, one time
+    reference (MJDREF, TIMESYS). Raises
     ``ValueError`` naming the file otherwise. Eager, cheap."""
     evs = [events] if isinstance(events, xr.Dataset) else list(events)
     if not evs:
@@ -67,6 +69,7 @@ def check_cameras(events) -> list[xr.Dataset]:
             )
         if not has_wcs(e):
             raise ValueError(f"{src}: no sky X/Y columns with a WCS; the transient search needs imaging data")
+    check_same_reference(evs, "search_transients")
     return evs
 
 
