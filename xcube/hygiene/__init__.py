@@ -16,10 +16,14 @@ and, in this order, drops:
 2. **hot pixels**: a pixel whose counts ``n`` are improbable under the
    larger of its CCD's mean counts per pixel ``m`` and ``hot_ratio`` times
    the mean of its 8 neighbours ``b``: ``P(N >= n | lambda = max(m,
-   hot_ratio b)) < false_alarm / n_pixels`` (a point source spreads over
-   its neighbours, so it is not hot; a hot pixel stands alone);
+   hot_ratio b)) < false_alarm / n_pixels``, ``n_pixels`` the live pixels
+   (inside the border, off the bad columns) of the CCDs with events in the
+   block (a CCD number without events, such as XMM's CCD 0 below CCDs 1-7,
+   has no pixel to test). A point source spreads over its neighbours, so it
+   is not hot; a hot pixel stands alone;
 3. **hot columns**: the same test on the counts of a detector column (after
-   the hot pixels), its neighbours being the columns on either side;
+   the hot pixels), its neighbours being the columns on either side (the
+   live columns of the CCDs with events for ``n_pixels``);
 4. **flickering pixels**: ``flicker_counts`` events of one pixel within
    ``flicker_seconds`` (windows anchored at a pixel's first event after the
    previous window) that are improbable from the pixel's rate over the block

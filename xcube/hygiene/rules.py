@@ -217,15 +217,20 @@ def _group_sums(values, cells, size: int, n: int) -> np.ndarray:
     return np.bincount(cells // size, weights=values[cells], minlength=n)[:n].astype(np.int64)
 
 
-def _hot_cells(values, live, cells, n_live, n_ccd, nx, ny, offsets, ratio, p_max) -> np.ndarray:
+def _hot_cells(values, live, cells, n_live, n_ccd, nx, ny, offsets, ratio, false_alarm, present=None) -> np.ndarray:
     """Ids (unordered) of the live cells whose value is improbable (``P(N >=
-    n | lambda) < p_max``) under ``lambda = max(CCD mean, ratio x mean of the
-    live neighbours at offsets (dx, dy))``. ``cells``: the ids of the cells
+    n | lambda) < false_alarm / trials``) under ``lambda = max(CCD mean,
+    ratio x mean of the live neighbours at offsets (dx, dy))``, ``trials``
+    being the live cells of the CCDs ``present`` (bool per CCD; default: the
+    CCDs with a value: a CCD without events, such as XMM's unused CCD 0 or a
+    CCD that is off, has no cell to test). ``cells``: the ids of the cells
     with a value (every other cell holds 0), or None to visit all;
     ``n_live``: live cells per CCD."""
     from scipy import special
 
-    mean = _group_sums(values, cells, nx * ny, n_ccd) / np.maximum(n_live, 1)
+    sums = _group_sums(values, cells, nx * ny, n_ccd)
+    mean = sums / np.maximum(n_live, 1)
+    p_max = false_alarm / max(int(n_live[sums > 0 if present is None else present].sum()), 1)
     floor = _tail_floor(mean, p_max)
     sparse = cells is not None
     cells = np.asarray(cells, np.int64) if sparse else np.zeros(0, np.int64)
@@ -262,29 +267,31 @@ class LivePixels:
 
 def hot_pixels(counts, live: LivePixels, cells, ratio: float, false_alarm: float) -> np.ndarray:
     """Ids (unordered) of the hot pixels: ``P(N >= n | max(CCD mean, ratio x
-    mean of the 8 live neighbours)) < false_alarm / live pixels``.
+    mean of the 8 live neighbours)) < false_alarm / live pixels of the CCDs
+    with counts`` (the pixels tested: not those of the CCD numbers below the
+    largest that have no events, e.g. XMM's CCD 0, which does not exist).
     ``counts``: per pixel, 0 off the live pixels; ``cells``: the ids of the
     pixels with counts (None: visit all)."""
     n_ccd, nx, ny = live.shape
-    return _hot_cells(counts, live.pixels, cells, live.per_ccd, n_ccd, nx, ny, _EIGHT, ratio,
-                      false_alarm / max(live.total, 1))
+    return _hot_cells(counts, live.pixels, cells, live.per_ccd, n_ccd, nx, ny, _EIGHT, ratio, false_alarm)
 
 
 def hot_columns(counts, live: LivePixels, cells, hot, ratio: float, false_alarm: float) -> np.ndarray:
     """Ids (unordered) over (ccd, rawx) of the hot columns: the pixel rule on
     the column sums of the pixels that are not ``hot`` (ids), the
-    neighbours being the columns on either side (``cells`` as for
-    :func:`hot_pixels`)."""
+    neighbours being the columns on either side, the trials the live
+    columns of the CCDs with counts (``cells`` as for :func:`hot_pixels`)."""
     n_ccd, nx, ny = live.shape
     n_col = n_ccd * nx
     hot = np.asarray(hot, np.int64)
     col = _group_sums(counts, cells, ny, n_col)
+    present = col.reshape(n_ccd, nx).sum(axis=1) > 0  # (before the hot pixels go: the CCDs of hot_pixels)
     np.subtract.at(col, hot // ny, counts[hot])
     live_col = live.per_column - np.bincount(hot // ny, minlength=n_col)[:n_col] > 0
     n_live = live_col.reshape(n_ccd, nx).sum(axis=1)
     col = col.astype(np.int32)  # (a block's events fit; and the pixels' int32 specialisation serves)
     return _hot_cells(col, live_col, None, n_live, n_ccd, nx, 1, np.array([[-1, 0], [1, 0]], np.int64), ratio,
-                      false_alarm / max(int(n_live.sum()), 1))
+                      false_alarm, present)
 
 
 def _neighbours(p, shape) -> np.ndarray:
