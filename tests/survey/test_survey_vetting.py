@@ -105,3 +105,42 @@ def test_catalogue_of_a_survey_with_subsets_prints_the_flags(tmp_path, capsys):
 
     again = read_catalogue_dir(out)
     assert again.flag_report is not None and len(again.flag_report) == len(cat.flag_report)
+
+
+def test_vet_and_flag_report_with_an_empty_list_use_no_flags():
+    """An explicit empty list means no flags, not the default ones."""
+    flagged, _ = flag_catalogue(_table())
+    assert len(vet(flagged)) == 4  # (the hot region's 4 and one low-count row dropped)
+    assert len(vet(flagged, flags=[])) == len(vet(flagged, flags={})) == len(flagged)
+    assert len(vet(flagged, flags=[], require=["flag_5sigma"])) == 5
+    rep = flag_report(flagged, [])
+    assert list(rep["flag"]) == ["any", "flag_5sigma (keep)"] and rep["n_flagged"].iloc[0] == 0
+
+
+def test_vet_takes_a_single_flag_name_and_says_what_it_needs():
+    """A single name is a one-element list (not its characters); a path or
+    None is a TypeError saying a Catalogue or DataFrame is needed."""
+    flagged, _ = flag_catalogue(_table())
+    assert vet(flagged, flags="flag_hot_region").equals(vet(flagged, flags=["flag_hot_region"]))
+    assert len(vet(flagged, flags="flag_hot_region")) == 5
+    assert vet(flagged, require="flag_5sigma").equals(vet(flagged, require=("flag_5sigma",)))
+    assert list(flag_report(flagged, "flag_hot_region")["flag"]) == ["flag_hot_region", "any", "flag_5sigma (keep)"]
+    for bad in ("survey-out", None, 3):
+        with pytest.raises(TypeError, match="Catalogue .* or a detections DataFrame"):
+            vet(bad)
+    with pytest.raises(TypeError, match="flag name"):
+        vet(flagged, flags=3)
+
+
+def test_flag_report_names_an_unknown_flag_as_vet_does():
+    flagged, _ = flag_catalogue(_table())
+    with pytest.raises(KeyError, match="flag_report: no column 'flag_nope'"):
+        flag_report(flagged, ["flag_nope"])
+    with pytest.raises(KeyError, match="vet: no column 'flag_nope'"):
+        vet(flagged, ["flag_nope"])
+
+
+def test_hot_regions_without_an_observation_column_says_so():
+    with pytest.raises(KeyError, match="no 'obsid' \\(or 'obs_id'\\) column"):
+        hot_regions(_table().drop(columns=["obsid"]))
+    assert len(hot_regions(_table().rename(columns={"obsid": "obs_id"}))[0]) == 1  # (obs_id is enough)

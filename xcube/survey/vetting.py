@@ -52,6 +52,44 @@ def read_obs_list(obs) -> set[str]:
     return {str(o) for o in obs}
 
 
+def _flag_names(value, func: str, what: str) -> list[str]:
+    """Flag names as a list: a single name (str) is a one-element list."""
+    if isinstance(value, str):
+        return [value]
+    try:
+        names = list(value)
+    except TypeError:
+        raise TypeError(f"{func}: {what} must be a flag name or a list of flag names, not "
+                        f"{type(value).__name__}") from None
+    bad = [f for f in names if not isinstance(f, str)]
+    if bad:
+        raise TypeError(f"{func}: {what} must be flag names (str), got {bad[0]!r}")
+    return names
+
+
+def _need_flags(det: pd.DataFrame, names, func: str) -> None:
+    """``KeyError`` naming the flags of ``names`` that ``det`` lacks."""
+    missing = [f for f in names if f not in det]
+    if missing:
+        raise KeyError(f"{func}: no column {', '.join(repr(f) for f in missing)} in the detections; flags present: "
+                       f"{[c for c in det.columns if str(c).startswith('flag_')]}")
+
+
+def _detections(catalogue, func: str) -> pd.DataFrame:
+    """The detections DataFrame of a Catalogue, or the DataFrame itself;
+    ``TypeError`` for anything else (a path: read it first)."""
+    if isinstance(catalogue, pd.DataFrame):
+        return catalogue
+    from .catalogue import Catalogue
+
+    if isinstance(catalogue, Catalogue):
+        return catalogue.detections
+    hint = (f" (for a survey directory: xcube.survey.read_catalogue_dir({str(catalogue)!r}) after "
+            "xcube.survey.build_catalogue)" if isinstance(catalogue, (str, Path)) else "")
+    raise TypeError(f"{func}: needs a Catalogue (xcube.survey.build_catalogue or read_catalogue_dir) or a "
+                    f"detections DataFrame, not {type(catalogue).__name__}{hint}")
+
+
 def hot_regions(det: pd.DataFrame, radius_arcsec: float = 20.0, min_obs: int = 3,
                 min_sources: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
     """``(regions, label)``: the hot regions of a catalogue's detections (module
@@ -59,8 +97,9 @@ def hot_regions(det: pd.DataFrame, radius_arcsec: float = 20.0, min_obs: int = 3
     per region: ``region``, ``det_u``/``det_v`` (mean) [arcsec], ``radius``
     [arcsec] (largest distance of a member from the mean), ``n_detections``,
     ``n_obs``, ``n_sources``. Needs ``det_u``, ``det_v``, ``obsid`` (or
-    ``obs_id``) and ``source_id`` columns; detections without ``det_u`` are
-    never in a region. Eager; a KD-tree in the detector plane."""
+    ``obs_id``) and ``source_id`` columns (``KeyError`` naming the missing
+    observation column); detections without ``det_u`` are never in a
+    region. Eager; a KD-tree in the detector plane."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
@@ -69,6 +108,9 @@ def hot_regions(det: pd.DataFrame, radius_arcsec: float = 20.0, min_obs: int = 3
     cols = ["region", "det_u", "det_v", "radius", "n_detections", "n_obs", "n_sources"]
     if len(det) == 0 or "det_u" not in det:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in cols}), label
+    if "obsid" not in det and "obs_id" not in det:
+        raise KeyError("hot_regions: the detections have no 'obsid' (or 'obs_id') column, needed to count the "
+                       "observations of a region (a survey catalogue's detections have it)")
     uv = det[["det_u", "det_v"]].to_numpy(float)
     ok = np.flatnonzero(np.isfinite(uv).all(axis=1))
     if ok.size == 0:
@@ -112,9 +154,15 @@ def flag_report(det: pd.DataFrame, flags=None) -> pd.DataFrame:
     """How many detections each flag removes: one row per flag with
     ``n_flagged`` (rows with the flag set), ``fraction``, ``n_only`` (rows
     removed by this flag alone, no other flag of ``flags`` set) and, last, a
-    row ``any`` (rows with any of them). ``flags``: default the
-    :data:`DROP_FLAGS` present, then ``flag_5sigma`` shown for reference."""
-    flags = [f for f in (flags or DROP_FLAGS) if f in det]
+    row ``any`` (rows with any of them). ``flags``: default (None) the
+    :data:`DROP_FLAGS` present, then ``flag_5sigma`` shown for reference;
+    a flag name or a list of them (``[]``: none; ``KeyError`` naming a
+    flag the table lacks)."""
+    if flags is None:
+        flags = [f for f in DROP_FLAGS if f in det]
+    else:
+        flags = _flag_names(flags, "flag_report", "flags")
+        _need_flags(det, flags, "flag_report")
     n = len(det)
     m = det[flags].fillna(False).astype(bool).to_numpy() if flags else np.zeros((n, 0), bool)
     rows = []
@@ -135,22 +183,27 @@ def vet(catalogue, flags=None, *, require=()):
     """Keep the detections that pass the vetting.
 
     ``catalogue``: a :class:`~xcube.survey.catalogue.Catalogue` or a
-    detections DataFrame. ``flags``: flag columns whose True drops a
-    detection (default :data:`DROP_FLAGS`, those present), or a dict
-    ``{flag: wanted value}`` (a row is kept when every listed flag has the
-    wanted value, e.g. ``{"flag_5sigma": True, "flag_hot_region": False}``).
-    ``require``: flags that must be True (e.g. ``("flag_5sigma",)``).
-    Returns the same kind: a DataFrame, or a Catalogue whose sources are
-    those with a kept detection. ``KeyError`` naming a flag the table lacks."""
-    det = catalogue if isinstance(catalogue, pd.DataFrame) else catalogue.detections
-    wanted = dict(flags) if isinstance(flags, dict) else {f: False for f in (flags or [f for f in DROP_FLAGS
-                                                                                      if f in det])}
-    wanted.update({f: True for f in require})
+    detections DataFrame (``TypeError`` for anything else, e.g. a path:
+    read it with :func:`~xcube.survey.catalogue.read_catalogue_dir`).
+    ``flags``: flag columns whose True drops a detection (default None:
+    :data:`DROP_FLAGS`, those present; a single name is a one-element list;
+    ``[]`` drops on none), or a dict ``{flag: wanted value}`` (a row is kept
+    when every listed flag has the wanted value, e.g. ``{"flag_5sigma":
+    True, "flag_hot_region": False}``). ``require``: flags that must be
+    True (e.g. ``("flag_5sigma",)`` or ``"flag_5sigma"``). Returns the same
+    kind: a DataFrame, or a Catalogue whose sources are those with a kept
+    detection. ``KeyError`` naming a flag the table lacks."""
+    det = _detections(catalogue, "vet")
+    if isinstance(flags, dict):
+        wanted = dict(flags)
+    elif flags is None:
+        wanted = {f: False for f in DROP_FLAGS if f in det}
+    else:
+        wanted = {f: False for f in _flag_names(flags, "vet", "flags")}
+    wanted.update({f: True for f in _flag_names(require, "vet", "require")})
+    _need_flags(det, wanted, "vet")
     keep = np.ones(len(det), bool)
     for f, value in wanted.items():
-        if f not in det:
-            raise KeyError(f"vet: no column {f!r} in the detections; flags present: "
-                           f"{[c for c in det.columns if c.startswith('flag_')]}")
         keep &= det[f].fillna(False).astype(bool).to_numpy() == bool(value)
     kept = det[keep].reset_index(drop=True)
     if isinstance(catalogue, pd.DataFrame):
