@@ -63,3 +63,14 @@ def test_cameras_with_different_time_references_are_refused(mos, change):
     with pytest.raises(ValueError, match="lightcurve: the cameras' times count from different references"):
         xcube.lightcurve(tree, 100.0)
     assert int(xcube.lightcurve(xr.DataTree.from_dict({"a": mos, "b": mos.copy()}), 100.0)["counts"].sum()) > 0
+
+
+@pytest.mark.parametrize("name, text", [("zero.csv", ""), ("comments.csv", "# no table here\n\n"),
+                                        ("zero.fits", "")])
+def test_empty_catalogue_file_is_named(mos, tmp_path, name, text):
+    """A catalogue file without a table: a ValueError naming the file and the
+    problem, not the parser's bare EmptyDataError (or FITS OSError)."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"{name}: the catalogue file is empty"):
+        xcube.search_transients(mos, time_bin=100.0, catalogue=str(path))
