@@ -208,3 +208,90 @@ def test_ks_statistic_equals_scipy_on_many_rows():
     for r in range(11):
         assert d[r] == pytest.approx(stats.ks_2samp(n[r, valid[r]], mu[r, valid[r]]).statistic, abs=1e-12)
     assert np.isnan(d[11])
+
+
+def test_counts_where_none_are_expected_are_the_largest_factor():
+    """A frame with mu = 0 and n >= 1 has log10 B_peak = +inf
+    (docs/bayes.md): it is the detection's best frame and the light curve's
+    largest factor (sigma inf), not dropped as non-finite; an undecided
+    frame (mu NaN) with more counts still never counts."""
+    import xarray as xr
+
+    from xcube.transients.detect import assemble
+
+    nt = 6
+    lo = 1000.0 + 50.0 * np.arange(nt)
+    cube = xr.DataArray(np.zeros((nt, 2, 2)), dims=("time", "y", "x"),
+                        coords={"time": ("time", lo + 25.0), "time_lo": ("time", lo), "time_hi": ("time", lo + 50.0),
+                                "x_lo": ("x", [0.0, 400.0]), "x_hi": ("x", [400.0, 800.0]),
+                                "y_lo": ("y", [0.0, 400.0]), "y_hi": ("y", [400.0, 800.0])})
+    foot = np.zeros((2, 2), bool)
+    foot[0, 0] = True
+    n = np.array([[0.0, 9.0, 0.0, 4.0, 0.0, 3.0]])
+    mu = np.array([[0.5, np.nan, 0.5, 0.0, 0.5, 0.5]])  # frame 1 undecided, frame 3: counts where none expected
+    peak = np.array([[0, 0, 0, 1, 0, 1]])
+    table, lcs = assemble(cube, [("peak", foot, 0.0, 0.0, 1)], n, mu, peak, np.zeros_like(peak))
+    row = table.iloc[0]
+    assert lcs["log10_bayes_peak"].values[0, 3] == np.inf
+    assert row["t_peak"] == lo[3] + 25.0 and row["counts"] == 4.0 and row["expected"] == 0.0
+    assert row["log10_bayes"] == np.inf and row["sigma_equivalent"] == np.inf and row["flag_5sigma"]
+    assert row["log10_bayes_peak_max"] == np.inf and row["sigma_peak_max"] == np.inf
+    f = lightcurve_features(_lightcurves(np.zeros(NT), np.full(NT, np.nan)), ["peak"], np.array([0]))
+    assert np.isnan(f["log10_bayes_peak_max"][0]) and np.isnan(f["sigma_peak_max"][0])  # no decided frame
+    assert sigma_equivalents(np.array([np.inf, -np.inf, np.nan]), "peak").tolist()[:2] == [np.inf, 0.0]
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # (scipy's own, for its NaN)
+def test_ks_pvalue_of_a_single_decided_frame_is_scipys_nan():
+    mu = np.full((3, NT), np.nan)
+    n = np.zeros((3, NT))
+    mu[0, 5], n[0, 5] = 1.0, 12.0  # one decided frame
+    mu[1, 5:7], n[1, 5:7] = 1.0, [12.0, 0.0]
+    mu[2, 5:8], n[2, 5:8] = 1.0, [12.0, 0.0, 3.0]
+    f = lightcurve_features(_lightcurves(n, mu), ["peak"] * 3, np.array([5, 5, 5]))
+    for k in range(3):
+        v = np.isfinite(mu[k])
+        ks = stats.ks_2samp(n[k, v], mu[k, v], method="asymp")
+        assert f["ks_stat"][k] == pytest.approx(ks.statistic)
+        if np.isnan(ks.pvalue):
+            assert np.isnan(f["ks_pval"][k])
+        else:
+            assert f["ks_pval"][k] == pytest.approx(ks.pvalue)
+    assert np.isnan(f["ks_pval"][0]) and np.isfinite(f["ks_pval"][1:]).all()
+
+
+def test_a_burst_next_to_an_undecided_frame_is_not_isolated():
+    """n_max_isolated needs both neighbours decided and quiet: an undecided
+    neighbour (a bad frame, mu NaN) cannot confirm it."""
+    mu = np.full((2, NT), 1.0)
+    n = np.zeros((2, NT))
+    n[:, 17] = 12
+    mu[1, 16] = np.nan
+    bad = np.zeros(NT, bool)
+    bad[16] = True
+    f = lightcurve_features(_lightcurves(n, mu, bad=bad), ["peak"] * 2, np.array([17, 17]))
+    assert list(f["n_max_isolated"]) == [True, False]
+
+
+def test_cash_moments_accuracy_over_the_documented_range():
+    """E[C] and Var[C] within 1e-5 (relative) of the exact Poisson sums for
+    1e-12 <= mu <= 1e4 (the grid once stopped at 1e-6 and gave the values of
+    1e-6 below: 75 times the exact E at mu = 1e-8); above, the chi-square
+    limit (1, 2), within 1 / (6 mu) for E and 1 / (3 mu) for V."""
+    def exact(m):
+        j = np.arange(0, int(m + 40 * np.sqrt(m) + 60), dtype=float)
+        p = stats.poisson.pmf(j, m)
+        c = 2 * (m - j + np.where(j > 0, j * np.log(np.where(j > 0, j, 1) / m), 0))
+        e = np.dot(p, c)
+        return e, np.dot(p, (c - e) ** 2)
+
+    mus = np.concatenate([np.logspace(-12, 4, 97) * np.exp(np.random.default_rng(3).uniform(-0.01, 0.01, 97)),
+                          [1e-12, 1e-8, 3e-7, 0.5, 1.0, 99.9, 100.1, 1e4]]).clip(1e-12, 1e4)
+    e, v = cash_moments(mus)
+    for m, ee, vv in zip(mus, e, v):
+        ex, vx = exact(m)
+        assert abs(ee - ex) <= 1e-5 * ex and abs(vv - vx) <= 1e-5 * vx, m
+    for m in (1.0001e4, 2e4, 1e5):
+        ex, vx = exact(m)
+        (ee,), (vv,) = cash_moments(np.array([m]))
+        assert ee == 1.0 and vv == 2.0 and abs(ee - ex) < 0.17 * ex / m and abs(vv - vx) < 0.34 * vx / m

@@ -293,7 +293,7 @@ def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=
     else:
         bp, be = (np.asarray(a, dtype=np.float64) for a in log10_bayes)
     kinds = [r[0] for r in regions]
-    best = np.array([int(np.argmax(np.where(np.isfinite(b), b, -np.inf))) for b in
+    best = np.array([int(np.argmax(np.where(np.isnan(b), -np.inf, b))) for b in  # (+inf: counts where mu = 0)
                      (bp[k] if kd == "peak" else be[k] for k, kd in enumerate(kinds))], dtype=np.int64)
     best_b = np.array([(bp if kd == "peak" else be)[k, best[k]] for k, kd in enumerate(kinds)])
     flagged = np.stack([(lc_p[k] if kd == "peak" else lc_e[k]) > 0 for k, kd in enumerate(kinds)])

@@ -12,22 +12,26 @@ frame. See ``docs/search.md`` for the table of columns.
   ``scipy.stats.skew``/``kurtosis`` by default);
 - ``ks_stat``/``ks_pval``: two-sample Kolmogorov-Smirnov test of ``n``
   against ``mu`` (the numbers of ``scipy.stats.ks_2samp(n, mu,
-  method="asymp")``, computed without sorting);
+  method="asymp")``, computed without sorting; the p-value NaN, as scipy's,
+  with a single decided frame);
 - ``cstat``/``cstat_expected``/``cstat_z``/``cstat_pval``: the Poisson
   goodness of fit of ``n`` given ``mu``: the Cash statistic
   ``C = 2 sum(mu - n + n ln(n/mu))``, its expectation and variance under
   Poisson(mu) (exact sums over n, tabulated in mu), ``z = (C - E) / sqrt(V)``
   and the one-sided normal p-value of ``z``;
 - ``n_bti``, ``n_bad_frame``, ``frac_bti``, ``frac_bad_frame``;
-- ``log10_bayes_peak_max``/``_eclipse_max`` and their sigma equivalents
-  ``sigma_peak_max``/``sigma_eclipse_max``; ``n_peak_excursions`` /
+- ``log10_bayes_peak_max``/``_eclipse_max`` (over the decided frames; +inf
+  when a frame has counts where none are expected, mu = 0; NaN without a
+  decided frame) and their sigma equivalents ``sigma_peak_max``/
+  ``sigma_eclipse_max`` (inf for +inf); ``n_peak_excursions`` /
   ``n_eclipse_excursions``: runs of consecutive frames above the run's
   threshold; ``peak_gap_min``/``eclipse_gap_min`` [s]: the shortest time
   between two runs (NaN with fewer than two); ``n_{3,5}sig_{peak,eclipse}_{gti,bti}``:
   frames above the 3 and 5 sigma thresholds, in GTI and BTI frames;
 - ``n_max_first_bin``/``n_max_last_bin``: the largest count is in the first /
-  last decided frame; ``n_max_isolated``: the frames on both sides of it hold
-  no more counts than expected (a single-frame burst);
+  last decided frame; ``n_max_isolated``: the frames on both sides of it are
+  decided and hold no more counts than expected (a single-frame burst; False
+  when a neighbour is undecided, e.g. a bad frame: it cannot confirm it);
 - ``duration`` [s] and ``fluence`` [counts, ``sum(n - mu)``, negative for an
   eclipse] of the run of frames above the threshold that holds the
   detection's best frame (that frame alone when it is below).
@@ -115,15 +119,16 @@ def cash_statistic(n, mu) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def _cash_grid():
     """E[C] and Var[C] of one frame under Poisson(mu) on a log grid of mu
-    (exact sums over n, vectorised: n = 0..250 below mu = 100, a window of
-    +-(12 sqrt(mu) + 30) around mu above)."""
+    (exact sums over n, vectorised: n = 0..40 up to mu = 1e-3, n = 0..250
+    up to mu = 100, a window of +-(12 sqrt(mu) + 30) around mu above)."""
     from scipy import special
 
-    mu = np.logspace(-6, 4, 4001)
+    mu = np.logspace(-12, 4, 6401)  # (400 points per decade)
     e, v = np.empty(mu.size), np.empty(mu.size)
-    small = mu <= 100.0
-    for sel, n in ((small, np.arange(0, 251, dtype=np.float64)[None, :]),
-                   (~small, np.floor(mu[~small])[:, None] + np.arange(-1230, 1231)[None, :])):
+    tiny, small = mu <= 1e-3, (mu > 1e-3) & (mu <= 100.0)
+    for sel, n in ((tiny, np.arange(0, 41, dtype=np.float64)[None, :]),
+                   (small, np.arange(0, 251, dtype=np.float64)[None, :]),
+                   (mu > 100.0, np.floor(mu[mu > 100.0])[:, None] + np.arange(-1230, 1231)[None, :])):
         m = mu[sel][:, None]
         n = np.maximum(n, 0.0) * np.ones_like(m)  # n >= 0 always holds here (mu > 100: window within n >= 0)
         logm = np.log(m)
@@ -137,10 +142,13 @@ def _cash_grid():
 
 def cash_moments(mu):
     """(E[C], Var[C]) of the per-frame Cash statistic under Poisson(``mu``):
-    exact sums over n tabulated on a log grid of mu in [1e-6, 1e4] and
-    interpolated linearly in log mu (relative error below 1e-5); mu above
-    the grid takes the chi-square limit (1, 2), below it the first grid
-    value. NaN for non-positive or non-finite mu."""
+    exact sums over n tabulated on a log grid of mu in [1e-12, 1e4] and
+    interpolated linearly in log mu (relative error below 1e-5 there); mu
+    above the grid takes the chi-square limit (1, 2) (relative errors
+    about 1 / (6 mu) in E and 1 / (3 mu) in V: 3.3e-5 just above 1e4,
+    1.7e-5 at 2e4), below it the first grid value (E 5.5e-11, V 2.8e-9:
+    absolute errors below those).
+    NaN for non-positive or non-finite mu."""
     m = np.asarray(mu, np.float64)
     lg, e, v = _cash_grid()
     ok = np.isfinite(m) & (m > 0)
@@ -222,14 +230,15 @@ def _ks_rows(n, mu, valid, out):  # pragma: no cover - compiled
 
 def _ks(n, mu, valid):
     """(statistic, p-value) per row; the p-value as ``scipy.stats.ks_2samp``'s
-    asymptotic two-sided one: ``kstwo.sf(D, round(m n / (m + n)))``."""
+    asymptotic two-sided one: ``kstwo.sf(D, round(m n / (m + n)))``, NaN
+    (as scipy's) when that rounds to 0 (one decided frame: m = n = 1)."""
     from scipy import stats
 
     d = ks_statistic(n, mu, valid)
     m = valid.sum(axis=1).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         en = np.round(m * m / (2 * m))
-        p = np.where(m > 0, np.clip(stats.kstwo.sf(d, np.maximum(en, 1)), 0.0, 1.0), np.nan)
+        p = np.where(en >= 1, np.clip(stats.kstwo.sf(d, np.maximum(en, 1)), 0.0, 1.0), np.nan)
     return np.stack([d, p], axis=1)
 
 
@@ -286,7 +295,8 @@ def _position(n, mu, valid):
             continue
         j = idx[int(np.argmax(n[r, idx]))]
         first[r], last[r] = j == idx[0], j == idx[-1]
-        quiet = [not valid[r, i] or n[r, i] <= mu[r, i] for i in (j - 1, j + 1) if 0 <= i < nt]
+        # both neighbours decided and quiet: an undecided one (mu NaN) cannot confirm it
+        quiet = [valid[r, i] and n[r, i] <= mu[r, i] for i in (j - 1, j + 1) if 0 <= i < nt]
         iso[r] = not first[r] and not last[r] and all(quiet)
     return first, last, iso
 
@@ -352,11 +362,12 @@ def lightcurve_features(lightcurves, kinds, best, sigma: float = 3.0) -> pd.Data
     cols["n_bad_frame"] = np.full(k, int(bad.sum()))
     cols["frac_bti"] = np.full(k, bti.sum() / max(nt, 1))
     cols["frac_bad_frame"] = np.full(k, bad.sum() / max(nt, 1))
+    has_p, has_e = (valid & ~np.isnan(bp)).any(axis=1), (valid & ~np.isnan(be)).any(axis=1)
     bp = np.where(valid & ~np.isnan(bp), bp, -np.inf)  # undecided frames never count
     be = np.where(valid & ~np.isnan(be), be, -np.inf)
-    bpm, bem = bp.max(axis=1, initial=-np.inf), be.max(axis=1, initial=-np.inf)
-    cols["log10_bayes_peak_max"] = np.where(np.isfinite(bpm), bpm, np.nan)
-    cols["log10_bayes_eclipse_max"] = np.where(np.isfinite(bem), bem, np.nan)
+    # (+inf, counts where mu = 0, is the largest; NaN only without a decided frame)
+    cols["log10_bayes_peak_max"] = np.where(has_p, bp.max(axis=1, initial=-np.inf), np.nan)
+    cols["log10_bayes_eclipse_max"] = np.where(has_e, be.max(axis=1, initial=-np.inf), np.nan)
     cols["sigma_peak_max"] = sigma_equivalents(cols["log10_bayes_peak_max"], "peak")
     cols["sigma_eclipse_max"] = sigma_equivalents(cols["log10_bayes_eclipse_max"], "eclipse")
     tp, te = bayes.threshold(float(sigma))

@@ -12,8 +12,10 @@ __all__ = ["sigma_equivalent", "sigma_equivalents"]
 
 def sigma_equivalent(log10b: float, kind: str) -> float:
     """The Gaussian-equivalent significance s whose calibrated threshold
-    (``bayes.threshold(s)``) equals ``log10b``; 0 below the 0-sigma threshold,
-    inf beyond s = 1000, NaN for a NaN factor. Bisection to 1e-6 in s."""
+    (``bayes.threshold(s)``) equals ``log10b``; 0 below the 0-sigma threshold
+    (and for -inf), inf beyond s = 1000 (and for +inf, e.g. a frame with
+    counts where none are expected), NaN for a NaN factor. Bisection to 1e-6
+    in s."""
     return float(sigma_equivalents(np.array([log10b], dtype=float), kind)[0])
 
 
@@ -70,7 +72,7 @@ def sigma_equivalents(log10b, kind: str) -> np.ndarray:
     if kind not in ("peak", "eclipse"):
         raise ValueError(f"kind must be 'peak' or 'eclipse', not {kind!r}")
     b = np.atleast_1d(np.asarray(log10b, dtype=float))
-    out = np.full(b.shape, np.nan)
+    out = np.where(np.isinf(b), np.where(b > 0, np.inf, 0.0), np.nan)
     idx = np.flatnonzero(np.isfinite(b))
     if idx.size == 0:
         return out
