@@ -74,3 +74,7 @@ def test_empty_catalogue_file_is_named(mos, tmp_path, name, text):
     path.write_text(text)
     with pytest.raises(ValueError, match=f"{name}: the catalogue file is empty"):
         xcube.search_transients(mos, time_bin=100.0, catalogue=str(path))
+    from xcube.io.catalogue import read_catalogue  # the one reader: --ra-col ..., survey crossmatch
+
+    with pytest.raises(ValueError, match=f"{name}: the catalogue file is empty"):
+        read_catalogue(path, ra_col="RA", dec_col="DEC")

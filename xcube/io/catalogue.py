@@ -69,7 +69,9 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
     ``radius_arcsec`` (from a radius column such as ``radius_arcsec``,
     ``radius`` or ``r`` [arcsec], NaN without one) and a ``name`` column (the
     name column if found, else the row number). Rows with a missing or invalid
-    position are an error naming the file, the count and the first row. Eager.
+    position are an error naming the file, the count and the first row; an
+    empty file (0 bytes, or a CSV without a header line) is a ``ValueError``
+    naming it. Eager.
     """
     units = {}
     if isinstance(catalogue, pd.DataFrame) or hasattr(catalogue, "to_pandas"):
@@ -83,6 +85,9 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
         raise ValueError(f"{path}: unknown catalogue format {suffix!r}; use FITS, CSV or Parquet")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such catalogue file")
+    empty = "the catalogue file is empty ({}): give a FITS, CSV or Parquet table with RA and Dec columns"
+    if path.is_file() and path.stat().st_size == 0:
+        raise ValueError(f"{path}: " + empty.format("0 bytes"))
     if any(suffix.endswith(s) for s in (".fits", ".fit", ".fits.gz", ".fts")):
         from astropy.table import Table
 
@@ -92,7 +97,10 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
     elif suffix.endswith(".parquet") or suffix.endswith(".pq"):
         df = pd.read_parquet(path)
     elif any(suffix.endswith(s) for s in (".csv", ".csv.gz", ".txt", ".tsv")):
-        df = pd.read_csv(path, sep="\t" if suffix.endswith(".tsv") else ",", comment="#")
+        try:
+            df = pd.read_csv(path, sep="\t" if suffix.endswith(".tsv") else ",", comment="#")
+        except pd.errors.EmptyDataError as exc:
+            raise ValueError(f"{path}: " + empty.format(f"no header line naming its columns: {exc}")) from exc
     else:
         raise ValueError(f"{path}: unknown catalogue format {suffix!r}; use FITS, CSV or Parquet")
     return _positions(df, path, units, ra_col, dec_col, name_col, radius_col)

@@ -61,22 +61,7 @@ def read_catalogue(catalogue):
     """Deprecated: :func:`xcube.io.catalogue.read_catalogue` (the one catalogue reader)."""
     warnings.warn("xcube.transients.background.read_catalogue is deprecated; use xcube.io.catalogue.read_catalogue",
                   DeprecationWarning, stacklevel=2)
-    return _catalogue_table(catalogue)
-
-
-def _catalogue_table(catalogue):
-    """:func:`xcube.io.catalogue.read_catalogue` of ``catalogue``; an empty
-    file (0 bytes, or a CSV without a header line) is a ``ValueError``
-    naming it rather than the parser's bare error."""
-    import pandas as pd
-
-    empty = "the catalogue file is empty ({}): give a FITS, CSV or Parquet table with RA and Dec columns"
-    if isinstance(catalogue, (str, Path)) and Path(catalogue).is_file() and Path(catalogue).stat().st_size == 0:
-        raise ValueError(f"{catalogue}: " + empty.format("0 bytes"))
-    try:
-        return read_catalogue_table(catalogue)
-    except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"{catalogue}: " + empty.format(f"no header line naming its columns: {exc}")) from exc
+    return read_catalogue_table(catalogue)
 
 
 def _unit_vectors(ra, dec):
@@ -108,7 +93,7 @@ def catalogue_mask(image: xr.DataArray, catalogue, radius_arcsec: float = 20.0, 
     (the catalogue's ``radius_arcsec`` or ``radius_arcsec`` here) of a
     catalogue position (``ValueError`` naming an empty catalogue file).
     Eager; a KD-tree over the cell centres."""
-    cat = _catalogue_table(catalogue)
+    cat = read_catalogue_table(catalogue)
     mask = np.zeros(image.shape, dtype=bool)
     if cat.empty:
         return mask
