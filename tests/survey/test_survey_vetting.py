@@ -144,3 +144,17 @@ def test_hot_regions_without_an_observation_column_says_so():
     with pytest.raises(KeyError, match="no 'obsid' \\(or 'obs_id'\\) column"):
         hot_regions(_table().drop(columns=["obsid"]))
     assert len(hot_regions(_table().rename(columns={"obsid": "obs_id"}))[0]) == 1  # (obs_id is enough)
+
+
+def test_text_flags_from_a_csv_round_trip_are_read_as_booleans(tmp_path):
+    """Flags read back from a CSV as text: ``astype(bool)`` made "False" True,
+    so vet dropped every row."""
+    det = pd.DataFrame({"flag_edge": [True, False, False], "flag_low_counts": [False, False, True],
+                        "flag_5sigma": [True, True, False]})
+    path = tmp_path / "det.csv"
+    det.astype(str).to_csv(path, index=False)
+    text = pd.read_csv(path, dtype=str)
+    assert len(vet(text, ["flag_edge"])) == 2 and len(vet(text, ["flag_edge", "flag_low_counts"])) == 1
+    assert flag_report(text, ["flag_edge"])["n_flagged"].tolist() == [1, 1]
+    with pytest.raises(ValueError, match="flag_edge: value 'maybe' is not a boolean flag"):
+        vet(text.assign(flag_edge=["maybe", "False", "False"]), ["flag_edge"])

@@ -146,8 +146,27 @@ def flag_catalogue(det: pd.DataFrame, exclude_obs=None, *, radius_arcsec: float 
     det["flag_hot_region"] = label >= 0
     for f in DROP_FLAGS + ["flag_5sigma"]:
         if f in det:
-            det[f] = det[f].fillna(False).astype(bool)
+            det[f] = flag_values(det, f)
     return det, regions
+
+
+_TRUE, _FALSE = {"true", "t", "1", "yes", "y"}, {"false", "f", "0", "no", "n", ""}
+
+
+def flag_values(det: pd.DataFrame, flag: str) -> np.ndarray:
+    """Column ``flag`` of ``det`` as a bool array (missing = False). Text
+    values, as a CSV round trip leaves them (``"True"``/``"False"``, ``"1"``
+    /``"0"``), are read as booleans: ``astype(bool)`` would make
+    ``"False"`` True. ``ValueError`` naming the flag and a value that is
+    neither."""
+    s = det[flag]
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        return s.fillna(False).astype(bool).to_numpy()
+    text = s.fillna("").astype(str).str.strip().str.lower()
+    bad = ~text.isin(_TRUE | _FALSE)
+    if bad.any():
+        raise ValueError(f"{flag}: value {s[bad].iloc[0]!r} is not a boolean flag (True/False, 1/0)")
+    return text.isin(_TRUE).to_numpy()
 
 
 def flag_report(det: pd.DataFrame, flags=None) -> pd.DataFrame:
@@ -164,7 +183,7 @@ def flag_report(det: pd.DataFrame, flags=None) -> pd.DataFrame:
         flags = _flag_names(flags, "flag_report", "flags")
         _need_flags(det, flags, "flag_report")
     n = len(det)
-    m = det[flags].fillna(False).astype(bool).to_numpy() if flags else np.zeros((n, 0), bool)
+    m = np.stack([flag_values(det, f) for f in flags], axis=1) if flags else np.zeros((n, 0), bool)
     rows = []
     for k, f in enumerate(flags):
         only = m[:, k] & (m.sum(axis=1) == 1)
@@ -173,7 +192,7 @@ def flag_report(det: pd.DataFrame, flags=None) -> pd.DataFrame:
     rows.append({"flag": "any", "n_flagged": int(m.any(axis=1).sum()), "fraction": m.any(axis=1).mean() if n else 0.0,
                  "n_only": int(m.any(axis=1).sum())})
     if "flag_5sigma" in det and "flag_5sigma" not in flags:
-        s = det["flag_5sigma"].fillna(False).astype(bool)
+        s = pd.Series(flag_values(det, "flag_5sigma"))
         rows.append({"flag": "flag_5sigma (keep)", "n_flagged": int(s.sum()), "fraction": s.mean() if n else 0.0,
                      "n_only": int((s & ~m.any(axis=1)).sum())})
     return pd.DataFrame(rows, columns=["flag", "n_flagged", "fraction", "n_only"])
@@ -204,7 +223,7 @@ def vet(catalogue, flags=None, *, require=()):
     _need_flags(det, wanted, "vet")
     keep = np.ones(len(det), bool)
     for f, value in wanted.items():
-        keep &= det[f].fillna(False).astype(bool).to_numpy() == bool(value)
+        keep &= flag_values(det, f) == bool(value)
     kept = det[keep].reset_index(drop=True)
     if isinstance(catalogue, pd.DataFrame):
         return kept
