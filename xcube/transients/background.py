@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import uuid
 import warnings
-from pathlib import Path
 
 import dask.array as da
 import numba
