@@ -36,18 +36,27 @@ def normalize(start, stop, *, source: str = "GTI", warn: bool = True):
 
     Warns (naming ``source``) when the input was unsorted or overlapping, or
     held reversed intervals (STOP < START, dropped), and raises ``ValueError``
-    for NaN bounds. Returns ``(start, stop)`` arrays.
+    for non-finite bounds (NaN or +-inf: an infinite interval has no
+    exposure or time axis). Returns ``(start, stop)`` arrays.
     """
     start, stop = _arrays(start, stop)
-    if np.isnan(start).any() or np.isnan(stop).any():
-        raise ValueError(f"{source}: GTI table has NaN START/STOP values; fix or drop those rows")
+    bad = ~(np.isfinite(start) & np.isfinite(stop))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        what = " and ".join(w for w, f in (("NaN", np.isnan(start[bad]).any() or np.isnan(stop[bad]).any()),
+                                             ("infinite", np.isinf(start[bad]).any() or np.isinf(stop[bad]).any()))
+                            if f)
+        raise ValueError(
+            f"{source}: GTI table has {what} START/STOP values ({int(bad.sum())} row(s), e.g. row {first + 1}: "
+            f"{float(start[first])!r} - {float(stop[first])!r}); fix or drop those rows"
+        )
     keep = stop > start
     n_reversed = int(np.count_nonzero(stop < start))
     if warn and n_reversed:
         first = int(np.flatnonzero(stop < start)[0])
         warnings.warn(
             f"{source}: {n_reversed} GTI interval(s) with STOP < START (reversed, e.g. row {first + 1}: "
-            f"{start[first]!r} - {stop[first]!r}) were dropped; no good time is taken from them",
+            f"{float(start[first])!r} - {float(stop[first])!r}) were dropped; no good time is taken from them",
             stacklevel=2,
         )
     start, stop = start[keep], stop[keep]

@@ -42,7 +42,7 @@ __all__ = ["to_zarr", "open_zarr_events", "cache_dir", "cache_key", "is_complete
            "StoreCorruptError", "atomic_dir", "remove_stale", "COMPLETE"]
 
 COMPLETE = "xcube_complete"  # root attribute written last
-CACHE_FORMAT = 3  # bump when the layout or attrs of cached EventLists change
+CACHE_FORMAT = 4  # bump when the layout or attrs of cached EventLists change (4: sky PCi_j, GTI-named columns)
 BLOSC_BLOCKSIZE = 1 << 20
 DEFAULT_CHUNK = EVENT_CHUNK  # events per chunk (xcube.io.chunking, as the FITS reader's)
 

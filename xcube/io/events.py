@@ -150,7 +150,8 @@ def open_events(path_or_paths, instrument: str | None = None, chunks: int | None
     first open. Event columns are otherwise never loaded.
 
     Times must be seconds: a file (or GTI table) with a TIMEUNIT other than
-    ``'s'`` (e.g. ``'d'``) raises ``ValueError`` naming the file.
+    ``'s'`` (e.g. ``'d'``), or a TIME (GTI START/STOP) column whose TUNIT is
+    not seconds, raises ``ValueError`` naming the file (and the column).
     """
     if isinstance(path_or_paths, (str, Path)):
         p = Path(path_or_paths)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask.array as da
@@ -26,7 +26,15 @@ from .. import gti as gtimod
 from .._version import __version__
 from ..missions import MissionProfile, detect, event_extensions
 from .chunking import EVENT_CHUNK
-from .fitsutil import column_scaling, find_column, header_float, is_compressed, merged_header, open_fits
+from .fitsutil import (
+    check_column_time_unit,
+    column_scaling,
+    find_column,
+    header_float,
+    is_compressed,
+    merged_header,
+    open_fits,
+)
 from .integrity import file_identity
 from .memmap import (
     FitsColumn,
@@ -85,6 +93,7 @@ class EventsMeta:
     attrs: dict
     identity: tuple | None = None  # (size, mtime_ns, fingerprint) of the file when its header was read
     cache_reason: str | None = None  # why open_fits_events declined to memory-map the file
+    vector_columns: dict = field(default_factory=dict)  # lower-case name -> (file name, TFORM) of skipped columns
 
 
 def _mjdref(h: dict, path) -> float:
@@ -134,6 +143,36 @@ def _scalar_columns(hdu: fits.BinTableHDU, path="event file") -> dict:
     return out
 
 
+def _vector_columns(hdu: fits.BinTableHDU) -> dict:
+    """Lower-case name -> (file name, TFORM) of the columns :func:`_scalar_columns`
+    skips (vector, bit, string, variable-length), to name them in messages."""
+    out = {}
+    for col in hdu.columns:
+        fmt = col.format
+        code = fmt.format if hasattr(fmt, "format") else str(fmt)[-1]
+        if getattr(fmt, "repeat", 1) != 1 or code in ("X", "A", "P", "Q", "C", "M"):
+            out.setdefault(col.name.lower(), (col.name, str(fmt)))
+    return out
+
+
+# EventList variables that are not event columns: a file column of the same
+# name is renamed ``<name>_file`` (as ENERGY becomes energy_file)
+_RESERVED = ("gti_start", "gti_stop", "ccd_gti_ccd", "ccd_gti_start", "ccd_gti_stop")
+
+
+def _reserved_renames(columns, profile: MissionProfile) -> dict:
+    """Lower-case file column -> its variable name, for the columns whose name
+    is one of the EventList's GTI variables (``gti_start`` ...)."""
+    mapped = {v.lower() for v in profile.columns.values()}
+    return {c: f"{c}_file" for c in columns if c in _RESERVED and c not in mapped}
+
+
+def _warn_reserved_names(cols: dict, profile: MissionProfile, where) -> None:
+    for c, new in _reserved_renames(cols, profile).items():
+        warnings.warn(f"{where}: event column {cols[c][0]!r} has the name of the EventList's GTI variable "
+                      f"{c!r}; it is kept as {new!r}", UserWarning, stacklevel=4)
+
+
 def _find_events_hdu(hdul, names, path):
     names = (names,) if isinstance(names, str) else tuple(names)
     for name in names:
@@ -149,24 +188,41 @@ def _find_events_hdu(hdul, names, path):
     )
 
 
+def _is_ogip_gti(hdu) -> bool:
+    """True for a table that declares itself a GTI table (OGIP ``HDUCLAS1 = 'GTI'``)."""
+    return isinstance(hdu, fits.BinTableHDU) and str(hdu.header.get("HDUCLAS1", "")).strip().upper() == "GTI"
+
+
 def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict]:
     """Per-CCD and combined GTIs in the events' time frame.
 
-    Each GTI extension's own TIMEZERO is applied. Tables with a CCD (a
-    ``profile.gti_ccd_keywords`` keyword such as ``CCDID``/``CCD_ID``, or a
-    name matching ``profile.gti_ccd_pattern`` such as ``STDGTInn``) are
-    intersected per CCD; observation-wide tables (no CCD) are intersected with
-    every CCD. The combined set is the union over CCDs (time when any CCD was
-    live), which is what ``exposure`` and time binning use; the per-CCD sets
-    are kept for CCD-resolved exposure. Returns ``((start, stop), ccd_gti,
-    kind)`` with ``kind`` in ``{"ccd-union", "global", "tstart-tstop"}``.
+    The GTI tables are the extensions named as ``profile.gti_extensions``
+    says; when the file has none, the tables that declare themselves GTI
+    tables (OGIP ``HDUCLAS1 = 'GTI'``, e.g. a NuSTAR GTI renamed ``STDGTI``)
+    are used instead, with a warning naming them. Each table's own TIMEZERO
+    is applied; its TIMEUNIT and the TUNIT of START/STOP must be seconds.
+    Tables with a CCD (a ``profile.gti_ccd_keywords`` keyword such as
+    ``CCDID``/``CCD_ID``, or a name matching ``profile.gti_ccd_pattern`` such
+    as ``STDGTInn``) are intersected per CCD; observation-wide tables (no CCD)
+    are intersected with every CCD. The combined set is the union over CCDs
+    (time when any CCD was live), which is what ``exposure`` and time binning
+    use; the per-CCD sets are kept for CCD-resolved exposure. Returns
+    ``((start, stop), ccd_gti, kind)`` with ``kind`` in ``{"ccd-union",
+    "global", "tstart-tstop"}``.
     """
+    tables = [h for h in hdul[1:] if isinstance(h, fits.BinTableHDU) and profile.is_gti_extension(h.name)]
+    if not tables:
+        tables = [h for h in hdul[1:] if _is_ogip_gti(h)]
+        if tables:
+            warnings.warn(
+                f"{path}: no GTI extension matching {list(profile.gti_extensions)} (the {profile.name} profile's "
+                f"names); using the OGIP GTI table(s) {[h.name for h in tables]} (HDUCLAS1 = 'GTI') instead",
+                stacklevel=3,
+            )
     start_col, stop_col = profile.gti_columns
     per_ccd: dict = {}
     global_sets = []
-    for hdu in hdul[1:]:
-        if not isinstance(hdu, fits.BinTableHDU) or not profile.is_gti_extension(hdu.name):
-            continue
+    for hdu in tables:
         names = hdu.columns.names
         s, e = find_column(names, start_col), find_column(names, stop_col)
         if s is None or e is None:
@@ -176,15 +232,18 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
                 stacklevel=4,
             )
             continue
-        check_time_unit(hdu.header.get("TIMEUNIT", header.get("TIMEUNIT")), f"{path}[{hdu.name}]")
-        tz = header_float(hdu.header, "TIMEZERO", f"{path}[{hdu.name}]", 0.0)
+        where = f"{path}[{hdu.name}]"
+        check_time_unit(hdu.header.get("TIMEUNIT", header.get("TIMEUNIT")), where)
+        for col in (s, e):
+            check_column_time_unit(hdu.header, names.index(col) + 1, col, where)
+        tz = header_float(hdu.header, "TIMEZERO", where, 0.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = hdu.data
         g = gtimod.normalize(
             np.asarray(data[s], dtype=np.float64) + tz,
             np.asarray(data[e], dtype=np.float64) + tz,
-            source=f"{path}[{hdu.name}]",
+            source=where,
         )
         ccd = profile.ccd_of_gti_extension(hdu.name, hdu.header)
         if ccd is None:
@@ -199,15 +258,21 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
     else:
         kind = "tstart-tstop"
         t0, t1 = header.get("TSTART"), header.get("TSTOP")
+        what = (f"no GTI extension matching {list(profile.gti_extensions)}" if not tables
+                else f"no GTI extension with {start_col}/{stop_col} columns (ignored: {[h.name for h in tables]})")
+        short = "no GTI extension" if not tables else f"no GTI extension with {start_col}/{stop_col} columns"
+        if t0 is None or t1 is None:
+            raise ValueError(f"{path}: {short} and no TSTART/TSTOP keywords; cannot define good time")
+        tz = header_float(header, "TIMEZERO", path, 0.0)
+        t0, t1 = header_float(header, "TSTART", path), header_float(header, "TSTOP", path)
+        if not (np.isfinite(t0) and np.isfinite(t1)):
+            raise ValueError(f"{path}: {short}, and TSTART = {t0!r} / TSTOP = {t1!r} are not finite; "
+                             "cannot define good time - fix the header")
         warnings.warn(
-            f"{path}: no GTI extension matching {list(profile.gti_extensions)}; using TSTART-TSTOP "
+            f"{path}: {what}; using TSTART-TSTOP "
             f"({t0} - {t1}) as the only good interval",
             stacklevel=3,
         )
-        if t0 is None or t1 is None:
-            raise ValueError(f"{path}: no GTI extension and no TSTART/TSTOP keywords; cannot define good time")
-        tz = header_float(header, "TIMEZERO", path, 0.0)
-        t0, t1 = header_float(header, "TSTART", path), header_float(header, "TSTOP", path)
         combined = gtimod.normalize([t0 + tz], [t1 + tz], source=f"{path} TSTART-TSTOP")
     return combined, ccd_gti, kind
 
@@ -287,12 +352,16 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
         check_time_unit(header.get("TIMEUNIT"), path)
         nrows = int(hdu.header["NAXIS2"])
         cols = _scalar_columns(hdu, path)
+        vectors = _vector_columns(hdu)
         tname = profile.columns.get("time", "TIME")
-        if find_column([c[0] for c in cols.values()], tname) is None:
+        tcol = find_column([c[0] for c in cols.values()], tname)
+        if tcol is None:
             raise ValueError(
                 f"{path}[{hdu.name}]: no {tname} column (columns: {hdu.columns.names}); an event list needs "
                 "one time stamp per event - is this a binned product?"
             )
+        check_column_time_unit(hdu.header, cols[tcol.lower()][1], tcol, f"{path}[{hdu.name}]")
+        _warn_reserved_names(cols, profile, f"{path}[{hdu.name}]")
         if nrows == 0:
             raise ValueError(
                 f"{path}[{hdu.name}]: empty event list (NAXIS2 = 0); no events survived the screening "
@@ -320,6 +389,7 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
         ccd_gti=ccd_gti,
         attrs=attrs,
         identity=identity,
+        vector_columns=vectors,
     )
 
 
@@ -418,8 +488,11 @@ def _out_dtype(code: str, scale: float, zero: float) -> np.dtype:
 def _variable_names(meta: EventsMeta) -> dict:
     """lower-case file column -> variable name (time/x/y/pi renamed per
     profile). A file column named ENERGY that the profile does not map is
-    renamed ``energy_file`` so that ``energy`` is always keV from PI."""
+    renamed ``energy_file`` so that ``energy`` is always keV from PI; columns
+    named like the GTI variables (``GTI_START`` ...) become ``gti_start_file``
+    ... (warned by :func:`read_fits_header`)."""
     rename = {v.lower(): k for k, v in meta.profile.columns.items()}
+    rename.update(_reserved_renames(meta.columns, meta.profile))
     out = {c: rename.get(c, c) for c in meta.columns}
     if "pi" in out.values():
         out = {c: ("energy_file" if v == "energy" and "energy" not in meta.profile.columns else v)
@@ -553,11 +626,21 @@ def build_dataset(meta: EventsMeta, data: dict) -> xr.Dataset:
     profile = meta.profile
     data = dict(data)
     if "pi" not in data and profile.pi_to_kev is not None:
-        warnings.warn(
-            f"{meta.path}: no {profile.columns.get('pi', 'PI')} column (columns: {sorted(meta.columns)}); "
-            "energy is not available - run the mission's PI calibration first",
-            stacklevel=3,
-        )
+        pi_name = profile.columns.get("pi", "PI")
+        vec = meta.vector_columns.get(pi_name.lower())
+        if vec is not None:
+            warnings.warn(
+                f"{meta.path}[{meta.extname}]: the {vec[0]} column is a vector or non-numeric column "
+                f"(TFORM {vec[1]!r}), not one channel per event, and cannot be used; energy is not available - "
+                f"write {pi_name} as a scalar integer column",
+                stacklevel=3,
+            )
+        else:
+            warnings.warn(
+                f"{meta.path}: no {pi_name} column (columns: {sorted(meta.columns)}); "
+                "energy is not available - run the mission's PI calibration first",
+                stacklevel=3,
+            )
     if "pi" in data and "energy" not in data:
         pi = data["pi"]
         if isinstance(pi, da.Array):

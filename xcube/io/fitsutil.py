@@ -1,5 +1,5 @@
 """Small FITS helpers shared by the readers: opening with clear errors,
-compression sniffing, header merging and column scaling."""
+compression sniffing, header merging, column scaling and time units."""
 from __future__ import annotations
 
 import bz2
@@ -13,7 +13,7 @@ from pathlib import Path
 from astropy.io import fits
 
 __all__ = ["check_path", "extension", "is_compressed", "open_fits", "merged_header", "find_column", "column_scaling",
-           "header_float", "check_layout"]
+           "header_float", "check_layout", "check_column_time_unit"]
 
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZ": "bzip2", b"PK": "zip"}
 
@@ -164,3 +164,19 @@ def extension(hdul, name, path):
         return hdul[name]
     except KeyError:
         raise ValueError(f"{path}: no extension {name!r} (extensions: {[h.name for h in hdul]})") from None
+
+
+_SECONDS = ("s", "sec", "secs", "second", "seconds")
+
+
+def check_column_time_unit(header, index: int, name: str, where) -> None:
+    """``ValueError`` naming ``where`` and column ``name`` unless its TUNITn
+    (``index`` 1-based) is seconds (``'s'``, ``'sec'``, ``'second(s)'``, any
+    case) or absent: xcube reads TIME and GTI START/STOP as seconds and does
+    not convert them (a TIME column in days would silently be read as
+    seconds)."""
+    unit = header.get(f"TUNIT{index}") if hasattr(header, "get") else None
+    u = str(unit if unit is not None else "").strip()
+    if u and u.lower() not in _SECONDS:
+        raise ValueError(f"{where}: column {name} has TUNIT{index}={u!r}: xcube needs times in seconds and does not "
+                         f"convert them; convert {name} to seconds (x 86400 for days) and set TUNIT{index} = 's'")

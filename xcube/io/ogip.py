@@ -42,7 +42,7 @@ from astropy.io import fits
 from .. import gti as gtimod
 from .._version import __version__
 from .atomic import atomic_file
-from .fitsutil import extension, find_column, open_fits
+from .fitsutil import check_column_time_unit, extension, find_column, open_fits
 
 __all__ = [
     "gti_hdu",
@@ -270,11 +270,15 @@ def find_gti_hdu(hdul, extname, path):
 
 
 def gti_of_hdu(hdu, path):
-    """``(start, stop)`` [s] of a GTI table (its TIMEZERO applied; rows normalised)."""
+    """``(start, stop)`` [s] of a GTI table (its TIMEZERO applied; rows
+    normalised); ``ValueError`` naming the file when START/STOP have a TUNIT
+    other than seconds or non-finite values."""
     names = hdu.columns.names
     s, e = find_column(names, "START"), find_column(names, "STOP")
     if s is None or e is None:
         raise ValueError(f"{path}[{hdu.name}]: GTI table without START/STOP columns (columns: {names})")
+    for col in (s, e):  # START/STOP in days would be read as seconds
+        check_column_time_unit(hdu.header, names.index(col) + 1, col, f"{path}[{hdu.name}]")
     tz = float(hdu.header.get("TIMEZERO", 0.0))
     return gtimod.normalize(np.asarray(hdu.data[s], np.float64) + tz, np.asarray(hdu.data[e], np.float64) + tz,
                             source=f"{path}[{hdu.name}]")
