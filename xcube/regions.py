@@ -66,8 +66,8 @@ _NO_AREA = (
 def events_wcs(obj):
     """``astropy.wcs.WCS`` whose pixel coordinates are the ``x``/``y`` column
     values: ``xcube.wcs(obj)``. (Until :mod:`xcube.skycoords` exists, an
-    equivalent built here from the CTYPEn/CRVALn/CRPIXn/CDELTn, RADESYS and
-    EQUINOX attrs.) For a grid whose attrs hold the WCS of its *cells*
+    equivalent built here from the CTYPEn/CRVALn/CRPIXn/CDELTn, PCi_j,
+    RADESYS and EQUINOX attrs.) For a grid whose attrs hold the WCS of its *cells*
     (``bin_events``, ``xcube.image``, the search's cubes), the column WCS is
     derived from it (:func:`_cell_grid_attrs`). Raises ``ValueError`` naming
     the missing attrs."""
@@ -89,7 +89,8 @@ def _cell_grid_attrs(obj):
     column units) whose attrs carry the WCS of its cells (marked by
     ``WCSAXES``, as :func:`xcube.binning.sky.cell_wcs_keywords` writes it) a
     ``Dataset`` whose attrs are the column WCS: cells of width ``w`` give
-    ``CDELT = CDELT_cell / w`` and ``CRPIX = x0 + (CRPIX_cell - 1 - k) w``,
+    ``CDELT = CDELT_cell / w`` and ``CRPIX = x0 + (CRPIX_cell - 1 - k) w``
+    (a rotation ``PCi_j`` of cells ``w_x`` by ``w_y``: ``PC_cell_ij w_i / w_j``),
     ``x0`` the first centre, ``k`` its cell index in the binned grid (0 for
     the grid's own cells, or a cut-out's offset: from its ``x_ref_pixel`` /
     ``y_ref_pixel`` anchors, :func:`xcube.binning.sky.grid_wcs_keywords`,
@@ -108,7 +109,7 @@ def _cell_grid_attrs(obj):
 
         pix = cube_wcs(obj).wcs_world2pix(float(obj["ra"].values.flat[0]), float(obj["dec"].values.flat[0]), 0)
         k = tuple(int(round(float(v))) for v in pix)
-    out = dict(a)
+    out, widths = dict(a), {}
     for i, c, ki in ((1, grid[0], k[0]), (2, grid[1], k[1])):
         v = np.asarray(c.values, np.float64)
         w = cell_width(obj, c.name)
@@ -117,6 +118,11 @@ def _cell_grid_attrs(obj):
                              f"and no {c.name}_lo/{c.name}_hi coordinates); use a physical region")
         out[f"CRPIX{i}"] = float(v[0]) + (float(a[f"CRPIX{i}"]) - 1.0 - ki) * w
         out[f"CDELT{i}"] = float(a[f"CDELT{i}"]) / w
+        widths[i] = w
+    if any(f"PC{i}_{j}" in a for i in (1, 2) for j in (1, 2)):  # rotated: PC_ij = PC'_ij w_i / w_j
+        for i in (1, 2):
+            for j in (1, 2):
+                out[f"PC{i}_{j}"] = float(a.get(f"PC{i}_{j}", float(i == j))) * widths[i] / widths[j]
     return xr.Dataset(attrs=out)
 
 
@@ -133,6 +139,8 @@ def _fallback_wcs(obj):
     w.wcs.crval = [a["CRVAL1"], a["CRVAL2"]]
     w.wcs.crpix = [a["CRPIX1"] + 1.0, a["CRPIX2"] + 1.0]  # column value = 0-based pixel
     w.wcs.cdelt = [a["CDELT1"], a["CDELT2"]]
+    if any(f"PC{i}_{j}" in a for i in (1, 2) for j in (1, 2)):  # a rotated column WCS
+        w.wcs.pc = [[float(a.get(f"PC{i}_{j}", float(i == j))) for j in (1, 2)] for i in (1, 2)]
     w.wcs.cunit = [a.get("CUNIT1", "deg"), a.get("CUNIT2", "deg")]
     if a.get("RADESYS"):
         w.wcs.radesys = str(a["RADESYS"])

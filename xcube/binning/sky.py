@@ -4,7 +4,10 @@ Event files give the WCS of the sky columns (``CTYPE1/CRVAL1/CRPIX1/CDELT1``
 for ``x``, ``...2`` for ``y``, CRPIX in column units, FITS 1-based). A grid of
 regular bins of ``w`` pixels starting at ``lo`` is itself an image whose FITS
 pixel ``j`` (1-based) is centred on column value ``lo + (j - 0.5) * w``, so its
-WCS has ``CDELT' = CDELT * w`` and ``CRPIX' = (CRPIX - lo) / w + 0.5``.
+WCS has ``CDELT' = CDELT * w`` and ``CRPIX' = (CRPIX - lo) / w + 0.5``. A
+rotated column WCS (``PCi_j`` attrs, see :mod:`xcube.skycoords`) keeps its
+matrix for square cells; with cells ``w_x`` by ``w_y`` it becomes
+``PC'_ij = PC_ij * w_j / w_i``.
 """
 from __future__ import annotations
 
@@ -15,12 +18,19 @@ import numpy as np
 __all__ = ["cell_wcs_keywords", "cell_radec", "cube_wcs", "grid_wcs_keywords"]
 
 _KEYS = ("CTYPE", "CRVAL", "CRPIX", "CDELT")
+_PC = tuple(f"PC{i}_{j}" for i in (1, 2) for j in (1, 2))
+
+
+def _is_wcs_key(k: str) -> bool:
+    """True for the cell-WCS keywords a grid carries (CTYPEn ... CUNITn, PCi_j, WCSAXES)."""
+    return k[:-1] in _KEYS + ("CUNIT",) or k in _PC or k == "WCSAXES"
 
 
 def cell_wcs_keywords(attrs, y_axis, x_axis) -> dict:
     """WCS keywords (axis 1 = x cells, axis 2 = y cells) for a grid of regular
-    y/x axes, from the event WCS keywords in ``attrs``; ``{}`` when the event
-    WCS is missing or an axis has explicit (irregular) edges. Eager, tiny."""
+    y/x axes, from the event WCS keywords in ``attrs`` (with ``PCi_j`` when
+    the event WCS is rotated); ``{}`` when the event WCS is missing or an
+    axis has explicit (irregular) edges. Eager, tiny."""
     if not (x_axis.is_regular and y_axis.is_regular):
         return {}
     if any(f"{k}{i}" not in attrs for k in _KEYS for i in (1, 2)):
@@ -33,6 +43,11 @@ def cell_wcs_keywords(attrs, y_axis, x_axis) -> dict:
         out[f"CRPIX{i}"] = (float(attrs[f"CRPIX{i}"]) - lo) / ax.width + 0.5
         out[f"CDELT{i}"] = float(attrs[f"CDELT{i}"]) * ax.width
         out[f"CUNIT{i}"] = str(attrs.get(f"CUNIT{i}", "deg"))
+    if any(k in attrs for k in _PC):  # a rotated column WCS (square cells: the same matrix)
+        w = {1: x_axis.width, 2: y_axis.width}
+        for i in (1, 2):
+            for j in (1, 2):
+                out[f"PC{i}_{j}"] = float(attrs.get(f"PC{i}_{j}", float(i == j))) * w[j] / w[i]
     # the reference point in column units: a cut-out (isel/sel) keeps these
     # attrs unchanged, and grid_wcs_keywords re-anchors CRPIX on its own cells
     out["x_ref_pixel"], out["y_ref_pixel"] = float(attrs["CRPIX1"]), float(attrs["CRPIX2"])
@@ -56,7 +71,7 @@ def grid_wcs_keywords(obj) -> dict:
     its true sky WCS although xarray copies the attrs unchanged. ``{}``
     without cell WCS keywords. Eager, tiny."""
     a = getattr(obj, "attrs", {})
-    kw = {k: v for k, v in a.items() if k[:-1] in _KEYS + ("CUNIT",) or k == "WCSAXES"}
+    kw = {k: v for k, v in a.items() if _is_wcs_key(k)}
     if any(f"{k}{i}" not in kw for k in _KEYS for i in (1, 2)):
         return {}
     coords = getattr(obj, "coords", {})
@@ -71,7 +86,7 @@ def grid_wcs_keywords(obj) -> dict:
 
 
 def _wcs(kw: dict):
-    hdr = {k: v for k, v in kw.items() if k[:-1] in _KEYS + ("CUNIT",) or k == "WCSAXES"}
+    hdr = {k: v for k, v in kw.items() if _is_wcs_key(k)}
     return _cached_wcs(tuple(sorted(hdr.items())))
 
 
@@ -92,7 +107,7 @@ def _radec(items: tuple, ny: int, nx: int):
 def cell_radec(kw: dict, ny: int, nx: int):
     """RA and Dec [deg] of every cell centre, two float64 arrays ``(ny, nx)``
     (eager; 16 bytes per cell; recent grids are cached)."""
-    hdr = {k: v for k, v in kw.items() if k[:-1] in _KEYS + ("CUNIT",) or k == "WCSAXES"}
+    hdr = {k: v for k, v in kw.items() if _is_wcs_key(k)}
     ra, dec = _radec(tuple(sorted(hdr.items())), int(ny), int(nx))
     return ra.copy(), dec.copy()
 

@@ -419,12 +419,13 @@ def _attrs(h: dict, profile: MissionProfile, path, hdu_name, cols) -> dict:
     a.setdefault("object", "")
     a.setdefault("timesys", "TT")
     # WCS of the X/Y sky columns, as plain image-WCS keywords (axis 1 = x, axis 2 = y)
+    index, source_keys = {}, {}
     for axis, key in ((1, "x"), (2, "y")):
         fname = profile.columns.get(key, key.upper())
         entry = cols.get(fname.lower())
         if entry is None:
             continue
-        i = entry[1]
+        i = index[axis] = entry[1]
         for src, dst in (
             ("TCTYP", "CTYPE"),
             ("TCRVL", "CRVAL"),
@@ -435,15 +436,141 @@ def _attrs(h: dict, profile: MissionProfile, path, hdu_name, cols) -> dict:
             if f"{src}{i}" in h:
                 v = h[f"{src}{i}"]
                 a[f"{dst}{axis}"] = v.strip() if src in ("TCTYP", "TCUNI") else header_float(h, f"{src}{i}", path)
+                source_keys[f"{dst}{axis}"] = f"{src}{i} (column {fname})"
         lo, hi = _limits(h, i, fname, path)
         if lo is not None:
             a[f"{key}_min"] = lo
         if hi is not None:
             a[f"{key}_max"] = hi
+    _default_pixel_size(a, profile, cols)
+    if len(index) == 2:
+        _sky_rotation(h, index, a, source_keys, path)
+        _check_sky_wcs(a, source_keys, path)
+        _default_pixel_size(a, profile, cols)  # after an unusable WCS was left out
+    return a
+
+
+def _default_pixel_size(a: dict, profile: MissionProfile, cols) -> None:
+    """``CDELT1/2`` [deg] from the profile's sky pixel when the file gives none (pixel scale only, no WCS)."""
     if "CDELT1" not in a and "x" in cols:
         a["CDELT1"] = -profile.pixel_arcsec / 3600.0
         a["CDELT2"] = profile.pixel_arcsec / 3600.0
-    return a
+
+
+_WCS_ATTRS = tuple(f"{k}{i}" for k in ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT") for i in (1, 2)) + tuple(
+    f"PC{i}_{j}" for i in (1, 2) for j in (1, 2))
+
+
+def _matrix(h: dict, prefixes, index: dict, path):
+    """``{(i, j): (value, keyword)}`` of the pixel-list matrix keywords
+    ``<prefix>n_k`` present for the X (i/j = 1) and Y (2) columns."""
+    out = {}
+    for i in (1, 2):
+        for j in (1, 2):
+            for p in prefixes:
+                k = f"{p}{index[i]}_{index[j]}"
+                if k in h:
+                    out[i, j] = (header_float(h, k, path), k)
+                    break
+    return out
+
+
+def _sky_rotation(h: dict, index: dict, a: dict, source_keys: dict, path) -> None:
+    """Add the rotation of the X/Y columns' pixel-list WCS to the attrs ``a``
+    as ``PC1_1``...``PC2_2`` (axis 1 = x, 2 = y; only when it is not the
+    identity, so unrotated files keep their attrs). Read as WCSLIB does
+    (FITS WCS paper I, pixel lists): the PC matrix ``TPn_ka``/``TPCn_ka``,
+    else the CD matrix ``TCn_ka``/``TCDn_ka`` (split into ``CDELTi`` =
+    +-the row norm and ``PC``; TCDLTn are then ignored), else ``TCROTn`` of
+    the latitude column (AIPS CROTA2: PC = [[cos, -sin L], [sin / L, cos]],
+    L = CDELT2 / CDELT1 for x = longitude)."""
+    pc = _matrix(h, ("TP", "TPC"), index, path)
+    cd = _matrix(h, ("TC", "TCD"), index, path) if not pc else {}
+    m = None
+    if pc:
+        m = [[pc[i, j][0] if (i, j) in pc else float(i == j) for j in (1, 2)] for i in (1, 2)]
+        for (i, j), (_, k) in pc.items():
+            source_keys[f"PC{i}_{j}"] = k
+    elif cd:
+        c = [[cd[i, j][0] if (i, j) in cd else 0.0 for j in (1, 2)] for i in (1, 2)]
+        m = [[0.0, 0.0], [0.0, 0.0]]
+        for i in (1, 2):
+            norm = float(np.hypot(*c[i - 1]))
+            keys = ", ".join(cd[i, j][1] for j in (1, 2) if (i, j) in cd) or f"TC{index[i]}_ka"
+            if not (np.isfinite(norm) and norm > 0):
+                norm = 0.0
+            cdelt = -norm if c[i - 1][i - 1] < 0 else norm
+            a[f"CDELT{i}"] = cdelt
+            source_keys[f"CDELT{i}"] = source_keys[f"PC{i}_1"] = source_keys[f"PC{i}_2"] = keys
+            m[i - 1] = [v / cdelt if cdelt else 0.0 for v in c[i - 1]]
+    else:
+        rot = {i: header_float(h, f"TCROT{index[i]}", path, 0.0) for i in (1, 2)}
+        if rot[1] or rot[2]:
+            ctype = [str(a.get(f"CTYPE{i}", "")).upper() for i in (1, 2)]
+            lat = 1 if ctype[0][:4] in ("DEC-", "GLAT", "ELAT", "SLAT", "HLAT") or ctype[0][1:4] == "LAT" else 2
+            lng = 3 - lat
+            if rot[lng] and rot[lng] != rot[lat]:
+                warnings.warn(f"{path}: TCROT{index[lng]} = {rot[lng]:g} on the longitude column is ignored; the "
+                              f"rotation is TCROT{index[lat]} of the latitude column ({rot[lat]:g} deg), as in "
+                              "WCSLIB (FITS WCS convention)", UserWarning, stacklevel=4)
+            rho = np.radians(rot[lat])
+            cdelt = {i: a.get(f"CDELT{i}") for i in (1, 2)}
+            if rho and cdelt[1] and cdelt[2]:
+                lam = float(cdelt[lat]) / float(cdelt[lng])
+                m = [[0.0, 0.0], [0.0, 0.0]]
+                m[lng - 1][lng - 1] = m[lat - 1][lat - 1] = float(np.cos(rho))
+                m[lng - 1][lat - 1] = -float(np.sin(rho)) * lam
+                m[lat - 1][lng - 1] = float(np.sin(rho)) / lam
+                for i in (1, 2):
+                    for j in (1, 2):
+                        source_keys[f"PC{i}_{j}"] = f"TCROT{index[lat]}"
+    if m is not None and m != [[1.0, 0.0], [0.0, 1.0]]:
+        for i in (1, 2):
+            for j in (1, 2):
+                a[f"PC{i}_{j}"] = float(m[i - 1][j - 1])
+
+
+def _check_sky_wcs(a: dict, source_keys: dict, path) -> None:
+    """Check the X/Y column WCS in the attrs ``a``: finite values, non-zero
+    CDELT, a regular PC matrix, and one WCSLIB accepts. An unusable WCS is
+    removed from ``a`` (timing products still work) with a warning naming the
+    file and keyword; ``a["wcs_problem"]`` keeps the reason, which
+    :func:`xcube.wcs` repeats."""
+    from ..skycoords import has_wcs, wcs
+
+    if not has_wcs(a):
+        return
+    problem = None
+    for k in ("CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1", "CDELT2") + tuple(
+            k for k in _WCS_ATTRS if k.startswith("PC") and k in a):
+        v = float(a[k])
+        if not np.isfinite(v):
+            problem = f"{source_keys.get(k, k)} = {v!r} is not finite"
+            break
+        if k.startswith("CDELT") and v == 0.0:
+            problem = f"{source_keys.get(k, k)} = 0: the pixel size is zero"
+            break
+    if problem is None and "PC1_1" in a:
+        det = float(a["PC1_1"]) * float(a["PC2_2"]) - float(a["PC1_2"]) * float(a["PC2_1"])
+        if abs(det) < 1e-12:
+            keys = sorted({source_keys.get(f"PC{i}_{j}", f"PC{i}_{j}") for i in (1, 2) for j in (1, 2)})
+            problem = f"the rotation matrix ({', '.join(keys)}) is singular (determinant {det:.3g})"
+    if problem is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wcs(a)
+        except Exception as exc:  # WCSLIB's errors (unknown projection, ...) have several types
+            keys = ", ".join(source_keys.get(f"CTYPE{i}", f"CTYPE{i}") for i in (1, 2))
+            problem = f"WCSLIB rejects the column WCS ({keys} ...): {' '.join(str(exc).split())}"
+    if problem is None:
+        return
+    for k in _WCS_ATTRS:
+        a.pop(k, None)
+    a["wcs_problem"] = problem
+    warnings.warn(f"{path}: sky WCS of the X/Y columns unusable: {problem}; sky coordinates (xcube.wcs, the WCS "
+                  "of images, sky regions, the transient search) are not available - fix the keyword in the header "
+                  "(e.g. with fthedit)", UserWarning, stacklevel=4)
 
 
 def _limits(h: dict, index: int, name: str, path) -> tuple:

@@ -578,7 +578,7 @@ def _region_card(attrs, key) -> dict:
 # --------------------------------------------------------------------------- images
 
 _WCS_KEYS = ("WCSAXES", "CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1", "CDELT2",
-             "CUNIT1", "CUNIT2")
+             "CUNIT1", "CUNIT2", "PC1_1", "PC1_2", "PC2_1", "PC2_2")  # PCi_j only for a rotated sky WCS
 
 
 def physical_cards(image: xr.DataArray) -> dict:
@@ -608,8 +608,9 @@ def physical_cards(image: xr.DataArray) -> dict:
 def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: dict | None = None) -> Path:
     """Write a (y, x) counts image (:func:`xcube.image`) as a FITS primary image.
 
-    The header carries the image WCS (CTYPEn/CRVALn/CRPIXn/CDELTn from the
-    image attrs, axis 1 = x) with RADESYS/EQUINOX of the event file, the
+    The header carries the image WCS (CTYPEn/CRVALn/CRPIXn/CDELTn, and
+    PCi_j when the event file's sky WCS is rotated, from the image attrs,
+    axis 1 = x) with RADESYS/EQUINOX of the event file, the
     event file's sky X/Y as DS9/CIAO "physical" coordinates (LTVn, LTMn_n and
     the alternate WCS ``P``, see :func:`physical_cards`), BUNIT = 'count',
     EXPOSURE, the energy band (E_MIN/E_MAX), TELESCOP/INSTRUME/OBS_ID/OBJECT,

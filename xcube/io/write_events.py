@@ -284,17 +284,23 @@ def _events_header(events, profile) -> dict:
 
 
 def _sky_columns(attrs, names: dict, columns: list, header: dict) -> dict:
-    """WCS of the X/Y columns (``write_events_fits``'s ``wcs=``); adds their TLMIN/TLMAX to ``header``."""
-    wcs = {}
+    """WCS of the X/Y columns (``write_events_fits``'s ``wcs=``); adds their
+    TLMIN/TLMAX to ``header``, and a rotation (``PCi_j`` attrs) as the
+    pixel-list PC matrix ``TPn_ka``."""
+    wcs, index = {}, {}
     for axis, key in ((1, "x"), (2, "y")):
         cname = names.get(key, key.upper()).upper()
         if cname in columns and f"CTYPE{axis}" in attrs:
             wcs[cname] = {"ctype": attrs[f"CTYPE{axis}"], "crval": float(attrs[f"CRVAL{axis}"]),
                           "crpix": float(attrs[f"CRPIX{axis}"]), "cdelt": float(attrs[f"CDELT{axis}"])}
-            i = columns.index(cname) + 1
+            i = index[axis] = columns.index(cname) + 1
             for lim, kw in (("min", "TLMIN"), ("max", "TLMAX")):
                 if f"{key}_{lim}" in attrs:
                     header[f"{kw}{i}"] = int(attrs[f"{key}_{lim}"])
+    if len(index) == 2 and any(f"PC{i}_{j}" in attrs for i in (1, 2) for j in (1, 2)):
+        for i in (1, 2):
+            for j in (1, 2):
+                header[f"TP{index[i]}_{index[j]}"] = float(attrs.get(f"PC{i}_{j}", float(i == j)))
     return wcs
 
 
@@ -315,7 +321,7 @@ def write_events(path, events, *, overwrite: bool = False, gzip: bool | None = N
 
     Columns: every ``event`` variable except the derived ``energy``, upper-case,
     with the profile's names for time/x/y/pi; the sky WCS as TCTYP/TCRVL/TCRPX/
-    TCDLT of X and Y. GTIs: one ``STDGTInn`` extension per CCD (with ``CCDID``)
+    TCDLT of X and Y (a rotation, ``PCi_j`` attrs, as TPn_ka). GTIs: one ``STDGTInn`` extension per CCD (with ``CCDID``)
     where the list has per-CCD GTIs and the mission uses them, else one ``GTI``
     extension. Dask columns are streamed chunk by chunk (memory of one chunk).
     ``gzip`` defaults to True for ``.gz``/``.FTZ`` paths. Raises
