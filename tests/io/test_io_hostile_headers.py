@@ -180,6 +180,14 @@ def test_rotated_image_written_to_fits_keeps_the_rotation(tmp_path):
     jx, jy = np.meshgrid(np.arange(cut.sizes["x"], dtype=float), np.arange(cut.sizes["y"], dtype=float))
     np.testing.assert_allclose(np.array(w_cut.wcs_pix2world(jx, jy, 0)), np.array([cut.ra.values, cut.dec.values]),
                                atol=1e-9)
+    # the plot of the written file is drawn on the rotated WCS
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from xcube.plot.files import plot_file
+
+    fig = plot_file(out)
+    np.testing.assert_allclose(fig.axes[0].wcs.wcs.get_pc(), w_img.wcs.get_pc(), atol=1e-12)
 
 
 def test_rotated_wcs_of_non_square_cells_and_regions(tmp_path):
@@ -266,6 +274,8 @@ def test_zero_tcdlt_is_named_and_timing_still_works(tmp_path):
     assert not xcube.skycoords.has_wcs(ev) and ev.attrs["exposure"] > 0
     lc = xcube.lightcurve(ev, 1000.0)
     assert int(lc["counts"].sum()) > 0
+    with pytest.raises(ValueError, match=rf"no sky X/Y columns with a WCS \(TCDLT{ix} \(column X\) = 0"):
+        xcube.search_transients(ev, time_bin=500.0)
 
 
 def test_singular_pc_matrix_is_named(tmp_path):

@@ -48,7 +48,8 @@ def plot_file(path, **kwargs):
 
         with fits.open(path) as hdul:
             h = hdul[0].header
-            wcs = {k: h[k] for k in h if k[:-1] in ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT") and k[-1] in "12"}
+            wcs = {k: h[k] for k in h if (k[:-1] in ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT") and k[-1] in "12")
+                   or k in ("PC1_1", "PC1_2", "PC2_1", "PC2_2")}  # (the rotation of a rotated image)
             img = xr.DataArray(np.asarray(hdul[0].data, float), dims=("y", "x"),
                                attrs={"units": str(h.get("BUNIT", "")), **wcs,
                                       **({"RADESYS": h["RADESYS"]} if "RADESYS" in h else {})})

@@ -80,8 +80,10 @@ def image(
     ``xr.DataArray`` ``counts`` with dims (``y``, ``x``), coords bin centres
     and ``x_lo``/``x_hi``/``y_lo``/``y_hi`` [sky pixels], ``ra``/``dec`` [deg]
     of each pixel centre; attrs: the image WCS as FITS keywords (``CTYPEn``,
-    ``CRVALn``, ``CRPIXn``, ``CDELTn``, axis 1 = x; usable with
-    :func:`xcube.binning.cube_wcs` or ``astropy.wcs.WCS``), ``exposure`` [s],
+    ``CRVALn``, ``CRPIXn``, ``CDELTn``, and ``PCi_j`` when the event file's
+    sky columns are rotated; axis 1 = x; usable with
+    :func:`xcube.binning.cube_wcs`, also on a cut-out, or ``astropy.wcs.WCS``
+    on the full image), ``exposure`` [s],
     ``energy_band``, ``region``, provenance. Lazy (a tree reduction over the
     event chunks); eager: the grid, coordinates and the passes of
     :func:`xcube.select` over the filtered columns.

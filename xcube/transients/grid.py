@@ -68,7 +68,8 @@ def check_cameras(events) -> list[xr.Dataset]:
                 "supported by the transient search (imaging modes only; pn timing/burst mode has no 2-D sky image)"
             )
         if not has_wcs(e):
-            raise ValueError(f"{src}: no sky X/Y columns with a WCS; the transient search needs imaging data")
+            why = f" ({e.attrs['wcs_problem']})" if e.attrs.get("wcs_problem") else ""
+            raise ValueError(f"{src}: no sky X/Y columns with a WCS{why}; the transient search needs imaging data")
     check_same_reference(evs, "search_transients")
     return evs
 
