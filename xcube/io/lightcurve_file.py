@@ -74,7 +74,10 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
     ``counts``, ``rate``, ``rate_err`` [count/s] (and ``bkg_rate``/``bkg_rate_err``
     from BACKV/BACKE); ``gti_start``/``gti_stop``; attrs ``mjdref``,
     ``timesys``, ``mission`` (the profile's name, e.g. XMM-Newton, else
-    TELESCOP), ``instrument`` (INSTRUME), ``hduclas2``,
+    TELESCOP), ``instrument`` (INSTRUME), ``hduclas2``, ``rate_kind``
+    (what RATE holds: ``"total"``, ``"net"`` for HDUCLAS2 = 'NET' or BACKAPP =
+    T, ``"background"`` for 'BKG'; :func:`xcube.rebin_lightcurve` then
+    averages that rate instead of recomputing it from the counts),
     ``source``. Eager (light curves are small).
 
     Conventions read:
@@ -84,7 +87,9 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
     - exposure = TIMEDEL x FRACEXP. Without a FRACEXP column the fraction is
       computed from the GTI table (``gti_extension``, default the first GTI
       table in the file; per-CCD files hold several - pick the source CCD's).
-    - counts: a COUNTS column when present; otherwise ``RATE x exposure`` when
+    - counts: a COUNTS column when present (in an xcube NET file the gross
+      source-region counts, in a BKG file the background region's raw counts;
+      see ``rate_kind``); otherwise ``RATE x exposure`` when
       the rate is exposure-corrected (``FRACCORR = T`` as xcube writes, else
       DEADAPP = T, the SAS ``epiclccorr``/PPS convention) and ``RATE x TIMEDEL`` when it is not (``evselect``,
       ``extractor``; then ``rate`` = counts / exposure). Counts that are whole numbers to
@@ -341,6 +346,7 @@ def _attrs(path, hdu, h, lo, hi, gti_name) -> dict:
         "mjdref": read_mjdref(h),
         "timesys": str(h.get("TIMESYS", "TT")).strip(),
         "hduclas2": str(h.get("HDUCLAS2", "")).strip(),
+        "rate_kind": _rate_kind(h),
         "time_bin": float(np.median(width)) if width.size else float("nan"),
         "tstart": float(lo[0]) if lo.size else float("nan"),
         "tstop": float(hi[-1]) if hi.size else float("nan"),
@@ -354,6 +360,38 @@ def _attrs(path, hdu, h, lo, hi, gti_name) -> dict:
     if "CHANMIN" in h and "CHANMAX" in h:
         attrs["pi_band"] = [int(float(h["CHANMIN"])), int(float(h["CHANMAX"]))]
     return attrs
+
+
+def _rate_kind(h: dict) -> str:
+    """What the RATE column holds, in the terms of ``write_lightcurve(kind=)``:
+    ``"net"`` (HDUCLAS2 = 'NET', or BACKAPP = T: background subtracted; COUNTS,
+    when present, are the gross source-region counts), ``"background"``
+    (HDUCLAS2 = 'BKG': the area-scaled background rate; COUNTS the background
+    region's raw counts), else ``"total"`` (RATE = COUNTS / exposure)."""
+    cls = str(h.get("HDUCLAS2", "")).strip().upper()
+    if cls == "BKG":
+        return "background"
+    if cls == "NET" or _flag(h.get("BACKAPP", False)):
+        return "net"
+    return "total"
+
+
+def band_count(path, *, extension: str | None = None) -> int:
+    """Number of energy bands of the OGIP light curve ``path`` (1, or k for a
+    vector RATE (or COUNTS) column of k elements or k XRONOS series
+    RATE1..RATEk), from the RATE table's column definitions (headers only)."""
+    with open_fits(path) as hdul:
+        hdu = _find_rate_hdu(hdul, extension, path)
+        names = hdu.columns.names
+        series = _series_numbers(names)
+        if series:
+            return len(series)
+        for name in ("RATE", "COUNTS"):
+            col = find_column(names, name)
+            if col is not None:
+                repeat = int(hdu.columns[col].format.repeat or 1)
+                return repeat if repeat > 1 else 1
+        return 1
 
 
 def _rate_corrected_by_tool(h: dict) -> bool:

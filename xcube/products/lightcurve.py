@@ -123,6 +123,60 @@ def common_bin_width(lc, error: str) -> float:
     return nominal if abs(nominal - w) <= rounding + 1e-9 * abs(w) else w
 
 
+def bin_span_gti(gti, lo: float, hi: float):
+    """The GTIs ``(start, stop)`` cut to the span ``[lo, hi)`` [s] of a light
+    curve's bins: the good time its bins hold, so that the GTI total equals
+    the summed ``exposure`` (eager, small)."""
+    return gtimod.intersection(gti, ([float(lo)], [float(hi)]))
+
+
+def clip_gti_to_bins(lc: xr.Dataset) -> xr.Dataset:
+    """``lc`` with ``gti_start``/``gti_stop`` cut to the span of its bins
+    ``[time_lo[0], time_hi[-1])`` (unchanged without GTIs or bins); the data stay lazy."""
+    if "gti_start" not in lc or not lc.sizes.get("time"):
+        return lc
+    start, stop = bin_span_gti(gtimod.from_dataset(lc), lc["time_lo"].values[0], lc["time_hi"].values[-1])
+    out = lc.drop_vars(["gti_start", "gti_stop"])
+    out["gti_start"] = ("gti", start, lc["gti_start"].attrs)
+    out["gti_stop"] = ("gti", stop, lc["gti_stop"].attrs)
+    return out
+
+
+def _finite(name: str, value, what: str) -> float:
+    """``value`` as a finite float, or ``ValueError`` naming ``name``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r}: must be a number ({what})") from None
+    if not np.isfinite(v):
+        raise ValueError(f"{name}={value!r}: must be a finite number ({what})")
+    return v
+
+
+def _check_t0(events, t0: float, width: float, t_start: float | None = None) -> float:
+    """``t0``, or ``ValueError`` when it lies a whole bin or more before the
+    first GTI start (or before ``time_range[0]`` = ``t_start``, when that is
+    earlier: the window the caller asked for): the bins before the good time
+    would all be empty (t0 = 1e7 s for data at 2e8 s made 1.9 million bins).
+    A t0 after the last GTI stop is refused by the time axis."""
+    start, stop = gtimod.normalize(*gtimod.from_dataset(events), warn=False)
+    if start.size == 0:
+        return t0
+    first, what = float(start[0]), "the first GTI start"
+    if t_start is not None and t_start < first:
+        first, what = float(t_start), "time_range[0]"
+    if t0 > first - width:
+        return t0
+    aligned = t0 + np.floor((first - t0) / width) * width
+    raise ValueError(
+        f"{events.attrs.get('source', 'events')}: t0={t0:.15g} s lies {first - t0:.6g} s "
+        f"({(first - t0) / width:.6g} bins of {width:g} s) before {what} {first:.15g} s, outside the GTIs "
+        f"({start[0]:.15g} - {stop[-1]:.15g} s in {start.size} interval(s)); t0 must lie inside their span or less "
+        f"than one bin before it. To keep a grid aligned on t0, give t0={aligned:.15g} (t0 + a whole number of "
+        f"bins)"
+    )
+
+
 def require_good_time(events, product: str) -> None:
     """Raise ``ValueError`` naming the file when ``events`` have no good time
     (no GTI variables, or GTIs of zero total length): a product's events are
@@ -211,6 +265,10 @@ def lightcurve(
         see :func:`xcube.products.net_lightcurve`.
     t0 : start of the first bin [s, mission time]; default the first GTI start
         (or ``time_range[0]``). Bins run to the last GTI stop (or ``time_range[1]``).
+        It must lie inside the span of the GTIs, or less than one bin before
+        the first GTI start (e.g. a round number to align the grid) or before
+        ``time_range[0]`` if that is earlier; good time before ``t0`` is left
+        out, and the GTIs are cut to the bins.
     time_range : ``(t_start, t_stop)`` [s]: keep only this part of the
         observation (events and GTIs); must overlap the GTIs.
     expr : extra event filter (``xcube.select`` syntax), e.g. ``"PI in
@@ -219,7 +277,7 @@ def lightcurve(
         (:func:`xcube.missions.screening_of`, e.g. XMM MOS ``PATTERN <= 12 &&
         FLAG == 0``) with ``expr``, as ``xcube lc`` does by default; False
         keeps every event.
-    offset : shift of the time grid in bins (``0.5``: half-bin shifted).
+    offset : shift of the time grid in bins (``0.5``: half-bin shifted); a finite number.
     errors : ``"poisson"`` (sqrt N) or ``"gehrels"`` (1 + sqrt(N + 0.75),
         Gehrels 1986 upper limit, better for a few counts per bin).
     cameras : for a DataTree: ``"sum"`` adds the cameras of one observation
@@ -238,19 +296,24 @@ def lightcurve(
     ``bkg_counts`` (raw counts in the background region), ``bkg_rate`` and
     ``bkg_rate_err`` (scaled to the source area), ``net_rate`` = rate -
     bkg_rate and ``net_rate_err`` (errors added in quadrature); ``gti_start``/
-    ``gti_stop``. attrs: observation attrs, ``time_bin``, ``energy_band``,
-    ``region``, ``background_region``, ``backscal``/``bkg_backscal`` [sky
-    pixel^2], ``backscal_ratio``, ``selection``, ``binning``, ``errors``.
+    ``gti_stop`` [s]: the GTIs cut to the span of the bins ``[time_lo[0],
+    time_hi[-1])``, so that their total equals the summed ``exposure`` (also
+    with ``t0`` after the first GTI start). attrs: observation attrs,
+    ``time_bin``, ``energy_band``, ``region``, ``background_region``,
+    ``backscal``/``bkg_backscal`` [sky pixel^2], ``backscal_ratio``,
+    ``selection``, ``binning``, ``errors``.
 
     Laziness: counts, rates and errors are lazy Dask arrays (one chunked
     ``bin_events`` per region). Eager: the time axis and exposure, the
     region areas, and the passes ``xcube.select`` and ``bin_events`` make over
     the columns they filter on (energy, x/y, time) to size their chunks.
 
-    Errors: ``ValueError`` for ``time_bin <= 0``, events without good time
-    (naming the file), an energy band outside the mission's range, a region
-    outside the field, a ``time_range`` or ``t0`` outside the GTIs. An empty
-    selection gives zero counts and a warning.
+    Errors: ``ValueError`` for ``time_bin <= 0`` (or NaN), a non-finite
+    ``offset`` or ``t0``, events without good time (naming the file), an
+    energy band outside the mission's range, a region outside the field, a
+    ``time_range`` outside the GTIs, a ``t0`` after the last GTI stop or a
+    whole bin or more before the first GTI start. An empty selection gives
+    zero counts and a warning.
     """
     from ..binning import time_axis
     from ..select import screening_expr, select
@@ -259,10 +322,12 @@ def lightcurve(
     if isinstance(events, xr.DataTree):
         from .cameras import tree_lightcurve
 
-        return tree_lightcurve(events, time_bin, cameras=cameras, energy_band=energy_band, region=region,
-                               background=background, t0=t0, time_range=time_range, expr=expr,
-                               screening=screening, offset=offset, errors=errors, mjd=mjd)
+        out = tree_lightcurve(events, time_bin, cameras=cameras, energy_band=energy_band, region=region,
+                              background=background, t0=t0, time_range=time_range, expr=expr,
+                              screening=screening, offset=offset, errors=errors, mjd=mjd)
+        return clip_gti_to_bins(out) if isinstance(out, xr.Dataset) else out  # summed cameras: the common GTIs
     width = positive_width("time_bin", time_bin)
+    offset = _finite("offset", offset, "a shift of the time grid in bins, e.g. 0.5")
     require_good_time(events, "light curve")
     expr = screening_expr(events, expr, screening)
     if errors not in ERROR_METHODS:
@@ -271,11 +336,14 @@ def lightcurve(
                            or isinstance(background, xr.Dataset)) else None
     if background is not None and model is None and region is None:
         raise ValueError("lightcurve: a background region needs a source region (region=) to scale it to")
-    t_stop = None
+    t_start = t_stop = None
     if time_range is not None:
         t_start, t_stop = _time_range_gti(events, time_range)
         events = select(events, gti=([t_start], [t_stop]))
-        t0 = t_start if t0 is None else t0
+    if t0 is not None:
+        t0 = _check_t0(events, _finite("t0", t0, "the start of the first bin [s, mission time]"), width, t_start)
+    elif t_start is not None:
+        t0 = t_start  # the window asked for, also where it starts before the good time
     axis = time_axis(events, width, t0=t0, t_stop=t_stop, offset=offset)
     region_bkg = None if model is not None else background
     bands = _bands(energy_band)
@@ -346,6 +414,6 @@ def _band_lightcurve(events, axis, width, energy_band, region, background, expr,
         bkg_counts = bin_events(select(events, region=background, gti=events, **filters), time=axis)
     counts = counts.copy(deep=False)
     counts.attrs = {}
-    return lightcurve_from_counts(
-        counts, errors=errors, bkg_counts=bkg_counts, area_ratio=ratio, gti=gtimod.from_dataset(events), attrs=attrs,
-    )
+    gti = bin_span_gti(gtimod.from_dataset(events), axis.edges[0], axis.edges[-1])
+    return lightcurve_from_counts(counts, errors=errors, bkg_counts=bkg_counts, area_ratio=ratio, gti=gti,
+                                  attrs=attrs)

@@ -51,6 +51,7 @@ class SegmentPlan:
     stop_pos: np.ndarray
     bounds64: np.ndarray  # bounds rounded to float64
     above: np.ndarray  # bound > its float64 rounding
+    source: str = ""  # the input, named in errors
 
 
 @dataclass
@@ -61,7 +62,9 @@ class PdsSums:
     segments at the positive Fourier frequencies; ``n_segments`` and
     ``n_photons`` count them. ``edges`` maps a segment index to ``[counts,
     n_events]`` for segments not yet finished; ``first``/``last`` are the
-    segments holding the range's first and last event (None outside any).
+    segments holding the range's first and last event (None outside any);
+    ``t_first``/``t_last`` its first and last event time [s] (to check the
+    order of neighbouring chunks).
     """
 
     n_bin: int
@@ -72,6 +75,8 @@ class PdsSums:
     first: int | None = None
     last: int | None = None
     empty: bool = True
+    t_first: float = float("nan")
+    t_last: float = float("nan")
 
 
 #: fewest ``dt`` bins a segment may hold: 2 bins leave no frequency between 1/segment and the Nyquist frequency
@@ -112,7 +117,13 @@ def plan_segments(gti, segment: float, dt: float, source: str = "") -> SegmentPl
     b64 = bounds.astype(np.float64)
     return SegmentPlan(dt=float(dt), segment=float(segment), n_bin=int(n_bin), start=start, stop=stop,
                        bounds=bounds, start_pos=np.searchsorted(bounds, start),
-                       stop_pos=np.searchsorted(bounds, stop), bounds64=b64, above=b64 < bounds)
+                       stop_pos=np.searchsorted(bounds, stop), bounds64=b64, above=b64 < bounds, source=source)
+
+
+def _unsorted(source: str, where: str) -> ValueError:
+    return ValueError(f"{source or 'events'}: events are not time-sorted ({where}); a power spectrum needs sorted "
+                      "times (xcube.open_events sorts on load; sort a hand-made EventList with "
+                      "events.sortby('time'))")
 
 
 def count_below(t: np.ndarray, plan: SegmentPlan) -> np.ndarray:
@@ -142,14 +153,22 @@ def _add_segment(sums: PdsSums, counts: np.ndarray, n_events: int) -> None:
 
 
 def events_sums(times, plan: SegmentPlan) -> PdsSums:
-    """:class:`PdsSums` of one time-sorted chunk of event times [s]."""
+    """:class:`PdsSums` of one time-sorted chunk of event times [s].
+    ``ValueError`` (naming ``plan.source``) when the chunk is not sorted: the
+    segment search would silently take wrong events. The check is one
+    comparison pass over the chunk (a few per cent of the task's time);
+    :func:`merge` checks the order of neighbouring chunks."""
     from stingray.utils import histogram
 
     t = np.asarray(times, dtype=np.float64)
     out = PdsSums(plan.n_bin)
     if t.size == 0:
         return out
+    if t.size > 1 and bool(np.any(t[1:] < t[:-1])):
+        i = int(np.argmax(t[1:] < t[:-1]))
+        raise _unsorted(plan.source, f"{float(t[i + 1])!r} s follows {float(t[i])!r} s")
     out.empty = False
+    out.t_first, out.t_last = float(t[0]), float(t[-1])
     idx = count_below(t, plan)
     i0, i1 = idx[plan.start_pos], idx[plan.stop_pos]
     n = t.size
@@ -180,15 +199,18 @@ def lightcurve_sums(counts, bounds, n_bin: int) -> PdsSums:
     return out
 
 
-def merge(a: PdsSums, b: PdsSums) -> PdsSums:
+def merge(a: PdsSums, b: PdsSums, source: str = "") -> PdsSums:
     """Merge the sums of two ranges, ``a`` before ``b`` in time, finishing the
-    partial segments that now have events on both sides."""
+    partial segments that now have events on both sides. ``ValueError``
+    (naming ``source``) when ``b`` starts before ``a`` ends (unsorted events)."""
     if a.empty:
         return b
     if b.empty:
         return a
+    if b.t_first < a.t_last:
+        raise _unsorted(source, f"a chunk starting at {b.t_first!r} s follows one ending at {a.t_last!r} s")
     out = PdsSums(a.n_bin, n_segments=a.n_segments + b.n_segments, n_photons=a.n_photons + b.n_photons,
-                  first=a.first, last=b.last, empty=False)
+                  first=a.first, last=b.last, empty=False, t_first=a.t_first, t_last=b.t_last)
     if a.power is None or b.power is None:
         out.power = a.power if b.power is None else b.power
     else:
@@ -215,7 +237,7 @@ def finish(sums: PdsSums) -> PdsSums:
     return out
 
 
-def tree_reduce(parts: list):
+def tree_reduce(parts: list, source: str = ""):
     """Merge a time-ordered list of Delayed :class:`PdsSums` pairwise into one
     Delayed (depth log2 of the number of parts), then :func:`finish` it."""
     import dask
@@ -224,7 +246,7 @@ def tree_reduce(parts: list):
         return dask.delayed(PdsSums)(0)
     level = list(parts)
     while len(level) > 1:
-        nxt = [dask.delayed(merge, pure=True)(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = [dask.delayed(merge, pure=True)(level[i], level[i + 1], source) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
@@ -233,7 +255,8 @@ def tree_reduce(parts: list):
 
 def events_delayed(time_data, plan: SegmentPlan):
     """Delayed :class:`PdsSums` of a (Dask or numpy) array of sorted event
-    times: one task per chunk, merged in a tree. Nothing is computed here."""
+    times: one task per chunk, merged in a tree. Nothing is computed here;
+    unsorted times raise ``ValueError`` when it is (see :func:`events_sums`)."""
     import dask
     import dask.array as da
 
@@ -241,7 +264,7 @@ def events_delayed(time_data, plan: SegmentPlan):
         time_data = da.from_array(np.asarray(time_data), chunks=4_194_304)
     plan_d = dask.delayed(plan, pure=True, traverse=False)
     parts = [dask.delayed(events_sums, pure=True)(blk, plan_d) for blk in time_data.to_delayed().ravel()]
-    return tree_reduce(parts)
+    return tree_reduce(parts, plan.source)
 
 
 def lightcurve_delayed(times, counts, gti, segment: float, dt: float, source: str = ""):

@@ -16,8 +16,9 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
+from ..binning.axes import positive_width
 from . import pds_stream
-from .lightcurve import common_bin_width
+from .lightcurve import bin_span_gti, common_bin_width
 
 __all__ = ["power_spectrum", "rebin_power_spectrum", "average_power_spectra", "subtract_poisson_noise",
            "open_timing_input",
@@ -34,8 +35,8 @@ _OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", 
 def _check(norm, segment, rebin):
     if norm not in NORMS:
         raise ValueError(f"norm={norm!r}: use one of {NORMS} (rms normalisation is 'frac')")
-    if not (isinstance(segment, Real) and segment > 0 and np.isfinite(segment)):
-        raise ValueError(f"segment={segment!r}: the segment length must be a positive number of seconds")
+    if not (isinstance(segment, Real) and not isinstance(segment, bool) and segment > 0 and np.isfinite(segment)):
+        raise ValueError(f"segment={segment!r}: the segment length must be a positive, finite number of seconds")
     if rebin is None or rebin == 0:
         return None
     if isinstance(rebin, Integral) or (isinstance(rebin, Real) and rebin > 0 and float(rebin).is_integer()):
@@ -46,6 +47,25 @@ def _check(norm, segment, rebin):
         return float(rebin)
     raise ValueError(f"rebin={rebin!r}: use a negative factor for logarithmic rebinning (e.g. -0.06), "
                      "a positive whole number for linear rebinning, or None")
+
+
+def _check_background_rate(background_rate, data) -> float | None:
+    """``background_rate`` as a float >= 0 (finite), or None; ``ValueError``
+    naming the input ``data`` (one file or Dataset) otherwise. The upper bound
+    (below the mean rate) is checked once the mean rate is known (:func:`_dataset`)."""
+    if background_rate is None:
+        return None
+    try:
+        b = float(background_rate)
+    except (TypeError, ValueError):
+        b = None
+    if b is None or isinstance(background_rate, bool) or not (np.isfinite(b) and b >= 0):
+        name = _source(data) if isinstance(data, xr.Dataset) else str(data) if isinstance(data, str) or hasattr(
+            data, "__fspath__") else ""
+        raise ValueError(f"{name + ': ' if name else ''}background_rate={background_rate!r} (--background-rate): the "
+                         "background rate in the source region [count/s] must be a finite number >= 0 and below "
+                         "the mean rate")
+    return b
 
 
 def _is_events(obj) -> bool:
@@ -65,6 +85,8 @@ def _input_sums(obj, segment, dt, selection):
     ``screening`` (the mission's screening, as ``xcube lc``; event lists only)."""
     from .. import gti as gtimod
 
+    if dt is not None:
+        dt = positive_width(f"{_source(obj) or 'power_spectrum'}: dt (the bin width of the segments [s])", dt)
     if _is_events(obj):
         if dt is None:
             raise ValueError("power_spectrum of an event list needs dt= (the bin width of the segments, e.g. 1/512 s)")
@@ -86,12 +108,13 @@ def _input_sums(obj, segment, dt, selection):
         return pds_stream.events_delayed(obj["time"].data, plan), plan.segment, plan.n_bin, plan.dt, attrs
     if _is_lightcurve(obj):
         if "band" in obj.dims:
-            raise ValueError(f"power_spectrum: the light curve has {obj.sizes['band']} bands; pick one with "
-                             f"lc.sel(band=...) (bands: {list(obj['band'].values)})")
+            raise ValueError(f"power_spectrum: {_named(obj)}has {obj.sizes['band']} energy bands "
+                             f"({', '.join(map(str, obj['band'].values))}); a power spectrum takes one band: pick one "
+                             f"with lc.sel(band={str(obj['band'].values[0])!r})")
         if any(selection[k] is not None for k in _SELECTION):
             raise ValueError("energy_band/region/expr apply to event lists; this light curve is already extracted")
         lc, width = _lightcurve_at(obj, dt)
-        gti = gtimod.from_dataset(lc) if "gti_start" in lc else _gti_of_bins(lc)
+        gti = _lightcurve_gti(lc)
         sums, seg, n_bin = pds_stream.lightcurve_delayed(lc["time"].values, lc["counts"].data, gti, segment, width,
                                                          _source(obj))
         return sums, seg, n_bin, width, obj.attrs
@@ -101,6 +124,31 @@ def _input_sums(obj, segment, dt, selection):
 
 def _source(obj) -> str:
     return str(obj.attrs.get("source") or obj.attrs.get("obs_id") or "")
+
+
+def _named(obj) -> str:
+    """``"the light curve of <source> "`` (or ``"the light curve "``), for messages."""
+    src = _source(obj)
+    return f"the light curve of {src} " if src else "the light curve "
+
+
+def _lightcurve_gti(lc):
+    """The GTIs of a light curve cut to the span of its bins ``[time_lo[0],
+    time_hi[-1])``: a subset (``lc.isel(time=...)``, a light curve from ``t0``)
+    keeps the GTIs of the whole observation, and Stingray's segment search
+    needs GTIs inside the bins. Without GTIs, the exposed bins."""
+    if "gti_start" not in lc:
+        return _gti_of_bins(lc)
+    from .. import gti as gtimod
+
+    lo, hi = float(lc["time_lo"].values[0]), float(lc["time_hi"].values[-1])
+    gti = bin_span_gti(gtimod.from_dataset(lc), lo, hi)
+    if gti[0].size == 0:
+        full = gtimod.from_dataset(lc)
+        span = f"{full[0][0]:.15g} - {full[1][-1]:.15g} s" if full[0].size else "none"
+        raise ValueError(f"power_spectrum: {_named(lc)}has no good time inside its bins ({lo:.15g} - {hi:.15g} s; "
+                         f"GTIs {span})")
+    return gti
 
 
 def _gti_of_bins(lc):
@@ -114,14 +162,14 @@ def _lightcurve_at(lc, dt):
     """(light curve, bin width [s]): the light curve on bins of ``dt`` [s],
     itself or rebinned by a whole factor, and its one bin width (the nominal
     ``time_bin`` where the edges only round it, see :func:`common_bin_width`)."""
-    width = common_bin_width(lc, "power_spectrum: the light curve bins differ in width; a power spectrum needs "
-                                 "equal bins")
+    width = common_bin_width(lc, f"power_spectrum: the bins of {_named(lc)}differ in width; a power spectrum "
+                                 "needs equal bins")
     if dt is None or np.isclose(float(dt), width, rtol=1e-9, atol=0):
         return lc, width
     factor = float(dt) / width
     if factor < 1 or not np.isclose(factor, round(factor), rtol=0, atol=1e-6):
-        raise ValueError(f"dt={dt!r} s is not a whole multiple of the light-curve bin ({width:g} s); "
-                         "rebin the events instead, or pass dt=None")
+        raise ValueError(f"power_spectrum: dt={dt!r} s is not a whole multiple of the bin ({width:g} s) of "
+                         f"{_named(lc)}; rebin the events instead, or pass dt=None")
     from .rebin import rebin
 
     return rebin(lc, int(round(factor))), width * int(round(factor))
@@ -139,6 +187,12 @@ def _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs) -> xr.Datas
     n_ph = sums.n_photons / m
     mean = n_ph / n_bin
     bkg = float(background_rate or 0.0)
+    if bkg >= mean / dt:
+        raise ValueError(
+            f"{attrs.get('source') or 'input'}: background_rate={bkg:g} count/s (--background-rate) is not below "
+            f"the mean rate {mean / dt:.6g} count/s of the {m} segment(s): the source rate (mean rate - "
+            f"background rate) would be {mean / dt - bkg:.6g} count/s. Give the background rate in the source "
+            "region (0 <= background_rate < mean rate)")
     factor = normalize_periodograms(1, dt, n_bin, mean, n_ph=n_ph, norm=norm, variance=None,
                                     background_flux=bkg * dt)
     power = (sums.power / m) * factor
@@ -319,9 +373,11 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
         (``xcube.missions.screening_of``, e.g. XMM MOS ``PATTERN <= 12 && FLAG == 0``)
         with ``expr``, as ``xcube lc`` and ``xcube pds`` do by default; False
         keeps every event. Light curves are already screened products.
-    background_rate : background rate in the source region [count/s]; the
-        ``frac`` normalisation and its noise level then refer to the source
-        rate ``mean_rate - background_rate`` (Stingray's ``background_flux``).
+    background_rate : background rate in the source region [count/s], a
+        finite number ``0 <= B < mean_rate`` (``ValueError`` otherwise, naming
+        the input); the ``frac`` normalisation and its noise level then refer
+        to the source rate ``mean_rate - background_rate`` (Stingray's
+        ``background_flux``). The other normalisations do not use it.
     subtract_noise : subtract the dead-time-free Poisson level
         (``attrs['poisson_level']``) from the powers.
     average : with many inputs, return one spectrum averaged over them
@@ -351,6 +407,7 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
     import dask
 
     step = _check(norm, segment, rebin)
+    background_rate = _check_background_rate(background_rate, data)
     selection = {"energy_band": energy_band, "region": region, "expr": expr, "screening": screening}
     args = (segment, dt, norm, None if average else step, selection, background_rate, subtract_noise)
     if isinstance(data, (xr.Dataset, str)) or hasattr(data, "__fspath__"):

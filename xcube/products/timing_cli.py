@@ -35,7 +35,7 @@ def register_timing(subparsers) -> None:
                     "screened with the mission's standard filter unless --no-screen (light curves are used as "
                     "they are).")
     p.add_argument("files", nargs="+", metavar="FILE", help="event file(s) or OGIP light curve(s)")
-    p.add_argument("--segment", type=float, default=256.0, metavar="SECONDS", help="segment length (default 256)")
+    p.add_argument("--segment", type=seconds, default=256.0, metavar="SECONDS", help="segment length (default 256)")
     p.add_argument("--dt", type=seconds, metavar="SECONDS",
                    help="bin width, e.g. 1/512 (events: required; light curves: default their bin)")
     p.add_argument("--norm", choices=("leahy", "frac", "abs", "none"), default="leahy",
@@ -47,7 +47,8 @@ def register_timing(subparsers) -> None:
     p.add_argument("--expr", help="event filter, evselect syntax (events)")
     add_screen_option(p)
     p.add_argument("--background-rate", type=float, metavar="RATE",
-                   help="background rate in the source region [count/s] for the frac normalisation")
+                   help="background rate in the source region [count/s] for the frac normalisation "
+                        "(0 <= RATE < the mean rate)")
     p.add_argument("--subtract-noise", action="store_true", help="subtract the Poisson level")
     p.add_argument("--average", action="store_true", help="one spectrum averaged over all FILEs")
     _outputs(p, "output file (one FILE, or --average)")
@@ -114,6 +115,7 @@ def _run_pds(args) -> int:
                              "segments (e.g. --dt 1/512)")
     if args.out and many and not args.average:
         raise ValueError("--out names one file: give one FILE, use --average, or --out-dir for several")
+    _single_band(args.files)
     kw = dict(segment=args.segment, dt=args.dt, norm=args.norm, rebin=args.rebin or None, energy_band=args.energy,
               region=args.region, expr=args.expr, screening=args.screen, background_rate=args.background_rate,
               subtract_noise=args.subtract_noise)
@@ -128,6 +130,25 @@ def _run_pds(args) -> int:
               f"{pds.attrs['segment']:g} s segments, mean rate {pds.attrs['mean_rate']:.4g} count/s, Poisson level "
               f"{pds.attrs['poisson_level']:.4g}")
     return 0
+
+
+def _single_band(files) -> None:
+    """``ValueError`` naming a multi-band light-curve file among ``files``
+    (xcube pds has no option to choose a band); reads headers only."""
+    from ..io.fitsutil import check_path
+    from ..io.lightcurve_file import band_count
+    from ..io.product_info import product_kind
+
+    for f in files:
+        if Path(f).is_dir() or product_kind(check_path(f)) != "lightcurve":
+            continue
+        n = band_count(f)
+        if n > 1:
+            raise ValueError(
+                f"{f}: a light curve of {n} energy bands; xcube pds takes one band and has no option to choose "
+                f"it. Give a single-band light curve: extract it from the events (xcube lc EVENTS --energy EMIN "
+                f"EMAX --out band.lc), or write one band of this file in Python "
+                f"(xcube.write_lightcurve('band.lc', xcube.read_lightcurve('{f}').isel(band=0)))")
 
 
 def _one_of(stack, i: int):
