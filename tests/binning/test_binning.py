@@ -94,7 +94,10 @@ def test_covering_width_nbins_offset():
     a = Axis.covering("t", 0.0, 1000.0, width=100.0)
     assert a.size == 10 and a.edges[0] == 0 and a.edges[-1] == 1000
     b = Axis.covering("t", 0.0, 1000.0, width=100.0, offset=0.5)
-    np.testing.assert_array_equal(b.edges, np.arange(-50.0, 1051.0, 100.0))
+    # the edges are the rule's steps: (49.99999999999999 + 50) / 100 rounds to 1, so that float is bin 1's start
+    np.testing.assert_allclose(b.edges, np.arange(-50.0, 1051.0, 100.0), rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(b.index_of(b.edges), list(range(11)) + [-1])
+    np.testing.assert_array_equal(b.index_of(np.nextafter(b.edges[1:], -np.inf)), range(11))
     assert b.offset == 0.5 and b.size == 11
     c = Axis.covering("t", 0.0, 1050.0, width=100.0)  # partial last bin kept
     assert c.size == 11 and c.edges[-1] == 1100
@@ -439,3 +442,22 @@ def test_integer_column_paths_agree_with_the_division_rule():
         cube = bin_events(ev, x=width)
         ref = reference([(x, float(cube.x_lo[0]), width, None)], cube.shape)
         np.testing.assert_array_equal(cube.values, ref)
+
+
+@pytest.mark.parametrize("origin, width", [(100529505.497534, 0.1), (100529505.497534, 0.3), (100529505.497534, 2.6),
+                                           (25000.0, 1.1), (-50.0, 100.0), (0.3, 0.7)])
+def test_regular_edges_are_where_the_rule_steps(origin, width):
+    """A value equal to a reported edge ``lo[k]`` is in bin ``k`` (the rule
+    and the edges agree), and a value at ``hi[-1]`` is outside: with edges
+    ``origin + k * width`` an event exactly on an edge went to bin k - 1 for
+    about half the edges of 0.1 s bins at XMM times, or into the last bin
+    from its upper edge."""
+    ax = Axis.regular("time", origin, width, 400)
+    np.testing.assert_array_equal(ax.index_of(ax.edges), list(range(400)) + [-1])
+    np.testing.assert_array_equal(ax.index_of(np.nextafter(ax.edges, -np.inf)), [-1] + list(range(400)))
+    np.testing.assert_allclose(ax.edges, origin + np.arange(401) * width, rtol=1e-15, atol=0)
+    t = np.asarray(ax.edges, np.float64)
+    ev = make_events(t, np.zeros(t.size), np.zeros(t.size), gti=([t[0]], [t[-1]]), chunk=97)
+    cube = xcube.bin_events(ev, time=ax).compute()
+    np.testing.assert_array_equal(cube.sum(["x", "y"]).values if cube.ndim > 1 else cube.values, np.ones(400))
+    np.testing.assert_array_equal(cube["time_lo"].values, ax.edges[:-1])

@@ -11,6 +11,14 @@ An :class:`Axis` is either *regular* (an origin and a width) or *explicit*
 Every bin is half-open, the last one too: a value equal to the last edge is
 outside the axis. NaN is outside every axis.
 
+A regular axis's edges are the values where the division rule steps: edge
+``k`` is the smallest float64 ``v`` with ``floor((v - origin) / width) >=
+k``, which is ``origin + k * width`` to within an ulp or two (where the
+rounding of that sum and of the division disagree, the edge moves to the
+rule's step). So the rule and the edges always agree: a value equal to
+``lo[k]`` is in bin ``k``, and the exposure of a bin (from its edges) is the
+good time of exactly the values the rule puts in it.
+
 The helpers :func:`time_axis`, :func:`energy_axis` and :func:`sky_axis` build
 axes from a bin width, a number of bins or explicit edges, with an optional
 ``offset`` (in bins) that shifts the grid, e.g. ``offset=0.5`` for the
@@ -29,13 +37,38 @@ from .. import gti as gtimod
 from ..missions import GENERIC, profile_of
 from .memory import available_bytes, check_size
 
-__all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "pixel_arcsec", "integer_lut", "positive_width", "LUT_MAX"]
+__all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "pixel_arcsec", "integer_lut", "positive_width", "LUT_MAX",
+           "rule_steps"]
 
 # a width in pixels closer than this (relative) to an integer is taken as that integer,
 # so that size_arcsec=20 with 0.05"/px gives exactly 400 px, not 399.99999999999966
 _SNAP = 1e-9
 #: largest lookup table (entries) built for an integer column (see :func:`integer_lut`)
 LUT_MAX = 1 << 22
+
+
+def rule_steps(origin: float, width: float, ks) -> np.ndarray:
+    """float64 edges where the regular-axis rule ``floor((v - origin) /
+    width)`` reaches each bin number of ``ks``: for each ``k`` the smallest
+    float64 ``v`` with ``floor((v - origin) / width) >= k``. That is
+    ``origin + k * width`` unless rounding makes the two disagree, when it
+    is the neighbouring float (a few ulps at most). The rule is monotonic in
+    ``v``, so these are the bins' exact boundaries. Eager, O(len(ks))."""
+    ks = np.asarray(ks, np.float64)
+    e = origin + ks * width
+    with np.errstate(invalid="ignore", over="ignore"):
+        for _ in range(64):  # up while the rule puts e below bin k
+            low = np.floor((e - origin) / width) < ks
+            if not low.any():
+                break
+            e = np.where(low, np.nextafter(e, np.inf), e)
+        for _ in range(64):  # down while the float below e is in bin k already (not below the origin: the
+            prev = np.nextafter(e, -np.inf)  # subnormal quotients of (origin - ulp) / width round to -0)
+            high = (np.floor((prev - origin) / width) >= ks) & (ks != 0)
+            if not high.any():
+                break
+            e = np.where(high, prev, e)
+    return e
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,7 +128,7 @@ class Axis:
             raise ValueError(f"axis {name!r}: number of bins must be >= 1, got {nbins}")
         start = float(start)
         check_size((nbins + 1,), np.float64, what=f"axis {name!r} edges", limit=available_bytes() // 16)
-        edges = start + np.arange(nbins + 1, dtype=np.float64) * width
+        edges = rule_steps(start, width, np.arange(nbins + 1, dtype=np.float64))
         return cls(name, edges, units=units, column=column, width=width, origin=start, offset=offset, meta=meta or {})
 
     @classmethod
@@ -131,12 +164,16 @@ class Axis:
             width = (hi - lo) / nb
             origin = lo + (frac - 1.0) * width if frac > 0 else lo
             n = nb + (1 if frac > 0 else 0)
+            while closed and math.floor((hi - origin) / width) >= n:  # hi inside the last bin: widen by ulps
+                width = math.nextafter(width, math.inf)
         else:
             width = _check_width(name, width)
             origin = lo + (frac - 1.0) * width if frac > 0 else lo
             f = (hi - origin) / width  # same arithmetic as the bin rule
             n = int(math.floor(f)) + 1 if closed else int(math.ceil(f))
         n = max(n, 1)
+        if closed:  # (a binner that maps the column to other units keeps hi inside: see binning.engine)
+            meta = {**(meta or {}), "closed_hi": hi}
         return cls.regular(name, origin, width, n, units=units, column=column, offset=frac, meta=meta)
 
     # ------------------------------------------------------------------ properties

@@ -140,7 +140,8 @@ def _energy_channel_lut(axis: Axis, events):
     profile's linear conversion ``E(p) = offset + gain * p``; the channel
     edges ``(edge - offset) / gain`` are rounded to 1e-6 channel so that, e.g.,
     XMM channel 700 is exactly 0.7 keV (the float32 ``energy`` column would
-    put it just below).
+    put it just below); the channel of a closed range's upper end
+    (``meta["closed_hi"]``, :meth:`Axis.covering`) stays inside.
     """
     if axis.column != "energy" or "pi" not in events.variables:
         return None
@@ -150,6 +151,10 @@ def _energy_channel_lut(axis: Axis, events):
     if getattr(prof.pi_to_kev, "kev_per_channel", None) is None:
         return None
     c = np.round(prof.pi_for_energy(axis.edges), 6)
+    if axis.meta.get("closed_hi", np.inf) <= axis.edges[-1]:  # a closed range: its upper end's channel is in,
+        top = np.round(prof.pi_for_energy(np.array([axis.meta["closed_hi"]])), 6)[0]  # though rounded: an edge
+        if c[-1] <= top:
+            c[-1] = np.nextafter(top, np.inf)
     p0 = max(int(math.floor(c[0])), int(prof.pi_range[0]), 0)
     p1 = min(int(math.ceil(c[-1])), int(prof.pi_range[1]))
     if p1 < p0 or p1 - p0 + 1 > LUT_MAX:
