@@ -344,7 +344,7 @@ def bin_events(
         bins (``0.5``: half-bin shifted grid), or a mapping ``{dim: offset}``.
     dtype : integer dtype of the counts (default ``int32``; ``uint16`` halves
         memory, and a chunk whose counts overflow it raises ``OverflowError``).
-    chunk_bytes : target size of one output time chunk (default 64 MiB).
+    chunk_bytes : target size of one output time chunk [bytes] (default 256 MiB).
     compute : return an in-memory cube instead, after refusing (``ValueError``,
         with the size) one that would not fit in the available memory.
 
@@ -388,10 +388,14 @@ def bin_events(
     if compute:
         check_size(tuple(axes[r].size for r in _ROLES if r in axes), dtype, what="cube")
     coord_bytes = sum(5 * 8 * a.size for a in axes.values())
-    if "x" in axes and "y" in axes:
-        coord_bytes += 16 * axes["x"].size * axes["y"].size
     avail = _available_bytes()
-    check_size((coord_bytes,), np.uint8, what="cube coordinates", limit=avail // 8)
+    if "x" in axes and "y" in axes:  # the (y, x) ra/dec coordinates dominate
+        ny, nx = axes["y"].size, axes["x"].size
+        coord_bytes += 16 * nx * ny
+        check_size((2, ny, nx), np.float64, what="the ra/dec coordinates of the sky cells", limit=avail // 8,
+                   hint=f"{ny} x {nx} cells: use larger sky cells (x=, y= or size_arcsec=) or a smaller x/y range")
+    check_size((coord_bytes,), np.uint8, what="cube coordinates", limit=avail // 8,
+               hint="use wider bins or a smaller range")
 
     # per-event axes: modes, kernel params, columns
     roles, cols, params, modes = [], {}, [], []
