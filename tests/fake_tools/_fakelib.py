@@ -1367,7 +1367,10 @@ def fake_bkgmap(p, a):
         return [write_spectrum(outnam + ".pha", bk, keep, expo, gti)]
     if kind == "lc":
         t = cols["TIME"]
-        rate = np.full(t.size, 0.3 * (int(chmax) - int(chmin) + 1) / 100.0)
+        # a background below the source curve's total rate (a quarter of it, scaled by the band), as real
+        # backgrounds are: a background above the total would make the source rate negative
+        total = float(np.nanmean(cols["RATE"])) if "RATE" in cols and len(cols["RATE"]) else 1.0
+        rate = np.full(t.size, 0.25 * total * min((int(chmax) - int(chmin) + 1) / 100.0, 1.0))
         return [write_lightcurve(outnam + ".lc", t, rate, np.full(t.size, 0.01), keep, gti,
                                  shdr.get("TIMEDEL"))]
     raise ToolFailure(f"Error input argument {kind!r}: use lc or spec")
