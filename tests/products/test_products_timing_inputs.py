@@ -288,3 +288,15 @@ def test_cli_lc_from_t0_then_pds(make_event_file, tmp_path, capsys):
         assert hdul["RATE"].header["EXPOSURE"] == pytest.approx(float(np.sum(gti["STOP"] - gti["START"])), abs=1e-6)
     assert main(["pds", str(out), "--segment", "200", "--out", str(tmp_path / "x.fits")]) == 0
     assert "18 x 200 s segments" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", ["gehrels", "poisson"])
+def test_the_error_method_survives_the_file(gaps, tmp_path, method):
+    """Gehrels errors were lost on write/read: a rebin of the file fell back to sqrt(N) (3.7 count/s too small
+    in low-exposure bins). ERRMETH keeps the method."""
+    lc = xcube.lightcurve(gaps, 10.0, errors=method).compute()
+    path = xcube.write_lightcurve(tmp_path / "geh.lc", lc)
+    assert fits.getheader(path, 1)["ERRMETH"] == method.upper()
+    back = xcube.read_lightcurve(path)
+    assert back.attrs["errors"] == method
+    np.testing.assert_allclose(rebin(back, 5)["rate_err"].values, rebin(lc, 5)["rate_err"].values, rtol=1e-12)

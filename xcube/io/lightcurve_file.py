@@ -351,6 +351,8 @@ def _attrs(path, hdu, h, lo, hi, gti_name) -> dict:
         "tstart": float(lo[0]) if lo.size else float("nan"),
         "tstop": float(hi[-1]) if hi.size else float("nan"),
     }
+    if str(h.get("ERRMETH", "")).strip().lower() in ("poisson", "gehrels"):  # written by xcube
+        attrs["errors"] = str(h["ERRMETH"]).strip().lower()
     if "MJDREFI" in h:  # kept in two parts too, for full precision (as event lists)
         attrs["mjdrefi"], attrs["mjdreff"] = int(h["MJDREFI"]), float(h.get("MJDREFF", 0.0))
     if _flag(h.get("STITCHED", False)):
