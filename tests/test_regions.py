@@ -288,3 +288,90 @@ def test_sky_region_on_the_far_side_of_the_sky(make_event_file, tmp_path, capsys
         assert main([cmd, str(path), "--region", far, "--out", str(tmp_path / f"{cmd}.fits"), *extra]) == 1
         err = capsys.readouterr().err
         assert f"{path}: region" in err and "far side of the sky" in err and "NaN" not in err, err
+
+
+def _grid_events(half=12):
+    """One event on every integer X/Y of a (2 half + 1)^2 grid centred on 26000; and dx, dy from the centre."""
+    from xcube.io.events_fits import events_dataset
+
+    g = np.arange(26000 - half, 26000 + half + 1)
+    gx, gy = np.meshgrid(g, g)
+    x, y = gx.ravel(), gy.ravel()
+    ev = events_dataset({"time": np.arange(x.size, dtype=float), "x": x.astype(np.int32), "y": y.astype(np.int32)},
+                        ([0.0], [1e6]), {}, dict(ATTRS))
+    return ev, (x - 26000).astype(np.int64), (y - 26000).astype(np.int64)
+
+
+def _right_angle_shapes(angle, dx, dy):
+    """DS9 shapes rotated by a multiple of 90 deg and their exact (integer arithmetic) masks; every
+    shape has events on its boundary, which count as inside."""
+    swap = (angle // 90) % 2 == 1
+    u, v = (dy, dx) if swap else (dx, dy)  # the shape's axes along the grid's
+    au, av = np.abs(u), np.abs(v)
+    hu, hv = (np.abs(2 * dy - 1), np.abs(2 * dx - 1)) if swap else (np.abs(2 * dx - 1), np.abs(2 * dy - 1))
+    return {
+        f"box(26000,26000,10,4,{angle})": (au <= 5) & (av <= 2),
+        f"box(26000.5,26000.5,9,3,{angle})": (hu <= 9) & (hv <= 3),  # hu, hv: twice the distance from 26000.5
+        f"ellipse(26000,26000,5,5,{angle})": dx**2 + dy**2 <= 25,  # a circle: (3, 4) is on it
+        f"ellipse(26000,26000,8,4,{angle})": u**2 + 4 * v**2 <= 64,
+        f"ellipse(26000,26000,4,2,8,4,{angle})": (u**2 + 4 * v**2 <= 64) & (u**2 + 4 * v**2 >= 16),
+        f"box(26000,26000,4,2,12,8,{angle})": (au <= 6) & (av <= 4) & ~((au < 2) & (av < 1)),
+        f"box(26000,26000,20,20,{angle})\n-box(26000,26000,10,4,{angle})": (au <= 10) & (av <= 10)
+        & ~((au <= 5) & (av <= 2)),  # an exclusion's boundary is excluded
+        "circle(26000,26000,5)": dx**2 + dy**2 <= 25,
+        "annulus(26000,26000,5,10)": (dx**2 + dy**2 >= 25) & (dx**2 + dy**2 <= 100),
+        "polygon(25995,25995,26005,25995,26005,26005)": (dx <= 5) & (dy >= -5) & (dy <= dx),
+    }
+
+
+@pytest.mark.parametrize("angle", [0, 90, 180, 270, 360, -90, 450, -720])
+def test_rotated_shapes_keep_events_on_their_boundary(angle):
+    """docs/select.md: boundaries count as inside. cos(90 deg) = 6e-17 put boundary events of rotated
+    boxes and ellipses outside: box(26000,26000,10,4,A) kept 55 events at A = 0, 51 at 90, 43 at 360."""
+    ev, dx, dy = _grid_events()
+    for shape, ref in _right_angle_shapes(angle, dx, dy).items():
+        got = region_mask(ev, "physical;" + shape).values
+        np.testing.assert_array_equal(got, ref, err_msg=f"{shape}: {got.sum()} events, expected {ref.sum()}")
+    assert region_mask(ev, f"physical;box(26000,26000,10,4,{angle})").values.sum() == 55
+    n = xcube.select(ev, region=f"physical;ellipse(26000,26000,5,5,{angle})").sizes["event"]
+    assert n == 81
+
+
+def test_rotated_shapes_at_other_angles_keep_boundary_events():
+    """An angle whose cosine and sine are 4/5 and 3/5: lattice points such as (4, 3) lie exactly on
+    the edges; only a tolerance of a few ulps can keep them, as at right angles."""
+    ev, dx, dy = _grid_events()
+    a = float(np.degrees(np.arctan2(3.0, 4.0)))
+    p, q = 4 * dx + 3 * dy, 4 * dy - 3 * dx  # 5 x the coordinates along the rotated axes
+    cases = {
+        f"box(26000,26000,10,10,{a!r})": (np.abs(p) <= 25) & (np.abs(q) <= 25),
+        f"box(26000,26000,20,10,{a!r})": (np.abs(p) <= 50) & (np.abs(q) <= 25),
+        f"ellipse(26000,26000,10,5,{a!r})": p**2 + 4 * q**2 <= 2500,
+        f"ellipse(26000,26000,5,5,{a + 17.5!r})": dx**2 + dy**2 <= 25,
+    }
+    for shape, ref in cases.items():
+        on_edge = (np.abs(p) == 25) | (np.abs(q) == 25) | (dx**2 + dy**2 == 25)
+        assert (ref & on_edge).any()
+        got = region_mask(ev, "physical;" + shape).values
+        np.testing.assert_array_equal(got, ref, err_msg=f"{shape}: {got.sum()} events, expected {ref.sum()}")
+    # a 45-degree box has no lattice point on its edges: unchanged, 37 events
+    u, v = (dx + dy) / np.sqrt(2), (dy - dx) / np.sqrt(2)
+    ref = (np.abs(u) <= 5) & (np.abs(v) <= 2)
+    assert ref.sum() == 37
+    np.testing.assert_array_equal(region_mask(ev, "physical;box(26000,26000,10,4,45)").values, ref)
+
+
+def test_boundary_tolerance_is_ulps_not_pixels():
+    """The boundary tolerance is a few ulps of the shape's scale (~1e-10 pixel at 26000), never a
+    visible fraction of a pixel; the angle is reduced modulo 360 with exact right angles."""
+    from xcube.regions import BOUNDARY_ULPS, _cos_sin
+
+    assert _cos_sin(90) == (0.0, 1.0) and _cos_sin(-90) == (0.0, -1.0) and _cos_sin(720) == (1.0, 0.0)
+    assert _cos_sin(450 * u.deg) == (0.0, 1.0) and _cos_sin(-1e-30) == (1.0, 0.0)
+    tol = BOUNDARY_ULPS * np.finfo(float).eps * 26000
+    assert 1e-11 < tol < 1e-9
+    rs = pixel_region("physical;box(26000,26000,10,4,90);circle(26100,26000,5);ellipse(26200,26000,8,4,270)")
+    for cx, (hx, hy) in ((26000, (2, 5)), (26100, (5, 0)), (26200, (4, 0))):
+        x = np.array([cx + hx, cx + hx + tol / 2, cx + hx + 1e-8, cx + hx + 1e-4])
+        y = np.full(4, 26000.0 + hy)
+        np.testing.assert_array_equal(rs.contains(x, y), [True, True, False, False])

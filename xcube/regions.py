@@ -18,19 +18,35 @@ coordinates *are* the X/Y column values (see :mod:`xcube.skycoords`):
 - Sky shapes go through ``SkyRegion.to_pixel(xcube.wcs(events))``.
 - A ``regions`` PixelRegion object is taken in that same frame (column
   values), e.g. the output of ``sky_region.to_pixel(xcube.wcs(ev))``.
-- Events are tested at ``PixCoord(x, y)``.
+- Events are tested at their ``x``, ``y`` column values.
 
 Include and exclude
 -------------------
 Shapes marked with ``-`` (``-circle(...)``, or ``meta["include"] = False``)
 are exclusions. The selected area is the union of the included shapes minus
 the union of the excluded ones; with exclusions only, it is everything outside
-them. Boundaries count as inside (``covers`` of ``regions``), as in
-``evselect``.
+them. Boundaries count as inside, as in ``evselect``.
+
+Boundaries
+----------
+A point on the boundary of a shape is inside it, whatever the shape's
+rotation. Circles, ellipses, boxes and their annuli are tested here
+(:func:`_covers`), not with ``regions``' ``covers``, because floating-point
+rounding put exact boundary points just outside a rotated shape
+(``cos(90 deg)`` is 6e-17, not 0: ``box(26000,26000,10,4,90)`` lost the
+events on its edges). The rotation angle is reduced modulo 360 degrees and
+its cosine and sine are exact for multiples of 90 degrees, and a point within
+``BOUNDARY_ULPS`` (16) units in the last place of the shape's scale of the
+boundary counts as on it: a tolerance of ``16 * 2.2e-16 * max(|x0|, |y0|,
+size)`` pixels (``x0``, ``y0`` the centre, ``size`` the largest diameter or
+side), about 1e-10 pixel at X, Y ~ 26000. The inner boundary of an annulus
+is part of the annulus. Polygons use ``regions``' ``covers``, which takes a
+point within 1e-10 pixel of an edge as on it (and has no angle to round).
 """
 from __future__ import annotations
 
 import logging
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -313,10 +329,9 @@ class RegionSet:
 
     def contains(self, x, y) -> np.ndarray:
         """Boolean mask of column positions ``x``, ``y`` (numpy arrays, column
-        units) inside the region; boundaries are inside. Each shape is tested
+        units) inside the region; boundaries are inside, for rotated shapes
+        too (see "Boundaries" in :mod:`xcube.regions`). Each shape is tested
         only on the points inside its bounding box (padded by one pixel)."""
-        from regions import PixCoord
-
         x, y = np.broadcast_arrays(np.asarray(x), np.asarray(y))
         shape = x.shape
         x, y = x.ravel(), y.ravel()
@@ -325,13 +340,13 @@ class RegionSet:
             for r in self.include:
                 idx = np.flatnonzero(_in_box(r, x, y) & ~inside)
                 if idx.size:
-                    inside[idx] = _covers(r, PixCoord(x[idx].astype(np.float64), y[idx].astype(np.float64)))
+                    inside[idx] = _covers(r, x[idx].astype(np.float64), y[idx].astype(np.float64))
         else:
             inside = np.ones(x.shape, dtype=bool)
         for r in self.exclude:
             idx = np.flatnonzero(_in_box(r, x, y) & inside)
             if idx.size:
-                inside[idx] = ~_covers(r, PixCoord(x[idx].astype(np.float64), y[idx].astype(np.float64)))
+                inside[idx] = ~_covers(r, x[idx].astype(np.float64), y[idx].astype(np.float64))
         return inside.reshape(shape)
 
     def bbox(self):
@@ -380,9 +395,84 @@ def _in_box(r, x, y):
     return (x >= b.ixmin - 1.5) & (x <= b.ixmax + 0.5) & (y >= b.iymin - 1.5) & (y <= b.iymax + 0.5)
 
 
-def _covers(r, pc):
+#: boundary tolerance of the shape tests, in units in the last place (float64
+#: eps) of the shape's scale, the largest of its size and its centre's coordinates
+BOUNDARY_ULPS = 16
+_RIGHT_ANGLES = {0.0: (1.0, 0.0), 90.0: (0.0, 1.0), 180.0: (-1.0, 0.0), 270.0: (0.0, -1.0)}
+
+
+def _cos_sin(angle) -> tuple[float, float]:
+    """Cosine and sine of a rotation angle (degrees, or an astropy Quantity),
+    reduced modulo 360 degrees; exact for multiples of 90 degrees."""
+    deg = float(angle.to_value("deg")) if hasattr(angle, "to_value") else float(angle)
+    deg %= 360.0
+    if deg == 360.0:  # a tiny negative angle rounds up to 360
+        deg = 0.0
+    if deg in _RIGHT_ANGLES:
+        return _RIGHT_ANGLES[deg]
+    rad = math.radians(deg)
+    return math.cos(rad), math.sin(rad)
+
+
+def _tolerance(cx: float, cy: float, size: float) -> float:
+    """Boundary tolerance [pixels] of a shape centred at (cx, cy) whose largest
+    diameter or side is ``size``: ``BOUNDARY_ULPS`` eps of the largest of them."""
+    return BOUNDARY_ULPS * float(np.finfo(np.float64).eps) * max(abs(cx), abs(cy), abs(size))
+
+
+def _in_ellipse(u, v, width, height, tol, strict=False):
+    """Points (u, v) along the axes of an ellipse of full ``width`` x ``height``
+    inside it (boundary within ``tol`` pixels included), or with ``strict``
+    inside by more than ``tol``."""
+    a, b = 0.5 * float(width), 0.5 * float(height)
+    rho = np.hypot(u / a, v / b)
+    t = tol / min(a, b)  # |grad rho| <= 1/min(a, b): within tol pixels is within t
+    return rho < 1.0 - t if strict else rho <= 1.0 + t
+
+
+def _in_rectangle(u, v, width, height, tol, strict=False):
+    hw, hh = 0.5 * float(width), 0.5 * float(height)
+    if strict:
+        return (np.abs(u) < hw - tol) & (np.abs(v) < hh - tol)
+    return (np.abs(u) <= hw + tol) & (np.abs(v) <= hh + tol)
+
+
+_ROUND = ("CirclePixelRegion", "CircleAnnulusPixelRegion")
+_ROTATED = ("EllipsePixelRegion", "EllipseAnnulusPixelRegion", "RectanglePixelRegion", "RectangleAnnulusPixelRegion")
+
+
+def _covers(r, x, y) -> np.ndarray:
+    """Points ``x``, ``y`` (float64 arrays, column units) inside pixel shape
+    ``r`` or on its boundary. Circles, ellipses, boxes and their annuli are
+    tested here, with exact right angles and the ``BOUNDARY_ULPS`` tolerance
+    (module docstring, "Boundaries"); compound shapes combine the tests of
+    their parts; other shapes (polygons) use ``regions``' ``covers``."""
+    name = type(r).__name__
+    if name in _ROUND or name in _ROTATED:
+        cx, cy = float(r.center.x), float(r.center.y)
+        dx, dy = x - cx, y - cy
+        if name == "CirclePixelRegion":
+            rad = float(r.radius)
+            return np.hypot(dx, dy) <= rad + _tolerance(cx, cy, 2 * rad)
+        if name == "CircleAnnulusPixelRegion":
+            r1, r2 = float(r.inner_radius), float(r.outer_radius)
+            tol = _tolerance(cx, cy, 2 * r2)
+            d = np.hypot(dx, dy)
+            return (d <= r2 + tol) & (d >= r1 - tol)
+        c, s = _cos_sin(r.angle)
+        u, v = c * dx + s * dy, c * dy - s * dx  # along the width, along the height
+        test = _in_ellipse if name.startswith("Ellipse") else _in_rectangle
+        if "Annulus" not in name:
+            return test(u, v, r.width, r.height, _tolerance(cx, cy, max(float(r.width), float(r.height))))
+        tol = _tolerance(cx, cy, max(float(r.outer_width), float(r.outer_height)))
+        return (test(u, v, r.outer_width, r.outer_height, tol)
+                & ~test(u, v, r.inner_width, r.inner_height, tol, strict=True))
+    if hasattr(r, "region1") and hasattr(r, "region2") and callable(getattr(r, "operator", None)):
+        return np.asarray(r.operator(_covers(r.region1, x, y), _covers(r.region2, x, y)), dtype=bool)
+    from regions import PixCoord
+
     f = getattr(r, "covers", None) or r.contains
-    return np.asarray(f(pc), dtype=bool)
+    return np.asarray(f(PixCoord(x, y)), dtype=bool)
 
 
 def pixel_region(region, events=None) -> RegionSet:
