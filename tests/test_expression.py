@@ -138,20 +138,53 @@ def test_macros_from_mapping_and_function_take_precedence_and_nest():
         ("#NOPE", r"unknown macro #NOPE"),
         ("(X,Y) in box(1,2,3,4,0)", r"expected a shape \(circle, annulus, ellipse, polygon\)"),
         ("PI > 0x1FFFFFFFFFFFFFFFF", r"does not fit in a 64-bit integer"),
+        ("PI >= 99999999999999999999", r"number 99999999999999999999 does not fit in a 64-bit integer \(at most "
+                                       r"9223372036854775807\) at position 7; write a float, e\.g\. 1e20"),
+        ("circle(26000,26000,100)",
+         r"circle\(\) takes 5 arguments but has 3 at position 1; write circle\(xc,yc,r,X,Y\)"),
+        ("box(1,2,3,4,X,Y)", r"box\(\) takes 7 arguments but has 6 .*write box\(xc,yc,width,height,angle,X,Y\)"),
+        ("circle(26000,26000,X,X,Y)", r"argument 3 of circle\(\) \(r\) must be a number, 'X' is not a constant"),
+        ("circle(26000,26000,100,X,PATTERN == 1)", r"expected ',' or '\)' in circle\(\.\.\.\) but found '=='"),
+        ("circle(26000,26000,1e999,X,Y)", r"bad shape 'circle\(26000,26000,1e999,X,Y\)': its numbers must be finite"),
+        ("circle(26000,26000,-5,X,Y)", r"bad shape .*strictly positive.* at position 1"),
+        ("foo(PI) > 3", r"unknown function 'foo' at position 1; the only functions are the region tests "
+                        r"circle\(xc,yc,r,X,Y\), annulus\(xc,yc,r_in,r_out,X,Y\), ellipse"),
+        ("PI > 3 && SQRT (PI) < 2", r"unknown function 'SQRT' at position 11"),
+        ("gti(/tmp/x.fits,TIME)", r"gti\(\) is not supported in filter expressions at position 1; select by good "
+                                  r"time intervals with select\(gti=\.\.\.\), which takes a GTI file"),
+        ("PI > 3 && gtifilter()", r"gtifilter\(\) is not supported in filter expressions at position 11; "
+                                  r".*select\(gti="),
+        ('regfilter("a.reg")', r"regfilter\(\) is not supported .*select\(region='file\.reg'\)"),
+        ("polygon(1,2,3,4,5,6,X,Y)", r"polygon\(\) is not a function at position 1; write \(X,Y\) in polygon"),
+        ("#BIG", r"macro #BIG = .* is invalid: .*does not fit in a 64-bit integer"),
         ("", r"non-empty string"),
     ],
 )
 def test_errors_say_what_and_where(text, pattern):
     with pytest.raises(ExpressionError, match=pattern):
-        compile_expression(text, DT)
+        compile_expression(text, DT, macros={"BIG": "PI > 99999999999999999999"})
 
 
-def test_error_shows_caret_under_the_problem():
+@pytest.mark.parametrize(
+    "text, at",
+    [
+        ("PATTERN <= 4 && $FLAG", "$"),
+        ("PI >= 99999999999999999999", "9"),  # was an error with neither the expression nor a caret
+        ("PI > -0x8000000000000000", "0x"),
+        ("foo(PI) > 3", "foo"),  # was "unknown column 'foo'", no caret
+        ("PI > 3 && gti(/tmp/x.fits,TIME)", "gti"),  # was "unexpected character '.'"
+        ("circle(26000,26000,100)", "circle"),
+        ("PI > 1 && box(1,2,3,4,X,Y)", "box"),
+        ("(X,Y) in circle(26000,26000,-5)", "circle"),
+    ],
+)
+def test_error_shows_the_expression_and_a_caret_under_the_problem(text, at):
     with pytest.raises(ExpressionError) as err:
-        compile_expression("PATTERN <= 4 && $FLAG", DT)
+        compile_expression(text, DT)
     lines = str(err.value).splitlines()
-    assert lines[-2].strip() == "PATTERN <= 4 && $FLAG"
-    assert lines[-1].index("^") == lines[-2].index("$")
+    assert lines[0].startswith(f"filter expression {text!r}: ")
+    assert lines[-2].strip() == text
+    assert lines[-1].index("^") == lines[-2].index(at)
 
 
 def test_macro_loop_is_an_error_not_a_hang():
@@ -173,6 +206,60 @@ def test_shape_in_expression_matches_brute_force():
     np.testing.assert_array_equal(out, (r2 >= 1000.5**2) & (r2 <= 3000.5**2))
     out = ev("(X,Y) in polygon(20000.5,20000.5,30000.5,20000.5,20000.5,30000.5)")
     np.testing.assert_array_equal(out, (x > 20000.5) & (y > 20000.5) & (x + y < 50001))
+
+
+def test_cfitsio_region_functions_are_the_in_shapes():
+    """circle(xc,yc,r,X,Y), annulus(..), ellipse(..,angle,X,Y) and box(xc,yc,width,height,angle,X,Y):
+    the CFITSIO/ftselect row-filter functions (were "unknown column 'circle'"), the same test as
+    (X,Y) in shape(...), boundaries inside."""
+    x, y = COLS["x"].astype(float), COLS["y"].astype(float)
+    for func, same in [
+        ("circle(26000.5,25000.25,2500.5,X,Y)", "(X,Y) in circle(26000.5,25000.25,2500.5)"),
+        ("annulus(26000.5,25000.25,1000.5,3000.5,X,Y)", "(X,Y) in annulus(26000.5,25000.25,1000.5,3000.5)"),
+        ("ELLIPSE(26000, 25000, 4000, 1500, 30, X, Y)", "(X,Y) in ellipse(26000,25000,4000,1500,30)"),
+        ("circle(812.5,781.25,78.125,X/32,Y/32)", "(X,Y) in circle(26000,25000,2500)"),  # coordinates: expressions
+        ("circle(2.6e4,5e4/2,-(-2500),X,Y)", "(X,Y) in circle(26000,25000,2500)"),  # constant shape numbers
+    ]:
+        out = ev(func)
+        assert 0 < out.sum() < N, func
+        np.testing.assert_array_equal(out, ev(same), err_msg=func)
+    r2 = (x - 26000.5) ** 2 + (y - 25000.25) ** 2
+    np.testing.assert_array_equal(ev("circle(26000.5,25000.25,2500.5,X,Y)"), r2 <= 2500.5**2)
+    # box: full sides (CFITSIO's xfll_wdth, DS9's width), angle in degrees
+    np.testing.assert_array_equal(ev("box(26000,25000,6000,2000,0,X,Y)"),
+                                  (np.abs(x - 26000) <= 3000) & (np.abs(y - 25000) <= 1000))
+    np.testing.assert_array_equal(ev("box(26000,25000,6000,2000,90,X,Y)"),
+                                  (np.abs(x - 26000) <= 1000) & (np.abs(y - 25000) <= 3000))
+    a = np.radians(30.0)
+    u, v = (x - 26000) * np.cos(a) + (y - 25000) * np.sin(a), (y - 25000) * np.cos(a) - (x - 26000) * np.sin(a)
+    np.testing.assert_array_equal(ev("box(26000,25000,6000,2000,30,X,Y)"), (np.abs(u) <= 3000) & (np.abs(v) <= 1000))
+    # ellipse: semi-axes (CFITSIO's xhlf_wdth)
+    np.testing.assert_array_equal(ev("ellipse(26000,25000,3000,1000,30,X,Y)"), (u / 3000) ** 2 + (v / 1000) ** 2 <= 1)
+    # in a larger expression
+    out = ev("!circle(26000,25000,2500,X,Y) && PATTERN <= 12 || box(26000,25000,10,10,0,X,Y)")
+    r2 = (x - 26000) ** 2 + (y - 25000) ** 2
+    box = (np.abs(x - 26000) <= 5) & (np.abs(y - 25000) <= 5)
+    np.testing.assert_array_equal(out, (r2 > 2500**2) & (pat <= 12) | box)
+    assert compile_expression("circle(1,2,3,X,Y) && PI > 3", DT).columns == {"x", "y", "pi"}
+
+
+def test_region_functions_select_like_regions_on_real_mos():
+    import warnings
+
+    from conftest import real_file
+
+    import xcube
+
+    evl = xcube.open_events(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"), chunks=40000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for func, region in [("circle(24737.5,24108.5,600.5,X,Y)", "circle(24737.5,24108.5,600.5)"),
+                             ("box(24737,24108,1200,500,90,X,Y)", "box(24737,24108,1200,500,90)"),
+                             ("ellipse(24737,24108,900,400,30,X,Y)", "ellipse(24737,24108,900,400,30)")]:
+            a = xcube.select(evl, expr=func)
+            b = xcube.select(evl, region="physical;" + region)
+            assert a.sizes["event"] > 1000, func
+            np.testing.assert_array_equal(a["time"].values, b["time"].values, err_msg=func)
 
 
 def test_every_mission_screening_string_parses():

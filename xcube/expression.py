@@ -17,6 +17,7 @@ Grammar, loosest binding first::
     prod   := unary (("*" | "/" | "%") unary)*
     unary  := ("-" | "+" | "~") unary | atom
     atom   := NUMBER | COLUMN | "#"MACRO | "(" or ")" | "(" COLUMN "," COLUMN ")" "in" SHAPE "(" NUMBERS ")"
+            | REGION "(" NUMBERS "," sum "," sum ")"           REGION: circle annulus ellipse box
 
 The rules a user needs:
 
@@ -43,6 +44,16 @@ The rules a user needs:
 - ``(X,Y) in circle(x0,y0,r)`` (also ``annulus``, ``ellipse``, ``polygon``)
   tests two columns against a shape in the columns' own units, as ``evselect``
   does; boundaries are inside.
+- The CFITSIO/``ftselect`` region functions test the same shapes with the
+  coordinates as the last two arguments: ``circle(xc,yc,r,X,Y)``,
+  ``ellipse(xc,yc,rx,ry,angle,X,Y)`` (semi-axes), ``box(xc,yc,width,height,angle,X,Y)``
+  (full sides; angles in degrees), and ``annulus(xc,yc,r_in,r_out,X,Y)`` in the
+  same pattern (CFITSIO has no annulus function). ``circle(26000,26000,100,X,Y)``
+  is ``(X,Y) in circle(26000,26000,100)``; the coordinates may be expressions
+  (``X/32+0.5``), the shape's numbers must be constants. No other function
+  exists: ``foo(PI)`` is an "unknown function" error, and ``gti(...)``,
+  ``gtifilter(...)`` and ``regfilter(...)`` say to use ``select(gti=...)`` and
+  ``select(region=...)``.
 - A number used where a condition is needed is an error (write
   ``(FLAG & 4) != 0``); so is a bitwise operator on a float column.
 
@@ -80,6 +91,21 @@ BUILTIN_MACROS: dict[str, str] = {
 }
 
 _SHAPES = ("circle", "annulus", "ellipse", "polygon")
+#: CFITSIO/ftselect region functions: name -> (count of shape numbers before X, Y; signature)
+_REGION_FUNCTIONS = {
+    "circle": (3, "circle(xc,yc,r,X,Y)"),
+    "annulus": (4, "annulus(xc,yc,r_in,r_out,X,Y)"),
+    "ellipse": (5, "ellipse(xc,yc,rx,ry,angle,X,Y)"),
+    "box": (5, "box(xc,yc,width,height,angle,X,Y)"),
+}
+_FUNCTIONS_TEXT = ", ".join(sig for _, sig in _REGION_FUNCTIONS.values())
+# functions of other filter languages that xcube does not have, and what to use instead
+_UNSUPPORTED_FUNCTIONS = {
+    "gti": "select by good time intervals with select(gti=...), which takes a GTI file "
+           "('gti.fits', 'flt.fits[STDGTI02]'), (start, stop) or a GTI table",
+    "regfilter": "select by a DS9 region file with select(region='file.reg')",
+}
+_UNSUPPORTED_FUNCTIONS["gtifilter"] = _UNSUPPORTED_FUNCTIONS["gti"]
 _MAX_MACRO_DEPTH = 8
 #: longest filter expression accepted [characters]
 MAX_LENGTH = 1_000_000
@@ -119,6 +145,8 @@ _TOKEN_RE = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 
+_CALL_RE = re.compile(r"\s*\(")  # after a name: a function call
+
 
 def _tokenize(text: str) -> list[_Tok]:
     toks, pos = [], 0
@@ -127,6 +155,15 @@ def _tokenize(text: str) -> list[_Tok]:
         if m is None:
             raise ExpressionError(_where(text, pos, f"unexpected character {text[pos]!r}"))
         kind, value = m.lastgroup, m.group()
+        if kind == "name" and value.lower() not in _WORDS and _CALL_RE.match(text, m.end()):
+            after_in = bool(toks) and toks[-1].kind == "op" and toks[-1].value == "in"
+            _check_function(text, m.start(), value, after_in)
+        elif kind == "num":
+            try:
+                _num_value(value)
+            except ExpressionError as exc:
+                msg, _, hint = str(exc).partition("; ")
+                raise ExpressionError(_where(text, m.start(), msg, hint)) from None
         if kind == "fortran":
             toks.append(_Tok("op", _FORTRAN[value.lower()], m.start(), m.end()))
         elif kind == "name" and value.lower() in _WORDS:
@@ -140,16 +177,33 @@ def _tokenize(text: str) -> list[_Tok]:
     return toks
 
 
+def _check_function(text: str, pos: int, name: str, after_in: bool) -> None:
+    """A name followed by ``(`` is a function call: raise for a function xcube
+    does not have (checked while tokenizing, because the arguments of
+    ``gti(/path/file.fits,TIME)`` or ``regfilter("a.reg")`` are not tokens).
+    After ``in`` the name is a shape, which the parser checks."""
+    low = name.lower()
+    if low in _UNSUPPORTED_FUNCTIONS:
+        raise ExpressionError(_where(text, pos, f"{low}() is not supported in filter expressions",
+                                     _UNSUPPORTED_FUNCTIONS[low]))
+    if not after_in and low not in _REGION_FUNCTIONS and low not in _SHAPES:
+        raise ExpressionError(_where(text, pos, f"unknown function {name!r}",
+                                     f"the only functions are the region tests {_FUNCTIONS_TEXT}"))
+
+
 def _show(text: str, n: int = 120) -> str:
     """``repr`` of an expression, shortened in the middle when long."""
     return repr(text) if len(text) <= n else f"{text[: n // 2]!r}...{text[-n // 2:]!r} ({len(text)} characters)"
 
 
-def _where(text: str, pos: int, msg: str) -> str:
+def _where(text: str, pos: int, msg: str, hint: str = "") -> str:
+    """Message ``msg`` about ``text`` at ``pos`` (0-based), then ``hint`` (what
+    to write instead), then a window of the text with a caret under ``pos``."""
     lo = max(0, pos - 60)
     window = text[lo:pos + 60]
     lead = "..." if lo else ""
-    return (f"filter expression {_show(text)}: {msg} at position {pos + 1}\n    {lead}{window}"
+    hint = f"; {hint}" if hint else ""
+    return (f"filter expression {_show(text)}: {msg} at position {pos + 1}{hint}\n    {lead}{window}"
             f"{'...' if pos + 60 < len(text) else ''}\n    {' ' * (pos - lo + len(lead))}^")
 
 
@@ -284,8 +338,8 @@ class _Parser:
             raise self._err(f"expected {op!r} but found {got}")
         return self._next()
 
-    def _err(self, msg: str, pos: int | None = None) -> ExpressionError:
-        return ExpressionError(_where(self.text, self.tok.start if pos is None else pos, msg))
+    def _err(self, msg: str, pos: int | None = None, hint: str = "") -> ExpressionError:
+        return ExpressionError(_where(self.text, self.tok.start if pos is None else pos, msg, hint))
 
     def _span(self, start: int) -> str:
         return self.text[start:self.toks[self.i - 1].end].strip()
@@ -598,6 +652,8 @@ class _Parser:
             node.value = v
             return node
         if t.kind == "name":
+            if self._ahead(1).kind == "op" and self._ahead(1).value == "(":
+                return self._call()
             self._next()
             return self._column(t)
         if t.kind == "macro":
@@ -636,8 +692,8 @@ class _Parser:
                 f"({', '.join(sorted(k for k in BUILTIN_MACROS if not k[-1].isdigit()))}). "
                 "Write the flag test out, e.g. (FLAG & 0x766ba000) == 0"
             )
-        sub = _Parser(str(body), self.dtypes, self.aliases, self.macros, self.depth + 1, self.nesting)
-        try:
+        try:  # tokenizing the body may fail too
+            sub = _Parser(str(body), self.dtypes, self.aliases, self.macros, self.depth + 1, self.nesting)
             node = sub.parse()
         except ExpressionError as exc:
             raise ExpressionError(
@@ -659,8 +715,9 @@ class _Parser:
         self._next(), self._next()  # ")" "in"
         st = self.tok
         if st.kind != "name" or st.value.lower() not in _SHAPES:
-            raise self._err(f"expected a shape ({', '.join(_SHAPES)}) after 'in'; "
-                            "for boxes and DS9 files use select(region=...)")
+            raise self._err(f"expected a shape ({', '.join(_SHAPES)}) after 'in'",
+                            hint=f"for a box write {_REGION_FUNCTIONS['box'][1]}, or use select(region=...), "
+                                 "also for DS9 files")
         self._next()
         self._expect("(")
         args = [self._number()]
@@ -671,16 +728,66 @@ class _Parser:
         for n in (cx, cy):
             if n.kind == "bool":
                 raise self._err(f"column {_show(n.text)} is boolean, not a coordinate", pos=start)
+        return self._region_node(st.value.lower(), args, st.start, start, (cx, cy))
+
+    def _region_node(self, shape: str, args, shape_start: int, start: int, coords) -> _Node:
+        """Boolean node: the coordinate nodes ``coords`` inside the DS9 ``shape``
+        with numbers ``args`` (boundaries inside, :meth:`RegionSet.contains`)."""
         from .regions import RegionSet
 
-        ds9 = f"physical;{st.value.lower()}({','.join(repr(float(a)) for a in args)})"
+        bad = [a for a in args if not np.isfinite(a)]
+        if bad:
+            raise self._err(f"bad shape {self._span(shape_start)!r}: its numbers must be finite, not {bad[0]}",
+                            pos=shape_start)
+        ds9 = f"physical;{shape}({','.join(repr(float(a)) for a in args)})"
         try:
             reg = RegionSet.from_ds9(ds9)
         except ValueError as exc:
-            raise ExpressionError(
-                f"filter expression {self.quoted}: bad shape {self._span(st.start)!r}: {exc}"
-            ) from None
-        return self._node("bool", reg.contains, start, (cx, cy))
+            raise self._err(f"bad shape {self._span(shape_start)!r}: {exc}", pos=shape_start) from None
+        return self._node("bool", reg.contains, start, tuple(coords))
+
+    def _call(self) -> _Node:
+        """A CFITSIO/ftselect region function, ``circle(xc,yc,r,X,Y)`` and the
+        others of ``_REGION_FUNCTIONS``: the shape's numbers (constants), then
+        the two coordinates (numeric expressions). Same test as ``(X,Y) in shape(...)``."""
+        t = self._next()
+        name = t.value.lower()
+        if name not in _REGION_FUNCTIONS:  # polygon: only after 'in' (the tokenizer refused the rest)
+            raise self._err(f"{name}() is not a function", pos=t.start, hint=f"write (X,Y) in {name}(x1,y1,x2,y2,...)")
+        n_shape, signature = _REGION_FUNCTIONS[name]
+        self._expect("(")
+        args = []
+        while True:
+            self._deeper()
+            args.append(self.sum())
+            self.nesting -= 1
+            if not self._is(","):
+                break
+            self._next()
+        if not self._is(")"):
+            got = "the end" if self.tok.kind == "end" else repr(self.tok.value)
+            raise self._err(f"expected ',' or ')' in {name}(...) but found {got}", hint=f"write {signature}")
+        self._next()
+        if len(args) != n_shape + 2:
+            raise self._err(f"{name}() takes {n_shape + 2} arguments but has {len(args)}", pos=t.start,
+                            hint=f"write {signature}")
+        params = signature[len(name) + 1:-1].split(",")
+        numbers = []
+        for k, a in enumerate(args[:n_shape]):
+            if a.columns or a.kind == "bool":
+                what = "a condition" if a.kind == "bool" else "not a constant"
+                raise self._err(f"argument {k + 1} of {name}() ({params[k]}) must be a number, "
+                                f"{_show(a.text)} is {what}", pos=a.start, hint=f"write {signature}")
+            try:
+                numbers.append(float(_run(_program(a), {})))
+            except (ArithmeticError, ValueError) as exc:
+                raise self._err(f"argument {k + 1} of {name}() ({params[k]}) cannot be computed: {exc}",
+                                pos=a.start) from None
+        for k, a in enumerate(args[n_shape:], start=n_shape):
+            if a.kind == "bool":
+                raise self._err(f"argument {k + 1} of {name}() ({params[k]}) is a condition, not a coordinate",
+                                pos=a.start, hint=f"write {signature}")
+        return self._region_node(name, numbers, t.start, t.start, args[n_shape:])
 
 
 def _num_value(s: str) -> int | float:
@@ -691,7 +798,8 @@ def _num_value(s: str) -> int | float:
     else:
         return float(s)
     if v >= 2**63:
-        raise ExpressionError(f"number {s} does not fit in a 64-bit integer")
+        raise ExpressionError(f"number {s} does not fit in a 64-bit integer (at most {2**63 - 1}); "
+                              "write a float, e.g. 1e20, to compare with larger values")
     return v
 
 
