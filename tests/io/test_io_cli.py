@@ -103,10 +103,10 @@ def test_info_summarises_products(make_event_file, tmp_path, capsys):
     spec = xcube.io.ogip.read_spectrum(pha)
     for text in (f"{lc_path}: light curve (XMM-Newton EMOS1)", f"bins        : {lc.sizes['time']} of 16 s",
                  "UTC 2001-03-03T", f"counts      : {int(lc['counts'].sum()):,}",
-                 f"{pha}: spectrum (XMM EMOS1)", f"counts      : {int(spec['counts'].sum()):,}",
+                 f"{pha}: spectrum (XMM-Newton EMOS1)", f"counts      : {int(spec['counts'].sum()):,}",
                  f"{pds}: power spectrum", "16 segment(s) of 128 s, bins of 0.125 s", "norm        : leahy",
                  f"{gti}: good time intervals", "GTI exposure: 550.0 s in 2 interval(s), longest 500.0 s",
-                 f"{img}: image (XMM EMOS1)", '4" each', "sum         : 5000 count", "RA---TAN 263.657917",
+                 f"{img}: image (XMM-Newton EMOS1)", '4" each', "sum         : 5000 count", "RA---TAN 263.657917",
                  f"{stitched}: long-term light curve (XMM-Newton; 1 observation id(s))"):
         assert text in out, (text, out)
 

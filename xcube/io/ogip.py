@@ -391,8 +391,7 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         (False, "RATE = COUNTS / TIMEDEL, not / FRACEXP"),
     })
     if attrs.get("errors"):  # how ERROR was computed from the counts, so that a rebin of the file keeps it
-        hdu.header["ERRMETH"] = (str(attrs["errors"]).upper(), "ERROR of COUNTS: POISSON sqrt(N), GEHRELS "
-                                                               "1+sqrt(N+0.75)")
+        hdu.header["ERRMETH"] = (str(attrs["errors"]).upper(), "ERROR: sqrt(N), or 1+sqrt(N+0.75) Gehrels")
     _apply(hdu.header, _band_cards(attrs))
     if "band" in lc.dims:
         for i, (a, b) in enumerate(zip(lc["energy_lo"].values, lc["energy_hi"].values), start=1):

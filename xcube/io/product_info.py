@@ -81,7 +81,9 @@ def _utc(attrs: dict, t: float) -> str:
 
 
 def _head(kind: str, path, attrs: dict) -> list[str]:
-    mission = attrs.get("mission") or attrs.get("telescop")
+    from ..missions import mission_name
+
+    mission = mission_name(str(attrs.get("mission") or attrs.get("telescop") or ""))  # one name per mission
     who = " ".join(str(v) for v in (mission, attrs.get("instrument")) if v) or "-"
     return [f"{path}: {kind} ({who})",
             f"  obs id      : {attrs.get('obs_id') or '-'}    object: {attrs.get('object') or '-'}"]
