@@ -307,6 +307,22 @@ def test_jobqueue_cluster_job_script(kind, tmp_path, monkeypatch):
         jobqueue_cluster("sge")
 
 
+def test_a_batch_system_that_accepts_no_job_is_an_error(tmp_path, monkeypatch):
+    """sbatch installed but the controller down: dask-jobqueue retried the
+    submission for ever and the survey waited for workers that never came."""
+    pytest.importorskip("dask_jobqueue")
+    from xcube.survey import engine
+
+    fake = tmp_path / "sbatch"
+    fake.write_text("#!/bin/sh\necho 'sbatch: error: Batch job submission failed: Unable to contact slurm "
+                    "controller (connect failure)' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(engine, "SUBMIT_TIMEOUT", 3.0)
+    with pytest.raises(ConnectionError, match=r"--cluster slurm: sbatch accepted no worker job in 3 s .*sinfo"):
+        engine.make_client(cluster="slurm", jobs=1, cores=1, memory="1GB", dashboard_address=None)
+
+
 def test_task_restores_the_dask_scheduler(tmp_path, make_event_file):
     import dask
 

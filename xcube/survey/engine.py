@@ -38,6 +38,9 @@ log = logging.getLogger("xcube.survey")
 JOBQUEUE_CLUSTERS = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
 #: the command each batch system submits jobs with (checked before a cluster is made)
 SUBMIT_COMMANDS = {"slurm": "sbatch", "pbs": "qsub"}
+#: seconds to wait for the batch system to accept the first worker job (give it a job id): a
+#: job may then wait in the queue for hours, but one that cannot be submitted is an error
+SUBMIT_TIMEOUT = 120.0
 
 
 def _default_workers(threads: int) -> int:
@@ -171,6 +174,28 @@ def shut_down(client, cluster, jobs: bool = False, timeout: float = 30.0) -> Non
                 log.debug("closing %s: %s", type(what).__name__, exc)
 
 
+def _await_submission(client, cluster, name: str) -> None:
+    """Wait (at most :data:`SUBMIT_TIMEOUT` s) until the batch system has
+    accepted a worker job; else shut the cluster down and raise
+    ``ConnectionError`` (an ``OSError``: the command line reports it
+    without a traceback): a submit command that fails (``sbatch: error: Batch job
+    submission failed: Unable to contact slurm controller``) is retried by
+    dask-jobqueue for ever, and the survey would wait for workers that never
+    come."""
+    deadline = time.monotonic() + SUBMIT_TIMEOUT
+    while time.monotonic() < deadline:
+        if any(getattr(w, "job_id", None) for w in getattr(cluster, "workers", {}).values()):
+            return
+        time.sleep(0.25)
+    shut_down(client, cluster, jobs=True, timeout=5.0)
+    submit = SUBMIT_COMMANDS[name]
+    raise ConnectionError(
+        f"--cluster {name}: {submit} accepted no worker job in {SUBMIT_TIMEOUT:g} s (its error is logged above, "
+        f"e.g. 'Unable to contact slurm controller'); check the batch system ({'sinfo' if name == 'slurm' else 'qstat'}"
+        f") and the job options (queue, account, cores, memory), or run on this machine with --workers N"
+    )
+
+
 @quietly
 def make_client(scheduler: str | None = None, cluster: str | None = None, *, workers: int | None = None,
                 threads: int = 1, memory_limit: str | int | None = "4GB", retries: int = 2,
@@ -204,6 +229,7 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
             else:
                 jq.scale(jobs=int(jobs or 1))
             client = Client(jq)
+            _await_submission(client, jq, cluster.lower())
             return client, lambda: shut_down(client, jq, jobs=True)
         lc = LocalCluster(
             n_workers=int(workers or _default_workers(threads)), threads_per_worker=int(threads),
