@@ -93,3 +93,21 @@ def test_products_get_the_methods_that_fit_them(make_event_file, tmp_path):
         assert "cube" in str(exc)
     else:
         raise AssertionError("a cube is not written as an image")
+
+
+def test_module_docstring_lists_exactly_the_methods_of_each_kind(make_event_file, tmp_path):
+    import re
+
+    import xcube.accessor as acc
+    from xcube.io.powspec import read_power_spectrum
+
+    for kind, methods in acc._METHODS.items():
+        m = re.search(rf"^- [^\n]*\(``{kind}``[^)]*\): (.*?)(?=^- |^$)", acc.__doc__, re.M | re.S)
+        assert m, f"the module docstring has no bullet for {kind!r}"
+        assert set(re.findall(r"``(\w+)``", m.group(1))) == set(methods), kind
+    for kind in ("image", "cube"):  # the DataArray table agrees for the kinds the docstring lists once
+        assert acc.XcubeDataArrayAccessor._table[kind] == acc._METHODS[kind]
+    # the power-spectrum methods the docstring now lists work
+    ps = xcube.open_events(make_event_file(n=2000)).xcube.lightcurve(10.0).xcube.power_spectrum(segment=200.0)
+    assert ps.xcube.kind == "power_spectrum" and set(dir(ps.xcube)) == {"kind", "to_stingray", "write", "plot"}
+    assert read_power_spectrum(ps.xcube.write(tmp_path / "a.pds")).sizes["freq"] == ps.sizes["freq"]

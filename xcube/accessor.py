@@ -6,23 +6,28 @@ name with the object as first argument, so ``ev.xcube.select(expr=...)`` is
 
 Each object gets the methods that fit what it is (:func:`kind_of`):
 
-- event lists: ``select``, ``bin``, ``lightcurve``, ``image``, ``spectrum``,
-  ``power_spectrum``, ``region_mask``, ``region_area``, ``to_stingray``,
-  ``times``, ``plot``;
-- light curves: ``rebin``, ``split_by_gti``, ``power_spectrum``,
-  ``hardness_ratio``, ``to_stingray``, ``times``, ``with_mjd``, ``write``,
-  ``plot``;
-- spectra: ``group``, ``write``, ``plot``; power spectra: ``to_stingray``,
-  ``plot``;
-- images (``(y, x)`` DataArrays): ``region_mask``, ``region_area``,
-  ``write``, ``plot``; cubes (``time`` and ``y``/``x``): ``region_mask``,
-  ``region_area``, ``times``, ``with_mjd``, ``plot`` (one frame); other
-  DataArrays along ``time``: ``times``, ``with_mjd``.
+- event lists (``events``): ``select``, ``bin``, ``lightcurve``, ``image``,
+  ``spectrum``, ``power_spectrum``, ``region_mask``, ``region_area``,
+  ``to_stingray``, ``times``, ``plot``;
+- light curves (``lightcurve``): ``rebin``, ``split_by_gti``,
+  ``power_spectrum``, ``hardness_ratio``, ``to_stingray``, ``times``,
+  ``with_mjd``, ``write``, ``plot``;
+- spectra (``spectrum``): ``group``, ``write``, ``plot``;
+- power spectra (``power_spectrum``): ``to_stingray``, ``write``, ``plot``;
+- images (``image``, DataArrays on y/x): ``region_mask``, ``region_area``,
+  ``write``, ``plot``;
+- cubes (``cube``, DataArrays on time and y/x): ``region_mask``,
+  ``region_area``, ``times``, ``with_mjd``, ``plot`` (one frame);
+- anything else (``other``): ``region_mask``, ``region_area``.
+
+A DataArray along time alone (a light-curve column) gets ``times`` and
+``with_mjd``; other DataArrays get the methods of ``other``.
 
 A method that does not fit (``lc.xcube.select``) raises ``TypeError`` saying
 what the object is and what to call instead; ``dir(obj.xcube)`` lists only
 the methods that fit. To add a method, write a one-line forwarder that
-imports the function inside the method and add it to ``_METHODS``.
+imports the function inside the method, and add it to ``_METHODS`` and to
+the list above (a test checks that the two agree).
 """
 from __future__ import annotations
 
