@@ -579,6 +579,10 @@ def _assemble(k, run, evs, specs, parts, crop) -> CompactCube:
                           [gtimod.from_dataset(ev) for ev in evs])
     attrs = dict(evs[0].attrs)
     attrs["selection"] = list(attrs.get("selection", [])) + list(specs[0].labels[b[0]])
+    if len(evs) > 1:  # the merged cameras' labels name them all, not the first one's
+        joined = "+".join(str(ev.attrs.get("instrument", "")) for ev in evs)
+        attrs.update(instrument=joined, instrume=joined, source=" + ".join(str(ev.attrs.get("source", ""))
+                                                                            for ev in evs))
     cams = tuple({"profile": profile_of(ev).name, "source": str(ev.attrs.get("source", "")),
                   "gti": gtimod.from_dataset(ev)} for ev in evs)
     common = gtimod.intersection(*[c["gti"] for c in cams])

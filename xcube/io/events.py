@@ -22,7 +22,7 @@ from .events_fits import (
 from .fitsutil import check_path, is_compressed, open_fits
 from .paths import safe_component
 
-__all__ = ["open_events", "open_archive", "EVENT_SUFFIXES"]
+__all__ = ["open_events", "open_archive", "EVENT_SUFFIXES", "check_distinct", "event_nodes", "not_a_tree"]
 
 log = logging.getLogger("xcube.io")
 
@@ -117,7 +117,51 @@ def _expand(paths) -> list[Path]:
                 raise FileNotFoundError(f"{p}: directory holds no event files ({', '.join(EVENT_SUFFIXES)})")
             return files
         return [p]
-    return [Path(x) for x in paths]
+    files, seen = [], {}
+    for x in paths:
+        f = Path(x)
+        key = f.resolve() if f.exists() else f
+        if key in seen:  # the same file twice would be two cameras: counts doubled, detections twice
+            warnings.warn(f"{f}: listed twice (as {seen[key]} too); opened once", UserWarning, stacklevel=3)
+            continue
+        seen[key] = f
+        files.append(f)
+    return files
+
+
+def event_nodes(tree: xr.DataTree) -> dict:
+    """``{node path: EventList}`` of the nodes of ``tree`` holding events.
+    ``ValueError`` when there is none (a header-only archive from
+    ``open_archive(load=False)``)."""
+    nodes = {n.path: n.to_dataset() for n in tree.subtree if "event" in n.dims}
+    if not nodes:
+        raise ValueError("the DataTree holds no event lists (open_archive(load=False) reads headers only); open "
+                         "the files with xcube.open_events([...]) or open_archive(..., load=True)")
+    return nodes
+
+
+def not_a_tree(events, what: str) -> None:
+    """``TypeError`` for a DataTree given where one EventList is needed,
+    naming its event nodes (pick one: ``tree["<obs>/<camera>"]``)."""
+    if isinstance(events, xr.DataTree):
+        paths = [n.path for n in events.subtree if "event" in n.dims]
+        raise TypeError(f"{what} takes one EventList, not a DataTree; pick a camera, e.g. tree[{paths[0]!r}] "
+                        f"(event nodes: {', '.join(paths)})" if paths else
+                        f"{what} takes one EventList, not a DataTree (this one holds no event lists)")
+
+
+def check_distinct(events, what: str) -> None:
+    """``ValueError`` when two of ``events`` (EventLists to be combined as
+    cameras) come from the same file (their ``source`` attrs): the same
+    events twice would double the counts and repeat every detection."""
+    seen: dict = {}
+    for k, ev in enumerate(events):
+        src = str(getattr(ev, "attrs", {}).get("source") or "")
+        if not src:
+            continue
+        if src in seen:
+            raise ValueError(f"{what}: cameras {seen[src]} and {k} are the same events ({src}); give each file once")
+        seen[src] = k
 
 
 def open_events(path_or_paths, instrument: str | None = None, chunks: int | None = None, cache=None, hdu=None):

@@ -7,22 +7,12 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
+from ..io.events import check_distinct, event_nodes
 
 __all__ = ["event_nodes", "tree_lightcurve", "CAMERA_MODES"]
 
 #: what ``xcube.lightcurve(tree, cameras=...)`` does with several cameras
 CAMERA_MODES = ("sum", "each")
-
-
-def event_nodes(tree: xr.DataTree) -> dict:
-    """``{node path: EventList}`` of the nodes of ``tree`` holding events.
-    ``ValueError`` when there is none (a header-only archive from
-    ``open_archive(load=False)``)."""
-    nodes = {n.path: n.to_dataset() for n in tree.subtree if "event" in n.dims}
-    if not nodes:
-        raise ValueError("the DataTree holds no event lists (open_archive(load=False) reads headers only); open "
-                         "the files with xcube.open_events([...]) or open_archive(..., load=True)")
-    return nodes
 
 
 def _one_observation(nodes: dict) -> None:
@@ -36,6 +26,7 @@ def _one_observation(nodes: dict) -> None:
     from ..times import check_same_reference
 
     check_same_reference(list(nodes.values()), "lightcurve")
+    check_distinct(list(nodes.values()), "lightcurve")
 
 
 def tree_lightcurve(tree: xr.DataTree, time_bin, *, cameras: str = "sum", **kwargs):
@@ -84,8 +75,10 @@ def _sum_parts(parts: list, common, paths: list) -> xr.Dataset:
     counts = _total(parts, "counts")
     bkg = _total(parts, "bkg_counts") if "bkg_counts" in parts[0] else None
     attrs = dict(parts[0].attrs)
-    attrs.update(instrument="+".join(str(p.attrs.get("instrument", "")) for p in parts), cameras=paths,
-                 sources=[str(p.attrs.get("source", "")) for p in parts])
+    joined = "+".join(str(p.attrs.get("instrument", "")) for p in parts)
+    sources = [str(p.attrs.get("source", "")) for p in parts]
+    # every label of one camera names them all (INSTRUME of a written file: 'EMOS1+EMOS2')
+    attrs.update(instrument=joined, instrume=joined, cameras=paths, sources=sources, source=" + ".join(sources))
     attrs.pop("backscal_ratio", None)
     return lightcurve_from_counts(counts, errors=attrs.get("errors", "poisson"), bkg_counts=bkg,
                                   area_ratio=ratios[0], gti=common, attrs=attrs)

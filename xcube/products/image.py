@@ -94,9 +94,11 @@ def image(
     memory is refused before any allocation.
     """
     from ..binning import bin_events, sky_axis
+    from ..io.events import not_a_tree
     from ..regions import pixel_region
     from ..select import screening_expr, select
 
+    not_a_tree(events, "image")
     if bin_size is not None and size_arcsec is not None:
         raise ValueError("image: give the pixel size as bin_size (sky pixels) or size_arcsec (arcsec), not both")
     _require_sky_columns(events)

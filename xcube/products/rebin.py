@@ -26,6 +26,10 @@ def _name(lc) -> str:
 
 
 def _factor(lc, factor, time_bin) -> int:
+    if isinstance(lc, xr.DataTree):
+        raise TypeError("rebin takes one light curve (a Dataset), not a DataTree: rebin each node's, e.g. "
+                        "tree.map_over_datasets(lambda ds: rebin(ds, n)), or sum the cameras first "
+                        "(xcube.lightcurve(tree, ..., cameras='sum'))")
     if (factor is None) == (time_bin is None):
         raise ValueError("rebin: give exactly one of factor= (bins per new bin) or time_bin= (new width [s])")
     n_bins = int(lc.sizes.get("time", 0))

@@ -112,9 +112,11 @@ def spectrum(
     and a warning.
     """
     from ..binning import bin_events, pixel_arcsec
+    from ..io.events import not_a_tree
     from ..regions import region_area
     from ..select import screening_expr, select
 
+    not_a_tree(events, "spectrum")
     if background is not None and region is None:
         raise ValueError("spectrum: a background region needs a source region (region=) to scale it to")
     if "pi" not in events.variables:

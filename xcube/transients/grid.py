@@ -27,6 +27,7 @@ from .. import gti as gtimod
 from ..binning.axes import Axis, pixel_arcsec
 from ..binning.events_pass import Run, compact_cubes
 from ..binning.memory import available_bytes, check_size
+from ..io.events import check_distinct, event_nodes
 from ..missions import profile_of
 from ..scheduler import compute
 from ..select import EventFilter
@@ -48,13 +49,21 @@ SUBSET_OVERLAP = 0.5
 
 
 def check_cameras(events) -> list[xr.Dataset]:
-    """The cameras of one observation as a list, checked: one observation,
+    """The cameras of one observation as a list (from one EventList, a list
+    of them or a DataTree of one observation), checked: one observation,
     an imaging mode the mission profile supports, a sky WCS, one time
     reference (MJDREF, TIMESYS). Raises
     ``ValueError`` naming the file otherwise. Eager, cheap."""
-    evs = [events] if isinstance(events, xr.Dataset) else list(events)
+    if isinstance(events, xr.DataTree):  # one observation's cameras (open_events([pn, mos1, mos2]))
+        evs = list(event_nodes(events).values())
+    else:
+        evs = [events] if isinstance(events, xr.Dataset) else list(events)
     if not evs:
         raise ValueError("search_transients: no event lists given")
+    bad = [type(e).__name__ for e in evs if not isinstance(e, xr.Dataset)]
+    if bad:
+        raise TypeError(f"search_transients: needs EventLists (xcube.open_events), a list of them or a DataTree of "
+                        f"one observation's cameras; got {', '.join(bad)}")
     obs = {str(e.attrs.get("obs_id", "")) for e in evs}
     if len(obs) > 1:
         raise ValueError(f"search_transients: event lists from different observations {sorted(obs)}; "
@@ -71,6 +80,7 @@ def check_cameras(events) -> list[xr.Dataset]:
             why = f" ({e.attrs['wcs_problem']})" if e.attrs.get("wcs_problem") else ""
             raise ValueError(f"{src}: no sky X/Y columns with a WCS{why}; the transient search needs imaging data")
     check_same_reference(evs, "search_transients")
+    check_distinct(evs, "search_transients")
     return evs
 
 
