@@ -39,3 +39,22 @@ def test_amplitude_at_and_recovered():
     assert recovered(det, truth, 50.0, 10.0).tolist() == [True, False]
     assert recovered(det.iloc[0:0], truth, 50.0, 10.0).tolist() == [False, False]
     assert callable(xcube.simulate.efficiency)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(n_obs=0, n_false=0), r"efficiency: n_obs=0: must be an integer >= 1"),
+        (dict(n_obs=0), r"n_obs=0: must be an integer >= 1"),
+        (dict(n_obs=1.5), r"n_obs=1\.5: must be an integer >= 1"),
+        (dict(n_false=0), r"efficiency: n_false=0: must be an integer >= 1 \(or None"),
+        (dict(n_flares=0), r"n_flares=0: must be an integer >= 1"),
+        (dict(duration=0.0), r"efficiency: duration=0\.0: must be a finite number > 0 s"),
+        (dict(time_bins=()), r"efficiency: time_bins is empty"),
+        (dict(amplitudes=(0.1, -0.2)), r"amplitudes\[1\]=-0\.2: must be a finite number > 0 ct/s"),
+        (dict(match_arcsec=float("nan")), r"match_arcsec=nan"),
+    ],
+)
+def test_efficiency_refuses_bad_grids(kw, match):
+    with pytest.raises(ValueError, match=match):
+        efficiency(**kw)

@@ -190,3 +190,46 @@ def test_bad_arguments(kw, match):
     kw = {"duration": 1000.0, **kw}
     with pytest.raises((ValueError, TypeError), match=match):
         sim.event_list(**kw)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(background_rate=-1.0), r"event_list: background_rate=-1\.0: must be a finite number >= 0 ct/s"),
+        (dict(background_rate=float("nan")), r"background_rate=nan"),
+        (dict(gaps=[(500.0, 400.0)]), r"event_list: gaps\[0\]=\(500, 400\): .*stop > start"),
+        (dict(gaps=[(100.0, 200.0), (300.0, float("nan"))]), r"gaps\[1\] stop=nan: must be a finite number"),
+        (dict(gaps=[(1.0, 2.0, 3.0)]), r"gaps=.*must be a list of \(start, stop\) pairs"),
+        (dict(sources=-1), r"event_list: sources=-1: must be an integer >= 0"),
+        (dict(soft_protons=-2), r"event_list: soft_protons=-2: must be an integer >= 0"),
+        (dict(sources=[dict(rate=-0.1)]), r"Source\(rate=-0\.1.*rate=-0\.1: must be a finite number >= 0 ct/s"),
+        (dict(soft_protons=[dict(t_start=0.0, duration=-5.0, peak_rate=1.0)]), r"duration=-5\.0: must be .* > 0 s"),
+        (dict(duration=float("nan")), r"event_list: duration=nan: must be a finite number > 0 s"),
+        (dict(duration=-1.0), r"duration=-1\.0: must be a finite number > 0 s"),
+        (dict(dec_pnt=91.0), r"dec_pnt=91\.0: must be a finite number >= -90 and <= 90 deg"),
+        (dict(chunk_events=0), r"chunk_events=0: must be an integer >= 1"),
+        (dict(flares=[dict(t_peak=1.0, amplitude=float("nan"), width=5.0)]), r"Flare\(.*amplitude=nan: must be"),
+        (dict(flares=[dict(t_peak=1.0, amplitude=1.0, width=5.0, ra=150.0, dec=2.2, x=1.0, y=1.0)]),
+         r"give ra/dec or x/y, not both"),
+        (dict(eclipses=[dict(t_start=1.0, duration=10.0, rate=float("inf"))]), r"Eclipse\(.*rate=inf: must be"),
+    ],
+)
+def test_parameters_out_of_range_are_named(kw, match):
+    kw = {"instrument": "xmm-mos1", "duration": 1000.0, "seed": 0, **kw}
+    with pytest.raises(ValueError, match=match):
+        sim.event_list(**kw)
+
+
+def test_background_rate_zero_and_gaps_still_accepted():
+    ev, _ = sim.event_list("xmm-mos1", duration=1000.0, gaps=[(400.0, 500.0)], background_rate=0.0, sources=0,
+                           soft_protons=0, seed=0)
+    assert ev.sizes["event"] == 0
+    np.testing.assert_allclose(ev["gti_start"].values - 7e8, [0.0, 500.0])
+
+
+def test_sources_dataframe_nan_cells_are_missing_fields():
+    df = pd.DataFrame([dict(rate=0.1, ra=150.0, dec=2.2, x=np.nan, y=np.nan),
+                       dict(rate=0.2, ra=np.nan, dec=np.nan, x=25000.0, y=25000.0)])
+    _, truth = sim.event_list("xmm-mos1", duration=1000.0, sources=df, soft_protons=0, seed=0)
+    np.testing.assert_allclose(truth[["x", "y"]].to_numpy(), [[25921.0, 25921.0], [25000.0, 25000.0]], atol=1e-6)
+    assert np.isfinite(truth[["ra", "dec"]].to_numpy()).all()

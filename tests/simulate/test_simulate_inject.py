@@ -88,3 +88,60 @@ def test_inject_random_position_and_errors():
     empty = ev.isel(event=slice(0, 0))
     with pytest.raises(ValueError, match="empty"):
         sim.inject_flare(empty, t_peak=T0, amplitude=1.0, width=10.0)
+
+
+@pytest.mark.parametrize(
+    "pos, match",
+    [
+        (dict(ra=266.6, dec=-32.5), r"ra=266\.6, dec=-32\.5 \(X=-15\d{4}\.\d, Y=\d+\.\d\).*X 1\.\.51840, Y 1\.\.51840"),
+        (dict(ra=10.0, dec=10.0), r"ra=10\.0, dec=10\.0 \(not on the list's sky projection.*X 1\.\.51840"),
+        (dict(x=60000.0, y=25000.0), r"x=60000\.0, y=25000\.0 is outside .*X 1\.\.51840, Y 1\.\.51840 \(TLMIN/TLMAX\)"),
+        (dict(x=25000.0, y=0.0), r"x=25000\.0, y=0\.0 is outside"),
+    ],
+)
+def test_inject_refuses_positions_outside_the_sky_range(pos, match):
+    ev = xcube.open_events(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"))
+    assert (ev.attrs["x_min"], ev.attrs["x_max"]) == (1.0, 51840.0)
+    with pytest.raises(ValueError, match=match):
+        sim.inject_flare(ev, t_peak=1.00537e8, amplitude=1.0, width=100.0, seed=1, **pos)
+    with pytest.raises(ValueError, match="inject_eclipse: position"):
+        sim.inject_eclipse(ev, t_start=1.00537e8, duration=100.0, seed=1, **pos)
+
+
+def test_inject_without_tlmin_uses_the_events_extent_and_clips_to_the_range():
+    ev, _ = sim.event_list("xmm-mos1", duration=2000.0, seed=3, sources=0, soft_protons=0)
+    ev = ev.compute()
+    # a position on the edge of the legal range: the PSF's spread stays inside TLMIN/TLMAX
+    out, truth = sim.inject_flare(ev, x=1.0, y=25921.0, t_peak=T0 + 1000.0, amplitude=5.0, width=100.0, seed=2)
+    assert truth["counts"][0] > 100
+    assert out["x"].values.min() >= ev.attrs["x_min"] == 1.0
+    bare = ev.assign_attrs({k: None for k in ("x_min", "x_max", "y_min", "y_max")})
+    lo, hi = int(ev["x"].min()), int(ev["x"].max())
+    with pytest.raises(ValueError, match=rf"X {lo}\.\.{hi}, Y \d+\.\.\d+ \(extent of the events\)"):
+        sim.inject_flare(bare, x=lo - 100.0, y=25921.0, t_peak=T0 + 1000.0, amplitude=1.0, width=10.0)
+    out, _ = sim.inject_flare(bare, x=lo + 1.0, y=25921.0, t_peak=T0 + 1000.0, amplitude=5.0, width=100.0, seed=2)
+    assert out["x"].values.min() >= lo
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(amplitude=float("nan")), r"inject_flare: amplitude=nan: must be a finite number >= 0 ct/s"),
+        (dict(amplitude=-1.0), r"amplitude=-1\.0: must be a finite number >= 0"),
+        (dict(width=float("inf")), r"width=inf: must be a finite number > 0 s"),
+        (dict(t_peak=float("nan")), r"t_peak=nan"),
+        (dict(x=25000.0, y=25000.0), r"inject_flare: give ra/dec or x/y, not both"),
+        (dict(dec=-95.0), r"dec=-95\.0: must be a finite number >= -90 and <= 90 deg"),
+    ],
+)
+def test_inject_flare_refuses_bad_parameters(kw, match):
+    ev = xcube.open_events(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"))
+    kw = {**dict(t_peak=1.00537e8, amplitude=1.0, width=10.0, ra=263.6, dec=-32.5, seed=1), **kw}
+    with pytest.raises(ValueError, match=match):
+        sim.inject_flare(ev, **kw)
+
+
+def test_inject_eclipse_refuses_both_positions():
+    ev, _ = sim.event_list("xmm-mos1", duration=2000.0, seed=3, sources=0, soft_protons=0)
+    with pytest.raises(ValueError, match="inject_eclipse: give ra/dec or x/y, not both"):
+        sim.inject_eclipse(ev, t_start=T0, duration=10.0, ra=150.0, dec=2.2, x=25921.0, y=25921.0)

@@ -20,6 +20,8 @@ import time
 import numpy as np
 import xarray as xr
 
+from .models import check_number
+
 __all__ = ["efficiency", "amplitude_at", "flare_specs", "recovered"]
 
 TIME_BINS = (5.0, 50.0, 200.0)
@@ -93,7 +95,10 @@ def efficiency(profile: str = "xmm-pn", *, time_bins=TIME_BINS, amplitudes=AMPLI
     flare); and over ``time_bin``: ``false_detections``, ``flagged_voxels``,
     ``expected_false_alarms`` (means per observation without flares) and
     ``n_false_observations``. ``progress``: a callable receiving one line of
-    text per grid point (e.g. ``print``). Eager: it runs
+    text per grid point (e.g. ``print``). ``n_obs``, ``n_false`` and
+    ``n_flares`` must be >= 1, ``duration``,
+    ``match_arcsec`` and every frame length and amplitude > 0 (a
+    ``ValueError`` naming the parameter otherwise). Eager: it runs
     ``n_obs x len(time_bins) x len(amplitudes) + n_false x len(time_bins)``
     searches (a few minutes with the defaults on 2 cores).
     """
@@ -101,8 +106,8 @@ def efficiency(profile: str = "xmm-pn", *, time_bins=TIME_BINS, amplitudes=AMPLI
 
     from .events import event_list
 
+    n_obs, n_false, tbs, amps = _check_grid(n_obs, n_false, duration, n_flares, match_arcsec, time_bins, amplitudes)
     rng = np.random.default_rng(seed)
-    tbs, amps = [float(t) for t in time_bins], [float(a) for a in amplitudes]
     shape = (len(tbs), len(amps))
     n_inj, n_rec, n_cell, n_bad = (np.zeros(shape, np.int64) for _ in range(4))
     t0 = time.perf_counter()
@@ -121,11 +126,28 @@ def efficiency(profile: str = "xmm-pn", *, time_bins=TIME_BINS, amplitudes=AMPLI
             if progress:
                 progress(f"{tb:g} s, {amp:g} ct/s: {n_rec[i, j]}/{n_inj[i, j]} recovered "
                          f"({time.perf_counter() - t0:.0f} s)")
-    fa = _false_detections(profile, tbs, n_false if n_false is not None else max(3 * n_obs, 6), duration, sources,
-                           pointing, search_kwargs, progress)
+    fa = _false_detections(profile, tbs, n_false, duration, sources, pointing, search_kwargs, progress)
     return _dataset(tbs, amps, n_inj, n_rec, n_cell, n_bad, fa, dict(
         profile=profile, n_obs=n_obs, duration=duration, n_flares=n_flares, sources=sources,
         match_arcsec=match_arcsec, seed=seed, search_kwargs=repr(search_kwargs)))
+
+
+def _check_grid(n_obs, n_false, duration, n_flares, match_arcsec, time_bins, amplitudes):
+    """(n_obs, n_false, frame lengths, amplitudes) of :func:`efficiency` after
+    checking them with :func:`~xcube.simulate.models.check_number`."""
+    n_obs = check_number("efficiency", "n_obs", n_obs, ge=1, integer=True)
+    n_false = max(3 * n_obs, 6) if n_false is None else check_number(
+        "efficiency", "n_false", n_false, ge=1, integer=True, unit="(or None for max(3 n_obs, 6))")
+    check_number("efficiency", "duration", duration, gt=0, unit="s")
+    check_number("efficiency", "n_flares", n_flares, ge=1, integer=True)
+    check_number("efficiency", "match_arcsec", match_arcsec, gt=0, unit="arcsec")
+    grids = []
+    for name, values, unit in (("time_bins", time_bins, "s"), ("amplitudes", amplitudes, "ct/s")):
+        values = list(np.atleast_1d(values))
+        if not values:
+            raise ValueError(f"efficiency: {name} is empty; give at least one value > 0 {unit}")
+        grids.append([check_number("efficiency", f"{name}[{k}]", v, gt=0, unit=unit) for k, v in enumerate(values)])
+    return n_obs, n_false, *grids
 
 
 def _false_detections(profile, tbs, n_false, duration, sources, pointing, search_kwargs, progress):

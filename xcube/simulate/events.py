@@ -55,7 +55,7 @@ from ..io.write_events import write_events
 from ..missions import get_profile
 from .detector import detector, draw_flags, draw_patterns, sample_energy
 from .geometry import MAX_SKY_PIXEL, REF_PIXEL, SKY_PIXEL_DEG, Geometry, sky_wcs
-from .models import FWHM_PER_SIGMA, PSF_FWHM_ARCSEC, truth_frame
+from .models import FWHM_PER_SIGMA, PSF_FWHM_ARCSEC, check_number, truth_frame
 from .scene import Scene
 
 __all__ = ["event_list"]
@@ -132,8 +132,28 @@ def _slab_events(plan: _Plan, i: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- time and counts
+def _check_gaps(gaps) -> list[tuple[float, float]]:
+    """``gaps`` as a list of ``(start, stop)`` floats, each finite with start < stop."""
+    try:
+        pairs = [tuple(g) for g in gaps]
+    except TypeError:
+        pairs = None
+    if pairs is None or any(len(p) != 2 for p in pairs):
+        raise ValueError(f"event_list: gaps={gaps!r}: must be a list of (start, stop) pairs [s after t0]")
+    out = []
+    for k, (a, b) in enumerate(pairs):
+        a = check_number("event_list", f"gaps[{k}] start", a, unit="s")
+        b = check_number("event_list", f"gaps[{k}] stop", b, unit="s")
+        if b <= a:
+            raise ValueError(f"event_list: gaps[{k}]=({a:g}, {b:g}): a gap is (start, stop) [s after t0] with "
+                             "stop > start")
+        out.append((a, b))
+    return out
+
+
 def _good_time(t0: float, duration: float, gaps) -> tuple[tuple, float]:
     """(GTI, exposure [s]) of ``[t0, t0 + duration)`` minus ``gaps`` [s after t0]."""
+    gaps = _check_gaps(gaps)
     t_end = t0 + duration
     gti = gtimod.intersection(([t0], [t_end]), gtimod.complement(
         gtimod.union(*[([t0 + a], [t0 + b]) for a, b in gaps]) if len(gaps) else (np.empty(0), np.empty(0)),
@@ -185,15 +205,17 @@ def event_list(
     ----------
     instrument : ``"xmm-pn"``, ``"xmm-mos1"`` or ``"xmm-mos2"``.
     duration : observation length [s] from ``t0`` (mission time [s], MJDREF 50814).
-    gaps : ``[(start, stop), ...]`` [s after ``t0``] removed from the good time.
-    background_rate : quiescent background [ct/s over the FOV, 0.2-12 keV]
+    gaps : ``[(start, stop), ...]`` [s after ``t0``] removed from the good time
+        (each with ``start < stop``).
+    background_rate : quiescent background [ct/s over the FOV, 0.2-12 keV, >= 0]
         (default pn 1.5, MOS 0.4).
-    sources : number of random constant sources (rates log-uniform, pn 0.003-0.06
+    sources : number (>= 0) of random constant sources (rates log-uniform, pn 0.003-0.06
         ct/s) or a list of :class:`Source` / dicts.
-    soft_protons : number of random soft-proton flares or a list of
+    soft_protons : number (>= 0) of random soft-proton flares or a list of
         :class:`SoftProtonFlare` / dicts (times after ``t0``).
     flares, eclipses : lists of :class:`Flare` / :class:`Eclipse` or dicts;
-        their times are seconds after ``t0``; positions random when omitted.
+        their times are seconds after ``t0``; position ``ra``/``dec`` or
+        ``x``/``y`` (not both), random when omitted.
     n_events : expected total number of events; reached by adding a soft
         diffuse component (raises if the other components already exceed it).
     ra_pnt, dec_pnt, pa_pnt : pointing [deg] (tangent point at X = Y = 25921).
@@ -215,11 +237,23 @@ def event_list(
     their expectation; flares span ``t_peak +- 3 width``.
 
     Eager work: the plan (positions, Poisson counts per slab and component).
+    A parameter out of its range (a negative or non-finite number, a gap whose
+    stop is not after its start, ...) is a ``ValueError`` naming it and the
+    allowed values.
     """
     profile = get_profile(instrument)
     det = detector(profile.name)
-    if duration <= 0:
-        raise ValueError(f"duration={duration}: must be > 0 s")
+    duration = check_number("event_list", "duration", duration, gt=0, unit="s")
+    t0 = check_number("event_list", "t0", t0, unit="s (mission time)")
+    if background_rate is not None:
+        background_rate = check_number("event_list", "background_rate", background_rate, ge=0,
+                                       unit="ct/s (or None for the camera's default)")
+    if n_events is not None:
+        check_number("event_list", "n_events", n_events, ge=0)
+    chunk_events = check_number("event_list", "chunk_events", chunk_events, ge=1, integer=True)
+    ra_pnt = check_number("event_list", "ra_pnt", ra_pnt, unit="deg")
+    dec_pnt = check_number("event_list", "dec_pnt", dec_pnt, ge=-90, le=90, unit="deg")
+    pa_pnt = check_number("event_list", "pa_pnt", pa_pnt, unit="deg")
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
     t_end = t0 + duration
     gti, exposure = _good_time(t0, duration, gaps)

@@ -16,7 +16,17 @@ from ..missions import profile_of
 from .components import Component
 from .detector import sample_energy
 from .geometry import sky_wcs, to_pixel, to_sky
-from .models import FWHM_PER_SIGMA, PSF_FWHM_ARCSEC, Eclipse, Flare, check_eclipse, truth_frame, truth_row
+from .models import (
+    FWHM_PER_SIGMA,
+    PSF_FWHM_ARCSEC,
+    Eclipse,
+    Flare,
+    check_eclipse,
+    check_flare,
+    position_given,
+    truth_frame,
+    truth_row,
+)
 
 __all__ = ["inject_flare", "inject_eclipse", "inject_instrumental", "INSTRUMENTAL_KINDS"]
 
@@ -42,9 +52,13 @@ def inject_flare(
 ) -> tuple[xr.Dataset, pd.DataFrame]:
     """Add a Gaussian-in-time flare of a point source to an EventList.
 
-    ``t_peak`` [s, mission time], ``amplitude`` [ct/s at the peak], ``width``
-    [s, Gaussian sigma]; position ``ra``/``dec`` [deg] or sky pixels ``x``/``y``
-    (a random event's position when omitted). Events are Poisson-drawn inside
+    ``t_peak`` [s, mission time], ``amplitude`` [ct/s at the peak, >= 0],
+    ``width`` [s, Gaussian sigma, > 0]; position ``ra``/``dec`` [deg] or sky
+    pixels ``x``/``y``, not both (a random event's position when omitted). The
+    position must lie within the legal range of the X/Y columns (TLMIN/TLMAX,
+    attrs ``x_min``/``x_max``/``y_min``/``y_max``; without them the extent of
+    the events): a ``ValueError`` names it and the range otherwise. New events
+    the PSF spreads beyond that range are clipped to it. Events are Poisson-drawn inside
     the list's GTIs, spread by a Gaussian PSF of ``psf_fwhm_arcsec`` FWHM, with
     an absorbed power-law spectrum in ``energy_band`` [keV].
 
@@ -55,9 +69,9 @@ def inject_flare(
     into the Dask chunks they fall in (eager work: the first time of every chunk
     and the positions of up to 200,000 events, for the nearest-event fill).
     """
-    if width <= 0 or amplitude < 0:
-        raise ValueError(f"inject_flare: width={width} must be > 0 s and amplitude={amplitude} >= 0 ct/s")
     spec = Flare(t_peak=t_peak, amplitude=amplitude, width=width, ra=ra, dec=dec, x=x, y=y)
+    check_flare(spec, "inject_flare")
+    position_given(spec, "inject_flare")
     comp = Component("flare", "source", "photon", "psf", gauss=(float(t_peak), float(width), float(amplitude)))
     row = dict(kind="flare", transient=True, t_peak=float(t_peak), t_start=t_peak - 3 * width,
                t_stop=t_peak + 3 * width, amplitude=float(amplitude), width=float(width))
@@ -84,7 +98,8 @@ def inject_eclipse(
     [s, mission time]. Same conventions and return value as :func:`inject_flare`;
     the truth ``counts`` are the source's events inside the eclipse window."""
     spec = Eclipse(t_start=t_start, duration=duration, depth=depth, rate=rate, ra=ra, dec=dec, x=x, y=y)
-    check_eclipse(spec)
+    check_eclipse(spec, "inject_eclipse")
+    position_given(spec, "inject_eclipse")
     g = gtimod.from_dataset(events)
     t0 = min(float(g[0][0]) if g[0].size else t_start, t_start) - 1.0
     t1 = max(float(g[1][-1]) if g[1].size else t_start, t_start + duration) + 1.0
@@ -182,24 +197,43 @@ def _sample_events(events: xr.Dataset, other: list, max_n: int = 200_000) -> xr.
     return events[["x", "y", *other]].isel(event=idx).compute()
 
 
-def _position(events, spec, sx, sy, rng):
-    """(x, y) sky pixels of the injected source and its WCS (None without sky attrs)."""
+def _sky_range(events, sx, sy) -> tuple[tuple[float, float], tuple[float, float], str]:
+    """((x_lo, x_hi), (y_lo, y_hi)) sky pixels the X/Y columns may hold, both
+    ends included: TLMIN/TLMAX (attrs ``x_min``...), else the extent of the
+    sampled events ``sx``/``sy``; and a word on where the range comes from."""
+    a = events.attrs
+    if all(a.get(k) is not None for k in ("x_min", "x_max", "y_min", "y_max")):
+        return (float(a["x_min"]), float(a["x_max"])), (float(a["y_min"]), float(a["y_max"])), "TLMIN/TLMAX"
+    return (float(sx.min()), float(sx.max())), (float(sy.min()), float(sy.max())), "extent of the events"
+
+
+def _position(events, spec, sx, sy, rng, who: str = "inject"):
+    """(x, y) sky pixels of the injected source, its WCS (None without sky
+    attrs) and the legal X/Y range (:func:`_sky_range`); ``ValueError`` when the
+    position lies outside that range."""
     from ..skycoords import has_wcs
 
     w = sky_wcs(events.attrs) if has_wcs(events) else None
-    if spec.ra is not None or spec.dec is not None:
+    xr_, yr_, origin = _sky_range(events, sx, sy)
+    given = position_given(spec, who)
+    if given is None:
+        j = int(rng.integers(sx.size))
+        return sx[j], sy[j], w, (xr_, yr_)
+    if given == "sky":
         if w is None:
-            raise ValueError("inject: ra/dec given but the event list has no sky WCS attrs; give x/y instead")
-        if spec.ra is None or spec.dec is None:
-            raise ValueError("inject: give both ra and dec")
-        px, py = to_pixel(w, spec.ra, spec.dec)
-        return float(px[0]), float(py[0]), w
-    if spec.x is not None or spec.y is not None:
-        if spec.x is None or spec.y is None:
-            raise ValueError("inject: give both x and y")
-        return float(spec.x), float(spec.y), w
-    j = int(rng.integers(sx.size))
-    return sx[j], sy[j], w
+            raise ValueError(f"{who}: ra/dec given but the event list has no sky WCS attrs; give x/y instead")
+        px, py = (float(v[0]) for v in to_pixel(w, spec.ra, spec.dec))
+        where = f"ra={spec.ra}, dec={spec.dec} " + (
+            f"(X={px:.1f}, Y={py:.1f})" if np.isfinite(px) and np.isfinite(py) else
+            "(not on the list's sky projection: over 90 deg from its reference point)")
+    else:
+        px, py = float(spec.x), float(spec.y)
+        where = f"x={spec.x}, y={spec.y}"
+    if not (np.isfinite(px) and np.isfinite(py) and xr_[0] <= px <= xr_[1] and yr_[0] <= py <= yr_[1]):
+        raise ValueError(
+            f"{who}: position {where} is outside the event list's sky range X {xr_[0]:g}..{xr_[1]:g}, "
+            f"Y {yr_[0]:g}..{yr_[1]:g} ({origin}); give a position in the field")
+    return px, py, w, (xr_, yr_)
 
 
 def _as_column(values, dtype) -> np.ndarray:
@@ -214,7 +248,7 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
     other = [v for v in events.data_vars if events[v].dims == ("event",) and v not in _FIXED_COLUMNS]
     sample = _sample_events(events, other)
     sx, sy = sample["x"].values.astype(np.float64), sample["y"].values.astype(np.float64)
-    px, py, w = _position(events, spec, sx, sy, rng)
+    px, py, w, (xr_, yr_) = _position(events, spec, sx, sy, rng, f"inject_{row['kind']}")
     ra_dec = to_sky(w, px, py) if w is not None else (np.array([np.nan]), np.array([np.nan]))
     pix_arcsec = abs(float(events.attrs.get("CDELT1", profile.pixel_arcsec / 3600.0))) * 3600.0
     psf_sigma = psf_fwhm_arcsec / FWHM_PER_SIGMA / pix_arcsec
@@ -228,8 +262,8 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
         parts_t.append(comp.times(n, rng, gti) if n else np.empty(0))
     t = np.sort(np.concatenate(parts_t))
     n = t.size
-    nx = px + rng.normal(0.0, psf_sigma, n)
-    ny = py + rng.normal(0.0, psf_sigma, n)
+    nx = np.clip(px + rng.normal(0.0, psf_sigma, n), *xr_)  # stay within TLMIN/TLMAX
+    ny = np.clip(py + rng.normal(0.0, psf_sigma, n), *yr_)
     new = {"time": t, "x": _as_column(nx, events["x"].dtype), "y": _as_column(ny, events["y"].dtype)}
     new["pi"] = _as_column(profile.pi_for_energy(sample_energy("source", n, rng, energy_band)), events["pi"].dtype)
     if "energy" in events:

@@ -8,6 +8,7 @@ the observation start in :func:`xcube.simulate.event_list` and mission time in
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -23,7 +24,12 @@ __all__ = [
     "FWHM_PER_SIGMA",
     "TRUTH_COLUMNS",
     "as_spec",
+    "check_number",
+    "check_flare",
     "check_eclipse",
+    "check_source",
+    "check_soft_proton",
+    "position_given",
     "truth_row",
     "truth_frame",
 ]
@@ -113,12 +119,86 @@ def as_spec(cls, item):
     raise TypeError(f"expected a {cls.__name__} or a dict of its fields, got {type(item).__name__}")
 
 
-def check_eclipse(ec: Eclipse) -> None:
-    """Raise ``ValueError`` unless ``0 <= depth <= 1`` and duration [s] and rate [ct/s] are > 0."""
-    if not 0 <= ec.depth <= 1:
-        raise ValueError(f"{ec}: depth is the fraction of the rate removed, in [0, 1]")
-    if ec.duration <= 0 or ec.rate <= 0:
-        raise ValueError(f"{ec}: duration [s] and rate [ct/s] must be > 0")
+def check_number(where: str, name: str, value, *, gt: float | None = None, ge: float | None = None,
+                 le: float | None = None, integer: bool = False, unit: str = ""):
+    """``value`` as a float (an int when ``integer``) after checking that it is
+    a finite real number (a whole number when ``integer``), ``> gt``, ``>= ge``
+    and ``<= le`` (the bounds given). Raises ``ValueError`` naming ``where``,
+    ``name``, the value and the allowed values otherwise: the one check of every
+    numeric parameter of :mod:`xcube.simulate`."""
+    bounds = [f"{op} {b:g}" for op, b in ((">", gt), (">=", ge), ("<=", le)) if b is not None]
+    allowed = ("an integer" if integer else "a finite number") + (" " + " and ".join(bounds) if bounds else "")
+    allowed += f" {unit}" if unit else ""
+    try:
+        ok = not isinstance(value, (bool, str)) and math.isfinite(v := float(value))
+    except (TypeError, ValueError):
+        ok = False
+    ok = ok and (not integer or v == int(v)) and (gt is None or v > gt) and (ge is None or v >= ge) \
+        and (le is None or v <= le)
+    if not ok:
+        shown = value.item() if isinstance(value, np.generic) else value  # 1.5, not np.float64(1.5)
+        raise ValueError(f"{where}: {name}={shown!r}: must be {allowed}")
+    return int(v) if integer else v
+
+
+def check_flare(fl: Flare, where: str | None = None) -> None:
+    """Raise ``ValueError`` unless ``t_peak`` is finite, ``amplitude`` >= 0 ct/s
+    and ``width`` > 0 s (:func:`check_number`)."""
+    where = where or repr(fl)
+    check_number(where, "t_peak", fl.t_peak, unit="s")
+    check_number(where, "amplitude", fl.amplitude, ge=0, unit="ct/s")
+    check_number(where, "width", fl.width, gt=0, unit="s")
+
+
+def check_eclipse(ec: Eclipse, where: str | None = None) -> None:
+    """Raise ``ValueError`` unless ``t_start`` is finite, ``0 <= depth <= 1``
+    (the fraction of the rate removed) and ``duration`` [s] and ``rate`` [ct/s]
+    are > 0 (:func:`check_number`)."""
+    where = where or repr(ec)
+    check_number(where, "t_start", ec.t_start, unit="s")
+    check_number(where, "depth", ec.depth, ge=0, le=1, unit="(the fraction of the rate removed)")
+    check_number(where, "duration", ec.duration, gt=0, unit="s")
+    check_number(where, "rate", ec.rate, gt=0, unit="ct/s")
+
+
+def check_source(src: Source) -> None:
+    """Raise ``ValueError`` unless the source's ``rate`` is >= 0 ct/s."""
+    check_number(repr(src), "rate", src.rate, ge=0, unit="ct/s")
+
+
+def check_soft_proton(sp: SoftProtonFlare) -> None:
+    """Raise ``ValueError`` unless ``t_start`` is finite, ``duration`` > 0 s,
+    ``peak_rate`` >= 0 ct/s and ``variability`` >= 0."""
+    where = repr(sp)
+    check_number(where, "t_start", sp.t_start, unit="s")
+    check_number(where, "duration", sp.duration, gt=0, unit="s")
+    check_number(where, "peak_rate", sp.peak_rate, ge=0, unit="ct/s")
+    check_number(where, "variability", sp.variability, ge=0)
+
+
+def position_given(spec, where: str | None = None) -> str | None:
+    """How the position of ``spec`` is given: ``"sky"`` (``ra``/``dec``),
+    ``"pixel"`` (``x``/``y``) or None (neither: a random position). Raises
+    ``ValueError`` when only one of a pair, or both pairs, are given, or a
+    coordinate is not finite (``dec`` outside [-90, 90])."""
+    where = where or repr(spec)
+    sky, pix = (spec.ra, spec.dec), (spec.x, spec.y)
+    if any(v is not None for v in sky) and any(v is not None for v in pix):
+        raise ValueError(f"{where}: give ra/dec or x/y, not both (ra={spec.ra}, dec={spec.dec}, x={spec.x}, "
+                         f"y={spec.y})")
+    for names, vals in ((("ra", "dec"), sky), (("x", "y"), pix)):
+        if (vals[0] is None) != (vals[1] is None):
+            raise ValueError(f"{where}: give both {names[0]} and {names[1]} "
+                             "(or neither, for a random position)")
+    if spec.ra is not None:
+        check_number(where, "ra", spec.ra, unit="deg")
+        check_number(where, "dec", spec.dec, ge=-90, le=90, unit="deg")
+        return "sky"
+    if spec.x is not None:
+        check_number(where, "x", spec.x, unit="(sky pixels)")
+        check_number(where, "y", spec.y, unit="(sky pixels)")
+        return "pixel"
+    return None
 
 
 def truth_row(**values) -> dict:

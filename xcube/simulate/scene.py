@@ -16,7 +16,20 @@ import pandas as pd
 from .components import Component, soft_proton_profile
 from .detector import Detector
 from .geometry import Geometry, to_pixel, to_sky
-from .models import Eclipse, Flare, SoftProtonFlare, Source, as_spec, check_eclipse, truth_row
+from .models import (
+    Eclipse,
+    Flare,
+    SoftProtonFlare,
+    Source,
+    as_spec,
+    check_eclipse,
+    check_flare,
+    check_number,
+    check_soft_proton,
+    check_source,
+    position_given,
+    truth_row,
+)
 
 __all__ = ["Scene"]
 
@@ -48,14 +61,13 @@ class Scene:
         """(ra, dec, x, y) of a spec: from ra/dec, from x/y, or random on the
         detector within ``radius_arcmin`` of the reference pixel."""
         w, geo, rng = self.wcs, self.geo, self.rng
-        if spec.ra is not None and spec.dec is not None:
+        given = position_given(spec)
+        if given == "sky":
             x, y = to_pixel(w, spec.ra, spec.dec)
             return float(spec.ra), float(spec.dec), float(x[0]), float(y[0])
-        if spec.x is not None and spec.y is not None:
+        if given == "pixel":
             ra, dec = to_sky(w, spec.x, spec.y)
             return float(ra[0]), float(dec[0]), float(spec.x), float(spec.y)
-        if (spec.ra is None) != (spec.dec is None) or (spec.x is None) != (spec.y is None):
-            raise ValueError(f"{spec}: give both ra and dec, or both x and y (or neither for a random position)")
         rmax = radius_arcmin * 60.0 / geo.pix_arcsec
         while True:
             r = rmax * math.sqrt(rng.random())
@@ -92,8 +104,7 @@ class Scene:
     def add_flares(self, flares) -> None:
         """:class:`Flare` specs (or dicts), times [s] after ``t0``."""
         for fl in map(lambda f: as_spec(Flare, f), flares):
-            if fl.width <= 0 or fl.amplitude < 0:
-                raise ValueError(f"{fl}: width must be > 0 s and amplitude >= 0 ct/s")
+            check_flare(fl)
             ra, dec, x, y = self.position(fl)
             tp = self.t0 + fl.t_peak
             row = dict(kind="flare", transient=True, ra=ra, dec=dec, x=x, y=y, t_peak=tp, t_start=tp - 3 * fl.width,
@@ -136,23 +147,32 @@ class Scene:
 
 def _random_sources(sources, det: Detector, rng) -> list[Source]:
     if isinstance(sources, (int, np.integer)):
+        n = check_number("event_list", "sources", sources, ge=0, integer=True, unit="(or a list of Source specs)")
         lo, hi = det.source_rate_range
-        rates = np.exp(rng.uniform(math.log(lo), math.log(hi), int(sources)))
+        rates = np.exp(rng.uniform(math.log(lo), math.log(hi), n))
         return [Source(rate=float(r)) for r in rates]
-    if isinstance(sources, pd.DataFrame):
-        sources = sources.to_dict("records")
-    return [as_spec(Source, s) for s in sources]
+    if isinstance(sources, pd.DataFrame):  # NaN cells are missing fields (e.g. no x/y where ra/dec are given)
+        sources = [{k: v for k, v in r.items() if not pd.isna(v)} for r in sources.to_dict("records")]
+    out = [as_spec(Source, s) for s in sources]
+    for src in out:
+        check_source(src)
+    return out
 
 
 def _random_soft_protons(spec, duration, det: Detector, rng) -> list[SoftProtonFlare]:
     if isinstance(spec, (int, np.integer)):
+        n = check_number("event_list", "soft_protons", spec, ge=0, integer=True,
+                         unit="(or a list of SoftProtonFlare specs)")
         out = []
         lo, hi = det.proton_rate_range
-        for _ in range(int(spec)):
+        for _ in range(n):
             d = float(min(np.exp(rng.uniform(math.log(2e3), math.log(1e4))), duration))
             s = float(rng.uniform(0.0, max(duration - d, 0.0)))
             out.append(
                 SoftProtonFlare(t_start=s, duration=d, peak_rate=float(np.exp(rng.uniform(math.log(lo), math.log(hi)))))
             )
         return out
-    return [as_spec(SoftProtonFlare, s) for s in spec]
+    out = [as_spec(SoftProtonFlare, s) for s in spec]
+    for sp in out:
+        check_soft_proton(sp)
+    return out
