@@ -28,28 +28,73 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_file", "atomic_dir", "write_text", "write_bytes", "write_json", "write_table", "remove_stale",
-           "temporary_name", "explain_write_error", "STALE_SECONDS"]
+           "temporary_name", "explain_write_error", "STALE_SECONDS", "refuse_input"]
 
 #: temporaries older than this [s] are leftovers of killed writers
 STALE_SECONDS = 3600.0
+#: longest file name most file systems take [bytes]
+_NAME_MAX = 255
 
 
-def temporary_name(path, kind: str = "tmp") -> Path:
+def refuse_input(path, obj) -> None:
+    """``ValueError`` when ``path`` is a file that ``obj`` (a product or an
+    EventList about to be written) was made from: its attrs ``source``,
+    ``sources`` or ``path``. Writing over it would destroy the data still
+    being read, also with ``overwrite`` (``xcube lc in.fits --out in.fits
+    --overwrite`` replaced the event file by its light curve). Eager, tiny."""
+    a = getattr(obj, "attrs", None) or {}
+    named = [a.get("source"), a.get("path"), *(a.get("sources") or [])]
+    target = os.path.realpath(path)
+    for src in named:
+        if isinstance(src, (str, os.PathLike)) and str(src) and os.path.realpath(src) == target:
+            raise ValueError(f"{path}: this is the input it was made from ({src}); writing over it would destroy "
+                             "the data being read - choose another output path")
+
+
+def temporary_name(path, kind: str = "tmp", suffix: str = "") -> Path:
     """A hidden sibling of ``path`` that no other writer uses:
-    ``.<name>.<kind>-<hex>`` in the same directory."""
+    ``.<name>.<kind>-<hex><suffix>`` in the same directory, or
+    ``.<kind>-<hex><suffix>`` when that would be longer than a file name
+    may be (255 bytes)."""
     p = Path(path)
-    return p.with_name(f".{p.name}.{kind}-{uuid.uuid4().hex[:8]}")
+    tag = f"{kind}-{uuid.uuid4().hex[:8]}{suffix}"
+    name = f".{p.name}.{tag}"
+    return p.with_name(name if len(name.encode()) <= _NAME_MAX else f".{tag}")
 
 
-def explain_write_error(exc: OSError, path) -> OSError:
+def explain_write_error(exc: OSError, path, tmp=None) -> OSError:
     """The same error with the path it concerns (``[Errno 28]`` alone names
-    nothing): a full disk or quota says which path could not be written."""
+    nothing): a full disk or quota says which path could not be written,
+    and an error about the hidden temporary ``tmp`` names ``path`` instead."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return OSError(exc.errno, f"no space left on the device (or quota exceeded) while writing {path}; "
                                   "free some space or write elsewhere")
-    if getattr(exc, "filename", None):
+    named = getattr(exc, "filename", None)
+    if named and (tmp is None or str(named) != str(tmp)):
         return exc
     return OSError(exc.errno, f"{exc.strerror or exc} while writing {path}")
+
+
+def _make_parent(path: Path) -> None:
+    """Create ``path``'s directory; an ``OSError`` naming ``path`` and the
+    part of it that is in the way (a file where a directory is needed)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((q for q in [path.parent, *path.parent.parents] if q.exists() and not q.is_dir()), None)
+        why = f"{blocker} is a file, not a directory" if blocker else (exc.strerror or str(exc))
+        raise OSError(exc.errno, f"{path}: cannot create its directory {path.parent}: {why}") from exc
+
+
+def _remove(p: Path) -> None:
+    """Remove a temporary file or directory, ignoring errors."""
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        try:
+            p.unlink()
+        except OSError:
+            pass
 
 
 @contextmanager
@@ -66,8 +111,8 @@ def atomic_file(path, overwrite: bool = False, fsync: bool = False):
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists; pass overwrite=True (or --overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}{''.join(path.suffixes)}")
+    _make_parent(path)
+    tmp = temporary_name(path, suffix="".join(path.suffixes))
     try:
         yield tmp
         if fsync and tmp.exists():
@@ -78,7 +123,7 @@ def atomic_file(path, overwrite: bool = False, fsync: bool = False):
                 os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        raise explain_write_error(exc, path) from exc
+        raise explain_write_error(exc, path, tmp) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -131,11 +176,11 @@ class atomic_dir:
     def __enter__(self) -> Path:
         if self.target.exists() and not self.overwrite:
             raise FileExistsError(f"{self.target}: exists; pass overwrite=True to replace it")
+        _make_parent(self.target)
         try:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
             self.tmp.mkdir()
         except OSError as exc:
-            raise explain_write_error(exc, self.target) from exc
+            raise explain_write_error(exc, self.target, self.tmp) from exc
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
@@ -151,9 +196,18 @@ class atomic_dir:
             return False
         if self.target.exists():
             old = temporary_name(self.target, "old")
-            os.rename(self.target, old)
-            os.rename(self.tmp, self.target)
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.rename(self.target, old)
+            except OSError as err:  # the target cannot be moved (immutable, permissions): it stays
+                _remove(self.tmp)
+                raise explain_write_error(err, self.target, self.tmp) from err
+            try:
+                os.rename(self.tmp, self.target)
+            except OSError as err:
+                os.rename(old, self.target)  # put the earlier target back
+                _remove(self.tmp)
+                raise explain_write_error(err, self.target, self.tmp) from err
+            _remove(old)  # (a directory, or the file a directory replaced)
         else:
             try:
                 os.rename(self.tmp, self.target)

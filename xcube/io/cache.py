@@ -33,7 +33,7 @@ from zarr.codecs import BloscCodec
 
 from .._version import __version__
 from ..scheduler import compute
-from .atomic import atomic_dir, explain_write_error, remove_stale, write_json
+from .atomic import atomic_dir, explain_write_error, refuse_input, remove_stale, write_json
 from .chunking import EVENT_CHUNK
 from .integrity import StoreCorruptError, chunk_crc, fingerprint, store_manifest, verify_store
 from .paths import cache_dir
@@ -117,6 +117,7 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 5, cna
     store path.
     """
     store = Path(store)
+    refuse_input(store, ds)  # a store (or file) the events are read from
     codec = BloscCodec(cname=cname, clevel=clevel, shuffle="shuffle", blocksize=BLOSC_BLOCKSIZE)
     ds = ds.copy().drop_encoding()  # encodings of a source store would fight the new chunks/codecs
     ev_chunks = ds.chunks.get("event") if "event" in ds.dims else None

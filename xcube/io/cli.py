@@ -160,6 +160,14 @@ def _convert(args) -> int:
     from .events import open_events
 
     out = Path(args.out)
+    names: dict = {}
+    for path in args.files:  # two inputs of one name would write one store, the second over the first
+        names.setdefault(store_name(path), []).append(path)
+    clash = {k: v for k, v in names.items() if len(v) > 1}
+    if clash:
+        name, paths = next(iter(clash.items()))
+        raise ValueError(f"{', '.join(map(str, paths))}: these would all be converted to {out / name}; convert them "
+                         "into separate --out directories")
     out.mkdir(parents=True, exist_ok=True)
     status = 0
     for path in args.files:

@@ -97,7 +97,8 @@ def _open_one(path, instrument=None, chunks=None, cache=None, hdu=None) -> xr.Da
         remove_stale(store)
         to_zarr(ds, store, overwrite=store.exists())
     except OSError as exc:
-        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EEXIST,
+                             errno.ENOTDIR):
             raise
         raise type(exc)(
             exc.errno, f"{p}: cannot write the event cache {store} ({exc.strerror or exc}); set XCUBE_CACHE_DIR or "
@@ -114,7 +115,9 @@ def _expand(paths) -> list[Path]:
                 f for f in p.rglob("*") if f.is_file() and any(f.name.lower().endswith(s) for s in EVENT_SUFFIXES)
             )
             if not files:
-                raise FileNotFoundError(f"{p}: directory holds no event files ({', '.join(EVENT_SUFFIXES)})")
+                broken = [f.name for f in p.rglob("*") if f.is_symlink() and not f.exists()]
+                raise FileNotFoundError(f"{p}: directory holds no event files ({', '.join(EVENT_SUFFIXES)})"
+                                        + (f"; broken links: {', '.join(broken[:5])}" if broken else ""))
             return files
         return [p]
     files, seen = [], {}
@@ -243,6 +246,7 @@ def open_archive(path_or_paths, instrument=None, chunks=None, cache=None, load: 
     files = _expand(path_or_paths)
     used: set = set()
     nodes = {}
+    skipped = []
     for f in files:
         try:
             if load:
@@ -261,9 +265,11 @@ def open_archive(path_or_paths, instrument=None, chunks=None, cache=None, load: 
             ds.attrs["path"] = str(f)
         except (OSError, ValueError) as exc:
             warnings.warn(f"skipping {f}: {exc}", stacklevel=2)
+            skipped.append(f"{f}: {exc}")
             continue
         obs, name = _node_name(ds.attrs, used)
         nodes[f"/{obs}/{name}"] = ds
     if not nodes:
-        raise FileNotFoundError(f"no readable event files among {len(files)} path(s)")
+        shown = "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        raise FileNotFoundError(f"no readable event files among {len(files)} path(s): {shown}")
     return xr.DataTree.from_dict(nodes)

@@ -41,7 +41,7 @@ from astropy.io import fits
 
 from .. import gti as gtimod
 from .._version import __version__
-from .atomic import atomic_file
+from .atomic import atomic_file, refuse_input
 from .fitsutil import check_column_time_unit, extension, find_column, open_fits
 
 __all__ = [
@@ -71,10 +71,13 @@ _TIME_KEYS = ("MJDREF", "MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF", 
 
 
 def _path_first(path, product, writer: str) -> None:
-    """TypeError when a writer got ``(product, path)``: the path comes first."""
+    """TypeError when a writer got ``(product, path)``: the path comes first;
+    ValueError when ``path`` is the file the product was made from
+    (:func:`xcube.io.atomic.refuse_input`)."""
     if isinstance(path, (xr.Dataset, xr.DataArray)) and isinstance(product, (str, os.PathLike)):
         raise TypeError(f"{writer}(path, product): the path comes first; got {writer}(<{type(path).__name__}>, "
                         f"{str(product)!r})")
+    refuse_input(path, product)
 
 
 def write_hdul(hdul: fits.HDUList, path, overwrite: bool) -> Path:
@@ -545,6 +548,9 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     bkg_hdul = None
     if "bkg_counts" in spectrum:
         bpath = Path(background_path) if background_path else path.with_name(f"{path.stem}_bkg{path.suffix}")
+        if os.path.realpath(bpath) == os.path.realpath(path):  # (its BACKFILE would name the source spectrum)
+            raise ValueError(f"{path}: the background spectrum would go to the same file as the source spectrum; "
+                             "give another background path (--background-out)")
         backfile = bpath.name if bpath.parent.resolve() == path.parent.resolve() else str(bpath)
         bhdu = _pha_hdu(channel, spectrum["bkg_counts"].values, exposure=attrs.get("bkg_exposure", attrs["exposure"]),
                         backscal=attrs["bkg_backscal"], cards={**cards, **_region_card(attrs, "background_region")},

@@ -38,6 +38,9 @@ def write_power_spectrum(path, pds: xr.Dataset, *, overwrite: bool = False, head
     """Write one power spectrum (dim ``freq``) as a FITS ``POWSPEC`` table.
     Eager (computes ``pds``); atomic; returns the path. A stack over ``obs``
     must be written one spectrum at a time (``pds.isel(obs=i)``)."""
+    from .atomic import refuse_input
+
+    refuse_input(path, pds)  # (the event file or light curve it was made from)
     if set(pds.dims) != {"freq"}:
         raise ValueError(f"write_power_spectrum: need one spectrum on dim 'freq', got dims {dict(pds.sizes)}; "
                          "write each with pds.isel(obs=i), or average them first (average=True)")

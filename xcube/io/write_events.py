@@ -325,9 +325,14 @@ def write_events(path, events, *, overwrite: bool = False, gzip: bool | None = N
     where the list has per-CCD GTIs and the mission uses them, else one ``GTI``
     extension. Dask columns are streamed chunk by chunk (memory of one chunk).
     ``gzip`` defaults to True for ``.gz``/``.FTZ`` paths. Raises
-    ``FileExistsError`` if the path exists and ``overwrite`` is False. Returns the path.
+    ``FileExistsError`` if the path exists and ``overwrite`` is False, and
+    ``ValueError`` when the path is the file the events are read from
+    (``attrs['source']``). Returns the path.
     """
     path = Path(path)
+    from .atomic import refuse_input
+
+    refuse_input(path, events)
     profile = profile_of(events)
     if gzip is None:
         gzip = path.suffix.lower() in (".gz", ".ftz")

@@ -139,6 +139,7 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     out.attrs = {"kind": "lightcurve", "stitched": True, "mjdref": float(mjdref), "timesys": "TT",
                  "n_observations": _n_observations(lcs), "n_lightcurves": len(lcs),
                  "observations": [str(lc.attrs.get("obs_id", "")) for lc in lcs],
+                 "sources": [str(lc.attrs.get("source", "")) for lc in lcs],
                  "missions": sorted({str(lc.attrs.get("mission", "")) for lc in lcs}),
                  "time_bin": widths.pop() if len(widths) == 1 else float("nan"), "xcube_version": __version__}
     return out
