@@ -22,6 +22,7 @@ import numpy as np
 from .. import gti as gtimod
 from ..hygiene import BLOCK_EVENTS, merge_stats
 from ..io.chunking import event_blocks
+from ..io.events import combined_labels
 from ..io.memmap import fusable_sources, read_columns
 from ..missions import profile_of
 from ..scheduler import compute
@@ -580,9 +581,7 @@ def _assemble(k, run, evs, specs, parts, crop) -> CompactCube:
     attrs = dict(evs[0].attrs)
     attrs["selection"] = list(attrs.get("selection", [])) + list(specs[0].labels[b[0]])
     if len(evs) > 1:  # the merged cameras' labels name them all, not the first one's
-        joined = "+".join(str(ev.attrs.get("instrument", "")) for ev in evs)
-        attrs.update(instrument=joined, instrume=joined, source=" + ".join(str(ev.attrs.get("source", ""))
-                                                                            for ev in evs))
+        attrs.update(combined_labels(evs))
     cams = tuple({"profile": profile_of(ev).name, "source": str(ev.attrs.get("source", "")),
                   "gti": gtimod.from_dataset(ev)} for ev in evs)
     common = gtimod.intersection(*[c["gti"] for c in cams])

@@ -22,7 +22,8 @@ from .events_fits import (
 from .fitsutil import check_path, is_compressed, open_fits
 from .paths import safe_component
 
-__all__ = ["open_events", "open_archive", "EVENT_SUFFIXES", "check_distinct", "event_nodes", "not_a_tree"]
+__all__ = ["open_events", "open_archive", "EVENT_SUFFIXES", "check_distinct", "combined_labels", "event_nodes",
+           "not_a_tree"]
 
 log = logging.getLogger("xcube.io")
 
@@ -151,6 +152,16 @@ def not_a_tree(events, what: str) -> None:
         raise TypeError(f"{what} takes one EventList, not a DataTree; pick a camera, e.g. tree[{paths[0]!r}] "
                         f"(event nodes: {', '.join(paths)})" if paths else
                         f"{what} takes one EventList, not a DataTree (this one holds no event lists)")
+
+
+def combined_labels(objects) -> dict:
+    """Labels of several cameras' products combined into one (a summed light
+    curve, a merged search cube): ``instrument`` and ``instrume`` name them
+    all (``"EMOS1+EMOS2"``, the INSTRUME of a written file), ``sources``
+    lists their files and ``source`` joins them."""
+    joined = "+".join(str(o.attrs.get("instrument", "")) for o in objects)
+    sources = [str(o.attrs.get("source", "")) for o in objects]
+    return {"instrument": joined, "instrume": joined, "sources": sources, "source": " + ".join(sources)}
 
 
 def check_distinct(events, what: str) -> None:

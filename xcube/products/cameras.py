@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
-from ..io.events import check_distinct, event_nodes
+from ..io.events import check_distinct, combined_labels, event_nodes
 
 __all__ = ["event_nodes", "tree_lightcurve", "CAMERA_MODES"]
 
@@ -75,10 +75,7 @@ def _sum_parts(parts: list, common, paths: list) -> xr.Dataset:
     counts = _total(parts, "counts")
     bkg = _total(parts, "bkg_counts") if "bkg_counts" in parts[0] else None
     attrs = dict(parts[0].attrs)
-    joined = "+".join(str(p.attrs.get("instrument", "")) for p in parts)
-    sources = [str(p.attrs.get("source", "")) for p in parts]
-    # every label of one camera names them all (INSTRUME of a written file: 'EMOS1+EMOS2')
-    attrs.update(instrument=joined, instrume=joined, cameras=paths, sources=sources, source=" + ".join(sources))
+    attrs.update(combined_labels(parts), cameras=paths)  # (INSTRUME of a written file: 'EMOS1+EMOS2')
     attrs.pop("backscal_ratio", None)
     return lightcurve_from_counts(counts, errors=attrs.get("errors", "poisson"), bkg_counts=bkg,
                                   area_ratio=ratios[0], gti=common, attrs=attrs)

@@ -19,7 +19,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .._version import __version__
-from ..times import mjd_tt, to_common_seconds
+from ..times import mjd_tt, time_reference, to_common_seconds
 
 __all__ = ["stitch", "extract_lightcurves"]
 
@@ -48,30 +48,29 @@ def _as_lightcurves(lightcurves) -> list:
     return out
 
 
-def _mjdref_of(lc):
-    """MJDREF of ``lc``: ``(MJDREFI, MJDREFF)`` where its attrs keep the two
-    parts (full precision), else the one float [d]."""
-    if "mjdrefi" in lc.attrs:
-        return float(lc.attrs["mjdrefi"]), float(lc.attrs.get("mjdreff", 0.0))
-    m = float(lc.attrs.get("mjdref", np.nan))
-    if not np.isfinite(m):
-        raise ValueError(f"stitch: {lc.attrs.get('source', 'a light curve')} has no MJDREF (attrs['mjdref']); "
-                         "set it (e.g. lc.attrs['mjdref'] = 50814.0) so its times can be placed on the common axis")
-    return m
+def _reference(lc, index: int):
+    """The :class:`xcube.times.TimeReference` of ``lc`` (MJDREFI + MJDREFF
+    where its attrs keep both, full precision; its TIMESYS); ``ValueError``
+    naming it when it has no MJDREF."""
+    src = lc.attrs.get("source") or f"light curve {index}"
+    if not any(k in lc.attrs for k in ("mjdref", "mjdrefi")):
+        raise ValueError(f"stitch: {src} has no MJDREF (attrs['mjdref']); set it (e.g. lc.attrs['mjdref'] = 50814.0) "
+                         "so its times can be placed on the common axis")
+    return time_reference(lc, f"stitch: {src}")
 
 
 def _one(lc, index: int, common: float) -> tuple[xr.Dataset, tuple]:
     """Light curve ``lc`` on the common axis, its GTIs in common seconds."""
     src = str(lc.attrs.get("source", f"light curve {index}"))
-    mjdref, timesys = _mjdref_of(lc), lc.attrs.get("timesys", "TT")
-    conv = {k: to_common_seconds(lc[k].values, mjdref, timesys, common, src) for k in ("time", "time_lo", "time_hi")}
+    ref = _reference(lc, index)
+    conv = {k: to_common_seconds(lc[k].values, ref, ref.timesys, common, src) for k in ("time", "time_lo", "time_hi")}
     n = lc.sizes["time"]
     body = lc.drop_vars([v for v in lc.variables if "gti" in lc[v].dims])
     body = body.drop_vars([c for c in ("time", "time_lo", "time_hi") if c in body.coords])
     body = body.assign_coords(
         time=("time", conv["time"], {"units": "s", "long_name": f"TT seconds since MJD {common:.15g}"}),
         time_lo=("time", conv["time_lo"], {"units": "s"}), time_hi=("time", conv["time_hi"], {"units": "s"}),
-        mjd=("time", mjd_tt(lc["time"].values, mjdref, timesys, src), {"units": "d", "timesys": "TT"}),
+        mjd=("time", mjd_tt(lc["time"].values, ref, ref.timesys, src), {"units": "d", "timesys": "TT"}),
         mission_time=("time", np.asarray(lc["time"].values, np.float64),
                       {"units": "s", "long_name": "time in the observation's own mission frame"}),
         obs_index=("time", np.full(n, index, np.int32)),
@@ -79,7 +78,7 @@ def _one(lc, index: int, common: float) -> tuple[xr.Dataset, tuple]:
     )
     gti = gtimod.from_dataset(lc) if "gti_start" in lc else (lc["time_lo"].values[lc["exposure"].values > 0],
                                                              lc["time_hi"].values[lc["exposure"].values > 0])
-    gti = tuple(to_common_seconds(g, mjdref, timesys, common, src) for g in gti)
+    gti = tuple(to_common_seconds(g, ref, ref.timesys, common, src) for g in gti)
     return body, gti
 
 
@@ -112,9 +111,9 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     """
     lcs = _as_lightcurves(lightcurves)
     if mjdref is None:
-        starts = [mjd_tt(lc["time_lo"].values[:1], _mjdref_of(lc), lc.attrs.get("timesys", "TT"))
-                  for lc in lcs if lc.sizes["time"]]
-        mjdref = float(np.floor(min(float(s[0]) for s in starts))) if starts else float(np.sum(_mjdref_of(lcs[0])))
+        refs = [_reference(lc, i) for i, lc in enumerate(lcs)]
+        starts = [mjd_tt(lc["time_lo"].values[:1], ref, ref.timesys) for lc, ref in zip(lcs, refs) if lc.sizes["time"]]
+        mjdref = float(np.floor(min(float(s[0]) for s in starts))) if starts else refs[0].mjdref
     bodies, gtis = zip(*[_one(lc, i, float(mjdref)) for i, lc in enumerate(lcs)])
     names = sorted({v for b in bodies for v in b.data_vars})
     bands = {tuple(b["band"].values) if "band" in b.dims else None for b in bodies}
