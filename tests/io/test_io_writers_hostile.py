@@ -104,3 +104,24 @@ def test_an_archive_without_a_readable_file_names_them(tmp_path):
     (d / "P0300000091M1S001MIEVLI0000.FIT").symlink_to(tmp_path / "gone.FIT")
     with pytest.raises(FileNotFoundError, match=r"holds no event files .*broken links: P0300000091M1S001MIEVLI"):
         xcube.open_archive(d)
+
+
+def test_an_output_directory_gets_the_scheme_name(make_event_file, tmp_path, capsys):
+    """--out newdir/ wrote a file called newdir; an existing directory got 'exists; pass --overwrite'."""
+    path = make_event_file(n=2000, name="in.fits")
+    new, old = tmp_path / "new", tmp_path / "old"
+    old.mkdir()
+    for out in (str(new) + "/", str(old)):
+        for cmd in (["lc", str(path), "--time-bin", "100"], ["image", str(path)], ["spectrum", str(path)],
+                    ["pds", str(path), "--segment", "512", "--dt", "2"]):
+            assert main(cmd + ["--out", out]) == 0, capsys.readouterr().err
+    assert new.is_dir()
+    for d in (new, old):
+        names = sorted(p.name for p in d.iterdir() if p.suffix != ".parquet" and not p.name.startswith("."))
+        assert len(names) == 4 and any(n.endswith("_lc_100s.lc") for n in names), names
+        assert any(n.endswith("_spectrum.pha") for n in names) and any(n.endswith("_image.fits") for n in names)
+    lc = next(new.glob("*_lc_100s.lc"))
+    assert main(["plot", str(lc), "--out", str(old)]) == 0
+    assert (old / lc.with_suffix(".png").name).exists()
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        write_lightcurve(old, xcube.lightcurve(xcube.open_events(path), 100.0), overwrite=True)

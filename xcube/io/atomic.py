@@ -109,6 +109,8 @@ def atomic_file(path, overwrite: bool = False, fsync: bool = False):
     rename (for records that must survive a power cut).
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory; give the name of the file to write")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists; pass overwrite=True (or --overwrite) to replace it")
     _make_parent(path)

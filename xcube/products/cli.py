@@ -99,7 +99,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     from ..cli import add_hdu_option, add_screen_option
 
     p.add_argument("file", metavar="FILE", help="event file (FITS, .FTZ, .gz) or xcube Zarr store")
-    p.add_argument("--out", "-o", required=True, help="output file")
+    p.add_argument("--out", "-o", required=True,
+                   help="output file, or a directory (existing, or ending in /) for the scheme's file name")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--instrument", help="mission profile name, overriding detection (e.g. xmm-pn)")
     add_hdu_option(p)
@@ -114,6 +115,15 @@ def _open(args):
     return open_events(args.file, instrument=args.instrument, hdu=args.hdu)
 
 
+def _out(args, product, kind: str, time_bin=None):
+    """``--out`` as a file; a directory gets the product's scheme name."""
+    from .naming import output_file, product_name
+
+    a = product.attrs
+    return output_file(args.out, lambda: product_name(a.get("obs_id"), a.get("instrument"), kind,
+                                                      energy_band=getattr(args, "energy", None), time_bin=time_bin))
+
+
 def _run_lc(args) -> int:
     from ..io.ogip import write_lightcurve
     from .lightcurve import lightcurve
@@ -125,7 +135,8 @@ def _run_lc(args) -> int:
         errors=args.errors, mjd=args.mjd,
     ).compute()
     kind = args.kind or ("net" if args.background else "total")
-    path = write_lightcurve(args.out, lc, kind=kind, overwrite=args.overwrite, fraccorr=args.fraccorr)
+    out = _out(args, lc, {"net": "lcnet", "background": "lcbkg"}.get(kind, "lc"), time_bin=args.time_bin)
+    path = write_lightcurve(out, lc, kind=kind, overwrite=args.overwrite, fraccorr=args.fraccorr)
     counts = f"{int(lc['counts'].sum())} {'source counts' if args.region else 'counts'}"
     if "bkg_counts" in lc:
         counts += f", {int(lc['bkg_counts'].sum())} background-region counts"
@@ -154,7 +165,7 @@ def _run_image(args) -> int:
     ev = _open(args)
     img = image(ev, args.bin_size, size_arcsec=args.size_arcsec, energy_band=args.energy, region=args.region,
                 expr=args.expr, screening=args.screen, x_range=args.x_range, y_range=args.y_range)
-    path = write_image(args.out, img, overwrite=args.overwrite)
+    path = write_image(_out(args, img, "image"), img, overwrite=args.overwrite)
     print(f"{path}: {img.sizes['y']} x {img.sizes['x']} image of {img.attrs['bin_size']:g} sky pixels per pixel, "
           f"{int(img.sum())} counts")
     return 0
@@ -168,8 +179,8 @@ def _run_spectrum(args) -> int:
     spec = spectrum(ev, region=args.region, background=args.background, expr=args.expr, screening=args.screen,
                     channel_bin=args.channel_bin,
                     pi_range=args.pi_range, group_min=args.group_min).compute()
-    path = write_spectrum(args.out, spec, background_path=args.background_out, respfile=args.respfile,
-                          ancrfile=args.ancrfile, overwrite=args.overwrite)
+    path = write_spectrum(_out(args, spec, "spectrum"), spec, background_path=args.background_out,
+                          respfile=args.respfile, ancrfile=args.ancrfile, overwrite=args.overwrite)
     extra = f", {int(spec['bkg_counts'].sum())} background counts" if "bkg_counts" in spec else ""
     print(f"{path}: {spec.sizes['channel']} channels, {int(spec['counts'].sum())} counts{extra}, "
           f"exposure {spec.attrs['exposure']:.1f} s")

@@ -30,7 +30,7 @@ import numpy as np
 from .._version import __version__
 from ..io.paths import safe_component
 
-__all__ = ["format_binsize", "format_band", "format_rebin", "product_name", "add_to_index", "read_index",
+__all__ = ["format_binsize", "format_band", "format_rebin", "product_name", "output_file", "add_to_index", "read_index",
            "find_products", "INDEX_NAME", "INDEX_COLUMNS"]
 
 INDEX_NAME = "products.parquet"
@@ -85,6 +85,20 @@ def product_name(obs_id, instrument, kind: str, *, energy_band=None, time_bin=No
         parts += [safe_component(norm, "norm"), f"{float(segment):g}s" if segment is not None else "all",
                   format_rebin(rebin)]
     return "_".join(parts) + (suffix if suffix is not None else _SUFFIX.get(kind, ".lc"))
+
+
+def output_file(out, name) -> Path:
+    """The file a command writes for ``--out OUT``: ``OUT`` itself, or, when
+    ``OUT`` names a directory (an existing one, or any path ending in ``/``),
+    ``OUT/<name()>``, the product's name in the scheme. ``name`` is a
+    callable, evaluated only then."""
+    return Path(out) / name() if names_directory(out) else Path(out)
+
+
+def names_directory(out) -> bool:
+    """True when ``out`` is an existing directory or ends in ``/``."""
+    text = os.fspath(out)
+    return text.endswith(("/", os.sep)) or Path(text).is_dir()
 
 
 def _row(root: Path, path: Path, attrs: dict, kind: str | None, params: dict) -> dict:

@@ -75,33 +75,37 @@ def register_timing(subparsers) -> None:
                                           "at GTI gaps; long-term for stitched files), power spectrum, spectrum, "
                                           "image, or a search Zarr store's Bayes-factor map.")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--out", "-o", help="figure file (default <FILE name>.png in the current directory)")
+    p.add_argument("--out", "-o", help="figure file, or a directory for <FILE name>.png (default: that name in "
+                                       "the current directory)")
     p.add_argument("--dpi", type=int, default=110)
     p.add_argument("--overwrite", action="store_true", help="replace an existing figure")
     p.set_defaults(func=_run_plot)
 
 
 def _outputs(p, help_out, required=False):
-    p.add_argument("--out", "-o", required=required, help=help_out)
+    p.add_argument("--out", "-o", required=required,
+                   help=f"{help_out}; a directory (existing, or ending in /) gets the scheme's file name")
     p.add_argument("--out-dir", default=".", help="directory for products named by the scheme (default .)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--no-index", action="store_true", help="do not add the products to products.parquet")
 
 
 def _pds_path(args, pds) -> Path:
-    from .naming import product_name
+    from .naming import output_file, product_name
 
-    if args.out:
-        return Path(args.out)
     a = pds.attrs
-    name = product_name(a.get("obs_id") or "multi", a.get("instrument") or "multi", "pds", energy_band=args.energy,
-                        time_bin=a["dt"], norm=a["norm"], segment=a["segment"], rebin=args.rebin)
-    return Path(args.out_dir) / name
+
+    def name():
+        return product_name(a.get("obs_id") or "multi", a.get("instrument") or "multi", "pds",
+                            energy_band=args.energy, time_bin=a["dt"], norm=a["norm"], segment=a["segment"],
+                            rebin=args.rebin)
+
+    return output_file(args.out, name) if args.out else Path(args.out_dir) / name()
 
 
 def _run_pds(args) -> int:
     from ..io.powspec import write_power_spectrum
-    from .naming import add_to_index
+    from .naming import add_to_index, names_directory
     from .powerspectrum import power_spectrum
 
     many = len(args.files) > 1
@@ -113,7 +117,7 @@ def _run_pds(args) -> int:
         if need:
             raise ValueError(f"{', '.join(map(str, need))}: event data; give --dt, the bin width of the "
                              "segments (e.g. --dt 1/512)")
-    if args.out and many and not args.average:
+    if args.out and many and not args.average and not names_directory(args.out):
         raise ValueError("--out names one file: give one FILE, use --average, or --out-dir for several")
     _single_band(args.files)
     kw = dict(segment=args.segment, dt=args.dt, norm=args.norm, rebin=args.rebin or None, energy_band=args.energy,
@@ -165,7 +169,7 @@ def _run_stitch(args) -> int:
     from ..io.lightcurve_file import read_lightcurve
     from ..io.ogip import write_lightcurve
     from ..io.product_info import product_kind
-    from .naming import add_to_index
+    from .naming import add_to_index, output_file, product_name
     from .stitch import extract_lightcurves, stitch
 
     kinds = {f: product_kind(f) for f in args.files}
@@ -183,7 +187,9 @@ def _run_stitch(args) -> int:
     missions = lc.attrs["missions"]
     lc.attrs["mission"] = missions[0] if len(missions) == 1 else "MULTIPLE"
     cols = {"MJD": lc["mjd"].values, "OBS_ID": lc["obs_id"].values, "MISSION": lc["mission"].values}
-    path = write_lightcurve(args.out, lc, overwrite=args.overwrite, columns=cols,
+    out = output_file(args.out, lambda: product_name("multi", "multi", "lc_stitched", energy_band=args.energy,
+                                                     time_bin=args.time_bin))
+    path = write_lightcurve(out, lc, overwrite=args.overwrite, columns=cols,
                             header={"STITCHED": (True, "long-term light curve (xcube stitch)"),
                                     "NOBS": lc.attrs["n_observations"]})
     if not args.no_index:
@@ -197,8 +203,12 @@ def _run_stitch(args) -> int:
 
 def _run_plot(args) -> int:
     from ..plot import plot_file, save_figure
+    from .naming import output_file
 
-    out = Path(args.out) if args.out else Path(Path(args.file).name).with_suffix(".png")
+    def name():
+        return Path(Path(args.file).name).with_suffix(".png").name
+
+    out = output_file(args.out, name) if args.out else Path(name())
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: exists; pass --overwrite to replace it")
     fig = plot_file(args.file)
