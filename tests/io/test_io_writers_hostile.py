@@ -125,3 +125,20 @@ def test_an_output_directory_gets_the_scheme_name(make_event_file, tmp_path, cap
     assert (old / lc.with_suffix(".png").name).exists()
     with pytest.raises(IsADirectoryError, match="is a directory"):
         write_lightcurve(old, xcube.lightcurve(xcube.open_events(path), 100.0), overwrite=True)
+
+
+def test_leftovers_of_long_and_odd_names_are_found(tmp_path):
+    """remove_stale missed the temporaries of names near 255 bytes (their names did not carry the target's)."""
+    for name in ("L" * 245 + ".fits", "odd[1].fits"):
+        target = tmp_path / name
+        tmps = [atomic.temporary_name(target, suffix=".fits"), atomic.temporary_name(target, "old")]
+        for t in tmps:
+            assert len(t.name.encode()) <= 255 and t.name.startswith(".")
+            t.write_text("partial")
+            os.utime(t, (1, 1))  # killed long ago
+        other = atomic.temporary_name(tmp_path / ("M" * 245 + ".fits"))
+        other.write_text("another target's")
+        os.utime(other, (1, 1))
+        assert atomic.remove_stale(target) == 2
+        assert not any(t.exists() for t in tmps) and other.exists()
+        other.unlink()

@@ -14,11 +14,15 @@ on failure the temporary is removed and any earlier target is left intact.
 
 Temporary names start with a dot and carry a random tag:
 ``.<name>.tmp-<hex>`` (files and directories) and ``.<name>.old-<hex>`` (a
-replaced directory on its way out).
+replaced directory on its way out). Where that would be longer than a file
+name may be, ``<name>`` is replaced by a digest of it, so that
+:func:`remove_stale` still finds the leftovers of a given target.
 """
 from __future__ import annotations
 
 import errno
+import glob
+import hashlib
 import json
 import os
 import shutil
@@ -53,13 +57,18 @@ def refuse_input(path, obj) -> None:
 
 def temporary_name(path, kind: str = "tmp", suffix: str = "") -> Path:
     """A hidden sibling of ``path`` that no other writer uses:
-    ``.<name>.<kind>-<hex><suffix>`` in the same directory, or
-    ``.<kind>-<hex><suffix>`` when that would be longer than a file name
-    may be (255 bytes)."""
+    ``.<name>.<kind>-<hex><suffix>`` in the same directory, with a digest of
+    the name in place of the name when that would be longer than a file
+    name may be (255 bytes)."""
     p = Path(path)
     tag = f"{kind}-{uuid.uuid4().hex[:8]}{suffix}"
     name = f".{p.name}.{tag}"
-    return p.with_name(name if len(name.encode()) <= _NAME_MAX else f".{tag}")
+    return p.with_name(name if len(name.encode()) <= _NAME_MAX else f".{_digest(p.name)}.{tag[:_NAME_MAX - 40]}")
+
+
+def _digest(name: str) -> str:
+    """A short stand-in for a file name too long to repeat in its temporaries' names."""
+    return "h" + hashlib.sha256(name.encode()).hexdigest()[:24]
 
 
 def explain_write_error(exc: OSError, path, tmp=None) -> OSError:
@@ -230,7 +239,9 @@ def remove_stale(target, age: float = STALE_SECONDS) -> int:
         return 0
     now = time.time()
     n = 0
-    for d in target.parent.glob(f".{target.name}.*-*"):
+    found = [*target.parent.glob(f".{glob.escape(target.name)}.*-*"),
+             *target.parent.glob(f".{_digest(target.name)}.*-*")]
+    for d in found:
         try:
             if now - d.stat().st_mtime > age:
                 if d.is_dir():
