@@ -20,6 +20,7 @@ clustering), so that a real source observed many times is not one.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -80,10 +81,8 @@ def _detections(catalogue, func: str) -> pd.DataFrame:
     ``TypeError`` for anything else (a path: read it first)."""
     if isinstance(catalogue, pd.DataFrame):
         return catalogue
-    from .catalogue import Catalogue
-
-    if isinstance(catalogue, Catalogue):
-        return catalogue.detections
+    if dataclasses.is_dataclass(catalogue) and isinstance(getattr(catalogue, "detections", None), pd.DataFrame):
+        return catalogue.detections  # a Catalogue
     hint = (f" (for a survey directory: xcube.survey.read_catalogue_dir({str(catalogue)!r}) after "
             "xcube.survey.build_catalogue)" if isinstance(catalogue, (str, Path)) else "")
     raise TypeError(f"{func}: needs a Catalogue (xcube.survey.build_catalogue or read_catalogue_dir) or a "
@@ -227,10 +226,7 @@ def vet(catalogue, flags=None, *, require=()):
     kept = det[keep].reset_index(drop=True)
     if isinstance(catalogue, pd.DataFrame):
         return kept
-    from .catalogue import Catalogue
-
     src = catalogue.sources
     if "source_id" in kept and "source_id" in src:
         src = src[src["source_id"].isin(kept["source_id"])].reset_index(drop=True)
-    return Catalogue(detections=kept, sources=src, runs=catalogue.runs, directory=None,
-                     hot_regions=getattr(catalogue, "hot_regions", None))
+    return dataclasses.replace(catalogue, detections=kept, sources=src, directory=None, flag_report=None)
