@@ -80,6 +80,8 @@ from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
+from . import gti as gtimod
+
 __all__ = ["Expression", "ExpressionError", "compile_expression", "BUILTIN_MACROS", "MAX_LENGTH", "MAX_NESTING"]
 
 # Flag-set macros as written in the header of XMM-Newton EPIC MOS event files
@@ -226,6 +228,8 @@ class _Node:
     args: tuple = ()
     column: str | None = None  # a bare column leaf: its variable name
     value: int | float | None = None  # a number literal leaf: its value
+    logic: str | None = None  # "and" / "or" for a logical node of two conditions
+    compared: list | None = None  # a bare column leaf: the literals it is compared with
 
     @property
     def text(self) -> str:
@@ -362,9 +366,10 @@ class _Parser:
         return _show(self.text)
 
     def _compared(self, x: _Node, *values) -> None:
-        """Record the literals a bare column is compared with (``Expression.comparisons``)."""
+        """Record the literals a bare column is compared with (``Expression.comparisons``, and on the leaf)."""
         if x.column is not None:
             self.comparisons.extend((x.column, v) for v in values if v is not None)
+            x.compared = (x.compared or []) + [v for v in values if v is not None]
 
     def _need_bool(self, node: _Node, op: str) -> None:
         if node.kind != "bool":
@@ -404,7 +409,9 @@ class _Parser:
             return self._node("int", lambda va, vb: f(*_int_operands(va, vb)), start, (a, b))
         if a.kind == "bool" and b.kind == "bool":
             f = operator.and_ if op in ("&", "&&") else operator.or_
-            return self._node("bool", f, start, (a, b))
+            node = self._node("bool", f, start, (a, b))
+            node.logic = "and" if op in ("&", "&&") else "or"
+            return node
         text = self._span(start)
         if op in ("&", "|") and "bool" in (a.kind, b.kind):
             num = a if a.kind != "bool" else b
@@ -838,6 +845,30 @@ class Expression:
     """``(column, number)`` pairs: the literals a bare column is compared
     with (``energy=500:7000`` gives ``("energy", 500), ("energy", 7000)``),
     for cheap plausibility checks of the constants (units) by callers."""
+    time_terms: tuple = ()
+    """The top-level AND terms that read only ``time``, each compared with
+    literals only: ``(program, sorted literals)`` (:meth:`time_intervals`)."""
+    time_mixed: tuple = ()
+    """The text of every other top-level AND term that reads ``time`` (with
+    other columns, or through arithmetic): a time cut whose good time cannot
+    be derived (callers refuse it where exposure matters)."""
+
+    def time_intervals(self, t0: float, t1: float):
+        """``(start, stop)`` [s] arrays of the times within ``[t0, t1)`` that
+        the ``time`` terms let pass (their intersection), or None when no term
+        reads ``time`` alone. Exact: such a term is constant between its
+        literals, so it is evaluated once inside each gap (the literals
+        themselves have no duration). Eager, tiny."""
+        if not self.time_terms:
+            return None
+        out = [(np.array([t0], np.float64), np.array([t1], np.float64))]
+        for program, cuts in self.time_terms:
+            c = np.asarray(cuts, np.float64)
+            lo = np.concatenate([[min(t0, c[0] - 1.0)], c])  # the gaps between the literals, the outer
+            hi = np.concatenate([c, [max(t1, c[-1] + 1.0)]])  # ones wide enough to cover [t0, t1)
+            ok = np.broadcast_to(np.asarray(_run(program, {"time": 0.5 * (lo + hi)}), bool), lo.shape)
+            out.append((lo[ok], hi[ok]))
+        return gtimod.intersection(*out)
 
     def evaluate(self, cols: Mapping[str, np.ndarray], n: int | None = None) -> np.ndarray:
         """Boolean mask for one block of events (``n`` = block length, used when
@@ -854,6 +885,32 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({_show(self.text)}, columns={sorted(self.columns)})"
+
+
+def _time_terms(root: _Node, var: str = "time") -> tuple[tuple, tuple]:
+    """``(time_terms, time_mixed)`` of :class:`Expression` from the tree."""
+    terms, stack = [], [root]
+    while stack:  # the top-level conjuncts, in order
+        node = stack.pop()
+        if node.logic == "and":
+            stack.extend(reversed(node.args))
+        else:
+            terms.append(node)
+    only, mixed = [], []
+    for term in terms:
+        if var not in term.columns:
+            continue
+        leaves, walk = [], [term]
+        while walk:
+            node = walk.pop()
+            walk.extend(node.args)
+            if node.column == var:
+                leaves.append(node)
+        if term.columns == {var} and all(leaf.compared for leaf in leaves):
+            only.append((_program(term), tuple(sorted({float(v) for leaf in leaves for v in leaf.compared}))))
+        else:
+            mixed.append(term.text)
+    return tuple(only), tuple(mixed)
 
 
 def compile_expression(
@@ -909,4 +966,5 @@ def compile_expression(
         raise ExpressionError(
             f"filter expression {_show(text)} gives numbers, not a condition; compare it, e.g. ({text.strip()}) != 0"
         )
-    return Expression(text.strip(), node.columns, _program(node), tuple(parser.comparisons))
+    return Expression(text.strip(), node.columns, _program(node), tuple(parser.comparisons),
+                      *_time_terms(node))

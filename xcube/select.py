@@ -258,9 +258,11 @@ class EventFilter:
             lo, hi = energy_band_bounds(events, energy_band)
             tests.append(EnergyBand(lo, hi))
             labels.append(f"energy_band=[{lo:g}, {hi:g}) keV")
+        expr_gti = None
         if expr is not None:
             tests.append(_expression_test(events, expr))
             labels.append(f"expr={tests[-1].compiled.text}")
+            expr_gti = _expression_good_time(events, tests[-1].compiled)
         rs = new_gti = user = None
         if region is not None:
             for c in ("x", "y"):
@@ -274,6 +276,9 @@ class EventFilter:
             new_gti, user = _gti_test_intervals(events, gti)
             tests.append(GoodTimeTest(new_gti))
             labels.append(f"gti={_fmt_gti(user)}")
+        if expr_gti is not None:  # the expression's time cut: the good time follows it (its test keeps the events)
+            user = expr_gti if user is None else gtimod.intersection(user, expr_gti)
+            new_gti = gtimod.intersection(_events_gti(events) if new_gti is None else new_gti, expr_gti)
         if hygiene is not None and hygiene is not False:
             from .hygiene import hygiene_test
 
@@ -431,15 +436,40 @@ def _no_energy(events) -> str:
     return (f"{_name(events)}: no PI (energy) column, which the energy band needs; columns: {_columns(events)}")
 
 
+def _events_gti(events):
+    """The events' own GTIs; ValueError naming the file without them."""
+    try:
+        return gtimod.from_dataset(events)
+    except KeyError:
+        raise ValueError(f"{_name(events)}: no gti_start/gti_stop variables to intersect with") from None
+
+
+def _expression_good_time(events, compiled):
+    """The good time [s] a filter expression's TIME cut leaves (within the
+    events' GTIs), or None when it tests no time. An expression whose time
+    test cannot be turned into good time (TIME with other columns in one
+    term, e.g. ``PATTERN == 0 || TIME < t``, or in arithmetic) leaves the
+    GTIs as they are for that term, with a warning naming it."""
+    if compiled.time_mixed:
+        warnings.warn(
+            f"{_name(events)}: filter expression {compiled.text!r}: the time test in "
+            f"{' and '.join(map(repr, compiled.time_mixed))} mixes TIME with other columns or arithmetic, so it "
+            "cannot become good time; the GTIs and exposure are left as they were for it. For a time cut, compare "
+            "TIME with numbers in a term of its own joined by && (e.g. 'PATTERN <= 12 && TIME < 1.2e8'), or "
+            "use gti=[(start, stop)] (xcube lc --time-range)", stacklevel=5)
+    current = _events_gti(events)
+    if not current[0].size:
+        return None
+    cut = compiled.time_intervals(float(current[0][0]), float(current[1][-1]))
+    return None if cut is None else gtimod.intersection(current, cut)
+
+
 def _gti_test_intervals(events, gti):
     """(events' GTIs x requested, requested) for a GTI selection."""
     if "time" not in events.data_vars:
         raise ValueError(f"{_name(events)}: GTI selection needs the 'time' column")
     user = _as_gti(gti, events)
-    try:
-        current = gtimod.from_dataset(events)
-    except KeyError:
-        raise ValueError(f"{_name(events)}: no gti_start/gti_stop variables to intersect with") from None
+    current = _events_gti(events)
     new_gti = gtimod.intersection(current, user)
     if new_gti[0].size == 0:
         warnings.warn(f"{_name(events)}: gti={_fmt_gti(user)} does not overlap the events' GTIs; "
