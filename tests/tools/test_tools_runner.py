@@ -52,9 +52,20 @@ def test_command_line_formats_values():
                                "limits=0.1 6.5", "expression=PI in [200:12000] && FLAG==0"]
     leg = Task("legticorr", args=[Path("recon.fits"), "old.fits", "new.fits"])
     assert command_line(leg) == ["legticorr", "recon.fits", "old.fits", "new.fits"]
-    assert format_value(1 / 3) == "0.3333333333"
+    assert format_value(1 / 3) == repr(1 / 3)
+    assert format_value(100.0) == "100" and format_value(1e-5) == "1e-05"
     with pytest.raises(ValueError, match="executable name"):
         Task("ls -l")
+
+
+def test_floats_keep_full_precision():
+    # mission times (HXMT starttime/stoptime, SAS/RXTE MET ~1e8-1e9 s) must not be rounded to 0.1 s
+    for t in (369597279.123456, 200000100.123, 2e8 + 2000.987, np.float64(123456789.000123)):
+        assert float(format_value(t)) == float(t)
+    assert format_value(369597279.123456) == "369597279.123456"
+    assert format_value(np.float64(0.1)) == "0.1"
+    t = Task("lespecgen", {"starttime": 200000100.123, "stoptime": 200002000.987})
+    assert command_line(t)[1:] == ["starttime=200000100.123", "stoptime=200002000.987"]
 
 
 def test_parse_log_finds_sas_and_heasoft_messages():

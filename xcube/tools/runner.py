@@ -255,11 +255,15 @@ def _plain(v):
 
 def format_value(value) -> str:
     """A parameter value as the tools expect it on the command line:
-    ``yes``/``no`` for booleans, space-joined lists, ``%.10g`` floats."""
+    ``yes``/``no`` for booleans, space-joined lists, floats at full double
+    precision (the shortest text that reads back as the same number, so
+    mission times keep their fraction: ``369597279.123456``; whole numbers
+    without ``.0``: ``100``)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.10g}"
+        text = repr(float(value))  # float(): numpy scalars print as np.float64(...)
+        return text[:-2] if text.endswith(".0") else text
     if isinstance(value, (list, tuple)):
         return " ".join(format_value(v) for v in value)
     if isinstance(value, Glob):
