@@ -62,7 +62,8 @@ def add_screen_option(p: argparse.ArgumentParser) -> None:
 def add_hdu_option(p: argparse.ArgumentParser) -> None:
     """``--hdu NAME``: the event table of files with a nonstandard extension name."""
     p.add_argument("--hdu", metavar="NAME", help="event table extension when it has a nonstandard name (e.g. "
-                                                 "EVENTSxy, 'event file'; default: the mission's, e.g. EVENTS)")
+                                                 "EVENTSxy, 'event file'; default: the mission's, e.g. EVENTS), "
+                                                 "or NAME,EXTVER (EVENTS,2) when several share a name")
 
 
 def _subparsers(parser):

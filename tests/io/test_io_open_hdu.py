@@ -52,3 +52,27 @@ def test_stingray_laxpc_file():
     with pytest.warns(UserWarning):  # unknown mission (AstroSat) and no GTI table: said, not fatal
         ev = xcube.open_events(path, hdu="event file")
     assert ev.sizes["event"] == 1000 and "time" in ev
+
+
+@pytest.mark.parametrize("sorted_", [True, False])
+def test_two_event_tables_of_one_name(make_event_file, tmp_path, sorted_):
+    """A second EVENTS table (EXTVER 2) was ignored without a word, and hdu= could not choose it."""
+    from astropy.io import fits
+
+    a = make_event_file(n=100, seed=1, sorted=sorted_)
+    b = make_event_file(n=250, seed=2, sorted=sorted_)
+    with fits.open(a) as ha, fits.open(b) as hb:
+        second = hb["EVENTS"].copy()
+        second.header["EXTVER"] = 2
+        out = fits.HDUList([h.copy() for h in ha] + [second])
+        path = tmp_path / "two.fits"
+        out.writeto(path)
+    with pytest.warns(UserWarning, match=r'2 event tables named EVENTS .*hdu="EVENTS,2"'):
+        assert xcube.open_events(path).sizes["event"] == 100
+    for hdu in ("EVENTS,2", ("events", 2), len(out) - 1):
+        ev = xcube.open_events(path, hdu=hdu)
+        assert ev.sizes["event"] == 250
+        with fits.open(b) as hb:
+            assert np.array_equal(np.sort(ev["time"].values), np.sort(hb["EVENTS"].data["TIME"]))
+    with pytest.raises(ValueError, match="no table extension EVENTS with EXTVER = 3"):
+        xcube.open_events(path, hdu="EVENTS,3")

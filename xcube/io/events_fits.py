@@ -94,6 +94,7 @@ class EventsMeta:
     identity: tuple | None = None  # (size, mtime_ns, fingerprint) of the file when its header was read
     cache_reason: str | None = None  # why open_fits_events declined to memory-map the file
     vector_columns: dict = field(default_factory=dict)  # lower-case name -> (file name, TFORM) of skipped columns
+    extver: int = 1  # EXTVER of the event table (files with several tables of one name)
 
 
 def _mjdref(h: dict, path) -> float:
@@ -299,7 +300,22 @@ def _table_layout(hdu, path, nrows: int) -> tuple:
 
 
 def _named_hdu(hdul, hdu, path):
-    """The table extension ``hdu`` (a name, case-insensitive, or an index) of an open file."""
+    """The table extension ``hdu`` of an open file: a name (case-insensitive),
+    ``"NAME,VER"`` or ``(name, ver)`` for the table of that EXTVER, or an
+    index."""
+    if isinstance(hdu, str) and "," in hdu:
+        name, _, ver = hdu.rpartition(",")
+        if ver.strip().lstrip("+-").isdigit():
+            hdu = (name, int(ver))
+    if isinstance(hdu, tuple):
+        if len(hdu) != 2:
+            raise ValueError(f"{path}: hdu={hdu!r}: give (name, EXTVER), a name or an index")
+        name, ver = str(hdu[0]).strip().upper(), int(hdu[1])
+        for h in hdul[1:]:
+            if isinstance(h, fits.BinTableHDU) and h.name.strip().upper() == name and h.ver == ver:
+                return h
+        raise ValueError(f"{path}: no table extension {name} with EXTVER = {ver} (extensions: "
+                         f"{[(h.name, h.ver) for h in hdul[1:]]})")
     if isinstance(hdu, (int, np.integer)):
         if not 0 < int(hdu) < len(hdul) or not isinstance(hdul[int(hdu)], fits.BinTableHDU):
             raise ValueError(f"{path}: extension {int(hdu)} is not a binary table (extensions: "
@@ -333,6 +349,13 @@ def _events_hdu(hdul, path, instrument, hdu):
     if table is None or table.name.upper() not in profile.events_extensions:
         table = _find_events_hdu(hdul, profile.events_extensions, path)
         header = merged_header(prim, table.header)
+    twins = [h for h in hdul[1:] if h is not table and isinstance(h, fits.BinTableHDU)
+             and h.name.upper() == table.name.upper()]
+    if twins:
+        warnings.warn(f"{path}: {len(twins) + 1} event tables named {table.name} (EXTVER "
+                      f"{', '.join(str(h.ver) for h in [table, *twins])}); reading the first only "
+                      f"(EXTVER {table.ver}); choose another with hdu=\"{table.name},{twins[0].ver}\" "
+                      "(--hdu)", UserWarning, stacklevel=4)
     return table, header, profile
 
 
@@ -379,6 +402,7 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
         profile=profile,
         header=header,
         extname=hdu.name,
+        extver=hdu.ver,
         nrows=nrows,
         columns=cols,
         timezero=timezero,
@@ -645,7 +669,7 @@ def fits_columns(meta: EventsMeta) -> dict:
 def _scan_record_path(meta: EventsMeta, cache) -> Path:
     from .cache import cache_dir, cache_key
 
-    key = cache_key(meta.path, "scan", meta.timezero, meta.extname)
+    key = cache_key(meta.path, "scan", meta.timezero, meta.extname, *((meta.extver,) if meta.extver != 1 else ()))
     return cache_dir(cache) / "scan" / f"{Path(meta.path).name}-{key}.json"
 
 
@@ -700,7 +724,7 @@ def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
     already opened (left open)."""
     names = _variable_names(meta)
     with (open_fits(meta.path, memmap=False) if hdul is None else contextlib.nullcontext(hdul)) as hdul:
-        hdu = hdul[meta.extname]
+        hdu = hdul[(meta.extname, meta.extver)]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
