@@ -16,6 +16,7 @@ survey's output (with a warning naming the file).
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import defaultdict
 from functools import lru_cache
@@ -39,26 +40,125 @@ def _has_event_suffix(p: Path) -> bool:
     return any(n.endswith(s) for s in EVENT_SUFFIXES)
 
 
+def _walk(directory: Path) -> tuple[list[Path], list[Path]]:
+    """``(files, unreadable)``: the visible files below ``directory``
+    (symbolic links to directories followed, each real directory entered
+    once, so a link loop ends) and the directories that could not be read."""
+    files: list[Path] = []
+    unreadable: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+
+    def onerror(exc: OSError) -> None:
+        unreadable.append(Path(exc.filename))
+        log.warning("%s: directory not readable (%s); its event files are not taken", exc.filename,
+                    exc.strerror or exc)
+
+    for root, dirs, names in os.walk(directory, onerror=onerror, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # a link back into the tree: entered already
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files += [Path(root) / n for n in names if not n.startswith(".")]
+    return sorted(f for f in files if f.is_file()), sorted(set(unreadable))
+
+
+_COMPRESSED = (".gz", ".ftz", ".fz", ".z", ".bz2")
+_PLAIN = (".fits", ".fit", ".fts", ".evt")
+
+
+def copy_stem(path) -> str:
+    """A file name without its compression and FITS suffixes (lower case):
+    ``P..EVLI0000.FTZ``, ``P..EVLI0000.FIT`` and ``x.evt.gz``/``x.evt`` give
+    one stem each pair, the copies of one event list."""
+    n = Path(path).name.lower()
+    if n.endswith(".ftz"):
+        return n[:-4]
+    for s in _COMPRESSED:
+        if n.endswith(s):
+            n = n[: -len(s)]
+            break
+    for s in _PLAIN:
+        if n.endswith(s):
+            return n[: -len(s)]
+    return n
+
+
+def _identity(path: Path) -> tuple:
+    """(INSTRUME, EXP_ID, TSTART) of an event file's header (None where unreadable)."""
+    try:
+        from astropy.io import fits
+
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            for hdu in hdul[1:2] or hdul[:1]:
+                h = hdu.header
+                return (h.get("INSTRUME"), h.get("EXP_ID", h.get("EXPIDSTR")), h.get("TSTART"))
+    except Exception as exc:  # noqa: BLE001 - unreadable: kept, to fail in the survey with its reason
+        log.debug("%s: header not readable while looking for copies (%s)", path, exc)
+    return (None, None, None, str(path))
+
+
+def _drop_copies(files: list[Path], where) -> list[Path]:
+    """One file per event list of an observation: files with the same name
+    stem (compression suffixes ignored, :func:`copy_stem`) and the same
+    instrument, exposure and TSTART in their headers are copies; the one
+    kept is the least deep below ``where``, then the uncompressed one, then
+    the first by path. The others are logged as a warning."""
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for f in files:
+        by_stem[copy_stem(f)].append(f)
+    kept = []
+    for same in by_stem.values():
+        if len(same) == 1:
+            kept += same
+            continue
+        by_id: dict[tuple, list[Path]] = defaultdict(list)
+        for f in same:
+            by_id[_identity(f)].append(f)
+        for copies in by_id.values():
+            copies.sort(key=lambda f: (len(f.parts), f.name.lower().endswith(_COMPRESSED), str(f)))
+            kept.append(copies[0])
+            if len(copies) > 1:
+                log.warning("%s: %d copies of one event list; taking %s, not %s", where, len(copies), copies[0],
+                            ", ".join(str(f) for f in copies[1:]))
+    return sorted(kept)
+
+
+def _scan(directory) -> tuple[list[Path], list[Path]]:
+    """:func:`event_files_in` and the unreadable directories met on the way."""
+    from ..io.product_info import PRODUCT_KINDS, product_kind
+
+    d = Path(directory)
+    found, unreadable = _walk(d)
+    files = [f for f in found if _has_event_suffix(f)]
+    taken = []
+    for fs in _group(files).values():
+        named = [f for f in fs if _EVENT_NAME.search(f.name)]
+        taken += _drop_copies(named or [f for f in fs if _kind(f, product_kind) not in PRODUCT_KINDS], d)
+    left = sorted(set(files) - set(taken))
+    if left:
+        log.info("%s: %d file(s) not taken as event lists: %s", d, len(left), ", ".join(f.name for f in left[:10]))
+    return sorted(taken), unreadable
+
+
 def event_files_in(directory) -> list[Path]:
     """Event files under ``directory`` (recursive, sorted), observation by
     observation: the files whose names mark them as event lists (``EVLI``,
     ``.evt``, ``events``...) where an observation has any (so an archive's
     light curves, images and re-made copies stay out), else its FITS-like
     files that are not recognisably other products (light curves, spectra,
-    power spectra, images, GTI files: headers are read). Files left out are
-    logged."""
-    from ..io.product_info import PRODUCT_KINDS, product_kind
-
-    d = Path(directory)
-    files = sorted(f for f in d.rglob("*") if f.is_file() and _has_event_suffix(f) and not f.name.startswith("."))
-    taken = []
-    for fs in _group(files).values():
-        named = [f for f in fs if _EVENT_NAME.search(f.name)]
-        taken += named or [f for f in fs if _kind(f, product_kind) not in PRODUCT_KINDS]
-    left = sorted(set(files) - set(taken))
-    if left:
-        log.info("%s: %d file(s) not taken as event lists: %s", d, len(left), ", ".join(f.name for f in left[:10]))
-    return sorted(taken)
+    power spectra, images, GTI files: headers are read). Symbolic links to
+    directories are followed (each directory once). Copies of one event
+    list (the same name up to a compression suffix, e.g. ``.FTZ`` and its
+    decompressed ``.FIT``, or copies in two subdirectories, with the same
+    instrument, exposure and TSTART) count once: the least deep, then the
+    uncompressed copy is taken and the others named in a warning. Files
+    left out are logged; unreadable directories are logged as warnings."""
+    return _scan(directory)[0]
 
 
 def _kind(path, product_kind) -> str:
@@ -68,14 +168,22 @@ def _kind(path, product_kind) -> str:
         return "unknown"
 
 
+#: names of a survey's own outputs in ``out/``; an observation id equal to one gets ``_obs`` appended
+RESERVED_IDS = ("catalogue", "status.parquet", "survey.lock")
+
+
 def safe_obsid(value, source="") -> str:
     """``value`` as an observation id that is a safe directory name (see the
-    module doc); warns, naming ``source``, when it had to be changed. Raises
-    ``ValueError`` for a value with nothing usable (empty, only dots)."""
+    module doc); warns, naming ``source``, when it had to be changed. An id
+    that is the name of one of the survey's outputs (:data:`RESERVED_IDS`,
+    any case) gets ``_obs`` appended. Raises ``ValueError`` for a value
+    with nothing usable (empty, only dots)."""
     safe = safe_component(value, what=f"observation id{f' of {source}' if source else ''}")
+    if safe.lower() in RESERVED_IDS:
+        safe = f"{safe}_obs"
     if safe != str(value):
-        log.warning("observation id %r%s is not a safe directory name; using %r", value,
-                    f" ({source})" if source else "", safe)
+        log.warning("observation id %r%s is not a safe directory name (or is the name of a survey output); "
+                    "using %r", value, f" ({source})" if source else "", safe)
     return safe
 
 
@@ -118,9 +226,24 @@ def _header_obsid(path: str, mtime_ns, size) -> str:
     return safe_obsid(stem if stem.strip("._") else f"file_{stem.encode().hex()}", f"file {p}")
 
 
+def _unique(files) -> list[Path]:
+    """``files`` without the repeats of one file (the same resolved path, e.g.
+    a file given and found again in its directory, or reached by a link)."""
+    seen: set[str] = set()
+    out = []
+    for f in files:
+        real = os.path.realpath(f)
+        if real in seen:
+            log.info("%s: given twice (the same file as another path); taken once", f)
+            continue
+        seen.add(real)
+        out.append(Path(f))
+    return out
+
+
 def _group(files) -> dict[str, list[Path]]:
     groups: dict[str, list[Path]] = defaultdict(list)
-    for f in files:
+    for f in _unique(files):
         groups[observation_id(f)].append(Path(f))
     return {k: sorted(v) for k, v in sorted(groups.items())}
 
@@ -150,19 +273,32 @@ def resolve_observations(observations, archive=None) -> dict[str, list[Path]]:
       ``#`` comments), each resolved as the directory ``archive/<obsid>/``
       (a missing or empty one is kept, as ``[archive/<obsid>]``, so that the
       survey records that observation as failed and goes on);
-      lines that are existing paths (spaces included) are taken as files or
-      directories;
+      with ``archive``, ``archive/<item>`` is taken whenever it exists (also
+      when a same-named file or directory exists in the current directory);
+      other lines that are existing paths (spaces included) are taken as
+      files or directories;
     - a list of event file paths (or of obsids, with ``archive``);
-    - a directory: every event file below it, grouped by observation;
-    - a mapping obsid -> files, returned as is.
+    - a directory: every event file below it, grouped by observation; an
+      unreadable directory below it becomes an observation of its own that
+      fails with the reason;
+    - a mapping obsid -> files (keys made safe ids; two keys giving the same
+      id are a ``ValueError``).
 
-    Only file names and, where needed, one header are read (eager, cheap).
-    Raises FileNotFoundError naming the obsid or path that has no event files.
+    One file reached twice (the same resolved path) is taken once. Only file
+    names and, where needed, one header are read (eager, cheap). Raises
+    FileNotFoundError naming the obsid or path that has no event files,
+    ValueError for two list entries that give one observation id.
     """
     if isinstance(observations, dict):
         out: dict[str, list[Path]] = {}
+        origin: dict[str, object] = {}
         for k, v in observations.items():
-            out.setdefault(safe_obsid(k, "the observations mapping"), []).extend(Path(f) for f in v)
+            key = safe_obsid(k, "the observations mapping")
+            if key in origin:
+                raise ValueError(f"observations mapping: keys {origin[key]!r} and {k!r} both give the observation "
+                                 f"id {key!r} (a safe directory name); rename one of them")
+            origin[key] = k
+            out[key] = _unique(Path(f) for f in v)
         return out
     root = Path(archive) if archive is not None else None
     if root is not None and not root.is_dir():
@@ -172,7 +308,7 @@ def resolve_observations(observations, archive=None) -> dict[str, list[Path]]:
     if isinstance(observations, (str, Path)):
         p = Path(observations)
         if p.is_dir():
-            return _group(_required(event_files_in(p), p))
+            return _directory(p)
         if _is_obslist(p):
             items = read_obslist(p)
             if not items:
@@ -186,13 +322,20 @@ def resolve_observations(observations, archive=None) -> dict[str, list[Path]]:
 
     files: list[Path] = []
     by_obsid: dict[str, list[Path]] = {}
+    origin = {}
     for item in items:
         p = Path(item)
-        if root is not None and not p.is_absolute() and not p.exists():
-            # an obsid: a missing or empty ROOT/<obsid>/ becomes an observation
-            # that fails (with the path in its message) instead of stopping the survey
-            d = root / item
-            by_obsid[safe_obsid(p.name, f"list {observations}")] = (event_files_in(d) if d.is_dir() else []) or [d]
+        d = root / item if root is not None and not p.is_absolute() else None
+        if d is not None and (d.exists() or d.is_symlink() or not p.exists()):
+            # an obsid of the archive (ROOT/<item> first, also when ./<item> exists): a missing or empty
+            # ROOT/<obsid>/ becomes an observation that fails (with the path in its message) instead of
+            # stopping the survey
+            key = safe_obsid(p.name, f"list {observations}")
+            if key in origin and origin[key] != d:
+                raise ValueError(f"{origin[key]} and {d} both give the observation id {key!r}; list each "
+                                 "observation once")
+            origin[key] = d
+            by_obsid[key] = (event_files_in(d) if d.is_dir() else []) or [d]
         elif p.is_dir():
             files.extend(_required(event_files_in(p), p))
         elif p.is_file():
@@ -204,7 +347,26 @@ def resolve_observations(observations, archive=None) -> dict[str, list[Path]]:
             )
     grouped = _group(files)
     for k, v in by_obsid.items():
-        grouped[k] = sorted(set(grouped.get(k, [])) | set(v))
+        grouped[k] = sorted(_unique(sorted(grouped.get(k, [])) + v))
+    return dict(sorted(grouped.items()))
+
+
+def _directory(p: Path) -> dict[str, list[Path]]:
+    """Directory mode: the observations of the event files below ``p``; each
+    unreadable directory below it is an observation of its own (its path
+    below ``p`` as id, the directory as its only file), which the survey
+    records as failed with the reason."""
+    files, unreadable = _scan(p)
+    if Path(p) in unreadable:
+        raise PermissionError(f"{p}: directory not readable")
+    grouped = _group(files)
+    for d in unreadable:
+        key = safe_obsid(d.relative_to(p).as_posix(), f"unreadable directory {d}")
+        while key in grouped:
+            key += "_unreadable"
+        grouped[key] = [d]
+    if not grouped:
+        _required(files, p)
     return dict(sorted(grouped.items()))
 
 
