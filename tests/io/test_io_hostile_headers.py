@@ -401,3 +401,16 @@ def test_vector_pi_column_is_named_as_such(tmp_path):
                for m in msgs), msgs
     assert not any("no PI column" in m for m in msgs), msgs
     assert "pi" not in ev
+
+
+def test_gtis_in_another_time_system_warn(make_event_file, tmp_path):
+    """Barycentred (TDB) events beside TT GTIs were opened without a word."""
+    src = make_event_file(n=300)
+    path = tmp_path / "tdb.fits"
+    with fits.open(src) as h:
+        for x in h[:2]:
+            x.header["TIMESYS"], x.header["TIMEREF"] = "TDB", "SOLARSYSTEM"
+        h["STDGTI01" if "STDGTI01" in h else 2].header["TIMESYS"] = "TT"
+        h.writeto(path)
+    with pytest.warns(UserWarning, match=r"TIMESYS = 'TT', but the events have TIMESYS = 'TDB'"):
+        xcube.open_events(path, cache=tmp_path / "c")

@@ -194,6 +194,20 @@ def _is_ogip_gti(hdu) -> bool:
     return isinstance(hdu, fits.BinTableHDU) and str(hdu.header.get("HDUCLAS1", "")).strip().upper() == "GTI"
 
 
+def _check_gti_time_system(gti_header, header, where) -> None:
+    """Warn when a GTI table declares another TIMESYS or TIMEREF than the
+    events (TT GTIs left beside barycentred TDB events are up to +-500 s
+    off)."""
+    for key in ("TIMESYS", "TIMEREF"):
+        mine, theirs = gti_header.get(key), header.get(key)
+        if mine is None or theirs is None or str(mine).strip().upper() == str(theirs).strip().upper():
+            continue
+        warnings.warn(f"{where}: {key} = {str(mine).strip()!r}, but the events have {key} = "
+                      f"{str(theirs).strip()!r}: the GTIs are in another time frame (TT and TDB differ by up to "
+                      "+-500 s); barycentre the GTI table with the events (e.g. barycorr), or pass gti= in the "
+                      "events' frame", UserWarning, stacklevel=5)
+
+
 def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict]:
     """Per-CCD and combined GTIs in the events' time frame.
 
@@ -238,6 +252,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         for col in (s, e):
             check_column_time_unit(hdu.header, names.index(col) + 1, col, where)
         tz = header_float(hdu.header, "TIMEZERO", where, 0.0)
+        _check_gti_time_system(hdu.header, header, where)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = hdu.data
