@@ -916,7 +916,17 @@ def fake_merge(p, a):
 
 
 def fake_sasversion(p, a):
-    print(f"sasversion:- Executing (routine): sasversion\n{_sas_version()}")
+    # the layout of the real sasversion: banner lines with the task's own version, the release and time
+    # stamps, the build information, and a last line ending in a time stamp
+    rel = _sas_version()
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000", time.gmtime())
+    print(f"sasversion:- Executing (routine): sasversion  -w 1 -V 4\n"
+          f"sasversion:- sasversion (sasversion-1.3)  [{rel}] started:  {now}\n"
+          f"sasversion:- XMM-Newton SAS release and build information:\n\n"
+          f"SAS release: {rel}\nCompiled on: Wed Apr 12 18:09:04 CEST 2023\nPlatform   : Ubuntu20.04\n\n"
+          f"SAS-related environment variables that are set:\n\n"
+          f"SAS_CCFPATH = {os.environ.get('SAS_CCFPATH', '')}\n\n"
+          f"sasversion:- sasversion (sasversion-1.3)  [{rel}] ended:    {now}")
     return []
 
 

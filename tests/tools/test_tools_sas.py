@@ -54,6 +54,27 @@ def test_parse_emanom(tmp_path):
         sas.parse_emanom(tmp_path / "bad.log")
 
 
+def test_sas_version_reads_the_release_not_the_time_stamp(fake_tools, monkeypatch):
+    # sasversion's last line ends in a time stamp: "... [xmmsas_20230412_1735-21.0.0] ended: 2024-05-09T14:07:50.000"
+    import os
+
+    from xcube.tools import packages
+
+    monkeypatch.setattr(packages, "_CACHE", {})
+    assert packages.sas_version() == (21, 0, 0)
+    assert packages.package_versions(packages.PACKAGES["SAS"], dict(os.environ))["version"] == \
+        "xmmsas_20230412_1735-21.0.0"
+    line = "sasversion:- sasversion (sasversion-1.3)  [xmmsas_20230412_1735-21.0.0] ended:    2024-05-09T14:07:50.000"
+    assert packages.parse_version(line) == (21, 0, 0)
+    assert packages.parse_version("evselect (evselect-3.71) [xmmsas_20190531_1155-18.0.0]") == (18, 0, 0)
+    assert packages.parse_version("SAS release: 20.1.2") == (20, 1, 2)
+    assert packages.parse_version("heasoft-6.33.2") == (6, 33, 2)
+    assert packages.parse_version("ended: 2024-05-09T14:07:50.000") is None
+    monkeypatch.setenv("XCUBE_FAKE_SAS_VERSION", "xmmsas_20190531_1155-18.0.0")
+    packages._CACHE.clear()
+    assert packages.sas_version() == (18, 0, 0)
+
+
 def test_cleaning_expression(tmp_path):
     e = sas.cleaning_expression("pn", gti=tmp_path / "g.fits")
     assert e.startswith("#XMMEA_EP && (PATTERN <= 4 && FLAG == 0) && (PI in [200:15000]) && gti(")

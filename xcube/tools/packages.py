@@ -109,10 +109,19 @@ def package_of(tool: str) -> Package | None:
 _CACHE: dict[tuple, dict] = {}
 _LOCK = threading.Lock()
 _VERSION_LINE = re.compile(r"\d+\.\d+")
+# the SAS release as every SAS task and sasversion print it: xmmsas_<YYYYMMDD>_<HHMM>-<X.Y.Z>
+_SAS_RELEASE = re.compile(r"xmmsas_\d{8}_\d{4}-(\d+(?:\.\d+)+)")
+# sasversion's build information: "SAS release: xmmsas_..." or "SAS release: 21.0.0"
+_SAS_RELEASE_LINE = re.compile(r"SAS\s+release\s*:\s*v?(\d+(?:\.\d+)+)\b", re.IGNORECASE)
+# time stamps (sasversion's "started:"/"ended: 2024-05-09T14:07:50.000") and dates are not versions
+_TIME_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+                         r"|\b\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
 
 
 def _cached_output(key: tuple, argv: list[str], env: Mapping[str, str]) -> dict:
-    """Last line holding a version number printed by ``argv`` (once per key)."""
+    """The line holding the version printed by ``argv`` (once per key): the
+    ``SAS release:`` line if there is one, else the last line holding a version
+    number (time stamps do not count)."""
     with _LOCK:
         hit = _CACHE.get(key)
     if hit is not None:
@@ -121,9 +130,13 @@ def _cached_output(key: tuple, argv: list[str], env: Mapping[str, str]) -> dict:
     try:
         out = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=30,
                              stdin=subprocess.DEVNULL)
-        lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines() if _VERSION_LINE.search(ln)]
-        if lines:
-            res["version"] = lines[-1]
+        lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines()
+                 if _VERSION_LINE.search(_TIME_STAMP.sub(" ", ln))]
+        # sasversion prints its build information ("SAS release: xmmsas_...") between banner lines
+        # that end in time stamps: the release line is the one that says it
+        release = [ln for ln in lines if re.match(r"SAS\s+release\s*:", ln, re.IGNORECASE)]
+        if release or lines:
+            res["version"] = (release or lines)[-1]
     except (OSError, subprocess.SubprocessError) as exc:
         res["version_error"] = str(exc)
     with _LOCK:
@@ -155,7 +168,11 @@ def package_versions(pkg: Package | None, env: Mapping[str, str]) -> dict:
     exe = shutil.which(pkg.version_command[0], path=env.get("PATH")) if pkg.version_command else None
     if exe is None:
         return info
-    got = _cached_output((pkg.name, *_exe_key(exe), *_setup_of(pkg, env)), [exe, *pkg.version_command[1:]], env)
+    got = dict(_cached_output((pkg.name, *_exe_key(exe), *_setup_of(pkg, env)), [exe, *pkg.version_command[1:]],
+                              env))
+    m = _SAS_RELEASE.search(got.get("version", ""))
+    if m:  # "SAS release: xmmsas_20230412_1735-21.0.0" -> the release itself
+        got["version"] = m.group(0)
     return {**info, **got}
 
 
@@ -175,10 +192,17 @@ def tool_version(tool: str, env: Mapping[str, str]) -> str | None:
 
 def parse_version(text) -> tuple[int, ...] | None:
     """The release number in a version string: ``"xmmsas_20230412_1735-21.0.0"``
-    -> ``(21, 0, 0)``, ``"heasoft-6.33.2"`` -> ``(6, 33, 2)``; None if none."""
+    -> ``(21, 0, 0)`` (also inside ``sasversion``'s lines such as
+    ``"... [xmmsas_20230412_1735-21.0.0] ended: 2024-05-09T14:07:50.000"``, or
+    ``"SAS release: 21.0.0"``), ``"heasoft-6.33.2"`` -> ``(6, 33, 2)``; time
+    stamps are never read as versions; None if there is no version."""
     if not text:
         return None
-    found = re.findall(r"(?<![\d.])(\d+(?:\.\d+)+)(?![\d.])", str(text))
+    text = str(text)
+    m = _SAS_RELEASE.search(text) or _SAS_RELEASE_LINE.search(text)
+    if m:
+        return tuple(int(x) for x in m.group(1).split("."))
+    found = re.findall(r"(?<![\d.])(\d+(?:\.\d+)+)(?![\d.])", _TIME_STAMP.sub(" ", text))
     return tuple(int(x) for x in found[-1].split(".")) if found else None
 
 
