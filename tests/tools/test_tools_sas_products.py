@@ -34,6 +34,7 @@ def test_steps_run_in_order_and_report(done):
     assert [s for s, _ in done["steps"]] == ["events", "clean", "images", "spectra"]
     st = done["res"].status
     assert set(st["state"]) == {"done"}, st[st.state != "done"][["task", "message"]]
+    assert all(isinstance(n, str) for n in st["task"])  # names, not objects (status.csv, logs, Parquet)
     assert list(dict.fromkeys(st["stage"])) == ["events", "clean", "images", "spectra"]
     assert steps_to_run(["spectra"]) == ["events", "clean", "spectra"]
     with pytest.raises(ValueError, match="choose from events, clean, images, spectra"):
@@ -249,6 +250,12 @@ def test_new_task_builders_use_documented_names(tmp_path):
         req, opt = _fakelib.PARAMS[t.tool]
         assert set(k for k, v in t.params.items() if v is not None) <= req | opt, t.tool
         assert req <= set(t.params), t.tool
+    # the task name is the given name= or specgroup-<stem> (an inner helper once shadowed name=)
+    assert ts[-1].tool == "specgroup" and ts[-1].name == "specgroup-m2"
+    grp = sas_products.specgroup(tmp_path / "a.pha", tmp_path / "b_grp.pha", rmfset=tmp_path / "b.rmf")
+    assert grp.name == "specgroup-b_grp" and grp.params["rmfset"] == "b.rmf"
+    assert sas_products.specgroup(tmp_path / "a.pha", tmp_path / "b_grp.pha", name="mine").name == "mine"
+    assert all(isinstance(t.name, str) for t in tasks + ts + its)
     with pytest.raises(ValueError, match="RGS exposures"):
         sas_rgs.rgsproc(s, tmp_path / "ccf.cif", sas.Exposure("pn", "S001", True, "SCIENCE", ""), tmp_path, "events")
     with pytest.raises(ValueError, match="EPIC cameras"):

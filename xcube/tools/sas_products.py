@@ -227,14 +227,15 @@ def specgroup(spectrumset, groupedset, *, backgndset=None, rmfset=None, arfset=N
     out = Path(groupedset).resolve()
     files = {"backgndset": backgndset, "rmfset": rmfset, "arfset": arfset}
 
-    def name(v):
+    def _short(v):
         v = Path(v).resolve()
         return v.name if v.parent == out.parent else str(v)
 
     # spectrumset, groupedset, addfilenames, backgndset, rmfset, arfset, mincounts: specgroup parameters
     # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/specgroup/
     p = {"spectrumset": str(Path(spectrumset).resolve()), "groupedset": str(out), "addfilenames": True,
-         **{k: name(v) for k, v in files.items() if v is not None}, "mincounts": int(mincounts) if mincounts else None}
+         **{k: _short(v) for k, v in files.items() if v is not None},
+         "mincounts": int(mincounts) if mincounts else None}
     return Task("specgroup", p, inputs=[spectrumset, *[v for v in files.values() if v is not None]], outputs=[out],
                 workdir=out.parent, deps=deps, name=name or f"specgroup-{out.stem}", tags=tags or {"step": "group"})
 
