@@ -5,6 +5,7 @@ transient search's background and to cross-match survey sources.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ _RA_NAMES = ("ra", "raj2000", "_raj2000", "ra_j2000", "ra_deg", "radeg", "ra_icr
 _DEC_NAMES = ("dec", "dej2000", "_dej2000", "decj2000", "dec_j2000", "dec_deg", "decdeg", "dedeg", "de_icrs",
               "dec_icrs", "dec_obj", "declination")
 _FORMATS = (".fits", ".fit", ".fits.gz", ".fts", ".parquet", ".pq", ".csv", ".csv.gz", ".txt", ".tsv")
-_RADIUS_NAMES = ("radius_arcsec", "radius", "r_arcsec", "r", "extent_arcsec")
+_RADIUS_NAMES = ("radius_arcsec", "radius", "r_arcsec", "extent_arcsec")  # not "r": an SDSS magnitude
 _NAME_NAMES = ("name", "source_name", "srcname", "id", "source_id", "iauname", "main_id", "designation")
 
 
@@ -36,25 +37,71 @@ def _pick(columns, wanted, given, what, path, option):
                    f"rename it to {what.upper()}, or name it with {option}")
 
 
+_UNIT_SPELLINGS = {"deg": "deg", "degs": "deg", "degree": "deg", "degrees": "deg", "decimal degrees": "deg",
+                   "arcsec": "arcsec", "arcsecond": "arcsec", "arcseconds": "arcsec", "arcmin": "arcmin",
+                   "arcminute": "arcmin", "arcminutes": "arcmin", "rad": "rad", "radian": "rad", "radians": "rad",
+                   "h": "hourangle", "hr": "hourangle", "hour": "hourangle", "hours": "hourangle",
+                   "hourangle": "hourangle", "mas": "mas"}
+
+
+def _angle_unit(unit, path, col):
+    """The astropy unit of a column's unit text (None for none), with common
+    spellings (``degrees``, ``DEG``, ``Degree``, ``hours``...) normalised;
+    ``ValueError`` naming the column for a unit that is not an angle."""
+    from astropy import units as u
+
+    if unit is None or str(unit).strip() in ("", "None"):
+        return None
+    text = str(unit).strip()
+    try:
+        out = u.Unit(_UNIT_SPELLINGS.get(text.lower(), text))
+        out.to(u.deg)
+        return out
+    except (ValueError, TypeError, u.UnitsError) as exc:
+        raise ValueError(f"{path}: column {col!r} has unit {unit!r}, not an angle") from exc
+
+
+def _parses(text: str, unit) -> bool:
+    from astropy.coordinates import Angle
+
+    try:
+        Angle(text, unit=unit)
+        return True
+    except Exception:  # noqa: BLE001 - any failure: not an angle
+        return False
+
+
 def _to_degrees(values, unit, path, col, hours: bool):
+    """Angles [deg] of a column. Numbers, and text that is a plain decimal
+    number, are in the column's unit (degrees without one); other text is
+    parsed by astropy: sexagesimal RA (``10:00:24``) in hours unless the
+    column's unit says otherwise, and anything marked (``10h00m24s``,
+    ``150d06m``) as marked. Empty text is NaN."""
+    from astropy import units as u
+
+    unit = _angle_unit(unit, path, col)
     if values.dtype.kind in "OUS":
-        from astropy import units as u
         from astropy.coordinates import Angle
 
-        try:
-            return Angle(np.asarray(values, dtype=str), unit=u.hourangle if hours else u.deg).deg
-        except ValueError as exc:
-            raise ValueError(f"{path}: column {col!r} holds text that is not an angle ({exc}); "
-                             "give degrees or sexagesimal strings") from exc
+        text = pd.Series(values, dtype=object).map(
+            lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else
+            (v.decode() if isinstance(v, bytes) else str(v)).strip())
+        num = np.array(pd.to_numeric(text.where(text != ""), errors="coerce"), dtype=np.float64)
+        rest = np.flatnonzero(np.isnan(num) & (text != "").to_numpy())
+        if unit is not None:
+            num = (num * unit).to_value(u.deg)
+        if rest.size:
+            parse_unit = unit if unit is not None else (u.hourangle if hours else u.deg)
+            try:
+                num[rest] = Angle(text.to_numpy()[rest].astype(str), unit=parse_unit).deg
+            except (ValueError, u.UnitsError) as exc:
+                row = next((int(i) for i in rest if not _parses(text.iloc[i], parse_unit)), int(rest[0]))
+                raise ValueError(f"{path}: column {col!r} holds text that is not an angle: row {row}, "
+                                 f"{text.iloc[row]!r} ({exc}); give degrees or sexagesimal strings (RA in hours "
+                                 "unless marked as degrees, 150d06m00s)") from exc
+        return num
     v = np.asarray(values, dtype=np.float64)
-    if unit:
-        from astropy import units as u
-
-        try:
-            return (v * u.Unit(unit)).to_value(u.deg)
-        except (ValueError, u.UnitConversionError) as exc:
-            raise ValueError(f"{path}: column {col!r} has unit {unit!r}, not an angle") from exc
-    return v
+    return (v * unit).to_value(u.deg) if unit is not None else v
 
 
 def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = None,
@@ -63,11 +110,18 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
     extension), a pandas DataFrame or an astropy Table.
 
     RA/Dec columns are found by name (``ra``/``dec``, ``RAJ2000``/``DEJ2000``,
-    ``RA_ICRS``...; case-insensitive) unless given. Values are degrees, or
-    text in sexagesimal form (RA in hours), or FITS columns with angle units.
-    Returns the table with added float64 columns ``ra``, ``dec`` [deg],
-    ``radius_arcsec`` (from a radius column such as ``radius_arcsec``,
-    ``radius`` or ``r`` [arcsec], NaN without one) and a ``name`` column (the
+    ``RA_ICRS``...; case-insensitive) unless given. Values are numbers or
+    decimal text in degrees (or in the column's angle unit: FITS TUNIT or an
+    astropy Table's unit, with spellings such as ``degrees``, ``DEG``,
+    ``Degree`` understood), or sexagesimal text: RA in hours
+    (``10:00:24``, ``10h00m24s``) unless marked as degrees (``150d06m00s``)
+    or the column's unit says degrees. RA must lie in [0, 360] and Dec in
+    [-90, 90] (a ``ValueError`` names the file, the column and the first row
+    outside). Returns the table with added float64 columns ``ra``, ``dec``
+    [deg], ``radius_arcsec`` (from a radius column such as ``radius_arcsec``,
+    ``radius`` or ``r_arcsec``, converted by its unit, arcsec without one;
+    a bare ``r`` is an SDSS magnitude, not a radius: name it with
+    ``radius_col``; NaN without one) and a ``name`` column (the
     name column if found, else the row number). Rows with a missing or invalid
     position are an error naming the file, the count and the first row; an
     empty file (0 bytes, or a CSV without a header line) is a ``ValueError``
@@ -75,6 +129,9 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
     """
     units = {}
     if isinstance(catalogue, pd.DataFrame) or hasattr(catalogue, "to_pandas"):
+        if not isinstance(catalogue, pd.DataFrame) and hasattr(catalogue, "colnames"):  # an astropy Table
+            units = {c: (str(catalogue[c].unit) if getattr(catalogue[c], "unit", None) is not None else None)
+                     for c in catalogue.colnames}
         df = catalogue if isinstance(catalogue, pd.DataFrame) else catalogue.to_pandas()
         return _positions(df, "catalogue", units, ra_col, dec_col, name_col, radius_col)
     if not isinstance(catalogue, (str, Path)):
@@ -90,8 +147,11 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
         raise ValueError(f"{path}: " + empty.format("0 bytes"))
     if any(suffix.endswith(s) for s in (".fits", ".fit", ".fits.gz", ".fts")):
         from astropy.table import Table
+        from astropy.units import UnitsWarning
 
-        tab = Table.read(path)
+        with warnings.catch_warnings():  # unit spellings astropy does not know are read below
+            warnings.simplefilter("ignore", UnitsWarning)
+            tab = Table.read(path)
         units = {c: (str(tab[c].unit) if tab[c].unit is not None else None) for c in tab.colnames}
         df = tab[[c for c in tab.colnames if tab[c].ndim == 1]].to_pandas()
     elif suffix.endswith(".parquet") or suffix.endswith(".pq"):
@@ -113,13 +173,28 @@ def _positions(df, path, units, ra_col, dec_col, name_col, radius_col) -> pd.Dat
     nc = _pick(cols, _NAME_NAMES, name_col, "name", path, "name_col= (xcube survey and catalogue: --name-col)")
     ra = _to_degrees(df[rc].to_numpy(), units.get(rc), path, rc, hours=True)
     dec = _to_degrees(df[dc].to_numpy(), units.get(dc), path, dc, hours=False)
-    bad = ~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90)
+    bad = ~np.isfinite(ra) | ~np.isfinite(dec)
     if bad.any():
         raise ValueError(f"{path}: {int(bad.sum())} rows have missing or invalid {rc}/{dc} "
                          f"(first row {int(np.flatnonzero(bad)[0])}); remove them")
+    for vals, col, lo, hi, what in ((ra, rc, 0.0, 360.0, "RA"), (dec, dc, -90.0, 90.0, "Dec")):
+        out_of = (vals < lo) | (vals > hi)
+        if out_of.any():
+            i = int(np.flatnonzero(out_of)[0])
+            hint = (" (sexagesimal RA text is read as hours; mark degrees as 150d06m00s or give a unit)"
+                    if what == "RA" and df[col].dtype.kind in "OUS" else "")
+            raise ValueError(f"{path}: {int(out_of.sum())} rows have {what} (column {col!r}) outside "
+                             f"[{lo:g}, {hi:g}] deg: first row {i}, {str(df[col].iloc[i])!r} = {vals[i]:.6g} deg{hint}")
     out = df.copy()
     out["ra"], out["dec"] = ra, dec
     out["name"] = df[nc].astype(str).str.strip().to_numpy() if nc else np.arange(len(df)).astype(str)
     rad = _pick(cols, _RADIUS_NAMES, radius_col, "radius", path, "radius_col=")
-    out["radius_arcsec"] = np.asarray(df[rad], dtype=np.float64) if rad else np.full(len(df), np.nan)
+    if rad:
+        from astropy import units as u
+
+        runit = _angle_unit(units.get(rad), path, rad)
+        r = np.asarray(df[rad], dtype=np.float64)
+        out["radius_arcsec"] = (r * runit).to_value(u.arcsec) if runit is not None else r
+    else:
+        out["radius_arcsec"] = np.full(len(df), np.nan)
     return out
