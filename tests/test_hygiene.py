@@ -329,3 +329,26 @@ def test_real_mos2_hot_pixels_with_the_pixels_of_its_seven_ccds():
         + st["instrumental_events"]
     pi = ev.pi.values[gone]
     assert (pi >= 250).sum() == 11 and pi.max() == 13452
+
+
+def test_cluster_components_equal_scipy():
+    """The numpy connected components of the cluster rule equal scipy.sparse.csgraph's partition."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from xcube.hygiene.rules import _components
+
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n = int(rng.integers(2, 300))
+        edges = rng.integers(0, n, (int(rng.integers(1, 2 * n)), 2))
+        if trial % 3 == 0:  # one long chain in random order: the slowest case for label propagation
+            perm = rng.permutation(n)
+            edges = np.stack([perm[:-1], perm[1:]], 1)
+        mine = _components(edges, n)
+        _, ref = connected_components(coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n)),
+                                      directed=False)
+        assert len(set(zip(mine.tolist(), ref.tolist()))) == len(set(mine.tolist())) == len(set(ref.tolist()))
+        smallest = np.full(n, n)
+        np.minimum.at(smallest, mine, np.arange(n))
+        assert np.all(smallest[mine] == mine)  # each label is the smallest node of its component

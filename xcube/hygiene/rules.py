@@ -384,17 +384,13 @@ def clusters(t, pid, links, counts, shape, frame_time: float, min_events: int, r
     ``min_events`` events still kept (``pid``: the events' pixel ids from
     :func:`scan`). Returns ``(clusters, events)`` dropped."""
     from scipy import special
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     ok = out[links[:, 0]] & out[links[:, 1]]
     links = links[ok]
     if links.size == 0:
         return 0, 0
     members, inv = np.unique(links, return_inverse=True)
-    inv = inv.reshape(-1, 2)
-    graph = coo_matrix((np.ones(len(inv)), (inv[:, 0], inv[:, 1])), shape=(members.size, members.size))
-    _, label = connected_components(graph, directed=False)
+    label = _components(inv.reshape(-1, 2), members.size)  # per member: its cluster's first member
     size = np.bincount(label)
     big = np.flatnonzero(size >= min_events)
     if big.size == 0:
@@ -411,6 +407,28 @@ def clusters(t, pid, links, counts, shape, frame_time: float, min_events: int, r
     hit = members[np.isin(label, big[yes])]
     out[hit] = False
     return int(yes.sum()), int(hit.size)
+
+
+def _components(edges, n: int) -> np.ndarray:
+    """Connected components of an undirected graph of ``n`` nodes given as
+    ``(m, 2)`` index pairs: each node's label is the smallest node of its
+    component. Min-label hooking with pointer jumping, in numpy: the few
+    small clusters of a block need a handful of rounds, and the search does
+    not pay the 30-60 ms import of ``scipy.sparse.csgraph`` at its first
+    call (labels only fall, so it ends; at the end both ends of every edge
+    share one label)."""
+    label = np.arange(n)
+    a, b = edges[:, 0], edges[:, 1]
+    while True:
+        la, lb = label[a], label[b]
+        low = np.minimum(la, lb)
+        new = label.copy()
+        for idx in (a, b, la, lb):  # the nodes and their current roots take the smaller label
+            np.minimum.at(new, idx, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            return label
+        label = new
 
 
 def _box_sum(counts, p, shape, r) -> float:
