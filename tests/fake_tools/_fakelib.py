@@ -12,11 +12,13 @@ Every executable in this directory is a 3-line script calling
   ``PFILES``, then re-reads it before working: a concurrent run sharing the
   same PFILES directory changes it under our feet and the run fails, which is
   what happens with real tools;
-- writes realistic FITS products (event lists with EVENTS + GTI extensions and
+- writes realistic FITS products (gzip-compressed when the name ends in
+  ``.gz``, as CFITSIO does) (event lists with EVENTS + GTI extensions and
   the usual headers, GTI files, light curves, spectra, responses);
 - can be told through the environment to misbehave:
   ``XCUBE_FAKE_FAIL``, ``XCUBE_FAKE_HANG``, ``XCUBE_FAKE_GARBAGE``,
-  ``XCUBE_FAKE_CRASH`` (write the outputs, cut them in half, exit 1) (comma
+  ``XCUBE_FAKE_CRASH`` (write the outputs, cut them in half, exit 1),
+  ``XCUBE_FAKE_TRUNCATE`` (write the outputs, cut them in half, exit 0) (comma
   separated tool names, or ``*``), ``XCUBE_FAKE_SLEEP`` (seconds),
   ``XCUBE_FAKE_SETSID`` (the child a hanging tool starts leaves its session),
   ``XCUBE_FAKE_LOG_BYTES`` (print about that many bytes of log lines first),
@@ -231,6 +233,15 @@ def main(tool: str) -> int:
         if par is not None:
             _check_par(tool, par, params, args)
         outputs = IMPL[tool](params, args) or []
+        for o in outputs:  # CFITSIO writes a gzip-compressed file when the name ends in .gz
+            if str(o).endswith(".gz") and Path(o).read_bytes()[:2] != b"\x1f\x8b":
+                import gzip
+
+                Path(o).write_bytes(gzip.compress(Path(o).read_bytes()))
+        if _flagged("XCUBE_FAKE_TRUNCATE", tool):
+            for o in outputs:
+                data = Path(o).read_bytes()
+                Path(o).write_bytes(data[: len(data) // 2])
         if _flagged("XCUBE_FAKE_GARBAGE", tool):
             for o in outputs:
                 Path(o).write_bytes(b"this is not FITS " * 50)

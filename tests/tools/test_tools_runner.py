@@ -197,6 +197,35 @@ def test_truncated_fits_is_detected(fake_tools, tmp_path):
         check_fits(f)
 
 
+def test_truncated_gzip_fits_is_detected(fake_tools, tmp_path):
+    import gzip
+
+    f = Path(_events(fake_tools, tmp_path / "ev.fits", n=50000))
+    data = f.read_bytes()
+    good = tmp_path / "good.fits.gz"
+    good.write_bytes(gzip.compress(data))
+    check_fits(good)
+    cut = tmp_path / "cut.fits.gz"  # a cut gzip stream: its headers still parse
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(OSError, match="cut.fits.gz: corrupt compressed FITS"):
+        check_fits(cut)
+    short = tmp_path / "short.fits.gz"  # a whole gzip stream of a truncated FITS file
+    short.write_bytes(gzip.compress(data[: len(data) - 4000]))
+    with pytest.raises(OSError, match=r"short\.fits\.gz: (HDU .* is truncated|corrupt FITS file)"):
+        check_fits(short)
+
+
+def test_truncated_gzip_output_of_a_tool_that_exits_0_is_an_output_error(fake_tools, tmp_path, monkeypatch):
+    t = _select(fake_tools, tmp_path, out="sel.fits.gz")
+    assert run(t).state == "done"  # the fake compresses a .gz output, as CFITSIO does
+    check_fits(tmp_path / "sel.fits.gz")
+    good = (tmp_path / "sel.fits.gz").read_bytes()
+    monkeypatch.setenv("XCUBE_FAKE_TRUNCATE", "ftselect")  # half the file, exit 0
+    with pytest.raises(OutputError, match=r"sel\.fits\.gz is not a valid FITS file"):
+        run(t, overwrite=True)
+    assert (tmp_path / "sel.fits.gz").read_bytes() == good  # the earlier product is kept
+
+
 def test_missing_output_is_detected(fake_tools, tmp_path):
     t = _select(fake_tools, tmp_path)
     t.outputs = [tmp_path / "other_name.fits"]
