@@ -17,13 +17,22 @@ medians ``M[t, q]`` (the median of the per-CCD counts of the quadrant's CCDs):
   found above), and the last frame never marks the first (EXOD's ``np.roll``
   wraps around; xcube does not).
 
-MOS (no quadrant map): only empty frames are bad. With several event lists
+Only the CCDs the camera's mode reads out count (:func:`readout_ccds`, from
+the events' SUBMODE): pn Full Frame, Extended Full Frame and Large Window
+read all 12 CCDs (Large Window half of each), Small Window reads a window of
+CCD 4 alone, so that its quadrant is the only one and the quadrant rule
+reduces to empty frames (all four quadrants can never be active there).
+
+MOS (no quadrant map): only empty frames are bad (its partial windows read
+part of the central CCD while the outer CCDs stay in full frame; no rule
+counts CCDs). With several event lists
 (cameras) the empty rule applies to their merged counts (what the search's
 cube holds), and the pn quadrant rule to each pn camera; a frame is bad when
 either says so.
 """
 from __future__ import annotations
 
+import fnmatch
 import logging
 
 import numpy as np
@@ -37,6 +46,8 @@ from ..scheduler import compute
 __all__ = [
     "PN_MIN_COUNTS",
     "PN_MAX_RATIO",
+    "READOUT_CCDS",
+    "readout_ccds",
     "empty_frames",
     "quadrant_counts",
     "partial_ccd_frames",
@@ -54,6 +65,37 @@ log = logging.getLogger("xcube.transients")
 PN_MIN_COUNTS = 10
 #: quadrant median rates "differ" when max > PN_MAX_RATIO x min
 PN_MAX_RATIO = 3.0
+
+#: CCDs read out per mode, for profiles with a quadrant map: profile name ->
+#: ``(SUBMODE pattern, CCDs or None for all)`` (``fnmatch``, case-insensitive,
+#: first match wins). XMM-Newton Users Handbook 3.3.2 and SAS User Guide
+#: 4.1.3: pn Full Frame, Extended Full Frame and Large Window read all 12 CCDs
+#: (Large Window half of each); Small Window reads part of CCD 4 only.
+READOUT_CCDS = {
+    "xmm-pn": (("*SMALLWINDOW*", (4,)), ("SMALL*", (4,)), ("*FULLWINDOW*", None), ("FULL*", None),
+               ("EXTENDED*", None), ("*LARGEWINDOW*", None), ("LARGE*", None), ("IMAGING", None)),
+}
+
+
+def readout_ccds(profile, submode=None, source: str = "") -> tuple[int, ...]:
+    """The CCDs of ``profile``'s quadrant map that the mode ``submode`` (the
+    events' SUBMODE, attr ``submode``) reads out, sorted: all of them for a
+    full-frame mode (or no SUBMODE, or a profile without a
+    :data:`READOUT_CCDS` entry), ``(4,)`` for pn Small Window. ``ValueError``
+    naming ``source`` and the mode when the profile lists its modes and
+    ``submode`` is none of them (the frame rule would not know which
+    quadrants can be active). ``()`` for a profile without a quadrant map."""
+    ccds = tuple(sorted(profile.quadrants)) if profile.quadrants else ()
+    modes = READOUT_CCDS.get(profile.name)
+    mode = str(submode or "").strip()
+    if not ccds or not modes or not mode:
+        return ccds
+    for pattern, read in modes:
+        if fnmatch.fnmatchcase(mode.upper(), pattern.upper()):
+            return ccds if read is None else tuple(c for c in ccds if c in read)
+    raise ValueError(f"{source or '<events>'}: {profile.instrument} mode SUBMODE={mode!r} is unknown to the "
+                     "partial-CCD frame rule (it cannot tell which CCDs the mode reads out); known modes: "
+                     f"{', '.join(p for p, _ in modes)}")
 
 
 def empty_frames(counts) -> np.ndarray:
@@ -187,7 +229,8 @@ def bad_frames(events, edges=None, bti=None) -> np.ndarray:
             lazy.append(ccd_frame_counts(ev, e).data if width else bin_events(ev, time=e).data)
     counts = compute(*lazy)
     return bad_frames_from_counts(counts, [profile_of(ev) for ev in evs], bti,
-                                  names=[ev.attrs.get("source", "") for ev in evs])
+                                  names=[ev.attrs.get("source", "") for ev in evs],
+                                  modes=[ev.attrs.get("submode") for ev in evs])
 
 
 def _compact_bad_frames(cube: CompactCube, bti) -> np.ndarray:
@@ -200,16 +243,24 @@ def _compact_bad_frames(cube: CompactCube, bti) -> np.ndarray:
             c = np.zeros_like(c)
         counts.append(c)
         profiles.append(get_profile(cam["profile"]))
-    return bad_frames_from_counts(counts, profiles, bti, names=[cam["source"] for cam in cube.cameras])
+    # the cameras' modes: the search's cubes carry them (grid.search_cubes);
+    # a one-camera cube has its camera's attrs
+    modes = [cam.get("submode", cube.attrs.get("submode") if len(cube.cameras) == 1 else None)
+             for cam in cube.cameras]
+    return bad_frames_from_counts(counts, profiles, bti, names=[cam["source"] for cam in cube.cameras],
+                                  modes=modes)
 
 
-def bad_frames_from_counts(counts, profiles, bti=None, names=None) -> np.ndarray:
+def bad_frames_from_counts(counts, profiles, bti=None, names=None, modes=None) -> np.ndarray:
     """The rule of :func:`bad_frames` on ready counts (no pass over events).
 
     ``counts``: per camera, its frame counts: (n, n_ccd) per CCD in the order
     of ``sorted(profile.quadrants)`` for a camera whose profile has a quadrant
     map (pn), else (n,); zeros for a camera without good time in the frames.
-    ``profiles``: the cameras' mission profiles. Returns bool (n,). Eager, numpy.
+    ``profiles``: the cameras' mission profiles. ``modes``: per camera its
+    SUBMODE (default: full frame): the quadrant rule counts only the CCDs the
+    mode reads out (:func:`readout_ccds`; pn Small Window: CCD 4, one
+    quadrant). Returns bool (n,). Eager, numpy.
     """
     n = np.asarray(counts[0]).shape[0]
     # empty frames: of the merged data (a frame of 5 s may hold no MOS event
@@ -218,10 +269,14 @@ def bad_frames_from_counts(counts, profiles, bti=None, names=None) -> np.ndarray
     bad = total == 0
     for i, (prof, c) in enumerate(zip(profiles, counts)):
         if prof.quadrants:
+            name = (names[i] if names else "") or prof.name
             ccds = sorted(prof.quadrants)
-            b = pn_bad_frames(c, [prof.quadrants[k] for k in ccds], bti,
-                              n_quadrants=len(set(prof.quadrants.values())))
-            log.info("%s: %d of %d frames bad", (names[i] if names else "") or prof.name, int(b.sum()), b.size)
+            read = readout_ccds(prof, modes[i] if modes else None, name)
+            cols = [k for k, ccd in enumerate(ccds) if ccd in read]
+            quads = sorted({prof.quadrants[ccds[k]] for k in cols})  # the quadrants the mode reads
+            b = pn_bad_frames(np.asarray(c)[:, cols], [quads.index(prof.quadrants[ccds[k]]) for k in cols], bti,
+                              n_quadrants=len(quads))
+            log.info("%s: %d of %d frames bad", name, int(b.sum()), b.size)
             bad |= b
     return bad
 

@@ -34,6 +34,7 @@ from ..select import EventFilter
 from ..skycoords import has_wcs
 from ..times import check_same_reference
 from . import bti
+from .frames import readout_ccds
 
 __all__ = ["check_cameras", "search_run", "sky_axes", "events_extent", "search_cubes", "exposure_subsets",
            "shifted_axis", "SUBSET_OVERLAP", "FRAME_BYTES", "PIXEL_BYTES"]
@@ -51,8 +52,9 @@ SUBSET_OVERLAP = 0.5
 def check_cameras(events) -> list[xr.Dataset]:
     """The cameras of one observation as a list (from one EventList, a list
     of them or a DataTree of one observation), checked: one observation,
-    an imaging mode the mission profile supports, a sky WCS, one time
-    reference (MJDREF, TIMESYS). Raises
+    an imaging mode the mission profile supports (and, for pn, whose read-out
+    CCDs the bad-frame rule knows: :func:`.frames.readout_ccds`), a sky WCS,
+    one time reference (MJDREF, TIMESYS). Raises
     ``ValueError`` naming the file otherwise. Eager, cheap."""
     if isinstance(events, xr.DataTree):  # one observation's cameras (open_events([pn, mos1, mos2]))
         evs = list(event_nodes(events).values())
@@ -79,6 +81,7 @@ def check_cameras(events) -> list[xr.Dataset]:
         if not has_wcs(e):
             why = f" ({e.attrs['wcs_problem']})" if e.attrs.get("wcs_problem") else ""
             raise ValueError(f"{src}: no sky X/Y columns with a WCS{why}; the transient search needs imaging data")
+        readout_ccds(prof, e.attrs.get("submode"), src)  # the bad-frame rule must know the CCDs read out
     check_same_reference(evs, "search_transients")
     check_distinct(evs, "search_transients")
     return evs
@@ -196,7 +199,8 @@ def search_cubes(events, runs, size_arcsec: float, screening: bool = True, hygie
     index is in ``shifted`` get that grid shifted by half a cell in x and y
     (:func:`shifted_axis`). When selected events fall outside the grid (or
     the range is unknown) the pass is made again on a grid over the events'
-    extent. Eager."""
+    extent. Each cube's ``cameras`` also carry their ``datamode`` and
+    ``submode`` (the bad-frame rule counts the CCDs the mode reads out). Eager."""
     common = gtimod.intersection(*[gtimod.from_dataset(e) for e in events])
     filters = [EventFilter.for_events(e, screening=screening, hygiene=hygiene, gti=common) for e in events]
     monitor = [bti.monitor_filter(e, screening=screening) for e in events]
@@ -204,9 +208,18 @@ def search_cubes(events, runs, size_arcsec: float, screening: bool = True, hygie
     if axes is not None:
         cubes = compact_cubes(events, _with_sky(runs, axes, shifted), *axes, filters=filters, monitor=monitor)
         if not any(c.n_outside for k, c in enumerate(cubes) if k not in shifted):
-            return cubes
+            return _with_modes(cubes, events)
     axes = sky_axes(events, size_arcsec, extent=events_extent(events))
-    return compact_cubes(events, _with_sky(runs, axes, shifted), *axes, filters=filters, monitor=monitor)
+    return _with_modes(compact_cubes(events, _with_sky(runs, axes, shifted), *axes, filters=filters,
+                                     monitor=monitor), events)
+
+
+def _with_modes(cubes, events):
+    """``cubes`` whose ``cameras`` also name each camera's DATAMODE/SUBMODE."""
+    for c in cubes:
+        c.cameras = tuple({**cam, "datamode": ev.attrs.get("datamode"), "submode": ev.attrs.get("submode")}
+                          for cam, ev in zip(c.cameras, events))
+    return cubes
 
 
 def _with_sky(runs, axes, shifted):
