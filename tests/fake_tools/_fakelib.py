@@ -21,6 +21,8 @@ Every executable in this directory is a 3-line script calling
   ``XCUBE_FAKE_TRUNCATE`` (write the outputs, cut them in half, exit 0) (comma
   separated tool names, or ``*``), ``XCUBE_FAKE_SLEEP`` (seconds),
   ``XCUBE_FAKE_SETSID`` (the child a hanging tool starts leaves its session),
+  ``XCUBE_FAKE_DAEMON`` (tool names: start a child in a session of its own
+  that sleeps an hour, then work and exit normally),
   ``XCUBE_FAKE_LOG_BYTES`` (print about that many bytes of log lines first),
   ``XCUBE_FAKE_SAS_VERSION`` (the release ``sasversion`` and ``-v`` report);
 - appends one JSON line per call to ``$XCUBE_FAKE_CALL_LOG`` when set.
@@ -226,6 +228,13 @@ def main(tool: str) -> int:
                     fh.write(f"{os.getpid()} {child.pid}\n")
             print(f"{tool}: hanging (XCUBE_FAKE_HANG)", flush=True)
             time.sleep(3600)
+        if _flagged("XCUBE_FAKE_DAEMON", tool):  # leave a process behind in a session of its own, go on
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"], start_new_session=True,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pidfile = os.environ.get("XCUBE_FAKE_CHILD_PIDS")
+            if pidfile:
+                with open(pidfile, "a") as fh:
+                    fh.write(f"{os.getpid()} {child.pid}\n")
         par = _write_par(tool, params, args)
         delay = float(os.environ.get("XCUBE_FAKE_SLEEP", "0") or 0)
         if delay:

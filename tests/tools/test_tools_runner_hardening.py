@@ -254,3 +254,24 @@ def test_setsid_grandchild_is_killed_on_timeout(fake_tools, tmp_path, monkeypatc
         time.sleep(0.05)
     assert not _alive(leader) and not _alive(child)
     assert "1 process(es) that had left its process group" in err.value.log.read_text()
+
+
+def test_process_left_behind_by_a_tool_that_exits_0_is_stopped(fake_tools, tmp_path, monkeypatch):
+    # "nothing it started may outlive it": a child in a session of its own (setsid, daemons) is found by
+    # the run's token and stopped also when the tool succeeded
+    pids = tmp_path / "pids.txt"
+    monkeypatch.setenv("XCUBE_FAKE_DAEMON", "ftselect")
+    monkeypatch.setenv("XCUBE_FAKE_CHILD_PIDS", str(pids))
+    src = _events(fake_tools, tmp_path / "in.fits")
+    res = run(_select(src, tmp_path / "o.fits", workdir=tmp_path))
+    assert res.state == "done"
+    leader, child = (int(x) for x in pids.read_text().split())
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _alive(child):
+            time.sleep(0.05)
+        assert not _alive(child)
+        assert "stopped 1 process(es) it left behind" in res.log.read_text()
+    finally:
+        if _alive(child):
+            os.kill(child, 9)

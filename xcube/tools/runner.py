@@ -31,7 +31,8 @@ it and returns a :class:`TaskResult`:
   A failed run therefore never destroys an input or an earlier good product
   (:mod:`xcube.tools.staging`);
 - the timeout kills the tool, its process group and every process it started
-  that left the group (:mod:`xcube.tools.procs`);
+  that left the group (:mod:`xcube.tools.procs`); after the tool exits (also
+  with exit code 0) whatever it left running is stopped the same way;
 - declared outputs must exist afterwards and be valid, complete FITS files;
 - a task whose outputs exist with the same parameter hash and the same input
   checksums is skipped without calling the tool (``overwrite=True`` forces a
@@ -65,7 +66,7 @@ from ..io.paths import inside, safe_component
 from .files import check_fits, fingerprint
 from .logs import parse_log, scan_log, tail
 from .packages import PACKAGES, Package, package_of, package_versions, tool_version
-from .procs import TOKEN_VARIABLE, group_alive, kill_tree, new_token
+from .procs import TOKEN_VARIABLE, group_alive, kill_tree, marked_processes, new_token
 from .provenance import (
     append_mod,
     clear_mods,
@@ -592,8 +593,13 @@ def _execute(job: _Job, exe: str, actual: list[str], env: dict, log_path: Path, 
         except BaseException:
             kill_tree(proc, token)
             raise
-        if rc != 0 or group_alive(proc.pid):
-            kill_tree(proc, token, grace=1.0, scan=rc != 0)  # nothing it started may outlive it
+        # nothing it started may outlive it, whatever its exit code: also a process that left its
+        # group and session (setsid, daemons) is found by the run's token (~10-50 ms per run)
+        left = marked_processes(token)
+        if rc != 0 or left or group_alive(proc.pid):
+            kill_tree(proc, token, grace=1.0)
+        if left:
+            fh.write(f"\n#xcube stopped {len(left)} process(es) it left behind: {left}\n")
         duration = time.monotonic() - t0
         fh.write(f"\n#xcube exit code {rc} after {duration:.2f} s\n")
     return rc, duration, started
