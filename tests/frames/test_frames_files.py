@@ -190,3 +190,26 @@ def test_scan_errors(tmp_path):
         scan_frames(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such file or directory"):
         scan_frames(tmp_path / "nope")
+
+
+def test_fpacked_primary_image_is_used(tmp_path):
+    """fpack of a primary image writes ZSIMPLE, so the decompressed header starts with SIMPLE; the layout check
+    looked at that header and called every such ``.fz`` frame damaged."""
+    from astropy.io import fits
+
+    data = (np.arange(40 * 50, dtype=np.uint16) % 4000 + 1000).reshape(40, 50)
+    prim = fits.PrimaryHDU(data)
+    for key, value in {"OBJECT": "X", "FILTER": "R", "EXPTIME": 10.0, "DATE-OBS": "2024-06-06T14:00:00"}.items():
+        prim.header[key] = value
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=prim.header)]).writeto(
+        tmp_path / "X-0001R.fits.fz")
+    with fits.open(tmp_path / "X-0001R.fits.fz", disable_image_compression=True) as raw:
+        assert raw[1].header["ZSIMPLE"] is True
+    t = scan_frames(tmp_path)
+    assert t["problem"].tolist() == [""] and t["hdu"].tolist() == [1]
+    img = open_frames(tmp_path)["X/R"]["image"]
+    np.testing.assert_array_equal(img.values[0], data.astype(np.float32))
+    # a damaged such file is still refused
+    with open(tmp_path / "X-0001R.fits.fz", "ab") as fh:
+        fh.write(b" " * 2880)
+    assert scan_frames(tmp_path)["problem"][0] != ""

@@ -101,12 +101,32 @@ def check_layout(hdul: fits.HDUList, size: int, path) -> None:
             return
         if prev is not None and info["hdrLoc"] > end:
             raise OSError(_gap_message(path, prev, info["hdrLoc"] - end, f"before the {hdu.name} extension"))
-        if prev is not None and next(iter(hdu.header), None) != "XTENSION":
+        if prev is not None and _first_keyword(hdu, info) != "XTENSION":
             # astropy read the orphan bytes as a header and looked further for the next one
             raise OSError(_gap_message(path, prev, info["datLoc"] - end, "where the next extension should begin"))
         end, prev = info["datLoc"] + info["datSpan"], hdu
     if prev is not None and size > end:
         raise OSError(_gap_message(path, prev, size - end, "at the end of the file"))
+
+
+def _first_keyword(hdu, info) -> str | None:
+    """The first keyword of an HDU's header as stored in the file. A
+    compressed image (CompImageHDU) shows its decompressed image header,
+    which starts with SIMPLE when the tile-compressed image came from a
+    primary HDU (fpack writes ZSIMPLE); its stored header is the binary
+    table's, so the first card is read from the file there."""
+    if not isinstance(hdu, fits.CompImageHDU):
+        return next(iter(hdu.header), None)
+    fh = info["file"]
+    pos = fh.tell()
+    try:
+        fh.seek(info["hdrLoc"])
+        card = fh.read(8)
+    finally:
+        fh.seek(pos)
+    if isinstance(card, bytes):
+        card = card.decode("ascii", "replace")
+    return str(card).strip() or None
 
 
 def _gap_message(path, hdu, n: int, where: str) -> str:
