@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xcube.tools import Task, ToolError, ToolTimeout, provenance, run
+from xcube.tools import Glob, Task, ToolError, ToolTimeout, provenance, run
 from xcube.tools.provenance import read_mods, record_path
 
 
@@ -112,6 +112,39 @@ def test_output_the_tool_names_itself_survives_a_failed_rerun(fake_tools, tmp_pa
     with pytest.raises(ToolError):
         run(task)
     assert (tmp_path / "gti.ds").read_bytes() == good and _leftovers(tmp_path) == []
+
+
+def test_failed_run_keeps_every_earlier_match_of_a_glob_output(fake_tools, tmp_path, monkeypatch):
+    """A Glob output with several earlier matches (pcaprepobsid's FP_*.xfl in a reused directory): a failed
+    or timed-out run deletes only what it made and puts every earlier file back."""
+    lc = tmp_path / "lc.fits"
+    fake_tools.lib.write_lightcurve(lc, np.arange(0.5, 100), np.r_[np.ones(50), 5 * np.ones(50)], np.ones(100),
+                                    {"TELESCOP": "XMM"}, timedel=1.0)
+    (tmp_path / "gti_a.ds").write_bytes(b"earlier product a")
+    (tmp_path / "gti_b.ds").write_bytes(b"earlier product b")
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("gti*.ds")}
+    task = Task("tabgtigen", {"table": lc, "expression": "RATE < 2"}, inputs=[lc], outputs=[Glob("gti*.ds")],
+                workdir=tmp_path)
+    for var, val, err in (("XCUBE_FAKE_CRASH", "tabgtigen", ToolError), ("XCUBE_FAKE_FAIL", "tabgtigen", ToolError),
+                          ("XCUBE_FAKE_HANG", "tabgtigen", ToolTimeout)):
+        monkeypatch.setenv(var, val)
+        with pytest.raises(err):
+            run(task, timeout=3)
+        monkeypatch.delenv(var)
+        assert {p.name: p.read_bytes() for p in tmp_path.glob("gti*.ds")} == before, var
+        assert _leftovers(tmp_path) == []
+    # one earlier match: the same
+    (tmp_path / "gti_b.ds").unlink()
+    monkeypatch.setenv("XCUBE_FAKE_CRASH", "tabgtigen")
+    with pytest.raises(ToolError):
+        run(task)
+    monkeypatch.delenv("XCUBE_FAKE_CRASH")
+    assert [p.name for p in tmp_path.glob("gti*.ds")] == ["gti_a.ds"] and _leftovers(tmp_path) == []
+    # a successful run replaces the earlier match by its own product
+    res = run(task)
+    assert res.state == "done" and res.outputs == [tmp_path / "gti.ds"]
+    assert [p.name for p in tmp_path.glob("gti*.ds")] == ["gti.ds"] and _leftovers(tmp_path) == []
+    assert run(task).state == "skipped"
 
 
 # -- where files go ----------------------------------------------------------------------------

@@ -7,15 +7,17 @@ usual relative outputs); when that output is also an input (a tool working
 in place) the file is first copied to the temporary name. An output the tool
 names itself (a fixed name in its working directory, a pattern) is moved
 aside to ``.<name>.keep-<hex>`` before the run (copied, if the tool also
-reads it).
+reads it); for a pattern, every file matching it is moved aside, so what
+matches it after the run is what this run made.
 
 After the run, :meth:`Staging.commit` checks every output where the tool
 wrote it (exists; FITS outputs complete; text outputs not empty) and only
 then moves the temporary files onto their final names and drops the kept
-copies. :meth:`Staging.abort` (any failure: non-zero exit, timeout, bad
-output, interruption) removes what the run wrote and puts the kept files
-back, so an in-place tool keeps its input and an earlier good product
-survives a failed re-run.
+copies (the files that matched an output pattern before are replaced by the
+one this run made). :meth:`Staging.abort` (any failure: non-zero exit,
+timeout, bad output, interruption) removes what the run wrote and puts the
+kept files back, so an in-place tool keeps its input and earlier good
+products survive a failed re-run.
 """
 from __future__ import annotations
 
@@ -107,9 +109,12 @@ class Staging:
             elif final.exists():
                 self._keep(final)
         for pattern in self.patterns:
-            hit = pattern.resolve(required=False)
-            if hit is not None:
-                self._keep(Path(hit))
+            # every earlier match goes aside (not only a single one): after the run the files matching
+            # the pattern are this run's, and a failed run deletes those and puts these back
+            for hit in _all_hits(pattern):
+                path = Path(hit)
+                if path not in self.kept and path not in self.temp and path.is_file():
+                    self._keep(path)
         for made in self.rename:
             Path(made).unlink(missing_ok=True)  # a leftover of an earlier run is not this run's product
         params = {k: substitute(v, self.workdir, self.temp) for k, v in self.params.items()}
@@ -153,21 +158,29 @@ class Staging:
         return finals
 
     def abort(self) -> None:
-        """Remove what the run wrote and restore the kept files (never raises)."""
-        try:
-            for tmp in self.temp.values():
-                tmp.unlink(missing_ok=True)
-            made = [f for f in self._finals() if f not in self.temp]
-            made += [Path(h) for p in self.patterns for h in _all_hits(p)]
-            made += [Path(src) for src in self.rename]
-            for f in made:
-                if f.exists() and f not in self.kept.values():
+        """Remove what the run wrote and restore the kept files (never raises).
+        Files matching an output pattern are this run's (every earlier match
+        was moved aside by :meth:`begin`), so only they are deleted."""
+        made = list(self.temp.values()) + [f for f in self._finals() if f not in self.temp]
+        made += [Path(src) for src in self.rename]
+        for p in self.patterns:
+            try:
+                made += [Path(h) for h in _all_hits(p)]
+            except OSError as exc:  # pragma: no cover - report, do not mask the original error
+                log.warning("could not list the files of %s of a failed run: %s", p, exc)
+        kept_copies = set(self.kept.values())
+        for f in made:  # one at a time: a file that cannot go must not stop the restore
+            try:
+                if f not in kept_copies and (f.is_file() or f.is_symlink()):
                     f.unlink()
-            for final, kept in self.kept.items():
+            except OSError as exc:  # pragma: no cover - report, do not mask the original error
+                log.warning("could not remove %s of a failed run: %s", f, exc)
+        for final, kept in self.kept.items():
+            try:
                 if kept.exists():
                     os.replace(kept, final)
-        except OSError as exc:  # pragma: no cover - report, do not mask the original error
-            log.warning("could not restore the files of a failed run: %s", exc)
+            except OSError as exc:  # pragma: no cover - report, do not mask the original error
+                log.warning("could not restore %s after a failed run (kept as %s): %s", final, kept, exc)
         self.temp, self.kept = {}, {}
 
 
