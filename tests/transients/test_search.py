@@ -159,6 +159,34 @@ def test_empty_results_with_reason(make_event_file):
     assert [r.run_id.split("_")[1] for r in res] == ["0", "1"] and all(r.summary["reason"] == "" for r in res)
 
 
+def test_runs_without_kept_frames_say_why(make_event_file, caplog):
+    """A run whose every frame is dropped (a band without events, the pn
+    quadrant rule, gti_only on a flare) returned reason "" and logged nothing."""
+    ev = xcube.open_events(make_event_file(n=2_000, duration=2_000.0, name="plain.fits"))
+    with caplog.at_level("WARNING", logger="xcube.transients"):
+        res = xcube.search_transients(ev, time_bin=100.0, energy_band=(12.0, 13.0), hygiene=False)
+    why = res.summary["reason"]
+    assert res.summary["exposure"] == 0.0 and len(res.detections) == 0
+    assert "no events in the band 12-13 keV in" in why and "plain.fits" in why and "empty-frame rule" in why
+    assert why in caplog.text
+    # pn events on CCD 4 alone declared full frame: every frame is bad by the quadrant rule
+    rng = np.random.default_rng(1)
+    pn = xcube.open_events(make_event_file(n=4_000, duration=2_000.0, name="pn_ff.fits", header={"INSTRUME": "EPN"},
+                                           columns={"CCDNR": np.full(4_000, 4, np.uint8),
+                                                    "PATTERN": rng.integers(0, 5, 4_000).astype(np.uint8)}))
+    why = xcube.search_transients(pn, time_bin=100.0, hygiene=False).summary["reason"]
+    assert "all 20 frames of" in why and "are bad: 20 by the pn partial-CCD rule of" in why
+    assert "pn_ff.fits" in why
+    # a flare in every frame with gti_only=True: every frame is a dropped BTI frame
+    hot = xcube.open_events(make_event_file(n=10_000, duration=2_000.0, name="flaring.fits"))
+    res = xcube.search_transients(hot, time_bin=100.0, gti_only=True, hygiene=False)
+    assert res.summary["n_bti_frames"] == 20
+    assert "all 20 frames of" in res.summary["reason"] and "gti_only=True" in res.summary["reason"]
+    assert "flaring.fits" in res.summary["reason"]
+    # a run with frames left says nothing
+    assert xcube.search_transients(hot, time_bin=100.0, hygiene=False).summary["reason"] == ""
+
+
 def test_timing_mode_refused(make_event_file):
     path = make_event_file(n=200, header={"INSTRUME": "EPN", "DATAMODE": "TIMING", "SUBMODE": "PrimeTiming"})
     ev = xcube.open_events(path)

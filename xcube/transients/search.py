@@ -31,7 +31,7 @@ from .. import gti as gtimod
 from ..binning.axes import Axis
 from ..binning.sky import cell_wcs_keywords
 from ..hygiene import STAT_KEYS, merge_stats
-from ..missions import screening_of
+from ..missions import profile_of, screening_of
 from ..missions.ecf import events_ecf
 from ..progress import progress_bar
 from ..scheduler import thread_map
@@ -42,7 +42,7 @@ from . import bti as btimod
 from .background import background_model, expected_counts, mask_eclipses
 from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes, reflag_pixels
 from .detect import detect, empty_table
-from .frames import bad_frames
+from .frames import PN_MIN_COUNTS, bad_frames
 from .grid import check_cameras, exposure_subsets, search_cubes, search_run
 from .params import SearchParams, parameter_grid, run_id
 from .result import SearchResult, SearchResults
@@ -120,7 +120,10 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     from the events pass and loops over the compact cubes (2-4 bytes per band
     event and run). Peak memory: the compact cubes, a few event chunks and
     2-D images. An observation with no good time or fewer than two frames
-    gives an empty result whose ``summary["reason"]`` says why.
+    gives an empty result whose ``summary["reason"]`` says why; so does a run
+    whose every frame is dropped (no event in the band, every frame bad by
+    the empty-frame or pn partial-CCD rule, or every frame a BTI frame with
+    ``gti_only``), naming the files and the rule, with a logged warning.
     """
     evs = check_cameras(events)
     grid = parameter_grid(time_bin, energy_band, sigma, size_arcsec=size_arcsec)
@@ -258,6 +261,9 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
     expected = expected_counts(dense, model=model).assign_attrs(sky)
     timings["total"] = t_pass + sum(v for k, v in timings.items() if k != "cube")
     summary = _summary(cube, exposure, bad, btis, is_bti, table, fa, flags, types, model, timings)
+    summary["reason"] = _no_exposure_reason(cube, params, bad, is_bti, gti_only, events)
+    if summary["reason"]:
+        log.warning("%s: empty result: %s", rid, summary["reason"])
     return SearchResult(run_id=rid, detections=table, lightcurves=lcs, cube=dense, expected=expected,
                         masks=mask_cubes(dense, expected, params.sigma).assign_attrs(sky),
                         image=_image(model, dense).assign_attrs(sky), summary=summary,
@@ -279,6 +285,32 @@ def _summary(cube, exposure, bad, btis, is_bti, table, fa, flags, types, model, 
         "eclipse_masked_sources": int(model.attrs.get("eclipse_masked_sources", 0)),
         "timings": timings, "shape": list(cube.shape), "frame_types": int(types.size), "n_events": int(cube.cells.size),
     }
+
+
+def _no_exposure_reason(cube, params, bad, is_bti, gti_only, events) -> str:
+    """Why no frame of the run kept any exposure, naming the files and the
+    rule that dropped the frames; ``""`` when some frame is searched."""
+    n = int(cube.n_frames)
+    kept = ~bad & ~(is_bti if gti_only else np.zeros_like(bad))
+    if kept.any():
+        return ""
+    files = ", ".join(str(e.attrs.get("source", "") or "<events>") for e in events)
+    band = f"{params.energy_band[0]:g}-{params.energy_band[1]:g} keV"
+    if cube.cells.size == 0:
+        return (f"no events in the band {band} in {files} (after screening and hygiene, inside the common good "
+                f"time): all {n} frames are empty (the empty-frame rule)")
+    n_bad = int(bad.sum())
+    if n_bad < n:
+        return (f"all {n} frames of {files} are dropped: {n_bad} bad frames and {n - n_bad} bad-time-interval "
+                "frames (gti_only=True drops the BTI frames: 10-12 keV rate above 0.5 ct/s per camera)")
+    n_empty = int(np.count_nonzero(np.diff(cube.seg) == 0))
+    pn = [str(e.attrs.get("source", "") or "<events>") for e in events if profile_of(e).quadrants]
+    parts = [f"{n_empty} empty (no event in {band}: the empty-frame rule)"] if n_empty else []
+    if n > n_empty and pn:
+        parts.append(f"{n - n_empty} by the pn partial-CCD rule of {', '.join(pn)} (the brightest quadrant above "
+                     f"{PN_MIN_COUNTS} counts with fewer than all read-out quadrants active, or a BTI frame whose "
+                     "quadrants differ by more than a factor 3; and the frame after each bad frame)")
+    return f"all {n} frames of {files} are bad: {', '.join(parts)}"
 
 
 class _Clock:
