@@ -145,3 +145,17 @@ def test_inject_eclipse_refuses_both_positions():
     ev, _ = sim.event_list("xmm-mos1", duration=2000.0, seed=3, sources=0, soft_protons=0)
     with pytest.raises(ValueError, match="inject_eclipse: give ra/dec or x/y, not both"):
         sim.inject_eclipse(ev, t_start=T0, duration=10.0, ra=150.0, dec=2.2, x=25921.0, y=25921.0)
+
+
+def test_inject_off_the_detector_warns():
+    """A position inside TLMIN/TLMAX but far from every event (off the CCDs) was taken without a word."""
+    import warnings
+
+    ev, _ = sim.event_list("xmm-mos1", duration=2000.0, seed=3, sources=0, soft_protons=0)
+    ev = ev.compute()
+    with pytest.warns(UserWarning, match=r"arcsec from the nearest event of the list: probably off the detector"):
+        sim.inject_flare(ev, x=1.0, y=25921.0, t_peak=T0 + 1000.0, amplitude=5.0, width=100.0, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sim.inject_flare(ev, x=float(np.median(ev["x"].values)), y=float(np.median(ev["y"].values)),
+                         t_peak=T0 + 1000.0, amplitude=5.0, width=100.0, seed=2)

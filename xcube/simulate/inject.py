@@ -5,6 +5,8 @@ merge of the new events into the list's (possibly lazy) columns.
 """
 from __future__ import annotations
 
+import warnings
+
 import dask
 import dask.array as da
 import numpy as np
@@ -32,6 +34,8 @@ __all__ = ["inject_flare", "inject_eclipse", "inject_instrumental", "INSTRUMENTA
 
 #: what :func:`inject_instrumental` makes
 INSTRUMENTAL_KINDS = ("hot_pixel", "hot_column", "flicker", "cluster")
+#: an injection farther than this [arcsec] from every event of the list is probably off the detector (warned)
+OFF_FIELD_ARCSEC = 60.0
 
 _FIXED_COLUMNS = ("time", "x", "y", "pi", "energy", "pattern", "flag")
 
@@ -275,6 +279,12 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
         from scipy.spatial import cKDTree
 
         tree = cKDTree(np.column_stack([sx, sy]))
+        gap = float(tree.query([px, py])[0]) * pix_arcsec
+        if gap > OFF_FIELD_ARCSEC:
+            warnings.warn(f"inject_{row['kind']}: the position x={px:.1f}, y={py:.1f} is {gap:.0f} arcsec from the "
+                          "nearest event of the list: probably off the detector (outside the field of view or its "
+                          "CCDs); the new events take the CCD and raw columns of the events nearest to it",
+                          UserWarning, stacklevel=3)
         nearest = tree.query(np.column_stack([nx, ny]))[1] if n else np.empty(0, int)
         for col in other:
             new[col] = sample[col].values[nearest].astype(events[col].dtype)
