@@ -213,3 +213,53 @@ def test_fpacked_primary_image_is_used(tmp_path):
     with open(tmp_path / "X-0001R.fits.fz", "ab") as fh:
         fh.write(b" " * 2880)
     assert scan_frames(tmp_path)["problem"][0] != ""
+
+
+def test_scan_header_problems_and_time_scales(tmp_path):
+    """A date-only DATE-OBS without a clock keyword, EXPTIME <= 0 and an unknown TIMESYS leave a science frame
+    out; EGAIN (e-/ADU) wins over GAIN (a CMOS gain setting); DATE-OBS in TT/TAI/GPS is converted to UTC."""
+    t0 = "2024-06-06T14:00:00"
+    write_frame(tmp_path / "A-0001R.fit", DATE_OBS="2024-06-06", EXPTIME=10.0)                   # no clock
+    write_frame(tmp_path / "A-0002R.fit", DATE_OBS="2024-06-06", TIME_OBS="14:00:00", EXPTIME=10.0)
+    write_frame(tmp_path / "A-0003R.fit", DATE_OBS=t0, EXPTIME=0.0)
+    write_frame(tmp_path / "A-0004R.fit", DATE_OBS=t0, EXPTIME=-5.0)
+    write_frame(tmp_path / "A-0005R.fit", DATE_OBS=t0, EXPTIME=10.0, GAIN=120, EGAIN=0.25)
+    write_frame(tmp_path / "A-0006R.fit", DATE_OBS=t0, EXPTIME=10.0, TIMESYS="TT")
+    write_frame(tmp_path / "A-0007R.fit", DATE_OBS=t0, EXPTIME=10.0, TIMESYS="TAI", GAIN=1.5)
+    write_frame(tmp_path / "A-0008R.fit", DATE_OBS=t0, EXPTIME=10.0, TIMESYS="GPS", GAIN=300)
+    write_frame(tmp_path / "A-0009R.fit", DATE_OBS=t0, EXPTIME=10.0, TIMESYS="LOCAL")
+    write_frame(tmp_path / "bias-0001.fit", DATE_OBS="2024-06-06", EXPTIME=0.0)                   # not science
+    t = scan_frames(tmp_path).set_index("name")
+    p = t["problem"]
+    assert "no time of day" in p["A-0001R.fit"] and "TIME-OBS" in p["A-0001R.fit"]
+    assert "EXPTIME = 0" in p["A-0003R.fit"] and "EXPTIME = -5" in p["A-0004R.fit"]
+    assert "TIMESYS = 'LOCAL'" in p["A-0009R.fit"]
+    assert (p[["A-0002R.fit", "A-0005R.fit", "A-0006R.fit", "A-0007R.fit", "A-0008R.fit", "bias-0001.fit"]]
+            == "").all()
+    assert t.loc["A-0005R.fit", "gain"] == 0.25 and t.loc["A-0007R.fit", "gain"] == 1.5
+    assert np.isnan(t.loc["A-0008R.fit", "gain"])                          # 300 e-/ADU is a setting
+    utc = Time(t0, scale="utc").mjd + 5 / 86400
+    assert t.loc["A-0002R.fit", "mjd"] == pytest.approx(utc, abs=1e-9)
+    assert (utc - t.loc["A-0006R.fit", "mjd"]) * 86400 == pytest.approx(69.184, abs=1e-3)
+    assert (utc - t.loc["A-0007R.fit", "mjd"]) * 86400 == pytest.approx(37.0, abs=1e-3)
+    assert (utc - t.loc["A-0008R.fit", "mjd"]) * 86400 == pytest.approx(18.0, abs=1e-3)
+
+
+def test_cube_of_one_plane_is_an_image(tmp_path):
+    """Frames stored as NAXIS = 3 with NAXIS3 = 1 are 2-D images (read with the plane squeezed); a real cube
+    is still refused."""
+    from astropy.io import fits
+
+    data = np.arange(2 * 40 * 50, dtype=np.float32).reshape(2, 40, 50)
+    for i in range(2):
+        write_frame(tmp_path / f"X-{i + 1:04d}R.fit", data=data[i:i + 1], DATE_OBS="2024-06-06T14:00:00",
+                    EXPTIME=10.0)
+    write_frame(tmp_path / "Y-0001R.fit", data=data, DATE_OBS="2024-06-06T14:00:00", EXPTIME=10.0)
+    assert fits.getheader(tmp_path / "X-0001R.fit")["NAXIS"] == 3
+    t = scan_frames(tmp_path).set_index("name")
+    assert (t.loc[["X-0001R.fit", "X-0002R.fit"], "problem"] == "").all()
+    assert t.loc["X-0001R.fit", ["ny", "nx"]].tolist() == [40, 50]
+    assert "no 2-D image" in t.loc["Y-0001R.fit", "problem"]
+    img = open_frames(tmp_path, chunks={"frame": 1, "y": 16})["X/R"]["image"]
+    np.testing.assert_array_equal(img.values, data)
+    np.testing.assert_array_equal(img[:, 3:30:4, ::3].values, data[:, 3:30:4, ::3])

@@ -41,7 +41,7 @@ DEFAULTS = {
     "offset_max_dis": 250.0,     # [o] largest accepted offset [px]
     "aper": (3.0, 5.0, 8.0),     # [p] aperture radii [px]; negative: multiples of the frame's FWHM
     "annulus": None,             # [p] (inner, outer) sky annulus [px, negative: FWHM]; None: largest aperture +3..+10
-    "gain": None,                # [p] e-/ADU; None: the GAIN keyword, else 1
+    "gain": None,                # [p] e-/ADU; None: the EGAIN, else GAIN keyword, else 1
     "zero_point": 25.0,          # [p] instrumental magnitude of 1 ADU/s
     "find_threshold": 5.0,       # [o p] detection threshold [sky sigma]
     "max_stars": 200,            # [o p] brightest stars kept from the base frame

@@ -72,11 +72,17 @@ def _kind_of_name(obj: str) -> str | None:
 
 
 def _image_hdu(hdul):
-    """Index of the first HDU holding a 2-D image, or None."""
+    """Index of the first HDU holding a 2-D image (also one stored as a cube
+    of one plane, NAXIS = 3 with NAXIS3 = 1), or None."""
     for i, hdu in enumerate(hdul):
-        if getattr(hdu, "is_image", False) and hdu.header.get("NAXIS", 0) == 2 and hdu.size > 0:
+        if getattr(hdu, "is_image", False) and _is_2d(hdu.header) and hdu.size > 0:
             return i
     return None
+
+
+def _is_2d(header) -> bool:
+    naxis = header.get("NAXIS", 0)
+    return naxis == 2 or (naxis == 3 and header.get("NAXIS3") == 1)
 
 
 def _header_row(path: Path, patterns) -> dict:
@@ -100,14 +106,37 @@ def _header_row(path: Path, patterns) -> dict:
         row["problem"] = msg.split(": ", 1)[1] if msg.startswith(f"{path}: ") else msg
         return row
     _identify(row, hdr, parse_name(path.name, patterns))
-    row.update(date_obs=_date_obs(hdr), exposure=_float(hdr, "EXPTIME", "EXPOSURE", "ITIME"),
+    date, date_problem = _date_obs(hdr)
+    row.update(date_obs=date, exposure=_float(hdr, "EXPTIME", "EXPOSURE", "ITIME"),
                ra=hdr.get("RA", hdr.get("OBJCTRA")), dec=hdr.get("DEC", hdr.get("OBJCTDEC")),
-               airmass=_float(hdr, "AIRMASS"), gain=_float(hdr, "GAIN", "EGAIN"))
-    if row["kind"] == "science" and not row["date_obs"]:
+               airmass=_float(hdr, "AIRMASS"), gain=_gain(hdr))
+    if row["kind"] != "science" or row["problem"]:
+        return row
+    if not row["date_obs"]:
         row["problem"] = "no DATE-OBS keyword: the frame cannot be timed; add DATE-OBS (UTC start of exposure)"
-    elif row["kind"] == "science" and not np.isfinite(row["exposure"]):
+    elif date_problem:
+        row["problem"] = date_problem
+    elif not np.isfinite(row["exposure"]):
         row["problem"] = "no EXPTIME keyword: the exposure is unknown; add EXPTIME [s]"
+    elif row["exposure"] <= 0:
+        row["problem"] = (f"EXPTIME = {row['exposure']:g}: the exposure of a science frame must be positive; "
+                          "fix EXPTIME [s]")
     return row
+
+
+#: largest plausible camera gain [e-/ADU]; CMOS cameras write their gain *setting* (0-600) as GAIN
+_GAIN_MAX = 50.0
+
+
+def _gain(hdr) -> float:
+    """Gain [e-/ADU]: EGAIN (what ZWO/ASI, N.I.N.A. and SharpCap write in
+    e-/ADU, next to the camera's gain setting in GAIN), else GAIN; a value
+    outside (0, 50] e-/ADU is a setting, not a gain, and is ignored (NaN)."""
+    for key in ("EGAIN", "GAIN"):
+        value = _float(hdr, key)
+        if np.isfinite(value):
+            return value if 0 < value <= _GAIN_MAX else float("nan")
+    return float("nan")
 
 
 def _identify(row: dict, hdr, parsed: dict | None) -> None:
@@ -124,12 +153,38 @@ def _identify(row: dict, hdr, parsed: dict | None) -> None:
     row.update(kind=kind, obj=obj, band=band or NO_BAND, sn=parsed["sn"])
 
 
-def _date_obs(hdr) -> str:
+#: TIMESYS values read, as astropy time scales (GPS is TAI - 19 s; UT is taken as UTC)
+_TIMESYS = {"UTC": "utc", "UT": "utc", "TT": "tt", "TDT": "tt", "ET": "tt", "TAI": "tai", "IAT": "tai", "GPS": "gps",
+            "TDB": "tdb", "TCG": "tcg", "TCB": "tcb"}
+
+
+def _date_obs(hdr) -> tuple[str, str]:
+    """(start of exposure as an ISO string in UTC, problem or ''): DATE-OBS,
+    completed by TIME-OBS/UT/UTSTART when it holds only a date, converted to
+    UTC from the scale its TIMESYS names (UTC by default)."""
     date = str(hdr.get("DATE-OBS", "")).strip()
     if date and "T" not in date and len(date) <= 10:
         clock = str(hdr.get("TIME-OBS", hdr.get("UT", hdr.get("UTSTART", "")))).strip()
-        date = f"{date}T{clock}" if clock else date
-    return date
+        if not clock:
+            return date, (f"DATE-OBS = {date!r} has no time of day and there is no TIME-OBS or UT keyword: the frame "
+                          "cannot be timed; add the UTC start of exposure (DATE-OBS = 'YYYY-MM-DDThh:mm:ss')")
+        date = f"{date}T{clock}"
+    timesys = str(hdr.get("TIMESYS", "UTC")).strip().upper() or "UTC"
+    if timesys not in _TIMESYS:
+        return date, (f"TIMESYS = {timesys!r} is not a time scale xcube reads ({', '.join(_TIMESYS)}); "
+                      "fix TIMESYS or give DATE-OBS in UTC")
+    if date and _TIMESYS[timesys] != "utc":
+        from astropy.time import Time, TimeDelta
+
+        try:
+            if timesys == "GPS":
+                t = Time(date, format="isot", scale="tai") + TimeDelta(19.0, format="sec")
+            else:
+                t = Time(date, format="isot", scale=_TIMESYS[timesys])
+            date = t.utc.isot
+        except ValueError:
+            pass  # left for _mid_mjd to report
+    return date, ""
 
 
 def _float(hdr, *keys) -> float:
@@ -275,10 +330,11 @@ class FitsStack:
             try:
                 with fits.open(self.paths[i], memmap=False, lazy_load_hdus=True) as hdul:
                     hdu = hdul[self.hdus[i]]
+                    plane = (0,) if hdu.header.get("NAXIS") == 3 else ()  # a cube of one plane
                     try:  # read only the rows asked for, in one piece (sections with steps are slow)
-                        out[j] = hdu.section[yread, xread][ystep, xstep]
+                        out[j] = hdu.section[plane + (yread, xread)][ystep, xstep]
                     except (AttributeError, OSError, ValueError):  # gzip streams have no sections
-                        out[j] = hdu.data[ysl, xsl]
+                        out[j] = hdu.data[plane + (ysl, xsl)]
             except (OSError, ValueError, TypeError, IndexError, AttributeError) as exc:
                 raise OSError(f"{self.paths[i]}: cannot read the image ({exc}); was the file changed or "
                               "removed after the scan?") from exc
