@@ -79,3 +79,25 @@ def test_empty_catalogue_file_is_named(mos, tmp_path, name, text):
 
     with pytest.raises(ValueError, match=f"{name}: the catalogue file is empty"):
         read_catalogue(path, ra_col="RA", dec_col="DEC")
+
+
+@pytest.mark.parametrize("change, key", [
+    (lambda a: dict(CRVAL1=a["CRVAL1"] + 0.1), "CRVAL1 of the x column"),  # 6' on the sky
+    (lambda a: dict(CRPIX2=a["CRPIX2"] + 20.0), "CRPIX2 of the y column"),
+    (lambda a: dict(CDELT1=a["CDELT1"] * 1.001), "CDELT1 of the x column"),
+    (lambda a: dict(CTYPE2="GLAT-TAN"), "CTYPE2 of the y column"),
+    (lambda a: {"PC1_1": 0.0, "PC1_2": -1.0, "PC2_1": 1.0, "PC2_2": 0.0}, "PC1_1 of the x/y column"),
+])
+def test_cameras_with_different_sky_wcs_are_refused(mos, change, key):
+    """Cameras whose X/Y name other sky positions (another TCRVL, TCRPX, TCDLT,
+    TCTYP or rotation) were binned on one grid as if their pixels agreed."""
+    pn, _ = xcube.simulate.event_list("xmm-pn", duration=3_000.0, sources=2, seed=5)
+    other = pn.copy().assign_attrs(source="other.fits", **change(pn.attrs))
+    with pytest.raises(ValueError, match=rf"search_transients: the cameras' sky coordinates differ: {key} is "
+                                         rf".* in simulated .* but .* in other\.fits"):
+        xcube.search_transients([mos, other], time_bin=300.0)
+    # rounding of the keywords (far below a pixel) is no difference
+    same = pn.copy().assign_attrs(source="same.fits", CRVAL1=pn.attrs["CRVAL1"] + 1e-11,
+                                  CRPIX1=pn.attrs["CRPIX1"] + 1e-6)
+    res = xcube.search_transients([mos, same], time_bin=300.0)
+    assert res.params["cameras"] == ["EMOS1", "EPN"]

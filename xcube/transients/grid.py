@@ -31,13 +31,14 @@ from ..io.events import check_distinct, event_nodes
 from ..missions import profile_of
 from ..scheduler import compute
 from ..select import EventFilter
-from ..skycoords import has_wcs
+from ..skycoords import has_wcs, pc_matrix
 from ..times import check_same_reference
 from . import bti
 from .frames import readout_ccds
 
-__all__ = ["check_cameras", "search_run", "sky_axes", "events_extent", "search_cubes", "exposure_subsets",
-           "shifted_axis", "SUBSET_OVERLAP", "FRAME_BYTES", "PIXEL_BYTES"]
+__all__ = ["check_cameras", "check_same_sky", "search_run", "sky_axes", "events_extent", "search_cubes",
+           "exposure_subsets", "shifted_axis", "SUBSET_OVERLAP", "FRAME_BYTES", "PIXEL_BYTES", "WCS_PIXEL_TOL",
+           "WCS_RTOL"]
 
 log = logging.getLogger("xcube.transients")
 
@@ -54,7 +55,8 @@ def check_cameras(events) -> list[xr.Dataset]:
     of them or a DataTree of one observation), checked: one observation,
     an imaging mode the mission profile supports (and, for pn, whose read-out
     CCDs the bad-frame rule knows: :func:`.frames.readout_ccds`), a sky WCS,
-    one time reference (MJDREF, TIMESYS). Raises
+    one time reference (MJDREF, TIMESYS), one sky WCS of X/Y
+    (:func:`check_same_sky`). Raises
     ``ValueError`` naming the file otherwise. Eager, cheap."""
     if isinstance(events, xr.DataTree):  # one observation's cameras (open_events([pn, mos1, mos2]))
         evs = list(event_nodes(events).values())
@@ -84,7 +86,59 @@ def check_cameras(events) -> list[xr.Dataset]:
         readout_ccds(prof, e.attrs.get("submode"), src)  # the bad-frame rule must know the CCDs read out
     check_same_reference(evs, "search_transients")
     check_distinct(evs, "search_transients")
+    check_same_sky(evs, "search_transients")
     return evs
+
+
+#: the cameras' sky WCS agree when CRVAL differs by at most this fraction of a
+#: sky pixel (CDELT), CRPIX by this many pixels, CDELT relatively and PC
+#: absolutely by at most WCS_RTOL: 1e-3 pixel at 25,000 pixels from CRPIX
+WCS_PIXEL_TOL = 1e-3
+WCS_RTOL = 1e-8
+
+
+def _wcs_mismatch(a: dict, b: dict):
+    """``(keyword, value in a, value in b)`` of the first sky-WCS keyword of the
+    x/y columns on which the attrs ``a`` and ``b`` disagree, or None."""
+    for i in (1, 2):
+        ta, tb = (str(d.get(f"CTYPE{i}", "")).strip().upper() for d in (a, b))
+        if ta != tb:
+            return f"CTYPE{i}", a.get(f"CTYPE{i}"), b.get(f"CTYPE{i}")
+    for i in (1, 2):
+        scale = abs(float(a[f"CDELT{i}"]))
+        for key, tol in ((f"CDELT{i}", WCS_RTOL * scale), (f"CRVAL{i}", WCS_PIXEL_TOL * scale),
+                         (f"CRPIX{i}", WCS_PIXEL_TOL)):
+            va, vb = float(a[key]), float(b[key])
+            if not abs(va - vb) <= tol:
+                return key, a[key], b[key]
+    pa, pb = (np.eye(2) if m is None else m for m in (pc_matrix(a), pc_matrix(b)))
+    for (i, j) in zip(*np.nonzero(~(np.abs(pa - pb) <= WCS_RTOL))):
+        key = f"PC{i + 1}_{j + 1}"
+        return key, a.get(key, float(pa[i, j])), b.get(key, float(pb[i, j]))
+    for key in ("RADESYS", "EQUINOX"):  # compared when both files give them
+        if key in a and key in b and str(a[key]).strip().upper() != str(b[key]).strip().upper():
+            return key, a[key], b[key]
+    return None
+
+
+def check_same_sky(events, what: str = "search_transients") -> None:
+    """``ValueError`` naming both files and the keyword unless every event
+    list's sky X/Y columns have the first one's WCS (CTYPE, CRVAL, CRPIX,
+    CDELT, PC of x and y, and RADESYS/EQUINOX when both give them; within
+    :data:`WCS_PIXEL_TOL` of a pixel): binned on one sky grid, a camera whose
+    pixels name other positions would put its events in the wrong cells.
+    Eager, attrs only."""
+    first = events[0]
+    for ev in events[1:]:
+        bad = _wcs_mismatch(first.attrs, ev.attrs)
+        if bad:
+            key, va, vb = bad
+            col = {"1": "x", "2": "y"}[key[-1]] if key[:2] in ("CT", "CR", "CD") else "x/y"
+            raise ValueError(
+                f"{what}: the cameras' sky coordinates differ: {key} of the {col} column is {va!r} in "
+                f"{first.attrs.get('source', '<events>')} but {vb!r} in {ev.attrs.get('source', '<events>')}; "
+                "their sky pixels do not name the same positions, so they cannot be binned on one sky grid. "
+                "Search each camera alone, or reproject them onto one sky WCS first")
 
 
 def search_run(events, time_bin: float, energy_band, phase: float = 0.0):
