@@ -7,6 +7,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+from frames_helpers import write_frame
 
 from xcube.frames.calibrate import (
     calibrate,
@@ -93,3 +94,29 @@ def test_master_files_and_priority(tmp_path, caplog):
     tonight.unlink()
     assert choose_master("bias", [("given", None), ("tonight's", tonight), ("fallback", fallback)])[0] == "fallback"
     assert choose_master("bias", [("given", None), ("tonight's", tonight), ("fallback", None)]) is None
+
+
+def test_saturated_raw_pixels_become_nan(tmp_path):
+    """The scan's raw saturation level (SATURATE, else DATAMAX, else the integer type's largest value) and
+    calibrate(saturation=...) masking pixels at or above it, per frame."""
+    from xcube.frames.files import scan_frames, stack_frames
+    from xcube.frames.steps import raw_saturation
+
+    kw = {"DATE_OBS": "2024-06-06T14:00:00", "EXPTIME": 1.0}
+    data = np.full((8, 8), 1000, np.uint16)
+    data[2, 3] = 65535
+    data[5, 5] = 60000
+    write_frame(tmp_path / "A-0001R.fit", data=data, **kw)                      # uint16: 65535
+    write_frame(tmp_path / "A-0002R.fit", data=data, SATURATE=60000, **kw)
+    write_frame(tmp_path / "B-0001R.fit", data=data.astype(np.float32), **kw)   # float: no limit
+    t = scan_frames(tmp_path).set_index("name")
+    assert t.loc["A-0001R.fit", "saturation"] == 65535 and t.loc["A-0002R.fit", "saturation"] == 60000
+    assert np.isnan(t.loc["B-0001R.fit", "saturation"])
+    rows = t.reset_index()
+    rows = rows[rows["obj"] == "A"]
+    sat = raw_saturation({"raw_saturation": None}, rows)
+    cal = calibrate(stack_frames(rows, {"frame": 1}), np.zeros((8, 8)), None, saturation=sat).values
+    assert np.isnan(cal[0, 2, 3]) and cal[0, 5, 5] == 60000 and np.isnan(cal[1, 5, 5]) and np.isnan(cal[1, 2, 3])
+    assert np.isfinite(cal).sum() == 2 * 64 - 3
+    assert np.isfinite(raw_saturation({"raw_saturation": False}, rows)).sum() == 0
+    assert raw_saturation({"raw_saturation": 5000}, rows).tolist() == [5000.0, 5000.0]

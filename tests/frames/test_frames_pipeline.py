@@ -123,3 +123,26 @@ def test_command_line(night, tmp_path, capsys):
     assert "V1234Cyg" in capsys.readouterr().out
     assert main(["frames", "run", str(root / "raw"), str(red), "--steps", "xyz"]) == 1
     assert "steps 'xyz' unknown" in capsys.readouterr().err
+
+
+def test_saturated_star_is_neither_target_nor_comparison(tmp_path, monkeypatch):
+    """Pixels at the raw saturation level (SATURATE, else 65535 for unsigned 16-bit) become NaN in step i, so a
+    saturated constant star is not picked (it was the target: clipping made it look variable)."""
+    orig = simulate._star_field
+
+    def field(rng, n, shape, margin, min_sep=14.0):
+        x, y, f = orig(rng, n, shape, margin, min_sep)
+        x[1], y[1], f[1] = shape[1] / 2 + 30, shape[0] / 2 - 25, 6e6
+        return x, y, f
+
+    monkeypatch.setattr(simulate, "_star_field", field)
+    truth = simulate.night(tmp_path / "raw", n_frames=20, shape=(200, 200), n_stars=15, seed=3, depth=0.15)
+    assert fits.getdata(truth.files["science"][0]).max() == 65535
+    res = xcube.frames.run(tmp_path / "raw", tmp_path / "red", progress=False)
+    t = res.attrs["target"]
+    assert np.hypot(res["star_x"].values[t] - truth.star_x[0], res["star_y"].values[t] - truth.star_y[0]) < 0.5
+    sat = np.hypot(res["star_x"].values - truth.star_x[1], res["star_y"].values - truth.star_y[1]) < 5
+    assert not set(np.flatnonzero(sat)) & set(res.attrs["comparisons"] + [t])
+    with fits.open(tmp_path / "red" / "V1234Cyg_R" / "V1234Cyg-0001R.bf.fits") as hdul:
+        ix, iy = int(round(truth.star_x[1])), int(round(truth.star_y[1]))
+        assert np.isnan(hdul[0].data[iy - 1:iy + 2, ix - 1:ix + 2]).any()

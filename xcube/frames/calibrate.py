@@ -83,19 +83,32 @@ def master_flat(flat: xr.DataArray, bias, low: float = 5000.0, high: float = 500
                         attrs={"units": "1", "nframes": int(keep.sum()), "kind": "master flat"})
 
 
-def calibrate(raw: xr.DataArray, bias, flat=None, border: int = 0) -> xr.DataArray:
+def calibrate(raw: xr.DataArray, bias, flat=None, border: int = 0, saturation=None) -> xr.DataArray:
     """Calibrated frames ``(raw - bias) / flat`` [ADU], lazy, float32.
 
     ``raw``: ``(frame, y, x)`` cube; ``bias``, ``flat``: ``(y, x)`` masters
     (``flat=None``: no flat-fielding). Pixels where the flat is below 0.05
-    become NaN. ``border`` > 0 trims that many pixels on every side; the
-    ``y``/``x`` coordinates then keep the raw pixel indices.
+    become NaN, and so do pixels whose raw value is at or above
+    ``saturation`` [raw ADU; one value, or one per frame, NaN: no limit].
+    ``border`` > 0 trims that many pixels on every side; the ``y``/``x``
+    coordinates then keep the raw pixel indices.
     """
     ny, nx = raw.sizes["y"], raw.sizes["x"]
     bias = np.asarray(bias, dtype=np.float32)
     if bias.shape != (ny, nx):
         raise ValueError(f"master bias is {bias.shape}, frames are {(ny, nx)}; use a bias of the same camera mode")
     out = raw.data - bias
+    if saturation is not None:
+        import dask.array as da
+
+        level = np.broadcast_to(np.asarray(saturation, dtype=np.float64), (raw.sizes["frame"],))
+        if np.isfinite(level).any():
+            level = np.where(np.isfinite(level), level, np.inf)[:, None, None]
+            if isinstance(raw.data, da.Array):
+                level = da.from_array(level, chunks=(raw.data.chunks[0], 1, 1))
+                out = da.where(raw.data >= level, np.float32(np.nan), out)
+            else:
+                out = np.where(raw.data >= level, np.float32(np.nan), out)
     if flat is not None:
         flat = np.asarray(flat, dtype=np.float32)
         if flat.shape != (ny, nx):

@@ -35,6 +35,8 @@ DEFAULTS = {
     "flat_limit_low": 5000.0,    # [f] flats with a median below this [ADU] are rejected
     "flat_limit_high": 50000.0,  # [f] flats with a median above this [ADU] are rejected
     "allow_no_flat": False,      # [i] calibrate without a flat when none is found (else: skip the band)
+    "raw_saturation": None,      # [i] raw level [ADU] of saturated pixels (NaN); None: SATURATE/DATAMAX, else
+                                 #     the raw integer type's largest value (65535); False: no masking
     "border_cut": 0,             # [i] pixels trimmed on every side of calibrated frames
     "base_img": 0,               # [o] base frame: index among the object's frames, or a file name/path
     "offset_method": "xcorr",    # [o] "xcorr" (cross-correlation) or "stars" (star-list matching)

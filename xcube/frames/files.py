@@ -40,7 +40,7 @@ _FITS_NAME = re.compile(rf".*{_EXT}$", re.IGNORECASE)
 _KIND_WORDS = (("bias", "bias"), ("zero", "bias"), ("flat", "flat"), ("dark", "dark"),
                ("light", "science"), ("object", "science"), ("science", "science"))
 _COLUMNS = ["path", "name", "kind", "obj", "band", "sn", "hdu", "ny", "nx", "date_obs", "mjd", "exposure",
-            "ra", "dec", "airmass", "gain", "problem"]
+            "ra", "dec", "airmass", "gain", "saturation", "problem"]
 
 
 def parse_name(name: str, patterns=None) -> dict | None:
@@ -100,7 +100,7 @@ def _header_row(path: Path, patterns) -> dict:
             hdr = hdul[0].header.copy()
             if idx:
                 hdr.update({k: v for k, v in hdul[idx].header.items() if k not in ("COMMENT", "HISTORY", "")})
-            row.update(hdu=idx, ny=int(hdr["NAXIS2"]), nx=int(hdr["NAXIS1"]))
+            row.update(hdu=idx, ny=int(hdr["NAXIS2"]), nx=int(hdr["NAXIS1"]), saturation=_saturation(hdr))
     except OSError as exc:
         msg = str(exc)  # (the reader's messages start with the path, which the row holds already)
         row["problem"] = msg.split(": ", 1)[1] if msg.startswith(f"{path}: ") else msg
@@ -137,6 +137,22 @@ def _gain(hdr) -> float:
         if np.isfinite(value):
             return value if 0 < value <= _GAIN_MAX else float("nan")
     return float("nan")
+
+
+def _saturation(hdr) -> float:
+    """Raw level [ADU] at which a pixel is saturated: the SATURATE (or
+    DATAMAX) keyword, else the largest value of the stored integer type
+    (BSCALE, BZERO applied: 65535 for unsigned 16-bit); NaN for float data."""
+    for key in ("SATURATE", "DATAMAX"):
+        value = _float(hdr, key)
+        if np.isfinite(value) and value > 0:
+            return value
+    bitpix = int(hdr.get("BITPIX", -32))
+    if bitpix <= 0:
+        return float("nan")
+    top = 255 if bitpix == 8 else 2 ** (bitpix - 1) - 1
+    bscale, bzero = _float(hdr, "BSCALE"), _float(hdr, "BZERO")
+    return top * (bscale if np.isfinite(bscale) else 1.0) + (bzero if np.isfinite(bzero) else 0.0)
 
 
 def _identify(row: dict, hdr, parsed: dict | None) -> None:
@@ -231,7 +247,9 @@ def scan_frames(paths_or_dir, patterns=None) -> pd.DataFrame:
     Columns: ``path``, ``name``, ``kind`` (bias, flat, dark, science),
     ``obj``, ``band`` (:data:`NO_BAND` when unknown), ``sn``, ``hdu``, ``ny``,
     ``nx``, ``date_obs``, ``mjd`` (mid-exposure, UTC), ``exposure`` [s],
-    ``ra``, ``dec`` (header strings), ``airmass``, ``gain`` [e-/ADU] and
+    ``ra``, ``dec`` (header strings), ``airmass``, ``gain`` [e-/ADU],
+    ``saturation`` (raw level [ADU] of a saturated pixel: SATURATE, DATAMAX,
+    else the integer type's largest value; NaN for float data) and
     ``problem``: empty for usable frames, else why the frame is left out (a
     warning names each such file), also for a frame whose shape differs from
     the most common one of its group (all bias frames, the flats of a band,
@@ -244,7 +262,7 @@ def scan_frames(paths_or_dir, patterns=None) -> pd.DataFrame:
         raise FileNotFoundError(f"{paths_or_dir}: no FITS frames (*.fit, *.fits, *.fts) found")
     table = pd.DataFrame([_header_row(p, patterns) for p in paths], columns=_COLUMNS)
     table["mjd"] = _mid_mjd(table)
-    for col in ("exposure", "airmass", "gain", "mjd"):
+    for col in ("exposure", "airmass", "gain", "saturation", "mjd"):
         table[col] = table[col].astype(float)
     for col in ("sn", "hdu", "ny", "nx"):  # integers, also when an unreadable file leaves them empty
         table[col] = table[col].astype("Int64")

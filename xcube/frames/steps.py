@@ -184,6 +184,19 @@ def frame_keywords(kw: dict, i: int, flat: bool, border: int) -> dict:
     return out
 
 
+def raw_saturation(cfg: dict, rows: pd.DataFrame) -> np.ndarray:
+    """Per frame, the raw level [ADU] at and above which pixels are saturated
+    (made NaN by step i): ``raw_saturation`` when a number, none (NaN) when
+    False, else the scan's ``saturation`` (SATURATE, DATAMAX, or the raw
+    integer type's largest value)."""
+    value = cfg["raw_saturation"]
+    if value is False:
+        return np.full(len(rows), np.nan)
+    if value is not None:
+        return np.full(len(rows), float(value))
+    return rows["saturation"].to_numpy(float)
+
+
 def step_correct(red: Reduction) -> None:
     """Calibrated frames ``<obj>_<band>/<raw name>.bf.fits`` with JD, MJD,
     HJD, BJD_TDB, ALT, AZ, AIRMASS in their headers, and
@@ -208,7 +221,8 @@ def _correct(red: Reduction, obj: str, band: str) -> None:
     write = np.array([red.should_make(p, per_file=True) for p in outs])
     border = int(red.cfg["border_cut"])
     if write.any():
-        cal = calibrate(stack_frames(rows, {"frame": int(red.cfg["chunk_frames"])}), bias, flat, border)
+        cal = calibrate(stack_frames(rows, {"frame": int(red.cfg["chunk_frames"])}), bias, flat, border,
+                        raw_saturation(red.cfg, rows))
         keywords = np.empty(len(rows), dtype=object)
         keywords[:] = [frame_keywords(kw, i, flat is not None, border) for i in range(len(rows))]
         res = map_frames(write_calibrated, cal.data,
