@@ -101,3 +101,45 @@ def test_cameras_with_different_sky_wcs_are_refused(mos, change, key):
                                   CRPIX1=pn.attrs["CRPIX1"] + 1e-6)
     res = xcube.search_transients([mos, same], time_bin=300.0)
     assert res.params["cameras"] == ["EMOS1", "EPN"]
+
+
+def test_one_exposure_given_twice_is_refused(make_event_file):
+    """The same exposure in two files (an .FTZ and its decompressed copy, a
+    re-sorted copy) was searched twice: duplicate subsets, every detection twice."""
+    a = xcube.open_events(make_event_file(n=3_000, seed=2, name="m1.fits", header={"EXPIDSTR": "S001"}))
+    b = xcube.open_events(make_event_file(n=3_000, seed=2, name="m1_sorted_copy.fits", header={"EXPIDSTR": "S001"}))
+    with pytest.raises(ValueError, match=r"search_transients: cameras 0 and 1 hold the same exposure \(EMOS1 exposure "
+                                         r"S001, 10000\.0 s of good time in common\): .*m1\.fits and "
+                                         r".*m1_sorted_copy\.fits"):
+        xcube.search_transients([a, b], time_bin=500.0)
+    # a filtered copy of the exposure (fewer events) is the same exposure too
+    c = xcube.open_events(make_event_file(n=1_000, seed=5, name="m1_clean.fits", header={"EXPIDSTR": "S001"}))
+    with pytest.raises(ValueError, match=r"m1\.fits and .*m1_clean\.fits"):
+        xcube.search_transients([a, c], time_bin=500.0)
+    # relabelled (other INSTRUME and EXPIDSTR) but the same GTIs and number of events
+    d = xcube.open_events(make_event_file(n=3_000, seed=2, name="relabelled.fits",
+                                          header={"INSTRUME": "EMOS2", "EXPIDSTR": "S002"}))
+    with pytest.raises(ValueError, match=r"hold the same events \(identical GTIs and 3000 events each\)"):
+        xcube.search_transients([a, d], time_bin=500.0)
+    # the other MOS of the same time, and a later exposure of the same camera, are searched
+    m2 = xcube.open_events(make_event_file(n=2_500, seed=3, name="m2.fits", header={"INSTRUME": "EMOS2",
+                                                                                     "EXPIDSTR": "S002"}))
+    later = xcube.open_events(make_event_file(n=3_000, seed=4, t0=1.0e8 + 20_000.0, name="m1_later.fits",
+                                              header={"EXPIDSTR": "S001"}))
+    res = xcube.search_transients([a, m2, later], time_bin=500.0, hygiene=False)
+    assert [r.params["cameras"] for r in res] == [["EMOS1", "EMOS2"], ["EMOS1"]]
+
+
+def test_real_ftz_and_its_decompressed_copy_are_refused(tmp_path):
+    import gzip
+    import shutil
+
+    from conftest import real_file
+
+    ftz = real_file("xmm", "P0001730201M1S002MIEVLI.FTZ")
+    plain = tmp_path / "M1.FIT"
+    with gzip.open(ftz, "rb") as src, open(plain, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    with pytest.raises(ValueError, match=r"hold the same exposure \(EMOS1 exposure S001, .*P0001730201M1S002MIEVLI"
+                                         r"\.FTZ and .*M1\.FIT"):
+        xcube.search_transients([xcube.open_events(ftz), xcube.open_events(plain)], time_bin=50.0)

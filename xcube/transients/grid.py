@@ -36,9 +36,9 @@ from ..times import check_same_reference
 from . import bti
 from .frames import readout_ccds
 
-__all__ = ["check_cameras", "check_same_sky", "search_run", "sky_axes", "events_extent", "search_cubes",
-           "exposure_subsets", "shifted_axis", "SUBSET_OVERLAP", "FRAME_BYTES", "PIXEL_BYTES", "WCS_PIXEL_TOL",
-           "WCS_RTOL"]
+__all__ = ["check_cameras", "check_distinct_exposures", "check_same_sky", "search_run", "sky_axes",
+           "events_extent", "search_cubes", "exposure_subsets", "shifted_axis", "SUBSET_OVERLAP", "FRAME_BYTES",
+           "PIXEL_BYTES", "WCS_PIXEL_TOL", "WCS_RTOL"]
 
 log = logging.getLogger("xcube.transients")
 
@@ -56,7 +56,8 @@ def check_cameras(events) -> list[xr.Dataset]:
     an imaging mode the mission profile supports (and, for pn, whose read-out
     CCDs the bad-frame rule knows: :func:`.frames.readout_ccds`), a sky WCS,
     one time reference (MJDREF, TIMESYS), one sky WCS of X/Y
-    (:func:`check_same_sky`). Raises
+    (:func:`check_same_sky`), each exposure once
+    (:func:`check_distinct_exposures`). Raises
     ``ValueError`` naming the file otherwise. Eager, cheap."""
     if isinstance(events, xr.DataTree):  # one observation's cameras (open_events([pn, mos1, mos2]))
         evs = list(event_nodes(events).values())
@@ -86,8 +87,40 @@ def check_cameras(events) -> list[xr.Dataset]:
         readout_ccds(prof, e.attrs.get("submode"), src)  # the bad-frame rule must know the CCDs read out
     check_same_reference(evs, "search_transients")
     check_distinct(evs, "search_transients")
+    check_distinct_exposures(evs, "search_transients")
     check_same_sky(evs, "search_transients")
     return evs
+
+
+def check_distinct_exposures(events, what: str = "search_transients") -> None:
+    """``ValueError`` naming both files when two event lists hold the same
+    exposure under different file names (an ``.FTZ`` and its decompressed
+    copy, a re-sorted or filtered copy): the same instrument and exposure id
+    (attr ``expid``, the EXPIDSTR keyword; both may lack one) with good time
+    in common (one camera cannot take two exposures at once), or identical
+    GTIs and event counts. Searched together, its events would be counted
+    twice, or searched twice as two subsets with every detection repeated.
+    Eager, cheap (attrs and GTIs)."""
+    gtis = [gtimod.from_dataset(e) for e in events]
+    for j in range(1, len(events)):
+        for i in range(j):
+            a, b = events[i].attrs, events[j].attrs
+            inst = str(a.get("instrument", "") or "")
+            expid = str(a.get("expid", "") or "").strip()
+            why = None
+            if inst and inst == str(b.get("instrument", "") or "") and expid == str(b.get("expid", "") or "").strip():
+                common = float(gtimod.exposure(gtimod.intersection(gtis[i], gtis[j])))
+                if common > 0:
+                    label = f"{inst} exposure {expid}" if expid else f"{inst} (no EXPIDSTR)"
+                    why = f"the same exposure ({label}, {common:.1f} s of good time in common)"
+            n_i, n_j = events[i].sizes.get("event"), events[j].sizes.get("event")
+            if why is None and n_i == n_j and all(np.array_equal(x, y) for x, y in zip(gtis[i], gtis[j])):
+                why = f"the same events (identical GTIs and {n_i} events each)"
+            if why:
+                raise ValueError(
+                    f"{what}: cameras {i} and {j} hold {why}: {a.get('source', '<events>')} and "
+                    f"{b.get('source', '<events>')}; searched together its events would count twice (or be "
+                    "searched twice, every detection repeated). Give each exposure once")
 
 
 #: the cameras' sky WCS agree when CRVAL differs by at most this fraction of a
