@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,14 +45,15 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
-from ..io.atomic import atomic_dir, atomic_file, write_text
+from ..io.atomic import atomic_dir, atomic_file, remove_stale, write_text
 from ..times import TIME_COLUMNS, add_time_columns
-from .cluster import cluster_detections
+from .cluster import DETECTION_KEY, carry_source_ids, cluster_detections
 from .crossmatch import crossmatch_table
 from .status import CATALOGUE_DIR, scan_runs
 from .vetting import flag_catalogue, flag_report, read_obs_list
 
-__all__ = ["build_catalogue", "load_detections", "read_catalogue_dir", "Catalogue"]
+__all__ = ["build_catalogue", "load_detections", "read_catalogue_dir", "Catalogue", "catalogue_options_record",
+           "recorded_options", "check_catalogue_options"]
 
 log = logging.getLogger("xcube.survey")
 
@@ -104,11 +107,14 @@ def load_detections(out, status: pd.DataFrame | None = None) -> tuple[pd.DataFra
         refs = {_reference_key(f.attrs) for f in frames}
         det = pd.concat(frames, ignore_index=True)
         det.attrs = dict(frames[0].attrs) if len(refs) == 1 and None not in refs else {}
-    else:
-        det = pd.DataFrame({c: pd.Series(dtype="float64" if c in ("time_bin", "emin", "emax", "sigma", "size_arcsec")
-                                         else "object") for c in _RUN_COLUMNS})
-        for c in ("ra", "dec"):
-            det[c] = pd.Series(dtype="float64")
+    else:  # the columns and dtypes of a catalogue with detections
+        from ..transients.detect import empty_table
+
+        det = empty_table().rename(columns={"run_id": "search_run_id"})
+        det = det.drop(columns=[c for c in _RUN_COLUMNS if c in det.columns])
+        for col in reversed(_RUN_COLUMNS):
+            det.insert(0, col, pd.Series(dtype="float64" if col in ("time_bin", "emin", "emax", "sigma",
+                                                                    "size_arcsec") else "object"))
         det = add_time_columns(det, None)
     return det, runs
 
@@ -131,7 +137,17 @@ def _reference_key(attrs: dict):
     return (float(attrs.get("mjdrefi", attrs["mjdref"])), float(attrs.get("mjdreff", 0.0)), attrs.get("timesys"))
 
 
-def _fits_ready(df: pd.DataFrame) -> pd.DataFrame:
+def _ascii(text: str) -> str:
+    """``text`` in printable ASCII, as FITS character columns must be: accents
+    dropped (``Müller`` -> ``Muller``), other characters as ``?``."""
+    out = []
+    for ch in text:
+        base = ch if ch.isascii() else unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+        out.append("".join(c if " " <= c <= "~" else "?" for c in base) or "?")
+    return "".join(out)
+
+
+def _fits_ready(df: pd.DataFrame, where="") -> pd.DataFrame:
     out = {}
     for c in df.columns:
         s = df[c]
@@ -142,24 +158,34 @@ def _fits_ready(df: pd.DataFrame) -> pd.DataFrame:
         elif pd.api.types.is_numeric_dtype(s.dtype):
             out[c] = s.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
-            out[c] = np.array(["" if (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else str(v)
-                               for v in s], dtype=str)
+            text = ["" if (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else str(v) for v in s]
+            plain = [_ascii(t) for t in text]
+            changed = [t for t, a in zip(text, plain) if t != a]
+            if changed:
+                log.warning("%s: column %r: %d value(s) not in printable ASCII written transliterated to FITS "
+                            "(e.g. %r -> %r); the Parquet table keeps them as they are", where, c, len(changed),
+                            changed[0], _ascii(changed[0]))
+            out[c] = np.array(plain, dtype=str)
             if out[c].dtype.itemsize == 0:
                 out[c] = out[c].astype("U1")
     return pd.DataFrame(out)
 
 
 _UNITS = {"ra": "deg", "dec": "deg", "x": "pixel", "y": "pixel", "time_bin": "s", "emin": "keV", "emax": "keV",
-          "size_arcsec": "arcsec", "counts": "count", "expected": "count", "radius_arcsec": "arcsec"}
+          "size_arcsec": "arcsec", "counts": "count", "expected": "count", "radius_arcsec": "arcsec",
+          "duration": "s", "peak_rate": "count s-1", "peak_flux": "erg s-1 cm-2", "det_u": "arcsec",
+          "det_v": "arcsec", "fluence": "count"}
 
 
 def column_unit(name: str) -> str:
     """FITS TUNIT of a catalogue column: ``s`` for mission times ``t_*``,
-    ``d`` for MJDs, ``deg``, ``count``, ``arcsec``...; ``''`` (dimensionless)
+    durations and ``*_gap_min``, ``d`` for MJDs, ``deg``, ``count``,
+    ``count s-1`` (``peak_rate``), ``erg s-1 cm-2`` (``peak_flux``),
+    ``arcsec`` (``det_u``/``det_v``, ``*_arcsec``)...; ``''`` (dimensionless)
     for numbers, flags, names and ids."""
     if name in _UNITS:
         return _UNITS[name]
-    if name.startswith("t_") or name.endswith("_exposure"):
+    if name.startswith("t_") or name.endswith("_exposure") or name.endswith("_gap_min"):
         return "s"
     if name.startswith("mjd_"):
         return "d"
@@ -185,7 +211,7 @@ def _write_fits(df: pd.DataFrame, path: Path, extname: str, meta: dict, times: d
     from astropy.io import fits
     from astropy.table import Table
 
-    tab = Table.from_pandas(_fits_ready(df))
+    tab = Table.from_pandas(_fits_ready(df, path.name))
     hdu = fits.table_to_hdu(tab)
     hdu.name = extname
     for i, name in enumerate(tab.colnames, start=1):
@@ -227,9 +253,16 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"{out}: no such survey output directory")
+    options = catalogue_options_record(radius_arcsec=radius_arcsec, crossmatch=crossmatch,
+                                       match_radius_arcsec=match_radius_arcsec, prefix=prefix,
+                                       exclude_obs=exclude_obs, hot_radius_arcsec=hot_radius_arcsec,
+                                       hot_min_obs=hot_min_obs, hot_min_sources=hot_min_sources)
+    if write:
+        remove_stale(out / CATALOGUE_DIR)  # temporaries of killed builds (an hour old: not a running one)
     det, runs = load_detections(out)
     times = dict(det.attrs)  # the runs' common time reference (MJDREF, TIMESYS), for the FITS headers
     det, sources = cluster_detections(det, radius_arcsec=radius_arcsec, prefix=prefix)
+    det, sources = carry_source_ids(det, sources, _previous_detections(out), prefix=prefix)
     det, regions = flag_catalogue(det, exclude_obs, radius_arcsec=hot_radius_arcsec, min_obs=hot_min_obs,
                                   min_sources=hot_min_sources)
     for spec in crossmatch or ():
@@ -246,11 +279,76 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
                 "n_hot_regions": len(regions), "hot_radius_arcsec": hot_radius_arcsec, "hot_min_obs": hot_min_obs,
                 "hot_min_sources": hot_min_sources, "excluded_obs": sorted(read_obs_list(exclude_obs)),
                 "flags": flags.to_dict("records"),
-                "crossmatch": [str(c.get("path") if isinstance(c, dict) else c) for c in crossmatch or ()]}
+                "crossmatch": [str(c.get("path") if isinstance(c, dict) else c) for c in crossmatch or ()],
+                "options": options}
         cat.directory = _write_catalogue(out / CATALOGUE_DIR, cat, info, times)
         log.info("%s: catalogue of %d detections, %d sources from %d runs", cat.directory, len(det), len(sources),
                  len(runs))
     return cat
+
+
+def _previous_detections(out: Path) -> pd.DataFrame | None:
+    """The detection keys and source ids of the catalogue written before (None without one)."""
+    path = out / CATALOGUE_DIR / "detections.parquet"
+    if not path.exists():
+        return None
+    try:
+        return pd.read_parquet(path, columns=DETECTION_KEY + ["source_id", "source_name"])
+    except Exception as exc:  # noqa: BLE001 - an unreadable or older catalogue: ids start afresh
+        log.warning("%s: cannot read the source ids of the previous catalogue (%s); numbering sources afresh",
+                    path, exc)
+        return None
+
+
+def _match_record(spec) -> dict:
+    opts = dict(spec) if isinstance(spec, dict) else {"path": spec}
+    rec = {k: (str(v) if v is not None else None) for k, v in sorted(opts.items())}
+    path = opts.get("path")
+    if isinstance(path, (str, Path)):
+        p = Path(path)
+        rec["path"] = os.path.abspath(p)
+        try:
+            st = p.stat()
+            rec["size"], rec["mtime_ns"] = st.st_size, st.st_mtime_ns
+        except OSError:
+            pass
+    return rec
+
+
+def catalogue_options_record(radius_arcsec: float = 20.0, crossmatch=(), match_radius_arcsec: float = 20.0,
+                             prefix: str = "XCUBE", exclude_obs=None, hot_radius_arcsec: float = 20.0,
+                             hot_min_obs: int = 3, hot_min_sources: int = 3, **_ignored) -> dict:
+    """The options of :func:`build_catalogue` that shape a catalogue, as
+    recorded in ``catalogue.json`` (``"options"``): match catalogues by
+    absolute path with their size and modification time, excluded
+    observations as a sorted list. A survey resumed with nothing left to
+    run rebuilds its catalogue when these differ from the recorded ones."""
+    return {"radius_arcsec": float(radius_arcsec), "match_radius_arcsec": float(match_radius_arcsec),
+            "prefix": str(prefix), "hot_radius_arcsec": float(hot_radius_arcsec), "hot_min_obs": int(hot_min_obs),
+            "hot_min_sources": int(hot_min_sources), "excluded_obs": sorted(read_obs_list(exclude_obs)),
+            "crossmatch": [_match_record(c) for c in crossmatch or ()]}
+
+
+def recorded_options(out) -> dict | None:
+    """The ``"options"`` of ``out/catalogue/catalogue.json`` (None when absent or unreadable)."""
+    try:
+        return json.loads((Path(out) / CATALOGUE_DIR / "catalogue.json").read_text()).get("options")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_catalogue_options(options: dict | None) -> None:
+    """Read the match catalogues and the excluded-observation list of
+    ``options`` (keywords of :func:`build_catalogue`) now, so that a wrong
+    path or column stops a survey before it runs rather than after."""
+    from ..io.catalogue import read_catalogue
+
+    options = options or {}
+    read_obs_list(options.get("exclude_obs"))
+    for spec in options.get("crossmatch") or ():
+        opts = dict(spec) if isinstance(spec, dict) else {"path": spec}
+        read_catalogue(opts["path"], ra_col=opts.get("ra_col"), dec_col=opts.get("dec_col"),
+                       name_col=opts.get("name_col"))
 
 
 def _write_catalogue(target: Path, cat: Catalogue, info: dict, times: dict) -> Path:

@@ -25,6 +25,11 @@ def _add_match_options(p: argparse.ArgumentParser) -> None:
 
 
 def _catalogue_options(args) -> dict:
+    """The catalogue keywords of the options; ``--exclude-obs`` must name an existing file."""
+    from .vetting import read_obs_list
+
+    if args.exclude_obs is not None:
+        read_obs_list(args.exclude_obs, must_exist=True)
     match = [dict(path=m, ra_col=args.ra_col, dec_col=args.dec_col, name_col=args.name_col) for m in args.match]
     return dict(radius_arcsec=args.radius, crossmatch=match, match_radius_arcsec=args.match_radius,
                 exclude_obs=args.exclude_obs, hot_min_obs=args.hot_min_obs, hot_min_sources=args.hot_min_obs)

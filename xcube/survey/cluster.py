@@ -19,7 +19,7 @@ from scipy.spatial import cKDTree
 from ..skycoords import iau_name
 
 __all__ = ["radec_to_xyz", "xyz_to_radec", "spherical_mean", "angular_separation", "cluster_positions",
-           "iau_name", "cluster_detections"]
+           "iau_name", "cluster_detections", "summarise_sources", "carry_source_ids", "SUMMARY_COLUMNS"]
 
 ARCSEC = 1.0 / 3600.0
 
@@ -124,45 +124,152 @@ def cluster_detections(detections: pd.DataFrame, radius_arcsec: float = 20.0, pr
     names = iau_name(ra_s, dec_s, prefix=prefix)
     det["source_id"] = sid
     det["source_name"] = names[sid]
-    sep = angular_separation(det["ra"].to_numpy(), det["dec"].to_numpy(), ra_s[sid], dec_s[sid]) * 3600.0
-    g = det.assign(_sep=sep).groupby("source_id", sort=True)
     src = pd.DataFrame({"source_id": np.arange(k), "name": names, "ra": ra_s, "dec": dec_s})
-    src["n_detections"] = g.size().to_numpy()
-    ids = pd.Index(np.arange(k), name="source_id")
+    return det, summarise_sources(det, src, significance)
+
+
+#: the columns of a source that :func:`summarise_sources` computes from its detections
+SUMMARY_COLUMNS = ["n_detections", "n_runs", "n_observations", "best_log10_bayes", "best_sigma_equivalent",
+                   "best_obsid", "best_run_id", "kinds", "t_first", "t_last", "mjd_first", "mjd_last",
+                   "radius_arcsec"]
+
+
+def summarise_sources(detections: pd.DataFrame, sources: pd.DataFrame,
+                      significance: str = "log10_bayes") -> pd.DataFrame:
+    """``sources`` (``source_id``, ``name``, ``ra``, ``dec`` and any further
+    columns, e.g. cross-matches) with the summary columns
+    (:data:`SUMMARY_COLUMNS`, see :func:`cluster_detections`) computed from
+    the ``detections`` carrying their ``source_id``; a source without a
+    detection there gets 0 counts and NaN. Used by :func:`cluster_detections`
+    and by :func:`xcube.survey.vet` (summaries of the kept detections). A
+    summary column needs its detection column (``obsid``, ``kind``,
+    ``t_start``...), except on an empty table, which gets them all."""
+    det = detections
+    src = sources.drop(columns=[c for c in SUMMARY_COLUMNS if c in sources.columns]).reset_index(drop=True)
+    ids = pd.Index(src["source_id"].to_numpy(), name="source_id")
+    pos = src.set_index("source_id")[["ra", "dec"]].reindex(det["source_id"].to_numpy())
+    sep = angular_separation(det["ra"].to_numpy(), det["dec"].to_numpy(), pos["ra"].to_numpy(),
+                             pos["dec"].to_numpy()) * 3600.0
+    g = det.assign(_sep=sep).groupby("source_id", sort=True)
+    full = len(det) == 0  # an empty catalogue has every column
+
+    def per_source(series, fill=None):
+        r = series.reindex(ids)
+        return r.fillna(fill).to_numpy() if fill is not None else r.to_numpy()
+
+    out = {"n_detections": per_source(g.size(), 0).astype(np.int64)}
     if {"obsid", "run_id"} <= set(det.columns):
         runs = det.drop_duplicates(["source_id", "obsid", "run_id"]).groupby("source_id").size()
-        src["n_runs"] = runs.reindex(ids).to_numpy()
+        out["n_runs"] = per_source(runs, 0).astype(np.int64)
     else:
-        src["n_runs"] = src["n_detections"]
-    src["n_observations"] = g["obsid"].nunique().to_numpy() if "obsid" in det.columns else 1
-    if significance in det.columns:
-        best = det.loc[det[significance].fillna(-np.inf).groupby(det["source_id"]).idxmax()]
-        best = best.set_index("source_id").reindex(src["source_id"])
-        src["best_log10_bayes"] = best[significance].to_numpy()
-        if "sigma_equivalent" in det.columns:
-            src["best_sigma_equivalent"] = g["sigma_equivalent"].max().to_numpy()
+        out["n_runs"] = out["n_detections"]
+    out["n_observations"] = (per_source(g["obsid"].nunique(), 0).astype(np.int64) if "obsid" in det.columns
+                             else np.minimum(out["n_detections"], 1))
+    if significance in det.columns or full:
+        if full:
+            out["best_log10_bayes"] = np.full(len(ids), np.nan)
+        else:
+            best = det.loc[det[significance].fillna(-np.inf).groupby(det["source_id"]).idxmax()]
+            best = best.set_index("source_id").reindex(ids)
+            out["best_log10_bayes"] = best[significance].to_numpy(dtype=np.float64)
+        if "sigma_equivalent" in det.columns or full:
+            out["best_sigma_equivalent"] = (np.full(len(ids), np.nan) if full
+                                            else per_source(g["sigma_equivalent"].max()).astype(np.float64))
         for col in ("obsid", "run_id"):
-            if col in det.columns:
-                src[f"best_{col}"] = best[col].to_numpy()
-    if "kind" in det.columns:
-        kinds = det[["source_id", "kind"]].astype({"kind": str}).drop_duplicates().sort_values(["source_id", "kind"])
-        src["kinds"] = kinds.groupby("source_id")["kind"].agg("+".join).reindex(ids).to_numpy()
-    if "t_start" in det.columns:
-        src["t_first"] = g["t_start"].min().to_numpy()
-    if "t_stop" in det.columns:
-        src["t_last"] = g["t_stop"].max().to_numpy()
-    if "mjd_start" in det.columns and "mjd_stop" in det.columns:  # comparable across observations
-        src["mjd_first"] = g["mjd_start"].min().to_numpy()
-        src["mjd_last"] = g["mjd_stop"].max().to_numpy()
-    src["radius_arcsec"] = g["_sep"].max().to_numpy()
-    return det, src
+            if col in det.columns or full:
+                out[f"best_{col}"] = (np.full(len(ids), None, dtype=object) if full
+                                      else best[col].to_numpy(dtype=object))
+    if "kind" in det.columns or full:
+        if full:
+            out["kinds"] = np.full(len(ids), None, dtype=object)
+        else:
+            kinds = det[["source_id", "kind"]].astype({"kind": str}).drop_duplicates().sort_values(["source_id",
+                                                                                                  "kind"])
+            out["kinds"] = kinds.groupby("source_id")["kind"].agg("+".join).reindex(ids).to_numpy(dtype=object)
+    for col, name, how in (("t_start", "t_first", "min"), ("t_stop", "t_last", "max"),
+                           ("mjd_start", "mjd_first", "min"), ("mjd_stop", "mjd_last", "max")):
+        if name.startswith("mjd_") and not ({"mjd_start", "mjd_stop"} <= set(det.columns)) and not full:
+            continue  # comparable across observations only with both
+        if col in det.columns and not full:
+            out[name] = per_source(getattr(g[col], how)()).astype(np.float64)
+        elif full:
+            out[name] = np.full(len(ids), np.nan)
+    out["radius_arcsec"] = per_source(g["_sep"].max()).astype(np.float64)
+    summary = pd.DataFrame(out)
+    if full:  # text columns as pandas makes them from values (str, or object)
+        summary = summary.astype({c: str for c in ("best_obsid", "best_run_id", "kinds")})
+    base = [c for c in ("source_id", "name", "ra", "dec") if c in src.columns]
+    rest = [c for c in src.columns if c not in base]
+    res = pd.concat([src[base], summary, src[rest]], axis=1)
+    return res.astype({"source_id": np.int64, "ra": np.float64, "dec": np.float64})
 
 
 def _empty_sources() -> pd.DataFrame:
-    return pd.DataFrame({
-        "source_id": pd.Series(dtype="int64"), "name": pd.Series(dtype="object"),
-        "ra": pd.Series(dtype="float64"), "dec": pd.Series(dtype="float64"),
-        "n_detections": pd.Series(dtype="int64"), "n_runs": pd.Series(dtype="int64"),
-        "n_observations": pd.Series(dtype="int64"), "best_log10_bayes": pd.Series(dtype="float64"),
-        "radius_arcsec": pd.Series(dtype="float64"),
-    })
+    """The sources table of no detections: every column of a full one."""
+    src = pd.DataFrame({"source_id": pd.Series(dtype="int64"), "name": pd.Series(dtype=str),
+                        "ra": pd.Series(dtype="float64"), "dec": pd.Series(dtype="float64")})
+    det = pd.DataFrame({"source_id": pd.Series(dtype="int64"), "ra": pd.Series(dtype="float64"),
+                        "dec": pd.Series(dtype="float64")})
+    return summarise_sources(det, src)
+
+
+#: the columns that identify a detection across catalogue rebuilds
+DETECTION_KEY = ["obsid", "run_id", "detection"]
+
+
+def carry_source_ids(detections: pd.DataFrame, sources: pd.DataFrame, previous: pd.DataFrame | None,
+                     prefix: str = "XCUBE") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep the ids and names of the sources of an earlier catalogue.
+
+    ``previous``: the earlier catalogue's detections (``obsid``, ``run_id``,
+    ``detection``, ``source_id``, ``source_name``). A new source inherits
+    the id and name of the earlier source that most of its detections
+    belonged to (ties: the smaller earlier id); each earlier id goes to one
+    new source only (the one holding most of its detections; the others get
+    new ids). Sources with nothing inherited are numbered after the largest
+    earlier id, in (RA, Dec) order, so an id is never reused. A name is
+    carried only when it has the current ``prefix``. Returns ``(detections,
+    sources)`` relabelled, sources in id order; unchanged without
+    ``previous``."""
+    if previous is None or not len(previous) or not len(sources) or \
+            not set(DETECTION_KEY + ["source_id"]) <= set(previous.columns) or \
+            not set(DETECTION_KEY) <= set(detections.columns):
+        return detections, sources
+
+    def keyed(df):
+        k = pd.DataFrame({c: df[c].astype(str).to_numpy() for c in DETECTION_KEY[:2]})
+        k["detection"] = pd.to_numeric(df["detection"], errors="coerce").to_numpy()
+        return k
+
+    prev = keyed(previous).assign(_old=previous["source_id"].to_numpy(),
+                                  _name=previous["source_name"].astype(str).to_numpy()
+                                  if "source_name" in previous else "")
+    cur = keyed(detections).assign(source_id=detections["source_id"].to_numpy())
+    m = cur.merge(prev, on=DETECTION_KEY, how="inner")
+    counts = m.groupby(["source_id", "_old"]).size().reset_index(name="n")
+    counts = counts.sort_values(["n", "source_id", "_old"], ascending=[False, True, True])
+    mapping: dict[int, int] = {}
+    used: set[int] = set()
+    for new, old in zip(counts["source_id"].to_numpy(), counts["_old"].to_numpy()):
+        if new in mapping or old in used:
+            continue
+        mapping[int(new)] = int(old)
+        used.add(int(old))
+    old_names = prev.drop_duplicates("_old").set_index("_old")["_name"]
+    next_id = int(pd.to_numeric(previous["source_id"]).max()) + 1
+    ids, names = {}, {}
+    for sid, name in zip(sources["source_id"].to_numpy(), sources["name"].to_numpy()):  # (RA, Dec) order
+        if int(sid) in mapping:
+            ids[sid] = mapping[int(sid)]
+            old = str(old_names.get(ids[sid], ""))
+            names[sid] = old if old.startswith(f"{prefix} ") else name
+        else:
+            ids[sid], names[sid] = next_id, name
+            next_id += 1
+    src = sources.copy()
+    src["source_id"] = src["source_id"].map(ids).astype(np.int64)
+    src["name"] = src["source_id"].map({ids[k]: v for k, v in names.items()})
+    det = detections.copy()
+    det["source_id"] = det["source_id"].map(ids).astype(np.int64)
+    det["source_name"] = det["source_id"].map(dict(zip(src["source_id"], src["name"])))
+    return det, src.sort_values("source_id").reset_index(drop=True)

@@ -10,6 +10,7 @@ killed at any moment resumes where it stopped.
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -179,6 +180,10 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plist = _as_params(params)
+    if catalogue:
+        from .catalogue import check_catalogue_options
+
+        check_catalogue_options(catalogue_options)  # a wrong --match or --exclude-obs stops it now, not at the end
     obs = resolve_observations(observations, archive=archive)
     token = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     lock = SurveyLock(out, token).acquire()
@@ -209,7 +214,7 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
         _check_owner(lock, out)
         status = rebuild_status(out)
         cat_dir = None
-        if catalogue and (plan or not (out / "catalogue").exists()):
+        if catalogue and (plan or not (out / "catalogue").exists() or _options_changed(out, catalogue_options)):
             from .catalogue import build_catalogue
 
             cat_dir = build_catalogue(out, **(catalogue_options or {})).directory
@@ -227,6 +232,20 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
     echo(f"survey finished in {res.wall_time:.1f} s: status table {out / 'status.parquet'} "
          f"({', '.join(f'{k} {v}' for k, v in res.counts.items())})")
     return res
+
+
+def _options_changed(out: Path, catalogue_options: dict | None) -> bool:
+    """Whether the catalogue options differ from those ``out/catalogue/catalogue.json`` records
+    (or it records none), so that a finished survey re-run with other --match/--radius/--exclude-obs
+    rebuilds its catalogue."""
+    from .catalogue import catalogue_options_record, recorded_options
+
+    before = recorded_options(out)
+    now = json.loads(json.dumps(catalogue_options_record(**(catalogue_options or {})), default=str))
+    if before != now:
+        log.info("%s: catalogue options differ from those of the catalogue written; rebuilding it", out)
+        return True
+    return False
 
 
 def _check_owner(lock: SurveyLock, out: Path) -> None:

@@ -203,10 +203,17 @@ def rebuild_status(out, columns: dict | None = None) -> pd.DataFrame:
 
 
 def clean_stale(out, older_than: float = 0.0) -> int:
-    """Remove temporary run directories left by an interrupted survey
-    (``out/<obsid>/.<run_id>.tmp-*`` and ``.old-*``) older than ``older_than``
-    seconds. Returns how many were removed. Call only when no survey writes to ``out``."""
-    n = 0
+    """Remove temporaries left by an interrupted survey: run directories
+    (``out/<obsid>/.<run_id>.tmp-*`` and ``.old-*``) and status tables
+    (``out/.status.parquet.tmp-*``) older than ``older_than`` seconds, and
+    catalogue builds (``out/.catalogue.tmp-*``, ``.old-*``) older than
+    :data:`xcube.io.atomic.STALE_SECONDS` (an hour; ``xcube catalogue`` may
+    be building one while a survey runs). Returns how many were removed.
+    Call only when no survey writes to ``out``."""
+    from ..io.atomic import STALE_SECONDS, remove_stale
+
+    n = remove_stale(Path(out) / STATUS_FILE, age=older_than)
+    n += remove_stale(Path(out) / CATALOGUE_DIR, age=max(older_than, STALE_SECONDS))
     now = time.time()
     for obs_dir in _visible_dirs(Path(out)):
         with os.scandir(obs_dir) as it:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +41,25 @@ CATALOGUE_FLAGS = ["flag_hot_region", "flag_excluded_obs"]
 DROP_FLAGS = [f for f in RUN_FLAGS if f != "flag_5sigma"] + CATALOGUE_FLAGS
 
 
-def read_obs_list(obs) -> set[str]:
+_LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".dat", ".ids")
+
+
+def read_obs_list(obs, must_exist: bool = False) -> set[str]:
     """Observation ids from a list, or a text file (one id per line, ``#``
-    comments and blank lines skipped)."""
+    comments and blank lines skipped). A string is one observation id unless
+    it names a file; a ``Path``, a string that looks like a path (with a
+    ``/`` or a list-file suffix such as ``.txt``) or any string with
+    ``must_exist`` (the command line's ``--exclude-obs FILE``) must name an
+    existing file (``FileNotFoundError`` naming it), so that a misspelled
+    file name is not taken as an id."""
     if obs is None:
         return set()
     if isinstance(obs, (str, Path)) and Path(obs).is_file():
         lines = Path(obs).read_text().splitlines()
         return {ln.split("#", 1)[0].strip() for ln in lines if ln.split("#", 1)[0].strip()}
+    if isinstance(obs, Path) or (isinstance(obs, str) and (
+            must_exist or "/" in obs or os.sep in obs or obs.lower().endswith(_LIST_SUFFIXES))):
+        raise FileNotFoundError(f"{obs}: no such file of observation ids to exclude (one id per line)")
     if isinstance(obs, str):
         return {obs}
     return {str(o) for o in obs}
@@ -210,7 +222,11 @@ def vet(catalogue, flags=None, *, require=()):
     True, "flag_hot_region": False}``). ``require``: flags that must be
     True (e.g. ``("flag_5sigma",)`` or ``"flag_5sigma"``). Returns the same
     kind: a DataFrame, or a Catalogue whose sources are those with a kept
-    detection. ``KeyError`` naming a flag the table lacks."""
+    detection, their summaries (``n_detections``, ``n_observations``,
+    ``best_*``, ``t_first``...; :func:`.cluster.summarise_sources`) computed
+    from the kept detections only; ids, names, positions and cross-matches
+    stay those of the catalogue. ``KeyError`` naming a flag the table
+    lacks."""
     det = _detections(catalogue, "vet")
     if isinstance(flags, dict):
         wanted = dict(flags)
@@ -228,5 +244,9 @@ def vet(catalogue, flags=None, *, require=()):
         return kept
     src = catalogue.sources
     if "source_id" in kept and "source_id" in src:
+        from .cluster import summarise_sources
+
         src = src[src["source_id"].isin(kept["source_id"])].reset_index(drop=True)
+        if {"ra", "dec"} <= set(kept.columns) and {"ra", "dec"} <= set(src.columns):
+            src = summarise_sources(kept, src)
     return dataclasses.replace(catalogue, detections=kept, sources=src, directory=None, flag_report=None)

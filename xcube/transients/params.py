@@ -68,14 +68,20 @@ class SearchParams:
 
 
 def _num(v: float) -> str:
-    return f"{v:g}"
+    """``v`` for a run id: ``%g`` (``50``, ``0.5``, as ever) when that reads back
+    as ``v``, else the shortest text that does (``2000.0001``, not ``2000``), so
+    that two values never share a run id."""
+    short = f"{v:g}"
+    return short if float(short) == float(v) else repr(float(v))
 
 
 def run_id(obsid: str, params: SearchParams, subset: int = 0) -> str:
     """Run identifier ``{obsid}_{subset}_{time_bin}_{emin}_{emax}`` (e.g.
     ``0765080801_0_50_0.2_12.0``, as the transient search names its runs).
 
-    Parameter sets differing in more than time bin and band get a suffix
+    Numbers are written with ``%g`` where that is exact, else in full
+    (shortest round-trip form), so time bins 2000 and 2000.0001 get two
+    ids. Parameter sets differing in more than time bin and band get a suffix
     ``_s{sigma}`` / ``_c{size}`` / ``_h{hash8}`` so that every set of a grid has
     its own directory. The observation id goes through
     :func:`xcube.io.paths.safe_component`, so a run id is always a harmless

@@ -1,0 +1,153 @@
+"""The survey catalogue on small hand-made run directories (no search, no
+cluster): non-ASCII names, units, vetted source summaries, stable source ids,
+the schema of an empty catalogue, stale temporaries, the options of a resumed
+survey, --exclude-obs and --match checked up front, unique run ids."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.io import fits
+
+from xcube.cli import main
+from xcube.survey import build_catalogue, parameter_grid, run, run_id, vet
+from xcube.survey.catalogue import column_unit
+from xcube.survey.status import clean_stale, write_run
+from xcube.survey.vetting import read_obs_list
+from xcube.transients.detect import empty_table
+from xcube.transients.params import SearchParams
+
+PARAMS = parameter_grid([50.0], [(0.2, 12.0)])
+
+
+def _det(rows) -> pd.DataFrame:
+    """A search's detection table (every column, its dtypes) with ``rows``."""
+    t = empty_table()
+    df = pd.DataFrame(rows)
+    for c in t.columns:
+        if c not in df:
+            df[c] = (False if t[c].dtype == bool else np.arange(len(df)) if c == "detection"
+                     else "peak" if c == "kind" else "" if t[c].dtype == object else np.nan)
+    return df[list(t.columns)].astype(t.dtypes.to_dict())
+
+
+def _fake_run(out, obsid, rows, state="done"):
+    p = PARAMS[0]
+    det = _det([dict(dict(t_start=1.0e8, t_stop=1.0e8 + 50, t_peak=1.0e8 + 25, log10_bayes=10.0 + i), **r)
+                for i, r in enumerate(rows)])
+    rec = dict(p.to_dict(), param_hash=p.hash, state=state, n_detections=len(det) if state == "done" else 0)
+    write_run(out, obsid, run_id(obsid, p), rec,
+              writer=(lambda d: det.to_parquet(d / "detections.parquet", index=False)) if state == "done" else None)
+
+
+class NoClient:
+    """A distributed client that must not be used."""
+
+    def run(self, *a, **k):
+        raise AssertionError("the survey started work")
+
+    submit = run
+
+
+@pytest.fixture
+def out(tmp_path):
+    out = tmp_path / "out"
+    for k in range(3):  # one source seen in three observations
+        _fake_run(out, f"04000000{k:02d}", [dict(ra=150.0 + 1e-4 * k, dec=2.2, log10_bayes=10.0 + k)])
+    return out
+
+
+def test_non_ascii_names_and_units(out, tmp_path):
+    cat = tmp_path / "uni.csv"
+    cat.write_text("name,ra,dec\nMüller's star,150.0001,2.2\n", encoding="utf-8")
+    c = build_catalogue(out, crossmatch=[cat], report=False)
+    assert c.sources["uni_name"].tolist() == ["Müller's star"]
+    with fits.open(c.directory / "sources.fits") as h:
+        assert h[1].data["uni_name"][0] == "Muller's star"
+    with fits.open(c.directory / "detections.fits") as h:
+        units = {h[1].header[f"TTYPE{i}"]: h[1].header[f"TUNIT{i}"] for i in range(1, h[1].header["TFIELDS"] + 1)}
+    assert units["duration"] == "s" and units["peak_rate"] == "count s-1" and units["det_u"] == "arcsec"
+    assert units["peak_gap_min"] == "s" and units["fluence"] == "count" and units["peak_flux"] == "erg s-1 cm-2"
+    assert column_unit("det_v") == "arcsec" and column_unit("eclipse_gap_min") == "s"
+
+
+def test_vetted_sources_are_summarised_from_kept_detections(out):
+    cat = build_catalogue(out, exclude_obs=["0400000002"], write=False, report=False)
+    assert cat.sources["n_detections"].tolist() == [3] and cat.sources["best_obsid"].tolist() == ["0400000002"]
+    clean = vet(cat)
+    assert len(clean.detections) == 2
+    s = clean.sources.iloc[0]
+    assert s["n_detections"] == 2 and s["n_observations"] == 2 and s["best_obsid"] == "0400000001"
+    assert list(clean.sources.columns) == list(cat.sources.columns)
+
+
+def test_source_ids_and_names_persist_when_runs_are_added(out):
+    first = build_catalogue(out, report=False).sources[["source_id", "name"]]
+    _fake_run(out, "0400000010", [dict(ra=149.0, dec=2.2), dict(ra=150.0 + 9e-4, dec=2.2)])  # lower RA; moves it
+    second = build_catalogue(out, report=False)
+    s = second.sources.set_index("source_id")
+    assert s.loc[0, "name"] == first["name"][0] and s.loc[0, "n_detections"] == 4
+    assert s.loc[1, "ra"] == 149.0  # a new source numbered after the earlier ones
+    assert set(second.detections["source_id"]) == {0, 1}
+
+
+def test_empty_catalogue_has_every_column(out, tmp_path):
+    full = build_catalogue(out, report=False)
+    empty_out = tmp_path / "empty"
+    _fake_run(empty_out, "0400000001", [], state="failed")
+    empty = build_catalogue(empty_out, report=False)
+    assert len(empty.detections) == 0 and len(empty.sources) == 0
+    assert list(empty.sources.columns) == list(full.sources.columns)
+    assert set(empty.detections.columns) == set(full.detections.columns)
+    assert empty.sources.dtypes.to_dict() == full.sources.dtypes.to_dict()
+
+
+def test_stale_catalogue_and_status_temporaries_are_removed(out):
+    old = time.time() - 7200
+    tmp_cat = out / ".catalogue.tmp-1234abcd"
+    tmp_cat.mkdir()
+    tmp_status = out / ".status.parquet.tmp-1234abcd"
+    tmp_status.write_bytes(b"x")
+    for p in (tmp_cat, tmp_status):
+        os.utime(p, (old, old))
+    young = out / ".catalogue.tmp-5678abcd"  # may be a catalogue being built now
+    young.mkdir()
+    assert clean_stale(out) >= 2
+    assert not tmp_cat.exists() and not tmp_status.exists() and young.exists()
+
+
+def test_resumed_finished_survey_rebuilds_the_catalogue_for_new_options(out, tmp_path):
+    obs = {f"04000000{k:02d}": [tmp_path / "unused.fits"] for k in range(3)}
+    kw = dict(compute=NoClient(), progress=False, figures="none")
+    run(obs, out, PARAMS, **kw)
+    assert "known_name" not in pd.read_parquet(out / "catalogue/sources.parquet").columns
+    known = tmp_path / "known.csv"
+    pd.DataFrame({"name": ["SRC1"], "ra": [150.0], "dec": [2.2]}).to_csv(known, index=False)
+    run(obs, out, PARAMS, catalogue_options={"crossmatch": [known], "radius_arcsec": 10.0}, **kw)
+    assert pd.read_parquet(out / "catalogue/sources.parquet")["known_name"].tolist() == ["SRC1"]
+    info = json.loads((out / "catalogue/catalogue.json").read_text())
+    assert info["radius_arcsec"] == 10.0 and info["crossmatch"] == [str(known)]
+
+
+def test_match_and_exclude_files_are_checked_before_the_survey_runs(tmp_path, capsys):
+    out = tmp_path / "out"
+    obs = {"0400000001": [tmp_path / "missing.fits"]}
+    with pytest.raises(FileNotFoundError, match="typo.csv"):
+        run(obs, out, PARAMS, compute=NoClient(), progress=False, catalogue_options={"crossmatch": ["typo.csv"]})
+    with pytest.raises(FileNotFoundError, match="bad_obs_typo.txt"):
+        run(obs, out, PARAMS, compute=NoClient(), progress=False, catalogue_options={"exclude_obs": "bad_obs_typo.txt"})
+    assert read_obs_list("0400000001") == {"0400000001"}
+    _fake_run(out, "0400000001", [dict(ra=1.0, dec=1.0)])
+    assert main(["catalogue", str(out), "--exclude-obs", str(tmp_path / "typo")]) == 1
+    assert "typo: no such file of observation ids" in capsys.readouterr().err
+
+
+def test_run_ids_are_unique():
+    a = run_id("x", SearchParams(time_bin=2000.0, energy_band=(0.2, 12.0)))
+    b = run_id("x", SearchParams(time_bin=2000.0001, energy_band=(0.2, 12.0)))
+    assert a == "x_0_2000_0.2_12.0" and b == "x_0_2000.0001_0.2_12.0"
+    assert run_id("x", SearchParams(time_bin=50.0, energy_band=(0.2, 2.0), sigma=4.5)) == "x_0_50_0.2_2.0_s4.5"
