@@ -42,7 +42,7 @@ from astropy.io import fits
 from .. import gti as gtimod
 from .._version import __version__
 from .atomic import atomic_file, refuse_input
-from .fitsutil import check_column_time_unit, extension, find_column, open_fits
+from .fitsutil import check_column_time_unit, extension, find_column, merged_header, open_fits
 
 __all__ = [
     "gti_hdu",
@@ -217,9 +217,10 @@ def gti_table(obj, events=None):
     or an OGIP GTI table in memory: a ``fits.BinTableHDU`` or ``HDUList``, an
     ``astropy.table.Table``, a FITS record array, a structured numpy array or
     a pandas DataFrame with START/STOP columns (any case; TIMEZERO from the
-    header or ``Table.meta`` applied). With ``events``, a table whose MJDREF
-    differs from the events' raises ``ValueError`` (its times would be in
-    another frame). Eager."""
+    header or ``Table.meta`` applied). With ``events``, a table whose MJDREF,
+    TIMESYS or TIMEREF (where its header has them) differs from the events'
+    raises ``ValueError`` naming the file and both values (its times would
+    be in another frame). Eager."""
     source = str(obj) if isinstance(obj, (str, Path)) else type(obj).__name__
     if isinstance(obj, (str, Path)):
         path, extname = _split_extname(obj, None)
@@ -228,7 +229,9 @@ def gti_table(obj, events=None):
             if hdu is None:
                 raise ValueError(f"{path}: no GTI table (extensions: {[h.name for h in hdul]}); name it as "
                                  f"'{path}[EXTNAME]'")
-            header = dict(hdul[0].header, **hdu.header)
+            # primary keywords overridden by the table's; not dict(h0, **h1), which passes every card as a
+            # keyword argument and fails on a second HISTORY/COMMENT card
+            header = merged_header(hdul[0].header, hdu.header)
             gti = gti_of_hdu(hdu, path)
     else:
         if isinstance(obj, fits.HDUList):
@@ -243,12 +246,43 @@ def gti_table(obj, events=None):
         tz = float(header.get("TIMEZERO", 0.0) or 0.0)
         gti = gtimod.normalize(np.asarray(data[s], np.float64) + tz, np.asarray(data[e], np.float64) + tz,
                                source=f"GTI table ({source})")
-    if events is not None and ("MJDREF" in header or "MJDREFI" in header):
+    if events is not None:
+        _check_gti_frame(header, events, source)
+    return gti
+
+
+def _check_gti_frame(header: dict, events, source: str) -> None:
+    """``ValueError`` naming the GTI ``source`` and both values when the GTI
+    header's MJDREF, TIMESYS or TIMEREF (each only where the header has it;
+    TIMEREF only where the events have one too) differs from the events':
+    its START/STOP would be seconds in another time frame (TT GTIs of
+    barycentred TDB events are off by up to +-500 s). Eager, tiny."""
+    from ..times import TimeReference, time_reference
+
+    if "MJDREF" in header or "MJDREFI" in header:
         mine, theirs = read_mjdref(header), float(events.attrs.get("mjdref", np.nan))
         if np.isfinite(theirs) and abs(mine - theirs) * 86400.0 > 1e-6:
             raise ValueError(f"GTI {source}: MJDREF {mine!r} differs from the events' {theirs!r}; its START/STOP "
                              "are seconds in another time frame - convert them first (xcube.times)")
-    return gti
+    name = events.attrs.get("source") or "the events"
+    if header.get("TIMESYS") not in (None, ""):
+        mine = TimeReference(0.0, 0.0, header["TIMESYS"], source=f"GTI {source}").timesys
+        try:
+            theirs = time_reference(events).timesys
+        except ValueError:  # events without MJDREF: their TIMESYS alone
+            theirs = TimeReference(0.0, 0.0, events.attrs.get("timesys"), source=str(name)).timesys
+        if mine != theirs:
+            raise ValueError(f"GTI {source}: TIMESYS {mine!r} differs from the events' ({name}) {theirs!r}; its "
+                             "START/STOP are in another time system (barycentred TDB times differ from the "
+                             "spacecraft's TT by up to +-500 s) - use a GTI made on the same times (e.g. "
+                             "barycentre it as the events were)")
+    ref_gti, ref_ev = header.get("TIMEREF"), events.attrs.get("timeref")
+    if ref_gti not in (None, "") and ref_ev not in (None, ""):
+        mine, theirs = str(ref_gti).strip().upper(), str(ref_ev).strip().upper()
+        if mine != theirs:
+            raise ValueError(f"GTI {source}: TIMEREF {mine!r} differs from the events' ({name}) {theirs!r}; its "
+                             "START/STOP are referred to another place (barycentred or not) - use a GTI made on "
+                             "the same times")
 
 
 def _no_gti(hdul):
