@@ -85,6 +85,20 @@ def test_mission_pipelines_and_ftools(fake_tools, tmp_path):
     assert "steminputs=nu30001001002" in args["nupipeline"]
 
 
+def test_nicerl2_writing_inside_its_input_directory_is_skipped_on_rerun(fake_tools, tmp_path):
+    # the default cldir <indir>/xti/event_cl (the work directory, with its logs) lies inside indir, the
+    # task's input: what the task writes there must not change the input's checksum
+    indir = tmp_path / "1012010102"
+    (indir / "xti" / "event_uf").mkdir(parents=True)
+    raw = indir / "xti" / "event_uf" / "ni1012010102_0mpu7_uf.evt"
+    raw.write_bytes(b"raw events")
+    t = heasoft.nicerl2(indir)
+    assert [run(t).state for _ in range(3)] == ["done", "skipped", "skipped"]
+    assert len(fake_tools.calls("nicerl2")) == 1
+    raw.write_bytes(b"raw events, reprocessed")  # a change of what it reads still re-runs it
+    assert run(t).state == "done"
+
+
 def test_cli_run_any_tool(fake_tools, tmp_path, capsys, monkeypatch):
     from xcube.cli import main
 
@@ -107,3 +121,27 @@ def test_cli_run_any_tool(fake_tools, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert main(["tools", "run", "nupipeline", "indir=x", "--workdir", str(tmp_path)]) == 1
     assert "HEASoft" in capsys.readouterr().err
+
+
+def test_cli_run_rechecks_files_named_in_parameters(fake_tools, tmp_path, capsys):
+    """`xcube tools run` without --input: the file named by infile= is checksummed all the same, so the
+    task re-runs after it changed instead of keeping a stale product."""
+    from xcube.cli import main
+
+    def events(n):
+        fake_tools.lib._write_generic(
+            tmp_path / "ev.fits", {"TIME": np.arange(float(n)), "PI": np.arange(n, dtype=np.int32)},
+            {"TELESCOP": "NuSTAR", "INSTRUME": "FPMA", "TSTART": 0.0, "TSTOP": float(n)},
+            [("GTI", {}, np.array([0.0]), np.array([float(n)]))], None)
+
+    events(20)
+    argv = ["tools", "run", "ftselect", "infile=ev.fits[EVENTS]", "outfile=o.fits", "expression=PI < 7",
+            "--output", "o.fits", "--workdir", str(tmp_path), "--name", "sel"]
+    assert main(argv) == 0 and "ftselect done" in capsys.readouterr().out
+    assert main(argv) == 0 and "up to date" in capsys.readouterr().out
+    events(5)
+    assert main(argv) == 0 and "ftselect done" in capsys.readouterr().out
+    from astropy.io import fits
+
+    assert len(fits.getdata(tmp_path / "o.fits", "EVENTS")) == 5
+    assert len(fake_tools.calls("ftselect")) == 2

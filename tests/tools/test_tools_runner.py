@@ -268,6 +268,46 @@ def test_skip_if_done_and_what_invalidates_it(fake_tools, tmp_path):
     assert len(fake_tools.calls("ftselect")) == 5
 
 
+def test_files_named_in_parameters_are_inputs(fake_tools, tmp_path):
+    # no inputs= declared: the file named by infile= (with its [EVENTS]) is checksummed all the same
+    src = tmp_path / "in.fits"
+    _events(fake_tools, src)
+    t = Task("ftselect", {"infile": "in.fits[EVENTS]", "outfile": "sel.fits", "expression": "PI < 500"},
+             outputs=["sel.fits"], workdir=tmp_path)
+    res = run(t)
+    assert str(src.resolve()) in read_record(res.record)["inputs"]
+    assert str((tmp_path / "sel.fits").resolve()) not in read_record(res.record)["inputs"]  # an output is not
+    assert run(t).state == "skipped"
+    _events(fake_tools, src, seed=3)
+    assert run(t).state == "done"
+    # positional arguments, list values and @list files count as well
+    from xcube.tools.runner import _named_files
+
+    (tmp_path / "a.lis").write_text("in.fits\n")
+    got = _named_files(["@a.lis", ["x", str(src)], "in.fits:EVENTS", "!in.fits", "PI < 500", 3.0, True], tmp_path)
+    assert got == [tmp_path / "a.lis", src, src]
+
+
+def test_directory_input_leaves_out_the_tasks_own_files(fake_tools, tmp_path):
+    # the work directory is the input directory: the run's logs, parameter files and outputs are not inputs
+    w = tmp_path / "w"
+    w.mkdir()
+    _events(fake_tools, w / "in.fits")
+    t = Task("ftselect", {"infile": "in.fits[EVENTS]", "outfile": "sel.fits", "expression": "PI < 500"},
+             inputs=[w], outputs=["sel.fits"], workdir=w)
+    assert [run(t).state for _ in range(3)] == ["done", "skipped", "skipped"]
+    (w / "other.fits").write_bytes(b"a new file in the input directory")
+    assert run(t).state == "done"
+    d = tmp_path / "d"
+    (d / "out").mkdir(parents=True)
+    (d / "a.txt").write_text("a")
+    before = fingerprint(d)
+    (d / "out" / "b.txt").write_text("b")
+    (d / "FP_1.xfl").write_text("c")
+    assert fingerprint(d) != before
+    assert fingerprint(d, exclude=[d / "out"], exclude_patterns=[str(d / "FP_*.xfl")]) == before
+
+
 def test_missing_input_is_an_error_before_running(fake_tools, tmp_path):
     t = Task("ftselect", {"infile": "nope.fits", "outfile": tmp_path / "o.fits", "expression": "true"},
              inputs=[tmp_path / "nope.fits"], outputs=[tmp_path / "o.fits"])

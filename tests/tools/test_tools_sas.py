@@ -75,6 +75,17 @@ def test_sas_version_reads_the_release_not_the_time_stamp(fake_tools, monkeypatc
     assert packages.sas_version() == (18, 0, 0)
 
 
+def test_output_inside_the_odf_is_skipped_on_rerun(fake_tools, tmp_path):
+    # `xcube tools sas process odf --out odf/proc`: cifbuild and odfingest read the ODF directory, which
+    # now holds their own products and logs; these must not make them run again
+    odf = fake_tools.lib.make_xmm_odf(tmp_path / "odf", exposures=(("PN", "S003", "SCIENCE"),))
+    res = sas.process_observation(odf, odf / "proc", ("pn",), steps=("events",), workers=1)
+    assert set(res.status["state"]) == {"done"}
+    fake_tools.reset_calls()
+    res = sas.process_observation(odf, odf / "proc", ("pn",), steps=("events",), workers=1)
+    assert set(res.status["state"]) == {"skipped"} and fake_tools.calls() == []
+
+
 def test_cleaning_expression(tmp_path):
     e = sas.cleaning_expression("pn", gti=tmp_path / "g.fits")
     assert e.startswith("#XMMEA_EP && (PATTERN <= 4 && FLAG == 0) && (PI in [200:15000]) && gti(")

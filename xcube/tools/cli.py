@@ -95,13 +95,17 @@ def register(subparsers) -> None:
     q = sub.add_parser("run", help="run any tool: xcube tools run TOOL key=value ...",
                        description="Run one tool with key=value parameters (arguments without '=' are passed as "
                                    "positional arguments, in order). Declare outputs to get them checked and the "
-                                   "run skipped next time when nothing changed.")
+                                   "run skipped next time when nothing changed: the inputs are the --input files "
+                                   "and directories and every existing file a parameter or positional argument "
+                                   "names (table=pn.fits, infile=ev.fits[EVENTS]) that is not an output.")
     q.add_argument("tool", metavar="TOOL")
     q.add_argument("params", nargs="*", metavar="key=value", help="tool parameters")
     q.add_argument("--workdir", required=True,
                    help="working directory of the tool (required; '.' for the current directory): logs, private "
                         "parameter files and relative outputs go there")
-    q.add_argument("--input", action="append", default=[], metavar="FILE", help="input file (checksummed)")
+    q.add_argument("--input", action="append", default=[], metavar="FILE",
+                   help="input file or directory (checksummed; files named in the parameters are checksummed "
+                        "without it)")
     q.add_argument("--output", action="append", default=[], metavar="FILE", help="FITS output to check")
     q.add_argument("--text-output", action="append", default=[], metavar="FILE", help="non-FITS output to check")
     q.add_argument("--name", help="task name (log file name)")

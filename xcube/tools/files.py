@@ -4,6 +4,7 @@ evidence that a tool really made its output)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from pathlib import Path
 
@@ -17,22 +18,28 @@ _FULL_HASH_LIMIT = 64 * 2**20
 _EDGE = 4 * 2**20
 
 
-def fingerprint(path) -> str:
+def fingerprint(path, exclude=(), exclude_patterns=()) -> str:
     """Checksum of a file or directory, cheap enough for large inputs.
 
     Files up to 64 MiB: SHA-256 of the content. Larger files: SHA-256 of the
     size, the first and last 4 MiB and the modification time. Directories:
     hash over the sorted (relative path, size, mtime) of their files (not
-    recursing into hidden entries). A missing path gives ``"missing"``.
+    recursing into hidden entries), leaving out the paths under ``exclude``
+    (absolute files or directories: a task's own outputs, work directory and
+    logs when they lie inside a directory it reads) and those matching
+    ``exclude_patterns`` (absolute ``fnmatch`` patterns). A missing path gives
+    ``"missing"``.
     """
     p = Path(path)
     if not p.exists():
         return "missing"
     h = hashlib.sha256()
     if p.is_dir():
+        skip = path_excluder(exclude, exclude_patterns)
+        real = Path(os.path.realpath(p))  # compared as real paths: the directory may be named through a link
         for sub in sorted(p.rglob("*")):
             rel = sub.relative_to(p)
-            if any(part.startswith(".") for part in rel.parts) or not sub.is_file():
+            if any(part.startswith(".") for part in rel.parts) or not sub.is_file() or skip(real / rel):
                 continue
             st = sub.stat()
             h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -48,6 +55,23 @@ def fingerprint(path) -> str:
         h.update(fh.read(_EDGE))
     h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
     return "quick:" + h.hexdigest()
+
+
+def path_excluder(exclude, patterns):
+    """``skip(real_path) -> bool`` for the paths under ``exclude`` or matching ``patterns``."""
+    import fnmatch
+
+    roots = {os.path.realpath(os.fspath(e)) for e in exclude}
+    pats = {os.path.join(os.path.realpath(os.path.dirname(os.fspath(x))), os.path.basename(os.fspath(x)))
+            for x in patterns}
+    if not roots and not pats:
+        return lambda sub: False
+
+    def skip(sub: Path) -> bool:
+        text = os.fspath(sub)
+        return (any(text == r or text.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+                or any(fnmatch.fnmatchcase(text, x) for x in pats))
+    return skip
 
 
 # ---------------------------------------------------------------------------

@@ -36,8 +36,11 @@ it and returns a :class:`TaskResult`:
 - declared outputs must exist afterwards and be valid, complete FITS files;
 - a task whose outputs exist with the same parameter hash and the same input
   checksums is skipped without calling the tool (``overwrite=True`` forces a
-  run); the evidence is the provenance record written next to the first
-  output (see :mod:`xcube.tools.provenance`). A file that is both an input
+  run); the inputs are ``Task.inputs`` and every existing file a parameter or
+  positional argument names that is not an output, and a directory's checksum
+  leaves out what the task writes itself (outputs, work directory, logs);
+  the evidence is the provenance record written next to the first output
+  (see :mod:`xcube.tools.provenance`). A file that is both an input
   and an output is changed in place: its change is recorded in the file's
   modification list instead.
 
@@ -63,7 +66,7 @@ from typing import Any, Mapping, Sequence
 
 from .._version import __version__
 from ..io.paths import inside, safe_component
-from .files import check_fits, fingerprint
+from .files import check_fits, fingerprint, path_excluder
 from .logs import parse_log, scan_log, tail
 from .packages import PACKAGES, Package, package_of, package_versions, tool_version
 from .procs import TOKEN_VARIABLE, group_alive, kill_tree, marked_processes, new_token
@@ -407,7 +410,51 @@ class _Job:
         return outs
 
 
-def _prepare(task: Task, wd: Path) -> _Job:
+def _inside(path, root) -> bool:
+    """``path`` lies strictly inside directory ``root`` (real paths)."""
+    p, r = os.path.realpath(path), os.path.realpath(root)
+    return p.startswith(r.rstrip(os.sep) + os.sep)
+
+
+def _named_files(values, wd: Path) -> list[Path]:
+    """Existing regular files named by parameter values or positional
+    arguments: a whole value, one of its space-separated words, or a list
+    item; relative names taken in ``wd``; ``[ext]``/``:ext`` (FITS extension)
+    and a leading ``@`` (list file) stripped; ``!name`` (clobber: an output)
+    left out."""
+    found: list[Path] = []
+
+    def visit(v):
+        if isinstance(v, (list, tuple)):
+            for x in v:
+                visit(x)
+            return
+        if isinstance(v, bool) or not isinstance(v, (str, os.PathLike)):
+            return
+        text = os.fspath(v).strip()
+        if not text or text.startswith("!"):
+            return
+        words = text.split()
+        for word in dict.fromkeys([text] + (words if len(words) > 1 else [])):
+            word = word.lstrip("@")
+            for cand in dict.fromkeys((word, word.split("[", 1)[0], word.split(":", 1)[0])):
+                if not cand:
+                    continue
+                path = Path(os.path.normpath(os.path.join(wd, cand)))
+                try:
+                    is_file = path.is_file()
+                except (OSError, ValueError):  # a name too long, a NUL byte: not a file
+                    is_file = False
+                if is_file:
+                    found.append(path)
+                    break
+
+    for v in values:
+        visit(v)
+    return found
+
+
+def _prepare(task: Task, wd: Path, log_dir=None) -> _Job:
     params = {k: _resolve_value(v, wd) for k, v in task.params.items()}
     args = [_resolve_value(a, wd) for a in task.args]
     inputs = [os.path.normpath(wd / (i.under(wd).resolve() if isinstance(i, Glob) else os.fspath(i)))
@@ -417,11 +464,25 @@ def _prepare(task: Task, wd: Path) -> _Job:
     rename = {Path(os.path.normpath(wd / os.fspath(k))): _output_path(v, wd, task) for k, v in task.rename.items()}
     resolved = Task(task.tool, params=params, args=args, inputs=inputs, outputs=task.outputs,
                     text_outputs=task.text_outputs, env=task.env, name=task.name, rename=task.rename)
-    inputs_fp = {str(Path(i).resolve()): fingerprint(i) for i in inputs}
+    # what the task itself writes is not part of what it reads: its outputs (and the patterns of its
+    # Glob outputs), the files it renames, its logs and parameter files, and its work directory when
+    # that lies inside an input directory (nicerl2's event_cl inside the observation directory)
+    made = [o for o in outputs + text_outputs + list(rename.values()) if isinstance(o, Path)] + list(rename)
+    patterns = [o.pattern for o in outputs + text_outputs + list(rename.values()) if isinstance(o, Glob)]
+    own = made + [wd / "logs", wd / ".pfiles"] + ([Path(os.path.abspath(log_dir))] if log_dir is not None else [])
+    inputs_fp = {str(Path(i).resolve()): fingerprint(i, own + ([wd] if _inside(wd, i) else []), patterns)
+                 for i in inputs}
     missing = [i for i, fp in inputs_fp.items() if fp == "missing"]
     if missing:
         raise ToolError(f"{task.name}: input file(s) missing: {missing}; run the step that makes them first",
                         task=task.name, tool=task.tool)
+    # files named in the parameters are inputs too, declared or not (`xcube tools run evselect
+    # table=pn.fits ...`): a changed pn.fits must re-run the task
+    is_own = path_excluder(made, patterns)
+    for f in _named_files(list(params.values()) + list(args), wd):
+        key = str(f.resolve())
+        if key not in inputs_fp and not is_own(Path(key)):
+            inputs_fp[key] = fingerprint(f)
     inplace = {str(o.resolve()) for o in outputs + text_outputs if isinstance(o, Path)} & set(inputs_fp)
     return _Job(task=task, wd=wd, params=params, args=args, inputs=inputs, outputs=outputs,
                 text_outputs=text_outputs, rename=rename, phash=resolved.param_hash(), cmd=command_line(resolved),
@@ -509,7 +570,7 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
     """
     timeout = task.timeout if timeout is None else timeout
     wd = work_directory(task, workdir)
-    job = _prepare(task, wd)
+    job = _prepare(task, wd, log_dir)
     if not overwrite:
         rec_path = up_to_date(job)
         if rec_path is not None:
