@@ -146,3 +146,25 @@ def test_saturated_star_is_neither_target_nor_comparison(tmp_path, monkeypatch):
     with fits.open(tmp_path / "red" / "V1234Cyg_R" / "V1234Cyg-0001R.bf.fits") as hdul:
         ix, iy = int(round(truth.star_x[1])), int(round(truth.star_y[1]))
         assert np.isnan(hdul[0].data[iy - 1:iy + 2, ix - 1:ix + 2]).any()
+
+
+def test_rerun_pick_checks_given_stars_and_keeps_statistics(night, tmp_path, caplog):
+    """steps='kcd' with a starxy the photometry did not measure says to rerun step p (it was silently picked
+    automatically); ind_* without starxy warn; a failed automatic pick still writes pick_*.csv."""
+    import logging
+
+    truth, res, root = night
+    red = tmp_path / "red"
+    shutil.copytree(root / "red", red)
+    starxy = [(truth.star_x[i], truth.star_y[i]) for i in range(3)]
+    with pytest.raises(FileNotFoundError, match=r"starxy \(3 stars\) differs .*rerun step p"):
+        xcube.frames.run(root / "raw", red, steps="kcd", starxy=starxy, ind_tgt=0, on_missing="error")
+    with caplog.at_level(logging.WARNING, logger="xcube.frames"):
+        again = xcube.frames.run(root / "raw", red, steps="kcd", ind_tgt=5)
+    assert "ind_tgt set without starxy" in caplog.text and again.attrs["target"] == res.attrs["target"]
+    (red / "pick_V1234Cyg_R.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="no variable star.*pick_V1234Cyg_R.csv"):
+        xcube.frames.run(root / "raw", red, steps="k", pick_var_std=5.0, on_missing="error")
+    stats = pd.read_csv(red / "pick_V1234Cyg_R.csv")
+    assert len(stats) == res.sizes["star"] and {"x", "y", "missing", "std", "range"} <= set(stats.columns)
+    assert not (red / "pick_V1234Cyg_R.json").exists()

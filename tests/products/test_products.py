@@ -242,8 +242,9 @@ def test_spectrum_counts_and_pha(field, tmp_path):
     x, y, pi = ev.x.values, ev.y.values, ev.pi.values
     in_src = (x - 26000.0) ** 2 + (y - 26000.0) ** 2 <= 400**2
     assert int(spec.counts.sum()) == int(in_src.sum())
-    np.testing.assert_array_equal(spec.counts.values, np.bincount(pi[in_src] // 5, minlength=4096))
-    assert spec.sizes["channel"] == 4096 and spec.attrs["channel_range"] == (0, 4095)  # XMM PI 0..20479
+    np.testing.assert_array_equal(spec.counts.values, np.bincount(pi[in_src] // 5, minlength=3001))
+    # MOS PI 0..15000 (TLMAX of its event files; not pn's 0..20479) by 5: 3001 channels
+    assert spec.sizes["channel"] == 3001 and spec.attrs["channel_range"] == (0, 3000)
     assert spec.attrs["backscal"] == pytest.approx(np.pi * 400**2)
     assert spec.attrs["area_arcsec2"] == pytest.approx(np.pi * 400**2 * 0.05**2, rel=1e-6)
     assert spec.attrs["exposure"] == pytest.approx(1.0e4)
@@ -254,7 +255,7 @@ def test_spectrum_counts_and_pha(field, tmp_path):
         d, h = hdul["SPECTRUM"].data, hdul["SPECTRUM"].header
         np.testing.assert_array_equal(d["COUNTS"], spec.counts.values)
         np.testing.assert_array_equal(d["GROUPING"], grouped.grouping.values)
-        assert h["BACKFILE"] == "src_bkg.pha" and h["DETCHANS"] == 4096 and h["TLMAX1"] == 4095
+        assert h["BACKFILE"] == "src_bkg.pha" and h["DETCHANS"] == 3001 and h["TLMAX1"] == 3000
         assert h["BACKSCAL"] == pytest.approx(np.pi * 400**2)
     with fits.open(tmp_path / "src_bkg.pha") as hdul:
         assert hdul["SPECTRUM"].data["COUNTS"].sum() == int(spec.bkg_counts.sum())

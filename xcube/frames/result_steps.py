@@ -62,6 +62,7 @@ def _pick(red: Reduction, obj: str, band: str) -> None:
     ap = pick_aperture(phot, cfg["pick_aper"])
     mag, err = phot["mag"].values[:, :, ap], phot["mag_err"].values[:, :, ap]
     n_given = int((phot["source"].values == "given").sum())
+    _check_given(red, phot, obj, n_given)
     if n_given:
         roles = given_roles(n_given, for_key(cfg["ind_tgt"], obj), for_key(cfg["ind_ref"], obj),
                             for_key(cfg["ind_chk"], obj))
@@ -75,12 +76,38 @@ def _pick(red: Reduction, obj: str, band: str) -> None:
             roles = pick_stars(mag, err, phot["star_x"].values, phot["star_y"].values, tuple(phot.attrs.get(
                 "shape", _shape(red, obj, band))), **thresholds)
         except ValueError as exc:
-            raise Missing(str(exc)) from exc
+            stats = star_statistics(mag, err, cfg["pick_err_max"], cfg["pick_ref_std"])
+            stats.insert(0, "x", phot["star_x"].values)
+            stats.insert(1, "y", phot["star_y"].values)
+            stats["role"] = ""
+            csv = red.out("pick", obj, band, ".csv")
+            write_table(csv, stats.rename_axis("star").reset_index())
+            if out.exists():  # roles of an earlier pick no longer match the statistics
+                out.unlink()
+            raise Missing(f"{exc} (per-star statistics in {csv})") from exc
     write_table(red.out("pick", obj, band, ".csv"), roles.table.rename_axis("star").reset_index())
     write_json(out, {"target": roles.target, "comparisons": roles.comparisons, "checks": roles.checks,
                      "candidates": roles.candidates, "aperture": ap, "given": bool(n_given)}, indent=1)
     log.info("%s %s: target %d, comparisons %s, checks %s", obj, band, roles.target, roles.comparisons,
              roles.checks)
+
+
+def _check_given(red: Reduction, phot: xr.Dataset, obj: str, n_given: int) -> None:
+    """``starxy`` must be the stars step p measured first (``Missing`` saying
+    to rerun step p when it is not); ``ind_*`` without given stars are
+    ignored with a warning."""
+    given = for_key(red.cfg["starxy"], obj)
+    if given is not None and len(given):
+        xy = np.asarray(given, float).reshape(-1, 2)
+        measured = np.column_stack([phot["star_x"].values[:n_given], phot["star_y"].values[:n_given]])
+        if xy.shape != measured.shape or not np.allclose(xy, measured, rtol=0, atol=1e-6):
+            raise Missing(f"starxy ({len(xy)} stars) differs from the stars the photometry measured "
+                          f"({n_given} given); rerun step p (steps='pkcd') to measure them")
+        return
+    ind = [k for k in ("ind_tgt", "ind_ref", "ind_chk") if for_key(red.cfg[k], obj) is not None]
+    if ind and not n_given:
+        log.warning("%s: %s set without starxy: they are indices into starxy and are ignored; the stars are "
+                    "picked automatically (give starxy and rerun step p to choose them)", obj, ", ".join(ind))
 
 
 def _shape(red: Reduction, obj: str, band: str) -> tuple:

@@ -11,6 +11,10 @@
   and response files"; ``evselect specchannelmin specchannelmax spectralbinsize``):
   pn PI 0-20479 in channels of 5 PI (4096 channels), MOS PI 0-11999 in channels
   of 15 PI (800 channels).
+- PI ranges (``pi_range``, the valid PI values): pn 0-20479; MOS 0-15000, the
+  TLMIN/TLMAX of the MOS event files' PI column (their events reach PI 14281). The
+  MOS spectral grid stops at 11999 (the RMFs'); the energy binning treats PI
+  beyond ``pi_range`` as out of range, so MOS keeps the file's 15000 there.
 - RGS1/RGS2: dispersed spectra; the filtered event lists (``rgsproc`` stage
   ``filter``, ``*EVENLI*``) have no sky X/Y but ``BETA_CORR``/``XDSP_CORR``
   (dispersion and cross-dispersion angles), a ``PI`` column in eV from the CCD
@@ -46,6 +50,9 @@ _COMMON = dict(
     roll_attr="pa_pnt",
 )
 
+# MOS PI (eV) runs 0-15000 (TLMAX of PI in the MOS event files), not pn's 0-20479
+_MOS_PI_RANGE = (0, 15000)
+
 PN = register(
     MissionProfile(
         name="xmm-pn",
@@ -74,7 +81,7 @@ MOS1 = register(
         spectral_grid=(0, 11999, 15),
         raw_size=(600, 600),
         cluster_rule=True,
-        **_COMMON,
+        **{**_COMMON, "pi_range": _MOS_PI_RANGE},
     )
 )
 MOS2 = register(
@@ -87,7 +94,7 @@ MOS2 = register(
         spectral_grid=(0, 11999, 15),
         raw_size=(600, 600),
         cluster_rule=True,
-        **_COMMON,
+        **{**_COMMON, "pi_range": _MOS_PI_RANGE},
     )
 )
 
