@@ -83,3 +83,16 @@ def test_empty_directory_and_no_readable_files(tmp_path):
     with pytest.warns(UserWarning, match=r"skipping .*bad\.fits: .*not a FITS file"):
         with pytest.raises(FileNotFoundError, match="no readable event files among 1 path"):
             xcube.open_archive(tmp_path)
+
+
+def test_a_directory_reached_through_a_symbolic_link_is_opened(make_event_file, tmp_path):
+    """open_events(dir) did not follow symbolic links to directories ("holds no event files"); loops end."""
+    real = tmp_path / "real"
+    real.mkdir()
+    make_event_file(n=300, name="real/m1.fits")
+    top = tmp_path / "top"
+    top.mkdir()
+    (top / "link").symlink_to(real, target_is_directory=True)
+    (real / "loop").symlink_to(top, target_is_directory=True)  # a loop back up
+    tree = xcube.open_events(top)
+    assert [n.ds.sizes["event"] for n in tree.leaves] == [300]

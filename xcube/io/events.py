@@ -20,7 +20,7 @@ from .events_fits import (
     read_fits_header,
 )
 from .fitsutil import check_path, is_compressed, open_fits
-from .paths import safe_component
+from .paths import safe_component, walk_files
 
 __all__ = ["open_events", "open_archive", "EVENT_SUFFIXES", "check_distinct", "combined_labels", "event_nodes",
            "not_a_tree"]
@@ -112,9 +112,11 @@ def _expand(paths) -> list[Path]:
     if isinstance(paths, (str, Path)):
         p = Path(paths)
         if p.is_dir() and not _is_zarr(p):
-            files = sorted(
-                f for f in p.rglob("*") if f.is_file() and any(f.name.lower().endswith(s) for s in EVENT_SUFFIXES)
-            )
+            found, unreadable = walk_files(p)
+            for u in unreadable:
+                warnings.warn(f"{u}: directory not readable; its event files are not opened", UserWarning,
+                              stacklevel=3)
+            files = [f for f in found if any(f.name.lower().endswith(s) for s in EVENT_SUFFIXES)]
             if not files:
                 broken = [f.name for f in p.rglob("*") if f.is_symlink() and not f.exists()]
                 raise FileNotFoundError(f"{p}: directory holds no event files ({', '.join(EVENT_SUFFIXES)})"

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["safe_component", "inside", "cache_dir", "SAFE_CHARACTERS"]
+__all__ = ["safe_component", "inside", "cache_dir", "walk_files", "SAFE_CHARACTERS"]
 
 #: characters kept in a path component; every other character becomes "_"
 SAFE_CHARACTERS = "A-Za-z0-9._+-"
@@ -54,3 +54,26 @@ def cache_dir(cache: str | os.PathLike | None = None) -> Path:
     if cache is not None:
         return Path(cache)
     return Path(os.environ.get("XCUBE_CACHE_DIR", Path.home() / ".cache" / "xcube"))
+
+
+def walk_files(directory) -> tuple[list[Path], list[Path]]:
+    """``(files, unreadable)``: the visible files below ``directory``
+    (sorted; names starting with a dot are left out), following symbolic
+    links to directories with each real directory entered once (a link loop
+    ends), and the directories that could not be read (sorted)."""
+    files: list[Path] = []
+    unreadable: set[Path] = set()
+    seen: set[tuple[int, int]] = set()
+    for root, dirs, names in os.walk(directory, onerror=lambda exc: unreadable.add(Path(exc.filename)),
+                                     followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # a link back into the tree: entered already
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files += [Path(root) / n for n in names if not n.startswith(".")]
+    return sorted(f for f in files if f.is_file()), sorted(unreadable)

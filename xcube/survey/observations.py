@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..io.events import EVENT_SUFFIXES
-from ..io.paths import safe_component
+from ..io.paths import safe_component, walk_files
 
 __all__ = ["resolve_observations", "event_files_in", "observation_id", "read_obslist", "safe_obsid"]
 
@@ -38,33 +38,6 @@ _EVENT_NAME = re.compile(r"(EVLI|EVL\d|EVENTS?|_evt|\.evt|clean_evts|_cl\.)", re
 def _has_event_suffix(p: Path) -> bool:
     n = p.name.lower()
     return any(n.endswith(s) for s in EVENT_SUFFIXES)
-
-
-def _walk(directory: Path) -> tuple[list[Path], list[Path]]:
-    """``(files, unreadable)``: the visible files below ``directory``
-    (symbolic links to directories followed, each real directory entered
-    once, so a link loop ends) and the directories that could not be read."""
-    files: list[Path] = []
-    unreadable: list[Path] = []
-    seen: set[tuple[int, int]] = set()
-
-    def onerror(exc: OSError) -> None:
-        unreadable.append(Path(exc.filename))
-        log.warning("%s: directory not readable (%s); its event files are not taken", exc.filename,
-                    exc.strerror or exc)
-
-    for root, dirs, names in os.walk(directory, onerror=onerror, followlinks=True):
-        try:
-            st = os.stat(root)
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) in seen:  # a link back into the tree: entered already
-            dirs[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        files += [Path(root) / n for n in names if not n.startswith(".")]
-    return sorted(f for f in files if f.is_file()), sorted(set(unreadable))
 
 
 _COMPRESSED = (".gz", ".ftz", ".fz", ".z", ".bz2")
@@ -133,7 +106,9 @@ def _scan(directory) -> tuple[list[Path], list[Path]]:
     from ..io.product_info import PRODUCT_KINDS, product_kind
 
     d = Path(directory)
-    found, unreadable = _walk(d)
+    found, unreadable = walk_files(d)
+    for u in unreadable:
+        log.warning("%s: directory not readable; its event files are not taken", u)
     files = [f for f in found if _has_event_suffix(f)]
     taken = []
     for fs in _group(files).values():
