@@ -4,8 +4,9 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import XMM_WCS
+from conftest import XMM_WCS, real_file
 
+import xcube
 from xcube.io.events_fits import events_dataset
 from xcube.transients import bti as btimod
 from xcube.transients import frames
@@ -23,7 +24,10 @@ def _attrs(profile="xmm-mos1", instrument="EMOS1"):
     return a
 
 
-def make_events(t, pi, ccd=None, gti=None, profile="xmm-mos1", instrument="EMOS1", chunk=997):
+def make_events(t, pi, ccd=None, gti=None, profile="xmm-mos1", instrument="EMOS1", chunk=997, pattern=None,
+                flag=None):
+    """Events at times ``t`` with PI ``pi``; PATTERN and FLAG 0 (kept by the
+    default screening) unless given."""
     order = np.argsort(t, kind="stable")
     t = np.asarray(t, dtype=np.float64)[order]
     pi = np.asarray(pi, dtype=np.int16)[order]
@@ -31,7 +35,9 @@ def make_events(t, pi, ccd=None, gti=None, profile="xmm-mos1", instrument="EMOS1
     rng = np.random.default_rng(n)
     cols = {"time": t, "x": rng.integers(20000, 30000, n).astype(np.int32),
             "y": rng.integers(20000, 30000, n).astype(np.int32), "pi": pi,
-            "energy": (pi * 0.001).astype(np.float32)}
+            "energy": (pi * 0.001).astype(np.float32),
+            "pattern": (np.zeros(n) if pattern is None else np.asarray(pattern))[order].astype(np.int16),
+            "flag": (np.zeros(n) if flag is None else np.asarray(flag))[order].astype(np.int32)}
     if ccd is not None:
         cols["ccdnr"] = np.asarray(ccd, dtype=np.int16)[order]
     cols = {k: da.from_array(v, chunks=chunk) for k, v in cols.items()}
@@ -140,6 +146,43 @@ def test_bad_time_intervals_merged_lists_threshold_scales():
     late = make_events(T0 + 5000.0 + np.arange(3.0), [11000] * 3, gti=([T0 + 5000.0], [T0 + 5010.0]))
     s, e = btimod.bad_time_intervals([make_events(t, pi), late], 100.0, t0=T0, t_stop=T0 + 2000.0)
     assert s.tolist() == [T0 + 600.0] and e.tolist() == [T0 + 800.0]
+
+
+def test_bad_time_intervals_screen_the_events_as_the_search_does():
+    """The public BTIs took every 10-12 keV event while the search's monitor
+    takes the screened ones (PATTERN, FLAG): 89 against 78 BTI frames on the
+    raw MOS1 file."""
+    rng = np.random.default_rng(7)
+    t, pi = uniform(rng, 0.05, T0, T0 + 2000.0)
+    tf, pif = uniform(rng, 3.0, T0 + 300.0, T0 + 500.0)   # a flare of good events
+    tb, pib = uniform(rng, 3.0, T0 + 1200.0, T0 + 1400.0)  # a "flare" of events the screening drops
+    half = tb.size // 2
+    pattern = np.r_[np.zeros(t.size + tf.size), np.full(half, 26), np.zeros(tb.size - half)]
+    flag = np.r_[np.zeros(t.size + tf.size + half), np.full(tb.size - half, 0x10000)]
+    ev = make_events(np.r_[t, tf, tb], np.r_[pi, pif, pib], pattern=pattern, flag=flag)
+    start, stop = btimod.bad_time_intervals(ev, 100.0)
+    assert start.tolist() == [T0 + 300.0] and stop.tolist() == [T0 + 500.0]
+    start, _ = btimod.bad_time_intervals(ev, 100.0, screening=False)
+    assert start.tolist() == [T0 + 300.0, T0 + 1200.0]
+    lc = btimod.high_energy_lightcurve(ev, 100.0)
+    assert lc.attrs["screening"] and int(lc["counts"].sum()) == t.size + tf.size
+    # events without the screening's columns: the search's message, and the way out
+    bare = ev.drop_vars(["pattern", "flag"])
+    with pytest.raises(ValueError, match=r"default screening \(PATTERN <= 12 && FLAG == 0\) needs the PATTERN "
+                                         r"column.*screening=False"):
+        btimod.bad_time_intervals(bare, 100.0)
+    assert btimod.bad_time_intervals(bare, 100.0, screening=False)[0].tolist() == [T0 + 300.0, T0 + 1200.0]
+
+
+def test_bad_time_intervals_equal_the_search_on_the_raw_mos1_file():
+    ev = xcube.open_events(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"))
+    res = xcube.search_transients(ev, time_bin=50.0, hygiene=False)
+    lo, hi = res.cube.time_lo.values, res.cube.time_hi.values
+    t0, t1 = lo[0], float(xcube.gti.from_dataset(ev)[1][-1])
+    frames_of = lambda **kw: btimod.frame_bti(lo, hi, btimod.bad_time_intervals(ev, 50.0, t0=t0, t_stop=t1, **kw))  # noqa: E731
+    assert res.summary["n_bti_frames"] == int(frames_of().sum()) == 78
+    assert (frames_of() == res.cube.bti.values).all()
+    assert int(frames_of(screening=False).sum()) == 89  # every 10-12 keV event, as before
 
 
 # ---------------------------------------------------------------- frame rules on arrays

@@ -1,6 +1,8 @@
 """Bad time intervals (soft-proton flares) from the high-energy light curve.
 
-A light-curve bin is bad when the 10-12 keV count rate exceeds ``rate`` ct/s
+A light-curve bin is bad when the 10-12 keV count rate (of the events passing
+the mission's default screening, as in the search; ``screening=False`` takes
+every event) exceeds ``rate`` ct/s
 (0.5 by default) times the number of event lists merged into it. Runs of
 adjacent bad bins become bad time intervals (BTIs) ``[start, stop)`` whose
 bounds are exactly the bin edges: the first bad bin's lower edge and the last
@@ -20,6 +22,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from ..binning.compact import CompactCube
+from ..missions import screening_of
 from ..scheduler import compute
 
 __all__ = [
@@ -126,11 +129,16 @@ def light_curve_edges(events, width: float, t0=None, t_stop=None) -> np.ndarray:
 
 
 def high_energy_lightcurve(events, time_bin: float, *, t0=None, t_stop=None,
-                           energy_band=BTI_ENERGY_BAND) -> xr.Dataset:
+                           energy_band=BTI_ENERGY_BAND, screening: bool = True) -> xr.Dataset:
     """The flare light curve used for BTIs, summed over one or more event lists.
 
     Events with ``energy_band[0] < energy < energy_band[1]`` [keV] inside each
-    list's GTIs, binned with :func:`xcube.bin_events` in bins of
+    list's GTIs, after the mission's default screening when ``screening``
+    (default, as the search: XMM pn ``PATTERN<=4 && FLAG==0``, MOS
+    ``PATTERN<=12 && FLAG==0``; the events of :func:`monitor_filter`; a list
+    without the screening's columns raises ``ValueError`` saying so, pass
+    ``screening=False`` for events screened already or without them),
+    binned with :func:`xcube.bin_events` in bins of
     ``min(time_bin, 100)`` s from ``t0`` (default: the earliest GTI start) to
     ``t_stop`` (default: the latest GTI stop; the last bin may be shorter).
 
@@ -153,10 +161,13 @@ def high_energy_lightcurve(events, time_bin: float, *, t0=None, t_stop=None,
     for ev in evs:
         gti = gtimod.from_dataset(ev)
         gtis.append(gti)
+        monitor_filter(ev, energy_band, screening)  # checks the columns as the search does (names a missing one)
         if not gtimod.exposure_per_bin(edges[:-1], edges[1:], gti).any():  # no good time in the range
             counts.append(da.zeros(edges.size - 1, dtype=np.int64))
             continue
-        sel = select(ev, expr=monitor_expression(energy_band), gti=gti)
+        screen = screening_of(ev) if screening else None
+        expr = monitor_expression(energy_band)
+        sel = select(ev, expr=f"({screen}) && ({expr})" if screen else expr, gti=gti)
         counts.append(bin_events(sel, time=edges).data)
     rate, exposure = monitor_rate(counts, edges, gtis)
     total = sum(counts[1:], counts[0])
@@ -168,22 +179,24 @@ def high_energy_lightcurve(events, time_bin: float, *, t0=None, t_stop=None,
             "exposure": (("list", "time"), exposure, {"units": "s"}),
         },
         coords={"time": centres, "time_lo": ("time", edges[:-1]), "time_hi": ("time", edges[1:])},
-        attrs={"energy_band": [lo_e, hi_e], "time_bin": width, "n_lists": len(evs),
+        attrs={"energy_band": [lo_e, hi_e], "time_bin": width, "n_lists": len(evs), "screening": bool(screening),
                "sources": [str(e.attrs.get("source", "")) for e in evs]},
     )
 
 
 def bad_time_intervals(events, time_bin: float | None = None, *, t0=None, t_stop=None,
-                       energy_band=BTI_ENERGY_BAND, rate: float = BTI_RATE):
+                       energy_band=BTI_ENERGY_BAND, rate: float = BTI_RATE, screening: bool = True):
     """Bad time intervals of one event list or several merged ones (cameras).
 
     The 10-12 keV light curve (:func:`high_energy_lightcurve`, bins of
-    ``min(time_bin, 100)`` s from ``t0``) is bad where its rate exceeds
+    ``min(time_bin, 100)`` s from ``t0``, of the events passing the mission's
+    default screening when ``screening``: by default the search's BTIs, also
+    on unscreened files) is bad where its rate exceeds
     ``rate`` ct/s times the number of event lists; adjacent bad bins are merged.
     ``events`` may instead be a :class:`~xcube.binning.CompactCube` whose
     events pass took that light curve (its ``monitor``; the search's form):
-    nothing is read again and ``time_bin``, ``t0``, ``t_stop`` and
-    ``energy_band`` are the pass's. Returns ``(start, stop)`` float64 arrays
+    nothing is read again and ``time_bin``, ``t0``, ``t_stop``,
+    ``energy_band`` and ``screening`` are the pass's. Returns ``(start, stop)`` float64 arrays
     [s] whose bounds are light-curve bin edges. Eager: computes the light
     curve (one pass over the selected high-energy events) unless given.
     """
@@ -197,7 +210,8 @@ def bad_time_intervals(events, time_bin: float | None = None, *, t0=None, t_stop
     else:
         if time_bin is None:
             raise ValueError("bad_time_intervals: give time_bin [s] (the light curve bins are min(time_bin, 100) s)")
-        lc = high_energy_lightcurve(events, time_bin, t0=t0, t_stop=t_stop, energy_band=energy_band)
+        lc = high_energy_lightcurve(events, time_bin, t0=t0, t_stop=t_stop, energy_band=energy_band,
+                                    screening=screening)
         edges = np.append(lc["time_lo"].values, lc["time_hi"].values[-1])
         r = np.asarray(compute(lc["rate"].data)[0])
         n_lists, band = lc.attrs["n_lists"], lc.attrs["energy_band"]
