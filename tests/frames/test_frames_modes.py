@@ -196,3 +196,58 @@ def test_config_priority(tmp_path, raw):
     assert not (tmp_path / "red1" / "flat_R.fits").exists()
     xf.run(raw, tmp_path / "red2", band="R", steps="bf", config_file=strict, flat_limit_high=50000)
     assert (tmp_path / "red2" / "flat_R.fits").exists()
+
+
+def test_append_remakes_frames_of_another_calibration_and_reads_only_those(raw, tmp_path, monkeypatch, caplog):
+    """Calibrated frames carry CALHASH (masters, border_cut, saturation): append remakes those made with another
+    calibration (a new border_cut mixed 128x128 and 108x108 frames, then crashed); only the frames to write are
+    read; temporaries of a killed run are removed."""
+    from xcube.frames.files import FitsStack
+
+    red = tmp_path / "red"
+    xf.run(raw, red, band="R", steps="bfi")
+    gdir = red / "V1234Cyg_R"
+    frames = sorted(gdir.glob("*.bf.fits"))
+    assert len({fits.getheader(p)["CALHASH"] for p in frames}) == 1
+    frames[4].unlink()
+    stale = gdir / ".V1234Cyg-0003R.bf.fits.tmp-deadbeef.bf.fits"
+    stale.write_bytes(b"x" * 2880)
+    os.utime(stale, (1e9, 1e9))
+    read = []
+    orig = FitsStack.__getitem__
+
+    def counting(self, key):
+        out = orig(self, key)
+        read.append(out.shape[0] if out.ndim == 3 else 1)
+        return out
+
+    monkeypatch.setattr(FitsStack, "__getitem__", counting)
+    xf.run(raw, red, band="R", steps="i")                               # one frame to remake: one read
+    assert sum(read) == 1 and frames[4].exists() and not stale.exists()
+    xf.run(raw, red, band="R", steps="iop", border_cut=10)              # all remade with the new border
+    assert {fits.getdata(p).shape for p in frames} == {(108, 108)}
+    assert {fits.getheader(p)["BORDER"] for p in frames} == {10}
+    _age(frames)
+    read.clear()
+    xf.run(raw, red, band="R", steps="i", border_cut=10)                # same calibration: nothing read
+    assert sum(read) == 0 and all(t == 10**18 for t in _mtimes(frames).values())
+    with caplog.at_level(logging.WARNING, logger="xcube.frames"):
+        xf.run(raw, red, band="R", steps="i", on_exist="skip")          # kept under skip, with a warning
+    assert all(t == 10**18 for t in _mtimes(frames).values())
+    assert "made with another calibration" in caplog.text
+
+
+def test_calibrated_frame_of_an_extension_keeps_the_primary_keywords(tmp_path):
+    from xcube.frames.store import write_calibrated
+
+    prim = fits.PrimaryHDU()
+    prim.header.update({"DATE-OBS": "2024-06-06T14:00:00", "EXPTIME": 10.0, "OBJECT": "X", "FILTER": "R"})
+    ext = fits.ImageHDU(np.zeros((8, 8), np.uint16))
+    ext.header["FILTER"] = "V"                                           # the extension's value wins
+    fits.HDUList([prim, ext]).writeto(tmp_path / "ext.fits")
+    write_calibrated(np.zeros((1, 8, 8), np.float32), [str(tmp_path / "ext.fits")], [1],
+                     [str(tmp_path / "ext.bf.fits")], [{"BIASCOR": (True, "")}], [True])
+    header = fits.getheader(tmp_path / "ext.bf.fits")
+    assert (header["DATE-OBS"], header["EXPTIME"], header["OBJECT"]) == ("2024-06-06T14:00:00", 10.0, "X")
+    assert header["FILTER"] == "V" and header["BIASCOR"] is True and header["NAXIS"] == 2
+    assert "XTENSION" not in header and "BZERO" not in header

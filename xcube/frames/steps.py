@@ -204,8 +204,51 @@ def step_correct(red: Reduction) -> None:
     red.each_group("i", lambda obj, band: _correct(red, obj, band))
 
 
+def calibration_hash(bias, flat, border: int, saturation: float) -> str:
+    """Digest of what makes a calibrated frame's pixels: the master bias and
+    flat (their pixels), ``border_cut`` and the raw saturation level. Stored
+    as ``CALHASH`` in each calibrated frame; on rerun, frames whose
+    ``CALHASH`` differs are remade (``on_exist='append'``)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for master in (bias, flat):
+        h.update(b"none" if master is None else np.ascontiguousarray(master, dtype=np.float32).tobytes())
+    h.update(f"border={int(border)};saturation={float(saturation)!r}".encode())
+    return h.hexdigest()[:16]
+
+
+def _stored_hash(path: Path) -> str | None:
+    from astropy.io import fits
+
+    try:
+        return str(fits.getheader(path).get("CALHASH", ""))
+    except (OSError, ValueError):
+        return None
+
+
+def _must_write(red: Reduction, outs: list, hashes: list) -> np.ndarray:
+    """Which calibrated frames to (re)make: the missing ones and those
+    ``should_make`` remakes; under ``append`` also those made with another
+    calibration (``CALHASH``); under ``skip`` those are kept with a warning."""
+    write = np.array([red.should_make(p, per_file=True) for p in outs], dtype=bool)
+    if red.cfg["on_exist"] not in ("append", "skip"):
+        return write
+    stale = np.array([not w and _stored_hash(p) != h for p, h, w in zip(outs, hashes, write)], dtype=bool)
+    if stale.any():
+        if red.cfg["on_exist"] == "append":
+            log.info("%d calibrated frames were made with another calibration (masters, border_cut or "
+                     "raw_saturation); remaking them", int(stale.sum()))
+            write |= stale
+        else:
+            log.warning("%d calibrated frames (%s...) were made with another calibration (masters, border_cut or "
+                        "raw_saturation) and are kept (on_exist='skip'); rerun with on_exist='append' to remake "
+                        "them", int(stale.sum()), Path(outs[int(np.flatnonzero(stale)[0])]).name)
+    return write
+
+
 def _correct(red: Reduction, obj: str, band: str) -> None:
-    from ..io.atomic import write_table
+    from ..io.atomic import remove_stale, write_table
     from .blocks import map_frames
     from .store import write_calibrated
     from .timing import site_location, time_keywords
@@ -218,16 +261,25 @@ def _correct(red: Reduction, obj: str, band: str) -> None:
     kw["AIRMASS"] = np.where(np.isfinite(kw["AIRMASS"]), kw["AIRMASS"], rows["airmass"].to_numpy())
     gdir = red.group_dir(obj, band)
     outs = [gdir / f"{raw_stem(n)}.bf.fits" for n in rows["name"]]
-    write = np.array([red.should_make(p, per_file=True) for p in outs])
+    removed = sum(remove_stale(p) for p in outs)  # temporaries of a killed earlier run
+    if removed:
+        log.info("%s: removed %d temporaries left by an interrupted run", gdir, removed)
     border = int(red.cfg["border_cut"])
+    saturation = raw_saturation(red.cfg, rows)
+    hashes = [calibration_hash(bias, flat, border, s) for s in saturation]
+    write = _must_write(red, outs, hashes)
     if write.any():
-        cal = calibrate(stack_frames(rows, {"frame": int(red.cfg["chunk_frames"])}), bias, flat, border,
-                        raw_saturation(red.cfg, rows))
-        keywords = np.empty(len(rows), dtype=object)
-        keywords[:] = [frame_keywords(kw, i, flat is not None, border) for i in range(len(rows))]
+        todo = np.flatnonzero(write)  # only the frames to write are read and calibrated
+        sub = rows.iloc[todo]
+        cal = calibrate(stack_frames(sub, {"frame": int(red.cfg["chunk_frames"])}), bias, flat, border,
+                        saturation[todo])
+        keywords = np.empty(len(todo), dtype=object)
+        keywords[:] = [frame_keywords(kw, i, flat is not None, border) | {"CALHASH": (hashes[i], "calibration digest")}
+                       for i in todo]
         res = map_frames(write_calibrated, cal.data,
-                         {"raw_paths": rows["path"].to_numpy(str), "raw_hdus": rows["hdu"].to_numpy(int),
-                          "out_paths": np.array([str(p) for p in outs]), "keywords": keywords, "write": write},
+                         {"raw_paths": sub["path"].to_numpy(str), "raw_hdus": sub["hdu"].to_numpy(int),
+                          "out_paths": np.array([str(outs[i]) for i in todo]), "keywords": keywords,
+                          "write": np.ones(len(todo), bool)},
                          {"written": ((), np.int8)})
         red.compute(res["written"])
     log.info("%s %s: %d calibrated frames written, %d kept", obj, band, int(write.sum()), int((~write).sum()))

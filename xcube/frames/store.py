@@ -130,6 +130,30 @@ def write_catalogue_fits(cat: xr.Dataset, path, overwrite: bool = True) -> Path:
     return Path(path)
 
 
+_STRUCTURAL = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "PCOUNT", "GCOUNT",
+               "BZERO", "BSCALE", "BLANK", "BUNIT", "EXTNAME", "EXTVER", "CHECKSUM", "DATASUM")
+
+
+def _raw_header(path, hdu: int):
+    """The raw frame's header for its calibrated copy: the image HDU's
+    keywords, and for an image in an extension also the primary header's
+    keywords that the extension does not set (as the scan merges them);
+    scaling and structure keywords removed."""
+    from astropy.io import fits
+
+    header = fits.getheader(path, hdu)
+    for key in ("BZERO", "BSCALE", "BLANK", "BUNIT", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME"):
+        header.remove(key, ignore_missing=True)
+    if hdu:
+        for card in fits.getheader(path, 0).cards:
+            if card.keyword in _STRUCTURAL or card.keyword in header:
+                continue
+            if card.keyword in ("COMMENT", "HISTORY", ""):
+                continue
+            header.append(card)
+    return header
+
+
 def write_calibrated(block, raw_paths, raw_hdus, out_paths, keywords, write):
     """Write the calibrated frames of one chunk (a Dask task): each frame's
     raw header plus ``keywords`` (one dict per frame) into a float32 FITS
@@ -143,9 +167,7 @@ def write_calibrated(block, raw_paths, raw_hdus, out_paths, keywords, write):
     for i in range(len(block)):
         if not write[i]:
             continue
-        header = fits.getheader(raw_paths[i], int(raw_hdus[i]))
-        for key in ("BZERO", "BSCALE", "BLANK", "BUNIT", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME"):
-            header.remove(key, ignore_missing=True)
+        header = _raw_header(raw_paths[i], int(raw_hdus[i]))
         hdu = fits.PrimaryHDU(block[i].astype(np.float32), header=header)
         for key, (value, comment) in keywords[i].items():
             hdu.header[key] = (value, comment)
