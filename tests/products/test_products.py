@@ -288,15 +288,22 @@ def test_rxte_pca_spectrum_is_written_with_chantype_pha(tmp_path):
     assert fits.getheader(again, "SPECTRUM")["CHANTYPE"] == "PHA"
 
 
-def test_spectrum_pi_range_clips_channels(field):
+def test_spectrum_pi_range_selects_whole_channels_of_the_full_grid(field):
     ev = xcube.open_events(field)
     spec = xcube.spectrum(ev, channel_bin=15, pi_range=(0, 11999)).compute()
     pi = ev.pi.values
-    assert spec.sizes["channel"] == 800
+    assert spec.sizes["channel"] == 800 and "quality" not in spec  # the whole standard grid: nothing flagged
     assert int(spec.counts.sum()) == int(np.sum(pi <= 11999))
     odd = xcube.spectrum(ev, channel_bin=10, pi_range=(305, 8994)).compute()
-    assert odd.pi_lo.values[0] == 305 and odd.pi_hi.values[-1] == 8995
-    assert int(odd.counts.sum()) == int(np.sum((pi >= 305) & (pi <= 8994)))
+    # rounded outward to whole channels (30-899: PI 300-8999), never a partial edge channel; the spectrum
+    # keeps MOS's whole grid at 10 PI (PI 0-15000: channels 0-1500), bad (quality 1) outside the selection
+    assert odd.attrs["pi_range"] == (300, 8999) and odd.attrs["channel_range"] == (0, 1500)
+    assert odd.sizes["channel"] == 1501 and np.all(odd.pi_hi.values - odd.pi_lo.values == 10)
+    assert int(odd.counts.sum()) == int(np.sum((pi >= 300) & (pi <= 8999)))
+    inside = (odd.channel.values >= 30) & (odd.channel.values <= 899)
+    np.testing.assert_array_equal(odd.quality.values, np.where(inside, 0, 1))
+    np.testing.assert_array_equal(odd.counts.values[inside], np.bincount(pi[(pi >= 300) & (pi < 9000)] // 10,
+                                                                         minlength=900)[30:900])
     with pytest.raises(ValueError, match="channel_bin"):
         xcube.spectrum(ev, channel_bin=0)
 

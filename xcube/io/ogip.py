@@ -22,10 +22,11 @@ Conventions of the files written here
   ``COUNTS / TIMEDEL`` with ``FRACCORR = F`` instead, as ``evselect`` and
   ``extractor`` do: that is what Stingray's ``Lightcurve.read(fmt="hea")``
   assumes (it divides by FRACEXP itself and zeroes bins with FRACEXP < 0.9).
-- Spectra: ``CHANNEL`` starts at the mission's first PI channel
-  (``TLMIN1``) of the mission's standard grid (SPECDELT PI values per
-  channel); ``BACKSCAL`` is the extraction area in sky pixels squared, as
-  XMM-Newton SAS ``backscale`` writes it.
+- Spectra: ``CHANNEL`` runs over every channel of the mission's grid
+  (``TLMIN1``-``TLMAX1``, DETCHANS rows, SPECDELT PI values per channel, as
+  the mission's RMF), channels outside the selected PI range with QUALITY 1;
+  ``BACKSCAL`` is the extraction area in sky pixels squared, as XMM-Newton
+  SAS ``backscale`` writes it.
 """
 from __future__ import annotations
 
@@ -515,12 +516,16 @@ def counts_array(counts):
 
 def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=None, grouping=None,
              backfile="none", respfile="none", ancrfile="none", areascal=1.0, corrscal=0.0, tlmin=None, tlmax=None,
-             chantype="PI"):
+             chantype="PI", path="PHA file"):
     channel = np.asarray(channel, np.int64)
     counts = np.asarray(counts)
     if counts.dtype.kind not in "iu":
-        if np.any(np.abs(counts - np.round(counts)) > 0):
-            raise ValueError("PHA COUNTS must be whole numbers (POISSERR = T); got non-integer counts")
+        bad = np.flatnonzero(~np.isfinite(counts) | (np.abs(counts - np.round(counts)) > 0))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{path}: PHA COUNTS must be whole numbers (POISSERR = T); channel {int(channel[i])} "
+                             f"holds {float(counts[i])!r} ({bad.size} channel(s) not whole) - write counts, not rates "
+                             "or background-subtracted values")
         counts = np.round(counts)
     cols = [
         fits.Column(name="CHANNEL", format="J", array=channel.astype(np.int32)),
@@ -547,6 +552,36 @@ def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=No
     return hdu
 
 
+def _full_channels(channel, tlmin: int, tlmax: int, columns: dict, path) -> tuple:
+    """``(channel, columns)`` on every channel TLMIN..TLMAX: a spectrum
+    missing some (a slice of one) gets them with zero counts, QUALITY 1
+    (bad) and GROUPING 1, so that the rows match DETCHANS and the RMF
+    (``columns``: name -> array or None; ``"quality"``/``"grouping"`` are
+    filled as said, others with 0)."""
+    full = np.arange(tlmin, tlmax + 1, dtype=np.int64)
+    if channel.size == full.size and np.array_equal(channel, full):
+        return channel, columns
+    if np.unique(channel).size != channel.size:
+        raise ValueError(f"{path}: the spectrum has repeated channel numbers; cannot write a PHA file")
+    idx = channel - tlmin
+    out = {}
+    for name, values in columns.items():
+        if values is None and name not in ("quality", "grouping"):
+            out[name] = None
+            continue
+        if values is None:
+            values = np.full(channel.size, 0 if name == "quality" else 1, np.int16)
+        a = np.full(full.size, 1 if name in ("quality", "grouping") else 0, dtype=np.asarray(values).dtype)
+        a[idx] = values
+        out[name] = a
+    if out.get("grouping") is not None:  # a group cannot continue from an added channel
+        present = np.zeros(full.size, bool)
+        present[idx] = True
+        cont = (out["grouping"] == -1) & np.r_[True, ~present[:-1]]
+        out["grouping"][cont] = 1
+    return full, out
+
+
 def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile: str | None = None,
                    ancrfile: str | None = None, overwrite: bool = False, header: dict | None = None) -> Path:
     """Write an xcube spectrum as an OGIP PHA type I file (``SPECTRUM`` table).
@@ -562,10 +597,18 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         holds its file name (relative, as XSPEC expects beside the source file).
     respfile, ancrfile : RESPFILE/ANCRFILE keyword values (default 'none').
 
-    Columns CHANNEL, COUNTS, QUALITY, GROUPING; keywords EXPOSURE, BACKSCAL,
-    AREASCAL, CORRSCAL, BACKFILE, RESPFILE, ANCRFILE, HDUCLAS2, POISSERR,
-    DETCHANS, TLMIN1/TLMAX1. Computes the spectrum (eager); returns the path of
-    the source file.
+    Columns CHANNEL, COUNTS, QUALITY, GROUPING; keywords EXPOSURE [s],
+    BACKSCAL, AREASCAL, CORRSCAL, BACKFILE, RESPFILE, ANCRFILE, HDUCLAS2,
+    POISSERR, DETCHANS, TLMIN1/TLMAX1, SPECDELT/SPECPIX/SPECVAL (PI per
+    channel; SPECVAL = PI at the centre of channel SPECPIX, as HEASoft
+    ``extractor`` and SAS write it). One row per channel of the spectrum's
+    ``channel_range`` (TLMIN1..TLMAX1, DETCHANS rows, the grid of the
+    mission's RMF): channels the spectrum lacks are written with zero counts
+    and QUALITY 1 (bad; XSPEC ignores them), as are those outside a
+    ``pi_range`` selection (:func:`xcube.spectrum`); the background PHA gets
+    the same bad channels. Counts must be whole numbers
+    (``ValueError`` naming the file, the first offending channel and its
+    value). Computes the spectrum (eager); returns the path of the source file.
     """
     _path_first(path, spectrum, "write_spectrum")
     path = Path(path)
@@ -573,11 +616,20 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     attrs = dict(spectrum.attrs)
     cards = common_cards(attrs)
     band = _band_cards(attrs)
-    channel = np.asarray(spectrum["channel"].values)
-    tlmin, tlmax = attrs.get("channel_range", (int(channel.min()), int(channel.max())))
+    channel = np.asarray(spectrum["channel"].values, np.int64)
+    tlmin, tlmax = (int(v) for v in attrs.get("channel_range", (channel.min(), channel.max())))
+    tlmin, tlmax = min(tlmin, int(channel.min())), max(tlmax, int(channel.max()))
+    # every channel of the grid TLMIN..TLMAX is written (DETCHANS rows, as the RMF has): those the spectrum
+    # lacks get zero counts and QUALITY 1
+    channel, cols = _full_channels(channel, tlmin, tlmax, {
+        "counts": spectrum["counts"].values,
+        "bkg_counts": spectrum["bkg_counts"].values if "bkg_counts" in spectrum else None,
+        "quality": spectrum["quality"].values if "quality" in spectrum else None,
+        "grouping": spectrum["grouping"].values if "grouping" in spectrum else None}, path)
     chantype = str(attrs.get("chantype") or "PI").upper()  # the channel column: PI, or PHA (RXTE PCA)
-    if int(np.sum(spectrum["counts"].values)) == 0:
+    if int(np.nansum(cols["counts"])) == 0:
         warnings.warn(f"{path}: the spectrum holds no counts (empty selection?)", stacklevel=2)
+    bad = None if cols["quality"] is None else np.where(np.isin(cols["quality"], (1, 5)), cols["quality"], 0)
     backfile = "none"
     bkg_hdul = None
     if "bkg_counts" in spectrum:
@@ -586,21 +638,28 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
             raise ValueError(f"{path}: the background spectrum would go to the same file as the source spectrum; "
                              "give another background path (--background-out)")
         backfile = bpath.name if bpath.parent.resolve() == path.parent.resolve() else str(bpath)
-        bhdu = _pha_hdu(channel, spectrum["bkg_counts"].values, exposure=attrs.get("bkg_exposure", attrs["exposure"]),
+        bhdu = _pha_hdu(channel, cols["bkg_counts"], exposure=attrs.get("bkg_exposure", attrs["exposure"]),
                         backscal=attrs["bkg_backscal"], cards={**cards, **_region_card(attrs, "background_region")},
-                        hduclas2="BKG", tlmin=tlmin, tlmax=tlmax, chantype=chantype)
+                        hduclas2="BKG", tlmin=tlmin, tlmax=tlmax, chantype=chantype, quality=bad, path=bpath)
         bkg_hdul = (bpath, fits.HDUList([primary_hdu(cards), bhdu]))
     shdu = _pha_hdu(
-        channel, spectrum["counts"].values, exposure=attrs["exposure"], backscal=attrs.get("backscal", 1.0),
+        channel, cols["counts"], exposure=attrs["exposure"], backscal=attrs.get("backscal", 1.0),
         cards={**cards, **_region_card(attrs, "region")}, hduclas2="TOTAL",
-        quality=spectrum["quality"].values if "quality" in spectrum else None,
-        grouping=spectrum["grouping"].values if "grouping" in spectrum else None,
+        quality=cols["quality"], grouping=cols["grouping"],
         backfile=backfile, respfile=respfile, ancrfile=ancrfile, tlmin=tlmin, tlmax=tlmax, chantype=chantype,
+        path=path,
     )
     _apply(shdu.header, {k: v for k, v in band.items() if k in ("E_MIN", "E_MAX")})
-    if attrs.get("channel_bin") is not None:  # as SAS evselect writes them: channel c holds PI c*SPECDELT...
-        _apply(shdu.header, {"SPECDELT": (int(attrs["channel_bin"]), "PI values per channel"),
-                             "SPECPIX": (0, "channel at which PI = SPECVAL"), "SPECVAL": (0.0, "PI of SPECPIX")})
+    if attrs.get("channel_bin") is not None:
+        # as HEASoft extractor and SAS evselect write them: channel c holds PI [c * SPECDELT, (c + 1) * SPECDELT),
+        # SPECVAL is the PI at the centre of channel SPECPIX (7.0 for MOS's 15 PI per channel, 2.0 for pn's 5);
+        # rmfgen reads them to map the matrix onto the spectrum's channels
+        cb = int(attrs["channel_bin"])
+        _apply(shdu.header, {
+            "SPECDELT": (cb, "Binning factor for spectrum"),
+            "SPECPIX": (int(tlmin), "The rebinned channel corresponding to SPECVAL"),
+            "SPECVAL": (float(tlmin * cb + (cb - 1) / 2.0), "Original channel value at center of SPECPIX"),
+        })
     if attrs.get("group_min") is not None:
         shdu.header["HISTORY"] = f"grouped to at least {int(attrs['group_min'])} counts per group (xcube)"
     _apply(shdu.header, header or {})

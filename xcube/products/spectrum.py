@@ -37,8 +37,25 @@ def standard_grid(events, channel_bin=None, pi_range=None) -> tuple[int, tuple]:
     return channel_bin, pi_range
 
 
+def _full_grid(prof, cb: int) -> tuple[int, int] | None:
+    """``(first, last)`` channel of the instrument's whole grid at ``cb`` PI
+    per channel: the standard grid's PI range at its own binning (the RMF's:
+    MOS 0-799), else the profile's ``pi_range``; None for an unknown mission."""
+    if prof.name == "generic":
+        return None
+    grid = prof.spectral_grid
+    lo, hi = grid[:2] if grid is not None and cb == grid[2] else prof.pi_range
+    return int(lo) // cb, int(hi) // cb
+
+
 def _channel_axis(events, channel_bin: int, pi_range):
+    """``(axis, first, last, (pmin, pmax), selected)``: the channel axis over
+    the instrument's whole grid (channels ``first..last``, channel ``c``
+    holding PI ``[c * cb, (c + 1) * cb)``), the PI range selected rounded
+    outward to whole channels (inclusive), and the selected channels
+    ``(lo, hi)``."""
     from ..binning import Axis
+    from ..missions import profile_of
 
     cb = int(channel_bin)
     if cb != channel_bin or cb < 1:
@@ -46,13 +63,15 @@ def _channel_axis(events, channel_bin: int, pi_range):
     lo, hi = (int(v) for v in pi_range)
     if hi < lo or lo < 0:
         raise ValueError(f"pi_range={pi_range!r}: need 0 <= lo <= hi (PI channels, inclusive)")
-    first = lo // cb
-    n = hi // cb - first + 1
-    # channel first + k holds PI [(first + k) * cb, (first + k + 1) * cb), clipped to [lo, hi + 1)
-    edges = np.clip((first + np.arange(n + 1)) * cb, lo, hi + 1).astype(np.float64)
-    if lo % cb == 0 and (hi + 1) % cb == 0:
-        return Axis.regular("channel", first * cb, cb, n, units="channel", column="pi"), first, (lo, hi)
-    return Axis.from_edges("channel", edges, units="channel", column="pi"), first, (lo, hi)
+    # whole channels only: an edge channel filled from part of its PI values would be biased low against the RMF
+    sel = (lo // cb, hi // cb)
+    pmin, pmax = sel[0] * cb, (sel[1] + 1) * cb - 1
+    if (pmin, pmax) != (lo, hi):
+        log.info("pi_range %s-%s rounded outward to whole channels of %d PI: %d-%d", lo, hi, cb, pmin, pmax)
+    full = _full_grid(profile_of(events), cb) or sel
+    first, last = min(full[0], sel[0]), max(full[1], sel[1])
+    axis = Axis.regular("channel", first * cb, cb, last - first + 1, units="channel", column="pi")
+    return axis, first, last, (pmin, pmax), sel
 
 
 def spectrum(
@@ -84,11 +103,16 @@ def spectrum(
         spectrum pairs with a standard RMF without regrouping (XMM-Newton pn
         5, MOS 15, as SAS ``spectralbinsize``; other missions 1, one channel
         per PI value). Output channel ``c`` holds PI
-        ``[c * channel_bin, (c + 1) * channel_bin)`` (the first and last
-        channels clipped to ``pi_range``).
+        ``[c * channel_bin, (c + 1) * channel_bin)``, always whole.
     pi_range : ``(lo, hi)`` PI channels, inclusive; default the standard
-        grid's (pn 0-20479, MOS 0-11999) or the mission's ``profile.pi_range``.
-        Events outside are not counted.
+        grid's (pn 0-20479, MOS 0-11999) or the mission's ``profile.pi_range``
+        (pn 0-20479, MOS 0-15000, NICER 0-1500, NuSTAR 0-4095). Rounded
+        outward to whole channels (MOS ``(500, 10000)`` by 15: PI 495-10004,
+        channels 33-666). Events outside are not counted. The spectrum keeps
+        every channel of the instrument's grid (the standard grid at its
+        ``channel_bin``, else ``profile.pi_range``), so that DETCHANS and the
+        channels match the mission's RMF: those outside ``pi_range`` hold 0
+        counts with ``quality`` 1 (bad: XSPEC ignores them).
     group_min : group to at least this many counts per group
         (see :func:`xcube.products.group_min_counts`); computes the spectrum.
 
@@ -97,13 +121,15 @@ def spectrum(
     ``xr.Dataset`` on dim ``channel`` (integer channel numbers) with coords
     ``pi_lo``/``pi_hi`` (PI edges, half-open) and, where the mission converts
     PI to energy, ``energy_lo``/``energy_hi`` [keV]; variables ``counts`` (and
-    ``bkg_counts``; ``grouping``/``quality`` with ``group_min``). attrs:
+    ``bkg_counts``; ``quality`` 1 outside a narrower ``pi_range``;
+    ``grouping``/``quality`` with ``group_min``). attrs:
     ``exposure`` [s, GTI total], ``backscal`` and ``bkg_backscal`` (region
     areas [sky pixel^2], as SAS ``backscale`` writes BACKSCAL; 1.0 without a
-    region), ``area_arcsec2``, ``channel_range`` (TLMIN/TLMAX), ``channel_bin``,
-    ``chantype`` (CHANTYPE: ``"PI"``, or ``"PHA"`` where the profile's channel
-    column is PHA, RXTE PCA), ``region``/``background_region``, observation
-    attrs and provenance.
+    region), ``area_arcsec2``, ``channel_range`` (first and last channel of
+    the grid: TLMIN/TLMAX, DETCHANS channels), ``channel_bin``, ``pi_range``
+    (the PI selected, inclusive, after rounding), ``chantype`` (CHANTYPE:
+    ``"PI"``, or ``"PHA"`` where the profile's channel column is PHA, RXTE
+    PCA), ``region``/``background_region``, observation attrs and provenance.
 
     Lazy (tree reductions over the event chunks) unless ``group_min`` is
     given. Eager: the passes :func:`xcube.select` makes over x/y (and the
@@ -124,45 +150,52 @@ def spectrum(
     require_good_time(events, "spectrum")
     expr = screening_expr(events, expr, screening)
     channel_bin, pi_range = standard_grid(events, channel_bin, pi_range)
-    axis, first, (pmin, pmax) = _channel_axis(events, channel_bin, pi_range)
+    axis, first, last, (pmin, pmax), (sel_lo, sel_hi) = _channel_axis(events, channel_bin, pi_range)
     cb = int(channel_bin)
+    chan = first + np.arange(axis.size)
+    inside = (chan >= sel_lo) & (chan <= sel_hi)  # whole channels: PI [pmin, pmax]
+    from ..missions import profile_of
+
+    prof = profile_of(events)
+
     def hist(reg):
         sel = select(events, expr=expr or None, region=reg, gti=events)  # one eager pass per region
         h = bin_events(sel, energy=axis)
-        return h.drop_vars([c for c in h.coords if c != "channel"])
+        h = h.drop_vars([c for c in h.coords if c != "channel"])
+        if not inside.all():  # channels outside pi_range stay in the file (the RMF's grid), empty
+            h = h.where(xr.DataArray(inside, dims="channel"), 0).astype(h.dtype)
+        return h
 
     counts = hist(region)
-    chan = first + np.arange(axis.size)
     coords = {
         "channel": ("channel", chan),
         "pi_lo": ("channel", axis.lo.astype(np.int64), {"units": "channel"}),
         "pi_hi": ("channel", axis.hi.astype(np.int64), {"units": "channel", "long_name": "exclusive upper PI"}),
     }
-    from ..missions import profile_of
-
-    prof = profile_of(events)
     if prof.pi_to_kev is not None:
         coords["energy_lo"] = ("channel", prof.energy(axis.lo).astype(np.float64), {"units": "keV"})
         coords["energy_hi"] = ("channel", prof.energy(axis.hi).astype(np.float64), {"units": "keV"})
     ds = xr.Dataset({"counts": ("channel", counts.data, {"units": "count"})}, coords=coords)
-    exposure = gtimod.exposure(gtimod.from_dataset(events))
+    if not inside.all():  # QUALITY 1 (bad) outside the selected PI range, as grppha's "bad" channels
+        ds["quality"] = ("channel", np.where(inside, 0, 1).astype(np.int16))
     backscal = region_area(region, events) if region is not None else 1.0
     try:
         pix = pixel_arcsec(events, "x")
     except ValueError:
         pix = float("nan")
     attrs = product_attrs(
-        events, kind="spectrum", exposure=exposure, backscal=backscal,
+        events, kind="spectrum", backscal=backscal,
         area_arcsec2=backscal * pix**2 if region is not None else None,
-        channel_range=(int(first), int(first + axis.size - 1)), channel_bin=cb, pi_range=(pmin, pmax),
+        channel_range=(int(first), int(last)), channel_bin=cb, pi_range=(pmin, pmax),
         region=region_text(region), expr=expr, chantype=prof.channel_type,
+        exposure=gtimod.exposure(gtimod.from_dataset(events)),
     )
     attrs["selection"] = list(counts.attrs.get("selection", []))
     if background is not None:
         ds["bkg_counts"] = ("channel", hist(background).data, {"units": "count"})
         attrs["bkg_backscal"] = region_area(background, events)
         attrs["background_region"] = region_text(background)
-        attrs["bkg_exposure"] = exposure
+        attrs["bkg_exposure"] = attrs["exposure"]
     ds.attrs = attrs
     if group_min is not None:
         ds = group_spectrum(ds, group_min)
