@@ -120,3 +120,21 @@ def test_saturated_raw_pixels_become_nan(tmp_path):
     assert np.isfinite(cal).sum() == 2 * 64 - 3
     assert np.isfinite(raw_saturation({"raw_saturation": False}, rows)).sum() == 0
     assert raw_saturation({"raw_saturation": 5000}, rows).tolist() == [5000.0, 5000.0]
+
+
+def test_master_from_whole_frame_chunks_warns_about_memory(monkeypatch, caplog):
+    """The median is strip by strip only for row-chunked cubes; whole-frame chunks hold the whole stack, which
+    the docs claimed never happens: a warning now names the chunks to use."""
+    import xcube.frames.calibrate as cal
+
+    monkeypatch.setattr(cal, "_WHOLE_FRAME_WARN", 1000)
+    data = np.random.default_rng(1).normal(500, 5, (6, 40, 30)).astype(np.float32)
+    frames = _cube(data)                                   # chunks of 2 whole frames
+    with caplog.at_level(logging.WARNING, logger="xcube.frames"):
+        out = master_bias(frames)
+    assert "chunks={'frame': -1, 'y': 128}" in caplog.text
+    np.testing.assert_allclose(out.values, np.median(data, axis=0), rtol=1e-6)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="xcube.frames"):
+        master_bias(frames.chunk({"frame": -1, "y": 16}))
+    assert caplog.text == ""

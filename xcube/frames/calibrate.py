@@ -27,8 +27,21 @@ __all__ = ["master_bias", "master_flat", "flat_levels", "calibrate", "read_maste
 _STRIP_ROWS = 128
 
 
+#: above this size [bytes], a master made from whole-frame chunks logs how to keep the memory down
+_WHOLE_FRAME_WARN = 1 << 30
+
+
 def _median_stack(cube: xr.DataArray) -> np.ndarray:
-    """Median over frames, computed in strips of rows (eager)."""
+    """Median over frames, computed in strips of rows (eager). Memory is
+    the number of frames times one strip only when the cube is already
+    chunked in row strips (``stack_frames(rows, {"frame": -1, "y": 128})``,
+    as the pipeline does); whole-frame chunks must all be read before the
+    first strip is complete, so the whole stack is then held in memory."""
+    chunks = getattr(cube.data, "chunks", None)
+    if chunks and len(chunks[0]) > 1 and len(chunks[1]) == 1 and cube.nbytes > _WHOLE_FRAME_WARN:
+        log.warning("median of %d frames chunked as whole frames holds all %.0f MB in memory; open them with "
+                    "chunks={'frame': -1, 'y': 128} to combine them strip by strip", cube.sizes["frame"],
+                    cube.nbytes / 1e6)
     data = cube.data.rechunk((cube.sizes["frame"], min(_STRIP_ROWS, cube.sizes["y"]), -1))
     return np.asarray(data.map_blocks(_median_block, chunks=(1,) + data.chunks[1:], dtype=np.float32).compute())[0]
 
