@@ -208,7 +208,8 @@ def main(tool: str) -> int:
     calllog = os.environ.get("XCUBE_FAKE_CALL_LOG")
     if calllog:
         line = json.dumps({"tool": tool, "argv": argv, "cwd": os.getcwd(), "pid": os.getpid(),
-                           "PFILES": os.environ.get("PFILES"), "time": time.time()})
+                           "PFILES": os.environ.get("PFILES"), "SAS_ODF": os.environ.get("SAS_ODF"),
+                           "SAS_CCF": os.environ.get("SAS_CCF"), "time": time.time()})
         with open(calllog, "a") as fh:
             fh.write(line + "\n")
     banner = tool not in ("fversion", "sasversion")

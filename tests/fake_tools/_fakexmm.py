@@ -187,6 +187,7 @@ def _dss_area(header) -> float:
 
 
 def fake_backscale(p, a):
+    fl._need_ccf("backscale")  # the detector geometry (chip gaps) comes from the calibration
     h, spec = _read_spectrum(p["spectrumset"])
     fl.read_events(fl._events_table_arg(p["badpixlocation"]))  # must be a readable event list
     area = _dss_area(spec.header) or np.pi * (15 * 60 / 0.05) ** 2  # no region: the whole field of view

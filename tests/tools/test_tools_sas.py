@@ -209,6 +209,60 @@ def test_cli_sas_process(processed, capsys):
     assert code == 0 and "P0123456789M1_clean.fits: merge <-" in capsys.readouterr().out
 
 
+def test_sas_builders_take_odf_and_ccf_into_the_task(tmp_path, fake_tools, monkeypatch):
+    """Every SAS builder puts the observation's SAS_ODF/SAS_CCF into Task.env (so into the parameter hash);
+    the runner never passes the shell's to a SAS task."""
+    from xcube.tools import run, sas_products
+    from xcube.tools.provenance import read_record, record_path
+
+    summ = tmp_path / "0001_0123456789_SCX00000SUM.SAS"
+    summ.write_text("0123456789 / Observation/Slew Identifier\n")
+    s = sas.parse_odf_summary(summ)
+    ccf, ccf2 = tmp_path / "ccf.cif", tmp_path / "other" / "ccf.cif"
+    e = sas.Exposure("mos1", "S001", True, "SCIENCE", "PrimeFullWindow")
+    ev = tmp_path / "ev.fits"
+
+    def build(c):
+        o = {"odf": s, "ccf": c}
+        return [sas.emanom(ev, e, tmp_path, **o), sas.evselect_events(ev, tmp_path / "c.fits", "true", **o),
+                sas.evselect_image(ev, tmp_path / "i.fits", **o), sas.evselect_spectrum(ev, tmp_path / "s", "pn", **o),
+                sas.evselect_lightcurve(ev, tmp_path / "l.fits", time_bin=10, **o),
+                sas.tabgtigen(tmp_path / "l.fits", tmp_path / "g.fits", "RATE<1", **o),
+                *sas.flare_gti(ev, tmp_path, "pn", **o), sas.merge(ev, ev, tmp_path / "m.fits", **o),
+                *sas.merge_exposures([ev, ev, ev], tmp_path / "mm.fits", **o),
+                sas.espfilt(ev, c, e, tmp_path, summary=s),
+                sas.eexpmap(tmp_path / "i.fits", tmp_path / "a", ev, tmp_path / "x.fits", c, odf=s),
+                sas_products.band_image(ev, tmp_path / "b.fits", "pn", (0.5, 2), **o),
+                sas_products.emosaic([tmp_path / "i.fits"], tmp_path / "e.fits", **o),
+                sas_products.backscale(tmp_path / "s", ev, **o), sas_products.rmfgen(tmp_path / "s", "r.rmf", c, odf=s),
+                sas_products.arfgen(tmp_path / "s", tmp_path / "a.arf", tmp_path / "r.rmf", ev, c, odf=s),
+                sas_products.specgroup(tmp_path / "s", tmp_path / "g.pha", **o)]
+
+    want = {"SAS_ODF": str(summ.resolve()), "SAS_CCF": str(ccf.resolve())}
+    tasks, others = build(ccf), build(ccf2)
+    for t, t2 in zip(tasks, others):
+        assert dict(t.env) == want, t.name
+        assert t.param_hash() != t2.param_hash(), t.name  # another calibration re-runs the task
+    ts, _ = sas_products.spectrum_tasks(ev, "pn", tmp_path, ccf, source=("circle", 1, 2, 3), stem="x", odf=summ)
+    its, _ = sas_products.image_tasks({"pn": ev, "mos1": ev}, tmp_path / "att", ccf, tmp_path, obs_id="1", odf=summ)
+    assert all(dict(t.env) == want for t in ts + its)
+    # a SAS task without them runs without them, whatever the shell holds
+    monkeypatch.setenv("SAS_CCF", str(ccf2))
+    monkeypatch.setenv("SAS_ODF", str(tmp_path))
+    fake_tools.lib.write_lightcurve(tmp_path / "lc.fits", np.arange(0.5, 10), np.ones(10), np.ones(10),
+                                    {"TELESCOP": "XMM"}, timedel=1.0)
+    run(sas.tabgtigen(tmp_path / "lc.fits", tmp_path / "gti.fits", "RATE<2"))
+    call = fake_tools.calls("tabgtigen")[-1]
+    assert call["SAS_ODF"] is None and call["SAS_CCF"] is None
+    # on the command line the shell's values are what the user means: they become the task's own
+    from xcube.cli import main
+
+    assert main(["tools", "run", "tabgtigen", "table=lc.fits", "expression=RATE<3", "gtiset=g2.fits",
+                 "--output", "g2.fits", "--workdir", str(tmp_path)]) == 0
+    assert fake_tools.calls("tabgtigen")[-1]["SAS_CCF"] == str(ccf2)
+    assert read_record(record_path(tmp_path / "g2.fits"))["env"] == {"SAS_CCF": str(ccf2), "SAS_ODF": str(tmp_path)}
+
+
 def test_task_builders_use_documented_names(tmp_path):
     summ = tmp_path / "0001_0123456789_SCX00000SUM.SAS"
     summ.write_text("0123456789 / Observation/Slew Identifier\n")

@@ -24,6 +24,12 @@ def done(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         env = activate(mp, root / "env")
         odf = env.lib.make_xmm_odf(root / "odf", exposures=ODF_EXPOSURES)
+        # the shell is set up for another observation: no SAS task may use these
+        other = root / "OTHER_OBS"
+        (other / "odf").mkdir(parents=True)
+        (other / "ccf.cif").write_text("another observation's calibration index")
+        mp.setenv("SAS_ODF", str(other / "odf"))
+        mp.setenv("SAS_CCF", str(other / "ccf.cif"))
         steps = []
         res = sas.process_observation(odf, root / "out", ("pn", "mos1", "rgs1"), steps=("images", "spectra"),
                                       image_bands=BANDS, workers=2, on_step=lambda s, t, p: steps.append((s, len(t))))
@@ -192,6 +198,19 @@ def test_rerun_calls_no_tool(done):
                                   steps=("images", "spectra"), image_bands=BANDS, workers=2)
     assert set(res.status["state"]) == {"skipped"}
     assert {c["tool"] for c in env.calls()} <= {"sasversion"}  # the SAS version check only
+
+
+def test_every_sas_task_gets_this_observations_odf_and_ccf(done):
+    # SAS_ODF/SAS_CCF come from the task, never from the shell (set to another observation's in the fixture)
+    res = done["res"]
+    odf, summ = str(done["odf"].resolve()), str(res.summary.path.resolve())
+    ccf = str((res.out_dir / "ccf.cif").resolve())
+    calls = [c for c in done["calls"] if c["tool"] != "sasversion" and c["argv"] != ["-v"]]
+    for c in calls:
+        assert c["SAS_ODF"] == (odf if c["tool"] in ("cifbuild", "odfingest") else summ), c
+        assert c["SAS_CCF"] == (None if c["tool"] == "cifbuild" else ccf), c
+    assert {"backscale", "emanom", "evselect", "specgroup", "rmfgen", "arfgen", "emosaic", "eexpmap", "espfilt",
+            "rgsproc"} <= {c["tool"] for c in calls}
 
 
 # -- versions and emanom states --------------------------------------------------------------------

@@ -221,7 +221,9 @@ def _run_hxmt(args) -> int:
 
 
 def _run_tool(args) -> int:
-    from .runner import Task, ToolError, run
+    import os
+
+    from .runner import PACKAGES, SAS_TASK_VARIABLES, Task, ToolError, package_of, run
 
     params, positional = {}, []
     for item in args.params:
@@ -230,8 +232,14 @@ def _run_tool(args) -> int:
             params[k] = v
         else:
             positional.append(item)
+    # a SAS task never reads SAS_ODF/SAS_CCF from the shell (xcube.tools.runner): on the command line
+    # the shell's values are what the user means, so they become the task's own (absolute, and part of
+    # its parameter hash: another observation's calibration re-runs it)
+    env = {}
+    if package_of(args.tool) is PACKAGES["SAS"]:
+        env = {v: os.path.abspath(os.environ[v]) for v in SAS_TASK_VARIABLES if os.environ.get(v)}
     task = Task(args.tool, params, args=positional, inputs=args.input, outputs=args.output,
-                text_outputs=args.text_output, name=args.name, workdir=args.workdir, timeout=args.timeout)
+                text_outputs=args.text_output, name=args.name, workdir=args.workdir, timeout=args.timeout, env=env)
     try:
         res = run(task, overwrite=args.overwrite)
     except (ToolError, ValueError) as exc:

@@ -19,7 +19,8 @@ it and returns a :class:`TaskResult`:
   run, whether it succeeded or not;
 - HEASoft-based tools (HEASoft, HXMTDAS) get ``HEADASNOQUERY`` and
   ``HEADASPROMPT=/dev/null`` so they never prompt; SAS tasks get ``SAS_ODF``
-  and ``SAS_CCF`` from the task;
+  and ``SAS_CCF`` from the task (``Task.env``, part of the parameter hash),
+  never from the shell;
 - stdout and stderr go to a log of its own per run,
   ``<workdir>/logs/<task>-<UTC time>-<random>.log`` (the task name made safe
   for a file name), so concurrent runs never share one; only the log's tail
@@ -329,12 +330,21 @@ def _system_pfiles(env: Mapping[str, str]) -> str:
     return str(Path(headas) / "syspfiles") if headas else ""
 
 
+#: what a SAS task reads of the observation it processes; it comes from the task, never from the shell
+SAS_TASK_VARIABLES = ("SAS_ODF", "SAS_CCF")
+
+
 def _environment(task: Task, pfiles_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
+    pkg = task.package
+    if pkg is not None and pkg.name == "SAS":
+        # the shell's SAS_ODF/SAS_CCF belong to whatever observation was set up last: a SAS task gets
+        # its observation's from Task.env (part of the parameter hash), or none
+        for var in SAS_TASK_VARIABLES:
+            env.pop(var, None)
     env.update({k: str(v) for k, v in task.env.items()})
     system = _system_pfiles(env)
     env["PFILES"] = f"{pfiles_dir};{system}" if system else f"{pfiles_dir};"
-    pkg = task.package
     if pkg is None or pkg.headas:
         # HEASoft parameter interface: never prompt for a missing parameter
         # (https://heasarc.gsfc.nasa.gov/lheasoft/headas/pil/node4.html)

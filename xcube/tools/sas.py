@@ -16,7 +16,10 @@ The SAS environment: ``SAS_ODF`` points to the ODF directory for
 ``cifbuild``/``odfingest`` and to the ``*SUM.SAS`` summary afterwards,
 ``SAS_CCF`` to the ``ccf.cif`` made by ``cifbuild`` (SAS User Guide 2.3,
 https://heasarc.gsfc.nasa.gov/docs/xmm/sas/USG/cifbuild.html); the tasks get
-them from ``Task.env``, so concurrent observations never share them.
+them from ``Task.env`` (:func:`sas_env`; every builder takes the
+observation's ``odf=``/``ccf=`` or its summary and ``ccf``), never from the
+shell, so concurrent observations never share them, and they are part of the
+parameter hash: another calibration set re-runs the task.
 """
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ __all__ = [
     "spectral_grid",
     "summary_name",
     "event_list_name",
+    "sas_env",
     "INSTRUMENTS",
     "RGS_INSTRUMENTS",
     "EMANOM_MIN_SAS",
@@ -281,11 +285,19 @@ def accepted_ccds(states: dict, acceptable=("G", "I", "U")) -> list[int]:
 # task builders
 
 
-def _env(odf, ccf=None) -> dict:
-    env = {"SAS_ODF": str(Path(odf).resolve())}
+def sas_env(odf=None, ccf=None) -> dict:
+    """``Task.env`` of a SAS task: ``SAS_ODF`` (the ODF directory before
+    ``odfingest``, its ``*SUM.SAS`` summary afterwards; an :class:`OdfSummary`
+    stands for its file) and ``SAS_CCF`` (the ``ccf.cif``), as absolute
+    paths. What is None is left out; the runner never passes the shell's
+    values to a SAS task, so a task without them runs without them."""
+    env = {}
+    if odf is not None:
+        env["SAS_ODF"] = str(Path(odf.path if isinstance(odf, OdfSummary) else odf).resolve())
     if ccf is not None:
         env["SAS_CCF"] = str(Path(ccf).resolve())
     return env
+
 
 
 def cifbuild(odf_dir, out_dir, *, analysisdate: str = "now", name=None, **params) -> Task:
@@ -295,7 +307,7 @@ def cifbuild(odf_dir, out_dir, *, analysisdate: str = "now", name=None, **params
     # cifbuild parameters calindexset, analysisdate: SAS USG 2.3.3
     # https://heasarc.gsfc.nasa.gov/docs/xmm/sas/USG/cifbuild.html
     p = {"calindexset": str(out / "ccf.cif"), "analysisdate": analysisdate, **params}
-    return Task("cifbuild", p, inputs=[odf_dir], outputs=[out / "ccf.cif"], env=_env(odf_dir), workdir=out,
+    return Task("cifbuild", p, inputs=[odf_dir], outputs=[out / "ccf.cif"], env=sas_env(odf_dir), workdir=out,
                 name=name or "cifbuild", tags={"step": "cifbuild"})
 
 
@@ -316,7 +328,7 @@ def odfingest(odf_dir, out_dir, ccf, *, name=None, **params) -> Task:
     # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/odfingest/node14.html
     p = {"odfdir": str(Path(odf_dir).resolve()), "withodfdir": True, "outdir": str(out), **params}
     return Task("odfingest", p, inputs=[odf_dir, ccf], text_outputs=[out / summary_name(odf_dir)],
-                env=_env(odf_dir, ccf), workdir=out, name=name or "odfingest", tags={"step": "odfingest"})
+                env=sas_env(odf_dir, ccf), workdir=out, name=name or "odfingest", tags={"step": "odfingest"})
 
 
 def event_list_name(obs_id: str, exposure: Exposure, oot: bool = False) -> str:
@@ -351,7 +363,7 @@ def epchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, oot: bool 
         outputs = [out / event_list_name(summary.obs_id, exposure)]
     p.update(params)
     kind = "oot" if oot else "events"
-    return Task("epchain", p, inputs=[summary.path, ccf], outputs=outputs, env=_env(summary.path, ccf),
+    return Task("epchain", p, inputs=[summary.path, ccf], outputs=outputs, env=sas_env(summary.path, ccf),
                 workdir=out, deps=deps, name=f"epchain-{kind}-{summary.obs_id}-{exposure.code}{exposure.exp_id}",
                 tags=_tags(summary, exposure, "epchain-" + kind))
 
@@ -386,7 +398,7 @@ def emchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=(), *
     # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/emchain/node11.html
     p = {"odf": str(summary.path.resolve()), "instruments": exposure.code, "exposures": exposure.exp_id, **params}
     return Task("emchain", p, inputs=[summary.path, ccf], outputs=[out / event_list_name(summary.obs_id, exposure)],
-                env=_env(summary.path, ccf), workdir=out, deps=deps,
+                env=sas_env(summary.path, ccf), workdir=out, deps=deps,
                 name=f"emchain-{summary.obs_id}-{exposure.code}{exposure.exp_id}",
                 tags=_tags(summary, exposure, "emchain"))
 
@@ -423,16 +435,18 @@ def espfilt(eventfile, ccf, exposure: Exposure, out_dir, *, summary: OdfSummary 
         inputs.append(ootfile)
     p.update(params)
     obs = summary.obs_id if summary else ""
-    env = _env(summary.path, ccf) if summary else {"SAS_CCF": str(Path(ccf).resolve())}
+    env = sas_env(summary, ccf)
     return Task("espfilt", p, inputs=inputs, outputs=[outs["gti"], outs["allevc"]], text_outputs=[outs["hist"]],
                 env=env, workdir=Path(out_dir).resolve(), deps=deps,
                 name=f"espfilt-{obs}-{exposure.code}{exposure.exp_id}",
                 tags={"obsid": obs, "instrument": inst, "exposure": exposure.exp_id, "step": "espfilt"})
 
 
-def emanom(eventfile, exposure: Exposure, out_dir, *, obs_id: str = "", deps=(), **params) -> Task:
+def emanom(eventfile, exposure: Exposure, out_dir, *, obs_id: str = "", odf=None, ccf=None, deps=(),
+           **params) -> Task:
     """``emanom``: anomalous-state check of the MOS CCDs; writes
     ``<mos1|mos2><exp>-anom.log`` in ``out_dir`` (parse with :func:`parse_emanom`).
+    ``odf``, ``ccf``: the observation's ``SAS_ODF`` and ``SAS_CCF`` (:func:`sas_env`).
 
     ``writekeys=no``: emanom would otherwise write ANOMFLn keywords into the
     input event list, changing it after the chain made it (and so every
@@ -443,8 +457,9 @@ def emanom(eventfile, exposure: Exposure, out_dir, *, obs_id: str = "", deps=(),
     # https://heasarc.gsfc.nasa.gov/docs/xmm/esas/cookbook/node89.html
     p = {"eventfile": str(Path(eventfile).resolve()), "writekeys": False, "writelog": True, "keepcorner": False,
          **params}
-    return Task("emanom", p, inputs=[eventfile], text_outputs=[out / f"{short}{exposure.exp_id}-anom.log"],
-                workdir=out, deps=deps, name=f"emanom-{obs_id}-{exposure.code}{exposure.exp_id}",
+    return Task("emanom", p, inputs=[eventfile, *([ccf] if ccf is not None else [])],
+                text_outputs=[out / f"{short}{exposure.exp_id}-anom.log"], env=sas_env(odf, ccf), workdir=out,
+                deps=deps, name=f"emanom-{obs_id}-{exposure.code}{exposure.exp_id}",
                 tags={"obsid": obs_id, "instrument": exposure.instrument, "exposure": exposure.exp_id,
                       "step": "emanom"})
 
@@ -493,21 +508,22 @@ def cleaning_expression(instrument: str, *, energy_band=None, gti=None, ccds=Non
     return " && ".join(parts)
 
 
-def evselect_events(table, filteredset, expression: str, *, name=None, deps=(), inputs=(), tags=None,
-                    **params) -> Task:
-    """``evselect`` writing a filtered event list (all extensions kept, exposure updated)."""
+def evselect_events(table, filteredset, expression: str, *, name=None, deps=(), inputs=(), tags=None, odf=None,
+                    ccf=None, **params) -> Task:
+    """``evselect`` writing a filtered event list (all extensions kept, exposure updated).
+    ``odf``, ``ccf``: the observation's ``SAS_ODF`` and ``SAS_CCF`` (:func:`sas_env`)."""
     out = Path(filteredset).resolve()
     # withfilteredset, filteredset, expression, filtertype, keepfilteroutput, updateexposure, filterexposure:
     # evselect parameters https://xmm-tools.cosmos.esa.int/external/sas/current/doc/evselect/node16.html
     p = {"table": str(Path(table).resolve()), "withfilteredset": True, "filteredset": str(out),
          "filtertype": "expression", "expression": expression, "keepfilteroutput": True, "destruct": True,
          "updateexposure": True, "filterexposure": True, **params}
-    return Task("evselect", p, inputs=[table, *inputs], outputs=[out], workdir=out.parent, deps=deps,
-                name=name or f"evselect-{out.stem}", tags=tags or {"step": "evselect"})
+    return Task("evselect", p, inputs=[table, *inputs], outputs=[out], env=sas_env(odf, ccf), workdir=out.parent,
+                deps=deps, name=name or f"evselect-{out.stem}", tags=tags or {"step": "evselect"})
 
 
 def evselect_image(table, imageset, *, expression="true", bin_size: float = 80.0, xcolumn="X", ycolumn="Y",
-                   name=None, deps=(), inputs=(), tags=None, **params) -> Task:
+                   name=None, deps=(), inputs=(), tags=None, odf=None, ccf=None, **params) -> Task:
     """``evselect`` sky image with ``bin_size`` sky pixels (80 = 4 arcsec) per
     image pixel; pass ``withxranges``/``ximagemin``/``ximagemax`` (and ``y``)
     for a fixed grid (see :func:`xcube.tools.sas_products.band_image`)."""
@@ -517,12 +533,12 @@ def evselect_image(table, imageset, *, expression="true", bin_size: float = 80.0
     p = {"table": str(Path(table).resolve()), "withimageset": True, "imageset": str(out), "xcolumn": xcolumn,
          "ycolumn": ycolumn, "imagebinning": "binSize", "ximagebinsize": bin_size, "yimagebinsize": bin_size,
          "filtertype": "expression", "expression": expression, "writedss": True, **params}
-    return Task("evselect", p, inputs=[table, *inputs], outputs=[out], workdir=out.parent, deps=deps,
-                name=name or f"evselect-image-{out.stem}", tags=tags or {"step": "image"})
+    return Task("evselect", p, inputs=[table, *inputs], outputs=[out], env=sas_env(odf, ccf), workdir=out.parent,
+                deps=deps, name=name or f"evselect-image-{out.stem}", tags=tags or {"step": "image"})
 
 
 def evselect_lightcurve(table, rateset, *, time_bin: float, expression="true", name=None, deps=(), inputs=(),
-                        **params) -> Task:
+                        odf=None, ccf=None, **params) -> Task:
     """``evselect`` light curve (RATE extension) with ``time_bin`` seconds per bin."""
     out = Path(rateset).resolve()
     # withrateset, rateset, timebinsize, maketimecolumn, makeratecolumn: evselect parameters
@@ -530,8 +546,8 @@ def evselect_lightcurve(table, rateset, *, time_bin: float, expression="true", n
     p = {"table": str(Path(table).resolve()), "withrateset": True, "rateset": str(out), "timebinsize": time_bin,
          "maketimecolumn": True, "makeratecolumn": True, "filtertype": "expression", "expression": expression,
          **params}
-    return Task("evselect", p, inputs=[table, *inputs], outputs=[out], workdir=out.parent, deps=deps,
-                name=name or f"evselect-lc-{out.stem}", tags={"step": "lightcurve"})
+    return Task("evselect", p, inputs=[table, *inputs], outputs=[out], env=sas_env(odf, ccf), workdir=out.parent,
+                deps=deps, name=name or f"evselect-lc-{out.stem}", tags={"step": "lightcurve"})
 
 
 def spectral_grid(instrument: str) -> tuple[int, int, int]:
@@ -547,7 +563,7 @@ def spectral_grid(instrument: str) -> tuple[int, int, int]:
 
 
 def evselect_spectrum(table, spectrumset, instrument: str, *, expression="true", name=None, deps=(), inputs=(),
-                      tags=None, **params) -> Task:
+                      tags=None, odf=None, ccf=None, **params) -> Task:
     """``evselect`` PI spectrum on the instrument's standard channel grid
     (:func:`spectral_grid`: pn PI 0-20479 in channels of 5, MOS PI 0-11999
     in channels of 15; SAS threads "pn/MOS spectrum and response files",
@@ -562,18 +578,19 @@ def evselect_spectrum(table, spectrumset, instrument: str, *, expression="true",
     p = {"table": str(Path(table).resolve()), "withspectrumset": True, "spectrumset": str(out),
          "energycolumn": "PI", "spectralbinsize": step, "withspecranges": True, "specchannelmin": lo,
          "specchannelmax": hi, "filtertype": "expression", "expression": expression, "writedss": True, **params}
-    return Task("evselect", p, inputs=[table, *inputs], outputs=[out], workdir=out.parent, deps=deps,
-                name=name or f"evselect-spec-{out.stem}", tags=tags or {"step": "spectrum", "instrument": inst})
+    return Task("evselect", p, inputs=[table, *inputs], outputs=[out], env=sas_env(odf, ccf), workdir=out.parent,
+                deps=deps, name=name or f"evselect-spec-{out.stem}",
+                tags=tags or {"step": "spectrum", "instrument": inst})
 
 
-def tabgtigen(table, gtiset, expression: str, *, name=None, deps=(), **params) -> Task:
+def tabgtigen(table, gtiset, expression: str, *, name=None, deps=(), odf=None, ccf=None, **params) -> Task:
     """``tabgtigen``: GTI file from a rate table and an expression (e.g. ``RATE<=0.4``)."""
     out = Path(gtiset).resolve()
     # table, expression, gtiset: tabgtigen parameters
     # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/tabgtigen/node4.html
     p = {"table": str(Path(table).resolve()), "expression": expression, "gtiset": str(out), **params}
-    return Task("tabgtigen", p, inputs=[table], outputs=[out], workdir=out.parent, deps=deps,
-                name=name or f"tabgtigen-{out.stem}", tags={"step": "tabgtigen"})
+    return Task("tabgtigen", p, inputs=[table], outputs=[out], env=sas_env(odf, ccf), workdir=out.parent,
+                deps=deps, name=name or f"tabgtigen-{out.stem}", tags={"step": "tabgtigen"})
 
 
 # rate thresholds of the filterbackground SAS thread [counts/s, 100 s bins, >10 keV, single events]
@@ -581,7 +598,7 @@ FLARE_RATE = {"pn": 0.4, "mos1": 0.35, "mos2": 0.35}
 
 
 def flare_gti(eventfile, out_dir, instrument: str, *, threshold: float | None = None, time_bin: float = 100.0,
-              stem: str | None = None, deps=()) -> list[Task]:
+              stem: str | None = None, deps=(), odf=None, ccf=None) -> list[Task]:
     """The SAS-thread flare filter as two tasks: a >10 keV single-event rate
     curve (``evselect``), then ``tabgtigen`` with ``RATE<=threshold`` (pn 0.4,
     MOS 0.35 counts/s); an alternative to :func:`espfilt`."""
@@ -591,15 +608,15 @@ def flare_gti(eventfile, out_dir, instrument: str, *, threshold: float | None = 
     lo = {"pn": "(PI in [10000:12000])", "mos1": "(PI > 10000)", "mos2": "(PI > 10000)"}[inst]
     expr = f"{FLAG_SET[inst]} && {lo} && (PATTERN == 0)"
     rate = evselect_lightcurve(eventfile, out / f"{stem}-flarerate.fits", time_bin=time_bin, expression=expr,
-                               deps=deps, name=f"evselect-flarerate-{stem}")
+                               deps=deps, name=f"evselect-flarerate-{stem}", odf=odf, ccf=ccf)
     gti = tabgtigen(rate.outputs[0], out / f"{stem}-flaregti.fits",
                     f"RATE<={threshold if threshold is not None else FLARE_RATE[inst]}", deps=(rate.name,),
-                    name=f"tabgtigen-{stem}")
+                    name=f"tabgtigen-{stem}", odf=odf, ccf=ccf)
     return [rate, gti]
 
 
 def eexpmap(imageset, attitudeset, eventset, expimageset, ccf, *, energy_band=(0.5, 2.0), instrument="pn",
-            name=None, deps=(), tags=None, **params) -> Task:
+            name=None, deps=(), tags=None, odf=None, **params) -> Task:
     """``eexpmap``: exposure map [s] on the grid of ``imageset`` for
     ``energy_band`` [keV], with vignetting, in sky coordinates."""
     out = Path(expimageset).resolve()
@@ -610,21 +627,21 @@ def eexpmap(imageset, attitudeset, eventset, expimageset, ccf, *, energy_band=(0
          "eventset": str(Path(eventset).resolve()), "expimageset": str(out), "withdetcoords": False,
          "withvignetting": True, "usefastpixelization": False, "attrebin": 4.0, "pimin": lo, "pimax": hi, **params}
     return Task("eexpmap", p, inputs=[imageset, attitudeset, eventset, ccf], outputs=[out], workdir=out.parent,
-                env={"SAS_CCF": str(Path(ccf).resolve())}, deps=deps, name=name or f"eexpmap-{out.stem}",
+                env=sas_env(odf, ccf), deps=deps, name=name or f"eexpmap-{out.stem}",
                 tags=tags or {"step": "eexpmap"})
 
 
-def merge(set1, set2, outset, *, name=None, deps=(), tags=None, **params) -> Task:
+def merge(set1, set2, outset, *, name=None, deps=(), tags=None, odf=None, ccf=None, **params) -> Task:
     """SAS ``merge`` of two event lists of the same instrument."""
     out = Path(outset).resolve()
     # set1, set2, outset: merge parameters
     # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/merge/index.html
     p = {"set1": str(Path(set1).resolve()), "set2": str(Path(set2).resolve()), "outset": str(out), **params}
-    return Task("merge", p, inputs=[set1, set2], outputs=[out], workdir=out.parent, deps=deps,
-                name=name or f"merge-{out.stem}", tags=tags or {"step": "merge"})
+    return Task("merge", p, inputs=[set1, set2], outputs=[out], env=sas_env(odf, ccf), workdir=out.parent,
+                deps=deps, name=name or f"merge-{out.stem}", tags=tags or {"step": "merge"})
 
 
-def merge_exposures(eventfiles: Sequence, outset, *, deps_of=None, tags=None) -> list[Task]:
+def merge_exposures(eventfiles: Sequence, outset, *, deps_of=None, tags=None, odf=None, ccf=None) -> list[Task]:
     """Tasks merging 2 or more sub-exposure event lists into ``outset``
     (a chain of pairwise ``merge`` calls through ``.partN`` files).
     ``deps_of`` maps an input file to the name of the task making it."""
@@ -640,7 +657,7 @@ def merge_exposures(eventfiles: Sequence, outset, *, deps_of=None, tags=None) ->
         deps = [deps_of[str(x)] for x in (current, f) if str(x) in deps_of]
         if tasks:
             deps.append(tasks[-1].name)
-        t = merge(current, f, target, name=f"merge-{out.stem}-{k}", deps=deps, tags=tags)
+        t = merge(current, f, target, name=f"merge-{out.stem}-{k}", deps=deps, tags=tags, odf=odf, ccf=ccf)
         tasks.append(t)
         current = target
     return tasks

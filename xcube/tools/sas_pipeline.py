@@ -248,13 +248,13 @@ def _flares_and_anom(run: _Run, summary, ccf, chain_of, flare_filter, use_emanom
             tasks.append(f)
             flare_of[e] = (f.name, f.outputs[0])
         elif flare_filter == "rate":
-            pair = flare_gti(ev, d, e.instrument, stem=f"{e.instrument}{e.exp_id}")
+            pair = flare_gti(ev, d, e.instrument, stem=f"{e.instrument}{e.exp_id}", odf=summary, ccf=ccf)
             tasks += pair
             flare_of[e] = (pair[1].name, pair[1].outputs[0])
         elif flare_filter is not None:
             raise ValueError(f"flare_filter must be 'espfilt', 'rate' or None, got {flare_filter!r}")
         if e.instrument != "pn" and use_emanom:
-            a = emanom(ev, e, d, obs_id=summary.obs_id)
+            a = emanom(ev, e, d, obs_id=summary.obs_id, odf=summary, ccf=ccf)
             tasks.append(a)
             anom_of[e] = a
     states = run.stage(tasks, "clean")
@@ -263,7 +263,7 @@ def _flares_and_anom(run: _Run, summary, ccf, chain_of, flare_filter, use_emanom
     return flare_of, anom_of, failed
 
 
-def _clean_lists(run: _Run, summary, chain_of, flare_of, anom_of, failed, energy_band,
+def _clean_lists(run: _Run, summary, ccf, chain_of, flare_of, anom_of, failed, energy_band,
                  mos_ccd_states) -> tuple[dict, dict, dict]:
     """clean step, part 2: evselect cleaning per EPIC exposure; rgsproc 3:filter
     per RGS exposure. Returns (cleaned list per exposure, kept CCDs, RGS lists)."""
@@ -287,8 +287,9 @@ def _clean_lists(run: _Run, summary, chain_of, flare_of, anom_of, failed, energy
         expr = cleaning_expression(e.instrument, energy_band=energy_band, gti=gti, ccds=keep)
         cleaned = c["dir"] / f"P{summary.obs_id}{e.code}{e.exp_id}_clean.fits"
         t = evselect_events(c["events"], cleaned, expr, name=f"evselect-clean-{summary.obs_id}-{e.code}{e.exp_id}",
-                            inputs=[gti] if gti else (), tags={"obsid": summary.obs_id, "instrument": e.instrument,
-                                                               "exposure": e.exp_id, "step": "clean"})
+                            inputs=[gti] if gti else (), odf=summary, ccf=ccf,
+                            tags={"obsid": summary.obs_id, "instrument": e.instrument, "exposure": e.exp_id,
+                                  "step": "clean"})
         tasks.append(t)
         clean_of[e] = t
     states = run.stage(tasks, "clean")
@@ -297,7 +298,7 @@ def _clean_lists(run: _Run, summary, chain_of, flare_of, anom_of, failed, energy
     return done, ccds, rgs
 
 
-def _merge(run: _Run, summary, insts, exposures_done) -> dict:
+def _merge(run: _Run, summary, ccf, insts, exposures_done) -> dict:
     """clean step, part 3: one event list per EPIC instrument (merge, or a copy of the only one)."""
     tasks, events, rows = [], {}, []
     for inst in insts:
@@ -313,7 +314,7 @@ def _merge(run: _Run, summary, insts, exposures_done) -> dict:
             rows.append({"task": f"copy-{final.stem}", "obsid": summary.obs_id, "tool": "copy", "state": state,
                          "wall_time": 0.0, "outputs": [str(final)], "tags": dict(tags, step="copy")})
         else:
-            tasks += merge_exposures(files, final, tags=tags)
+            tasks += merge_exposures(files, final, tags=tags, odf=summary, ccf=ccf)
         events[inst] = final
     states = run.stage(tasks, "clean")
     run.add_rows(rows, "clean")
@@ -335,7 +336,7 @@ def _images(run: _Run, summary, ccf, events, attitude, bands, grid) -> dict:
         raise ToolError(f"{summary.obs_id}: no attitude file (P*OBX000ATTTSR0000.FIT) under {run.out}; "
                         "the events step makes it")
     tasks, products = image_tasks(events, attitude, ccf, run.out / "images", obs_id=summary.obs_id, bands=bands,
-                                  grid=grid)
+                                  grid=grid, odf=summary.path)
     states = run.stage(tasks, "images")
     ok = {t.outputs[0] for t in tasks if _ok(states, t.name)}
     return {k: v for k, v in products.items() if v["image"] in ok and v["expmap"] in ok}
@@ -348,7 +349,7 @@ def _spectra(run: _Run, summary, ccf, events, source, radius, bkg_radii, group_m
         src, bkg = source_regions(ev, ra, dec, radius_arcsec=radius, background_arcsec=bkg_radii)
         stem = f"P{summary.obs_id}{INSTRUMENTS[inst][0]}"
         ts, files = spectrum_tasks(ev, inst, run.out / "spectra", ccf, source=src, background=bkg, stem=stem,
-                                   obs_id=summary.obs_id, group_min=group_min)
+                                   obs_id=summary.obs_id, group_min=group_min, odf=summary.path)
         tasks += ts
         made[inst] = (ts, dict(files, source_region=src, background_region=bkg))
     states = run.stage(tasks, "spectra")
@@ -429,9 +430,9 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
     if "clean" in todo:
         use_emanom = _emanom_allowed(products.notes, mos_ccd_states)
         flare_of, anom_of, failed = _flares_and_anom(run, summary, ccf, chain_of, flare_filter, use_emanom)
-        products.exposures, products.ccds, products.rgs = _clean_lists(run, summary, chain_of, flare_of, anom_of,
-                                                                       failed, energy_band, mos_ccd_states)
-        products.events = _merge(run, summary, insts, products.exposures)
+        products.exposures, products.ccds, products.rgs = _clean_lists(run, summary, ccf, chain_of, flare_of,
+                                                                       anom_of, failed, energy_band, mos_ccd_states)
+        products.events = _merge(run, summary, ccf, insts, products.exposures)
         run.end_step("clean")
     if "images" in todo:
         products.images = _images(run, summary, ccf, products.events, products.attitude, image_bands, image_grid)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .runner import Task
-from .sas import INSTRUMENTS, eexpmap, evselect_image, evselect_spectrum, instrument_key, pi_range
+from .sas import INSTRUMENTS, eexpmap, evselect_image, evselect_spectrum, instrument_key, pi_range, sas_env
 
 __all__ = ["IMAGE_BANDS", "IMAGE_GRID", "band_tag", "band_image", "emosaic", "image_tasks", "region_expression",
            "ds9_region", "source_regions", "backscale", "rmfgen", "arfgen", "specgroup", "spectrum_tasks"]
@@ -61,7 +61,7 @@ def _screening(instrument: str) -> str:
 
 
 def band_image(eventfile, imageset, instrument: str, energy_band, *, grid=IMAGE_GRID, deps=(), name=None,
-               tags=None) -> Task:
+               tags=None, odf=None, ccf=None) -> Task:
     """``evselect`` counts image of ``energy_band`` [keV] on the fixed sky
     ``grid`` (min, max, bin) [sky pixels], screened as the mission profile
     says, written as 32-bit integers."""
@@ -74,26 +74,27 @@ def band_image(eventfile, imageset, instrument: str, energy_band, *, grid=IMAGE_
     return evselect_image(eventfile, imageset, expression=expr, bin_size=gbin, squarepixels=True,
                           withxranges=True, ximagemin=gmin, ximagemax=gmax, withyranges=True, yimagemin=gmin,
                           yimagemax=gmax, withimagedatatype=True, imagedatatype="Int32", deps=deps, name=name,
-                          tags=tags)
+                          tags=tags, odf=odf, ccf=ccf)
 
 
-def emosaic(imagesets: Sequence, mosaicedset, *, deps=(), name=None, tags=None) -> Task:
+def emosaic(imagesets: Sequence, mosaicedset, *, deps=(), name=None, tags=None, odf=None, ccf=None) -> Task:
     """SAS ``emosaic``: the additive mosaic of images (or of exposure maps)
     on the pixel grid and WCS of the first."""
     out = Path(mosaicedset).resolve()
     files = [Path(f).resolve() for f in imagesets]
     # imagesets, mosaicedset: emosaic parameters https://xmm-tools.cosmos.esa.int/external/sas/current/doc/emosaic/
     p = {"imagesets": [str(f) for f in files], "mosaicedset": str(out)}
-    return Task("emosaic", p, inputs=files, outputs=[out], workdir=out.parent, deps=deps,
+    return Task("emosaic", p, inputs=files, outputs=[out], env=sas_env(odf, ccf), workdir=out.parent, deps=deps,
                 name=name or f"emosaic-{out.stem}", tags=tags or {"step": "mosaic"})
 
 
 def image_tasks(events: dict, attitude, ccf, out_dir, *, obs_id: str, bands=IMAGE_BANDS, grid=IMAGE_GRID,
-                deps_of: dict | None = None) -> tuple[list[Task], dict]:
+                deps_of: dict | None = None, odf=None) -> tuple[list[Task], dict]:
     """Images and exposure maps of every instrument in ``events``
     (instrument -> cleaned event list) and band, and their EPIC mosaics when
     there are two instruments or more. Returns ``(tasks, products)`` with
-    ``products[(instrument or "epic", band)] = {"image": path, "expmap": path}``."""
+    ``products[(instrument or "epic", band)] = {"image": path, "expmap": path}``. Every task gets
+    ``SAS_CCF=ccf`` and ``SAS_ODF=odf`` (the observation's summary)."""
     out = Path(out_dir).resolve()
     deps_of = deps_of or {}
     tasks, products = [], {}
@@ -104,19 +105,22 @@ def image_tasks(events: dict, attitude, ccf, out_dir, *, obs_id: str, bands=IMAG
             code = INSTRUMENTS[_epic(inst)][0]
             t = {"obsid": obs_id, "instrument": inst, "step": "image", "energy_band": list(band)}
             img = band_image(ev, out / f"P{obs_id}{code}_{tag}_image.fits", inst, band, grid=grid,
-                             deps=deps_of.get(inst, ()), name=f"evselect-image-{obs_id}-{code}-{tag}", tags=t)
+                             deps=deps_of.get(inst, ()), name=f"evselect-image-{obs_id}-{code}-{tag}", tags=t,
+                             odf=odf, ccf=ccf)
             exp = eexpmap(img.outputs[0], attitude, ev, out / f"P{obs_id}{code}_{tag}_expmap.fits", ccf,
                           energy_band=band, instrument=inst, deps=(img.name,),
-                          name=f"eexpmap-{obs_id}-{code}-{tag}", tags=dict(t, step="expmap"))
+                          name=f"eexpmap-{obs_id}-{code}-{tag}", tags=dict(t, step="expmap"), odf=odf)
             tasks += [img, exp]
             per_inst.append((img, exp))
             products[(inst, tuple(band))] = {"image": img.outputs[0], "expmap": exp.outputs[0]}
         if len(per_inst) > 1:
             t = {"obsid": obs_id, "instrument": "epic", "step": "mosaic", "energy_band": list(band)}
             mi = emosaic([i.outputs[0] for i, _ in per_inst], out / f"P{obs_id}EPIC_{tag}_image.fits",
-                         deps=[i.name for i, _ in per_inst], name=f"emosaic-image-{obs_id}-{tag}", tags=t)
+                         deps=[i.name for i, _ in per_inst], name=f"emosaic-image-{obs_id}-{tag}", tags=t,
+                         odf=odf, ccf=ccf)
             me = emosaic([e.outputs[0] for _, e in per_inst], out / f"P{obs_id}EPIC_{tag}_expmap.fits",
-                         deps=[e.name for _, e in per_inst], name=f"emosaic-expmap-{obs_id}-{tag}", tags=t)
+                         deps=[e.name for _, e in per_inst], name=f"emosaic-expmap-{obs_id}-{tag}", tags=t,
+                         odf=odf, ccf=ccf)
             tasks += [mi, me]
             products[("epic", tuple(band))] = {"image": mi.outputs[0], "expmap": me.outputs[0]}
     return tasks, products
@@ -177,18 +181,21 @@ def source_regions(events, ra: float | None = None, dec: float | None = None, *,
 # spectra and responses
 
 
-def backscale(spectrumset, badpixlocation, *, deps=(), name=None, tags=None) -> Task:
+def backscale(spectrumset, badpixlocation, *, deps=(), name=None, tags=None, odf=None, ccf=None) -> Task:
     """SAS ``backscale``: the BACKSCAL keyword (extraction area) written into
     ``spectrumset`` in place, from its region and the bad pixels of
-    ``badpixlocation`` (the event list)."""
+    ``badpixlocation`` (the event list). ``odf``, ``ccf``: the observation's
+    ``SAS_ODF`` and ``SAS_CCF`` (:func:`xcube.tools.sas.sas_env`)."""
     spec = Path(spectrumset).resolve()
     # spectrumset, badpixlocation: backscale parameters (SAS pn spectrum thread)
     p = {"spectrumset": str(spec), "badpixlocation": str(Path(badpixlocation).resolve())}
-    return Task("backscale", p, inputs=[spec, badpixlocation], outputs=[spec], workdir=spec.parent, deps=deps,
-                name=name or f"backscale-{spec.stem}", tags=tags or {"step": "backscale"})
+    return Task("backscale", p, inputs=[spec, badpixlocation, *([ccf] if ccf is not None else [])], outputs=[spec],
+                env=sas_env(odf, ccf), workdir=spec.parent, deps=deps, name=name or f"backscale-{spec.stem}",
+                tags=tags or {"step": "backscale"})
 
 
-def rmfgen(spectrumset, rmfset, ccf, *, energies=(0.1, 12.0, 2400), deps=(), name=None, tags=None) -> Task:
+def rmfgen(spectrumset, rmfset, ccf, *, energies=(0.1, 12.0, 2400), deps=(), name=None, tags=None,
+           odf=None) -> Task:
     """SAS ``rmfgen``: the redistribution matrix of a spectrum, on
     ``energies`` = (min [keV], max [keV], number of bins)."""
     out = Path(rmfset).resolve()
@@ -198,12 +205,12 @@ def rmfgen(spectrumset, rmfset, ccf, *, energies=(0.1, 12.0, 2400), deps=(), nam
     p = {"spectrumset": str(Path(spectrumset).resolve()), "rmfset": str(out), "withenergybins": True,
          "energymin": float(emin), "energymax": float(emax), "nenergybins": int(n)}
     return Task("rmfgen", p, inputs=[spectrumset, ccf], outputs=[out], workdir=out.parent,
-                env={"SAS_CCF": str(Path(ccf).resolve())}, deps=deps, name=name or f"rmfgen-{out.stem}",
+                env=sas_env(odf, ccf), deps=deps, name=name or f"rmfgen-{out.stem}",
                 tags=tags or {"step": "rmfgen"})
 
 
 def arfgen(spectrumset, arfset, rmfset, badpixlocation, ccf, *, detmaptype: str = "psf", deps=(), name=None,
-           tags=None) -> Task:
+           tags=None, odf=None) -> Task:
     """SAS ``arfgen``: the effective area of a spectrum on the RMF's energy
     grid (``withrmfset=yes``); ``detmaptype=psf`` for a point source."""
     out = Path(arfset).resolve()
@@ -213,12 +220,12 @@ def arfgen(spectrumset, arfset, rmfset, badpixlocation, ccf, *, detmaptype: str 
          "rmfset": str(Path(rmfset).resolve()), "badpixlocation": str(Path(badpixlocation).resolve()),
          "detmaptype": detmaptype}
     return Task("arfgen", p, inputs=[spectrumset, rmfset, badpixlocation, ccf], outputs=[out], workdir=out.parent,
-                env={"SAS_CCF": str(Path(ccf).resolve())}, deps=deps, name=name or f"arfgen-{out.stem}",
+                env=sas_env(odf, ccf), deps=deps, name=name or f"arfgen-{out.stem}",
                 tags=tags or {"step": "arfgen"})
 
 
 def specgroup(spectrumset, groupedset, *, backgndset=None, rmfset=None, arfset=None, mincounts: int | None = 25,
-              deps=(), name=None, tags=None) -> Task:
+              deps=(), name=None, tags=None, odf=None, ccf=None) -> Task:
     """SAS ``specgroup``: the spectrum grouped to ``mincounts`` counts per
     group (None: no grouping) with BACKFILE/RESPFILE/ANCRFILE set to the
     given files (``addfilenames=yes``). Files beside ``groupedset`` are named
@@ -237,42 +244,45 @@ def specgroup(spectrumset, groupedset, *, backgndset=None, rmfset=None, arfset=N
          **{k: _short(v) for k, v in files.items() if v is not None},
          "mincounts": int(mincounts) if mincounts else None}
     return Task("specgroup", p, inputs=[spectrumset, *[v for v in files.values() if v is not None]], outputs=[out],
-                workdir=out.parent, deps=deps, name=name or f"specgroup-{out.stem}", tags=tags or {"step": "group"})
+                env=sas_env(odf, ccf), workdir=out.parent, deps=deps, name=name or f"specgroup-{out.stem}",
+                tags=tags or {"step": "group"})
 
 
 def spectrum_tasks(eventfile, instrument: str, out_dir, ccf, *, source, background=None, stem: str,
                    obs_id: str = "", energies=(0.1, 12.0, 2400), group_min: int | None = 25,
-                   deps=()) -> tuple[list[Task], dict]:
+                   deps=(), odf=None) -> tuple[list[Task], dict]:
     """Source (and background) spectrum of one cleaned event list with
     BACKSCAL, RMF, ARF and a grouped spectrum that names them. ``source``,
     ``background``: regions in sky pixels (see module doc). Returns
     ``(tasks, files)`` with ``files`` keys ``source``, ``background``, ``rmf``,
-    ``arf``, ``grouped``."""
+    ``arf``, ``grouped``. Every task gets ``SAS_CCF=ccf`` and ``SAS_ODF=odf``
+    (the observation's summary)."""
     inst = _epic(instrument)
+    obs_env = {"odf": odf, "ccf": ccf}
     out = Path(out_dir).resolve()
     screen = _screening(inst)
     t = {"obsid": obs_id, "instrument": inst, "step": "spectrum"}
     files = {"source": out / f"{stem}_src.pha", "rmf": out / f"{stem}.rmf", "arf": out / f"{stem}.arf",
              "grouped": out / f"{stem}_grp.pha"}
     src = evselect_spectrum(eventfile, files["source"], inst, expression=f"({screen}) && {region_expression(source)}",
-                            deps=deps, name=f"evselect-spec-{stem}-src", tags=t)
+                            deps=deps, name=f"evselect-spec-{stem}-src", tags=t, **obs_env)
     bsrc = backscale(files["source"], eventfile, deps=(src.name,), name=f"backscale-{stem}-src",
-                     tags=dict(t, step="backscale"))
+                     tags=dict(t, step="backscale"), **obs_env)
     tasks = [src, bsrc]
     bkg_done = []
     if background is not None:
         files["background"] = out / f"{stem}_bkg.pha"
         bkg = evselect_spectrum(eventfile, files["background"], inst, deps=deps, name=f"evselect-spec-{stem}-bkg",
-                                expression=f"({screen}) && {region_expression(background)}", tags=t)
+                                expression=f"({screen}) && {region_expression(background)}", tags=t, **obs_env)
         bbkg = backscale(files["background"], eventfile, deps=(bkg.name,), name=f"backscale-{stem}-bkg",
-                         tags=dict(t, step="backscale"))
+                         tags=dict(t, step="backscale"), **obs_env)
         tasks += [bkg, bbkg]
         bkg_done = [bbkg.name]
     rmf = rmfgen(files["source"], files["rmf"], ccf, energies=energies, deps=(bsrc.name,), name=f"rmfgen-{stem}",
-                 tags=dict(t, step="rmfgen"))
+                 tags=dict(t, step="rmfgen"), odf=odf)
     arf = arfgen(files["source"], files["arf"], files["rmf"], eventfile, ccf, deps=(rmf.name,),
-                 name=f"arfgen-{stem}", tags=dict(t, step="arfgen"))
+                 name=f"arfgen-{stem}", tags=dict(t, step="arfgen"), odf=odf)
     grp = specgroup(files["source"], files["grouped"], backgndset=files.get("background"), rmfset=files["rmf"],
                     arfset=files["arf"], mincounts=group_min, deps=[arf.name, *bkg_done], name=f"specgroup-{stem}",
-                    tags=dict(t, step="specgroup"))
+                    tags=dict(t, step="specgroup"), **obs_env)
     return tasks + [rmf, arf, grp], files
