@@ -15,7 +15,8 @@ Conventions of the files written here
   mission time with ``TIMEZERO = 0``; ``RATE = COUNTS / (TIMEDEL * FRACEXP)``
   is corrected for the good-time fraction of each bin (as XMM-Newton's
   ``epiclccorr`` products are), NaN where ``FRACEXP = 0``, and flagged by the
-  keyword ``FRACCORR = T`` (DEADAPP stays F: no dead-time correction is made);
+  keyword ``FRACCORR = T`` (DEADAPP stays F: no dead-time correction is made;
+  DEADC records the event file's live fraction where it has a file-wide one);
   ``COUNTS`` holds the raw counts so that the file round-trips exactly (in
   NET files too: the gross source counts, beside BACKV/BACKE).
   ``write_lightcurve(..., fraccorr=False)`` writes uncorrected rates
@@ -25,13 +26,17 @@ Conventions of the files written here
 - Spectra: ``CHANNEL`` runs over every channel of the mission's grid
   (``TLMIN1``-``TLMAX1``, DETCHANS rows, SPECDELT PI values per channel, as
   the mission's RMF), channels outside the selected PI range with QUALITY 1;
-  ``BACKSCAL`` is the extraction area in sky pixels squared, as XMM-Newton
-  SAS ``backscale`` writes it.
+  ``EXPOSURE`` is the dead-time-corrected live time where the event file
+  gives its dead time (DEADC, ONTIME, LIVETIME, DEADAPP = T written with it),
+  else the good time; ``BACKSCAL`` is the extraction area in sky pixels
+  squared, as XMM-Newton SAS ``backscale`` writes it.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import warnings
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
@@ -60,6 +65,8 @@ __all__ = [
     "find_gti_hdu",
     "gti_of_hdu",
     "counts_array",
+    "dead_time_keywords",
+    "live_fraction",
     "write_spectrum",
     "read_spectrum",
     "write_image",
@@ -390,8 +397,11 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
     Columns: TIME [s, bin centre], RATE, ERROR [count/s], FRACEXP, COUNTS
     [count] (for ``"net"`` the gross counts in the source region, with
     BACKV/BACKE the scaled background rate), TIMEDEL [s] when the bins are
-    not equal. Computes ``lc`` (eager); warns when it holds no counts.
-    Returns the path.
+    not equal. DEADAPP = F (rates are not corrected for dead time); DEADC
+    records the live fraction of the event file the light curve was made
+    from when it has a file-wide one (DEADC, or LIVETIME/ONTIME; not for
+    XMM EPIC, whose live time is per CCD), for tools that apply it. Computes
+    ``lc`` (eager); warns when it holds no counts. Returns the path.
     """
     _path_first(path, lc, "write_lightcurve")
     kind = kind or "total"
@@ -428,6 +438,9 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         "FRACCORR": (True, "RATE = COUNTS / (TIMEDEL * FRACEXP)") if fraccorr else
         (False, "RATE = COUNTS / TIMEDEL, not / FRACEXP"),
     })
+    live = _events_live_fraction(attrs)
+    if live is not None:  # recorded, not applied (DEADAPP = F): downstream tools may apply it
+        hdu.header["DEADC"] = (live[0], f"live fraction ({live[1]}), not applied"[:47])
     if attrs.get("errors"):  # how ERROR was computed from the counts, so that a rebin of the file keeps it
         hdu.header["ERRMETH"] = (str(attrs["errors"]).upper(), "ERROR: sqrt(N), or 1+sqrt(N+0.75) Gehrels")
     _apply(hdu.header, _band_cards(attrs))
@@ -449,6 +462,24 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
     gti = gtimod.from_dataset(lc) if "gti_start" in lc else (lo[exposure > 0], hi[exposure > 0])
     hdul = fits.HDUList([primary_hdu(cards), hdu, gti_hdu(gti, header=cards)])
     return write_hdul(hdul, path, overwrite)
+
+
+def _events_live_fraction(attrs: dict):
+    """``(fraction, keywords)`` of the event file a light curve was made from
+    (its attrs ``source`` and ``profile``): file-wide DEADC, else
+    LIVETIME/ONTIME; None without them, for a source that is not an event
+    file, and for missions whose live time is per CCD (XMM EPIC, where it
+    depends on the CCD the region is on)."""
+    from ..missions import get_profile
+
+    try:
+        prof = get_profile(str(attrs.get("profile")))
+    except KeyError:
+        return None
+    if prof.ccd_livetime_keywords:
+        return None
+    keys = dead_time_keywords(attrs.get("source"), prof.events_extensions)
+    return live_fraction(keys, source=str(attrs.get("source"))) if keys else None
 
 
 def _lc_columns(lc: xr.Dataset, kind: str, fraccorr: bool, columns: dict | None) -> list:
@@ -511,12 +542,86 @@ def counts_array(counts):
     return counts.astype(np.float64)
 
 
+# --------------------------------------------------------------------------- dead time
+
+_DEAD_TIME_KEY = re.compile(r"^(DEADC|LIVETIME|ONTIME|LIVETI\d\d|ONTIME\d\d)$")
+
+
+def dead_time_keywords(path, extensions=("EVENTS",)) -> dict:
+    """The dead-time keywords of an event file: DEADC, LIVETIME and ONTIME
+    [s] and the per-CCD LIVETInn/ONTIMEnn [s] (XMM EPIC) of its event table
+    (the first table named one of ``extensions``; its keywords override the
+    primary header's), as floats. ``{}`` when ``path`` is not a readable FITS
+    event file (a Zarr store, a light curve, a missing file) or has none.
+    Reads the headers up to the event table only (cheap, also for gzip files);
+    cached per file version."""
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError, ValueError):
+        return {}
+    if not os.path.isfile(path):
+        return {}
+    names = tuple(str(e).upper() for e in ((extensions,) if isinstance(extensions, str) else extensions))
+    return dict(_dead_time_keywords(str(path), names, st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=64)
+def _dead_time_keywords(path: str, names: tuple, size: int, mtime_ns: int) -> tuple:
+    try:
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            table = None
+            for hdu in hdul[1:]:  # stops at the event table: the headers after it are not read
+                if isinstance(hdu, fits.BinTableHDU) and hdu.name.strip().upper() in names:
+                    table = hdu
+                    break
+            if table is None:
+                return ()
+            header = merged_header(hdul[0].header, table.header)
+    except (OSError, ValueError, IndexError, KeyError) as exc:
+        log.info("%s: no dead-time keywords read (%s)", path, exc)
+        return ()
+    out = {}
+    for key, value in header.items():
+        if _DEAD_TIME_KEY.match(str(key)):
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                continue
+            if np.isfinite(v):
+                out[str(key)] = v
+    return tuple(out.items())
+
+
+def live_fraction(keys: dict, ccd: int | None = None, ccd_keywords=None, source: str = "event file"):
+    """``(fraction, what)``: the live fraction of an event file's good time
+    from its dead-time keywords (:func:`dead_time_keywords`), or None when it
+    has none. With ``ccd`` and ``ccd_keywords`` (the profile's
+    ``ccd_livetime_keywords``, e.g. ``("LIVETI{:02d}", "ONTIME{:02d}")``) the
+    CCD's live/on time; else DEADC; else LIVETIME/ONTIME. ``what`` names the
+    keywords (``"DEADC"``, ``"LIVETIME/ONTIME"``, ``"LIVETI01/ONTIME01"``). A
+    fraction outside (0, 1] is not used (a warning names ``source``)."""
+    candidates = []
+    if ccd is not None and ccd_keywords:
+        live, on = (k.format(int(ccd)) for k in ccd_keywords)
+        if live in keys and on in keys and keys[on] > 0:
+            candidates.append((keys[live] / keys[on], f"{live}/{on}"))
+    if "DEADC" in keys:
+        candidates.append((keys["DEADC"], "DEADC"))
+    if "LIVETIME" in keys and keys.get("ONTIME", 0.0) > 0:
+        candidates.append((keys["LIVETIME"] / keys["ONTIME"], "LIVETIME/ONTIME"))
+    for frac, what in candidates:
+        if 0.0 < frac <= 1.0 + 1e-9:
+            return min(float(frac), 1.0), what
+        warnings.warn(f"{source}: dead-time fraction {what} = {frac!r} is not in (0, 1]; not used", stacklevel=3)
+    return None
+
+
 # --------------------------------------------------------------------------- spectra
 
 
 def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=None, grouping=None,
              backfile="none", respfile="none", ancrfile="none", areascal=1.0, corrscal=0.0, tlmin=None, tlmax=None,
-             chantype="PI", path="PHA file"):
+             chantype="PI", path="PHA file", dead_time=None):
     channel = np.asarray(channel, np.int64)
     counts = np.asarray(counts)
     if counts.dtype.kind not in "iu":
@@ -543,13 +648,30 @@ def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=No
         "DETCHANS": (int(channel.size) if tlmax is None else int(tlmax - tlmin + 1), "number of detector channels"),
         "TLMIN1": int(channel.min() if tlmin is None else tlmin),
         "TLMAX1": int(channel.max() if tlmax is None else tlmax),
-        "EXPOSURE": (float(exposure), "[s] good time"),
+        "EXPOSURE": (float(exposure), "[s] live time: ONTIME x DEADC" if dead_time else
+                     "[s] good time (no dead-time correction)"),
         "BACKSCAL": (float(backscal), "extraction area [sky pixel^2]"),
         "AREASCAL": float(areascal), "CORRSCAL": float(corrscal),
         "BACKFILE": backfile or "none", "CORRFILE": "none", "RESPFILE": respfile or "none",
         "ANCRFILE": ancrfile or "none",
     })
+    if dead_time:  # EXPOSURE is the live time (OGIP/92-007); say from what, as hxtdead/nuproducts do
+        _apply(hdu.header, {
+            "ONTIME": (float(dead_time["ontime"]), "[s] good time before the dead-time correction"),
+            "LIVETIME": (float(exposure), "[s] live time (= EXPOSURE)"),
+            "DEADC": (float(dead_time["deadc"]), f"live fraction from {dead_time.get('from') or 'the events'}"[:47]),
+            "DEADAPP": (True, "EXPOSURE is corrected for dead time"),
+        })
     return hdu
+
+
+def _dead_time_of(attrs: dict, prefix: str = "") -> dict | None:
+    """The dead-time correction a spectrum's attrs record (``deadc``,
+    ``ontime`` [s], ``deadc_from``; ``bkg_`` ones with ``prefix="bkg_"``), or None."""
+    if attrs.get(f"{prefix}deadc") is None or attrs.get(f"{prefix}ontime") is None:
+        return None
+    return {"deadc": attrs[f"{prefix}deadc"], "ontime": attrs[f"{prefix}ontime"],
+            "from": attrs.get(f"{prefix}deadc_from")}
 
 
 def _full_channels(channel, tlmin: int, tlmax: int, columns: dict, path) -> tuple:
@@ -606,7 +728,11 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     mission's RMF): channels the spectrum lacks are written with zero counts
     and QUALITY 1 (bad; XSPEC ignores them), as are those outside a
     ``pi_range`` selection (:func:`xcube.spectrum`); the background PHA gets
-    the same bad channels. Counts must be whole numbers
+    the same bad channels. With attrs ``deadc``/``ontime`` (``bkg_deadc``/
+    ``bkg_ontime``), EXPOSURE is the dead-time-corrected live time and the
+    header says so: ONTIME [s] (before the correction), LIVETIME [s] = EXPOSURE,
+    DEADC (the live fraction applied) and DEADAPP = T; without them EXPOSURE
+    is the good time and no DEADC is written. Counts must be whole numbers
     (``ValueError`` naming the file, the first offending channel and its
     value). Computes the spectrum (eager); returns the path of the source file.
     """
@@ -638,16 +764,18 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
             raise ValueError(f"{path}: the background spectrum would go to the same file as the source spectrum; "
                              "give another background path (--background-out)")
         backfile = bpath.name if bpath.parent.resolve() == path.parent.resolve() else str(bpath)
+        bkg_dead = _dead_time_of(attrs, "bkg_") if "bkg_exposure" in attrs else _dead_time_of(attrs)
         bhdu = _pha_hdu(channel, cols["bkg_counts"], exposure=attrs.get("bkg_exposure", attrs["exposure"]),
                         backscal=attrs["bkg_backscal"], cards={**cards, **_region_card(attrs, "background_region")},
-                        hduclas2="BKG", tlmin=tlmin, tlmax=tlmax, chantype=chantype, quality=bad, path=bpath)
+                        hduclas2="BKG", tlmin=tlmin, tlmax=tlmax, chantype=chantype, quality=bad, path=bpath,
+                        dead_time=bkg_dead)
         bkg_hdul = (bpath, fits.HDUList([primary_hdu(cards), bhdu]))
     shdu = _pha_hdu(
         channel, cols["counts"], exposure=attrs["exposure"], backscal=attrs.get("backscal", 1.0),
         cards={**cards, **_region_card(attrs, "region")}, hduclas2="TOTAL",
         quality=cols["quality"], grouping=cols["grouping"],
         backfile=backfile, respfile=respfile, ancrfile=ancrfile, tlmin=tlmin, tlmax=tlmax, chantype=chantype,
-        path=path,
+        path=path, dead_time=_dead_time_of(attrs),
     )
     _apply(shdu.header, {k: v for k, v in band.items() if k in ("E_MIN", "E_MAX")})
     if attrs.get("channel_bin") is not None:
@@ -801,7 +929,9 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
     ``exposure`` [s], ``backscal``, ``areascal``, ``channel_range``,
     ``respfile``/``ancrfile``/``backfile`` (paths, relative values taken
     beside the spectrum; None for ``none``), ``telescop``, ``instrument``,
-    ``obs_id``, ``object``, ``source``, ``chantype`` (CHANTYPE, default PI).
+    ``obs_id``, ``object``, ``source``, ``chantype`` (CHANTYPE, default PI);
+    ``deadc`` and ``ontime`` [s] when the file says EXPOSURE is dead-time
+    corrected (DEADAPP = T, DEADC, ONTIME), so that writing it again keeps them.
     With ``background`` and a BACKFILE, the background counts come in as
     ``bkg_counts`` with attrs ``bkg_backscal`` and ``bkg_exposure``, as
     :func:`xcube.spectrum` gives them.
@@ -843,6 +973,8 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
         "object": header.get("OBJECT", primary.get("OBJECT")),
         "chantype": str(header.get("CHANTYPE") or "PI").strip().upper(),
     }
+    if header.get("DEADAPP") is True and header.get("DEADC") is not None and header.get("ONTIME") is not None:
+        attrs.update(deadc=float(header["DEADC"]), ontime=float(header["ONTIME"]))  # EXPOSURE = ONTIME x DEADC
     if attrs["respfile"] and Path(attrs["respfile"]).exists():
         eb = _ebounds(attrs["respfile"], channel, path)
         if eb is not None:
@@ -858,4 +990,5 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
             raise ValueError(f"{path}: BACKFILE {attrs['backfile']} has other channels than the spectrum")
         ds["bkg_counts"] = ("channel", bkg["counts"].values, {"units": "count"})
         ds.attrs.update(bkg_backscal=bkg.attrs["backscal"], bkg_exposure=bkg.attrs["exposure"])
+        ds.attrs.update({f"bkg_{k}": bkg.attrs[k] for k in ("deadc", "ontime") if k in bkg.attrs})
     return ds

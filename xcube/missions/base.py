@@ -84,6 +84,12 @@ class MissionProfile:
         one channel per PI value over ``pi_range``.
     raw_columns : ``(ccd, rawx, rawy)`` event columns of the detector pixel
         (the detector hygiene of :mod:`xcube.hygiene`), or None.
+    ccd_livetime_keywords : ``(live time, on time)`` event-header keywords of
+        one CCD, ``str.format`` patterns of the CCD number (XMM EPIC
+        ``("LIVETI{:02d}", "ONTIME{:02d}")``, [s]), or None. A spectrum's
+        dead-time fraction is then the live/on time of the CCD holding most of
+        its events (CCD number in the first of ``raw_columns``), not the
+        file-wide DEADC or LIVETIME/ONTIME (:func:`xcube.spectrum`).
     raw_size : ``(n_rawx, n_rawy)`` pixels of one CCD (1-based raw coordinates).
     raw_rows : ``(submode pattern, first RAWY, last RAWY)`` rows read out per
         mode (first match wins; every row when none matches).
@@ -122,6 +128,7 @@ class MissionProfile:
     supported_modes: tuple[str, ...] = ()
     spectral_grid: tuple[int, int, int] | None = None
     raw_columns: tuple[str, str, str] | None = None
+    ccd_livetime_keywords: tuple[str, str] | None = None
     raw_size: tuple[int, int] = (0, 0)
     raw_rows: tuple[tuple[str, int, int], ...] = ()
     border_margin: int = 0

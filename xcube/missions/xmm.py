@@ -6,6 +6,10 @@
   filtering adds per-CCD ``GTI0cc0n`` tables (with ``CCDID``).
 - Default screening: pn ``PATTERN<=4 && FLAG==0``, MOS ``PATTERN<=12 && FLAG==0``
   (FLAG==0 is stricter than the ``#XMMEA_EP/EM`` sets, as in the transient search).
+- Dead time: the EPIC EVENTS header gives every CCD's live time and on time
+  (``LIVETInn``, ``ONTIMEnn`` [s]; LIVETIME/ONTIME are the central CCD's); a
+  spectrum's EXPOSURE is its CCD's good time scaled by LIVETInn/ONTIMEnn of
+  the CCD holding most of its events (``ccd_livetime_keywords``).
 - Frame times: pn full frame 73.4 ms, MOS full frame 2.6 s (XMM Users Handbook 3.3.2).
 - Spectral channel grids of the standard responses (SAS threads "pn/MOS spectrum
   and response files"; ``evselect specchannelmin specchannelmax spectralbinsize``):
@@ -47,6 +51,7 @@ _COMMON = dict(
     image_arcsec=4.0,
     supported_modes=("IMAGING", "PRIME*", "FAST*", "FULL*", "LARGE*", "SMALL*", "EXTENDED*"),
     raw_columns=("ccdnr", "rawx", "rawy"),
+    ccd_livetime_keywords=("LIVETI{:02d}", "ONTIME{:02d}"),  # EVENTS header, per CCD [s]
     roll_attr="pa_pnt",
 )
 

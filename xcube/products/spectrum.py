@@ -74,6 +74,47 @@ def _channel_axis(events, channel_bin: int, pi_range):
     return axis, first, last, (pmin, pmax), sel
 
 
+def _source_ccd(sel, prof) -> int | None:
+    """The CCD holding most of the selected events (its number in the
+    profile's first ``raw_columns``), or None. Eager: reads that column of
+    the selection."""
+    col = prof.raw_columns[0] if prof.raw_columns else None
+    if col is None or col not in sel.variables or sel.sizes.get("event", 0) == 0:
+        return None
+    ccd = np.asarray(sel[col].values).astype(np.int64)
+    ccd = ccd[ccd >= 0]
+    return int(np.argmax(np.bincount(ccd))) if ccd.size else None
+
+
+def _exposure(sel, prof, keys: dict) -> dict:
+    """``{"exposure": s}`` of a selection: its good time [s] (GTI total), or,
+    where the event file has dead-time keywords (``keys``, from
+    :func:`xcube.io.ogip.dead_time_keywords`), the live time: the good time x
+    the live fraction, with ``ontime`` [s] (before), ``deadc`` (the fraction)
+    and ``deadc_from`` (its keywords). For a profile with per-CCD live times
+    (XMM EPIC ``LIVETInn``/``ONTIMEnn``) the CCD holding most of the events
+    decides, and the good time is that CCD's GTI."""
+    from ..io.ogip import live_fraction
+
+    ontime = gtimod.exposure(gtimod.from_dataset(sel))
+    if not keys:
+        return {"exposure": ontime}
+    ccd = _source_ccd(sel, prof) if prof.ccd_livetime_keywords else None
+    live = live_fraction(keys, ccd, prof.ccd_livetime_keywords, source=str(sel.attrs.get("source", "events")))
+    if live is None:
+        return {"exposure": ontime}
+    frac, what = live
+    per_ccd = ccd is not None and what == "/".join(k.format(ccd) for k in prof.ccd_livetime_keywords)
+    if per_ccd and "ccd_gti_ccd" in sel:
+        rows = np.asarray(sel["ccd_gti_ccd"].values) == ccd
+        if rows.any():  # that CCD's own good time (xcube keeps the per-CCD GTIs)
+            ontime = float(np.sum(np.asarray(sel["ccd_gti_stop"].values)[rows]
+                                  - np.asarray(sel["ccd_gti_start"].values)[rows]))
+    if per_ccd:
+        what = f"{what} (CCD {ccd})"
+    return {"exposure": ontime * frac, "ontime": ontime, "deadc": frac, "deadc_from": what}
+
+
 def spectrum(
     events,
     region=None,
@@ -123,7 +164,16 @@ def spectrum(
     PI to energy, ``energy_lo``/``energy_hi`` [keV]; variables ``counts`` (and
     ``bkg_counts``; ``quality`` 1 outside a narrower ``pi_range``;
     ``grouping``/``quality`` with ``group_min``). attrs:
-    ``exposure`` [s, GTI total], ``backscal`` and ``bkg_backscal`` (region
+    ``exposure`` [s]: the live time, the good time (GTI total) x the event
+    file's live fraction, from its event-table header: for XMM EPIC
+    ``LIVETInn/ONTIMEnn`` of the CCD holding most of the region's events
+    (the good time then that CCD's GTIs), else ``DEADC``, else
+    ``LIVETIME/ONTIME``; with no such keyword (or no readable source file,
+    e.g. a Zarr store) the good time, uncorrected. Where corrected, also
+    ``ontime`` [s] (the good time before), ``deadc`` (the fraction) and
+    ``deadc_from`` (its keywords, e.g. ``"LIVETI01/ONTIME01 (CCD 1)"``); the
+    background has its own ``bkg_exposure`` (``bkg_ontime``, ``bkg_deadc``,
+    ``bkg_deadc_from``: its CCD's). ``backscal`` and ``bkg_backscal`` (region
     areas [sky pixel^2], as SAS ``backscale`` writes BACKSCAL; 1.0 without a
     region), ``area_arcsec2``, ``channel_range`` (first and last channel of
     the grid: TLMIN/TLMAX, DETCHANS channels), ``channel_bin``, ``pi_range``
@@ -133,9 +183,10 @@ def spectrum(
 
     Lazy (tree reductions over the event chunks) unless ``group_min`` is
     given. Eager: the passes :func:`xcube.select` makes over x/y (and the
-    ``expr`` columns) and the region areas. Errors: a region outside the
-    field, an unknown channel range; an empty selection gives zero counts
-    and a warning.
+    ``expr`` columns), the region areas, the event file's header up to its
+    event table (dead-time keywords) and, for XMM EPIC, the CCD column of the
+    selected events. Errors: a region outside the field, an unknown channel
+    range; an empty selection gives zero counts and a warning.
     """
     from ..binning import bin_events, pixel_arcsec
     from ..io.events import not_a_tree
@@ -154,9 +205,11 @@ def spectrum(
     cb = int(channel_bin)
     chan = first + np.arange(axis.size)
     inside = (chan >= sel_lo) & (chan <= sel_hi)  # whole channels: PI [pmin, pmax]
+    from ..io.ogip import dead_time_keywords
     from ..missions import profile_of
 
     prof = profile_of(events)
+    keys = dead_time_keywords(events.attrs.get("source"), prof.events_extensions)
 
     def hist(reg):
         sel = select(events, expr=expr or None, region=reg, gti=events)  # one eager pass per region
@@ -164,9 +217,9 @@ def spectrum(
         h = h.drop_vars([c for c in h.coords if c != "channel"])
         if not inside.all():  # channels outside pi_range stay in the file (the RMF's grid), empty
             h = h.where(xr.DataArray(inside, dims="channel"), 0).astype(h.dtype)
-        return h
+        return h, _exposure(sel, prof, keys)
 
-    counts = hist(region)
+    counts, expo = hist(region)
     coords = {
         "channel": ("channel", chan),
         "pi_lo": ("channel", axis.lo.astype(np.int64), {"units": "channel"}),
@@ -187,15 +240,15 @@ def spectrum(
         events, kind="spectrum", backscal=backscal,
         area_arcsec2=backscal * pix**2 if region is not None else None,
         channel_range=(int(first), int(last)), channel_bin=cb, pi_range=(pmin, pmax),
-        region=region_text(region), expr=expr, chantype=prof.channel_type,
-        exposure=gtimod.exposure(gtimod.from_dataset(events)),
+        region=region_text(region), expr=expr, chantype=prof.channel_type, **expo,
     )
     attrs["selection"] = list(counts.attrs.get("selection", []))
     if background is not None:
-        ds["bkg_counts"] = ("channel", hist(background).data, {"units": "count"})
+        bkg, bexpo = hist(background)
+        ds["bkg_counts"] = ("channel", bkg.data, {"units": "count"})
         attrs["bkg_backscal"] = region_area(background, events)
         attrs["background_region"] = region_text(background)
-        attrs["bkg_exposure"] = attrs["exposure"]
+        attrs.update({f"bkg_{k}": v for k, v in bexpo.items()})
     ds.attrs = attrs
     if group_min is not None:
         ds = group_spectrum(ds, group_min)
