@@ -47,6 +47,15 @@ def test_find_stars_and_fwhm():
     assert frame_fwhm(img, x[:2], y[:2], sky, fallback=3.0) == 3.0  # too few stars: the fallback
 
 
+def test_find_stars_undersampled():
+    """Stars of 1.5 px FWHM fail IRAFStarFinder's sharpness cut at the 4 px first guess: none was found."""
+    gx, gy = np.meshgrid(np.linspace(25, 155, 4), np.linspace(25, 135, 3))
+    x, y = gx.ravel() + 0.37, gy.ravel() - 0.21
+    img = _image(x, y, np.geomspace(5e3, 6e4, 12), fwhm=1.5)
+    stars, fwhm = find_stars(img, border=5)
+    assert len(stars) >= 11 and fwhm == pytest.approx(1.5, rel=0.1)
+
+
 def test_measure_frame_fluxes_errors_and_edges():
     x, y, flux = np.array([60.0, 120.3, 2.0]), np.array([50.5, 110.0, 80.0]), np.array([4e4, 4e3, 4e4])
     mags, errs = [], []

@@ -62,29 +62,54 @@ def find_stars(image: np.ndarray, fwhm: float | None = None, threshold: float = 
 
     Detection is photutils ``IRAFStarFinder`` at ``threshold`` sky sigmas;
     ``fwhm``: expected FWHM [px] (None: measured here, starting from 4 px,
-    and the detection repeated with it); ``border``: stars closer than this
+    and the detection repeated with it; when that finds fewer than 3 stars,
+    from 2, 1.3 and 8 px in turn, for undersampled or very wide stars); ``border``: stars closer than this
     to an edge are dropped; ``saturation`` [ADU above sky]: brighter peaks
     are dropped. Returns a table ``x``, ``y`` (0-based pixels), ``flux``,
     ``peak`` and the frame's FWHM (:func:`frame_fwhm` of the brightest stars).
     """
-    from photutils.detection import IRAFStarFinder
-
     sky, noise = sky_stats(image)
     data = np.nan_to_num(np.asarray(image, dtype=np.float64) - sky, nan=0.0)
-    guess, empty = (4.0 if fwhm is None else float(fwhm)), pd.DataFrame(columns=["x", "y", "flux", "peak"])
-    for _ in range(1 if fwhm is not None else 2):
+    if fwhm is not None:
+        stars, guess = _detect(data, noise, float(fwhm), threshold, saturation, 1)
+    else:  # first guesses: typical seeing, then undersampled and very wide stars
+        best = None
+        for first in _FIRST_FWHM:
+            stars, guess = _detect(data, noise, first, threshold, saturation, 2)
+            if best is None or len(stars) > len(best[0]):
+                best = stars, guess
+            if len(stars) >= 3:
+                break
+        stars, guess = best
+    if stars.empty:
+        return stars, guess
+    ny, nx = data.shape
+    inside = (stars.x >= border) & (stars.y >= border) & (stars.x <= nx - 1 - border) & (stars.y <= ny - 1 - border)
+    return stars[inside].head(max_stars).reset_index(drop=True), guess
+
+
+#: first FWHM guesses [px] of :func:`find_stars`, tried in turn until 3 stars are found (IRAFStarFinder's
+#: sharpness and roundness cuts reject stars much narrower or wider than the guess)
+_FIRST_FWHM = (4.0, 2.0, 1.3, 8.0)
+
+
+def _detect(data, noise, guess, threshold, saturation, rounds):
+    """IRAFStarFinder on a sky-subtracted image, re-run ``rounds - 1`` times
+    with the FWHM measured on the stars found; (stars, FWHM)."""
+    from photutils.detection import IRAFStarFinder
+
+    stars = pd.DataFrame(columns=["x", "y", "flux", "peak"])
+    for _ in range(rounds):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table = IRAFStarFinder(threshold=threshold * noise, fwhm=guess, exclude_border=True)(data)
         if table is None or len(table) == 0:
-            return empty, guess
+            break
         stars = _columns(table).sort_values("flux", ascending=False, ignore_index=True)
         if saturation is not None:
             stars = stars[stars.peak < saturation].reset_index(drop=True)
         guess = frame_fwhm(data, stars.x, stars.y, 0.0, guess)
-    ny, nx = data.shape
-    inside = (stars.x >= border) & (stars.y >= border) & (stars.x <= nx - 1 - border) & (stars.y <= ny - 1 - border)
-    return stars[inside].head(max_stars).reset_index(drop=True), guess
+    return stars, guess
 
 
 def frame_fwhm(image: np.ndarray, x, y, sky: float, fallback: float, n: int = 15) -> float:
