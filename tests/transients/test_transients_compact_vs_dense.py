@@ -25,6 +25,7 @@ from xcube.transients import bayes, decision, frames, search
 from xcube.transients import bti as btimod
 from xcube.transients import detect as D
 from xcube.transients.background import background_model, expected_counts, mask_eclipses
+from xcube.transients.grid import search_band
 
 
 def _dense_path(evs, res, band, sigma, gti_only=False, hygiene=True):
@@ -34,7 +35,7 @@ def _dense_path(evs, res, band, sigma, gti_only=False, hygiene=True):
     rates and the decision again."""
     scr = search.prepare_events(evs)
     clean = search.prepare_events(evs, hygiene=hygiene)
-    band_evs = [select(e, energy_band=band) for e in clean]
+    band_evs = [select(e, energy_band=search_band(evs, band)) for e in clean]  # XMM: 12 keV kept
     cube = res.cube
     edges = np.append(cube.time_lo.values, cube.time_hi.values[-1])
     xe = np.append(cube.x_lo.values, cube.x_hi.values[-1])

@@ -38,7 +38,7 @@ from .frames import readout_ccds
 
 __all__ = ["check_cameras", "check_distinct_exposures", "check_same_sky", "search_run", "sky_axes",
            "events_extent", "search_cubes", "exposure_subsets", "shifted_axis", "SUBSET_OVERLAP", "FRAME_BYTES",
-           "PIXEL_BYTES", "WCS_PIXEL_TOL", "WCS_RTOL"]
+           "PIXEL_BYTES", "WCS_PIXEL_TOL", "WCS_RTOL", "search_band", "CLOSED_TOP_KEV"]
 
 log = logging.getLogger("xcube.transients")
 
@@ -194,7 +194,28 @@ def search_run(events, time_bin: float, energy_band, phase: float = 0.0):
                limit=available_bytes() // 4, hint="use a longer time_bin")
     monitor = bti.light_curve_edges(events, min(float(time_bin), bti.MAX_BIN), t0, t1)
     frames = Axis.from_edges("time", t0 + time_bin * np.arange(n + 1), units="s")
-    return Run(frames, tuple(float(v) for v in energy_band), monitor), ""
+    return Run(frames, search_band(events, energy_band), monitor), ""
+
+
+#: [keV] the top of the reference's default band, ``200 <= PI <= 12000`` (XMM
+#: EPIC PI in eV): an XMM band ending here keeps its top channel
+CLOSED_TOP_KEV = 12.0
+
+
+def search_band(events, energy_band) -> tuple[float, float]:
+    """``(emin, emax)`` [keV] that the search bins for ``energy_band``: the
+    half-open ``[emin, emax)`` of ``select``/``bin_events``, except that for
+    XMM-Newton cameras a band ending at :data:`CLOSED_TOP_KEV` (12 keV) keeps
+    its top channel PI 12000 (E = 12 keV), as the reference's default
+    ``200 <= PI <= 12000``: emax becomes the next float32 above 12 keV (the
+    energy column's precision), which no other channel reaches (PI 12001 is
+    12.001 keV). Run ids, labels and energy conversion factors keep the
+    band as given. ``select(ev, energy_band=search_band(evs, band))``
+    reproduces the search's band events."""
+    lo, hi = (float(v) for v in energy_band)
+    if hi == CLOSED_TOP_KEV and all(profile_of(e).mission == "XMM-Newton" for e in events):
+        hi = float(np.nextafter(np.float32(hi), np.float32(np.inf)))
+    return lo, hi
 
 
 def _edges(origin: float, width: float, k0: int, n: int) -> np.ndarray:
