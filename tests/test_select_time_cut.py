@@ -53,6 +53,7 @@ def test_products_use_the_cut_good_time(events):
     lc = xcube.lightcurve(events, 100.0, expr=f"TIME < {b}").compute()
     assert float(lc["exposure"].sum()) == pytest.approx(want, abs=1e-6)
     assert xcube.image(events, 80, expr=f"TIME < {b}").attrs["exposure"] == pytest.approx(want, abs=1e-6)
+    assert xcube.spectrum(events, expr=f"TIME < {b}").attrs["exposure"] == pytest.approx(want, abs=1e-6)
 
 
 def test_a_time_test_that_cannot_become_good_time_warns_and_keeps_the_gtis(events):
