@@ -63,3 +63,32 @@ def test_default_site_is_xinglong():
     loc = site_location()
     assert loc.lon.deg == pytest.approx(XINGLONG["lon"]) and loc.lat.deg == pytest.approx(XINGLONG["lat"])
     assert loc.height.to_value(u.m) == pytest.approx(960.0)
+
+
+def test_header_coordinates_of_an_equinox_are_converted_to_icrs(tmp_path):
+    """RA/DEC with EQUINOX (of date, B1950) were taken as ICRS: 20 arcmin and 3 s of BJD off for JNow 2024.7."""
+    import astropy.units as u
+    from astropy.coordinates import FK4, FK5, SkyCoord
+    from astropy.time import Time
+    from frames_helpers import write_frame
+
+    from xcube.frames.files import scan_frames
+
+    jnow = SkyCoord("06:00:00.0", "+23:30:00", unit=(u.hourangle, u.deg),
+                    frame=FK5(equinox=Time(2024.7, format="jyear"))).transform_to("icrs")
+    kw = {"DATE_OBS": "2024-06-06T14:00:00", "EXPTIME": 10.0, "RA": "06:00:00.0", "DEC": "+23:30:00"}
+    write_frame(tmp_path / "A-0001R.fit", EQUINOX=2024.7, **kw)
+    write_frame(tmp_path / "A-0002R.fit", EPOCH=1950.0, **kw)
+    write_frame(tmp_path / "A-0003R.fit", EQUINOX=2000.0, RADESYS="ICRS", **kw)
+    write_frame(tmp_path / "A-0004R.fit", **kw)
+    rows = scan_frames(tmp_path).set_index("name")[["ra", "dec", "equinox", "radesys"]]
+    coord = {name: target_coord(*row) for name, row in rows.iterrows()}
+    assert coord["A-0001R.fit"].separation(jnow).arcsec < 1e-6
+    b1950 = SkyCoord("06:00:00.0", "+23:30:00", unit=(u.hourangle, u.deg),
+                     frame=FK4(equinox=Time(1950.0, format="byear"))).transform_to("icrs")
+    assert coord["A-0002R.fit"].separation(b1950).arcsec < 1e-6
+    plain = SkyCoord("06:00:00.0", "+23:30:00", unit=(u.hourangle, u.deg), frame="icrs")
+    assert coord["A-0003R.fit"].separation(plain).arcsec < 1e-9 and coord["A-0004R.fit"].separation(plain).arcsec < 1e-9
+    assert coord["A-0001R.fit"].separation(plain).arcmin > 15 and coord["A-0001R.fit"].frame.name == "icrs"
+    with pytest.raises(ValueError, match="RADESYS"):
+        target_coord("06:00:00", "+23:30:00", 2000.0, "GALACTIC")

@@ -40,7 +40,7 @@ _FITS_NAME = re.compile(rf".*{_EXT}$", re.IGNORECASE)
 _KIND_WORDS = (("bias", "bias"), ("zero", "bias"), ("flat", "flat"), ("dark", "dark"),
                ("light", "science"), ("object", "science"), ("science", "science"))
 _COLUMNS = ["path", "name", "kind", "obj", "band", "sn", "hdu", "ny", "nx", "date_obs", "mjd", "exposure",
-            "ra", "dec", "airmass", "gain", "saturation", "problem"]
+            "ra", "dec", "equinox", "radesys", "airmass", "gain", "saturation", "problem"]
 
 
 def parse_name(name: str, patterns=None) -> dict | None:
@@ -109,6 +109,7 @@ def _header_row(path: Path, patterns) -> dict:
     date, date_problem = _date_obs(hdr)
     row.update(date_obs=date, exposure=_float(hdr, "EXPTIME", "EXPOSURE", "ITIME"),
                ra=hdr.get("RA", hdr.get("OBJCTRA")), dec=hdr.get("DEC", hdr.get("OBJCTDEC")),
+               equinox=hdr.get("EQUINOX", hdr.get("EPOCH")), radesys=hdr.get("RADESYS", hdr.get("RADECSYS")),
                airmass=_float(hdr, "AIRMASS"), gain=_gain(hdr))
     if row["kind"] != "science" or row["problem"]:
         return row
@@ -247,7 +248,8 @@ def scan_frames(paths_or_dir, patterns=None) -> pd.DataFrame:
     Columns: ``path``, ``name``, ``kind`` (bias, flat, dark, science),
     ``obj``, ``band`` (:data:`NO_BAND` when unknown), ``sn``, ``hdu``, ``ny``,
     ``nx``, ``date_obs``, ``mjd`` (mid-exposure, UTC), ``exposure`` [s],
-    ``ra``, ``dec`` (header strings), ``airmass``, ``gain`` [e-/ADU],
+    ``ra``, ``dec`` (header strings), ``equinox``, ``radesys`` (EQUINOX or
+    EPOCH, RADESYS: the frame of RA/DEC), ``airmass``, ``gain`` [e-/ADU],
     ``saturation`` (raw level [ADU] of a saturated pixel: SATURATE, DATAMAX,
     else the integer type's largest value; NaN for float data) and
     ``problem``: empty for usable frames, else why the frame is left out (a
@@ -438,7 +440,7 @@ def _fill_airmass(image: xr.DataArray, rows: pd.DataFrame, site) -> xr.DataArray
     from .timing import site_location, target_coord, time_keywords
 
     try:
-        coord = target_coord(rows["ra"].iloc[0], rows["dec"].iloc[0])
+        coord = target_coord(*rows[["ra", "dec", "equinox", "radesys"]].iloc[0])
     except ValueError as exc:
         log.warning("%s: airmass left unknown: %s", rows["path"].iloc[0], exc)
         return image

@@ -164,7 +164,7 @@ def target_coordinates(red: Reduction, obj: str, rows: pd.DataFrame):
     given = red.cfg["alt_coord"]
     given = given.get(obj) if isinstance(given, dict) else given
     try:
-        return target_coord(*given) if given else target_coord(rows["ra"].iloc[0], rows["dec"].iloc[0])
+        return target_coord(*given) if given else target_coord(*rows[["ra", "dec", "equinox", "radesys"]].iloc[0])
     except ValueError as exc:
         log.warning("%s: %s; HJD, BJD, altitude and airmass are left unknown and times stay JD (UTC)", obj, exc)
         return None

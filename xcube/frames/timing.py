@@ -25,22 +25,58 @@ def site_location(lon: float = XINGLONG["lon"], lat: float = XINGLONG["lat"], he
     return EarthLocation.from_geodetic(float(lon) * u.deg, float(lat) * u.deg, float(height) * u.m)
 
 
-def target_coord(ra, dec):
+def target_coord(ra, dec, equinox=None, radesys=None):
     """ICRS ``SkyCoord`` from header-style values: sexagesimal strings
     (``"12:34:56.7"`` hours, ``"+23:45:06"`` degrees; spaces also work) or
-    numbers in degrees. Raises ``ValueError`` naming the values and the fix."""
+    numbers in degrees. ``equinox`` (the EQUINOX or EPOCH keyword: a year,
+    ``'J2024.7'`` or ``'B1950'``) and ``radesys`` (RADESYS) name the frame
+    of the values, which are converted to ICRS: FK5 of that equinox (also
+    for ``GAPPT``, coordinates of date, whose nutation and aberration of
+    under a minute of arc are ignored), FK4 (``B``-years) when RADESYS says
+    FK4 or FK4-NO-E, or, without RADESYS, when the equinox is before 1984
+    (the FITS rule); ICRS without either. Raises ``ValueError`` naming the
+    values and the fix."""
     import astropy.units as u
     from astropy.coordinates import SkyCoord
 
     if ra is None or dec is None or (isinstance(ra, float) and np.isnan(ra)) or str(ra).strip() == "":
         raise ValueError("no target coordinates: the frames have no RA/DEC keywords; pass alt_coord=(ra, dec)")
+    frame = _header_frame(equinox, radesys)
     try:
         if isinstance(ra, str) and any(c in ra.strip() for c in ": hms"):
-            return SkyCoord(ra.strip(), str(dec).strip(), unit=(u.hourangle, u.deg), frame="icrs")
-        return SkyCoord(float(ra) * u.deg, float(dec) * u.deg, frame="icrs")
+            coord = SkyCoord(ra.strip(), str(dec).strip(), unit=(u.hourangle, u.deg), frame=frame)
+        else:
+            coord = SkyCoord(float(ra) * u.deg, float(dec) * u.deg, frame=frame)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"cannot read target coordinates RA={ra!r}, DEC={dec!r} ({exc}); pass "
                          "alt_coord=('hh:mm:ss.s', '+dd:mm:ss') or degrees") from exc
+    return coord if frame == "icrs" else SkyCoord(coord.transform_to("icrs").frame)
+
+
+def _header_frame(equinox, radesys):
+    """The astropy frame of header RA/DEC with EQUINOX/EPOCH and RADESYS (see :func:`target_coord`)."""
+    from astropy.coordinates import FK4, FK5, FK4NoETerms
+    from astropy.time import Time
+
+    system = "" if radesys is None or (isinstance(radesys, float) and np.isnan(radesys)) else \
+        str(radesys).strip().upper()
+    year, prefix = None, ""
+    if equinox is not None and not (isinstance(equinox, float) and np.isnan(equinox)) and str(equinox).strip():
+        text = str(equinox).strip().upper()
+        prefix = text[0] if text[0] in "JB" else ""
+        try:
+            year = float(text.lstrip("JB"))
+        except ValueError:
+            raise ValueError(f"EQUINOX = {equinox!r} is not a year; fix EQUINOX or pass alt_coord (ICRS)") from None
+    if system in ("", "ICRS") and year is None or system == "ICRS":
+        return "icrs"
+    if system in ("FK4", "FK4-NO-E") or (not system and (prefix == "B" or (prefix != "J" and year < 1984.0))):
+        eq = Time(year if year is not None else 1950.0, format="byear")
+        return FK4NoETerms(equinox=eq) if system == "FK4-NO-E" else FK4(equinox=eq)
+    if system in ("", "FK5", "GAPPT"):
+        return FK5(equinox=Time(year if year is not None else 2000.0, format="jyear"))
+    raise ValueError(f"RADESYS = {radesys!r} is not a frame xcube reads (ICRS, FK5, FK4, FK4-NO-E, GAPPT); pass "
+                     "alt_coord (ICRS)")
 
 
 def airmass(altitude_deg) -> np.ndarray:
