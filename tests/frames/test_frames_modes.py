@@ -251,3 +251,18 @@ def test_calibrated_frame_of_an_extension_keeps_the_primary_keywords(tmp_path):
     assert (header["DATE-OBS"], header["EXPTIME"], header["OBJECT"]) == ("2024-06-06T14:00:00", 10.0, "X")
     assert header["FILTER"] == "V" and header["BIASCOR"] is True and header["NAXIS"] == 2
     assert "XTENSION" not in header and "BZERO" not in header
+
+
+def test_qlcp_configuration_file_is_accepted(tmp_path, caplog):
+    """QLCP ini files hold site_tz, draw_phot, draw_phot_err, file_log and scr_log: they were 'unknown
+    configuration key' errors; now they are ignored with a warning naming each as not used."""
+    ini = tmp_path / "qlcp.ini"
+    ini.write_text("file_log = logging.DEBUG\nscr_log = logging.INFO\nsite_lon = 117.57722\nsite_tz = 8\n"
+                   "draw_phot = False\ndraw_phot_err = 0.05\n")
+    with caplog.at_level(logging.WARNING, logger="xcube.frames"):
+        cfg = load_config(ini)
+    assert cfg["site_lon"] == 117.57722 and "site_tz" not in cfg
+    for key in ("site_tz", "draw_phot", "draw_phot_err", "file_log", "scr_log"):
+        assert f"QLCP key '{key}' is not used" in caplog.text
+    with pytest.raises(ValueError, match="unknown configuration key 'site_tzz'"):
+        load_config(site_tzz=8)

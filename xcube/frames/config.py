@@ -12,11 +12,14 @@ from __future__ import annotations
 import ast
 import configparser
 import difflib
+import logging
 from pathlib import Path
 
 from .select import PICK_DEFAULTS
 
-__all__ = ["DEFAULTS", "EXIST_MODES", "MISSING_MODES", "load_config", "for_key", "parse_value"]
+__all__ = ["DEFAULTS", "EXIST_MODES", "MISSING_MODES", "QLCP_UNUSED", "load_config", "for_key", "parse_value"]
+
+log = logging.getLogger("xcube.frames")
 
 EXIST_MODES = ("skip", "overwrite", "append", "error")
 MISSING_MODES = ("skip", "error")
@@ -65,6 +68,16 @@ DEFAULTS = {
 }
 
 
+#: keys of QLCP configuration files that xcube accepts and does not use, with the reason
+QLCP_UNUSED = {
+    "site_tz": "times come from DATE-OBS in UTC (or the scale TIMESYS names), not local time",
+    "draw_phot": "no per-frame star charts are drawn",
+    "draw_phot_err": "no per-frame star charts are drawn",
+    "file_log": "configure logging with Python's logging module (logger 'xcube.frames')",
+    "scr_log": "configure logging with Python's logging module (logger 'xcube.frames')",
+}
+
+
 def parse_value(text: str):
     """A configuration value from text: a Python literal, None/true/false words, or the text itself."""
     try:
@@ -106,6 +119,9 @@ def _check(values: dict, source: str) -> dict:
     out = {}
     for key, value in values.items():
         k = key.lower()
+        if k in QLCP_UNUSED:
+            log.warning("%s: QLCP key %r is not used by xcube.frames (%s); ignored", source, key, QLCP_UNUSED[k])
+            continue
         if k not in DEFAULTS:
             near = difflib.get_close_matches(k, DEFAULTS, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else "; see docs/frames.md for the keys"
