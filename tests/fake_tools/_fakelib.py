@@ -770,13 +770,15 @@ def fake_emanom(p, a):
     cols, hdr, prim, gtis, _ = read_events(p["eventfile"])
     states = {c: ANOM.get(hdr["INSTRUME"], {}).get(c, "G") for c in range(1, 8)}
     stem = f"{_short_inst(hdr)}{hdr['EXPIDSTR']}"
+    made = []
     if _yes(p.get("writelog"), True):
         lines = [f"emanom: {stem} CCD: {c} Hardness ratio: {2.9 + 0.1 * c:.3f} +/- 0.150 Status: {s}"
                  for c, s in states.items()]
         Path(f"{stem}-anom.log").write_text("\n".join(lines) + "\n")
+        made.append(f"{stem}-anom.log")  # so XCUBE_FAKE_GARBAGE/CRASH/TRUNCATE reach the log
     if _yes(p.get("writekeys"), True):
         mf.update_header(p["eventfile"], 0, {f"ANOMFL{c}": s for c, s in states.items()})
-    return []
+    return made
 
 
 def _events_table_arg(spec):

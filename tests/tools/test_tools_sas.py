@@ -197,6 +197,41 @@ def test_failed_step_is_recorded_and_others_go_on(processed, tmp_path):
     assert xcube.open_events(res.events["pn"]).sizes["event"] > 0
 
 
+def test_exposure_without_ccds_is_recorded_and_others_go_on(processed, tmp_path, capsys):
+    """A MOS exposure keeping no CCD (or with an emanom log without CCD lines) fails alone: a status row names
+    the observation, instrument and exposure; pn and status.csv are made."""
+    from xcube.cli import main
+
+    out = tmp_path / "out"
+    code = main(["tools", "sas", "process", str(processed["odf"]), "--out", str(out), "--instruments", "pn", "mos1",
+                 "--ccd-states", "O", "--flare-filter", "none", "--workers", "2"])
+    captured = capsys.readouterr()
+    assert code == 1  # a task failed
+    assert (out / "P0123456789PN_clean.fits").exists() and (out / "status.csv").exists()
+    import pandas as pd
+
+    st = pd.read_csv(out / "status.csv").set_index("task")
+    for exp in ("S001", "U002"):
+        row = st.loc[f"evselect-clean-0123456789-M1{exp}"]
+        assert row["state"] == "failed" and row["error_class"] == "ValueError"
+        assert row["message"].startswith(f"0123456789 mos1 {exp}: no CCD left to select")
+    assert st.loc["evselect-clean-0123456789-PNS003", "state"] == "done"
+    assert "P0123456789PN_clean.fits" in captured.out
+    # an emanom log without CCD lines: the same
+    mp = processed["mp"]
+    mp.setenv("XCUBE_FAKE_GARBAGE", "emanom")
+    try:
+        res = sas.process_observation(processed["odf"], tmp_path / "out2", ("pn", "mos1"), flare_filter=None,
+                                      workers=2)
+    finally:
+        mp.delenv("XCUBE_FAKE_GARBAGE")
+    st = res.status.set_index("task")
+    assert "0123456789 mos1 S001: cannot read the CCD states" in st.loc["evselect-clean-0123456789-M1S001", "message"]
+    assert set(res.events) == {"pn"} and (tmp_path / "out2" / "status.csv").exists()
+    with pytest.raises(ValueError, match="unknown emanom states"):
+        sas.process_observation(processed["odf"], tmp_path / "out3", ("mos1",), mos_ccd_states=("X",))
+
+
 def test_cli_sas_process(processed, capsys):
     from xcube.cli import main
 

@@ -266,8 +266,10 @@ def _flares_and_anom(run: _Run, summary, ccf, chain_of, flare_filter, use_emanom
 def _clean_lists(run: _Run, summary, ccf, chain_of, flare_of, anom_of, failed, energy_band,
                  mos_ccd_states) -> tuple[dict, dict, dict]:
     """clean step, part 2: evselect cleaning per EPIC exposure; rgsproc 3:filter
-    per RGS exposure. Returns (cleaned list per exposure, kept CCDs, RGS lists)."""
-    tasks, clean_of, ccds, rgs_of = [], {}, {}, {}
+    per RGS exposure. Returns (cleaned list per exposure, kept CCDs, RGS lists).
+    An exposure whose emanom log cannot be read or that keeps no CCD is
+    recorded as failed (a status row naming it and why) and left out."""
+    tasks, clean_of, ccds, rgs_of, rows = [], {}, {}, {}, []
     for e, c in chain_of.items():
         if e == "_states" or not _ok(chain_of["_states"], *c["names"]):
             continue
@@ -279,20 +281,36 @@ def _clean_lists(run: _Run, summary, ccf, chain_of, flare_of, anom_of, failed, e
             log.warning("%s %s %s: left out (a processing step failed, see status)", summary.obs_id,
                         e.instrument, e.exp_id)
             continue
+        name = f"evselect-clean-{summary.obs_id}-{e.code}{e.exp_id}"
+        tags = {"obsid": summary.obs_id, "instrument": e.instrument, "exposure": e.exp_id, "step": "clean"}
         keep = None
-        if e in anom_of:
-            keep = accepted_ccds(parse_emanom(anom_of[e].text_outputs[0]), mos_ccd_states)
-            ccds[(e.instrument, e.exp_id)] = keep
         gti = flare_of[e][1] if e in flare_of else None
-        expr = cleaning_expression(e.instrument, energy_band=energy_band, gti=gti, ccds=keep)
+        try:
+            if e in anom_of:
+                log_file = anom_of[e].text_outputs[0]
+                try:
+                    states = parse_emanom(log_file)
+                except (OSError, ValueError) as exc:
+                    raise ValueError(f"cannot read the CCD states of emanom's log: {exc}") from None
+                keep = accepted_ccds(states, mos_ccd_states)
+                ccds[(e.instrument, e.exp_id)] = keep
+                if not keep:
+                    raise ValueError(f"no CCD left to select: emanom states {dict(sorted(states.items()))} "
+                                     f"({log_file}), kept states {list(mos_ccd_states)}")
+            expr = cleaning_expression(e.instrument, energy_band=energy_band, gti=gti, ccds=keep)
+        except ValueError as exc:
+            msg = f"{summary.obs_id} {e.instrument} {e.exp_id}: {exc}"
+            log.warning("%s; exposure left out", msg)
+            rows.append({"task": name, "obsid": summary.obs_id, "tool": "evselect", "state": "failed",
+                         "wall_time": 0.0, "error_class": "ValueError", "message": msg, "outputs": [], "tags": tags})
+            continue
         cleaned = c["dir"] / f"P{summary.obs_id}{e.code}{e.exp_id}_clean.fits"
-        t = evselect_events(c["events"], cleaned, expr, name=f"evselect-clean-{summary.obs_id}-{e.code}{e.exp_id}",
-                            inputs=[gti] if gti else (), odf=summary, ccf=ccf,
-                            tags={"obsid": summary.obs_id, "instrument": e.instrument, "exposure": e.exp_id,
-                                  "step": "clean"})
+        t = evselect_events(c["events"], cleaned, expr, name=name,
+                            inputs=[gti] if gti else (), odf=summary, ccf=ccf, tags=tags)
         tasks.append(t)
         clean_of[e] = t
     states = run.stage(tasks, "clean")
+    run.add_rows(rows, "clean")
     done = {(e.instrument, e.exp_id): t.outputs[0] for e, t in clean_of.items() if _ok(states, t.name)}
     rgs = {(e.instrument, e.exp_id): t.outputs[0] for e, t in rgs_of.items() if _ok(states, t.name)}
     return done, ccds, rgs
@@ -408,6 +426,8 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
     exposure is recorded and left out; the others go on.
     """
     todo = steps_to_run(steps)
+    if mos_ccd_states is not None:
+        accepted_ccds({}, mos_ccd_states)  # unknown states are an error of the call, not of an exposure
     odf = Path(odf_dir).resolve()
     if not odf.is_dir():
         raise FileNotFoundError(f"{odf}: ODF directory not found")
