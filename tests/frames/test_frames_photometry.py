@@ -56,6 +56,15 @@ def test_find_stars_undersampled():
     assert len(stars) >= 11 and fwhm == pytest.approx(1.5, rel=0.1)
 
 
+def test_frame_fwhm_of_much_wider_stars_than_the_fallback():
+    """The moment box came from the fallback (the base frame's FWHM): 12 px stars measured 9.3 px from 2 px."""
+    x, y = np.array([40.3, 90.6, 140.2, 45.5, 135.1]), np.array([40.7, 80.2, 45.9, 120.4, 118.5])
+    img = render_stars(SHAPE, x, y, np.full(5, 1e5), 12.0)
+    assert frame_fwhm(img, x, y, 0.0, fallback=2.0) == pytest.approx(12.0, rel=0.02)
+    assert frame_fwhm(render_stars(SHAPE, x, y, np.full(5, 1e5), 3.0), x, y, 0.0, fallback=4.0) == pytest.approx(
+        3.0, rel=0.02)
+
+
 def test_measure_frame_fluxes_errors_and_edges():
     x, y, flux = np.array([60.0, 120.3, 2.0]), np.array([50.5, 110.0, 80.0]), np.array([4e4, 4e3, 4e4])
     mags, errs = [], []

@@ -116,7 +116,20 @@ def frame_fwhm(image: np.ndarray, x, y, sky: float, fallback: float, n: int = 15
     """FWHM [px] of one frame: the median over the first ``n`` stars
     (brightest first) of their adaptive Gaussian-weighted second moments
     (vectorised; exact for Gaussian stars, the pixel's own width removed).
-    ``fallback`` when fewer than 3 stars give a value."""
+    ``fallback`` when fewer than 3 stars give a value. The box around each
+    star is 3 FWHM wide on each side (4 to 25 px), starting from
+    ``fallback`` and grown with the measured FWHM when the stars are wider,
+    so a night whose seeing grew well beyond the base frame's is measured
+    in full."""
+    value = _moments_fwhm(image, x, y, sky, fallback, n)
+    for _ in range(3):
+        if not value > 1.2 * fallback:
+            break
+        fallback, value = value, _moments_fwhm(image, x, y, sky, value, n)
+    return value
+
+
+def _moments_fwhm(image: np.ndarray, x, y, sky: float, fallback: float, n: int) -> float:
     ny, nx = image.shape
     half = int(np.clip(np.ceil(3.0 * fallback), 4, 25))
     x, y = np.asarray(x, float)[:n], np.asarray(y, float)[:n]
