@@ -47,6 +47,18 @@ def test_find_stars_and_fwhm():
     assert frame_fwhm(img, x[:2], y[:2], sky, fallback=3.0) == 3.0  # too few stars: the fallback
 
 
+def test_find_stars_positions_are_unbiased():
+    """IRAFStarFinder's centroids were off by up to 0.13 px for bright 3 px stars; the forced photometry of
+    every frame sits at these positions (plus the offset)."""
+    gx, gy = np.meshgrid(np.linspace(25, 155, 4), np.linspace(25, 135, 3))
+    x, y = gx.ravel() + 0.25, gy.ravel() + 0.45
+    img = _image(x, y, np.geomspace(2e4, 6e5, 12), fwhm=3.0)
+    stars, _ = find_stars(img, border=5)
+    assert len(stars) == 12
+    d = np.hypot(stars.x.values[:, None] - x[None, :], stars.y.values[:, None] - y[None, :]).min(axis=1)
+    assert d.max() < 0.03
+
+
 def test_find_stars_undersampled():
     """Stars of 1.5 px FWHM fail IRAFStarFinder's sharpness cut at the 4 px first guess: none was found."""
     gx, gy = np.meshgrid(np.linspace(25, 155, 4), np.linspace(25, 135, 3))

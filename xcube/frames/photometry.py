@@ -83,9 +83,43 @@ def find_stars(image: np.ndarray, fwhm: float | None = None, threshold: float = 
         stars, guess = best
     if stars.empty:
         return stars, guess
+    stars = stars.copy()
+    stars["x"], stars["y"] = refine_centroids(data, stars["x"].to_numpy(float), stars["y"].to_numpy(float), guess)
     ny, nx = data.shape
     inside = (stars.x >= border) & (stars.y >= border) & (stars.x <= nx - 1 - border) & (stars.y <= ny - 1 - border)
     return stars[inside].head(max_stars).reset_index(drop=True), guess
+
+
+def refine_centroids(data: np.ndarray, x, y, fwhm: float, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-weighted centroids [px] of sky-subtracted ``data`` (weights
+    of ``fwhm``, re-centred each iteration; unbiased for symmetric stars,
+    where IRAFStarFinder's centroids are off by up to 0.15 px). A star whose
+    box leaves the frame, or whose centroid does not converge within 1 px
+    of the start, keeps its position."""
+    x, y = np.asarray(x, float).copy(), np.asarray(y, float).copy()
+    ny, nx = data.shape
+    half = int(np.clip(np.ceil(2.0 * fwhm), 3, 25))
+    ix, iy = np.rint(np.nan_to_num(x, nan=-1e9)).astype(np.int64), np.rint(np.nan_to_num(y, nan=-1e9)).astype(np.int64)
+    ok = (ix >= half) & (iy >= half) & (ix < nx - half) & (iy < ny - half)
+    if not ok.any():
+        return x, y
+    d = np.arange(-half, half + 1, dtype=float)
+    di = d.astype(np.int64)
+    cut = np.nan_to_num(np.asarray(data[iy[ok, None, None] + di[None, :, None], ix[ok, None, None] + di[None, None, :]],
+                                   np.float64), nan=0.0)
+    cx, cy = x[ok] - ix[ok], y[ok] - iy[ok]
+    s2 = (float(fwhm) / 2.3548) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for _ in range(iterations):
+            dx, dy = d[None, None, :] - cx[:, None, None], d[None, :, None] - cy[:, None, None]
+            w = np.exp(-(dx**2 + dy**2) / (2 * s2)) * cut
+            total = w.sum(axis=(1, 2))
+            cx = cx + (w * dx).sum(axis=(1, 2)) / total
+            cy = cy + (w * dy).sum(axis=(1, 2)) / total
+    nx_c, ny_c = ix[ok] + cx, iy[ok] + cy
+    good = np.isfinite(nx_c) & np.isfinite(ny_c) & (total > 0) & (np.hypot(nx_c - x[ok], ny_c - y[ok]) < 1.0)
+    x[np.flatnonzero(ok)[good]], y[np.flatnonzero(ok)[good]] = nx_c[good], ny_c[good]
+    return x, y
 
 
 #: first FWHM guesses [px] of :func:`find_stars`, tried in turn until 3 stars are found (IRAFStarFinder's
