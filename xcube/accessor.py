@@ -129,68 +129,94 @@ class XcubeDatasetAccessor(_Base):
     """``ds.xcube``: xcube functions on an EventList or product Dataset."""
 
     def select(self, energy_band=None, expr=None, region=None, gti=None) -> xr.Dataset:
-        """Same as :func:`xcube.select` on this EventList (lazy)."""
+        """Same as :func:`xcube.select` on this EventList: ``energy_band``
+        ``(emin, emax)`` [keV], ``gti`` [s, mission time]. Returns an EventList
+        on dim ``event``, its columns lazy; eager: one pass over the columns
+        the criteria read, to count the kept events per chunk."""
         from .select import select
 
         return select(self._need("select"), energy_band=energy_band, expr=expr, region=region, gti=gti)
 
     def bin(self, time=None, energy=None, y=None, x=None, **kwargs) -> xr.DataArray:
-        """Same as :func:`xcube.bin_events` on this EventList (lazy counts cube)."""
+        """Same as :func:`xcube.bin_events` on this EventList: widths in s
+        (time), keV (energy), sky pixels (y, x). Returns the ``counts`` cube,
+        dims (time, energy, y, x) for the axes given, lazy (Dask, chunked
+        along time); eager: axes, coordinates, exposure and one pass over
+        ``time``."""
         from .binning import bin_events
 
         return bin_events(self._need("bin"), time=time, energy=energy, y=y, x=x, **kwargs)
 
     def lightcurve(self, time_bin, **kwargs) -> xr.Dataset:
-        """Same as :func:`xcube.lightcurve` on this EventList (lazy)."""
+        """Same as :func:`xcube.lightcurve` on this EventList: ``time_bin``
+        [s]. Returns a Dataset on dim ``time`` (plus ``band`` for several
+        bands), rates in count/s; counts and rates lazy, the time axis and
+        exposure eager."""
         from .products.lightcurve import lightcurve
 
         return lightcurve(self._need("lightcurve"), time_bin, **kwargs)
 
     def image(self, bin_size=None, **kwargs) -> xr.DataArray:
-        """Same as :func:`xcube.image` on this EventList (lazy)."""
+        """Same as :func:`xcube.image` on this EventList: ``bin_size`` in sky
+        pixels (or ``size_arcsec=`` [arcsec]). Returns the (y, x) ``counts``
+        DataArray, lazy; eager: the grid and coordinates."""
         from .products.image import image
 
         return image(self._need("image"), bin_size, **kwargs)
 
     def spectrum(self, region=None, background=None, **kwargs) -> xr.Dataset:
-        """Same as :func:`xcube.spectrum` on this EventList (lazy)."""
+        """Same as :func:`xcube.spectrum` on this EventList. Returns a Dataset
+        on dim ``channel`` (``counts``, ``energy_lo``/``energy_hi`` [keV],
+        ``exposure`` [s]); lazy unless ``group_min`` is given."""
         from .products.spectrum import spectrum
 
         return spectrum(self._need("spectrum"), region, background, **kwargs)
 
     def rebin(self, factor: int | None = None, *, time_bin: float | None = None) -> xr.Dataset:
-        """Same as :func:`xcube.products.rebin` on this light curve (exposure-weighted; lazy)."""
+        """Same as :func:`xcube.products.rebin` on this light curve: bins
+        ``factor`` times wider, or ``time_bin`` [s] wide (exposure-weighted).
+        Returns a Dataset on a shorter ``time``; lazy when the light curve is."""
         from .products.rebin import rebin
 
         return rebin(self._need("rebin"), factor, time_bin=time_bin)
 
     def split_by_gti(self, min_exposure: float = 0.0) -> list:
-        """Same as :func:`xcube.split_by_gti` on this light curve."""
+        """Same as :func:`xcube.split_by_gti` on this light curve
+        (``min_exposure`` [s]): a list of Datasets, one per GTI, each on its
+        own part of ``time``. Eager on the time coordinates; data stay lazy."""
         from .products.rebin import split_by_gti
 
         return split_by_gti(self._need("split_by_gti"), min_exposure=min_exposure)
 
     def power_spectrum(self, segment: float = 256.0, dt: float | None = None, norm: str = "leahy", rebin=None,
                        **kwargs) -> xr.Dataset:
-        """Same as :func:`xcube.power_spectrum` on this EventList or light curve."""
+        """Same as :func:`xcube.power_spectrum` on this EventList or light
+        curve: ``segment`` and ``dt`` [s]. Returns a Dataset on ``freq`` [Hz];
+        computed (eager, streamed one event chunk at a time) unless
+        ``compute=False``."""
         from .products.powerspectrum import power_spectrum
 
         return power_spectrum(self._need("power_spectrum"), segment, dt, norm, rebin, **kwargs)
 
     def hardness_ratio(self, soft=(0.5, 2.0), hard=(2.0, 10.0), **kwargs) -> xr.Dataset:
-        """Same as :func:`xcube.hardness_ratio` on this multi-band light curve."""
+        """Same as :func:`xcube.hardness_ratio` on this multi-band light
+        curve: ``soft``/``hard`` as ``(emin, emax)`` [keV] or band labels.
+        Returns a Dataset on ``time``; lazy when the light curve is."""
         from .products.hardness import hardness_ratio
 
         return hardness_ratio(self._need("hardness_ratio"), soft, hard, **kwargs)
 
     def group(self, min_counts: int) -> xr.Dataset:
-        """Same as :func:`xcube.products.group_spectrum` on this spectrum (computes it)."""
+        """Same as :func:`xcube.products.group_spectrum` on this spectrum:
+        at least ``min_counts`` counts per group; adds ``grouping`` and
+        ``quality`` on ``channel``. Computes the counts (eager)."""
         from .products.grouping import group_spectrum
 
         return group_spectrum(self._need("group"), min_counts)
 
     def to_stingray(self, **kwargs):
-        """Same as :func:`xcube.to_stingray` (EventList, light curve or power spectrum)."""
+        """Same as :func:`xcube.to_stingray` (EventList, light curve or power
+        spectrum; times in s). Computes this object (eager)."""
         from .products.stingray_interop import to_stingray
 
         return to_stingray(self._need("to_stingray"), **kwargs)
@@ -247,7 +273,8 @@ class XcubeDataArrayAccessor(_Base):
 
     def plot(self, frame=0, **kwargs):
         """An image (RA/Dec axes, :func:`xcube.plot.image`) or one ``frame`` of
-        a cube (:func:`xcube.plot.cube_frame`). Returns the Figure."""
+        a (time, y, x) cube (:func:`xcube.plot.cube_frame`; an index, or a
+        time [s]). Computes the image, or only that frame; returns the Figure."""
         from . import plot
 
         obj = self._need("plot")
