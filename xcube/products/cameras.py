@@ -36,7 +36,7 @@ def tree_lightcurve(tree: xr.DataTree, time_bin, *, cameras: str = "sum", **kwar
     ``cameras="sum"`` (one observation): every camera is cut to the GTIs
     common to all of them and binned on the same time grid; counts (and
     background-region counts) are added and rates recomputed over that
-    common good time. Returns one light curve (attrs ``instrument`` like
+    common good time. Returns one light curve on dim ``time`` (attrs ``instrument`` like
     ``"EMOS1+EMOS2+EPN"``, ``cameras``, ``sources``). ``cameras="each"``:
     a DataTree with each camera's own light curve at the node's path.
     Lazy as :func:`xcube.lightcurve`; a background *model* needs

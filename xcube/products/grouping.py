@@ -67,7 +67,11 @@ def group_min_counts(counts, min_counts: int, quality=None) -> tuple[np.ndarray,
 
 
 def grouped_counts(counts, grouping) -> np.ndarray:
-    """Counts summed over each group of an OGIP GROUPING array (one value per group)."""
+    """Counts summed over each group of an OGIP GROUPING array: ``counts``
+    and ``grouping`` are 1-D per channel (-1 continues the group, any other
+    value, OGIP's 1, starts one; the first channel always starts one).
+    Returns a 1-D numpy array of counts, one per group. Eager (converts its
+    inputs to numpy)."""
     counts = np.asarray(counts)
     grouping = np.asarray(grouping)
     starts = np.flatnonzero(grouping != -1)

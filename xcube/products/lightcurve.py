@@ -191,6 +191,10 @@ def require_good_time(events, product: str) -> None:
 
 
 def product_attrs(events, **params) -> dict:
+    """The attrs of a product made from ``events``: the observation and time
+    reference attrs (mission, instrument, obs_id, mjdref, timesys, ...),
+    ``source``, and the ``params`` that are not None. Attrs only; nothing is
+    computed."""
     keep = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "mjdrefi", "mjdreff", "timesys",
             "timeref", "telescop", "instrume", "filter", "date_obs", "date_end", "expid", "RADESYS", "EQUINOX")
     attrs = {k: events.attrs[k] for k in keep if k in events.attrs}
@@ -214,6 +218,8 @@ def pi_band(events, energy_band):
 
 
 def region_text(region) -> str | None:
+    """A region as text for product attrs: a RegionSet's description, a
+    string stripped, anything else ``str()``; None for None."""
     if region is None:
         return None
     from ..regions import RegionSet

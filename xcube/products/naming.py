@@ -39,7 +39,8 @@ INDEX_COLUMNS = ["path", "kind", "obs_id", "mission", "instrument", "energy_lo",
 
 
 def format_binsize(seconds: float) -> str:
-    """Compact bin-size label: ``1s``, ``0.5s``, ``7.8125ms``, ``488.281us``."""
+    """Compact label of a bin size given in s: ``1s``, ``0.5s``,
+    ``7.8125ms``, ``488.281us``."""
     s = float(seconds)
     if s <= 0 or not math.isfinite(s):
         raise ValueError(f"bin size must be a positive number of seconds, got {seconds}")
@@ -74,7 +75,9 @@ def product_name(obs_id, instrument, kind: str, *, energy_band=None, time_bin=No
     ``kind`` is ``lc``, ``lcbkg``, ``lcnet``, ``pds``, ``hardness``, ... ;
     ``norm``/``segment``/``rebin`` apply to power spectra. The default
     suffix is ``.lc`` for light curves, ``.fits`` for power spectra,
-    hardness ratios and images, ``.pha`` for spectra."""
+    hardness ratios and images, ``.pha`` for spectra. ``energy_band``
+    ``(emin, emax)`` [keV] gives ``0.5-2keV``; ``time_bin`` and ``segment``
+    are in s (``100s``, ``7.8125ms``)."""
     parts = [safe_component(obs_id or "unknown", "obs_id"), safe_component(instrument or "unknown", "instrument"),
              safe_component(kind, "kind")]
     if energy_band is not None and np.ndim(energy_band) == 1:
@@ -144,8 +147,9 @@ def add_to_index(root, path, attrs: dict | None = None, *, kind: str | None = No
     ``<root>/products.parquet``: its kind, observation, band, bin size,
     power-spectrum parameters (from ``attrs``, the product's attrs, and
     ``params``), creation time and xcube version; other ``params`` go to the
-    JSON column ``params``. A product already listed is replaced. Returns the
-    index path."""
+    JSON column ``params``. A product already listed is replaced. Reads and
+    rewrites the index under a lock (the product itself is not read). Returns
+    the index path."""
     import pandas as pd
 
     from ..io.atomic import write_table
@@ -165,7 +169,8 @@ def add_to_index(root, path, attrs: dict | None = None, *, kind: str | None = No
 
 def read_index(root):
     """The product index of a directory (``pandas.DataFrame``, columns
-    :data:`INDEX_COLUMNS`, ``path`` relative to the directory)."""
+    :data:`INDEX_COLUMNS`, one row per product, ``path`` relative to the
+    directory). Reads ``products.parquet`` eagerly."""
     import pandas as pd
 
     p = Path(root)
@@ -179,7 +184,8 @@ def read_index(root):
 def find_products(root, **criteria):
     """Rows of the index matching all ``criteria`` (``kind="pds"``,
     ``norm="leahy"``, ``obs_id=...``, ``energy_lo=1.0``); float columns
-    match to 1e-9 relative."""
+    match to 1e-9 relative (``energy_lo`` in keV). Reads the index eagerly;
+    returns a DataFrame with one row per matching product."""
     table = read_index(root)
     keep = np.ones(len(table), bool)
     for k, v in criteria.items():

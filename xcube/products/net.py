@@ -36,7 +36,8 @@ def is_fits_file(obj) -> bool:
 
 
 def is_search_result(obj) -> bool:
-    """True for a transient-search result (an object with an ``expected`` (time, y, x) DataArray)."""
+    """True for a transient-search result (an object with an ``expected`` (time, y, x) DataArray); a type check that
+    computes nothing."""
     exp = getattr(obj, "expected", None)
     return isinstance(exp, xr.DataArray) and {"time", "y", "x"} <= set(exp.dims)
 
@@ -122,7 +123,8 @@ def net_lightcurve(lc: xr.Dataset, background, *, region=None, scale: float = 1.
         (the search's arrays carry the WCS of their cells).
     scale : factor applied to the model rate (e.g. an area ratio).
 
-    Returns ``lc`` plus ``bkg_rate``, ``bkg_rate_err`` [count/s], ``net_rate``
+    Returns ``lc`` plus, each on ``lc``'s ``time`` dim,
+    ``bkg_rate``, ``bkg_rate_err`` [count/s], ``net_rate``
     = ``rate - bkg_rate`` and ``net_rate_err`` (quadrature), and
     ``bkg_counts`` (expected background counts, float) for a search result.
     Lazy for a search result (its cube stays lazy); a model light curve is

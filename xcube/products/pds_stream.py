@@ -239,7 +239,8 @@ def finish(sums: PdsSums) -> PdsSums:
 
 def tree_reduce(parts: list, source: str = ""):
     """Merge a time-ordered list of Delayed :class:`PdsSums` pairwise into one
-    Delayed (depth log2 of the number of parts), then :func:`finish` it."""
+    Delayed (depth log2 of the number of parts), then :func:`finish` it.
+    Lazy: builds the task graph only, nothing is computed."""
     import dask
 
     if not parts:

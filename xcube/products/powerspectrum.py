@@ -268,7 +268,9 @@ def subtract_poisson_noise(pds: xr.Dataset) -> xr.Dataset:
     """The power spectrum minus its Poisson (white-noise) level, without dead
     time (``attrs['poisson_level']``: 2 for Leahy, ``2 / mean_rate`` for frac,
     ``2 mean_rate`` for abs; with a background rate B the frac level is
-    ``2 (S + B) / S^2``). Errors are unchanged."""
+    ``2 (S + B) / S^2``), in the units of the spectrum's normalisation.
+    Errors are unchanged. Same dims (``freq``, or ``(obs, freq)``) as
+    ``pds``; lazy when its ``power`` is."""
     if pds.attrs.get("noise_subtracted"):
         return pds
     out = pds.copy()

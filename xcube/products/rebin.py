@@ -147,7 +147,9 @@ def split_by_gti(lc: xr.Dataset, min_exposure: float = 0.0) -> list[xr.Dataset]:
     inside that span: its own GTI, plus the part of a neighbouring one inside a
     bin it shares), so that the piece's GTI total equals its exposure. Bins
     without exposure, and pieces with at most ``min_exposure`` [s] of good
-    time, are left out. Eager on the time coordinates; the data stay lazy."""
+    time, are left out. Returns a list of Datasets, each on its own subset of
+    ``lc``'s ``time`` bins (other dims kept) with its ``gti_start``/``gti_stop``
+    [s] on ``gti``. Eager on the time coordinates; the data stay lazy."""
     if "gti_start" not in lc:
         raise ValueError("split_by_gti: the light curve has no gti_start/gti_stop (GTIs); build it with "
                          "xcube.lightcurve or read it from an OGIP file with a GTI extension")

@@ -116,9 +116,11 @@ def _pds_to_stingray(pds: xr.Dataset):
 
 
 def from_stingray(obj) -> xr.Dataset:
-    """An xcube Dataset from a Stingray ``EventList``, ``Lightcurve`` or
-    (``Averaged``)``Powerspectrum``; eager (numpy-backed). See
-    :func:`to_stingray` for what maps to what."""
+    """An xcube Dataset from a Stingray ``EventList`` (dim ``event``, plus
+    ``gti``; ``time`` [s], ``energy`` [keV]), ``Lightcurve`` (dim ``time``,
+    bin centres and ``time_lo``/``time_hi`` [s]) or
+    (``Averaged``)``Powerspectrum`` (dim ``freq`` [Hz]); eager (numpy-backed).
+    See :func:`to_stingray` for what maps to what."""
     from stingray import EventList, Lightcurve
     from stingray.powerspectrum import Powerspectrum
 
