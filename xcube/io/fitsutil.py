@@ -19,7 +19,8 @@ _MAGIC = {b"\x1f\x8b": "gzip", b"BZ": "bzip2", b"PK": "zip"}
 
 
 def check_path(path) -> Path:
-    """Return ``Path(path)`` or raise ``FileNotFoundError`` naming it."""
+    """Return ``Path(path)`` or raise ``FileNotFoundError`` naming it
+    (``IsADirectoryError`` for a directory). A ``stat`` only; reads nothing."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file; check the path (cwd is {os.getcwd()})")
@@ -53,6 +54,8 @@ def open_fits(path, memmap: bool = True) -> fits.HDUList:
     gzip/bzip2 files are decompressed into memory in one pass (which also
     proves the stream complete: astropy would silently drop the HDUs after a
     truncation); uncompressed files are memory-mapped when ``memmap``.
+    Eager: every HDU's header is read on opening; table and image data are
+    read when accessed (from the memory map, or the decompressed bytes).
     """
     p = check_path(path)
     comp = is_compressed(p)

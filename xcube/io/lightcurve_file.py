@@ -188,7 +188,8 @@ def stack_bands(parts: list, edges: list) -> xr.Dataset:
     dimension with coords ``band`` (``"0.5-2keV"``, or ``band<i>`` when the
     edges are unknown), ``energy_lo``/``energy_hi`` [keV]. Variables on
     ``time`` gain the band dimension; the time coordinates (``exposure``) and
-    the GTIs are taken from the first band."""
+    the GTIs are taken from the first band. Lazy when the parts are
+    (``xr.concat``); nothing is computed."""
     import pandas as pd
 
     labels = [f"{a:g}-{b:g}keV" if np.isfinite(a) else f"band{i}" for i, (a, b) in enumerate(edges)]

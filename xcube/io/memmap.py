@@ -55,7 +55,9 @@ def _memmap(path: str, mtime_ns: int, offset: int, nrows: int, row_dtype: np.dty
 
 
 def row_memmap(path: str, offset: int, nrows: int, row_dtype: np.dtype) -> np.memmap:
-    """Shared read-only record memmap of a table (LRU-cached per process,
+    """Shared read-only record memmap of a table: ``nrows`` records of
+    ``row_dtype`` from byte ``offset`` of the file, 1-D of length ``nrows``
+    (LRU-cached per process,
     keyed by path, mtime, offset, rows and record layout). Raises
     :class:`~xcube.io.integrity.FileChangedError` when the file is shorter
     than the table (never maps beyond the end of a file)."""
@@ -131,7 +133,8 @@ class FitsColumn:
             out += self.add
 
     def derived(self, func, dtype) -> "DerivedColumn":
-        """The column ``func(self[...])`` (e.g. energy from PI), readable with :func:`read_columns`."""
+        """The column ``func(self[...])`` (e.g. energy from PI), readable with :func:`read_columns`.
+        Nothing is read here: ``func`` runs on each block as it is read."""
         return DerivedColumn(self, func, dtype)
 
 
@@ -311,7 +314,8 @@ def count_null_rows(columns) -> int:
 
 
 def load_scan_record(record: Path) -> dict | None:
-    """A scan record written by :func:`save_scan_record`, or None when absent/unreadable."""
+    """A scan record written by :func:`save_scan_record` (a dict read from
+    its JSON file, eagerly), or None when absent/unreadable."""
     try:
         return json.loads(Path(record).read_text())
     except (OSError, ValueError):

@@ -115,7 +115,7 @@ def _mjdref_cards(mjdref) -> dict:
 def time_cards(attrs: dict) -> dict:
     """MJDREFI/MJDREFF (and MJDREF), TIMESYS, TIMEUNIT = 's' and TIMEREF
     from xcube attrs (``mjdrefi``/``mjdreff`` when kept, else ``mjdref``;
-    ``timesys``, ``timeref``)."""
+    ``timesys``, ``timeref``); MJDREF in days (MJD). Attrs only."""
     if attrs.get("mjdrefi") is not None:
         i, f = int(attrs["mjdrefi"]), float(attrs.get("mjdreff", 0.0) or 0.0)
         cards = {"MJDREFI": i, "MJDREFF": f, "MJDREF": float(np.float64(i) + np.float64(f))}
@@ -532,7 +532,8 @@ def read_mjdref(h: dict) -> float:
 
 
 def counts_array(counts):
-    """Counts as int64 when they are whole numbers (to 1e-3), else float64."""
+    """Counts as int64 when they are whole numbers (to 1e-3), else float64:
+    a numpy array of the shape of ``counts``. Eager (computes a lazy input)."""
     counts = np.asarray(counts)
     if counts.dtype.kind in "iu":
         return counts.astype(np.int64)
@@ -814,7 +815,9 @@ def physical_cards(image: xr.DataArray) -> dict:
     """Keywords mapping image pixels to the event file's sky X/Y ("physical"
     coordinates in DS9 and CIAO): LTV1/LTV2, LTM1_1/LTM2_2 (image = LTM x
     physical + LTV) and the same as the alternate WCS ``P`` (CTYPE1P = 'x').
-    Empty when the image has no ``x_lo``/``y_lo`` bin edges."""
+    Empty when the image has no ``x_lo``/``y_lo`` bin edges. CRVAL/CDELT
+    are in sky pixels; reads only the first bin edges (the image data are not
+    computed)."""
     cards = {}
     for axis, dim in ((1, "x"), (2, "y")):
         if f"{dim}_lo" not in image.coords or f"{dim}_hi" not in image.coords or not image.sizes.get(dim):
