@@ -111,7 +111,9 @@ def intersection(*gtis):
 
 
 def complement(gti, t0: float, t1: float):
-    """Bad intervals: the parts of ``[t0, t1)`` not covered by ``gti``."""
+    """Bad intervals: the parts of ``[t0, t1)`` not covered by ``gti``, as
+    ``(start, stop)`` 1-D numpy arrays in the units of the inputs (s of
+    mission time for xcube GTIs). Eager."""
     start, stop = normalize(*gti, warn=False)
     edges_s = np.concatenate([[t0], stop])
     edges_e = np.concatenate([start, [t1]])
@@ -150,7 +152,8 @@ def exposure_per_bin(lo, hi, gti):
 
 
 def in_gti(times, gti):
-    """Boolean mask of ``times`` inside the GTIs (half-open). Works on numpy
+    """Boolean mask of ``times`` inside the GTIs (half-open; both in the same
+    units, s of mission time for event lists), of the shape of ``times``. Works on numpy
     arrays eagerly and on dask arrays lazily (blockwise). Sorted blocks (as
     event lists are) cost one comparison pass and a search per interval."""
     start, stop = normalize(*gti, warn=False)

@@ -175,6 +175,9 @@ class EnergyBand:
         self.lo, self.hi = lo, hi
 
     def __call__(self, cols):
+        """Mask of ``lo <= energy < hi`` [keV]: a 1-D bool numpy array, one value per
+        event of the block ``cols`` (column name -> 1-D numpy array). Eager on
+        that block."""
         e = cols["energy"]
         t = e.dtype.type if e.dtype.kind == "f" else np.float64
         return (e >= t(self.lo)) & (e < t(self.hi))
@@ -188,6 +191,9 @@ class ExpressionTest:
         self.columns = frozenset(compiled.columns)
 
     def __call__(self, cols):
+        """Mask of the events the expression keeps: a 1-D bool numpy array, one value per
+        event of the block ``cols`` (column name -> 1-D numpy array). Eager on
+        that block."""
         n = len(next(iter(cols.values())))
         return self.compiled.evaluate(cols, n)
 
@@ -201,6 +207,10 @@ class RegionTest:
         self.rs = rs
 
     def __call__(self, cols):
+        """Mask of the events whose sky ``x``/``y`` [sky
+        pixels] are inside the regions: a 1-D bool numpy array, one value per
+        event of the block ``cols`` (column name -> 1-D numpy array). Eager on
+        that block."""
         return self.rs.contains(cols["x"], cols["y"])
 
 
@@ -213,6 +223,10 @@ class GoodTimeTest:
         self.g = g
 
     def __call__(self, cols):
+        """Mask of the events whose ``time`` [s] is inside the
+        GTIs (half-open): a 1-D bool numpy array, one value per
+        event of the block ``cols`` (column name -> 1-D numpy array). Eager on
+        that block."""
         return gtimod.in_gti(np.asarray(cols["time"]), self.g)
 
 
@@ -616,7 +630,8 @@ def _columns(events) -> str:
 
 
 def check_events(events) -> None:
-    """Raise TypeError unless ``events`` is an EventList (Dataset with dim ``event``)."""
+    """Raise TypeError unless ``events`` is an EventList (Dataset with dim
+    ``event``). A type check; reads nothing."""
     if not isinstance(events, xr.Dataset) or "event" not in events.dims:
         raise TypeError(f"select needs an EventList (xr.Dataset with dim 'event'), got {type(events).__name__}"
                         + (f" with dims {tuple(events.dims)}" if isinstance(events, xr.Dataset) else ""))

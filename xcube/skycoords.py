@@ -88,7 +88,9 @@ def pc_matrix(attrs):
 
 def iau_name(ra, dec, prefix: str = "XCUBE") -> np.ndarray:
     """IAU-style names ``"<prefix> JHHMMSS.s+DDMMSS"`` from RA/Dec [deg] (arrays or
-    scalars), with coordinates truncated (not rounded) as the IAU asks."""
+    scalars), with coordinates truncated (not rounded) as the IAU asks.
+    Returns a 1-D object array of str, one per position (a scalar gives
+    length 1). Eager."""
     ra = np.atleast_1d(np.asarray(ra, dtype=np.float64)) % 360.0
     dec = np.atleast_1d(np.asarray(dec, dtype=np.float64))
     # tenths of a second of time; 1 deg = 240 s of time. The tiny offset keeps

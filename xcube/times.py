@@ -70,7 +70,8 @@ class TimeReference:
         return float(np.float64(self.mjdrefi) + np.float64(self.mjdreff))
 
     def seconds(self, t) -> np.ndarray:
-        """Seconds since MJDREF of times ``t`` in this reference's units."""
+        """Seconds since MJDREF of times ``t`` in this reference's units
+        (TIMEUNIT, TIMEZERO applied): float64 numpy array of ``t``'s shape. Eager."""
         return (np.asarray(t, np.float64) + self.timezero) * self.unit
 
 
@@ -342,7 +343,8 @@ def tt_offset(time, mjdref: float, timesys: str, source: str = "") -> np.ndarray
     read as TT. Zero for TT; from astropy otherwise (TDB: at the geocentre).
 
     ``time`` is elapsed SI seconds since MJDREF, as in :func:`times` (for
-    UTC, leap seconds after MJDREF are counted, not 86400 s days)."""
+    UTC, leap seconds after MJDREF are counted, not 86400 s days). Returns a
+    float64 numpy array [s] of ``time``'s shape. Eager."""
     ref = _reference(mjdref, _scale(timesys, source), source)
     time = np.asarray(time, np.float64)
     if ref.timesys == "TT" or time.size == 0:
@@ -368,7 +370,8 @@ def to_common_seconds(time, mjdref, timesys: str, common_mjdref: float, source: 
 def mjd_tt(time, mjdref: float, timesys: str = "TT", source: str = "") -> np.ndarray:
     """MJD (TT) of mission times [s since ``mjdref`` in ``timesys``]; the
     conversion of :func:`times` (``to="astropy"``, then ``.tt``), float64
-    (resolution about 1 microsecond)."""
+    (resolution about 1 microsecond): a numpy array [d] of ``time``'s shape.
+    Eager."""
     ref = _reference(mjdref, _scale(timesys, source), source)
     time = np.asarray(time, np.float64)
     if ref.timesys == "TT" or time.size == 0:
