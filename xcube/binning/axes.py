@@ -53,7 +53,9 @@ def rule_steps(origin: float, width: float, ks) -> np.ndarray:
     float64 ``v`` with ``floor((v - origin) / width) >= k``. That is
     ``origin + k * width`` unless rounding makes the two disagree, when it
     is the neighbouring float (a few ulps at most). The rule is monotonic in
-    ``v``, so these are the bins' exact boundaries. Eager, O(len(ks))."""
+    ``v``, so these are the bins' exact boundaries. In the units of
+    ``origin`` and ``width``; one edge per ``k``, of the shape of ``ks``.
+    Eager, O(len(ks))."""
     ks = np.asarray(ks, np.float64)
     e = origin + ks * width
     with np.errstate(invalid="ignore", over="ignore"):
@@ -121,7 +123,9 @@ class Axis:
     # ------------------------------------------------------------------ constructors
     @classmethod
     def regular(cls, name, start, width, nbins, *, units="", column=None, offset=0.0, meta=None) -> "Axis":
-        """``nbins`` bins of ``width`` starting at ``start``: edges ``start + k * width``."""
+        """``nbins`` bins of ``width`` starting at ``start`` (both in the
+        axis ``units``: s, keV, sky pixels): edges ``start + k * width``,
+        float64 ``(nbins + 1,)``, computed eagerly."""
         width = _check_width(name, width)
         nbins = int(nbins)
         if nbins < 1:
@@ -187,6 +191,7 @@ class Axis:
 
     @property
     def is_regular(self) -> bool:
+        """True for an axis of equal bins (a ``width``), False for explicit edges."""
         return self.width is not None
 
     @property
@@ -265,7 +270,7 @@ class Axis:
 
 
 def positive_width(what: str, width) -> float:
-    """``width`` as a positive finite float, or ``ValueError`` naming
+    """``width`` as a positive finite float (units unchanged), or ``ValueError`` naming
     ``what`` (e.g. ``"time_bin"`` or ``"axis 'x': bin width"``)."""
     try:
         w = float(width)

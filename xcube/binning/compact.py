@@ -103,22 +103,27 @@ class CompactCube:
 
     @property
     def n_frames(self) -> int:
+        """Number of time frames."""
         return self.seg.size - 1
 
     @property
     def ny(self) -> int:
+        """Number of pixels along y."""
         return self.y.size
 
     @property
     def nx(self) -> int:
+        """Number of pixels along x."""
         return self.x.size
 
     @property
     def n_pixels(self) -> int:
+        """Number of sky pixels of a frame, ``ny * nx``."""
         return self.ny * self.nx
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """``(n_frames, ny, nx)`` of the dense cube."""
         return (self.n_frames, self.ny, self.nx)
 
     @property

@@ -41,22 +41,31 @@ class DenseCounts:
 
     @property
     def n_pixels(self) -> int:
+        """Number of sky pixels of a frame, ``ny * nx``."""
         return self.ny * self.nx
 
     @property
     def shape(self) -> tuple:
+        """``(n_frames, ny, nx)``."""
         return (self.n_frames, self.ny, self.nx)
 
     def frame_totals(self):
+        """Counts per frame, int64 ``(n_frames,)``; lazy when the cube is Dask-backed."""
         return self.data.sum(axis=(1, 2), dtype=np.int64)
 
     def image(self, frames=None):
+        """``(ny, nx)`` int64 counts summed over the frames where ``frames``
+        (bool ``(n_frames,)``) is True, all frames when None; lazy when the
+        cube is Dask-backed (numpy zeros when no frame is selected)."""
         sel = np.ones(self.n_frames, bool) if frames is None else np.asarray(frames, dtype=bool)
         if not sel.any():
             return np.zeros((self.ny, self.nx), np.int64)
         return self.data[np.flatnonzero(sel)].sum(axis=0, dtype=np.int64)
 
     def image_by(self, labels, n: int):
+        """``(n, ny, nx)`` int64: the counts summed over the frames of each
+        label ``0 .. n-1`` (``labels`` int ``(n_frames,)``); lazy when the cube
+        is Dask-backed."""
         lab = np.asarray(labels)
         import dask.array as da
 
@@ -65,10 +74,15 @@ class DenseCounts:
         return xp.stack(parts)
 
     def counts_in(self, pixels):
+        """Counts per frame in the pixels where ``pixels`` (``(ny, nx)`` bool)
+        is True, int64 ``(n_frames,)``; lazy when the cube is Dask-backed."""
         m = np.asarray(pixels, dtype=bool)
         return (self.data * m[None]).sum(axis=(1, 2), dtype=np.int64)
 
     def region_counts(self, labels, n_regions: int):
+        """Counts per region and frame, int64 ``(n_regions, n_frames)``;
+        ``labels`` (``(ny, nx)`` int) is each pixel's region, -1 for none.
+        Lazy when the cube is Dask-backed."""
         lab = np.asarray(labels, dtype=np.int64)
         if n_regions == 0:
             return np.zeros((0, self.n_frames), np.int64)
@@ -76,6 +90,8 @@ class DenseCounts:
         return _tensordot(self.data, foot)
 
     def dense(self, f0: int = 0, f1: int | None = None, dtype=None):
+        """Frames ``f0:f1`` as a numpy ``(frames, ny, nx)`` counts array,
+        computed (eager)."""
         block = self.data[f0:self.n_frames if f1 is None else f1]
         block = np.asarray(compute(block)[0])
         return block if dtype is None else block.astype(dtype, copy=False)
@@ -93,7 +109,8 @@ def _tensordot(data, foot):
 
 def reductions(cube):
     """The reductions of ``cube``: the :class:`CompactCube` itself, or a
-    :class:`DenseCounts` around a counts DataArray."""
+    :class:`DenseCounts` around a (time, y, x) counts DataArray (wrapping
+    only; nothing is computed)."""
     if isinstance(cube, CompactCube):
         return cube
     if isinstance(cube, DenseCounts):

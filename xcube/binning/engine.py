@@ -544,7 +544,8 @@ def label_cube(data, axes: dict, events) -> xr.DataArray:
     over the axes given, in the order time, energy, y, x) with bin-centre and
     edge coordinates, ``exposure``/``fracexp`` from the GTIs of ``events`` (an
     EventList or any Dataset with ``gti_start``/``gti_stop``), ``ra``/``dec``
-    of the cells, the cell WCS and provenance attrs. Eager: coordinates only."""
+    of the cells, the cell WCS and provenance attrs. Same dims and shape as
+    ``data``; ``data`` stays lazy. Eager: coordinates only."""
     dims = [axes[r].name for r in _ROLES if r in axes]
     coords = {}
     for r in _ROLES:

@@ -217,6 +217,7 @@ def time_positions(times: np.ndarray, axis):
     ``n_events``. Uses the axis rule exactly, so ``pos`` agrees with
     :meth:`Axis.index_of`. Cost O((kb - ka) log n_events), plus a check of
     every 1024th time for ordering (``ValueError`` when unsorted).
+    Eager, on a numpy block (times [s], as the axis).
     """
     t = np.asarray(times, dtype=np.float64)
     n = t.size
