@@ -23,7 +23,8 @@ def plot_file(path, **kwargs):
     pds``; frequency x power for rms normalisation), a light curve on broken
     time axes (a long-term light curve for ``xcube stitch`` output), a PHA
     spectrum, an image, or the peak Bayes-factor map of a transient-search
-    Zarr store. ``kwargs`` go to the figure function. Returns the Figure."""
+    Zarr store. ``kwargs`` go to the figure function. Reads what it shows
+    eagerly. Returns the Figure."""
     from ..io.lightcurve_file import read_lightcurve
     from ..io.powspec import read_power_spectrum
     from . import lightcurves, maps, timing

@@ -19,7 +19,8 @@ def _gti_shading(ax, start, stop, t_ref):
 def lightcurve(lc, ax=None, gti=None, label=None):
     """Plot a light-curve Dataset (``rate``/``rate_err`` or ``counts`` over time)
     as steps at bin edges, with GTI gaps shaded. Time axis is seconds from the
-    first bin edge. Returns the figure."""
+    first bin edge; rate in count/s. Computes the plotted variables (a lazy
+    light curve is loaded). Returns the figure."""
     fig = ax.figure if ax is not None else new_figure((8, 3))
     ax = ax or fig.add_subplot()
     t_ref = float(lc["time_lo"].values[0]) if "time_lo" in lc else float(lc["time"].values[0])

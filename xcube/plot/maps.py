@@ -47,7 +47,8 @@ def image(img, ax=None, log=True, title=None, cmap="magma", label=None, wcs: boo
     and Dec (astropy WCSAxes; give no ``ax``, or one made with
     ``projection=``); otherwise sky-pixel extents. On a ``log`` scale, empty
     pixels are drawn in the colour map's darkest colour. Use :func:`to_axes`
-    to overlay sky X/Y positions. Returns the figure."""
+    to overlay sky X/Y positions. Computes the image (``img.values``).
+    Returns the figure."""
     from matplotlib.colors import LogNorm
 
     sky = _sky_wcs(img) if wcs and (ax is None or hasattr(ax, "wcs")) else None

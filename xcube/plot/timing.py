@@ -14,11 +14,12 @@ _YLABEL = {"leahy": "Leahy power", "frac": "power [(rms/mean)$^2$/Hz]", "abs": "
 def power_spectrum(pds, *, freq_power: bool = False, poisson: bool = True, ax=None, label=None,
                    figsize=(6, 4.2), title: str | None = None):
     """A power spectrum on log-log axes with error bars (x bars: the bin
-    edges ``freq_lo``/``freq_hi``). ``freq_power=True`` plots frequency x
-    power (the usual form for rms spectra). The Poisson level is drawn dashed
-    unless already subtracted (or ``poisson=False``). A stack over ``obs``
-    gives one curve per observation. Non-positive powers are not drawn on the
-    log axis. Returns the Figure."""
+    edges ``freq_lo``/``freq_hi``; frequency in Hz, power in the spectrum's
+    ``norm``). Reads the values (computes a lazy input). ``freq_power=True``
+    plots frequency x power (the usual form for rms spectra). The Poisson
+    level is drawn dashed unless already subtracted (or ``poisson=False``).
+    A stack over ``obs`` gives one curve per observation. Non-positive powers
+    are not drawn on the log axis. Returns the Figure."""
     fig = ax.figure if ax is not None else new_figure(figsize)
     ax = ax or fig.add_subplot()
     stack = [pds.isel(obs=i) for i in range(pds.sizes["obs"])] if "obs" in pds.dims else [pds]
@@ -49,8 +50,9 @@ def power_spectrum(pds, *, freq_power: bool = False, poisson: bool = True, ax=No
 
 def hardness_intensity(hr, *, ax=None, figsize=(5, 4.2), color_by_time: bool = True, title: str | None = None):
     """Hardness-intensity diagram of :func:`xcube.hardness_ratio`: ratio
-    against intensity (S + H) with error bars, points coloured by time. Bins
-    with an undefined ratio are left out. Returns the Figure (computes ``hr``)."""
+    against intensity (S + H) [count/s] with error bars, points coloured by
+    time [s from the first plotted bin]. Bins with an undefined ratio are
+    left out. Returns the Figure (computes ``hr``)."""
     hr = hr.compute()
     fig = ax.figure if ax is not None else new_figure(figsize)
     ax = ax or fig.add_subplot()
