@@ -374,7 +374,9 @@ def _write_catalogue(target: Path, cat: Catalogue, info: dict, times: dict) -> P
 
 
 def read_catalogue_dir(out) -> Catalogue:
-    """Open a written catalogue (``out/catalogue/`` or the catalogue directory itself)."""
+    """Open a written catalogue (``out/catalogue/`` or the catalogue directory
+    itself): a :class:`Catalogue` whose tables (one row per detection, per
+    source, per run) are read into pandas eagerly."""
     d = Path(out)
     if (d / CATALOGUE_DIR).is_dir():
         d = d / CATALOGUE_DIR

@@ -52,7 +52,9 @@ def spherical_mean(ra, dec, weights=None) -> tuple[float, float]:
 
 
 def angular_separation(ra1, dec1, ra2, dec2) -> np.ndarray:
-    """Great-circle separation [deg] (Vincenty formula, accurate at all angles)."""
+    """Great-circle separation [deg] between positions RA/Dec [deg]
+    (Vincenty formula, accurate at all angles); numpy arrays broadcast, the
+    result has their broadcast shape. Eager."""
     ra1, dec1, ra2, dec2 = (np.radians(np.asarray(a, dtype=np.float64)) for a in (ra1, dec1, ra2, dec2))
     dra = ra2 - ra1
     s1, c1, s2, c2 = np.sin(dec1), np.cos(dec1), np.sin(dec2), np.cos(dec2)

@@ -179,7 +179,8 @@ def scan_runs(out, columns: dict | None = None) -> pd.DataFrame:
 
 
 def read_status(out) -> pd.DataFrame:
-    """``out/status.parquet`` as a DataFrame (empty, with the columns, if absent)."""
+    """``out/status.parquet`` as a DataFrame, one row per task, read eagerly
+    (empty, with the columns, if absent)."""
     path = Path(out) / STATUS_FILE
     if not path.exists():
         return _frame([])

@@ -147,7 +147,9 @@ def flag_catalogue(det: pd.DataFrame, exclude_obs=None, *, radius_arcsec: float 
                    min_sources: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(detections, regions)``: the detections with ``flag_excluded_obs``,
     ``flag_hot_region`` and ``hot_region`` (the region index, -1 none) set,
-    and the hot regions (:func:`hot_regions`). Eager."""
+    and the hot regions (:func:`hot_regions`: friends-of-friends groups
+    within ``radius_arcsec`` [arcsec] in the detector plane, from at least
+    ``min_obs`` observations and ``min_sources`` sky sources). Eager."""
     det = det.copy()
     excl = read_obs_list(exclude_obs)
     obs = det["obsid"] if "obsid" in det else det.get("obs_id", pd.Series([""] * len(det)))
