@@ -197,7 +197,8 @@ def _dataset(tbs, amps, n_inj, n_rec, n_cell, n_bad, fa, attrs) -> xr.Dataset:
 def amplitude_at(ds: xr.Dataset, level: float = 0.5, var: str = "efficiency") -> xr.DataArray:
     """The flare amplitude [ct/s] at which ``var`` reaches ``level``, per
     frame length, interpolated in log amplitude (NaN when the grid does not
-    bracket it)."""
+    bracket it): a 1-D DataArray on ``time_bin`` [s]. Eager (reads the
+    values of ``ds``)."""
     out = []
     la = np.log10(ds["amplitude"].values)
     for tb in ds["time_bin"].values:

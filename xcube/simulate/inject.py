@@ -99,8 +99,10 @@ def inject_eclipse(
 ) -> tuple[xr.Dataset, pd.DataFrame]:
     """Add an eclipsing point source to an EventList: constant ``rate`` [ct/s],
     falling to ``rate * (1 - depth)`` during ``[t_start, t_start + duration)``
-    [s, mission time]. Same conventions and return value as :func:`inject_flare`;
-    the truth ``counts`` are the source's events inside the eclipse window."""
+    [s, mission time]. Same conventions, return value and laziness as
+    :func:`inject_flare` (lazy inputs stay lazy; the new events are merged
+    into the Dask chunks they fall in); the truth ``counts`` are the source's
+    events inside the eclipse window."""
     spec = Eclipse(t_start=t_start, duration=duration, depth=depth, rate=rate, ra=ra, dec=dec, x=x, y=y)
     check_eclipse(spec, "inject_eclipse")
     position_given(spec, "inject_eclipse")
