@@ -100,7 +100,8 @@ class Component:
         return float(np.sum(r * (hi - lo)))
 
     def times(self, n, rng, intervals) -> np.ndarray:
-        """``n`` event times [s] drawn from the profile inside ``intervals`` (unsorted)."""
+        """``n`` event times [s], 1-D ``(n,)``, drawn from the profile inside
+        ``intervals`` (unsorted)."""
         if n == 0:
             return np.empty(0)
         if self.gauss is not None:
@@ -116,7 +117,8 @@ class Component:
 
 def soft_proton_profile(sp: SoftProtonFlare, t0: float, rng) -> tuple[np.ndarray, np.ndarray]:
     """(edges [s, mission time], rates [ct/s]) of a soft-proton flare on 20 s steps:
-    a sin^2 envelope up to ``peak_rate`` times log-normal noise."""
+    a sin^2 envelope up to ``peak_rate`` times log-normal noise. 1-D numpy
+    arrays, ``edges`` one longer than ``rates``."""
     n = max(int(math.ceil(sp.duration / 20.0)), 1)
     edges = t0 + sp.t_start + np.linspace(0.0, sp.duration, n + 1)
     phase = (np.arange(n) + 0.5) / n

@@ -38,7 +38,8 @@ class Detector:
     default_ccd: int
 
     def ccd_numbers(self) -> np.ndarray:
-        """CCD numbers met on a 0.5' grid over the detector frame (with repeats)."""
+        """CCD numbers met on a 0.5' grid over the detector frame (with
+        repeats): 1-D, one per grid point (65 x 65)."""
         u, v = np.meshgrid(np.linspace(-16, 16, 65), np.linspace(-16, 16, 65))
         return self.ccd_of(u.ravel(), v.ravel())
 
@@ -159,7 +160,8 @@ def detector(profile_name: str) -> Detector:
 
 def draw_patterns(patterns: dict, particle: np.ndarray, rng) -> np.ndarray:
     """PATTERN (uint8) of each event: from ``patterns["particle"]`` where
-    ``particle`` is True, else from ``patterns["photon"]`` (tables of (values, p))."""
+    ``particle`` is True, else from ``patterns["photon"]`` (tables of (values, p)):
+    1-D, the shape of ``particle`` (bool, one per event). Eager."""
     pat = np.empty(particle.size, dtype=np.uint8)
     for key, sel in (("photon", ~particle), ("particle", particle)):
         n = int(sel.sum())
@@ -170,7 +172,8 @@ def draw_patterns(patterns: dict, particle: np.ndarray, rng) -> np.ndarray:
 
 
 def draw_flags(n: int, rng) -> np.ndarray:
-    """FLAG (int32) of ``n`` events: 3 % carry one of the common EPIC flag bits, the rest 0."""
+    """FLAG (int32, 1-D ``(n,)``) of ``n`` events: 3 % carry one of the
+    common EPIC flag bits, the rest 0."""
     flag = np.zeros(n, dtype=np.int32)
     bad = rng.random(n) < _FLAG_FRACTION
     flag[bad] = rng.choice(_FLAG_VALUES, size=int(bad.sum()), p=_FLAG_P)
@@ -221,7 +224,7 @@ def _spectrum_table(kind: str, lines: tuple, band: tuple[float, float]):
 
 
 def sample_energy(kind: str, n: int, rng, band, lines=()) -> np.ndarray:
-    """``n`` energies [keV, float64] drawn from spectrum ``kind`` (``"particle"``,
+    """``n`` energies [keV, float64, 1-D ``(n,)``] drawn from spectrum ``kind`` (``"particle"``,
     ``"soft_proton"``, ``"diffuse"`` or ``"source"``) inside ``band`` [keV];
     ``lines`` ((keV, fraction), ...) are added to the particle spectrum."""
     q = _spectrum_table(kind, tuple(lines), tuple(float(b) for b in band))[2]
