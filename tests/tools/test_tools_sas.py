@@ -181,14 +181,18 @@ def test_provenance_graph(processed, tmp_path):
     assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_failed_step_is_recorded_and_others_go_on(processed, tmp_path):
+def _process_with_fault(processed, fault: str, out):
+    """process_observation (pn + MOS1) with the fake emanom misbehaving as ``fault`` (an XCUBE_FAKE_* switch)."""
     mp = processed["mp"]
-    mp.setenv("XCUBE_FAKE_FAIL", "emanom")
+    mp.setenv(fault, "emanom")
     try:
-        res = sas.process_observation(processed["odf"], tmp_path / "out", ("pn", "mos1"), flare_filter=None,
-                                      workers=2)
+        return sas.process_observation(processed["odf"], out, ("pn", "mos1"), flare_filter=None, workers=2)
     finally:
-        mp.delenv("XCUBE_FAKE_FAIL")
+        mp.delenv(fault)
+
+
+def test_failed_step_is_recorded_and_others_go_on(processed, tmp_path):
+    res = _process_with_fault(processed, "XCUBE_FAKE_FAIL", tmp_path / "out")
     st = res.status.set_index("task")
     assert st.loc["emanom-0123456789-M1S001", "state"] == "failed"
     assert "failing as asked" in st.loc["emanom-0123456789-M1S001", "message"] or \
@@ -218,13 +222,7 @@ def test_exposure_without_ccds_is_recorded_and_others_go_on(processed, tmp_path,
     assert st.loc["evselect-clean-0123456789-PNS003", "state"] == "done"
     assert "P0123456789PN_clean.fits" in captured.out
     # an emanom log without CCD lines: the same
-    mp = processed["mp"]
-    mp.setenv("XCUBE_FAKE_GARBAGE", "emanom")
-    try:
-        res = sas.process_observation(processed["odf"], tmp_path / "out2", ("pn", "mos1"), flare_filter=None,
-                                      workers=2)
-    finally:
-        mp.delenv("XCUBE_FAKE_GARBAGE")
+    res = _process_with_fault(processed, "XCUBE_FAKE_GARBAGE", tmp_path / "out2")
     st = res.status.set_index("task")
     assert "0123456789 mos1 S001: cannot read the CCD states" in st.loc["evselect-clean-0123456789-M1S001", "message"]
     assert set(res.events) == {"pn"} and (tmp_path / "out2" / "status.csv").exists()
