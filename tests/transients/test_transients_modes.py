@@ -71,6 +71,15 @@ def test_small_window_pn_keeps_its_frames_and_finds_the_flare(tmp_path):
         "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1", "CDELT2", "CTYPE1", "CTYPE2")})],
         time_bin=50.0, hygiene=False)
     assert both.summary["n_bad_frames"] == 0
+    # a cube of both cameras made by compact_cubes directly names their modes too
+    from xcube.binning.axes import Axis
+    from xcube.binning.events_pass import compact_cubes
+    mos = mos.assign_attrs(**{k: ev.attrs[k] for k in ("CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1",
+                                                      "CDELT2", "CTYPE1", "CTYPE2")})
+    y, x = (Axis.from_edges(c, np.arange(20_000.0, 32_001.0, 400.0)) for c in ("y", "x"))
+    cube = compact_cubes([ev, mos], [(Axis.from_edges("time", edges), None)], y, x)[0]
+    assert [c["submode"] for c in cube.cameras] == ["PrimeSmallWindow", mos.attrs.get("submode")]
+    assert not frames.bad_frames(cube).any()
 
 
 def test_unknown_pn_mode_is_refused(tmp_path):

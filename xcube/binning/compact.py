@@ -69,7 +69,8 @@ class CompactCube:
     ``cells[seg[t]:seg[t + 1]]`` (``seg``: int64, ``n_frames + 1``).
     ``time``, ``y``, ``x`` are the bin axes. ``attrs`` and ``gti`` (the good
     time behind the ``exposure`` coordinate) label the dense cube. From the
-    events pass: ``cameras`` (per camera ``{"profile", "source", "gti"}``),
+    events pass: ``cameras`` (per camera ``{"profile", "source", "gti",
+    "datamode", "submode"}``),
     ``ccd_counts`` (per camera, counts per frame and CCD (n_frames, n_ccd) in
     the order of the profile's quadrant map, or per frame (n_frames,)),
     ``monitor`` (:class:`Monitor` or None), ``extent`` (xmin, xmax, ymin,

@@ -583,7 +583,8 @@ def _assemble(k, run, evs, specs, parts, crop) -> CompactCube:
     if len(evs) > 1:  # the merged cameras' labels name them all, not the first one's
         attrs.update(combined_labels(evs))
     cams = tuple({"profile": profile_of(ev).name, "source": str(ev.attrs.get("source", "")),
-                  "gti": gtimod.from_dataset(ev)} for ev in evs)
+                  "gti": gtimod.from_dataset(ev), "datamode": ev.attrs.get("datamode"),
+                  "submode": ev.attrs.get("submode")} for ev in evs)
     common = gtimod.intersection(*[c["gti"] for c in cams])
     first = int(np.flatnonzero(specs[0].run_g == specs[0].run_g[k])[0])  # the run that made the grid's CCD map
     maps = [None if p[0][first][3] is None else p[0][first][3].reshape(y.size, x.size)[y0:y1, x0:x1].copy()

@@ -307,8 +307,7 @@ def search_cubes(events, runs, size_arcsec: float, screening: bool = True, hygie
     index is in ``shifted`` get that grid shifted by half a cell in x and y
     (:func:`shifted_axis`). When selected events fall outside the grid (or
     the range is unknown) the pass is made again on a grid over the events'
-    extent. Each cube's ``cameras`` also carry their ``datamode`` and
-    ``submode`` (the bad-frame rule counts the CCDs the mode reads out). Eager."""
+    extent. Eager."""
     common = gtimod.intersection(*[gtimod.from_dataset(e) for e in events])
     filters = [EventFilter.for_events(e, screening=screening, hygiene=hygiene, gti=common) for e in events]
     monitor = [bti.monitor_filter(e, screening=screening) for e in events]
@@ -316,18 +315,9 @@ def search_cubes(events, runs, size_arcsec: float, screening: bool = True, hygie
     if axes is not None:
         cubes = compact_cubes(events, _with_sky(runs, axes, shifted), *axes, filters=filters, monitor=monitor)
         if not any(c.n_outside for k, c in enumerate(cubes) if k not in shifted):
-            return _with_modes(cubes, events)
+            return cubes
     axes = sky_axes(events, size_arcsec, extent=events_extent(events))
-    return _with_modes(compact_cubes(events, _with_sky(runs, axes, shifted), *axes, filters=filters,
-                                     monitor=monitor), events)
-
-
-def _with_modes(cubes, events):
-    """``cubes`` whose ``cameras`` also name each camera's DATAMODE/SUBMODE."""
-    for c in cubes:
-        c.cameras = tuple({**cam, "datamode": ev.attrs.get("datamode"), "submode": ev.attrs.get("submode")}
-                          for cam, ev in zip(c.cameras, events))
-    return cubes
+    return compact_cubes(events, _with_sky(runs, axes, shifted), *axes, filters=filters, monitor=monitor)
 
 
 def _with_sky(runs, axes, shifted):
