@@ -57,7 +57,11 @@ log = logging.getLogger("xcube.transients")
 
 # ---------------------------------------------------------------- catalogue disks
 def read_catalogue(catalogue):
-    """Deprecated: :func:`xcube.io.catalogue.read_catalogue` (the one catalogue reader)."""
+    """Deprecated: :func:`xcube.io.catalogue.read_catalogue` (the one catalogue reader).
+
+    Returns its pandas DataFrame, one row per source, with float64 columns
+    ``ra``, ``dec`` [deg] and ``radius_arcsec`` [arcsec] and a ``name``
+    column. Reads the file eagerly."""
     warnings.warn("xcube.transients.background.read_catalogue is deprecated; use xcube.io.catalogue.read_catalogue",
                   DeprecationWarning, stacklevel=2)
     return read_catalogue_table(catalogue)
@@ -253,7 +257,8 @@ def template(image, mask, smooth_sigma: float = 0.5, method: str = "biharmonic")
 def expected_value(template, light_curve, rate, exposure):
     """mu = T * L + S0 * exposure: expected counts from template values T,
     the frame's background counts L, the source rate S0 [ct/s] and the
-    frame's exposure [s]; numpy arrays broadcast. The one formula of the
+    frame's exposure [s]; numpy arrays broadcast and the result [count] has
+    their broadcast shape. Eager. The one formula of the
     model: :data:`expected_value_jit` is this function compiled for the
     numba kernels (the decision on compact cubes)."""
     return template * light_curve + rate * exposure
@@ -487,9 +492,10 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
 
 
 def model_frames(model: xr.Dataset, f0: int = 0, f1: int | None = None) -> np.ndarray:
-    """mu images of frames ``f0:f1`` of a :func:`background_model`, float64
-    (frames, y, x): ``expected_value(T_subset, L, S0, exposure)`` where the
-    frame's mu is defined, NaN elsewhere. Eager."""
+    """mu images [count] of frames ``f0:f1`` of a :func:`background_model`:
+    ``expected_value(T_subset, L, S0, exposure)`` where the frame's mu is
+    defined, NaN elsewhere. A float64 numpy array of shape ``(n, y, x)``, n
+    the frames in ``f0:f1``. Eager."""
     sub = model["subset"].values[f0:f1]
     ok = model["defined"].values[f0:f1]
     tm = np.where((sub == 1)[:, None, None], model["template_bti"].values[None], model["template_gti"].values[None])
@@ -511,6 +517,9 @@ def expected_counts(
     **model_kw,
 ) -> xr.DataArray:
     """Expected counts ``mu[t, y, x] = T_{S(t)} L[t] + S0 exposure[t]``.
+
+    An ``xr.DataArray`` "expected" [count], dims ``(time, y, x)`` with the
+    coords of the dense cube.
 
     ``cube``, ``bti``, ``bad_frame``, ``source_mask`` and ``model_kw`` as in
     :func:`background_model`; pass a ready ``model`` to reuse it (its frame

@@ -332,6 +332,8 @@ class ThresholdTable(NamedTuple):
 
     @property
     def size(self) -> int:
+        """Number of counts the table covers: it decides ``n = 0 .. size - 1``
+        (the length of each break and guard array)."""
         return self.peak_break.size
 
 

@@ -110,7 +110,9 @@ def light_curve_edges(events, width: float, t0=None, t_stop=None) -> np.ndarray:
     """Bin edges [s] of the flare light curve of one or several event lists:
     bins of ``width`` from ``t0`` (default: the earliest GTI start) to
     ``t_stop`` (default: the latest GTI stop), the last bin ending at
-    ``t_stop`` (shorter, exposure-corrected). Eager, small."""
+    ``t_stop`` (shorter, exposure-corrected). A 1-D float64 numpy array of
+    length ``n_bins + 1``, ``n_bins = ceil((t_stop - t0) / width)`` (at
+    least 1). Eager, small."""
     evs = _as_list(events)
     starts, stops = zip(*(gtimod.from_dataset(e) for e in evs))
     allstart = np.concatenate(starts)
@@ -232,8 +234,11 @@ def monitor_expression(energy_band=BTI_ENERGY_BAND) -> str:
 def monitor_filter(events, energy_band=BTI_ENERGY_BAND, screening: bool = True):
     """:class:`~xcube.select.EventFilter` of the flare light curve's events of
     one event list: the mission screening (when ``screening``), the energy
-    band of :func:`monitor_expression` and the list's own GTIs. The search's
-    events pass counts these events in the light-curve bins."""
+    band of :func:`monitor_expression` (``energy_band`` [keV], both bounds
+    exclusive) and the list's own GTIs [s]. The search's events pass counts
+    these events in the light-curve bins. Called on a block of event columns,
+    the filter returns a bool mask with one entry per event. Eager and small:
+    reads the GTIs, no event."""
     from ..select import EventFilter
 
     return EventFilter.for_events(events, expr=monitor_expression(energy_band), gti=gtimod.from_dataset(events),

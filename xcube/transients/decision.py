@@ -94,7 +94,12 @@ class FrameTypes:
 
     @classmethod
     def from_model(cls, model: xr.Dataset) -> "FrameTypes":
-        """The types of a :func:`~xcube.transients.background.background_model`."""
+        """The types of a :func:`~xcube.transients.background.background_model`.
+
+        ``ftype`` has shape ``(n_frames,)`` (the model's frames), the per-type
+        arrays ``(n_types,)``, the templates and rate ``(ny * nx,)`` float64.
+        Eager: reads the model's variables into numpy (computing them if the
+        model is Dask-backed)."""
         subset, defined = model["subset"].values, model["defined"].values
         idx = np.flatnonzero(defined)
         ftype = np.full(subset.shape, -1, dtype=np.int64)
@@ -112,6 +117,8 @@ class FrameTypes:
 
     @property
     def size(self) -> int:
+        """Number of frame types (the length of ``sub``, ``lc``, ``exposure``
+        and ``n_frames``)."""
         return self.sub.size
 
     def template(self, k):
@@ -119,7 +126,8 @@ class FrameTypes:
         return np.where(self.sub[k, None] == 1, self.t_bti[None], self.t_gti[None])
 
     def mu(self, k0: int, k1: int) -> np.ndarray:
-        """mu images of types ``k0:k1``, (k1 - k0, pixels) float64."""
+        """mu images [count] of types ``k0:k1``: a float64 numpy array of shape
+        ``(k1 - k0, ny * nx)`` (flat pixels). Eager."""
         k = np.arange(k0, k1)
         return expected_value(self.template(k), self.lc[k, None], self.rate[None], self.exposure[k, None])
 
@@ -238,7 +246,9 @@ def reflag_pixels(cube, model: xr.Dataset, flags: Flags, pixels, sigma: float,
     :func:`~xcube.transients.background.mask_eclipses` changed their source
     rate); the other pixels' voxels are kept. The same per-voxel test as
     :func:`flag_voxels` (``bayes.masks``), on the (frames, pixels) counts of
-    those pixels only: one reduction over the cube. Eager."""
+    those pixels only: one reduction over the cube. Returns a new
+    :class:`Flags` (``peak``/``eclipse`` (ny, nx), ``voxels`` (m, 3) rows);
+    ``flags`` itself is not modified. Eager."""
     px = np.unique(np.asarray(pixels, dtype=np.int64))
     if px.size == 0:
         return flags
@@ -271,8 +281,11 @@ def _sorted_rows(rows) -> np.ndarray:
 
 
 def mask_cubes(counts: xr.DataArray, expected: xr.DataArray, sigma: float) -> xr.Dataset:
-    """Lazy boolean ``peak`` and ``eclipse`` cubes (``xcube.bayes.masks`` of
-    the counts and expected-counts DataArrays), coordinates of ``counts``."""
+    """Boolean ``peak`` and ``eclipse`` cubes (``xcube.bayes.masks`` of the
+    counts and expected-counts [count] DataArrays at ``sigma``), each with the
+    dims, shape and coordinates of ``counts`` (e.g. ``(time, y, x)``). Lazy
+    for Dask-backed inputs (one kernel pass per block, nothing computed
+    here); computed eagerly when both are numpy-backed."""
     peak, eclipse = bayes.masks(counts.data, expected.data, sigma)
     return xr.Dataset({"peak": (counts.dims, peak), "eclipse": (counts.dims, eclipse)}, coords=counts.coords)
 

@@ -283,7 +283,11 @@ def bad_frames_from_counts(counts, profiles, bti=None, names=None, modes=None) -
 
 def bad_frames_for(events, cube, bti=None) -> np.ndarray:
     """:func:`bad_frames` on the frames of a cube (its ``time_lo``/``time_hi``
-    coordinates); ``bti`` defaults to the cube's ``bti`` coordinate if any."""
+    coordinates [s], which must be contiguous); ``bti`` defaults to the cube's
+    ``bti`` coordinate if any. Returns a bool numpy array of shape
+    ``(time,)``, one entry per frame of the cube. Eager: as
+    :func:`bad_frames` (one histogram pass per camera, none when ``events``
+    is a compact cube)."""
     lo = np.asarray(cube["time_lo"].values, dtype=np.float64)
     hi = np.asarray(cube["time_hi"].values, dtype=np.float64)
     if lo.size > 1 and not np.array_equal(lo[1:], hi[:-1]):

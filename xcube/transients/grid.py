@@ -58,7 +58,9 @@ def check_cameras(events) -> list[xr.Dataset]:
     one time reference (MJDREF, TIMESYS), one sky WCS of X/Y
     (:func:`check_same_sky`), each exposure once
     (:func:`check_distinct_exposures`). Raises
-    ``ValueError`` naming the file otherwise. Eager, cheap."""
+    ``ValueError`` naming the file otherwise. Returns the given Datasets
+    themselves, one per camera (not copied, no event read). Eager, cheap
+    (attrs and GTIs)."""
     if isinstance(events, xr.DataTree):  # one observation's cameras (open_events([pn, mos1, mos2]))
         evs = list(event_nodes(events).values())
     else:

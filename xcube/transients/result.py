@@ -145,6 +145,10 @@ class SearchResults(list):
 
     @property
     def detections(self) -> pd.DataFrame:
+        """The runs' detection tables concatenated: one row per detection (the
+        ``run_id`` column names its run), the columns of
+        :attr:`SearchResult.detections`; an empty table when no run detected
+        anything. Built in memory from the runs' tables on each access."""
         frames = [r.detections for r in self if len(r.detections)]
         if not frames:
             return self[0].detections.iloc[0:0] if len(self) else pd.DataFrame()
@@ -152,6 +156,10 @@ class SearchResults(list):
 
     @property
     def summary(self) -> pd.DataFrame:
+        """One row per run: ``run_id``, ``n_detections`` and the run's
+        :attr:`SearchResult.summary` flattened (nested keys joined by ``_``,
+        e.g. ``timings_cube`` [s]; units as there). Built in memory on each
+        access."""
         return pd.DataFrame([{"run_id": r.run_id, "n_detections": len(r.detections), **_flat(r.summary)} for r in self])
 
     def write(self, directory, overwrite: bool = False, figures: bool = True) -> Path:

@@ -61,7 +61,9 @@ def prepare_events(events, screening: bool = True, hygiene=None) -> list[xr.Data
     for imaging (e.g. pn timing mode) and cameras from different observations.
     Applies each mission's default screening expression when ``screening``,
     and the detector ``hygiene`` (see :func:`search_transients`; default
-    none here). Lazy (the selection's small eager pass aside).
+    none here). Returns a list of EventLists, one per camera: the selected
+    ones, or the given Datasets when nothing is applied. Lazy (the
+    selection's small eager pass aside).
     ``search_transients`` applies the same screening and hygiene inside its
     single events pass.
     """

@@ -68,7 +68,10 @@ def _threshold_function(kind: str, s_lo: float, s_hi: float):
 def sigma_equivalents(log10b, kind: str) -> np.ndarray:
     """:func:`sigma_equivalent` of an array of log10 Bayes factors (one
     vectorised bisection for all of them, on the thresholds of the
-    calibration counts in its range tabulated once). Eager, float64."""
+    calibration counts in its range tabulated once). Returns the
+    Gaussian-equivalent sigmas as a float64 numpy array of the shape of
+    ``log10b`` (at least 1-D), 0, inf or NaN as in :func:`sigma_equivalent`.
+    Eager."""
     if kind not in ("peak", "eclipse"):
         raise ValueError(f"kind must be 'peak' or 'eclipse', not {kind!r}")
     b = np.atleast_1d(np.asarray(log10b, dtype=float))
