@@ -126,7 +126,9 @@ class Hygiene:
         raise TypeError(f"hygiene must be True, False, a dict of options or a Hygiene, got {type(value).__name__}")
 
     def label(self, margin: int, frame_time: float) -> str:
-        """The ``select`` label; ``frame_time`` 0 when the cluster rule is off."""
+        """The ``select`` label (a str) of these options for a border of
+        ``margin`` [raw pixels] and a CCD ``frame_time`` [s]; ``frame_time``
+        0 when the cluster rule is off."""
         parts = []
         if self.border:
             parts.append(f"border {margin} px + bad columns")
@@ -191,9 +193,19 @@ class HygieneTest:
 
     @property
     def columns(self) -> frozenset:
+        """The event columns the test reads: ``time`` [s] and the profile's
+        raw detector pixel columns (``raw_columns``, e.g. CCD, RAWX, RAWY)."""
         return frozenset(("time",) + self.names)
 
     def __call__(self, cols, keep, stats=None):
+        """The events of one block the hygiene keeps: ``keep`` (1-D bool, one
+        entry per event of the block, the events passing the filter's other
+        tests) without the events the rules drop, a 1-D bool numpy array of
+        the same length. ``cols`` maps column name -> 1-D numpy array of the
+        block (:attr:`columns`; ``time`` [s]); the statistics are taken on
+        the kept events, in time order (sorted here when the block is not).
+        ``stats`` (a dict), when given, gets the counts of :data:`STAT_KEYS`
+        added in place. Eager on that block."""
         keep = np.ascontiguousarray(keep, dtype=np.bool_)
         counts = {k: 0 for k in STAT_KEYS}
         out = keep
