@@ -321,8 +321,11 @@ def catalogue_options_record(radius_arcsec: float = 20.0, crossmatch=(), match_r
     """The options of :func:`build_catalogue` that shape a catalogue, as
     recorded in ``catalogue.json`` (``"options"``): match catalogues by
     absolute path with their size and modification time, excluded
-    observations as a sorted list. A survey resumed with nothing left to
-    run rebuilds its catalogue when these differ from the recorded ones."""
+    observations as a sorted list; the radii [arcsec] as floats. A survey
+    resumed with nothing left to run rebuilds its catalogue when these
+    differ from the recorded ones. Eager: reads the ``exclude_obs`` list
+    file, if one, and stats the match catalogue files (their content is
+    not read)."""
     return {"radius_arcsec": float(radius_arcsec), "match_radius_arcsec": float(match_radius_arcsec),
             "prefix": str(prefix), "hot_radius_arcsec": float(hot_radius_arcsec), "hot_min_obs": int(hot_min_obs),
             "hot_min_sources": int(hot_min_sources), "excluded_obs": sorted(read_obs_list(exclude_obs)),
@@ -330,7 +333,8 @@ def catalogue_options_record(radius_arcsec: float = 20.0, crossmatch=(), match_r
 
 
 def recorded_options(out) -> dict | None:
-    """The ``"options"`` of ``out/catalogue/catalogue.json`` (None when absent or unreadable)."""
+    """The ``"options"`` of ``out/catalogue/catalogue.json`` (None when absent or unreadable).
+    Reads that small JSON file eagerly."""
     try:
         return json.loads((Path(out) / CATALOGUE_DIR / "catalogue.json").read_text()).get("options")
     except (OSError, ValueError, AttributeError):

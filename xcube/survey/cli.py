@@ -82,7 +82,9 @@ def _catalogue(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``survey`` and ``catalogue`` subcommands."""
+    """Add the ``survey`` and ``catalogue`` subcommands to the argparse
+    ``subparsers``. Nothing is read or computed here: the subcommands' work
+    runs when the command is called."""
     p = subparsers.add_parser(
         "survey", help="transient search over many observations on dask.distributed (resumable)",
         description="Run the transient search over many observations x a parameter grid. Re-running the "

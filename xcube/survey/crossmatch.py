@@ -27,7 +27,9 @@ log = logging.getLogger("xcube.survey")
 def spherical_offsets(ra1, dec1, ra2, dec2) -> tuple[np.ndarray, np.ndarray]:
     """Offsets [deg] of (ra2, dec2) from (ra1, dec1): longitude and latitude of the
     second position in a frame centred on the first (as astropy's
-    ``spherical_offsets_to``). Near the centre, d_ra ~ (ra2 - ra1) cos(dec1)."""
+    ``spherical_offsets_to``). Near the centre, d_ra ~ (ra2 - ra1) cos(dec1).
+    Inputs [deg] are numbers or numpy arrays that broadcast; returns
+    ``(d_ra, d_dec)``, two float64 arrays of their broadcast shape. Eager."""
     v = radec_to_xyz(ra2, dec2)
     a = np.radians(np.asarray(ra1, dtype=np.float64))
     d = np.radians(np.asarray(dec1, dtype=np.float64))

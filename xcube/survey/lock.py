@@ -32,7 +32,7 @@ _UNSUPPORTED = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 
 def lock_owner(out) -> str | None:
     """Token of the survey holding ``out``'s lock file, or None (no lock file,
-    or one being written)."""
+    or one being written). Reads the small lock file eagerly."""
     try:
         return json.loads((Path(out) / LOCK_FILE).read_text()).get("token")
     except (OSError, ValueError, AttributeError):

@@ -226,7 +226,8 @@ def _group(files) -> dict[str, list[Path]]:
 def read_obslist(path) -> list[str]:
     """Observation ids (or paths) of a list file: whitespace separated, ``#``
     comments; a line that is an existing path (``dir with spaces/m1 raw.FTZ``)
-    is taken whole."""
+    is taken whole. Reads the file eagerly; the ids or paths as strings, in
+    file order."""
     items = []
     for line in Path(path).read_text().splitlines():
         line = line.split("#", 1)[0].strip()

@@ -42,6 +42,7 @@ class SurveyProgress:
 
     @property
     def remaining(self) -> int:
+        """Observations not yet counted: ``total - done - failed``."""
         return self.total - self.done - self.failed
 
     def update(self, records) -> None:
@@ -57,6 +58,10 @@ class SurveyProgress:
         self.draw()
 
     def line(self) -> str:
+        """The status line (no newline): a bar of ``width`` characters, the
+        observations done/failed/remaining, the run counts by state, the
+        elapsed time and the estimated time left (h:mm:ss, from the mean time
+        per counted observation)."""
         n = self.done + self.failed
         frac = n / self.total if self.total else 1.0
         fill = int(round(frac * self.width))
@@ -68,6 +73,11 @@ class SurveyProgress:
                 f"{_hms(elapsed)} elapsed, ~{_hms(eta)} left")
 
     def draw(self, final: bool = False) -> None:
+        """Show the current counts: update the Jupyter widget (closed when
+        ``final``), redraw the line in place on a terminal (ending it with a
+        newline when ``final``), or else write a line when ``final`` or when
+        ``interval`` [s] has passed since the last one. Nothing when
+        disabled."""
         if not self.enabled:
             return
         if self.bar is not None:

@@ -126,7 +126,8 @@ def write_run(out, obsid: str, run_id: str, record: dict, writer=None, overwrite
 
 
 def read_run(run_dir) -> dict | None:
-    """The status record of a run directory, or None if it has none (or it is unreadable)."""
+    """The status record of a run directory (its ``run.json`` as a dict), or
+    None if it has none (or it is unreadable). Reads that small file eagerly."""
     try:
         return json.loads((Path(run_dir) / RECORD_FILE).read_text())
     except (OSError, ValueError):

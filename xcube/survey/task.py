@@ -79,11 +79,16 @@ class PeakRSS:
             self._peak = max(self._peak, self._rss())
 
     def take(self) -> float:
+        """The peak resident memory [MiB] since the last ``take()`` (or since
+        construction), a current sample included; the next peak starts from
+        the memory now."""
         peak = max(self._peak, self._rss())
         self._peak = self._rss()
         return peak / 2**20
 
     def close(self):
+        """Stop the sampling thread (it ends at its next wake-up, within
+        ``interval`` [s]; not joined)."""
         self._stop.set()
 
 

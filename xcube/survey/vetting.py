@@ -51,7 +51,8 @@ def read_obs_list(obs, must_exist: bool = False) -> set[str]:
     ``/`` or a list-file suffix such as ``.txt``) or any string with
     ``must_exist`` (the command line's ``--exclude-obs FILE``) must name an
     existing file (``FileNotFoundError`` naming it), so that a misspelled
-    file name is not taken as an id."""
+    file name is not taken as an id. Returns a set of id strings; a file is
+    read eagerly."""
     if obs is None:
         return set()
     if isinstance(obs, (str, Path)) and Path(obs).is_file():
