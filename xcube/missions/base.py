@@ -17,7 +17,12 @@ __all__ = ["MissionProfile", "linear_energy"]
 
 
 def linear_energy(kev_per_channel: float, offset_kev: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:
-    """Return ``f(pi) = offset_kev + kev_per_channel * pi`` in keV (float32)."""
+    """Return ``f(pi) = offset_kev + kev_per_channel * pi`` in keV (float32).
+
+    ``kev_per_channel`` [keV per PI channel], ``offset_kev`` [keV]. ``f``
+    takes PI channels of any shape and returns a float32 numpy array of the
+    same shape (computed in float64, then rounded). Eager: ``f`` converts
+    its input with ``np.asarray`` (a Dask array would be computed)."""
 
     def pi_to_kev(pi):
         return (offset_kev + kev_per_channel * np.asarray(pi, dtype=np.float64)).astype(np.float32)
