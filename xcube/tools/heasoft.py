@@ -103,7 +103,10 @@ def rxte_lightcurve_tasks(obs_dirs: Sequence, out_dir, *, chmin: int = 5, chmax:
     """For each RXTE observation directory: ``pcaprepobsid`` -> ``maketime``
     -> ``pcaextlc2`` of channels ``chmin``-``chmax``, in
     ``<out_dir>/<obsid>/``; light curve ``<obsid>_ch<chmin>-<chmax>_<binsz>s.lc``.
-    Independent observations run in parallel under :func:`xcube.tools.run_many`."""
+    Independent observations run in parallel under :func:`xcube.tools.run_many`.
+    ``chmin``, ``chmax``: PCA Standard2 channels; ``binsz`` [s]. Returns a
+    list of length ``3 * len(obs_dirs)``: the three :class:`Task` of each
+    observation in that order; nothing runs here."""
     tasks = []
     for d in obs_dirs:
         obsid = Path(d).name

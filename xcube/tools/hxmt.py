@@ -149,6 +149,8 @@ class Level1:
     files: dict = field(default_factory=dict)
 
     def get(self, det: str, kind: str) -> Path:
+        """Path of the level-1 file ``(det, kind)``; ``FileNotFoundError``
+        naming the expected file when the exposure has none. Reads nothing."""
         try:
             return self.files[(det, kind)]
         except KeyError:
@@ -362,7 +364,10 @@ def timing_steps(expid: str, det: str, out_dir, energy_band, binsize: float, raw
     fractional rms^2/Hz of the source, background-corrected, Poisson level
     subtracted: hxmtdap's ``netpdsgen``/``rmspdsgen``) and rebin factor, in
     ``pds/<det>/<norm>/<rebin>/``. All products are added to
-    ``<out_dir>/products.parquet``."""
+    ``<out_dir>/products.parquet``. ``energy_band`` ``(emin, emax)`` [keV],
+    ``binsize`` [s]. Returns the list of steps: the net light curve, then
+    one per normalisation x rebin factor; nothing runs here (the steps run
+    under ``run_steps``)."""
     d = _det(det).name
     out = Path(out_dir).resolve()
     band = [float(energy_band[0]), float(energy_band[1])]
@@ -539,7 +544,9 @@ def process_exposure(expid_dir, out_dir, detectors=("LE", "ME", "HE"), *, bands:
     none); ``time_range`` restricts the spectra (their backgrounds get an
     aligned GTI). Products go to hxmtdap's layout under ``out_dir`` (module
     text), logs to ``<out_dir>/logs``. Re-running skips what is up to date;
-    failures are recorded in ``status`` and the rest goes on.
+    failures are recorded in ``status`` and the rest goes on. Returns an
+    :class:`HxmtProducts` of file paths (``status``: a pandas table, one row
+    per tool task and xcube step).
     """
     import pandas as pd
 

@@ -79,7 +79,8 @@ def read_mods(output) -> list[dict]:
 
 def append_mod(output, entry: dict) -> Path:
     """Append one modification entry (with ``before``/``after`` checksums) to
-    the list of ``output``, atomically. Returns the list's path."""
+    the list of ``output``, atomically. Returns the list's path. Eager: reads
+    the list and writes it again (fsync)."""
     from ..io.atomic import write_json
 
     mods = read_mods(output) + [entry]
@@ -95,7 +96,7 @@ def clear_mods(output) -> None:
 def modified_consistently(output, made: str, current: str, since: int = 0) -> bool:
     """True when the modifications of ``output`` recorded from index ``since``
     on lead, checksum by checksum, from ``made`` to ``current`` (and there is
-    at least one)."""
+    at least one). Reads the small modification list eagerly."""
     mods = read_mods(output)[since:]
     if not mods:
         return False
@@ -109,7 +110,8 @@ def modified_consistently(output, made: str, current: str, since: int = 0) -> bo
 
 def records(out_dir) -> list[dict]:
     """All provenance records under ``out_dir`` (recursive), each with its own
-    path under key ``"record"``, sorted by start time."""
+    path under key ``"record"``, sorted by start time. Eager: walks the
+    directory tree and reads every record (unreadable ones skipped)."""
     out = []
     for p in Path(out_dir).rglob(f".*{RECORD_SUFFIX}"):
         rec = read_record(p)

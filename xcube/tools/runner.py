@@ -155,6 +155,9 @@ class Glob:
         return self if os.path.isabs(self.pattern) else Glob(os.path.join(os.fspath(root), self.pattern))
 
     def resolve(self, required: bool = True) -> str | None:
+        """The one path matching the pattern now. When none or several match:
+        None if not ``required``, else ``FileNotFoundError`` (none) or
+        ``ValueError`` (several). Lists directories; reads no file."""
         import glob
 
         hits = sorted(glob.glob(self.pattern))

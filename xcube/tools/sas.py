@@ -347,6 +347,10 @@ def epchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, oot: bool 
     which then skips the steps already done (``runatthkgen=N runepframes=N
     runbadpixfind=N runbadpix=N``), as the epchain documentation recommends
     (https://xmm-tools.cosmos.esa.int/external/sas/current/doc/epchain/index.html).
+
+    Only builds the :class:`Task` (nothing runs until ``run`` or
+    ``run_many`` runs it); ``exposure`` is the ODF summary's
+    :class:`Exposure` entry, not a duration in s.
     """
     if exposure.instrument != "pn":
         raise ValueError(f"epchain processes pn exposures, got {exposure.instrument} {exposure.exp_id}")
@@ -370,7 +374,10 @@ def epchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, oot: bool 
 
 def epchain_pair(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=(), **params) -> list[Task]:
     """The two epchain runs of a pn exposure: out-of-time first, then the
-    normal run (depending on it, reusing its intermediate files)."""
+    normal run (depending on it, reusing its intermediate files). Returns
+    a list of length 2, the two :class:`Task` objects in that order; nothing
+    runs here. ``exposure`` is the ODF summary's :class:`Exposure` entry,
+    not a duration in s."""
     first = epchain(summary, ccf, exposure, out_dir, oot=True, deps=deps, **params)
     second = epchain(summary, ccf, exposure, out_dir, oot=False, deps=(first.name,), **params)
     second.inputs = list(second.inputs) + [first.outputs[-1]]  # attitude file made by the OOT run
@@ -390,7 +397,9 @@ def _tags(summary: OdfSummary, exposure: Exposure | None, step: str) -> dict:
 
 def emchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=(), **params) -> Task:
     """``emchain`` for one MOS sub-exposure (one call per exposure, so they run
-    in parallel and fail independently)."""
+    in parallel and fail independently). Only builds the :class:`Task`
+    (nothing runs until ``run`` or ``run_many`` runs it); ``exposure`` is
+    the ODF summary's :class:`Exposure` entry, not a duration in s."""
     if exposure.instrument not in ("mos1", "mos2"):
         raise ValueError(f"emchain processes MOS exposures, got {exposure.instrument} {exposure.exp_id}")
     out = Path(out_dir).resolve()
@@ -417,7 +426,13 @@ def espfilt(eventfile, ccf, exposure: Exposure, out_dir, *, summary: OdfSummary 
             rangescale: float | None = None, allowsigma: float = 3.0, limits=(0.1, 6.5), ootfile=None,
             deps=(), **params) -> Task:
     """``espfilt``: soft-proton flare GTI of one exposure (histogram method by
-    default). ``rangescale`` defaults to 15 for pn and 6 for MOS."""
+    default). ``rangescale`` defaults to 15 for pn and 6 for MOS. ``elow``,
+    ``ehigh`` [eV] bound the light curve's energy band and ``binsize`` [s]
+    is its bin (espfilt's parameters, passed as given). The outputs: the
+    GTI file, the filtered events and the rate histogram
+    (:func:`espfilt_outputs`). Only builds the :class:`Task` (nothing runs
+    until ``run`` or ``run_many`` runs it); ``exposure`` is the ODF
+    summary's :class:`Exposure` entry, not a duration in s."""
     inst = exposure.instrument
     outs = espfilt_outputs(inst, exposure.exp_id, out_dir, elow, ehigh)
     if rangescale is None:
@@ -526,7 +541,9 @@ def evselect_image(table, imageset, *, expression="true", bin_size: float = 80.0
                    name=None, deps=(), inputs=(), tags=None, odf=None, ccf=None, **params) -> Task:
     """``evselect`` sky image with ``bin_size`` sky pixels (80 = 4 arcsec) per
     image pixel; pass ``withxranges``/``ximagemin``/``ximagemax`` (and ``y``)
-    for a fixed grid (see :func:`xcube.tools.sas_products.band_image`)."""
+    for a fixed grid (see :func:`xcube.tools.sas_products.band_image`). The
+    task writes one FITS image to ``imageset``. Only builds the :class:`Task`
+    (nothing runs until it is run)."""
     out = Path(imageset).resolve()
     # withimageset, imageset, xcolumn, ycolumn, imagebinning=binSize, ximagebinsize, yimagebinsize:
     # evselect parameters https://xmm-tools.cosmos.esa.int/external/sas/current/doc/evselect/node16.html

@@ -103,7 +103,10 @@ class ObservationProducts:
     sas_version: str | None = None
 
     def open(self, instrument: str, **kwargs):
-        """``xcube.open_events`` on the cleaned event list of ``instrument``."""
+        """``xcube.open_events`` on the cleaned event list of ``instrument``:
+        an EventList ``xr.Dataset`` (dim ``event``, Dask-backed columns),
+        lazy apart from ``open_events``' eager work (headers, GTIs, one pass
+        over TIME). ``kwargs`` go to ``open_events``."""
         from .. import open_events
 
         inst = instrument_key(instrument)
@@ -161,7 +164,9 @@ def _ok(states: dict, *names) -> bool:
 
 def copy_product(src: Path, dst: Path, tags: dict) -> str:
     """Copy ``src`` to ``dst`` with a provenance record (tool ``copy``); no-op
-    (returns ``"skipped"``) when ``dst`` is already a copy of the current ``src``."""
+    (returns ``"skipped"``) when ``dst`` is already a copy of the current ``src``,
+    else ``"done"``. Eager: reads ``src`` (checksum and copy) and writes
+    ``dst`` atomically, then its record."""
     from .._version import __version__
 
     src_fp = fingerprint(src)

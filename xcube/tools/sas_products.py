@@ -39,7 +39,8 @@ IMAGE_GRID = (3649.0, 48106.0, 87.0)
 
 
 def band_tag(band) -> str:
-    """``(0.5, 2.0)`` -> ``"0.5-2keV"`` (for file names)."""
+    """``(0.5, 2.0)`` -> ``"0.5-2keV"`` (for file names); ``band`` ``(emin,
+    emax)`` in keV."""
     return f"{float(band[0]):g}-{float(band[1]):g}keV"
 
 
@@ -185,7 +186,9 @@ def backscale(spectrumset, badpixlocation, *, deps=(), name=None, tags=None, odf
     """SAS ``backscale``: the BACKSCAL keyword (extraction area) written into
     ``spectrumset`` in place, from its region and the bad pixels of
     ``badpixlocation`` (the event list). ``odf``, ``ccf``: the observation's
-    ``SAS_ODF`` and ``SAS_CCF`` (:func:`xcube.tools.sas.sas_env`)."""
+    ``SAS_ODF`` and ``SAS_CCF`` (:func:`xcube.tools.sas.sas_env`). Only
+    builds the :class:`Task` (nothing runs until it is run); its one output
+    is ``spectrumset`` itself, changed in place."""
     spec = Path(spectrumset).resolve()
     # spectrumset, badpixlocation: backscale parameters (SAS pn spectrum thread)
     p = {"spectrumset": str(spec), "badpixlocation": str(Path(badpixlocation).resolve())}

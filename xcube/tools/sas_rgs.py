@@ -54,7 +54,10 @@ def rgsproc(summary: OdfSummary, ccf, exposure: Exposure, out_dir, stage: str, *
     """One ``rgsproc`` stage (``"events"``, ``"angles"`` or ``"filter"``) for
     one RGS sub-exposure, in ``out_dir``. Extra ``params`` (e.g. ``withsrc``,
     ``srcra``, ``srcdec`` to correct the angles for a chosen source) are
-    passed as given."""
+    passed as given. The ``"angles"`` stage changes the merged event list in
+    place. Only builds the :class:`Task` (nothing runs until it is run);
+    ``exposure`` is the ODF summary's :class:`Exposure` entry, not a
+    duration in s."""
     _check_rgs(exposure)
     if stage not in RGS_STAGES:
         raise ValueError(f"rgsproc stage {stage!r}: use one of {list(RGS_STAGES)}")
