@@ -34,7 +34,10 @@ def centroids(image: np.ndarray, x, y, half: int = 5, iterations: int = 3,
     around ``x``, ``y`` (vectorised; boxes re-centred each iteration). Pixels
     count above the box-edge median plus 3 robust sigmas. NaN where a box
     leaves the frame or its peak is less than ``min_snr`` sigmas above the
-    edge level (no star there)."""
+    edge level (no star there). ``image`` is 2-D ``(y, x)``; ``x``, ``y``
+    [px, 0-based pixel centres] are the starting positions, arrays of one
+    shape. Returns ``(x, y)``, two float64 numpy arrays of that shape.
+    Eager."""
     ny, nx = image.shape
     cx, cy = np.asarray(x, float).copy(), np.asarray(y, float).copy()
     d = np.arange(-half, half + 1)

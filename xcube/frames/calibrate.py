@@ -141,7 +141,8 @@ def calibrate(raw: xr.DataArray, bias, flat=None, border: int = 0, saturation=No
 
 def read_master(path, shape=None) -> np.ndarray:
     """A master frame (first 2-D image HDU) as float32; ``shape`` is checked
-    when given (``ValueError`` naming the file and both shapes)."""
+    when given (``ValueError`` naming the file and both shapes). Reads the
+    image eagerly: a 2-D ``(y, x)`` numpy array."""
     from ..io.fitsutil import open_fits
 
     with open_fits(path) as hdul:

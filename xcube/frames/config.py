@@ -134,7 +134,8 @@ def load_config(files=None, **kwargs) -> dict:
     """The effective configuration: ``kwargs`` over ``files`` (INI by
     default, TOML for ``.toml``; str, path or list, later ones winning) over
     :data:`DEFAULTS`. ``FileNotFoundError``/``ValueError`` name the file and
-    the key at fault."""
+    the key at fault. Reads the files eagerly; returns a plain dict (the unit of
+    each key is noted in the source comments of :data:`DEFAULTS`)."""
     cfg = dict(DEFAULTS)
     for f in [files] if isinstance(files, (str, Path)) else list(files or []):
         path = Path(f)

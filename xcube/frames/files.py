@@ -310,7 +310,10 @@ def group_rows(table: pd.DataFrame, kind: str, obj: str | None = None, band: str
     :func:`scan_frames` has already left out the frames whose shape differs
     from the rest of their group; should the selection still mix shapes (a
     table made otherwise, or several objects at once), the same rule keeps
-    the most common one and drops the others with a warning."""
+    the most common one and drops the others with a warning. ``kind``,
+    ``obj`` and ``band`` are strings matched exactly (``band``: the filter
+    name, no unit). Returns those rows of ``table`` with all its columns
+    (in memory, like ``table``)."""
     sel = (table["kind"] == kind) & (table["problem"] == "")
     if obj is not None:
         sel &= table["obj"] == obj

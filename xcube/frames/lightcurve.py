@@ -39,8 +39,12 @@ def differential(mag: xr.DataArray, mag_err: xr.DataArray, target: int, comparis
     aperture)``; ``target``, ``comparisons``, ``checks``: star indices.
     Returns ``diff_mag``, ``diff_err`` (target - ensemble),
     ``ensemble_mag``, ``ensemble_err`` and, over ``(check, frame,
-    aperture)``, ``check_mag``, ``check_err``. NaN where the target or all
-    comparisons are missing.
+    aperture)``, ``check_mag``, ``check_err``, all [mag]. NaN where the
+    target or all comparisons are missing.
+
+    xarray arithmetic, nothing computed explicitly: lazy for Dask-backed
+    inputs, computed eagerly for numpy-backed ones (the pipeline's, from
+    :func:`~xcube.frames.store.read_dataset`).
     """
     if target in comparisons:
         raise ValueError(f"star {target} is both the target and a comparison")
@@ -65,16 +69,20 @@ def differential(mag: xr.DataArray, mag_err: xr.DataArray, target: int, comparis
 
 
 def aperture_labels(ds: xr.Dataset) -> list[str]:
-    """Column suffixes per aperture: ``r5px`` for a fixed radius,
-    ``r1.5fwhm`` for a multiple of the FWHM."""
+    """Column suffixes per aperture: ``r5px`` for a fixed radius [px],
+    ``r1.5fwhm`` for a multiple of the FWHM. A list of str, one per entry of
+    ``aperture_setting`` (else ``aperture``); reads that small coordinate
+    eagerly."""
     setting = ds["aperture_setting"].values if "aperture_setting" in ds else ds["aperture"].values
     return [f"r{-a:g}fwhm" if a < 0 else f"r{a:g}px" for a in setting]
 
 
 def lightcurve_table(ds: xr.Dataset) -> pd.DataFrame:
-    """One row per frame: ``file``, ``time`` (BJD_TDB), the other per-frame
+    """One row per frame: ``file``, ``time`` (BJD_TDB [d]), the other per-frame
     time and condition coordinates present, then ``diff_mag_<ap>`` and
-    ``diff_err_<ap>`` per aperture and ``check<k>_mag_<ap>`` per check star."""
+    ``diff_err_<ap>`` [mag] per aperture and ``check<k>_mag_<ap>`` per check
+    star (``<ap>``: :func:`aperture_labels`). Eager: reads the Dataset's
+    values into the pandas table."""
     table = pd.DataFrame({"file": ds["file"].values, "time": ds["time"].values})
     for name in ("jd", "mjd", "hjd", "airmass", "fwhm", "offset_x", "offset_y"):
         if name in ds and ds[name].dims == ("frame",):
@@ -92,7 +100,10 @@ def lightcurve_table(ds: xr.Dataset) -> pd.DataFrame:
 def plot_lightcurve(ds: xr.Dataset, aperture: int | None = None, title: str | None = None):
     """Figure of the differential light curve of one aperture index (default:
     the one with the smallest median error) with the check stars shifted
-    below; magnitudes increase downwards. Returns the matplotlib Figure."""
+    below; magnitudes increase downwards. ``aperture`` is an index along
+    dim ``aperture`` (not a radius in px). x: ``time`` minus its first
+    whole day [d]; y: differential magnitude [mag]. Eager: reads the
+    Dataset's values. Returns the matplotlib Figure."""
     from matplotlib.figure import Figure
 
     if aperture is None:

@@ -18,19 +18,30 @@ __all__ = ["step_offsets", "step_photometry", "result_path", "calibrated_cube", 
 
 
 def dataset_format(red: Reduction) -> str:
+    """File suffix of the configured ``result_format``: ``.zarr`` or ``.nc``."""
     from .store import dataset_suffix
 
     return dataset_suffix(red.cfg["result_format"])
 
 
 def result_path(red: Reduction, obj: str, band: str):
-    """The light-curve Dataset file of one object and band."""
+    """Returns the path of the light-curve Dataset file of one object and
+    band (``band``: the filter name, no unit):
+    ``red_dir/lc_<obj>_<band>.zarr`` (or ``.nc``). Nothing is read or
+    checked."""
     return red.out("lc", obj, band, dataset_format(red))
 
 
 def calibrated_cube(red: Reduction, obj: str, band: str) -> tuple[pd.DataFrame, xr.DataArray]:
     """The frame table (``frames.csv`` of step i) and the lazy cube of the
-    calibrated frames that exist, with per-frame time coordinates."""
+    calibrated frames that exist, with per-frame time coordinates.
+
+    ``band``: the filter name (no unit). The cube is
+    :func:`~xcube.frames.files.stack_frames`' float32 ``(frame, y, x)``
+    DataArray [adu] with coords ``time`` (MJD at mid-exposure, UTC [d]),
+    ``exposure`` [s] and ``airmass``, chunked by ``chunk_frames``. Eager:
+    reads ``frames.csv``, checks that the files exist and reads the first
+    one's header; no pixel is read."""
     from astropy.io import fits
 
     from .files import stack_frames

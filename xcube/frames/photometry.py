@@ -193,7 +193,8 @@ def _moments_fwhm(image: np.ndarray, x, y, sky: float, fallback: float, n: int) 
 
 def aperture_radii(aper, fwhm: float) -> np.ndarray:
     """Aperture radii [px]: positive values as given, negative values as
-    multiples of ``fwhm`` (``-1.5`` -> 1.5 FWHM)."""
+    multiples of ``fwhm`` [px] (``-1.5`` -> 1.5 FWHM). A float64 numpy array
+    of the shape of ``aper`` (at least 1-D). Eager."""
     a = np.atleast_1d(np.asarray(aper, dtype=float))
     return np.where(a < 0, -a * fwhm, a)
 

@@ -76,20 +76,23 @@ class Reduction:
     missing_flats: set = field(default_factory=set)  # bands whose missing flat step f has reported
 
     def group_dir(self, obj: str, band: str) -> Path:
-        """``red_dir/<obj>_<band>`` (names made safe for paths)."""
+        """``red_dir/<obj>_<band>`` (names made safe for paths; ``band`` is the
+        filter name, no unit)."""
         from ..io.paths import inside
 
         return inside(self.red_dir, self.tag(obj, band), what="object folder")
 
     @staticmethod
     def tag(obj: str, band: str) -> str:
-        """``<obj>_<band>`` made safe for file names."""
+        """``<obj>_<band>`` made safe for file names (``band``: the filter name,
+        no unit)."""
         from ..io.paths import safe_component
 
         return f"{safe_component(obj, 'object name')}_{safe_component(band, 'band')}"
 
     def out(self, prefix: str, obj: str, band: str, suffix: str) -> Path:
-        """``red_dir/<prefix>_<obj>_<band><suffix>``."""
+        """``red_dir/<prefix>_<obj>_<band><suffix>`` (``band``: the filter name,
+        no unit). Nothing is read or checked."""
         from ..io.paths import inside
 
         return inside(self.red_dir, f"{prefix}_{self.tag(obj, band)}{suffix}", what="output file")

@@ -27,7 +27,9 @@ def _read(red: Reduction, prefix: str, obj: str, band: str, suffix: str, step: s
 
 def pick_aperture(phot: xr.Dataset, index=None) -> int:
     """The aperture index used to pick stars: ``index`` when given, else the
-    one with the smallest median error over the 10 brightest stars."""
+    one with the smallest median error over the 10 brightest stars. Eager:
+    without ``index``, reads ``mag`` and ``mag_err`` (``(star, frame,
+    aperture)`` [mag]) into memory."""
     n = phot.sizes["aperture"]
     if index is not None:
         if not -n <= int(index) < n:
@@ -145,7 +147,11 @@ def _catalogue(red: Reduction, obj: str, band: str) -> None:
 # d ----------------------------------------------------------------------------------------------------------------
 def step_differential(red: Reduction) -> None:
     """Target minus the comparison ensemble -> ``lc_<obj>_<band>.zarr`` (or
-    ``.nc``: the result Dataset), ``lc_<obj>_<band>.csv`` and ``.png``."""
+    ``.nc``: the result Dataset), ``lc_<obj>_<band>.csv`` and ``.png``.
+    Eager, per live group: reads the catalogue Dataset of step c into
+    memory, computes the light curve and writes the three files; when the
+    result is kept under ``on_exist``, reads it instead. The results stay in
+    ``red.results``."""
     red.each_group("d", lambda obj, band: _differential(red, obj, band))
 
 

@@ -37,7 +37,8 @@ class Roles:
     table: pd.DataFrame | None = None
 
     def role_of(self, nstar: int) -> np.ndarray:
-        """A role name per star: target, comparison, check or '' (other)."""
+        """A role name per star: target, comparison, check or '' (other); a str
+        numpy array of length ``nstar``."""
         out = np.full(nstar, "", dtype=object)
         out[self.checks] = "check"
         out[self.comparisons] = "comparison"

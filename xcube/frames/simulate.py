@@ -52,7 +52,10 @@ def eclipse_mag(phase: np.ndarray, depth: float, width: float = 0.3, ingress: fl
 
 def render_stars(shape, x, y, flux, fwhm: float) -> np.ndarray:
     """Noise-free image of Gaussian stars [e-], each integrated over pixels
-    (exact flux for stars away from the edges); 0-based pixel centres."""
+    (exact flux for stars away from the edges); 0-based pixel centres.
+    ``x``, ``y`` [px] and ``flux`` [e-] per star (sequences of one length),
+    ``fwhm`` [px]. Returns a float64 numpy array of ``shape`` ``(ny, nx)``.
+    Eager."""
     from scipy.special import erf
 
     img = np.zeros(shape, np.float64)

@@ -73,7 +73,9 @@ def flat_path(red: Reduction, band: str) -> Path:
 
 def resolve_bias(red: Reduction, shape) -> np.ndarray:
     """The master bias by priority: ``use_bias``, tonight's (``bias.fits``
-    from step b), ``alt_bias``. Raises :class:`Missing` when none is usable."""
+    from step b), ``alt_bias``. Raises :class:`Missing` when none is usable.
+    Read eagerly by :func:`~xcube.frames.calibrate.read_master`: a float32
+    numpy array of ``shape`` ``(y, x)``."""
     chosen = choose_master("bias", [("given", red.cfg["use_bias"]), ("tonight's", bias_path(red)),
                                     ("fallback", red.cfg["alt_bias"])])
     if chosen is None:
@@ -89,7 +91,9 @@ def resolve_flat(red: Reduction, band: str, shape) -> np.ndarray | None:
     """The master flat of ``band`` by priority: ``use_flat``, tonight's
     (``flat_<band>.fits``), ``alt_flat`` (each a path or ``{band: path}``).
     None (no flat-fielding, with a warning) when ``allow_no_flat``; else
-    :class:`Missing`."""
+    :class:`Missing`. Read eagerly by
+    :func:`~xcube.frames.calibrate.read_master`: a float32 numpy array of
+    ``shape`` ``(y, x)``."""
     chosen = choose_master(f"flat {band}", [("given", for_key(red.cfg["use_flat"], band)),
                                             ("tonight's", flat_path(red, band)),
                                             ("fallback", for_key(red.cfg["alt_flat"], band))])
@@ -292,7 +296,10 @@ def _correct(red: Reduction, obj: str, band: str) -> None:
 
 def results(red: Reduction):
     """What ``run`` returns: the light-curve Dataset of the one group that has
-    one, a DataTree ``/<obj>/<band>`` for several, None for none."""
+    one, a DataTree ``/<obj>/<band>`` for several, None for none. Each
+    Dataset has dims ``frame``, ``star``, ``aperture`` (and ``check``) and
+    is in memory: the run's own result, or its file loaded eagerly with
+    :func:`~xcube.frames.store.read_dataset`."""
     import xarray as xr
 
     from .measure_steps import result_path

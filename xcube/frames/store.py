@@ -17,7 +17,7 @@ __all__ = ["dataset_suffix", "write_dataset", "read_dataset", "write_catalogue_f
 
 
 def dataset_suffix(fmt: str) -> str:
-    """File suffix of a Dataset format: ``.zarr`` or ``.nc``."""
+    """File suffix of a Dataset format: ``.zarr`` or ``.nc``. Reads nothing."""
     return ".zarr" if fmt == "zarr" else ".nc"
 
 
@@ -76,7 +76,9 @@ def _json_attr(value):
 
 def read_dataset(path) -> xr.Dataset:
     """A Dataset written by :func:`write_dataset`, loaded into memory (attrs
-    restored: JSON text back to Python values, arrays to lists)."""
+    restored: JSON text back to Python values, arrays to lists), with the
+    dims, coords and variables it was written with; strings as fixed-width
+    numpy strings."""
     path = Path(path)
     if path.suffix == ".zarr":
         ds = xr.open_zarr(path, consolidated=False, zarr_format=3).load()
@@ -97,7 +99,10 @@ def write_catalogue_fits(cat: xr.Dataset, path, overwrite: bool = True) -> Path:
     """The instrumental catalogue as FITS: a ``FRAMES`` table (one row per
     frame: FILE, TIME, OFFSET_X/Y, FWHM and vector columns MAG, MAG_ERR of
     shape (star, aperture)), a ``STARS`` table (INDEX, X, Y, ROLE) and an
-    ``APERTURES`` table (RADIUS [px], SETTING)."""
+    ``APERTURES`` table (RADIUS [px], SETTING). TIME [d], MAG and MAG_ERR
+    [mag], positions [pixel]. Eager: reads the variables into memory
+    (computing them if Dask-backed) and writes the file atomically; returns
+    its path."""
     from astropy.io import fits
 
     from ..io.atomic import atomic_file

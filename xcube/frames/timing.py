@@ -82,7 +82,8 @@ def _header_frame(equinox, radesys):
 def airmass(altitude_deg) -> np.ndarray:
     """Airmass at apparent altitude [deg] by Pickering (2002),
     ``1 / sin(h + 244 / (165 + 47 h^1.1))``, which stays finite down to the
-    horizon (plain sec z diverges); NaN below the horizon."""
+    horizon (plain sec z diverges); NaN below the horizon. A float64 numpy
+    array of the shape of ``altitude_deg`` (0-d for a number). Eager."""
     h = np.asarray(altitude_deg, dtype=float)
     with np.errstate(invalid="ignore"):
         x = 1.0 / np.sin(np.radians(h + 244.0 / (165.0 + 47.0 * np.abs(h) ** 1.1)))
