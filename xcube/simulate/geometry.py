@@ -65,7 +65,9 @@ class Geometry:
         return c * dx + s * dy, -s * dx + c * dy
 
     def on_detector(self, x, y):
-        """Boolean array: sky pixels inside the FOV disc and the CCD array."""
+        """Boolean array: sky pixels inside the FOV disc and the CCD array.
+        ``x``, ``y`` [sky pixels], numbers or numpy arrays that broadcast; the
+        result has their broadcast shape. Eager."""
         u, v = self.offsets(x, y)
         hu, hv = self.det.half_size_arcmin
         r = np.hypot(u, v)

@@ -102,7 +102,9 @@ def inject_eclipse(
     [s, mission time]. Same conventions, return value and laziness as
     :func:`inject_flare` (lazy inputs stay lazy; the new events are merged
     into the Dask chunks they fall in); the truth ``counts`` are the source's
-    events inside the eclipse window."""
+    events inside the eclipse window. Returns ``(events, truth)``: the
+    EventList with the source's events added (dim ``event``) and a one-row
+    truth DataFrame."""
     spec = Eclipse(t_start=t_start, duration=duration, depth=depth, rate=rate, ra=ra, dec=dec, x=x, y=y)
     check_eclipse(spec, "inject_eclipse")
     position_given(spec, "inject_eclipse")

@@ -121,11 +121,12 @@ def as_spec(cls, item):
 
 def check_number(where: str, name: str, value, *, gt: float | None = None, ge: float | None = None,
                  le: float | None = None, integer: bool = False, unit: str = ""):
-    """``value`` as a float (an int when ``integer``) after checking that it is
-    a finite real number (a whole number when ``integer``), ``> gt``, ``>= ge``
-    and ``<= le`` (the bounds given). Raises ``ValueError`` naming ``where``,
-    ``name``, the value and the allowed values otherwise: the one check of every
-    numeric parameter of :mod:`xcube.simulate`."""
+    """``value`` as a Python scalar, a float (an int when ``integer``), after
+    checking that it is a finite real number (a whole number when
+    ``integer``), ``> gt``, ``>= ge`` and ``<= le`` (the bounds given; ``unit``
+    only names the unit in the message). Raises ``ValueError`` naming
+    ``where``, ``name``, the value and the allowed values otherwise: the one
+    check of every numeric parameter of :mod:`xcube.simulate`."""
     bounds = [f"{op} {b:g}" for op, b in ((">", gt), (">=", ge), ("<=", le)) if b is not None]
     allowed = ("an integer" if integer else "a finite number") + (" " + " and ".join(bounds) if bounds else "")
     allowed += f" {unit}" if unit else ""

@@ -83,7 +83,9 @@ class Scene:
                                  rates=np.array([rate])))
 
     def add_soft_protons(self, spec, duration: float) -> None:
-        """``spec`` random soft-proton flares (an int) or a list of :class:`SoftProtonFlare`/dicts."""
+        """``spec`` random soft-proton flares (an int) or a list of :class:`SoftProtonFlare`/dicts.
+        ``duration`` [s] is the observation's length: random flares (2-10 ks
+        long, cut to it) start within it."""
         for sp in _random_soft_protons(spec, duration, self.det, self.rng):
             edges, rates = soft_proton_profile(sp, self.t0, self.rng)
             row = dict(kind="soft_proton", transient=False, t_start=edges[0], t_stop=edges[-1],
