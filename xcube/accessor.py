@@ -175,7 +175,9 @@ class XcubeDatasetAccessor(_Base):
     def rebin(self, factor: int | None = None, *, time_bin: float | None = None) -> xr.Dataset:
         """Same as :func:`xcube.products.rebin` on this light curve: bins
         ``factor`` times wider, or ``time_bin`` [s] wide (exposure-weighted).
-        Returns a Dataset on a shorter ``time``; lazy when the light curve is."""
+        Returns a Dataset with the same variables and dims on a shorter
+        ``time`` (``n_bins // factor``; an incomplete last group is dropped);
+        lazy when the light curve is."""
         from .products.rebin import rebin
 
         return rebin(self._need("rebin"), factor, time_bin=time_bin)
@@ -216,7 +218,10 @@ class XcubeDatasetAccessor(_Base):
 
     def to_stingray(self, **kwargs):
         """Same as :func:`xcube.to_stingray` (EventList, light curve or power
-        spectrum; times in s). Computes this object (eager)."""
+        spectrum; times in s): a ``stingray.EventList`` (one entry per
+        event), ``Lightcurve`` (one per time bin) or
+        ``AveragedPowerspectrum`` (one per frequency). Computes this object
+        (eager)."""
         from .products.stingray_interop import to_stingray
 
         return to_stingray(self._need("to_stingray"), **kwargs)
