@@ -187,7 +187,8 @@ class CompactCube:
         return list(zip(bounds[:-1], bounds[1:])) or [(0, 0)]
 
     def dense(self, f0: int = 0, f1: int | None = None, dtype="int32") -> np.ndarray:
-        """Frames ``f0:f1`` as a dense (frames, ny, nx) array (eager)."""
+        """Frames ``f0:f1`` as a dense numpy array of counts per cell, of shape
+        ``(f1 - f0, ny, nx)`` and ``dtype`` (eager)."""
         f1 = self.n_frames if f1 is None else f1
         out = np.zeros((f1 - f0, self.n_pixels), dtype=np.dtype(dtype))
         _fill_dense(self.cells, self.seg, f0, f1, out)
