@@ -148,7 +148,9 @@ def event_nodes(tree: xr.DataTree) -> dict:
 
 def not_a_tree(events, what: str) -> None:
     """``TypeError`` for a DataTree given where one EventList is needed,
-    naming its event nodes (pick one: ``tree["<obs>/<camera>"]``)."""
+    naming its event nodes (pick one: ``tree["<obs>/<camera>"]``); returns
+    None for anything else. Eager and cheap: reads only the tree's
+    structure, no data."""
     if isinstance(events, xr.DataTree):
         paths = [n.path for n in events.subtree if "event" in n.dims]
         raise TypeError(f"{what} takes one EventList, not a DataTree; pick a camera, e.g. tree[{paths[0]!r}] "
