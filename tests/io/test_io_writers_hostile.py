@@ -142,3 +142,14 @@ def test_leftovers_of_long_and_odd_names_are_found(tmp_path):
         assert atomic.remove_stale(target) == 2
         assert not any(t.exists() for t in tmps) and other.exists()
         other.unlink()
+
+
+def test_background_spectrum_on_the_event_file_is_refused(make_event_file, tmp_path, capsys):
+    """xcube spectrum ... --background-out in.fits --overwrite replaced the event file by the background spectrum."""
+    path = make_event_file(n=2000, name="in.fits")
+    before = _digest(path)
+    assert main(["spectrum", str(path), "--region", "physical;circle(26000,26000,3000)", "--background",
+                 "physical;annulus(26000,26000,4000,8000)", "--out", str(tmp_path / "src.pha"),
+                 "--background-out", str(path), "--overwrite"]) == 1
+    assert "this is the input it was made from" in capsys.readouterr().err
+    assert _digest(path) == before and not (tmp_path / "src.pha").exists()

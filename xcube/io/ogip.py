@@ -761,6 +761,7 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     bkg_hdul = None
     if "bkg_counts" in spectrum:
         bpath = Path(background_path) if background_path else path.with_name(f"{path.stem}_bkg{path.suffix}")
+        refuse_input(bpath, spectrum)  # --background-out on the event file would replace it
         if os.path.realpath(bpath) == os.path.realpath(path):  # (its BACKFILE would name the source spectrum)
             raise ValueError(f"{path}: the background spectrum would go to the same file as the source spectrum; "
                              "give another background path (--background-out)")
