@@ -2,11 +2,23 @@
 for small synthetic OGIP event files."""
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
-from fake_tools.fixture import fake_tools  # noqa: F401  (the fake mission tools, a fixture for every test module)
+# Nothing the tests run writes into the checkout: numba's compiled kernels, Python's bytecode and Hypothesis's
+# example database go to a scratch directory of this user (kept between runs, so the kernels stay compiled).
+_SCRATCH = Path(tempfile.gettempdir()) / f"xcube-tests-{os.getuid()}"
+os.environ.setdefault("NUMBA_CACHE_DIR", str(_SCRATCH / "numba"))  # before numba is imported
+sys.pycache_prefix = sys.pycache_prefix or str(_SCRATCH / "pycache")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from fake_tools.fixture import fake_tools  # noqa: E402,F401  (the fake mission tools, a fixture for every test module)
+from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
+
+set_hypothesis_home_dir(_SCRATCH / "hypothesis")
 
 REAL = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real").resolve()
 

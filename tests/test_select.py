@@ -186,7 +186,12 @@ def test_bands_expr_and_gti_compose(b1, b2, expr, g):
     keep &= brute(ev, expr) & (t >= gti[0]) & (t < min(gti[1], 2000.0))
     np.testing.assert_array_equal(values(step), t[keep])
     np.testing.assert_array_equal(values(once), t[keep])
-    assert step.attrs["exposure"] == pytest.approx(max(0.0, min(gti[1], 2000.0) - max(gti[0], 1000.0)))
+    lo, hi = max(gti[0], 1000.0), min(gti[1], 2000.0)
+    from xcube.expression import compile_expression
+
+    cut = compile_expression(expr, {k: v.dtype for k, v in ev.data_vars.items()}).time_intervals(1000.0, 2000.0)
+    want = 0.0 if hi <= lo else (hi - lo if cut is None else gtimod.exposure(gtimod.intersection(([lo], [hi]), cut)))
+    assert step.attrs["exposure"] == pytest.approx(want) and once.attrs["exposure"] == pytest.approx(want)
 
 
 # ----------------------------------------------------------------------------- provenance, laziness, shape
