@@ -133,12 +133,23 @@ def _product_kind(path) -> str:
     return kind if kind in PRODUCT_KINDS else "events"
 
 
+def _files(paths) -> list:
+    """``paths`` with each directory (not a Zarr store) replaced by the event
+    files below it (:func:`xcube.io.events.open_events`'s walk)."""
+    from .events import _expand, _is_zarr
+
+    out = []
+    for p in paths:
+        out += _expand(p) if Path(p).is_dir() and not _is_zarr(Path(p)) else [p]
+    return out
+
+
 def _info(args) -> int:
     from ..cli import error_text
     from .events import open_events
 
     status = 0
-    for path in args.files:
+    for path in _files(args.files):
         try:
             kind = _product_kind(path) if args.hdu is None else "events"
             if kind != "events":
@@ -160,8 +171,9 @@ def _convert(args) -> int:
     from .events import open_events
 
     out = Path(args.out)
+    files = _files(args.files)
     names: dict = {}
-    for path in args.files:  # two inputs of one name would write one store, the second over the first
+    for path in files:  # two inputs of one name would write one store, the second over the first
         names.setdefault(store_name(path), []).append(path)
     clash = {k: v for k, v in names.items() if len(v) > 1}
     if clash:
@@ -170,7 +182,7 @@ def _convert(args) -> int:
                          "into separate --out directories")
     out.mkdir(parents=True, exist_ok=True)
     status = 0
-    for path in args.files:
+    for path in files:
         store = out / store_name(path)
         try:
             if store.exists() and not args.overwrite:
@@ -196,7 +208,8 @@ def register(subparsers) -> None:
                     "of their own (bins, exposure and mean rate; channels and counts; frequencies and "
                     "normalisation; pixels and WCS; intervals).")
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="event files (FITS, gzip) or xcube Zarr stores; light curves, spectra, power spectra, GTIs")
+                   help="event files (FITS, gzip) or xcube Zarr stores; light curves, spectra, power spectra, GTIs; "
+                        "a directory: the event files in it")
     p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")
     add_hdu_option(p)
     p.set_defaults(func=_info)
@@ -205,7 +218,8 @@ def register(subparsers) -> None:
         "convert", help="convert event files to xcube Zarr stores",
         description="Convert event files into xcube Zarr stores (time-sorted, chunked), one <name>.zarr per file, "
                     "for fast repeated reading.")
-    p.add_argument("files", nargs="+", metavar="FILE", help="event files to convert")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="event files to convert (a directory: the event files in it)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (one <name>.zarr per file)")
     p.add_argument("--overwrite", action="store_true", help="replace existing stores")
     p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")

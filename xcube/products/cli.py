@@ -109,10 +109,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_screen_option(p)
 
 
-def _open(args):
+def _open(args, one_camera: str | None = None):
+    """The events of ``args.file``; with ``one_camera`` (the command's name),
+    a ValueError naming the file when it opened as several cameras (a
+    directory)."""
+    import xarray as xr
+
     from ..io import open_events
 
-    return open_events(args.file, instrument=args.instrument, hdu=args.hdu)
+    ev = open_events(args.file, instrument=args.instrument, hdu=args.hdu)
+    if one_camera and isinstance(ev, xr.DataTree):
+        files = [str(n.ds.attrs.get("source", n.path)) for n in ev.subtree if "event" in n.dims]
+        raise ValueError(f"{args.file}: holds {len(files)} cameras' event files; xcube {one_camera} makes a product "
+                         f"of one camera: give one of {', '.join(files)}")
+    return ev
 
 
 def _out(args, product, kind: str, time_bin=None):
@@ -162,7 +172,7 @@ def _run_image(args) -> int:
     from ..io.ogip import write_image
     from .image import image
 
-    ev = _open(args)
+    ev = _open(args, "image")
     img = image(ev, args.bin_size, size_arcsec=args.size_arcsec, energy_band=args.energy, region=args.region,
                 expr=args.expr, screening=args.screen, x_range=args.x_range, y_range=args.y_range)
     path = write_image(_out(args, img, "image"), img, overwrite=args.overwrite)
@@ -175,7 +185,7 @@ def _run_spectrum(args) -> int:
     from ..io.ogip import write_spectrum
     from .spectrum import spectrum
 
-    ev = _open(args)
+    ev = _open(args, "spectrum")
     spec = spectrum(ev, region=args.region, background=args.background, expr=args.expr, screening=args.screen,
                     channel_bin=args.channel_bin,
                     pi_range=args.pi_range, group_min=args.group_min).compute()

@@ -109,6 +109,12 @@ def _run_pds(args) -> int:
     from .powerspectrum import power_spectrum
 
     many = len(args.files) > 1
+    from ..io.events import _is_zarr
+
+    folders = [f for f in args.files if Path(f).is_dir() and not _is_zarr(Path(f))]
+    if folders:
+        raise ValueError(f"{', '.join(map(str, folders))}: a directory; xcube pds takes event or light-curve files "
+                         "(one power spectrum each, or --average): give the files")
     if args.dt is None:
         from ..io.fitsutil import check_path
         from ..io.product_info import product_kind
