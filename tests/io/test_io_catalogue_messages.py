@@ -25,3 +25,15 @@ def test_catalogue_column_advice(make_event_file, tmp_path, capsys):
     rc = main(["search", str(make_event_file()), "--catalogue", str(cat), "--ra-col", "a", "--dec-col", "b",
                "--out", str(out), "--quiet"])
     assert rc == 0 and out.exists()
+
+
+def test_a_catalogue_that_is_not_a_table_names_the_file(tmp_path):
+    """A text file named .fits gave astropy's 100-line format table (IORegistryError); a broken Parquet pyarrow's."""
+    from xcube.io.catalogue import read_catalogue
+
+    (tmp_path / "text.fits").write_text("hello, not FITS\n")
+    (tmp_path / "t.parquet").write_text("x")
+    with pytest.raises(ValueError, match=r"text\.fits: not a readable FITS table"):
+        read_catalogue(tmp_path / "text.fits")
+    with pytest.raises(ValueError, match=r"t\.parquet: not a readable Parquet table"):
+        read_catalogue(tmp_path / "t.parquet")

@@ -151,11 +151,18 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
 
         with warnings.catch_warnings():  # unit spellings astropy does not know are read below
             warnings.simplefilter("ignore", UnitsWarning)
-            tab = Table.read(path)
+            try:
+                tab = Table.read(path, format="fits")
+            except (OSError, ValueError, TypeError, IndexError) as exc:  # not FITS, no table HDU, damaged
+                raise ValueError(f"{path}: not a readable FITS table ({str(exc).splitlines()[0][:200]}); "
+                                 "give a FITS, CSV or Parquet table with RA and Dec columns") from exc
         units = {c: (str(tab[c].unit) if tab[c].unit is not None else None) for c in tab.colnames}
         df = tab[[c for c in tab.colnames if tab[c].ndim == 1]].to_pandas()
     elif suffix.endswith(".parquet") or suffix.endswith(".pq"):
-        df = pd.read_parquet(path)
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise ValueError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0][:200]})") from exc
     elif any(suffix.endswith(s) for s in (".csv", ".csv.gz", ".txt", ".tsv")):
         try:
             df = pd.read_csv(path, sep="\t" if suffix.endswith(".tsv") else ",", comment="#")
