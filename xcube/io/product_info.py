@@ -142,6 +142,8 @@ def _spectrum(path) -> list[str]:
         f"  exposure    : {float(a.get('exposure', np.nan)):.1f} s    backscal: {a.get('backscal', '-')}"
         f"    areascal: {a.get('areascal', '-')}",
     ]
+    if a.get("deadc") is not None and a.get("ontime") is not None:  # EXPOSURE is the live time
+        lines.append(f"  live time   : exposure = on time {float(a['ontime']):.1f} s x DEADC {float(a['deadc']):.4f}")
     if "grouping" in sp:
         lines.append(f"  groups      : {int(np.count_nonzero(np.asarray(sp['grouping'].values) == 1)):,}"
                      f"    bad channels: {int(np.count_nonzero(np.asarray(sp['quality'].values) > 0)):,}"
