@@ -261,6 +261,9 @@ def _read_region_file(path: Path) -> str:
     """Text of a DS9 region file, or an error naming the file that never
     shows its contents: a file that is not text, too large, or has no line
     starting with a DS9 shape is not a region file."""
+    if path.is_dir():
+        raise IsADirectoryError(f"region file {path} is a directory; give a DS9 region file or a region string "
+                                "such as circle(...)")
     if not path.is_file():
         raise FileNotFoundError(f"region file {path} not found (a region string needs a shape such as circle(...))")
     if path.suffix.lower() in (".fits", ".fit", ".fts", ".gz"):

@@ -34,3 +34,27 @@ def test_one_camera_products_refuse_a_directory(make_event_file, tmp_path, capsy
     assert main(["pds", str(d), "--dt", "1", "--out", str(tmp_path / "p.fits")]) == 1
     assert "a directory; xcube pds takes event or light-curve files" in capsys.readouterr().err
     assert not (tmp_path / "x.fits").exists()
+
+
+def test_paths_of_the_wrong_kind_are_named(make_event_file, tmp_path, capsys):
+    """convert --out <file> said "[Errno 17] File exists"; --region <directory> "region file not found";
+    tools provenance <missing> "no xcube tool records found"."""
+    ev = make_event_file(n=300)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    assert main(["convert", str(ev), "--out", str(tmp_path / "afile")]) == 1
+    assert "afile: a file, not a directory" in capsys.readouterr().err
+    assert main(["lc", str(ev), "--time-bin", "100", "--region", str(tmp_path / "adir"),
+                 "--out", str(tmp_path / "x.lc")]) == 1
+    assert "adir is a directory" in capsys.readouterr().err
+    assert main(["tools", "provenance", str(tmp_path / "nothing")]) == 1
+    assert "nothing: no such directory" in capsys.readouterr().err
+
+
+def test_pds_of_one_file_twice_is_refused_before_writing(make_event_file, tmp_path, capsys):
+    """xcube pds F F --out-dir d wrote the first spectrum, then stopped on its own file ("exists")."""
+    ev = make_event_file(n=3000)
+    out = tmp_path / "d"
+    assert main(["pds", str(ev), str(ev), "--dt", "2", "--segment", "512", "--out-dir", str(out)]) == 1
+    assert "2 inputs give the power spectrum" in capsys.readouterr().err
+    assert not out.exists() or not any(out.glob("*.fits"))

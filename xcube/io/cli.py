@@ -180,6 +180,8 @@ def _convert(args) -> int:
         name, paths = next(iter(clash.items()))
         raise ValueError(f"{', '.join(map(str, paths))}: these would all be converted to {out / name}; convert them "
                          "into separate --out directories")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: a file, not a directory; --out names the directory of the stores")
     out.mkdir(parents=True, exist_ok=True)
     status = 0
     for path in files:

@@ -131,8 +131,16 @@ def _run_pds(args) -> int:
               subtract_noise=args.subtract_noise)
     res = power_spectrum(args.files if many else args.files[0], average=args.average, **kw)
     spectra = [res] if "obs" not in res.dims else [_one_of(res, i) for i in range(res.sizes["obs"])]
-    for pds in spectra:
-        path = write_power_spectrum(_pds_path(args, pds), pds, overwrite=args.overwrite)
+    paths = [_pds_path(args, pds) for pds in spectra]
+    same = [p for p in dict.fromkeys(paths) if paths.count(p) > 1]
+    if same:  # before anything is written (the second would stop on the first's file)
+        raise ValueError(f"{', '.join(map(str, args.files))}: {paths.count(same[0])} inputs give the power spectrum "
+                         f"{same[0]} (the same observation and camera, or a file given twice); give them apart, "
+                         "or use --average")
+    if not args.overwrite and any(p.exists() for p in paths):
+        raise FileExistsError(f"{next(p for p in paths if p.exists())}: exists; pass --overwrite to replace it")
+    for pds, out in zip(spectra, paths):
+        path = write_power_spectrum(out, pds, overwrite=args.overwrite)
         if not args.no_index:
             add_to_index(path.parent, path, pds.attrs, kind="pds", time_bin=pds.attrs["dt"],
                          energy_band=args.energy, inputs=args.files)

@@ -259,6 +259,8 @@ def _run_tool(args) -> int:
 def _run_provenance(args) -> int:
     from .provenance import draw_provenance, provenance
 
+    if not Path(args.out_dir).is_dir():
+        raise FileNotFoundError(f"{args.out_dir}: no such directory")
     g = provenance(args.out_dir)
     if g.number_of_nodes() == 0:
         print(f"{args.out_dir}: no xcube tool records found", file=sys.stderr)
