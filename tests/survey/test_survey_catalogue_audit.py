@@ -151,3 +151,19 @@ def test_run_ids_are_unique():
     b = run_id("x", SearchParams(time_bin=2000.0001, energy_band=(0.2, 12.0)))
     assert a == "x_0_2000_0.2_12.0" and b == "x_0_2000.0001_0.2_12.0"
     assert run_id("x", SearchParams(time_bin=50.0, energy_band=(0.2, 2.0), sigma=4.5)) == "x_0_50_0.2_2.0_s4.5"
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(radius_arcsec=-5.0), r"radius_arcsec=-5\.0: must be a finite number > 0 arcsec \(command line --radius\)"),
+    (dict(radius_arcsec=float("nan")), r"radius_arcsec=nan"),
+    (dict(match_radius_arcsec=-1.0), r"--match-radius"),
+    (dict(hot_min_obs=0), r"hot_min_obs=0: must be a whole number >= 1 \(command line --hot-min-obs\)"),
+])
+def test_catalogue_options_out_of_range_are_refused(out, kw, match, capsys):
+    """--radius -5 wrote negative region radii, --hot-min-obs 0 flagged every detection, --radius nan failed late."""
+    with pytest.raises(ValueError, match=match):
+        build_catalogue(out, write=False, report=False, **kw)
+    flag = {"radius_arcsec": "--radius", "match_radius_arcsec": "--match-radius", "hot_min_obs": "--hot-min-obs"}
+    name, value = next(iter(kw.items()))
+    assert main(["catalogue", str(out), flag[name], str(value)]) == 1
+    assert "must be" in capsys.readouterr().err

@@ -229,6 +229,19 @@ def _write_regions(sources: pd.DataFrame, path: Path, radius_arcsec: float) -> N
     write_text(path, "\n".join(lines) + "\n")
 
 
+def _check_options(**values) -> None:
+    """``ValueError`` naming an option of :func:`build_catalogue` out of its
+    range: radii [arcsec] finite and > 0, counts whole numbers >= 1."""
+    for name, v in values.items():
+        if name.endswith("arcsec"):
+            ok = isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v) and v > 0
+            if not ok:
+                raise ValueError(f"{name}={v!r}: must be a finite number > 0 arcsec "
+                                 f"(command line --{name.removesuffix('_arcsec').replace('_', '-')})")
+        elif not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1):
+            raise ValueError(f"{name}={v!r}: must be a whole number >= 1 (command line --{name.replace('_', '-')})")
+
+
 def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radius_arcsec: float = 20.0,
                     prefix: str = "XCUBE", write: bool = True, exclude_obs=None, hot_radius_arcsec: float = 20.0,
                     hot_min_obs: int = 3, hot_min_sources: int = 3, report: bool = True) -> Catalogue:
@@ -253,6 +266,8 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"{out}: no such survey output directory")
+    _check_options(radius_arcsec=radius_arcsec, match_radius_arcsec=match_radius_arcsec,
+                   hot_radius_arcsec=hot_radius_arcsec, hot_min_obs=hot_min_obs, hot_min_sources=hot_min_sources)
     options = catalogue_options_record(radius_arcsec=radius_arcsec, crossmatch=crossmatch,
                                        match_radius_arcsec=match_radius_arcsec, prefix=prefix,
                                        exclude_obs=exclude_obs, hot_radius_arcsec=hot_radius_arcsec,
