@@ -87,3 +87,31 @@ def test_unknown_pn_mode_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"odd\.fits: EPN mode SUBMODE='PrimeOddWindow' is unknown to the "
                                          r"partial-CCD frame rule"):
         xcube.search_transients(xcube.open_events(path), time_bin=50.0)
+
+
+def test_empty_frames_of_sparse_missions_are_good_time():
+    """Outside XMM EPIC an empty frame is bad only where it is improbable: a
+    NuSTAR list of 0.02 ct/s at 100 s frames lost 40 % of its exposure to
+    "bad" empty frames; a camera with no event at 5 ct/s is still bad."""
+    nustar, mos = get_profile("nustar-fpma"), get_profile("xmm-mos1")
+    expo = np.full(10, 100.0)
+    sparse = np.array([1, 0, 2, 0, 0, 1, 3, 0, 1, 2])  # 1 ct/frame: empty frames are expected
+    assert not frames.bad_frames_from_counts([sparse], [nustar], exposure=[expo]).any()
+    dense = np.array([500, 480, 0, 510, 495, 0, 505, 490, 500, 520])  # 400 ct/frame: empty = not exposing
+    assert frames.bad_frames_from_counts([dense], [nustar], exposure=[expo]).tolist() == (dense == 0).tolist()
+    # XMM EPIC keeps the reference's rule: every empty frame is bad
+    assert frames.bad_frames_from_counts([sparse], [mos], exposure=[expo]).tolist() == (sparse == 0).tolist()
+    assert frames.bad_frames_from_counts([sparse], [nustar]).tolist() == (sparse == 0).tolist()  # no exposure
+
+
+def test_sparse_nustar_search_keeps_its_good_time():
+    ev = xcube.open_events(_real_nustar())
+    res = xcube.search_transients(ev, time_bin=100.0, energy_band=(3.0, 79.0))
+    assert res.summary["n_bad_frames"] == 0
+    assert res.summary["exposure"] == pytest.approx(ev.attrs["exposure"])
+
+
+def _real_nustar():
+    from conftest import real_file
+
+    return real_file("nustar", "barycenter_dummy_evt_nustar_B1937.evt")

@@ -80,6 +80,13 @@ class MissionProfile:
         else those keywords decide (SAS ``evselect`` RATE = counts / TIMEDEL).
     quadrants : mapping CCD number -> quadrant, for the partial-CCD frame rule
         (empty where not applicable).
+    empty_frames_bad : every frame with no event is a bad frame of the
+        transient search (XMM EPIC: the reference's rule; a whole EPIC field
+        always has background events, so an empty frame means a camera that
+        was not exposing). False elsewhere: an empty frame is bad only where
+        so few events are improbable (:func:`xcube.transients.frames.bad_frames`),
+        since sparse data (NuSTAR, Chandra, short frames) have empty frames
+        that are good time.
     supported_modes : ``fnmatch`` patterns of DATAMODE/SUBMODE values the
         transient search accepts (empty = all).
     spectral_grid : ``(first PI, last PI, PI per channel)`` of the channel grid
@@ -130,6 +137,7 @@ class MissionProfile:
     image_arcsec: float | None = None
     lc_rate_corrected: bool = False
     quadrants: Mapping[int, int] = field(default_factory=dict)
+    empty_frames_bad: bool = False
     supported_modes: tuple[str, ...] = ()
     spectral_grid: tuple[int, int, int] | None = None
     raw_columns: tuple[str, str, str] | None = None

@@ -53,6 +53,7 @@ _COMMON = dict(
     raw_columns=("ccdnr", "rawx", "rawy"),
     ccd_livetime_keywords=("LIVETI{:02d}", "ONTIME{:02d}"),  # EVENTS header, per CCD [s]
     roll_attr="pa_pnt",
+    empty_frames_bad=True,  # the reference's rule (transient-search.md section 6)
 )
 
 # MOS PI (eV) runs 0-15000 (TLMAX of PI in the MOS event files), not pn's 0-20479

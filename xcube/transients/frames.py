@@ -63,6 +63,8 @@ log = logging.getLogger("xcube.transients")
 
 #: the brightest quadrant must hold more than this many counts
 PN_MIN_COUNTS = 10
+#: outside XMM EPIC, an empty frame is bad when its Poisson probability at the cameras' mean rate is below this
+EMPTY_FRAME_P = 1e-3
 #: quadrant median rates "differ" when max > PN_MAX_RATIO x min
 PN_MAX_RATIO = 3.0
 
@@ -218,11 +220,12 @@ def bad_frames(events, edges=None, bti=None) -> np.ndarray:
     e = np.asarray(edges, dtype=np.float64)
     from ..binning import bin_events
 
-    lazy = []
+    lazy, exposure = [], []
     for ev in evs:
         prof = profile_of(ev)
         width = len(prof.quadrants) if prof.quadrants else None
-        if not gtimod.exposure_per_bin(e[:-1], e[1:], gtimod.from_dataset(ev)).any():
+        exposure.append(gtimod.exposure_per_bin(e[:-1], e[1:], gtimod.from_dataset(ev)))
+        if not exposure[-1].any():
             # no good time in these frames: every frame is empty for this camera
             lazy.append(np.zeros((e.size - 1, width) if width else e.size - 1, dtype=np.int64))
         else:
@@ -230,28 +233,28 @@ def bad_frames(events, edges=None, bti=None) -> np.ndarray:
     counts = compute(*lazy)
     return bad_frames_from_counts(counts, [profile_of(ev) for ev in evs], bti,
                                   names=[ev.attrs.get("source", "") for ev in evs],
-                                  modes=[ev.attrs.get("submode") for ev in evs])
+                                  modes=[ev.attrs.get("submode") for ev in evs], exposure=exposure)
 
 
 def _compact_bad_frames(cube: CompactCube, bti) -> np.ndarray:
     if cube.ccd_counts is None or not cube.cameras:
         raise ValueError("this compact cube carries no per-frame counts of its cameras; pass the events")
     lo, hi = cube.time.lo, cube.time.hi
-    counts, profiles = [], []
+    counts, profiles, exposure = [], [], []
     for cam, c in zip(cube.cameras, cube.ccd_counts):
-        if not gtimod.exposure_per_bin(lo, hi, cam["gti"]).any():
+        exposure.append(gtimod.exposure_per_bin(lo, hi, cam["gti"]))
+        if not exposure[-1].any():
             c = np.zeros_like(c)
         counts.append(c)
         profiles.append(get_profile(cam["profile"]))
-    # the cameras' modes: the search's cubes carry them (grid.search_cubes);
-    # a one-camera cube has its camera's attrs
+    # the cameras' modes (compact_cubes records them; a one-camera cube also has its camera's attrs)
     modes = [cam.get("submode", cube.attrs.get("submode") if len(cube.cameras) == 1 else None)
              for cam in cube.cameras]
     return bad_frames_from_counts(counts, profiles, bti, names=[cam["source"] for cam in cube.cameras],
-                                  modes=modes)
+                                  modes=modes, exposure=exposure)
 
 
-def bad_frames_from_counts(counts, profiles, bti=None, names=None, modes=None) -> np.ndarray:
+def bad_frames_from_counts(counts, profiles, bti=None, names=None, modes=None, exposure=None) -> np.ndarray:
     """The rule of :func:`bad_frames` on ready counts (no pass over events).
 
     ``counts``: per camera, its frame counts: (n, n_ccd) per CCD in the order
@@ -260,13 +263,27 @@ def bad_frames_from_counts(counts, profiles, bti=None, names=None, modes=None) -
     ``profiles``: the cameras' mission profiles. ``modes``: per camera its
     SUBMODE (default: full frame): the quadrant rule counts only the CCDs the
     mode reads out (:func:`readout_ccds`; pn Small Window: CCD 4, one
-    quadrant). Returns bool (n,). Eager, numpy.
+    quadrant). ``exposure``: per camera, the good time of each frame (n,)
+    [s]. Empty frames (no event of any camera) are bad where every camera's
+    profile says so (XMM EPIC, ``empty_frames_bad``, the reference's rule);
+    elsewhere only where an empty frame is improbable, ``exp(-mu) <``
+    :data:`EMPTY_FRAME_P` with ``mu`` the frame's expected events at each
+    camera's mean rate over its good time (a camera that was not
+    exposing; sparse data have empty frames that are good time), and every
+    empty frame without ``exposure``. Returns bool (n,). Eager, numpy.
     """
     n = np.asarray(counts[0]).shape[0]
     # empty frames: of the merged data (a frame of 5 s may hold no MOS event
     # while the pn has many; the merged cube is what the search tests)
     total = sum(np.asarray(c).reshape(n, -1).sum(axis=1) for c in counts)
     bad = total == 0
+    if exposure is not None and not all(p.empty_frames_bad for p in profiles):
+        mu = np.zeros(n)
+        for c, t in zip(counts, exposure):
+            t = np.asarray(t, np.float64)
+            if t.sum() > 0:
+                mu += np.asarray(c).reshape(n, -1).sum() / t.sum() * t
+        bad &= mu > -np.log(EMPTY_FRAME_P)
     for i, (prof, c) in enumerate(zip(profiles, counts)):
         if prof.quadrants:
             name = (names[i] if names else "") or prof.name
