@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from ._version import __version__
 
@@ -94,7 +96,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch scheduler's time limit) while a command
+    runs: raised in the main thread like Ctrl-C's ``KeyboardInterrupt``, so
+    that the same clean-up runs (atomic writers remove their temporaries,
+    thread pools cancel their parts, the survey releases its lock)."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(f"signal {signum}")
+
+
+def _close_progress_bars() -> None:
+    """End the open ``tqdm`` bars (each keeps its last state on its line), so
+    that parts still finishing in other threads draw nothing more and the
+    interruption message starts a line of its own."""
+    tqdm = getattr(sys.modules.get("tqdm"), "tqdm", None)
+    for bar in list(getattr(tqdm, "_instances", None) or []):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close is no reason to fail the exit
+            pass
+
+
 def main(argv=None) -> int:
+    """Run the ``xcube`` command line ``argv``; returns the exit status: 0 on
+    success, 1 on an error (one line on stderr), 2 on a usage error, 130
+    after Ctrl-C (SIGINT) and 143 after SIGTERM, each with one line on
+    stderr (no traceback), after the command's clean-up has run."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -104,11 +135,24 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # (signal handlers live in the main thread)
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
+        if previous is not None:  # a second SIGTERM during the clean-up below ends the process
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _close_progress_bars()
+        term = isinstance(exc, Terminated)
+        print(f"xcube {args.command}: {'terminated (SIGTERM)' if term else 'interrupted'}", file=sys.stderr)
+        return 128 + int(signal.SIGTERM if term else signal.SIGINT)
     except (OSError, ValueError, KeyError) as exc:
         print(f"xcube {args.command}: error: {error_text(exc)}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def error_text(exc: BaseException) -> str:

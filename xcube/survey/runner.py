@@ -222,9 +222,11 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
         elif catalogue:
             cat_dir = out / "catalogue"
     finally:
-        if owned_close is not None:
-            owned_close()
-        lock.release()
+        try:  # (an interrupt - Ctrl-C, SIGTERM - during the engine's shut-down must not keep the lock file)
+            if owned_close is not None:
+                owned_close()
+        finally:
+            lock.release()
     counts = status["state"].value_counts().to_dict() if len(status) else {}
     res = SurveyResult(out=out, status=status, n_observations=len(plan), n_runs=n_runs,
                        wall_time=time.perf_counter() - t_start, dashboard_link=dashboard, catalogue=cat_dir,

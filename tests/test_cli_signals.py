@@ -1,0 +1,194 @@
+"""Ctrl-C (SIGINT) and SIGTERM: one line on stderr and exit status 130/143
+instead of a traceback, the clean-up of atomic writers runs (no hidden
+temporaries), xcube's thread pool stops its parts, and a survey releases its
+lock even when interrupted during its engine's shut-down."""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from xcube.scheduler import thread_map
+
+MANY_CPUS = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="thread_map runs inline on one CPU")
+
+
+def _wait_for(proc: subprocess.Popen, text: str, timeout: float = 120.0) -> str:
+    """Read ``proc``'s stdout until a line holds ``text`` (the process is then
+    at the step the test interrupts); fail when it exits or takes too long."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+            if text in line:
+                return seen
+        elif proc.poll() is not None:
+            break
+    proc.kill()
+    out, err = proc.communicate()
+    pytest.fail(f"never reached {text!r}; stdout:\n{seen}{out}\nstderr:\n{err}")
+
+
+def _xcube(tmp_path: Path, patch: str, *args: str) -> subprocess.Popen:
+    """``xcube ARGS`` in a child process (cwd ``tmp_path``), after the Python
+    lines ``patch`` (which make a step announce itself and wait)."""
+    script = tmp_path / "run_xcube.py"
+    script.write_text(textwrap.dedent(patch) + textwrap.dedent("""
+        import sys
+        from xcube.cli import main
+        sys.exit(main(sys.argv[1:]))
+    """))
+    return subprocess.Popen([sys.executable, str(script), *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+SLOW_SEARCH = """
+    import time
+    import xcube.transients.search as search
+
+    def slow(*args, **kwargs):
+        print("searching", flush=True)
+        time.sleep(120)
+
+    search.search_transients = slow
+"""
+
+SLOW_WRITE = """
+    import time
+    from xcube.transients.result import SearchResult
+
+    def slow_plot(self):
+        print("writing", flush=True)
+        time.sleep(120)
+
+    SearchResult.plot = slow_plot
+"""
+
+
+@pytest.mark.parametrize("sig, rc, word", [(signal.SIGINT, 130, "interrupted"),
+                                           (signal.SIGTERM, 143, "terminated")])
+def test_interrupted_search_prints_one_line(make_event_file, tmp_path, sig, rc, word):
+    ev = make_event_file(n=2000)
+    proc = _xcube(tmp_path, SLOW_SEARCH, "search", str(ev), "--out", str(tmp_path / "res"), "-q")
+    _wait_for(proc, "searching")
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == rc, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == f"xcube search: {word}" + (
+        " (SIGTERM)" if sig == signal.SIGTERM else ""), err
+
+
+@pytest.mark.parametrize("sig, rc", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_while_writing_leaves_no_temporaries(make_event_file, tmp_path, sig, rc):
+    """SIGTERM (a batch system's time limit) while the search writes its run
+    directories: the hidden temporaries are removed, as after Ctrl-C."""
+    ev = make_event_file(n=3000)
+    res = tmp_path / "res"
+    proc = _xcube(tmp_path, SLOW_WRITE, "search", str(ev), "--out", str(res), "-q", "--time-bin", "1000")
+    _wait_for(proc, "writing")
+    assert any(p.name.startswith(".") for p in [*tmp_path.iterdir(), *(res.iterdir() if res.is_dir() else [])])
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == rc, err
+    assert "Traceback" not in err, err
+    left = [p.name for p in [*tmp_path.iterdir(), *(res.rglob("*") if res.is_dir() else [])]
+            if p.name.startswith(".")]
+    assert not left, left
+
+
+@MANY_CPUS
+def test_interrupted_thread_map_stops_its_parts():
+    """Ctrl-C in the thread waiting on thread_map: the parts not started are
+    cancelled, the running ones stop at their next nested item."""
+    started, inner = [], []
+    main = threading.main_thread().ident
+
+    def step(k):
+        inner.append(time.monotonic())
+        if len(inner) == 1:
+            signal.pthread_kill(main, signal.SIGINT)
+        time.sleep(0.02)
+
+    def part(j):
+        started.append(j)
+        thread_map(step, range(50))  # about 1 s of work per part
+
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        thread_map(part, range(8))
+    assert time.monotonic() - t0 < 0.9
+    time.sleep(0.3)
+    n = len(inner)
+    time.sleep(0.3)
+    assert len(inner) == n < 20  # stopped (each running part finished at most the step it was in)
+    assert len(started) <= os.cpu_count()  # parts not started when interrupted never ran
+    assert thread_map(lambda k: k * 2, range(4)) == [0, 2, 4, 6]  # the pool still works
+
+
+@MANY_CPUS
+def test_interrupted_process_does_not_wait_for_running_parts(tmp_path):
+    """A process interrupted while thread_map parts run long compiled code
+    (here: sleep) ends at once instead of waiting for them."""
+    script = tmp_path / "map.py"
+    script.write_text(textwrap.dedent("""
+        import time
+        from xcube.scheduler import thread_map
+
+        def part(k):
+            if k == 0:
+                print("running", flush=True)
+            time.sleep(60)
+
+        thread_map(part, range(4))
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for(proc, "running")
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert time.monotonic() - t0 < 10
+    assert proc.returncode != 0
+
+
+def test_survey_lock_released_when_interrupted_during_shut_down(make_event_file, tmp_path, monkeypatch):
+    """Ctrl-C while the survey stops its cluster (a second Ctrl-C, or one at
+    the end of the survey): the lock file is removed all the same."""
+    from xcube.survey import Compute, parameter_grid, run, runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def close():
+        raise KeyboardInterrupt  # the engine's shut-down interrupted too
+
+    class Engine(Compute):
+        def start(self):
+            return SimpleNamespace(dashboard_link=None), close
+
+    monkeypatch.setattr(runner, "_execute", interrupted)
+    ev = make_event_file(n=500)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("an earlier file")
+    with pytest.raises(KeyboardInterrupt):
+        run([ev], out, parameter_grid([1000.0], [(0.2, 12.0)]), compute=Engine(), progress=False, catalogue=False)
+    assert not (out / ".survey.lock").exists()
