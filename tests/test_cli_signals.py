@@ -108,6 +108,7 @@ def test_signal_while_writing_leaves_no_temporaries(make_event_file, tmp_path, s
     left = [p.name for p in [*tmp_path.iterdir(), *(res.rglob("*") if res.is_dir() else [])]
             if p.name.startswith(".")]
     assert not left, left
+    assert not res.exists()  # nothing written: the directory the search was writing is gone too
 
 
 @MANY_CPUS
@@ -134,7 +135,7 @@ def test_interrupted_thread_map_stops_its_parts():
     time.sleep(0.3)
     n = len(inner)
     time.sleep(0.3)
-    assert len(inner) == n < 20  # stopped (each running part finished at most the step it was in)
+    assert len(inner) == n < 100  # stopped: of the 400 steps, those until the interrupt was seen (<= 0.2 s)
     assert len(started) <= os.cpu_count()  # parts not started when interrupted never ran
     assert thread_map(lambda k: k * 2, range(4)) == [0, 2, 4, 6]  # the pool still works
 

@@ -1,7 +1,10 @@
 """``xcube demo`` and ``xcube search``."""
 from __future__ import annotations
 
+import os
+import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -14,10 +17,13 @@ def register(sub) -> None:
                     "search on it at 50 s and 200 s, write the event file, the truth table and the results, and "
                     "print the injected transients beside the detections (times as UTC and as seconds from the "
                     "observation start).")
-    p.add_argument("--out", default="xcube-demo", help="output directory (default ./xcube-demo)")
+    p.add_argument("--out", default="xcube-demo",
+                   help="output directory; it must not exist or be empty, unless --overwrite (default ./xcube-demo)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
     p.add_argument("--duration", type=float, default=40_000.0, help="observation length [s]")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output directory of an earlier xcube demo as a whole (refused when it holds "
+                        "files the demo does not write)")
     p.set_defaults(func=_demo)
 
     s = sub.add_parser(
@@ -44,8 +50,11 @@ def register(sub) -> None:
                    help="also search the grids shifted by half a cell and half a frame, and merge")
     s.add_argument("--no-subsets", action="store_true",
                    help="merge all cameras over their common good time instead of splitting exposure subsets")
-    s.add_argument("--out", required=True, help="output directory (one sub-directory per run)")
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--out", required=True, help="output directory (one sub-directory per run, detections.csv); "
+                                                "it must not exist or be empty, unless --overwrite")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace the output directory of an earlier xcube search as a whole (its runs are not "
+                        "kept beside the new ones); refused when it holds files a search does not write")
     s.add_argument("--no-figures", action="store_true", help="skip PNG figures")
     add_screen_option(s)
     add_hdu_option(s)
@@ -53,10 +62,133 @@ def register(sub) -> None:
     s.set_defaults(func=_search)
 
 
+#: what an ``xcube demo`` directory holds (the files and directories ``demo`` writes)
+DEMO_ENTRIES = ("events_pn.fits", "truth.csv", "results")
+
+
+def _earlier_output(p: Path, command: str) -> bool:
+    """Whether the entry ``p`` of an existing output directory is one an
+    earlier ``xcube {command}`` writes (or a hidden temporary of a killed one)."""
+    if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name):
+        return True
+    if command == "demo":
+        return p.name in DEMO_ENTRIES
+    return p.name == "detections.csv" or (p.is_dir() and (p / "summary.json").is_file())
+
+
+def check_output_dir(out, overwrite: bool, command: str) -> Path:
+    """Refuse, before any work, an output directory ``out`` that ``xcube
+    {command}`` must not write: a file; an existing directory with something
+    in it unless ``overwrite``; with ``overwrite``, one holding anything an
+    earlier ``xcube {command}`` does not write (``--overwrite`` replaces the
+    whole directory, so it must not delete other files, nor the inputs); a
+    directory that cannot be created or written. Returns ``out`` as an
+    absolute path. Eager, cheap (lists one directory)."""
+    out = Path(os.path.abspath(out))
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: exists and is not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out}: exists and is not empty; pass --overwrite to replace it, or choose "
+                                  "another --out")
+        foreign = sorted(p.name for p in out.iterdir() if not _earlier_output(p, command))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise FileExistsError(f"{out}: holds {shown}, which xcube {command} does not write; --overwrite "
+                                  f"replaces only the output directory of an earlier xcube {command}: move "
+                                  "those away or choose another --out")
+    base = next(q for q in [out, *out.parents] if q.exists())
+    if not base.is_dir():
+        raise NotADirectoryError(f"{out}: cannot create it: {base} is a file, not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise PermissionError(f"{out}: cannot write into {base} (permission denied); choose another --out")
+    return out
+
+
+def _remove_created(created: Path | None, out: Path) -> None:
+    """Remove the directories between ``out`` and ``created`` (the topmost
+    one this command created) that are empty."""
+    if created is None:
+        return
+    for d in [out, *out.parents]:
+        if d != created and created not in d.parents:
+            break
+        try:
+            d.rmdir()
+        except OSError:
+            break
+
+
+@contextmanager
+def writing_dir(out, overwrite: bool, command: str, atomic: bool = True):
+    """Write a command's output directory: yields the directory to write
+    into; when the block ends without an exception that directory is ``out``,
+    replacing an earlier one (``overwrite``, checked by
+    :func:`check_output_dir`), so that no earlier file stays beside the new
+    ones. On an exception (also Ctrl-C, SIGTERM) an earlier ``out`` is left
+    as it was and what was written is removed, with the directories this
+    call created.
+
+    ``atomic``: write into a hidden temporary directory beside ``out`` and
+    rename it into place at the end (a reader never sees a partial
+    directory, and a kill -9 leaves only a hidden ``.<out>.tmp-*``). Without
+    it (for outputs that record their own paths, as the demo's results name
+    its event file) an earlier ``out`` is moved aside to ``.<out>.old-*``
+    while the new one is written in place, then removed."""
+    from ..io.atomic import atomic_dir, temporary_name
+
+    out = check_output_dir(out, overwrite, command)
+    created = next((q for q in reversed([out, *out.parents]) if not q.exists()), None)
+    earlier = out.is_dir() and any(out.iterdir())
+    if atomic and (earlier or not out.exists()):
+        try:
+            with atomic_dir(out, overwrite=True) as tmp:
+                yield tmp
+        except BaseException:
+            _remove_created(created, out.parent)
+            raise
+        return
+    old = None
+    if earlier:
+        old = temporary_name(out, "old")
+        os.rename(out, old)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        yield out
+    except BaseException:
+        if old is not None or created is not None:
+            shutil.rmtree(out, ignore_errors=True)
+        else:  # an empty directory that was there before: emptied again
+            for p in list(out.iterdir()) if out.is_dir() else []:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
+        if old is not None:
+            os.rename(old, out)
+        _remove_created(created, out.parent)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def cameras(events) -> list:
+    """The EventLists of ``events`` (EventLists, and DataTrees such as
+    ``open_events(DIR)`` returns for a directory of camera files, expanded
+    into their event nodes), in order. Eager, cheap: structure only."""
+    import xarray as xr
+
+    from ..io.events import event_nodes
+
+    out = []
+    for e in [events] if isinstance(events, (xr.Dataset, xr.DataTree)) else events:
+        out += list(event_nodes(e).values()) if isinstance(e, xr.DataTree) else [e]
+    return out
+
+
 def observation_start(events) -> float:
-    """T0 of the printed tables: the first good-time start of the cameras [s, mission time]."""
+    """T0 of the printed tables: the first good-time start of the cameras
+    (EventLists, or DataTrees of cameras) [s, mission time]."""
     from .. import gti as gtimod
 
+    events = cameras(events)
     starts = [gtimod.from_dataset(e)[0][:1] for e in events]
     starts = [float(s[0]) for s in starts if len(s)]
     return min(starts) if starts else float(events[0].attrs.get("tstart", 0.0))
@@ -94,12 +226,14 @@ def _search(args) -> int:
     from .params import energy_bands_from_flat
     from .search import search_transients
 
+    out = check_output_dir(args.out, args.overwrite, "search")  # before the work, not after it
     bar = progress_bar(len(args.files), desc="open", unit="file", enabled=not args.quiet and len(args.files) > 1)
     evs = []
     for f in args.files:
         evs.append(open_events(f, hdu=args.hdu))
         bar.update(1)
     bar.close()
+    evs = cameras(evs)  # a directory of camera files opens as a DataTree: its cameras
     catalogue = args.catalogue
     if catalogue is not None and (args.ra_col or args.dec_col or args.radius_col):
         from ..io.catalogue import read_catalogue
@@ -110,35 +244,40 @@ def _search(args) -> int:
                             sigma=list(args.sigma), gti_only=args.gti_only, catalogue=catalogue,
                             screening=args.screen, progress=not args.quiet, hygiene=not args.no_hygiene,
                             shifts=args.shifts, subsets=not args.no_subsets)
-    res.write(args.out, overwrite=args.overwrite, figures=not args.no_figures)
+    with writing_dir(out, args.overwrite, "search") as tmp:
+        res.write(tmp, overwrite=True, figures=not args.no_figures)
     t0 = observation_start(evs)
     _print_t0(t0, evs[0])
     _print_table(res, t0)
-    print(f"\nresults written to {Path(args.out).resolve()}")
+    print(f"\nresults written to {out}")
     return 0
 
 
 def demo(out="xcube-demo", seed: int = 1, duration: float = 40_000.0, overwrite: bool = False):
     """Simulate a pn observation with two flares and an eclipse, search it at
     50 s and 200 s in 0.2-12 keV, write results into ``out``; return
-    ``(results, truth)``. Eager (it is the demo)."""
+    ``(results, truth)``. Eager (it is the demo).
+
+    ``out`` must not exist or be empty; with ``overwrite`` an earlier demo's
+    directory is replaced as a whole (refused when it holds files the demo
+    does not write). On an error or an interrupt nothing is left: an earlier
+    directory stays as it was."""
     import xcube
     from xcube import simulate
     from xcube.io.atomic import write_table
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out}: exists and is not empty; pass --overwrite (overwrite=True) or another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out, overwrite, "demo")  # before the simulation
     flares = [simulate.Flare(t_peak=0.3 * duration, amplitude=0.8, width=60.0),
               simulate.Flare(t_peak=0.7 * duration, amplitude=0.25, width=300.0)]
     eclipses = [simulate.Eclipse(t_start=0.45 * duration, duration=2000.0, depth=1.0, rate=0.4)]
-    events_path = out / "events_pn.fits"
-    ev, truth = simulate.event_list("xmm-pn", duration=duration, flares=flares, eclipses=eclipses,
-                                    sources=8, soft_protons=1, seed=seed, path=events_path, overwrite=True)
-    write_table(out / "truth.csv", truth)
-    res = xcube.search_transients(ev, time_bin=[50.0, 200.0], energy_band=(0.2, 12.0), sigma=3.0)
-    res.write(out / "results", overwrite=True)
+    # written in place (an earlier demo moved aside meanwhile): the results name the event file's path
+    with writing_dir(out, overwrite, "demo", atomic=False) as d:
+        ev, truth = simulate.event_list("xmm-pn", duration=duration, flares=flares, eclipses=eclipses,
+                                        sources=8, soft_protons=1, seed=seed, path=d / "events_pn.fits",
+                                        overwrite=True)
+        write_table(d / "truth.csv", truth)
+        res = xcube.search_transients(ev, time_bin=[50.0, 200.0], energy_band=(0.2, 12.0), sigma=3.0)
+        res.write(d / "results", overwrite=True)
     return res, truth
 
 
@@ -149,7 +288,8 @@ def _demo(args) -> int:
     res, truth = demo(args.out, seed=args.seed, duration=args.duration, overwrite=args.overwrite)
     import xcube
 
-    ev = xcube.open_events(Path(args.out) / "events_pn.fits")
+    out = Path(os.path.abspath(args.out))
+    ev = xcube.open_events(out / "events_pn.fits")
     t0 = observation_start([ev])
     print("xcube demo: simulated XMM-Newton EPIC-pn observation with injected transients")
     _print_t0(t0, ev)
@@ -157,6 +297,6 @@ def _demo(args) -> int:
     print(format_table(inj, t0=t0, columns=["kind", "ra", "dec", "t_peak", "t_start", "t_stop", "counts"]))
     print()
     _print_table(res, t0)
-    print(f"\nresults, figures and the event file are in {Path(args.out).resolve()} "
+    print(f"\nresults, figures and the event file are in {out} "
           f"({time.perf_counter() - t:.1f} s)")
     return 0
