@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import signal
 import sys
 import threading
@@ -55,6 +56,39 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (e.g. ``--seed``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number >= 0")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (not nan, not inf)."""
+    value = number(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number")
+    return value
+
+
+def number(text: str) -> float:
+    """argparse type: a number, not NaN (``float`` takes ``nan``, which no
+    option means). :func:`build_parser` gives every ``type=float`` option
+    this type, so that ``--mjdref nan`` is refused naming the option rather
+    than failing later with a message about NaN data."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (NaN)")
+    return value
+
+
 def add_screen_option(p: argparse.ArgumentParser) -> None:
     """``--screen/--no-screen``, on by default: the one screening default of
     the commands that select events."""
@@ -93,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
         mod.register(sub)
     for p in _subparsers(parser):
         p.formatter_class = HelpFormatter
+        for action in p._actions:
+            if action.type is float:  # no option takes NaN: refused naming the option (see number)
+                action.type = number
     return parser
 
 

@@ -117,7 +117,7 @@ def test_demo_overwrite_replaces_an_earlier_demo(tmp_path, capsys):
     assert "holds junk.txt, which xcube demo does not write" in capsys.readouterr().err
     (out / "junk.txt").unlink()
     with pytest.raises(ValueError):  # a failing demo leaves the earlier directory as it was
-        demo(out, duration=-1.0, overwrite=True)
+        demo(out, duration=4000.0, seed=-1, overwrite=True)
     assert (out / "events_pn.fits").read_text() == "earlier"
     res, truth = demo(out, duration=4000.0, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == ["events_pn.fits", "results", "truth.csv"]
@@ -126,8 +126,15 @@ def test_demo_overwrite_replaces_an_earlier_demo(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_failed_demo_leaves_no_directory(tmp_path, capsys):
+def test_failed_demo_leaves_no_directory(tmp_path, capsys, monkeypatch):
+    import xcube.simulate as simulate
+
+    def broken(*args, path=None, **kwargs):
+        path.write_text("partial")
+        raise ValueError("the simulation failed")
+
+    monkeypatch.setattr(simulate, "event_list", broken)
     out = tmp_path / "d0" / "sub"
-    assert main(["demo", "--out", str(out), "--duration", "0"]) == 1
-    assert "duration" in capsys.readouterr().err
+    assert main(["demo", "--out", str(out), "--duration", "5000"]) == 1
+    assert "the simulation failed" in capsys.readouterr().err
     assert not (tmp_path / "d0").exists()

@@ -1,6 +1,7 @@
 """``xcube demo`` and ``xcube search``."""
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from ..cli import add_hdu_option, add_screen_option
+    from ..cli import add_hdu_option, add_screen_option, non_negative_int
 
     p = sub.add_parser(
         "demo", help="simulate an observation with transients, search it, write results",
@@ -19,8 +20,11 @@ def register(sub) -> None:
                     "observation start).")
     p.add_argument("--out", default="xcube-demo",
                    help="output directory; it must not exist or be empty, unless --overwrite (default ./xcube-demo)")
-    p.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
-    p.add_argument("--duration", type=float, default=40_000.0, help="observation length [s]")
+    p.add_argument("--seed", type=non_negative_int, default=1, help="random seed of the simulation (a whole "
+                                                                    "number >= 0)")
+    p.add_argument("--duration", type=_demo_duration, default=40_000.0,
+                   help=f"observation length [s]; at least {DEMO_MIN_DURATION:.0f} s, the length the demo's "
+                        "transients need")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the output directory of an earlier xcube demo as a whole (refused when it holds "
                         "files the demo does not write)")
@@ -60,6 +64,43 @@ def register(sub) -> None:
     add_hdu_option(s)
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_search)
+
+
+#: the demo's transients, as fractions of the observation length and seconds: flares peaking at 30 % and 70 %
+#: (Gaussian sigma 60 s and 300 s; each spans +-3 sigma), an eclipse of 2000 s starting at 45 %
+DEMO_FLARES = ((0.3, 0.8, 60.0), (0.7, 0.25, 300.0))  # (t_peak fraction, amplitude [ct/s], width [s])
+DEMO_ECLIPSE = (0.45, 2000.0)  # (t_start fraction, duration [s])
+#: the shortest demo observation [s] that holds every transient whole (rounded up to 100 s)
+DEMO_MIN_DURATION = 100.0 * math.ceil(max(
+    *(3 * w / min(f, 1 - f) for f, _, w in DEMO_FLARES), DEMO_ECLIPSE[1] / (1 - DEMO_ECLIPSE[0])) / 100.0)
+
+
+def check_demo_duration(duration, name: str = "duration") -> float:
+    """``duration`` [s] as a float; ``ValueError`` (naming ``name``) unless it
+    is a finite number of at least :data:`DEMO_MIN_DURATION`: the demo's
+    transients keep their lengths, and a shorter observation would put
+    flares before its start and the eclipse past its end."""
+    label = f"{name}={duration!r}" if name else repr(duration)
+    try:
+        value = float(duration)
+    except (TypeError, ValueError):
+        raise ValueError(f"{label}: not a number of seconds") from None
+    if not math.isfinite(value) or value < DEMO_MIN_DURATION:
+        (f2, _, w2), (fe, de) = DEMO_FLARES[1], DEMO_ECLIPSE
+        raise ValueError(f"{label}: the demo needs at least {DEMO_MIN_DURATION:.0f} s to hold its "
+                         f"transients (a {de:.0f} s eclipse from {fe:.0%} of the observation, a flare spanning "
+                         f"+-{3 * w2:.0f} s at {f2:.0%}); give {DEMO_MIN_DURATION:.0f} s or more (default 40000)")
+    return value
+
+
+def _demo_duration(text: str) -> float:
+    """argparse type of ``xcube demo --duration``."""
+    import argparse
+
+    try:
+        return check_demo_duration(text, name="")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 #: what an ``xcube demo`` directory holds (the files and directories ``demo`` writes)
@@ -258,18 +299,26 @@ def demo(out="xcube-demo", seed: int = 1, duration: float = 40_000.0, overwrite:
     50 s and 200 s in 0.2-12 keV, write results into ``out``; return
     ``(results, truth)``. Eager (it is the demo).
 
+    ``duration`` [s] must be at least :data:`DEMO_MIN_DURATION` (3700 s):
+    the transients keep their lengths whatever the duration. ``seed``: a
+    whole number >= 0.
+
     ``out`` must not exist or be empty; with ``overwrite`` an earlier demo's
     directory is replaced as a whole (refused when it holds files the demo
     does not write). On an error or an interrupt nothing is left: an earlier
     directory stays as it was."""
+    import numpy as np
+
     import xcube
     from xcube import simulate
     from xcube.io.atomic import write_table
 
+    duration = check_demo_duration(duration)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r}: must be a whole number >= 0")
     out = check_output_dir(out, overwrite, "demo")  # before the simulation
-    flares = [simulate.Flare(t_peak=0.3 * duration, amplitude=0.8, width=60.0),
-              simulate.Flare(t_peak=0.7 * duration, amplitude=0.25, width=300.0)]
-    eclipses = [simulate.Eclipse(t_start=0.45 * duration, duration=2000.0, depth=1.0, rate=0.4)]
+    flares = [simulate.Flare(t_peak=f * duration, amplitude=a, width=w) for f, a, w in DEMO_FLARES]
+    eclipses = [simulate.Eclipse(t_start=DEMO_ECLIPSE[0] * duration, duration=DEMO_ECLIPSE[1], depth=1.0, rate=0.4)]
     # written in place (an earlier demo moved aside meanwhile): the results name the event file's path
     with writing_dir(out, overwrite, "demo", atomic=False) as d:
         ev, truth = simulate.event_list("xmm-pn", duration=duration, flares=flares, eclipses=eclipses,

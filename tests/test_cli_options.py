@@ -1,0 +1,74 @@
+"""Option values the command line refuses itself, naming the option:
+``demo --duration`` too short for the demo's transients, ``demo --seed -1``,
+and NaN for any number option (``stitch --mjdref nan``)."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from xcube.cli import build_parser, main
+
+
+def _usage_error(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_demo_refuses_durations_too_short_for_its_transients(tmp_path, capsys):
+    from xcube.transients.cli import DEMO_MIN_DURATION, demo
+
+    assert DEMO_MIN_DURATION == 3700.0
+    for bad in ("100", "3000", "0", "-1", "nan", "inf"):
+        err = _usage_error(capsys, ["demo", "--out", str(tmp_path / "d"), "--duration", bad])
+        assert err.startswith(f"xcube demo: error: argument --duration: '{bad}': the demo needs at least 3700 s"), err
+    with pytest.raises(ValueError, match=r"duration=100: the demo needs at least 3700 s .* give 3700 s or more"):
+        demo(tmp_path / "d", duration=100)
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_at_its_shortest_duration_holds_every_transient(tmp_path):
+    import xcube
+    from xcube.transients.cli import DEMO_MIN_DURATION, demo
+
+    res, truth = demo(tmp_path / "d", duration=DEMO_MIN_DURATION)
+    ev = xcube.open_events(tmp_path / "d" / "events_pn.fits")
+    t0, t1 = float(ev.attrs["tstart"]), float(ev.attrs["tstop"])
+    inj = truth[truth["transient"]]
+    assert len(inj) == 3
+    assert (inj["t_start"] >= t0).all() and (inj["t_stop"] <= t1).all(), inj[["kind", "t_start", "t_stop"]]
+
+
+def test_demo_seed_must_be_a_whole_number_from_zero(tmp_path, capsys):
+    from xcube.transients.cli import demo
+
+    err = _usage_error(capsys, ["demo", "--out", str(tmp_path / "d"), "--seed", "-1"])
+    assert err == "xcube demo: error: argument --seed: '-1': must be a whole number >= 0"
+    err = _usage_error(capsys, ["demo", "--out", str(tmp_path / "d"), "--seed", "1.5"])
+    assert err == "xcube demo: error: argument --seed: '1.5' is not a whole number"
+    with pytest.raises(ValueError, match=r"seed=-1: must be a whole number >= 0"):
+        demo(tmp_path / "d", seed=-1)
+    assert not (tmp_path / "d").exists()
+
+
+def test_nan_is_refused_by_every_number_option_naming_it(tmp_path, capsys):
+    lc = tmp_path / "in.lc"
+    lc.write_text("not read: the option is refused first")
+    err = _usage_error(capsys, ["stitch", str(lc), "--mjdref", "nan", "--out", str(tmp_path / "s.lc")])
+    assert err == "xcube stitch: error: argument --mjdref: 'nan' is not a number (NaN)"
+    err = _usage_error(capsys, ["lc", str(lc), "--time-bin", "NaN", "--out", str(tmp_path / "a.lc")])
+    assert err == "xcube lc: error: argument --time-bin: 'NaN' is not a number (NaN)"
+    err = _usage_error(capsys, ["search", str(lc), "--energy", "0.2", "nan", "--out", str(tmp_path / "s")])
+    assert err == "xcube search: error: argument --energy: 'nan' is not a number (NaN)"
+    err = _usage_error(capsys, ["lc", str(lc), "--time-bin", "ten", "--out", str(tmp_path / "a.lc")])
+    assert err == "xcube lc: error: argument --time-bin: invalid float value: 'ten'"
+    from xcube.cli import _subparsers
+
+    for p in _subparsers(build_parser()):  # no number option is left that takes NaN
+        for action in p._actions:
+            assert action.type is not float, (p.prog, action.option_strings)
+            if callable(action.type) and action.type.__name__ == "number":
+                with pytest.raises(argparse.ArgumentTypeError):
+                    action.type("nan")
