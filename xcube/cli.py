@@ -69,24 +69,36 @@ def non_negative_int(text: str) -> int:
 
 def finite_float(text: str) -> float:
     """argparse type: a finite number (not nan, not inf)."""
-    value = number(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number")
     return value
 
 
-def number(text: str) -> float:
-    """argparse type: a number, not NaN (``float`` takes ``nan``, which no
-    option means). :func:`build_parser` gives every ``type=float`` option
-    this type, so that ``--mjdref nan`` is refused naming the option rather
-    than failing later with a message about NaN data."""
-    try:
+#: ``(option, text)`` of the number options given ``nan`` in the command line being parsed (see ``_number_type``)
+_NAN_GIVEN: list = []
+
+
+def _number_type(action: argparse.Action):
+    """The argparse type of a ``type=float`` option: ``float``, noting a NaN
+    (``float`` takes ``nan``, which no option means) so that :func:`main`
+    refuses it naming the option (``stitch --mjdref nan`` otherwise failed
+    later with a message about NaN data). Exit status 1, as for the values
+    the commands refuse themselves."""
+    name = action.option_strings[-1] if action.option_strings else action.dest
+
+    def number(text: str) -> float:
         value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-    if math.isnan(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number (NaN)")
-    return value
+        if math.isnan(value):
+            _NAN_GIVEN.append((name, text))
+        return value
+
+    number.__name__ = "float"  # (argparse's "invalid float value: 'x'")
+    number.refuses_nan = True
+    return number
 
 
 def add_screen_option(p: argparse.ArgumentParser) -> None:
@@ -128,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     for p in _subparsers(parser):
         p.formatter_class = HelpFormatter
         for action in p._actions:
-            if action.type is float:  # no option takes NaN: refused naming the option (see number)
-                action.type = number
+            if action.type is float:  # no option takes NaN: refused naming the option (see _number_type)
+                action.type = _number_type(action)
     return parser
 
 
@@ -164,6 +176,7 @@ def main(argv=None) -> int:
     after Ctrl-C (SIGINT) and 143 after SIGTERM, each with one line on
     stderr (no traceback), after the command's clean-up has run."""
     parser = build_parser()
+    _NAN_GIVEN.clear()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
@@ -172,6 +185,10 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if _NAN_GIVEN:
+        name, text = _NAN_GIVEN[0]
+        print(f"xcube {args.command}: error: {name} {text}: must be a number, not NaN", file=sys.stderr)
+        return 1
     previous = None
     if threading.current_thread() is threading.main_thread():  # (signal handlers live in the main thread)
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
