@@ -53,20 +53,42 @@ def _survey(args) -> int:
         return 3
     st = res.status
     failed = st[st["state"].isin(["failed", "timeout"])]
-    if len(failed):
-        print(f"{len(failed)} runs failed or timed out; see {res.out / 'status.parquet'} "
-              f"(columns error_class, message, traceback_file); redo them with --retry-failed")
-        for r in failed.drop_duplicates("obsid").head(10).itertuples():
-            print(f"  {r.obsid}: {r.state}: {r.error_class}: {str(r.message)[:200]}")
     if res.catalogue is not None:
         print(f"catalogue: {res.catalogue}")
+    if len(failed):  # the exit status says so too (1), as that of xcube process
+        print(f"xcube survey: {len(failed)} runs failed or timed out; see {res.out / 'status.parquet'} "
+              f"(columns error_class, message, traceback_file); redo them with --retry-failed", file=sys.stderr)
+        shown = failed.drop_duplicates("obsid")
+        for r in shown.head(10).itertuples():
+            print(f"  {r.obsid}: {r.state}: {r.error_class}: {str(r.message)[:200]}", file=sys.stderr)
+        if len(shown) > 10:
+            print(f"  ... and {len(shown) - 10} more observations", file=sys.stderr)
+        return 1
     return 0
 
 
 def _catalogue(args) -> int:
-    from .catalogue import build_catalogue
+    from collections import Counter
+    from pathlib import Path
 
-    cat = build_catalogue(args.out, **_catalogue_options(args))
+    from .catalogue import build_catalogue
+    from .status import read_run, run_dirs
+
+    options = _catalogue_options(args)
+    if Path(args.out).is_dir():  # nothing to catalogue: say so and write nothing (a missing OUT: build_catalogue)
+        states = Counter()
+        for rd in run_dirs(args.out):
+            state = (read_run(rd) or {}).get("state")
+            if state == "done":
+                break
+            states[state] += state is not None
+        else:
+            n = sum(states.values())
+            found = (f"{n} run(s) recorded, none done ({', '.join(f'{k} {v}' for k, v in states.items() if v)})"
+                     if n else "it holds no survey run (OUT/<obsid>/<run_id>/run.json); give the --out directory "
+                     "of an xcube survey")
+            raise FileNotFoundError(f"{args.out}: no finished runs were found: {found}")
+    cat = build_catalogue(args.out, **options)
     print(f"{cat.directory}: {len(cat.detections)} detections, {len(cat.sources)} unique sources "
           f"from {len(cat.runs)} finished runs")
     if len(cat.sources):
@@ -88,7 +110,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "survey", help="transient search over many observations on dask.distributed (resumable)",
         description="Run the transient search over many observations x a parameter grid. Re-running the "
-                    "same command resumes: finished runs are skipped.",
+                    "same command resumes: finished runs are skipped. Exit status: 0 when every run is done or "
+                    "skipped; 1 when runs failed or timed out (listed on stderr; redo them with --retry-failed) "
+                    "or on an error; 3 when another survey took the output directory over; 130/143 when "
+                    "interrupted (Ctrl-C/SIGTERM).",
     )
     p.add_argument("observations", nargs="+", metavar="OBSLIST",
                    help="text file of observation ids (with --archive), event files, or directories")
@@ -121,7 +146,8 @@ def register(subparsers) -> None:
     c = subparsers.add_parser(
         "catalogue", help="(re)build OUT/catalogue/ from the finished runs of a survey (also while it runs)",
         description="Collect the detections of all finished runs under OUT, cluster them into unique sources, "
-                    "cross-match, and write OUT/catalogue/ (Parquet, FITS, DS9 regions).",
+                    "cross-match, and write OUT/catalogue/ (Parquet, FITS, DS9 regions). Exits 1, writing "
+                    "nothing, when OUT holds no finished run.",
     )
     c.add_argument("out", metavar="OUT", help="survey output directory")
     c.add_argument("--top", type=int, default=10, help="print the N most significant sources (default 10)")

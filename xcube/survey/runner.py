@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import time
 import traceback
@@ -24,7 +25,7 @@ import pandas as pd
 from ..io.paths import inside
 from ..transients.params import SearchParams, parameter_grid, run_id
 from .engine import engine_of
-from .lock import SurveyLock
+from .lock import LOCK_FILE, SurveyLock
 from .observations import resolve_observations
 from .progress import SurveyProgress
 from .status import clean_stale, read_run, rebuild_status, scan_runs, write_run, write_status
@@ -178,18 +179,26 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
     if cache is not None:
         open_kwargs["cache"] = str(cache)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     plist = _as_params(params)
     if catalogue:
         from .catalogue import check_catalogue_options
 
         check_catalogue_options(catalogue_options)  # a wrong --match or --exclude-obs stops it now, not at the end
-    obs = resolve_observations(observations, archive=archive)
+    obs = resolve_observations(observations, archive=archive)  # (all checked before out is created)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: exists and is not a directory; give the survey's output directory")
+    created = next((q for q in reversed([out, *out.parents]) if not q.exists()), None)
+    out.mkdir(parents=True, exist_ok=True)
     token = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    lock = SurveyLock(out, token).acquire()
+    try:
+        lock = SurveyLock(out, token).acquire()
+    except BaseException:
+        _remove_unwritten(created, out)
+        raise
     echo = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
     owned_close = None
     dashboard = None
+    failed = False
     try:
         n_stale = clean_stale(out)
         if n_stale:
@@ -221,12 +230,17 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
             log.info("catalogue built after %.1f s", time.perf_counter() - t_start)
         elif catalogue:
             cat_dir = out / "catalogue"
+    except BaseException:
+        failed = True
+        raise
     finally:
         try:  # (an interrupt - Ctrl-C, SIGTERM - during the engine's shut-down must not keep the lock file)
             if owned_close is not None:
                 owned_close()
         finally:
             lock.release()
+            if failed:
+                _remove_unwritten(created, out)
     counts = status["state"].value_counts().to_dict() if len(status) else {}
     res = SurveyResult(out=out, status=status, n_observations=len(plan), n_runs=n_runs,
                        wall_time=time.perf_counter() - t_start, dashboard_link=dashboard, catalogue=cat_dir,
@@ -234,6 +248,30 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
     echo(f"survey finished in {res.wall_time:.1f} s: status table {out / 'status.parquet'} "
          f"({', '.join(f'{k} {v}' for k, v in res.counts.items())})")
     return res
+
+
+def _remove_unwritten(created: Path | None, out: Path) -> None:
+    """After a failed survey: remove ``out`` and the parents this survey
+    created (``created``, the topmost) when no run was written into it, so
+    that a survey that never ran leaves no empty directory. Only a directory
+    this survey created is removed, and only when it holds nothing but the
+    status table (and hidden temporaries) and no other survey has taken it
+    over (its lock file is there)."""
+    if created is None or not out.is_dir() or (out / LOCK_FILE).exists():  # (a lock left: another survey's)
+        return
+    try:
+        if any(not p.name.startswith(".") and p.name != "status.parquet" for p in out.iterdir()):
+            return
+        shutil.rmtree(out)
+    except OSError:
+        return
+    for d in out.parents:
+        if d != created and created not in d.parents:
+            break
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 def _options_changed(out: Path, catalogue_options: dict | None) -> bool:
