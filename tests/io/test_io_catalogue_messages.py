@@ -37,3 +37,15 @@ def test_a_catalogue_that_is_not_a_table_names_the_file(tmp_path):
         read_catalogue(tmp_path / "text.fits")
     with pytest.raises(ValueError, match=r"t\.parquet: not a readable Parquet table"):
         read_catalogue(tmp_path / "t.parquet")
+
+
+def test_search_reads_its_catalogue_before_the_events(make_event_file, tmp_path, capsys, monkeypatch):
+    """xcube search --catalogue <not a table> failed only after the events pass, with astropy's format table."""
+    import xcube.transients.search as search
+
+    monkeypatch.setattr(search, "search_transients", lambda *a, **k: pytest.fail("the search ran"))
+    (tmp_path / "text.fits").write_text("hello, not FITS\n")
+    rc = main(["search", str(make_event_file()), "--catalogue", str(tmp_path / "text.fits"),
+               "--out", str(tmp_path / "s"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "text.fits: not a readable FITS table" in err and len(err.splitlines()) == 1

@@ -268,6 +268,11 @@ def _search(args) -> int:
     from .search import search_transients
 
     out = check_output_dir(args.out, args.overwrite, "search")  # before the work, not after it
+    catalogue = args.catalogue
+    if catalogue is not None:  # read (and checked) before the events pass, not after it
+        from ..io.catalogue import read_catalogue
+
+        catalogue = read_catalogue(catalogue, ra_col=args.ra_col, dec_col=args.dec_col, radius_col=args.radius_col)
     bar = progress_bar(len(args.files), desc="open", unit="file", enabled=not args.quiet and len(args.files) > 1)
     evs = []
     for f in args.files:
@@ -275,11 +280,6 @@ def _search(args) -> int:
         bar.update(1)
     bar.close()
     evs = cameras(evs)  # a directory of camera files opens as a DataTree: its cameras
-    catalogue = args.catalogue
-    if catalogue is not None and (args.ra_col or args.dec_col or args.radius_col):
-        from ..io.catalogue import read_catalogue
-
-        catalogue = read_catalogue(catalogue, ra_col=args.ra_col, dec_col=args.dec_col, radius_col=args.radius_col)
     res = search_transients(evs if len(evs) > 1 else evs[0], time_bin=list(args.time_bin),
                             size_arcsec=args.size_arcsec, energy_band=energy_bands_from_flat(args.energy),
                             sigma=list(args.sigma), gti_only=args.gti_only, catalogue=catalogue,
