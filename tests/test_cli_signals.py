@@ -111,8 +111,63 @@ def test_signal_while_writing_leaves_no_temporaries(make_event_file, tmp_path, s
     assert not res.exists()  # nothing written: the directory the search was writing is gone too
 
 
+SEARCH_WITH_EXIT_HANDLER = """
+    import signal
+    import sys
+    import time
+    import xcube.transients.search as search
+
+    def slow(*args, **kwargs):
+        signal.signal(signal.SIGINT, lambda *_: sys.exit())  # as importing dask_jobqueue does
+        print("searching", flush=True)
+        time.sleep(120)
+
+    search.search_transients = slow
+"""
+
+
+def test_ctrl_c_with_a_library_exit_handler_is_still_an_interruption(make_event_file, tmp_path):
+    """dask_jobqueue (``xcube survey --cluster slurm``) replaces Python's
+    SIGINT handler by ``sys.exit()``: Ctrl-C then ended the command with
+    status 0 and no word."""
+    ev = make_event_file(n=2000)
+    proc = _xcube(tmp_path, SEARCH_WITH_EXIT_HANDLER, "search", str(ev), "--out", str(tmp_path / "res"), "-q")
+    _wait_for(proc, "searching")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "xcube search: interrupted", err
+
+
+def test_main_restores_the_signal_handlers(make_event_file, tmp_path, monkeypatch, capsys):
+    """``main`` called in-process leaves Ctrl-C and SIGTERM as they were, also
+    when the command's libraries replaced the SIGINT handler."""
+    import sys as _sys
+
+    import xcube.transients.search as search
+    from xcube.cli import main
+
+    def replacing(*args, **kwargs):
+        signal.signal(signal.SIGINT, lambda *_: _sys.exit())
+        raise ValueError("no search today")
+
+    monkeypatch.setattr(search, "search_transients", replacing)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert main(["search", str(make_event_file(n=500)), "--out", str(tmp_path / "res"), "-q"]) == 1
+    assert "no search today" in capsys.readouterr().err
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler (another test's libraries may have replaced it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @MANY_CPUS
-def test_interrupted_thread_map_stops_its_parts():
+def test_interrupted_thread_map_stops_its_parts(python_sigint):
     """Ctrl-C in the thread waiting on thread_map: the parts not started are
     cancelled, the running ones stop at their next nested item."""
     started, inner = [], []

@@ -189,24 +189,38 @@ def main(argv=None) -> int:
         name, text = _NAN_GIVEN[0]
         print(f"xcube {args.command}: error: {name} {text}: must be a number, not NaN", file=sys.stderr)
         return 1
-    previous = None
+    previous = sigint = None
     if threading.current_thread() is threading.main_thread():  # (signal handlers live in the main thread)
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        sigint = signal.getsignal(signal.SIGINT)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
-        if previous is not None:  # a second SIGTERM during the clean-up below ends the process
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _close_progress_bars()
-        term = isinstance(exc, Terminated)
-        print(f"xcube {args.command}: {'terminated (SIGTERM)' if term else 'interrupted'}", file=sys.stderr)
-        return 128 + int(signal.SIGTERM if term else signal.SIGINT)
+        return _interrupted(args, isinstance(exc, Terminated), previous is not None)
+    except SystemExit as exc:
+        # Ctrl-C with the handler a library installed meanwhile: dask_jobqueue (xcube survey --cluster)
+        # replaces Python's by sys.exit(), which would end the command with status 0
+        if exc.code is None and sigint is not None and signal.getsignal(signal.SIGINT) is not sigint:
+            return _interrupted(args, False, True)
+        raise
     except (OSError, ValueError, KeyError) as exc:
         print(f"xcube {args.command}: error: {error_text(exc)}", file=sys.stderr)
         return 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if sigint is not None and signal.getsignal(signal.SIGINT) is not sigint:
+            signal.signal(signal.SIGINT, sigint)  # (main called in-process: Ctrl-C as it was before)
+
+
+def _interrupted(args, term: bool, main_thread: bool) -> int:
+    """The end of a command stopped by Ctrl-C (``term`` False) or SIGTERM:
+    one line on stderr, status 130 or 143."""
+    if main_thread:  # a second SIGTERM during what follows ends the process
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _close_progress_bars()
+    print(f"xcube {args.command}: {'terminated (SIGTERM)' if term else 'interrupted'}", file=sys.stderr)
+    return 128 + int(signal.SIGTERM if term else signal.SIGINT)
 
 
 def error_text(exc: BaseException) -> str:
