@@ -109,7 +109,8 @@ def test_survey_on_slurm_with_a_cancelled_job_and_resume(archive, tmp_path):
                          timeout=300, cwd=first)
     wall = time.perf_counter() - t0
     print(f"SLURM survey of 4 observations: {wall:.1f} s wall (command start to exit)")
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.returncode == 1, res.stdout + res.stderr  # the corrupt observation's run failed
+    assert f"  {CORRUPT}: failed" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and "CommClosedError" not in res.stderr, res.stderr
     job_logs = {p.name: p.read_text() for p in first.glob("slurm-*.out")}
     assert len(job_logs) == 2  # the two worker jobs, shut down without tracebacks
@@ -155,7 +156,7 @@ def test_survey_on_slurm_with_a_cancelled_job_and_resume(archive, tmp_path):
     res = subprocess.run(_survey_command(archive, out, ["500", "1000"], "--retry-failed"), capture_output=True,
                          text=True, env=_env(), timeout=300, cwd=tmp_path)
     print(f"resumed survey: {time.perf_counter() - t0:.1f} s wall; {res.stdout.strip()}")
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.returncode == 1, res.stdout + res.stderr  # the corrupt observation fails again
     assert "Traceback" not in res.stderr, res.stderr
     st = _check_status(out, 2)
     assert set(st.loc[st["obsid"] != CORRUPT, "state"]) == {"done"}
