@@ -248,3 +248,24 @@ def test_survey_lock_released_when_interrupted_during_shut_down(make_event_file,
     with pytest.raises(KeyboardInterrupt):
         run([ev], out, parameter_grid([1000.0], [(0.2, 12.0)]), compute=Engine(), progress=False, catalogue=False)
     assert not (out / ".survey.lock").exists()
+
+
+def test_jobqueue_import_leaves_the_ctrl_c_handler(tmp_path, monkeypatch):
+    """Importing dask_jobqueue replaces the process's SIGINT handler by sys.exit(); a later thread_map in the
+    same process then died with SystemExit instead of a KeyboardInterrupt (CI: after the SLURM test)."""
+    import shutil as _shutil
+
+    from xcube.survey import engine
+
+    (tmp_path / "dask_jobqueue.py").write_text(
+        "import signal, sys\nsignal.signal(signal.SIGINT, lambda *_: sys.exit())\n"
+        "class SLURMCluster:\n    def __init__(self, **kw):\n        self.kw = kw\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "dask_jobqueue", raising=False)
+    monkeypatch.setattr(_shutil, "which", lambda cmd: "/usr/bin/" + cmd)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        assert isinstance(engine.jobqueue_cluster("slurm"), sys.modules["dask_jobqueue"].SLURMCluster)
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        signal.signal(signal.SIGINT, before)

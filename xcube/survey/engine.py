@@ -23,8 +23,10 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -61,12 +63,16 @@ def jobqueue_cluster(cluster: str, *, queue=None, walltime=None, cores=None, mem
             f"{socket.gethostname()}; run the survey on a {name.upper()} login node, or run it on this machine "
             "instead with --workers N (a local cluster), or use a running dask cluster with --scheduler ADDRESS"
         )
+    sigint = signal.getsignal(signal.SIGINT)
     try:
         import dask_jobqueue
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError(
             f"--cluster {name} needs dask-jobqueue; install it with pip install 'xcube-astro[cluster]'"
         ) from exc
+    finally:  # dask_jobqueue replaces the process's Ctrl-C handler by sys.exit() when imported: put it back
+        if sigint is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, sigint)
     cls = getattr(dask_jobqueue, JOBQUEUE_CLUSTERS[name])
     opts = dict(queue=queue, walltime=walltime, cores=cores, memory=memory, processes=processes,
                 account=account, job_extra_directives=job_extra, local_directory=local_directory)
