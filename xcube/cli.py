@@ -45,26 +45,24 @@ SCREEN_HELP = ("apply the mission's standard event screening (e.g. XMM EPIC: PAT
                "docs/select.md), as SAS and the transient search do; --no-screen keeps every event")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number > 0 (e.g. ``--chunks``)."""
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive whole number")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number >= {minimum}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number > 0 (e.g. ``--chunks``)."""
+    return _whole_number(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: a whole number >= 0 (e.g. ``--seed``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number >= 0")
-    return value
+    return _whole_number(text, 0)
 
 
 def finite_float(text: str) -> float:

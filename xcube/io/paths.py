@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["safe_component", "inside", "cache_dir", "walk_files", "SAFE_CHARACTERS"]
+__all__ = ["safe_component", "inside", "cache_dir", "walk_files", "remove_empty_up_to", "SAFE_CHARACTERS"]
 
 #: characters kept in a path component; every other character becomes "_"
 SAFE_CHARACTERS = "A-Za-z0-9._+-"
@@ -77,3 +77,19 @@ def walk_files(directory) -> tuple[list[Path], list[Path]]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         files += [Path(root) / n for n in names if not n.startswith(".")]
     return sorted(f for f in files if f.is_file()), sorted(unreadable)
+
+
+def remove_empty_up_to(path, created) -> None:
+    """Remove ``path`` and its parents up to ``created`` (the topmost
+    directory a command created; None: nothing) while they are empty, so
+    that a command that wrote nothing leaves no empty directories."""
+    if created is None:
+        return
+    created = Path(created)
+    for d in [Path(path), *Path(path).parents]:
+        if d != created and created not in d.parents:
+            break
+        try:
+            d.rmdir()
+        except OSError:
+            break

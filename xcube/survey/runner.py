@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io.paths import inside
+from ..io.paths import inside, remove_empty_up_to
 from ..transients.params import SearchParams, parameter_grid, run_id
 from .engine import engine_of
 from .lock import LOCK_FILE, SurveyLock
@@ -265,13 +265,7 @@ def _remove_unwritten(created: Path | None, out: Path) -> None:
         shutil.rmtree(out)
     except OSError:
         return
-    for d in out.parents:
-        if d != created and created not in d.parents:
-            break
-        try:
-            d.rmdir()
-        except OSError:
-            break
+    remove_empty_up_to(out.parent, created)
 
 
 def _options_changed(out: Path, catalogue_options: dict | None) -> bool:

@@ -146,20 +146,6 @@ def check_output_dir(out, overwrite: bool, command: str) -> Path:
     return out
 
 
-def _remove_created(created: Path | None, out: Path) -> None:
-    """Remove the directories between ``out`` and ``created`` (the topmost
-    one this command created) that are empty."""
-    if created is None:
-        return
-    for d in [out, *out.parents]:
-        if d != created and created not in d.parents:
-            break
-        try:
-            d.rmdir()
-        except OSError:
-            break
-
-
 @contextmanager
 def writing_dir(out, overwrite: bool, command: str, atomic: bool = True):
     """Write a command's output directory: yields the directory to write
@@ -177,6 +163,7 @@ def writing_dir(out, overwrite: bool, command: str, atomic: bool = True):
     its event file) an earlier ``out`` is moved aside to ``.<out>.old-*``
     while the new one is written in place, then removed."""
     from ..io.atomic import atomic_dir, temporary_name
+    from ..io.paths import remove_empty_up_to
 
     out = check_output_dir(out, overwrite, command)
     created = next((q for q in reversed([out, *out.parents]) if not q.exists()), None)
@@ -186,7 +173,7 @@ def writing_dir(out, overwrite: bool, command: str, atomic: bool = True):
             with atomic_dir(out, overwrite=True) as tmp:
                 yield tmp
         except BaseException:
-            _remove_created(created, out.parent)
+            remove_empty_up_to(out.parent, created)
             raise
         return
     old = None
@@ -204,7 +191,7 @@ def writing_dir(out, overwrite: bool, command: str, atomic: bool = True):
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
         if old is not None:
             os.rename(old, out)
-        _remove_created(created, out.parent)
+        remove_empty_up_to(out.parent, created)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
