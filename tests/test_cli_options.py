@@ -72,3 +72,9 @@ def test_nan_is_refused_by_every_number_option_naming_it(tmp_path, capsys):
     for p in _subparsers(build_parser()):  # no number option is left that takes NaN
         for action in p._actions:
             assert action.type is not float, (p.prog, action.option_strings)
+
+
+def test_stitch_refuses_an_infinite_mjdref(tmp_path, capsys):
+    """--mjdref inf reached the library (NaN was already refused)."""
+    assert main(["stitch", str(tmp_path / "none.lc"), "--mjdref", "inf", "--out", str(tmp_path / "s.lc")]) == 1
+    assert "--mjdref inf: must be a finite number" in capsys.readouterr().err

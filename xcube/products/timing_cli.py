@@ -186,6 +186,9 @@ def _run_stitch(args) -> int:
     from .naming import add_to_index, output_file, product_name
     from .stitch import extract_lightcurves, stitch
 
+    if args.mjdref is not None and not np.isfinite(args.mjdref):
+        raise ValueError(f"--mjdref {args.mjdref}: must be a finite number (an MJD)")
+
     kinds = {f: product_kind(f) for f in args.files}
     events = [f for f, k in kinds.items() if k == "events"]
     other = [f for f, k in kinds.items() if k not in ("events", "lightcurve")]
