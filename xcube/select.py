@@ -292,7 +292,7 @@ class EventFilter:
             labels.append(f"gti={_fmt_gti(user)}")
         if expr_gti is not None:  # the expression's time cut: the good time follows it (its test keeps the events)
             user = expr_gti if user is None else gtimod.intersection(user, expr_gti)
-            new_gti = gtimod.intersection(_events_gti(events) if new_gti is None else new_gti, expr_gti)
+            new_gti = expr_gti if new_gti is None else gtimod.intersection(new_gti, expr_gti)  # (inside the events')
         if hygiene is not None and hygiene is not False:
             from .hygiene import hygiene_test
 
