@@ -136,12 +136,9 @@ def _product_kind(path) -> str:
 def _files(paths) -> list:
     """``paths`` with each directory (not a Zarr store) replaced by the event
     files below it (:func:`xcube.io.events.open_events`'s walk)."""
-    from .events import _expand, _is_zarr
+    from .events import _expand
 
-    out = []
-    for p in paths:
-        out += _expand(p) if Path(p).is_dir() and not _is_zarr(Path(p)) else [p]
-    return out
+    return [f for p in paths for f in _expand(str(p))]
 
 
 def _info(args) -> int:
