@@ -40,6 +40,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import _bench_env  # noqa: F401  (numba's cache and bytecode go to a temporary directory)
 import dask
 import dask.array as da
 import numpy as np

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _bench_env  # noqa: F401  (numba's cache and bytecode go to a temporary directory)
+
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real" / "xmm"
 
 CHILD = r"""

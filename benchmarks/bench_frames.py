@@ -31,6 +31,7 @@ import time
 from multiprocessing import Pool
 from pathlib import Path
 
+import _bench_env  # noqa: F401  (numba's cache and bytecode go to a temporary directory)
 import numpy as np
 
 SHAPE = (2048, 2048)

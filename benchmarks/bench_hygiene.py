@@ -24,6 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
+import _bench_env  # noqa: F401  (numba's cache and bytecode go to a temporary directory)
 import numpy as np
 
 REAL_MOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real" / "xmm" / \

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _bench_env  # noqa: F401  (numba's cache and bytecode go to a temporary directory)
 import dask
 import numpy as np
 from astropy.io import fits

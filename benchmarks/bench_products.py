@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
+import _bench_env  # noqa: F401  (numba's cache and bytecode go to a temporary directory)
 import dask
 import dask.array as da
 import numpy as np

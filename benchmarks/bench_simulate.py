@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _bench_env  # noqa: F401  (numba's cache and bytecode go to a temporary directory)
+
 _CHILD = r"""
 import json, resource, sys, time
 import numpy as np

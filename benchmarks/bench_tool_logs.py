@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _bench_env  # noqa: F401  (numba's cache and bytecode go to a temporary directory)
+
 CHILD = r"""
 import json, resource, sys, time
 path, how = sys.argv[1], sys.argv[2]

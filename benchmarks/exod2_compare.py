@@ -52,6 +52,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _bench_env  # noqa: F401  (numba's cache and bytecode go to a temporary directory)
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
