@@ -269,3 +269,17 @@ def test_jobqueue_import_leaves_the_ctrl_c_handler(tmp_path, monkeypatch):
         assert signal.getsignal(signal.SIGINT) is before
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_closed_stdout_ends_the_command_quietly(make_event_file, tmp_path):
+    """``xcube info *.fits | head -1``: the reader goes away after one line;
+    the command stops with status 141 (as if killed by SIGPIPE) and writes no
+    'Broken pipe' error line per remaining file."""
+    files = [str(make_event_file(n=200, seed=i)) for i in range(40)]
+    proc = subprocess.Popen([sys.executable, "-m", "xcube", "info", *files], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert "Broken pipe" not in err and "Traceback" not in err, err

@@ -8,6 +8,7 @@ import argparse
 import importlib
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -172,7 +173,8 @@ def main(argv=None) -> int:
     """Run the ``xcube`` command line ``argv``; returns the exit status: 0 on
     success, 1 on an error (one line on stderr), 2 on a usage error, 130
     after Ctrl-C (SIGINT) and 143 after SIGTERM, each with one line on
-    stderr (no traceback), after the command's clean-up has run."""
+    stderr (no traceback), after the command's clean-up has run; 141,
+    silently, when the reader of stdout went away (``xcube info ... | head``)."""
     parser = build_parser()
     _NAN_GIVEN.clear()
     args = parser.parse_args(argv)
@@ -201,6 +203,9 @@ def main(argv=None) -> int:
         if exc.code is None and sigint is not None and signal.getsignal(signal.SIGINT) is not sigint:
             return _interrupted(args, False, True)
         raise
+    except BrokenPipeError:  # `xcube search ... | head`: stop quietly, as a process killed by SIGPIPE would
+        _silence_stdout()
+        return 128 + int(getattr(signal, "SIGPIPE", 13))
     except (OSError, ValueError, KeyError) as exc:
         print(f"xcube {args.command}: error: {error_text(exc)}", file=sys.stderr)
         return 1
@@ -209,6 +214,16 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGTERM, previous)
         if sigint is not None and signal.getsignal(signal.SIGINT) is not sigint:
             signal.signal(signal.SIGINT, sigint)  # (main called in-process: Ctrl-C as it was before)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush
+    at exit does not report the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout not a real file (e.g. captured in tests)
+        pass
 
 
 def _interrupted(args, term: bool, main_thread: bool) -> int:

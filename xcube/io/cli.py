@@ -156,6 +156,8 @@ def _info(args) -> int:
                 continue
             ev = open_events(path, instrument=args.instrument, hdu=args.hdu)
             print(format_summary(summary(ev), path))
+        except BrokenPipeError:
+            raise  # (the reader of stdout went away: the command ends, see cli.main)
         except (OSError, ValueError, KeyError) as exc:
             print(f"xcube info: error: {error_text(exc)}", file=sys.stderr)
             status = 1
@@ -189,6 +191,8 @@ def _convert(args) -> int:
             ev = open_events(path, instrument=args.instrument, chunks=args.chunks, hdu=args.hdu)
             to_zarr(ev, store, overwrite=args.overwrite)
             print(f"{path} -> {store} ({ev.sizes['event']:,} events)")
+        except BrokenPipeError:
+            raise
         except (OSError, ValueError, KeyError) as exc:
             print(f"xcube convert: error: {error_text(exc)}", file=sys.stderr)
             status = 1
