@@ -27,7 +27,8 @@ __all__ = ["open_events", "open_archive", "EVENT_SUFFIXES", "check_distinct", "c
 
 log = logging.getLogger("xcube.io")
 
-EVENT_SUFFIXES = (".fits", ".fit", ".evt", ".ftz", ".gz", ".fits.gz", ".evt.gz", ".fts")
+#: names of event files in a directory (compared in lower case); ``.Z`` files are listed to be refused by name
+EVENT_SUFFIXES = (".fits", ".fit", ".evt", ".ftz", ".gz", ".fits.gz", ".evt.gz", ".fts", ".fits.z", ".evt.z")
 
 
 def _is_zarr(p: Path) -> bool:

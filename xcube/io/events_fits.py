@@ -30,6 +30,7 @@ from .fitsutil import (
     check_column_time_unit,
     column_scaling,
     find_column,
+    has_value,
     header_float,
     is_compressed,
     merged_header,
@@ -98,11 +99,11 @@ class EventsMeta:
 
 
 def _mjdref(h: dict, path) -> float:
-    if "MJDREFI" in h:
+    if has_value(h, "MJDREFI"):
         return float(np.float64(header_float(h, "MJDREFI", path)) + np.float64(header_float(h, "MJDREFF", path, 0.0)))
-    if "MJDREF" in h:
+    if has_value(h, "MJDREF"):
         return header_float(h, "MJDREF", path)
-    warnings.warn(f"{path}: no MJDREF/MJDREFI keyword; mjdref attr set to NaN", stacklevel=3)
+    warnings.warn(f"{path}: no MJDREF/MJDREFI keyword with a value; mjdref attr set to NaN", stacklevel=3)
     return float("nan")
 
 
@@ -215,7 +216,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
     says; when the file has none, the tables that declare themselves GTI
     tables (OGIP ``HDUCLAS1 = 'GTI'``, e.g. a NuSTAR GTI renamed ``STDGTI``)
     are used instead, with a warning naming them. Each table's own TIMEZERO
-    is applied; its TIMEUNIT and the TUNIT of START/STOP must be seconds.
+    (or, without one, the primary header's) is applied; its TIMEUNIT and the TUNIT of START/STOP must be seconds.
     Tables with a CCD (a ``profile.gti_ccd_keywords`` keyword such as
     ``CCDID``/``CCD_ID``, or a name matching ``profile.gti_ccd_pattern`` such
     as ``STDGTInn``) are intersected per CCD; observation-wide tables (no CCD)
@@ -251,7 +252,8 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         check_time_unit(hdu.header.get("TIMEUNIT", header.get("TIMEUNIT")), where)
         for col in (s, e):
             check_column_time_unit(hdu.header, names.index(col) + 1, col, where)
-        tz = header_float(hdu.header, "TIMEZERO", where, 0.0)
+        # its own TIMEZERO, else the primary header's (which the events inherit too), never the events'
+        tz = header_float(merged_header(hdul[0].header, hdu.header), "TIMEZERO", where, 0.0)
         _check_gti_time_system(hdu.header, header, where)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -393,6 +395,10 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
         vectors = _vector_columns(hdu)
         tname = profile.columns.get("time", "TIME")
         tcol = find_column([c[0] for c in cols.values()], tname)
+        if tcol is None and tname.lower() in vectors:
+            name, tform = vectors[tname.lower()]
+            raise ValueError(f"{path}[{hdu.name}]: the {name} column is a vector or non-numeric column "
+                             f"(TFORM {tform!r}); an event list needs one numeric time stamp per event")
         if tcol is None:
             raise ValueError(
                 f"{path}[{hdu.name}]: no {tname} column (columns: {hdu.columns.names}); an event list needs "
@@ -441,7 +447,7 @@ def _attrs(h: dict, profile: MissionProfile, path, hdu_name, cols) -> dict:
         "mjdref": _mjdref(h, path),
         "xcube_version": __version__,
     }
-    if "MJDREFI" in h:  # keep the exact integer and fractional parts too
+    if has_value(h, "MJDREFI"):  # keep the exact integer and fractional parts too
         a["mjdrefi"] = int(header_float(h, "MJDREFI", path))
         a["mjdreff"] = header_float(h, "MJDREFF", path, 0.0)
     for key in ("RADESYS", "RADECSYS"):
@@ -639,16 +645,28 @@ def null_values(meta: "EventsMeta") -> dict:
     return out
 
 
+#: bits of the FITS integer column codes
+_INT_BITS = {"B": 8, "I": 16, "J": 32, "K": 64}
+
+
 def _out_dtype(code: str, scale: float, zero: float) -> np.dtype:
+    """The dtype xcube gives a column of FITS code ``code`` with TSCALn
+    ``scale`` and TZEROn ``zero``, the same on every read path: the code's
+    own type when unscaled; int64 for an integer column with a whole TZERO
+    (the unsigned conventions TZERO = 2**(bits-1) and plain offsets), whose
+    values are then exact; uint64 for ``K`` with TZERO = 2**63; float64 for
+    any other scaling (a fractional TZERO or TSCAL != 1)."""
     base = {"L": bool, "B": np.uint8, "I": np.int16, "J": np.int32, "K": np.int64, "E": np.float32, "D": np.float64}
     if code == "L":
         return np.dtype(bool)
-    if scale == 1.0 and zero != 0.0 and code in "IJKB":
-        # unsigned-integer convention (TZERO = 2**(bits-1)) or plain offset
-        return np.dtype(np.int64)
-    if scale != 1.0:
-        return np.dtype(np.float64)
-    return np.dtype(base[code])
+    if scale == 1.0 and zero == 0.0:
+        return np.dtype(base[code])
+    if scale == 1.0 and code in _INT_BITS and float(zero).is_integer():
+        if code == "K" and zero == 2.0**63:
+            return np.dtype(np.uint64)
+        if abs(zero) + 2.0 ** (_INT_BITS[code] - 1) < 2.0**63:
+            return np.dtype(np.int64)
+    return np.dtype(np.float64)
 
 
 def _variable_names(meta: EventsMeta) -> dict:
@@ -722,6 +740,7 @@ def open_fits_events(meta: EventsMeta, chunks: int | None = None, cache=None):
         meta.cache_reason = "not time-sorted" if not scan["sorted"] else (
             f"{scan['n_null']} events with X or Y = TNULL to drop")
         return None
+    warn_outside_good_time(meta, scan["tmin"] + meta.timezero, scan["tmax"] + meta.timezero, meta.nrows)
     ident = (str(Path(meta.path).resolve()), Path(meta.path).stat().st_mtime_ns, meta.data_offset, chunks)
     data = {
         var: da.from_array(arr, chunks=(chunks,), lock=False, asarray=False, meta=np.empty(0, arr.dtype),
@@ -731,6 +750,20 @@ def open_fits_events(meta: EventsMeta, chunks: int | None = None, cache=None):
     for var, arr in arrays.items():
         register_source(data[var].name, arr)
     return build_dataset(meta, data)
+
+
+def warn_outside_good_time(meta: EventsMeta, tmin: float, tmax: float, n: int) -> None:
+    """Warn, naming the file, when its good time is empty or all its ``n``
+    events (times ``tmin``..``tmax`` [s], TIMEZERO applied) lie before the
+    first or after the last good interval: every product would be empty."""
+    start, stop = meta.gti
+    if not np.size(start):
+        warnings.warn(f"{meta.path}: the good time is empty (the GTI tables leave no interval); exposure is 0 and "
+                      "every light curve, image and spectrum of this file will be empty", UserWarning, stacklevel=4)
+    elif tmax < start[0] or tmin >= stop[-1]:
+        warnings.warn(f"{meta.path}: all {n} events ({tmin:.1f}-{tmax:.1f} s) lie outside the good time "
+                      f"({start[0]:.1f}-{stop[-1]:.1f} s); products of this file will be empty - are the GTIs "
+                      "those of another file or time frame?", UserWarning, stacklevel=4)
 
 
 def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
@@ -754,6 +787,8 @@ def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
                     var = names[col]
                     if var == "time":
                         v = v.astype(np.float64) + meta.timezero
+                    elif code in _INT_BITS:  # the dtype of the memory-mapped path (astropy's differ)
+                        v = v.astype(_out_dtype(code, *column_scaling(meta.header, idx, meta.path)))
                     cols[var] = v.astype(v.dtype.newbyteorder("="))
         except (EOFError, OSError, ValueError, TypeError) as exc:
             if isinstance(exc, OSError) and "truncated" in str(exc):
@@ -761,6 +796,8 @@ def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
             raise OSError(f"{meta.path}: corrupt or truncated FITS data in {meta.extname} ({exc})") from exc
     cols = _drop_null_positions(meta, cols)
     t = cols["time"]
+    if t.size:
+        warn_outside_good_time(meta, float(np.min(t)), float(np.max(t)), t.size)
     if not check_times(t, meta.path):
         order = np.argsort(t, kind="stable")
         cols = {k: v[order] for k, v in cols.items()}

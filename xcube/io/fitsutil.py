@@ -13,9 +13,9 @@ from pathlib import Path
 from astropy.io import fits
 
 __all__ = ["check_path", "extension", "is_compressed", "open_fits", "merged_header", "find_column", "column_scaling",
-           "header_float", "check_layout", "check_column_time_unit"]
+           "has_value", "header_float", "check_layout", "check_column_time_unit"]
 
-_MAGIC = {b"\x1f\x8b": "gzip", b"BZ": "bzip2", b"PK": "zip"}
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZ": "bzip2", b"PK": "zip", b"\x1f\x9d": "compress"}
 
 
 def check_path(path) -> Path:
@@ -61,6 +61,9 @@ def open_fits(path, memmap: bool = True) -> fits.HDUList:
     comp = is_compressed(p)
     if comp == "zip":
         raise OSError(f"{p}: zip archives are not supported; unzip it first")
+    if comp == "compress":
+        raise OSError(f"{p}: Unix-compressed (.Z) file, which xcube does not read; run `uncompress {p.name}` "
+                      "(or `gzip -d`) first, or recompress it with gzip")
     if comp is None:
         with open(p, "rb") as fh:
             card = fh.read(80)
@@ -139,6 +142,13 @@ def _gap_message(path, hdu, n: int, where: str) -> str:
     return (f"{path}: {n} bytes after the data of {hdu.name}{rows} {where} belong to no HDU; the header "
             "declares less data than the file holds (NAXIS2 too small?) or the file is damaged - "
             "fix the header or get a fresh copy")
+
+
+def has_value(header, key: str) -> bool:
+    """Whether ``header`` has the keyword ``key`` with a value: a card
+    without one (legal FITS) or with a blank string counts as absent."""
+    value = header.get(key) if hasattr(header, "get") else None
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 def header_float(header, key: str, path, default=None) -> float:

@@ -115,7 +115,12 @@ class FitsColumn:
         """Native values of raw (big-endian, unscaled) column values."""
         if self.logical:
             return raw == ord("T")
-        if self.scale != 1.0 or self.zero != 0.0:
+        if self.dtype.kind in "iu" and self.scale == 1.0 and self.zero != 0.0:  # exact integer offset
+            if self.dtype == np.uint64:  # TZERO = 2**63: flip the sign bit
+                out = raw.astype(np.int64).view(np.uint64) ^ np.uint64(1 << 63)
+            else:
+                out = raw.astype(np.int64) + np.int64(int(self.zero))
+        elif self.scale != 1.0 or self.zero != 0.0:
             out = (raw.astype(np.float64) * self.scale + self.zero).astype(self.dtype)
         else:
             out = raw.astype(self.dtype)  # byte swap + cast in one pass

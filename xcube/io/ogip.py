@@ -48,7 +48,7 @@ from astropy.io import fits
 from .. import gti as gtimod
 from .._version import __version__
 from .atomic import atomic_file, refuse_input
-from .fitsutil import check_column_time_unit, extension, find_column, merged_header, open_fits
+from .fitsutil import check_column_time_unit, extension, find_column, has_value, merged_header, open_fits
 
 __all__ = [
     "gti_hdu",
@@ -267,7 +267,7 @@ def _check_gti_frame(header: dict, events, source: str) -> None:
     barycentred TDB events are off by up to +-500 s). Eager, tiny."""
     from ..times import TimeReference, time_reference
 
-    if "MJDREF" in header or "MJDREFI" in header:
+    if has_value(header, "MJDREF") or has_value(header, "MJDREFI"):
         mine, theirs = read_mjdref(header), float(events.attrs.get("mjdref", np.nan))
         if np.isfinite(theirs) and abs(mine - theirs) * 86400.0 > 1e-6:
             raise ValueError(f"GTI {source}: MJDREF {mine!r} differs from the events' {theirs!r}; its START/STOP "
@@ -524,9 +524,9 @@ def _rate_values(rate: xr.DataArray, fracexp: np.ndarray, fraccorr: bool) -> np.
 
 def read_mjdref(h: dict) -> float:
     """MJDREF [d] from MJDREFI + MJDREFF (full precision) or MJDREF; NaN if absent."""
-    if "MJDREFI" in h:
-        return float(np.float64(h["MJDREFI"]) + np.float64(h.get("MJDREFF", 0.0)))
-    if "MJDREF" in h:
+    if has_value(h, "MJDREFI"):
+        return float(np.float64(h["MJDREFI"]) + np.float64(h["MJDREFF"] if has_value(h, "MJDREFF") else 0.0))
+    if has_value(h, "MJDREF"):
         return float(h["MJDREF"])
     return float("nan")
 

@@ -171,6 +171,7 @@ def _gti(path) -> list[str]:
     from astropy.io import fits
 
     from .. import gti as gtimod
+    from .fitsutil import has_value
     from .ogip import find_gti_hdu, gti_of_hdu, read_mjdref
 
     with fits.open(path) as hdul:
@@ -182,8 +183,8 @@ def _gti(path) -> list[str]:
              "object": h.get("OBJECT", "")}
     if np.isfinite(read_mjdref(h)):
         attrs.update(mjdref=read_mjdref(h), timesys=str(h.get("TIMESYS", "TT")).strip())
-        if "MJDREFI" in h:  # full precision for the UTC conversion
-            attrs.update(mjdrefi=float(h["MJDREFI"]), mjdreff=float(h.get("MJDREFF", 0.0)))
+        if has_value(h, "MJDREFI"):  # full precision for the UTC conversion
+            attrs.update(mjdrefi=float(h["MJDREFI"]), mjdreff=float(h["MJDREFF"] if has_value(h, "MJDREFF") else 0.0))
     lines = _head("good time intervals", path, attrs)
     if start.size:
         lines += [_span(attrs, float(start[0]), float(stop[-1])),
