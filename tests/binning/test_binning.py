@@ -138,8 +138,9 @@ def test_sky_axis_size_arcsec_snaps_to_pixels():
     ev = make_events([T0], [1], [1])
     ax = sky_axis(ev, "x", size_arcsec=20.0)
     assert ax.width == 400.0  # 20 / (1.38888888888889e-05 * 3600) = 399.99999999999966 before snapping
-    assert ax.edges[0] == 1.0 and ax.size == 130
-    assert sky_axis(ev, "y", size_arcsec=20.0, offset=0.5).edges[0] == 1.0 - 200.0
+    # integer X/Y: the pixel of value v is [v - 0.5, v + 0.5), so the grid starts half a pixel below TLMIN
+    assert ax.edges[0] == 0.5 and ax.size == 130
+    assert sky_axis(ev, "y", size_arcsec=20.0, offset=0.5).edges[0] == 0.5 - 200.0
     with pytest.raises(ValueError, match="positive"):
         sky_axis(ev, "x", size_arcsec=0.0)
 
@@ -179,14 +180,14 @@ def test_half_bin_shifted_axes_generated():
     y = rng.integers(0, 2000, n).astype(np.int32)
     ev = make_events(t, x, y, chunk=4096, attrs=_attrs((0, 1999)))
     cube = bin_events(ev, time=50.0, y=100.0, x=100.0, offset=0.5)
-    assert cube.time_lo.values[0] == T0 - 25.0 and cube.x_lo.values[0] == -50.0
+    assert cube.time_lo.values[0] == T0 - 25.0 and cube.x_lo.values[0] == -50.5  # (integer X: TLMIN - 0.5 - 50)
     assert cube.shape == (21, 21, 21)
-    ref = reference([(t, T0 - 25.0, 50.0, None), (y, -50.0, 100.0, None), (x, -50.0, 100.0, None)], cube.shape)
+    ref = reference([(t, T0 - 25.0, 50.0, None), (y, -50.5, 100.0, None), (x, -50.5, 100.0, None)], cube.shape)
     np.testing.assert_array_equal(cube.values, ref)
     assert cube.values.sum() == n
     # per-axis offsets
     c2 = bin_events(ev, time=50.0, x=100.0, offset={"x": 0.5})
-    assert c2.time_lo.values[0] == T0 and c2.x_lo.values[0] == -50.0
+    assert c2.time_lo.values[0] == T0 and c2.x_lo.values[0] == -50.5
 
 
 def test_explicit_edges_and_float_columns():

@@ -28,6 +28,7 @@ here is eager and small (edges only, no event data).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -37,8 +38,8 @@ from .. import gti as gtimod
 from ..missions import GENERIC, profile_of
 from .memory import available_bytes, check_size
 
-__all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "pixel_arcsec", "integer_lut", "positive_width", "LUT_MAX",
-           "rule_steps"]
+__all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "integer_column", "pixel_arcsec", "integer_lut",
+           "positive_width", "LUT_MAX", "rule_steps"]
 
 # a width in pixels closer than this (relative) to an integer is taken as that integer,
 # so that size_arcsec=20 with 0.05"/px gives exactly 400 px, not 399.99999999999966
@@ -390,6 +391,17 @@ def pixel_arcsec(events, dim: str) -> float:
     return float(prof.pixel_arcsec)
 
 
+def integer_column(events, dim: str) -> bool:
+    """Whether the sky column ``dim`` of ``events`` holds integers (XMM,
+    NuSTAR, Swift-XRT): each value ``v`` then stands for the sky pixel
+    ``[v - 0.5, v + 0.5)``, centred on ``v`` as the column's WCS (TCRPX) has
+    it, and sky grids put their edges on half-integers. No data read."""
+    try:
+        return bool(np.issubdtype(np.dtype(events[dim].dtype), np.integer))
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
 def sky_axis(
     events, dim: str, width=None, *, size_arcsec=None, nbins=None, edges=None, range=None, offset=0.0
 ) -> Axis:
@@ -400,14 +412,37 @@ def sky_axis(
     whole number of pixels are snapped to it), or ``nbins`` or explicit
     ``edges``. ``range=(lo, hi)`` in pixels defaults to the column's legal
     range (TLMIN/TLMAX, attrs ``x_min``/``x_max``), both ends included.
+
+    Integer sky columns (:func:`integer_column`): the value ``v`` is the
+    centre of its sky pixel, so the grid covers ``[lo - 0.5, hi + 0.5)`` and
+    its edges fall on half-integers: a cell's centre, its WCS and DS9's
+    physical coordinates sit on the pixels it holds (without the shift they
+    would be half a sky pixel off: 1.2" for NuSTAR). ``size_arcsec`` is
+    then rounded to a whole number of sky pixels, with a warning when that
+    changes it, as cells of a fractional width would hold unequal numbers of
+    pixel columns (a striped image); a fractional ``width`` only warns.
+    Explicit ``edges`` are used as given. Eager, tiny.
     """
     if dim not in ("x", "y"):
         raise ValueError(f"sky axis: dim must be 'x' or 'y', got {dim!r}")
+    whole = integer_column(events, dim) and edges is None
     if size_arcsec is not None:
         if width is not None:
             raise ValueError(f"sky axis {dim!r}: give width (pixels) or size_arcsec, not both")
         s = _check_width(dim, size_arcsec)
         width = _snap(s / pixel_arcsec(events, dim))
+        if whole and width != round(width):
+            rounded = float(max(1, round(width)))
+            px = pixel_arcsec(events, dim)
+            warnings.warn(f"sky axis {dim!r}: {s:g}\" is {width:.3f} sky pixels of {px:g}\"; the column holds whole "
+                          "pixels, so cells of that size would hold unequal numbers of them (a striped image): "
+                          f"using {rounded:g} pixels ({rounded * px:g}\")", UserWarning, stacklevel=3)
+            width, size_arcsec = rounded, rounded * px
+    elif whole and isinstance(width, (int, float, np.number)) and math.isfinite(width) and width > 0 \
+            and float(width) != round(float(width)):
+        warnings.warn(f"sky axis {dim!r}: a width of {float(width):g} pixels over a column of whole pixels makes "
+                      "cells that hold unequal numbers of pixels (a striped image); use a whole number",
+                      UserWarning, stacklevel=3)
     if edges is None:
         if range is None:
             attrs = getattr(events, "attrs", {})
@@ -418,10 +453,12 @@ def sky_axis(
                 )
             range = (attrs[f"{dim}_min"], attrs[f"{dim}_max"])
         lo, hi = (float(v) for v in range)
+        if whole:
+            lo, hi = math.floor(lo + 0.5) - 0.5, math.ceil(hi - 0.5) + 0.5
     else:
         lo = hi = None
     meta = {"size_arcsec": float(size_arcsec)} if size_arcsec is not None else None
-    return _build(dim, lo, hi, width, nbins, edges, offset, "pixel", dim, closed=True, meta=meta)
+    return _build(dim, lo, hi, width, nbins, edges, offset, "pixel", dim, closed=not whole, meta=meta)
 
 
 def integer_lut(axis: Axis, dtype):

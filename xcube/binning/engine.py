@@ -166,16 +166,18 @@ def _energy_channel_lut(axis: Axis, events):
 
 
 def _integer_divisor(axis: Axis, dtype):
-    """For an integer column on a regular axis with integer lower edge and
-    width: ``(lower edge, (m, s))`` of the exact multiply-shift division."""
+    """For an integer column on a regular axis of integer width: ``(first
+    integer in bin 0, (m, s))`` of the exact multiply-shift division. For an
+    integer ``v`` and a lower edge ``lo`` (whole, or not: the half-integer
+    edges of sky grids), ``floor((v - lo) / w) == (v - ceil(lo)) // w``."""
     if not (np.issubdtype(dtype, np.integer) and axis.is_regular):
         return None
     lo = axis.origin + axis.first * axis.width
     w = axis.width
-    if lo != round(lo) or w != round(w) or abs(lo) > 2**52 or lo != axis.edges[0]:
+    if w != round(w) or abs(lo) > 2**52 or lo != axis.edges[0]:
         return None
     md = kernels.exact_divisor(int(w), int(w) * axis.size)
-    return None if md is None else (int(lo), md)
+    return None if md is None else (int(math.ceil(lo)), md)
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
-from ..binning.axes import Axis, pixel_arcsec
+from ..binning.axes import Axis, integer_column, pixel_arcsec
 from ..binning.events_pass import Run, compact_cubes
 from ..binning.memory import available_bytes, check_size
 from ..io.events import check_distinct, event_nodes
@@ -231,7 +231,9 @@ def sky_axes(events, size_arcsec: float, extent=None):
     """``(y, x)`` explicit-edges :class:`Axis` of cells of ``size_arcsec``
     covering the sky columns' legal range (TLMIN/TLMAX of every camera, attrs
     ``x_min``...) or ``extent`` (xmin, xmax, ymin, ymax), one cell of margin
-    each side; the origin is the first camera's TLMIN (0 without one). None
+    each side; the origin is the first camera's TLMIN (0 without one), less
+    half a pixel for integer sky columns (cell centres on the pixels they
+    hold, as :func:`~xcube.binning.sky_axis` does). None
     when the legal range is unknown, reversed or too large for memory (a
     broken TLMIN/TLMAX; the caller then uses the events' extent) and no
     extent is given. Raises ``ValueError`` when the grid over ``extent`` does
@@ -250,6 +252,8 @@ def sky_axes(events, size_arcsec: float, extent=None):
         else:
             lo, hi = extent[lo_i], extent[hi_i]
             origin = float(events[0].attrs.get(f"{dim}_min", 0.0) or 0.0)
+        if all(integer_column(e, dim) for e in events):  # value v is the pixel [v - 0.5, v + 0.5): see sky_axis
+            origin -= 0.5
         if not (np.isfinite(lo) and np.isfinite(hi) and hi >= lo):
             if extent is None:
                 return None
