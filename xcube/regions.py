@@ -237,11 +237,14 @@ def _parse_ds9(text: str):
             regs = Regions.parse(prepared, format="ds9")
         except Exception as exc:  # regions raises its own parser errors
             raise ValueError(f"DS9 region {_short(text)!r} does not parse: {exc}") from None
-    problems = [str(w.message) for w in caught if "skipping" in str(w.message).lower()]
+    said = [str(w.message) for w in caught]
+    problems = [m for m in said if "skipping" in m.lower() or "cannot parse" in m.lower()]
     if problems:
-        raise ValueError(f"DS9 region {_short(text)!r}: " + "; ".join(problems))
+        raise ValueError(f"DS9 region {_short(text)!r}: " + "; ".join(problems)
+                         + (" (sizes of sky shapes are angles: 30\" or 0.5' or 0.01d, not pixels 30p/30i)"
+                            if re.search(r"\d[pi]\s*[,)]", text) else ""))
     if not len(regs):
-        raise ValueError(f"DS9 region {_short(text)!r} holds no shape")
+        raise ValueError(f"DS9 region {_short(text)!r} holds no shape" + (f" ({'; '.join(said)})" if said else ""))
     regs = [_shift(r, 1.0) if isinstance(r, PixelRegion) else r for r in regs]
     if explicit_image:
         warnings.warn(
@@ -250,6 +253,11 @@ def _parse_ds9(text: str):
             stacklevel=4,
         )
     return list(regs)
+
+
+def _shape_name(r) -> str:
+    """``"text"`` for a TextSkyRegion/TextPixelRegion, ``"point"`` ..."""
+    return type(r).__name__.replace("PixelRegion", "").replace("SkyRegion", "").lower()
 
 
 def _short(text: str, n: int = 200) -> str:
@@ -492,6 +500,12 @@ def pixel_region(region, events=None) -> RegionSet:
     regs, descr = _load(region)
     include, exclude = [], []
     wcs = None
+    annotations = [r for r in regs if type(r).__name__ in _NO_AREA]
+    if annotations and len(annotations) < len(regs):  # labels and markers saved beside the shapes (DS9 does)
+        warnings.warn(f"region {descr!r}: ignored {len(annotations)} shape(s) without an area "
+                      f"({', '.join(sorted({_shape_name(r) for r in annotations}))}): they select no events",
+                      UserWarning, stacklevel=2)
+        regs = [r for r in regs if type(r).__name__ not in _NO_AREA]
     for r in regs:
         if isinstance(r, RegionSet):
             include += r.include

@@ -22,8 +22,8 @@ _PC = tuple(f"PC{i}_{j}" for i in (1, 2) for j in (1, 2))
 
 
 def _is_wcs_key(k: str) -> bool:
-    """True for the cell-WCS keywords a grid carries (CTYPEn ... CUNITn, PCi_j, WCSAXES)."""
-    return k[:-1] in _KEYS + ("CUNIT",) or k in _PC or k == "WCSAXES"
+    """True for the cell-WCS keywords a grid carries (CTYPEn ... CUNITn, PCi_j, WCSAXES, RADESYS, EQUINOX)."""
+    return k[:-1] in _KEYS + ("CUNIT",) or k in _PC or k in ("WCSAXES", "RADESYS", "EQUINOX")
 
 
 def cell_wcs_keywords(attrs, y_axis, x_axis) -> dict:
@@ -36,6 +36,9 @@ def cell_wcs_keywords(attrs, y_axis, x_axis) -> dict:
     if any(f"{k}{i}" not in attrs for k in _KEYS for i in (1, 2)):
         return {}
     out = {"WCSAXES": 2}
+    for key in ("RADESYS", "EQUINOX"):  # the frame of RA/Dec (FK5 J2000 for XMM; astropy's default is ICRS)
+        if attrs.get(key) not in (None, ""):
+            out[key] = attrs[key] if key == "RADESYS" else float(attrs[key])
     for i, ax in ((1, x_axis), (2, y_axis)):
         lo = float(ax.edges[0])
         out[f"CTYPE{i}"] = str(attrs[f"CTYPE{i}"])

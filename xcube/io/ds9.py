@@ -13,12 +13,15 @@ import numpy as np
 __all__ = ["circles_from_table", "to_ds9", "write_ds9"]
 
 
-def circles_from_table(table, radius_arcsec: float = 10.0, *, label: str | None = None, color: str | None = None):
-    """Sky circles (fk5/icrs ``CircleSkyRegion``) at each row's ``ra``/``dec`` [deg].
+def circles_from_table(table, radius_arcsec: float = 10.0, *, label: str | None = None, color: str | None = None,
+                       frame: str = "fk5"):
+    """Sky circles (``CircleSkyRegion``) at each row's ``ra``/``dec`` [deg].
 
     ``radius_arcsec`` is a number or the name of a column [arcsec]; ``label``
-    names a column whose value becomes the DS9 ``text``; ``color`` a DS9 colour.
-    Returns a ``regions.Regions``.
+    names a column whose value becomes the DS9 ``text``; ``color`` a DS9 colour;
+    ``frame`` the frame ``ra``/``dec`` are in (``"fk5"``, J2000: that of
+    xcube's detections and catalogues, from the event files' RADESYS; or
+    ``"icrs"``). Returns a ``regions.Regions``.
     """
     import astropy.units as u
     from astropy.coordinates import SkyCoord
@@ -39,7 +42,7 @@ def circles_from_table(table, radius_arcsec: float = 10.0, *, label: str | None 
     texts = [str(v) for v in table[label]] if label is not None else [None] * ra.size
     out = []
     for r, d, rad, text in zip(ra, dec, radius, texts):
-        reg = CircleSkyRegion(center=SkyCoord(r * u.deg, d * u.deg, frame="icrs"), radius=rad * u.arcsec)
+        reg = CircleSkyRegion(center=SkyCoord(r * u.deg, d * u.deg, frame=str(frame).lower()), radius=rad * u.arcsec)
         if text is not None:
             reg.meta["text"] = text
         if color is not None:
