@@ -105,8 +105,11 @@ def test_covering_width_nbins_offset():
     assert d.size == 4 and d.width == 2.5
     e = Axis.covering("x", 1, 51840, width=400.0, closed=True)  # TLMIN..TLMAX inclusive
     assert e.size == 130 and e.index_of([51840])[0] == 129
-    f = Axis.covering("x", 0, 800, width=400.0, closed=True)  # upper end exactly on an edge
-    assert f.size == 3 and f.index_of([800])[0] == 2
+    f = Axis.covering("x", 0, 800, width=400.0, closed=True)  # upper end exactly on an edge: the last bin
+    assert f.size == 2 and f.index_of([800])[0] == 1  # keeps it (width widened by ulps), no bin past the range
+    assert f.index_of([np.nextafter(f.edges[-1], np.inf)])[0] == -1
+    g = Axis.covering("energy", 0.5, 10.0, width=0.5, closed=True)  # 0.5-10 keV in 0.5 keV bins: 19, not 20
+    assert g.size == 19 and g.index_of([10.0])[0] == 18 and g.index_of([10.25])[0] == -1
 
 
 def test_sel_bins_like_parent():

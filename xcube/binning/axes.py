@@ -145,7 +145,10 @@ class Axis:
     def covering(
         cls, name, lo, hi, *, width=None, nbins=None, offset=0.0, closed=False, units="", column=None, meta=None
     ) -> "Axis":
-        """Regular axis covering ``[lo, hi)`` (``[lo, hi]`` with ``closed=True``).
+        """Regular axis covering ``[lo, hi)`` (``[lo, hi]`` with ``closed=True``:
+        when the range is a whole number of bins, the last bin ends at ``hi``
+        and keeps it, its width widened by an ulp or two if needed; no bin is
+        added past ``hi``).
 
         Give either ``width`` or ``nbins``. The grid's edges are
         ``lo + (k + offset) * width``: with a fractional ``offset`` (e.g. 0.5)
@@ -176,6 +179,10 @@ class Axis:
             origin = lo + (frac - 1.0) * width if frac > 0 else lo
             f = (hi - origin) / width  # same arithmetic as the bin rule
             n = int(math.floor(f)) + 1 if closed else int(math.ceil(f))
+            if closed and n > 1 and f == math.floor(f):  # hi exactly on an edge: close the last bin there
+                n -= 1  # (rather than add a bin past the range), widening the width by ulps as with nbins
+                while math.floor((hi - origin) / width) >= n:
+                    width = math.nextafter(width, math.inf)
         n = max(n, 1)
         if closed:  # (a binner that maps the column to other units keeps hi inside: see binning.engine)
             meta = {**(meta or {}), "closed_hi": hi}
