@@ -81,12 +81,21 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
     ``source``. Eager (light curves are small).
 
     Conventions read:
-    - times are ``TIME + TIMEZERO``; ``TIMEPIXR`` places TIME in the bin
-      (absent: 0.5, the bin centre, as SAS and xcube write it); ``TIMEDEL``
-      keyword or column gives the width; TIMEUNIT 's' or 'd'.
+    - times are ``TIME + TIMEZERO`` (or the split ``TIMEZERI + TIMEZERF``,
+      preferred when present; a warning when both forms disagree);
+      ``TIMEPIXR`` places TIME in the bin (absent: 0.5, the bin centre, as
+      SAS and xcube write it); ``TIMEDEL`` keyword or column gives the width;
+      TIMEUNIT 's' or 'd'.
     - exposure = TIMEDEL x FRACEXP. Without a FRACEXP column the fraction is
       computed from the GTI table (``gti_extension``, default the first GTI
       table in the file; per-CCD files hold several - pick the source CCD's).
+      The GTI table's START/STOP are read in their TUNITn, else the GTI
+      table's TIMEUNIT, else the light curve's TIMEUNIT ('s' or 'd'), plus the
+      GTI table's own TIMEZERO.
+    - a bin whose RATE (or, without RATE, COUNTS) is NaN or infinite has no
+      valid measurement: it gets FRACEXP = 0 (no exposure; counts 0, rate
+      NaN), as the PPS FBKTSR files write it, and its time is taken out of
+      the GTIs; a warning counts the bins the file gave exposure to.
     - counts: a COUNTS column when present (in an xcube NET file the gross
       source-region counts, in a BKG file the background region's raw counts;
       see ``rate_kind``); otherwise ``RATE x exposure`` when
@@ -215,8 +224,9 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
         )
     lo, hi = _bins(hdu, h, data, names, path)
     gti_h = find_gti_hdu(hdul, gti_extension, path)
-    gti = gti_of_hdu(gti_h, path) if gti_h is not None else None
-    fracexp, gti = _fracexp(data, names, lo, hi, gti, gti_h.name if gti_h is not None else None, path)
+    gti = _read_gti(gti_h, h, path) if gti_h is not None else None
+    invalid = _invalid_bins(data, names)
+    fracexp, gti = _fracexp(data, names, lo, hi, gti, gti_h.name if gti_h is not None else None, path, invalid)
     corrected = _flag(h.get("FRACCORR", h.get("DEADAPP", False))) or _rate_corrected_by_tool(h)
     counts, rate, err = _counts_and_rates(data, names, hi - lo, fracexp, corrected)
     coords = {
@@ -245,7 +255,7 @@ def _bins(hdu, h, data, names, path):
     scale = _time_scale(h.get("TIMEUNIT", "s"), path)  # TSTART, TSTOP, TIMEZERO, TIMEDEL (OGIP/93-003)
     tcol = find_column(names, "TIME")
     col_scale = _column_time_scale(hdu, tcol, scale, path)  # the TIME column in its own TUNIT, if it has one
-    time = np.asarray(data[tcol], np.float64) * col_scale + float(h.get("TIMEZERO", 0.0)) * scale
+    time = np.asarray(data[tcol], np.float64) * col_scale + _timezero(h, path) * scale
     dcol, xcol = find_column(names, "TIMEDEL"), find_column(names, "XAX_E")
     if dcol is not None:
         width = np.asarray(data[dcol], np.float64) * _column_time_scale(hdu, dcol, scale, path)
@@ -262,9 +272,54 @@ def _bins(hdu, h, data, names, path):
     return lo, lo + width
 
 
-def _fracexp(data, names, lo, hi, gti, gti_name, path):
-    """``(fracexp, gti)``: the FRACEXP column, else the bins' fraction inside ``gti``, else 1; the GTIs
-    (from the exposed bins when the file has no GTI table)."""
+def _timezero(h: dict, path) -> float:
+    """TIMEZERO of a header, in its TIMEUNIT: the split form ``TIMEZERI + TIMEZERF``
+    when present (full precision, as MJDREFI/MJDREFF; Stingray's
+    ``high_precision_keyword_read``), else ``TIMEZERO``, else 0. Warns when both
+    forms are present and disagree (the split form is used)."""
+    if has_value(h, "TIMEZERI"):
+        tz = float(h["TIMEZERI"]) + (float(h["TIMEZERF"]) if has_value(h, "TIMEZERF") else 0.0)
+        if has_value(h, "TIMEZERO") and not np.isclose(float(h["TIMEZERO"]), tz, rtol=1e-12, atol=1e-9):
+            warnings.warn(f"{path}: TIMEZERO = {float(h['TIMEZERO'])!r} disagrees with TIMEZERI + TIMEZERF = {tz!r}; "
+                          "using TIMEZERI + TIMEZERF", stacklevel=5)
+        return tz
+    return float(h["TIMEZERO"]) if has_value(h, "TIMEZERO") else 0.0
+
+
+def _read_gti(gti_h, lc_header: dict, path):
+    """``(start, stop)`` [s] of the light curve's GTI table ``gti_h``: START/STOP
+    in their own unit (TUNITn, else the table's TIMEUNIT, else the light
+    curve's TIMEUNIT ``lc_header``, else seconds; ``'s'`` or ``'d'``, as
+    :func:`_bins` reads the RATE table) plus the table's own TIMEZERO (or
+    TIMEZERI + TIMEZERF) in its TIMEUNIT; rows normalised. ``ValueError``
+    naming the file for a table without START/STOP or with non-finite values."""
+    names = gti_h.columns.names
+    s, e = find_column(names, "START"), find_column(names, "STOP")
+    if s is None or e is None:
+        return gti_of_hdu(gti_h, path)  # its error names the file and the columns
+    h = dict(gti_h.header)
+    scale = _time_scale(h.get("TIMEUNIT", lc_header.get("TIMEUNIT", "s")), path)
+    tz = _timezero(h, path) * scale
+    start = np.asarray(gti_h.data[s], np.float64) * _column_time_scale(gti_h, s, scale, path) + tz
+    stop = np.asarray(gti_h.data[e], np.float64) * _column_time_scale(gti_h, e, scale, path) + tz
+    return gtimod.normalize(start, stop, source=f"{path}[{gti_h.name}]")
+
+
+def _invalid_bins(data, names) -> np.ndarray:
+    """Bins without a valid value: RATE (or, without RATE, COUNTS) NaN or infinite (bool, one per row).
+    Tools write NaN for bins they could not measure (e.g. the PPS FBKTSR NaN rows, FRACEXP = 0 there)."""
+    col = find_column(names, "RATE") or find_column(names, "COUNTS")
+    v = np.asarray(data[col])
+    if v.dtype.kind not in "fc":
+        return np.zeros(v.shape[0], dtype=bool)
+    return ~np.isfinite(v)
+
+
+def _fracexp(data, names, lo, hi, gti, gti_name, path, invalid=None):
+    """``(fracexp, gti)``: the FRACEXP column, else the bins' fraction inside ``gti``, else 1; 0 in the
+    ``invalid`` bins (a non-finite RATE: no measurement, so no exposure; warned when the file gave them
+    exposure, and their time is taken out of the GTIs so that the GTI total stays the summed exposure and a
+    power spectrum's segments avoid them); the GTIs (from the exposed bins when the file has no GTI table)."""
     width = hi - lo
     fcol = find_column(names, "FRACEXP")
     if fcol is not None:
@@ -277,6 +332,18 @@ def _fracexp(data, names, lo, hi, gti, gti_name, path):
                           "exposure; check TIMEZERO and the time units of the file", stacklevel=4)
     else:
         fracexp = np.ones(lo.shape)
+    if invalid is not None and invalid.any():
+        exposed = invalid & (fracexp > 0)
+        if exposed.any():
+            first = int(np.flatnonzero(exposed)[0])
+            warnings.warn(f"{path}: {int(exposed.sum())} bin(s) with a NaN or infinite RATE inside the good time "
+                          f"(e.g. row {first + 1}, {lo[first]:.15g} s) get no exposure (FRACEXP = 0) and are taken "
+                          "out of the GTIs: a bin without a valid rate is not a bin of zero counts", stacklevel=4)
+        fracexp = np.where(invalid, 0.0, fracexp)
+        if gti is not None and exposed.any():
+            bad = gtimod.normalize(lo[exposed], hi[exposed], warn=False)
+            t0, t1 = min(float(gti[0][0]), float(lo.min())), max(float(gti[1][-1]), float(hi.max()))
+            gti = gtimod.intersection(gti, gtimod.complement(bad, t0, t1))
     if gti is None:
         exposed = width * fracexp > 0
         gti = gtimod.normalize(lo[exposed], hi[exposed], warn=False)
