@@ -105,11 +105,15 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     ``timesys = 'TT'``, ``n_observations`` (distinct mission and obs_id: two
     cameras of one observation count once), ``n_lightcurves``,
     ``observations`` (obs_id of each light curve),
-    ``time_bin`` (NaN when the inputs differ).
+    ``time_bin`` (NaN when the inputs differ), ``rate_kind`` and
+    ``hduclas2`` when the inputs' ``rate`` is a NET or BKG rate (OGIP files
+    read back; all inputs must agree, ``ValueError`` naming them otherwise),
+    ``errors`` when all inputs share it.
 
     Lazy data stay lazy; the time coordinates are converted eagerly.
     """
     lcs = _as_lightcurves(lightcurves)
+    kind = _rate_kind(lcs)
     if mjdref is None:
         refs = [_reference(lc, i) for i, lc in enumerate(lcs)]
         starts = [mjd_tt(lc["time_lo"].values[:1], ref, ref.timesys) for lc, ref in zip(lcs, refs) if lc.sizes["time"]]
@@ -141,7 +145,29 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
                  "sources": [str(lc.attrs.get("source", "")) for lc in lcs],
                  "missions": sorted({str(lc.attrs.get("mission", "")) for lc in lcs}),
                  "time_bin": widths.pop() if len(widths) == 1 else float("nan"), "xcube_version": __version__}
+    if kind != "total":
+        out.attrs["rate_kind"] = kind
+        out.attrs["hduclas2"] = {"net": "NET", "background": "BKG"}[kind]
+    errors = {lc.attrs.get("errors") for lc in lcs}
+    if len(errors) == 1 and None not in errors:
+        out.attrs["errors"] = errors.pop()
     return out
+
+
+def _rate_kind(lcs) -> str:
+    """The one ``rate_kind`` of the light curves (what their ``rate`` holds:
+    ``"total"``, ``"net"``, ``"background"``; absent is total), or
+    ``ValueError`` naming them when they differ: a stitched ``rate`` must hold
+    one kind of rate, and :func:`xcube.rebin_lightcurve` and the writer go by it."""
+    kinds = [str(lc.attrs.get("rate_kind", "total")) for lc in lcs]
+    if len(set(kinds)) == 1:
+        return kinds[0]
+    listed = ", ".join(f"{lc.attrs.get('source') or f'light curve {i}'}: {k}" for i, (lc, k) in
+                       enumerate(zip(lcs, kinds)))
+    raise ValueError(f"stitch: the light curves' rate columns hold different kinds of rate ({listed}); stitch "
+                     "light curves of one kind: NET files with NET files (or, for a light curve made with a "
+                     "background region, lc.assign(rate=lc.net_rate, rate_err=lc.net_rate_err) with "
+                     "lc.attrs['rate_kind'] = 'net'), gross with gross")
 
 
 def _n_observations(lcs) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,8 +17,10 @@ def seconds(text: str) -> float:
     """A duration [s] from ``"0.001953125"`` or a fraction such as ``"1/512"``."""
     try:
         value = float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (e.g. 0.5 or 1/512)") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number of seconds")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r}: must be positive")
     return value
@@ -206,9 +209,10 @@ def _run_stitch(args) -> int:
     cols = {"MJD": lc["mjd"].values, "OBS_ID": lc["obs_id"].values, "MISSION": lc["mission"].values}
     out = output_file(args.out, lambda: product_name("multi", "multi", "lc_stitched", energy_band=args.energy,
                                                      time_bin=args.time_bin))
-    path = write_lightcurve(out, lc, overwrite=args.overwrite, columns=cols,
+    lc, kind, extra = _writable(lc)
+    path = write_lightcurve(out, lc, kind=kind, overwrite=args.overwrite, columns=cols,
                             header={"STITCHED": (True, "long-term light curve (xcube stitch)"),
-                                    "NOBS": lc.attrs["n_observations"]})
+                                    "NOBS": lc.attrs["n_observations"], **extra})
     if not args.no_index:
         add_to_index(Path(path).parent, path, lc.attrs, kind="lc_stitched", inputs=args.files)
     good = np.asarray(lc["exposure"].values) > 0
@@ -216,6 +220,26 @@ def _run_stitch(args) -> int:
           f"{lc.attrs['n_observations']} observation(s) "
           f"({', '.join(missions)}), MJD {lc['mjd'].values[good].min():.3f} - {lc['mjd'].values[good].max():.3f}")
     return 0
+
+
+def _writable(lc):
+    """``(lc, kind, header)`` to write a stitched light curve with
+    ``write_lightcurve``, keeping what its ``rate`` holds (``attrs['rate_kind']``):
+    a NET light curve read back (``rate`` the net rate, ``counts`` the gross
+    counts, ``bkg_rate`` from BACKV) is written as NET (HDUCLAS2 = 'NET',
+    BACKAPP = T, with BACKV/BACKE when it has the background rate), a BKG one
+    as BKG; a gross one as it is."""
+    kind = lc.attrs.get("rate_kind", "total")
+    if kind == "net" and "net_rate" not in lc:
+        if "bkg_rate" in lc and "bkg_rate_err" in lc:
+            return lc.assign(net_rate=lc["rate"], net_rate_err=lc["rate_err"]), "net", {}
+        return lc, "total", {"HDUCLAS2": "NET", "BACKAPP": (True, "RATE is background subtracted")}
+    if kind == "background" and "bkg_rate" not in lc:
+        new = {"bkg_rate": lc["rate"], "bkg_rate_err": lc["rate_err"]}
+        if "counts" in lc:
+            new["bkg_counts"] = lc["counts"]
+        return lc.assign(new), "background", {}
+    return lc, kind if kind in ("total", "net", "background") else "total", {}
 
 
 def _run_plot(args) -> int:
