@@ -34,7 +34,8 @@ def tree_lightcurve(tree: xr.DataTree, time_bin, *, cameras: str = "sum", **kwar
     for ``time_bin`` and ``kwargs``).
 
     ``cameras="sum"`` (one observation): every camera is cut to the GTIs
-    common to all of them and binned on the same time grid; counts (and
+    common to all of them (with a region on XMM EPIC: common to the CCDs the
+    region lies on in every camera) and binned on the same time grid; counts (and
     background-region counts) are added and rates recomputed over that
     common good time. Returns one light curve on dim ``time`` (attrs ``instrument`` like
     ``"EMOS1+EMOS2+EPN"``, ``cameras``, ``sources``). ``cameras="each"``:
@@ -61,7 +62,20 @@ def tree_lightcurve(tree: xr.DataTree, time_bin, *, cameras: str = "sum", **kwar
     if common[0].size == 0:
         raise ValueError(f"lightcurve: the cameras {list(nodes)} have no good time in common; use cameras='each'")
     parts = [lightcurve(select(ev, gti=common), time_bin, **kwargs) for ev in nodes.values()]
+    own = gtimod.intersection(*[gtimod.from_dataset(p) for p in parts])  # a region's CCD GTIs (XMM EPIC)
+    if not _same_gti(own, gtimod.intersection(common, ([parts[0]["time_lo"].values[0]],
+                                                       [parts[0]["time_hi"].values[-1]]))):
+        if own[0].size == 0:
+            raise ValueError(f"lightcurve: the cameras {list(nodes)} have no good time in common on the region's "
+                             "CCDs; use cameras='each'")
+        common = own
+        parts = [lightcurve(select(ev, gti=common), time_bin, **kwargs) for ev in nodes.values()]
     return _sum_parts(parts, common, list(nodes))
+
+
+def _same_gti(a, b) -> bool:
+    return a[0].shape == b[0].shape and np.allclose(a[0], b[0], rtol=0, atol=1e-9) and np.allclose(
+        a[1], b[1], rtol=0, atol=1e-9)
 
 
 def _sum_parts(parts: list, common, paths: list) -> xr.Dataset:

@@ -12,7 +12,8 @@ from .._version import __version__
 from ..binning.axes import positive_width
 from .errors import ERROR_METHODS, count_error
 
-__all__ = ["lightcurve", "lightcurve_from_counts", "product_attrs", "pi_band", "region_text"]
+__all__ = ["lightcurve", "lightcurve_from_counts", "product_attrs", "pi_band", "region_text", "region_good_time",
+           "ccd_good_time", "ccd_event_counts"]
 
 log = logging.getLogger("xcube.products")
 
@@ -105,15 +106,17 @@ def _time_range_gti(events, time_range):
     return t_start, t_stop
 
 
-def common_bin_width(lc, error: str) -> float:
+def common_bin_width(lc, error: str, empty: str | None = None) -> float:
     """The one bin width [s] of light curve ``lc`` (its ``time_bin`` attr, or
     the median of ``time_hi - time_lo``); ``ValueError(error)`` when the widths differ by more than the
     rounding of the edges (a few ulp of the largest time: widths of 2.6 s at
-    mission times of 1e8 s differ by ~1e-8 s) or there are no bins."""
+    mission times of 1e8 s differ by ~1e-8 s); ``ValueError(empty)`` (default:
+    "<source> has no time bins") when there are no bins."""
     lo = np.asarray(lc["time_lo"].values, np.float64)
     hi = np.asarray(lc["time_hi"].values, np.float64)
     if lo.size == 0:
-        raise ValueError(f"{error} (no bins)")
+        raise ValueError(empty or f"{lc.attrs.get('source') or 'the light curve'} has no time bins (an empty light "
+                                  "curve or selection)")
     width = hi - lo
     w = float(np.median(width))
     rounding = 8.0 * np.finfo(np.float64).eps * float(max(np.abs(lo).max(), np.abs(hi).max()))
@@ -190,6 +193,76 @@ def require_good_time(events, product: str) -> None:
                          f"extensions (xcube info {src})")
 
 
+def ccd_event_counts(sel, prof=None) -> np.ndarray | None:
+    """Number of selected events per CCD (``np.bincount`` of the CCD numbers,
+    the first of the mission profile's ``raw_columns``, e.g. XMM EPIC
+    ``CCDNR``), or None without that column or events. Eager: reads that
+    column of the selection ``sel``."""
+    if prof is None:
+        from ..missions import profile_of
+
+        prof = profile_of(sel)
+    col = prof.raw_columns[0] if prof.raw_columns else None
+    if col is None or col not in sel.variables or sel.sizes.get("event", 0) == 0:
+        return None
+    ccd = np.asarray(sel[col].values).astype(np.int64)
+    ccd = ccd[ccd >= 0]
+    return np.bincount(ccd) if ccd.size else None
+
+
+def ccd_good_time(events, ccds):
+    """The good time ``(start, stop)`` [s] common to the CCDs ``ccds``: the
+    intersection of their own GTIs (``ccd_gti_ccd``/``ccd_gti_start``/
+    ``ccd_gti_stop``, which xcube keeps for XMM EPIC files with per-CCD GTI
+    extensions) and the events' GTIs; a CCD without a GTI of its own adds no
+    constraint. None when the events have no per-CCD GTIs for any of them. Eager, small."""
+    if "ccd_gti_ccd" not in events.variables or not len(ccds):
+        return None
+    which = np.asarray(events["ccd_gti_ccd"].values)
+    start, stop = np.asarray(events["ccd_gti_start"].values), np.asarray(events["ccd_gti_stop"].values)
+    sets = [(start[which == c], stop[which == c]) for c in ccds if np.any(which == c)]
+    if not sets:
+        return None
+    return gtimod.intersection(gtimod.from_dataset(events), *sets)
+
+
+def region_good_time(events, regions, expr=None):
+    """``(gti, ccds)``: the good time of the CCD(s) that ``regions`` (source,
+    and background, regions; None entries skipped) lie on, and those CCD
+    numbers; ``(None, [])`` when there is no region or the events have no
+    per-CCD GTIs (then the events' GTIs, the union over CCDs, apply).
+
+    The CCDs are those holding the regions' events (after ``expr``), the
+    rule of :func:`xcube.spectrum` (which takes the CCD with most events for
+    its live time and good time); a region over several CCDs gets the good
+    time they share (the intersection of their GTIs), as SAS does with the
+    per-CCD GTI extensions: a bin inside one CCD's dropout is not exposed in
+    full. ``ValueError`` naming the file when those CCDs share no good time.
+    Eager: one pass over the CCD column of each region's events."""
+    from ..missions import profile_of
+    from ..select import select
+
+    regions = [r for r in regions if r is not None]
+    if not regions or "ccd_gti_ccd" not in events.variables:
+        return None, []
+    prof = profile_of(events)
+    if not prof.raw_columns:
+        return None, []
+    found = set()
+    for region in regions:
+        counts = ccd_event_counts(select(events, region=region, expr=expr or None), prof)
+        if counts is not None:
+            found.update(int(c) for c in np.flatnonzero(counts))
+    ccds = sorted(found)
+    gti = ccd_good_time(events, ccds)
+    if gti is None:
+        return None, []
+    if gtimod.exposure(gti) <= 0:
+        raise ValueError(f"{events.attrs.get('source', 'events')}: the region's events lie on CCDs {ccds}, whose "
+                         "GTIs share no good time; use a region on one CCD")
+    return gti, ccds
+
+
 def product_attrs(events, **params) -> dict:
     """The attrs of a product made from ``events``: the observation and time
     reference attrs (mission, instrument, obs_id, mjdref, timesys, ...),
@@ -261,7 +334,14 @@ def lightcurve(
         ``band`` dimension (coords ``band`` = ``"0.5-2keV"``, ``energy_lo``,
         ``energy_hi``), one lazy binning per band.
     region : source region: DS9 string or file, ``regions`` object(s), sky
-        (fk5/icrs/galactic) or physical (X/Y column) coordinates.
+        (fk5/icrs/galactic) or physical (X/Y column) coordinates. For event
+        files with per-CCD GTIs (XMM EPIC), the good time, and so each bin's
+        ``exposure``, is that of the CCD(s) holding the region's (and the
+        background region's) events, as :func:`xcube.spectrum` takes it: the
+        intersection of their GTIs (see :func:`region_good_time`). Without a
+        region the events' GTIs apply: for XMM EPIC the union over all CCDs
+        (the time any CCD was on), so a bin inside one CCD's dropout keeps its
+        exposure; give a region for the exposure of a source.
     background : background region, same forms. Its counts are scaled by
         ``area(region) / area(background)`` (geometric areas, BACKSCAL-like;
         both regions share the same GTIs, so exposure cancels). Needs ``region``.
@@ -307,12 +387,16 @@ def lightcurve(
     with ``t0`` after the first GTI start). attrs: observation attrs,
     ``time_bin``, ``energy_band``, ``region``, ``background_region``,
     ``backscal``/``bkg_backscal`` [sky pixel^2], ``backscal_ratio``,
-    ``selection``, ``binning``, ``errors``.
+    ``selection``, ``binning``, ``errors``; with per-CCD GTIs ``gti_from``
+    (``"CCD 1"``, or ``"all CCDs (union ...)"`` without a region) and
+    ``ccds`` (the CCD numbers whose GTIs were used).
 
     Laziness: counts, rates and errors are lazy Dask arrays (one chunked
     ``bin_events`` per region). Eager: the time axis and exposure, the
     region areas, and the passes ``xcube.select`` and ``bin_events`` make over
-    the columns they filter on (energy, x/y, time) to size their chunks.
+    the columns they filter on (energy, x/y, time) to size their chunks; with
+    a region and per-CCD GTIs, one pass over the CCD column of the region's
+    events.
 
     Errors: ``ValueError`` for ``time_bin <= 0`` (or NaN), a non-finite
     ``offset`` or ``t0``, events without good time (naming the file), an
@@ -352,8 +436,10 @@ def lightcurve(
         t0 = t_start  # the window asked for, also where it starts before the good time
     axis = time_axis(events, width, t0=t0, t_stop=t_stop, offset=offset)
     region_bkg = None if model is not None else background
+    ccd_gti, ccds = region_good_time(events, [region, region_bkg], expr)
     bands = _bands(energy_band)
-    parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors) for band in bands]
+    parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors, ccd_gti, ccds)
+             for band in bands]
     lc = parts[0] if np.ndim(energy_band) != 2 else _concat_bands(parts, bands)
     if model is not None:
         lc = net_lightcurve(lc, model, region=region)
@@ -392,14 +478,18 @@ def _concat_bands(parts, bands) -> xr.Dataset:
     return lc
 
 
-def _band_lightcurve(events, axis, width, energy_band, region, background, expr, errors) -> xr.Dataset:
-    """One band: source (and background-region) counts binned on ``axis``."""
+def _band_lightcurve(events, axis, width, energy_band, region, background, expr, errors, ccd_gti=None,
+                     ccds=()) -> xr.Dataset:
+    """One band: source (and background-region) counts binned on ``axis``,
+    inside ``ccd_gti`` (the good time of the regions' CCDs) when given, else
+    inside the events' GTIs."""
     from ..binning import bin_events
     from ..regions import region_area
     from ..select import select
 
+    good = ccd_gti if ccd_gti is not None else events
     filters = {"energy_band": energy_band, "expr": expr or None}
-    counts = bin_events(select(events, region=region, gti=events, **filters), time=axis)
+    counts = bin_events(select(events, region=region, gti=good, **filters), time=axis)
     attrs = product_attrs(
         events, kind="lightcurve", time_bin=width, errors=errors,
         energy_band=list(energy_band) if energy_band is not None else None,
@@ -417,9 +507,15 @@ def _band_lightcurve(events, axis, width, energy_band, region, background, expr,
             raise ValueError(f"lightcurve: region areas must be positive (source {attrs['backscal']:g}, "
                              f"background {attrs['bkg_backscal']:g} pixel^2)")
         ratio = attrs["backscal"] / attrs["bkg_backscal"]
-        bkg_counts = bin_events(select(events, region=background, gti=events, **filters), time=axis)
+        bkg_counts = bin_events(select(events, region=background, gti=good, **filters), time=axis)
+    if ccd_gti is not None:
+        attrs["ccds"] = [int(c) for c in ccds]
+        attrs["gti_from"] = f"CCD{'s' if len(ccds) > 1 else ''} {', '.join(map(str, ccds))}"
+    elif "ccd_gti_ccd" in events.variables:
+        attrs["gti_from"] = "all CCDs (union of the per-CCD GTIs)"
     counts = counts.copy(deep=False)
     counts.attrs = {}
-    gti = bin_span_gti(gtimod.from_dataset(events), axis.edges[0], axis.edges[-1])
+    gti = bin_span_gti(ccd_gti if ccd_gti is not None else gtimod.from_dataset(events), axis.edges[0],
+                       axis.edges[-1])
     return lightcurve_from_counts(counts, errors=errors, bkg_counts=bkg_counts, area_ratio=ratio, gti=gti,
                                   attrs=attrs)

@@ -18,7 +18,7 @@ import xarray as xr
 from .._version import __version__
 from ..binning.axes import positive_width
 from . import pds_stream
-from .lightcurve import bin_span_gti, common_bin_width
+from .lightcurve import bin_span_gti, common_bin_width, region_good_time
 
 __all__ = ["power_spectrum", "rebin_power_spectrum", "average_power_spectra", "subtract_poisson_noise",
            "open_timing_input",
@@ -29,7 +29,7 @@ log = logging.getLogger("xcube.products")
 NORMS = ("leahy", "frac", "abs", "none")
 _UNITS = {"leahy": "", "frac": "(rms/mean)^2/Hz", "abs": "(count/s)^2/Hz", "none": "count^2"}
 _OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "telescop", "instrume",
-              "energy_band", "pi_band", "region", "expr", "expid", "source")
+              "energy_band", "pi_band", "region", "expr", "expid", "source", "ccds")
 
 
 def _check(norm, segment, rebin):
@@ -37,6 +37,9 @@ def _check(norm, segment, rebin):
         raise ValueError(f"norm={norm!r}: use one of {NORMS} (rms normalisation is 'frac')")
     if not (isinstance(segment, Real) and not isinstance(segment, bool) and segment > 0 and np.isfinite(segment)):
         raise ValueError(f"segment={segment!r}: the segment length must be a positive, finite number of seconds")
+    if isinstance(rebin, (bool, np.bool_)):
+        raise ValueError(f"rebin={rebin!r}: use a negative factor for logarithmic rebinning (e.g. -0.06), a "
+                         "positive whole number of frequencies per bin, or None (a bool is not a rebinning)")
     if rebin is None or rebin == 0:
         return None
     if isinstance(rebin, Integral) or (isinstance(rebin, Real) and rebin > 0 and float(rebin).is_integer()):
@@ -94,12 +97,15 @@ def _input_sums(obj, segment, dt, selection):
 
         expr = screening_expr(obj, selection["expr"], selection["screening"], obj.attrs.get("source", "events"))
         selection = dict(selection, expr=expr)
+        ccd_gti, ccds = region_good_time(obj, [selection["region"]], expr)
         if any(selection[k] is not None for k in _SELECTION):
             from ..select import select
 
-            obj = select(obj, **{k: selection[k] for k in _SELECTION})
+            obj = select(obj, **{k: selection[k] for k in _SELECTION}, gti=ccd_gti)
         plan = pds_stream.plan_segments(gtimod.from_dataset(obj), segment, float(dt), _source(obj))
         attrs = dict(obj.attrs)
+        if ccd_gti is not None:
+            attrs["ccds"] = [int(c) for c in ccds]
         if selection["energy_band"] is not None:
             attrs["energy_band"] = [float(v) for v in selection["energy_band"]]
         for k in ("region", "expr"):
@@ -163,13 +169,15 @@ def _lightcurve_at(lc, dt):
     itself or rebinned by a whole factor, and its one bin width (the nominal
     ``time_bin`` where the edges only round it, see :func:`common_bin_width`)."""
     width = common_bin_width(lc, f"power_spectrum: the bins of {_named(lc)}differ in width; a power spectrum "
-                                 "needs equal bins")
+                                 "needs equal bins",
+                             empty=f"power_spectrum: {_named(lc)}has no time bins (an empty light curve or "
+                                   "selection)")
     if dt is None or np.isclose(float(dt), width, rtol=1e-9, atol=0):
         return lc, width
     factor = float(dt) / width
     if factor < 1 or not np.isclose(factor, round(factor), rtol=0, atol=1e-6):
         raise ValueError(f"power_spectrum: dt={dt!r} s is not a whole multiple of the bin ({width:g} s) of "
-                         f"{_named(lc)}; rebin the events instead, or pass dt=None")
+                         f"{_named(lc).rstrip()}; rebin the events instead, or pass dt=None")
     from .rebin import rebin
 
     return rebin(lc, int(round(factor))), width * int(round(factor))
@@ -370,7 +378,11 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
         (``-0.06``: each bin 6 % wider than the previous) or a positive whole
         number of frequencies per bin; see :func:`rebin_power_spectrum`.
     energy_band, region, expr : event selection (:func:`xcube.select`) before
-        the power spectrum; event lists only.
+        the power spectrum; event lists only. With a region on an event file
+        with per-CCD GTIs (XMM EPIC), the segments lie inside the good time
+        of the CCD(s) holding the region's events (as
+        :func:`xcube.lightcurve`); without a region, inside the events' GTIs
+        (for EPIC the union over CCDs).
     screening : event lists: apply the mission's standard event screening
         (``xcube.missions.screening_of``, e.g. XMM MOS ``PATTERN <= 12 && FLAG == 0``)
         with ``expr``, as ``xcube lc`` and ``xcube pds`` do by default; False

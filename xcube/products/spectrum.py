@@ -9,7 +9,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .grouping import group_spectrum
-from .lightcurve import product_attrs, region_text, require_good_time
+from .lightcurve import ccd_event_counts, ccd_good_time, product_attrs, region_text, require_good_time
 
 __all__ = ["spectrum", "standard_grid"]
 
@@ -78,12 +78,8 @@ def _source_ccd(sel, prof) -> int | None:
     """The CCD holding most of the selected events (its number in the
     profile's first ``raw_columns``), or None. Eager: reads that column of
     the selection."""
-    col = prof.raw_columns[0] if prof.raw_columns else None
-    if col is None or col not in sel.variables or sel.sizes.get("event", 0) == 0:
-        return None
-    ccd = np.asarray(sel[col].values).astype(np.int64)
-    ccd = ccd[ccd >= 0]
-    return int(np.argmax(np.bincount(ccd))) if ccd.size else None
+    counts = ccd_event_counts(sel, prof)
+    return int(np.argmax(counts)) if counts is not None else None
 
 
 def _exposure(sel, prof, keys: dict) -> dict:
@@ -105,11 +101,9 @@ def _exposure(sel, prof, keys: dict) -> dict:
         return {"exposure": ontime}
     frac, what = live
     per_ccd = ccd is not None and what == "/".join(k.format(ccd) for k in prof.ccd_livetime_keywords)
-    if per_ccd and "ccd_gti_ccd" in sel:
-        rows = np.asarray(sel["ccd_gti_ccd"].values) == ccd
-        if rows.any():  # that CCD's own good time (xcube keeps the per-CCD GTIs)
-            ontime = float(np.sum(np.asarray(sel["ccd_gti_stop"].values)[rows]
-                                  - np.asarray(sel["ccd_gti_start"].values)[rows]))
+    own = ccd_good_time(sel, [ccd]) if per_ccd else None
+    if own is not None:  # that CCD's own good time (xcube keeps the per-CCD GTIs)
+        ontime = gtimod.exposure(own)
     if per_ccd:
         what = f"{what} (CCD {ccd})"
     return {"exposure": ontime * frac, "ontime": ontime, "deadc": frac, "deadc_from": what}
