@@ -182,7 +182,12 @@ def _lc_from_stingray(slc) -> xr.Dataset:
 
 def _pds_from_stingray(sp) -> xr.Dataset:
     freq = np.asarray(sp.freq, np.float64)
-    df = np.broadcast_to(np.asarray(sp.df, np.float64), freq.shape).copy()
+    # a rebinned Stingray spectrum keeps the original scalar df and stores the number of
+    # frequencies merged into each bin in .k (rebin_log, rebin): the bin is k * df wide, centred on its
+    # mean frequency (the mean of k equally spaced frequencies), and m counts the k merged powers too
+    k = np.broadcast_to(np.asarray(getattr(sp, "k", 1) if getattr(sp, "k", None) is not None else 1, np.float64),
+                        freq.shape)
+    df = np.broadcast_to(np.asarray(sp.df, np.float64), freq.shape) * k
     m = np.broadcast_to(np.asarray(getattr(sp, "m", 1)), freq.shape).astype(np.int64)
     power = np.asarray(sp.power).real.astype(np.float64)
     err = getattr(sp, "power_err", None)
@@ -190,7 +195,8 @@ def _pds_from_stingray(sp) -> xr.Dataset:
     dt = float(getattr(sp, "dt", np.nan) or np.nan)
     attrs = {"kind": "power_spectrum", "norm": str(getattr(sp, "norm", "none")), "dt": dt,
              "segment": float(getattr(sp, "segment_size", np.nan) or np.nan), "n_bin": int(getattr(sp, "n", 0) or 0),
-             "n_segments": int(np.min(m)) if m.size else 0, "source": f"stingray.{type(sp).__name__}"}
+             "n_segments": int(np.rint(np.min(m / k))) if m.size else 0,
+             "source": f"stingray.{type(sp).__name__}"}
     nph = getattr(sp, "nphots", None)
     if nph is not None:
         attrs["n_photons"] = float(nph)
