@@ -47,3 +47,7 @@ def test_notebook_runs(name, tmp_path, kernel_here):
     n_figures = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                     if "image/png" in o.get("data", {}))
     assert n_figures >= 2, f"{name}: expected figures in the outputs, found {n_figures}"
+    if name.startswith("02-"):  # the cell after "Were the injected transients found?" names a detection for each
+        cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("det = res.detections"))
+        table = next(o["data"]["text/plain"] for o in cell.outputs if "text/plain" in o.get("data", {}))
+        assert "flare" in table and "eclipse" in table and "None" not in table, table
