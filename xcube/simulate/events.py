@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 import dask
@@ -85,6 +85,16 @@ class _Plan:
     band: tuple[float, float] = (0.2, 12.0)
     lines: tuple = ()
     patterns: dict = field(default_factory=dict)
+
+    def __dask_tokenize__(self):
+        """Deterministic token of the whole plan: every field that shapes the
+        events (seed, camera, pointing geometry, good time, slabs, components
+        with their positions, profiles and spectra, counts, PSF, band, lines,
+        patterns). It names the Dask blocks, so two different simulations
+        never share keys while identical ones do."""
+        from dask.base import normalize_token
+
+        return (type(self).__qualname__,) + tuple(normalize_token(getattr(self, f.name)) for f in fields(self))
 
 
 def _slab_events(plan: _Plan, i: int) -> np.ndarray:
@@ -335,7 +345,10 @@ def _attrs(profile, t0, t_end, ra, dec, pa, obs_id, obj, seed) -> dict:
 
 def _lazy_events(plan: _Plan, attrs: dict, profile) -> xr.Dataset:
     plan_d = dask.delayed(plan, pure=True)
-    name = f"xcube-sim-{dask.base.tokenize(plan.seed, plan.counts, plan.slab_edges, plan.profile)}"
+    # the name hashes the whole plan (``_Plan.__dask_tokenize__``): lists that differ in
+    # anything (a flare's position or time, the pointing, ...) get different keys even
+    # when their Poisson counts per slab are equal, and equal plans share keys
+    name = f"xcube-sim-{dask.base.tokenize(plan)}"
     blocks = [
         da.from_delayed(dask.delayed(_slab_events, pure=True)(plan_d, i, dask_key_name=f"{name}-{i}"),
                         shape=(int(plan.counts[i].sum()),), dtype=_REC_DTYPE)
