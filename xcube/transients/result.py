@@ -94,7 +94,9 @@ class SearchResult:
 
     def write(self, directory, overwrite: bool = False, figures: bool = True) -> Path:
         """Write ``detections.csv``/``.parquet``, ``lightcurves.parquet``,
-        ``summary.json``, ``detections.reg`` (DS9, fk5) and PNG figures into
+        ``summary.json``, ``detections.reg`` (DS9, fk5; when there are
+        detections) and PNG figures (``detections.png``, the summed image,
+        always; ``lightcurves.png`` when there are detections) into
         ``directory`` atomically (temporary directory, then rename). Eager."""
         from ..io.ds9 import circles_from_table, write_ds9
 
