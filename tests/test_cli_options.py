@@ -78,3 +78,18 @@ def test_stitch_refuses_an_infinite_mjdref(tmp_path, capsys):
     """--mjdref inf reached the library (NaN was already refused)."""
     assert main(["stitch", str(tmp_path / "none.lc"), "--mjdref", "inf", "--out", str(tmp_path / "s.lc")]) == 1
     assert "--mjdref inf: must be a finite number" in capsys.readouterr().err
+
+
+def test_odd_energy_values_and_non_positive_sizes_are_usage_errors(make_event_file, tmp_path, capsys):
+    from xcube.cli import main
+
+    path = str(make_event_file(n=100))
+    for argv in (["search", path, "--energy", "0.2", "--out", str(tmp_path / "s")],
+                 ["survey", path, "--energy", "0.2", "2", "2", "--out", str(tmp_path / "v")],
+                 ["image", path, "--size-arcsec", "0", "--out", str(tmp_path / "i.fits")],
+                 ["search", path, "--size-arcsec", "-20", "--out", str(tmp_path / "s")]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2, argv
+        err = capsys.readouterr().err
+        assert ("--energy takes pairs" in err) or ("argument --size-arcsec" in err and "positive" in err), err

@@ -286,3 +286,13 @@ def test_float32_column_against_a_constant_beyond_its_range_warns_nothing(text):
         got = compile_expression(text, {"ratio": ratio.dtype}).evaluate({"ratio": ratio})
         ref = compile_expression(text, {"ratio": np.dtype(np.float64)}).evaluate({"ratio": ratio.astype(np.float64)})
     np.testing.assert_array_equal(got, ref)
+
+
+def test_unknown_abbreviated_column_suggests_the_column_it_starts():
+    from xcube.expression import ExpressionError, resolve_column
+
+    cols = {"pattern": "u1", "pha": "i2", "pi": "i2", "flag": "i4"}
+    with pytest.raises(ExpressionError, match="did you mean 'pattern'"):
+        resolve_column("PAT", cols)
+    with pytest.raises(ExpressionError, match="did you mean 'flag'"):
+        resolve_column("FLGA", cols)

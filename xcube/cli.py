@@ -77,6 +77,26 @@ def finite_float(text: str) -> float:
     return value
 
 
+class Pairs(argparse.Action):
+    """argparse action for ``nargs="+"`` options that take values in pairs
+    (``--energy 0.2 2 2 12``): an odd number of values is a usage error
+    (status 2, naming the option)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) % 2:
+            parser.error(f"{option_string} takes pairs (EMIN EMAX ...); got an odd number of values "
+                         f"{' '.join(f'{v:g}' for v in values)}")
+        setattr(namespace, self.dest, values)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (e.g. ``--size-arcsec``): 0 or less is a usage error naming the option."""
+    value = finite_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number")
+    return value
+
+
 #: ``(option, text)`` of the number options given ``nan`` in the command line being parsed (see ``_number_type``)
 _NAN_GIVEN: list = []
 

@@ -821,7 +821,8 @@ def resolve_column(name: str, dtypes: Mapping, aliases: Mapping[str, str] | None
     if aliases and low in aliases and aliases[low] in dtypes:
         return aliases[low]
     avail = sorted(dtypes)
-    near = difflib.get_close_matches(low, list(by_lower), n=1)
+    starts = [k for k in by_lower if k.startswith(low)]  # an abbreviation (PAT -> pattern) first
+    near = starts if len(starts) == 1 else difflib.get_close_matches(low, list(by_lower), n=1)
     hint = f"; did you mean {by_lower[near[0]]!r}?" if near else ""
     prefix = f"{context}: " if context else ""
     err = ExpressionError(f"{prefix}unknown column {name!r}{hint} Available columns: {', '.join(avail)}")

@@ -54,6 +54,8 @@ def _register_lc(subparsers) -> None:
 
 
 def _register_image_spectrum(subparsers) -> None:
+    from ..cli import positive_float
+
     p = subparsers.add_parser("image", help="sky image of an event file -> FITS image with WCS",
                               description="Bin events into a (y, x) counts image on the sky-pixel grid and write it "
                                           "as a FITS image carrying its WCS (RA/Dec) and the event file's sky X/Y "
@@ -61,10 +63,10 @@ def _register_image_spectrum(subparsers) -> None:
                                           "of the selected events; events are screened unless --no-screen.")
     _common(p)
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--size-arcsec", type=float,
+    size.add_argument("--size-arcsec", type=positive_float,
                       help="image pixel size [arcsec] (default: the mission's usual pixel, XMM EPIC and eROSITA 4\", "
                            "else one sky pixel)")
-    size.add_argument("--bin-size", type=float, help="image pixel size [sky pixels of the event file]")
+    size.add_argument("--bin-size", type=positive_float, help="image pixel size [sky pixels of the event file]")
     p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"), help="energy band [keV], half-open")
     p.add_argument("--region", help="keep events in this region; the image covers its bounding box")
     p.add_argument("--x-range", type=float, nargs=2, metavar=("LO", "HI"),

@@ -107,6 +107,8 @@ def register(subparsers) -> None:
     """Add the ``survey`` and ``catalogue`` subcommands to the argparse
     ``subparsers``. Nothing is read or computed here: the subcommands' work
     runs when the command is called."""
+    from ..cli import Pairs, positive_float
+
     p = subparsers.add_parser(
         "survey", help="transient search over many observations on dask.distributed (resumable)",
         description="Run the transient search over many observations x a parameter grid. Re-running the "
@@ -122,10 +124,11 @@ def register(subparsers) -> None:
     g = p.add_argument_group("parameter grid (time bins x energy bands x sigma)")
     g.add_argument("--time-bin", nargs="+", type=float, default=[5.0, 50.0, 200.0], metavar="S",
                    help="time bins [s] (default 5 50 200)")
-    g.add_argument("--energy", nargs="+", type=float, default=[0.2, 2.0, 2.0, 12.0, 0.2, 12.0], metavar="KEV",
+    g.add_argument("--energy", nargs="+", action=Pairs, type=float, default=[0.2, 2.0, 2.0, 12.0, 0.2, 12.0],
+                   metavar="KEV",
                    help="energy bands as EMIN EMAX pairs [keV] (default 0.2 2 2 12 0.2 12)")
     g.add_argument("--sigma", nargs="+", type=float, default=[3.0], help="detection levels (default 3)")
-    g.add_argument("--size-arcsec", type=float, default=20.0, help="spatial cell [arcsec] (default 20)")
+    g.add_argument("--size-arcsec", type=positive_float, default=20.0, help="spatial cell [arcsec] (default 20)")
     add_compute_arguments(p)
     g = p.add_argument_group("robustness")
     g.add_argument("--timeout", type=float, metavar="S", help="per-observation timeout [s] (default none)")

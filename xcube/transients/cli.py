@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from ..cli import add_hdu_option, add_screen_option, non_negative_int
+    from ..cli import Pairs, add_hdu_option, add_screen_option, non_negative_int, positive_float
 
     p = sub.add_parser(
         "demo", help="simulate an observation with transients, search it, write results",
@@ -39,9 +39,9 @@ def register(sub) -> None:
                     "prints the detections.")
     s.add_argument("files", nargs="+", help="event files (cameras of one observation) or Zarr stores")
     s.add_argument("--time-bin", type=float, nargs="+", default=[50.0], help="frame length(s) [s]")
-    s.add_argument("--energy", type=float, nargs="+", default=[0.2, 12.0],
+    s.add_argument("--energy", type=float, nargs="+", action=Pairs, default=[0.2, 12.0],
                    help="energy band edges in pairs [keV], e.g. 0.2 2 2 12 0.2 12")
-    s.add_argument("--size-arcsec", type=float, default=20.0, help="spatial cell [arcsec]")
+    s.add_argument("--size-arcsec", type=positive_float, default=20.0, help="spatial cell [arcsec]")
     s.add_argument("--sigma", type=float, nargs="+", default=[3.0], help="detection level(s)")
     s.add_argument("--gti-only", action="store_true", help="drop bad-time-interval frames")
     s.add_argument("--catalogue", help="known sources (FITS/CSV with RA, Dec) to mask from the background")
