@@ -289,3 +289,17 @@ def test_power_spectrum_of_an_empty_light_curve_says_so():
 def test_power_spectrum_rebin_true_is_refused():
     with pytest.raises(ValueError, match="bool"):
         xcube.power_spectrum(_net_lc(), 100.0, rebin=True)
+
+
+def test_write_lightcurve_keeps_a_net_curve_read_back_as_net(tmp_path):
+    """Python path of the stitch fix: write_lightcurve without kind= writes a
+    NET light curve read back (or stitched) as NET, not as TOTAL."""
+    write_lightcurve(tmp_path / "net.lc", _net_lc(), kind="net")
+    back = read_lightcurve(tmp_path / "net.lc")
+    write_lightcurve(tmp_path / "again.lc", back)
+    h = fits.getheader(tmp_path / "again.lc", "RATE")
+    assert h["HDUCLAS2"] == "NET" and h["BACKAPP"] is True
+    again = read_lightcurve(tmp_path / "again.lc")
+    np.testing.assert_allclose(again["rate"].values, back["rate"].values, rtol=1e-12)
+    write_lightcurve(tmp_path / "st.lc", stitch([back]))
+    assert fits.getheader(tmp_path / "st.lc", "RATE")["HDUCLAS2"] == "NET"

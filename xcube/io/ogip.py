@@ -368,6 +368,26 @@ def _band_cards(attrs: dict) -> dict:
     return cards
 
 
+def written_form(lc):
+    """``(lc, kind, header)`` to write ``lc`` with :func:`write_lightcurve`,
+    keeping what its ``rate`` holds (``attrs['rate_kind']``): a NET light
+    curve read back (``rate`` the net rate, ``counts`` the gross counts,
+    ``bkg_rate`` from BACKV) is written as NET (HDUCLAS2 = 'NET', BACKAPP =
+    T, with BACKV/BACKE when it has the background rate), a BKG one as BKG;
+    a gross one as it is. Lazy (variables renamed only)."""
+    kind = lc.attrs.get("rate_kind", "total")
+    if kind == "net" and "net_rate" not in lc:
+        if "bkg_rate" in lc and "bkg_rate_err" in lc:
+            return lc.assign(net_rate=lc["rate"], net_rate_err=lc["rate_err"]), "net", {}
+        return lc, "total", {"HDUCLAS2": "NET", "BACKAPP": (True, "RATE is background subtracted")}
+    if kind == "background" and "bkg_rate" not in lc:
+        new = {"bkg_rate": lc["rate"], "bkg_rate_err": lc["rate_err"]}
+        if "counts" in lc:
+            new["bkg_counts"] = lc["counts"]
+        return lc.assign(new), "background", {}
+    return lc, kind if kind in ("total", "net", "background") else "total", {}
+
+
 def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite: bool = False,
                      header: dict | None = None, columns: dict | None = None, fraccorr: bool = True) -> Path:
     """Write an xcube light curve as an OGIP/93-003 ``RATE`` table plus ``GTI``.
@@ -380,7 +400,10 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         variables; ``gti_start``/``gti_stop``).
     kind : ``"total"`` (gross source rate, HDUCLAS2 = 'TOTAL'), ``"net"``
         (background-subtracted, 'NET', with BACKV/BACKE columns) or
-        ``"background"`` (the area-scaled background, 'BKG'). Default: total.
+        ``"background"`` (the area-scaled background, 'BKG'). Default: what
+        ``lc.attrs["rate_kind"]`` says its ``rate`` holds (a NET light curve
+        read back or stitched is written as NET: :func:`written_form`), else
+        total.
     header : extra keywords for the RATE extension.
     columns : extra columns, name -> 1-D array along time (numbers, or
         strings written as text columns), e.g. MJD and OBS_ID of a stitched
@@ -404,7 +427,9 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
     ``lc`` (eager); warns when it holds no counts. Returns the path.
     """
     _path_first(path, lc, "write_lightcurve")
-    kind = kind or "total"
+    if kind is None:  # what its rate holds: a NET or BKG light curve read back or stitched stays one
+        lc, kind, extra = written_form(lc)
+        header = {**extra, **(header or {})}
     if kind not in _LC_KINDS:
         raise ValueError(f"kind={kind!r}: use one of {sorted(_LC_KINDS)}")
     rate_var, err_var, hduclas2 = _LC_KINDS[kind]

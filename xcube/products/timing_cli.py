@@ -209,10 +209,9 @@ def _run_stitch(args) -> int:
     cols = {"MJD": lc["mjd"].values, "OBS_ID": lc["obs_id"].values, "MISSION": lc["mission"].values}
     out = output_file(args.out, lambda: product_name("multi", "multi", "lc_stitched", energy_band=args.energy,
                                                      time_bin=args.time_bin))
-    lc, kind, extra = _writable(lc)
-    path = write_lightcurve(out, lc, kind=kind, overwrite=args.overwrite, columns=cols,
+    path = write_lightcurve(out, lc, overwrite=args.overwrite, columns=cols,  # NET stays NET (attrs rate_kind)
                             header={"STITCHED": (True, "long-term light curve (xcube stitch)"),
-                                    "NOBS": lc.attrs["n_observations"], **extra})
+                                    "NOBS": lc.attrs["n_observations"]})
     if not args.no_index:
         add_to_index(Path(path).parent, path, lc.attrs, kind="lc_stitched", inputs=args.files)
     good = np.asarray(lc["exposure"].values) > 0
@@ -220,26 +219,6 @@ def _run_stitch(args) -> int:
           f"{lc.attrs['n_observations']} observation(s) "
           f"({', '.join(missions)}), MJD {lc['mjd'].values[good].min():.3f} - {lc['mjd'].values[good].max():.3f}")
     return 0
-
-
-def _writable(lc):
-    """``(lc, kind, header)`` to write a stitched light curve with
-    ``write_lightcurve``, keeping what its ``rate`` holds (``attrs['rate_kind']``):
-    a NET light curve read back (``rate`` the net rate, ``counts`` the gross
-    counts, ``bkg_rate`` from BACKV) is written as NET (HDUCLAS2 = 'NET',
-    BACKAPP = T, with BACKV/BACKE when it has the background rate), a BKG one
-    as BKG; a gross one as it is."""
-    kind = lc.attrs.get("rate_kind", "total")
-    if kind == "net" and "net_rate" not in lc:
-        if "bkg_rate" in lc and "bkg_rate_err" in lc:
-            return lc.assign(net_rate=lc["rate"], net_rate_err=lc["rate_err"]), "net", {}
-        return lc, "total", {"HDUCLAS2": "NET", "BACKAPP": (True, "RATE is background subtracted")}
-    if kind == "background" and "bkg_rate" not in lc:
-        new = {"bkg_rate": lc["rate"], "bkg_rate_err": lc["rate_err"]}
-        if "counts" in lc:
-            new["bkg_counts"] = lc["counts"]
-        return lc.assign(new), "background", {}
-    return lc, kind if kind in ("total", "net", "background") else "total", {}
 
 
 def _run_plot(args) -> int:
