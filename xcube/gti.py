@@ -4,6 +4,21 @@ A GTI set is a pair of float64 arrays ``(start, stop)`` [s, mission time],
 each interval half-open ``[start, stop)``. The functions here are eager and
 cheap (GTI tables are small); they return normalised sets: sorted, disjoint,
 with no empty intervals.
+
+GTIs given by a user (``select(gti=...)``) are read by :func:`as_gti`, one
+rule for every entry point:
+
+* a **tuple** ``(start, stop)`` of two floats (one interval) or of two 1-D
+  sequences/arrays of equal length (starts, stops): the form the functions
+  here, :func:`from_dataset` and ``xcube.read_gti`` return;
+* a **list** of ``(start, stop)`` pairs (``[(a, b)]``, ``[(a, b), (c, d)]``,
+  ``stingray_gti.tolist()``) or an ``(n, 2)`` array: one row per interval
+  (Stingray's and astropy's layout);
+* a Dataset with ``gti_start``/``gti_stop``.
+
+A 2 x 2 input is read by its type as above; when that reading gives
+overlapping or reversed intervals but the other reading would not, it is
+refused (``ValueError``) instead of being silently merged.
 """
 from __future__ import annotations
 
@@ -20,6 +35,7 @@ __all__ = [
     "exposure_per_bin",
     "in_gti",
     "from_dataset",
+    "as_gti",
 ]
 
 
@@ -180,3 +196,90 @@ def from_dataset(ds):
     if "gti_start" not in ds:
         raise KeyError("dataset has no gti_start/gti_stop variables")
     return np.asarray(ds["gti_start"].values, dtype=np.float64), np.asarray(ds["gti_stop"].values, dtype=np.float64)
+
+
+def _clean(start, stop) -> bool:
+    """True when the intervals are non-empty and pairwise disjoint (in any order)."""
+    if np.any(~(stop > start)):
+        return False
+    o = np.argsort(start, kind="stable")
+    return bool(np.all(start[o][1:] >= stop[o][:-1]))
+
+
+def _layout(gti):
+    """``(start, stop, reading)`` of a user GTI (see the module docstring);
+    ``reading`` is ``"pairs"`` or ``"starts/stops"``. TypeError for anything else."""
+    what = (f"gti must be (start, stop) as a tuple of floats or of 1-D arrays [s], a list of (start, stop) pairs, "
+            f"an (n, 2) array, a Dataset with gti_start/gti_stop, a GTI file path or an OGIP GTI table; got "
+            f"{type(gti).__name__}")
+    if isinstance(gti, tuple):
+        if len(gti) != 2:
+            # a tuple of 1 or 3+ pairs: only rows can be meant
+            if all(isinstance(g, (tuple, list, np.ndarray)) and len(g) == 2 for g in gti):
+                return _layout(list(gti))
+            raise TypeError(f"{what} of length {len(gti)}")
+        try:
+            start, stop = (np.asarray(g, dtype=np.float64) for g in gti)
+        except (TypeError, ValueError):
+            raise TypeError(what) from None
+        if start.ndim > 1 or stop.ndim > 1:
+            raise TypeError(f"{what} holding arrays of {start.ndim} and {stop.ndim} dimensions (starts, stops must be "
+                            "1-D; pass a list of (start, stop) pairs or an (n, 2) array for rows of intervals)")
+        return np.atleast_1d(start), np.atleast_1d(stop), "starts/stops"
+    if isinstance(gti, (str, bytes, dict)):
+        raise TypeError(what)
+    try:
+        a = np.asarray(gti, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} (not a regular array of numbers)") from None
+    if a.ndim == 0:
+        raise TypeError(what)
+    if a.shape == (2,):  # [start, stop] or a 1-D array of two times: one interval
+        return a[:1], a[1:], "pairs"
+    if a.ndim == 2 and a.shape[1] == 2:
+        return a[:, 0].copy(), a[:, 1].copy(), "pairs"
+    if a.ndim == 1 and a.size == 0:
+        return a, a.copy(), "pairs"
+    raise TypeError(f"{what} of shape {a.shape} (a list or array is read as rows of (start, stop) pairs; "
+                    "give (starts, stops) as a tuple)")
+
+
+def as_gti(gti, *, source: str = "gti=", warn: bool = True):
+    """A user's GTIs as a normalised ``(start, stop)`` pair of float64 arrays [s].
+
+    Accepts the forms of the module docstring: a ``(start, stop)`` tuple of
+    floats or of 1-D arrays of equal length, a list of ``(start, stop)``
+    pairs or an ``(n, 2)`` array (one row per interval), or a Dataset with
+    ``gti_start``/``gti_stop``. ``TypeError`` for another form,
+    ``ValueError`` for unequal lengths, NaN, an empty or reversed interval,
+    or a 2 x 2 input whose reading (by its type) overlaps while the other
+    reading would be disjoint. Overlapping or unsorted intervals are merged
+    with a warning (``warn``). Eager, small.
+    """
+    if hasattr(gti, "data_vars"):
+        return normalize(*from_dataset(gti), source=source, warn=warn)
+    start, stop, reading = _layout(gti)
+    if start.shape != stop.shape:
+        raise ValueError(f"{source}: gti start and stop differ in length: {start.size} vs {stop.size}")
+    if np.isnan(start).any() or np.isnan(stop).any():
+        raise ValueError(f"{source}: gti holds NaN start/stop times")
+    if start.shape == (2,) and not _clean(start, stop):
+        # the same four numbers read the other way (pairs <-> starts/stops: the same swap both ways)
+        alt = (np.array([start[0], stop[0]]), np.array([start[1], stop[1]]))
+        if _clean(*alt):
+            form = ("a tuple (starts, stops)" if reading == "starts/stops" else "a list of (start, stop) pairs"
+                    if not isinstance(gti, np.ndarray) else "an (n, 2) array")
+            fix = ("pass the intervals as a list of pairs [(start, stop), ...] or an (n, 2) array"
+                   if reading == "starts/stops" else "pass (starts, stops) as a tuple of two arrays")
+            raise ValueError(
+                f"{source}: the 2 x 2 gti {_fmt_pairs(start, stop)} was given as {form}, which makes overlapping or "
+                f"reversed intervals, while the other reading gives disjoint ones "
+                f"{_fmt_pairs(*alt)}; {fix} (a tuple is (starts, stops), a list or array holds (start, stop) rows)")
+    if np.any(stop <= start):
+        k = int(np.flatnonzero(stop <= start)[0])
+        raise ValueError(f"gti interval {k} is empty or reversed: start {start[k]!r} >= stop {stop[k]!r}")
+    return normalize(start, stop, source=source, warn=warn)
+
+
+def _fmt_pairs(start, stop) -> str:
+    return "[" + ", ".join(f"({float(a):.15g}, {float(b):.15g})" for a, b in zip(start, stop)) + "]"

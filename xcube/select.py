@@ -725,31 +725,15 @@ def _is_gti_table(gti) -> bool:
 
 
 def _as_gti(gti, events=None):
-    if isinstance(gti, xr.Dataset):
-        return gtimod.from_dataset(gti)
+    """The user's ``gti=``: a GTI file or OGIP table here (it needs the
+    events' time frame), every other form by :func:`xcube.gti.as_gti` (one
+    rule: a tuple is ``(starts, stops)``, a list or array holds
+    ``(start, stop)`` rows)."""
     if _is_gti_table(gti):
         from .io.ogip import gti_table
 
         return gti_table(gti, events)
-    if isinstance(gti, np.ndarray) and gti.ndim == 2 and gti.shape[1] == 2:
-        start, stop = gti[:, 0], gti[:, 1]
-    else:
-        try:
-            start, stop = gti
-        except (TypeError, ValueError):
-            raise TypeError(f"gti must be (start, stop) floats or arrays [s], an (n, 2) array, a Dataset "
-                            f"with gti_start/gti_stop, a GTI file path or an OGIP GTI table; got "
-                            f"{type(gti).__name__}") from None
-    start = np.atleast_1d(np.asarray(start, dtype=np.float64))
-    stop = np.atleast_1d(np.asarray(stop, dtype=np.float64))
-    if start.shape != stop.shape:
-        raise ValueError(f"gti start and stop differ in length: {start.size} vs {stop.size}")
-    if np.isnan(start).any() or np.isnan(stop).any():
-        raise ValueError("gti holds NaN start/stop times")
-    if np.any(stop <= start):
-        k = int(np.flatnonzero(stop <= start)[0])
-        raise ValueError(f"gti interval {k} is empty or reversed: start {start[k]!r} >= stop {stop[k]!r}")
-    return gtimod.normalize(start, stop, source="gti=", warn=True)
+    return gtimod.as_gti(gti, source="gti=", warn=True)
 
 
 def _fmt_gti(g) -> str:
