@@ -303,3 +303,15 @@ def test_write_lightcurve_keeps_a_net_curve_read_back_as_net(tmp_path):
     np.testing.assert_allclose(again["rate"].values, back["rate"].values, rtol=1e-12)
     write_lightcurve(tmp_path / "st.lc", stitch([back]))
     assert fits.getheader(tmp_path / "st.lc", "RATE")["HDUCLAS2"] == "NET"
+
+
+def test_round_t0_before_a_time_range_keeps_its_grid(make_event_file):
+    """One round t0 for several windows: with time_range, a t0 several bins
+    before the window sets the grid's phase instead of being refused."""
+    ev = xcube.open_events(make_event_file(n=2000, t0=1.0e8 + 5.4, duration=20_000.0))
+    lc = xcube.lightcurve(ev, 100.0, t0=1.0e8 - 500.0, time_range=(1.0e8 + 1000.0, 1.0e8 + 5000.0))
+    assert lc.time_lo.values[0] == 1.0e8 + 1000.0 and np.all(np.diff(lc.time_lo.values) == 100.0)
+    same = xcube.lightcurve(ev, 100.0, t0=1.0e8 + 1000.0, time_range=(1.0e8 + 1000.0, 1.0e8 + 5000.0))
+    np.testing.assert_array_equal(lc.counts.values, same.counts.values)
+    with pytest.raises(ValueError, match="before the first GTI start"):  # no window: a far t0 is still refused
+        xcube.lightcurve(ev, 100.0, t0=1.0e7)

@@ -161,7 +161,9 @@ def _check_t0(events, t0: float, width: float, t_start: float | None = None) -> 
     first GTI start (or before ``time_range[0]`` = ``t_start``, when that is
     earlier: the window the caller asked for): the bins before the good time
     would all be empty (t0 = 1e7 s for data at 2e8 s made 1.9 million bins).
-    A t0 after the last GTI stop is refused by the time axis."""
+    With a ``time_range`` (``t_start`` given) such a t0 is a grid phase: the
+    grid's first bin is then the last ``t0 + k * width`` at or before that
+    start. A t0 after the last GTI stop is refused by the time axis."""
     start, stop = gtimod.normalize(*gtimod.from_dataset(events), warn=False)
     if start.size == 0:
         return t0
@@ -171,6 +173,8 @@ def _check_t0(events, t0: float, width: float, t_start: float | None = None) -> 
     if t0 > first - width:
         return t0
     aligned = t0 + np.floor((first - t0) / width) * width
+    if t_start is not None:  # a window with a round t0 (one grid for several windows): its grid, from the window on
+        return float(aligned)
     raise ValueError(
         f"{events.attrs.get('source', 'events')}: t0={t0:.15g} s lies {first - t0:.6g} s "
         f"({(first - t0) / width:.6g} bins of {width:g} s) before {what} {first:.15g} s, outside the GTIs "
