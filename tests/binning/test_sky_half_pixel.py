@@ -62,3 +62,15 @@ def test_size_arcsec_rounds_to_whole_pixels(make_event_file):
     float_x = ev.assign(x=ev.x.astype(np.float64))  # a float column (Chandra): no shift, no rounding
     ax = sky_axis(float_x, "x", size_arcsec=4.03, range=(20000, 32000))
     assert ax.width == pytest.approx(4.03 / px) and ax.edges[0] == 20000.0
+
+
+def test_output_chunks_hold_a_bounded_number_of_events(monkeypatch):
+    """A long observation gets more time chunks, so the input blocks one
+    chunk holds stay bounded (the cube alone would fit one chunk)."""
+    from xcube.binning import engine
+    from xcube.binning.axes import Axis
+
+    ax = Axis.regular("time", 0.0, 50.0, 2000)
+    assert engine._time_chunk(ax, 4 * 130 * 130, 10_000_000, 256 << 20) == 2000  # 1e7 events: one chunk
+    assert engine._time_chunk(ax, 4 * 130 * 130, 50_000_000, 256 << 20) == 667  # 5e7: 3 chunks
+    assert engine._time_chunk(ax, 4 * 1000 * 1000, 100, 256 << 20) == 67  # the memory bound still holds

@@ -41,7 +41,7 @@ from . import kernels
 from .axes import LUT_MAX, Axis, energy_axis, integer_lut, sky_axis, time_axis
 from .memory import available_bytes as _available_bytes
 from .memory import check_size
-from .sky import cell_radec, cell_wcs_keywords
+from .sky import RADEC_PEAK_BYTES_PER_CELL, cell_radec, cell_wcs_keywords, radec_is_lazy
 
 __all__ = ["bin_events", "label_cube", "check_size", "DEFAULT_CHUNK_BYTES"]
 
@@ -302,14 +302,22 @@ def _global_positions(time_col: da.Array, axis: Axis):
     return P, offsets, lengths
 
 
+#: events [count] one output chunk of a cube reads at most, on average (its input blocks are held until it
+#: runs: 8-16 bytes per event for the binned columns); longer observations get more chunks along time
+CHUNK_EVENTS = 1 << 24
+
+
 def _time_chunk(axis_t: Axis, cell_bytes: int, n_events: int, chunk_bytes: int) -> int:
-    """Time bins per output chunk: at most ``chunk_bytes`` of counts. A cube
-    that needs fewer chunks than there are CPUs is filled by several threads
-    per chunk (see :func:`_cube_task`); a single chunk is computed without a
+    """Time bins per output chunk: at most ``chunk_bytes`` of counts and, on
+    average, :data:`CHUNK_EVENTS` events (so that the memory of the input
+    blocks a chunk holds does not grow with the observation). A cube that
+    needs fewer chunks than there are CPUs is filled by several threads per
+    chunk (see :func:`_cube_task`); a single chunk is computed without a
     copy (see :func:`_fresh_block_postcompute`)."""
     nt = axis_t.size
     by_mem = max(1, chunk_bytes // max(cell_bytes, 1))
-    return int(max(1, min(nt, by_mem)))
+    by_events = -(-nt // max(1, -(-int(n_events) // CHUNK_EVENTS)))  # ceil(nt / ceil(n_events / CHUNK_EVENTS))
+    return int(max(1, min(nt, by_mem, by_events)))
 
 
 # ---------------------------------------------------------------------- public entry
@@ -356,14 +364,17 @@ def bin_events(
     the axes given; coordinates: bin centres, ``<dim>_lo``/``<dim>_hi`` edges
     (every bin half-open ``[lo, hi)``, the last one too), along time
     ``exposure`` [s of GTI in the bin] and ``fracexp`` (exposure / bin width),
-    and with regular y and x axes ``ra``/``dec`` [deg] of every cell centre.
+    and with regular y and x axes ``ra``/``dec`` [deg] of every cell centre
+    (numpy arrays up to ``sky.RADEC_EAGER_CELLS`` cells, lazy Dask arrays
+    computed in row bands above: :func:`xcube.binning.sky.cell_radec`).
     attrs: ``units="count"``, provenance (``source``, ``selection``, ``binning``,
     ``xcube_version``), observation attrs and the cell-grid WCS keywords.
 
     Laziness: the counts are a Dask array chunked along time only (chunk size
     chosen from ``chunk_bytes`` and the event rate). Computed eagerly: the axes,
-    coordinates and exposure (small), and, with a time axis, one pass over the
-    ``time`` column that finds where each time bin starts in every event chunk.
+    coordinates and exposure (small; the ra/dec of a big grid stay lazy), and,
+    with a time axis, one pass over the ``time`` column that finds where each
+    time bin starts in every event chunk.
 
     Raises ``ValueError`` for a non-positive bin width, a time range outside the
     GTIs, coordinates/chunks too big for memory, or times found unsorted (a
@@ -393,9 +404,14 @@ def bin_events(
     avail = _available_bytes()
     if "x" in axes and "y" in axes:  # the (y, x) ra/dec coordinates dominate
         ny, nx = axes["y"].size, axes["x"].size
-        coord_bytes += 16 * nx * ny
-        check_size((2, ny, nx), np.float64, what="the ra/dec coordinates of the sky cells", limit=avail // 8,
-                   hint=f"{ny} x {nx} cells: use larger sky cells (x=, y= or size_arcsec=) or a smaller x/y range")
+        hint = f"{ny} x {nx} cells: use larger sky cells (x=, y= or size_arcsec=) or a smaller x/y range"
+        if radec_is_lazy(ny, nx):  # Dask ra/dec, by row bands: nothing now, 16 B/cell once computed
+            check_size((2, ny, nx), np.float64, what="the ra/dec coordinates of the sky cells (lazy, when computed)",
+                       limit=avail // 2, hint=hint)
+        else:  # computed now: the transient peak, not only the result
+            coord_bytes += 16 * nx * ny
+            check_size((RADEC_PEAK_BYTES_PER_CELL * nx * ny,), np.uint8, limit=avail // 8, hint=hint,
+                       what="computing the ra/dec coordinates of the sky cells")
     check_size((coord_bytes,), np.uint8, what="cube coordinates", limit=avail // 8,
                hint="use wider bins or a smaller range")
 
@@ -547,7 +563,8 @@ def label_cube(data, axes: dict, events) -> xr.DataArray:
     edge coordinates, ``exposure``/``fracexp`` from the GTIs of ``events`` (an
     EventList or any Dataset with ``gti_start``/``gti_stop``), ``ra``/``dec``
     of the cells, the cell WCS and provenance attrs. Same dims and shape as
-    ``data``; ``data`` stays lazy. Eager: coordinates only."""
+    ``data``; ``data`` stays lazy. Eager: coordinates only (the ``ra``/``dec``
+    of a grid above ``sky.RADEC_EAGER_CELLS`` cells are lazy too)."""
     dims = [axes[r].name for r in _ROLES if r in axes]
     coords = {}
     for r in _ROLES:
