@@ -315,3 +315,20 @@ def test_round_t0_before_a_time_range_keeps_its_grid(make_event_file):
     np.testing.assert_array_equal(lc.counts.values, same.counts.values)
     with pytest.raises(ValueError, match="before the first GTI start"):  # no window: a far t0 is still refused
         xcube.lightcurve(ev, 100.0, t0=1.0e7)
+
+
+def test_to_stingray_events_reads_once(make_event_file):
+    """The event columns go to Stingray in one graph execution (energy from PI shares the PI read)."""
+    from dask.callbacks import Callback
+
+    ev = xcube.open_events(make_event_file(n=3000))
+    starts = []
+
+    class Count(Callback):
+        def _start(self, dsk):
+            starts.append(len(dsk))
+
+    with Count():
+        st = xcube.to_stingray(ev)
+    assert len(starts) == 1, starts
+    np.testing.assert_array_equal(st.time, ev.time.values)

@@ -57,7 +57,10 @@ def to_stingray(obj: xr.Dataset, *, variable: str = "counts"):
 def _events_to_stingray(ev: xr.Dataset):
     from stingray import EventList
 
-    cols = {k: ev[k].values for k in ("time", "energy", "pi") if k in ev}
+    from ..scheduler import compute
+
+    names = [k for k in ("time", "energy", "pi") if k in ev]
+    cols = dict(zip(names, compute(*(ev[k].data for k in names))))  # one pass: the columns read together
     energy = cols.get("energy")
     if energy is not None and not np.isfinite(energy).any():
         energy = None  # missions without a linear PI -> energy relation (RXTE PCA)
