@@ -154,3 +154,32 @@ def test_accessor_methods(ev):
     assert ev.xcube.to_stingray().time.size == ev.sizes["event"]
     two = xcube.lightcurve(ev, 100.0, energy_band=[(0.5, 2.0), (2.0, 10.0)])
     assert two.xcube.hardness_ratio()["ratio"].sizes["time"] == two.sizes["time"]
+
+
+def test_net_lightcurve_from_a_search_result_on_other_bins_stays_lazy(ev):
+    """Light-curve bins other than the search's frames: the model is resampled
+    in one lazy task, computed with the light curve, to the same numbers."""
+    import dask
+
+    edges = np.arange(20000.0, 32001.0, 1000.0)
+    cube = xcube.bin_events(ev, time=100.0, x=edges, y=edges)
+
+    class Result:
+        pass
+
+    res = Result()
+    res.expected, res.cube = (cube * 0 + 0.5).astype(float), cube
+    region = "physical;box(26000,26000,4000,4000,0)"
+    lc = xcube.lightcurve(ev, 300.0, region=region)
+    with dask.config.set(scheduler=lambda *a, **k: (_ for _ in ()).throw(AssertionError("computed"))):
+        net = net_lightcurve(lc, res, region=region)
+    assert isinstance(net["bkg_rate"].data, dask.array.Array)
+    from xcube.products.net import background_on_bins
+
+    mu = res.expected.where(xcube.region_mask(cube, region)).sum(("y", "x")).values
+    exp = cube["exposure"].values
+    model = xr.Dataset({"rate": ("time", mu / np.where(exp > 0, exp, np.nan))},
+                       coords={"time_lo": ("time", cube.time_lo.values), "time_hi": ("time", cube.time_hi.values)})
+    want, _ = background_on_bins(model, lc.time_lo.values, lc.time_hi.values)  # the eager route
+    np.testing.assert_allclose(net["bkg_rate"].values, want, rtol=1e-12)
+    assert np.isfinite(want).sum() >= 5

@@ -95,11 +95,23 @@ def _search_background(result, lc: xr.Dataset, region):
         exposure = np.asarray(lc["exposure"].values, np.float64)
         rate = counts / np.where(exposure > 0, exposure, np.nan)
         return rate, None, counts
-    # different bins: go through the model's rate on its own bins
-    exp = mu["exposure"]
-    model = xr.Dataset({"rate": ("time", (expected / exp.where(exp > 0)).values)},
-                       coords={"time_lo": ("time", mu["time_lo"].values), "time_hi": ("time", mu["time_hi"].values)})
-    rate, _ = background_on_bins(model, lc["time_lo"].values, lc["time_hi"].values)
+    # different bins: go through the model's rate on its own bins, in one lazy task (the cube stays lazy)
+    import dask
+    import dask.array as da
+
+    exp = np.asarray(mu["exposure"].values, np.float64)
+    m_lo, m_hi = mu["time_lo"].values, mu["time_hi"].values
+    lo, hi = lc["time_lo"].values, lc["time_hi"].values
+
+    def resample(counts):
+        model = xr.Dataset({"rate": ("time", np.asarray(counts, np.float64) / np.where(exp > 0, exp, np.nan))},
+                           coords={"time_lo": ("time", m_lo), "time_hi": ("time", m_hi)})
+        return np.asarray(background_on_bins(model, lo, hi)[0], np.float64)
+
+    data = expected.data
+    if not isinstance(data, da.Array):
+        return resample(data), None, None
+    rate = da.from_delayed(dask.delayed(resample)(data), shape=(lo.size,), dtype=np.float64)
     return rate, None, None
 
 
@@ -127,8 +139,9 @@ def net_lightcurve(lc: xr.Dataset, background, *, region=None, scale: float = 1.
     ``bkg_rate``, ``bkg_rate_err`` [count/s], ``net_rate``
     = ``rate - bkg_rate`` and ``net_rate_err`` (quadrature), and
     ``bkg_counts`` (expected background counts, float) for a search result.
-    Lazy for a search result (its cube stays lazy); a model light curve is
-    read and resampled eagerly (it is small).
+    Lazy for a search result (its cube stays lazy; on other bins than the
+    search's frames the model is resampled in one lazy task); a model light
+    curve is read and resampled eagerly (it is small).
     """
     if is_search_result(background):
         rate, err, counts = _search_background(background, lc, region)
