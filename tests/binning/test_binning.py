@@ -373,8 +373,8 @@ def test_refuses_oversized_requests_before_allocating():
     with pytest.raises(ValueError, match="would need"):
         bin_events(big, time=0.001, y=100.0, x=100.0, compute=True)  # 1e6 x 2e4 x 2e4 cells
     # lazy, tiny cells: the (y, x) ra/dec coordinates are what would not fit, and the message says so
-    with pytest.raises(ValueError, match=r"the ra/dec coordinates of the sky cells of shape \(2, 2000001, 2000001\).*"
-                                         r"use larger sky cells"):
+    with pytest.raises(ValueError, match=r"the ra/dec coordinates of the sky cells, with the temporaries of computing "
+                                         r"them, of shape \(6, 2000001, 2000001\).*use larger sky cells"):
         bin_events(big, time=1.0, y=1.0, x=1.0)
 
 

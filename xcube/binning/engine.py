@@ -41,7 +41,7 @@ from . import kernels
 from .axes import LUT_MAX, Axis, energy_axis, integer_lut, sky_axis, time_axis
 from .memory import available_bytes as _available_bytes
 from .memory import check_size
-from .sky import RADEC_PEAK_BYTES_PER_CELL, cell_radec, cell_wcs_keywords, radec_is_lazy
+from .sky import RADEC_LAZY_PEAK_BYTES_PER_CELL, RADEC_PEAK_BYTES_PER_CELL, cell_radec, cell_wcs_keywords, radec_is_lazy
 
 __all__ = ["bin_events", "label_cube", "check_size", "DEFAULT_CHUNK_BYTES"]
 
@@ -405,13 +405,14 @@ def bin_events(
     if "x" in axes and "y" in axes:  # the (y, x) ra/dec coordinates dominate
         ny, nx = axes["y"].size, axes["x"].size
         hint = f"{ny} x {nx} cells: use larger sky cells (x=, y= or size_arcsec=) or a smaller x/y range"
-        if radec_is_lazy(ny, nx):  # Dask ra/dec, by row bands: nothing now, 16 B/cell once computed
-            check_size((2, ny, nx), np.float64, what="the ra/dec coordinates of the sky cells (lazy, when computed)",
-                       limit=avail // 2, hint=hint)
-        else:  # computed now: the transient peak, not only the result
+        if radec_is_lazy(ny, nx):  # Dask ra/dec by row bands: nothing now, 16 B/cell (and a band or two) if computed
+            check_size((RADEC_LAZY_PEAK_BYTES_PER_CELL // 8, ny, nx), np.float64, limit=avail // 2,
+                       what="the ra/dec coordinates of the sky cells, with the temporaries of computing them,",
+                       hint=hint + " (they are lazy, but would not fit once computed)")
+        else:  # computed now: bound the transient peak (pixel grids, astropy temporaries), not only the result
             coord_bytes += 16 * nx * ny
-            check_size((RADEC_PEAK_BYTES_PER_CELL * nx * ny,), np.uint8, limit=avail // 8, hint=hint,
-                       what="computing the ra/dec coordinates of the sky cells")
+            check_size((RADEC_PEAK_BYTES_PER_CELL // 8, ny, nx), np.float64, limit=avail // 8, hint=hint,
+                       what="the ra/dec coordinates of the sky cells, with the temporaries of computing them,")
     check_size((coord_bytes,), np.uint8, what="cube coordinates", limit=avail // 8,
                hint="use wider bins or a smaller range")
 

@@ -11,11 +11,14 @@ matrix for square cells; with cells ``w_x`` by ``w_y`` it becomes
 """
 from __future__ import annotations
 
+import collections
 import functools
+import threading
 
 import numpy as np
 
-__all__ = ["cell_wcs_keywords", "cell_radec", "cube_wcs", "grid_wcs_keywords"]
+__all__ = ["cell_wcs_keywords", "cell_radec", "cube_wcs", "grid_wcs_keywords", "radec_is_lazy", "radec_cache_bytes",
+           "clear_radec_cache"]
 
 _KEYS = ("CTYPE", "CRVAL", "CRPIX", "CDELT")
 _PC = tuple(f"PC{i}_{j}" for i in (1, 2) for j in (1, 2))
@@ -100,19 +103,108 @@ def _cached_wcs(items: tuple):
     return WCS(dict(items, NAXIS=2))
 
 
-@functools.lru_cache(maxsize=16)
+#: grids of at most this many cells get numpy ra/dec (8 MiB for both), computed at once and cached;
+#: larger grids get lazy Dask ra/dec computed in row bands when they are used
+RADEC_EAGER_CELLS = 1 << 19
+#: the row bands of lazy ra/dec hold about this many cells (16 MiB of ra and dec)
+RADEC_BAND_CELLS = 1 << 20
+#: the cache of eager ra/dec holds at most this many bytes (the least recently used grids go first)
+RADEC_CACHE_BYTES = 64 << 20
+#: peak bytes per cell while eager ra/dec are computed: astropy's pixel and world arrays, the cached
+#: result and the copies given to the cube (measured 68 B)
+RADEC_PEAK_BYTES_PER_CELL = 96
+#: peak bytes per cell while lazy ra/dec are computed: the (2, rows, nx) bands and the concatenated
+#: ra and dec (measured 46 B on a 2000 x 2000 grid of 4 bands)
+RADEC_LAZY_PEAK_BYTES_PER_CELL = 48
+
+_cache: collections.OrderedDict = collections.OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _radec_rows(wcs, y0: int, y1: int, nx: int):
+    """RA, Dec [deg] of the cell centres of rows ``y0:y1`` (0-based pixels), two ``(y1 - y0, nx)`` arrays."""
+    jx = np.arange(nx, dtype=np.float64)[None, :]
+    jy = np.arange(y0, y1, dtype=np.float64)[:, None]
+    return wcs.wcs_pix2world(jx, jy, 0)  # broadcast: no meshgrid of the full band
+
+
+def _radec_block(items: tuple, nx: int, block_info=None):
+    y0, y1 = block_info[None]["array-location"][1]
+    from astropy.wcs import WCS
+
+    w = WCS(dict(items, NAXIS=2))  # one WCS per band: astropy WCS objects are not shared across threads
+    ra, dec = _radec_rows(w, int(y0), int(y1), nx)
+    return np.stack([ra, dec])
+
+
 def _radec(items: tuple, ny: int, nx: int):
-    w = _cached_wcs(items)
-    jx, jy = np.meshgrid(np.arange(nx, dtype=np.float64), np.arange(ny, dtype=np.float64))
-    return w.wcs_pix2world(jx, jy, 0)
+    """Eager, cached ra/dec (read-only) of a small grid; the cache is bounded by ``RADEC_CACHE_BYTES``."""
+    key = (items, ny, nx)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    ra, dec = _radec_rows(_cached_wcs(items), 0, ny, nx)
+    ra.flags.writeable = dec.flags.writeable = False
+    size = ra.nbytes + dec.nbytes
+    if size <= RADEC_CACHE_BYTES:
+        with _cache_lock:
+            _cache[key] = (ra, dec)
+            total = sum(a.nbytes + b.nbytes for a, b in _cache.values())
+            while total > RADEC_CACHE_BYTES and len(_cache) > 1:
+                _, (a, b) = _cache.popitem(last=False)
+                total -= a.nbytes + b.nbytes
+    return ra, dec
 
 
-def cell_radec(kw: dict, ny: int, nx: int):
+def radec_cache_bytes() -> int:
+    """Bytes held by the cache of eager ra/dec grids (at most ``RADEC_CACHE_BYTES``)."""
+    with _cache_lock:
+        return sum(a.nbytes + b.nbytes for a, b in _cache.values())
+
+
+def clear_radec_cache() -> None:
+    """Drop the cached ra/dec grids."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def radec_is_lazy(ny: int, nx: int) -> bool:
+    """True when :func:`cell_radec` gives lazy (Dask) ra/dec for a ``ny`` x ``nx`` grid."""
+    return int(ny) * int(nx) > RADEC_EAGER_CELLS
+
+
+def cell_radec(kw: dict, ny: int, nx: int, *, lazy: bool | None = None):
     """RA and Dec [deg] of every cell centre, two float64 arrays ``(ny, nx)``
-    (eager; 16 bytes per cell; recent grids are cached)."""
+    (16 bytes per cell when computed).
+
+    Grids of at most ``RADEC_EAGER_CELLS`` cells (``lazy=None``, the
+    default) get numpy arrays, computed at once and cached (the cache holds
+    at most ``RADEC_CACHE_BYTES``); larger grids get Dask arrays computed in
+    row bands of about ``RADEC_BAND_CELLS`` cells when they are used, so
+    making a big image costs nothing for its coordinates and computing them
+    holds only the result and a band or two. ``lazy=True``/``False`` forces
+    either form. The Dask arrays have deterministic names, so two cubes on
+    the same grid share them (xarray then compares them without computing).
+    """
     hdr = {k: v for k, v in kw.items() if _is_wcs_key(k)}
-    ra, dec = _radec(tuple(sorted(hdr.items())), int(ny), int(nx))
-    return ra.copy(), dec.copy()
+    items = tuple(sorted(hdr.items()))
+    ny, nx = int(ny), int(nx)
+    if lazy is None:
+        lazy = radec_is_lazy(ny, nx)
+    if not lazy:
+        ra, dec = _radec(items, ny, nx)
+        return ra.copy(), dec.copy()
+    import dask.array as da
+    from dask.base import tokenize
+
+    rows = max(1, min(ny, RADEC_BAND_CELLS // max(nx, 1)))
+    bands = tuple(min(rows, ny - y) for y in range(0, ny, rows)) or (0,)
+    name = "xcube-radec-" + tokenize(items, ny, nx, rows)
+    both = da.map_blocks(functools.partial(_radec_block, items, nx), dtype=np.float64,
+                         chunks=((2,), bands, (nx,)), name=name, meta=np.empty((0, 0, 0), np.float64))
+    return both[0], both[1]
 
 
 def cube_wcs(cube):
