@@ -115,3 +115,18 @@ def test_as_gti_is_the_shared_parser():
     assert [a.tolist() for a in gtimod.as_gti([(1.0, 2.0), (5.0, 6.0)])] == [[1.0, 5.0], [2.0, 6.0]]
     assert [a.tolist() for a in gtimod.as_gti(([1.0, 5.0], [2.0, 6.0]))] == [[1.0, 5.0], [2.0, 6.0]]
     assert [a.tolist() for a in gtimod.as_gti((1.0, 2.0))] == [[1.0], [2.0]]
+
+
+def test_gti_rows_in_write_gti_and_time_axis(tmp_path):
+    """The other entry points that take a user's GTIs read (start, stop) rows as select(gti=) does."""
+    from astropy.io import fits
+
+    from xcube.binning.axes import time_axis
+    from xcube.io.ogip import write_gti
+
+    rows = [(0.0, 10.0), (20.0, 30.0)]
+    path = write_gti(tmp_path / "g.fits", rows)
+    np.testing.assert_array_equal(fits.getdata(path, 1)["START"], [0.0, 20.0])
+    np.testing.assert_array_equal(time_axis(rows, 5.0).edges, [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0])
+    tuple_form = time_axis(([0.0, 20.0], [10.0, 30.0]), 5.0)
+    np.testing.assert_array_equal(time_axis(np.array(rows), 5.0).edges, tuple_form.edges)

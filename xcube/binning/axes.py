@@ -350,6 +350,8 @@ def time_axis(events_or_gti, width=None, *, nbins=None, edges=None, t0=None, t_s
 def _gti_of(obj):
     if isinstance(obj, tuple) and len(obj) == 2:
         return gtimod.normalize(*obj, warn=False)
+    if isinstance(obj, (list, np.ndarray)):  # (start, stop) rows, as select(gti=) takes them
+        return gtimod.as_gti(obj, source="time_axis", warn=False)
     return gtimod.normalize(*gtimod.from_dataset(obj), warn=False)
 
 

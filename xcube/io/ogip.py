@@ -188,13 +188,16 @@ def gti_hdu(gti, *, extname: str = "GTI", header: dict | None = None) -> fits.Bi
 def write_gti(path, gti, *, attrs: dict | None = None, extname: str = "GTI", overwrite: bool = False) -> Path:
     """Write a GTI file: an empty primary HDU and one OGIP GTI table.
 
-    ``gti`` is ``(start, stop)`` [s, mission time] or any Dataset holding
+    ``gti`` is ``(start, stop)`` [s, mission time], a list of ``(start,
+    stop)`` rows or an ``(n, 2)`` array (:func:`xcube.gti.as_gti`), or any Dataset holding
     ``gti_start``/``gti_stop`` (an EventList or product; its attrs supply
     TELESCOP, MJDREF, TIMESYS unless ``attrs`` is given). Eager; returns the path.
     """
     if isinstance(gti, xr.Dataset):
         attrs = dict(gti.attrs) if attrs is None else attrs
         gti = gtimod.from_dataset(gti)
+    elif not (isinstance(gti, tuple) and len(gti) == 2):  # (start, stop) rows: one rule with select(gti=)
+        gti = gtimod.as_gti(gti, source=f"write_gti {path}", warn=False)
     cards = common_cards(attrs or {})
     return write_hdul(fits.HDUList([primary_hdu(cards), gti_hdu(gti, extname=extname, header=cards)]), path, overwrite)
 
@@ -880,7 +883,7 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
         raise ValueError(f"write_image: need a 2-D (y, x) image, got dims {image.dims}")
     if image.dims != ("y", "x") and set(image.dims) == {"y", "x"}:
         image = image.transpose("y", "x")
-    data = np.asarray(image.compute().values)
+    data = np.asarray(image.variable.compute().values)  # (the counts only: a big grid's ra/dec stay lazy)
     attrs = dict(image.attrs)
     if float(data.sum()) == 0:
         warnings.warn(f"{path}: the image holds no counts (empty selection?)", stacklevel=2)

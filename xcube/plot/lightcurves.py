@@ -30,7 +30,10 @@ def lightcurve(lc, ax=None, gti=None, label=None):
     if "rate_err" in lc:
         ax.errorbar(x, y.values, yerr=lc["rate_err"].values, fmt="none", lw=0.6, alpha=0.6)
     if gti is not None:
-        _gti_shading(ax, np.asarray(gti[0]), np.asarray(gti[1]), t_ref)
+        from .. import gti as gtimod
+
+        start, stop = gti if isinstance(gti, tuple) and len(gti) == 2 else gtimod.as_gti(gti, source="gti=", warn=False)
+        _gti_shading(ax, np.asarray(start), np.asarray(stop), t_ref)
     ax.set_xlabel(time_label(lc, t_ref))
     ax.set_ylabel(f"{y.attrs.get('long_name', y.name)} [{y.attrs.get('units', '')}]")
     return fig
