@@ -7,16 +7,25 @@ import numpy as np
 
 from . import bayes
 
-__all__ = ["sigma_equivalent", "sigma_equivalents"]
+__all__ = ["sigma_equivalent", "sigma_equivalents", "SIGMA_MAX"]
 
 
 def sigma_equivalent(log10b: float, kind: str) -> float:
     """The Gaussian-equivalent significance s whose calibrated threshold
     (``bayes.threshold(s)``) equals ``log10b``; 0 below the 0-sigma threshold
-    (and for -inf), inf beyond s = 1000 (and for +inf, e.g. a frame with
-    counts where none are expected), NaN for a NaN factor. Bisection to 1e-6
-    in s."""
+    (and for -inf), NaN for a NaN factor, and inf beyond the calibrated
+    scale (and for +inf, e.g. a frame with counts where none are expected).
+
+    The scale ends where the calibration does (:data:`SIGMA_MAX`): a peak
+    factor above ``threshold(1000).peak`` is inf; an eclipse factor above
+    ``log10_bayes_eclipse(0, 1000)`` (log10 B = 434.29, 0 counts where the
+    calibration expects 1000: s = sqrt(1000) = 31.62) is inf, since no
+    eclipse at the calibration point is deeper. Bisection to 1e-6 in s."""
     return float(sigma_equivalents(np.array([log10b], dtype=float), kind)[0])
+
+
+#: the largest Gaussian-equivalent level of the scale; larger factors give inf
+SIGMA_MAX = 1000.0
 
 
 def _calibration_n(s: np.ndarray, kind: str) -> np.ndarray:
@@ -45,6 +54,17 @@ def _log10_at(n: np.ndarray, kind: str) -> np.ndarray:
 def _thresholds_at(s: np.ndarray, kind: str) -> np.ndarray:
     """``bayes.threshold(s)`` of ``kind`` for an array of sigmas (vectorised)."""
     return _log10_at(_calibration_n(s, kind), kind)
+
+
+def _largest_threshold(kind: str) -> float:
+    """The largest finite calibrated threshold of ``kind`` for s <= SIGMA_MAX:
+    ``threshold(SIGMA_MAX).peak`` (the peak threshold rises with s) and, for
+    eclipses, ``log10 B_eclipse(0, CALIBRATION_MU)`` (the eclipse threshold
+    rises with s until its calibration count reaches 0, at s = sqrt(1000), and
+    is +inf beyond)."""
+    if kind == "peak":
+        return float(_thresholds_at(np.array([SIGMA_MAX]), kind)[0])
+    return float(_log10_at(np.array([0.0]), kind)[0])
 
 
 #: largest table of thresholds per calibration count made for one bisection
@@ -82,16 +102,15 @@ def sigma_equivalents(log10b, kind: str) -> np.ndarray:
     bb = b[idx]
     lo = np.full(bb.shape, 1e-3)
     zero = _thresholds_at(lo, kind) > bb
+    big = ~zero & (bb > _largest_threshold(kind))  # beyond the calibrated scale: inf
     hi = np.ones(bb.shape)
-    big = np.zeros(bb.shape, bool)
-    todo = ~zero
-    while True:
-        below = todo & ~big & (_thresholds_at(hi, kind) < bb)
+    todo = ~zero & ~big
+    while True:  # ends by s = SIGMA_MAX, where the threshold is >= every b left
+        below = todo & (hi < SIGMA_MAX) & (_thresholds_at(hi, kind) < bb)
         if not below.any():
             break
-        hi = np.where(below, 2.0 * hi, hi)
-        big |= hi > 1e3
-    act = todo & ~big
+        hi = np.where(below, np.minimum(2.0 * hi, SIGMA_MAX), hi)
+    act = todo
     if act.any():
         threshold_at = _threshold_function(kind, 1e-3, float(hi[act].max()))
     while np.any(act & (hi - lo > 1e-6)):
