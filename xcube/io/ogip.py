@@ -573,12 +573,13 @@ def counts_array(counts):
 
 # --------------------------------------------------------------------------- dead time
 
-_DEAD_TIME_KEY = re.compile(r"^(DEADC|LIVETIME|ONTIME|LIVETI\d\d|ONTIME\d\d)$")
+_DEAD_TIME_KEY = re.compile(r"^(DEADC|LIVETIME|ONTIME|LIVETI\d\d|ONTIME\d\d?|LIVTIME\d)$")  # (XMM nn, ACIS n)
 
 
 def dead_time_keywords(path, extensions=("EVENTS",)) -> dict:
     """The dead-time keywords of an event file: DEADC, LIVETIME and ONTIME
-    [s] and the per-CCD LIVETInn/ONTIMEnn [s] (XMM EPIC) of its event table
+    [s] and the per-CCD LIVETInn/ONTIMEnn [s] (XMM EPIC; LIVTIMEn/ONTIMEn
+    for Chandra ACIS) of its event table
     (the first table named one of ``extensions``; its keywords override the
     primary header's), as floats. ``{}`` when ``path`` is not a readable FITS
     event file (a Zarr store, a light curve, a missing file) or has none.

@@ -96,6 +96,8 @@ class MissionProfile:
         one channel per PI value over ``pi_range``.
     raw_columns : ``(ccd, rawx, rawy)`` event columns of the detector pixel
         (the detector hygiene of :mod:`xcube.hygiene`), or None.
+    ccd_column : event column of the CCD (chip) number where the profile has
+        no ``raw_columns`` (Chandra ACIS ``ccd_id``): see :attr:`ccd_variable`.
     ccd_livetime_keywords : ``(live time, on time)`` event-header keywords of
         one CCD, ``str.format`` patterns of the CCD number (XMM EPIC
         ``("LIVETI{:02d}", "ONTIME{:02d}")``, [s]), or None. A spectrum's
@@ -141,6 +143,7 @@ class MissionProfile:
     supported_modes: tuple[str, ...] = ()
     spectral_grid: tuple[int, int, int] | None = None
     raw_columns: tuple[str, str, str] | None = None
+    ccd_column: str | None = None
     ccd_livetime_keywords: tuple[str, str] | None = None
     raw_size: tuple[int, int] = (0, 0)
     raw_rows: tuple[tuple[str, int, int], ...] = ()
@@ -148,6 +151,13 @@ class MissionProfile:
     bad_columns: tuple[tuple[int, int], ...] = ()
     roll_attr: str | None = None
     cluster_rule: bool = False
+
+    @property
+    def ccd_variable(self) -> str | None:
+        """The event variable holding the CCD (chip) number: ``ccd_column``,
+        else the first of ``raw_columns``, else None. Products of a region
+        take the good time and live time of the CCDs holding its events."""
+        return self.ccd_column or (self.raw_columns[0] if self.raw_columns else None)
 
     def matches(self, telescop: str, instrume: str) -> bool:
         """True when TELESCOP/INSTRUME header values belong to this profile."""

@@ -199,14 +199,14 @@ def require_good_time(events, product: str) -> None:
 
 def ccd_event_counts(sel, prof=None) -> np.ndarray | None:
     """Number of selected events per CCD (``np.bincount`` of the CCD numbers,
-    the first of the mission profile's ``raw_columns``, e.g. XMM EPIC
-    ``CCDNR``), or None without that column or events. Eager: reads that
+    the mission profile's ``ccd_variable``, e.g. XMM EPIC ``CCDNR``,
+    Chandra ACIS ``CCD_ID``), or None without that column or events. Eager: reads that
     column of the selection ``sel``."""
     if prof is None:
         from ..missions import profile_of
 
         prof = profile_of(sel)
-    col = prof.raw_columns[0] if prof.raw_columns else None
+    col = prof.ccd_variable
     if col is None or col not in sel.variables or sel.sizes.get("event", 0) == 0:
         return None
     ccd = np.asarray(sel[col].values).astype(np.int64)
@@ -217,8 +217,8 @@ def ccd_event_counts(sel, prof=None) -> np.ndarray | None:
 def ccd_good_time(events, ccds):
     """The good time ``(start, stop)`` [s] common to the CCDs ``ccds``: the
     intersection of their own GTIs (``ccd_gti_ccd``/``ccd_gti_start``/
-    ``ccd_gti_stop``, which xcube keeps for XMM EPIC files with per-CCD GTI
-    extensions) and the events' GTIs; a CCD without a GTI of its own adds no
+    ``ccd_gti_stop``, which xcube keeps for files with per-CCD GTI
+    extensions: XMM EPIC, Chandra ACIS) and the events' GTIs; a CCD without a GTI of its own adds no
     constraint. None when the events have no per-CCD GTIs for any of them. Eager, small."""
     if "ccd_gti_ccd" not in events.variables or not len(ccds):
         return None
@@ -250,7 +250,7 @@ def region_good_time(events, regions, expr=None):
     if not regions or "ccd_gti_ccd" not in events.variables:
         return None, []
     prof = profile_of(events)
-    if not prof.raw_columns:
+    if not prof.ccd_variable:
         return None, []
     found = set()
     for region in regions:

@@ -76,7 +76,7 @@ def _channel_axis(events, channel_bin: int, pi_range):
 
 def _source_ccd(sel, prof) -> int | None:
     """The CCD holding most of the selected events (its number in the
-    profile's first ``raw_columns``), or None. Eager: reads that column of
+    profile's ``ccd_variable``), or None. Eager: reads that column of
     the selection."""
     counts = ccd_event_counts(sel, prof)
     return int(np.argmax(counts)) if counts is not None else None
@@ -88,23 +88,22 @@ def _exposure(sel, prof, keys: dict) -> dict:
     :func:`xcube.io.ogip.dead_time_keywords`), the live time: the good time x
     the live fraction, with ``ontime`` [s] (before), ``deadc`` (the fraction)
     and ``deadc_from`` (its keywords). For a profile with per-CCD live times
-    (XMM EPIC ``LIVETInn``/``ONTIMEnn``) the CCD holding most of the events
+    (XMM EPIC ``LIVETInn``/``ONTIMEnn``, Chandra ACIS ``LIVTIMEn``/``ONTIMEn``) the CCD holding most of the events
     decides, and the good time is that CCD's GTI."""
     from ..io.ogip import live_fraction
 
     ontime = gtimod.exposure(gtimod.from_dataset(sel))
+    ccd = _source_ccd(sel, prof) if prof.ccd_livetime_keywords else None
+    own = ccd_good_time(sel, [ccd]) if ccd is not None else None
+    if own is not None:  # that CCD's own good time (xcube keeps the per-CCD GTIs)
+        ontime = gtimod.exposure(own)
     if not keys:
         return {"exposure": ontime}
-    ccd = _source_ccd(sel, prof) if prof.ccd_livetime_keywords else None
     live = live_fraction(keys, ccd, prof.ccd_livetime_keywords, source=str(sel.attrs.get("source", "events")))
     if live is None:
         return {"exposure": ontime}
     frac, what = live
-    per_ccd = ccd is not None and what == "/".join(k.format(ccd) for k in prof.ccd_livetime_keywords)
-    own = ccd_good_time(sel, [ccd]) if per_ccd else None
-    if own is not None:  # that CCD's own good time (xcube keeps the per-CCD GTIs)
-        ontime = gtimod.exposure(own)
-    if per_ccd:
+    if ccd is not None and what == "/".join(k.format(ccd) for k in prof.ccd_livetime_keywords):
         what = f"{what} (CCD {ccd})"
     return {"exposure": ontime * frac, "ontime": ontime, "deadc": frac, "deadc_from": what}
 
