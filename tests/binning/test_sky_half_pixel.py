@@ -74,3 +74,14 @@ def test_output_chunks_hold_a_bounded_number_of_events(monkeypatch):
     assert engine._time_chunk(ax, 4 * 130 * 130, 10_000_000, 256 << 20) == 2000  # 1e7 events: one chunk
     assert engine._time_chunk(ax, 4 * 130 * 130, 50_000_000, 256 << 20) == 667  # 5e7: 3 chunks
     assert engine._time_chunk(ax, 4 * 1000 * 1000, 100, 256 << 20) == 67  # the memory bound still holds
+
+
+def test_search_cells_are_whole_pixels_on_half_integer_edges(make_event_file):
+    from xcube.transients.grid import sky_axes
+
+    ev = _events(make_event_file, [26003, 26010], [25490, 25500])
+    y, x = sky_axes([ev], 20.02, extent=(26003, 26010, 25490, 25500))  # the grid over the events' extent
+    for ax in (y, x):
+        w = np.diff(ax.edges)
+        assert np.all(w == 400.0)  # 20.02" = 400.4 pixels of 0.05": 400 whole pixels
+        assert np.all(ax.edges % 1 == 0.5)

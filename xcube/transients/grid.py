@@ -232,13 +232,20 @@ def sky_axes(events, size_arcsec: float, extent=None):
     covering the sky columns' legal range (TLMIN/TLMAX of every camera, attrs
     ``x_min``...) or ``extent`` (xmin, xmax, ymin, ymax), one cell of margin
     each side; the origin is the first camera's TLMIN (0 without one), less
-    half a pixel for integer sky columns (cell centres on the pixels they
-    hold, as :func:`~xcube.binning.sky_axis` does). None
+    half a pixel for integer sky columns, whose cells are also whole pixels
+    (centres on the pixels they hold, no cells of 8 and 9 pixel columns in
+    turn; as :func:`~xcube.binning.sky_axis` does). None
     when the legal range is unknown, reversed or too large for memory (a
     broken TLMIN/TLMAX; the caller then uses the events' extent) and no
     extent is given. Raises ``ValueError`` when the grid over ``extent`` does
     not fit in memory (cells too small, or stray events far away)."""
     width = float(np.round(size_arcsec / pixel_arcsec(events[0], "x"), 9))
+    whole = all(integer_column(e, d) for e in events for d in ("x", "y"))
+    if whole and width != round(width):  # cells of whole sky pixels (NuSTAR 20" = 8.13 px -> 8), as images
+        log.info("%s: cells of %g\" are %.3f sky pixels; using %d whole pixels (%.3g\")",
+                 events[0].attrs.get("source", "events"), size_arcsec, width, max(1, round(width)),
+                 max(1, round(width)) * pixel_arcsec(events[0], "x"))
+        width = float(max(1, round(width)))
     spans = []
     for dim, (lo_i, hi_i) in (("y", (2, 3)), ("x", (0, 1))):
         origin = float(events[0].attrs.get(f"{dim}_min", 0.0)) if extent is None else 0.0
@@ -252,7 +259,7 @@ def sky_axes(events, size_arcsec: float, extent=None):
         else:
             lo, hi = extent[lo_i], extent[hi_i]
             origin = float(events[0].attrs.get(f"{dim}_min", 0.0) or 0.0)
-        if all(integer_column(e, dim) for e in events):  # value v is the pixel [v - 0.5, v + 0.5): see sky_axis
+        if whole:  # value v is the pixel [v - 0.5, v + 0.5): see sky_axis
             origin -= 0.5
         if not (np.isfinite(lo) and np.isfinite(hi) and hi >= lo):
             if extent is None:

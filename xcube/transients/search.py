@@ -85,7 +85,8 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     events : an EventList, or several (cameras of one observation, e.g. pn,
         MOS1, MOS2), merged into one cube over their common good time.
     time_bin : frame length [s], or a list of them.
-    size_arcsec : spatial cell [arcsec] (exact; 20" = 400 XMM sky pixels).
+    size_arcsec : spatial cell [arcsec] (exact, 20" = 400 XMM sky pixels;
+        rounded to whole sky pixels where it is not one, e.g. NuSTAR 8 px).
     energy_band : ``(emin, emax)`` [keV], or a list of bands.
     sigma : detection level (Gaussian-equivalent at mu = 1000), or a list.
     gti_only : drop bad-time-interval frames (default: keep them, with their
