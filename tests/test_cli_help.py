@@ -34,7 +34,7 @@ def test_help_text_of_a_command(capsys):
     with pytest.raises(SystemExit):
         main(["search", "--help"])
     out = capsys.readouterr().out
-    assert "(default: 50.0)" in out and "(default: 0.2 12.0)" in out and "--no-screen" in out
+    assert "(default: 50.0)" in out and "0.2 12 for XMM-Newton" in out and "--no-screen" in out
 
 
 def test_one_screening_default_for_every_product_command(make_event_file, tmp_path):

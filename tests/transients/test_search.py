@@ -239,3 +239,21 @@ def test_cli_demo_and_search(tmp_path, capsys):
     summary = json.loads((tmp_path / "s2" / "0999990101_0_200_0.2_12.0" / "summary.json").read_text())
     assert set(summary["n_detections_per_grid"]) == {"0", "xy", "t", "xyt"} and not any(summary["hygiene"].values())
     assert "hygiene_hot_pixels" in capsys.readouterr().out
+
+
+def test_default_band_is_the_missions(make_event_file):
+    """Without energy_band the search takes EXOD's 0.2-12 keV for XMM and the
+    mission's calibrated range elsewhere (NuSTAR 3-79 keV), without a warning."""
+    import warnings
+
+    from xcube.transients.grid import default_band
+
+    xmm = xcube.open_events(make_event_file(n=200))
+    assert default_band([xmm]) == (0.2, 12.0)
+    nu = xcube.open_events(make_event_file(n=200, header={"TELESCOP": "NuSTAR", "INSTRUME": "FPMA"}))
+    assert default_band([nu]) == (3.0, 79.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = xcube.search_transients(nu, time_bin=500.0)
+    assert not [w for w in caught if "outside" in str(w.message)], [str(w.message) for w in caught]
+    assert res.run_id.endswith("_3.0_79.0")

@@ -39,8 +39,9 @@ def register(sub) -> None:
                     "prints the detections.")
     s.add_argument("files", nargs="+", help="event files (cameras of one observation) or Zarr stores")
     s.add_argument("--time-bin", type=float, nargs="+", default=[50.0], help="frame length(s) [s]")
-    s.add_argument("--energy", type=float, nargs="+", action=Pairs, default=[0.2, 12.0],
-                   help="energy band edges in pairs [keV], e.g. 0.2 2 2 12 0.2 12")
+    s.add_argument("--energy", type=float, nargs="+", action=Pairs, default=None,
+                   help="energy band edges in pairs [keV], e.g. 0.2 2 2 12 0.2 12 (default: 0.2 12 for XMM-Newton, "
+                        "the mission's calibrated range elsewhere: NuSTAR 3 79)")
     s.add_argument("--size-arcsec", type=positive_float, default=20.0, help="spatial cell [arcsec]")
     s.add_argument("--sigma", type=float, nargs="+", default=[3.0], help="detection level(s)")
     s.add_argument("--gti-only", action="store_true", help="drop bad-time-interval frames")
@@ -267,8 +268,9 @@ def _search(args) -> int:
         bar.update(1)
     bar.close()
     evs = cameras(evs)  # a directory of camera files opens as a DataTree: its cameras
+    bands = energy_bands_from_flat(args.energy) if args.energy else None  # None: the mission's default band
     res = search_transients(evs if len(evs) > 1 else evs[0], time_bin=list(args.time_bin),
-                            size_arcsec=args.size_arcsec, energy_band=energy_bands_from_flat(args.energy),
+                            size_arcsec=args.size_arcsec, energy_band=bands,
                             sigma=list(args.sigma), gti_only=args.gti_only, catalogue=catalogue,
                             screening=args.screen, progress=not args.quiet, hygiene=not args.no_hygiene,
                             shifts=args.shifts, subsets=not args.no_subsets)

@@ -38,7 +38,7 @@ from .frames import readout_ccds
 
 __all__ = ["check_cameras", "check_distinct_exposures", "check_same_sky", "search_run", "sky_axes",
            "events_extent", "search_cubes", "exposure_subsets", "shifted_axis", "SUBSET_OVERLAP", "FRAME_BYTES",
-           "PIXEL_BYTES", "WCS_PIXEL_TOL", "WCS_RTOL", "search_band", "CLOSED_TOP_KEV"]
+           "PIXEL_BYTES", "WCS_PIXEL_TOL", "WCS_RTOL", "search_band", "default_band", "XMM_BAND", "CLOSED_TOP_KEV"]
 
 log = logging.getLogger("xcube.transients")
 
@@ -202,6 +202,20 @@ def search_run(events, time_bin: float, energy_band, phase: float = 0.0):
 #: [keV] the top of the reference's default band, ``200 <= PI <= 12000`` (XMM
 #: EPIC PI in eV): an XMM band ending here keeps its top channel
 CLOSED_TOP_KEV = 12.0
+
+
+#: the search's default band [keV] for XMM-Newton: EXOD's
+XMM_BAND = (0.2, 12.0)
+
+
+def default_band(events) -> tuple[float, float]:
+    """The search's default band [keV] for the cameras ``events``: EXOD's
+    :data:`XMM_BAND` for XMM-Newton, else the mission profile's calibrated
+    ``energy_range`` (NuSTAR 3-79 keV, Chandra ACIS 0.3-10 keV)."""
+    prof = profile_of(events[0])
+    if prof.mission == "XMM-Newton":
+        return XMM_BAND
+    return tuple(float(v) for v in prof.energy_range)
 
 
 def search_band(events, energy_band) -> tuple[float, float]:

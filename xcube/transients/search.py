@@ -43,7 +43,7 @@ from .background import background_model, expected_counts, mask_eclipses
 from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes, reflag_pixels
 from .detect import detect, empty_table
 from .frames import PN_MIN_COUNTS, bad_frames
-from .grid import check_cameras, exposure_subsets, search_cubes, search_run
+from .grid import check_cameras, default_band, exposure_subsets, search_cubes, search_run
 from .params import SearchParams, parameter_grid, run_id
 from .result import SearchResult, SearchResults
 from .shifts import SHIFTS, merge_grids
@@ -74,7 +74,7 @@ def prepare_events(events, screening: bool = True, hygiene=None) -> list[xr.Data
     return out
 
 
-def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_band=(0.2, 12.0), sigma=3.0, *,
+def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_band=None, sigma=3.0, *,
                       gti_only: bool = False, catalogue=None, radius_arcsec: float = 20.0, screening: bool = True,
                       subset: int = 0, inpaint: str = "biharmonic", hygiene=True, shifts: bool = False,
                       subsets: bool = True, eclipse_mask: bool = True, progress: bool = False):
@@ -87,7 +87,10 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     time_bin : frame length [s], or a list of them.
     size_arcsec : spatial cell [arcsec] (exact, 20" = 400 XMM sky pixels;
         rounded to whole sky pixels where it is not one, e.g. NuSTAR 8 px).
-    energy_band : ``(emin, emax)`` [keV], or a list of bands.
+    energy_band : ``(emin, emax)`` [keV], or a list of bands. Default
+        (None): EXOD's 0.2-12 keV for XMM-Newton, elsewhere the mission's
+        calibrated range (``profile.energy_range``: NuSTAR 3-79 keV)
+        (:func:`.grid.default_band`).
     sigma : detection level (Gaussian-equivalent at mu = 1000), or a list.
     gti_only : drop bad-time-interval frames (default: keep them, with their
         own background template).
@@ -129,6 +132,8 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     ``gti_only``), naming the files and the rule, with a logged warning.
     """
     evs = check_cameras(events)
+    if energy_band is None:
+        energy_band = default_band(evs)
     grid = parameter_grid(time_bin, energy_band, sigma, size_arcsec=size_arcsec)
     groups = exposure_subsets(evs) if subsets else [list(range(len(evs)))]
     many = len(grid) > 1 or len(groups) > 1 or np.ndim(time_bin) > 0 or np.ndim(sigma) > 0 \
