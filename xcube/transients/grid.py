@@ -79,9 +79,11 @@ def check_cameras(events) -> list[xr.Dataset]:
         prof = profile_of(e)
         src = e.attrs.get("source", "<events>")
         if not prof.accepts_mode(e.attrs.get("datamode"), e.attrs.get("submode")):
+            mode = "/".join(str(m) for m in (e.attrs.get("datamode"), e.attrs.get("submode")) if m)
             raise ValueError(
-                f"{src}: {prof.instrument} in mode {e.attrs.get('datamode')}/{e.attrs.get('submode')} is not "
-                "supported by the transient search (imaging modes only; pn timing/burst mode has no 2-D sky image)"
+                f"{src}: {prof.mission} {prof.instrument} in mode {mode or '(none given)'} is not supported by the "
+                f"transient search: it needs an imaging mode ({', '.join(prof.supported_modes)}); timing, burst "
+                "and windowed-timing modes have no 2-D sky image"
             )
         if not has_wcs(e):
             why = f" ({e.attrs['wcs_problem']})" if e.attrs.get("wcs_problem") else ""
