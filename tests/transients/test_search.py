@@ -257,3 +257,14 @@ def test_default_band_is_the_missions(make_event_file):
         res = xcube.search_transients(nu, time_bin=500.0)
     assert not [w for w in caught if "outside" in str(w.message)], [str(w.message) for w in caught]
     assert res.run_id.endswith("_3.0_79.0")
+
+
+def test_a_field_of_few_cells_warns_that_the_background_cannot_be_told_apart(make_event_file):
+    """A region-extracted event list (a field of a few cells) cannot give the
+    background model a level of its own: the search says so, naming the file."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    path = make_event_file(n=n, columns={"X": rng.integers(26000, 28000, n).astype(np.int32),
+                                         "Y": rng.integers(26000, 28000, n).astype(np.int32)})
+    with pytest.warns(UserWarning, match=r"only \d+ cells outside the source mask hold counts"):
+        xcube.search_transients(xcube.open_events(path), time_bin=500.0)

@@ -300,6 +300,10 @@ def _coords(view):
     return yx, t
 
 
+#: fewer cells [count] outside the source mask with counts than this make the background model warn
+MIN_BACKGROUND_CELLS = 50
+
+
 def background_model(
     cube,
     bti=None,
@@ -365,6 +369,13 @@ def background_model(
                                    exposed=exposed)
     t_g, c_g = template(img_g, mask, smooth_sigma, inpaint) if in_g.any() else (np.full((ny, nx), np.nan), 0.0)
     t_b, c_b = template(img_b, mask, smooth_sigma, inpaint) if in_b.any() else (np.full((ny, nx), np.nan), 0.0)
+    n_bkg = int(np.count_nonzero(~mask & ((img_g > 0) | (img_b > 0))))
+    if 0 < n_bkg < MIN_BACKGROUND_CELLS:
+        where = cube.attrs.get("source") or cube.attrs.get("obs_id") or "the cube"
+        warnings.warn(f"background model of {where}: only {n_bkg} cells outside the source mask hold counts (a field "
+                      f"of {ny} x {nx} cells): each frame's background level comes from so few cells that a "
+                      "transient raises its own expected counts and is hard to detect; search the full field, not "
+                      "a region-extracted event list, or use smaller cells", UserWarning, stacklevel=2)
     for name, sel, c in (("GTI", in_g, c_g), ("BTI", in_b, c_b)):
         if sel.any() and c <= 0:
             warnings.warn(f"background model: the {name} frames hold no counts outside the source mask; "
