@@ -352,3 +352,32 @@ def test_cluster_components_equal_scipy():
         smallest = np.full(n, n)
         np.minimum.at(smallest, mine, np.arange(n))
         assert np.all(smallest[mine] == mine)  # each label is the smallest node of its component
+
+
+@pytest.fixture(scope="module")
+def bright_mos():
+    """A 20 ks MOS1 observation (2.6 s frames: the cluster rule on) with a 2 ct/s constant source."""
+    return simulate.event_list("xmm-mos1", duration=20_000.0, sources=[simulate.Source(rate=2.0, ra=150.0, dec=2.2)],
+                               soft_protons=0, seed=2)
+
+
+def test_mos_cluster_rule_keeps_a_short_flare_and_a_bright_source(bright_mos):
+    """The photons of a short bright flare (3 ct/s, sigma 3 s: a few MOS frames)
+    and of a 2 ct/s constant source fall together through the PSF, but over
+    more than one frame and with more photons around: they are not one
+    instrumental event (the rule dropped 16 of 20 flare photons and 27 % of
+    the source's)."""
+    ev, _ = bright_mos
+    keep, st = _stats(ev)
+    assert st["instrumental_events"] == 0
+    t0 = float(ev.gti_start.values[0]) + 8000.37
+    ev2, truth = simulate.inject_flare(ev, t_peak=t0, amplitude=3.0, width=3.0, ra=150.05, dec=2.25, seed=1)
+    keep, st = _stats(ev2)
+    assert st["instrumental_events"] == 0
+    base, _ = _stats(ev2, Hygiene(hot_pixels=False, hot_columns=False, flickering=False, clusters=False))
+    flare = (np.abs(ev2.time.values - t0) < 12) & (np.hypot(ev2.x.values - truth.x[0], ev2.y.values - truth.y[0])
+                                                   < 400)
+    assert flare[base].sum() >= 10 and np.array_equal(keep[flare], base[flare])
+    # an instrumental event of one frame is still one
+    ev3, n = simulate.inject_instrumental(ev, "cluster", ccd=2, rawx=300, rawy=300, n_events=4, t_start=t0, seed=4)
+    assert _stats(ev3)[1]["instrumental_events"] == 4

@@ -36,13 +36,17 @@ and, in this order, drops:
    through neighbouring pixels (at most ``cluster_radius`` pixels apart in
    RAWX and in RAWY, same CCD), each within one CCD
    frame time (``MissionProfile.frame_time``) of the previous one there,
-   when that many are improbable from the counts of the pixels around
-   the cluster's first event over the block: ``P(N >= size | lambda) x
-   (block span / window) < cluster_probability`` with ``lambda`` the box's
-   rate times the window (the cluster's duration plus a frame time), the
-   factor counting the windows the box had (so that the photons of a bright
-   source, which often fall together, are kept); all events of such a
-   cluster are dropped (one instrumental event).
+   when they lie within one frame time (an instrumental event is one
+   frame's; a flare's photons spread over several) and that many are
+   improbable from the counts of the pixels around the cluster's first
+   event: ``P(N >= size | lambda) x (block span / window) <
+   cluster_probability`` with ``lambda`` the box's rate times the window
+   (the cluster's duration plus a frame time), the rate the larger of the
+   box's mean over the block and its rate in the
+   :data:`~xcube.hygiene.rules.LOCAL_FRAMES` frames either side of the
+   cluster, the factor counting the windows the box had (so that the
+   photons of a bright source or a flare, which often fall together, are
+   kept); all events of such a cluster are dropped (one instrumental event).
 
 Every statistic is taken on the events that pass the filter's other tests
 (the search: the screened events of all energies), block by block: fixed

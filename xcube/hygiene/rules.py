@@ -403,7 +403,15 @@ def clusters(t, pid, links, counts, shape, frame_time: float, min_events: int, r
     window_s = t[last[big]] - t[first[big]] + frame_time
     pix = pid[first[big]]
     box = np.array([_box_sum(counts, int(p), shape, radius) for p in pix])
-    yes = special.pdtrc(size[big] - 1.0, box / span * window_s) * (span / window_s) < probability
+    one_frame = window_s < 2.0 * frame_time  # an instrumental event lies in one frame; a flare's photons do not
+    yes = one_frame & (special.pdtrc(size[big] - 1.0, box / span * window_s) * (span / window_s) < probability)
+    # those improbable from the block's mean rate in the box are tested again with the box's own rate in the
+    # LOCAL_FRAMES frames either side, when larger: a flare's or a bright source's photons fall there too, an
+    # instrumental event's do not
+    for k in np.flatnonzero(yes):
+        local = _local_rate(t, pid, members[label == big[k]], int(pix[k]), shape, radius, frame_time)
+        if local > box[k] / span:
+            yes[k] = special.pdtrc(size[big[k]] - 1.0, local * window_s[k]) * (span / window_s[k]) < probability
     hit = members[np.isin(label, big[yes])]
     out[hit] = False
     return int(yes.sum()), int(hit.size)
@@ -429,6 +437,31 @@ def _components(edges, n: int) -> np.ndarray:
         if np.array_equal(new, label):
             return label
         label = new
+
+
+#: frames [count] either side of a cluster whose events in its box give its local rate (see :func:`clusters`)
+LOCAL_FRAMES = 5
+
+
+def _local_rate(t, pid, members, p, shape, r, frame_time) -> float:
+    """Events per second [1/s] in the box of pixels at most ``r`` from pixel
+    ``p`` (its CCD) during the :data:`LOCAL_FRAMES` frame times before the
+    cluster's first event and after its last, its ``members`` left out.
+    Eager, on the block's sorted times and pixel ids (-1/-2: not kept)."""
+    if frame_time <= 0:
+        return 0.0
+    n_ccd, nx, ny = shape
+    reach = LOCAL_FRAMES * frame_time
+    t_first, t_last = t[members[0]], t[members[-1]]
+    lo, hi = np.searchsorted(t, t_first - reach, "left"), np.searchsorted(t, t_last + reach, "right")
+    q = pid[lo:hi].astype(np.int64)
+    c0, rem = divmod(p, nx * ny)
+    x0, y0 = divmod(rem, ny)
+    c, rem = np.divmod(q, nx * ny)
+    x, y = np.divmod(rem, ny)
+    near = (q >= 0) & (c == c0) & (np.abs(x - x0) <= r) & (np.abs(y - y0) <= r)
+    inside = (t[lo:hi] >= t_first) & (t[lo:hi] <= t_last)  # the cluster's own window
+    return float(np.count_nonzero(near & ~inside)) / (2.0 * reach)
 
 
 def _box_sum(counts, p, shape, r) -> float:
