@@ -35,23 +35,46 @@ def test_low_counts_crowded_and_5sigma():
 
 
 def test_edge_and_gap_cells():
-    img = np.zeros((12, 12), int)
-    img[:, :8] = 3  # the field covers columns 0-7
-    ccd = np.zeros((12, 12), np.uint32)
-    ccd[:, :4] = 1 << 1
-    ccd[:, 4:8] = 1 << 2
-    ccd[:, 4] |= 1 << 1  # column 4 holds events of CCDs 1 and 2: it spans the gap
+    """A field inside the grid: footprints lie on cells with counts, as a
+    detection's always do; the ones one or two cells from where the counts
+    stop are at the edge, three cells in is not, and an empty cell enclosed
+    by the field is no edge."""
+    img = np.zeros((16, 16), int)
+    img[2:14, 2:12] = 3  # the field: rows 2-13, columns 2-11; beyond it no count
+    img[7, 6] = 0  # an empty cell inside the field (e.g. a dead spot): not outside
+    ccd = np.zeros((16, 16), np.uint32)
+    ccd[:, :7] = 1 << 1
+    ccd[:, 7:] = 1 << 2
+    ccd[:, 7] |= 1 << 1  # column 7 holds events of CCDs 1 and 2: it spans the gap
     gaps = gap_cells([ccd, None])
-    assert gaps[:, 4].all() and not gaps[:, [3, 5]].any()
+    assert gaps[:, 7].all() and not gaps[:, [6, 8]].any()
     outside, g = edge_cells(img, gaps)
-    assert outside[:, 9:].all() and not outside[:, :9].any()  # column 8 has counts within one cell
-    feet = [_foot(img.shape, [(6, 1)]), _foot(img.shape, [(6, 4)]), _foot(img.shape, [(6, 8)]),
-            _foot(img.shape, [(6, 6)])]
-    fl = run_flags(["peak"] * 4, feet, [0.0] * 4, [9] * 4, np.zeros((4, 5), bool), time_bin=50.0,
-                   outside=outside, gaps=g)
-    # inside the field; on the gap; next to the last column with counts; two cells from it
-    assert list(fl["flag_edge"]) == [False, True, True, False]
+    assert outside[:, 12:].all() and outside[:2].all() and not outside[2:14, 2:12].any()
+    feet = [_foot(img.shape, [(8, 5)]),    # three cells in from the left edge (columns 2, 3, 4 between)
+            _foot(img.shape, [(4, 7)]),    # on the gap
+            _foot(img.shape, [(8, 11)]),   # the last column with counts
+            _foot(img.shape, [(8, 10)]),   # two cells from where the counts stop
+            _foot(img.shape, [(8, 9)]),    # three cells
+            _foot(img.shape, [(7, 5), (8, 5)]),  # next to the enclosed empty cell
+            _foot(img.shape, [(2, 2)]),    # the field's corner cell
+            _foot(img.shape, [(13, 5), (12, 5)])]  # the bottom row
+    fl = run_flags(["peak"] * len(feet), feet, [0.0] * len(feet), [9] * len(feet),
+                   np.zeros((len(feet), 5), bool), time_bin=50.0, outside=outside, gaps=g)
+    assert list(fl["flag_edge"]) == [False, True, True, True, False, False, True, True]
+    assert all(img[f].all() for f in feet)  # every footprint cell holds counts
     assert gap_cells(None) is None
+
+
+def test_edge_at_the_border_of_the_grid():
+    """The grid covers the events' extent: a field that fills it ends at the
+    grid's border, beyond which there is no count."""
+    img = np.full((10, 10), 4)
+    outside, _ = edge_cells(img)
+    assert not outside.any()
+    feet = [_foot(img.shape, [(0, 5)]), _foot(img.shape, [(5, 1)]), _foot(img.shape, [(5, 5)])]
+    fl = run_flags(["peak"] * 3, feet, [0.0] * 3, [9] * 3, np.zeros((3, 5), bool), time_bin=50.0,
+                   outside=outside, gaps=None)
+    assert list(fl["flag_edge"]) == [True, True, False]
 
 
 def test_touching_a_bad_frame():

@@ -109,8 +109,11 @@ def hot_regions(det: pd.DataFrame, radius_arcsec: float = 20.0, min_obs: int = 3
     per region: ``region``, ``det_u``/``det_v`` (mean) [arcsec], ``radius``
     [arcsec] (largest distance of a member from the mean), ``n_detections``,
     ``n_obs``, ``n_sources``. Needs ``det_u``, ``det_v``, ``obsid`` (or
-    ``obs_id``) and ``source_id`` columns (``KeyError`` naming the missing
-    observation column); detections without ``det_u`` are never in a
+    ``obs_id``) and, when ``min_sources`` > 1, ``source_id`` columns
+    (``KeyError`` naming the missing column: without the sky clustering's
+    source ids, one source seen in several observations would count as
+    several sources; cluster first, :func:`xcube.survey.cluster_detections`
+    or ``build_catalogue``); detections without ``det_u`` are never in a
     region. Eager; a KD-tree in the detector plane."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -123,6 +126,11 @@ def hot_regions(det: pd.DataFrame, radius_arcsec: float = 20.0, min_obs: int = 3
     if "obsid" not in det and "obs_id" not in det:
         raise KeyError("hot_regions: the detections have no 'obsid' (or 'obs_id') column, needed to count the "
                        "observations of a region (a survey catalogue's detections have it)")
+    if "source_id" not in det and min_sources > 1:
+        raise KeyError(f"hot_regions: the detections have no 'source_id' column, needed to count the distinct sky "
+                       f"sources of a region (min_sources={min_sources}): without it one source seen in several "
+                       "observations would count as several; cluster the detections first "
+                       "(xcube.survey.cluster_detections, as build_catalogue does), or pass min_sources=1")
     uv = det[["det_u", "det_v"]].to_numpy(float)
     ok = np.flatnonzero(np.isfinite(uv).all(axis=1))
     if ok.size == 0:
@@ -131,7 +139,7 @@ def hot_regions(det: pd.DataFrame, radius_arcsec: float = 20.0, min_obs: int = 3
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(ok.size, ok.size))
     _, group = connected_components(graph, directed=False)
     obs = (det["obsid"] if "obsid" in det else det["obs_id"]).astype(str).to_numpy()[ok]
-    src = det["source_id"].to_numpy()[ok] if "source_id" in det else np.arange(ok.size)
+    src = det["source_id"].to_numpy()[ok] if "source_id" in det else np.zeros(ok.size, np.int64)  # (min_sources 1)
     g = pd.DataFrame({"group": group, "obs": obs, "src": src, "u": uv[ok, 0], "v": uv[ok, 1]})
     stats = g.groupby("group").agg(n_detections=("u", "size"), n_obs=("obs", "nunique"), n_sources=("src", "nunique"),
                                    det_u=("u", "mean"), det_v=("v", "mean"))
@@ -150,7 +158,9 @@ def flag_catalogue(det: pd.DataFrame, exclude_obs=None, *, radius_arcsec: float 
     ``flag_hot_region`` and ``hot_region`` (the region index, -1 none) set,
     and the hot regions (:func:`hot_regions`: friends-of-friends groups
     within ``radius_arcsec`` [arcsec] in the detector plane, from at least
-    ``min_obs`` observations and ``min_sources`` sky sources). Eager."""
+    ``min_obs`` observations and ``min_sources`` sky sources; the
+    detections need the sky clustering's ``source_id`` then, ``KeyError``
+    without it). Eager."""
     det = det.copy()
     excl = read_obs_list(exclude_obs)
     obs = det["obsid"] if "obsid" in det else det.get("obs_id", pd.Series([""] * len(det)))

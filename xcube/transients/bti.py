@@ -108,18 +108,25 @@ def _as_list(events) -> list:
 
 def light_curve_edges(events, width: float, t0=None, t_stop=None) -> np.ndarray:
     """Bin edges [s] of the flare light curve of one or several event lists:
-    bins of ``width`` from ``t0`` (default: the earliest GTI start) to
-    ``t_stop`` (default: the latest GTI stop), the last bin ending at
-    ``t_stop`` (shorter, exposure-corrected). A 1-D float64 numpy array of
-    length ``n_bins + 1``, ``n_bins = ceil((t_stop - t0) / width)`` (at
-    least 1). Eager, small."""
+    bins of ``width`` from ``t0`` to ``t_stop``, the last bin ending at
+    ``t_stop`` (shorter, exposure-corrected). ``t0``/``t_stop`` default to
+    the first start and the last stop of the lists' *common* good time (the
+    intersection of their GTIs: the search's frame grid, so that several
+    cameras get the search's bins and BTIs; one list: its own GTIs), or,
+    when the lists share no good time, the earliest GTI start and the latest
+    GTI stop. A 1-D float64 numpy array of length ``n_bins + 1``,
+    ``n_bins = ceil((t_stop - t0) / width)`` (at least 1). Eager, small."""
     evs = _as_list(events)
-    starts, stops = zip(*(gtimod.from_dataset(e) for e in evs))
+    gtis = [gtimod.from_dataset(e) for e in evs]
+    starts, stops = zip(*gtis)
     allstart = np.concatenate(starts)
     allstop = np.concatenate(stops)
     if t0 is None or t_stop is None:
         if allstart.size == 0:
             raise ValueError("bad_time_intervals: the events have no GTIs; give t0 and t_stop [s]")
+        common = gtimod.intersection(*gtis)
+        if gtimod.exposure(common) > 0:  # the search's span (grid.search_run)
+            allstart, allstop = common
     lo = float(allstart.min()) if t0 is None else float(t0)
     hi = float(allstop.max()) if t_stop is None else float(t_stop)
     if not hi > lo:
@@ -141,8 +148,9 @@ def high_energy_lightcurve(events, time_bin: float, *, t0=None, t_stop=None,
     without the screening's columns raises ``ValueError`` saying so, pass
     ``screening=False`` for events screened already or without them),
     binned with :func:`xcube.bin_events` in bins of
-    ``min(time_bin, 100)`` s from ``t0`` (default: the earliest GTI start) to
-    ``t_stop`` (default: the latest GTI stop; the last bin may be shorter).
+    ``min(time_bin, 100)`` s from ``t0`` to ``t_stop`` (default: the first
+    start and the last stop of the lists' common good time, as the search;
+    :func:`light_curve_edges`; the last bin may be shorter).
 
     Returns an ``xr.Dataset`` over ``time`` (bin centres, with ``time_lo``/
     ``time_hi``) with ``counts`` (summed, lazy Dask), ``exposure`` (per list,
@@ -191,7 +199,8 @@ def bad_time_intervals(events, time_bin: float | None = None, *, t0=None, t_stop
     """Bad time intervals of one event list or several merged ones (cameras).
 
     The 10-12 keV light curve (:func:`high_energy_lightcurve`, bins of
-    ``min(time_bin, 100)`` s from ``t0``, of the events passing the mission's
+    ``min(time_bin, 100)`` s from ``t0``, by default the start of the lists'
+    common good time as in the search, of the events passing the mission's
     default screening when ``screening``: by default the search's BTIs, also
     on unscreened files) is bad where its rate exceeds
     ``rate`` ct/s times the number of event lists; adjacent bad bins are merged.

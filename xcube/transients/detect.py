@@ -113,7 +113,8 @@ def region_list(peak_counts: np.ndarray, eclipse_counts: np.ndarray, image: np.n
 
 
 def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = "", obs_id: str = "",
-           bti=None, bad_frame=None, sigma: float = 3.0, ccd_map=None, ecf: float = np.nan):
+           bti=None, bad_frame=None, sigma: float = 3.0, ccd_map=None, ecf: float = np.nan, exposure=None,
+           dropped=None):
     """Turn flagged voxels into a detection table and per-detection light curves.
 
     Parameters
@@ -129,6 +130,12 @@ def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = 
     wcs : ``astropy.wcs.WCS`` taking raw sky-pixel column values (``xcube.wcs``);
         None leaves ra/dec NaN.
     bti, bad_frame : (time,) booleans carried into the light curves.
+    exposure : (time,) [s] the exposure the search used (0 in the frames it
+        dropped) for the light curves' ``exposure``/``fracexp``; default the
+        cube's.
+    dropped : (time,) bool, the frames the search dropped (bad frames, and
+        with ``gti_only`` the BTI frames) for ``flag_bad_frame``; default
+        ``bad_frame``.
     sigma : the run's detection level (the features' excursions, the flags).
     ccd_map : per camera a (y, x) CCD bit map (``CompactCube.ccd_map``, the
         default for a compact cube) for ``flag_edge``'s CCD gaps.
@@ -147,7 +154,7 @@ def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = 
     image = np.asarray(compute(red.image())[0])
     regions = region_list(flags.peak, flags.eclipse, image)
     if not regions:
-        return empty_table(), _empty_lightcurves(view, bti, bad_frame)
+        return empty_table(), _empty_lightcurves(view, bti, bad_frame, exposure)
     nt = red.shape[0]
     k = len(regions)
     labels = _region_labels(regions, image.shape)
@@ -161,7 +168,7 @@ def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = 
     gaps = gap_cells(ccd_map if ccd_map is not None else getattr(cube, "ccd_map", None))
     return assemble(view, regions, lc_n, lc_mu, lc_p, lc_e, wcs=wcs, run_id=run_id, obs_id=obs_id,
                     bti=bti, bad_frame=bad_frame, log10_bayes=log10_bayes, sigma=sigma,
-                    edges=edge_cells(image, gaps), ecf=ecf)
+                    edges=edge_cells(image, gaps), ecf=ecf, exposure=exposure, dropped=dropped)
 
 
 def _flags_from_masks(peak_mask, eclipse_mask) -> Flags:
@@ -273,7 +280,7 @@ def _unique_keys(keys, n_keys: int):
 
 def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=None, run_id: str = "",
              obs_id: str = "", bti=None, bad_frame=None, log10_bayes=None, sigma: float = 3.0, edges=None,
-             ecf: float = np.nan):
+             ecf: float = np.nan, exposure=None, dropped=None):
     """Detection table and light curves from the regions (:func:`region_list`)
     and their per-frame sums (each (k, time) arrays, k = len(regions)): counts
     ``lc_n``, expected counts ``lc_mu`` (NaN where a footprint pixel has none),
@@ -282,9 +289,10 @@ def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=
     (else computed here). ``cube`` gives the time and cell coordinates and the
     attrs (pointing, roll) only. ``sigma``, ``edges`` (``flags.edge_cells``:
     outside-field and CCD-gap cells) and ``ecf`` feed the features, flags and
-    the peak flux. Eager (small arrays)."""
+    the peak flux; ``exposure`` and ``dropped`` as in :func:`detect`. Eager
+    (small arrays)."""
     if not regions:
-        return empty_table(), _empty_lightcurves(cube, bti, bad_frame)
+        return empty_table(), _empty_lightcurves(cube, bti, bad_frame, exposure)
     lc_n = np.asarray(lc_n, dtype=np.float64)
     lc_mu = np.asarray(lc_mu, dtype=np.float64)
     if log10_bayes is None:
@@ -305,10 +313,12 @@ def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=
             "log10_bayes_peak": (("detection", "time"), bp),
             "log10_bayes_eclipse": (("detection", "time"), be),
         },
-        coords={"detection": np.arange(len(regions)), **_time_coords(cube)},
+        coords={"detection": np.arange(len(regions)), **_time_coords(cube, exposure)},
     )
     _add_flags(lcs, cube.sizes["time"], bti, bad_frame)
-    extra = _extra_columns(cube, table, lcs, regions, kinds, best, best_b, flagged, wcs, sigma, edges, ecf)
+    dropped = lcs["bad_frame"].values if dropped is None else np.asarray(dropped, bool)
+    extra = _extra_columns(cube, table, lcs, regions, kinds, best, best_b, flagged, wcs, sigma, edges, ecf,
+                           dropped)
     return pd.concat([table, extra], axis=1)[ALL_COLUMNS], lcs
 
 
@@ -345,7 +355,7 @@ def _base_table(cube, regions, lc_n, lc_mu, kinds, best, best_b, flagged, wcs, r
     return table[DETECTION_COLUMNS]
 
 
-def _extra_columns(cube, table, lcs, regions, kinds, best, best_b, flagged, wcs, sigma, edges, ecf):
+def _extra_columns(cube, table, lcs, regions, kinds, best, best_b, flagged, wcs, sigma, edges, ecf, dropped):
     """The :data:`EXTRA_COLUMNS`: peak rate and flux, spacecraft offsets,
     features and the run's flags."""
     frame = (lcs["exposure"].values if "exposure" in lcs.coords
@@ -359,14 +369,22 @@ def _extra_columns(cube, table, lcs, regions, kinds, best, best_b, flagged, wcs,
     t_lo, t_hi = cube["time_lo"].values, cube["time_hi"].values
     outside, gaps = edges if edges is not None else (None, None)
     fl = run_flags(kinds, [r[1] for r in regions], best_b, feats["n_max"].to_numpy(), flagged,
-                   time_bin=float(np.median(t_hi - t_lo)), bad_frame=lcs["bad_frame"].values,
+                   time_bin=float(np.median(t_hi - t_lo)), bad_frame=dropped,
                    outside=outside, gaps=gaps)
     return pd.concat([out, feats, pd.DataFrame(fl)], axis=1)
 
 
-def _time_coords(cube):
+def _time_coords(cube, exposure=None):
+    """The frames' coordinates of ``cube``; ``exposure`` (time,) [s], when
+    given, replaces its exposure and fractional exposure (the search's: 0
+    in the frames it dropped)."""
     names = [c for c in ("time", "time_lo", "time_hi", "exposure", "fracexp") if c in cube.coords]
-    return {c: ("time", cube[c].values) for c in names}
+    out = {c: ("time", cube[c].values) for c in names}
+    if exposure is not None:
+        x = np.asarray(exposure, np.float64)
+        out["exposure"] = ("time", x)
+        out["fracexp"] = ("time", x / (cube["time_hi"].values - cube["time_lo"].values))
+    return out
 
 
 def _add_flags(ds, nt, bti, bad_frame):
@@ -385,12 +403,12 @@ def empty_table() -> pd.DataFrame:
     return t
 
 
-def _empty_lightcurves(cube, bti, bad_frame) -> xr.Dataset:
+def _empty_lightcurves(cube, bti, bad_frame, exposure=None) -> xr.Dataset:
     nt = cube.sizes["time"]
     empty = np.zeros((0, nt))
     ds = xr.Dataset(
         {v: (("detection", "time"), empty) for v in ("counts", "expected", "log10_bayes_peak", "log10_bayes_eclipse")},
-        coords={"detection": np.arange(0), **_time_coords(cube)},
+        coords={"detection": np.arange(0), **_time_coords(cube, exposure)},
     )
     _add_flags(ds, nt, bti, bad_frame)
     return ds

@@ -18,7 +18,12 @@ frame. See ``docs/search.md`` for the table of columns.
   goodness of fit of ``n`` given ``mu``: the Cash statistic
   ``C = 2 sum(mu - n + n ln(n/mu))``, its expectation and variance under
   Poisson(mu) (exact sums over n, tabulated in mu), ``z = (C - E) / sqrt(V)``
-  and the one-sided normal p-value of ``z``;
+  and the one-sided normal p-value of ``z``. Over the decided frames (mu
+  finite; the frames the search dropped, mu NaN, are left out); a frame
+  with counts where none are expected (n > 0, mu = 0) is infinitely
+  inconsistent with the model: ``cstat`` = ``cstat_z`` = +inf and
+  ``cstat_pval`` = 0 (``cstat_expected`` sums the other frames; a frame
+  with n = mu = 0 adds 0 to every sum);
 - ``n_bti``, ``n_bad_frame``, ``frac_bti``, ``frac_bad_frame``;
 - ``log10_bayes_peak_max``/``_eclipse_max`` (over the decided frames; +inf
   when a frame has counts where none are expected, mu = 0; NaN without a
@@ -107,13 +112,15 @@ def _moments(x, valid):
 
 def cash_statistic(n, mu) -> np.ndarray:
     """Per-frame Cash statistic ``2 (mu - n + n ln(n / mu))`` (``n ln n/mu`` = 0
-    at n = 0); NaN where mu is not a positive finite number."""
+    at n = 0); at mu = 0: 0 without counts, +inf with counts; NaN where mu is
+    negative or not finite."""
     n = np.asarray(n, np.float64)
     mu = np.asarray(mu, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.where(n > 0, n * np.log(n / mu), 0.0)
         c = 2.0 * (mu - n + term)
-    return np.where(np.isfinite(mu) & (mu > 0), c, np.nan)
+    c = np.where(mu == 0, np.where(n > 0, np.inf, 0.0), c)
+    return np.where(np.isfinite(mu) & (mu >= 0), c, np.nan)
 
 
 @functools.lru_cache(maxsize=1)
@@ -245,13 +252,19 @@ def _ks(n, mu, valid):
 @numba.njit(nogil=True, cache=True)
 def _row_cash(n, mu, valid, lg0, step, e_grid, v_grid, out):  # pragma: no cover - compiled
     """Per row: the Cash statistic and its expectation and variance summed
-    over the valid frames (``cash_statistic``, ``cash_moments``) into ``out`` (k, 3)."""
+    over the valid frames (``cash_statistic``, ``cash_moments``) into ``out``
+    (k, 3); a valid frame with mu = 0 adds +inf to C when it has counts
+    (nothing otherwise: C, E and V of Poisson(0) are 0)."""
     top = lg0 + step * (e_grid.size - 1)
     for r in range(n.shape[0]):
         c = e = v = 0.0
         for t in range(n.shape[1]):
             m = mu[r, t]
-            if not valid[r, t] or not m > 0:
+            if not valid[r, t] or not m >= 0:
+                continue
+            if m == 0.0:
+                if n[r, t] > 0:
+                    c = np.inf
                 continue
             x = n[r, t]
             c += 2.0 * (m - x + (x * np.log(x / m) if x > 0 else 0.0))
@@ -277,8 +290,9 @@ def _cash(n, mu, valid):
               float(lg[0]), float((lg[-1] - lg[0]) / (lg.size - 1)), eg, vg, out)
     c, e, v = out.T
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = (c - e) / np.sqrt(v)
-    has = (valid & (np.nan_to_num(mu) > 0)).any(axis=1)
+        z = np.where(np.isposinf(c), np.inf, (c - e) / np.sqrt(v))  # (counts where mu = 0: inf even with V = 0)
+    m = np.nan_to_num(mu)
+    has = (valid & ((m > 0) | ((m == 0) & (n > 0)))).any(axis=1)
     return (np.where(has, c, np.nan), np.where(has, e, np.nan), np.where(has, z, np.nan),
             np.where(has, special.ndtr(-z), np.nan))
 

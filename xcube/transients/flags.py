@@ -12,13 +12,19 @@ Rules (also in ``docs/search.md``):
 - ``flag_crowded_run``: the run has more than :data:`CROWDED_RUN` detections;
 - ``flag_5sigma``: the detection's best log10 Bayes factor exceeds the 5 sigma
   threshold of its kind (a *keep* flag: the significant ones);
-- ``flag_edge``: the detection is near the field edge or on a CCD gap: its
-  footprint grown by one cell meets a cell with no count within one cell
-  (outside the field: the detection is at most two cells from where the
-  counts stop), or the footprint holds a cell with events from two CCDs of
-  one camera (the cell spans the gap between them);
-- ``flag_bad_frame``: a frame next to one of its flagged frames is a bad
-  frame (the detection touches a frame the search dropped).
+- ``flag_edge``: the detection is near the field edge or on a CCD gap: a
+  footprint cell is at most :data:`EDGE_CELLS` (2) cells (chessboard
+  distance: the footprint grown by two cells) from a cell outside the field,
+  or the footprint holds a cell with events from two CCDs of one camera (the
+  cell spans the gap between them). Outside the field (:func:`edge_cells`)
+  are the cells with no count that are connected (through cells with no
+  count, 4-connected) to the grid's border, and everything beyond the grid
+  (which covers the events' extent); an empty cell enclosed by the field is
+  not, and in a sparse field (short frames of few counts, a narrow band) the
+  chance gaps between counted cells are closed first;
+- ``flag_bad_frame``: a frame next to one of its flagged frames is a frame
+  the search dropped: a bad frame, or with ``gti_only=True`` a bad-time-
+  interval frame (the search passes ``bad_frame`` = every dropped frame).
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ from scipy import ndimage
 
 from . import bayes
 
-__all__ = ["RUN_FLAGS", "LOW_COUNTS", "LOW_COUNTS_TIME_BIN", "CROWDED_RUN", "edge_cells", "gap_cells",
+__all__ = ["RUN_FLAGS", "LOW_COUNTS", "LOW_COUNTS_TIME_BIN", "CROWDED_RUN", "EDGE_CELLS", "edge_cells", "gap_cells",
            "run_flags", "crowded"]
 
 #: flags the search sets (the catalogue adds flag_hot_region and flag_excluded_obs)
@@ -38,6 +44,8 @@ LOW_COUNTS = 5
 LOW_COUNTS_TIME_BIN = 5.0
 #: more detections than this in one run
 CROWDED_RUN = 20
+#: flag_edge: a footprint cell at most this many cells from a cell outside the field
+EDGE_CELLS = 2
 
 
 def gap_cells(ccd_maps) -> np.ndarray | None:
@@ -53,13 +61,64 @@ def gap_cells(ccd_maps) -> np.ndarray | None:
     return out
 
 
+def _closing_size(has) -> int:
+    """Odd width of the square that closes the gaps between the counted
+    cells ``has`` of a sparse field: the empty fraction ``p0`` of the cells
+    inside the counted cells' convex hull gives the counts per cell
+    ``rho = -ln p0``, and a square of ``s x s`` cells inside the field is
+    empty by chance with probability ``exp(-rho s^2)``; ``s`` makes that
+    below 1 % over the hull's N cells (``rho s^2 >= ln(100 N)``). 1 (no
+    closing) for a field without empty cells or fewer than 3 counted cells."""
+    from scipy.spatial import Delaunay, QhullError
+
+    pts = np.argwhere(has)
+    if len(pts) < 3:
+        return 1
+    try:
+        tri = Delaunay(pts)
+    except QhullError:  # collinear cells
+        return 1
+    grid = np.argwhere(np.ones(has.shape, bool))
+    inside = tri.find_simplex(grid) >= 0
+    n = int(inside.sum())
+    n_empty = int((~has.ravel()[inside]).sum())
+    if n_empty == 0:
+        return 1
+    rho = -np.log(n_empty / n)
+    size = int(np.ceil(np.sqrt(np.log(100.0 * n) / max(rho, 1e-9))))
+    return min(size | 1, 2 * max(has.shape) + 1)
+
+
 def edge_cells(image, gaps=None) -> tuple[np.ndarray, np.ndarray]:
-    """``(outside, gaps)``: (y, x) bool cells with no count within one cell
-    (outside the field) and the cells spanning a CCD gap (:func:`gap_cells`,
-    all False when None)."""
+    """``(outside, gaps)``: (y, x) bool cells outside the field and the
+    cells spanning a CCD gap (:func:`gap_cells`, all False when None).
+
+    The field is the cells of ``image`` (summed counts) with counts, its gaps
+    closed (a morphological closing by a square of :func:`_closing_size`
+    cells: 1, none, for a well-filled field; wider for a sparse one, whose
+    empty cells are chance); outside are the cells not in it that are
+    connected to the grid's border through such cells (4-connected: an
+    empty region enclosed by the field is inside it). :func:`run_flags`
+    also counts everything beyond the grid as outside. Eager, small."""
     img = np.asarray(image)
-    outside = ndimage.maximum_filter((img > 0).astype(np.uint8), size=3, mode="constant") == 0
+    has = img > 0
+    size = _closing_size(has)
+    field = has
+    if size > 1:
+        pad = np.pad(has, size, constant_values=False)
+        field = ndimage.binary_closing(pad, np.ones((size, size), bool))[size:-size, size:-size] | has
+    empty = np.pad(~field, 1, constant_values=True)  # the ring beyond the grid: one empty region
+    labels, _ = ndimage.label(empty)
+    outside = (labels == labels[0, 0])[1:-1, 1:-1]
     return outside, (np.zeros(img.shape, bool) if gaps is None else np.asarray(gaps, bool))
+
+
+def _near_outside(outside) -> np.ndarray:
+    """(y, x) bool: cells at most :data:`EDGE_CELLS` cells (chessboard) from
+    an ``outside`` cell or from beyond the grid."""
+    o = np.pad(np.asarray(outside, bool), 1, constant_values=True)
+    dist = ndimage.distance_transform_cdt(~o, metric="chessboard")[1:-1, 1:-1]
+    return dist <= EDGE_CELLS
 
 
 def crowded(run_ids) -> np.ndarray:
@@ -78,8 +137,8 @@ def run_flags(kinds, footprints, best_log10b, n_max, flagged, *, time_bin: float
     arrays: ``kinds`` "peak"/"eclipse", ``footprints`` (k, y, x) bool,
     ``best_log10b`` their best log10 Bayes factors, ``n_max`` the largest
     count of each light curve, ``flagged`` (k, frames) bool flagged frames,
-    ``time_bin`` [s], ``bad_frame`` (frames,) bool, ``outside``/``gaps``
-    from :func:`edge_cells`. Eager, small."""
+    ``time_bin`` [s], ``bad_frame`` (frames,) bool: the frames the search
+    dropped, ``outside``/``gaps`` from :func:`edge_cells`. Eager, small."""
     k = len(kinds)
     t5 = bayes.threshold(5.0)
     thr = np.array([t5.peak if kd == "peak" else t5.eclipse for kd in kinds])
@@ -91,10 +150,11 @@ def run_flags(kinds, footprints, best_log10b, n_max, flagged, *, time_bin: float
         "flag_bad_frame": np.zeros(k, bool),
     }
     if outside is not None:
+        near = _near_outside(outside)
+        gaps = np.zeros(near.shape, bool) if gaps is None else np.asarray(gaps, bool)
         for i in range(k):
             f = np.asarray(footprints[i], bool)
-            near_out = ndimage.binary_dilation(f, np.ones((3, 3), bool)) & outside
-            out["flag_edge"][i] = bool(near_out.any() or (f & gaps).any())
+            out["flag_edge"][i] = bool((f & near).any() or (f & gaps).any())
     if bad_frame is not None:
         bad = np.asarray(bad_frame, bool)
         fl = np.asarray(flagged, bool)

@@ -48,7 +48,9 @@ class SearchResult:
     ----------
     detections : pandas.DataFrame, one row per detection (see ``detect.DETECTION_COLUMNS``).
     lightcurves : xr.Dataset over (detection, time): counts, expected,
-        log10_bayes_peak, log10_bayes_eclipse, bti, bad_frame.
+        log10_bayes_peak, log10_bayes_eclipse, bti, bad_frame; the frames'
+        time_lo/time_hi and exposure/fracexp are the search's (exposure 0
+        in the frames it dropped, as ``cube``).
     cube, expected : lazy (time, y, x) DataArrays of counts and expected counts.
     masks : xr.Dataset of lazy boolean (time, y, x) ``peak`` and ``eclipse``.
     image : eager (y, x) summed counts.

@@ -158,6 +158,8 @@ def _search_subset(evs, grid, subset, size_arcsec, screening, hygiene, shifts, o
     t0 = _time.perf_counter()
     cubes, reasons = _cubes(evs, grid, size_arcsec, screening, hygiene, shifts)
     t_pass = _time.perf_counter() - t0
+    good = gtimod.intersection(*[gtimod.from_dataset(e) for e in evs])
+    good_span = (float(good[0][0]), float(good[1][-1])) if len(good[0]) else None  # merged times stay inside
     bar.update(1)
 
     def one(p):
@@ -166,7 +168,8 @@ def _search_subset(evs, grid, subset, size_arcsec, screening, hygiene, shifts, o
             out = _empty(evs, p, subset, *reasons[p.time_bin], gti_only=options["gti_only"])
         else:
             runs = [(name, search_cube(c, p, evs, subset=subset, t_pass=t_pass, **options)) for name, c in found]
-            out = runs[0][1] if len(runs) == 1 else merge_grids(runs, float(np.diff(found[0][1].x.edges[:2])[0]))
+            out = runs[0][1] if len(runs) == 1 else merge_grids(runs, float(np.diff(found[0][1].x.edges[:2])[0]),
+                                                                span=good_span)
         bar.set_description(f"search {out.run_id}")
         bar.update(1)
         return out
@@ -261,7 +264,8 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
     timings["false_alarms"] = clock.lap()
     rid, obs = run_id(_obs_id(events), params, subset), _obs_id(events)
     table, lcs = detect(cube, model, flags, wcs=w, run_id=rid, obs_id=obs, bti=is_bti, bad_frame=bad,
-                        sigma=params.sigma, ecf=events_ecf(events, params.energy_band))
+                        sigma=params.sigma, ecf=events_ecf(events, params.energy_band), exposure=exposure,
+                        dropped=drop)
     table = add_time_columns(table, events[0])  # mjd_start/peak/stop, utc_peak after the search's columns
     timings["detect"] = clock.lap()
     sky = _sky_attrs(events[0], cube)
