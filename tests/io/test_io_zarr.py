@@ -166,7 +166,8 @@ def test_kill_mid_write_never_leaves_a_valid_store(tmp_path):
     store.rename(tmp)
     assert remove_stale(store) == 0 and tmp.exists()
     old = time.time() - 7200
-    os.utime(tmp, (old, old))
+    for f in [tmp, *tmp.rglob("*")]:  # the age is that of the newest file inside
+        os.utime(f, (old, old))
     assert remove_stale(store) == 1 and not tmp.exists()
 
 

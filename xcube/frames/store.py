@@ -4,6 +4,13 @@ Every write is atomic (:mod:`xcube.io.atomic`). Datasets go to Zarr or to
 NetCDF-3 (the scipy engine, so no extra library is needed); attrs that
 NetCDF cannot hold faithfully (None, lists, dicts, booleans) are stored as
 JSON text and restored by :func:`read_dataset`.
+
+Zarr datasets carry xcube's completion record and manifest
+(:func:`xcube.io.cache.commit_store`: size and CRC32C of every chunk file,
+CRC32C of the attrs); :func:`read_dataset` checks all of it before reading,
+so a missing, truncated or damaged chunk raises
+:class:`~xcube.io.integrity.StoreCorruptError` naming the file instead of
+being read as NaN. Datasets written before that are read unverified.
 """
 from __future__ import annotations
 
@@ -45,8 +52,10 @@ def _netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
 
 
 def write_dataset(ds: xr.Dataset, path, overwrite: bool = True) -> Path:
-    """Write a (computed) Dataset atomically: Zarr for ``.zarr``, NetCDF-3 for ``.nc``."""
+    """Write a (computed) Dataset atomically: Zarr for ``.zarr`` (with a
+    checksummed manifest, see the module docstring), NetCDF-3 for ``.nc``."""
     from ..io.atomic import atomic_dir, atomic_file
+    from ..io.cache import commit_store
 
     path = Path(path)
     if path.suffix == ".zarr":
@@ -57,6 +66,7 @@ def write_dataset(ds: xr.Dataset, path, overwrite: bool = True) -> Path:
                 zds[name] = zds[name].astype(object)
         with atomic_dir(path, overwrite=overwrite) as tmp:
             zds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
+            commit_store(tmp, kind="frames-dataset")
     else:
         with atomic_file(path, overwrite=overwrite) as tmp:
             _netcdf_ready(ds).to_netcdf(tmp, engine="scipy")
@@ -78,10 +88,17 @@ def read_dataset(path) -> xr.Dataset:
     """A Dataset written by :func:`write_dataset`, loaded into memory (attrs
     restored: JSON text back to Python values, arrays to lists), with the
     dims, coords and variables it was written with; strings as fixed-width
-    numpy strings."""
+    numpy strings. A Zarr dataset is first checked against its manifest,
+    with every chunk's checksum (``StoreCorruptError`` naming the damaged
+    file; ``OSError`` for a store whose writer did not finish)."""
+    from ..io.cache import COMPLETE, check_store, is_complete
+
     path = Path(path)
     if path.suffix == ".zarr":
+        if is_complete(path) or not (path / "zarr.json").exists() or _marked_stale(path):
+            check_store(path, checksums=True)  # (datasets written before manifests have no record: unverified)
         ds = xr.open_zarr(path, consolidated=False, zarr_format=3).load()
+        ds.attrs.pop(COMPLETE, None)
     else:
         with xr.open_dataset(path, engine="scipy") as f:
             ds = f.load()
@@ -93,6 +110,14 @@ def read_dataset(path) -> xr.Dataset:
             ds = ds.assign_coords({name: (var.dims, fixed, var.attrs)}) if name in ds.coords else \
                 ds.assign({name: (var.dims, fixed, var.attrs)})
     return ds
+
+
+def _marked_stale(path: Path) -> bool:
+    """True when the store's root attrs say xcube found it damaged (or its zarr.json is unreadable)."""
+    try:
+        return "xcube_stale" in json.loads((path / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 def write_catalogue_fits(cat: xr.Dataset, path, overwrite: bool = True) -> Path:

@@ -84,6 +84,13 @@ def explain_write_error(exc: OSError, path, tmp=None) -> OSError:
     return OSError(exc.errno, f"{exc.strerror or exc} while writing {path}")
 
 
+def _expand(path) -> Path:
+    """``path`` with a leading ``~`` expanded (never a directory literally named ``~``)."""
+    from .paths import expand_path
+
+    return expand_path(path)
+
+
 def _make_parent(path: Path) -> None:
     """Create ``path``'s directory; an ``OSError`` naming ``path`` and the
     part of it that is in the way (a file where a directory is needed)."""
@@ -117,7 +124,7 @@ def atomic_file(path, overwrite: bool = False, fsync: bool = False):
     ``overwrite`` is False. ``fsync``: flush the file to disk before the
     rename (for records that must survive a power cut).
     """
-    path = Path(path)
+    path = _expand(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory; give the name of the file to write")
     if path.exists() and not overwrite:
@@ -174,17 +181,23 @@ def write_table(path, table, overwrite: bool = True) -> Path:
 class atomic_dir:
     """Context manager: yields a temporary sibling directory, renamed to
     ``target`` on success (replacing it if ``overwrite``), removed on failure.
+    A leading ``~`` in ``target`` is expanded.
 
-    When another process finished the same target first (a race between two
-    writers of one cache entry), theirs is kept and ours is dropped.
+    ``FileExistsError`` naming ``target`` when it exists and ``overwrite`` is
+    False: at the start, and also at the end when another writer put it
+    there meanwhile (theirs is kept and ours is dropped; nothing is replaced
+    silently). With ``overwrite`` the later writer's directory wins.
     """
 
     def __init__(self, target, overwrite: bool = False):
-        self.target = Path(target)
+        self.target = _expand(target)
         self.overwrite = overwrite
         self.tmp = temporary_name(self.target)
 
     def __enter__(self) -> Path:
+        if len(self.target.name.encode()) > _NAME_MAX:  # say so now, not after the whole write
+            raise OSError(errno.ENAMETOOLONG, f"{self.target}: the name is longer than {_NAME_MAX} bytes, which "
+                                              "file systems refuse; choose a shorter name")
         if self.target.exists() and not self.overwrite:
             raise FileExistsError(f"{self.target}: exists; pass overwrite=True to replace it")
         _make_parent(self.target)
@@ -205,6 +218,22 @@ class atomic_dir:
                 if not self.tmp.exists() or time.monotonic() > deadline:
                     break
             return False
+        if not self.overwrite:
+            try:  # a plain rename: fails when the target appeared meanwhile (a directory not empty, or a file)
+                if os.path.lexists(self.target):
+                    raise FileExistsError
+                os.rename(self.tmp, self.target)
+                return False
+            except OSError as err:
+                if not os.path.lexists(self.target):
+                    _remove(self.tmp)
+                    raise explain_write_error(err, self.target, self.tmp) from err
+                _remove(self.tmp)
+                raise FileExistsError(
+                    f"{self.target}: another writer created it while this one was writing; theirs is kept and "
+                    "this one's output dropped - pass overwrite=True (or --overwrite) to replace it, or write "
+                    "elsewhere"
+                ) from None
         if self.target.exists():
             old = temporary_name(self.target, "old")
             try:
@@ -229,12 +258,38 @@ class atomic_dir:
         return False
 
 
+def _newest_mtime(path: Path, young: float) -> float:
+    """The newest mtime [s] of ``path`` and, for a directory, of everything
+    inside it (a writer adds chunk files deep inside, which does not change
+    the top directory's mtime); stops at the first one newer than ``young``."""
+    newest = path.lstat().st_mtime
+    if newest > young or not path.is_dir() or path.is_symlink():
+        return newest
+    stack = [str(path)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for e in entries:
+                    try:
+                        newest = max(newest, e.stat(follow_symlinks=False).st_mtime)
+                        if newest > young:
+                            return newest
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(e.path)
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return newest
+
+
 def remove_stale(target, age: float = STALE_SECONDS) -> int:
     """Delete temporary siblings of ``target`` left by killed writes
     (``.<name>.tmp-*`` / ``.<name>.old-*`` older than ``age`` seconds).
-    Returns how many were removed. Younger ones may belong to a writer that
-    is still running and are kept."""
-    target = Path(target)
+    Returns how many were removed. The age of a temporary directory is that
+    of the newest file or directory inside it. Younger ones may belong to a
+    writer that is still running and are kept."""
+    target = _expand(target)
     if not target.parent.is_dir():
         return 0
     now = time.time()
@@ -243,7 +298,7 @@ def remove_stale(target, age: float = STALE_SECONDS) -> int:
              *target.parent.glob(f".{_digest(target.name)}.*-*")]
     for d in found:
         try:
-            if now - d.stat().st_mtime > age:
+            if now - _newest_mtime(d, now - age) > age:
                 if d.is_dir():
                     shutil.rmtree(d, ignore_errors=True)
                 else:

@@ -7,10 +7,14 @@ atomic: the store is written under a temporary name, a completion record
 is renamed into place. A store without the record is never opened as valid.
 
 The completion record holds a manifest (:mod:`xcube.io.integrity`): per
-column its chunk count and, per chunk file, its size and CRC32C. Opening a
-store checks it against the manifest (column metadata present and unchanged,
-every chunk file present with its size: ``stat`` calls only); reading a chunk
-checks its CRC32C before decoding it. A damaged cache entry is rebuilt from
+column its chunk count and, per chunk file, its size and CRC32C, and the
+CRC32C of the root attributes (sky reference, MJDREF, exposure...: everything
+but the record itself). Opening a store checks it against the manifest (root
+attributes and column metadata unchanged, every chunk file present with its
+size: ``stat`` calls and the small metadata files only); reading a chunk
+checks its CRC32C before decoding it. :func:`open_store` opens any store
+:func:`to_zarr` wrote (a search result's cube) through xarray after
+checksumming all of it. A damaged cache entry is rebuilt from
 its source file with a warning naming the store; a damaged store found while
 reading raises :class:`~xcube.io.integrity.StoreCorruptError` naming the
 chunk file (a cache entry is then marked stale, so the next open rebuilds it).
@@ -35,11 +39,11 @@ from .._version import __version__
 from ..scheduler import compute
 from .atomic import atomic_dir, explain_write_error, refuse_input, remove_stale, write_json
 from .chunking import EVENT_CHUNK
-from .integrity import StoreCorruptError, chunk_crc, fingerprint, store_manifest, verify_store
-from .paths import cache_dir
+from .integrity import StoreCorruptError, attrs_crc, chunk_crc, fingerprint, store_manifest, verify_store
+from .paths import cache_dir, expand_path
 
-__all__ = ["to_zarr", "open_zarr_events", "cache_dir", "cache_key", "is_complete", "mark_stale", "check_store",
-           "StoreCorruptError", "atomic_dir", "remove_stale", "COMPLETE"]
+__all__ = ["to_zarr", "open_zarr_events", "open_store", "commit_store", "cache_dir", "cache_key", "is_complete",
+           "mark_stale", "check_store", "StoreCorruptError", "atomic_dir", "remove_stale", "COMPLETE", "entry_name"]
 
 COMPLETE = "xcube_complete"  # root attribute written last
 CACHE_FORMAT = 4  # bump when the layout or attrs of cached EventLists change (4: sky PCi_j, GTI-named columns)
@@ -60,14 +64,59 @@ def cache_key(path, *extra) -> str:
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
 
-def _record(store) -> dict | None:
-    """The completion record of a store, or None (absent, unreadable)."""
+#: longest cache entry name [bytes]: room left for the hidden temporaries' tags within 255 bytes
+_ENTRY_NAME_MAX = 200
+
+
+def entry_name(name: str, key: str, suffix: str) -> str:
+    """File name of a cache entry for a source file called ``name``:
+    ``<name>-<key><suffix>``, with ``name`` cut (at a character boundary) and
+    a digest of the whole name added when that would be longer than
+    :data:`_ENTRY_NAME_MAX` bytes (file names may have 255 bytes; long event
+    file names are valid). Reads nothing."""
+    full = f"{name}-{key}{suffix}"
+    if len(full.encode()) <= _ENTRY_NAME_MAX:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    room = _ENTRY_NAME_MAX - len(f"-{digest}-{key}{suffix}".encode())
+    cut = name.encode()[:max(room, 0)].decode(errors="ignore")
+    return f"{cut}-{digest}-{key}{suffix}"
+
+
+def _root_attrs(store) -> dict | None:
+    """The root attributes of a store (its ``zarr.json``), or None (absent, unreadable)."""
     meta = Path(store) / "zarr.json"
     try:
-        rec = json.loads(meta.read_text()).get("attributes", {}).get(COMPLETE)
+        attrs = json.loads(meta.read_text()).get("attributes", {})
     except (OSError, ValueError, AttributeError):
         return None
+    return attrs if isinstance(attrs, dict) else None
+
+
+def _record(store) -> dict | None:
+    """The completion record of a store, or None (absent, unreadable)."""
+    rec = (_root_attrs(store) or {}).get(COMPLETE)
     return rec if isinstance(rec, dict) else None
+
+
+def commit_store(tmp, **fields) -> dict:
+    """Write the completion record of the store being written at ``tmp``
+    (the last step before it is renamed into place): ``fields``, the xcube
+    version, the manifest of every array (``columns``, see
+    :func:`~xcube.io.integrity.store_manifest`) and the CRC32C of the root
+    attributes (``attrs_crc``). Eager: reads every chunk file once. Returns
+    the record."""
+    attrs = _root_attrs(tmp) or {}
+    attrs.pop(COMPLETE, None)
+    record = {"xcube_version": __version__, **fields, "columns": store_manifest(tmp), "attrs_crc": attrs_crc(attrs)}
+    group = zarr.open_group(str(tmp), mode="r+", zarr_format=3)
+    group.attrs[COMPLETE] = record
+    back = _root_attrs(tmp) or {}
+    back.pop(COMPLETE, None)
+    if attrs_crc(back) != record["attrs_crc"]:  # Zarr wrote the attributes in another form: record that one
+        record["attrs_crc"] = attrs_crc(back)
+        group.attrs[COMPLETE] = record
+    return record
 
 
 def is_complete(store) -> bool:
@@ -75,10 +124,11 @@ def is_complete(store) -> bool:
     return _record(store) is not None
 
 
-def mark_stale(store, reason: str = "") -> None:
+def mark_stale(store, reason: str = "") -> bool:
     """Remove a store's completion record (atomically), so that it is never
-    opened again and a cache entry is rebuilt at its next open. Errors (a
-    read-only cache) are ignored."""
+    opened again and a cache entry is rebuilt at its next open. Returns
+    whether that worked (False: a read-only cache, an unreadable record;
+    errors are not raised)."""
     meta = Path(store) / "zarr.json"
     try:
         doc = json.loads(meta.read_text())
@@ -86,8 +136,9 @@ def mark_stale(store, reason: str = "") -> None:
         if reason:
             doc.setdefault("attributes", {})["xcube_stale"] = reason
         write_json(meta, doc, indent=1)
-    except (OSError, ValueError):
-        pass
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def _jsonable(v):
@@ -114,9 +165,14 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 5, cna
     written under a temporary name, the completion record last, then
     renamed into place, so an interrupted write never leaves a store that
     opens. Computes the whole dataset, streamed chunk by chunk. Returns the
-    store path.
+    store path (``~`` expanded).
+
+    Raises ``FileExistsError`` naming the store when it exists and
+    ``overwrite`` is False, also when another writer put it there while this
+    one was writing - unless that store holds exactly the same columns and
+    attrs (two writers of one event-cache entry), which is then kept.
     """
-    store = Path(store)
+    store = expand_path(store)
     refuse_input(store, ds)  # a store (or file) the events are read from
     codec = BloscCodec(cname=cname, clevel=clevel, shuffle="shuffle", blocksize=BLOSC_BLOCKSIZE)
     ds = ds.copy().drop_encoding()  # encodings of a source store would fight the new chunks/codecs
@@ -133,19 +189,21 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 5, cna
     for name, var in ds.data_vars.items():
         if var.chunks is None and "event" in var.dims:
             encoding[name]["chunks"] = (min(var.shape[0], DEFAULT_CHUNK) or 1,)
-    with atomic_dir(store, overwrite=overwrite) as tmp:
-        try:
-            writes = ds.to_zarr(tmp, mode="w", encoding=encoding, zarr_format=3, consolidated=False, compute=False)
-            compute(writes)
-            record = {
-                "xcube_version": __version__,
-                "kind": ds.attrs.get("kind", "events"),
-                "n_event": int(ds.sizes.get("event", 0)),
-                "columns": store_manifest(tmp),
-            }
-            zarr.open_group(tmp, mode="r+", zarr_format=3).attrs[COMPLETE] = record
-        except OSError as exc:  # a full disk says which store could not be written
-            raise explain_write_error(exc, store) from exc
+    record = None
+    try:
+        with atomic_dir(store, overwrite=overwrite) as tmp:
+            try:
+                writes = ds.to_zarr(str(tmp), mode="w", encoding=encoding, zarr_format=3, consolidated=False,
+                                    compute=False)
+                compute(writes)
+                record = commit_store(tmp, kind=ds.attrs.get("kind", "events"), n_event=int(ds.sizes.get("event", 0)))
+            except OSError as exc:  # a full disk says which store could not be written
+                raise explain_write_error(exc, store) from exc
+    except FileExistsError:
+        theirs = _record(store) if record is not None else None
+        if theirs is not None and all(theirs.get(k) == record.get(k) for k in ("columns", "attrs_crc", "n_event")):
+            return store  # another writer of the same content (one event-cache entry) finished first
+        raise
     return store
 
 
@@ -171,9 +229,11 @@ def _fill_value(value, dtype: np.dtype):
 
 
 def _damaged(store: str, msg: str, cached: bool) -> StoreCorruptError:
-    if cached:
-        mark_stale(store, msg)
+    if cached and mark_stale(store, msg):
         msg += "; this event-cache entry is marked stale and is rebuilt at the next open_events of its file"
+    elif cached:
+        msg += (f"; the event cache {Path(store).parent} cannot be written (read-only?), so this entry stays as it "
+                "is: delete it, or open the file with cache= (or XCUBE_CACHE_DIR) a writable directory")
     else:
         msg += "; write the store again (xcube.to_zarr) from its source"
     return StoreCorruptError(f"{store}: {msg}")
@@ -260,11 +320,12 @@ def check_store(store, checksums: bool = False) -> dict | None:
     the manifest (None for a store written before manifests existed). Raises
     ``OSError`` for an incomplete store, :class:`StoreCorruptError` for a
     damaged one. Eager, cheap (``stat`` calls) unless ``checksums``."""
-    store = Path(store)
+    store = expand_path(store)
     if not store.exists():
         raise FileNotFoundError(f"{store}: no such Zarr store")
-    record = _record(store)
-    if record is None:
+    attrs = _root_attrs(store) or {}
+    record = attrs.pop(COMPLETE, None)
+    if not isinstance(record, dict):
         raise OSError(
             f"{store}: incomplete xcube store (no {COMPLETE} record): its writer was interrupted or it was "
             "found damaged; delete it (a cache store is rebuilt automatically)"
@@ -272,7 +333,31 @@ def check_store(store, checksums: bool = False) -> dict | None:
     manifest = record.get("columns")
     if manifest:
         verify_store(store, manifest, checksums=checksums)
+    if "attrs_crc" in record and attrs_crc(attrs) != record["attrs_crc"]:  # (older stores: attrs unverified)
+        raise StoreCorruptError(
+            f"{store}: its root attributes ({store / 'zarr.json'}: sky reference, MJDREF, exposure...) changed "
+            "since the store was written (damaged)"
+        )
     return manifest
+
+
+def open_store(store, checksums: bool = True) -> xr.Dataset:
+    """Open any store written by :func:`to_zarr` - a search result's cube
+    (``SearchResult.to_zarr``) or an event list - with ``xarray.open_zarr``
+    (lazy), after checking it against its manifest (:func:`check_store`;
+    ``checksums``: every chunk file's CRC32C too, right for small stores such
+    as search cubes). The completion record is left out of the attrs. Raises
+    ``OSError`` for a store xcube did not finish (or found damaged before),
+    :class:`StoreCorruptError` naming the store and the damage; stores
+    written before manifests existed open unverified."""
+    store = expand_path(store)
+    try:
+        check_store(store, checksums=checksums)
+    except StoreCorruptError as exc:
+        raise StoreCorruptError(f"{exc}; write the store again from its source") from None
+    ds = xr.open_zarr(store, consolidated=False, zarr_format=3)
+    ds.attrs.pop(COMPLETE, None)
+    return ds
 
 
 def open_zarr_events(store, chunks: int | None = None, verify: str = "sizes", cached: bool = False) -> xr.Dataset:
@@ -289,7 +374,7 @@ def open_zarr_events(store, chunks: int | None = None, verify: str = "sizes", ca
     damage. ``cached``: the store is an event-cache entry (damage found while
     reading marks it stale).
     """
-    store = Path(store)
+    store = expand_path(store)
     manifest = check_store(store, checksums=verify == "full")
     # metadata and lazily indexed (not Dask) variables: the event columns get
     # their Dask arrays below, from the direct reader where it applies

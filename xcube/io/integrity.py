@@ -14,6 +14,9 @@ with a flipped bit, a column's metadata gone).
   recorded in a store's completion record when it is committed;
   :func:`verify_store` checks a store against it (stat only, or with
   checksums); :func:`chunk_crc` checks one chunk's bytes as it is read.
+* :func:`attrs_crc` - CRC32C of a store's root attributes (WCS, MJDREF,
+  exposure...) in a canonical JSON form, recorded beside the manifest so a
+  changed or damaged root ``zarr.json`` is detected too.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["fingerprint", "file_identity", "check_unchanged", "FileChangedError", "StoreCorruptError",
-           "store_manifest", "verify_store", "chunk_crc", "FINGERPRINT_BLOCK"]
+           "store_manifest", "verify_store", "chunk_crc", "attrs_crc", "FINGERPRINT_BLOCK"]
 
 #: bytes hashed at each end of a file by :func:`fingerprint`
 FINGERPRINT_BLOCK = 65536
@@ -52,6 +55,13 @@ def chunk_crc(data) -> int:
     import zlib  # pragma: no cover
 
     return zlib.crc32(data)  # pragma: no cover
+
+
+def attrs_crc(attrs: dict) -> int:
+    """CRC32C of ``attrs`` (a store's root attributes as read back from its
+    ``zarr.json``) in canonical JSON: sorted keys, no spaces, ASCII. Eager, tiny."""
+    text = json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return chunk_crc(text.encode("ascii"))
 
 
 def fingerprint(path, size: int | None = None) -> str:

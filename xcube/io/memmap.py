@@ -50,15 +50,18 @@ SCAN_ROWS = 2_097_152  # rows of TIME checked per step (16 MB of float64)
 
 
 @lru_cache(maxsize=16)
-def _memmap(path: str, mtime_ns: int, offset: int, nrows: int, row_dtype: np.dtype) -> np.memmap:
+def _memmap(path: str, file_id: tuple, offset: int, nrows: int, row_dtype: np.dtype) -> np.memmap:
+    # file_id: (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns) - a file replaced under the same name (a new
+    # inode, even with the same size and mtime) gets a new mapping, never the old file's
     return np.memmap(path, dtype=row_dtype, mode="r", offset=offset, shape=(nrows,))
 
 
 def row_memmap(path: str, offset: int, nrows: int, row_dtype: np.dtype) -> np.memmap:
     """Shared read-only record memmap of a table: ``nrows`` records of
     ``row_dtype`` from byte ``offset`` of the file, 1-D of length ``nrows``
-    (LRU-cached per process,
-    keyed by path, mtime, offset, rows and record layout). Raises
+    (LRU-cached per process, keyed by path, the file's identity - device,
+    inode, size, mtime and ctime, from one ``stat`` - offset, rows and
+    record layout, so a file replaced under the same name is mapped anew). Raises
     :class:`~xcube.io.integrity.FileChangedError` when the file is shorter
     than the table (never maps beyond the end of a file)."""
     st = os.stat(path)
@@ -68,7 +71,8 @@ def row_memmap(path: str, offset: int, nrows: int, row_dtype: np.dtype) -> np.me
             f"{path}: the file has {st.st_size} bytes but its event table needs {need}; it was truncated "
             "(perhaps after it was opened) - nothing was read past its end; get a complete copy and open it again"
         )
-    return _memmap(str(path), st.st_mtime_ns, int(offset), int(nrows), np.dtype(row_dtype))
+    file_id = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return _memmap(str(path), file_id, int(offset), int(nrows), np.dtype(row_dtype))
 
 
 class FitsColumn:

@@ -11,7 +11,8 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["safe_component", "inside", "cache_dir", "walk_files", "remove_empty_up_to", "SAFE_CHARACTERS"]
+__all__ = ["safe_component", "inside", "cache_dir", "expand_path", "walk_files", "remove_empty_up_to",
+           "SAFE_CHARACTERS"]
 
 #: characters kept in a path component; every other character becomes "_"
 SAFE_CHARACTERS = "A-Za-z0-9._+-"
@@ -48,12 +49,26 @@ def inside(root, *parts, what: str = "path") -> Path:
     return path
 
 
+def expand_path(path) -> Path:
+    """``path`` as a ``Path`` with a leading ``~`` or ``~user`` expanded to
+    that home directory (as shells and Zarr do), so that no directory
+    literally named ``~`` is ever created. Reads nothing."""
+    p = Path(path)
+    return p.expanduser() if str(p).startswith("~") else p
+
+
 def cache_dir(cache: str | os.PathLike | None = None) -> Path:
     """Directory of xcube's caches (converted event lists, computed tables):
-    ``cache`` if given, else ``$XCUBE_CACHE_DIR``, else ``~/.cache/xcube``."""
-    if cache is not None:
-        return Path(cache)
-    return Path(os.environ.get("XCUBE_CACHE_DIR", Path.home() / ".cache" / "xcube"))
+    ``cache`` if given, else ``$XCUBE_CACHE_DIR`` (unless empty), else
+    ``~/.cache/xcube``; a leading ``~`` is expanded. A set but empty (or
+    blank) ``XCUBE_CACHE_DIR`` counts as unset (it does not mean the current
+    directory)."""
+    if cache is not None and str(cache).strip():
+        return expand_path(cache)
+    env = os.environ.get("XCUBE_CACHE_DIR", "")
+    if env.strip():
+        return expand_path(env)
+    return Path.home() / ".cache" / "xcube"
 
 
 def walk_files(directory) -> tuple[list[Path], list[Path]]:

@@ -215,10 +215,12 @@ def _image(path) -> list[str]:
 
 
 def _cube(path) -> list[str]:
-    """A Zarr store of counts and expected counts: what ``SearchResult.to_zarr`` writes."""
-    import xarray as xr
+    """A Zarr store of counts and expected counts: what ``SearchResult.to_zarr``
+    writes; checked against its manifest first, every chunk checksummed (these
+    stores are small), so a damaged store is an error naming the damage."""
+    from .cache import open_store
 
-    ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
+    ds = open_store(path, checksums=True)
     a = ds.attrs
     params, summ = dict(a.get("params") or {}), dict(a.get("summary") or {})
     search = a.get("kind") == "transient-search"
@@ -243,8 +245,8 @@ def _cube(path) -> list[str]:
                         if params.get("cameras") else "") if t))
         if params.get("sources"):
             lines.append(f"  sources     : {', '.join(map(str, params['sources']))}")
-    lines.append(f"  variables   : {', '.join(map(str, ds.data_vars))} (open with xarray.open_zarr; not an event "
-                 "list: the detection tables are in the search's output directory)")
+    lines.append(f"  variables   : {', '.join(map(str, ds.data_vars))} (open with xcube.io.cache.open_store, which "
+                 "checks it; not an event list: the detection tables are in the search's output directory)")
     return lines
 
 
