@@ -126,3 +126,17 @@ def test_empty_good_time_warns_at_open(tmp_path):
     with pytest.warns(UserWarning, match=r"nogti\.evt: the good time is empty"):
         ev = xcube.open_events(path)
     assert ev.attrs["exposure"] == 0.0
+
+
+def test_home_relative_paths(tmp_path, monkeypatch):
+    """'~/...' from Python or quoted on the command line is the home directory, never a directory named '~'."""
+    from xcube.cli import main
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    _write(home / "obs.evt", 50)
+    assert xcube.open_events("~/obs.evt").sizes["event"] == 50
+    assert main(["convert", "~/obs.evt", "--out", "~/conv"]) == 0
+    assert (home / "conv" / "obs.zarr").is_dir() and not (tmp_path / "~").exists()

@@ -168,8 +168,9 @@ def _convert(args) -> int:
     from ..cli import error_text
     from .cache import to_zarr
     from .events import open_events
+    from .paths import expand_path
 
-    out = Path(args.out)
+    out = expand_path(args.out)  # (a quoted '~/x' too: no directory named '~')
     files = _files(args.files)
     names: dict = {}
     for path in files:  # two inputs of one name would write one store, the second over the first

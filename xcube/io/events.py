@@ -10,7 +10,7 @@ import xarray as xr
 
 from .. import accessor  # noqa: F401  (the .xcube accessor, with the first EventLists)
 from .atomic import remove_stale
-from .cache import StoreCorruptError, cache_dir, cache_key, is_complete, open_zarr_events, to_zarr
+from .cache import StoreCorruptError, cache_dir, cache_key, entry_name, is_complete, open_zarr_events, to_zarr
 from .events_fits import (
     DEFAULT_CHUNK,
     build_dataset,
@@ -20,7 +20,7 @@ from .events_fits import (
     read_fits_header,
 )
 from .fitsutil import check_path, is_compressed, open_fits
-from .paths import safe_component, walk_files
+from .paths import expand_path, safe_component, walk_files
 
 __all__ = ["open_events", "open_archive", "EVENT_SUFFIXES", "check_distinct", "combined_labels", "event_nodes",
            "not_a_tree"]
@@ -39,7 +39,7 @@ def _store_for(p: Path, instrument, cache, hdu=None) -> Path:
     """Cache store of a file that needs conversion (keyed by file identity,
     the ``instrument`` override and the event table ``hdu``)."""
     extra = (instrument or "auto",) + ((str(hdu).upper(),) if hdu is not None else ())
-    return cache_dir(cache) / f"{p.name}-{cache_key(p, *extra)}.zarr"
+    return cache_dir(cache) / entry_name(p.name, cache_key(p, *extra), ".zarr")
 
 
 def _open_cached(store: Path, chunks) -> xr.Dataset:
@@ -52,7 +52,7 @@ def _open_cached(store: Path, chunks) -> xr.Dataset:
 
 
 def _open_one(path, instrument=None, chunks=None, cache=None, hdu=None) -> xr.Dataset:
-    p = Path(path)
+    p = expand_path(path)
     if _is_zarr(p):
         ds = open_zarr_events(p, chunks=chunks)
         if "event" not in ds.dims:
@@ -111,7 +111,7 @@ def _open_one(path, instrument=None, chunks=None, cache=None, hdu=None) -> xr.Da
 
 def _expand(paths) -> list[Path]:
     if isinstance(paths, (str, Path)):
-        p = Path(paths)
+        p = expand_path(paths)
         if p.is_dir() and not _is_zarr(p):
             found, unreadable = walk_files(p)
             for u in unreadable:

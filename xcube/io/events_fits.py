@@ -700,10 +700,10 @@ def fits_columns(meta: EventsMeta) -> dict:
 
 
 def _scan_record_path(meta: EventsMeta, cache) -> Path:
-    from .cache import cache_dir, cache_key
+    from .cache import cache_dir, cache_key, entry_name
 
     key = cache_key(meta.path, "scan", meta.timezero, meta.extname, *((meta.extver,) if meta.extver != 1 else ()))
-    return cache_dir(cache) / "scan" / f"{Path(meta.path).name}-{key}.json"
+    return cache_dir(cache) / "scan" / entry_name(Path(meta.path).name, key, ".json")
 
 
 def time_scan(meta: EventsMeta, arrays: dict, cache=None) -> dict:
@@ -741,7 +741,7 @@ def open_fits_events(meta: EventsMeta, chunks: int | None = None, cache=None):
             f"{scan['n_null']} events with X or Y = TNULL to drop")
         return None
     warn_outside_good_time(meta, scan["tmin"] + meta.timezero, scan["tmax"] + meta.timezero, meta.nrows)
-    ident = (str(Path(meta.path).resolve()), Path(meta.path).stat().st_mtime_ns, meta.data_offset, chunks)
+    ident = (str(Path(meta.path).resolve()), meta.identity, meta.data_offset, chunks)  # inode, ctime, fingerprint
     data = {
         var: da.from_array(arr, chunks=(chunks,), lock=False, asarray=False, meta=np.empty(0, arr.dtype),
                            name=f"xcube-fits-{var}-{tokenize(ident, var, arr.dtype.str, arr.add)}")

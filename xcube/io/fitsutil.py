@@ -22,6 +22,7 @@ def check_path(path) -> Path:
     """Return ``Path(path)`` or raise ``FileNotFoundError`` naming it
     (``IsADirectoryError`` for a directory). A ``stat`` only; reads nothing."""
     p = Path(path)
+    p = p.expanduser() if str(p).startswith("~") else p  # ("~/obs/pn.fits" from Python, as astropy reads it)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file; check the path (cwd is {os.getcwd()})")
     if p.is_dir():

@@ -497,6 +497,8 @@ def _stored(name: str, cls, build):
     millisecond instead of building it (the threshold table takes about 0.1 s,
     the false-alarm grid 0.15 s). A missing, unreadable or read-only cache
     just means building it."""
+    import zipfile  # (np.load has imported it)
+
     from .._version import __version__
     from ..io.atomic import atomic_file
     from ..io.paths import cache_dir
@@ -505,7 +507,12 @@ def _stored(name: str, cls, build):
     try:
         with np.load(path) as z:
             value = cls(*(_field(z[f], t) for f, t in zip(cls._fields, _kinds(cls))))
-    except (OSError, KeyError, ValueError, TypeError):
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        if not isinstance(exc, FileNotFoundError):  # damaged (a flipped bit fails the zip's CRC-32, a cut file)
+            import warnings
+
+            warnings.warn(f"{path}: unreadable or damaged stored table ({type(exc).__name__}: {exc}); rebuilding it",
+                          UserWarning, stacklevel=3)
         value = build()
         try:
             with atomic_file(path, overwrite=True) as tmp:
