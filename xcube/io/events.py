@@ -58,7 +58,7 @@ def _open_one(path, instrument=None, chunks=None, cache=None, hdu=None) -> xr.Da
         if "event" not in ds.dims:
             what = "a transient-search result" if ds.attrs.get("kind") == "transient-search" else "a Zarr store"
             raise ValueError(f"{p}: {what} with dims {dict(ds.sizes)}, not an event list; open it with "
-                             "xarray.open_zarr (xcube info summarises it)")
+                             "xcube.io.cache.open_store, which checks it (xcube info summarises it)")
         check_time_unit(ds.attrs.get("timeunit"), p)  # a store written by hand, or by another tool
         return ds
     check_path(p)
