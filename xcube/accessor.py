@@ -239,27 +239,60 @@ class XcubeDatasetAccessor(_Base):
             from .io.powspec import write_power_spectrum as writer
         return writer(path, obj, **kwargs)
 
-    def plot(self, kind: str | None = None, **kwargs):
-        """The standard figure: a light curve (:func:`xcube.plot.lightcurve`),
-        spectrum, power spectrum, or for an event list a quick look: its image
-        (``kind="image"``, default; ``size_arcsec=4``) or light curve
-        (``kind="lightcurve"``; ``time_bin=100`` s). Computes what it shows;
-        returns the Figure."""
+    def plot(self, kind: str | None = None, *, figure_kw: dict | None = None, **kwargs):
+        """The standard figure, the one ``xcube plot`` draws for the product's
+        file: a light curve on broken time axes
+        (:func:`xcube.plot.broken_lightcurve`: total, background and net,
+        one curve per band; given ``ax=``, :func:`xcube.plot.lightcurve`; a
+        stitched one long-term), a spectrum, a power spectrum (frequency x
+        power for rms normalisation); for an event list a quick look: its
+        image (``kind="image"``, default; ``size_arcsec=4``) or light curve
+        (``kind="lightcurve"``; ``time_bin=100`` s). For an event list the
+        keywords that only the figure function takes (``title``, ``log``,
+        ``cmap``, ``max_panels``...) go to it, the others to the product
+        function (``background`` is the product's region); ``figure_kw``
+        passes any figure keyword explicitly. Computes what it shows; returns
+        the Figure."""
         from . import plot
 
         obj, what = self._need("plot"), self.kind
+        fig_kw = dict(figure_kw or {})
         if what == "events":
             if (kind or "image") == "image":
-                kwargs.setdefault("size_arcsec", 4.0)
-                return plot.image(self.image(**kwargs).compute())
+                from .products.image import image
+
+                product, figure = _split_kwargs(kwargs, image, plot.image)
+                product.setdefault("size_arcsec", 4.0)
+                return plot.image(self.image(**product).compute(), **figure, **fig_kw)
             if kind == "lightcurve":
-                return plot.lightcurve(self.lightcurve(kwargs.pop("time_bin", 100.0), **kwargs).compute())
+                from .products.lightcurve import lightcurve
+
+                product, figure = _split_kwargs(kwargs, lightcurve, plot.broken_lightcurve)
+                lc = self.lightcurve(product.pop("time_bin", 100.0), **product).compute()
+                return plot.broken_lightcurve(lc, **figure, **fig_kw)
             raise ValueError(f"plot(kind={kind!r}): an event list plots as kind='image' or 'lightcurve'")
+        kwargs.update(fig_kw)
         if what == "lightcurve":
-            return plot.lightcurve(obj.compute(), **kwargs)
+            if kwargs.get("ax") is not None:
+                return plot.lightcurve(obj.compute(), **kwargs)
+            if obj.attrs.get("stitched"):
+                return plot.long_term_lightcurve(obj, **kwargs)
+            return plot.broken_lightcurve(obj, **kwargs)
         if what == "spectrum":
             return plot.spectrum(obj, **kwargs)
+        kwargs.setdefault("freq_power", obj.attrs.get("norm") == "frac")
         return plot.power_spectrum(obj.compute(), **kwargs)
+
+
+def _split_kwargs(kwargs: dict, product_func, figure_func) -> tuple[dict, dict]:
+    """``(product keywords, figure keywords)``: a keyword goes to the figure
+    when ``figure_func`` takes it and ``product_func`` does not."""
+    import inspect
+
+    product_params = set(inspect.signature(product_func).parameters)
+    figure_params = set(inspect.signature(figure_func).parameters)
+    figure = {k: v for k, v in kwargs.items() if k in figure_params and k not in product_params}
+    return {k: v for k, v in kwargs.items() if k not in figure}, figure
 
 
 @xr.register_dataarray_accessor("xcube")

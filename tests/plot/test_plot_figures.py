@@ -45,15 +45,16 @@ def pixels(fig: Figure) -> np.ndarray:
 
 def reference(lc) -> Figure:
     """The known-good figure drawn by hand: two panels (one per GTI) of equal
-    width sharing y, steps with error bars, no data in the gap."""
-    from matplotlib.ticker import MaxNLocator
+    width sharing y, steps with error bars, no data in the gap; no tick label
+    at either side of the break (the '200' would reach into the first panel)."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
 
     fig = Figure(figsize=(10, 3.2))
     axes = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [0.5, 0.5], "wspace": 0.06})
     fig.subplots_adjust(bottom=0.2)
     t, y, e = lc["time"].values, lc["rate"].values, lc["rate_err"].values
     for ax, (a, b), prune in zip(axes, [(0.0, 100.0), (200.0, 300.0)], ["upper", None]):
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, prune=prune))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, prune=prune) if a == 0 else FixedLocator([225, 250, 275, 300]))
         sel = (t >= a) & (t < b)
         ax.step(t[sel], y[sel], where="mid", color="k", lw=0.9)
         ax.errorbar(t[sel], y[sel], yerr=e[sel], fmt="none", ecolor="k", lw=0.5, alpha=0.5)
@@ -61,7 +62,7 @@ def reference(lc) -> Figure:
     axes[0].spines["right"].set_visible(False)
     axes[1].spines["left"].set_visible(False)
     axes[1].tick_params(left=False, labelleft=False)
-    axes[0].set_ylabel("rate [count/s]")
+    axes[0].set_ylabel("count rate [count/s]")
     fig.supxlabel("time - 0.0 [s]  (T0 = 1997-12-31T23:58:57 UTC)", fontsize=10, y=0.02)  # MJDREF 50814 TT
     return fig
 

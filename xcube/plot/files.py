@@ -18,50 +18,146 @@ def _spectrum(path):
     return spectrum(read_spectrum(path), title=Path(path).name)
 
 
+def _image(path):
+    """The primary image of a FITS file as a (y, x) DataArray with its
+    celestial WCS keywords (a CD matrix as CDELT = 1 and PC = CD) and, when
+    the header maps image pixels to sky pixels (LTVn/LTMn_n), the sky-pixel
+    edges ``x_lo``/``x_hi``/``y_lo``/``y_hi``."""
+    import xarray as xr
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        h = hdul[0].header
+        data = np.asarray(hdul[0].data, float)
+    wcs = {k: h[k] for k in h if (k[:-1] in ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT") and k[-1] in "12")
+           or k in ("PC1_1", "PC1_2", "PC2_1", "PC2_2")}  # (the rotation of a rotated image)
+    cd = {f"{i}_{j}": h.get(f"CD{i}_{j}") for i in (1, 2) for j in (1, 2)}
+    if any(v is not None for v in cd.values()):  # a CD matrix: the same WCS as PC = CD, CDELT = 1
+        wcs.update({f"PC{k}": float(v or 0.0) for k, v in cd.items()}, CDELT1=1.0, CDELT2=1.0)
+    coords = {}
+    for axis, dim, n in ((1, "x", data.shape[1]), (2, "y", data.shape[0])):
+        ltv, ltm = h.get(f"LTV{axis}"), h.get(f"LTM{axis}_{axis}")
+        cross = h.get(f"LTM{axis}_{3 - axis}", 0.0)
+        if ltv is None or not ltm or cross:
+            coords = {}
+            break
+        p = np.arange(1, n + 1, dtype=float)  # FITS image pixels; sky = (pixel - LTV) / LTM
+        lo, hi = (p - 0.5 - float(ltv)) / float(ltm), (p + 0.5 - float(ltv)) / float(ltm)
+        coords.update({f"{dim}_lo": (dim, lo), f"{dim}_hi": (dim, hi)})
+    return xr.DataArray(data, dims=("y", "x"), coords=coords,
+                        attrs={"units": str(h.get("BUNIT", "")), **wcs,
+                               **({"RADESYS": h["RADESYS"]} if "RADESYS" in h else {})})
+
+
+def _not_a_product(path) -> str:
+    """Why ``path`` cannot be plotted, and what to do instead."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "detections.csv").exists() or (p / "summary.json").exists():
+            figs = [f.name for f in sorted(p.glob("*.png"))]
+            runs = sorted(q.name for q in p.iterdir() if q.is_dir() and (q / "summary.json").exists())
+            have = f"its figures are {', '.join(figs)}" if figs else "it has no figures"
+            sub = f"; one directory per run: {', '.join(runs[:5])}{' ...' if len(runs) > 5 else ''}" if runs else ""
+            return (f"{path}: the output directory of a transient search, not a product; {have}{sub}. "
+                    "To plot its Bayes-factor map, write the result with SearchResult.to_zarr and plot that store")
+        return f"{path}: a directory that is not a product xcube can plot (a search Zarr store has counts/expected)"
+    try:
+        with open(p, "rb") as f:
+            head = f.read(30)
+    except OSError:
+        head = b""
+    if head.startswith(b"SIMPLE"):
+        import warnings
+
+        from astropy.io import fits
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with fits.open(p) as hdul:
+                    hdul.verify("exception")
+                    for h in hdul:
+                        _ = h.data
+        except Exception as exc:  # noqa: BLE001 - the damage, named
+            size = p.stat().st_size
+            return (f"{path}: a damaged FITS file ({type(exc).__name__}: {exc}; {size} bytes, "
+                    f"{'not ' if size % 2880 else ''}a multiple of 2880): truncated or corrupt")
+    return f"{path}: not a product xcube can plot (light curve, power spectrum, spectrum, image, cube)"
+
+
+def _open_zarr(path):
+    """A Zarr store, without xarray's warning when it has no consolidated metadata."""
+    import xarray as xr
+
+    try:
+        return xr.open_zarr(path, consolidated=True)
+    except (KeyError, FileNotFoundError, ValueError, OSError):
+        return xr.open_zarr(path, consolidated=False)
+
+
+def _select_band(lc, band):
+    """One band of a multi-band light curve: ``band`` an index or a label ("2-10keV")."""
+    labels = [str(b) for b in lc["band"].values]
+    if isinstance(band, (int, np.integer)) and not isinstance(band, bool):
+        if not -len(labels) <= band < len(labels):
+            raise ValueError(f"{lc.attrs.get('source', 'light curve')}: band={band}: it has {len(labels)} bands "
+                             f"({', '.join(labels)})")
+        return lc.isel(band=int(band))
+    if str(band) not in labels:
+        raise ValueError(f"{lc.attrs.get('source', 'light curve')}: band={band!r}: the bands are {', '.join(labels)}")
+    return lc.isel(band=labels.index(str(band)))
+
+
 def plot_file(path, **kwargs):
     """The standard figure of a product file: a power spectrum (``xcube
     pds``; frequency x power for rms normalisation), a light curve on broken
     time axes (a long-term light curve for ``xcube stitch`` output), a PHA
     spectrum, an image, or the peak Bayes-factor map of a transient-search
-    Zarr store. ``kwargs`` go to the figure function. Reads what it shows
-    eagerly. Returns the Figure."""
+    Zarr store. A multi-band light curve shows every band (one curve each,
+    labelled), or only ``band=`` (an index or a label, named in the title).
+    ``kwargs`` go to the figure function. Reads what it shows eagerly.
+    ``ValueError`` naming the file when it cannot be drawn (not a product, a
+    damaged FITS file, a light curve without good time). Returns the
+    Figure."""
+    import warnings
+
+    from astropy.io.fits.verify import VerifyWarning
+
     from ..io.lightcurve_file import read_lightcurve
     from ..io.powspec import read_power_spectrum
     from . import lightcurves, maps, timing
 
-    kind = product_kind(path)
+    with warnings.catch_warnings():  # a damaged header: named below, not as astropy's warning
+        warnings.simplefilter("ignore", VerifyWarning)
+        kind = product_kind(path)
     if kind == "power_spectrum":
         pds = read_power_spectrum(path)
         kwargs.setdefault("freq_power", pds.attrs.get("norm") == "frac")
         return timing.power_spectrum(pds, title=kwargs.pop("title", Path(path).name), **kwargs)
     if kind == "lightcurve":
         lc = read_lightcurve(path)
-        if lc.attrs.get("stitched"):  # a light curve with an MJD column is still one observation
-            return lightcurves.long_term_lightcurve(lc, title=kwargs.pop("title", Path(path).name), **kwargs)
+        lc.attrs.setdefault("source", str(path))
+        title = kwargs.pop("title", Path(path).name)
+        band = kwargs.pop("band", None)
         if "band" in lc.dims:
-            lc = lc.isel(band=kwargs.pop("band", 0))
-        return lightcurves.broken_lightcurve(lc, title=kwargs.pop("title", Path(path).name), **kwargs)
+            if band is not None:
+                lc = _select_band(lc, band)
+                title = f"{title} ({lc['band'].values})"
+            else:
+                title = f"{title} ({lc.sizes['band']} bands: {', '.join(str(b) for b in lc['band'].values)})"
+        if lc.attrs.get("stitched"):  # a light curve with an MJD column is still one observation
+            return lightcurves.long_term_lightcurve(lc, title=title, **kwargs)
+        return lightcurves.broken_lightcurve(lc, title=title, **kwargs)
     if kind == "spectrum":
         return _spectrum(path)
     if kind == "image":
-        import xarray as xr
-        from astropy.io import fits
-
-        with fits.open(path) as hdul:
-            h = hdul[0].header
-            wcs = {k: h[k] for k in h if (k[:-1] in ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT") and k[-1] in "12")
-                   or k in ("PC1_1", "PC1_2", "PC2_1", "PC2_2")}  # (the rotation of a rotated image)
-            img = xr.DataArray(np.asarray(hdul[0].data, float), dims=("y", "x"),
-                               attrs={"units": str(h.get("BUNIT", "")), **wcs,
-                                      **({"RADESYS": h["RADESYS"]} if "RADESYS" in h else {})})
-        return maps.image(img, title=kwargs.pop("title", Path(path).name), **kwargs)
+        return maps.image(_image(path), title=kwargs.pop("title", Path(path).name), **kwargs)
     if kind == "cube":
-        import xarray as xr
-
-        ds = xr.open_zarr(path)
+        ds = _open_zarr(path)
         from ..bayes import log10_bayes_peak
 
-        return maps.bayes_map(log10_bayes_peak(ds["counts"], ds["expected"]), title=Path(path).name, **kwargs)
+        return maps.bayes_map(log10_bayes_peak(ds["counts"], ds["expected"]),
+                              title=kwargs.pop("title", Path(path).name), **kwargs)
     if kind == "events":
         raise ValueError(f"{path}: an event list, not a product; make one first (xcube lc / image / spectrum / pds)")
-    raise ValueError(f"{path}: not a product xcube can plot (light curve, power spectrum, spectrum, image, cube)")
+    raise ValueError(_not_a_product(path))

@@ -16,49 +16,147 @@ def _gti_shading(ax, start, stop, t_ref):
         ax.axvspan(a - t_ref, b - t_ref, color="0.85", lw=0)
 
 
-def lightcurve(lc, ax=None, gti=None, label=None):
-    """Plot a light-curve Dataset (``rate``/``rate_err`` or ``counts`` over time)
-    as steps at bin edges, with GTI gaps shaded. Time axis is seconds from the
-    first bin edge; rate in count/s. Computes the plotted variables (a lazy
-    light curve is loaded). Returns the figure."""
+def _source(lc) -> str:
+    """The light curve's file (attrs ``source``/``path``), or "light curve"."""
+    return str(lc.attrs.get("source") or lc.attrs.get("path") or "light curve")
+
+
+def rate_kind(lc) -> str:
+    """What ``lc["rate"]`` holds: ``"net"`` (an OGIP NET file, HDUCLAS2 =
+    NET), ``"background"`` (BKG) or ``"total"``."""
+    kind = str(lc.attrs.get("rate_kind", "") or "").strip().lower()
+    if kind in ("net", "background"):
+        return kind
+    clas = str(lc.attrs.get("hduclas2", "") or "").strip().upper()
+    return {"NET": "net", "BKG": "background"}.get(clas, "total")
+
+
+def standard_rates(lc):
+    """``lc`` with its rates under their standard names: ``rate`` the total,
+    ``bkg_rate`` the background, ``net_rate`` the net rate. A NET file's
+    RATE (``rate_kind`` "net") becomes ``net_rate``, and the total is rebuilt
+    as net + background (RATE + BACKV) or else COUNTS / exposure, when it
+    can be; a BKG file's RATE becomes ``bkg_rate``."""
+    kind = rate_kind(lc)
+    if kind == "total" or "rate" not in lc:
+        return lc
+    if kind == "background":
+        if "bkg_rate" in lc:
+            return lc
+        return lc.rename({k: "bkg_" + k for k in ("rate", "rate_err") if k in lc})
+    if "net_rate" in lc:
+        return lc
+    out = lc.rename({k: "net_" + k for k in ("rate", "rate_err") if k in lc})
+    expo = np.asarray(lc["exposure"].values, float) if "exposure" in lc else None
+    counts = np.asarray(lc["counts"].values, float) if "counts" in lc else None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        count_err = (np.where(expo > 0, np.sqrt(counts) / expo, np.nan)
+                     if counts is not None and expo is not None else None)
+        if "bkg_rate" in lc:
+            out["rate"] = out["net_rate"] + out["bkg_rate"]
+            if count_err is not None:
+                out["rate_err"] = (out["net_rate"].dims, count_err * np.ones(out["net_rate"].shape))
+            elif "net_rate_err" in out and "bkg_rate_err" in out:
+                out["rate_err"] = np.sqrt(np.maximum(out["net_rate_err"] ** 2 - out["bkg_rate_err"] ** 2, 0.0))
+        elif count_err is not None:
+            dims = lc["counts"].dims
+            out["rate"] = (dims, np.where(expo > 0, counts / np.where(expo > 0, expo, 1.0), np.nan))
+            out["rate_err"] = (dims, count_err)
+    return out
+
+
+def _bands(lc) -> list:
+    """``[(label or None, one-band light curve)]``: one entry per band of a
+    multi-band light curve (label: the band), else the light curve itself
+    (label: its band when a single band was selected)."""
+    if "band" in lc.dims:
+        return [(str(b), lc.isel(band=i)) for i, b in enumerate(lc["band"].values)]
+    band = lc.coords.get("band")
+    return [(str(band.values) if band is not None and band.ndim == 0 else None, lc)]
+
+
+def _with_band(label, band):
+    return f"{label} {band}" if band and label else (band or label)
+
+
+def _time_label(t_ref: float, *objs) -> str:
+    """:func:`time_label` from the first of ``objs`` that knows its MJDREF (with the UTC of ``t_ref``)."""
+    text = None
+    for obj in objs:
+        if obj is None:
+            continue
+        text = time_label(obj, t_ref)
+        if "UTC" in text:
+            return text
+    return text or f"time - {t_ref:.1f} [s]"
+
+
+def lightcurve(lc, ax=None, gti=None, label=None, title=None):
+    """Plot a light-curve Dataset (``rate``/``rate_err`` or ``counts`` over
+    time) as steps at bin edges, with GTI gaps shaded; a multi-band light
+    curve gives one labelled curve per band. Time axis is seconds from the
+    first bin edge; rate in count/s (a NET file's rate is labelled net).
+    Computes the plotted variables (a lazy light curve is loaded). Returns
+    the figure. :func:`broken_lightcurve` also draws background and net."""
     fig = ax.figure if ax is not None else new_figure((8, 3))
     ax = ax or fig.add_subplot()
+    kind = rate_kind(lc)
     t_ref = float(lc["time_lo"].values[0]) if "time_lo" in lc else float(lc["time"].values[0])
-    y = lc["rate"] if "rate" in lc else lc["counts"]
+    var = "rate" if "rate" in lc else "counts"
     x = lc["time"].values - t_ref
-    ax.step(x, y.values, where="mid", label=label or y.name)
-    if "rate_err" in lc:
-        ax.errorbar(x, y.values, yerr=lc["rate_err"].values, fmt="none", lw=0.6, alpha=0.6)
+    bands = _bands(lc)
+    for band, one in bands:
+        y = one[var]
+        base = label or (f"{kind} rate" if var == "rate" and kind != "total" else y.name)
+        line, = ax.step(x, y.values, where="mid", label=_with_band(base, band) if len(bands) > 1 else base)
+        if f"{var}_err" in one:
+            ax.errorbar(x, y.values, yerr=one[f"{var}_err"].values, fmt="none", lw=0.6, alpha=0.6,
+                        ecolor=line.get_color())
     if gti is not None:
         from .. import gti as gtimod
 
         start, stop = gti if isinstance(gti, tuple) and len(gti) == 2 else gtimod.as_gti(gti, source="gti=", warn=False)
         _gti_shading(ax, np.asarray(start), np.asarray(stop), t_ref)
     ax.set_xlabel(time_label(lc, t_ref))
-    ax.set_ylabel(f"{y.attrs.get('long_name', y.name)} [{y.attrs.get('units', '')}]")
+    y = lc[var]
+    name = y.attrs.get("long_name", y.name)
+    if var == "rate" and kind != "total":
+        name = f"{kind} {name}"
+    if len(bands) == 1 and bands[0][0]:
+        name = f"{name} ({bands[0][0]})"
+    ax.set_ylabel(f"{name} [{y.attrs.get('units', '')}]")
+    if len(bands) > 1:
+        ax.legend(fontsize=7, loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=10)
     return fig
 
 
 def gti_groups(start, stop, min_gap: float, max_panels: int):
     """GTIs merged across gaps shorter than ``min_gap`` [s], then across the
-    shortest gaps until at most ``max_panels`` groups remain: ``[(t0, t1)]``."""
-    start, stop = np.asarray(start, np.float64), np.asarray(stop, np.float64)
-    groups = [[float(start[0]), float(stop[0])]]
-    for a, b in zip(start[1:], stop[1:]):
-        if a - groups[-1][1] < min_gap:
-            groups[-1][1] = float(b)
-        else:
-            groups.append([float(a), float(b)])
-    while len(groups) > max_panels:
-        gaps = [groups[i + 1][0] - groups[i][1] for i in range(len(groups) - 1)]
-        i = int(np.argmin(gaps))
-        groups[i] = [groups[i][0], groups[i + 1][1]]
-        del groups[i + 1]
-    return [tuple(g) for g in groups]
+    shortest gaps until at most ``max_panels`` groups remain: ``[(t0, t1)]``
+    (``[]`` for no GTI). Linear in the number of GTIs (n log n for the
+    ``max_panels`` cut)."""
+    start, stop = np.asarray(start, np.float64).ravel(), np.asarray(stop, np.float64).ravel()
+    if not start.size:
+        return []
+    end = np.maximum.accumulate(stop)  # the end of the time covered so far
+    gaps = start[1:] - end[:-1]
+    cut = np.flatnonzero(gaps >= min_gap)  # a new group starts after GTI i for i in cut
+    if cut.size > max(int(max_panels), 1) - 1:
+        keep = max(int(max_panels), 1) - 1  # keep the largest gaps (ties: the later ones, as merging the first)
+        order = np.argsort(gaps[cut], kind="stable")
+        cut = np.sort(cut[order[cut.size - keep:]]) if keep else cut[:0]
+    first = np.concatenate([[0], cut + 1])
+    last = np.concatenate([cut, [start.size - 1]])
+    return [(float(start[a]), float(end[b])) for a, b in zip(first, last)]
 
 
-_CURVES = (("rate", "rate_err", "total", "k"), ("bkg_rate", "bkg_rate_err", "background", "tab:red"),
-           ("net_rate", "net_rate_err", "net", "tab:blue"))
+#: panels with more bins draw the errors as a shaded band instead of a bar per bin
+_MAX_ERRORBARS = 5000
+
+_CURVES = (("rate", "rate_err", "total", "k", "-"), ("bkg_rate", "bkg_rate_err", "background", "tab:red", ":"),
+           ("net_rate", "net_rate_err", "net", "tab:blue", "--"))
 
 
 def _broken_marks(axes):
@@ -73,6 +171,60 @@ def _broken_marks(axes):
         right.plot([0, 0], [0, 1], transform=right.transAxes, **kw)
 
 
+def _text_width(text: str, size: float) -> float:
+    """Width [inches] of ``text`` drawn at ``size`` points in the default font."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    if not text:
+        return 0.0
+    w, _, _ = TextToPath().get_text_width_height_descent(text.replace("$", ""), FontProperties(size=size),
+                                                         ismath=False)
+    return w / 72.0
+
+
+def _panel_ticks(fig, axes, nbins):
+    """x ticks of broken-axis panels whose labels do not overlap: on each
+    panel the most ticks (at most ``nbins[i]`` intervals) whose labels fit in
+    the panel, a label at an inner edge reaching at most half-way into the
+    space between panels; a panel too narrow for one label gets none."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
+
+    size = FontProperties(size=axes[0].xaxis.get_ticklabels()[0].get_fontsize()
+                          if axes[0].xaxis.get_ticklabels() else 10).get_size_in_points()
+    figw = fig.get_figwidth()
+    boxes = [ax.get_position() for ax in axes]
+    pad = 0.3 * size / 72.0  # blank space between neighbouring labels [in]
+    for i, ax in enumerate(axes):
+        x0, x1 = ax.get_xlim()
+        left, right = boxes[i].x0 * figw, boxes[i].x1 * figw
+        lim_l = -np.inf if i == 0 else 0.5 * (boxes[i - 1].x1 + boxes[i].x0) * figw
+        lim_r = np.inf if i == len(axes) - 1 else 0.5 * (boxes[i].x1 + boxes[i + 1].x0) * figw
+        fmt = ScalarFormatter(useOffset=False)
+        ax.xaxis.set_major_formatter(fmt)
+        def fitting(ticks):
+            """The ticks whose labels stay inside the panel's room, or [] when those overlap."""
+            fmt.set_locs(ticks)
+            pos = [left + (t - x0) / (x1 - x0) * (right - left) if x1 > x0 else left for t in ticks]
+            wid = [_text_width(fmt(t), size) for t in ticks]
+            keep = [k for k, (p, w) in enumerate(zip(pos, wid)) if p - w / 2 >= lim_l and p + w / 2 <= lim_r]
+            apart = all(pos[b] - pos[a] >= (wid[a] + wid[b]) / 2 + pad for a, b in zip(keep[:-1], keep[1:]))
+            return [ticks[k] for k in keep] if apart else []
+
+        chosen, cand = [], []
+        for n in range(max(int(nbins[i]), 1), 0, -1):
+            cand = [t for t in MaxNLocator(nbins=n).tick_values(x0, x1) if x0 <= t <= x1]
+            if len(cand) > 1 and i < len(axes) - 1 and np.isclose(cand[-1], x1):
+                cand = cand[:-1]  # no tick at a break
+            chosen = fitting(cand) if cand else []
+            if chosen:
+                break
+        if not chosen and cand:  # one tick, the one nearest the middle, when its label fits
+            chosen = fitting([cand[int(np.argmin(np.abs(np.asarray(cand) - 0.5 * (x0 + x1))))]])
+        ax.xaxis.set_major_locator(FixedLocator(chosen) if chosen else NullLocator())
+
+
 def broken_lightcurve(lc, *, background: bool = True, net: bool = True, min_gap: float | None = None,
                       max_panels: int = 8, figsize=(10, 3.2), title: str | None = None):
     """A light curve on broken time axes: one panel per GTI (GTIs closer than
@@ -80,44 +232,75 @@ def broken_lightcurve(lc, *, background: bool = True, net: bool = True, min_gap:
     panel widths in proportion to their duration, the gaps left out and marked
     with ``//``. The total rate is drawn in black, and when present the
     background (``bkg_rate``, red) and net rate (``net_rate``, blue), each as
-    steps with error bars. Times are seconds since the first GTI start.
-    Returns the Figure (computes the light curve)."""
-    lc = lc.compute()
+    steps with error bars (a shaded band on panels of more than 5000
+    bins). A NET file's RATE is drawn as the net rate (the
+    total only when it can be rebuilt: :func:`standard_rates`). A multi-band
+    light curve gives one curve per band (colour) and rate (line style),
+    labelled with the band. Every bin that overlaps a panel's time range is
+    drawn (a bin across a GTI edge too; the panel widens to it). Times are
+    seconds since the first GTI start. ``ValueError`` naming the file when
+    there is no good time (no GTI table and no bin with exposure). Returns
+    the Figure (computes the light curve)."""
+    lc = standard_rates(lc.compute())
     if "gti_start" in lc and lc.sizes.get("gti", 0):
         start, stop = np.asarray(lc["gti_start"].values), np.asarray(lc["gti_stop"].values)
     else:
-        good = np.asarray(lc["exposure"].values) > 0
+        good = np.asarray(lc["exposure"].values) > 0 if "exposure" in lc else np.zeros(lc.sizes["time"], bool)
+        if not good.any():
+            raise ValueError(f"{_source(lc)}: no good time to plot (no GTI table and no bin with exposure)")
         start, stop = lc["time_lo"].values[good][:1], lc["time_hi"].values[good][-1:]
-    width = float(np.median(lc["time_hi"].values - lc["time_lo"].values))
+    lo_all, hi_all = np.asarray(lc["time_lo"].values, float), np.asarray(lc["time_hi"].values, float)
+    width = float(np.median(hi_all - lo_all)) if lo_all.size else 0.0
     groups = gti_groups(start, stop, 5 * width if min_gap is None else min_gap, max_panels)
     t_ref = groups[0][0]
-    spans = np.array([max(b - a, 1e-9) for a, b in groups])
+    t = lc["time"].values
+    bands = _bands(lc)
+    shown = [(v, e, lab, c, ls) for v, e, lab, c, ls in _CURVES if v in lc and (
+        v == "rate" or (v == "bkg_rate" and background) or (v == "net_rate" and net))]
+    # the bins of each panel: those overlapping its time range; the panel widens to the bins with data
+    finite = np.zeros(t.shape, bool)
+    for v, *_ in shown:
+        vals = np.asarray(lc[v].values, float)
+        finite |= np.isfinite(vals).reshape(-1, t.size).any(axis=0)
+    sels, limits = [], []
+    for a, b in groups:
+        sel = (hi_all > a) & (lo_all < b)
+        data = sel & finite
+        sels.append(sel)
+        limits.append((min(a, lo_all[data].min()) if data.any() else a, max(b, hi_all[data].max()) if data.any()
+                       else b))
+    spans = np.array([max(b - a, 1e-9) for a, b in limits])
     ratios = np.maximum(spans / spans.sum(), 0.04)
     fig = new_figure(figsize, layout=None)
     axes = fig.subplots(1, len(groups), sharey=True, squeeze=False, gridspec_kw={"width_ratios": ratios,
                                                                                   "wspace": 0.06})[0]
-    t = lc["time"].values
-    shown = [(v, e, lab, c) for v, e, lab, c in _CURVES if v in lc and (v == "rate" or
-                                                                       (v == "bkg_rate" and background) or
-                                                                       (v == "net_rate" and net))]
-    from matplotlib.ticker import MaxNLocator
-
     fig.subplots_adjust(bottom=0.2)
-    for i, (ax, (a, b)) in enumerate(zip(axes, groups)):
-        # fewer ticks on narrow panels; no last tick before a break (its label would touch the next panel's)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=max(2, round(8 * ratios[i])),
-                                               prune="upper" if i < len(groups) - 1 else None))
-        sel = (t >= a) & (t < b)
-        for v, e, lab, c in shown:
-            y = lc[v].values[sel]
-            ax.step(t[sel] - t_ref, y, where="mid", color=c, lw=0.9, label=lab)
-            if e in lc:
-                ax.errorbar(t[sel] - t_ref, y, yerr=lc[e].values[sel], fmt="none", ecolor=c, lw=0.5, alpha=0.5)
+    multi = len(bands) > 1
+    for i, (ax, sel, (a, b)) in enumerate(zip(axes, sels, limits)):
+        for j, (band, one) in enumerate(bands):
+            for v, e, lab, c, ls in shown:
+                colour = f"C{j % 10}" if multi else c
+                y = np.asarray(one[v].values)[sel]
+                ax.step(t[sel] - t_ref, y, where="mid", color=colour, ls=ls if multi else "-", lw=0.9,
+                        label=_with_band(lab, band) if (multi or band) else lab)
+                if e in one:
+                    err = np.asarray(one[e].values)[sel]
+                    if y.size > _MAX_ERRORBARS:  # one band, not a line per bin (fast on 10^5-10^6 bins)
+                        ax.fill_between(t[sel] - t_ref, y - err, y + err, step="mid", color=colour, alpha=0.25,
+                                        lw=0)
+                    else:
+                        ax.errorbar(t[sel] - t_ref, y, yerr=err, fmt="none", ecolor=colour, lw=0.5, alpha=0.5)
         ax.set_xlim(a - t_ref, b - t_ref)
     _broken_marks(list(axes))
-    axes[0].set_ylabel("rate [count/s]")
+    _panel_ticks(fig, list(axes), [max(2, round(8 * r)) for r in ratios])
+    ylabel = "count rate [count/s]"
+    if len(shown) == 1 and shown[0][2] != "total":
+        ylabel = f"{shown[0][2]} {ylabel}"
+    if len(bands) == 1 and bands[0][0]:
+        ylabel = f"{ylabel[:-len(' [count/s]')]} ({bands[0][0]}) [count/s]"
+    axes[0].set_ylabel(ylabel)
     fig.supxlabel(time_label(lc, t_ref), fontsize=10, y=0.02)
-    if len(shown) > 1:
+    if len(shown) > 1 or multi or (shown and shown[0][2] != "total"):
         axes[-1].legend(fontsize=7, loc="upper right")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -128,9 +311,11 @@ def long_term_lightcurve(lc, *, color_by: str = "mission", variable: str | None 
                          title: str | None = None):
     """A long-term light curve (:func:`xcube.stitch`): rate with error bars
     against MJD (TT), one colour per value of ``color_by`` (``mission``,
-    ``instrument``, ``obs_id``; ignored when the light curve lacks it).
-    Bins without exposure are left out. Returns the Figure (computes ``lc``)."""
-    lc = lc.compute()
+    ``instrument``, ``obs_id``; ignored when the light curve lacks it); a
+    multi-band light curve gives one series per band (and value), labelled
+    with the band. Bins without exposure are left out. Returns the Figure
+    (computes ``lc``)."""
+    lc = standard_rates(lc.compute())
     var = variable or rate_variable(lc)
     if "mjd" in lc.coords:
         x, xlabel = lc["mjd"].values, f"MJD ({lc['mjd'].attrs.get('timesys', 'TT')})"
@@ -141,28 +326,39 @@ def long_term_lightcurve(lc, *, color_by: str = "mission", variable: str | None 
             x, xlabel = times(lc["time"], lc, to="mjd").values, f"MJD ({lc.attrs.get('timesys', 'TT')})"
         except ValueError:  # no MJDREF
             x, xlabel = lc["time"].values / 86400.0, "time [d]"
-    good = (np.asarray(lc["exposure"].values) > 0) & np.isfinite(lc[var].values)
-    err = lc[f"{var}_err"].values if f"{var}_err" in lc else None
     fig = new_figure(figsize)
     ax = fig.add_subplot()
     keys = lc[color_by].values if color_by in lc.coords else np.full(lc.sizes["time"], "")
-    for k in dict.fromkeys(keys[good]):
-        sel = good & (keys == k)
-        ax.errorbar(x[sel], lc[var].values[sel], yerr=None if err is None else err[sel], fmt="o", ms=2.5, lw=0.6,
-                    label=str(k) or None)
-    if len(set(keys[good])) > 1:
-        ax.legend(fontsize=7, title=color_by, title_fontsize=7)
+    expo = np.asarray(lc["exposure"].values) > 0
+    bands = _bands(lc)
+    markers = "os^vDP*X"
+    labels = set()
+    for j, (band, one) in enumerate(bands):
+        good = expo & np.isfinite(one[var].values)
+        err = one[f"{var}_err"].values if f"{var}_err" in one else None
+        for k in dict.fromkeys(keys[good]):
+            sel = good & (keys == k)
+            lab = " ".join(s for s in (str(k), band if len(bands) > 1 else "") if s) or None
+            labels.add(lab)
+            ax.errorbar(x[sel], one[var].values[sel], yerr=None if err is None else err[sel],
+                        fmt=markers[j % len(markers)], ms=2.5, lw=0.6, label=lab)
+    if len(labels - {None}) > 1:
+        ax.legend(fontsize=7, title=color_by if color_by in lc.coords else None, title_fontsize=7)
     ax.set_xlabel(xlabel)
     ax.ticklabel_format(axis="x", useOffset=False, style="plain")  # MJD 51977.55, not 0.55 + 5.1977e4
-    ax.set_ylabel(f"{var} [count/s]")
+    band = f" ({bands[0][0]})" if len(bands) == 1 and bands[0][0] else ""
+    ax.set_ylabel(f"{var}{band} [count/s]")
     if title:
         ax.set_title(title, fontsize=10)
     return fig
 
 
 def detection_lightcurves(lcs, table, max_panels: int = 12):
-    """One panel per detection: counts and expected per frame, BTI and bad frames shaded."""
-    k = min(lcs.sizes["detection"], max_panels)
+    """One panel per detection: counts and expected per frame, BTI and bad
+    frames shaded. ``table`` holds the rows of ``lcs`` (with ``shifts``,
+    the unshifted grid's table ``result.grids["0"].detections``). The time
+    axis gives T0 in UTC when ``table`` or ``lcs`` know their MJDREF."""
+    k = min(lcs.sizes["detection"], len(table), max_panels)
     fig = new_figure((8, 1.8 * max(k, 1)))
     if k == 0:
         ax = fig.add_subplot()
@@ -176,7 +372,7 @@ def detection_lightcurves(lcs, table, max_panels: int = 12):
         ax.step(t, lcs["counts"].values[i], where="mid", color="k", lw=0.8, label="counts")
         ax.step(t, lcs["expected"].values[i], where="mid", color="tab:orange", lw=0.8, label="expected")
         for flag, color in (("bti", "tab:red"), ("bad_frame", "0.6")):
-            f = lcs[flag].values
+            f = lcs[flag].values[i] if lcs[flag].ndim > 1 else lcs[flag].values
             if f.any():
                 lo, hi = lcs["time_lo"].values - t_ref, lcs["time_hi"].values - t_ref
                 for j in np.flatnonzero(f):
@@ -185,5 +381,5 @@ def detection_lightcurves(lcs, table, max_panels: int = 12):
         ax.set_ylabel("counts")
         ax.set_title(f"#{row['detection']} {row['kind']} {row['name']}  log10 B = {row['log10_bayes']:.1f}", fontsize=8)
     axes[0].legend(fontsize=7, loc="upper right")
-    axes[-1].set_xlabel(f"time - {t_ref:.1f} [s]")
+    axes[-1].set_xlabel(_time_label(t_ref, table, lcs))
     return fig

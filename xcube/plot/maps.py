@@ -45,7 +45,8 @@ def image(img, ax=None, log=True, title=None, cmap="magma", label=None, wcs: boo
     """Show a 2-D (y, x) image DataArray. With ``wcs`` and an image WCS
     (attrs ``CTYPEn``... as :func:`xcube.image` makes them) the axes are RA
     and Dec (astropy WCSAxes; give no ``ax``, or one made with
-    ``projection=``); otherwise sky-pixel extents. On a ``log`` scale, empty
+    ``projection=``); otherwise sky-pixel extents (from ``x_lo``... coordinates;
+    without them the axes are image pixel indices, and labelled so). On a ``log`` scale, empty
     pixels are drawn in the colour map's darkest colour. Use :func:`to_axes`
     to overlay sky X/Y positions. Computes the image (``img.values``).
     Returns the figure."""
@@ -68,8 +69,9 @@ def image(img, ax=None, log=True, title=None, cmap="magma", label=None, wcs: boo
         ax.set_xlabel(f"RA ({frame})" if frame else "RA")
         ax.set_ylabel(f"Dec ({frame})" if frame else "Dec")
     else:
-        ax.set_xlabel("x [sky pixel]")
-        ax.set_ylabel("y [sky pixel]")
+        unit = "sky pixel" if ext is not None else "image pixel"
+        ax.set_xlabel(f"x [{unit}]")
+        ax.set_ylabel(f"y [{unit}]")
     if title:
         ax.set_title(title)
     return fig
@@ -148,6 +150,25 @@ def _sky_pixels_per_arcsec(img) -> float | None:
     return cell / (abs(float(cdelt)) * 3600.0) if float(cdelt) else None
 
 
+def _detection_lightcurve(result, row, i: int):
+    """The light curve of detection row ``row`` (``i``-th of the table): with
+    ``shifts``, from its own grid (columns ``grid``, ``grid_detection``);
+    None when the result has no light curve for it."""
+    grids = getattr(result, "grids", None) or {}
+    lcs, j = result.lightcurves, i
+    if "grid" in row.index and "grid_detection" in row.index and grids:
+        g = grids.get(str(row["grid"]))
+        if g is None:
+            return None
+        lcs, j = g.lightcurves, int(row["grid_detection"])
+        own = g.detections
+        if "detection" in own and len(own) and (own["detection"] == j).any():
+            j = int(np.flatnonzero(own["detection"].to_numpy() == j)[0])
+    if lcs is None or "detection" not in lcs.dims or not 0 <= j < lcs.sizes["detection"]:
+        return None
+    return lcs.isel(detection=j)
+
+
 def detection_summary(result, detection: int = 0, *, sigma: float | None = None, figsize=(11, 4.2)):
     """Summary of one transient detection: the summed image with all
     detections as regions (the chosen one highlighted), and its light curve
@@ -158,7 +179,7 @@ def detection_summary(result, detection: int = 0, *, sigma: float | None = None,
 
     from ..bayes import threshold
 
-    table, lcs = result.detections, result.lightcurves
+    table = result.detections
     if not len(table):
         raise ValueError(f"{getattr(result, 'run_id', 'result')}: no detections to summarise")
     row = table.iloc[int(detection)]
@@ -175,7 +196,14 @@ def detection_summary(result, detection: int = 0, *, sigma: float | None = None,
         left.add_patch(Circle((px, py), radius, fill=False, color="red", lw=1.2))
     else:
         left.plot([px], [py], "+", color="red", ms=14)
-    one = lcs.isel(detection=int(detection))
+    one = _detection_lightcurve(result, row, int(detection))
+    right.set_title(f"{row['kind']} {row.get('name', '')}  log10 B = {row['log10_bayes']:.1f}", fontsize=9)
+    if one is None:
+        grid = f" of grid {row['grid']!r}" if "grid" in row.index else ""
+        right.text(0.5, 0.5, f"no light curve{grid} for detection #{row['detection']}", ha="center",
+                   va="center", transform=right.transAxes)
+        right.set_axis_off()
+        return fig
     t_ref = float(one["time_lo"].values[0])
     t = one["time"].values - t_ref
     right.step(t, one["counts"].values, where="mid", color="k", lw=0.8, label="counts")
@@ -187,8 +215,9 @@ def detection_summary(result, detection: int = 0, *, sigma: float | None = None,
         if sig.any():
             right.plot(t[sig], one["counts"].values[sig], "o", color=color, ms=4,
                        label=f"{var.split('_')[-1]} > {level:.2f}")
-    right.set_xlabel(f"time - {t_ref:.1f} [s]")
+    from .lightcurves import _time_label
+
+    right.set_xlabel(_time_label(t_ref, table, one, result.image))
     right.set_ylabel("counts per frame")
     right.legend(fontsize=7)
-    right.set_title(f"{row['kind']} {row.get('name', '')}  log10 B = {row['log10_bayes']:.1f}", fontsize=9)
     return fig

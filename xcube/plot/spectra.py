@@ -5,15 +5,38 @@ import numpy as np
 
 from .base import new_figure
 
-__all__ = ["spectrum"]
+__all__ = ["spectrum", "background_scale"]
+
+
+def _attr(attrs, key):
+    try:
+        v = float(attrs.get(key))
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) and v > 0 else None
+
+
+def background_scale(spec) -> float:
+    """The OGIP factor that brings the background counts to the source
+    spectrum: ``(BACKSCAL_s * EXPOSURE_s) / (BACKSCAL_b * EXPOSURE_b)``
+    (attrs ``backscal``, ``exposure``, ``bkg_backscal``, ``bkg_exposure``; a
+    missing or non-positive pair counts as 1)."""
+    a = spec.attrs
+    scale = 1.0
+    for src, bkg in (("backscal", "bkg_backscal"), ("exposure", "bkg_exposure")):
+        s, b = _attr(a, src), _attr(a, bkg)
+        if s is not None and b is not None:
+            scale *= s / b
+    return scale
 
 
 def spectrum(spec, ax=None, title=None):
     """Counts per channel of a spectrum Dataset (:func:`xcube.spectrum` or
     :func:`xcube.read_spectrum`) on a log scale, against energy [keV] when
     the spectrum has ``energy_lo``/``energy_hi``, else channel; the
-    background (scaled to the source area by BACKSCAL) when present. Returns
-    the Figure (computes ``spec``)."""
+    background when present, scaled as XSPEC does (:func:`background_scale`:
+    the BACKSCAL and EXPOSURE ratios). Returns the Figure (computes
+    ``spec``)."""
     spec = spec.compute()
     fig = ax.figure if ax is not None else new_figure((6, 4))
     ax = ax or fig.add_subplot()
@@ -24,8 +47,7 @@ def spectrum(spec, ax=None, title=None):
     counts = np.asarray(spec["counts"].values, float)
     ax.step(x, np.where(counts > 0, counts, np.nan), where="mid", color="k", lw=0.7, label="source")
     if "bkg_counts" in spec:
-        scale = float(spec.attrs.get("backscal", 1.0)) / float(spec.attrs.get("bkg_backscal", 1.0) or 1.0)
-        b = np.asarray(spec["bkg_counts"].values, float) * scale
+        b = np.asarray(spec["bkg_counts"].values, float) * background_scale(spec)
         ax.step(x, np.where(b > 0, b, np.nan), where="mid", color="tab:orange", lw=0.7, label="background (scaled)")
         ax.legend(fontsize=8)
     ax.set_yscale("log")

@@ -9,6 +9,19 @@ __all__ = ["power_spectrum", "hardness_intensity"]
 
 _YLABEL = {"leahy": "Leahy power", "frac": "power [(rms/mean)$^2$/Hz]", "abs": "power [(count/s)$^2$/Hz]",
            "none": "power"}
+# frequency x power: the /Hz goes (a dimensionless Leahy power gains Hz)
+_FP_YLABEL = {"leahy": "frequency x Leahy power [Hz]", "frac": "frequency x power [(rms/mean)$^2$]",
+              "abs": "frequency x power [(count/s)$^2$]", "none": "frequency x power"}
+
+
+def _per_obs(pds, name, i):
+    """``pds``'s ``name`` for observation ``i``: a per-obs variable, or the attr (None when absent)."""
+    if name in pds.variables and "obs" in pds[name].dims:
+        return float(pds[name].values[i])
+    if name in pds.variables and pds[name].ndim == 0:
+        return float(pds[name].values)
+    v = pds.attrs.get(name)
+    return float(v) if v is not None and np.ndim(v) == 0 else None
 
 
 def power_spectrum(pds, *, freq_power: bool = False, poisson: bool = True, ax=None, label=None,
@@ -18,7 +31,9 @@ def power_spectrum(pds, *, freq_power: bool = False, poisson: bool = True, ax=No
     ``norm``). Reads the values (computes a lazy input). ``freq_power=True``
     plots frequency x power (the usual form for rms spectra). The Poisson
     level is drawn dashed unless already subtracted (or ``poisson=False``).
-    A stack over ``obs`` gives one curve per observation. Non-positive powers
+    A stack over ``obs`` gives one curve per observation, each with its own
+    Poisson level (dashed, same colour). With ``freq_power`` the unit loses
+    its /Hz. Non-positive powers
     are not drawn on the log axis. Returns the Figure."""
     fig = ax.figure if ax is not None else new_figure(figsize)
     ax = ax or fig.add_subplot()
@@ -26,24 +41,31 @@ def power_spectrum(pds, *, freq_power: bool = False, poisson: bool = True, ax=No
     labels = [str(v) for v in pds["obs"].values] if "obs" in pds.dims else [label]
     f = pds["freq"].values
     xerr = np.vstack([f - pds["freq_lo"].values, pds["freq_hi"].values - f])
-    for one, lab in zip(stack, labels):
+    subtracted = bool(pds.attrs.get("noise_subtracted"))
+    for i, (one, lab) in enumerate(zip(stack, labels)):
         p, e = one["power"].values, one["power_err"].values
         scale = f if freq_power else 1.0
         ok = p > 0
-        ax.errorbar(f[ok], (p * scale)[ok], yerr=(e * scale)[ok], xerr=xerr[:, ok], fmt="o", ms=2, lw=0.6,
-                    label=lab)
-    level = pds.attrs.get("poisson_level")
-    if poisson and level is not None and not pds.attrs.get("noise_subtracted") and np.ndim(level) == 0:
-        ax.plot(f, level * (f if freq_power else np.ones_like(f)), ls="--", color="0.5", lw=0.8,
-                label="Poisson level")
+        bars = ax.errorbar(f[ok], (p * scale)[ok], yerr=(e * scale)[ok], xerr=xerr[:, ok], fmt="o", ms=2, lw=0.6,
+                           label=lab)
+        per_obs = "poisson_level" in pds.variables and "obs" in pds["poisson_level"].dims
+        if (per_obs or i == 0) and poisson and not subtracted:
+            level = _per_obs(pds, "poisson_level", i)
+            if level is not None:  # a stack's own levels in the colours of their curves
+                ax.plot(f, level * (f if freq_power else np.ones_like(f)), ls="--", lw=0.8,
+                        color=bars.lines[0].get_color() if per_obs else "0.5",
+                        label=f"Poisson level {lab}" if per_obs else "Poisson level")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("frequency [Hz]")
     norm = pds.attrs.get("norm", "none")
-    ax.set_ylabel(("frequency x " if freq_power else "") + _YLABEL.get(norm, "power"))
-    if any(lab for lab in labels) or (poisson and level is not None):
+    ax.set_ylabel(_FP_YLABEL.get(norm, "frequency x power") if freq_power else _YLABEL.get(norm, "power"))
+    if ax.get_legend_handles_labels()[1]:
         ax.legend(fontsize=7)
-    info = f"{norm}, {pds.attrs.get('segment', float('nan')):g} s segments x {pds.attrs.get('n_segments', '?')}"
+    n = [_per_obs(pds, "n_segments", i) for i in range(len(stack))]
+    n_text = "+".join(f"{v:g}" for v in n if v is not None) or "?"
+    segment = _per_obs(pds, "segment", 0)
+    info = f"{norm}, {segment if segment is not None else float('nan'):g} s segments x {n_text}"
     ax.set_title(title or info, fontsize=9)
     return fig
 

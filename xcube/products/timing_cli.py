@@ -81,6 +81,8 @@ def register_timing(subparsers) -> None:
     p.add_argument("--out", "-o", help="figure file, or a directory for <FILE name>.png (default: that name in "
                                        "the current directory)")
     p.add_argument("--dpi", type=int, default=110)
+    p.add_argument("--band", help="of a multi-band light curve, only this band (a label such as 2-10keV, or an "
+                                  "index; default: every band)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing figure")
     p.set_defaults(func=_run_plot)
 
@@ -230,8 +232,14 @@ def _run_plot(args) -> int:
 
     out = output_file(args.out, name) if args.out else Path(name())
     if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out}: exists; pass --overwrite to replace it")
-    fig = plot_file(args.file)
+        hint = ""
+        if not args.out or Path(args.out).is_dir() or str(args.out).endswith("/"):  # a default name
+            other = out.with_name(Path(args.file).name + ".png")
+            hint = f", or name it --out {other} (another product with the same stem?)"
+        raise FileExistsError(f"{out}: exists; pass --overwrite to replace it{hint}")
+    band = getattr(args, "band", None)
+    kwargs = {} if band is None else {"band": int(band) if band.lstrip("-").isdigit() else band}
+    fig = plot_file(args.file, **kwargs)
     save_figure(fig, out, dpi=args.dpi)
     print(f"{out}: figure of {args.file}")
     return 0
