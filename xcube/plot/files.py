@@ -85,16 +85,6 @@ def _not_a_product(path) -> str:
     return f"{path}: not a product xcube can plot (light curve, power spectrum, spectrum, image, cube)"
 
 
-def _open_zarr(path):
-    """A Zarr store, without xarray's warning when it has no consolidated metadata."""
-    import xarray as xr
-
-    try:
-        return xr.open_zarr(path, consolidated=True)
-    except (KeyError, FileNotFoundError, ValueError, OSError):
-        return xr.open_zarr(path, consolidated=False)
-
-
 def _select_band(lc, band):
     """One band of a multi-band light curve: ``band`` an index or a label ("2-10keV")."""
     labels = [str(b) for b in lc["band"].values]
@@ -153,8 +143,15 @@ def plot_file(path, **kwargs):
     if kind == "image":
         return maps.image(_image(path), title=kwargs.pop("title", Path(path).name), **kwargs)
     if kind == "cube":
-        ds = _open_zarr(path)
+        import xarray as xr
+
         from ..bayes import log10_bayes_peak
+        from ..io.cache import _root_attrs, is_complete, open_store
+
+        # xcube's store (SearchResult.to_zarr) checked against its manifest (an unfinished or damaged one is an
+        # error); another writer's store as it is
+        ours = is_complete(path) or (_root_attrs(path) or {}).get("kind") == "transient-search"
+        ds = open_store(path, checksums=True) if ours else xr.open_zarr(path, consolidated=False)
 
         return maps.bayes_map(log10_bayes_peak(ds["counts"], ds["expected"]),
                               title=kwargs.pop("title", Path(path).name), **kwargs)
