@@ -809,7 +809,15 @@ def fake_evselect(p, a):
         t, rate, err = lc_from_times(sel[p.get("timecolumn", "TIME")], g_all, tb)
         outs.append(write_lightcurve(p["rateset"], t, rate, err, base, g_all, timedel=tb))
     if _yes(p.get("withspectrumset")):
-        outs.append(_evselect_spectrum(p, sel, dict(base, **region_dss(expr)), expo, g_all))
+        # EXPOSURE: the good time of the CCD holding most of the selected events (its STDGTInn), as SAS does
+        ccd_expo = expo
+        if "CCDNR" in sel and len(sel["CCDNR"]):
+            main_ccd = int(np.bincount(np.asarray(sel["CCDNR"], np.int64)).argmax())
+            own = [(s_, e_) for _, hh, s_, e_ in gtis if int(hh.get("CCDID", -1)) == main_ccd]
+            if own:
+                g = _union(*own)
+                ccd_expo = float(np.sum(g[1] - g[0]))
+        outs.append(_evselect_spectrum(p, sel, dict(base, **region_dss(expr)), ccd_expo, g_all))
     if _yes(p.get("withhistogramset")):
         col = p.get("histogramcolumn", "TIME")
         hb = float(p.get("histogrambinsize", 1))
