@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import XMM_WCS
+from test_bti_frames import _attrs  # the attrs of a generated XMM camera
 
 import xcube
 from xcube import simulate
@@ -82,16 +82,6 @@ def test_flag_edge_at_the_rim_of_a_simulated_field():
 
 
 # ---------------------------------------------------------------- the standalone BTIs of several cameras
-def _attrs(profile, instrument):
-    a = {"mission": "XMM-Newton", "instrument": instrument, "profile": profile, "source": f"generated-{instrument}",
-         "selection": []}
-    for i, k in ((1, "X"), (2, "Y")):
-        w = XMM_WCS[k]
-        a.update({f"CTYPE{i}": w["ctype"], f"CRVAL{i}": w["crval"], f"CRPIX{i}": float(w["crpix"]),
-                  f"CDELT{i}": w["cdelt"]})
-    return a
-
-
 def _camera(seed, gti, profile, instrument):
     """0.2 ct/s of events over 0.2-12 keV and a 10-12 keV flare (2 ct/s,
     T0+607 to T0+1013 s) inside ``gti``."""
