@@ -36,6 +36,26 @@ def real_file(*parts) -> Path:
     return p
 
 
+def concurrently(fn, n: int) -> tuple[list, list]:
+    """Run ``fn()`` in ``n`` threads at once; ``(results, exceptions)``."""
+    import threading
+
+    results, errors = [], []
+
+    def one():
+        try:
+            results.append(fn())
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return results, errors
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XCUBE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "xcube-cache"))

@@ -4,7 +4,6 @@ store, ``~`` in paths, temporaries judged by their newest file, a read-only
 cache's damaged entry, an empty ``XCUBE_CACHE_DIR``."""
 import json
 import os
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from astropy.io import fits
+from conftest import concurrently
 
 import xcube
 from xcube.io import cache as cache_mod
@@ -246,21 +246,13 @@ def test_concurrent_cache_conversions_agree(make_event_file, tmp_path):
     """Threads converting one file into one cache entry: all succeed with the same events."""
     path = make_event_file(n=5000, name="c.evt.gz", gzip=True)
     cache = tmp_path / "cc"
-    out, errors = [], []
 
     def run():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out.append(xcube.open_events(path, cache=cache).time.values)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return xcube.open_events(path, cache=cache).time.values
 
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    out, errors = concurrently(run, 3)
     assert not errors and len(out) == 3
     for t in out[1:]:
         np.testing.assert_array_equal(t, out[0])

@@ -10,12 +10,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import concurrently
 
 from xcube.tools import Glob, Task, ToolError, ToolTimeout, provenance, run
 from xcube.tools.provenance import read_mods, record_path
@@ -219,19 +219,7 @@ def test_concurrent_runs_with_the_same_parameters_get_their_own_log(fake_tools, 
     monkeypatch.setenv("XCUBE_FAKE_SLEEP", "0.6")
     src = _events(fake_tools, tmp_path / "in.fits")
     task = _select(src, tmp_path / "o.fits", workdir=tmp_path, name="same")
-    results, errors = [], []
-
-    def go():
-        try:
-            results.append(run(task, overwrite=True))
-        except Exception as exc:  # pragma: no cover - shown below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=go) for _ in range(2)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    results, errors = concurrently(lambda: run(task, overwrite=True), 2)
     assert not errors, errors
     logs = {r.log for r in results}
     assert len(logs) == 2 and logs == set((tmp_path / "logs").glob("same-*.log"))
