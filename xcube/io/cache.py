@@ -43,7 +43,8 @@ from .integrity import StoreCorruptError, attrs_crc, chunk_crc, fingerprint, sto
 from .paths import cache_dir, expand_path
 
 __all__ = ["to_zarr", "open_zarr_events", "open_store", "commit_store", "cache_dir", "cache_key", "is_complete",
-           "mark_stale", "check_store", "StoreCorruptError", "atomic_dir", "remove_stale", "COMPLETE", "entry_name"]
+           "mark_stale", "check_store", "StoreCorruptError", "atomic_dir", "remove_stale", "COMPLETE", "entry_name",
+           "root_attrs"]
 
 COMPLETE = "xcube_complete"  # root attribute written last
 CACHE_FORMAT = 4  # bump when the layout or attrs of cached EventLists change (4: sky PCi_j, GTI-named columns)
@@ -83,7 +84,7 @@ def entry_name(name: str, key: str, suffix: str) -> str:
     return f"{cut}-{digest}-{key}{suffix}"
 
 
-def _root_attrs(store) -> dict | None:
+def root_attrs(store) -> dict | None:
     """The root attributes of a store (its ``zarr.json``), or None (absent, unreadable)."""
     meta = Path(store) / "zarr.json"
     try:
@@ -95,7 +96,7 @@ def _root_attrs(store) -> dict | None:
 
 def _record(store) -> dict | None:
     """The completion record of a store, or None (absent, unreadable)."""
-    rec = (_root_attrs(store) or {}).get(COMPLETE)
+    rec = (root_attrs(store) or {}).get(COMPLETE)
     return rec if isinstance(rec, dict) else None
 
 
@@ -106,12 +107,12 @@ def commit_store(tmp, **fields) -> dict:
     :func:`~xcube.io.integrity.store_manifest`) and the CRC32C of the root
     attributes (``attrs_crc``). Eager: reads every chunk file once. Returns
     the record."""
-    attrs = _root_attrs(tmp) or {}
+    attrs = root_attrs(tmp) or {}
     attrs.pop(COMPLETE, None)
     record = {"xcube_version": __version__, **fields, "columns": store_manifest(tmp), "attrs_crc": attrs_crc(attrs)}
     group = zarr.open_group(str(tmp), mode="r+", zarr_format=3)
     group.attrs[COMPLETE] = record
-    back = _root_attrs(tmp) or {}
+    back = root_attrs(tmp) or {}
     back.pop(COMPLETE, None)
     if attrs_crc(back) != record["attrs_crc"]:  # Zarr wrote the attributes in another form: record that one
         record["attrs_crc"] = attrs_crc(back)
@@ -323,7 +324,7 @@ def check_store(store, checksums: bool = False) -> dict | None:
     store = expand_path(store)
     if not store.exists():
         raise FileNotFoundError(f"{store}: no such Zarr store")
-    attrs = _root_attrs(store) or {}
+    attrs = root_attrs(store) or {}
     record = attrs.pop(COMPLETE, None)
     if not isinstance(record, dict):
         raise OSError(

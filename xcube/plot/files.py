@@ -146,11 +146,11 @@ def plot_file(path, **kwargs):
         import xarray as xr
 
         from ..bayes import log10_bayes_peak
-        from ..io.cache import _root_attrs, is_complete, open_store
+        from ..io.cache import is_complete, open_store, root_attrs
 
         # xcube's store (SearchResult.to_zarr) checked against its manifest (an unfinished or damaged one is an
         # error); another writer's store as it is
-        ours = is_complete(path) or (_root_attrs(path) or {}).get("kind") == "transient-search"
+        ours = is_complete(path) or (root_attrs(path) or {}).get("kind") == "transient-search"
         ds = open_store(path, checksums=True) if ours else xr.open_zarr(path, consolidated=False)
 
         return maps.bayes_map(log10_bayes_peak(ds["counts"], ds["expected"]),
