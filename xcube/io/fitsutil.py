@@ -157,11 +157,11 @@ def header_float(header, key: str, path, default=None) -> float:
     are accepted, as XMM writes TLMIN/TLMAX). Returns ``default`` when the
     keyword is absent (or blank); raises ``ValueError`` naming ``path`` and
     ``key`` when its value is not a number."""
-    value = header.get(key) if hasattr(header, "get") else None
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if not has_value(header, key):
         if default is None:
             return None
         return float(default)
+    value = header.get(key)
     if isinstance(value, bool):
         raise ValueError(f"{path}: header keyword {key} = {value!r} is a logical, not a number; fix the header")
     try:

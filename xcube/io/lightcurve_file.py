@@ -18,7 +18,7 @@ from astropy.io import fits
 
 from .. import gti as gtimod
 from ..missions import mission_name
-from .fitsutil import extension, find_column, has_value, open_fits
+from .fitsutil import extension, find_column, has_value, header_float, open_fits
 from .ogip import counts_array, find_gti_hdu, gti_of_hdu, read_mjdref
 
 __all__ = ["read_lightcurve", "stack_bands"]
@@ -422,7 +422,7 @@ def _attrs(path, hdu, h, lo, hi, gti_name) -> dict:
     if str(h.get("ERRMETH", "")).strip().lower() in ("poisson", "gehrels"):  # written by xcube
         attrs["errors"] = str(h["ERRMETH"]).strip().lower()
     if has_value(h, "MJDREFI"):  # kept in two parts too, for full precision (as event lists)
-        attrs["mjdrefi"], attrs["mjdreff"] = int(h["MJDREFI"]), float(h["MJDREFF"] if has_value(h, "MJDREFF") else 0.0)
+        attrs["mjdrefi"], attrs["mjdreff"] = int(h["MJDREFI"]), header_float(h, "MJDREFF", path, 0.0)
     if _flag(h.get("STITCHED", False)):
         attrs["stitched"] = True
     if "E_MIN" in h and "E_MAX" in h:

@@ -171,7 +171,7 @@ def _gti(path) -> list[str]:
     from astropy.io import fits
 
     from .. import gti as gtimod
-    from .fitsutil import has_value
+    from .fitsutil import has_value, header_float
     from .ogip import find_gti_hdu, gti_of_hdu, read_mjdref
 
     with fits.open(path) as hdul:
@@ -184,7 +184,7 @@ def _gti(path) -> list[str]:
     if np.isfinite(read_mjdref(h)):
         attrs.update(mjdref=read_mjdref(h), timesys=str(h.get("TIMESYS", "TT")).strip())
         if has_value(h, "MJDREFI"):  # full precision for the UTC conversion
-            attrs.update(mjdrefi=float(h["MJDREFI"]), mjdreff=float(h["MJDREFF"] if has_value(h, "MJDREFF") else 0.0))
+            attrs.update(mjdrefi=float(h["MJDREFI"]), mjdreff=header_float(h, "MJDREFF", path, 0.0))
     lines = _head("good time intervals", path, attrs)
     if start.size:
         lines += [_span(attrs, float(start[0]), float(stop[-1])),
