@@ -172,17 +172,15 @@ class Axis:
             width = (hi - lo) / nb
             origin = lo + (frac - 1.0) * width if frac > 0 else lo
             n = nb + (1 if frac > 0 else 0)
-            while closed and math.floor((hi - origin) / width) >= n:  # hi inside the last bin: widen by ulps
-                width = math.nextafter(width, math.inf)
         else:
             width = _check_width(name, width)
             origin = lo + (frac - 1.0) * width if frac > 0 else lo
             f = (hi - origin) / width  # same arithmetic as the bin rule
             n = int(math.floor(f)) + 1 if closed else int(math.ceil(f))
             if closed and n > 1 and f == math.floor(f):  # hi exactly on an edge: close the last bin there
-                n -= 1  # (rather than add a bin past the range), widening the width by ulps as with nbins
-                while math.floor((hi - origin) / width) >= n:
-                    width = math.nextafter(width, math.inf)
+                n -= 1  # (rather than add a bin past the range)
+        while closed and math.floor((hi - origin) / width) >= n:  # hi inside the last bin: widen by ulps
+            width = math.nextafter(width, math.inf)
         n = max(n, 1)
         if closed:  # (a binner that maps the column to other units keeps hi inside: see binning.engine)
             meta = {**(meta or {}), "closed_hi": hi}
