@@ -513,7 +513,7 @@ def pixel_region(region, events=None) -> RegionSet:
             continue
         name = type(r).__name__
         if name in _NO_AREA:
-            raise ValueError(f"region {descr!r}: a {name.replace('PixelRegion', '').replace('SkyRegion', '').lower()} "
+            raise ValueError(f"region {descr!r}: a {_shape_name(r)} "
                              "has no area and selects no events; use a circle, box, ellipse, annulus or polygon")
         keep = bool(r.meta.get("include", True)) if hasattr(r, "meta") else True
         if not isinstance(r, PixelRegion):  # a sky region

@@ -31,6 +31,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from .paths import expand_path
+
 __all__ = ["atomic_file", "atomic_dir", "write_text", "write_bytes", "write_json", "write_table", "remove_stale",
            "temporary_name", "explain_write_error", "STALE_SECONDS", "refuse_input"]
 
@@ -84,13 +86,6 @@ def explain_write_error(exc: OSError, path, tmp=None) -> OSError:
     return OSError(exc.errno, f"{exc.strerror or exc} while writing {path}")
 
 
-def _expand(path) -> Path:
-    """``path`` with a leading ``~`` expanded (never a directory literally named ``~``)."""
-    from .paths import expand_path
-
-    return expand_path(path)
-
-
 def _make_parent(path: Path) -> None:
     """Create ``path``'s directory; an ``OSError`` naming ``path`` and the
     part of it that is in the way (a file where a directory is needed)."""
@@ -124,7 +119,7 @@ def atomic_file(path, overwrite: bool = False, fsync: bool = False):
     ``overwrite`` is False. ``fsync``: flush the file to disk before the
     rename (for records that must survive a power cut).
     """
-    path = _expand(path)
+    path = expand_path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory; give the name of the file to write")
     if path.exists() and not overwrite:
@@ -190,7 +185,7 @@ class atomic_dir:
     """
 
     def __init__(self, target, overwrite: bool = False):
-        self.target = _expand(target)
+        self.target = expand_path(target)
         self.overwrite = overwrite
         self.tmp = temporary_name(self.target)
 
@@ -289,7 +284,7 @@ def remove_stale(target, age: float = STALE_SECONDS) -> int:
     Returns how many were removed. The age of a temporary directory is that
     of the newest file or directory inside it. Younger ones may belong to a
     writer that is still running and are kept."""
-    target = _expand(target)
+    target = expand_path(target)
     if not target.parent.is_dir():
         return 0
     now = time.time()

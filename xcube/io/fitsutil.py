@@ -12,6 +12,8 @@ from pathlib import Path
 
 from astropy.io import fits
 
+from .paths import expand_path
+
 __all__ = ["check_path", "extension", "is_compressed", "open_fits", "merged_header", "find_column", "column_scaling",
            "has_value", "header_float", "check_layout", "check_column_time_unit"]
 
@@ -21,8 +23,7 @@ _MAGIC = {b"\x1f\x8b": "gzip", b"BZ": "bzip2", b"PK": "zip", b"\x1f\x9d": "compr
 def check_path(path) -> Path:
     """Return ``Path(path)`` or raise ``FileNotFoundError`` naming it
     (``IsADirectoryError`` for a directory). A ``stat`` only; reads nothing."""
-    p = Path(path)
-    p = p.expanduser() if str(p).startswith("~") else p  # ("~/obs/pn.fits" from Python, as astropy reads it)
+    p = expand_path(path)  # ("~/obs/pn.fits" from Python, as astropy reads it)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file; check the path (cwd is {os.getcwd()})")
     if p.is_dir():
