@@ -409,7 +409,7 @@ def clusters(t, pid, links, counts, shape, frame_time: float, min_events: int, r
     # LOCAL_FRAMES frames either side, when larger: a flare's or a bright source's photons fall there too, an
     # instrumental event's do not
     for k in np.flatnonzero(yes):
-        local = _local_rate(t, pid, members[label == big[k]], int(pix[k]), shape, radius, frame_time)
+        local = _local_rate(t, pid, first[big[k]], last[big[k]], int(pix[k]), shape, radius, frame_time)
         if local > box[k] / span:
             yes[k] = special.pdtrc(size[big[k]] - 1.0, local * window_s[k]) * (span / window_s[k]) < probability
     hit = members[np.isin(label, big[yes])]
@@ -443,16 +443,17 @@ def _components(edges, n: int) -> np.ndarray:
 LOCAL_FRAMES = 5
 
 
-def _local_rate(t, pid, members, p, shape, r, frame_time) -> float:
+def _local_rate(t, pid, i_first, i_last, p, shape, r, frame_time) -> float:
     """Events per second [1/s] in the box of pixels at most ``r`` from pixel
     ``p`` (its CCD) during the :data:`LOCAL_FRAMES` frame times before the
-    cluster's first event and after its last, its ``members`` left out.
+    cluster's first event (index ``i_first``) and after its last
+    (``i_last``), the cluster's own time window left out.
     Eager, on the block's sorted times and pixel ids (-1/-2: not kept)."""
     if frame_time <= 0:
         return 0.0
     n_ccd, nx, ny = shape
     reach = LOCAL_FRAMES * frame_time
-    t_first, t_last = t[members[0]], t[members[-1]]
+    t_first, t_last = t[i_first], t[i_last]
     lo, hi = np.searchsorted(t, t_first - reach, "left"), np.searchsorted(t, t_last + reach, "right")
     q = pid[lo:hi].astype(np.int64)
     c0, rem = divmod(p, nx * ny)
