@@ -116,7 +116,6 @@ def _number_type(action: argparse.Action):
         return value
 
     number.__name__ = "float"  # (argparse's "invalid float value: 'x'")
-    number.refuses_nan = True
     return number
 
 
@@ -169,8 +168,6 @@ class Terminated(KeyboardInterrupt):
     runs: raised in the main thread like Ctrl-C's ``KeyboardInterrupt``, so
     that the same clean-up runs (atomic writers remove their temporaries,
     thread pools cancel their parts, the survey releases its lock)."""
-
-    signum = signal.SIGTERM
 
 
 def _raise_terminated(signum, frame):
