@@ -789,19 +789,20 @@ def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
                         v = v.astype(np.float64) + meta.timezero
                     elif code in _INT_BITS:  # the dtype of the memory-mapped path (astropy's differ)
                         v = v.astype(_out_dtype(code, *column_scaling(meta.header, idx, meta.path)))
-                    cols[var] = v.astype(v.dtype.newbyteorder("="))
+                    cols[var] = v.astype(v.dtype.newbyteorder("="), copy=False)
         except (EOFError, OSError, ValueError, TypeError) as exc:
             if isinstance(exc, OSError) and "truncated" in str(exc):
                 raise
             raise OSError(f"{meta.path}: corrupt or truncated FITS data in {meta.extname} ({exc})") from exc
     cols = _drop_null_positions(meta, cols)
     t = cols["time"]
-    if t.size:
-        warn_outside_good_time(meta, float(np.min(t)), float(np.max(t)), t.size)
     if not check_times(t, meta.path):
         order = np.argsort(t, kind="stable")
         cols = {k: v[order] for k, v in cols.items()}
         log.info("%s: events were not time-sorted; sorted %d events", meta.path, t.size)
+    t = cols["time"]
+    if t.size:  # (sorted: the first and last are the extremes)
+        warn_outside_good_time(meta, float(t[0]), float(t[-1]), t.size)
     return cols
 
 
