@@ -277,13 +277,14 @@ def _timezero(h: dict, path) -> float:
     when present (full precision, as MJDREFI/MJDREFF; Stingray's
     ``high_precision_keyword_read``), else ``TIMEZERO``, else 0. Warns when both
     forms are present and disagree (the split form is used)."""
+    single = header_float(h, "TIMEZERO", path, 0.0)
     if has_value(h, "TIMEZERI"):
-        tz = float(h["TIMEZERI"]) + (float(h["TIMEZERF"]) if has_value(h, "TIMEZERF") else 0.0)
-        if has_value(h, "TIMEZERO") and not np.isclose(float(h["TIMEZERO"]), tz, rtol=1e-12, atol=1e-9):
-            warnings.warn(f"{path}: TIMEZERO = {float(h['TIMEZERO'])!r} disagrees with TIMEZERI + TIMEZERF = {tz!r}; "
+        tz = header_float(h, "TIMEZERI", path) + header_float(h, "TIMEZERF", path, 0.0)
+        if has_value(h, "TIMEZERO") and not np.isclose(single, tz, rtol=1e-12, atol=1e-9):
+            warnings.warn(f"{path}: TIMEZERO = {single!r} disagrees with TIMEZERI + TIMEZERF = {tz!r}; "
                           "using TIMEZERI + TIMEZERF", stacklevel=5)
         return tz
-    return float(h["TIMEZERO"]) if has_value(h, "TIMEZERO") else 0.0
+    return single
 
 
 def _read_gti(gti_h, lc_header: dict, path):
