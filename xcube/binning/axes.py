@@ -38,8 +38,8 @@ from .. import gti as gtimod
 from ..missions import GENERIC, profile_of
 from .memory import available_bytes, check_size
 
-__all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "integer_column", "pixel_arcsec", "integer_lut",
-           "positive_width", "LUT_MAX", "rule_steps"]
+__all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "integer_column", "whole_pixels", "pixel_arcsec",
+           "integer_lut", "positive_width", "LUT_MAX", "rule_steps"]
 
 # a width in pixels closer than this (relative) to an integer is taken as that integer,
 # so that size_arcsec=20 with 0.05"/px gives exactly 400 px, not 399.99999999999966
@@ -409,6 +409,13 @@ def integer_column(events, dim: str) -> bool:
         return False
 
 
+def whole_pixels(width: float) -> float:
+    """A cell ``width`` [sky pixels] rounded to a whole number of pixels (at
+    least one): the cells of an integer sky column (:func:`integer_column`)
+    then hold equal numbers of pixel columns. Unchanged when already whole."""
+    return float(max(1, round(width)))
+
+
 def sky_axis(
     events, dim: str, width=None, *, size_arcsec=None, nbins=None, edges=None, range=None, offset=0.0
 ) -> Axis:
@@ -439,7 +446,7 @@ def sky_axis(
         s = _check_width(dim, size_arcsec)
         width = _snap(s / pixel_arcsec(events, dim))
         if whole and width != round(width):
-            rounded = float(max(1, round(width)))
+            rounded = whole_pixels(width)
             px = pixel_arcsec(events, dim)
             warnings.warn(f"sky axis {dim!r}: {s:g}\" is {width:.3f} sky pixels of {px:g}\"; the column holds whole "
                           "pixels, so cells of that size would hold unequal numbers of them (a striped image): "

@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
-from ..binning.axes import Axis, integer_column, pixel_arcsec
+from ..binning.axes import Axis, integer_column, pixel_arcsec, whole_pixels
 from ..binning.events_pass import Run, compact_cubes
 from ..binning.memory import available_bytes, check_size
 from ..io.events import check_distinct, event_nodes
@@ -258,10 +258,11 @@ def sky_axes(events, size_arcsec: float, extent=None):
     width = float(np.round(size_arcsec / pixel_arcsec(events[0], "x"), 9))
     whole = all(integer_column(e, d) for e in events for d in ("x", "y"))
     if whole and width != round(width):  # cells of whole sky pixels (NuSTAR 20" = 8.13 px -> 8), as images
+        rounded = whole_pixels(width)
         log.info("%s: cells of %g\" are %.3f sky pixels; using %d whole pixels (%.3g\")",
-                 events[0].attrs.get("source", "events"), size_arcsec, width, max(1, round(width)),
-                 max(1, round(width)) * pixel_arcsec(events[0], "x"))
-        width = float(max(1, round(width)))
+                 events[0].attrs.get("source", "events"), size_arcsec, width, rounded,
+                 rounded * pixel_arcsec(events[0], "x"))
+        width = rounded
     spans = []
     for dim, (lo_i, hi_i) in (("y", (2, 3)), ("x", (0, 1))):
         origin = float(events[0].attrs.get(f"{dim}_min", 0.0)) if extent is None else 0.0
