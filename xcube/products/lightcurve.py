@@ -106,6 +106,13 @@ def _time_range_gti(events, time_range):
     return t_start, t_stop
 
 
+def edge_rounding(lo, hi) -> float:
+    """The rounding [s] of bin edges ``lo``/``hi`` (non-empty arrays, s):
+    a few ulp of the largest time (widths of 2.6 s at mission times of 1e8 s
+    differ by ~1e-8 s)."""
+    return 8.0 * np.finfo(np.float64).eps * float(max(np.abs(lo).max(), np.abs(hi).max()))
+
+
 def common_bin_width(lc, error: str, empty: str | None = None) -> float:
     """The one bin width [s] of light curve ``lc`` (its ``time_bin`` attr, or
     the median of ``time_hi - time_lo``); ``ValueError(error)`` when the widths differ by more than the
@@ -119,7 +126,7 @@ def common_bin_width(lc, error: str, empty: str | None = None) -> float:
                                   "curve or selection)")
     width = hi - lo
     w = float(np.median(width))
-    rounding = 8.0 * np.finfo(np.float64).eps * float(max(np.abs(lo).max(), np.abs(hi).max()))
+    rounding = edge_rounding(lo, hi)
     if float(np.ptp(width)) > rounding + 1e-9 * abs(w):
         raise ValueError(error)
     nominal = float(lc.attrs.get("time_bin", np.nan))  # the requested width, when the edges round it

@@ -219,11 +219,12 @@ def _grid_groups(lc, n: int):
     ``present`` (m * n,) whether the slot has a row, ``lo``/``hi`` (m,) the
     new bins' edges [s], ``first`` (m,) the first row of each new bin. Sorted
     by time."""
+    from .lightcurve import edge_rounding
+
     lo_all = np.asarray(lc["time_lo"].values, np.float64)
     hi_all = np.asarray(lc["time_hi"].values, np.float64)
     width_all = hi_all - lo_all
-    tol = 8.0 * np.finfo(np.float64).eps * float(np.abs(np.concatenate([lo_all, hi_all])).max()) \
-        + 1e-6 * float(np.median(width_all))
+    tol = edge_rounding(lo_all, hi_all) + 1e-6 * float(np.median(width_all))
     keys = _observation_keys(lc)
     slots, starts, ends = [], [], []
     for key in dict.fromkeys(keys.tolist()):
