@@ -332,3 +332,18 @@ def test_to_stingray_events_reads_once(make_event_file):
         st = xcube.to_stingray(ev)
     assert len(starts) == 1, starts
     np.testing.assert_array_equal(st.time, ev.time.values)
+
+
+def test_nan_rate_with_an_empty_gti_table_reads(tmp_path):
+    """A NaN RATE bin and an empty GTI table: no IndexError; the good time stays empty."""
+    rate = np.full(10, 5.0)
+    rate[3] = np.nan
+    f = _ogip(tmp_path / "nogti.lc", np.arange(10) * 10.0 + 1005, rate, header={"TIMEDEL": 10.0}, gti=([], []))
+    with fits.open(f) as h:  # with a FRACEXP column
+        cols = h["RATE"].columns + fits.ColDefs([fits.Column(name="FRACEXP", format="D", array=np.ones(10))])
+        rate_hdu = fits.BinTableHDU.from_columns(cols, header=h["RATE"].header, name="RATE")
+        fits.HDUList([fits.PrimaryHDU(), rate_hdu, h["GTI"].copy()]).writeto(f, overwrite=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lc = read_lightcurve(f)
+    assert gtimod.exposure(gtimod.from_dataset(lc)) == 0.0

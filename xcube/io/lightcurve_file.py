@@ -341,7 +341,7 @@ def _fracexp(data, names, lo, hi, gti, gti_name, path, invalid=None):
                           f"(e.g. row {first + 1}, {lo[first]:.15g} s) get no exposure (FRACEXP = 0) and are taken "
                           "out of the GTIs: a bin without a valid rate is not a bin of zero counts", stacklevel=4)
         fracexp = np.where(invalid, 0.0, fracexp)
-        if gti is not None and exposed.any():
+        if gti is not None and exposed.any() and np.size(gti[0]):  # (an empty GTI table stays empty)
             bad = gtimod.normalize(lo[exposed], hi[exposed], warn=False)
             t0, t1 = min(float(gti[0][0]), float(lo.min())), max(float(gti[1][-1]), float(hi.max()))
             gti = gtimod.intersection(gti, gtimod.complement(bad, t0, t1))
