@@ -53,7 +53,7 @@ from .status import CATALOGUE_DIR, scan_runs
 from .vetting import flag_catalogue, flag_report, read_obs_list
 
 __all__ = ["build_catalogue", "load_detections", "read_catalogue_dir", "Catalogue", "catalogue_options_record",
-           "recorded_options", "check_catalogue_options"]
+           "recorded_options", "check_catalogue_options", "check_catalogue_values", "RANGED_OPTIONS"]
 
 log = logging.getLogger("xcube.survey")
 
@@ -229,6 +229,10 @@ def _write_regions(sources: pd.DataFrame, path: Path, radius_arcsec: float) -> N
     write_text(path, "\n".join(lines) + "\n")
 
 
+#: the options of :func:`build_catalogue` with a range, checked by ``_check_options``
+RANGED_OPTIONS = ("radius_arcsec", "match_radius_arcsec", "hot_radius_arcsec", "hot_min_obs", "hot_min_sources")
+
+
 def _check_options(**values) -> None:
     """``ValueError`` naming an option of :func:`build_catalogue` out of its
     range: radii [arcsec] finite and > 0, counts whole numbers >= 1."""
@@ -266,8 +270,9 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"{out}: no such survey output directory")
-    _check_options(radius_arcsec=radius_arcsec, match_radius_arcsec=match_radius_arcsec,
-                   hot_radius_arcsec=hot_radius_arcsec, hot_min_obs=hot_min_obs, hot_min_sources=hot_min_sources)
+    check_catalogue_values(dict(radius_arcsec=radius_arcsec, match_radius_arcsec=match_radius_arcsec,
+                                hot_radius_arcsec=hot_radius_arcsec, hot_min_obs=hot_min_obs,
+                                hot_min_sources=hot_min_sources))
     options = catalogue_options_record(radius_arcsec=radius_arcsec, crossmatch=crossmatch,
                                        match_radius_arcsec=match_radius_arcsec, prefix=prefix,
                                        exclude_obs=exclude_obs, hot_radius_arcsec=hot_radius_arcsec,
@@ -356,12 +361,37 @@ def recorded_options(out) -> dict | None:
         return None
 
 
+def check_catalogue_values(options: dict | None) -> None:
+    """Check ``options`` (keywords of :func:`build_catalogue`) as the
+    catalogue step will, without reading anything: ``TypeError`` naming an
+    unknown keyword (also of a ``crossmatch`` entry), ``ValueError`` naming
+    an option out of its range (the rules of :func:`build_catalogue`)."""
+    import inspect
+
+    try:
+        args = inspect.signature(build_catalogue).bind("out", **(options or {}))
+    except TypeError as exc:
+        raise TypeError(f"catalogue_options: {exc} (keywords of xcube.survey.build_catalogue)") from None
+    args.apply_defaults()
+    _check_options(**{name: args.arguments[name] for name in RANGED_OPTIONS})
+    match_radius = args.arguments["match_radius_arcsec"]  # (build_catalogue gives it to crossmatch_table)
+    for spec in args.arguments["crossmatch"] or ():
+        if isinstance(spec, dict):
+            try:
+                inspect.signature(crossmatch_table).bind(None, spec.get("path"), radius_arcsec=match_radius,
+                                                         **{k: v for k, v in spec.items() if k != "path"})
+            except TypeError as exc:
+                raise TypeError(f"catalogue_options: crossmatch entry {spec!r}: {exc}") from None
+
+
 def check_catalogue_options(options: dict | None) -> None:
-    """Read the match catalogues and the excluded-observation list of
-    ``options`` (keywords of :func:`build_catalogue`) now, so that a wrong
-    path or column stops a survey before it runs rather than after."""
+    """Check ``options`` (keywords of :func:`build_catalogue`) now, so that a
+    wrong value, path or column stops a survey before it runs rather than
+    after: :func:`check_catalogue_values`, then the match catalogues and the
+    excluded-observation list are read (eagerly)."""
     from ..io.catalogue import read_catalogue
 
+    check_catalogue_values(options)
     options = options or {}
     read_obs_list(options.get("exclude_obs"))
     for spec in options.get("crossmatch") or ():

@@ -35,19 +35,42 @@ def _catalogue_options(args) -> dict:
                 exclude_obs=args.exclude_obs, hot_min_obs=args.hot_min_obs, hot_min_sources=args.hot_min_obs)
 
 
+def _check_grid(args, bands) -> None:
+    """A usage error (status 2) naming ``--time-bin``, ``--energy`` or
+    ``--sigma`` and the value that the search refuses (the rule of
+    :class:`~xcube.transients.params.SearchParams`)."""
+    from ..transients.params import SearchParams
+
+    for option, name, values in (("--time-bin", "time_bin", args.time_bin), ("--energy", "energy_band", bands),
+                                 ("--sigma", "sigma", args.sigma)):
+        for v in values:
+            try:
+                SearchParams(**{name: v})
+            except ValueError as exc:
+                shown = " ".join(f"{x:g}" for x in v) if name == "energy_band" else f"{v:g}"
+                args.usage_error(f"argument {option}: {shown}: {exc}")
+
+
 def _survey(args) -> int:
     from ..transients.params import energy_bands_from_flat, parameter_grid
-    from .runner import run
+    from .runner import check_survey_options, run
     from .task import SurveyAborted
 
-    params = parameter_grid(args.time_bin, energy_bands_from_flat(args.energy), args.sigma,
-                            size_arcsec=args.size_arcsec)
+    bands = energy_bands_from_flat(args.energy)
+    _check_grid(args, bands)
+    catalogue_options = _catalogue_options(args)
+    try:  # every option with a range is refused now, as a usage error, not at the end of the survey
+        check_survey_options(timeout=args.timeout, catalogue=not args.no_catalogue,
+                             catalogue_options=catalogue_options)
+    except (TypeError, ValueError) as exc:
+        args.usage_error(str(exc))
+    params = parameter_grid(args.time_bin, bands, args.sigma, size_arcsec=args.size_arcsec)
     observations = args.observations[0] if len(args.observations) == 1 else args.observations
     try:
         res = run(observations, args.out, params, archive=args.archive, compute=compute_from_args(args),
                   timeout=args.timeout, retry_failed=args.retry_failed, overwrite=args.overwrite,
                   figures=args.figures, catalogue=not args.no_catalogue,
-                  catalogue_options=_catalogue_options(args), progress=not args.quiet, cache=args.cache)
+                  catalogue_options=catalogue_options, progress=not args.quiet, cache=args.cache)
     except SurveyAborted as exc:
         print(f"survey aborted: {exc}", file=sys.stderr)
         return 3
@@ -144,7 +167,7 @@ def register(subparsers) -> None:
     g.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar (dask.distributed's INFO lines are shown only with xcube -v survey ...)")
     _add_match_options(p)
-    p.set_defaults(func=_survey)
+    p.set_defaults(func=_survey, usage_error=p.error)
 
     c = subparsers.add_parser(
         "catalogue", help="(re)build OUT/catalogue/ from the finished runs of a survey (also while it runs)",

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..io.paths import inside, remove_empty_up_to
@@ -31,7 +32,7 @@ from .progress import SurveyProgress
 from .status import clean_stale, read_run, rebuild_status, scan_runs, write_run, write_status
 from .task import SurveyAborted, failure_record, run_observation
 
-__all__ = ["run", "plan_survey", "SurveyResult"]
+__all__ = ["run", "plan_survey", "SurveyResult", "check_survey_options"]
 
 log = logging.getLogger("xcube.survey")
 
@@ -71,6 +72,24 @@ def _as_params(params) -> list[SearchParams]:
     if not out:
         raise ValueError("params: empty parameter list")
     return out
+
+
+def check_survey_options(*, timeout: float | None = None, catalogue: bool = True,
+                         catalogue_options: dict | None = None) -> None:
+    """Check the options of :func:`run` that have a range, without reading
+    anything: ``ValueError`` naming the option and its value (``TypeError``
+    for an unknown catalogue keyword). ``timeout`` [s]: None or a finite
+    number > 0; with ``catalogue``, the ``catalogue_options`` as
+    :func:`xcube.survey.build_catalogue` checks them at the end of the survey
+    (:func:`.catalogue.check_catalogue_values`). :func:`run` calls it before
+    anything else; ``xcube survey`` turns its errors into usage errors (status 2)."""
+    if timeout is not None and not (isinstance(timeout, (int, float, np.integer, np.floating))
+                                    and not isinstance(timeout, bool) and np.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout={timeout!r}: must be a finite number of seconds > 0 (command line --timeout)")
+    if catalogue:
+        from .catalogue import check_catalogue_values
+
+        check_catalogue_values(catalogue_options)
 
 
 def plan_survey(observations: dict, out, params: list[SearchParams], *, retry_failed: bool = False,
@@ -158,7 +177,7 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
         (``client``, ``scheduler``, ``cluster``, ``workers``, ``threads``,
         ``memory_limit``, ``cluster_options``, ``retries``,
         ``dashboard_address``) still work, with a ``DeprecationWarning``.
-    timeout : seconds per task (observation); unfinished runs become ``timeout``.
+    timeout : seconds per task (observation), > 0; unfinished runs become ``timeout``.
     retry_failed, overwrite : redo failed/timed-out runs; redo every run.
     search : search function (default ``xcube.search_transients``).
     figures : PNG figures per run: ``"detections"`` (runs with detections,
@@ -174,6 +193,7 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
     Returns a :class:`SurveyResult`. Eager: blocks until every task finished.
     """
     t_start = time.perf_counter()
+    check_survey_options(timeout=timeout, catalogue=catalogue, catalogue_options=catalogue_options)
     client, compute = engine_of(compute, engine)
     open_kwargs = dict(open_kwargs or {})
     if cache is not None:

@@ -1,0 +1,113 @@
+"""Every option of a survey is checked before any observation is processed:
+``--radius 0`` (and the other catalogue options the catalogue step checks at
+the end, the search grid, ``--timeout``) stopped a survey only after all
+its runs, in the catalogue step. The command line reports a usage error
+(status 2) naming the option and the value; ``xcube.survey.run`` raises
+``ValueError`` (``TypeError`` for an unknown catalogue keyword) naming it."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from xcube.cli import main
+from xcube.survey import Compute, parameter_grid, run
+from xcube.survey.catalogue import build_catalogue
+
+PARAMS = parameter_grid([1000.0], [(0.2, 12.0)])
+
+
+class NeverStarted(Compute):
+    """An engine that fails the test when the survey gets as far as starting it."""
+
+    def start(self):
+        raise AssertionError("the survey started its engine: the option was not checked up front")
+
+
+@pytest.fixture
+def never_started(monkeypatch):
+    """The command line's engine, failing the test when started (no cluster is ever made)."""
+    monkeypatch.setattr(Compute, "start", NeverStarted.start)
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"radius_arcsec": 0.0}, r"radius_arcsec=0\.0: must be a finite number > 0 arcsec \(command line --radius\)"),
+    ({"radius_arcsec": -5.0}, r"radius_arcsec=-5\.0"),
+    ({"radius_arcsec": math.nan}, r"radius_arcsec=nan"),
+    ({"match_radius_arcsec": 0}, r"match_radius_arcsec=0: .*--match-radius"),
+    ({"hot_radius_arcsec": -1.0}, r"hot_radius_arcsec=-1\.0"),
+    ({"hot_min_obs": 0}, r"hot_min_obs=0: must be a whole number >= 1"),
+    ({"hot_min_sources": 1.5}, r"hot_min_sources=1\.5"),
+])
+def test_run_refuses_catalogue_options_out_of_range_before_any_run(make_event_file, tmp_path, options, match):
+    out = tmp_path / "new" / "out"
+    with pytest.raises(ValueError, match=match):
+        run([make_event_file(n=100)], out, PARAMS, compute=NeverStarted(), progress=False,
+            catalogue_options=options)
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_catalogue_step_applies_the_same_rules(tmp_path):
+    """The up-front check and build_catalogue refuse the same values with the same message."""
+    (tmp_path / "out").mkdir()
+    for options in ({"radius_arcsec": 0.0}, {"hot_min_sources": 0}, {"match_radius_arcsec": math.inf}):
+        with pytest.raises(ValueError) as late:
+            build_catalogue(tmp_path / "out", write=False, report=False, **options)
+        with pytest.raises(ValueError) as early:
+            run([tmp_path / "unused.fits"], tmp_path / "new", PARAMS, compute=NeverStarted(), progress=False,
+                catalogue_options=options)
+        assert str(early.value) == str(late.value)
+
+
+def test_run_refuses_an_unknown_catalogue_keyword_before_any_run(make_event_file, tmp_path):
+    with pytest.raises(TypeError, match=r"catalogue_options: .*'radius'"):
+        run([make_event_file(n=100)], tmp_path / "out", PARAMS, compute=NeverStarted(), progress=False,
+            catalogue_options={"radius": 10.0})
+    with pytest.raises(TypeError, match=r"catalogue_options: .*'colour'"):
+        run([make_event_file(n=100)], tmp_path / "out", PARAMS, compute=NeverStarted(), progress=False,
+            catalogue_options={"crossmatch": [{"path": "cat.csv", "colour": "red"}]})
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(timeout=0), r"timeout=0: must be a finite number of seconds > 0 \(command line --timeout\)"),
+    (dict(timeout=-10.0), r"timeout=-10\.0"),
+    (dict(timeout=math.inf), r"timeout=inf"),
+    (dict(params={"time_bin": 0.0}), r"time_bin=0\.0"),
+])
+def test_run_refuses_survey_options_out_of_range_before_any_run(make_event_file, tmp_path, kw, match):
+    kw = {"params": PARAMS, **kw}
+    with pytest.raises(ValueError, match=match):
+        run([make_event_file(n=100)], tmp_path / "out", compute=NeverStarted(), progress=False, **kw)
+    assert not (tmp_path / "out").exists()
+
+
+def test_catalogue_options_are_not_checked_without_a_catalogue(make_event_file, tmp_path):
+    """catalogue=False: the catalogue options are not used, so not refused (the engine is reached)."""
+    with pytest.raises(AssertionError, match="started its engine"):
+        run([make_event_file(n=100)], tmp_path / "out", PARAMS, compute=NeverStarted(), progress=False,
+            catalogue=False, catalogue_options={"radius_arcsec": 0.0})
+
+
+@pytest.mark.parametrize("argv, option, value", [
+    (["--radius", "0"], "--radius", "0.0"),
+    (["--radius", "-5"], "--radius", "-5.0"),
+    (["--match-radius", "0"], "--match-radius", "0.0"),
+    (["--hot-min-obs", "0"], "--hot-min-obs", "0"),
+    (["--time-bin", "50", "0"], "--time-bin", "0"),
+    (["--time-bin", "-5"], "--time-bin", "-5"),
+    (["--energy", "0.2", "2", "2", "2"], "--energy", "2 2"),
+    (["--energy", "5", "1"], "--energy", "5 1"),
+    (["--sigma", "0"], "--sigma", "0"),
+    (["--timeout", "0"], "--timeout", "0"),
+    (["--timeout", "-60"], "--timeout", "-60"),
+])
+def test_cli_usage_error_names_the_option_and_the_value(make_event_file, tmp_path, capsys, never_started,
+                                                        argv, option, value):
+    out = tmp_path / "new" / "out"
+    with pytest.raises(SystemExit) as exc:
+        main(["survey", str(make_event_file(n=100)), "--out", str(out), "-q", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "xcube survey: error:" in err and option in err and value in err, err
+    assert not (tmp_path / "new").exists()
