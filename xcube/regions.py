@@ -66,6 +66,12 @@ _SHAPE_RE = re.compile(r"^[+-]?\s*([A-Za-z]+)\s*\(")
 _DS9_SHAPES = {"circle", "ellipse", "box", "rotbox", "polygon", "annulus", "point", "line", "vector",
                "text", "ruler", "compass", "projection", "panda", "epanda", "bpanda", "segment", "pie"}
 _MAX_REGION_BYTES = 16 * 2**20
+# one argument of a DS9 shape in the space-separated form: a number (17.5, 1e-3), sexagesimal
+# (17:34:46.3, -32:33:17) or h/d-m-s (17h34m46.3s, -32d33m17s), with an optional unit (" ' d r p i)
+_DS9_ARG_RE = re.compile(r"[+-]?(?:\d+[hd]\d+m\d+(?:\.\d*)?s|\d+:\d+(?::\d+(?:\.\d*)?)?"
+                         r"|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)[\"'drpi]?")
+_SPACE_SHAPE_RE = re.compile(r"^([+-]?)\s*([A-Za-z]+)\s+(\S.*)$")
+_BOX_NO_ANGLE_RE = re.compile(r"^([+-]?\s*box\s*\([^(),]+(?:,[^(),]+){3})\)", re.IGNORECASE)
 _NO_AREA = (
     "PointPixelRegion",
     "LinePixelRegion",
@@ -169,10 +175,38 @@ def _fallback_wcs(obj):
 # --------------------------------------------------------------------------- parsing
 
 
+def _parenthesised(stmt: str) -> str | None:
+    """A DS9 shape statement written in the space-separated form (``circle
+    263.6 -32.5 30"``, ``-box 100 100 20 10 45``, commas allowed between the
+    arguments) in the parenthesised form that ``regions`` reads
+    (``circle(263.6,-32.5,30")``), keeping a ``-``/``+`` prefix; None when
+    ``stmt`` (one statement, without its ``#`` comment) is not such a shape."""
+    m = _SPACE_SHAPE_RE.match(stmt.strip())
+    if not m or m.group(2).lower() not in _DS9_SHAPES:
+        return None
+    args = [a for a in re.split(r"[\s,]+", m.group(3)) if a]
+    if not args or not all(_DS9_ARG_RE.fullmatch(a) for a in args):
+        return None
+    return f"{m.group(1)}{m.group(2)}({','.join(args)})"
+
+
+def _shape_names(text: str):
+    """Lower-case DS9 shape names (of ``_DS9_SHAPES``) that the statements of
+    ``text`` start with, in the parenthesised or the space-separated form."""
+    for line in text.replace("\r", "").split("\n"):
+        for stmt in line.partition("#")[0].split(";"):
+            s = stmt.strip()
+            m = _SHAPE_RE.match(s) or (_SHAPE_RE.match(p) if (p := _parenthesised(s)) else None)
+            if m and m.group(1).lower() in _DS9_SHAPES:
+                yield m.group(1).lower()
+
+
 def _prepare_ds9(text: str) -> tuple[str, bool]:
     """Make DS9 text readable by ``regions``: ``physical`` (and a missing
-    coordinate system) becomes ``image``; ``wcs`` becomes ``fk5``. Returns the
-    text and whether ``image`` was written explicitly."""
+    coordinate system) becomes ``image``; ``wcs`` becomes ``fk5``; shapes in
+    the space-separated form (``circle 100 100 20``) get parentheses
+    (:func:`_parenthesised`); a box without its angle gets angle 0. Returns
+    the text and whether ``image`` was written explicitly."""
     out_lines, frame_seen, explicit_image = [], False, False
     for line in text.replace("\r", "").split("\n"):
         code, sep, comment = line.partition("#")
@@ -203,6 +237,8 @@ def _prepare_ds9(text: str) -> tuple[str, bool]:
                     "(X/Y columns) or a sky system (fk5, icrs, galactic)"
                 )
             else:
+                s = _parenthesised(s) or s
+                s = _BOX_NO_ANGLE_RE.sub(r"\1,0)", s)  # DS9's angle defaults to 0; regions needs it
                 if _SHAPE_RE.match(s) and not frame_seen and not low.startswith("global"):
                     stmts.append("image")
                     frame_seen = True
@@ -284,14 +320,20 @@ def _read_region_file(path: Path) -> str:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"region file {path}: not a DS9 region file (not text)") from None
-    shapes = (m.group(1).lower() for line in text.replace(";", "\n").splitlines()
-              for m in [_SHAPE_RE.match(line.split("#", 1)[0].strip())] if m)
-    if not any(name in _DS9_SHAPES for name in shapes):
+    if next(_shape_names(text), None) is None:
         raise ValueError(
             f"region file {path}: not a DS9 region file (no line starts with a DS9 shape such as circle(...), "
-            "box(...) or polygon(...)); pass a DS9 region file or a region string"
+            "box(...) or polygon(...), or circle x y r); pass a DS9 region file or a region string"
         )
     return text
+
+
+def _exists(name: str) -> bool:
+    """Whether a file or directory ``name`` exists (False for names the OS refuses)."""
+    try:
+        return Path(name).exists()
+    except (OSError, ValueError):  # too long, NUL bytes
+        return False
 
 
 def _load(region) -> tuple[list, str]:
@@ -304,8 +346,13 @@ def _load(region) -> tuple[list, str]:
         return list(region), _short(region.serialize(format="ds9"))
     if isinstance(region, Region):
         return [region], _short(Regions([region]).serialize(format="ds9"))
-    if isinstance(region, Path) or (isinstance(region, str) and "(" not in region):
+    if isinstance(region, Path) or (isinstance(region, str) and "(" not in region
+                                    and (_exists(region) or next(_shape_names(region), None) is None)):
         path = Path(region)
+        if isinstance(region, str) and not _exists(region):  # neither a file nor a region string
+            raise FileNotFoundError(
+                f"region file {path} not found; as a region string {_short(region)!r} holds no DS9 shape "
+                "(circle(x,y,r), or circle x y r in the space-separated form)")
         text = _read_region_file(path)
         try:
             regs = _parse_ds9(text)
@@ -490,8 +537,9 @@ def pixel_region(region, events=None) -> RegionSet:
     """Resolve a region into a :class:`RegionSet` in the events' pixel frame.
 
     ``region`` is a DS9 string (``"fk5;circle(263.6,-32.5,20\\")"``,
-    ``"physical;circle(26000,26000,400)\\n-circle(26100,26000,50)"``), the
-    path of a DS9 region file, a ``regions`` Region/Regions object, a
+    ``"physical;circle(26000,26000,400)\\n-circle(26100,26000,50)"``, or
+    shapes in DS9's space-separated form, ``'fk5; circle 263.6 -32.5 20"'``),
+    the path of a DS9 region file, a ``regions`` Region/Regions object, a
     RegionSet, or a list of these. Sky shapes are converted with the WCS of
     ``events`` (needed only then). Eager and cheap; no event data is read.
     """
