@@ -136,7 +136,7 @@ def test_macros_from_mapping_and_function_take_precedence_and_nest():
         ("PI in [200:12000", r"expected '\]' or '\)' to close the range"),
         ("PI in (5)", r"single value 5 cannot have an open bracket"),
         ("#NOPE", r"unknown macro #NOPE"),
-        ("(X,Y) in box(1,2,3,4,0)", r"expected a shape \(circle, annulus, ellipse, polygon\)"),
+        ("(X,Y) in square(1,2,3)", r"expected a shape \(circle, annulus, ellipse, box, polygon\)"),
         ("PI > 0x1FFFFFFFFFFFFFFFF", r"does not fit in a 64-bit integer"),
         ("PI >= 99999999999999999999", r"number 99999999999999999999 does not fit in a 64-bit integer \(at most "
                                        r"9223372036854775807\) at position 7; write a float, e\.g\. 1e20"),
@@ -206,6 +206,20 @@ def test_shape_in_expression_matches_brute_force():
     np.testing.assert_array_equal(out, (r2 >= 1000.5**2) & (r2 <= 3000.5**2))
     out = ev("(X,Y) in polygon(20000.5,20000.5,30000.5,20000.5,20000.5,30000.5)")
     np.testing.assert_array_equal(out, (x > 20000.5) & (y > 20000.5) & (x + y < 50001))
+
+
+def test_in_box_takes_sas_half_widths():
+    """(X,Y) in box(xc,yc,hx,hy,angle): SAS selectlib's box, whose sizes are half-widths (the CFITSIO
+    function box(...,X,Y) takes full sides); it was refused."""
+    x, y = COLS["x"].astype(float), COLS["y"].astype(float)
+    out = ev("(X,Y) in box(26000,25000,3000,1000,0)")
+    np.testing.assert_array_equal(out, (np.abs(x - 26000) <= 3000) & (np.abs(y - 25000) <= 1000))
+    assert 0 < out.sum() < N
+    np.testing.assert_array_equal(out, ev("box(26000,25000,6000,2000,0,X,Y)"))
+    a = np.radians(30.0)
+    u, v = (x - 26000) * np.cos(a) + (y - 25000) * np.sin(a), (y - 25000) * np.cos(a) - (x - 26000) * np.sin(a)
+    np.testing.assert_array_equal(ev("(X,Y) in BOX(26000, 25000, 3000, 1000, 30)"),
+                                  (np.abs(u) <= 3000) & (np.abs(v) <= 1000))
 
 
 def test_cfitsio_region_functions_are_the_in_shapes():

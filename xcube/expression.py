@@ -41,15 +41,18 @@ The rules a user needs:
   scientific or hexadecimal (``0x766ba000``).
 - ``#NAME`` expands a header macro such as ``#XMMEA_EM`` (see
   :func:`compile_expression` for where the text is looked up).
-- ``(X,Y) in circle(x0,y0,r)`` (also ``annulus``, ``ellipse``, ``polygon``)
-  tests two columns against a shape in the columns' own units, as ``evselect``
-  does; boundaries are inside.
+- ``(X,Y) in circle(x0,y0,r)`` (also ``annulus``, ``ellipse``, ``box``,
+  ``polygon``) tests two columns against a shape in the columns' own units, as
+  ``evselect`` does; boundaries are inside. ``box(xc,yc,hx,hy,angle)`` takes
+  half-widths there, as SAS selectlib documents its box ("the (x,y)
+  halfwidths"; selectlib, special region filter functions).
 - The CFITSIO/``ftselect`` region functions test the same shapes with the
   coordinates as the last two arguments: ``circle(xc,yc,r,X,Y)``,
   ``ellipse(xc,yc,rx,ry,angle,X,Y)`` (semi-axes), ``box(xc,yc,width,height,angle,X,Y)``
-  (full sides; angles in degrees), and ``annulus(xc,yc,r_in,r_out,X,Y)`` in the
-  same pattern (CFITSIO has no annulus function). ``circle(26000,26000,100,X,Y)``
-  is ``(X,Y) in circle(26000,26000,100)``; the coordinates may be expressions
+  (full sides, as CFITSIO: not the half-widths of the ``in`` form; angles in
+  degrees), and ``annulus(xc,yc,r_in,r_out,X,Y)`` in the same pattern
+  (CFITSIO has no annulus function). ``circle(26000,26000,100,X,Y)`` is
+  ``(X,Y) in circle(26000,26000,100)``; the coordinates may be expressions
   (``X/32+0.5``), the shape's numbers must be constants. No other function
   exists: ``foo(PI)`` is an "unknown function" error, and ``gti(...)``,
   ``gtifilter(...)`` and ``regfilter(...)`` say to use ``select(gti=...)`` and
@@ -92,7 +95,7 @@ BUILTIN_MACROS: dict[str, str] = {
     **{f"XMMEA_{n}": f"(FLAG & {hex(1 << n)}) != 0" for n in range(32)},
 }
 
-_SHAPES = ("circle", "annulus", "ellipse", "polygon")
+_SHAPES = ("circle", "annulus", "ellipse", "box", "polygon")
 #: CFITSIO/ftselect region functions: name -> (count of shape numbers before X, Y; signature)
 _REGION_FUNCTIONS = {
     "circle": (3, "circle(xc,yc,r,X,Y)"),
@@ -723,8 +726,7 @@ class _Parser:
         st = self.tok
         if st.kind != "name" or st.value.lower() not in _SHAPES:
             raise self._err(f"expected a shape ({', '.join(_SHAPES)}) after 'in'",
-                            hint=f"for a box write {_REGION_FUNCTIONS['box'][1]}, or use select(region=...), "
-                                 "also for DS9 files")
+                            hint="or use select(region=...), also for DS9 files")
         self._next()
         self._expect("(")
         args = [self._number()]
@@ -735,7 +737,10 @@ class _Parser:
         for n in (cx, cy):
             if n.kind == "bool":
                 raise self._err(f"column {_show(n.text)} is boolean, not a coordinate", pos=start)
-        return self._region_node(st.value.lower(), args, st.start, start, (cx, cy))
+        shape = st.value.lower()
+        if shape == "box" and len(args) >= 4:  # SAS selectlib: box(xCenter,yCenter,xHalfWidth,yHalfWidth,rotation)
+            args = args[:2] + [2.0 * args[2], 2.0 * args[3]] + args[4:]  # -> DS9's full sides
+        return self._region_node(shape, args, st.start, start, (cx, cy))
 
     def _region_node(self, shape: str, args, shape_start: int, start: int, coords) -> _Node:
         """Boolean node: the coordinate nodes ``coords`` inside the DS9 ``shape``
