@@ -13,10 +13,11 @@ function takes a finished (small) product and returns a
 - spectra: :func:`spectrum`;
 - transient search: :func:`detections`, :func:`detection_lightcurves`,
   :func:`detection_summary`;
-- any product file: :func:`plot_file`.
+- any product file: :func:`plot_file`; several at once, saved under
+  unique names: :func:`plot_files` (names: :func:`figure_paths`).
 """
 from .base import save_figure
-from .files import plot_file
+from .files import figure_paths, plot_file, plot_files
 from .lightcurves import broken_lightcurve, detection_lightcurves, lightcurve, long_term_lightcurve
 from .maps import bayes_map, cube_frame, detection_summary, detections, image
 from .spectra import spectrum
@@ -24,4 +25,4 @@ from .timing import hardness_intensity, power_spectrum
 
 __all__ = ["lightcurve", "broken_lightcurve", "long_term_lightcurve", "power_spectrum", "hardness_intensity",
            "image", "cube_frame", "bayes_map", "detections", "detection_lightcurves", "detection_summary",
-           "plot_file", "save_figure", "spectrum"]
+           "plot_file", "plot_files", "figure_paths", "save_figure", "spectrum"]

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..io.product_info import product_kind  # re-exported: the kinds plot_file draws
 
-__all__ = ["plot_file", "product_kind"]
+__all__ = ["plot_file", "plot_files", "figure_paths", "product_kind"]
 
 
 def _spectrum(path):
@@ -158,3 +158,56 @@ def plot_file(path, **kwargs):
     if kind == "events":
         raise ValueError(f"{path}: an event list, not a product; make one first (xcube lc / image / spectrum / pds)")
     raise ValueError(_not_a_product(path))
+
+
+def figure_paths(paths, out=None, suffix: str = ".png") -> list:
+    """Where the figures of the products ``paths`` go (what ``xcube plot``
+    writes), one Path each, in order. One product and an ``out`` naming a
+    file: ``out``. Otherwise in the directory ``out`` (an existing one, or a
+    path ending in ``/``; default the current directory): the product's
+    name with its last suffix replaced by ``suffix`` (``src.lc`` ->
+    ``src.png``), except that products sharing that name keep their whole
+    name (``src.lc`` and ``src.pha`` -> ``src.lc.png`` and ``src.pha.png``).
+    ``ValueError`` when several products are given one file, or two would
+    still share a figure (one file name in two directories)."""
+    from ..products.naming import names_directory
+
+    paths = [Path(p) for p in paths]
+    if out is not None and not names_directory(out):
+        if len(paths) > 1:
+            raise ValueError(f"{out}: one figure file for {len(paths)} products; give a directory (a path "
+                             "ending in /)")
+        return [Path(out)]
+    short = [p.with_suffix(suffix).name if p.suffix else p.name + suffix for p in paths]
+    names = [p.name + suffix if short.count(s) > 1 else s for p, s in zip(paths, short)]
+    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+        same = [str(p) for p, n in zip(paths, names) if n == name]
+        raise ValueError(f"{', '.join(same)}: would share the figure {name}; plot them into separate "
+                         "directories (--out DIR/)")
+    where = Path(out) if out is not None else Path()
+    return [where / n for n in names]
+
+
+def plot_files(paths, out=None, *, dpi: int = 110, overwrite: bool = False, **kwargs) -> list:
+    """The standard figure (:func:`plot_file`) of each product in ``paths``,
+    saved under :func:`figure_paths` (``out``: a file for one product, or a
+    directory); ``kwargs`` go to :func:`plot_file`. Every target is checked
+    before the first figure is drawn: ``FileExistsError`` when one exists
+    and ``overwrite`` is False (naming the other default, ``src.pha.png``,
+    when the figure may be another product's of the same stem). Returns the
+    Paths written."""
+    from ..products.naming import names_directory
+    from .base import save_figure
+
+    default = out is None or names_directory(out)
+    outs = figure_paths(paths, out)
+    for path, fig_path in zip(paths, outs):
+        if fig_path.exists() and not overwrite:
+            hint = ""
+            whole = fig_path.with_name(Path(path).name + ".png")
+            if default and fig_path != whole:
+                hint = f", or name it --out {whole} (another product with the same stem?)"
+            raise FileExistsError(f"{fig_path}: exists; pass --overwrite (overwrite=True) to replace it{hint}")
+    for path, fig_path in zip(paths, outs):
+        save_figure(plot_file(path, **kwargs), fig_path, dpi=dpi, overwrite=overwrite)
+    return outs

@@ -183,19 +183,54 @@ def _text_width(text: str, size: float) -> float:
     return w / 72.0
 
 
-def _panel_ticks(fig, axes, nbins):
+#: the narrowest panel of a broken time axis [in]: room for one upright tick label
+_MIN_PANEL = 0.25
+#: space between broken-axis panels, a fraction of the mean panel width
+_WSPACE = 0.06
+
+
+def _panel_widths(spans, floor: float):
+    """Panel widths as fractions of their total (sum 1): in proportion to
+    ``spans``, none below ``floor`` (the others shrink to make room; equal
+    widths when ``len(spans) * floor`` is 1 or more)."""
+    spans = np.asarray(spans, float)
+    small = np.zeros(spans.size, bool)
+    while not small.all():
+        frac = np.where(small, floor, spans * (1.0 - small.sum() * floor) / spans[~small].sum())
+        if not (frac[~small] < floor).any():
+            return frac
+        small |= frac < floor
+    return np.full(spans.size, 1.0 / spans.size)
+
+
+def _middle_ticks(x0: float, x1: float):
+    """Round tick values inside ``[x0, x1]``: for 1, 2, ... 20 intervals
+    (MaxNLocator), those in range, the nearest the middle first."""
+    from matplotlib.ticker import MaxNLocator
+
+    for n in range(1, 21):
+        ticks = [t for t in MaxNLocator(nbins=n).tick_values(x0, x1) if x0 <= t <= x1]
+        yield sorted(ticks, key=lambda t: abs(t - 0.5 * (x0 + x1)))
+
+
+def _panel_ticks(fig, axes, nbins) -> float:
     """x ticks of broken-axis panels whose labels do not overlap: on each
     panel the most ticks (at most ``nbins[i]`` intervals) whose labels fit in
     the panel, a label at an inner edge reaching at most half-way into the
-    space between panels; a panel too narrow for one label gets none."""
+    space between panels. A panel too narrow for one level label gets one
+    label turned upright at 0.8 of the size (panels of ``_MIN_PANEL`` inches
+    have room for it), so every panel names a time. Returns the length [in]
+    of the longest upright label (0 when there is none)."""
     from matplotlib.font_manager import FontProperties
     from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
     size = FontProperties(size=axes[0].xaxis.get_ticklabels()[0].get_fontsize()
                           if axes[0].xaxis.get_ticklabels() else 10).get_size_in_points()
+    small = 0.8 * size
     figw = fig.get_figwidth()
     boxes = [ax.get_position() for ax in axes]
     pad = 0.3 * size / 72.0  # blank space between neighbouring labels [in]
+    upright = 0.0
     for i, ax in enumerate(axes):
         x0, x1 = ax.get_xlim()
         left, right = boxes[i].x0 * figw, boxes[i].x1 * figw
@@ -203,16 +238,20 @@ def _panel_ticks(fig, axes, nbins):
         lim_r = np.inf if i == len(axes) - 1 else 0.5 * (boxes[i].x1 + boxes[i + 1].x0) * figw
         fmt = ScalarFormatter(useOffset=False)
         ax.xaxis.set_major_formatter(fmt)
+
+        def place(t):
+            return left + (t - x0) / (x1 - x0) * (right - left) if x1 > x0 else left
+
         def fitting(ticks):
             """The ticks whose labels stay inside the panel's room, or [] when those overlap."""
             fmt.set_locs(ticks)
-            pos = [left + (t - x0) / (x1 - x0) * (right - left) if x1 > x0 else left for t in ticks]
+            pos = [place(t) for t in ticks]
             wid = [_text_width(fmt(t), size) for t in ticks]
             keep = [k for k, (p, w) in enumerate(zip(pos, wid)) if p - w / 2 >= lim_l and p + w / 2 <= lim_r]
             apart = all(pos[b] - pos[a] >= (wid[a] + wid[b]) / 2 + pad for a, b in zip(keep[:-1], keep[1:]))
             return [ticks[k] for k in keep] if apart else []
 
-        chosen, cand = [], []
+        chosen = []
         for n in range(max(int(nbins[i]), 1), 0, -1):
             cand = [t for t in MaxNLocator(nbins=n).tick_values(x0, x1) if x0 <= t <= x1]
             if len(cand) > 1 and i < len(axes) - 1 and np.isclose(cand[-1], x1):
@@ -220,21 +259,35 @@ def _panel_ticks(fig, axes, nbins):
             chosen = fitting(cand) if cand else []
             if chosen:
                 break
-        if not chosen and cand:  # one tick, the one nearest the middle, when its label fits
-            chosen = fitting([cand[int(np.argmin(np.abs(np.asarray(cand) - 0.5 * (x0 + x1))))]])
+        if not chosen:  # one level label, the one nearest the middle, when it fits
+            mid = next((c[:1] for c in _middle_ticks(x0, x1) if c), [])
+            chosen = fitting(mid) if mid else []
+        if not chosen:  # one upright label, narrower: the first round tick whose label fits the room
+            half = 0.5 * 1.15 * small / 72.0
+            chosen = next(([t] for c in _middle_ticks(x0, x1) for t in c
+                           if place(t) - half >= lim_l and place(t) + half <= lim_r), [])
+            if chosen:
+                fmt.set_locs(chosen)
+                ax.tick_params(axis="x", labelrotation=90, labelsize=small)
+                upright = max(upright, _text_width(fmt(chosen[0]), small))
         ax.xaxis.set_major_locator(FixedLocator(chosen) if chosen else NullLocator())
+    return upright
 
 
 def broken_lightcurve(lc, *, background: bool = True, net: bool = True, min_gap: float | None = None,
                       max_panels: int = 8, figsize=(10, 3.2), title: str | None = None):
     """A light curve on broken time axes: one panel per GTI (GTIs closer than
-    ``min_gap`` [s], default 5 bins, share a panel; at most ``max_panels``),
-    panel widths in proportion to their duration, the gaps left out and marked
-    with ``//``. The total rate is drawn in black, and when present the
-    background (``bkg_rate``, red) and net rate (``net_rate``, blue), each as
-    steps with error bars (a shaded band on panels of more than 5000
-    bins). A NET file's RATE is drawn as the net rate (the
-    total only when it can be rebuilt: :func:`standard_rates`). A multi-band
+    ``min_gap`` [s], default 5 bins, share a panel; at most ``max_panels``,
+    and no more than fit the figure at 0.25 in each, 29 in the default 10 in
+    width: the shortest gaps are closed first), panel widths in proportion
+    to their duration but none narrower than 0.25 in, the gaps left out and
+    marked with ``//``. Every panel names at least one time: level tick
+    labels where they fit, else one label turned upright at a smaller size
+    (the bottom margin grows to hold it). The total rate is drawn in black,
+    and when present the background (``bkg_rate``, red) and net rate
+    (``net_rate``, blue), each as steps with error bars (a shaded band on
+    panels of more than 5000 bins). A NET file's RATE is drawn as the net
+    rate (the total only when it can be rebuilt: :func:`standard_rates`). A multi-band
     light curve gives one curve per band (colour) and rate (line style),
     labelled with the band. Every bin that overlaps a panel's time range is
     drawn (a bin across a GTI edge too; the panel widens to it). Times are
@@ -251,7 +304,12 @@ def broken_lightcurve(lc, *, background: bool = True, net: bool = True, min_gap:
         start, stop = lc["time_lo"].values[good][:1], lc["time_hi"].values[good][-1:]
     lo_all, hi_all = np.asarray(lc["time_lo"].values, float), np.asarray(lc["time_hi"].values, float)
     width = float(np.median(hi_all - lo_all)) if lo_all.size else 0.0
-    groups = gti_groups(start, stop, 5 * width if min_gap is None else min_gap, max_panels)
+    from matplotlib import rcParams
+
+    # panels no narrower than _MIN_PANEL: at most as many as fit the figure's width
+    room = figsize[0] * (rcParams["figure.subplot.right"] - rcParams["figure.subplot.left"])  # [in]
+    fit = max(int((room / _MIN_PANEL + _WSPACE) / (1 + _WSPACE)), 1)
+    groups = gti_groups(start, stop, 5 * width if min_gap is None else min_gap, min(max_panels, fit))
     t_ref = groups[0][0]
     t = lc["time"].values
     bands = _bands(lc)
@@ -270,10 +328,11 @@ def broken_lightcurve(lc, *, background: bool = True, net: bool = True, min_gap:
         limits.append((min(a, lo_all[data].min()) if data.any() else a, max(b, hi_all[data].max()) if data.any()
                        else b))
     spans = np.array([max(b - a, 1e-9) for a, b in limits])
-    ratios = np.maximum(spans / spans.sum(), 0.04)
+    n = len(groups)
+    ratios = _panel_widths(spans, _MIN_PANEL * (n + (n - 1) * _WSPACE) / (n * room))
     fig = new_figure(figsize, layout=None)
-    axes = fig.subplots(1, len(groups), sharey=True, squeeze=False, gridspec_kw={"width_ratios": ratios,
-                                                                                  "wspace": 0.06})[0]
+    axes = fig.subplots(1, n, sharey=True, squeeze=False, gridspec_kw={"width_ratios": ratios,
+                                                                       "wspace": _WSPACE})[0]
     fig.subplots_adjust(bottom=0.2)
     multi = len(bands) > 1
     for i, (ax, sel, (a, b)) in enumerate(zip(axes, sels, limits)):
@@ -292,7 +351,10 @@ def broken_lightcurve(lc, *, background: bool = True, net: bool = True, min_gap:
                         ax.errorbar(t[sel] - t_ref, y, yerr=err, fmt="none", ecolor=colour, lw=0.5, alpha=0.5)
         ax.set_xlim(a - t_ref, b - t_ref)
     _broken_marks(list(axes))
-    _panel_ticks(fig, list(axes), [max(2, round(8 * r)) for r in ratios])
+    upright = _panel_ticks(fig, list(axes), [max(2, round(8 * r)) for r in ratios])
+    if upright:  # room below the upright labels for the axis label: ticks, labels, axis label [in]
+        need = 7 / 72 + upright + 0.05 + 0.02 * figsize[1] + 1.2 * 10 / 72
+        fig.subplots_adjust(bottom=max(0.2, need / figsize[1]))
     ylabel = "count rate [count/s]"
     if len(shown) == 1 and shown[0][2] != "total":
         ylabel = f"{shown[0][2]} {ylabel}"
