@@ -37,7 +37,8 @@ def tree_lightcurve(tree: xr.DataTree, time_bin, *, cameras: str = "sum", **kwar
     common to all of them (with a region on XMM EPIC: common to the CCDs the
     region lies on in every camera) and binned on the same time grid; counts (and
     background-region counts) are added and rates recomputed over that
-    common good time. Returns one light curve on dim ``time`` (attrs ``instrument`` like
+    common good time (each camera's regions are selected, and its light curve
+    built, once). Returns one light curve on dim ``time`` (attrs ``instrument`` like
     ``"EMOS1+EMOS2+EPN"``, ``cameras``, ``sources``). ``cameras="each"``:
     a DataTree with each camera's own light curve at the node's path.
     Lazy as :func:`xcube.lightcurve`; a background *model* needs
@@ -61,21 +62,36 @@ def tree_lightcurve(tree: xr.DataTree, time_bin, *, cameras: str = "sum", **kwar
     common = gtimod.intersection(*[gtimod.from_dataset(ev) for ev in nodes.values()])
     if common[0].size == 0:
         raise ValueError(f"lightcurve: the cameras {list(nodes)} have no good time in common; use cameras='each'")
-    parts = [lightcurve(select(ev, gti=common), time_bin, **kwargs) for ev in nodes.values()]
-    own = gtimod.intersection(*[gtimod.from_dataset(p) for p in parts])  # a region's CCD GTIs (XMM EPIC)
-    if not _same_gti(own, gtimod.intersection(common, ([parts[0]["time_lo"].values[0]],
-                                                       [parts[0]["time_hi"].values[-1]]))):
-        if own[0].size == 0:
+    events = {path: select(ev, gti=common) for path, ev in nodes.items()}
+    # each camera's regions selected once, and their CCDs' good time (XMM EPIC), before any light curve is built
+    inside = {path: _region_events(ev, kwargs) for path, ev in events.items()}
+    own = [r.ccd_gti for r in inside.values() if r is not None and r.ccd_gti is not None]
+    if own:
+        common = gtimod.intersection(common, *own)
+        if gtimod.exposure(common) <= 0:
             raise ValueError(f"lightcurve: the cameras {list(nodes)} have no good time in common on the region's "
                              "CCDs; use cameras='each'")
-        common = own
-        parts = [lightcurve(select(ev, gti=common), time_bin, **kwargs) for ev in nodes.values()]
+        events = {path: select(ev, gti=common) for path, ev in nodes.items()}
+        inside = {path: None if r is None else r.cut(common) for path, r in inside.items()}
+    parts = [lightcurve(events[path], time_bin, _inside=inside[path], **kwargs) for path in nodes]
     return _sum_parts(parts, common, list(nodes))
 
 
-def _same_gti(a, b) -> bool:
-    return a[0].shape == b[0].shape and np.allclose(a[0], b[0], rtol=0, atol=1e-9) and np.allclose(
-        a[1], b[1], rtol=0, atol=1e-9)
+def _region_events(events, kwargs):
+    """The :class:`~xcube.products.lightcurve.RegionEvents` of one camera for
+    ``lightcurve(events, **kwargs)`` (after its ``time_range`` and screening),
+    or None without a region."""
+    from ..select import screening_expr, select
+    from .lightcurve import _time_range_gti, region_events
+
+    region, background = kwargs.get("region"), kwargs.get("background")
+    if region is None:
+        return None
+    if kwargs.get("time_range") is not None:
+        t_start, t_stop = _time_range_gti(events, kwargs["time_range"])
+        events = select(events, gti=([t_start], [t_stop]))
+    expr = screening_expr(events, kwargs.get("expr"), kwargs.get("screening", True))
+    return region_events(events, region, background, expr)
 
 
 def _sum_parts(parts: list, common, paths: list) -> xr.Dataset:

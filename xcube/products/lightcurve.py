@@ -3,6 +3,7 @@ background-subtracted net rate from a background region scaled by area."""
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -237,11 +238,14 @@ def ccd_good_time(events, ccds):
     return gtimod.intersection(gtimod.from_dataset(events), *sets)
 
 
-def region_good_time(events, regions, expr=None):
+def region_good_time(events, regions, expr=None, selected=None):
     """``(gti, ccds)``: the good time of the CCD(s) that ``regions`` (source,
     and background, regions; None entries skipped) lie on, and those CCD
     numbers; ``(None, [])`` when there is no region or the events have no
     per-CCD GTIs (then the events' GTIs, the union over CCDs, apply).
+    ``selected``: the events already inside each region (as
+    :func:`region_events` holds them; same order as ``regions``), read
+    instead of selecting the region again.
 
     The CCDs are those holding the regions' events (after ``expr``), the
     rule of :func:`xcube.spectrum` (which takes the CCD with most events for
@@ -249,19 +253,21 @@ def region_good_time(events, regions, expr=None):
     time they share (the intersection of their GTIs), as SAS does with the
     per-CCD GTI extensions: a bin inside one CCD's dropout is not exposed in
     full. ``ValueError`` naming the file when those CCDs share no good time.
-    Eager: one pass over the CCD column of each region's events."""
+    Eager: one pass over the CCD column of each region's events (and, without
+    ``selected``, the selection of each region)."""
     from ..missions import profile_of
     from ..select import select
 
-    regions = [r for r in regions if r is not None]
-    if not regions or "ccd_gti_ccd" not in events.variables:
+    pairs = [(r, s) for r, s in zip(regions, selected or [None] * len(regions)) if r is not None]
+    if not pairs or "ccd_gti_ccd" not in events.variables:
         return None, []
     prof = profile_of(events)
     if not prof.ccd_variable:
         return None, []
     found = set()
-    for region in regions:
-        counts = ccd_event_counts(select(events, region=region, expr=expr or None), prof)
+    for region, inside in pairs:
+        inside = select(events, region=region) if inside is None else inside
+        counts = ccd_event_counts(select(inside, expr=expr or None), prof)
         if counts is not None:
             found.update(int(c) for c in np.flatnonzero(counts))
     ccds = sorted(found)
@@ -272,6 +278,59 @@ def region_good_time(events, regions, expr=None):
         raise ValueError(f"{events.attrs.get('source', 'events')}: the region's events lie on CCDs {ccds}, whose "
                          "GTIs share no good time; use a region on one CCD")
     return gti, ccds
+
+
+class RegionEvents(NamedTuple):
+    """The events inside the source and background regions (None without
+    that region), each selected once and held in memory, and the good time
+    ``ccd_gti`` ``(start, stop)`` [s] of the CCDs they lie on with those
+    ``ccds`` (None and ``[]`` without per-CCD GTIs, see :func:`region_good_time`)."""
+
+    source: xr.Dataset | None
+    background: xr.Dataset | None
+    ccd_gti: tuple | None
+    ccds: list
+
+    def cut(self, gti) -> "RegionEvents":
+        """The same regions' events inside ``gti`` ``(start, stop)`` [s] (in memory
+        already: no region test), with ``ccd_gti`` replaced by ``gti`` when there is one."""
+        from ..select import select
+
+        src, bkg = (None if e is None else select(e, gti=gti) for e in (self.source, self.background))
+        return RegionEvents(src, bkg, None if self.ccd_gti is None else gti, list(self.ccds))
+
+
+def _held(events: xr.Dataset) -> xr.Dataset:
+    """``events`` with their Dask columns computed once and held in memory (Dask
+    arrays on the same chunks; numpy columns as they are)."""
+    import dask.array as da
+
+    from ..scheduler import compute
+
+    lazy = [n for n, v in events.variables.items() if hasattr(v.data, "dask")]
+    if not lazy:
+        return events
+    values = compute(*[events.variables[n].data for n in lazy])
+    new = {n: events.variables[n].copy(data=da.from_array(val, chunks=events.variables[n].data.chunks))
+           for n, val in zip(lazy, values)}
+    out = events.copy(deep=False)
+    coords = {n: v for n, v in new.items() if n in events.coords}
+    out = out.assign_coords(coords) if coords else out
+    return out.assign({n: v for n, v in new.items() if n not in events.coords})
+
+
+def region_events(events, region=None, background=None, expr=None) -> RegionEvents:
+    """The events inside ``region`` and inside ``background`` (regions as
+    :func:`xcube.select` takes them; None skipped), each selected once
+    (``select``'s one eager pass over x/y) and held in memory: a region holds
+    a small part of the events, and the CCDs' good time
+    (:func:`region_good_time`, after ``expr``), every energy band and the
+    binning then read them instead of testing x/y again."""
+    from ..select import select
+
+    held = [None if r is None else _held(select(events, region=r)) for r in (region, background)]
+    ccd_gti, ccds = region_good_time(events, [region, background], expr, selected=held)
+    return RegionEvents(held[0], held[1], ccd_gti, ccds)
 
 
 def product_attrs(events, **params) -> dict:
@@ -330,6 +389,7 @@ def lightcurve(
     errors: str = "poisson",
     cameras: str = "sum",
     mjd: bool = False,
+    _inside: RegionEvents | None = None,
 ) -> xr.Dataset:
     """Light curve of an EventList: counts and rates in time bins, optionally
     in an energy band and a region, with a background region subtracted.
@@ -405,9 +465,10 @@ def lightcurve(
     Laziness: counts, rates and errors are lazy Dask arrays (one chunked
     ``bin_events`` per region). Eager: the time axis and exposure, the
     region areas, and the passes ``xcube.select`` and ``bin_events`` make over
-    the columns they filter on (energy, x/y, time) to size their chunks; with
-    a region and per-CCD GTIs, one pass over the CCD column of the region's
-    events.
+    the columns they filter on (energy, x/y, time) to size their chunks. Each
+    region is selected once (one ``select`` over x/y) and its events are held
+    in memory (:func:`region_events`): the CCD column (per-CCD GTIs), every
+    energy band and the binning read them, not x/y again.
 
     Errors: ``ValueError`` for ``time_bin <= 0`` (or NaN), a non-finite
     ``offset`` or ``t0``, events without good time (naming the file), an
@@ -447,9 +508,10 @@ def lightcurve(
         t0 = t_start  # the window asked for, also where it starts before the good time
     axis = time_axis(events, width, t0=t0, t_stop=t_stop, offset=offset)
     region_bkg = None if model is not None else background
-    ccd_gti, ccds = region_good_time(events, [region, region_bkg], expr)
+    # each region selected once (tree_lightcurve passes the cameras' own, cut to their common good time)
+    inside = _inside if _inside is not None else region_events(events, region, region_bkg, expr)
     bands = _bands(energy_band)
-    parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors, ccd_gti, ccds)
+    parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors, inside)
              for band in bands]
     lc = parts[0] if np.ndim(energy_band) != 2 else _concat_bands(parts, bands)
     if model is not None:
@@ -489,18 +551,21 @@ def _concat_bands(parts, bands) -> xr.Dataset:
     return lc
 
 
-def _band_lightcurve(events, axis, width, energy_band, region, background, expr, errors, ccd_gti=None,
-                     ccds=()) -> xr.Dataset:
-    """One band: source (and background-region) counts binned on ``axis``,
-    inside ``ccd_gti`` (the good time of the regions' CCDs) when given, else
+def _band_lightcurve(events, axis, width, energy_band, region, background, expr, errors,
+                     inside: RegionEvents) -> xr.Dataset:
+    """One band: source (and background-region) counts binned on ``axis``
+    from the regions' events ``inside`` (the events without a source region),
+    inside ``inside.ccd_gti`` (the good time of the regions' CCDs) when given, else
     inside the events' GTIs."""
     from ..binning import bin_events
     from ..regions import region_area
     from ..select import select
 
+    ccd_gti, ccds = inside.ccd_gti, inside.ccds
     good = ccd_gti if ccd_gti is not None else events
     filters = {"energy_band": energy_band, "expr": expr or None}
-    counts = bin_events(select(events, region=region, gti=good, **filters), time=axis)
+    source = inside.source if region is not None else events
+    counts = bin_events(select(source, gti=good, **filters), time=axis)
     attrs = product_attrs(
         events, kind="lightcurve", time_bin=width, errors=errors,
         energy_band=list(energy_band) if energy_band is not None else None,
@@ -518,7 +583,7 @@ def _band_lightcurve(events, axis, width, energy_band, region, background, expr,
             raise ValueError(f"lightcurve: region areas must be positive (source {attrs['backscal']:g}, "
                              f"background {attrs['bkg_backscal']:g} pixel^2)")
         ratio = attrs["backscal"] / attrs["bkg_backscal"]
-        bkg_counts = bin_events(select(events, region=background, gti=good, **filters), time=axis)
+        bkg_counts = bin_events(select(inside.background, gti=good, **filters), time=axis)
     if ccd_gti is not None:
         attrs["ccds"] = [int(c) for c in ccds]
         attrs["gti_from"] = f"CCD{'s' if len(ccds) > 1 else ''} {', '.join(map(str, ccds))}"

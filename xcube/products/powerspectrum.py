@@ -18,7 +18,7 @@ import xarray as xr
 from .._version import __version__
 from ..binning.axes import positive_width
 from . import pds_stream
-from .lightcurve import bin_span_gti, common_bin_width, region_good_time
+from .lightcurve import bin_span_gti, common_bin_width, region_events
 
 __all__ = ["power_spectrum", "rebin_power_spectrum", "average_power_spectra", "subtract_poisson_noise",
            "open_timing_input",
@@ -97,11 +97,13 @@ def _input_sums(obj, segment, dt, selection):
 
         expr = screening_expr(obj, selection["expr"], selection["screening"], obj.attrs.get("source", "events"))
         selection = dict(selection, expr=expr)
-        ccd_gti, ccds = region_good_time(obj, [selection["region"]], expr)
+        inside = region_events(obj, selection["region"], expr=expr)  # the region selected once
+        ccd_gti, ccds = inside.ccd_gti, inside.ccds
         if any(selection[k] is not None for k in _SELECTION):
             from ..select import select
 
-            obj = select(obj, **{k: selection[k] for k in _SELECTION}, gti=ccd_gti)
+            obj = select(obj if inside.source is None else inside.source, energy_band=selection["energy_band"],
+                         expr=expr, gti=ccd_gti)
         plan = pds_stream.plan_segments(gtimod.from_dataset(obj), segment, float(dt), _source(obj))
         attrs = dict(obj.attrs)
         if ccd_gti is not None:
