@@ -24,6 +24,7 @@ from .background import expected_value
 from .decision import Flags, FrameTypes
 from .features import FEATURE_COLUMNS, lightcurve_features
 from .flags import RUN_FLAGS, edge_cells, gap_cells, run_flags
+from .frames import good_time_range
 from .significance import sigma_equivalent, sigma_equivalents
 
 __all__ = ["detect", "region_list", "assemble", "iau_name", "count_quantiles", "sigma_equivalent",
@@ -114,7 +115,7 @@ def region_list(peak_counts: np.ndarray, eclipse_counts: np.ndarray, image: np.n
 
 def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = "", obs_id: str = "",
            bti=None, bad_frame=None, sigma: float = 3.0, ccd_map=None, ecf: float = np.nan, exposure=None,
-           dropped=None):
+           dropped=None, gti=None):
     """Turn flagged voxels into a detection table and per-detection light curves.
 
     Parameters
@@ -141,6 +142,10 @@ def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = 
         default for a compact cube) for ``flag_edge``'s CCD gaps.
     ecf : energy conversion factor [counts cm^2 / erg] of the summed cameras
         and band (``xcube.missions.ecf.events_ecf``) for ``peak_flux``.
+    gti : ``(start, stop)`` [s] the run's good time (default: a compact
+        cube's ``gti``; none for a dense cube): ``t_start``/``t_stop``,
+        ``t_peak`` and ``duration`` keep to the good time of their frames
+        (:func:`.frames.good_time_range`; frame edges without it).
 
     Returns ``(detections DataFrame, lightcurves Dataset over (detection, time))``;
     the table's columns are :data:`ALL_COLUMNS` (see ``docs/search.md``).
@@ -168,7 +173,8 @@ def detect(cube, expected, flags, eclipse_mask=None, *, wcs=None, run_id: str = 
     gaps = gap_cells(ccd_map if ccd_map is not None else getattr(cube, "ccd_map", None))
     return assemble(view, regions, lc_n, lc_mu, lc_p, lc_e, wcs=wcs, run_id=run_id, obs_id=obs_id,
                     bti=bti, bad_frame=bad_frame, log10_bayes=log10_bayes, sigma=sigma,
-                    edges=edge_cells(image, gaps), ecf=ecf, exposure=exposure, dropped=dropped)
+                    edges=edge_cells(image, gaps), ecf=ecf, exposure=exposure, dropped=dropped,
+                    gti=cube.gti if gti is None and isinstance(cube, CompactCube) else gti)
 
 
 def _flags_from_masks(peak_mask, eclipse_mask) -> Flags:
@@ -280,7 +286,7 @@ def _unique_keys(keys, n_keys: int):
 
 def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=None, run_id: str = "",
              obs_id: str = "", bti=None, bad_frame=None, log10_bayes=None, sigma: float = 3.0, edges=None,
-             ecf: float = np.nan, exposure=None, dropped=None):
+             ecf: float = np.nan, exposure=None, dropped=None, gti=None):
     """Detection table and light curves from the regions (:func:`region_list`)
     and their per-frame sums (each (k, time) arrays, k = len(regions)): counts
     ``lc_n``, expected counts ``lc_mu`` (NaN where a footprint pixel has none),
@@ -289,8 +295,8 @@ def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=
     (else computed here). ``cube`` gives the time and cell coordinates and the
     attrs (pointing, roll) only. ``sigma``, ``edges`` (``flags.edge_cells``:
     outside-field and CCD-gap cells) and ``ecf`` feed the features, flags and
-    the peak flux; ``exposure`` and ``dropped`` as in :func:`detect`. Eager
-    (small arrays)."""
+    the peak flux; ``exposure``, ``dropped`` and ``gti`` as in :func:`detect`.
+    Eager (small arrays)."""
     if not regions:
         return empty_table(), _empty_lightcurves(cube, bti, bad_frame, exposure)
     lc_n = np.asarray(lc_n, dtype=np.float64)
@@ -305,7 +311,7 @@ def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=
                      (bp[k] if kd == "peak" else be[k] for k, kd in enumerate(kinds))], dtype=np.int64)
     best_b = np.array([(bp if kd == "peak" else be)[k, best[k]] for k, kd in enumerate(kinds)])
     flagged = np.stack([(lc_p[k] if kd == "peak" else lc_e[k]) > 0 for k, kd in enumerate(kinds)])
-    table = _base_table(cube, regions, lc_n, lc_mu, kinds, best, best_b, flagged, wcs, run_id, obs_id)
+    table = _base_table(cube, regions, lc_n, lc_mu, kinds, best, best_b, flagged, wcs, run_id, obs_id, gti)
     lcs = xr.Dataset(
         {
             "counts": (("detection", "time"), lc_n),
@@ -318,12 +324,14 @@ def assemble(cube: xr.DataArray, regions: list, lc_n, lc_mu, lc_p, lc_e, *, wcs=
     _add_flags(lcs, cube.sizes["time"], bti, bad_frame)
     dropped = lcs["bad_frame"].values if dropped is None else np.asarray(dropped, bool)
     extra = _extra_columns(cube, table, lcs, regions, kinds, best, best_b, flagged, wcs, sigma, edges, ecf,
-                           dropped)
+                           dropped, gti)
     return pd.concat([table, extra], axis=1)[ALL_COLUMNS], lcs
 
 
-def _base_table(cube, regions, lc_n, lc_mu, kinds, best, best_b, flagged, wcs, run_id, obs_id) -> pd.DataFrame:
-    """The :data:`DETECTION_COLUMNS` of the regions."""
+def _base_table(cube, regions, lc_n, lc_mu, kinds, best, best_b, flagged, wcs, run_id, obs_id,
+                gti=None) -> pd.DataFrame:
+    """The :data:`DETECTION_COLUMNS` of the regions; with ``gti`` the times
+    keep to the good time of their frames (:func:`.frames.good_time_range`)."""
     time, t_lo, t_hi = cube["time"].values, cube["time_lo"].values, cube["time_hi"].values
     sig = np.empty(len(regions))
     for kind in ("peak", "eclipse"):
@@ -351,11 +359,17 @@ def _base_table(cube, regions, lc_n, lc_mu, kinds, best, best_b, flagged, wcs, r
             "area": area, "n_frames_flagged": int(fidx.size),
         })
     table = pd.DataFrame(rows)
+    if gti is not None:  # the good time of the flagged frames, and the centre of that of the peak frame
+        table["t_start"], table["t_stop"] = good_time_range(table["t_start"], table["t_stop"], gti)
+        lo, hi = good_time_range(t_lo[best], t_hi[best], gti)
+        whole = (lo == t_lo[best]) & (hi == t_hi[best])  # (a whole frame keeps its centre coordinate)
+        table["t_peak"] = np.where(whole, time[best], 0.5 * (lo + hi))
     table.insert(4, "name", iau_name(table["ra"], table["dec"]) if wcs is not None else [""] * len(table))
     return table[DETECTION_COLUMNS]
 
 
-def _extra_columns(cube, table, lcs, regions, kinds, best, best_b, flagged, wcs, sigma, edges, ecf, dropped):
+def _extra_columns(cube, table, lcs, regions, kinds, best, best_b, flagged, wcs, sigma, edges, ecf, dropped,
+                   gti=None):
     """The :data:`EXTRA_COLUMNS`: peak rate and flux, spacecraft offsets,
     features and the run's flags."""
     frame = (lcs["exposure"].values if "exposure" in lcs.coords
@@ -365,7 +379,7 @@ def _extra_columns(cube, table, lcs, regions, kinds, best, best_b, flagged, wcs,
     u, v = spacecraft_offsets(table["x"].to_numpy(), table["y"].to_numpy(), cube.attrs, wcs)
     out = pd.DataFrame({"peak_rate": rate, "peak_flux": rate / ecf if ecf and np.isfinite(ecf) else np.nan,
                         "det_u": u, "det_v": v})
-    feats = lightcurve_features(lcs, kinds, best, sigma)
+    feats = lightcurve_features(lcs, kinds, best, sigma, gti=gti)
     t_lo, t_hi = cube["time_lo"].values, cube["time_hi"].values
     outside, gaps = edges if edges is not None else (None, None)
     fl = run_flags(kinds, [r[1] for r in regions], best_b, feats["n_max"].to_numpy(), flagged,

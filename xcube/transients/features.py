@@ -39,7 +39,9 @@ frame. See ``docs/search.md`` for the table of columns.
   when a neighbour is undecided, e.g. a bad frame: it cannot confirm it);
 - ``duration`` [s] and ``fluence`` [counts, ``sum(n - mu)``, negative for an
   eclipse] of the run of frames above the threshold that holds the
-  detection's best frame (that frame alone when it is below).
+  detection's best frame (that frame alone when it is below); the duration
+  is that of the run's good time when the good time is given (the search's:
+  a last, partial frame or a frame half in a GTI gap counts its good part).
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from . import bayes
+from .frames import good_time_range
 from .significance import sigma_equivalents
 
 __all__ = ["FEATURE_COLUMNS", "lightcurve_features", "cash_statistic", "cash_moments", "excursions", "ks_statistic"]
@@ -328,8 +331,10 @@ def _level_counts(bp, be, bti, valid):
     return out
 
 
-def _burst(kinds, best, above_p, above_e, n, mu, valid, t_lo, t_hi):
-    """duration [s] and fluence [counts] of the run above threshold that holds the best frame."""
+def _burst(kinds, best, above_p, above_e, n, mu, valid, t_lo, t_hi, gti=None):
+    """duration [s] and fluence [counts] of the run above threshold that holds
+    the best frame; with ``gti`` the duration is that of the run's good time
+    (:func:`.frames.good_time_range`)."""
     k = n.shape[0]
     dur, flu = np.full(k, np.nan), np.full(k, np.nan)
     for r in range(k):
@@ -342,18 +347,21 @@ def _burst(kinds, best, above_p, above_e, n, mu, valid, t_lo, t_hi):
             while i1 + 1 < a.size and a[i1 + 1]:
                 i1 += 1
         sl = slice(i0, i1 + 1)
-        dur[r] = float(t_hi[i1] - t_lo[i0])
+        lo, hi = (t_lo[i0], t_hi[i1]) if gti is None else good_time_range(t_lo[i0], t_hi[i1], gti)
+        dur[r] = float(hi - lo)
         flu[r] = float(np.sum(np.where(valid[r, sl], n[r, sl] - mu[r, sl], 0.0)))
     return dur, flu
 
 
-def lightcurve_features(lightcurves, kinds, best, sigma: float = 3.0) -> pd.DataFrame:
+def lightcurve_features(lightcurves, kinds, best, sigma: float = 3.0, gti=None) -> pd.DataFrame:
     """The features of every detection light curve (module doc).
 
     ``lightcurves``: the Dataset over (detection, time) of
     :func:`~xcube.transients.detect.detect`; ``kinds``: "peak"/"eclipse" per
     detection; ``best``: each detection's best frame (index); ``sigma``: the
-    run's detection level (its thresholds define the excursions). Returns a
+    run's detection level (its thresholds define the excursions); ``gti``:
+    ``(start, stop)`` [s] the run's good time, to which ``duration`` keeps
+    (the frames' edges without it). Returns a
     DataFrame of :data:`FEATURE_COLUMNS`, one row per detection. Eager,
     numpy/scipy on (detections, frames) arrays.
     """
@@ -390,5 +398,5 @@ def lightcurve_features(lightcurves, kinds, best, sigma: float = 3.0) -> pd.Data
     cols["n_eclipse_excursions"], cols["eclipse_gap_min"] = excursions(above_e, t_lo, t_hi)[:2]
     cols.update(_level_counts(bp, be, bti, valid))
     cols["n_max_first_bin"], cols["n_max_last_bin"], cols["n_max_isolated"] = _position(n, mu, valid)
-    cols["duration"], cols["fluence"] = _burst(list(kinds), best, above_p, above_e, n, mu, valid, t_lo, t_hi)
+    cols["duration"], cols["fluence"] = _burst(list(kinds), best, above_p, above_e, n, mu, valid, t_lo, t_hi, gti)
     return pd.DataFrame({c: cols[c] for c in FEATURE_COLUMNS})

@@ -57,6 +57,7 @@ __all__ = [
     "bad_frames",
     "bad_frames_from_counts",
     "bad_frames_for",
+    "good_time_range",
 ]
 
 log = logging.getLogger("xcube.transients")
@@ -313,3 +314,28 @@ def bad_frames_for(events, cube, bti=None) -> np.ndarray:
     if bti is None and "bti" in cube.coords:
         bti = np.asarray(cube["bti"].values, dtype=bool)
     return bad_frames(events, np.append(lo, hi[-1]), bti)
+
+
+def good_time_range(t_start, t_stop, gti):
+    """The good time inside each interval ``[t_start, t_stop]`` [s]: from its
+    first good instant to its last one (``gti`` ``(start, stop)`` [s], the
+    run's good time; a pair of numbers is one interval). A detection's frames
+    reach past the good time in the last, partial frame and in a frame half
+    in a GTI gap; this is the one rule that clips the search's ``t_start``/
+    ``t_stop``, its peak frame (``t_peak`` is the centre of the result) and
+    the ``duration`` of its burst. An interval without good time inside (or
+    an empty ``gti``) is returned unchanged, and so is a NaN bound. ``(lo, hi)``:
+    numpy float64 of the inputs' broadcast shape (floats for scalars). Eager."""
+    a, b = np.broadcast_arrays(np.asarray(t_start, np.float64), np.asarray(t_stop, np.float64))
+    start, stop = gtimod.normalize(*gti, warn=False)
+    lo, hi = a.copy(), b.copy()
+    if start.size:
+        k = np.searchsorted(stop, a, side="right")  # the first GTI ending after t_start
+        m = np.searchsorted(start, b, side="left") - 1  # the last GTI starting before t_stop
+        inside = (k <= m) & ~np.isnan(b)  # (then start[k] < t_stop and stop[m] > t_start; False for NaN)
+        kk, mm = np.minimum(k, start.size - 1), np.maximum(m, 0)
+        lo = np.where(inside, np.maximum(a, start[kk]), a)
+        hi = np.where(inside, np.minimum(b, stop[mm]), b)
+    if lo.ndim == 0:
+        return float(lo), float(hi)
+    return lo, hi

@@ -158,8 +158,7 @@ def _search_subset(evs, grid, subset, size_arcsec, screening, hygiene, shifts, o
     t0 = _time.perf_counter()
     cubes, reasons = _cubes(evs, grid, size_arcsec, screening, hygiene, shifts)
     t_pass = _time.perf_counter() - t0
-    good = gtimod.intersection(*[gtimod.from_dataset(e) for e in evs])
-    good_span = (float(good[0][0]), float(good[1][-1])) if len(good[0]) else None  # merged times stay inside
+    good = gtimod.intersection(*[gtimod.from_dataset(e) for e in evs])  # (the merged times keep to it)
     bar.update(1)
 
     def one(p):
@@ -169,7 +168,7 @@ def _search_subset(evs, grid, subset, size_arcsec, screening, hygiene, shifts, o
         else:
             runs = [(name, search_cube(c, p, evs, subset=subset, t_pass=t_pass, **options)) for name, c in found]
             out = runs[0][1] if len(runs) == 1 else merge_grids(runs, float(np.diff(found[0][1].x.edges[:2])[0]),
-                                                                span=good_span)
+                                                                gti=good)
         bar.set_description(f"search {out.run_id}")
         bar.update(1)
         return out
@@ -244,8 +243,9 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
     """One parameter set on its compact cube (from :func:`.grid.search_cubes`
     of ``events``): bad times and frames, the background model (with the
     eclipses masked from the source rates when ``eclipse_mask``), the
-    decision and the detections with their features and flags. Eager;
-    returns a :class:`SearchResult`."""
+    decision and the detections with their features and flags (their
+    times kept to the cube's good time, :func:`.frames.good_time_range`).
+    Eager; returns a :class:`SearchResult`."""
     clock = _Clock()
     timings = {"cube": t_pass}
     btis = btimod.bad_time_intervals(cube)
@@ -265,7 +265,7 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
     rid, obs = run_id(_obs_id(events), params, subset), _obs_id(events)
     table, lcs = detect(cube, model, flags, wcs=w, run_id=rid, obs_id=obs, bti=is_bti, bad_frame=bad,
                         sigma=params.sigma, ecf=events_ecf(events, params.energy_band), exposure=exposure,
-                        dropped=drop)
+                        dropped=drop, gti=cube.gti)
     table = add_time_columns(table, events[0])  # mjd_start/peak/stop, utc_peak after the search's columns
     timings["detect"] = clock.lap()
     sky = _sky_attrs(events[0], cube)

@@ -10,10 +10,11 @@ two detections (of any grids) are one when they are of the same kind, their
 positions are less than one cell apart and their flagged time ranges overlap
 (allowing one frame between them); the merged detection keeps the row of
 the most significant one (``log10_bayes``), with ``t_start``/``t_stop``
-widened to the union and clipped to the observation's common good time
-(from its first start to its last stop: the half-frame shifted grids' first
-and last frames reach half a frame beyond it, and the last frame of any grid
-may end after it), the columns derived from them (``mjd_start``,
+widened to the union and kept to the observation's common good time inside
+it (:func:`.frames.good_time_range`, the rule of every grid's own table: the
+half-frame shifted grids' first and last frames reach half a frame beyond
+the good time, the last frame of any grid may end after it, and a frame may
+be half in a GTI gap), the columns derived from them (``mjd_start``,
 ``mjd_stop``...) computed again from the merged times, and columns ``grid``
 (where that row comes from), ``grid_detection`` (its index there) and
 ``n_grids`` (how many grids saw it). The merged table keeps the tables'
@@ -28,6 +29,7 @@ import pandas as pd
 
 from ..times import TIME_COLUMNS, add_time_columns
 from .flags import crowded
+from .frames import good_time_range
 
 __all__ = ["SHIFTS", "merge_grids", "merge_detections"]
 
@@ -59,12 +61,13 @@ def _groups(table: pd.DataFrame, cell: float, slack: np.ndarray) -> np.ndarray:
     return np.array([find(i) for i in range(k)])
 
 
-def merge_detections(tables: dict, cell: float, frame: float, span=None) -> pd.DataFrame:
+def merge_detections(tables: dict, cell: float, frame: float, gti=None, *, span=None) -> pd.DataFrame:
     """Merge the detection tables of several grids (``{grid name: table}``)
     as the module doc says; ``cell`` is the cell width [sky-column units],
-    ``frame`` the frame length [s], ``span`` ``(start, stop)`` [s] the
-    observation's good time span that clips the merged ``t_start``/``t_stop``
-    (None: not clipped). Returns one table (the columns of the
+    ``frame`` the frame length [s], ``gti`` ``(start, stop)`` [s] the
+    observation's good time to which the merged ``t_start``/``t_stop`` keep
+    (:func:`.frames.good_time_range`; a pair of numbers is one interval;
+    None: not clipped; ``span`` is its former name). Returns one table (the columns of the
     inputs plus ``grid``, ``grid_detection``, ``n_grids``; the time columns
     of :func:`xcube.times.add_time_columns` recomputed from the merged
     ``t_start``/``t_stop``), rows in time order, with the inputs' ``attrs``
@@ -82,9 +85,9 @@ def merge_detections(tables: dict, cell: float, frame: float, span=None) -> pd.D
     allt["_g"] = g
     best = allt.sort_values("log10_bayes", ascending=False, kind="stable").groupby("_g", sort=False).head(1)
     times = allt.groupby("_g").agg(t_start=("t_start", "min"), t_stop=("t_stop", "max"), n_grids=("grid", "nunique"))
-    if span is not None:  # (after grouping: the groups are those of the grids' own times)
-        times["t_start"] = times["t_start"].clip(lower=float(span[0]), upper=float(span[1]))
-        times["t_stop"] = times["t_stop"].clip(lower=float(span[0]), upper=float(span[1]))
+    gti = span if gti is None else gti
+    if gti is not None:  # (after grouping: the groups are those of the grids' own times)
+        times["t_start"], times["t_stop"] = good_time_range(times["t_start"], times["t_stop"], gti)
     out = best.drop(columns=["t_start", "t_stop"]).join(times, on="_g")
     cols = [c for c in parts[0].columns] + ["n_grids"]
     out = out[cols].sort_values(["t_start", "kind"], kind="stable").reset_index(drop=True)
@@ -97,7 +100,7 @@ def merge_detections(tables: dict, cell: float, frame: float, span=None) -> pd.D
     return out
 
 
-def merge_grids(runs, cell: float, span=None):
+def merge_grids(runs, cell: float, gti=None):
     """The :class:`~xcube.transients.result.SearchResult` of the unshifted
     grid (``runs[0]``; ``runs``: ``[(grid name, SearchResult), ...]``) with
     the merged detections of all grids, ``grids`` holding every grid's own
@@ -106,12 +109,12 @@ def merge_grids(runs, cell: float, span=None):
     ``n_detections``, ``n_detections_per_grid``,
     ``expected_false_alarms_all_grids`` (the sum over the grids: the shifted
     grids are more looks at the data, and their false detections add up)
-    and the total time. ``span``: the observation's good time span
-    ``(start, stop)`` [s] that clips the merged times (:func:`merge_detections`;
+    and the total time. ``gti``: the observation's good time ``(start,
+    stop)`` [s] to which the merged times keep (:func:`merge_detections`;
     the search passes its common good time)."""
     base = runs[0][1]
     frame = float(np.median(np.diff(base.cube["time_lo"].values))) if base.cube is not None else 0.0
-    table = merge_detections({name: r.detections for name, r in runs}, cell, frame, span)
+    table = merge_detections({name: r.detections for name, r in runs}, cell, frame, gti)
     summary = dict(base.summary)
     summary["n_detections"] = int(len(table))
     summary["n_detections_per_grid"] = {name: int(len(r.detections)) for name, r in runs}
