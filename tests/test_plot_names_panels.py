@@ -54,6 +54,25 @@ def test_products_of_one_stem_get_distinct_figures(tmp_path, make_event_file, mo
     assert xplot.figure_paths([lc], tmp_path / "one.pdf") == [tmp_path / "one.pdf"]
 
 
+def test_plot_command_takes_several_files(tmp_path, make_event_file, capsys):
+    """xcube plot src.lc src.pha: two figures of distinct names (FILE took one name only); --band on a
+    product that is not a light curve is an error naming the file (was a TypeError deep in the figure)."""
+    from xcube.cli import main
+
+    ev = xcube.open_events(make_event_file(n=5000))
+    lc = xcube.write_lightcurve(tmp_path / "src.lc", xcube.lightcurve(ev, 100.0))
+    pha = xcube.write_spectrum(tmp_path / "src.pha", xcube.spectrum(ev))
+    figs = tmp_path / "figs"
+    assert main(["plot", str(lc), str(pha), "--out", f"{figs}/", "--dpi", "40"]) == 0
+    assert sorted(p.name for p in figs.iterdir()) == ["src.lc.png", "src.pha.png"]
+    assert "src.pha.png: figure of" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"src\.pha: band= picks a band of a multi-band light curve; this file "
+                                         r"holds a spectrum"):
+        xplot.plot_file(pha, band=0)
+    assert main(["plot", str(pha), "--band", "0", "--out", str(tmp_path / "x.png")]) != 0
+    assert "band= picks a band" in capsys.readouterr().err
+
+
 # 2. every panel of a broken time axis names a time
 def _many_gtis(seed=1):
     """A 10 s light curve of 60 GTIs of 20 s to 8 ks, gaps of 60 s to 3 ks."""

@@ -120,6 +120,9 @@ def plot_file(path, **kwargs):
     with warnings.catch_warnings():  # a damaged header: named below, not as astropy's warning
         warnings.simplefilter("ignore", VerifyWarning)
         kind = product_kind(path)
+    if kwargs.get("band") is not None and kind != "lightcurve":
+        raise ValueError(f"{path}: band= picks a band of a multi-band light curve; this file holds a "
+                         f"{kind.replace('_', ' ')}")
     if kind == "power_spectrum":
         pds = read_power_spectrum(path)
         kwargs.setdefault("freq_power", pds.attrs.get("norm") == "frac")

@@ -77,9 +77,10 @@ def register_timing(subparsers) -> None:
                               description="Draw the standard figure of a product: light curve (broken time axes "
                                           "at GTI gaps; long-term for stitched files), power spectrum, spectrum, "
                                           "image, or a search Zarr store's Bayes-factor map.")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--out", "-o", help="figure file, or a directory for <FILE name>.png (default: that name in "
-                                       "the current directory)")
+    p.add_argument("file", metavar="FILE", nargs="+")
+    p.add_argument("--out", "-o", help="figure file (one FILE), or a directory (existing, or ending in /) for "
+                                       "<FILE stem>.png, <FILE name>.png for FILEs of one stem (src.lc.png, "
+                                       "src.pha.png) (default: those names in the current directory)")
     p.add_argument("--dpi", type=int, default=110)
     p.add_argument("--band", help="of a multi-band light curve, only this band (a label such as 2-10keV, or an "
                                   "index; default: every band)")
@@ -224,22 +225,11 @@ def _run_stitch(args) -> int:
 
 
 def _run_plot(args) -> int:
-    from ..plot import plot_file, save_figure
-    from .naming import output_file
+    from ..plot import plot_files
 
-    def name():
-        return Path(Path(args.file).name).with_suffix(".png").name
-
-    out = output_file(args.out, name) if args.out else Path(name())
-    if out.exists() and not args.overwrite:
-        hint = ""
-        if not args.out or Path(args.out).is_dir() or str(args.out).endswith("/"):  # a default name
-            other = out.with_name(Path(args.file).name + ".png")
-            hint = f", or name it --out {other} (another product with the same stem?)"
-        raise FileExistsError(f"{out}: exists; pass --overwrite to replace it{hint}")
     band = getattr(args, "band", None)
     kwargs = {} if band is None else {"band": int(band) if band.lstrip("-").isdigit() else band}
-    fig = plot_file(args.file, **kwargs)
-    save_figure(fig, out, dpi=args.dpi)
-    print(f"{out}: figure of {args.file}")
+    outs = plot_files(args.file, args.out, dpi=args.dpi, overwrite=args.overwrite, **kwargs)
+    for out, file in zip(outs, args.file):
+        print(f"{out}: figure of {file}")
     return 0
