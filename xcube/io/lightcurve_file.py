@@ -19,7 +19,7 @@ from astropy.io import fits
 from .. import gti as gtimod
 from ..missions import mission_name
 from .fitsutil import extension, find_column, has_value, header_float, open_fits
-from .ogip import counts_array, find_gti_hdu, gti_of_hdu, read_mjdref
+from .ogip import _time_scale, _timezero, counts_array, find_gti_hdu, gti_of_hdu, read_mjdref
 
 __all__ = ["read_lightcurve", "stack_bands"]
 
@@ -39,15 +39,6 @@ def _find_rate_hdu(hdul, extname, path):
         f"{path}: no light-curve table (HDUCLAS1='LIGHTCURVE' or EXTNAME='RATE'; extensions: "
         f"{[h.name for h in hdul]}); pass extension="
     )
-
-
-def _time_scale(unit: str, path) -> float:
-    unit = (unit or "s").strip().lower()
-    if unit in ("s", "sec", "second", "seconds"):
-        return 1.0
-    if unit in ("d", "day", "days"):
-        return 86400.0
-    raise ValueError(f"{path}: TIMEUNIT={unit!r} is not supported; expected 's' or 'd'")
 
 
 def _column_time_scale(hdu, name, default: float, path) -> float:
@@ -89,9 +80,11 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
     - exposure = TIMEDEL x FRACEXP. Without a FRACEXP column the fraction is
       computed from the GTI table (``gti_extension``, default the first GTI
       table in the file; per-CCD files hold several - pick the source CCD's).
-      The GTI table's START/STOP are read in their TUNITn, else the GTI
-      table's TIMEUNIT, else the light curve's TIMEUNIT ('s' or 'd'), plus the
-      GTI table's own TIMEZERO.
+      The GTI table is read by :func:`xcube.io.ogip.gti_of_hdu`, as
+      ``read_gti`` and ``xcube info`` read it: START/STOP in their TUNITn,
+      else the GTI table's TIMEUNIT, else the light curve's ('s' or 'd'),
+      plus the GTI table's own TIMEZERO (or TIMEZERI + TIMEZERF), moved into
+      the RATE table's MJDREF when the GTI table has another.
     - a bin whose RATE (or, without RATE, COUNTS) is NaN or infinite has no
       valid measurement: it gets FRACEXP = 0 (no exposure; counts 0, rate
       NaN), as the PPS FBKTSR files write it, and its time is taken out of
@@ -224,7 +217,7 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
         )
     lo, hi = _bins(hdu, h, data, names, path)
     gti_h = find_gti_hdu(hdul, gti_extension, path)
-    gti = _read_gti(gti_h, h, path) if gti_h is not None else None
+    gti = gti_of_hdu(gti_h, path, h) if gti_h is not None else None
     invalid = _invalid_bins(data, names)
     fracexp, gti = _fracexp(data, names, lo, hi, gti, gti_h.name if gti_h is not None else None, path, invalid)
     corrected = _flag(h.get("FRACCORR", h.get("DEADAPP", False))) or _rate_corrected_by_tool(h)
@@ -270,40 +263,6 @@ def _bins(hdu, h, data, names, path):
         raise ValueError(f"{path}[{hdu.name}]: no TIMEDEL keyword or column; cannot define the bins")
     lo = time - float(h.get("TIMEPIXR", 0.5)) * width
     return lo, lo + width
-
-
-def _timezero(h: dict, path) -> float:
-    """TIMEZERO of a header, in its TIMEUNIT: the split form ``TIMEZERI + TIMEZERF``
-    when present (full precision, as MJDREFI/MJDREFF; Stingray's
-    ``high_precision_keyword_read``), else ``TIMEZERO``, else 0. Warns when both
-    forms are present and disagree (the split form is used)."""
-    single = header_float(h, "TIMEZERO", path, 0.0)
-    if has_value(h, "TIMEZERI"):
-        tz = header_float(h, "TIMEZERI", path) + header_float(h, "TIMEZERF", path, 0.0)
-        if has_value(h, "TIMEZERO") and not np.isclose(single, tz, rtol=1e-12, atol=1e-9):
-            warnings.warn(f"{path}: TIMEZERO = {single!r} disagrees with TIMEZERI + TIMEZERF = {tz!r}; "
-                          "using TIMEZERI + TIMEZERF", stacklevel=5)
-        return tz
-    return single
-
-
-def _read_gti(gti_h, lc_header: dict, path):
-    """``(start, stop)`` [s] of the light curve's GTI table ``gti_h``: START/STOP
-    in their own unit (TUNITn, else the table's TIMEUNIT, else the light
-    curve's TIMEUNIT ``lc_header``, else seconds; ``'s'`` or ``'d'``, as
-    :func:`_bins` reads the RATE table) plus the table's own TIMEZERO (or
-    TIMEZERI + TIMEZERF) in its TIMEUNIT; rows normalised. ``ValueError``
-    naming the file for a table without START/STOP or with non-finite values."""
-    names = gti_h.columns.names
-    s, e = find_column(names, "START"), find_column(names, "STOP")
-    if s is None or e is None:
-        return gti_of_hdu(gti_h, path)  # its error names the file and the columns
-    h = dict(gti_h.header)
-    scale = _time_scale(h.get("TIMEUNIT", lc_header.get("TIMEUNIT", "s")), path)
-    tz = _timezero(h, path) * scale
-    start = np.asarray(gti_h.data[s], np.float64) * _column_time_scale(gti_h, s, scale, path) + tz
-    stop = np.asarray(gti_h.data[e], np.float64) * _column_time_scale(gti_h, e, scale, path) + tz
-    return gtimod.normalize(start, stop, source=f"{path}[{gti_h.name}]")
 
 
 def _invalid_bins(data, names) -> np.ndarray:

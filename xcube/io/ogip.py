@@ -48,7 +48,7 @@ from astropy.io import fits
 from .. import gti as gtimod
 from .._version import __version__
 from .atomic import atomic_file, refuse_input
-from .fitsutil import check_column_time_unit, extension, find_column, has_value, merged_header, open_fits
+from .fitsutil import _SECONDS, extension, find_column, has_value, header_float, merged_header, open_fits
 
 __all__ = [
     "gti_hdu",
@@ -203,15 +203,18 @@ def write_gti(path, gti, *, attrs: dict | None = None, extname: str = "GTI", ove
 
 
 def read_gti(path, extname: str | None = None):
-    """``(start, stop)`` of a GTI table [s], TIMEZERO applied. ``extname``
-    defaults to the first table with HDUCLAS1 = 'GTI' (or named GTI/STDGTI*);
-    ``path[EXTNAME]`` also names it. Eager (GTI tables are small)."""
+    """``(start, stop)`` of a GTI table [s], read as :func:`gti_of_hdu` reads
+    it (TUNITn/TIMEUNIT 's' or 'd', its own TIMEZERO or TIMEZERI + TIMEZERF;
+    a TIMEUNIT of the primary header applies where the table has none), in
+    the table's own MJDREF. ``extname`` defaults to the first table with
+    HDUCLAS1 = 'GTI' (or named GTI/STDGTI*); ``path[EXTNAME]`` also names it.
+    Eager (GTI tables are small)."""
     path, extname = _split_extname(path, extname)
     with open_fits(path, memmap=False) as hdul:
         hdu = find_gti_hdu(hdul, extname, path)
         if hdu is None:
             raise ValueError(f"{path}: no GTI table (extensions: {[h.name for h in hdul]}); pass extname=")
-        return gti_of_hdu(hdu, path)
+        return gti_of_hdu(hdu, path, merged_header(hdul[0].header, hdu.header))
 
 
 def _split_extname(path, extname):
@@ -227,11 +230,13 @@ def gti_table(obj, events=None):
     """``(start, stop)`` [s] of a GTI given as a file (path, ``path[EXTNAME]``)
     or an OGIP GTI table in memory: a ``fits.BinTableHDU`` or ``HDUList``, an
     ``astropy.table.Table``, a FITS record array, a structured numpy array or
-    a pandas DataFrame with START/STOP columns (any case; TIMEZERO from the
-    header or ``Table.meta`` applied). With ``events``, a table whose MJDREF,
-    TIMESYS or TIMEREF (where its header has them) differs from the events'
-    raises ``ValueError`` naming the file and both values (its times would
-    be in another frame). Eager."""
+    a pandas DataFrame with START/STOP columns (any case), read by
+    :func:`gti_of_hdu` (units from TUNITn or ``Table`` column units, else
+    TIMEUNIT; TIMEZERO or TIMEZERI + TIMEZERF of the header or ``Table.meta``
+    applied; a file's primary TIMEUNIT where the table has none). With
+    ``events``, a table whose MJDREF, TIMESYS or TIMEREF (where its header
+    has them) differs from the events' raises ``ValueError`` naming the file
+    and both values (its times would be in another frame). Eager."""
     source = str(obj) if isinstance(obj, (str, Path)) else type(obj).__name__
     if isinstance(obj, (str, Path)):
         path, extname = _split_extname(obj, None)
@@ -243,20 +248,13 @@ def gti_table(obj, events=None):
             # primary keywords overridden by the table's; not dict(h0, **h1), which passes every card as a
             # keyword argument and fails on a second HISTORY/COMMENT card
             header = merged_header(hdul[0].header, hdu.header)
-            gti = gti_of_hdu(hdu, path)
+            gti = gti_of_hdu(hdu, path, header)
     else:
         if isinstance(obj, fits.HDUList):
             obj = next((h for h in obj[1:] if is_gti_hdu(h)), None) or _no_gti(obj)
-        header = dict(getattr(obj, "header", None) or getattr(obj, "meta", None) or {})
-        data = getattr(obj, "data", obj) if isinstance(obj, fits.BinTableHDU) else obj
-        names = list(getattr(data, "columns", None) if hasattr(data, "iloc") else
-                     (getattr(data, "colnames", None) or data.dtype.names or ()))
-        s, e = find_column(names, "START"), find_column(names, "STOP")
-        if s is None or e is None:
-            raise ValueError(f"GTI table ({source}) without START/STOP columns (columns: {names})")
-        tz = float(header.get("TIMEZERO", 0.0) or 0.0)
-        gti = gtimod.normalize(np.asarray(data[s], np.float64) + tz, np.asarray(data[e], np.float64) + tz,
-                               source=f"GTI table ({source})")
+        hdu = obj if isinstance(obj, fits.BinTableHDU) else _table_hdu(obj)
+        header = dict(hdu.header)
+        gti = gti_of_hdu(hdu, f"GTI table ({source})")
     if events is not None:
         _check_gti_frame(header, events, source)
     return gti
@@ -300,6 +298,19 @@ def _no_gti(hdul):
     raise ValueError(f"no GTI table in the HDUList (extensions: {[h.name for h in hdul]})")
 
 
+def _table_hdu(table) -> fits.BinTableHDU:
+    """A FITS table of an in-memory GTI table (``astropy.table.Table``, with
+    its ``meta`` as header and its column units as TUNITn; a FITS record
+    array, a structured numpy array, a pandas DataFrame), for :func:`gti_of_hdu`."""
+    from astropy.table import Table
+
+    if not isinstance(table, Table):  # (a Table has an iloc too)
+        table = Table.from_pandas(table) if hasattr(table, "iloc") else Table(table)
+    with warnings.catch_warnings():  # (meta that are no FITS keywords are left out)
+        warnings.simplefilter("ignore")
+        return fits.table_to_hdu(table)
+
+
 def is_gti_hdu(hdu) -> bool:
     """True for a GTI table: HDUCLAS1 = GTI, or named GTI, STDGTI*, SRC_GTIS."""
     if not isinstance(hdu, fits.BinTableHDU):
@@ -317,19 +328,103 @@ def find_gti_hdu(hdul, extname, path):
     return next((h for h in hdul[1:] if is_gti_hdu(h)), None)
 
 
-def gti_of_hdu(hdu, path):
-    """``(start, stop)`` [s] of a GTI table (its TIMEZERO applied; rows
-    normalised); ``ValueError`` naming the file when START/STOP have a TUNIT
-    other than seconds or non-finite values."""
+def gti_of_hdu(hdu, path, reference: dict | None = None):
+    """``(start, stop)`` [s] of the GTI table ``hdu`` of an OGIP product (light
+    curve, spectrum, GTI file; OGIP/93-003), in the time frame of
+    ``reference`` (the header of the table the GTI belongs to, e.g. a light
+    curve's RATE header merged with the primary; None: the GTI's own frame):
+
+    - START/STOP in their TUNITn (``'s'`` or ``'d'``), else in the GTI
+      table's TIMEUNIT, else in ``reference``'s TIMEUNIT, else seconds;
+    - plus the table's own TIMEZERO (the split TIMEZERI + TIMEZERF when
+      present) in that TIMEUNIT;
+    - plus ``(MJDREF_gti - MJDREF_reference) x 86400`` s when the table has
+      its own MJDREF (or MJDREFI/MJDREFF) and it differs from ``reference``'s.
+
+    Rows normalised (sorted, merged). ``ValueError`` naming the file and
+    table for a table without START/STOP, a TUNIT or TIMEUNIT other than
+    seconds or days, START and STOP in different units, or non-finite
+    values; a warning when its TIMESYS or TIMEREF differs from
+    ``reference``'s. Eager (GTI tables are small)."""
+    where = f"{path}[{hdu.name}]" if hdu.name else str(path)
     names = hdu.columns.names
     s, e = find_column(names, "START"), find_column(names, "STOP")
     if s is None or e is None:
-        raise ValueError(f"{path}[{hdu.name}]: GTI table without START/STOP columns (columns: {names})")
-    for col in (s, e):  # START/STOP in days would be read as seconds
-        check_column_time_unit(hdu.header, names.index(col) + 1, col, f"{path}[{hdu.name}]")
-    tz = float(hdu.header.get("TIMEZERO", 0.0))
-    return gtimod.normalize(np.asarray(hdu.data[s], np.float64) + tz, np.asarray(hdu.data[e], np.float64) + tz,
-                            source=f"{path}[{hdu.name}]")
+        raise ValueError(f"{where}: GTI table without START/STOP columns (columns: {names})")
+    h, ref = hdu.header, reference or {}
+    unit = h.get("TIMEUNIT") if has_value(h, "TIMEUNIT") else ref.get("TIMEUNIT", "s")
+    scale = _time_scale(unit, where)  # of TIMEZERO and of columns without a TUNIT
+    offset = _timezero(h, where) * scale + _mjdref_offset(h, ref, where)
+    (k0, said0), (k1, said1) = (_gti_column_scale(h, names.index(c) + 1, c, scale, unit, where) for c in (s, e))
+    if k0 != k1:  # legal FITS, but no tool writes it: a header edited wrongly
+        raise ValueError(f"{where}: column {e} has {said1} but {s} has {said0}; START and STOP of a GTI table must "
+                         "be in one unit - fix the header")
+    start, stop = (np.asarray(hdu.data[c], np.float64) * k0 + offset for c in (s, e))
+    return gtimod.normalize(start, stop, source=where)
+
+
+def _gti_column_scale(header, index: int, name: str, default: float, timeunit, where) -> tuple[float, str]:
+    """``(seconds per unit, what sets it)`` of GTI column ``name`` (``index``
+    1-based): its TUNITn (``'s'`` or ``'d'``), else ``default`` (the
+    ``timeunit``); ``ValueError`` naming ``where`` for another unit (an
+    absolute ``'MJD'`` is not mission time)."""
+    if not has_value(header, f"TUNIT{index}"):
+        return default, f"no TUNIT{index} (TIMEUNIT {str(timeunit or 's').strip()!r})"
+    unit = str(header[f"TUNIT{index}"]).strip()
+    try:
+        return _time_scale(unit, where), f"TUNIT{index}={unit!r}"
+    except ValueError:
+        raise ValueError(f"{where}: column {name} has TUNIT{index}={unit!r}; GTI times must be in seconds ('s') "
+                         "or days ('d') of mission time since MJDREF") from None
+
+
+def _mjdref_offset(gti_header, reference: dict, where) -> float:
+    """Seconds to add to times counted from the GTI table's own MJDREF to count
+    them from ``reference``'s (0 when either has none). Warns naming ``where``
+    when both declare a TIMESYS (or TIMEREF) and they differ, as the event
+    reader does: that is not an offset of the epoch (TT and TDB differ by up
+    to 500 s)."""
+    for key in ("TIMESYS", "TIMEREF"):
+        mine, theirs = (str(x.get(key, "") or "").strip().upper() for x in (gti_header, reference))
+        if mine and theirs and mine != theirs:
+            warnings.warn(f"{where}: {key} {mine!r} differs from its product's {theirs!r}; its START/STOP are "
+                          "read as they are, in another time frame (up to +-500 s off)", stacklevel=4)
+    own = has_value(gti_header, "MJDREFI") or has_value(gti_header, "MJDREF")
+    if not own or not (has_value(reference, "MJDREFI") or has_value(reference, "MJDREF")):
+        return 0.0
+    if has_value(gti_header, "MJDREFI") and has_value(reference, "MJDREFI"):  # the split: no loss of precision
+        days = (header_float(gti_header, "MJDREFI", where) - header_float(reference, "MJDREFI", where)) + (
+            header_float(gti_header, "MJDREFF", where, 0.0) - header_float(reference, "MJDREFF", where, 0.0))
+    else:
+        days = read_mjdref(gti_header) - read_mjdref(reference)
+    return days * 86400.0 if abs(days) * 86400.0 > 1e-6 else 0.0  # (MJDREF vs MJDREFI + MJDREFF rounding)
+
+
+def _time_scale(unit: str, where) -> float:
+    """Seconds per ``unit`` of a TIMEUNIT or TUNIT: 1 for ``'s'`` (``'sec'``,
+    ``'second(s)'``, any case; absent: seconds), 86400 for ``'d'`` (``'day(s)'``);
+    ``ValueError`` naming ``where`` for another unit."""
+    unit = (unit or "s").strip().lower()
+    if unit in _SECONDS:
+        return 1.0
+    if unit in ("d", "day", "days"):
+        return 86400.0
+    raise ValueError(f"{where}: TIMEUNIT={unit!r} is not supported; expected 's' or 'd'")
+
+
+def _timezero(h: dict, path) -> float:
+    """TIMEZERO of a header, in its TIMEUNIT: the split form ``TIMEZERI + TIMEZERF``
+    when present (full precision, as MJDREFI/MJDREFF; Stingray's
+    ``high_precision_keyword_read``), else ``TIMEZERO``, else 0. Warns when both
+    forms are present and disagree (the split form is used)."""
+    single = header_float(h, "TIMEZERO", path, 0.0)
+    if has_value(h, "TIMEZERI"):
+        tz = header_float(h, "TIMEZERI", path) + header_float(h, "TIMEZERF", path, 0.0)
+        if has_value(h, "TIMEZERO") and not np.isclose(single, tz, rtol=1e-12, atol=1e-9):
+            warnings.warn(f"{path}: TIMEZERO = {single!r} disagrees with TIMEZERI + TIMEZERF = {tz!r}; "
+                          "using TIMEZERI + TIMEZERF", stacklevel=5)
+        return tz
+    return single
 
 
 # --------------------------------------------------------------------------- light curves

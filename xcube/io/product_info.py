@@ -171,14 +171,13 @@ def _gti(path) -> list[str]:
     from astropy.io import fits
 
     from .. import gti as gtimod
-    from .fitsutil import has_value, header_float
+    from .fitsutil import has_value, header_float, merged_header
     from .ogip import find_gti_hdu, gti_of_hdu, read_mjdref
 
     with fits.open(path) as hdul:
         hdu = find_gti_hdu(hdul, None, path)
-        start, stop = gti_of_hdu(hdu, path)
-        h = dict(hdul[0].header)
-        h.update(hdu.header)
+        h = merged_header(hdul[0].header, hdu.header)
+        start, stop = gti_of_hdu(hdu, path, h)  # as read_gti and read_lightcurve read it (days, TIMEZERI, ...)
     attrs = {"mission": h.get("TELESCOP", ""), "instrument": h.get("INSTRUME", ""), "obs_id": h.get("OBS_ID", ""),
              "object": h.get("OBJECT", "")}
     if np.isfinite(read_mjdref(h)):
