@@ -237,13 +237,40 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
             client = Client(jq)
             _await_submission(client, jq, cluster.lower())
             return client, lambda: shut_down(client, jq, jobs=True)
-        lc = LocalCluster(
-            n_workers=int(workers or _default_workers(threads)), threads_per_worker=int(threads),
-            memory_limit=memory_limit, processes=True, dashboard_address=dashboard_address,
-            local_directory=local_directory,
-        )
-        client = Client(lc)
+        with _interrupts_held() as held:  # a half-started cluster cannot be shut down: start it whole
+            lc = LocalCluster(
+                n_workers=int(workers or _default_workers(threads)), threads_per_worker=int(threads),
+                memory_limit=memory_limit, processes=True, dashboard_address=dashboard_address,
+                local_directory=local_directory,
+            )
+            client = Client(lc)
+        if held:  # Ctrl-C or SIGTERM while it started: shut it down, then let the signal act
+            shut_down(client, lc)
+            signal.raise_signal(held[0])
         return client, lambda: shut_down(client, lc)
+
+
+class _interrupts_held:
+    """Hold SIGINT and SIGTERM for a while (in the main thread; elsewhere a
+    no-op): the signals that arrive are listed (the ``with`` value) and
+    their handlers put back at the end, for the caller to re-raise once it
+    can clean up. Starting a local cluster takes seconds; interrupted
+    half-way, its worker processes are left to ``distributed``'s exit hook,
+    which prints tracebacks and leaks semaphores."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> list:
+        self.got, self.saved = [], {}
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self.saved[s] = signal.signal(s, lambda signum, frame: self.got.append(signum))
+        return self.got
+
+    def __exit__(self, *exc):
+        for s, handler in self.saved.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        return False
 
 
 _JOB_OPTIONS = ("queue", "walltime", "cores", "memory", "processes", "jobs", "account", "job_extra",
