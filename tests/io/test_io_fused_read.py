@@ -35,6 +35,14 @@ def test_read_columns_equals_column_reads(fits_events):
     energy_first = fusable_sources([ev.energy.data, ev.time.data])  # a derived column may come first
     np.testing.assert_array_equal(read_columns(energy_first, 5, 50)[0], ev.energy.data[5:50].compute())
     assert float(ev.time.values[0]) == pytest.approx(float(read_columns(sources[:1], 0, 1)[0][0]))
+    # decoded into given (reused) buffers: views of them with the same values, larger blocks first
+    from xcube.binning.events_pass import _scratch
+    for start, stop in ((0, 40_000), (80_000, 100_003), (7, 9)):
+        bufs = _scratch(sources, stop - start)
+        got = read_columns(sources, start, stop, out=bufs)
+        for v, g, b in zip(names, got, bufs):
+            assert np.shares_memory(g, b) and g.dtype == ev[v].dtype, v
+            np.testing.assert_array_equal(g, ev[v].data[start:stop].compute(), err_msg=v)
 
 
 def test_only_unchanged_lazy_columns_fuse(fits_events):

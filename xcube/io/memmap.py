@@ -202,22 +202,24 @@ def fusable_sources(arrays) -> list | None:
     return srcs
 
 
-def read_columns(columns, start: int, stop: int) -> tuple:
+def read_columns(columns, start: int, stop: int, out=None) -> tuple:
     """Rows ``start:stop`` of several :class:`FitsColumn` (or
     :class:`DerivedColumn`) of one table, each as ``column[start:stop]`` would give it, decoded block by block so each
     block of records is read from memory once (reading the columns one
-    after the other streams the whole table once per column)."""
+    after the other streams the whole table once per column). ``out``: one
+    1-D array per column, of its dtype and at least ``stop - start`` long,
+    to decode into (the result is then views of them), or None (new arrays)."""
     first = columns[0]
     if any(c.table != first.table for c in columns):
         raise ValueError("read_columns: the columns belong to different tables")
     first.check_unchanged()
     rows = row_memmap(*first.table)[start:stop]
     n = rows.shape[0]
-    outs = [np.empty(n, dtype=c.dtype) for c in columns]
+    outs = [np.empty(n, dtype=c.dtype) for c in columns] if out is None else [o[:n] for o in out]
     for a in range(0, n, _FUSED_ROWS):
         block = rows[a:a + _FUSED_ROWS]
-        for c, out in zip(columns, outs):
-            c.decode_into(block[c.field], out[a:a + block.shape[0]])
+        for c, o in zip(columns, outs):
+            c.decode_into(block[c.field], o[a:a + block.shape[0]])
     return tuple(outs)
 
 
