@@ -96,3 +96,20 @@ def test_power_spectrum_selects_the_region_once(region_passes):
     ref = xcube.power_spectrum(xcube.select(ev, region=SRC, gti=ccd_gti), segment=256.0, dt=2.0, screening=False)
     np.testing.assert_allclose(pds["power"].values, ref["power"].values, rtol=1e-12)
     assert pds.attrs["n_segments"] == ref.attrs["n_segments"]
+
+
+def test_a_region_larger_than_the_hold_limit_stays_lazy(monkeypatch):
+    """Memory stays bounded: a region holding more than HELD_EVENTS events is not held in memory, and the
+    light curve is the same."""
+    lcmod = importlib.import_module("xcube.products.lightcurve")
+    ev = xcube.open_events(real_file(*MOS1))
+    held = lcmod.region_events(ev, SRC)
+    assert len(held.source["time"].data.dask) == 1  # computed and held: one in-memory array
+    want = xcube.lightcurve(ev, 100.0, region=SRC, screening=False).compute()
+    monkeypatch.setattr(lcmod, "HELD_EVENTS", 10)
+    lazy = lcmod.region_events(ev, SRC)
+    assert lazy.source.sizes["event"] > 10
+    assert len(lazy.source["time"].data.dask) > 1  # still the selection's graph, read where it is used
+    got = xcube.lightcurve(ev, 100.0, region=SRC, screening=False).compute()
+    np.testing.assert_array_equal(got["counts"].values, want["counts"].values)
+    np.testing.assert_array_equal(got["exposure"].values, want["exposure"].values)

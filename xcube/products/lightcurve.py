@@ -300,15 +300,21 @@ class RegionEvents(NamedTuple):
         return RegionEvents(src, bkg, None if self.ccd_gti is None else gti, list(self.ccds))
 
 
+#: at most this many events of a region are held in memory by :func:`region_events` (more stay lazy)
+HELD_EVENTS = 1 << 22
+
+
 def _held(events: xr.Dataset) -> xr.Dataset:
     """``events`` with their Dask columns computed once and held in memory (Dask
-    arrays on the same chunks; numpy columns as they are)."""
+    arrays on the same chunks; numpy columns as they are), when they are at
+    most :data:`HELD_EVENTS` (a region as large as the field of a long
+    observation stays lazy: memory stays bounded)."""
     import dask.array as da
 
     from ..scheduler import compute
 
     lazy = [n for n, v in events.variables.items() if hasattr(v.data, "dask")]
-    if not lazy:
+    if not lazy or events.sizes.get("event", 0) > HELD_EVENTS:
         return events
     values = compute(*[events.variables[n].data for n in lazy])
     new = {n: events.variables[n].copy(data=da.from_array(val, chunks=events.variables[n].data.chunks))
@@ -322,7 +328,8 @@ def _held(events: xr.Dataset) -> xr.Dataset:
 def region_events(events, region=None, background=None, expr=None) -> RegionEvents:
     """The events inside ``region`` and inside ``background`` (regions as
     :func:`xcube.select` takes them; None skipped), each selected once
-    (``select``'s one eager pass over x/y) and held in memory: a region holds
+    (``select``'s one eager pass over x/y) and held in memory (up to
+    :data:`HELD_EVENTS` events each): a region holds
     a small part of the events, and the CCDs' good time
     (:func:`region_good_time`, after ``expr``), every energy band and the
     binning then read them instead of testing x/y again."""
