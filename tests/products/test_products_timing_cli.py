@@ -13,7 +13,7 @@ from xcube.products.naming import read_index
 @pytest.fixture
 def two_obs(make_event_file):
     return [make_event_file(n=20_000, t0=1e8 + i * 1e6, duration=2000.0, seed=i,
-                            header={"OBS_ID": f"012345678{i}"}) for i in range(2)]
+                            header={"OBS_ID": f"012345678{i}", "OBJECT": "HD159176"}) for i in range(2)]
 
 
 def test_pds_command_writes_named_indexed_spectra(two_obs, tmp_path, capsys):
@@ -24,6 +24,8 @@ def test_pds_command_writes_named_indexed_spectra(two_obs, tmp_path, capsys):
     pds = read_power_spectrum(out)
     ref = xcube.power_spectrum(xcube.open_events(two_obs[0]), segment=100.0, dt=1 / 64, rebin=-0.06)
     np.testing.assert_allclose(pds["power"].values, ref["power"].values)
+    assert pds.attrs["object"] == "HD159176"  # (xcube info printed "object: -")
+    assert main(["info", str(out)]) == 0 and "object: HD159176" in capsys.readouterr().out
     assert main(["pds", *map(str, two_obs), "--segment", "100", "--dt", "0.125", "--norm", "frac",
                  "--energy", "0.5", "2", "--out-dir", str(tmp_path)]) == 0
     index = read_index(tmp_path)
