@@ -69,17 +69,18 @@ def _closing_size(has) -> int:
     empty by chance with probability ``exp(-rho s^2)``; ``s`` makes that
     below 1 % over the hull's N cells (``rho s^2 >= ln(100 N)``). 1 (no
     closing) for a field without empty cells or fewer than 3 counted cells."""
-    from scipy.spatial import Delaunay, QhullError
+    from scipy.spatial import ConvexHull, QhullError
 
     pts = np.argwhere(has)
     if len(pts) < 3:
         return 1
     try:
-        tri = Delaunay(pts)
+        hull = ConvexHull(pts)
     except QhullError:  # collinear cells
         return 1
-    grid = np.argwhere(np.ones(has.shape, bool))
-    inside = tri.find_simplex(grid) >= 0
+    grid = np.argwhere(np.ones(has.shape, bool)).astype(np.float64)
+    # inside or on the hull: every facet's normal . p + offset <= 0 (cells on an edge are in, as the hull's own)
+    inside = (grid @ hull.equations[:, :2].T + hull.equations[:, 2] <= 1e-9).all(axis=1)
     n = int(inside.sum())
     n_empty = int((~has.ravel()[inside]).sum())
     if n_empty == 0:
