@@ -4,7 +4,10 @@
 holding the events that pass every given criterion. Selections compose:
 ``select(select(ev, expr=a), expr=b)`` holds the same events as
 ``select(ev, expr=f"({a}) && ({b})")``, and each call appends one readable
-string per criterion to ``attrs["selection"]``.
+string per criterion to ``attrs["selection"]``. An energy band is also
+recorded as ``attrs["energy_band"] = [emin, emax]`` [keV] (intersected with
+the one there already): :func:`applied_band` gives the products and the
+transient search the band the events really cover.
 
 What is computed when
 ---------------------
@@ -43,7 +46,7 @@ from .missions import GENERIC, profile_of, screening_of
 from .regions import RegionSet, check_in_field, pixel_region
 from .scheduler import compute
 
-__all__ = ["select", "energy_band_mask", "EventFilter", "EnergyBand", "ExpressionTest", "RegionTest",
+__all__ = ["select", "applied_band", "energy_band_mask", "EventFilter", "EnergyBand", "ExpressionTest", "RegionTest",
            "GoodTimeTest", "energy_band_bounds", "column_dtypes", "column_aliases", "macro_lookup", "check_events",
            "screening_expression", "screening_expr"]
 
@@ -96,8 +99,13 @@ def select(events, energy_band=None, expr=None, region=None, gti=None, hygiene=N
     -------
     A new EventList with the same variables and the kept events, lazy
     (columns are Dask arrays when the input's are); ``attrs["selection"]``
-    gains one entry per criterion. With no criterion the input is returned
-    as a shallow copy.
+    gains one entry per criterion. With ``energy_band``,
+    ``attrs["energy_band"]`` = ``[emin, emax]`` [keV], the band the events
+    now cover: the intersection with a band applied before (``[e, e]``, an
+    empty band, when they do not overlap: no event is left, and products
+    of these events raise). An energy cut written in ``expr`` (``"PI in
+    [500:2000]"``) is not recorded. With no criterion the input is
+    returned as a shallow copy.
 
     Eager work: parsing and checking the criteria, and one pass over the
     columns the selection reads to count the kept events per chunk (see the
@@ -121,6 +129,7 @@ def select(events, energy_band=None, expr=None, region=None, gti=None, hygiene=N
     check_events(events)
     filt = EventFilter.for_events(events, energy_band=energy_band, expr=expr, region=region, gti=gti,
                                   hygiene=hygiene)
+    band = _intersect_band(_band_pair(energy_band), _cut_band(events)) if energy_band is not None else None
     if not filt:
         out = events.copy(deep=False)
         out.attrs = dict(events.attrs, selection=list(events.attrs.get("selection", [])))
@@ -129,6 +138,8 @@ def select(events, energy_band=None, expr=None, region=None, gti=None, hygiene=N
     if filt.gti is not None:
         out = _replace_gti(out, filt.gti, filt.requested_gti)
     out.attrs["selection"] = list(events.attrs.get("selection", [])) + list(filt.labels)
+    if band is not None:
+        out.attrs["energy_band"] = list(band)
     for lab in filt.labels:
         log.debug("%s: selected %s", _name(events), lab)
     return out
@@ -648,14 +659,80 @@ def column_aliases(events) -> dict:
     return {v.lower(): k for k, v in profile_of(events).columns.items()}
 
 
-def energy_band_bounds(events, band) -> tuple[float, float]:
-    """Validated ``(emin, emax)`` [keV] of an energy band on ``events`` (see :func:`select`)."""
+def _band_pair(band) -> tuple[float, float]:
+    """``(emin, emax)`` [keV] of ``band`` as floats; TypeError/ValueError unless ``0 <= emin < emax``."""
     try:
         lo, hi = (float(v) for v in band)
     except (TypeError, ValueError):
         raise TypeError(f"energy_band must be a pair (emin, emax) in keV, got {band!r}") from None
     if np.isnan(lo) or np.isnan(hi) or not lo < hi or lo < 0:
         raise ValueError(f"energy_band={band!r}: need 0 <= emin < emax (keV)")
+    return lo, hi
+
+
+def _cut_band(events) -> tuple[float, float] | None:
+    """The band [keV] ``select`` cut ``events`` to (``attrs["energy_band"]``), or None."""
+    done = events.attrs.get("energy_band")
+    if done is None or np.ndim(done) != 1 or len(done) != 2:
+        return None
+    return float(done[0]), float(done[1])
+
+
+def _intersect_band(a, b) -> tuple[float, float]:
+    """Intersection of the bands ``a`` and ``b`` [keV] (``b`` None: ``a``);
+    ``(e, e)`` when they do not overlap."""
+    if b is None:
+        return a
+    lo, hi = max(a[0], b[0]), min(a[1], b[1])
+    return lo, max(lo, hi)
+
+
+def _fmt_band(band) -> str:
+    return f"{band[0]:g}-{band[1]:g} keV"
+
+
+def applied_band(events, energy_band=None, *, warn: bool = True) -> tuple[float, float] | None:
+    """The band ``(emin, emax)`` [keV] a product or search of ``energy_band``
+    really covers on ``events``: the request intersected with the band
+    ``select`` already cut the events to (``attrs["energy_band"]``; of every
+    EventList when ``events`` is a list of cameras). ``energy_band`` None
+    asks for the whole range: the band already applied, or None when there
+    is none. The request as floats when no band was applied.
+
+    When the cut narrows the request, logs a warning (``warn``) naming the
+    file (``attrs["source"]``) and both bands; when they do not overlap,
+    raises ``ValueError`` naming them. Energy limits inside a filter
+    expression (``expr="PI in [500:2000]"``) are not seen. Attrs only; no
+    event is read.
+    """
+    evs = [events] if isinstance(events, xr.Dataset) else list(events)
+    want = _band_pair(energy_band) if energy_band is not None else None
+    band, cut = want, None
+    for ev in evs:
+        done = _cut_band(ev)
+        if done is None:
+            continue
+        cut = _intersect_band(done, cut)
+        new = _intersect_band(done, band)
+        if not new[0] < new[1]:
+            if not done[0] < done[1]:
+                why = (f"the events were cut with select() to energy bands that do not overlap (attrs['energy_band']"
+                       f" = {list(done)}): no event is left")
+            else:
+                why = (f"energy_band={_fmt_band(want)} does not overlap the band the events were already cut to, "
+                       f"{_fmt_band(done)} (select(energy_band=...); attrs['energy_band']): no event would remain")
+            raise ValueError(f"{_name(ev)}: {why}")
+        band = new
+    if warn and want is not None and band != want:
+        log.warning("%s: the events were already cut to %s (select(energy_band=...)), so the requested band %s "
+                    "is narrowed to %s (the band used and labelled)", ", ".join(_name(e) for e in evs),
+                    _fmt_band(cut), _fmt_band(want), _fmt_band(band))
+    return band
+
+
+def energy_band_bounds(events, band) -> tuple[float, float]:
+    """Validated ``(emin, emax)`` [keV] of an energy band on ``events`` (see :func:`select`)."""
+    lo, hi = _band_pair(band)
     prof = profile_of(events)
     if prof.pi_to_kev is None and prof is not GENERIC:
         raise ValueError(

@@ -61,7 +61,11 @@ def image(
         or give ``size_arcsec`` [arcsec] instead (not both). Default: the
         mission's usual image pixel (XMM EPIC and eROSITA 4" = 80 sky pixels,
         ``MissionProfile.image_arcsec``), else one sky pixel.
-    energy_band : ``(emin, emax)`` [keV], half-open.
+    energy_band : ``(emin, emax)`` [keV], half-open. Events already cut
+        with ``select(energy_band=...)`` narrow it to that cut, with a
+        warning (None takes the cut; a band outside it raises ``ValueError``;
+        :func:`xcube.select.applied_band`); ``attrs["energy_band"]`` is the
+        band covered.
     region : keep only events inside this region (DS9 string/file or
         ``regions`` objects); when no ranges are given the image covers the
         region's bounding box.
@@ -96,7 +100,7 @@ def image(
     from ..binning import bin_events, sky_axis
     from ..io.events import not_a_tree
     from ..regions import pixel_region
-    from ..select import screening_expr, select
+    from ..select import applied_band, screening_expr, select
 
     not_a_tree(events, "image")
     if bin_size is not None and size_arcsec is not None:
@@ -112,6 +116,7 @@ def image(
             x_range = x_range if x_range is not None else (box[0], box[1])
             y_range = y_range if y_range is not None else (box[2], box[3])
     require_good_time(events, "image")
+    band = applied_band(events, energy_band)  # the band the events cover (a cut before narrows it)
     expr = screening_expr(events, expr, screening)
     sel = select(events, energy_band=energy_band, expr=expr, region=region, gti=events)
     if x_range is None or y_range is None:
@@ -126,8 +131,8 @@ def image(
     img.attrs.update(product_attrs(
         events, kind="image", exposure=gtimod.exposure(gti),
         tstart=float(gti[0][0]) if gti[0].size else None, tstop=float(gti[1][-1]) if gti[1].size else None,
-        energy_band=[float(v) for v in energy_band] if energy_band is not None else None,
-        pi_band=pi_band(events, energy_band), region=region_text(region), expr=expr,
+        energy_band=list(band) if band is not None else None,
+        pi_band=pi_band(events, band), region=region_text(region), expr=expr,
         bin_size=float(axes["x"].width),
     ))
     img.attrs["selection"] = list(sel.attrs.get("selection", []))

@@ -410,7 +410,11 @@ def lightcurve(
     energy_band : ``(emin, emax)`` [keV], half-open (see :func:`xcube.select`),
         or a list of bands ``[(0.5, 2), (2, 10)]``: the result then has a
         ``band`` dimension (coords ``band`` = ``"0.5-2keV"``, ``energy_lo``,
-        ``energy_hi``), one lazy binning per band.
+        ``energy_hi``), one lazy binning per band. Events already cut with
+        ``select(energy_band=...)`` narrow each band to that cut, with a
+        warning (:func:`xcube.select.applied_band`; None takes the cut); a
+        band outside the cut raises ``ValueError``. The labels
+        (``energy_band``, ``pi_band``, E_MIN/E_MAX) are the band covered.
     region : source region: DS9 string or file, ``regions`` object(s), sky
         (fk5/icrs/galactic) or physical (X/Y column) coordinates. For event
         files with per-CCD GTIs (XMM EPIC), the good time, and so each bin's
@@ -485,7 +489,7 @@ def lightcurve(
     zero counts and a warning.
     """
     from ..binning import time_axis
-    from ..select import screening_expr, select
+    from ..select import applied_band, screening_expr, select
     from .net import is_fits_file, is_search_result, net_lightcurve
 
     if isinstance(events, xr.DataTree):
@@ -517,7 +521,7 @@ def lightcurve(
     region_bkg = None if model is not None else background
     # each region selected once (tree_lightcurve passes the cameras' own, cut to their common good time)
     inside = _inside if _inside is not None else region_events(events, region, region_bkg, expr)
-    bands = _bands(energy_band)
+    bands = [applied_band(events, band) for band in _bands(energy_band)]  # the bands the events cover
     parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors, inside)
              for band in bands]
     lc = parts[0] if np.ndim(energy_band) != 2 else _concat_bands(parts, bands)

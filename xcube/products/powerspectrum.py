@@ -93,8 +93,9 @@ def _input_sums(obj, segment, dt, selection):
     if _is_events(obj):
         if dt is None:
             raise ValueError("power_spectrum of an event list needs dt= (the bin width of the segments, e.g. 1/512 s)")
-        from ..select import screening_expr
+        from ..select import applied_band, screening_expr
 
+        band = applied_band(obj, selection["energy_band"])  # the band the events cover (a cut before narrows it)
         expr = screening_expr(obj, selection["expr"], selection["screening"], obj.attrs.get("source", "events"))
         selection = dict(selection, expr=expr)
         inside = region_events(obj, selection["region"], expr=expr)  # the region selected once
@@ -108,8 +109,8 @@ def _input_sums(obj, segment, dt, selection):
         attrs = dict(obj.attrs)
         if ccd_gti is not None:
             attrs["ccds"] = [int(c) for c in ccds]
-        if selection["energy_band"] is not None:
-            attrs["energy_band"] = [float(v) for v in selection["energy_band"]]
+        if band is not None:
+            attrs["energy_band"] = list(band)
         for k in ("region", "expr"):
             if selection[k] is not None:
                 attrs[k] = str(selection[k])
@@ -380,7 +381,10 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
         (``-0.06``: each bin 6 % wider than the previous) or a positive whole
         number of frequencies per bin; see :func:`rebin_power_spectrum`.
     energy_band, region, expr : event selection (:func:`xcube.select`) before
-        the power spectrum; event lists only. With a region on an event file
+        the power spectrum; event lists only. Events already cut with
+        ``select(energy_band=...)`` narrow ``energy_band`` to that cut, with
+        a warning, and label it (``attrs["energy_band"]``; a band outside the
+        cut raises ``ValueError``; see :func:`xcube.select.applied_band`). With a region on an event file
         with per-CCD GTIs (XMM EPIC), the segments lie inside the good time
         of the CCD(s) holding the region's events (as
         :func:`xcube.lightcurve`); without a region, inside the events' GTIs

@@ -30,7 +30,7 @@ from ..binning.memory import available_bytes, check_size
 from ..io.events import check_distinct, event_nodes
 from ..missions import profile_of
 from ..scheduler import compute
-from ..select import EventFilter
+from ..select import EventFilter, applied_band
 from ..skycoords import has_wcs, pc_matrix
 from ..times import check_same_reference
 from . import bti
@@ -38,7 +38,8 @@ from .frames import readout_ccds
 
 __all__ = ["check_cameras", "check_distinct_exposures", "check_same_sky", "search_run", "sky_axes",
            "events_extent", "search_cubes", "exposure_subsets", "shifted_axis", "SUBSET_OVERLAP", "FRAME_BYTES",
-           "PIXEL_BYTES", "WCS_PIXEL_TOL", "WCS_RTOL", "search_band", "default_band", "XMM_BAND", "CLOSED_TOP_KEV"]
+           "PIXEL_BYTES", "WCS_PIXEL_TOL", "WCS_RTOL", "search_band", "search_bands", "default_band", "XMM_BAND",
+           "CLOSED_TOP_KEV"]
 
 log = logging.getLogger("xcube.transients")
 
@@ -218,6 +219,34 @@ def default_band(events) -> tuple[float, float]:
     if prof.mission == "XMM-Newton":
         return XMM_BAND
     return tuple(float(v) for v in prof.energy_range)
+
+
+def search_bands(events, energy_band=None):
+    """The band(s) [keV] the search runs on the cameras ``events``:
+    ``energy_band`` (``(emin, emax)`` or a list of them; None: the
+    :func:`default_band`), each intersected with the band the events were
+    already cut to with ``select(energy_band=...)``
+    (:func:`xcube.select.applied_band`: a warning naming the files and both
+    bands when a given band is narrowed, ``ValueError`` when it lies outside
+    the cut; the default band is narrowed with an info message). Run ids,
+    summaries and energy conversion factors then name the band searched.
+    Also warns when the cut leaves no event in the bad-time-interval
+    monitor's band (:data:`.bti.BTI_ENERGY_BAND`). Same form as given
+    (a pair, or a list of pairs); attrs only, no event is read."""
+    cut = applied_band(events)
+    if cut is not None and not (cut[0] < bti.BTI_ENERGY_BAND[1] and cut[1] > bti.BTI_ENERGY_BAND[0]):
+        log.warning("%s: the events were cut to %g-%g keV (select(energy_band=...)), which leaves no event in the "
+                    "%g-%g keV band of the bad-time-interval monitor: no flaring background can be found",
+                    ", ".join(str(e.attrs.get("source", "") or "<events>") for e in events), cut[0], cut[1],
+                    *bti.BTI_ENERGY_BAND)
+    if energy_band is None:
+        band = applied_band(events, default_band(events), warn=False)
+        if cut is not None:
+            log.info("events cut to %g-%g keV: the search's band is %g-%g keV", *cut, *band)
+        return band
+    if np.ndim(energy_band) == 2:
+        return [applied_band(events, b) for b in energy_band]
+    return applied_band(events, energy_band)
 
 
 def search_band(events, energy_band) -> tuple[float, float]:

@@ -43,7 +43,7 @@ from .background import background_model, expected_counts, mask_eclipses
 from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes, reflag_pixels
 from .detect import detect, empty_table
 from .frames import PN_MIN_COUNTS, bad_frames
-from .grid import check_cameras, default_band, exposure_subsets, search_cubes, search_run
+from .grid import check_cameras, exposure_subsets, search_bands, search_cubes, search_run
 from .params import SearchParams, parameter_grid, run_id
 from .result import SearchResult, SearchResults
 from .shifts import SHIFTS, merge_grids
@@ -90,7 +90,11 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     energy_band : ``(emin, emax)`` [keV], or a list of bands. Default
         (None): EXOD's 0.2-12 keV for XMM-Newton, elsewhere the mission's
         calibrated range (``profile.energy_range``: NuSTAR 3-79 keV)
-        (:func:`.grid.default_band`).
+        (:func:`.grid.default_band`). Events already cut with
+        ``select(energy_band=...)`` narrow each band to that cut (a warning
+        for a band given, ``ValueError`` for one outside the cut); the run
+        ids, ``params["energy_band"]`` and the energy conversion factor are
+        those of the band searched (:func:`.grid.search_bands`).
     sigma : detection level (Gaussian-equivalent at mu = 1000), or a list.
     gti_only : drop bad-time-interval frames (default: keep them, with their
         own background template).
@@ -132,8 +136,7 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     ``gti_only``), naming the files and the rule, with a logged warning.
     """
     evs = check_cameras(events)
-    if energy_band is None:
-        energy_band = default_band(evs)
+    energy_band = search_bands(evs, energy_band)  # narrowed to a band the events were cut to before
     grid = parameter_grid(time_bin, energy_band, sigma, size_arcsec=size_arcsec)
     groups = exposure_subsets(evs) if subsets else [list(range(len(evs)))]
     many = len(grid) > 1 or len(groups) > 1 or np.ndim(time_bin) > 0 or np.ndim(sigma) > 0 \
