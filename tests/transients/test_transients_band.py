@@ -39,3 +39,25 @@ def test_search_band_only_closes_xmm_bands_at_12_kev(xmm):
     assert search_band([xmm], (0.2, 10.0)) == (0.2, 10.0)
     other = xmm.copy().assign_attrs(mission="NuSTAR", profile="nustar-fpma")
     assert search_band([other], (3.0, 12.0)) == (3.0, 12.0)
+
+
+def test_unknown_mission_search_names_the_file_and_the_way_out(make_event_file, tmp_path, capsys):
+    """A file of a mission xcube does not know has no default band: the search said 'invalid search
+    parameters ... energy_band=(0.0, inf)', a band the user never gave, naming no file. Now it names the file,
+    TELESCOP/INSTRUME and the fix; `xcube search --instrument` opens it with a profile."""
+    import warnings
+
+    from xcube.cli import main
+
+    path = make_event_file(n=3000, header={"TELESCOP": "FOOSAT"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ev = xcube.open_events(path)
+        with pytest.raises(ValueError, match=r"unknown mission \(TELESCOP='FOOSAT' INSTRUME='EMOS1'\), so no "
+                                             r"default energy band.*instrument="):
+            xcube.search_transients(ev, time_bin=100.0)
+        assert main(["search", str(path), "--time-bin", "100", "--out", str(tmp_path / "a"), "-q"]) == 1
+        err = capsys.readouterr().err
+        assert str(path) in err and "unknown mission" in err and "energy_band=(0.0, inf)" not in err
+        assert main(["search", str(path), "--time-bin", "100", "--out", str(tmp_path / "b"), "-q",
+                     "--instrument", "xmm-mos1"]) == 0

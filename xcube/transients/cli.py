@@ -63,6 +63,9 @@ def register(sub) -> None:
     s.add_argument("--no-figures", action="store_true", help="skip PNG figures")
     add_screen_option(s)
     add_hdu_option(s)
+    s.add_argument("--instrument", default=None,
+                   help="mission profile of every FILE, overriding detection (e.g. xmm-pn; for files whose "
+                        "TELESCOP/INSTRUME xcube does not know)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_search)
 
@@ -264,7 +267,7 @@ def _search(args) -> int:
     bar = progress_bar(len(args.files), desc="open", unit="file", enabled=not args.quiet and len(args.files) > 1)
     evs = []
     for f in args.files:
-        evs.append(open_events(f, hdu=args.hdu))
+        evs.append(open_events(f, hdu=args.hdu, instrument=args.instrument))
         bar.update(1)
     bar.close()
     evs = cameras(evs)  # a directory of camera files opens as a DataTree: its cameras

@@ -218,7 +218,15 @@ def default_band(events) -> tuple[float, float]:
     prof = profile_of(events[0])
     if prof.mission == "XMM-Newton":
         return XMM_BAND
-    return tuple(float(v) for v in prof.energy_range)
+    band = tuple(float(v) for v in prof.energy_range)
+    if prof.name == "generic" or not np.isfinite(band).all():
+        a = events[0].attrs
+        raise ValueError(
+            f"{a.get('source', 'events')}: unknown mission (TELESCOP={a.get('telescop', '')!r} "
+            f"INSTRUME={a.get('instrume', '')!r}), so no default energy band and no PI-to-energy calibration; "
+            "open the file with its profile (open_events(path, instrument='xmm-pn'), --instrument), or give "
+            "energy_band= (--energy) when the events carry calibrated energies")
+    return band
 
 
 def search_bands(events, energy_band=None):
