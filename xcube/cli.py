@@ -125,11 +125,18 @@ def add_screen_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--screen", action=argparse.BooleanOptionalAction, default=True, help=SCREEN_HELP)
 
 
+def _hdu_value(text: str):
+    """An ``--hdu`` value: a plain integer is the HDU number (``int``, as
+    ``open_events(hdu=2)``); anything else a name or ``NAME,EXTVER``."""
+    return int(text) if text.strip().isdigit() else text
+
+
 def add_hdu_option(p: argparse.ArgumentParser) -> None:
     """``--hdu NAME``: the event table of files with a nonstandard extension name."""
-    p.add_argument("--hdu", metavar="NAME", help="event table extension when it has a nonstandard name (e.g. "
-                                                 "EVENTSxy, 'event file'; default: the mission's, e.g. EVENTS), "
-                                                 "or NAME,EXTVER (EVENTS,2) when several share a name")
+    p.add_argument("--hdu", metavar="NAME", type=_hdu_value,
+                   help="event table extension when it has a nonstandard name (e.g. EVENTSxy, 'event file'; "
+                        "default: the mission's, e.g. EVENTS), NAME,EXTVER (EVENTS,2) when several share a name, "
+                        "or the HDU number (2; the primary is 0)")
 
 
 def _subparsers(parser):

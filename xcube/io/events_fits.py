@@ -10,6 +10,7 @@ sorted by time, and opened from there.
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import warnings
@@ -47,6 +48,7 @@ from .memmap import (
     scan_times,
     source_of,
 )
+from .ogip import _mjdref_offset, read_mjdref
 
 __all__ = ["read_fits_header", "open_fits_events", "load_fits_events", "DEFAULT_CHUNK", "EventsMeta"]
 
@@ -96,6 +98,7 @@ class EventsMeta:
     cache_reason: str | None = None  # why open_fits_events declined to memory-map the file
     vector_columns: dict = field(default_factory=dict)  # lower-case name -> (file name, TFORM) of skipped columns
     extver: int = 1  # EXTVER of the event table (files with several tables of one name)
+    twin_index: int | None = None  # HDU number of the table when an earlier table has its EXTNAME and EXTVER too
 
 
 def _mjdref(h: dict, path) -> float:
@@ -122,7 +125,18 @@ def _scalar_columns(hdu: fits.BinTableHDU, path="event file") -> dict:
 
     FITS column names are case-insensitive: of two names that differ only in
     case (``TIME`` and ``time``) the upper-case one (else the first) is kept
-    and the other ignored, with a warning naming both."""
+    and the other ignored, with a warning naming both. Two columns of the very
+    same name (which astropy cannot read as a table) raise ``ValueError``
+    naming the file, the extension, the name and both TTYPEn."""
+    first: dict = {}
+    for i, col in enumerate(hdu.columns, start=1):
+        j = first.setdefault(col.name, i)
+        if j != i:
+            raise ValueError(
+                f"{path}[{hdu.name}]: columns {j} and {i} are both named {col.name!r} (TTYPE{j}, TTYPE{i}); "
+                f"FITS column names must be unique - rename one, e.g. fparkey {col.name}_2 '{path}[{hdu.name}]' "
+                f"TTYPE{i} (or with fthedit)"
+            )
     out = {}
     for i, col in enumerate(hdu.columns, start=1):
         fmt = col.format
@@ -209,6 +223,30 @@ def _check_gti_time_system(gti_header, header, where) -> None:
                       "events' frame", UserWarning, stacklevel=5)
 
 
+_MJDREF_KEYS = ("MJDREFI", "MJDREFF", "MJDREF")
+
+
+def _gti_mjdref_shift(gti_header, header, where, path) -> float:
+    """Seconds to add to the START/STOP of a GTI table that declares its own
+    MJDREF (or MJDREFI + MJDREFF) to count them from the events' MJDREF
+    (``header``): ``(MJDREF_gti - MJDREF_events) x 86400``, as
+    :func:`xcube.io.ogip.gti_of_hdu` does for product GTIs; 0 when either has
+    none or they agree within 1 us. A shift is warned, naming ``where`` (file
+    and extension) and both MJDREFs."""
+    if not any(has_value(gti_header, k) for k in _MJDREF_KEYS):
+        return 0.0
+    events_ref = {k: header[k] for k in _MJDREF_KEYS if has_value(header, k)}
+    for h, said in ((gti_header, where), (events_ref, path)):  # numbers, or an error naming the keyword
+        for k in _MJDREF_KEYS:
+            header_float(h, k, said)
+    shift = _mjdref_offset(gti_header, events_ref, where)
+    if shift:
+        warnings.warn(f"{where}: the GTI table's MJDREF {read_mjdref(gti_header)!r} differs from the events' "
+                      f"MJDREF {read_mjdref(events_ref)!r}; its START/STOP are moved into the events' frame by "
+                      f"{shift:+.6f} s ((MJDREF_gti - MJDREF_events) x 86400)", UserWarning, stacklevel=5)
+    return shift
+
+
 def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict]:
     """Per-CCD and combined GTIs in the events' time frame.
 
@@ -217,6 +255,8 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
     tables (OGIP ``HDUCLAS1 = 'GTI'``, e.g. a NuSTAR GTI renamed ``STDGTI``)
     are used instead, with a warning naming them. Each table's own TIMEZERO
     (or, without one, the primary header's) is applied; its TIMEUNIT and the TUNIT of START/STOP must be seconds.
+    A table with its own MJDREF (or MJDREFI + MJDREFF) other than the events'
+    is moved into the events' frame, with a warning (:func:`_gti_mjdref_shift`).
     Tables with a CCD (a ``profile.gti_ccd_keywords`` keyword such as
     ``CCDID``/``CCD_ID``, or a name matching ``profile.gti_ccd_pattern`` such
     as ``STDGTInn``) are intersected per CCD; observation-wide tables (no CCD)
@@ -255,6 +295,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         # its own TIMEZERO, else the primary header's (which the events inherit too), never the events'
         tz = header_float(merged_header(hdul[0].header, hdu.header), "TIMEZERO", where, 0.0)
         _check_gti_time_system(hdu.header, header, where)
+        tz += _gti_mjdref_shift(hdu.header, header, where, path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = hdu.data
@@ -299,16 +340,26 @@ def _table_layout(hdu, path, nrows: int) -> tuple:
     """``(compression, data offset [bytes], big-endian row dtype)`` of an event
     table: compression is ``"gzip"``/``"bzip2"`` (offset and dtype None),
     ``"layout"`` when the rows cannot be memory-mapped, else None. Raises
-    ``OSError`` for a file shorter than its table."""
+    ``OSError`` for a file shorter than its table, ``ValueError`` when the
+    TFORM widths do not sum to NAXIS1 in a table without variable-length
+    arrays (a damaged header: every column would be read from the wrong bytes)."""
     comp = is_compressed(path)
-    if comp is not None:
+    row_dtype = hdu.columns.dtype.newbyteorder(">")  # FITS tables are big-endian
+    naxis1 = int(hdu.header["NAXIS1"])
+    if row_dtype.itemsize != naxis1:
+        tforms = [str(c.format) for c in hdu.columns]
+        if not any(t.lstrip("0123456789")[:1] in ("P", "Q") for t in tforms):
+            raise ValueError(
+                f"{path}[{hdu.name}]: the TFORM widths sum to {row_dtype.itemsize} bytes but NAXIS1 is {naxis1} "
+                f"(TFORM1-{len(tforms)}: {' '.join(tforms)}): a damaged header, a TFORMn or NAXIS1 is wrong - fix it "
+                "(e.g. with fthedit) or get a fresh copy"
+            )
+        if comp is None:  # unusual layout with variable-length arrays: read through astropy into the cache
+            log.info("%s: row layout not memory-mappable (NAXIS1=%s)", path, naxis1)
+            comp = "layout"
+    if comp in ("gzip", "bzip2"):
         return comp, None, None
     data_offset = int(hdu.fileinfo()["datLoc"])
-    row_dtype = hdu.columns.dtype.newbyteorder(">")  # FITS tables are big-endian
-    if row_dtype.itemsize != int(hdu.header["NAXIS1"]):
-        # unusual layout (e.g. variable-length arrays): read through astropy into the cache
-        log.info("%s: row layout not memory-mappable (NAXIS1=%s)", path, hdu.header["NAXIS1"])
-        comp = "layout"
     need = data_offset + nrows * int(hdu.header["NAXIS1"])
     have = Path(path).stat().st_size
     if have < need:
@@ -331,8 +382,11 @@ def _named_hdu(hdul, hdu, path):
         for h in hdul[1:]:
             if isinstance(h, fits.BinTableHDU) and h.name.strip().upper() == name and h.ver == ver:
                 return h
+        same = [i for i, h in enumerate(hdul) if isinstance(h, fits.BinTableHDU) and h.name.strip().upper() == name]
+        hint = (f"; the tables named {name} are HDUs {', '.join(map(str, same))}: pass hdu= the HDU number "
+                f"(--hdu {same[-1]})" if len(same) > 1 else "")
         raise ValueError(f"{path}: no table extension {name} with EXTVER = {ver} (extensions: "
-                         f"{[(h.name, h.ver) for h in hdul[1:]]})")
+                         f"{[(h.name, h.ver) for h in hdul[1:]]}){hint}")
     if isinstance(hdu, (int, np.integer)):
         if not 0 < int(hdu) < len(hdul) or not isinstance(hdul[int(hdu)], fits.BinTableHDU):
             raise ValueError(f"{path}: extension {int(hdu)} is not a binary table (extensions: "
@@ -369,10 +423,14 @@ def _events_hdu(hdul, path, instrument, hdu):
     twins = [h for h in hdul[1:] if h is not table and isinstance(h, fits.BinTableHDU)
              and h.name.upper() == table.name.upper()]
     if twins:
+        if any(h.ver == table.ver for h in twins):  # "NAME,VER" cannot tell them apart: the HDU number can
+            index = next(i for i, h in enumerate(hdul) if h is twins[0])
+            choose = f"hdu={index} (--hdu {index}), the HDU number"
+        else:
+            choose = f"hdu=\"{table.name},{twins[0].ver}\" (--hdu {table.name},{twins[0].ver})"
         warnings.warn(f"{path}: {len(twins) + 1} event tables named {table.name} (EXTVER "
                       f"{', '.join(str(h.ver) for h in [table, *twins])}); reading the first only "
-                      f"(EXTVER {table.ver}); choose another with hdu=\"{table.name},{twins[0].ver}\" "
-                      "(--hdu)", UserWarning, stacklevel=4)
+                      f"(EXTVER {table.ver}); choose another with {choose}", UserWarning, stacklevel=4)
     return table, header, profile
 
 
@@ -389,6 +447,9 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
     identity = file_identity(path)
     with (open_fits(path) if hdul is None else contextlib.nullcontext(hdul)) as hdul:
         hdu, header, profile = _events_hdu(hdul, path, instrument, hdu)
+        index = next(i for i, h in enumerate(hdul) if h is hdu)
+        first = next(i for i, h in enumerate(hdul) if isinstance(h, fits.BinTableHDU) and h.ver == hdu.ver
+                     and h.name.strip().upper() == hdu.name.strip().upper())
         check_time_unit(header.get("TIMEUNIT"), path)
         nrows = int(hdu.header["NAXIS2"])
         cols = _scalar_columns(hdu, path)
@@ -424,6 +485,7 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
         header=header,
         extname=hdu.name,
         extver=hdu.ver,
+        twin_index=index if index != first else None,
         nrows=nrows,
         columns=cols,
         timezero=timezero,
@@ -702,7 +764,8 @@ def fits_columns(meta: EventsMeta) -> dict:
 def _scan_record_path(meta: EventsMeta, cache) -> Path:
     from .cache import cache_dir, cache_key, entry_name
 
-    key = cache_key(meta.path, "scan", meta.timezero, meta.extname, *((meta.extver,) if meta.extver != 1 else ()))
+    key = cache_key(meta.path, "scan", meta.timezero, meta.extname, *((meta.extver,) if meta.extver != 1 else ()),
+                    *(("hdu", meta.twin_index) if meta.twin_index is not None else ()))
     return cache_dir(cache) / "scan" / entry_name(Path(meta.path).name, key, ".json")
 
 
@@ -740,7 +803,8 @@ def open_fits_events(meta: EventsMeta, chunks: int | None = None, cache=None):
         meta.cache_reason = "not time-sorted" if not scan["sorted"] else (
             f"{scan['n_null']} events with X or Y = TNULL to drop")
         return None
-    warn_outside_good_time(meta, scan["tmin"] + meta.timezero, scan["tmax"] + meta.timezero, meta.nrows)
+    warn_outside_good_time(meta, scan["tmin"], scan["tmax"], meta.nrows)  # (the scan's times include TIMEZERO)
+    warn_far_outside(meta, arrays["time"], scan["tmin"], scan["tmax"])
     ident = (str(Path(meta.path).resolve()), meta.identity, meta.data_offset, chunks)  # inode, ctime, fingerprint
     data = {
         var: da.from_array(arr, chunks=(chunks,), lock=False, asarray=False, meta=np.empty(0, arr.dtype),
@@ -766,13 +830,62 @@ def warn_outside_good_time(meta: EventsMeta, tmin: float, tmax: float, n: int) -
                       "those of another file or time frame?", UserWarning, stacklevel=4)
 
 
+#: events more than this many observation spans before or after the observation are damaged times
+FAR_SPANS = 1.0e4
+#: no mission time [s] reaches this (31,700 years after MJDREF): later events are damaged times
+FAR_TIME = 1.0e12
+
+
+def far_limits(meta: EventsMeta) -> tuple[float, float] | None:
+    """``(lo, hi)`` [s, TIMEZERO applied]: event times outside are far outside
+    the observation - more than :data:`FAR_SPANS` x its span (the first GTI
+    start or TSTART to the last GTI stop or TSTOP, at least 1 s) before or
+    after it, or after :data:`FAR_TIME`. None without a finite GTI or
+    TSTART/TSTOP."""
+    start, stop = meta.gti
+    ends = ([float(start[0]), float(stop[-1])] if np.size(start) else []) + [
+        float(meta.attrs.get("tstart", np.nan)), float(meta.attrs.get("tstop", np.nan))]
+    ends = [e for e in ends if np.isfinite(e)]
+    if not ends:
+        return None
+    lo, hi = min(ends), max(ends)
+    margin = FAR_SPANS * max(hi - lo, 1.0)
+    return lo - margin, (min(hi + margin, FAR_TIME) if hi < FAR_TIME else hi + margin)
+
+
+def warn_far_outside(meta: EventsMeta, times, tmin: float, tmax: float) -> None:
+    """Warn, naming the file, how many of the time-sorted ``times`` (a numpy
+    array or :class:`~xcube.io.memmap.FitsColumn`, TIMEZERO applied; first
+    and last ``tmin``, ``tmax`` [s], from the TIME scan) lie outside
+    :func:`far_limits` (a TIME of 1e30: damaged values). Cheap: nothing is
+    read unless ``tmin``/``tmax`` are outside; then two bisections (2 log2(n)
+    single-row reads), no pass over the data."""
+    limits = far_limits(meta)
+    if limits is None or limits[0] <= tmin and tmax <= limits[1]:
+        return
+    lo, hi = limits
+    rows = range(len(times))
+
+    def at(i: int) -> float:
+        return float(times[i:i + 1][0])
+
+    before, after = bisect.bisect_left(rows, lo, key=at), len(rows) - bisect.bisect_right(rows, hi, key=at)
+    where = [f"{before} before {lo:.6g} s"] * bool(before) + [f"{after} after {hi:.6g} s"] * bool(after)
+    keep = [f"TIME >= {lo - meta.timezero:.6g}"] * bool(before) + [f"TIME <= {hi - meta.timezero:.6g}"] * bool(after)
+    warnings.warn(
+        f"{meta.path}: {before + after} of {len(rows)} events lie far outside the observation ({', '.join(where)}; "
+        f"times {tmin:.6g} - {tmax:.6g} s): damaged TIME values. Products drop them as outside the good time, but "
+        f"the time span (xcube info) includes them - drop them, e.g. fselect '{' && '.join(keep)}'",
+        UserWarning, stacklevel=4)
+
+
 def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
     """Read every scalar column into memory, sorted by time (eager; used to
     fill the Zarr cache for compressed or unsorted files). ``hdul``: the file
     already opened (left open)."""
     names = _variable_names(meta)
     with (open_fits(meta.path, memmap=False) if hdul is None else contextlib.nullcontext(hdul)) as hdul:
-        hdu = hdul[(meta.extname, meta.extver)]
+        hdu = hdul[(meta.extname, meta.extver) if meta.twin_index is None else meta.twin_index]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
@@ -803,6 +916,7 @@ def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
     t = cols["time"]
     if t.size:  # (sorted: the first and last are the extremes)
         warn_outside_good_time(meta, float(t[0]), float(t[-1]), t.size)
+        warn_far_outside(meta, t, float(t[0]), float(t[-1]))
     return cols
 
 

@@ -3,6 +3,7 @@ compression sniffing, header merging, column scaling and time units."""
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import io
 import os
@@ -22,8 +23,17 @@ _MAGIC = {b"\x1f\x8b": "gzip", b"BZ": "bzip2", b"PK": "zip", b"\x1f\x9d": "compr
 
 def check_path(path) -> Path:
     """Return ``Path(path)`` or raise ``FileNotFoundError`` naming it
-    (``IsADirectoryError`` for a directory). A ``stat`` only; reads nothing."""
+    (``IsADirectoryError`` for a directory, ``OSError`` saying so for a
+    symbolic-link loop). A ``stat`` only; reads nothing."""
     p = expand_path(path)  # ("~/obs/pn.fits" from Python, as astropy reads it)
+    try:
+        os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # (Path.exists says False, as for a missing file)
+            loop = OSError(f"{p}: symbolic-link loop (the link leads back to itself, directly or through other "
+                           "links); point it at the file (ls -l shows where it leads)")
+            loop.errno = errno.ELOOP
+            raise loop from None
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file; check the path (cwd is {os.getcwd()})")
     if p.is_dir():
@@ -84,6 +94,7 @@ def open_fits(path, memmap: bool = True) -> fits.HDUList:
     except (OSError, EOFError, ValueError, fits.verify.VerifyWarning) as exc:
         raise OSError(f"{p}: corrupt or truncated FITS file ({exc})") from exc
     try:
+        _check_table_bitpix(hdul, p)
         check_layout(hdul, p.stat().st_size if comp is None else len(source.getvalue()), p)
     except OSError:
         hdul.close()
@@ -94,6 +105,20 @@ def open_fits(path, memmap: bool = True) -> fits.HDUList:
             raise OSError(f"{p}: truncated file ({w.message}); download or copy it again")
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return hdul
+
+
+def _check_table_bitpix(hdul: fits.HDUList, path) -> None:
+    """``OSError`` naming ``path`` and the extension when a table extension
+    declares BITPIX other than 8 (FITS tables are bytes; astropy then expects
+    |BITPIX|/8 times the data and would report a complete file as truncated).
+    Headers only."""
+    for i, hdu in enumerate(hdul[1:], start=1):
+        kind = str(hdu.header.get("XTENSION", "")).strip().upper()
+        if kind in ("BINTABLE", "TABLE") and hdu.header.get("BITPIX") != 8:
+            what = "binary table" if kind == "BINTABLE" else "ASCII table"
+            raise OSError(f"{path}: BITPIX = {hdu.header.get('BITPIX')} in the {what} {hdu.name} (HDU {i}), but "
+                          f"BITPIX must be 8 for a {what}: a damaged header, not a short file - set BITPIX = 8 "
+                          f"(e.g. fthedit '{path}[{i}]' BITPIX 8) or get a fresh copy")
 
 
 def check_layout(hdul: fits.HDUList, size: int, path) -> None:
