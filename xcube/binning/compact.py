@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from .. import _numba_cache  # noqa: F401 (numba's cache: a failure warns instead of failing)
 from .. import gti as gtimod
 from ..scheduler import thread_map
 from .axes import Axis

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .. import _numba_cache  # noqa: F401 (numba's cache: a failure warns instead of failing)
 from .. import gti as gtimod
 from ..hygiene import BLOCK_EVENTS, merge_stats
 from ..io.chunking import event_blocks

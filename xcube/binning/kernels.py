@@ -24,6 +24,8 @@ import functools
 import numpy as np
 from numba import njit
 
+from .. import _numba_cache  # noqa: F401 (numba's cache: a failure warns instead of failing)
+
 __all__ = [
     "NONE", "REGULAR", "EDGES", "LUT", "MUL", "axis_params", "fill_kernel", "time_positions", "time_bin_of",
     "exact_divisor",

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .. import _numba_cache  # noqa: F401 (numba's cache: a failure warns instead of failing)
+
 __all__ = ["RING", "scan", "live_pixels", "LivePixels", "hot_pixels", "hot_columns", "flickering", "apply", "clusters"]
 
 #: events of one CCD remembered for the cluster links (a ring per CCD)

@@ -241,6 +241,8 @@ def _check_block(t):
         try:
             from numba import njit
 
+            from .. import _numba_cache  # noqa: F401 (numba's cache: a failure warns instead of failing)
+
             @njit(cache=True, nogil=True)
             def check(t):  # pragma: no cover - compiled
                 n_nan = 0

@@ -31,6 +31,7 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
+from .. import _numba_cache  # noqa: F401 (numba's cache: a failure warns instead of failing)
 from ..scheduler import thread_map
 
 __all__ = [

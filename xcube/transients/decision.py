@@ -25,6 +25,7 @@ import numba
 import numpy as np
 import xarray as xr
 
+from .. import _numba_cache  # noqa: F401 (numba's cache: a failure warns instead of failing)
 from ..binning.compact import CompactCube
 from ..binning.counts import reductions
 from ..scheduler import thread_map

@@ -51,6 +51,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from .. import _numba_cache  # noqa: F401 (numba's cache: a failure warns instead of failing)
 from . import bayes
 from .frames import good_time_range
 from .significance import sigma_equivalents
