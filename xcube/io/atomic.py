@@ -83,7 +83,27 @@ def explain_write_error(exc: OSError, path, tmp=None) -> OSError:
     named = getattr(exc, "filename", None)
     if named and (tmp is None or str(named) != str(tmp)):
         return exc
-    return OSError(exc.errno, f"{exc.strerror or exc} while writing {path}")
+    text = exc.strerror or str(exc)
+    if tmp is not None and str(tmp) in text:  # explained already, naming the temporary (a write inside atomic_dir)
+        return OSError(exc.errno, text.replace(str(tmp), str(path)))
+    return OSError(exc.errno, f"{text} while writing {path}")
+
+
+def _in_target(exc, tmp, target) -> OSError | None:
+    """A builtin ``OSError`` that names a path inside the temporary directory
+    ``tmp``, naming that path inside ``target`` instead; None for any other
+    exception (left as it is)."""
+    if not isinstance(exc, OSError) or type(exc).__module__ != "builtins":
+        return None
+    t, g = str(tmp), str(target)
+    text = exc.strerror if exc.errno is not None else str(exc)
+    name = exc.filename if isinstance(exc.filename, str) else None
+    if t not in (text or "") and t not in (name or ""):
+        return None
+    text = (text or "").replace(t, g)
+    if exc.errno is None:
+        return OSError(text)
+    return OSError(exc.errno, text) if name is None else OSError(exc.errno, text, name.replace(t, g))
 
 
 def _make_parent(path: Path) -> None:
@@ -212,6 +232,9 @@ class atomic_dir:
                 time.sleep(0.05)
                 if not self.tmp.exists() or time.monotonic() > deadline:
                     break
+            named = _in_target(exc, self.tmp, self.target)
+            if named is not None:  # the error names what the user asked for, not the removed temporary
+                raise named from exc
             return False
         if not self.overwrite:
             try:  # a plain rename: fails when the target appeared meanwhile (a directory not empty, or a file)

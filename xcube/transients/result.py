@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..io.atomic import atomic_dir, write_table
+from ..io.atomic import atomic_dir, explain_write_error, write_table
 
 __all__ = ["SearchResult", "SearchResults"]
 
@@ -99,29 +99,38 @@ class SearchResult:
         ``summary.json``, ``detections.reg`` (DS9, fk5; when there are
         detections) and PNG figures (``detections.png``, the summed image,
         always; ``lightcurves.png`` when there are detections) into
-        ``directory`` atomically (temporary directory, then rename). Eager."""
+        ``directory`` atomically (temporary directory, then rename; nothing is
+        left on failure, and an ``OSError`` names the file being written). Eager."""
         from ..io.ds9 import circles_from_table, write_ds9
 
         directory = Path(directory)
         with atomic_dir(directory, overwrite=overwrite) as tmp:
-            self.detections.to_csv(tmp / "detections.csv", index=False)
-            self.detections.to_parquet(tmp / "detections.parquet", index=False)
+
+            def put(name, write):
+                """``write(path)`` of one file; an ``OSError`` names ``directory/name``
+                (pyarrow's ``[Errno 27] Error writing bytes to file`` names none)."""
+                try:
+                    write(tmp / name)
+                except OSError as exc:
+                    raise explain_write_error(exc, directory / name, tmp / name) from exc
+
+            put("detections.csv", lambda p: self.detections.to_csv(p, index=False))
+            put("detections.parquet", lambda p: self.detections.to_parquet(p, index=False))
             if self.lightcurves is not None:
                 lc = self.lightcurves.to_dataframe().reset_index()
-                lc.to_parquet(tmp / "lightcurves.parquet", index=False)
-            (tmp / "summary.json").write_text(
-                json.dumps(_jsonable({"run_id": self.run_id, "params": self.params, **self.summary}), indent=2)
-            )
+                put("lightcurves.parquet", lambda p: lc.to_parquet(p, index=False))
+            summary = json.dumps(_jsonable({"run_id": self.run_id, "params": self.params, **self.summary}), indent=2)
+            put("summary.json", lambda p: p.write_text(summary))
             det = self.detections.dropna(subset=["ra", "dec"]) if len(self.detections) else self.detections
             if len(det):
-                write_ds9(tmp / "detections.reg", circles_from_table(det, radius_arcsec=self.params.get(
-                    "size_arcsec", 20.0) / 2, label="name"))
+                regions = circles_from_table(det, radius_arcsec=self.params.get("size_arcsec", 20.0) / 2, label="name")
+                put("detections.reg", lambda p: write_ds9(p, regions))
             if figures:
                 fig_img, fig_lc = self.plot()
                 if fig_img is not None:
-                    fig_img.savefig(tmp / "detections.png", dpi=110)
+                    put("detections.png", lambda p: fig_img.savefig(p, dpi=110))
                 if fig_lc is not None and len(self.detections):
-                    fig_lc.savefig(tmp / "lightcurves.png", dpi=110)
+                    put("lightcurves.png", lambda p: fig_lc.savefig(p, dpi=110))
         return directory
 
     def to_zarr(self, store, overwrite: bool = False) -> Path:
