@@ -233,3 +233,25 @@ def test_ds9_regions(tmp_path):
         write_ds9(path, table)
     with pytest.raises(KeyError, match="'ra'"):
         circles_from_table(pd.DataFrame({"x": [1.0]}))
+
+
+def test_products_of_products_keep_the_mission_telescop(tmp_path):
+    """A product written from a product read back (a power spectrum of an xcube light curve) said
+    TELESCOP = 'XMM-NEWTON' (the mission name upper-cased), which xcube then read as another mission
+    than 'XMM-Newton'; it is the mission's own 'XMM' now, and 'XMM-NEWTON' reads as XMM-Newton."""
+    from astropy.io import fits
+
+    import xcube
+    from xcube.io.powspec import read_power_spectrum, write_power_spectrum
+    from xcube.missions import mission_name, telescop_of
+
+    ev, _ = xcube.simulate.event_list("xmm-mos1", duration=2000.0, seed=3, sources=2)
+    lc_path = xcube.write_lightcurve(tmp_path / "m.lc", xcube.lightcurve(ev, 1.0))
+    lc = xcube.read_lightcurve(lc_path)
+    assert lc.attrs["mission"] == "XMM-Newton"
+    pds = xcube.power_spectrum(lc, segment=256.0)
+    out = write_power_spectrum(tmp_path / "m_pds.fits", pds)
+    assert fits.getheader(out, 1)["TELESCOP"] == "XMM"
+    assert read_power_spectrum(out).attrs["mission"] == "XMM-Newton"
+    assert mission_name("XMM-NEWTON") == "XMM-Newton" and telescop_of("XMM-Newton") == "XMM"
+    assert telescop_of("NuSTAR") == "NUSTAR" and telescop_of("FooSat") == "FOOSAT" and telescop_of(None) == "UNKNOWN"

@@ -129,8 +129,10 @@ def time_cards(attrs: dict) -> dict:
 
 def common_cards(attrs: dict) -> dict:
     """Descriptive and time keywords from an xcube product's attrs."""
+    from ..missions import telescop_of
+
     cards = {
-        "TELESCOP": str(attrs.get("telescop") or attrs.get("mission") or "UNKNOWN").upper(),
+        "TELESCOP": str(attrs.get("telescop") or telescop_of(attrs.get("mission"))).upper(),
         "INSTRUME": str(attrs.get("instrume") or attrs.get("instrument") or "UNKNOWN").upper(),
     }
     for key, name in (("OBS_ID", "obs_id"), ("OBJECT", "object"), ("FILTER", "filter"), ("DATE-OBS", "date_obs"),

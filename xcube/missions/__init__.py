@@ -14,7 +14,7 @@ import warnings
 from .base import MissionProfile, linear_energy
 
 __all__ = ["MissionProfile", "linear_energy", "register", "get_profile", "profile_of", "detect", "profiles",
-           "event_extensions", "GENERIC", "mission_name", "screening_of"]
+           "event_extensions", "GENERIC", "mission_name", "telescop_of", "screening_of"]
 
 log = logging.getLogger("xcube.missions")
 
@@ -104,14 +104,27 @@ def screening_of(events) -> str | None:
 
 def mission_name(telescop: str) -> str:
     """The mission as event lists name it (``"XMM-Newton"`` for TELESCOP
-    ``XMM``), so that products of one mission group together; ``telescop``
-    itself for a mission without a profile."""
+    ``XMM``, and for ``XMM-NEWTON``, the mission's own name in any case), so
+    that products of one mission group together; ``telescop`` itself for a
+    mission without a profile."""
     _load_all()
     t = str(telescop or "").strip()
     for prof in _REGISTRY.values():
-        if t.upper() in prof.telescop:
+        if t.upper() in prof.telescop or t.upper() == prof.mission.upper():
             return prof.mission
     return t
+
+
+def telescop_of(mission: str) -> str:
+    """The TELESCOP keyword a mission's own files carry (``"XMM"`` for
+    ``"XMM-Newton"``): the profile's first TELESCOP, else ``mission`` in
+    upper case (``"UNKNOWN"`` for none)."""
+    _load_all()
+    m = str(mission or "").strip()
+    for prof in _REGISTRY.values():
+        if prof.telescop and m.upper() in (prof.mission.upper(), *prof.telescop):
+            return prof.telescop[0]
+    return m.upper() or "UNKNOWN"
 
 
 def detect(header, path: str = "<header>", instrument: str | None = None) -> MissionProfile:
