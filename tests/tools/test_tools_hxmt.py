@@ -12,9 +12,11 @@ T0 = 2.0e8
 
 def test_energy_to_pi_uses_the_detector_relations():
     # LE E = 0.1 + 13 PI/1536, ME E = 3 + 60 PI/1024, HE E = 15 + 370 PI/256
-    assert hxmt.pi_range("LE", (1.0, 10.0)) == (106, 1170)
+    # the channel holding each energy (truncated, as hxmtdap: LE 1-10 keV is 106-1169, HE 27-250 keV 8-162)
+    assert hxmt.pi_range("LE", (1.0, 10.0)) == (106, 1169)
     assert hxmt.pi_range("ME", (10.0, 35.0)) == (119, 546)
-    assert hxmt.pi_range("he", (28.0, 250.0)) == (9, 163)
+    assert hxmt.pi_range("he", (28.0, 250.0)) == (8, 162)
+    assert hxmt.pi_range("HE", (27.0, 250.0)) == (8, 162)
     assert hxmt.energy_to_pi("LE", 50.0) == 1535  # clipped to the channel range
     with pytest.raises(ValueError, match="emax > emin"):
         hxmt.pi_range("LE", (5.0, 2.0))
@@ -59,7 +61,7 @@ def test_le_chain_products(le):
     lc, bkg = res.lightcurves[("LE", (1.0, 10.0), 1.0)]
     assert lc.name == "P010129900101_LE_lc_1-10keV_1s.lc" and bkg.name == "P010129900101_LE_lcbkg_1-10keV_1s.lc"
     with fits.open(lc) as h:
-        assert (h["RATE"].header["MINPI"], h["RATE"].header["MAXPI"]) == (106, 1170)  # keV -> PI reached the tool
+        assert (h["RATE"].header["MINPI"], h["RATE"].header["MAXPI"]) == (106, 1169)  # keV -> PI reached the tool
         assert h["RATE"].header["TIMEDEL"] == 1.0
     calls = {c["tool"]: c for c in le["calls"]}
     assert calls["legticorr"]["argv"][0].endswith("_LE_recon.fits") and len(calls["legticorr"]["argv"]) == 3
@@ -125,7 +127,7 @@ def test_me_and_he_chains(fake_tools, tmp_path):
     expdir = fake_tools.lib.make_hxmt_expid(tmp_path / "l1", t0=T0)
     res = hxmt.process_exposure(expdir, tmp_path / "out", ["ME", "HE"], spectrum=False, workers=2)
     assert set(res.status["state"]) == {"done"}, res.status[["task", "message"]]
-    for det, band, pis in (("ME", (10.0, 35.0), (119, 546)), ("HE", (28.0, 250.0), (9, 163))):
+    for det, band, pis in (("ME", (10.0, 35.0), (119, 546)), ("HE", (28.0, 250.0), (8, 162))):
         lc, bkg = res.lightcurves[(det, band, 1.0)]
         with fits.open(lc) as h:
             assert (h["RATE"].header["MINPI"], h["RATE"].header["MAXPI"]) == pis
@@ -158,3 +160,20 @@ def test_grppha_task_parameters(tmp_path):
     t = hxmt.grppha(tmp_path / "a.pha", tmp_path / "b.pha", group_min=30, backfile=tmp_path / "bk.pha")
     assert t.params["comm"] == "chkey BACKFILE bk.pha & group min 30 & exit"
     assert run_many  # imported for the module's batch use
+
+
+def test_le_light_curves_and_spectra_take_the_58_small_fov_detectors():
+    """LE light curves and spectra: the small-field-of-view detectors of the HXMT detector-ID helper and
+    hxmtdap (58; '28,30', not '28-30': detector 29 is not one of them, and the responses and backgrounds
+    are those of the 58)."""
+    def expand(ids):
+        out = []
+        for part in ids.split(","):
+            lo, _, hi = part.partition("-")
+            out += list(range(int(lo), int(hi or lo) + 1))
+        return out
+
+    le = expand(hxmt.DETECTORS["LE"].lc_dets)
+    assert len(le) == 58 and 29 not in le and {28, 30, 86, 88, 89, 90} <= set(le) and 87 not in le
+    assert expand(hxmt.DETECTORS["ME"].lc_dets) == [*range(0, 8), *range(11, 26), *range(29, 44), *range(47, 54)]
+    assert expand(hxmt.DETECTORS["HE"].lc_dets) == [*range(0, 16), 17]

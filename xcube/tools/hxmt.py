@@ -36,6 +36,7 @@ cover the same time.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -86,10 +87,12 @@ class Detector:
     gti_expr: str
 
 
-# Detector selections and GTI expressions of the HXMT Data Reduction Guide examples (see GUIDE).
+# Detector selections and GTI expressions of the HXMT Data Reduction Guide examples (see GUIDE). LE's
+# light curves and spectra take the 58 small-field-of-view detectors, as the HXMT detector-ID helper lists
+# them and hxmtdap's lelcgen/lespecgen defaults: "...,26,28,30,32,..." (not 29, a large-FoV detector).
 DETECTORS = {
     "LE": Detector("LE", "hxmt-le", 1536, "0-95",
-                   "0,2-4,6-10,12,14,20,22-26,28-30,32,34-36,38-42,44,46,52,54-58,60-62,64,66-68,70-74,76,78,"
+                   "0,2-4,6-10,12,14,20,22-26,28,30,32,34-36,38-42,44,46,52,54-58,60-62,64,66-68,70-74,76,78,"
                    "84,86,88-90,92-94", "0-94",
                    "ELV>10&&COR>8&&DYE_ELV>30&&SAA_FLAG==0&&ANG_DIST<0.04&&T_SAA>300&&TN_SAA>300"),
     "ME": Detector("ME", "hxmt-me", 1024, "0-53", "0-7,11-25,29-43,47-53", "0-53",
@@ -107,14 +110,16 @@ def _det(det: str) -> Detector:
 
 
 def energy_to_pi(det: str, energy) -> int:
-    """PI channel of an energy [keV] for a detector (nearest channel), from the
-    mission profile's linear relation (LE E = 0.1 + 13 PI/1536, ME E = 3 +
-    60 PI/1024, HE E = 15 + 370 PI/256)."""
+    """PI channel of an energy [keV] for a detector: the channel whose energy
+    range holds it (PI truncated, as hxmtdap and the Guide's examples: LE
+    1-10 keV is 106-1169), from the mission profile's linear relation (LE
+    E = 0.1 + 13 PI/1536, ME E = 3 + 60 PI/1024, HE E = 15 + 370 PI/256),
+    clipped to the detector's channels."""
     from ..missions import get_profile
 
     d = _det(det)
     pi = float(get_profile(d.profile).pi_for_energy(float(energy)))
-    return int(min(max(round(pi), 0), d.nchan - 1))
+    return int(min(max(math.floor(pi + 1e-9), 0), d.nchan - 1))  # (1e-9: an energy on a channel edge is that channel)
 
 
 def pi_range(det: str, energy_band) -> tuple[int, int]:
