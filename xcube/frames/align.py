@@ -1,7 +1,10 @@
-"""Frame-to-frame offsets relative to a base frame.
+"""Frame-to-frame rotation and offsets relative to a base frame.
 
-Convention: a star at base-frame pixel ``(x, y)`` sits at ``(x + offset_x,
-y + offset_y)`` in the frame. Two ways to a coarse offset:
+Convention: a star at base-frame pixel ``(x, y)`` sits at
+:func:`transform` ``(x, y)`` in the frame: rotated by ``rotation`` [deg]
+about the frame centre ``((nx - 1) / 2, (ny - 1) / 2)``, then shifted by
+``(offset_x, offset_y)``; without rotation, ``(x + offset_x, y +
+offset_y)``. Two ways to a coarse offset:
 
 * ``"xcorr"`` - the peak of the FFT cross-correlation of sky-subtracted,
   clipped images (binned to at most ~1024 px), searched within
@@ -9,9 +12,11 @@ y + offset_y)`` in the frame. Two ways to a coarse offset:
 * ``"stars"`` - voting over the pairwise differences between the frame's
   and the base frame's brightest stars (photutils star finding).
 
-Either is then refined to a small fraction of a pixel with the median
-centroid shift of the base frame's bright stars. :func:`frame_offsets` does
-this lazily over a cube, per frame chunk.
+Either is then refined to a small fraction of a pixel by fitting a rotation
++ shift to the centroids of the base frame's bright stars
+(:func:`refine_offset`); a frame is also tried rotated by 180 deg (meridian
+flip, :func:`frame_transform`). :func:`frame_offsets` does this lazily over
+a cube, per frame chunk.
 """
 from __future__ import annotations
 
@@ -22,10 +27,12 @@ import xarray as xr
 
 log = logging.getLogger("xcube.frames")
 
-__all__ = ["METHODS", "centroids", "reference", "xcorr_offset", "match_offset", "refine_offset", "frame_offset",
-           "frame_offsets"]
+__all__ = ["METHODS", "ALIGN_VARS", "centroids", "reference", "xcorr_offset", "match_offset", "rotation_centre",
+           "transform", "fit_transform", "refine_offset", "frame_transform", "frame_offset", "frame_offsets"]
 
 METHODS = ("xcorr", "stars")
+#: per-frame results of :func:`frame_offsets`, in the order of :func:`frame_transform`
+ALIGN_VARS = ("offset_x", "offset_y", "rotation", "n_aligned", "n_expected", "align_rms")
 
 
 def centroids(image: np.ndarray, x, y, half: int = 5, iterations: int = 3,
@@ -146,69 +153,183 @@ def match_offset(image: np.ndarray, base_x, base_y, fwhm: float, max_offset: flo
     return float(np.median(dx[votes])), float(np.median(dy[votes]))
 
 
-def refine_offset(image: np.ndarray, base_cx, base_cy, coarse, half: int = 5) -> tuple[float, float, int]:
-    """(offset_x, offset_y, n) refined with the centroid shifts of the bright
-    stars at ``base_cx``, ``base_cy`` (their centroids in the base frame):
-    the median shift of the stars that agree within 3 robust sigmas.
+def rotation_centre(shape) -> tuple[float, float]:
+    """Centre ``(x, y)`` [px, 0-based] of frames of ``shape`` ``(ny, nx)``,
+    about which :func:`transform` rotates: ``((nx - 1) / 2, (ny - 1) / 2)``."""
+    ny, nx = shape[-2:]
+    return (nx - 1) / 2.0, (ny - 1) / 2.0
 
-    The offset is rejected (NaN, n = 0) when fewer than 3 stars, or fewer
-    than 30 % of the stars that fall inside the frame, agree: the coarse
-    offset was then wrong. With fewer than 3 reference stars inside the
-    frame the coarse offset is returned unchanged with n = 0."""
-    ox, oy = coarse
-    if not (np.isfinite(ox) and np.isfinite(oy)):
-        return float("nan"), float("nan"), 0
+
+def transform(x, y, offset_x, offset_y, rotation=0.0, centre=(0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Frame pixels of base-frame pixels ``x``, ``y`` [px]: rotated by
+    ``rotation`` [deg, from +x towards +y] about ``centre`` (see
+    :func:`rotation_centre`), then shifted by ``offset_x``, ``offset_y``
+    [px]. With ``rotation`` 0 this is frame pixel = base pixel + offset.
+    Eager; returns two float64 arrays of the shape of ``x``."""
+    a = np.radians(float(rotation))
+    c, s = np.cos(a), np.sin(a)
+    u, v = np.asarray(x, float) - centre[0], np.asarray(y, float) - centre[1]
+    return centre[0] + c * u - s * v + offset_x, centre[1] + s * u + c * v + offset_y
+
+
+def fit_transform(bx, by, fx, fy, centre=(0.0, 0.0)) -> tuple[float, float, float]:
+    """Least-squares rotation + shift (scale 1; 2-D Kabsch/Procrustes) that
+    takes base positions ``bx``, ``by`` to frame positions ``fx``, ``fy``
+    (matched pairs, [px], at least 2). Returns ``(offset_x, offset_y,
+    rotation)`` [px, px, deg] in the convention of :func:`transform`."""
+    u, v = np.asarray(bx, float) - centre[0], np.asarray(by, float) - centre[1]
+    p, q = np.asarray(fx, float) - centre[0], np.asarray(fy, float) - centre[1]
+    mu, mv, mp, mq = u.mean(), v.mean(), p.mean(), q.mean()
+    du, dv, dp, dq = u - mu, v - mv, p - mp, q - mq
+    a = np.arctan2((du * dq - dv * dp).sum(), (du * dp + dv * dq).sum())
+    c, s = np.cos(a), np.sin(a)
+    return float(mp - (c * mu - s * mv)), float(mq - (s * mu + c * mv)), float(np.degrees(a))
+
+
+MIN_AGREE = 0.3  #: smallest fraction of the reference stars expected in a frame that must fit its transform
+
+
+def refine_offset(image: np.ndarray, base_cx, base_cy, coarse, half: int = 5, fwhm: float | None = None,
+                  centre=None, min_fraction: float = MIN_AGREE) -> tuple[float, float, float, int, int, float]:
+    """Rotation + shift of one frame, refined on the bright stars at
+    ``base_cx``, ``base_cy`` (their centroids in the base frame, [px]).
+
+    ``coarse``: ``(offset_x, offset_y)`` or ``(offset_x, offset_y,
+    rotation)`` [px, px, deg] in the convention of :func:`transform`
+    (``centre``: default :func:`rotation_centre` of ``image``). Iterated:
+    the stars are centroided (boxes of ``2 half + 1`` px) where the current
+    transform puts them, a rotation + shift is fitted by least squares
+    (:func:`fit_transform`) to the stars whose centroid lies within ``tol``
+    = max(0.5 ``fwhm``, 1 px) of the fitted position (the first pass, before
+    the rotation is known, takes the whole box and drops outliers), and the
+    stars are centroided again at the new positions, until the transform
+    settles. The tolerance is tied to the FWHM, not to the scatter, so a
+    rotation cannot be absorbed by a widened tolerance.
+
+    Returns ``(offset_x, offset_y, rotation, n_aligned, n_expected,
+    align_rms)``: ``n_expected`` reference stars fall inside the frame under
+    the fitted transform, ``n_aligned`` of them fit it, ``align_rms`` [px] is
+    their rms residual. The frame is rejected (NaN transform; the counts
+    kept) when ``n_aligned`` < max(3, ``min_fraction`` x ``n_expected``):
+    the coarse offset was wrong. With fewer than 3 reference stars expected
+    in the frame the coarse values are returned with ``n_aligned`` = 0.
+    Eager."""
+    nan = float("nan")
+    ox, oy, rot = (tuple(float(c) for c in coarse) + (0.0,))[:3]
+    if not (np.isfinite(ox) and np.isfinite(oy) and np.isfinite(rot)):
+        return nan, nan, nan, 0, 0, nan
+    centre = rotation_centre(image.shape) if centre is None else centre
+    tol = max(0.5 * float(fwhm), 1.0) if fwhm else max(half / 3.0, 1.0)
     bx, by = np.asarray(base_cx, float), np.asarray(base_cy, float)
-    for _ in range(2):
-        px, py = bx + ox, by + oy
-        usable = int(((px >= half) & (py >= half) & (px < image.shape[1] - half) & (py < image.shape[0] - half)).sum())
-        if usable < 3:
-            return float(ox), float(oy), 0
+    ny, nx = image.shape
+    for it in range(8):
+        px, py = transform(bx, by, ox, oy, rot, centre)
+        inside = (px >= half) & (py >= half) & (px < nx - 1 - half) & (py < ny - 1 - half)
+        n_exp = int(inside.sum())
+        if n_exp < 3:
+            return ox, oy, rot, 0, n_exp, nan
         fx, fy = centroids(image, px, py, half=half)
-        sx, sy = fx - bx, fy - by
-        good = np.isfinite(sx) & np.isfinite(sy) & (np.abs(sx - ox) < half) & (np.abs(sy - oy) < half)
-        if good.sum() < max(3, 0.3 * usable):
-            return float("nan"), float("nan"), 0
-        mx, my = np.median(sx[good]), np.median(sy[good])
-        spread = 1.4826 * np.median(np.hypot(sx[good] - mx, sy[good] - my)) + 0.05
-        agree = good & (np.hypot(sx - mx, sy - my) <= 3 * spread)
-        if agree.sum() < max(3, 0.3 * usable):
-            return float("nan"), float("nan"), 0
-        ox, oy = float(np.median(sx[agree])), float(np.median(sy[agree]))
-    return ox, oy, int(agree.sum())
+        res = np.hypot(fx - px, fy - py)
+        use = inside & np.isfinite(res) & (res <= (half if it == 0 else tol))
+        for _ in range(10):  # fit, keep the stars near the fit, refit
+            if use.sum() < 3:
+                break
+            fit = fit_transform(bx[use], by[use], fx[use], fy[use], centre)
+            qx, qy = transform(bx, by, *fit, centre)
+            res = np.hypot(fx - qx, fy - qy)
+            cut = tol if it > 0 else max(tol, 3.0 * 1.4826 * float(np.median(res[use])))
+            new = inside & np.isfinite(res) & (res <= cut)
+            if (new == use).all():
+                break
+            use = new
+        n = int(use.sum())
+        if n < 3 or (it > 0 and n < max(3, min_fraction * n_exp)):
+            return nan, nan, nan, n, n_exp, nan
+        fit = fit_transform(bx[use], by[use], fx[use], fy[use], centre)
+        qx, qy = transform(bx[use], by[use], *fit, centre)
+        rms = float(np.sqrt(np.mean((fx[use] - qx) ** 2 + (fy[use] - qy) ** 2)))
+        ex, ey = transform(bx, by, *fit, centre)
+        moved = float(np.nanmax(np.hypot(ex - px, ey - py)[inside]))
+        ox, oy, rot = fit
+        if it > 0 and moved < 0.01:
+            break
+    rot = float((rot + 180.0) % 360.0 - 180.0)
+    return ox, oy, rot, n, n_exp, rms
+
+
+def _better(a, b) -> bool:
+    """Is refinement ``a`` better than ``b``: more stars fit, then accepted, then the smaller rms."""
+    if b is None:
+        return True
+    ka = (a[3], np.isfinite(a[0]), -a[5] if np.isfinite(a[5]) else -np.inf)
+    kb = (b[3], np.isfinite(b[0]), -b[5] if np.isfinite(b[5]) else -np.inf)
+    return ka > kb
+
+
+def frame_transform(image, ref, base_cx, base_cy, method="xcorr", fwhm=4.0,
+                    half=5) -> tuple[float, float, float, int, int, float]:
+    """One frame's rotation + shift relative to the base frame of ``ref``
+    (:func:`reference`): ``(offset_x, offset_y, rotation, n_aligned,
+    n_expected, align_rms)`` as :func:`refine_offset` returns them, from a
+    coarse offset by ``method``. The frame is tried as it is and, unless
+    that already fits at least 70 % of the expected stars, also rotated by
+    180 deg (a meridian flip of a German equatorial mount); the better fit
+    wins. A transform whose offset exceeds ``ref["max_offset"]`` is
+    rejected (NaN, ``n_aligned`` = 0). Eager."""
+    if method not in METHODS:
+        raise ValueError(f"offset_method={method!r}: use one of {METHODS}")
+    cx, cy = rotation_centre(image.shape)
+    bx, by = np.asarray(base_cx, float), np.asarray(base_cy, float)
+    best = None
+    for rot in (0.0, 180.0):
+        if method == "xcorr":
+            # a star at base p sits at 2c - p + o in a flipped frame: at p - o in the frame flipped back
+            ox, oy = xcorr_offset(image if rot == 0 else image[::-1, ::-1], ref)
+            coarse = (ox, oy) if rot == 0 else (-ox, -oy)
+        else:
+            coarse = match_offset(image, bx if rot == 0 else 2 * cx - bx, by if rot == 0 else 2 * cy - by, fwhm,
+                                  ref["max_offset"])
+        res = refine_offset(image, bx, by, (*coarse, rot), half=half, fwhm=fwhm, centre=(cx, cy))
+        if _better(res, best):
+            best = res
+        if np.isfinite(best[0]) and best[3] >= 0.7 * best[4]:
+            break
+    ox, oy, rot, n, n_exp, rms = best
+    if np.isfinite(ox) and max(abs(ox), abs(oy)) > ref["max_offset"]:
+        return float("nan"), float("nan"), float("nan"), 0, n_exp, float("nan")
+    return best
 
 
 def frame_offset(image, ref, base_cx, base_cy, method="xcorr", fwhm=4.0, half=5) -> tuple[float, float, int]:
-    """One frame's refined (offset_x, offset_y, n_stars) by ``method``."""
-    if method == "xcorr":
-        coarse = xcorr_offset(image, ref)
-    elif method == "stars":
-        coarse = match_offset(image, base_cx, base_cy, fwhm, ref["max_offset"])
-    else:
-        raise ValueError(f"offset_method={method!r}: use one of {METHODS}")
-    ox, oy, n = refine_offset(image, base_cx, base_cy, coarse, half=half)
-    if np.isfinite(ox) and max(abs(ox), abs(oy)) > ref["max_offset"]:
-        return float("nan"), float("nan"), 0
-    return ox, oy, n
+    """One frame's refined ``(offset_x, offset_y, n_aligned)``: the shift part
+    of :func:`frame_transform` (which also gives the rotation; the offset
+    is that of the frame centre); ``n_aligned`` is 0 for a rejected frame."""
+    ox, oy, _, n, _, _ = frame_transform(image, ref, base_cx, base_cy, method, fwhm, half)
+    return ox, oy, n if np.isfinite(ox) else 0
 
 
 def _offsets_block(block, ref, base, method, fwhm, half):
-    out = np.full((len(block), 3), np.nan)
+    out = np.full((len(block), 6), np.nan)
     for i, image in enumerate(block):
-        out[i] = frame_offset(image, ref, base[0], base[1], method, fwhm, half)
+        out[i] = frame_transform(image, ref, base[0], base[1], method, fwhm, half)
     return {"offsets": out}
 
 
 def frame_offsets(cube: xr.DataArray, base_image: np.ndarray, base_x, base_y, method: str = "xcorr",
                   max_offset: float = 250.0, fwhm: float = 4.0, n_ref: int = 30) -> xr.Dataset:
-    """Offsets of every frame of ``cube`` relative to ``base_image`` (lazy, per frame chunk).
+    """Rotation and offset of every frame of ``cube`` relative to ``base_image`` (lazy, per frame chunk).
 
     ``base_x``, ``base_y``: the base frame's stars, brightest first (the
-    first ``n_ref`` refine the offsets); ``method``: ``"xcorr"`` or
+    first ``n_ref`` refine the transforms); ``method``: ``"xcorr"`` or
     ``"stars"``; ``max_offset`` [px]: larger shifts count as failures.
-    Returns a Dataset over ``frame`` with ``offset_x``, ``offset_y`` [px]
-    (NaN where alignment failed) and ``n_aligned`` (stars used to refine;
-    0: coarse offset only).
+    Returns a Dataset over ``frame`` with ``offset_x``, ``offset_y`` [px],
+    ``rotation`` [deg] (frame pixel = :func:`transform` of the base pixel:
+    rotated about the frame centre, then shifted; NaN where alignment
+    failed), ``n_aligned`` (stars that fit the transform; 0: coarse offset
+    only or offset beyond ``max_offset``; for a frame rejected for too few
+    agreeing stars, the count that fell short), ``n_expected`` (reference
+    stars inside the frame under the transform) and ``align_rms`` [px]
+    (rms residual of the fitted stars).
     """
     from .blocks import map_frames, shared
 
@@ -222,13 +343,16 @@ def frame_offsets(cube: xr.DataArray, base_image: np.ndarray, base_x, base_y, me
     ok = np.isfinite(bx) & np.isfinite(by)
     if ok.sum() < 3:
         log.warning("base frame: only %d stars for refining offsets; offsets stay coarse", ok.sum())
-    res = map_frames(_offsets_block, cube.data, None, {"offsets": ((3,), np.float64)},
+    res = map_frames(_offsets_block, cube.data, None, {"offsets": ((6,), np.float64)},
                      ref=shared(reference(base_image, max_offset)), base=shared((bx[ok], by[ok])), method=method,
                      fwhm=float(fwhm), half=half)["offsets"]
     coords = {k: v for k, v in cube.coords.items() if v.dims == ("frame",)}
-    ds = xr.Dataset({"offset_x": ("frame", res[:, 0]), "offset_y": ("frame", res[:, 1]),
-                     "n_aligned": ("frame", res[:, 2])}, coords=coords)
+    ds = xr.Dataset({name: ("frame", res[:, j]) for j, name in enumerate(ALIGN_VARS)}, coords=coords)
     for k in ("offset_x", "offset_y"):
-        ds[k].attrs.update(units="pixel", description="frame pixel = base pixel + offset")
+        ds[k].attrs.update(units="pixel", description="frame pixel = base pixel + offset",
+                           rotation="the base pixel is first rotated by `rotation` about the frame centre")
+    ds["rotation"].attrs.update(units="deg", description="field rotation of the frame from the base frame, from +x "
+                                                          "towards +y, about the frame centre")
+    ds["align_rms"].attrs.update(units="pixel", description="rms residual of the stars that fit the transform")
     ds.attrs.update(method=method, max_offset=float(max_offset))
     return ds

@@ -84,7 +84,7 @@ def lightcurve_table(ds: xr.Dataset) -> pd.DataFrame:
     star (``<ap>``: :func:`aperture_labels`). Eager: reads the Dataset's
     values into the pandas table."""
     table = pd.DataFrame({"file": ds["file"].values, "time": ds["time"].values})
-    for name in ("jd", "mjd", "hjd", "airmass", "fwhm", "offset_x", "offset_y"):
+    for name in ("jd", "mjd", "hjd", "airmass", "fwhm", "offset_x", "offset_y", "rotation"):
         if name in ds and ds[name].dims == ("frame",):
             table[name] = ds[name].values
     labels = aperture_labels(ds)

@@ -95,7 +95,7 @@ def step_offsets(red: Reduction) -> None:
 
 def _offsets(red: Reduction, obj: str, band: str) -> None:
     from ..io.atomic import write_json, write_table
-    from .align import frame_offsets
+    from .align import ALIGN_VARS, frame_offsets
     from .photometry import aperture_radii, find_stars
 
     frames, cube = calibrated_cube(red, obj, band)
@@ -110,18 +110,49 @@ def _offsets(red: Reduction, obj: str, band: str) -> None:
         raise Missing(f"only {len(stars)} stars found in the base frame {label} (first FWHM guesses of 4, 2, 1.3 "
                       "and 8 px tried); choose another base_img or lower find_threshold")
     off = frame_offsets(cube, base, stars["x"], stars["y"], cfg["offset_method"], cfg["offset_max_dis"], fwhm)
-    ox, oy, n = red.compute(off["offset_x"].data, off["offset_y"].data, off["n_aligned"].data)
-    bad = ~np.isfinite(ox)
-    if bad.any():
-        log.warning("%s %s: alignment failed for %d frames (%s...); they get no photometry; raise offset_max_dis "
-                    "or try offset_method='stars'", obj, band, int(bad.sum()), frames["file"][bad].iloc[0])
+    table = dict(zip(ALIGN_VARS, red.compute(*(off[k].data for k in ALIGN_VARS))))
+    _warn_rejected(obj, band, frames["file"], table, cfg)
     write_table(red.out("stars", obj, band, ".csv"), stars)
     write_json(red.out("base", obj, band, ".json"),
                {"base": label, "fwhm": fwhm, "shape": list(base.shape), "n_stars": len(stars)}, indent=1)
-    write_table(out, pd.DataFrame({"file": frames["file"], "time": frames["bjd_tdb"], "offset_x": ox,
-                                   "offset_y": oy, "n_aligned": n.astype(int)}))
+    table["n_aligned"], table["n_expected"] = (np.nan_to_num(table[k]).astype(int) for k in ("n_aligned", "n_expected"))
+    write_table(out, pd.DataFrame({"file": frames["file"], "time": frames["bjd_tdb"]} | table))
     log.info("%s %s: %d stars in base frame %s (FWHM %.2f px); offsets of %d frames", obj, band, len(stars), label,
              fwhm, len(frames))
+
+
+def _warn_rejected(obj: str, band: str, files: pd.Series, t: dict, cfg: dict) -> None:
+    """One warning per reason naming the frames that could not be aligned
+    (``t``: per-frame :data:`~xcube.frames.align.ALIGN_VARS`)."""
+    from .align import MIN_AGREE
+
+    bad = ~np.isfinite(t["offset_x"])
+    if not bad.any():
+        return
+    n, n_exp = np.nan_to_num(t["n_aligned"]).astype(int), np.nan_to_num(t["n_expected"]).astype(int)
+    few = bad & (n_exp >= 3) & (n > 0)
+    far = bad & ~few & (n_exp >= 3)
+    none = bad & ~few & ~far
+
+    def names(mask, counts=False):
+        idx = np.flatnonzero(mask)
+        shown = [f"{files.iloc[i]} ({n[i]} of {n_exp[i]})" if counts else str(files.iloc[i]) for i in idx[:8]]
+        return ", ".join(shown) + (f" and {len(idx) - 8} more" if len(idx) > 8 else "")
+
+    if few.any():
+        log.warning("%s %s: %d frames rejected: fewer than %d %% of the reference stars expected in the frame fit "
+                    "its best rotation + shift (tried as is and rotated by 180 deg): %s; clouds, trailed stars or "
+                    "another field? They get no photometry", obj, band, int(few.sum()), round(100 * MIN_AGREE),
+                    names(few, True))
+    if far.any():
+        log.warning("%s %s: %d frames are offset by more than offset_max_dis = %g px: %s; they get no photometry; "
+                    "raise offset_max_dis if the pointing really moved that far", obj, band, int(far.sum()),
+                    cfg["offset_max_dis"], names(far))
+    if none.any():
+        log.warning("%s %s: %d frames could not be aligned (no coarse offset within offset_max_dis = %g px, or "
+                    "fewer than 3 reference stars found): %s; they get no photometry; check these frames, or try "
+                    "offset_method=%r", obj, band, int(none.sum()), cfg["offset_max_dis"], names(none),
+                    "stars" if cfg["offset_method"] == "xcorr" else "xcorr")
 
 
 # p ----------------------------------------------------------------------------------------------------------------
@@ -171,8 +202,11 @@ def _photometry(red: Reduction, obj: str, band: str) -> None:
     if not gain:
         g = frames["gain"].to_numpy(float)
         gain = float(np.nanmedian(g)) if np.isfinite(g).any() else 1.0
+    if "rotation" not in off:  # offsets of an older xcube: shifts only
+        off["rotation"] = np.where(np.isfinite(off["offset_x"]), 0.0, np.nan)
     ds = measure(cube, x, y, off["offset_x"].to_numpy(), off["offset_y"].to_numpy(), cfg["aper"], cfg["annulus"],
-                 gain, cfg["zero_point"], base["fwhm"], fwhm_stars=n_given + np.arange(min(15, len(x) - n_given)))
+                 gain, cfg["zero_point"], base["fwhm"], fwhm_stars=n_given + np.arange(min(15, len(x) - n_given)),
+                 rotation=off["rotation"].to_numpy(float))
     (ds,) = red.compute(ds)
     ds = _finish_photometry(ds, frames, off, n_given)
     ds.attrs.update(obj=obj, band=band, base=base["base"], base_fwhm=float(base["fwhm"]), gain=gain,
@@ -203,7 +237,15 @@ def _finish_photometry(ds: xr.Dataset, frames: pd.DataFrame, off: pd.DataFrame, 
     ds["offset_x"] = ("frame", off["offset_x"].to_numpy(float), {"units": "pixel",
                                                                   "description": "frame pixel = base pixel + offset"})
     ds["offset_y"] = ("frame", off["offset_y"].to_numpy(float), ds["offset_x"].attrs)
+    ds["rotation"] = ("frame", off["rotation"].to_numpy(float), {
+        "units": "deg", "description": "field rotation from the base frame (from +x towards +y, about the frame "
+                                       "centre), applied before the offset"})
     ds["n_aligned"] = ("frame", off["n_aligned"].fillna(0).to_numpy(int))
+    for name, attrs in (("n_expected", {"description": "reference stars inside the frame under its transform"}),
+                        ("align_rms", {"units": "pixel", "description": "rms residual of the aligned stars"})):
+        if name in off:
+            ds[name] = ("frame", off[name].fillna(0).to_numpy(int) if name == "n_expected" else
+                          off[name].to_numpy(float), attrs)
     ds["star_x"].attrs.update(units="pixel", description="base frame, 0-based")
     ds["star_y"].attrs.update(units="pixel", description="base frame, 0-based")
     return ds

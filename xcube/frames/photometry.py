@@ -278,17 +278,20 @@ def measure_frame(image, x, y, radii, annulus, exposure: float, gain: float = 1.
     return out
 
 
-def _measure_block(block, offset_x, offset_y, exposure, stars, aper, annulus, gain, zero_point, base_fwhm,
-                   fwhm_stars):
+def _measure_block(block, offset_x, offset_y, rotation, exposure, stars, aper, annulus, gain, zero_point,
+                   base_fwhm, fwhm_stars):
     """:func:`measure_frame` for each frame of a chunk (runs inside a Dask task)."""
+    from .align import rotation_centre, transform
+
     nf, nstar, nap = len(block), len(stars[0]), len(np.atleast_1d(aper))
     out = {k: np.full((nf, nstar, nap), np.nan, np.float32) for k in PHOT_VARS}
     out.update(sky=np.full((nf, nstar), np.nan, np.float32), fwhm=np.full(nf, np.nan, np.float32),
                radius=np.full((nf, nap), np.nan, np.float32))
+    centre = rotation_centre(block.shape)
     for i in range(nf):
-        if not (np.isfinite(offset_x[i]) and np.isfinite(offset_y[i])):
+        if not (np.isfinite(offset_x[i]) and np.isfinite(offset_y[i]) and np.isfinite(rotation[i])):
             continue
-        x, y = stars[0] + offset_x[i], stars[1] + offset_y[i]
+        x, y = transform(stars[0], stars[1], offset_x[i], offset_y[i], rotation[i], centre)
         sky, _ = sky_stats(block[i])
         fwhm = frame_fwhm(block[i], x[fwhm_stars], y[fwhm_stars], sky, base_fwhm)
         radii = aperture_radii(aper, fwhm)
@@ -301,13 +304,17 @@ def _measure_block(block, offset_x, offset_y, exposure, stars, aper, annulus, ga
 
 
 def measure(cube: xr.DataArray, star_x, star_y, offset_x, offset_y, aper=(3.0, 5.0, 8.0), annulus=None,
-            gain: float = 1.0, zero_point: float = 25.0, base_fwhm: float = 4.0, fwhm_stars=None) -> xr.Dataset:
+            gain: float = 1.0, zero_point: float = 25.0, base_fwhm: float = 4.0, fwhm_stars=None,
+            rotation=None) -> xr.Dataset:
     """Forced aperture photometry of a star list over a cube (lazy, per frame chunk).
 
     ``cube``: calibrated ``(frame, y, x)`` DataArray with coordinate
     ``exposure`` [s]; ``star_x``, ``star_y``: 0-based base-frame positions;
-    ``offset_x``, ``offset_y``: per-frame shifts (frame pixel = base pixel +
-    offset; numpy or Dask arrays, NaN: frame not measured). ``aper``: radii
+    ``offset_x``, ``offset_y``: per-frame shifts [px] and ``rotation``:
+    per-frame field rotation [deg] (None: 0), numpy or Dask arrays over
+    frames as :func:`~xcube.frames.align.frame_offsets` gives them (frame
+    pixel = base pixel rotated about the frame centre + offset; NaN: frame
+    not measured). ``aper``: radii
     [px], negative = multiples of each frame's FWHM; ``annulus``: (inner,
     outer) sky annulus radii, same convention (default largest aperture + 3
     to + 10 px). ``fwhm_stars``: indices of the stars whose Gaussian fits
@@ -325,7 +332,9 @@ def measure(cube: xr.DataArray, star_x, star_y, offset_x, offset_y, aper=(3.0, 5
     fwhm_stars = np.arange(min(15, nstar)) if fwhm_stars is None else np.asarray(fwhm_stars, int)
     outputs = {k: ((nstar, nap), np.float32) for k in PHOT_VARS}
     outputs.update(sky=((nstar,), np.float32), fwhm=((), np.float32), radius=((nap,), np.float32))
-    res = map_frames(_measure_block, cube.data, {"offset_x": offset_x, "offset_y": offset_y,
+    if rotation is None:
+        rotation = np.zeros(cube.shape[0])
+    res = map_frames(_measure_block, cube.data, {"offset_x": offset_x, "offset_y": offset_y, "rotation": rotation,
                                                  "exposure": cube["exposure"].values}, outputs,
                      stars=shared((sx, sy)), aper=aper, annulus=annulus, gain=float(gain),
                      zero_point=float(zero_point), base_fwhm=float(base_fwhm), fwhm_stars=fwhm_stars)

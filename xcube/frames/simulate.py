@@ -21,8 +21,10 @@ _BIAS_ADU = 500.0
 @dataclass
 class Night:
     """Truth of a generated night. Positions are 0-based pixels of the first
-    science frame (the default base frame); ``offset_x``/``offset_y`` follow
-    the pipeline's convention (frame pixel = base pixel + offset)."""
+    science frame (the default base frame); ``offset_x``/``offset_y`` [px]
+    and ``rotation`` [deg] per frame follow the pipeline's convention (frame
+    pixel = base pixel rotated about the frame centre, + offset;
+    :func:`xcube.frames.align.transform`)."""
 
     directory: Path
     obj: str
@@ -39,6 +41,7 @@ class Night:
     ra: str = "15:30:00.0"
     dec: str = "+40:00:00"
     files: dict = field(default_factory=dict)
+    rotation: np.ndarray | None = None
 
 
 def eclipse_mag(phase: np.ndarray, depth: float, width: float = 0.3, ingress: float = 0.05) -> np.ndarray:
@@ -133,7 +136,7 @@ def night(directory, n_frames: int = 40, shape=(256, 256), n_stars: int = 20, ob
           band: str = "R", depth: float = 0.4, max_dither: float = 12.0, n_bias: int = 5, n_flat: int = 5,
           exptime: float = 60.0, cadence: float = 90.0, gain: float = 1.5, read_noise: float = 8.0,
           sky: float = 300.0, date: str = "2024-06-06", name_form: str = "dash", seed: int = 1,
-          frame_range=None) -> Night:
+          frame_range=None, rotation=0.0) -> Night:
     """Write a generated night into ``directory`` and return its truth (:class:`Night`).
 
     Star 0 is the eclipsing variable (near the centre; ``depth`` [mag],
@@ -145,6 +148,10 @@ def night(directory, n_frames: int = 40, shape=(256, 256), n_stars: int = 20, ob
     ``frame_range``: write only these science frames (and the bias and flat
     frames only when it holds frame 0), so that several processes can write
     one long night; every frame is the same whichever process writes it.
+    ``rotation`` [deg]: field rotation about the frame centre, from +x
+    towards +y; a number is a drift growing linearly from 0 (first frame)
+    to that value (last frame), a sequence gives each frame's (180 for a
+    meridian flip).
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -162,10 +169,15 @@ def night(directory, n_frames: int = 40, shape=(256, 256), n_stars: int = 20, ob
                                     gain, read_noise, date) | {"science": []}
     start = _mjd(f"{date}T14:00:00")
     delta = eclipse_mag(np.arange(n_frames) / max(n_frames - 1, 1), depth)
+    from .align import rotation_centre, transform
+
+    rot = np.asarray(rotation, float)
+    rot = rot * np.arange(n_frames) / max(n_frames - 1, 1) if rot.ndim == 0 else np.broadcast_to(rot, (n_frames,))
     for i in todo:
         f = flux * transparency[i] * exptime / 60.0
         f[0] *= 10 ** (-0.4 * delta[i])
-        img = sky * exptime / 60.0 + render_stars(shape, x + dither[i, 0], y + dither[i, 1], f, fwhm[i])
+        fx, fy = transform(x, y, dither[i, 0], dither[i, 1], rot[i], rotation_centre(shape))
+        img = sky * exptime / 60.0 + render_stars(shape, fx, fy, f, fwhm[i])
         name = f"{obj}-{i + 1:04d}{band}.fit" if name_form == "dash" else f"{obj}_{band}_{i + 1:03d}.fits"
         _write(d / name, _raw(np.random.default_rng([seed, i]), img, flat, gain, read_noise),
                {"IMAGETYP": "Light Frame", "OBJECT": obj, "FILTER": band, "EXPTIME": exptime,
@@ -174,7 +186,7 @@ def night(directory, n_frames: int = 40, shape=(256, 256), n_stars: int = 20, ob
         files["science"].append(d / name)
     mjd = start + (np.arange(n_frames) * cadence + exptime / 2) / 86400.0
     return Night(d, obj, band, x, y, flux, 0, depth, mjd, dither[:, 0], dither[:, 1], delta > depth - 1e-9,
-                 files=files)
+                 files=files, rotation=np.array(rot))
 
 
 def _mjd(isot: str) -> float:

@@ -122,7 +122,7 @@ def _marked_stale(path: Path) -> bool:
 
 def write_catalogue_fits(cat: xr.Dataset, path, overwrite: bool = True) -> Path:
     """The instrumental catalogue as FITS: a ``FRAMES`` table (one row per
-    frame: FILE, TIME, OFFSET_X/Y, FWHM and vector columns MAG, MAG_ERR of
+    frame: FILE, TIME, OFFSET_X/Y, FWHM, ROTATION [deg] and vector columns MAG, MAG_ERR of
     shape (star, aperture)), a ``STARS`` table (INDEX, X, Y, ROLE) and an
     ``APERTURES`` table (RADIUS [px], SETTING). TIME [d], MAG and MAG_ERR
     [mag], positions [pixel]. Eager: reads the variables into memory
@@ -140,6 +140,7 @@ def write_catalogue_fits(cat: xr.Dataset, path, overwrite: bool = True) -> Path:
             fits.Column("OFFSET_X", "E", unit="pixel", array=cat["offset_x"].values),
             fits.Column("OFFSET_Y", "E", unit="pixel", array=cat["offset_y"].values),
             fits.Column("FWHM", "E", unit="pixel", array=cat["fwhm"].values),
+            *([fits.Column("ROTATION", "E", unit="deg", array=cat["rotation"].values)] if "rotation" in cat else []),
             fits.Column("MAG", f"{ns * na}E", dim=f"({na},{ns})", unit="mag", array=mag),
             fits.Column("MAG_ERR", f"{ns * na}E", dim=f"({na},{ns})", unit="mag", array=err)]
     frames = fits.BinTableHDU.from_columns(cols, name="FRAMES")
