@@ -24,7 +24,11 @@ Every executable in this directory is a 3-line script calling
   ``XCUBE_FAKE_DAEMON`` (tool names: start a child in a session of its own
   that sleeps an hour, then work and exit normally),
   ``XCUBE_FAKE_LOG_BYTES`` (print about that many bytes of log lines first),
-  ``XCUBE_FAKE_SAS_VERSION`` (the release ``sasversion`` and ``-v`` report);
+  ``XCUBE_FAKE_SAS_VERSION`` (the release ``sasversion`` and ``-v`` report;
+  espfilt and epchain behave as that release's do, see ``fake_espfilt`` and
+  ``fake_epchain``), ``XCUBE_FAKE_ERROR_EXIT0`` (tool names: work, then print
+  the tool's error line, ``** <task>: error (...)`` or ``ERROR: <tool>: ...``,
+  and exit 0);
 - appends one JSON line per call to ``$XCUBE_FAKE_CALL_LOG`` when set.
 
 Only numpy is imported (FITS through the small ``_minifits`` module, since an
@@ -53,6 +57,12 @@ SAS_VERSION = "xmmsas_20230412_1735-21.0.0"
 
 def _sas_version():
     return os.environ.get("XCUBE_FAKE_SAS_VERSION") or SAS_VERSION
+
+
+def _sas_release():
+    """The fake SAS release as a tuple, ``(21, 0, 0)``."""
+    m = re.search(r"(\d+(?:\.\d+)+)\s*$", _sas_version())
+    return tuple(int(x) for x in m.group(1).split(".")) if m else (21, 0, 0)
 HEASOFT_VERSION = "heasoft-6.33.2"
 
 # --------------------------------------------------------------------------
@@ -71,7 +81,7 @@ PARAMS = {
                           "findinstrumentmodes", "usehousekeeping", "oalcheck"}),
     "epchain": (set(), {"odf", "odfaccess", "datamode", "exposure", "schedule", "ccds", "withoutoftime",
                         "keepintermediate", "runbackground", "runatthkgen", "runepframes", "runbadpixfind",
-                        "runbadpix", "getnewbadpix"}),
+                        "runbadpix", "getnewbadpix", "runradmonfix"}),
     "emchain": (set(), {"ingtiset", "filteratt", "filterhk", "badpixfindalgo", "randomize", "applyflaregti",
                         "odf", "exposures", "instruments", "ccds", "runccdloop", "startfromodf",
                         "stopafterbadpixfind", "runevlistcomb", "makeflaregti", "rejectbadevents",
@@ -260,6 +270,10 @@ def main(tool: str) -> int:
                 data = Path(o).read_bytes()
                 Path(o).write_bytes(data[: len(data) // 2])
             raise ToolFailure(_err(tool, "FakeCrash", "crashed while writing (XCUBE_FAKE_CRASH)"))
+        if _flagged("XCUBE_FAKE_ERROR_EXIT0", tool):  # reports a failure, but exits with 0
+            print(_err(tool, "FakeError", "failed, but exits with status 0 (XCUBE_FAKE_ERROR_EXIT0)"),
+                  file=sys.stderr, flush=True)
+            return 0
         if banner:
             print(f"{tool}:- {tool} (fake) completed", flush=True)
         return 0
@@ -683,6 +697,11 @@ def _attitude(obs_id, prim):
 
 def fake_epchain(p, a):
     _need_ccf("epchain")
+    if _sas_release() == (21, 0, 0) and _yes(p.get("runradmonfix"), True):
+        # SAS 21.0.0 shipped without the radmonfix constituent: epchain fails unless runradmonfix=N
+        # (https://www.cosmos.esa.int/web/xmm-newton/sas-watchout-2100-error-constituent)
+        raise ToolFailure(_err("epchain", "ConstituentNotFound", "radmonfix: no such task (SAS 21.0.0); "
+                                                                 "run with runradmonfix=N"))
     odf, summ = _odf_from_env()
     if summ is None:
         raise ToolFailure(_err("epchain", "NoSummary", "SAS_ODF must point to the *SUM.SAS made by odfingest"))
@@ -739,7 +758,17 @@ def _short_inst(h):
 
 
 def fake_espfilt(p, a):
+    """espfilt by SAS release: before 20 no histogram method; 20 writes
+    ``<inst><exp>-{gti,allevc}-<elow>-<ehigh>.fits`` with ``withlongnames=yes``
+    (else without the suffix); from 21 on no ``withlongnames`` parameter and
+    always ``<inst><exp>-{gti,allevc}.fits``, ``-hist.qdp`` (as DAXA's
+    daxa/process/xmm/clean.py expects)."""
     _need_ccf("espfilt")
+    release = _sas_release()
+    if release < (20, 0, 0) and p.get("method", "histogram") == "histogram":
+        raise ToolFailure(_err("espfilt", "BadParameter", f"method=histogram is not available in SAS {release}"))
+    if release >= (21, 0, 0) and "withlongnames" in p:
+        raise ToolFailure(_err("espfilt", "UnknownParameter", "unknown parameter(s) ['withlongnames']"))
     cols, hdr, prim, gtis, _ = read_events(p["eventfile"])
     elow, ehigh = int(p.get("elow", 2500)), int(p.get("ehigh", 8500))
     binsize = float(p.get("binsize", 60)) if _yes(p.get("withbinning"), True) else 60.0
@@ -752,7 +781,7 @@ def fake_espfilt(p, a):
     gs, ge = t[good] - binsize / 2, t[good] + binsize / 2
     gs, ge = _norm(gs, ge)
     stem = f"{_short_inst(hdr)}{hdr['EXPIDSTR']}"
-    sfx = f"-{elow}-{ehigh}" if _yes(p.get("withlongnames")) else ""
+    sfx = f"-{elow}-{ehigh}" if release < (21, 0, 0) and _yes(p.get("withlongnames")) else ""
     gti_file = write(f"{stem}-gti{sfx}.fits", [gti_hdu(gs, ge, "STDGTI")], {"INSTRUME": hdr["INSTRUME"]})
     keep = _in_gti(cols["TIME"], gs, ge)
     allev = copy_events(f"{stem}-allevc{sfx}.fits", {k: v[keep] for k, v in cols.items()}, hdr, prim,
@@ -1085,11 +1114,21 @@ _NU_WCS = {"X": ("RA---TAN", 83.633, 500.5, -6.828076e-04), "Y": ("DEC--TAN", 22
 
 
 def fake_xrtpipeline(p, a):
+    """One cleaned file ``<stem>x<mode><window>po_cl.evt`` per Level-1 pointing
+    file ``<indir>/xrt/event/<stem>x<mode><window>po_uf.evt[.gz]`` (as the real
+    pipeline names them, https://www.swift.ac.uk/analysis/xrt/files.php);
+    ``<stem>xpcw3po_cl.evt`` when there is none."""
     outdir = Path(p["outdir"])
     outdir.mkdir(parents=True, exist_ok=True)
     stem = p["steminputs"]
-    cols, hdr, gtis = _generic_events("SWIFT", "XRT", stem[2:], 3000, _seed("xrt", stem), _NU_WCS)
-    return [_write_generic(outdir / f"{stem}xpcw3po_cl.evt", cols, hdr, gtis, _NU_WCS)]
+    level1 = sorted((Path(p["indir"]) / "xrt" / "event").glob(f"{stem}x[pw][ct]w[1-4]po_uf.evt*"))
+    kinds = [f.name[len(stem) + 1:len(stem) + 5] for f in level1] or ["pcw3"]
+    outs = []
+    for kind in kinds:
+        seed = _seed("xrt", stem) if kind == "pcw3" else _seed("xrt", stem, kind)
+        cols, hdr, gtis = _generic_events("SWIFT", "XRT", stem[2:], 3000, seed, _NU_WCS)
+        outs.append(_write_generic(outdir / f"{stem}x{kind}po_cl.evt", cols, hdr, gtis, _NU_WCS))
+    return outs
 
 
 def fake_nupipeline(p, a):

@@ -153,15 +153,32 @@ def nicerl2(indir, cldir=None, *, name=None, deps=(), **params) -> Task:
                 tags={"obsid": obsid, "step": "nicerl2"}, **params)
 
 
-def xrtpipeline(indir, outdir, *, srcra, srcdec, steminputs=None, mode: str = "pc", name=None, deps=(),
-                **params) -> Task:
+# the window part of XRT cleaned event-file names, sw<obsid>x<mode><window><type>_cl.evt (window w1-w4;
+# https://www.swift.ac.uk/analysis/xrt/files.php): the standard settings, PC w3 and WT w2
+XRT_WINDOW = {"pc": "w3", "wt": "w2"}
+
+
+def xrtpipeline(indir, outdir, *, srcra, srcdec, steminputs=None, mode: str = "pc", window: str | None = None,
+                name=None, deps=(), **params) -> Task:
     """``xrtpipeline``: Swift-XRT calibration and screening; cleaned events
-    ``<outdir>/<steminputs>x<mode>w3po_cl.evt`` (``steminputs`` default
-    ``sw<obsid>``; https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/xrtpipeline.html)."""
+    ``<outdir>/<steminputs>x<mode><window>po_cl.evt`` (pointing data;
+    ``steminputs`` default ``sw<obsid>``; ``mode`` ``pc`` or ``wt``; ``window``
+    ``w1``-``w4``, default ``w3`` for PC and ``w2`` for WT (the usual settings;
+    give it for another mode):
+    ``sw00012345001xpcw3po_cl.evt``, ``sw00012345001xwtw2po_cl.evt``;
+    https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/xrtpipeline.html,
+    file names: https://www.swift.ac.uk/analysis/xrt/files.php)."""
+    if window is None:
+        if mode not in XRT_WINDOW:
+            raise ValueError(f"xrtpipeline mode {mode!r}: give window= (w1-w4) for the cleaned file's name; "
+                             f"the defaults are {XRT_WINDOW}")
+        window = XRT_WINDOW[mode]
+    if window not in ("w1", "w2", "w3", "w4"):
+        raise ValueError(f"XRT window must be w1, w2, w3 or w4 (sw<obsid>x{mode}<window>po_cl.evt), got {window!r}")
     indir, out = Path(indir).resolve(), Path(outdir).resolve()
     stem = steminputs or f"sw{indir.name}"
     return task("xrtpipeline", indir=indir, outdir=out, steminputs=stem, srcra=srcra, srcdec=srcdec,
-                createexpomap=True, clobber=True, inputs=[indir], outputs=[out / f"{stem}x{mode}w3po_cl.evt"],
+                createexpomap=True, clobber=True, inputs=[indir], outputs=[out / f"{stem}x{mode}{window}po_cl.evt"],
                 workdir=out, name=name or f"xrtpipeline-{stem}", deps=deps,
                 tags={"obsid": indir.name, "step": "xrtpipeline"}, **params)
 

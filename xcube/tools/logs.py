@@ -10,17 +10,28 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["parse_log", "scan_log", "tail", "MAX_LINE"]
+__all__ = ["parse_log", "scan_log", "tail", "failure_lines", "MAX_LINE"]
 
 BLOCK = 2**20
 MAX_LINE = 2000
 
-_ERROR_RE = re.compile(r"(\*\*\s*[\w.-]+:\s*error\b|^\s*error\b|\berror\s*[:(]|\bERROR\b|Traceback|Exception:)",
-                       re.IGNORECASE)
+_ERROR_RE = re.compile(r"(\*\*\s*[\w.-]+:\s*error\b|^\s*error\b|\berror\s*[:(]|\bERROR\b|Traceback|Exception:"
+                       r"|\bterminating with status\s+[1-9])", re.IGNORECASE)
+# the lines by which the tools themselves say that they failed, per family (the error lines above are
+# wider: they are reported; these make a run that exited with code 0 fail):
+# - SAS tasks: "** <task>: error (<code>), <message>", the form of every SAS task's error message (a
+#   chain also prints its constituents' errors so); warnings, "** <task>: warning (...)", do not match;
+# - HEASoft (and HXMTDAS, built on it): a line starting "ERROR:" or "Error:", also after the task's
+#   name ("<task>: ERROR: ..."), and the parameter interface's "Task <name> <version> terminating with
+#   status <N>" (N != 0), which e.g. uvotsource prints when it cannot prompt, before exiting with code 0.
+FAILURE_PATTERNS = {
+    "SAS": re.compile(r"^\s*\*\*\s*[\w.-]+:\s*error\b"),
+    "HEASoft": re.compile(r"^\s*(?:[\w.-]+:\s*)?(?:ERROR|Error)\s*:|\bterminating with status\s+[1-9]\d*\b"),
+}
 _WARN_RE = re.compile(r"(\*\*\s*[\w.-]+:\s*warning\b|\bwarning\s*[:(]|\bWARNING\b)", re.IGNORECASE)
 # cheap pre-filters on a whole block: no line of it can match without one of these words
-_HINTS = (b"error", b"warning", b"traceback", b"exception")
-_ERROR_HINTS = (b"error", b"traceback", b"exception")
+_HINTS = (b"error", b"warning", b"traceback", b"exception", b"terminating with status")
+_ERROR_HINTS = (b"error", b"traceback", b"exception", b"terminating with status")
 
 
 def _hinted(chunk: bytes, words) -> bool:
@@ -50,6 +61,15 @@ def parse_log(text: str) -> tuple[list[str], list[str]]:
         elif kind == "warning":
             warnings_.append(line.rstrip())
     return errors, warnings_
+
+
+def failure_lines(errors, family: str | None = None) -> list[str]:
+    """The lines among ``errors`` (as :func:`scan_log` found them) that say
+    the tool failed, in its family's own form (:data:`FAILURE_PATTERNS`):
+    ``"SAS"``, ``"HEASoft"`` (also HXMTDAS), or None (unknown tool: either
+    form). Warnings never count."""
+    pats = [FAILURE_PATTERNS[family]] if family in FAILURE_PATTERNS else list(FAILURE_PATTERNS.values())
+    return [line for line in errors if any(p.search(line) for p in pats)]
 
 
 def _lines_of(chunk: bytes):

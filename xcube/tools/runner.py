@@ -35,6 +35,11 @@ it and returns a :class:`TaskResult`:
   that left the group (:mod:`xcube.tools.procs`); after the tool exits (also
   with exit code 0) whatever it left running is stopped the same way;
 - declared outputs must exist afterwards and be valid, complete FITS files;
+- a tool that exits with code 0 but printed an error line of its family's
+  own form (SAS ``** <task>: error (...)``, HEASoft/HXMTDAS ``ERROR:``,
+  ``Error:``, ``... terminating with status N``; never warnings; see
+  :func:`xcube.tools.logs.failure_lines`) failed: :class:`ToolError` with
+  that line, nothing recorded (``Task.error_lines_fatal=False`` opts out);
 - a task whose outputs exist with the same parameter hash and the same input
   checksums is skipped without calling the tool (``overwrite=True`` forces a
   run); the inputs are ``Task.inputs`` and every existing file a parameter or
@@ -68,7 +73,7 @@ from typing import Any, Mapping, Sequence
 from .._version import __version__
 from ..io.paths import inside, safe_component
 from .files import check_fits, fingerprint, path_excluder
-from .logs import parse_log, scan_log, tail
+from .logs import failure_lines, parse_log, scan_log, tail
 from .packages import PACKAGES, Package, package_of, package_versions, tool_version
 from .procs import TOKEN_VARIABLE, group_alive, kill_tree, marked_processes, new_token
 from .provenance import (
@@ -208,6 +213,9 @@ class Task:
         run (for tools that only accept an output prefix).
     tags : free metadata kept in records and status tables (``obsid``,
         ``instrument``, ``exposure``...).
+    error_lines_fatal : a run that exits with code 0 but printed an error
+        line of the tool's own form fails (default); False only reports
+        such lines in ``TaskResult.errors``.
     """
 
     tool: str
@@ -223,6 +231,7 @@ class Task:
     timeout: float | None = None
     rename: Mapping[Any, Any] = field(default_factory=dict)
     tags: Mapping[str, Any] = field(default_factory=dict)
+    error_lines_fatal: bool = True
 
     def __post_init__(self):
         if not self.tool or "/" in self.tool or " " in self.tool:
@@ -578,7 +587,8 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
     were before it (see :mod:`xcube.tools.staging`).
 
     Raises :class:`ToolNotFoundError`, :class:`ToolTimeout`,
-    :class:`ToolError` (non-zero exit) or :class:`OutputError`; ``ValueError``
+    :class:`ToolError` (non-zero exit, or an error line of the tool's own
+    form under exit code 0) or :class:`OutputError`; ``ValueError``
     for an output outside the work directory.
     """
     timeout = task.timeout if timeout is None else timeout
@@ -612,6 +622,12 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
         errors, warnings_ = scan_log(log_path)
         if rc != 0:
             raise _fail(job, log_path, rc, errors, ToolError)(f"failed with exit code {rc}")
+        # tools that report a failure only in their output and exit with 0 (a SAS chain whose
+        # constituent failed, a HEASoft tool that could not prompt): the run failed, it is not recorded
+        pkg = task.package
+        said = failure_lines(errors, None if pkg is None else "HEASoft" if pkg.headas else pkg.name)
+        if said and task.error_lines_fatal:
+            raise _fail(job, log_path, rc, errors, ToolError)(f"exited with code 0 but reported an error: {said[0]}")
         outs = staging.commit(check_fits, _fail(job, log_path, rc, errors))
     except BaseException:
         staging.abort()

@@ -63,6 +63,9 @@ __all__ = [
     "INSTRUMENTS",
     "RGS_INSTRUMENTS",
     "EMANOM_MIN_SAS",
+    "ESPFILT_MIN_SAS",
+    "espfilt_outputs",
+    "espfilt_long_names",
 ]
 
 log = logging.getLogger("xcube.tools.sas")
@@ -86,6 +89,17 @@ _CODE_TO_NAME = {v[0]: k for k, v in _ALL_INSTRUMENTS.items()}
 # emanom exists from SAS 19 on (SAS 19.0 release notes; DAXA checks the same): below it the
 # anomalous-CCD filter is skipped with a warning
 EMANOM_MIN_SAS = (19, 0, 0)
+
+# espfilt's histogram method (xcube's default) exists from SAS 20 on; SAS 20 names its outputs
+# <inst><exp>-gti-<elow>-<ehigh>.fits with withlongnames=yes, SAS 21 and later <inst><exp>-gti.fits
+# and have no withlongnames parameter. This rests on DAXA's code only (DavidT3/DAXA,
+# daxa/process/xmm/clean.py: one espfilt command per SAS release, "Versions prior to SAS 21 had
+# different output file patterns for espfilt"); the SAS 21 espfilt page was not available to check.
+ESPFILT_MIN_SAS = (20, 0, 0)
+_ESPFILT_SHORT_NAMES_SAS = (21, 0, 0)
+# SAS 21.0.0 shipped without epchain's radmonfix constituent: epchain needs runradmonfix=N there
+# (https://www.cosmos.esa.int/web/xmm-newton/sas-watchout-2100-error-constituent; DAXA does the same)
+_NO_RADMONFIX_SAS = (21, 0, 0)
 
 # default energy limits [keV] of cleaned event lists, as in the SAS thread
 # "How to filter EPIC event lists for flaring particle background"
@@ -285,6 +299,35 @@ def accepted_ccds(states: dict, acceptable=("G", "I", "U")) -> list[int]:
 # task builders
 
 
+def _release(sas_version) -> tuple | None:
+    """``sas_version`` (a tuple such as ``(21, 0, 0)``), or the release the
+    installed SAS reports (:func:`xcube.tools.packages.sas_version`, run once
+    and cached) when it is None; None when SAS is not set up."""
+    if sas_version is not None:
+        return tuple(int(x) for x in sas_version)
+    from .packages import sas_version as installed
+
+    return installed()
+
+
+def espfilt_long_names(sas_version=None) -> bool:
+    """Whether espfilt of this SAS release takes ``withlongnames=yes`` and
+    names its outputs ``<inst><exp>-gti-<elow>-<ehigh>.fits`` (SAS 20) rather
+    than ``<inst><exp>-gti.fits`` (SAS 21 and later, and when SAS is not set
+    up). ``sas_version``: e.g. ``(21, 0, 0)``; None reads the installed
+    release (eager, cached). Raises ``ValueError`` below SAS 20, whose espfilt
+    has no histogram method."""
+    release = _release(sas_version)
+    if release is None:
+        return False
+    if release < ESPFILT_MIN_SAS:
+        raise ValueError(
+            f"espfilt as xcube calls it (method=histogram) needs SAS {'.'.join(map(str, ESPFILT_MIN_SAS))} or "
+            f"later, this is SAS {'.'.join(map(str, release))}; use flare_filter='rate' (the SAS-thread rate cut, "
+            "sas.flare_gti) or a newer SAS")
+    return release < _ESPFILT_SHORT_NAMES_SAS
+
+
 def sas_env(odf=None, ccf=None) -> dict:
     """``Task.env`` of a SAS task: ``SAS_ODF`` (the ODF directory before
     ``odfingest``, its ``*SUM.SAS`` summary afterwards; an :class:`OdfSummary`
@@ -339,7 +382,7 @@ def event_list_name(obs_id: str, exposure: Exposure, oot: bool = False) -> str:
 
 
 def epchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, oot: bool = False, ccds=None,
-            deps: Sequence[str] = (), **params) -> Task:
+            deps: Sequence[str] = (), sas_version=None, **params) -> Task:
     """``epchain`` for one pn exposure, in ``out_dir``.
 
     ``oot=True`` is the out-of-time run (``withoutoftime=yes``), keeping the
@@ -347,6 +390,10 @@ def epchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, oot: bool 
     which then skips the steps already done (``runatthkgen=N runepframes=N
     runbadpixfind=N runbadpix=N``), as the epchain documentation recommends
     (https://xmm-tools.cosmos.esa.int/external/sas/current/doc/epchain/index.html).
+    Under SAS 21.0.0 both runs get ``runradmonfix=no`` (that release lacks
+    the radmonfix constituent; SAS watch-out "sas-watchout-2100-error-constituent").
+    ``sas_version``: e.g. ``(21, 0, 0)``; None reads the installed release
+    (eager, runs ``sasversion`` once, cached).
 
     Only builds the :class:`Task` (nothing runs until ``run`` or
     ``run_many`` runs it); ``exposure`` is the ODF summary's
@@ -365,6 +412,8 @@ def epchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, oot: bool 
     else:
         p.update(runatthkgen=False, runepframes=False, runbadpixfind=False, runbadpix=False)
         outputs = [out / event_list_name(summary.obs_id, exposure)]
+    if _release(sas_version) == _NO_RADMONFIX_SAS:
+        p["runradmonfix"] = False
     p.update(params)
     kind = "oot" if oot else "events"
     return Task("epchain", p, inputs=[summary.path, ccf], outputs=outputs, env=sas_env(summary.path, ccf),
@@ -372,14 +421,17 @@ def epchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, oot: bool 
                 tags=_tags(summary, exposure, "epchain-" + kind))
 
 
-def epchain_pair(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=(), **params) -> list[Task]:
+def epchain_pair(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=(), sas_version=None,
+                 **params) -> list[Task]:
     """The two epchain runs of a pn exposure: out-of-time first, then the
     normal run (depending on it, reusing its intermediate files). Returns
     a list of length 2, the two :class:`Task` objects in that order; nothing
     runs here. ``exposure`` is the ODF summary's :class:`Exposure` entry,
-    not a duration in s."""
-    first = epchain(summary, ccf, exposure, out_dir, oot=True, deps=deps, **params)
-    second = epchain(summary, ccf, exposure, out_dir, oot=False, deps=(first.name,), **params)
+    not a duration in s. ``sas_version``: as :func:`epchain`."""
+    sas_version = _release(sas_version)
+    first = epchain(summary, ccf, exposure, out_dir, oot=True, deps=deps, sas_version=sas_version, **params)
+    second = epchain(summary, ccf, exposure, out_dir, oot=False, deps=(first.name,), sas_version=sas_version,
+                     **params)
     second.inputs = list(second.inputs) + [first.outputs[-1]]  # attitude file made by the OOT run
     return [first, second]
 
@@ -412,37 +464,49 @@ def emchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=(), *
                 tags=_tags(summary, exposure, "emchain"))
 
 
-def espfilt_outputs(instrument: str, exp_id: str, out_dir, elow: int = 2500, ehigh: int = 8500) -> dict:
-    """Files espfilt writes with ``withlongnames=yes``: ``<inst><exp>-gti-<elow>-<ehigh>.fits`` (GTI),
-    ``-allevc-...fits`` (filtered events) and ``-hist-...qdp`` (rate histogram)."""
+def espfilt_outputs(instrument: str, exp_id: str, out_dir, elow: int = 2500, ehigh: int = 8500, *,
+                    sas_version=None) -> dict:
+    """Files espfilt writes in ``out_dir``: ``{"gti", "allevc", "hist"}`` ->
+    path. SAS 21 and later: ``<inst><exp>-gti.fits`` (GTI), ``-allevc.fits``
+    (filtered events), ``-hist.qdp`` (rate histogram); SAS 20 (with
+    ``withlongnames=yes``): ``<inst><exp>-gti-<elow>-<ehigh>.fits`` and so
+    on (:func:`espfilt_long_names`; ``sas_version`` as there)."""
     short = INSTRUMENTS[_inst(instrument)][3]
     out = Path(out_dir).resolve()
-    return {k: out / f"{short}{exp_id}-{k}-{elow}-{ehigh}.{'qdp' if k == 'hist' else 'fits'}"
+    sfx = f"-{elow}-{ehigh}" if espfilt_long_names(sas_version) else ""
+    return {k: out / f"{short}{exp_id}-{k}{sfx}.{'qdp' if k == 'hist' else 'fits'}"
             for k in ("gti", "allevc", "hist")}
 
 
 def espfilt(eventfile, ccf, exposure: Exposure, out_dir, *, summary: OdfSummary | None = None, method="histogram",
             elow: int = 2500, ehigh: int = 8500, smooth: int = 51, binsize: int = 60, ratio: float = 1.2,
             rangescale: float | None = None, allowsigma: float = 3.0, limits=(0.1, 6.5), ootfile=None,
-            deps=(), **params) -> Task:
+            deps=(), sas_version=None, **params) -> Task:
     """``espfilt``: soft-proton flare GTI of one exposure (histogram method by
     default). ``rangescale`` defaults to 15 for pn and 6 for MOS. ``elow``,
     ``ehigh`` [eV] bound the light curve's energy band and ``binsize`` [s]
     is its bin (espfilt's parameters, passed as given). The outputs: the
     GTI file, the filtered events and the rate histogram
-    (:func:`espfilt_outputs`). Only builds the :class:`Task` (nothing runs
+    (:func:`espfilt_outputs`). The command depends on the SAS release
+    (``sas_version``, e.g. ``(21, 0, 0)``; None reads the installed one, eager
+    and cached): SAS 20 gets ``withlongnames=yes``, SAS 21 and later have no
+    such parameter; below SAS 20 ``ValueError`` (no histogram method; use
+    :func:`flare_gti`). Only builds the :class:`Task` (nothing runs
     until ``run`` or ``run_many`` runs it); ``exposure`` is the ODF
     summary's :class:`Exposure` entry, not a duration in s."""
     inst = exposure.instrument
-    outs = espfilt_outputs(inst, exposure.exp_id, out_dir, elow, ehigh)
+    sas_version = _release(sas_version)
+    long_names = espfilt_long_names(sas_version)
+    outs = espfilt_outputs(inst, exposure.exp_id, out_dir, elow, ehigh, sas_version=sas_version)
     if rangescale is None:
         rangescale = 15.0 if inst == "pn" else 6.0
     # parameter names: espfilt documentation and ESAS cookbook
     # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/espfilt/espfilt.html
     # https://heasarc.gsfc.nasa.gov/docs/xmm/esas/cookbook/node92.html
     p = {"eventfile": str(Path(eventfile).resolve()), "method": method, "withsmoothing": True, "smooth": smooth,
-         "withbinning": True, "binsize": binsize, "ratio": ratio, "withlongnames": True, "elow": elow,
-         "ehigh": ehigh, "rangescale": rangescale, "allowsigma": allowsigma, "limits": list(limits),
+         "withbinning": True, "binsize": binsize, "ratio": ratio,
+         "withlongnames": True if long_names else None,  # None: not passed (SAS 21 and later, see ESPFILT_MIN_SAS)
+         "elow": elow, "ehigh": ehigh, "rangescale": rangescale, "allowsigma": allowsigma, "limits": list(limits),
          "keepinterfiles": False}
     inputs = [eventfile, ccf]
     if ootfile is not None:

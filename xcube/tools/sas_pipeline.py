@@ -41,6 +41,7 @@ from .sas import (
     emchain,
     epchain_pair,
     espfilt,
+    espfilt_long_names,
     evselect_events,
     flare_gti,
     instrument_key,
@@ -204,13 +205,14 @@ def _setup(run: _Run, odf: Path) -> tuple[OdfSummary, Path]:
     return parse_odf_summary(ing.text_outputs[0]), ccf
 
 
-def _chains(run: _Run, summary: OdfSummary, ccf: Path, exposures) -> dict:
-    """events step: epchain/emchain per EPIC exposure, rgsproc 1-2 per RGS exposure."""
+def _chains(run: _Run, summary: OdfSummary, ccf: Path, exposures, version) -> dict:
+    """events step: epchain/emchain per EPIC exposure, rgsproc 1-2 per RGS exposure
+    (``version``: the SAS release, for epchain)."""
     tasks, chain_of = [], {}
     for e in exposures:
         d = run.out / e.instrument / e.exp_id
         if e.instrument == "pn":
-            pair = epchain_pair(summary, ccf, e, d)
+            pair = epchain_pair(summary, ccf, e, d, sas_version=version)
             tasks += pair
             chain_of[e] = {"task": pair[1], "events": pair[1].outputs[0], "oot": pair[0].outputs[0],
                            "names": [t.name for t in pair], "dir": d}
@@ -240,7 +242,8 @@ def _emanom_allowed(run_notes: list, mos_ccd_states) -> bool:
     return True
 
 
-def _flares_and_anom(run: _Run, summary, ccf, chain_of, flare_filter, use_emanom) -> tuple[dict, dict, set]:
+def _flares_and_anom(run: _Run, summary, ccf, chain_of, flare_filter, use_emanom,
+                     version) -> tuple[dict, dict, set]:
     """clean step, part 1: flare GTIs and emanom per EPIC exposure. Returns
     ``(flare GTI of each exposure, emanom task of each MOS exposure, exposures whose step failed)``."""
     tasks, flare_of, anom_of = [], {}, {}
@@ -249,7 +252,7 @@ def _flares_and_anom(run: _Run, summary, ccf, chain_of, flare_filter, use_emanom
             continue
         d, ev = c["dir"], c["events"]
         if flare_filter == "espfilt":
-            f = espfilt(ev, ccf, e, d, summary=summary, ootfile=c["oot"])
+            f = espfilt(ev, ccf, e, d, summary=summary, ootfile=c["oot"], sas_version=version)
             tasks.append(f)
             flare_of[e] = (f.name, f.outputs[0])
         elif flare_filter == "rate":
@@ -409,7 +412,8 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
     steps : which of :data:`STEPS` to run; the steps they need run too (and
         are skipped task by task when up to date).
     energy_band : band [keV] of the cleaned EPIC lists (default pn 0.2-15,
-        MOS 0.2-12). ``flare_filter``: ``"espfilt"``, ``"rate"`` or None.
+        MOS 0.2-12). ``flare_filter``: ``"espfilt"`` (needs SAS 20 or later:
+        ``ValueError`` before anything runs otherwise), ``"rate"`` or None.
     mos_ccd_states : emanom CCD states kept (default G, I, U); None keeps all
         CCDs and skips emanom, which also is skipped (with a warning) below
         SAS 19. ``unscheduled=False`` drops ``U`` exposures.
@@ -442,6 +446,8 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
     run = _Run(out, dict(client=client, workers=workers, overwrite=overwrite, timeout=timeout, progress=progress,
                          log_dir=out / "logs"), on_step)
     version = sas_version()
+    if "clean" in todo and flare_filter == "espfilt":
+        espfilt_long_names(version)  # a SAS without espfilt's histogram method: ValueError before any work
     summary, ccf = _setup(run, odf)
     exposures = summary.select(insts, unscheduled=unscheduled)
     if not exposures:
@@ -449,12 +455,13 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
     products = ObservationProducts(out_dir=out, summary=summary, events={}, exposures={}, ccds={}, status=None,
                                    sas_version=".".join(map(str, version)) if version else None)
     run.products = products
-    chain_of = _chains(run, summary, ccf, exposures)
+    chain_of = _chains(run, summary, ccf, exposures, version)
     products.attitude = _attitude(out)
     run.end_step("events")
     if "clean" in todo:
         use_emanom = _emanom_allowed(products.notes, mos_ccd_states)
-        flare_of, anom_of, failed = _flares_and_anom(run, summary, ccf, chain_of, flare_filter, use_emanom)
+        flare_of, anom_of, failed = _flares_and_anom(run, summary, ccf, chain_of, flare_filter, use_emanom,
+                                                     version)
         products.exposures, products.ccds, products.rgs = _clean_lists(run, summary, ccf, chain_of, flare_of,
                                                                        anom_of, failed, energy_band, mos_ccd_states)
         products.events = _merge(run, summary, ccf, insts, products.exposures)
