@@ -95,7 +95,11 @@ def _header_row(path: Path, patterns) -> dict:
         with open_fits(path) as hdul:
             idx = _image_hdu(hdul)
             if idx is None:
-                row["problem"] = "no 2-D image in any HDU; is it a table or a spectrum?"
+                cube = [(i, h.header.get("NAXIS3")) for i, h in enumerate(hdul)
+                        if getattr(h, "is_image", False) and h.header.get("NAXIS", 0) == 3 and h.size > 0]
+                row["problem"] = (f"no 2-D image: a 3-D image cube of {cube[0][1]} planes (HDU {cube[0][0]}); only "
+                                  "single-plane images are read; split the planes into files" if cube else
+                                  "no 2-D image in any HDU; is it a table or a spectrum?")
                 return row
             hdr = hdul[0].header.copy()
             if idx:
@@ -113,12 +117,15 @@ def _header_row(path: Path, patterns) -> dict:
                airmass=_float(hdr, "AIRMASS"), gain=_gain(hdr))
     if row["kind"] != "science" or row["problem"]:
         return row
-    if not row["date_obs"]:
-        row["problem"] = "no DATE-OBS keyword: the frame cannot be timed; add DATE-OBS (UTC start of exposure)"
-    elif date_problem:
+    if date_problem:
         row["problem"] = date_problem
+    elif not row["date_obs"]:
+        row["problem"] = ("no DATE-OBS or MJD-OBS keyword: the frame cannot be timed; add DATE-OBS (UTC start of "
+                          "exposure)")
     elif not np.isfinite(row["exposure"]):
-        row["problem"] = "no EXPTIME keyword: the exposure is unknown; add EXPTIME [s]"
+        given = [k for k in ("EXPTIME", "EXPOSURE", "ITIME") if k in hdr]
+        row["problem"] = (f"{given[0]} = {hdr[given[0]]!r} is not a number: the exposure is unknown; give it in "
+                          "seconds" if given else "no EXPTIME keyword: the exposure is unknown; add EXPTIME [s]")
     elif row["exposure"] <= 0:
         row["problem"] = (f"EXPTIME = {row['exposure']:g}: the exposure of a science frame must be positive; "
                           "fix EXPTIME [s]")
@@ -176,15 +183,33 @@ _TIMESYS = {"UTC": "utc", "UT": "utc", "TT": "tt", "TDT": "tt", "ET": "tt", "TAI
 
 
 def _date_obs(hdr) -> tuple[str, str]:
-    """(start of exposure as an ISO string in UTC, problem or ''): DATE-OBS,
-    completed by TIME-OBS/UT/UTSTART when it holds only a date, converted to
-    UTC from the scale its TIMESYS names (UTC by default)."""
+    """(start of exposure as an ISO string in UTC, problem or ''): DATE-OBS
+    (also in the FITS standard's old form 'dd/mm/yy', years 1900-1999),
+    completed by TIME-OBS/UT/UTSTART when it holds only a date, else MJD-OBS;
+    converted to UTC from the scale its TIMESYS names (UTC by default)."""
+    import re
+
     date = str(hdr.get("DATE-OBS", "")).strip()
-    if date and "T" not in date and len(date) <= 10:
-        clock = str(hdr.get("TIME-OBS", hdr.get("UT", hdr.get("UTSTART", "")))).strip()
-        if not clock:
+    old = re.fullmatch(r"(\d\d)/(\d\d)/(\d\d)", date)
+    if old:
+        date = f"19{old[3]}-{old[2]}-{old[1]}"
+    if not date and np.isfinite(_float(hdr, "MJD-OBS")):
+        from astropy.time import Time
+
+        date = Time(_float(hdr, "MJD-OBS"), format="mjd").isot
+    elif date and "T" not in date and len(date) <= 10:
+        keys = [k for k in ("TIME-OBS", "UT", "UTSTART") if str(hdr.get(k, "")).strip()]
+        if not keys:
             return date, (f"DATE-OBS = {date!r} has no time of day and there is no TIME-OBS or UT keyword: the frame "
                           "cannot be timed; add the UTC start of exposure (DATE-OBS = 'YYYY-MM-DDThh:mm:ss')")
+        clock = str(hdr[keys[0]]).strip()
+        try:
+            from astropy.time import Time
+
+            Time(f"{date}T{clock}", format="isot")
+        except ValueError:
+            return "", (f"DATE-OBS = {hdr['DATE-OBS']!r} with {keys[0]} = {clock!r} is not a date and time "
+                        "(want DATE-OBS = 'YYYY-MM-DD' or 'dd/mm/yy' and hh:mm:ss, or 'YYYY-MM-DDThh:mm:ss')")
         date = f"{date}T{clock}"
     timesys = str(hdr.get("TIMESYS", "UTC")).strip().upper() or "UTC"
     if timesys not in _TIMESYS:
