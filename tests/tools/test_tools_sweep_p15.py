@@ -197,3 +197,20 @@ def test_xrtpipeline_wt_output_uses_window_w2(fake_tools, tmp_path):
     assert "window" not in w4.params  # not an xrtpipeline parameter: only the expected name
     with pytest.raises(ValueError, match="w1, w2, w3 or w4"):
         heasoft.xrtpipeline(obs, tmp_path / "out", srcra=1.0, srcdec=2.0, window="w9")
+
+
+def test_a_sas_chain_reporting_a_constituent_error_keeps_its_checked_outputs(fake_tools, tmp_path, monkeypatch,
+                                                                              caplog):
+    """emchain/epchain go on past a constituent's error (SAS stoponerror=no): with their outputs present
+    and valid they are done, the error line logged as a warning (a single tool's error line under exit
+    code 0 fails, above)."""
+    import logging
+
+    odf = fake_tools.lib.make_xmm_odf(tmp_path / "odf", exposures=(("M1", "S001", "SCIENCE"),))
+    monkeypatch.setenv("XCUBE_FAKE_ERROR_EXIT0", "emchain")
+    with caplog.at_level(logging.WARNING, logger="xcube.tools"):
+        res = sas.process_observation(odf, tmp_path / "out", ("mos1",), workers=1)
+    em = res.status[res.status["tool"] == "emchain"]
+    assert list(em["state"]) == ["done"] and ("mos1", "S001") in res.exposures
+    assert any("emchain exited with code 0 and its outputs exist, but it reported 1 error line(s), the first: "
+               "** emchain: error (FakeError)" in r.getMessage() for r in caplog.records)

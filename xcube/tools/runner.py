@@ -39,7 +39,10 @@ it and returns a :class:`TaskResult`:
   own form (SAS ``** <task>: error (...)``, HEASoft/HXMTDAS ``ERROR:``,
   ``Error:``, ``... terminating with status N``; never warnings; see
   :func:`xcube.tools.logs.failure_lines`) failed: :class:`ToolError` with
-  that line, nothing recorded (``Task.error_lines_fatal=False`` opts out);
+  that line, nothing recorded (``Task.error_lines_fatal=False`` opts out:
+  the SAS chains ``epchain``/``emchain``, which go on past a constituent's
+  error by default (``stoponerror=no``) and whose outputs are checked, log
+  the lines as a warning and keep them in ``TaskResult.errors``);
 - a task whose outputs exist with the same parameter hash and the same input
   checksums is skipped without calling the tool (``overwrite=True`` forces a
   run); the inputs are ``Task.inputs`` and every existing file a parameter or
@@ -628,6 +631,9 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
         said = failure_lines(errors, None if pkg is None else "HEASoft" if pkg.headas else pkg.name)
         if said and task.error_lines_fatal:
             raise _fail(job, log_path, rc, errors, ToolError)(f"exited with code 0 but reported an error: {said[0]}")
+        if said:  # a chain that goes on past a constituent's error (SAS stoponerror=no): its outputs are checked
+            log.warning("%s: %s exited with code 0 and its outputs exist, but it reported %d error line(s), the "
+                        "first: %s (log: %s)", task.name, task.tool, len(said), said[0], log_path)
         outs = staging.commit(check_fits, _fail(job, log_path, rc, errors))
     except BaseException:
         staging.abort()

@@ -418,7 +418,7 @@ def epchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, oot: bool 
     kind = "oot" if oot else "events"
     return Task("epchain", p, inputs=[summary.path, ccf], outputs=outputs, env=sas_env(summary.path, ccf),
                 workdir=out, deps=deps, name=f"epchain-{kind}-{summary.obs_id}-{exposure.code}{exposure.exp_id}",
-                tags=_tags(summary, exposure, "epchain-" + kind))
+                error_lines_fatal=False, tags=_tags(summary, exposure, "epchain-" + kind))
 
 
 def epchain_pair(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=(), sas_version=None,
@@ -461,7 +461,7 @@ def emchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=(), *
     return Task("emchain", p, inputs=[summary.path, ccf], outputs=[out / event_list_name(summary.obs_id, exposure)],
                 env=sas_env(summary.path, ccf), workdir=out, deps=deps,
                 name=f"emchain-{summary.obs_id}-{exposure.code}{exposure.exp_id}",
-                tags=_tags(summary, exposure, "emchain"))
+                error_lines_fatal=False, tags=_tags(summary, exposure, "emchain"))
 
 
 def espfilt_outputs(instrument: str, exp_id: str, out_dir, elow: int = 2500, ehigh: int = 8500, *,
