@@ -79,15 +79,22 @@ def _header_frame(equinox, radesys):
                      "alt_coord (ICRS)")
 
 
-def airmass(altitude_deg) -> np.ndarray:
-    """Airmass at apparent altitude [deg] by Pickering (2002),
-    ``1 / sin(h + 244 / (165 + 47 h^1.1))``, which stays finite down to the
-    horizon (plain sec z diverges); NaN below the horizon. A float64 numpy
-    array of the shape of ``altitude_deg`` (0-d for a number). Eager."""
+def airmass(altitude_deg, apparent: bool = False) -> np.ndarray:
+    """Airmass at altitude [deg] by Pickering (2002),
+    ``1 / sin(h + 244 / (165 + 47 h^1.1))`` of the apparent altitude ``h``,
+    which stays finite down to the horizon (plain sec z diverges); NaN below
+    the horizon. ``altitude_deg`` is the geometric (airless) altitude, as
+    astropy's ``AltAz`` without pressure gives it, raised to the apparent one
+    by Saemundsson's refraction ``R = 1.02 / tan(h + 10.3 / (h + 5.11))``
+    arcmin (10 C, 1010 hPa; 10' at 5 deg, 35' at the horizon), or already
+    apparent with ``apparent``. A float64 numpy array of the shape of
+    ``altitude_deg`` (0-d for a number). Eager."""
     h = np.asarray(altitude_deg, dtype=float)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if not apparent:
+            h = h + 1.02 / np.tan(np.radians(h + 10.3 / (h + 5.11))) / 60.0
         x = 1.0 / np.sin(np.radians(h + 244.0 / (165.0 + 47.0 * np.abs(h) ** 1.1)))
-    return np.where(h >= 0, x, np.nan)
+    return np.where(np.asarray(altitude_deg, dtype=float) >= 0, x, np.nan)
 
 
 def time_keywords(mjd_utc, coord=None, location=None) -> dict:
