@@ -152,6 +152,22 @@ def test_bitpix_16_in_the_event_table_is_not_called_truncation(make_event_file):
     assert "truncated" not in msg and "download" not in msg
 
 
+def test_info_on_a_bitpix_16_table_prints_only_the_clear_error(make_event_file, tmp_path):
+    """xcube info printed astropy's two 'File may have been truncated' lines (from telling the product kind)
+    before the clear error (a fresh process: astropy's logger prints them, pytest would catch them)."""
+    import os
+    import subprocess
+    import sys
+
+    path = _patch_card(make_event_file(), "EVENTS", "BITPIX", 16)
+    env = dict(os.environ, XCUBE_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-m", "xcube", "info", str(path)], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 1
+    assert "BITPIX = 16" in out.stderr and "may have been truncated" not in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
 @pytest.mark.parametrize("compressed", [False, True])
 def test_tform_widths_that_miss_naxis1_are_a_damaged_header(make_event_file, compressed):
     """TFORM 'J' -> 'I' (2 bytes short of NAXIS1) was reported as NaN TIME values to drop."""

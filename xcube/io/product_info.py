@@ -26,14 +26,19 @@ def product_kind(path) -> str:
     p = Path(path)
     if p.is_dir():
         return "cube" if (p / "expected").exists() and (p / "counts").exists() else "unknown"
+    import warnings
+
     from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
 
     from .fitsutil import check_path
 
     check_path(p)
     try:
-        with fits.open(p) as hdul:
-            return _fits_kind(hdul, events)
+        with warnings.catch_warnings():  # ("may have been truncated": the reader that follows names the damage)
+            warnings.simplefilter("ignore", AstropyUserWarning)
+            with fits.open(p) as hdul:
+                return _fits_kind(hdul, events)
     except (OSError, EOFError, ValueError, zlib.error):
         # not FITS (a CSV, a Parquet table...), or corrupt (a damaged gzip stream, a header without END):
         # the callers say what they take, and the event reader names the file and the damage
