@@ -858,6 +858,10 @@ class Expression:
     """The text of every other top-level AND term that reads ``time`` (with
     other columns, or through arithmetic): a time cut whose good time cannot
     be derived (callers refuse it where exposure matters)."""
+    value_terms: tuple = ()
+    """``(variable, program, sorted literals)`` of the top-level AND terms
+    that read only ``pi`` or only ``energy``, each compared with literals
+    (:meth:`value_intervals`: the energy band a filter expression cuts)."""
 
     def time_intervals(self, t0: float, t1: float):
         """``(start, stop)`` [s] arrays of the times within ``[t0, t1)`` that
@@ -865,16 +869,25 @@ class Expression:
         reads ``time`` alone. Exact: such a term is constant between its
         literals, so it is evaluated once inside each gap (the literals
         themselves have no duration). Eager, tiny."""
-        if not self.time_terms:
-            return None
-        out = [(np.array([t0], np.float64), np.array([t1], np.float64))]
-        for program, cuts in self.time_terms:
-            c = np.asarray(cuts, np.float64)
-            lo = np.concatenate([[min(t0, c[0] - 1.0)], c])  # the gaps between the literals, the outer
-            hi = np.concatenate([c, [max(t1, c[-1] + 1.0)]])  # ones wide enough to cover [t0, t1)
-            ok = np.broadcast_to(np.asarray(_run(program, {"time": 0.5 * (lo + hi)}), bool), lo.shape)
-            out.append((lo[ok], hi[ok]))
-        return gtimod.intersection(*out)
+        return _intervals(self.time_terms, "time", t0, t1)
+
+    def value_intervals(self, var: str, lo: float, hi: float):
+        """As :meth:`time_intervals`, for the terms of :attr:`value_terms` that
+        read ``var`` (``"pi"`` or ``"energy"``): ``(start, stop)`` arrays of
+        the values within ``[lo, hi)`` they let pass, or None without such a
+        term. Eager, tiny."""
+        return _intervals([(prog, cuts) for v, prog, cuts in self.value_terms if v == var], var, lo, hi)
+
+    def value_passes(self, var: str, values) -> np.ndarray:
+        """Whether every term of :attr:`value_terms` reading ``var`` lets
+        ``values`` pass (bool array of their shape; all True without such a
+        term): to tell whether an interval's ends are in or out. Eager, tiny."""
+        v = np.asarray(values, np.float64)
+        ok = np.ones(v.shape, bool)
+        for name, prog, _ in self.value_terms:
+            if name == var:
+                ok &= np.broadcast_to(np.asarray(_run(prog, {var: v}), bool), v.shape)
+        return ok
 
     def evaluate(self, cols: Mapping[str, np.ndarray], n: int | None = None) -> np.ndarray:
         """Boolean mask for one block of events (``n`` = block length, used when
@@ -891,6 +904,22 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({_show(self.text)}, columns={sorted(self.columns)})"
+
+
+def _intervals(terms, var: str, t0: float, t1: float):
+    """The values of ``var`` within ``[t0, t1)`` that every ``(program,
+    literals)`` term lets pass, as ``(start, stop)`` arrays, or None without
+    terms (see :meth:`Expression.time_intervals`)."""
+    if not terms:
+        return None
+    out = [(np.array([t0], np.float64), np.array([t1], np.float64))]
+    for program, cuts in terms:
+        c = np.asarray(cuts, np.float64)
+        lo = np.concatenate([[min(t0, c[0] - 1.0)], c])  # the gaps between the literals, the outer
+        hi = np.concatenate([c, [max(t1, c[-1] + 1.0)]])  # ones wide enough to cover [t0, t1)
+        ok = np.broadcast_to(np.asarray(_run(program, {var: 0.5 * (lo + hi)}), bool), lo.shape)
+        out.append((lo[ok], hi[ok]))
+    return gtimod.intersection(*out)
 
 
 def _time_terms(root: _Node, var: str = "time") -> tuple[tuple, tuple]:
@@ -972,5 +1001,6 @@ def compile_expression(
         raise ExpressionError(
             f"filter expression {_show(text)} gives numbers, not a condition; compare it, e.g. ({text.strip()}) != 0"
         )
+    values = tuple((var, prog, cuts) for var in ("pi", "energy") for prog, cuts in _time_terms(node, var)[0])
     return Expression(text.strip(), node.columns, _program(node), tuple(parser.comparisons),
-                      *_time_terms(node))
+                      *_time_terms(node), values)

@@ -46,9 +46,9 @@ from .missions import GENERIC, profile_of, screening_of
 from .regions import RegionSet, check_in_field, pixel_region
 from .scheduler import compute
 
-__all__ = ["select", "applied_band", "energy_band_mask", "EventFilter", "EnergyBand", "ExpressionTest", "RegionTest",
-           "GoodTimeTest", "energy_band_bounds", "column_dtypes", "column_aliases", "macro_lookup", "check_events",
-           "screening_expression", "screening_expr"]
+__all__ = ["select", "applied_band", "expression_band", "energy_band_mask", "EventFilter", "EnergyBand",
+           "ExpressionTest", "RegionTest", "GoodTimeTest", "energy_band_bounds", "column_dtypes", "column_aliases",
+           "macro_lookup", "check_events", "screening_expression", "screening_expr"]
 
 log = logging.getLogger("xcube.select")
 
@@ -103,9 +103,10 @@ def select(events, energy_band=None, expr=None, region=None, gti=None, hygiene=N
     ``attrs["energy_band"]`` = ``[emin, emax]`` [keV], the band the events
     now cover: the intersection with a band applied before (``[e, e]``, an
     empty band, when they do not overlap: no event is left, and products
-    of these events raise). An energy cut written in ``expr`` (``"PI in
-    [500:2000]"``) is not recorded. With no criterion the input is
-    returned as a shallow copy.
+    of these events raise). An energy cut written in ``expr`` as a
+    top-level ``&&`` term of PI or energy alone (``"PATTERN <= 12 && PI in
+    [500:2000]"``) is recorded the same way (:func:`expression_band`). With
+    no criterion the input is returned as a shallow copy.
 
     Eager work: parsing and checking the criteria, and one pass over the
     columns the selection reads to count the kept events per chunk (see the
@@ -129,7 +130,12 @@ def select(events, energy_band=None, expr=None, region=None, gti=None, hygiene=N
     check_events(events)
     filt = EventFilter.for_events(events, energy_band=energy_band, expr=expr, region=region, gti=gti,
                                   hygiene=hygiene)
-    band = _intersect_band(_band_pair(energy_band), _cut_band(events)) if energy_band is not None else None
+    band = _band_pair(energy_band) if energy_band is not None else None
+    in_expr = expression_band(events, expr) if expr else None
+    if in_expr is not None:
+        band = _intersect_band(in_expr, band)
+    if band is not None:
+        band = _intersect_band(band, _cut_band(events))
     if not filt:
         out = events.copy(deep=False)
         out.attrs = dict(events.attrs, selection=list(events.attrs.get("selection", [])))
@@ -691,25 +697,88 @@ def _fmt_band(band) -> str:
     return f"{band[0]:g}-{band[1]:g} keV"
 
 
-def applied_band(events, energy_band=None, *, warn: bool = True) -> tuple[float, float] | None:
+def expression_band(events, expr) -> tuple[float, float] | None:
+    """The energy band ``(emin, emax)`` [keV] a filter expression cuts
+    ``events`` to, from its top-level AND terms that compare only PI or only
+    the energy with numbers (``"PATTERN <= 12 && PI in [500:2000]"`` ->
+    (0.5, 2.0) for XMM, PI in eV): the span of the values they let pass (PI
+    converted by the mission profile) within the profile's calibrated
+    ``energy_range``; ``(0, 0)`` when nothing passes; None when no such
+    term narrows that range, when the span lies outside it, or when PI has
+    no energy calibration. Eager, tiny: parses ``expr``, reads no event."""
+    if not expr:
+        return None
+    compiled = _expression_test(events, expr).compiled
+    spans = []
+    prof = profile_of(events)
+    if prof.pi_to_kev is not None and prof is not GENERIC:
+        lo, hi = prof.pi_range
+        pis = compiled.value_intervals("pi", float(lo), float(hi) + 1.0)
+        if pis is not None:
+            if not pis[0].size:
+                return 0.0, 0.0
+            # the first and last whole channels that pass: the band [E(first), E(last + 1)) holds exactly them
+            a, b = np.ceil(pis[0][0]), np.floor(pis[1][-1])
+            first = a if compiled.value_passes("pi", a) else a + 1.0
+            last = b if compiled.value_passes("pi", b) else b - 1.0
+            if last < first:
+                return 0.0, 0.0
+            kev, full = _kev_of_pi(prof, [first, last + 1.0]), _kev_of_pi(prof, [float(lo), float(hi) + 1.0])
+            if kev[0] > full[0] or kev[1] < full[1]:
+                spans.append((max(float(kev[0]), 0.0), float(kev[1])))
+    kevs = compiled.value_intervals("energy", 0.0, 1e4)
+    if kevs is not None:
+        if not kevs[0].size:
+            return 0.0, 0.0
+        a, b = float(kevs[0][0]), float(kevs[1][-1])
+        if a > 0.0 or b < 1e4:  # [a, b) as the band's half-open form: an end that passes stays in
+            a = a if compiled.value_passes("energy", a) else float(np.nextafter(a, np.inf))
+            b = float(np.nextafter(b, np.inf)) if compiled.value_passes("energy", b) else b
+            spans.append((a, b))
+    band = None
+    for span in spans:
+        band = _intersect_band(span, band)
+    if band is None or not band[0] < band[1]:
+        return band
+    rng = tuple(float(v) for v in prof.energy_range)
+    if np.isfinite(rng).all():  # within the calibrated range; none left (PI > 15000 on MOS): no band to tell
+        band = _intersect_band(band, rng)
+        if not band[0] < band[1] or band == rng:
+            return None
+    return band
+
+
+def _kev_of_pi(prof, pi) -> np.ndarray:
+    """Energies [keV] of PI values in float64 (a linear relation exactly: PI 2001 is 2.001 keV for XMM)."""
+    f = prof.pi_to_kev
+    if hasattr(f, "kev_per_channel"):
+        return f.offset_kev + f.kev_per_channel * np.asarray(pi, np.float64)
+    return np.asarray(f(np.asarray(pi)), np.float64)
+
+
+def applied_band(events, energy_band=None, *, warn: bool = True, expr=None) -> tuple[float, float] | None:
     """The band ``(emin, emax)`` [keV] a product or search of ``energy_band``
     really covers on ``events``: the request intersected with the band
     ``select`` already cut the events to (``attrs["energy_band"]``; of every
-    EventList when ``events`` is a list of cameras). ``energy_band`` None
-    asks for the whole range: the band already applied, or None when there
-    is none. The request as floats when no band was applied.
+    EventList when ``events`` is a list of cameras) and with the one the
+    filter expression ``expr`` applied with it cuts (:func:`expression_band`).
+    ``energy_band`` None asks for the whole range: the band already applied,
+    or None when there is none. The request as floats when no band was
+    applied.
 
     When the cut narrows the request, logs a warning (``warn``) naming the
     file (``attrs["source"]``) and both bands; when they do not overlap,
-    raises ``ValueError`` naming them. Energy limits inside a filter
-    expression (``expr="PI in [500:2000]"``) are not seen. Attrs only; no
-    event is read.
+    raises ``ValueError`` naming them. Attrs and ``expr`` only; no event is
+    read.
     """
     evs = [events] if isinstance(events, xr.Dataset) else list(events)
     want = _band_pair(energy_band) if energy_band is not None else None
     band, cut = want, None
     for ev in evs:
         done = _cut_band(ev)
+        in_expr = expression_band(ev, expr) if expr else None
+        if in_expr is not None:
+            done = _intersect_band(in_expr, done)
         if done is None:
             continue
         cut = _intersect_band(done, cut)
@@ -724,7 +793,8 @@ def applied_band(events, energy_band=None, *, warn: bool = True) -> tuple[float,
             raise ValueError(f"{_name(ev)}: {why}")
         band = new
     if warn and want is not None and band != want:
-        log.warning("%s: the events were already cut to %s (select(energy_band=...)), so the requested band %s "
+        log.warning("%s: the events were already cut to %s (select(energy_band=...), or the filter expression), "
+                    "so the requested band %s "
                     "is narrowed to %s (the band used and labelled)", ", ".join(_name(e) for e in evs),
                     _fmt_band(cut), _fmt_band(want), _fmt_band(band))
     return band

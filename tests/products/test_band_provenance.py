@@ -118,3 +118,55 @@ def test_events_without_a_cut_are_unchanged(ev, tmp_path, caplog):
     assert res.params["energy_band"] == [0.2, 12.0]
     with fits.open(write_lightcurve(tmp_path / "plain.lc", lc)) as hdul:
         assert (hdul[1].header["E_MIN"], hdul[1].header["E_MAX"]) == (0.5, 10.0)
+
+
+@pytest.mark.parametrize("expr, band", [
+    ("PATTERN <= 12 && PI in [500:2000]", [0.5, 2.001]),  # PI 2000 in: the band holds its channel
+    ("PI >= 500 && PI < 2000", [0.5, 2.0]),
+    ("energy=0.5:2", [0.5, 2.0]),
+    ("PATTERN <= 12 && ENERGY < 2 && PI > 799", [0.8, 2.0]),
+    ("energy < 2", [0.15, 2.0]),  # (within MOS's calibrated 0.15-15 keV)
+])
+def test_an_energy_cut_in_the_expression_counts_as_a_band(ev, expr, band, tmp_path, caplog):
+    """`xcube lc --expr 'PI>=500 && PI<2000' --energy 0.5 10` was labelled 0.5-10 keV: the expression's own
+    PI/energy terms (top-level &&) now narrow the band like select(energy_band=) does, and the band holds
+    exactly the events the expression keeps (the counts do not change)."""
+    from xcube.select import expression_band
+
+    assert expression_band(ev, expr) == pytest.approx(tuple(band))
+    assert xcube.select(ev, expr=expr).attrs["energy_band"] == pytest.approx(band)
+    with caplog.at_level(logging.WARNING, logger="xcube"):
+        lc = xcube.lightcurve(ev, 100.0, energy_band=(0.5, 10.0), expr=expr, screening=False)
+    assert lc.attrs["energy_band"] == pytest.approx([max(band[0], 0.5), band[1]])
+    assert len(_narrowing(caplog)) == 1
+    # the same events as the expression alone inside 0.5-10 keV
+    alone = xcube.select(ev, expr=expr)
+    e = alone["energy"].values
+    assert int(lc["counts"].sum()) == int(np.count_nonzero((e >= np.float32(0.5)) & (e < np.float32(10.0))))
+    # the command line: --expr with --energy, the written file says the band really covered
+    from xcube.cli import main
+
+    out = tmp_path / "x.lc"
+    assert main(["lc", str(ev.attrs["source"]), "--time-bin", "100", "--energy", "0.5", "10", "--expr", expr,
+                 "--no-screen", "--out", str(out)]) == 0
+    with fits.open(out) as hdul:
+        assert (hdul[1].header["E_MIN"], hdul[1].header["E_MAX"]) == pytest.approx((max(band[0], 0.5), band[1]))
+
+
+def test_an_inclusive_channel_edge_keeps_its_events(make_event_file):
+    """PI in [500:2000] keeps PI 2000: the band derived from it must too ([0.5, 2.001) keV), or the light
+    curve would lose the PI-2000 events the expression keeps."""
+    pi = np.array([499, 500, 1000, 1999, 2000, 2000, 2001], np.int32)
+    ev = xcube.open_events(make_event_file(n=pi.size, columns={"PI": pi}, name="edges.fits"))
+    lc = xcube.lightcurve(ev, 1000.0, expr="PI in [500:2000]", screening=False)
+    assert int(lc["counts"].sum()) == 5 and lc.attrs["energy_band"] == pytest.approx([0.5, 2.001])
+
+
+def test_expressions_that_do_not_cut_the_band_leave_it(ev):
+    from xcube.select import expression_band
+
+    for expr in ("PATTERN <= 12", "PI > 500 || PATTERN == 0", "PI * 2 > 1000 && FLAG == 0", "PI >= 0",
+                 "PI > 15000"):  # (the last: beyond MOS's calibrated range, an empty selection, no band to tell)
+        assert expression_band(ev, expr) is None, expr
+        assert "energy_band" not in xcube.select(ev, expr=expr).attrs, expr
+    assert expression_band(ev, "PI < 100 && PI > 200") == (0.0, 0.0)  # nothing passes

@@ -116,7 +116,7 @@ def image(
             x_range = x_range if x_range is not None else (box[0], box[1])
             y_range = y_range if y_range is not None else (box[2], box[3])
     require_good_time(events, "image")
-    band = applied_band(events, energy_band)  # the band the events cover (a cut before narrows it)
+    band = applied_band(events, energy_band, expr=expr)  # the band covered (a cut before, or in expr, narrows it)
     expr = screening_expr(events, expr, screening)
     sel = select(events, energy_band=energy_band, expr=expr, region=region, gti=events)
     if x_range is None or y_range is None:

@@ -521,7 +521,7 @@ def lightcurve(
     region_bkg = None if model is not None else background
     # each region selected once (tree_lightcurve passes the cameras' own, cut to their common good time)
     inside = _inside if _inside is not None else region_events(events, region, region_bkg, expr)
-    bands = [applied_band(events, band) for band in _bands(energy_band)]  # the bands the events cover
+    bands = [applied_band(events, band, expr=expr) for band in _bands(energy_band)]  # the bands the events cover
     parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors, inside)
              for band in bands]
     lc = parts[0] if np.ndim(energy_band) != 2 else _concat_bands(parts, bands)

@@ -95,7 +95,8 @@ def _input_sums(obj, segment, dt, selection):
             raise ValueError("power_spectrum of an event list needs dt= (the bin width of the segments, e.g. 1/512 s)")
         from ..select import applied_band, screening_expr
 
-        band = applied_band(obj, selection["energy_band"])  # the band the events cover (a cut before narrows it)
+        # the band the events cover (a cut before, or in expr, narrows it)
+        band = applied_band(obj, selection["energy_band"], expr=selection["expr"])
         expr = screening_expr(obj, selection["expr"], selection["screening"], obj.attrs.get("source", "events"))
         selection = dict(selection, expr=expr)
         inside = region_events(obj, selection["region"], expr=expr)  # the region selected once
