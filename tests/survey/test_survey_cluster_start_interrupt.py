@@ -42,3 +42,31 @@ def test_no_interrupt_leaves_the_handlers_and_returns_the_client(monkeypatch):
     assert log == [] and (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
     close()
     assert log == ["client closed", "plain closed"]
+
+
+def test_an_ignored_sigint_stays_ignored_while_the_cluster_starts(monkeypatch):
+    """A survey started with SIGINT ignored (`xcube survey ... &` in a script): holding it turned the
+    ignored Ctrl-C into a shut-down cluster that make_client then returned."""
+    log = []
+    monkeypatch.setattr(distributed, "LocalCluster", lambda *a, **k: _Fake(log, "cluster"))
+    monkeypatch.setattr(distributed, "Client", lambda *a, **k: _Fake(log, "client"))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        client, close = engine.make_client(workers=1, dashboard_address=None)
+        assert log == ["started"] and signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # ignored, cluster kept
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_handler_that_does_not_raise_still_stops_the_start(monkeypatch):
+    log = []
+    monkeypatch.setattr(distributed, "LocalCluster", lambda *a, **k: _Fake(log, "cluster"))
+    monkeypatch.setattr(distributed, "Client", lambda *a, **k: _Fake(log, "client"))
+    seen = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        with pytest.raises(KeyboardInterrupt, match="while the local cluster started"):
+            engine.make_client(workers=1, dashboard_address=None)
+        assert log == ["started", "client closed", "cluster closed"] and seen == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, previous)

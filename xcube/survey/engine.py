@@ -247,6 +247,7 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
         if held:  # Ctrl-C or SIGTERM while it started: shut it down, then let the signal act
             shut_down(client, lc)
             signal.raise_signal(held[0])
+            raise KeyboardInterrupt("interrupted while the local cluster started")  # (a handler that did not raise)
         return client, lambda: shut_down(client, lc)
 
 
@@ -264,6 +265,8 @@ class _interrupts_held:
         self.got, self.saved = [], {}
         if threading.current_thread() is threading.main_thread():
             for s in self.SIGNALS:
+                if signal.getsignal(s) is signal.SIG_IGN:  # an ignored signal (a job started with &) stays so
+                    continue
                 self.saved[s] = signal.signal(s, lambda signum, frame: self.got.append(signum))
         return self.got
 
