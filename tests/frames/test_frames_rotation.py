@@ -167,3 +167,16 @@ def test_rejected_frames_named_with_counts(tmp_path, caplog):
     assert np.isnan(table["offset_x"][5]) and np.isfinite(table["offset_x"].drop(index=5)).all()
     text = " ".join(r.getMessage() for r in caplog.records)
     assert bad.name in text and "reference stars expected in the frame" in text
+
+
+def test_an_accepted_fit_beats_a_rejected_one_with_more_stars():
+    """The 180 deg try that is accepted (4 of 10 expected stars) must win over a rejected as-is fit that
+    matched more stars (5 of 30, under 30 %): the frame kept the rejected one and got no photometry."""
+    from xcube.frames.align import _better
+
+    nan = float("nan")
+    rejected = (nan, nan, nan, 5, 30, nan)
+    accepted = (3.0, 2.0, 179.9, 4, 10, 0.2)
+    assert _better(accepted, rejected) and not _better(rejected, accepted)
+    assert _better((1.0, 1.0, 0.0, 12, 20, 0.1), accepted)  # both accepted: more stars
+    assert _better((1.0, 1.0, 0.0, 4, 10, 0.1), accepted)  # then the smaller rms

@@ -101,3 +101,19 @@ def test_merge_clips_to_the_good_time_with_gaps():
     # a one-interval span as before
     out = merge_detections({"0": a, "t": t}, cell=400.0, frame=100.0, gti=(2000.0, 4000.0))
     assert list(out["t_start"]) == [2000.0, 3950.0] and list(out["t_stop"]) == [2100.0, 4000.0]
+
+
+def test_merge_grids_still_takes_span():
+    """merge_grids(..., span=) (the keyword before gti=) raised TypeError; it is one interval of good time."""
+    import inspect
+
+    from xcube.transients.shifts import merge_grids
+
+    assert "span" in inspect.signature(merge_grids).parameters
+    ev, _ = simulate.event_list("xmm-mos1", duration=2000.0, seed=5, sources=1)
+    res = xcube.search_transients(ev, time_bin=100.0, shifts=True, hygiene=False)
+    runs = [(name, g) for name, g in res.grids.items()]
+    t0, t1 = float(ev.gti_start.values[0]), float(ev.gti_stop.values[-1])
+    a = merge_grids(runs, 20.0, span=(t0, t1))
+    b = merge_grids(runs, 20.0, gti=([t0], [t1]))
+    pd.testing.assert_frame_equal(a.detections, b.detections)

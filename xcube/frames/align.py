@@ -258,11 +258,11 @@ def refine_offset(image: np.ndarray, base_cx, base_cy, coarse, half: int = 5, fw
 
 
 def _better(a, b) -> bool:
-    """Is refinement ``a`` better than ``b``: more stars fit, then accepted, then the smaller rms."""
+    """Is refinement ``a`` better than ``b``: accepted, then more stars fit, then the smaller rms."""
     if b is None:
         return True
-    ka = (a[3], np.isfinite(a[0]), -a[5] if np.isfinite(a[5]) else -np.inf)
-    kb = (b[3], np.isfinite(b[0]), -b[5] if np.isfinite(b[5]) else -np.inf)
+    ka = (bool(np.isfinite(a[0])), a[3], -a[5] if np.isfinite(a[5]) else -np.inf)
+    kb = (bool(np.isfinite(b[0])), b[3], -b[5] if np.isfinite(b[5]) else -np.inf)
     return ka > kb
 
 

@@ -100,7 +100,7 @@ def merge_detections(tables: dict, cell: float, frame: float, gti=None, *, span=
     return out
 
 
-def merge_grids(runs, cell: float, gti=None):
+def merge_grids(runs, cell: float, gti=None, *, span=None):
     """The :class:`~xcube.transients.result.SearchResult` of the unshifted
     grid (``runs[0]``; ``runs``: ``[(grid name, SearchResult), ...]``) with
     the merged detections of all grids, ``grids`` holding every grid's own
@@ -111,10 +111,11 @@ def merge_grids(runs, cell: float, gti=None):
     grids are more looks at the data, and their false detections add up)
     and the total time. ``gti``: the observation's good time ``(start,
     stop)`` [s] to which the merged times keep (:func:`merge_detections`;
-    the search passes its common good time)."""
+    the search passes its common good time; ``span`` ``(t_start, t_stop)``,
+    the older keyword, is one interval)."""
     base = runs[0][1]
     frame = float(np.median(np.diff(base.cube["time_lo"].values))) if base.cube is not None else 0.0
-    table = merge_detections({name: r.detections for name, r in runs}, cell, frame, gti)
+    table = merge_detections({name: r.detections for name, r in runs}, cell, frame, gti, span=span)
     summary = dict(base.summary)
     summary["n_detections"] = int(len(table))
     summary["n_detections_per_grid"] = {name: int(len(r.detections)) for name, r in runs}
