@@ -143,6 +143,8 @@ def test_an_energy_cut_in_the_expression_counts_as_a_band(ev, expr, band, tmp_pa
     alone = xcube.select(ev, expr=expr)
     e = alone["energy"].values
     assert int(lc["counts"].sum()) == int(np.count_nonzero((e >= np.float32(0.5)) & (e < np.float32(10.0))))
+    if expr != "PI >= 500 && PI < 2000":
+        return
     # the command line: --expr with --energy, the written file says the band really covered
     from xcube.cli import main
 
