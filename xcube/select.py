@@ -39,7 +39,7 @@ import numpy as np
 import xarray as xr
 
 from . import gti as gtimod
-from .expression import ExpressionError, compile_expression
+from .expression import Expression, ExpressionError, compile_expression
 from .hygiene import BLOCK_EVENTS
 from .io.chunking import event_blocks
 from .missions import GENERIC, profile_of, screening_of
@@ -130,12 +130,7 @@ def select(events, energy_band=None, expr=None, region=None, gti=None, hygiene=N
     check_events(events)
     filt = EventFilter.for_events(events, energy_band=energy_band, expr=expr, region=region, gti=gti,
                                   hygiene=hygiene)
-    band = _band_pair(energy_band) if energy_band is not None else None
-    in_expr = expression_band(events, expr) if expr else None
-    if in_expr is not None:
-        band = _intersect_band(in_expr, band)
-    if band is not None:
-        band = _intersect_band(band, _cut_band(events))
+    band = None if filt.band is None else _intersect_band(filt.band, _cut_band(events))
     if not filt:
         out = events.copy(deep=False)
         out.attrs = dict(events.attrs, selection=list(events.attrs.get("selection", [])))
@@ -264,12 +259,13 @@ class EventFilter:
     events it keeps.
     """
 
-    def __init__(self, tests=(), labels=(), region=None, gti=None, requested_gti=None):
+    def __init__(self, tests=(), labels=(), region=None, gti=None, requested_gti=None, band=None):
         self.tests = tuple(tests)
         self.labels = tuple(labels)
         self.region = region  # RegionSet of a region test, for the field check
         self.gti = gti  # the GTIs a GTI test keeps (events' GTIs x requested)
         self.requested_gti = requested_gti
+        self.band = band  # (emin, emax) [keV] the energy_band and the expression's energy terms cut to, or None
 
     @classmethod
     def for_events(cls, events, *, energy_band=None, expr=None, region=None, gti=None,
@@ -290,10 +286,13 @@ class EventFilter:
             tests.append(EnergyBand(lo, hi))
             labels.append(f"energy_band=[{lo:g}, {hi:g}) keV")
         expr_gti = None
+        band = _band_pair(energy_band) if energy_band is not None else None
         if expr is not None:
             tests.append(_expression_test(events, expr))
             labels.append(f"expr={tests[-1].compiled.text}")
             expr_gti = _expression_good_time(events, tests[-1].compiled)
+            in_expr = expression_band(events, tests[-1].compiled)  # (its energy cut, as its time cut above)
+            band = band if in_expr is None else _intersect_band(in_expr, band)
         rs = new_gti = user = None
         if region is not None:
             for c in ("x", "y"):
@@ -317,7 +316,7 @@ class EventFilter:
             if test is not None:
                 tests.append(test)
                 labels.append(test.label)
-        return cls(tests, labels, rs, new_gti, user)
+        return cls(tests, labels, rs, new_gti, user, band)
 
     def __bool__(self) -> bool:
         return bool(self.tests)
@@ -327,7 +326,8 @@ class EventFilter:
             raise ValueError("combining two GTI selections: intersect the GTIs first")
         return EventFilter(self.tests + other.tests, self.labels + other.labels, self.region or other.region,
                            self.gti if self.gti is not None else other.gti,
-                           self.requested_gti if self.gti is not None else other.requested_gti)
+                           self.requested_gti if self.gti is not None else other.requested_gti,
+                           other.band if self.band is None else _intersect_band(self.band, other.band))
 
     @property
     def columns(self) -> frozenset:
@@ -698,8 +698,8 @@ def _fmt_band(band) -> str:
 
 
 def expression_band(events, expr) -> tuple[float, float] | None:
-    """The energy band ``(emin, emax)`` [keV] a filter expression cuts
-    ``events`` to, from its top-level AND terms that compare only PI or only
+    """The energy band ``(emin, emax)`` [keV] a filter expression (text, or
+    compiled on ``events``) cuts ``events`` to, from its top-level AND terms that compare only PI or only
     the energy with numbers (``"PATTERN <= 12 && PI in [500:2000]"`` ->
     (0.5, 2.0) for XMM, PI in eV): the span of the values they let pass (PI
     converted by the mission profile) within the profile's calibrated
@@ -708,7 +708,7 @@ def expression_band(events, expr) -> tuple[float, float] | None:
     no energy calibration. Eager, tiny: parses ``expr``, reads no event."""
     if not expr:
         return None
-    compiled = _expression_test(events, expr).compiled
+    compiled = expr if isinstance(expr, Expression) else _expression_test(events, expr).compiled
     spans = []
     prof = profile_of(events)
     if prof.pi_to_kev is not None and prof is not GENERIC:
