@@ -114,10 +114,10 @@ def read_dataset(path) -> xr.Dataset:
 
 def _marked_stale(path: Path) -> bool:
     """True when the store's root attrs say xcube found it damaged (or its zarr.json is unreadable)."""
-    try:
-        return "xcube_stale" in json.loads((path / "zarr.json").read_text()).get("attributes", {})
-    except (OSError, ValueError, AttributeError):
-        return True
+    from ..io.cache import root_attrs
+
+    attrs = root_attrs(path)
+    return attrs is None or "xcube_stale" in attrs
 
 
 def write_catalogue_fits(cat: xr.Dataset, path, overwrite: bool = True) -> Path:
