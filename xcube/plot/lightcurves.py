@@ -23,12 +23,15 @@ def _source(lc) -> str:
 
 def rate_kind(lc) -> str:
     """What ``lc["rate"]`` holds: ``"net"`` (an OGIP NET file, HDUCLAS2 =
-    NET), ``"background"`` (BKG) or ``"total"``."""
+    NET or BACKAPP = T), ``"background"`` (BKG) or ``"total"``: the attr
+    ``rate_kind`` that ``read_lightcurve`` sets, else the reader's own rule
+    on the attr ``hduclas2``."""
+    from ..io.lightcurve_file import _rate_kind
+
     kind = str(lc.attrs.get("rate_kind", "") or "").strip().lower()
     if kind in ("net", "background"):
         return kind
-    clas = str(lc.attrs.get("hduclas2", "") or "").strip().upper()
-    return {"NET": "net", "BKG": "background"}.get(clas, "total")
+    return _rate_kind({"HDUCLAS2": lc.attrs.get("hduclas2", "") or ""})
 
 
 def standard_rates(lc):
