@@ -242,14 +242,16 @@ def refine_offset(image: np.ndarray, base_cx, base_cy, coarse, half: int = 5, fw
             if (new == use).all():
                 break
             use = new
+        else:  # out of passes: the last fit is not that of the stars kept
+            fit = None
         n = int(use.sum())
         if n < 3 or (it > 0 and n < max(3, min_fraction * n_exp)):
             return nan, nan, nan, n, n_exp, nan
-        fit = fit_transform(bx[use], by[use], fx[use], fy[use], centre)
-        qx, qy = transform(bx[use], by[use], *fit, centre)
-        rms = float(np.sqrt(np.mean((fx[use] - qx) ** 2 + (fy[use] - qy) ** 2)))
-        ex, ey = transform(bx, by, *fit, centre)
-        moved = float(np.nanmax(np.hypot(ex - px, ey - py)[inside]))
+        if fit is None:
+            fit = fit_transform(bx[use], by[use], fx[use], fy[use], centre)
+            qx, qy = transform(bx, by, *fit, centre)
+        rms = float(np.sqrt(np.mean((fx[use] - qx[use]) ** 2 + (fy[use] - qy[use]) ** 2)))
+        moved = float(np.nanmax(np.hypot(qx - px, qy - py)[inside]))
         ox, oy, rot = fit
         if it > 0 and moved < 0.01:
             break
