@@ -165,5 +165,8 @@ def test_catalogue_options_out_of_range_are_refused(out, kw, match, capsys):
         build_catalogue(out, write=False, report=False, **kw)
     flag = {"radius_arcsec": "--radius", "match_radius_arcsec": "--match-radius", "hot_min_obs": "--hot-min-obs"}
     name, value = next(iter(kw.items()))
-    assert main(["catalogue", str(out), flag[name], str(value)]) == 1
-    assert "must be" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # a usage error (status 2) naming the option and the value
+        main(["catalogue", str(out), flag[name], str(value)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag[name]}: '{value}': must be" in err, err

@@ -4,23 +4,27 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli import Pairs, positive_float, positive_int
+
 __all__ = ["register"]
 
 
 def _add_match_options(p: argparse.ArgumentParser) -> None:
+    """The catalogue options of ``xcube survey`` and ``xcube catalogue``; a value out of range is a usage error
+    (status 2) naming the option."""
     g = p.add_argument_group("cross-matching of the unique sources")
     g.add_argument("--match", action="append", default=[], metavar="FILE",
                    help="catalogue (FITS/CSV/Parquet with RA/Dec in deg) to cross-match; repeatable")
     g.add_argument("--ra-col", help="RA column of the --match catalogues (default: found by name)")
     g.add_argument("--dec-col", help="Dec column of the --match catalogues (default: found by name)")
     g.add_argument("--name-col", help="name column of the --match catalogues (default: found by name)")
-    g.add_argument("--match-radius", type=float, default=20.0, metavar="ARCSEC",
+    g.add_argument("--match-radius", type=positive_float, default=20.0, metavar="ARCSEC",
                    help="cross-match radius (default 20)")
-    g.add_argument("--radius", type=float, default=20.0, metavar="ARCSEC",
+    g.add_argument("--radius", type=positive_float, default=20.0, metavar="ARCSEC",
                    help="clustering radius for unique sources (default 20)")
     g = p.add_argument_group("vetting")
     g.add_argument("--exclude-obs", metavar="FILE", help="observation ids (one per line) to flag flag_excluded_obs")
-    g.add_argument("--hot-min-obs", type=int, default=3, metavar="N",
+    g.add_argument("--hot-min-obs", type=positive_int, default=3, metavar="N",
                    help="a hot region needs detections from N observations and N sky sources (default 3)")
 
 
@@ -35,36 +39,29 @@ def _catalogue_options(args) -> dict:
                 exclude_obs=args.exclude_obs, hot_min_obs=args.hot_min_obs, hot_min_sources=args.hot_min_obs)
 
 
-def _check_grid(args, bands) -> None:
-    """A usage error (status 2) naming ``--time-bin``, ``--energy`` or
-    ``--sigma`` and the value that the search refuses (the rule of
-    :class:`~xcube.transients.params.SearchParams`)."""
-    from ..transients.params import SearchParams
+class _EnergyBands(Pairs):
+    """argparse action of ``--energy``: EMIN EMAX pairs [keV], each ``0 <= EMIN < EMAX`` (the rule of
+    :class:`~xcube.transients.params.SearchParams`); otherwise a usage error (status 2) naming the pair."""
 
-    for option, name, values in (("--time-bin", "time_bin", args.time_bin), ("--energy", "energy_band", bands),
-                                 ("--sigma", "sigma", args.sigma)):
-        for v in values:
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..transients.params import SearchParams, energy_bands_from_flat
+
+        super().__call__(parser, namespace, values, option_string)
+        for band in energy_bands_from_flat(values):
             try:
-                SearchParams(**{name: v})
+                SearchParams(energy_band=band)
             except ValueError as exc:
-                shown = " ".join(f"{x:g}" for x in v) if name == "energy_band" else f"{v:g}"
-                args.usage_error(f"argument {option}: {shown}: {exc}")
+                parser.error(f"argument {option_string}: {band[0]:g} {band[1]:g}: {exc}")
 
 
 def _survey(args) -> int:
     from ..transients.params import energy_bands_from_flat, parameter_grid
-    from .runner import check_survey_options, run
+    from .runner import run
     from .task import SurveyAborted
 
-    bands = energy_bands_from_flat(args.energy)
-    _check_grid(args, bands)
     catalogue_options = _catalogue_options(args)
-    try:  # every option with a range is refused now, as a usage error, not at the end of the survey
-        check_survey_options(timeout=args.timeout, catalogue=not args.no_catalogue,
-                             catalogue_options=catalogue_options)
-    except (TypeError, ValueError) as exc:
-        args.usage_error(str(exc))
-    params = parameter_grid(args.time_bin, bands, args.sigma, size_arcsec=args.size_arcsec)
+    params = parameter_grid(args.time_bin, energy_bands_from_flat(args.energy), args.sigma,
+                            size_arcsec=args.size_arcsec)
     observations = args.observations[0] if len(args.observations) == 1 else args.observations
     try:
         res = run(observations, args.out, params, archive=args.archive, compute=compute_from_args(args),
@@ -130,8 +127,6 @@ def register(subparsers) -> None:
     """Add the ``survey`` and ``catalogue`` subcommands to the argparse
     ``subparsers``. Nothing is read or computed here: the subcommands' work
     runs when the command is called."""
-    from ..cli import Pairs, positive_float
-
     p = subparsers.add_parser(
         "survey", help="transient search over many observations on dask.distributed (resumable)",
         description="Run the transient search over many observations x a parameter grid. Re-running the "
@@ -145,16 +140,16 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output directory (runs, status.parquet, catalogue/)")
     p.add_argument("--archive", metavar="ROOT", help="archive root holding ROOT/<obsid>/ event files")
     g = p.add_argument_group("parameter grid (time bins x energy bands x sigma)")
-    g.add_argument("--time-bin", nargs="+", type=float, default=[5.0, 50.0, 200.0], metavar="S",
+    g.add_argument("--time-bin", nargs="+", type=positive_float, default=[5.0, 50.0, 200.0], metavar="S",
                    help="time bins [s] (default 5 50 200)")
-    g.add_argument("--energy", nargs="+", action=Pairs, type=float, default=[0.2, 2.0, 2.0, 12.0, 0.2, 12.0],
+    g.add_argument("--energy", nargs="+", action=_EnergyBands, type=float, default=[0.2, 2.0, 2.0, 12.0, 0.2, 12.0],
                    metavar="KEV",
                    help="energy bands as EMIN EMAX pairs [keV] (default 0.2 2 2 12 0.2 12)")
-    g.add_argument("--sigma", nargs="+", type=float, default=[3.0], help="detection levels (default 3)")
+    g.add_argument("--sigma", nargs="+", type=positive_float, default=[3.0], help="detection levels (default 3)")
     g.add_argument("--size-arcsec", type=positive_float, default=20.0, help="spatial cell [arcsec] (default 20)")
     add_compute_arguments(p)
     g = p.add_argument_group("robustness")
-    g.add_argument("--timeout", type=float, metavar="S", help="per-observation timeout [s] (default none)")
+    g.add_argument("--timeout", type=positive_float, metavar="S", help="per-observation timeout [s] (default none)")
     g.add_argument("--retry-failed", action="store_true", help="redo runs recorded failed or timed out")
     g.add_argument("--overwrite", action="store_true", help="redo every run, replacing finished ones")
     g = p.add_argument_group("output")
@@ -167,7 +162,7 @@ def register(subparsers) -> None:
     g.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar (dask.distributed's INFO lines are shown only with xcube -v survey ...)")
     _add_match_options(p)
-    p.set_defaults(func=_survey, usage_error=p.error)
+    p.set_defaults(func=_survey)
 
     c = subparsers.add_parser(
         "catalogue", help="(re)build OUT/catalogue/ from the finished runs of a survey (also while it runs)",

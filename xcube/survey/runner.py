@@ -20,9 +20,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from ..binning.axes import positive_width
 from ..io.paths import inside, remove_empty_up_to
 from ..transients.params import SearchParams, parameter_grid, run_id
 from .engine import engine_of
@@ -79,13 +79,14 @@ def check_survey_options(*, timeout: float | None = None, catalogue: bool = True
     """Check the options of :func:`run` that have a range, without reading
     anything: ``ValueError`` naming the option and its value (``TypeError``
     for an unknown catalogue keyword). ``timeout`` [s]: None or a finite
-    number > 0; with ``catalogue``, the ``catalogue_options`` as
+    number > 0 (:func:`xcube.binning.axes.positive_width`); with
+    ``catalogue``, the ``catalogue_options`` as
     :func:`xcube.survey.build_catalogue` checks them at the end of the survey
     (:func:`.catalogue.check_catalogue_values`). :func:`run` calls it before
-    anything else; ``xcube survey`` turns its errors into usage errors (status 2)."""
-    if timeout is not None and not (isinstance(timeout, (int, float, np.integer, np.floating))
-                                    and not isinstance(timeout, bool) and np.isfinite(timeout) and timeout > 0):
-        raise ValueError(f"timeout={timeout!r}: must be a finite number of seconds > 0 (command line --timeout)")
+    anything else; ``xcube survey`` checks its options as it parses them
+    (a usage error, status 2)."""
+    if timeout is not None:
+        positive_width("timeout [s] (command line --timeout)", timeout)
     if catalogue:
         from .catalogue import check_catalogue_values
 
