@@ -59,6 +59,20 @@ def test_the_catalogue_step_applies_the_same_rules(tmp_path):
         assert str(early.value) == str(late.value)
 
 
+def test_build_catalogue_checks_its_ranged_options_directly(tmp_path, monkeypatch):
+    """build_catalogue applies the range rule itself; the up-front check of a survey's keywords
+    (check_catalogue_values) is not run again at its end."""
+    import xcube.survey.catalogue as catalogue
+
+    calls = []
+    monkeypatch.setattr(catalogue, "check_catalogue_values", lambda options: calls.append(options))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ValueError, match=r"radius_arcsec=0\.0"):
+        build_catalogue(tmp_path / "out", write=False, report=False, radius_arcsec=0.0)
+    assert len(build_catalogue(tmp_path / "out", write=False, report=False).sources) == 0
+    assert calls == []
+
+
 def test_run_refuses_an_unknown_catalogue_keyword_before_any_run(make_event_file, tmp_path):
     with pytest.raises(TypeError, match=r"catalogue_options: .*'radius'"):
         run([make_event_file(n=100)], tmp_path / "out", PARAMS, compute=NeverStarted(), progress=False,

@@ -270,9 +270,8 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"{out}: no such survey output directory")
-    check_catalogue_values(dict(radius_arcsec=radius_arcsec, match_radius_arcsec=match_radius_arcsec,
-                                hot_radius_arcsec=hot_radius_arcsec, hot_min_obs=hot_min_obs,
-                                hot_min_sources=hot_min_sources))
+    _check_options(radius_arcsec=radius_arcsec, match_radius_arcsec=match_radius_arcsec,
+                   hot_radius_arcsec=hot_radius_arcsec, hot_min_obs=hot_min_obs, hot_min_sources=hot_min_sources)
     options = catalogue_options_record(radius_arcsec=radius_arcsec, crossmatch=crossmatch,
                                        match_radius_arcsec=match_radius_arcsec, prefix=prefix,
                                        exclude_obs=exclude_obs, hot_radius_arcsec=hot_radius_arcsec,
