@@ -110,8 +110,8 @@ def _header_row(path: Path, patterns) -> dict:
         row["problem"] = msg.split(": ", 1)[1] if msg.startswith(f"{path}: ") else msg
         return row
     _identify(row, hdr, parse_name(path.name, patterns))
-    date, date_problem = _date_obs(hdr)
-    row.update(date_obs=date, exposure=_float(hdr, "EXPTIME", "EXPOSURE", "ITIME"),
+    date, start, date_problem = _date_obs(hdr)
+    row.update(date_obs=date, mjd=start, exposure=_float(hdr, "EXPTIME", "EXPOSURE", "ITIME"),
                ra=hdr.get("RA", hdr.get("OBJCTRA")), dec=hdr.get("DEC", hdr.get("OBJCTDEC")),
                equinox=hdr.get("EQUINOX", hdr.get("EPOCH")), radesys=hdr.get("RADESYS", hdr.get("RADECSYS")),
                airmass=_float(hdr, "AIRMASS"), gain=_gain(hdr))
@@ -182,42 +182,35 @@ _TIMESYS = {"UTC": "utc", "UT": "utc", "TT": "tt", "TDT": "tt", "ET": "tt", "TAI
             "TDB": "tdb", "TCG": "tcg", "TCB": "tcb"}
 
 
-def _date_obs(hdr) -> tuple[str, str]:
-    """(start of exposure as an ISO string in UTC, problem or ''): DATE-OBS
-    (also in the FITS standard's old form 'dd/mm/yy', years 1900-1999),
-    completed by TIME-OBS/UT/UTSTART when it holds only a date, else MJD-OBS;
-    converted to UTC from the scale its TIMESYS names (UTC by default)."""
+def _date_obs(hdr) -> tuple[str, float, str]:
+    """(start of exposure as an ISO string in UTC, its MJD (UTC; NaN when
+    unknown or unreadable), problem or ''): DATE-OBS (also in the FITS
+    standard's old form 'dd/mm/yy', years 1900-1999), completed by
+    TIME-OBS/UT/UTSTART when it holds only a date, else MJD-OBS; converted to
+    UTC from the scale its TIMESYS names (UTC by default). The date is parsed
+    here, once; a DATE-OBS that cannot be read is left with a NaN MJD for
+    :func:`_mid_mjd` to report, a bad date + clock pair is reported here."""
     import re
+
+    from astropy.time import Time, TimeDelta
 
     date = str(hdr.get("DATE-OBS", "")).strip()
     old = re.fullmatch(r"(\d\d)/(\d\d)/(\d\d)", date)
     if old:
         date = f"19{old[3]}-{old[2]}-{old[1]}"
+    clock_key = ""
     if not date and np.isfinite(_float(hdr, "MJD-OBS")):
-        from astropy.time import Time
-
         date = Time(_float(hdr, "MJD-OBS"), format="mjd").isot
     elif date and "T" not in date and len(date) <= 10:
         keys = [k for k in ("TIME-OBS", "UT", "UTSTART") if str(hdr.get(k, "")).strip()]
         if not keys:
-            return date, (f"DATE-OBS = {date!r} has no time of day and there is no TIME-OBS or UT keyword: the frame "
-                          "cannot be timed; add the UTC start of exposure (DATE-OBS = 'YYYY-MM-DDThh:mm:ss')")
-        clock = str(hdr[keys[0]]).strip()
-        try:
-            from astropy.time import Time
-
-            Time(f"{date}T{clock}", format="isot")
-        except ValueError:
-            return "", (f"DATE-OBS = {hdr['DATE-OBS']!r} with {keys[0]} = {clock!r} is not a date and time "
-                        "(want DATE-OBS = 'YYYY-MM-DD' or 'dd/mm/yy' and hh:mm:ss, or 'YYYY-MM-DDThh:mm:ss')")
-        date = f"{date}T{clock}"
+            return date, _utc_mjd(date), (
+                f"DATE-OBS = {date!r} has no time of day and there is no TIME-OBS or UT keyword: the frame cannot "
+                "be timed; add the UTC start of exposure (DATE-OBS = 'YYYY-MM-DDThh:mm:ss')")
+        clock_key = keys[0]
+        date = f"{date}T{str(hdr[clock_key]).strip()}"
     timesys = str(hdr.get("TIMESYS", "UTC")).strip().upper() or "UTC"
-    if timesys not in _TIMESYS:
-        return date, (f"TIMESYS = {timesys!r} is not a time scale xcube reads ({', '.join(_TIMESYS)}); "
-                      "fix TIMESYS or give DATE-OBS in UTC")
-    if date and _TIMESYS[timesys] != "utc":
-        from astropy.time import Time, TimeDelta
-
+    if date and _TIMESYS.get(timesys, "utc") != "utc":
         try:
             if timesys == "GPS":
                 t = Time(date, format="isot", scale="tai") + TimeDelta(19.0, format="sec")
@@ -225,8 +218,27 @@ def _date_obs(hdr) -> tuple[str, str]:
                 t = Time(date, format="isot", scale=_TIMESYS[timesys])
             date = t.utc.isot
         except ValueError:
-            pass  # left for _mid_mjd to report
-    return date, ""
+            pass  # read as UTC below, which reports it
+    start = _utc_mjd(date) if date else float("nan")
+    if clock_key and not np.isfinite(start):
+        return "", start, (f"DATE-OBS = {hdr['DATE-OBS']!r} with {clock_key} = {str(hdr[clock_key]).strip()!r} is "
+                           "not a date and time (want DATE-OBS = 'YYYY-MM-DD' or 'dd/mm/yy' and hh:mm:ss, or "
+                           "'YYYY-MM-DDThh:mm:ss')")
+    if timesys not in _TIMESYS:
+        return date, start, (f"TIMESYS = {timesys!r} is not a time scale xcube reads ({', '.join(_TIMESYS)}); "
+                             "fix TIMESYS or give DATE-OBS in UTC")
+    return date, start, ""
+
+
+def _utc_mjd(date: str) -> float:
+    """MJD of a UTC date string (ISO 'YYYY-MM-DDThh:mm:ss', or any form astropy
+    recognises when it has no 'T'); NaN when it is not a date."""
+    from astropy.time import Time
+
+    try:
+        return float(Time(date, format="isot" if "T" in date else None, scale="utc").mjd)
+    except ValueError:
+        return float("nan")
 
 
 def _float(hdr, *keys) -> float:
@@ -239,21 +251,17 @@ def _float(hdr, *keys) -> float:
 
 
 def _mid_mjd(table: pd.DataFrame) -> np.ndarray:
-    """Mid-exposure MJD (UTC) per row: DATE-OBS (start) + EXPTIME / 2; NaN where unknown."""
-    from astropy.time import Time
-
-    mjd = np.full(len(table), np.nan)
-    for i, (date, exp) in enumerate(zip(table["date_obs"], table["exposure"])):
-        if not isinstance(date, str) or not date:
-            continue
-        try:
-            mjd[i] = Time(date, format="isot" if "T" in date else None, scale="utc").mjd
-        except ValueError:
+    """Mid-exposure MJD (UTC) per row: the start in column ``mjd`` (as
+    :func:`_date_obs` read it) + EXPTIME / 2; NaN where unknown. A row whose
+    DATE-OBS could not be read (a date but no start) gets that as its problem."""
+    start = table["mjd"].to_numpy(float)
+    exposure = table["exposure"].to_numpy(float)
+    for i in np.flatnonzero(~np.isfinite(start)):
+        date = table["date_obs"].iat[i]
+        if isinstance(date, str) and date:
             table.iat[i, table.columns.get_loc("problem")] = (
                 f"DATE-OBS {date!r} is not an ISO date (want YYYY-MM-DDThh:mm:ss)")
-            continue
-        mjd[i] += (exp if np.isfinite(exp) else 0.0) / 2 / 86400.0
-    return mjd
+    return start + np.where(np.isfinite(exposure), exposure, 0.0) / 2 / 86400.0
 
 
 def _list_paths(paths_or_dir) -> list[Path]:
