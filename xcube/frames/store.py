@@ -90,15 +90,14 @@ def read_dataset(path) -> xr.Dataset:
     dims, coords and variables it was written with; strings as fixed-width
     numpy strings. A Zarr dataset is first checked against its manifest,
     with every chunk's checksum (``StoreCorruptError`` naming the damaged
-    file; ``OSError`` for a store whose writer did not finish)."""
-    from ..io.cache import COMPLETE, check_store, is_complete
+    file; ``OSError`` for a store whose writer did not finish); one written
+    before manifests existed (no record) is read unverified
+    (:func:`xcube.io.cache.open_store` with ``foreign_ok``)."""
+    from ..io.cache import open_store
 
     path = Path(path)
     if path.suffix == ".zarr":
-        if is_complete(path) or not (path / "zarr.json").exists() or _marked_stale(path):
-            check_store(path, checksums=True)  # (datasets written before manifests have no record: unverified)
-        ds = xr.open_zarr(path, consolidated=False, zarr_format=3).load()
-        ds.attrs.pop(COMPLETE, None)
+        ds = open_store(path, checksums=True, foreign_ok=True).load()
     else:
         with xr.open_dataset(path, engine="scipy") as f:
             ds = f.load()
@@ -110,14 +109,6 @@ def read_dataset(path) -> xr.Dataset:
             ds = ds.assign_coords({name: (var.dims, fixed, var.attrs)}) if name in ds.coords else \
                 ds.assign({name: (var.dims, fixed, var.attrs)})
     return ds
-
-
-def _marked_stale(path: Path) -> bool:
-    """True when the store's root attrs say xcube found it damaged (or its zarr.json is unreadable)."""
-    from ..io.cache import root_attrs
-
-    attrs = root_attrs(path)
-    return attrs is None or "xcube_stale" in attrs
 
 
 def write_catalogue_fits(cat: xr.Dataset, path, overwrite: bool = True) -> Path:

@@ -47,6 +47,7 @@ __all__ = ["to_zarr", "open_zarr_events", "open_store", "commit_store", "cache_d
            "root_attrs"]
 
 COMPLETE = "xcube_complete"  # root attribute written last
+STALE = "xcube_stale"  # root attribute of a store found damaged (:func:`mark_stale`): why
 CACHE_FORMAT = 4  # bump when the layout or attrs of cached EventLists change (4: sky PCi_j, GTI-named columns)
 BLOSC_BLOCKSIZE = 1 << 20
 DEFAULT_CHUNK = EVENT_CHUNK  # events per chunk (xcube.io.chunking, as the FITS reader's)
@@ -135,7 +136,7 @@ def mark_stale(store, reason: str = "") -> bool:
         doc = json.loads(meta.read_text())
         doc.get("attributes", {}).pop(COMPLETE, None)
         if reason:
-            doc.setdefault("attributes", {})["xcube_stale"] = reason
+            doc.setdefault("attributes", {})[STALE] = reason
         write_json(meta, doc, indent=1)
     except (OSError, ValueError, AttributeError):
         return False
@@ -322,9 +323,15 @@ def check_store(store, checksums: bool = False) -> dict | None:
     ``OSError`` for an incomplete store, :class:`StoreCorruptError` for a
     damaged one. Eager, cheap (``stat`` calls) unless ``checksums``."""
     store = expand_path(store)
-    if not store.exists():
+    return _verified(store, root_attrs(store), checksums)
+
+
+def _verified(store: Path, attrs: dict | None, checksums: bool) -> dict | None:
+    """:func:`check_store` of ``store`` whose root attributes ``attrs``
+    (:func:`root_attrs`) are read already."""
+    if attrs is None and not store.exists():
         raise FileNotFoundError(f"{store}: no such Zarr store")
-    attrs = root_attrs(store) or {}
+    attrs = dict(attrs or {})
     record = attrs.pop(COMPLETE, None)
     if not isinstance(record, dict):
         raise OSError(
@@ -342,7 +349,19 @@ def check_store(store, checksums: bool = False) -> dict | None:
     return manifest
 
 
-def open_store(store, checksums: bool = True) -> xr.Dataset:
+def _is_xcube_store(store: Path, attrs: dict | None) -> bool:
+    """Whether ``store`` (root attributes ``attrs``, :func:`root_attrs`) is
+    one xcube wrote: its attrs hold the completion record, the stale mark
+    (:func:`mark_stale`) or a ``kind`` (what every xcube store's attrs name:
+    ``"transient-search"``, event lists...); or its ``zarr.json`` is missing
+    or unreadable (a damaged store), unless it is a Zarr v2 store
+    (``.zgroup``). Another writer's Zarr v3 store has none of these."""
+    if attrs is None:
+        return not ((store / ".zgroup").exists() and not (store / "zarr.json").exists())
+    return COMPLETE in attrs or STALE in attrs or "kind" in attrs
+
+
+def open_store(store, checksums: bool = True, foreign_ok: bool = False) -> xr.Dataset:
     """Open any store written by :func:`to_zarr` - a search result's cube
     (``SearchResult.to_zarr``) or an event list - with ``xarray.open_zarr``
     (lazy), after checking it against its manifest (:func:`check_store`;
@@ -350,10 +369,18 @@ def open_store(store, checksums: bool = True) -> xr.Dataset:
     as search cubes). The completion record is left out of the attrs. Raises
     ``OSError`` for a store xcube did not finish (or found damaged before),
     :class:`StoreCorruptError` naming the store and the damage; stores
-    written before manifests existed open unverified."""
+    written before manifests existed open unverified.
+
+    ``foreign_ok``: a store xcube did not write (no completion record, stale
+    mark or ``kind`` attr; a Zarr v2 store) opens as it is, unverified; one
+    xcube wrote is checked as above. Reads ``zarr.json`` once (and xarray
+    once more)."""
     store = expand_path(store)
+    attrs = root_attrs(store)
+    if foreign_ok and not _is_xcube_store(store, attrs):
+        return xr.open_zarr(store, consolidated=False)
     try:
-        check_store(store, checksums=checksums)
+        _verified(store, attrs, checksums)
     except StoreCorruptError as exc:
         raise StoreCorruptError(f"{exc}; write the store again from its source") from None
     ds = xr.open_zarr(store, consolidated=False, zarr_format=3)

@@ -146,15 +146,12 @@ def plot_file(path, **kwargs):
     if kind == "image":
         return maps.image(_image(path), title=kwargs.pop("title", Path(path).name), **kwargs)
     if kind == "cube":
-        import xarray as xr
-
         from ..bayes import log10_bayes_peak
-        from ..io.cache import is_complete, open_store, root_attrs
+        from ..io.cache import open_store
 
         # xcube's store (SearchResult.to_zarr) checked against its manifest (an unfinished or damaged one is an
         # error); another writer's store as it is
-        ours = is_complete(path) or (root_attrs(path) or {}).get("kind") == "transient-search"
-        ds = open_store(path, checksums=True) if ours else xr.open_zarr(path, consolidated=False)
+        ds = open_store(path, checksums=True, foreign_ok=True)
 
         return maps.bayes_map(log10_bayes_peak(ds["counts"], ds["expected"]),
                               title=kwargs.pop("title", Path(path).name), **kwargs)
