@@ -127,3 +127,16 @@ def test_cli_usage_error_names_the_option_and_the_value(make_event_file, tmp_pat
     err = capsys.readouterr().err
     assert "xcube survey: error:" in err and option in err and value in err, err
     assert not (tmp_path / "new").exists()
+
+
+def test_catalogue_options_are_checked_once_per_survey(make_event_file, tmp_path, monkeypatch, never_started):
+    """xcube survey checked the catalogue values three times (the command line, run's up-front check,
+    and again with the reading of the match catalogues); run checks them once."""
+    import xcube.survey.catalogue as catalogue
+
+    calls = []
+    check = catalogue.check_catalogue_values
+    monkeypatch.setattr(catalogue, "check_catalogue_values", lambda options: calls.append(options) or check(options))
+    with pytest.raises(AssertionError, match="started its engine"):
+        main(["survey", str(make_event_file(n=100)), "--out", str(tmp_path / "out"), "-q", "--radius", "15"])
+    assert len(calls) == 1 and calls[0]["radius_arcsec"] == 15.0

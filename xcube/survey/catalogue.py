@@ -384,13 +384,13 @@ def check_catalogue_values(options: dict | None) -> None:
 
 
 def check_catalogue_options(options: dict | None) -> None:
-    """Check ``options`` (keywords of :func:`build_catalogue`) now, so that a
-    wrong value, path or column stops a survey before it runs rather than
-    after: :func:`check_catalogue_values`, then the match catalogues and the
-    excluded-observation list are read (eagerly)."""
+    """Read the match catalogues and the excluded-observation list of
+    ``options`` (keywords of :func:`build_catalogue`) now (eagerly), so that a
+    wrong path or column stops a survey before it runs rather than after.
+    The values and keywords themselves are :func:`check_catalogue_values`'
+    (:func:`xcube.survey.runner.check_survey_options` runs it first)."""
     from ..io.catalogue import read_catalogue
 
-    check_catalogue_values(options)
     options = options or {}
     read_obs_list(options.get("exclude_obs"))
     for spec in options.get("crossmatch") or ():
