@@ -28,7 +28,7 @@ import xarray as xr
 log = logging.getLogger("xcube.frames")
 
 __all__ = ["METHODS", "ALIGN_VARS", "centroids", "reference", "xcorr_offset", "match_offset", "rotation_centre",
-           "transform", "fit_transform", "refine_offset", "frame_transform", "frame_offset", "frame_offsets"]
+           "transform", "fit_transform", "refine_offset", "frame_transform", "frame_offsets"]
 
 METHODS = ("xcorr", "stars")
 #: per-frame results of :func:`frame_offsets`, in the order of :func:`frame_transform`
@@ -300,14 +300,6 @@ def frame_transform(image, ref, base_cx, base_cy, method="xcorr", fwhm=4.0,
     if np.isfinite(ox) and max(abs(ox), abs(oy)) > ref["max_offset"]:
         return float("nan"), float("nan"), float("nan"), 0, n_exp, float("nan")
     return best
-
-
-def frame_offset(image, ref, base_cx, base_cy, method="xcorr", fwhm=4.0, half=5) -> tuple[float, float, int]:
-    """One frame's refined ``(offset_x, offset_y, n_aligned)``: the shift part
-    of :func:`frame_transform` (which also gives the rotation; the offset
-    is that of the frame centre); ``n_aligned`` is 0 for a rejected frame."""
-    ox, oy, _, n, _, _ = frame_transform(image, ref, base_cx, base_cy, method, fwhm, half)
-    return ox, oy, n if np.isfinite(ox) else 0
 
 
 def _offsets_block(block, ref, base, method, fwhm, half):
