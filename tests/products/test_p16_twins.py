@@ -76,3 +76,38 @@ def test_read_dataset_reads_the_root_attrs_once(tmp_path, monkeypatch):
     (path / "zarr.json").write_text(json.dumps(doc))
     with pytest.raises(xcube.io.integrity.StoreCorruptError, match="root attributes"):
         read_dataset(path)
+
+
+# 2. one band selector (index, label, text of an index, (emin, emax)) for hardness_ratio and plot_file
+@pytest.fixture
+def two_bands(make_event_file, tmp_path):
+    lc = xcube.lightcurve(xcube.open_events(make_event_file(n=4000)), 500.0,
+                          energy_band=[(0.5, 2.0), (2.0, 10.0)]).compute()
+    return lc, xcube.write_lightcurve(tmp_path / "mb.lc", lc)
+
+
+def test_plot_file_takes_an_energy_pair_and_an_index_as_text(two_bands):
+    from xcube.plot import plot_file
+
+    _, path = two_bands
+    for band in ((2, 10), (2.0, 10.0), 1, "1", "-1", "2-10keV"):
+        fig = plot_file(path, band=band)
+        assert "(2-10keV)" in fig._suptitle.get_text(), band
+    assert "(0.5-2keV)" in plot_file(path, band="0")._suptitle.get_text()
+    with pytest.raises(ValueError, match=r"band=3-5 keV is not among the light curve's bands"):
+        plot_file(path, band=(3, 5))
+    with pytest.raises(ValueError, match=r"band=2: it has 2 bands"):
+        plot_file(path, band="2")
+
+
+def test_select_band_prefers_a_label_to_an_index_and_hardness_takes_indices(two_bands):
+    from xcube.products.hardness import hardness_ratio, select_band
+
+    lc, _ = two_bands
+    odd = lc.assign_coords(band=["1", "0"])  # labels that read as indices: the label wins
+    assert float(select_band(odd, "1")["energy_lo"]) == 0.5
+    assert float(select_band(odd, 1)["energy_lo"]) == 2.0
+    by_pair = hardness_ratio(lc, soft=(0.5, 2.0), hard=(2.0, 10.0))
+    xr.testing.assert_identical(hardness_ratio(lc, soft=0, hard=-1), by_pair)
+    with pytest.raises(ValueError, match=r"hardness_ratio: soft band='1-3keV': the bands are 0.5-2keV, 2-10keV"):
+        hardness_ratio(lc, soft="1-3keV")

@@ -85,26 +85,15 @@ def _not_a_product(path) -> str:
     return f"{path}: not a product xcube can plot (light curve, power spectrum, spectrum, image, cube)"
 
 
-def _select_band(lc, band):
-    """One band of a multi-band light curve: ``band`` an index or a label ("2-10keV")."""
-    labels = [str(b) for b in lc["band"].values]
-    if isinstance(band, (int, np.integer)) and not isinstance(band, bool):
-        if not -len(labels) <= band < len(labels):
-            raise ValueError(f"{lc.attrs.get('source', 'light curve')}: band={band}: it has {len(labels)} bands "
-                             f"({', '.join(labels)})")
-        return lc.isel(band=int(band))
-    if str(band) not in labels:
-        raise ValueError(f"{lc.attrs.get('source', 'light curve')}: band={band!r}: the bands are {', '.join(labels)}")
-    return lc.isel(band=labels.index(str(band)))
-
-
 def plot_file(path, **kwargs):
     """The standard figure of a product file: a power spectrum (``xcube
     pds``; frequency x power for rms normalisation), a light curve on broken
     time axes (a long-term light curve for ``xcube stitch`` output), a PHA
     spectrum, an image, or the peak Bayes-factor map of a transient-search
     Zarr store. A multi-band light curve shows every band (one curve each,
-    labelled), or only ``band=`` (an index or a label, named in the title).
+    labelled), or only ``band=`` (an index, a label or an ``(emin, emax)``
+    pair [keV], see :func:`xcube.products.hardness.select_band`; named in
+    the title).
     ``kwargs`` go to the figure function. Reads what it shows eagerly.
     ``ValueError`` naming the file when it cannot be drawn (not a product, a
     damaged FITS file, a light curve without good time). Returns the
@@ -115,6 +104,7 @@ def plot_file(path, **kwargs):
 
     from ..io.lightcurve_file import read_lightcurve
     from ..io.powspec import read_power_spectrum
+    from ..products.hardness import select_band
     from . import lightcurves, maps, timing
 
     with warnings.catch_warnings():  # a damaged header: named below, not as astropy's warning
@@ -134,7 +124,7 @@ def plot_file(path, **kwargs):
         band = kwargs.pop("band", None)
         if "band" in lc.dims:
             if band is not None:
-                lc = _select_band(lc, band)
+                lc = select_band(lc, band)
                 title = f"{title} ({lc['band'].values})"
             else:
                 title = f"{title} ({lc.sizes['band']} bands: {', '.join(str(b) for b in lc['band'].values)})"

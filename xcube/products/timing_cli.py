@@ -227,8 +227,8 @@ def _run_stitch(args) -> int:
 def _run_plot(args) -> int:
     from ..plot import plot_files
 
-    band = getattr(args, "band", None)
-    kwargs = {} if band is None else {"band": int(band) if band.lstrip("-").isdigit() else band}
+    band = getattr(args, "band", None)  # a label, or an index as text (plot_file takes both)
+    kwargs = {} if band is None else {"band": band}
     outs = plot_files(args.file, args.out, dpi=args.dpi, overwrite=args.overwrite, **kwargs)
     for out, file in zip(outs, args.file):
         print(f"{out}: figure of {file}")
