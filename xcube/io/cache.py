@@ -108,16 +108,10 @@ def commit_store(tmp, **fields) -> dict:
     :func:`~xcube.io.integrity.store_manifest`) and the CRC32C of the root
     attributes (``attrs_crc``). Eager: reads every chunk file once. Returns
     the record."""
-    attrs = root_attrs(tmp) or {}
+    attrs = root_attrs(tmp) or {}  # as Zarr wrote them (zarr.json): the form check_store reads back
     attrs.pop(COMPLETE, None)
     record = {"xcube_version": __version__, **fields, "columns": store_manifest(tmp), "attrs_crc": attrs_crc(attrs)}
-    group = zarr.open_group(str(tmp), mode="r+", zarr_format=3)
-    group.attrs[COMPLETE] = record
-    back = root_attrs(tmp) or {}
-    back.pop(COMPLETE, None)
-    if attrs_crc(back) != record["attrs_crc"]:  # Zarr wrote the attributes in another form: record that one
-        record["attrs_crc"] = attrs_crc(back)
-        group.attrs[COMPLETE] = record
+    zarr.open_group(str(tmp), mode="r+", zarr_format=3).attrs[COMPLETE] = record
     return record
 
 
