@@ -73,37 +73,45 @@ def _digest(name: str) -> str:
     return "h" + hashlib.sha256(name.encode()).hexdigest()[:24]
 
 
-def explain_write_error(exc: OSError, path, tmp=None) -> OSError:
-    """The same error with the path it concerns (``[Errno 28]`` alone names
-    nothing): a full disk or quota says which path could not be written,
-    and an error about the hidden temporary ``tmp`` names ``path`` instead."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+def explain_write_error(exc: BaseException, path, tmp=None, *, raised_inside: bool = False) -> BaseException:
+    """``exc``, an error met while writing ``path`` under the hidden
+    temporary name ``tmp``, naming ``path`` (``[Errno 28]`` alone names
+    nothing); ``exc`` itself when it needs nothing:
+
+    * a full disk or quota: which path could not be written;
+    * ``tmp`` in the message (or, with ``raised_inside``, in the message or
+      ``filename``, also as the directory of the file named): the same error
+      with ``path`` in its place;
+    * an error naming no file, or ``tmp`` only as its ``filename``:
+      ``<message> while writing <path>``.
+
+    ``raised_inside``: ``exc`` was raised by the code writing into the
+    temporary directory of :class:`atomic_dir`: only the second rule, and
+    for builtin ``OSError`` s only (an error about its inputs, or xcube's
+    own, stays as it is)."""
+    if raised_inside:
+        if not isinstance(exc, OSError) or type(exc).__module__ != "builtins":
+            return exc
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return OSError(exc.errno, f"no space left on the device (or quota exceeded) while writing {path}; "
                                   "free some space or write elsewhere")
+    t, target = (None if tmp is None else str(tmp)), str(path)
+    text = exc.strerror if exc.errno is not None and (exc.strerror or raised_inside) else str(exc)
     named = getattr(exc, "filename", None)
-    if named and (tmp is None or str(named) != str(tmp)):
+    if raised_inside:
+        named = named if isinstance(named, str) else None
+        if t not in text and t not in (named or ""):
+            return exc
+    elif named and str(named) != t:
         return exc
-    text = exc.strerror or str(exc)
-    if tmp is not None and str(tmp) in text:  # explained already, naming the temporary (a write inside atomic_dir)
-        return OSError(exc.errno, text.replace(str(tmp), str(path)))
-    return OSError(exc.errno, f"{text} while writing {path}")
-
-
-def _in_target(exc, tmp, target) -> OSError | None:
-    """A builtin ``OSError`` that names a path inside the temporary directory
-    ``tmp``, naming that path inside ``target`` instead; None for any other
-    exception (left as it is)."""
-    if not isinstance(exc, OSError) or type(exc).__module__ != "builtins":
-        return None
-    t, g = str(tmp), str(target)
-    text = exc.strerror if exc.errno is not None else str(exc)
-    name = exc.filename if isinstance(exc.filename, str) else None
-    if t not in (text or "") and t not in (name or ""):
-        return None
-    text = (text or "").replace(t, g)
+    elif t is None or t not in text:
+        return OSError(exc.errno, f"{text} while writing {path}")
+    text = text.replace(t, target)  # (explained already, naming the temporary)
+    if not raised_inside:
+        return OSError(exc.errno, text)
     if exc.errno is None:
         return OSError(text)
-    return OSError(exc.errno, text) if name is None else OSError(exc.errno, text, name.replace(t, g))
+    return OSError(exc.errno, text) if named is None else OSError(exc.errno, text, named.replace(t, target))
 
 
 def _make_parent(path: Path) -> None:
@@ -232,8 +240,8 @@ class atomic_dir:
                 time.sleep(0.05)
                 if not self.tmp.exists() or time.monotonic() > deadline:
                     break
-            named = _in_target(exc, self.tmp, self.target)
-            if named is not None:  # the error names what the user asked for, not the removed temporary
+            named = explain_write_error(exc, self.target, self.tmp, raised_inside=True)
+            if named is not exc:  # the error names what the user asked for, not the removed temporary
                 raise named from exc
             return False
         if not self.overwrite:
