@@ -125,3 +125,17 @@ def test_measure_is_lazy_and_follows_offsets():
     # NaN offsets: the frame is not measured
     ds2 = measure(arr, x, y, [0.0, np.nan, 0.0], [0.0, np.nan, 0.0], aper=[5.0], gain=GAIN).compute()
     assert np.all(np.isnan(ds2["mag"].values[:, 1])) and np.isfinite(ds2["mag"].values[0, 0, 0])
+
+
+def test_measure_default_rotation_follows_the_offsets():
+    """Without a rotation (offsets of an older xcube) measure applies 0 where the offset is known, NaN
+    where it is not, and returns the rotation it applied."""
+    x, y = np.array([60.0, 120.0]), np.array([50.0, 110.0])
+    cube = np.stack([_image(x, y, np.array([4e4, 4e4]), seed=i) for i in range(3)])
+    arr = xr.DataArray(da.from_array(cube, chunks=(2, -1, -1)), dims=("frame", "y", "x"),
+                       coords={"exposure": ("frame", [10.0, 10.0, 10.0])})
+    ds = measure(arr, x, y, [0.0, np.nan, 0.0], [0.0, np.nan, 0.0], aper=[5.0], gain=GAIN).compute()
+    np.testing.assert_array_equal(ds["rotation"].values, [0.0, np.nan, 0.0])
+    assert ds["rotation"].attrs["units"] == "deg"
+    given = measure(arr, x, y, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], aper=[5.0], gain=GAIN, rotation=[0.0, 0.0, 2.0])
+    np.testing.assert_array_equal(given["rotation"].values, [0.0, 0.0, 2.0])

@@ -168,3 +168,22 @@ def test_rerun_pick_checks_given_stars_and_keeps_statistics(night, tmp_path, cap
     stats = pd.read_csv(red / "pick_V1234Cyg_R.csv")
     assert len(stats) == res.sizes["star"] and {"x", "y", "missing", "std", "range"} <= set(stats.columns)
     assert not (red / "pick_V1234Cyg_R.json").exists()
+
+
+def test_photometry_of_offsets_without_rotation(night, tmp_path):
+    """Offsets written by an older xcube (no rotation column): step p measures with rotation 0 where the
+    offset is known and records it, after the offsets, in the photometry file."""
+    _, _, root = night
+    red = tmp_path / "red"
+    shutil.copytree(root / "red", red)
+    path = red / "offset_V1234Cyg_R.csv"
+    offsets = pd.read_csv(path)
+    offsets.drop(columns="rotation").to_csv(path, index=False)
+    xcube.frames.run(root / "raw", red, steps="p", on_exist="overwrite", result_format="netcdf")
+    phot = read_dataset(red / "phot_V1234Cyg_R.nc")  # (netCDF keeps the order of the variables)
+    known = np.isfinite(phot["offset_x"].values)
+    assert known.any()
+    np.testing.assert_array_equal(phot["rotation"].values, np.where(known, 0.0, np.nan))
+    assert phot["rotation"].attrs["units"] == "deg"
+    names = list(phot.data_vars)
+    assert names.index("offset_y") < names.index("rotation") < names.index("n_aligned")

@@ -202,11 +202,9 @@ def _photometry(red: Reduction, obj: str, band: str) -> None:
     if not gain:
         g = frames["gain"].to_numpy(float)
         gain = float(np.nanmedian(g)) if np.isfinite(g).any() else 1.0
-    if "rotation" not in off:  # offsets of an older xcube: shifts only
-        off["rotation"] = np.where(np.isfinite(off["offset_x"]), 0.0, np.nan)
     ds = measure(cube, x, y, off["offset_x"].to_numpy(), off["offset_y"].to_numpy(), cfg["aper"], cfg["annulus"],
                  gain, cfg["zero_point"], base["fwhm"], fwhm_stars=n_given + np.arange(min(15, len(x) - n_given)),
-                 rotation=off["rotation"].to_numpy(float))
+                 rotation=off["rotation"].to_numpy(float) if "rotation" in off else None)
     (ds,) = red.compute(ds)
     ds = _finish_photometry(ds, frames, off, n_given)
     ds.attrs.update(obj=obj, band=band, base=base["base"], base_fwhm=float(base["fwhm"]), gain=gain,
@@ -226,7 +224,8 @@ def _finish_photometry(ds: xr.Dataset, frames: pd.DataFrame, off: pd.DataFrame, 
     if timesys != "BJD_TDB":
         log.warning("no BJD_TDB for some frames (target coordinates unknown): time is JD (UTC); pass alt_coord")
     time = bjd if timesys == "BJD_TDB" else frames["jd"].to_numpy(float)
-    ds = ds.assign_coords(
+    rotation = ds["rotation"]  # as measure applied it; put back after the offsets (the order of the file)
+    ds = ds.drop_vars("rotation").assign_coords(
         aperture=("aperture", radius, {"units": "pixel", "description": "radius; median over frames for FWHM "
                                        "multiples"}),
         aperture_setting=("aperture", setting, {"description": "configured value; negative: multiple of FWHM"}),
@@ -237,9 +236,7 @@ def _finish_photometry(ds: xr.Dataset, frames: pd.DataFrame, off: pd.DataFrame, 
     ds["offset_x"] = ("frame", off["offset_x"].to_numpy(float), {"units": "pixel",
                                                                   "description": "frame pixel = base pixel + offset"})
     ds["offset_y"] = ("frame", off["offset_y"].to_numpy(float), ds["offset_x"].attrs)
-    ds["rotation"] = ("frame", off["rotation"].to_numpy(float), {
-        "units": "deg", "description": "field rotation from the base frame (from +x towards +y, about the frame "
-                                       "centre), applied before the offset"})
+    ds["rotation"] = rotation
     ds["n_aligned"] = ("frame", off["n_aligned"].fillna(0).to_numpy(int))
     for name, attrs in (("n_expected", {"description": "reference stars inside the frame under its transform"}),
                         ("align_rms", {"units": "pixel", "description": "rms residual of the aligned stars"})):

@@ -311,7 +311,8 @@ def measure(cube: xr.DataArray, star_x, star_y, offset_x, offset_y, aper=(3.0, 5
     ``cube``: calibrated ``(frame, y, x)`` DataArray with coordinate
     ``exposure`` [s]; ``star_x``, ``star_y``: 0-based base-frame positions;
     ``offset_x``, ``offset_y``: per-frame shifts [px] and ``rotation``:
-    per-frame field rotation [deg] (None: 0), numpy or Dask arrays over
+    per-frame field rotation [deg] (None, as for offsets of an older
+    xcube: 0 where the offset is known), numpy or Dask arrays over
     frames as :func:`~xcube.frames.align.frame_offsets` gives them (frame
     pixel = base pixel rotated about the frame centre + offset; NaN: frame
     not measured). ``aper``: radii
@@ -321,8 +322,8 @@ def measure(cube: xr.DataArray, star_x, star_y, offset_x, offset_y, aper=(3.0, 5
     give each frame's FWHM (default the first 15). Returns a lazy Dataset:
     ``mag``, ``mag_err``, ``flux``, ``flux_err`` over (star, frame,
     aperture), ``sky`` (star, frame), ``fwhm`` (frame), ``radius`` (frame,
-    aperture) [px]; coords ``star_x``, ``star_y`` and the cube's per-frame
-    coordinates.
+    aperture) [px], ``rotation`` (frame) [deg] as applied; coords
+    ``star_x``, ``star_y`` and the cube's per-frame coordinates.
     """
     from .blocks import map_frames, shared
 
@@ -333,7 +334,7 @@ def measure(cube: xr.DataArray, star_x, star_y, offset_x, offset_y, aper=(3.0, 5
     outputs = {k: ((nstar, nap), np.float32) for k in PHOT_VARS}
     outputs.update(sky=((nstar,), np.float32), fwhm=((), np.float32), radius=((nap,), np.float32))
     if rotation is None:
-        rotation = np.zeros(cube.shape[0])
+        rotation = np.where(np.isfinite(offset_x), 0.0, np.nan)
     res = map_frames(_measure_block, cube.data, {"offset_x": offset_x, "offset_y": offset_y, "rotation": rotation,
                                                  "exposure": cube["exposure"].values}, outputs,
                      stars=shared((sx, sy)), aper=aper, annulus=annulus, gain=float(gain),
@@ -342,7 +343,9 @@ def measure(cube: xr.DataArray, star_x, star_y, offset_x, offset_y, aper=(3.0, 5
     ds = xr.Dataset(
         {k: (("star", "frame", "aperture"), res[k].transpose(1, 0, 2)) for k in PHOT_VARS}
         | {"sky": (("star", "frame"), res["sky"].T), "fwhm": ("frame", res["fwhm"]),
-           "radius": (("frame", "aperture"), res["radius"])},
+           "radius": (("frame", "aperture"), res["radius"]),
+           "rotation": ("frame", rotation, {"units": "deg", "description": "field rotation from the base frame (from "
+                                           "+x towards +y, about the frame centre), applied before the offset"})},
         coords=frame_coords | {"star": np.arange(nstar), "star_x": ("star", sx), "star_y": ("star", sy),
                                "aperture": ("aperture", aper)})
     ds["mag"].attrs.update(units="mag", description=f"instrumental: {zero_point:g} - 2.5 log10(flux / exposure)")
