@@ -465,15 +465,19 @@ def emchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=(), *
 
 
 def espfilt_outputs(instrument: str, exp_id: str, out_dir, elow: int = 2500, ehigh: int = 8500, *,
-                    sas_version=None) -> dict:
+                    sas_version=None, long_names: bool | None = None) -> dict:
     """Files espfilt writes in ``out_dir``: ``{"gti", "allevc", "hist"}`` ->
     path. SAS 21 and later: ``<inst><exp>-gti.fits`` (GTI), ``-allevc.fits``
     (filtered events), ``-hist.qdp`` (rate histogram); SAS 20 (with
     ``withlongnames=yes``): ``<inst><exp>-gti-<elow>-<ehigh>.fits`` and so
-    on (:func:`espfilt_long_names`; ``sas_version`` as there)."""
+    on. ``long_names``: True for the SAS 20 names, False for the later
+    ones; None (default) decides from ``sas_version`` (as
+    :func:`espfilt_long_names`; not used when ``long_names`` is given)."""
     short = INSTRUMENTS[_inst(instrument)][3]
     out = Path(out_dir).resolve()
-    sfx = f"-{elow}-{ehigh}" if espfilt_long_names(sas_version) else ""
+    if long_names is None:
+        long_names = espfilt_long_names(sas_version)
+    sfx = f"-{elow}-{ehigh}" if long_names else ""
     return {k: out / f"{short}{exp_id}-{k}{sfx}.{'qdp' if k == 'hist' else 'fits'}"
             for k in ("gti", "allevc", "hist")}
 
@@ -495,9 +499,8 @@ def espfilt(eventfile, ccf, exposure: Exposure, out_dir, *, summary: OdfSummary 
     until ``run`` or ``run_many`` runs it); ``exposure`` is the ODF
     summary's :class:`Exposure` entry, not a duration in s."""
     inst = exposure.instrument
-    sas_version = _release(sas_version)
-    long_names = espfilt_long_names(sas_version)
-    outs = espfilt_outputs(inst, exposure.exp_id, out_dir, elow, ehigh, sas_version=sas_version)
+    long_names = espfilt_long_names(sas_version)  # (the release, worked out once)
+    outs = espfilt_outputs(inst, exposure.exp_id, out_dir, elow, ehigh, long_names=long_names)
     if rangescale is None:
         rangescale = 15.0 if inst == "pn" else 6.0
     # parameter names: espfilt documentation and ESAS cookbook
