@@ -102,12 +102,11 @@ class EventsMeta:
 
 
 def _mjdref(h: dict, path) -> float:
-    if has_value(h, "MJDREFI"):
-        return float(np.float64(header_float(h, "MJDREFI", path)) + np.float64(header_float(h, "MJDREFF", path, 0.0)))
-    if has_value(h, "MJDREF"):
-        return header_float(h, "MJDREF", path)
-    warnings.warn(f"{path}: no MJDREF/MJDREFI keyword with a value; mjdref attr set to NaN", stacklevel=3)
-    return float("nan")
+    """:func:`~xcube.io.ogip.read_mjdref` of the events' header, with a warning
+    naming ``path`` when it has no MJDREF/MJDREFI (NaN)."""
+    if not (has_value(h, "MJDREFI") or has_value(h, "MJDREF")):
+        warnings.warn(f"{path}: no MJDREF/MJDREFI keyword with a value; mjdref attr set to NaN", stacklevel=3)
+    return read_mjdref(h, path)
 
 
 def check_time_unit(unit, where) -> None:
@@ -223,30 +222,6 @@ def _check_gti_time_system(gti_header, header, where) -> None:
                       "events' frame", UserWarning, stacklevel=5)
 
 
-_MJDREF_KEYS = ("MJDREFI", "MJDREFF", "MJDREF")
-
-
-def _gti_mjdref_shift(gti_header, header, where, path) -> float:
-    """Seconds to add to the START/STOP of a GTI table that declares its own
-    MJDREF (or MJDREFI + MJDREFF) to count them from the events' MJDREF
-    (``header``): ``(MJDREF_gti - MJDREF_events) x 86400``, as
-    :func:`xcube.io.ogip.gti_of_hdu` does for product GTIs; 0 when either has
-    none or they agree within 1 us. A shift is warned, naming ``where`` (file
-    and extension) and both MJDREFs."""
-    if not any(has_value(gti_header, k) for k in _MJDREF_KEYS):
-        return 0.0
-    events_ref = {k: header[k] for k in _MJDREF_KEYS if has_value(header, k)}
-    for h, said in ((gti_header, where), (events_ref, path)):  # numbers, or an error naming the keyword
-        for k in _MJDREF_KEYS:
-            header_float(h, k, said)
-    shift = _mjdref_offset(gti_header, events_ref, where)
-    if shift:
-        warnings.warn(f"{where}: the GTI table's MJDREF {read_mjdref(gti_header)!r} differs from the events' "
-                      f"MJDREF {read_mjdref(events_ref)!r}; its START/STOP are moved into the events' frame by "
-                      f"{shift:+.6f} s ((MJDREF_gti - MJDREF_events) x 86400)", UserWarning, stacklevel=5)
-    return shift
-
-
 def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict]:
     """Per-CCD and combined GTIs in the events' time frame.
 
@@ -256,7 +231,10 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
     are used instead, with a warning naming them. Each table's own TIMEZERO
     (or, without one, the primary header's) is applied; its TIMEUNIT and the TUNIT of START/STOP must be seconds.
     A table with its own MJDREF (or MJDREFI + MJDREFF) other than the events'
-    is moved into the events' frame, with a warning (:func:`_gti_mjdref_shift`).
+    is moved into the events' frame by ``(MJDREF_gti - MJDREF_events) x 86400``
+    s (:func:`xcube.io.ogip._mjdref_offset`, as for product GTIs), with a
+    warning naming both; a table in another TIMESYS/TIMEREF is warned about
+    once (:func:`_check_gti_time_system`) and read as it is.
     Tables with a CCD (a ``profile.gti_ccd_keywords`` keyword such as
     ``CCDID``/``CCD_ID``, or a name matching ``profile.gti_ccd_pattern`` such
     as ``STDGTInn``) are intersected per CCD; observation-wide tables (no CCD)
@@ -295,7 +273,12 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         # its own TIMEZERO, else the primary header's (which the events inherit too), never the events'
         tz = header_float(merged_header(hdul[0].header, hdu.header), "TIMEZERO", where, 0.0)
         _check_gti_time_system(hdu.header, header, where)
-        tz += _gti_mjdref_shift(hdu.header, header, where, path)
+        shift = _mjdref_offset(hdu.header, header, where, path)
+        if shift:
+            warnings.warn(f"{where}: the GTI table's MJDREF {read_mjdref(hdu.header, where)!r} differs from the "
+                          f"events' MJDREF {read_mjdref(header, path)!r}; its START/STOP are moved into the events' "
+                          f"frame by {shift:+.6f} s ((MJDREF_gti - MJDREF_events) x 86400)", UserWarning, stacklevel=4)
+        tz += shift
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = hdu.data

@@ -371,7 +371,7 @@ def _attrs(path, hdu, h, lo, hi, gti_name) -> dict:
         "instrument": str(h.get("INSTRUME", "")).strip(),
         "obs_id": str(h.get("OBS_ID", "")).strip(),
         "object": str(h.get("OBJECT", "")).strip(),
-        "mjdref": read_mjdref(h),
+        "mjdref": read_mjdref(h, path),
         "timesys": str(h.get("TIMESYS", "TT")).strip(),
         "hduclas2": str(h.get("HDUCLAS2", "")).strip(),
         "rate_kind": _rate_kind(h),

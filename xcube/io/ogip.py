@@ -271,7 +271,7 @@ def _check_gti_frame(header: dict, events, source: str) -> None:
     from ..times import TimeReference, time_reference
 
     if has_value(header, "MJDREF") or has_value(header, "MJDREFI"):
-        mine, theirs = read_mjdref(header), float(events.attrs.get("mjdref", np.nan))
+        mine, theirs = read_mjdref(header, f"GTI {source}"), float(events.attrs.get("mjdref", np.nan))
         if np.isfinite(theirs) and abs(mine - theirs) * 86400.0 > 1e-6:
             raise ValueError(f"GTI {source}: MJDREF {mine!r} differs from the events' {theirs!r}; its START/STOP "
                              "are seconds in another time frame - convert them first (xcube.times)")
@@ -356,6 +356,11 @@ def gti_of_hdu(hdu, path, reference: dict | None = None):
     h, ref = hdu.header, reference or {}
     unit = h.get("TIMEUNIT") if has_value(h, "TIMEUNIT") else ref.get("TIMEUNIT", "s")
     scale = _time_scale(unit, where)  # of TIMEZERO and of columns without a TUNIT
+    for key in ("TIMESYS", "TIMEREF"):  # another time frame, not another epoch: named, not shifted
+        mine, theirs = (str(x.get(key, "") or "").strip().upper() for x in (h, ref))
+        if mine and theirs and mine != theirs:
+            warnings.warn(f"{where}: {key} {mine!r} differs from its product's {theirs!r}; its START/STOP are "
+                          "read as they are, in another time frame (up to +-500 s off)", stacklevel=3)
     offset = _timezero(h, where) * scale + _mjdref_offset(h, ref, where)
     (k0, said0), (k1, said1) = (_gti_column_scale(h, names.index(c) + 1, c, scale, unit, where) for c in (s, e))
     if k0 != k1:  # legal FITS, but no tool writes it: a header edited wrongly
@@ -380,25 +385,22 @@ def _gti_column_scale(header, index: int, name: str, default: float, timeunit, w
                          "or days ('d') of mission time since MJDREF") from None
 
 
-def _mjdref_offset(gti_header, reference: dict, where) -> float:
+def _mjdref_offset(gti_header, reference: dict, where, reference_where=None) -> float:
     """Seconds to add to times counted from the GTI table's own MJDREF to count
-    them from ``reference``'s (0 when either has none). Warns naming ``where``
-    when both declare a TIMESYS (or TIMEREF) and they differ, as the event
-    reader does: that is not an offset of the epoch (TT and TDB differ by up
-    to 500 s)."""
-    for key in ("TIMESYS", "TIMEREF"):
-        mine, theirs = (str(x.get(key, "") or "").strip().upper() for x in (gti_header, reference))
-        if mine and theirs and mine != theirs:
-            warnings.warn(f"{where}: {key} {mine!r} differs from its product's {theirs!r}; its START/STOP are "
-                          "read as they are, in another time frame (up to +-500 s off)", stacklevel=4)
+    them from ``reference``'s (0 when either has none, or they agree within
+    1 us). ``ValueError`` naming ``where`` (``reference_where`` for the
+    reference's keywords; default ``where``) for a value that is not a
+    number. A different TIMESYS/TIMEREF is no offset of the epoch: the
+    callers warn about it (:func:`gti_of_hdu`, the event reader)."""
     own = has_value(gti_header, "MJDREFI") or has_value(gti_header, "MJDREF")
     if not own or not (has_value(reference, "MJDREFI") or has_value(reference, "MJDREF")):
         return 0.0
+    theirs = where if reference_where is None else reference_where
     if has_value(gti_header, "MJDREFI") and has_value(reference, "MJDREFI"):  # the split: no loss of precision
-        days = (header_float(gti_header, "MJDREFI", where) - header_float(reference, "MJDREFI", where)) + (
-            header_float(gti_header, "MJDREFF", where, 0.0) - header_float(reference, "MJDREFF", where, 0.0))
+        days = (header_float(gti_header, "MJDREFI", where) - header_float(reference, "MJDREFI", theirs)) + (
+            header_float(gti_header, "MJDREFF", where, 0.0) - header_float(reference, "MJDREFF", theirs, 0.0))
     else:
-        days = read_mjdref(gti_header) - read_mjdref(reference)
+        days = read_mjdref(gti_header, where) - read_mjdref(reference, theirs)
     return days * 86400.0 if abs(days) * 86400.0 > 1e-6 else 0.0  # (MJDREF vs MJDREFI + MJDREFF rounding)
 
 
@@ -647,12 +649,14 @@ def _rate_values(rate: xr.DataArray, fracexp: np.ndarray, fraccorr: bool) -> np.
     return np.where(f > 0, np.nan_to_num(v) * f, 0.0)
 
 
-def read_mjdref(h: dict) -> float:
-    """MJDREF [d] from MJDREFI + MJDREFF (full precision) or MJDREF; NaN if absent."""
+def read_mjdref(h: dict, where="FITS header") -> float:
+    """MJDREF [d] of header ``h`` from MJDREFI + MJDREFF (full precision) or
+    MJDREF; NaN if absent. ``ValueError`` naming ``where`` and the keyword
+    when its value is not a number (:func:`~xcube.io.fitsutil.header_float`)."""
     if has_value(h, "MJDREFI"):
-        return float(np.float64(h["MJDREFI"]) + np.float64(h["MJDREFF"] if has_value(h, "MJDREFF") else 0.0))
+        return float(np.float64(header_float(h, "MJDREFI", where)) + np.float64(header_float(h, "MJDREFF", where, 0.0)))
     if has_value(h, "MJDREF"):
-        return float(h["MJDREF"])
+        return header_float(h, "MJDREF", where)
     return float("nan")
 
 
