@@ -408,3 +408,26 @@ def test_gti_selection_on_real_file_matches_gti_algebra():
     assert out.sizes["event"] == int(gtimod.in_gti(t, expect).sum())
     with dask.config.set(scheduler="sync"):
         assert values(out).min() >= cut[0] and values(out).max() < cut[1]
+
+
+def test_applied_band_of_several_bands_compiles_the_expression_once(monkeypatch, caplog):
+    """A multi-band request (a list of bands) gives the band of each, as one call per band does, with the
+    filter expression compiled once per EventList (it was compiled again for every band)."""
+    import importlib
+
+    sel = importlib.import_module("xcube.select")  # (the module; xcube.select is the function)
+    ev = xcube.select(make_events(), energy_band=(0.3, 10.0))
+    expr = "PATTERN <= 12 && PI in [500:8000]"
+    bands = [(0.2, 2.0), (2.0, 12.0), (0.5, 8.0)]
+    singly = [sel.applied_band(ev, b, expr=expr, warn=False) for b in bands]
+    compiled = []
+    real = sel.compile_expression
+    monkeypatch.setattr(sel, "compile_expression", lambda *a, **k: compiled.append(a[0]) or real(*a, **k))
+    with caplog.at_level("WARNING", logger="xcube.select"):
+        together = sel.applied_band(ev, bands, expr=expr)
+    assert together == singly == [(0.5, 2.0), (2.0, 8.001), (0.5, 8.0)]
+    assert compiled == [expr]
+    assert len([r for r in caplog.records if "narrowed" in r.getMessage()]) == 2  # one per narrowed band
+    assert sel.applied_band([ev, ev], np.array(bands[:1]), expr=expr, warn=False) == singly[:1]
+    with pytest.raises(ValueError, match="does not overlap"):
+        sel.applied_band(ev, [(0.5, 2.0), (9.0, 12.0)], expr=expr)

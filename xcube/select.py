@@ -756,7 +756,8 @@ def _kev_of_pi(prof, pi) -> np.ndarray:
     return np.asarray(f(np.asarray(pi)), np.float64)
 
 
-def applied_band(events, energy_band=None, *, warn: bool = True, expr=None) -> tuple[float, float] | None:
+def applied_band(events, energy_band=None, *, warn: bool = True,
+                 expr=None) -> tuple[float, float] | list[tuple[float, float]] | None:
     """The band ``(emin, emax)`` [keV] a product or search of ``energy_band``
     really covers on ``events``: the request intersected with the band
     ``select`` already cut the events to (``attrs["energy_band"]``; of every
@@ -764,7 +765,8 @@ def applied_band(events, energy_band=None, *, warn: bool = True, expr=None) -> t
     filter expression ``expr`` applied with it cuts (:func:`expression_band`).
     ``energy_band`` None asks for the whole range: the band already applied,
     or None when there is none. The request as floats when no band was
-    applied.
+    applied. ``energy_band`` a list of bands (2-D, a multi-band request):
+    the list of their bands, ``expr`` compiled once per EventList for all.
 
     When the cut narrows the request, logs a warning (``warn``) naming the
     file (``attrs["source"]``) and both bands; when they do not overlap,
@@ -772,13 +774,23 @@ def applied_band(events, energy_band=None, *, warn: bool = True, expr=None) -> t
     read.
     """
     evs = [events] if isinstance(events, xr.Dataset) else list(events)
-    want = _band_pair(energy_band) if energy_band is not None else None
-    band, cut = want, None
+    many = energy_band is not None and np.ndim(energy_band) == 2
+    wants = [_band_pair(b) for b in energy_band] if many else [
+        _band_pair(energy_band) if energy_band is not None else None]
+    cuts = []  # per EventList: the band select() cut it to and the expression's (compiled here, once)
     for ev in evs:
         done = _cut_band(ev)
         in_expr = expression_band(ev, expr) if expr else None
-        if in_expr is not None:
-            done = _intersect_band(in_expr, done)
+        cuts.append(done if in_expr is None else _intersect_band(in_expr, done))
+    bands = [_narrowed(evs, cuts, want, warn) for want in wants]
+    return bands if many else bands[0]
+
+
+def _narrowed(evs, cuts, want, warn: bool):
+    """``want`` [keV] (or None) intersected with the bands ``cuts`` (one per EventList of ``evs``, or
+    None) the events were cut to: see :func:`applied_band`."""
+    band, cut = want, None
+    for ev, done in zip(evs, cuts):
         if done is None:
             continue
         cut = _intersect_band(done, cut)
