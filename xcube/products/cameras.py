@@ -79,19 +79,14 @@ def tree_lightcurve(tree: xr.DataTree, time_bin, *, cameras: str = "sum", **kwar
 
 def _region_events(events, kwargs):
     """The :class:`~xcube.products.lightcurve.RegionEvents` of one camera for
-    ``lightcurve(events, **kwargs)`` (after its ``time_range`` and screening),
-    or None without a region."""
-    from ..select import screening_expr, select
-    from .lightcurve import _time_range_gti, region_events
+    ``lightcurve(events, **kwargs)`` (after its ``time_range`` and screening,
+    as ``lightcurve`` prepares them), or None without a region."""
+    from .lightcurve import _prepared, region_events
 
-    region, background = kwargs.get("region"), kwargs.get("background")
-    if region is None:
+    if kwargs.get("region") is None:
         return None
-    if kwargs.get("time_range") is not None:
-        t_start, t_stop = _time_range_gti(events, kwargs["time_range"])
-        events = select(events, gti=([t_start], [t_stop]))
-    expr = screening_expr(events, kwargs.get("expr"), kwargs.get("screening", True))
-    return region_events(events, region, background, expr)
+    events, expr, _, _ = _prepared(events, kwargs.get("time_range"), kwargs.get("expr"), kwargs.get("screening", True))
+    return region_events(events, kwargs["region"], kwargs.get("background"), expr)
 
 
 def _sum_parts(parts: list, common, paths: list) -> xr.Dataset:

@@ -107,6 +107,22 @@ def _time_range_gti(events, time_range):
     return t_start, t_stop
 
 
+def _prepared(events, time_range=None, expr: str | None = None, screening: bool = True):
+    """``(events, expr, t_start, t_stop)`` as :func:`lightcurve` bins them:
+    ``events`` cut to ``time_range`` (events and GTIs; ``t_start``/``t_stop``
+    [s] its bounds, None without one) and ``expr`` with the mission's
+    screening when ``screening`` (:func:`xcube.select.screening_expr`). Eager:
+    the time cut's pass over ``time``; the events stay lazy."""
+    from ..select import screening_expr, select
+
+    expr = screening_expr(events, expr, screening)
+    t_start = t_stop = None
+    if time_range is not None:
+        t_start, t_stop = _time_range_gti(events, time_range)
+        events = select(events, gti=([t_start], [t_stop]))
+    return events, expr, t_start, t_stop
+
+
 def edge_rounding(lo, hi) -> float:
     """The rounding [s] of bin edges ``lo``/``hi`` (non-empty arrays, s):
     a few ulp of the largest time (widths of 2.6 s at mission times of 1e8 s
@@ -489,7 +505,7 @@ def lightcurve(
     zero counts and a warning.
     """
     from ..binning import time_axis
-    from ..select import applied_band, screening_expr, select
+    from ..select import applied_band
     from .net import is_fits_file, is_search_result, net_lightcurve
 
     if isinstance(events, xr.DataTree):
@@ -502,17 +518,13 @@ def lightcurve(
     width = positive_width("time_bin", time_bin)
     offset = _finite("offset", offset, "a shift of the time grid in bins, e.g. 0.5")
     require_good_time(events, "light curve")
-    expr = screening_expr(events, expr, screening)
     if errors not in ERROR_METHODS:
         raise ValueError(f"errors={errors!r}: use one of {ERROR_METHODS}")
     model = background if (is_search_result(background) or is_fits_file(background)
                            or isinstance(background, xr.Dataset)) else None
     if background is not None and model is None and region is None:
         raise ValueError("lightcurve: a background region needs a source region (region=) to scale it to")
-    t_start = t_stop = None
-    if time_range is not None:
-        t_start, t_stop = _time_range_gti(events, time_range)
-        events = select(events, gti=([t_start], [t_stop]))
+    events, expr, t_start, t_stop = _prepared(events, time_range, expr, screening)
     if t0 is not None:
         t0 = _check_t0(events, _finite("t0", t0, "the start of the first bin [s, mission time]"), width, t_start)
     elif t_start is not None:
