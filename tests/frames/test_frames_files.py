@@ -68,6 +68,23 @@ def test_scan_recognises_kinds_objects_bands(tmp_path):
     assert t.loc["d1234.fits", "mjd"] == pytest.approx(Time("2024-06-06T14:03:30").mjd, abs=1e-9)
 
 
+def test_band_of_the_name_wins_over_filter_with_a_warning(tmp_path, caplog):
+    """A file name saying R with FILTER = 'V' goes into band R, as documented, but no longer silently: one
+    warning per file names it, both bands and the one used. A FILTER agreeing with the name (also in
+    another case) or absent warns nothing."""
+    for i, flt in enumerate(["V", "V", "R", "r", None]):
+        write_frame(tmp_path / f"SS Cyg-{i + 1:04d}R.fit", DATE_OBS=f"2024-06-06T14:0{i}:00", EXPTIME=60.0,
+                    **({"FILTER": flt} if flt else {}))
+    with caplog.at_level(logging.WARNING, logger="xcube.frames"):
+        t = scan_frames(tmp_path).set_index("name")
+    assert (t["band"] == "R").all() and (t["problem"] == "").all()
+    warned = [r.getMessage() for r in caplog.records if "FILTER" in r.getMessage()]
+    assert len(warned) == 2
+    for name, msg in zip(["SS Cyg-0001R.fit", "SS Cyg-0002R.fit"], sorted(warned)):
+        assert str(tmp_path / name) in msg
+        assert "band 'R'" in msg and "'V'" in msg and "band 'R' (the name's) is used" in msg
+
+
 def test_malformed_frames_are_left_out_with_a_reason(tmp_path, caplog):
     _night(tmp_path)
     (tmp_path / "junk-0009V.fit").write_bytes(b"this is not FITS at all" * 10)

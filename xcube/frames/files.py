@@ -167,11 +167,17 @@ def _identify(row: dict, hdr, parsed: dict | None) -> None:
     """Kind, object, band and sequence number: a file name that says bias,
     zero, flat or dark decides the kind (twilight flats are often written as
     'Light Frame'), IMAGETYP otherwise; the name gives object and band, the
-    OBJECT and FILTER keywords fill what it does not."""
+    OBJECT and FILTER keywords fill what it does not. A band in the name that
+    differs from FILTER (ignoring case) is kept, with a warning naming the file."""
     parsed = parsed or {"obj": "", "band": "", "sn": -1}
     kind = _kind_of_name(parsed["obj"]) or _kind_of(hdr.get("IMAGETYP", "")) or "science"
     obj = parsed["obj"] or str(hdr.get("OBJECT", "")).strip()
-    band = parsed["band"] or str(hdr.get("FILTER", "")).strip()
+    header_band = str(hdr.get("FILTER", "")).strip()
+    band = parsed["band"] or header_band
+    if parsed["band"] and header_band and parsed["band"].lower() != header_band.lower():
+        log.warning("%s: the file name says band %r, the FILTER keyword %r; band %r (the name's) is used; rename "
+                    "the file, or pass patterns without a band group to take FILTER", row["path"], parsed["band"],
+                    header_band, parsed["band"])
     if kind == "science" and not obj:
         row["problem"] = "no object name: the file name matches no pattern and OBJECT is missing"
     row.update(kind=kind, obj=obj, band=band or NO_BAND, sn=parsed["sn"])
