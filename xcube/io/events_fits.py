@@ -48,7 +48,7 @@ from .memmap import (
     scan_times,
     source_of,
 )
-from .ogip import _mjdref_offset, read_mjdref
+from .ogip import mjdref_offset, read_mjdref
 
 __all__ = ["read_fits_header", "open_fits_events", "load_fits_events", "DEFAULT_CHUNK", "EventsMeta"]
 
@@ -232,7 +232,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
     (or, without one, the primary header's) is applied; its TIMEUNIT and the TUNIT of START/STOP must be seconds.
     A table with its own MJDREF (or MJDREFI + MJDREFF) other than the events'
     is moved into the events' frame by ``(MJDREF_gti - MJDREF_events) x 86400``
-    s (:func:`xcube.io.ogip._mjdref_offset`, as for product GTIs), with a
+    s (:func:`xcube.io.ogip.mjdref_offset`, as for product GTIs), with a
     warning naming both; a table in another TIMESYS/TIMEREF is warned about
     once (:func:`_check_gti_time_system`) and read as it is.
     Tables with a CCD (a ``profile.gti_ccd_keywords`` keyword such as
@@ -273,7 +273,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         # its own TIMEZERO, else the primary header's (which the events inherit too), never the events'
         tz = header_float(merged_header(hdul[0].header, hdu.header), "TIMEZERO", where, 0.0)
         _check_gti_time_system(hdu.header, header, where)
-        shift = _mjdref_offset(hdu.header, header, where, path)
+        shift = mjdref_offset(hdu.header, header, where, path)
         if shift:
             warnings.warn(f"{where}: the GTI table's MJDREF {read_mjdref(hdu.header, where)!r} differs from the "
                           f"events' MJDREF {read_mjdref(header, path)!r}; its START/STOP are moved into the events' "

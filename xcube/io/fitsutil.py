@@ -16,7 +16,7 @@ from astropy.io import fits
 from .paths import expand_path
 
 __all__ = ["check_path", "extension", "is_compressed", "open_fits", "merged_header", "find_column", "column_scaling",
-           "has_value", "header_float", "check_layout", "check_column_time_unit"]
+           "has_value", "header_float", "check_layout", "check_column_time_unit", "column_time_scale", "time_scale"]
 
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZ": "bzip2", b"PK": "zip", b"\x1f\x9d": "compress"}
 
@@ -229,14 +229,52 @@ def extension(hdul, name, path):
 _SECONDS = ("s", "sec", "secs", "second", "seconds")
 
 
+def time_scale(unit: str, where) -> float:
+    """Seconds per ``unit`` of a TIMEUNIT or TUNIT: 1 for ``'s'`` (``'sec'``,
+    ``'second(s)'``, any case; absent: seconds), 86400 for ``'d'`` (``'day(s)'``);
+    ``ValueError`` naming ``where`` for another unit."""
+    unit = (unit or "s").strip().lower()
+    if unit in _SECONDS:
+        return 1.0
+    if unit in ("d", "day", "days"):
+        return 86400.0
+    raise ValueError(f"{where}: TIMEUNIT={unit!r} is not supported; expected 's' or 'd'")
+
+
+def column_time_scale(header, index: int, name: str, default: float, where, *, strict: bool = True,
+                      what: str = "times", stacklevel: int = 2) -> float:
+    """Seconds per unit of the time column ``name`` (``index`` 1-based) from
+    its TUNITn (:func:`time_scale`: 1 for seconds, 86400 for days), else
+    ``default`` (the scale of the table's TIMEUNIT). Another unit (an
+    absolute ``'MJD'``, ``'ms'``): ``ValueError`` naming ``where``, the column
+    and the unit when ``strict`` (``what`` says whose values, e.g. ``"GTI
+    times"``), else a warning (``stacklevel`` for it) and ``default``."""
+    key = f"TUNIT{index}"
+    if not has_value(header, key):
+        return default
+    unit = str(header[key]).strip()
+    try:
+        return time_scale(unit, where)
+    except ValueError:
+        said = f"{where}: column {name} has {key}={unit!r}"
+    if strict:
+        raise ValueError(f"{said}; {what} must be in seconds ('s') or days ('d') of mission time since MJDREF")
+    warnings.warn(f"{said}, not 's' or 'd'; reading it in the TIMEUNIT ({default:g} s per unit)",
+                  stacklevel=stacklevel)
+    return default
+
+
 def check_column_time_unit(header, index: int, name: str, where) -> None:
     """``ValueError`` naming ``where`` and column ``name`` unless its TUNITn
     (``index`` 1-based) is seconds (``'s'``, ``'sec'``, ``'second(s)'``, any
-    case) or absent: xcube reads TIME and GTI START/STOP as seconds and does
-    not convert them (a TIME column in days would silently be read as
-    seconds)."""
-    unit = header.get(f"TUNIT{index}") if hasattr(header, "get") else None
-    u = str(unit if unit is not None else "").strip()
-    if u and u.lower() not in _SECONDS:
-        raise ValueError(f"{where}: column {name} has TUNIT{index}={u!r}: xcube needs times in seconds and does not "
-                         f"convert them; convert {name} to seconds (x 86400 for days) and set TUNIT{index} = 's'")
+    case) or absent (:func:`column_time_scale` 1): xcube reads event TIME and
+    GTI START/STOP as seconds and does not convert them (a TIME column in
+    days would silently be read as seconds)."""
+    try:
+        if column_time_scale(header, index, name, 1.0, where) == 1.0:
+            return
+    except ValueError:
+        pass
+    u = str(header[f"TUNIT{index}"]).strip()
+    raise ValueError(f"{where}: column {name} has TUNIT{index}={u!r}: xcube needs times in seconds and does not "
+                     f"convert them; convert {name} to seconds (x 86400 for days) and set TUNIT{index} = 's'")

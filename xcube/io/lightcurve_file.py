@@ -18,8 +18,8 @@ from astropy.io import fits
 
 from .. import gti as gtimod
 from ..missions import mission_name
-from .fitsutil import extension, find_column, has_value, header_float, open_fits
-from .ogip import _time_scale, _timezero, counts_array, find_gti_hdu, gti_of_hdu, read_mjdref
+from .fitsutil import column_time_scale, extension, find_column, has_value, header_float, open_fits, time_scale
+from .ogip import counts_array, find_gti_hdu, gti_of_hdu, read_mjdref, read_timezero
 
 __all__ = ["read_lightcurve", "stack_bands"]
 
@@ -42,17 +42,14 @@ def _find_rate_hdu(hdul, extname, path):
 
 
 def _column_time_scale(hdu, name, default: float, path) -> float:
-    """Seconds per unit of column ``name`` from its TUNIT (``s`` or ``d``), else ``default``."""
-    i = [n.upper() for n in hdu.columns.names].index(name.upper()) + 1 if name in hdu.columns.names else None
-    unit = str(hdu.header.get(f"TUNIT{i}", "") if i else "").strip()
-    if not unit:
+    """Seconds per unit of column ``name`` from its TUNIT (``s`` or ``d``), else
+    ``default``; another unit (e.g. ``'MJD'``, not a duration) with a warning
+    and ``default`` (:func:`~xcube.io.fitsutil.column_time_scale`)."""
+    names = hdu.columns.names
+    if name not in names:
         return default
-    try:
-        return _time_scale(unit, path)
-    except ValueError:  # e.g. 'MJD': not a duration unit; the TIMEUNIT rule applies
-        warnings.warn(f"{path}[{hdu.name}]: column {name} has TUNIT{i}={unit!r}, not 's' or 'd'; reading it in "
-                      f"the TIMEUNIT ({default:g} s per unit)", stacklevel=4)
-        return default
+    return column_time_scale(hdu.header, names.index(name) + 1, name, default, f"{path}[{hdu.name}]", strict=False,
+                             stacklevel=5)
 
 
 def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | None = None,
@@ -245,10 +242,10 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
 def _bins(hdu, h, data, names, path):
     """``(lo, hi)`` [s] of every bin: TIME (+ TIMEZERO) placed by TIMEPIXR, the width from TIMEDEL
     (column or keyword, in TIMEUNIT), else XAX_E (half the width), else the median TIME step."""
-    scale = _time_scale(h.get("TIMEUNIT", "s"), path)  # TSTART, TSTOP, TIMEZERO, TIMEDEL (OGIP/93-003)
+    scale = time_scale(h.get("TIMEUNIT", "s"), path)  # TSTART, TSTOP, TIMEZERO, TIMEDEL (OGIP/93-003)
     tcol = find_column(names, "TIME")
     col_scale = _column_time_scale(hdu, tcol, scale, path)  # the TIME column in its own TUNIT, if it has one
-    time = np.asarray(data[tcol], np.float64) * col_scale + _timezero(h, path) * scale
+    time = np.asarray(data[tcol], np.float64) * col_scale + read_timezero(h, path) * scale
     dcol, xcol = find_column(names, "TIMEDEL"), find_column(names, "XAX_E")
     if dcol is not None:
         width = np.asarray(data[dcol], np.float64) * _column_time_scale(hdu, dcol, scale, path)

@@ -48,7 +48,16 @@ from astropy.io import fits
 from .. import gti as gtimod
 from .._version import __version__
 from .atomic import atomic_file, refuse_input
-from .fitsutil import _SECONDS, extension, find_column, has_value, header_float, merged_header, open_fits
+from .fitsutil import (
+    column_time_scale,
+    extension,
+    find_column,
+    has_value,
+    header_float,
+    merged_header,
+    open_fits,
+    time_scale,
+)
 
 __all__ = [
     "gti_hdu",
@@ -58,6 +67,8 @@ __all__ = [
     "primary_hdu",
     "write_hdul",
     "read_mjdref",
+    "read_timezero",
+    "mjdref_offset",
     "write_gti",
     "read_gti",
     "gti_table",
@@ -355,37 +366,25 @@ def gti_of_hdu(hdu, path, reference: dict | None = None):
         raise ValueError(f"{where}: GTI table without START/STOP columns (columns: {names})")
     h, ref = hdu.header, reference or {}
     unit = h.get("TIMEUNIT") if has_value(h, "TIMEUNIT") else ref.get("TIMEUNIT", "s")
-    scale = _time_scale(unit, where)  # of TIMEZERO and of columns without a TUNIT
+    scale = time_scale(unit, where)  # of TIMEZERO and of columns without a TUNIT
     for key in ("TIMESYS", "TIMEREF"):  # another time frame, not another epoch: named, not shifted
         mine, theirs = (str(x.get(key, "") or "").strip().upper() for x in (h, ref))
         if mine and theirs and mine != theirs:
             warnings.warn(f"{where}: {key} {mine!r} differs from its product's {theirs!r}; its START/STOP are "
                           "read as they are, in another time frame (up to +-500 s off)", stacklevel=3)
-    offset = _timezero(h, where) * scale + _mjdref_offset(h, ref, where)
-    (k0, said0), (k1, said1) = (_gti_column_scale(h, names.index(c) + 1, c, scale, unit, where) for c in (s, e))
+    offset = read_timezero(h, where) * scale + mjdref_offset(h, ref, where)
+    index = {c: names.index(c) + 1 for c in (s, e)}
+    k0, k1 = (column_time_scale(h, index[c], c, scale, where, what="GTI times") for c in (s, e))
     if k0 != k1:  # legal FITS, but no tool writes it: a header edited wrongly
+        said0, said1 = (f"TUNIT{index[c]}={str(h[f'TUNIT{index[c]}']).strip()!r}" if has_value(h, f"TUNIT{index[c]}")
+                        else f"no TUNIT{index[c]} (TIMEUNIT {str(unit or 's').strip()!r})" for c in (s, e))
         raise ValueError(f"{where}: column {e} has {said1} but {s} has {said0}; START and STOP of a GTI table must "
                          "be in one unit - fix the header")
     start, stop = (np.asarray(hdu.data[c], np.float64) * k0 + offset for c in (s, e))
     return gtimod.normalize(start, stop, source=where)
 
 
-def _gti_column_scale(header, index: int, name: str, default: float, timeunit, where) -> tuple[float, str]:
-    """``(seconds per unit, what sets it)`` of GTI column ``name`` (``index``
-    1-based): its TUNITn (``'s'`` or ``'d'``), else ``default`` (the
-    ``timeunit``); ``ValueError`` naming ``where`` for another unit (an
-    absolute ``'MJD'`` is not mission time)."""
-    if not has_value(header, f"TUNIT{index}"):
-        return default, f"no TUNIT{index} (TIMEUNIT {str(timeunit or 's').strip()!r})"
-    unit = str(header[f"TUNIT{index}"]).strip()
-    try:
-        return _time_scale(unit, where), f"TUNIT{index}={unit!r}"
-    except ValueError:
-        raise ValueError(f"{where}: column {name} has TUNIT{index}={unit!r}; GTI times must be in seconds ('s') "
-                         "or days ('d') of mission time since MJDREF") from None
-
-
-def _mjdref_offset(gti_header, reference: dict, where, reference_where=None) -> float:
+def mjdref_offset(gti_header, reference: dict, where, reference_where=None) -> float:
     """Seconds to add to times counted from the GTI table's own MJDREF to count
     them from ``reference``'s (0 when either has none, or they agree within
     1 us). ``ValueError`` naming ``where`` (``reference_where`` for the
@@ -404,19 +403,7 @@ def _mjdref_offset(gti_header, reference: dict, where, reference_where=None) -> 
     return days * 86400.0 if abs(days) * 86400.0 > 1e-6 else 0.0  # (MJDREF vs MJDREFI + MJDREFF rounding)
 
 
-def _time_scale(unit: str, where) -> float:
-    """Seconds per ``unit`` of a TIMEUNIT or TUNIT: 1 for ``'s'`` (``'sec'``,
-    ``'second(s)'``, any case; absent: seconds), 86400 for ``'d'`` (``'day(s)'``);
-    ``ValueError`` naming ``where`` for another unit."""
-    unit = (unit or "s").strip().lower()
-    if unit in _SECONDS:
-        return 1.0
-    if unit in ("d", "day", "days"):
-        return 86400.0
-    raise ValueError(f"{where}: TIMEUNIT={unit!r} is not supported; expected 's' or 'd'")
-
-
-def _timezero(h: dict, path) -> float:
+def read_timezero(h: dict, path) -> float:
     """TIMEZERO of a header, in its TIMEUNIT: the split form ``TIMEZERI + TIMEZERF``
     when present (full precision, as MJDREFI/MJDREFF; Stingray's
     ``high_precision_keyword_read``), else ``TIMEZERO``, else 0. Warns when both
