@@ -50,3 +50,12 @@ def test_image_cube_of_two_planes(tmp_path):
     hdu.writeto(path)
     row = scan_frames(tmp_path).iloc[0]
     assert "3-D image cube of 2 planes" in row["problem"] and "table or a spectrum" not in row["problem"]
+
+
+@pytest.mark.parametrize("sep", ["T", " "])
+def test_tt_date_with_a_space_is_converted_to_utc(tmp_path, sep):
+    """DATE-OBS 'YYYY-MM-DD hh:mm:ss' in TT was read as UTC (69 s late in 2024), silently."""
+    row = _row(tmp_path, DATE_OBS=f"2024-06-06{sep}14:00:00", TIMESYS="TT", EXPTIME=60.0)
+    assert row["problem"] == ""
+    start = Time("2024-06-06T14:00:00", scale="tt").utc.mjd
+    assert row["mjd"] == pytest.approx(start + 30 / 86400, abs=1e-9)

@@ -217,11 +217,12 @@ def _date_obs(hdr) -> tuple[str, float, str]:
         date = f"{date}T{str(hdr[clock_key]).strip()}"
     timesys = str(hdr.get("TIMESYS", "UTC")).strip().upper() or "UTC"
     if date and _TIMESYS.get(timesys, "utc") != "utc":
+        fmt = "isot" if "T" in date else None  # as _utc_mjd reads it ('YYYY-MM-DD hh:mm:ss' too)
         try:
             if timesys == "GPS":
-                t = Time(date, format="isot", scale="tai") + TimeDelta(19.0, format="sec")
+                t = Time(date, format=fmt, scale="tai") + TimeDelta(19.0, format="sec")
             else:
-                t = Time(date, format="isot", scale=_TIMESYS[timesys])
+                t = Time(date, format=fmt, scale=_TIMESYS[timesys])
             date = t.utc.isot
         except ValueError:
             pass  # read as UTC below, which reports it
