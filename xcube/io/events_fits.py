@@ -127,7 +127,7 @@ def _scalar_columns(hdu: fits.BinTableHDU, path="event file") -> dict:
     and the other ignored, with a warning naming both. Two columns of the very
     same name (which astropy cannot read as a table) raise ``ValueError``
     naming the file, the extension, the name and both TTYPEn."""
-    first: dict = {}
+    out, first = {}, {}  # first: column name (exactly as written) -> its 1-based index, of every column
     for i, col in enumerate(hdu.columns, start=1):
         j = first.setdefault(col.name, i)
         if j != i:
@@ -136,8 +136,6 @@ def _scalar_columns(hdu: fits.BinTableHDU, path="event file") -> dict:
                 f"FITS column names must be unique - rename one, e.g. fparkey {col.name}_2 '{path}[{hdu.name}]' "
                 f"TTYPE{i} (or with fthedit)"
             )
-    out = {}
-    for i, col in enumerate(hdu.columns, start=1):
         fmt = col.format
         code = fmt.format if hasattr(fmt, "format") else str(fmt)[-1]
         rep = getattr(fmt, "repeat", 1)
@@ -351,9 +349,11 @@ def _table_layout(hdu, path, nrows: int) -> tuple:
 
 
 def _named_hdu(hdul, hdu, path):
-    """The table extension ``hdu`` of an open file: a name (case-insensitive),
-    ``"NAME,VER"`` or ``(name, ver)`` for the table of that EXTVER, or an
-    index."""
+    """``(table, twin_index)``: the table extension ``hdu`` of an open file (a
+    name, case-insensitive; ``"NAME,VER"`` or ``(name, ver)`` for the table of
+    that EXTVER; or an index) and, when ``hdu`` is an index and an earlier
+    table has the same EXTNAME and EXTVER (which a name cannot tell apart),
+    that index; else None."""
     if isinstance(hdu, str) and "," in hdu:
         name, _, ver = hdu.rpartition(",")
         if ver.strip().lstrip("+-").isdigit():
@@ -364,7 +364,7 @@ def _named_hdu(hdul, hdu, path):
         name, ver = str(hdu[0]).strip().upper(), int(hdu[1])
         for h in hdul[1:]:
             if isinstance(h, fits.BinTableHDU) and h.name.strip().upper() == name and h.ver == ver:
-                return h
+                return h, None
         same = [i for i, h in enumerate(hdul) if isinstance(h, fits.BinTableHDU) and h.name.strip().upper() == name]
         hint = (f"; the tables named {name} are HDUs {', '.join(map(str, same))}: pass hdu= the HDU number "
                 f"(--hdu {same[-1]})" if len(same) > 1 else "")
@@ -374,22 +374,30 @@ def _named_hdu(hdul, hdu, path):
         if not 0 < int(hdu) < len(hdul) or not isinstance(hdul[int(hdu)], fits.BinTableHDU):
             raise ValueError(f"{path}: extension {int(hdu)} is not a binary table (extensions: "
                              f"{[h.name for h in hdul]}); pass hdu= the event table's name or index")
-        return hdul[int(hdu)]
+        index = int(hdu)
+        table = hdul[index]
+        name = table.name.strip().upper()
+        twin = any(isinstance(h, fits.BinTableHDU) and h.ver == table.ver and h.name.strip().upper() == name
+                   for h in hdul[1:index])
+        return table, index if twin else None
     for h in hdul[1:]:
         if isinstance(h, fits.BinTableHDU) and h.name.strip().upper() == str(hdu).strip().upper():
-            return h
+            return h, None
     raise ValueError(f"{path}: no table extension named {hdu!r} (extensions: {[h.name for h in hdul]}); "
                      "pass hdu= one of those names")
 
 
 def _events_hdu(hdul, path, instrument, hdu):
-    """(event table, merged header, profile): the table ``hdu`` when given,
-    else the first table with a known event-extension name."""
+    """(event table, merged header, profile, twin index): the table ``hdu``
+    when given, else the first table with a known event-extension name. The
+    twin index is the table's HDU number when an earlier table has its
+    EXTNAME and EXTVER too (only a given index can pick such a table;
+    :func:`_named_hdu`), else None."""
     prim = hdul[0].header
     if hdu is not None:
-        table = _named_hdu(hdul, hdu, path)
+        table, twin_index = _named_hdu(hdul, hdu, path)
         header = merged_header(prim, table.header)
-        return table, header, detect(header, path=path, instrument=instrument)
+        return table, header, detect(header, path=path, instrument=instrument), twin_index
     # find an event table by any known extension name, then detect the mission
     known = event_extensions()
     table = next(
@@ -414,7 +422,7 @@ def _events_hdu(hdul, path, instrument, hdu):
         warnings.warn(f"{path}: {len(twins) + 1} event tables named {table.name} (EXTVER "
                       f"{', '.join(str(h.ver) for h in [table, *twins])}); reading the first only "
                       f"(EXTVER {table.ver}); choose another with {choose}", UserWarning, stacklevel=4)
-    return table, header, profile
+    return table, header, profile, None  # (the first table of its name: no earlier twin)
 
 
 def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -> EventsMeta:
@@ -429,10 +437,7 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
     path = str(path)
     identity = file_identity(path)
     with (open_fits(path) if hdul is None else contextlib.nullcontext(hdul)) as hdul:
-        hdu, header, profile = _events_hdu(hdul, path, instrument, hdu)
-        index = next(i for i, h in enumerate(hdul) if h is hdu)
-        first = next(i for i, h in enumerate(hdul) if isinstance(h, fits.BinTableHDU) and h.ver == hdu.ver
-                     and h.name.strip().upper() == hdu.name.strip().upper())
+        hdu, header, profile, twin_index = _events_hdu(hdul, path, instrument, hdu)
         check_time_unit(header.get("TIMEUNIT"), path)
         nrows = int(hdu.header["NAXIS2"])
         cols = _scalar_columns(hdu, path)
@@ -468,7 +473,7 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
         header=header,
         extname=hdu.name,
         extver=hdu.ver,
-        twin_index=index if index != first else None,
+        twin_index=twin_index,
         nrows=nrows,
         columns=cols,
         timezero=timezero,
