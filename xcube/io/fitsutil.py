@@ -7,6 +7,7 @@ import errno
 import gzip
 import io
 import os
+import stat
 import warnings
 import zlib
 from pathlib import Path
@@ -27,16 +28,17 @@ def check_path(path) -> Path:
     symbolic-link loop). A ``stat`` only; reads nothing."""
     p = expand_path(path)  # ("~/obs/pn.fits" from Python, as astropy reads it)
     try:
-        os.stat(p)
+        st = os.stat(p)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # (Path.exists says False, as for a missing file)
             loop = OSError(f"{p}: symbolic-link loop (the link leads back to itself, directly or through other "
                            "links); point it at the file (ls -l shows where it leads)")
             loop.errno = errno.ELOOP
             raise loop from None
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file; check the path (cwd is {os.getcwd()})")
-    if p.is_dir():
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF):  # (what Path.exists reads as missing)
+            raise FileNotFoundError(f"{p}: no such file; check the path (cwd is {os.getcwd()})") from None
+        raise  # e.g. PermissionError on a directory of the path
+    if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(f"{p}: is a directory; pass an event file or use xcube.open_archive")
     return p
 
