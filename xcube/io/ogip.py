@@ -457,24 +457,37 @@ def _band_cards(attrs: dict) -> dict:
     return cards
 
 
+def named_rates(lc, kind: str | None = None):
+    """``lc`` with what its ``rate`` holds also under the name
+    :func:`xcube.lightcurve` gives it: for ``kind`` (default
+    ``attrs['rate_kind']``, :func:`~xcube.io.lightcurve_file.read_lightcurve`)
+    ``"net"`` its ``rate``/``rate_err`` also as ``net_rate``/``net_rate_err``
+    (a NET file's RATE), for ``"background"`` as ``bkg_rate``/``bkg_rate_err``
+    with its ``counts`` as ``bkg_counts`` (a BKG file's). Returns ``lc``
+    itself for a total rate, without a ``rate``, or when it has that name
+    already. Lazy (variables assigned only). Used by :func:`written_form`
+    and the light-curve plots."""
+    kind = lc.attrs.get("rate_kind", "total") if kind is None else kind
+    prefix = {"net": "net_", "background": "bkg_"}.get(kind)
+    if prefix is None or "rate" not in lc or f"{prefix}rate" in lc:
+        return lc
+    names = ("rate", "rate_err", "counts") if kind == "background" else ("rate", "rate_err")
+    return lc.assign({prefix + k: lc[k] for k in names if k in lc})
+
+
 def written_form(lc):
     """``(lc, kind, header)`` to write ``lc`` with :func:`write_lightcurve`,
     keeping what its ``rate`` holds (``attrs['rate_kind']``): a NET light
     curve read back (``rate`` the net rate, ``counts`` the gross counts,
     ``bkg_rate`` from BACKV) is written as NET (HDUCLAS2 = 'NET', BACKAPP =
-    T, with BACKV/BACKE when it has the background rate), a BKG one as BKG;
-    a gross one as it is. Lazy (variables renamed only)."""
+    T, with BACKV/BACKE when it has the background rate), a BKG one as BKG
+    (:func:`named_rates`); a gross one as it is. Lazy (variables assigned only)."""
     kind = lc.attrs.get("rate_kind", "total")
-    if kind == "net" and "net_rate" not in lc:
-        if "bkg_rate" in lc and "bkg_rate_err" in lc:
-            return lc.assign(net_rate=lc["rate"], net_rate_err=lc["rate_err"]), "net", {}
+    if kind == "net" and "net_rate" not in lc and not ("bkg_rate" in lc and "bkg_rate_err" in lc):
         return lc, "total", {"HDUCLAS2": "NET", "BACKAPP": (True, "RATE is background subtracted")}
-    if kind == "background" and "bkg_rate" not in lc:
-        new = {"bkg_rate": lc["rate"], "bkg_rate_err": lc["rate_err"]}
-        if "counts" in lc:
-            new["bkg_counts"] = lc["counts"]
-        return lc.assign(new), "background", {}
-    return lc, kind if kind in ("total", "net", "background") else "total", {}
+    if kind in ("net", "background"):
+        return named_rates(lc, kind), kind, {}
+    return lc, "total", {}
 
 
 def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite: bool = False,

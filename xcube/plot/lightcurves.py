@@ -39,17 +39,17 @@ def standard_rates(lc):
     ``bkg_rate`` the background, ``net_rate`` the net rate. A NET file's
     RATE (``rate_kind`` "net") becomes ``net_rate``, and the total is rebuilt
     as net + background (RATE + BACKV) or else COUNTS / exposure, when it
-    can be; a BKG file's RATE becomes ``bkg_rate``."""
+    can be; a BKG file's RATE becomes ``bkg_rate`` (as the light-curve writer
+    names them: :func:`xcube.io.ogip.named_rates`)."""
+    from ..io.ogip import named_rates
+
     kind = rate_kind(lc)
-    if kind == "total" or "rate" not in lc:
+    out = named_rates(lc, kind)
+    if out is lc:  # a total rate, or the standard names already
         return lc
+    out = out.drop_vars([k for k in ("rate", "rate_err") if k in lc])  # (not the total: rebuilt below)
     if kind == "background":
-        if "bkg_rate" in lc:
-            return lc
-        return lc.rename({k: "bkg_" + k for k in ("rate", "rate_err") if k in lc})
-    if "net_rate" in lc:
-        return lc
-    out = lc.rename({k: "net_" + k for k in ("rate", "rate_err") if k in lc})
+        return out
     expo = np.asarray(lc["exposure"].values, float) if "exposure" in lc else None
     counts = np.asarray(lc["counts"].values, float) if "counts" in lc else None
     with np.errstate(divide="ignore", invalid="ignore"):
