@@ -1,6 +1,7 @@
 """One rule in one place: opening xcube's stores or another writer's
 (io.cache.open_store), picking a band of a multi-band light curve
 (products.hardness.select_band), and holding a region's events in memory."""
+import importlib
 import json
 
 import matplotlib
@@ -111,3 +112,31 @@ def test_select_band_prefers_a_label_to_an_index_and_hardness_takes_indices(two_
     xr.testing.assert_identical(hardness_ratio(lc, soft=0, hard=-1), by_pair)
     with pytest.raises(ValueError, match=r"hardness_ratio: soft band='1-3keV': the bands are 0.5-2keV, 2-10keV"):
         hardness_ratio(lc, soft="1-3keV")
+
+
+# 6. a region's events: only the columns read later are computed and held
+def test_region_events_hold_only_the_columns_read_later(make_event_file):
+    from xcube.select import screening_expr
+
+    lcmod = importlib.import_module("xcube.products.lightcurve")
+
+    ev = xcube.open_events(make_event_file(n=20_000))
+    expr = screening_expr(ev, "PI > 300", True)
+    inside = lcmod.region_events(ev, "circle(26000,26000,3000)", "circle(22000,22000,1500)", expr)
+
+    def held(ds):
+        """Columns whose Dask graph is only their values (``da.from_array``), not the region selection."""
+        return {n for n, v in ds.variables.items() if hasattr(v.data, "dask")
+                and all(k.startswith(("array-", "original-array-")) for k in v.data.dask.layers)}
+
+    lazy = {n for n, v in ev.variables.items() if hasattr(v.data, "dask")}
+    want = {"time", "energy", "pi", "pattern", "flag"} & lazy
+    assert {"time", "pi"} <= want < lazy
+    assert held(inside.source) == want and held(inside.background) == want
+    for n in lazy - want:  # still the selection's lazy graph, same values
+        np.testing.assert_array_equal(inside.source[n].values,
+                                      xcube.select(ev, region="circle(26000,26000,3000)")[n].values)
+    lc = xcube.lightcurve(ev, 500.0, energy_band=(0.5, 2.0), region="circle(26000,26000,3000)",
+                          background="circle(22000,22000,1500)", expr="PI > 300")
+    assert int(lc["counts"].sum()) == int(xcube.select(ev, energy_band=(0.5, 2.0), region="circle(26000,26000,3000)",
+                                                      expr=expr).sizes["event"])

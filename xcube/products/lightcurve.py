@@ -320,16 +320,17 @@ class RegionEvents(NamedTuple):
 HELD_EVENTS = 1 << 22
 
 
-def _held(events: xr.Dataset) -> xr.Dataset:
-    """``events`` with their Dask columns computed once and held in memory (Dask
-    arrays on the same chunks; numpy columns as they are), when they are at
-    most :data:`HELD_EVENTS` (a region as large as the field of a long
-    observation stays lazy: memory stays bounded)."""
+def _held(events: xr.Dataset, columns) -> xr.Dataset:
+    """``events`` with their Dask ``columns`` (names; others stay lazy)
+    computed once and held in memory (Dask arrays on the same chunks; numpy
+    columns as they are), when they are at most :data:`HELD_EVENTS` (a region
+    as large as the field of a long observation stays lazy: memory stays
+    bounded)."""
     import dask.array as da
 
     from ..scheduler import compute
 
-    lazy = [n for n, v in events.variables.items() if hasattr(v.data, "dask")]
+    lazy = [n for n in columns if n in events.variables and hasattr(events.variables[n].data, "dask")]
     if not lazy or events.sizes.get("event", 0) > HELD_EVENTS:
         return events
     values = compute(*[events.variables[n].data for n in lazy])
@@ -341,17 +342,36 @@ def _held(events: xr.Dataset) -> xr.Dataset:
     return out.assign({n: v for n, v in new.items() if n not in events.coords})
 
 
+def _read_from_regions(events, expr) -> set:
+    """The columns read from a region's events after its selection: ``time``
+    (good time, binning, power spectra), ``energy`` (energy bands), those of
+    ``expr`` and, with per-CCD GTIs, the CCD column (:func:`region_good_time`).
+    Reads no event."""
+    from ..select import EventFilter
+
+    names = {"time", "energy"}
+    if expr:
+        names |= EventFilter.for_events(events, expr=expr).columns
+    if "ccd_gti_ccd" in events.variables:
+        from ..missions import profile_of
+
+        names.add(profile_of(events).ccd_variable)
+    return names - {None}
+
+
 def region_events(events, region=None, background=None, expr=None) -> RegionEvents:
     """The events inside ``region`` and inside ``background`` (regions as
     :func:`xcube.select` takes them; None skipped), each selected once
-    (``select``'s one eager pass over x/y) and held in memory (up to
-    :data:`HELD_EVENTS` events each): a region holds
-    a small part of the events, and the CCDs' good time
-    (:func:`region_good_time`, after ``expr``), every energy band and the
-    binning then read them instead of testing x/y again."""
+    (``select``'s one eager pass over x/y) and the columns read later (time,
+    energy, CCD, ``expr``'s) held in memory (up to :data:`HELD_EVENTS` events
+    each; the other columns stay lazy): a region holds a small part of the
+    events, and the CCDs' good time (:func:`region_good_time`, after
+    ``expr``), every energy band and the binning then read them instead of
+    testing x/y again."""
     from ..select import select
 
-    held = [None if r is None else _held(select(events, region=r)) for r in (region, background)]
+    columns = _read_from_regions(events, expr) if region is not None or background is not None else ()
+    held = [None if r is None else _held(select(events, region=r), columns) for r in (region, background)]
     ccd_gti, ccds = region_good_time(events, [region, background], expr, selected=held)
     return RegionEvents(held[0], held[1], ccd_gti, ccds)
 
@@ -493,9 +513,10 @@ def lightcurve(
     ``bin_events`` per region). Eager: the time axis and exposure, the
     region areas, and the passes ``xcube.select`` and ``bin_events`` make over
     the columns they filter on (energy, x/y, time) to size their chunks. Each
-    region is selected once (one ``select`` over x/y) and its events are held
-    in memory (:func:`region_events`): the CCD column (per-CCD GTIs), every
-    energy band and the binning read them, not x/y again.
+    region is selected once (one ``select`` over x/y) and the columns read
+    next (time, energy, CCD, ``expr``'s) of its events are held in memory
+    (:func:`region_events`): the CCD column (per-CCD GTIs), every energy band
+    and the binning read them, not x/y again.
 
     Errors: ``ValueError`` for ``time_bin <= 0`` (or NaN), a non-finite
     ``offset`` or ``t0``, events without good time (naming the file), an
