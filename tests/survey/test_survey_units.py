@@ -285,9 +285,19 @@ def test_progress_line_counts_observations():
     assert np.isfinite(bar.t0)
 
 
+def _needs_jobqueue():
+    """Skip without dask-jobqueue, without importing it here: importing it replaces the process's SIGINT
+    handler by sys.exit() (engine.jobqueue_cluster imports it and puts the handler back); an import here
+    left every later test of the session with that handler."""
+    import importlib.util
+
+    if importlib.util.find_spec("dask_jobqueue") is None:
+        pytest.skip("dask-jobqueue is not installed")
+
+
 @pytest.mark.parametrize("kind", ["slurm", "pbs"])
 def test_jobqueue_cluster_job_script(kind, tmp_path, monkeypatch):
-    pytest.importorskip("dask_jobqueue")
+    _needs_jobqueue()
     from xcube.survey.engine import SUBMIT_COMMANDS, jobqueue_cluster
 
     fake = tmp_path / SUBMIT_COMMANDS[kind]  # the job script is made without submitting; the command must exist
@@ -310,7 +320,7 @@ def test_jobqueue_cluster_job_script(kind, tmp_path, monkeypatch):
 def test_a_batch_system_that_accepts_no_job_is_an_error(tmp_path, monkeypatch):
     """sbatch installed but the controller down: dask-jobqueue retried the
     submission for ever and the survey waited for workers that never came."""
-    pytest.importorskip("dask_jobqueue")
+    _needs_jobqueue()
     from xcube.survey import engine
 
     fake = tmp_path / "sbatch"
