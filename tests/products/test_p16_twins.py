@@ -140,3 +140,19 @@ def test_region_events_hold_only_the_columns_read_later(make_event_file):
                           background="circle(22000,22000,1500)", expr="PI > 300")
     assert int(lc["counts"].sum()) == int(xcube.select(ev, energy_band=(0.5, 2.0), region="circle(26000,26000,3000)",
                                                       expr=expr).sizes["event"])
+
+
+def test_multi_band_light_curve_reads_the_expression_band_once(monkeypatch):
+    """A light curve of three bands compiled the expression three times to find the band each covers (once
+    per band); the per-band selections then read the band off their compiled expression."""
+    from xcube.simulate import event_list
+
+    selmod = importlib.import_module("xcube.select")
+
+    ev, _ = event_list("xmm-pn", duration=2000.0, background_rate=2.0, sources=0, soft_protons=0, seed=1)
+    calls = []
+    real = selmod.expression_band
+    monkeypatch.setattr(selmod, "expression_band",
+                        lambda ev, expr: calls.append(isinstance(expr, str)) or real(ev, expr))
+    lc = xcube.lightcurve(ev, 100.0, energy_band=[(0.5, 2.0), (2.0, 4.5), (4.5, 10.0)], expr="PATTERN <= 4")
+    assert lc.sizes["band"] == 3 and sum(calls) == 1  # text compiled here once

@@ -554,7 +554,8 @@ def lightcurve(
     region_bkg = None if model is not None else background
     # each region selected once (tree_lightcurve passes the cameras' own, cut to their common good time)
     inside = _inside if _inside is not None else region_events(events, region, region_bkg, expr)
-    bands = [applied_band(events, band, expr=expr) for band in _bands(energy_band)]  # the bands the events cover
+    wanted = _bands(energy_band)  # the bands the events cover (expr compiled once for all of them)
+    bands = [applied_band(events, None, expr=expr)] if wanted == [None] else applied_band(events, wanted, expr=expr)
     parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors, inside)
              for band in bands]
     lc = parts[0] if np.ndim(energy_band) != 2 else _concat_bands(parts, bands)
