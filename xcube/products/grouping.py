@@ -83,10 +83,16 @@ def grouped_counts(counts, grouping) -> np.ndarray:
 def group_spectrum(spectrum: xr.Dataset, min_counts: int) -> xr.Dataset:
     """Add ``grouping`` and ``quality`` variables (dim ``channel``) to a
     spectrum from :func:`xcube.spectrum`, grouping its ``counts`` to at least
-    ``min_counts`` per group. Computes the counts (eager); returns a new Dataset
-    with attrs ``group_min``."""
+    ``min_counts`` per group. A spectrum grouped before (e.g. read back with
+    :func:`xcube.io.ogip.read_spectrum`) is regrouped from scratch: its
+    QUALITY 2 (set by the old grouping) is reset to 0 first, as grppha's
+    ``reset quality`` and ftgrouppha do; QUALITY 1 and 5 (bad) stay bad.
+    Computes the counts (eager); returns a new Dataset with attrs ``group_min``."""
     counts = np.asarray(spectrum["counts"].values)
-    quality = spectrum["quality"].values if "quality" in spectrum else None
+    quality = None
+    if "quality" in spectrum:  # the old grouping's dubious flag is not bad input
+        quality = np.asarray(spectrum["quality"].values, np.int16)
+        quality = np.where(quality == 2, 0, quality).astype(np.int16)
     grouping, quality = group_min_counts(counts, min_counts, quality=quality)
     out = spectrum.copy()
     out["counts"] = spectrum["counts"].copy(data=counts)
