@@ -140,3 +140,23 @@ def test_catalogue_options_are_checked_once_per_survey(make_event_file, tmp_path
     with pytest.raises(AssertionError, match="started its engine"):
         main(["survey", str(make_event_file(n=100)), "--out", str(tmp_path / "out"), "-q", "--radius", "15"])
     assert len(calls) == 1 and calls[0]["radius_arcsec"] == 15.0
+
+
+def test_a_timeout_given_as_text_reaches_the_tasks_as_seconds(make_event_file, tmp_path, monkeypatch):
+    """run(timeout="60") passes the check (a number as text); the tasks then got the text, not 60.0 s."""
+    from xcube.survey import runner
+
+    class Started(Compute):
+        def start(self):
+            return object(), lambda: None
+
+    seen = {}
+
+    def execute(*args, timeout, **kwargs):
+        seen["timeout"] = timeout
+        raise KeyboardInterrupt  # (stop here: nothing is searched)
+
+    monkeypatch.setattr(runner, "_execute", execute)
+    with pytest.raises(KeyboardInterrupt):
+        run([make_event_file(n=100)], tmp_path / "out", PARAMS, compute=Started(), progress=False, timeout="60")
+    assert seen["timeout"] == 60.0 and isinstance(seen["timeout"], float)

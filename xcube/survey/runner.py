@@ -195,6 +195,7 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
     """
     t_start = time.perf_counter()
     check_survey_options(timeout=timeout, catalogue=catalogue, catalogue_options=catalogue_options)
+    timeout = None if timeout is None else float(timeout)  # (checked: a number, "60" too)
     client, compute = engine_of(compute, engine)
     open_kwargs = dict(open_kwargs or {})
     if cache is not None:
