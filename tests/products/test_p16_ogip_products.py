@@ -3,8 +3,12 @@ read_spectrum -> write_spectrum round trip of keywords, FILTER in PHA headers,
 image EXPOSURE as the spectrum's live time, MJDREF errors naming the file."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pytest
 import xarray as xr
+from astropy.io import fits
 
 from xcube.products import group_min_counts, group_spectrum
 
@@ -32,3 +36,60 @@ def test_regrouping_resets_the_old_groupings_quality_2_but_keeps_bad_channels():
     np.testing.assert_array_equal(again["quality"].values, fresh_q)  # as grouping the counts afresh
     np.testing.assert_array_equal(again["grouping"].values, fresh_g)
     assert again["quality"].values[[0, 1, 70, counts.size - 1]].tolist() == [1, 1, 1, 5]  # bad stays bad
+
+
+# --------------------------------------------------------------------------- read_spectrum -> write_spectrum
+
+_KEPT = ("FILTER", "DATE-OBS", "DATE-END", "MJDREFI", "MJDREFF", "MJDREF", "TIMESYS", "SPECDELT", "SPECPIX",
+         "SPECVAL", "REGION")
+
+
+def _written_spectrum(tmp_path):
+    from xcube.io.ogip import write_spectrum
+
+    n = 800
+    rng = np.random.default_rng(5)
+    ds = _spec(rng.poisson(4.0, n))
+    ds["bkg_counts"] = ("channel", rng.poisson(2.0, n))
+    ds.attrs.update(telescop="XMM", instrument="EMOS1", filter="Thin1", date_obs="2004-03-01T10:00:00",
+                    date_end="2004-03-01T12:00:00", mjdref=50814.0, timesys="TT", channel_bin=15,
+                    channel_range=(0, n - 1), region="physical;circle(20635,26829,1200)",
+                    background_region="physical;annulus(20635,26829,3000,5000)", bkg_backscal=10.0)
+    for name in ("m1.rmf", "m1.arf"):
+        (tmp_path / name).write_text("")
+    return write_spectrum(tmp_path / "src.pha", ds, respfile="m1.rmf", ancrfile="m1.arf")
+
+
+def test_read_then_write_spectrum_keeps_response_files_and_keywords(tmp_path):
+    from xcube.io.ogip import read_spectrum, write_spectrum
+
+    src = _written_spectrum(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the empty m1.rmf has no EBOUNDS
+        back = read_spectrum(src)
+    assert back.attrs["filter"] == "Thin1" and back.attrs["channel_bin"] == 15 and back.attrs["mjdref"] == 50814.0
+    assert back.attrs["background_region"].startswith("physical;annulus")
+    (tmp_path / "sub").mkdir()
+    out = write_spectrum(tmp_path / "sub" / "grp.pha", group_spectrum(back, 50))
+    h0, h1 = fits.getheader(src, "SPECTRUM"), fits.getheader(out, "SPECTRUM")
+    assert h1["RESPFILE"] == "../m1.rmf" and h1["ANCRFILE"] == "../m1.arf"  # relative to the new file
+    assert {k: h1.get(k) for k in _KEPT} == {k: h0.get(k) for k in _KEPT}
+    assert fits.getheader(tmp_path / "sub" / "grp_bkg.pha", "SPECTRUM")["REGION"].startswith("physical;annulus")
+    # beside the response: its bare name; an explicit argument wins
+    h2 = fits.getheader(write_spectrum(tmp_path / "again.pha", back, respfile="other.rmf"), "SPECTRUM")
+    assert h2["RESPFILE"] == "other.rmf" and h2["ANCRFILE"] == "m1.arf"
+
+
+@pytest.mark.filterwarnings("ignore:.*EBOUNDS")
+def test_read_spectrum_leaves_out_a_bad_mjdref_naming_the_file(tmp_path):
+    from xcube.io.ogip import read_spectrum
+
+    src = _written_spectrum(tmp_path)
+    with fits.open(src, mode="update") as h:
+        for hdu in h:
+            for k in ("MJDREFI", "MJDREFF"):
+                hdu.header.remove(k, ignore_missing=True)
+            hdu.header["MJDREF"] = "abc"
+    with pytest.warns(UserWarning, match="src.pha.*MJDREF"):
+        back = read_spectrum(src, background=False)
+    assert "mjdref" not in back.attrs and back.attrs["filter"] == "Thin1"

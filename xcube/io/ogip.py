@@ -848,7 +848,10 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     background_path : where the background PHA goes when the spectrum has
         ``bkg_counts``; default ``<stem>_bkg<suffix>`` beside ``path``. BACKFILE
         holds its file name (relative, as XSPEC expects beside the source file).
-    respfile, ancrfile : RESPFILE/ANCRFILE keyword values (default 'none').
+    respfile, ancrfile : RESPFILE/ANCRFILE keyword values; default the
+        spectrum's attrs ``respfile``/``ancrfile`` (what :func:`read_spectrum`
+        read), written relative to the new file (its name when beside it),
+        else 'none'. Given values win (``"none"`` writes none).
 
     Columns CHANNEL, COUNTS, QUALITY, GROUPING; keywords EXPOSURE [s],
     BACKSCAL, AREASCAL, CORRSCAL, BACKFILE, RESPFILE, ANCRFILE, HDUCLAS2,
@@ -884,6 +887,8 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         "quality": spectrum["quality"].values if "quality" in spectrum else None,
         "grouping": spectrum["grouping"].values if "grouping" in spectrum else None}, path)
     chantype = str(attrs.get("chantype") or "PI").upper()  # the channel column: PI, or PHA (RXTE PCA)
+    respfile = _file_value(attrs.get("respfile"), path) if respfile is None else respfile
+    ancrfile = _file_value(attrs.get("ancrfile"), path) if ancrfile is None else ancrfile
     if int(np.nansum(cols["counts"])) == 0:
         warnings.warn(f"{path}: the spectrum holds no counts (empty selection?)", stacklevel=2)
     bad = None if cols["quality"] is None else np.where(np.isin(cols["quality"], (1, 5)), cols["quality"], 0)
@@ -929,6 +934,15 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     if bkg_hdul is not None:
         write_hdul(bkg_hdul[1], bkg_hdul[0], overwrite)
     return write_hdul(fits.HDUList([primary_hdu(cards), shdu]), path, overwrite)
+
+
+def _file_value(file, path: Path) -> str | None:
+    """An attrs RESPFILE/ANCRFILE path as a keyword value of the PHA file
+    ``path``: relative to its directory (its name when beside it), as
+    :func:`read_spectrum` reads relative values; None for None."""
+    if not file:
+        return None
+    return os.path.relpath(os.path.abspath(file), os.path.abspath(path.parent))
 
 
 def _region_card(attrs, key) -> dict:
@@ -1052,6 +1066,31 @@ def _ebounds(rmf: str, channel, path) -> tuple | None:
     return emin[rows], emax[rows]
 
 
+def _kept_keywords(header: dict, primary: dict, path) -> dict:
+    """The keywords of a PHA header (else its primary header) that
+    :func:`write_spectrum` writes again, under the attr names of
+    :func:`xcube.spectrum`: ``filter``, ``date_obs``/``date_end``,
+    ``timesys``/``timeref``, ``mjdref`` [d] (and ``mjdrefi``/``mjdreff``),
+    ``channel_bin`` (SPECDELT) and ``region``. A MJDREF that is not a number
+    is left out with a warning naming the file (a spectrum needs no time)."""
+    merged = {**primary, **header}
+    out = {name: str(merged[key]).strip() for key, name in (
+        ("FILTER", "filter"), ("DATE-OBS", "date_obs"), ("DATE-END", "date_end"), ("TIMESYS", "timesys"),
+        ("TIMEREF", "timeref"), ("REGION", "region")) if has_value(merged, key) and str(merged[key]).strip()}
+    try:
+        mjdref = read_mjdref(merged, path)
+        if np.isfinite(mjdref):
+            out["mjdref"] = mjdref
+            if has_value(merged, "MJDREFI"):  # the exact split, as time_cards writes it
+                out.update(mjdrefi=int(header_float(merged, "MJDREFI", path)),
+                           mjdreff=header_float(merged, "MJDREFF", path, 0.0))
+    except ValueError as exc:
+        warnings.warn(f"{exc}; not kept", stacklevel=3)
+    if has_value(header, "SPECDELT"):
+        out["channel_bin"] = int(header["SPECDELT"])
+    return out
+
+
 def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
     """Read an OGIP PHA type I spectrum (eager; small) into the layout of
     :func:`xcube.spectrum`.
@@ -1065,10 +1104,13 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
     beside the spectrum; None for ``none``), ``telescop``, ``instrument``,
     ``obs_id``, ``object``, ``source``, ``chantype`` (CHANTYPE, default PI);
     ``deadc`` and ``ontime`` [s] when the file says EXPOSURE is dead-time
-    corrected (DEADAPP = T, DEADC, ONTIME), so that writing it again keeps them.
+    corrected (DEADAPP = T, DEADC, ONTIME), so that writing it again keeps them;
+    ``filter``, ``date_obs``/``date_end``, ``timesys``/``timeref``, ``mjdref``
+    [d] (``mjdrefi``/``mjdreff``), ``channel_bin`` (SPECDELT) and ``region``
+    where the file has them, so that :func:`write_spectrum` writes them again.
     With ``background`` and a BACKFILE, the background counts come in as
     ``bkg_counts`` with attrs ``bkg_backscal`` and ``bkg_exposure``, as
-    :func:`xcube.spectrum` gives them.
+    :func:`xcube.spectrum` gives them (and ``background_region``, its REGION).
     """
     path = Path(path)
     try:
@@ -1109,6 +1151,7 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
     }
     if header.get("DEADAPP") is True and header.get("DEADC") is not None and header.get("ONTIME") is not None:
         attrs.update(deadc=float(header["DEADC"]), ontime=float(header["ONTIME"]))  # EXPOSURE = ONTIME x DEADC
+    attrs.update(_kept_keywords(header, primary, path))
     if attrs["respfile"] and Path(attrs["respfile"]).exists():
         eb = _ebounds(attrs["respfile"], channel, path)
         if eb is not None:
@@ -1125,4 +1168,6 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
         ds["bkg_counts"] = ("channel", bkg["counts"].values, {"units": "count"})
         ds.attrs.update(bkg_backscal=bkg.attrs["backscal"], bkg_exposure=bkg.attrs["exposure"])
         ds.attrs.update({f"bkg_{k}": bkg.attrs[k] for k in ("deadc", "ontime") if k in bkg.attrs})
+        if bkg.attrs.get("region"):
+            ds.attrs["background_region"] = bkg.attrs["region"]
     return ds
