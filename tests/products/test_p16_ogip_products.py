@@ -93,3 +93,19 @@ def test_read_spectrum_leaves_out_a_bad_mjdref_naming_the_file(tmp_path):
     with pytest.warns(UserWarning, match="src.pha.*MJDREF"):
         back = read_spectrum(src, background=False)
     assert "mjdref" not in back.attrs and back.attrs["filter"] == "Thin1"
+
+
+# --------------------------------------------------------------------------- FILTER
+
+
+def test_pha_of_events_without_filter_says_filter_none(tmp_path):
+    from xcube.io.ogip import write_spectrum
+
+    ds = _spec(np.arange(10))  # no filter attr, as NuSTAR event files have none
+    ds["bkg_counts"] = ("channel", np.ones(10, np.int64))
+    ds.attrs.update(telescop="NuSTAR", instrument="FPMA", bkg_backscal=2.0)
+    out = write_spectrum(tmp_path / "nu.pha", ds)
+    assert fits.getheader(out, "SPECTRUM")["FILTER"] == "NONE"
+    assert fits.getheader(tmp_path / "nu_bkg.pha", "SPECTRUM")["FILTER"] == "NONE"
+    ds.attrs["filter"] = "Thin1"  # the events' own filter is kept
+    assert fits.getheader(write_spectrum(tmp_path / "m.pha", ds), "SPECTRUM")["FILTER"] == "Thin1"

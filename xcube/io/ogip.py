@@ -773,6 +773,8 @@ def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=No
     ]
     hdu = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
     _apply(hdu.header, cards)
+    if "FILTER" not in hdu.header:  # mandatory in OGIP/92-007 ("the instrument filter in use, if any")
+        hdu.header["FILTER"] = ("NONE", "no filter keyword in the events")
     _apply(hdu.header, {
         "HDUCLASS": "OGIP", "HDUCLAS1": "SPECTRUM", "HDUVERS": "1.2.1", "HDUCLAS2": hduclas2,
         "HDUCLAS3": "COUNT", "HDUCLAS4": "TYPE:I", "CHANTYPE": chantype, "POISSERR": True, "STAT_ERR": 0, "SYS_ERR": 0,
@@ -853,7 +855,8 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         read), written relative to the new file (its name when beside it),
         else 'none'. Given values win (``"none"`` writes none).
 
-    Columns CHANNEL, COUNTS, QUALITY, GROUPING; keywords EXPOSURE [s],
+    Columns CHANNEL, COUNTS, QUALITY, GROUPING; keywords FILTER (attrs
+    ``filter``, else 'NONE', as OGIP/92-007 requires it), EXPOSURE [s],
     BACKSCAL, AREASCAL, CORRSCAL, BACKFILE, RESPFILE, ANCRFILE, HDUCLAS2,
     POISSERR, DETCHANS, TLMIN1/TLMAX1, SPECDELT/SPECPIX/SPECVAL (PI per
     channel; SPECVAL = PI at the centre of channel SPECPIX, as HEASoft
