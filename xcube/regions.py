@@ -55,7 +55,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-__all__ = ["RegionSet", "pixel_region", "region_mask", "region_area", "events_wcs"]
+__all__ = ["RegionSet", "pixel_region", "region_mask", "region_area", "region_coverage", "detector_footprint",
+           "Footprint", "Coverage", "events_wcs"]
 
 log = logging.getLogger("xcube.select")
 
@@ -433,19 +434,46 @@ class RegionSet:
                 return float(self.include[0].area)
             except (NotImplementedError, AttributeError):
                 pass
+        n_in, _, cell = self._grid_counts(samples)
+        return n_in * cell
+
+    def covered_fraction(self, within, samples: int = 1_000_000) -> float:
+        """Fraction of the region's area where ``within(x, y)`` (a boolean mask
+        of column positions, e.g. :meth:`Footprint.contains`) is True: of the
+        points of a regular grid of about ``samples`` points over the bounding
+        box that fall inside the region. 1.0 exactly when every such point is
+        within. Eager."""
+        if not self.include:
+            raise ValueError(f"region {self.description!r} has only exclusions: its area is infinite")
+        n_in, n_within, _ = self._grid_counts(samples, within)
+        return n_within / n_in if n_in else float(np.all(within(*self._centre())))
+
+    def _centre(self):
+        x0, x1, y0, y1 = self.bbox()
+        return np.array([0.5 * (x0 + x1)]), np.array([0.5 * (y0 + y1)])
+
+    def _grid_counts(self, samples: int, within=None) -> tuple[int, int, float]:
+        """``(n_in, n_within, cell)``: of a regular grid of about ``samples``
+        points over the bounding box (cells of ``cell`` pixels^2, points at
+        their centres), the number inside the region and the number of those
+        also ``within(x, y)`` (0 without ``within``). Rows of ~5e5 points at a
+        time."""
         x0, x1, y0, y1 = self.bbox()
         w, h = x1 - x0, y1 - y0
         step = np.sqrt(w * h / samples)
         nx, ny = max(int(np.ceil(w / step)), 1), max(int(np.ceil(h / step)), 1)
         hx, hy = w / nx, h / ny
         xs = x0 + hx * (np.arange(nx) + 0.5)
-        count = 0
+        n_in = n_within = 0
         rows = max(1, 500_000 // nx)
         for j0 in range(0, ny, rows):
             ys = y0 + hy * (np.arange(j0, min(j0 + rows, ny)) + 0.5)
             gx, gy = np.meshgrid(xs, ys)
-            count += int(np.count_nonzero(self.contains(gx, gy)))
-        return count * hx * hy
+            inside = self.contains(gx, gy)
+            n_in += int(np.count_nonzero(inside))
+            if within is not None:
+                n_within += int(np.count_nonzero(within(gx[inside], gy[inside])))
+        return n_in, n_within, hx * hy
 
 
 def _in_box(r, x, y):
@@ -650,29 +678,241 @@ def region_area(region, events=None, samples: int = 4_000_000) -> float:
 
     Exact for a single circle, ellipse, box, polygon or annulus; compound
     regions and exclusions are sampled on a grid of ~``samples`` points
-    (see :meth:`RegionSet.area`). Not clipped to the field of view. Eager,
-    reads no event data; ``events`` is needed only for sky regions (WCS).
+    (see :meth:`RegionSet.area`). Not clipped to the field of view (see
+    :func:`region_coverage` for the area on the detector). Eager, reads no
+    event data; ``events`` is needed only for sky regions (WCS).
     """
     rs = region if isinstance(region, RegionSet) else pixel_region(region, events)
     return rs.area(samples=samples)
 
 
-def check_in_field(rs: RegionSet, extent, source: str = "") -> None:
+# --------------------------------------------------------------------------- detector footprint
+
+#: a CCD (or a CCD-less event list) with fewer events than this gets no hull in
+#: the footprint: a handful of events with a stray CCD number or position would
+#: otherwise add or stretch one
+MIN_FOOTPRINT_EVENTS = 50
+#: :func:`region_coverage` warns when less than this fraction of a region is on the detector
+COVERED_WARN = 0.95
+
+
+def in_hull(equations, x, y, tol: float = 1e-6) -> np.ndarray:
+    """Points ``x``, ``y`` (arrays, same shape) inside or on the convex hull
+    whose facets are ``equations`` (``scipy.spatial.ConvexHull.equations``,
+    (k, 3): unit outward normal and offset) within ``tol`` (units of x, y):
+    ``normal . p + offset <= tol`` for every facet."""
+    eq = np.asarray(equations, np.float64)
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    inside = np.ones(x.shape, bool)
+    for a, b, c in eq:
+        inside &= a * x + b * y + c <= tol
+    return inside
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """The detector's sky footprint: the union of the convex hulls, in X/Y
+    column units, of each CCD's events (:func:`detector_footprint`).
+
+    ``hulls``: per CCD ``(ccd, equations, vertices)`` (``ccd`` None for an
+    event list without a CCD column; ``equations`` (k, 3) facets as
+    ``ConvexHull.equations``; ``vertices`` (m, 2) X/Y); ``events``: events per
+    hull; ``skipped``: CCDs left out for having fewer than
+    ``MIN_FOOTPRINT_EVENTS`` events (or collinear ones)."""
+
+    hulls: tuple
+    events: tuple = ()
+    skipped: tuple = ()
+
+    def contains(self, x, y) -> np.ndarray:
+        """Boolean mask of column positions ``x``, ``y`` inside (or on) any hull."""
+        x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
+        out = np.zeros(x.shape, bool)
+        for _, eq, _v in self.hulls:
+            out |= in_hull(eq, x, y)
+        return out
+
+    @property
+    def area(self) -> float:
+        """Total area of the hulls [pixel^2] (overlaps counted twice)."""
+        from scipy.spatial import ConvexHull
+
+        return float(sum(ConvexHull(v).volume for _, _, v in self.hulls))
+
+    @property
+    def extent(self):
+        """(xmin, xmax, ymin, ymax) of the hulls' vertices, or None without hulls."""
+        if not self.hulls:
+            return None
+        v = np.concatenate([h[2] for h in self.hulls])
+        return (float(v[:, 0].min()), float(v[:, 0].max()), float(v[:, 1].min()), float(v[:, 1].max()))
+
+
+def _hull_rows(x, y, ccd=None) -> np.ndarray:
+    """(n, 4) float64 rows ``(ccd, x, y, count)`` of one block of events: the
+    convex-hull vertices of each CCD's events (``ccd`` NaN without a CCD
+    column), ``count`` the CCD's events in the block on its first row, 0 on
+    the others. Non-finite positions are dropped; collinear or fewer than 3
+    distinct points keep their extreme points in x and y."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    c = np.full(x.shape, np.nan) if ccd is None else np.asarray(ccd, np.float64)
+    x, y, c = x[ok], y[ok], c[ok]
+    rows = []
+    groups = [np.nan] if ccd is None else np.unique(c)
+    for k in groups:
+        m = slice(None) if ccd is None else c == k
+        pts = np.column_stack([x[m], y[m]])
+        if not len(pts):
+            continue
+        try:
+            v = pts[ConvexHull(pts).vertices]
+        except (QhullError, ValueError):  # < 3 points, or all on a line
+            v = pts[np.unique([pts[:, 0].argmin(), pts[:, 0].argmax(), pts[:, 1].argmin(), pts[:, 1].argmax()])]
+        r = np.zeros((len(v), 4))
+        r[:, 0], r[:, 1:3], r[0, 3] = k, v, len(pts)
+        rows.append(r)
+    return np.concatenate(rows) if rows else np.zeros((0, 4))
+
+
+def detector_footprint(events, ccd_variable: str | None = "profile",
+                       min_events: int = MIN_FOOTPRINT_EVENTS) -> Footprint | None:
+    """The detector's sky footprint estimated from the events themselves: the
+    union over CCDs of the convex hull of each CCD's event positions (``x``,
+    ``y``, column units). Per CCD a hull follows the circular edge of the
+    field of view, and the union leaves the gaps between CCDs and the dead
+    CCDs out. ``ccd_variable``: the CCD column, by default the mission
+    profile's (XMM EPIC ``ccdnr``, Chandra ``ccd_id``); None, or an event list
+    without it (NuSTAR), takes one hull over all events.
+
+    Pass the events the product counts, before any region or energy cut
+    (screened, as the product's events are: XMM's ``FLAG == 0`` removes the
+    MOS corners outside the field of view). Limits: within a CCD the hull is
+    convex, so bad pixels and columns, and any concave edge, are not removed
+    (unlike SAS ``backscale``, which reads the bad-pixel and CCD geometry);
+    the hull of N events lies inside the true edge by about the spacing of
+    events near it (a relative area of order 1/N^(2/3) for a round edge); a
+    stray event far from its CCD stretches that CCD's hull, and CCDs with
+    fewer than ``min_events`` events are left out (logged). Returns None
+    when no CCD has ``min_events`` events (too few to tell the detector).
+
+    Eager: one pass over ``x``, ``y`` (and the CCD column), each chunk
+    reduced to its CCDs' hull vertices (a few hundred rows), so memory stays
+    at one chunk; the hulls of the chunk hulls are then taken in numpy."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    if ccd_variable == "profile":
+        from .missions import profile_of
+
+        ccd_variable = profile_of(events).ccd_variable
+    ccd_name = ccd_variable if ccd_variable is not None and ccd_variable in events.variables else None
+    cols = [events["x"].data, events["y"].data] + ([events[ccd_name].data] if ccd_name else [])
+    if events.sizes.get("event", 0) == 0:
+        return None
+    if any(hasattr(a, "to_delayed") for a in cols):
+        import dask
+        import dask.array as da
+
+        cols = [a if hasattr(a, "to_delayed") else da.from_array(np.asarray(a), chunks=cols[0].chunks)
+                for a in cols]
+        cols = [a.rechunk(cols[0].chunks) if a.chunks != cols[0].chunks else a for a in cols]
+        blocks = zip(*[a.to_delayed().ravel() for a in cols])
+        parts = dask.compute(*[dask.delayed(_hull_rows)(*b) for b in blocks])
+        rows = np.concatenate(parts) if parts else np.zeros((0, 4))
+    else:
+        rows = _hull_rows(*cols)
+    hulls, counts, skipped = [], [], []
+    keys = [np.nan] if ccd_name is None else np.unique(rows[:, 0])
+    for k in keys:
+        r = rows if ccd_name is None else rows[rows[:, 0] == k]
+        n = int(r[:, 3].sum())
+        label = None if ccd_name is None else int(k)
+        if n < min_events:
+            skipped.append(label)
+            continue
+        try:
+            hull = ConvexHull(r[:, 1:3])
+        except (QhullError, ValueError):  # all events on a line: no area
+            skipped.append(label)
+            continue
+        hulls.append((label, hull.equations.copy(), r[hull.vertices, 1:3].copy()))
+        counts.append(n)
+    if skipped:
+        log.info("%s: detector footprint leaves out %s with fewer than %d events (or none off a line)",
+                 events.attrs.get("source", "events"),
+                 "the event list" if ccd_name is None else f"CCD {', '.join(map(str, skipped))}", min_events)
+    if not hulls:
+        return None
+    return Footprint(tuple(hulls), tuple(counts), tuple(skipped))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """A region's area on the detector (:func:`region_coverage`): ``area``
+    [pixel^2] = ``geometric_area`` x ``fraction``; ``fraction`` None when the
+    footprint could not be estimated (then ``area`` is the geometric one)."""
+
+    area: float
+    geometric_area: float
+    fraction: float | None
+
+
+def region_coverage(region, events=None, footprint: Footprint | None = None, samples: int = 1_000_000,
+                    source: str = "") -> Coverage:
+    """The area of ``region`` on the detector, as SAS ``backscale`` would
+    clip it, without calibration files: the geometric area
+    (:func:`region_area`, exact for one shape) times the fraction of the
+    region's points (a grid of ~``samples``, :meth:`RegionSet.covered_fraction`)
+    inside the detector ``footprint`` (:func:`detector_footprint`, computed
+    from ``events`` when not given). Warns, naming the region, when less than
+    ``COVERED_WARN`` (95 %) of it is on the detector; ``ValueError`` when none
+    is. Without a footprint (too few events) ``fraction`` is None and
+    ``area`` the geometric area. Eager (the footprint's pass over the events,
+    when not given)."""
+    rs = region if isinstance(region, RegionSet) else pixel_region(region, events)
+    geometric = rs.area()
+    if footprint is None and events is not None:
+        footprint = detector_footprint(events)
+    if footprint is None:
+        return Coverage(geometric, geometric, None)
+    fraction = rs.covered_fraction(footprint.contains, samples)
+    if not source and events is not None:
+        source = str(getattr(events, "attrs", {}).get("source", ""))
+    check_in_field(rs, footprint.extent, source, fraction=fraction)
+    return Coverage(geometric * fraction, geometric, fraction)
+
+
+def check_in_field(rs: RegionSet, extent, source: str = "", fraction: float | None = None) -> None:
     """Raise (naming ``source``, the events' file) when the included shapes
     lie wholly outside ``extent`` (xmin, xmax, ymin, ymax of the events,
-    column units); warn when partly outside."""
+    column units); warn when partly outside. With ``fraction`` (the part of
+    the region's area on the detector, :func:`region_coverage`) the test is
+    on it instead: raise when 0, warn below ``COVERED_WARN``."""
     box = rs.bbox()
     if box is None or extent is None:
         return
     x0, x1, y0, y1 = box
     ex0, ex1, ey0, ey1 = extent
     field = f"X {ex0:g}..{ex1:g}, Y {ey0:g}..{ey1:g}"
-    if x1 < ex0 or x0 > ex1 or y1 < ey0 or y0 > ey1:
+    where = source + ": " if source else ""
+    if x1 < ex0 or x0 > ex1 or y1 < ey0 or y0 > ey1 or fraction == 0:
         raise ValueError(
-            f"{source + ': ' if source else ''}region {rs.description!r} lies outside the events' field: its "
+            f"{where}region {rs.description!r} lies outside the events' field: its "
             f"extent X {x0:g}..{x1:g}, "
-            f"Y {y0:g}..{y1:g} misses the events at {field}. Check the coordinate system (physical, image or fk5)."
+            f"Y {y0:g}..{y1:g} misses the events at {field}"
+            f"{' (none of its area is on the detector footprint of the CCDs)' if fraction == 0 else ''}. "
+            "Check the coordinate system (physical, image or fk5)."
         )
+    if fraction is not None:
+        if fraction < COVERED_WARN:
+            warnings.warn(
+                f"{where}region {rs.description!r}: only {100 * fraction:.1f}% of its area is on the detector "
+                "(the CCDs' footprint, from the events); its area (BACKSCAL) counts only that part",
+                stacklevel=3,
+            )
+        return
     if x0 < ex0 or x1 > ex1 or y0 < ey0 or y1 > ey1:
         warnings.warn(
             f"region {rs.description!r} extends beyond the events' field ({field}); "

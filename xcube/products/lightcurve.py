@@ -504,7 +504,9 @@ def lightcurve(
     time_hi[-1])``, so that their total equals the summed ``exposure`` (also
     with ``t0`` after the first GTI start). attrs: observation attrs,
     ``time_bin``, ``energy_band``, ``region``, ``background_region``,
-    ``backscal``/``bkg_backscal`` [sky pixel^2], ``backscal_ratio``,
+    ``backscal``/``bkg_backscal`` [sky pixel^2] (the regions' areas on the
+    detector, as :func:`xcube.spectrum`'s, with ``backscal_geometric``/
+    ``backscal_fraction``, ``bkg_...``), ``backscal_ratio``,
     ``selection``, ``binning``, ``errors``; with per-CCD GTIs ``gti_from``
     (``"CCD 1"``, or ``"all CCDs (union ...)"`` without a region) and
     ``ccds`` (the CCD numbers whose GTIs were used).
@@ -556,7 +558,8 @@ def lightcurve(
     inside = _inside if _inside is not None else region_events(events, region, region_bkg, expr)
     wanted = _bands(energy_band)  # the bands the events cover (expr compiled once for all of them)
     bands = [applied_band(events, None, expr=expr)] if wanted == [None] else applied_band(events, wanted, expr=expr)
-    parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors, inside)
+    areas = _region_areas(events, region, region_bkg, expr)  # once for all bands
+    parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors, inside, areas)
              for band in bands]
     lc = parts[0] if np.ndim(energy_band) != 2 else _concat_bands(parts, bands)
     if model is not None:
@@ -596,14 +599,37 @@ def _concat_bands(parts, bands) -> xr.Dataset:
     return lc
 
 
+def _region_areas(events, region, background, expr) -> dict:
+    """attrs ``backscal`` (and ``bkg_backscal``): the regions' areas on the
+    detector [sky pixel^2], with ``backscal_geometric``/``backscal_fraction``
+    (``bkg_...``): their whole areas and the parts on the detector, as
+    :func:`xcube.spectrum` writes them; the detector footprint
+    (:func:`xcube.regions.detector_footprint`) from the screened events
+    (``expr``) of all energies. ``{}`` without a region. Eager: the
+    footprint's pass over x, y and the CCD column."""
+    from ..regions import detector_footprint
+    from ..select import select
+    from .spectrum import _area_on_detector
+
+    if region is None:
+        return {}
+    foot = detector_footprint(select(events, expr=expr or None))
+    attrs = {}
+    for prefix, reg in (("", region), ("bkg_", background)):
+        if reg is not None:
+            area, cover = _area_on_detector(reg, events, foot)
+            attrs[f"{prefix}backscal"] = area
+            attrs.update({f"{prefix}{k}": v for k, v in cover.items()})
+    return attrs
+
+
 def _band_lightcurve(events, axis, width, energy_band, region, background, expr, errors,
-                     inside: RegionEvents) -> xr.Dataset:
+                     inside: RegionEvents, areas: dict) -> xr.Dataset:
     """One band: source (and background-region) counts binned on ``axis``
     from the regions' events ``inside`` (the events without a source region),
     inside ``inside.ccd_gti`` (the good time of the regions' CCDs) when given, else
-    inside the events' GTIs."""
+    inside the events' GTIs; ``areas``: the regions' areas (:func:`_region_areas`)."""
     from ..binning import bin_events
-    from ..regions import region_area
     from ..select import select
 
     ccd_gti, ccds = inside.ccd_gti, inside.ccds
@@ -619,10 +645,8 @@ def _band_lightcurve(events, axis, width, energy_band, region, background, expr,
     attrs["selection"] = list(counts.attrs.get("selection", []))
     attrs["binning"] = list(counts.attrs.get("binning", []))
     bkg_counts = ratio = None
-    if region is not None:
-        attrs["backscal"] = region_area(region, events)
+    attrs.update(areas)
     if background is not None:
-        attrs["bkg_backscal"] = region_area(background, events)
         attrs["background_region"] = region_text(background)
         if attrs["bkg_backscal"] <= 0 or attrs["backscal"] <= 0:
             raise ValueError(f"lightcurve: region areas must be positive (source {attrs['backscal']:g}, "
