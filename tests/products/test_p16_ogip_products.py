@@ -109,3 +109,51 @@ def test_pha_of_events_without_filter_says_filter_none(tmp_path):
     assert fits.getheader(tmp_path / "nu_bkg.pha", "SPECTRUM")["FILTER"] == "NONE"
     ds.attrs["filter"] = "Thin1"  # the events' own filter is kept
     assert fits.getheader(write_spectrum(tmp_path / "m.pha", ds), "SPECTRUM")["FILTER"] == "Thin1"
+
+
+# --------------------------------------------------------------------------- image EXPOSURE
+
+
+def _two_ccd_events(make_event_file):
+    """Source events at (26000, 26000) on CCD 2 (good 8 ks, LIVETI02/ONTIME02 = 0.95), others on CCD 1 (10 ks)."""
+    rng = np.random.default_rng(2)
+    x = np.r_[26000 + rng.normal(0, 30, 600), rng.uniform(24000, 25000, 300)]
+    y = np.r_[26000 + rng.normal(0, 30, 600), rng.uniform(24000, 25000, 300)]
+    ccd = np.r_[np.full(600, 2), np.full(300, 1)].astype(np.uint8)
+    keys = {"ONTIME01": 10000.0, "LIVETI01": 9000.0, "ONTIME02": 8000.0, "LIVETI02": 7600.0}
+    gtis = {"STDGTI01": ([1.0e8], [1.0e8 + 1.0e4]), "STDGTI02": ([1.0e8], [1.0e8 + 8000.0])}
+    return make_event_file(n=ccd.size, seed=4, header=keys, gti_extensions=gtis, columns={
+        "X": np.round(x).astype(np.int32), "Y": np.round(y).astype(np.int32), "CCDNR": ccd,
+        "PATTERN": np.zeros(ccd.size, np.uint8), "TIME": np.sort(rng.uniform(1.0e8, 1.0e8 + 8000.0, ccd.size))})
+
+
+def test_image_exposure_is_the_spectrums_live_time_of_the_events_ccd(make_event_file, tmp_path):
+    import xcube
+    from xcube.io.ogip import write_image
+
+    ev = xcube.open_events(_two_ccd_events(make_event_file))
+    region = "physical;circle(26000,26000,300)"
+    img, sp = xcube.image(ev, region=region), xcube.spectrum(ev, region=region)
+    assert img.attrs["exposure"] == pytest.approx(7600.0) == sp.attrs["exposure"]  # not the 10 ks union
+    assert img.attrs["ontime"] == pytest.approx(8000.0) and img.attrs["deadc_from"] == sp.attrs["deadc_from"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no WCS in the synthetic file
+        h = fits.getheader(write_image(tmp_path / "img.fits", img))
+    assert h["EXPOSURE"] == pytest.approx(7600.0) and h["LIVETIME"] == pytest.approx(7600.0)
+    assert h["ONTIME"] == pytest.approx(8000.0) and h["DEADC"] == pytest.approx(0.95) and h["DEADAPP"] is True
+    assert "live time" in h.comments["EXPOSURE"]
+
+
+@pytest.mark.parametrize("parts, region, exposure", [
+    (("nustar", "barycenter_dummy_evt_nustar_B1937.evt"), None, 38221.4),  # LIVETIME, not the 41072.6 s GTIs
+    (("xmm", "xga_0201901401_mos1_exp1_clean_evts.fits"), "physical;circle(20635,26829,1200)", 5006.6),  # LIVETI01
+])
+def test_real_image_exposure_matches_the_spectrum(parts, region, exposure):
+    from conftest import real_file
+
+    import xcube
+
+    ev = xcube.open_events(real_file(*parts))
+    img = xcube.image(ev, region=region)
+    assert img.attrs["exposure"] == pytest.approx(exposure, abs=0.1)
+    assert img.attrs["exposure"] == pytest.approx(xcube.spectrum(ev, region=region).attrs["exposure"], rel=1e-12)

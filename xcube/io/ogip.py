@@ -781,21 +781,34 @@ def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=No
         "DETCHANS": (int(channel.size) if tlmax is None else int(tlmax - tlmin + 1), "number of detector channels"),
         "TLMIN1": int(channel.min() if tlmin is None else tlmin),
         "TLMAX1": int(channel.max() if tlmax is None else tlmax),
-        "EXPOSURE": (float(exposure), "[s] live time: ONTIME x DEADC" if dead_time else
-                     "[s] good time (no dead-time correction)"),
+        "EXPOSURE": _exposure_card(exposure, dead_time),
         "BACKSCAL": (float(backscal), "extraction area [sky pixel^2]"),
         "AREASCAL": float(areascal), "CORRSCAL": float(corrscal),
         "BACKFILE": backfile or "none", "CORRFILE": "none", "RESPFILE": respfile or "none",
         "ANCRFILE": ancrfile or "none",
     })
-    if dead_time:  # EXPOSURE is the live time (OGIP/92-007); say from what, as hxtdead/nuproducts do
-        _apply(hdu.header, {
-            "ONTIME": (float(dead_time["ontime"]), "[s] good time before the dead-time correction"),
-            "LIVETIME": (float(exposure), "[s] live time (= EXPOSURE)"),
-            "DEADC": (float(dead_time["deadc"]), f"live fraction from {dead_time.get('from') or 'the events'}"[:47]),
-            "DEADAPP": (True, "EXPOSURE is corrected for dead time"),
-        })
+    _apply(hdu.header, _dead_time_cards(exposure, dead_time))
     return hdu
+
+
+def _exposure_card(exposure, dead_time: dict | None) -> tuple:
+    """The EXPOSURE card [s], its comment saying whether it is the live time."""
+    return (float(exposure), "[s] live time: ONTIME x DEADC" if dead_time else
+            "[s] good time (no dead-time correction)")
+
+
+def _dead_time_cards(exposure, dead_time: dict | None) -> dict:
+    """ONTIME [s], LIVETIME [s] (= EXPOSURE), DEADC and DEADAPP = T of a
+    product whose EXPOSURE is the live time (``dead_time`` from
+    :func:`_dead_time_of`), as hxtdead/nuproducts write them; {} without one."""
+    if not dead_time:
+        return {}
+    return {
+        "ONTIME": (float(dead_time["ontime"]), "[s] good time before the dead-time correction"),
+        "LIVETIME": (float(exposure), "[s] live time (= EXPOSURE)"),
+        "DEADC": (float(dead_time["deadc"]), f"live fraction from {dead_time.get('from') or 'the events'}"[:47]),
+        "DEADAPP": (True, "EXPOSURE is corrected for dead time"),
+    }
 
 
 def _dead_time_of(attrs: dict, prefix: str = "") -> dict | None:
@@ -993,7 +1006,9 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
     axis 1 = x) with RADESYS/EQUINOX of the event file, the
     event file's sky X/Y as DS9/CIAO "physical" coordinates (LTVn, LTMn_n and
     the alternate WCS ``P``, see :func:`physical_cards`), BUNIT = 'count',
-    EXPOSURE, the energy band (E_MIN/E_MAX), TELESCOP/INSTRUME/OBS_ID/OBJECT,
+    EXPOSURE [s] (with attrs ``deadc``/``ontime`` the live time, and ONTIME,
+    LIVETIME, DEADC, DEADAPP = T as in :func:`write_spectrum`; else the good
+    time, and the comment says which), the energy band (E_MIN/E_MAX), TELESCOP/INSTRUME/OBS_ID/OBJECT,
     MJDREF/TIMESYS and TSTART/TSTOP. Computes the image (eager); atomic;
     returns the path.
     """
@@ -1021,8 +1036,10 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
     if "CTYPE1" in attrs:
         _apply(prim.header, {k: attrs[k] for k in ("RADESYS", "EQUINOX") if attrs.get(k) is not None})
     _apply(prim.header, physical_cards(image))
-    _apply(prim.header, {"BUNIT": "count", "EXPOSURE": (float(attrs.get("exposure", 0.0)), "[s] good time"),
+    exposure, dead_time = float(attrs.get("exposure", 0.0)), _dead_time_of(attrs)
+    _apply(prim.header, {"BUNIT": "count", "EXPOSURE": _exposure_card(exposure, dead_time),
                          "TSTART": attrs.get("tstart"), "TSTOP": attrs.get("tstop")})
+    _apply(prim.header, _dead_time_cards(exposure, dead_time))
     _apply(prim.header, {k: v for k, v in _band_cards(attrs).items() if k in ("E_MIN", "E_MAX")})
     if attrs.get("region"):
         prim.header["REGION"] = (str(attrs["region"])[:68], "event selection region")

@@ -9,6 +9,7 @@ import xarray as xr
 from .. import gti as gtimod
 from ..missions import profile_of
 from .lightcurve import pi_band, product_attrs, region_text, require_good_time
+from .spectrum import _exposure
 
 __all__ = ["image", "events_extent"]
 
@@ -87,10 +88,17 @@ def image(
     ``CRVALn``, ``CRPIXn``, ``CDELTn``, and ``PCi_j`` when the event file's
     sky columns are rotated; axis 1 = x; usable with
     :func:`xcube.binning.cube_wcs`, also on a cut-out, or ``astropy.wcs.WCS``
-    on the full image), ``exposure`` [s],
+    on the full image), ``exposure`` [s] as :func:`xcube.spectrum` gives it
+    for the same events: the live time (good time x the event file's live
+    fraction: XMM EPIC ``LIVETInn/ONTIMEnn`` and the good time of the CCD
+    holding most of the selected events, else ``DEADC``, else
+    ``LIVETIME/ONTIME``; the good time where the file has none), with
+    ``ontime`` [s], ``deadc`` and ``deadc_from`` where corrected;
     ``energy_band``, ``region``, provenance. Lazy (a tree reduction over the
-    event chunks); eager: the grid, coordinates and the passes of
-    :func:`xcube.select` over the filtered columns.
+    event chunks); eager: the grid, coordinates, the passes of
+    :func:`xcube.select` over the filtered columns, the event file's header
+    (dead-time keywords) and, for XMM EPIC, the CCD column of the selected
+    events.
 
     Raises ``ValueError`` for a non-positive bin size, events without X/Y
     sky columns, a region outside the field or an energy band outside the
@@ -99,6 +107,7 @@ def image(
     """
     from ..binning import bin_events, sky_axis
     from ..io.events import not_a_tree
+    from ..io.ogip import dead_time_keywords
     from ..regions import pixel_region
     from ..select import applied_band, screening_expr, select
 
@@ -128,8 +137,10 @@ def image(
             for dim, rng in (("y", y_range), ("x", x_range))}
     img = bin_events(sel, y=axes["y"], x=axes["x"])
     gti = gtimod.from_dataset(sel)
+    prof = profile_of(events)  # the exposure as the spectrum of the same events has it (live time, source CCD)
+    expo = _exposure(sel, prof, dead_time_keywords(events.attrs.get("source"), prof.events_extensions))
     img.attrs.update(product_attrs(
-        events, kind="image", exposure=gtimod.exposure(gti),
+        events, kind="image", **expo,
         tstart=float(gti[0][0]) if gti[0].size else None, tstop=float(gti[1][-1]) if gti[1].size else None,
         energy_band=list(band) if band is not None else None,
         pi_band=pi_band(events, band), region=region_text(region), expr=expr,
