@@ -71,6 +71,8 @@ def _closing_size(has) -> int:
     closing) for a field without empty cells or fewer than 3 counted cells."""
     from scipy.spatial import ConvexHull, QhullError
 
+    from ..regions import in_hull
+
     pts = np.argwhere(has)
     if len(pts) < 3:
         return 1
@@ -78,9 +80,8 @@ def _closing_size(has) -> int:
         hull = ConvexHull(pts)
     except QhullError:  # collinear cells
         return 1
-    grid = np.argwhere(np.ones(has.shape, bool)).astype(np.float64)
-    # inside or on the hull: every facet's normal . p + offset <= 0 (cells on an edge are in, as the hull's own)
-    inside = (grid @ hull.equations[:, :2].T + hull.equations[:, 2] <= 1e-9).all(axis=1)
+    rows, cols = np.indices(has.shape).reshape(2, -1)
+    inside = in_hull(hull.equations, rows, cols, tol=1e-9)  # (cells on an edge are in, as the hull's own)
     n = int(inside.sum())
     n_empty = int((~has.ravel()[inside]).sum())
     if n_empty == 0:
