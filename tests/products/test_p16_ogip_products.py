@@ -157,3 +157,31 @@ def test_real_image_exposure_matches_the_spectrum(parts, region, exposure):
     img = xcube.image(ev, region=region)
     assert img.attrs["exposure"] == pytest.approx(exposure, abs=0.1)
     assert img.attrs["exposure"] == pytest.approx(xcube.spectrum(ev, region=region).attrs["exposure"], rel=1e-12)
+
+
+# --------------------------------------------------------------------------- a bad MJDREF names the file
+
+
+def _bad_mjdref(path, where=(0,)):
+    with fits.open(path, mode="update") as h:
+        for hdu in h:
+            for k in ("MJDREFI", "MJDREFF", "MJDREF"):
+                hdu.header.remove(k, ignore_missing=True)
+        for i in where:
+            h[i].header["MJDREF"] = "abc"
+    return path
+
+
+def test_bad_mjdref_of_a_power_spectrum_or_gti_file_names_the_file(tmp_path, make_event_file, capsys):
+    import xcube
+    from xcube.cli import main
+    from xcube.io.ogip import write_gti
+    from xcube.io.powspec import read_power_spectrum, write_power_spectrum
+
+    pds = xcube.power_spectrum(xcube.open_events(make_event_file(n=2000)), segment=1000.0, dt=1.0)
+    out = _bad_mjdref(write_power_spectrum(tmp_path / "p.fits", pds), where=(0, 1))
+    with pytest.raises(ValueError, match=r"p\.fits: header keyword MJDREF = 'abc'"):
+        read_power_spectrum(out)
+    gti = _bad_mjdref(write_gti(tmp_path / "g.fits", ([1.0e8], [1.0e8 + 100.0])))  # the primary's MJDREF only
+    assert main(["info", str(gti)]) == 1
+    assert f"{gti}: header keyword MJDREF = 'abc'" in capsys.readouterr().err

@@ -94,7 +94,7 @@ def read_power_spectrum(path) -> xr.Dataset:
     attrs = {attr: h[key] for attr, (key, _) in _KEYS.items() if key in h}
     attrs.update(kind="power_spectrum", source=str(Path(path).resolve()), mission=mission_name(h.get("TELESCOP", "")),
                  instrument=str(h.get("INSTRUME", "")).strip(), obs_id=str(h.get("OBS_ID", "")).strip(),
-                 object=str(h.get("OBJECT", "")).strip(), mjdref=read_mjdref(h))
+                 object=str(h.get("OBJECT", "")).strip(), mjdref=read_mjdref(h, path))
     if "E_MIN" in h and "E_MAX" in h:
         attrs["energy_band"] = [float(h["E_MIN"]), float(h["E_MAX"])]
     return xr.Dataset(

@@ -185,8 +185,9 @@ def _gti(path) -> list[str]:
         start, stop = gti_of_hdu(hdu, path, h)  # as read_gti and read_lightcurve read it (days, TIMEZERI, ...)
     attrs = {"mission": h.get("TELESCOP", ""), "instrument": h.get("INSTRUME", ""), "obs_id": h.get("OBS_ID", ""),
              "object": h.get("OBJECT", "")}
-    if np.isfinite(read_mjdref(h)):
-        attrs.update(mjdref=read_mjdref(h), timesys=str(h.get("TIMESYS", "TT")).strip())
+    mjdref = read_mjdref(h, path)  # (a bad value: the error names the file)
+    if np.isfinite(mjdref):
+        attrs.update(mjdref=mjdref, timesys=str(h.get("TIMESYS", "TT")).strip())
         if has_value(h, "MJDREFI"):  # full precision for the UTC conversion
             attrs.update(mjdrefi=float(h["MJDREFI"]), mjdreff=header_float(h, "MJDREFF", path, 0.0))
     lines = _head("good time intervals", path, attrs)
