@@ -121,3 +121,22 @@ def test_real_mos1_background_at_the_field_edge():
     with pytest.warns(UserWarning, match=r"circle\(37500,13500,3000\).*on the detector"):
         mid = xcube.spectrum(ev, region="physical;circle(37500,13500,3000)")
     assert 0.48 < mid.attrs["backscal_fraction"] < 0.58
+
+
+def test_pha_files_record_the_whole_area_and_the_part_on_the_detector(detector, tmp_path):
+    """BACKSCAL is the area on the detector: the PHA headers say so and keep the whole area and the fraction
+    (GEOMAREA, AREAFRAC), which read_spectrum gives back."""
+    from astropy.io import fits
+
+    with pytest.warns(UserWarning, match="only 4"):
+        s = xcube.spectrum(detector, region=INSIDE_REGION, background=EDGE_REGION).compute()
+    path = tmp_path / "s.pha"
+    xcube.write_spectrum(path, s)
+    bkg = fits.getheader(tmp_path / "s_bkg.pha", 1)
+    assert bkg["GEOMAREA"] == pytest.approx(math.pi * 800**2) and bkg["AREAFRAC"] < 0.5
+    assert bkg["BACKSCAL"] == pytest.approx(bkg["GEOMAREA"] * bkg["AREAFRAC"])
+    assert "on the detector" in bkg.comments["BACKSCAL"]
+    back = xcube.read_spectrum(path)
+    assert back.attrs["backscal_fraction"] == 1.0
+    assert back.attrs["bkg_backscal_fraction"] == pytest.approx(s.attrs["bkg_backscal_fraction"])
+    assert back.attrs["bkg_backscal_geometric"] == pytest.approx(s.attrs["bkg_backscal_geometric"])

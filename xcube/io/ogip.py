@@ -28,8 +28,10 @@ Conventions of the files written here
   the mission's RMF), channels outside the selected PI range with QUALITY 1;
   ``EXPOSURE`` is the dead-time-corrected live time where the event file
   gives its dead time (DEADC, ONTIME, LIVETIME, DEADAPP = T written with it),
-  else the good time; ``BACKSCAL`` is the extraction area in sky pixels
-  squared, as XMM-Newton SAS ``backscale`` writes it.
+  else the good time; ``BACKSCAL`` is the region's area on the detector in
+  sky pixels squared (:func:`xcube.regions.region_coverage`; SAS
+  ``backscale`` also removes bad pixels), with ``GEOMAREA`` (the whole
+  area) and ``AREAFRAC`` (the part on the detector).
 """
 from __future__ import annotations
 
@@ -782,7 +784,7 @@ def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=No
         "TLMIN1": int(channel.min() if tlmin is None else tlmin),
         "TLMAX1": int(channel.max() if tlmax is None else tlmax),
         "EXPOSURE": _exposure_card(exposure, dead_time),
-        "BACKSCAL": (float(backscal), "extraction area [sky pixel^2]"),
+        "BACKSCAL": (float(backscal), "extraction area on the detector [sky pixel^2]"),
         "AREASCAL": float(areascal), "CORRSCAL": float(corrscal),
         "BACKFILE": backfile or "none", "CORRFILE": "none", "RESPFILE": respfile or "none",
         "ANCRFILE": ancrfile or "none",
@@ -962,8 +964,16 @@ def _file_value(file, path: Path) -> str | None:
 
 
 def _region_card(attrs, key) -> dict:
+    """REGION, and the region's whole area and the part of it on the detector
+    (attrs ``backscal_geometric``/``backscal_fraction``, ``bkg_...`` for the
+    background region; :func:`xcube.regions.region_coverage`) when known."""
     reg = attrs.get(key)
-    return {"REGION": (str(reg)[:68], "extraction region")} if reg else {}
+    cards = {"REGION": (str(reg)[:68], "extraction region")} if reg else {}
+    prefix = "bkg_" if key == "background_region" else ""
+    if attrs.get(f"{prefix}backscal_fraction") is not None:
+        cards["GEOMAREA"] = (float(attrs[f"{prefix}backscal_geometric"]), "region's whole area [sky pixel^2]")
+        cards["AREAFRAC"] = (float(attrs[f"{prefix}backscal_fraction"]), "part of it on the detector (BACKSCAL)")
+    return cards
 
 
 # --------------------------------------------------------------------------- images
@@ -1172,6 +1182,8 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
     if header.get("DEADAPP") is True and header.get("DEADC") is not None and header.get("ONTIME") is not None:
         attrs.update(deadc=float(header["DEADC"]), ontime=float(header["ONTIME"]))  # EXPOSURE = ONTIME x DEADC
     attrs.update(_kept_keywords(header, primary, path))
+    if isinstance(header.get("AREAFRAC"), float) and isinstance(header.get("GEOMAREA"), float):
+        attrs.update(backscal_geometric=header["GEOMAREA"], backscal_fraction=header["AREAFRAC"])
     if attrs["respfile"] and Path(attrs["respfile"]).exists():
         eb = _ebounds(attrs["respfile"], channel, path)
         if eb is not None:
@@ -1187,7 +1199,8 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
             raise ValueError(f"{path}: BACKFILE {attrs['backfile']} has other channels than the spectrum")
         ds["bkg_counts"] = ("channel", bkg["counts"].values, {"units": "count"})
         ds.attrs.update(bkg_backscal=bkg.attrs["backscal"], bkg_exposure=bkg.attrs["exposure"])
-        ds.attrs.update({f"bkg_{k}": bkg.attrs[k] for k in ("deadc", "ontime") if k in bkg.attrs})
+        ds.attrs.update({f"bkg_{k}": bkg.attrs[k] for k in ("deadc", "ontime", "backscal_geometric",
+                                                             "backscal_fraction") if k in bkg.attrs})
         if bkg.attrs.get("region"):
             ds.attrs["background_region"] = bkg.attrs["region"]
     return ds
