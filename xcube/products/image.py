@@ -9,7 +9,7 @@ import xarray as xr
 from .. import gti as gtimod
 from ..missions import profile_of
 from .lightcurve import pi_band, product_attrs, region_text, require_good_time
-from .spectrum import _exposure
+from .spectrum import live_exposure
 
 __all__ = ["image", "events_extent"]
 
@@ -138,7 +138,7 @@ def image(
     img = bin_events(sel, y=axes["y"], x=axes["x"])
     gti = gtimod.from_dataset(sel)
     prof = profile_of(events)  # the exposure as the spectrum of the same events has it (live time, source CCD)
-    expo = _exposure(sel, prof, dead_time_keywords(events.attrs.get("source"), prof.events_extensions))
+    expo = live_exposure(sel, prof, dead_time_keywords(events.attrs.get("source"), prof.events_extensions))
     img.attrs.update(product_attrs(
         events, kind="image", **expo,
         tstart=float(gti[0][0]) if gti[0].size else None, tstop=float(gti[1][-1]) if gti[1].size else None,

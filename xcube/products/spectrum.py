@@ -82,7 +82,7 @@ def _source_ccd(sel, prof) -> int | None:
     return int(np.argmax(counts)) if counts is not None else None
 
 
-def _exposure(sel, prof, keys: dict) -> dict:
+def live_exposure(sel, prof, keys: dict) -> dict:
     """``{"exposure": s}`` of a selection: its good time [s] (GTI total), or,
     where the event file has dead-time keywords (``keys``, from
     :func:`xcube.io.ogip.dead_time_keywords`), the live time: the good time x
@@ -230,7 +230,7 @@ def spectrum(
         h = h.drop_vars([c for c in h.coords if c != "channel"])
         if not inside.all():  # channels outside pi_range stay in the file (the RMF's grid), empty
             h = h.where(xr.DataArray(inside, dims="channel"), 0).astype(h.dtype)
-        return h, _exposure(sel, prof, keys)
+        return h, live_exposure(sel, prof, keys)
 
     counts, expo = hist(region)
     coords = {
