@@ -80,6 +80,27 @@ def test_read_then_write_spectrum_keeps_response_files_and_keywords(tmp_path):
     assert h2["RESPFILE"] == "other.rmf" and h2["ANCRFILE"] == "m1.arf"
 
 
+def test_caldb_and_row_suffixes_survive_read_then_write_elsewhere(tmp_path):
+    """RESPFILE 'CALDB' became '../CALDB' (a file beside the old spectrum) and 'm1.rmf{3}' lost its row."""
+    from xcube.io.ogip import read_spectrum, write_spectrum
+
+    src = _written_spectrum(tmp_path)
+    with fits.open(src, mode="update") as h:
+        h["SPECTRUM"].header["RESPFILE"] = "m1.rmf{3}"
+        h["SPECTRUM"].header["ANCRFILE"] = "CALDB"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # (CALDB is not a missing file)
+        warnings.filterwarnings("ignore", ".*EBOUNDS")
+        back = read_spectrum(src, background=False)
+    assert back.attrs["ancrfile"] is None
+    (tmp_path / "sub").mkdir()
+    h1 = fits.getheader(write_spectrum(tmp_path / "sub" / "g.pha", back.drop_vars("grouping", errors="ignore")),
+                        "SPECTRUM")
+    assert h1["RESPFILE"] == "../m1.rmf{3}" and h1["ANCRFILE"] == "CALDB"
+    back.attrs["respfile"] = str(tmp_path / "other.rmf")  # another response: no suffix of the old one
+    assert fits.getheader(write_spectrum(tmp_path / "o.pha", back), "SPECTRUM")["RESPFILE"] == "other.rmf"
+
+
 @pytest.mark.filterwarnings("ignore:.*EBOUNDS")
 def test_read_spectrum_leaves_out_a_bad_mjdref_naming_the_file(tmp_path):
     from xcube.io.ogip import read_spectrum

@@ -905,8 +905,8 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         "quality": spectrum["quality"].values if "quality" in spectrum else None,
         "grouping": spectrum["grouping"].values if "grouping" in spectrum else None}, path)
     chantype = str(attrs.get("chantype") or "PI").upper()  # the channel column: PI, or PHA (RXTE PCA)
-    respfile = _file_value(attrs.get("respfile"), path) if respfile is None else respfile
-    ancrfile = _file_value(attrs.get("ancrfile"), path) if ancrfile is None else ancrfile
+    respfile = _file_value(attrs, "respfile", path) if respfile is None else respfile
+    ancrfile = _file_value(attrs, "ancrfile", path) if ancrfile is None else ancrfile
     if int(np.nansum(cols["counts"])) == 0:
         warnings.warn(f"{path}: the spectrum holds no counts (empty selection?)", stacklevel=2)
     bad = None if cols["quality"] is None else np.where(np.isin(cols["quality"], (1, 5)), cols["quality"], 0)
@@ -954,13 +954,21 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     return write_hdul(fits.HDUList([primary_hdu(cards), shdu]), path, overwrite)
 
 
-def _file_value(file, path: Path) -> str | None:
-    """An attrs RESPFILE/ANCRFILE path as a keyword value of the PHA file
-    ``path``: relative to its directory (its name when beside it), as
-    :func:`read_spectrum` reads relative values; None for None."""
+def _file_value(attrs, key: str, path: Path) -> str | None:
+    """attrs ``key`` (``"respfile"``/``"ancrfile"``, a path) as a keyword
+    value of the PHA file ``path``: relative to its directory (its name when
+    beside it), as :func:`read_spectrum` reads relative values, with the row
+    or extension suffix (``{3}``, ``[1]``) of the keyword it was read from
+    (attrs ``respfile_keyword``, while the path is unchanged); ``CALDB`` as
+    read; None for None."""
+    file, raw = attrs.get(key), str(attrs.get(f"{key}_keyword") or "")
     if not file:
-        return None
-    return os.path.relpath(os.path.abspath(file), os.path.abspath(path.parent))
+        return "CALDB" if raw.upper() == "CALDB" else None
+    value = os.path.relpath(os.path.abspath(file), os.path.abspath(path.parent))
+    name = raw.split("{")[0].split("[")[0]
+    if name != raw and attrs.get("source") and file == _file_keyword({key: raw}, key, Path(attrs["source"]).parent):
+        value += raw[len(name):]
+    return value
 
 
 def _region_card(attrs, key) -> dict:
@@ -1062,9 +1070,9 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
 
 def _file_keyword(header, key: str, base: Path) -> str | None:
     """A BACKFILE/RESPFILE/ANCRFILE value as a path (relative values taken
-    beside the spectrum; ``none`` -> None)."""
+    beside the spectrum; ``none`` and ``CALDB`` -> None)."""
     value = str(header.get(key, "") or "").strip()
-    if not value or value.lower() == "none":
+    if not value or value.lower() in ("none", "caldb"):
         return None
     value = value.split("{")[0].split("[")[0]  # drop a type II row or extension suffix
     p = Path(value)
@@ -1173,6 +1181,8 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
         "channel_range": (int(header.get("TLMIN1", channel.min())), int(header.get("TLMAX1", channel.max()))),
         "respfile": _file_keyword(header, "RESPFILE", base), "ancrfile": _file_keyword(header, "ANCRFILE", base),
         "backfile": _file_keyword(header, "BACKFILE", base),
+        **{f"{k.lower()}_keyword": str(header[k]).strip() for k in ("RESPFILE", "ANCRFILE")
+           if str(header.get(k, "") or "").strip().lower() not in ("", "none")},
         "telescop": header.get("TELESCOP", primary.get("TELESCOP")),
         "instrument": header.get("INSTRUME", primary.get("INSTRUME")),
         "obs_id": header.get("OBS_ID", primary.get("OBS_ID")),
