@@ -56,7 +56,7 @@ def detector(make_event_file):
 def test_region_inside_the_field_keeps_its_exact_area(detector):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        s = xcube.spectrum(detector, region=INSIDE_REGION)
+        s = xcube.spectrum(detector, backscal="detector", region=INSIDE_REGION)
     assert s.attrs["backscal"] == math.pi * 1500**2  # unchanged: exact
     assert s.attrs["backscal_geometric"] == math.pi * 1500**2
     assert s.attrs["backscal_fraction"] == 1.0
@@ -65,7 +65,7 @@ def test_region_inside_the_field_keeps_its_exact_area(detector):
 def test_region_half_off_the_field_counts_only_its_part_on_the_detector(detector):
     on = _lens(EDGE[2], R_FOV)  # about 47 % of the circle
     with pytest.warns(UserWarning, match=r"circle\(21757.359.*only 4\d\.\d% of its area is on the detector"):
-        s = xcube.spectrum(detector, region=INSIDE_REGION, background=EDGE_REGION)
+        s = xcube.spectrum(detector, backscal="detector", region=INSIDE_REGION, background=EDGE_REGION)
     assert s.attrs["backscal"] == math.pi * 1500**2
     assert s.attrs["bkg_backscal_geometric"] == pytest.approx(math.pi * 800**2)
     assert s.attrs["bkg_backscal"] == pytest.approx(on, rel=0.01)
@@ -80,20 +80,45 @@ def test_region_half_off_the_field_counts_only_its_part_on_the_detector(detector
 def test_region_straddling_the_chip_gap_leaves_the_gap_out(detector):
     region = "physical;box(26000,24000,1000,1000)"  # X 25500..26500: 200 of its 1000 pixels in the gap
     with pytest.warns(UserWarning, match=r"box\(26000,24000,1000,1000\).*on the detector"):
-        s = xcube.spectrum(detector, region=region)
+        s = xcube.spectrum(detector, backscal="detector", region=region)
     assert s.attrs["backscal_geometric"] == pytest.approx(1e6)
     assert s.attrs["backscal"] == pytest.approx(0.8e6, rel=0.005)
 
 
 def test_a_few_stray_events_do_not_make_a_ccd(detector):
-    # ten events of a 'CCD 3' outside the field: too few for a hull, so a region there has no area on the detector
-    with pytest.raises(ValueError, match="none of its area is on the detector"):
-        xcube.spectrum(detector, region="physical;circle(31250,31250,300)")
+    """Ten events of a 'CCD 3' outside the field: too few for a hull. A region there was refused as 'outside
+    the events' field'; it now keeps its geometric area, with a warning naming the CCD."""
+    with pytest.warns(UserWarning, match=r"reaches CCD 3, which has fewer than 50 events"):
+        s = xcube.spectrum(detector, backscal="detector", region="physical;circle(31250,31250,300)")
+    assert s.attrs["backscal"] == pytest.approx(math.pi * 300**2) and "backscal_fraction" not in s.attrs
+    with pytest.raises(ValueError, match="wholly off the detector: in a gap between CCDs"):
+        xcube.spectrum(detector, backscal="detector", region="physical;box(26000,24000,100,100)")  # in the gap
+
+
+def test_geometric_area_by_default_and_one_area_whatever_the_cut(detector):
+    """BACKSCAL is the whole area unless asked for the detector's part; that part is the same for any energy
+    filter or time range of the product (it changed with them: the footprint came from the cut events)."""
+    s = xcube.spectrum(detector, region=INSIDE_REGION, background=EDGE_REGION)
+    assert s.attrs["bkg_backscal"] == pytest.approx(math.pi * 800**2) and "bkg_backscal_fraction" not in s.attrs
+    with pytest.raises(ValueError, match="backscal='area'"):
+        xcube.spectrum(detector, region=INSIDE_REGION, backscal="area")
+    ratios = []
+    t0 = float(detector.attrs["tstart"])
+    for kw in ({}, {"expr": "PI > 9000"}, {"time_range": (t0, t0 + 1000.0)}):
+        with pytest.warns(UserWarning, match="of its area is on the detector"):
+            lc = xcube.lightcurve(detector, 500.0, region=INSIDE_REGION, background=EDGE_REGION,
+                                  backscal="detector", **kw)
+        ratios.append(lc.attrs["backscal_ratio"])
+    with pytest.warns(UserWarning, match="of its area is on the detector"):
+        s = xcube.spectrum(detector, region=INSIDE_REGION, background=EDGE_REGION, backscal="detector",
+                           expr="PI > 9000")
+    ratios.append(s.attrs["backscal"] / s.attrs["bkg_backscal"])
+    assert ratios == pytest.approx([ratios[0]] * 4, rel=1e-12)
 
 
 def test_lightcurve_scales_the_background_by_the_areas_on_the_detector(detector):
     with pytest.warns(UserWarning, match="of its area is on the detector"):
-        lc = xcube.lightcurve(detector, 2000.0, region=INSIDE_REGION, background=EDGE_REGION)
+        lc = xcube.lightcurve(detector, 2000.0, backscal="detector", region=INSIDE_REGION, background=EDGE_REGION)
     assert lc.attrs["bkg_backscal"] == pytest.approx(_lens(EDGE[2], R_FOV), rel=0.01)
     assert lc.attrs["bkg_backscal_geometric"] == pytest.approx(math.pi * 800**2)
     assert lc.attrs["backscal_ratio"] == pytest.approx(math.pi * 1500**2 / _lens(EDGE[2], R_FOV), rel=0.01)
@@ -106,20 +131,20 @@ def test_lightcurve_scales_the_background_by_the_areas_on_the_detector(detector)
 def test_real_mos1_background_at_the_field_edge():
     ev = xcube.open_events(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"))
     area = math.pi * 3000**2
-    s = xcube.spectrum(ev, region="physical;circle(25921,25921,3000)")
+    s = xcube.spectrum(ev, backscal="detector", region="physical;circle(25921,25921,3000)")
     assert s.attrs["backscal"] == area and s.attrs["backscal_fraction"] == 1.0
     # the reproducer's circle at the edge: on the CCDs (all events, out-of-field corners included) about half of
     # it (0.44 on the reproducer's 250-pixel occupancy cells); with the standard screening (FLAG == 0 drops the
     # corners outside the field of view) only ~3 % (0.033 on those cells from the screened events)
     with pytest.warns(UserWarning, match=r"circle\(38500,38500,3000\).*on the detector"):
-        raw = xcube.spectrum(ev, region="physical;circle(38500,38500,3000)", screening=False)
+        raw = xcube.spectrum(ev, backscal="detector", region="physical;circle(38500,38500,3000)", screening=False)
     assert 0.42 < raw.attrs["backscal_fraction"] < 0.52
     assert raw.attrs["backscal"] == pytest.approx(area * raw.attrs["backscal_fraction"])
     with pytest.warns(UserWarning, match=r"circle\(38500,38500,3000\).*on the detector"):
-        scr = xcube.spectrum(ev, region="physical;circle(38500,38500,3000)")
+        scr = xcube.spectrum(ev, backscal="detector", region="physical;circle(38500,38500,3000)")
     assert 0.015 < scr.attrs["backscal_fraction"] < 0.05
     with pytest.warns(UserWarning, match=r"circle\(37500,13500,3000\).*on the detector"):
-        mid = xcube.spectrum(ev, region="physical;circle(37500,13500,3000)")
+        mid = xcube.spectrum(ev, backscal="detector", region="physical;circle(37500,13500,3000)")
     assert 0.48 < mid.attrs["backscal_fraction"] < 0.58
 
 
@@ -129,7 +154,7 @@ def test_pha_files_record_the_whole_area_and_the_part_on_the_detector(detector, 
     from astropy.io import fits
 
     with pytest.warns(UserWarning, match="only 4"):
-        s = xcube.spectrum(detector, region=INSIDE_REGION, background=EDGE_REGION).compute()
+        s = xcube.spectrum(detector, backscal="detector", region=INSIDE_REGION, background=EDGE_REGION).compute()
     path = tmp_path / "s.pha"
     xcube.write_spectrum(path, s)
     bkg = fits.getheader(tmp_path / "s_bkg.pha", 1)
@@ -140,3 +165,20 @@ def test_pha_files_record_the_whole_area_and_the_part_on_the_detector(detector, 
     assert back.attrs["backscal_fraction"] == 1.0
     assert back.attrs["bkg_backscal_fraction"] == pytest.approx(s.attrs["bkg_backscal_fraction"])
     assert back.attrs["bkg_backscal_geometric"] == pytest.approx(s.attrs["bkg_backscal_geometric"])
+
+
+def test_command_line_backscal_detector(detector, tmp_path):
+    from astropy.io import fits
+
+    from xcube.cli import main
+
+    src = detector.attrs["source"]
+    args = ["spectrum", src, "--region", INSIDE_REGION, "--background", EDGE_REGION, "--out", str(tmp_path / "s.pha")]
+    assert main(args) == 0
+    assert "AREAFRAC" not in fits.getheader(tmp_path / "s_bkg.pha", 1)  # the whole area by default
+    with pytest.warns(UserWarning, match="of its area is on the detector"):
+        assert main(args + ["--backscal", "detector", "--overwrite"]) == 0
+    assert fits.getheader(tmp_path / "s_bkg.pha", 1)["AREAFRAC"] < 0.5
+    with pytest.warns(UserWarning, match="of its area is on the detector"):
+        assert main(["lc", src, "--time-bin", "100", "--region", INSIDE_REGION, "--background", EDGE_REGION,
+                     "--backscal", "detector", "--out", str(tmp_path / "s.lc")]) == 0

@@ -28,10 +28,10 @@ Conventions of the files written here
   the mission's RMF), channels outside the selected PI range with QUALITY 1;
   ``EXPOSURE`` is the dead-time-corrected live time where the event file
   gives its dead time (DEADC, ONTIME, LIVETIME, DEADAPP = T written with it),
-  else the good time; ``BACKSCAL`` is the region's area on the detector in
-  sky pixels squared (:func:`xcube.regions.region_coverage`; SAS
-  ``backscale`` also removes bad pixels), with ``GEOMAREA`` (the whole
-  area) and ``AREAFRAC`` (the part on the detector).
+  else the good time; ``BACKSCAL`` is the region's area in sky pixels
+  squared (:func:`xcube.regions.region_areas`): its whole area, or its part
+  on the detector (``backscal="detector"``), then with ``GEOMAREA`` (the
+  whole area) and ``AREAFRAC`` (the part on the detector).
 """
 from __future__ import annotations
 
@@ -784,7 +784,8 @@ def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=No
         "TLMIN1": int(channel.min() if tlmin is None else tlmin),
         "TLMAX1": int(channel.max() if tlmax is None else tlmax),
         "EXPOSURE": _exposure_card(exposure, dead_time),
-        "BACKSCAL": (float(backscal), "extraction area on the detector [sky pixel^2]"),
+        "BACKSCAL": (float(backscal), "extraction area" + (" on the detector" if "AREAFRAC" in cards else "")
+                     + " [sky pixel^2]"),
         "AREASCAL": float(areascal), "CORRSCAL": float(corrscal),
         "BACKFILE": backfile or "none", "CORRFILE": "none", "RESPFILE": respfile or "none",
         "ANCRFILE": ancrfile or "none",

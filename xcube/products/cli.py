@@ -36,6 +36,7 @@ def _register_lc(subparsers) -> None:
     p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"), help="energy band [keV], half-open")
     p.add_argument("--region", help="source region: DS9 string or file (physical or fk5/icrs)")
     p.add_argument("--background", help="background region (same forms); needs --region")
+    _backscal_option(p)
     p.add_argument("--t0", type=float, help="start of the first bin [s, mission time] (default: first GTI start)")
     p.add_argument("--time-range", type=float, nargs=2, metavar=("START", "STOP"),
                    help="keep only this time range [s, mission time]")
@@ -51,6 +52,13 @@ def _register_lc(subparsers) -> None:
                         "expects)")
     p.add_argument("--mjd", action="store_true", help="add an MJD column (MJD of each bin in the file's TIMESYS)")
     p.set_defaults(func=_run_lc)
+
+
+def _backscal_option(p) -> None:
+    p.add_argument("--backscal", choices=("geometric", "detector"), default="geometric",
+                   help="BACKSCAL of the regions: their whole areas (default), or the parts on the detector as "
+                        "SAS backscale clips them, from the events' CCD footprint (not for event files already "
+                        "cut by a region)")
 
 
 def _register_image_spectrum(subparsers) -> None:
@@ -85,6 +93,7 @@ def _register_image_spectrum(subparsers) -> None:
     p.add_argument("--region", help="source region: DS9 string or file (default: all events)")
     p.add_argument("--background", help="background region; its PHA goes to --background-out")
     p.add_argument("--background-out", help="background PHA path (default <out stem>_bkg<suffix>)")
+    _backscal_option(p)
     p.add_argument("--group-min", type=int, metavar="N", help="group channels to at least N counts")
     p.add_argument("--channel-bin", type=int,
                    help="PI channels per output channel (default: the mission's standard grid, the one its "
@@ -144,7 +153,7 @@ def _run_lc(args) -> int:
     lc = lightcurve(
         ev, args.time_bin, energy_band=args.energy, region=args.region, background=args.background,
         t0=args.t0, time_range=args.time_range, expr=args.expr, screening=args.screen, offset=args.offset,
-        errors=args.errors, mjd=args.mjd,
+        errors=args.errors, mjd=args.mjd, backscal=args.backscal,
     ).compute()
     kind = args.kind or ("net" if args.background else "total")
     out = _out(args, lc, {"net": "lcnet", "background": "lcbkg"}.get(kind, "lc"), time_bin=args.time_bin)
@@ -190,7 +199,7 @@ def _run_spectrum(args) -> int:
     ev = _open(args, "spectrum")
     spec = spectrum(ev, region=args.region, background=args.background, expr=args.expr, screening=args.screen,
                     channel_bin=args.channel_bin,
-                    pi_range=args.pi_range, group_min=args.group_min).compute()
+                    pi_range=args.pi_range, group_min=args.group_min, backscal=args.backscal).compute()
     path = write_spectrum(_out(args, spec, "spectrum"), spec, background_path=args.background_out,
                           respfile=args.respfile, ancrfile=args.ancrfile, overwrite=args.overwrite)
     extra = f", {int(spec['bkg_counts'].sum())} background counts" if "bkg_counts" in spec else ""

@@ -432,6 +432,7 @@ def lightcurve(
     errors: str = "poisson",
     cameras: str = "sum",
     mjd: bool = False,
+    backscal: str = "geometric",
     _inside: RegionEvents | None = None,
 ) -> xr.Dataset:
     """Light curve of an EventList: counts and rates in time bins, optionally
@@ -547,18 +548,21 @@ def lightcurve(
                            or isinstance(background, xr.Dataset)) else None
     if background is not None and model is None and region is None:
         raise ValueError("lightcurve: a background region needs a source region (region=) to scale it to")
+    region_bkg = None if model is not None else background
+    # BACKSCAL of the regions on the events before the time cut: one region has one area
+    from ..regions import region_areas
+
+    areas = region_areas(events, region, region_bkg, backscal=backscal, screening=screening)
     events, expr, t_start, t_stop = _prepared(events, time_range, expr, screening)
     if t0 is not None:
         t0 = _check_t0(events, _finite("t0", t0, "the start of the first bin [s, mission time]"), width, t_start)
     elif t_start is not None:
         t0 = t_start  # the window asked for, also where it starts before the good time
     axis = time_axis(events, width, t0=t0, t_stop=t_stop, offset=offset)
-    region_bkg = None if model is not None else background
     # each region selected once (tree_lightcurve passes the cameras' own, cut to their common good time)
     inside = _inside if _inside is not None else region_events(events, region, region_bkg, expr)
     wanted = _bands(energy_band)  # the bands the events cover (expr compiled once for all of them)
     bands = [applied_band(events, None, expr=expr)] if wanted == [None] else applied_band(events, wanted, expr=expr)
-    areas = _region_areas(events, region, region_bkg, expr)  # once for all bands
     parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors, inside, areas)
              for band in bands]
     lc = parts[0] if np.ndim(energy_band) != 2 else _concat_bands(parts, bands)
@@ -599,36 +603,12 @@ def _concat_bands(parts, bands) -> xr.Dataset:
     return lc
 
 
-def _region_areas(events, region, background, expr) -> dict:
-    """attrs ``backscal`` (and ``bkg_backscal``): the regions' areas on the
-    detector [sky pixel^2], with ``backscal_geometric``/``backscal_fraction``
-    (``bkg_...``): their whole areas and the parts on the detector, as
-    :func:`xcube.spectrum` writes them; the detector footprint
-    (:func:`xcube.regions.detector_footprint`) from the screened events
-    (``expr``) of all energies. ``{}`` without a region. Eager: the
-    footprint's pass over x, y and the CCD column."""
-    from ..regions import detector_footprint
-    from ..select import select
-    from .spectrum import _area_on_detector
-
-    if region is None:
-        return {}
-    foot = detector_footprint(select(events, expr=expr or None))
-    attrs = {}
-    for prefix, reg in (("", region), ("bkg_", background)):
-        if reg is not None:
-            area, cover = _area_on_detector(reg, events, foot)
-            attrs[f"{prefix}backscal"] = area
-            attrs.update({f"{prefix}{k}": v for k, v in cover.items()})
-    return attrs
-
-
 def _band_lightcurve(events, axis, width, energy_band, region, background, expr, errors,
                      inside: RegionEvents, areas: dict) -> xr.Dataset:
     """One band: source (and background-region) counts binned on ``axis``
     from the regions' events ``inside`` (the events without a source region),
     inside ``inside.ccd_gti`` (the good time of the regions' CCDs) when given, else
-    inside the events' GTIs; ``areas``: the regions' areas (:func:`_region_areas`)."""
+    inside the events' GTIs; ``areas``: the regions' areas (:func:`xcube.regions.region_areas`)."""
     from ..binning import bin_events
     from ..select import select
 

@@ -108,20 +108,6 @@ def live_exposure(sel, prof, keys: dict) -> dict:
     return {"exposure": ontime * frac, "ontime": ontime, "deadc": frac, "deadc_from": what}
 
 
-def _area_on_detector(region, events, footprint) -> tuple[float, dict]:
-    """``(area, attrs)``: the area of ``region`` on the detector [sky
-    pixel^2] (:func:`xcube.regions.region_coverage` with ``footprint``) and
-    attrs ``backscal_geometric`` (its whole area) and ``backscal_fraction``
-    (the part on the detector; both absent without a footprint: too few
-    events, the area is then the geometric one). Eager, no event data."""
-    from ..regions import region_coverage
-
-    cov = region_coverage(region, events, footprint=footprint, source=str(events.attrs.get("source", "")))
-    if cov.fraction is None:
-        return cov.area, {}
-    return cov.area, {"backscal_geometric": cov.geometric_area, "backscal_fraction": cov.fraction}
-
-
 def spectrum(
     events,
     region=None,
@@ -132,6 +118,7 @@ def spectrum(
     channel_bin: int | None = None,
     pi_range=None,
     group_min: int | None = None,
+    backscal: str = "geometric",
 ) -> xr.Dataset:
     """PI spectrum of an EventList over the mission's channel range.
 
@@ -163,6 +150,9 @@ def spectrum(
         counts with ``quality`` 1 (bad: XSPEC ignores them).
     group_min : group to at least this many counts per group
         (see :func:`xcube.products.group_min_counts`); computes the spectrum.
+    backscal : ``"geometric"`` (default) or ``"detector"``: BACKSCAL as the
+        regions' whole areas, or the parts on the detector as SAS
+        ``backscale`` clips them (see :func:`xcube.regions.region_areas`).
 
     Returns
     -------
@@ -180,14 +170,11 @@ def spectrum(
     ``ontime`` [s] (the good time before), ``deadc`` (the fraction) and
     ``deadc_from`` (its keywords, e.g. ``"LIVETI01/ONTIME01 (CCD 1)"``); the
     background has its own ``bkg_exposure`` (``bkg_ontime``, ``bkg_deadc``,
-    ``bkg_deadc_from``: its CCD's). ``backscal`` and ``bkg_backscal`` (the
-    regions' areas on the detector [sky pixel^2], BACKSCAL, approximating SAS
-    ``backscale`` from the events: the geometric area x the fraction inside
-    the CCDs' footprint, :func:`xcube.regions.detector_footprint`; bad
-    pixels and columns are not removed; 1.0 without a region) with
-    ``backscal_geometric``/``backscal_fraction`` (and ``bkg_``: the whole
-    area and the part on the detector; a warning below 95 %),
-    ``area_arcsec2``, ``channel_range`` (first and last channel of
+    ``bkg_deadc_from``: its CCD's). ``backscal`` and ``bkg_backscal`` (BACKSCAL
+    [sky pixel^2], :func:`xcube.regions.region_areas`: the regions' areas, or with
+    ``backscal="detector"`` their parts on the detector, then with
+    ``backscal_geometric``/``backscal_fraction`` (``bkg_...``); 1.0 without
+    a region), ``area_arcsec2``, ``channel_range`` (first and last channel of
     the grid: TLMIN/TLMAX, DETCHANS channels), ``channel_bin``, ``pi_range``
     (the PI selected, inclusive, after rounding), ``chantype`` (CHANTYPE:
     ``"PI"``, or ``"PHA"`` where the profile's channel column is PHA, RXTE
@@ -195,15 +182,15 @@ def spectrum(
 
     Lazy (tree reductions over the event chunks) unless ``group_min`` is
     given. Eager: the passes :func:`xcube.select` makes over x/y (and the
-    ``expr`` columns), the detector footprint (one more pass over x, y and
-    the CCD column of the screened events) and the region areas, the event file's header up to its
+    ``expr`` columns), with ``backscal="detector"`` the detector footprint
+    (one more pass over x, y and the CCD column), the event file's header up to its
     event table (dead-time keywords) and, for XMM EPIC, the CCD column of the
     selected events. Errors: a region outside the field, an unknown channel
     range; an empty selection gives zero counts and a warning.
     """
     from ..binning import bin_events, pixel_arcsec
     from ..io.events import not_a_tree
-    from ..regions import detector_footprint
+    from ..regions import region_areas
     from ..select import screening_expr, select
 
     not_a_tree(events, "spectrum")
@@ -244,10 +231,8 @@ def spectrum(
     ds = xr.Dataset({"counts": ("channel", counts.data, {"units": "count"})}, coords=coords)
     if not inside.all():  # QUALITY 1 (bad) outside the selected PI range, as grppha's "bad" channels
         ds["quality"] = ("channel", np.where(inside, 0, 1).astype(np.int16))
-    backscal, cover = 1.0, {}
-    if region is not None:  # the areas on the detector: its footprint from the screened events of all energies
-        foot = detector_footprint(select(events, expr=expr or None, gti=events))
-        backscal, cover = _area_on_detector(region, events, foot)
+    areas = region_areas(events, region, background, backscal=backscal, screening=screening)  # BACKSCAL
+    backscal = areas.get("backscal", 1.0)
     try:
         pix = pixel_arcsec(events, "x")
     except ValueError:
@@ -256,14 +241,14 @@ def spectrum(
         events, kind="spectrum", backscal=backscal,
         area_arcsec2=backscal * pix**2 if region is not None else None,
         channel_range=(int(first), int(last)), channel_bin=cb, pi_range=(pmin, pmax),
-        region=region_text(region), expr=expr, chantype=prof.channel_type, **expo, **cover,
+        region=region_text(region), expr=expr, chantype=prof.channel_type, **expo,
+        **{k: v for k, v in areas.items() if k.startswith("backscal_")},
     )
     attrs["selection"] = list(counts.attrs.get("selection", []))
     if background is not None:
         bkg, bexpo = hist(background)
         ds["bkg_counts"] = ("channel", bkg.data, {"units": "count"})
-        attrs["bkg_backscal"], bcover = _area_on_detector(background, events, foot)
-        attrs.update({f"bkg_{k}": v for k, v in bcover.items()})
+        attrs.update({k: v for k, v in areas.items() if k.startswith("bkg_")})
         attrs["background_region"] = region_text(background)
         attrs.update({f"bkg_{k}": v for k, v in bexpo.items()})
     ds.attrs = attrs
