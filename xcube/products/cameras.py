@@ -81,11 +81,12 @@ def _region_events(events, kwargs):
     """The :class:`~xcube.products.lightcurve.RegionEvents` of one camera for
     ``lightcurve(events, **kwargs)`` (after its ``time_range`` and screening,
     as ``lightcurve`` prepares them), or None without a region."""
-    from .lightcurve import _prepared, region_events
+    from .lightcurve import prepared_events, region_events
 
     if kwargs.get("region") is None:
         return None
-    events, expr, _, _ = _prepared(events, kwargs.get("time_range"), kwargs.get("expr"), kwargs.get("screening", True))
+    events, expr, _, _ = prepared_events(events, kwargs.get("time_range"), kwargs.get("expr"),
+                                         kwargs.get("screening", True))
     return region_events(events, kwargs["region"], kwargs.get("background"), expr)
 
 

@@ -107,7 +107,7 @@ def _time_range_gti(events, time_range):
     return t_start, t_stop
 
 
-def _prepared(events, time_range=None, expr: str | None = None, screening: bool = True):
+def prepared_events(events, time_range=None, expr: str | None = None, screening: bool = True):
     """``(events, expr, t_start, t_stop)`` as :func:`lightcurve` bins them:
     ``events`` cut to ``time_range`` (events and GTIs; ``t_start``/``t_stop``
     [s] its bounds, None without one) and ``expr`` with the mission's
@@ -553,7 +553,7 @@ def lightcurve(
     from ..regions import region_areas
 
     areas = region_areas(events, region, region_bkg, backscal=backscal, screening=screening)
-    events, expr, t_start, t_stop = _prepared(events, time_range, expr, screening)
+    events, expr, t_start, t_stop = prepared_events(events, time_range, expr, screening)
     if t0 is not None:
         t0 = _check_t0(events, _finite("t0", t0, "the start of the first bin [s, mission time]"), width, t_start)
     elif t_start is not None:
