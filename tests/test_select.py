@@ -431,3 +431,22 @@ def test_applied_band_of_several_bands_compiles_the_expression_once(monkeypatch,
     assert sel.applied_band([ev, ev], np.array(bands[:1]), expr=expr, warn=False) == singly[:1]
     with pytest.raises(ValueError, match="does not overlap"):
         sel.applied_band(ev, [(0.5, 2.0), (9.0, 12.0)], expr=expr)
+
+
+def test_lazy_selection_evaluates_its_filter_once_per_chunk(make_event_file, monkeypatch):
+    """select on lazy events evaluated its filter twice per chunk: once to count the kept events, again when
+    the result was read. The mask is now kept packed (1 bit per event) from the first evaluation."""
+    from xcube.regions import RegionSet
+
+    ev = xcube.open_events(make_event_file(n=50_000, seed=3), chunks=10_000)
+    calls = []
+    real = RegionSet.contains
+    monkeypatch.setattr(RegionSet, "contains", lambda self, x, y: calls.append(len(x)) or real(self, x, y))
+    out = xcube.select(ev, region="physical;circle(25000,25000,8000)", expr="PI > 1000")
+    x = out["x"].values
+    calls = [c for c in calls if c]  # (dask may call it on an empty block for its meta)
+    assert len(calls) == 5 and sum(calls) == 50_000  # five chunks, each tested once
+    full = xcube.select(xcube.open_events(make_event_file(n=50_000, seed=3)).compute(),
+                        region="physical;circle(25000,25000,8000)", expr="PI > 1000")
+    np.testing.assert_array_equal(x, full["x"].values)
+    np.testing.assert_array_equal(out["time"].values, full["time"].values)

@@ -523,6 +523,12 @@ def _take(block, index):
     return block.take(index)
 
 
+def _kept_index(packed, n):
+    """Indices of the kept events of one block from its mask packed 8 per
+    byte (``np.packbits``) and its length ``n`` (a 1-element array)."""
+    return np.flatnonzero(np.unpackbits(packed, count=int(n[0])))
+
+
 # --------------------------------------------------------------------------- application
 
 
@@ -562,7 +568,11 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
         arrays[n] = a
     mask = da.map_blocks(fn, *[arrays[n] for n in needed], dtype=bool)
     nb = mask.numblocks[0]
-    todo = [mask.map_blocks(_count, chunks=((1,) * nb,), dtype=np.int64)]
+    # one evaluation of the filter: the kept counts and the mask itself, packed 8 events per byte (12.5 MB for
+    # 1e8 events), from which the indices are taken when the result is read
+    packed_chunks = tuple((c + 7) // 8 for c in chunks[0])
+    todo = [mask.map_blocks(_count, chunks=((1,) * nb,), dtype=np.int64),
+            mask.map_blocks(np.packbits, chunks=(packed_chunks,), dtype=np.uint8)]
     if rs is not None:
         for c in ("x", "y"):
             todo.append(arrays[c].map_blocks(_minmax, chunks=((1,) * nb, (2,)), new_axis=1, dtype=np.float64))
@@ -571,10 +581,12 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
     if rs is not None:
         ext = None
         if events.sizes["event"]:
-            ext = (res[1][:, 0].min(), res[1][:, 1].max(), res[2][:, 0].min(), res[2][:, 1].max())
+            ext = (res[2][:, 0].min(), res[2][:, 1].max(), res[3][:, 0].min(), res[3][:, 1].max())
         check_in_field(rs, ext, _name(events))
     # indices of the kept events, once per chunk (flatnonzero + take is ~5x faster than boolean indexing)
-    index = mask.map_blocks(np.flatnonzero, chunks=(counts,), dtype=np.intp)
+    index = da.blockwise(_kept_index, "i", da.from_array(res[1], chunks=(packed_chunks,)), "i",
+                         da.from_array(np.asarray(chunks[0], np.int64), chunks=1), "i", dtype=np.intp,
+                         adjust_chunks={"i": counts}, align_arrays=False)
     new = {
         n: da.blockwise(_take, "i", arrays[n], "i", index, "i", dtype=arrays[n].dtype,
                         adjust_chunks={"i": counts}, align_arrays=False)
