@@ -93,6 +93,10 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
       DEADAPP = T, the SAS ``epiclccorr``/PPS convention) and ``RATE x TIMEDEL`` when it is not (``evselect``,
       ``extractor``; then ``rate`` = counts / exposure). Counts that are whole numbers to
       1e-3 are returned as int64.
+    - errors: ERROR (or RATE_ERR, RATE_ERRM/RATE_ERRP) are those of RATE; in a
+      table without RATE (HDUCLAS3 = 'COUNT') they are count errors and are
+      divided by the exposure (NaN where it is 0), unless their TUNIT is a
+      rate; without an error column, sqrt(counts) / exposure.
     - several bands: when RATE (or COUNTS) is a vector column of k elements
       (the eROSITA ``srctool`` layout, RATE of shape (n, 3)), every vector
       column gives one value per band and the result has a ``band``
@@ -218,7 +222,7 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
     invalid = _invalid_bins(data, names)
     fracexp, gti = _fracexp(data, names, lo, hi, gti, gti_h.name if gti_h is not None else None, path, invalid)
     corrected = _flag(h.get("FRACCORR", h.get("DEADAPP", False))) or _rate_corrected_by_tool(h)
-    counts, rate, err = _counts_and_rates(data, names, hi - lo, fracexp, corrected)
+    counts, rate, err = _counts_and_rates(data, names, hi - lo, fracexp, corrected, _error_unit(hdu, names))
     coords = {
         "time": ("time", 0.5 * (lo + hi), {"units": "s"}),
         "time_lo": ("time", lo, {"units": "s"}),
@@ -307,10 +311,12 @@ def _fracexp(data, names, lo, hi, gti, gti_name, path, invalid=None):
     return fracexp, gti
 
 
-def _counts_and_rates(data, names, width, fracexp, corrected):
+def _counts_and_rates(data, names, width, fracexp, corrected, error_unit: str = ""):
     """``(counts, rate, rate_err)``: counts from COUNTS, else from RATE x exposure (corrected rates) or
     RATE x TIMEDEL (uncorrected: SAS evselect, extractor, xcube fraccorr=False), rates corrected for
-    FRACEXP (NaN where it is 0), errors from the file or sqrt(counts) / exposure."""
+    FRACEXP (NaN where it is 0), errors from the file or sqrt(counts) / exposure. Without a RATE column
+    (HDUCLAS3 = 'COUNT') the error column is in counts (OGIP/93-003: the unit of the column it belongs
+    to), so it is divided by the exposure as the counts are, unless its TUNIT (``error_unit``) is a rate."""
     exposure = width * fracexp
     rcol, ccol = find_column(names, "RATE"), find_column(names, "COUNTS")
     rate = np.asarray(data[rcol], np.float64) if rcol is not None else None
@@ -320,6 +326,8 @@ def _counts_and_rates(data, names, width, fracexp, corrected):
             counts = np.asarray(data[ccol])
             if rate is None:
                 rate = np.where(exposure > 0, counts / exposure, np.nan)
+                if err is not None and not _is_rate_unit(error_unit):  # count errors
+                    err = np.where(exposure > 0, err / exposure, np.nan)
         elif corrected:
             counts = np.where(np.isfinite(rate) & (exposure > 0), rate * exposure, 0.0)
         else:
@@ -441,6 +449,21 @@ def _rate_error(data, names):
     if lo is not None and hi is not None:
         return 0.5 * (np.abs(np.asarray(data[lo], np.float64)) + np.asarray(data[hi], np.float64))
     return None
+
+
+def _error_unit(hdu, names) -> str:
+    """TUNIT of the table's error column (ERROR, RATE_ERR or RATE_ERRP), '' when absent."""
+    for name in ("ERROR", "RATE_ERR", "RATE_ERRP"):
+        col = find_column(names, name)
+        if col is not None and col in hdu.columns.names:
+            return str(hdu.columns[col].unit or "")
+    return ""
+
+
+def _is_rate_unit(unit: str) -> bool:
+    """Whether a TUNIT is per second (``count/s``, ``ct s-1``, ``counts s**-1``...)."""
+    u = unit.strip().lower().replace(" ", "")
+    return any(t in u for t in ("/s", "s-1", "s**-1", "s^-1", "/sec", "hz"))
 
 
 def _flag(value) -> bool:

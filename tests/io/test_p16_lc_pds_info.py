@@ -1,0 +1,54 @@
+"""Reading other tools' light curves, power spectra and the summaries of ``xcube info``
+(COUNT light curves' errors, Stingray power spectra, several light-curve tables, PHA type II)."""
+from __future__ import annotations
+
+import numpy as np
+from astropy.io import fits
+
+import xcube
+
+
+def _counts_lc(path, error_unit="count"):
+    """A COUNT light curve (HDUCLAS3 = 'COUNT'): TIME, COUNTS, ERROR = sqrt(COUNTS) in counts; 10 s bins, a
+    GTI with a gap (partial bins)."""
+    n, dt, t0 = 100, 10.0, 5.0e8
+    lo = t0 + dt * np.arange(n)
+    rng = np.random.default_rng(2)
+    gti = (np.array([t0, t0 + 505.0]), np.array([t0 + 403.0, t0 + 1000.0]))
+    hi = lo + dt
+    frac = (np.clip(np.minimum(hi, gti[1][0]) - np.maximum(lo, gti[0][0]), 0, None)
+            + np.clip(np.minimum(hi, gti[1][1]) - np.maximum(lo, gti[0][1]), 0, None)) / dt
+    cnt = rng.poisson(30 * frac)
+    rate = fits.BinTableHDU.from_columns([
+        fits.Column("TIME", "D", unit="s", array=lo), fits.Column("COUNTS", "J", unit="count", array=cnt),
+        fits.Column("ERROR", "E", unit=error_unit, array=np.sqrt(cnt))], name="RATE")
+    rate.header.update(HDUCLASS="OGIP", HDUCLAS1="LIGHTCURVE", HDUCLAS2="TOTAL", HDUCLAS3="COUNT", TELESCOP="XMM",
+                       INSTRUME="EPN", MJDREFI=51544, MJDREFF=0.00074287037037037, TIMESYS="TT", TIMEUNIT="s",
+                       TIMEDEL=dt, TIMEPIXR=0.0)
+    g = fits.BinTableHDU.from_columns([fits.Column("START", "D", unit="s", array=gti[0]),
+                                       fits.Column("STOP", "D", unit="s", array=gti[1])], name="GTI")
+    g.header.update(HDUCLASS="OGIP", HDUCLAS1="GTI", MJDREFI=51544, MJDREFF=0.00074287037037037)
+    fits.HDUList([fits.PrimaryHDU(), rate, g]).writeto(path)
+    return cnt, dt * frac
+
+
+def test_count_light_curve_errors_are_count_errors_divided_by_exposure(tmp_path):
+    cnt, expo = _counts_lc(tmp_path / "counts.lc")
+    lc = xcube.read_lightcurve(tmp_path / "counts.lc")
+    np.testing.assert_allclose(lc["exposure"].values, expo)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = np.where(expo > 0, np.sqrt(cnt) / expo, np.nan)
+    np.testing.assert_allclose(lc["rate_err"].values, want, rtol=1e-6, equal_nan=True)
+    assert np.isnan(lc["rate_err"].values[expo == 0]).all() and (expo == 0).any()
+    # written back: ERROR [count/s] is the rate error, not the count error
+    xcube.write_lightcurve(tmp_path / "out.lc", lc)
+    with fits.open(tmp_path / "out.lc") as h:
+        err = np.asarray(h["RATE"].data["ERROR"], float)
+    good = expo > 0
+    np.testing.assert_allclose(err[good], want[good], rtol=1e-5)
+
+
+def test_count_light_curve_error_in_rate_units_is_kept(tmp_path):
+    cnt, expo = _counts_lc(tmp_path / "counts.lc", error_unit="count/s")
+    lc = xcube.read_lightcurve(tmp_path / "counts.lc")
+    np.testing.assert_allclose(lc["rate_err"].values, np.sqrt(cnt), rtol=1e-6)
