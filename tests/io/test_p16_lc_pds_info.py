@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from astropy.io import fits
 
 import xcube
@@ -52,3 +53,43 @@ def test_count_light_curve_error_in_rate_units_is_kept(tmp_path):
     cnt, expo = _counts_lc(tmp_path / "counts.lc", error_unit="count/s")
     lc = xcube.read_lightcurve(tmp_path / "counts.lc")
     np.testing.assert_allclose(lc["rate_err"].values, np.sqrt(cnt), rtol=1e-6)
+
+
+def _stingray_pds(rebin_log: bool = False):
+    from stingray import AveragedPowerspectrum, Lightcurve
+
+    t = np.arange(0, 256, 0.01)
+    c = np.random.default_rng(1).poisson(5, t.size)
+    pds = AveragedPowerspectrum(Lightcurve(t, c, dt=0.01, skip_checks=True), 16, norm="leahy", silent=True)
+    return pds.rebin_log(0.1) if rebin_log else pds
+
+
+@pytest.mark.filterwarnings("ignore")  # (Stingray's own warnings when it writes FITS)
+@pytest.mark.parametrize("rebin_log", [False, True])
+def test_stingray_power_spectrum_file_is_read(tmp_path, rebin_log):
+    from xcube.io.powspec import read_power_spectrum
+    from xcube.io.product_info import product_kind, product_summary
+
+    sp = _stingray_pds(rebin_log)
+    sp.write(str(tmp_path / "st.fits"), fmt="fits")
+    assert product_kind(tmp_path / "st.fits") == "power_spectrum"  # (was "unknown": info called it an event file)
+    p = read_power_spectrum(tmp_path / "st.fits")
+    want = xcube.from_stingray(sp)
+    for name in ("freq", "freq_lo", "freq_hi", "power", "power_err", "m", "df"):
+        np.testing.assert_allclose(p[name].values, want[name].values, rtol=1e-12, err_msg=name)
+    assert p.attrs["norm"] == want.attrs["norm"] == "leahy"
+    for k in ("dt", "segment", "n_bin", "n_segments", "mean_rate", "n_photons"):
+        assert p.attrs[k] == pytest.approx(want.attrs[k]), k
+    assert p.attrs["n_segments"] == 16 and p.attrs["mean_rate"] == pytest.approx(500, rel=0.01)
+    assert p.attrs["poisson_level"] == 2.0
+    text = product_summary(tmp_path / "st.fits", "power_spectrum")
+    assert "16 segment(s) of 16 s" in text and "leahy" in text
+
+
+def test_table_without_power_columns_is_refused_naming_file_and_columns(tmp_path):
+    from xcube.io.powspec import read_power_spectrum
+
+    hdu = fits.BinTableHDU.from_columns([fits.Column("freq", "D", array=np.arange(1.0, 4.0))], name="PDS")
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "nopower.fits")
+    with pytest.raises(ValueError, match=r"nopower\.fits: no power-spectrum table .*POWER.*'PDS': \['freq'\]"):
+        read_power_spectrum(tmp_path / "nopower.fits")

@@ -75,23 +75,41 @@ def write_power_spectrum(path, pds: xr.Dataset, *, overwrite: bool = False, head
 def read_power_spectrum(path) -> xr.Dataset:
     """A power spectrum written by :func:`write_power_spectrum` (or any table
     with FREQUENCY, POWER and ERROR columns, such as HEASoft ``powspec``
-    output: then M is 1 and the edges are FREQUENCY -/+ XAX_E). Eager."""
+    output: then M is 1 and the edges are FREQUENCY -/+ XAX_E), or by
+    Stingray's ``Powerspectrum.write(fmt="fits")`` (columns ``freq``,
+    ``power``, ``power_err``, optional ``m``/``k``; keywords DF, M, K, NORM,
+    DT, N, ``segment_size``, MEAN [counts per bin], NPHOTS: the bins are
+    ``k x DF`` wide around ``freq``, as :func:`xcube.from_stingray` reads
+    them). Column names are case-insensitive. Eager."""
     with open_fits(path, memmap=False) as hdul:
-        hdu = next((h for h in hdul[1:] if isinstance(h, fits.BinTableHDU)
-                    and {"FREQUENCY", "POWER"} <= {c.upper() for c in h.columns.names}), None)
+        hdu = next((h for h in hdul[1:]
+                    if isinstance(h, fits.BinTableHDU) and is_power_spectrum_table(h.columns.names)), None)
         if hdu is None:
-            raise ValueError(f"{path}: no power-spectrum table (FREQUENCY and POWER columns); extensions: "
-                             f"{[h.name for h in hdul]}")
+            tables = {h.name or f"HDU {i}": h.columns.names for i, h in enumerate(hdul) if i and
+                      isinstance(h, fits.BinTableHDU)}
+            raise ValueError(f"{path}: no power-spectrum table (a POWER column and a FREQUENCY or FREQ column, any "
+                             f"case); tables and their columns: {tables}")
         h = dict(hdul[0].header)
         h.update(hdu.header)
         d = {c.upper(): np.asarray(hdu.data[c]) for c in hdu.columns.names}
         units = {"units": str(hdu.columns[find_column(hdu.columns.names, "POWER")].unit or "")}
-    f = d["FREQUENCY"].astype(np.float64)
-    half = d.get("XAX_E", np.zeros_like(f)).astype(np.float64)
+    f = d.get("FREQUENCY", d.get("FREQ")).astype(np.float64)
+    stingray = "FREQUENCY" not in d
+    if stingray:  # Stingray: DF (and the merged bins K) give the edges, M the averaged powers per bin
+        k = np.broadcast_to(np.asarray(d.get("K", h.get("K", 1)), np.float64), f.shape)
+        half = 0.5 * k * float(h.get("DF", np.nan))
+        d.setdefault("M", np.broadcast_to(np.asarray(h.get("M", 1)), f.shape))
+        d.setdefault("ERROR", d.get("POWER_ERR"))
+        if d["ERROR"] is None:
+            del d["ERROR"]
+    else:
+        half = d.get("XAX_E", np.zeros_like(f)).astype(np.float64)
     lo = d.get("FREQ_LO", f - half).astype(np.float64)
     hi = d.get("FREQ_HI", f + half).astype(np.float64)
     power = d["POWER"].astype(np.float64)
     attrs = {attr: h[key] for attr, (key, _) in _KEYS.items() if key in h}
+    if stingray:
+        attrs.update(_stingray_attrs(h, np.asarray(d["M"]) / k))
     attrs.update(kind="power_spectrum", source=str(Path(path).resolve()), mission=mission_name(h.get("TELESCOP", "")),
                  instrument=str(h.get("INSTRUME", "")).strip(), obs_id=str(h.get("OBS_ID", "")).strip(),
                  object=str(h.get("OBJECT", "")).strip(), mjdref=read_mjdref(h, path))
@@ -106,3 +124,35 @@ def read_power_spectrum(path) -> xr.Dataset:
                 "freq_hi": ("freq", hi, {"units": "Hz"})},
         attrs=attrs,
     )
+
+
+def is_power_spectrum_table(names) -> bool:
+    """Whether a table's columns (any case) make a power spectrum: POWER and FREQUENCY (powspec, xcube) or
+    FREQ (Stingray)."""
+    up = {c.upper() for c in names}
+    return "POWER" in up and bool(up & {"FREQUENCY", "FREQ"})
+
+
+def _stingray_attrs(h: dict, segments_per_bin) -> dict:
+    """xcube's attrs from the keywords of a Stingray power spectrum: N (bins per segment), ``segment_size`` [s],
+    MEAN (mean counts per bin of the segments, so the mean rate is MEAN / DT), NPHOTS (mean photons per
+    segment), the segments averaged (M / K, their smallest value), the Poisson level of NORM."""
+    out = {}
+    if "N" in h:
+        out["n_bin"] = int(h["N"])
+    seg = h.get("SEGMENT_SIZE", h.get("segment_size"))
+    if seg is not None:
+        out["segment"] = float(seg)
+    if np.size(segments_per_bin):
+        out["n_segments"] = int(np.rint(np.min(segments_per_bin)))
+    if "NPHOTS" in h:
+        out["n_photons"] = float(h["NPHOTS"])
+    dt = float(h.get("DT", np.nan))
+    if "MEAN" in h and np.isfinite(dt) and dt > 0:
+        out["mean_rate"] = float(h["MEAN"]) / dt
+        norm = str(h.get("NORM", "")).strip().lower()
+        if norm in ("leahy", "frac", "abs"):
+            from stingray.fourier import poisson_level
+
+            out["poisson_level"] = float(poisson_level(norm, meanrate=out["mean_rate"]))
+    return out

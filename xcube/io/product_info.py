@@ -50,13 +50,14 @@ def _fits_kind(hdul, events) -> str:
     from astropy.io import fits
 
     from .ogip import is_gti_hdu
+    from .powspec import is_power_spectrum_table
 
     for h in hdul[1:]:
         if not isinstance(h, fits.BinTableHDU):
             continue
         names = {c.upper() for c in h.columns.names}
         clas = str(h.header.get("HDUCLAS1", "")).strip().upper()
-        if {"FREQUENCY", "POWER"} <= names:
+        if is_power_spectrum_table(names):  # (xcube, powspec; Stingray's lower-case freq/power)
             return "power_spectrum"
         if clas in ("LIGHTCURVE", "LIGHT CURVE") or h.name == "RATE":
             return "lightcurve"
