@@ -754,7 +754,12 @@ def live_fraction(keys: dict, ccd: int | None = None, ccd_keywords=None, source:
 
 def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=None, grouping=None,
              backfile="none", respfile="none", ancrfile="none", areascal=1.0, corrscal=0.0, tlmin=None, tlmax=None,
-             chantype="PI", path="PHA file", dead_time=None):
+             chantype="PI", path="PHA file", dead_time=None, stat_err=None, sys_err=None):
+    """The SPECTRUM table of a PHA type I file. ``backscal``/``areascal``: a
+    number (keyword), or an array along channel (a column, with the keyword
+    1 as OGIP/92-007 allows); ``stat_err`` [count] and ``sys_err`` (fraction)
+    along channel, or None: a STAT_ERR column and POISSERR = F, a SYS_ERR
+    column; else POISSERR = T and the keywords STAT_ERR = SYS_ERR = 0."""
     channel = np.asarray(channel, np.int64)
     counts = np.asarray(counts)
     if counts.dtype.kind not in "iu":
@@ -773,20 +778,30 @@ def _pha_hdu(channel, counts, *, exposure, backscal, cards, hduclas2, quality=No
         fits.Column(name="GROUPING", format="I", array=np.ones(channel.size, np.int16) if grouping is None
                     else np.asarray(grouping, np.int16)),
     ]
+    if stat_err is not None:
+        cols.append(fits.Column(name="STAT_ERR", format="E", unit="count", array=np.asarray(stat_err, np.float32)))
+    if sys_err is not None:
+        cols.append(fits.Column(name="SYS_ERR", format="E", array=np.asarray(sys_err, np.float32)))
+    for name, values in (("BACKSCAL", backscal), ("AREASCAL", areascal)):
+        if np.ndim(values):
+            cols.append(fits.Column(name=name, format="D", array=np.asarray(values, np.float64)))
     hdu = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
     _apply(hdu.header, cards)
     if "FILTER" not in hdu.header:  # mandatory in OGIP/92-007 ("the instrument filter in use, if any")
         hdu.header["FILTER"] = ("NONE", "no filter keyword in the events")
     _apply(hdu.header, {
         "HDUCLASS": "OGIP", "HDUCLAS1": "SPECTRUM", "HDUVERS": "1.2.1", "HDUCLAS2": hduclas2,
-        "HDUCLAS3": "COUNT", "HDUCLAS4": "TYPE:I", "CHANTYPE": chantype, "POISSERR": True, "STAT_ERR": 0, "SYS_ERR": 0,
+        "HDUCLAS3": "COUNT", "HDUCLAS4": "TYPE:I", "CHANTYPE": chantype, "POISSERR": stat_err is None,
+        "STAT_ERR": 0 if stat_err is None else None, "SYS_ERR": 0 if sys_err is None else None,
         "DETCHANS": (int(channel.size) if tlmax is None else int(tlmax - tlmin + 1), "number of detector channels"),
         "TLMIN1": int(channel.min() if tlmin is None else tlmin),
         "TLMAX1": int(channel.max() if tlmax is None else tlmax),
         "EXPOSURE": _exposure_card(exposure, dead_time),
-        "BACKSCAL": (float(backscal), "extraction area" + (" on the detector" if "AREAFRAC" in cards else "")
-                     + " [sky pixel^2]"),
-        "AREASCAL": float(areascal), "CORRSCAL": float(corrscal),
+        "BACKSCAL": (1.0, "per channel: BACKSCAL column") if np.ndim(backscal) else (
+            float(backscal), "extraction area" + (" on the detector" if "AREAFRAC" in cards else "")
+            + " [sky pixel^2]"),
+        "AREASCAL": (1.0, "per channel: AREASCAL column") if np.ndim(areascal) else float(areascal),
+        "CORRSCAL": float(corrscal),
         "BACKFILE": backfile or "none", "CORRFILE": "none", "RESPFILE": respfile or "none",
         "ANCRFILE": ancrfile or "none",
     })
@@ -823,12 +838,12 @@ def _dead_time_of(attrs: dict, prefix: str = "") -> dict | None:
             "from": attrs.get(f"{prefix}deadc_from")}
 
 
-def _full_channels(channel, tlmin: int, tlmax: int, columns: dict, path) -> tuple:
+def _full_channels(channel, tlmin: int, tlmax: int, columns: dict, path, fill: dict | None = None) -> tuple:
     """``(channel, columns)`` on every channel TLMIN..TLMAX: a spectrum
     missing some (a slice of one) gets them with zero counts, QUALITY 1
     (bad) and GROUPING 1, so that the rows match DETCHANS and the RMF
     (``columns``: name -> array or None; ``"quality"``/``"grouping"`` are
-    filled as said, others with 0)."""
+    filled as said, others with 0, or their value in ``fill``)."""
     full = np.arange(tlmin, tlmax + 1, dtype=np.int64)
     if channel.size == full.size and np.array_equal(channel, full):
         return channel, columns
@@ -842,7 +857,8 @@ def _full_channels(channel, tlmin: int, tlmax: int, columns: dict, path) -> tupl
             continue
         if values is None:
             values = np.full(channel.size, 0 if name == "quality" else 1, np.int16)
-        a = np.full(full.size, 1 if name in ("quality", "grouping") else 0, dtype=np.asarray(values).dtype)
+        a = np.full(full.size, 1 if name in ("quality", "grouping") else (fill or {}).get(name, 0),
+                    dtype=np.asarray(values).dtype)
         a[idx] = values
         out[name] = a
     if out.get("grouping") is not None:  # a group cannot continue from an added channel
@@ -871,7 +887,12 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         read), written relative to the new file (its name when beside it),
         else 'none'. Given values win (``"none"`` writes none).
 
-    Columns CHANNEL, COUNTS, QUALITY, GROUPING; keywords FILTER (attrs
+    Columns CHANNEL, COUNTS, QUALITY, GROUPING, and STAT_ERR [count] (then
+    POISSERR = F) and SYS_ERR when the spectrum has ``stat_err``/``sys_err``
+    (:func:`read_spectrum` of such a file), BACKSCAL/AREASCAL when attrs
+    ``backscal``/``areascal`` are arrays along channel (a ``ValueError``
+    naming the file when their length is not the number of channels);
+    keywords FILTER (attrs
     ``filter``, else 'NONE', as OGIP/92-007 requires it), EXPOSURE [s],
     BACKSCAL, AREASCAL, CORRSCAL, BACKFILE, RESPFILE, ANCRFILE, HDUCLAS2,
     POISSERR, DETCHANS, TLMIN1/TLMAX1, SPECDELT/SPECPIX/SPECVAL (PI per
@@ -887,7 +908,9 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     DEADC (the live fraction applied) and DEADAPP = T; without them EXPOSURE
     is the good time and no DEADC is written. Counts must be whole numbers
     (``ValueError`` naming the file, the first offending channel and its
-    value). Computes the spectrum (eager); returns the path of the source file.
+    value); EXPOSURE must be a positive number (``ValueError`` naming the
+    file: a spectrum read from a file without EXPOSURE has NaN). Computes
+    the spectrum (eager); returns the path of the source file.
     """
     _path_first(path, spectrum, "write_spectrum")
     path = Path(path)
@@ -900,11 +923,15 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     tlmin, tlmax = min(tlmin, int(channel.min())), max(tlmax, int(channel.max()))
     # every channel of the grid TLMIN..TLMAX is written (DETCHANS rows, as the RMF has): those the spectrum
     # lacks get zero counts and QUALITY 1
+    _check_exposure(attrs, "exposure", path)
+    per_channel = {name: _channel_values(spectrum, attrs, name, path) for name in (
+        "stat_err", "sys_err", "backscal", "areascal", "bkg_stat_err", "bkg_sys_err", "bkg_backscal")}
     channel, cols = _full_channels(channel, tlmin, tlmax, {
         "counts": spectrum["counts"].values,
         "bkg_counts": spectrum["bkg_counts"].values if "bkg_counts" in spectrum else None,
         "quality": spectrum["quality"].values if "quality" in spectrum else None,
-        "grouping": spectrum["grouping"].values if "grouping" in spectrum else None}, path)
+        "grouping": spectrum["grouping"].values if "grouping" in spectrum else None, **per_channel}, path,
+        fill={"backscal": 1.0, "areascal": 1.0, "bkg_backscal": 1.0})
     chantype = str(attrs.get("chantype") or "PI").upper()  # the channel column: PI, or PHA (RXTE PCA)
     respfile = _file_value(attrs, "respfile", path) if respfile is None else respfile
     ancrfile = _file_value(attrs, "ancrfile", path) if ancrfile is None else ancrfile
@@ -921,17 +948,21 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
                              "give another background path (--background-out)")
         backfile = bpath.name if bpath.parent.resolve() == path.parent.resolve() else str(bpath)
         bkg_dead = _dead_time_of(attrs, "bkg_") if "bkg_exposure" in attrs else _dead_time_of(attrs)
+        _check_exposure(attrs, "bkg_exposure" if "bkg_exposure" in attrs else "exposure", bpath)
+        bkg_scal = cols["bkg_backscal"] if cols["bkg_backscal"] is not None else attrs["bkg_backscal"]
         bhdu = _pha_hdu(channel, cols["bkg_counts"], exposure=attrs.get("bkg_exposure", attrs["exposure"]),
-                        backscal=attrs["bkg_backscal"], cards={**cards, **_region_card(attrs, "background_region")},
+                        backscal=bkg_scal, cards={**cards, **_region_card(attrs, "background_region")},
                         hduclas2="BKG", tlmin=tlmin, tlmax=tlmax, chantype=chantype, quality=bad, path=bpath,
-                        dead_time=bkg_dead)
+                        dead_time=bkg_dead, stat_err=cols["bkg_stat_err"], sys_err=cols["bkg_sys_err"])
         bkg_hdul = (bpath, fits.HDUList([primary_hdu(cards), bhdu]))
     shdu = _pha_hdu(
-        channel, cols["counts"], exposure=attrs["exposure"], backscal=attrs.get("backscal", 1.0),
+        channel, cols["counts"], exposure=attrs["exposure"],
+        backscal=cols["backscal"] if cols["backscal"] is not None else attrs.get("backscal", 1.0),
+        areascal=cols["areascal"] if cols["areascal"] is not None else attrs.get("areascal", 1.0),
         cards={**cards, **_region_card(attrs, "region")}, hduclas2="TOTAL",
         quality=cols["quality"], grouping=cols["grouping"],
         backfile=backfile, respfile=respfile, ancrfile=ancrfile, tlmin=tlmin, tlmax=tlmax, chantype=chantype,
-        path=path, dead_time=_dead_time_of(attrs),
+        path=path, dead_time=_dead_time_of(attrs), stat_err=cols["stat_err"], sys_err=cols["sys_err"],
     )
     _apply(shdu.header, {k: v for k, v in band.items() if k in ("E_MIN", "E_MAX")})
     if attrs.get("channel_bin") is not None:
@@ -953,6 +984,39 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
     if bkg_hdul is not None:
         write_hdul(bkg_hdul[1], bkg_hdul[0], overwrite)
     return write_hdul(fits.HDUList([primary_hdu(cards), shdu]), path, overwrite)
+
+
+def _check_exposure(attrs: dict, key: str, path) -> None:
+    """``ValueError`` naming the file when attrs ``key`` (``exposure``,
+    ``bkg_exposure``) [s] is missing, NaN or <= 0: XSPEC cannot use such a
+    PHA file (a spectrum read from a file without EXPOSURE)."""
+    value = attrs.get(key)
+    try:
+        ok = float(value) > 0 and np.isfinite(float(value))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{path}: EXPOSURE ({key}) is {value!r}, not a positive number of seconds; set "
+                         f"spectrum.attrs[{key!r}] before writing")
+
+
+def _channel_values(spectrum, attrs: dict, name: str, path):
+    """A per-channel quantity to write as a column: the variable ``name``
+    (``stat_err``, ``sys_err``, ...) or an array-valued attr (``backscal``,
+    ``areascal``, ``bkg_backscal`` read from BACKSCAL/AREASCAL columns),
+    as a 1-D array along channel; None when it is absent or a number.
+    ``ValueError`` naming the file and keyword when its length is not the
+    spectrum's number of channels (an attr array of a sliced spectrum)."""
+    if name in spectrum:
+        return np.asarray(spectrum[name].values, np.float64)
+    if name not in attrs or not np.ndim(attrs[name]):
+        return None
+    values = np.asarray(attrs[name], np.float64)
+    if values.shape != (spectrum.sizes["channel"],):
+        raise ValueError(f"{path}: attrs[{name!r}] (the {name.removeprefix('bkg_').upper()} column) has "
+                         f"{values.size} values for {spectrum.sizes['channel']} channels; give one per channel "
+                         "(or one number)")
+    return values
 
 
 def _file_value(attrs, key: str, path: Path) -> str | None:
@@ -1130,15 +1194,98 @@ def _kept_keywords(header: dict, primary: dict, path) -> dict:
     return out
 
 
-def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
-    """Read an OGIP PHA type I spectrum (eager; small) into the layout of
-    :func:`xcube.spectrum`.
+def _split_row(path, row):
+    """``(path, row)`` from ``"file.pha{3}"`` (XSPEC's row of a PHA type II
+    file) when no file of that name exists; ``row`` as given otherwise."""
+    text = str(path)
+    m = re.fullmatch(r"(.+)\{(\d+)\}", text)
+    if row is None and m and not Path(text).exists():
+        return Path(m.group(1)), int(m.group(2))
+    return Path(path), row
+
+
+def _row_suffix(value) -> int | None:
+    """The row ``k`` of a BACKFILE/RESPFILE value ``"file{k}"``, else None."""
+    m = re.fullmatch(r".+\{(\d+)\}", str(value or "").strip())
+    return int(m.group(1)) if m else None
+
+
+def _spectrum_table(hdu, path, row) -> tuple:
+    """``(columns, header)`` of a PHA SPECTRUM table: upper-case column name
+    -> array along channel, and the header with, for row ``row`` (1-based)
+    of a type II file, that row's one-value columns (EXPOSURE, BACKSCAL,
+    RESPFILE, ...) as keywords. ``ValueError`` naming the file for a type II
+    file without ``row`` (how many spectra it holds, how to pick one), a row
+    out of range, or a ``row`` for a type I file."""
+    header, data = dict(hdu.header), hdu.data
+    names = [n.upper() for n in data.columns.names]
+    vector = [n for n in names if np.ndim(data[n]) == 2]
+    type2 = "TYPE:II" in str(header.get("HDUCLAS4", "")).upper() or "COUNTS" in vector or "RATE" in vector
+    if not type2:
+        if row is not None and int(row) != 1:  # (file{1} of a type I file is the file, as XSPEC reads it)
+            raise ValueError(f"{path}: row={row}: a PHA type I file holds one spectrum (row 1)")
+        return {n: np.asarray(data[n]) for n in names}, header
+    n = len(data)
+    if row is None:
+        raise ValueError(f"{path}: PHA type II file ({n} spectra in the rows of its SPECTRUM table, HDUCLAS4 = "
+                         f"'TYPE:II'); read one with read_spectrum(path, row=k), k = 1..{n}, or "
+                         f"read_spectrum('{path.name}{{k}}') as XSPEC names it")
+    if not 1 <= int(row) <= n:
+        raise ValueError(f"{path}: row={row}: the PHA type II file holds rows 1..{n}")
+    record = data[int(row) - 1]
+    columns = {name: np.asarray(record[name]) for name in vector}
+    for name in names:
+        if name not in vector:
+            value = record[name]
+            header[name] = value.item() if isinstance(value, np.generic) else value
+    header["HDUCLAS4"] = "TYPE:I"
+    return columns, header
+
+
+def _channel_scale(columns: dict, header: dict, key: str, path):
+    """BACKSCAL or AREASCAL of a spectrum: the keyword (default 1), or the
+    column of that name, a float when it holds one value, else a float64
+    array along channel (written back as a column by :func:`write_spectrum`)."""
+    if key not in columns:
+        return header_float(header, key, path, 1.0)
+    values = np.asarray(columns[key], np.float64)
+    return float(values[0]) if values.size and np.all(values == values[0]) else values
+
+
+def _error_variables(columns: dict, header: dict, path) -> dict:
+    """``stat_err`` [count] and ``sys_err`` (fraction) along channel from the
+    STAT_ERR/SYS_ERR columns, or the keywords when not 0 (a STAT_ERR keyword
+    only with POISSERR = F), so that :func:`write_spectrum` writes them back
+    (POISSERR = F with a STAT_ERR column, as grppha keeps them)."""
+    n = len(columns["COUNTS"])
+    out = {}
+    poisson = header.get("POISSERR", True) is not False
+    for key, unit in (("STAT_ERR", "count"), ("SYS_ERR", "")):
+        if key in columns:
+            values = np.asarray(columns[key], np.float64)
+        elif has_value(header, key) and header_float(header, key, path, 0.0) != 0 and not (
+                key == "STAT_ERR" and poisson):
+            values = np.full(n, header_float(header, key, path, 0.0))
+        else:
+            continue
+        out[key.lower()] = ("channel", values, {"units": unit} if unit else {})
+    return out
+
+
+def read_spectrum(path, *, background: bool = True, row: int | None = None) -> xr.Dataset:
+    """Read an OGIP PHA type I spectrum, or row ``row`` of a type II file
+    (eager; small) into the layout of :func:`xcube.spectrum`.
 
     Returns a Dataset on dim ``channel`` with ``counts`` (and ``grouping``,
-    ``quality`` when the file has them); coordinates ``pi_lo``/``pi_hi`` when
+    ``quality`` when the file has them; ``stat_err`` [count] and ``sys_err``
+    (fraction) when the file gives them, as columns or keywords);
+    coordinates ``pi_lo``/``pi_hi`` when
     the file says how many PI values a channel holds (XMM ``SPECDELT``) and
     ``energy_lo``/``energy_hi`` [keV] from the RESPFILE's EBOUNDS. attrs:
-    ``exposure`` [s], ``backscal``, ``areascal``, ``channel_range``,
+    ``exposure`` [s] (NaN with a warning naming the file when EXPOSURE is
+    missing; a warning for EXPOSURE <= 0 too), ``backscal``, ``areascal``
+    (floats; float64 arrays along channel when the file has BACKSCAL or
+    AREASCAL columns of varying values), ``channel_range``,
     ``respfile``/``ancrfile``/``backfile`` (paths, relative values taken
     beside the spectrum; None for ``none``), ``telescop``, ``instrument``,
     ``obs_id``, ``object``, ``source``, ``chantype`` (CHANTYPE, default PI);
@@ -1148,28 +1295,48 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
     [d] (``mjdrefi``/``mjdreff``), ``channel_bin`` (SPECDELT) and ``region``
     where the file has them, so that :func:`write_spectrum` writes them again.
     With ``background`` and a BACKFILE, the background counts come in as
-    ``bkg_counts`` with attrs ``bkg_backscal`` and ``bkg_exposure``, as
+    ``bkg_counts`` (and ``bkg_stat_err``/``bkg_sys_err``) with attrs
+    ``bkg_backscal`` and ``bkg_exposure``, as
     :func:`xcube.spectrum` gives them (and ``background_region``, its REGION).
+    A PHA type II file (several spectra in rows, HDUCLAS4 = 'TYPE:II') needs
+    ``row`` (1-based; or the path as ``"file.pha{k}"``, as XSPEC names a row;
+    a BACKFILE ``bkg.pha{k}`` reads that row); ``ValueError`` naming the file
+    and the number of spectra without it. RATE spectra are refused
+    (``ValueError``: only COUNTS spectra are read).
     """
-    path = Path(path)
+    path, row = _split_row(path, row)
     try:
         hdul = fits.open(path)
     except (OSError, ValueError) as exc:
         raise OSError(f"{path}: cannot open the spectrum ({exc})") from exc
     with hdul:
         hdu = _spectrum_hdu(hdul, path)
-        h, data = hdu.header, hdu.data
-        names = [n.upper() for n in data.columns.names]
+        columns, header = _spectrum_table(hdu, path, row)
+        names = list(columns)
         if "COUNTS" not in names:
-            raise ValueError(f"{path}: no COUNTS column (columns {names}); only PHA type I count spectra are read")
-        channel = np.asarray(data["CHANNEL"], np.int64)
-        variables = {"counts": ("channel", counts_array(data["COUNTS"]), {"units": "count"})}
+            if "RATE" in names:
+                raise ValueError(f"{path}: a RATE spectrum (HDUCLAS3 = "
+                                 f"{str(header.get('HDUCLAS3', '')).strip()!r}, columns {names}); read_spectrum "
+                                 "reads COUNTS spectra only - counts are RATE x EXPOSURE")
+            raise ValueError(f"{path}: no COUNTS column (columns {names}); is this an OGIP PHA spectrum?")
+        if "CHANNEL" not in names:
+            raise ValueError(f"{path}: no CHANNEL column (columns {names}); cannot read the spectrum")
+        channel = np.asarray(columns["CHANNEL"], np.int64)
+        variables = {"counts": ("channel", counts_array(columns["COUNTS"]), {"units": "count"})}
         for col in ("GROUPING", "QUALITY"):
             if col in names:
-                variables[col.lower()] = ("channel", np.asarray(data[col], np.int16))
-        backscal = float(h.get("BACKSCAL", 1.0)) if "BACKSCAL" not in names else np.asarray(data["BACKSCAL"])
-        header = dict(h)
+                variables[col.lower()] = ("channel", np.asarray(columns[col], np.int16))
+        variables.update(_error_variables(columns, header, path))
+        backscal = _channel_scale(columns, header, "BACKSCAL", path)
+        areascal = _channel_scale(columns, header, "AREASCAL", path)
+        icol = [n.upper() for n in hdu.data.columns.names].index("CHANNEL") + 1
+        tlmin, tlmax = header.get(f"TLMIN{icol}"), header.get(f"TLMAX{icol}")
         primary = dict(hdul[0].header)
+    exposure = header_float(header, "EXPOSURE", path, np.nan)
+    if not exposure > 0:
+        warnings.warn(f"{path}: " + ("no EXPOSURE keyword" if not has_value(header, "EXPOSURE") else
+                                     f"EXPOSURE = {exposure!r}") + " (XSPEC cannot use the spectrum; "
+                      "set attrs['exposure'] [s] before writing it)", stacklevel=2)
     base = path.parent
     coords = {"channel": ("channel", channel)}
     step = header.get("SPECDELT")
@@ -1177,9 +1344,10 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
         coords["pi_lo"] = ("channel", channel * int(step), {"units": "channel"})
         coords["pi_hi"] = ("channel", (channel + 1) * int(step), {"units": "channel"})
     attrs = {
-        "kind": "spectrum", "source": str(path), "exposure": float(header.get("EXPOSURE", np.nan)),
-        "backscal": backscal, "areascal": float(header.get("AREASCAL", 1.0)),
-        "channel_range": (int(header.get("TLMIN1", channel.min())), int(header.get("TLMAX1", channel.max()))),
+        "kind": "spectrum", "source": str(path), "exposure": exposure,
+        "backscal": backscal, "areascal": areascal,
+        "channel_range": (int(channel.min() if tlmin is None else tlmin),
+                          int(channel.max() if tlmax is None else tlmax)),
         "respfile": _file_keyword(header, "RESPFILE", base), "ancrfile": _file_keyword(header, "ANCRFILE", base),
         "backfile": _file_keyword(header, "BACKFILE", base),
         **{f"{k.lower()}_keyword": str(header[k]).strip() for k in ("RESPFILE", "ANCRFILE")
@@ -1205,10 +1373,13 @@ def read_spectrum(path, *, background: bool = True) -> xr.Dataset:
             warnings.warn(f"{path}: {key.upper()} {attrs[key]} does not exist", stacklevel=2)
     ds = xr.Dataset(variables, coords=coords, attrs=attrs)
     if background and attrs["backfile"] and Path(attrs["backfile"]).exists():
-        bkg = read_spectrum(attrs["backfile"], background=False)
+        bkg = read_spectrum(attrs["backfile"], background=False, row=_row_suffix(header["BACKFILE"]))
         if bkg.sizes["channel"] != ds.sizes["channel"] or not np.array_equal(bkg["channel"], ds["channel"]):
             raise ValueError(f"{path}: BACKFILE {attrs['backfile']} has other channels than the spectrum")
         ds["bkg_counts"] = ("channel", bkg["counts"].values, {"units": "count"})
+        for name in ("stat_err", "sys_err"):
+            if name in bkg:
+                ds[f"bkg_{name}"] = bkg[name].variable
         ds.attrs.update(bkg_backscal=bkg.attrs["backscal"], bkg_exposure=bkg.attrs["exposure"])
         ds.attrs.update({f"bkg_{k}": bkg.attrs[k] for k in ("deadc", "ontime", "backscal_geometric",
                                                              "backscal_fraction") if k in bkg.attrs})
