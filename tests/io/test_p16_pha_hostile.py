@@ -1,6 +1,7 @@
 """OGIP PHA files of other tools read -> grouped -> written (P16 I): AREASCAL
 and BACKSCAL columns, STAT_ERR/SYS_ERR with POISSERR = F, type II files,
-missing EXPOSURE, RATE spectra."""
+missing EXPOSURE, RATE spectra; and NET light curves without COUNTS (SAS
+epiclccorr) written back."""
 from __future__ import annotations
 
 import warnings
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from xcube.io.ogip import read_spectrum, write_spectrum
+import xcube
+from xcube.io.ogip import read_spectrum, write_lightcurve, write_spectrum
 from xcube.products import group_spectrum
 
 N = 64
@@ -161,3 +163,51 @@ def test_rate_spectrum_error_says_rate_not_type(tmp_path):
     with pytest.raises(ValueError, match=r"rate\.pha: a RATE spectrum .*COUNTS spectra only") as err:
         read_spectrum(path)
     assert "type I" not in str(err.value)
+
+
+def _epiclccorr(path):
+    """A SAS epiclccorr NET light curve: corrected RATE, BACKV/BACKE, no COUNTS."""
+    n, dt, t0 = 50, 10.0, 5e8
+    gross = RNG.poisson(30.0, n)
+    net = gross / dt - 0.5
+    cols = [fits.Column("TIME", "D", array=t0 + dt * (np.arange(n) + 0.5)),
+            fits.Column("RATE", "E", array=net), fits.Column("ERROR", "E", array=np.sqrt(gross) / dt),
+            fits.Column("FRACEXP", "E", array=np.ones(n)),
+            fits.Column("BACKV", "E", array=np.full(n, 0.5)), fits.Column("BACKE", "E", array=np.full(n, 0.05))]
+    rate = fits.BinTableHDU.from_columns(cols, name="RATE")
+    rate.header.update(HDUCLASS="OGIP", HDUCLAS1="LIGHTCURVE", HDUCLAS2="NET", HDUCLAS3="RATE", TELESCOP="XMM",
+                       INSTRUME="EPN", MJDREFI=51544, MJDREFF=0.00074287037037037, TIMESYS="TT", TIMEUNIT="s",
+                       TIMEDEL=dt, TIMEPIXR=0.5, TIMEZERO=0.0, BACKAPP=True, DEADAPP=True, VIGNAPP=True)
+    gti = fits.BinTableHDU.from_columns([fits.Column("START", "D", array=[t0]),
+                                         fits.Column("STOP", "D", array=[t0 + n * dt])], name="GTI")
+    gti.header["HDUCLAS1"] = "GTI"
+    fits.HDUList([fits.PrimaryHDU(), rate, gti]).writeto(path)
+
+
+def test_net_lightcurve_without_counts_is_not_written_with_net_counts_as_gross(tmp_path):
+    _epiclccorr(tmp_path / "epi.lc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lc = xcube.read_lightcurve(tmp_path / "epi.lc")
+    out = write_lightcurve(tmp_path / "out.lc", lc)
+    with fits.open(out) as h:
+        assert h[1].header["HDUCLAS2"] == "NET"
+        assert "COUNTS" not in h[1].columns.names
+        assert "COUNTS: gross counts" not in str(h[1].header["HISTORY"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        back = xcube.read_lightcurve(out)
+    np.testing.assert_allclose(back["rate"].values, lc["rate"].values)
+    np.testing.assert_allclose(back["counts"].values, lc["counts"].values)
+
+
+def test_net_lightcurve_with_gross_counts_keeps_them(tmp_path):
+    _epiclccorr(tmp_path / "epi.lc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lc = xcube.read_lightcurve(tmp_path / "epi.lc")
+    gross = np.round((lc["rate"] + lc["bkg_rate"]) * lc["exposure"]).astype(np.int64)
+    lc = lc.assign(counts=gross, rate=gross / lc["exposure"] - lc["bkg_rate"])
+    with fits.open(write_lightcurve(tmp_path / "out.lc", lc)) as h:
+        np.testing.assert_array_equal(h[1].data["COUNTS"], gross.values)
+        assert "COUNTS: gross counts" in str(h[1].header["HISTORY"])

@@ -18,7 +18,9 @@ Conventions of the files written here
   keyword ``FRACCORR = T`` (DEADAPP stays F: no dead-time correction is made;
   DEADC records the event file's live fraction where it has a file-wide one);
   ``COUNTS`` holds the raw counts so that the file round-trips exactly (in
-  NET files too: the gross source counts, beside BACKV/BACKE).
+  NET files too: the gross source counts, beside BACKV/BACKE; a NET light
+  curve read from a file without COUNTS, such as SAS ``epiclccorr``'s, is
+  written without COUNTS, its gross counts being unknown).
   ``write_lightcurve(..., fraccorr=False)`` writes uncorrected rates
   ``COUNTS / TIMEDEL`` with ``FRACCORR = F`` instead, as ``evselect`` and
   ``extractor`` do: that is what Stingray's ``Lightcurve.read(fmt="hea")``
@@ -523,7 +525,9 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
 
     Columns: TIME [s, bin centre], RATE, ERROR [count/s], FRACEXP, COUNTS
     [count] (for ``"net"`` the gross counts in the source region, with
-    BACKV/BACKE the scaled background rate), TIMEDEL [s] when the bins are
+    BACKV/BACKE the scaled background rate; no COUNTS when the light curve's
+    counts are its net counts, ``RATE x exposure`` of a NET file without
+    COUNTS read back, e.g. SAS ``epiclccorr``'s), TIMEDEL [s] when the bins are
     not equal. DEADAPP = F (rates are not corrected for dead time); DEADC
     records the live fraction of the event file the light curve was made
     from when it has a file-wide one (DEADC, or LIVETIME/ONTIME; not for
@@ -585,8 +589,10 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         hdu.header["BKGRATIO"] = (float(attrs["backscal_ratio"]), "source area / background area")
     hdu.header["HISTORY"] = ("RATE = COUNTS / (TIMEDEL * FRACEXP), NaN where FRACEXP = 0" if fraccorr else
                              "RATE = COUNTS / TIMEDEL (not corrected for FRACEXP)")
-    if kind == "net":
+    if kind == "net" and "COUNTS" in hdu.columns.names:
         hdu.header["HISTORY"] = "COUNTS: gross counts in the source region; RATE = source rate - BACKV"
+    elif kind == "net":
+        hdu.header["HISTORY"] = "no COUNTS column: the NET rate came from a file without gross counts"
     _apply(hdu.header, header or {})
     gti = gtimod.from_dataset(lc) if "gti_start" in lc else (lo[exposure > 0], hi[exposure > 0])
     hdul = fits.HDUList([primary_hdu(cards), hdu, gti_hdu(gti, header=cards)])
@@ -625,7 +631,7 @@ def _lc_columns(lc: xr.Dataset, kind: str, fraccorr: bool, columns: dict | None)
         fits.Column(name="FRACEXP", format="D", unit="", array=fracexp),
     ]
     counts_var = {"total": "counts", "net": "counts", "background": "bkg_counts"}[kind]
-    if counts_var in lc:
+    if counts_var in lc and not (kind == "net" and _net_counts(lc)):
         cols.append(_vector_column("COUNTS", "count", np.asarray(lc[counts_var].values)))
     if kind == "net":
         cols.append(_vector_column("BACKV", "count/s", _rate_values(lc["bkg_rate"], fracexp, fraccorr)))
@@ -638,6 +644,23 @@ def _lc_columns(lc: xr.Dataset, kind: str, fraccorr: bool, columns: dict | None)
     if not uniform and width.size:
         cols.append(fits.Column(name="TIMEDEL", format="D", unit="s", array=width))
     return cols
+
+
+def _net_counts(lc: xr.Dataset) -> bool:
+    """True when the ``counts`` of a computed NET light curve are its net
+    counts, ``net_rate x exposure`` (within 1e-6 relative, 2e-3 counts) and not
+    the gross ``(net_rate + bkg_rate) x exposure``: a NET file without a
+    COUNTS column read back (SAS ``epiclccorr``: RATE, BACKV, no counts),
+    whose gross counts are unknown (its rates are corrected, e.g. for
+    vignetting), so :func:`write_lightcurve` writes no COUNTS column for it."""
+    if "bkg_rate" not in lc or "net_rate" not in lc:
+        return False
+    exposure = lc["exposure"]
+    good = (exposure > 0) & np.isfinite(lc["net_rate"]) & np.isfinite(lc["bkg_rate"])
+    counts, net, gross = (np.asarray(v.where(good, 0.0).values, np.float64) for v in (
+        lc["counts"], lc["net_rate"] * exposure, (lc["net_rate"] + lc["bkg_rate"]) * exposure))
+    return bool(np.allclose(counts, net, rtol=1e-6, atol=2e-3) and not np.allclose(counts, gross, rtol=1e-6,
+                                                                                 atol=2e-3))
 
 
 def _rate_values(rate: xr.DataArray, fracexp: np.ndarray, fraccorr: bool) -> np.ndarray:
