@@ -93,3 +93,65 @@ def test_table_without_power_columns_is_refused_naming_file_and_columns(tmp_path
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "nopower.fits")
     with pytest.raises(ValueError, match=r"nopower\.fits: no power-spectrum table .*POWER.*'PDS': \['freq'\]"):
         read_power_spectrum(tmp_path / "nopower.fits")
+
+
+def _rate_table(name, rate, dt=10.0, t0=5.0e8):
+    n = rate.size
+    hdu = fits.BinTableHDU.from_columns([
+        fits.Column("TIME", "D", array=t0 + dt * (np.arange(n) + 0.5)), fits.Column("RATE", "E", array=rate),
+        fits.Column("ERROR", "E", array=np.sqrt(rate / dt)), fits.Column("FRACEXP", "E", array=np.ones(n))],
+        name=name)
+    hdu.header.update(HDUCLASS="OGIP", HDUCLAS1="LIGHTCURVE", TELESCOP="XMM", INSTRUME="EPN", TIMEDEL=dt,
+                      TIMEPIXR=0.5, MJDREFI=51544, MJDREFF=0.00074287037037037)
+    return hdu
+
+
+def test_info_lists_and_summarises_every_light_curve_table(tmp_path):
+    from xcube.io.product_info import product_kind, product_summary
+
+    rate = np.full(50, 3.0)
+    fits.HDUList([fits.PrimaryHDU(), _rate_table("RATE", rate), _rate_table("RATE2", 2 * rate)]).writeto(
+        tmp_path / "two.lc")
+    assert product_kind(tmp_path / "two.lc") == "lightcurve"
+    text = product_summary(tmp_path / "two.lc", "lightcurve")
+    assert "2 light-curve tables: RATE (HDU 1), RATE2 (HDU 2)" in text
+    assert "[RATE] (HDU 1)" in text and "[RATE2] (HDU 2)" in text
+    assert "mean rate   : 3 count/s" in text and "mean rate   : 6 count/s" in text
+    # one table: the summary as before (no table list)
+    fits.HDUList([fits.PrimaryHDU(), _rate_table("RATE", rate)]).writeto(tmp_path / "one.lc")
+    one = product_summary(tmp_path / "one.lc", "lightcurve")
+    assert "tables" not in one and "\n  mean rate   : 3 count/s" in one
+
+
+def _pha(path, backscal_column=None, type2_rows=0):
+    n = 800
+    rng = np.random.default_rng(3)
+    if type2_rows:
+        cols = [fits.Column("SPEC_NUM", "I", array=np.arange(1, type2_rows + 1)),
+                fits.Column("TG_M", "I", array=[-1, 1, 2][:type2_rows]),
+                fits.Column("CHANNEL", f"{n}J", array=np.tile(np.arange(1, n + 1), (type2_rows, 1))),
+                fits.Column("COUNTS", f"{n}J", array=rng.poisson(5, (type2_rows, n))),
+                fits.Column("EXPOSURE", "D", array=1000.0 * np.arange(1, type2_rows + 1)),
+                fits.Column("BACKSCAL", "E", array=np.arange(1.0, type2_rows + 1))]
+    else:
+        cols = [fits.Column("CHANNEL", "J", array=np.arange(n)), fits.Column("COUNTS", "J", array=rng.poisson(5, n))]
+        if backscal_column is not None:
+            cols.append(fits.Column("BACKSCAL", "E", array=backscal_column))
+    hdu = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
+    hdu.header.update(HDUCLASS="OGIP", HDUCLAS1="SPECTRUM", HDUCLAS2="TOTAL", HDUCLAS3="COUNT", CHANTYPE="PI",
+                      POISSERR=True, TELESCOP="XMM", INSTRUME="EMOS1", DETCHANS=n)
+    if type2_rows:
+        hdu.header["HDUCLAS4"] = "TYPE:II"
+    else:
+        hdu.header.update(EXPOSURE=1.0e4, AREASCAL=1.0)
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+
+
+def test_info_summarises_a_backscal_column(tmp_path):
+    from xcube.io.product_info import product_summary
+
+    _pha(tmp_path / "scal.pha", backscal_column=np.linspace(0.5, 1.0, 800))
+    text = product_summary(tmp_path / "scal.pha", "spectrum")
+    line = next(t for t in text.splitlines() if "backscal" in t)
+    assert "backscal: column of 800, 0.5 - 1" in line and len(line) < 120  # (printed all 800 values)
+

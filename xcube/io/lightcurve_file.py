@@ -24,16 +24,18 @@ from .ogip import counts_array, find_gti_hdu, gti_of_hdu, read_mjdref, read_time
 __all__ = ["read_lightcurve", "stack_bands"]
 
 
+def is_lightcurve_hdu(h) -> bool:
+    """Whether an HDU is a light-curve table (a binary table with HDUCLAS1 = 'LIGHTCURVE' or EXTNAME
+    'RATE'/'LIGHTCURVE'), as :func:`read_lightcurve` looks for it (headers only)."""
+    return isinstance(h, fits.BinTableHDU) and (
+        str(h.header.get("HDUCLAS1", "")).strip().upper() == "LIGHTCURVE" or h.name.upper() in ("RATE", "LIGHTCURVE"))
+
+
 def _find_rate_hdu(hdul, extname, path):
     if extname is not None:
         return extension(hdul, extname, path)
     for h in hdul[1:]:
-        if not isinstance(h, fits.BinTableHDU):
-            continue
-        if str(h.header.get("HDUCLAS1", "")).strip().upper() == "LIGHTCURVE" or h.name.upper() in (
-            "RATE",
-            "LIGHTCURVE",
-        ):
+        if is_lightcurve_hdu(h):
             return h
     raise ValueError(
         f"{path}: no light-curve table (HDUCLAS1='LIGHTCURVE' or EXTNAME='RATE'; extensions: "

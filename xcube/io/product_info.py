@@ -101,9 +101,40 @@ def _span(attrs: dict, lo: float, hi: float) -> str:
 
 
 def _lightcurve(path) -> list[str]:
+    """A light curve's summary; a file with several light-curve tables (bands, source and background...)
+    lists them and summarises each (``read_lightcurve(path, extension=NAME)`` reads one)."""
+    from astropy.io import fits
+
+    from .lightcurve_file import is_lightcurve_hdu
+
+    with fits.open(path) as hdul:
+        tables = [(i, h.name) for i, h in enumerate(hdul) if i and is_lightcurve_hdu(h)]
+    if len(tables) <= 1:
+        head, body = _lightcurve_table(path, None)
+        return head + body
+    names = [n for _, n in tables]
+    keys = [n if names.count(n) == 1 else i for i, n in tables]  # (an EXTNAME used twice: the HDU number)
+    lines = None
+    for (i, name), key in zip(tables, keys):
+        try:
+            head, body = _lightcurve_table(path, key)
+        except (ValueError, KeyError, OSError) as err:
+            head, body = None, [f"    not readable: {err}"]
+        if lines is None:
+            lines = (head or _head("light curve", path, {}))[:]
+            lines.append(f"  tables      : {len(tables)} light-curve tables: "
+                         + ", ".join(f"{n} (HDU {j})" for j, n in tables)
+                         + "; read one with read_lightcurve(path, extension=NAME)")
+        lines.append(f"  [{name}] (HDU {i})")
+        lines += ["  " + line for line in body]
+    return lines
+
+
+def _lightcurve_table(path, extension) -> tuple[list[str], list[str]]:
+    """``(head, body)`` lines of the light-curve table ``extension`` (None: the first)."""
     from .lightcurve_file import read_lightcurve
 
-    lc = read_lightcurve(path)
+    lc = read_lightcurve(path, extension=extension)
     a = lc.attrs
     lo, hi = float(lc["time_lo"].values[0]), float(lc["time_hi"].values[-1])
     expo = np.asarray(lc["exposure"].values, float)
@@ -115,7 +146,7 @@ def _lightcurve(path) -> list[str]:
         obs = sorted({str(o) for o in np.asarray(lc["obs_id"].values)})
         missions = sorted({str(m) for m in np.asarray(lc["mission"].values)}) if "mission" in lc else ["?"]
         head[0] = f"{path}: long-term light curve ({', '.join(missions)}; {len(obs)} observation id(s))"
-    lines = head + [
+    lines = [
         f"  bins        : {lc.sizes['time']:,} of {width}"
         + (f", {lc.sizes['band']} energy bands" if "band" in lc.dims else ""),
         _span(a, lo, hi),
@@ -132,7 +163,24 @@ def _lightcurve(path) -> list[str]:
     if "counts" in lc:
         lines.append(f"  counts      : {int(np.nansum(lc['counts'].values)):,}")
     lines.append(f"  columns     : {', '.join(str(v) for v in lc.data_vars)}")
-    return lines
+    return head, lines
+
+
+def _brief(value) -> str:
+    """A keyword's value as read: a scalar as is, an array (a BACKSCAL/AREASCAL column) as 'column' with its
+    range, or its one value when constant; '-' when absent."""
+    if value is None:
+        return "-"
+    a = np.asarray(getattr(value, "values", value))
+    if a.ndim == 0:
+        return str(value)
+    if a.dtype.kind not in "iuf":
+        return f"column of {a.size}"
+    finite = a[np.isfinite(a)]
+    if not finite.size:
+        return f"column of {a.size}, all NaN"
+    lo, hi = float(finite.min()), float(finite.max())
+    return f"{lo:g} (column, constant)" if lo == hi else f"column of {a.size}, {lo:.6g} - {hi:.6g}"
 
 
 def _spectrum(path) -> list[str]:
@@ -140,13 +188,14 @@ def _spectrum(path) -> list[str]:
 
     sp = read_spectrum(path)
     a = sp.attrs
+    scal = {k: sp[k] if k in sp.data_vars else a.get(k) for k in ("backscal", "areascal")}
     lo, hi = a.get("channel_range", (int(sp.channel.values[0]), int(sp.channel.values[-1])))
     lines = _head("spectrum", path, a) + [
         f"  channels    : {sp.sizes['channel']:,} ({lo} - {hi})"
         + (f", PI {int(sp['pi_lo'].values[0])} - {int(sp['pi_hi'].values[-1])}" if "pi_lo" in sp.coords else ""),
         f"  counts      : {int(np.sum(sp['counts'].values)):,}",
-        f"  exposure    : {float(a.get('exposure', np.nan)):.1f} s    backscal: {a.get('backscal', '-')}"
-        f"    areascal: {a.get('areascal', '-')}",
+        f"  exposure    : {float(a.get('exposure', np.nan)):.1f} s    backscal: {_brief(scal['backscal'])}"
+        f"    areascal: {_brief(scal['areascal'])}",
     ]
     if a.get("deadc") is not None and a.get("ontime") is not None:  # EXPOSURE is the live time
         lines.append(f"  live time   : exposure = on time {float(a['ontime']):.1f} s x DEADC {float(a['deadc']):.4f}")
