@@ -155,3 +155,12 @@ def test_info_summarises_a_backscal_column(tmp_path):
     line = next(t for t in text.splitlines() if "backscal" in t)
     assert "backscal: column of 800, 0.5 - 1" in line and len(line) < 120  # (printed all 800 values)
 
+
+def test_info_summarises_pha_type_ii(tmp_path):
+    from xcube.io.product_info import product_kind, product_summary
+
+    _pha(tmp_path / "t2.pha", type2_rows=3)
+    assert product_kind(tmp_path / "t2.pha") == "spectrum"
+    text = product_summary(tmp_path / "t2.pha", "spectrum")  # (crashed with an xarray error naming no file)
+    assert "PHA type II" in text and "spectra     : 3 (one per row of SPECTRUM), 800 channels each" in text
+    assert "row 2       : SPEC_NUM 2, TG_M 1; counts" in text and "exposure 2000.0 s, backscal 2.0" in text

@@ -186,6 +186,9 @@ def _brief(value) -> str:
 def _spectrum(path) -> list[str]:
     from .ogip import read_spectrum
 
+    type2 = _pha_type2(path)
+    if type2 is not None:
+        return type2
     sp = read_spectrum(path)
     a = sp.attrs
     scal = {k: sp[k] if k in sp.data_vars else a.get(k) for k in ("backscal", "areascal")}
@@ -207,6 +210,48 @@ def _spectrum(path) -> list[str]:
     return lines
 
 
+def _pha_type2(path, listed: int = 10) -> list[str] | None:
+    """Summary of a PHA type II file (several spectra, one per row of the SPECTRUM table: HDUCLAS4 = 'TYPE:II'
+    or vector COUNTS/RATE columns, as Chandra ``tgextract`` writes), read here from the table (not by
+    ``read_spectrum``, which reads one spectrum); None for a type I file. Lists the first ``listed`` rows."""
+    from astropy.io import fits
+
+    from .fitsutil import find_column
+
+    with fits.open(path) as hdul:
+        hdu = next((h for h in hdul[1:] if isinstance(h, fits.BinTableHDU) and (
+            str(h.header.get("HDUCLAS1", "")).strip().upper() == "SPECTRUM" or h.name == "SPECTRUM")), None)
+        if hdu is None:
+            return None
+        names = hdu.columns.names
+        col = find_column(names, "COUNTS") or find_column(names, "RATE")
+        vector = col is not None and int(hdu.columns[col].format.repeat or 1) > 1
+        if not (vector or str(hdu.header.get("HDUCLAS4", "")).strip().upper().startswith("TYPE:II")):
+            return None
+        h = dict(hdul[0].header)
+        h.update(hdu.header)
+        rows = {c: np.asarray(hdu.data[find_column(names, c)]) for c in ("SPEC_NUM", "TG_M", "TG_PART", "EXPOSURE",
+                                                                         "BACKSCAL", "COUNTS", "RATE")
+                if find_column(names, c) is not None}
+        n = len(hdu.data)
+    values = rows.get("COUNTS", rows.get("RATE"))
+    n_chan = int(values.shape[1]) if values is not None and values.ndim == 2 else int(h.get("DETCHANS", 0) or 0)
+    attrs = {"mission": h.get("TELESCOP", ""), "instrument": h.get("INSTRUME", ""), "obs_id": h.get("OBS_ID", ""),
+             "object": h.get("OBJECT", "")}
+    lines = _head("spectra, PHA type II", path, attrs) + [
+        f"  spectra     : {n:,} (one per row of {hdu.name}), {n_chan:,} channels each; read one with "
+        f"read_spectrum(path, row=k) or as '{Path(path).name}{{k}}' (XSPEC's name of row k)"]
+    what = "counts" if "COUNTS" in rows else "rate [count/s]"
+    for r in range(min(n, listed)):
+        label = ", ".join(f"{c} {int(rows[c][r])}" for c in ("SPEC_NUM", "TG_PART", "TG_M") if c in rows)
+        total = float(np.nansum(values[r])) if values is not None else np.nan
+        expo = float(rows["EXPOSURE"][r]) if "EXPOSURE" in rows else float(h.get("EXPOSURE", np.nan))
+        back = rows["BACKSCAL"][r] if "BACKSCAL" in rows else h.get("BACKSCAL")
+        lines.append(f"  row {r + 1:<8}: {label + '; ' if label else ''}{what} {total:,.6g}, exposure {expo:.1f} s, "
+                     f"backscal {_brief(back)}")
+    if n > listed:
+        lines.append(f"  ...           ({n - listed:,} more rows)")
+    return lines
 def _power_spectrum(path) -> list[str]:
     from .powspec import read_power_spectrum
 
