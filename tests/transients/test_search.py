@@ -268,3 +268,11 @@ def test_a_field_of_few_cells_warns_that_the_background_cannot_be_told_apart(mak
                                          "Y": rng.integers(26000, 28000, n).astype(np.int32)})
     with pytest.warns(UserWarning, match=r"only \d+ cells outside the source mask hold counts"):
         xcube.search_transients(xcube.open_events(path), time_bin=500.0)
+
+
+def test_too_few_frames_reason_gives_span_and_good_time(make_event_file):
+    """The reason called the span from the first to the last good time 'good time' (20000 s for 19200 s)."""
+    gti = ([1e8, 1e8 + 1000.0], [1e8 + 800.0, 1e8 + 2000.0])
+    ev = xcube.open_events(make_event_file(n=500, duration=2000.0, gti=gti))
+    res = xcube.search_transients(ev, time_bin=5000.0)
+    assert "(2000.0 s, of which 1800.0 s good time)" in res.summary["reason"]

@@ -194,7 +194,8 @@ def search_run(events, time_bin: float, energy_band, phase: float = 0.0):
     t0, t1 = float(good[0][0]) - float(phase) * time_bin, float(good[1][-1])
     n = int(np.ceil((t1 - t0) / time_bin - 1e-9))
     if n < 2:
-        return None, f"fewer than two {time_bin:g} s frames of good time ({t1 - t0:.1f} s)"
+        return None, (f"fewer than two {time_bin:g} s frames from the first good time to the last "
+                      f"({t1 - t0:.1f} s, of which {gtimod.exposure(good):.1f} s good time)")
     check_size((n, FRAME_BYTES), np.uint8, what=f"the search's per-frame arrays for {n} frames of {time_bin:g} s",
                limit=available_bytes() // 4, hint="use a longer time_bin")
     monitor = bti.light_curve_edges(events, min(float(time_bin), bti.MAX_BIN), t0, t1)
