@@ -164,3 +164,12 @@ def test_info_summarises_pha_type_ii(tmp_path):
     text = product_summary(tmp_path / "t2.pha", "spectrum")  # (crashed with an xarray error naming no file)
     assert "PHA type II" in text and "spectra     : 3 (one per row of SPECTRUM), 800 channels each" in text
     assert "row 2       : SPEC_NUM 2, TG_M 1; counts" in text and "exposure 2000.0 s, backscal 2.0" in text
+
+
+def test_xronos_light_curve_class_with_a_space_is_found(tmp_path):
+    """XRONOS writes HDUCLAS1 = 'LIGHT CURVE'; a table so marked under another EXTNAME was not found."""
+    hdu = _rate_table("XRONOS_LC", np.full(20, 2.0))
+    hdu.header["HDUCLAS1"] = "LIGHT CURVE"
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "x.lc")
+    lc = xcube.read_lightcurve(tmp_path / "x.lc")
+    assert float(lc["rate"].mean()) == pytest.approx(2.0)

@@ -25,10 +25,12 @@ __all__ = ["read_lightcurve", "stack_bands"]
 
 
 def is_lightcurve_hdu(h) -> bool:
-    """Whether an HDU is a light-curve table (a binary table with HDUCLAS1 = 'LIGHTCURVE' or EXTNAME
-    'RATE'/'LIGHTCURVE'), as :func:`read_lightcurve` looks for it (headers only)."""
+    """Whether an HDU is a light-curve table (a binary table with HDUCLAS1 = 'LIGHTCURVE', or 'LIGHT
+    CURVE' as XRONOS writes it, or EXTNAME 'RATE'/'LIGHTCURVE'), as :func:`read_lightcurve` looks for it
+    (headers only)."""
     return isinstance(h, fits.BinTableHDU) and (
-        str(h.header.get("HDUCLAS1", "")).strip().upper() == "LIGHTCURVE" or h.name.upper() in ("RATE", "LIGHTCURVE"))
+        str(h.header.get("HDUCLAS1", "")).strip().upper() in ("LIGHTCURVE", "LIGHT CURVE")
+        or h.name.upper() in ("RATE", "LIGHTCURVE"))
 
 
 def _find_rate_hdu(hdul, extname, path):
