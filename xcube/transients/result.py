@@ -12,7 +12,7 @@ import xarray as xr
 
 from ..io.atomic import atomic_dir, explain_write_error, write_table
 
-__all__ = ["SearchResult", "SearchResults"]
+__all__ = ["SearchResult", "SearchResults", "detections_table"]
 
 
 def run_id(obs_id: str, subset: int, time_bin: float, energy_band) -> str:
@@ -95,9 +95,11 @@ class SearchResult:
         return fig_img, fig_lc
 
     def write(self, directory, overwrite: bool = False, figures: bool = True) -> Path:
-        """Write ``detections.csv``/``.parquet``, ``lightcurves.parquet``,
-        ``summary.json``, ``detections.reg`` (DS9, fk5; when there are
-        detections) and PNG figures (``detections.png``, the summed image,
+        """Write ``detections.csv``/``.parquet``/``.ecsv`` (the ECSV, an
+        astropy table, keeps the column types, ids such as ``obs_id``
+        ``'0001730201'`` as text, and the units: :func:`detections_table`),
+        ``lightcurves.parquet``, ``summary.json``, ``detections.reg`` (DS9,
+        fk5; when there are detections) and PNG figures (``detections.png``, the summed image,
         always; ``lightcurves.png`` when there are detections) into
         ``directory`` atomically (temporary directory, then rename; nothing is
         left on failure, and an ``OSError`` names the file being written). Eager."""
@@ -116,6 +118,8 @@ class SearchResult:
 
             put("detections.csv", lambda p: self.detections.to_csv(p, index=False))
             put("detections.parquet", lambda p: self.detections.to_parquet(p, index=False))
+            table = detections_table(self.detections)
+            put("detections.ecsv", lambda p: table.write(p, format="ascii.ecsv"))
             if self.lightcurves is not None:
                 lc = self.lightcurves.to_dataframe().reset_index()
                 put("lightcurves.parquet", lambda p: lc.to_parquet(p, index=False))
@@ -185,6 +189,37 @@ class SearchResults(list):
             r.write(inside(directory, r.run_id, what="run directory"), overwrite=overwrite, figures=figures)
         write_table(directory / "detections.csv", self.detections)
         return directory
+
+
+def detections_table(detections: pd.DataFrame):
+    """A detection table as an astropy ``Table`` (what ``detections.ecsv``
+    holds): the same columns in the same order, numbers and booleans with
+    their dtypes (NaN and inf kept), text columns (``run_id``, ``obs_id``,
+    ``kind``, ``name``, ``utc_peak``, ...) as str, so that ids keep their
+    leading zeros (a missing value masked), and the units of
+    :func:`xcube.survey.catalogue.column_unit` (the FITS catalogue's:
+    ``ra``/``dec`` deg, ``t_*`` s, ``mjd_*`` d, ``peak_flux`` erg/cm2/s,
+    ...; none for dimensionless columns). ``meta`` holds the pandas attrs
+    (``mjdref``, ``timesys``). Eager, in memory."""
+    from astropy.table import Column, MaskedColumn, Table
+
+    from ..survey.catalogue import column_unit
+
+    table = Table(meta=_jsonable(dict(detections.attrs)))
+    for name in detections.columns:
+        s = detections[name]
+        unit = column_unit(str(name)) or None
+        if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+            missing = s.isna().to_numpy(bool)
+            text = np.array(["" if m else str(v) for v, m in zip(s, missing)], dtype=str)
+            table[str(name)] = MaskedColumn(text, mask=missing, unit=unit) if missing.any() else Column(text, unit=unit)
+        elif isinstance(s.dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64, boolean, Float64
+            numpy_dtype = s.dtype.numpy_dtype
+            table[str(name)] = MaskedColumn(s.to_numpy(numpy_dtype, na_value=numpy_dtype.type(0)),
+                                            mask=s.isna().to_numpy(bool), unit=unit)
+        else:
+            table[str(name)] = Column(s.to_numpy(), unit=unit)
+    return table
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
