@@ -173,3 +173,15 @@ def test_xronos_light_curve_class_with_a_space_is_found(tmp_path):
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "x.lc")
     lc = xcube.read_lightcurve(tmp_path / "x.lc")
     assert float(lc["rate"].mean()) == pytest.approx(2.0)
+
+
+def test_info_takes_a_lightcurve_table_as_the_reader_does(tmp_path):
+    """A table named LIGHTCURVE without HDUCLAS1: read_lightcurve reads it, xcube info called it 'not an event
+    file' (it had its own test of a light-curve table)."""
+    from xcube.io.product_info import product_kind
+
+    hdu = _rate_table("LIGHTCURVE", np.full(20, 2.0))
+    del hdu.header["HDUCLAS1"]
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "l.lc")
+    assert float(xcube.read_lightcurve(tmp_path / "l.lc")["rate"].mean()) == pytest.approx(2.0)
+    assert product_kind(tmp_path / "l.lc") == "lightcurve"

@@ -1233,6 +1233,15 @@ def _row_suffix(value) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def is_pha_type2(hdu) -> bool:
+    """Whether a SPECTRUM table holds several spectra, one per row (PHA type
+    II: HDUCLAS4 = 'TYPE:II', or vector COUNTS/RATE columns, as Chandra
+    ``tgextract`` writes them). Headers only."""
+    if "TYPE:II" in str(hdu.header.get("HDUCLAS4", "")).upper():
+        return True
+    return any(c.name.upper() in ("COUNTS", "RATE") and int(c.format.repeat or 1) > 1 for c in hdu.columns)
+
+
 def _spectrum_table(hdu, path, row) -> tuple:
     """``(columns, header)`` of a PHA SPECTRUM table: upper-case column name
     -> array along channel, and the header with, for row ``row`` (1-based)
@@ -1243,8 +1252,7 @@ def _spectrum_table(hdu, path, row) -> tuple:
     header, data = dict(hdu.header), hdu.data
     names = [n.upper() for n in data.columns.names]
     vector = [n for n in names if np.ndim(data[n]) == 2]
-    type2 = "TYPE:II" in str(header.get("HDUCLAS4", "")).upper() or "COUNTS" in vector or "RATE" in vector
-    if not type2:
+    if not is_pha_type2(hdu):
         if row is not None and int(row) != 1:  # (file{1} of a type I file is the file, as XSPEC reads it)
             raise ValueError(f"{path}: row={row}: a PHA type I file holds one spectrum (row 1)")
         return {n: np.asarray(data[n]) for n in names}, header

@@ -49,6 +49,7 @@ def _fits_kind(hdul, events) -> str:
     """:func:`product_kind` of an open FITS file (reads its headers)."""
     from astropy.io import fits
 
+    from .lightcurve_file import is_lightcurve_hdu
     from .ogip import is_gti_hdu
     from .powspec import is_power_spectrum_table
 
@@ -59,7 +60,7 @@ def _fits_kind(hdul, events) -> str:
         clas = str(h.header.get("HDUCLAS1", "")).strip().upper()
         if is_power_spectrum_table(names):  # (xcube, powspec; Stingray's lower-case freq/power)
             return "power_spectrum"
-        if clas in ("LIGHTCURVE", "LIGHT CURVE") or h.name == "RATE":
+        if is_lightcurve_hdu(h):  # (the reader's test)
             return "lightcurve"
         if clas == "SPECTRUM" or h.name == "SPECTRUM":
             return "spectrum"
@@ -217,6 +218,7 @@ def _pha_type2(path, listed: int = 10) -> list[str] | None:
     from astropy.io import fits
 
     from .fitsutil import find_column
+    from .ogip import is_pha_type2
 
     with fits.open(path) as hdul:
         hdu = next((h for h in hdul[1:] if isinstance(h, fits.BinTableHDU) and (
@@ -224,9 +226,7 @@ def _pha_type2(path, listed: int = 10) -> list[str] | None:
         if hdu is None:
             return None
         names = hdu.columns.names
-        col = find_column(names, "COUNTS") or find_column(names, "RATE")
-        vector = col is not None and int(hdu.columns[col].format.repeat or 1) > 1
-        if not (vector or str(hdu.header.get("HDUCLAS4", "")).strip().upper().startswith("TYPE:II")):
+        if not is_pha_type2(hdu):
             return None
         h = dict(hdul[0].header)
         h.update(hdu.header)
