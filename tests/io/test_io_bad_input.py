@@ -230,12 +230,17 @@ def test_a_gti_table_in_days_is_refused_and_seconds_keep_working(tmp_path):
 
 
 def test_a_cache_entry_of_a_file_in_days_made_before_the_check_is_refused(tmp_path, monkeypatch):
+    import importlib
+
     from xcube.io import events_fits
 
+    # (the module itself: a dotted-string target resolved 'xcube.io.events' to another object when this test
+    # ran first in a process, and the patch outlived the context, failing the next tests of that process)
+    events_module = importlib.import_module("xcube.io.events")
     path, cache = _days(tmp_path / "old.evt.gz", gzip=True), tmp_path / "cache"
     with monkeypatch.context() as m:  # as before the fix: converted into the cache, days labelled seconds
         m.setattr(events_fits, "check_time_unit", lambda *a: None)
-        m.setattr("xcube.io.events.check_time_unit", lambda *a: None)
+        m.setattr(events_module, "check_time_unit", lambda *a: None)
         xcube.open_events(path, cache=cache)
     assert len(list(cache.glob("*.zarr"))) == 1
     with pytest.raises(ValueError, match=rf"{_name(path)}: TIMEUNIT='d': xcube needs times in seconds"):
