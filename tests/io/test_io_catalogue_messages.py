@@ -49,3 +49,17 @@ def test_search_reads_its_catalogue_before_the_events(make_event_file, tmp_path,
                "--out", str(tmp_path / "s"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1 and "text.fits: not a readable FITS table" in err and len(err.splitlines()) == 1
+
+
+def test_csv_ids_written_with_leading_zeros_stay_text(tmp_path):
+    """pandas read obs_id '0001730201' as 1730201 and the name '0012' became '12'."""
+    import pandas as pd
+
+    from xcube.io.catalogue import read_catalogue
+
+    p = tmp_path / "cat.csv"
+    pd.DataFrame({"obs_id": ["0001730201", "0201901401"], "name": ["0012", "7"], "ra": [150.0, 150.1],
+                  "dec": [2.2, 2.3], "n": [1, 2]}).to_csv(p, index=False)
+    c = read_catalogue(p)
+    assert list(c["obs_id"]) == ["0001730201", "0201901401"] and list(c["name"]) == ["0012", "7"]
+    assert c["n"].dtype.kind == "i"  # other numbers stay numbers

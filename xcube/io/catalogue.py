@@ -164,13 +164,29 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise ValueError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0][:200]})") from exc
     elif any(suffix.endswith(s) for s in (".csv", ".csv.gz", ".txt", ".tsv")):
+        sep = "\t" if suffix.endswith(".tsv") else ","
         try:
-            df = pd.read_csv(path, sep="\t" if suffix.endswith(".tsv") else ",", comment="#")
+            df = pd.read_csv(path, sep=sep, comment="#")
         except pd.errors.EmptyDataError as exc:
             raise ValueError(f"{path}: " + empty.format(f"no header line naming its columns: {exc}")) from exc
+        df = _ids_as_text(df, path, sep)
     else:
         raise ValueError(f"{path}: unknown catalogue format {suffix!r}; use FITS, CSV or Parquet")
     return _positions(df, path, units, ra_col, dec_col, name_col, radius_col)
+
+
+def _ids_as_text(df: pd.DataFrame, path, sep: str) -> pd.DataFrame:
+    """``df`` with its integer columns that are written with leading zeros
+    (observation IDs such as ``0001730201``, source names such as ``0012``)
+    read again as text, as written: pandas' type guessing made them numbers."""
+    ints = [c for c in df.columns if df[c].dtype.kind in "iu"]
+    if not ints:
+        return df
+    text = pd.read_csv(path, sep=sep, comment="#", dtype=str, usecols=ints, keep_default_na=False)
+    for c in ints:
+        if text[c].str.match(r"^[+-]?0\d").any():
+            df[c] = text[c]
+    return df
 
 
 def _positions(df, path, units, ra_col, dec_col, name_col, radius_col) -> pd.DataFrame:
