@@ -978,7 +978,7 @@ def check_in_field(rs: RegionSet, extent, source: str = "", fraction: float | No
     if x0 < ex0 or x1 > ex1 or y0 < ey0 or y1 > ey1:
         warnings.warn(
             f"{where}region {rs.description!r} extends beyond the events' field ({field}): part of it holds "
-            "no data, and its geometric area counts that part (backscal='detector', --backscal detector, "
-            "counts only the part on the detector)",
+            "no data; BACKSCAL counts that part unless the products take backscal='detector' "
+            "(--backscal detector)",
             stacklevel=3,
         )
