@@ -48,13 +48,13 @@ def test_areascal_column_is_kept_and_written_back(tmp_path):
     areascal = np.linspace(0.5, 1.0, N)
     src = _pha(tmp_path / "a.pha", [fits.Column("AREASCAL", "E", array=areascal)], drop=("AREASCAL",))
     spec = _quiet_read(src)
-    np.testing.assert_array_equal(spec.attrs["areascal"], areascal.astype(np.float32))
+    np.testing.assert_array_equal(spec["areascal"].values, areascal.astype(np.float32))  # a variable on channel
     out = write_spectrum(tmp_path / "out.pha", group_spectrum(spec, 20))
     with fits.open(out) as h:
         np.testing.assert_array_equal(h[1].data["AREASCAL"], areascal.astype(np.float32))
         assert h[1].header["AREASCAL"] == 1.0  # OGIP: the column holds the values
     back = _quiet_read(out)
-    np.testing.assert_array_equal(back.attrs["areascal"], spec.attrs["areascal"])
+    np.testing.assert_array_equal(back["areascal"].values, spec["areascal"].values)
 
 
 def test_backscal_column_varying_is_written_as_a_column_constant_as_keyword(tmp_path):
@@ -70,12 +70,31 @@ def test_backscal_column_varying_is_written_as_a_column_constant_as_keyword(tmp_
         assert h[1].header["BACKSCAL"] == 0.5 and "BACKSCAL" not in h[1].columns.names
 
 
-def test_per_channel_backscal_of_a_sliced_spectrum_is_refused_naming_the_file(tmp_path):
+def test_per_channel_backscal_follows_a_channel_cut(tmp_path):
+    """A varying BACKSCAL column was kept in attrs, so a channel cut left it 64 values long and the spectrum
+    could not be written; it is a variable on channel now, cut with the counts."""
+    backscal = np.linspace(1.0, 2.0, N)
+    src = _pha(tmp_path / "b.pha", [fits.Column("BACKSCAL", "E", array=backscal)], drop=("BACKSCAL",))
+    spec = _quiet_read(src).isel(channel=slice(0, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = write_spectrum(tmp_path / "out.pha", spec)
+    with fits.open(out) as h:
+        np.testing.assert_array_equal(h[1].data["BACKSCAL"][:10], backscal[:10].astype(np.float32))
+    with pytest.raises(ValueError, match=r"x\.pha.*BACKSCAL.*64 values for 10 channels"):  # an attr array
+        write_spectrum(tmp_path / "x.pha", spec.drop_vars("backscal").assign_attrs(backscal=backscal))
+
+
+def test_spectrum_plot_scales_the_background_per_channel(tmp_path):
+    """The plot took a per-channel BACKSCAL as 1 (a background 10x too high where BACKSCAL_b = 10)."""
+    from xcube.plot.spectra import background_scale
+
     src = _pha(tmp_path / "b.pha", [fits.Column("BACKSCAL", "E", array=np.linspace(1.0, 2.0, N))],
                drop=("BACKSCAL",))
-    spec = _quiet_read(src).isel(channel=slice(0, 10))
-    with pytest.raises(ValueError, match=r"out\.pha.*BACKSCAL.*64 values for 10 channels"):
-        write_spectrum(tmp_path / "out.pha", spec)
+    spec = _quiet_read(src, background=False)
+    spec["bkg_backscal"] = ("channel", np.full(N, 10.0))
+    spec.attrs["bkg_exposure"] = spec.attrs["exposure"]
+    np.testing.assert_allclose(background_scale(spec), np.linspace(1.0, 2.0, N).astype(np.float32) / 10.0)
 
 
 def test_stat_err_and_sys_err_columns_survive_grouping_and_writing(tmp_path):

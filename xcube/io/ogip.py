@@ -1403,6 +1403,9 @@ def read_spectrum(path, *, background: bool = True, row: int | None = None) -> x
         if attrs[key] and not Path(attrs[key]).exists():
             warnings.warn(f"{path}: {key.upper()} {attrs[key]} does not exist", stacklevel=2)
     ds = xr.Dataset(variables, coords=coords, attrs=attrs)
+    for key in ("backscal", "areascal"):  # per channel (a column that varies): a variable, cut with the channels
+        if np.ndim(ds.attrs.get(key)):
+            ds[key] = ("channel", np.asarray(ds.attrs.pop(key), np.float64))
     if background and attrs["backfile"] and Path(attrs["backfile"]).exists():
         bkg = read_spectrum(attrs["backfile"], background=False, row=_row_suffix(header["BACKFILE"]))
         if bkg.sizes["channel"] != ds.sizes["channel"] or not np.array_equal(bkg["channel"], ds["channel"]):
@@ -1411,7 +1414,11 @@ def read_spectrum(path, *, background: bool = True, row: int | None = None) -> x
         for name in ("stat_err", "sys_err"):
             if name in bkg:
                 ds[f"bkg_{name}"] = bkg[name].variable
-        ds.attrs.update(bkg_backscal=bkg.attrs["backscal"], bkg_exposure=bkg.attrs["exposure"])
+        if "backscal" in bkg.data_vars:
+            ds["bkg_backscal"] = ("channel", bkg["backscal"].values)
+        else:
+            ds.attrs["bkg_backscal"] = bkg.attrs["backscal"]
+        ds.attrs["bkg_exposure"] = bkg.attrs["exposure"]
         ds.attrs.update({f"bkg_{k}": bkg.attrs[k] for k in ("deadc", "ontime", "backscal_geometric",
                                                              "backscal_fraction") if k in bkg.attrs})
         if bkg.attrs.get("region"):

@@ -16,17 +16,19 @@ def _attr(attrs, key):
     return v if np.isfinite(v) and v > 0 else None
 
 
-def background_scale(spec) -> float:
+def background_scale(spec) -> float | np.ndarray:
     """The OGIP factor that brings the background counts to the source
     spectrum: ``(BACKSCAL_s * EXPOSURE_s) / (BACKSCAL_b * EXPOSURE_b)``
     (attrs ``backscal``, ``exposure``, ``bkg_backscal``, ``bkg_exposure``; a
-    missing or non-positive pair counts as 1)."""
+    missing or non-positive pair counts as 1); per channel (an array along
+    ``channel``) where BACKSCAL is a variable (a BACKSCAL column that
+    varies, :func:`xcube.read_spectrum`)."""
     a = spec.attrs
     scale = 1.0
     for src, bkg in (("backscal", "bkg_backscal"), ("exposure", "bkg_exposure")):
-        s, b = _attr(a, src), _attr(a, bkg)
+        s, b = (np.asarray(spec[k].values, float) if k in spec.data_vars else _attr(a, k) for k in (src, bkg))
         if s is not None and b is not None:
-            scale *= s / b
+            scale = scale * s / b
     return scale
 
 
