@@ -170,3 +170,10 @@ def test_catalogue_options_out_of_range_are_refused(out, kw, match, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flag[name]}: '{value}': must be" in err, err
+
+
+def test_feature_count_statistics_carry_counts():
+    """n_*/mu_* minima, maxima, means, spreads and sums are counts; they had no unit in the FITS catalogue
+    and the detections' ECSV. Skewness and kurtosis stay dimensionless."""
+    assert [column_unit(c) for c in ("n_mean", "n_std", "mu_max", "mu_sum")] == ["count"] * 4
+    assert column_unit("n_skew") == "" and column_unit("mu_kurt") == ""

@@ -174,14 +174,17 @@ def _fits_ready(df: pd.DataFrame, where="") -> pd.DataFrame:
 _UNITS = {"ra": "deg", "dec": "deg", "x": "pixel", "y": "pixel", "time_bin": "s", "emin": "keV", "emax": "keV",
           "size_arcsec": "arcsec", "counts": "count", "expected": "count", "radius_arcsec": "arcsec",
           "duration": "s", "peak_rate": "count s-1", "peak_flux": "erg s-1 cm-2", "det_u": "arcsec",
-          "det_v": "arcsec", "fluence": "count"}
+          "det_v": "arcsec", "fluence": "count",
+          # the light-curve features' count statistics (skewness and kurtosis are dimensionless)
+          **{f"{what}_{stat}": "count" for what in ("n", "mu") for stat in ("min", "max", "mean", "std", "sum")}}
 
 
 def column_unit(name: str) -> str:
     """FITS TUNIT of a catalogue column: ``s`` for mission times ``t_*``,
     durations and ``*_gap_min``, ``d`` for MJDs, ``deg``, ``count``,
     ``count s-1`` (``peak_rate``), ``erg s-1 cm-2`` (``peak_flux``),
-    ``arcsec`` (``det_u``/``det_v``, ``*_arcsec``)...; ``''`` (dimensionless)
+    ``arcsec`` (``det_u``/``det_v``, ``*_arcsec``), ``count`` for the features'
+    ``n_*``/``mu_*`` minima, maxima, means, spreads and sums...; ``''`` (dimensionless)
     for numbers, flags, names and ids."""
     if name in _UNITS:
         return _UNITS[name]
