@@ -716,13 +716,12 @@ class Footprint:
 
     ``hulls``: per CCD ``(ccd, equations, vertices)`` (``ccd`` None for an
     event list without a CCD column; ``equations`` (k, 3) facets as
-    ``ConvexHull.equations``; ``vertices`` (m, 2) X/Y); ``events``: events per
-    hull; ``skipped``: ``(ccd, points)`` of the CCDs left out for having
+    ``ConvexHull.equations``; ``vertices`` (m, 2) X/Y); ``skipped``:
+    ``(ccd, points)`` of the CCDs left out for having
     fewer than ``MIN_FOOTPRINT_EVENTS`` events (or collinear ones), with
     their events' extreme points (m, 2) X/Y."""
 
     hulls: tuple
-    events: tuple = ()
     skipped: tuple = ()
 
     def contains(self, x, y) -> np.ndarray:
@@ -732,13 +731,6 @@ class Footprint:
         for _, eq, _v in self.hulls:
             out |= in_hull(eq, x, y)
         return out
-
-    @property
-    def area(self) -> float:
-        """Total area of the hulls [pixel^2] (overlaps counted twice)."""
-        from scipy.spatial import ConvexHull
-
-        return float(sum(ConvexHull(v).volume for _, _, v in self.hulls))
 
     @property
     def extent(self):
@@ -816,15 +808,17 @@ def detector_footprint(events, ccd_variable: str | None = "profile",
         import dask
         import dask.array as da
 
+        from .scheduler import compute
+
         cols = [a if hasattr(a, "to_delayed") else da.from_array(np.asarray(a), chunks=cols[0].chunks)
                 for a in cols]
         cols = [a.rechunk(cols[0].chunks) if a.chunks != cols[0].chunks else a for a in cols]
         blocks = zip(*[a.to_delayed().ravel() for a in cols])
-        parts = dask.compute(*[dask.delayed(_hull_rows)(*b) for b in blocks])
+        parts = compute(*[dask.delayed(_hull_rows)(*b) for b in blocks])  # (xcube's: no distributed import)
         rows = np.concatenate(parts) if parts else np.zeros((0, 4))
     else:
         rows = _hull_rows(*cols)
-    hulls, counts, skipped = [], [], []
+    hulls, skipped = [], []
     keys = [np.nan] if ccd_name is None else np.unique(rows[:, 0])
     for k in keys:
         r = rows if ccd_name is None else rows[rows[:, 0] == k]
@@ -839,7 +833,6 @@ def detector_footprint(events, ccd_variable: str | None = "profile",
             skipped.append((label, r[:, 1:3].copy()))
             continue
         hulls.append((label, hull.equations.copy(), r[hull.vertices, 1:3].copy()))
-        counts.append(n)
     if skipped:
         log.info("%s: detector footprint leaves out %s with fewer than %d events (or none off a line)",
                  events.attrs.get("source", "events"),
@@ -847,7 +840,7 @@ def detector_footprint(events, ccd_variable: str | None = "profile",
                  min_events)
     if not hulls:
         return None
-    return Footprint(tuple(hulls), tuple(counts), tuple(skipped))
+    return Footprint(tuple(hulls), tuple(skipped))
 
 
 @dataclass(frozen=True)
