@@ -1358,8 +1358,9 @@ def read_spectrum(path, *, background: bool = True, row: int | None = None) -> x
             if col in names:
                 variables[col.lower()] = ("channel", np.asarray(columns[col], np.int16))
         variables.update(_error_variables(columns, header, path))
-        backscal = _channel_scale(columns, header, "BACKSCAL", path)
-        areascal = _channel_scale(columns, header, "AREASCAL", path)
+        # BACKSCAL/AREASCAL: numbers in attrs, or (a column that varies) variables cut with the channels
+        scales = {key.lower(): _channel_scale(columns, header, key, path) for key in ("BACKSCAL", "AREASCAL")}
+        variables.update({name: ("channel", v) for name, v in scales.items() if np.ndim(v)})
         icol = [n.upper() for n in hdu.data.columns.names].index("CHANNEL") + 1
         tlmin, tlmax = header.get(f"TLMIN{icol}"), header.get(f"TLMAX{icol}")
         primary = dict(hdul[0].header)
@@ -1376,7 +1377,7 @@ def read_spectrum(path, *, background: bool = True, row: int | None = None) -> x
         coords["pi_hi"] = ("channel", (channel + 1) * int(step), {"units": "channel"})
     attrs = {
         "kind": "spectrum", "source": str(path), "exposure": exposure,
-        "backscal": backscal, "areascal": areascal,
+        **{name: v for name, v in scales.items() if not np.ndim(v)},
         "channel_range": (int(channel.min() if tlmin is None else tlmin),
                           int(channel.max() if tlmax is None else tlmax)),
         "respfile": _file_keyword(header, "RESPFILE", base), "ancrfile": _file_keyword(header, "ANCRFILE", base),
@@ -1403,9 +1404,6 @@ def read_spectrum(path, *, background: bool = True, row: int | None = None) -> x
         if attrs[key] and not Path(attrs[key]).exists():
             warnings.warn(f"{path}: {key.upper()} {attrs[key]} does not exist", stacklevel=2)
     ds = xr.Dataset(variables, coords=coords, attrs=attrs)
-    for key in ("backscal", "areascal"):  # per channel (a column that varies): a variable, cut with the channels
-        if np.ndim(ds.attrs.get(key)):
-            ds[key] = ("channel", np.asarray(ds.attrs.pop(key), np.float64))
     if background and attrs["backfile"] and Path(attrs["backfile"]).exists():
         bkg = read_spectrum(attrs["backfile"], background=False, row=_row_suffix(header["BACKFILE"]))
         if bkg.sizes["channel"] != ds.sizes["channel"] or not np.array_equal(bkg["channel"], ds["channel"]):
