@@ -381,3 +381,93 @@ def test_mos_cluster_rule_keeps_a_short_flare_and_a_bright_source(bright_mos):
     # an instrumental event of one frame is still one
     ev3, n = simulate.inject_instrumental(ev, "cluster", ccd=2, rawx=300, rawy=300, n_events=4, t_start=t0, seed=4)
     assert _stats(ev3)[1]["instrumental_events"] == 4
+
+
+def _scan_reference(t, keep, ccd, rx, ry, shape, window, badcol, k_min, seconds):
+    """Event by event: pixel ids (-1 not kept, -2 off the live pixels), the
+    border count, counts per pixel and the burst windows ``(pixel, start)``
+    (a window of ``seconds`` + 0.1 s from a pixel's first event after its
+    previous window; on 0.1 s ticks from the block's first event)."""
+    n_ccd, nx, ny = shape
+    x0, x1, y0, y1 = window
+    pid = np.full(t.size, -1, np.int64)
+    for i in range(t.size):
+        if not keep[i]:
+            continue
+        c, x, y = int(ccd[i]), int(rx[i]), int(ry[i])
+        live = 0 <= c < n_ccd and max(x0, 1) <= x <= min(x1, nx) and max(y0, 1) <= y <= min(y1, ny)
+        pid[i] = (c * nx + x - 1) * ny + y - 1 if live and not badcol[c * nx + x - 1] else -2
+    counts = np.bincount(pid[pid >= 0], minlength=n_ccd * nx * ny)
+    win = int(seconds * 10.0) + 1
+    state, bursts = {}, []
+    for i in np.flatnonzero(pid >= 0):
+        now = int((t[i] - t[0]) * 10.0)
+        start, size = state.get(pid[i], (0, 0))
+        if size == 0 or now - start > win:
+            start, size = now, 0
+        size = min(size + 1, 255)
+        state[pid[i]] = (start, size)
+        if size == k_min:
+            bursts.append((pid[i], t[0] + start / 10.0))
+    return pid, int((pid == -2).sum()), counts, bursts
+
+
+@pytest.mark.parametrize("span", [5_000.0, 3e8])  # 3e8 s: ticks beyond int32, the windows' own pass
+@pytest.mark.parametrize("k_min, seconds", [(2, 0.5), (3, 10.0), (10, 10.0), (40, 100.0)])
+def test_scan_equals_event_by_event_reference(k_min, seconds, span):
+    """``rules.scan`` (the SIMD pixel pass with up to 4 bad columns in it
+    and the rest after, the window state kept only while a pixel's events
+    come close together) gives the pixel ids, border count, counts and
+    burst windows of the event-by-event rule, on events with quiet pixels,
+    bursts of many sizes and gaps, not-kept events and 7 bad columns."""
+    from xcube.hygiene import rules
+
+    rng = np.random.default_rng(k_min * 7 + int(seconds))
+    shape, window = (3, 24, 30), (2, 23, 3, 28)
+    n_bg = 6000
+    t = list(rng.uniform(0, span, n_bg))
+    pix = [rng.integers(0, 3, n_bg), rng.integers(0, 26, n_bg), rng.integers(0, 32, n_bg)]  # some off the grid
+    for _ in range(60):  # bursts: 2-60 events of one pixel within 0.1-3 windows, some in a row
+        c, x, y, n = rng.integers(0, 3), rng.integers(2, 24), rng.integers(3, 29), rng.integers(2, 60)
+        t0 = rng.uniform(0, span)
+        for rep in range(rng.integers(1, 3)):
+            t += list(t0 + rep * seconds * rng.uniform(0.5, 2) + rng.uniform(0, seconds * rng.uniform(0.1, 3), n))
+            pix[0] = np.r_[pix[0], np.full(n, c)]
+            pix[1] = np.r_[pix[1], np.full(n, x)]
+            pix[2] = np.r_[pix[2], np.full(n, y)]
+    t = np.asarray(t)
+    order = np.argsort(t, kind="stable")
+    t = t[order]
+    ccd, rx, ry = (np.asarray(p)[order].astype(np.int16) for p in pix)
+    ccd[rng.random(t.size) < 0.002] = 7  # a CCD number beyond the camera's: off the detector
+    keep = rng.random(t.size) < 0.9
+    badcol = np.zeros(3 * 24, bool)
+    badcol[rng.choice(3 * 24, 7, replace=False)] = True
+    live = rules.LivePixels(shape, window, badcol)
+    out, n_border, pid, counts, cells, bursts, links, unsorted = rules.scan(t, keep, ccd, rx, ry, live, k_min,
+                                                                           seconds, 0.0, 2)
+    ref_pid, ref_border, ref_counts, ref_bursts = _scan_reference(t, keep, ccd, rx, ry, shape, window, badcol,
+                                                                  k_min, seconds)
+    assert not unsorted and n_border == ref_border > 0
+    assert np.array_equal(pid, ref_pid) and np.array_equal(counts, ref_counts)
+    assert np.array_equal(out, keep & (ref_pid != -2))
+    assert len(ref_bursts) > 3
+    assert [(int(p), round(s, 6)) for p, s in bursts] == [(int(p), round(s, 6)) for p, s in ref_bursts]
+    # events out of time order, kept or not, are reported (the caller sorts: the rules look times up)
+    for i in (np.flatnonzero(keep)[100], np.flatnonzero(~keep)[100]):
+        t2 = t.copy()
+        t2[i] = t2[0] - 1.0
+        assert rules.scan(t2, keep, ccd, rx, ry, live, k_min, seconds, 0.0, 2)[-1]
+    assert not rules.scan(t2, keep, ccd, rx, ry, live, 0, seconds, 0.0, 2)[-1]  # (no time rule: not looked at)
+
+
+@pytest.mark.parametrize("option, value", [("false_alarm", 0.0), ("false_alarm", 1.5), ("hot_ratio", -1.0),
+                                           ("flicker_counts", 1), ("flicker_counts", 300),
+                                           ("flicker_seconds", 0.0), ("flicker_seconds", 1e7),
+                                           ("cluster_events", 1), ("cluster_radius", -1),
+                                           ("cluster_probability", 1.0), ("border_margin", -2)])
+def test_hygiene_options_are_checked(option, value):
+    with pytest.raises(ValueError, match=option):
+        Hygiene(**{option: value})
+    with pytest.raises(ValueError, match=option):
+        Hygiene.of({option: value})

@@ -76,6 +76,8 @@ BLOCK_EVENTS = EVENT_CHUNK
 #: CCD numbers at or above this are not a detector's (a damaged CCD column): such
 #: events count as border events, and the per-pixel arrays stay of a camera's size
 MAX_CCDS = 64
+#: the longest flickering window [s] (a burst is events within seconds; longer is not a flicker)
+MAX_FLICKER_SECONDS = 1e5
 #: the counters a HygieneTest adds to the filter statistics
 STAT_KEYS = ("border_events", "hot_pixels", "hot_pixel_events", "hot_columns", "hot_column_events",
              "flickering_bursts", "flickering_events", "instrumental_clusters", "instrumental_events")
@@ -95,7 +97,10 @@ class Hygiene:
     ``cluster_radius`` apart make a candidate instrumental event, dropped
     when improbable (``cluster_probability``); ``clusters`` None: the
     mission profile's default (``MissionProfile.cluster_rule``: MOS on, pn
-    off)."""
+    off). Checked when built (ValueError naming the option):
+    probabilities in (0, 1), ``hot_ratio`` > 0, ``flicker_counts`` 2-255,
+    ``flicker_seconds`` in (0, :data:`MAX_FLICKER_SECONDS`],
+    ``cluster_events`` >= 2, radii and margins >= 0."""
 
     border: bool = True
     border_margin: int | None = None
@@ -110,6 +115,24 @@ class Hygiene:
     cluster_events: int = 3
     cluster_radius: int = 2
     cluster_probability: float = 1e-4
+
+    def __post_init__(self):
+        def bad(name, rule):
+            raise ValueError(f"hygiene: {name} must be {rule}, got {getattr(self, name)!r}")
+
+        for name in ("false_alarm", "cluster_probability"):
+            if not 0.0 < float(getattr(self, name)) < 1.0:
+                bad(name, "a probability between 0 and 1 (exclusive)")
+        if not 0.0 < float(self.hot_ratio) < np.inf:
+            bad("hot_ratio", "a positive finite number")
+        if not 0.0 < float(self.flicker_seconds) <= MAX_FLICKER_SECONDS:
+            bad("flicker_seconds", f"a duration in (0, {MAX_FLICKER_SECONDS:g}] s")
+        if not 2 <= int(self.flicker_counts) <= 255:  # (the burst windows count up to 255 events)
+            bad("flicker_counts", "an integer from 2 to 255")
+        if int(self.cluster_events) < 2:
+            bad("cluster_events", "an integer of at least 2")
+        if int(self.cluster_radius) < 0 or (self.border_margin is not None and int(self.border_margin) < 0):
+            bad("cluster_radius" if int(self.cluster_radius) < 0 else "border_margin", "a number of pixels >= 0")
 
     @classmethod
     def of(cls, value) -> "Hygiene | None":

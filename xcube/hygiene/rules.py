@@ -2,12 +2,11 @@
 :mod:`xcube.hygiene` for what they decide).
 
 :func:`scan` does the per-event work in two numba loops: a branch-free
-(SIMD) loop gives each event its pixel id, or marks it not kept or outside
-the raw window; one loop over the ids then drops the bad columns (through
-the camera's :class:`LivePixels` map, only when it has any), counts the
-events per pixel, follows the burst windows of the flickering rule and
-links the events of instrumental clusters, keeping per pixel only 8 bytes
-(counts; burst start and size) so that the working set stays in cache.
+(SIMD) loop gives each event its pixel id, or marks it not kept or off the
+live pixels (outside the raw window, or on a bad column); one loop over the
+ids then counts the events per pixel, follows the burst windows of the flickering rule (keeping
+the state of a pixel's window only while its events come within a window of
+each other) and links the events of instrumental clusters.
 The decisions then work on per-pixel arrays (visiting only the pixels with
 events when a block is sparse, as a small MOS file is: 2.9 million pixels)
 and on the few events concerned; a last pass (:func:`apply`) runs only
@@ -28,68 +27,85 @@ RING = 64
 
 
 @numba.njit(nogil=True, cache=True)
-def _pixel_pass(t, timed, keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, pid):  # pragma: no cover - compiled
+def _pixel_pass(keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, bad, pid):  # pragma: no cover - compiled
     """Pixel id of each event in ``pid`` (int32): -1 not kept, -2 kept but
-    outside the raw window ``x0..x1``, ``y0..y1`` (and the detector's grid).
-    Branch-free (SIMD); bad columns are left to the caller. Returns, with
-    ``timed``, whether any time is smaller than the one before it."""
-    down = 0
-    if timed:
-        for i in range(1, t.size):
-            down += t[i] < t[i - 1]
-        if down:
-            return True
+    off the live pixels: outside the raw window ``x0..x1``, ``y0..y1`` (and
+    the detector's grid) or on one of the 4 ``bad`` columns (int32 ids
+    ``ccd * nx + rawx - 1``; -1: none). Branch-free (SIMD)."""
     lo_x, hi_x, lo_y, hi_y = max(x0, 1), min(x1, nx), max(y0, 1), min(y1, ny)
+    b0, b1, b2, b3 = bad
     for i in range(keep.size):
         c, x, y = np.int32(ccd[i]), np.int32(rx[i]), np.int32(ry[i])
         ok = keep[i] & (c >= 0) & (c < n_ccd) & (x >= lo_x) & (x <= hi_x) & (y >= lo_y) & (y <= hi_y)
-        p = (c * np.int32(nx) + x - np.int32(1)) * np.int32(ny) + y - np.int32(1)
+        col = c * np.int32(nx) + x - np.int32(1)
+        ok &= (col != b0) & (col != b1) & (col != b2) & (col != b3)
+        p = col * np.int32(ny) + y - np.int32(1)
         pid[i] = p if ok else np.int32(-1) - np.int32(keep[i])
-    return False
 
 
 @numba.njit(nogil=True, cache=True)
-def _scan_kernel(t, ccd, rx, ry, pid, bad_columns, live, nx, n_ccd, k_min, window, frame_time, radius, out,
-                 counts, track, touched, fstate, bursts, links):  # pragma: no cover - compiled
+def _scan_kernel(t, ccd, rx, ry, pid, timed, nx, n_ccd, k_min, window, frame_time, radius, out, counts, track,
+                 touched, last, fstate, bursts, links):  # pragma: no cover - compiled
     """The per-event pass over the pixel ids (see :func:`scan`): ``counts``
     per pixel, with ``track`` the pixels with events in ``touched``
-    (first-event order), and ``fstate`` (int32 per pixel: burst start [0.1 s
-    after t[0]] << 8 | events in the burst window, capped at 255); kept
-    events off the live pixels (``pid`` -2, or with ``bad_columns`` not
-    ``live``) get ``out`` False. Returns (border events,
-    touched pixels, bursts, links)."""
-    n_border = nb = nl = nt = 0
+    (first-event order); kept events off the live pixels (``pid`` -2) get
+    ``out`` False. With ``k_min`` > 0, the burst windows (those of
+    :func:`_burst_kernel`) into ``bursts``, on int32 ticks of 0.1 s from
+    ``win + 1`` (so ``last`` 0 means no event yet; the caller checks that
+    the block's span fits): ``last`` holds each pixel's latest tick, and a
+    pixel's window state is kept in ``fstate`` (int64: tick of the event it
+    is as of << 32 | ticks from the window start << 8 | events, capped at
+    255) only by its events within a window of the one before: an event
+    further away starts a window of its own, so it needs no state (most
+    events of a pixel are such, and a pass of stores that do not depend on
+    what they replace runs three times faster than the state machine).
+    Returns (border events, touched pixels, bursts, links, unsorted):
+    with ``timed``, it stops at the first event whose time is before the
+    previous one's (``unsorted`` True, the rest unfilled)."""
+    n_border = nl = nt = nb = 0
+    before = -np.inf
     ring = np.full(n_ccd * RING, -1, np.int64)
     head = np.zeros(n_ccd, np.int64)
     nbx = ((nx + 16) >> 3) + 1  # 8-column blocks, one spare each side
     last_b = np.full(n_ccd * nbx, -np.inf)
     t0 = t[0] if t.size else 0.0
-    win = np.int64(window * 10.0) + 1
+    win = np.int32(window * 10.0) + np.int32(1)
     for i in range(t.size):
+        if timed:  # (loop-invariant)
+            if t[i] < before:
+                return n_border, nt, nb, nl, True
+            before = t[i]
         p = pid[i]
-        if p == -1:
+        if p < 0:
+            if p == -2:
+                out[i] = False
+                n_border += 1
             continue
-        if p < 0 or (bad_columns and not live[p]):
-            out[i] = False
-            n_border += 1
-            continue
-        counts[p] += 1
+        k = counts[p] + 1
+        counts[p] = k
         if track:  # (loop-invariant) the pixel ids at their first event
             touched[nt] = p
-            nt += counts[p] == 1
-        if k_min > 0:
-            now = np.int64((t[i] - t0) * 10.0)
-            packed = np.int64(fstate[p])
-            start, size = packed >> 8, packed & 255
-            if size == 0 or now - start > win:
-                start, size = now, 0
-            size = min(size + 1, 255)
-            fstate[p] = (start << 8) | size
-            if size == k_min:
-                if nb < bursts.shape[0]:
-                    bursts[nb, 0] = p
-                    bursts[nb, 1] = t0 + start / 10.0
-                nb += 1
+            nt += k == 1
+        if k_min > 0:  # (loop-invariant)
+            now = np.int32((t[i] - t0) * 10.0) + win + np.int32(1)
+            prev = last[p]
+            last[p] = now
+            if now - prev <= win:  # within a window of the previous event: follow the window
+                x = fstate[p]
+                if (x >> 32) == prev:  # the state as of the previous event
+                    start, size = prev - np.int32((x >> 8) & 0xFFFFFF), np.int32(x & 255)
+                else:  # the previous event started a window
+                    start, size = prev, np.int32(1)
+                if now - start > win:
+                    start, size = now, np.int32(1)
+                else:
+                    size = min(size + np.int32(1), np.int32(255))
+                fstate[p] = (np.int64(now) << 32) | (np.int64(now - start) << 8) | np.int64(size)
+                if size == k_min:
+                    if nb < bursts.shape[0]:
+                        bursts[nb, 0] = p
+                        bursts[nb, 1] = t0 + (start - win - 1) / 10.0
+                    nb += 1
         if frame_time > 0:
             c, x, y = np.int64(ccd[i]), np.int64(rx[i]), np.int64(ry[i])
             h = head[c]
@@ -110,16 +126,45 @@ def _scan_kernel(t, ccd, rx, ry, pid, bad_columns, live, nx, n_ccd, k_min, windo
                         links[nl, 0] = j
                         links[nl, 1] = i
                     nl += 1
-    return n_border, nt, nb, nl
+    return n_border, nt, nb, nl, False
+
+
+@numba.njit(nogil=True, cache=True)
+def _burst_kernel(t, pid, k_min, window, fstate, bursts):  # pragma: no cover - compiled
+    """The burst windows of the kept live events (``pid`` >= 0), for a block
+    whose span overflows :func:`_scan_kernel`'s int32 ticks: per pixel, a
+    window of ``window`` s + 1 tick of 0.1 s starts at the pixel's first
+    event after the previous window (``fstate``, int64 per pixel, zero on
+    entry: start tick << 8 | events in the window, capped at 255);
+    ``bursts`` gets ``(pixel, start)`` of each window reaching ``k_min``
+    events. Returns how many (rows beyond the array are counted only)."""
+    nb = 0
+    t0 = t[0] if t.size else 0.0
+    win = np.int64(window * 10.0) + 1
+    for i in range(t.size):
+        p = pid[i]
+        if p < 0:
+            continue
+        now = np.int64((t[i] - t0) * 10.0)
+        start, size = fstate[p] >> 8, fstate[p] & 255
+        if size == 0 or now - start > win:
+            start, size = now, 0
+        size = min(size + 1, 255)
+        fstate[p] = (start << 8) | size
+        if size == k_min:
+            if nb < bursts.shape[0]:
+                bursts[nb, 0] = p
+                bursts[nb, 1] = t0 + start / 10.0
+            nb += 1
+    return nb
 
 
 def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, frame_time: float, radius: int):
     """One pass over a block's events: ``(out, n_border, pid, counts, cells,
     bursts, links, unsorted)``: ``keep`` without the kept events off the
     ``live`` pixels (outside the raw window or on a bad column), and how
-    many those were; each event's pixel id (int32; -1 not kept, -2 outside
-    the window; events on a bad column have their pixel's id and ``out``
-    False); int32 counts per pixel; when the pixels outnumber twice
+    many those were; each event's pixel id (int32; -1 not kept, -2 off the
+    live pixels); int32 counts per pixel; when the pixels outnumber twice
     the events, the ids of the pixels with events (``cells``, unordered:
     the per-pixel rules then visit only those; else None); the burst
     windows ``(pixel, start)`` (k, 2) (windows of ``seconds`` anchored at a
@@ -133,19 +178,30 @@ def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, f
     the other results are not filled)."""
     n_ccd, nx, ny = live.shape
     pid = np.empty(keep.size, np.int32)
-    if _pixel_pass(t, k_min > 0 or frame_time > 0, keep, ccd, rx, ry, nx, ny, n_ccd, *live.window, pid):
-        return keep, 0, None, None, None, None, None, True
+    _pixel_pass(keep, ccd, rx, ry, nx, ny, n_ccd, *live.window, live.bad_first, pid)
+    if live.bad_ids.size > len(live.bad_first):  # the bad columns beyond those the pass tests
+        pid[np.isin(np.where(pid >= 0, pid // ny, -1), live.bad_ids[len(live.bad_first):])] = -2
+    win = int(seconds * 10.0) + 1
+    long_span = k_min > 0 and t.size and (float(t[-1] - t[0]) * 10.0 + 2 * win + 2 >= 2**31 - 1)
+    k_scan = 0 if long_span else int(k_min)  # (a block over 6.8 years: the windows in a pass of their own)
     cap_b, cap_l = 256, 1 << 16
     while True:
         out = keep.copy()
         counts = np.zeros(n_ccd * nx * ny, np.int32)
         track = counts.size > 2 * keep.size  # sparse block: list the pixels with events as they come
         touched = np.empty(min(keep.size, counts.size) + 1 if track else 1, np.int64)
-        fstate = np.zeros(n_ccd * nx * ny if k_min else 1, np.int32)
+        last = np.zeros(counts.size if k_scan else 1, np.int32)
+        fstate = np.zeros(counts.size if k_min else 1, np.int64)
         bursts, links = np.empty((cap_b, 2), np.float64), np.empty((cap_l, 2), np.int64)
-        n_border, nt, nb, nl = _scan_kernel(t, ccd, rx, ry, pid, live.bad_columns, live.pixels, nx, n_ccd,
-                                            int(k_min), float(seconds), float(frame_time), int(radius), out, counts,
-                                            track, touched, fstate, bursts, links)
+        n_border, nt, nb, nl, unsorted = _scan_kernel(t, ccd, rx, ry, pid, k_min > 0 or frame_time > 0, nx, n_ccd,
+                                                      k_scan, float(seconds), float(frame_time), int(radius), out,
+                                                      counts, track, touched, last, fstate, bursts, links)
+        if unsorted:
+            return keep, 0, None, None, None, None, None, True
+        if long_span:
+            while (nb := _burst_kernel(t, pid, int(k_min), float(seconds), fstate, bursts)) > cap_b:
+                cap_b, fstate[:] = nb, 0
+                bursts = np.empty((cap_b, 2), np.float64)
         if nb <= cap_b and nl <= cap_l:
             cells = touched[:nt] if track else None
             return out, int(n_border), pid, counts, cells, bursts[:nb], links[:nl], False
@@ -163,18 +219,17 @@ def live_pixels(shape, window, badcol) -> np.ndarray:
 
 
 @numba.njit(nogil=True, cache=True)
-def _candidates(values, live, cells, sparse, mean, floor, nx, ny, dxs, dys, ratio, found, lams):  # pragma: no cover
-    """Write to ``found``/``lams`` the live cells (those of ``cells`` when
-    ``sparse``, else all) of at least ``floor[c]`` (per CCD c) whose value
+def _candidates(values, live, cells, mean, floor, nx, ny, dxs, dys, ratio, found, lams):  # pragma: no cover
+    """Write to ``found``/``lams`` the live cells among ``cells`` (ids) of
+    at least ``floor[c]`` (per CCD c) whose value
     exceeds ``lambda = max(mean[c], ratio x mean of its live neighbours at
     (dxs, dys))``, and that lambda; returns how many (rows beyond the arrays
     are counted only)."""
     m = 0
-    lowest = floor.min()
-    for i in range(cells.size if sparse else values.size):
-        p = cells[i] if sparse else i
+    for i in range(cells.size):
+        p = cells[i]
         v = values[p]
-        if v < lowest or not live[p]:
+        if not live[p]:
             continue
         c = p // (nx * ny)
         x = (p - c * nx * ny) // ny
@@ -234,12 +289,16 @@ def _hot_cells(values, live, cells, n_live, n_ccd, nx, ny, offsets, ratio, false
     mean = sums / np.maximum(n_live, 1)
     p_max = false_alarm / max(int(n_live[sums > 0 if present is None else present].sum()), 1)
     floor = _tail_floor(mean, p_max)
-    sparse = cells is not None
-    cells = np.asarray(cells, np.int64) if sparse else np.zeros(0, np.int64)
+    # only cells at or above their CCD's floor can be hot: a SIMD numpy test picks them, the kernel visits those
+    if cells is None:
+        cells = np.flatnonzero(values.reshape(n_ccd, nx * ny) >= floor[:, None])
+    else:
+        cells = np.asarray(cells, np.int64)
+        cells = cells[values[cells] >= floor[cells // (nx * ny)]]
     cap = 1024
     while True:
         found, lams = np.empty(cap, np.int64), np.empty(cap, np.float64)
-        m = _candidates(values, live, cells, sparse, mean, floor, nx, ny, offsets[:, 0].copy(),
+        m = _candidates(values, live, cells, mean, floor, nx, ny, offsets[:, 0].copy(),
                         offsets[:, 1].copy(), float(ratio), found, lams)
         if m <= cap:
             break
@@ -259,7 +318,9 @@ class LivePixels:
     def __init__(self, shape, window, badcol):
         n_ccd, nx, ny = shape
         self.shape, self.window = shape, tuple(int(w) for w in window)
-        self.bad_columns = bool(badcol.any())  # (the scan looks the live map up only then)
+        self.bad_ids = np.flatnonzero(badcol).astype(np.int32)  # (ccd * nx + rawx - 1) of the bad columns
+        first = list(self.bad_ids[:4]) + [-1] * 4
+        self.bad_first = tuple(np.int32(b) for b in first[:4])  # those the pixel pass tests (SIMD)
         self.pixels = live_pixels(shape, window, badcol)
         per_col = self.pixels.reshape(n_ccd * nx, ny).sum(axis=1)
         self.per_column = per_col  # live pixels of each (ccd, rawx) column
@@ -322,8 +383,7 @@ def flickering(t, pid, live: "LivePixels", bursts, counts, seconds: float, ratio
         if p in hot or p // ny in hot_col:
             continue
         a, b = np.searchsorted(t, t0 - 0.1, "left"), np.searchsorted(t, t0 + seconds + 0.1, "right")
-        seg = pid[a:b]
-        seg = np.where((seg >= 0) & live.pixels[np.maximum(seg, 0)], seg, -1)  # kept events on live pixels
+        seg = pid[a:b]  # (>= 0: the kept events on live pixels)
         own = float((seg == p).sum())
         nbr = float(np.isin(seg, _neighbours(p, shape)).sum())
         sudden = special.pdtrc(own - 1.0, counts[p] / span * seconds) * (span / seconds) < p_max
