@@ -44,32 +44,35 @@ def _pixel_pass(keep, ccd, rx, ry, nx, ny, n_ccd, x0, x1, y0, y1, bad, pid):  # 
 
 
 @numba.njit(nogil=True, cache=True)
-def _scan_kernel(t, ccd, rx, ry, pid, timed, nx, n_ccd, k_min, window, frame_time, radius, out, counts, track,
-                 touched, last, fstate, bursts, links):  # pragma: no cover - compiled
+def _scan_kernel(t, ccd, rx, ry, pid, timed, nx, n_ccd, k_min, window, frame_time, radius, out, counts, touched,
+                 last, fstate, bursts, links):  # pragma: no cover - compiled
     """The per-event pass over the pixel ids (see :func:`scan`): ``counts``
-    per pixel, with ``track`` the pixels with events in ``touched``
-    (first-event order); kept events off the live pixels (``pid`` -2) get
-    ``out`` False. With ``k_min`` > 0, the burst windows (those of
-    :func:`_burst_kernel`) into ``bursts``, on int32 ticks of 0.1 s from
-    ``win + 1`` (so ``last`` 0 means no event yet; the caller checks that
-    the block's span fits): ``last`` holds each pixel's latest tick, and a
-    pixel's window state is kept in ``fstate`` (int64: tick of the event it
-    is as of << 32 | ticks from the window start << 8 | events, capped at
-    255) only by its events within a window of the one before: an event
-    further away starts a window of its own, so it needs no state (most
-    events of a pixel are such, and a pass of stores that do not depend on
-    what they replace runs three times faster than the state machine).
-    Returns (border events, touched pixels, bursts, links, unsorted):
+    per pixel, and with ``touched`` (None: not wanted) the pixels with
+    events (first-event order); kept events off the live pixels (``pid``
+    -2) get ``out`` False. With ``last`` (None: no flickering rule), the
+    burst windows of ``k_min`` events (those of :func:`_burst_kernel`) into
+    ``bursts``, on int32 ticks of 0.1 s from ``win + 1`` (so ``last`` 0
+    means no event yet; the caller checks that the block's span fits):
+    ``last`` holds each pixel's latest tick, and a pixel's window state is
+    kept in ``fstate`` (int64: tick of the event it is as of << 32 | ticks
+    from the window start << 8 | events, capped at 255) only by its events
+    within a window of the one before: an event further away starts a
+    window of its own, so it needs no state (most events of a pixel are
+    such, and a pass of stores that do not depend on what they replace runs
+    three times faster than the state machine). With ``links`` (None: no
+    cluster rule), the cluster links. A rule left out (None) is compiled
+    out. Returns (border events, touched pixels, bursts, links, unsorted):
     with ``timed``, it stops at the first event whose time is before the
     previous one's (``unsorted`` True, the rest unfilled)."""
     n_border = nl = nt = nb = 0
     before = -np.inf
-    ring = np.full(n_ccd * RING, -1, np.int64)
-    head = np.zeros(n_ccd, np.int64)
-    nbx = ((nx + 16) >> 3) + 1  # 8-column blocks, one spare each side
-    last_b = np.full(n_ccd * nbx, -np.inf)
     t0 = t[0] if t.size else 0.0
     win = np.int32(window * 10.0) + np.int32(1)
+    if links is not None:
+        ring = np.full(n_ccd * RING, -1, np.int64)
+        head = np.zeros(n_ccd, np.int64)
+        nbx = ((nx + 16) >> 3) + 1  # 8-column blocks, one spare each side
+        last_b = np.full(n_ccd * nbx, -np.inf)
     for i in range(t.size):
         if timed:  # (loop-invariant)
             if t[i] < before:
@@ -83,10 +86,10 @@ def _scan_kernel(t, ccd, rx, ry, pid, timed, nx, n_ccd, k_min, window, frame_tim
             continue
         k = counts[p] + 1
         counts[p] = k
-        if track:  # (loop-invariant) the pixel ids at their first event
+        if touched is not None:  # the pixel ids at their first event
             touched[nt] = p
             nt += k == 1
-        if k_min > 0:  # (loop-invariant)
+        if last is not None:
             now = np.int32((t[i] - t0) * 10.0) + win + np.int32(1)
             prev = last[p]
             last[p] = now
@@ -106,7 +109,7 @@ def _scan_kernel(t, ccd, rx, ry, pid, timed, nx, n_ccd, k_min, window, frame_tim
                         bursts[nb, 0] = p
                         bursts[nb, 1] = t0 + (start - win - 1) / 10.0
                     nb += 1
-        if frame_time > 0:
+        if links is not None:
             c, x, y = np.int64(ccd[i]), np.int64(rx[i]), np.int64(ry[i])
             h = head[c]
             ring[c * RING + (h & (RING - 1))] = i
@@ -115,17 +118,16 @@ def _scan_kernel(t, ccd, rx, ry, pid, timed, nx, n_ccd, k_min, window, frame_tim
             near = (t[i] - last_b[c * nbx + ((x - 1 - radius + 8) >> 3)] <= frame_time) | \
                 (t[i] - last_b[c * nbx + ((x - 1 + radius + 8) >> 3)] <= frame_time)
             last_b[c * nbx + ((x - 1 + 8) >> 3)] = t[i]
-            if not near:
-                continue
-            for k in range(1, RING):
-                j = ring[c * RING + ((h - k) & (RING - 1))]
-                if j < 0 or t[i] - t[j] > frame_time:
-                    break
-                if abs(np.int64(rx[j]) - x) <= radius and abs(np.int64(ry[j]) - y) <= radius:
-                    if nl < links.shape[0]:
-                        links[nl, 0] = j
-                        links[nl, 1] = i
-                    nl += 1
+            if near:
+                for k in range(1, RING):
+                    j = ring[c * RING + ((h - k) & (RING - 1))]
+                    if j < 0 or t[i] - t[j] > frame_time:
+                        break
+                    if abs(np.int64(rx[j]) - x) <= radius and abs(np.int64(ry[j]) - y) <= radius:
+                        if nl < links.shape[0]:
+                            links[nl, 0] = j
+                            links[nl, 1] = i
+                        nl += 1
     return n_border, nt, nb, nl, False
 
 
@@ -189,13 +191,14 @@ def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, f
         out = keep.copy()
         counts = np.zeros(n_ccd * nx * ny, np.int32)
         track = counts.size > 2 * keep.size  # sparse block: list the pixels with events as they come
-        touched = np.empty(min(keep.size, counts.size) + 1 if track else 1, np.int64)
-        last = np.zeros(counts.size if k_scan else 1, np.int32)
+        touched = np.empty(min(keep.size, counts.size) + 1, np.int64) if track else None
+        last = np.zeros(counts.size, np.int32) if k_scan else None
         fstate = np.zeros(counts.size if k_min else 1, np.int64)
-        bursts, links = np.empty((cap_b, 2), np.float64), np.empty((cap_l, 2), np.int64)
+        bursts = np.empty((cap_b, 2), np.float64)
+        links = np.empty((cap_l, 2), np.int64) if frame_time > 0 else None
         n_border, nt, nb, nl, unsorted = _scan_kernel(t, ccd, rx, ry, pid, k_min > 0 or frame_time > 0, nx, n_ccd,
                                                       k_scan, float(seconds), float(frame_time), int(radius), out,
-                                                      counts, track, touched, last, fstate, bursts, links)
+                                                      counts, touched, last, fstate, bursts, links)
         if unsorted:
             return keep, 0, None, None, None, None, None, True
         if long_span:
@@ -204,7 +207,8 @@ def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, f
                 bursts = np.empty((cap_b, 2), np.float64)
         if nb <= cap_b and nl <= cap_l:
             cells = touched[:nt] if track else None
-            return out, int(n_border), pid, counts, cells, bursts[:nb], links[:nl], False
+            links = links[:nl] if links is not None else np.empty((0, 2), np.int64)
+            return out, int(n_border), pid, counts, cells, bursts[:nb], links, False
         cap_b, cap_l = max(cap_b, nb), max(cap_l, nl)
 
 
