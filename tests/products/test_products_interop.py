@@ -60,6 +60,24 @@ def test_power_spectrum_round_trip_and_stingray_methods():
     assert back.attrs["norm"] == "leahy" and back.attrs["mean_rate"] == pytest.approx(p.attrs["mean_rate"])
 
 
+@pytest.mark.parametrize("rebin", ["none", "linear f=2", "linear df x3", "log"])
+def test_segments_of_a_rebinned_stingray_spectrum(rebin):
+    """A Stingray spectrum of 64 segments rebinned linearly (``m`` doubled,
+    ``df`` widened, ``k`` left at 1) or logarithmically still reads back as
+    64 segments, with the bin widths Stingray gives."""
+    from stingray import AveragedPowerspectrum, EventList
+
+    t = np.sort(np.random.default_rng(1).uniform(0, 64 * 16, 20_000))
+    ps = AveragedPowerspectrum.from_events(EventList(t, gti=[[0, 64 * 16]]), dt=1 / 32, segment_size=16,
+                                           norm="leahy", silent=True)
+    sp = {"none": ps, "linear f=2": ps.rebin(f=2), "linear df x3": ps.rebin(df=3 * ps.df),
+          "log": ps.rebin_log(f=0.1)}[rebin]
+    back = xcube.from_stingray(sp)
+    assert back.attrs["n_segments"] == 64
+    width = np.broadcast_to(np.asarray(sp.df) * np.asarray(getattr(sp, "k", 1)), sp.freq.shape)
+    np.testing.assert_allclose(back["df"].values, width)
+
+
 def test_multiband_light_curve_needs_one_band(make_event_file):
     ev = xcube.open_events(make_event_file(n=500))
     lc = xcube.lightcurve(ev, 100.0, energy_band=[(0.5, 2.0), (2.0, 10.0)])

@@ -183,6 +183,18 @@ def _lc_from_stingray(slc) -> xr.Dataset:
     return lightcurve_from_counts(da, gti=gti, attrs=attrs)
 
 
+def _segments(m, k, df, segment) -> int:
+    """Segments averaged in a Stingray spectrum of ``m`` powers per bin:
+    ``m`` over the frequencies merged into each bin, which is ``df x
+    segment`` (bin width [Hz] over the unbinned 1/segment) when the segment
+    [s] is known (a linear ``rebin`` widens ``df`` and multiplies ``m``
+    but leaves ``k`` at 1), else ``k`` (``rebin_log``)."""
+    if not m.size:
+        return 0
+    merged = df * float(segment) if segment is not None and np.isfinite(float(segment)) else k
+    return int(np.rint(np.min(m / np.maximum(np.rint(merged), 1.0))))
+
+
 def _pds_from_stingray(sp) -> xr.Dataset:
     freq = np.asarray(sp.freq, np.float64)
     # a rebinned Stingray spectrum keeps the original scalar df and stores the number of
@@ -198,7 +210,7 @@ def _pds_from_stingray(sp) -> xr.Dataset:
     dt = float(getattr(sp, "dt", np.nan) or np.nan)
     attrs = {"kind": "power_spectrum", "norm": str(getattr(sp, "norm", "none")), "dt": dt,
              "segment": float(getattr(sp, "segment_size", np.nan) or np.nan), "n_bin": int(getattr(sp, "n", 0) or 0),
-             "n_segments": int(np.rint(np.min(m / k))) if m.size else 0,
+             "n_segments": _segments(m, k, df, getattr(sp, "segment_size", None)),
              "source": f"stingray.{type(sp).__name__}"}
     nph = getattr(sp, "nphots", None)
     if nph is not None:
