@@ -133,6 +133,23 @@ def _product_kind(path) -> str:
     return kind if kind in PRODUCT_KINDS else "events"
 
 
+def _spectrum_row(path) -> tuple[Path, int] | None:
+    """``(file, k)`` of ``"file.pha{k}"`` (XSPEC's name of row ``k`` of a PHA
+    type II file; parsed by :func:`xcube.io.ogip.read_spectrum`'s rule: only
+    when no file of the full name exists), else None. ``ValueError`` naming
+    the file when ``file`` is not a PHA spectrum."""
+    from .ogip import _split_row
+
+    base, row = _split_row(path, None)
+    if row is None:
+        return None
+    kind = _product_kind(base)  # (FileNotFoundError naming the file without its {k})
+    if kind != "spectrum":
+        raise ValueError(f"{path}: {{{row}}} picks row {row} of a PHA type II spectrum file, as XSPEC names it; "
+                         f"{base} is not a PHA spectrum ({'an event file or unknown' if kind == 'events' else kind})")
+    return base, row
+
+
 def _files(paths) -> list:
     """``paths`` with each directory (not a Zarr store) replaced by the event
     files below it (:func:`xcube.io.events.open_events`'s walk)."""
@@ -148,10 +165,14 @@ def _info(args) -> int:
     status = 0
     for path in _files(args.files):
         try:
+            from .product_info import product_summary
+
+            picked = _spectrum_row(path)  # ('file.pha{k}': one row of a PHA type II file)
+            if picked is not None:
+                print(product_summary(picked[0], "spectrum", row=picked[1]))
+                continue
             kind = _product_kind(path) if args.hdu is None else "events"
             if kind != "events":
-                from .product_info import product_summary
-
                 print(product_summary(path, kind))
                 continue
             ev = open_events(path, instrument=args.instrument, hdu=args.hdu)
@@ -210,10 +231,12 @@ def register(subparsers) -> None:
                     "seconds and in UTC (converted from the file's MJDREF and TIMESYS), good time, energy range "
                     "and columns. Light curves, PHA spectra, power spectra, images and GTI files get a summary "
                     "of their own (bins, exposure and mean rate; channels and counts; frequencies and "
-                    "normalisation; pixels and WCS; intervals).")
+                    "normalisation; pixels and WCS; intervals). A PHA type II file (several spectra) lists its rows; "
+                    "'file.pha{k}' (quoted for the shell) summarises row k, as XSPEC names it.")
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="event files (FITS, gzip) or xcube Zarr stores; light curves, spectra, power spectra, GTIs; "
-                        "a directory: the event files in it")
+                        "'file.pha{k}': row k (1-based) of a PHA type II spectrum file; a directory: the event files "
+                        "in it")
     p.add_argument("--instrument", default=None, help="mission profile to use instead of detecting it")
     add_hdu_option(p)
     p.set_defaults(func=_info)

@@ -184,17 +184,31 @@ def _brief(value) -> str:
     return f"{lo:g} (column, constant)" if lo == hi else f"column of {a.size}, {lo:.6g} - {hi:.6g}"
 
 
-def _spectrum(path) -> list[str]:
+def _spectrum(path, row: int | None = None) -> list[str]:
+    """A PHA spectrum's summary; of a type II file, the rows listed (``row`` None) or row ``row`` (1-based,
+    as :func:`~xcube.io.ogip.read_spectrum` and XSPEC's ``file.pha{k}`` number them) summarised as a type I
+    spectrum. ``ValueError`` naming the file for a row out of range (or a row other than 1 of a type I file,
+    which XSPEC reads as the file itself)."""
     from .ogip import read_spectrum
 
-    type2 = _pha_type2(path)
-    if type2 is not None:
-        return type2
-    sp = read_spectrum(path)
+    table = _type2_table(path)
+    if row is None and table is not None:
+        return _pha_type2(path, table)
+    sp = read_spectrum(path, row=row)  # (the reader's checks: a row out of range is an error naming the file)
     a = sp.attrs
     scal = {k: sp[k] if k in sp.data_vars else a.get(k) for k in ("backscal", "areascal")}
     lo, hi = a.get("channel_range", (int(sp.channel.values[0]), int(sp.channel.values[-1])))
-    lines = _head("spectrum", path, a) + [
+    lines = _head("spectrum", path if row is None else f"{path}{{{row}}}", a)
+    if row is not None:
+        if table is None:
+            lines.append(f"  row         : 1, a PHA type I file (one spectrum; XSPEC reads {path.name}{{1}} as "
+                         "the file)")
+        else:
+            label = ", ".join(f"{c} {int(table['rows'][c][row - 1])}" for c in ("SPEC_NUM", "TG_PART", "TG_M")
+                              if c in table["rows"])
+            lines.append(f"  row         : {row} of {table['n']:,} of the PHA type II file {path.name} "
+                         f"(table {table['name']})" + (f"; {label}" if label else ""))
+    lines += [
         f"  channels    : {sp.sizes['channel']:,} ({lo} - {hi})"
         + (f", PI {int(sp['pi_lo'].values[0])} - {int(sp['pi_hi'].values[-1])}" if "pi_lo" in sp.coords else ""),
         f"  counts      : {int(np.sum(sp['counts'].values)):,}",
@@ -211,10 +225,12 @@ def _spectrum(path) -> list[str]:
     return lines
 
 
-def _pha_type2(path, listed: int = 10) -> list[str] | None:
-    """Summary of a PHA type II file (several spectra, one per row of the SPECTRUM table: HDUCLAS4 = 'TYPE:II'
-    or vector COUNTS/RATE columns, as Chandra ``tgextract`` writes), read here from the table (not by
-    ``read_spectrum``, which reads one spectrum); None for a type I file. Lists the first ``listed`` rows."""
+def _type2_table(path) -> dict | None:
+    """The SPECTRUM table of a PHA type II file (several spectra, one per row: HDUCLAS4 = 'TYPE:II' or vector
+    COUNTS/RATE columns, as Chandra ``tgextract`` writes), read here from the table (not by ``read_spectrum``,
+    which reads one spectrum): ``name`` (EXTNAME), ``header`` (primary and table keywords), ``rows`` (upper-case
+    column -> array along row of SPEC_NUM, TG_M, TG_PART, EXPOSURE, BACKSCAL, COUNTS and RATE where present) and
+    ``n`` (rows); None for a type I file."""
     from astropy.io import fits
 
     from .fitsutil import find_column
@@ -223,24 +239,28 @@ def _pha_type2(path, listed: int = 10) -> list[str] | None:
     with fits.open(path) as hdul:
         hdu = next((h for h in hdul[1:] if isinstance(h, fits.BinTableHDU) and (
             str(h.header.get("HDUCLAS1", "")).strip().upper() == "SPECTRUM" or h.name == "SPECTRUM")), None)
-        if hdu is None:
+        if hdu is None or not is_pha_type2(hdu):
             return None
         names = hdu.columns.names
-        if not is_pha_type2(hdu):
-            return None
         h = dict(hdul[0].header)
         h.update(hdu.header)
         rows = {c: np.asarray(hdu.data[find_column(names, c)]) for c in ("SPEC_NUM", "TG_M", "TG_PART", "EXPOSURE",
                                                                          "BACKSCAL", "COUNTS", "RATE")
                 if find_column(names, c) is not None}
-        n = len(hdu.data)
+        return {"name": hdu.name, "header": h, "rows": rows, "n": len(hdu.data)}
+
+
+def _pha_type2(path, table: dict, listed: int = 10) -> list[str]:
+    """Summary of a PHA type II file from its :func:`_type2_table`: lists the first ``listed`` rows."""
+    h, rows, n = table["header"], table["rows"], table["n"]
     values = rows.get("COUNTS", rows.get("RATE"))
     n_chan = int(values.shape[1]) if values is not None and values.ndim == 2 else int(h.get("DETCHANS", 0) or 0)
     attrs = {"mission": h.get("TELESCOP", ""), "instrument": h.get("INSTRUME", ""), "obs_id": h.get("OBS_ID", ""),
              "object": h.get("OBJECT", "")}
     lines = _head("spectra, PHA type II", path, attrs) + [
-        f"  spectra     : {n:,} (one per row of {hdu.name}), {n_chan:,} channels each; read one with "
-        f"read_spectrum(path, row=k) or as '{Path(path).name}{{k}}' (XSPEC's name of row k)"]
+        f"  spectra     : {n:,} (one per row of {table['name']}), {n_chan:,} channels each; read one with "
+        f"read_spectrum(path, row=k) or as '{Path(path).name}{{k}}' (XSPEC's name of row k; "
+        f"xcube info '{Path(path).name}{{k}}' summarises it)"]
     what = "counts" if "COUNTS" in rows else "rate [count/s]"
     for r in range(min(n, listed)):
         label = ", ".join(f"{c} {int(rows[c][r])}" for c in ("SPEC_NUM", "TG_PART", "TG_M") if c in rows)
@@ -252,6 +272,8 @@ def _pha_type2(path, listed: int = 10) -> list[str] | None:
     if n > listed:
         lines.append(f"  ...           ({n - listed:,} more rows)")
     return lines
+
+
 def _power_spectrum(path) -> list[str]:
     from .powspec import read_power_spectrum
 
@@ -356,8 +378,16 @@ _SUMMARIES = {"image": _image, "lightcurve": _lightcurve, "spectrum": _spectrum,
 PRODUCT_KINDS = tuple(_SUMMARIES)
 
 
-def product_summary(path, kind: str) -> str:
+def product_summary(path, kind: str, row: int | None = None) -> str:
     """Text summary of a product file of ``kind`` (``"lightcurve"``,
     ``"spectrum"``, ``"power_spectrum"``, ``"image"``, ``"gti"`` or
-    ``"cube"``, a search result's Zarr store; see :func:`product_kind`)."""
-    return "\n".join(line for line in _SUMMARIES[kind](Path(path)) if line)
+    ``"cube"``, a search result's Zarr store; see :func:`product_kind`).
+    ``row`` (1-based; spectra only): row ``row`` of a PHA type II file,
+    summarised as one spectrum and headed ``path{row}``, XSPEC's name of it
+    (``ValueError`` naming the file when out of range)."""
+    if row is None:
+        return "\n".join(line for line in _SUMMARIES[kind](Path(path)) if line)
+    if kind != "spectrum":
+        raise ValueError(f"{path}{{{row}}}: a row {{k}} is a row of a PHA type II spectrum file; {path} is not a "
+                         f"PHA spectrum ({kind})")
+    return "\n".join(line for line in _spectrum(Path(path), row=int(row)) if line)
