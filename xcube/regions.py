@@ -895,26 +895,28 @@ def region_coverage(region, footprint: Footprint | None, events=None, samples: i
 
 BACKSCAL_MODES = ("geometric", "detector")
 
+_UNSET = object()  # region_areas(footprint=) not given
+
 
 def region_areas(events, region, background=None, *, backscal: str = "geometric",
-                 screening: bool = True) -> dict:
+                 footprint: Footprint | None = _UNSET) -> dict:
     """attrs ``backscal`` (and ``bkg_backscal``) [sky pixel^2]: the areas of
     ``region`` (and ``background``) for BACKSCAL; ``{}`` without a region.
 
     ``backscal="geometric"`` (default): their whole areas
     (:func:`region_area`), as CIAO ``dmextract`` and HEASoft
-    ``extractor`` without a weight map write them. ``"detector"``: the parts
-    on the detector, as SAS ``backscale`` clips them, estimated from the
-    events (:func:`region_coverage` on the footprint
-    :func:`detector_footprint` of ``events``, in good time,
-    with the mission's screening when ``screening``: not the product's own
-    filter, band or time range, so one region has one area), with
+    ``extractor`` without a weight map write them; ``footprint`` is not
+    used. ``"detector"``: the parts on the detector, as SAS ``backscale``
+    clips them, estimated from the events (:func:`region_coverage` on
+    ``footprint``, which must then be given: the :func:`detector_footprint`
+    of the events in good time with the mission's screening, not the
+    product's own filter, band or time range, so one region has one area:
+    :func:`xcube.select.screened_footprint`; None when too few events tell
+    the detector, then the whole areas with a warning), with
     ``backscal_geometric``/``backscal_fraction`` (``bkg_...``). Do not use
     it on an event file already cut by a region: its footprint is that
-    region. Eager: ``"detector"`` makes one pass over x, y and the CCD
-    column (about 0.2 s per million events); the areas need no event data."""
-    from .select import screening_expr, select
-
+    region. ``events`` turn sky regions into pixels and name the file.
+    Eager, no event data (the footprint's pass is its maker's)."""
     if backscal not in BACKSCAL_MODES:
         raise ValueError(f"backscal={backscal!r}: use one of {', '.join(BACKSCAL_MODES)}")
     if region is None:
@@ -922,12 +924,14 @@ def region_areas(events, region, background=None, *, backscal: str = "geometric"
     named = (("", region), ("bkg_", background))
     if backscal == "geometric":
         return {f"{prefix}backscal": region_area(reg, events) for prefix, reg in named if reg is not None}
-    foot = detector_footprint(select(events, expr=screening_expr(events, None, screening), gti=events))
+    if footprint is _UNSET:
+        raise TypeError("region_areas(backscal='detector') needs footprint=: the detector footprint of the "
+                        "events, e.g. xcube.select.screened_footprint(events)")
     attrs = {}
     for prefix, reg in named:
         if reg is None:
             continue
-        cov = region_coverage(reg, foot, events)
+        cov = region_coverage(reg, footprint, events)
         attrs[f"{prefix}backscal"] = cov.area
         if cov.fraction is not None:
             attrs[f"{prefix}backscal_geometric"] = cov.geometric_area

@@ -43,12 +43,13 @@ from .expression import Expression, ExpressionError, compile_expression
 from .hygiene import BLOCK_EVENTS
 from .io.chunking import event_blocks
 from .missions import GENERIC, profile_of, screening_of
-from .regions import RegionSet, check_in_field, pixel_region
+from .regions import Footprint, RegionSet, check_in_field, detector_footprint, pixel_region
 from .scheduler import compute
 
 __all__ = ["select", "applied_band", "expression_band", "energy_band_mask", "EventFilter", "EnergyBand",
            "ExpressionTest", "RegionTest", "GoodTimeTest", "energy_band_bounds", "column_dtypes", "column_aliases",
-           "macro_lookup", "check_events", "screening_expression", "screening_expr"]
+           "macro_lookup", "check_events", "screening_expression", "screening_expr",
+           "screened_footprint"]
 
 log = logging.getLogger("xcube.select")
 
@@ -144,6 +145,18 @@ def select(events, energy_band=None, expr=None, region=None, gti=None, hygiene=N
     for lab in filt.labels:
         log.debug("%s: selected %s", _name(events), lab)
     return out
+
+
+def screened_footprint(events, screening: bool = True) -> Footprint | None:
+    """The detector footprint (:func:`xcube.regions.detector_footprint`) of
+    ``events`` in their good time, with the mission's screening when
+    ``screening`` (:func:`screening_expr`) and no other cut: the footprint
+    that :func:`xcube.regions.region_areas` takes with
+    ``backscal="detector"``, so one region has one area whatever a product's
+    filter, band or time range. None when no CCD has enough events to tell
+    the detector. Eager: the selection's passes (:func:`select`) and one
+    pass over x, y and the CCD column."""
+    return detector_footprint(select(events, expr=screening_expr(events, None, screening), gti=events))
 
 
 def _naming_node(exc: Exception, ds, path: str) -> Exception:

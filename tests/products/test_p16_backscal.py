@@ -182,3 +182,42 @@ def test_command_line_backscal_detector(detector, tmp_path):
     with pytest.warns(UserWarning, match="of its area is on the detector"):
         assert main(["lc", src, "--time-bin", "100", "--region", INSIDE_REGION, "--background", EDGE_REGION,
                      "--backscal", "detector", "--out", str(tmp_path / "s.lc")]) == 0
+
+
+def test_regions_does_not_import_select():
+    """Layering: xcube.regions (shapes, areas, footprints) sits below xcube.select, which imports it; the
+    footprint of the screened events is built above (xcube.select.screened_footprint), not in regions."""
+    import ast
+    from pathlib import Path
+
+    import xcube.regions
+
+    tree = ast.parse(Path(xcube.regions.__file__).read_text())
+    found = []
+    for node in ast.walk(tree):  # module level and inside functions
+        if isinstance(node, ast.ImportFrom):
+            name = "." * node.level + (node.module or "")
+            if name in (".select", "xcube.select") or (name in (".", "xcube")
+                                                       and any(a.name == "select" for a in node.names)):
+                found.append(f"line {node.lineno}: from {name} import ...")
+        elif isinstance(node, ast.Import):
+            found += [f"line {node.lineno}: import {a.name}" for a in node.names if a.name == "xcube.select"]
+    assert not found, found
+
+
+def test_region_areas_on_the_screened_footprint_as_the_products(detector):
+    """region_areas(backscal="detector") takes the footprint (xcube.select.screened_footprint) and gives the
+    products' BACKSCAL; without it, a clear error instead of a guess."""
+    from xcube.regions import region_areas
+    from xcube.select import screened_footprint
+
+    with pytest.raises(TypeError, match=r"needs footprint=.*screened_footprint"):
+        region_areas(detector, INSIDE_REGION, backscal="detector")
+    assert region_areas(detector, INSIDE_REGION, footprint=None) == {"backscal": math.pi * 1500**2}
+    with pytest.warns(UserWarning, match="of its area is on the detector"):
+        areas = region_areas(detector, INSIDE_REGION, EDGE_REGION, backscal="detector",
+                             footprint=screened_footprint(detector))
+    with pytest.warns(UserWarning, match="of its area is on the detector"):
+        s = xcube.spectrum(detector, region=INSIDE_REGION, background=EDGE_REGION, backscal="detector",
+                           expr="PI > 9000")
+    assert areas == {k: v for k, v in s.attrs.items() if "backscal" in k and k != "backscal_ratio"}

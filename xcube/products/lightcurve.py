@@ -376,6 +376,25 @@ def region_events(events, region=None, background=None, expr=None) -> RegionEven
     return RegionEvents(held[0], held[1], ccd_gti, ccds)
 
 
+def region_backscal(events, region, background=None, backscal: str = "geometric",
+                    screening: bool = True) -> dict:
+    """The BACKSCAL attrs of a product's regions
+    (:func:`xcube.regions.region_areas`): with ``backscal="detector"`` (and a
+    region) their parts on the footprint of ``events`` in good time with the
+    mission's screening when ``screening``
+    (:func:`xcube.select.screened_footprint`: not the product's own filter,
+    band or time range, so one region has one area), else their whole areas.
+    Pass the events before the product's time cut. Eager: the footprint's
+    passes over x, y and the CCD column only with ``"detector"``."""
+    from ..regions import region_areas
+    from ..select import screened_footprint
+
+    if backscal != "detector" or region is None:  # (an unknown backscal raises in region_areas)
+        return region_areas(events, region, background, backscal=backscal)
+    return region_areas(events, region, background, backscal=backscal,
+                        footprint=screened_footprint(events, screening))
+
+
 def product_attrs(events, **params) -> dict:
     """The attrs of a product made from ``events``: the observation and time
     reference attrs (mission, instrument, obs_id, mjdref, timesys, ...),
@@ -550,9 +569,7 @@ def lightcurve(
         raise ValueError("lightcurve: a background region needs a source region (region=) to scale it to")
     region_bkg = None if model is not None else background
     # BACKSCAL of the regions on the events before the time cut: one region has one area
-    from ..regions import region_areas
-
-    areas = region_areas(events, region, region_bkg, backscal=backscal, screening=screening)
+    areas = region_backscal(events, region, region_bkg, backscal, screening)
     events, expr, t_start, t_stop = prepared_events(events, time_range, expr, screening)
     if t0 is not None:
         t0 = _check_t0(events, _finite("t0", t0, "the start of the first bin [s, mission time]"), width, t_start)

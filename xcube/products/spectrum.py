@@ -9,7 +9,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .grouping import group_spectrum
-from .lightcurve import ccd_event_counts, ccd_good_time, product_attrs, region_text, require_good_time
+from .lightcurve import ccd_event_counts, ccd_good_time, product_attrs, region_backscal, region_text, require_good_time
 
 __all__ = ["spectrum", "standard_grid"]
 
@@ -190,7 +190,6 @@ def spectrum(
     """
     from ..binning import bin_events, pixel_arcsec
     from ..io.events import not_a_tree
-    from ..regions import region_areas
     from ..select import screening_expr, select
 
     not_a_tree(events, "spectrum")
@@ -231,7 +230,7 @@ def spectrum(
     ds = xr.Dataset({"counts": ("channel", counts.data, {"units": "count"})}, coords=coords)
     if not inside.all():  # QUALITY 1 (bad) outside the selected PI range, as grppha's "bad" channels
         ds["quality"] = ("channel", np.where(inside, 0, 1).astype(np.int16))
-    areas = region_areas(events, region, background, backscal=backscal, screening=screening)  # BACKSCAL
+    areas = region_backscal(events, region, background, backscal, screening)  # BACKSCAL
     backscal = areas.get("backscal", 1.0)
     try:
         pix = pixel_arcsec(events, "x")
