@@ -1,15 +1,21 @@
-"""Tables as the commands print them: times a person can read.
+"""Tables as the commands print them: times a person can read; and the
+units of the detection and catalogue columns.
 
 Mission times (``t_start``, ``t_peak``, ``t_first``... [s since MJDREF]) are
 shown as seconds from the observation start ``T0`` with 0.1 s, MJDs with six
 decimals (0.1 s), positions with five (0.04"), and no number is ever shown
 in exponent notation such as ``7.00012e+08``.
+
+:func:`column_unit` gives a column's unit, the one of the survey catalogue's
+FITS tables (TUNIT) and of the search's ``detections.ecsv``; it lives here,
+below both :mod:`xcube.transients` and :mod:`xcube.survey`, so that each
+imports it without importing the other.
 """
 from __future__ import annotations
 
 import math
 
-__all__ = ["format_table", "format_number", "column_decimals"]
+__all__ = ["format_table", "format_number", "column_decimals", "column_unit"]
 
 _FIXED = {"ra": 5, "dec": 5, "x": 1, "y": 1, "log10_bayes": 2, "sigma_equivalent": 1, "expected": 2,
           "exposure": 1, "time_bin": 1, "emin": 2, "emax": 2, "sigma": 1, "size_arcsec": 1, "radius_arcsec": 1,
@@ -75,3 +81,33 @@ def format_table(df, t0: float | None = None, columns=None) -> str:
             formatters[name] = lambda v, d=column_decimals(df[c]): format_number(v, d)
         names[c] = name
     return df.rename(columns=names).to_string(index=False, formatters=formatters)
+
+
+#: units of the columns named exactly so (:func:`column_unit` adds those named by a pattern)
+_UNITS = {"ra": "deg", "dec": "deg", "x": "pixel", "y": "pixel", "time_bin": "s", "emin": "keV", "emax": "keV",
+          "size_arcsec": "arcsec", "counts": "count", "expected": "count", "radius_arcsec": "arcsec",
+          "duration": "s", "peak_rate": "count s-1", "peak_flux": "erg s-1 cm-2", "det_u": "arcsec",
+          "det_v": "arcsec", "fluence": "count",
+          # the light-curve features' count statistics (skewness and kurtosis are dimensionless)
+          **{f"{what}_{stat}": "count" for what in ("n", "mu") for stat in ("min", "max", "mean", "std", "sum")}}
+
+
+def column_unit(name: str) -> str:
+    """The unit of a detection or catalogue column, as a FITS TUNIT string
+    (the survey catalogue's TUNIT, the units of ``detections.ecsv``): ``s`` for mission times ``t_*``,
+    durations and ``*_gap_min``, ``d`` for MJDs, ``deg``, ``count``,
+    ``count s-1`` (``peak_rate``), ``erg s-1 cm-2`` (``peak_flux``),
+    ``arcsec`` (``det_u``/``det_v``, ``*_arcsec``), ``count`` for the features'
+    ``n_*``/``mu_*`` minima, maxima, means, spreads and sums...; ``''`` (dimensionless)
+    for numbers, flags, names and ids."""
+    if name in _UNITS:
+        return _UNITS[name]
+    if name.startswith("t_") or name.endswith("_exposure") or name.endswith("_gap_min"):
+        return "s"
+    if name.startswith("mjd_"):
+        return "d"
+    if name.startswith("counts_"):
+        return "count"
+    if name.endswith("_arcsec"):
+        return "arcsec"
+    return ""

@@ -65,7 +65,8 @@ def test_overwrite_replaces_the_search_directory(make_event_file, tmp_path, caps
     assert main(["search", str(ev), "--out", str(out), "-q", "--no-figures", "--time-bin", "500"]) == 0
     assert main(["search", str(ev), "--out", str(out), "-q", "--no-figures", "--time-bin", "1000",
                  "--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["0123456789_0_1000_0.2_12.0", "detections.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["0123456789_0_1000_0.2_12.0", "detections.csv",
+                                                     "detections.ecsv", "detections.parquet"]
     # a directory holding other files (here: the input) is not replaced
     ev2 = make_event_file(n=3000, name="res/input.fits")
     capsys.readouterr()
@@ -122,7 +123,7 @@ def test_demo_overwrite_replaces_an_earlier_demo(tmp_path, capsys):
     res, truth = demo(out, duration=4000.0, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == ["events_pn.fits", "results", "truth.csv"]
     assert sorted(p.name for p in (out / "results").iterdir()) == sorted(
-        ["detections.csv", *(r.run_id for r in res)])
+        ["detections.csv", "detections.ecsv", "detections.parquet", *(r.run_id for r in res)])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

@@ -46,6 +46,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..io.atomic import atomic_dir, atomic_file, remove_stale, write_text
+from ..tables import column_unit  # (also importable from here, as before)
 from ..times import TIME_COLUMNS, add_time_columns
 from .cluster import DETECTION_KEY, carry_source_ids, cluster_detections
 from .crossmatch import crossmatch_table
@@ -169,34 +170,6 @@ def _fits_ready(df: pd.DataFrame, where="") -> pd.DataFrame:
             if out[c].dtype.itemsize == 0:
                 out[c] = out[c].astype("U1")
     return pd.DataFrame(out)
-
-
-_UNITS = {"ra": "deg", "dec": "deg", "x": "pixel", "y": "pixel", "time_bin": "s", "emin": "keV", "emax": "keV",
-          "size_arcsec": "arcsec", "counts": "count", "expected": "count", "radius_arcsec": "arcsec",
-          "duration": "s", "peak_rate": "count s-1", "peak_flux": "erg s-1 cm-2", "det_u": "arcsec",
-          "det_v": "arcsec", "fluence": "count",
-          # the light-curve features' count statistics (skewness and kurtosis are dimensionless)
-          **{f"{what}_{stat}": "count" for what in ("n", "mu") for stat in ("min", "max", "mean", "std", "sum")}}
-
-
-def column_unit(name: str) -> str:
-    """FITS TUNIT of a catalogue column: ``s`` for mission times ``t_*``,
-    durations and ``*_gap_min``, ``d`` for MJDs, ``deg``, ``count``,
-    ``count s-1`` (``peak_rate``), ``erg s-1 cm-2`` (``peak_flux``),
-    ``arcsec`` (``det_u``/``det_v``, ``*_arcsec``), ``count`` for the features'
-    ``n_*``/``mu_*`` minima, maxima, means, spreads and sums...; ``''`` (dimensionless)
-    for numbers, flags, names and ids."""
-    if name in _UNITS:
-        return _UNITS[name]
-    if name.startswith("t_") or name.endswith("_exposure") or name.endswith("_gap_min"):
-        return "s"
-    if name.startswith("mjd_"):
-        return "d"
-    if name.startswith("counts_"):
-        return "count"
-    if name.endswith("_arcsec"):
-        return "arcsec"
-    return ""
 
 
 def _time_cards(attrs: dict) -> dict:

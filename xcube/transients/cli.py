@@ -118,7 +118,9 @@ def _earlier_output(p: Path, command: str) -> bool:
         return True
     if command == "demo":
         return p.name in DEMO_ENTRIES
-    return p.name == "detections.csv" or (p.is_dir() and (p / "summary.json").is_file())
+    from .result import DETECTION_FILES  # (the table of all runs at the top)
+
+    return p.name in DETECTION_FILES or (p.is_dir() and (p / "summary.json").is_file())
 
 
 def check_output_dir(out, overwrite: bool, command: str) -> Path:

@@ -10,9 +10,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..io.atomic import atomic_dir, explain_write_error, write_table
+from ..io.atomic import atomic_dir, atomic_file, explain_write_error
+from ..tables import column_unit
 
-__all__ = ["SearchResult", "SearchResults", "detections_table"]
+__all__ = ["SearchResult", "SearchResults", "detections_table", "write_detections", "DETECTION_FILES"]
+
+#: the files of a detection table (:func:`write_detections`), in a run directory and, for all runs, at the
+#: top of :meth:`SearchResults.write`'s directory
+DETECTION_FILES = ("detections.csv", "detections.parquet", "detections.ecsv")
 
 
 def run_id(obs_id: str, subset: int, time_bin: float, energy_band) -> str:
@@ -116,10 +121,7 @@ class SearchResult:
                 except OSError as exc:
                     raise explain_write_error(exc, directory / name, tmp / name) from exc
 
-            put("detections.csv", lambda p: self.detections.to_csv(p, index=False))
-            put("detections.parquet", lambda p: self.detections.to_parquet(p, index=False))
-            table = detections_table(self.detections)
-            put("detections.ecsv", lambda p: table.write(p, format="ascii.ecsv"))
+            write_detections(directory, self.detections, put=put)
             if self.lightcurves is not None:
                 lc = self.lightcurves.to_dataframe().reset_index()
                 put("lightcurves.parquet", lambda p: lc.to_parquet(p, index=False))
@@ -180,15 +182,44 @@ class SearchResults(list):
         return pd.DataFrame([{"run_id": r.run_id, "n_detections": len(r.detections), **_flat(r.summary)} for r in self])
 
     def write(self, directory, overwrite: bool = False, figures: bool = True) -> Path:
-        """Write each run into ``directory/<run_id>/`` and the combined table."""
+        """Write each run into ``directory/<run_id>/`` (:meth:`SearchResult.write`)
+        and the detections of all runs (:attr:`detections`) into ``directory``
+        as ``detections.csv``/``.parquet``/``.ecsv``, the files of a run's
+        table (:func:`write_detections`), each atomically (replacing earlier
+        ones). Eager."""
         from ..io.paths import inside
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for r in self:
             r.write(inside(directory, r.run_id, what="run directory"), overwrite=overwrite, figures=figures)
-        write_table(directory / "detections.csv", self.detections)
+        write_detections(directory, self.detections)
         return directory
+
+
+def write_detections(directory, detections: pd.DataFrame, put=None) -> Path:
+    """Write the detection table ``detections`` (pandas, one row per
+    detection) into ``directory`` as :data:`DETECTION_FILES`:
+    ``detections.csv``, ``detections.parquet`` and ``detections.ecsv`` (an
+    astropy table keeping the column types, ids such as ``obs_id``
+    ``'0001730201'`` as text, and the units: :func:`detections_table`); no
+    index. Each file is written atomically (temporary name, then rename,
+    replacing an earlier file; an ``OSError`` names the file), or by
+    ``put(name, write)``, which calls ``write(path)`` for one file (as
+    :meth:`SearchResult.write` does into its temporary directory). Returns
+    ``directory``. Eager, in memory."""
+    directory = Path(directory)
+    if put is None:
+
+        def put(name, write):
+            with atomic_file(directory / name, overwrite=True) as tmp:
+                write(tmp)
+
+    put("detections.csv", lambda p: detections.to_csv(p, index=False))
+    put("detections.parquet", lambda p: detections.to_parquet(p, index=False))
+    table = detections_table(detections)
+    put("detections.ecsv", lambda p: table.write(p, format="ascii.ecsv"))
+    return directory
 
 
 def detections_table(detections: pd.DataFrame):
@@ -197,13 +228,11 @@ def detections_table(detections: pd.DataFrame):
     their dtypes (NaN and inf kept), text columns (``run_id``, ``obs_id``,
     ``kind``, ``name``, ``utc_peak``, ...) as str, so that ids keep their
     leading zeros (a missing value masked), and the units of
-    :func:`xcube.survey.catalogue.column_unit` (the FITS catalogue's:
+    :func:`xcube.tables.column_unit` (the FITS catalogue's:
     ``ra``/``dec`` deg, ``t_*`` s, ``mjd_*`` d, ``peak_flux`` erg/cm2/s,
     ...; none for dimensionless columns). ``meta`` holds the pandas attrs
     (``mjdref``, ``timesys``). Eager, in memory."""
     from astropy.table import Column, MaskedColumn, Table
-
-    from ..survey.catalogue import column_unit
 
     table = Table(meta=_jsonable(dict(detections.attrs)))
     for name in detections.columns:
