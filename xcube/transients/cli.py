@@ -55,7 +55,8 @@ def register(sub) -> None:
                    help="also search the grids shifted by half a cell and half a frame, and merge")
     s.add_argument("--no-subsets", action="store_true",
                    help="merge all cameras over their common good time instead of splitting exposure subsets")
-    s.add_argument("--out", required=True, help="output directory (one sub-directory per run, detections.csv); "
+    s.add_argument("--out", required=True, help="output directory (one sub-directory per run; all runs' detections in "
+                                                "detections.csv/.parquet/.ecsv); "
                                                 "it must not exist or be empty, unless --overwrite")
     s.add_argument("--overwrite", action="store_true",
                    help="replace the output directory of an earlier xcube search as a whole (its runs are not "
