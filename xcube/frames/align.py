@@ -1,10 +1,10 @@
 """Frame-to-frame rotation and offsets relative to a base frame.
 
-Convention: a star at base-frame pixel ``(x, y)`` sits at
-:func:`transform` ``(x, y)`` in the frame: rotated by ``rotation`` [deg]
-about the frame centre ``((nx - 1) / 2, (ny - 1) / 2)``, then shifted by
-``(offset_x, offset_y)``; without rotation, ``(x + offset_x, y +
-offset_y)``. Two ways to a coarse offset:
+Convention (:mod:`xcube.frames.geometry`): a star at base-frame pixel
+``(x, y)`` sits at :func:`~xcube.frames.geometry.transform` ``(x, y)`` in
+the frame: rotated by ``rotation`` [deg] about the frame centre ``((nx - 1)
+/ 2, (ny - 1) / 2)``, then shifted by ``(offset_x, offset_y)``; without
+rotation, ``(x + offset_x, y + offset_y)``. Two ways to a coarse offset:
 
 * ``"xcorr"`` - the peak of the FFT cross-correlation of sky-subtracted,
   clipped images (binned to at most ~1024 px), searched within
@@ -24,6 +24,8 @@ import logging
 
 import numpy as np
 import xarray as xr
+
+from .geometry import fit_transform, rotation_centre, transform
 
 log = logging.getLogger("xcube.frames")
 
@@ -151,39 +153,6 @@ def match_offset(image: np.ndarray, base_x, base_y, fwhm: float, max_offset: flo
     if votes.sum() < 3:
         return float("nan"), float("nan")
     return float(np.median(dx[votes])), float(np.median(dy[votes]))
-
-
-def rotation_centre(shape) -> tuple[float, float]:
-    """Centre ``(x, y)`` [px, 0-based] of frames of ``shape`` ``(ny, nx)``,
-    about which :func:`transform` rotates: ``((nx - 1) / 2, (ny - 1) / 2)``."""
-    ny, nx = shape[-2:]
-    return (nx - 1) / 2.0, (ny - 1) / 2.0
-
-
-def transform(x, y, offset_x, offset_y, rotation=0.0, centre=(0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
-    """Frame pixels of base-frame pixels ``x``, ``y`` [px]: rotated by
-    ``rotation`` [deg, from +x towards +y] about ``centre`` (see
-    :func:`rotation_centre`), then shifted by ``offset_x``, ``offset_y``
-    [px]. With ``rotation`` 0 this is frame pixel = base pixel + offset.
-    Eager; returns two float64 arrays of the shape of ``x``."""
-    a = np.radians(float(rotation))
-    c, s = np.cos(a), np.sin(a)
-    u, v = np.asarray(x, float) - centre[0], np.asarray(y, float) - centre[1]
-    return centre[0] + c * u - s * v + offset_x, centre[1] + s * u + c * v + offset_y
-
-
-def fit_transform(bx, by, fx, fy, centre=(0.0, 0.0)) -> tuple[float, float, float]:
-    """Least-squares rotation + shift (scale 1; 2-D Kabsch/Procrustes) that
-    takes base positions ``bx``, ``by`` to frame positions ``fx``, ``fy``
-    (matched pairs, [px], at least 2). Returns ``(offset_x, offset_y,
-    rotation)`` [px, px, deg] in the convention of :func:`transform`."""
-    u, v = np.asarray(bx, float) - centre[0], np.asarray(by, float) - centre[1]
-    p, q = np.asarray(fx, float) - centre[0], np.asarray(fy, float) - centre[1]
-    mu, mv, mp, mq = u.mean(), v.mean(), p.mean(), q.mean()
-    du, dv, dp, dq = u - mu, v - mv, p - mp, q - mq
-    a = np.arctan2((du * dq - dv * dp).sum(), (du * dp + dv * dq).sum())
-    c, s = np.cos(a), np.sin(a)
-    return float(mp - (c * mu - s * mv)), float(mq - (s * mu + c * mv)), float(np.degrees(a))
 
 
 MIN_AGREE = 0.3  #: smallest fraction of the reference stars expected in a frame that must fit its transform

@@ -281,7 +281,7 @@ def measure_frame(image, x, y, radii, annulus, exposure: float, gain: float = 1.
 def _measure_block(block, offset_x, offset_y, rotation, exposure, stars, aper, annulus, gain, zero_point,
                    base_fwhm, fwhm_stars):
     """:func:`measure_frame` for each frame of a chunk (runs inside a Dask task)."""
-    from .align import rotation_centre, transform
+    from .geometry import rotation_centre, transform
 
     nf, nstar, nap = len(block), len(stars[0]), len(np.atleast_1d(aper))
     out = {k: np.full((nf, nstar, nap), np.nan, np.float32) for k in PHOT_VARS}

@@ -24,7 +24,7 @@ class Night:
     science frame (the default base frame); ``offset_x``/``offset_y`` [px]
     and ``rotation`` [deg] per frame follow the pipeline's convention (frame
     pixel = base pixel rotated about the frame centre, + offset;
-    :func:`xcube.frames.align.transform`)."""
+    :func:`xcube.frames.geometry.transform`)."""
 
     directory: Path
     obj: str
@@ -169,7 +169,7 @@ def night(directory, n_frames: int = 40, shape=(256, 256), n_stars: int = 20, ob
                                     gain, read_noise, date) | {"science": []}
     start = _mjd(f"{date}T14:00:00")
     delta = eclipse_mag(np.arange(n_frames) / max(n_frames - 1, 1), depth)
-    from .align import rotation_centre, transform
+    from .geometry import rotation_centre, transform
 
     rot = np.asarray(rotation, float)
     rot = rot * np.arange(n_frames) / max(n_frames - 1, 1) if rot.ndim == 0 else np.broadcast_to(rot, (n_frames,))
