@@ -136,18 +136,12 @@ def _product_kind(path) -> str:
 def _spectrum_row(path) -> tuple[Path, int] | None:
     """``(file, k)`` of ``"file.pha{k}"`` (XSPEC's name of row ``k`` of a PHA
     type II file; parsed by :func:`xcube.io.ogip.read_spectrum`'s rule: only
-    when no file of the full name exists), else None. ``ValueError`` naming
-    the file when ``file`` is not a PHA spectrum."""
+    when no file of the full name exists), else None. Whether ``file`` is a
+    spectrum is :func:`~xcube.io.product_info.product_summary`'s check."""
     from .ogip import _split_row
 
     base, row = _split_row(path, None)
-    if row is None:
-        return None
-    kind = _product_kind(base)  # (FileNotFoundError naming the file without its {k})
-    if kind != "spectrum":
-        raise ValueError(f"{path}: {{{row}}} picks row {row} of a PHA type II spectrum file, as XSPEC names it; "
-                         f"{base} is not a PHA spectrum ({'an event file or unknown' if kind == 'events' else kind})")
-    return base, row
+    return None if row is None else (base, row)
 
 
 def _files(paths) -> list:
@@ -169,7 +163,8 @@ def _info(args) -> int:
 
             picked = _spectrum_row(path)  # ('file.pha{k}': one row of a PHA type II file)
             if picked is not None:
-                print(product_summary(picked[0], "spectrum", row=picked[1]))
+                base, row = picked  # (_product_kind: FileNotFoundError naming the file without its {k})
+                print(product_summary(base, _product_kind(base), row=row))
                 continue
             kind = _product_kind(path) if args.hdu is None else "events"
             if kind != "events":

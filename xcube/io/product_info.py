@@ -388,6 +388,7 @@ def product_summary(path, kind: str, row: int | None = None) -> str:
     if row is None:
         return "\n".join(line for line in _SUMMARIES[kind](Path(path)) if line)
     if kind != "spectrum":
-        raise ValueError(f"{path}{{{row}}}: a row {{k}} is a row of a PHA type II spectrum file; {path} is not a "
-                         f"PHA spectrum ({kind})")
+        raise ValueError(f"{path}{{{row}}}: {{{row}}} picks row {row} of a PHA type II spectrum file, as XSPEC "
+                         f"names it; {path} is not a PHA spectrum "
+                         f"({'an event file or unknown' if kind == 'events' else kind})")
     return "\n".join(line for line in _spectrum(Path(path), row=int(row)) if line)
