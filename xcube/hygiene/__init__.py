@@ -131,8 +131,10 @@ class Hygiene:
             bad("flicker_counts", "an integer from 2 to 255")
         if int(self.cluster_events) < 2:
             bad("cluster_events", "an integer of at least 2")
-        if int(self.cluster_radius) < 0 or (self.border_margin is not None and int(self.border_margin) < 0):
-            bad("cluster_radius" if int(self.cluster_radius) < 0 else "border_margin", "a number of pixels >= 0")
+        if int(self.cluster_radius) < 0:
+            bad("cluster_radius", "a number of pixels >= 0")
+        if self.border_margin is not None and int(self.border_margin) < 0:
+            bad("border_margin", "a number of pixels >= 0")
 
     @classmethod
     def of(cls, value) -> "Hygiene | None":
