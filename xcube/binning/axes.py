@@ -155,7 +155,8 @@ class Axis:
         the first bin starts ``(1 - offset)`` bins before ``lo`` so that the
         shifted grid still covers the whole range (it then has one bin more
         than the unshifted grid when the range is a whole number of bins).
-        The last bin may extend beyond ``hi``.
+        The last bin may extend beyond ``hi``. A NaN or infinite ``offset``
+        (or one that is not a number) raises ``ValueError`` naming it.
         """
         lo, hi = float(lo), float(hi)
         if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
@@ -164,7 +165,7 @@ class Axis:
             )
         if (width is None) == (nbins is None):
             raise ValueError(f"axis {name!r}: give exactly one of a bin width or a number of bins")
-        frac = float(offset) % 1.0
+        frac = _finite_offset(name, offset) % 1.0
         if nbins is not None:
             nb = int(nbins)
             if nb < 1 or nb != nbins:
@@ -285,6 +286,19 @@ def positive_width(what: str, width) -> float:
     if not (w > 0 and math.isfinite(w)):
         raise ValueError(f"{what} must be positive and finite, got {width}")
     return w
+
+
+def _finite_offset(name, offset) -> float:
+    """``offset`` [bins] as a finite float, or ``ValueError`` naming it and
+    axis ``name`` (NaN or inf would silently act as no shift)."""
+    what = f"a shift of the {name!r} grid in bins, e.g. 0.5"
+    try:
+        v = float(offset)
+    except (TypeError, ValueError):
+        raise ValueError(f"offset={offset!r}: must be a number ({what})") from None
+    if not math.isfinite(v):
+        raise ValueError(f"offset={offset!r}: must be a finite number ({what})")
+    return v
 
 
 def _check_width(name, width) -> float:
