@@ -31,7 +31,8 @@ def _det(rows) -> pd.DataFrame:
     for c in t.columns:
         if c not in df:
             df[c] = (False if t[c].dtype == bool else np.arange(len(df)) if c == "detection"
-                     else "peak" if c == "kind" else "" if t[c].dtype == object else np.nan)
+                     else "peak" if c == "kind" else "" if pd.api.types.is_string_dtype(t[c])
+                     else 0 if t[c].dtype.kind == "i" else np.nan)
     return df[list(t.columns)].astype(t.dtypes.to_dict())
 
 

@@ -22,7 +22,7 @@ from ..skycoords import iau_name, spacecraft_offsets
 from . import bayes
 from .background import expected_value
 from .decision import Flags, FrameTypes
-from .features import FEATURE_COLUMNS, lightcurve_features
+from .features import COUNT_FEATURES, FEATURE_COLUMNS, lightcurve_features
 from .flags import RUN_FLAGS, edge_cells, gap_cells, run_flags
 from .frames import good_time_range
 from .significance import sigma_equivalent, sigma_equivalents
@@ -407,11 +407,14 @@ def _add_flags(ds, nt, bti, bad_frame):
 
 
 def empty_table() -> pd.DataFrame:
-    """An empty detection table with the columns and dtypes of a full one."""
+    """An empty detection table with the columns and dtypes of a full one
+    (text, int64, bool and float64 columns), so that the tables of runs with
+    and without detections concatenate and read back alike (Parquet, ECSV)."""
     t = pd.DataFrame({c: pd.Series(dtype=float) for c in ALL_COLUMNS})
     for c in ("run_id", "obs_id", "kind", "name"):
-        t[c] = t[c].astype(object)
-    t["detection"] = t["detection"].astype(int)
+        t[c] = t[c].astype(str)
+    for c in ["detection", "area", "n_frames_flagged"] + COUNT_FEATURES:
+        t[c] = t[c].astype(np.int64)
     for c in RUN_FLAGS + ["n_max_first_bin", "n_max_last_bin", "n_max_isolated"]:
         t[c] = t[c].astype(bool)
     return t

@@ -56,7 +56,8 @@ from . import bayes
 from .frames import good_time_range
 from .significance import sigma_equivalents
 
-__all__ = ["FEATURE_COLUMNS", "lightcurve_features", "cash_statistic", "cash_moments", "excursions", "ks_statistic"]
+__all__ = ["FEATURE_COLUMNS", "COUNT_FEATURES", "lightcurve_features", "cash_statistic", "cash_moments", "excursions",
+           "ks_statistic"]
 
 FEATURE_COLUMNS = [
     "n_min", "n_max", "n_mean", "n_std", "n_sum", "n_skew", "n_kurt",
@@ -69,6 +70,9 @@ FEATURE_COLUMNS = [
     "n_3sig_eclipse_gti", "n_3sig_eclipse_bti", "n_5sig_eclipse_gti", "n_5sig_eclipse_bti",
     "n_max_first_bin", "n_max_last_bin", "n_max_isolated", "duration", "fluence",
 ]
+#: the features that are numbers of frames or excursions (int64; the others are float64, the n_max_* bool)
+COUNT_FEATURES = ["n_frames_valid", "n_bti", "n_bad_frame", "n_peak_excursions", "n_eclipse_excursions"] + [
+    f"n_{s}sig_{kind}_{part}" for kind in ("peak", "eclipse") for s in (3, 5) for part in ("gti", "bti")]
 
 
 @numba.njit(nogil=True, cache=True)
