@@ -15,7 +15,7 @@ def _near(det, x, y, radius=400.0):
     return d
 
 
-def test_flare_on_a_cell_corner_and_frame_edge():
+def test_flare_on_a_cell_corner_and_frame_edge(tmp_path):
     ev, _ = simulate.event_list("xmm-pn", duration=8_000.0, sources=0, soft_protons=0, seed=21)
     t0 = float(ev.gti_start.values[0])
     # cells of 400 sky pixels from TLMIN = 1: (28001, 24001) is a corner; frames of 50 s from t0: t0 + 3000 an edge
@@ -36,6 +36,30 @@ def test_flare_on_a_cell_corner_and_frame_edge():
     pd.testing.assert_frame_equal(shifted.grids["0"].detections, base.detections)
     assert shifted.summary["n_detections"] == len(shifted.detections)
     assert set(shifted.summary["n_detections_per_grid"]) == {"0", "xy", "t", "xyt"}
+    _check_written_lightcurves(shifted, tmp_path / "run")
+
+
+def _check_written_lightcurves(res, out):
+    """Every row of the written table has its own light curve in lightcurves.parquet, under its
+    detection number: that of its grid's detection, whose features it carries."""
+    res.write(out, figures=False)
+    det, lcs = pd.read_parquet(out / "detections.parquet"), pd.read_parquet(out / "lightcurves.parquet")
+    assert len(det) and set(lcs["detection"]) == set(det["detection"])
+    assert set(det["grid"]) - {"0"}  # rows from shifted grids too
+    for row in det.itertuples():
+        lc = lcs[lcs["detection"] == row.detection]
+        assert (lc["grid"] == row.grid).all() and (lc["grid_detection"] == row.grid_detection).all()
+        own = res.grids[row.grid].lightcurves.sel(detection=row.grid_detection)
+        np.testing.assert_array_equal(lc["counts"].to_numpy(), own["counts"].values)
+        np.testing.assert_array_equal(lc["time"].to_numpy(), own["time"].values)
+        valid = np.isfinite(lc["expected"].to_numpy())
+        assert lc["counts"].to_numpy()[valid].sum() == row.n_sum
+    # in memory: the unshifted grid's rows under their merged numbers, none of another grid's
+    mine = det[det["grid"] == "0"]
+    assert list(res.lightcurves["detection"].values) == list(mine["detection"])
+    for row in mine.itertuples():
+        np.testing.assert_array_equal(res.lightcurves["counts"].sel(detection=row.detection).values,
+                                      res.grids["0"].lightcurves["counts"].sel(detection=row.grid_detection).values)
 
 
 def test_merge_across_grids():

@@ -55,7 +55,10 @@ class SearchResult:
     lightcurves : xr.Dataset over (detection, time): counts, expected,
         log10_bayes_peak, log10_bayes_eclipse, bti, bad_frame; the frames'
         time_lo/time_hi and exposure/fracexp are the search's (exposure 0
-        in the frames it dropped, as ``cube``).
+        in the frames it dropped, as ``cube``). With ``shifts``, those of
+        the merged rows from the unshifted grid (their ``detection``
+        numbers are the merged table's); :meth:`lightcurve_table` has every
+        row's own.
     cube, expected : lazy (time, y, x) DataArrays of counts and expected counts.
     masks : xr.Dataset of lazy boolean (time, y, x) ``peak`` and ``eclipse``.
     image : eager (y, x) summed counts.
@@ -89,21 +92,38 @@ class SearchResult:
 
     def plot(self):
         """Figures: the summed image with detections, and the detection light
-        curves (with ``shifts``, those of the unshifted grid). Returns
-        ``(image_figure, lightcurve_figure)`` (either None when there is
-        nothing to draw)."""
+        curves (those of :attr:`lightcurves`: with ``shifts``, the merged
+        rows from the unshifted grid). Returns ``(image_figure,
+        lightcurve_figure)`` (either None when there is nothing to draw)."""
         from .. import plot
 
         fig_img = plot.detections(self.image, self.detections, title=self.run_id) if self.image is not None else None
-        own = self.grids["0"].detections if self.grids else self.detections  # the rows of the light curves
-        fig_lc = plot.detection_lightcurves(self.lightcurves, own) if self.lightcurves is not None else None
+        fig_lc = None
+        if self.lightcurves is not None:  # the table's rows of the light curves, in their order
+            rows = self.detections.set_index("detection").loc[self.lightcurves["detection"].values].reset_index()
+            fig_lc = plot.detection_lightcurves(self.lightcurves, rows)
         return fig_img, fig_lc
+
+    def lightcurve_table(self) -> pd.DataFrame:
+        """The detections' light curves as one table, one row per (detection,
+        frame): ``detection`` (the row of :attr:`detections`), ``time`` [s]
+        and the variables of :attr:`lightcurves`; with ``shifts``, every
+        merged row's own light curve (on its grid's frames, from which its
+        features come), with its ``grid`` and ``grid_detection``. Eager;
+        None without light curves. ``lightcurves.parquet`` of :meth:`write`."""
+        if self.lightcurves is None:
+            return None
+        if self.grids:
+            from .shifts import grid_lightcurves
+
+            return grid_lightcurves(self.detections, self.grids)
+        return self.lightcurves.to_dataframe().reset_index()
 
     def write(self, directory, overwrite: bool = False, figures: bool = True) -> Path:
         """Write ``detections.csv``/``.parquet``/``.ecsv`` (the ECSV, an
         astropy table, keeps the column types, ids such as ``obs_id``
         ``'0001730201'`` as text, and the units: :func:`detections_table`),
-        ``lightcurves.parquet``, ``summary.json``, ``detections.reg`` (DS9,
+        ``lightcurves.parquet`` (:meth:`lightcurve_table`), ``summary.json``, ``detections.reg`` (DS9,
         fk5; when there are detections) and PNG figures (``detections.png``, the summed image,
         always; ``lightcurves.png`` when there are detections) into
         ``directory`` atomically (temporary directory, then rename; nothing is
@@ -122,8 +142,8 @@ class SearchResult:
                     raise explain_write_error(exc, directory / name, tmp / name) from exc
 
             write_detections(directory, self.detections, put=put)
-            if self.lightcurves is not None:
-                lc = self.lightcurves.to_dataframe().reset_index()
+            lc = self.lightcurve_table()
+            if lc is not None:
                 put("lightcurves.parquet", lambda p: lc.to_parquet(p, index=False))
             summary = json.dumps(_jsonable({"run_id": self.run_id, "params": self.params, **self.summary}), indent=2)
             put("summary.json", lambda p: p.write_text(summary))

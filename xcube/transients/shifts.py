@@ -31,7 +31,7 @@ from ..times import TIME_COLUMNS, add_time_columns
 from .flags import crowded
 from .frames import good_time_range
 
-__all__ = ["SHIFTS", "merge_grids", "merge_detections"]
+__all__ = ["SHIFTS", "merge_grids", "merge_detections", "grid_lightcurves"]
 
 #: (grid name, time phase): "xy" in the name means the sky grid is shifted by half a cell
 SHIFTS = (("0", 0.0), ("xy", 0.0), ("t", 0.5), ("xyt", 0.5))
@@ -105,7 +105,9 @@ def merge_grids(runs, cell: float, gti=None, *, span=None):
     grid (``runs[0]``; ``runs``: ``[(grid name, SearchResult), ...]``) with
     the merged detections of all grids, ``grids`` holding every grid's own
     result (and light curves: the merged table's ``grid`` and
-    ``grid_detection`` point into them), and the summary's
+    ``grid_detection`` point into them; :func:`grid_lightcurves` gathers
+    each merged row's own), ``lightcurves`` those of the merged rows from
+    the unshifted grid, under their merged ``detection`` numbers, and the summary's
     ``n_detections``, ``n_detections_per_grid``,
     ``expected_false_alarms_all_grids`` (the sum over the grids: the shifted
     grids are more looks at the data, and their false detections add up)
@@ -125,4 +127,33 @@ def merge_grids(runs, cell: float, gti=None, *, span=None):
     summary["timings"] = dict(base.summary.get("timings", {}),
                               total=float(sum(r.summary["timings"]["total"] for _, r in runs)
                                           - (len(runs) - 1) * base.summary["timings"].get("cube", 0.0)))
-    return dataclasses.replace(base, detections=table, summary=summary, grids={name: r for name, r in runs})
+    lcs = base.lightcurves
+    if lcs is not None:  # the rows from the unshifted grid, under their merged numbers (the others: grid_lightcurves)
+        own = table[table["grid"] == runs[0][0]]
+        lcs = lcs.sel(detection=own["grid_detection"].to_numpy()).assign_coords(detection=own["detection"].to_numpy())
+    return dataclasses.replace(base, detections=table, lightcurves=lcs, summary=summary,
+                               grids={name: r for name, r in runs})
+
+
+def grid_lightcurves(table: pd.DataFrame, grids: dict) -> pd.DataFrame:
+    """Each merged detection's own light curve (that of its row's grid,
+    whose frames the row's features were computed from), one row per
+    (detection, frame): the merged ``detection``, its ``grid`` and
+    ``grid_detection``, the frame's ``time`` [s] and the light-curve
+    variables of :attr:`SearchResult.lightcurves`. ``table``: the merged
+    detections; ``grids``: ``{grid name: SearchResult}``. Eager."""
+    parts = []
+    for name, res in grids.items():
+        rows = table[table["grid"] == name]
+        if res.lightcurves is None or not len(rows):
+            continue
+        lc = res.lightcurves.sel(detection=rows["grid_detection"].to_numpy())
+        df = lc.assign_coords(detection=rows["detection"].to_numpy()).to_dataframe().reset_index()
+        df.insert(1, "grid", name)
+        df.insert(2, "grid_detection", df["detection"].map(dict(zip(rows["detection"], rows["grid_detection"]))))
+        parts.append(df)
+    if not parts:
+        first = next(iter(grids.values())).lightcurves
+        df = first.isel(detection=slice(0, 0)).to_dataframe().reset_index() if first is not None else pd.DataFrame()
+        return df.assign(grid=pd.Series(dtype=str), grid_detection=pd.Series(dtype=np.int64))
+    return pd.concat(parts, ignore_index=True).sort_values(["detection", "time"], kind="stable").reset_index(drop=True)
