@@ -167,8 +167,14 @@ def test_runs_without_kept_frames_say_why(make_event_file, caplog):
         res = xcube.search_transients(ev, time_bin=100.0, energy_band=(12.0, 13.0), hygiene=False)
     why = res.summary["reason"]
     assert res.summary["exposure"] == 0.0 and len(res.detections) == 0
-    assert "no events in the band 12-13 keV in" in why and "plain.fits" in why and "empty-frame rule" in why
+    assert "no events in the band 12-13 keV in" in why and "plain.fits" in why and "nothing to search" in why
     assert why in caplog.text
+    # NuSTAR (no empty-frame rule: a band whose rate is zero leaves every frame good): the band is still empty
+    nu = xcube.open_events(make_event_file(n=2_000, duration=2_000.0, name="nu.fits",
+                                           header={"TELESCOP": "NuSTAR", "INSTRUME": "FPMA"},
+                                           columns={"PI": np.arange(2_000, dtype=np.int16) % 1000}))
+    res = xcube.search_transients(nu, time_bin=100.0, energy_band=(70.0, 75.0))
+    assert "no events in the band 70-75 keV in" in res.summary["reason"] and len(res.detections) == 0
     # pn events on CCD 4 alone declared full frame: every frame is bad by the quadrant rule
     rng = np.random.default_rng(1)
     pn = xcube.open_events(make_event_file(n=4_000, duration=2_000.0, name="pn_ff.fits", header={"INSTRUME": "EPN"},

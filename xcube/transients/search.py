@@ -131,9 +131,10 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     event and run). Peak memory: the compact cubes, a few event chunks and
     2-D images. An observation with no good time or fewer than two frames
     gives an empty result whose ``summary["reason"]`` says why; so does a run
-    whose every frame is dropped (no event in the band, every frame bad by
-    the empty-frame or pn partial-CCD rule, or every frame a BTI frame with
-    ``gti_only``), naming the files and the rule, with a logged warning.
+    without any event in the band (at any mission), or whose every frame is
+    dropped (every frame bad by the empty-frame or pn partial-CCD rule, or
+    every frame a BTI frame with ``gti_only``), naming the files and the
+    rule, with a logged warning.
     """
     evs = check_cameras(events)
     energy_band = search_bands(evs, energy_band)  # narrowed to a band the events were cut to before
@@ -303,17 +304,19 @@ def _summary(cube, exposure, bad, btis, is_bti, table, fa, flags, types, model, 
 
 
 def _no_exposure_reason(cube, params, bad, is_bti, gti_only, events) -> str:
-    """Why no frame of the run kept any exposure, naming the files and the
-    rule that dropped the frames; ``""`` when some frame is searched."""
+    """Why the run searched nothing, naming the files and the rule: no event
+    in the band (whatever the frames' rules: an empty frame is bad at XMM,
+    but not where the band's rate is zero, so the frames alone do not tell),
+    or no frame kept any exposure; ``""`` when some frame is searched."""
     n = int(cube.n_frames)
-    kept = ~bad & ~(is_bti if gti_only else np.zeros_like(bad))
-    if kept.any():
-        return ""
     files = ", ".join(str(e.attrs.get("source", "") or "<events>") for e in events)
     band = f"{params.energy_band[0]:g}-{params.energy_band[1]:g} keV"
     if cube.cells.size == 0:
         return (f"no events in the band {band} in {files} (after screening and hygiene, inside the common good "
-                f"time): all {n} frames are empty (the empty-frame rule)")
+                f"time): nothing to search in its {n} frames")
+    kept = ~bad & ~(is_bti if gti_only else np.zeros_like(bad))
+    if kept.any():
+        return ""
     n_bad = int(bad.sum())
     if n_bad < n:
         return (f"all {n} frames of {files} are dropped: {n_bad} bad frames and {n - n_bad} bad-time-interval "
