@@ -591,6 +591,10 @@ def pixel_region(region, events=None) -> RegionSet:
         if name in _NO_AREA:
             raise ValueError(f"region {descr!r}: a {_shape_name(r)} "
                              "has no area and selects no events; use a circle, box, ellipse, annulus or polygon")
+        bad = _non_finite(r)
+        if bad:
+            raise ValueError(f"region {descr!r}: a NaN or infinite value in the {_shape_name(r)}'s {bad}; every "
+                             "coordinate, size and angle of a region must be finite")
         keep = bool(r.meta.get("include", True)) if hasattr(r, "meta") else True
         if not isinstance(r, PixelRegion):  # a sky region
             if events is None:
@@ -604,6 +608,34 @@ def pixel_region(region, events=None) -> RegionSet:
                 raise ValueError(_far_side(descr, events, wcs))
         (include if keep else exclude).append(r)
     return RegionSet(tuple(include), tuple(exclude), descr)
+
+
+def _non_finite(r) -> str | None:
+    """The name of the first parameter of shape ``r`` (pixel or sky, compound
+    shapes part by part) holding a NaN or infinite value (``"center"``,
+    ``"radius"``, ``"vertices"`` ...), else None. Eager, tiny."""
+    from astropy.coordinates import SkyCoord
+    from regions import PixCoord
+
+    if hasattr(r, "region1") and hasattr(r, "region2"):
+        return _non_finite(r.region1) or _non_finite(r.region2)
+    for name in getattr(r, "_params", ()):
+        v = getattr(r, name, None)
+        if isinstance(v, PixCoord):
+            vals = (v.x, v.y)
+        elif isinstance(v, SkyCoord):
+            vals = (v.spherical.lon.deg, v.spherical.lat.deg)
+        elif hasattr(v, "value") and not isinstance(v, str):  # a Quantity or an Angle
+            vals = (v.value,)
+        else:
+            vals = (v,)
+        try:
+            finite = all(np.all(np.isfinite(np.asarray(a, dtype=np.float64))) for a in vals)
+        except (TypeError, ValueError):  # text, not a number
+            continue
+        if not finite:
+            return name
+    return None
 
 
 def _has_pixels(r) -> bool:

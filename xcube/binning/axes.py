@@ -439,7 +439,8 @@ def sky_axis(
     event WCS pixel scale, see :func:`pixel_arcsec`; widths within 1e-9 of a
     whole number of pixels are snapped to it), or ``nbins`` or explicit
     ``edges``. ``range=(lo, hi)`` in pixels defaults to the column's legal
-    range (TLMIN/TLMAX, attrs ``x_min``/``x_max``), both ends included.
+    range (TLMIN/TLMAX, attrs ``x_min``/``x_max``), both ends included; a
+    NaN or infinite end raises ``ValueError`` naming the range.
 
     Integer sky columns (:func:`integer_column`): the value ``v`` is the
     centre of its sky pixel, so the grid covers ``[lo - 0.5, hi + 0.5)`` and
@@ -480,13 +481,26 @@ def sky_axis(
                     f"give range=(lo, hi) in pixels"
                 )
             range = (attrs[f"{dim}_min"], attrs[f"{dim}_max"])
-        lo, hi = (float(v) for v in range)
+        lo, hi = _sky_range(dim, range)
         if whole:
             lo, hi = math.floor(lo + 0.5) - 0.5, math.ceil(hi - 0.5) + 0.5
     else:
         lo = hi = None
     meta = {"size_arcsec": float(size_arcsec)} if size_arcsec is not None else None
     return _build(dim, lo, hi, width, nbins, edges, offset, "pixel", dim, closed=not whole, meta=meta)
+
+
+def _sky_range(dim: str, rng) -> tuple[float, float]:
+    """``range=(lo, hi)`` of :func:`sky_axis` [sky pixels] as two finite
+    floats, or ``ValueError`` naming it (``{dim}_range`` of an image)."""
+    what = f"sky axis {dim!r}: range={rng!r} (the {dim}_range [sky pixels], both ends included)"
+    try:
+        lo, hi = (float(v) for v in rng)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be two numbers (lo, hi)") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{what} must be finite")
+    return lo, hi
 
 
 def integer_lut(axis: Axis, dtype):
