@@ -53,6 +53,10 @@ def test_amplitude_at_and_recovered():
         (dict(time_bins=()), r"efficiency: time_bins is empty"),
         (dict(amplitudes=(0.1, -0.2)), r"amplitudes\[1\]=-0\.2: must be a finite number > 0 ct/s"),
         (dict(match_arcsec=float("nan")), r"match_arcsec=nan"),
+        # one parameter set per call: a list made several runs and an AttributeError after the first search
+        (dict(sigma=[3.0, 4.0]), r"efficiency: sigma=\[3\.0, 4\.0\]: one threshold per call"),
+        (dict(energy_band=[(0.2, 2.0), (2.0, 12.0)]), r"energy_band=.*one \(low, high\) pair"),
+        (dict(time_bin=50.0), r"time_bins=, not time_bin="),
     ],
 )
 def test_efficiency_refuses_bad_grids(kw, match):

@@ -100,13 +100,16 @@ def efficiency(profile: str = "xmm-pn", *, time_bins=TIME_BINS, amplitudes=AMPLI
     ``match_arcsec`` and every frame length and amplitude > 0 (a
     ``ValueError`` naming the parameter otherwise). Eager: it runs
     ``n_obs x len(time_bins) x len(amplitudes) + n_false x len(time_bins)``
-    searches (a few minutes with the defaults on 2 cores).
+    searches (a few minutes with the defaults on 2 cores). One parameter
+    set per call: a list of ``sigma`` or of ``energy_band`` pairs (several
+    runs per search) is a ``ValueError``, as is ``time_bin`` (use ``time_bins``).
     """
     import xcube
 
     from .events import event_list
 
     n_obs, n_false, tbs, amps = _check_grid(n_obs, n_false, duration, n_flares, match_arcsec, time_bins, amplitudes)
+    _check_one_parameter_set(search_kwargs)
     rng = np.random.default_rng(seed)
     shape = (len(tbs), len(amps))
     n_inj, n_rec, n_cell, n_bad = (np.zeros(shape, np.int64) for _ in range(4))
@@ -118,6 +121,9 @@ def efficiency(profile: str = "xmm-pn", *, time_bins=TIME_BINS, amplitudes=AMPLI
                 ev, truth = event_list(profile, duration=duration, seed=int(rng.integers(1 << 30)), sources=sources,
                                        soft_protons=0, flares=specs, ra_pnt=pointing[0], dec_pnt=pointing[1])
                 res = xcube.search_transients(ev, time_bin=tb, **search_kwargs)
+                if isinstance(res, list):  # (several runs: a keyword not caught by _check_one_parameter_set)
+                    raise ValueError(f"efficiency: the search keywords {sorted(search_kwargs)} gave {len(res)} runs "
+                                     "per observation; give one parameter set")
                 det = res.detections
                 n_inj[i, j] += int((truth["kind"] == "flare").sum())
                 n_rec[i, j] += int(recovered(det, truth, tb, match_arcsec).sum())
@@ -130,6 +136,22 @@ def efficiency(profile: str = "xmm-pn", *, time_bins=TIME_BINS, amplitudes=AMPLI
     return _dataset(tbs, amps, n_inj, n_rec, n_cell, n_bad, fa, dict(
         profile=profile, n_obs=n_obs, duration=duration, n_flares=n_flares, sources=sources,
         match_arcsec=match_arcsec, seed=seed, search_kwargs=repr(search_kwargs)))
+
+
+def _check_one_parameter_set(search_kwargs) -> None:
+    """``ValueError`` unless ``search_kwargs`` make one search run per
+    observation: no ``time_bin`` (the grid's ``time_bins`` set it), one
+    ``sigma`` and one ``energy_band`` pair (a list of them makes several runs;
+    call :func:`efficiency` once per parameter set)."""
+    if "time_bin" in search_kwargs:
+        raise ValueError("efficiency: give the frame lengths as time_bins=, not time_bin=")
+    sigma = search_kwargs.get("sigma")
+    if sigma is not None and np.ndim(sigma) > 0:
+        raise ValueError(f"efficiency: sigma={sigma!r}: one threshold per call (call efficiency once per sigma)")
+    band = search_kwargs.get("energy_band")
+    if band is not None and np.shape(band) != (2,):
+        raise ValueError(f"efficiency: energy_band={band!r}: one (low, high) pair in keV per call "
+                         "(call efficiency once per band)")
 
 
 def _check_grid(n_obs, n_false, duration, n_flares, match_arcsec, time_bins, amplitudes):
