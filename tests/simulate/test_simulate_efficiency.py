@@ -62,3 +62,23 @@ def test_amplitude_at_and_recovered():
 def test_efficiency_refuses_bad_grids(kw, match):
     with pytest.raises(ValueError, match=match):
         efficiency(**kw)
+
+
+def test_false_observations_follow_the_seed(monkeypatch):
+    """The flare-free observations were simulated with fixed seeds whatever ``seed``."""
+    import xcube.simulate.events as events
+
+    seen, real = [], events.event_list
+
+    def spy(profile, **kw):
+        if not kw.get("flares"):
+            seen.append(kw["seed"])
+        return real(profile, **kw)
+
+    monkeypatch.setattr(events, "event_list", spy)
+    grid = dict(time_bins=(100.0, 200.0), amplitudes=(1.0,), n_obs=1, n_false=2, duration=1_000.0, n_flares=1,
+                sources=1)
+    efficiency(seed=1, **grid)
+    efficiency(seed=2, **grid)
+    # the same observations at every frame length, other ones for another seed
+    assert seen[:2] == seen[2:4] and seen[4:6] == seen[6:8] and not set(seen[:2]) & set(seen[4:6])

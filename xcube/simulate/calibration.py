@@ -132,7 +132,7 @@ def efficiency(profile: str = "xmm-pn", *, time_bins=TIME_BINS, amplitudes=AMPLI
             if progress:
                 progress(f"{tb:g} s, {amp:g} ct/s: {n_rec[i, j]}/{n_inj[i, j]} recovered "
                          f"({time.perf_counter() - t0:.0f} s)")
-    fa = _false_detections(profile, tbs, n_false, duration, sources, pointing, search_kwargs, progress)
+    fa = _false_detections(profile, tbs, n_false, duration, sources, pointing, search_kwargs, progress, seed)
     return _dataset(tbs, amps, n_inj, n_rec, n_cell, n_bad, fa, dict(
         profile=profile, n_obs=n_obs, duration=duration, n_flares=n_flares, sources=sources,
         match_arcsec=match_arcsec, seed=seed, search_kwargs=repr(search_kwargs)))
@@ -172,8 +172,11 @@ def _check_grid(n_obs, n_false, duration, n_flares, match_arcsec, time_bins, amp
     return n_obs, n_false, *grids
 
 
-def _false_detections(profile, tbs, n_false, duration, sources, pointing, search_kwargs, progress):
-    """Per frame length: mean detections, flagged voxels, expected false alarms."""
+def _false_detections(profile, tbs, n_false, duration, sources, pointing, search_kwargs, progress, seed: int = 1):
+    """Per frame length: mean detections, flagged voxels, expected false
+    alarms, over the same ``n_false`` flare-free observations (observation
+    k simulated with seed ``10_000 + (seed - 1) n_false + k``: each ``seed``
+    its own observations)."""
     import xcube
 
     from .events import event_list
@@ -182,7 +185,8 @@ def _false_detections(profile, tbs, n_false, duration, sources, pointing, search
     for i, tb in enumerate(tbs):
         vals = []
         for k in range(n_false):
-            ev, _ = event_list(profile, duration=duration, seed=10_000 + k, sources=sources, soft_protons=0,
+            ev, _ = event_list(profile, duration=duration, seed=10_000 + (int(seed) - 1) * n_false + k,
+                               sources=sources, soft_protons=0,
                                ra_pnt=pointing[0], dec_pnt=pointing[1])
             res = xcube.search_transients(ev, time_bin=tb, **search_kwargs)
             s = res.summary
