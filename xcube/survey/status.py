@@ -127,11 +127,14 @@ def write_run(out, obsid: str, run_id: str, record: dict, writer=None, overwrite
 
 def read_run(run_dir) -> dict | None:
     """The status record of a run directory (its ``run.json`` as a dict), or
-    None if it has none (or it is unreadable). Reads that small file eagerly."""
+    None if it has none or it is unreadable (not JSON, or JSON that is not an
+    object, such as ``[1, 2]``): such a run counts as not done, and a survey
+    redoes it. Reads that small file eagerly."""
     try:
-        return json.loads((Path(run_dir) / RECORD_FILE).read_text())
+        rec = json.loads((Path(run_dir) / RECORD_FILE).read_text())
     except (OSError, ValueError):
         return None
+    return rec if isinstance(rec, dict) else None
 
 
 def _visible_dirs(d: Path):
