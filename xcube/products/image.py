@@ -9,7 +9,7 @@ import xarray as xr
 from .. import gti as gtimod
 from ..missions import profile_of
 from .lightcurve import pi_band, product_attrs, region_text, require_good_time
-from .spectrum import live_exposure
+from .spectrum import in_own_good_time, live_exposure
 
 __all__ = ["image", "events_extent"]
 
@@ -93,12 +93,15 @@ def image(
     fraction: XMM EPIC ``LIVETInn/ONTIMEnn`` and the good time of the CCD
     holding most of the selected events, else ``DEADC``, else
     ``LIVETIME/ONTIME``; the good time where the file has none), with
-    ``ontime`` [s], ``deadc`` and ``deadc_from`` where corrected;
+    ``ontime`` [s], ``deadc`` and ``deadc_from`` where corrected (the counts:
+    with per-CCD GTIs each event only inside its own CCD's GTIs, as SAS
+    ``evselect`` and the spectrum, :func:`xcube.products.spectrum.in_own_good_time`);
     ``energy_band``, ``region``, provenance. Lazy (a tree reduction over the
     event chunks); eager: the grid, coordinates, the passes of
     :func:`xcube.select` over the filtered columns, the event file's header
     (dead-time keywords) and, for XMM EPIC, the CCD column of the selected
-    events.
+    events (and a pass over their time and CCD columns where a CCD's good
+    time is shorter than the GTIs).
 
     Raises ``ValueError`` for a non-positive bin size, events without X/Y
     sky columns, a region outside the field or an energy band outside the
@@ -127,7 +130,8 @@ def image(
     require_good_time(events, "image")
     band = applied_band(events, energy_band, expr=expr)  # the band covered (a cut before, or in expr, narrows it)
     expr = screening_expr(events, expr, screening)
-    sel = select(events, energy_band=energy_band, expr=expr, region=region, gti=events)
+    prof = profile_of(events)  # each event inside its own CCD's good time (SAS's STDGTInn filter), as the spectrum
+    sel = in_own_good_time(select(events, energy_band=energy_band, expr=expr, region=region, gti=events), prof)
     if x_range is None or y_range is None:
         extent = events_extent(sel)
         if extent is not None:
@@ -137,7 +141,7 @@ def image(
             for dim, rng in (("y", y_range), ("x", x_range))}
     img = bin_events(sel, y=axes["y"], x=axes["x"])
     gti = gtimod.from_dataset(sel)
-    prof = profile_of(events)  # the exposure as the spectrum of the same events has it (live time, source CCD)
+    # the exposure as the spectrum of the same events has it (live time, source CCD)
     expo = live_exposure(sel, prof, dead_time_keywords(events.attrs.get("source"), prof.events_extensions))
     img.attrs.update(product_attrs(
         events, kind="image", **expo,

@@ -11,7 +11,7 @@ from .. import gti as gtimod
 from .grouping import group_spectrum
 from .lightcurve import ccd_event_counts, ccd_good_time, product_attrs, region_backscal, region_text, require_good_time
 
-__all__ = ["spectrum", "standard_grid"]
+__all__ = ["spectrum", "standard_grid", "in_own_good_time"]
 
 log = logging.getLogger("xcube.products")
 
@@ -108,6 +108,50 @@ def live_exposure(sel, prof, keys: dict) -> dict:
     return {"exposure": ontime * frac, "ontime": ontime, "deadc": frac, "deadc_from": what}
 
 
+def in_own_good_time(sel, prof):
+    """``sel`` with only the events inside the good time of their own CCD
+    (the profile's ``ccd_variable``; that CCD's GTIs, :func:`ccd_good_time`),
+    as SAS ``evselect`` filters an XMM EPIC event list by its STDGTInn
+    tables: the good time :func:`live_exposure` takes a CCD's exposure from.
+    A CCD whose GTIs have a hole that other CCDs cover (the union does) loses
+    its events in the hole. The GTI variables and attrs stay ``sel``'s (the
+    union over CCDs); ``attrs["selection"]`` says which CCDs were cut. ``sel``
+    itself without per-CCD GTIs or when every CCD of its events is good
+    throughout ``sel``'s GTIs. Eager: the CCD column of ``sel``, and one
+    :func:`xcube.select` pass (time, CCD) per distinct CCD good time applied
+    (a region on one CCD: one); the events stay lazy."""
+    from ..select import select
+
+    counts = ccd_event_counts(sel, prof) if "ccd_gti_ccd" in sel.variables else None
+    if counts is None:
+        return sel
+    union = gtimod.normalize(*gtimod.from_dataset(sel), warn=False)
+    groups = {}  # the good time of CCDs shorter than the union -> (gti, those CCDs)
+    for c in (int(c) for c in np.flatnonzero(counts)):
+        own = ccd_good_time(sel, [c])
+        if own is None or (np.array_equal(own[0], union[0]) and np.array_equal(own[1], union[1])):
+            continue
+        groups.setdefault((own[0].tobytes(), own[1].tobytes()), (own, []))[1].append(c)
+    if not groups:
+        return sel
+    col, cut = prof.ccd_variable, [c for _, ccds in groups.values() for c in ccds]
+    rest = sel.sizes["event"] - int(counts[cut].sum())  # events of CCDs good throughout (or of no CCD)
+    if len(groups) == 1 and not rest:
+        parts = [select(sel, gti=own) for own, _ in groups.values()]
+    else:
+        parts = [select(sel, expr=f"{col} in [{', '.join(map(str, ccds))}]", gti=own) for own, ccds in groups.values()]
+        if rest:
+            parts.append(select(sel, expr=f"!({col} in [{', '.join(map(str, cut))}])"))
+    names = [n for n, v in sel.variables.items() if v.dims == ("event",)]
+    cols = {n: parts[0].variables[n] if len(parts) == 1 else xr.Variable.concat([p.variables[n] for p in parts],
+                                                                                 dim="event") for n in names}
+    out = xr.Dataset({n: cols.get(n, sel.variables[n]) for n in sel.data_vars},
+                     coords={n: cols.get(n, sel.variables[n]) for n in sel.coords}, attrs=dict(sel.attrs))
+    label = f"gti=own CCD's (per-CCD GTIs of {col.upper()} {', '.join(map(str, sorted(cut)))})"
+    out.attrs["selection"] = list(sel.attrs.get("selection", [])) + [label]
+    return out
+
+
 def spectrum(
     events,
     region=None,
@@ -169,6 +213,8 @@ def spectrum(
     e.g. a Zarr store) the good time, uncorrected. Where corrected, also
     ``ontime`` [s] (the good time before), ``deadc`` (the fraction) and
     ``deadc_from`` (its keywords, e.g. ``"LIVETI01/ONTIME01 (CCD 1)"``); the
+    counts are of the same good time: with per-CCD GTIs each event only
+    inside its own CCD's (:func:`in_own_good_time`, as SAS ``evselect``); the
     background has its own ``bkg_exposure`` (``bkg_ontime``, ``bkg_deadc``,
     ``bkg_deadc_from``: its CCD's). ``backscal`` and ``bkg_backscal`` (BACKSCAL
     [sky pixel^2], :func:`xcube.regions.region_areas`: the regions' areas, or with
@@ -185,7 +231,9 @@ def spectrum(
     ``expr`` columns), with ``backscal="detector"`` the detector footprint
     (one more pass over x, y and the CCD column), the event file's header up to its
     event table (dead-time keywords) and, for XMM EPIC, the CCD column of the
-    selected events. Errors: a region outside the field, an unknown channel
+    selected events, and with per-CCD GTIs a :func:`xcube.select` pass over
+    their time and CCD columns where a CCD's good time is shorter than the
+    GTIs (:func:`in_own_good_time`). Errors: a region outside the field, an unknown channel
     range; an empty selection gives zero counts and a warning.
     """
     from ..binning import bin_events, pixel_arcsec
@@ -211,7 +259,8 @@ def spectrum(
     keys = dead_time_keywords(events.attrs.get("source"), prof.events_extensions)
 
     def hist(reg):
-        sel = select(events, expr=expr or None, region=reg, gti=events)  # one eager pass per region
+        # one eager pass per region; then each event inside its own CCD's good time, where the exposure comes from
+        sel = in_own_good_time(select(events, expr=expr or None, region=reg, gti=events), prof)
         h = bin_events(sel, energy=axis)
         h = h.drop_vars([c for c in h.coords if c != "channel"])
         if not inside.all():  # channels outside pi_range stay in the file (the RMF's grid), empty
