@@ -42,6 +42,7 @@ from .memmap import (
     FitsColumn,
     check_times,
     count_null_rows,
+    decode,
     load_scan_record,
     register_source,
     save_scan_record,
@@ -279,12 +280,10 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         tz += shift
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data = hdu.data
-        g = gtimod.normalize(
-            np.asarray(data[s], dtype=np.float64) + tz,
-            np.asarray(data[e], dtype=np.float64) + tz,
-            source=where,
-        )
+            raw = np.asarray(hdu.data)  # the stored values, decoded here (as event columns: scaled K columns too)
+        start, stop = (decode(raw[c], np.float64, *column_scaling(hdu.header, names.index(c) + 1, where), tz)
+                       for c in (s, e))
+        g = gtimod.normalize(start, stop, source=where)
         ccd = profile.ccd_of_gti_extension(hdu.name, hdu.header)
         if ccd is None:
             global_sets.append(g)
@@ -734,19 +733,25 @@ def _variable_names(meta: EventsMeta) -> dict:
     return out
 
 
-def fits_columns(meta: EventsMeta) -> dict:
-    """Variable name -> :class:`~xcube.io.memmap.FitsColumn` over the file (no I/O)."""
+def _decoding(meta: EventsMeta) -> dict:
+    """Variable name -> ``(file column, (dtype, scale, zero, add, logical))``:
+    how :func:`xcube.io.memmap.decode` turns the column's raw values into the
+    variable (TIME: float64 plus TIMEZERO; others :func:`_out_dtype`). No I/O."""
     names = _variable_names(meta)
-    arrays = {}
+    out = {}
     for col, (fname, idx, code) in meta.columns.items():
         scale, zero = column_scaling(meta.header, idx, meta.path)
         var = names[col]
-        dtype = np.float64 if var == "time" else _out_dtype(code, scale, zero)
-        arrays[var] = FitsColumn(
-            meta.path, meta.data_offset, meta.nrows, meta.row_dtype, fname, dtype, scale, zero,
-            meta.timezero if var == "time" else 0.0, code == "L", identity=meta.identity,
-        )
-    return arrays
+        dtype = np.dtype(np.float64) if var == "time" else _out_dtype(code, scale, zero)
+        out[var] = fname, (dtype, scale, zero, meta.timezero if var == "time" else 0.0, code == "L")
+    return out
+
+
+def fits_columns(meta: EventsMeta) -> dict:
+    """Variable name -> :class:`~xcube.io.memmap.FitsColumn` over the file (no I/O)."""
+    return {var: FitsColumn(meta.path, meta.data_offset, meta.nrows, meta.row_dtype, fname, *how,
+                            identity=meta.identity)
+            for var, (fname, how) in _decoding(meta).items()}
 
 
 def _scan_record_path(meta: EventsMeta, cache) -> Path:
@@ -871,7 +876,6 @@ def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
     """Read every scalar column into memory, sorted by time (eager; used to
     fill the Zarr cache for compressed or unsorted files). ``hdul``: the file
     already opened (left open)."""
-    names = _variable_names(meta)
     with (open_fits(meta.path, memmap=False) if hdul is None else contextlib.nullcontext(hdul)) as hdul:
         hdu = hdul[(meta.extname, meta.extver) if meta.twin_index is None else meta.twin_index]
         try:
@@ -882,15 +886,10 @@ def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
                     raise OSError(
                         f"{meta.path}: truncated file: read {0 if table is None else len(table)} of {meta.nrows} events"
                     )
-                cols = {}
-                for col, (fname, idx, code) in meta.columns.items():
-                    v = np.asarray(table[fname])
-                    var = names[col]
-                    if var == "time":
-                        v = v.astype(np.float64) + meta.timezero
-                    elif code in _INT_BITS:  # the dtype of the memory-mapped path (astropy's differ)
-                        v = v.astype(_out_dtype(code, *column_scaling(meta.header, idx, meta.path)))
-                    cols[var] = v.astype(v.dtype.newbyteorder("="), copy=False)
+                # the raw stored values, decoded as the memory-mapped path does (values and dtypes alike;
+                # astropy's own scaling of a column cannot read a 64-bit integer with TZERO)
+                raw = np.asarray(table)
+                cols = {var: decode(raw[fname], *how) for var, (fname, how) in _decoding(meta).items()}
         except (EOFError, OSError, ValueError, TypeError) as exc:
             if isinstance(exc, OSError) and "truncated" in str(exc):
                 raise

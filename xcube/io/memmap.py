@@ -34,6 +34,7 @@ from .integrity import FileChangedError, check_unchanged
 
 __all__ = [
     "FitsColumn",
+    "decode",
     "row_memmap",
     "register_source",
     "source_of",
@@ -116,21 +117,8 @@ class FitsColumn:
                             need=self.offset + self.nrows * self.row_dtype.itemsize)
 
     def decode(self, raw: np.ndarray) -> np.ndarray:
-        """Native values of raw (big-endian, unscaled) column values."""
-        if self.logical:
-            return raw == ord("T")
-        if self.dtype.kind in "iu" and self.scale == 1.0 and self.zero != 0.0:  # exact integer offset
-            if self.dtype == np.uint64:  # TZERO = 2**63: flip the sign bit
-                out = raw.astype(np.int64).view(np.uint64) ^ np.uint64(1 << 63)
-            else:
-                out = raw.astype(np.int64) + np.int64(int(self.zero))
-        elif self.scale != 1.0 or self.zero != 0.0:
-            out = (raw.astype(np.float64) * self.scale + self.zero).astype(self.dtype)
-        else:
-            out = raw.astype(self.dtype)  # byte swap + cast in one pass
-        if self.add:
-            out += self.add
-        return out
+        """Native values of raw (big-endian, unscaled) column values (:func:`decode`)."""
+        return decode(raw, self.dtype, self.scale, self.zero, self.add, self.logical)
 
     def decode_into(self, raw: np.ndarray, out: np.ndarray) -> None:
         """:meth:`decode` written into ``out`` (no temporary for plain columns)."""
@@ -145,6 +133,34 @@ class FitsColumn:
         """The column ``func(self[...])`` (e.g. energy from PI), readable with :func:`read_columns`.
         Nothing is read here: ``func`` runs on each block as it is read."""
         return DerivedColumn(self, func, dtype)
+
+
+def decode(raw: np.ndarray, dtype, scale: float = 1.0, zero: float = 0.0, add: float = 0.0,
+           logical: bool = False) -> np.ndarray:
+    """Native values of raw FITS column values (the stored integers or floats,
+    either byte order, not scaled): ``raw * scale + zero + add`` cast to
+    ``dtype``, computed in float64 when scaled (exact in int64/uint64 for a
+    whole TZERO with ``scale`` 1); booleans for a ``logical`` column. Eager,
+    one new array of ``raw``'s shape. Every reader of event columns decodes
+    with it (the memory-mapped :class:`FitsColumn` and the astropy-read
+    tables of :func:`xcube.io.events_fits.load_fits_events`), so a column reads the
+    same on every path - including scaled 64-bit integers, which astropy's
+    own column conversion cannot read."""
+    dtype = np.dtype(dtype)
+    if logical:
+        return raw == ord("T")
+    if dtype.kind in "iu" and scale == 1.0 and zero != 0.0:  # exact integer offset
+        if dtype == np.uint64:  # TZERO = 2**63: flip the sign bit
+            out = raw.astype(np.int64).view(np.uint64) ^ np.uint64(1 << 63)
+        else:
+            out = raw.astype(np.int64) + np.int64(int(zero))
+    elif scale != 1.0 or zero != 0.0:
+        out = (raw.astype(np.float64) * scale + zero).astype(dtype)
+    else:
+        out = raw.astype(dtype)  # byte swap + cast in one pass
+    if add:
+        out += add
+    return out
 
 
 class DerivedColumn:
