@@ -1,14 +1,18 @@
 """Damaged run directories of a survey output (hand-made, no search, no
-cluster): a run.json that is not a JSON object counts as a run not done
-(redone by the next survey)."""
+cluster): a run.json that is not a JSON object, cannot be read or has no
+state counts as a run not done (redone by the next survey, named in a
+warning); a done run whose detection table is missing, not a file or
+shorter than its record says is an error naming the file."""
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from xcube.cli import main
-from xcube.survey import parameter_grid, run_id
+from xcube.survey import build_catalogue, parameter_grid, run_id
 from xcube.survey.runner import plan_survey
 from xcube.survey.status import scan_runs, write_run
 from xcube.transients.detect import empty_table
@@ -54,3 +58,41 @@ def test_run_record_that_is_not_an_object_is_a_run_not_done(out, text, capsys):
     assert {k: [r for r, _ in v] for k, v in plan.items()} == {OBS[0]: [run_id(OBS[0], PARAMS[0])]}  # redone
     assert main(["catalogue", str(out)]) == 0
     assert "2 detections" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ['{"state": "done", "run_id": ', "[1, 2]", "{}", '{"state": "finished"}'])
+def test_unreadable_run_record_is_named_in_a_warning(out, text, caplog):
+    """The catalogue dropped such a run silently ("nothing is lost" did not hold)."""
+    _record(out).write_text(text)
+    with caplog.at_level(logging.WARNING, logger="xcube.survey"):
+        cat = build_catalogue(out, write=False, report=False)
+    assert len(cat.detections) == 2 and cat.runs["obsid"].tolist() == [OBS[1]]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "run.json" in r.getMessage()]
+    assert len(warned) == 1 and str(_record(out)) in warned[0], warned
+    assert f"run {run_id(OBS[0], PARAMS[0])}" in warned[0] and "running the survey again redoes it" in warned[0]
+
+
+def _table(out, obsid=OBS[0]):
+    return out / obsid / run_id(obsid, PARAMS[0]) / "detections.parquet"
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ("directory", "not a file"),
+    ("missing", "missing"),
+    ("short", "holds 1 row(s) where its record (run.json) counts 2 detections"),
+])
+def test_damaged_detection_table_of_a_done_run_is_an_error_naming_it(out, damage, problem, capsys):
+    """A directory named detections.parquet was read as an empty table (with a misleading warning about times)."""
+    path = _table(out)
+    path.unlink()
+    if damage == "directory":
+        path.mkdir()
+    elif damage == "short":
+        _det(1).to_parquet(path)
+    with pytest.raises(OSError, match="cannot read the detections of run") as exc:
+        build_catalogue(out, write=False, report=False)
+    assert str(path) in str(exc.value) and problem in str(exc.value) and f"delete {path.parent}" in str(exc.value)
+    assert main(["catalogue", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and problem in err and "Traceback" not in err
+    assert not (out / "catalogue").exists()

@@ -50,7 +50,7 @@ from ..tables import column_unit  # (also importable from here, as before)
 from ..times import TIME_COLUMNS, add_time_columns
 from .cluster import DETECTION_KEY, carry_source_ids, cluster_detections
 from .crossmatch import crossmatch_table
-from .status import CATALOGUE_DIR, scan_runs
+from .status import CATALOGUE_DIR, RECORD_FILE, scan_runs
 from .vetting import flag_catalogue, flag_report, read_obs_list
 
 __all__ = ["build_catalogue", "load_detections", "read_catalogue_dir", "Catalogue", "catalogue_options_record",
@@ -82,7 +82,11 @@ class Catalogue:
 def load_detections(out, status: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All detections of the finished (``done``) runs under ``out``, joined with
     their run parameters, in (obsid, run_id, row) order; and the status rows of
-    those runs. Eager (reads every run's ``detections.parquet``)."""
+    those runs. Eager (reads every run's ``detections.parquet``). A done run
+    with detections whose table is missing, not a file, unreadable or shorter
+    than its record's ``n_detections`` is an ``OSError`` naming the file (a
+    run whose ``run.json`` cannot be read is left out, with a warning:
+    :func:`.status.scan_runs`)."""
     out = Path(out)
     status = scan_runs(out) if status is None else status
     runs = status[status["state"] == "done"].reset_index(drop=True)
@@ -92,7 +96,12 @@ def load_detections(out, status: pd.DataFrame | None = None) -> tuple[pd.DataFra
             continue
         path = out / r.obsid / r.run_id / "detections.parquet"
         try:
+            if not path.is_file():
+                raise OSError("not a file" if path.exists() else "missing")
             det = pd.read_parquet(path)
+            if len(det) < r.n_detections:
+                raise ValueError(f"it holds {len(det)} row(s) where its record ({RECORD_FILE}) counts "
+                                 f"{r.n_detections} detections")
         except (OSError, ValueError) as exc:
             raise OSError(f"{path}: cannot read the detections of run {r.run_id} ({exc}); "
                           f"delete {path.parent} and re-run the survey to redo it") from exc

@@ -125,16 +125,30 @@ def write_run(out, obsid: str, run_id: str, record: dict, writer=None, overwrite
     return target
 
 
-def read_run(run_dir) -> dict | None:
+def read_run(run_dir, warn: bool = False) -> dict | None:
     """The status record of a run directory (its ``run.json`` as a dict), or
-    None if it has none or it is unreadable (not JSON, or JSON that is not an
-    object, such as ``[1, 2]``): such a run counts as not done, and a survey
-    redoes it. Reads that small file eagerly."""
+    None if it has none or it is unreadable (not JSON, JSON that is not an
+    object such as ``[1, 2]``, or an object without a state of
+    :data:`STATES`): such a run counts as not done, and a survey redoes it.
+    With ``warn``, an unreadable record is named in a warning (a missing one
+    is not). Reads that small file eagerly."""
+    path = Path(run_dir) / RECORD_FILE
     try:
-        rec = json.loads((Path(run_dir) / RECORD_FILE).read_text())
-    except (OSError, ValueError):
+        rec = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
-    return rec if isinstance(rec, dict) else None
+    except (OSError, ValueError) as exc:
+        problem = f"cannot be read ({exc})"
+    else:
+        if isinstance(rec, dict) and rec.get("state") in STATES:
+            return rec
+        problem = (f"has no state ({', '.join(STATES)})" if isinstance(rec, dict)
+                   else f"is not a JSON object but {type(rec).__name__} {json.dumps(rec)[:40]}")
+    if warn:
+        log.warning("%s: the status record of run %s %s; the run counts as not done (it is left out of the status "
+                    "table and the catalogue) and running the survey again redoes it", path, path.parent.name,
+                    problem)
+    return None
 
 
 def _visible_dirs(d: Path):
@@ -171,11 +185,12 @@ def _frame(records, columns: dict | None = None) -> pd.DataFrame:
 
 def scan_runs(out, columns: dict | None = None) -> pd.DataFrame:
     """Status table built from the run directories' records (eager: reads every
-    ``run.json``). ``columns``: name -> dtype of the table (default the survey's
+    ``run.json``; an unreadable one is left out with a warning naming it, see
+    :func:`read_run`). ``columns``: name -> dtype of the table (default the survey's
     :data:`COLUMNS`; ``xcube process`` keeps its own, with ``obsid`` and ``run_id``)."""
     records = []
     for rd in run_dirs(out):
-        rec = read_run(rd)
+        rec = read_run(rd, warn=True)
         if rec is not None:
             rec["obsid"], rec["run_id"] = rd.parent.name, rd.name
             records.append(rec)
