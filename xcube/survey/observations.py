@@ -224,12 +224,18 @@ def _group(files) -> dict[str, list[Path]]:
 
 
 def read_obslist(path) -> list[str]:
-    """Observation ids (or paths) of a list file: whitespace separated, ``#``
-    comments; a line that is an existing path (``dir with spaces/m1 raw.FTZ``)
-    is taken whole. Reads the file eagerly; the ids or paths as strings, in
-    file order."""
+    """Observation ids (or paths) of a list file: UTF-8 text (a leading
+    byte-order mark, as Windows editors write, is dropped), whitespace
+    separated, ``#`` comments; a line that is an existing path (``dir with
+    spaces/m1 raw.FTZ``) is taken whole. Reads the file eagerly; the ids or
+    paths as strings, in file order. ``ValueError`` naming the file when it
+    is not UTF-8."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc}); save the observation list as UTF-8") from None
     items = []
-    for line in Path(path).read_text().splitlines():
+    for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if line and len(line.split()) > 1 and Path(line).exists():
             items.append(line)

@@ -1,0 +1,23 @@
+"""Observation lists and ids from hostile or unusual input: a UTF-8 byte-order
+mark, lines with spaces under --archive, ids with no safe character."""
+from __future__ import annotations
+
+import pytest
+
+from xcube.survey.observations import read_obslist, resolve_observations
+
+
+def test_byte_order_mark_is_not_part_of_the_first_id(tmp_path):
+    """A list saved by Windows/Excel started with U+FEFF: the first id became '_0201901401', a failed observation."""
+    (tmp_path / "arch" / "0201901401").mkdir(parents=True)
+    listing = tmp_path / "obs.txt"
+    listing.write_bytes("\ufeff0201901401\r\n0001730201\r\n".encode("utf-8"))
+    assert read_obslist(listing) == ["0201901401", "0001730201"]
+    assert list(resolve_observations(listing, archive=tmp_path / "arch")) == ["0001730201", "0201901401"]
+
+
+def test_list_that_is_not_utf8_is_an_error_naming_it(tmp_path):
+    listing = tmp_path / "obs.txt"
+    listing.write_bytes("0201901401\nM\xfcller\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=f"{listing}: not UTF-8 text"):
+        read_obslist(listing)
