@@ -17,8 +17,10 @@ cut, so that it streams:
   time order (a tree); a partial segment is finished as soon as the merged
   range has events on both sides of it. Memory is one event chunk plus a few
   ``n_bin`` arrays per task.
-* Light curves: segments are grouped into blocks of contiguous bins; one task
-  per block.
+* Light curves: segments lie inside the GTIs and inside runs of contiguous
+  rows (a missing row is a gap; overlapping rows are refused), so each is
+  ``n_bin`` consecutive bins of one grid; they are grouped into blocks of
+  contiguous bins, one task per block.
 
 Every task returns a :class:`PdsSums` (sum of unnormalised powers, number of
 segments, number of photons); sums are added in a tree and normalised once at
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["SegmentPlan", "PdsSums", "plan_segments", "events_sums", "lightcurve_sums", "merge", "finish",
-           "tree_reduce"]
+           "tree_reduce", "contiguous_rows"]
 
 LC_BLOCK_BINS = 4_194_304  # light-curve bins per task
 
@@ -268,22 +270,66 @@ def events_delayed(time_data, plan: SegmentPlan):
     return tree_reduce(parts, plan.source)
 
 
-def lightcurve_delayed(times, counts, gti, segment: float, dt: float, source: str = ""):
+#: rows closer than this fraction of a bin count as contiguous (Stingray's tolerance at GTI borders)
+ROW_TOLERANCE = 1e-3
+
+
+def contiguous_rows(time_lo, time_hi, source: str = ""):
+    """``(start, stop)`` [s] of the runs of contiguous rows of a light curve
+    (``time_lo``/``time_hi``: the rows' bin edges [s], numpy, one width): the
+    time its rows cover. A row that starts where the previous one stops
+    (within :data:`ROW_TOLERANCE` of a bin and the rounding of the edges)
+    continues the run, so each run is one even grid; a missing row (a later
+    start) ends it, and becomes a gap as a GTI gap is. ``ValueError`` naming
+    ``source`` when a row starts before the previous one stops: overlapping
+    rows (e.g. a stitch of two cameras of one observation) or rows out of
+    time order, which no grid holds. Eager, on the time coordinates only."""
+    from .lightcurve import edge_rounding
+
+    lo = np.asarray(time_lo, np.float64)
+    hi = np.asarray(time_hi, np.float64)
+    if lo.size == 0:
+        return lo, hi
+    tol = edge_rounding(lo, hi) + ROW_TOLERANCE * float(np.median(hi - lo))
+    step = lo[1:] - hi[:-1]
+    if np.any(step < -tol):
+        i = int(np.argmax(step < -tol))
+        raise ValueError(f"{source or 'light curve'}: rows {i} and {i + 1} overlap or are not in time order "
+                         f"([{lo[i]:.15g}, {hi[i]:.15g}) s, then [{lo[i + 1]:.15g}, {hi[i + 1]:.15g}) s); a power "
+                         "spectrum needs one row per time bin on one grid. A stitched light curve of two cameras "
+                         "of one observation holds both cameras' rows: use one camera, or sum them "
+                         "(xcube.lightcurve(tree, ..., cameras='sum')); sort rows with lc.sortby('time')")
+    cut = np.flatnonzero(step > tol)
+    return np.r_[lo[0], lo[cut + 1]], np.r_[hi[cut], hi[-1]]
+
+
+def lightcurve_delayed(times, counts, gti, segment: float, dt: float, source: str = "", edges=None):
     """Delayed :class:`PdsSums` of a binned light curve (``times``: bin
     centres [s], numpy; ``counts``: numpy or Dask, same length) over the
-    segments Stingray's binned rule finds inside ``gti``. Eager: the segment
-    boundaries (from the time coordinate). ``source`` names the input in errors."""
+    segments Stingray's binned rule finds inside ``gti`` and inside the runs
+    of contiguous rows (:func:`contiguous_rows` of ``edges``, the rows'
+    ``(time_lo, time_hi)`` [s]; default ``times -/+ dt / 2``): a missing row
+    is a gap, so every segment is ``n_bin`` consecutive bins of one grid.
+    Eager: the segment boundaries (from the time coordinates). ``source``
+    names the input in errors (overlapping rows: ``ValueError``)."""
     import dask
     from stingray.gti import generate_indices_of_segment_boundaries_binned
 
+    from .. import gti as gtimod
+
     segment, n_bin = segment_bins(segment, dt, source)
-    g = np.column_stack([np.asarray(gti[0], np.float64), np.asarray(gti[1], np.float64)])
+    times = np.asarray(times, np.float64)
+    lo, hi = edges if edges is not None else (times - dt / 2, times + dt / 2)
+    runs = contiguous_rows(lo, hi, source)
+    g = np.column_stack(gtimod.intersection((np.asarray(gti[0], np.float64), np.asarray(gti[1], np.float64)),
+                                            runs))
     try:
         idx = [(int(i0), int(i1)) for _, _, i0, i1 in
-               generate_indices_of_segment_boundaries_binned(np.asarray(times), g, segment, dt=dt)]
+               generate_indices_of_segment_boundaries_binned(times, g, segment, dt=dt)]
     except (AssertionError, ValueError) as exc:
+        gaps = f" and its {len(runs[0])} runs of contiguous rows (missing rows are gaps)" if len(runs[0]) > 1 else ""
         raise ValueError(f"{source + ': ' if source else ''}no {segment:g} s segment of whole bins lies inside "
-                         f"the GTIs ({exc})") from None
+                         f"the GTIs{gaps} ({exc})") from None
     blocks, cur = [], []
     for i0, i1 in idx:
         if cur and i1 - cur[0][0] > max(LC_BLOCK_BINS, n_bin):

@@ -123,10 +123,11 @@ def _input_sums(obj, segment, dt, selection):
                              f"with lc.sel(band={str(obj['band'].values[0])!r})")
         if any(selection[k] is not None for k in _SELECTION):
             raise ValueError("energy_band/region/expr apply to event lists; this light curve is already extracted")
-        lc, width = _lightcurve_at(obj, dt)
-        gti = _lightcurve_gti(lc)
-        sums, seg, n_bin = pds_stream.lightcurve_delayed(lc["time"].values, lc["counts"].data, gti, segment, width,
-                                                         _source(obj))
+        lc, width, covered = _lightcurve_at(obj, dt)
+        gti = gtimod.intersection(_lightcurve_gti(lc), covered)
+        sums, seg, n_bin = pds_stream.lightcurve_delayed(
+            lc["time"].values, lc["counts"].data, gti, segment, width, f"power_spectrum: {_named(obj).rstrip()}",
+            edges=(lc["time_lo"].values, lc["time_hi"].values))
         return sums, seg, n_bin, width, obj.attrs
     raise TypeError(f"power_spectrum needs an EventList (dim 'event') or a light curve (dim 'time' with 'counts'), "
                     f"got {type(obj).__name__} with dims {getattr(obj, 'dims', None)}")
@@ -169,22 +170,29 @@ def _gti_of_bins(lc):
 
 
 def _lightcurve_at(lc, dt):
-    """(light curve, bin width [s]): the light curve on bins of ``dt`` [s],
-    itself or rebinned by a whole factor, and its one bin width (the nominal
-    ``time_bin`` where the edges only round it, see :func:`common_bin_width`)."""
+    """(light curve, bin width [s], covered): the light curve on bins of
+    ``dt`` [s], itself or rebinned by a whole factor, its one bin width (the
+    nominal ``time_bin`` where the edges only round it, see
+    :func:`common_bin_width`), and ``(start, stop)`` [s] of the runs of
+    contiguous rows of ``lc`` (:func:`pds_stream.contiguous_rows`: a missing
+    row is a gap, also inside a rebinned bin; ``ValueError`` naming ``lc``
+    for overlapping rows or rows out of time order). Eager on the time
+    coordinates."""
     width = common_bin_width(lc, f"power_spectrum: the bins of {_named(lc)}differ in width; a power spectrum "
                                  "needs equal bins",
                              empty=f"power_spectrum: {_named(lc)}has no time bins (an empty light curve or "
                                    "selection)")
+    covered = pds_stream.contiguous_rows(lc["time_lo"].values, lc["time_hi"].values,
+                                         f"power_spectrum: {_named(lc).rstrip()}")
     if dt is None or np.isclose(float(dt), width, rtol=1e-9, atol=0):
-        return lc, width
+        return lc, width, covered
     factor = float(dt) / width
     if factor < 1 or not np.isclose(factor, round(factor), rtol=0, atol=1e-6):
         raise ValueError(f"power_spectrum: dt={dt!r} s is not a whole multiple of the bin ({width:g} s) of "
                          f"{_named(lc).rstrip()}; rebin the events instead, or pass dt=None")
     from .rebin import rebin
 
-    return rebin(lc, int(round(factor))), width * int(round(factor))
+    return rebin(lc, int(round(factor))), width * int(round(factor)), covered
 
 
 def _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs) -> xr.Dataset:
