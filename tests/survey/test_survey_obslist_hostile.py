@@ -21,3 +21,21 @@ def test_list_that_is_not_utf8_is_an_error_naming_it(tmp_path):
     listing.write_bytes("0201901401\nM\xfcller\n".encode("latin-1"))
     with pytest.raises(ValueError, match=f"{listing}: not UTF-8 text"):
         read_obslist(listing)
+
+
+def test_list_line_with_a_space_is_an_archive_entry_from_any_directory(make_event_file, tmp_path, monkeypatch):
+    """'obs space' was split into the ids 'obs' and 'space' unless the survey ran from inside ROOT."""
+    root = tmp_path / "arch"
+    (root / "obs space").mkdir(parents=True)
+    f = make_event_file(n=20, name="arch/obs space/m1_evt.fits", header={"OBS_ID": "0400000001"})
+    (root / "0201901401").mkdir()
+    listing = tmp_path / "obs.txt"
+    listing.write_text("0201901401\nobs space\n")
+    (tmp_path / "elsewhere").mkdir()
+    for cwd in (root, tmp_path / "elsewhere"):
+        monkeypatch.chdir(cwd)
+        assert read_obslist(listing, archive=root) == ["0201901401", "obs space"]
+        obs = resolve_observations(listing, archive=root)
+        assert list(obs) == ["0201901401", "obs_space"] and obs["obs_space"] == [f]
+    # without the archive entry the line is ids separated by a space, as before
+    assert read_obslist(listing, archive=tmp_path / "elsewhere") == ["0201901401", "obs", "space"]

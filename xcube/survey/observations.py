@@ -223,13 +223,14 @@ def _group(files) -> dict[str, list[Path]]:
     return {k: sorted(v) for k, v in sorted(groups.items())}
 
 
-def read_obslist(path) -> list[str]:
+def read_obslist(path, archive=None) -> list[str]:
     """Observation ids (or paths) of a list file: UTF-8 text (a leading
     byte-order mark, as Windows editors write, is dropped), whitespace
     separated, ``#`` comments; a line that is an existing path (``dir with
-    spaces/m1 raw.FTZ``) is taken whole. Reads the file eagerly; the ids or
-    paths as strings, in file order. ``ValueError`` naming the file when it
-    is not UTF-8."""
+    spaces/m1 raw.FTZ``), or with ``archive`` an entry ``archive/<line>``
+    (``obs space``, whatever the current directory), is taken whole. Reads
+    the file eagerly; the ids or paths as strings, in file order.
+    ``ValueError`` naming the file when it is not UTF-8."""
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -237,11 +238,19 @@ def read_obslist(path) -> list[str]:
     items = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
-        if line and len(line.split()) > 1 and Path(line).exists():
+        if line and len(line.split()) > 1 and (Path(line).exists() or _archive_entry(archive, line)):
             items.append(line)
         elif line:
             items.extend(line.split())
     return items
+
+
+def _archive_entry(archive, item: str) -> Path | None:
+    """``archive/<item>`` when it exists (a dangling link too) and ``item`` is a relative path, else None."""
+    if archive is None or Path(item).is_absolute():
+        return None
+    d = Path(archive) / item
+    return d if os.path.lexists(d) else None
 
 
 def _is_obslist(p: Path) -> bool:
@@ -292,7 +301,7 @@ def resolve_observations(observations, archive=None) -> dict[str, list[Path]]:
         if p.is_dir():
             return _directory(p)
         if _is_obslist(p):
-            items = read_obslist(p)
+            items = read_obslist(p, archive=root)
             if not items:
                 raise ValueError(f"{p}: observation list is empty")
         elif p.exists():
@@ -308,7 +317,7 @@ def resolve_observations(observations, archive=None) -> dict[str, list[Path]]:
     for item in items:
         p = Path(item)
         d = root / item if root is not None and not p.is_absolute() else None
-        if d is not None and (d.exists() or d.is_symlink() or not p.exists()):
+        if d is not None and (_archive_entry(root, item) is not None or not p.exists()):
             # an obsid of the archive (ROOT/<item> first, also when ./<item> exists): a missing or empty
             # ROOT/<obsid>/ becomes an observation that fails (with the path in its message) instead of
             # stopping the survey
