@@ -115,19 +115,21 @@ def _cell_grid_attrs(obj):
     ``CDELT = CDELT_cell / w`` and ``CRPIX = x0 + (CRPIX_cell - 1 - k) w``
     (a rotation ``PCi_j`` of cells ``w_x`` by ``w_y``: ``PC_cell_ij w_i / w_j``),
     ``x0`` the first centre, ``k`` its cell index in the binned grid (0 for
-    the grid's own cells, or a cut-out's offset: from its ``x_ref_pixel`` /
-    ``y_ref_pixel`` anchors, :func:`xcube.binning.sky.grid_wcs_keywords`,
-    else from its ``ra``/``dec`` coordinates). Eager, cheap."""
-    from .binning.sky import cell_width, grid_wcs_keywords
+    the grid's own cells, or a cut-out's offset from its ``ra``/``dec``
+    coordinates). With the ``x_ref_pixel``/``y_ref_pixel`` anchors
+    (:func:`xcube.binning.sky.cell_wcs_keywords`) ``CRPIX`` is the anchor
+    and ``w`` the binned cells' width (their edges'), whatever cells are
+    present: a stepped, flipped or coarsened grid or a list index is placed
+    by its centres. Eager, cheap."""
+    from .binning.sky import cell_width
 
     grid = _grid_coords(obj)
     a = getattr(obj, "attrs", {})
     if grid is None or "WCSAXES" not in a or any(f"{k}{i}" not in a for k in ("CRPIX", "CDELT") for i in (1, 2)):
         return obj
     k = (0, 0)
-    if "x_ref_pixel" in a and "y_ref_pixel" in a:
-        a = {**a, **grid_wcs_keywords(obj)}  # CRPIX of the cells present
-    elif "ra" in obj.coords and "dec" in obj.coords and obj["ra"].size:
+    anchored = "x_ref_pixel" in a and "y_ref_pixel" in a
+    if not anchored and "ra" in obj.coords and "dec" in obj.coords and obj["ra"].size:
         from .binning import cube_wcs
 
         pix = cube_wcs(obj).wcs_world2pix(float(obj["ra"].values.flat[0]), float(obj["dec"].values.flat[0]), 0)
@@ -139,7 +141,11 @@ def _cell_grid_attrs(obj):
         if w is None:
             raise ValueError(f"{a.get('source', 'grid')}: the {c.name} cell width is unknown (fewer than two cells "
                              f"and no {c.name}_lo/{c.name}_hi coordinates); use a physical region")
-        out[f"CRPIX{i}"] = float(v[0]) + (float(a[f"CRPIX{i}"]) - 1.0 - ki) * w
+        if anchored:  # the binned cells' width (a flipped grid's centres step by -w)
+            w = abs(w)
+            out[f"CRPIX{i}"] = float(a[f"{c.name}_ref_pixel"])
+        else:
+            out[f"CRPIX{i}"] = float(v[0]) + (float(a[f"CRPIX{i}"]) - 1.0 - ki) * w
         out[f"CDELT{i}"] = float(a[f"CDELT{i}"]) / w
         widths[i] = w
     if any(f"PC{i}_{j}" in a for i in (1, 2) for j in (1, 2)):  # rotated: PC_ij = PC'_ij w_i / w_j

@@ -17,8 +17,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["cell_wcs_keywords", "cell_radec", "cube_wcs", "grid_wcs_keywords", "radec_is_lazy", "radec_cache_bytes",
-           "clear_radec_cache"]
+__all__ = ["cell_wcs_keywords", "cell_radec", "cube_wcs", "grid_spacing", "grid_wcs_keywords", "radec_is_lazy",
+           "radec_cache_bytes", "clear_radec_cache"]
 
 _KEYS = ("CTYPE", "CRVAL", "CRPIX", "CDELT")
 _PC = tuple(f"PC{i}_{j}" for i in (1, 2) for j in (1, 2))
@@ -69,25 +69,73 @@ def cell_width(obj, dim: str) -> float | None:
     return float(v[1] - v[0]) if v.size > 1 else None
 
 
+def grid_spacing(obj, dim: str) -> tuple[float, float] | None:
+    """``(x0, step)`` [column units] of ``obj``'s 1-D cell centres along
+    ``dim``: the first centre and the signed spacing of the centres (negative
+    on a flipped axis, ``k`` cells after ``isel(x=slice(a, b, k))``, the
+    coarsened width after ``coarsen``, whose centres are the means of the
+    cells'); one cell: its edges' width (:func:`cell_width`). None without a
+    1-D coordinate, or for one cell without edges. ``ValueError`` when the
+    centres are not evenly spaced (a list index such as ``isel(x=[0, 1, 5])``):
+    no WCS describes them. Eager, reads the centres only."""
+    if dim not in getattr(obj, "coords", {}) or obj[dim].ndim != 1 or not obj[dim].size:
+        return None
+    v = np.asarray(obj[dim].values, np.float64)
+    if v.size == 1:
+        w = cell_width(obj, dim)
+        return (float(v[0]), w) if w else None
+    step = (v[-1] - v[0]) / (v.size - 1)
+    d = np.diff(v)
+    tol = 1e-6 * abs(step) + 64 * np.finfo(np.float64).eps * float(np.max(np.abs(v)))  # centres of rule_steps edges
+    if not (np.isfinite(step) and step != 0 and np.all(np.abs(d - step) <= tol)):
+        src = getattr(obj, "attrs", {}).get("source")
+        raise ValueError(
+            f"{'the grid of ' + src if src else 'the grid'}: its {dim} cell centres are not evenly spaced (steps from "
+            f"{d.min():.6g} to {d.max():.6g} column units; a list index such as isel({dim}=[0, 1, 5])), so no WCS "
+            f"describes them; a WCS needs regular y and x axes: select cells with a slice, "
+            f"isel({dim}=slice(start, stop, step))")
+    return float(v[0]), float(step)
+
+
 def grid_wcs_keywords(obj) -> dict:
     """The cell WCS keywords of a grid (image, cube, search-result array with
     1-D ``x``/``y`` cell-centre coordinates) as it is now: the attrs'
-    keywords (:func:`cell_wcs_keywords`) with ``CRPIXn`` re-anchored on the
-    first cell present, so a cut-out (``img.isel(x=slice(100, 200))``) keeps
-    its true sky WCS although xarray copies the attrs unchanged. ``{}``
-    without cell WCS keywords. Eager, tiny."""
+    keywords (:func:`cell_wcs_keywords`, for the binned cells of width
+    ``w``) made exact for the centres present (:func:`grid_spacing`): pixel
+    1 on the first centre ``x0``, pixels ``step`` apart, so ``CRPIXn = (ref
+    - x0) / step + 1``, ``CDELTn`` times ``step / w`` and a rotation
+    ``PCi_j`` times ``s_j / s_i`` (``s = step / w`` per axis). A cut-out
+    (``img.isel(x=slice(100, 200))``), a stepped or flipped one
+    (``x=slice(None, None, -2)``), ``coarsen`` (its centres are the means of
+    the cells') or an evenly spaced list index keep their true sky WCS,
+    although xarray copies the attrs unchanged. ``w`` comes from the
+    ``{dim}_lo``/``{dim}_hi`` edges (the binned cells', also after
+    ``coarsen``, which averages them), else it is ``|step|``. ``{}`` without
+    cell WCS keywords; ``ValueError`` when the centres are not evenly
+    spaced. Without the ``x_ref_pixel``/``y_ref_pixel`` anchors the attrs
+    are taken as they are. Eager, tiny."""
     a = getattr(obj, "attrs", {})
     kw = {k: v for k, v in a.items() if _is_wcs_key(k)}
     if any(f"{k}{i}" not in kw for k in _KEYS for i in (1, 2)):
         return {}
-    coords = getattr(obj, "coords", {})
+    scale = {}
     for i, dim in ((1, "x"), (2, "y")):
         ref = a.get(f"{dim}_ref_pixel")
-        if ref is None or dim not in coords or obj[dim].ndim != 1 or not obj[dim].size:
+        if ref is None:
             continue
-        width = cell_width(obj, dim)
-        if width:
-            kw[f"CRPIX{i}"] = (float(ref) - float(obj[dim].values[0])) / width + 1.0
+        spacing = grid_spacing(obj, dim)
+        if spacing is None:
+            continue
+        x0, step = spacing
+        w = cell_width(obj, dim) if f"{dim}_lo" in obj.coords and f"{dim}_hi" in obj.coords else None
+        w = w if w and w > 0 else abs(step)
+        scale[i] = step / w
+        kw[f"CRPIX{i}"] = (float(ref) - x0) / step + 1.0
+        kw[f"CDELT{i}"] = float(kw[f"CDELT{i}"]) * scale[i]
+    if scale and any(k in kw for k in _PC):  # PC'_ij = PC_ij s_j / s_i
+        for i in (1, 2):
+            for j in (1, 2):
+                kw[f"PC{i}_{j}"] = float(a.get(f"PC{i}_{j}", float(i == j))) * scale.get(j, 1.0) / scale.get(i, 1.0)
     return kw
 
 
@@ -209,8 +257,10 @@ def cell_radec(kw: dict, ny: int, nx: int, *, lazy: bool | None = None):
 
 def cube_wcs(cube):
     """``astropy.wcs.WCS`` of the (y, x) cells of a cube made by ``bin_events``
-    (or an image, or a cut-out of either: :func:`grid_wcs_keywords`; pixel
-    (0, 0) is its first cell, ``x=0, y=0``)."""
+    (or an image, or a cut-out of either, also stepped, flipped or coarsened:
+    :func:`grid_wcs_keywords`; pixel (0, 0) is its first cell, ``x=0, y=0``).
+    ``ValueError`` when the grid has no cell WCS or its centres are not
+    evenly spaced (a list index)."""
     kw = grid_wcs_keywords(cube)
     if not kw:
         raise ValueError("cube has no cell WCS keywords (needs regular y and x axes and an event WCS)")
