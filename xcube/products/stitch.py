@@ -108,12 +108,16 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     ``time_bin`` (NaN when the inputs differ), ``rate_kind`` and
     ``hduclas2`` when the inputs' ``rate`` is a NET or BKG rate (OGIP files
     read back; all inputs must agree, ``ValueError`` naming them otherwise),
-    ``errors`` when all inputs share it.
+    ``errors`` when all inputs share it, ``energy_band`` [keV] (and
+    ``pi_band``) when all inputs share it: light curves of different bands
+    (one without a recorded band among them) are a ``ValueError`` naming each
+    input and its band.
 
     Lazy data stay lazy; the time coordinates are converted eagerly.
     """
     lcs = _as_lightcurves(lightcurves)
     kind = _rate_kind(lcs)
+    band = _band_attrs(lcs)
     if mjdref is None:
         refs = [_reference(lc, i) for i, lc in enumerate(lcs)]
         starts = [mjd_tt(lc["time_lo"].values[:1], ref, ref.timesys) for lc, ref in zip(lcs, refs) if lc.sizes["time"]]
@@ -145,6 +149,7 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
                  "sources": [str(lc.attrs.get("source", "")) for lc in lcs],
                  "missions": sorted({str(lc.attrs.get("mission", "")) for lc in lcs}),
                  "time_bin": widths.pop() if len(widths) == 1 else float("nan"), "xcube_version": __version__}
+    out.attrs.update(band)
     if kind != "total":
         out.attrs["rate_kind"] = kind
         out.attrs["hduclas2"] = {"net": "NET", "background": "BKG"}[kind]
@@ -168,6 +173,44 @@ def _rate_kind(lcs) -> str:
                      "light curves of one kind: NET files with NET files (or, for a light curve made with a "
                      "background region, lc.assign(rate=lc.net_rate, rate_err=lc.net_rate_err) with "
                      "lc.attrs['rate_kind'] = 'net'), gross with gross")
+
+
+def _band_key(band):
+    """An ``energy_band`` attr ``[emin, emax]`` [keV] as a comparable tuple (None: no band recorded)."""
+    if band is None:
+        return None
+    return tuple(round(float(v), 9) for v in np.ravel(np.asarray(band, np.float64)))
+
+
+def _band_attrs(lcs) -> dict:
+    """``energy_band`` (and ``pi_band``) the light curves share, for the
+    stitched attrs (so E_MIN/E_MAX and the index keep the band); ``{}`` when
+    none is recorded. ``ValueError`` naming each input and its band when
+    single-band light curves differ in ``energy_band``, a light curve without
+    a recorded band included: joined, they would show a false flux jump.
+    Multi-band light curves (dim ``band``) are compared by their ``band``
+    coordinates (:func:`stitch`). ``pi_band`` (PI channels, a mission's) is
+    kept only when all inputs share it."""
+    single = [(i, lc) for i, lc in enumerate(lcs) if "band" not in lc.dims]
+    keys = {_band_key(lc.attrs.get("energy_band")) for _, lc in single}
+    if len(keys) > 1:
+        def shown(lc):
+            k = _band_key(lc.attrs.get("energy_band"))
+            return "no band recorded" if k is None else "-".join(f"{v:g}" for v in k) + " keV"
+
+        listed = ", ".join(f"{lc.attrs.get('source') or f'light curve {i}'}: {shown(lc)}" for i, lc in single)
+        raise ValueError(f"stitch: the light curves have different energy bands ({listed}); stitch light curves of "
+                         "one band: extract them with the same band (xcube stitch EVENTS... --time-bin T --energy "
+                         "EMIN EMAX, xcube.lightcurve(..., energy_band=(emin, emax))); a light curve whose band is "
+                         "known but not recorded can be given it with lc.attrs['energy_band'] = [emin, emax]")
+    out = {}
+    first = lcs[0].attrs
+    for name in ("energy_band", "pi_band"):
+        value = first.get(name)
+        if value is not None and all(lc.attrs.get(name) == value or (name == "energy_band" and _band_key(
+                lc.attrs.get(name)) == _band_key(value)) for lc in lcs[1:]):
+            out[name] = value
+    return out
 
 
 def _n_observations(lcs) -> int:
