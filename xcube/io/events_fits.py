@@ -44,6 +44,7 @@ from .memmap import (
     count_null_rows,
     decode,
     load_scan_record,
+    null_mask,
     register_source,
     save_scan_record,
     scan_times,
@@ -681,11 +682,16 @@ def _limits(h: dict, index: int, name: str, path) -> tuple:
 
 
 def null_values(meta: "EventsMeta") -> dict:
-    """Variable (``x``, ``y``) -> its column's TNULLn [column units, after
-    TSCAL/TZERO], for the sky columns that declare one."""
+    """Variable (``x``, ``y``) -> its column's null value: NaN for a
+    floating-point column (``E``/``D``: NaN is their null; infinite values
+    count as null too, see :func:`xcube.io.memmap.null_mask`), else its TNULLn
+    [column units, after TSCAL/TZERO] for the integer sky columns that declare one."""
     out = {}
     for var in ("x", "y"):
         entry = meta.columns.get(meta.profile.columns.get(var, var.upper()).lower())
+        if entry is not None and entry[2] in ("E", "D"):
+            out[var] = float("nan")
+            continue
         if entry is None or f"TNULL{entry[1]}" not in meta.header:
             continue
         tnull = header_float(meta.header, f"TNULL{entry[1]}", meta.path)
@@ -764,16 +770,20 @@ def _scan_record_path(meta: EventsMeta, cache) -> Path:
 
 def time_scan(meta: EventsMeta, arrays: dict, cache=None) -> dict:
     """Result of the TIME check of an uncompressed file (see
-    :func:`xcube.io.memmap.scan_times`) and, when X/Y declare TNULL, the
-    number of events whose X or Y is null (``n_null``); from the cache record
-    when the file is unchanged, else by one streaming pass (then recorded)."""
+    :func:`xcube.io.memmap.scan_times`) and, when X/Y have a null value
+    (:func:`null_values`: TNULL, NaN of float columns), the number of events
+    whose X or Y is null (``n_null``); from the cache record when the file is
+    unchanged (and the record checked the same null values), else by one
+    streaming pass (then recorded)."""
     record = _scan_record_path(meta, cache)
     res = load_scan_record(record)
-    if res is not None and res.get("nrows") == meta.nrows and "n_null" in res:
+    checked = {var: repr(value) for var, value in null_values(meta).items() if var in arrays}
+    if res is not None and res.get("nrows") == meta.nrows and "n_null" in res and res.get("null_values") == checked:
         return res
     res = scan_times(arrays["time"], meta.path)
     nulls = [(arrays[var], value) for var, value in null_values(meta).items() if var in arrays]
     res["n_null"] = count_null_rows(nulls) if nulls else 0
+    res["null_values"] = checked
     save_scan_record(record, res)
     return res
 
@@ -782,10 +792,11 @@ def open_fits_events(meta: EventsMeta, chunks: int | None = None, cache=None):
     """Lazy EventList over a memory-mapped, uncompressed FITS file.
 
     Returns None (and sets ``meta.cache_reason``) when the file is not
-    time-sorted or has events whose X or Y equals the column's TNULL (the
-    caller then converts it into the Zarr cache, sorted, without those
-    events). The first open of a file reads TIME (and X/Y when they declare
-    TNULL) once, chunk by chunk, to check it (NaN, infinite or negative times
+    time-sorted or has events whose X or Y is null - the column's TNULL, or
+    NaN/inf in a float column (:func:`null_values`; the caller then converts
+    it into the Zarr cache, sorted, without those events). The first open of
+    a file reads TIME (and X/Y when they have a null value) once, chunk by
+    chunk, to check it (NaN, infinite or negative times
     raise ``ValueError``); the result is remembered in the cache, so later
     opens read headers only.
     """
@@ -794,7 +805,7 @@ def open_fits_events(meta: EventsMeta, chunks: int | None = None, cache=None):
     scan = time_scan(meta, arrays, cache=cache)
     if not scan["sorted"] or scan.get("n_null"):
         meta.cache_reason = "not time-sorted" if not scan["sorted"] else (
-            f"{scan['n_null']} events with X or Y = TNULL to drop")
+            f"{scan['n_null']} events with {_null_text(meta)} to drop")
         return None
     warn_outside_good_time(meta, scan["tmin"], scan["tmax"], meta.nrows)  # (the scan's times include TIMEZERO)
     warn_far_outside(meta, arrays["time"], scan["tmin"], scan["tmax"])
@@ -907,21 +918,27 @@ def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
     return cols
 
 
+def _null_text(meta: EventsMeta) -> str:
+    """``X = TNULL (-99999999) or Y = NaN/inf``: the null values of :func:`null_values`, for messages."""
+    return " or ".join(f"{v.upper()} = " + ("NaN/inf" if np.isnan(value) else f"TNULL ({value:.15g})")
+                       for v, value in null_values(meta).items())
+
+
 def _drop_null_positions(meta: EventsMeta, cols: dict) -> dict:
-    """Columns without the events whose X or Y equals its TNULL (no sky
-    position; they would stretch every sky grid to the null value), with a
-    warning that counts them."""
+    """Columns without the events whose X or Y is null - its TNULL, or NaN
+    or infinite in a float column (no sky position; they would stretch every
+    sky grid to the null value, or leave it no finite extent) - with a warning
+    that counts them."""
     null = None
     for var, value in null_values(meta).items():
         if var in cols:
-            m = cols[var] == value
+            m = null_mask(cols[var], value)
             null = m if null is None else (null | m)
     k = int(np.count_nonzero(null)) if null is not None else 0
     if not k:
         return cols
-    what = " or ".join(f"{v.upper()} = TNULL ({value:g})" for v, value in null_values(meta).items())
-    warnings.warn(f"{meta.path}: dropped {k} of {null.size} events with {what}: they have no sky position",
-                  UserWarning, stacklevel=3)
+    warnings.warn(f"{meta.path}: dropped {k} of {null.size} events with {_null_text(meta)}: they have no sky "
+                  "position", UserWarning, stacklevel=3)
     keep = ~null
     return {name: v[keep] for name, v in cols.items()}
 

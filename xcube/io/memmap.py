@@ -43,6 +43,7 @@ __all__ = [
     "check_times",
     "scan_times",
     "count_null_rows",
+    "null_mask",
     "load_scan_record",
     "save_scan_record",
 ]
@@ -327,16 +328,23 @@ def scan_times(times: FitsColumn, path) -> dict:
     return {"sorted": bool(ok), "tmin": float(tmin), "tmax": float(tmax), "nrows": int(n)}
 
 
+def null_mask(values: np.ndarray, null: float) -> np.ndarray:
+    """Boolean mask of the ``values`` that are null: equal to ``null`` (an
+    integer column's TNULL), or NaN or infinite when ``null`` is NaN (the null
+    of floating-point columns). Eager, same shape as ``values``."""
+    return ~np.isfinite(values) if np.isnan(null) else values == null
+
+
 def count_null_rows(columns) -> int:
     """Number of rows in which any of ``columns`` - pairs ``(FitsColumn,
-    null value)`` over the same table - holds its null value. One streaming
-    pass (eager, ``SCAN_ROWS`` rows at a time)."""
+    null value)`` over the same table - holds its null value (:func:`null_mask`).
+    One streaming pass (eager, ``SCAN_ROWS`` rows at a time)."""
     n = columns[0][0].nrows
     count = 0
     for a in range(0, n, SCAN_ROWS):
         null = None
         for col, value in columns:
-            m = col[a:min(a + SCAN_ROWS, n)] == value
+            m = null_mask(col[a:min(a + SCAN_ROWS, n)], value)
             null = m if null is None else (null | m)
         count += int(np.count_nonzero(null))
     return count
