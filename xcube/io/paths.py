@@ -25,7 +25,8 @@ def safe_component(value, what: str = "name") -> str:
     ``[A-Za-z0-9._+-]`` become ``_``, leading dots are dropped (no ``..``, no
     hidden names), and the result is at most 128 characters. Raises
     ``ValueError`` naming ``what`` when nothing usable is left (an empty
-    value, or only dots)."""
+    value, only dots, or only ``_`` after the replacement, such as
+    ``観測``)."""
     text = _UNSAFE.sub("_", str(value).strip())
     text = text.lstrip(".")[:_MAX_LENGTH]
     if not text.strip("_"):

@@ -11,7 +11,10 @@ whatever source (a header, a list file, a mapping), is made a safe path
 component with :func:`xcube.io.paths.safe_component`: characters outside
 ``[A-Za-z0-9._+-]`` become ``_`` and leading dots are dropped, so that
 ``OBS_ID = '../../escape'`` becomes ``_.._escape``, a directory inside the
-survey's output (with a warning naming the file).
+survey's output (with a warning naming the file). An id with no letter,
+digit, ``+`` or ``-`` (``観測``) is named by the hex of its UTF-8 bytes
+(``obs_e8a6b3e6b8ac``; ``file_...`` for a file name) instead of stopping the
+survey.
 """
 from __future__ import annotations
 
@@ -147,13 +150,22 @@ def _kind(path, product_kind) -> str:
 RESERVED_IDS = ("catalogue", "status.parquet", "survey.lock")
 
 
-def safe_obsid(value, source="") -> str:
+def safe_obsid(value, source="", prefix="obs") -> str:
     """``value`` as an observation id that is a safe directory name (see the
     module doc); warns, naming ``source``, when it had to be changed. An id
-    that is the name of one of the survey's outputs (:data:`RESERVED_IDS`,
-    any case) gets ``_obs`` appended. Raises ``ValueError`` for a value
-    with nothing usable (empty, only dots)."""
-    safe = safe_component(value, what=f"observation id{f' of {source}' if source else ''}")
+    with no letter, digit, ``+`` or ``-`` (``観測``, which would be ``__``)
+    becomes ``prefix``, ``_`` and the hex of its UTF-8 bytes
+    (``obs_e8a6b3e6b8ac``), so that such ids stay distinct and the survey
+    goes on. An id that is the name of one of the survey's outputs
+    (:data:`RESERVED_IDS`, any case) gets ``_obs`` appended. Raises
+    ``ValueError`` for a value with nothing usable (empty, only dots)."""
+    what = f"observation id{f' of {source}' if source else ''}"
+    try:
+        safe = safe_component(value, what=what)
+    except ValueError:
+        if not str(value).strip().strip("."):
+            raise
+        safe = safe_component(f"{prefix}_{str(value).strip().encode().hex()}", what=what)
     if safe.lower() in RESERVED_IDS:
         safe = f"{safe}_obs"
     if safe != str(value):
@@ -198,7 +210,7 @@ def _header_obsid(path: str, mtime_ns, size) -> str:
         if stem.lower().endswith(s):
             stem = stem[: -len(s)]
             break
-    return safe_obsid(stem if stem.strip("._") else f"file_{stem.encode().hex()}", f"file {p}")
+    return safe_obsid(stem if stem.strip("._") else f"file_{stem.encode().hex()}", f"file {p}", prefix="file")
 
 
 def _unique(files) -> list[Path]:
