@@ -198,22 +198,48 @@ def _convert(args) -> int:
                          "into separate --out directories")
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out}: a file, not a directory; --out names the directory of the stores")
+    made = _missing_dirs(out)
     out.mkdir(parents=True, exist_ok=True)
-    status = 0
-    for path in files:
-        store = out / store_name(path)
-        try:
-            if store.exists() and not args.overwrite:
-                raise FileExistsError(f"{store}: exists; pass --overwrite to replace it")
-            ev = open_events(path, instrument=args.instrument, chunks=args.chunks, hdu=args.hdu)
-            to_zarr(ev, store, overwrite=args.overwrite)
-            print(f"{path} -> {store} ({ev.sizes['event']:,} events)")
-        except BrokenPipeError:
-            raise
-        except (OSError, ValueError, KeyError) as exc:
-            print(f"xcube convert: error: {error_text(exc)}", file=sys.stderr)
-            status = 1
+    status, written = 0, 0
+    try:
+        for path in files:
+            store = out / store_name(path)
+            try:
+                if store.exists() and not args.overwrite:
+                    raise FileExistsError(f"{store}: exists; pass --overwrite to replace it")
+                ev = open_events(path, instrument=args.instrument, chunks=args.chunks, hdu=args.hdu)
+                to_zarr(ev, store, overwrite=args.overwrite)
+                written += 1
+                print(f"{path} -> {store} ({ev.sizes['event']:,} events)")
+            except BrokenPipeError:
+                raise
+            except (OSError, ValueError, KeyError) as exc:
+                print(f"xcube convert: error: {error_text(exc)}", file=sys.stderr)
+                status = 1
+    finally:
+        if not written:  # nothing converted: leave no --out directory (or parents) that was not there before
+            _remove_empty(made)
     return status
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet (what
+    ``mkdir(parents=True)`` would make), deepest first. Reads nothing else."""
+    missing = []
+    while not (path.exists() or path.is_symlink()) and path.parent != path:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_empty(dirs) -> None:
+    """Remove the directories ``dirs`` (deepest first) while they are empty;
+    stop at the first that is not (something else was written there)."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def register(subparsers) -> None:
