@@ -48,7 +48,8 @@ __all__ = ["to_zarr", "open_zarr_events", "open_store", "commit_store", "cache_d
 
 COMPLETE = "xcube_complete"  # root attribute written last
 STALE = "xcube_stale"  # root attribute of a store found damaged (:func:`mark_stale`): why
-CACHE_FORMAT = 4  # bump when the layout or attrs of cached EventLists change (4: sky PCi_j, GTI-named columns)
+CACHE_FORMAT = 5  # bump when the layout or attrs of cached EventLists change (4: sky PCi_j, GTI-named columns;
+#                  5: events with NaN or infinite float X/Y dropped, scaled 64-bit columns read exactly)
 BLOSC_BLOCKSIZE = 1 << 20
 DEFAULT_CHUNK = EVENT_CHUNK  # events per chunk (xcube.io.chunking, as the FITS reader's)
 
