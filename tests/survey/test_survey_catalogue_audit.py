@@ -142,6 +142,12 @@ def test_match_and_exclude_files_are_checked_before_the_survey_runs(tmp_path, ca
     with pytest.raises(FileNotFoundError, match="bad_obs_typo.txt"):
         run(obs, out, PARAMS, compute=NoClient(), progress=False, catalogue_options={"exclude_obs": "bad_obs_typo.txt"})
     assert read_obs_list("0400000001") == {"0400000001"}
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufeff0400000001\n0400000002 # comment\n".encode("utf-8"))  # as Windows editors save it
+    assert read_obs_list(bom) == {"0400000001", "0400000002"}
+    bom.write_bytes(b"\xff\xfe0\x004\x00")
+    with pytest.raises(ValueError, match="bom.txt: not UTF-8"):
+        read_obs_list(bom)
     _fake_run(out, "0400000001", [dict(ra=1.0, dec=1.0)])
     assert main(["catalogue", str(out), "--exclude-obs", str(tmp_path / "typo")]) == 1
     assert "typo: no such file of observation ids" in capsys.readouterr().err

@@ -99,6 +99,11 @@ def test_find_odfs_and_plan(archive, tmp_path):
         plan_process(odfs, ["nope"], opts, done)
     # an observation id that is a path leading out of the archive becomes one harmless name
     assert list(find_odfs(["../../x"], archive / "archive")) == ["x"]
+    # a list line with a space that names an archive entry is kept whole, from any current directory
+    (archive / "archive" / "obs space" / "odf").mkdir(parents=True)
+    (archive / "archive" / "obs space" / "odf" / "0001_0123_SUM.ASC").write_text("")
+    (tmp_path / "space.txt").write_text("obs space\n")
+    assert list(find_odfs(tmp_path / "space.txt", archive / "archive")) == ["obs_space"]
 
 
 def test_missing_odf_is_recorded_per_step(fake_tools, tmp_path):

@@ -52,11 +52,14 @@ def read_obs_list(obs, must_exist: bool = False) -> set[str]:
     ``must_exist`` (the command line's ``--exclude-obs FILE``) must name an
     existing file (``FileNotFoundError`` naming it), so that a misspelled
     file name is not taken as an id. Returns a set of id strings; a file is
-    read eagerly."""
+    read eagerly (UTF-8, ``ValueError`` naming it otherwise)."""
     if obs is None:
         return set()
     if isinstance(obs, (str, Path)) and Path(obs).is_file():
-        lines = Path(obs).read_text().splitlines()
+        try:  # (a leading byte-order mark, as Windows editors write, dropped)
+            lines = Path(obs).read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{obs}: not UTF-8 text ({exc}); save the list of observation ids as UTF-8") from None
         return {ln.split("#", 1)[0].strip() for ln in lines if ln.split("#", 1)[0].strip()}
     if isinstance(obs, Path) or (isinstance(obs, str) and (
             must_exist or "/" in obs or os.sep in obs or obs.lower().endswith(_LIST_SUFFIXES))):

@@ -69,7 +69,7 @@ def find_odfs(observations, archive=None) -> dict[str, Path]:
     from ..survey.observations import read_obslist
 
     if isinstance(observations, (str, Path)) and Path(observations).is_file():
-        items = read_obslist(observations)
+        items = read_obslist(observations, archive=archive)  # ("obs space" in the archive kept whole)
     elif isinstance(observations, (str, Path)):
         items = [str(observations)]
     else:
