@@ -246,7 +246,9 @@ def frame_transform(image, ref, base_cx, base_cy, method="xcorr", fwhm=4.0,
     that already fits at least 70 % of the expected stars, also rotated by
     180 deg (a meridian flip of a German equatorial mount); the better fit
     wins. A transform whose offset exceeds ``ref["max_offset"]`` is
-    rejected (NaN, ``n_aligned`` = 0). Eager."""
+    rejected (NaN; ``n_aligned`` and ``n_expected`` kept, so that
+    ``n_aligned`` >= max(3, :data:`MIN_AGREE` x ``n_expected``) tells this
+    rejection from a failed fit). Eager."""
     if method not in METHODS:
         raise ValueError(f"offset_method={method!r}: use one of {METHODS}")
     cx, cy = rotation_centre(image.shape)
@@ -267,7 +269,7 @@ def frame_transform(image, ref, base_cx, base_cy, method="xcorr", fwhm=4.0,
             break
     ox, oy, rot, n, n_exp, rms = best
     if np.isfinite(ox) and max(abs(ox), abs(oy)) > ref["max_offset"]:
-        return float("nan"), float("nan"), float("nan"), 0, n_exp, float("nan")
+        return float("nan"), float("nan"), float("nan"), n, n_exp, float("nan")
     return best
 
 
@@ -289,8 +291,9 @@ def frame_offsets(cube: xr.DataArray, base_image: np.ndarray, base_x, base_y, me
     ``rotation`` [deg] (frame pixel = :func:`transform` of the base pixel:
     rotated about the frame centre, then shifted; NaN where alignment
     failed), ``n_aligned`` (stars that fit the transform; 0: coarse offset
-    only or offset beyond ``max_offset``; for a frame rejected for too few
-    agreeing stars, the count that fell short), ``n_expected`` (reference
+    only; for a frame rejected for too few agreeing stars, the count that
+    fell short; for one whose fitted offset exceeds ``max_offset``, the
+    stars that fit it), ``n_expected`` (reference
     stars inside the frame under the transform) and ``align_rms`` [px]
     (rms residual of the fitted stars).
     """

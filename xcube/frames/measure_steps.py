@@ -123,16 +123,19 @@ def _offsets(red: Reduction, obj: str, band: str) -> None:
 
 def _warn_rejected(obj: str, band: str, files: pd.Series, t: dict, cfg: dict) -> None:
     """One warning per reason naming the frames that could not be aligned
-    (``t``: per-frame :data:`~xcube.frames.align.ALIGN_VARS`)."""
+    (``t``: per-frame :data:`~xcube.frames.align.ALIGN_VARS`): too few (or
+    no) reference stars fit, with ``n_aligned`` of ``n_expected``; enough fit
+    but the offset exceeds ``offset_max_dis``; no coarse offset at all."""
     from .align import MIN_AGREE
 
     bad = ~np.isfinite(t["offset_x"])
     if not bad.any():
         return
     n, n_exp = np.nan_to_num(t["n_aligned"]).astype(int), np.nan_to_num(t["n_expected"]).astype(int)
-    few = bad & (n_exp >= 3) & (n > 0)
-    far = bad & ~few & (n_exp >= 3)
-    none = bad & ~few & ~far
+    far = bad & (n >= np.maximum(3, MIN_AGREE * n_exp))  # a good fit, rejected only for its offset
+    few = bad & ~far & (n_exp >= 3)
+    none = bad & ~far & ~few
+    other = "stars" if cfg["offset_method"] == "xcorr" else "xcorr"
 
     def names(mask, counts=False):
         idx = np.flatnonzero(mask)
@@ -140,19 +143,22 @@ def _warn_rejected(obj: str, band: str, files: pd.Series, t: dict, cfg: dict) ->
         return ", ".join(shown) + (f" and {len(idx) - 8} more" if len(idx) > 8 else "")
 
     if few.any():
-        log.warning("%s %s: %d frames rejected: fewer than %d %% of the reference stars expected in the frame fit "
-                    "its best rotation + shift (tried as is and rotated by 180 deg): %s; clouds, trailed stars or "
-                    "another field? They get no photometry", obj, band, int(few.sum()), round(100 * MIN_AGREE),
-                    names(few, True))
+        log.warning("%s %s: %d frames rejected: fewer than %d %% of the reference stars expected in the frame "
+                    "(n_aligned of n_expected) fit its best rotation + shift (tried as is and rotated by 180 deg): %s; "
+                    "no stars (clouds, a blank frame), trailed stars, another field, or a shift the coarse search "
+                    "missed (try offset_method=%r)? They get no photometry", obj, band, int(few.sum()),
+                    round(100 * MIN_AGREE), names(few, True), other)
     if far.any():
-        log.warning("%s %s: %d frames are offset by more than offset_max_dis = %g px: %s; they get no photometry; "
-                    "raise offset_max_dis if the pointing really moved that far", obj, band, int(far.sum()),
-                    cfg["offset_max_dis"], names(far))
+        log.warning("%s %s: %d frames are offset by more than offset_max_dis = %g px, although their stars fit "
+                    "(n_aligned of n_expected): %s; they get no photometry; raise offset_max_dis if the pointing "
+                    "really moved that far", obj, band, int(far.sum()), cfg["offset_max_dis"], names(far, True))
     if none.any():
-        log.warning("%s %s: %d frames could not be aligned (no coarse offset within offset_max_dis = %g px, or "
-                    "fewer than 3 reference stars found): %s; they get no photometry; check these frames, or try "
-                    "offset_method=%r", obj, band, int(none.sum()), cfg["offset_max_dis"], names(none),
-                    "stars" if cfg["offset_method"] == "xcorr" else "xcorr")
+        why = ("nothing above the sky to correlate: a blank or all-NaN frame?" if cfg["offset_method"] == "xcorr" else
+               f"fewer than 3 of the frame's stars found, or fewer than 3 agreeing with the base frame's within "
+               f"offset_max_dis = {cfg['offset_max_dis']:g} px")
+        log.warning("%s %s: %d frames could not be aligned, no coarse offset found (%s): %s; they get no "
+                    "photometry; check these frames, or try offset_method=%r", obj, band, int(none.sum()), why,
+                    names(none), other)
 
 
 # p ----------------------------------------------------------------------------------------------------------------
