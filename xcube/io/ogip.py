@@ -130,7 +130,10 @@ def _mjdref_cards(mjdref) -> dict:
 def time_cards(attrs: dict) -> dict:
     """MJDREFI/MJDREFF (and MJDREF), TIMESYS, TIMEUNIT = 's' and TIMEREF
     from xcube attrs (``mjdrefi``/``mjdreff`` when kept, else ``mjdref``;
-    ``timesys``, ``timeref``); MJDREF in days (MJD). Attrs only."""
+    ``timesys``, ``timeref``); MJDREF in days (MJD). TIMEREF only when the
+    attrs give it: a product whose inputs do not say where their times are
+    measured is not labelled 'LOCAL' (barycentred data lost their
+    SOLARSYSTEM that way). Attrs only."""
     if attrs.get("mjdrefi") is not None:
         i, f = int(attrs["mjdrefi"]), float(attrs.get("mjdreff", 0.0) or 0.0)
         cards = {"MJDREFI": i, "MJDREFF": f, "MJDREF": float(np.float64(i) + np.float64(f))}
@@ -138,7 +141,8 @@ def time_cards(attrs: dict) -> dict:
         cards = _mjdref_cards(attrs.get("mjdref"))
     cards["TIMESYS"] = str(attrs.get("timesys") or "TT")
     cards["TIMEUNIT"] = "s"
-    cards["TIMEREF"] = str(attrs.get("timeref") or "LOCAL")
+    if str(attrs.get("timeref") or "").strip():
+        cards["TIMEREF"] = str(attrs["timeref"]).strip()
     return cards
 
 

@@ -28,8 +28,8 @@ log = logging.getLogger("xcube.products")
 
 NORMS = ("leahy", "frac", "abs", "none")
 _UNITS = {"leahy": "", "frac": "(rms/mean)^2/Hz", "abs": "(count/s)^2/Hz", "none": "count^2"}
-_OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "telescop", "instrume",
-              "energy_band", "pi_band", "region", "expr", "expid", "source", "ccds")
+_OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "timeref", "telescop",
+              "instrume", "energy_band", "pi_band", "region", "expr", "expid", "source", "ccds")
 
 
 def _check(norm, segment, rebin):

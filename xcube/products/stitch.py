@@ -4,13 +4,15 @@ over an archive.
 
 ``xr.concat`` cannot join two real light curves: each carries its own GTI
 table on dimension ``gti`` and its own mission time frame (MJDREF, TIMESYS).
-:func:`stitch` converts every bin to TT seconds from a common MJDREF, keeps
+:func:`stitch` converts every bin to TT seconds (TDB when every input is
+barycentric TDB) from a common MJDREF, keeps
 the mission time and the observation's metadata along ``time``, merges the
 GTIs into one table, and sorts the bins in time.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -59,18 +61,46 @@ def _reference(lc, index: int):
     return time_reference(lc, f"stitch: {src}")
 
 
-def _one(lc, index: int, common: float) -> tuple[xr.Dataset, tuple]:
-    """Light curve ``lc`` on the common axis, its GTIs in common seconds."""
+def _time_frame(lcs, refs) -> tuple[str, str | None]:
+    """``(timesys, timeref)`` of the stitched axis: TDB when every input is
+    in TDB (barycentred data stay barycentric TDB: the geocentric TDB -> TT
+    term of up to 1.7 ms would distort them), else TT; the TIMEREF the inputs
+    share (None when none gives one). ``ValueError`` naming each input and
+    its TIMEREF when they differ (topocentric with barycentred times); a
+    missing TIMEREF is OGIP's default, LOCAL."""
+    given = [str(lc.attrs.get("timeref") or "").strip().upper() for lc in lcs]
+    if len({g or "LOCAL" for g in given}) > 1:
+        listed = ", ".join(f"{lc.attrs.get('source') or f'light curve {i}'}: {g or 'LOCAL (not given)'}"
+                           for i, (lc, g) in enumerate(zip(lcs, given)))
+        raise ValueError(f"stitch: the light curves have different TIMEREF ({listed}): topocentric (LOCAL) and "
+                         "barycentred (SOLARSYSTEM) times differ by up to about 500 s, so one time axis "
+                         "cannot hold both; barycentre all of them (e.g. barycen, barycorr) or none")
+    timeref = next((g for g in given if g), None)
+    return ("TDB" if all(ref.timesys == "TDB" for ref in refs) else "TT"), timeref
+
+
+def _on_axis(ref, axis: str):
+    """The reference to convert ``ref``'s times with onto a stitched axis in
+    ``axis``: ``ref`` itself for TT (``to_common_seconds``/``mjd_tt`` convert
+    its TIMESYS to TT); for a TDB axis (every input TDB) ``ref`` read as one
+    scale with the axis, so that only the epoch moves (their TT arithmetic is
+    that of any single time scale)."""
+    return ref if axis == "TT" else replace(ref, timesys="TT")
+
+
+def _one(lc, index: int, common: float, axis: str = "TT") -> tuple[xr.Dataset, tuple]:
+    """Light curve ``lc`` on the common axis (``axis`` seconds since MJD
+    ``common``), its GTIs in common seconds."""
     src = str(lc.attrs.get("source", f"light curve {index}"))
-    ref = _reference(lc, index)
+    ref = _on_axis(_reference(lc, index), axis)
     conv = {k: to_common_seconds(lc[k].values, ref, ref.timesys, common, src) for k in ("time", "time_lo", "time_hi")}
     n = lc.sizes["time"]
     body = lc.drop_vars([v for v in lc.variables if "gti" in lc[v].dims])
     body = body.drop_vars([c for c in ("time", "time_lo", "time_hi") if c in body.coords])
     body = body.assign_coords(
-        time=("time", conv["time"], {"units": "s", "long_name": f"TT seconds since MJD {common:.15g}"}),
+        time=("time", conv["time"], {"units": "s", "long_name": f"{axis} seconds since MJD {common:.15g}"}),
         time_lo=("time", conv["time_lo"], {"units": "s"}), time_hi=("time", conv["time_hi"], {"units": "s"}),
-        mjd=("time", mjd_tt(lc["time"].values, ref, ref.timesys, src), {"units": "d", "timesys": "TT"}),
+        mjd=("time", mjd_tt(lc["time"].values, ref, ref.timesys, src), {"units": "d", "timesys": axis}),
         mission_time=("time", np.asarray(lc["time"].values, np.float64),
                       {"units": "s", "long_name": "time in the observation's own mission frame"}),
         obs_index=("time", np.full(n, index, np.int32)),
@@ -90,19 +120,23 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     lightcurves : light-curve Datasets (``xcube.lightcurve``,
         ``xcube.read_lightcurve``), OGIP light-curve paths, or a DataTree of
         light curves; any missions, each with its ``mjdref`` and ``timesys``.
-    mjdref : common reference [MJD, TT] of the new ``time`` axis; default the
-        whole MJD before the earliest bin.
+    mjdref : common reference [MJD, TT; TDB for a TDB axis] of the new
+        ``time`` axis; default the whole MJD before the earliest bin.
 
     Returns
     -------
     ``xr.Dataset`` on ``time``: every input bin exactly once, sorted by time.
-    Coords ``time``/``time_lo``/``time_hi`` [TT s since ``mjdref``], ``mjd``
-    [MJD, TT, bin centre], ``mission_time`` [s in the observation's own frame],
-    ``exposure``, ``fracexp``, and per-bin metadata ``obs_id``, ``mission``,
+    Coords ``time``/``time_lo``/``time_hi`` [TT s since ``mjdref``; TDB s
+    when every input is TDB, as barycentred data are: they are not moved to
+    TT], ``mjd`` [MJD, TT (TDB), bin centre], ``mission_time`` [s in the
+    observation's own frame], ``exposure``, ``fracexp``, and per-bin metadata ``obs_id``, ``mission``,
     ``instrument``, ``obs_index`` (position in the input list). Variables are
     the union of the inputs' (NaN where an observation lacks one); one merged
     ``gti_start``/``gti_stop`` table in the new frame. attrs ``mjdref``,
-    ``timesys = 'TT'``, ``n_observations`` (distinct mission and obs_id: two
+    ``timesys`` (``'TT'``, or ``'TDB'``), ``timeref`` when an input gives
+    one (all inputs must share it: topocentric LOCAL with barycentred
+    SOLARSYSTEM is a ``ValueError`` naming them; none given is LOCAL),
+    ``n_observations`` (distinct mission and obs_id: two
     cameras of one observation count once), ``n_lightcurves``,
     ``observations`` (obs_id of each light curve),
     ``time_bin`` (NaN when the inputs differ), ``rate_kind`` and
@@ -118,11 +152,13 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     lcs = _as_lightcurves(lightcurves)
     kind = _rate_kind(lcs)
     band = _band_attrs(lcs)
+    refs = [_reference(lc, i) for i, lc in enumerate(lcs)]
+    axis, timeref = _time_frame(lcs, refs)
     if mjdref is None:
-        refs = [_reference(lc, i) for i, lc in enumerate(lcs)]
-        starts = [mjd_tt(lc["time_lo"].values[:1], ref, ref.timesys) for lc, ref in zip(lcs, refs) if lc.sizes["time"]]
+        on = [_on_axis(ref, axis) for ref in refs]
+        starts = [mjd_tt(lc["time_lo"].values[:1], ref, ref.timesys) for lc, ref in zip(lcs, on) if lc.sizes["time"]]
         mjdref = float(np.floor(min(float(s[0]) for s in starts))) if starts else refs[0].mjdref
-    bodies, gtis = zip(*[_one(lc, i, float(mjdref)) for i, lc in enumerate(lcs)])
+    bodies, gtis = zip(*[_one(lc, i, float(mjdref), axis) for i, lc in enumerate(lcs)])
     names = sorted({v for b in bodies for v in b.data_vars})
     bands = {tuple(b["band"].values) if "band" in b.dims else None for b in bodies}
     if len(bands) > 1:
@@ -137,19 +173,23 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
                     combine_attrs="drop")
     order = np.argsort(out["time"].values, kind="stable")
     out = out.isel(time=order)
+    for k in ("time", "time_lo", "time_hi", "mjd", "mission_time"):  # the axis' own (units, timesys), as made by _one
+        out[k].attrs = dict(bodies[0][k].attrs)
     start = np.concatenate([g[0] for g in gtis])
     stop = np.concatenate([g[1] for g in gtis])
     g = gtimod.normalize(start, stop, warn=False)
     out["gti_start"] = ("gti", g[0], {"units": "s"})
     out["gti_stop"] = ("gti", g[1], {"units": "s"})
     widths = {round(float(lc.attrs.get("time_bin", np.nan)), 9) for lc in lcs}
-    out.attrs = {"kind": "lightcurve", "stitched": True, "mjdref": float(mjdref), "timesys": "TT",
+    out.attrs = {"kind": "lightcurve", "stitched": True, "mjdref": float(mjdref), "timesys": axis,
                  "n_observations": _n_observations(lcs), "n_lightcurves": len(lcs),
                  "observations": [str(lc.attrs.get("obs_id", "")) for lc in lcs],
                  "sources": [str(lc.attrs.get("source", "")) for lc in lcs],
                  "missions": sorted({str(lc.attrs.get("mission", "")) for lc in lcs}),
                  "time_bin": widths.pop() if len(widths) == 1 else float("nan"), "xcube_version": __version__}
     out.attrs.update(band)
+    if timeref is not None:
+        out.attrs["timeref"] = timeref
     if kind != "total":
         out.attrs["rate_kind"] = kind
         out.attrs["hduclas2"] = {"net": "NET", "background": "BKG"}[kind]
