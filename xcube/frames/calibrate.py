@@ -31,18 +31,29 @@ _STRIP_ROWS = 128
 _WHOLE_FRAME_WARN = 1 << 30
 
 
+def _lazy(cube: xr.DataArray):
+    """The ``(frame, y, x)`` cube's Dask array; a numpy-backed cube (already
+    in memory) is wrapped without a copy, in strips of ``_STRIP_ROWS`` rows."""
+    import dask.array as da
+
+    if isinstance(cube.data, da.Array):
+        return cube.data
+    return da.from_array(np.asarray(cube.data), chunks=(-1, min(_STRIP_ROWS, cube.sizes["y"]), -1))
+
+
 def _median_stack(cube: xr.DataArray) -> np.ndarray:
-    """Median over frames, computed in strips of rows (eager). Memory is
-    the number of frames times one strip only when the cube is already
-    chunked in row strips (``stack_frames(rows, {"frame": -1, "y": 128})``,
-    as the pipeline does); whole-frame chunks must all be read before the
-    first strip is complete, so the whole stack is then held in memory."""
+    """Median over frames, computed in strips of rows (eager; the cube
+    Dask- or numpy-backed). Memory is the number of frames times one strip
+    only when a Dask cube is already chunked in row strips
+    (``stack_frames(rows, {"frame": -1, "y": 128})``, as the pipeline does);
+    whole-frame chunks must all be read before the first strip is complete,
+    so the whole stack is then held in memory."""
     chunks = getattr(cube.data, "chunks", None)
     if chunks and len(chunks[0]) > 1 and len(chunks[1]) == 1 and cube.nbytes > _WHOLE_FRAME_WARN:
         log.warning("median of %d frames chunked as whole frames holds all %.0f MB in memory; open them with "
                     "chunks={'frame': -1, 'y': 128} to combine them strip by strip", cube.sizes["frame"],
                     cube.nbytes / 1e6)
-    data = cube.data.rechunk((cube.sizes["frame"], min(_STRIP_ROWS, cube.sizes["y"]), -1))
+    data = _lazy(cube).rechunk((cube.sizes["frame"], min(_STRIP_ROWS, cube.sizes["y"]), -1))
     return np.asarray(data.map_blocks(_median_block, chunks=(1,) + data.chunks[1:], dtype=np.float32).compute())[0]
 
 
@@ -53,7 +64,8 @@ def _median_block(block: np.ndarray) -> np.ndarray:
 
 def master_bias(bias: xr.DataArray) -> xr.DataArray:
     """Master bias [ADU]: the per-pixel median of the ``(frame, y, x)`` bias
-    frames (eager; returns a numpy-backed ``(y, x)`` DataArray)."""
+    frames (Dask- or numpy-backed; eager; returns a numpy-backed ``(y, x)``
+    DataArray)."""
     if bias.sizes["frame"] == 0:
         raise ValueError("no bias frames to combine")
     out = _median_stack(bias)
@@ -62,8 +74,9 @@ def master_bias(bias: xr.DataArray) -> xr.DataArray:
 
 
 def flat_levels(flat: xr.DataArray) -> np.ndarray:
-    """Median [ADU] of each flat frame, from every 4th pixel (eager, one value per frame)."""
-    sub = flat.data[:, ::4, ::4]
+    """Median [ADU] of each flat frame of the ``(frame, y, x)`` cube (Dask-
+    or numpy-backed), from every 4th pixel (eager, one value per frame)."""
+    sub = _lazy(flat)[:, ::4, ::4]
     return np.asarray(sub.map_blocks(lambda b: np.nanmedian(b.reshape(len(b), -1), axis=1),
                                      drop_axis=[1, 2], dtype=np.float64).compute())
 
@@ -72,14 +85,17 @@ def master_flat(flat: xr.DataArray, bias, low: float = 5000.0, high: float = 500
     """Master flat of one band: each bias-subtracted flat divided by its own
     median, median-combined, normalised to median 1 (eager; ``(y, x)``).
 
-    ``flat``: ``(frame, y, x)`` raw flats [ADU]; ``bias``: master bias
-    (array or DataArray, ``(y, x)``). Flats whose raw median is outside
-    ``[low, high]`` ADU are rejected with a log line; ``ValueError`` when
-    none is left (the message lists the levels and the limits to change).
+    ``flat``: ``(frame, y, x)`` raw flats [ADU], Dask- or numpy-backed;
+    ``bias``: master bias (array or DataArray, ``(y, x)``). Flats whose raw
+    median is outside ``[low, high]`` ADU are rejected with a log line
+    naming the ``file`` coordinate (else the frame index); ``ValueError``
+    when none is left (the message lists the levels and the limits to
+    change).
     """
     levels = flat_levels(flat)
     keep = (levels >= low) & (levels <= high)
-    for name, level in zip(flat["file"].values[~keep], levels[~keep]):
+    names = flat["file"].values if "file" in flat.coords else [f"frame {i}" for i in range(len(levels))]
+    for name, level in zip(np.asarray(names)[~keep], levels[~keep]):
         log.info("flat %s rejected: median %.0f ADU outside [%g, %g]", name, level, low, high)
     if not keep.any():
         raise ValueError(f"all {len(levels)} flats rejected: medians {np.round(levels).tolist()} ADU are outside "
