@@ -9,7 +9,15 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .grouping import group_spectrum
-from .lightcurve import ccd_event_counts, ccd_good_time, product_attrs, region_backscal, region_text, require_good_time
+from .lightcurve import (
+    ccd_event_counts,
+    ccd_good_time,
+    pi_band,
+    product_attrs,
+    region_backscal,
+    region_text,
+    require_good_time,
+)
 
 __all__ = ["spectrum", "standard_grid", "in_own_good_time"]
 
@@ -72,6 +80,37 @@ def _channel_axis(events, channel_bin: int, pi_range):
     first, last = min(full[0], sel[0]), max(full[1], sel[1])
     axis = Axis.regular("channel", first * cb, cb, last - first + 1, units="channel", column="pi")
     return axis, first, last, (pmin, pmax), sel
+
+
+def _band_channels(events, band, cb: int, sel: tuple[int, int], asked: bool) -> tuple[int, int]:
+    """The selected channels ``sel`` ``(lo, hi)`` narrowed to those whose
+    ``cb`` PI lie wholly inside the energy band ``band`` [keV] the events were
+    already cut to (:func:`xcube.select.applied_band`: ``select(energy_band=)``
+    or a PI/energy term of ``expr``), as ``pi_range``'s edges are: a channel
+    left with part of its PI values would be biased low against the RMF.
+    ``sel`` unchanged when the band has no PI channels (no energy
+    calibration). A narrowed ``pi_range`` that was ``asked`` for is logged as
+    a warning naming the file and both, as the light curve's band; ``ValueError``
+    naming them when no whole channel is left. Attrs only, no event read."""
+    pis = pi_band(events, band)
+    if pis is None:
+        return sel
+    lo, hi = max(sel[0], -(-pis[0] // cb)), min(sel[1], (pis[1] + 1) // cb - 1)
+    src = events.attrs.get("source") or "events"
+    what = (f"the events were already cut to {band[0]:g}-{band[1]:g} keV (PI {pis[0]}-{pis[1]}; "
+            "select(energy_band=...), or the filter expression)")
+    asked_pi = f"pi_range {sel[0] * cb}-{(sel[1] + 1) * cb - 1}"
+    if hi < lo:
+        raise ValueError(f"{src}: {what}, which holds no whole channel of {cb} PI"
+                         + (f" inside the requested {asked_pi}" if asked else "")
+                         + "; a channel filled from part of its PI values would be biased low against the RMF. "
+                         "Cut a wider band, or give channel_bin (e.g. 1) and pi_range for this one")
+    if (lo, hi) != tuple(sel):
+        (log.warning if asked else log.info)(
+            "%s: %s, so the %s is narrowed to the whole channels of %d PI inside the band, PI %d-%d (channels "
+            "%d-%d; the others are bad, quality 1)", src, what, f"requested {asked_pi}" if asked else "spectrum",
+            cb, lo * cb, (hi + 1) * cb - 1, lo, hi)
+    return lo, hi
 
 
 def _source_ccd(sel, prof) -> int | None:
@@ -191,7 +230,12 @@ def spectrum(
         every channel of the instrument's grid (the standard grid at its
         ``channel_bin``, else ``profile.pi_range``), so that DETCHANS and the
         channels match the mission's RMF: those outside ``pi_range`` hold 0
-        counts with ``quality`` 1 (bad: XSPEC ignores them).
+        counts with ``quality`` 1 (bad: XSPEC ignores them). Events already
+        cut to an energy band (``select(energy_band=...)``, or a PI/energy
+        term of ``expr``; :func:`xcube.select.applied_band`) narrow it to the
+        channels wholly inside that band, the others bad the same way (a
+        given ``pi_range`` narrowed so: a warning); ``ValueError`` naming
+        the file when no whole channel is left.
     group_min : group to at least this many counts per group
         (see :func:`xcube.products.group_min_counts`); computes the spectrum.
     backscal : ``"geometric"`` (default) or ``"detector"``: BACKSCAL as the
@@ -203,7 +247,7 @@ def spectrum(
     ``xr.Dataset`` on dim ``channel`` (integer channel numbers) with coords
     ``pi_lo``/``pi_hi`` (PI edges, half-open) and, where the mission converts
     PI to energy, ``energy_lo``/``energy_hi`` [keV]; variables ``counts`` (and
-    ``bkg_counts``; ``quality`` 1 outside a narrower ``pi_range``;
+    ``bkg_counts``; ``quality`` 1 outside a narrower ``pi_range`` or an energy band cut;
     ``grouping``/``quality`` with ``group_min``). attrs:
     ``exposure`` [s]: the live time, the good time (GTI total) x the event
     file's live fraction, from its event-table header: for XMM EPIC
@@ -222,7 +266,8 @@ def spectrum(
     ``backscal_geometric``/``backscal_fraction`` (``bkg_...``); 1.0 without
     a region), ``area_arcsec2``, ``channel_range`` (first and last channel of
     the grid: TLMIN/TLMAX, DETCHANS channels), ``channel_bin``, ``pi_range``
-    (the PI selected, inclusive, after rounding), ``chantype`` (CHANTYPE:
+    (the PI selected, inclusive, after rounding), ``energy_band`` [keV] and
+    ``pi_band`` (PI, inclusive) of a band the events were cut to, ``chantype`` (CHANTYPE:
     ``"PI"``, or ``"PHA"`` where the profile's channel column is PHA, RXTE
     PCA), ``region``/``background_region``, observation attrs and provenance.
 
@@ -238,7 +283,7 @@ def spectrum(
     """
     from ..binning import bin_events, pixel_arcsec
     from ..io.events import not_a_tree
-    from ..select import screening_expr, select
+    from ..select import applied_band, screening_expr, select
 
     not_a_tree(events, "spectrum")
     if background is not None and region is None:
@@ -246,10 +291,15 @@ def spectrum(
     if "pi" not in events.variables:
         raise ValueError(f"{events.attrs.get('source', 'events')}: no 'pi' column to make a spectrum from")
     require_good_time(events, "spectrum")
+    band = applied_band(events, None, expr=expr)  # a band the events were cut to (before, or in expr), or None
     expr = screening_expr(events, expr, screening)
+    asked = pi_range is not None
     channel_bin, pi_range = standard_grid(events, channel_bin, pi_range)
     axis, first, last, (pmin, pmax), (sel_lo, sel_hi) = _channel_axis(events, channel_bin, pi_range)
     cb = int(channel_bin)
+    if band is not None:  # whole channels inside the band only, the others bad (as outside pi_range)
+        sel_lo, sel_hi = _band_channels(events, band, cb, (sel_lo, sel_hi), asked)
+        pmin, pmax = sel_lo * cb, (sel_hi + 1) * cb - 1
     chan = first + np.arange(axis.size)
     inside = (chan >= sel_lo) & (chan <= sel_hi)  # whole channels: PI [pmin, pmax]
     from ..io.ogip import dead_time_keywords
@@ -289,6 +339,7 @@ def spectrum(
         events, kind="spectrum", backscal=backscal,
         area_arcsec2=backscal * pix**2 if region is not None else None,
         channel_range=(int(first), int(last)), channel_bin=cb, pi_range=(pmin, pmax),
+        energy_band=list(band) if band is not None else None, pi_band=pi_band(events, band),
         region=region_text(region), expr=expr, chantype=prof.channel_type, **expo,
         **{k: v for k, v in areas.items() if k.startswith("backscal_")},
     )
