@@ -83,13 +83,23 @@ class PdsSums:
 
 #: fewest ``dt`` bins a segment may hold: 2 bins leave no frequency between 1/segment and the Nyquist frequency
 MIN_SEGMENT_BINS = 3
+#: float64 arrays of ``n_bin`` one task holds while it transforms a segment (measured: 6 for events, 7 for
+#: light curves: histogram, complex FFT, |FFT|^2, the sum)
+SEGMENT_ARRAYS = 8
 
 
 def segment_bins(segment: float, dt: float, source: str = "") -> tuple[float, int]:
     """``(segment, n_bin)``: ``segment`` [s] fixed to a whole number of
     ``dt`` bins as Stingray does. ``ValueError`` naming ``source`` when that
-    is fewer than :data:`MIN_SEGMENT_BINS` bins (Stingray would divide by zero)."""
+    is fewer than :data:`MIN_SEGMENT_BINS` bins (Stingray would divide by
+    zero), or when the :data:`SEGMENT_ARRAYS` arrays of ``n_bin`` float64 a
+    task needs for one segment exceed a quarter of the memory available
+    (several tasks run at once): :func:`xcube.binning.memory.check_size`,
+    as ``xcube lc`` checks its time axis, instead of a ``MemoryError`` from
+    inside a task. Eager, before anything is computed."""
     from stingray.utils import fix_segment_size_to_integer_samples
+
+    from ..binning import memory
 
     fixed, n_bin = fix_segment_size_to_integer_samples(float(segment), float(dt))
     if n_bin < MIN_SEGMENT_BINS:
@@ -98,6 +108,11 @@ def segment_bins(segment: float, dt: float, source: str = "") -> tuple[float, in
                          f"{float(dt):g} s (dt); a segment must hold at least {MIN_SEGMENT_BINS} bins of dt (2 leave "
                          f"no frequency below the Nyquist frequency): use a segment of at least {need:g} s (e.g. "
                          f"segment={64 * float(dt):g}, --segment {64 * float(dt):g}) or a smaller dt (--dt)")
+    memory.check_size((SEGMENT_ARRAYS * int(n_bin),), np.float64, limit=memory.available_bytes() // 4,
+                      what=f"{source or 'input'}: the arrays of one {float(fixed):g} s segment ({int(n_bin)} bins of "
+                           f"dt = {float(dt):g} s, {SEGMENT_ARRAYS} float64 arrays of that many bins per task)",
+                      hint="each segment is Fourier transformed at once: use a shorter segment (segment=, --segment) "
+                           "or a larger dt (dt=, --dt)")
     return fixed, n_bin
 
 
