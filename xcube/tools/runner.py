@@ -63,6 +63,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -441,12 +442,41 @@ def _inside(path, root) -> bool:
     return p.startswith(r.rstrip(os.sep) + os.sep)
 
 
+#: where a file name inside a value ends: function-call brackets and commas (``gti(gti.fits,TIME)``,
+#: ``region(src.reg,X,Y)``), quotes (CFITSIO ``regfilter("src.reg")``)
+_NAME_DELIMITERS = re.compile(r"[(),'\"]")
+#: a CFITSIO extension number after a file name (``ev.fits+1``)
+_EXTENSION_NUMBER = re.compile(r"\+\d+$")
+
+
+def _name_candidates(text: str) -> list[str]:
+    """The strings of a parameter value that may name a file, in order: the
+    whole value, its space-separated words, and the pieces between brackets,
+    commas and quotes (whole, then their words), each as it is and with a
+    leading ``@`` (list file), a CFITSIO/SAS extension or filter
+    (``[EVENTS]``, ``[1][PI>5]``, ``:EVENTS``) and an extension number
+    (``+1``) stripped."""
+    pieces = [text] + text.split()
+    for piece in _NAME_DELIMITERS.split(text):
+        piece = piece.strip()
+        pieces += [piece] + piece.split()
+    out = []
+    for piece in dict.fromkeys(p for p in pieces if p):
+        word = piece.lstrip("@")
+        base = word.split("[", 1)[0]
+        out += [word, base, word.split(":", 1)[0], _EXTENSION_NUMBER.sub("", base)]
+    return [c for c in dict.fromkeys(out) if c]
+
+
 def _named_files(values, wd: Path) -> list[Path]:
     """Existing regular files named by parameter values or positional
-    arguments: a whole value, one of its space-separated words, or a list
-    item; relative names taken in ``wd``; ``[ext]``/``:ext`` (FITS extension)
-    and a leading ``@`` (list file) stripped; ``!name`` (clobber: an output)
-    left out."""
+    arguments: a whole value, one of its space-separated words, a list item,
+    or a name inside an expression (SAS selectlib ``gti(gti.fits,TIME)``,
+    ``region(src.reg,X,Y)``; CFITSIO ``regfilter("src.reg",X,Y)``); relative
+    names taken in ``wd``; ``[ext]``/``[ext][filter]``/``:ext``/``+n`` (FITS
+    extension, CFITSIO syntax) and a leading ``@`` (list file) stripped;
+    ``!name`` (clobber: an output) left out. Each file once per value. Eager:
+    one ``stat`` per candidate string."""
     found: list[Path] = []
 
     def visit(v):
@@ -459,20 +489,16 @@ def _named_files(values, wd: Path) -> list[Path]:
         text = os.fspath(v).strip()
         if not text or text.startswith("!"):
             return
-        words = text.split()
-        for word in dict.fromkeys([text] + (words if len(words) > 1 else [])):
-            word = word.lstrip("@")
-            for cand in dict.fromkeys((word, word.split("[", 1)[0], word.split(":", 1)[0])):
-                if not cand:
-                    continue
-                path = Path(os.path.normpath(os.path.join(wd, cand)))
-                try:
-                    is_file = path.is_file()
-                except (OSError, ValueError):  # a name too long, a NUL byte: not a file
-                    is_file = False
-                if is_file:
-                    found.append(path)
-                    break
+        here: list[Path] = []
+        for cand in _name_candidates(text):
+            path = Path(os.path.normpath(os.path.join(wd, cand)))
+            try:
+                is_file = path.is_file()
+            except (OSError, ValueError):  # a name too long, a NUL byte: not a file
+                is_file = False
+            if is_file and path not in here:
+                here.append(path)
+        found.extend(here)
 
     for v in values:
         visit(v)
