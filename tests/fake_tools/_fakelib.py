@@ -677,7 +677,10 @@ def _make_xmm_events(inst, exp, obs_id, prim, n_scale=1.0, oot=False, seed=0):
            "DATE-OBS": prim["DATE-OBS"], "CREATOR": "fake-chain"}
     gtis = [(f"STDGTI{c:02d}", {"CCDID": c}, np.array([t0 + 5.0 * c]), np.array([t1 - 3.0 * c]))
             for c in range(1, nccd + 1)]
-    return cols, hdr, gtis
+    # as the SAS chains write them: each CCD's events inside its own STDGTInn
+    c = cols["CCDNR"].astype(np.int64)
+    inside = (cols["TIME"] >= t0 + 5.0 * c) & (cols["TIME"] < t1 - 3.0 * c)
+    return {k: v[inside] for k, v in cols.items()}, hdr, gtis
 
 
 def _write_xmm_events(path, cols, hdr, gtis):
