@@ -48,7 +48,7 @@ from ..io.atomic import atomic_file, write_text
 from ..products import naming
 from .derived import Step, net_lightcurve_file, power_spectrum_file
 from .provenance import read_record, record_path, write_record
-from .runner import Task, fingerprint
+from .runner import Task, fingerprint, format_value
 
 __all__ = [
     "DETECTORS",
@@ -438,6 +438,13 @@ def aligned_gti(gti_file, time_range, out_file) -> Path:
     return out
 
 
+def _time_text(t) -> str:
+    """A time [s] in a file name: the shortest text that reads back as the
+    same double (``200000100``, ``200000100.45``; never rounded, so ranges
+    differing by under a second get distinct names)."""
+    return format_value(float(t))
+
+
 def spectrum_tasks(l1: Level1, det: str, out_dir, *, time_range=None, group_min: int | None = 25,
                    deps: Sequence[str] = (), screen_dir=None, ra=None, dec=None) -> list[Task]:
     """Spectrum, background, response and grouped spectrum of one detector.
@@ -445,12 +452,15 @@ def spectrum_tasks(l1: Level1, det: str, out_dir, *, time_range=None, group_min:
     With ``time_range`` (start, stop) [s] the spectrum covers only that range
     and its background gets :func:`aligned_gti` (made here, eagerly, so the
     screening must have run). Products ``<expid>_<det>_spec[_<t0>-<t1>s].pha``,
-    ``..._specbkg...pha``, ``..._rsp.fits``, ``..._specgrp...pha``."""
+    ``..._specbkg...pha``, ``..._rsp.fits``, ``..._specgrp...pha``, the times
+    written as the shortest text that reads back as the same number
+    (``200000100-200000500s``, ``200000100.45-200000500.55s``), so two ranges
+    never share a file."""
     d = _det(det)
     out = Path(out_dir).resolve()
     files = _screen_files(l1, d.name, screen_dir or out)
     low = d.name.lower()
-    kind_sfx = f"_{time_range[0]:.0f}-{time_range[1]:.0f}s" if time_range is not None else ""
+    kind_sfx = f"_{_time_text(time_range[0])}-{_time_text(time_range[1])}s" if time_range is not None else ""
     spec = out / f"{l1.expid}_{d.name}_spec{kind_sfx}.pha"
     prefix = spec.with_suffix("")
     p = {"evtfile": files["screen"], "outfile": prefix, "userdetid": d.lc_dets}
