@@ -6,7 +6,8 @@ pixel on the sky position of its own ``x``/``y`` centre; a grid whose centres
 are not evenly spaced has no WCS and is refused. They used to keep CDELT and
 the direction of the binned grid: a star at x-pixel 12.2 of ``x[::2]`` was
 written at 24.3, after ``coarsen(2)`` at 423.8 instead of 211.9, after a flip
-at -438.7 instead of 438.7."""
+at -438.7 instead of 438.7; the physical keywords (LTM/LTV, WCS P) had the same
+fault."""
 from __future__ import annotations
 
 import dask.array as da
@@ -87,7 +88,15 @@ def test_write_image_writes_the_wcs_of_the_pixels_present(op, tmp_path):
     ev = _events()
     g = OPS[op](xcube.image(ev, 40.0, x_range=(24000, 27999), y_range=(24000, 27999), screening=False).compute())
     out = xcube.write_image(tmp_path / "im.fits", g)
-    _assert_same_sky(_placed(WCS(fits.getheader(out)), g), _truth(g, ev))
+    h = fits.getheader(out)
+    _assert_same_sky(_placed(WCS(h), g), _truth(g, ev))
+    # the physical (sky X/Y) keywords too: LTM/LTV and the alternate WCS P map each pixel to its own centre
+    jx, jy = np.arange(g.sizes["x"]) + 1.0, np.arange(g.sizes["y"]) + 1.0  # 1-based image pixels
+    np.testing.assert_allclose((jx - h["LTV1"]) / h["LTM1_1"], g.x.values, rtol=0, atol=1e-6)
+    np.testing.assert_allclose((jy - h["LTV2"]) / h["LTM2_2"], g.y.values, rtol=0, atol=1e-6)
+    phys = WCS(h, key="P")
+    np.testing.assert_allclose(phys.wcs_pix2world(jx - 1, 0 * jx, 0)[0], g.x.values, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(phys.wcs_pix2world(0 * jy, jy - 1, 0)[1], g.y.values, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("op", list(UNEVEN))

@@ -1085,24 +1085,26 @@ _WCS_KEYS = ("WCSAXES", "CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX
 def physical_cards(image: xr.DataArray) -> dict:
     """Keywords mapping image pixels to the event file's sky X/Y ("physical"
     coordinates in DS9 and CIAO): LTV1/LTV2, LTM1_1/LTM2_2 (image = LTM x
-    physical + LTV) and the same as the alternate WCS ``P`` (CTYPE1P = 'x').
-    Empty when the image has no ``x_lo``/``y_lo`` bin edges. CRVAL/CDELT
-    are in sky pixels; reads only the first bin edges (the image data are not
-    computed)."""
+    physical + LTV) and the same as the alternate WCS ``P`` (CTYPE1P = 'x'),
+    from the cells' centres as they are now (a stepped, flipped or coarsened
+    grid too: :func:`xcube.binning.sky.grid_spacing`, ``ValueError`` when
+    they are not evenly spaced). Empty when the image has no 1-D ``x``/``y``
+    coordinate. CRVAL/CDELT are in sky pixels; reads only the centres (the
+    image data are not computed)."""
+    from ..binning.sky import grid_spacing
+
     cards = {}
     for axis, dim in ((1, "x"), (2, "y")):
-        if f"{dim}_lo" not in image.coords or f"{dim}_hi" not in image.coords or not image.sizes.get(dim):
+        spacing = grid_spacing(image, dim) if image.sizes.get(dim) else None
+        if spacing is None:
             return {}
-        lo = float(image[f"{dim}_lo"].values[0])
-        width = float(image[f"{dim}_hi"].values[0] - image[f"{dim}_lo"].values[0])
-        if not width > 0:
-            return {}
-        cards[f"LTV{axis}"] = (0.5 - lo / width, f"image pixel = LTM{axis}_{axis} * {dim.upper()} + LTV{axis}")
-        cards[f"LTM{axis}_{axis}"] = (1.0 / width, f"image pixels per sky pixel along {dim.upper()}")
+        x0, step = spacing  # pixel i (1-based) is centred on x0 + (i - 1) step
+        cards[f"LTV{axis}"] = (1.0 - x0 / step, f"image pixel = LTM{axis}_{axis} * {dim.upper()} + LTV{axis}")
+        cards[f"LTM{axis}_{axis}"] = (1.0 / step, f"image pixels per sky pixel along {dim.upper()}")
         cards[f"CTYPE{axis}P"] = dim.upper()
-        cards[f"CRPIX{axis}P"] = 0.5
-        cards[f"CRVAL{axis}P"] = lo
-        cards[f"CDELT{axis}P"] = width
+        cards[f"CRPIX{axis}P"] = 1.0
+        cards[f"CRVAL{axis}P"] = x0
+        cards[f"CDELT{axis}P"] = step
         cards[f"CUNIT{axis}P"] = "pixel"
     cards["WCSNAMEP"] = "PHYSICAL"
     return cards
