@@ -12,12 +12,14 @@ from __future__ import annotations
 import ast
 import configparser
 import difflib
+import json
 import logging
 from pathlib import Path
 
 from .select import PICK_DEFAULTS
 
-__all__ = ["DEFAULTS", "EXIST_MODES", "MISSING_MODES", "QLCP_UNUSED", "load_config", "for_key", "parse_value"]
+__all__ = ["DEFAULTS", "EXIST_MODES", "MISSING_MODES", "QLCP_UNUSED", "KEY_STEP", "load_config", "for_key",
+           "parse_value", "made_with"]
 
 log = logging.getLogger("xcube.frames")
 
@@ -66,6 +68,48 @@ DEFAULTS = {
     "num_workers": None,         # Dask workers; None: all cores
     "progress": None,            # Dask progress bars; None: when stderr is a terminal
 }
+
+#: the step whose output holds each key's effect: a later step reads that output as it was made, so the value
+#: that counts is the one of the run that made it (see :func:`made_with`). The calibration keys (steps b, f, i)
+#: act through the calibrated frames. Keys not listed (patterns, run modes, Dask, result_format) act on each run.
+KEY_STEP = {key: step for step, keys in (
+    ("i", ("site_lon", "site_lat", "site_ele", "alt_coord", "use_bias", "alt_bias", "use_flat", "alt_flat",
+           "flat_limit_low", "flat_limit_high", "allow_no_flat", "raw_saturation", "border_cut")),
+    ("o", ("base_img", "offset_method", "offset_max_dis", "find_threshold", "max_stars", "saturation")),
+    ("p", ("aper", "annulus", "gain", "zero_point", "starxy", "match_max_dis")),
+    ("k", ("ind_tgt", "ind_ref", "ind_chk", "pick_aper", *PICK_DEFAULTS)),
+) for key in keys}
+
+_ORDER = "lbfiopkcd"
+
+
+def _plain(value):
+    """``value`` as JSON gives it back (tuples as lists, dict keys as strings), for records and comparisons."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def made_with(cfg: dict, step: str, recorded=None) -> tuple[dict, dict]:
+    """The configuration behind the output of ``step`` (a letter of
+    ``lbfiopkcd``), as a JSON-ready dict: the keys of ``step``
+    (:data:`KEY_STEP`) as in this run's ``cfg``; those of earlier steps as
+    ``recorded`` (the record of the input the step read, a dict or its JSON
+    text; this run's value for a key it lacks, as in outputs of an older
+    xcube); keys of later steps and of no step left out. Also returns the
+    keys of earlier steps whose value in ``cfg`` differs from the record,
+    ``{key: (recorded, this run)}``: settings this run does not apply."""
+    rec = json.loads(recorded) if isinstance(recorded, str) else dict(recorded or {})
+    out, differ = {}, {}
+    for key, owner in KEY_STEP.items():
+        if _ORDER.index(owner) > _ORDER.index(step):
+            continue
+        now = _plain(cfg[key])
+        if owner == step or key not in rec:
+            out[key] = now
+        else:
+            out[key] = rec[key]
+            if _plain(rec[key]) != now:
+                differ[key] = (rec[key], now)
+    return out, differ
 
 
 #: keys of QLCP configuration files that xcube accepts and does not use, with the reason

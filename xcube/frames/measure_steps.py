@@ -3,13 +3,14 @@
 in :mod:`xcube.frames.result_steps`)."""
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .config import for_key
+from .config import for_key, made_with
 from .pipeline import Missing, Reduction
 
 log = logging.getLogger("xcube.frames")
@@ -39,9 +40,11 @@ def calibrated_cube(red: Reduction, obj: str, band: str) -> tuple[pd.DataFrame, 
     ``band``: the filter name (no unit). The cube is
     :func:`~xcube.frames.files.stack_frames`' float32 ``(frame, y, x)``
     DataArray [adu] with coords ``time`` (MJD at mid-exposure, UTC [d]),
-    ``exposure`` [s] and ``airmass``, chunked by ``chunk_frames``. Eager:
-    reads ``frames.csv``, checks that the files exist and reads the first
-    one's header; no pixel is read."""
+    ``exposure`` [s] and ``airmass``, chunked by ``chunk_frames``, and
+    ``attrs["border_cut"]``: the pixels trimmed from each side (the first
+    frame's ``BORDER`` keyword; absent without it). Eager: reads
+    ``frames.csv``, checks that the files exist and reads the first one's
+    header; no pixel is read."""
     from astropy.io import fits
 
     from .files import stack_frames
@@ -64,7 +67,10 @@ def calibrated_cube(red: Reduction, obj: str, band: str) -> tuple[pd.DataFrame, 
     rows = pd.DataFrame({"path": [str(gdir / c) for c in frames["calibrated"]], "hdu": 0, "ny": ny, "nx": nx,
                          "name": frames["file"], "mjd": frames["mjd"], "exposure": frames["exposure"],
                          "airmass": frames["airmass"]})
-    return frames, stack_frames(rows, {"frame": int(red.cfg["chunk_frames"])})
+    cube = stack_frames(rows, {"frame": int(red.cfg["chunk_frames"])})
+    if "BORDER" in header:
+        cube.attrs["border_cut"] = int(header["BORDER"])
+    return frames, cube
 
 
 def _base_image(red: Reduction, frames: pd.DataFrame, cube: xr.DataArray) -> tuple[np.ndarray, str]:
@@ -88,8 +94,10 @@ def _base_image(red: Reduction, frames: pd.DataFrame, cube: xr.DataArray) -> tup
 
 # o ----------------------------------------------------------------------------------------------------------------
 def step_offsets(red: Reduction) -> None:
-    """Base-frame stars (``stars_<obj>_<band>.csv``, ``base_<obj>_<band>.json``)
-    and per-frame offsets (``offset_<obj>_<band>.csv``)."""
+    """Base-frame stars (``stars_<obj>_<band>.csv``, ``base_<obj>_<band>.json``
+    with the configuration of the calibration and this step,
+    :func:`~xcube.frames.config.made_with`) and per-frame offsets
+    (``offset_<obj>_<band>.csv``)."""
     red.each_group("o", lambda obj, band: _offsets(red, obj, band))
 
 
@@ -103,6 +111,10 @@ def _offsets(red: Reduction, obj: str, band: str) -> None:
     if not red.should_make(out, [red.group_dir(obj, band) / "frames.csv"]):
         return
     cfg = red.cfg
+    # the calibration keys as in this run, but border_cut as the calibrated frames were trimmed
+    config, differ = made_with(cfg, "o", {"border_cut": cube.attrs["border_cut"]} if "border_cut" in cube.attrs
+                               else None)
+    red.not_applied(obj, band, f"the calibrated frames in {red.group_dir(obj, band).name}/", differ)
     base, label = _base_image(red, frames, cube)
     border = float(np.max(aperture_radii(cfg["aper"], 4.0))) + 2.0
     stars, fwhm = find_stars(base, None, cfg["find_threshold"], int(cfg["max_stars"]), border, cfg["saturation"])
@@ -114,7 +126,8 @@ def _offsets(red: Reduction, obj: str, band: str) -> None:
     _warn_rejected(obj, band, frames["file"], table, cfg)
     write_table(red.out("stars", obj, band, ".csv"), stars)
     write_json(red.out("base", obj, band, ".json"),
-               {"base": label, "fwhm": fwhm, "shape": list(base.shape), "n_stars": len(stars)}, indent=1)
+               {"base": label, "fwhm": fwhm, "shape": list(base.shape), "n_stars": len(stars), "config": config},
+               indent=1)
     table["n_aligned"], table["n_expected"] = (np.nan_to_num(table[k]).astype(int) for k in ("n_aligned", "n_expected"))
     write_table(out, pd.DataFrame({"file": frames["file"], "time": frames["bjd_tdb"]} | table))
     log.info("%s %s: %d stars in base frame %s (FWHM %.2f px); offsets of %d frames", obj, band, len(stars), label,
@@ -177,8 +190,6 @@ def _star_list(red: Reduction, obj: str, stars: pd.DataFrame) -> tuple[np.ndarra
 
 
 def _read_inputs(red: Reduction, obj: str, band: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    import json
-
     paths = [red.out(p, obj, band, s) for p, s in (("offset", ".csv"), ("stars", ".csv"), ("base", ".json"))]
     for p in paths:
         if not p.exists():
@@ -188,7 +199,9 @@ def _read_inputs(red: Reduction, obj: str, band: str) -> tuple[pd.DataFrame, pd.
 
 def step_photometry(red: Reduction) -> None:
     """Aperture photometry of every star (given and detected) in every frame
-    -> ``phot_<obj>_<band>.zarr`` (or ``.nc``)."""
+    -> ``phot_<obj>_<band>.zarr`` (or ``.nc``; ``attrs["config"]``: the
+    configuration of this step and, as step o recorded it, of the earlier
+    ones)."""
     red.each_group("p", lambda obj, band: _photometry(red, obj, band))
 
 
@@ -202,6 +215,8 @@ def _photometry(red: Reduction, obj: str, band: str) -> None:
     if not red.should_make(out, [red.out("offset", obj, band, ".csv")]):
         return
     cfg = red.cfg
+    config, differ = made_with(cfg, "p", base.get("config"))
+    red.not_applied(obj, band, "the offsets (" + red.out("base", obj, band, ".json").name + ")", differ)
     off = frames[["file"]].merge(offsets, on="file", how="left")
     x, y, n_given = _star_list(red, obj, stars)
     gain = cfg["gain"]
@@ -214,8 +229,8 @@ def _photometry(red: Reduction, obj: str, band: str) -> None:
     (ds,) = red.compute(ds)
     ds = _finish_photometry(ds, frames, off, n_given)
     ds.attrs.update(obj=obj, band=band, base=base["base"], base_fwhm=float(base["fwhm"]), gain=gain,
-                    zero_point=float(cfg["zero_point"]), border_cut=int(cfg["border_cut"]),
-                    shape=[int(n) for n in cube.shape[1:]])
+                    zero_point=float(cfg["zero_point"]), border_cut=int(config["border_cut"]),
+                    shape=[int(n) for n in cube.shape[1:]], config=json.dumps(config))
     write_dataset(ds, out)
     log.info("%s %s: photometry of %d stars x %d frames x %d apertures -> %s", obj, band, len(x), len(frames),
              ds.sizes["aperture"], out)

@@ -74,6 +74,7 @@ class Reduction:
     skipped: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
     missing_flats: set = field(default_factory=set)  # bands whose missing flat step f has reported
+    not_applied_warned: set = field(default_factory=set)  # (obj, band, key) that not_applied has reported
 
     def group_dir(self, obj: str, band: str) -> Path:
         """``red_dir/<obj>_<band>`` (names made safe for paths; ``band`` is the
@@ -116,6 +117,25 @@ class Reduction:
             log.warning("%s is kept (on_exist=%r) but is older than its input %s; rerun with on_exist='overwrite' "
                         "to update it", path, mode, newer[0])
         return False
+
+    def not_applied(self, obj: str, band: str, what: str, differ: dict) -> None:
+        """Warn, once per run, object, band and key, that this run's settings
+        in ``differ`` (``{key: (recorded, this run)}`` from
+        :func:`~xcube.frames.config.made_with`) are not applied to ``what``
+        (an earlier step's output, described for the message), and name the
+        step to rerun."""
+        from .config import KEY_STEP
+
+        new = {k: v for k, v in differ.items() if (obj, band, k) not in self.not_applied_warned}
+        if not new:
+            return
+        self.not_applied_warned.update((obj, band, k) for k in new)
+        first = min((KEY_STEP[k] for k in new), key=STEPS.index)
+        log.warning("%s %s: %s: made with %s; this run's %s not applied to it (the result's config records the "
+                    "values used); rerun from step %s to apply them (steps=%r)", obj, band, what,
+                    ", ".join(f"{k}={v[0]!r}" for k, v in new.items()),
+                    ", ".join(f"{k}={v[1]!r}" for k, v in new.items()) + (" is" if len(new) == 1 else " are"),
+                    first, STEPS[STEPS.index(first):])
 
     def compute(self, *arrays):
         """``dask.compute`` with the configured scheduler, workers and progress bar."""

@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import xarray as xr
 
-from .config import for_key
+from .config import KEY_STEP, for_key, made_with
 from .measure_steps import dataset_format, result_path
 from .pipeline import Missing, Reduction
 
@@ -44,9 +44,11 @@ def pick_aperture(phot: xr.Dataset, index=None) -> int:
 
 # k ----------------------------------------------------------------------------------------------------------------
 def step_pick(red: Reduction) -> None:
-    """Target, comparisons and checks -> ``pick_<obj>_<band>.json`` (roles)
-    and ``.csv`` (per-star statistics): from ``starxy``/``ind_*`` when given,
-    else automatically with the ``pick_*`` thresholds."""
+    """Target, comparisons and checks -> ``pick_<obj>_<band>.json`` (roles,
+    and the configuration of this step and, as the photometry recorded it,
+    of the earlier ones) and ``.csv`` (per-star statistics): from
+    ``starxy``/``ind_*`` when given, else automatically with the ``pick_*``
+    thresholds."""
     red.each_group("k", lambda obj, band: _pick(red, obj, band))
 
 
@@ -65,6 +67,8 @@ def _pick(red: Reduction, obj: str, band: str) -> None:
     mag, err = phot["mag"].values[:, :, ap], phot["mag_err"].values[:, :, ap]
     n_given = int((phot["source"].values == "given").sum())
     _check_given(red, phot, obj, n_given)
+    config, differ = made_with(cfg, "k", phot.attrs.get("config"))
+    red.not_applied(obj, band, f"the photometry ({phot_path.name})", differ)
     if n_given:
         roles = given_roles(n_given, for_key(cfg["ind_tgt"], obj), for_key(cfg["ind_ref"], obj),
                             for_key(cfg["ind_chk"], obj))
@@ -89,7 +93,8 @@ def _pick(red: Reduction, obj: str, band: str) -> None:
             raise Missing(f"{exc} (per-star statistics in {csv})") from exc
     write_table(red.out("pick", obj, band, ".csv"), roles.table.rename_axis("star").reset_index())
     write_json(out, {"target": roles.target, "comparisons": roles.comparisons, "checks": roles.checks,
-                     "candidates": roles.candidates, "aperture": ap, "given": bool(n_given)}, indent=1)
+                     "candidates": roles.candidates, "aperture": ap, "given": bool(n_given), "config": config},
+               indent=1)
     log.info("%s %s: target %d, comparisons %s, checks %s", obj, band, roles.target, roles.comparisons,
              roles.checks)
 
@@ -120,7 +125,8 @@ def _shape(red: Reduction, obj: str, band: str) -> tuple:
 # c ----------------------------------------------------------------------------------------------------------------
 def step_catalogue(red: Reduction) -> None:
     """The photometry with the stars' roles -> ``cata_<obj>_<band>.zarr``
-    (or ``.nc``) and ``cata_<obj>_<band>.fits``."""
+    (or ``.nc``; ``attrs["config"]``: the photometry's configuration with
+    the pick's keys) and ``cata_<obj>_<band>.fits``."""
     red.each_group("c", lambda obj, band: _catalogue(red, obj, band))
 
 
@@ -137,8 +143,15 @@ def _catalogue(red: Reduction, obj: str, band: str) -> None:
     cat = read_dataset(phot_path)
     role = Roles(roles["target"], roles["comparisons"], roles["checks"]).role_of(cat.sizes["star"])
     cat = cat.assign_coords(role=("star", role))
+    # the magnitudes are the photometry's, the roles the pick's (which may have been made from older photometry)
+    recorded = cat.attrs.get("config") or {}
+    recorded = json.loads(recorded) if isinstance(recorded, str) else dict(recorded)
+    recorded.update({k: v for k, v in roles.get("config", {}).items() if KEY_STEP.get(k) == "k"})
+    config, differ = made_with(red.cfg, "c", recorded)
+    red.not_applied(obj, band, f"the photometry and pick ({phot_path.name}, {pick_path.name})", differ)
     cat.attrs.update(target=int(roles["target"]), comparisons=[int(i) for i in roles["comparisons"]],
-                     checks=[int(i) for i in roles["checks"]], pick_aperture=int(roles["aperture"]))
+                     checks=[int(i) for i in roles["checks"]], pick_aperture=int(roles["aperture"]),
+                     config=json.dumps(config))
     write_dataset(cat, out)
     write_catalogue_fits(cat, red.out("cata", obj, band, ".fits"))
     log.info("%s %s: catalogue -> %s", obj, band, out)
@@ -151,7 +164,9 @@ def step_differential(red: Reduction) -> None:
     Eager, per live group: reads the catalogue Dataset of step c into
     memory, computes the light curve and writes the three files; when the
     result is kept under ``on_exist``, reads it instead. The results stay in
-    ``red.results``."""
+    ``red.results``. ``attrs["config"]`` (JSON) is the configuration the
+    numbers were made with: the catalogue's record, and this run's keys of
+    no step (run modes, Dask, result format)."""
     red.each_group("d", lambda obj, band: _differential(red, obj, band))
 
 
@@ -170,8 +185,10 @@ def _differential(red: Reduction, obj: str, band: str) -> None:
     lc = differential(cat["mag"], cat["mag_err"], cat.attrs["target"], cat.attrs["comparisons"],
                       cat.attrs["checks"])
     res = xr.merge([cat, lc], combine_attrs="override")
-    res.attrs.update(obj=obj, band=band, xcube_version=__version__,
-                     config=json.dumps({k: v for k, v in red.cfg.items() if v is not None}, default=str))
+    config, differ = made_with(red.cfg, "d", cat.attrs.get("config"))
+    red.not_applied(obj, band, f"the catalogue ({cat_path.name})", differ)
+    config = {k: config[k] if k in KEY_STEP else v for k, v in red.cfg.items()}
+    res.attrs.update(obj=obj, band=band, xcube_version=__version__, config=json.dumps(config, default=str))
     write_dataset(res, out)
     write_table(red.out("lc", obj, band, ".csv"), lightcurve_table(res))
     with atomic_file(red.out("lc", obj, band, ".png"), overwrite=True) as tmp:
