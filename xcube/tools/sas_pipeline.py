@@ -33,6 +33,7 @@ from .runner import ToolError, fingerprint
 from .sas import (
     EMANOM_MIN_SAS,
     INSTRUMENTS,
+    RGS_INSTRUMENTS,
     OdfSummary,
     accepted_ccds,
     cifbuild,
@@ -53,13 +54,15 @@ from .sas import (
 from .sas_products import IMAGE_BANDS, IMAGE_GRID, image_tasks, source_regions, spectrum_tasks
 from .sas_rgs import rgs_chain
 
-__all__ = ["STEPS", "ObservationProducts", "process_observation", "steps_to_run", "copy_product"]
+__all__ = ["STEPS", "ObservationProducts", "process_observation", "steps_to_run", "copy_product", "missing_instruments"]
 
 log = logging.getLogger("xcube.tools.sas")
 
 #: processing steps, in order
 STEPS = ("events", "clean", "images", "spectra")
 _NEEDS = {"events": (), "clean": ("events",), "images": ("events", "clean"), "spectra": ("events", "clean")}
+#: instrument -> its ODF code in the summary (PN, M1, M2, R1, R2)
+_ALL_CODES = {k: v[0] for k, v in {**INSTRUMENTS, **RGS_INSTRUMENTS}.items()}
 
 
 def steps_to_run(steps) -> list[str]:
@@ -226,6 +229,34 @@ def _chains(run: _Run, summary: OdfSummary, ccf: Path, exposures, version) -> di
             chain_of[e] = {"task": rgs[1], "filter": rgs[2], "names": [t.name for t in rgs[:2]], "dir": d}
     chain_of["_states"] = run.stage(tasks, "events")
     return chain_of
+
+
+def missing_instruments(summary, instruments, exposures, unscheduled: bool = True) -> list[str]:
+    """One message per requested instrument without a science exposure in
+    ``exposures`` (what :meth:`OdfSummary.select` kept), naming it, the
+    summary file and why: no ``INSTRUMENT`` section (the summary may be cut
+    short: odfingest can exit 0 after a truncated write), not configured, or
+    only exposures of other types or unscheduled ones left out. Cheap."""
+    have = {e.instrument for e in exposures}
+    msgs = []
+    for inst in instruments:
+        if inst in have:
+            continue
+        code = _ALL_CODES[inst]
+        listed = [e for e in summary.exposures if e.instrument == inst]
+        if code not in summary.active:
+            why = (f"the summary has no INSTRUMENT section for {code} (was odfingest cut short? make it again "
+                   "with overwrite, --overwrite)")
+        elif not summary.active[code]:
+            why = f"{code} was not configured in this observation"
+        elif listed:
+            kinds = ", ".join(f"{e.exp_id} {e.type}" for e in listed)
+            why = f"its exposures are {kinds}" + ("" if unscheduled else " (unscheduled ones left out)")
+        else:
+            why = f"{code} is configured but lists no exposure"
+        msgs.append(f"{summary.obs_id}: requested instrument {inst} has no science exposure in {summary.path}: "
+                    f"{why}; it is left out")
+    return msgs
 
 
 def _emanom_allowed(run_notes: list, mos_ccd_states) -> bool:
@@ -454,6 +485,9 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
         log.warning("%s: no science exposure of %s in the ODF summary", summary.obs_id, insts)
     products = ObservationProducts(out_dir=out, summary=summary, events={}, exposures={}, ccds={}, status=None,
                                    sas_version=".".join(map(str, version)) if version else None)
+    for msg in missing_instruments(summary, insts, exposures, unscheduled):
+        log.warning("%s", msg)
+        products.notes.append(msg)
     run.products = products
     chain_of = _chains(run, summary, ccf, exposures, version)
     products.attitude = _attitude(out)
