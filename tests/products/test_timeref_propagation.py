@@ -83,3 +83,15 @@ def test_no_timeref_is_written_when_none_is_known(files, tmp_path):
     light = lc(files["bary0"])
     light.attrs.pop("timeref")
     assert "TIMEREF" not in fits.getheader(xcube.write_lightcurve(tmp_path / "a.lc", light), "RATE")
+
+
+def test_light_curve_files_keep_their_timeref(files, tmp_path, capsys):
+    """A barycentred light-curve FILE read back has its TIMEREF (read_lightcurve dropped it): its stitch with
+    a topocentric one is refused, and its stitch and power spectrum stay SOLARSYSTEM."""
+    bary = xcube.write_lightcurve(tmp_path / "bary.lc", lc(files["bary0"]))
+    local = xcube.write_lightcurve(tmp_path / "local.lc", lc(files["local"]))
+    assert xcube.read_lightcurve(bary).attrs["timeref"] == "SOLARSYSTEM"
+    assert main(["stitch", str(local), str(bary), "--no-index", "--out", str(tmp_path / "mixed.lc")]) == 1
+    assert "different TIMEREF" in capsys.readouterr().err and not (tmp_path / "mixed.lc").exists()
+    assert main(["stitch", str(bary), "--no-index", "--out", str(tmp_path / "one.lc")]) == 0
+    assert fits.getheader(tmp_path / "one.lc", "RATE")["TIMEREF"] == "SOLARSYSTEM"

@@ -394,6 +394,8 @@ def _attrs(path, hdu, h, lo, hi, gti_name) -> dict:
         attrs["mjdrefi"], attrs["mjdreff"] = int(h["MJDREFI"]), header_float(h, "MJDREFF", path, 0.0)
     if _flag(h.get("STITCHED", False)):
         attrs["stitched"] = True
+    if str(h.get("TIMEREF", "")).strip():  # (LOCAL, SOLARSYSTEM after barycentring: stitch and pds keep it)
+        attrs["timeref"] = str(h["TIMEREF"]).strip().upper()
     if "E_MIN" in h and "E_MAX" in h:
         attrs["energy_band"] = [float(h["E_MIN"]), float(h["E_MAX"])]
     if "CHANMIN" in h and "CHANMAX" in h:
