@@ -53,7 +53,8 @@ DEFAULTS = {
     "find_threshold": 5.0,       # [o p] detection threshold [sky sigma]
     "max_stars": 200,            # [o p] brightest stars kept from the base frame
     "saturation": None,          # [o p] base-frame stars with a peak above this [ADU above sky] are dropped
-    "starxy": None,              # [p k] [(x, y), ...] or {obj: [...]} base-frame positions (0-based)
+    "starxy": None,              # [p k] [(x, y), ...] or {obj: [...]} base-frame positions (0-based, of the
+                                 #     calibrated frame: raw pixel - border_cut)
     "ind_tgt": None,             # [k] target index into starxy (default 0)
     "ind_ref": None,             # [k] comparison indices into starxy (default: the others)
     "ind_chk": None,             # [k] check-star indices into starxy (default: none)

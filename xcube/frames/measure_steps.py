@@ -175,12 +175,24 @@ def _warn_rejected(obj: str, band: str, files: pd.Series, t: dict, cfg: dict) ->
 
 
 # p ----------------------------------------------------------------------------------------------------------------
-def _star_list(red: Reduction, obj: str, stars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
+def _star_list(red: Reduction, obj: str, band: str, stars: pd.DataFrame, shape: tuple,
+               border: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Given ``starxy`` first (their indices as given), then the detected
-    stars farther than ``match_max_dis`` from all of them."""
+    stars farther than ``match_max_dis`` from all of them. ``starxy`` is in
+    pixels of the base frame of ``shape`` ``(ny, nx)``, trimmed by
+    ``border`` px on each side (``border_cut``); given stars outside it are
+    named in a warning."""
     given = for_key(red.cfg["starxy"], obj)
     gx, gy = (np.asarray(given, float).reshape(-1, 2).T if given is not None and len(given) else
               (np.empty(0), np.empty(0)))
+    ny, nx = shape
+    out = np.flatnonzero(~((gx >= 0) & (gx <= nx - 1) & (gy >= 0) & (gy <= ny - 1)))
+    if len(out):
+        log.warning("%s %s: %d of the %d starxy stars lie outside the %dx%d base frame (border_cut = %d px "
+                    "trimmed from each side; starxy is in pixels of the trimmed frame, 0-based: raw pixel - "
+                    "border_cut): %s; they are measured only where a frame's offset brings them inside it",
+                    obj, band, len(out), len(gx), ny, nx, int(border),
+                    ", ".join(f"{i} ({gx[i]:g}, {gy[i]:g})" for i in out))
     dx, dy = stars["x"].to_numpy(float), stars["y"].to_numpy(float)
     if len(gx):
         dist = np.hypot(dx[:, None] - gx[None, :], dy[:, None] - gy[None, :]).min(axis=1)
@@ -218,7 +230,7 @@ def _photometry(red: Reduction, obj: str, band: str) -> None:
     config, differ = made_with(cfg, "p", base.get("config"))
     red.not_applied(obj, band, "the offsets (" + red.out("base", obj, band, ".json").name + ")", differ)
     off = frames[["file"]].merge(offsets, on="file", how="left")
-    x, y, n_given = _star_list(red, obj, stars)
+    x, y, n_given = _star_list(red, obj, band, stars, cube.shape[1:], config["border_cut"])
     gain = cfg["gain"]
     if not gain:
         g = frames["gain"].to_numpy(float)
