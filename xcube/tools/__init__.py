@@ -19,7 +19,8 @@
 - :mod:`xcube.tools.provenance`: per-product records and the product graph.
 - helpers of the runner: :mod:`~xcube.tools.staging` (temporary output names,
   kept copies), :mod:`~xcube.tools.procs` (stopping a tool and everything it
-  started), :mod:`~xcube.tools.logs` (bounded log reading),
+  started), :mod:`~xcube.tools.journal` (run journals; the clean-up after a
+  driver killed with SIGKILL), :mod:`~xcube.tools.logs` (bounded log reading),
   :mod:`~xcube.tools.packages` (packages and versions), :mod:`~xcube.tools.files`
   (checksums, FITS checks).
 

@@ -34,6 +34,9 @@ it and returns a :class:`TaskResult`:
 - the timeout kills the tool, its process group and every process it started
   that left the group (:mod:`xcube.tools.procs`); after the tool exits (also
   with exit code 0) whatever it left running is stopped the same way;
+- the tool dies with its driver (Linux parent-death signal), and a run first
+  stops what runs whose driver was killed with SIGKILL left running in its
+  work directory, found by their journals (:mod:`xcube.tools.journal`);
 - declared outputs must exist afterwards and be valid, complete FITS files;
 - a tool that exits with code 0 but printed an error line of its family's
   own form (SAS ``** <task>: error (...)``, HEASoft/HXMTDAS ``ERROR:``,
@@ -77,9 +80,10 @@ from typing import Any, Mapping, Sequence
 from .._version import __version__
 from ..io.paths import inside, safe_component
 from .files import check_fits, fingerprint, path_excluder
+from .journal import RunJournal, recover_dead_runs
 from .logs import failure_lines, parse_log, scan_log, tail
 from .packages import PACKAGES, Package, package_of, package_versions, tool_version
-from .procs import TOKEN_VARIABLE, group_alive, kill_tree, marked_processes, new_token
+from .procs import TOKEN_VARIABLE, die_with_parent, group_alive, kill_tree, marked_processes, new_token, start_time
 from .provenance import (
     append_mod,
     clear_mods,
@@ -622,6 +626,7 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
     """
     timeout = task.timeout if timeout is None else timeout
     wd = work_directory(task, workdir)
+    recover_dead_runs(wd)  # a tool left running by a driver killed with SIGKILL must not write into this run
     job = _prepare(task, wd, log_dir)
     if not overwrite:
         rec_path = up_to_date(job)
@@ -637,6 +642,8 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
     log_path = _new_log(task, wd, log_dir)
     pfiles = inside(wd, ".pfiles", f"{safe_component(task.name, 'task name')[:100]}-{uuid.uuid4().hex[:8]}",
                     what=f"{task.name}: parameter-file directory")
+    token = new_token()
+    journal = RunJournal.start(pfiles, task=task.name, tool=task.tool, token=token, log=str(log_path))
     staging = Staging(job.outputs, job.text_outputs, job.inplace, job.rename, job.params, job.args, wd)
     try:
         pfiles.mkdir(parents=True)
@@ -647,7 +654,7 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
             versions["tool_version"] = tv
         params, args = staging.begin()
         actual = command_line(Task(task.tool, params=params, args=args, name=task.name))
-        rc, duration, started = _execute(job, exe, actual, env, log_path, timeout)
+        rc, duration, started = _execute(job, exe, actual, env, log_path, timeout, token, journal)
         errors, warnings_ = scan_log(log_path)
         if rc != 0:
             raise _fail(job, log_path, rc, errors, ToolError)(f"failed with exit code {rc}")
@@ -666,6 +673,7 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
         raise
     finally:
         shutil.rmtree(pfiles, ignore_errors=True)
+        journal.close()
         _rmdir_if_empty(pfiles.parent)
     rec_path = _record(job, outs, versions=versions, started=started, duration=duration, rc=rc, log_path=log_path,
                        warnings_=warnings_)
@@ -682,11 +690,15 @@ def _rmdir_if_empty(path: Path) -> None:
         pass
 
 
-def _execute(job: _Job, exe: str, actual: list[str], env: dict, log_path: Path, timeout):
+def _execute(job: _Job, exe: str, actual: list[str], env: dict, log_path: Path, timeout, token: str,
+             journal: RunJournal):
     """Start the tool with its log, wait, stop everything it left behind.
-    Returns ``(returncode, duration [s], start time)``; raises :class:`ToolTimeout`."""
+    The tool carries ``token`` (:data:`TOKEN_VARIABLE`), dies with the
+    thread that started it (:func:`die_with_parent`, Linux) and its PID and
+    start time go into ``journal``, so a run after a driver killed with
+    SIGKILL finds what it left running. Returns ``(returncode, duration [s],
+    start time)``; raises :class:`ToolTimeout`."""
     task = job.task
-    token = new_token()
     env = dict(env, **{TOKEN_VARIABLE: token})
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
@@ -700,8 +712,9 @@ def _execute(job: _Job, exe: str, actual: list[str], env: dict, log_path: Path, 
             fh.write(f"#xcube run with temporary output names: {shlex.join(actual)}\n")
         fh.flush()
         proc = subprocess.Popen([exe] + actual[1:], cwd=job.wd, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent())
         try:
+            journal.update(tool_pid=proc.pid, tool_started=start_time(proc.pid))
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             n = kill_tree(proc, token)
