@@ -28,6 +28,30 @@ XMM_WCS = {
 }
 
 
+def sky_events(n: int, seed: int, lo: int, hi: int, chunks: int, rotated: bool = False, **attrs):
+    """A lazy XMM-MOS1-like EventList of ``n`` events (sorted time over 1000 s
+    from 1e8 s, int32 x/y uniform in [lo, hi)) with the sky WCS of
+    :data:`XMM_WCS` (rotated by 0.3 rad with ``rotated``) and extra ``attrs``."""
+    import dask.array as da
+
+    from xcube.io.events_fits import events_dataset
+
+    rng = np.random.default_rng(seed)
+    a = {"mission": "XMM-Newton", "instrument": "EMOS1", "profile": "xmm-mos1", "source": "generated",
+         "x_min": 1.0, "x_max": 51840.0, "y_min": 1.0, "y_max": 51840.0, **attrs}
+    for i, k in ((1, "X"), (2, "Y")):
+        w = XMM_WCS[k]
+        a.update({f"CTYPE{i}": w["ctype"], f"CRVAL{i}": w["crval"], f"CRPIX{i}": float(w["crpix"]),
+                  f"CDELT{i}": w["cdelt"], f"CUNIT{i}": "deg"})
+    if rotated:
+        c, s = np.cos(0.3), np.sin(0.3)
+        a.update({"PC1_1": c, "PC1_2": -s, "PC2_1": s, "PC2_2": c})
+    t0 = 1.0e8
+    cols = {"time": np.sort(t0 + rng.uniform(0, 1000, n)),
+            "x": rng.integers(lo, hi, n).astype(np.int32), "y": rng.integers(lo, hi, n).astype(np.int32)}
+    return events_dataset({k: da.from_array(v, chunks=chunks) for k, v in cols.items()}, ([t0], [t0 + 1000.0]), {}, a)
+
+
 def real_file(*parts) -> Path:
     """Path of a file under ../shared/data/real, or skip the test saying why."""
     p = REAL.joinpath(*parts)

@@ -10,16 +10,14 @@ at -438.7 instead of 438.7; the physical keywords (LTM/LTV, WCS P) had the same
 fault."""
 from __future__ import annotations
 
-import dask.array as da
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
-from conftest import XMM_WCS, real_file
+from conftest import real_file, sky_events
 
 import xcube
 from xcube.binning import bin_events, cube_wcs
-from xcube.io.events_fits import events_dataset
 from xcube.regions import events_wcs, pixel_region, region_mask
 
 T0 = 1.0e8
@@ -42,19 +40,7 @@ UNEVEN = {
 
 
 def _events(rotated=False, n=20_000):
-    rng = np.random.default_rng(5)
-    a = {"mission": "XMM-Newton", "instrument": "EMOS1", "profile": "xmm-mos1", "source": "generated",
-         "x_min": 1.0, "x_max": 51840.0, "y_min": 1.0, "y_max": 51840.0, "RADESYS": "FK5", "EQUINOX": 2000.0}
-    for i, k in ((1, "X"), (2, "Y")):
-        w = XMM_WCS[k]
-        a.update({f"CTYPE{i}": w["ctype"], f"CRVAL{i}": w["crval"], f"CRPIX{i}": float(w["crpix"]),
-                  f"CDELT{i}": w["cdelt"], f"CUNIT{i}": "deg"})
-    if rotated:
-        c, s = np.cos(0.3), np.sin(0.3)
-        a.update({"PC1_1": c, "PC1_2": -s, "PC2_1": s, "PC2_2": c})
-    cols = {"time": np.sort(T0 + rng.uniform(0, 1000, n)),
-            "x": rng.integers(24000, 28000, n).astype(np.int32), "y": rng.integers(24000, 28000, n).astype(np.int32)}
-    return events_dataset({k: da.from_array(v, chunks=5000) for k, v in cols.items()}, ([T0], [T0 + 1000.0]), {}, a)
+    return sky_events(n, 5, 24000, 28000, 5000, rotated, RADESYS="FK5", EQUINOX=2000.0)
 
 
 def _truth(grid, ev):

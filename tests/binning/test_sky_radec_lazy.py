@@ -13,29 +13,13 @@ import dask.array as da
 import numpy as np
 import pytest
 from astropy.wcs import WCS
-from conftest import XMM_WCS
+from conftest import sky_events
 
 from xcube.binning import bin_events, cube_wcs, engine, sky
-from xcube.io.events_fits import events_dataset
-
-T0 = 1.0e8
 
 
 def _events(n=2000, rotated=False):
-    rng = np.random.default_rng(3)
-    a = {"mission": "XMM-Newton", "instrument": "EMOS1", "profile": "xmm-mos1", "source": "generated",
-         "x_min": 1.0, "x_max": 51840.0, "y_min": 1.0, "y_max": 51840.0}
-    for i, k in ((1, "X"), (2, "Y")):
-        w = XMM_WCS[k]
-        a.update({f"CTYPE{i}": w["ctype"], f"CRVAL{i}": w["crval"], f"CRPIX{i}": float(w["crpix"]),
-                  f"CDELT{i}": w["cdelt"], f"CUNIT{i}": "deg"})
-    if rotated:
-        c, s = np.cos(0.3), np.sin(0.3)
-        a.update({"PC1_1": c, "PC1_2": -s, "PC2_1": s, "PC2_2": c})
-    cols = {"time": np.sort(T0 + rng.uniform(0, 1000, n)),
-            "x": rng.integers(20000, 32000, n).astype(np.int32), "y": rng.integers(20000, 32000, n).astype(np.int32)}
-    cols = {k: da.from_array(v, chunks=500) for k, v in cols.items()}
-    return events_dataset(cols, ([T0], [T0 + 1000.0]), {}, a)
+    return sky_events(n, 3, 20000, 32000, 500, rotated)
 
 
 @pytest.fixture

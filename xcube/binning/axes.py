@@ -288,17 +288,22 @@ def positive_width(what: str, width) -> float:
     return w
 
 
-def _finite_offset(name, offset) -> float:
-    """``offset`` [bins] as a finite float, or ``ValueError`` naming it and
-    axis ``name`` (NaN or inf would silently act as no shift)."""
-    what = f"a shift of the {name!r} grid in bins, e.g. 0.5"
+def finite_number(name: str, value, what: str) -> float:
+    """``value`` as a finite float, or ``ValueError`` naming the argument
+    ``name`` and saying ``what`` it is (NaN or inf would otherwise slip
+    through comparisons silently)."""
     try:
-        v = float(offset)
+        v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"offset={offset!r}: must be a number ({what})") from None
+        raise ValueError(f"{name}={value!r}: must be a number ({what})") from None
     if not math.isfinite(v):
-        raise ValueError(f"offset={offset!r}: must be a finite number ({what})")
+        raise ValueError(f"{name}={value!r}: must be a finite number ({what})")
     return v
+
+
+def _finite_offset(name, offset) -> float:
+    """``offset`` [bins] of axis ``name`` as a finite float (:func:`finite_number`)."""
+    return finite_number("offset", offset, f"a shift of the {name!r} grid in bins, e.g. 0.5")
 
 
 def _check_width(name, width) -> float:

@@ -10,7 +10,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .._version import __version__
-from ..binning.axes import positive_width
+from ..binning.axes import finite_number, positive_width
 from .errors import ERROR_METHODS, count_error
 
 __all__ = ["lightcurve", "lightcurve_from_counts", "product_attrs", "pi_band", "region_text", "region_good_time",
@@ -167,17 +167,6 @@ def clip_gti_to_bins(lc: xr.Dataset) -> xr.Dataset:
     out["gti_start"] = ("gti", start, lc["gti_start"].attrs)
     out["gti_stop"] = ("gti", stop, lc["gti_stop"].attrs)
     return out
-
-
-def _finite(name: str, value, what: str) -> float:
-    """``value`` as a finite float, or ``ValueError`` naming ``name``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r}: must be a number ({what})") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{name}={value!r}: must be a finite number ({what})")
-    return v
 
 
 def _check_t0(events, t0: float, width: float, t_start: float | None = None) -> float:
@@ -559,7 +548,7 @@ def lightcurve(
                               screening=screening, offset=offset, errors=errors, mjd=mjd)
         return clip_gti_to_bins(out) if isinstance(out, xr.Dataset) else out  # summed cameras: the common GTIs
     width = positive_width("time_bin", time_bin)
-    offset = _finite("offset", offset, "a shift of the time grid in bins, e.g. 0.5")
+    offset = finite_number("offset", offset, "a shift of the time grid in bins, e.g. 0.5")
     require_good_time(events, "light curve")
     if errors not in ERROR_METHODS:
         raise ValueError(f"errors={errors!r}: use one of {ERROR_METHODS}")
@@ -572,7 +561,7 @@ def lightcurve(
     areas = region_backscal(events, region, region_bkg, backscal, screening)
     events, expr, t_start, t_stop = prepared_events(events, time_range, expr, screening)
     if t0 is not None:
-        t0 = _check_t0(events, _finite("t0", t0, "the start of the first bin [s, mission time]"), width, t_start)
+        t0 = _check_t0(events, finite_number("t0", t0, "the start of the first bin [s, mission time]"), width, t_start)
     elif t_start is not None:
         t0 = t_start  # the window asked for, also where it starts before the good time
     axis = time_axis(events, width, t0=t0, t_stop=t_stop, offset=offset)
