@@ -164,3 +164,114 @@ def test_process_driver_killed_its_tools_stop(fake_tools, tmp_path):
         if proc.poll() is None:
             proc.kill()
         _kill_all(started)
+
+
+# -- outputs of a driver killed during a run (sweep p20, D3) --------------------------------------
+
+DRIVER = """
+import json, sys
+from xcube.tools import Task, run
+spec = json.loads(sys.argv[1])
+run(Task(spec.pop("tool"), **spec), overwrite=True)
+"""
+
+
+def _leftovers(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*")
+                  if ".tmp-" in p.name or ".keep-" in p.name or ".pfiles" in p.parts)
+
+
+def _kill_during_run(tmp_path: Path, spec: dict, hang: str) -> list[int]:
+    """Run ``spec`` (Task keywords, paths as strings) with ``overwrite=True`` in a driver subprocess whose tool
+    ``hang`` hangs; SIGKILL the driver once the tool runs. Returns the PIDs of the tool and its child."""
+    import json
+
+    pidfile = tmp_path / "pids.txt"
+    pidfile.unlink(missing_ok=True)
+    env = dict(os.environ, XCUBE_FAKE_HANG=hang, XCUBE_FAKE_CHILD_PIDS=str(pidfile))
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(spec)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        assert _wait(lambda: _pids(pidfile) or proc.poll() is not None, 60), "the tool did not start"
+        assert proc.poll() is None, proc.communicate()[0].decode(errors="replace")[-3000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return list(_pids(pidfile)[0])
+
+
+def _lightcurve(fake_tools, path):
+    fake_tools.lib.write_lightcurve(path, np.arange(0.5, 100), np.r_[np.ones(50), 5 * np.ones(50)], np.ones(100),
+                                    {"TELESCOP": "XMM"}, timedel=1.0)
+
+
+def test_product_moved_aside_by_a_killed_forced_rerun_is_put_back(fake_tools, tmp_path, caplog):
+    """An output the tool names itself (HXMT *lcgen through rename=, epchain's lists): a forced re-run killed
+    with its driver left the earlier good product hidden as .keep-*, its record pointing at nothing."""
+    _lightcurve(fake_tools, tmp_path / "lc.fits")
+    spec = {"tool": "tabgtigen", "params": {"table": "lc.fits", "expression": "RATE < 2"}, "inputs": ["lc.fits"],
+            "outputs": ["flare.gti"], "rename": {"gti.ds": "flare.gti"}, "workdir": str(tmp_path), "name": "gti"}
+    task = Task(spec["tool"], **{k: v for k, v in spec.items() if k != "tool"})
+    assert run(task).state == "done"
+    final = tmp_path / "flare.gti"
+    good, record = final.read_bytes(), (tmp_path / ".flare.gti.xcube.json").read_text()
+    pids = _kill_during_run(tmp_path, spec, "tabgtigen")
+    try:
+        assert not final.exists() and len(list(tmp_path.glob(".flare.gti.keep-*"))) == 1  # what the kill left
+        (tmp_path / "gti.ds").write_bytes(b"half a product, written by the orphaned tool")
+        with caplog.at_level(logging.WARNING, logger="xcube.tools"):
+            res = run(task)  # no --overwrite: the earlier product is back, and up to date
+        assert res.state == "skipped" and final.read_bytes() == good
+        assert (tmp_path / ".flare.gti.xcube.json").read_text() == record
+        assert not (tmp_path / "gti.ds").exists() and _leftovers(tmp_path) == []
+        said = " ".join(r.getMessage() for r in caplog.records)
+        assert "restored" in said and "flare.gti" in said and "gti.ds" in said
+        assert len(fake_tools.calls("tabgtigen")) == 2  # the first run and the killed one; not run again
+    finally:
+        _kill_all(pids)
+
+
+def test_in_place_copy_of_a_killed_run_is_removed_and_the_input_kept(fake_tools, tmp_path):
+    src = _events(fake_tools, tmp_path / "p.fits")
+    before = src.read_bytes()
+    spec = {"tool": "fparkey", "params": {"value": 7, "fitsfile": f"{src}[EVENTS]", "keyword": "NCHECK",
+                                          "add": True},
+            "inputs": [str(src)], "outputs": [str(src)], "workdir": str(tmp_path), "name": "setkey"}
+    pids = _kill_during_run(tmp_path, spec, "fparkey")
+    try:
+        assert len(list(tmp_path.glob(".p.fits.tmp-*"))) == 1  # the copy the tool was working on
+        res = run(Task(spec["tool"], **{k: v for k, v in spec.items() if k != "tool"}))
+        assert res.state == "done" and _leftovers(tmp_path) == []
+        from astropy.io import fits
+
+        assert fits.getheader(src, "EVENTS")["NCHECK"] == 7 and src.read_bytes() != before
+    finally:
+        _kill_all(pids)
+
+
+def test_kept_copy_is_dropped_when_its_name_holds_a_recorded_product(fake_tools, tmp_path):
+    """The plan of a dead run whose output was made again, and recorded, by a run that finished since: the
+    newer product stays; the old copy goes (putting it back would contradict the record)."""
+    import json
+
+    from xcube.tools.journal import recover_dead_runs
+
+    _lightcurve(fake_tools, tmp_path / "lc.fits")
+    task = Task("tabgtigen", {"table": "lc.fits", "expression": "RATE < 2"}, inputs=["lc.fits"],
+                outputs=["gti.ds"], workdir=tmp_path, name="gti")
+    assert run(task).state == "done"
+    newer = (tmp_path / "gti.ds").read_bytes()
+    old = tmp_path / ".gti.ds.keep-0123abcd.ds"
+    old.write_bytes(b"the product of an earlier run")
+    tmp = tmp_path / ".x.fits.tmp-0123abcd.fits"
+    tmp.write_bytes(b"half written")
+    (tmp_path / ".pfiles" / "gti-0123abcd").mkdir(parents=True)
+    (tmp_path / ".pfiles" / "gti-0123abcd.run.json").write_text(json.dumps({
+        "task": "gti", "tool": "tabgtigen", "token": "0" * 32, "staging": {
+            "temp": [[str(tmp_path / "x.fits"), str(tmp)]], "kept": [[str(tmp_path / "gti.ds"), str(old)]],
+            "finals": [str(tmp_path / "gti.ds")], "patterns": [], "rename": []}}))
+    done = recover_dead_runs(tmp_path)
+    assert len(done) == 1 and (tmp_path / "gti.ds").read_bytes() == newer
+    assert _leftovers(tmp_path) == [] and run(task).state == "skipped"

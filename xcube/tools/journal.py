@@ -4,18 +4,27 @@ Every tool run keeps a journal beside its private parameter-file directory,
 ``<workdir>/.pfiles/<task>-<hex>.run.json``, and holds an ``flock`` on it
 while it runs; the kernel releases the lock when the process ends, also
 when it is killed with SIGKILL. The journal names the run (task, tool,
-host, driver PID, start time), its token (:data:`~xcube.tools.procs.TOKEN_VARIABLE`)
-and, once started, the tool's PID, which is its process-group id, with the
-tool's start time.
+host, driver PID, start time), its token (:data:`~xcube.tools.procs.TOKEN_VARIABLE`),
+the plan of its outputs (temporary names, files moved aside; written before
+any file is moved, :meth:`xcube.tools.staging.Staging.begin`) and, once
+started, the tool's PID, which is its process-group id, with the tool's
+start time.
 
 Before a run in a work directory, :func:`recover_dead_runs` looks at the
 journals there. A journal whose lock it can take belongs to a run whose
 driver died: the processes of that run still running (marked with its token;
 its process group when the leader is still that tool, checked by its start
-time) are stopped, then its parameter-file directory and journal are
-removed. So a tool orphaned by a killed driver cannot write into a resumed
-run's products, and leftovers do not pile up. Journals of live runs (locked)
-are left alone, whichever process or thread owns them.
+time) are stopped; then its outputs are put in order
+(:func:`xcube.tools.staging.recover`): its temporary files and what its tool
+wrote unchecked are removed, and each earlier product it had moved aside is
+put back under its name, so the product and its provenance record agree
+again (a kept copy is dropped instead when its name holds a product a record
+describes, made by a run that finished since); last its parameter-file
+directory and journal are removed. So a tool orphaned by a killed driver
+cannot write into a resumed run's products, an earlier good product is not
+lost (nor made again) because a forced re-run was killed, and leftovers do
+not pile up. Journals of live runs (locked) are left alone, whichever
+process or thread owns them.
 """
 from __future__ import annotations
 
@@ -28,7 +37,10 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .files import fingerprint
 from .procs import stop_orphans
+from .provenance import read_mods, read_record, record_path
+from .staging import recover
 
 __all__ = ["RunJournal", "recover_dead_runs", "JOURNAL_SUFFIX"]
 
@@ -127,6 +139,11 @@ def recover_dead_runs(workdir) -> list[dict]:
                 continue  # recovered meanwhile by another run
             data = _read(fd)
             data["stopped"] = _stop(path, data)
+            if isinstance(data.get("staging"), dict):
+                data["recovered"] = recover(data["staging"], _recorded_by(data["staging"]))
+                if data["recovered"]:
+                    log.warning("%s: put the outputs of the run whose driver died back in order: %s", path,
+                                "; ".join(data["recovered"]))
             shutil.rmtree(path.with_name(path.name[: -len(JOURNAL_SUFFIX)]), ignore_errors=True)
             path.unlink(missing_ok=True)
             done.append(data)
@@ -156,3 +173,24 @@ def _stop(path: Path, data: dict) -> list[int]:
     else:
         log.info("%s: the driver of run %s died; none of its processes is left", path, what)
     return stopped
+
+
+def _recorded_by(plan: dict):
+    """``recorded(path)``: ``path`` holds what a provenance record next to one
+    of the plan's outputs (or its in-place modification list) says it holds."""
+    import glob
+
+    outputs: dict = {}
+    names = list(plan.get("finals", [])) + [h for p in plan.get("patterns", []) for h in glob.glob(p)]
+    for name in dict.fromkeys(names):
+        rec = read_record(record_path(name))
+        if rec and isinstance(rec.get("outputs"), dict):
+            outputs.update(rec["outputs"])
+
+    def recorded(path: Path) -> bool:
+        now = fingerprint(path)
+        if outputs.get(str(Path(path).resolve())) == now:
+            return True
+        mods = read_mods(path)
+        return bool(mods) and mods[-1].get("after") == now
+    return recorded

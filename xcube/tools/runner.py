@@ -30,7 +30,9 @@ it and returns a :class:`TaskResult`:
   outputs passed their checks; outputs the tool names itself are moved aside
   first (copied, when the tool also reads them) and put back if the run fails.
   A failed run therefore never destroys an input or an earlier good product
-  (:mod:`xcube.tools.staging`);
+  (:mod:`xcube.tools.staging`), nor does one killed with its driver: the
+  next run in the work directory puts its outputs back in order from its
+  journal (:mod:`xcube.tools.journal`);
 - the timeout kills the tool, its process group and every process it started
   that left the group (:mod:`xcube.tools.procs`); after the tool exits (also
   with exit code 0) whatever it left running is stopped the same way;
@@ -652,7 +654,7 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
         tv = tool_version(task.tool, env)
         if tv:
             versions["tool_version"] = tv
-        params, args = staging.begin()
+        params, args = staging.begin(note=lambda plan: journal.update(staging=plan))
         actual = command_line(Task(task.tool, params=params, args=args, name=task.name))
         rc, duration, started = _execute(job, exe, actual, env, log_path, timeout, token, journal)
         errors, warnings_ = scan_log(log_path)

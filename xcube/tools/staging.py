@@ -18,16 +18,25 @@ one this run made). :meth:`Staging.abort` (any failure: non-zero exit,
 timeout, bad output, interruption) removes what the run wrote and puts the
 kept files back, so an in-place tool keeps its input and earlier good
 products survive a failed re-run.
+
+A driver killed with SIGKILL runs neither. :meth:`Staging.begin` therefore
+hands its plan (temporary names, the files to move aside and where) to the
+run's journal before it moves anything (:mod:`xcube.tools.journal`), and the
+next run in the work directory applies :func:`recover` to the plan of a dead
+run: what that run wrote goes, and each kept file is put back, or dropped
+when its final name holds a product its provenance record describes (made by
+a run that finished since).
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
 
-__all__ = ["Staging", "temporary_output", "substitute"]
+__all__ = ["Staging", "temporary_output", "substitute", "recover"]
 
 log = logging.getLogger("xcube.tools")
 
@@ -88,33 +97,48 @@ class Staging:
         probe = {final: final}
         return any(substitute(v, self.workdir, probe) is not v for v in list(self.params.values()) + list(self.args))
 
-    def _keep(self, path: Path) -> None:
-        kept = temporary_output(path, "keep")
+    def _keep(self, path: Path, kept: Path) -> None:
         if str(path.resolve()) in self.inplace:
-            shutil.copy2(path, kept)
+            part = _partial(kept)  # the copy appears under its name only when complete
+            try:
+                shutil.copy2(path, part)
+                os.replace(part, kept)
+            except BaseException:
+                part.unlink(missing_ok=True)
+                raise
         else:
             os.replace(path, kept)
         self.kept[path] = kept
 
-    def begin(self) -> tuple[dict, list]:
+    def begin(self, note=None) -> tuple[dict, list]:
         """Prepare the files; returns the parameters and positional arguments
-        to run with (outputs named there replaced by temporary names)."""
+        to run with (outputs named there replaced by temporary names).
+        ``note(plan)`` is called with the JSON-able plan (see :func:`recover`)
+        before any file is moved or copied."""
+        planned: dict[Path, Path] = {}
         for final in self._finals():
             final.parent.mkdir(parents=True, exist_ok=True)
             if self._named(final):
-                tmp = temporary_output(final)
-                if str(final.resolve()) in self.inplace and final.exists():
-                    shutil.copy2(final, tmp)
-                self.temp[final] = tmp
+                self.temp[final] = temporary_output(final)
             elif final.exists():
-                self._keep(final)
+                planned[final] = temporary_output(final, "keep")
         for pattern in self.patterns:
             # every earlier match goes aside (not only a single one): after the run the files matching
             # the pattern are this run's, and a failed run deletes those and puts these back
             for hit in _all_hits(pattern):
                 path = Path(hit)
-                if path not in self.kept and path not in self.temp and path.is_file():
-                    self._keep(path)
+                if path not in planned and path not in self.temp and path.is_file():
+                    planned[path] = temporary_output(path, "keep")
+        if note is not None:
+            note({"temp": [[str(f), str(t)] for f, t in self.temp.items()],
+                  "kept": [[str(f), str(k)] for f, k in planned.items()],
+                  "finals": [str(f) for f in self._finals()], "patterns": [p.pattern for p in self.patterns],
+                  "rename": [str(src) for src in self.rename]})
+        for final, tmp in self.temp.items():
+            if str(final.resolve()) in self.inplace and final.exists():
+                shutil.copy2(final, tmp)
+        for path, kept in planned.items():
+            self._keep(path, kept)
         for made in self.rename:
             Path(made).unlink(missing_ok=True)  # a leftover of an earlier run is not this run's product
         params = {k: substitute(v, self.workdir, self.temp) for k, v in self.params.items()}
@@ -184,6 +208,58 @@ class Staging:
         self.temp, self.kept = {}, {}
 
 
+def _partial(kept: Path) -> Path:
+    return kept.with_name(kept.name + ".part")
+
+
+def recover(plan: dict, recorded) -> list[str]:
+    """Undo what a run killed with its driver left of ``plan`` (the dict
+    :meth:`Staging.begin` notes: ``temp`` and ``kept`` pairs ``[final,
+    other]``, ``finals``, ``patterns``, ``rename`` sources, as strings).
+    Removes its temporary files and partial copies; removes what its tool
+    wrote under a final name, a rename source or a pattern's name unless
+    ``recorded(path)`` (the file is a product its provenance record describes,
+    made by a run that finished since); puts each kept file back, or drops it
+    when its final name holds a recorded product. Returns one line per file
+    changed; a file that cannot be handled is logged and left."""
+    done: list[str] = []
+    kept = {Path(f): Path(k) for f, k in plan.get("kept", [])}
+
+    def remove(path: Path, why: str) -> None:
+        try:
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+                done.append(f"removed {path} ({why})")
+        except OSError as exc:
+            log.warning("could not remove %s of a run whose driver died: %s", path, exc)
+
+    for _, tmp in plan.get("temp", []):
+        remove(Path(tmp), "temporary output")
+    for k in kept.values():
+        remove(_partial(k), "partial copy")
+    made = [Path(f) for f in plan.get("finals", []) if Path(f) not in kept]
+    made += [Path(src) for src in plan.get("rename", [])]
+    for pattern in plan.get("patterns", []):
+        made += [Path(h) for h in sorted(glob.glob(pattern)) if Path(h) not in kept]
+    temps = {Path(f) for f, _ in plan.get("temp", [])}
+    for f in dict.fromkeys(made):
+        if f not in temps and f.exists() and not recorded(f):
+            remove(f, "written by the tool, not checked")
+    for final, k in kept.items():
+        try:
+            if not k.exists():
+                continue  # not moved yet, or already put back
+            if final.exists() and recorded(final):
+                k.unlink()
+                done.append(f"dropped {k}: {final} holds a recorded product")
+            else:
+                os.replace(k, final)
+                done.append(f"restored {final} from {k.name}")
+        except OSError as exc:
+            log.warning("could not restore %s (kept as %s) of a run whose driver died: %s", final, k, exc)
+    return done
+
+
 def _pattern_hit(pattern, fail) -> Path:
     try:
         return Path(pattern.resolve(required=True))
@@ -192,6 +268,4 @@ def _pattern_hit(pattern, fail) -> Path:
 
 
 def _all_hits(pattern) -> list[str]:
-    import glob
-
     return sorted(glob.glob(pattern.pattern))
