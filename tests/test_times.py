@@ -159,3 +159,16 @@ def test_datetime64_of_a_time_inside_a_leap_second(make_event_file):
     assert lc["utc"].dtype == np.dtype("datetime64[ns]") and np.all(np.diff(lc["utc"].values) >= np.timedelta64(0))
     assert np.datetime64("2016-12-31T23:59:59.999999999") in lc["utc"].values
     assert with_mjd(lc)["utc"].sizes == lc["time"].sizes
+
+
+def test_non_finite_times_are_nat_in_iso_too():
+    """to="iso" turned NaN/inf into '-4713-11-24T-2147483648:...' with ERFA warnings; datetime64 gave NaT."""
+    ref = {"mjdref": 50814.0, "timesys": "TT"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        iso = xcube.times(np.array([7e8, np.nan, np.inf]), ref, to="iso")
+        dt = xcube.times(np.array([7e8, np.nan, -np.inf]), ref, to="datetime64")
+        one = xcube.times(np.nan, ref, to="iso")
+    assert iso[0] == xcube.times(np.array([7e8]), ref, to="iso")[0] and list(iso[1:]) == ["NaT", "NaT"]
+    assert not np.isnat(dt[0]) and np.isnat(dt[1:]).all()
+    assert one == "NaT"

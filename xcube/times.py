@@ -180,6 +180,15 @@ def _datetime64(utc) -> np.ndarray:
 def _convert(seconds: np.ndarray, ref: TimeReference, to: str, precision: int):
     if to == "mjd":
         return _mjd(seconds, ref)
+    if to in ("iso", "datetime64"):  # non-finite times: NaT ("NaT" in ISO), not ERFA's year -4713 and warnings
+        v = np.asarray(seconds, np.float64)
+        ok = np.isfinite(v)
+        if not ok.all():
+            nat = "NaT" if to == "iso" else np.datetime64("NaT", "ns")
+            out = np.full(v.shape, nat, dtype=object if to == "iso" else "datetime64[ns]")
+            if ok.any():
+                out[ok] = _convert(v[ok], ref, to, precision)
+            return out if out.ndim else out[()]
     t = _astropy(seconds, ref)
     if to == "astropy":
         return t
