@@ -172,3 +172,22 @@ def test_non_finite_times_are_nat_in_iso_too():
     assert iso[0] == xcube.times(np.array([7e8]), ref, to="iso")[0] and list(iso[1:]) == ["NaT", "NaT"]
     assert not np.isnat(dt[0]) and np.isnat(dt[1:]).all()
     assert one == "NaT"
+
+
+def test_split_timezero_of_event_files_and_headers(make_event_file):
+    """TIMEZERI + TIMEZERF (the split TIMEZERO, as MJDREFI/MJDREFF) was ignored by the event reader and by
+    times(t, header), while the light-curve and GTI readers applied it: the same header placed 1.25 s apart."""
+    from astropy.io import fits
+
+    plain = make_event_file(n=50, name="plain.fits")
+    split = plain.with_name("split.fits")
+    with fits.open(plain) as hdul:
+        for h in hdul:
+            h.header.pop("TIMEZERO", None)
+            h.header["TIMEZERI"], h.header["TIMEZERF"] = 1, 0.25
+        hdul.writeto(split)
+    a, b = xcube.open_events(plain), xcube.open_events(split)
+    np.testing.assert_allclose(b["time"].values - a["time"].values, 1.25, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(b["gti_start"].values - a["gti_start"].values, 1.25, rtol=0, atol=1e-9)
+    hdr = fits.Header({"MJDREF": 50814.0, "TIMESYS": "TT", "TIMEZERI": 1, "TIMEZERF": 0.25})
+    np.testing.assert_allclose(xcube.times(np.array([0.0]), hdr), 50814.0 + 1.25 / 86400.0, rtol=0, atol=1e-12)

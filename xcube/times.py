@@ -120,7 +120,9 @@ def time_reference(ref, source: str = "") -> TimeReference:
         unit = str(attrs.get("TIMEUNIT", "s") or "s").strip().lower()
         if unit not in ("s", "d"):
             raise ValueError(f"{source}: TIMEUNIT={unit!r} is not supported; expected 's' or 'd'")
-        ref = TimeReference(i, f, _scale(attrs.get("TIMESYS"), source), header_float(attrs, "TIMEZERO", source, 0.0),
+        from .io.ogip import read_timezero
+
+        ref = TimeReference(i, f, _scale(attrs.get("TIMESYS"), source), read_timezero(attrs, source),
                             86400.0 if unit == "d" else 1.0, source)
     elif attrs.get("mjdrefi") is not None:
         ref = TimeReference(float(attrs["mjdrefi"]), float(attrs.get("mjdreff", 0.0) or 0.0),

@@ -50,7 +50,7 @@ from .memmap import (
     scan_times,
     source_of,
 )
-from .ogip import mjdref_offset, read_mjdref
+from .ogip import mjdref_offset, read_mjdref, read_timezero
 
 __all__ = ["read_fits_header", "open_fits_events", "load_fits_events", "DEFAULT_CHUNK", "EventsMeta"]
 
@@ -271,7 +271,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         for col in (s, e):
             check_column_time_unit(hdu.header, names.index(col) + 1, col, where)
         # its own TIMEZERO, else the primary header's (which the events inherit too), never the events'
-        tz = header_float(merged_header(hdul[0].header, hdu.header), "TIMEZERO", where, 0.0)
+        tz = read_timezero(merged_header(hdul[0].header, hdu.header), where)
         _check_gti_time_system(hdu.header, header, where)
         shift = mjdref_offset(hdu.header, header, where, path)
         if shift:
@@ -303,7 +303,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         short = "no GTI extension" if not tables else f"no GTI extension with {start_col}/{stop_col} columns"
         if t0 is None or t1 is None:
             raise ValueError(f"{path}: {short} and no TSTART/TSTOP keywords; cannot define good time")
-        tz = header_float(header, "TIMEZERO", path, 0.0)
+        tz = read_timezero(header, path)
         t0, t1 = header_float(header, "TSTART", path), header_float(header, "TSTOP", path)
         if not (np.isfinite(t0) and np.isfinite(t1)):
             raise ValueError(f"{path}: {short}, and TSTART = {t0!r} / TSTOP = {t1!r} are not finite; "
@@ -464,7 +464,7 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
         gti, ccd_gti, gti_kind = _read_gtis(hdul, profile, path, header)
     attrs = _attrs(header, profile, path, hdu_name=hdu.name, cols=cols)
     attrs["gti_kind"] = gti_kind
-    timezero = header_float(header, "TIMEZERO", path, 0.0)
+    timezero = read_timezero(header, path)  # (TIMEZERO, or the split TIMEZERI + TIMEZERF)
     attrs["tstart"] = header_float(header, "TSTART", path, gti[0][0] if gti[0].size else np.nan) + timezero
     attrs["tstop"] = header_float(header, "TSTOP", path, gti[1][-1] if gti[1].size else np.nan) + timezero
     return EventsMeta(
