@@ -6,9 +6,11 @@ import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from .. import accessor  # noqa: F401  (the .xcube accessor, with the first EventLists)
+from .. import gti as gtimod
 from .atomic import remove_stale
 from .cache import StoreCorruptError, cache_dir, cache_key, entry_name, is_complete, open_zarr_events, to_zarr
 from .events_fits import (
@@ -22,8 +24,8 @@ from .events_fits import (
 from .fitsutil import check_path, is_compressed, open_fits
 from .paths import expand_path, safe_component, walk_files
 
-__all__ = ["open_events", "open_archive", "EVENT_SUFFIXES", "check_distinct", "combined_labels", "event_nodes",
-           "not_a_tree"]
+__all__ = ["open_events", "open_archive", "EVENT_SUFFIXES", "check_distinct", "check_distinct_exposures",
+           "combined_labels", "event_nodes", "not_a_tree"]
 
 log = logging.getLogger("xcube.io")
 
@@ -171,8 +173,9 @@ def combined_labels(objects) -> dict:
 
 def check_distinct(events, what: str) -> None:
     """``ValueError`` when two of ``events`` (EventLists to be combined as
-    cameras) come from the same file (their ``source`` attrs): the same
-    events twice would double the counts and repeat every detection."""
+    cameras) come from the same file (their ``source`` attrs) or hold the
+    same exposure (:func:`check_distinct_exposures`): the same events twice
+    would double the counts and repeat every detection."""
     seen: dict = {}
     for k, ev in enumerate(events):
         src = str(getattr(ev, "attrs", {}).get("source") or "")
@@ -181,6 +184,48 @@ def check_distinct(events, what: str) -> None:
         if src in seen:
             raise ValueError(f"{what}: cameras {seen[src]} and {k} are the same events ({src}); give each file once")
         seen[src] = k
+    check_distinct_exposures(events, what)
+
+
+def check_distinct_exposures(events, what: str = "search_transients") -> None:
+    """``ValueError`` naming both files when two event lists hold the same
+    exposure under different file names (an ``.FTZ`` and its decompressed
+    copy, a re-sorted or filtered copy): the same instrument and exposure id
+    (attr ``expid``, the EXPIDSTR keyword; both may lack one) with good time
+    in common (one camera cannot take two exposures at once), or identical
+    GTIs, event counts and first event times (a relabelled copy). Combined (a summed light curve, a search), its
+    events would be counted twice, or searched twice as two subsets with
+    every detection repeated. Eager, cheap (attrs and GTIs); part of
+    :func:`check_distinct`."""
+    gtis = [gtimod.from_dataset(e) for e in events]
+    for j in range(1, len(events)):
+        for i in range(j):
+            a, b = events[i].attrs, events[j].attrs
+            inst = str(a.get("instrument", "") or "")
+            expid = str(a.get("expid", "") or "").strip()
+            why = None
+            if inst and inst == str(b.get("instrument", "") or "") and expid == str(b.get("expid", "") or "").strip():
+                common = float(gtimod.exposure(gtimod.intersection(gtis[i], gtis[j])))
+                if common > 0:
+                    label = f"{inst} exposure {expid}" if expid else f"{inst} (no EXPIDSTR)"
+                    why = f"the same exposure ({label}, {common:.1f} s of good time in common)"
+            n_i, n_j = events[i].sizes.get("event"), events[j].sizes.get("event")
+            if why is None and n_i == n_j and all(np.array_equal(x, y) for x, y in zip(gtis[i], gtis[j])) \
+                    and _same_first_times(events[i], events[j]):
+                why = f"the same events (identical GTIs and {n_i} events each)"
+            if why:
+                raise ValueError(
+                    f"{what}: cameras {i} and {j} hold {why}: {a.get('source', '<events>')} and "
+                    f"{b.get('source', '<events>')}; combined, its events would count twice (a search would also "
+                    "search it twice, every detection repeated). Give each exposure once")
+
+
+def _same_first_times(a, b, n: int = 64) -> bool:
+    """Whether two event lists start with the same ``n`` event times (reads
+    those only): a copy does, two cameras of one exposure time do not."""
+    if "time" not in a.variables or "time" not in b.variables:
+        return True
+    return bool(np.array_equal(np.asarray(a["time"][:n].values), np.asarray(b["time"][:n].values)))
 
 
 def open_events(path_or_paths, instrument: str | None = None, chunks: int | None = None, cache=None, hdu=None):
@@ -274,8 +319,6 @@ def open_archive(path_or_paths, instrument=None, chunks=None, cache=None, load: 
                     ds0 = open_zarr_events(f)
                     attrs = dict(ds0.attrs, n_events=ds0.sizes["event"])
                 else:
-                    from .. import gti as gtimod
-
                     attrs = dict(meta.attrs, n_events=meta.nrows, exposure=gtimod.exposure(meta.gti))
                 ds = xr.Dataset(attrs=attrs)
             ds.attrs["path"] = str(f)

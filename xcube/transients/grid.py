@@ -27,7 +27,7 @@ from .. import gti as gtimod
 from ..binning.axes import Axis, integer_column, pixel_arcsec, whole_pixels
 from ..binning.events_pass import Run, compact_cubes
 from ..binning.memory import available_bytes, check_size
-from ..io.events import check_distinct, event_nodes
+from ..io.events import check_distinct, check_distinct_exposures, event_nodes
 from ..missions import profile_of
 from ..scheduler import compute
 from ..select import EventFilter, applied_band
@@ -92,40 +92,8 @@ def check_cameras(events) -> list[xr.Dataset]:
         readout_ccds(prof, e.attrs.get("submode"), src)  # the bad-frame rule must know the CCDs read out
     check_same_reference(evs, "search_transients")
     check_distinct(evs, "search_transients")
-    check_distinct_exposures(evs, "search_transients")
     check_same_sky(evs, "search_transients")
     return evs
-
-
-def check_distinct_exposures(events, what: str = "search_transients") -> None:
-    """``ValueError`` naming both files when two event lists hold the same
-    exposure under different file names (an ``.FTZ`` and its decompressed
-    copy, a re-sorted or filtered copy): the same instrument and exposure id
-    (attr ``expid``, the EXPIDSTR keyword; both may lack one) with good time
-    in common (one camera cannot take two exposures at once), or identical
-    GTIs and event counts. Searched together, its events would be counted
-    twice, or searched twice as two subsets with every detection repeated.
-    Eager, cheap (attrs and GTIs)."""
-    gtis = [gtimod.from_dataset(e) for e in events]
-    for j in range(1, len(events)):
-        for i in range(j):
-            a, b = events[i].attrs, events[j].attrs
-            inst = str(a.get("instrument", "") or "")
-            expid = str(a.get("expid", "") or "").strip()
-            why = None
-            if inst and inst == str(b.get("instrument", "") or "") and expid == str(b.get("expid", "") or "").strip():
-                common = float(gtimod.exposure(gtimod.intersection(gtis[i], gtis[j])))
-                if common > 0:
-                    label = f"{inst} exposure {expid}" if expid else f"{inst} (no EXPIDSTR)"
-                    why = f"the same exposure ({label}, {common:.1f} s of good time in common)"
-            n_i, n_j = events[i].sizes.get("event"), events[j].sizes.get("event")
-            if why is None and n_i == n_j and all(np.array_equal(x, y) for x, y in zip(gtis[i], gtis[j])):
-                why = f"the same events (identical GTIs and {n_i} events each)"
-            if why:
-                raise ValueError(
-                    f"{what}: cameras {i} and {j} hold {why}: {a.get('source', '<events>')} and "
-                    f"{b.get('source', '<events>')}; searched together its events would count twice (or be "
-                    "searched twice, every detection repeated). Give each exposure once")
 
 
 #: the cameras' sky WCS agree when CRVAL differs by at most this fraction of a
