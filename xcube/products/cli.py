@@ -187,7 +187,8 @@ def _run_image(args) -> int:
     img = image(ev, args.bin_size, size_arcsec=args.size_arcsec, energy_band=args.energy, region=args.region,
                 expr=args.expr, screening=args.screen, x_range=args.x_range, y_range=args.y_range)
     path = write_image(_out(args, img, "image"), img, overwrite=args.overwrite)
-    print(f"{path}: {img.sizes['y']} x {img.sizes['x']} image of {img.attrs['bin_size']:g} sky pixels per pixel, "
+    print(f"{path}: {img.sizes['x']} x {img.sizes['y']} (x by y, NAXIS1 x NAXIS2) image of "
+          f"{img.attrs['bin_size']:g} sky pixels per pixel, "
           f"{int(img.sum())} counts")
     return 0
 
