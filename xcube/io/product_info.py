@@ -219,8 +219,8 @@ def _spectrum(path, row: int | None = None) -> list[str]:
         lines.append(f"  live time   : exposure = on time {float(a['ontime']):.1f} s x DEADC {float(a['deadc']):.4f}")
     if "grouping" in sp:
         lines.append(f"  groups      : {int(np.count_nonzero(np.asarray(sp['grouping'].values) == 1)):,}"
-                     f"    bad channels: {int(np.count_nonzero(np.asarray(sp['quality'].values) > 0)):,}"
-                     if "quality" in sp else "")
+                     + (f"    bad channels: {int(np.count_nonzero(np.asarray(sp['quality'].values) > 0)):,}"
+                        if "quality" in sp else ""))  # (QUALITY may be a keyword: the groups alone)
     lines.append("  files       : " + ", ".join(f"{k}={a.get(k) or '-'}" for k in ("respfile", "ancrfile", "backfile")))
     return lines
 
