@@ -84,8 +84,9 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
       The GTI table is read by :func:`xcube.io.ogip.gti_of_hdu`, as
       ``read_gti`` and ``xcube info`` read it: START/STOP in their TUNITn,
       else the GTI table's TIMEUNIT, else the light curve's ('s' or 'd'),
-      plus the GTI table's own TIMEZERO (or TIMEZERI + TIMEZERF), moved into
-      the RATE table's MJDREF when the GTI table has another.
+      plus the GTI table's own TIMEZERO (or TIMEZERI + TIMEZERF), else the
+      primary header's (not the RATE table's own), moved into the RATE
+      table's MJDREF when the GTI table has another.
     - a bin whose RATE (or, without RATE, COUNTS) is NaN or infinite has no
       valid measurement: it gets FRACEXP = 0 (no exposure; counts 0, rate
       NaN), as the PPS FBKTSR files write it, and its time is taken out of
@@ -222,7 +223,7 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
         )
     lo, hi = _bins(hdu, h, data, names, path)
     gti_h = find_gti_hdu(hdul, gti_extension, path)
-    gti = gti_of_hdu(gti_h, path, h) if gti_h is not None else None
+    gti = gti_of_hdu(gti_h, path, h, primary=hdul[0].header) if gti_h is not None else None
     invalid = _invalid_bins(data, names)
     fracexp, gti = _fracexp(data, names, lo, hi, gti, gti_h.name if gti_h is not None else None, path, invalid)
     corrected = _flag(h.get("FRACCORR", h.get("DEADAPP", False))) or _rate_corrected_by_tool(h)

@@ -226,8 +226,8 @@ def write_gti(path, gti, *, attrs: dict | None = None, extname: str = "GTI", ove
 def read_gti(path, extname: str | None = None):
     """``(start, stop)`` of a GTI table [s], read as :func:`gti_of_hdu` reads
     it (TUNITn/TIMEUNIT 's' or 'd', its own TIMEZERO or TIMEZERI + TIMEZERF;
-    a TIMEUNIT of the primary header applies where the table has none), in
-    the table's own MJDREF. ``extname`` defaults to the first table with
+    a TIMEUNIT or TIMEZERO of the primary header applies where the table has
+    none), in the table's own MJDREF. ``extname`` defaults to the first table with
     HDUCLAS1 = 'GTI' (or named GTI/STDGTI*); ``path[EXTNAME]`` also names it.
     Eager (GTI tables are small)."""
     path, extname = _split_extname(path, extname)
@@ -235,7 +235,7 @@ def read_gti(path, extname: str | None = None):
         hdu = find_gti_hdu(hdul, extname, path)
         if hdu is None:
             raise ValueError(f"{path}: no GTI table (extensions: {[h.name for h in hdul]}); pass extname=")
-        return gti_of_hdu(hdu, path, merged_header(hdul[0].header, hdu.header))
+        return gti_of_hdu(hdu, path, merged_header(hdul[0].header, hdu.header), primary=hdul[0].header)
 
 
 def _split_extname(path, extname):
@@ -254,7 +254,7 @@ def gti_table(obj, events=None):
     a pandas DataFrame with START/STOP columns (any case), read by
     :func:`gti_of_hdu` (units from TUNITn or ``Table`` column units, else
     TIMEUNIT; TIMEZERO or TIMEZERI + TIMEZERF of the header or ``Table.meta``
-    applied; a file's primary TIMEUNIT where the table has none). With
+    applied; a file's primary TIMEUNIT and TIMEZERO where the table has none). With
     ``events``, a table whose MJDREF, TIMESYS or TIMEREF (where its header
     has them) differs from the events' raises ``ValueError`` naming the file
     and both values (its times would be in another frame). Eager."""
@@ -269,7 +269,7 @@ def gti_table(obj, events=None):
             # primary keywords overridden by the table's; not dict(h0, **h1), which passes every card as a
             # keyword argument and fails on a second HISTORY/COMMENT card
             header = merged_header(hdul[0].header, hdu.header)
-            gti = gti_of_hdu(hdu, path, header)
+            gti = gti_of_hdu(hdu, path, header, primary=hdul[0].header)
     else:
         if isinstance(obj, fits.HDUList):
             obj = next((h for h in obj[1:] if is_gti_hdu(h)), None) or _no_gti(obj)
@@ -349,7 +349,7 @@ def find_gti_hdu(hdul, extname, path):
     return next((h for h in hdul[1:] if is_gti_hdu(h)), None)
 
 
-def gti_of_hdu(hdu, path, reference: dict | None = None):
+def gti_of_hdu(hdu, path, reference: dict | None = None, *, primary: fits.Header | dict | None = None):
     """``(start, stop)`` [s] of the GTI table ``hdu`` of an OGIP product (light
     curve, spectrum, GTI file; OGIP/93-003), in the time frame of
     ``reference`` (the header of the table the GTI belongs to, e.g. a light
@@ -358,7 +358,10 @@ def gti_of_hdu(hdu, path, reference: dict | None = None):
     - START/STOP in their TUNITn (``'s'`` or ``'d'``), else in the GTI
       table's TIMEUNIT, else in ``reference``'s TIMEUNIT, else seconds;
     - plus the table's own TIMEZERO (the split TIMEZERI + TIMEZERF when
-      present) in that TIMEUNIT;
+      present) in that TIMEUNIT; where the table has neither, the TIMEZERO
+      of ``primary`` (the file's primary header: FITS inheritance, as the
+      event reader applies it; never ``reference``'s, which may be another
+      table's own);
     - plus ``(MJDREF_gti - MJDREF_reference) x 86400`` s when the table has
       its own MJDREF (or MJDREFI/MJDREFF) and it differs from ``reference``'s.
 
@@ -380,7 +383,9 @@ def gti_of_hdu(hdu, path, reference: dict | None = None):
         if mine and theirs and mine != theirs:
             warnings.warn(f"{where}: {key} {mine!r} differs from its product's {theirs!r}; its START/STOP are "
                           "read as they are, in another time frame (up to +-500 s off)", stacklevel=3)
-    offset = read_timezero(h, where) * scale + mjdref_offset(h, ref, where)
+    own = has_value(h, "TIMEZERO") or has_value(h, "TIMEZERI")
+    zero = read_timezero(h if own or primary is None else primary, where)
+    offset = zero * scale + mjdref_offset(h, ref, where)
     index = {c: names.index(c) + 1 for c in (s, e)}
     k0, k1 = (column_time_scale(h, index[c], c, scale, where, what="GTI times") for c in (s, e))
     if k0 != k1:  # legal FITS, but no tool writes it: a header edited wrongly

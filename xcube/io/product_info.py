@@ -299,7 +299,7 @@ def _gti(path) -> list[str]:
     with fits.open(path) as hdul:
         hdu = find_gti_hdu(hdul, None, path)
         h = merged_header(hdul[0].header, hdu.header)
-        start, stop = gti_of_hdu(hdu, path, h)  # as read_gti and read_lightcurve read it (days, TIMEZERI, ...)
+        start, stop = gti_of_hdu(hdu, path, h, primary=hdul[0].header)  # as read_gti and read_lightcurve read it
     attrs = {"mission": h.get("TELESCOP", ""), "instrument": h.get("INSTRUME", ""), "obs_id": h.get("OBS_ID", ""),
              "object": h.get("OBJECT", "")}
     mjdref = read_mjdref(h, path)  # (a bad value: the error names the file)
