@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip as gzip_module
 import math
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -257,7 +258,15 @@ _ATTR_KEYWORDS = (("DATAMODE", "datamode"), ("SUBMODE", "submode"), ("FILTER", "
 
 
 def _events_header(events, profile) -> dict:
-    """EVENTS header keywords of an EventList from its attrs (mission, times, pointing)."""
+    """EVENTS header keywords of an EventList from its attrs (mission, times,
+    pointing) and the dead-time keywords of its source event file that the
+    products read (:func:`xcube.io.ogip.dead_time_keywords`: DEADC,
+    LIVETIME/ONTIME [s], XMM EPIC LIVETInn/ONTIMEnn, Chandra ACIS
+    LIVTIMEn/ONTIMEn), copied as they are: the live fractions they give hold
+    for any part of the good time. Reads the source's headers up to its event
+    table; none for a list without a readable source event file (simulated)."""
+    from .ogip import dead_time_keywords
+
     a = events.attrs
     has_gti = bool(events.sizes.get("gti"))
     header = {
@@ -280,6 +289,7 @@ def _events_header(events, profile) -> dict:
     for key, attr in _ATTR_KEYWORDS:
         if a.get(attr) not in (None, ""):
             header[key] = a[attr]
+    header.update(dead_time_keywords(a.get("source"), profile.events_extensions))
     return header
 
 
@@ -304,15 +314,52 @@ def _sky_columns(attrs, names: dict, columns: list, header: dict) -> dict:
     return wcs
 
 
-def _gti_extensions(events, profile) -> dict:
-    """One ``STDGTInn`` table per CCD when the list has per-CCD GTIs and the
-    mission uses them, else one ``GTI`` (or ``STDGTI``) table."""
-    if "ccd_gti_ccd" in events and profile.is_gti_extension("STDGTI01"):
-        ccd = events["ccd_gti_ccd"].values
-        st, sp = events["ccd_gti_start"].values, events["ccd_gti_stop"].values
-        return {f"STDGTI{int(c):02d}": (st[ccd == c], sp[ccd == c], {"CCDID": int(c)}) for c in np.unique(ccd)}
+def _ccd_gti_extension(profile, ccd: int) -> tuple[str, dict] | None:
+    """``(EXTNAME, header)`` of CCD ``ccd``'s GTI table as the mission names
+    it: the first of the profile's ``gti_extensions`` patterns that, with its
+    wildcard made the CCD number (``STDGTI*`` -> ``STDGTI03``, ``GTI?`` ->
+    ``GTI3``, ``GTI`` as it is) and the first ``gti_ccd_keywords`` keyword
+    set (``CCDID``, ``CCD_ID``), reads back as that CCD
+    (:meth:`~xcube.missions.base.MissionProfile.ccd_of_gti_extension`); None if none does."""
+    header = {profile.gti_ccd_keywords[0]: ccd} if profile.gti_ccd_keywords else {}
+    for pattern in profile.gti_extensions:
+        name = pattern.replace("*", f"{ccd:02d}").replace("?", str(ccd))
+        if profile.is_gti_extension(name) and profile.ccd_of_gti_extension(name, header) == ccd:
+            return name, header
+    return None
+
+
+def _gti_extensions(events, profile) -> list:
+    """``[(EXTNAME, (start, stop[, header]))]``: one table per CCD (module)
+    under the mission's own name where the list has per-CCD GTIs
+    (:func:`_ccd_gti_extension`: XMM ``STDGTInn`` + ``CCDID``, Chandra ACIS
+    ``GTI`` + ``CCD_ID``, eROSITA ``GTIn``), plus an observation-wide table
+    when the list's GTIs are narrower than their union; else one ``GTI`` (or
+    ``STDGTI``) table. A CCD the profile cannot name is written in the
+    observation-wide table only, with a warning."""
+    glob = gtimod.from_dataset(events)
     name = next((n for n in ("GTI", "STDGTI") if profile.is_gti_extension(n)), "GTI")
-    return {name: gtimod.from_dataset(events)}
+    if "ccd_gti_ccd" not in events:
+        return [(name, glob)]
+    ccd = events["ccd_gti_ccd"].values
+    st, sp = events["ccd_gti_start"].values, events["ccd_gti_stop"].values
+    tables, sets, unnamed = [], [], []
+    for c in (int(c) for c in np.unique(ccd)):
+        ext = _ccd_gti_extension(profile, c)
+        if ext is None:
+            unnamed.append(c)
+            continue
+        sets.append((st[ccd == c], sp[ccd == c]))
+        tables.append((ext[0], (*sets[-1], ext[1])))
+    if unnamed:
+        warnings.warn(f"{events.attrs.get('source', 'events')}: the {profile.name} profile has no GTI extension "
+                      f"name for CCD {', '.join(map(str, unnamed))}; written without per-CCD GTIs (the union only)",
+                      UserWarning, stacklevel=3)
+        return [(name, glob)]
+    union, norm = gtimod.union(*sets), gtimod.normalize(*glob, warn=False)
+    if not (np.array_equal(union[0], norm[0]) and np.array_equal(union[1], norm[1])):
+        tables.append((name, glob))  # observation-wide: read back as intersected with every CCD
+    return tables
 
 
 def write_events(path, events, *, overwrite: bool = False, gzip: bool | None = None) -> Path:
@@ -321,10 +368,14 @@ def write_events(path, events, *, overwrite: bool = False, gzip: bool | None = N
 
     Columns: every ``event`` variable except the derived ``energy``, upper-case,
     with the profile's names for time/x/y/pi; the sky WCS as TCTYP/TCRVL/TCRPX/
-    TCDLT of X and Y (a rotation, ``PCi_j`` attrs, as TPn_ka). GTIs: one ``STDGTInn`` extension per CCD (with ``CCDID``)
-    where the list has per-CCD GTIs and the mission uses them, else one ``GTI``
-    extension. Dask columns are streamed chunk by chunk (memory of one chunk).
-    ``gzip`` defaults to True for ``.gz``/``.FTZ`` paths. Raises
+    TCDLT of X and Y (a rotation, ``PCi_j`` attrs, as TPn_ka); the dead-time
+    keywords of the source event file (DEADC, LIVETIME/ONTIME [s], LIVETInn/
+    ONTIMEnn, LIVTIMEn/ONTIMEn), so that spectra keep their live time. GTIs:
+    where the list has per-CCD (per-module) GTIs, one table per CCD under the
+    mission's name (XMM ``STDGTInn`` + ``CCDID``, Chandra ACIS ``GTI`` +
+    ``CCD_ID``, eROSITA ``GTIn``), else one ``GTI`` extension; the file reads
+    back with the same GTIs, per-CCD ones included. Dask columns are streamed
+    chunk by chunk (memory of one chunk). ``gzip`` defaults to True for ``.gz``/``.FTZ`` paths. Raises
     ``FileExistsError`` if the path exists and ``overwrite`` is False, and
     ``ValueError`` when the path is the file the events are read from
     (``attrs['source']``). Returns the path.
