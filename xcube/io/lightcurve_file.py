@@ -79,6 +79,9 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
       SAS and xcube write it); ``TIMEDEL`` keyword or column gives the width;
       TIMEUNIT 's' or 'd'.
     - exposure = TIMEDEL x FRACEXP. Without a FRACEXP column the fraction is
+      the per-bin EXPOSURE column [s] over the bin width (CIAO ``dmextract``:
+      the bin's live exposure, dead time included; a column in another unit,
+      e.g. Fermi's cm**2 s, is not used, with a warning), else it is
       computed from the GTI table (``gti_extension``, default the first GTI
       table in the file; per-CCD files hold several - pick the source CCD's).
       The GTI table is read by :func:`xcube.io.ogip.gti_of_hdu`, as
@@ -101,7 +104,10 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
     - errors: ERROR (or RATE_ERR, RATE_ERRM/RATE_ERRP) are those of RATE; in a
       table without RATE (HDUCLAS3 = 'COUNT') they are count errors and are
       divided by the exposure (NaN where it is 0), unless their TUNIT is a
-      rate; without an error column, sqrt(counts) / exposure.
+      rate; without an error column, sqrt(counts) / exposure. A CIAO
+      ``dmextract`` table (COUNTS, no RATE) gives the rate from COUNT_RATE
+      and its error from COUNT_RATE_ERR (else STAT_ERR / exposure), NaN
+      where the exposure is 0.
     - several bands: when RATE (or COUNTS) is a vector column of k elements
       (the eROSITA ``srctool`` layout, RATE of shape (n, 3)), every vector
       column gives one value per band and the result has a ``band``
@@ -225,7 +231,9 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
     gti_h = find_gti_hdu(hdul, gti_extension, path)
     gti = gti_of_hdu(gti_h, path, h, primary=hdul[0].header) if gti_h is not None else None
     invalid = _invalid_bins(data, names)
-    fracexp, gti = _fracexp(data, names, lo, hi, gti, gti_h.name if gti_h is not None else None, path, invalid)
+    live = _live_exposure(hdu, h, data, names, path)
+    fracexp, gti = _fracexp(data, names, lo, hi, gti, gti_h.name if gti_h is not None else None, path, invalid,
+                            live)
     corrected = _flag(h.get("FRACCORR", h.get("DEADAPP", False))) or _rate_corrected_by_tool(h)
     counts, rate, err = _counts_and_rates(data, names, hi - lo, fracexp, corrected, _error_unit(hdu, names))
     coords = {
@@ -281,8 +289,27 @@ def _invalid_bins(data, names) -> np.ndarray:
     return ~np.isfinite(v)
 
 
-def _fracexp(data, names, lo, hi, gti, gti_name, path, invalid=None):
-    """``(fracexp, gti)``: the FRACEXP column, else the bins' fraction inside ``gti``, else 1; 0 in the
+def _live_exposure(hdu, h, data, names, path):
+    """The per-bin EXPOSURE column [s] (its TUNIT 's' or 'd', else TIMEUNIT), or None: CIAO ``dmextract``
+    light curves give each bin's live exposure there (the good time in the bin x DTCOR; 0 for a bin without
+    good time), with COUNT_RATE = COUNTS / EXPOSURE. A column in another unit is no time (Fermi
+    ``gtexposure`` writes cm**2 s): None, with a warning that it is not used."""
+    col = find_column(names, "EXPOSURE")
+    if col is None:
+        return None
+    unit = str(hdu.columns[col].unit or "").strip() if col in hdu.columns.names else ""
+    try:
+        scale = time_scale(unit or h.get("TIMEUNIT", "s"), path)
+    except ValueError:
+        warnings.warn(f"{path}[{hdu.name}]: column {col} is in {unit!r}, not a time ('s' or 'd'); it is not the "
+                      "bins' exposure, which comes from FRACEXP or the GTI table", stacklevel=4)
+        return None
+    return np.asarray(data[col], np.float64) * scale
+
+
+def _fracexp(data, names, lo, hi, gti, gti_name, path, invalid=None, live=None):
+    """``(fracexp, gti)``: the FRACEXP column, else ``live`` (the per-bin EXPOSURE column [s], see
+    :func:`_live_exposure`) over the bin width, else the bins' fraction inside ``gti``, else 1; 0 in the
     ``invalid`` bins (a non-finite RATE: no measurement, so no exposure; warned when the file gave them
     exposure, and their time is taken out of the GTIs so that the GTI total stays the summed exposure and a
     power spectrum's segments avoid them); the GTIs (from the exposed bins when the file has no GTI table)."""
@@ -290,6 +317,8 @@ def _fracexp(data, names, lo, hi, gti, gti_name, path, invalid=None):
     fcol = find_column(names, "FRACEXP")
     if fcol is not None:
         fracexp = np.nan_to_num(np.asarray(data[fcol], np.float64))
+    elif live is not None:  # the file's own exposure of each bin (dead time included), not the GTIs'
+        fracexp = np.where(width > 0, np.nan_to_num(live) / width, 0.0)
     elif gti is not None:
         fracexp = np.where(width > 0, gtimod.exposure_per_bin(lo, hi, gti) / width, 0.0)
         if lo.size and gti[0].size and not np.any(fracexp > 0):
@@ -321,7 +350,9 @@ def _counts_and_rates(data, names, width, fracexp, corrected, error_unit: str = 
     RATE x TIMEDEL (uncorrected: SAS evselect, extractor, xcube fraccorr=False), rates corrected for
     FRACEXP (NaN where it is 0), errors from the file or sqrt(counts) / exposure. Without a RATE column
     (HDUCLAS3 = 'COUNT') the error column is in counts (OGIP/93-003: the unit of the column it belongs
-    to), so it is divided by the exposure as the counts are, unless its TUNIT (``error_unit``) is a rate."""
+    to), so it is divided by the exposure as the counts are, unless its TUNIT (``error_unit``) is a rate.
+    CIAO ``dmextract`` tables (COUNTS, no RATE): the rate is COUNT_RATE and its error COUNT_RATE_ERR (else
+    STAT_ERR, the count error, / exposure), NaN where the exposure is 0 (the file writes 0 there)."""
     exposure = width * fracexp
     rcol, ccol = find_column(names, "RATE"), find_column(names, "COUNTS")
     rate = np.asarray(data[rcol], np.float64) if rcol is not None else None
@@ -330,7 +361,12 @@ def _counts_and_rates(data, names, width, fracexp, corrected, error_unit: str = 
         if ccol is not None:
             counts = np.asarray(data[ccol])
             if rate is None:
-                rate = np.where(exposure > 0, counts / exposure, np.nan)
+                crcol = find_column(names, "COUNT_RATE")  # dmextract: COUNTS / EXPOSURE
+                rate = np.where(exposure > 0, np.asarray(data[crcol], np.float64) if crcol is not None
+                                else counts / exposure, np.nan)
+                if err is None:
+                    err, error_unit = _count_table_error(data, names)
+                    err = None if err is None else np.where(exposure > 0, err, np.nan)
                 if err is not None and not _is_rate_unit(error_unit):  # count errors
                     err = np.where(exposure > 0, err / exposure, np.nan)
         elif corrected:
@@ -456,6 +492,17 @@ def _rate_error(data, names):
     if lo is not None and hi is not None:
         return 0.5 * (np.abs(np.asarray(data[lo], np.float64)) + np.asarray(data[hi], np.float64))
     return None
+
+
+def _count_table_error(data, names):
+    """``(error, unit)`` of a COUNTS table without ERROR/RATE_ERR columns: CIAO ``dmextract``'s COUNT_RATE_ERR
+    (the error of COUNT_RATE, ``'count/s'``), else its STAT_ERR (the error of COUNTS, ``'count'``); ``(None, '')``
+    when neither is present."""
+    for name, unit in (("COUNT_RATE_ERR", "count/s"), ("STAT_ERR", "count")):
+        col = find_column(names, name)
+        if col is not None:
+            return np.asarray(data[col], np.float64), unit
+    return None, ""
 
 
 def _error_unit(hdu, names) -> str:
