@@ -23,8 +23,9 @@ cut, so that it streams:
   contiguous bins, one task per block.
 
 Every task returns a :class:`PdsSums` (sum of unnormalised powers, number of
-segments, number of photons); sums are added in a tree and normalised once at
-the end, as Stingray does with ``use_common_mean=True``.
+segments, number of photons; for a light curve with per-bin count variances,
+their sums too); sums are added in a tree and normalised once at the end, as
+Stingray does with ``use_common_mean=True``.
 """
 from __future__ import annotations
 
@@ -62,8 +63,12 @@ class PdsSums:
 
     ``power`` is the sum of unnormalised powers ``|FFT|^2`` over the finished
     segments at the positive Fourier frequencies; ``n_segments`` and
-    ``n_photons`` count them. ``edges`` maps a segment index to ``[counts,
-    n_events]`` for segments not yet finished; ``first``/``last`` are the
+    ``n_photons`` count them. For a light curve given with the variance of
+    each bin's counts (counts that are not Poisson photon counts, Stingray's
+    ``err_dist="gauss"``), ``var_sum`` sums that variance over the segments'
+    bins [count^2] and ``variance`` sums each segment's Stingray variance
+    ``mean(sigma)^2`` [count^2]; both None otherwise. ``edges`` maps a
+    segment index to ``[counts, n_events]`` for segments not yet finished; ``first``/``last`` are the
     segments holding the range's first and last event (None outside any);
     ``t_first``/``t_last`` its first and last event time [s] (to check the
     order of neighbouring chunks).
@@ -73,6 +78,8 @@ class PdsSums:
     power: np.ndarray | None = None
     n_segments: int = 0
     n_photons: float = 0.0
+    var_sum: float | None = None
+    variance: float | None = None
     edges: dict = field(default_factory=dict)
     first: int | None = None
     last: int | None = None
@@ -159,14 +166,19 @@ def _positive_power(counts: np.ndarray, n_bin: int) -> np.ndarray:
     return (ft * ft.conj()).real[positive_fft_bins(n_bin)]
 
 
-def _add_segment(sums: PdsSums, counts: np.ndarray, n_events: int) -> None:
-    """Add one finished segment, skipped as Stingray skips it (< 2 events or empty)."""
+def _add_segment(sums: PdsSums, counts: np.ndarray, n_events: int, var: np.ndarray | None = None) -> None:
+    """Add one finished segment, skipped as Stingray skips it (< 2 events or empty); ``var``: the variance
+    of each bin's counts [count^2] (light curves of non-Poisson counts), summed into ``var_sum`` and into
+    ``variance`` as Stingray's ``mean(err) ** 2`` of the segment."""
     if n_events < 2 or not np.any(counts != 0):
         return
     p = _positive_power(counts, sums.n_bin)
     sums.power = p if sums.power is None else sums.power + p
     sums.n_segments += 1
     sums.n_photons += float(counts.sum())
+    if var is not None:
+        sums.var_sum = (sums.var_sum or 0.0) + float(var.sum())
+        sums.variance = (sums.variance or 0.0) + float(np.mean(np.sqrt(var))) ** 2
 
 
 def events_sums(times, plan: SegmentPlan) -> PdsSums:
@@ -205,15 +217,23 @@ def events_sums(times, plan: SegmentPlan) -> PdsSums:
     return out
 
 
-def lightcurve_sums(counts, bounds, n_bin: int) -> PdsSums:
+def lightcurve_sums(counts, bounds, n_bin: int, variances=None) -> PdsSums:
     """:class:`PdsSums` of a block of light-curve counts; ``bounds`` are the
-    ``(idx0, idx1)`` of its segments inside the block."""
+    ``(idx0, idx1)`` of its segments inside the block; ``variances``: the
+    variance of each bin's counts [count^2] (same length as ``counts``), or
+    None for Poisson counts."""
     c = np.asarray(counts)
+    v = None if variances is None else np.asarray(variances, np.float64)
     out = PdsSums(int(n_bin), empty=False)
     for i0, i1 in bounds:
         seg = c[i0:i1].astype(float)
-        _add_segment(out, seg, int(i1 - i0))
+        _add_segment(out, seg, int(i1 - i0), None if v is None else v[i0:i1])
     return out
+
+
+def _add(a, b):
+    """``a + b`` of two optional sums (None when both are None)."""
+    return a if b is None else b if a is None else a + b
 
 
 def merge(a: PdsSums, b: PdsSums, source: str = "") -> PdsSums:
@@ -227,7 +247,8 @@ def merge(a: PdsSums, b: PdsSums, source: str = "") -> PdsSums:
     if b.t_first < a.t_last:
         raise _unsorted(source, f"a chunk starting at {b.t_first!r} s follows one ending at {a.t_last!r} s")
     out = PdsSums(a.n_bin, n_segments=a.n_segments + b.n_segments, n_photons=a.n_photons + b.n_photons,
-                  first=a.first, last=b.last, empty=False, t_first=a.t_first, t_last=b.t_last)
+                  var_sum=_add(a.var_sum, b.var_sum), variance=_add(a.variance, b.variance), first=a.first,
+                  last=b.last, empty=False, t_first=a.t_first, t_last=b.t_last)
     if a.power is None or b.power is None:
         out.power = a.power if b.power is None else b.power
     else:
@@ -248,7 +269,7 @@ def merge(a: PdsSums, b: PdsSums, source: str = "") -> PdsSums:
 def finish(sums: PdsSums) -> PdsSums:
     """Close the remaining partial segments (the whole input has been seen)."""
     out = PdsSums(sums.n_bin, power=sums.power, n_segments=sums.n_segments, n_photons=sums.n_photons,
-                  empty=sums.empty)
+                  var_sum=sums.var_sum, variance=sums.variance, empty=sums.empty)
     for k in sorted(sums.edges):
         _add_segment(out, *sums.edges[k])
     return out
@@ -318,9 +339,12 @@ def contiguous_rows(time_lo, time_hi, source: str = ""):
     return np.r_[lo[0], lo[cut + 1]], np.r_[hi[cut], hi[-1]]
 
 
-def lightcurve_delayed(times, counts, gti, segment: float, dt: float, source: str = "", edges=None):
+def lightcurve_delayed(times, counts, gti, segment: float, dt: float, source: str = "", edges=None,
+                       variances=None):
     """Delayed :class:`PdsSums` of a binned light curve (``times``: bin
-    centres [s], numpy; ``counts``: numpy or Dask, same length) over the
+    centres [s], numpy; ``counts``: numpy or Dask, same length; ``variances``:
+    None for Poisson counts, else the variance of each bin's counts
+    [count^2], numpy or Dask, same length) over the
     segments Stingray's binned rule finds inside ``gti`` and inside the runs
     of contiguous rows (:func:`contiguous_rows` of ``edges``, the rows'
     ``(time_lo, time_hi)`` [s]; default ``times -/+ dt / 2``): a missing row
@@ -357,5 +381,6 @@ def lightcurve_delayed(times, counts, gti, segment: float, dt: float, source: st
     for blk in blocks:
         lo, hi = blk[0][0], blk[-1][1]
         local = [(i0 - lo, i1 - lo) for i0, i1 in blk]
-        parts.append(dask.delayed(lightcurve_sums, pure=True)(counts[lo:hi], local, n_bin))
+        var = None if variances is None else variances[lo:hi]
+        parts.append(dask.delayed(lightcurve_sums, pure=True)(counts[lo:hi], local, n_bin, var))
     return tree_reduce(parts), segment, int(n_bin)

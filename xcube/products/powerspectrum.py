@@ -9,6 +9,7 @@ observations in parallel.
 from __future__ import annotations
 
 import logging
+import warnings
 from functools import partial
 from numbers import Integral, Real
 
@@ -107,7 +108,7 @@ def _input_sums(obj, segment, dt, selection):
             obj = select(obj if inside.source is None else inside.source, energy_band=selection["energy_band"],
                          expr=expr, gti=ccd_gti)
         plan = pds_stream.plan_segments(gtimod.from_dataset(obj), segment, float(dt), _source(obj))
-        attrs = dict(obj.attrs)
+        attrs = dict(obj.attrs, err_dist="poisson")
         if ccd_gti is not None:
             attrs["ccds"] = [int(c) for c in ccds]
         if band is not None:
@@ -123,14 +124,68 @@ def _input_sums(obj, segment, dt, selection):
                              f"with lc.sel(band={str(obj['band'].values[0])!r})")
         if any(selection[k] is not None for k in _SELECTION):
             raise ValueError("energy_band/region/expr apply to event lists; this light curve is already extracted")
+        why = _not_photon_counts(obj)
+        var = _count_variance(obj) if why else None
+        attrs = dict(obj.attrs, err_dist="gauss" if why else "poisson", not_photon_counts=why)
+        if var is not None:  # summed like the counts when dt= rebins (a TOTAL rebin recomputes rate_err)
+            obj = obj.assign(_count_var=("time", var, {"units": "count"}))
         lc, width, covered = _lightcurve_at(obj, dt)
         gti = gtimod.intersection(_lightcurve_gti(lc), covered)
         sums, seg, n_bin = pds_stream.lightcurve_delayed(
             lc["time"].values, lc["counts"].data, gti, segment, width, f"power_spectrum: {_named(obj).rstrip()}",
-            edges=(lc["time_lo"].values, lc["time_hi"].values))
-        return sums, seg, n_bin, width, obj.attrs
+            edges=(lc["time_lo"].values, lc["time_hi"].values),
+            variances=lc["_count_var"].data if var is not None else None)
+        return sums, seg, n_bin, width, attrs
     raise TypeError(f"power_spectrum needs an EventList (dim 'event') or a light curve (dim 'time' with 'counts'), "
                     f"got {type(obj).__name__} with dims {getattr(obj, 'dims', None)}")
+
+
+def _not_photon_counts(lc) -> str | None:
+    """Why the ``counts`` of the light curve ``lc`` are not Poisson photon
+    counts, or None when they are. They are not when they are not whole
+    numbers >= 0 (to 1e-3, as ``read_lightcurve`` rounds them): counts rebuilt
+    as RATE x exposure from an exposure-corrected or net RATE without a
+    COUNTS column (SAS ``epiclccorr``), or negative net counts;
+    nor when ``attrs['rate_kind']`` is ``"net"``/``"background"`` and the
+    counts are ``rate x exposure`` (rebuilt from a NET/BKG RATE; an xcube NET
+    file's COUNTS are the source region's gross photon counts instead).
+    Lazy integer counts of a gross light curve (``xcube.lightcurve`` of
+    events) are taken for photon counts unread; float counts are read
+    (computes a lazy light curve's counts)."""
+    kind = str(lc.attrs.get("rate_kind") or "total")
+    counts = lc["counts"]
+    if counts.dtype.kind in "iub" and kind == "total" and (counts.chunks is not None or not (counts.values < 0).any()):
+        return None
+    c = np.asarray(lc["counts"].values, np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = (c < 0) | (np.abs(c - np.round(c)) > 1e-3)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        return (f"counts that are not whole numbers >= 0, e.g. {c[i]:.6g} in bin {i}, as RATE x exposure gives "
+                "them for an exposure-corrected or net RATE without a COUNTS column, such as SAS epiclccorr writes")
+    if kind != "total" and "rate" in lc:
+        e = np.asarray(lc["exposure"].values, np.float64)
+        r = np.asarray(lc["rate"].values, np.float64)
+        ok = (e > 0) & np.isfinite(r)
+        if ok.any() and np.allclose(c[ok], r[ok] * e[ok], rtol=1e-6, atol=1e-6):
+            return f"{kind} counts rebuilt from the RATE of a {kind} light curve (rate_kind {kind!r}, no COUNTS)"
+    return None
+
+
+def _count_variance(lc) -> np.ndarray | None:
+    """The variance of each bin's counts [count^2], ``(rate_err x
+    exposure)^2`` (0 in bins without exposure), numpy of the shape of
+    ``counts``; None when ``lc`` has no ``rate_err`` or one that is not finite
+    where there is exposure. Eager."""
+    if "rate_err" not in lc:
+        return None
+    e = np.asarray(lc["exposure"].values, np.float64)
+    err = np.asarray(lc["rate_err"].values, np.float64)
+    with np.errstate(invalid="ignore"):
+        var = np.where(e > 0, (err * e) ** 2, 0.0)
+    if not np.all(np.isfinite(var)) or not np.any(var > 0):
+        return None
+    return var
 
 
 def _source(obj) -> str:
@@ -195,8 +250,14 @@ def _lightcurve_at(lc, dt):
     return rebin(lc, int(round(factor))), width * int(round(factor)), covered
 
 
-def _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs) -> xr.Dataset:
-    """Normalise the summed powers exactly as Stingray's avg_pds_from_iterable does."""
+def _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs, noise=False) -> xr.Dataset:
+    """Normalise the summed powers exactly as Stingray's avg_pds_from_iterable
+    does: with ``attrs['err_dist']`` ``"gauss"`` (counts that are not photon
+    counts, with their variances summed in ``sums``) as Stingray does for a
+    Lightcurve of ``err_dist="gauss"`` (Leahy from the mean variance), and the
+    white-noise level from the variances (see :func:`_noise_level`).
+    ``noise``: the level will be subtracted (``ValueError`` when it is
+    unknown)."""
     from stingray.fourier import normalize_periodograms, poisson_level, positive_fft_bins
     from stingray.utils import fftfreq
 
@@ -213,7 +274,9 @@ def _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs) -> xr.Datas
             f"the mean rate {mean / dt:.6g} count/s of the {m} segment(s): the source rate (mean rate - "
             f"background rate) would be {mean / dt - bkg:.6g} count/s. Give the background rate in the source "
             "region (0 <= background_rate < mean rate)")
-    factor = normalize_periodograms(1, dt, n_bin, mean, n_ph=n_ph, norm=norm, variance=None,
+    gauss = attrs.get("err_dist") == "gauss"
+    variance = sums.variance / m if gauss and sums.variance else None
+    factor = normalize_periodograms(1, dt, n_bin, mean, n_ph=n_ph, norm=norm, variance=variance,
                                     background_flux=bkg * dt)
     power = (sums.power / m) * factor
     freq = fftfreq(n_bin, dt)[positive_fft_bins(n_bin)]
@@ -224,6 +287,8 @@ def _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs) -> xr.Datas
     df = 1.0 / (dt * n_bin)
     mean_rate = mean / dt
     level = poisson_level(norm, meanrate=mean_rate, n_ph=n_ph, backrate=bkg)
+    if gauss:
+        level = _noise_level(sums, factor, level, norm, attrs, noise)
     keep = {k: attrs[k] for k in _OBS_ATTRS if k in attrs and attrs[k] is not None}
     ds = xr.Dataset(
         {"power": ("freq", power, {"units": _UNITS[norm], "norm": norm}),
@@ -235,9 +300,40 @@ def _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs) -> xr.Datas
         attrs={**keep, "kind": "power_spectrum", "norm": norm, "segment": float(segment), "dt": float(dt),
                "n_bin": int(n_bin), "n_segments": int(m), "mean_rate": float(mean_rate),
                "n_photons": float(n_ph), "poisson_level": float(level), "background_rate": bkg,
+               "err_dist": str(attrs.get("err_dist", "poisson")),
                "noise_subtracted": False, "rebin": 0, "xcube_version": __version__},
     )
     return ds
+
+
+def _noise_level(sums, factor, poisson, norm, attrs, noise) -> float:
+    """White-noise level of a light curve whose counts are not photon counts
+    (``attrs['not_photon_counts']`` says why): the unnormalised noise power of
+    a segment, ``n_bin <sigma^2>`` (the mean variance of the counts of the
+    segments' bins, from the rate errors), times the normalisation ``factor``
+    - for ``frac`` ``2 <sigma_rate^2> dt / (R - B)^2``, for ``abs`` ``2
+    <sigma_rate^2> dt``, for Leahy (normalised by Stingray's variance)
+    about 2. A warning names the input; without usable errors the level is
+    NaN (warned), or ``ValueError`` when it is to be subtracted (``noise``)."""
+    src = attrs.get("source") or attrs.get("obs_id") or "input"
+    why = attrs.get("not_photon_counts") or "counts that are not Poisson photon counts"
+    if not sums.var_sum:
+        msg = (f"{src}: its counts are not Poisson photon counts ({why}), and it has no rate errors (rate_err, "
+               "finite wherever there is exposure) to give their white-noise level")
+        if noise:
+            raise ValueError(f"{msg}: cannot subtract the noise level (subtract_noise, --subtract-noise); give the "
+                             "light curve its errors, or transform the total (uncorrected) light curve of the "
+                             "counted photons")
+        warnings.warn(f"{msg}; poisson_level is NaN (the Poisson level {poisson:.4g} of photon counts would be "
+                      "wrong)", stacklevel=5)
+        return float("nan")
+    level = float(factor * sums.var_sum / sums.n_segments)
+    how = ("the Leahy powers are normalised by the mean variance of the counts and" if norm == "leahy" else
+           f"instead of the Poisson level {poisson:.4g} of photon counts,")
+    warnings.warn(f"{src}: its counts are not Poisson photon counts ({why}); {how} the white-noise level "
+                  f"{level:.4g} comes from the rate errors (Stingray's err_dist='gauss', attrs['err_dist'])",
+                  stacklevel=5)
+    return level
 
 
 def rebin_power_spectrum(pds: xr.Dataset, rebin) -> xr.Dataset:
@@ -288,11 +384,17 @@ def subtract_poisson_noise(pds: xr.Dataset) -> xr.Dataset:
     """The power spectrum minus its Poisson (white-noise) level, without dead
     time (``attrs['poisson_level']``: 2 for Leahy, ``2 / mean_rate`` for frac,
     ``2 mean_rate`` for abs; with a background rate B the frac level is
-    ``2 (S + B) / S^2``), in the units of the spectrum's normalisation.
+    ``2 (S + B) / S^2``; for a light curve of counts that are not photon
+    counts, ``attrs['err_dist']`` ``"gauss"``, the level from its rate
+    errors), in the units of the spectrum's normalisation.
     Errors are unchanged. Same dims (``freq``, or ``(obs, freq)``) as
-    ``pds``; lazy when its ``power`` is."""
+    ``pds``; lazy when its ``power`` is. ``ValueError`` when the level is
+    unknown (NaN)."""
     if pds.attrs.get("noise_subtracted"):
         return pds
+    if "poisson_level" not in pds.variables and not np.isfinite(pds.attrs.get("poisson_level", np.nan)):
+        raise ValueError(f"{_source(pds) or 'power spectrum'}: its white-noise level (attrs['poisson_level']) is "
+                         "unknown (NaN), so it cannot be subtracted")
     out = pds.copy()
     out["power"] = (pds["power"] - pds.attrs["poisson_level"]).assign_attrs(pds["power"].attrs)
     out.attrs["noise_subtracted"] = True
@@ -385,7 +487,16 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
         multiple of it rebins the light curve first.
     norm : ``"leahy"`` (Poisson noise level 2), ``"frac"`` (fractional rms^2
         per Hz, "rms" normalisation), ``"abs"`` ((count/s)^2 per Hz) or
-        ``"none"``, exactly as Stingray's ``AveragedPowerspectrum``.
+        ``"none"``, exactly as Stingray's ``AveragedPowerspectrum``. A light
+        curve whose counts are not Poisson photon counts (not whole numbers
+        >= 0: rebuilt as RATE x exposure from an exposure-corrected or net
+        RATE without COUNTS, as SAS ``epiclccorr`` writes; or net counts
+        rebuilt from a NET file's RATE) is transformed as Stingray's
+        ``err_dist="gauss"`` light curves: Leahy normalised by the mean
+        variance of the counts, and the white-noise level taken from its
+        ``rate_err`` (``2 <sigma_rate^2> dt / (R - B)^2`` for ``frac``), with
+        a warning naming the input; ``attrs['err_dist']`` is then
+        ``"gauss"``. Without finite errors the level is NaN (warned).
     rebin : None or 0 (none), a negative factor for logarithmic rebinning
         (``-0.06``: each bin 6 % wider than the previous) or a positive whole
         number of frequencies per bin; see :func:`rebin_power_spectrum`.
@@ -408,7 +519,9 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
         to the source rate ``mean_rate - background_rate`` (Stingray's
         ``background_flux``). The other normalisations do not use it.
     subtract_noise : subtract the dead-time-free Poisson level
-        (``attrs['poisson_level']``) from the powers.
+        (``attrs['poisson_level']``, from the errors for counts that are not
+        photon counts) from the powers; ``ValueError`` naming the input when
+        that level is unknown.
     average : with many inputs, return one spectrum averaged over them
         (weighted by ``m``, before rebinning) instead of a stack on ``obs``.
     compute : False returns a ``dask.delayed`` object that yields the result.
@@ -420,11 +533,12 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
     (``power / sqrt(m)``, as Stingray), ``m`` (powers averaged per bin) and
     ``df`` [Hz]; attrs ``norm``, ``segment``, ``dt``, ``n_bin``,
     ``n_segments``, ``mean_rate`` [count/s], ``n_photons`` (mean per
-    segment), ``poisson_level``, ``background_rate``, ``noise_subtracted``,
-    ``rebin`` and the observation's attrs. Many inputs give dims ``(obs,
-    freq)`` with ``n_segments``, ``mean_rate`` and ``poisson_level`` as
-    variables on ``obs`` and ``obs_id``/``instrument``/``mission``/``source``
-    as coords on ``obs``.
+    segment), ``poisson_level``, ``err_dist`` (``"poisson"``, or
+    ``"gauss"``: level from the errors), ``background_rate``,
+    ``noise_subtracted``, ``rebin`` and the observation's attrs. Many
+    inputs give dims ``(obs, freq)`` with ``n_segments``, ``mean_rate`` and
+    ``poisson_level`` as variables on ``obs`` and
+    ``obs_id``/``instrument``/``mission``/``source`` as coords on ``obs``.
 
     Laziness: an event list streams through Dask one chunk at a time (one
     task per chunk, memory of one chunk); many inputs run as one task each on
@@ -453,7 +567,7 @@ def power_spectrum(data, segment: float = 256.0, dt: float | None = None, norm: 
 
 
 def _finish_one(sums, segment, n_bin, dt, attrs, norm, step, background_rate, noise) -> xr.Dataset:
-    ds = _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs)
+    ds = _dataset(sums, segment, n_bin, dt, norm, background_rate, attrs, noise)
     if noise:
         ds = subtract_poisson_noise(ds)
     return rebin_power_spectrum(ds, step)
