@@ -7,11 +7,7 @@ extensions" and "eSASS standard header keywords", erosita.mpe.mpg.de/dr1).
 - Sky ``X``/``Y`` in pixels of 0.05 arcsec (as XMM), WCS from the column keywords.
 - ``TM_NR`` tells the module of each event; module-specific extensions end
   in the module number, so per-module GTIs are ``GTI1`` ... ``GTI7``
-  (``FLAREGTIn`` after flare filtering); they are kept like per-CCD GTIs,
-  with ``tm_nr`` as the CCD column (``ccd_column``): spectra and images count
-  each event inside its own module's good time (as XMM EPIC events inside
-  their CCD's ``STDGTInn``), and a region's light curve takes the good time its
-  modules share.
+  (``FLAREGTIn`` after flare filtering); they are kept like per-CCD GTIs.
 - Frame time 50 ms (``FRAMETIM`` = 50 ms, ``DATAMODE = 'FRAMESTORE'``).
 - Default screening: valid patterns, ``PAT_TYP >= 1 && PAT_TYP <= 4`` (singles to
   quadruples; negative values are invalid patterns).
@@ -35,7 +31,6 @@ TM = register(
         gti_extensions=("GTI?", "FLAREGTI?", "GTI", "FLAREGTI"),
         gti_ccd_keywords=(),
         gti_ccd_pattern=r"(?:FLARE)?GTI(\d)",
-        ccd_column="tm_nr",  # products take each event's own module's GTIs (GTIn, FLAREGTIn)
         screening="PAT_TYP >= 1 && PAT_TYP <= 4",
         frame_time=0.05,
         pixel_arcsec=0.05,
