@@ -12,10 +12,31 @@ __all__ = ["plot_file", "plot_files", "figure_paths", "product_kind"]
 
 
 def _spectrum(path):
+    """The figure of a PHA spectrum, or of row k of a type II file named ``"file.pha{k}"`` (read_spectrum's rule)."""
     from ..io.ogip import read_spectrum
     from .spectra import spectrum
 
     return spectrum(read_spectrum(path), title=Path(path).name)
+
+
+def _row_of(path):
+    """``(file, k)`` of ``"file.pha{k}"``, row ``k`` of a PHA type II file as
+    XSPEC names it (only when no file of the full name exists:
+    :func:`xcube.io.ogip.read_spectrum`'s and ``xcube info``'s rule), else
+    ``(path, None)``."""
+    from ..io.ogip import _split_row
+
+    base, row = _split_row(path, None)
+    return (base, row) if row is not None else (Path(path), None)
+
+
+def _figure_name(path, suffix) -> str:
+    """The figure name of one product: its name with the last suffix replaced
+    by ``suffix``; a row ``"file.pha{k}"`` keeps its row (``file{k}.png``)."""
+    base, row = _row_of(path)
+    if row is not None:
+        return (base.with_suffix("").name if base.suffix else base.name) + f"{{{row}}}" + suffix
+    return path.with_suffix(suffix).name if path.suffix else path.name + suffix
 
 
 def _image(path):
@@ -89,8 +110,9 @@ def plot_file(path, **kwargs):
     """The standard figure of a product file: a power spectrum (``xcube
     pds``; frequency x power for rms normalisation), a light curve on broken
     time axes (a long-term light curve for ``xcube stitch`` output), a PHA
-    spectrum, an image, or the peak Bayes-factor map of a transient-search
-    Zarr store. A multi-band light curve shows every band (one curve each,
+    spectrum (one row of a PHA type II file as ``"file.pha{k}"``, as
+    :func:`xcube.io.ogip.read_spectrum` takes it), an image, or the peak
+    Bayes-factor map of a transient-search Zarr store. A multi-band light curve shows every band (one curve each,
     labelled), or only ``band=`` (an index, a label or an ``(emin, emax)``
     pair [keV], see :func:`xcube.products.hardness.select_band`; named in
     the title).
@@ -107,9 +129,13 @@ def plot_file(path, **kwargs):
     from ..products.hardness import select_band
     from . import lightcurves, maps, timing
 
+    base, row = _row_of(path)  # ('file.pha{k}': FileNotFoundError naming the file without its {k})
     with warnings.catch_warnings():  # a damaged header: named below, not as astropy's warning
         warnings.simplefilter("ignore", VerifyWarning)
-        kind = product_kind(path)
+        kind = product_kind(base)
+    if row is not None and kind != "spectrum":
+        raise ValueError(f"{path}: {{{row}}} names row {row} of a PHA type II spectrum file, but {base} is not a "
+                         f"spectrum ({kind.replace('_', ' ')})")
     if kwargs.get("band") is not None and kind != "lightcurve":
         raise ValueError(f"{path}: band= picks a band of a multi-band light curve; this file holds a "
                          f"{kind.replace('_', ' ')}")
@@ -156,7 +182,8 @@ def figure_paths(paths, out=None, suffix: str = ".png") -> list:
     file: ``out``. Otherwise in the directory ``out`` (an existing one, or a
     path ending in ``/``; default the current directory): the product's
     name with its last suffix replaced by ``suffix`` (``src.lc`` ->
-    ``src.png``), except that products sharing that name keep their whole
+    ``src.png``; a row of a PHA type II file keeps its row: ``src.pha{2}``
+    -> ``src{2}.png``), except that products sharing that name keep their whole
     name (``src.lc`` and ``src.pha`` -> ``src.lc.png`` and ``src.pha.png``).
     ``ValueError`` when several products are given one file, or two would
     still share a figure (one file name in two directories)."""
@@ -168,7 +195,7 @@ def figure_paths(paths, out=None, suffix: str = ".png") -> list:
             raise ValueError(f"{out}: one figure file for {len(paths)} products; give a directory (a path "
                              "ending in /)")
         return [Path(out)]
-    short = [p.with_suffix(suffix).name if p.suffix else p.name + suffix for p in paths]
+    short = [_figure_name(p, suffix) for p in paths]
     names = [p.name + suffix if short.count(s) > 1 else s for p, s in zip(paths, short)]
     for name in dict.fromkeys(n for n in names if names.count(n) > 1):
         same = [str(p) for p, n in zip(paths, names) if n == name]
