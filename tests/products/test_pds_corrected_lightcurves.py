@@ -166,3 +166,16 @@ def test_no_errors_refuses_noise_subtraction():
         xcube.power_spectrum(_lc(c, rate_err=False), segment=256.0, norm="frac", subtract_noise=True)
     p, msgs = _pds(_lc(c, rate_err=False), norm="frac")
     assert np.isnan(p.attrs["poisson_level"]) and any("made.lc" in m and "rate_err" in m for m in msgs)
+
+
+def test_a_whole_correction_factor_is_not_taken_for_photons(tmp_path):
+    """A correction by a whole factor (2) leaves RATE x exposure whole: the counts passed for photon counts
+    (Leahy level 2, subtraction 1 - 1/2 of the noise short). read_lightcurve marks them (counts_from_rate)."""
+    cts = np.random.default_rng(10).poisson(20.0, N).astype(float)
+    path = _write(tmp_path / "epic_corr2.lc", 2.0 * cts / DT, 2.0 * np.sqrt(cts) / DT, hduclas2="TOTAL",
+                  backapp=False)
+    lc = xcube.read_lightcurve(path)
+    assert lc.attrs["counts_from_rate"] and np.all(lc["counts"].values == np.round(lc["counts"].values))
+    p, msgs = _pds(lc, norm="frac")
+    assert p.attrs["err_dist"] == "gauss" and any("counts_from_rate" in m for m in msgs)
+    assert p.attrs["poisson_level"] == pytest.approx(_expected_level(path, "frac"), rel=1e-6)

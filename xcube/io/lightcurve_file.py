@@ -253,6 +253,8 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
     data_vars.update(_background_rates(data, names, fracexp, corrected))
     coords.update(_per_bin_columns(data, names))
     attrs = _attrs(path, hdu, h, lo, hi, gti_h.name if gti_h is not None else None)
+    if find_column(names, "COUNTS") is None and corrected:  # (RATE x exposure of a corrected rate: no photons)
+        attrs["counts_from_rate"] = True
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 

@@ -142,7 +142,9 @@ def _input_sums(obj, segment, dt, selection):
 
 def _not_photon_counts(lc) -> str | None:
     """Why the ``counts`` of the light curve ``lc`` are not Poisson photon
-    counts, or None when they are. They are not when they are not whole
+    counts, or None when they are. They are not when ``read_lightcurve``
+    rebuilt them from an exposure-corrected RATE (``attrs['counts_from_rate']``,
+    whole numbers or not), nor when they are not whole
     numbers >= 0 (to 1e-3, as ``read_lightcurve`` rounds them): counts rebuilt
     as RATE x exposure from an exposure-corrected or net RATE without a
     COUNTS column (SAS ``epiclccorr``), or negative net counts;
@@ -153,6 +155,9 @@ def _not_photon_counts(lc) -> str | None:
     events) are taken for photon counts unread; float counts are read
     (computes a lazy light curve's counts)."""
     kind = str(lc.attrs.get("rate_kind") or "total")
+    if lc.attrs.get("counts_from_rate"):  # read_lightcurve's mark: no COUNTS column, an exposure-corrected RATE
+        return ("counts rebuilt as RATE x exposure from an exposure-corrected RATE without a COUNTS column "
+                "(attrs['counts_from_rate']), such as SAS epiclccorr writes")
     counts = lc["counts"]
     if counts.dtype.kind in "iub" and kind == "total" and (counts.chunks is not None or not (counts.values < 0).any()):
         return None
