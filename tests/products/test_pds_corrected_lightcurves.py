@@ -179,3 +179,14 @@ def test_a_whole_correction_factor_is_not_taken_for_photons(tmp_path):
     p, msgs = _pds(lc, norm="frac")
     assert p.attrs["err_dist"] == "gauss" and any("counts_from_rate" in m for m in msgs)
     assert p.attrs["poisson_level"] == pytest.approx(_expected_level(path, "frac"), rel=1e-6)
+
+
+def test_the_written_file_and_the_command_line_say_where_the_level_comes_from(net_file, tmp_path, capsys):
+    from xcube.cli import main
+    from xcube.io.powspec import read_power_spectrum
+
+    out = tmp_path / "net_pds.fits"
+    assert main(["pds", str(net_file), "--segment", "256", "--norm", "frac", "--no-index", "--out", str(out)]) == 0
+    assert "noise level (from the rate errors)" in capsys.readouterr().out
+    h = fits.getheader(out, "POWSPEC")
+    assert h["ERRDIST"] == "gauss" and read_power_spectrum(out).attrs["err_dist"] == "gauss"

@@ -52,7 +52,8 @@ def register_timing(subparsers) -> None:
     p.add_argument("--background-rate", type=float, metavar="RATE",
                    help="background rate in the source region [count/s] for the frac normalisation "
                         "(0 <= RATE < the mean rate)")
-    p.add_argument("--subtract-noise", action="store_true", help="subtract the Poisson level")
+    p.add_argument("--subtract-noise", action="store_true",
+                   help="subtract the white-noise level (Poisson; from the rate errors for non-photon counts)")
     p.add_argument("--average", action="store_true", help="one spectrum averaged over all FILEs")
     _outputs(p, "output file (one FILE, or --average)")
     p.set_defaults(func=_run_pds)
@@ -151,8 +152,9 @@ def _run_pds(args) -> int:
             add_to_index(path.parent, path, pds.attrs, kind="pds", time_bin=pds.attrs["dt"],
                          energy_band=args.energy, inputs=args.files)
         print(f"{path}: {pds.sizes['freq']} frequencies, {pds.attrs['norm']}, {pds.attrs['n_segments']} x "
-              f"{pds.attrs['segment']:g} s segments, mean rate {pds.attrs['mean_rate']:.4g} count/s, Poisson level "
-              f"{pds.attrs['poisson_level']:.4g}")
+              f"{pds.attrs['segment']:g} s segments, mean rate {pds.attrs['mean_rate']:.4g} count/s, "
+              + ("noise level (from the rate errors) " if pds.attrs.get("err_dist") == "gauss" else "Poisson level ")
+              + f"{pds.attrs['poisson_level']:.4g}")
     return 0
 
 
