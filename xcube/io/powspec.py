@@ -27,10 +27,10 @@ _KEYS = {  # attr: (keyword, comment)
     "n_segments": ("NSEG", "number of segments averaged"),
     "mean_rate": ("MEANRATE", "[count/s] mean rate in the segments"),
     "n_photons": ("NPHOTONS", "mean photons per segment"),
-    "poisson_level": ("POISSLVL", "white-noise level in this normalisation (ERRDIST)"),
-    "err_dist": ("ERRDIST", "poisson: photon counts; gauss: level from the rate errors"),
+    "poisson_level": ("POISSLVL", "white-noise level of NORM (see ERRDIST)"),
+    "err_dist": ("ERRDIST", "poisson: photon counts; gauss: from rate errors"),
     "background_rate": ("BKGRATE", "[count/s] background rate used by frac"),
-    "noise_subtracted": ("NOISESUB", "noise level POISSLVL subtracted from POWER"),
+    "noise_subtracted": ("NOISESUB", "POISSLVL subtracted from POWER"),
     "rebin": ("REBIN", "<0: log factor, >0: bins per bin, 0: none"),
 }
 
