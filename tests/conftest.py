@@ -52,6 +52,33 @@ def sky_events(n: int, seed: int, lo: int, hi: int, chunks: int, rotated: bool =
     return events_dataset({k: da.from_array(v, chunks=chunks) for k, v in cols.items()}, ([t0], [t0 + 1000.0]), {}, a)
 
 
+def write_acis_events(path, cols: list, header: dict, chip_gtis: dict, tlim: bool = False) -> Path:
+    """A Chandra ACIS level-2 event file at ``path``: an EVENTS table of the
+    astropy ``cols`` with ``header`` (TELESCOP, INSTRUME, times, ONTIMEn/
+    LIVTIMEn...), the sky WCS of the x/y columns 3 and 4 (TLMIN/TLMAX 0.5-8192.5
+    with ``tlim``), and one GTI table per chip: ``{chip: (starts, stops)}``."""
+    from astropy.io import fits
+
+    ev = fits.BinTableHDU.from_columns(cols, name="EVENTS")
+    for k, v in header.items():
+        ev.header[k] = v
+    for i, k in ((3, 0), (4, 1)):
+        ev.header[f"TCTYP{i}"] = ("RA---TAN", "DEC--TAN")[k]
+        ev.header[f"TCRVL{i}"] = (83.633, 22.0145)[k]
+        ev.header[f"TCRPX{i}"] = 4096.5
+        ev.header[f"TCDLT{i}"] = (-0.492 / 3600, 0.492 / 3600)[k]
+        if tlim:
+            ev.header[f"TLMIN{i}"], ev.header[f"TLMAX{i}"] = 0.5, 8192.5
+    gtis = []
+    for chip, (s, e) in chip_gtis.items():
+        g = fits.BinTableHDU.from_columns([fits.Column("START", "D", array=s), fits.Column("STOP", "D", array=e)],
+                                          name="GTI")
+        g.header["CCD_ID"] = chip
+        gtis.append(g)
+    fits.HDUList([fits.PrimaryHDU(), ev, *gtis]).writeto(path)
+    return path
+
+
 def real_file(*parts) -> Path:
     """Path of a file under ../shared/data/real, or skip the test saying why."""
     p = REAL.joinpath(*parts)

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 from astropy.io import fits
-from conftest import real_file
+from conftest import real_file, write_acis_events
 
 import xcube
 from xcube.io.write_events import write_events
@@ -97,23 +97,10 @@ def _acis(path):
                                                  rng.uniform(3000, 5000, t.size)).astype(np.float32)),
             fits.Column("y", "E", array=rng.uniform(3000, 5000, t.size).astype(np.float32)),
             fits.Column("pi", "J", array=rng.integers(30, 600, t.size).astype(np.int32))]
-    ev = fits.BinTableHDU.from_columns(cols, name="EVENTS")
-    for k, v in dict(TELESCOP="CHANDRA", INSTRUME="ACIS", OBS_ID="1234", MJDREF=50814.0, TIMESYS="TT",
-                     TSTART=T0, TSTOP=T0 + 7500.0, DATAMODE="FAINT", ONTIME=7500.0, LIVETIME=7402.5,
-                     ONTIME7=7500.0, LIVTIME7=7402.5, ONTIME6=2940.0, LIVTIME6=2901.78).items():
-        ev.header[k] = v
-    for i, k in ((3, 0), (4, 1)):
-        ev.header[f"TCTYP{i}"] = ("RA---TAN", "DEC--TAN")[k]
-        ev.header[f"TCRVL{i}"] = (83.633, 22.0145)[k]
-        ev.header[f"TCRPX{i}"] = 4096.5
-        ev.header[f"TCDLT{i}"] = (-0.492 / 3600, 0.492 / 3600)[k]
-    gtis = []
-    for chip, (s, e) in ((7, g7), (6, g6)):
-        g = fits.BinTableHDU.from_columns([fits.Column("START", "D", array=s), fits.Column("STOP", "D", array=e)],
-                                          name="GTI")
-        g.header["CCD_ID"] = chip
-        gtis.append(g)
-    fits.HDUList([fits.PrimaryHDU(), ev, *gtis]).writeto(path)
+    write_acis_events(path, cols, dict(TELESCOP="CHANDRA", INSTRUME="ACIS", OBS_ID="1234", MJDREF=50814.0,
+                                       TIMESYS="TT", TSTART=T0, TSTOP=T0 + 7500.0, DATAMODE="FAINT", ONTIME=7500.0,
+                                       LIVETIME=7402.5, ONTIME7=7500.0, LIVTIME7=7402.5, ONTIME6=2940.0,
+                                       LIVTIME6=2901.78), {7: g7, 6: g6})
     inside = np.where(ccd == 6, (t >= g6[0][0]) & (t < g6[1][0]), True)
     return path, int(inside.sum())
 

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 from astropy.io import fits
+from conftest import write_acis_events
 
 import xcube
 
@@ -33,25 +34,11 @@ def _acis(path):
     cols = [fits.Column("time", "D", array=t[o]), fits.Column("ccd_id", "I", array=ccd[o]),
             fits.Column("x", "E", array=x[o].astype(np.float32)), fits.Column("y", "E", array=y[o].astype(np.float32)),
             fits.Column("pi", "J", array=rng.integers(30, 600, t.size).astype(np.int32))]
-    ev = fits.BinTableHDU.from_columns(cols, name="EVENTS")
     on7, on6 = float(np.sum(G7[1] - G7[0])), float(np.sum(G6[1] - G6[0]))
-    for k, v in dict(TELESCOP="CHANDRA", INSTRUME="ACIS", OBS_ID="1234", MJDREF=50814.0, TIMESYS="TT",
-                     TSTART=T0, TSTOP=T0 + 19000.0, DATAMODE="FAINT", ONTIME=on7, LIVETIME=on7 * DTCOR,
-                     ONTIME7=on7, LIVTIME7=on7 * DTCOR, ONTIME6=on6, LIVTIME6=on6 * DTCOR).items():
-        ev.header[k] = v
-    for i, k in ((3, 0), (4, 1)):
-        ev.header[f"TCTYP{i}"] = ("RA---TAN", "DEC--TAN")[k]
-        ev.header[f"TCRVL{i}"] = (83.633, 22.0145)[k]
-        ev.header[f"TCRPX{i}"] = 4096.5
-        ev.header[f"TCDLT{i}"] = (-0.492 / 3600, 0.492 / 3600)[k]
-        ev.header[f"TLMIN{i}"], ev.header[f"TLMAX{i}"] = 0.5, 8192.5
-    gtis = []
-    for chip, (s, e) in ((7, G7), (6, G6)):
-        g = fits.BinTableHDU.from_columns([fits.Column("START", "D", array=s), fits.Column("STOP", "D", array=e)],
-                                          name="GTI")
-        g.header["CCD_ID"] = chip
-        gtis.append(g)
-    fits.HDUList([fits.PrimaryHDU(), ev, *gtis]).writeto(path)
+    write_acis_events(path, cols, dict(TELESCOP="CHANDRA", INSTRUME="ACIS", OBS_ID="1234", MJDREF=50814.0,
+                                       TIMESYS="TT", TSTART=T0, TSTOP=T0 + 19000.0, DATAMODE="FAINT", ONTIME=on7,
+                                       LIVETIME=on7 * DTCOR, ONTIME7=on7, LIVTIME7=on7 * DTCOR, ONTIME6=on6,
+                                       LIVTIME6=on6 * DTCOR), {7: G7, 6: G6}, tlim=True)
     return path
 
 
