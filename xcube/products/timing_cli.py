@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -205,9 +206,11 @@ def _run_stitch(args) -> int:
     if events and args.time_bin is None:
         raise ValueError(f"stitch: {len(events)} event file(s) given; --time-bin is needed to extract light curves")
     lcs = [read_lightcurve(f) for f, k in kinds.items() if k == "lightcurve"]
-    if events:
-        lcs += extract_lightcurves(events, args.time_bin, energy_band=args.energy, region=args.region,
-                                   screening=args.screen)
+    extracted = []
+    if events:  # (a file that fails is skipped, with a warning naming it: the others are stitched)
+        extracted = extract_lightcurves(events, args.time_bin, energy_band=args.energy, region=args.region,
+                                        screening=args.screen)
+        lcs += extracted
     lc = stitch(lcs, mjdref=args.mjdref)
     missions = lc.attrs["missions"]
     lc.attrs["mission"] = missions[0] if len(missions) == 1 else "MULTIPLE"
@@ -223,6 +226,13 @@ def _run_stitch(args) -> int:
     print(f"{path}: {lc.sizes['time']} bins from {lc.attrs['n_lightcurves']} light curve(s) of "
           f"{lc.attrs['n_observations']} observation(s) "
           f"({', '.join(missions)}), MJD {lc['mjd'].values[good].min():.3f} - {lc['mjd'].values[good].max():.3f}")
+    if len(extracted) < len(events):  # written without them: say so, and fail the command (scripts notice)
+        done = {str(Path(x.attrs.get("source", "")).resolve()) for x in extracted}
+        skipped = [str(f) for f in events if str(Path(f).resolve()) not in done]
+        print(f"xcube stitch: {len(events) - len(extracted)} of {len(events)} event files skipped "
+              f"({', '.join(skipped)}; the warnings above say why); the light curve holds the others",
+              file=sys.stderr)
+        return 1
     return 0
 
 
