@@ -64,9 +64,15 @@ class RunJournal:
         under its name only once locked and written, so no other run ever
         takes a starting run for a dead one."""
         path = pfiles_dir.with_name(pfiles_dir.name + JOURNAL_SUFFIX)
-        path.parent.mkdir(parents=True, exist_ok=True)
         new = path.with_name(path.name + ".new")  # not a journal name: never read by recover_dead_runs
-        fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        for attempt in range(100):  # another run in the directory removes .pfiles when it finds it empty
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                break
+            except FileNotFoundError:  # removed between the two calls: make it again (the file keeps it now)
+                if attempt == 99:
+                    raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             data = {"host": socket.gethostname(), "driver_pid": os.getpid(),
