@@ -105,6 +105,18 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _terminate(pgid: int | None, pids, grace: float, exited=lambda: True) -> None:
+    """SIGTERM to the process group ``pgid`` (None: no group) and ``pids``,
+    then wait up to ``grace`` seconds until ``exited()``, the group and the
+    ``pids`` are gone (the callers SIGKILL what is left)."""
+    _signal_all(pgid, pids, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if exited() and (pgid is None or not group_alive(pgid)) and all(_gone(p) for p in pids):
+            break
+        time.sleep(0.05)
+
+
 def kill_tree(proc: subprocess.Popen, token: str | None, grace: float = 2.0, scan: bool = True) -> int:
     """Stop ``proc`` (a process-group leader started with
     ``start_new_session=True``), its process group and, with ``scan``, every
@@ -114,12 +126,7 @@ def kill_tree(proc: subprocess.Popen, token: str | None, grace: float = 2.0, sca
     pgid = proc.pid
     marked = marked_processes(token) if (scan and token) else []
     in_group = {p for p in marked if _pgid(p) == pgid}
-    _signal_all(pgid, marked, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if proc.poll() is not None and not group_alive(pgid) and all(_gone(p) for p in marked):
-            break
-        time.sleep(0.05)
+    _terminate(pgid, marked, grace, lambda: proc.poll() is not None)
     if scan and token:
         late = set(marked_processes(token)) - set(marked)
         in_group |= {p for p in late if _pgid(p) == pgid}
@@ -206,12 +213,7 @@ def stop_orphans(token: str | None, pgid: int | None = None, leader_started: flo
             group = pgid
     if not marked and group is None:
         return []
-    _signal_all(group, marked, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if (group is None or not group_alive(group)) and all(_gone(p) for p in marked):
-            break
-        time.sleep(0.05)
+    _terminate(group, marked, grace)
     late = marked_processes(token) if token else []
     _signal_all(group, sorted(set(marked) | set(late)), signal.SIGKILL)
     return sorted(set(marked) | set(late) | set(leader))
