@@ -70,8 +70,7 @@ def _time_frame(lcs, refs) -> tuple[str, str | None]:
     missing TIMEREF is OGIP's default, LOCAL."""
     given = [str(lc.attrs.get("timeref") or "").strip().upper() for lc in lcs]
     if len({g or "LOCAL" for g in given}) > 1:
-        listed = ", ".join(f"{lc.attrs.get('source') or f'light curve {i}'}: {g or 'LOCAL (not given)'}"
-                           for i, (lc, g) in enumerate(zip(lcs, given)))
+        listed = _listed(enumerate(lcs), lambda i, lc: given[i] or "LOCAL (not given)")
         raise ValueError(f"stitch: the light curves have different TIMEREF ({listed}): topocentric (LOCAL) and "
                          "barycentred (SOLARSYSTEM) times differ by up to about 500 s, so one time axis "
                          "cannot hold both; barycentre all of them (e.g. barycen, barycorr) or none")
@@ -215,6 +214,12 @@ def _rate_kind(lcs) -> str:
                      "lc.attrs['rate_kind'] = 'net'), gross with gross")
 
 
+def _listed(indexed, shown) -> str:
+    """``"source: value, ..."`` of ``(index, light curve)`` pairs, ``shown(index,
+    lc)`` giving each value (a light curve without a source: ``light curve i``)."""
+    return ", ".join(f"{lc.attrs.get('source') or f'light curve {i}'}: {shown(i, lc)}" for i, lc in indexed)
+
+
 def _band_key(band):
     """An ``energy_band`` attr ``[emin, emax]`` [keV] as a comparable tuple (None: no band recorded)."""
     if band is None:
@@ -234,11 +239,11 @@ def _band_attrs(lcs) -> dict:
     single = [(i, lc) for i, lc in enumerate(lcs) if "band" not in lc.dims]
     keys = {_band_key(lc.attrs.get("energy_band")) for _, lc in single}
     if len(keys) > 1:
-        def shown(lc):
+        def shown(i, lc):
             k = _band_key(lc.attrs.get("energy_band"))
             return "no band recorded" if k is None else "-".join(f"{v:g}" for v in k) + " keV"
 
-        listed = ", ".join(f"{lc.attrs.get('source') or f'light curve {i}'}: {shown(lc)}" for i, lc in single)
+        listed = _listed(single, shown)
         raise ValueError(f"stitch: the light curves have different energy bands ({listed}); stitch light curves of "
                          "one band: extract them with the same band (xcube stitch EVENTS... --time-bin T --energy "
                          "EMIN EMAX, xcube.lightcurve(..., energy_band=(emin, emax))); a light curve whose band is "
