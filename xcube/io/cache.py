@@ -21,19 +21,20 @@ chunk file (a cache entry is then marked stale, so the next open rebuilds it).
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import hashlib
 import json
 import mmap
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import dask.array as da
 import numpy as np
 import xarray as xr
-import zarr
 from dask.base import tokenize
-from numcodecs import Blosc
-from zarr.codecs import BloscCodec
 
 from .._version import __version__
 from ..scheduler import compute
@@ -112,6 +113,8 @@ def commit_store(tmp, **fields) -> dict:
     attrs = root_attrs(tmp) or {}  # as Zarr wrote them (zarr.json): the form check_store reads back
     attrs.pop(COMPLETE, None)
     record = {"xcube_version": __version__, **fields, "columns": store_manifest(tmp), "attrs_crc": attrs_crc(attrs)}
+    import zarr  # imported when used: a search of a FITS file never needs it (~0.1 s)
+
     zarr.open_group(str(tmp), mode="r+", zarr_format=3).attrs[COMPLETE] = record
     return record
 
@@ -171,6 +174,8 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 5, cna
     """
     store = expand_path(store)
     refuse_input(store, ds)  # a store (or file) the events are read from
+    from zarr.codecs import BloscCodec
+
     codec = BloscCodec(cname=cname, clevel=clevel, shuffle="shuffle", blocksize=BLOSC_BLOCKSIZE)
     ds = ds.copy().drop_encoding()  # encodings of a source store would fight the new chunks/codecs
     ev_chunks = ds.chunks.get("event") if "event" in ds.dims else None
@@ -210,7 +215,12 @@ def _ordered(names):
     return [n for n in first if n in names] + sorted(n for n in names if n not in first)
 
 
-_BLOSC = Blosc()  # decodes any blosc frame (the frame header names codec, shuffle and type size)
+@functools.cache
+def _blosc():
+    """numcodecs' Blosc, which decodes any blosc frame (the frame header names codec, shuffle and type size)."""
+    from numcodecs import Blosc
+
+    return Blosc()
 
 
 def _fill_value(value, dtype: np.dtype):
@@ -257,7 +267,7 @@ def _read_chunk(path: str, dtype: np.dtype, chunk_len: int, n: int, fill, expect
         if expect is not None and (len(raw) != expect[0] or chunk_crc(raw) != expect[1]):
             raise _damaged(store, f"chunk file {path} fails its size/CRC32C check (damaged)", cached)
         try:
-            _BLOSC.decode(raw, out=out)
+            _blosc().decode(raw, out=out)
         except (RuntimeError, ValueError, TypeError) as exc:
             raise _damaged(store, f"chunk file {path} does not decode ({exc})", cached) from None
     return out[:n]
@@ -297,6 +307,63 @@ def _chunk_reads(store: Path, name: str, var: xr.Variable, manifest: dict | None
     chunks = manifest.get(name, {}).get("chunks", {}) if manifest else {}
     return dtype, [(str(store / name / "c" / str(i)), dtype, cs, min(cs, n - a), fill, chunks.get(str(i)), str(store),
                     cached) for i, a in enumerate(range(0, n, cs))]
+
+
+class _Described(NamedTuple):
+    """What :func:`_chunk_reads` and :func:`open_zarr_events` use of a column (an ``xr.Variable``'s names)."""
+
+    dims: tuple
+    dtype: np.dtype
+    attrs: dict
+    encoding: dict
+    ndim: int
+
+
+# attributes by which xarray would decode a column (mask, scale, times, coordinates): such a store opens via xarray
+_DECODED_BY_XARRAY = {"scale_factor", "add_offset", "missing_value", "valid_range", "valid_min", "valid_max",
+                      "_Unsigned", "dtype", "calendar", "coordinates", "flag_values", "flag_meanings"}
+_TIMEDELTA_UNITS = {"days", "hours", "minutes", "seconds", "milliseconds", "microseconds", "nanoseconds",
+                    "day", "hour", "minute", "second", "d", "h", "min", "ms", "us", "ns"}
+
+
+def _described(store: Path, manifest: dict | None, cached: bool) -> dict | None:
+    """``{name: (column, chunk reads)}`` of a store whose arrays all have the
+    simple layout :func:`to_zarr` writes (see :func:`_chunk_reads`), read
+    from their ``zarr.json`` files alone, without Zarr or xarray's decoding
+    (which would change nothing in such a store, and importing Zarr costs a
+    fresh process ~0.1 s); None for any other store (xarray opens it)."""
+    out = {}
+    try:
+        entries = sorted(p for p in store.iterdir() if p.is_dir())
+        for entry in entries:
+            meta = json.loads((entry / "zarr.json").read_text())
+            attrs = dict(meta.get("attributes") or {})
+            dims = tuple(meta.get("dimension_names") or ())
+            if (meta.get("node_type") != "array" or len(meta["shape"]) != 1 or len(dims) != 1
+                    or entry.name in dims or _DECODED_BY_XARRAY & set(attrs)):
+                return None
+            units = attrs.get("units")
+            if isinstance(units, str) and (" since " in units or units.strip().lower() in _TIMEDELTA_UNITS):
+                return None
+            dtype = np.dtype(meta["data_type"])
+            encoding = {}
+            if "_FillValue" in attrs:  # xarray's own: a NaN of a float column (base64 of its bytes), no mask
+                raw = attrs.pop("_FillValue")
+                if isinstance(raw, str):  # the bytes of a float64 (or float32), whatever the column's type
+                    b = base64.b64decode(raw)
+                    raw = np.frombuffer(b, dtype=np.float64 if len(b) == 8 else np.float32)[0]
+                fv = float(raw)
+                if dtype.kind != "f" or not np.isnan(fv):
+                    return None
+                encoding["_FillValue"] = fv
+            var = _Described(dims, dtype, attrs, encoding, 1)
+            found = _chunk_reads(store, entry.name, var, manifest, cached)
+            if found is None:
+                return None
+            out[entry.name] = (var, found)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, binascii.Error):
+        return None
+    return out
 
 
 def _fast_column(store: Path, name: str, found) -> da.Array:
@@ -398,16 +465,21 @@ def open_zarr_events(store, chunks: int | None = None, verify: str = "sizes", ca
     reading marks it stale).
     """
     store = expand_path(store)
-    manifest = check_store(store, checksums=verify == "full")
-    # metadata and lazily indexed (not Dask) variables: the event columns get
-    # their Dask arrays below, from the direct reader where it applies
-    src = xr.open_zarr(store, consolidated=False, zarr_format=3, chunks=None)
-    attrs = dict(src.attrs)
+    attrs = root_attrs(store)
+    manifest = _verified(store, attrs, checksums=verify == "full")
+    arrays = _described(store, manifest, cached)
+    if arrays is None:  # metadata and lazily indexed (not Dask) variables from xarray; the
+        # event columns get their Dask arrays below, from the direct reader where it applies
+        src = xr.open_zarr(store, consolidated=False, zarr_format=3, chunks=None)
+        attrs = src.attrs
+        arrays = {name: (src[name].variable, None) for name in src.data_vars}
+    attrs = dict(attrs)
     attrs.pop(COMPLETE, None)
     variables = {}
-    for name in _ordered(src.data_vars):
-        var = src[name].variable
-        found = _chunk_reads(store, name, var, manifest, cached) if var.ndim == 1 else None
+    for name in _ordered(arrays):
+        var, found = arrays[name]
+        if found is None and var.ndim == 1:
+            found = _chunk_reads(store, name, var, manifest, cached)
         if found is None and manifest and name in manifest and verify != "full":
             verify_store(store, {name: manifest[name]}, checksums=True)  # read through zarr: check it now
         if "event" not in var.dims:  # GTI tables: small, loaded now
