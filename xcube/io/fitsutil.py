@@ -214,6 +214,38 @@ def find_column(names, wanted: str) -> str | None:
     return up.get(wanted.upper())
 
 
+class TableColumns:
+    """The columns of a FITS table HDU by name (any case), as astropy reads
+    them (TSCALn/TZEROn applied), except 64-bit integer columns with a TZEROn
+    other than 0 and 2**63, which astropy cannot convert (it raises): those
+    are decoded by :func:`xcube.io.memmap.decode` (int64 for a whole TZERO
+    with TSCAL 1, else float64). Eager: one column per lookup."""
+
+    def __init__(self, hdu):
+        self.hdu = hdu
+        self.names = hdu.columns.names
+
+    def __getitem__(self, name):
+        found = find_column(self.names, name) if isinstance(name, str) else None
+        if found is None:
+            return self.hdu.data[name]
+        col = self.hdu.columns[self.names.index(found)]
+        zero = 0 if col.bzero is None else col.bzero
+        if col.format.recformat != "i8" or zero in (0, 1 << 63):
+            return self.hdu.data[found]
+        import numpy as np
+
+        from .memmap import decode
+
+        scale = 1.0 if col.bscale is None else float(col.bscale)
+        whole = scale == 1.0 and float(zero).is_integer()
+        raw = self.hdu.data.view(np.ndarray)[found]  # the stored integers (astropy would fail to scale them)
+        return decode(raw, np.int64 if whole else np.float64, scale, float(zero))
+
+    def __contains__(self, name):
+        return find_column(self.names, name) is not None
+
+
 def column_scaling(header, index: int, path="event file") -> tuple[float, float]:
     """(TSCALn, TZEROn) of column ``index`` (1-based) with OGIP defaults;
     ``ValueError`` naming ``path`` and the keyword if one is not a number."""

@@ -18,7 +18,16 @@ from astropy.io import fits
 
 from .. import gti as gtimod
 from ..missions import mission_name
-from .fitsutil import column_time_scale, extension, find_column, has_value, header_float, open_fits, time_scale
+from .fitsutil import (
+    TableColumns,
+    column_time_scale,
+    extension,
+    find_column,
+    has_value,
+    header_float,
+    open_fits,
+    time_scale,
+)
 from .ogip import counts_array, find_gti_hdu, gti_of_hdu, read_mjdref, read_timezero
 
 __all__ = ["read_lightcurve", "stack_bands"]
@@ -121,16 +130,16 @@ def read_lightcurve(path, *, extension: str | None = None, gti_extension: str | 
         h.update(hdu.header)
         series = _series_numbers(hdu.columns.names)
         if len(series) == 1:  # XRONOS lcurve: RATE1/ERROR1
-            return _read_lc_table(hdul, hdu, h, _SeriesColumns(hdu.data, hdu.columns.names, series[0]), path,
+            return _read_lc_table(hdul, hdu, h, _SeriesColumns(TableColumns(hdu), hdu.columns.names, series[0]), path,
                                   gti_extension)
         if series:
-            parts = [_read_lc_table(hdul, hdu, h, _SeriesColumns(hdu.data, hdu.columns.names, k), path,
+            parts = [_read_lc_table(hdul, hdu, h, _SeriesColumns(TableColumns(hdu), hdu.columns.names, k), path,
                                     gti_extension) for k in series]
             return stack_bands(parts, _band_edges(h, len(series), bands, path))
         n_bands = _band_count(hdu)
         if n_bands is None:
-            return _read_lc_table(hdul, hdu, h, hdu.data, path, gti_extension)
-        parts = [_read_lc_table(hdul, hdu, h, _BandColumns(hdu.data, j), path, gti_extension)
+            return _read_lc_table(hdul, hdu, h, TableColumns(hdu), path, gti_extension)
+        parts = [_read_lc_table(hdul, hdu, h, _BandColumns(TableColumns(hdu), j), path, gti_extension)
                  for j in range(n_bands)]
         return stack_bands(parts, _band_edges(h, n_bands, bands, path))
 
@@ -175,7 +184,7 @@ def _band_count(hdu) -> int | None:
     for name in ("RATE", "COUNTS"):
         col = find_column(hdu.columns.names, name)
         if col is not None:
-            a = np.asarray(hdu.data[col])
+            a = np.asarray(TableColumns(hdu)[col])
             if a.ndim == 2 and a.shape[1] > 1:
                 return int(a.shape[1])
             return None

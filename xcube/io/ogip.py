@@ -53,6 +53,7 @@ from .. import gti as gtimod
 from .._version import __version__
 from .atomic import atomic_file, refuse_input
 from .fitsutil import (
+    TableColumns,
     column_time_scale,
     extension,
     find_column,
@@ -393,7 +394,7 @@ def gti_of_hdu(hdu, path, reference: dict | None = None, *, primary: fits.Header
                         else f"no TUNIT{index[c]} (TIMEUNIT {str(unit or 's').strip()!r})" for c in (s, e))
         raise ValueError(f"{where}: column {e} has {said1} but {s} has {said0}; START and STOP of a GTI table must "
                          "be in one unit - fix the header")
-    start, stop = (np.asarray(hdu.data[c], np.float64) * k0 + offset for c in (s, e))
+    start, stop = (np.asarray(TableColumns(hdu)[c], np.float64) * k0 + offset for c in (s, e))
     return gtimod.normalize(start, stop, source=where)
 
 
@@ -1266,7 +1267,8 @@ def _spectrum_table(hdu, path, row) -> tuple:
     if not is_pha_type2(hdu):
         if row is not None and int(row) != 1:  # (file{1} of a type I file is the file, as XSPEC reads it)
             raise ValueError(f"{path}: row={row}: a PHA type I file holds one spectrum (row 1)")
-        return {n: np.asarray(data[n]) for n in names}, header
+        cols = TableColumns(hdu)
+        return {n: np.asarray(cols[n]) for n in names}, header
     n = len(data)
     if row is None:
         raise ValueError(f"{path}: PHA type II file ({n} spectra in the rows of its SPECTRUM table, HDUCLAS4 = "

@@ -14,7 +14,7 @@ import xarray as xr
 from astropy.io import fits
 
 from ..missions import mission_name
-from .fitsutil import find_column, open_fits
+from .fitsutil import TableColumns, find_column, open_fits
 from .ogip import common_cards, primary_hdu, read_mjdref, write_hdul
 
 __all__ = ["write_power_spectrum", "read_power_spectrum"]
@@ -92,7 +92,8 @@ def read_power_spectrum(path) -> xr.Dataset:
                              f"case); tables and their columns: {tables}")
         h = dict(hdul[0].header)
         h.update(hdu.header)
-        d = {c.upper(): np.asarray(hdu.data[c]) for c in hdu.columns.names}
+        cols = TableColumns(hdu)
+        d = {c.upper(): np.asarray(cols[c]) for c in hdu.columns.names}
         units = {"units": str(hdu.columns[find_column(hdu.columns.names, "POWER")].unit or "")}
     f = d.get("FREQUENCY", d.get("FREQ")).astype(np.float64)
     stingray = "FREQUENCY" not in d

@@ -233,7 +233,7 @@ def _type2_table(path) -> dict | None:
     ``n`` (rows); None for a type I file."""
     from astropy.io import fits
 
-    from .fitsutil import find_column
+    from .fitsutil import TableColumns, find_column
     from .ogip import is_pha_type2
 
     with fits.open(path) as hdul:
@@ -244,7 +244,7 @@ def _type2_table(path) -> dict | None:
         names = hdu.columns.names
         h = dict(hdul[0].header)
         h.update(hdu.header)
-        rows = {c: np.asarray(hdu.data[find_column(names, c)]) for c in ("SPEC_NUM", "TG_M", "TG_PART", "EXPOSURE",
+        rows = {c: np.asarray(TableColumns(hdu)[c]) for c in ("SPEC_NUM", "TG_M", "TG_PART", "EXPOSURE",
                                                                          "BACKSCAL", "COUNTS", "RATE")
                 if find_column(names, c) is not None}
         return {"name": hdu.name, "header": h, "rows": rows, "n": len(hdu.data)}
