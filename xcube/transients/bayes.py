@@ -44,6 +44,7 @@ __all__ = [
     "threshold_table",
     "n_peak_min",
     "n_eclipse_max",
+    "NO_PEAK",
     "masks",
     "peak_decision",
     "eclipse_decision",
@@ -504,10 +505,13 @@ def _stored(name: str, cls, build):
     from ..io.atomic import atomic_file
     from ..io.paths import cache_dir
 
-    path = cache_dir() / "tables" / f"{name}-f{_TABLES_FORMAT}-{__version__}.npz"
+    path = cache_dir() / "tables" / f"{name}-f{_TABLES_FORMAT}-{__version__}-{_code_hash()}.npz"
     try:
         with np.load(path) as z:
             value = cls(*(_field(z[f], t) for f, t in zip(cls._fields, _kinds(cls))))
+        if isinstance(value, ThresholdTable) and tuple(value.thresholds) != tuple(threshold(value.sigma)):
+            raise ValueError(f"its thresholds {tuple(value.thresholds)} are not threshold({value.sigma}) = "
+                             f"{tuple(threshold(value.sigma))}")
     except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         if not isinstance(exc, FileNotFoundError):  # damaged (a flipped bit fails the zip's CRC-32, a cut file)
             import warnings
@@ -524,6 +528,20 @@ def _stored(name: str, cls, build):
         if isinstance(a, np.ndarray):
             a.setflags(write=False)
     return value
+
+
+@functools.cache
+def _code_hash() -> str:
+    """12 hex digits of the SHA-1 of this module's source: the stored tables of
+    other code (an edit between two releases of one version number) are
+    never loaded."""
+    import hashlib
+    from pathlib import Path
+
+    try:
+        return hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:12]
+    except OSError:  # pragma: no cover - a zipped install: the version alone
+        return "0"
 
 
 def _kinds(cls):
@@ -797,23 +815,37 @@ def _nlimits(mu, sigma):
     return a[()], b[()]
 
 
+#: :func:`n_peak_min` where mu is NaN, negative or infinite: no count reaches it (no voxel there is a peak)
+NO_PEAK = np.iinfo(np.int64).max
+
+
+def _public_limit(limit, invalid):
+    """``limit`` (from :func:`_nlimits`) with the kernel's -3 (invalid mu) replaced by ``invalid``."""
+    if isinstance(limit, xr.DataArray):
+        return limit.where(limit != -3, invalid)
+    out = np.where(limit == -3, invalid, limit)  # (dask: lazy, da.where)
+    return out[()] if isinstance(out, np.ndarray) else out
+
+
 def n_peak_min(mu, sigma: float = 3.0):
     """Smallest count n with ``log10_bayes_peak(n, mu) > threshold(sigma).peak``.
 
-    ``n >= n_peak_min(mu)`` is exactly the peak test. int64, elementwise;
-    -3 where mu is NaN, negative or infinite. numpy -> numpy; dask -> lazy.
+    ``n >= n_peak_min(mu)`` is exactly the peak test, also where mu is NaN,
+    negative or infinite (never a peak): there it is :data:`NO_PEAK`, the
+    largest int64. int64, elementwise; numpy -> numpy; dask -> lazy.
     """
-    return _nlimits(mu, sigma)[0]
+    return _public_limit(_nlimits(mu, sigma)[0], NO_PEAK)
 
 
 def n_eclipse_max(mu, sigma: float = 3.0):
     """Largest count n with ``log10_bayes_eclipse(n, mu) > threshold(sigma).eclipse``,
-    or -1 when no count is an eclipse (mu below about 13.1 at 3 sigma).
+    or -1 when no count is an eclipse (mu below about 13.1 at 3 sigma, and
+    where mu is NaN, negative or infinite).
 
     ``n <= n_eclipse_max(mu)`` is exactly the eclipse test. int64, elementwise;
-    -3 where mu is NaN, negative or infinite. numpy -> numpy; dask -> lazy.
+    numpy -> numpy; dask -> lazy.
     """
-    return _nlimits(mu, sigma)[1]
+    return _public_limit(_nlimits(mu, sigma)[1], -1)
 
 
 @numba.njit(nogil=True, cache=True)
