@@ -218,6 +218,11 @@ def _positions(df, path, units, ra_col, dec_col, name_col, radius_col) -> pd.Dat
         runit = _angle_unit(units.get(rad), path, rad)
         r = np.asarray(df[rad], dtype=np.float64)
         out["radius_arcsec"] = (r * runit).to_value(u.arcsec) if runit is not None else r
+        neg = ~(out["radius_arcsec"].to_numpy() > 0) & ~np.isnan(out["radius_arcsec"].to_numpy())
+        if neg.any():  # (NaN: no radius given there, the default applies)
+            i = int(np.flatnonzero(neg)[0])
+            raise ValueError(f"{path}: {int(neg.sum())} rows have a radius (column {rad!r}) that is not a positive "
+                             f"number: first row {i}, {str(df[rad].iloc[i])!r}; leave it empty for the default")
     else:
         out["radius_arcsec"] = np.full(len(df), np.nan)
     return out

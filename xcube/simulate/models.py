@@ -8,12 +8,13 @@ the observation start in :func:`xcube.simulate.event_list` and mission time in
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
+
+from ..checks import check_number  # noqa: F401 (the check of every numeric parameter, here since the start)
 
 __all__ = [
     "Flare",
@@ -117,29 +118,6 @@ def as_spec(cls, item):
         except TypeError as exc:
             raise TypeError(f"bad {cls.__name__} specification {dict(item)}: {exc}") from None
     raise TypeError(f"expected a {cls.__name__} or a dict of its fields, got {type(item).__name__}")
-
-
-def check_number(where: str, name: str, value, *, gt: float | None = None, ge: float | None = None,
-                 le: float | None = None, integer: bool = False, unit: str = ""):
-    """``value`` as a Python scalar, a float (an int when ``integer``), after
-    checking that it is a finite real number (a whole number when
-    ``integer``), ``> gt``, ``>= ge`` and ``<= le`` (the bounds given; ``unit``
-    only names the unit in the message). Raises ``ValueError`` naming
-    ``where``, ``name``, the value and the allowed values otherwise: the one
-    check of every numeric parameter of :mod:`xcube.simulate`."""
-    bounds = [f"{op} {b:g}" for op, b in ((">", gt), (">=", ge), ("<=", le)) if b is not None]
-    allowed = ("an integer" if integer else "a finite number") + (" " + " and ".join(bounds) if bounds else "")
-    allowed += f" {unit}" if unit else ""
-    try:
-        ok = not isinstance(value, (bool, str)) and math.isfinite(v := float(value))
-    except (TypeError, ValueError):
-        ok = False
-    ok = ok and (not integer or v == int(v)) and (gt is None or v > gt) and (ge is None or v >= ge) \
-        and (le is None or v <= le)
-    if not ok:
-        shown = value.item() if isinstance(value, np.generic) else value  # 1.5, not np.float64(1.5)
-        raise ValueError(f"{where}: {name}={shown!r}: must be {allowed}")
-    return int(v) if integer else v
 
 
 def check_flare(fl: Flare, where: str | None = None) -> None:

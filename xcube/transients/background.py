@@ -37,6 +37,7 @@ from scipy import ndimage
 
 from .._version import __version__
 from ..binning.counts import dense_view, reductions
+from ..checks import check_number
 from ..io.catalogue import read_catalogue as read_catalogue_table
 from ..scheduler import compute
 
@@ -96,6 +97,7 @@ def catalogue_mask(image: xr.DataArray, catalogue, radius_arcsec: float = 20.0, 
     (the catalogue's ``radius_arcsec`` or ``radius_arcsec`` here) of a
     catalogue position (``ValueError`` naming an empty catalogue file).
     Eager; a KD-tree over the cell centres."""
+    _check_model_parameters(radius_arcsec=radius_arcsec)
     cat = read_catalogue_table(catalogue)
     mask = np.zeros(image.shape, dtype=bool)
     if cat.empty:
@@ -147,6 +149,7 @@ def source_mask(
     img = image if isinstance(image, xr.DataArray) else xr.DataArray(np.asarray(image), dims=("y", "x"))
     if img.ndim != 2:
         raise ValueError(f"source_mask needs a 2-D (y, x) image, got dims {img.dims}")
+    _check_model_parameters(percentile=percentile, factor=factor)
     values = np.asarray(img.values, dtype=np.float64)
     known = np.zeros(values.shape, dtype=bool)
     if catalogue is not None:
@@ -268,6 +271,15 @@ def expected_value(template, light_curve, rate, exposure):
 expected_value_jit = numba.njit(inline="always")(expected_value)
 
 
+def _check_model_parameters(**values) -> None:
+    """``ValueError`` naming the parameter unless ``percentile`` is in [0, 100], ``factor`` and
+    ``radius_arcsec`` are positive and ``smooth_sigma`` >= 0 (the ones given)."""
+    bounds = {"percentile": dict(ge=0.0, le=100.0), "factor": dict(gt=0.0),
+              "radius_arcsec": dict(gt=0.0, unit="arcsec"), "smooth_sigma": dict(ge=0.0, unit="cells")}
+    for name, value in values.items():
+        check_number("background model", name, value, **bounds[name])
+
+
 def _frame_flags(frames, nt: int, value, name: str) -> np.ndarray:
     if value is None:
         if frames is not None and name in frames.coords:
@@ -279,6 +291,9 @@ def _frame_flags(frames, nt: int, value, name: str) -> np.ndarray:
     arr = np.asarray(compute(value)[0])
     if arr.shape != (nt,):
         raise ValueError(f"{name} has shape {arr.shape}; it must be one boolean per time bin ({nt},)")
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        raise ValueError(f"{name} holds NaN (first at time bin {int(np.flatnonzero(np.isnan(arr))[0])}); it must be "
+                         "one boolean per time bin")
     return arr.astype(bool)
 
 
@@ -352,6 +367,8 @@ def background_model(
     (numba loops over a compact cube; two passes over a dense cube); the
     rest is 2-D work.
     """
+    _check_model_parameters(percentile=percentile, factor=factor, radius_arcsec=radius_arcsec,
+                            smooth_sigma=smooth_sigma)
     red = reductions(cube)
     view = dense_view(cube)
     nt, ny, nx = red.shape

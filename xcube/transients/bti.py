@@ -22,6 +22,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from ..binning.compact import CompactCube
+from ..checks import check_number
 from ..missions import screening_of
 from ..scheduler import compute
 
@@ -211,6 +212,7 @@ def bad_time_intervals(events, time_bin: float | None = None, *, t0=None, t_stop
     [s] whose bounds are light-curve bin edges. Eager: computes the light
     curve (one pass over the selected high-energy events) unless given.
     """
+    check_number("bad_time_intervals", "rate", rate, ge=0.0, unit="ct/s")
     if isinstance(events, CompactCube):
         mon = events.monitor
         if mon is None:

@@ -25,7 +25,20 @@ reduces to empty frames (all four quadrants can never be active there).
 
 MOS (no quadrant map): only empty frames are bad (its partial windows read
 part of the central CCD while the outer CCDs stay in full frame; no rule
-counts CCDs). With several event lists
+counts CCDs).
+
+Every camera with per-CCD GTIs (:func:`uneven_ccd_frames`, applied by the
+search once the constant sources' rates are known): a frame is bad when a
+CCD was live for less of it than the frame's exposure (the cameras' common
+good time in the frame) by so much that the brightest constant source on
+that CCD would be over-predicted by more than one standard deviation of its
+expected counts: ``s d**2 > e`` (``s`` its rate [ct/s per cell], ``d`` the
+CCD's shortfall and ``e`` the frame's exposure [s]). The model has one
+exposure per frame; without the rule, a bright source on a CCD switched off
+for part of a frame (MOS CCDs end their GTIs seconds apart) is expected at
+its full rate there and shows as a false eclipse.
+
+With several event lists
 (cameras) the empty rule applies to their merged counts (what the search's
 cube holds), and the pn quadrant rule to each pn camera; a frame is bad when
 either says so.
@@ -57,6 +70,7 @@ __all__ = [
     "bad_frames",
     "bad_frames_from_counts",
     "bad_frames_for",
+    "uneven_ccd_frames",
     "good_time_range",
 ]
 
@@ -314,6 +328,41 @@ def bad_frames_for(events, cube, bti=None) -> np.ndarray:
     if bti is None and "bti" in cube.coords:
         bti = np.asarray(cube["bti"].values, dtype=bool)
     return bad_frames(events, np.append(lo, hi[-1]), bti)
+
+
+def uneven_ccd_frames(cube: CompactCube, events, source_rate, exposure) -> np.ndarray:
+    """Frames where a CCD's shorter good time makes a constant source's expected counts wrong (see above).
+
+    ``cube``: the search's :class:`~xcube.binning.CompactCube` (its frames,
+    common good time and per-camera ``ccd_map`` of the CCDs in each cell);
+    ``events``: its cameras' EventLists, in the cube's order (their
+    ``ccd_gti_*`` variables; a camera without them, or a CCD without a GTI
+    table, counts as live for the whole common good time); ``source_rate``:
+    (ny, nx) constant-source rates [ct/s per cell], the background model's
+    ``S0``; ``exposure``: (n_frames,) exposure of each frame [s] (0: already
+    set aside). Returns bool (n_frames,). Eager, numpy: one GTI overlap per
+    CCD with a GTI table."""
+    lo, hi = cube.time.lo, cube.time.hi
+    expo = np.asarray(exposure, np.float64)
+    rate = np.nan_to_num(np.asarray(source_rate, np.float64))
+    bad = np.zeros(expo.shape, bool)
+    for ev, bits in zip(events, cube.ccd_map or []):
+        if bits is None or "ccd_gti_ccd" not in ev:
+            continue
+        ccd = np.asarray(ev["ccd_gti_ccd"].values).astype(np.int64)
+        start, stop = (np.asarray(ev[v].values, np.float64) for v in ("ccd_gti_start", "ccd_gti_stop"))
+        for c in np.unique(ccd):
+            on = ((bits >> np.uint32(c % 32)) & np.uint32(1)).astype(bool)
+            s = float(rate[on].max()) if on.any() else 0.0
+            if s <= 0.0:
+                continue
+            own = gtimod.intersection((start[ccd == c], stop[ccd == c]), cube.gti)
+            short = np.clip(expo - gtimod.exposure_per_bin(lo, hi, own), 0.0, None)
+            bad |= (expo > 0) & (s * short**2 > expo)
+    if bad.any():
+        log.info("%s: %d frames set aside: a CCD was live for less of them than the frame's exposure, under a "
+                 "constant source", cube.attrs.get("source", ""), int(bad.sum()))
+    return bad
 
 
 def good_time_range(t_start, t_stop, gti):

@@ -10,7 +10,9 @@ x energy band x sigma):
    screening, band, cells as ``bin_events`` bins them, counts per frame and
    CCD, the 10-12 keV light curve);
 3. :func:`.bti.bad_time_intervals` and :func:`.frames.bad_frames` of the cube;
-4. :func:`.background.background_model` (templates, source rate, light curve);
+4. :func:`.background.background_model` (templates, source rate, light curve),
+   fitted again without the frames :func:`.frames.uneven_ccd_frames` finds
+   (a CCD's own good time too short under a bright source) when there are any;
 5. :func:`.decision.flag_voxels` (the exact Bayes-factor test of every voxel)
    and :func:`.decision.false_alarms`;
 6. :func:`.detect.detect`: regions, positions, light curves.
@@ -30,6 +32,7 @@ import xarray as xr
 from .. import gti as gtimod
 from ..binning.axes import Axis
 from ..binning.sky import cell_wcs_keywords
+from ..checks import check_number
 from ..hygiene import STAT_KEYS, merge_stats
 from ..missions import profile_of, screening_of
 from ..missions.ecf import events_ecf
@@ -42,7 +45,7 @@ from . import bti as btimod
 from .background import background_model, expected_counts, mask_eclipses
 from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes, reflag_pixels
 from .detect import detect, empty_table
-from .frames import PN_MIN_COUNTS, bad_frames
+from .frames import PN_MIN_COUNTS, bad_frames, uneven_ccd_frames
 from .grid import check_cameras, exposure_subsets, search_bands, search_cubes, search_run
 from .params import SearchParams, parameter_grid, run_id
 from .result import SearchResult, SearchResults
@@ -136,6 +139,7 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     every frame a BTI frame with ``gti_only``), naming the files and the
     rule, with a logged warning.
     """
+    check_number("search_transients", "radius_arcsec", radius_arcsec, gt=0.0, unit="arcsec")
     evs = check_cameras(events)
     energy_band = search_bands(evs, energy_band)  # narrowed to a band the events were cut to before
     grid = parameter_grid(time_bin, energy_band, sigma, size_arcsec=size_arcsec)
@@ -261,6 +265,12 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
     w = events_wcs(events[0])
     model = background_model(cube, is_bti, drop, exposure=exposure, catalogue=catalogue,
                              radius_arcsec=radius_arcsec, inpaint=inpaint, wcs=w)
+    uneven = uneven_ccd_frames(cube, events, model["source_rate"].values, exposure)
+    if uneven.any():  # frames where a CCD's own good time is too short for the model's one exposure: set aside
+        bad, drop = bad | uneven, drop | uneven
+        exposure = np.where(drop, 0.0, cube.exposure)
+        model = background_model(cube, is_bti, drop, exposure=exposure, catalogue=catalogue,
+                                 radius_arcsec=radius_arcsec, inpaint=inpaint, wcs=w)
     timings["background"] = clock.lap()
     model, types, flags = _decide(cube, model, params.sigma, eclipse_mask)
     timings["masks"] = clock.lap()
