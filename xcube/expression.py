@@ -861,7 +861,7 @@ class Expression:
     value_terms: tuple = ()
     """``(variable, program, sorted literals)`` of the top-level AND terms
     that read only ``pi`` or only ``energy``, each compared with literals
-    (:meth:`value_intervals`: the energy band a filter expression cuts)."""
+    (:meth:`value_set`: the energy band a filter expression cuts)."""
 
     def time_intervals(self, t0: float, t1: float):
         """``(start, stop)`` [s] arrays of the times within ``[t0, t1)`` that
@@ -871,12 +871,22 @@ class Expression:
         themselves have no duration). Eager, tiny."""
         return _intervals(self.time_terms, "time", t0, t1)
 
-    def value_intervals(self, var: str, lo: float, hi: float):
-        """As :meth:`time_intervals`, for the terms of :attr:`value_terms` that
-        read ``var`` (``"pi"`` or ``"energy"``): ``(start, stop)`` arrays of
-        the values within ``[lo, hi)`` they let pass, or None without such a
-        term. Eager, tiny."""
-        return _intervals([(prog, cuts) for v, prog, cuts in self.value_terms if v == var], var, lo, hi)
+    def value_set(self, var: str, lo: float, hi: float):
+        """The values of ``var`` (``"pi"`` or ``"energy"``) within ``[lo, hi]``
+        that every term of :attr:`value_terms` reading ``var`` lets pass, as
+        ``(points, start, stop)``: the single values that pass (a literal, or
+        ``lo``/``hi``) and the open intervals ``(start, stop)`` between them
+        that pass, float64 arrays in increasing order; None without such a
+        term. Exact: the terms are constant between their literals, so each is
+        evaluated once inside each gap and once at each literal (unlike good
+        time, a value passes on its own: ``PI == 1000`` is a whole channel).
+        Eager, tiny."""
+        if not any(v == var for v, _, _ in self.value_terms):
+            return None
+        cuts = {c for v, _, literals in self.value_terms if v == var for c in literals if lo < c < hi}
+        pts = np.array(sorted(cuts | {float(lo), float(hi)}), np.float64)
+        on, between = self.value_passes(var, pts), self.value_passes(var, 0.5 * (pts[:-1] + pts[1:]))
+        return pts[on], pts[:-1][between], pts[1:][between]
 
     def value_passes(self, var: str, values) -> np.ndarray:
         """Whether every term of :attr:`value_terms` reading ``var`` lets

@@ -72,7 +72,11 @@ _MAX_REGION_BYTES = 16 * 2**20
 _DS9_ARG_RE = re.compile(r"[+-]?(?:\d+[hd]\d+m\d+(?:\.\d*)?s|\d+:\d+(?::\d+(?:\.\d*)?)?"
                          r"|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)[\"'drpi]?")
 _SPACE_SHAPE_RE = re.compile(r"^([+-]?)\s*([A-Za-z]+)\s+(\S.*)$")
-_BOX_NO_ANGLE_RE = re.compile(r"^([+-]?\s*box\s*\([^(),]+(?:,[^(),]+){3})\)", re.IGNORECASE)
+# a box or ellipse (or their annuli) without its angle: an even number of arguments, 4 or more
+_BOX_NO_ANGLE_RE = re.compile(r"^([+-]?\s*(?:box|ellipse)\s*\([^(),]+,[^(),]+(?:,[^(),]+,[^(),]+)+)\)",
+                              re.IGNORECASE)
+# a file name with a suffix and no DS9 shape (rf/src(1).reg): not a region string
+_FILE_NAME_RE = re.compile(r"[^;\n]*\.[A-Za-z]\w*")
 _NO_AREA = (
     "PointPixelRegion",
     "LinePixelRegion",
@@ -246,6 +250,10 @@ def _prepare_ds9(text: str) -> tuple[str, bool]:
             else:
                 s = _parenthesised(s) or s
                 s = _BOX_NO_ANGLE_RE.sub(r"\1,0)", s)  # DS9's angle defaults to 0; regions needs it
+                bare = re.sub(r"\{[^}]*\}", "", s)  # (without a {text} property)
+                if _SHAPE_RE.match(s) and bare.count("(") != bare.count(")"):  # (regions would read it as closed)
+                    raise ValueError(f"DS9 shape {s!r} does not parse: "
+                                     + ("no closing ')'" if bare.count("(") > bare.count(")") else "an unmatched ')'"))
                 if _SHAPE_RE.match(s) and not frame_seen and not low.startswith("global"):
                     stmts.append("image")
                     frame_seen = True
@@ -324,7 +332,7 @@ def _read_region_file(path: Path) -> str:
         raise ValueError(f"region file {path}: {size} bytes is too large for a DS9 region file "
                          f"(limit {_MAX_REGION_BYTES}); is it the right file?")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # (a byte-order mark, as Windows editors write, dropped)
     except UnicodeDecodeError:
         raise ValueError(f"region file {path}: not a DS9 region file (not text)") from None
     if next(_shape_names(text), None) is None:
@@ -343,6 +351,14 @@ def _exists(name: str) -> bool:
         return False
 
 
+def _is_file(name: str) -> bool:
+    """Whether ``name`` is an existing file (False for names the OS refuses)."""
+    try:
+        return Path(name).is_file()
+    except (OSError, ValueError):  # too long, NUL bytes
+        return False
+
+
 def _load(region) -> tuple[list, str]:
     """(list of regions objects, description) for any accepted region input."""
     from regions import Region, Regions
@@ -353,8 +369,13 @@ def _load(region) -> tuple[list, str]:
         return list(region), _short(region.serialize(format="ds9"))
     if isinstance(region, Region):
         return [region], _short(Regions([region]).serialize(format="ds9"))
-    if isinstance(region, Path) or (isinstance(region, str) and "(" not in region
-                                    and (_exists(region) or next(_shape_names(region), None) is None)):
+    if isinstance(region, str) and not region.strip():
+        raise ValueError("region is an empty string; give a DS9 region string such as "
+                         "'physical;circle(26000,26000,400)' or the path of a DS9 region file")
+    if isinstance(region, Path) or (isinstance(region, str) and (
+            ("\n" not in region and _is_file(region))  # an existing file wins, "(" in its name or not
+            or ("(" not in region and (_exists(region) or next(_shape_names(region), None) is None))
+            or (_FILE_NAME_RE.fullmatch(region) and next(_shape_names(region), None) is None))):
         path = Path(region)
         if isinstance(region, str) and not _exists(region):  # neither a file nor a region string
             raise FileNotFoundError(

@@ -554,6 +554,7 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
     needed = sorted(filt.columns) or ["time"]
     fn = functools.partial(filt.mask_blocks, tuple(needed))
     rs = filt.region
+    field = _selected_field(events) if rs is not None else None  # False: these events' own extent
     lazy = any(hasattr(events.variables[n].data, "map_blocks") for n in event_vars)
     if not lazy:
         cols = [np.asarray(events.variables[n].values) for n in needed]
@@ -561,7 +562,7 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
         index = np.concatenate([np.flatnonzero(fn(*[c[a:a + step] for c in cols])) + a
                                 for a in range(0, max(len(cols[0]), 1), step)])
         if rs is not None:
-            check_in_field(rs, _extent_numpy(events), _name(events))
+            check_in_field(rs, _extent_numpy(events) if field is False else field, _name(events))
         return _rebuild(events, {n: events.variables[n].values.take(index) for n in event_vars})
 
     import dask.array as da
@@ -586,14 +587,14 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
     packed_chunks = tuple((c + 7) // 8 for c in chunks[0])
     todo = [mask.map_blocks(_count, chunks=((1,) * nb,), dtype=np.int64),
             mask.map_blocks(np.packbits, chunks=(packed_chunks,), dtype=np.uint8)]
-    if rs is not None:
+    if rs is not None and field is False:
         for c in ("x", "y"):
             todo.append(arrays[c].map_blocks(_minmax, chunks=((1,) * nb, (2,)), new_axis=1, dtype=np.float64))
     res = compute(*todo)
     counts = tuple(int(c) for c in res[0])
     if rs is not None:
-        ext = None
-        if events.sizes["event"]:
+        ext = None if field is False else field
+        if field is False and events.sizes["event"]:
             ext = (res[2][:, 0].min(), res[2][:, 1].max(), res[3][:, 0].min(), res[3][:, 1].max())
         check_in_field(rs, ext, _name(events))
     # indices of the kept events, once per chunk (flatnonzero + take is ~5x faster than boolean indexing)
@@ -607,6 +608,23 @@ def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
     }
     log.debug("%s: kept %d of %d events", _name(events), sum(counts), events.sizes["event"])
     return _rebuild(events, new)
+
+
+def _selected_field(events):
+    """The field ``(xmin, xmax, ymin, ymax)`` [column units] a region is
+    checked against (:func:`xcube.regions.check_in_field`) when ``events`` were
+    already selected (``attrs["selection"]``): the X/Y column range
+    (TLMIN/TLMAX, attrs ``x_min``...), not the extent of the events an earlier
+    cut (CCD, energy, time) left, so a region that only misses those gives no
+    event, as in one ``select`` call; None (no check) without the attrs.
+    ``False`` for events not selected before: their own extent is the field."""
+    if not events.attrs.get("selection"):
+        return False
+    try:
+        ext = tuple(float(events.attrs[k]) for k in ("x_min", "x_max", "y_min", "y_max"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return ext if np.isfinite(ext).all() and ext[0] < ext[1] and ext[2] < ext[3] else None
 
 
 def _extent_numpy(events):
@@ -726,8 +744,12 @@ def expression_band(events, expr) -> tuple[float, float] | None:
     """The energy band ``(emin, emax)`` [keV] a filter expression (text, or
     compiled on ``events``) cuts ``events`` to, from its top-level AND terms that compare only PI or only
     the energy with numbers (``"PATTERN <= 12 && PI in [500:2000]"`` ->
-    (0.5, 2.0) for XMM, PI in eV): the span of the values they let pass (PI
-    converted by the mission profile) within the profile's calibrated
+    (0.5, 2.001) for XMM, PI in eV): the span of the values they let pass,
+    from the lowest to the highest, single channels and values included
+    (``PI == 1000`` -> (1.0, 1.001); ``PI in [500:1000, 1500]`` -> (0.5, 1.501),
+    the span of a set with gaps, so that a product cut to it keeps every event
+    the expression keeps), PI converted by the mission profile and energy edges
+    rounded as the ``energy`` column's dtype compares them, within the profile's calibrated
     ``energy_range``; ``(0, 0)`` when nothing passes; None when no such
     term narrows that range, when the span lies outside it, or when PI has
     no energy calibration. Eager, tiny: parses ``expr``, reads no event."""
@@ -738,28 +760,29 @@ def expression_band(events, expr) -> tuple[float, float] | None:
     prof = profile_of(events)
     if prof.pi_to_kev is not None and prof is not GENERIC:
         lo, hi = prof.pi_range
-        pis = compiled.value_intervals("pi", float(lo), float(hi) + 1.0)
+        pis = compiled.value_set("pi", float(lo) - 2.0**31, float(hi) + 2.0**31)  # (any PI a column holds)
         if pis is not None:
-            if not pis[0].size:
+            channels = _channel_span(*pis)
+            if channels is None:
                 return 0.0, 0.0
-            # the first and last whole channels that pass: the band [E(first), E(last + 1)) holds exactly them
-            a, b = np.ceil(pis[0][0]), np.floor(pis[1][-1])
-            first = a if compiled.value_passes("pi", a) else a + 1.0
-            last = b if compiled.value_passes("pi", b) else b - 1.0
+            # the first and last whole channels that pass, within the profile's channels (none there: no band
+            # to tell): the band [E(first), E(last + 1)) holds them all
+            first, last = max(channels[0], float(lo)), min(channels[1], float(hi))
             if last < first:
-                return 0.0, 0.0
+                return None
             kev, full = _kev_of_pi(prof, [first, last + 1.0]), _kev_of_pi(prof, [float(lo), float(hi) + 1.0])
             if kev[0] > full[0] or kev[1] < full[1]:
                 spans.append((max(float(kev[0]), 0.0), float(kev[1])))
-    kevs = compiled.value_intervals("energy", 0.0, 1e4)
+    kevs = compiled.value_set("energy", 0.0, 1e4)
     if kevs is not None:
-        if not kevs[0].size:
+        ends = _value_span(*kevs)
+        if ends is None:
             return 0.0, 0.0
-        a, b = float(kevs[0][0]), float(kevs[1][-1])
-        if a > 0.0 or b < 1e4:  # [a, b) as the band's half-open form: an end that passes stays in
-            a = a if compiled.value_passes("energy", a) else float(np.nextafter(a, np.inf))
-            b = float(np.nextafter(b, np.inf)) if compiled.value_passes("energy", b) else b
-            spans.append((a, b))
+        (a, a_in), (b, b_in) = ends
+        if not (a == 0.0 and a_in and b == 1e4 and b_in):  # [a, b) as the band's half-open form
+            e = events.variables.get("energy")
+            dt = e.dtype if e is not None and e.dtype.kind == "f" else np.dtype(np.float64)
+            spans.append((_band_edge(a, not a_in, dt), _band_edge(b, b_in, dt)))
     band = None
     for span in spans:
         band = _intersect_band(span, band)
@@ -771,6 +794,34 @@ def expression_band(events, expr) -> tuple[float, float] | None:
         if not band[0] < band[1] or band == rng:
             return None
     return band
+
+
+def _channel_span(points, start, stop) -> tuple[float, float] | None:
+    """The first and last whole channels (integers) of the values ``points``
+    and open intervals ``(start, stop)`` (:meth:`Expression.value_set`), or None without any."""
+    whole = points[points == np.floor(points)]
+    a, b = np.floor(start) + 1.0, np.ceil(stop) - 1.0  # the channels strictly inside each interval
+    firsts, lasts = np.concatenate([whole, a[a <= b]]), np.concatenate([whole, b[a <= b]])
+    return (float(firsts.min()), float(lasts.max())) if firsts.size else None
+
+
+def _value_span(points, start, stop):
+    """``((lowest, it passes), (highest, it passes))`` of the values ``points``
+    and open intervals ``(start, stop)`` (:meth:`Expression.value_set`), or None without any."""
+    if not points.size and not start.size:
+        return None
+    lows = [(float(v), True) for v in points[:1]] + [(float(v), False) for v in start[:1]]
+    highs = [(float(v), True) for v in points[-1:]] + [(float(v), False) for v in stop[-1:]]
+    a, b = min(v for v, _ in lows), max(v for v, _ in highs)
+    return (a, any(v == a and p for v, p in lows)), (b, any(v == b and p for v, p in highs))
+
+
+def _band_edge(value: float, up: bool, dtype) -> float:
+    """``value`` [keV] as the ``energy`` column's float ``dtype`` compares it, or the next
+    value of that dtype above it (``up``: an open lower edge, or a closed upper one of the
+    half-open band), as a float: the band keeps exactly the events the comparison keeps."""
+    v = dtype.type(value)
+    return float(np.nextafter(v, dtype.type(np.inf)) if up else v)
 
 
 def _kev_of_pi(prof, pi) -> np.ndarray:
@@ -807,13 +858,13 @@ def applied_band(events, energy_band=None, *, warn: bool = True,
         done = _cut_band(ev)
         in_expr = expression_band(ev, expr) if expr else None
         cuts.append(done if in_expr is None else _intersect_band(in_expr, done))
-    bands = [_narrowed(evs, cuts, want, warn) for want in wants]
+    bands = [_narrowed(evs, cuts, want, warn, expr) for want in wants]
     return bands if many else bands[0]
 
 
-def _narrowed(evs, cuts, want, warn: bool):
+def _narrowed(evs, cuts, want, warn: bool, expr=None):
     """``want`` [keV] (or None) intersected with the bands ``cuts`` (one per EventList of ``evs``, or
-    None) the events were cut to: see :func:`applied_band`."""
+    None) the events were cut to (with ``select`` or by the filter ``expr``): see :func:`applied_band`."""
     band, cut = want, None
     for ev, done in zip(evs, cuts):
         if done is None:
@@ -822,8 +873,11 @@ def _narrowed(evs, cuts, want, warn: bool):
         new = _intersect_band(done, band)
         if not new[0] < new[1]:
             if not done[0] < done[1]:
-                why = (f"the events were cut with select() to energy bands that do not overlap (attrs['energy_band']"
-                       f" = {list(done)}): no event is left")
+                cuts_made = [c for c in ev.attrs.get("selection", []) if c.startswith(("energy_band=", "expr="))]
+                cuts_made += [f"expr={expr}"] if expr else []
+                why = (f"the energy cuts made ({'; '.join(cuts_made) or 'select(energy_band=...)'}) leave no energy "
+                       f"(attrs['energy_band'] = {list(done)}: bands that do not overlap, or PI/energy terms of a "
+                       "filter expression that nothing passes): no event is left")
             else:
                 why = (f"energy_band={_fmt_band(want)} does not overlap the band the events were already cut to, "
                        f"{_fmt_band(done)} (select(energy_band=...); attrs['energy_band']): no event would remain")
@@ -917,7 +971,39 @@ def _as_gti(gti, events=None):
         from .io.ogip import gti_table
 
         return gti_table(gti, events)
+    date = _a_date(gti)
+    if date is not None:
+        raise TypeError(
+            f"gti=: {date!r} is not a number; GTI times are seconds of mission time (the TIME column's: "
+            f"{(events.attrs.get('timesys') if events is not None else None) or 'TT'} seconds since MJDREF"
+            + (f" = {events.attrs['mjdref']}" if events is not None and events.attrs.get("mjdref") else "")
+            + "); convert a date first, e.g. (Time('2001-03-09T13:00:00', scale='utc').tt.mjd - MJDREF) * 86400 "
+            "with astropy.time.Time")
     return gtimod.as_gti(gti, source="gti=", warn=True)
+
+
+def _a_date(gti, depth: int = 0):
+    """The first string, ``datetime``, ``datetime64`` or astropy ``Time`` in a
+    ``gti=`` tuple or list (two levels deep), or None."""
+    import datetime
+
+    if isinstance(gti, (str, bytes)):
+        try:
+            float(gti)
+        except ValueError:
+            return gti
+        return None
+    if isinstance(gti, (datetime.date, np.datetime64)) or type(gti).__name__ == "Time":
+        return gti
+    if isinstance(gti, np.ndarray) and gti.dtype.kind in "MUSO":
+        return next((d for d in map(_a_date, gti.flat) if d is not None), None) if gti.dtype.kind != "M" else (
+            gti.flat[0] if gti.size else None)
+    if isinstance(gti, (tuple, list)) and depth < 2:
+        for g in gti:
+            found = _a_date(g, depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 def _fmt_gti(g) -> str:
