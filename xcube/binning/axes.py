@@ -39,7 +39,7 @@ from ..missions import GENERIC, profile_of
 from .memory import available_bytes, check_size
 
 __all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "integer_column", "whole_pixels", "pixel_arcsec",
-           "integer_lut", "positive_width", "LUT_MAX", "rule_steps"]
+           "integer_lut", "positive_width", "LUT_MAX", "rule_steps", "whole_pixel_shift"]
 
 # a width in pixels closer than this (relative) to an integer is taken as that integer,
 # so that size_arcsec=20 with 0.05"/px gives exactly 400 px, not 399.99999999999966
@@ -154,7 +154,10 @@ class Axis:
         ``lo + (k + offset) * width``: with a fractional ``offset`` (e.g. 0.5)
         the first bin starts ``(1 - offset)`` bins before ``lo`` so that the
         shifted grid still covers the whole range (it then has one bin more
-        than the unshifted grid when the range is a whole number of bins).
+        than the unshifted grid when the range is a whole number of bins;
+        for a whole-number ``width`` the lead ``(1 - offset) * width`` is
+        snapped to a whole number when within 1e-9 of one, so that a shift
+        by whole pixels stays exact).
         The last bin may extend beyond ``hi``. A NaN or infinite ``offset``
         (or one that is not a number) raises ``ValueError`` naming it.
         """
@@ -171,11 +174,11 @@ class Axis:
             if nb < 1 or nb != nbins:
                 raise ValueError(f"axis {name!r}: number of bins must be a positive integer, got {nbins}")
             width = (hi - lo) / nb
-            origin = lo + (frac - 1.0) * width if frac > 0 else lo
+            origin = lo - _lead(frac, width)
             n = nb + (1 if frac > 0 else 0)
         else:
             width = _check_width(name, width)
-            origin = lo + (frac - 1.0) * width if frac > 0 else lo
+            origin = lo - _lead(frac, width)
             f = (hi - origin) / width  # same arithmetic as the bin rule
             n = int(math.floor(f)) + 1 if closed else int(math.ceil(f))
             if closed and n > 1 and f == math.floor(f):  # hi exactly on an edge: close the last bin there
@@ -308,6 +311,16 @@ def _finite_offset(name, offset) -> float:
 
 def _check_width(name, width) -> float:
     return positive_width(f"axis {name!r}: bin width", width)
+
+
+def _lead(frac: float, width: float) -> float:
+    """How far bin 0 of a grid shifted by ``frac`` of a bin starts before the
+    range: ``(1 - frac) * width`` (0 unshifted), snapped to a whole number for
+    a whole ``width`` (a shift by whole sky pixels, kept exact)."""
+    if frac <= 0:
+        return 0.0
+    lead = (1.0 - frac) * width
+    return _snap(lead) if width == round(width) else lead
 
 
 def _snap(w: float) -> float:
@@ -454,8 +467,13 @@ def sky_axis(
     would be half a sky pixel off: 1.2" for NuSTAR). ``size_arcsec`` is
     then rounded to a whole number of sky pixels, with a warning when that
     changes it, as cells of a fractional width would hold unequal numbers of
-    pixel columns (a striped image); a fractional ``width`` only warns.
-    Explicit ``edges`` are used as given. Eager, tiny.
+    pixel columns (a striped image); a fractional ``width``, or an
+    ``nbins`` that makes one, only warns. A fractional ``offset`` of a
+    whole-pixel cell is rounded to shift the grid by whole pixels (half up,
+    :func:`whole_pixel_shift`: 0.5 of a 5-pixel cell is 3 pixels, ``offset``
+    0.6), with a warning when that changes it, so that the shifted grid's
+    edges stay on half-integers too. Explicit ``edges`` are used as given.
+    Eager, tiny.
     """
     if dim not in ("x", "y"):
         raise ValueError(f"sky axis: dim must be 'x' or 'y', got {dim!r}")
@@ -474,9 +492,7 @@ def sky_axis(
             width, size_arcsec = rounded, rounded * px
     elif whole and isinstance(width, (int, float, np.number)) and math.isfinite(width) and width > 0 \
             and float(width) != round(float(width)):
-        warnings.warn(f"sky axis {dim!r}: a width of {float(width):g} pixels over a column of whole pixels makes "
-                      "cells that hold unequal numbers of pixels (a striped image); use a whole number",
-                      UserWarning, stacklevel=3)
+        _warn_fractional(dim, f"a width of {float(width):g} pixels")
     if edges is None:
         if range is None:
             attrs = getattr(events, "attrs", {})
@@ -489,10 +505,53 @@ def sky_axis(
         lo, hi = _sky_range(dim, range)
         if whole:
             lo, hi = math.floor(lo + 0.5) - 0.5, math.ceil(hi - 0.5) + 0.5
+            if isinstance(nbins, (int, float, np.number)) and not isinstance(nbins, bool) and nbins >= 1 \
+                    and (hi - lo) / nbins != round((hi - lo) / nbins):
+                _warn_fractional(dim, f"nbins={nbins} (cells of {(hi - lo) / nbins:.4g} pixels)",
+                                 f"use an nbins that divides the {hi - lo:g} pixels of the range, or a whole width")
+            offset = _whole_pixel_offset(dim, offset, width if nbins is None else (hi - lo) / nbins)
     else:
         lo = hi = None
     meta = {"size_arcsec": float(size_arcsec)} if size_arcsec is not None else None
     return _build(dim, lo, hi, width, nbins, edges, offset, "pixel", dim, closed=not whole, meta=meta)
+
+
+def _warn_fractional(dim: str, what: str, hint: str = "use a whole number") -> None:
+    warnings.warn(f"sky axis {dim!r}: {what} over a column of whole pixels makes cells that hold unequal "
+                  f"numbers of pixels (a striped image); {hint}", UserWarning, stacklevel=4)
+
+
+def whole_pixel_shift(offset, width: float) -> float:
+    """The ``offset`` [bins] of a grid of cells ``width`` sky pixels wide on
+    an integer sky column, rounded so that the grid moves by a whole number
+    of pixels (half up: 0.5 of 5 pixels is 3 pixels, 0.6) and its edges stay
+    on half-integers (:func:`integer_column`). Unchanged for a fractional
+    ``width`` (its edges are not on half-integers anyway) or when already
+    whole; a multiple of ``width`` gives 0 (a cell of one pixel cannot be
+    shifted by a fraction of it)."""
+    shift = offset * width
+    if width != round(width) or abs(shift - round(shift)) <= _SNAP * max(1.0, abs(shift)):
+        return offset
+    return (math.floor(shift + 0.5) % width) / width
+
+
+def _whole_pixel_offset(dim: str, offset, width) -> float:
+    """:func:`whole_pixel_shift` of ``offset`` for sky axis ``dim`` whose cells
+    are ``width`` pixels (None or not a number: unchanged), with a warning
+    when that changes it."""
+    try:
+        w, off = float(width), _finite_offset(dim, offset) % 1.0
+    except (TypeError, ValueError):
+        return offset  # (a bad width or offset is reported by the axis)
+    if not (w > 0 and math.isfinite(w)) or off == 0:
+        return offset
+    new = whole_pixel_shift(off, w)
+    if new != off:
+        warnings.warn(f"sky axis {dim!r}: offset={offset:g} of a cell of {w:g} pixels is {off * w:g} pixels; the "
+                      "column holds whole pixels, so that grid's edges would sit on pixel centres and its cells' "
+                      f"centres, ra/dec and WCS half a pixel off the pixels they hold: shifting by {new * w:g} "
+                      f"whole pixels (offset={new:g}) instead", UserWarning, stacklevel=4)
+    return new
 
 
 def _sky_range(dim: str, rng) -> tuple[float, float]:

@@ -38,7 +38,7 @@ from ..io.memmap import fusable_sources, read_columns
 from ..missions import profile_of
 from ..scheduler import compute, thread_map
 from . import kernels
-from .axes import LUT_MAX, Axis, energy_axis, integer_lut, sky_axis, time_axis
+from .axes import LUT_MAX, Axis, _finite_offset, energy_axis, integer_lut, sky_axis, time_axis
 from .memory import available_bytes as _available_bytes
 from .memory import check_size
 from .sky import RADEC_LAZY_PEAK_BYTES_PER_CELL, RADEC_PEAK_BYTES_PER_CELL, cell_radec, cell_wcs_keywords, radec_is_lazy
@@ -54,13 +54,19 @@ _OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", 
 
 
 # ---------------------------------------------------------------------- axis arguments
-def _offset_for(offset, dim):
+def _offset_for(offset, dim) -> float:
+    """The ``offset`` [bins] of axis ``dim``: a number, or a mapping ``{dim:
+    offset}`` (0 for the dims it leaves out); ``ValueError`` naming the offset
+    and the axis when it is not a finite number."""
     if isinstance(offset, Mapping):
         unknown = set(offset) - set(_ROLES)
         if unknown:
             raise ValueError(f"offset: unknown dims {sorted(unknown)}; use {list(_ROLES)}")
-        return float(offset.get(dim, 0.0))
-    return float(offset or 0.0)
+        offset = offset.get(dim, 0.0)
+    return _finite_offset(dim, 0.0 if offset is None else offset)
+
+
+_UNITS = {"time": "s", "energy": "keV", "y": "sky pixels", "x": "sky pixels"}
 
 
 def _make_axis(role, spec, events, *, offset, t0, size_arcsec) -> Axis | None:
@@ -73,7 +79,8 @@ def _make_axis(role, spec, events, *, offset, t0, size_arcsec) -> Axis | None:
     if role == "time" and t0 is not None:
         if spec is None:
             raise ValueError("t0 needs a time axis: give time=<bin width [s]> too")
-        if isinstance(spec, Axis) or (not isinstance(spec, (Mapping, Real)) and spec is not None):
+        if isinstance(spec, Axis) or (not isinstance(spec, (Mapping, Real)) and spec is not None) or \
+                (isinstance(spec, Mapping) and spec.get("edges") is not None):
             raise ValueError("t0 applies to a time axis built from a width or number of bins, not to explicit edges")
     if spec is None:
         return None
@@ -81,14 +88,19 @@ def _make_axis(role, spec, events, *, offset, t0, size_arcsec) -> Axis | None:
         if spec.name in _ROLES and spec.name != role:
             raise ValueError(f"axis {spec.name!r} passed as {role}=; pass it as {spec.name}=")
         return spec
-    if isinstance(spec, bool):
-        raise ValueError(f"{role}=: expected a bin width, edges, a dict of axis options or an Axis, got {spec!r}")
+    what = (f"{role}={spec!r}: expected a bin width [{_UNITS[role]}], an array of edges, a dict of axis options "
+            "or an Axis")
+    if isinstance(spec, (bool, str, bytes)):
+        raise ValueError(what)
     if isinstance(spec, Real):
         kw = {"width": spec}
     elif isinstance(spec, Mapping):
         kw = dict(spec)
     else:
-        kw = {"edges": np.asarray(spec, dtype=np.float64)}
+        try:
+            kw = {"edges": np.asarray(spec, dtype=np.float64)}
+        except (TypeError, ValueError):
+            raise ValueError(what) from None
     if off and "offset" not in kw and kw.get("edges") is None:
         kw["offset"] = off
     if role == "time":
@@ -391,6 +403,9 @@ def bin_events(
         ax = _make_axis(role, specs[role], events, offset=offset, t0=t0, size_arcsec=size_arcsec)
         if ax is not None:
             axes[role] = ax
+    if not axes:
+        raise ValueError("bin_events: give at least one axis: time= [s], energy= [keV], y=/x= [sky pixels] or "
+                         "size_arcsec= [arcsec] for both y and x")
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.integer):
         raise ValueError(f"dtype must be an integer dtype for counts, got {dtype}")

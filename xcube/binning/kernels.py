@@ -218,13 +218,21 @@ def time_positions(times: np.ndarray, axis):
     event's bin. Bins below ``ka`` start at 0 and bins above ``kb`` at
     ``n_events``. Uses the axis rule exactly, so ``pos`` agrees with
     :meth:`Axis.index_of`. Cost O((kb - ka) log n_events), plus a check of
-    every 1024th time for ordering (``ValueError`` when unsorted).
+    every 1024th time for ordering (``ValueError`` when unsorted) and of
+    every time for NaN (``ValueError`` saying so).
     Eager, on a numpy block (times [s], as the axis).
     """
     t = np.asarray(times, dtype=np.float64)
     n = t.size
     if n == 0:
         return 0, np.zeros(1, dtype=np.int64), 0, np.nan, np.nan
+    nan = np.isnan(t)
+    if nan.any():  # (NaN compares false: it would pass the order check and break the positions)
+        raise ValueError(
+            f"the time column holds NaN ({int(nan.sum())} of {n} events of a chunk, the first at index "
+            f"{int(np.argmax(nan))} of it); binning needs finite times: drop those events first, e.g. "
+            "events.isel(event=np.flatnonzero(np.isfinite(events['time'].values)))"
+        )
     sample = t[:: _SORT_STRIDE]
     if np.any(sample[1:] < sample[:-1]) or t[-1] < sample[-1]:
         raise ValueError(

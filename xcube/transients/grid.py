@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
-from ..binning.axes import Axis, integer_column, pixel_arcsec, whole_pixels
+from ..binning.axes import Axis, integer_column, pixel_arcsec, whole_pixel_shift, whole_pixels
 from ..binning.events_pass import Run, compact_cubes
 from ..binning.memory import available_bytes, check_size
 from ..io.events import check_distinct, check_distinct_exposures, event_nodes
@@ -302,7 +302,8 @@ def sky_axes(events, size_arcsec: float, extent=None):
     check_size((n_cells, PIXEL_BYTES), np.uint8, what=what, limit=available_bytes() // 4,
                hint="use a larger size_arcsec" if extent is None else "use a larger size_arcsec, or remove events "
                "far from the others (X/Y equal to the column's null value TNULL, or outside TLMIN..TLMAX)")
-    return tuple(Axis.from_edges(dim, _edges(origin, width, k0, n), units="pixel", column=dim)
+    return tuple(Axis.from_edges(dim, _edges(origin, width, k0, n), units="pixel", column=dim,
+                                 meta={"whole_pixels": whole})
                  for dim, origin, k0, n in spans)
 
 
@@ -324,11 +325,20 @@ def events_extent(events) -> tuple:
 def shifted_axis(axis: Axis, fraction: float = 0.5) -> Axis:
     """``axis`` with its edges moved ``fraction`` of a bin down and one more
     bin on top, so that it covers the same range: the half-cell shifted grid.
-    Works for regular and explicit-edges axes (bins of one width)."""
+    Works for regular and explicit-edges axes (bins of one width). A sky
+    grid of whole pixels on integer columns (:func:`sky_axes`, ``meta
+    ["whole_pixels"]``) moves by a whole number of pixels instead
+    (:func:`~xcube.binning.axes.whole_pixel_shift`: 4 of a 7-pixel cell), so
+    that its edges stay on half-integers and its cells' centres (the
+    detections' x/y, ra/dec) on the pixels they hold."""
     e = np.asarray(axis.edges, np.float64)
     w = float(e[1] - e[0])
-    edges = np.append(e - fraction * w, e[-1] + (1.0 - fraction) * w)
-    return Axis.from_edges(axis.name, edges, units=axis.units, column=axis.column)
+    down = fraction * w
+    if axis.meta.get("whole_pixels") and w == round(w):
+        down = whole_pixel_shift(fraction, w) * w
+        down = float(round(down)) if abs(down - round(down)) < 1e-9 else down
+    edges = np.append(e - down, e[-1] + (w - down))
+    return Axis.from_edges(axis.name, edges, units=axis.units, column=axis.column, meta=axis.meta)
 
 
 def search_cubes(events, runs, size_arcsec: float, screening: bool = True, hygiene=True, shifted=()):
