@@ -4,12 +4,12 @@ The public API below is imported on first use, so ``import xcube`` and the
 ``xcube`` command start quickly: ``xcube.open_events`` imports the event
 reader, ``xcube.survey`` the survey package, and so on. The ``.xcube``
 accessor on xarray objects is registered as soon as xcube and xarray are
-both imported (by ``import xcube`` when xarray is already loaded, otherwise
-by the first xcube function used).
+both imported: by ``import xcube`` when xarray is already loaded, otherwise
+right after xarray's first import (by the first xcube function used, or by
+the user), without ``import xcube`` importing xarray
+(:func:`xcube._lazy.after_import`).
 """
-import sys
-
-from ._lazy import keep_functions, namespace
+from ._lazy import after_import, keep_functions, namespace
 from ._version import __version__
 
 _NAMES = {
@@ -33,5 +33,4 @@ __all__ = ["__version__", *_NAMES]
 __getattr__, __dir__ = namespace(__name__, _NAMES, _SUBPACKAGES, extra=("__version__",))
 keep_functions(__name__, _NAMES)
 
-if "xarray" in sys.modules:  # cheap now: register the .xcube accessor for datasets made elsewhere
-    from . import accessor  # noqa: F401,E402
+after_import("xarray", f"{__name__}.accessor")  # the .xcube accessor, registered once xarray is imported

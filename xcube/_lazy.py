@@ -12,7 +12,7 @@ import importlib
 import sys
 import types
 
-__all__ = ["namespace", "keep_functions", "FunctionsFirstPackage"]
+__all__ = ["namespace", "keep_functions", "FunctionsFirstPackage", "after_import"]
 
 
 def namespace(package: str, names: dict, submodules=(), extra=()):
@@ -64,3 +64,59 @@ def keep_functions(package: str, names: dict) -> None:
     module = sys.modules[package]
     module.__xcube_functions__ = frozenset(n for n, m in names.items() if m.partition(":")[0] == n)
     module.__class__ = FunctionsFirstPackage
+
+
+def after_import(name: str, then: str) -> None:
+    """Import the module ``then`` as soon as the top-level module ``name`` is
+    imported: now when it already is, otherwise right after its first import
+    (a one-shot finder on ``sys.meta_path`` that wraps ``name``'s loader; it
+    imports nothing itself). ``xcube`` uses it to register the ``.xcube``
+    accessor whenever xarray gets imported, without importing xarray."""
+    if name in sys.modules:
+        importlib.import_module(then)
+        return
+    sys.meta_path.insert(0, _AfterImport(name, then))
+
+
+class _AfterImport:
+    """Meta-path finder of :func:`after_import`: finds ``name`` with the other
+    finders, and gives its spec a loader that imports ``then`` after
+    executing ``name``; removes itself on first use."""
+
+    def __init__(self, name: str, then: str):
+        self.name, self.then = name, then
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:  # (another thread took it)
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _ThenLoader(spec.loader, self.then)
+                return spec
+        return None
+
+
+class _ThenLoader:
+    """A loader that delegates to ``loader`` and imports ``then`` once the
+    module is executed (other attributes: those of ``loader``)."""
+
+    def __init__(self, loader, then: str):
+        self._loader, self._then = loader, then
+
+    def __getattr__(self, attr):
+        return getattr(self._loader, attr)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        module.__loader__ = module.__spec__.loader = self._loader  # (as if never wrapped: reload, resources)
+        importlib.import_module(self._then)

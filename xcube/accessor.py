@@ -21,7 +21,12 @@ Each object gets the methods that fit what it is (:func:`kind_of`):
 - anything else (``other``): ``region_mask``, ``region_area``.
 
 A DataArray along time alone (a light-curve column) gets ``times`` and
-``with_mjd``; other DataArrays get the methods of ``other``.
+``with_mjd``; other DataArrays get the methods of ``other``. A cube with an
+energy axis, (time, energy, y, x), plots one frame summed over energy; a
+cube with any other extra dimension refuses ``plot`` with a TypeError. A
+Dataset holding an image or a cube (``cube.to_dataset()``, or one read back
+from Zarr) works on its ``counts`` variable (or its one data variable on
+those dims), with the Dataset's attrs under the variable's.
 
 A method that does not fit (``lc.xcube.select``) raises ``TypeError`` saying
 what the object is and what to call instead; ``dir(obj.xcube)`` lists only
@@ -229,8 +234,11 @@ class XcubeDatasetAccessor(_Base):
     def write(self, path, **kwargs):
         """Write this light curve, spectrum or power spectrum as its OGIP/FITS
         file (:func:`xcube.write_lightcurve`, :func:`xcube.write_spectrum`,
-        :func:`xcube.io.powspec.write_power_spectrum`). Eager; returns the path."""
+        :func:`xcube.io.powspec.write_power_spectrum`), or the ``counts`` of
+        this image Dataset (:func:`xcube.write_image`). Eager; returns the path."""
         obj, kind = self._need("write"), self.kind
+        if kind == "image":
+            return XcubeDataArrayAccessor(_counts_of(obj, kind)).write(path, **kwargs)
         if kind == "lightcurve":
             from .io.ogip import write_lightcurve as writer
         elif kind == "spectrum":
@@ -251,12 +259,19 @@ class XcubeDatasetAccessor(_Base):
         keywords that only the figure function takes (``title``, ``log``,
         ``cmap``, ``max_panels``...) go to it, the others to the product
         function (``background`` is the product's region); ``figure_kw``
-        passes any figure keyword explicitly. Computes what it shows; returns
+        passes any figure keyword explicitly. A Dataset holding an image or
+        a cube plots its ``counts`` as the DataArray accessor does (for a
+        cube, ``frame=`` picks the frame). Computes what it shows; returns
         the Figure."""
         from . import plot
 
         obj, what = self._need("plot"), self.kind
         fig_kw = dict(figure_kw or {})
+        if what in ("image", "cube"):
+            if kind is not None:
+                raise ValueError(f"plot(kind={kind!r}): a Dataset holding an {what} plots its counts; give no kind"
+                                 + (" (frame= picks the cube's frame)" if what == "cube" else ""))
+            return XcubeDataArrayAccessor(_counts_of(obj, what)).plot(**kwargs, **fig_kw)
         if what == "events":
             if (kind or "image") == "image":
                 from .products.image import image
@@ -282,6 +297,24 @@ class XcubeDatasetAccessor(_Base):
             return plot.spectrum(obj, **kwargs)
         kwargs.setdefault("freq_power", obj.attrs.get("norm") == "frac")
         return plot.power_spectrum(obj.compute(), **kwargs)
+
+
+def _counts_of(ds: xr.Dataset, what: str) -> xr.DataArray:
+    """The counts DataArray of a Dataset holding an image or a cube: its
+    ``counts`` variable, else its one data variable on the Dataset's y/x
+    (and time) dims, with the Dataset's attrs under the variable's (the WCS
+    keywords); ``TypeError`` naming the variables otherwise. Lazy."""
+    if "counts" in ds.data_vars:
+        da = ds["counts"]
+    else:
+        need = {"y", "x"} | ({"time"} if what == "cube" else set())
+        found = [k for k, v in ds.data_vars.items() if need <= set(v.dims)]
+        if len(found) != 1:
+            raise TypeError(f".xcube: this Dataset holds an {what} but no 'counts' variable, and "
+                            f"{'several' if found else 'no'} data variables on {sorted(need)} "
+                            f"({', '.join(map(str, ds.data_vars)) or 'none'}); use ds[<name>].xcube")
+        da = ds[found[0]]
+    return da.assign_attrs({**ds.attrs, **da.attrs})
 
 
 def _split_kwargs(kwargs: dict, product_func, figure_func) -> tuple[dict, dict]:
@@ -312,10 +345,18 @@ class XcubeDataArrayAccessor(_Base):
     def plot(self, frame=0, **kwargs):
         """An image (RA/Dec axes, :func:`xcube.plot.image`) or one ``frame`` of
         a (time, y, x) cube (:func:`xcube.plot.cube_frame`; an index, or a
-        time [s]). Computes the image, or only that frame; returns the Figure."""
+        time [s]); a (time, energy, y, x) cube shows that frame summed over
+        energy. Computes the image, or only that frame; returns the Figure.
+        A cube with another extra dim raises ``TypeError`` naming it."""
         from . import plot
 
         obj = self._need("plot")
         if self.kind == "cube":
+            extra = [d for d in obj.dims if d not in ("time", "energy", "y", "x")]
+            if extra:
+                raise TypeError(f".xcube.plot: this cube has dims {obj.dims}; it plots (time, y, x) or "
+                                f"(time, energy, y, x) cubes: select or sum {extra} first")
+            if "energy" in obj.dims:
+                obj = obj.sum("energy", keep_attrs=True)
             return plot.cube_frame(obj, frame, **kwargs)
         return plot.image(obj.compute(), **kwargs)
