@@ -191,3 +191,14 @@ def test_calendar_dates_as_gti_are_a_clear_error(make_event_file):
               (np.datetime64("2001-03-09T13:00:00"), np.datetime64("2001-03-09T14:00:00"))]:
         with pytest.raises(TypeError, match=r"seconds of mission time.*MJDREF"):
             xcube.select(ev, gti=g)
+
+
+def test_an_expression_band_reaching_below_the_calibrated_range_keeps_its_events(make_event_file):
+    """PI <= 2000 keeps PI 0-149 (below MOS's calibrated 0.15 keV): the recorded band must hold them, or a light
+    curve of the selection loses them (it was clipped to 0.15-2.001 keV)."""
+    pi = np.arange(0, 3000, 3).astype(np.int16)
+    ev = xcube.open_events(make_event_file(n=pi.size, columns={"PI": pi}))
+    sel = xcube.select(ev, expr="PI <= 2000")
+    assert sel.attrs["energy_band"] == pytest.approx([0.0, 2.001])
+    lc = xcube.lightcurve(sel, 1000.0, screening=False)
+    assert int(lc["counts"].sum()) == int(np.count_nonzero(pi <= 2000)) == sel.sizes["event"]

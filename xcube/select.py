@@ -750,8 +750,9 @@ def expression_band(events, expr) -> tuple[float, float] | None:
     the span of a set with gaps, so that a product cut to it keeps every event
     the expression keeps), PI converted by the mission profile and energy edges
     rounded as the ``energy`` column's dtype compares them, within the profile's calibrated
-    ``energy_range``; ``(0, 0)`` when nothing passes; None when no such
-    term narrows that range, when the span lies outside it, or when PI has
+    ``energy_range`` or beyond it (``PI <= 2000`` -> (0.0, 2.001): the channels
+    below the range are kept too); ``(0, 0)`` when nothing passes; None when
+    no such term narrows that range, when the span lies outside it, or when PI has
     no energy calibration. Eager, tiny: parses ``expr``, reads no event."""
     if not expr:
         return None
@@ -789,9 +790,11 @@ def expression_band(events, expr) -> tuple[float, float] | None:
     if band is None or not band[0] < band[1]:
         return band
     rng = tuple(float(v) for v in prof.energy_range)
-    if np.isfinite(rng).all():  # within the calibrated range; none left (PI > 15000 on MOS): no band to tell
-        band = _intersect_band(band, rng)
-        if not band[0] < band[1] or band == rng:
+    if np.isfinite(rng).all():  # no band to tell when it holds the calibrated range, or lies outside it (PI > 15000
+        # on MOS); else the band as the expression cuts it, also beyond the range (PI <= 2000 keeps PI 0-149, below
+        # MOS's 0.15 keV: a product cut to (0.15, 2.001) would lose them)
+        inside = _intersect_band(band, rng)
+        if not inside[0] < inside[1] or inside == rng:
             return None
     return band
 
