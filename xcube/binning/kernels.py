@@ -35,7 +35,8 @@ NONE, REGULAR, EDGES, LUT, MUL = 0, 1, 2, 3, 4
 
 EMPTY_F = np.empty(0, dtype=np.float64)  # stands for an absent axis column
 _EMPTY_I = np.empty(0, dtype=np.int32)
-_SORT_STRIDE = 1024  # spacing of the cheap sortedness check on each block of times
+_SORT_STRIDE = 1024  # spacing of the cheap sortedness (and NaN) check on each block of times
+_NAN_CHECK_ALL = 1 << 16  # blocks of times up to this size are checked for NaN in full
 _MUL_BITS = 24  # MUL mode: exact for offsets v - lo below 2**24
 _BLOCK = 256  # events per index pass in the fill kernel
 _OUTSIDE = np.uint32(0xFFFFFFFF)  # cell index marking an event outside the cube
@@ -218,16 +219,19 @@ def time_positions(times: np.ndarray, axis):
     event's bin. Bins below ``ka`` start at 0 and bins above ``kb`` at
     ``n_events``. Uses the axis rule exactly, so ``pos`` agrees with
     :meth:`Axis.index_of`. Cost O((kb - ka) log n_events), plus a check of
-    every 1024th time for ordering (``ValueError`` when unsorted) and of
-    every time for NaN (``ValueError`` saying so).
+    every 1024th time for ordering (``ValueError`` when unsorted) and for NaN
+    (``ValueError`` saying so; every time of a block of up to 65536 events, and
+    the last: sorting puts NaN last. A full check would cost a pass over the
+    column, a tenth of the binning; event files are checked when first opened).
     Eager, on a numpy block (times [s], as the axis).
     """
     t = np.asarray(times, dtype=np.float64)
     n = t.size
     if n == 0:
         return 0, np.zeros(1, dtype=np.int64), 0, np.nan, np.nan
-    nan = np.isnan(t)
+    nan = np.isnan(t if n <= _NAN_CHECK_ALL else np.append(t[:: _SORT_STRIDE], t[-1]))
     if nan.any():  # (NaN compares false: it would pass the order check and break the positions)
+        nan = np.isnan(t)
         raise ValueError(
             f"the time column holds NaN ({int(nan.sum())} of {n} events of a chunk, the first at index "
             f"{int(np.argmax(nan))} of it); binning needs finite times: drop those events first, e.g. "
