@@ -80,3 +80,21 @@ def test_a_strong_flare_stays_a_peak_with_the_eclipse_refit():
     det = xcube.search_transients(ev, time_bin=200.0).detections
     near = det[(abs(det["x"] - 27_000) < 800) & (abs(det["y"] - 25_000) < 800)]
     assert list(near["kind"]) == ["peak"] and near["counts"].iloc[0] > 300
+
+
+def test_a_long_flare_of_a_faint_spot_is_a_peak_and_no_eclipse():
+    """A 1 ct/s flare of sigma 1500 s where no source shines: its counts raise the constant-source rate there,
+    so that every quiet 200 s frame looked eclipsed (an eclipse over the whole observation, n = 0 against
+    mu = 40) and the flare itself was weak (mu 40 in its peak frame). The rate is now fitted on the frames
+    where the spot is at its usual level (the majority): one peak, no eclipse."""
+    import warnings
+
+    import xcube
+
+    ev, truth = xcube.simulate.event_list("xmm-mos1", duration=16_000, seed=3, soft_protons=0,
+                                          flares=[dict(t_peak=6000, amplitude=1.0, width=1500, x=24000.0, y=27000.0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = xcube.search_transients(ev, time_bin=200.0).detections
+    assert list(d["kind"]) == ["peak"], d[["kind", "counts", "expected", "log10_bayes"]]
+    assert d["expected"].iloc[0] < 5.0 and d["log10_bayes"].iloc[0] > 300

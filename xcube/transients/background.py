@@ -474,8 +474,12 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
     of ``F`` too, and when no frame is left the rate is fitted outside the
     peaks alone: a strong flare raises the whole-observation rate so that
     all its quiet frames look eclipsed, and a rate fitted on the flare
-    frames would turn the flare into a deep false eclipse. A source without
-    frames left keeps its rate. Other pixels keep their rate. Returns a new
+    frames would turn the flare into a deep false eclipse. A source
+    "eclipsed" in more than half of the subset's frames is fitted on those
+    frames instead: they are its usual level, which a long flare (whose
+    wings are not all flagged as peaks) raised the mean above, so that the
+    flare is a peak and not also an eclipse for the rest of the
+    observation. A source without frames left keeps its rate. Other pixels keep their rate. Returns a new
     model (attrs ``eclipse_masked_sources``: the number of sources refitted)
     or ``model`` itself when no source eclipses. Eager: one image of the
     cube per eclipsing source (compact or dense cube)."""
@@ -503,9 +507,15 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
         flare[pk[pk_lab == r, 0]] = True
         if dilate:
             ecl, flare = (ndimage.binary_dilation(a, np.ones(2 * dilate + 1, bool)) for a in (ecl, flare))
-        frames = (sub == use) & ~ecl & ~flare
+        mine = sub == use
+        if 2 * int(np.count_nonzero(ecl & mine)) > int(np.count_nonzero(mine)):
+            # "eclipsed" in most frames: that is the source's usual level, and a flare (a long one: its wings
+            # are not all flagged) raised the mean rate; fit the rate on those frames
+            frames = mine & ecl & ~flare
+        else:
+            frames = mine & ~ecl & ~flare
         if not frames.any():  # every other frame looks eclipsed: a flare's share of the mean rate
-            frames = (sub == use) & ~flare
+            frames = mine & ~flare
         e_s = float(expo[frames].sum())
         if e_s <= 0:
             continue
