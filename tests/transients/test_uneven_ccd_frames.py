@@ -1,35 +1,37 @@
 """A bright constant source on a CCD whose own good time ends before the
-other CCDs': the frames where that CCD was off (or live much less than the
-frame's exposure) must not show the source as eclipsed. The model has one
-exposure per frame; the search sets such frames aside
-(:func:`xcube.transients.frames.uneven_ccd_frames`)."""
+other CCDs': in the frames where that CCD was off (or live for part of the
+frame) the model expects the source at the CCD's live fraction of the
+frame's exposure (:func:`xcube.transients.frames.ccd_live_fraction`), so the
+source is not seen as eclipsed and no frame is set aside."""
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+import pytest
 import xarray as xr
 
 import xcube
 from xcube.simulate.models import Source
-from xcube.transients.frames import uneven_ccd_frames
+from xcube.transients.frames import ccd_live_fraction
+from xcube.transients.grid import search_cubes, search_run
 
 T_OFF = 20.0  # s: the source's CCD stops this long before the others
 
 
-def _observation():
+def _observation(t_off=T_OFF):
     """A MOS1 observation of 3000 s with a 4 ct/s source at the pointing, whose CCD (CCD 1, the central one)
-    ends its GTI ``T_OFF`` s before the other CCDs (its events after that removed)."""
+    ends its GTI ``t_off`` s before the other CCDs (its events after that removed)."""
     ev, _ = xcube.simulate.event_list("xmm-mos1", duration=3000.0, seed=11, background_rate=0.4,
                                       sources=[Source(rate=4.0, x=25921.0, y=25921.0)])
     ev = ev.compute()
     stop = float(ev["gti_stop"].values[-1])
-    ccd = np.asarray(ev["ccdnr"].values)
-    keep = ~((ccd == 1) & (ev["time"].values >= stop - T_OFF))
-    ev = ev.isel(event=np.flatnonzero(keep))
-    c_stop = ev["ccd_gti_stop"].values.copy()
-    c_stop[ev["ccd_gti_ccd"].values == 1] = stop - T_OFF
-    ev["ccd_gti_stop"] = xr.Variable(ev["ccd_gti_stop"].dims, c_stop, ev["ccd_gti_stop"].attrs)
+    if t_off:
+        ccd = np.asarray(ev["ccdnr"].values)
+        ev = ev.isel(event=np.flatnonzero(~((ccd == 1) & (ev["time"].values >= stop - t_off))))
+        c_stop = ev["ccd_gti_stop"].values.copy()
+        c_stop[ev["ccd_gti_ccd"].values == 1] = stop - t_off
+        ev["ccd_gti_stop"] = xr.Variable(ev["ccd_gti_stop"].dims, c_stop, ev["ccd_gti_stop"].attrs)
     return ev, stop
 
 
@@ -40,25 +42,50 @@ def test_a_ccd_off_under_a_bright_source_is_no_eclipse():
         res = xcube.search_transients(ev, time_bin=50.0)
     eclipses = res.detections[res.detections["kind"] == "eclipse"]
     assert len(eclipses) == 0, eclipses[["t_start", "t_stop", "counts", "expected", "log10_bayes"]]
-    # the last frame (CCD 1 off for its last 20 s of 50) is set aside, and counted with the bad frames
+    # the last frame keeps its exposure (nothing set aside), and the source is expected at CCD 1's live share
     lo = res.cube["time_lo"].values
     last = int(np.searchsorted(lo, stop - T_OFF, side="right")) - 1
-    assert res.cube["exposure"].values[last] == 0.0
-    assert res.summary["n_bad_frames"] >= 1
+    expo = res.cube["exposure"].values
+    assert expo[last] > 0 and res.summary["n_bad_frames"] == 0
+    image = res.cube.sum("time").values
+    iy, ix = np.unravel_index(np.argmax(image), image.shape)  # the source's brightest cell
+    mu = res.expected.values[:, iy, ix]
+    share = (stop - T_OFF - lo[last]) / expo[last]  # CCD 1 live for 30 s of the frame's 50 s
+    full = mu[last - 1] / expo[last - 1] * expo[last]  # the source at its full rate over the last frame
+    assert abs(mu[last] - share * full) < 0.05 * full  # (the background's share of mu is below 1 %)
 
 
-def test_uneven_frames_need_a_bright_source_and_a_long_shortfall():
+def test_live_fraction_of_the_source_ccd():
     ev, stop = _observation()
-    from xcube.transients.grid import search_cubes, search_run
-
     run, _ = search_run([ev], 50.0, (0.2, 12.0))
     (cube,) = search_cubes([ev], [run], 20.0, True, True, set())
     expo = np.asarray(cube.exposure, np.float64)
-    rate = np.zeros((cube.ny, cube.nx))
-    iy, ix = cube.ny // 2, cube.nx // 2
-    rate[iy - 1:iy + 2, ix - 1:ix + 2] = 1.0  # 1 ct/s per cell at the centre (CCD 1)
-    bad = uneven_ccd_frames(cube, [ev], rate, expo)
+    group, fraction = ccd_live_fraction(cube, [ev], expo)
     last = int(np.searchsorted(cube.time.lo, stop - T_OFF, side="right")) - 1
-    assert np.flatnonzero(bad).tolist() == [last]  # 1 x 20**2 > 50 s: set aside; every other frame is even
-    assert not uneven_ccd_frames(cube, [ev], rate * 0.1, expo).any()  # 0.1 x 20**2 < 50: within one sigma
-    assert not uneven_ccd_frames(cube, [ev], np.zeros_like(rate), expo).any()  # no source, no shortfall to fear
+    g = group[cube.ny // 2, cube.nx // 2]  # the pointing: CCD 1 alone
+    assert g > 0 and fraction[0].tolist() == [1.0] * expo.size
+    assert np.isclose(fraction[g, last], (stop - T_OFF - cube.time.lo[last]) / expo[last])
+    assert np.all(fraction[g, :last] == 1.0)
+    # every CCD live as long as the frames: no fraction to apply
+    ev_even, _ = _observation(t_off=0.0)
+    run, _ = search_run([ev_even], 50.0, (0.2, 12.0))
+    (cube,) = search_cubes([ev_even], [run], 20.0, True, True, set())
+    assert ccd_live_fraction(cube, [ev_even], np.asarray(cube.exposure, np.float64)) is None
+
+
+def test_compact_decision_equals_the_dense_one_with_live_fractions():
+    """The compact path (frame types with their own rate images, the flag and false-alarm kernels) decides
+    every voxel as the dense test on the result's expected cube (model_frames, the live fractions applied)."""
+    from xcube.transients import bayes
+
+    ev, _ = _observation(t_off=120.0)  # CCD 1 off for the last two 50 s frames and part of a third
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = xcube.search_transients(ev, time_bin=50.0, sigma=2.0)  # a low threshold: flagged voxels to compare
+    mu = res.expected.values
+    pk, ec = bayes.masks(res.cube.values, mu, 2.0)
+    assert res.summary["flagged_voxels"] == {"peak": int(pk.sum()), "eclipse": int(ec.sum())} and pk.sum() > 0
+    fa = bayes.expected_false_alarms(mu, 2.0)
+    assert res.summary["expected_false_alarms"]["peak"] == pytest.approx(fa.peak, rel=1e-9)
+    assert res.summary["expected_false_alarms"]["eclipse"] == pytest.approx(fa.eclipse, rel=1e-9)
+    assert res.summary["frame_types"] > 2  # the uneven frames are types of their own

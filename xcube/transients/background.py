@@ -13,10 +13,14 @@ no good time belong to neither:
    clipped, Gaussian-smoothed (sigma 0.5 cells), renormalised to sum 1 over the
    unmasked pixels; ``T_S`` is NaN where ``I_S`` = 0 (outside the field of view);
 3. source rate image ``S0 = max(I_S - T_S C_S, 0)`` inside ``M`` (0 outside),
-   divided by the summed exposure [s] of the subset with more frames;
+   divided by the summed exposure [s] of the subset with more frames (each
+   pixel's own live time when its CCDs were live for less than some frames'
+   exposure: ``live_fraction``);
 4. background light curve ``L[t]`` = counts of frame t outside ``M``;
-5. ``mu[t] = T_{S(t)} L[t] + S0 exposure[t]``, NaN in frames with no counts,
-   zero exposure, flagged bad, or whose subset has no template.
+5. ``mu[t] = T_{S(t)} L[t] + S0 exposure[t] f[t]``, ``f`` the pixel's live
+   fraction of the frame (1 but where its CCDs were off for part of it),
+   NaN in frames with no counts, zero exposure, flagged bad, or whose subset
+   has no template.
 
 So in every defined frame, ``sum(mu)`` over unmasked pixels equals the frame's
 counts outside the mask. The model takes a dense counts cube or a compact
@@ -52,6 +56,7 @@ __all__ = [
     "model_frames",
     "expected_counts",
     "mask_eclipses",
+    "live_fraction_of",
 ]
 
 log = logging.getLogger("xcube.transients")
@@ -334,6 +339,7 @@ def background_model(
     smooth_sigma: float = 0.5,
     inpaint: str = "biharmonic",
     wcs=None,
+    live_fraction=None,
 ) -> xr.Dataset:
     """Fit the background + constant-source model to a counts cube.
 
@@ -352,14 +358,21 @@ def background_model(
     inpaint : ``"biharmonic"`` or ``"normalized"`` (see :func:`inpaint`).
     wcs : ``xcube.wcs(events)``, for catalogue disks on a cube without
         ``ra``/``dec`` coordinates (see :func:`source_mask`).
+    live_fraction : ``(group, fraction)`` of
+        :func:`~xcube.transients.frames.ccd_live_fraction`: the fraction of
+        each frame's exposure the CCDs of each pixel were live, ``fraction``
+        (n_groups, time) by the pixels' ``group`` (y, x); the source term of
+        a pixel is then ``S0 exposure[t] fraction[group, t]`` and ``S0`` is
+        divided by the pixel's own summed live time. None: 1 everywhere.
 
     Returns
     -------
     Dataset with (y, x) ``source_mask``, ``template_gti``, ``template_bti``
     (NaN when the subset is empty), ``source_rate`` [ct/s per cell],
-    ``image_gti``, ``image_bti``; along time ``subset`` (0 GTI, 1 BTI, -1
-    excluded), ``light_curve`` L (counts outside the mask), ``exposure`` [s]
-    and ``defined`` (mu defined: a kept frame with counts and a template);
+    ``image_gti``, ``image_bti``, ``live_group`` (int32); along time ``subset``
+    (0 GTI, 1 BTI, -1 excluded), ``light_curve`` L (counts outside the mask),
+    ``exposure`` [s] and ``defined`` (mu defined: a kept frame with counts and
+    a template); ``live_fraction`` (live_group, time), row 0 all ones;
     attrs ``counts_outside_gti``/``_bti``, ``source_subset``, ``threshold``...
     :func:`model_frames` turns it into mu images.
 
@@ -397,9 +410,11 @@ def background_model(
         if sel.any() and c <= 0:
             warnings.warn(f"background model: the {name} frames hold no counts outside the source mask; "
                           f"their expected counts are NaN", stacklevel=2)
+    group, fraction = _live_groups(live_fraction, (ny, nx), nt)
     use_b = int(in_b.sum()) > int(in_g.sum())
+    sel = in_b if use_b else in_g
     rate, expo_s = _source_rate(img_b if use_b else img_g, t_b if use_b else t_g, c_b if use_b else c_g,
-                                expo[in_b if use_b else in_g], mask)
+                                (fraction[:, sel] @ expo[sel])[group], mask)
     subset = np.where(in_g, 0, np.where(in_b, 1, -1)).astype(np.int8)
     lc = np.asarray(compute(red.counts_in(~mask))[0], dtype=np.int64)
     ok = np.array([np.isfinite(t_g).any(), np.isfinite(t_b).any()])
@@ -417,6 +432,9 @@ def background_model(
             "light_curve": (("time",), lc, {"long_name": "counts outside the source mask L", "units": "count"}),
             "exposure": (("time",), expo, {"long_name": "good time of the frame used by the model", "units": "s"}),
             "defined": (("time",), defined, {"long_name": "mu defined in the frame"}),
+            "live_group": (yx, group, {"long_name": "row of live_fraction of each pixel"}),
+            "live_fraction": (("live_group", "time"), fraction,
+                              {"long_name": "fraction of the frame's exposure the pixels' CCDs were live"}),
         },
         coords={**coords2d, **tcoords},
         attrs={
@@ -444,12 +462,29 @@ def _model_mask(img_g, img_b, in_g, given, coords2d, shape, **kw):
     return np.asarray(m.values), dict(m.attrs)
 
 
-def _source_rate(img, tmpl, counts_out, expo, mask):
-    """S0 = max(I - T C, 0) inside the mask / the subset's exposure, and that exposure [s]."""
-    expo_s = float(expo.sum())
+def _live_groups(live_fraction, shape, nt):
+    """``(group (y, x) int32, fraction (n_groups, nt) float64)`` of a
+    ``live_fraction`` argument (None: one group, all ones), checked."""
+    if live_fraction is None:
+        return np.zeros(shape, np.int32), np.ones((1, nt))
+    group, fraction = (np.asarray(a) for a in live_fraction)
+    fraction = np.asarray(fraction, np.float64)
+    if group.shape != shape or fraction.ndim != 2 or fraction.shape[1] != nt or \
+            not (group.min() >= 0 and group.max() < fraction.shape[0]):
+        raise ValueError(f"live_fraction: a (y, x) group map {shape} indexing the rows of a (groups, {nt}) "
+                         f"fraction; got {group.shape} and {fraction.shape}")
+    return group.astype(np.int32), fraction
+
+
+def _source_rate(img, tmpl, counts_out, live_time, mask):
+    """S0 = max(I - T C, 0) inside the mask / each pixel's summed live time
+    ``live_time`` (y, x) [s] over the subset, and the subset's exposure [s]
+    (the largest live time)."""
+    expo_s = float(np.max(live_time)) if np.size(live_time) else 0.0
     if expo_s > 0 and counts_out > 0:
         resid = np.clip(img - np.nan_to_num(tmpl) * counts_out, 0.0, None)
-        return np.where(mask, resid, 0.0) / expo_s, expo_s
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(mask & (live_time > 0), resid / live_time, 0.0), expo_s
     return np.zeros(mask.shape), expo_s
 
 
@@ -499,6 +534,7 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
     use = 1 if model.attrs.get("source_subset") == "bti" else 0
     tmpl = np.nan_to_num(model["template_bti" if use else "template_gti"].values)
     lc, expo = model["light_curve"].values.astype(np.float64), model["exposure"].values
+    group, fraction = live_fraction_of(model)
     rate = np.array(model["source_rate"].values, dtype=np.float64)
     done = 0
     for r in np.unique(lab):
@@ -516,17 +552,28 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
             frames = mine & ~ecl & ~flare
         if not frames.any():  # every other frame looks eclipsed: a flare's share of the mean rate
             frames = mine & ~flare
-        e_s = float(expo[frames].sum())
-        if e_s <= 0:
+        pix = labels == r
+        e_s = (fraction[:, frames] @ expo[frames])[group[pix]]  # each pixel's live time over F [s]
+        if not (e_s > 0).any():
             continue
         img = np.asarray(compute(red.image(frames))[0], dtype=np.float64)
-        pix = labels == r
-        rate[pix] = np.clip(img[pix] - tmpl[pix] * float(lc[frames].sum()), 0.0, None) / e_s
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate[pix] = np.where(e_s > 0, np.clip(img[pix] - tmpl[pix] * float(lc[frames].sum()), 0.0, None) / e_s,
+                                 rate[pix])
         done += 1
     out = model.copy()
     out["source_rate"] = (("y", "x"), rate, dict(model["source_rate"].attrs))
     out.attrs = dict(model.attrs, eclipse_masked_sources=done)
     return out
+
+
+def live_fraction_of(model: xr.Dataset):
+    """``(group, fraction)`` of a :func:`background_model`: (y, x) int32 and
+    (n_groups, time) float64 (one group of ones for a model made without
+    ``live_fraction``). Eager (small arrays)."""
+    if "live_fraction" in model:
+        return model["live_group"].values, model["live_fraction"].values
+    return np.zeros(model["source_mask"].shape, np.int32), np.ones((1, model.sizes["time"]))
 
 
 def model_frames(model: xr.Dataset, f0: int = 0, f1: int | None = None) -> np.ndarray:
@@ -538,7 +585,9 @@ def model_frames(model: xr.Dataset, f0: int = 0, f1: int | None = None) -> np.nd
     ok = model["defined"].values[f0:f1]
     tm = np.where((sub == 1)[:, None, None], model["template_bti"].values[None], model["template_gti"].values[None])
     lc = model["light_curve"].values[f0:f1].astype(np.float64)
-    mu = expected_value(tm, lc[:, None, None], model["source_rate"].values[None],
+    group, fraction = live_fraction_of(model)
+    live = np.moveaxis(fraction[:, f0:f1][group], -1, 0)  # (n, y, x)
+    mu = expected_value(tm, lc[:, None, None], model["source_rate"].values[None] * live,
                         model["exposure"].values[f0:f1, None, None])
     mu[~ok] = np.nan
     return mu

@@ -30,7 +30,7 @@ from ..binning.compact import CompactCube
 from ..binning.counts import reductions
 from ..scheduler import thread_map
 from . import bayes
-from .background import expected_value, expected_value_jit, model_frames
+from .background import expected_value, expected_value_jit, live_fraction_of, model_frames
 
 __all__ = ["Flags", "FrameTypes", "flag_voxels", "reflag_pixels", "false_alarms", "eclipse_candidates", "mask_cubes"]
 
@@ -77,11 +77,14 @@ def _unique_rows(key: np.ndarray):
 class FrameTypes:
     """Frames grouped by what their mu image depends on.
 
-    ``mu[t, p] = T_s[p] L[t] + S0[p] exposure[t]``: frames with the same
-    subset s (GTI/BTI), background counts L and exposure share one mu image,
-    a *type*. ``ftype`` (n_frames,) is each frame's type, -1 where mu is
-    undefined; ``sub``/``lc``/``exposure``/``n_frames`` describe the types;
-    ``t_gti``/``t_bti``/``rate`` are the flat (pixels,) templates and rate.
+    ``mu[t, p] = T_s[p] L[t] + S0[p] f[t, p] exposure[t]``: frames with the
+    same subset s (GTI/BTI), background counts L, exposure and live
+    fractions f of the pixels' CCDs share one mu image, a *type*. ``ftype``
+    (n_frames,) is each frame's type, -1 where mu is undefined;
+    ``sub``/``lc``/``exposure``/``n_frames``/``rate_of`` describe the types;
+    ``t_gti``/``t_bti`` are the flat (pixels,) templates; ``rates``
+    (n_rates, pixels) the source-rate images ``S0 f`` (row 0: ``S0``, where
+    every CCD was live), type k using row ``rate_of[k]``.
     """
 
     ftype: np.ndarray
@@ -91,30 +94,42 @@ class FrameTypes:
     n_frames: np.ndarray
     t_gti: np.ndarray
     t_bti: np.ndarray
-    rate: np.ndarray
+    rates: np.ndarray
+    rate_of: np.ndarray
 
     @classmethod
     def from_model(cls, model: xr.Dataset) -> "FrameTypes":
         """The types of a :func:`~xcube.transients.background.background_model`.
 
         ``ftype`` has shape ``(n_frames,)`` (the model's frames), the per-type
-        arrays ``(n_types,)``, the templates and rate ``(ny * nx,)`` float64.
-        Eager: reads the model's variables into numpy (computing them if the
-        model is Dask-backed)."""
+        arrays ``(n_types,)``, the templates ``(ny * nx,)`` and the rate
+        images ``(n_rates, ny * nx)`` float64 (one per distinct column of the
+        model's ``live_fraction`` among the defined frames). Eager: reads the
+        model's variables into numpy (computing them if the model is
+        Dask-backed)."""
         subset, defined = model["subset"].values, model["defined"].values
         idx = np.flatnonzero(defined)
         ftype = np.full(subset.shape, -1, dtype=np.int64)
+        rate = np.ascontiguousarray(model["source_rate"].values, dtype=np.float64).ravel()
+        group, fraction = live_fraction_of(model)
+        live = np.zeros(subset.shape, np.int64)  # each frame's row of the rate images
+        cols = np.ones((fraction.shape[0], 1))
+        if idx.size and fraction.shape[0] > 1:
+            cols, inv, _ = _unique_rows(np.ascontiguousarray(fraction[:, idx].T))
+            cols = np.concatenate([np.ones((1, cols.shape[1])), cols]).T  # row 0: every CCD live
+            live[idx] = inv + 1
+        rates = np.ascontiguousarray(rate[None] * cols[group.ravel()].T)  # (n_rates, pixels)
         if idx.size:
             key = np.stack([subset[idx].astype(np.float64), model["light_curve"].values[idx].astype(np.float64),
-                            model["exposure"].values[idx]], axis=1)
+                            model["exposure"].values[idx], live[idx].astype(np.float64)], axis=1)
             uniq, inverse, counts = _unique_rows(key)
             ftype[idx] = inverse
         else:
-            uniq, counts = np.zeros((0, 3)), np.zeros(0, np.int64)
+            uniq, counts = np.zeros((0, 4)), np.zeros(0, np.int64)
         flat = [np.ascontiguousarray(model[v].values, dtype=np.float64).ravel()
-                for v in ("template_gti", "template_bti", "source_rate")]
+                for v in ("template_gti", "template_bti")]
         return cls(ftype, uniq[:, 0].astype(np.int8), uniq[:, 1].copy(), uniq[:, 2].copy(),
-                   counts.astype(np.int64), *flat)
+                   counts.astype(np.int64), *flat, rates, uniq[:, 3].astype(np.int64))
 
     @property
     def size(self) -> int:
@@ -130,7 +145,8 @@ class FrameTypes:
         """mu images [count] of types ``k0:k1``: a float64 numpy array of shape
         ``(k1 - k0, ny * nx)`` (flat pixels). Eager."""
         k = np.arange(k0, k1)
-        return expected_value(self.template(k), self.lc[k, None], self.rate[None], self.exposure[k, None])
+        return expected_value(self.template(k), self.lc[k, None], self.rates[self.rate_of[k]],
+                              self.exposure[k, None])
 
 
 def eclipse_candidates(types: FrameTypes, sigma: float, block: int = 1024):
@@ -147,12 +163,13 @@ def eclipse_candidates(types: FrameTypes, sigma: float, block: int = 1024):
             ks = np.flatnonzero(types.sub == sub)
             if ks.size == 0:
                 continue
-            bound = expected_value(tmpl, types.lc[ks].max(), types.rate, types.exposure[ks].max())
+            bound = expected_value(tmpl, types.lc[ks].max(), types.rates[np.unique(types.rate_of[ks])].max(axis=0),
+                                   types.exposure[ks].max())
             with np.errstate(invalid="ignore"):
                 cols = np.flatnonzero(bound > e0)
             for b0 in range(0, ks.size if cols.size else 0, block):
                 kb = ks[b0:b0 + block]
-                mu = expected_value(tmpl[cols][None], types.lc[kb, None], types.rate[cols][None],
+                mu = expected_value(tmpl[cols][None], types.lc[kb, None], types.rates[types.rate_of[kb]][:, cols],
                                     types.exposure[kb, None])
                 with np.errstate(invalid="ignore"):
                     kk, pp = np.nonzero(mu > e0)
@@ -181,8 +198,8 @@ def false_alarms(model, sigma: float) -> bayes.FalseAlarms:
     if types.size:
         bayes.threshold(sigma)
         g = bayes.false_alarm_grid(float(sigma))
-        args = (types.sub, types.lc, types.exposure, types.t_gti, types.t_bti, types.rate, *g, sums)
-        workers = min(os.cpu_count() or 1, max(types.size * types.rate.size // _PARALLEL_VOXELS, 1))
+        args = (types.sub, types.lc, types.exposure, types.t_gti, types.t_bti, types.rates, types.rate_of, *g, sums)
+        workers = min(os.cpu_count() or 1, max(types.size * types.t_gti.size // _PARALLEL_VOXELS, 1))
         bounds = np.linspace(0, types.size, workers + 1).astype(np.int64)
         thread_map(lambda k: _fa_types_kernel(bounds[k], bounds[k + 1], *args), range(workers))
     for k in np.flatnonzero(sums[:, 2]):  # types with voxels beyond the interpolation grid: the exact path
@@ -197,14 +214,15 @@ _PARALLEL_VOXELS = 1 << 20
 
 
 @numba.njit(nogil=True, cache=True)
-def _fa_types_kernel(k0, k1, sub, lc, exposure, t_gti, t_bti, rate, mu_lo, mu_hi, e_min, bits, base, brk, coef,
-                     sums):  # pragma: no cover - compiled
+def _fa_types_kernel(k0, k1, sub, lc, exposure, t_gti, t_bti, rates, rate_of, mu_lo, mu_hi, e_min, bits, base, brk,
+                     coef, sums):  # pragma: no cover - compiled
     """``sums[k] = (peak, eclipse, slow voxels)`` of types ``k0:k1``: the
     mu image of each type in one buffer, then :func:`bayes.false_alarm_sums`."""
-    mu = np.empty(rate.size)
+    mu = np.empty(t_gti.size)
     none = np.zeros(0, np.bool_)
     for k in range(k0, k1):
         tmpl = t_bti if sub[k] == 1 else t_gti
+        rate = rates[rate_of[k]]
         for p in range(rate.size):
             mu[p] = expected_value_jit(tmpl[p], lc[k], rate[p], exposure[k])
         sums[k, 0], sums[k, 1], sums[k, 2] = bayes.false_alarm_sums(mu, mu_lo, mu_hi, e_min, bits, base, brk, coef,
@@ -264,7 +282,7 @@ def reflag_pixels(cube, model: xr.Dataset, flags: Flags, pixels, sigma: float,
     mu = np.full(n.shape, np.nan)
     kk = k[ok]
     tm = np.where((types.sub[kk] == 1)[:, None], types.t_bti[px][None], types.t_gti[px][None])
-    mu[ok] = expected_value(tm, types.lc[kk, None], types.rate[px][None], types.exposure[kk, None])
+    mu[ok] = expected_value(tm, types.lc[kk, None], types.rates[types.rate_of[kk]][:, px], types.exposure[kk, None])
     pk, ec = bayes.masks(n, mu, sigma)
     keep = ~np.isin(flags.voxels[:, 1], px)
     rows = [flags.voxels[keep]]
@@ -307,7 +325,8 @@ def _flag_compact(cube: CompactCube, types: FrameTypes, sigma: float, threads: i
             fp, fe = np.zeros(npix, np.int64), np.zeros(npix, np.int64)
             rec, und = np.empty((cap_r, 3), np.int64), np.empty((cap_u, 4), np.int64)
             nrec, nund = _flag_kernel(cube.cells, cube.seg, f0, f1, types.ftype, types.sub, types.lc,
-                                      types.exposure, types.t_gti, types.t_bti, types.rate, table.peak_lo,
+                                      types.exposure, types.t_gti, types.t_bti, types.rates, types.rate_of,
+                                      table.peak_lo,
                                       table.peak_hi, table.eclipse_lo, table.eclipse_hi, cand, cand_ptr, fp, fe,
                                       rec, und)
             if nrec <= cap_r and nund <= cap_u:
@@ -322,7 +341,7 @@ def _flag_compact(cube: CompactCube, types: FrameTypes, sigma: float, threads: i
         t, p, n, kind = und.T
         k = types.ftype[t]
         mu = expected_value(np.where(types.sub[k] == 1, types.t_bti[p], types.t_gti[p]), types.lc[k],
-                            types.rate[p], types.exposure[k])
+                            types.rates[types.rate_of[k], p], types.exposure[k])
         pk, ec = bayes.masks(n.astype(np.float64), mu, sigma)
         yes = np.where(kind == 0, pk, ec)
         np.add.at(fp, p[yes & (kind == 0)], 1)
@@ -353,13 +372,14 @@ def _record(rec, nrec, und, nund, t, p, n, kind, dec):  # pragma: no cover - com
 
 
 @numba.njit(nogil=True, cache=True)
-def _flag_kernel(cells, seg, f0, f1, ftype, k_sub, k_lc, k_exp, t_g, t_b, rate, plo, phi, elo, ehi, cand,
+def _flag_kernel(cells, seg, f0, f1, ftype, k_sub, k_lc, k_exp, t_g, t_b, rates, rate_of, plo, phi, elo, ehi, cand,
                  cand_ptr, fp, fe, rec, und):  # pragma: no cover - compiled
     """Flag every voxel of frames ``f0:f1`` of a compact cube, frame by frame.
 
     Frame ``t`` of type ``k = ftype[t]`` (-1: mu undefined, never flagged)
     has ``mu[p] = expected_value(T[p], k_lc[k], rate[p], k_exp[k])`` (T the
-    BTI template when ``k_sub[k] == 1``). Peaks are tested on the pixels the
+    BTI template when ``k_sub[k] == 1``, ``rate`` the row ``rate_of[k]`` of
+    ``rates``). Peaks are tested on the pixels the
     frame's events touch (n = 0 is never a peak); eclipses on the type's
     candidate pixels ``cand[cand_ptr[k]:cand_ptr[k+1]]``. Each test is
     ``bayes.peak_decision``/``eclipse_decision``; a voxel in a guard band or
@@ -383,6 +403,7 @@ def _flag_kernel(cells, seg, f0, f1, ftype, k_sub, k_lc, k_exp, t_g, t_b, rate, 
             nt += c == 0
             cnt[p] = c + 1
         tm = t_b if k_sub[k] == 1 else t_g
+        rate = rates[rate_of[k]]
         lc = k_lc[k]
         ex = k_exp[k]
         for j in range(cand_ptr[k], cand_ptr[k + 1]):

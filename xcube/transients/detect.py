@@ -221,8 +221,8 @@ def _model_light_curves(model: xr.Dataset, regions, lc_n):
     types = FrameTypes.from_model(model)
     foot = np.stack([r[1].ravel() for r in regions]).astype(np.float64)  # (regions, pixels)
     tsum = np.stack([_footprint_sum(foot, t) for t in (types.t_gti, types.t_bti)])
-    rsum = foot @ types.rate
-    per_type = expected_value(tsum[types.sub.astype(np.int64)], types.lc[:, None], rsum[None],
+    rsum = types.rates @ foot.T  # (rate images, regions)
+    per_type = expected_value(tsum[types.sub.astype(np.int64)], types.lc[:, None], rsum[types.rate_of],
                               types.exposure[:, None])  # (types, regions)
     lc_mu = np.full(lc_n.shape, np.nan)
     inside = types.ftype >= 0

@@ -27,16 +27,12 @@ MOS (no quadrant map): only empty frames are bad (its partial windows read
 part of the central CCD while the outer CCDs stay in full frame; no rule
 counts CCDs).
 
-Every camera with per-CCD GTIs (:func:`uneven_ccd_frames`, applied by the
-search once the constant sources' rates are known): a frame is bad when a
-CCD was live for less of it than the frame's exposure (the cameras' common
-good time in the frame) by so much that the brightest constant source on
-that CCD would be over-predicted by more than one standard deviation of its
-expected counts: ``s d**2 > e`` (``s`` its rate [ct/s per cell], ``d`` the
-CCD's shortfall and ``e`` the frame's exposure [s]). The model has one
-exposure per frame; without the rule, a bright source on a CCD switched off
-for part of a frame (MOS CCDs end their GTIs seconds apart) is expected at
-its full rate there and shows as a false eclipse.
+Every camera with per-CCD GTIs (:func:`ccd_live_fraction`): no frame is set
+aside, but the model expects a constant source on a CCD at the CCD's own
+live fraction of the frame's exposure (MOS CCDs end their GTIs seconds
+apart, and a CCD can be off while the others run): without it, a bright
+source on a CCD switched off for part of a frame is expected at its full
+rate there and shows as a false eclipse.
 
 With several event lists
 (cameras) the empty rule applies to their merged counts (what the search's
@@ -70,7 +66,7 @@ __all__ = [
     "bad_frames",
     "bad_frames_from_counts",
     "bad_frames_for",
-    "uneven_ccd_frames",
+    "ccd_live_fraction",
     "good_time_range",
 ]
 
@@ -330,39 +326,61 @@ def bad_frames_for(events, cube, bti=None) -> np.ndarray:
     return bad_frames(events, np.append(lo, hi[-1]), bti)
 
 
-def uneven_ccd_frames(cube: CompactCube, events, source_rate, exposure) -> np.ndarray:
-    """Frames where a CCD's shorter good time makes a constant source's expected counts wrong (see above).
+def ccd_live_fraction(cube: CompactCube, events, exposure):
+    """Per pixel, the fraction of each frame's exposure its CCDs were live (see above), or None when it is 1
+    everywhere.
 
     ``cube``: the search's :class:`~xcube.binning.CompactCube` (its frames,
     common good time and per-camera ``ccd_map`` of the CCDs in each cell);
     ``events``: its cameras' EventLists, in the cube's order (their
     ``ccd_gti_*`` variables; a camera without them, or a CCD without a GTI
-    table, counts as live for the whole common good time); ``source_rate``:
-    (ny, nx) constant-source rates [ct/s per cell], the background model's
-    ``S0``; ``exposure``: (n_frames,) exposure of each frame [s] (0: already
-    set aside). Returns bool (n_frames,). Eager, numpy: one GTI overlap per
-    CCD with a GTI table."""
+    table, counts as live for the whole common good time); ``exposure``:
+    (n_frames,) exposure of each frame [s]. A pixel's fraction in a frame is
+    the mean, over the cameras with events there, of the mean live time of
+    its CCDs (a cell on a gap between two CCDs has both) divided by the
+    frame's exposure. Returns ``(group, fraction)``: ``group`` (ny, nx) int32
+    the pixel's row of ``fraction`` (n_groups, n_frames) float64 in [0, 1],
+    row 0 all ones (pixels without events, CCDs live whenever the frame is).
+    Eager, numpy: one GTI overlap per CCD with a GTI table, one pass over the
+    (ny, nx) CCD maps."""
     lo, hi = cube.time.lo, cube.time.hi
     expo = np.asarray(exposure, np.float64)
-    rate = np.nan_to_num(np.asarray(source_rate, np.float64))
-    bad = np.zeros(expo.shape, bool)
-    for ev, bits in zip(events, cube.ccd_map or []):
-        if bits is None or "ccd_gti_ccd" not in ev:
+    ones = np.ones(expo.size)
+    rows, cols, cams, short = {}, [], [], False  # rows: (camera, CCD bits) -> mean live fraction of those CCDs
+    for cam, (ev, bits) in enumerate(zip(events, cube.ccd_map or [])):
+        if bits is None:
             continue
-        ccd = np.asarray(ev["ccd_gti_ccd"].values).astype(np.int64)
-        start, stop = (np.asarray(ev[v].values, np.float64) for v in ("ccd_gti_start", "ccd_gti_stop"))
-        for c in np.unique(ccd):
-            on = ((bits >> np.uint32(c % 32)) & np.uint32(1)).astype(bool)
-            s = float(rate[on].max()) if on.any() else 0.0
-            if s <= 0.0:
-                continue
-            own = gtimod.intersection((start[ccd == c], stop[ccd == c]), cube.gti)
-            short = np.clip(expo - gtimod.exposure_per_bin(lo, hi, own), 0.0, None)
-            bad |= (expo > 0) & (s * short**2 > expo)
-    if bad.any():
-        log.info("%s: %d frames set aside: a CCD was live for less of them than the frame's exposure, under a "
-                 "constant source", cube.attrs.get("source", ""), int(bad.sum()))
-    return bad
+        live = {}
+        if "ccd_gti_ccd" in ev:
+            ccd = np.asarray(ev["ccd_gti_ccd"].values).astype(np.int64)
+            start, stop = (np.asarray(ev[v].values, np.float64) for v in ("ccd_gti_start", "ccd_gti_stop"))
+            for c in np.unique(ccd):
+                own = gtimod.intersection((start[ccd == c], stop[ccd == c]), cube.gti)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    f = np.clip(gtimod.exposure_per_bin(lo, hi, own) / expo, 0.0, 1.0)
+                live[int(c) % 32] = np.where(expo > 0, f, 1.0)
+                short |= bool((live[int(c) % 32] < 1.0).any())
+        flat = np.asarray(bits, np.uint32).ravel()
+        for b in np.unique(flat[flat > 0]):
+            rows[(cam, int(b))] = np.mean([live.get(c, ones) for c in range(32) if (int(b) >> c) & 1], axis=0)
+        cols.append(flat)
+        cams.append(cam)
+    if not short:
+        return None
+    uniq, inverse = np.unique(np.column_stack(cols), axis=0, return_inverse=True)
+    fraction = [ones]
+    group = np.zeros(uniq.shape[0], np.int32)
+    for g, key in enumerate(uniq):
+        parts = [rows[(cam, int(b))] for cam, b in zip(cams, key) if b]
+        f = np.mean(parts, axis=0) if parts else ones
+        if (f < 1.0).any():
+            fraction.append(f)
+            group[g] = len(fraction) - 1
+    if len(fraction) == 1:
+        return None
+    log.info("%s: %d CCD groups live for less than the exposure of some frames", cube.attrs.get("source", ""),
+             len(fraction) - 1)
+    return group[inverse.ravel()].reshape(cube.ny, cube.nx), np.array(fraction)
 
 
 def good_time_range(t_start, t_stop, gti):

@@ -11,8 +11,8 @@ x energy band x sigma):
    CCD, the 10-12 keV light curve);
 3. :func:`.bti.bad_time_intervals` and :func:`.frames.bad_frames` of the cube;
 4. :func:`.background.background_model` (templates, source rate, light curve),
-   fitted again without the frames :func:`.frames.uneven_ccd_frames` finds
-   (a CCD's own good time too short under a bright source) when there are any;
+   with each pixel's CCDs' live fraction of the frames
+   (:func:`.frames.ccd_live_fraction`);
 5. :func:`.decision.flag_voxels` (the exact Bayes-factor test of every voxel)
    and :func:`.decision.false_alarms`;
 6. :func:`.detect.detect`: regions, positions, light curves.
@@ -45,7 +45,7 @@ from . import bti as btimod
 from .background import background_model, expected_counts, mask_eclipses
 from .decision import FrameTypes, false_alarms, flag_voxels, mask_cubes, reflag_pixels
 from .detect import detect, empty_table
-from .frames import PN_MIN_COUNTS, bad_frames, uneven_ccd_frames
+from .frames import PN_MIN_COUNTS, bad_frames, ccd_live_fraction
 from .grid import check_cameras, exposure_subsets, search_bands, search_cubes, search_run
 from .params import SearchParams, parameter_grid, run_id
 from .result import SearchResult, SearchResults
@@ -264,13 +264,8 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
     timings["frames"] = clock.lap()
     w = events_wcs(events[0])
     model = background_model(cube, is_bti, drop, exposure=exposure, catalogue=catalogue,
-                             radius_arcsec=radius_arcsec, inpaint=inpaint, wcs=w)
-    uneven = uneven_ccd_frames(cube, events, model["source_rate"].values, exposure)
-    if uneven.any():  # frames where a CCD's own good time is too short for the model's one exposure: set aside
-        bad, drop = bad | uneven, drop | uneven
-        exposure = np.where(drop, 0.0, cube.exposure)
-        model = background_model(cube, is_bti, drop, exposure=exposure, catalogue=catalogue,
-                                 radius_arcsec=radius_arcsec, inpaint=inpaint, wcs=w)
+                             radius_arcsec=radius_arcsec, inpaint=inpaint, wcs=w,
+                             live_fraction=ccd_live_fraction(cube, events, exposure))
     timings["background"] = clock.lap()
     model, types, flags = _decide(cube, model, params.sigma, eclipse_mask)
     timings["masks"] = clock.lap()
