@@ -139,3 +139,20 @@ def test_failed_demo_leaves_no_directory(tmp_path, capsys, monkeypatch):
     assert main(["demo", "--out", str(out), "--duration", "5000"]) == 1
     assert "the simulation failed" in capsys.readouterr().err
     assert not (tmp_path / "d0").exists()
+
+
+def test_t0_of_several_cameras_is_where_the_frames_start():
+    """MOS1 and MOS2 start 0.2 s apart: T0 is the start of their common good time (the search's first frame),
+    so that t_*-T0 are whole frames, not the earlier camera's start."""
+    import numpy as np
+
+    import xcube
+    from xcube.transients.cli import observation_start
+
+    m1, _ = xcube.simulate.event_list("xmm-mos1", duration=1000.0, seed=1)
+    m2, _ = xcube.simulate.event_list("xmm-mos2", duration=1000.0, seed=2)
+    m2 = m2.assign(gti_start=m2["gti_start"] - 0.2)  # MOS2 starts first
+    t1 = float(m1["gti_start"].values[0])
+    assert observation_start([m1, m2]) == t1 == observation_start([m2, m1])
+    assert observation_start([m2]) == t1 - 0.2
+    assert np.isfinite(observation_start([m1]))

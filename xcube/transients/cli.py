@@ -219,13 +219,18 @@ def cameras(events) -> list:
 
 
 def observation_start(events) -> float:
-    """T0 of the printed tables: the first good-time start of the cameras
-    (EventLists, or DataTrees of cameras) [s, mission time]."""
+    """T0 of the printed tables [s, mission time]: the start of the cameras'
+    (EventLists, or DataTrees of cameras) common good time, where the
+    search's frames start (so that ``t_*-T0`` are whole frames); without a
+    common good time, the first good-time start of any camera."""
     from .. import gti as gtimod
 
     events = cameras(events)
-    starts = [gtimod.from_dataset(e)[0][:1] for e in events]
-    starts = [float(s[0]) for s in starts if len(s)]
+    gtis = [gtimod.from_dataset(e) for e in events]
+    common = gtimod.intersection(*gtis)
+    if len(common[0]):
+        return float(common[0][0])
+    starts = [float(g[0][0]) for g in gtis if len(g[0])]
     return min(starts) if starts else float(events[0].attrs.get("tstart", 0.0))
 
 
