@@ -281,7 +281,8 @@ class Axis:
 
 def positive_width(what: str, width) -> float:
     """``width`` as a positive finite float (units unchanged), or ``ValueError`` naming
-    ``what`` (e.g. ``"time_bin"`` or ``"axis 'x': bin width"``)."""
+    ``what`` (e.g. ``"time_bin"`` or ``"axis 'x': bin width"``). Eager (scalar
+    check)."""
     try:
         w = float(width)
     except (TypeError, ValueError):
@@ -351,6 +352,7 @@ def time_axis(events_or_gti, width=None, *, nbins=None, edges=None, t0=None, t_s
     then fractional). Give ``width`` [s], ``nbins`` or explicit ``edges``.
 
     Raises ``ValueError`` when the range does not overlap the GTIs.
+    Eager: builds the edges [s] from the GTIs; no event is read.
     """
     gti = _gti_of(events_or_gti)
     if edges is not None:
@@ -398,6 +400,7 @@ def energy_axis(width=None, *, nbins=None, edges=None, energy_range=None, events
     ``energy_range`` (keV) defaults to the mission profile's useful band of
     ``events`` (``profile.energy_range``). The range is closed: an event at
     exactly its upper end is inside the last bin.
+    Eager: builds the edges [keV]; no event is read.
     """
     if edges is None:
         if energy_range is None:
@@ -416,7 +419,8 @@ def energy_axis(width=None, *, nbins=None, edges=None, energy_range=None, events
 # ---------------------------------------------------------------------- sky
 def pixel_arcsec(events, dim: str) -> float:
     """Size [arcsec] of one sky pixel of column ``dim`` (``"x"`` or ``"y"``):
-    ``|CDELT|`` of the event WCS, else the mission profile's ``pixel_arcsec``."""
+    ``|CDELT|`` of the event WCS, else the mission profile's ``pixel_arcsec``.
+    Eager: reads attrs only, no data."""
     i = {"x": 1, "y": 2}[dim]
     attrs = getattr(events, "attrs", {})
     cd = attrs.get(f"CDELT{i}")
@@ -434,7 +438,8 @@ def integer_column(events, dim: str) -> bool:
     """Whether the sky column ``dim`` of ``events`` holds integers (XMM,
     NuSTAR, Swift-XRT): each value ``v`` then stands for the sky pixel
     ``[v - 0.5, v + 0.5)``, centred on ``v`` as the column's WCS (TCRPX) has
-    it, and sky grids put their edges on half-integers. No data read."""
+    it, and sky grids put their edges on half-integers. No data read. Eager
+    (checks the dtype only)."""
     try:
         return bool(np.issubdtype(np.dtype(events[dim].dtype), np.integer))
     except (KeyError, TypeError, AttributeError):
@@ -444,7 +449,8 @@ def integer_column(events, dim: str) -> bool:
 def whole_pixels(width: float) -> float:
     """A cell ``width`` [sky pixels] rounded to a whole number of pixels (at
     least one): the cells of an integer sky column (:func:`integer_column`)
-    then hold equal numbers of pixel columns. Unchanged when already whole."""
+    then hold equal numbers of pixel columns. Unchanged when already whole.
+    Eager (scalar arithmetic)."""
     return float(max(1, round(width)))
 
 
@@ -528,7 +534,7 @@ def whole_pixel_shift(offset, width: float) -> float:
     on half-integers (:func:`integer_column`). Unchanged for a fractional
     ``width`` (its edges are not on half-integers anyway) or when already
     whole; a multiple of ``width`` gives 0 (a cell of one pixel cannot be
-    shifted by a fraction of it)."""
+    shifted by a fraction of it). Eager (scalar arithmetic)."""
     shift = offset * width
     if width != round(width) or abs(shift - round(shift)) <= _SNAP * max(1.0, abs(shift)):
         return offset

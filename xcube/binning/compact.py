@@ -45,7 +45,8 @@ _NO_GTI = (np.empty(0), np.empty(0))
 
 
 def cell_dtype(n_cells: int) -> np.dtype:
-    """Smallest unsigned dtype holding cell indices ``0 .. n_cells - 1``."""
+    """Smallest unsigned dtype holding cell indices ``0 .. n_cells - 1``. Eager
+    (scalar)."""
     return np.dtype(np.uint16) if n_cells <= 1 << 16 else np.dtype(np.uint32)
 
 

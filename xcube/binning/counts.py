@@ -110,7 +110,7 @@ def _tensordot(data, foot):
 def reductions(cube):
     """The reductions of ``cube``: the :class:`CompactCube` itself, or a
     :class:`DenseCounts` around a (time, y, x) counts DataArray (wrapping
-    only; nothing is computed)."""
+    only; nothing is computed). A Dask-backed DataArray stays lazy."""
     if isinstance(cube, CompactCube):
         return cube
     if isinstance(cube, DenseCounts):

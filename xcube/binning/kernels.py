@@ -45,7 +45,8 @@ MAX_CELLS = 0xFFFFFFFF  # cells per time bin the kernel can address (uint32)
 
 def exact_divisor(width: int, span: int):
     """Multiplier and shift ``(m, s)`` with ``(u * m) >> s == u // width`` for every
-    integer ``0 <= u < span`` (Granlund-Montgomery, checked exhaustively), or None."""
+    integer ``0 <= u < span`` (Granlund-Montgomery, checked exhaustively), or
+    None. Eager: the check builds a uint64 numpy array of ``span`` integers."""
     d = int(width)
     if d < 1 or span > (1 << _MUL_BITS):
         return None
@@ -67,6 +68,8 @@ def axis_params(axis=None, mode=NONE, lut=None, lut_lo=0, mul=None):
     ``LUT``: ``lut[v - lut_lo]`` is the bin (-1 outside). ``MUL`` (integer
     column, integer origin and width): ``lut_lo`` is the integer lower edge,
     ``span = n * width`` and ``(mul_m, mul_s)`` come from :func:`exact_divisor`.
+    Eager: copies the edges (float64, shape ``(n + 1,)``) and the LUT (int32)
+    into contiguous numpy arrays.
     """
     if axis is None or mode == NONE:
         return (0.0, 1.0, 0, 1, EMPTY_F, _EMPTY_I, 0, np.uint64(0), np.uint64(0), np.uint64(0))
@@ -202,7 +205,9 @@ def _positions_regular(t, origin, width, first, ka, kb):
 
 
 def time_bin_of(axis, value: float) -> int:
-    """Bin of one time value in the axis rule, clipped to ``[-1, n]`` (-1: before, n: after)."""
+    """Bin of one time value in the axis rule, clipped to ``[-1, n]`` (-1:
+    before, n: after). Eager (one scalar; ``value`` in the axis' unit, [s] for
+    time)."""
     n = axis.size
     if axis.is_regular:
         f = np.floor((value - axis.origin) / axis.width)  # the rule's arithmetic, then shift

@@ -17,7 +17,8 @@ def _fmt_bytes(n: float) -> str:
 
 
 def available_bytes() -> int:
-    """Memory available to this process now [bytes] (psutil)."""
+    """Memory available to this process now [bytes] (psutil). Eager (one system
+    query)."""
     try:
         import psutil
 
@@ -33,6 +34,7 @@ def check_size(shape, dtype, *, what: str = "cube", limit: int | None = None, hi
     the memory currently available. Returns the size in bytes, or raises
     ``ValueError`` saying how big the array would be and how to shrink it
     (``hint``, or advice for cubes).
+    Eager (arithmetic on the shape; nothing is allocated).
     """
     n = float(np.prod([float(s) for s in shape])) if len(shape) else 1.0
     nbytes = n * np.dtype(dtype).itemsize

@@ -213,7 +213,7 @@ def radec_cache_bytes() -> int:
 
 
 def clear_radec_cache() -> None:
-    """Drop the cached ra/dec grids."""
+    """Drop the cached ra/dec grids. Eager."""
     with _cache_lock:
         _cache.clear()
 
@@ -260,7 +260,8 @@ def cube_wcs(cube):
     (or an image, or a cut-out of either, also stepped, flipped or coarsened:
     :func:`grid_wcs_keywords`; pixel (0, 0) is its first cell, ``x=0, y=0``).
     ``ValueError`` when the grid has no cell WCS or its centres are not
-    evenly spaced (a list index)."""
+    evenly spaced (a list index). Eager, tiny: reads the attrs and the 1-D
+    ``x``/``y`` coordinates only, not the cube's values."""
     kw = grid_wcs_keywords(cube)
     if not kw:
         raise ValueError("cube has no cell WCS keywords (needs regular y and x axes and an event WCS)")
