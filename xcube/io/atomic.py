@@ -61,7 +61,7 @@ def temporary_name(path, kind: str = "tmp", suffix: str = "") -> Path:
     """A hidden sibling of ``path`` that no other writer uses:
     ``.<name>.<kind>-<hex><suffix>`` in the same directory, with a digest of
     the name in place of the name when that would be longer than a file
-    name may be (255 bytes)."""
+    name may be (255 bytes). Eager (a name only; nothing is created)."""
     p = Path(path)
     tag = f"{kind}-{uuid.uuid4().hex[:8]}{suffix}"
     name = f".{p.name}.{tag}"
@@ -88,7 +88,7 @@ def explain_write_error(exc: BaseException, path, tmp=None, *, raised_inside: bo
     ``raised_inside``: ``exc`` was raised by the code writing into the
     temporary directory of :class:`atomic_dir`: only the second rule, and
     for builtin ``OSError`` s only (an error about its inputs, or xcube's
-    own, stays as it is)."""
+    own, stays as it is). Eager (builds an exception; touches no file)."""
     if raised_inside:
         if not isinstance(exc, OSError) or type(exc).__module__ != "builtins":
             return exc
@@ -146,6 +146,8 @@ def atomic_file(path, overwrite: bool = False, fsync: bool = False):
     is untouched. Raises ``FileExistsError`` when ``path`` exists and
     ``overwrite`` is False. ``fsync``: flush the file to disk before the
     rename (for records that must survive a power cut).
+    Eager: creates the parent directory on entry and renames on exit; the
+    caller writes the file.
     """
     path = expand_path(path)
     if path.is_dir():
@@ -171,27 +173,28 @@ def atomic_file(path, overwrite: bool = False, fsync: bool = False):
 
 
 def write_bytes(path, data: bytes, overwrite: bool = True, fsync: bool = False) -> Path:
-    """Write ``data`` to ``path`` atomically. Returns the path."""
+    """Write ``data`` to ``path`` atomically. Returns the path. Eager."""
     with atomic_file(path, overwrite=overwrite, fsync=fsync) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
 def write_text(path, text: str, overwrite: bool = True, fsync: bool = False) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically. Returns the path."""
+    """Write ``text`` (UTF-8) to ``path`` atomically. Returns the path. Eager."""
     return write_bytes(path, text.encode("utf-8"), overwrite=overwrite, fsync=fsync)
 
 
 def write_json(path, obj, overwrite: bool = True, fsync: bool = False, **dump_kw) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically (``default=str`` unless
-    given). Returns the path."""
+    given). Returns the path. Eager."""
     dump_kw.setdefault("default", str)
     return write_text(path, json.dumps(obj, **dump_kw), overwrite=overwrite, fsync=fsync)
 
 
 def write_table(path, table, overwrite: bool = True) -> Path:
     """Write a pandas DataFrame atomically as Parquet (``.parquet``) or CSV
-    (any other suffix), without the index. Returns the path."""
+    (any other suffix), without the index. Returns the path. Eager: writes the
+    whole table atomically."""
     path = Path(path)
     with atomic_file(path, overwrite=overwrite) as tmp:
         if path.suffix == ".parquet":
@@ -314,7 +317,8 @@ def remove_stale(target, age: float = STALE_SECONDS) -> int:
     (``.<name>.tmp-*`` / ``.<name>.old-*`` older than ``age`` seconds).
     Returns how many were removed. The age of a temporary directory is that
     of the newest file or directory inside it. Younger ones may belong to a
-    writer that is still running and are kept."""
+    writer that is still running and are kept. Eager: lists the directory of
+    ``target`` and deletes at once; ``age`` in [s]."""
     target = expand_path(target)
     if not target.parent.is_dir():
         return 0

@@ -60,7 +60,8 @@ def cache_key(path, *extra) -> str:
     any write changes, also one that sets the mtime back - and a content
     fingerprint of its first and last 64 KiB, see
     :func:`~xcube.io.integrity.fingerprint`), ``extra``, the xcube version and
-    the cache format. Reads at most 128 KiB of the file."""
+    the cache format. Reads at most 128 KiB of the file. Eager: one ``stat``
+    and that read."""
     p = Path(path).resolve()
     st = p.stat()
     ident = json.dumps([str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, fingerprint(p, st.st_size), __version__,
@@ -77,7 +78,7 @@ def entry_name(name: str, key: str, suffix: str) -> str:
     ``<name>-<key><suffix>``, with ``name`` cut (at a character boundary) and
     a digest of the whole name added when that would be longer than
     :data:`_ENTRY_NAME_MAX` bytes (file names may have 255 bytes; long event
-    file names are valid). Reads nothing."""
+    file names are valid). Reads nothing. Eager (string work only)."""
     full = f"{name}-{key}{suffix}"
     if len(full.encode()) <= _ENTRY_NAME_MAX:
         return full
@@ -88,7 +89,8 @@ def entry_name(name: str, key: str, suffix: str) -> str:
 
 
 def root_attrs(store) -> dict | None:
-    """The root attributes of a store (its ``zarr.json``), or None (absent, unreadable)."""
+    """The root attributes of a store (its ``zarr.json``), or None (absent,
+    unreadable). Eager: reads the store's ``zarr.json`` only, no array."""
     meta = Path(store) / "zarr.json"
     try:
         attrs = json.loads(meta.read_text()).get("attributes", {})
@@ -120,7 +122,8 @@ def commit_store(tmp, **fields) -> dict:
 
 
 def is_complete(store) -> bool:
-    """True when ``store`` is a finished xcube store (its completion record exists)."""
+    """True when ``store`` is a finished xcube store (its completion record
+    exists). Eager: reads the store's ``zarr.json`` only."""
     return _record(store) is not None
 
 
@@ -128,7 +131,7 @@ def mark_stale(store, reason: str = "") -> bool:
     """Remove a store's completion record (atomically), so that it is never
     opened again and a cache entry is rebuilt at its next open. Returns
     whether that worked (False: a read-only cache, an unreadable record;
-    errors are not raised)."""
+    errors are not raised). Eager: rewrites the store's ``zarr.json``."""
     meta = Path(store) / "zarr.json"
     try:
         doc = json.loads(meta.read_text())
@@ -171,6 +174,8 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 5, cna
     ``overwrite`` is False, also when another writer put it there while this
     one was writing - unless that store holds exactly the same columns and
     attrs (two writers of one event-cache entry), which is then kept.
+    Eager: a Dask-backed Dataset is computed here, chunk by chunk, as it is
+    written.
     """
     store = expand_path(store)
     refuse_input(store, ds)  # a store (or file) the events are read from

@@ -16,7 +16,8 @@ _STRIP = (".fits.gz", ".evt.gz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts", 
 
 
 def store_name(path) -> str:
-    """Zarr store name for an event file: its name without the FITS/gzip suffixes, plus ``.zarr``."""
+    """Zarr store name for an event file: its name without the FITS/gzip
+    suffixes, plus ``.zarr``. Eager (string work only)."""
     name = Path(path).name
     low = name.lower()
     for suffix in _STRIP:
@@ -32,6 +33,8 @@ def summary(ev) -> dict:
     Computes the first and last time (reads the first and last chunk of
     ``time``) and the minimum/maximum of ``pi`` and ``energy`` (one pass over
     those columns); everything else comes from attrs and shapes.
+    Eager: computes those values of the lazy columns with Dask here; times in
+    [s] of mission time, ``exposure`` [s], ``energy_range`` [keV].
     """
     import dask
 
@@ -89,7 +92,8 @@ def _utc(s: dict, t: float) -> str:
 
 def format_summary(s: dict, path=None) -> str:
     """Human-readable text of :func:`summary` (``path``: what was opened, if
-    not the source file itself, e.g. a Zarr store)."""
+    not the source file itself, e.g. a Zarr store). Eager (formatting of the
+    dict; reads no data)."""
     span = s["time_last"] - s["time_first"]
     head = str(path) if path is not None else s["source"]
     if path is not None and Path(path).resolve() != Path(s["source"] or path).resolve():
@@ -243,7 +247,8 @@ def _remove_empty(dirs) -> None:
 
 
 def register(subparsers) -> None:
-    """Add the ``info`` and ``convert`` subcommands."""
+    """Add the ``info`` and ``convert`` subcommands. Eager (argparse set-up;
+    reads nothing)."""
     from ..cli import add_hdu_option, positive_int
 
     p = subparsers.add_parser(

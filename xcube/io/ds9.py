@@ -22,6 +22,7 @@ def circles_from_table(table, radius_arcsec: float = 10.0, *, label: str | None 
     ``frame`` the frame ``ra``/``dec`` are in (``"fk5"``, J2000: that of
     xcube's detections and catalogues, from the event files' RADESYS; or
     ``"icrs"``). Returns a ``regions.Regions``.
+    Eager: reads the table's columns into numpy.
     """
     import astropy.units as u
     from astropy.coordinates import SkyCoord
@@ -70,7 +71,8 @@ def _as_regions(regions):
 
 def to_ds9(regions) -> str:
     """DS9 region text for ``regions`` (objects, DS9 strings, a list of either,
-    or a table with ``ra``/``dec`` columns; tables become 10-arcsec circles)."""
+    or a table with ``ra``/``dec`` columns; tables become 10-arcsec circles).
+    Eager."""
     regs = _as_regions(regions)
     if len(regs) == 0:
         return "# Region file format: DS9 astropy/regions\n"
@@ -79,7 +81,7 @@ def to_ds9(regions) -> str:
 
 def write_ds9(path, regions, *, overwrite: bool = False) -> Path:
     """Write ``regions`` (see :func:`to_ds9`) as a DS9 region file, atomically.
-    Returns the path."""
+    Returns the path. Eager: writes the file atomically."""
     from .atomic import atomic_file
 
     text = to_ds9(regions)

@@ -141,7 +141,8 @@ def _expand(paths) -> list[Path]:
 def event_nodes(tree: xr.DataTree) -> dict:
     """``{node path: EventList}`` of the nodes of ``tree`` holding events.
     ``ValueError`` when there is none (a header-only archive from
-    ``open_archive(load=False)``)."""
+    ``open_archive(load=False)``). Lazy: the nodes' Datasets keep their (Dask)
+    variables as they are; nothing is computed."""
     nodes = {n.path: n.to_dataset() for n in tree.subtree if "event" in n.dims}
     if not nodes:
         raise ValueError("the DataTree holds no event lists (open_archive(load=False) reads headers only); open "
@@ -165,7 +166,7 @@ def combined_labels(objects) -> dict:
     """Labels of several cameras' products combined into one (a summed light
     curve, a merged search cube): ``instrument`` and ``instrume`` name them
     all (``"EMOS1+EMOS2"``, the INSTRUME of a written file), ``sources``
-    lists their files and ``source`` joins them."""
+    lists their files and ``source`` joins them. Eager (attrs only)."""
     joined = "+".join(str(o.attrs.get("instrument", "")) for o in objects)
     sources = [str(o.attrs.get("source", "")) for o in objects]
     return {"instrument": joined, "instrume": joined, "sources": sources, "source": " + ".join(sources)}
@@ -175,7 +176,8 @@ def check_distinct(events, what: str) -> None:
     """``ValueError`` when two of ``events`` (EventLists to be combined as
     cameras) come from the same file (their ``source`` attrs) or hold the
     same exposure (:func:`check_distinct_exposures`): the same events twice
-    would double the counts and repeat every detection."""
+    would double the counts and repeat every detection. Eager, cheap: attrs and
+    GTIs, and the first event times of lists that might be copies."""
     seen: dict = {}
     for k, ev in enumerate(events):
         src = str(getattr(ev, "attrs", {}).get("source") or "")

@@ -25,7 +25,7 @@ _MAGIC = {b"\x1f\x8b": "gzip", b"BZ": "bzip2", b"PK": "zip", b"\x1f\x9d": "compr
 def check_path(path) -> Path:
     """Return ``Path(path)`` or raise ``FileNotFoundError`` naming it
     (``IsADirectoryError`` for a directory, ``OSError`` saying so for a
-    symbolic-link loop). A ``stat`` only; reads nothing."""
+    symbolic-link loop). A ``stat`` only; reads nothing. Eager."""
     p = expand_path(path)  # ("~/obs/pn.fits" from Python, as astropy reads it)
     try:
         st = os.stat(p)
@@ -44,7 +44,8 @@ def check_path(path) -> Path:
 
 
 def is_compressed(path) -> str | None:
-    """Compression of a file from its magic bytes ('gzip', 'bzip2', 'zip') or None."""
+    """Compression of a file from its magic bytes ('gzip', 'bzip2', 'zip') or
+    None. Eager: reads the first 2 bytes of the file."""
     with open(path, "rb") as fh:
         head = fh.read(2)
     return _MAGIC.get(head)
@@ -175,7 +176,8 @@ def _gap_message(path, hdu, n: int, where: str) -> str:
 
 def has_value(header, key: str) -> bool:
     """Whether ``header`` has the keyword ``key`` with a value: a card
-    without one (legal FITS) or with a blank string counts as absent."""
+    without one (legal FITS) or with a blank string counts as absent. Eager
+    (header only)."""
     value = header.get(key) if hasattr(header, "get") else None
     return value is not None and not (isinstance(value, str) and not value.strip())
 
@@ -184,7 +186,7 @@ def header_float(header, key: str, path, default=None) -> float:
     """Header keyword ``key`` as a float (numeric strings such as ``'51840'``
     are accepted, as XMM writes TLMIN/TLMAX). Returns ``default`` when the
     keyword is absent (or blank); raises ``ValueError`` naming ``path`` and
-    ``key`` when its value is not a number."""
+    ``key`` when its value is not a number. Eager (header only)."""
     if not has_value(header, key):
         if default is None:
             return None
@@ -202,14 +204,16 @@ def header_float(header, key: str, path, default=None) -> float:
 
 
 def merged_header(primary: fits.Header, ext: fits.Header) -> dict:
-    """Primary keywords overridden by the extension's (as OGIP readers do)."""
+    """Primary keywords overridden by the extension's (as OGIP readers do).
+    Eager (a dict of the cards)."""
     out = {k: v for k, v in primary.items() if k not in ("COMMENT", "HISTORY", "")}
     out.update({k: v for k, v in ext.items() if k not in ("COMMENT", "HISTORY", "")})
     return out
 
 
 def find_column(names, wanted: str) -> str | None:
-    """Case-insensitive column lookup; returns the file's spelling or None."""
+    """Case-insensitive column lookup; returns the file's spelling or None.
+    Eager (names only)."""
     up = {n.upper(): n for n in names}
     return up.get(wanted.upper())
 
@@ -248,12 +252,15 @@ class TableColumns:
 
 def column_scaling(header, index: int, path="event file") -> tuple[float, float]:
     """(TSCALn, TZEROn) of column ``index`` (1-based) with OGIP defaults;
-    ``ValueError`` naming ``path`` and the keyword if one is not a number."""
+    ``ValueError`` naming ``path`` and the keyword if one is not a number.
+    Eager (header only)."""
     return (header_float(header, f"TSCAL{index}", path, 1.0), header_float(header, f"TZERO{index}", path, 0.0))
 
 
 def extension(hdul, name, path):
-    """The extension ``name`` of an open FITS file, or ``ValueError`` naming the file and its extensions."""
+    """The extension ``name`` of an open FITS file, or ``ValueError`` naming
+    the file and its extensions. Eager (the HDU itself; its data are read as
+    astropy reads them, when used)."""
     try:
         return hdul[name]
     except KeyError:
@@ -266,7 +273,7 @@ _SECONDS = ("s", "sec", "secs", "second", "seconds")
 def time_scale(unit: str, where) -> float:
     """Seconds per ``unit`` of a TIMEUNIT or TUNIT: 1 for ``'s'`` (``'sec'``,
     ``'second(s)'``, any case; absent: seconds), 86400 for ``'d'`` (``'day(s)'``);
-    ``ValueError`` naming ``where`` for another unit."""
+    ``ValueError`` naming ``where`` for another unit. Eager (string check)."""
     unit = (unit or "s").strip().lower()
     if unit in _SECONDS:
         return 1.0
@@ -282,7 +289,8 @@ def column_time_scale(header, index: int, name: str, default: float, where, *, s
     ``default`` (the scale of the table's TIMEUNIT). Another unit (an
     absolute ``'MJD'``, ``'ms'``): ``ValueError`` naming ``where``, the column
     and the unit when ``strict`` (``what`` says whose values, e.g. ``"GTI
-    times"``), else a warning (``stacklevel`` for it) and ``default``."""
+    times"``), else a warning (``stacklevel`` for it) and ``default``. Eager
+    (header only)."""
     key = f"TUNIT{index}"
     if not has_value(header, key):
         return default
@@ -303,7 +311,7 @@ def check_column_time_unit(header, index: int, name: str, where) -> None:
     (``index`` 1-based) is seconds (``'s'``, ``'sec'``, ``'second(s)'``, any
     case) or absent (:func:`column_time_scale` 1): xcube reads event TIME and
     GTI START/STOP as seconds and does not convert them (a TIME column in
-    days would silently be read as seconds)."""
+    days would silently be read as seconds). Eager (header only)."""
     try:
         if column_time_scale(header, index, name, 1.0, where) == 1.0:
             return

@@ -49,7 +49,8 @@ class StoreCorruptError(OSError):
 
 
 def chunk_crc(data) -> int:
-    """CRC32C of a bytes-like object (``zlib.crc32`` without google-crc32c)."""
+    """CRC32C of a bytes-like object (``zlib.crc32`` without google-crc32c).
+    Eager: reads all of ``data``."""
     if _crc32c is not None:
         return int(_crc32c(np.frombuffer(data, np.uint8)))  # (a memory map is taken through numpy)
     import zlib  # pragma: no cover
@@ -79,7 +80,9 @@ def fingerprint(path, size: int | None = None) -> str:
 
 
 def file_identity(path) -> tuple:
-    """``(size [bytes], mtime [ns], ctime [ns], inode, fingerprint)`` of a file, now."""
+    """``(size [bytes], mtime [ns], ctime [ns], inode, fingerprint)`` of a
+    file, now. Eager: one ``stat`` and the fingerprint (reads at most 128
+    KiB)."""
     st = os.stat(path)
     return int(st.st_size), int(st.st_mtime_ns), int(st.st_ctime_ns), int(st.st_ino), fingerprint(path, st.st_size)
 
@@ -95,7 +98,8 @@ def check_unchanged(path, identity, what: str = "file", need: int | None = None)
     (one ``stat``; ctime changes with any write, and also when a writer sets
     the mtime back), or its content fingerprint (read at most every
     :data:`FINGERPRINT_INTERVAL` seconds per file: for file systems with
-    coarse timestamps); or when it is now shorter than ``need`` bytes."""
+    coarse timestamps); or when it is now shorter than ``need`` bytes.
+    Eager."""
     try:
         st = os.stat(path)
     except FileNotFoundError:

@@ -65,7 +65,8 @@ def row_memmap(path: str, offset: int, nrows: int, row_dtype: np.dtype) -> np.me
     inode, size, mtime and ctime, from one ``stat`` - offset, rows and
     record layout, so a file replaced under the same name is mapped anew). Raises
     :class:`~xcube.io.integrity.FileChangedError` when the file is shorter
-    than the table (never maps beyond the end of a file)."""
+    than the table (never maps beyond the end of a file). Eager ``stat``; the
+    map itself is lazy (pages are read when touched)."""
     st = os.stat(path)
     need = int(offset) + int(nrows) * np.dtype(row_dtype).itemsize
     if st.st_size < need:
@@ -190,7 +191,8 @@ _SOURCES: dict = {}
 def register_source(name: str, column: FitsColumn) -> None:
     """Remember that the Dask array ``name`` is ``from_array(column)``
     unchanged, so readers of several columns can fuse their reads
-    (:func:`source_of`, :func:`read_columns`)."""
+    (:func:`source_of`, :func:`read_columns`). Eager (a registry entry; nothing
+    is read)."""
     if len(_SOURCES) >= 4096:
         _SOURCES.pop(next(iter(_SOURCES)))
     _SOURCES[name] = column
@@ -198,7 +200,8 @@ def register_source(name: str, column: FitsColumn) -> None:
 
 def source_of(array) -> FitsColumn | None:
     """The FitsColumn a Dask array reads unchanged, or None (any other array,
-    or one derived from it: a selection has another name)."""
+    or one derived from it: a selection has another name). Eager (a look-up;
+    nothing is read or computed)."""
     return _SOURCES.get(getattr(array, "name", None))
 
 
@@ -225,7 +228,8 @@ def read_columns(columns, start: int, stop: int, out=None) -> tuple:
     block of records is read from memory once (reading the columns one
     after the other streams the whole table once per column). ``out``: one
     1-D array per column, of its dtype and at least ``stop - start`` long,
-    to decode into (the result is then views of them), or None (new arrays)."""
+    to decode into (the result is then views of them), or None (new arrays).
+    Eager: reads and decodes the rows into numpy arrays here."""
     first = columns[0]
     if any(c.table != first.table for c in columns):
         raise ValueError("read_columns: the columns belong to different tables")
@@ -285,7 +289,8 @@ def _check_block(t):
 
 def check_times(t: np.ndarray, path, first_row: int = 0) -> bool:
     """Raise ``ValueError`` naming ``path`` when ``t`` (native float64 times)
-    has NaN, infinite or negative values; return True when ``t`` is non-decreasing."""
+    has NaN, infinite or negative values; return True when ``t`` is
+    non-decreasing. Eager, numpy: one pass over ``t`` [s] (1-D)."""
     n_nan, n_neg, ok = _check_block(t)
 
     def rows(bad) -> str:  # error path only: the first bad row (0-based; FITS counts from 1)
@@ -361,7 +366,8 @@ def load_scan_record(record: Path) -> dict | None:
 
 def save_scan_record(record: Path, result: dict) -> None:
     """Write a scan record atomically (temporary file, then rename); errors
-    (read-only cache) are ignored - the scan is simply repeated next time."""
+    (read-only cache) are ignored - the scan is simply repeated next time.
+    Eager: writes the file."""
     from .atomic import write_json
 
     try:

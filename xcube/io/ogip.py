@@ -105,7 +105,8 @@ def _path_first(path, product, writer: str) -> None:
 
 
 def write_hdul(hdul: fits.HDUList, path, overwrite: bool) -> Path:
-    """Write an HDUList atomically (with checksums); returns the path."""
+    """Write an HDUList atomically (with checksums); returns the path. Eager:
+    writes the file atomically."""
     path = Path(path)
     with atomic_file(path, overwrite=overwrite) as tmp:
         hdul.writeto(tmp, checksum=True)
@@ -134,7 +135,7 @@ def time_cards(attrs: dict) -> dict:
     ``timesys``, ``timeref``); MJDREF in days (MJD). TIMEREF only when the
     attrs give it: a product whose inputs do not say where their times are
     measured is not labelled 'LOCAL' (barycentred data lost their
-    SOLARSYSTEM that way). Attrs only."""
+    SOLARSYSTEM that way). Attrs only. Eager."""
     if attrs.get("mjdrefi") is not None:
         i, f = int(attrs["mjdrefi"]), float(attrs.get("mjdreff", 0.0) or 0.0)
         cards = {"MJDREFI": i, "MJDREFF": f, "MJDREF": float(np.float64(i) + np.float64(f))}
@@ -148,7 +149,8 @@ def time_cards(attrs: dict) -> dict:
 
 
 def common_cards(attrs: dict) -> dict:
-    """Descriptive and time keywords from an xcube product's attrs."""
+    """Descriptive and time keywords from an xcube product's attrs. Eager
+    (attrs only)."""
     from ..missions import telescop_of
 
     cards = {
@@ -175,7 +177,8 @@ def _apply(header: fits.Header, cards: dict) -> None:
 
 
 def primary_hdu(cards: dict) -> fits.PrimaryHDU:
-    """An empty primary HDU with the descriptive keywords of ``cards``."""
+    """An empty primary HDU with the descriptive keywords of ``cards``. Eager
+    (in memory)."""
     prim = fits.PrimaryHDU()
     _apply(prim.header, {k: v for k, v in cards.items() if k in ("TELESCOP", "INSTRUME", "OBS_ID", "OBJECT",
                                                                    "DATE-OBS", "DATE-END", "CREATOR", "ORIGIN")})
@@ -190,6 +193,7 @@ def gti_hdu(gti, *, extname: str = "GTI", header: dict | None = None) -> fits.Bi
 
     ``header`` adds keywords (MJDREF, TIMESYS, ... from :func:`common_cards`).
     The set is normalised (sorted, merged) first.
+    Eager, in memory: ``start``/``stop`` are 1-D numpy arrays [s].
     """
     start, stop = gtimod.normalize(*gti, warn=False)
     hdu = fits.BinTableHDU.from_columns(
@@ -334,7 +338,8 @@ def _table_hdu(table) -> fits.BinTableHDU:
 
 
 def is_gti_hdu(hdu) -> bool:
-    """True for a GTI table: HDUCLAS1 = GTI, or named GTI, STDGTI*, SRC_GTIS."""
+    """True for a GTI table: HDUCLAS1 = GTI, or named GTI, STDGTI*, SRC_GTIS.
+    Eager (header only)."""
     if not isinstance(hdu, fits.BinTableHDU):
         return False
     if str(hdu.header.get("HDUCLAS1", "")).strip().upper() == "GTI":
@@ -344,7 +349,9 @@ def is_gti_hdu(hdu) -> bool:
 
 
 def find_gti_hdu(hdul, extname, path):
-    """The GTI table ``extname`` of ``hdul`` (None: the first GTI table), or None when it has none."""
+    """The GTI table ``extname`` of ``hdul`` (None: the first GTI table), or
+    None when it has none. Eager (headers only; the table's rows are read by
+    astropy when used)."""
     if extname is not None:
         return extension(hdul, extname, path)
     return next((h for h in hdul[1:] if is_gti_hdu(h)), None)
@@ -404,7 +411,8 @@ def mjdref_offset(gti_header, reference: dict, where, reference_where=None) -> f
     1 us). ``ValueError`` naming ``where`` (``reference_where`` for the
     reference's keywords; default ``where``) for a value that is not a
     number. A different TIMESYS/TIMEREF is no offset of the epoch: the
-    callers warn about it (:func:`gti_of_hdu`, the event reader)."""
+    callers warn about it (:func:`gti_of_hdu`, the event reader). Eager
+    (headers only)."""
     own = has_value(gti_header, "MJDREFI") or has_value(gti_header, "MJDREF")
     if not own or not (has_value(reference, "MJDREFI") or has_value(reference, "MJDREF")):
         return 0.0
@@ -421,7 +429,8 @@ def read_timezero(h: dict, path) -> float:
     """TIMEZERO of a header, in its TIMEUNIT: the split form ``TIMEZERI + TIMEZERF``
     when present (full precision, as MJDREFI/MJDREFF; Stingray's
     ``high_precision_keyword_read``), else ``TIMEZERO``, else 0. Warns when both
-    forms are present and disagree (the split form is used)."""
+    forms are present and disagree (the split form is used). Eager (header
+    only)."""
     single = header_float(h, "TIMEZERO", path, 0.0)
     if has_value(h, "TIMEZERI"):
         tz = header_float(h, "TIMEZERI", path) + header_float(h, "TIMEZERF", path, 0.0)
@@ -687,7 +696,8 @@ def _rate_values(rate: xr.DataArray, fracexp: np.ndarray, fraccorr: bool) -> np.
 def read_mjdref(h: dict, where="FITS header") -> float:
     """MJDREF [d] of header ``h`` from MJDREFI + MJDREFF (full precision) or
     MJDREF; NaN if absent. ``ValueError`` naming ``where`` and the keyword
-    when its value is not a number (:func:`~xcube.io.fitsutil.header_float`)."""
+    when its value is not a number (:func:`~xcube.io.fitsutil.header_float`).
+    Eager (header only)."""
     if has_value(h, "MJDREFI"):
         return float(np.float64(header_float(h, "MJDREFI", where)) + np.float64(header_float(h, "MJDREFF", where, 0.0)))
     if has_value(h, "MJDREF"):
@@ -720,7 +730,7 @@ def dead_time_keywords(path, extensions=("EVENTS",)) -> dict:
     primary header's), as floats. ``{}`` when ``path`` is not a readable FITS
     event file (a Zarr store, a light curve, a missing file) or has none.
     Reads the headers up to the event table only (cheap, also for gzip files);
-    cached per file version."""
+    cached per file version. Eager."""
     try:
         st = os.stat(path)
     except (OSError, TypeError, ValueError):
@@ -765,7 +775,8 @@ def live_fraction(keys: dict, ccd: int | None = None, ccd_keywords=None, source:
     ``ccd_livetime_keywords``, e.g. ``("LIVETI{:02d}", "ONTIME{:02d}")``) the
     CCD's live/on time; else DEADC; else LIVETIME/ONTIME. ``what`` names the
     keywords (``"DEADC"``, ``"LIVETIME/ONTIME"``, ``"LIVETI01/ONTIME01"``). A
-    fraction outside (0, 1] is not used (a warning names ``source``)."""
+    fraction outside (0, 1] is not used (a warning names ``source``). Eager
+    (arithmetic on the keywords)."""
     candidates = []
     if ccd is not None and ccd_keywords:
         live, on = (k.format(int(ccd)) for k in ccd_keywords)
@@ -1096,7 +1107,7 @@ def physical_cards(image: xr.DataArray) -> dict:
     grid too: :func:`xcube.binning.sky.grid_spacing`, ``ValueError`` when
     they are not evenly spaced). Empty when the image has no 1-D ``x``/``y``
     coordinate. CRVAL/CDELT are in sky pixels; reads only the centres (the
-    image data are not computed)."""
+    image data are not computed). Eager, tiny."""
     from ..binning.sky import grid_spacing
 
     cards = {}

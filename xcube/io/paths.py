@@ -26,7 +26,7 @@ def safe_component(value, what: str = "name") -> str:
     hidden names), and the result is at most 128 characters. Raises
     ``ValueError`` naming ``what`` when nothing usable is left (an empty
     value, only dots, or only ``_`` after the replacement, such as
-    ``観測``)."""
+    ``観測``). Eager (string work only)."""
     text = _UNSAFE.sub("_", str(value).strip())
     text = text.lstrip(".")[:_MAX_LENGTH]
     if not text.strip("_"):
@@ -40,7 +40,8 @@ def inside(root, *parts, what: str = "path") -> Path:
     Each part may hold several components (``"a/b"``); absolute parts and
     ``..`` that climb out of ``root`` are refused with ``ValueError`` naming
     ``what``, as is a symbolic link leading elsewhere. The returned path is
-    not resolved (links inside ``root`` stay as they are)."""
+    not resolved (links inside ``root`` stay as they are). Eager: resolves the
+    paths (file-system look-ups), reads no file."""
     base = Path(root)
     path = base.joinpath(*[str(p) for p in parts])
     real_root = base.resolve()
@@ -53,7 +54,7 @@ def inside(root, *parts, what: str = "path") -> Path:
 def expand_path(path) -> Path:
     """``path`` as a ``Path`` with a leading ``~`` or ``~user`` expanded to
     that home directory (as shells and Zarr do), so that no directory
-    literally named ``~`` is ever created. Reads nothing."""
+    literally named ``~`` is ever created. Reads nothing. Eager."""
     p = Path(path)
     return p.expanduser() if str(p).startswith("~") else p
 
@@ -63,7 +64,7 @@ def cache_dir(cache: str | os.PathLike | None = None) -> Path:
     ``cache`` if given, else ``$XCUBE_CACHE_DIR`` (unless empty), else
     ``~/.cache/xcube``; a leading ``~`` is expanded. A set but empty (or
     blank) ``XCUBE_CACHE_DIR`` counts as unset (it does not mean the current
-    directory)."""
+    directory). Eager; creates nothing."""
     if cache is not None and str(cache).strip():
         return expand_path(cache)
     env = os.environ.get("XCUBE_CACHE_DIR", "")
@@ -76,7 +77,8 @@ def walk_files(directory) -> tuple[list[Path], list[Path]]:
     """``(files, unreadable)``: the visible files below ``directory``
     (sorted; names starting with a dot are left out), following symbolic
     links to directories with each real directory entered once (a link loop
-    ends), and the directories that could not be read (sorted)."""
+    ends), and the directories that could not be read (sorted). Eager: walks
+    the whole tree."""
     files: list[Path] = []
     unreadable: set[Path] = set()
     seen: set[tuple[int, int]] = set()
@@ -98,7 +100,7 @@ def walk_files(directory) -> tuple[list[Path], list[Path]]:
 def remove_empty_up_to(path, created) -> None:
     """Remove ``path`` and its parents up to ``created`` (the topmost
     directory a command created; None: nothing) while they are empty, so
-    that a command that wrote nothing leaves no empty directories."""
+    that a command that wrote nothing leaves no empty directories. Eager."""
     if created is None:
         return
     created = Path(created)

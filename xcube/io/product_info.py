@@ -384,7 +384,8 @@ def product_summary(path, kind: str, row: int | None = None) -> str:
     ``"cube"``, a search result's Zarr store; see :func:`product_kind`).
     ``row`` (1-based; spectra only): row ``row`` of a PHA type II file,
     summarised as one spectrum and headed ``path{row}``, XSPEC's name of it
-    (``ValueError`` naming the file when out of range)."""
+    (``ValueError`` naming the file when out of range). Eager: opens and reads
+    the file."""
     if row is None:
         return "\n".join(line for line in _SUMMARIES[kind](Path(path)) if line)
     if kind != "spectrum":

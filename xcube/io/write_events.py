@@ -379,6 +379,8 @@ def write_events(path, events, *, overwrite: bool = False, gzip: bool | None = N
     ``FileExistsError`` if the path exists and ``overwrite`` is False, and
     ``ValueError`` when the path is the file the events are read from
     (``attrs['source']``). Returns the path.
+    Eager: a Dask-backed EventList is computed here, one chunk at a time, as it
+    is written.
     """
     path = Path(path)
     from .atomic import refuse_input
