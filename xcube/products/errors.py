@@ -14,7 +14,9 @@ ERROR_METHODS = ("poisson", "gehrels")
 def count_error(counts, method: str = "poisson"):
     """1-sigma error on ``counts`` [count]: ``"poisson"`` -> sqrt(N) (0 for
     N = 0); ``"gehrels"`` -> 1 + sqrt(N + 0.75), the upper error of Gehrels
-    (1986) eq. 7 (1.866 for N = 0)."""
+    (1986) eq. 7 (1.866 for N = 0). Elementwise, of the shape of ``counts``:
+    eager for numpy input; a Dask array (or Dask-backed DataArray) stays
+    lazy."""
     if method == "poisson":
         return np.sqrt(counts * 1.0)
     if method == "gehrels":

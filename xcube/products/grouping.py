@@ -32,6 +32,7 @@ def group_min_counts(counts, min_counts: int, quality=None) -> tuple[np.ndarray,
     that reaches the minimum. A trailing group that never reaches it (at the
     end of the spectrum or before a bad channel) gets quality 2, as grppha
     marks it.
+    Eager, numpy (a loop over the channels).
     """
     counts = np.asarray(counts)
     if counts.ndim != 1:

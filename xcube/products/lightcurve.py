@@ -388,7 +388,7 @@ def product_attrs(events, **params) -> dict:
     """The attrs of a product made from ``events``: the observation and time
     reference attrs (mission, instrument, obs_id, mjdref, timesys, ...),
     ``source``, and the ``params`` that are not None. Attrs only; nothing is
-    computed."""
+    computed. Eager (a dict)."""
     keep = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "mjdrefi", "mjdreff", "timesys",
             "timeref", "telescop", "instrume", "filter", "date_obs", "date_end", "expid", "RADESYS", "EQUINOX")
     attrs = {k: events.attrs[k] for k in keep if k in events.attrs}
@@ -398,7 +398,9 @@ def product_attrs(events, **params) -> dict:
 
 
 def pi_band(events, energy_band):
-    """PI channels [lo, hi] (inclusive) of an energy band, for CHANMIN/CHANMAX; None if unknown."""
+    """PI channels [lo, hi] (inclusive) of an energy band, for CHANMIN/CHANMAX;
+    None if unknown. Eager (two scalars from the profile; ``energy_band`` in
+    [keV]); reads no event."""
     if energy_band is None:
         return None
     from ..missions import profile_of
@@ -413,7 +415,8 @@ def pi_band(events, energy_band):
 
 def region_text(region) -> str | None:
     """A region as text for product attrs: a RegionSet's description, a
-    string stripped, anything else ``str()``; None for None."""
+    string stripped, anything else ``str()``; None for None. Eager (text
+    only)."""
     if region is None:
         return None
     from ..regions import RegionSet

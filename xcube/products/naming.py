@@ -40,7 +40,7 @@ INDEX_COLUMNS = ["path", "kind", "obs_id", "mission", "instrument", "energy_lo",
 
 def format_binsize(seconds: float) -> str:
     """Compact label of a bin size given in s: ``1s``, ``0.5s``,
-    ``7.8125ms``, ``488.281us``."""
+    ``7.8125ms``, ``488.281us``. Eager (string formatting)."""
     s = float(seconds)
     if s <= 0 or not math.isfinite(s):
         raise ValueError(f"bin size must be a positive number of seconds, got {seconds}")
@@ -52,13 +52,15 @@ def format_binsize(seconds: float) -> str:
 
 
 def format_band(band) -> str:
-    """``0.5-10keV`` for the band (0.5, 10.0) [keV]."""
+    """``0.5-10keV`` for the band (0.5, 10.0) [keV]. Eager (string
+    formatting)."""
     lo, hi = (float(v) for v in band)
     return f"{lo:g}-{hi:g}keV"
 
 
 def format_rebin(rebin) -> str:
-    """``log0.06`` (rebin = -0.06), ``lin8`` (rebin = 8) or ``raw`` (None / 0)."""
+    """``log0.06`` (rebin = -0.06), ``lin8`` (rebin = 8) or ``raw`` (None / 0).
+    Eager (string formatting)."""
     if rebin is None or rebin == 0:
         return "raw"
     r = float(rebin)
@@ -77,7 +79,8 @@ def product_name(obs_id, instrument, kind: str, *, energy_band=None, time_bin=No
     suffix is ``.lc`` for light curves, ``.fits`` for power spectra,
     hardness ratios and images, ``.pha`` for spectra. ``energy_band``
     ``(emin, emax)`` [keV] gives ``0.5-2keV``; ``time_bin`` and ``segment``
-    are in s (``100s``, ``7.8125ms``)."""
+    are in s (``100s``, ``7.8125ms``). Eager (string formatting; reads
+    nothing)."""
     parts = [safe_component(obs_id or "unknown", "obs_id"), safe_component(instrument or "unknown", "instrument"),
              safe_component(kind, "kind")]
     if energy_band is not None and np.ndim(energy_band) == 1:
@@ -94,7 +97,7 @@ def output_file(out, name) -> Path:
     """The file a command writes for ``--out OUT``: ``OUT`` itself, or, when
     ``OUT`` names a directory (an existing one, or any path ending in ``/``),
     ``OUT/<name()>``, the product's name in the scheme. ``name`` is a
-    callable, evaluated only then."""
+    callable, evaluated only then. Eager (one file-system look-up at most)."""
     return Path(out) / name() if names_directory(out) else Path(out)
 
 
@@ -149,7 +152,7 @@ def add_to_index(root, path, attrs: dict | None = None, *, kind: str | None = No
     ``params``), creation time and xcube version; other ``params`` go to the
     JSON column ``params``. A product already listed is replaced. Reads and
     rewrites the index under a lock (the product itself is not read). Returns
-    the index path."""
+    the index path. Eager: writes the index at once."""
     import pandas as pd
 
     from ..io.atomic import write_table

@@ -16,7 +16,8 @@ __all__ = ["net_lightcurve", "background_on_bins", "is_fits_file", "is_search_re
 
 
 def is_fits_file(obj) -> bool:
-    """True for a path (str or PathLike) to an existing FITS file (plain or gzip)."""
+    """True for a path (str or PathLike) to an existing FITS file (plain or
+    gzip). Eager: reads the first 9 bytes (decompressed for gzip)."""
     if not isinstance(obj, (str, Path)):
         return False
     p = Path(obj)
@@ -37,7 +38,7 @@ def is_fits_file(obj) -> bool:
 
 def is_search_result(obj) -> bool:
     """True for a transient-search result (an object with an ``expected`` (time, y, x) DataArray); a type check that
-    computes nothing."""
+    computes nothing. Eager, cheap; a lazy ``expected`` stays lazy."""
     exp = getattr(obj, "expected", None)
     return isinstance(exp, xr.DataArray) and {"time", "y", "x"} <= set(exp.dims)
 

@@ -186,7 +186,8 @@ def events_sums(times, plan: SegmentPlan) -> PdsSums:
     ``ValueError`` (naming ``plan.source``) when the chunk is not sorted: the
     segment search would silently take wrong events. The check is one
     comparison pass over the chunk (a few per cent of the task's time);
-    :func:`merge` checks the order of neighbouring chunks."""
+    :func:`merge` checks the order of neighbouring chunks. Eager, numpy: one
+    chunk (1-D) is histogrammed here; meant to run inside a Dask task."""
     from stingray.utils import histogram
 
     t = np.asarray(times, dtype=np.float64)
@@ -221,7 +222,8 @@ def lightcurve_sums(counts, bounds, n_bin: int, variances=None) -> PdsSums:
     """:class:`PdsSums` of a block of light-curve counts; ``bounds`` are the
     ``(idx0, idx1)`` of its segments inside the block; ``variances``: the
     variance of each bin's counts [count^2] (same length as ``counts``), or
-    None for Poisson counts."""
+    None for Poisson counts. Eager, numpy: ``counts`` is a 1-D block
+    [count]."""
     c = np.asarray(counts)
     v = None if variances is None else np.asarray(variances, np.float64)
     out = PdsSums(int(n_bin), empty=False)
@@ -239,7 +241,8 @@ def _add(a, b):
 def merge(a: PdsSums, b: PdsSums, source: str = "") -> PdsSums:
     """Merge the sums of two ranges, ``a`` before ``b`` in time, finishing the
     partial segments that now have events on both sides. ``ValueError``
-    (naming ``source``) when ``b`` starts before ``a`` ends (unsorted events)."""
+    (naming ``source``) when ``b`` starts before ``a`` ends (unsorted events).
+    Eager, numpy (sums of the per-segment arrays)."""
     if a.empty:
         return b
     if b.empty:
@@ -267,7 +270,8 @@ def merge(a: PdsSums, b: PdsSums, source: str = "") -> PdsSums:
 
 
 def finish(sums: PdsSums) -> PdsSums:
-    """Close the remaining partial segments (the whole input has been seen)."""
+    """Close the remaining partial segments (the whole input has been seen).
+    Eager, numpy."""
     out = PdsSums(sums.n_bin, power=sums.power, n_segments=sums.n_segments, n_photons=sums.n_photons,
                   var_sum=sums.var_sum, variance=sums.variance, empty=sums.empty)
     for k in sorted(sums.edges):

@@ -29,7 +29,8 @@ def standard_grid(events, channel_bin=None, pi_range=None) -> tuple[int, tuple]:
     from the mission's standard channel grid (``profile.spectral_grid``: the
     grid its response matrices use, XMM pn PI 0-20479 by 5, MOS 0-11999 by
     15) or else one channel per PI over ``profile.pi_range``. ``ValueError``
-    for an unknown mission without ``pi_range``."""
+    for an unknown mission without ``pi_range``. Eager (profile look-up; reads
+    no event). Channels are PI [channel]."""
     from ..missions import profile_of
 
     prof = profile_of(events)

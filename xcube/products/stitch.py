@@ -291,6 +291,8 @@ def extract_lightcurves(sources, time_bin: float, *, screening: bool = True, err
     is skipped with a warning naming it and the reason (``errors="raise"``
     stops instead). Returns the light curves (computed) in input order; pass
     them to :func:`stitch`.
+    Eager: ``dask.compute`` runs all the tasks before returning; ``time_bin``
+    [s].
     """
     import dask
 

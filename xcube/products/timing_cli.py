@@ -15,7 +15,8 @@ __all__ = ["register_timing", "seconds"]
 
 
 def seconds(text: str) -> float:
-    """A duration [s] from ``"0.001953125"`` or a fraction such as ``"1/512"``."""
+    """A duration [s] from ``"0.001953125"`` or a fraction such as ``"1/512"``.
+    Eager (parses text)."""
     try:
         value = float(Fraction(text.strip()))
     except (ValueError, ZeroDivisionError, OverflowError):
@@ -28,7 +29,8 @@ def seconds(text: str) -> float:
 
 
 def register_timing(subparsers) -> None:
-    """Add the ``pds``, ``stitch`` and ``plot`` subcommands."""
+    """Add the ``pds``, ``stitch`` and ``plot`` subcommands. Eager (argparse
+    set-up; reads nothing)."""
     from ..cli import add_screen_option
 
     p = subparsers.add_parser(
