@@ -298,7 +298,8 @@ class Thresholds(NamedTuple):
 
 def calibration_counts(mu: float, sigma: float) -> tuple[int, int]:
     """(n_peak, n_eclipse): counts at Gaussian-equivalent ``sigma`` from ``mu``,
-    ``sigma = (n - mu) / sqrt(n + mu)`` solved for n and rounded outwards."""
+    ``sigma = (n - mu) / sqrt(n + mu)`` solved for n and rounded outwards.
+    Eager (scalar arithmetic; ``mu`` and the results in [count])."""
     s2 = sigma * sigma
     root = math.sqrt(8.0 * mu * s2 + s2 * s2)
     return math.ceil((2.0 * mu + s2 + root) / 2.0), math.floor((2.0 * mu + s2 - root) / 2.0)
@@ -484,6 +485,8 @@ def threshold_table(sigma: float = 3.0) -> ThresholdTable:
 
     Built once per process and sigma (about 0.2 s): the breakpoints are solved
     by safeguarded Newton iteration on the direct Bayes factors.
+    Eager: builds the numpy table on the first call, then returns the cached
+    one.
     """
     threshold(sigma)  # validates
     return _build_table(float(sigma), TABLE_SIZE)

@@ -237,7 +237,7 @@ def bad_time_intervals(events, time_bin: float | None = None, *, t0=None, t_stop
 
 def monitor_expression(energy_band=BTI_ENERGY_BAND) -> str:
     """The filter of the flare light curve's events: ``emin < energy < emax``
-    [keV], both bounds exclusive."""
+    [keV], both bounds exclusive. Eager (a string; reads no event)."""
     lo, hi = (float(v) for v in energy_band)
     return f"energy > {lo!r} && energy < {hi!r}"
 

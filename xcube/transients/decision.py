@@ -155,7 +155,9 @@ def eclipse_candidates(types: FrameTypes, sigma: float, block: int = 1024):
     eclipse, the breaks rising with n). Returns ``(cand, cand_ptr)``, the
     pixels of type k being ``cand[cand_ptr[k]:cand_ptr[k+1]]``. Only pixels
     whose mu can reach the break at the subset's largest background counts
-    and exposure are looked at (mu grows with both)."""
+    and exposure are looked at (mu grows with both). Eager, numpy: ``cand`` and
+    ``cand_ptr`` are 1-D int64 (``cand_ptr`` of length ``types.size + 1``),
+    computed in blocks of ``block`` types."""
     e0 = bayes.threshold_table(sigma).eclipse_lo[0]
     parts = []
     if types.size and np.isfinite(e0):

@@ -409,7 +409,8 @@ def _add_flags(ds, nt, bti, bad_frame):
 def empty_table() -> pd.DataFrame:
     """An empty detection table with the columns and dtypes of a full one
     (text, int64, bool and float64 columns), so that the tables of runs with
-    and without detections concatenate and read back alike (Parquet, ECSV)."""
+    and without detections concatenate and read back alike (Parquet, ECSV).
+    Eager (an empty pandas table)."""
     t = pd.DataFrame({c: pd.Series(dtype=float) for c in ALL_COLUMNS})
     for c in ("run_id", "obs_id", "kind", "name"):
         t[c] = t[c].astype(str)

@@ -121,7 +121,9 @@ def _moments(x, valid):
 def cash_statistic(n, mu) -> np.ndarray:
     """Per-frame Cash statistic ``2 (mu - n + n ln(n / mu))`` (``n ln n/mu`` = 0
     at n = 0); at mu = 0: 0 without counts, +inf with counts; NaN where mu is
-    negative or not finite."""
+    negative or not finite. Eager, numpy: ``n`` [count] and ``mu`` [count]
+    broadcast; the result has their broadcast shape (Dask input is converted to
+    numpy)."""
     n = np.asarray(n, np.float64)
     mu = np.asarray(mu, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -163,7 +165,8 @@ def cash_moments(mu):
     about 1 / (6 mu) in E and 1 / (3 mu) in V: 3.3e-5 just above 1e4,
     1.7e-5 at 2e4), below it the first grid value (E 5.5e-11, V 2.8e-9:
     absolute errors below those).
-    NaN for non-positive or non-finite mu."""
+    NaN for non-positive or non-finite mu. Eager, numpy: two float64 arrays of
+    the shape of ``mu`` [count]."""
     m = np.asarray(mu, np.float64)
     lg, e, v = _cash_grid()
     ok = np.isfinite(m) & (m > 0)
@@ -181,7 +184,8 @@ def cash_moments(mu):
 def excursions(above, t_lo, t_hi):
     """Runs of consecutive True in each row of ``above`` (k, frames):
     ``(count (k,), shortest gap [s] between runs (NaN with fewer than two),
-    run start index (k, frames) bool, run end bool)``."""
+    run start index (k, frames) bool, run end bool)``. Eager, numpy;
+    ``t_lo``/``t_hi`` are the frames' bounds [s], shape (frames,)."""
     a = np.asarray(above, bool)
     prev = np.zeros_like(a)
     prev[:, 1:] = a[:, :-1]

@@ -50,7 +50,8 @@ EDGE_CELLS = 2
 
 def gap_cells(ccd_maps) -> np.ndarray | None:
     """(y, x) bool: cells holding events of two or more CCDs of one camera
-    (``CompactCube.ccd_map``: per camera a (y, x) bit map); None without maps."""
+    (``CompactCube.ccd_map``: per camera a (y, x) bit map); None without maps.
+    Eager, numpy."""
     maps = [m for m in (ccd_maps or []) if m is not None]
     if not maps:
         return None
@@ -125,7 +126,8 @@ def _near_outside(outside) -> np.ndarray:
 
 def crowded(run_ids) -> np.ndarray:
     """``flag_crowded_run`` of a table's ``run_id`` column: more than
-    :data:`CROWDED_RUN` rows share the run id."""
+    :data:`CROWDED_RUN` rows share the run id. Eager, numpy: a bool array of
+    the length of ``run_ids``."""
     s = np.asarray(run_ids, dtype=object)
     if s.size == 0:
         return np.zeros(0, bool)

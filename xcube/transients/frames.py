@@ -97,7 +97,8 @@ def readout_ccds(profile, submode=None, source: str = "") -> tuple[int, ...]:
     :data:`READOUT_CCDS` entry), ``(4,)`` for pn Small Window. ``ValueError``
     naming ``source`` and the mode when the profile lists its modes and
     ``submode`` is none of them (the frame rule would not know which
-    quadrants can be active). ``()`` for a profile without a quadrant map."""
+    quadrants can be active). ``()`` for a profile without a quadrant map.
+    Eager (profile look-up; reads no event)."""
     ccds = tuple(sorted(profile.quadrants)) if profile.quadrants else ()
     modes = READOUT_CCDS.get(profile.name)
     mode = str(submode or "").strip()
@@ -186,7 +187,8 @@ def extend_to_next_frame(bad) -> np.ndarray:
 def pn_bad_frames(ccd_counts, quadrant_of_ccd, bti=None, *, min_counts: float = PN_MIN_COUNTS,
                   max_ratio: float = PN_MAX_RATIO, n_quadrants: int | None = None) -> np.ndarray:
     """Bad pn frames from per-CCD frame counts (time, n_ccd): the quadrant rule
-    of :func:`partial_ccd_frames` plus the frame after each bad frame."""
+    of :func:`partial_ccd_frames` plus the frame after each bad frame. Eager,
+    numpy: a bool array (time,)."""
     counts, medians = quadrant_counts(ccd_counts, quadrant_of_ccd, n_quadrants)
     bad = partial_ccd_frames(counts, medians, bti, min_counts=min_counts, max_ratio=max_ratio)
     return extend_to_next_frame(bad)

@@ -183,7 +183,8 @@ XMM_BAND = (0.2, 12.0)
 def default_band(events) -> tuple[float, float]:
     """The search's default band [keV] for the cameras ``events``: EXOD's
     :data:`XMM_BAND` for XMM-Newton, else the mission profile's calibrated
-    ``energy_range`` (NuSTAR 3-79 keV, Chandra ACIS 0.3-10 keV)."""
+    ``energy_range`` (NuSTAR 3-79 keV, Chandra ACIS 0.3-10 keV). Eager (profile
+    look-up; reads no event)."""
     prof = profile_of(events[0])
     if prof.mission == "XMM-Newton":
         return XMM_BAND
@@ -209,7 +210,7 @@ def search_bands(events, energy_band=None):
     summaries and energy conversion factors then name the band searched.
     Also warns when the cut leaves no event in the bad-time-interval
     monitor's band (:data:`.bti.BTI_ENERGY_BAND`). Same form as given
-    (a pair, or a list of pairs); attrs only, no event is read."""
+    (a pair, or a list of pairs); attrs only, no event is read. Eager."""
     cut = applied_band(events)
     if cut is not None and not (cut[0] < bti.BTI_ENERGY_BAND[1] and cut[1] > bti.BTI_ENERGY_BAND[0]):
         log.warning("%s: the events were cut to %g-%g keV (select(energy_band=...)), which leaves no event in the "
@@ -235,7 +236,8 @@ def search_band(events, energy_band) -> tuple[float, float]:
     energy column's precision), which no other channel reaches (PI 12001 is
     12.001 keV). Run ids, labels and energy conversion factors keep the
     band as given. ``select(ev, energy_band=search_band(evs, band))``
-    reproduces the search's band events."""
+    reproduces the search's band events. Eager (profile look-up; reads no
+    event)."""
     lo, hi = (float(v) for v in energy_band)
     if hi == CLOSED_TOP_KEV and all(profile_of(e).mission == "XMM-Newton" for e in events):
         hi = float(np.nextafter(np.float32(hi), np.float32(np.inf)))
@@ -260,7 +262,9 @@ def sky_axes(events, size_arcsec: float, extent=None):
     when the legal range is unknown, reversed or too large for memory (a
     broken TLMIN/TLMAX; the caller then uses the events' extent) and no
     extent is given. Raises ``ValueError`` when the grid over ``extent`` does
-    not fit in memory (cells too small, or stray events far away)."""
+    not fit in memory (cells too small, or stray events far away). Eager: the
+    edges [sky pixels] come from the attrs (or ``extent``); no event is
+    read."""
     width = float(np.round(size_arcsec / pixel_arcsec(events[0], "x"), 9))
     whole = all(integer_column(e, d) for e in events for d in ("x", "y"))
     if whole and width != round(width):  # cells of whole sky pixels (NuSTAR 20" = 8.13 px -> 8), as images
@@ -330,7 +334,8 @@ def shifted_axis(axis: Axis, fraction: float = 0.5) -> Axis:
     ["whole_pixels"]``) moves by a whole number of pixels instead
     (:func:`~xcube.binning.axes.whole_pixel_shift`: 4 of a 7-pixel cell), so
     that its edges stay on half-integers and its cells' centres (the
-    detections' x/y, ra/dec) on the pixels they hold."""
+    detections' x/y, ra/dec) on the pixels they hold. Eager (the edges
+    only)."""
     e = np.asarray(axis.edges, np.float64)
     w = float(e[1] - e[0])
     down = fraction * w

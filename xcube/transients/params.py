@@ -86,6 +86,7 @@ def run_id(obsid: str, params: SearchParams, subset: int = 0) -> str:
     its own directory. The observation id goes through
     :func:`xcube.io.paths.safe_component`, so a run id is always a harmless
     file name whatever the file's OBS_ID says.
+    Eager (string formatting).
     """
     from ..io.paths import safe_component
 
@@ -101,7 +102,8 @@ def run_id(obsid: str, params: SearchParams, subset: int = 0) -> str:
 
 
 def energy_bands_from_flat(values) -> list[tuple[float, float]]:
-    """``[0.2, 2, 2, 12]`` -> ``[(0.2, 2.0), (2.0, 12.0)]`` (the CLI's ``--energy`` form)."""
+    """``[0.2, 2, 2, 12]`` -> ``[(0.2, 2.0), (2.0, 12.0)]`` (the CLI's
+    ``--energy`` form). Eager; bands in [keV]."""
     values = [float(v) for v in values]
     if len(values) % 2:
         raise ValueError(f"--energy takes pairs EMIN EMAX in keV; got an odd number of values {values}")
@@ -117,6 +119,7 @@ def parameter_grid(time_bin=(5.0, 50.0, 200.0), energy_band=((0.2, 2.0), (2.0, 1
     [keV]: one ``(emin, emax)`` or a list of them. ``extra`` keywords go to
     every set unchanged. The default is the reference grid {5, 50, 200} s x
     {0.2-2, 2-12, 0.2-12} keV at 3 sigma.
+    Eager (a small list).
     """
     tbs = [float(t) for t in np.atleast_1d(time_bin)]
     sigmas = [float(s) for s in np.atleast_1d(sigma)]

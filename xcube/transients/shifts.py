@@ -114,7 +114,9 @@ def merge_grids(runs, cell: float, gti=None, *, span=None):
     and the total time. ``gti``: the observation's good time ``(start,
     stop)`` [s] to which the merged times keep (:func:`merge_detections`;
     the search passes its common good time; ``span`` ``(t_start, t_stop)``,
-    the older keyword, is one interval)."""
+    the older keyword, is one interval). Eager on the detection tables (pandas)
+    and the first grid's ``time_lo`` [s]; the light curves are only selected,
+    not computed here."""
     base = runs[0][1]
     frame = float(np.median(np.diff(base.cube["time_lo"].values))) if base.cube is not None else 0.0
     table = merge_detections({name: r.detections for name, r in runs}, cell, frame, gti, span=span)

@@ -20,7 +20,8 @@ def sigma_equivalent(log10b: float, kind: str) -> float:
     factor above ``threshold(1000).peak`` is inf; an eclipse factor above
     ``log10_bayes_eclipse(0, 1000)`` (log10 B = 434.29, 0 counts where the
     calibration expects 1000: s = sqrt(1000) = 31.62) is inf, since no
-    eclipse at the calibration point is deeper. Bisection to 1e-6 in s."""
+    eclipse at the calibration point is deeper. Bisection to 1e-6 in s. Eager
+    (one scalar)."""
     return float(sigma_equivalents(np.array([log10b], dtype=float), kind)[0])
 
 
