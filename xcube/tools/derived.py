@@ -49,7 +49,9 @@ def _up_to_date(step: Step) -> bool:
 def run_step(step: Step, *, overwrite: bool = False) -> dict:
     """Run one step unless up to date; returns a status row (the columns of
     :data:`xcube.tools.batch.STATUS_COLUMNS`; state ``done``, ``skipped`` or
-    ``failed``). Errors are recorded, not raised."""
+    ``failed``). Errors are recorded, not raised. Eager: runs the step here
+    (blocks until it is done) and writes its provenance record; ``wall_time``
+    in [s]."""
     t0 = time.monotonic()
     row = {"task": step.name, "obsid": str(step.tags.get("obsid", "")) or None, "tool": step.tool, "state": "done",
            "wall_time": 0.0, "returncode": None, "error_class": None, "message": None, "log": None,
@@ -78,7 +80,8 @@ def run_step(step: Step, *, overwrite: bool = False) -> dict:
 
 def run_steps(steps: list, *, client=None, workers: int | None = None, overwrite: bool = False):
     """Run independent steps concurrently (Dask threads, or ``client``);
-    returns a status table (``pandas.DataFrame``) in the order given."""
+    returns a status table (``pandas.DataFrame``) in the order given. Eager:
+    blocks until every step has finished or failed."""
     import dask
     import pandas as pd
 

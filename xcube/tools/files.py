@@ -29,6 +29,8 @@ def fingerprint(path, exclude=(), exclude_patterns=()) -> str:
     logs when they lie inside a directory it reads) and those matching
     ``exclude_patterns`` (absolute ``fnmatch`` patterns). A missing path gives
     ``"missing"``.
+    Eager: reads the file (up to 64 MiB, else 8 MiB of it) or stats every file
+    of the directory.
     """
     p = Path(path)
     if not p.exists():
@@ -83,7 +85,8 @@ def check_fits(path) -> None:
     ``SIMPLE =``, every header parses, and every HDU's data lies inside the
     file (catches truncated writes). A gzip-compressed file (``.fits.gz``) is
     decompressed as a whole first, so a cut stream or a bad checksum is an
-    error too, and the HDUs are checked against the decompressed size."""
+    error too, and the HDUs are checked against the decompressed size. Eager:
+    reads every header (and decompresses a gzip file whole)."""
     p = Path(path)
     size = p.stat().st_size
     if size == 0:

@@ -42,7 +42,9 @@ def task(tool: str, params: dict | None = None, *, inputs: Sequence = (), output
     """A HEASoft task by name with keyword parameters (``clobber=True`` is
     passed as ``clobber=yes``). Declare the files it reads and makes with
     ``inputs`` / ``outputs`` (FITS) / ``text_outputs``. Tool parameters whose
-    names clash with these keywords (e.g. maketime's ``name``) go in ``params``."""
+    names clash with these keywords (e.g. maketime's ``name``) go in
+    ``params``. Lazy: builds the :class:`Task` only; the tool runs when the
+    task is run."""
     params = {**(params or {}), **kwparams}
     return Task(tool, params, args=args, inputs=inputs, outputs=outputs, text_outputs=text_outputs,
                 env=env or {}, name=name, deps=deps, workdir=workdir, timeout=timeout, tags=tags or {})
@@ -60,7 +62,8 @@ def run_task(tool: str, *, overwrite: bool = False, **kwargs) -> TaskResult:
 def pcaprepobsid(indir, outdir, *, name=None, deps=(), **params) -> Task:
     """``pcaprepobsid indir outdir``: filter file ``FP_*.xfl``, dead-time
     corrected Standard2 and background lists ``FP_dtstd2.lis``/``FP_dtbkg2.lis``
-    (https://heasarc.gsfc.nasa.gov/lheasoft/ftools/fhelp/pcaprepobsid.html)."""
+    (https://heasarc.gsfc.nasa.gov/lheasoft/ftools/fhelp/pcaprepobsid.html).
+    Lazy: builds the :class:`Task` only; the tool runs when the task is run."""
     out = Path(outdir).resolve()
     obsid = Path(indir).name
     return task("pcaprepobsid", indir=Path(indir).resolve(), outdir=out, inputs=[indir],
@@ -75,7 +78,8 @@ RXTE_GTI_EXPR = "(ELV > 4) && (OFFSET < 0.1)"
 def maketime(infile, outfile, expr: str = RXTE_GTI_EXPR, *, name=None, deps=(), tags=None, **params) -> Task:
     """``maketime``: GTI file from a filter file and a boolean expression;
     ``name=NAME value=VALUE time=TIME compact=no`` as for RXTE filter files
-    (https://heasarc.gsfc.nasa.gov/lheasoft/ftools/fhelp/maketime.html)."""
+    (https://heasarc.gsfc.nasa.gov/lheasoft/ftools/fhelp/maketime.html). Lazy:
+    builds the :class:`Task` only; the tool runs when the task is run."""
     out = Path(outfile).resolve()
     p = {"infile": infile if isinstance(infile, Glob) else Path(infile).resolve(), "outfile": out, "expr": expr,
          "name": "NAME", "value": "VALUE", "time": "TIME", "compact": False, "clobber": True, **params}
@@ -88,7 +92,9 @@ def pcaextlc2(src_infile, outfile, *, bkg_infile=None, gtiandfile=None, chmin: i
               inputs=(), **params) -> Task:
     """``pcaextlc2``: Standard2 light curve of channels ``chmin``-``chmax``
     with ``binsz`` [s] bins, background subtracted when ``bkg_infile`` is given
-    (lists as ``@file``; https://heasarc.gsfc.nasa.gov/lheasoft/ftools/fhelp/pcaextlc2.html)."""
+    (lists as ``@file``;
+    https://heasarc.gsfc.nasa.gov/lheasoft/ftools/fhelp/pcaextlc2.html). Lazy:
+    builds the :class:`Task` only; the tool runs when the task is run."""
     out = Path(outfile).resolve()
     p = {"src_infile": src_infile, "bkg_infile": bkg_infile, "outfile": out, "gtiandfile": gtiandfile,
          "chmin": int(chmin), "chmax": int(chmax), "pculist": pculist, "layerlist": layerlist, "binsz": binsz,
@@ -106,7 +112,8 @@ def rxte_lightcurve_tasks(obs_dirs: Sequence, out_dir, *, chmin: int = 5, chmax:
     Independent observations run in parallel under :func:`xcube.tools.run_many`.
     ``chmin``, ``chmax``: PCA Standard2 channels; ``binsz`` [s]. Returns a
     list of length ``3 * len(obs_dirs)``: the three :class:`Task` of each
-    observation in that order; nothing runs here."""
+    observation in that order; nothing runs here. Lazy: builds the tasks
+    only."""
     tasks = []
     for d in obs_dirs:
         obsid = Path(d).name
@@ -144,7 +151,8 @@ def nicerl2(indir, cldir=None, *, name=None, deps=(), **params) -> Task:
     """``nicerl2``: NICER level-2 calibration and screening of an observation
     directory; the cleaned events ``<cldir>/ni<obsid>_0mpu7_cl.evt`` (``cldir``
     defaults to ``<indir>/xti/event_cl``;
-    https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/nicerl2.html)."""
+    https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/nicerl2.html). Lazy:
+    builds the :class:`Task` only; the tool runs when the task is run."""
     indir = Path(indir).resolve()
     obsid = indir.name
     cl = Path(cldir).resolve() if cldir is not None else indir / "xti" / "event_cl"
@@ -167,7 +175,9 @@ def xrtpipeline(indir, outdir, *, srcra, srcdec, steminputs=None, mode: str = "p
     give it for another mode):
     ``sw00012345001xpcw3po_cl.evt``, ``sw00012345001xwtw2po_cl.evt``;
     https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/xrtpipeline.html,
-    file names: https://www.swift.ac.uk/analysis/xrt/files.php)."""
+    file names: https://www.swift.ac.uk/analysis/xrt/files.php). Lazy: builds
+    the :class:`Task` only; the tool runs when the task is run. ``srcra``,
+    ``srcdec`` [deg]."""
     if window is None:
         if mode not in XRT_WINDOW:
             raise ValueError(f"xrtpipeline mode {mode!r}: give window= (w1-w4) for the cleaned file's name; "
@@ -186,7 +196,9 @@ def xrtpipeline(indir, outdir, *, srcra, srcdec, steminputs=None, mode: str = "p
 def nupipeline(indir, outdir, *, steminputs=None, name=None, deps=(), **params) -> Task:
     """``nupipeline``: NuSTAR calibration and screening; cleaned events
     ``<outdir>/<steminputs>{A,B}01_cl.evt`` (``steminputs`` default
-    ``nu<obsid>``; https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/nupipeline.html)."""
+    ``nu<obsid>``;
+    https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/nupipeline.html).
+    Lazy: builds the :class:`Task` only; the tool runs when the task is run."""
     indir, out = Path(indir).resolve(), Path(outdir).resolve()
     stem = steminputs or f"nu{indir.name}"
     return task("nupipeline", indir=indir, steminputs=stem, outdir=out, clobber=True, inputs=[indir],
@@ -202,7 +214,8 @@ def nupipeline(indir, outdir, *, steminputs=None, name=None, deps=(), **params) 
 def barycorr(infile, outfile, orbitfiles, *, ra: float, dec: float, refframe: str = "ICRS",
              ephem: str = "JPLEPH.430", name=None, deps=(), **params) -> Task:
     """``barycorr``: barycentric times (TDB) for a target at ``ra``, ``dec``
-    [deg] (https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/barycorr.html)."""
+    [deg] (https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/barycorr.html).
+    Lazy: builds the :class:`Task` only; the tool runs when the task is run."""
     out = Path(outfile).resolve()
     return task("barycorr", infile=Path(infile).resolve(), outfile=out, orbitfiles=Path(orbitfiles).resolve(),
                 ra=ra, dec=dec, refframe=refframe, ephem=ephem, clobber=True, inputs=[infile, orbitfiles],
@@ -212,7 +225,9 @@ def barycorr(infile, outfile, orbitfiles, *, ra: float, dec: float, refframe: st
 
 def ftselect(infile, outfile, expression: str, *, extension: str = "EVENTS", name=None, deps=(), **params) -> Task:
     """``ftselect``: rows of ``infile[extension]`` matching ``expression``
-    (other extensions copied; https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/ftselect.html)."""
+    (other extensions copied;
+    https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/ftselect.html). Lazy:
+    builds the :class:`Task` only; the tool runs when the task is run."""
     out = Path(outfile).resolve()
     return task("ftselect", infile=f"{Path(infile).resolve()}[{extension}]", outfile=out, expression=expression,
                 copyall=True, clobber=True, inputs=[infile], outputs=[out], workdir=out.parent,
@@ -221,7 +236,8 @@ def ftselect(infile, outfile, expression: str, *, extension: str = "EVENTS", nam
 
 def ftmerge(infiles: Sequence, outfile, *, name=None, deps=(), **params) -> Task:
     """``ftmerge``: concatenate the tables of ``infiles`` (comma list)
-    (https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/ftmerge.html)."""
+    (https://heasarc.gsfc.nasa.gov/lheasoft/ftools/headas/ftmerge.html). Lazy:
+    builds the :class:`Task` only; the tool runs when the task is run."""
     out = Path(outfile).resolve()
     files = [Path(f).resolve() for f in infiles]
     if not files:

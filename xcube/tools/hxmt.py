@@ -114,7 +114,7 @@ def energy_to_pi(det: str, energy) -> int:
     range holds it (PI truncated, as hxmtdap and the Guide's examples: LE
     1-10 keV is 106-1169), from the mission profile's linear relation (LE
     E = 0.1 + 13 PI/1536, ME E = 3 + 60 PI/1024, HE E = 15 + 370 PI/256),
-    clipped to the detector's channels."""
+    clipped to the detector's channels. Eager (scalar arithmetic)."""
     from ..missions import get_profile
 
     d = _det(det)
@@ -123,7 +123,8 @@ def energy_to_pi(det: str, energy) -> int:
 
 
 def pi_range(det: str, energy_band) -> tuple[int, int]:
-    """``(minPI, maxPI)`` of an energy band ``(emin, emax)`` [keV]."""
+    """``(minPI, maxPI)`` of an energy band ``(emin, emax)`` [keV]. Eager
+    (scalar arithmetic)."""
     emin, emax = energy_band
     if not emax > emin:
         raise ValueError(f"energy band must have emax > emin, got {energy_band}")
@@ -135,7 +136,8 @@ format_binsize = naming.format_binsize
 
 def product_name(expid: str, det: str, kind: str, energy_band=None, binsize=None, suffix=".lc") -> str:
     """Regular product file name ``<expid>_<det>_<kind>[_<emin>-<emax>keV][_<binsize>]<suffix>``
-    (:func:`xcube.products.naming.product_name`)."""
+    (:func:`xcube.products.naming.product_name`). Eager (string formatting);
+    ``energy_band`` [keV], ``binsize`` [s]."""
     return naming.product_name(expid, _det(det).name, kind, energy_band=energy_band, time_bin=binsize, suffix=suffix)
 
 
@@ -204,7 +206,8 @@ def calibration_tasks(l1: Level1, det: str, out_dir, *, gti_expr: str | None = N
     """Calibration, good-time and screening tasks of one detector; the last
     task makes ``<out_dir>/<expid>_<det>_screen.fits`` and the corrected GTI
     ``<expid>_<det>_gti.fits``. Parameter names: HXMT Data Reduction Guide
-    (http://hxmtweb.ihep.ac.cn/SoftDoc/65.jhtml)."""
+    (http://hxmtweb.ihep.ac.cn/SoftDoc/65.jhtml). Lazy: builds the tasks only;
+    nothing runs here."""
     d = _det(det)
     out = Path(out_dir).resolve()
     f = {k: out / f"{l1.expid}_{d.name}_{k}.fits" for k in ("pi", "recon", "grade", "dtime", "gti_tmp", "gti",
@@ -318,7 +321,8 @@ def _write_list(path: Path, content: Path) -> Path:
 
 def lightcurve_dirs(out_dir, det: str) -> dict:
     """hxmtdap's light-curve folders of a detector: ``raw``, ``bkg`` and
-    ``net`` -> ``<out_dir>/lc/<det>/<kind>``."""
+    ``net`` -> ``<out_dir>/lc/<det>/<kind>``. Eager (paths only; creates
+    nothing)."""
     root = Path(out_dir).resolve() / "lc" / _det(det).name
     return {k: root / k for k in ("raw", "bkg", "net")}
 
@@ -328,7 +332,8 @@ def lightcurve_tasks(l1: Level1, det: str, out_dir, energy_band, binsize: float 
     """Light curve of ``energy_band`` [keV] with ``binsize`` [s] bins, and its
     background: ``<out_dir>/lc/<det>/raw/<expid>_<det>_lc_<band>_<bin>.lc``
     and ``.../bkg/..._lcbkg_...lc``. The screened events are read from
-    ``screen_dir`` (default ``<out_dir>/<det>``)."""
+    ``screen_dir`` (default ``<out_dir>/<det>``). Lazy: builds the tasks only;
+    nothing runs here."""
     d = _det(det)
     out = Path(out_dir).resolve()
     files = _screen_files(l1, d.name, screen_dir or out / d.name)
@@ -372,7 +377,7 @@ def timing_steps(expid: str, det: str, out_dir, energy_band, binsize: float, raw
     ``<out_dir>/products.parquet``. ``energy_band`` ``(emin, emax)`` [keV],
     ``binsize`` [s]. Returns the list of steps: the net light curve, then
     one per normalisation x rebin factor; nothing runs here (the steps run
-    under ``run_steps``)."""
+    under ``run_steps``). Lazy."""
     d = _det(det).name
     out = Path(out_dir).resolve()
     band = [float(energy_band[0]), float(energy_band[1])]
@@ -504,7 +509,8 @@ def grppha(infile, outfile, *, group_min: int = 25, backfile=None, respfile=None
            tags=None) -> Task:
     """``grppha``: group a spectrum to at least ``group_min`` counts per bin
     and set BACKFILE/RESPFILE (commands ``chkey``, ``group min``;
-    https://heasarc.gsfc.nasa.gov/lheasoft/ftools/fhelp/grppha.txt)."""
+    https://heasarc.gsfc.nasa.gov/lheasoft/ftools/fhelp/grppha.txt). Lazy:
+    builds the :class:`Task` only; the tool runs when the task is run."""
     comm = []
     if backfile is not None:
         comm.append(f"chkey BACKFILE {Path(backfile).name}")

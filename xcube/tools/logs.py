@@ -52,7 +52,8 @@ def _classify(line: str) -> str | None:
 
 def parse_log(text: str) -> tuple[list[str], list[str]]:
     """Error and warning lines of a tool log held in memory (SAS
-    ``** task: error (...)``, HEASoft ``ERROR:``/``Error:``, Python tracebacks)."""
+    ``** task: error (...)``, HEASoft ``ERROR:``/``Error:``, Python
+    tracebacks). Eager (text in memory)."""
     errors, warnings_ = [], []
     for line in text.splitlines():
         kind = _classify(line)
@@ -67,7 +68,7 @@ def failure_lines(errors, family: str | None = None) -> list[str]:
     """The lines among ``errors`` (as :func:`scan_log` found them) that say
     the tool failed, in its family's own form (:data:`FAILURE_PATTERNS`):
     ``"SAS"``, ``"HEASoft"`` (also HXMTDAS), or None (unknown tool: either
-    form). Warnings never count."""
+    form). Warnings never count. Eager (text only)."""
     pats = [FAILURE_PATTERNS[family]] if family in FAILURE_PATTERNS else list(FAILURE_PATTERNS.values())
     return [line for line in errors if any(p.search(line) for p in pats)]
 
@@ -81,7 +82,8 @@ def scan_log(path, limit: int = 200) -> tuple[list[str], list[str]]:
     """Error and warning lines of a log file (as :func:`parse_log`), read in
     1 MiB blocks: memory stays bounded whatever the file size. At most
     ``limit`` lines of each kind are kept (the first ones); lines longer
-    than :data:`MAX_LINE` characters are cut. A missing file gives no lines."""
+    than :data:`MAX_LINE` characters are cut. A missing file gives no lines.
+    Eager: reads the whole file."""
     errors: list[str] = []
     warnings_: list[str] = []
     rest = b""
@@ -115,7 +117,8 @@ def scan_log(path, limit: int = 200) -> tuple[list[str], list[str]]:
 
 def tail(path, n: int = 25, max_bytes: int = 64 * 1024) -> str:
     """The last ``n`` lines of a file, reading at most its last ``max_bytes``
-    bytes (lines cut to :data:`MAX_LINE` characters); "" when unreadable."""
+    bytes (lines cut to :data:`MAX_LINE` characters); "" when unreadable.
+    Eager."""
     p = Path(path)
     try:
         with open(p, "rb") as fh:

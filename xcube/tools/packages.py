@@ -99,7 +99,8 @@ PACKAGES: dict[str, Package] = {
 
 
 def package_of(tool: str) -> Package | None:
-    """The :class:`Package` a tool belongs to, or None for an unknown tool."""
+    """The :class:`Package` a tool belongs to, or None for an unknown tool.
+    Eager (a look-up)."""
     for pkg in PACKAGES.values():
         if tool in pkg.tools:
             return pkg
@@ -161,7 +162,8 @@ def package_versions(pkg: Package | None, env: Mapping[str, str]) -> dict:
     """Version information of a package for provenance records: the set-up
     environment variables (``SAS_DIR``, ``HEADAS``, ``CALDB``...) and the
     version printed by its version command (``sasversion``, ``fversion``)
-    under ``"version"``. The command runs once per executable (cached)."""
+    under ``"version"``. The command runs once per executable (cached). Eager:
+    may run the version command (blocking) on its first call."""
     if pkg is None:
         return {}
     info = {v: env[v] for v in pkg.version_env if env.get(v)}
@@ -179,7 +181,8 @@ def package_versions(pkg: Package | None, env: Mapping[str, str]) -> dict:
 def tool_version(tool: str, env: Mapping[str, str]) -> str | None:
     """The version a tool reports about itself (SAS ``evselect -v`` ->
     ``"evselect (evselect-3.71) [xmmsas_20230412_1735-21.0.0]"``), or None
-    when its package has no such option or the tool is not on PATH."""
+    when its package has no such option or the tool is not on PATH. Eager: may
+    run the tool (blocking) on its first call; cached after."""
     pkg = package_of(tool)
     if pkg is None or not pkg.tool_version_args:
         return None
@@ -195,7 +198,8 @@ def parse_version(text) -> tuple[int, ...] | None:
     -> ``(21, 0, 0)`` (also inside ``sasversion``'s lines such as
     ``"... [xmmsas_20230412_1735-21.0.0] ended: 2024-05-09T14:07:50.000"``, or
     ``"SAS release: 21.0.0"``), ``"heasoft-6.33.2"`` -> ``(6, 33, 2)``; time
-    stamps are never read as versions; None if there is no version."""
+    stamps are never read as versions; None if there is no version. Eager (text
+    only)."""
     if not text:
         return None
     text = str(text)

@@ -101,7 +101,8 @@ def plan_process(odfs: dict, steps, options: dict, existing, *, retry_failed: bo
                  overwrite: bool = False) -> dict[str, list[str]]:
     """obsid -> steps still to do (observations with nothing to do left out).
     A step is done when recorded ``done`` with the same options hash
-    (``failed``/``timeout`` ones count as done unless ``retry_failed``)."""
+    (``failed``/``timeout`` ones count as done unless ``retry_failed``). Eager
+    (pure look-ups in ``existing``; runs nothing)."""
     from .sas_pipeline import steps_to_run
 
     todo_steps = steps_to_run(steps)
@@ -160,7 +161,8 @@ def _products_of(step: str, res) -> dict:
 def process_one(obsid: str, odf, out, steps, options: dict, token: str) -> list[dict]:
     """Dask task: process one observation into ``out/<obsid>/`` and commit a
     record per step run. Returns the records; never raises for a processing
-    failure (it is recorded in the steps that did not finish)."""
+    failure (it is recorded in the steps that did not finish). Eager: runs the
+    whole chain of the observation here, blocking, and writes the records."""
     from .._version import __version__
     from ..io.paths import inside
     from ..survey.status import write_run

@@ -20,7 +20,8 @@ def _steps(text: str) -> list[str]:
 
 
 def register(subparsers) -> None:
-    """Add the ``process`` subcommand."""
+    """Add the ``process`` subcommand. Eager (argparse set-up; runs
+    nothing)."""
     p = subparsers.add_parser(
         "process", help="XMM-Newton SAS processing of an archive (events, clean, images, spectra; resumable)",
         description="Run the SAS chain for many observations on Dask (LocalCluster, scheduler or SLURM): "

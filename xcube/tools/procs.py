@@ -35,7 +35,8 @@ TOKEN_VARIABLE = "XCUBE_TOOL_RUN"
 
 
 def new_token() -> str:
-    """A fresh value for :data:`TOKEN_VARIABLE` (unique per tool run)."""
+    """A fresh value for :data:`TOKEN_VARIABLE` (unique per tool run).
+    Eager."""
     return uuid.uuid4().hex
 
 
@@ -66,7 +67,8 @@ def marked_processes(token: str) -> list[int]:
 
 
 def group_alive(pgid: int) -> bool:
-    """True while any process of process group ``pgid`` exists."""
+    """True while any process of process group ``pgid`` exists. Eager (one
+    signal-0 probe)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -122,7 +124,8 @@ def kill_tree(proc: subprocess.Popen, token: str | None, grace: float = 2.0, sca
     ``start_new_session=True``), its process group and, with ``scan``, every
     process marked with ``token`` (those that left the group). SIGTERM first,
     SIGKILL after ``grace`` seconds for what is left. Reaps ``proc``.
-    Returns the number of marked processes found outside the group."""
+    Returns the number of marked processes found outside the group. Eager:
+    blocks for up to about twice ``grace`` [s]."""
     pgid = proc.pid
     marked = marked_processes(token) if (scan and token) else []
     in_group = {p for p in marked if _pgid(p) == pgid}
@@ -171,7 +174,9 @@ def die_with_parent():
     process is killed with SIGKILL (Linux ``prctl(PR_SET_PDEATHSIG)``,
     inherited across ``exec``; what the child starts itself is not covered).
     None where there is no ``prctl``. The function run in the child only
-    calls the resolved ``prctl`` and ``getppid``: nothing that takes a lock."""
+    calls the resolved ``prctl`` and ``getppid``: nothing that takes a lock.
+    Eager (resolves ``prctl`` here; the returned function runs in the
+    child)."""
     prctl = _prctl()
     if prctl is None:
         return None
@@ -185,7 +190,8 @@ def die_with_parent():
 
 
 def start_time(pid: int) -> float | None:
-    """Start time of process ``pid`` [s since the epoch], None when it is gone."""
+    """Start time of process ``pid`` [s since the epoch], None when it is gone.
+    Eager."""
     import psutil
 
     try:

@@ -35,14 +35,15 @@ RECORD_VERSION = 1
 
 def record_path(output) -> Path:
     """Path of the provenance record of an output file: ``.<name>.xcube.json``
-    in the same directory."""
+    in the same directory. Eager (a path only)."""
     p = Path(output)
     return p.with_name(f".{p.name}{RECORD_SUFFIX}")
 
 
 def write_record(output, record: dict) -> Path:
     """Write ``record`` as the provenance record of ``output`` atomically
-    (temporary file in the same directory, then ``os.replace``). Returns its path."""
+    (temporary file in the same directory, then ``os.replace``). Returns its
+    path. Eager: writes and fsyncs the file."""
     from ..io.atomic import write_json
 
     data = dict(record, xcube_record=RECORD_VERSION)
@@ -51,7 +52,8 @@ def write_record(output, record: dict) -> Path:
 
 def read_record(path) -> dict | None:
     """A provenance record, or None when absent or unreadable (a half-written
-    record cannot exist: records are renamed into place)."""
+    record cannot exist: records are renamed into place). Eager: reads the
+    file."""
     try:
         with open(path) as fh:
             rec = json.load(fh)
@@ -61,13 +63,15 @@ def read_record(path) -> dict | None:
 
 
 def mods_path(output) -> Path:
-    """Path of the in-place modification list of a file: ``.<name>.xcube-mods.json``."""
+    """Path of the in-place modification list of a file:
+    ``.<name>.xcube-mods.json``. Eager (a path only)."""
     p = Path(output)
     return p.with_name(f".{p.name}{MODS_SUFFIX}")
 
 
 def read_mods(output) -> list[dict]:
-    """The in-place modifications recorded for ``output`` (oldest first; [] if none)."""
+    """The in-place modifications recorded for ``output`` (oldest first; [] if
+    none). Eager: reads the file."""
     try:
         with open(mods_path(output)) as fh:
             data = json.load(fh)
@@ -89,7 +93,8 @@ def append_mod(output, entry: dict) -> Path:
 
 
 def clear_mods(output) -> None:
-    """Forget the modifications of ``output`` (it was just made afresh)."""
+    """Forget the modifications of ``output`` (it was just made afresh).
+    Eager."""
     mods_path(output).unlink(missing_ok=True)
 
 
@@ -182,6 +187,7 @@ def draw_provenance(graph_or_dir, path=None, *, figsize=None, dpi: int = 110):
 
     Saves a PNG to ``path`` when given (returns the path), else returns the
     matplotlib ``Figure``.
+    Eager: reads the records of a directory and draws the whole graph.
     """
     import networkx as nx
     from matplotlib.figure import Figure

@@ -285,7 +285,8 @@ def format_value(value) -> str:
     ``yes``/``no`` for booleans, space-joined lists, floats at full double
     precision (the shortest text that reads back as the same number, so
     mission times keep their fraction: ``369597279.123456``; whole numbers
-    without ``.0``: ``100``)."""
+    without ``.0``: ``100``). Eager; a :class:`Glob` is resolved against the
+    file system here."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -299,7 +300,8 @@ def format_value(value) -> str:
 
 
 def command_line(task: Task) -> list[str]:
-    """``[tool, *args, key=value, ...]`` for a task (Globs resolved)."""
+    """``[tool, *args, key=value, ...]`` for a task (Globs resolved). Eager;
+    Globs are resolved against the file system here."""
     cmd = [task.tool] + [format_value(a) for a in task.args]
     for key, value in task.params.items():
         if value is None:
@@ -383,7 +385,8 @@ def work_directory(task: Task, workdir=None) -> Path:
     """The tool's working directory (absolute): ``workdir``, else
     ``task.workdir``, else the directory of the first output given as an
     absolute path. Raises ``ValueError`` when there is none: xcube never
-    writes logs or parameter files into the current directory by default."""
+    writes logs or parameter files into the current directory by default. Eager
+    (paths only; creates nothing)."""
     for cand in (workdir, task.workdir):
         if cand is not None:
             return Path(os.path.abspath(cand))

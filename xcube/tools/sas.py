@@ -113,7 +113,8 @@ FLAG_SET = {"pn": "#XMMEA_EP", "mos1": "#XMMEA_EM", "mos2": "#XMMEA_EM"}
 def instrument_key(name: str) -> str:
     """xcube's name of an XMM-Newton instrument (``pn``, ``mos1``, ``mos2``,
     ``rgs1``, ``rgs2``) from any usual spelling (``EPN``, ``EMOS1``, ``M1``,
-    ``R2``, ``RGS2``...). Raises ``ValueError`` for anything else."""
+    ``R2``, ``RGS2``...). Raises ``ValueError`` for anything else. Eager
+    (string look-up)."""
     key = str(name).strip().lower().replace("emos", "mos").replace("epn", "pn")
     key = {"m1": "mos1", "m2": "mos2", "r1": "rgs1", "r2": "rgs2"}.get(key, key)
     if key not in _ALL_INSTRUMENTS:
@@ -268,7 +269,7 @@ def parse_emanom(path) -> dict[int, str]:
     ``Status: X``; emanom documentation
     https://xmm-tools.cosmos.esa.int/external/sas/current/doc/emanom/node3.html).
     An event file with the ``ANOMFLn`` header keywords (``writekeys=yes``)
-    is read as well."""
+    is read as well. Eager: reads the log (or the FITS primary header)."""
     p = Path(path)
     with open(p, "rb") as fh:
         is_fits = fh.read(9) == b"SIMPLE  ="
@@ -288,7 +289,7 @@ def parse_emanom(path) -> dict[int, str]:
 
 
 def accepted_ccds(states: dict, acceptable=("G", "I", "U")) -> list[int]:
-    """CCDs whose emanom state is in ``acceptable``."""
+    """CCDs whose emanom state is in ``acceptable``. Eager."""
     bad = set(acceptable) - set(ANOM_STATES)
     if bad:
         raise ValueError(f"unknown emanom states {sorted(bad)}; valid: {ANOM_STATES}")
@@ -333,7 +334,8 @@ def sas_env(odf=None, ccf=None) -> dict:
     ``odfingest``, its ``*SUM.SAS`` summary afterwards; an :class:`OdfSummary`
     stands for its file) and ``SAS_CCF`` (the ``ccf.cif``), as absolute
     paths. What is None is left out; the runner never passes the shell's
-    values to a SAS task, so a task without them runs without them."""
+    values to a SAS task, so a task without them runs without them. Eager
+    (paths only)."""
     env = {}
     if odf is not None:
         env["SAS_ODF"] = str(Path(odf.path if isinstance(odf, OdfSummary) else odf).resolve())
@@ -345,7 +347,8 @@ def sas_env(odf=None, ccf=None) -> dict:
 
 def cifbuild(odf_dir, out_dir, *, analysisdate: str = "now", name=None, **params) -> Task:
     """``cifbuild``: the calibration index file ``<out_dir>/ccf.cif`` for an
-    ODF (needs ``SAS_CCFPATH`` in the environment, as SAS does)."""
+    ODF (needs ``SAS_CCFPATH`` in the environment, as SAS does). Lazy: builds
+    the :class:`Task` only; the tool runs when the task is run."""
     out = Path(out_dir).resolve()
     # cifbuild parameters calindexset, analysisdate: SAS USG 2.3.3
     # https://heasarc.gsfc.nasa.gov/docs/xmm/sas/USG/cifbuild.html
@@ -356,7 +359,8 @@ def cifbuild(odf_dir, out_dir, *, analysisdate: str = "now", name=None, **params
 
 def summary_name(odf_dir) -> str:
     """Canonical name of the odfingest summary of an ODF
-    (``rrrr_oooooooooo_SCX00000SUM.SAS``, from the ODF's ``*SUM.ASC``)."""
+    (``rrrr_oooooooooo_SCX00000SUM.SAS``, from the ODF's ``*SUM.ASC``). Eager:
+    lists ``odf_dir``."""
     hits = sorted(Path(odf_dir).glob("*SUM.ASC"))
     if not hits:
         raise FileNotFoundError(f"{odf_dir}: no *SUM.ASC file; is this an XMM-Newton ODF directory "
@@ -365,7 +369,10 @@ def summary_name(odf_dir) -> str:
 
 
 def odfingest(odf_dir, out_dir, ccf, *, name=None, **params) -> Task:
-    """``odfingest``: the ODF summary ``<out_dir>/<rev>_<obsid>_SCX00000SUM.SAS``."""
+    """``odfingest``: the ODF summary
+    ``<out_dir>/<rev>_<obsid>_SCX00000SUM.SAS``. Lazy: builds the :class:`Task`
+    only (the ODF directory is listed for the summary's name); the tool runs
+    when the task is run."""
     out = Path(out_dir).resolve()
     # odfdir, withodfdir, outdir: odfingest parameters
     # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/odfingest/node14.html
@@ -376,7 +383,8 @@ def odfingest(odf_dir, out_dir, ccf, *, name=None, **params) -> Task:
 
 def event_list_name(obs_id: str, exposure: Exposure, oot: bool = False) -> str:
     """Name of the event list written by epchain/emchain: ``P<obsid><II><Ennn>
-    {PI,OO,MI}EVLI0000.FIT`` (epchain/emchain documentation, Output files)."""
+    {PI,OO,MI}EVLI0000.FIT`` (epchain/emchain documentation, Output files).
+    Eager (string formatting)."""
     kind = ("OO" if oot else "PI") if exposure.instrument == "pn" else "MI"
     return f"P{obs_id}{exposure.code}{exposure.exp_id}{kind}EVLI0000.FIT"
 
@@ -427,7 +435,7 @@ def epchain_pair(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=
     normal run (depending on it, reusing its intermediate files). Returns
     a list of length 2, the two :class:`Task` objects in that order; nothing
     runs here. ``exposure`` is the ODF summary's :class:`Exposure` entry,
-    not a duration in s. ``sas_version``: as :func:`epchain`."""
+    not a duration in s. ``sas_version``: as :func:`epchain`. Lazy."""
     sas_version = _release(sas_version)
     first = epchain(summary, ccf, exposure, out_dir, oot=True, deps=deps, sas_version=sas_version, **params)
     second = epchain(summary, ccf, exposure, out_dir, oot=False, deps=(first.name,), sas_version=sas_version,
@@ -451,7 +459,7 @@ def emchain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=(), *
     """``emchain`` for one MOS sub-exposure (one call per exposure, so they run
     in parallel and fail independently). Only builds the :class:`Task`
     (nothing runs until ``run`` or ``run_many`` runs it); ``exposure`` is
-    the ODF summary's :class:`Exposure` entry, not a duration in s."""
+    the ODF summary's :class:`Exposure` entry, not a duration in s. Lazy."""
     if exposure.instrument not in ("mos1", "mos2"):
         raise ValueError(f"emchain processes MOS exposures, got {exposure.instrument} {exposure.exp_id}")
     out = Path(out_dir).resolve()
@@ -472,7 +480,8 @@ def espfilt_outputs(instrument: str, exp_id: str, out_dir, elow: int = 2500, ehi
     ``withlongnames=yes``): ``<inst><exp>-gti-<elow>-<ehigh>.fits`` and so
     on. ``long_names``: True for the SAS 20 names, False for the later
     ones; None (default) decides from ``sas_version`` (as
-    :func:`espfilt_long_names`; not used when ``long_names`` is given)."""
+    :func:`espfilt_long_names`; not used when ``long_names`` is given). Eager
+    (paths only; ``elow``, ``ehigh`` [eV])."""
     short = INSTRUMENTS[_inst(instrument)][3]
     out = Path(out_dir).resolve()
     if long_names is None:
@@ -532,7 +541,8 @@ def emanom(eventfile, exposure: Exposure, out_dir, *, obs_id: str = "", odf=None
 
     ``writekeys=no``: emanom would otherwise write ANOMFLn keywords into the
     input event list, changing it after the chain made it (and so every
-    checksum downstream)."""
+    checksum downstream). Lazy: builds the :class:`Task` only; the tool runs
+    when the task is run."""
     short = INSTRUMENTS[exposure.instrument][3]
     out = Path(out_dir).resolve()
     # eventfile, writekeys, writelog, keepcorner: ESAS cookbook, emanom
@@ -548,7 +558,8 @@ def emanom(eventfile, exposure: Exposure, out_dir, *, obs_id: str = "", odf=None
 
 def pi_range(instrument: str, energy_band) -> tuple[int, int]:
     """``energy_band`` [keV] as an inclusive PI range of an EPIC camera
-    (``(0.5, 2.0)`` -> ``(500, 2000)``), through its mission profile."""
+    (``(0.5, 2.0)`` -> ``(500, 2000)``), through its mission profile. Eager
+    (scalar arithmetic)."""
     from ..missions import get_profile
 
     prof = get_profile(INSTRUMENTS[_inst(instrument)][2])
@@ -563,7 +574,8 @@ def cleaning_expression(instrument: str, *, energy_band=None, gti=None, ccds=Non
     its mission profile (pn ``PATTERN <= 4 && FLAG == 0``, MOS
     ``PATTERN <= 12 && FLAG == 0``), the energy band as ``PI in [lo:hi]``
     (default pn 0.2-15 keV, MOS 0.2-12 keV), a GTI file
-    (``gti(<file>,TIME)``) and the accepted CCDs."""
+    (``gti(<file>,TIME)``) and the accepted CCDs. Eager (a string;
+    ``energy_band`` [keV])."""
     from ..missions import get_profile
 
     inst = _inst(instrument)
@@ -593,7 +605,9 @@ def cleaning_expression(instrument: str, *, energy_band=None, gti=None, ccds=Non
 def evselect_events(table, filteredset, expression: str, *, name=None, deps=(), inputs=(), tags=None, odf=None,
                     ccf=None, **params) -> Task:
     """``evselect`` writing a filtered event list (all extensions kept, exposure updated).
-    ``odf``, ``ccf``: the observation's ``SAS_ODF`` and ``SAS_CCF`` (:func:`sas_env`)."""
+    ``odf``, ``ccf``: the observation's ``SAS_ODF`` and ``SAS_CCF``
+    (:func:`sas_env`). Lazy: builds the :class:`Task` only; the tool runs when
+    the task is run."""
     out = Path(filteredset).resolve()
     # withfilteredset, filteredset, expression, filtertype, keepfilteroutput, updateexposure, filterexposure:
     # evselect parameters https://xmm-tools.cosmos.esa.int/external/sas/current/doc/evselect/node16.html
@@ -610,7 +624,7 @@ def evselect_image(table, imageset, *, expression="true", bin_size: float = 80.0
     image pixel; pass ``withxranges``/``ximagemin``/``ximagemax`` (and ``y``)
     for a fixed grid (see :func:`xcube.tools.sas_products.band_image`). The
     task writes one FITS image to ``imageset``. Only builds the :class:`Task`
-    (nothing runs until it is run)."""
+    (nothing runs until it is run). Lazy."""
     out = Path(imageset).resolve()
     # withimageset, imageset, xcolumn, ycolumn, imagebinning=binSize, ximagebinsize, yimagebinsize:
     # evselect parameters https://xmm-tools.cosmos.esa.int/external/sas/current/doc/evselect/node16.html
@@ -623,7 +637,9 @@ def evselect_image(table, imageset, *, expression="true", bin_size: float = 80.0
 
 def evselect_lightcurve(table, rateset, *, time_bin: float, expression="true", name=None, deps=(), inputs=(),
                         odf=None, ccf=None, **params) -> Task:
-    """``evselect`` light curve (RATE extension) with ``time_bin`` seconds per bin."""
+    """``evselect`` light curve (RATE extension) with ``time_bin`` seconds per
+    bin. Lazy: builds the :class:`Task` only; the tool runs when the task is
+    run."""
     out = Path(rateset).resolve()
     # withrateset, rateset, timebinsize, maketimecolumn, makeratecolumn: evselect parameters
     # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/evselect/node16.html
@@ -637,7 +653,7 @@ def evselect_lightcurve(table, rateset, *, time_bin: float, expression="true", n
 def spectral_grid(instrument: str) -> tuple[int, int, int]:
     """``(specchannelmin, specchannelmax, spectralbinsize)`` of the
     instrument's standard responses, from its mission profile (pn
-    ``(0, 20479, 5)``, MOS ``(0, 11999, 15)``)."""
+    ``(0, 20479, 5)``, MOS ``(0, 11999, 15)``). Eager (profile look-up)."""
     from ..missions import get_profile
 
     grid = get_profile(INSTRUMENTS[_inst(instrument)][2]).spectral_grid
@@ -653,7 +669,8 @@ def evselect_spectrum(table, spectrumset, instrument: str, *, expression="true",
     in channels of 15; SAS threads "pn/MOS spectrum and response files",
     https://www.cosmos.esa.int/web/xmm-newton/sas-thread-pn-spectrum).
     Region shapes in ``expression`` (``((X,Y) IN circle(x,y,r))``) are written
-    to the spectrum's data subspace, which ``backscale`` reads."""
+    to the spectrum's data subspace, which ``backscale`` reads. Lazy: builds
+    the :class:`Task` only; the tool runs when the task is run."""
     inst = _inst(instrument)
     lo, hi, step = spectral_grid(inst)
     out = Path(spectrumset).resolve()
@@ -668,7 +685,9 @@ def evselect_spectrum(table, spectrumset, instrument: str, *, expression="true",
 
 
 def tabgtigen(table, gtiset, expression: str, *, name=None, deps=(), odf=None, ccf=None, **params) -> Task:
-    """``tabgtigen``: GTI file from a rate table and an expression (e.g. ``RATE<=0.4``)."""
+    """``tabgtigen``: GTI file from a rate table and an expression (e.g.
+    ``RATE<=0.4``). Lazy: builds the :class:`Task` only; the tool runs when the
+    task is run."""
     out = Path(gtiset).resolve()
     # table, expression, gtiset: tabgtigen parameters
     # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/tabgtigen/node4.html
@@ -685,7 +704,8 @@ def flare_gti(eventfile, out_dir, instrument: str, *, threshold: float | None = 
               stem: str | None = None, deps=(), odf=None, ccf=None) -> list[Task]:
     """The SAS-thread flare filter as two tasks: a >10 keV single-event rate
     curve (``evselect``), then ``tabgtigen`` with ``RATE<=threshold`` (pn 0.4,
-    MOS 0.35 counts/s); an alternative to :func:`espfilt`."""
+    MOS 0.35 counts/s); an alternative to :func:`espfilt`. Lazy: builds the two
+    tasks only; ``time_bin`` [s], ``threshold`` [count/s]."""
     inst = _inst(instrument)
     out = Path(out_dir).resolve()
     stem = stem or Path(eventfile).stem
@@ -702,7 +722,8 @@ def flare_gti(eventfile, out_dir, instrument: str, *, threshold: float | None = 
 def eexpmap(imageset, attitudeset, eventset, expimageset, ccf, *, energy_band=(0.5, 2.0), instrument="pn",
             name=None, deps=(), tags=None, odf=None, **params) -> Task:
     """``eexpmap``: exposure map [s] on the grid of ``imageset`` for
-    ``energy_band`` [keV], with vignetting, in sky coordinates."""
+    ``energy_band`` [keV], with vignetting, in sky coordinates. Lazy: builds
+    the :class:`Task` only; the tool runs when the task is run."""
     out = Path(expimageset).resolve()
     lo, hi = pi_range(instrument, energy_band)
     # imageset, attitudeset, eventset, expimageset, withdetcoords, withvignetting, usefastpixelization,
@@ -716,7 +737,8 @@ def eexpmap(imageset, attitudeset, eventset, expimageset, ccf, *, energy_band=(0
 
 
 def merge(set1, set2, outset, *, name=None, deps=(), tags=None, odf=None, ccf=None, **params) -> Task:
-    """SAS ``merge`` of two event lists of the same instrument."""
+    """SAS ``merge`` of two event lists of the same instrument. Lazy: builds
+    the :class:`Task` only; the tool runs when the task is run."""
     out = Path(outset).resolve()
     # set1, set2, outset: merge parameters
     # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/merge/index.html
@@ -728,7 +750,8 @@ def merge(set1, set2, outset, *, name=None, deps=(), tags=None, odf=None, ccf=No
 def merge_exposures(eventfiles: Sequence, outset, *, deps_of=None, tags=None, odf=None, ccf=None) -> list[Task]:
     """Tasks merging 2 or more sub-exposure event lists into ``outset``
     (a chain of pairwise ``merge`` calls through ``.partN`` files).
-    ``deps_of`` maps an input file to the name of the task making it."""
+    ``deps_of`` maps an input file to the name of the task making it. Lazy:
+    builds the tasks only; nothing runs here."""
     files = [Path(f).resolve() for f in eventfiles]
     if len(files) < 2:
         raise ValueError("merge_exposures needs at least two event lists; a single one needs no merge")

@@ -67,7 +67,7 @@ _ALL_CODES = {k: v[0] for k, v in {**INSTRUMENTS, **RGS_INSTRUMENTS}.items()}
 
 def steps_to_run(steps) -> list[str]:
     """The requested steps and the ones they need, in processing order
-    (``["spectra"]`` -> ``["events", "clean", "spectra"]``)."""
+    (``["spectra"]`` -> ``["events", "clean", "spectra"]``). Eager."""
     want = [steps] if isinstance(steps, str) else list(steps)
     bad = [s for s in want if s not in STEPS]
     if bad or not want:
@@ -236,7 +236,8 @@ def missing_instruments(summary, instruments, exposures, unscheduled: bool = Tru
     ``exposures`` (what :meth:`OdfSummary.select` kept), naming it, the
     summary file and why: no ``INSTRUMENT`` section (the summary may be cut
     short: odfingest can exit 0 after a truncated write), not configured, or
-    only exposures of other types or unscheduled ones left out. Cheap."""
+    only exposures of other types or unscheduled ones left out. Cheap.
+    Eager."""
     have = {e.instrument for e in exposures}
     msgs = []
     for inst in instruments:

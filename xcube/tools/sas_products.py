@@ -40,7 +40,7 @@ IMAGE_GRID = (3649.0, 48106.0, 87.0)
 
 def band_tag(band) -> str:
     """``(0.5, 2.0)`` -> ``"0.5-2keV"`` (for file names); ``band`` ``(emin,
-    emax)`` in keV."""
+    emax)`` in keV. Eager (string formatting)."""
     return f"{float(band[0]):g}-{float(band[1]):g}keV"
 
 
@@ -65,7 +65,8 @@ def band_image(eventfile, imageset, instrument: str, energy_band, *, grid=IMAGE_
                tags=None, odf=None, ccf=None) -> Task:
     """``evselect`` counts image of ``energy_band`` [keV] on the fixed sky
     ``grid`` (min, max, bin) [sky pixels], screened as the mission profile
-    says, written as 32-bit integers."""
+    says, written as 32-bit integers. Lazy: builds the :class:`Task` only; the
+    tool runs when the task is run."""
     instrument = _epic(instrument)
     lo, hi = pi_range(instrument, energy_band)
     gmin, gmax, gbin = grid
@@ -80,7 +81,8 @@ def band_image(eventfile, imageset, instrument: str, energy_band, *, grid=IMAGE_
 
 def emosaic(imagesets: Sequence, mosaicedset, *, deps=(), name=None, tags=None, odf=None, ccf=None) -> Task:
     """SAS ``emosaic``: the additive mosaic of images (or of exposure maps)
-    on the pixel grid and WCS of the first."""
+    on the pixel grid and WCS of the first. Lazy: builds the :class:`Task`
+    only; the tool runs when the task is run."""
     out = Path(mosaicedset).resolve()
     files = [Path(f).resolve() for f in imagesets]
     # imagesets, mosaicedset: emosaic parameters https://xmm-tools.cosmos.esa.int/external/sas/current/doc/emosaic/
@@ -95,7 +97,8 @@ def image_tasks(events: dict, attitude, ccf, out_dir, *, obs_id: str, bands=IMAG
     (instrument -> cleaned event list) and band, and their EPIC mosaics when
     there are two instruments or more. Returns ``(tasks, products)`` with
     ``products[(instrument or "epic", band)] = {"image": path, "expmap": path}``. Every task gets
-    ``SAS_CCF=ccf`` and ``SAS_ODF=odf`` (the observation's summary)."""
+    ``SAS_CCF=ccf`` and ``SAS_ODF=odf`` (the observation's summary). Lazy:
+    builds the tasks only; nothing runs here."""
     out = Path(out_dir).resolve()
     deps_of = deps_of or {}
     tasks, products = [], {}
@@ -141,14 +144,15 @@ def _check_region(region) -> tuple:
 
 
 def region_expression(region) -> str:
-    """selectlib filter of a region (sky pixels): ``((X,Y) IN circle(x,y,r))``."""
+    """selectlib filter of a region (sky pixels): ``((X,Y) IN circle(x,y,r))``.
+    Eager (a string)."""
     shape, *pars = _check_region(region)
     return f"((X,Y) IN {shape}({','.join(f'{v:.10g}' for v in pars)}))"
 
 
 def ds9_region(region) -> str:
     """The same region for ``xcube.spectrum``/``xcube.select``: DS9 physical
-    coordinates, which are the X/Y column values."""
+    coordinates, which are the X/Y column values. Eager (a string)."""
     shape, *pars = _check_region(region)
     return f"physical;{shape}({','.join(f'{v:.10g}' for v in pars)})"
 
@@ -188,7 +192,7 @@ def backscale(spectrumset, badpixlocation, *, deps=(), name=None, tags=None, odf
     ``badpixlocation`` (the event list). ``odf``, ``ccf``: the observation's
     ``SAS_ODF`` and ``SAS_CCF`` (:func:`xcube.tools.sas.sas_env`). Only
     builds the :class:`Task` (nothing runs until it is run); its one output
-    is ``spectrumset`` itself, changed in place."""
+    is ``spectrumset`` itself, changed in place. Lazy."""
     spec = Path(spectrumset).resolve()
     # spectrumset, badpixlocation: backscale parameters (SAS pn spectrum thread)
     p = {"spectrumset": str(spec), "badpixlocation": str(Path(badpixlocation).resolve())}
@@ -200,7 +204,8 @@ def backscale(spectrumset, badpixlocation, *, deps=(), name=None, tags=None, odf
 def rmfgen(spectrumset, rmfset, ccf, *, energies=(0.1, 12.0, 2400), deps=(), name=None, tags=None,
            odf=None) -> Task:
     """SAS ``rmfgen``: the redistribution matrix of a spectrum, on
-    ``energies`` = (min [keV], max [keV], number of bins)."""
+    ``energies`` = (min [keV], max [keV], number of bins). Lazy: builds the
+    :class:`Task` only; the tool runs when the task is run."""
     out = Path(rmfset).resolve()
     emin, emax, n = energies
     # spectrumset, rmfset, withenergybins, energymin, energymax, nenergybins: rmfgen parameters
@@ -215,7 +220,8 @@ def rmfgen(spectrumset, rmfset, ccf, *, energies=(0.1, 12.0, 2400), deps=(), nam
 def arfgen(spectrumset, arfset, rmfset, badpixlocation, ccf, *, detmaptype: str = "psf", deps=(), name=None,
            tags=None, odf=None) -> Task:
     """SAS ``arfgen``: the effective area of a spectrum on the RMF's energy
-    grid (``withrmfset=yes``); ``detmaptype=psf`` for a point source."""
+    grid (``withrmfset=yes``); ``detmaptype=psf`` for a point source. Lazy:
+    builds the :class:`Task` only; the tool runs when the task is run."""
     out = Path(arfset).resolve()
     # arfset, spectrumset, withrmfset, rmfset, badpixlocation, detmaptype: arfgen parameters
     # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/arfgen/
@@ -233,7 +239,8 @@ def specgroup(spectrumset, groupedset, *, backgndset=None, rmfset=None, arfset=N
     group (None: no grouping) with BACKFILE/RESPFILE/ANCRFILE set to the
     given files (``addfilenames=yes``). Files beside ``groupedset`` are named
     by their file name only (the tool runs in that directory), so the keywords
-    stay short and the set can be moved as a whole, as XSPEC expects."""
+    stay short and the set can be moved as a whole, as XSPEC expects. Lazy:
+    builds the :class:`Task` only; the tool runs when the task is run."""
     out = Path(groupedset).resolve()
     files = {"backgndset": backgndset, "rmfset": rmfset, "arfset": arfset}
 
@@ -259,7 +266,8 @@ def spectrum_tasks(eventfile, instrument: str, out_dir, ccf, *, source, backgrou
     ``background``: regions in sky pixels (see module doc). Returns
     ``(tasks, files)`` with ``files`` keys ``source``, ``background``, ``rmf``,
     ``arf``, ``grouped``. Every task gets ``SAS_CCF=ccf`` and ``SAS_ODF=odf``
-    (the observation's summary)."""
+    (the observation's summary). Lazy: builds the tasks only; nothing runs
+    here."""
     inst = _epic(instrument)
     obs_env = {"odf": odf, "ccf": ccf}
     out = Path(out_dir).resolve()

@@ -38,7 +38,7 @@ RGS_STAGES = {"events": "1:events", "angles": "2:angles", "filter": "3:filter"}
 def rgs_file_names(obs_id: str, exposure: Exposure, out_dir) -> dict:
     """Files rgsproc writes for one sub-exposure in ``out_dir``: ``merged``
     (stage 1, corrected by stage 2), ``srcli`` (source list), ``evenli``
-    (filtered event list, stage 3)."""
+    (filtered event list, stage 3). Eager (paths only)."""
     out = Path(out_dir).resolve()
     stem = f"P{obs_id}{exposure.code}{exposure.exp_id}"
     return {"merged": out / f"{stem}merged0000.FIT", "srcli": out / f"{stem}SRCLI_0000.FIT",
@@ -57,7 +57,7 @@ def rgsproc(summary: OdfSummary, ccf, exposure: Exposure, out_dir, stage: str, *
     passed as given. The ``"angles"`` stage changes the merged event list in
     place. Only builds the :class:`Task` (nothing runs until it is run);
     ``exposure`` is the ODF summary's :class:`Exposure` entry, not a
-    duration in s."""
+    duration in s. Lazy."""
     _check_rgs(exposure)
     if stage not in RGS_STAGES:
         raise ValueError(f"rgsproc stage {stage!r}: use one of {list(RGS_STAGES)}")
@@ -82,7 +82,8 @@ def rgsproc(summary: OdfSummary, ccf, exposure: Exposure, out_dir, stage: str, *
 
 def rgs_chain(summary: OdfSummary, ccf, exposure: Exposure, out_dir, *, deps=(), angles_params=None) -> list[Task]:
     """The three stage tasks of one RGS sub-exposure, each depending on the
-    one before; the last one's output is the filtered event list."""
+    one before; the last one's output is the filtered event list. Lazy: builds
+    the tasks only; nothing runs here."""
     events = rgsproc(summary, ccf, exposure, out_dir, "events", deps=deps)
     angles = rgsproc(summary, ccf, exposure, out_dir, "angles", deps=(events.name,), **(angles_params or {}))
     filt = rgsproc(summary, ccf, exposure, out_dir, "filter", deps=(angles.name,))

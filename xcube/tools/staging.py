@@ -43,7 +43,8 @@ log = logging.getLogger("xcube.tools")
 
 def temporary_output(final: Path, kind: str = "tmp") -> Path:
     """A hidden sibling of ``final`` keeping its suffixes (``.x.fits.tmp-ab12cd34.fits``),
-    so tools that pick a format from the extension behave the same."""
+    so tools that pick a format from the extension behave the same. Eager (a
+    name only; nothing is created)."""
     return final.with_name(f".{final.name}.{kind}-{uuid.uuid4().hex[:8]}{''.join(final.suffixes)}")
 
 
@@ -55,7 +56,8 @@ def substitute(value, workdir: Path, temp: dict):
     """``value`` with a path of ``temp`` (final -> temporary) replaced.
     Matches a whole value or a path followed by a FITS extension
     (``file.fits:EVENTS``, ``file.fits[1]``); relative values are taken in
-    ``workdir``. Other values (numbers, lists, expressions) are returned as they are."""
+    ``workdir``. Other values (numbers, lists, expressions) are returned as
+    they are. Eager (paths only)."""
     if not isinstance(value, (str, os.PathLike)) or not temp:
         return value
     text = os.fspath(value)
@@ -221,7 +223,8 @@ def recover(plan: dict, recorded) -> list[str]:
     ``recorded(path)`` (the file is a product its provenance record describes,
     made by a run that finished since); puts each kept file back, or drops it
     when its final name holds a recorded product. Returns one line per file
-    changed; a file that cannot be handled is logged and left."""
+    changed; a file that cannot be handled is logged and left. Eager: deletes
+    and renames files here."""
     done: list[str] = []
     kept = {Path(f): Path(k) for f, k in plan.get("kept", [])}
 
