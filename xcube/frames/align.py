@@ -88,7 +88,8 @@ def _clipped(image: np.ndarray) -> np.ndarray:
 
 def reference(base: np.ndarray, max_offset: float = 250.0) -> dict:
     """What :func:`xcorr_offset` needs from the base frame (computed once):
-    the binning factor, the binned image's shape and FFT."""
+    the binning factor, the binned image's shape and FFT. Eager, numpy:
+    ``base`` is a 2-D ``(ny, nx)`` image; ``max_offset`` [px]."""
     factor = max(1, int(np.ceil(max(base.shape) / 1024)))
     img = _clipped(_binned(base, factor))
     return {"factor": factor, "shape": img.shape, "fft": np.conj(np.fft.rfft2(img)), "max_offset": float(max_offset)}
@@ -111,7 +112,8 @@ def _subpixel(c: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
 def xcorr_offset(image: np.ndarray, ref: dict) -> tuple[float, float]:
     """Coarse (offset_x, offset_y) [px] of ``image`` relative to the base
     frame of ``ref`` (:func:`reference`): the cross-correlation peak within
-    ``max_offset`` pixels; NaN when the correlation is flat."""
+    ``max_offset`` pixels; NaN when the correlation is flat. Eager, numpy:
+    ``image`` is a 2-D ``(ny, nx)`` frame of the base frame's shape."""
     f = ref["factor"]
     img = _clipped(_binned(image, f))
     if img.shape != ref["shape"]:
@@ -135,7 +137,8 @@ def match_offset(image: np.ndarray, base_x, base_y, fwhm: float, max_offset: flo
     """Coarse (offset_x, offset_y) [px] by star-list matching: the frame's
     ``n`` brightest stars against the base list (brightest first); the
     densest 3-px cell of all pairwise differences within ``max_offset``
-    wins. NaN when fewer than 3 pairs agree."""
+    wins. NaN when fewer than 3 pairs agree. Eager, numpy: ``image`` 2-D ``(ny,
+    nx)``; ``base_x``, ``base_y`` [px] 1-D; ``fwhm`` [px]."""
     from .photometry import find_stars
 
     stars, _ = find_stars(image, fwhm=fwhm, threshold=threshold, max_stars=n)

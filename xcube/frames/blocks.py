@@ -14,7 +14,8 @@ __all__ = ["map_frames", "shared"]
 
 def shared(value):
     """Wrap a large read-only argument (a base image, a star list) once, so
-    every chunk task refers to one copy instead of embedding its own."""
+    every chunk task refers to one copy instead of embedding its own. Lazy:
+    returns a Dask ``Delayed``; nothing is computed here."""
     from dask import delayed
 
     return delayed(value, pure=True, traverse=False)

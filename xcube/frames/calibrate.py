@@ -173,7 +173,8 @@ def read_master(path, shape=None) -> np.ndarray:
 
 
 def write_master(path, image, header: dict | None = None, overwrite: bool = True) -> Path:
-    """Write a master frame as a float32 FITS image, atomically."""
+    """Write a master frame as a float32 FITS image, atomically. Eager: a
+    Dask-backed ``image`` (2-D ``(y, x)``) is computed here."""
     from astropy.io import fits
 
     from ..io.atomic import atomic_file
@@ -189,7 +190,8 @@ def write_master(path, image, header: dict | None = None, overwrite: bool = True
 def choose_master(what: str, candidates) -> tuple[str, Path] | None:
     """The first existing file of ``candidates`` (``(label, path)`` pairs in
     priority order, e.g. given, tonight's, fallback), or None. A given path
-    that does not exist is logged as a warning and passed over."""
+    that does not exist is logged as a warning and passed over. Eager
+    (file-existence checks only)."""
     for label, path in candidates:
         if path is None:
             continue

@@ -97,7 +97,8 @@ def made_with(cfg: dict, step: str, recorded=None) -> tuple[dict, dict]:
     text; this run's value for a key it lacks, as in outputs of an older
     xcube); keys of later steps and of no step left out. Also returns the
     keys of earlier steps whose value in ``cfg`` differs from the record,
-    ``{key: (recorded, this run)}``: settings this run does not apply."""
+    ``{key: (recorded, this run)}``: settings this run does not apply. Eager
+    (dicts only)."""
     rec = json.loads(recorded) if isinstance(recorded, str) else dict(recorded or {})
     out, differ = {}, {}
     for key, owner in KEY_STEP.items():
@@ -124,7 +125,8 @@ QLCP_UNUSED = {
 
 
 def parse_value(text: str):
-    """A configuration value from text: a Python literal, None/true/false words, or the text itself."""
+    """A configuration value from text: a Python literal, None/true/false
+    words, or the text itself. Eager (parses text)."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -199,7 +201,7 @@ def load_config(files=None, **kwargs) -> dict:
 
 def for_key(value, key: str):
     """A per-object (or per-band) setting: ``value[key]`` for a dict (None
-    when absent), else ``value`` itself."""
+    when absent), else ``value`` itself. Eager."""
     if isinstance(value, dict):
         return value.get(key)
     return value

@@ -46,7 +46,8 @@ _COLUMNS = ["path", "name", "kind", "obj", "band", "sn", "hdu", "ny", "nx", "dat
 def parse_name(name: str, patterns=None) -> dict | None:
     """``{"obj", "band", "sn"}`` from a file name by the first matching pattern
     (regular expressions with named groups ``obj``, ``band``, ``sn``; all
-    optional), or None when no pattern matches. Matching ignores case."""
+    optional), or None when no pattern matches. Matching ignores case. Eager
+    (text only)."""
     for pat in patterns or DEFAULT_PATTERNS:
         m = re.match(pat, name, re.IGNORECASE)
         if m:
@@ -322,7 +323,7 @@ def scan_frames(paths_or_dir, patterns=None) -> pd.DataFrame:
 
 
 def shape_text(ny, nx) -> str:
-    """An image shape as ``<ny>x<nx>`` (rows x columns)."""
+    """An image shape as ``<ny>x<nx>`` (rows x columns). Eager."""
     return f"{int(ny)}x{int(nx)}"
 
 
@@ -353,7 +354,7 @@ def group_rows(table: pd.DataFrame, kind: str, obj: str | None = None, band: str
     the most common one and drops the others with a warning. ``kind``,
     ``obj`` and ``band`` are strings matched exactly (``band``: the filter
     name, no unit). Returns those rows of ``table`` with all its columns
-    (in memory, like ``table``)."""
+    (in memory, like ``table``). Eager (pandas)."""
     sel = (table["kind"] == kind) & (table["problem"] == "")
     if obj is not None:
         sel &= table["obj"] == obj

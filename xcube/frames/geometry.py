@@ -16,7 +16,8 @@ __all__ = ["rotation_centre", "transform", "fit_transform"]
 
 def rotation_centre(shape) -> tuple[float, float]:
     """Centre ``(x, y)`` [px, 0-based] of frames of ``shape`` ``(ny, nx)``,
-    about which :func:`transform` rotates: ``((nx - 1) / 2, (ny - 1) / 2)``."""
+    about which :func:`transform` rotates: ``((nx - 1) / 2, (ny - 1) / 2)``.
+    Eager (scalars)."""
     ny, nx = shape[-2:]
     return (nx - 1) / 2.0, (ny - 1) / 2.0
 
@@ -37,7 +38,8 @@ def fit_transform(bx, by, fx, fy, centre=(0.0, 0.0)) -> tuple[float, float, floa
     """Least-squares rotation + shift (scale 1; 2-D Kabsch/Procrustes) that
     takes base positions ``bx``, ``by`` to frame positions ``fx``, ``fy``
     (matched pairs, [px], at least 2). Returns ``(offset_x, offset_y,
-    rotation)`` [px, px, deg] in the convention of :func:`transform`."""
+    rotation)`` [px, px, deg] in the convention of :func:`transform`. Eager,
+    numpy: 1-D arrays of one length."""
     u, v = np.asarray(bx, float) - centre[0], np.asarray(by, float) - centre[1]
     p, q = np.asarray(fx, float) - centre[0], np.asarray(fy, float) - centre[1]
     mu, mv, mp, mq = u.mean(), v.mean(), p.mean(), q.mean()

@@ -19,7 +19,8 @@ __all__ = ["step_offsets", "step_photometry", "result_path", "calibrated_cube", 
 
 
 def dataset_format(red: Reduction) -> str:
-    """File suffix of the configured ``result_format``: ``.zarr`` or ``.nc``."""
+    """File suffix of the configured ``result_format``: ``.zarr`` or ``.nc``.
+    Eager (a suffix only)."""
     from .store import dataset_suffix
 
     return dataset_suffix(red.cfg["result_format"])
@@ -29,7 +30,7 @@ def result_path(red: Reduction, obj: str, band: str):
     """Returns the path of the light-curve Dataset file of one object and
     band (``band``: the filter name, no unit):
     ``red_dir/lc_<obj>_<band>.zarr`` (or ``.nc``). Nothing is read or
-    checked."""
+    checked. Eager (a path only)."""
     return red.out("lc", obj, band, dataset_format(red))
 
 
@@ -97,7 +98,8 @@ def step_offsets(red: Reduction) -> None:
     """Base-frame stars (``stars_<obj>_<band>.csv``, ``base_<obj>_<band>.json``
     with the configuration of the calibration and this step,
     :func:`~xcube.frames.config.made_with`) and per-frame offsets
-    (``offset_<obj>_<band>.csv``)."""
+    (``offset_<obj>_<band>.csv``). Eager: computes the offsets of every group
+    with Dask here and writes the files."""
     red.each_group("o", lambda obj, band: _offsets(red, obj, band))
 
 
@@ -213,7 +215,8 @@ def step_photometry(red: Reduction) -> None:
     """Aperture photometry of every star (given and detected) in every frame
     -> ``phot_<obj>_<band>.zarr`` (or ``.nc``; ``attrs["config"]``: the
     configuration of this step and, as step o recorded it, of the earlier
-    ones)."""
+    ones). Eager: computes the photometry of every group with Dask here and
+    writes the Dataset."""
     red.each_group("p", lambda obj, band: _photometry(red, obj, band))
 
 

@@ -36,7 +36,8 @@ PHOT_VARS = ("flux", "flux_err", "mag", "mag_err")
 
 def sky_stats(image: np.ndarray) -> tuple[float, float]:
     """Sky level and noise [ADU]: 3-sigma-clipped median and standard
-    deviation of every 4th pixel in each direction (NaNs ignored)."""
+    deviation of every 4th pixel in each direction (NaNs ignored). Eager,
+    numpy: ``image`` is 2-D ``(ny, nx)`` [ADU]."""
     from astropy.stats import sigma_clipped_stats
 
     sub = np.asarray(image[::4, ::4], dtype=np.float64)
@@ -154,7 +155,8 @@ def frame_fwhm(image: np.ndarray, x, y, sky: float, fallback: float, n: int = 15
     star is 3 FWHM wide on each side (4 to 25 px), starting from
     ``fallback`` and grown with the measured FWHM when the stars are wider,
     so a night whose seeing grew well beyond the base frame's is measured
-    in full."""
+    in full. Eager, numpy: ``image`` 2-D ``(ny, nx)`` [ADU], ``x``, ``y`` [px]
+    1-D, ``sky`` [ADU], ``fallback`` [px]."""
     value = _moments_fwhm(image, x, y, sky, fallback, n)
     for _ in range(3):
         if not value > 1.2 * fallback:

@@ -42,7 +42,7 @@ DEPENDS = {"l": "", "b": "l", "f": "lb", "i": "lbf", "o": "i", "p": "io", "k": "
 
 def parse_steps(steps) -> str:
     """Requested steps in pipeline order (``"all"``: every step). Unknown
-    letters raise ``ValueError`` listing the valid ones."""
+    letters raise ``ValueError`` listing the valid ones. Eager (text only)."""
     text = STEPS if steps in (None, "all") else "".join(steps).lower()
     bad = sorted(set(text) - set(STEPS))
     if bad:

@@ -48,7 +48,7 @@ def step_pick(red: Reduction) -> None:
     and the configuration of this step and, as the photometry recorded it,
     of the earlier ones) and ``.csv`` (per-star statistics): from
     ``starxy``/``ind_*`` when given, else automatically with the ``pick_*``
-    thresholds."""
+    thresholds. Eager: reads each group's photometry and writes the files."""
     red.each_group("k", lambda obj, band: _pick(red, obj, band))
 
 
@@ -126,7 +126,8 @@ def _shape(red: Reduction, obj: str, band: str) -> tuple:
 def step_catalogue(red: Reduction) -> None:
     """The photometry with the stars' roles -> ``cata_<obj>_<band>.zarr``
     (or ``.nc``; ``attrs["config"]``: the photometry's configuration with
-    the pick's keys) and ``cata_<obj>_<band>.fits``."""
+    the pick's keys) and ``cata_<obj>_<band>.fits``. Eager: reads each group's
+    photometry into memory and writes the files."""
     red.each_group("c", lambda obj, band: _catalogue(red, obj, band))
 
 

@@ -94,6 +94,9 @@ def pick_stars(mag, mag_err, star_x, star_y, shape, pick_err_max=0.02, pick_bad_
     fraction of the half-width in x and y); the most variable is the
     target. ``shape``: (ny, nx) of the base frame. Raises ``ValueError``
     saying which threshold to relax when no target or comparison is found.
+    Eager, numpy/pandas: ``mag``, ``mag_err`` are ``(star, frame)`` [mag]
+    arrays (read into memory), ``star_x``, ``star_y`` [px] of length ``star``,
+    ``shape`` ``(ny, nx)``.
     """
     st = star_statistics(np.asarray(mag), np.asarray(mag_err), pick_err_max, pick_ref_std)
     st.insert(0, "x", np.asarray(star_x, float))
@@ -131,7 +134,7 @@ def given_roles(nstar: int, ind_tgt=None, ind_ref=None, ind_chk=None) -> Roles:
     (default 0; with a list, the first is the target and the rest are
     treated as check stars), comparisons ``ind_ref`` (default every other
     given star), checks ``ind_chk`` (default none). Indices are checked
-    against ``nstar`` (``ValueError`` naming the bad one)."""
+    against ``nstar`` (``ValueError`` naming the bad one). Eager."""
     tgt = [0] if ind_tgt is None else [int(i) for i in np.atleast_1d(ind_tgt)]
     chk = [] if ind_chk is None else [int(i) for i in np.atleast_1d(ind_chk)]
     ref = [i for i in range(nstar) if i not in tgt and i not in chk] if ind_ref is None else \

@@ -47,7 +47,8 @@ class Night:
 def eclipse_mag(phase: np.ndarray, depth: float, width: float = 0.3, ingress: float = 0.05) -> np.ndarray:
     """Magnitude change of a flat-bottomed eclipse centred at phase 0.5
     (``width``: total duration, ``ingress``: each of ingress and egress, both
-    in units of the sequence length)."""
+    in units of the sequence length). Eager, numpy: [mag], of the shape of
+    ``phase``."""
     d = np.abs(np.asarray(phase, float) - 0.5)
     half = width / 2
     return depth * np.clip((half - d) / ingress, 0.0, 1.0)
@@ -152,6 +153,9 @@ def night(directory, n_frames: int = 40, shape=(256, 256), n_stars: int = 20, ob
     towards +y; a number is a drift growing linearly from 0 (first frame)
     to that value (last frame), a sequence gives each frame's (180 for a
     meridian flip).
+    Eager: generates and writes every file here (numpy); ``exptime``,
+    ``cadence`` [s], ``sky`` [e- per pixel per 60 s], ``gain`` [e-/ADU],
+    ``read_noise`` [e-], ``shape`` ``(ny, nx)``.
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)

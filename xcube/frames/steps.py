@@ -28,7 +28,8 @@ _STRIP = {"frame": -1, "y": 128, "x": -1}
 
 
 def raw_stem(name: str) -> str:
-    """A raw file name without its FITS (and compression) suffixes."""
+    """A raw file name without its FITS (and compression) suffixes. Eager (text
+    only)."""
     return re.sub(r"\.f(its?|ts)(\.gz|\.fz)?$", "", name, flags=re.IGNORECASE)
 
 
@@ -40,7 +41,8 @@ def science_rows(red: Reduction, obj: str, band: str) -> pd.DataFrame:
 # l ----------------------------------------------------------------------------------------------------------------
 def step_list(red: Reduction) -> None:
     """Write ``lst/frames.csv`` (every file, with the problem of unusable
-    ones), ``lst/bias.lst``, ``lst/flat_<band>.lst`` and ``lst/<obj>_<band>.lst``."""
+    ones), ``lst/bias.lst``, ``lst/flat_<band>.lst`` and
+    ``lst/<obj>_<band>.lst``. Eager: writes the list files."""
     from ..io.atomic import write_table, write_text
     from ..io.paths import inside, safe_component
 
@@ -111,7 +113,9 @@ def resolve_flat(red: Reduction, band: str, shape) -> np.ndarray | None:
 
 
 def step_bias(red: Reduction) -> None:
-    """Combine tonight's bias frames into ``bias.fits`` (median)."""
+    """Combine tonight's bias frames into ``bias.fits`` (median). Eager: reads
+    the bias frames (lazily stacked, then computed here) and writes the
+    master."""
     if red.cfg["use_bias"]:
         log.info("use_bias=%s given: tonight's bias frames are not combined", red.cfg["use_bias"])
         return
@@ -132,7 +136,9 @@ def step_bias(red: Reduction) -> None:
 
 def step_flat(red: Reduction) -> None:
     """Combine each band's flats into ``flat_<band>.fits`` (normalised median,
-    flats outside ``[flat_limit_low, flat_limit_high]`` ADU rejected)."""
+    flats outside ``[flat_limit_low, flat_limit_high]`` ADU rejected). Eager:
+    reads each band's flats (lazily stacked, then computed here) and writes the
+    masters."""
     for band in sorted({b for o, b in red.groups if (o, b) not in red.skipped}):
         if for_key(red.cfg["use_flat"], band):
             log.info("band %s: use_flat given; tonight's flats are not combined", band)
@@ -204,7 +210,9 @@ def raw_saturation(cfg: dict, rows: pd.DataFrame) -> np.ndarray:
 def step_correct(red: Reduction) -> None:
     """Calibrated frames ``<obj>_<band>/<raw name>.bf.fits`` with JD, MJD,
     HJD, BJD_TDB, ALT, AZ, AIRMASS in their headers, and
-    ``<obj>_<band>/frames.csv`` (one row per frame with those values)."""
+    ``<obj>_<band>/frames.csv`` (one row per frame with those values). Eager:
+    computes the calibrated frames with Dask, chunk by chunk, and writes
+    them."""
     red.each_group("i", lambda obj, band: _correct(red, obj, band))
 
 

@@ -24,7 +24,8 @@ __all__ = ["dataset_suffix", "write_dataset", "read_dataset", "write_catalogue_f
 
 
 def dataset_suffix(fmt: str) -> str:
-    """File suffix of a Dataset format: ``.zarr`` or ``.nc``. Reads nothing."""
+    """File suffix of a Dataset format: ``.zarr`` or ``.nc``. Reads nothing.
+    Eager."""
     return ".zarr" if fmt == "zarr" else ".nc"
 
 
@@ -53,7 +54,8 @@ def _netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
 
 def write_dataset(ds: xr.Dataset, path, overwrite: bool = True) -> Path:
     """Write a (computed) Dataset atomically: Zarr for ``.zarr`` (with a
-    checksummed manifest, see the module docstring), NetCDF-3 for ``.nc``."""
+    checksummed manifest, see the module docstring), NetCDF-3 for ``.nc``.
+    Eager: a Dask-backed Dataset is computed as it is written."""
     from ..io.atomic import atomic_dir, atomic_file
     from ..io.cache import commit_store
 
@@ -92,7 +94,8 @@ def read_dataset(path) -> xr.Dataset:
     with every chunk's checksum (``StoreCorruptError`` naming the damaged
     file; ``OSError`` for a store whose writer did not finish); one written
     before manifests existed (no record) is read unverified
-    (:func:`xcube.io.cache.open_store` with ``foreign_ok``)."""
+    (:func:`xcube.io.cache.open_store` with ``foreign_ok``). Eager: loads the
+    whole Dataset into numpy memory."""
     from ..io.cache import open_store
 
     path = Path(path)
@@ -180,7 +183,8 @@ def write_calibrated(block, raw_paths, raw_hdus, out_paths, keywords, write):
     """Write the calibrated frames of one chunk (a Dask task): each frame's
     raw header plus ``keywords`` (one dict per frame) into a float32 FITS
     file, atomically; frames with ``write`` False are left alone. Returns
-    ``{"written": (k,) int8}``."""
+    ``{"written": (k,) int8}``. Eager: ``block`` is a numpy ``(k, ny, nx)``
+    chunk; writes the files here."""
     from astropy.io import fits
 
     from ..io.atomic import atomic_file

@@ -18,7 +18,8 @@ XINGLONG = {"lon": 117.57722, "lat": 40.395833, "height": 960.0}
 
 def site_location(lon: float = XINGLONG["lon"], lat: float = XINGLONG["lat"], height: float = XINGLONG["height"]):
     """``astropy.coordinates.EarthLocation`` of a site: geodetic longitude
-    (east positive) and latitude [deg], height above the ellipsoid [m]."""
+    (east positive) and latitude [deg], height above the ellipsoid [m].
+    Eager."""
     import astropy.units as u
     from astropy.coordinates import EarthLocation
 
@@ -35,7 +36,7 @@ def target_coord(ra, dec, equinox=None, radesys=None):
     under a minute of arc are ignored), FK4 (``B``-years) when RADESYS says
     FK4 or FK4-NO-E, or, without RADESYS, when the equinox is before 1984
     (the FITS rule); ICRS without either. Raises ``ValueError`` naming the
-    values and the fix."""
+    values and the fix. Eager (scalars)."""
     import astropy.units as u
     from astropy.coordinates import SkyCoord
 
