@@ -171,7 +171,7 @@ class Hygiene:
 
 
 def merge_stats(a: dict, b: dict) -> dict:
-    """Sum two statistics dicts (numbers add, lists concatenate)."""
+    """Sum two statistics dicts (numbers add, lists concatenate). Eager."""
     out = dict(a)
     for k, v in b.items():
         out[k] = out[k] + v if k in out else v
@@ -181,7 +181,8 @@ def merge_stats(a: dict, b: dict) -> dict:
 def hygiene_test(events, options) -> "HygieneTest | None":
     """The :class:`HygieneTest` of ``options`` (see :meth:`Hygiene.of`) for
     ``events``, or None when off or when the events have no raw detector
-    pixel (profile without ``raw_columns``, or the columns absent: logged)."""
+    pixel (profile without ``raw_columns``, or the columns absent: logged).
+    Eager: looks at the profile and the column names; no event is read."""
     from ..missions import profile_of
 
     opts = Hygiene.of(options)

@@ -177,7 +177,9 @@ def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, f
     ``frame_time`` 0; among the last :data:`RING` events of the CCD);
     whether the times are unsorted (only looked at when ``k_min`` or
     ``frame_time`` needs them; the caller then sorts and scans again, and
-    the other results are not filled)."""
+    the other results are not filled). Eager, numpy/numba, on the block's 1-D
+    event arrays (``t`` [s]; ``seconds``, ``frame_time`` [s]; ``radius`` [raw
+    pixels])."""
     n_ccd, nx, ny = live.shape
     pid = np.empty(keep.size, np.int32)
     _pixel_pass(keep, ccd, rx, ry, nx, ny, n_ccd, *live.window, live.bad_first, pid)
@@ -213,7 +215,8 @@ def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, f
 
 
 def live_pixels(shape, window, badcol) -> np.ndarray:
-    """Flat bool of the pixels inside the raw window and not on a bad column."""
+    """Flat bool of the pixels inside the raw window and not on a bad column.
+    Eager, numpy: length ``n_ccd * nx * ny``."""
     n_ccd, nx, ny = shape
     x0, x1, y0, y1 = window
     live = np.zeros(shape, bool)
@@ -338,7 +341,7 @@ def hot_pixels(counts, live: LivePixels, cells, ratio: float, false_alarm: float
     with counts`` (the pixels tested: not those of the CCD numbers below the
     largest that have no events, e.g. XMM's CCD 0, which does not exist).
     ``counts``: per pixel, 0 off the live pixels; ``cells``: the ids of the
-    pixels with counts (None: visit all)."""
+    pixels with counts (None: visit all). Eager, numpy/numba: 1-D int ids."""
     n_ccd, nx, ny = live.shape
     return _hot_cells(counts, live.pixels, cells, live.per_ccd, n_ccd, nx, ny, _EIGHT, ratio, false_alarm)
 
@@ -347,7 +350,8 @@ def hot_columns(counts, live: LivePixels, cells, hot, ratio: float, false_alarm:
     """Ids (unordered) over (ccd, rawx) of the hot columns: the pixel rule on
     the column sums of the pixels that are not ``hot`` (ids), the
     neighbours being the columns on either side, the trials the live
-    columns of the CCDs with counts (``cells`` as for :func:`hot_pixels`)."""
+    columns of the CCDs with counts (``cells`` as for :func:`hot_pixels`).
+    Eager, numpy/numba: 1-D int ids."""
     n_ccd, nx, ny = live.shape
     n_col = n_ccd * nx
     hot = np.asarray(hot, np.int64)
@@ -374,7 +378,9 @@ def flickering(t, pid, live: "LivePixels", bursts, counts, seconds: float, ratio
     are improbable from its rate over the block (``P(N >= own) x windows <
     p_max``), and its 8 neighbours hold improbably few events for light
     spread by the PSF (``P(N <= neighbours | own x 8 / ratio) < p_max``; a
-    flare lights them). ``pid``: the events' pixel ids from :func:`scan`."""
+    flare lights them). ``pid``: the events' pixel ids from :func:`scan`.
+    Eager, numpy: three 1-D arrays; ``t``, ``t0``, ``t1``, ``seconds`` in
+    [s]."""
     from scipy import special
 
     px, t0s, t1s = [], [], []
@@ -425,7 +431,8 @@ def apply(t, out, pid, shape, hot, hot_col, flicker):
     pixels and of the (ccd, rawx) columns; ``flicker``: pixels, t0, t1;
     ``pid``: the events' pixel ids from :func:`scan`); returns their counts
     ``[hot pixel, hot column, flickering]``. No pass over the events when
-    there is nothing to drop."""
+    there is nothing to drop. Eager, numpy/numba: changes ``out`` in place;
+    ``t`` [s]."""
     n_ccd, nx, ny = shape
     px, t0, t1 = flicker
     stats = np.zeros(3, np.int64)
@@ -448,7 +455,8 @@ def clusters(t, pid, links, counts, shape, frame_time: float, min_events: int, r
     clusters (the module doc of :mod:`xcube.hygiene`, rule 5): connected
     groups of the ``links`` (pairs of event indices) with at least
     ``min_events`` events still kept (``pid``: the events' pixel ids from
-    :func:`scan`). Returns ``(clusters, events)`` dropped."""
+    :func:`scan`). Returns ``(clusters, events)`` dropped. Eager, numpy:
+    changes ``out`` in place; ``t``, ``frame_time`` [s]."""
     from scipy import special
 
     ok = out[links[:, 0]] & out[links[:, 1]]
