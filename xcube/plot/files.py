@@ -186,7 +186,8 @@ def figure_paths(paths, out=None, suffix: str = ".png") -> list:
     -> ``src{2}.png``), except that products sharing that name keep their whole
     name (``src.lc`` and ``src.pha`` -> ``src.lc.png`` and ``src.pha.png``).
     ``ValueError`` when several products are given one file, or two would
-    still share a figure (one file name in two directories)."""
+    still share a figure (one file name in two directories). Eager (paths only;
+    writes nothing)."""
     from ..products.naming import names_directory
 
     paths = [Path(p) for p in paths]
@@ -212,7 +213,7 @@ def plot_files(paths, out=None, *, dpi: int = 110, overwrite: bool = False, **kw
     before the first figure is drawn: ``FileExistsError`` when one exists
     and ``overwrite`` is False (naming the other default, ``src.pha.png``,
     when the figure may be another product's of the same stem). Returns the
-    Paths written."""
+    Paths written. Eager: reads each product and writes its figure."""
     from ..products.naming import names_directory
     from .base import save_figure
 

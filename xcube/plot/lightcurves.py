@@ -139,7 +139,7 @@ def gti_groups(start, stop, min_gap: float, max_panels: int):
     """GTIs merged across gaps shorter than ``min_gap`` [s], then across the
     shortest gaps until at most ``max_panels`` groups remain: ``[(t0, t1)]``
     (``[]`` for no GTI). Linear in the number of GTIs (n log n for the
-    ``max_panels`` cut)."""
+    ``max_panels`` cut). Eager, numpy: ``start``, ``stop`` [s], 1-D."""
     start, stop = np.asarray(start, np.float64).ravel(), np.asarray(stop, np.float64).ravel()
     if not start.size:
         return []
@@ -296,7 +296,8 @@ def broken_lightcurve(lc, *, background: bool = True, net: bool = True, min_gap:
     drawn (a bin across a GTI edge too; the panel widens to it). Times are
     seconds since the first GTI start. ``ValueError`` naming the file when
     there is no good time (no GTI table and no bin with exposure). Returns
-    the Figure (computes the light curve)."""
+    the Figure (computes the light curve). Eager: a lazy light curve is
+    computed here."""
     lc = standard_rates(lc.compute())
     if "gti_start" in lc and lc.sizes.get("gti", 0):
         start, stop = np.asarray(lc["gti_start"].values), np.asarray(lc["gti_stop"].values)
@@ -379,7 +380,7 @@ def long_term_lightcurve(lc, *, color_by: str = "mission", variable: str | None 
     ``instrument``, ``obs_id``; ignored when the light curve lacks it); a
     multi-band light curve gives one series per band (and value), labelled
     with the band. Bins without exposure are left out. Returns the Figure
-    (computes ``lc``)."""
+    (computes ``lc``). Eager: a lazy light curve is computed here."""
     lc = standard_rates(lc.compute())
     var = variable or rate_variable(lc)
     if "mjd" in lc.coords:
@@ -422,7 +423,9 @@ def detection_lightcurves(lcs, table, max_panels: int = 12):
     """One panel per detection: counts and expected per frame, BTI and bad
     frames shaded. ``table`` holds the rows of ``lcs`` (with ``shifts``,
     the unshifted grid's table ``result.grids["0"].detections``). The time
-    axis gives T0 in UTC when ``table`` or ``lcs`` know their MJDREF."""
+    axis gives T0 in UTC when ``table`` or ``lcs`` know their MJDREF. Eager:
+    reads the values of ``lcs`` (``(detection, time)``, counts [count], times
+    [s]), computing them when lazy."""
     k = min(lcs.sizes["detection"], len(table), max_panels)
     fig = new_figure((8, 1.8 * max(k, 1)))
     if k == 0:

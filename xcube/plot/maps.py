@@ -32,7 +32,8 @@ def _dark_cmap(cmap):
 def to_axes(ax, img, x, y):
     """Sky pixel positions ``x``, ``y`` (event-file X/Y) in the data
     coordinates of ``ax`` showing ``img``: image pixels (0-based) on RA/Dec
-    axes (:func:`image` with a WCS), the sky pixels themselves otherwise."""
+    axes (:func:`image` with a WCS), the sky pixels themselves otherwise.
+    Eager, numpy: ``x``, ``y`` [sky pixels] of one shape."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if not hasattr(ax, "wcs") or "x_lo" not in img.coords:
         return x, y
@@ -49,7 +50,7 @@ def image(img, ax=None, log=True, title=None, cmap="magma", label=None, wcs: boo
     without them the axes are image pixel indices, and labelled so). On a ``log`` scale, empty
     pixels are drawn in the colour map's darkest colour. Use :func:`to_axes`
     to overlay sky X/Y positions. Computes the image (``img.values``).
-    Returns the figure."""
+    Returns the figure. Eager."""
     from matplotlib.colors import LogNorm
 
     sky = _sky_wcs(img) if wcs and (ax is None or hasattr(ax, "wcs")) else None
@@ -78,7 +79,9 @@ def image(img, ax=None, log=True, title=None, cmap="magma", label=None, wcs: boo
 
 
 def detections(img, table, ax=None, title=None):
-    """The summed image with detections marked (peaks as circles, eclipses as squares)."""
+    """The summed image with detections marked (peaks as circles, eclipses as
+    squares). Eager: computes the image (``image``); ``table`` is an in-memory
+    detection table with ``x``/``y`` [sky pixels]."""
     fig = image(img, ax=ax, title=title)
     ax = fig.axes[0]
     for kind, marker, color in (("peak", "o", "cyan"), ("eclipse", "s", "lime")):
@@ -97,7 +100,8 @@ def detections(img, table, ax=None, title=None):
 def cube_frame(cube, frame=0, *, ax=None, log=True, title=None):
     """One time frame of a (time, y, x) counts cube (``frame``: index, or a
     time [s] picked with ``sel(method="nearest")``). Computes only that frame.
-    Returns the Figure."""
+    Returns the Figure. Eager for that frame only; the rest of a lazy cube is
+    not computed."""
     if isinstance(frame, (int, np.integer)):
         sl = cube.isel(time=int(frame))
     else:
@@ -123,7 +127,9 @@ def bayes_map(result_or_cube, kind: str = "peak", *, sigma: float = 3.0, ax=None
     """Map of the largest log10 Bayes factor over time in each pixel, from a
     transient-search result (computed from its ``cube`` and ``expected``) or
     a log10 B DataArray ((time, y, x) or (y, x)); the ``sigma`` threshold
-    (:func:`xcube.bayes.threshold`) is drawn as a contour. Returns the Figure."""
+    (:func:`xcube.bayes.threshold`) is drawn as a contour. Returns the Figure.
+    Eager: the (y, x) map is computed here (from a lazy cube: one pass over
+    it)."""
     from ..bayes import threshold
 
     if kind not in ("peak", "eclipse"):
@@ -174,7 +180,8 @@ def detection_summary(result, detection: int = 0, *, sigma: float | None = None,
     detections as regions (the chosen one highlighted), and its light curve
     (counts and expected counts per frame) with the bins whose log10 Bayes
     factor passes the ``sigma`` threshold (default: the search's) marked.
-    Returns the Figure."""
+    Returns the Figure. Eager: computes the summed image and reads the
+    detection's light curve."""
     from matplotlib.patches import Circle
 
     from ..bayes import threshold

@@ -22,7 +22,8 @@ def background_scale(spec) -> float | np.ndarray:
     (attrs ``backscal``, ``exposure``, ``bkg_backscal``, ``bkg_exposure``; a
     missing or non-positive pair counts as 1); per channel (an array along
     ``channel``) where BACKSCAL is a variable (a BACKSCAL column that
-    varies, :func:`xcube.read_spectrum`)."""
+    varies, :func:`xcube.read_spectrum`). Eager: reads a BACKSCAL variable into
+    numpy."""
     a = spec.attrs
     scale = 1.0
     for src, bkg in (("backscal", "bkg_backscal"), ("exposure", "bkg_exposure")):
@@ -38,7 +39,7 @@ def spectrum(spec, ax=None, title=None):
     the spectrum has ``energy_lo``/``energy_hi``, else channel; the
     background when present, scaled as XSPEC does (:func:`background_scale`:
     the BACKSCAL and EXPOSURE ratios). Returns the Figure (computes
-    ``spec``)."""
+    ``spec``). Eager."""
     spec = spec.compute()
     fig = ax.figure if ax is not None else new_figure((6, 4))
     ax = ax or fig.add_subplot()

@@ -74,7 +74,7 @@ def hardness_intensity(hr, *, ax=None, figsize=(5, 4.2), color_by_time: bool = T
     """Hardness-intensity diagram of :func:`xcube.hardness_ratio`: ratio
     against intensity (S + H) [count/s] with error bars, points coloured by
     time [s from the first plotted bin]. Bins with an undefined ratio are
-    left out. Returns the Figure (computes ``hr``)."""
+    left out. Returns the Figure (computes ``hr``). Eager."""
     hr = hr.compute()
     fig = ax.figure if ax is not None else new_figure(figsize)
     ax = ax or fig.add_subplot()
