@@ -33,7 +33,7 @@ def flare_specs(rng, time_bin: float, amplitude: float, duration: float, n_flare
     """``n_flares`` Gaussian flares of ``amplitude`` [ct/s at the peak] and
     sigma = ``time_bin`` [s], spread evenly in time (15 % to 85 % of
     ``duration``, +-2 % jitter) at random places within ``radius_arcmin`` of
-    (``ra``, ``dec``) [deg]."""
+    (``ra``, ``dec``) [deg]. Eager."""
     out = []
     for t in np.linspace(0.15, 0.85, n_flares) * duration:
         r = radius_arcmin / 60.0 * np.sqrt(rng.uniform())
@@ -47,7 +47,8 @@ def flare_specs(rng, time_bin: float, amplitude: float, duration: float, n_flare
 def recovered(detections, truth, time_bin: float, radius_arcsec: float) -> np.ndarray:
     """Per injected flare of ``truth`` (rows of kind ``"flare"``): is there a
     peak detection within ``radius_arcsec`` whose flagged frames (+- one
-    frame) hold the flare's peak? Bool array."""
+    frame) hold the flare's peak? Bool array. Eager, numpy: one bool per flare
+    of ``truth``; ``time_bin`` [s]."""
     det = detections[detections["kind"] == "peak"]
     fl = truth[truth["kind"] == "flare"]
     if det.empty or fl.empty:

@@ -118,7 +118,7 @@ class Component:
 def soft_proton_profile(sp: SoftProtonFlare, t0: float, rng) -> tuple[np.ndarray, np.ndarray]:
     """(edges [s, mission time], rates [ct/s]) of a soft-proton flare on 20 s steps:
     a sin^2 envelope up to ``peak_rate`` times log-normal noise. 1-D numpy
-    arrays, ``edges`` one longer than ``rates``."""
+    arrays, ``edges`` one longer than ``rates``. Eager, numpy."""
     n = max(int(math.ceil(sp.duration / 20.0)), 1)
     edges = t0 + sp.t_start + np.linspace(0.0, sp.duration, n + 1)
     phase = (np.arange(n) + 0.5) / n

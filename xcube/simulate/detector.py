@@ -148,7 +148,8 @@ _FLAG_FRACTION = 0.03
 
 def detector(profile_name: str) -> Detector:
     """The :class:`Detector` model of a mission profile name (``"xmm-pn"``,
-    ``"xmm-mos1"``, ``"xmm-mos2"``); ``ValueError`` naming the supported ones otherwise."""
+    ``"xmm-mos1"``, ``"xmm-mos2"``); ``ValueError`` naming the supported ones
+    otherwise. Eager (a look-up)."""
     try:
         return _DETECTORS[profile_name]
     except KeyError:
@@ -173,7 +174,7 @@ def draw_patterns(patterns: dict, particle: np.ndarray, rng) -> np.ndarray:
 
 def draw_flags(n: int, rng) -> np.ndarray:
     """FLAG (int32, 1-D ``(n,)``) of ``n`` events: 3 % carry one of the
-    common EPIC flag bits, the rest 0."""
+    common EPIC flag bits, the rest 0. Eager, numpy."""
     flag = np.zeros(n, dtype=np.int32)
     bad = rng.random(n) < _FLAG_FRACTION
     flag[bad] = rng.choice(_FLAG_VALUES, size=int(bad.sum()), p=_FLAG_P)
@@ -226,7 +227,8 @@ def _spectrum_table(kind: str, lines: tuple, band: tuple[float, float]):
 def sample_energy(kind: str, n: int, rng, band, lines=()) -> np.ndarray:
     """``n`` energies [keV, float64, 1-D ``(n,)``] drawn from spectrum ``kind`` (``"particle"``,
     ``"soft_proton"``, ``"diffuse"`` or ``"source"``) inside ``band`` [keV];
-    ``lines`` ((keV, fraction), ...) are added to the particle spectrum."""
+    ``lines`` ((keV, fraction), ...) are added to the particle spectrum. Eager,
+    numpy."""
     q = _spectrum_table(kind, tuple(lines), tuple(float(b) for b in band))[2]
     u = rng.random(n) * _N_QUANTILES
     k = np.minimum(u.astype(np.int64), _N_QUANTILES - 1)

@@ -25,7 +25,7 @@ MAX_SKY_PIXEL = 51840
 def sky_wcs(attrs: Mapping):
     """:func:`xcube.wcs` of the X/Y columns from EventList attrs: raw column
     values are its (0-based) pixel coordinates. ``ValueError`` when the attrs
-    hold no sky WCS."""
+    hold no sky WCS. Eager (attrs only)."""
     from ..skycoords import wcs
 
     try:
@@ -35,13 +35,16 @@ def sky_wcs(attrs: Mapping):
 
 
 def to_sky(w, x, y):
-    """(ra, dec) [deg] arrays of raw sky pixels ``x``, ``y`` (scalars or arrays) through WCS ``w``."""
+    """(ra, dec) [deg] arrays of raw sky pixels ``x``, ``y`` (scalars or
+    arrays) through WCS ``w``. Eager, numpy: 1-D arrays of the length of
+    ``x``."""
     ra, dec = w.wcs_pix2world(np.atleast_1d(x), np.atleast_1d(y), 0)
     return ra, dec
 
 
 def to_pixel(w, ra, dec):
-    """(x, y) raw sky-pixel arrays of ``ra``, ``dec`` [deg] through WCS ``w``."""
+    """(x, y) raw sky-pixel arrays of ``ra``, ``dec`` [deg] through WCS ``w``.
+    Eager, numpy: 1-D arrays of the length of ``ra``."""
     x, y = w.wcs_world2pix(np.atleast_1d(ra), np.atleast_1d(dec), 0)
     return x, y
 

@@ -109,7 +109,7 @@ class SoftProtonFlare:
 def as_spec(cls, item):
     """``item`` as an instance of the specification class ``cls``: returned as is
     when it already is one, built from its fields when it is a mapping. Raises
-    ``TypeError`` naming the class and the bad fields otherwise."""
+    ``TypeError`` naming the class and the bad fields otherwise. Eager."""
     if isinstance(item, cls):
         return item
     if isinstance(item, Mapping):
@@ -122,7 +122,7 @@ def as_spec(cls, item):
 
 def check_flare(fl: Flare, where: str | None = None) -> None:
     """Raise ``ValueError`` unless ``t_peak`` is finite, ``amplitude`` >= 0 ct/s
-    and ``width`` > 0 s (:func:`check_number`)."""
+    and ``width`` > 0 s (:func:`check_number`). Eager (scalar checks)."""
     where = where or repr(fl)
     check_number(where, "t_peak", fl.t_peak, unit="s")
     check_number(where, "amplitude", fl.amplitude, ge=0, unit="ct/s")
@@ -132,7 +132,7 @@ def check_flare(fl: Flare, where: str | None = None) -> None:
 def check_eclipse(ec: Eclipse, where: str | None = None) -> None:
     """Raise ``ValueError`` unless ``t_start`` is finite, ``0 <= depth <= 1``
     (the fraction of the rate removed) and ``duration`` [s] and ``rate`` [ct/s]
-    are > 0 (:func:`check_number`)."""
+    are > 0 (:func:`check_number`). Eager (scalar checks)."""
     where = where or repr(ec)
     check_number(where, "t_start", ec.t_start, unit="s")
     check_number(where, "depth", ec.depth, ge=0, le=1, unit="(the fraction of the rate removed)")
@@ -141,13 +141,14 @@ def check_eclipse(ec: Eclipse, where: str | None = None) -> None:
 
 
 def check_source(src: Source) -> None:
-    """Raise ``ValueError`` unless the source's ``rate`` is >= 0 ct/s."""
+    """Raise ``ValueError`` unless the source's ``rate`` is >= 0 ct/s. Eager
+    (scalar check)."""
     check_number(repr(src), "rate", src.rate, ge=0, unit="ct/s")
 
 
 def check_soft_proton(sp: SoftProtonFlare) -> None:
     """Raise ``ValueError`` unless ``t_start`` is finite, ``duration`` > 0 s,
-    ``peak_rate`` >= 0 ct/s and ``variability`` >= 0."""
+    ``peak_rate`` >= 0 ct/s and ``variability`` >= 0. Eager (scalar checks)."""
     where = repr(sp)
     check_number(where, "t_start", sp.t_start, unit="s")
     check_number(where, "duration", sp.duration, gt=0, unit="s")
@@ -159,7 +160,8 @@ def position_given(spec, where: str | None = None) -> str | None:
     """How the position of ``spec`` is given: ``"sky"`` (``ra``/``dec``),
     ``"pixel"`` (``x``/``y``) or None (neither: a random position). Raises
     ``ValueError`` when only one of a pair, or both pairs, are given, or a
-    coordinate is not finite (``dec`` outside [-90, 90])."""
+    coordinate is not finite (``dec`` outside [-90, 90]). Eager (scalar
+    checks); ``ra``, ``dec`` [deg], ``x``, ``y`` [sky pixels]."""
     where = where or repr(spec)
     sky, pix = (spec.ra, spec.dec), (spec.x, spec.y)
     if any(v is not None for v in sky) and any(v is not None for v in pix):
@@ -181,7 +183,8 @@ def position_given(spec, where: str | None = None) -> str | None:
 
 
 def truth_row(**values) -> dict:
-    """One truth-table row: :data:`TRUTH_COLUMNS` set to NaN, then ``values``."""
+    """One truth-table row: :data:`TRUTH_COLUMNS` set to NaN, then ``values``.
+    Eager."""
     row = {c: np.nan for c in TRUTH_COLUMNS}
     row.update(values)
     return row
@@ -189,7 +192,7 @@ def truth_row(**values) -> dict:
 
 def truth_frame(rows) -> pd.DataFrame:
     """Truth DataFrame of :data:`TRUTH_COLUMNS` from rows made by :func:`truth_row`
-    (typed columns even when there are no rows)."""
+    (typed columns even when there are no rows). Eager (pandas)."""
     df = pd.DataFrame(rows, columns=TRUTH_COLUMNS)
     if df.empty:
         df = pd.DataFrame({c: pd.Series(dtype=float) for c in TRUTH_COLUMNS})
