@@ -36,7 +36,8 @@ GENERIC = MissionProfile(
 
 
 def register(profile: MissionProfile) -> MissionProfile:
-    """Add a profile to the registry (keyed by ``profile.name``) and return it."""
+    """Add a profile to the registry (keyed by ``profile.name``) and return it.
+    Eager."""
     _REGISTRY[profile.name] = profile
     return profile
 
@@ -51,13 +52,15 @@ def _load_all() -> None:
 
 
 def profiles() -> dict[str, MissionProfile]:
-    """All registered profiles, by name."""
+    """All registered profiles, by name. Eager (loads the profiles on first
+    use)."""
     _load_all()
     return dict(_REGISTRY)
 
 
 def event_extensions() -> tuple[str, ...]:
-    """Event-table extension names of all registered profiles, EVENTS first."""
+    """Event-table extension names of all registered profiles, EVENTS first.
+    Eager."""
     names = ["EVENTS"]
     for prof in profiles().values():
         names += [n for n in prof.events_extensions if n not in names]
@@ -65,7 +68,8 @@ def event_extensions() -> tuple[str, ...]:
 
 
 def get_profile(name: str) -> MissionProfile:
-    """Profile by registry name (e.g. ``"xmm-pn"``, ``"nustar-fpma"``)."""
+    """Profile by registry name (e.g. ``"xmm-pn"``, ``"nustar-fpma"``). Eager
+    (a look-up; loads the profiles on first use)."""
     _load_all()
     if name == "generic":
         return GENERIC
@@ -98,7 +102,8 @@ def screening_of(events) -> str | None:
     """The mission's default screening expression of an EventList (its
     profile's :meth:`~MissionProfile.screening_for` its attrs: the data mode
     picks it where the profile says so, e.g. Swift XRT WT ``GRADE <= 2``,
-    PC ``GRADE <= 12``), or None. Every screening caller asks here."""
+    PC ``GRADE <= 12``), or None. Every screening caller asks here. Eager
+    (attrs only; no event is read)."""
     return profile_of(events).screening_for(getattr(events, "attrs", None) or {})
 
 
@@ -106,7 +111,7 @@ def mission_name(telescop: str) -> str:
     """The mission as event lists name it (``"XMM-Newton"`` for TELESCOP
     ``XMM``, and for ``XMM-NEWTON``, the mission's own name in any case), so
     that products of one mission group together; ``telescop`` itself for a
-    mission without a profile."""
+    mission without a profile. Eager (a look-up)."""
     _load_all()
     t = str(telescop or "").strip()
     for prof in _REGISTRY.values():
@@ -118,7 +123,7 @@ def mission_name(telescop: str) -> str:
 def telescop_of(mission: str) -> str:
     """The TELESCOP keyword a mission's own files carry (``"XMM"`` for
     ``"XMM-Newton"``): the profile's first TELESCOP, else ``mission`` in
-    upper case (``"UNKNOWN"`` for none)."""
+    upper case (``"UNKNOWN"`` for none). Eager (a look-up)."""
     _load_all()
     m = str(mission or "").strip()
     for prof in _REGISTRY.values():
@@ -132,6 +137,7 @@ def detect(header, path: str = "<header>", instrument: str | None = None) -> Mis
 
     ``instrument`` (a registry name) overrides detection. Unknown missions give
     the generic profile and a warning naming the file.
+    Eager (header keywords only).
     """
     if instrument is not None:
         return get_profile(instrument)

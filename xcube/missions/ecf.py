@@ -61,7 +61,7 @@ ECF_TABLE = {
 def filter_name(value) -> str:
     """The table's name of a FILTER keyword value: ``"Thin1"``/``"Thin2"`` ->
     ``"thin"``, ``"Medium"`` -> ``"medium"``, ``"Thick"`` -> ``"thick"``,
-    ``"Open"`` -> ``"open"``; anything else lower-cased."""
+    ``"Open"`` -> ``"open"``; anything else lower-cased. Eager (text only)."""
     v = str(value or "").strip().lower()
     for name in ("thin", "medium", "thick", "open"):
         if v.startswith(name):
@@ -104,7 +104,8 @@ def events_ecf(events, band) -> float:
     """ECF [counts cm^2 / erg] of the summed count rate of one or several
     cameras (EventLists; their ``profile`` and ``filter`` attrs) in ``band``
     [keV]: the sum of the cameras' ECFs (a source of flux F gives the rate
-    F x ECF_i in camera i). NaN when any camera has no ECF."""
+    F x ECF_i in camera i). NaN when any camera has no ECF. Eager (attrs and
+    table look-ups; no event is read)."""
     evs = [events] if hasattr(events, "attrs") else list(events)
     return float(sum(energy_conversion_factor(e.attrs.get("profile", ""), e.attrs.get("filter", ""), band)
                      for e in evs))
