@@ -20,7 +20,8 @@ def namespace(package: str, names: dict, submodules=(), extra=()):
     name to ``"module"`` (relative to the package, ``"..pkg.module"`` for a
     sibling; the name defined there) or ``"module:attr"``; ``submodules`` are
     importable on attribute access;
-    ``extra`` are names ``__dir__`` lists besides these."""
+    ``extra`` are names ``__dir__`` lists besides these. Eager (builds two
+    closures; the returned ``__getattr__`` imports lazily, on first access)."""
 
     def __getattr__(name):
         if name in names:
@@ -60,7 +61,7 @@ def keep_functions(package: str, names: dict) -> None:
     """Keep ``package.<name>`` the function when a public function has the
     name of its own submodule (``xcube.select`` the function, defined in
     ``xcube/select.py``): importing the submodule would otherwise replace the
-    package attribute with the module."""
+    package attribute with the module. Eager; imports nothing."""
     module = sys.modules[package]
     module.__xcube_functions__ = frozenset(n for n, m in names.items() if m.partition(":")[0] == n)
     module.__class__ = FunctionsFirstPackage
@@ -71,7 +72,8 @@ def after_import(name: str, then: str) -> None:
     imported: now when it already is, otherwise right after its first import
     (a one-shot finder on ``sys.meta_path`` that wraps ``name``'s loader; it
     imports nothing itself). ``xcube`` uses it to register the ``.xcube``
-    accessor whenever xarray gets imported, without importing xarray."""
+    accessor whenever xarray gets imported, without importing xarray. Eager
+    when ``name`` is imported already, else deferred to its import."""
     if name in sys.modules:
         importlib.import_module(then)
         return

@@ -44,7 +44,7 @@ __all__ = ["XcubeDatasetAccessor", "XcubeDataArrayAccessor", "kind_of"]
 def kind_of(obj) -> str:
     """What an xcube object is: ``"events"``, ``"lightcurve"``,
     ``"spectrum"``, ``"power_spectrum"``, ``"image"``, ``"cube"`` or
-    ``"other"`` (from its dimensions)."""
+    ``"other"`` (from its dimensions). Eager (dims only; no data read)."""
     dims = set(obj.dims)
     if "event" in dims:
         return "events"

@@ -15,7 +15,8 @@ def check_number(where: str, name: str, value, *, gt: float | None = None, ge: f
     ``integer``), ``> gt``, ``>= ge`` and ``<= le`` (the bounds given; ``unit``
     only names the unit in the message). Raises ``ValueError`` naming
     ``where``, ``name``, the value and the allowed values otherwise: the one
-    check of numeric parameters (:mod:`xcube.simulate`, the background model, the BTIs)."""
+    check of numeric parameters (:mod:`xcube.simulate`, the background model,
+    the BTIs). Eager (one scalar)."""
     bounds = [f"{op} {b:g}" for op, b in ((">", gt), (">=", ge), ("<=", le)) if b is not None]
     allowed = ("an integer" if integer else "a finite number") + (" " + " and ".join(bounds) if bounds else "")
     allowed += f" {unit}" if unit else ""

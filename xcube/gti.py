@@ -54,6 +54,7 @@ def normalize(start, stop, *, source: str = "GTI", warn: bool = True):
     held reversed intervals (STOP < START, dropped), and raises ``ValueError``
     for non-finite bounds (NaN or +-inf: an infinite interval has no
     exposure or time axis). Returns ``(start, stop)`` arrays.
+    Eager, numpy: 1-D float64 ``start``, ``stop`` [s] of one length in and out.
     """
     start, stop = _arrays(start, stop)
     bad = ~(np.isfinite(start) & np.isfinite(stop))
@@ -97,7 +98,8 @@ def normalize(start, stop, *, source: str = "GTI", warn: bool = True):
 
 
 def union(*gtis):
-    """Union of any number of GTI sets ``(start, stop)``."""
+    """Union of any number of GTI sets ``(start, stop)``. Eager, numpy: 1-D
+    ``(start, stop)`` arrays [s]."""
     if not gtis:
         return np.empty(0), np.empty(0)
     start = np.concatenate([_arrays(*g)[0] for g in gtis])
@@ -106,7 +108,8 @@ def union(*gtis):
 
 
 def intersection(*gtis):
-    """Intersection of any number of GTI sets ``(start, stop)``."""
+    """Intersection of any number of GTI sets ``(start, stop)``. Eager, numpy:
+    1-D ``(start, stop)`` arrays [s]."""
     if not gtis:
         raise ValueError("intersection needs at least one GTI set")
     a = normalize(*gtis[0], warn=False)
@@ -137,7 +140,7 @@ def complement(gti, t0: float, t1: float):
 
 
 def exposure(gti) -> float:
-    """Total good time [s] of a GTI set."""
+    """Total good time [s] of a GTI set. Eager, numpy."""
     start, stop = normalize(*gti, warn=False)
     return float(np.sum(stop - start))
 

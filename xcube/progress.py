@@ -8,7 +8,8 @@ __all__ = ["in_notebook", "progress_bar"]
 
 
 def in_notebook() -> bool:
-    """True inside a Jupyter kernel (an IPython ``ZMQInteractiveShell``)."""
+    """True inside a Jupyter kernel (an IPython ``ZMQInteractiveShell``).
+    Eager."""
     ipython = sys.modules.get("IPython")
     if ipython is None:
         return False
@@ -43,7 +44,7 @@ class _NoBar:
 def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True, **kwargs):
     """A ``tqdm.auto`` bar (a widget in Jupyter, text on stderr elsewhere;
     ``total`` steps of ``unit``), or an object that ignores the calls when
-    ``enabled`` is False."""
+    ``enabled`` is False. Eager."""
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm

@@ -97,7 +97,7 @@ def events_wcs(obj):
     RADESYS and EQUINOX attrs.) For a grid whose attrs hold the WCS of its *cells*
     (``bin_events``, ``xcube.image``, the search's cubes), the column WCS is
     derived from it (:func:`_cell_grid_attrs`). Raises ``ValueError`` naming
-    the missing attrs."""
+    the missing attrs. Eager (attrs only; no event is read)."""
     try:
         from .skycoords import wcs as _wcs
     except ModuleNotFoundError as exc:

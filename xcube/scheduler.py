@@ -142,7 +142,8 @@ def thread_map(fn, items) -> list:
 
 def compute(*args, **kwargs):
     """``dask.compute(*args, **kwargs)``, without importing ``distributed``
-    when it cannot matter (see the module docstring)."""
+    when it cannot matter (see the module docstring). Eager: computes ``args``
+    here and returns numpy-backed results."""
     import dask
 
     if "scheduler" not in kwargs and "distributed" not in sys.modules and dask.config.get("scheduler", None) is None:

@@ -446,7 +446,8 @@ def screening_expression(events) -> str | None:
     it has none; :func:`xcube.missions.screening_of`: the data mode picks
     it where the profile says so), checked against their columns:
     ``ValueError`` naming the file and the column it lacks, and how to skip
-    the screening."""
+    the screening. Eager: compiles the expression against the column names and
+    dtypes (a ``#`` macro may read the source header); no event is read."""
     text = screening_of(events)
     if text:
         _expression_test(events, text, screening=True)
@@ -691,20 +692,22 @@ def _columns(events) -> str:
 
 def check_events(events) -> None:
     """Raise TypeError unless ``events`` is an EventList (Dataset with dim
-    ``event``). A type check; reads nothing."""
+    ``event``). A type check; reads nothing. Eager."""
     if not isinstance(events, xr.Dataset) or "event" not in events.dims:
         raise TypeError(f"select needs an EventList (xr.Dataset with dim 'event'), got {type(events).__name__}"
                         + (f" with dims {tuple(events.dims)}" if isinstance(events, xr.Dataset) else ""))
 
 
 def column_dtypes(events) -> dict:
-    """Event column name -> dtype (read from the variables: no DataArray is built)."""
+    """Event column name -> dtype (read from the variables: no DataArray is
+    built). Eager; no data read."""
     coords = set(events.coords)
     return {n: v.dtype for n, v in events.variables.items() if v.dims == ("event",) and n not in coords}
 
 
 def column_aliases(events) -> dict:
-    """The mission's file column names (lower case) -> xcube column names."""
+    """The mission's file column names (lower case) -> xcube column names.
+    Eager (profile look-up)."""
     return {v.lower(): k for k, v in profile_of(events).columns.items()}
 
 
@@ -851,6 +854,7 @@ def applied_band(events, energy_band=None, *, warn: bool = True,
     file (``attrs["source"]``) and both bands; when they do not overlap,
     raises ``ValueError`` naming them. Attrs and ``expr`` only; no event is
     read.
+    Eager.
     """
     evs = [events] if isinstance(events, xr.Dataset) else list(events)
     many = energy_band is not None and np.ndim(energy_band) == 2
@@ -895,7 +899,8 @@ def _narrowed(evs, cuts, want, warn: bool, expr=None):
 
 
 def energy_band_bounds(events, band) -> tuple[float, float]:
-    """Validated ``(emin, emax)`` [keV] of an energy band on ``events`` (see :func:`select`)."""
+    """Validated ``(emin, emax)`` [keV] of an energy band on ``events`` (see
+    :func:`select`). Eager (attrs and the profile; no event is read)."""
     lo, hi = _band_pair(band)
     prof = profile_of(events)
     if prof.pi_to_kev is None and prof is not GENERIC:
@@ -923,7 +928,8 @@ def energy_band_bounds(events, band) -> tuple[float, float]:
 
 def macro_lookup(events):
     """``#NAME`` -> filter text: the events' attrs, then the source file's
-    EVENTS header (read once, only if a macro is used), else None."""
+    EVENTS header (read once, only if a macro is used), else None. Eager; the
+    returned function reads the header at most once, when first asked."""
     attrs = {str(k).upper(): v for k, v in events.attrs.items() if isinstance(v, str)}
     header = {}
 

@@ -28,7 +28,8 @@ _REQUIRED = ("CTYPE", "CRVAL", "CRPIX", "CDELT")
 
 
 def has_wcs(ds) -> bool:
-    """True when ``ds.attrs`` hold a complete sky WCS for ``x``/``y``."""
+    """True when ``ds.attrs`` hold a complete sky WCS for ``x``/``y``. Eager
+    (attrs only)."""
     attrs = getattr(ds, "attrs", ds)
     return all(f"{k}{i}" in attrs for k in _REQUIRED for i in (1, 2))
 
@@ -80,7 +81,7 @@ def wcs(ds) -> WCS:
 def pc_matrix(attrs):
     """The ``PCi_j`` attrs (axis 1 = x, 2 = y) as a 2x2 float64 array, or
     None when there are none (identity). Missing elements default as in FITS
-    (1 on the diagonal, 0 off it)."""
+    (1 on the diagonal, 0 off it). Eager (attrs only)."""
     if not any(f"PC{i}_{j}" in attrs for i in (1, 2) for j in (1, 2)):
         return None
     return np.array([[float(attrs.get(f"PC{i}_{j}", float(i == j))) for j in (1, 2)] for i in (1, 2)])

@@ -24,7 +24,7 @@ _FIXED = {"ra": 5, "dec": 5, "x": 1, "y": 1, "log10_bayes": 2, "sigma_equivalent
 
 def format_number(v, decimals: int | None = None) -> str:
     """A number without exponent: fixed ``decimals`` when given, else up to
-    six significant digits (and at least the integer part)."""
+    six significant digits (and at least the integer part). Eager."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -44,7 +44,8 @@ def format_number(v, decimals: int | None = None) -> str:
 
 def column_decimals(values) -> int:
     """Decimals that show a float column to about six significant digits:
-    0 when every value is a whole number."""
+    0 when every value is a whole number. Eager, numpy: ``values`` 1-D (read
+    into memory)."""
     import numpy as np
 
     v = np.asarray(values, dtype=np.float64)
@@ -99,7 +100,7 @@ def column_unit(name: str) -> str:
     ``count s-1`` (``peak_rate``), ``erg s-1 cm-2`` (``peak_flux``),
     ``arcsec`` (``det_u``/``det_v``, ``*_arcsec``), ``count`` for the features'
     ``n_*``/``mu_*`` minima, maxima, means, spreads and sums...; ``''`` (dimensionless)
-    for numbers, flags, names and ids."""
+    for numbers, flags, names and ids. Eager (a look-up)."""
     if name in _UNITS:
         return _UNITS[name]
     if name.startswith("t_") or name.endswith("_exposure") or name.endswith("_gap_min"):

@@ -102,7 +102,7 @@ def time_reference(ref, source: str = "") -> TimeReference:
     include TIMEZERO), a FITS header or a dict of FITS keywords (MJDREFI +
     MJDREFF or MJDREF, TIMESYS, TIMEZERO, TIMEUNIT; raw file times, so
     TIMEZERO is applied), or a :class:`TimeReference`. ``ValueError`` naming
-    the object when it has no MJDREF."""
+    the object when it has no MJDREF. Eager (attrs or header keywords only)."""
     if isinstance(ref, TimeReference):
         return ref
     attrs = _attrs_of(ref)
@@ -370,7 +370,8 @@ def to_common_seconds(time, mjdref, timesys: str, common_mjdref: float, source: 
     """Mission times [s since ``mjdref`` in ``timesys``, as in :func:`times`]
     as TT seconds since ``common_mjdref`` (TT MJD). ``mjdref``: MJD [d], or
     ``(MJDREFI, MJDREFF)`` for full precision (one float64 MJD rounds to
-    ~0.6 microseconds)."""
+    ~0.6 microseconds). Eager, numpy: float64 of the shape of ``time`` (a Dask
+    array is computed)."""
     time = np.asarray(time, np.float64)
     ref = _reference(mjdref, _scale(timesys, source), source)
     whole = float(np.floor(float(common_mjdref)))
