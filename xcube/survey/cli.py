@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import Pairs, positive_float, positive_int
+from ..cli import Pairs, non_negative_int, positive_float, positive_int
 
 __all__ = ["register"]
 
@@ -71,6 +71,11 @@ def _survey(args) -> int:
     except SurveyAborted as exc:
         print(f"survey aborted: {exc}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the command ends with its one line, and what is left of the
+        from .engine import silence_distributed  # cluster closes at exit without distributed's lines
+
+        silence_distributed()
+        raise
     st = res.status
     failed = st[st["state"].isin(["failed", "timeout"])]
     if res.catalogue is not None:
@@ -179,23 +184,25 @@ def register(subparsers) -> None:
 def add_compute_arguments(parser, retries: int = 2, retries_help: str = "task retries and worker deaths allowed"):
     """The engine options of ``xcube survey`` and ``xcube process`` (an
     argparse group; imports nothing); :func:`compute_from_args` turns them
-    into a :class:`~xcube.survey.engine.Compute`."""
+    into a :class:`~xcube.survey.engine.Compute`. The counts are whole
+    numbers >= 1 (``--retries`` >= 0): another value is a usage error (status
+    2) naming the option."""
     g = parser.add_argument_group("engine")
-    g.add_argument("--workers", type=int, help="LocalCluster workers (default: cores / threads); "
+    g.add_argument("--workers", type=positive_int, help="LocalCluster workers (default: cores / threads); "
                                                "with --cluster, total workers to request")
-    g.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    g.add_argument("--threads", type=positive_int, default=1, help="threads per worker (default 1)")
     g.add_argument("--memory-limit", default="4GB", help="memory per LocalCluster worker (default 4GB)")
     g.add_argument("--scheduler", metavar="ADDRESS", help="use an existing cluster, e.g. tcp://host:8786")
     g.add_argument("--cluster", choices=["slurm", "pbs"], help="start workers as batch jobs (dask-jobqueue)")
     g.add_argument("--queue", help="batch queue/partition (default from the dask jobqueue config)")
     g.add_argument("--walltime", help="batch job wall time, e.g. 04:00:00")
-    g.add_argument("--cores", type=int, help="cores per batch job")
+    g.add_argument("--cores", type=positive_int, help="cores per batch job")
     g.add_argument("--memory", help="memory per batch job, e.g. 64GB")
-    g.add_argument("--processes", type=int, help="worker processes per batch job")
-    g.add_argument("--jobs", type=int, help="number of batch jobs (default 1, or enough for --workers)")
+    g.add_argument("--processes", type=positive_int, help="worker processes per batch job")
+    g.add_argument("--jobs", type=positive_int, help="number of batch jobs (default 1, or enough for --workers)")
     g.add_argument("--account", help="batch account/project")
     g.add_argument("--dashboard-address", default=":8787", help="dashboard address (default :8787)")
-    g.add_argument("--retries", type=int, default=retries, help=f"{retries_help} (default {retries})")
+    g.add_argument("--retries", type=non_negative_int, default=retries, help=f"{retries_help} (default {retries})")
     return g
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import numbers
 import os
 import shlex
 import shutil
@@ -33,7 +34,8 @@ from dataclasses import dataclass, field, replace
 
 import dask
 
-__all__ = ["make_client", "shut_down", "jobqueue_cluster", "JOBQUEUE_CLUSTERS", "SUBMIT_COMMANDS"]
+__all__ = ["make_client", "shut_down", "check_engine_counts", "silence_distributed", "ShutdownNoise",
+           "jobqueue_cluster", "JOBQUEUE_CLUSTERS", "SUBMIT_COMMANDS"]
 
 log = logging.getLogger("xcube.survey")
 
@@ -47,6 +49,17 @@ SUBMIT_TIMEOUT = 120.0
 
 def _default_workers(threads: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, threads))
+
+
+def check_engine_counts(*, workers=None, threads=1, retries=0) -> None:
+    """``ValueError`` naming the option when ``workers`` (None: the default)
+    or ``threads`` is not a whole number >= 1 or ``retries`` not one >= 0: a
+    cluster of no worker would leave the survey waiting for ever. Reads nothing."""
+    for name, value, minimum in (("workers", workers, 1), ("threads", threads, 1), ("retries", retries, 0)):
+        if name == "workers" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise ValueError(f"{name}={value!r} (command line --{name}): must be a whole number >= {minimum}")
 
 
 def jobqueue_cluster(cluster: str, *, queue=None, walltime=None, cores=None, memory=None, processes=None,
@@ -99,14 +112,58 @@ class _quiet_logs:
         return False
 
 
+class ShutdownNoise(logging.Filter):
+    """Drop tornado's ERROR ``Exception in callback ... sync.<locals>.cancel``
+    with its ``NameError`` traceback: a Ctrl-C or SIGTERM that comes before
+    ``distributed.utils.sync`` started its coroutine makes the cancel
+    callback meet an unset variable; it says nothing. Every other record
+    passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is not ours to judge
+            return True
+        return not ("sync.<locals>.cancel" in message and record.exc_info
+                    and isinstance(record.exc_info[1], NameError))
+
+
+def _add_filter(name: str) -> None:
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, ShutdownNoise) for f in logger.filters):
+        logger.addFilter(ShutdownNoise())
+
+
+def _silence_here() -> None:
+    """Raise distributed's, tornado's and asyncio's loggers to CRITICAL in
+    this process (run on the workers of a cluster about to be shut down)."""
+    for n in _quiet_logs.NAMES:
+        logging.getLogger(n).setLevel(logging.CRITICAL)
+
+
+def silence_distributed() -> None:
+    """Show nothing more of dask.distributed's, tornado's and asyncio's log
+    lines in this process (level CRITICAL), unless xcube itself logs at
+    INFO or below (``xcube -v``): what is left of a cluster after an
+    interrupt closes at the process's exit, with lines that say nothing. For
+    a command that ends now (``xcube survey`` interrupted); not restored."""
+    if logging.getLogger("xcube").getEffectiveLevel() <= logging.INFO:
+        return
+    for n in _quiet_logs.NAMES + ("bokeh",):
+        logging.getLogger(n).setLevel(logging.CRITICAL)
+
+
 def quiet_distributed(level: int = logging.WARNING):
     """Show only ``level`` and above of dask.distributed's own log lines
     (the cluster's start, workers registering, connections: about 30 INFO
     lines that would bury the survey's progress bar), unless xcube itself
     logs at INFO or below (``xcube -v``, or ``logging.getLogger("xcube")``
-    set so). Returns a function that restores the previous levels."""
+    set so). Tornado's ``NameError`` of an early interrupt is dropped for
+    good (:class:`ShutdownNoise`). Returns a function that restores the
+    previous levels."""
     import distributed  # noqa: F401  (its import sets the levels from the dask config: set ours after it)
 
+    _add_filter("tornado.application")
     if logging.getLogger("xcube").getEffectiveLevel() <= logging.INFO:
         return lambda: None
     names = ("distributed", "distributed.http.proxy", "bokeh", "tornado")
@@ -124,7 +181,10 @@ def quiet_distributed(level: int = logging.WARNING):
 def quietly(start):
     """Decorate a function returning ``(client, close)``: dask.distributed
     logs warnings only (:func:`quiet_distributed`) from the start until
-    ``close()``."""
+    ``close()``; still after it when the shut-down was interrupted or did not
+    complete (``close`` returned False): what is left then closes later, in
+    the background or at the process's exit, and its INFO lines would follow
+    the command's last line."""
 
     @functools.wraps(start)
     def wrapper(*args, **kwargs):
@@ -136,9 +196,7 @@ def quietly(start):
             raise
 
         def close_and_restore():
-            try:
-                close()
-            finally:
+            if close() is not False:
                 restore()
 
         return client, close_and_restore
@@ -156,15 +214,27 @@ def _cancel_jobs(cluster, timeout: float = 60.0) -> None:
         subprocess.run(shlex.split(command) + jobs, capture_output=True, timeout=timeout, check=False)
 
 
-def shut_down(client, cluster, jobs: bool = False, timeout: float = 30.0) -> None:
+def shut_down(client, cluster, jobs: bool = False, timeout: float = 30.0, workers_quiet: bool = False) -> bool:
     """Close ``client`` and then ``cluster``, without the tracebacks of
     connections closed under them (``CommClosedError``). With ``jobs`` (a
     dask-jobqueue cluster) the batch jobs are cancelled first and the workers
     given ``timeout`` seconds to leave: when the scheduler removes a worker
     itself, the worker's last messages meet a closed connection and its job
     log shows that traceback. Failures to close are logged (debug), never
-    raised: the survey's results are already written."""
+    raised: the survey's results are already written. With
+    ``workers_quiet`` (the worker processes of a LocalCluster, which write
+    to this terminal) the workers' own log lines are silenced first (within
+    5 s): a worker closed under a running task logs a warning
+    (``... ended with CancelledError``), and one whose scheduler went first a
+    heartbeat traceback. Returns False when closing failed (what is left
+    closes at the process's exit)."""
+    clean = True
     with _quiet_logs():
+        if workers_quiet:
+            try:
+                client.run(_silence_here, on_error="ignore", callback_timeout=5.0)
+            except Exception as exc:  # noqa: BLE001 - only log lines
+                log.debug("silencing the workers' logs: %s", exc)
         if jobs:
             try:
                 _cancel_jobs(cluster)
@@ -178,6 +248,8 @@ def shut_down(client, cluster, jobs: bool = False, timeout: float = 30.0) -> Non
                 what.close()
             except Exception as exc:  # noqa: BLE001 - shutting down: nothing left to save
                 log.debug("closing %s: %s", type(what).__name__, exc)
+                clean = False
+    return clean
 
 
 def _await_submission(client, cluster, name: str) -> None:
@@ -217,6 +289,7 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
     """
     from distributed import Client, LocalCluster
 
+    check_engine_counts(workers=workers, threads=threads, retries=retries)
     if scheduler and cluster:
         raise ValueError("give either --scheduler (an existing cluster) or --cluster (slurm/pbs), not both")
     # worker-saturation 1.0: a worker holds only as many tasks as it has threads,
@@ -245,10 +318,10 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
             )
             client = Client(lc)
         if held:  # Ctrl-C or SIGTERM while it started: shut it down, then let the signal act
-            shut_down(client, lc)
+            shut_down(client, lc, workers_quiet=True)
             signal.raise_signal(held[0])
             raise KeyboardInterrupt("interrupted while the local cluster started")  # (a handler that did not raise)
-        return client, lambda: shut_down(client, lc)
+        return client, lambda: shut_down(client, lc, workers_quiet=True)
 
 
 class _interrupts_held:
@@ -289,7 +362,8 @@ class Compute:
     ``cluster``: ``"slurm"`` or ``"pbs"`` to start workers as batch jobs
     (``jobs`` options: queue, walltime, cores, memory, processes, jobs,
     account, job_extra, local_directory); neither: a ``LocalCluster`` of
-    ``workers`` x ``threads`` with ``memory_limit`` each. ``retries``: task
+    ``workers`` x ``threads`` with ``memory_limit`` each (whole numbers >= 1,
+    ``workers`` None for cores / threads). ``retries`` (>= 0): task
     retries after an exception and worker deaths allowed per task;
     ``dashboard_address``: where the Dask dashboard listens.
     """
@@ -302,6 +376,9 @@ class Compute:
     retries: int = 2
     dashboard_address: str | None = ":8787"
     jobs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_engine_counts(workers=self.workers, threads=self.threads, retries=self.retries)
 
     def start(self):
         """``(client, close)``: a ``distributed.Client`` on this engine and the

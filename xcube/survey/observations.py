@@ -18,9 +18,12 @@ survey.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import stat
+import time
 from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +31,8 @@ from pathlib import Path
 from ..io.events import EVENT_SUFFIXES
 from ..io.paths import safe_component, walk_files
 
-__all__ = ["resolve_observations", "event_files_in", "observation_id", "read_obslist", "safe_obsid"]
+__all__ = ["resolve_observations", "event_files_in", "observation_id", "read_obslist", "safe_obsid", "file_identities",
+           "changed_inputs"]
 
 log = logging.getLogger("xcube.survey")
 
@@ -377,3 +381,80 @@ def _required(files, where) -> list[Path]:
     if not files:
         raise FileNotFoundError(f"{where}: holds no event files ({', '.join(EVENT_SUFFIXES)})")
     return files
+
+
+def file_identities(files) -> list[list]:
+    """``[resolved path, size [bytes], modification time [ns]]`` of each of
+    ``files``, in their order; size and time are None for a path that is
+    not a regular file (the missing or empty ``ROOT/<obsid>`` of an
+    observation that fails). What a run records as its ``inputs`` and a
+    resumed survey compares (:func:`changed_inputs`). One ``stat`` per file;
+    reads no data."""
+    out = []
+    for f in files:
+        p = Path(f)
+        try:
+            r = p.resolve()
+            st = r.stat()
+        except (OSError, RuntimeError):  # (RuntimeError: a symbolic link loop)
+            out.append([str(p.absolute()), None, None])
+            continue
+        out.append([str(r), int(st.st_size), int(st.st_mtime_ns)] if stat.S_ISREG(st.st_mode) else [str(r), None, None])
+    return out
+
+
+def _key(identity) -> tuple:
+    path, size, mtime = identity
+    return (Path(path).name, size, mtime)
+
+
+def _when(mtime_ns) -> str:
+    return "?" if mtime_ns is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mtime_ns / 1e9))
+
+
+def _describe(before: list, now: list) -> str:
+    """What differs between two lists of file identities, for a message."""
+    if sorted(p for p, _, _ in before) == sorted(p for p, _, _ in now):
+        old = {p: (size, mtime) for p, size, mtime in before}
+        return "; ".join(f"{p}: size {old[p][0]} -> {size} bytes, modified {_when(old[p][1])} -> {_when(mtime)} UTC"
+                         for p, size, mtime in now if old[p] != (size, mtime))
+    return f"recorded {', '.join(p for p, _, _ in before)}; now {', '.join(p for p, _, _ in now)}"
+
+
+def changed_inputs(recorded_inputs, recorded_files, current: list) -> str | None:
+    """How the event files of an observation now (``current``, from
+    :func:`file_identities`) differ from those a run of it was made from, or
+    None when they are the same or that cannot be told.
+
+    ``recorded_inputs`` is the run's ``inputs`` (the JSON text of its file
+    identities) and ``recorded_files`` its ``files`` (JSON list of paths),
+    for a run recorded before identities were (``recorded_inputs`` None).
+    Files are the same when their names, sizes and modification times are,
+    wherever they are now (an archive moved or copied with its times kept is
+    the same; a file replaced in place, or another archive's file, is not);
+    from paths alone, when they resolve to the same files, or else when they
+    are files now with the same names, sizes and times, or else (paths that
+    do not exist from here, e.g. relative to another working directory) when
+    the names are the same. None also when a current file is not there: that
+    observation's task fails with the reason, and its finished runs are kept.
+    """
+    if any(size is None for _, size, _ in current):
+        return None
+    try:
+        if recorded_inputs is not None:
+            before = [list(x) for x in json.loads(recorded_inputs)]
+            if sorted(map(_key, before)) == sorted(map(_key, current)):
+                return None
+            return _describe(before, current)
+        paths = [str(f) for f in json.loads(recorded_files)]
+    except (TypeError, ValueError):  # a record without (readable) files: nothing to compare
+        return None
+    before = file_identities(paths)
+    if sorted(p for p, _, _ in before) == sorted(p for p, _, _ in current):
+        return None  # (a run recorded without identities: a file modified in place cannot be told)
+    if all(size is not None for _, size, _ in before):
+        return None if sorted(map(_key, before)) == sorted(map(_key, current)) else \
+            f"recorded {', '.join(paths)}; now {', '.join(p for p, _, _ in current)}"
+    if sorted(Path(p).name for p in paths) == sorted(Path(p).name for p, _, _ in current):
+        return None
+    return f"recorded {', '.join(paths)}; now {', '.join(p for p, _, _ in current)}"

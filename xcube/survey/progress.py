@@ -61,16 +61,16 @@ class SurveyProgress:
         """The status line (no newline): a bar of ``width`` characters, the
         observations done/failed/remaining, the run counts by state, the
         elapsed time and the estimated time left (h:mm:ss, from the mean time
-        per counted observation)."""
+        per counted observation; none until an observation is counted)."""
         n = self.done + self.failed
         frac = n / self.total if self.total else 1.0
         fill = int(round(frac * self.width))
         elapsed = time.monotonic() - self.t0
-        eta = elapsed / n * self.remaining if n else 0.0
+        left = f", ~{_hms(elapsed / n * self.remaining)} left" if n else ""
         runs = " ".join(f"{k} {v}" for k, v in self.runs.items())
         return (f"{self.label} [{'#' * fill}{'.' * (self.width - fill)}] {n}/{self.total} observations: "
                 f"done {self.done}, failed {self.failed}, remaining {self.remaining} | {self.runs_label}: {runs} | "
-                f"{_hms(elapsed)} elapsed, ~{_hms(eta)} left")
+                f"{_hms(elapsed)} elapsed{left}")
 
     def draw(self, final: bool = False) -> None:
         """Show the current counts: update the Jupyter widget (closed when

@@ -4,9 +4,10 @@ One task per observation reads its events once and runs all its parameter
 sets (:func:`.task.run_observation`); each run is committed atomically as
 ``out/<obsid>/<run_id>/`` with its status record, and ``out/status.parquet``
 is derived from those records (:mod:`.status`). Re-running the same command
-skips runs already recorded with the same parameter hash; ``retry_failed``
-redoes failed and timed-out runs, ``overwrite`` redoes everything. A survey
-killed at any moment resumes where it stopped.
+skips runs already recorded with the same parameter hash and made from the
+same event files (a run made from other files is redone, with a warning);
+``retry_failed`` redoes failed and timed-out runs, ``overwrite`` redoes
+everything. A survey killed at any moment resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from ..io.paths import inside, remove_empty_up_to
 from ..transients.params import SearchParams, parameter_grid, run_id
 from .engine import engine_of
 from .lock import LOCK_FILE, SurveyLock
-from .observations import resolve_observations
+from .observations import changed_inputs, file_identities, resolve_observations
 from .progress import SurveyProgress
 from .status import clean_stale, read_run, rebuild_status, scan_runs, write_run, write_status
 from .task import SurveyAborted, failure_record, run_observation
@@ -94,20 +95,34 @@ def check_survey_options(*, timeout: float | None = None, catalogue: bool = True
 
 
 def plan_survey(observations: dict, out, params: list[SearchParams], *, retry_failed: bool = False,
-                overwrite: bool = False, existing: pd.DataFrame | None = None) -> dict:
+                overwrite: bool = False, existing: pd.DataFrame | None = None, inputs: dict | None = None) -> dict:
     """Runs still to do: ``{obsid: [(run_id, SearchParams), ...]}`` (observations with
     nothing to do are left out).
 
     A run is done when ``out/<obsid>/<run_id>/`` records it with the same
-    parameter hash in state ``done`` or ``skipped``; ``failed``/``timeout``
-    runs count as done unless ``retry_failed``; ``overwrite`` redoes all.
-    ``existing`` is the scanned status table (scanned here if None).
+    parameter hash, made from the observation's event files as they are now,
+    in state ``done`` or ``skipped``; ``failed``/``timeout`` runs count as
+    done unless ``retry_failed``; ``overwrite`` redoes all. A run made from
+    other files (another ``--archive``, data reprocessed or replaced: see
+    :func:`.observations.changed_inputs`; files missing now are no change)
+    is redone and replaced, with a warning naming the observation and the
+    files. ``existing`` is the scanned status table (scanned here if None);
+    ``inputs`` a dict obsid -> :func:`.observations.file_identities`, filled
+    here for the observations whose records are compared (one ``stat`` per
+    file), to be reused for the tasks.
     """
     if existing is None:
         existing = scan_runs(out)
-    known = {(r.obsid, r.run_id): (r.param_hash, r.state) for r in existing.itertuples()}
-    plan = {}
-    for obsid in observations:
+    inputs = {} if inputs is None else inputs
+
+    def text(v):
+        return None if v is None or pd.isna(v) else str(v)
+
+    known = {(r.obsid, r.run_id): (r.param_hash, r.state, text(getattr(r, "inputs", None)), text(r.files))
+             for r in existing.itertuples()}
+    by_obsid = existing.groupby("obsid")["run_id"].agg(list).to_dict() if len(existing) else {}
+    plan, changed = {}, {}
+    for obsid, files in observations.items():
         todo = []
         for p in params:
             rid = run_id(obsid, p)
@@ -115,12 +130,42 @@ def plan_survey(observations: dict, out, params: list[SearchParams], *, retry_fa
             if (overwrite or prev is None or prev[0] != p.hash
                     or (retry_failed and prev[1] in ("failed", "timeout"))):
                 todo.append((rid, p))
+                continue
+            if obsid not in inputs:
+                inputs[obsid] = file_identities(files)
+            why = changed_inputs(prev[2], prev[3], inputs[obsid])
+            if why is not None:
+                todo.append((rid, p))
+                changed.setdefault(obsid, [0, why])[0] += 1
         if todo:
             plan[obsid] = todo
+        if obsid in changed:
+            rids = {rid for rid, _ in todo}
+            changed[obsid].append(sum(
+                changed_inputs(known[(obsid, r)][2], known[(obsid, r)][3], inputs[obsid]) is not None
+                for r in by_obsid.get(obsid, ()) if r not in rids))
+    _warn_changed(out, changed)
     return plan
 
 
-def _record_lost(out: Path, obsid: str, files, plan, token: str, exc: BaseException, tb: str) -> list[dict]:
+def _warn_changed(out, changed: dict, shown: int = 10) -> None:
+    """Warn about the observations whose runs are redone because their event
+    files changed (``changed``: obsid -> [runs redone, what changed, runs of
+    other parameter sets made from the earlier files]): the first ``shown``
+    by name, the rest counted."""
+    for obsid, (n, why, other) in list(changed.items())[:shown]:
+        kept = (f"; {other} run(s) of other parameter sets of it, made from the earlier files, are kept (the "
+                f"catalogue includes them): run those parameters again or delete them from {out}/{obsid}/"
+                if other else "")
+        log.warning("%s: observation %s: its event files changed since %d of its recorded runs were made (%s); "
+                    "those runs are redone and replaced%s", out, obsid, n, why, kept)
+    if len(changed) > shown:
+        log.warning("%s: ... and %d more observations whose event files changed (%d runs redone)", out,
+                    len(changed) - shown, sum(v[0] for v in list(changed.values())[shown:]))
+
+
+def _record_lost(out: Path, obsid: str, files, plan, token: str, exc: BaseException, tb: str,
+                 inputs: list | None = None) -> list[dict]:
     """Failure records for the runs of a task that raised (e.g. its worker died
     ``allowed-failures`` + 1 times: ``KilledWorker``); runs the task committed
     before dying are kept."""
@@ -136,7 +181,7 @@ def _record_lost(out: Path, obsid: str, files, plan, token: str, exc: BaseExcept
         if prev is not None and prev.get("token") == token:
             records.append(prev)
             continue
-        rec = failure_record(p, files, token, exc, message=msg, worker="lost")
+        rec = failure_record(p, files, token, exc, message=msg, worker="lost", inputs=inputs)
         rec.update(obsid=obsid, run_id=rid)
 
         def writer(tmp, tb=tb, rid=rid, rec=rec):
@@ -220,14 +265,19 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
     echo = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
     owned_close = None
     dashboard = None
-    failed = False
+    failed = submitted = False
     try:
         n_stale = clean_stale(out)
         if n_stale:
             log.info("%s: removed %d temporary directories of an interrupted survey", out, n_stale)
         existing = scan_runs(out)
         write_status(out, existing)
-        plan = plan_survey(obs, out, plist, retry_failed=retry_failed, overwrite=overwrite, existing=existing)
+        inputs = {}
+        plan = plan_survey(obs, out, plist, retry_failed=retry_failed, overwrite=overwrite, existing=existing,
+                           inputs=inputs)
+        for obsid in plan:  # (what the tasks record; already taken for the observations compared)
+            if obsid not in inputs:
+                inputs[obsid] = file_identities(obs[obsid])
         n_runs = sum(len(v) for v in plan.values())
         log.info("%s: planned %d runs in %.1f s", out, n_runs, time.perf_counter() - t_start)
         echo(f"survey of {len(obs)} observations x {len(plist)} parameter sets into {out}: "
@@ -238,9 +288,10 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
             dashboard = getattr(client, "dashboard_link", None)
             log.info("client ready after %.1f s", time.perf_counter() - t_start)
             echo(f"dask dashboard: {dashboard}")
+            submitted = True
             _execute(client, obs, plan, out, lock, retries=compute.retries, timeout=timeout, search=search,
                      figures=figures, progress=progress, flush_interval=flush_interval,
-                     open_kwargs=open_kwargs, existing=existing)
+                     open_kwargs=open_kwargs, existing=existing, inputs=inputs)
             log.info("tasks finished after %.1f s", time.perf_counter() - t_start)
         _check_owner(lock, out)
         status = rebuild_status(out)
@@ -260,6 +311,8 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
             if owned_close is not None:
                 owned_close()
         finally:
+            if failed and submitted:  # (tasks still running commit runs while the engine shuts down)
+                _final_status(out, lock)
             lock.release()
             if failed:
                 _remove_unwritten(created, out)
@@ -270,6 +323,20 @@ def run(observations, out, params=None, *, archive=None, compute=None, timeout: 
     echo(f"survey finished in {res.wall_time:.1f} s: status table {out / 'status.parquet'} "
          f"({', '.join(f'{k} {v}' for k, v in res.counts.items())})")
     return res
+
+
+def _final_status(out: Path, lock: SurveyLock) -> None:
+    """Rebuild ``out/status.parquet`` from the run records after a survey
+    stopped (interrupted, or an error) once its engine is shut down, so that
+    it holds the runs its tasks committed meanwhile; not when another survey
+    took ``out`` over (the table is that survey's to write). A failure to
+    write it is logged: the next survey rebuilds it anyway."""
+    try:
+        if lock.owned():
+            rebuild_status(out)
+    except Exception as exc:  # noqa: BLE001 - the survey's own error is the one to report
+        log.warning("%s: status table not rebuilt after the survey stopped (%s); the next survey rebuilds it",
+                    out, exc)
 
 
 def _remove_unwritten(created: Path | None, out: Path) -> None:
@@ -337,7 +404,7 @@ def _execute(client, obs, plan, out, lock, **kw):
 
 
 def _run_tasks(client, obs, plan, out, lock, *, retries, timeout, search, figures, progress,
-               flush_interval, open_kwargs, existing):
+               flush_interval, open_kwargs, existing, inputs):
     from .collect import collect
 
     token = lock.token
@@ -351,7 +418,7 @@ def _run_tasks(client, obs, plan, out, lock, *, retries, timeout, search, figure
     futures = {}
     for obsid, todo in plan.items():
         fut = client.submit(run_observation, obsid, obs[obsid], todo, out, token=token, timeout=timeout,
-                            search=search, figures=figures, open_kwargs=open_kwargs,
+                            search=search, figures=figures, open_kwargs=open_kwargs, inputs=inputs[obsid],
                             key=f"xcube-survey-{obsid}-{token}", retries=retries, pure=False)
         futures[fut] = obsid
 
@@ -362,7 +429,7 @@ def _run_tasks(client, obs, plan, out, lock, *, retries, timeout, search, figure
     def lost(obsid, fut, exc):
         if type(exc).__name__ == "SurveyAborted" or not lock.owned():
             raise SurveyAborted(str(exc)) from exc
-        return _record_lost(out, obsid, obs[obsid], plan[obsid], token, exc, _future_traceback(fut))
+        return _record_lost(out, obsid, obs[obsid], plan[obsid], token, exc, _future_traceback(fut), inputs[obsid])
 
     def flush(final):
         if not final or lock.owned() or not lock.path.exists():

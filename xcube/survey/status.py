@@ -34,6 +34,9 @@ n_bad_frames,       bad time intervals, expected number of false alarms
 n_bti,              (peak + eclipse)
 expected_false_alarms
 files               JSON list of the observation's event files
+inputs              JSON list of [resolved path, size in bytes, modification
+                    time in ns] of those files when the survey was planned:
+                    a resumed survey redoes a run made from other files
 worker, started,    where and when (UTC ISO 8601) it ran; ``token`` identifies
 finished, token     the survey invocation that wrote it
 =================== =====================================================
@@ -90,6 +93,7 @@ COLUMNS = {
     "n_bti": "float64",
     "expected_false_alarms": "float64",
     "files": "string",
+    "inputs": "string",
     "worker": "string",
     "started": "string",
     "finished": "string",

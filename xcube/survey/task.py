@@ -13,6 +13,13 @@ exception raised asynchronously in it (``PyThreadState_SetAsyncExc``), which
 takes effect at its next Python bytecode - a long call inside compiled code
 (numpy, numba) finishes first - and it never commits a run after the
 deadline (commits are serialised with the timeout decision by a lock).
+:class:`SurveyTimeout` derives from ``BaseException``, so that no
+``except Exception`` of the code it lands in takes it; landing in a callback
+whose exceptions the interpreter ignores (a gc callback such as
+distributed's memory check, a ``__del__``) it is raised again in that thread
+shortly after, without the "Exception ignored" traceback
+(``sys.unraisablehook``); and the work thread starts no further run once
+the task timed out.
 
 Inside the task dask collections are computed with the synchronous
 scheduler: the survey's parallelism is across observations, and a task that
@@ -25,6 +32,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -45,8 +53,10 @@ __all__ = ["run_observation", "SurveyTimeout", "SurveyAborted", "PeakRSS", "fail
 log = logging.getLogger("xcube.survey")
 
 
-class SurveyTimeout(Exception):
-    """Raised inside a task's work thread when its per-task timeout expires."""
+class SurveyTimeout(BaseException):
+    """Raised inside a task's work thread when its per-task timeout expires
+    (a ``BaseException``, like ``KeyboardInterrupt``: an ``except Exception``
+    of the code it interrupts does not stop it)."""
 
 
 class SurveyAborted(Exception):
@@ -134,18 +144,24 @@ def _worker_name() -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _base_record(params: SearchParams, files, token, worker=None) -> dict:
+def _base_record(params: SearchParams, files, token, worker=None, inputs=None) -> dict:
+    """The fields of every run record; ``inputs``: the files' identities as the
+    survey planned them (:func:`.observations.file_identities`; taken here if None)."""
+    from .observations import file_identities
+
     return dict(
         params.to_dict(), param_hash=params.hash, xcube_version=__version__,
-        files=json.dumps([str(f) for f in files]), token=token, worker=worker or _worker_name(),
+        files=json.dumps([str(f) for f in files]),
+        inputs=json.dumps(file_identities(files) if inputs is None else inputs), token=token,
+        worker=worker or _worker_name(),
     )
 
 
 def failure_record(params: SearchParams, files, token, exc: BaseException | None = None, *,
                    state: str = "failed", error_class=None, message=None, tb: str | None = None,
-                   traceback_file: str | None = None, worker=None, **extra) -> dict:
+                   traceback_file: str | None = None, worker=None, inputs=None, **extra) -> dict:
     """Status record of a run that did not finish (``failed`` or ``timeout``)."""
-    rec = _base_record(params, files, token, worker)
+    rec = _base_record(params, files, token, worker, inputs)
     rec.update(
         state=state,
         error_class=error_class or (type(exc).__name__ if exc is not None else None),
@@ -203,8 +219,11 @@ def _result_writer(res, figures: str):
 class _Work:
     """State shared by the task thread and its work thread."""
 
-    def __init__(self, obsid, files, plan, out, token, search, figures, open_kwargs):
+    def __init__(self, obsid, files, plan, out, token, search, figures, open_kwargs, inputs=None):
+        from .observations import file_identities
+
         self.obsid, self.files, self.plan = obsid, [Path(f) for f in files], plan
+        self.inputs = file_identities(self.files) if inputs is None else inputs
         self.out, self.token, self.search = Path(out), token, search
         self.figures, self.open_kwargs = figures, open_kwargs or {}
         self.lock = threading.Lock()
@@ -259,7 +278,8 @@ class _Work:
     def _fail_all(self, exc, tb, remaining):
         for rid, params in remaining:
             rec = failure_record(params, self.files, self.token, exc, _traceback=tb, open_time=self.open_time,
-                                 started=self.started, wall_time=self.open_time, worker=self.worker)
+                                 started=self.started, wall_time=self.open_time, worker=self.worker,
+                                 inputs=self.inputs)
             self.commit(rid, rec)
 
     def run(self):
@@ -297,6 +317,8 @@ class _Work:
         rss = PeakRSS()
         try:
             for rid, params in todo:
+                if self.cancelled:  # (the timeout's exception was lost somewhere: start no further run)
+                    raise SurveyTimeout()
                 self.current = rid
                 self._run_one(rid, params, events, search, rss)
         finally:
@@ -306,7 +328,7 @@ class _Work:
         rss.take()
         started = _now()
         t0, c0 = time.perf_counter(), time.process_time()
-        base = _base_record(params, self.files, self.token, self.worker)
+        base = _base_record(params, self.files, self.token, self.worker, self.inputs)
         base.update(open_time=self.open_time, started=started)
         try:
             res = search(events, **params.kwargs())
@@ -340,7 +362,7 @@ class _Work:
             raise
         except Exception as exc:  # noqa: BLE001 - one failed run never stops the others
             rec = failure_record(params, self.files, self.token, exc, _traceback=traceback.format_exc(),
-                                 open_time=self.open_time, started=started, worker=self.worker,
+                                 open_time=self.open_time, started=started, worker=self.worker, inputs=self.inputs,
                                  wall_time=time.perf_counter() - t0, cpu_time=time.process_time() - c0,
                                  peak_rss_mb=rss.take())
             self.commit(rid, rec)
@@ -373,8 +395,48 @@ def _async_raise(thread: threading.Thread, exc_type) -> None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
 
 
+#: seconds after which a timeout swallowed by a callback is raised again in its work thread
+REDELIVER_DELAY = 0.01
+_HOOK_LOCK = threading.Lock()
+
+
+def _install_redelivery() -> None:
+    """Wrap ``sys.unraisablehook`` (once) so that a :class:`SurveyTimeout`
+    the interpreter ignored - raised asynchronously while the work thread ran
+    a gc callback, a ``__del__`` or a weakref callback - is raised again in
+    that thread after :data:`REDELIVER_DELAY` s (by then outside the
+    callback; again if not), with no traceback printed. Other unraisable
+    exceptions go to the previous hook."""
+    with _HOOK_LOCK:
+        previous = sys.unraisablehook
+        if getattr(previous, "_xcube_survey_timeout", False):
+            return
+
+        def redeliver(unraisable, previous=previous):
+            if not (isinstance(unraisable.exc_type, type) and issubclass(unraisable.exc_type, SurveyTimeout)):
+                return previous(unraisable)
+            thread = threading.current_thread()
+            if getattr(thread, "_xcube_timed_out", False) and thread.is_alive():
+                again = threading.Timer(REDELIVER_DELAY, _async_raise, (thread, SurveyTimeout))
+                again.daemon = True
+                again.start()
+            return None
+
+        redeliver._xcube_survey_timeout = True
+        sys.unraisablehook = redeliver
+
+
+def _stop(thread: threading.Thread) -> None:
+    """Tell a timed-out work thread to stop: :class:`SurveyTimeout` raised
+    in it asynchronously, raised again should a callback swallow it."""
+    thread._xcube_timed_out = True
+    _install_redelivery()
+    _async_raise(thread, SurveyTimeout)
+
+
 def run_observation(obsid: str, files, plan, out, *, token: str, timeout: float | None = None,
-                    search=None, figures: str = "detections", open_kwargs: dict | None = None) -> list[dict]:
+                    search=None, figures: str = "detections", open_kwargs: dict | None = None,
+                    inputs: list | None = None) -> list[dict]:
     """Search one observation with every planned parameter set.
 
     Parameters
@@ -394,12 +456,15 @@ def run_observation(obsid: str, files, plan, out, *, token: str, timeout: float 
     figures : PNG figures of the runs: ``"detections"`` (runs with detections),
         ``"all"`` or ``"none"``; the search's tables, summary and region file
         are always written (``res.write``).
+    inputs : the identities of ``files`` as the survey planned them
+        (:func:`.observations.file_identities`), recorded with every run;
+        taken here when None.
 
     Returns the status records (dicts) of the planned runs. Eager; never raises
     for a bad observation (errors are recorded), only if the output directory
     cannot be written or the survey was superseded (:class:`SurveyAborted`).
     """
-    work = _Work(obsid, files, plan, out, token, search, figures, open_kwargs)
+    work = _Work(obsid, files, plan, out, token, search, figures, open_kwargs, inputs)
     if timeout is None:
         work.run()
     else:
@@ -418,7 +483,7 @@ def run_observation(obsid: str, files, plan, out, *, token: str, timeout: float 
             with work.lock:
                 work.cancelled = True
                 done = set(work.records)
-            _async_raise(th, SurveyTimeout)
+            _stop(th)
             msg = (f"observation {obsid}: per-task timeout of {timeout:g} s expired "
                    f"(while running {work.current or 'open_events'}); raise --timeout or split the observation")
             for rid, params in plan:
@@ -426,7 +491,7 @@ def run_observation(obsid: str, files, plan, out, *, token: str, timeout: float 
                     continue
                 rec = failure_record(params, files, token, state="timeout", error_class="SurveyTimeout",
                                      message=msg, open_time=work.open_time, started=work.started, wall_time=timeout,
-                                     worker=work.worker)
+                                     worker=work.worker, inputs=work.inputs)
                 target_dir = inside(out, obsid, rid, what="run directory")
                 with atomic_dir(target_dir, overwrite=True) as tmp:
                     rec = dict(rec, obsid=obsid, run_id=rid)
