@@ -50,7 +50,8 @@ def _dense_path(evs, res, band, sigma, gti_only=False, hygiene=True):
     dense = cube.copy(data=counts)
     model = background_model(dense, is_bti, drop, wcs=xcube.wcs(evs[0]))
     flags = decision.flag_voxels(dense, model, sigma)
-    model = mask_eclipses(dense, model, flags.voxels[flags.voxels[:, 2] == 1][:, :2])
+    model = mask_eclipses(dense, model, flags.voxels[flags.voxels[:, 2] == 1][:, :2],
+                          peak_voxels=flags.voxels[flags.voxels[:, 2] == 0][:, :2])
     ccd_map = [_ccd_map(e, ye, xe) for e in band_evs]
     return dense, btis, is_bti, bad, model, ccd_map
 

@@ -98,3 +98,22 @@ def test_a_long_flare_of_a_faint_spot_is_a_peak_and_no_eclipse():
         d = xcube.search_transients(ev, time_bin=200.0).detections
     assert list(d["kind"]) == ["peak"], d[["kind", "counts", "expected", "log10_bayes"]]
     assert d["expected"].iloc[0] < 5.0 and d["log10_bayes"].iloc[0] > 300
+
+
+def test_a_flare_of_a_spot_without_a_steady_source_is_not_expected_at_its_own_rate():
+    """A 1 ct/s flare of sigma 1000 s (about 2500 counts) where no source shines: its counts made the
+    constant-source rate there, so that its peak 200 s frame expected 23 counts instead of the background's 0.2,
+    and the flare was 5 orders of magnitude weaker (log10 B 115). The source is refitted outside its peak frames."""
+    import warnings
+
+    import xcube
+
+    ev, _ = xcube.simulate.event_list("xmm-mos1", duration=20_000, seed=1, soft_protons=0,
+                                      flares=[dict(t_peak=10000, amplitude=1.0, width=1000, x=24000.0, y=27000.0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = xcube.search_transients(ev, time_bin=200.0)
+    d = res.detections
+    assert list(d["kind"]) == ["peak"]
+    assert d["expected"].iloc[0] < 3.0 and d["log10_bayes"].iloc[0] > 300
+    assert res.summary["eclipse_masked_sources"] >= 1
