@@ -171,7 +171,7 @@ def eclipse_candidates(types: FrameTypes, sigma: float, block: int = 1024):
                 cols = np.flatnonzero(bound > e0)
             for b0 in range(0, ks.size if cols.size else 0, block):
                 kb = ks[b0:b0 + block]
-                mu = expected_value(tmpl[cols][None], types.lc[kb, None], types.rates[types.rate_of[kb]][:, cols],
+                mu = expected_value(tmpl[cols][None], types.lc[kb, None], types.rates[:, cols][types.rate_of[kb]],
                                     types.exposure[kb, None])
                 with np.errstate(invalid="ignore"):
                     kk, pp = np.nonzero(mu > e0)
@@ -284,7 +284,7 @@ def reflag_pixels(cube, model: xr.Dataset, flags: Flags, pixels, sigma: float,
     mu = np.full(n.shape, np.nan)
     kk = k[ok]
     tm = np.where((types.sub[kk] == 1)[:, None], types.t_bti[px][None], types.t_gti[px][None])
-    mu[ok] = expected_value(tm, types.lc[kk, None], types.rates[types.rate_of[kk]][:, px], types.exposure[kk, None])
+    mu[ok] = expected_value(tm, types.lc[kk, None], types.rates[:, px][types.rate_of[kk]], types.exposure[kk, None])
     pk, ec = bayes.masks(n, mu, sigma)
     keep = ~np.isin(flags.voxels[:, 1], px)
     rows = [flags.voxels[keep]]
