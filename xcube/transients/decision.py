@@ -104,7 +104,8 @@ class FrameTypes:
         ``ftype`` has shape ``(n_frames,)`` (the model's frames), the per-type
         arrays ``(n_types,)``, the templates ``(ny * nx,)`` and the rate
         images ``(n_rates, ny * nx)`` float64 (one per distinct column of the
-        model's ``live_fraction`` among the defined frames). Eager: reads the
+        model's ``live_fraction`` among the defined frames, in the CCD groups
+        that hold a source: elsewhere ``S0`` is 0). Eager: reads the
         model's variables into numpy (computing them if the model is
         Dask-backed)."""
         subset, defined = model["subset"].values, model["defined"].values
@@ -114,9 +115,13 @@ class FrameTypes:
         group, fraction = live_fraction_of(model)
         live = np.zeros(subset.shape, np.int64)  # each frame's row of the rate images
         cols = np.ones((fraction.shape[0], 1))
-        if idx.size and fraction.shape[0] > 1:
-            cols, inv, _ = _unique_rows(np.ascontiguousarray(fraction[:, idx].T))
-            cols = np.concatenate([np.ones((1, cols.shape[1])), cols]).T  # row 0: every CCD live
+        hosts = np.zeros(fraction.shape[0], bool)  # the groups holding a source (elsewhere S0 f = 0 whatever f)
+        hosts[np.unique(group.ravel()[rate > 0])] = True
+        hosts[0] = False
+        if idx.size and hosts.any():
+            uniq_f, inv, _ = _unique_rows(np.ascontiguousarray(fraction[hosts][:, idx].T))
+            cols = np.ones((fraction.shape[0], uniq_f.shape[0] + 1))  # column 0: every CCD live
+            cols[hosts, 1:] = uniq_f.T
             live[idx] = inv + 1
         rates = np.ascontiguousarray(rate[None] * cols[group.ravel()].T)  # (n_rates, pixels)
         if idx.size:
