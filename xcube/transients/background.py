@@ -509,12 +509,15 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
     of ``F`` too, and when no frame is left the rate is fitted outside the
     peaks alone: a strong flare raises the whole-observation rate so that
     all its quiet frames look eclipsed, and a rate fitted on the flare
-    frames would turn the flare into a deep false eclipse. A source
-    "eclipsed" in more than half of the subset's frames is fitted on those
-    frames instead: they are its usual level, which a long flare (whose
-    wings are not all flagged as peaks) raised the mean above, so that the
-    flare is a peak and not also an eclipse for the rest of the
-    observation. A source with flagged peaks and no eclipse is fitted
+    frames would turn the flare into a deep false eclipse. When the
+    source is flagged as eclipsed in more than half of the subset's frames
+    (before growing), or its counts outside its eclipse frames are not one
+    steady rate (:func:`_varies`: a chi-square probability below
+    :data:`STEADY_P`), the rate is fitted on the eclipse frames instead: they are its usual level,
+    which a long flare (whose wings are not all flagged as peaks) raised the
+    mean above, so that the flare is a peak and not also an eclipse for the
+    rest of the observation; a real eclipse shorter than half the
+    observation leaves a steady source outside it. A source with flagged peaks and no eclipse is fitted
     outside its (grown) peak frames too: a flare's counts would otherwise
     raise the source's rate in every frame, the flare's own frames
     included, and weaken it (a 2500-count flare of a spot with no steady
@@ -545,18 +548,19 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
         ecl, flare = np.zeros(sub.size, bool), np.zeros(sub.size, bool)
         ecl[v[lab == r, 0]] = True
         flare[pk[pk_lab == r, 0]] = True
+        mine = sub == use
+        most = 2 * int(np.count_nonzero(ecl & mine)) > int(np.count_nonzero(mine))  # (flagged frames, not grown)
         if dilate:
             ecl, flare = (ndimage.binary_dilation(a, np.ones(2 * dilate + 1, bool)) for a in (ecl, flare))
-        mine = sub == use
-        if 2 * int(np.count_nonzero(ecl & mine)) > int(np.count_nonzero(mine)):
-            # "eclipsed" in most frames: that is the source's usual level, and a flare (a long one: its wings
-            # are not all flagged) raised the mean rate; fit the rate on those frames
-            frames = mine & ecl & ~flare
-        else:
-            frames = mine & ~ecl & ~flare
+        pix = labels == r
+        frames = mine & ~ecl & ~flare
+        low = mine & ecl & ~flare
+        if low.any() and (most or not frames.any() or _varies(red, pix, frames, tmpl, lc, expo, fraction, group)):
+            # "eclipsed" in most frames, or not steady outside them: a flare (a long one, whose wings are not
+            # all flagged) raised its rate, and the "eclipsed" frames are its usual level: fit the rate on those
+            frames = low
         if not frames.any():  # every other frame looks eclipsed: a flare's share of the mean rate
             frames = mine & ~flare
-        pix = labels == r
         e_s = (fraction[:, frames] @ expo[frames])[group[pix]]  # each pixel's live time over F [s]
         if not (e_s > 0).any():
             continue
@@ -569,6 +573,29 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
     out["source_rate"] = (("y", "x"), rate, dict(model["source_rate"].attrs))
     out.attrs = dict(model.attrs, eclipse_masked_sources=done)
     return out
+
+
+#: a source's counts outside its eclipse frames vary (not one constant rate) below this chi-square probability
+STEADY_P = 1e-6
+
+
+def _varies(red, pix, frames, tmpl, lc, expo, fraction, group) -> bool:
+    """Whether the counts of the source ``pix`` ((y, x) bool) in ``frames``
+    are not one constant rate over the background (Pearson chi-square of the
+    per-frame counts against the best constant rate: ``P < STEADY_P``).
+    Eager: one pass over the cube for the source's light curve."""
+    n = np.asarray(compute(red.region_counts(np.where(pix, 0, -1), 1))[0], dtype=np.float64)[0][frames]
+    live = fraction[:, frames][group[pix]].mean(axis=0) * expo[frames]  # the source's live time per frame [s]
+    bkg = float(tmpl[pix].sum()) * lc[frames]
+    if n.size < 3 or not (live > 0).any():
+        return False
+    r = max(float(n.sum() - bkg.sum()), 0.0) / float(live.sum())
+    mu = bkg + r * live
+    ok = mu > 0
+    chi2 = float(np.sum((n[ok] - mu[ok]) ** 2 / mu[ok]))
+    from scipy.stats import chi2 as chi2_dist
+
+    return bool(chi2_dist.sf(chi2, max(int(ok.sum()) - 1, 1)) < STEADY_P)
 
 
 def live_fraction_of(model: xr.Dataset):
