@@ -89,3 +89,45 @@ def test_compact_decision_equals_the_dense_one_with_live_fractions():
     assert res.summary["expected_false_alarms"]["peak"] == pytest.approx(fa.peak, rel=1e-9)
     assert res.summary["expected_false_alarms"]["eclipse"] == pytest.approx(fa.eclipse, rel=1e-9)
     assert res.summary["frame_types"] > 2  # the uneven frames are types of their own
+
+
+def _cut_ccd(ev, ccd: int, a: float, b: float):
+    """``ev`` with CCD ``ccd`` off from ``a`` to ``b`` [s of mission time]: its events there dropped and the
+    interval cut from its GTIs."""
+    t, c = ev["time"].values, np.asarray(ev["ccdnr"].values).astype(int)
+    ev = ev.isel(event=np.flatnonzero(~((c == ccd) & (t >= a) & (t < b))))
+    rows = []
+    for k, s, e in zip(ev["ccd_gti_ccd"].values, ev["ccd_gti_start"].values, ev["ccd_gti_stop"].values):
+        parts = [(s, min(e, a)), (max(s, b), e)] if int(k) == ccd else [(s, e)]
+        rows += [(k, x0, x1) for x0, x1 in parts if x1 > x0]
+    k, s, e = (np.array(v) for v in zip(*rows))
+    ev = ev.drop_vars(["ccd_gti_ccd", "ccd_gti_start", "ccd_gti_stop"])
+    return ev.assign(ccd_gti_ccd=("ccd_gti", k.astype(np.int16)), ccd_gti_start=("ccd_gti", s.astype(np.float64)),
+                     ccd_gti_stop=("ccd_gti", e.astype(np.float64)))
+
+
+def test_several_cameras_weigh_by_their_share_of_the_counts():
+    """pn (3 ct/s) + MOS1 + MOS2 (1 ct/s each) of one source, the pn CCD under it off for 200 s: the pn gives
+    about 60 % of the cell's counts, so the source is expected at about 40 % of its rate in those frames, not
+    at the cameras' mean live fraction (2/3), which made a false eclipse (log10 B 9.5)."""
+    x = 25921.0 + 3000.0
+    cams = [xcube.simulate.event_list(p, duration=5000.0, seed=3 + k, soft_protons=0,
+                                      sources=[Source(rate=r, x=x, y=x)])[0].compute()
+            for k, (p, r) in enumerate((("xmm-pn", 3.0), ("xmm-mos1", 1.0), ("xmm-mos2", 1.0)))]
+    pn = cams[0]
+    t0 = float(pn["gti_start"].values[0])
+    near = (abs(pn["x"].values - x) < 100) & (abs(pn["y"].values - x) < 100)
+    ccd = int(np.bincount(np.asarray(pn["ccdnr"].values[near]).astype(int)).argmax())
+    cams[0] = _cut_ccd(pn, ccd, t0 + 1000.0, t0 + 1200.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = xcube.search_transients(cams, time_bin=50.0)
+    assert not (res.detections["kind"] == "eclipse").any(), res.detections[["kind", "counts", "expected"]]
+    n, mu = res.cube.values, res.expected.values
+    iy, ix = np.unravel_index(np.nanargmax(n.sum(0)), n.shape[1:])
+    lo = res.cube["time_lo"].values - t0
+    off = (lo >= 1000.0) & (lo + 50.0 <= 1200.0)
+    on = (lo >= 1500.0) & (lo < 4500.0)
+    ratio = mu[off, iy, ix].mean() / mu[on, iy, ix].mean()
+    seen = n[off, iy, ix].sum() / n[on, iy, ix].mean() / off.sum()
+    assert abs(ratio - seen) < 0.1 and ratio < 0.55, (ratio, seen)  # (equal weights gave 2/3)

@@ -81,8 +81,10 @@ class CompactCube:
     camera, (ny, nx) uint32: bit ``c % 32`` set in a cell holding events of
     CCD ``c`` (in the band of the first run of the pass on this sky grid,
     from every 8th event in chunks of more than 2^20 events); None without a
-    CCD column) and ``filter_stats`` (per camera,
-    the counts of the filter's contextual tests, e.g. the detector hygiene).
+    CCD column), ``filter_stats`` (per camera,
+    the counts of the filter's contextual tests, e.g. the detector hygiene)
+    and ``camera_counts`` (with several cameras, each one's counts per cell
+    summed over the frames, (ny, nx) int64; else None).
     """
 
     cells: np.ndarray
@@ -99,6 +101,7 @@ class CompactCube:
     n_outside: int = 0
     ccd_map: list | None = None
     filter_stats: list | None = None
+    camera_counts: list | None = None
     _views: dict = field(default_factory=dict, repr=False)  # to_dataarray's coordinates, once per dtype
 
     def __getstate__(self):  # the coordinate templates are rebuilt where needed (their data pickle at full size)

@@ -590,8 +590,8 @@ def _assemble(k, run, evs, specs, parts, crop) -> CompactCube:
     (y0, y1), (x0, x1) = ((0, y.size), (0, x.size)) if not crop else (
         _crop_range(y, extent[2], extent[3]), _crop_range(x, extent[0], extent[1]))
     ya, xa = y.sel(y0, y1), x.sel(x0, x1)
-    cells, seg = _merge([p[0][k][0] for p in parts], [p[0][k][1] for p in parts], (y.size, x.size), y0, x0,
-                        ya.size, xa.size)
+    cells, seg, per_camera = _merge([p[0][k][0] for p in parts], [p[0][k][1] for p in parts], (y.size, x.size),
+                                    y0, x0, ya.size, xa.size)
     m = [int(s.run_m[k]) for s in specs]
     monitor = None
     if run.monitor_edges is not None:
@@ -612,7 +612,7 @@ def _assemble(k, run, evs, specs, parts, crop) -> CompactCube:
             for p in parts]
     return CompactCube(cells, seg, run.time, ya, xa, attrs=attrs, gti=common, cameras=cams,
                        ccd_counts=[p[0][k][2] for p in parts], monitor=monitor, extent=extent,
-                       n_outside=int(sum(p[3][k] for p in parts)), ccd_map=maps,
+                       n_outside=int(sum(p[3][k] for p in parts)), ccd_map=maps, camera_counts=per_camera,
                        filter_stats=[dict(p[4]) for p in parts])
 
 
@@ -620,12 +620,14 @@ def _merge(cell_lists, segs, full_shape, y0, x0, ny, nx):
     """Crop every camera's full-grid cells to the (ny, nx) grid starting at
     cell (y0, x0), then merge the cameras frame by frame (the sum of their
     cubes). Cells outside the crop cannot occur: the crop holds all of them.
-    The chunk arrays of ``cell_lists`` are consumed (the lists emptied)."""
+    The chunk arrays of ``cell_lists`` are consumed (the lists emptied).
+    Returns ``(cells, seg, per_camera)``: with several cameras, each one's
+    counts per cell ((ny, nx) int64, summed over the frames), else None."""
     dt = cell_dtype(nx * ny)
     iy, ix = np.divmod(np.arange(full_shape[0] * full_shape[1], dtype=np.int64), full_shape[1])
     inside = (iy >= y0) & (iy < y0 + ny) & (ix >= x0) & (ix < x0 + nx)
     lut = np.where(inside, (iy - y0) * nx + (ix - x0), 0).astype(dt)  # full-grid cell -> cropped cell
-    merged, mseg = None, None
+    merged, mseg, per_camera = None, None, []
     for parts, seg in zip(cell_lists, segs):
         c = np.empty(sum(a.size for a in parts), dtype=dt)
         pos = 0
@@ -634,6 +636,8 @@ def _merge(cell_lists, segs, full_shape, y0, x0, ny, nx):
             _crop_kernel(a, lut, c[pos:pos + a.size])
             pos += a.size
             del a
+        if len(cell_lists) > 1:
+            per_camera.append(np.bincount(c, minlength=ny * nx).reshape(ny, nx))
         if merged is None:
             merged, mseg = c, seg.copy()
             continue
@@ -641,7 +645,7 @@ def _merge(cell_lists, segs, full_shape, y0, x0, ny, nx):
         new_seg = np.empty_like(mseg)
         _merge_kernel(merged, mseg, c, seg, out, new_seg)
         merged, mseg = out, new_seg
-    return merged, mseg
+    return merged, mseg, (per_camera or None)
 
 
 @numba.njit(nogil=True, cache=True)

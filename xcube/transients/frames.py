@@ -338,9 +338,10 @@ def ccd_live_fraction(cube: CompactCube, events, exposure):
     ``ccd_gti_*`` variables; a camera without them, or a CCD without a GTI
     table, counts as live for the whole common good time); ``exposure``:
     (n_frames,) exposure of each frame [s]. A pixel's fraction in a frame is
-    the mean, over the cameras with events there, of the mean live time of
-    its CCDs (a cell on a gap between two CCDs has both) divided by the
-    frame's exposure. Returns ``(group, fraction)``: ``group`` (ny, nx) int32
+    the mean, over the cameras with events there weighted by their shares of
+    the cell's counts (the cube's ``camera_counts``, in sixteenths), of the
+    mean live time of its CCDs (a cell on a gap between two CCDs has both)
+    divided by the frame's exposure. Returns ``(group, fraction)``: ``group`` (ny, nx) int32
     the pixel's row of ``fraction`` (n_groups, n_frames) float64 in [0, 1],
     row 0 all ones (pixels without events, CCDs live whenever the frame is).
     Eager, numpy: one GTI overlap per CCD with a GTI table, one pass over the
@@ -369,12 +370,19 @@ def ccd_live_fraction(cube: CompactCube, events, exposure):
         cams.append(cam)
     if not short:
         return None
-    uniq, inverse = np.unique(np.column_stack(cols), axis=0, return_inverse=True)
+    # several cameras: each weighs by its share of the cell's counts (a source gives a pn about three times the
+    # counts of a MOS), in sixteenths, so that the cells fall into few groups
+    counts = cube.camera_counts
+    shares = [np.zeros(cube.ny * cube.nx, np.int64)] * len(cams) if counts is None or len(cams) < 2 else \
+        _shares([np.asarray(counts[cam], np.float64).ravel() for cam in cams])
+    uniq, inverse = np.unique(np.column_stack(cols + shares), axis=0, return_inverse=True)
     fraction = [ones]
     group = np.zeros(uniq.shape[0], np.int32)
     for g, key in enumerate(uniq):
-        parts = [rows[(cam, int(b))] for cam, b in zip(cams, key) if b]
-        f = np.mean(parts, axis=0) if parts else ones
+        bits, share = key[:len(cams)], key[len(cams):]
+        parts = [(rows[(cam, int(b))], max(int(w), 0)) for cam, b, w in zip(cams, bits, share) if b]
+        weights = [w for _, w in parts] if sum(w for _, w in parts) > 0 else [1] * len(parts)
+        f = np.average([p for p, _ in parts], axis=0, weights=weights) if parts else ones
         if (f < 1.0).any():
             fraction.append(f)
             group[g] = len(fraction) - 1
@@ -383,6 +391,14 @@ def ccd_live_fraction(cube: CompactCube, events, exposure):
     log.info("%s: %d CCD groups live for less than the exposure of some frames", cube.attrs.get("source", ""),
              len(fraction) - 1)
     return group[inverse.ravel()].reshape(cube.ny, cube.nx), np.array(fraction)
+
+
+def _shares(counts) -> list:
+    """Each camera's share of every cell's counts, in sixteenths (int64), from
+    the cameras' (cells,) counts; all 0 in a cell without counts."""
+    total = np.sum(counts, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return [np.where(total > 0, np.rint(16.0 * c / total), 0).astype(np.int64) for c in counts]
 
 
 def good_time_range(t_start, t_stop, gti):
