@@ -119,13 +119,14 @@ def test_a_flare_of_a_spot_without_a_steady_source_is_not_expected_at_its_own_ra
     assert res.summary["eclipse_masked_sources"] >= 1
 
 
-@pytest.mark.parametrize("case", ["flare of a faint source", "eclipse of 45 %"])
+@pytest.mark.parametrize("case", ["flare of a faint source", "eclipse of 45 %", "flare and eclipse"])
 def test_the_source_rate_is_fitted_on_its_steady_state(case):
     """A faint steady source (0.1 ct/s) with a long flare (sigma 1500 s in 10 ks): only a third of the frames
     looked eclipsed, so the rate was fitted on the unflagged flare wings, about 4x the quiet level, and a false
     eclipse over the whole observation stayed beside the flare. Outside its eclipse frames the source is not
-    steady (chi-square), so the rate is fitted on them: one peak. A real eclipse of 45 % of the observation
-    leaves a steady source outside it: its rate is fitted there, and the eclipse is found."""
+    steady (chi-square) and falls towards their level, so the rate is fitted on them: one peak. A real eclipse
+    of 45 % of the observation leaves a steady source outside it: its rate is fitted there, and the eclipse is
+    found; so is the eclipse of a source that also flares."""
     import warnings
 
     import xcube
@@ -136,11 +137,18 @@ def test_the_source_rate_is_fitted_on_its_steady_state(case):
         kw = dict(sources=[Source(rate=0.1, x=x, y=y)], flares=[Flare(t_peak=5000, amplitude=1.0, width=1500, x=x,
                                                                        y=y)])
         seed, want = 12, {"peak"}
-    else:
+    elif case == "eclipse of 45 %":
         kw = dict(sources=0, eclipses=[Eclipse(t_start=2500, duration=4500, depth=1.0, rate=1.0, x=x, y=y)])
         seed, want = 11, {"eclipse"}
+    else:  # a 1 ct/s source eclipsed for 2000 s that also flares (sigma 1000 s): not steady outside its eclipse,
+        # but its level there stays far above the eclipsed one, so the eclipse is real (it lost the eclipse and
+        # gave a peak over the whole observation when fitted on the eclipse frames)
+        kw = dict(sources=0, eclipses=[Eclipse(t_start=6500, duration=2000, depth=1.0, rate=1.0, x=x, y=y)],
+                  flares=[Flare(t_peak=3000, amplitude=2.0, width=1000, x=x, y=y)])
+        seed, want = 2, {"peak", "eclipse"}
     ev, _ = xcube.simulate.event_list("xmm-mos1", duration=10_000, seed=seed, soft_protons=0, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         d = xcube.search_transients(ev, time_bin=100.0).detections
     assert set(d["kind"]) == want, d[["kind", "x", "y", "t_start", "t_stop", "log10_bayes"]]
+    assert (d["t_stop"] - d["t_start"]).max() < 6000.0  # no detection over the whole observation

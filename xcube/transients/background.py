@@ -511,13 +511,13 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
     all its quiet frames look eclipsed, and a rate fitted on the flare
     frames would turn the flare into a deep false eclipse. When the
     source is flagged as eclipsed in more than half of the subset's frames
-    (before growing), or its counts outside its eclipse frames are not one
-    steady rate (:func:`_varies`: a chi-square probability below
-    :data:`STEADY_P`), the rate is fitted on the eclipse frames instead: they are its usual level,
-    which a long flare (whose wings are not all flagged as peaks) raised the
-    mean above, so that the flare is a peak and not also an eclipse for the
-    rest of the observation; a real eclipse shorter than half the
-    observation leaves a steady source outside it. A source with flagged peaks and no eclipse is fitted
+    (before growing), or is flaring outside them towards their level
+    (:func:`_flare_over_usual`), the rate is fitted on the eclipse frames
+    instead: they are its usual level, which a long flare (whose wings are
+    not all flagged as peaks) raised the mean above, so that the flare is a
+    peak and not also an eclipse for the rest of the observation; a real
+    eclipse shorter than half the observation leaves the source at its level
+    outside it. A source with flagged peaks and no eclipse is fitted
     outside its (grown) peak frames too: a flare's counts would otherwise
     raise the source's rate in every frame, the flare's own frames
     included, and weaken it (a 2500-count flare of a spot with no steady
@@ -555,9 +555,10 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
         pix = labels == r
         frames = mine & ~ecl & ~flare
         low = mine & ecl & ~flare
-        if low.any() and (most or not frames.any() or _varies(red, pix, frames, tmpl, lc, expo, fraction, group)):
-            # "eclipsed" in most frames, or not steady outside them: a flare (a long one, whose wings are not
-            # all flagged) raised its rate, and the "eclipsed" frames are its usual level: fit the rate on those
+        if low.any() and (most or not frames.any()
+                          or _flare_over_usual(red, pix, frames, low, mine, tmpl, lc, expo, fraction, group)):
+            # "eclipsed" in most frames, or flaring outside them towards that level: a flare (a long one, whose
+            # wings are not all flagged) raised its rate, and the "eclipsed" frames are its usual level
             frames = low
         if not frames.any():  # every other frame looks eclipsed: a flare's share of the mean rate
             frames = mine & ~flare
@@ -579,15 +580,20 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
 STEADY_P = 1e-6
 
 
-def _varies(red, pix, frames, tmpl, lc, expo, fraction, group) -> bool:
-    """Whether the counts of the source ``pix`` ((y, x) bool) in ``frames``
-    are not one constant rate over the background (Pearson chi-square of the
-    per-frame counts against the best constant rate: ``P < STEADY_P``).
+def _flare_over_usual(red, pix, frames, low, mine, tmpl, lc, expo, fraction, group) -> bool:
+    """Whether the source ``pix`` ((y, x) bool) is at its usual level in its
+    "eclipse" frames ``low`` and flaring in the others: its counts in
+    ``frames`` (neither eclipse nor peak) are not one constant rate over the
+    background (Pearson chi-square, ``P < STEADY_P``), and the lowest tenth
+    of its rates outside ``low`` (frames of ``mine``) lies closer to the
+    ``low`` rate than to their median: a flare's wings fade towards the
+    usual level, while a source around a real eclipse keeps its level.
     Eager: one pass over the cube for the source's light curve."""
-    n = np.asarray(compute(red.region_counts(np.where(pix, 0, -1), 1))[0], dtype=np.float64)[0][frames]
-    live = fraction[:, frames][group[pix]].mean(axis=0) * expo[frames]  # the source's live time per frame [s]
-    bkg = float(tmpl[pix].sum()) * lc[frames]
-    if n.size < 3 or not (live > 0).any():
+    n_all = np.asarray(compute(red.region_counts(np.where(pix, 0, -1), 1))[0], dtype=np.float64)[0]
+    live_all = fraction[group[pix]].mean(axis=0) * expo  # the source's live time per frame [s]
+    bkg_all = float(tmpl[pix].sum()) * lc
+    n, live, bkg = n_all[frames], live_all[frames], bkg_all[frames]
+    if n.size < 3 or not (live > 0).any() or not (live_all[low] > 0).any():
         return False
     r = max(float(n.sum() - bkg.sum()), 0.0) / float(live.sum())
     mu = bkg + r * live
@@ -595,7 +601,13 @@ def _varies(red, pix, frames, tmpl, lc, expo, fraction, group) -> bool:
     chi2 = float(np.sum((n[ok] - mu[ok]) ** 2 / mu[ok]))
     from scipy.stats import chi2 as chi2_dist
 
-    return bool(chi2_dist.sf(chi2, max(int(ok.sum()) - 1, 1)) < STEADY_P)
+    if chi2_dist.sf(chi2, max(int(ok.sum()) - 1, 1)) >= STEADY_P:
+        return False  # steady outside the eclipse and the peaks: a real eclipse
+    r_low = max(float(n_all[low].sum() - bkg_all[low].sum()), 0.0) / float(live_all[low].sum())
+    out = mine & ~low & (live_all > 0)
+    rates = (n_all[out] - bkg_all[out]) / live_all[out]
+    floor, middle = float(np.quantile(rates, 0.1)), float(np.median(rates))
+    return floor - r_low < middle - floor
 
 
 def live_fraction_of(model: xr.Dataset):
