@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 
 __all__ = [
+    "ccd_good_time",
     "normalize",
     "union",
     "intersection",
@@ -286,3 +287,19 @@ def as_gti(gti, *, source: str = "gti=", warn: bool = True):
 
 def _fmt_pairs(start, stop) -> str:
     return "[" + ", ".join(f"({float(a):.15g}, {float(b):.15g})" for a, b in zip(start, stop)) + "]"
+
+
+def ccd_good_time(events, ccds):
+    """The good time ``(start, stop)`` [s] common to the CCDs ``ccds``: the
+    intersection of their own GTIs (``ccd_gti_ccd``/``ccd_gti_start``/
+    ``ccd_gti_stop``, which xcube keeps for files with per-CCD GTI
+    extensions: XMM EPIC, Chandra ACIS) and the events' GTIs; a CCD without a GTI of its own adds no
+    constraint. None when the events have no per-CCD GTIs for any of them. Eager, small."""
+    if "ccd_gti_ccd" not in events.variables or not len(ccds):
+        return None
+    which = np.asarray(events["ccd_gti_ccd"].values)
+    start, stop = np.asarray(events["ccd_gti_start"].values), np.asarray(events["ccd_gti_stop"].values)
+    sets = [(start[which == c], stop[which == c]) for c in ccds if np.any(which == c)]
+    if not sets:
+        return None
+    return intersection(from_dataset(events), *sets)

@@ -11,6 +11,7 @@ import xarray as xr
 from .. import gti as gtimod
 from .._version import __version__
 from ..binning.axes import finite_number, positive_width
+from ..gti import ccd_good_time
 from .errors import ERROR_METHODS, count_error
 
 __all__ = ["lightcurve", "lightcurve_from_counts", "product_attrs", "pi_band", "region_text", "region_good_time",
@@ -225,22 +226,6 @@ def ccd_event_counts(sel, prof=None) -> np.ndarray | None:
     ccd = np.asarray(sel[col].values).astype(np.int64)
     ccd = ccd[ccd >= 0]
     return np.bincount(ccd) if ccd.size else None
-
-
-def ccd_good_time(events, ccds):
-    """The good time ``(start, stop)`` [s] common to the CCDs ``ccds``: the
-    intersection of their own GTIs (``ccd_gti_ccd``/``ccd_gti_start``/
-    ``ccd_gti_stop``, which xcube keeps for files with per-CCD GTI
-    extensions: XMM EPIC, Chandra ACIS) and the events' GTIs; a CCD without a GTI of its own adds no
-    constraint. None when the events have no per-CCD GTIs for any of them. Eager, small."""
-    if "ccd_gti_ccd" not in events.variables or not len(ccds):
-        return None
-    which = np.asarray(events["ccd_gti_ccd"].values)
-    start, stop = np.asarray(events["ccd_gti_start"].values), np.asarray(events["ccd_gti_stop"].values)
-    sets = [(start[which == c], stop[which == c]) for c in ccds if np.any(which == c)]
-    if not sets:
-        return None
-    return gtimod.intersection(gtimod.from_dataset(events), *sets)
 
 
 def region_good_time(events, regions, expr=None, selected=None):

@@ -355,10 +355,8 @@ def ccd_live_fraction(cube: CompactCube, events, exposure):
             continue
         live = {}
         if "ccd_gti_ccd" in ev:
-            ccd = np.asarray(ev["ccd_gti_ccd"].values).astype(np.int64)
-            start, stop = (np.asarray(ev[v].values, np.float64) for v in ("ccd_gti_start", "ccd_gti_stop"))
-            for c in np.unique(ccd):
-                own = gtimod.intersection((start[ccd == c], stop[ccd == c]), cube.gti)
+            for c in np.unique(np.asarray(ev["ccd_gti_ccd"].values).astype(np.int64)):
+                own = gtimod.intersection(gtimod.ccd_good_time(ev, [c]), cube.gti)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     f = np.clip(gtimod.exposure_per_bin(lo, hi, own) / expo, 0.0, 1.0)
                 live[int(c) % 32] = np.where(expo > 0, f, 1.0)
