@@ -414,7 +414,7 @@ def background_model(
     use_b = int(in_b.sum()) > int(in_g.sum())
     sel = in_b if use_b else in_g
     rate, expo_s = _source_rate(img_b if use_b else img_g, t_b if use_b else t_g, c_b if use_b else c_g,
-                                (fraction[:, sel] @ expo[sel])[group], mask)
+                                _live_time(fraction, group, expo, sel), mask)
     subset = np.where(in_g, 0, np.where(in_b, 1, -1)).astype(np.int8)
     lc = np.asarray(compute(red.counts_in(~mask))[0], dtype=np.int64)
     ok = np.array([np.isfinite(t_g).any(), np.isfinite(t_b).any()])
@@ -474,6 +474,13 @@ def _live_groups(live_fraction, shape, nt):
         raise ValueError(f"live_fraction: a (y, x) group map {shape} indexing the rows of a (groups, {nt}) "
                          f"fraction; got {group.shape} and {fraction.shape}")
     return group.astype(np.int32), fraction
+
+
+def _live_time(fraction, group, expo, frames) -> np.ndarray:
+    """Each pixel's live time [s] summed over ``frames`` (bool, time): the
+    frames' exposure ``expo`` [s] times its CCDs' live ``fraction`` (groups,
+    time) by its ``group`` (y, x); (y, x) float64. Eager, numpy."""
+    return (fraction[:, frames] @ expo[frames])[group]
 
 
 def _source_rate(img, tmpl, counts_out, live_time, mask):
@@ -562,7 +569,7 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
             frames = low
         if not frames.any():  # every other frame looks eclipsed: a flare's share of the mean rate
             frames = mine & ~flare
-        e_s = (fraction[:, frames] @ expo[frames])[group[pix]]  # each pixel's live time over F [s]
+        e_s = _live_time(fraction, group, expo, frames)[pix]  # each pixel's live time over F [s]
         if not (e_s > 0).any():
             continue
         img = np.asarray(compute(red.image(frames))[0], dtype=np.float64)
@@ -616,7 +623,7 @@ def live_fraction_of(model: xr.Dataset):
     ``live_fraction``). Eager (small arrays)."""
     if "live_fraction" in model:
         return model["live_group"].values, model["live_fraction"].values
-    return np.zeros(model["source_mask"].shape, np.int32), np.ones((1, model.sizes["time"]))
+    return _live_groups(None, model["source_mask"].shape, model.sizes["time"])
 
 
 def model_frames(model: xr.Dataset, f0: int = 0, f1: int | None = None) -> np.ndarray:
