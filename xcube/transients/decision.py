@@ -83,8 +83,9 @@ class FrameTypes:
     (n_frames,) is each frame's type, -1 where mu is undefined;
     ``sub``/``lc``/``exposure``/``n_frames``/``rate_of`` describe the types;
     ``t_gti``/``t_bti`` are the flat (pixels,) templates; ``rates``
-    (n_rates, pixels) the source-rate images ``S0 f`` (row 0: ``S0``, where
-    every CCD was live), type k using row ``rate_of[k]``.
+    (n_rates, pixels) the source-rate images ``S0 f`` (a single row ``S0``
+    when every CCD under a source was live throughout), type k using row
+    ``rate_of[k]``.
     """
 
     ftype: np.ndarray
@@ -120,9 +121,9 @@ class FrameTypes:
         hosts[0] = False
         if idx.size and hosts.any():
             uniq_f, inv, _ = _unique_rows(np.ascontiguousarray(fraction[hosts][:, idx].T))
-            cols = np.ones((fraction.shape[0], uniq_f.shape[0] + 1))  # column 0: every CCD live
-            cols[hosts, 1:] = uniq_f.T
-            live[idx] = inv + 1
+            cols = np.ones((fraction.shape[0], uniq_f.shape[0]))
+            cols[hosts] = uniq_f.T
+            live[idx] = inv
         rates = np.ascontiguousarray(rate[None] * cols[group.ravel()].T)  # (n_rates, pixels)
         if idx.size:
             key = np.stack([subset[idx].astype(np.float64), model["light_curve"].values[idx].astype(np.float64),
