@@ -278,13 +278,14 @@ def _read_chunk(path: str, dtype: np.dtype, chunk_len: int, n: int, fill, expect
     return out[:n]
 
 
-def _chunk_reads(store: Path, name: str, var: xr.Variable, manifest: dict | None, cached: bool):
+def _chunk_reads(store: Path, name: str, var: xr.Variable, manifest: dict | None, cached: bool, meta=None):
     """``(dtype, reads)``: the :func:`_read_chunk` arguments of each chunk of
     ``store/name``, or None when the array is not the simple layout
     :func:`to_zarr` writes (1-D, regular chunks, default keys, codecs
-    ``bytes`` (little endian) + ``blosc``, no value decoding by xarray)."""
+    ``bytes`` (little endian) + ``blosc``, no value decoding by xarray).
+    ``meta``: the array's ``zarr.json`` when read already."""
     try:
-        meta = json.loads((store / name / "zarr.json").read_text())
+        meta = meta if meta is not None else json.loads((store / name / "zarr.json").read_text())
         codecs = meta.get("codecs", [])
         dtype = np.dtype(meta["data_type"])
         ok = (
@@ -362,7 +363,7 @@ def _described(store: Path, manifest: dict | None, cached: bool) -> dict | None:
                     return None
                 encoding["_FillValue"] = fv
             var = _Described(dims, dtype, attrs, encoding, 1)
-            found = _chunk_reads(store, entry.name, var, manifest, cached)
+            found = _chunk_reads(store, entry.name, var, manifest, cached, meta)
             if found is None:
                 return None
             out[entry.name] = (var, found)
