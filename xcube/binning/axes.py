@@ -39,7 +39,7 @@ from ..missions import GENERIC, profile_of
 from .memory import available_bytes, check_size
 
 __all__ = ["Axis", "time_axis", "energy_axis", "sky_axis", "integer_column", "whole_pixels", "pixel_arcsec",
-           "integer_lut", "positive_width", "LUT_MAX", "rule_steps", "whole_pixel_shift"]
+           "integer_lut", "positive_width", "LUT_MAX", "rule_steps", "whole_pixel_shift", "finite_offset"]
 
 # a width in pixels closer than this (relative) to an integer is taken as that integer,
 # so that size_arcsec=20 with 0.05"/px gives exactly 400 px, not 399.99999999999966
@@ -168,7 +168,7 @@ class Axis:
             )
         if (width is None) == (nbins is None):
             raise ValueError(f"axis {name!r}: give exactly one of a bin width or a number of bins")
-        frac = _finite_offset(name, offset) % 1.0
+        frac = finite_offset(name, offset) % 1.0
         if nbins is not None:
             nb = int(nbins)
             if nb < 1 or nb != nbins:
@@ -305,8 +305,9 @@ def finite_number(name: str, value, what: str) -> float:
     return v
 
 
-def _finite_offset(name, offset) -> float:
-    """``offset`` [bins] of axis ``name`` as a finite float (:func:`finite_number`)."""
+def finite_offset(name, offset) -> float:
+    """``offset`` [bins] of axis ``name`` as a finite float (:func:`finite_number`).
+    Eager (one number)."""
     return finite_number("offset", offset, f"a shift of the {name!r} grid in bins, e.g. 0.5")
 
 
@@ -546,7 +547,7 @@ def _whole_pixel_offset(dim: str, offset, width) -> float:
     are ``width`` pixels (None or not a number: unchanged), with a warning
     when that changes it."""
     try:
-        w, off = float(width), _finite_offset(dim, offset) % 1.0
+        w, off = float(width), finite_offset(dim, offset) % 1.0
     except (TypeError, ValueError):
         return offset  # (a bad width or offset is reported by the axis)
     if not (w > 0 and math.isfinite(w)) or off == 0:

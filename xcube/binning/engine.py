@@ -38,7 +38,7 @@ from ..io.memmap import fusable_sources, read_columns
 from ..missions import profile_of
 from ..scheduler import compute, thread_map
 from . import kernels
-from .axes import LUT_MAX, Axis, _finite_offset, energy_axis, integer_lut, sky_axis, time_axis
+from .axes import LUT_MAX, Axis, energy_axis, finite_offset, integer_lut, sky_axis, time_axis
 from .memory import available_bytes as _available_bytes
 from .memory import check_size
 from .sky import RADEC_LAZY_PEAK_BYTES_PER_CELL, RADEC_PEAK_BYTES_PER_CELL, cell_radec, cell_wcs_keywords, radec_is_lazy
@@ -63,7 +63,7 @@ def _offset_for(offset, dim) -> float:
         if unknown:
             raise ValueError(f"offset: unknown dims {sorted(unknown)}; use {list(_ROLES)}")
         offset = offset.get(dim, 0.0)
-    return _finite_offset(dim, 0.0 if offset is None else offset)
+    return finite_offset(dim, 0.0 if offset is None else offset)
 
 
 _UNITS = {"time": "s", "energy": "keV", "y": "sky pixels", "x": "sky pixels"}
