@@ -27,7 +27,7 @@ from ..io.chunking import event_blocks
 from ..io.events import combined_labels
 from ..io.memmap import fusable_sources, read_columns
 from ..missions import profile_of
-from ..scheduler import compute
+from ..scheduler import compute, thread_map
 from ..select import EnergyBand, EventFilter, column_dtypes, energy_band_bounds
 from .axes import Axis, integer_lut
 from .compact import CompactCube, Monitor, cell_dtype
@@ -97,7 +97,8 @@ def compact_cubes(events, runs, y: Axis, x: Axis, *, filters=None, monitor=None,
         parts.append(_combine(flat[i:i + len(ks)], spec))
         i += len(ks)
     del flat  # the chunks' cells now live only in `parts`, which the merge empties as it goes
-    return [_assemble(k, r, evs, specs, parts, crop) for k, r in enumerate(runs)]
+    # the runs' cubes are independent (each empties its own lists of chunks): assembled on the thread pool
+    return thread_map(lambda kr: _assemble(kr[0], kr[1], evs, specs, parts, crop), list(enumerate(runs)))
 
 
 # ---------------------------------------------------------------------- per camera set-up
