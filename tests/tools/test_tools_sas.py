@@ -88,12 +88,12 @@ def test_output_inside_the_odf_is_skipped_on_rerun(fake_tools, tmp_path):
 
 def test_cleaning_expression(tmp_path):
     e = sas.cleaning_expression("pn", gti=tmp_path / "g.fits")
-    assert e.startswith("#XMMEA_EP && (PATTERN <= 4 && FLAG == 0) && (PI in [200:15000]) && gti(")
+    assert e.startswith("#XMMEA_EP && (PATTERN <= 4 && FLAG == 0) && (PI in [200:14999]) && gti(")
     assert e.endswith("g.fits,TIME)")
     m = sas.cleaning_expression("EMOS1", energy_band=(0.5, 2.0), ccds=[1, 2, 7])
     assert (
         m
-        == "#XMMEA_EM && (PATTERN <= 12 && FLAG == 0) && (PI in [500:2000]) && (CCDNR == 1 || CCDNR == 2 || CCDNR == 7)"
+        == "#XMMEA_EM && (PATTERN <= 12 && FLAG == 0) && (PI in [500:1999]) && (CCDNR == 1 || CCDNR == 2 || CCDNR == 7)"
     )
     with pytest.raises(ValueError, match="unknown EPIC instrument"):
         sas.cleaning_expression("rgs1")
@@ -316,7 +316,7 @@ def test_task_builders_use_documented_names(tmp_path):
     assert merges[1].deps == (merges[0].name,)
     exp = sas.eexpmap(tmp_path / "i.fits", tmp_path / "att.fits", tmp_path / "ev.fits", tmp_path / "x.fits",
                       tmp_path / "ccf.cif", energy_band=(0.5, 2.0))
-    assert (exp.params["pimin"], exp.params["pimax"]) == (500, 2000)
+    assert (exp.params["pimin"], exp.params["pimax"]) == (500, 1999)
     with pytest.raises(ValueError, match="pn exposures"):
         sas.epchain(s, tmp_path / "ccf.cif", sas.Exposure("mos1", "S001", True, "SCIENCE", ""), tmp_path)
     # all names appear in the fake tools' parameter lists, taken from the SAS documentation

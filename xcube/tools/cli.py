@@ -236,7 +236,7 @@ def _run_tool(args) -> int:
     # the shell's values are what the user means, so they become the task's own (absolute, and part of
     # its parameter hash: another observation's calibration re-runs it)
     env = {}
-    if package_of(args.tool) is PACKAGES["SAS"]:
+    if package_of(args.tool, os.environ) is PACKAGES["SAS"]:
         env = {v: os.path.abspath(os.environ[v]) for v in SAS_TASK_VARIABLES if os.environ.get(v)}
     task = Task(args.tool, params, args=positional, inputs=args.input, outputs=args.output,
                 text_outputs=args.text_output, name=args.name, workdir=args.workdir, timeout=args.timeout, env=env)

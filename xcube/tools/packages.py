@@ -52,9 +52,18 @@ PACKAGES: dict[str, Package] = {
         headas=False,
         version_command=("sasversion",),
         version_env=("SAS_DIR", "SAS_CCFPATH"),
+        # the tasks xcube's wrappers call and the common ones of the SAS threads and task list
+        # (https://xmm-tools.cosmos.esa.int/external/sas/current/doc/); another task installed under
+        # $SAS_DIR is found by its location (package_of)
         tools=frozenset(
-            "cifbuild odfingest epchain emchain epproc emproc espfilt emanom evselect tabgtigen eexpmap merge "
-            "sasversion atthkgen epatplot rgsproc emosaic backscale rmfgen arfgen specgroup".split()
+            "cifbuild odfingest sasversion atthkgen hkgtigen attcalc attfilter epchain emchain epproc emproc "
+            "epframes epevents emframes emevents badpixfind badpix epreject epspatialcti dpssflag espfilt emanom "
+            "evselect tabgtigen gtibuild gtimerge gtialign evlistcomb merge eexpmap emosaic emosaic_prep emask "
+            "esensmap esplinemap eboxdetect emldetect edetect_chain edetect_stack ecoordconv esky2det eposcorr "
+            "catcorr srcmatch ekstest asmooth evigweight epatplot eregionanalyse ebkgreg backscale rmfgen arfgen "
+            "specgroup specadd epicspeccombine barycen epiclccorr bkgoptrate evqpb rgsproc rgsframes rgsevents "
+            "rgsangles rgsfilter rgsregions rgsspectrum rgsrmfgen rgscombine rgsfluxer rgslccorr omichain "
+            "omfchain omgchain mosspectra pnspectra mosback pnback cheese".split()
         ),
         # every SAS task prints "<task> (<task>-<version>) [<SAS release>]" with -v
         # (SAS User Guide, "Running SAS tasks": common command-line options)
@@ -71,10 +80,16 @@ PACKAGES: dict[str, Package] = {
         headas=True,
         version_command=("fversion",),
         version_env=("HEADAS", "CALDB"),
+        # the tools xcube's wrappers call and common FTOOLS and mission tasks
+        # (https://heasarc.gsfc.nasa.gov/lheasoft/ftools/); another tool installed under $HEADAS is
+        # found by its location (package_of)
         tools=frozenset(
-            "pcaprepobsid maketime pcaextlc2 pcaextspect2 nicerl2 nicerl3-lc nicerl3-spect xrtpipeline "
-            "xrtproducts nupipeline nuproducts barycorr ftselect ftmerge ftcopy fparkey fversion grppha "
-            "lcmath xselect saextrct".split()
+            "pcaprepobsid maketime pcaextlc2 pcaextspect2 pcabackest saextrct seextrct hxtdead hxtback "
+            "nicerl2 nicerl3 nicerl3-lc nicerl3-spect nimaketime nicerarf nicerrmf xrtpipeline xrtproducts "
+            "xrtexpomap xrtmkarf xrtlccorr nupipeline nuproducts nuexpomap numkarf numkrmf barycorr extractor "
+            "xselect ftselect fselect ftmerge fmerge ftcopy fcopy ftappend fappend ftlist flist fdump fstruct "
+            "ftstat ftsort ftcalc ftverify ftdiff fparkey fkeypar fkeyprint fthedit fversion grppha "
+            "ftgrouppha mathpha addspec addrmf marfrmf rbnpha lcmath lcurve powspec efsearch quzcif".split()
         ),
     ),
     "HXMTDAS": Package(
@@ -98,12 +113,26 @@ PACKAGES: dict[str, Package] = {
 }
 
 
-def package_of(tool: str) -> Package | None:
-    """The :class:`Package` a tool belongs to, or None for an unknown tool.
-    Eager (a look-up)."""
+# where a set-up package installs its executables: a tool outside the lists found there is its
+_INSTALL_ROOT = {"SAS": "SAS_DIR", "HEASoft": "HEADAS"}
+
+
+def package_of(tool: str, env: Mapping[str, str] | None = None) -> Package | None:
+    """The :class:`Package` a tool belongs to: the one whose list names it,
+    else (with ``env``, e.g. ``os.environ``) the one whose installation
+    (``$SAS_DIR``, ``$HEADAS``) holds the executable ``PATH`` finds; None
+    for an unknown tool. Eager (a look-up; with ``env`` also a PATH search)."""
     for pkg in PACKAGES.values():
         if tool in pkg.tools:
             return pkg
+    exe = shutil.which(tool, path=env.get("PATH")) if env is not None else None
+    if exe is None:
+        return None
+    real = os.path.realpath(exe)
+    for name, var in _INSTALL_ROOT.items():
+        root = env.get(var)
+        if root and os.path.commonpath([real, os.path.realpath(root)]) == os.path.realpath(root):
+            return PACKAGES[name]
     return None
 
 
@@ -183,7 +212,7 @@ def tool_version(tool: str, env: Mapping[str, str]) -> str | None:
     ``"evselect (evselect-3.71) [xmmsas_20230412_1735-21.0.0]"``), or None
     when its package has no such option or the tool is not on PATH. Eager: may
     run the tool (blocking) on its first call; cached after."""
-    pkg = package_of(tool)
+    pkg = package_of(tool, env)
     if pkg is None or not pkg.tool_version_args:
         return None
     exe = shutil.which(tool, path=env.get("PATH"))

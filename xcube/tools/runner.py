@@ -252,8 +252,11 @@ class Task:
 
     @property
     def package(self) -> Package | None:
-        """The software package the tool belongs to (None if unknown)."""
-        return package_of(self.tool)
+        """The software package the tool belongs to, by its package's tool list
+        or, for another tool, where PATH (with this task's ``env``) finds it
+        (under ``$SAS_DIR``, ``$HEADAS``); None if unknown. Eager (a look-up
+        and a PATH search)."""
+        return package_of(self.tool, {**os.environ, **{k: str(v) for k, v in self.env.items()}})
 
     def param_hash(self, resolved: tuple | None = None) -> str:
         """SHA-256 of tool, parameters, positional args, environment overrides

@@ -24,6 +24,7 @@ parameter hash: another calibration set re-runs the task.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +105,8 @@ _NO_RADMONFIX_SAS = (21, 0, 0)
 # default energy limits [keV] of cleaned event lists, as in the SAS thread
 # "How to filter EPIC event lists for flaring particle background"
 # (https://www.cosmos.esa.int/web/xmm-newton/sas-thread-epic-filterbackground):
-# pn PI in [200:15000], MOS PI in [200:12000]
+# pn PI in [200:15000], MOS PI in [200:12000]; as every band xcube hands to a SAS task they are
+# half-open, [0.2, 15) keV = PI in [200:14999] (pi_range), the events xcube.select(energy_band=) keeps
 DEFAULT_ENERGY_BAND = {"pn": (0.2, 15.0), "mos1": (0.2, 12.0), "mos2": (0.2, 12.0)}
 # event-flag sets of the same thread: #XMMEA_EP (pn), #XMMEA_EM (MOS)
 FLAG_SET = {"pn": "#XMMEA_EP", "mos1": "#XMMEA_EM", "mos2": "#XMMEA_EM"}
@@ -557,14 +559,41 @@ def emanom(eventfile, exposure: Exposure, out_dir, *, obs_id: str = "", odf=None
 
 
 def pi_range(instrument: str, energy_band) -> tuple[int, int]:
-    """``energy_band`` [keV] as an inclusive PI range of an EPIC camera
-    (``(0.5, 2.0)`` -> ``(500, 2000)``), through its mission profile. Eager
-    (scalar arithmetic)."""
+    """The first and last PI channel of an EPIC camera in ``energy_band``
+    ``(emin, emax)`` [keV], half-open ``[emin, emax)`` as in
+    ``xcube.select(energy_band=...)`` (``(0.5, 2.0)`` -> ``(500, 1999)``, for
+    evselect's inclusive ``PI in [500:1999]``), through its mission profile,
+    so that adjacent bands share no channel. Eager (scalar arithmetic)."""
     from ..missions import get_profile
 
     prof = get_profile(INSTRUMENTS[_inst(instrument)][2])
-    lo, hi = prof.pi_for_energy(list(energy_band))
-    return int(round(float(lo))), int(round(float(hi)))
+    # PI is an integer column: [lo, hi) holds the channels ceil(lo) .. ceil(hi) - 1 (edges rounded to
+    # 1e-6 channel first, so 0.3 keV is channel 300 and not 299.99999999999994)
+    lo, hi = (math.ceil(round(float(v), 6)) for v in prof.pi_for_energy(list(energy_band)))
+    if hi <= lo:
+        raise ValueError(f"{instrument}: energy band {tuple(energy_band)} keV holds no PI channel")
+    return lo, hi - 1
+
+
+# characters a file name inside a selectlib expression may hold: the SAS docs at hand (selectlib,
+# evselect, the SAS threads) show no quoting for gti(<file>,TIME); ',' and ')' end the argument,
+# ':' starts a block name (gti(f.fits:STDGTI,TIME)), and spaces, quotes, brackets and operator
+# characters are not documented to be part of a name
+_EXPRESSION_PATH = re.compile(r"[A-Za-z0-9_./+~-]+")
+
+
+def _expression_path(path) -> str:
+    """The absolute path of a file named inside an evselect expression, or
+    ``ValueError`` naming it when it holds a character the expression cannot
+    hold unquoted. Eager (a path)."""
+    p = str(Path(path).resolve())
+    if not _EXPRESSION_PATH.fullmatch(p):
+        bad = sorted({c for c in p if not _EXPRESSION_PATH.fullmatch(c)})
+        raise ValueError(
+            f"{p}: this GTI file goes into an evselect expression (gti(<file>,TIME)), which cannot hold "
+            f"{' '.join(repr(c) for c in bad)} in a file name (selectlib documents no quoting for it); use an output "
+            "directory whose path has only letters, digits and _ . / + ~ -")
+    return p
 
 
 def cleaning_expression(instrument: str, *, energy_band=None, gti=None, ccds=None, extra: str | None = None,
@@ -572,10 +601,12 @@ def cleaning_expression(instrument: str, *, energy_band=None, gti=None, ccds=Non
     """evselect expression of a cleaned event list: the event-flag set
     (``#XMMEA_EP``/``#XMMEA_EM``), the instrument's default screening from
     its mission profile (pn ``PATTERN <= 4 && FLAG == 0``, MOS
-    ``PATTERN <= 12 && FLAG == 0``), the energy band as ``PI in [lo:hi]``
-    (default pn 0.2-15 keV, MOS 0.2-12 keV), a GTI file
-    (``gti(<file>,TIME)``) and the accepted CCDs. Eager (a string;
-    ``energy_band`` [keV])."""
+    ``PATTERN <= 12 && FLAG == 0``), the energy band ``[emin, emax)`` as
+    ``PI in [lo:hi]`` (:func:`pi_range`; default pn 0.2-15 keV, MOS 0.2-12
+    keV), a GTI file (``gti(<file>,TIME)``) and the accepted CCDs. Eager (a
+    string; ``energy_band`` [keV]). Raises ``ValueError`` for a GTI path
+    holding a character that an unquoted selectlib file name cannot hold
+    (space, ``,()[]:'"&|#!<>=*;``...)."""
     from ..missions import get_profile
 
     inst = _inst(instrument)
@@ -591,7 +622,7 @@ def cleaning_expression(instrument: str, *, energy_band=None, gti=None, ccds=Non
     if gti is not None:
         # gti(<set>,TIME): selectlib GTI filter
         # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/selectlib/index.html
-        parts.append(f"gti({Path(gti).resolve()},TIME)")
+        parts.append(f"gti({_expression_path(gti)},TIME)")
     if ccds is not None:
         ccds = sorted(int(c) for c in ccds)
         if not ccds:
@@ -709,7 +740,8 @@ def flare_gti(eventfile, out_dir, instrument: str, *, threshold: float | None = 
     inst = _inst(instrument)
     out = Path(out_dir).resolve()
     stem = stem or Path(eventfile).stem
-    lo = {"pn": "(PI in [10000:12000])", "mos1": "(PI > 10000)", "mos2": "(PI > 10000)"}[inst]
+    # the thread's bands, strict at both ends: pn (PI>10000&&PI<12000), MOS (PI>10000)
+    lo = {"pn": "(PI > 10000 && PI < 12000)", "mos1": "(PI > 10000)", "mos2": "(PI > 10000)"}[inst]
     expr = f"{FLAG_SET[inst]} && {lo} && (PATTERN == 0)"
     rate = evselect_lightcurve(eventfile, out / f"{stem}-flarerate.fits", time_bin=time_bin, expression=expr,
                                deps=deps, name=f"evselect-flarerate-{stem}", odf=odf, ccf=ccf)
@@ -722,8 +754,10 @@ def flare_gti(eventfile, out_dir, instrument: str, *, threshold: float | None = 
 def eexpmap(imageset, attitudeset, eventset, expimageset, ccf, *, energy_band=(0.5, 2.0), instrument="pn",
             name=None, deps=(), tags=None, odf=None, **params) -> Task:
     """``eexpmap``: exposure map [s] on the grid of ``imageset`` for
-    ``energy_band`` [keV], with vignetting, in sky coordinates. Lazy: builds
-    the :class:`Task` only; the tool runs when the task is run."""
+    ``energy_band`` [keV], with vignetting, in sky coordinates; ``pimin``,
+    ``pimax`` are the band's first and last PI channel (:func:`pi_range`,
+    half-open band: ``(0.5, 2.0)`` -> 500, 1999), as in the band's image.
+    Lazy: builds the :class:`Task` only; the tool runs when the task is run."""
     out = Path(expimageset).resolve()
     lo, hi = pi_range(instrument, energy_band)
     # imageset, attitudeset, eventset, expimageset, withdetcoords, withvignetting, usefastpixelization,

@@ -65,8 +65,11 @@ def band_image(eventfile, imageset, instrument: str, energy_band, *, grid=IMAGE_
                tags=None, odf=None, ccf=None) -> Task:
     """``evselect`` counts image of ``energy_band`` [keV] on the fixed sky
     ``grid`` (min, max, bin) [sky pixels], screened as the mission profile
-    says, written as 32-bit integers. Lazy: builds the :class:`Task` only; the
-    tool runs when the task is run."""
+    says, written as 32-bit integers. The band is half-open ``[emin, emax)``
+    (``(0.5, 2.0)`` -> ``PI in [500:1999]``, :func:`~xcube.tools.sas.pi_range`):
+    the events ``xcube.select(energy_band=...)`` keeps, and adjacent bands
+    share no event. Lazy: builds the :class:`Task` only; the tool runs when
+    the task is run."""
     instrument = _epic(instrument)
     lo, hi = pi_range(instrument, energy_band)
     gmin, gmax, gbin = grid
