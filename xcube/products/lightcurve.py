@@ -14,8 +14,8 @@ from ..binning.axes import finite_number, positive_width
 from ..gti import ccd_good_time
 from .errors import ERROR_METHODS, count_error
 
-__all__ = ["lightcurve", "lightcurve_from_counts", "product_attrs", "pi_band", "region_text", "region_good_time",
-           "ccd_good_time", "ccd_event_counts"]
+__all__ = ["lightcurve", "lightcurve_from_counts", "product_attrs", "pi_band", "product_band", "region_text",
+           "region_good_time", "ccd_good_time", "ccd_event_counts"]
 
 log = logging.getLogger("xcube.products")
 
@@ -454,9 +454,12 @@ def lightcurve(
         ``exposure``, is that of the CCD(s) holding the region's (and the
         background region's) events, as :func:`xcube.spectrum` takes it: the
         intersection of their GTIs (see :func:`region_good_time`). Without a
-        region the events' GTIs apply: for XMM EPIC the union over all CCDs
-        (the time any CCD was on), so a bin inside one CCD's dropout keeps its
-        exposure; give a region for the exposure of a source.
+        region the events' GTIs are the good time: for XMM EPIC the union over
+        all CCDs (the time any CCD was on), so a bin inside one CCD's dropout
+        keeps its exposure, while each event is counted only inside its own
+        CCD's GTIs, as :func:`xcube.image` and :func:`xcube.spectrum` count
+        them (that CCD's events in its dropout are dropped); give a region
+        for the exposure of a source.
     background : background region, same forms. Its counts are scaled by
         ``area(region) / area(background)`` (geometric areas, BACKSCAL-like;
         both regions share the same GTIs, so exposure cancels). Needs ``region``.
@@ -588,6 +591,38 @@ def band_label(band) -> str:
     return f"{float(band[0]):g}-{float(band[1]):g}keV"
 
 
+def product_band(obj) -> dict:
+    """``{"energy_band": ..., "pi_band": ...}`` a light curve or power
+    spectrum ``obj`` holds: ``[emin, emax]`` [keV] and its PI channels
+    ``[lo, hi]`` (inclusive), None when unknown. From the ``band``
+    coordinate when there is one: one band picked from a multi-band light
+    curve (``lc.sel(band="2-10keV")``, ``.isel(band=1)``: scalar
+    ``energy_lo``/``energy_hi``) gives that band, and its PI channels from
+    the per-band list in attrs, though xarray kept the attrs of every band;
+    dim ``band`` gives one ``[emin, emax]`` per band (NaN when unknown) and
+    the PI channels per band when all are known. Else the attrs. What the
+    writers (E_MIN/E_MAX, CHANMIN/CHANMAX), :func:`xcube.stitch` and
+    :func:`xcube.power_spectrum` record. Eager (coords and attrs; reads no data)."""
+    band, chans = obj.attrs.get("energy_band"), obj.attrs.get("pi_band")
+    if "energy_lo" not in obj.coords or "energy_hi" not in obj.coords:
+        return {"energy_band": band, "pi_band": chans}
+    edges = np.stack([np.atleast_1d(np.asarray(obj[k].values, np.float64)) for k in ("energy_lo", "energy_hi")], 1)
+
+    def key(b):
+        return tuple(np.round(np.asarray(b, np.float64), 9))
+
+    # PI channels by band, of the bands the attrs list (one band's, or a list of the bands' with None for unknown)
+    bands, per_band = ([band], [chans]) if np.ndim(band) == 1 else (band or [], chans or [])
+    listed = {key(b): c for b, c in zip(bands, per_band) if len(bands) == len(per_band)}
+    pis = [listed.get(key(e)) for e in edges]
+    pis = [[int(v) for v in p] if np.ndim(p) == 1 and len(p) == 2 and None not in list(p) else None for p in pis]
+    if obj["energy_lo"].ndim == 0:
+        known = bool(np.isfinite(edges[0]).all())
+        return {"energy_band": [float(v) for v in edges[0]] if known else None, "pi_band": pis[0] if known else None}
+    return {"energy_band": [[float(a), float(b)] for a, b in edges],
+            "pi_band": pis if all(p is not None for p in pis) else None}
+
+
 def _concat_bands(parts, bands) -> xr.Dataset:
     """Single-band light curves stacked on ``band`` (see :func:`xcube.io.lightcurve_file.stack_bands`)."""
     from ..io.lightcurve_file import stack_bands
@@ -597,12 +632,34 @@ def _concat_bands(parts, bands) -> xr.Dataset:
     return lc
 
 
+def _in_own_good_time(sel: xr.Dataset) -> xr.Dataset:
+    """``sel`` with only the events inside their own CCD's good time, as the
+    image and spectrum count them (:func:`xcube.products.spectrum.in_own_good_time`,
+    SAS ``evselect``'s STDGTInn filter), back in time order for the time
+    binning (that function joins the CCDs' parts one after the other). The GTI
+    variables stay ``sel``'s (the union over CCDs). ``sel`` itself without
+    per-CCD GTIs. Eager: that function's passes and, when it cut, one pass
+    over ``time`` (and a stable sort when the parts interleave); the events stay lazy."""
+    from ..missions import profile_of
+    from .spectrum import in_own_good_time
+
+    out = in_own_good_time(sel, profile_of(sel))
+    if out is sel or out.sizes.get("event", 0) < 2:
+        return out
+    t = np.asarray(out["time"].values)
+    if np.any(t[1:] < t[:-1]):
+        out = out.isel(event=np.argsort(t, kind="stable"))
+    return out
+
+
 def _band_lightcurve(events, axis, width, energy_band, region, background, expr, errors,
                      inside: RegionEvents, areas: dict) -> xr.Dataset:
     """One band: source (and background-region) counts binned on ``axis``
     from the regions' events ``inside`` (the events without a source region),
     inside ``inside.ccd_gti`` (the good time of the regions' CCDs) when given, else
-    inside the events' GTIs; ``areas``: the regions' areas (:func:`xcube.regions.region_areas`)."""
+    each event inside its own CCD's GTIs (:func:`_in_own_good_time`; the events'
+    GTIs without per-CCD GTIs), the bins' good time being the events' GTIs
+    (the union over CCDs); ``areas``: the regions' areas (:func:`xcube.regions.region_areas`)."""
     from ..binning import bin_events
     from ..select import select
 
@@ -610,7 +667,10 @@ def _band_lightcurve(events, axis, width, energy_band, region, background, expr,
     good = ccd_gti if ccd_gti is not None else events
     filters = {"energy_band": energy_band, "expr": expr or None}
     source = inside.source if region is not None else events
-    counts = bin_events(select(source, gti=good, **filters), time=axis)
+    selected = select(source, gti=good, **filters)
+    if ccd_gti is None:  # the whole field (or no region CCDs): each event inside its own CCD's good time
+        selected = _in_own_good_time(selected)
+    counts = bin_events(selected, time=axis)
     attrs = product_attrs(
         events, kind="lightcurve", time_bin=width, errors=errors,
         energy_band=list(energy_band) if energy_band is not None else None,
