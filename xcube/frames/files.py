@@ -22,8 +22,8 @@ import xarray as xr
 
 log = logging.getLogger("xcube.frames")
 
-__all__ = ["DEFAULT_PATTERNS", "NO_BAND", "parse_name", "scan_frames", "stack_frames", "open_frames", "group_rows",
-           "shape_text"]
+__all__ = ["DEFAULT_PATTERNS", "NO_BAND", "parse_name", "raw_stem", "scan_frames", "stack_frames", "open_frames",
+           "group_rows", "shape_text", "FrameReadError"]
 
 _EXT = r"\.f(?:its?|ts)(?:\.gz|\.fz)?"
 #: default file-name patterns (regular expressions with the groups obj, band, sn), tried in order:
@@ -41,6 +41,12 @@ _KIND_WORDS = (("bias", "bias"), ("zero", "bias"), ("flat", "flat"), ("dark", "d
                ("light", "science"), ("object", "science"), ("science", "science"))
 _COLUMNS = ["path", "name", "kind", "obj", "band", "sn", "hdu", "ny", "nx", "date_obs", "mjd", "exposure",
             "ra", "dec", "equinox", "radesys", "airmass", "gain", "saturation", "problem"]
+
+
+def raw_stem(name: str) -> str:
+    """A raw file name without its FITS (and compression) suffixes. Eager (text
+    only)."""
+    return re.sub(r"\.f(its?|ts)(\.gz|\.fz)?$", "", name, flags=re.IGNORECASE)
 
 
 def parse_name(name: str, patterns=None) -> dict | None:
@@ -296,7 +302,9 @@ def scan_frames(paths_or_dir, patterns=None) -> pd.DataFrame:
     ``problem``: empty for usable frames, else why the frame is left out (a
     warning names each such file), also for a frame whose shape differs from
     the most common one of its group (all bias frames, the flats of a band,
-    an object's frames in a band). ``sn``, ``hdu``, ``ny``, ``nx`` are
+    an object's frames in a band), and for the second copy of a frame
+    stored under two names that differ only in the suffix
+    (:func:`_suffix_twins`). ``sn``, ``hdu``, ``ny``, ``nx`` are
     integers (empty for unreadable files). Rows are sorted by kind, object,
     band, time.
     """
@@ -317,9 +325,53 @@ def scan_frames(paths_or_dir, patterns=None) -> pd.DataFrame:
     for key, index in groups.items():
         odd = _odd_shapes(good.loc[index], " ".join(key))
         table.loc[odd.index, "problem"] = odd
+    twins = _suffix_twins(table[table["problem"] == ""])
+    table.loc[twins.index, "problem"] = twins
     for _, row in table[table["problem"] != ""].iterrows():
         log.warning("skipping frame %s: %s", row["path"], row["problem"])
     return table
+
+
+def _suffix_twins(rows: pd.DataFrame) -> pd.Series:
+    """Among ``rows`` (usable frames), files whose names differ only in the
+    FITS suffix (``X.fit``, ``X.fits``, ``X.fits.fz``: one :func:`raw_stem`)
+    and that hold one frame: the same start time (DATE-OBS), or the same
+    pixels. Of such a set the uncompressed file is kept (then the first by
+    name); the others get the reason, indexed like ``rows``. Files of one
+    stem that hold other frames are all kept (step i then gives each its own
+    calibrated name). Eager: reads the pixels of clashing files whose times
+    differ or are unknown, and only of those."""
+    out = {}
+    stems = rows.groupby(rows["name"].map(raw_stem)).groups
+    for index in (ix for ix in stems.values() if len(ix) > 1):
+        group = rows.loc[index]
+        order = sorted(group.index, key=lambda i: (bool(re.search(r"\.(gz|fz)$", group.at[i, "name"], re.I)),
+                                                  group.at[i, "name"]))
+        kept: list = []
+        for i in order:
+            why = next(((k, w) for k in kept if (w := _same_frame(group.loc[k], group.loc[i]))), None)
+            if why is None:
+                kept.append(i)
+            else:
+                k, w = why
+                out[i] = (f"the same frame as {group.at[k, 'path']} ({w}) under a name that differs only in the "
+                          f"suffix; {group.at[k, 'name']} is used")
+    return pd.Series(out, dtype=object)
+
+
+def _same_frame(a, b) -> str:
+    """Why two rows of one stem hold one frame ('same DATE-OBS', 'identical
+    pixels'), or '' when they hold different frames (an unreadable file
+    counts as different: the step that reads it leaves it out, naming it)."""
+    if np.isfinite(a["mjd"]) and a["mjd"] == b["mjd"] and a["date_obs"] == b["date_obs"]:
+        return "same DATE-OBS"
+    if (a["ny"], a["nx"]) != (b["ny"], b["nx"]):
+        return ""
+    try:
+        pa, pb = (FitsStack([r["path"]], [r["hdu"]], (r["ny"], r["nx"]))[0] for r in (a, b))
+    except OSError:
+        return ""
+    return "identical pixels" if np.array_equal(pa, pb, equal_nan=True) else ""
 
 
 def shape_text(ny, nx) -> str:
@@ -369,9 +421,28 @@ def group_rows(table: pd.DataFrame, kind: str, obj: str | None = None, band: str
     return rows.drop(index=odd.index)
 
 
+class FrameReadError(OSError):
+    """A frame's pixels cannot be read (a damaged compressed tile, a file
+    changed or removed after the scan); ``path`` names the file."""
+
+    def __init__(self, path, message: str):
+        super().__init__(message)
+        self.path = str(path)
+
+
+def _decode_errors() -> tuple:
+    """astropy's tile-decompression error (it derives from ``Exception`` only)."""
+    try:
+        from astropy.io.fits.hdu.compressed._compression import CfitsioException
+    except ImportError:  # another astropy layout: its errors are then OSError/ValueError
+        return ()
+    return (CfitsioException,)
+
+
 class FitsStack:
     """Array-like ``(frame, y, x)`` view of image files (float32, BSCALE/BZERO
-    applied) that reads only the rows and files a slice asks for."""
+    applied) that reads only the rows and files a slice asks for. A frame
+    that cannot be read raises :class:`FrameReadError` naming its file."""
 
     def __init__(self, paths, hdus, shape):
         self.paths = [str(p) for p in paths]
@@ -399,9 +470,12 @@ class FitsStack:
                         out[j] = hdu.section[plane + (yread, xread)][ystep, xstep]
                     except (AttributeError, OSError, ValueError):  # gzip streams have no sections
                         out[j] = hdu.data[plane + (ysl, xsl)]
+            except _decode_errors() as exc:
+                raise FrameReadError(self.paths[i], f"{self.paths[i]}: cannot decompress the image ({exc}): a "
+                                     "damaged compressed tile; compress the frame again from its original") from exc
             except (OSError, ValueError, TypeError, IndexError, AttributeError) as exc:
-                raise OSError(f"{self.paths[i]}: cannot read the image ({exc}); was the file changed or "
-                              "removed after the scan?") from exc
+                raise FrameReadError(self.paths[i], f"{self.paths[i]}: cannot read the image ({exc}); was the file "
+                                     "changed or removed after the scan?") from exc
         return out[0] if scalar else out
 
 

@@ -110,6 +110,7 @@ def _offsets(red: Reduction, obj: str, band: str) -> None:
 
     frames, cube = calibrated_cube(red, obj, band)
     out = red.out("offset", obj, band, ".csv")
+    red.remove_stale(out, red.out("stars", obj, band, ".csv"), red.out("base", obj, band, ".json"))
     if not red.should_make(out, [red.group_dir(obj, band) / "frames.csv"]):
         return
     cfg = red.cfg
@@ -227,6 +228,7 @@ def _photometry(red: Reduction, obj: str, band: str) -> None:
     frames, cube = calibrated_cube(red, obj, band)
     offsets, stars, base = _read_inputs(red, obj, band)
     out = red.out("phot", obj, band, dataset_format(red))
+    red.remove_stale(out)  # temporaries of a killed earlier run
     if not red.should_make(out, [red.out("offset", obj, band, ".csv")]):
         return
     cfg = red.cfg

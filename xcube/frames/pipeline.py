@@ -118,6 +118,18 @@ class Reduction:
                         "to update it", path, mode, newer[0])
         return False
 
+    def remove_stale(self, *paths) -> int:
+        """Delete the temporaries that killed writes of ``paths`` (outputs of a
+        step) left behind, older than an hour
+        (:func:`xcube.io.atomic.remove_stale`), with an info line; returns
+        how many. Eager: lists the outputs' folders."""
+        from ..io.atomic import remove_stale
+
+        removed = sum(remove_stale(p) for p in paths)
+        if removed:
+            log.info("%s: removed %d temporaries left by an interrupted run", Path(paths[0]).parent, removed)
+        return removed
+
     def not_applied(self, obj: str, band: str, what: str, differ: dict) -> None:
         """Warn, once per run, object, band and key, that this run's settings
         in ``differ`` (``{key: (recorded, this run)}`` from

@@ -59,6 +59,7 @@ def _pick(red: Reduction, obj: str, band: str) -> None:
 
     phot_path = _read(red, "phot", obj, band, dataset_format(red), "p (photometry)")
     out = red.out("pick", obj, band, ".json")
+    red.remove_stale(out, red.out("pick", obj, band, ".csv"))
     if not red.should_make(out, [phot_path]):
         return
     cfg = red.cfg
@@ -138,6 +139,7 @@ def _catalogue(red: Reduction, obj: str, band: str) -> None:
     phot_path = _read(red, "phot", obj, band, dataset_format(red), "p (photometry)")
     pick_path = _read(red, "pick", obj, band, ".json", "k (pick)")
     out = red.out("cata", obj, band, dataset_format(red))
+    red.remove_stale(out, red.out("cata", obj, band, ".fits"))
     if not red.should_make(out, [phot_path, pick_path]):
         return
     roles = json.loads(pick_path.read_text())
@@ -179,6 +181,7 @@ def _differential(red: Reduction, obj: str, band: str) -> None:
 
     cat_path = _read(red, "cata", obj, band, dataset_format(red), "c (catalogue)")
     out = result_path(red, obj, band)
+    red.remove_stale(out, red.out("lc", obj, band, ".csv"), red.out("lc", obj, band, ".png"))
     if not red.should_make(out, [cat_path]):
         red.results[(obj, band)] = read_dataset(out)
         return

@@ -8,7 +8,6 @@ reads earlier outputs from ``red_dir`` and writes its own (atomically).
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
@@ -16,21 +15,15 @@ import pandas as pd
 
 from .calibrate import calibrate, choose_master, master_bias, master_flat, read_master, write_master
 from .config import for_key
-from .files import group_rows, stack_frames
+from .files import FrameReadError, group_rows, raw_stem, stack_frames
 from .pipeline import Missing, Reduction
 
 log = logging.getLogger("xcube.frames")
 
 __all__ = ["STEP_FUNCTIONS", "step_list", "step_bias", "step_flat", "step_correct", "resolve_bias", "resolve_flat",
-           "raw_stem", "results"]
+           "raw_stem", "calibrated_names", "results"]
 
 _STRIP = {"frame": -1, "y": 128, "x": -1}
-
-
-def raw_stem(name: str) -> str:
-    """A raw file name without its FITS (and compression) suffixes. Eager (text
-    only)."""
-    return re.sub(r"\.f(its?|ts)(\.gz|\.fz)?$", "", name, flags=re.IGNORECASE)
 
 
 def science_rows(red: Reduction, obj: str, band: str) -> pd.DataFrame:
@@ -43,11 +36,18 @@ def step_list(red: Reduction) -> None:
     """Write ``lst/frames.csv`` (every file, with the problem of unusable
     ones), ``lst/bias.lst``, ``lst/flat_<band>.lst`` and
     ``lst/<obj>_<band>.lst``. Eager: writes the list files."""
+    _write_lists(red)
+
+
+def _write_lists(red: Reduction, force: bool = False) -> None:
+    """The list files of step l from ``red.table``; ``force``: rewrite them
+    whatever ``on_exist`` (a frame left out later, by step b, f or i)."""
     from ..io.atomic import write_table, write_text
     from ..io.paths import inside, safe_component
 
+    make = (lambda path: True) if force else red.should_make
     lst = red.red_dir / "lst"
-    if red.should_make(lst / "frames.csv"):
+    if make(lst / "frames.csv"):
         write_table(lst / "frames.csv", red.table)
     lists = {"bias": group_rows(red.table, "bias")}
     for band in sorted(set(red.table.loc[red.table["kind"] == "flat", "band"])):
@@ -56,8 +56,32 @@ def step_list(red: Reduction) -> None:
         lists[red.tag(obj, band)] = science_rows(red, obj, band)
     for name, rows in lists.items():
         path = inside(lst, f"{name}.lst", what="list file")
-        if not rows.empty and red.should_make(path):
+        if not rows.empty and make(path):
             write_text(path, "".join(f"{p}\n" for p in rows["path"]))
+
+
+def _reading(red: Reduction, select, work):
+    """``work(select())``, run again without each frame whose pixels cannot
+    be read (:class:`~xcube.frames.files.FrameReadError`: a damaged
+    compressed tile, a file changed after the scan). Such a frame gets the
+    error as its ``problem`` in ``red.table`` (and in ``lst/`` when that
+    exists), a warning naming it, and is left out of this and every later
+    step. ``select()`` gives the usable rows; returns ``work``'s result, or
+    None when no frame is left. Eager, as ``work``."""
+    while True:
+        rows = select()
+        if rows.empty:
+            return None
+        try:
+            return work(rows)
+        except FrameReadError as exc:
+            if exc.path not in set(rows["path"]):
+                raise
+            reason = str(exc).removeprefix(f"{exc.path}: ")
+            red.table.loc[red.table["path"] == exc.path, "problem"] = reason
+            log.warning("skipping frame %s: %s", exc.path, reason)
+            if (red.red_dir / "lst").is_dir():
+                _write_lists(red, force=True)
 
 
 # b ----------------------------------------------------------------------------------------------------------------
@@ -127,11 +151,15 @@ def step_bias(red: Reduction) -> None:
             red.missing(f"step b (bias): no bias frames in {red.raw_dir}; pass alt_bias=PATH (a master bias)")
         return
     out = bias_path(red)
+    red.remove_stale(out)
     if not red.should_make(out, rows["path"]):
         return
-    bias = master_bias(stack_frames(rows, _STRIP))
-    write_master(out, bias, {"IMAGETYP": "master bias", "NCOMBINE": len(rows), "COMBINE": "median"})
-    log.info("master bias from %d frames -> %s", len(rows), out)
+    bias = _reading(red, lambda: group_rows(red.table, "bias"), lambda r: master_bias(stack_frames(r, _STRIP)))
+    if bias is None:
+        red.missing(f"step b (bias): no readable bias frames in {red.raw_dir}; pass alt_bias=PATH (a master bias)")
+        return
+    write_master(out, bias, {"IMAGETYP": "master bias", "NCOMBINE": bias.attrs["nframes"], "COMBINE": "median"})
+    log.info("master bias from %d frames -> %s", bias.attrs["nframes"], out)
 
 
 def step_flat(red: Reduction) -> None:
@@ -151,12 +179,18 @@ def step_flat(red: Reduction) -> None:
                 red.missing_flats.add(band)
             continue
         out = flat_path(red, band)
+        red.remove_stale(out)
         if not red.should_make(out, list(rows["path"]) + [bias_path(red)]):
             continue
         try:
             bias = resolve_bias(red, (rows["ny"].iloc[0], rows["nx"].iloc[0]))
-            flat = master_flat(stack_frames(rows, _STRIP), bias, red.cfg["flat_limit_low"],
-                               red.cfg["flat_limit_high"])
+            flat = _reading(red, lambda: group_rows(red.table, "flat", band=band),
+                            lambda r: master_flat(stack_frames(r, _STRIP), bias, red.cfg["flat_limit_low"],
+                                                  red.cfg["flat_limit_high"]))
+            if flat is None:
+                raise Missing(f"no readable flat frames of band {band!r} in {red.raw_dir}; pass "
+                              f"alt_flat={{{band!r}: PATH}} or allow_no_flat=True")
+            rows = group_rows(red.table, "flat", band=band)
         except (Missing, ValueError) as exc:
             red.missing(f"step f (flat), band {band}: {exc}")
             red.missing_flats.add(band)
@@ -208,11 +242,13 @@ def raw_saturation(cfg: dict, rows: pd.DataFrame) -> np.ndarray:
 
 
 def step_correct(red: Reduction) -> None:
-    """Calibrated frames ``<obj>_<band>/<raw name>.bf.fits`` with JD, MJD,
+    """Calibrated frames ``<obj>_<band>/<raw stem>.bf.fits``
+    (:func:`calibrated_names`) with JD, MJD,
     HJD, BJD_TDB, ALT, AZ, AIRMASS in their headers, and
     ``<obj>_<band>/frames.csv`` (one row per frame with those values). Eager:
     computes the calibrated frames with Dask, chunk by chunk, and writes
-    them."""
+    them; a frame that cannot be read is left out with a warning. Warns once
+    per group that dark frames, when the night has any, are not used."""
     red.each_group("i", lambda obj, band: _correct(red, obj, band))
 
 
@@ -230,56 +266,127 @@ def calibration_hash(bias, flat, border: int, saturation: float) -> str:
     return h.hexdigest()[:16]
 
 
-def _stored_hash(path: Path) -> str | None:
+def _stored(path: Path) -> tuple[str | None, float]:
+    """(``CALHASH``, ``MJD``) of a calibrated frame; (None, NaN) when unreadable."""
     from astropy.io import fits
 
     try:
-        return str(fits.getheader(path).get("CALHASH", ""))
+        header = fits.getheader(path)
     except (OSError, ValueError):
-        return None
+        return None, float("nan")
+    try:
+        mjd = float(header.get("MJD", "nan"))
+    except (TypeError, ValueError):
+        mjd = float("nan")
+    return str(header.get("CALHASH", "")), mjd
 
 
-def _must_write(red: Reduction, outs: list, hashes: list) -> np.ndarray:
+def _must_write(red: Reduction, outs: list, hashes: list, mjd: np.ndarray, since: float | None = None) -> np.ndarray:
     """Which calibrated frames to (re)make: the missing ones and those
     ``should_make`` remakes; under ``append`` also those made with another
-    calibration (``CALHASH``); under ``skip`` those are kept with a warning."""
-    write = np.array([red.should_make(p, per_file=True) for p in outs], dtype=bool)
+    calibration (``CALHASH``) or from another raw frame (their ``MJD`` is
+    not this frame's, e.g. after a file of the same stem was added); under
+    ``skip`` those are kept with a warning. Files written since ``since``
+    (a time stamp [s]: by this step, before a frame was left out) are kept."""
+    fresh = np.array([since is not None and Path(p).exists() and Path(p).stat().st_mtime >= since for p in outs],
+                     dtype=bool)
+    write = np.array([not f and red.should_make(p, per_file=True) for p, f in zip(outs, fresh)], dtype=bool)
     if red.cfg["on_exist"] not in ("append", "skip"):
         return write
-    stale = np.array([not w and _stored_hash(p) != h for p, h, w in zip(outs, hashes, write)], dtype=bool)
+    stored = [(None, np.nan) if w or f else _stored(p) for p, w, f in zip(outs, write, fresh)]
+    stale = np.array([not w and not f and (s[0] != h or not abs(s[1] - t) < 1e-7)
+                      for (s, h, w, f, t) in zip(stored, hashes, write, fresh, mjd)], dtype=bool)
     if stale.any():
         if red.cfg["on_exist"] == "append":
             log.info("%d calibrated frames were made with another calibration (masters, border_cut or "
-                     "raw_saturation); remaking them", int(stale.sum()))
+                     "raw_saturation) or from another raw frame; remaking them", int(stale.sum()))
             write |= stale
         else:
             log.warning("%d calibrated frames (%s...) were made with another calibration (masters, border_cut or "
-                        "raw_saturation) and are kept (on_exist='skip'); rerun with on_exist='append' to remake "
-                        "them", int(stale.sum()), Path(outs[int(np.flatnonzero(stale)[0])]).name)
+                        "raw_saturation) or from another raw frame and are kept (on_exist='skip'); rerun with "
+                        "on_exist='append' to remake them", int(stale.sum()),
+                        Path(outs[int(np.flatnonzero(stale)[0])]).name)
     return write
 
 
+def calibrated_names(names) -> list[str]:
+    """Calibrated file names of one group's raw files (``names`` in the
+    group's time order): ``<raw stem>.bf.fits``, the raw name without its
+    FITS and compression suffixes; a file whose stem an earlier one of the
+    group has already (``X.fit``, then ``X.fits`` holding another frame; the
+    scan has left out a second copy of one frame) keeps its whole name,
+    ``<raw name>.bf.fits``. Eager (text only)."""
+    seen, out = set(), []
+    for name in names:
+        stem = raw_stem(name)
+        out.append(f"{name if stem in seen else stem}.bf.fits")
+        seen.add(stem)
+    return out
+
+
+def _warn_darks(red: Reduction, obj: str, band: str) -> None:
+    """One warning per group when the night has usable dark frames: they are not used."""
+    darks = group_rows(red.table, "dark")
+    if not darks.empty:
+        log.warning("%s %s: %d dark frames in %s are not used: frames are calibrated as (raw - bias) / flat, so "
+                    "the dark current stays in them (the sky annulus removes a uniform dark level from the "
+                    "photometry; hot pixels and dark structure stay)", obj, band, len(darks), red.raw_dir)
+
+
 def _correct(red: Reduction, obj: str, band: str) -> None:
-    from ..io.atomic import remove_stale, write_table
-    from .blocks import map_frames
-    from .store import write_calibrated
-    from .timing import site_location, time_keywords
+    import time
+
+    from ..io.atomic import write_table
+    from .timing import site_location
 
     rows = science_rows(red, obj, band)
     shape = (int(rows["ny"].iloc[0]), int(rows["nx"].iloc[0]))
     bias, flat = resolve_bias(red, shape), resolve_flat(red, band, shape)
+    _warn_darks(red, obj, band)
     site = site_location(red.cfg["site_lon"], red.cfg["site_lat"], red.cfg["site_ele"])
-    kw = time_keywords(rows["mjd"].to_numpy(), target_coordinates(red, obj, rows), site)
-    kw["AIRMASS"] = np.where(np.isfinite(kw["AIRMASS"]), kw["AIRMASS"], rows["airmass"].to_numpy())
+    coord = target_coordinates(red, obj, rows)
     gdir = red.group_dir(obj, band)
-    outs = [gdir / f"{raw_stem(n)}.bf.fits" for n in rows["name"]]
-    removed = sum(remove_stale(p) for p in outs)  # temporaries of a killed earlier run
-    if removed:
-        log.info("%s: removed %d temporaries left by an interrupted run", gdir, removed)
+    red.remove_stale(*(gdir / n for n in calibrated_names(rows["name"])))  # temporaries of a killed earlier run
+    started, tries = time.time(), []
+
+    def work(r):  # a retry (after a frame was left out) keeps the frames this step has written already
+        tries.append(r)
+        return _calibrate_group(red, r, gdir, bias, flat, coord, site, started if len(tries) > 1 else None)
+
+    done = _reading(red, lambda: science_rows(red, obj, band), work)
+    if done is None:
+        raise Missing(f"{gdir}: none of the frames can be read")
+    rows, outs, kw, write = done
+    log.info("%s %s: %d calibrated frames written, %d kept", obj, band, int(write.sum()), int((~write).sum()))
+    table = pd.DataFrame({"file": rows["name"].to_numpy(), "raw": rows["path"].to_numpy(),
+                          "calibrated": [p.name for p in outs], "exposure": rows["exposure"].to_numpy(),
+                          "gain": rows["gain"].to_numpy()} | {k.lower(): v for k, v in kw.items()})
+    if write.any() or len(tries) > 1 or red.should_make(gdir / "frames.csv") or _listed(gdir) != set(rows["name"]):
+        write_table(gdir / "frames.csv", table)
+
+
+def _listed(gdir: Path) -> set:
+    """The raw files in the group's ``frames.csv`` as written before (none when absent)."""
+    path = gdir / "frames.csv"
+    return set(pd.read_csv(path)["file"]) if path.exists() else set()
+
+
+def _calibrate_group(red: Reduction, rows: pd.DataFrame, gdir: Path, bias, flat, coord, site, since: float | None):
+    """Write the calibrated frames of ``rows`` that :func:`_must_write` asks
+    for; returns ``(rows, output paths, time keywords, written mask)``.
+    Eager: reads, calibrates and writes those frames with Dask; a frame that
+    cannot be read raises :class:`~xcube.frames.files.FrameReadError`."""
+    from .blocks import map_frames
+    from .store import write_calibrated
+    from .timing import time_keywords
+
+    kw = time_keywords(rows["mjd"].to_numpy(), coord, site)
+    kw["AIRMASS"] = np.where(np.isfinite(kw["AIRMASS"]), kw["AIRMASS"], rows["airmass"].to_numpy())
+    outs = [gdir / n for n in calibrated_names(rows["name"])]
     border = int(red.cfg["border_cut"])
     saturation = raw_saturation(red.cfg, rows)
     hashes = [calibration_hash(bias, flat, border, s) for s in saturation]
-    write = _must_write(red, outs, hashes)
+    write = _must_write(red, outs, hashes, kw["MJD"], since)
     if write.any():
         todo = np.flatnonzero(write)  # only the frames to write are read and calibrated
         sub = rows.iloc[todo]
@@ -294,12 +401,7 @@ def _correct(red: Reduction, obj: str, band: str) -> None:
                           "write": np.ones(len(todo), bool)},
                          {"written": ((), np.int8)})
         red.compute(res["written"])
-    log.info("%s %s: %d calibrated frames written, %d kept", obj, band, int(write.sum()), int((~write).sum()))
-    table = pd.DataFrame({"file": rows["name"].to_numpy(), "raw": rows["path"].to_numpy(),
-                          "calibrated": [p.name for p in outs], "exposure": rows["exposure"].to_numpy(),
-                          "gain": rows["gain"].to_numpy()} | {k.lower(): v for k, v in kw.items()})
-    if write.any() or red.should_make(gdir / "frames.csv"):
-        write_table(gdir / "frames.csv", table)
+    return rows, outs, kw, write
 
 
 def results(red: Reduction):
