@@ -88,7 +88,7 @@ def test_output_inside_the_odf_is_skipped_on_rerun(fake_tools, tmp_path):
 
 def test_cleaning_expression(tmp_path):
     e = sas.cleaning_expression("pn", gti=tmp_path / "g.fits")
-    assert e.startswith("#XMMEA_EP && (PATTERN <= 4 && FLAG == 0) && (PI in [200:14999]) && gti(")
+    assert e.startswith("#XMMEA_EP && (PATTERN <= 4 && FLAG == 0) && (PI in [200:15000]) && gti(")
     assert e.endswith("g.fits,TIME)")
     m = sas.cleaning_expression("EMOS1", energy_band=(0.5, 2.0), ccds=[1, 2, 7])
     assert (

@@ -71,3 +71,20 @@ def test_gti_path_the_expression_cannot_hold_is_refused(tmp_path, bad):
 def test_gti_path_of_ordinary_characters_is_kept(tmp_path):
     g = tmp_path / "obs_0123-4+5.v2" / "pnS003-gti.fits"
     assert f"gti({g},TIME)" in sas.cleaning_expression("pn", gti=g)
+
+
+def test_default_cleaning_band_is_the_sas_threads_inclusive_range(tmp_path):
+    # SAS thread "filter EPIC event lists for flaring particle background": pn PI in [200:15000], MOS [200:12000]
+    assert "(PI in [200:15000])" in sas.cleaning_expression("pn")
+    assert "(PI in [200:12000])" in sas.cleaning_expression("mos1")
+
+
+def test_gti_path_with_a_space_is_named_relative_to_the_task_directory(tmp_path):
+    d = tmp_path / "my obs" / "pn"
+    g = d / "pnS003-gti.fits"
+    e = sas.cleaning_expression("pn", gti=g, cwd=d)
+    assert "gti(pnS003-gti.fits,TIME)" in e
+    e = sas.cleaning_expression("pn", gti=d / "flare" / "g.fits", cwd=d)
+    assert "gti(flare/g.fits,TIME)" in e
+    with pytest.raises(ValueError, match="cannot hold"):  # the relative name would hold the space too
+        sas.cleaning_expression("pn", gti=tmp_path / "my obs" / "g.fits", cwd=tmp_path / "other")

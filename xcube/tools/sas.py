@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,9 +106,10 @@ _NO_RADMONFIX_SAS = (21, 0, 0)
 # default energy limits [keV] of cleaned event lists, as in the SAS thread
 # "How to filter EPIC event lists for flaring particle background"
 # (https://www.cosmos.esa.int/web/xmm-newton/sas-thread-epic-filterbackground):
-# pn PI in [200:15000], MOS PI in [200:12000]; as every band xcube hands to a SAS task they are
-# half-open, [0.2, 15) keV = PI in [200:14999] (pi_range), the events xcube.select(energy_band=) keeps
+# pn PI in [200:15000], MOS PI in [200:12000], written as the thread writes them (inclusive); a band
+# given by the user is half-open like every band xcube hands to a SAS task (pi_range)
 DEFAULT_ENERGY_BAND = {"pn": (0.2, 15.0), "mos1": (0.2, 12.0), "mos2": (0.2, 12.0)}
+DEFAULT_PI_RANGE = {"pn": (200, 15000), "mos1": (200, 12000), "mos2": (200, 12000)}
 # event-flag sets of the same thread: #XMMEA_EP (pn), #XMMEA_EM (MOS)
 FLAG_SET = {"pn": "#XMMEA_EP", "mos1": "#XMMEA_EM", "mos2": "#XMMEA_EM"}
 
@@ -582,11 +584,16 @@ def pi_range(instrument: str, energy_band) -> tuple[int, int]:
 _EXPRESSION_PATH = re.compile(r"[A-Za-z0-9_./+~-]+")
 
 
-def _expression_path(path) -> str:
-    """The absolute path of a file named inside an evselect expression, or
-    ``ValueError`` naming it when it holds a character the expression cannot
-    hold unquoted. Eager (a path)."""
+def _expression_path(path, cwd=None) -> str:
+    """The absolute path of a file named inside an evselect expression, else
+    its path relative to the task's working directory ``cwd`` (the tool
+    reads it there), or ``ValueError`` naming it when both hold a character
+    the expression cannot hold unquoted. Eager (a path)."""
     p = str(Path(path).resolve())
+    if not _EXPRESSION_PATH.fullmatch(p) and cwd is not None:
+        rel = os.path.relpath(p, Path(cwd).resolve())
+        if _EXPRESSION_PATH.fullmatch(rel):
+            return rel
     if not _EXPRESSION_PATH.fullmatch(p):
         bad = sorted({c for c in p if not _EXPRESSION_PATH.fullmatch(c)})
         raise ValueError(
@@ -597,16 +604,19 @@ def _expression_path(path) -> str:
 
 
 def cleaning_expression(instrument: str, *, energy_band=None, gti=None, ccds=None, extra: str | None = None,
-                        flags: bool = True) -> str:
+                        flags: bool = True, cwd=None) -> str:
     """evselect expression of a cleaned event list: the event-flag set
     (``#XMMEA_EP``/``#XMMEA_EM``), the instrument's default screening from
     its mission profile (pn ``PATTERN <= 4 && FLAG == 0``, MOS
     ``PATTERN <= 12 && FLAG == 0``), the energy band ``[emin, emax)`` as
-    ``PI in [lo:hi]`` (:func:`pi_range`; default pn 0.2-15 keV, MOS 0.2-12
-    keV), a GTI file (``gti(<file>,TIME)``) and the accepted CCDs. Eager (a
-    string; ``energy_band`` [keV]). Raises ``ValueError`` for a GTI path
-    holding a character that an unquoted selectlib file name cannot hold
-    (space, ``,()[]:'"&|#!<>=*;``...)."""
+    ``PI in [lo:hi]`` (``energy_band`` half-open through :func:`pi_range`;
+    default the SAS thread's pn ``[200:15000]``, MOS ``[200:12000]``), a GTI
+    file (``gti(<file>,TIME)``: its absolute path, or its path relative to
+    ``cwd``, the task's working directory, when only that one is a plain
+    name) and the accepted CCDs. Eager (a string; ``energy_band`` [keV]).
+    Raises ``ValueError`` for a GTI path holding, both ways, a character that
+    an unquoted selectlib file name cannot hold (space,
+    ``,()[]:'"&|#!<>=*;``...)."""
     from ..missions import get_profile
 
     inst = _inst(instrument)
@@ -617,12 +627,12 @@ def cleaning_expression(instrument: str, *, energy_band=None, gti=None, ccds=Non
     screening = prof.screening_for()  # imaging mode (the profile's default screening)
     if screening:
         parts.append(f"({screening})")
-    lo, hi = pi_range(inst, energy_band or DEFAULT_ENERGY_BAND[inst])
+    lo, hi = pi_range(inst, energy_band) if energy_band is not None else DEFAULT_PI_RANGE[inst]
     parts.append(f"(PI in [{lo}:{hi}])")
     if gti is not None:
         # gti(<set>,TIME): selectlib GTI filter
         # https://xmm-tools.cosmos.esa.int/external/sas/current/doc/selectlib/index.html
-        parts.append(f"gti({_expression_path(gti)},TIME)")
+        parts.append(f"gti({_expression_path(gti, cwd)},TIME)")
     if ccds is not None:
         ccds = sorted(int(c) for c in ccds)
         if not ccds:

@@ -337,14 +337,16 @@ def _clean_lists(run: _Run, summary, ccf, chain_of, flare_of, anom_of, failed, e
                 if not keep:
                     raise ValueError(f"no CCD left to select: emanom states {dict(sorted(states.items()))} "
                                      f"({log_file}), kept states {list(mos_ccd_states)}")
-            expr = cleaning_expression(e.instrument, energy_band=energy_band, gti=gti, ccds=keep)
+            cleaned = c["dir"] / f"P{summary.obs_id}{e.code}{e.exp_id}_clean.fits"
+            # evselect runs in the cleaned list's directory (evselect_events): a GTI path with a space is named there
+            expr = cleaning_expression(e.instrument, energy_band=energy_band, gti=gti, ccds=keep,
+                                       cwd=cleaned.parent)
         except ValueError as exc:
             msg = f"{summary.obs_id} {e.instrument} {e.exp_id}: {exc}"
             log.warning("%s; exposure left out", msg)
             rows.append({"task": name, "obsid": summary.obs_id, "tool": "evselect", "state": "failed",
                          "wall_time": 0.0, "error_class": "ValueError", "message": msg, "outputs": [], "tags": tags})
             continue
-        cleaned = c["dir"] / f"P{summary.obs_id}{e.code}{e.exp_id}_clean.fits"
         t = evselect_events(c["events"], cleaned, expr, name=name,
                             inputs=[gti] if gti else (), odf=summary, ccf=ccf, tags=tags)
         tasks.append(t)
