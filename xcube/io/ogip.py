@@ -68,6 +68,7 @@ __all__ = [
     "gti_hdu",
     "is_gti_hdu",
     "common_cards",
+    "date_cards",
     "time_cards",
     "primary_hdu",
     "write_hdul",
@@ -148,9 +149,36 @@ def time_cards(attrs: dict) -> dict:
     return cards
 
 
-def common_cards(attrs: dict) -> dict:
-    """Descriptive and time keywords from an xcube product's attrs. Eager
-    (attrs only)."""
+def date_cards(attrs: dict, start, stop) -> dict:
+    """DATE-OBS/DATE-END: the UTC dates (ISO 8601, to the ms) of mission times
+    ``start``/``stop`` [s] in the time reference of ``attrs`` (``mjdrefi``/
+    ``mjdreff`` or ``mjdref``, ``timesys``; converted by :func:`xcube.times`,
+    leap seconds counted), the convention of the mission event files (XMM,
+    NuSTAR: TIMESYS = 'TT' times, DATE-OBS in UTC). ``{}`` when a time is not
+    a finite number or the attrs have no usable time reference. Eager (attrs only)."""
+    from ..times import times
+
+    try:
+        span = np.array([start, stop], np.float64)
+    except (TypeError, ValueError):
+        return {}
+    ref = {k: attrs[k] for k in ("mjdref", "mjdrefi", "mjdreff", "timesys") if attrs.get(k) is not None}
+    if not np.isfinite(span).all() or not ({"mjdref", "mjdrefi"} & ref.keys()):
+        return {}
+    try:
+        obs, end = times(span, dict(ref, source=str(attrs.get("source") or "product")), to="iso", precision=3)
+    except ValueError:  # an unsupported TIMESYS or a broken MJDREF: no dates rather than wrong ones
+        return {}
+    return {"DATE-OBS": str(obs), "DATE-END": str(end)}
+
+
+def common_cards(attrs: dict, span=None) -> dict:
+    """Descriptive and time keywords from an xcube product's attrs; with
+    ``span`` = ``(tstart, tstop)`` [s, mission time], the product's data span
+    (its TSTART/TSTOP), DATE-OBS/DATE-END are its UTC dates
+    (:func:`date_cards`), else the attrs' ``date_obs``/``date_end`` (which
+    :func:`xcube.products.lightcurve.product_attrs` takes from the product's
+    GTIs). Eager (attrs only)."""
     from ..missions import telescop_of
 
     cards = {
@@ -161,6 +189,8 @@ def common_cards(attrs: dict) -> dict:
                       ("DATE-END", "date_end")):
         if attrs.get(name) not in (None, ""):
             cards[key] = str(attrs[name])
+    if span is not None:
+        cards.update(date_cards(attrs, *span))
     cards.update(time_cards(attrs))
     cards["CREATOR"] = f"xcube {__version__}"
     cards["ORIGIN"] = "xcube"
@@ -224,7 +254,8 @@ def write_gti(path, gti, *, attrs: dict | None = None, extname: str = "GTI", ove
         gti = gtimod.from_dataset(gti)
     elif not (isinstance(gti, tuple) and len(gti) == 2):  # (start, stop) rows: one rule with select(gti=)
         gti = gtimod.as_gti(gti, source=f"write_gti {path}", warn=False)
-    cards = common_cards(attrs or {})
+    start, stop = gtimod.normalize(*gti, warn=False)
+    cards = common_cards(attrs or {}, span=(start[0], stop[-1]) if start.size else None)
     return write_hdul(fits.HDUList([primary_hdu(cards), gti_hdu(gti, extname=extname, header=cards)]), path, overwrite)
 
 
@@ -576,7 +607,7 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         warnings.warn(f"{path}: the light curve holds no counts (empty selection?)", stacklevel=2)
     hdu = fits.BinTableHDU.from_columns(_lc_columns(lc, kind, fraccorr, columns), name="RATE")
     attrs = dict(lc.attrs)
-    cards = common_cards(attrs)
+    cards = common_cards(attrs, span=(lo[0], hi[-1]) if lo.size else None)
     _apply(hdu.header, cards)
     _apply(hdu.header, {
         "HDUCLASS": "OGIP", "HDUCLAS1": "LIGHTCURVE", "HDUCLAS2": hduclas2, "HDUCLAS3": "RATE",
@@ -1155,7 +1186,7 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
         warnings.warn(f"{path}: the image has no WCS keywords ({', '.join(missing)}); writing pixel coordinates only",
                       stacklevel=2)
     prim = fits.PrimaryHDU(data.astype(np.int32) if data.dtype.kind in "iu" else data)
-    cards = common_cards(attrs)
+    cards = common_cards(attrs, span=(attrs.get("tstart"), attrs.get("tstop")))
     cards.pop("TIMEUNIT", None)
     _apply(prim.header, cards)
     from ..binning.sky import grid_wcs_keywords

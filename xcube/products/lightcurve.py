@@ -372,12 +372,22 @@ def region_backscal(events, region, background=None, backscal: str = "geometric"
 def product_attrs(events, **params) -> dict:
     """The attrs of a product made from ``events``: the observation and time
     reference attrs (mission, instrument, obs_id, mjdref, timesys, ...),
-    ``source``, and the ``params`` that are not None. Attrs only; nothing is
-    computed. Eager (a dict)."""
+    ``source``, and the ``params`` that are not None; ``date_obs``/``date_end``
+    are the UTC dates of the events' GTI span (first start, last stop;
+    :func:`xcube.io.ogip.date_cards`), not the event file's DATE-OBS/DATE-END
+    (kept without GTIs or time reference). Attrs and GTIs only; no event is
+    read. Eager (a dict)."""
     keep = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "mjdrefi", "mjdreff", "timesys",
             "timeref", "telescop", "instrume", "filter", "date_obs", "date_end", "expid", "RADESYS", "EQUINOX")
     attrs = {k: events.attrs[k] for k in keep if k in events.attrs}
     attrs["source"] = str(events.attrs.get("source", ""))
+    if "gti_start" in events.variables:  # the dates of the product's good time, not the event file's
+        from ..io.ogip import date_cards
+
+        start, stop = gtimod.normalize(*gtimod.from_dataset(events), warn=False)
+        dates = date_cards(attrs, start[0], stop[-1]) if start.size else {}
+        attrs.update({name: dates[key] for key, name in (("DATE-OBS", "date_obs"), ("DATE-END", "date_end"))
+                      if key in dates})
     attrs.update({k: v for k, v in params.items() if v is not None})
     return attrs
 
