@@ -103,8 +103,26 @@ def _sum_parts(parts: list, common, paths: list) -> xr.Dataset:
     attrs = dict(parts[0].attrs)
     attrs.update(combined_labels(parts), cameras=paths)  # (INSTRUME of a written file: 'EMOS1+EMOS2')
     attrs.pop("backscal_ratio", None)
+    attrs.update(_good_time_from(parts, paths))
     return lightcurve_from_counts(counts, errors=attrs.get("errors", "poisson"), bkg_counts=bkg,
                                   area_ratio=ratios[0], gti=common, attrs=attrs)
+
+
+def _good_time_from(parts: list, paths: list) -> dict:
+    """attrs ``ccds`` and ``gti_from`` of summed cameras: each camera's CCDs
+    whose good time the common GTIs hold (``{"EMOS1": [1, 2], "EMOS2": [1, 3]}``,
+    ``"EMOS1 CCDs 1, 2; EMOS2 CCDs 1, 3"``; keyed by the node paths when two
+    cameras share an instrument); ``{}`` (the first camera's, as all agree)
+    when no camera has per-CCD good time of a region. Eager (attrs only)."""
+    names = [str(p.attrs.get("instrument") or path) for p, path in zip(parts, paths)]
+    if len(set(names)) < len(names):
+        names = [str(path) for path in paths]
+    ccds = {n: [int(c) for c in p.attrs["ccds"]] for n, p in zip(names, parts) if "ccds" in p.attrs}
+    froms = [p.attrs.get("gti_from") for p in parts]
+    if not ccds and len(set(froms)) == 1:
+        return {}
+    out = {"gti_from": "; ".join(f"{n} {f}" for n, f in zip(names, froms) if f)}
+    return dict(out, ccds=ccds) if ccds else out
 
 
 def _total(parts: list, var: str) -> xr.DataArray:

@@ -19,7 +19,7 @@ import xarray as xr
 from .._version import __version__
 from ..binning.axes import positive_width
 from . import pds_stream
-from .lightcurve import bin_span_gti, common_bin_width, region_events
+from .lightcurve import bin_span_gti, common_bin_width, product_band, region_events
 
 __all__ = ["power_spectrum", "rebin_power_spectrum", "average_power_spectra", "subtract_poisson_noise",
            "open_timing_input",
@@ -126,7 +126,8 @@ def _input_sums(obj, segment, dt, selection):
             raise ValueError("energy_band/region/expr apply to event lists; this light curve is already extracted")
         why = _not_photon_counts(obj)
         var = _count_variance(obj) if why else None
-        attrs = dict(obj.attrs, err_dist="gauss" if why else "poisson", not_photon_counts=why)
+        # (the band it holds: one band picked from a multi-band light curve kept the attrs of all)
+        attrs = dict(obj.attrs, err_dist="gauss" if why else "poisson", not_photon_counts=why, **product_band(obj))
         if var is not None:  # summed like the counts when dt= rebins (a TOTAL rebin recomputes rate_err)
             obj = obj.assign(_count_var=("time", var, {"units": "count"}))
         lc, width, covered = _lightcurve_at(obj, dt)

@@ -235,12 +235,17 @@ def _band_attrs(lcs) -> dict:
     a recorded band included: joined, they would show a false flux jump.
     Multi-band light curves (dim ``band``) are compared by their ``band``
     coordinates (:func:`stitch`). ``pi_band`` (PI channels, a mission's) is
-    kept only when all inputs share it."""
+    kept only when all inputs share it. A band is the one the light curve
+    holds (:func:`~xcube.products.lightcurve.product_band`: one band picked
+    from a multi-band light curve is that band)."""
+    from .lightcurve import product_band
+
+    bands = [product_band(lc) for lc in lcs]
     single = [(i, lc) for i, lc in enumerate(lcs) if "band" not in lc.dims]
-    keys = {_band_key(lc.attrs.get("energy_band")) for _, lc in single}
+    keys = {_band_key(bands[i]["energy_band"]) for i, _ in single}
     if len(keys) > 1:
         def shown(i, lc):
-            k = _band_key(lc.attrs.get("energy_band"))
+            k = _band_key(bands[i]["energy_band"])
             return "no band recorded" if k is None else "-".join(f"{v:g}" for v in k) + " keV"
 
         listed = _listed(single, shown)
@@ -249,11 +254,10 @@ def _band_attrs(lcs) -> dict:
                          "EMIN EMAX, xcube.lightcurve(..., energy_band=(emin, emax))); a light curve whose band is "
                          "known but not recorded can be given it with lc.attrs['energy_band'] = [emin, emax]")
     out = {}
-    first = lcs[0].attrs
     for name in ("energy_band", "pi_band"):
-        value = first.get(name)
-        if value is not None and all(lc.attrs.get(name) == value or (name == "energy_band" and _band_key(
-                lc.attrs.get(name)) == _band_key(value)) for lc in lcs[1:]):
+        value = bands[0][name]
+        if value is not None and all(b[name] == value or (name == "energy_band" and _band_key(
+                b[name]) == _band_key(value)) for b in bands[1:]):
             out[name] = value
     return out
 

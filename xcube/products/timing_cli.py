@@ -139,8 +139,12 @@ def _run_pds(args) -> int:
     kw = dict(segment=args.segment, dt=args.dt, norm=args.norm, rebin=args.rebin or None, energy_band=args.energy,
               region=args.region, expr=args.expr, screening=args.screen, background_rate=args.background_rate,
               subtract_noise=args.subtract_noise)
-    res = power_spectrum(args.files if many else args.files[0], average=args.average, **kw)
-    spectra = [res] if "obs" not in res.dims else [_one_of(res, i) for i in range(res.sizes["obs"])]
+    if many and not args.average:  # one spectrum per file, in parallel: their grids may differ (dt, segment)
+        import dask
+
+        spectra = list(dask.compute(*[power_spectrum(f, compute=False, **kw) for f in args.files]))
+    else:
+        spectra = [power_spectrum(args.files if many else args.files[0], average=args.average, **kw)]
     paths = [_pds_path(args, pds) for pds in spectra]
     same = [p for p in dict.fromkeys(paths) if paths.count(p) > 1]
     if same:  # before anything is written (the second would stop on the first's file)
@@ -180,14 +184,6 @@ def _single_band(files) -> None:
                 f"(xcube.write_lightcurve('band.lc', xcube.read_lightcurve('{f}').isel(band=0)))")
 
 
-def _one_of(stack, i: int):
-    """Spectrum ``i`` of a stack on ``obs``, with its own attrs back."""
-    one = stack.isel(obs=i)
-    per_obs = [v for v in one.variables if "obs" in stack[v].dims and v not in ("power", "power_err", "m", "df")]
-    attrs = dict(stack.attrs, **{v: one[v].values.item() for v in per_obs if v != "obs"})
-    return one.drop_vars(per_obs).assign_attrs(attrs)
-
-
 def _run_stitch(args) -> int:
     import numpy as np
 
@@ -201,10 +197,16 @@ def _run_stitch(args) -> int:
         raise ValueError(f"--mjdref {args.mjdref}: must be a finite number (an MJD)")
 
     kinds = {f: product_kind(f) for f in args.files}
+    # files that cannot be read (truncated, corrupt) are skipped, as event files that fail to extract
+    damaged = _damaged([f for f, k in kinds.items() if k == "unknown" and not Path(f).is_dir()])
     events = [f for f, k in kinds.items() if k == "events"]
-    other = [f for f, k in kinds.items() if k not in ("events", "lightcurve")]
+    other = [f for f, k in kinds.items() if k not in ("events", "lightcurve") and f not in damaged]
     if other:
         raise ValueError(f"stitch: not light curves or event files: {', '.join(other)}")
+    for f, why in damaged.items():
+        print(f"xcube stitch: {why}; skipped", file=sys.stderr)
+    if len(damaged) == len(args.files):
+        raise ValueError(f"stitch: no file could be read ({', '.join(damaged)}); nothing to stitch")
     if events and args.time_bin is None:
         raise ValueError(f"stitch: {len(events)} event file(s) given; --time-bin is needed to extract light curves")
     lcs = [read_lightcurve(f) for f, k in kinds.items() if k == "lightcurve"]
@@ -228,14 +230,29 @@ def _run_stitch(args) -> int:
     print(f"{path}: {lc.sizes['time']} bins from {lc.attrs['n_lightcurves']} light curve(s) of "
           f"{lc.attrs['n_observations']} observation(s) "
           f"({', '.join(missions)}), MJD {lc['mjd'].values[good].min():.3f} - {lc['mjd'].values[good].max():.3f}")
-    if len(extracted) < len(events):  # written without them: say so, and fail the command (scripts notice)
+    if damaged or len(extracted) < len(events):  # written without them: say so, and fail the command
         done = {str(Path(x.attrs.get("source", "")).resolve()) for x in extracted}
-        skipped = [str(f) for f in events if str(Path(f).resolve()) not in done]
-        print(f"xcube stitch: {len(events) - len(extracted)} of {len(events)} event files skipped "
-              f"({', '.join(skipped)}; the warnings above say why); the light curve holds the others",
+        skipped = [str(f) for f in damaged] + [str(f) for f in events if str(Path(f).resolve()) not in done]
+        print(f"xcube stitch: {len(skipped)} of {len(events) + len(damaged)} event files skipped "
+              f"({', '.join(skipped)}; the messages above say why); the light curve holds the others",
               file=sys.stderr)
         return 1
     return 0
+
+
+def _damaged(files) -> dict:
+    """``{file: message}`` of the ``files`` (of unknown kind) that cannot be
+    opened as FITS, the one-line message naming the file and the damage
+    (truncated, corrupt, not FITS). Eager (opens each file's headers)."""
+    from ..io.fitsutil import open_fits
+
+    out = {}
+    for f in files:
+        try:
+            open_fits(f).close()
+        except OSError as exc:
+            out[f] = " ".join(str(exc).split())  # one line (astropy's reasons span several)
+    return out
 
 
 def _run_plot(args) -> int:
