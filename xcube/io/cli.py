@@ -71,7 +71,9 @@ def summary(ev) -> dict:
         if name in ev and n:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN energy (no conversion)
-                ranges[name] = tuple(float(v) for v in dask.compute(ev[name].data.min(), ev[name].data.max()))
+                # NaN-aware: a float PI column (eROSITA) with a NaN channel still has a range and an energy
+                ranges[name] = tuple(float(v) for v in dask.compute(np.nanmin(ev[name].data),
+                                                                     np.nanmax(ev[name].data)))
     out["pi_range"] = ranges.get("pi")
     out["energy_range"] = ranges.get("energy")
     return out

@@ -682,15 +682,20 @@ def _limits(h: dict, index: int, name: str, path) -> tuple:
 
 
 def null_values(meta: "EventsMeta") -> dict:
-    """Variable (``x``, ``y``) -> its column's null value: NaN for a
+    """Variable (``x``, ``y``, ``pi``) -> its column's null value, for the
+    events dropped at open (:func:`_drop_null_events`): for X/Y NaN in a
     floating-point column (``E``/``D``: NaN is their null; infinite values
     count as null too, see :func:`xcube.io.memmap.null_mask`), else its TNULLn
-    [column units, after TSCAL/TZERO] for the integer sky columns that declare one."""
+    [column units, after TSCAL/TZERO] for the integer columns that declare one
+    (X, Y and PI: a null PI is no channel). A float PI column has none here:
+    its NaN stays, as NaN energy. Header only; a file without TNULL (or float
+    X/Y) gives ``{}`` and no null check."""
     out = {}
-    for var in ("x", "y"):
+    for var in ("x", "y", "pi"):
         entry = meta.columns.get(meta.profile.columns.get(var, var.upper()).lower())
         if entry is not None and entry[2] in ("E", "D"):
-            out[var] = float("nan")
+            if var != "pi":
+                out[var] = float("nan")
             continue
         if entry is None or f"TNULL{entry[1]}" not in meta.header:
             continue
@@ -770,9 +775,9 @@ def _scan_record_path(meta: EventsMeta, cache) -> Path:
 
 def time_scan(meta: EventsMeta, arrays: dict, cache=None) -> dict:
     """Result of the TIME check of an uncompressed file (see
-    :func:`xcube.io.memmap.scan_times`) and, when X/Y have a null value
-    (:func:`null_values`: TNULL, NaN of float columns), the number of events
-    whose X or Y is null (``n_null``); from the cache record when the file is
+    :func:`xcube.io.memmap.scan_times`) and, when X/Y/PI have a null value
+    (:func:`null_values`: TNULL, NaN of float X/Y), the number of events
+    whose X, Y or PI is null (``n_null``); from the cache record when the file is
     unchanged (and the record checked the same null values), else by one
     streaming pass (then recorded)."""
     record = _scan_record_path(meta, cache)
@@ -792,10 +797,10 @@ def open_fits_events(meta: EventsMeta, chunks: int | None = None, cache=None):
     """Lazy EventList over a memory-mapped, uncompressed FITS file.
 
     Returns None (and sets ``meta.cache_reason``) when the file is not
-    time-sorted or has events whose X or Y is null - the column's TNULL, or
-    NaN/inf in a float column (:func:`null_values`; the caller then converts
+    time-sorted or has events whose X, Y or PI is null - the column's TNULL, or
+    NaN/inf in a float X/Y column (:func:`null_values`; the caller then converts
     it into the Zarr cache, sorted, without those events). The first open of
-    a file reads TIME (and X/Y when they have a null value) once, chunk by
+    a file reads TIME (and X/Y/PI when they have a null value) once, chunk by
     chunk, to check it (NaN, infinite or negative times
     raise ``ValueError``); the result is remembered in the cache, so later
     opens read headers only.
@@ -905,7 +910,7 @@ def load_fits_events(meta: EventsMeta, hdul=None) -> dict:
             if isinstance(exc, OSError) and "truncated" in str(exc):
                 raise
             raise OSError(f"{meta.path}: corrupt or truncated FITS data in {meta.extname} ({exc})") from exc
-    cols = _drop_null_positions(meta, cols)
+    cols = _drop_null_events(meta, cols)
     t = cols["time"]
     if not check_times(t, meta.path):
         order = np.argsort(t, kind="stable")
@@ -924,21 +929,25 @@ def _null_text(meta: EventsMeta) -> str:
                        for v, value in null_values(meta).items())
 
 
-def _drop_null_positions(meta: EventsMeta, cols: dict) -> dict:
+def _drop_null_events(meta: EventsMeta, cols: dict) -> dict:
     """Columns without the events whose X or Y is null - its TNULL, or NaN
     or infinite in a float column (no sky position; they would stretch every
-    sky grid to the null value, or leave it no finite extent) - with a warning
-    that counts them."""
-    null = None
+    sky grid to the null value, or leave it no finite extent) - or whose
+    integer PI is its TNULL (no channel: no energy, and a channel filter
+    would count them), with a warning that counts them."""
+    null, found = None, set()
     for var, value in null_values(meta).items():
         if var in cols:
             m = null_mask(cols[var], value)
+            found |= {var} if m.any() else set()
             null = m if null is None else (null | m)
     k = int(np.count_nonzero(null)) if null is not None else 0
     if not k:
         return cols
-    warnings.warn(f"{meta.path}: dropped {k} of {null.size} events with {_null_text(meta)}: they have no sky "
-                  "position", UserWarning, stacklevel=3)
+    lacking = " or ".join(what for what, names in (("sky position", {"x", "y"}), ("PI channel", {"pi"}))
+                          if names & found)
+    warnings.warn(f"{meta.path}: dropped {k} of {null.size} events with {_null_text(meta)}: they have no "
+                  f"{lacking}", UserWarning, stacklevel=3)
     keep = ~null
     return {name: v[keep] for name, v in cols.items()}
 
