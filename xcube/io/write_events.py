@@ -13,7 +13,6 @@ takes about as long as writing the bytes.
 from __future__ import annotations
 
 import gzip as gzip_module
-import math
 import shutil
 import warnings
 from pathlib import Path
@@ -265,7 +264,7 @@ def _events_header(events, profile) -> dict:
     LIVTIMEn/ONTIMEn), copied as they are: the live fractions they give hold
     for any part of the good time. Reads the source's headers up to its event
     table; none for a list without a readable source event file (simulated)."""
-    from .ogip import dead_time_keywords
+    from .ogip import dead_time_keywords, time_cards
 
     a = events.attrs
     has_gti = bool(events.sizes.get("gti"))
@@ -282,10 +281,8 @@ def _events_header(events, profile) -> dict:
         "TSTOP": float(a.get("tstop", float(events["gti_stop"].max()) if has_gti else 0.0)),
         "CREATOR": f"xcube {__version__}",
     }
-    mjdref = a.get("mjdref")
-    if mjdref is not None and np.isfinite(mjdref):
-        header["MJDREFI"] = int(math.floor(mjdref))
-        header["MJDREFF"] = float(mjdref - math.floor(mjdref))
+    # the attrs' exact MJDREFI/MJDREFF when kept, else MJDREF split at its decimal, as the OGIP writers do
+    header.update({k: v for k, v in time_cards(a).items() if k in ("MJDREFI", "MJDREFF")})
     for key, attr in _ATTR_KEYWORDS:
         if a.get(attr) not in (None, ""):
             header[key] = a[attr]
