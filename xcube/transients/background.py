@@ -17,10 +17,16 @@ no good time belong to neither:
    pixel's own live time when its CCDs were live for less than some frames'
    exposure: ``live_fraction``);
 4. background light curve ``L[t]`` = counts of frame t outside ``M``;
-5. ``mu[t] = T_{S(t)} L[t] + S0 exposure[t] f[t]``, ``f`` the pixel's live
+5. ``mu[t] = T_t L[t] + S0 exposure[t] f[t]``, ``f`` the pixel's live
    fraction of the frame (1 but where its CCDs were off for part of it),
    NaN in frames with no counts, zero exposure, flagged bad, or whose subset
-   has no template.
+   has no template. ``T_t`` is the subset's template per unit of live time,
+   ``T'_S = T_S / rel_S`` (``rel_S[p] = sum_S exposure f[., p] / sum_S
+   exposure``, the pixel's relative live time over S; 0 where ``rel_S`` is 0),
+   times ``f[t]`` and renormalised to sum 1 over the unmasked pixels
+   (:func:`frame_templates`): a CCD off for half the subset keeps its full
+   background share while it is live and gets none while it is off
+   (``T_t = T_S`` when every fraction is 1).
 
 So in every defined frame, ``sum(mu)`` over unmasked pixels equals the frame's
 counts outside the mask. The model takes a dense counts cube or a compact
@@ -54,6 +60,7 @@ __all__ = [
     "expected_value",
     "expected_value_jit",
     "model_frames",
+    "frame_templates",
     "expected_counts",
     "mask_eclipses",
     "live_fraction_of",
@@ -362,8 +369,10 @@ def background_model(
         :func:`~xcube.transients.frames.ccd_live_fraction`: the fraction of
         each frame's exposure the CCDs of each pixel were live, ``fraction``
         (n_groups, time) by the pixels' ``group`` (y, x); the source term of
-        a pixel is then ``S0 exposure[t] fraction[group, t]`` and ``S0`` is
-        divided by the pixel's own summed live time. None: 1 everywhere.
+        a pixel is then ``S0 exposure[t] fraction[group, t]``, ``S0`` is
+        divided by the pixel's own summed live time, and the background
+        template of a frame is taken per unit of live time at the frame's
+        fractions (:func:`frame_templates`). None: 1 everywhere.
 
     Returns
     -------
@@ -374,7 +383,8 @@ def background_model(
     ``exposure`` [s] and ``defined`` (mu defined: a kept frame with counts and
     a template); ``live_fraction`` (live_group, time), row 0 all ones;
     attrs ``counts_outside_gti``/``_bti``, ``source_subset``, ``threshold``...
-    :func:`model_frames` turns it into mu images.
+    :func:`model_frames` turns it into mu images, :func:`frame_templates`
+    gives each frame's template.
 
     Computes eagerly: the subset images, frame totals and the light curve
     (numba loops over a compact cube; two passes over a dense cube); the
@@ -507,9 +517,11 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
     source with eclipse frames ``E``, over the frames ``F`` of the rate's
     subset (``attrs["source_subset"]``) not in ``E``::
 
-        S0[p] = max(sum_F N[t, p] - T[p] sum_F L[t], 0) / sum_F exposure[t]
+        S0[p] = max(sum_F N[t, p] - sum_F T_t[p] L[t], 0) / sum_F exposure[t]
 
-    (the usual ``S0`` when ``E`` is empty), so that its rate is not
+    (``T_t`` the frame's template, :func:`frame_templates`; the exposure
+    times the pixel's live fraction when ``live_fraction`` has one; the
+    usual ``S0`` when ``E`` is empty), so that its rate is not
     diluted by the eclipse and the model does not under-predict it outside
     (which makes false peaks). ``peak_voxels`` ((k, 2), the peaks flagged
     in the same decision): the source's (grown) peak frames are left out
@@ -546,7 +558,8 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
     red = reductions(cube)
     sub = model["subset"].values
     use = 1 if model.attrs.get("source_subset") == "bti" else 0
-    tmpl = np.nan_to_num(model["template_bti" if use else "template_gti"].values)
+    templates, of = frame_templates(model)
+    templates = np.nan_to_num(templates)
     lc, expo = model["light_curve"].values.astype(np.float64), model["exposure"].values
     group, fraction = live_fraction_of(model)
     rate = np.array(model["source_rate"].values, dtype=np.float64)
@@ -563,7 +576,8 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
         frames = mine & ~ecl & ~flare
         low = mine & ecl & ~flare
         if low.any() and (most or not frames.any()
-                          or _flare_over_usual(red, pix, frames, low, mine, tmpl, lc, expo, fraction, group)):
+                          or _flare_over_usual(red, pix, frames, low, mine, templates, of, lc, expo, fraction,
+                                               group)):
             # "eclipsed" in most frames, or flaring outside them towards that level: a flare (a long one, whose
             # wings are not all flagged) raised its rate, and the "eclipsed" frames are its usual level
             frames = low
@@ -574,8 +588,8 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
             continue
         img = np.asarray(compute(red.image(frames))[0], dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            rate[pix] = np.where(e_s > 0, np.clip(img[pix] - tmpl[pix] * float(lc[frames].sum()), 0.0, None) / e_s,
-                                 rate[pix])
+            rate[pix] = np.where(e_s > 0, np.clip(img[pix] - _background_over(templates, of, lc, frames, pix), 0.0,
+                                                  None) / e_s, rate[pix])
         done += 1
     out = model.copy()
     out["source_rate"] = (("y", "x"), rate, dict(model["source_rate"].attrs))
@@ -583,22 +597,37 @@ def mask_eclipses(cube, model: xr.Dataset, eclipse_voxels, dilate: int = 1, peak
     return out
 
 
+def _background_over(templates, of, lc, frames, pix) -> np.ndarray:
+    """``sum_{t in frames} T_t[pix] L[t]``: the background counts [count] of
+    the pixels ``pix`` ((y, x) bool) over ``frames`` (bool, time, each with a
+    template: ``of`` >= 0), from the frames' ``templates`` (n, pixels) and
+    the light curve ``lc``; (pix.sum(),) float64."""
+    lsum = np.bincount(of[frames], weights=lc[frames], minlength=templates.shape[0])
+    out = np.zeros(int(np.count_nonzero(pix)))
+    for j in np.flatnonzero(lsum):
+        out += templates[j][pix.ravel()] * lsum[j]
+    return out
+
+
 #: a source's counts outside its eclipse frames vary (not one constant rate) below this chi-square probability
 STEADY_P = 1e-6
 
 
-def _flare_over_usual(red, pix, frames, low, mine, tmpl, lc, expo, fraction, group) -> bool:
+def _flare_over_usual(red, pix, frames, low, mine, templates, of, lc, expo, fraction, group) -> bool:
     """Whether the source ``pix`` ((y, x) bool) is at its usual level in its
     "eclipse" frames ``low`` and flaring in the others: its counts in
     ``frames`` (neither eclipse nor peak) are not one constant rate over the
     background (Pearson chi-square, ``P < STEADY_P``), and the lowest tenth
     of its rates outside ``low`` (frames of ``mine``) lies closer to the
     ``low`` rate than to their median: a flare's wings fade towards the
-    usual level, while a source around a real eclipse keeps its level.
-    Eager: one pass over the cube for the source's light curve."""
+    usual level, while a source around a real eclipse keeps its level
+    (its background from the frames' ``templates`` by ``of``,
+    :func:`frame_templates`). Eager: one pass over the cube for the source's
+    light curve."""
     n_all = np.asarray(compute(red.region_counts(np.where(pix, 0, -1), 1))[0], dtype=np.float64)[0]
     live_all = fraction[group[pix]].mean(axis=0) * expo  # the source's live time per frame [s]
-    bkg_all = float(tmpl[pix].sum()) * lc
+    tsum = np.array([float(t[pix.ravel()].sum()) for t in templates] + [0.0])  # 0 for frames without a template
+    bkg_all = tsum[of] * lc
     n, live, bkg = n_all[frames], live_all[frames], bkg_all[frames]
     if n.size < 3 or not (live > 0).any() or not (live_all[low] > 0).any():
         return False
@@ -626,14 +655,116 @@ def live_fraction_of(model: xr.Dataset):
     return _live_groups(None, model["source_mask"].shape, model.sizes["time"])
 
 
+def _unique_rows(key: np.ndarray):
+    """``np.unique(key, axis=0, return_inverse=True, return_counts=True)`` of a
+    (n, m) float array without NaN, by one lexsort (several times faster)."""
+    n = key.shape[0]
+    order = np.lexsort(key.T[::-1])
+    sk = key[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = np.any(sk[1:] != sk[:-1], axis=1)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return sk[new], inverse, np.diff(np.append(np.flatnonzero(new), n))
+
+
+def frame_templates(model: xr.Dataset, frames=None):
+    """The background template of each frame, per unit of its pixels' live time.
+
+    A frame t of subset S (GTI, BTI) with its CCD groups' live fractions
+    ``f[:, t]`` (the model's ``live_fraction``) takes ``T_S a[group]``
+    renormalised to sum 1 over the unmasked pixels, ``a[g] = f[g, t] /
+    rel_S[g]`` (0 where ``rel_S[g]`` is 0) and ``rel_S[g] = sum_S exposure
+    f[g] / sum_S exposure`` the group's relative live time over S: ``T_S``
+    (from the summed image) gives a CCD live for half of S half its share,
+    so it is divided by ``rel_S``, and a CCD off in frame t gets no
+    background there. ``T_S`` itself when every ``a`` is 1 (all fractions 1:
+    bit for bit the uncorrected model); left unnormalised when no unmasked
+    pixel is live (sum 0).
+
+    ``frames``: frame indices (default: all). Returns ``(templates, of)``:
+    ``templates`` (n_templates, ny * nx) float64, one per distinct (subset,
+    column of ``live_fraction``) among ``frames`` (NaN outside the field of
+    view, as ``T_S``), and ``of`` (len(frames),) int64, each frame's row (-1
+    for an excluded frame). Eager, numpy."""
+    sub = np.asarray(model["subset"].values)
+    idx = np.arange(sub.size) if frames is None else np.asarray(frames, np.int64)
+    group, fraction = live_fraction_of(model)
+    g = np.asarray(group).ravel()
+    used = np.unique(g)
+    expo = np.asarray(model["exposure"].values, np.float64)
+    lc = np.asarray(model["light_curve"].values, np.float64)
+    free = ~np.asarray(model["source_mask"].values, bool).ravel()
+    out, of = [], np.full(idx.size, -1, np.int64)
+    for s, name in ((0, "template_gti"), (1, "template_bti")):
+        mine = np.flatnonzero(sub[idx] == s)
+        if mine.size == 0:
+            continue
+        tmpl = np.ascontiguousarray(model[name].values, np.float64).ravel()
+        rel = _relative_live_time(tmpl, free, g, fraction[:, sub == s], expo[sub == s], lc[sub == s])
+        cols, inv, _ = _unique_rows(np.ascontiguousarray(fraction[:, idx[mine]].T))
+        of[mine] = inv + len(out)
+        for col in cols:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                a = np.where(rel > 0, col / rel, 0.0)
+            if (a[used] == 1.0).all():
+                out.append(tmpl)
+                continue
+            t = tmpl * a[g]
+            norm = np.nansum(t[free])
+            out.append(t / norm if norm > 0 else t)
+    return (np.stack(out) if out else np.zeros((0, g.size))), of
+
+
+def _relative_live_time(tmpl, free, group, fraction, expo, lc, tol: float = 1e-12, max_iter: int = 100):
+    """``rel_S`` (groups,) of :func:`frame_templates`: each CCD group's live
+    time over a subset's frames relative to the frames' own, weighted by the
+    frames' background. ``tmpl`` (pixels,) the subset's template ``T_S``,
+    ``free`` (pixels,) the unmasked pixels, ``group`` (pixels,) their rows of
+    ``fraction`` (groups, frames); ``expo`` [s] and ``lc`` [count] (frames,)
+    the subset's exposure and light curve ``L``.
+
+    ``T_S`` sums the counts of the subset's frames, each at its own
+    background level, so a group's weight in it is its live fraction
+    averaged with the weights ``w_t = L[t] / n_t``, ``n_t`` the sum over the
+    unmasked pixels of the frame's unnormalised template ``T_S f[t] / rel_S``
+    (the frame's background per unit of the template): ``rel_S[g] = sum_t
+    w_t f[g, t] / sum_t w_t``, solved by iteration from the exposure-weighted
+    mean (the answer for a constant background); the model's summed
+    background over the subset is then ``T_S C_S``. Exactly 1 for the groups
+    live throughout. Eager, numpy."""
+    ones = (fraction == 1.0).all(axis=1)
+    rel = np.where(ones, 1.0, (fraction @ expo) / expo.sum())
+    if ones.all():
+        return rel
+    ok = free & np.isfinite(tmpl)
+    share = np.bincount(group[ok], weights=tmpl[ok], minlength=fraction.shape[0])  # T_S summed per group
+    for _ in range(max_iter):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n = np.where(rel > 0, share / rel, 0.0) @ fraction
+            w = np.where(n > 0, lc / n, 0.0)
+        if not w.sum() > 0:
+            break
+        new = np.where(ones, 1.0, (fraction @ w) / w.sum())
+        done = np.max(np.abs(new - rel)) <= tol
+        rel = new
+        if done:
+            break
+    return rel
+
+
 def model_frames(model: xr.Dataset, f0: int = 0, f1: int | None = None) -> np.ndarray:
     """mu images [count] of frames ``f0:f1`` of a :func:`background_model`:
-    ``expected_value(T_subset, L, S0, exposure)`` where the frame's mu is
-    defined, NaN elsewhere. A float64 numpy array of shape ``(n, y, x)``, n
-    the frames in ``f0:f1``. Eager."""
-    sub = model["subset"].values[f0:f1]
+    ``expected_value(T_t, L, S0 f, exposure)`` (``T_t`` the frame's
+    template, :func:`frame_templates`) where the frame's mu is defined, NaN
+    elsewhere. A float64 numpy array of shape ``(n, y, x)``, n the frames in
+    ``f0:f1``. Eager."""
     ok = model["defined"].values[f0:f1]
-    tm = np.where((sub == 1)[:, None, None], model["template_bti"].values[None], model["template_gti"].values[None])
+    ny, nx = model["source_mask"].shape
+    templates, of = frame_templates(model, np.arange(model.sizes["time"])[f0:f1])
+    tm = np.full((of.size, ny * nx), np.nan)
+    tm[of >= 0] = templates[of[of >= 0]]
+    tm = tm.reshape(of.size, ny, nx)
     lc = model["light_curve"].values[f0:f1].astype(np.float64)
     group, fraction = live_fraction_of(model)
     live = np.moveaxis(fraction[:, f0:f1][group], -1, 0)  # (n, y, x)
@@ -653,7 +784,8 @@ def expected_counts(
     dtype="float64",
     **model_kw,
 ) -> xr.DataArray:
-    """Expected counts ``mu[t, y, x] = T_{S(t)} L[t] + S0 exposure[t]``.
+    """Expected counts ``mu[t, y, x] = T_t L[t] + S0 f[t] exposure[t]``
+    (:func:`model_frames`).
 
     An ``xr.DataArray`` "expected" [count], dims ``(time, y, x)`` with the
     coords of the dense cube.

@@ -10,8 +10,8 @@ same per-voxel rules, ``bayes.peak_decision``/``eclipse_decision``).
 :func:`flag_voxels` decides every voxel of a cube and returns
 :class:`Flags`: per pixel the number of flagged frames and the list of
 flagged voxels. On a compact cube it never makes the dense cube: frames
-whose mu images are equal (same subset, background counts and exposure: a
-:class:`FrameTypes` *type*) share one eclipse-candidate list, a voxel without
+whose mu images are equal (same template, background counts, exposure and
+live fractions: a :class:`FrameTypes` *type*) share one eclipse-candidate list, a voxel without
 counts is never a peak, and one loop over the events tests the rest. On a
 dense cube it runs ``bayes.masks`` block by block. The expected false alarms
 (:func:`false_alarms`) are summed per type.
@@ -30,7 +30,14 @@ from ..binning.compact import CompactCube
 from ..binning.counts import reductions
 from ..scheduler import thread_map
 from . import bayes
-from .background import expected_value, expected_value_jit, live_fraction_of, model_frames
+from .background import (
+    _unique_rows,
+    expected_value,
+    expected_value_jit,
+    frame_templates,
+    live_fraction_of,
+    model_frames,
+)
 
 __all__ = ["Flags", "FrameTypes", "flag_voxels", "reflag_pixels", "false_alarms", "eclipse_candidates", "mask_cubes"]
 
@@ -60,32 +67,23 @@ class Flags:
 
 
 # ---------------------------------------------------------------------- frame types
-def _unique_rows(key: np.ndarray):
-    """``np.unique(key, axis=0, return_inverse=True, return_counts=True)`` of a
-    (n, m) float array without NaN, by one lexsort (several times faster)."""
-    n = key.shape[0]
-    order = np.lexsort(key.T[::-1])
-    sk = key[order]
-    new = np.ones(n, dtype=bool)
-    new[1:] = np.any(sk[1:] != sk[:-1], axis=1)
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[order] = np.cumsum(new) - 1
-    return sk[new], inverse, np.diff(np.append(np.flatnonzero(new), n))
-
-
 @dataclass(eq=False)
 class FrameTypes:
     """Frames grouped by what their mu image depends on.
 
-    ``mu[t, p] = T_s[p] L[t] + S0[p] f[t, p] exposure[t]``: frames with the
-    same subset s (GTI/BTI), background counts L, exposure and live
-    fractions f of the pixels' CCDs share one mu image, a *type*. ``ftype``
-    (n_frames,) is each frame's type, -1 where mu is undefined;
-    ``sub``/``lc``/``exposure``/``n_frames``/``rate_of`` describe the types;
-    ``t_gti``/``t_bti`` are the flat (pixels,) templates; ``rates``
-    (n_rates, pixels) the source-rate images ``S0 f`` (a single row ``S0``
-    when every CCD under a source was live throughout), type k using row
-    ``rate_of[k]``.
+    ``mu[t, p] = T_t[p] L[t] + S0[p] f[t, p] exposure[t]``: frames with the
+    same template T_t (one per subset GTI/BTI and column of live fractions
+    f of the pixels' CCDs, :func:`~xcube.transients.background.frame_templates`),
+    background counts L, exposure and live fractions share one mu image, a
+    *type*. ``ftype`` (n_frames,) is each frame's type, -1 where mu is
+    undefined; ``sub``/``lc``/``exposure``/``n_frames``/``tmpl_of``/``rate_of``
+    describe the types; ``templates`` (n_templates, pixels) are the flat
+    templates (one per subset when every CCD was live throughout), type k
+    using row ``tmpl_of[k]``; ``rates`` (n_rates, pixels) the source-rate
+    images ``S0 f`` (a single row ``S0`` when every CCD under a source was
+    live throughout), type k using row ``rate_of[k]``. ``templates`` and
+    ``tmpl_of`` may also be given as the flat GTI and BTI templates
+    (pixels,) each, type k then using the one of its subset ``sub[k]``.
     """
 
     ftype: np.ndarray
@@ -93,20 +91,27 @@ class FrameTypes:
     lc: np.ndarray
     exposure: np.ndarray
     n_frames: np.ndarray
-    t_gti: np.ndarray
-    t_bti: np.ndarray
+    templates: np.ndarray
+    tmpl_of: np.ndarray
     rates: np.ndarray
     rate_of: np.ndarray
+
+    def __post_init__(self):
+        if np.ndim(self.templates) == 1:  # the GTI and BTI templates: type k uses the one of its subset
+            self.templates = np.stack([np.asarray(self.templates, np.float64),
+                                       np.asarray(self.tmpl_of, np.float64)])
+            self.tmpl_of = np.asarray(self.sub, np.int64)
 
     @classmethod
     def from_model(cls, model: xr.Dataset) -> "FrameTypes":
         """The types of a :func:`~xcube.transients.background.background_model`.
 
         ``ftype`` has shape ``(n_frames,)`` (the model's frames), the per-type
-        arrays ``(n_types,)``, the templates ``(ny * nx,)`` and the rate
-        images ``(n_rates, ny * nx)`` float64 (one per distinct column of the
-        model's ``live_fraction`` among the defined frames, in the CCD groups
-        that hold a source: elsewhere ``S0`` is 0). Eager: reads the
+        arrays ``(n_types,)``, the templates ``(n_templates, ny * nx)``
+        float64 (one per subset and distinct column of the model's
+        ``live_fraction`` among the defined frames) and the rate images
+        ``(n_rates, ny * nx)`` float64 (one per distinct column in the CCD
+        groups that hold a source: elsewhere ``S0`` is 0). Eager: reads the
         model's variables into numpy (computing them if the model is
         Dask-backed)."""
         subset, defined = model["subset"].values, model["defined"].values
@@ -125,17 +130,17 @@ class FrameTypes:
             cols[hosts] = uniq_f.T
             live[idx] = inv
         rates = np.ascontiguousarray(rate[None] * cols[group.ravel()].T)  # (n_rates, pixels)
+        templates, tmpl = frame_templates(model, idx)
         if idx.size:
             key = np.stack([subset[idx].astype(np.float64), model["light_curve"].values[idx].astype(np.float64),
-                            model["exposure"].values[idx], live[idx].astype(np.float64)], axis=1)
+                            model["exposure"].values[idx], live[idx].astype(np.float64),
+                            tmpl.astype(np.float64)], axis=1)
             uniq, inverse, counts = _unique_rows(key)
             ftype[idx] = inverse
         else:
-            uniq, counts = np.zeros((0, 4)), np.zeros(0, np.int64)
-        flat = [np.ascontiguousarray(model[v].values, dtype=np.float64).ravel()
-                for v in ("template_gti", "template_bti")]
+            uniq, counts = np.zeros((0, 5)), np.zeros(0, np.int64)
         return cls(ftype, uniq[:, 0].astype(np.int8), uniq[:, 1].copy(), uniq[:, 2].copy(),
-                   counts.astype(np.int64), *flat, rates, uniq[:, 3].astype(np.int64))
+                   counts.astype(np.int64), templates, uniq[:, 4].astype(np.int64), rates, uniq[:, 3].astype(np.int64))
 
     @property
     def size(self) -> int:
@@ -145,7 +150,7 @@ class FrameTypes:
 
     def template(self, k):
         """Flat template of each type in ``k`` (types, pixels)."""
-        return np.where(self.sub[k, None] == 1, self.t_bti[None], self.t_gti[None])
+        return self.templates[self.tmpl_of[k]]
 
     def mu(self, k0: int, k1: int) -> np.ndarray:
         """mu images [count] of types ``k0:k1``: a float64 numpy array of shape
@@ -160,15 +165,15 @@ def eclipse_candidates(types: FrameTypes, sigma: float, block: int = 1024):
     eclipse break's guard band ``eclipse_lo[0]`` (elsewhere no count is an
     eclipse, the breaks rising with n). Returns ``(cand, cand_ptr)``, the
     pixels of type k being ``cand[cand_ptr[k]:cand_ptr[k+1]]``. Only pixels
-    whose mu can reach the break at the subset's largest background counts
-    and exposure are looked at (mu grows with both). Eager, numpy: ``cand`` and
+    whose mu can reach the break at the largest background counts and
+    exposure of the types of one template are looked at (mu grows with both). Eager, numpy: ``cand`` and
     ``cand_ptr`` are 1-D int64 (``cand_ptr`` of length ``types.size + 1``),
     computed in blocks of ``block`` types."""
     e0 = bayes.threshold_table(sigma).eclipse_lo[0]
     parts = []
     if types.size and np.isfinite(e0):
-        for sub, tmpl in ((0, types.t_gti), (1, types.t_bti)):
-            ks = np.flatnonzero(types.sub == sub)
+        for j, tmpl in enumerate(types.templates):
+            ks = np.flatnonzero(types.tmpl_of == j)
             if ks.size == 0:
                 continue
             bound = expected_value(tmpl, types.lc[ks].max(), types.rates[np.unique(types.rate_of[ks])].max(axis=0),
@@ -206,8 +211,8 @@ def false_alarms(model, sigma: float) -> bayes.FalseAlarms:
     if types.size:
         bayes.threshold(sigma)
         g = bayes.false_alarm_grid(float(sigma))
-        args = (types.sub, types.lc, types.exposure, types.t_gti, types.t_bti, types.rates, types.rate_of, *g, sums)
-        workers = min(os.cpu_count() or 1, max(types.size * types.t_gti.size // _PARALLEL_VOXELS, 1))
+        args = (types.lc, types.exposure, types.templates, types.tmpl_of, types.rates, types.rate_of, *g, sums)
+        workers = min(os.cpu_count() or 1, max(types.size * types.rates.shape[1] // _PARALLEL_VOXELS, 1))
         bounds = np.linspace(0, types.size, workers + 1).astype(np.int64)
         thread_map(lambda k: _fa_types_kernel(bounds[k], bounds[k + 1], *args), range(workers))
     for k in np.flatnonzero(sums[:, 2]):  # types with voxels beyond the interpolation grid: the exact path
@@ -222,14 +227,14 @@ _PARALLEL_VOXELS = 1 << 20
 
 
 @numba.njit(nogil=True, cache=True)
-def _fa_types_kernel(k0, k1, sub, lc, exposure, t_gti, t_bti, rates, rate_of, mu_lo, mu_hi, e_min, bits, base, brk,
+def _fa_types_kernel(k0, k1, lc, exposure, templates, tmpl_of, rates, rate_of, mu_lo, mu_hi, e_min, bits, base, brk,
                      coef, sums):  # pragma: no cover - compiled
     """``sums[k] = (peak, eclipse, slow voxels)`` of types ``k0:k1``: the
     mu image of each type in one buffer, then :func:`bayes.false_alarm_sums`."""
-    mu = np.empty(t_gti.size)
+    mu = np.empty(rates.shape[1])
     none = np.zeros(0, np.bool_)
     for k in range(k0, k1):
-        tmpl = t_bti if sub[k] == 1 else t_gti
+        tmpl = templates[tmpl_of[k]]
         rate = rates[rate_of[k]]
         for p in range(rate.size):
             mu[p] = expected_value_jit(tmpl[p], lc[k], rate[p], exposure[k])
@@ -289,8 +294,8 @@ def reflag_pixels(cube, model: xr.Dataset, flags: Flags, pixels, sigma: float,
     ok = k >= 0
     mu = np.full(n.shape, np.nan)
     kk = k[ok]
-    tm = np.where((types.sub[kk] == 1)[:, None], types.t_bti[px][None], types.t_gti[px][None])
-    mu[ok] = expected_value(tm, types.lc[kk, None], types.rates[:, px][types.rate_of[kk]], types.exposure[kk, None])
+    mu[ok] = expected_value(types.templates[:, px][types.tmpl_of[kk]], types.lc[kk, None],
+                            types.rates[:, px][types.rate_of[kk]], types.exposure[kk, None])
     pk, ec = bayes.masks(n, mu, sigma)
     keep = ~np.isin(flags.voxels[:, 1], px)
     rows = [flags.voxels[keep]]
@@ -332,9 +337,8 @@ def _flag_compact(cube: CompactCube, types: FrameTypes, sigma: float, threads: i
         while True:
             fp, fe = np.zeros(npix, np.int64), np.zeros(npix, np.int64)
             rec, und = np.empty((cap_r, 3), np.int64), np.empty((cap_u, 4), np.int64)
-            nrec, nund = _flag_kernel(cube.cells, cube.seg, f0, f1, types.ftype, types.sub, types.lc,
-                                      types.exposure, types.t_gti, types.t_bti, types.rates, types.rate_of,
-                                      table.peak_lo,
+            nrec, nund = _flag_kernel(cube.cells, cube.seg, f0, f1, types.ftype, types.lc, types.exposure,
+                                      types.templates, types.tmpl_of, types.rates, types.rate_of, table.peak_lo,
                                       table.peak_hi, table.eclipse_lo, table.eclipse_hi, cand, cand_ptr, fp, fe,
                                       rec, und)
             if nrec <= cap_r and nund <= cap_u:
@@ -348,8 +352,8 @@ def _flag_compact(cube: CompactCube, types: FrameTypes, sigma: float, threads: i
     if und.size:
         t, p, n, kind = und.T
         k = types.ftype[t]
-        mu = expected_value(np.where(types.sub[k] == 1, types.t_bti[p], types.t_gti[p]), types.lc[k],
-                            types.rates[types.rate_of[k], p], types.exposure[k])
+        mu = expected_value(types.templates[types.tmpl_of[k], p], types.lc[k], types.rates[types.rate_of[k], p],
+                            types.exposure[k])
         pk, ec = bayes.masks(n.astype(np.float64), mu, sigma)
         yes = np.where(kind == 0, pk, ec)
         np.add.at(fp, p[yes & (kind == 0)], 1)
@@ -380,13 +384,13 @@ def _record(rec, nrec, und, nund, t, p, n, kind, dec):  # pragma: no cover - com
 
 
 @numba.njit(nogil=True, cache=True)
-def _flag_kernel(cells, seg, f0, f1, ftype, k_sub, k_lc, k_exp, t_g, t_b, rates, rate_of, plo, phi, elo, ehi, cand,
+def _flag_kernel(cells, seg, f0, f1, ftype, k_lc, k_exp, templates, tmpl_of, rates, rate_of, plo, phi, elo, ehi, cand,
                  cand_ptr, fp, fe, rec, und):  # pragma: no cover - compiled
     """Flag every voxel of frames ``f0:f1`` of a compact cube, frame by frame.
 
     Frame ``t`` of type ``k = ftype[t]`` (-1: mu undefined, never flagged)
     has ``mu[p] = expected_value(T[p], k_lc[k], rate[p], k_exp[k])`` (T the
-    BTI template when ``k_sub[k] == 1``, ``rate`` the row ``rate_of[k]`` of
+    row ``tmpl_of[k]`` of ``templates``, ``rate`` the row ``rate_of[k]`` of
     ``rates``). Peaks are tested on the pixels the
     frame's events touch (n = 0 is never a peak); eclipses on the type's
     candidate pixels ``cand[cand_ptr[k]:cand_ptr[k+1]]``. Each test is
@@ -410,7 +414,7 @@ def _flag_kernel(cells, seg, f0, f1, ftype, k_sub, k_lc, k_exp, t_g, t_b, rates,
             touched[nt] = p
             nt += c == 0
             cnt[p] = c + 1
-        tm = t_b if k_sub[k] == 1 else t_g
+        tm = templates[tmpl_of[k]]
         rate = rates[rate_of[k]]
         lc = k_lc[k]
         ex = k_exp[k]

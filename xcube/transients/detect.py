@@ -214,15 +214,16 @@ def _region_labels(regions, shape):
 
 def _model_light_curves(model: xr.Dataset, regions, lc_n):
     """Expected counts of each region per frame from the model (mu is linear
-    in the templates: the region's template sums, background counts, source
-    rate and exposure), NaN where a footprint pixel has none, and the light
+    in the templates: the region's sums of the frame types' templates, background
+    counts, source rate and exposure), NaN where a footprint pixel has none, and the light
     curves' log10 Bayes factors, evaluated once per distinct (region, counts,
     frame type)."""
     types = FrameTypes.from_model(model)
     foot = np.stack([r[1].ravel() for r in regions]).astype(np.float64)  # (regions, pixels)
-    tsum = np.stack([_footprint_sum(foot, t) for t in (types.t_gti, types.t_bti)])
+    tsum = np.stack([_footprint_sum(foot, t) for t in types.templates]) if types.templates.shape[0] else \
+        np.zeros((0, foot.shape[0]))  # (templates, regions)
     rsum = types.rates @ foot.T  # (rate images, regions)
-    per_type = expected_value(tsum[types.sub.astype(np.int64)], types.lc[:, None], rsum[types.rate_of],
+    per_type = expected_value(tsum[types.tmpl_of], types.lc[:, None], rsum[types.rate_of],
                               types.exposure[:, None])  # (types, regions)
     lc_mu = np.full(lc_n.shape, np.nan)
     inside = types.ftype >= 0
