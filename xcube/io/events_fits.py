@@ -222,6 +222,47 @@ def _check_gti_time_system(gti_header, header, where) -> None:
                       "events' frame", UserWarning, stacklevel=5)
 
 
+def _warn_uneven_ccd_tables(per_ccd: dict, path) -> None:
+    """Warn, naming the file, when the CCDs with GTI tables (``per_ccd``: CCD
+    -> its tables' GTIs) have different numbers of them, e.g. an XMM flare GTI
+    ``GTI0cc0n`` for some CCDs and not for the others: a table lost when a
+    file was cut exactly at an HDU boundary leaves that CCD a longer good time,
+    and nothing else shows it. Headers only (the tables already read)."""
+    counts: dict = {}
+    for c, sets in sorted(per_ccd.items()):
+        counts.setdefault(len(sets), []).append(int(c))
+    if len(counts) < 2:
+        return
+    groups = ", ".join(f"CCD{'s' if len(cs) > 1 else ''} {', '.join(map(str, cs))} "
+                       f"{'have' if len(cs) > 1 else 'has'} {k}" for k, cs in sorted(counts.items()))
+    warnings.warn(f"{path}: the per-CCD GTI tables are uneven: {groups} (e.g. a flare GTI GTI0cc0n missing for "
+                  "some CCDs); a CCD without one of its tables keeps a longer good time - is the file complete "
+                  "(cut short at an HDU boundary)?", UserWarning, stacklevel=4)
+
+
+#: a TIME column coarser than this [s] at the file's times (a float32 TIME: 8 s at 1e8 s) is warned about
+COARSE_TIME = 1.0e-3
+
+
+def _warn_coarse_time(hdu, column: str, index: int, path) -> None:
+    """Warn, naming the file, when a float32 (``E``) TIME column cannot
+    resolve :data:`COARSE_TIME` at the file's times: the spacing of float32
+    at the largest stored time (from TSTART/TSTOP, after TSCAL/TZERO).
+    Header only."""
+    if str(hdu.header.get(f"TFORM{index}", "")).strip().upper().lstrip("1") != "E":
+        return
+    scale, zero = column_scaling(hdu.header, index, path)
+    ends = [abs(float(v)) for v in (hdu.header.get("TSTART"), hdu.header.get("TSTOP"))
+            if isinstance(v, (int, float)) and np.isfinite(v)]
+    if not ends or not scale:
+        return
+    step = float(np.spacing(np.float32(max(abs((t - zero) / scale) for t in ends)))) * abs(scale)
+    if step > COARSE_TIME:
+        warnings.warn(f"{path}[{hdu.name}]: the {column} column is float32 (TFORM E): at times of {max(ends):.4g} s "
+                      f"it resolves only {step:g} s, so event times are rounded to that and events near a GTI "
+                      "boundary may fall outside it; write TIME as float64 (TFORM D)", UserWarning, stacklevel=4)
+
+
 def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict]:
     """Per-CCD and combined GTIs in the events' time frame.
 
@@ -290,6 +331,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
             global_sets.append(g)
         else:
             per_ccd.setdefault(ccd, []).append(g)
+    _warn_uneven_ccd_tables(per_ccd, path)
     ccd_gti = {c: gtimod.intersection(*sets, *global_sets) for c, sets in sorted(per_ccd.items())}
     if ccd_gti:
         combined, kind = gtimod.union(*ccd_gti.values()), "ccd-union"
@@ -454,6 +496,7 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
                 "one time stamp per event - is this a binned product?"
             )
         check_column_time_unit(hdu.header, cols[tcol.lower()][1], tcol, f"{path}[{hdu.name}]")
+        _warn_coarse_time(hdu, tcol, cols[tcol.lower()][1], path)
         _warn_reserved_names(cols, profile, f"{path}[{hdu.name}]")
         if nrows == 0:
             raise ValueError(
