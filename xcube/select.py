@@ -900,13 +900,16 @@ def _narrowed(evs, cuts, want, warn: bool, expr=None):
 
 def energy_band_bounds(events, band) -> tuple[float, float]:
     """Validated ``(emin, emax)`` [keV] of an energy band on ``events`` (see
-    :func:`select`). Eager (attrs and the profile; no event is read)."""
+    :func:`select`): ``ValueError`` naming the file for a mission without an
+    energy scale (Chandra HRC, RXTE PCA), or a band outside the profile's
+    ``energy_range``. Eager (attrs and the profile; no event is read)."""
     lo, hi = _band_pair(band)
     prof = profile_of(events)
     if prof.pi_to_kev is None and prof is not GENERIC:
         raise ValueError(
-            f"{_name(events)}: {prof.mission} {prof.instrument} has no PI-to-energy conversion "
-            f"({prof.energy_note}); select channels with expr='PI in [lo:hi]' instead of energy_band"
+            f"{_name(events)}: {prof.mission} {prof.instrument} has no energy scale - no PI-to-energy conversion "
+            f"({prof.energy_note}) - so no energy band can be cut from its events; select PI channels with "
+            "expr='PI in [lo:hi]' (xcube.select, lightcurve, ...) instead of energy_band"
         )
     if "energy" not in events.data_vars:
         raise ValueError(_no_energy(events))

@@ -136,16 +136,22 @@ def detect(header, path: str = "<header>", instrument: str | None = None) -> Mis
     """Pick the profile for a FITS header from TELESCOP and INSTRUME.
 
     ``instrument`` (a registry name) overrides detection. Unknown missions give
-    the generic profile and a warning naming the file.
+    the generic profile and a warning naming the file. An event table the
+    profile knows to be raw, undecoded data (RXTE ``XTE_SE`` with a packed
+    ``Event`` column and no PHA) raises ``ValueError`` naming the file
+    (:meth:`MissionProfile.check_table`).
     Eager (header keywords only).
     """
     if instrument is not None:
-        return get_profile(instrument)
+        prof = get_profile(instrument)
+        prof.check_table(header, path)
+        return prof
     _load_all()
     telescop = str(header.get("TELESCOP", "") or "")
     instrume = str(header.get("INSTRUME", "") or "")
     for prof in _REGISTRY.values():
         if prof.matches(telescop, instrume):
+            prof.check_table(header, path)
             return prof
     warnings.warn(
         f"{path}: unknown mission TELESCOP={telescop!r} INSTRUME={instrume!r}; using the generic profile "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -114,6 +115,12 @@ class MissionProfile:
         [deg]) that turns sky offsets into the spacecraft frame, or None.
     cluster_rule : whether the detector hygiene looks for instrumental
         multi-event clusters by default (cameras with long frame times).
+    packed_columns : event columns of a raw, undecoded event table (RXTE
+        ``XTE_SE`` files: the bit-packed ``Event`` word): a table with one of
+        them and without the channel column (``columns["pi"]``) is refused at
+        open (:meth:`check_table`), ``decode_note`` telling how to decode it.
+    decode_note : how to decode such a file (the tools and where they are
+        described).
     """
 
     name: str
@@ -151,6 +158,8 @@ class MissionProfile:
     bad_columns: tuple[tuple[int, int], ...] = ()
     roll_attr: str | None = None
     cluster_rule: bool = False
+    packed_columns: tuple[str, ...] = ()
+    decode_note: str = ""
 
     @property
     def ccd_variable(self) -> str | None:
@@ -229,6 +238,30 @@ class MissionProfile:
                 break
         return 1, nx, y0, y1
 
+    def check_table(self, header, path: str = "<header>") -> None:
+        """``ValueError`` naming the file when the event table whose header
+        (``TTYPEn`` keywords) is ``header`` is raw, undecoded data: it has one
+        of :attr:`packed_columns` and no channel column (RXTE PCA GoodXenon or
+        event-mode ``XTE_SE`` tables with their bit-packed ``Event`` word,
+        whose rows include time markers and carry no decoded PHA). Every row
+        would count as an event. Eager (header keywords only)."""
+        if not self.packed_columns:
+            return
+        names = {str(v).strip().upper(): str(k)[5:] for k, v in header.items() if re.fullmatch(r"TTYPE\d+", str(k))}
+        channel = str(self.columns.get("pi", "PI")).upper()
+        packed = [c for c in self.packed_columns if c.upper() in names]
+        if not packed or channel in names:
+            return
+        n = names[packed[0].upper()]
+        form = header.get(f"TFORM{n}")
+        mode = header.get("DATAMODE")
+        raise ValueError(
+            f"{path}: raw {self.mission} {self.instrument} science-event data"
+            + (f" (DATAMODE = {mode!r})" if mode else "") + f" in {header.get('EXTNAME', 'the event table')}: a "
+            f"bit-packed {str(header.get(f'TTYPE{n}')).strip()!r} column" + (f" (TFORM{n} = {form!r})" if form else "")
+            + f" and no {channel!r} column; its rows are undecoded event words (some are time markers, not "
+            f"photons), so it cannot be read as an event list. Decode it first: {self.decode_note}")
+
     def data_mode(self, attrs=None) -> str | None:
         """The DATAMODE of an event list's ``attrs`` (upper case), else the one
         its source file name gives (:attr:`mode_file_names`), else None."""
@@ -245,18 +278,47 @@ class MissionProfile:
     def screening_for(self, attrs=None) -> str | None:
         """The default screening expression of events with ``attrs`` (their
         data mode, :meth:`data_mode`, and SUBMODE pick a
-        :attr:`mode_screening` entry; else :attr:`screening`). The one place
-        every caller gets the screening from."""
-        attrs = attrs or {}
-        modes = [m for m in (self.data_mode(attrs), str(attrs.get("submode") or "").strip().upper()) if m]
+        :attr:`mode_screening` entry: :meth:`modes`; else :attr:`screening`).
+        The one place every caller gets the screening from."""
+        modes = self.modes(attrs)
         for pattern, expression in self.mode_screening:
             if any(fnmatch.fnmatchcase(m, pattern.upper()) for m in modes):
                 return expression
         return self.screening
 
-    def accepts_mode(self, datamode: str | None, submode: str | None) -> bool:
-        """True when the instrument mode is supported by imaging analyses."""
+    def modes(self, attrs=None) -> tuple[str, ...]:
+        """The instrument modes of events with ``attrs``, upper case: their data
+        mode (:meth:`data_mode`: DATAMODE, else the file name's mode code) and
+        SUBMODE, those known (empty when neither is). The one notion of a
+        file's mode: the screening (:meth:`screening_for`) and the imaging-mode
+        check (:meth:`accepts_mode`) both use it. Eager (attrs only)."""
+        attrs = attrs or {}
+        return tuple(m for m in (self.data_mode(attrs), str(attrs.get("submode") or "").strip().upper()) if m)
+
+    def accepts_mode(self, datamode, submode: str | None = None) -> bool:
+        """True when the instrument mode is supported by imaging analyses
+        (every mode matches one of :attr:`supported_modes`; any mode when that
+        is empty). ``datamode`` is a DATAMODE value, or an event list's
+        ``attrs`` (a mapping; ``submode`` then unused), whose :meth:`modes`
+        are checked - the mode the screening uses, so a Swift XRT file without
+        DATAMODE named ``sw<obsid>xwt...`` is WINDOWED here too. No known mode
+        at all, where the profile names its imaging modes, is accepted as
+        imaging (Swift XRT: PC, as its screening) with a ``UserWarning``
+        naming the file and the modes it should have. Eager (attrs only)."""
+        if isinstance(datamode, Mapping):
+            attrs = datamode
+            vals = list(self.modes(attrs))
+        else:
+            attrs = {}
+            vals = [str(v).strip().upper() for v in (datamode, submode) if v and str(v).strip()]
         if not self.supported_modes:
             return True
-        vals = [v.upper() for v in (datamode, submode) if v]
+        if not vals:
+            warnings.warn(
+                f"{attrs.get('source') or 'events'}: {self.mission} {self.instrument} file of unknown mode (no "
+                "DATAMODE keyword" + (", and no mode code in its file name" if self.mode_file_names else "")
+                + f"); taken as an imaging mode ({', '.join(self.supported_modes)}). If it is a timing mode, "
+                "imaging results are wrong: set DATAMODE (fparkey <mode> 'file[EVENTS]' DATAMODE add=yes)",
+                UserWarning, stacklevel=3)
+            return True
         return all(any(fnmatch.fnmatchcase(v, p.upper()) for p in self.supported_modes) for v in vals)

@@ -8,6 +8,11 @@
   (``pcarmf`` / the RXTE "PCA energy-channel conversion" table, RXTE Cook Book
   and ABC Guide). ``energy`` is therefore NaN, with a warning; select on the
   channel column ``pi`` instead.
+- Raw archived science-event files (GoodXenon, ``E_`` event modes) store each
+  event as a bit-packed ``Event`` word (``TEVTB2`` describes its fields) and
+  have no PHA column; some rows are time markers, not photons. xcube refuses
+  them at open, naming the file: decode them first (HEASoft ``make_se`` for
+  GoodXenon pairs, ``decodeevt``; or ``seextrct`` for products; RXTE ABC Guide).
 - GTIs in ``STDGTI`` (or ``GTI``); some products spell the columns
   ``Start``/``Stop`` - the lookup is case-insensitive.
 - Non-imaging collimator: no sky X/Y (pixel size 0); event modes time-tag
@@ -40,5 +45,10 @@ PCA = register(
         screening=None,
         frame_time=0.0,
         pixel_arcsec=0.0,
+        packed_columns=("EVENT",),
+        decode_note=(
+            "with HEASoft (GoodXenon: make_se joins the two half files, then decodeevt; other event modes: "
+            "decodeevt), or extract products with seextrct (RXTE ABC Guide and Cook Book, event-mode data)"
+        ),
     )
 )

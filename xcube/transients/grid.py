@@ -54,7 +54,10 @@ SUBSET_OVERLAP = 0.5
 def check_cameras(events) -> list[xr.Dataset]:
     """The cameras of one observation as a list (from one EventList, a list
     of them or a DataTree of one observation), checked: one observation,
-    an imaging mode the mission profile supports (and, for pn, whose read-out
+    an imaging mode the mission profile supports (its
+    :meth:`~xcube.missions.MissionProfile.modes`, as the screening takes them:
+    DATAMODE, else the file name's mode code; no known mode at all is taken
+    as imaging with a warning; for pn, read-out
     CCDs the bad-frame rule knows: :func:`.frames.readout_ccds`), a sky WCS,
     one time reference (MJDREF, TIMESYS), one sky WCS of X/Y
     (:func:`check_same_sky`), each exposure once
@@ -79,10 +82,12 @@ def check_cameras(events) -> list[xr.Dataset]:
     for e in evs:
         prof = profile_of(e)
         src = e.attrs.get("source", "<events>")
-        if not prof.accepts_mode(e.attrs.get("datamode"), e.attrs.get("submode")):
-            mode = "/".join(str(m) for m in (e.attrs.get("datamode"), e.attrs.get("submode")) if m)
+        if not prof.accepts_mode(e.attrs):  # the mode the screening takes too (DATAMODE, else the file name's)
+            mode = "/".join(prof.modes(e.attrs))
+            if not str(e.attrs.get("datamode") or "").strip() and prof.data_mode(e.attrs):
+                mode += " (from the file name; no DATAMODE keyword)"
             raise ValueError(
-                f"{src}: {prof.mission} {prof.instrument} in mode {mode or '(none given)'} is not supported by the "
+                f"{src}: {prof.mission} {prof.instrument} in mode {mode} is not supported by the "
                 f"transient search: it needs an imaging mode ({', '.join(prof.supported_modes)}); timing, burst "
                 "and windowed-timing modes have no 2-D sky image"
             )
@@ -180,11 +185,21 @@ CLOSED_TOP_KEV = 12.0
 XMM_BAND = (0.2, 12.0)
 
 
+def _no_energy_scale(events) -> list:
+    """The cameras of ``events`` whose mission profile has no PI-to-energy
+    conversion (Chandra HRC; not the generic profile, whose events may carry
+    calibrated energies): their ``energy`` is NaN, so no energy band can be
+    cut from them. Eager (profile look-ups)."""
+    return [e for e in events if profile_of(e).pi_to_kev is None and profile_of(e).name != "generic"]
+
+
 def default_band(events) -> tuple[float, float]:
     """The search's default band [keV] for the cameras ``events``: EXOD's
     :data:`XMM_BAND` for XMM-Newton, else the mission profile's calibrated
-    ``energy_range`` (NuSTAR 3-79 keV, Chandra ACIS 0.3-10 keV). Eager (profile
-    look-up; reads no event)."""
+    ``energy_range`` (NuSTAR 3-79 keV, Chandra ACIS 0.3-10 keV). For an
+    instrument without an energy scale (Chandra HRC) that range only labels
+    the run: :func:`search_band` cuts no energy, every event is searched.
+    Eager (profile look-up; reads no event)."""
     prof = profile_of(events[0])
     if prof.mission == "XMM-Newton":
         return XMM_BAND
@@ -209,8 +224,17 @@ def search_bands(events, energy_band=None):
     the cut; the default band is narrowed with an info message). Run ids,
     summaries and energy conversion factors then name the band searched.
     Also warns when the cut leaves no event in the bad-time-interval
-    monitor's band (:data:`.bti.BTI_ENERGY_BAND`). Same form as given
-    (a pair, or a list of pairs); attrs only, no event is read. Eager."""
+    monitor's band (:data:`.bti.BTI_ENERGY_BAND`). A band given for a camera
+    without an energy scale (Chandra HRC) raises ``ValueError`` naming the
+    file: there the search takes every event (the default). Same form as
+    given (a pair, or a list of pairs); attrs only, no event is read. Eager."""
+    flat = _no_energy_scale(events)
+    if energy_band is not None and flat:
+        prof = profile_of(flat[0])
+        raise ValueError(
+            f"{flat[0].attrs.get('source', 'events')}: {prof.mission} {prof.instrument} has no energy scale "
+            f"({prof.energy_note}), so the transient search cannot cut an energy band from its events; leave "
+            "energy_band unset (no --energy): the search then takes every event")
     cut = applied_band(events)
     if cut is not None and not (cut[0] < bti.BTI_ENERGY_BAND[1] and cut[1] > bti.BTI_ENERGY_BAND[0]):
         log.warning("%s: the events were cut to %g-%g keV (select(energy_band=...)), which leaves no event in the "
@@ -227,17 +251,21 @@ def search_bands(events, energy_band=None):
     return applied_band(events, energy_band)
 
 
-def search_band(events, energy_band) -> tuple[float, float]:
+def search_band(events, energy_band) -> tuple[float, float] | None:
     """``(emin, emax)`` [keV] that the search bins for ``energy_band``: the
     half-open ``[emin, emax)`` of ``select``/``bin_events``, except that for
     XMM-Newton cameras a band ending at :data:`CLOSED_TOP_KEV` (12 keV) keeps
     its top channel PI 12000 (E = 12 keV), as the reference's default
     ``200 <= PI <= 12000``: emax becomes the next float32 above 12 keV (the
     energy column's precision), which no other channel reaches (PI 12001 is
-    12.001 keV). Run ids, labels and energy conversion factors keep the
-    band as given. ``select(ev, energy_band=search_band(evs, band))``
-    reproduces the search's band events. Eager (profile look-up; reads no
-    event)."""
+    12.001 keV). None (no energy cut: every event) when no camera has an
+    energy scale (Chandra HRC; :func:`search_bands` refuses a band given
+    there, so this is the default band's label). Run ids, labels and energy
+    conversion factors keep the band as given.
+    ``select(ev, energy_band=search_band(evs, band))`` reproduces the
+    search's band events. Eager (profile look-up; reads no event)."""
+    if len(_no_energy_scale(events)) == len(events):
+        return None
     lo, hi = (float(v) for v in energy_band)
     if hi == CLOSED_TOP_KEV and all(profile_of(e).mission == "XMM-Newton" for e in events):
         hi = float(np.nextafter(np.float32(hi), np.float32(np.inf)))
