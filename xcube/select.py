@@ -47,9 +47,9 @@ from .regions import Footprint, RegionSet, check_in_field, detector_footprint, p
 from .scheduler import compute
 
 __all__ = ["select", "applied_band", "expression_band", "energy_band_mask", "EventFilter", "EnergyBand",
-           "ExpressionTest", "RegionTest", "GoodTimeTest", "energy_band_bounds", "column_dtypes", "column_aliases",
-           "macro_lookup", "check_events", "screening_expression", "screening_expr",
-           "screened_footprint"]
+           "ExpressionTest", "RegionTest", "GoodTimeTest", "OwnGoodTimeTest", "apply_filter",
+           "energy_band_bounds", "column_dtypes", "column_aliases", "macro_lookup", "check_events",
+           "screening_expression", "screening_expr", "screened_footprint"]
 
 log = logging.getLogger("xcube.select")
 
@@ -544,6 +544,37 @@ def _kept_index(packed, n):
 
 
 # --------------------------------------------------------------------------- application
+
+
+class OwnGoodTimeTest:
+    """``time`` inside the good time of the event's own CCD: ``groups`` of
+    ``(gti, ccds)`` (GTI ``(start, stop)`` arrays [s], the CCD numbers in the
+    ``column`` it applies to); events of other CCDs pass."""
+
+    def __init__(self, column: str, groups):
+        self.column = column
+        self.columns = frozenset(["time", column])
+        self.groups = [(g, np.asarray(list(c))) for g, c in groups]
+
+    def __call__(self, cols):
+        """Mask of the block's events inside their CCD's GTIs (half-open): a
+        1-D bool numpy array, one value per event of ``cols`` (column name
+        -> 1-D numpy array). Eager on that block."""
+        ccd, t = np.asarray(cols[self.column]), np.asarray(cols["time"])
+        keep = np.ones(t.size, dtype=bool)
+        for g, ccds in self.groups:
+            m = np.isin(ccd, ccds)
+            if m.any():
+                keep[m] = gtimod.in_gti(t[m], g)
+        return keep
+
+
+def apply_filter(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:
+    """The events ``filt`` keeps, in their order, with every other variable
+    and the attrs unchanged (no selection label, GTI or band bookkeeping:
+    :func:`select` does those). Lazy events stay lazy; eager: one pass of the
+    filter to count the kept events per chunk (as :func:`select`)."""
+    return _apply(events, filt)
 
 
 def _apply(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:

@@ -626,7 +626,9 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         hdu.header["DEADC"] = (live[0], f"live fraction ({live[1]}), not applied"[:47])
     if attrs.get("errors"):  # how ERROR was computed from the counts, so that a rebin of the file keeps it
         hdu.header["ERRMETH"] = (str(attrs["errors"]).upper(), "ERROR: sqrt(N), or 1+sqrt(N+0.75) Gehrels")
-    _apply(hdu.header, _band_cards(attrs))
+    from ..products.lightcurve import product_band
+
+    _apply(hdu.header, _band_cards(dict(attrs, **product_band(lc))))  # one band picked from several: its own
     if "band" in lc.dims:
         for i, (a, b) in enumerate(zip(lc["energy_lo"].values, lc["energy_hi"].values), start=1):
             hdu.header[f"E_MIN{i}"] = (float(a), f"[keV] lower energy of band {i}")

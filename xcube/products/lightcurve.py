@@ -642,36 +642,18 @@ def _concat_bands(parts, bands) -> xr.Dataset:
     return lc
 
 
-def _in_own_good_time(sel: xr.Dataset) -> xr.Dataset:
-    """``sel`` with only the events inside their own CCD's good time, as the
-    image and spectrum count them (:func:`xcube.products.spectrum.in_own_good_time`,
-    SAS ``evselect``'s STDGTInn filter), back in time order for the time
-    binning (that function joins the CCDs' parts one after the other). The GTI
-    variables stay ``sel``'s (the union over CCDs). ``sel`` itself without
-    per-CCD GTIs. Eager: that function's passes and, when it cut, one pass
-    over ``time`` (and a stable sort when the parts interleave); the events stay lazy."""
-    from ..missions import profile_of
-    from .spectrum import in_own_good_time
-
-    out = in_own_good_time(sel, profile_of(sel))
-    if out is sel or out.sizes.get("event", 0) < 2:
-        return out
-    t = np.asarray(out["time"].values)
-    if np.any(t[1:] < t[:-1]):
-        out = out.isel(event=np.argsort(t, kind="stable"))
-    return out
-
-
 def _band_lightcurve(events, axis, width, energy_band, region, background, expr, errors,
                      inside: RegionEvents, areas: dict) -> xr.Dataset:
     """One band: source (and background-region) counts binned on ``axis``
     from the regions' events ``inside`` (the events without a source region),
     inside ``inside.ccd_gti`` (the good time of the regions' CCDs) when given, else
-    each event inside its own CCD's GTIs (:func:`_in_own_good_time`; the events'
+    each event inside its own CCD's GTIs (:func:`~xcube.products.spectrum.in_own_good_time`; the events'
     GTIs without per-CCD GTIs), the bins' good time being the events' GTIs
     (the union over CCDs); ``areas``: the regions' areas (:func:`xcube.regions.region_areas`)."""
     from ..binning import bin_events
+    from ..missions import profile_of
     from ..select import select
+    from .spectrum import in_own_good_time
 
     ccd_gti, ccds = inside.ccd_gti, inside.ccds
     good = ccd_gti if ccd_gti is not None else events
@@ -679,7 +661,7 @@ def _band_lightcurve(events, axis, width, energy_band, region, background, expr,
     source = inside.source if region is not None else events
     selected = select(source, gti=good, **filters)
     if ccd_gti is None:  # the whole field (or no region CCDs): each event inside its own CCD's good time
-        selected = _in_own_good_time(selected)
+        selected = in_own_good_time(selected, profile_of(selected))
     counts = bin_events(selected, time=axis)
     attrs = product_attrs(
         events, kind="lightcurve", time_bin=width, errors=errors,

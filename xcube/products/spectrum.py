@@ -158,9 +158,9 @@ def in_own_good_time(sel, prof):
     union over CCDs); ``attrs["selection"]`` says which CCDs were cut. ``sel``
     itself without per-CCD GTIs or when every CCD of its events is good
     throughout ``sel``'s GTIs. Eager: the CCD column of ``sel``, and one
-    :func:`xcube.select` pass (time, CCD) per distinct CCD good time applied
-    (a region on one CCD: one); the events stay lazy."""
-    from ..select import select
+    pass over (time, CCD) that counts the kept events per chunk; the events
+    stay lazy and in their order."""
+    from ..select import EventFilter, OwnGoodTimeTest, apply_filter
 
     counts = ccd_event_counts(sel, prof) if "ccd_gti_ccd" in sel.variables else None
     if counts is None:
@@ -175,18 +175,7 @@ def in_own_good_time(sel, prof):
     if not groups:
         return sel
     col, cut = prof.ccd_variable, [c for _, ccds in groups.values() for c in ccds]
-    rest = sel.sizes["event"] - int(counts[cut].sum())  # events of CCDs good throughout (or of no CCD)
-    if len(groups) == 1 and not rest:
-        parts = [select(sel, gti=own) for own, _ in groups.values()]
-    else:
-        parts = [select(sel, expr=f"{col} in [{', '.join(map(str, ccds))}]", gti=own) for own, ccds in groups.values()]
-        if rest:
-            parts.append(select(sel, expr=f"!({col} in [{', '.join(map(str, cut))}])"))
-    names = [n for n, v in sel.variables.items() if v.dims == ("event",)]
-    cols = {n: parts[0].variables[n] if len(parts) == 1 else xr.Variable.concat([p.variables[n] for p in parts],
-                                                                                 dim="event") for n in names}
-    out = xr.Dataset({n: cols.get(n, sel.variables[n]) for n in sel.data_vars},
-                     coords={n: cols.get(n, sel.variables[n]) for n in sel.coords}, attrs=dict(sel.attrs))
+    out = apply_filter(sel, EventFilter([OwnGoodTimeTest(col, groups.values())]))
     label = f"gti=own CCD's (per-CCD GTIs of {col.upper()} {', '.join(map(str, sorted(cut)))})"
     out.attrs["selection"] = list(sel.attrs.get("selection", [])) + [label]
     return out
