@@ -76,19 +76,25 @@ def test_live_fraction_of_the_source_ccd():
 def test_compact_decision_equals_the_dense_one_with_live_fractions():
     """The compact path (frame types with their own rate images, the flag and false-alarm kernels) decides
     every voxel as the dense test on the result's expected cube (model_frames, the live fractions applied)."""
-    from xcube.transients import bayes
-
     ev, _ = _observation(t_off=120.0)  # CCD 1 off for the last two 50 s frames and part of a third
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = xcube.search_transients(ev, time_bin=50.0, sigma=2.0)  # a low threshold: flagged voxels to compare
+    assert_summary_equals_dense(res, 2.0)
+    assert res.summary["frame_types"] > 2  # the uneven frames are types of their own
+
+
+def assert_summary_equals_dense(res, sigma: float) -> None:
+    """The search's flagged-voxel counts and expected false alarms equal the dense
+    computation (bayes.masks, expected_false_alarms) on its expected cube; some peaks flagged."""
+    from xcube.transients import bayes
+
     mu = res.expected.values
-    pk, ec = bayes.masks(res.cube.values, mu, 2.0)
+    pk, ec = bayes.masks(res.cube.values, mu, sigma)
     assert res.summary["flagged_voxels"] == {"peak": int(pk.sum()), "eclipse": int(ec.sum())} and pk.sum() > 0
-    fa = bayes.expected_false_alarms(mu, 2.0)
+    fa = bayes.expected_false_alarms(mu, sigma)
     assert res.summary["expected_false_alarms"]["peak"] == pytest.approx(fa.peak, rel=1e-9)
     assert res.summary["expected_false_alarms"]["eclipse"] == pytest.approx(fa.eclipse, rel=1e-9)
-    assert res.summary["frame_types"] > 2  # the uneven frames are types of their own
 
 
 def _cut_ccd(ev, ccd: int, a: float, b: float):
