@@ -212,12 +212,39 @@ def _shape_names(text: str):
                 yield m.group(1).lower()
 
 
+# DS9's source/background property (``# background``, ``source=1``) outside {text}, 'quoted' or "quoted" values
+_ROLE_RE = re.compile(r"\{[^}]*\}|'[^']*'|\"[^\"]*\"|(?<![\w=])(source|background)\b(?:\s*=\s*(\w+))?",
+                      re.IGNORECASE)
+
+
+def _role_property(props: str) -> str:
+    """DS9 properties ``props`` (a shape's ``#`` comment, or a ``global``
+    line) with the source/background property (bare ``background``/``source``,
+    which the ``regions`` reader drops, or ``background=1``, ``source=0``...)
+    written as the pair ``background=B source=S`` that it keeps in ``meta``;
+    the last one given wins, as in DS9. Unchanged without one."""
+    role = None
+
+    def drop(m):
+        nonlocal role
+        if m.group(1) is None:  # a {text}, or a quoted value: kept as it is
+            return m.group(0)
+        role = (m.group(1).lower() == "background") == (m.group(2) is None or m.group(2) != "0")
+        return ""
+
+    out = _ROLE_RE.sub(drop, props)
+    return out if role is None else f"{out.rstrip()} background={int(role)} source={int(not role)}"
+
+
 def _prepare_ds9(text: str) -> tuple[str, bool]:
     """Make DS9 text readable by ``regions``: ``physical`` (and a missing
     coordinate system) becomes ``image``; ``wcs`` becomes ``fk5``; shapes in
     the space-separated form (``circle 100 100 20``) get parentheses
-    (:func:`_parenthesised`); a box without its angle gets angle 0. Returns
-    the text and whether ``image`` was written explicitly."""
+    (:func:`_parenthesised`); a box without its angle gets angle 0; DS9's
+    ``background``/``source`` property becomes ``background=1 source=0`` (or
+    ``background=0 source=1``), which ``regions`` keeps in ``meta``
+    (:func:`_role_property`). Returns the text and whether ``image`` was
+    written explicitly."""
     out_lines, frame_seen, explicit_image = [], False, False
     for line in text.replace("\r", "").split("\n"):
         code, sep, comment = line.partition("#")
@@ -228,6 +255,9 @@ def _prepare_ds9(text: str) -> tuple[str, bool]:
             if not s:
                 continue
             word = low.split()[0] if low.split() else ""
+            if low.startswith("global"):
+                stmts.append(_role_property(s))
+                continue
             if low in _PIXEL_FRAMES:
                 explicit_image |= low == "image"
                 stmts.append("image")
@@ -258,6 +288,8 @@ def _prepare_ds9(text: str) -> tuple[str, bool]:
                     stmts.append("image")
                     frame_seen = True
                 stmts.append(s)
+        if sep and stmts and stmts[-1] and _SHAPE_RE.match(stmts[-1]):  # a shape's properties
+            comment = _role_property(comment)
         out_lines.append(";".join(stmts) + (sep + comment if sep else ""))
     return "\n".join(out_lines), explicit_image
 
@@ -402,11 +434,14 @@ def _load(region) -> tuple[list, str]:
 @dataclass(frozen=True)
 class RegionSet:
     """Included and excluded pixel shapes (``regions.PixelRegion`` in column
-    units, the pixel frame of ``xcube.wcs``) and a readable description."""
+    units, the pixel frame of ``xcube.wcs``) and a readable description;
+    ``background``: every shape carries DS9's ``background`` property (a
+    background region, see :func:`pixel_region`)."""
 
     include: tuple
     exclude: tuple
     description: str
+    background: bool = False
 
     @classmethod
     def from_ds9(cls, text: str) -> "RegionSet":
@@ -597,11 +632,20 @@ def pixel_region(region, events=None) -> RegionSet:
     the path of a DS9 region file, a ``regions`` Region/Regions object, a
     RegionSet, or a list of these. Sky shapes are converted with the WCS of
     ``events`` (needed only then). Eager and cheap; no event data is read.
+
+    Shapes with DS9's ``background`` property (``annulus(...) # background``,
+    or ``global background``) make a background region (``background`` True
+    in the result): xcube does not split one region into a source and a
+    background, so a region mixing shapes with and without the property is a
+    ``ValueError``. Every shape must have an area, finite and positive (a
+    polygon with its vertices on a line has none), and lie within
+    ``MAX_PIXEL`` of the origin: ``ValueError`` naming the region and the
+    shape otherwise.
     """
     from regions import PixelRegion
 
     regs, descr = _load(region)
-    include, exclude = [], []
+    include, exclude, roles = [], [], []
     wcs = None
     annotations = [r for r in regs if type(r).__name__ in _NO_AREA]
     if annotations and len(annotations) < len(regs):  # labels and markers saved beside the shapes (DS9 does)
@@ -613,6 +657,7 @@ def pixel_region(region, events=None) -> RegionSet:
         if isinstance(r, RegionSet):
             include += r.include
             exclude += r.exclude
+            roles += [r.background] * (len(r.include) + len(r.exclude))
             continue
         name = type(r).__name__
         if name in _NO_AREA:
@@ -629,12 +674,81 @@ def pixel_region(region, events=None) -> RegionSet:
             if wcs is None:
                 wcs = events_wcs(events)
             r = r.to_pixel(wcs)
-            if not _has_pixels(r):
+            if _non_finite(r):  # (a size too large to place is refused below, not taken for the far side)
                 if not keep:  # an exclusion on the far side of the sky excludes nothing
                     continue
                 raise ValueError(_far_side(descr, events, wcs))
+        problem = _size_problem(r)
+        if problem:
+            raise ValueError(f"region {descr!r}: {problem}")
         (include if keep else exclude).append(r)
-    return RegionSet(tuple(include), tuple(exclude), descr)
+        roles.append(_is_background(r))
+    if any(roles) and not all(roles):
+        raise ValueError(
+            f"region {descr!r} mixes {sum(roles)} shape(s) marked '# background' (DS9's background property) with "
+            f"{len(roles) - sum(roles)} shape(s) without it: xcube does not split a region into source and "
+            "background. Give the background shapes as the background region (--background, background=) and the "
+            "source shapes as the region (--region, region=), each in its own file or string")
+    return RegionSet(tuple(include), tuple(exclude), descr, background=bool(roles) and all(roles))
+
+
+def _is_background(r) -> bool:
+    """Whether shape ``r`` carries DS9's background property (``meta``
+    ``background=1`` or ``source=0``, as :func:`_prepare_ds9` writes it)."""
+    meta = getattr(r, "meta", None) or {}
+    if "background" in meta:
+        return bool(meta["background"])
+    return "source" in meta and not meta["source"]
+
+
+#: the largest coordinate or extent of a region [pixels, column units]: 2**52, beyond which float64 column
+#: values no longer resolve one pixel (sizes of 1e160 overflowed the areas and bounding boxes)
+MAX_PIXEL = 2.0**52
+
+
+def _size_problem(r) -> str | None:
+    """Why pixel shape ``r`` (finite parameters) cannot be a region, or None:
+    it reaches beyond ``MAX_PIXEL`` (its area or bounding box overflowing
+    float64 included), or it has no area: a polygon with fewer than 3
+    vertices, or all of them on a line (its area within the rounding of 0),
+    or a shape whose area underflows to 0. Eager, tiny."""
+    name = _shape_name(r)
+    too_large = (f"the {name} is too large: its extent or area overflows, or reaches beyond {MAX_PIXEL:.3g} "
+                 "pixels (2**52, where float64 column values stop resolving a pixel); check its sizes and units")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            area = float(r.area)
+        except (NotImplementedError, AttributeError):  # a compound shape: its parts have theirs
+            area = None
+        except (OverflowError, ValueError):
+            return too_large
+        try:
+            b = r.bounding_box
+            box = [float(v) for v in (b.ixmin, b.ixmax, b.iymin, b.iymax)]
+        except (OverflowError, ValueError):
+            return too_large
+    if not all(abs(v) <= MAX_PIXEL for v in box) or (area is not None and not math.isfinite(area)):
+        return too_large
+    if name == "polygon":
+        v = np.unique(np.column_stack([np.asarray(r.vertices.x, np.float64), np.asarray(r.vertices.y, np.float64)]),
+                      axis=0)
+        eps = BOUNDARY_ULPS * float(np.finfo(np.float64).eps) * (float(np.max(np.abs(v))) if v.size else 0.0)
+        if len(v) < 3:
+            return (f"the polygon has no area ({len(v)} distinct vertices) and selects only the events on its "
+                    "edges; give at least 3 vertices that enclose an area")
+        d = v - v[0]
+        far = d[np.argmax(np.hypot(d[:, 0], d[:, 1]))]
+        # on a line: every vertex within rounding (eps pixels) of the line through the first and the farthest
+        if np.max(np.abs(d[:, 0] * far[1] - d[:, 1] * far[0])) <= eps * np.hypot(*far):
+            return (f"the polygon has no area (its {len(v)} distinct vertices lie on a line) and selects only the "
+                    "events on that line; give at least 3 vertices that enclose an area")
+        if abs(area) <= len(v) * eps * float(np.max(np.abs(v))):  # the shoelace sum rounds by about n eps scale^2
+            return ("the polygon's area is 0: its edges cross and the parts cancel (a bow tie); draw the parts as "
+                    "separate polygons")
+    elif area is not None and area <= 0:
+        return f"the {name} has no area (its size is too small); give a size above 0"
+    return None
 
 
 def _non_finite(r) -> str | None:
@@ -663,16 +777,6 @@ def _non_finite(r) -> str | None:
         if not finite:
             return name
     return None
-
-
-def _has_pixels(r) -> bool:
-    """False for a shape converted from the sky to no finite pixel position
-    (the far side of the sky for the events' TAN projection)."""
-    try:
-        r.bounding_box
-    except (ValueError, OverflowError):  # NaN corners
-        return False
-    return True
 
 
 def _far_side(descr, events, wcs) -> str:

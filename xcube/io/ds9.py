@@ -14,18 +14,21 @@ __all__ = ["circles_from_table", "to_ds9", "write_ds9"]
 
 
 def circles_from_table(table, radius_arcsec: float = 10.0, *, label: str | None = None, color: str | None = None,
-                       frame: str = "fk5"):
+                       frame="fk5"):
     """Sky circles (``CircleSkyRegion``) at each row's ``ra``/``dec`` [deg].
 
     ``radius_arcsec`` is a number or the name of a column [arcsec]; ``label``
     names a column whose value becomes the DS9 ``text``; ``color`` a DS9 colour;
-    ``frame`` the frame ``ra``/``dec`` are in (``"fk5"``, J2000: that of
-    xcube's detections and catalogues, from the event files' RADESYS; or
-    ``"icrs"``). Returns a ``regions.Regions``.
+    ``frame`` the frame ``ra``/``dec`` are in: a name (``"fk5"``, J2000, or
+    ``"icrs"``) or an astropy frame, such as that of the event files' WCS
+    (RADESYS/EQUINOX) for xcube's detections. DS9 knows FK5 only at J2000
+    and FK4 at B1950, so positions in another equinox are precessed to FK5
+    J2000. Returns a ``regions.Regions``.
     Eager: reads the table's columns into numpy.
     """
     import astropy.units as u
-    from astropy.coordinates import SkyCoord
+    from astropy.coordinates import FK4, FK5, SkyCoord
+    from astropy.time import Time
     from regions import CircleSkyRegion, Regions
 
     for col in ("ra", "dec"):
@@ -41,9 +44,13 @@ def circles_from_table(table, radius_arcsec: float = 10.0, *, label: str | None 
     if np.any(radius <= 0):
         raise ValueError("circles_from_table: radius_arcsec must be positive")
     texts = [str(v) for v in table[label]] if label is not None else [None] * ra.size
+    centres = SkyCoord(ra * u.deg, dec * u.deg, frame=frame.lower() if isinstance(frame, str) else frame)
+    f = centres.frame
+    if (isinstance(f, FK5) and f.equinox != Time("J2000")) or (isinstance(f, FK4) and f.equinox != Time("B1950")):
+        centres = centres.transform_to(FK5(equinox="J2000"))  # (regions writes any FK5 as j2000, any FK4 as b1950)
     out = []
-    for r, d, rad, text in zip(ra, dec, radius, texts):
-        reg = CircleSkyRegion(center=SkyCoord(r * u.deg, d * u.deg, frame=str(frame).lower()), radius=rad * u.arcsec)
+    for centre, rad, text in zip(centres, radius, texts):
+        reg = CircleSkyRegion(center=centre, radius=rad * u.arcsec)
         if text is not None:
             reg.meta["text"] = text
         if color is not None:

@@ -351,18 +351,40 @@ def region_events(events, region=None, background=None, expr=None) -> RegionEven
 
 
 def region_backscal(events, region, background=None, backscal: str = "geometric",
-                    screening: bool = True) -> dict:
+                    screening: bool = True, *, area_needed: bool = True, product: str = "spectrum") -> dict:
     """The BACKSCAL attrs of a product's regions
     (:func:`xcube.regions.region_areas`): with ``backscal="detector"`` (and a
     region) their parts on the footprint of ``events`` in good time with the
     mission's screening when ``screening``
     (:func:`xcube.select.screened_footprint`: not the product's own filter,
     band or time range, so one region has one area), else their whole areas.
-    Pass the events before the product's time cut. Eager: the footprint's
-    passes over x, y and the CCD column only with ``"detector"``."""
-    from ..regions import region_areas
+    Pass the events before the product's time cut. ``area_needed`` False (a
+    light curve without a background region): ``{}`` for a source region of
+    exclusions only, whose area is infinite. ``ValueError`` naming
+    ``product`` for a source region whose shapes are marked DS9
+    ``# background`` (:func:`xcube.regions.pixel_region`; such a region is
+    given as ``background``), and for a region of exclusions only when its
+    area is needed. Eager: resolving the regions, and the footprint's passes
+    over x, y and the CCD column only with ``"detector"``."""
+    from ..regions import RegionSet, pixel_region, region_areas
     from ..select import screened_footprint
 
+    if region is not None:  # resolved once here; region_areas takes the RegionSets
+        region = region if isinstance(region, RegionSet) else pixel_region(region, events)
+        if region.background:
+            raise ValueError(
+                f"{product}: region {region.description!r} is a background region: its shapes are marked "
+                "'# background' (DS9's background property). Give it as the background region (--background, "
+                "background=) with a source region (--region, region=)")
+        if not region.include:
+            if not area_needed:
+                return {}
+            raise ValueError(
+                f"{product}: region {region.description!r} has only exclusions: its area is infinite, "
+                + ("and a background region is scaled by the source area; give an included shape, or no background"
+                   if product == "lightcurve" else "and BACKSCAL needs it; give an included shape"))
+    if background is not None and not isinstance(background, RegionSet):
+        background = pixel_region(background, events)
     if backscal != "detector" or region is None:  # (an unknown backscal raises in region_areas)
         return region_areas(events, region, background, backscal=backscal)
     return region_areas(events, region, background, backscal=backscal,
@@ -469,7 +491,10 @@ def lightcurve(
         keeps its exposure, while each event is counted only inside its own
         CCD's GTIs, as :func:`xcube.image` and :func:`xcube.spectrum` count
         them (that CCD's events in its dropout are dropped); give a region
-        for the exposure of a source.
+        for the exposure of a source. A region of exclusions only is
+        everything outside them (no ``backscal``; refused with a background
+        region, which is scaled by the source area); one whose shapes are
+        marked DS9 ``# background`` is refused (it is a background region).
     background : background region, same forms. Its counts are scaled by
         ``area(region) / area(background)`` (geometric areas, BACKSCAL-like;
         both regions share the same GTIs, so exposure cancels). Needs ``region``.
@@ -559,7 +584,8 @@ def lightcurve(
         raise ValueError("lightcurve: a background region needs a source region (region=) to scale it to")
     region_bkg = None if model is not None else background
     # BACKSCAL of the regions on the events before the time cut: one region has one area
-    areas = region_backscal(events, region, region_bkg, backscal, screening)
+    areas = region_backscal(events, region, region_bkg, backscal, screening, area_needed=region_bkg is not None,
+                            product="lightcurve")
     events, expr, t_start, t_stop = prepared_events(events, time_range, expr, screening)
     if t0 is not None:
         t0 = _check_t0(events, finite_number("t0", t0, "the start of the first bin [s, mission time]"), width, t_start)

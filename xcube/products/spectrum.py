@@ -307,6 +307,7 @@ def spectrum(
             h = h.where(xr.DataArray(inside, dims="channel"), 0).astype(h.dtype)
         return h, live_exposure(sel, prof, keys)
 
+    areas = region_backscal(events, region, background, backscal, screening)  # BACKSCAL (regions checked first)
     counts, expo = hist(region)
     coords = {
         "channel": ("channel", chan),
@@ -319,7 +320,6 @@ def spectrum(
     ds = xr.Dataset({"counts": ("channel", counts.data, {"units": "count"})}, coords=coords)
     if not inside.all():  # QUALITY 1 (bad) outside the selected PI range, as grppha's "bad" channels
         ds["quality"] = ("channel", np.where(inside, 0, 1).astype(np.int16))
-    areas = region_backscal(events, region, background, backscal, screening)  # BACKSCAL
     backscal = areas.get("backscal", 1.0)
     try:
         pix = pixel_arcsec(events, "x")

@@ -45,6 +45,24 @@ def _jsonable(v):
     return v
 
 
+def _sky_frame(grid):
+    """The astropy frame of the detections' ``ra``/``dec``: that of the
+    events' WCS, whose ``pixel_to_world`` gave them (ICRS, FK5 or FK4 from
+    RADESYS/EQUINOX, which the search's grids carry in their attrs, as
+    astropy reads them), or ``"fk5"`` (J2000, as XMM and NuSTAR declare)
+    for a grid without a WCS. Eager (attrs only)."""
+    from astropy.wcs.utils import wcs_to_celestial_frame
+
+    from ..regions import events_wcs
+
+    if grid is None or "CTYPE1" not in getattr(grid, "attrs", {}):
+        return "fk5"
+    try:
+        return wcs_to_celestial_frame(events_wcs(grid))
+    except ValueError:  # no usable WCS
+        return "fk5"
+
+
 @dataclass
 class SearchResult:
     """One transient-search run (one parameter set on one observation).
@@ -124,8 +142,9 @@ class SearchResult:
         astropy table, keeps the column types, ids such as ``obs_id``
         ``'0001730201'`` as text, and the units: :func:`detections_table`),
         ``lightcurves.parquet`` (:meth:`lightcurve_table`), ``summary.json``, ``detections.reg`` (DS9,
-        fk5; when there are detections) and PNG figures (``detections.png``, the summed image,
-        always; ``lightcurves.png`` when there are detections) into
+        in the frame of the detections' ``ra``/``dec``, the event file's: ICRS or FK5 J2000 as its
+        RADESYS/EQUINOX say, :func:`_sky_frame`; when there are detections) and PNG figures
+        (``detections.png``, the summed image, always; ``lightcurves.png`` when there are detections) into
         ``directory`` atomically (temporary directory, then rename; nothing is
         left on failure, and an ``OSError`` names the file being written). Eager."""
         from ..io.ds9 import circles_from_table, write_ds9
@@ -149,7 +168,8 @@ class SearchResult:
             put("summary.json", lambda p: p.write_text(summary))
             det = self.detections.dropna(subset=["ra", "dec"]) if len(self.detections) else self.detections
             if len(det):
-                regions = circles_from_table(det, radius_arcsec=self.params.get("size_arcsec", 20.0) / 2, label="name")
+                regions = circles_from_table(det, radius_arcsec=self.params.get("size_arcsec", 20.0) / 2, label="name",
+                                             frame=_sky_frame(self.image if self.image is not None else self.cube))
                 put("detections.reg", lambda p: write_ds9(p, regions))
             if figures:
                 fig_img, fig_lc = self.plot()
