@@ -47,7 +47,7 @@ from .regions import Footprint, RegionSet, check_in_field, detector_footprint, p
 from .scheduler import compute
 
 __all__ = ["select", "applied_band", "expression_band", "energy_band_mask", "EventFilter", "EnergyBand",
-           "ExpressionTest", "RegionTest", "GoodTimeTest", "OwnGoodTimeTest", "apply_filter",
+           "ExpressionTest", "RegionTest", "GoodTimeTest", "OwnGoodTimeTest", "own_good_time_test", "apply_filter",
            "energy_band_bounds", "column_dtypes", "column_aliases", "macro_lookup", "check_events",
            "screening_expression", "screening_expr", "screened_footprint"]
 
@@ -555,6 +555,7 @@ class OwnGoodTimeTest:
         self.column = column
         self.columns = frozenset(["time", column])
         self.groups = [(g, np.asarray(list(c))) for g, c in groups]
+        self.ccds = sorted(int(c) for _, cs in self.groups for c in cs)
 
     def __call__(self, cols):
         """Mask of the block's events inside their CCD's GTIs (half-open): a
@@ -567,6 +568,29 @@ class OwnGoodTimeTest:
             if m.any():
                 keep[m] = gtimod.in_gti(t[m], g)
         return keep
+
+
+def own_good_time_test(events, gti=None) -> OwnGoodTimeTest | None:
+    """The test that keeps each event inside its own CCD's GTIs
+    (:func:`xcube.gti.ccd_good_time`, clipped to ``gti``: default the
+    events' GTIs), as SAS ``evselect`` with the STDGTInn tables; it checks
+    the events of the CCDs whose good time is shorter than ``gti`` only.
+    None when there is none (no per-CCD GTIs, no CCD column, or every CCD
+    good throughout). Eager, small (the GTI tables)."""
+    col = profile_of(events).ccd_variable
+    if "ccd_gti_ccd" not in events.variables or not col or col not in events.variables:
+        return None
+    base = gtimod.normalize(*(gtimod.from_dataset(events) if gti is None else gti), warn=False)
+    groups = {}  # the good time of CCDs shorter than `base` -> (gti, those CCDs)
+    for c in (int(c) for c in np.unique(np.asarray(events["ccd_gti_ccd"].values))):
+        own = gtimod.ccd_good_time(events, [c])
+        if own is None:
+            continue
+        own = gtimod.intersection(own, base)
+        if np.array_equal(own[0], base[0]) and np.array_equal(own[1], base[1]):
+            continue
+        groups.setdefault((own[0].tobytes(), own[1].tobytes()), (own, []))[1].append(c)
+    return OwnGoodTimeTest(col, groups.values()) if groups else None
 
 
 def apply_filter(events: xr.Dataset, filt: EventFilter) -> xr.Dataset:

@@ -156,27 +156,17 @@ def in_own_good_time(sel, prof):
     A CCD whose GTIs have a hole that other CCDs cover (the union does) loses
     its events in the hole. The GTI variables and attrs stay ``sel``'s (the
     union over CCDs); ``attrs["selection"]`` says which CCDs were cut. ``sel``
-    itself without per-CCD GTIs or when every CCD of its events is good
-    throughout ``sel``'s GTIs. Eager: the CCD column of ``sel``, and one
+    itself without per-CCD GTIs or when every CCD is good throughout
+    ``sel``'s GTIs (:func:`xcube.select.own_good_time_test`). Eager: one
     pass over (time, CCD) that counts the kept events per chunk; the events
     stay lazy and in their order."""
-    from ..select import EventFilter, OwnGoodTimeTest, apply_filter
+    from ..select import EventFilter, apply_filter, own_good_time_test
 
-    counts = ccd_event_counts(sel, prof) if "ccd_gti_ccd" in sel.variables else None
-    if counts is None:
+    test = own_good_time_test(sel)
+    if test is None:
         return sel
-    union = gtimod.normalize(*gtimod.from_dataset(sel), warn=False)
-    groups = {}  # the good time of CCDs shorter than the union -> (gti, those CCDs)
-    for c in (int(c) for c in np.flatnonzero(counts)):
-        own = ccd_good_time(sel, [c])
-        if own is None or (np.array_equal(own[0], union[0]) and np.array_equal(own[1], union[1])):
-            continue
-        groups.setdefault((own[0].tobytes(), own[1].tobytes()), (own, []))[1].append(c)
-    if not groups:
-        return sel
-    col, cut = prof.ccd_variable, [c for _, ccds in groups.values() for c in ccds]
-    out = apply_filter(sel, EventFilter([OwnGoodTimeTest(col, groups.values())]))
-    label = f"gti=own CCD's (per-CCD GTIs of {col.upper()} {', '.join(map(str, sorted(cut)))})"
+    out = apply_filter(sel, EventFilter([test]))
+    label = f"gti=own CCD's (per-CCD GTIs of {prof.ccd_variable.upper()} {', '.join(map(str, test.ccds))})"
     out.attrs["selection"] = list(sel.attrs.get("selection", [])) + [label]
     return out
 

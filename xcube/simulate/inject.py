@@ -15,6 +15,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from ..missions import profile_of
+from ..select import own_good_time_test
 from .components import Component
 from .detector import sample_energy
 from .geometry import sky_wcs, to_pixel, to_sky
@@ -63,8 +64,10 @@ def inject_flare(
     attrs ``x_min``/``x_max``/``y_min``/``y_max``; without them the extent of
     the events): a ``ValueError`` names it and the range otherwise. New events
     the PSF spreads beyond that range are clipped to it. Events are Poisson-drawn inside
-    the list's GTIs, spread by a Gaussian PSF of ``psf_fwhm_arcsec`` FWHM, with
-    an absorbed power-law spectrum in ``energy_band`` [keV].
+    the list's GTIs (those of the source's CCD when the list has per-CCD GTIs;
+    an event the PSF spreads onto a CCD while it is off is dropped), spread by
+    a Gaussian PSF of ``psf_fwhm_arcsec`` FWHM, with an absorbed power-law
+    spectrum in ``energy_band`` [keV].
 
     Returns ``(events, truth)``: a new time-sorted EventList with the same
     columns (``pattern`` and ``flag`` 0; ``energy`` from the PI; every other
@@ -260,6 +263,12 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
     ra_dec = to_sky(w, px, py) if w is not None else (np.array([np.nan]), np.array([np.nan]))
     pix_arcsec = abs(float(events.attrs.get("CDELT1", profile.pixel_arcsec / 3600.0))) * 3600.0
     psf_sigma = psf_fwhm_arcsec / FWHM_PER_SIGMA / pix_arcsec
+    tree = None
+    if other:
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(np.column_stack([sx, sy]))
+    gti = _source_good_time(events, profile, sample, tree, px, py, gti)
     parts_t, n_first, expected_first = [], 0, 0.0
     for k, comp in enumerate(comps):  # counts and times; the first component is the truth
         comp.x, comp.y = px, py
@@ -268,7 +277,9 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
         if k == 0:
             n_first, expected_first = n, m
         parts_t.append(comp.times(n, rng, gti) if n else np.empty(0))
-    t = np.sort(np.concatenate(parts_t))
+    t = np.concatenate(parts_t)
+    order = np.argsort(t, kind="stable")
+    t, first = t[order], (np.arange(t.size) < n_first)[order]  # (the first component's events)
     n = t.size
     nx = np.clip(px + rng.normal(0.0, psf_sigma, n), *xr_)  # stay within TLMIN/TLMAX
     ny = np.clip(py + rng.normal(0.0, psf_sigma, n), *yr_)
@@ -280,9 +291,6 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
         if col in events:
             new[col] = np.zeros(n, dtype=events[col].dtype)
     if other:
-        from scipy.spatial import cKDTree
-
-        tree = cKDTree(np.column_stack([sx, sy]))
         gap = float(tree.query([px, py])[0]) * pix_arcsec
         if gap > OFF_FIELD_ARCSEC:
             warnings.warn(f"inject_{row['kind']}: the position x={px:.1f}, y={py:.1f} is {gap:.0f} arcsec from the "
@@ -293,6 +301,11 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
         for col in other:
             new[col] = sample[col].values[nearest].astype(events[col].dtype)
         _local_raw(profile, sample, tree, px, py, nx, ny, new, events)
+        test = own_good_time_test(events)  # a CCD records nothing while it is off: the PSF's spill onto one
+        if test is not None and n:
+            keep = test({"time": new["time"], test.column: new[test.column]})
+            new = {c: v[keep] for c, v in new.items()}
+            n, n_first = int(keep.sum()), int(np.count_nonzero(first & keep))
     out = _merge_events(events, new)
     out.attrs["injections"] = list(events.attrs.get("injections", [])) + [
         f"{row['kind']} x={px:.1f} y={py:.1f} t={row['t_peak']:.1f} n={n} seed={seed}"
@@ -301,6 +314,18 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
                                    counts=n_first, expected_counts=expected_first,
                                    instrument=events.attrs.get("instrument", ""), **row)])
     return out, truth
+
+
+def _source_good_time(events, profile, sample, tree, px, py, gti):
+    """The good time of the CCD at sky pixel (px, py) (that of the nearest
+    sample event; :func:`xcube.gti.ccd_good_time`), or ``gti`` without
+    per-CCD GTIs: an injected source shines only while its CCD is on."""
+    col = profile.ccd_variable
+    if tree is None or not col or col not in sample or "ccd_gti_ccd" not in events.variables:
+        return gti
+    ccd = int(sample[col].values[int(tree.query([px, py])[1])])
+    own = gtimod.ccd_good_time(events, [ccd])
+    return gti if own is None else own
 
 
 def _local_raw(profile, sample, tree, px, py, nx, ny, new, events, k: int = 2000) -> None:

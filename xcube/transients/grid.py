@@ -30,7 +30,7 @@ from ..binning.memory import available_bytes, check_size
 from ..io.events import check_distinct, check_distinct_exposures, event_nodes
 from ..missions import profile_of
 from ..scheduler import compute
-from ..select import EventFilter, applied_band
+from ..select import EventFilter, applied_band, own_good_time_test
 from ..skycoords import has_wcs, pc_matrix
 from ..times import check_same_reference
 from . import bti
@@ -380,15 +380,18 @@ def search_cubes(events, runs, size_arcsec: float, screening: bool = True, hygie
     the mission screening (when ``screening``) and the detector ``hygiene``
     (:mod:`xcube.hygiene`; True, False or options) before the bands, the
     10-12 keV light curve of :mod:`.bti` as the monitor, counts per frame and
-    CCD. Only events inside the cameras' common GTIs are binned (the frames'
-    exposure is that good time: a camera's events outside it would be
-    counts without exposure, false flares). The sky grid is :func:`sky_axes` of the legal range; the runs whose
+    CCD. Only events inside the cameras' common GTIs, and inside their own
+    CCD's GTIs (:func:`xcube.select.own_good_time_test`, as the products),
+    are binned (the frames' exposure is that good time, and the model gives
+    a CCD no counts while it is off: an event outside it would be a count
+    without exposure, a false flare). The sky grid is :func:`sky_axes` of the legal range; the runs whose
     index is in ``shifted`` get that grid shifted by half a cell in x and y
     (:func:`shifted_axis`). When selected events fall outside the grid (or
     the range is unknown) the pass is made again on a grid over the events'
     extent. Eager."""
     common = gtimod.intersection(*[gtimod.from_dataset(e) for e in events])
-    filters = [EventFilter.for_events(e, screening=screening, hygiene=hygiene, gti=common) for e in events]
+    filters = [EventFilter.for_events(e, screening=screening, hygiene=hygiene, gti=common) & _own_good_time(e, common)
+               for e in events]
     monitor = [bti.monitor_filter(e, screening=screening) for e in events]
     axes = sky_axes(events, size_arcsec)
     if axes is not None:
@@ -397,6 +400,15 @@ def search_cubes(events, runs, size_arcsec: float, screening: bool = True, hygie
             return cubes
     axes = sky_axes(events, size_arcsec, extent=events_extent(events))
     return compact_cubes(events, _with_sky(runs, axes, shifted), *axes, filters=filters, monitor=monitor)
+
+
+def _own_good_time(events, common) -> EventFilter:
+    """The filter keeping each event inside its own CCD's good time within
+    ``common`` (empty when every CCD is good throughout)."""
+    test = own_good_time_test(events, common)
+    if test is None:
+        return EventFilter()
+    return EventFilter([test], [f"gti=own CCD's (CCDs {', '.join(map(str, test.ccds))})"])
 
 
 def _with_sky(runs, axes, shifted):
