@@ -4,7 +4,7 @@ half-bin shifted grids.
 
 Usage::
 
-    python benchmarks/efficiency.py [--obs 10] [--out efficiency.png] [--seed 1] [--shifts] [--binomial]
+    python benchmarks/efficiency.py [--obs 10] [--out /tmp/xcube-efficiency.png] [--seed 1] [--shifts] [--binomial]
 
 The grid is ``xcube.simulate.efficiency`` (the function users call to
 calibrate their own parameter sets): flares injected at the event level into
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -96,7 +97,8 @@ def print_grid(ds, title):
               f" {float(p.expected_false_alarms):.2f} expected (voxels/expected {ratio:.2f})")
 
 
-def run(n_obs=10, seed=1, out="efficiency.png", shifts=False, binomial=False):
+def run(n_obs=10, seed=1, out=os.path.join(tempfile.gettempdir(), "xcube-efficiency.png"), shifts=False,
+        binomial=False):
     import xcube
 
     print(f"injected flares: {N_FLARES} per {DURATION / 1e3:g} ks pn observation, {n_obs} observations per point, "
@@ -187,7 +189,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="detection efficiency and false detections of the transient search")
     ap.add_argument("--obs", type=int, default=10, help="observations per (frame length, amplitude) point")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--out", default="efficiency.png")
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "xcube-efficiency.png"),
+                    help="where the plot goes (default: the temporary directory)")
     ap.add_argument("--shifts", action="store_true", help="also search with shifts=True and print the gain")
     ap.add_argument("--binomial", action="store_true", help="binomial check of the expected false alarms")
     a = ap.parse_args()
