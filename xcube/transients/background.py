@@ -21,9 +21,10 @@ no good time belong to neither:
    fraction of the frame (1 but where its CCDs were off for part of it),
    NaN in frames with no counts, zero exposure, flagged bad, or whose subset
    has no template. ``T_t`` is the subset's template per unit of live time,
-   ``T'_S = T_S / rel_S`` (``rel_S[p] = sum_S exposure f[., p] / sum_S
-   exposure``, the pixel's relative live time over S; 0 where ``rel_S`` is 0),
-   times ``f[t]`` and renormalised to sum 1 over the unmasked pixels
+   ``T'_S = T_S / rel_S`` (``rel_S[p]`` the pixel's relative live time over
+   S, its live fraction averaged over the subset's frames weighted by their
+   background; 0 where ``rel_S`` is 0), times ``f[t]`` and renormalised to
+   sum 1 over the unmasked pixels
    (:func:`frame_templates`): a CCD off for half the subset keeps its full
    background share while it is live and gets none while it is off
    (``T_t = T_S`` when every fraction is 1).
@@ -674,8 +675,9 @@ def frame_templates(model: xr.Dataset, frames=None):
     A frame t of subset S (GTI, BTI) with its CCD groups' live fractions
     ``f[:, t]`` (the model's ``live_fraction``) takes ``T_S a[group]``
     renormalised to sum 1 over the unmasked pixels, ``a[g] = f[g, t] /
-    rel_S[g]`` (0 where ``rel_S[g]`` is 0) and ``rel_S[g] = sum_S exposure
-    f[g] / sum_S exposure`` the group's relative live time over S: ``T_S``
+    rel_S[g]`` (0 where ``rel_S[g]`` is 0) and ``rel_S[g]`` the group's
+    relative live time over S (:func:`_relative_live_time`: its live
+    fraction averaged over the frames of S weighted by their background): ``T_S``
     (from the summed image) gives a CCD live for half of S half its share,
     so it is divided by ``rel_S``, and a CCD off in frame t gets no
     background there. ``T_S`` itself when every ``a`` is 1 (all fractions 1:
