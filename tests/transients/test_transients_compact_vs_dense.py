@@ -251,8 +251,8 @@ def test_guard_band_and_large_counts_settled_by_direct_test():
     cc = CompactCube(cells, seg, Axis.from_edges("time", np.arange(nt + 1.0)), Axis.from_edges("y", [0.0, 1.0]),
                      Axis.from_edges("x", [0.0, 1.0, 2.0]))
     types = decision.FrameTypes(np.arange(nt), np.zeros(nt, np.int8), mu_vals.copy(), np.zeros(nt),
-                                np.ones(nt, np.int64), np.array([1.0, np.nan]), np.full(2, np.nan), np.zeros((1, 2)),
-                                np.zeros(nt, np.int64))
+                                np.ones(nt, np.int64), np.array([[1.0, np.nan]]), np.zeros(nt, np.int64),
+                                np.zeros((1, 2)), np.zeros(nt, np.int64))
     flags = decision.flag_voxels(cc, None, sigma, types=types)
     pk, ec = bayes.masks(n_vals.astype(float), mu_vals, sigma)
     fp, fe = flags.peak.ravel(), flags.eclipse.ravel()
@@ -281,8 +281,8 @@ def test_false_alarms_per_type_equal_summed_images(threads, monkeypatch):
     n_frames = rng.integers(1, 30, n_types)
     # two rate images (S0, and S0 at a CCD's live fraction), used by alternate types
     rates = np.stack([rate, rate * 0.5])
-    types = decision.FrameTypes(np.arange(n_types), sub, lc, exposure, n_frames, t_gti, t_bti, rates,
-                                np.arange(n_types) % 2)
+    types = decision.FrameTypes(np.arange(n_types), sub, lc, exposure, n_frames, np.stack([t_gti, t_bti]),
+                                sub.astype(np.int64), rates, np.arange(n_types) % 2)
     monkeypatch.setattr(decision, "_PARALLEL_VOXELS", 1 if threads > 1 else 1 << 40)
     monkeypatch.setattr(decision.os, "cpu_count", lambda: threads)
     got = decision.false_alarms(types, 3.0)

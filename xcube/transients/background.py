@@ -62,6 +62,7 @@ __all__ = [
     "expected_value_jit",
     "model_frames",
     "frame_templates",
+    "unique_rows",
     "expected_counts",
     "mask_eclipses",
     "live_fraction_of",
@@ -656,9 +657,9 @@ def live_fraction_of(model: xr.Dataset):
     return _live_groups(None, model["source_mask"].shape, model.sizes["time"])
 
 
-def _unique_rows(key: np.ndarray):
+def unique_rows(key: np.ndarray):
     """``np.unique(key, axis=0, return_inverse=True, return_counts=True)`` of a
-    (n, m) float array without NaN, by one lexsort (several times faster)."""
+    (n, m) float array without NaN, by one lexsort (several times faster). Eager, numpy."""
     n = key.shape[0]
     order = np.lexsort(key.T[::-1])
     sk = key[order]
@@ -704,7 +705,7 @@ def frame_templates(model: xr.Dataset, frames=None):
             continue
         tmpl = np.ascontiguousarray(model[name].values, np.float64).ravel()
         rel = _relative_live_time(tmpl, free, g, fraction[:, sub == s], expo[sub == s], lc[sub == s])
-        cols, inv, _ = _unique_rows(np.ascontiguousarray(fraction[:, idx[mine]].T))
+        cols, inv, _ = unique_rows(np.ascontiguousarray(fraction[:, idx[mine]].T))
         of[mine] = inv + len(out)
         for col in cols:
             with np.errstate(invalid="ignore", divide="ignore"):

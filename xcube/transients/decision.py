@@ -31,12 +31,12 @@ from ..binning.counts import reductions
 from ..scheduler import thread_map
 from . import bayes
 from .background import (
-    _unique_rows,
     expected_value,
     expected_value_jit,
     frame_templates,
     live_fraction_of,
     model_frames,
+    unique_rows,
 )
 
 __all__ = ["Flags", "FrameTypes", "flag_voxels", "reflag_pixels", "false_alarms", "eclipse_candidates", "mask_cubes"]
@@ -81,9 +81,7 @@ class FrameTypes:
     templates (one per subset when every CCD was live throughout), type k
     using row ``tmpl_of[k]``; ``rates`` (n_rates, pixels) the source-rate
     images ``S0 f`` (a single row ``S0`` when every CCD under a source was
-    live throughout), type k using row ``rate_of[k]``. ``templates`` and
-    ``tmpl_of`` may also be given as the flat GTI and BTI templates
-    (pixels,) each, type k then using the one of its subset ``sub[k]``.
+    live throughout), type k using row ``rate_of[k]``.
     """
 
     ftype: np.ndarray
@@ -95,12 +93,6 @@ class FrameTypes:
     tmpl_of: np.ndarray
     rates: np.ndarray
     rate_of: np.ndarray
-
-    def __post_init__(self):
-        if np.ndim(self.templates) == 1:  # the GTI and BTI templates: type k uses the one of its subset
-            self.templates = np.stack([np.asarray(self.templates, np.float64),
-                                       np.asarray(self.tmpl_of, np.float64)])
-            self.tmpl_of = np.asarray(self.sub, np.int64)
 
     @classmethod
     def from_model(cls, model: xr.Dataset) -> "FrameTypes":
@@ -125,7 +117,7 @@ class FrameTypes:
         hosts[np.unique(group.ravel()[rate > 0])] = True
         hosts[0] = False
         if idx.size and hosts.any():
-            uniq_f, inv, _ = _unique_rows(np.ascontiguousarray(fraction[hosts][:, idx].T))
+            uniq_f, inv, _ = unique_rows(np.ascontiguousarray(fraction[hosts][:, idx].T))
             cols = np.ones((fraction.shape[0], uniq_f.shape[0]))
             cols[hosts] = uniq_f.T
             live[idx] = inv
@@ -135,7 +127,7 @@ class FrameTypes:
             key = np.stack([subset[idx].astype(np.float64), model["light_curve"].values[idx].astype(np.float64),
                             model["exposure"].values[idx], live[idx].astype(np.float64),
                             tmpl.astype(np.float64)], axis=1)
-            uniq, inverse, counts = _unique_rows(key)
+            uniq, inverse, counts = unique_rows(key)
             ftype[idx] = inverse
         else:
             uniq, counts = np.zeros((0, 5)), np.zeros(0, np.int64)
