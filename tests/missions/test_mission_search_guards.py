@@ -65,7 +65,7 @@ def test_unknown_mode_of_an_imaging_profile_is_not_silent(tmp_path):
                                          r"\(PHOTON\).*DATAMODE"):
         check_cameras(ev)
     with pytest.warns(UserWarning, match="unknown mode"):
-        assert get_profile("chandra-acis").accepts_mode(None, None)
+        assert get_profile("chandra-acis").accepts_mode({})
     with warnings.catch_warnings():  # profiles without imaging modes (NuSTAR) take any file silently
         warnings.simplefilter("error")
         assert get_profile("nustar-fpma").accepts_mode({"source": "nu.evt"})

@@ -135,8 +135,8 @@ def test_chandra_acis_lower_case_columns_and_ccd_id_gtis(tmp_path):
     assert ev.ccd_gti_stop.values[ev.ccd_gti_ccd.values == 8][0] == T0 + 1500.0
     assert ev.attrs["exposure"] == pytest.approx(2004.0)
     assert ev.attrs["CRPIX1"] == 4096.5 and ev.attrs["CDELT2"] == pytest.approx(0.492 / 3600)
-    assert get_profile("chandra-acis").accepts_mode("FAINT", None)
-    assert not get_profile("chandra-acis").accepts_mode("CC33_FAINT", None)
+    assert get_profile("chandra-acis").accepts_mode({"datamode": "FAINT"})
+    assert not get_profile("chandra-acis").accepts_mode({"datamode": "CC33_FAINT"})
 
 
 def test_chandra_hrc_has_no_energy_conversion(tmp_path):
@@ -216,7 +216,7 @@ def test_swift_xrt_pc(tmp_path):
     prof = get_profile(ev.attrs["profile"])
     assert prof.name == "swift-xrt" and prof.screening == "GRADE <= 12" and prof.frame_time == pytest.approx(2.5073)
     np.testing.assert_allclose(ev.energy.values, 0.01 * pi, rtol=1e-6)
-    assert prof.accepts_mode("PHOTON", None) and not prof.accepts_mode("WINDOWED", None)
+    assert prof.accepts_mode({"datamode": "PHOTON"}) and not prof.accepts_mode({"datamode": "WINDOWED"})
     assert ev.attrs["mjdref"] == np.float64(51910) + np.float64(7.428703703703703e-4)
 
 

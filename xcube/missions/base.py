@@ -295,22 +295,17 @@ class MissionProfile:
         attrs = attrs or {}
         return tuple(m for m in (self.data_mode(attrs), str(attrs.get("submode") or "").strip().upper()) if m)
 
-    def accepts_mode(self, datamode, submode: str | None = None) -> bool:
-        """True when the instrument mode is supported by imaging analyses
-        (every mode matches one of :attr:`supported_modes`; any mode when that
-        is empty). ``datamode`` is a DATAMODE value, or an event list's
-        ``attrs`` (a mapping; ``submode`` then unused), whose :meth:`modes`
-        are checked - the mode the screening uses, so a Swift XRT file without
-        DATAMODE named ``sw<obsid>xwt...`` is WINDOWED here too. No known mode
+    def accepts_mode(self, attrs=None) -> bool:
+        """True when the instrument mode of events with ``attrs`` (their
+        :meth:`modes`: the mode the screening uses, so a Swift XRT file
+        without DATAMODE named ``sw<obsid>xwt...`` is WINDOWED here too) is
+        supported by imaging analyses: every mode matches one of
+        :attr:`supported_modes` (any mode when that is empty). No known mode
         at all, where the profile names its imaging modes, is accepted as
         imaging (Swift XRT: PC, as its screening) with a ``UserWarning``
         naming the file and the modes it should have. Eager (attrs only)."""
-        if isinstance(datamode, Mapping):
-            attrs = datamode
-            vals = list(self.modes(attrs))
-        else:
-            attrs = {}
-            vals = [str(v).strip().upper() for v in (datamode, submode) if v and str(v).strip()]
+        attrs = attrs or {}
+        vals = list(self.modes(attrs))
         if not self.supported_modes:
             return True
         if not vals:
