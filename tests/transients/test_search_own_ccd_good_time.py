@@ -55,3 +55,20 @@ def test_injected_source_stays_in_its_ccds_good_time():
     c1_stop = float(ev["ccd_gti_stop"].values[ev["ccd_gti_ccd"].values == 1].max())
     added = np.setdiff1d(out["time"].values, ev["time"].values)
     assert added.size and added.max() < c1_stop
+
+
+def test_injected_expectation_leaves_out_the_spill_onto_an_off_ccd():
+    ev, stop = _observation(t_off=1500.0)  # CCD 1 (the central one) off for the last 1500 s
+    x, y, ccd = (ev[c].values for c in ("x", "y", "ccdnr"))
+    row = np.abs(y - 25921.0) < 300
+    order = np.argsort(x[row])
+    xs, cs = x[row][order], ccd[row][order]
+    edge = float(xs[(xs > 25921.0) & (cs != 1)].min())  # where CCD 1 ends along +x
+    pulls = []
+    for seed in range(4):
+        out, truth = xcube.simulate.inject_flare(ev, x=edge + 200.0, y=25921.0, t_peak=stop - 700.0, amplitude=3.0,
+                                                 width=150.0, seed=seed, psf_fwhm_arcsec=60.0)
+        n, mu = int(truth["counts"].iloc[0]), float(truth["expected_counts"].iloc[0])
+        assert n == out.sizes["event"] - ev.sizes["event"] > 0 and _own_gti_outside(out).sum() == 0
+        pulls.append((n - mu) / np.sqrt(mu))
+    assert abs(np.mean(pulls)) < 2.0, pulls  # was about -14: the expectation counted the spill onto CCD 1

@@ -169,7 +169,7 @@ def _camera_spec(ev, runs, y, x, filt, mon, ccd) -> _Spec:
     if ccd and prof.quadrants:
         ccd_lo, n_ccd = _ccd_range(ev, prof, src)
         need.add("ccdnr")
-    ccd_column = prof.raw_columns[0] if prof.raw_columns and prof.raw_columns[0] in ev.variables else None
+    ccd_column = prof.ccd_variable if prof.ccd_variable in ev.variables else None  # (Chandra ACIS: ccd_id)
     if ccd_column is not None and np.issubdtype(ev[ccd_column].dtype, np.integer):
         need.add(ccd_column)
     else:

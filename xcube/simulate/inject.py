@@ -302,10 +302,12 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
             new[col] = sample[col].values[nearest].astype(events[col].dtype)
         _local_raw(profile, sample, tree, px, py, nx, ny, new, events)
         test = own_good_time_test(events)  # a CCD records nothing while it is off: the PSF's spill onto one
-        if test is not None and n:
-            keep = test({"time": new["time"], test.column: new[test.column]})
-            new = {c: v[keep] for c, v in new.items()}
-            n, n_first = int(keep.sum()), int(np.count_nonzero(first & keep))
+        if test is not None:
+            if n:
+                keep = test({"time": new["time"], test.column: new[test.column]})
+                new = {c: v[keep] for c, v in new.items()}
+                n, n_first = int(keep.sum()), int(np.count_nonzero(first & keep))
+            expected_first *= _recorded_share(comps[0], gti, test, sample, tree, px, py, psf_sigma, xr_, yr_, seed)
     out = _merge_events(events, new)
     out.attrs["injections"] = list(events.attrs.get("injections", [])) + [
         f"{row['kind']} x={px:.1f} y={py:.1f} t={row['t_peak']:.1f} n={n} seed={seed}"
@@ -314,6 +316,21 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
                                    counts=n_first, expected_counts=expected_first,
                                    instrument=events.attrs.get("instrument", ""), **row)])
     return out, truth
+
+
+def _recorded_share(comp, gti, test, sample, tree, px, py, psf_sigma, xr_, yr_, seed, m: int = 20000) -> float:
+    """The share of a component's expected events that a live CCD records
+    (the rest spread by the PSF onto a CCD while it is off), from ``m``
+    events drawn as the injection draws them, with a generator of their own
+    (so the injected events do not depend on it). Eager, numpy."""
+    rng = np.random.default_rng([0 if seed is None else int(seed), 1])
+    t = comp.times(m, rng, gti)
+    if t.size == 0:
+        return 1.0
+    x = np.clip(px + rng.normal(0.0, psf_sigma, t.size), *xr_)
+    y = np.clip(py + rng.normal(0.0, psf_sigma, t.size), *yr_)
+    ccd = sample[test.column].values[tree.query(np.column_stack([x, y]))[1]]
+    return float(np.mean(test({"time": t, test.column: ccd})))
 
 
 def _source_good_time(events, profile, sample, tree, px, py, gti):
