@@ -719,7 +719,7 @@ def frame_templates(model: xr.Dataset, frames=None):
     return (np.stack(out) if out else np.zeros((0, g.size))), of
 
 
-def _relative_live_time(tmpl, free, group, fraction, expo, lc, tol: float = 1e-12, max_iter: int = 100):
+def _relative_live_time(tmpl, free, group, fraction, expo, lc, tol: float = 1e-12, max_iter: int = 1000):
     """``rel_S`` (groups,) of :func:`frame_templates`: each CCD group's live
     time over a subset's frames relative to the frames' own, weighted by the
     frames' background. ``tmpl`` (pixels,) the subset's template ``T_S``,
