@@ -36,13 +36,23 @@ def search(events, **kw):
     return xcube.search_transients(events, **kw)
 
 
-def slow_search(events, **kw):
+def slow_search(events, hold_pid=None, **kw):
     """The search, slowed down so that a survey can be killed mid-run: the
     k-th observation of the list takes 0.5 + 2 k s, so that the observations
-    searched side by side on the cluster's workers finish seconds apart
-    (the test kills the survey after the first, also on a loaded machine)."""
+    searched side by side on the cluster's workers finish seconds apart; with
+    ``hold_pid`` (the survey's process), the fourth one is held until that
+    process is gone (at most 120 s), so the survey cannot finish before the
+    test kills it, however slow the machine."""
     obsid = str(events.attrs.get("obs_id", ""))
     time.sleep(0.5 + 2.0 * (GOOD.index(obsid) if obsid in GOOD else 0))
+    if hold_pid is not None and obsid == GOOD[3]:
+        deadline = time.monotonic() + 120.0
+        while time.monotonic() < deadline:
+            try:
+                os.kill(hold_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
     return search(events, **kw)
 
 
@@ -234,14 +244,14 @@ def test_kill_and_resume(archive, client, reference, tmp_path):
     out = tmp_path / "out"
     script = tmp_path / "survey.py"
     script.write_text(textwrap.dedent(f"""
-        import sys
+        import functools, os, sys
         sys.path.insert(0, {str(TESTS)!r})
         import test_survey as t
         from xcube.survey import Compute, run
         if __name__ == "__main__":
             run({str(archive / 'four.txt')!r}, {str(out)!r}, t.PARAMS, archive={str(archive)!r},
-                compute=Compute(scheduler={client.scheduler.address!r}), search=t.slow_search, progress=False,
-                figures="none")
+                compute=Compute(scheduler={client.scheduler.address!r}),
+                search=functools.partial(t.slow_search, hold_pid=os.getpid()), progress=False, figures="none")
     """))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     total = 4 * len(PARAMS)
