@@ -557,6 +557,11 @@ class OwnGoodTimeTest:
         self.groups = [(g, np.asarray(list(c))) for g, c in groups]
         self.ccds = sorted(int(c) for _, cs in self.groups for c in cs)
 
+    @property
+    def label(self) -> str:
+        """The selection label (str) naming the CCDs whose events are cut."""
+        return f"gti=own CCD's (per-CCD GTIs of {self.column.upper()} {', '.join(map(str, self.ccds))})"
+
     def __call__(self, cols):
         """Mask of the block's events inside their CCD's GTIs (half-open): a
         1-D bool numpy array, one value per event of ``cols`` (column name

@@ -130,8 +130,9 @@ def image(
     require_good_time(events, "image")
     band = applied_band(events, energy_band, expr=expr)  # the band covered (a cut before, or in expr, narrows it)
     expr = screening_expr(events, expr, screening)
-    prof = profile_of(events)  # each event inside its own CCD's good time (SAS's STDGTInn filter), as the spectrum
-    sel = in_own_good_time(select(events, energy_band=energy_band, expr=expr, region=region, gti=events), prof)
+    prof = profile_of(events)
+    # each event inside its own CCD's good time (SAS's STDGTInn filter), as the spectrum
+    sel = in_own_good_time(select(events, energy_band=energy_band, expr=expr, region=region, gti=events))
     if x_range is None or y_range is None:
         extent = events_extent(sel)
         if extent is not None:

@@ -677,7 +677,6 @@ def _band_lightcurve(events, axis, width, energy_band, region, background, expr,
     GTIs without per-CCD GTIs), the bins' good time being the events' GTIs
     (the union over CCDs); ``areas``: the regions' areas (:func:`xcube.regions.region_areas`)."""
     from ..binning import bin_events
-    from ..missions import profile_of
     from ..select import select
     from .spectrum import in_own_good_time
 
@@ -687,7 +686,7 @@ def _band_lightcurve(events, axis, width, energy_band, region, background, expr,
     source = inside.source if region is not None else events
     selected = select(source, gti=good, **filters)
     if ccd_gti is None:  # the whole field (or no region CCDs): each event inside its own CCD's good time
-        selected = in_own_good_time(selected, profile_of(selected))
+        selected = in_own_good_time(selected)
     counts = bin_events(selected, time=axis)
     attrs = product_attrs(
         events, kind="lightcurve", time_bin=width, errors=errors,

@@ -148,7 +148,7 @@ def live_exposure(sel, prof, keys: dict) -> dict:
     return {"exposure": ontime * frac, "ontime": ontime, "deadc": frac, "deadc_from": what}
 
 
-def in_own_good_time(sel, prof):
+def in_own_good_time(sel):
     """``sel`` with only the events inside the good time of their own CCD
     (the profile's ``ccd_variable``; that CCD's GTIs, :func:`ccd_good_time`),
     as SAS ``evselect`` filters an XMM EPIC event list by its STDGTInn
@@ -166,8 +166,7 @@ def in_own_good_time(sel, prof):
     if test is None:
         return sel
     out = apply_filter(sel, EventFilter([test]))
-    label = f"gti=own CCD's (per-CCD GTIs of {prof.ccd_variable.upper()} {', '.join(map(str, test.ccds))})"
-    out.attrs["selection"] = list(sel.attrs.get("selection", [])) + [label]
+    out.attrs["selection"] = list(sel.attrs.get("selection", [])) + [test.label]
     return out
 
 
@@ -290,7 +289,7 @@ def spectrum(
 
     def hist(reg):
         # one eager pass per region; then each event inside its own CCD's good time, where the exposure comes from
-        sel = in_own_good_time(select(events, expr=expr or None, region=reg, gti=events), prof)
+        sel = in_own_good_time(select(events, expr=expr or None, region=reg, gti=events))
         h = bin_events(sel, energy=axis)
         h = h.drop_vars([c for c in h.coords if c != "channel"])
         if not inside.all():  # channels outside pi_range stay in the file (the RMF's grid), empty

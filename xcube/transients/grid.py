@@ -408,7 +408,7 @@ def _own_good_time(events, common) -> EventFilter:
     test = own_good_time_test(events, common)
     if test is None:
         return EventFilter()
-    return EventFilter([test], [f"gti=own CCD's (CCDs {', '.join(map(str, test.ccds))})"])
+    return EventFilter([test], [test.label])
 
 
 def _with_sky(runs, axes, shifted):
