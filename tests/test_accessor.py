@@ -72,6 +72,9 @@ def test_products_get_the_methods_that_fit_them(make_event_file, tmp_path):
             raise AssertionError(f"lc.xcube.{method} should refuse a light curve")
     assert lc.xcube.rebin(2).sizes["time"] == lc.sizes["time"] // 2
     assert "utc" in lc.xcube.with_mjd().coords
+    # a column of the light curve converts its times too (its time coordinate carries MJDREF and TIMESYS)
+    np.testing.assert_array_equal(lc["rate"].xcube.times().values, lc.xcube.times().values)
+    np.testing.assert_array_equal(lc["counts"].xcube.with_mjd()["mjd"].values, lc.xcube.with_mjd()["mjd"].values)
     assert lc.xcube.write(tmp_path / "a.lc").exists()
     assert lc.xcube.plot().axes[0].get_ylabel() == "count rate [count/s]"
     spec = ev.xcube.spectrum()

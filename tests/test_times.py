@@ -70,8 +70,10 @@ def test_header_reference_applies_timezero_and_timeunit_and_keeps_mjdref_precisi
 def test_missing_reference_says_what_to_pass(make_event_file):
     lc = xcube.lightcurve(xcube.open_events(make_event_file(n=50)), 500.0)
     with pytest.raises(ValueError, match=r"xcube.times\(lc\['time'\], lc\)"):
-        xcube.times(lc["time"])  # a bare coordinate carries no MJDREF
+        xcube.times(lc["time"].drop_attrs())  # a bare coordinate carries no MJDREF
     assert xcube.times(lc["time"], lc).sizes == lc["time"].sizes
+    # the light curve's own time coordinate (and so each column) carries MJDREF and TIMESYS
+    np.testing.assert_array_equal(xcube.times(lc["time"]).values, xcube.times(lc["time"], lc).values)
     with pytest.raises(ValueError, match="to="):
         xcube.times(lc, to="jd")
     with pytest.raises(ValueError, match="no MJDREF"):

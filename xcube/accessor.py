@@ -21,7 +21,8 @@ Each object gets the methods that fit what it is (:func:`kind_of`):
 - anything else (``other``): ``region_mask``, ``region_area``.
 
 A DataArray along time alone (a light-curve column) gets ``times`` and
-``with_mjd``; other DataArrays get the methods of ``other``. A cube with an
+``with_mjd`` (the light curve's ``time`` coordinate carries its MJDREF and
+TIMESYS, so ``lc["rate"].xcube.times()`` works); other DataArrays get the methods of ``other``. A cube with an
 energy axis, (time, energy, y, x), plots one frame summed over energy; a
 cube with any other extra dimension refuses ``plot`` with a TypeError. A
 Dataset holding an image or a cube (``cube.to_dataset()``, or one read back

@@ -75,6 +75,10 @@ class TimeReference:
         return (np.asarray(t, np.float64) + self.timezero) * self.unit
 
 
+#: the attrs of an xcube object that give its time reference (MJDREF and TIMESYS)
+REFERENCE_KEYS = ("mjdrefi", "mjdreff", "mjdref", "timesys")
+
+
 def _attrs_of(ref) -> dict | None:
     """The attrs (or header) holding a time reference, for xarray, pandas,
     astropy headers, dicts and objects with ``attrs``."""
@@ -88,7 +92,14 @@ def _attrs_of(ref) -> dict | None:
     if hasattr(ref, "keys") and not hasattr(ref, "attrs"):
         return dict(ref)
     attrs = getattr(ref, "attrs", None)
-    return dict(attrs) if attrs is not None else None
+    if attrs is None:
+        return None
+    coords = getattr(ref, "coords", None)
+    if not any(attrs.get(k) is not None for k in REFERENCE_KEYS) and coords is not None and "time" in coords:
+        own = coords["time"].attrs  # a light-curve column: its time coordinate carries the reference
+        if any(own.get(k) is not None for k in REFERENCE_KEYS):
+            return dict(own, **{k: v for k, v in attrs.items() if k not in REFERENCE_KEYS})
+    return dict(attrs)
 
 
 def _is_header(attrs: dict) -> bool:

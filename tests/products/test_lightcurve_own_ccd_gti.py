@@ -64,3 +64,32 @@ def test_whole_field_light_curve_of_ccds_good_throughout_is_unchanged(make_event
     path = make_event_file(n=500, name="m1_flat.fits")
     lc = xcube.lightcurve(xcube.open_events(path), 50.0, screening=False)
     assert int(lc["counts"].sum()) == 500
+
+
+#: CCD 3 starts 500 s late and ends 950 s early, the others run 10 ks
+SHORT = {1: ([T0], [T0 + 1.0e4]), 2: ([T0], [T0 + 1.0e4]), 3: ([T0 + 500.0], [T0 + 9050.0])}
+
+
+def test_region_light_curve_has_no_empty_bins_beyond_its_ccds_good_time(make_event_file):
+    rng = np.random.default_rng(12)
+    n = 2000
+    ccd = rng.integers(1, 4, n).astype(np.uint8)
+    x = np.where(ccd == 1, 24500, np.where(ccd == 2, 26000, 27500)) + rng.integers(-300, 300, n)
+    keys = {f"{k}{c:02d}": 1.0 for c in SHORT for k in ("ONTIME", "LIVETI")}
+    path = make_event_file(n=n, name="m1_short.fits", header=keys, columns={
+        "TIME": np.sort(rng.uniform(T0, T0 + 1.0e4, n)), "X": x.astype(np.int32),
+        "Y": (26000 + rng.integers(-300, 300, n)).astype(np.int32), "CCDNR": ccd, "PATTERN": np.zeros(n, np.uint8)},
+        gti_extensions={f"STDGTI{c:02d}": (*g, {"CCDID": c}) for c, g in SHORT.items()})
+    ev = xcube.open_events(path)
+    whole = xcube.lightcurve(ev, 100.0)
+    assert whole.sizes["time"] == 100 and float(whole["time_lo"][0]) == T0
+    lc = xcube.lightcurve(ev, 100.0, region="physical;circle(27500,26000,450)")
+    # the grid of the whole field, without the 5 empty bins before CCD 3's start and the 9 after its end;
+    # the trailing partial bin [T0 + 9000, T0 + 9100) stays, with 50 s of good time
+    np.testing.assert_array_equal(lc["time_lo"].values, whole["time_lo"].values[5:91])
+    assert float(lc["exposure"][-1]) == pytest.approx(50.0) and float(lc["exposure"][0]) == pytest.approx(100.0)
+    assert float(lc["exposure"].sum()) == pytest.approx(8550.0)
+    assert np.isfinite(lc["rate"].values).all()
+    # a window asked for keeps its bins
+    win = xcube.lightcurve(ev, 100.0, region="physical;circle(27500,26000,450)", time_range=(T0, T0 + 1.0e4))
+    assert win.sizes["time"] == 100

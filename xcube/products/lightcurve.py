@@ -12,6 +12,7 @@ from .. import gti as gtimod
 from .._version import __version__
 from ..binning.axes import finite_number, positive_width
 from ..gti import ccd_good_time
+from ..times import REFERENCE_KEYS
 from .errors import ERROR_METHODS, count_error
 
 __all__ = ["lightcurve", "lightcurve_from_counts", "product_attrs", "pi_band", "product_band", "region_text",
@@ -83,6 +84,10 @@ def lightcurve_from_counts(
         ds["gti_start"] = ("gti", np.asarray(gti[0], np.float64), {"units": "s"})
         ds["gti_stop"] = ("gti", np.asarray(gti[1], np.float64), {"units": "s"})
     ds.attrs.update(attrs or {})
+    # the time coordinate carries the time reference, so that a column (lc["rate"]) converts its times too
+    ref = {k: ds.attrs[k] for k in REFERENCE_KEYS if ds.attrs.get(k) is not None}
+    if ref and "time" in ds.coords:
+        ds["time"].attrs.update(ref)
     ds.attrs.setdefault("kind", "lightcurve")
     ds.attrs.setdefault("xcube_version", __version__)
     if bkg_counts is not None:
@@ -594,6 +599,8 @@ def lightcurve(
     axis = time_axis(events, width, t0=t0, t_stop=t_stop, offset=offset)
     # each region selected once (tree_lightcurve passes the cameras' own, cut to their common good time)
     inside = _inside if _inside is not None else region_events(events, region, region_bkg, expr)
+    if inside.ccd_gti is not None:  # a region's light curve: no empty bins beyond its CCDs' good time
+        axis = within_good_time(axis, inside.ccd_gti, head=t0 is None, tail=t_stop is None)
     wanted = _bands(energy_band)  # the bands the events cover (expr compiled once for all of them)
     bands = [applied_band(events, None, expr=expr)] if wanted == [None] else applied_band(events, wanted, expr=expr)
     parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors, inside, areas)
@@ -666,6 +673,20 @@ def _concat_bands(parts, bands) -> xr.Dataset:
     lc = stack_bands(parts, bands)
     lc.attrs["pi_band"] = [p.attrs.get("pi_band") for p in parts]
     return lc
+
+
+def within_good_time(axis, gti, *, head: bool = True, tail: bool = True):
+    """``axis`` (a time :class:`~xcube.binning.Axis`) without its leading
+    (``head``) and trailing (``tail``) bins that hold no good time of ``gti``
+    (``(start, stop)`` [s]): the same grid, fewer bins (a region whose CCDs'
+    good time ends before the other CCDs' gets no empty bins after it).
+    ``axis`` itself when every bin overlaps or none does. Eager, small."""
+    good = np.flatnonzero(gtimod.exposure_per_bin(axis.edges[:-1], axis.edges[1:], gti) > 0)
+    if good.size == 0:
+        return axis
+    lo = int(good[0]) if head else 0
+    hi = int(good[-1]) + 1 if tail else axis.size
+    return axis if (lo, hi) == (0, axis.size) else axis.sel(lo, hi)
 
 
 def _band_lightcurve(events, axis, width, energy_band, region, background, expr, errors,
