@@ -368,10 +368,17 @@ class _Work:
             self.commit(rid, rec)
 
 
+#: name of a task's temporary event cache: CACHE_PREFIX + "<host>-<pid>-" + random
+CACHE_PREFIX = "xcube-survey-cache-"
+
+
 class _event_cache:
     """The event cache of a task: the given directory, or (None) a temporary
     directory removed when the task's work ends, so that a survey over
-    compressed archive files does not fill the cache with converted copies."""
+    compressed archive files does not fill the cache with converted copies.
+    The temporary directory's name holds the host and process id; a killed
+    worker cannot remove its own, so each new one first removes those of
+    dead processes of this host (:func:`remove_dead_caches`)."""
 
     def __init__(self, cache):
         self.cache, self._tmp = cache, None
@@ -381,13 +388,44 @@ class _event_cache:
             return self.cache
         import tempfile
 
-        self._tmp = tempfile.TemporaryDirectory(prefix="xcube-survey-cache-")
+        remove_dead_caches(tempfile.gettempdir())
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"{CACHE_PREFIX}{socket.gethostname()}-{os.getpid()}-")
         return self._tmp.name
 
     def __exit__(self, *exc):
         if self._tmp is not None:
             self._tmp.cleanup()
         return False
+
+
+def remove_dead_caches(root) -> int:
+    """Remove the temporary event caches (:data:`CACHE_PREFIX`) under
+    ``root`` left by killed survey processes of this host (their process
+    id no longer runs) and owned by this user. Returns how many. Eager."""
+    import re
+    import shutil
+
+    from .lock import _pid_alive
+
+    name = re.compile(re.escape(f"{CACHE_PREFIX}{socket.gethostname()}-") + r"(\d+)-")
+    n = 0
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return 0
+    for e in entries:
+        m = name.match(e.name)
+        if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        try:
+            if e.is_dir(follow_symlinks=False) and e.stat(follow_symlinks=False).st_uid == os.getuid():
+                shutil.rmtree(e.path, ignore_errors=True)
+                n += 1
+        except OSError:
+            pass
+    if n:
+        log.info("%s: removed %d event caches of killed survey processes", root, n)
+    return n
 
 
 def _async_raise(thread: threading.Thread, exc_type) -> None:
