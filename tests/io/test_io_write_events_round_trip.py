@@ -76,6 +76,8 @@ def test_xmm_mos_round_trip_keeps_per_ccd_live_time(tmp_path):
     sa, sb = _assert_same_products(ev, back)
     assert sb.attrs["deadc_from"] == "LIVETI01/ONTIME01 (CCD 1)"
     assert sb.attrs["exposure"] == pytest.approx(5006.56608128548, rel=1e-12)
+    # the frame of the sky coordinates is kept (without it an FK5 file reads back as ICRS, the FITS default)
+    assert (back.attrs["RADESYS"], back.attrs["EQUINOX"]) == (ev.attrs["RADESYS"], ev.attrs["EQUINOX"])
     with fits.open(out) as h:
         assert [x.name for x in h[2:]] == [f"STDGTI{c:02d}" for c in range(1, 8)]
         assert [x.header["CCDID"] for x in h[2:]] == list(range(1, 8))

@@ -55,6 +55,9 @@ def test_flags_report_and_vet(tmp_path):
     assert rep.loc["flag_hot_region", "n_flagged"] == 4 and rep.loc["flag_excluded_obs", "n_flagged"] == 2
     assert rep.loc["flag_low_counts", "n_only"] == 0 and rep.loc["flag_excluded_obs", "n_only"] == 1
     assert rep.loc["any", "n_flagged"] == 6 and rep.loc["flag_5sigma (keep)", "n_flagged"] == 5
+    # requiring 5 sigma removes nothing more: the 3 rows without a drop flag are all 5 sigma
+    assert rep.loc["any", "n_only"] == 6 and rep.loc["flag_5sigma (keep)", "n_only"] == 0
+    assert len(vet(flagged)) - len(vet(flagged, require="flag_5sigma")) == rep.loc["flag_5sigma (keep)", "n_only"]
     kept = vet(flagged)
     assert list(kept["source_id"]) == [10, 10, 10]
     assert len(vet(flagged, require=("flag_5sigma",))) == 3

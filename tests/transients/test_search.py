@@ -141,7 +141,9 @@ def test_merged_cameras_and_observation_check():
     n_cube = int(res.cube.sum())
     assert n_cube > 0
     other, _ = simulate.event_list("xmm-mos2", duration=5_000.0, obs_id="0000000001", seed=3)
-    with pytest.raises(ValueError, match="different observations"):
+    pn.attrs["source"], other.attrs["source"] = "pn_events.fits", "mos2_events.fits"
+    with pytest.raises(ValueError, match=r"different observations: pn_events\.fits \(OBS_ID \d+\); "
+                                         r"mos2_events\.fits \(OBS_ID 0000000001\)"):
         xcube.search_transients([pn, other])
 
 

@@ -293,7 +293,7 @@ def _events_header(events, profile) -> dict:
 def _sky_columns(attrs, names: dict, columns: list, header: dict) -> dict:
     """WCS of the X/Y columns (``write_events_fits``'s ``wcs=``); adds their
     TLMIN/TLMAX to ``header``, and a rotation (``PCi_j`` attrs) as the
-    pixel-list PC matrix ``TPn_ka``."""
+    pixel-list PC matrix ``TPn_ka``, and the frame (RADESYS, EQUINOX attrs)."""
     wcs, index = {}, {}
     for axis, key in ((1, "x"), (2, "y")):
         cname = names.get(key, key.upper()).upper()
@@ -304,6 +304,11 @@ def _sky_columns(attrs, names: dict, columns: list, header: dict) -> dict:
             for lim, kw in (("min", "TLMIN"), ("max", "TLMAX")):
                 if f"{key}_{lim}" in attrs:
                     header[f"{kw}{i}"] = int(attrs[f"{key}_{lim}"])
+    if wcs:  # the frame of the sky coordinates (an FK5 file stays FK5, not the FITS default ICRS)
+        if attrs.get("RADESYS"):
+            header["RADESYS"] = str(attrs["RADESYS"])
+        if attrs.get("EQUINOX") is not None and np.isfinite(float(attrs["EQUINOX"])):
+            header["EQUINOX"] = float(attrs["EQUINOX"])
     if len(index) == 2 and any(f"PC{i}_{j}" in attrs for i in (1, 2) for j in (1, 2)):
         for i in (1, 2):
             for j in (1, 2):

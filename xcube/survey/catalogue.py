@@ -275,7 +275,8 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
         sources = crossmatch_table(sources, path, radius_arcsec=match_radius_arcsec, **opts)
     flags = flag_report(det)
     if report:
-        print(f"quality flags of {len(det)} detections (n_only: removed by this flag alone):")
+        print(f"quality flags of {len(det)} detections (n_only: removed by this flag alone; for the keep "
+              "flag, removed by requiring it):")
         print(flags.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     cat = Catalogue(detections=det, sources=sources, runs=runs, hot_regions=regions, flag_report=flags)
     if write:

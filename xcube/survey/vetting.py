@@ -200,8 +200,11 @@ def flag_report(det: pd.DataFrame, flags=None) -> pd.DataFrame:
     """How many detections each flag removes: one row per flag with
     ``n_flagged`` (rows with the flag set), ``fraction``, ``n_only`` (rows
     removed by this flag alone, no other flag of ``flags`` set) and, last, a
-    row ``any`` (rows with any of them). ``flags``: default (None) the
-    :data:`DROP_FLAGS` present, then ``flag_5sigma`` shown for reference;
+    row ``any`` (rows with any of them; ``n_only`` the same: the rows the
+    flags remove together). ``flags``: default (None) the
+    :data:`DROP_FLAGS` present, then a row ``flag_5sigma (keep)`` (a flag
+    that keeps: ``n_flagged`` the 5-sigma rows, ``n_only`` the rows that
+    requiring it, ``vet(require="flag_5sigma")``, removes beyond ``flags``);
     a flag name or a list of them (``[]``: none; ``KeyError`` naming a
     flag the table lacks)."""
     if flags is None:
@@ -221,7 +224,7 @@ def flag_report(det: pd.DataFrame, flags=None) -> pd.DataFrame:
     if "flag_5sigma" in det and "flag_5sigma" not in flags:
         s = pd.Series(flag_values(det, "flag_5sigma"))
         rows.append({"flag": "flag_5sigma (keep)", "n_flagged": int(s.sum()), "fraction": s.mean() if n else 0.0,
-                     "n_only": int((s & ~m.any(axis=1)).sum())})
+                     "n_only": int((~s & ~m.any(axis=1)).sum())})
     return pd.DataFrame(rows, columns=["flag", "n_flagged", "fraction", "n_only"])
 
 

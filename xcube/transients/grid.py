@@ -77,7 +77,8 @@ def check_cameras(events) -> list[xr.Dataset]:
                         f"one observation's cameras; got {', '.join(bad)}")
     obs = {str(e.attrs.get("obs_id", "")) for e in evs}
     if len(obs) > 1:
-        raise ValueError(f"search_transients: event lists from different observations {sorted(obs)}; "
+        files = "; ".join(f"{e.attrs.get('source', '<events>')} (OBS_ID {e.attrs.get('obs_id', '')!s})" for e in evs)
+        raise ValueError(f"search_transients: event lists from different observations: {files}; "
                          "search each observation separately (xcube.survey runs many)")
     for e in evs:
         prof = profile_of(e)
