@@ -317,7 +317,7 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
                 local_directory=local_directory,
             )
             client = Client(lc)
-        if held:  # Ctrl-C or SIGTERM while it started: shut it down, then let the signal act
+        if held:  # SIGTERM while it started: shut it down, then let the signal act
             shut_down(client, lc, workers_quiet=True)
             signal.raise_signal(held[0])
             raise KeyboardInterrupt("interrupted while the local cluster started")  # (a handler that did not raise)
@@ -325,12 +325,18 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
 
 
 class _interrupts_held:
-    """Hold SIGINT and SIGTERM for a while (in the main thread; elsewhere a
-    no-op): the signals that arrive are listed (the ``with`` value) and
-    their handlers put back at the end, for the caller to re-raise once it
-    can clean up. Starting a local cluster takes seconds; interrupted
-    half-way, its worker processes are left to ``distributed``'s exit hook,
-    which prints tracebacks and leaks semaphores."""
+    """Hold SIGTERM and ignore SIGINT while a local cluster starts (in the
+    main thread; elsewhere a no-op): a SIGTERM that arrives is listed (the
+    ``with`` value) and the handlers are put back at the end, for the caller
+    to re-raise once it can clean up. Starting a local cluster takes
+    seconds; interrupted half-way, its worker processes are left to
+    ``distributed``'s exit hook, which prints tracebacks and leaks
+    semaphores. SIGINT is ignored rather than held: the worker processes
+    spawned meanwhile inherit the ignored SIGINT, so that a terminal's
+    Ctrl-C, which reaches the whole process group, stops the survey (the
+    main process shuts the workers down) instead of killing each worker
+    with a traceback (or failing the start: "Nanny failed to start"). A
+    Ctrl-C during the start itself (a second or two) is thus ignored."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -340,7 +346,8 @@ class _interrupts_held:
             for s in self.SIGNALS:
                 if signal.getsignal(s) is signal.SIG_IGN:  # an ignored signal (a job started with &) stays so
                     continue
-                self.saved[s] = signal.signal(s, lambda signum, frame: self.got.append(signum))
+                held = signal.SIG_IGN if s == signal.SIGINT else (lambda signum, frame: self.got.append(signum))
+                self.saved[s] = signal.signal(s, held)
         return self.got
 
     def __exit__(self, *exc):
