@@ -65,6 +65,22 @@ def test_edge_and_gap_cells():
     assert gap_cells(None) is None
 
 
+def test_gap_emptied_by_the_hygiene_border_is_a_gap():
+    """pn with the default hygiene: the 3-pixel border strip of each CCD leaves an empty cell between them,
+    so that no cell holds events of two CCDs; the cells touching that empty cell are on the gap, the next
+    ones in are not, and an empty cell touching one CCD only (the field's edge) makes no gap."""
+    ccd = np.zeros((12, 12), np.uint32)
+    ccd[:, :5] = 1 << 3
+    ccd[:, 6:] = 1 << 4  # column 5: no event (the two border strips)
+    ccd[0, :] = 0  # the field's edge: empty cells touching both CCDs only through column 5's row 0
+    gaps = gap_cells([ccd])
+    assert gaps[1:, [4, 6]].all() and not gaps[1:, [3, 7]].any() and not gaps[:, 5].any()
+    assert not gaps[1:, :3].any() and not gaps[1:, 8:].any()
+    # a camera of one CCD has no gap, whatever its empty cells
+    one = np.where(ccd > 0, np.uint32(1 << 3), np.uint32(0))
+    assert not gap_cells([one]).any()
+
+
 def test_edge_at_the_border_of_the_grid():
     """The grid covers the events' extent: a field that fills it ends at the
     grid's border, beyond which there is no count."""

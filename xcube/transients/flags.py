@@ -15,8 +15,8 @@ Rules (also in ``docs/search.md``):
 - ``flag_edge``: the detection is near the field edge or on a CCD gap: a
   footprint cell is at most :data:`EDGE_CELLS` (2) cells (chessboard
   distance: the footprint grown by two cells) from a cell outside the field,
-  or the footprint holds a cell with events from two CCDs of one camera (the
-  cell spans the gap between them). Outside the field (:func:`edge_cells`)
+  or the footprint holds a cell on a CCD gap of one camera (:func:`gap_cells`:
+  events from two CCDs, or next to an empty cell between two CCDs). Outside the field (:func:`edge_cells`)
   are the cells with no count that are connected (through cells with no
   count, 4-connected) to the grid's border, and everything beyond the grid
   (which covers the events' extent); an empty cell enclosed by the field is
@@ -49,16 +49,32 @@ EDGE_CELLS = 2
 
 
 def gap_cells(ccd_maps) -> np.ndarray | None:
-    """(y, x) bool: cells holding events of two or more CCDs of one camera
-    (``CompactCube.ccd_map``: per camera a (y, x) bit map); None without maps.
+    """(y, x) bool: cells on a CCD gap of one camera (``CompactCube.ccd_map``:
+    per camera a (y, x) bit map of the CCDs with events in each cell); None
+    without maps. A cell is on a gap when it holds events of two CCDs, or
+    it holds events of one CCD and touches (8 neighbours) an empty cell that
+    touches a cell of another CCD: the strip the detector hygiene empties
+    along each CCD border (pn: 3 raw pixels, about 12", each side) leaves
+    up to one empty cell between the CCDs, so that no cell holds both.
     Eager, numpy."""
-    maps = [m for m in (ccd_maps or []) if m is not None]
+    maps = [np.asarray(m).astype(np.uint64) for m in (ccd_maps or []) if m is not None]
     if not maps:
         return None
+    ring = np.ones((3, 3), bool)
     out = np.zeros(maps[0].shape, bool)
-    for m in maps:
-        v = m.astype(np.uint64)
+    for v in maps:
         out |= (v & (v - np.uint64(1))) != 0  # more than one bit set
+        empty = v == 0
+        for b in range(64):
+            bit = np.uint64(1) << np.uint64(b)
+            own = (v & bit) != 0
+            if not own.any():
+                continue
+            other = (v & ~bit) != 0  # cells holding another CCD
+            if not other.any():
+                continue
+            holes = empty & ndimage.binary_dilation(other, ring)  # empty cells touching another CCD
+            out |= own & ndimage.binary_dilation(holes, ring)
     return out
 
 
