@@ -159,3 +159,18 @@ def test_inject_off_the_detector_warns():
         warnings.simplefilter("error")
         sim.inject_flare(ev, x=float(np.median(ev["x"].values)), y=float(np.median(ev["y"].values)),
                          t_peak=T0 + 1000.0, amplitude=5.0, width=100.0, seed=2)
+
+
+def test_total_eclipse_and_a_flare_outside_the_good_time_on_a_real_xmm_file():
+    """The docs' example: a total eclipse (depth 1, the default) into an XMM file with per-CCD GTIs; the
+    share recorded by live CCDs was drawn from the eclipse's zero-rate component and raised."""
+    ev = xcube.open_events(real_file("xmm", "exod_0001730201_M1_clean.fits"))
+    g = gtimod.from_dataset(ev)
+    out, truth = sim.inject_eclipse(ev, x=25000, y=25000, t_start=g[0][0] + 2000.0, duration=3000, rate=0.3, seed=5)
+    row = truth.iloc[0]
+    assert row["counts"] == 0 and row["expected_counts"] == 0.0  # none in the eclipse
+    assert out.sizes["event"] - ev.sizes["event"] > 1000  # the source outside it
+    out, truth = sim.inject_flare(ev, ra=263.60, dec=-32.50, t_peak=g[1][-1] + 1.0e6, amplitude=1.0, width=20.0,
+                                  seed=6)
+    assert truth.iloc[0]["counts"] == 0 and truth.iloc[0]["expected_counts"] == 0.0
+    assert out.sizes["event"] == ev.sizes["event"]

@@ -323,6 +323,8 @@ def _recorded_share(comp, gti, test, sample, tree, px, py, psf_sigma, xr_, yr_, 
     (the rest spread by the PSF onto a CCD while it is off), from ``m``
     events drawn as the injection draws them, with a generator of their own
     (so the injected events do not depend on it). Eager, numpy."""
+    if not comp.mass(gti) > 0:  # nothing to share (a total eclipse, a flare outside the good time)
+        return 1.0
     rng = np.random.default_rng([0 if seed is None else int(seed), 1])
     t = comp.times(m, rng, gti)
     if t.size == 0:
