@@ -127,3 +127,29 @@ def test_second_driver_on_the_same_output_is_refused(archive, fake_tools):
             process_archive(OBSIDS, out, archive=archive, steps=["events"], progress=False)
     finally:
         held.release()
+
+
+def test_a_mistyped_list_or_an_option_out_of_range_is_refused_before_any_work(archive, tmp_path, monkeypatch):
+    """`xcube process nope.txt` took the missing list as an observation id: it started Dask and recorded a
+    failed ODF; bands, radii and timeouts out of range were only found by SAS, after the events step."""
+    import xcube.survey.engine as engine
+    from xcube.tools.process import check_options, process_archive
+
+    monkeypatch.setattr(engine, "engine_of", lambda *a, **k: pytest.fail("Dask started"))
+    with pytest.raises(FileNotFoundError, match=r"nope\.txt: no such observation list or ODF directory"):
+        process_archive(tmp_path / "nope.txt", tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="nope.lst: no such observation list"):
+        find_odfs("nope.lst", archive / "archive")
+    assert not (tmp_path / "out").exists()
+    assert list(find_odfs("0999999999", archive / "archive")) == ["0999999999"]  # an id: kept, its task fails
+    for bad, match in (({"energy_band": (5.0, 1.0)}, "energy_band"), ({"energy_band": (-1.0, 3.0)}, "EMIN"),
+                       ({"energy_band": (100.0, 200.0)}, "20.48"), ({"image_bands": [(0.5, float("nan"))]}, "bands"),
+                       ({"source_radius": -3.0}, "src-radius"), ({"background_radii": (120.0, 60.0)}, "bkg-radii"),
+                       ({"source": (400.0, 0.0)}, "RA"), ({"timeout": 0.0}, "tool-timeout"),
+                       ({"tool_workers": 0}, "tool_workers"), ({"group_min": 2.5}, "group_min")):
+        with pytest.raises(ValueError, match=match):
+            check_options(bad)
+        with pytest.raises(ValueError, match=match):
+            process_archive(archive / "obs.txt", tmp_path / "out", archive=archive / "archive", options=bad)
+    check_options({"energy_band": (0.2, 15.0), "image_bands": [(0.5, 2.0)], "source_radius": 30.0,
+                   "background_radii": (0.0, 120.0), "group_min": 25, "timeout": 600.0})

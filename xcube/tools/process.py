@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 import sys
@@ -71,6 +72,11 @@ def find_odfs(observations, archive=None) -> dict[str, Path]:
     if isinstance(observations, (str, Path)) and Path(observations).is_file():
         items = read_obslist(observations, archive=archive)  # ("obs space" in the archive kept whole)
     elif isinstance(observations, (str, Path)):
+        p = Path(observations)
+        in_archive = archive is not None and not p.is_absolute() and (Path(archive) / p).exists()
+        if not p.is_dir() and not in_archive and (archive is None or _looks_like_path(str(observations))):
+            raise FileNotFoundError(f"{observations}: no such observation list or ODF directory"
+                                    + ("" if archive is None else f" (nor {Path(archive) / p})"))
         items = [str(observations)]
     else:
         items = [str(x) for x in observations]
@@ -87,6 +93,56 @@ def find_odfs(observations, archive=None) -> dict[str, Path]:
         cands = [base, base / "odf", base / "ODF"]
         out[obsid] = next((c for c in cands if c.is_dir() and any(c.glob("*SUM.ASC"))), base)
     return out
+
+
+def _looks_like_path(item: str) -> bool:
+    """True for a name that is a path or a list file, not an observation id
+    (a ``/``, or a list suffix such as ``.txt``)."""
+    return "/" in item or os.sep in item or Path(item).suffix.lower() in (".txt", ".lst", ".list", ".csv", ".dat")
+
+
+#: the largest EPIC energy [keV] a band may reach (pn PI 0-20479 eV)
+MAX_ENERGY_KEV = 20.48
+
+
+def check_options(options: dict) -> None:
+    """``ValueError`` naming a processing option (:func:`process_archive`'s
+    ``options``) out of its range, before any SAS task runs: bands [keV]
+    finite with ``0 <= lo < hi <=`` :data:`MAX_ENERGY_KEV`, ``source``
+    (RA, Dec) [deg] on the sky, ``source_radius`` [arcsec] > 0,
+    ``background_radii`` [arcsec] ``0 <= inner < outer``, ``group_min`` and
+    ``tool_workers`` whole numbers >= 1, ``timeout`` [s] > 0. Eager."""
+    def band(name, b):
+        try:
+            lo, hi = (float(v) for v in b)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={b!r}: give (EMIN, EMAX) in keV") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo < hi <= MAX_ENERGY_KEV):
+            raise ValueError(f"{name}=({lo:g}, {hi:g}) keV: need 0 <= EMIN < EMAX <= {MAX_ENERGY_KEV:g} keV "
+                             "(the EPIC PI range)")
+
+    o = options
+    if o.get("energy_band") is not None:
+        band("energy_band (--energy)", o["energy_band"])
+    for b in o.get("image_bands") or ():
+        band("image_bands (--bands)", b)
+    if o.get("source") is not None:
+        ra, dec = (float(v) for v in o["source"])
+        if not (math.isfinite(ra) and math.isfinite(dec) and 0.0 <= ra <= 360.0 and -90.0 <= dec <= 90.0):
+            raise ValueError(f"source=({ra:g}, {dec:g}): need RA in [0, 360] and Dec in [-90, 90] deg")
+    r = float(o.get("source_radius", 30.0))
+    if not (math.isfinite(r) and r > 0):
+        raise ValueError(f"source_radius (--src-radius) = {r:g} arcsec: must be a positive number")
+    rin, rout = (float(v) for v in o.get("background_radii", (60.0, 120.0)))
+    if not (math.isfinite(rin) and math.isfinite(rout) and 0.0 <= rin < rout):
+        raise ValueError(f"background_radii (--bkg-radii) = ({rin:g}, {rout:g}) arcsec: need 0 <= inner < outer")
+    for name in ("group_min", "tool_workers"):
+        v = o.get(name)
+        if v is not None and (int(v) != v or v < 1):
+            raise ValueError(f"{name} = {v!r}: must be a whole number >= 1")
+    t = o.get("timeout")
+    if t is not None and not (math.isfinite(float(t)) and float(t) > 0):
+        raise ValueError(f"timeout (--tool-timeout) = {t!r} s: must be a positive number of seconds")
 
 
 def options_hash(step: str, options: dict) -> str:
@@ -235,10 +291,11 @@ def process_archive(observations, out, *, archive=None, steps=("events", "clean"
     from ..survey.status import clean_stale, rebuild_status, scan_runs, write_status
 
     t0 = time.perf_counter()
+    check_options(options or {})
+    odfs = find_odfs(observations, archive)  # (both before any worker starts)
     client, compute = engine_of(compute, engine, default_retries=1, caller="process_archive")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    odfs = find_odfs(observations, archive)
     opts = dict(options or {}, instruments=list(instruments))
     token = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     echo = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
