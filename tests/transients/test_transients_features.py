@@ -2,6 +2,8 @@
 curves; the features reach the detection table."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -295,3 +297,21 @@ def test_cash_moments_accuracy_over_the_documented_range():
         ex, vx = exact(m)
         (ee,), (vv,) = cash_moments(np.array([m]))
         assert ee == 1.0 and vv == 2.0 and abs(ee - ex) < 0.17 * ex / m and abs(vv - vx) < 0.34 * vx / m
+
+
+def test_a_constant_mu_has_no_skew_or_kurtosis():
+    """A constant background (mu) summed in floating point leaves a rounding variance (std ~1e-17), which
+    gave skew +-1 and kurtosis -2 instead of scipy's NaN."""
+    from scipy import stats
+
+    from xcube.transients.features import _moments
+
+    rows = np.array([[0.4] * 8 + [0.0] * 2, [0.1] * 3 + [0.0] * 7, [0.3] * 10, [0.1, 0.2, 0.4, 0.1, 0.3] * 2])
+    valid = np.array([[True] * 8 + [False] * 2, [True] * 3 + [False] * 7, [True] * 10, [True] * 10])
+    _, _, _, _, _, skew, kurt = _moments(rows, valid)
+    for r, v, sk, ku in zip(rows, valid, skew, kurt):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want_s, want_k = stats.skew(r[v]), stats.kurtosis(r[v])
+        np.testing.assert_allclose([sk, ku], [want_s, want_k], equal_nan=True, rtol=1e-12)
+    assert np.isnan(skew[:3]).all() and np.isnan(kurt[:3]).all()

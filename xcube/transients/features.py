@@ -104,7 +104,7 @@ def _row_moments(x, valid, out):  # pragma: no cover - compiled
         out[r, 0], out[r, 1], out[r, 2], out[r, 4] = lo, hi, mean, s
         if cnt > 1:
             out[r, 3] = np.sqrt(s2 / (cnt - 1))
-        if m2 > 0:
+        if hi > lo and m2 > (1e-15 * mean) ** 2:  # (a constant row's rounding variance is none: scipy's rule)
             out[r, 5] = m3 / m2 ** 1.5
             out[r, 6] = m4 / (m2 * m2) - 3.0
 
