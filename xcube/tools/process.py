@@ -98,7 +98,9 @@ def find_odfs(observations, archive=None) -> dict[str, Path]:
 def _looks_like_path(item: str) -> bool:
     """True for a name that is a path or a list file, not an observation id
     (a ``/``, or a list suffix such as ``.txt``)."""
-    return "/" in item or os.sep in item or Path(item).suffix.lower() in (".txt", ".lst", ".list", ".csv", ".dat")
+    from ..survey.vetting import _LIST_SUFFIXES
+
+    return "/" in item or os.sep in item or item.lower().endswith(_LIST_SUFFIXES)
 
 
 #: the largest EPIC energy [keV] a band may reach (pn PI 0-20479 eV)
