@@ -20,7 +20,7 @@ import time
 import numpy as np
 import xarray as xr
 
-from .models import check_number
+from .models import check_number, check_seed
 
 __all__ = ["efficiency", "amplitude_at", "flare_specs", "recovered"]
 
@@ -98,8 +98,10 @@ def efficiency(profile: str = "xmm-pn", *, time_bins=TIME_BINS, amplitudes=AMPLI
     ``n_false_observations``. ``progress``: a callable receiving one line of
     text per grid point (e.g. ``print``). ``n_obs``, ``n_false`` and
     ``n_flares`` must be >= 1, ``duration``,
-    ``match_arcsec`` and every frame length and amplitude > 0 (a
-    ``ValueError`` naming the parameter otherwise). Eager: it runs
+    ``match_arcsec`` and every frame length and amplitude > 0, ``duration``
+    must hold two frames of every frame length (the search's minimum) and
+    ``seed`` is a whole number >= 0 (a ``ValueError`` naming the parameter
+    otherwise, before any simulation). Eager: it runs
     ``n_obs x len(time_bins) x len(amplitudes) + n_false x len(time_bins)``
     searches (a few minutes with the defaults on 2 cores). One parameter
     set per call: a list of ``sigma`` or of ``energy_band`` pairs (several
@@ -110,6 +112,7 @@ def efficiency(profile: str = "xmm-pn", *, time_bins=TIME_BINS, amplitudes=AMPLI
     from .events import event_list
 
     n_obs, n_false, tbs, amps = _check_grid(n_obs, n_false, duration, n_flares, match_arcsec, time_bins, amplitudes)
+    seed = check_seed("efficiency", seed)
     _check_one_parameter_set(search_kwargs)
     rng = np.random.default_rng(seed)
     shape = (len(tbs), len(amps))
@@ -161,7 +164,7 @@ def _check_grid(n_obs, n_false, duration, n_flares, match_arcsec, time_bins, amp
     n_obs = check_number("efficiency", "n_obs", n_obs, ge=1, integer=True)
     n_false = max(3 * n_obs, 6) if n_false is None else check_number(
         "efficiency", "n_false", n_false, ge=1, integer=True, unit="(or None for max(3 n_obs, 6))")
-    check_number("efficiency", "duration", duration, gt=0, unit="s")
+    duration = check_number("efficiency", "duration", duration, gt=0, unit="s")
     check_number("efficiency", "n_flares", n_flares, ge=1, integer=True)
     check_number("efficiency", "match_arcsec", match_arcsec, gt=0, unit="arcsec")
     grids = []
@@ -170,6 +173,10 @@ def _check_grid(n_obs, n_false, duration, n_flares, match_arcsec, time_bins, amp
         if not values:
             raise ValueError(f"efficiency: {name} is empty; give at least one value > 0 {unit}")
         grids.append([check_number("efficiency", f"{name}[{k}]", v, gt=0, unit=unit) for k, v in enumerate(values)])
+    for k, tb in enumerate(grids[0]):  # the search's rule (xcube.transients.grid.search_run): two frames at least
+        if int(np.ceil(duration / tb - 1e-9)) < 2:
+            raise ValueError(f"efficiency: time_bins[{k}]={tb:g} s: duration={duration:g} s holds fewer than two "
+                             "frames of it, and the search needs two; give a longer duration or shorter frames")
     return n_obs, n_false, *grids
 
 

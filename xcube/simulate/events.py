@@ -55,7 +55,7 @@ from ..io.write_events import write_events
 from ..missions import get_profile
 from .detector import detector, draw_flags, draw_patterns, sample_energy
 from .geometry import MAX_SKY_PIXEL, REF_PIXEL, SKY_PIXEL_DEG, Geometry, sky_wcs
-from .models import FWHM_PER_SIGMA, PSF_FWHM_ARCSEC, check_number, truth_frame
+from .models import FWHM_PER_SIGMA, PSF_FWHM_ARCSEC, check_number, check_seed, truth_frame
 from .scene import Scene
 
 __all__ = ["event_list"]
@@ -229,7 +229,8 @@ def event_list(
     n_events : expected total number of events; reached by adding a soft
         diffuse component (raises if the other components already exceed it).
     ra_pnt, dec_pnt, pa_pnt : pointing [deg] (tangent point at X = Y = 25921).
-    seed : all random numbers derive from it (same seed, same events).
+    seed : all random numbers derive from it (same seed, same events); a
+        whole number >= 0.
     chunk_events : expected events per time slab (= Dask chunk of the lazy
         list); generating a slab needs ~250 B per event (~250 MB by default).
     path : write an OGIP event file there (streamed slab by slab) and return it
@@ -264,6 +265,7 @@ def event_list(
     ra_pnt = check_number("event_list", "ra_pnt", ra_pnt, unit="deg")
     dec_pnt = check_number("event_list", "dec_pnt", dec_pnt, ge=-90, le=90, unit="deg")
     pa_pnt = check_number("event_list", "pa_pnt", pa_pnt, unit="deg")
+    seed = check_seed("event_list", seed)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
     t_end = t0 + duration
     gti, exposure = _good_time(t0, duration, gaps)

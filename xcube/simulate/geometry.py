@@ -14,8 +14,10 @@ from typing import Mapping
 import numpy as np
 
 from .detector import Detector
+from .models import position_given
 
-__all__ = ["REF_PIXEL", "SKY_PIXEL_DEG", "MAX_SKY_PIXEL", "Geometry", "sky_wcs", "to_sky", "to_pixel"]
+__all__ = ["REF_PIXEL", "SKY_PIXEL_DEG", "MAX_SKY_PIXEL", "Geometry", "sky_wcs", "to_sky", "to_pixel",
+           "sky_position"]
 
 REF_PIXEL = 25921.0  # TCRPX of XMM sky X/Y
 SKY_PIXEL_DEG = 0.05 / 3600.0
@@ -47,6 +49,37 @@ def to_pixel(w, ra, dec):
     Eager, numpy: 1-D arrays of the length of ``ra``."""
     x, y = w.wcs_world2pix(np.atleast_1d(ra), np.atleast_1d(dec), 0)
     return x, y
+
+
+def sky_position(spec, w, x_range, y_range, origin: str, who: str):
+    """``(x, y)`` sky pixels (floats) of the position of ``spec`` (``ra``/``dec``
+    through WCS ``w``, or ``x``/``y``; :func:`~xcube.simulate.models.position_given`),
+    or None when it gives none (a random position). ``ValueError`` naming
+    ``who``, the position and the legal range when it lies outside
+    ``x_range``/``y_range`` (inclusive sky pixels; ``origin`` says where the
+    range comes from, e.g. ``"TLMIN/TLMAX"``), has no pixel position (over
+    90 deg from the projection's reference point), or is given as ra/dec
+    while ``w`` is None. The one position check of ``event_list`` and
+    ``inject_*``. Eager (scalars)."""
+    given = position_given(spec, who)
+    if given is None:
+        return None
+    if given == "sky":
+        if w is None:
+            raise ValueError(f"{who}: ra/dec given but the event list has no sky WCS attrs; give x/y instead")
+        px, py = (float(v[0]) for v in to_pixel(w, spec.ra, spec.dec))
+        where = f"ra={spec.ra}, dec={spec.dec} " + (
+            f"(X={px:.1f}, Y={py:.1f})" if np.isfinite(px) and np.isfinite(py) else
+            "(not on the list's sky projection: over 90 deg from its reference point)")
+    else:
+        px, py = float(spec.x), float(spec.y)
+        where = f"x={spec.x}, y={spec.y}"
+    (x0, x1), (y0, y1) = x_range, y_range
+    if not (np.isfinite(px) and np.isfinite(py) and x0 <= px <= x1 and y0 <= py <= y1):
+        raise ValueError(
+            f"{who}: position {where} is outside the event list's sky range X {x0:g}..{x1:g}, "
+            f"Y {y0:g}..{y1:g} ({origin}); give a position in the field")
+    return px, py
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ merge of the new events into the list's (possibly lazy) columns.
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import dask
@@ -18,7 +19,7 @@ from ..missions import profile_of
 from ..select import own_good_time_test
 from .components import Component
 from .detector import sample_energy
-from .geometry import sky_wcs, to_pixel, to_sky
+from .geometry import sky_position, sky_wcs, to_sky
 from .models import (
     FWHM_PER_SIGMA,
     PSF_FWHM_ARCSEC,
@@ -26,6 +27,8 @@ from .models import (
     Flare,
     check_eclipse,
     check_flare,
+    check_number,
+    check_seed,
     position_given,
     truth_frame,
     truth_row,
@@ -37,6 +40,9 @@ __all__ = ["inject_flare", "inject_eclipse", "inject_instrumental", "INSTRUMENTA
 INSTRUMENTAL_KINDS = ("hot_pixel", "hot_column", "flicker", "cluster")
 #: an injection farther than this [arcsec] from every event of the list is probably off the detector (warned)
 OFF_FIELD_ARCSEC = 60.0
+
+#: the default band [keV] of injected events, cut to the mission profile's energy_range (:func:`_energy_band`)
+DEFAULT_BAND = (0.2, 12.0)
 
 _FIXED_COLUMNS = ("time", "x", "y", "pi", "energy", "pattern", "flag")
 
@@ -53,7 +59,7 @@ def inject_flare(
     y: float | None = None,
     seed=None,
     psf_fwhm_arcsec: float = PSF_FWHM_ARCSEC,
-    energy_band: tuple[float, float] = (0.2, 12.0),
+    energy_band: tuple[float, float] | None = None,
 ) -> tuple[xr.Dataset, pd.DataFrame]:
     """Add a Gaussian-in-time flare of a point source to an EventList.
 
@@ -66,8 +72,12 @@ def inject_flare(
     the PSF spreads beyond that range are clipped to it. Events are Poisson-drawn inside
     the list's GTIs (those of the source's CCD when the list has per-CCD GTIs;
     an event the PSF spreads onto a CCD while it is off is dropped), spread by
-    a Gaussian PSF of ``psf_fwhm_arcsec`` FWHM, with an absorbed power-law
-    spectrum in ``energy_band`` [keV].
+    a Gaussian PSF of ``psf_fwhm_arcsec`` FWHM [arcsec, > 0], with an absorbed
+    power-law spectrum in ``energy_band`` [keV]: (low, high) within the mission
+    profile's ``energy_range`` (XMM EPIC 0.15-15, NuSTAR 3-79 keV), default
+    0.2-12 keV cut to that range (NuSTAR 3-12 keV); PI stays within the
+    profile's ``pi_range``. ``seed``: a whole number >= 0, or None. A bad
+    parameter is a ``ValueError`` naming it, before anything is drawn.
 
     Returns ``(events, truth)``: a new time-sorted EventList with the same
     columns (``pattern`` and ``flag`` 0; ``energy`` from the PI; every other
@@ -98,7 +108,7 @@ def inject_eclipse(
     y: float | None = None,
     seed=None,
     psf_fwhm_arcsec: float = PSF_FWHM_ARCSEC,
-    energy_band: tuple[float, float] = (0.2, 12.0),
+    energy_band: tuple[float, float] | None = None,
 ) -> tuple[xr.Dataset, pd.DataFrame]:
     """Add an eclipsing point source to an EventList: constant ``rate`` [ct/s],
     falling to ``rate * (1 - depth)`` during ``[t_start, t_start + duration)``
@@ -221,30 +231,16 @@ def _sky_range(events, sx, sy) -> tuple[tuple[float, float], tuple[float, float]
 def _position(events, spec, sx, sy, rng, who: str = "inject"):
     """(x, y) sky pixels of the injected source, its WCS (None without sky
     attrs) and the legal X/Y range (:func:`_sky_range`); ``ValueError`` when the
-    position lies outside that range."""
+    position lies outside that range (:func:`~xcube.simulate.geometry.sky_position`)."""
     from ..skycoords import has_wcs
 
     w = sky_wcs(events.attrs) if has_wcs(events) else None
     xr_, yr_, origin = _sky_range(events, sx, sy)
-    given = position_given(spec, who)
-    if given is None:
+    pos = sky_position(spec, w, xr_, yr_, origin, who)
+    if pos is None:
         j = int(rng.integers(sx.size))
         return sx[j], sy[j], w, (xr_, yr_)
-    if given == "sky":
-        if w is None:
-            raise ValueError(f"{who}: ra/dec given but the event list has no sky WCS attrs; give x/y instead")
-        px, py = (float(v[0]) for v in to_pixel(w, spec.ra, spec.dec))
-        where = f"ra={spec.ra}, dec={spec.dec} " + (
-            f"(X={px:.1f}, Y={py:.1f})" if np.isfinite(px) and np.isfinite(py) else
-            "(not on the list's sky projection: over 90 deg from its reference point)")
-    else:
-        px, py = float(spec.x), float(spec.y)
-        where = f"x={spec.x}, y={spec.y}"
-    if not (np.isfinite(px) and np.isfinite(py) and xr_[0] <= px <= xr_[1] and yr_[0] <= py <= yr_[1]):
-        raise ValueError(
-            f"{who}: position {where} is outside the event list's sky range X {xr_[0]:g}..{xr_[1]:g}, "
-            f"Y {yr_[0]:g}..{yr_[1]:g} ({origin}); give a position in the field")
-    return px, py, w, (xr_, yr_)
+    return *pos, w, (xr_, yr_)
 
 
 def _as_column(values, dtype) -> np.ndarray:
@@ -252,14 +248,43 @@ def _as_column(values, dtype) -> np.ndarray:
     return (np.rint(values) if dtype.kind in "iu" else values).astype(dtype)
 
 
+def _energy_band(band, profile, who: str) -> tuple[float, float]:
+    """The band [keV] of the injected events' spectrum: ``band`` after checking
+    that it is two finite energies, low < high, within the profile's
+    ``energy_range`` (a ``ValueError`` naming ``who`` and ``energy_band``
+    otherwise: beyond it PI leaves the column's range); None: the default
+    0.2-12 keV (:data:`DEFAULT_BAND`) cut to the profile's ``energy_range``
+    (NuSTAR 3-12 keV), or that whole range where they do not overlap. Eager."""
+    lo_m, hi_m = (float(v) for v in profile.energy_range)
+    if band is None:
+        lo, hi = max(DEFAULT_BAND[0], lo_m), min(DEFAULT_BAND[1], hi_m)
+        return (lo, hi) if lo < hi else (lo_m, hi_m)
+    shown = tuple(v.item() if isinstance(v, np.generic) else v for v in band) if np.ndim(band) == 1 else band
+    try:
+        lo, hi = (float(v) for v in band)
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}: energy_band={shown!r}: must be a (low, high) pair of energies [keV]") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"{who}: energy_band={shown!r}: must be two finite energies [keV] with low < high")
+    if lo < lo_m or hi > hi_m:
+        raise ValueError(f"{who}: energy_band={shown!r}: must lie within the {profile.name} energy range "
+                         f"{lo_m:g}-{hi_m:g} keV (the mission profile's energy_range; beyond it PI leaves its "
+                         "valid range)")
+    return lo, hi
+
+
 def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
+    who = f"inject_{row['kind']}"
+    seed = check_seed(who, seed, none=True)
+    psf_fwhm_arcsec = check_number(who, "psf_fwhm_arcsec", psf_fwhm_arcsec, gt=0, unit="arcsec")
     gti = _check_injectable(events)
     profile = profile_of(events)
+    energy_band = _energy_band(energy_band, profile, who)
     rng = np.random.default_rng(seed)
     other = [v for v in events.data_vars if events[v].dims == ("event",) and v not in _FIXED_COLUMNS]
     sample = _sample_events(events, other)
     sx, sy = sample["x"].values.astype(np.float64), sample["y"].values.astype(np.float64)
-    px, py, w, (xr_, yr_) = _position(events, spec, sx, sy, rng, f"inject_{row['kind']}")
+    px, py, w, (xr_, yr_) = _position(events, spec, sx, sy, rng, who)
     ra_dec = to_sky(w, px, py) if w is not None else (np.array([np.nan]), np.array([np.nan]))
     pix_arcsec = abs(float(events.attrs.get("CDELT1", profile.pixel_arcsec / 3600.0))) * 3600.0
     psf_sigma = psf_fwhm_arcsec / FWHM_PER_SIGMA / pix_arcsec
@@ -284,7 +309,8 @@ def _inject(events, spec, comps, row, seed, psf_fwhm_arcsec, energy_band):
     nx = np.clip(px + rng.normal(0.0, psf_sigma, n), *xr_)  # stay within TLMIN/TLMAX
     ny = np.clip(py + rng.normal(0.0, psf_sigma, n), *yr_)
     new = {"time": t, "x": _as_column(nx, events["x"].dtype), "y": _as_column(ny, events["y"].dtype)}
-    new["pi"] = _as_column(profile.pi_for_energy(sample_energy("source", n, rng, energy_band)), events["pi"].dtype)
+    pi = np.clip(profile.pi_for_energy(sample_energy("source", n, rng, energy_band)), *profile.pi_range)
+    new["pi"] = _as_column(pi, events["pi"].dtype)
     if "energy" in events:
         new["energy"] = profile.energy(new["pi"]).astype(events["energy"].dtype)
     for col in ("pattern", "flag"):

@@ -26,6 +26,7 @@ __all__ = [
     "TRUTH_COLUMNS",
     "as_spec",
     "check_number",
+    "check_seed",
     "check_flare",
     "check_eclipse",
     "check_source",
@@ -118,6 +119,17 @@ def as_spec(cls, item):
         except TypeError as exc:
             raise TypeError(f"bad {cls.__name__} specification {dict(item)}: {exc}") from None
     raise TypeError(f"expected a {cls.__name__} or a dict of its fields, got {type(item).__name__}")
+
+
+def check_seed(where: str, seed, *, none: bool = False):
+    """``seed`` after checking it is a whole number >= 0 (None too with
+    ``none``: fresh entropy); ``ValueError`` naming ``where`` and ``seed``
+    otherwise (:func:`check_number`). Python and numpy integers are returned
+    as Python ints, unchanged however big (not through a float). Eager."""
+    if seed is None and none:
+        return None
+    value = check_number(where, "seed", seed, ge=0, integer=True, unit="(or None)" if none else "")
+    return int(seed) if isinstance(seed, (int, np.integer)) else value
 
 
 def check_flare(fl: Flare, where: str | None = None) -> None:

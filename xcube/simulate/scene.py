@@ -8,6 +8,7 @@ the same seed gives the same scene.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 
 from .components import Component, soft_proton_profile
 from .detector import Detector
-from .geometry import Geometry, to_pixel, to_sky
+from .geometry import MAX_SKY_PIXEL, Geometry, sky_position, to_sky
 from .models import (
     Eclipse,
     Flare,
@@ -57,17 +58,20 @@ class Scene:
             comps[0].truth = len(self.rows) - 1
         self.components.extend(comps)
 
-    def position(self, spec, radius_arcmin=10.0):
+    def position(self, spec, who: str, radius_arcmin=10.0):
         """(ra, dec, x, y) of a spec: from ra/dec, from x/y, or random on the
-        detector within ``radius_arcmin`` of the reference pixel."""
+        detector within ``radius_arcmin`` of the reference pixel. A given
+        position must lie within the sky range X, Y 1..51840 (TLMIN/TLMAX): a
+        ``ValueError`` naming ``who`` (e.g. ``"event_list: flares[0]"``) and the
+        range otherwise (:func:`~xcube.simulate.geometry.sky_position`)."""
         w, geo, rng = self.wcs, self.geo, self.rng
-        given = position_given(spec)
-        if given == "sky":
-            x, y = to_pixel(w, spec.ra, spec.dec)
-            return float(spec.ra), float(spec.dec), float(x[0]), float(y[0])
-        if given == "pixel":
-            ra, dec = to_sky(w, spec.x, spec.y)
-            return float(ra[0]), float(dec[0]), float(spec.x), float(spec.y)
+        legal = (1.0, float(MAX_SKY_PIXEL))
+        pos = sky_position(spec, w, legal, legal, "TLMIN/TLMAX", who)
+        if pos is not None and position_given(spec, who) == "sky":
+            return float(spec.ra), float(spec.dec), *pos
+        if pos is not None:
+            ra, dec = to_sky(w, *pos)
+            return float(ra[0]), float(dec[0]), *pos
         rmax = radius_arcmin * 60.0 / geo.pix_arcsec
         while True:
             r = rmax * math.sqrt(rng.random())
@@ -96,8 +100,8 @@ class Scene:
     def add_sources(self, sources) -> None:
         """``sources`` random constant sources (an int), or a list/DataFrame of :class:`Source` fields."""
         const = np.array([self.t0, self.t_end])
-        for src in _random_sources(sources, self.det, self.rng):
-            ra, dec, x, y = self.position(src, radius_arcmin=12.0)
+        for k, src in enumerate(_random_sources(sources, self.det, self.rng)):
+            ra, dec, x, y = self.position(src, f"event_list: sources[{k}]", radius_arcmin=12.0)
             row = dict(kind="source", transient=False, ra=ra, dec=dec, x=x, y=y, t_start=self.t0, t_stop=self.t_end,
                        rate=src.rate, amplitude=src.rate)
             self.add(row, Component("source", "source", "photon", "psf", x=x, y=y, edges=const,
@@ -105,9 +109,9 @@ class Scene:
 
     def add_flares(self, flares) -> None:
         """:class:`Flare` specs (or dicts), times [s] after ``t0``."""
-        for fl in map(lambda f: as_spec(Flare, f), flares):
+        for k, fl in enumerate(map(lambda f: as_spec(Flare, f), flares)):
             check_flare(fl)
-            ra, dec, x, y = self.position(fl)
+            ra, dec, x, y = self.position(fl, f"event_list: flares[{k}]")
             tp = self.t0 + fl.t_peak
             row = dict(kind="flare", transient=True, ra=ra, dec=dec, x=x, y=y, t_peak=tp, t_start=tp - 3 * fl.width,
                        t_stop=tp + 3 * fl.width, amplitude=fl.amplitude, width=fl.width)
@@ -117,9 +121,9 @@ class Scene:
     def add_eclipses(self, eclipses) -> None:
         """:class:`Eclipse` specs (or dicts), times [s] after ``t0``: the source's
         events inside the window (the truth) and outside it are two components."""
-        for ec in map(lambda e: as_spec(Eclipse, e), eclipses):
+        for k, ec in enumerate(map(lambda e: as_spec(Eclipse, e), eclipses)):
             check_eclipse(ec)
-            ra, dec, x, y = self.position(ec)
+            ra, dec, x, y = self.position(ec, f"event_list: eclipses[{k}]")
             ts = self.t0 + ec.t_start
             te = ts + ec.duration
             row = dict(kind="eclipse", transient=True, ra=ra, dec=dec, x=x, y=y, t_peak=0.5 * (ts + te), t_start=ts,
@@ -148,7 +152,7 @@ class Scene:
 
 
 def _random_sources(sources, det: Detector, rng) -> list[Source]:
-    if isinstance(sources, (int, np.integer)):
+    if isinstance(sources, numbers.Number):  # (2.5, nan: refused naming the parameter)
         n = check_number("event_list", "sources", sources, ge=0, integer=True, unit="(or a list of Source specs)")
         lo, hi = det.source_rate_range
         rates = np.exp(rng.uniform(math.log(lo), math.log(hi), n))
@@ -162,7 +166,7 @@ def _random_sources(sources, det: Detector, rng) -> list[Source]:
 
 
 def _random_soft_protons(spec, duration, det: Detector, rng) -> list[SoftProtonFlare]:
-    if isinstance(spec, (int, np.integer)):
+    if isinstance(spec, numbers.Number):
         n = check_number("event_list", "soft_protons", spec, ge=0, integer=True,
                          unit="(or a list of SoftProtonFlare specs)")
         out = []
