@@ -19,7 +19,7 @@ def test_demo_refuses_durations_too_short_for_its_transients(tmp_path, capsys):
     from xcube.transients.cli import DEMO_MIN_DURATION, demo
 
     assert DEMO_MIN_DURATION == 3700.0
-    for bad in ("100", "3000", "0", "-1", "nan", "inf"):
+    for bad in ("100", "3000", "0", "-1", "inf"):
         err = _usage_error(capsys, ["demo", "--out", str(tmp_path / "d"), "--duration", bad])
         assert err.startswith(f"xcube demo: error: argument --duration: '{bad}': the demo needs at least 3700 s"), err
     with pytest.raises(ValueError, match=r"duration=100: the demo needs at least 3700 s .* give 3700 s or more"):
@@ -48,6 +48,15 @@ def test_demo_seed_must_be_a_whole_number_from_zero(tmp_path, capsys):
     assert err == "xcube demo: error: argument --seed: '1.5' is not a whole number"
     with pytest.raises(ValueError, match=r"seed=-1: must be a whole number >= 0"):
         demo(tmp_path / "d", seed=-1)
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_refuses_nan_as_every_number_option_does(tmp_path, capsys):
+    """demo --duration nan / --seed nan were usage errors (status 2) not saying NaN."""
+    for opt in ("--duration", "--seed"):
+        for text in ("nan", "NaN"):
+            assert main(["demo", "--out", str(tmp_path / "d"), opt, text]) == 1
+            assert capsys.readouterr().err.strip() == f"xcube demo: error: {opt} {text}: must be a number, not NaN"
     assert not (tmp_path / "d").exists()
 
 

@@ -20,11 +20,13 @@ def register(sub) -> None:
                     "observation start).")
     p.add_argument("--out", default="xcube-demo",
                    help="output directory; it must not exist or be empty, unless --overwrite (default ./xcube-demo)")
-    p.add_argument("--seed", type=non_negative_int, default=1, help="random seed of the simulation (a whole "
-                                                                    "number >= 0)")
-    p.add_argument("--duration", type=_demo_duration, default=40_000.0,
-                   help=f"observation length [s]; at least {DEMO_MIN_DURATION:.0f} s, the length the demo's "
-                        "transients need")
+    seed = p.add_argument("--seed", type=non_negative_int, default=1,
+                          help="random seed of the simulation (a whole number >= 0)")
+    duration = p.add_argument("--duration", type=_demo_duration, default=40_000.0,
+                              help=f"observation length [s]; at least {DEMO_MIN_DURATION:.0f} s, the length the "
+                                   "demo's transients need")
+    for action in (seed, duration):  # NaN refused as by every number option (search --time-bin nan): status 1
+        action.type = _nan_refused(action, action.type)
     p.add_argument("--overwrite", action="store_true",
                    help="replace the output directory of an earlier xcube demo as a whole (refused when it holds "
                         "files the demo does not write)")
@@ -106,6 +108,27 @@ def _demo_duration(text: str) -> float:
         return check_demo_duration(text, name="")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _nan_refused(action, parse):
+    """The argparse type of a demo number option: ``parse``, except that a
+    NaN goes through :func:`xcube.cli._number_type`, the type every
+    ``type=float`` option (``search --time-bin``) gets, so that
+    :func:`xcube.cli.main` refuses it naming the option (``--duration nan:
+    must be a number, not NaN``, status 1)."""
+    from ..cli import _number_type
+
+    number = _number_type(action)
+
+    def value(text: str):
+        try:
+            nan = math.isnan(float(text))
+        except ValueError:
+            nan = False
+        return number(text) if nan else parse(text)
+
+    value.__name__ = getattr(parse, "__name__", "value")
+    return value
 
 
 #: what an ``xcube demo`` directory holds (the files and directories ``demo`` writes)
