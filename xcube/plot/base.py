@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["new_figure", "save_figure", "rate_variable", "time_label"]
+__all__ = ["new_figure", "save_figure", "check_dpi", "DPI_RANGE", "rate_variable", "time_label"]
+
+#: the resolutions [dots per inch] a figure is saved at: beyond 2400 a figure of a few inches needs gigabytes
+#: (xcube plot --dpi 30000 ended in a MemoryError), below 10 it is illegible
+DPI_RANGE = (10, 2400)
 
 
 def new_figure(figsize, layout: str | None = "constrained"):
@@ -15,12 +19,30 @@ def new_figure(figsize, layout: str | None = "constrained"):
     return Figure(figsize=figsize, layout=layout)
 
 
+def check_dpi(dpi, what: str | None = None) -> int:
+    """``dpi`` [dots per inch] as an int inside :data:`DPI_RANGE`, or
+    ``ValueError`` starting with ``what`` (default ``"dpi=<value>"``; the
+    command line passes ``"--dpi <value>"``) and giving the range. Eager
+    (one number)."""
+    lo, hi = DPI_RANGE
+    what = what or f"dpi={dpi!r}"
+    try:
+        ok = int(dpi) == dpi and lo <= dpi <= hi
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{what}: must be a whole number of dots per inch from {lo} to {hi}")
+    return int(dpi)
+
+
 def save_figure(fig, path, *, dpi: int = 110, overwrite: bool = True) -> Path:
-    """Save ``fig`` to ``path`` atomically; the format follows the suffix (png,
-    pdf, svg). Eager: renders and writes the file."""
+    """Save ``fig`` to ``path`` atomically at ``dpi`` [dots per inch, see
+    :func:`check_dpi`]; the format follows the suffix (png, pdf, svg).
+    Eager: renders and writes the file."""
     from ..io.atomic import atomic_file
 
     path = Path(path)
+    dpi = check_dpi(dpi)
     with atomic_file(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
     return path

@@ -154,6 +154,8 @@ def plot_file(path, **kwargs):
                 title = f"{title} ({lc['band'].values})"
             else:
                 title = f"{title} ({lc.sizes['band']} bands: {', '.join(str(b) for b in lc['band'].values)})"
+        elif band is not None:  # one band: band= must name it (it was ignored)
+            title = f"{title} ({_one_band(lc, band, path)})"
         if lc.attrs.get("stitched"):  # a light curve with an MJD column is still one observation
             return lightcurves.long_term_lightcurve(lc, title=title, **kwargs)
         return lightcurves.broken_lightcurve(lc, title=title, **kwargs)
@@ -174,6 +176,32 @@ def plot_file(path, **kwargs):
     if kind == "events":
         raise ValueError(f"{path}: an event list, not a product; make one first (xcube lc / image / spectrum / pds)")
     raise ValueError(_not_a_product(path))
+
+
+def _one_band(lc, band, path) -> str:
+    """The label of the one band of the light curve ``lc`` (no ``band``
+    dimension; ``"0.5-2keV"`` from attrs ``energy_band`` [keV], or saying
+    that the file records none) when ``band`` names it as
+    :func:`xcube.products.hardness.select_band` takes it (index 0 or -1, the
+    label, or the ``(emin, emax)`` pair); else ``ValueError`` naming
+    ``path``, the option and the band the file holds. Eager (attrs only)."""
+    import xarray as xr
+
+    from ..products.hardness import select_band
+    from ..products.lightcurve import band_label
+
+    eb = lc.attrs.get("energy_band")
+    known = eb is not None and np.shape(eb) == (2,)
+    label = band_label(eb) if known else "its energy band is not recorded"
+    one = xr.Dataset(coords={"band": [label], "energy_lo": ("band", [float(eb[0]) if known else np.nan]),
+                             "energy_hi": ("band", [float(eb[1]) if known else np.nan])})
+    try:
+        select_band(one, band)
+    except ValueError:
+        shown = band if isinstance(band, (str, int)) else repr(band)
+        raise ValueError(f"{path}: --band {shown} (band=) is not in this light curve, which holds one band: "
+                         f"{label} (index 0); give that band or none") from None
+    return label
 
 
 def figure_paths(paths, out=None, suffix: str = ".png") -> list:
@@ -213,10 +241,13 @@ def plot_files(paths, out=None, *, dpi: int = 110, overwrite: bool = False, **kw
     before the first figure is drawn: ``FileExistsError`` when one exists
     and ``overwrite`` is False (naming the other default, ``src.pha.png``,
     when the figure may be another product's of the same stem). Returns the
-    Paths written. Eager: reads each product and writes its figure."""
+    Paths written. ``dpi`` [dots per inch] from 10 to 2400 (``ValueError``
+    otherwise, before anything is read). Eager: reads each product and
+    writes its figure."""
     from ..products.naming import names_directory
-    from .base import save_figure
+    from .base import check_dpi, save_figure
 
+    dpi = check_dpi(dpi)
     default = out is None or names_directory(out)
     outs = figure_paths(paths, out)
     for path, fig_path in zip(paths, outs):

@@ -99,8 +99,9 @@ def _register_image_spectrum(subparsers) -> None:
                    help="PI channels per output channel (default: the mission's standard grid, the one its "
                         "responses use: XMM pn 5, MOS 15, others 1)")
     p.add_argument("--pi-range", type=int, nargs=2, metavar=("LO", "HI"),
-                   help="PI channel range, inclusive (default: the standard grid's, pn 0-20479, MOS 0-11999, "
-                        "else the mission's PI range)")
+                   help="PI channel range, inclusive, LO <= HI, overlapping the mission's PI range (pn 0-20479, "
+                        "MOS 0-15000) (default: the standard grid's, pn 0-20479, MOS 0-11999, else the mission's "
+                        "PI range)")
     p.add_argument("--respfile", help="RESPFILE keyword (response matrix file name)")
     p.add_argument("--ancrfile", help="ANCRFILE keyword (ancillary response file name)")
     p.set_defaults(func=_run_spectrum)

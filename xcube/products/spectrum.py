@@ -62,7 +62,8 @@ def _channel_axis(events, channel_bin: int, pi_range):
     the instrument's whole grid (channels ``first..last``, channel ``c``
     holding PI ``[c * cb, (c + 1) * cb)``), the PI range selected rounded
     outward to whole channels (inclusive), and the selected channels
-    ``(lo, hi)``."""
+    ``(lo, hi)``. ``ValueError`` for ``pi_range`` with ``lo > hi``, ``lo <
+    0``, or wholly outside the instrument's ``profile.pi_range``."""
     from ..binning import Axis
     from ..missions import profile_of
 
@@ -71,13 +72,19 @@ def _channel_axis(events, channel_bin: int, pi_range):
         raise ValueError(f"channel_bin={channel_bin!r}: must be a positive whole number of PI channels")
     lo, hi = (int(v) for v in pi_range)
     if hi < lo or lo < 0:
-        raise ValueError(f"pi_range={pi_range!r}: need 0 <= lo <= hi (PI channels, inclusive)")
+        raise ValueError(f"pi_range={pi_range!r} (--pi-range {lo} {hi}): need 0 <= lo <= hi (PI channels, inclusive)")
+    prof = profile_of(events)
+    if prof.name != "generic" and (lo > prof.pi_range[1] or hi < prof.pi_range[0]):
+        raise ValueError(
+            f"{events.attrs.get('source') or 'events'}: pi_range={(lo, hi)!r} (--pi-range {lo} {hi}) lies outside "
+            f"the {prof.mission} {prof.instrument} PI range {prof.pi_range[0]}-{prof.pi_range[1]} (profile "
+            f"{prof.name!r}; inclusive); no event would remain")
     # whole channels only: an edge channel filled from part of its PI values would be biased low against the RMF
     sel = (lo // cb, hi // cb)
     pmin, pmax = sel[0] * cb, (sel[1] + 1) * cb - 1
     if (pmin, pmax) != (lo, hi):
         log.info("pi_range %s-%s rounded outward to whole channels of %d PI: %d-%d", lo, hi, cb, pmin, pmax)
-    full = _full_grid(profile_of(events), cb) or sel
+    full = _full_grid(prof, cb) or sel
     first, last = min(full[0], sel[0]), max(full[1], sel[1])
     axis = Axis.regular("channel", first * cb, cb, last - first + 1, units="channel", column="pi")
     return axis, first, last, (pmin, pmax), sel
@@ -205,7 +212,9 @@ def spectrum(
         grid's (pn 0-20479, MOS 0-11999) or the mission's ``profile.pi_range``
         (pn 0-20479, MOS 0-15000, NICER 0-1500, NuSTAR 0-4095). Rounded
         outward to whole channels (MOS ``(500, 10000)`` by 15: PI 495-10004,
-        channels 33-666). Events outside are not counted. The spectrum keeps
+        channels 33-666). A range wholly outside ``profile.pi_range`` (pn
+        ``(100000, 200000)``), or ``lo > hi``, is a ``ValueError`` naming
+        both. Events outside are not counted. The spectrum keeps
         every channel of the instrument's grid (the standard grid at its
         ``channel_bin``, else ``profile.pi_range``), so that DETCHANS and the
         channels match the mission's RMF: those outside ``pi_range`` hold 0

@@ -279,7 +279,7 @@ def _extract_one(source, kwargs):
 
 
 def extract_lightcurves(sources, time_bin: float, *, screening: bool = True, errors: str = "warn",
-                        **kwargs) -> list:
+                        skipped: dict | None = None, **kwargs) -> list:
     """Light curves of many observations, extracted in parallel: one Dask task
     per observation (opening, selecting and binning run inside the task).
 
@@ -293,8 +293,9 @@ def extract_lightcurves(sources, time_bin: float, *, screening: bool = True, err
     event. Runs on the current Dask scheduler: threads, or a
     ``dask.distributed`` client when one is active. An observation that fails
     is skipped with a warning naming it and the reason (``errors="raise"``
-    stops instead). Returns the light curves (computed) in input order; pass
-    them to :func:`stitch`.
+    stops instead); a dict given as ``skipped`` receives ``{source: reason}``
+    of each (the exception's message, one line). Returns the light curves
+    (computed) in input order; pass them to :func:`stitch`.
     Eager: ``dask.compute`` runs all the tasks before returning; ``time_bin``
     [s].
     """
@@ -310,16 +311,21 @@ def extract_lightcurves(sources, time_bin: float, *, screening: bool = True, err
     out = []
     for s, (lc, err) in zip(sources, results):
         if err is not None:
-            log.warning("extract_lightcurves: %s skipped: %s", getattr(s, "attrs", {}).get("source", s), err)
+            name = getattr(s, "attrs", {}).get("source", s)
+            log.warning("extract_lightcurves: %s skipped: %s: %s", name, *err)
+            if skipped is not None:
+                skipped[name] = " ".join(err[1].split())
             continue
         out.append(lc)
     return out
 
 
 def _safe(func, source, kwargs, strict):
+    """``(result, None)``, or ``(None, (exception class name, message))``
+    when ``func`` fails with an error of the input (``strict``: raised)."""
     try:
         return func(source, kwargs), None
     except (OSError, ValueError, KeyError) as exc:
         if strict:
             raise
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, (type(exc).__name__, str(exc))

@@ -85,9 +85,9 @@ def register_timing(subparsers) -> None:
     p.add_argument("--out", "-o", help="figure file (one FILE), or a directory (existing, or ending in /) for "
                                        "<FILE stem>.png, <FILE name>.png for FILEs of one stem (src.lc.png, "
                                        "src.pha.png) (default: those names in the current directory)")
-    p.add_argument("--dpi", type=int, default=110)
+    p.add_argument("--dpi", type=int, default=110, help="resolution [dots per inch], 10 to 2400")
     p.add_argument("--band", help="of a multi-band light curve, only this band (a label such as 2-10keV, or an "
-                                  "index; default: every band)")
+                                  "index; default: every band); of a one-band light curve, its band or none")
     p.add_argument("--overwrite", action="store_true", help="replace an existing figure")
     p.set_defaults(func=_run_plot)
 
@@ -206,15 +206,17 @@ def _run_stitch(args) -> int:
     for f, why in damaged.items():
         print(f"xcube stitch: {why}; skipped", file=sys.stderr)
     if len(damaged) == len(args.files):
-        raise ValueError(f"stitch: no file could be read ({', '.join(damaged)}); nothing to stitch")
+        raise _unreadable(damaged)
     if events and args.time_bin is None:
         raise ValueError(f"stitch: {len(events)} event file(s) given; --time-bin is needed to extract light curves")
     lcs = [read_lightcurve(f) for f, k in kinds.items() if k == "lightcurve"]
-    extracted = []
+    extracted, failed = [], {}
     if events:  # (a file that fails is skipped, with a warning naming it: the others are stitched)
         extracted = extract_lightcurves(events, args.time_bin, energy_band=args.energy, region=args.region,
-                                        screening=args.screen)
+                                        screening=args.screen, skipped=failed)
         lcs += extracted
+    if not lcs:  # every input skipped (a truncated table behind intact headers fails only here)
+        raise _unreadable({**damaged, **failed})
     lc = stitch(lcs, mjdref=args.mjdref)
     missions = lc.attrs["missions"]
     lc.attrs["mission"] = missions[0] if len(missions) == 1 else "MULTIPLE"
@@ -240,6 +242,13 @@ def _run_stitch(args) -> int:
     return 0
 
 
+def _unreadable(reasons: dict) -> ValueError:
+    """The error of a stitch none of whose inputs could be read: one line
+    naming each file ``reasons`` holds and why (``{file: message}``)."""
+    shown = "; ".join(why if str(f) in why else f"{f}: {why}" for f, why in reasons.items())
+    return ValueError(f"stitch: no input could be read, nothing to stitch: {shown}")
+
+
 def _damaged(files) -> dict:
     """``{file: message}`` of the ``files`` (of unknown kind) that cannot be
     opened as FITS, the one-line message naming the file and the damage
@@ -257,7 +266,9 @@ def _damaged(files) -> dict:
 
 def _run_plot(args) -> int:
     from ..plot import plot_files
+    from ..plot.base import check_dpi
 
+    check_dpi(args.dpi, f"--dpi {args.dpi}")  # (before anything is read; plot_files checks it again as dpi=)
     band = getattr(args, "band", None)  # a label, or an index as text (plot_file takes both)
     kwargs = {} if band is None else {"band": band}
     outs = plot_files(args.file, args.out, dpi=args.dpi, overwrite=args.overwrite, **kwargs)

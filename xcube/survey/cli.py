@@ -116,7 +116,7 @@ def _catalogue(args) -> int:
     cat = build_catalogue(args.out, **options)
     print(f"{cat.directory}: {len(cat.detections)} detections, {len(cat.sources)} unique sources "
           f"from {len(cat.runs)} finished runs")
-    if len(cat.sources):
+    if len(cat.sources) and args.top:
         from ..tables import format_table
 
         cols = [c for c in ("name", "ra", "dec", "n_detections", "n_observations", "mjd_first", "mjd_last",
@@ -176,7 +176,9 @@ def register(subparsers) -> None:
                     "nothing, when OUT holds no finished run.",
     )
     c.add_argument("out", metavar="OUT", help="survey output directory")
-    c.add_argument("--top", type=int, default=10, help="print the N most significant sources (default 10)")
+    c.add_argument("--top", type=non_negative_int, default=10, metavar="N",
+                   help="print the N most significant sources, a whole number >= 0 (0: the summary line only; "
+                        "default 10)")
     _add_match_options(c)
     c.set_defaults(func=_catalogue)
 

@@ -13,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ..cli import positive_float
+
 log = logging.getLogger("xcube.tools")
 
 
@@ -109,7 +111,7 @@ def register(subparsers) -> None:
     q.add_argument("--output", action="append", default=[], metavar="FILE", help="FITS output to check")
     q.add_argument("--text-output", action="append", default=[], metavar="FILE", help="non-FITS output to check")
     q.add_argument("--name", help="task name (log file name)")
-    q.add_argument("--timeout", type=float, help="seconds before the tool is killed")
+    q.add_argument("--timeout", type=positive_float, metavar="S", help="seconds before the tool is killed (> 0)")
     q.add_argument("--overwrite", action="store_true", help="run even when the outputs are up to date")
     q.set_defaults(func=_run_tool)
 
@@ -126,7 +128,7 @@ def _engine(q: argparse.ArgumentParser) -> None:
     g = q.add_argument_group("engine")
     g.add_argument("--workers", type=int, help="parallel tasks on local threads (default: cores)")
     g.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing dask cluster, e.g. tcp://host:8786")
-    g.add_argument("--timeout", type=float, help="per-tool timeout [s]")
+    g.add_argument("--timeout", type=positive_float, metavar="S", help="per-tool timeout [s] (> 0)")
     g.add_argument("--overwrite", action="store_true", help="redo steps whose outputs are up to date")
 
 
