@@ -108,6 +108,9 @@ def test_tools_timeouts_must_be_positive(tmp_path, capsys):
     err = _usage_error(capsys, ["tools", "sas", "process", str(tmp_path), "--out", str(tmp_path / "o"),
                                 "--timeout", "0"])
     assert "argument --timeout: '0': must be a positive number" in err
+    err = _usage_error(capsys, ["tools", "sas", "process", str(tmp_path), "--out", str(tmp_path / "o"),
+                                "--workers", "0"])
+    assert "argument --workers: " in err, err
 
 
 def test_stitch_of_only_unreadable_event_files_names_them(make_event_file, tmp_path, capsys):

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..cli import positive_float
+from ..cli import positive_float, positive_int
 
 log = logging.getLogger("xcube.tools")
 
@@ -126,7 +126,7 @@ def register(subparsers) -> None:
 
 def _engine(q: argparse.ArgumentParser) -> None:
     g = q.add_argument_group("engine")
-    g.add_argument("--workers", type=int, help="parallel tasks on local threads (default: cores)")
+    g.add_argument("--workers", type=positive_int, help="parallel tasks on local threads (>= 1; default: cores)")
     g.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing dask cluster, e.g. tcp://host:8786")
     g.add_argument("--timeout", type=positive_float, metavar="S", help="per-tool timeout [s] (> 0)")
     g.add_argument("--overwrite", action="store_true", help="redo steps whose outputs are up to date")
