@@ -56,7 +56,8 @@ def register(subparsers) -> None:
                    help="background annulus radii [arcsec]")
     g.add_argument("--group-min", type=int, default=25, help="specgroup mincounts (0: no grouping)")
     g.add_argument("--tool-timeout", type=float, metavar="S", help="timeout of each SAS task [s]")
-    g.add_argument("--tool-workers", type=positive_int, help="SAS tasks run at once per observation (>= 1; default: cores)")
+    g.add_argument("--tool-workers", type=positive_int,
+                   help="SAS tasks run at once per observation (>= 1; default: cores)")
     add_compute_arguments(p, retries=1, retries_help="task retries after a worker died")
     g = p.add_argument_group("resume")
     g.add_argument("--retry-failed", action="store_true", help="redo steps recorded failed")
