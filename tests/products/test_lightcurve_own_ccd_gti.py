@@ -90,6 +90,10 @@ def test_region_light_curve_has_no_empty_bins_beyond_its_ccds_good_time(make_eve
     assert float(lc["exposure"][-1]) == pytest.approx(50.0) and float(lc["exposure"][0]) == pytest.approx(100.0)
     assert float(lc["exposure"].sum()) == pytest.approx(8550.0)
     assert np.isfinite(lc["rate"].values).all()
+    # the search's model on those bins: its frames 5..90, counts and all
+    res = xcube.search_transients(ev, time_bin=100.0)
+    net = xcube.lightcurve(ev, 100.0, region="physical;circle(27500,26000,450)", background=res)
+    assert net.sizes["time"] == 86 and "bkg_counts" in net
     # a window asked for keeps its bins
     win = xcube.lightcurve(ev, 100.0, region="physical;circle(27500,26000,450)", time_range=(T0, T0 + 1.0e4))
     assert win.sizes["time"] == 100

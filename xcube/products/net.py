@@ -89,10 +89,16 @@ def _search_background(result, lc: xr.Dataset, region):
     mu = result.expected
     mask = region_mask(mu, region)
     expected = mu.where(mask).sum(("y", "x"), min_count=1)
-    same = mu.sizes["time"] == lc.sizes["time"] and np.allclose(
-        mu["time_lo"].values, lc["time_lo"].values, rtol=0, atol=1e-6 * float(lc.attrs.get("time_bin", 1.0)))
+    # the light curve's bins are the search's frames, or some of them in a row (a region's light curve
+    # leaves out the frames beyond its CCDs' good time)
+    m_lo, m_hi = mu["time_lo"].values, mu["time_hi"].values
+    lo, hi = lc["time_lo"].values, lc["time_hi"].values
+    tol = 1e-6 * float(lc.attrs.get("time_bin", 1.0))
+    i0 = int(np.searchsorted(m_lo, lo[0] - tol)) if lo.size else 0
+    same = 0 < lo.size <= m_lo.size - i0 and np.allclose(m_lo[i0:i0 + lo.size], lo, rtol=0, atol=tol) and \
+        np.allclose(m_hi[i0:i0 + lo.size], hi, rtol=0, atol=tol)
     if same:
-        counts = expected.data
+        counts = expected.data[i0:i0 + lo.size]
         exposure = np.asarray(lc["exposure"].values, np.float64)
         rate = counts / np.where(exposure > 0, exposure, np.nan)
         return rate, None, counts
@@ -101,8 +107,6 @@ def _search_background(result, lc: xr.Dataset, region):
     import dask.array as da
 
     exp = np.asarray(mu["exposure"].values, np.float64)
-    m_lo, m_hi = mu["time_lo"].values, mu["time_hi"].values
-    lo, hi = lc["time_lo"].values, lc["time_hi"].values
 
     def resample(counts):
         model = xr.Dataset({"rate": ("time", np.asarray(counts, np.float64) / np.where(exp > 0, exp, np.nan))},
