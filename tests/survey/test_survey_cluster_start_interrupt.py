@@ -25,6 +25,9 @@ class _Fake:
     def close(self):
         self.log.append(f"{self.name} closed")
 
+    def register_plugin(self, plugin):
+        self.plugin = plugin
+
 
 class _Terminated(Exception):
     pass
@@ -106,3 +109,27 @@ def test_a_handler_that_does_not_raise_still_stops_the_start(monkeypatch):
         assert log == ["started", "client closed", "cluster closed"] and seen == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_workers_ignore_sigint_also_when_restarted(monkeypatch):
+    """A worker the nanny restarts is spawned with the main process's SIGINT handler (default again after the
+    start): the worker plugin makes each worker ignore SIGINT when it starts."""
+    from xcube.survey._worker_signals import IgnoreSigint
+
+    log, clients = [], []
+
+    def client(*a, **k):
+        clients.append(_Fake(log, "client"))
+        return clients[-1]
+
+    monkeypatch.setattr(distributed, "LocalCluster", lambda *a, **k: _Fake(log, "plain"))
+    monkeypatch.setattr(distributed, "Client", client)
+    _, close = engine.make_client(workers=1, dashboard_address=None)
+    assert isinstance(clients[0].plugin, IgnoreSigint) and isinstance(clients[0].plugin, distributed.WorkerPlugin)
+    close()
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        IgnoreSigint().setup(worker=None)  # as in a worker's main thread
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

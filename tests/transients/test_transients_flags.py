@@ -76,6 +76,12 @@ def test_gap_emptied_by_the_hygiene_border_is_a_gap():
     gaps = gap_cells([ccd])
     assert gaps[1:, [4, 6]].all() and not gaps[1:, [3, 7]].any() and not gaps[:, 5].any()
     assert not gaps[1:, :3].any() and not gaps[1:, 8:].any()
+    # the boundary between cells, no cell holding both CCDs: the cells on either side are on the gap
+    touch = np.zeros((6, 6), np.uint32)
+    touch[:, :3], touch[:, 3:] = 1 << 1, 1 << 2
+    touch[4, 2] = 1 << 2  # a cell of CCD 2 reaching across
+    g = gap_cells([touch])
+    assert g[:, [2, 3]].all() and not g[:, [0, 5]].any()
     # a camera of one CCD has no gap, whatever its empty cells
     one = np.where(ccd > 0, np.uint32(1 << 3), np.uint32(0))
     assert not gap_cells([one]).any()

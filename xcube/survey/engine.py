@@ -317,6 +317,9 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
                 local_directory=local_directory,
             )
             client = Client(lc)
+            from ._worker_signals import IgnoreSigint
+
+            client.register_plugin(IgnoreSigint())  # (a worker the nanny restarts is spawned without SIG_IGN)
         if held:  # SIGTERM while it started: shut it down, then let the signal act
             shut_down(client, lc, workers_quiet=True)
             signal.raise_signal(held[0])
@@ -336,7 +339,9 @@ class _interrupts_held:
     Ctrl-C, which reaches the whole process group, stops the survey (the
     main process shuts the workers down) instead of killing each worker
     with a traceback (or failing the start: "Nanny failed to start"). A
-    Ctrl-C during the start itself (a second or two) is thus ignored."""
+    Ctrl-C during the start itself (a second or two) is thus ignored. A
+    worker the nanny restarts later ignores SIGINT through the worker plugin
+    :class:`~xcube.survey._worker_signals.IgnoreSigint`."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

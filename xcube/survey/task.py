@@ -368,7 +368,7 @@ class _Work:
             self.commit(rid, rec)
 
 
-#: name of a task's temporary event cache: CACHE_PREFIX + "<host>-<pid>-" + random
+#: name of a task's temporary event cache: CACHE_PREFIX + "<pid>@<host>@" + random (a host name holds no "@")
 CACHE_PREFIX = "xcube-survey-cache-"
 
 
@@ -389,7 +389,7 @@ class _event_cache:
         import tempfile
 
         remove_dead_caches(tempfile.gettempdir())
-        self._tmp = tempfile.TemporaryDirectory(prefix=f"{CACHE_PREFIX}{socket.gethostname()}-{os.getpid()}-")
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"{CACHE_PREFIX}{os.getpid()}@{socket.gethostname()}@")
         return self._tmp.name
 
     def __exit__(self, *exc):
@@ -407,7 +407,7 @@ def remove_dead_caches(root) -> int:
 
     from .lock import _pid_alive
 
-    name = re.compile(re.escape(f"{CACHE_PREFIX}{socket.gethostname()}-") + r"(\d+)-")
+    name = re.compile(re.escape(CACHE_PREFIX) + r"(\d+)@" + re.escape(socket.gethostname()) + "@")
     n = 0
     try:
         entries = list(os.scandir(root))

@@ -52,11 +52,12 @@ def gap_cells(ccd_maps) -> np.ndarray | None:
     """(y, x) bool: cells on a CCD gap of one camera (``CompactCube.ccd_map``:
     per camera a (y, x) bit map of the CCDs with events in each cell); None
     without maps. A cell is on a gap when it holds events of two CCDs, or
-    it holds events of one CCD and touches (8 neighbours) an empty cell that
-    touches a cell of another CCD: the strip the detector hygiene empties
-    along each CCD border (pn: 3 raw pixels, about 12", each side) leaves
-    up to one empty cell between the CCDs, so that no cell holds both.
-    Eager, numpy."""
+    it holds events of one CCD and touches (8 neighbours) a cell holding
+    another CCD's events only, or an empty cell that touches one: the cells
+    next to a CCD boundary, whether a cell straddling it holds both CCDs'
+    events (MOS), the boundary falls between cells, or the strip the
+    detector hygiene empties along each CCD border (pn: 3 raw pixels, about
+    12", each side) leaves an empty cell between the CCDs. Eager, numpy."""
     maps = [np.asarray(m).astype(np.uint64) for m in (ccd_maps or []) if m is not None]
     if not maps:
         return None
@@ -74,7 +75,7 @@ def gap_cells(ccd_maps) -> np.ndarray | None:
             if not other.any():
                 continue
             holes = empty & ndimage.binary_dilation(other, ring)  # empty cells touching another CCD
-            out |= own & ndimage.binary_dilation(holes, ring)
+            out |= own & ndimage.binary_dilation((other & ~own) | holes, ring)
     return out
 
 
