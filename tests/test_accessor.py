@@ -76,6 +76,8 @@ def test_products_get_the_methods_that_fit_them(make_event_file, tmp_path):
     np.testing.assert_array_equal(lc["rate"].xcube.times().values, lc.xcube.times().values)
     np.testing.assert_array_equal(lc["counts"].xcube.with_mjd()["mjd"].values, lc.xcube.with_mjd()["mjd"].values)
     assert lc.xcube.write(tmp_path / "a.lc").exists()
+    back = xcube.read_lightcurve(tmp_path / "a.lc")  # read back, its columns too
+    np.testing.assert_allclose(back["rate"].xcube.times().values, lc.xcube.times().values, rtol=0, atol=1e-9)
     assert lc.xcube.plot().axes[0].get_ylabel() == "count rate [count/s]"
     spec = ev.xcube.spectrum()
     assert spec.xcube.kind == "spectrum" and set(dir(spec.xcube)) == {"group", "kind", "plot", "write"}

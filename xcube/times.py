@@ -79,6 +79,17 @@ class TimeReference:
 REFERENCE_KEYS = ("mjdrefi", "mjdreff", "mjdref", "timesys")
 
 
+def reference_on_time(ds):
+    """``ds`` (an xarray Dataset with a ``time`` coordinate) with the time
+    reference of its attrs (:data:`REFERENCE_KEYS`) also on that coordinate,
+    in place, so that a column (``lc["rate"]``) converts its times too.
+    Returns ``ds``. Eager (attrs only)."""
+    ref = {k: ds.attrs[k] for k in REFERENCE_KEYS if ds.attrs.get(k) is not None}
+    if ref and "time" in ds.coords:
+        ds["time"].attrs.update(ref)
+    return ds
+
+
 def _attrs_of(ref) -> dict | None:
     """The attrs (or header) holding a time reference, for xarray, pandas,
     astropy headers, dicts and objects with ``attrs``."""

@@ -146,10 +146,14 @@ def test_a_mistyped_list_or_an_option_out_of_range_is_refused_before_any_work(ar
                        ({"energy_band": (100.0, 200.0)}, "20.48"), ({"image_bands": [(0.5, float("nan"))]}, "bands"),
                        ({"source_radius": -3.0}, "src-radius"), ({"background_radii": (120.0, 60.0)}, "bkg-radii"),
                        ({"source": (400.0, 0.0)}, "RA"), ({"timeout": 0.0}, "tool-timeout"),
-                       ({"tool_workers": 0}, "tool_workers"), ({"group_min": 2.5}, "group_min")):
+                       ({"tool_workers": 0}, "tool_workers"), ({"group_min": 2.5}, "group_min"),
+                       ({"tool_workers": float("nan")}, "tool_workers"), ({"source": (1.0,)}, "source"),
+                       ({"background_radii": "wide"}, "bkg-radii"), ({"source_radius": None}, "src-radius"),
+                       ({"timeout": "soon"}, "tool-timeout")):
         with pytest.raises(ValueError, match=match):
             check_options(bad)
         with pytest.raises(ValueError, match=match):
             process_archive(archive / "obs.txt", tmp_path / "out", archive=archive / "archive", options=bad)
     check_options({"energy_band": (0.2, 15.0), "image_bands": [(0.5, 2.0)], "source_radius": 30.0,
                    "background_radii": (0.0, 120.0), "group_min": 25, "timeout": 600.0})
+    check_options({"group_min": 0})  # no grouping, as --group-min 0

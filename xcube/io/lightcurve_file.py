@@ -264,7 +264,9 @@ def _read_lc_table(hdul, hdu, h, data, path, gti_extension) -> xr.Dataset:
     attrs = _attrs(path, hdu, h, lo, hi, gti_h.name if gti_h is not None else None)
     if find_column(names, "COUNTS") is None and corrected:  # (RATE x exposure of a corrected rate: no photons)
         attrs["counts_from_rate"] = True
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    from ..times import reference_on_time
+
+    return reference_on_time(xr.Dataset(data_vars, coords=coords, attrs=attrs))
 
 
 def _bins(hdu, h, data, names, path):

@@ -12,7 +12,7 @@ from .. import gti as gtimod
 from .._version import __version__
 from ..binning.axes import finite_number, positive_width
 from ..gti import ccd_good_time
-from ..times import REFERENCE_KEYS
+from ..times import reference_on_time
 from .errors import ERROR_METHODS, count_error
 
 __all__ = ["lightcurve", "lightcurve_from_counts", "product_attrs", "pi_band", "product_band", "region_text",
@@ -84,10 +84,7 @@ def lightcurve_from_counts(
         ds["gti_start"] = ("gti", np.asarray(gti[0], np.float64), {"units": "s"})
         ds["gti_stop"] = ("gti", np.asarray(gti[1], np.float64), {"units": "s"})
     ds.attrs.update(attrs or {})
-    # the time coordinate carries the time reference, so that a column (lc["rate"]) converts its times too
-    ref = {k: ds.attrs[k] for k in REFERENCE_KEYS if ds.attrs.get(k) is not None}
-    if ref and "time" in ds.coords:
-        ds["time"].attrs.update(ref)
+    reference_on_time(ds)  # (a column, lc["rate"], converts its times too)
     ds.attrs.setdefault("kind", "lightcurve")
     ds.attrs.setdefault("xcube_version", __version__)
     if bkg_counts is not None:

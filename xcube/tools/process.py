@@ -112,8 +112,9 @@ def check_options(options: dict) -> None:
     ``options``) out of its range, before any SAS task runs: bands [keV]
     finite with ``0 <= lo < hi <=`` :data:`MAX_ENERGY_KEV`, ``source``
     (RA, Dec) [deg] on the sky, ``source_radius`` [arcsec] > 0,
-    ``background_radii`` [arcsec] ``0 <= inner < outer``, ``group_min`` and
-    ``tool_workers`` whole numbers >= 1, ``timeout`` [s] > 0. Eager."""
+    ``background_radii`` [arcsec] ``0 <= inner < outer``, ``group_min`` a
+    whole number >= 0 (0 or None: no grouping), ``tool_workers`` one >= 1,
+    ``timeout`` [s] > 0. Eager."""
     def band(name, b):
         try:
             lo, hi = (float(v) for v in b)
@@ -123,27 +124,37 @@ def check_options(options: dict) -> None:
             raise ValueError(f"{name}=({lo:g}, {hi:g}) keV: need 0 <= EMIN < EMAX <= {MAX_ENERGY_KEV:g} keV "
                              "(the EPIC PI range)")
 
+    def numbers(name, value, n):
+        try:
+            out = [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={value!r}: give {n} numbers") from None
+        if len(out) != n:
+            raise ValueError(f"{name}={value!r}: give {n} numbers")
+        return out
+
     o = options
     if o.get("energy_band") is not None:
         band("energy_band (--energy)", o["energy_band"])
     for b in o.get("image_bands") or ():
         band("image_bands (--bands)", b)
     if o.get("source") is not None:
-        ra, dec = (float(v) for v in o["source"])
+        ra, dec = numbers("source (--source)", o["source"], 2)
         if not (math.isfinite(ra) and math.isfinite(dec) and 0.0 <= ra <= 360.0 and -90.0 <= dec <= 90.0):
             raise ValueError(f"source=({ra:g}, {dec:g}): need RA in [0, 360] and Dec in [-90, 90] deg")
-    r = float(o.get("source_radius", 30.0))
+    (r,) = numbers("source_radius (--src-radius)", [o.get("source_radius", 30.0)], 1)
     if not (math.isfinite(r) and r > 0):
         raise ValueError(f"source_radius (--src-radius) = {r:g} arcsec: must be a positive number")
-    rin, rout = (float(v) for v in o.get("background_radii", (60.0, 120.0)))
+    rin, rout = numbers("background_radii (--bkg-radii)", o.get("background_radii", (60.0, 120.0)), 2)
     if not (math.isfinite(rin) and math.isfinite(rout) and 0.0 <= rin < rout):
         raise ValueError(f"background_radii (--bkg-radii) = ({rin:g}, {rout:g}) arcsec: need 0 <= inner < outer")
-    for name in ("group_min", "tool_workers"):
+    for name, least in (("group_min", 0), ("tool_workers", 1)):  # (group_min 0 or None: no grouping)
         v = o.get(name)
-        if v is not None and (int(v) != v or v < 1):
-            raise ValueError(f"{name} = {v!r}: must be a whole number >= 1")
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                  and int(v) == v and v >= least):
+            raise ValueError(f"{name} = {v!r}: must be a whole number >= {least}")
     t = o.get("timeout")
-    if t is not None and not (math.isfinite(float(t)) and float(t) > 0):
+    if t is not None and not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
         raise ValueError(f"timeout (--tool-timeout) = {t!r} s: must be a positive number of seconds")
 
 
