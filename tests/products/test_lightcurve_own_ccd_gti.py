@@ -84,16 +84,21 @@ def test_region_light_curve_has_no_empty_bins_beyond_its_ccds_good_time(make_eve
     whole = xcube.lightcurve(ev, 100.0)
     assert whole.sizes["time"] == 100 and float(whole["time_lo"][0]) == T0
     lc = xcube.lightcurve(ev, 100.0, region="physical;circle(27500,26000,450)")
-    # the grid of the whole field, without the 5 empty bins before CCD 3's start and the 9 after its end;
-    # the trailing partial bin [T0 + 9000, T0 + 9100) stays, with 50 s of good time
-    np.testing.assert_array_equal(lc["time_lo"].values, whole["time_lo"].values[5:91])
-    assert float(lc["exposure"][-1]) == pytest.approx(50.0) and float(lc["exposure"][0]) == pytest.approx(100.0)
-    assert float(lc["exposure"].sum()) == pytest.approx(8550.0)
-    assert np.isfinite(lc["rate"].values).all()
-    # the search's model on those bins: its frames 5..90, counts and all
+    # the grid of the whole field, without the 9 empty bins after CCD 3's end; the trailing partial bin
+    # [T0 + 9000, T0 + 9100) stays, with 50 s of good time, and so do the 5 empty bins before its start (a
+    # rebinned region light curve keeps the whole field's phase)
+    np.testing.assert_array_equal(lc["time_lo"].values, whole["time_lo"].values[:91])
+    assert float(lc["exposure"][-1]) == pytest.approx(50.0) and float(lc["exposure"][5]) == pytest.approx(100.0)
+    assert float(lc["exposure"][:5].sum()) == 0.0 and float(lc["exposure"].sum()) == pytest.approx(8550.0)
+    assert np.isfinite(lc["rate"].values[5:]).all()
+    np.testing.assert_array_equal(xcube.rebin_lightcurve(lc, 4)["time_lo"].values,
+                                  xcube.rebin_lightcurve(whole, 4)["time_lo"].values[:lc.sizes["time"] // 4])
+    # its columns carry the time reference, also rebinned
+    assert xcube.rebin_lightcurve(lc, 4)["rate"].xcube.times().size == lc.sizes["time"] // 4
+    # the search's model on those bins: its frames 0..90, counts and all
     res = xcube.search_transients(ev, time_bin=100.0)
     net = xcube.lightcurve(ev, 100.0, region="physical;circle(27500,26000,450)", background=res)
-    assert net.sizes["time"] == 86 and "bkg_counts" in net
+    assert net.sizes["time"] == 91 and "bkg_counts" in net
     # a window asked for keeps its bins
     win = xcube.lightcurve(ev, 100.0, region="physical;circle(27500,26000,450)", time_range=(T0, T0 + 1.0e4))
     assert win.sizes["time"] == 100

@@ -53,6 +53,8 @@ def test_every_bin_once_in_order_across_missions():
     assert s["mjd"].values[0] == pytest.approx(55000.25 + 8 / 86400, abs=1e-10)
     assert s["mjd"].values[40] == pytest.approx(55003.5 + 8 / 86400, abs=1e-10)
     assert s["time"].values[40] == pytest.approx(3.5 * 86400 + 8.0, abs=1e-6)
+    # a column converts its times too (the time coordinate carries the stitched MJDREF and TIMESYS)
+    np.testing.assert_allclose(s["rate"].xcube.times().values, s["mjd"].values, rtol=0, atol=1e-9)
     assert s.sizes["gti"] == 5 and np.all(s["gti_start"].values[1:] > s["gti_stop"].values[:-1])
     assert int((s["exposure"].values == 0).sum()) == 3 and float(s["exposure"].max()) == 16.0
 

@@ -596,8 +596,8 @@ def lightcurve(
     axis = time_axis(events, width, t0=t0, t_stop=t_stop, offset=offset)
     # each region selected once (tree_lightcurve passes the cameras' own, cut to their common good time)
     inside = _inside if _inside is not None else region_events(events, region, region_bkg, expr)
-    if inside.ccd_gti is not None:  # a region's light curve: no empty bins beyond its CCDs' good time
-        axis = within_good_time(axis, inside.ccd_gti, head=t0 is None, tail=t_stop is None)
+    if inside.ccd_gti is not None and t_stop is None:  # a region's light curve: no empty bins after its CCDs'
+        axis = within_good_time(axis, inside.ccd_gti)  # good time (its first bin stays: rebinning keeps the phase)
     wanted = _bands(energy_band)  # the bands the events cover (expr compiled once for all of them)
     bands = [applied_band(events, None, expr=expr)] if wanted == [None] else applied_band(events, wanted, expr=expr)
     parts = [_band_lightcurve(events, axis, width, band, region, region_bkg, expr, errors, inside, areas)
@@ -672,18 +672,17 @@ def _concat_bands(parts, bands) -> xr.Dataset:
     return lc
 
 
-def within_good_time(axis, gti, *, head: bool = True, tail: bool = True):
-    """``axis`` (a time :class:`~xcube.binning.Axis`) without its leading
-    (``head``) and trailing (``tail``) bins that hold no good time of ``gti``
-    (``(start, stop)`` [s]): the same grid, fewer bins (a region whose CCDs'
-    good time ends before the other CCDs' gets no empty bins after it).
-    ``axis`` itself when every bin overlaps or none does. Eager, small."""
+def within_good_time(axis, gti):
+    """``axis`` (a time :class:`~xcube.binning.Axis`) without its trailing
+    bins that hold no good time of ``gti`` (``(start, stop)`` [s]): the same
+    grid from the same first bin, fewer bins (a region whose CCDs' good time
+    ends before the other CCDs' gets no empty bins after it; leading empty
+    bins stay, so that rebinning by a factor keeps the grid's phase).
+    ``axis`` itself when the last bin overlaps or none does. Eager, small."""
     good = np.flatnonzero(gtimod.exposure_per_bin(axis.edges[:-1], axis.edges[1:], gti) > 0)
-    if good.size == 0:
+    if good.size == 0 or int(good[-1]) + 1 == axis.size:
         return axis
-    lo = int(good[0]) if head else 0
-    hi = int(good[-1]) + 1 if tail else axis.size
-    return axis if (lo, hi) == (0, axis.size) else axis.sel(lo, hi)
+    return axis.sel(0, int(good[-1]) + 1)
 
 
 def _band_lightcurve(events, axis, width, energy_band, region, background, expr, errors,

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
+from ..times import reference_on_time
 from .errors import ERROR_METHODS, count_error
 
 __all__ = ["rebin", "split_by_gti"]
@@ -168,7 +169,7 @@ def rebin(lc: xr.Dataset, factor: int | None = None, *, time_bin: float | None =
     ds.attrs = dict(lc.attrs, time_bin=float(n * nominal) if same and nominal is not None and np.isfinite(nominal)
                     and np.isclose(n * nominal, np.median(widths), rtol=1e-6) else
                     float(np.median(widths)) if same else float("nan"))
-    return ds
+    return reference_on_time(ds)
 
 
 def _width(lc) -> float:

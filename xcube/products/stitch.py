@@ -21,7 +21,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .._version import __version__
-from ..times import mjd_tt, time_reference, to_common_seconds
+from ..times import mjd_tt, reference_on_time, time_reference, to_common_seconds
 
 __all__ = ["stitch", "extract_lightcurves"]
 
@@ -195,7 +195,7 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     errors = {lc.attrs.get("errors") for lc in lcs}
     if len(errors) == 1 and None not in errors:
         out.attrs["errors"] = errors.pop()
-    return out
+    return reference_on_time(out)
 
 
 def _rate_kind(lcs) -> str:
