@@ -174,3 +174,16 @@ def test_total_eclipse_and_a_flare_outside_the_good_time_on_a_real_xmm_file():
                                   seed=6)
     assert truth.iloc[0]["counts"] == 0 and truth.iloc[0]["expected_counts"] == 0.0
     assert out.sizes["event"] == ev.sizes["event"]
+
+
+def test_a_flare_on_a_bright_source_spreads_over_the_raw_pixels_its_psf_covers():
+    """The raw-pixel fit took the 400 nearest events and clipped to their range: on the bright MOS1 source
+    those lie within 2", and 2525 flare events landed on 16 raw pixels (4 x 4)."""
+    ev = xcube.open_events(real_file("xmm", "exod_0001730201_M1_clean.fits"))
+    for x0, y0 in ((24740, 24076), (21000, 21000)):  # on the bright source; on background
+        out, _ = sim.inject_flare(ev, x=x0, y=y0, t_peak=1.00535e8, amplitude=2.0, width=500, seed=7)
+        new = ~np.isin(out["time"].values, ev["time"].values)
+        rx, ry = out["rawx"].values[new], out["rawy"].values[new]
+        sky_sigma_px = out["x"].values[new].std() * 0.05 / 1.1  # MOS raw pixels are 1.1"
+        assert new.sum() > 2000 and len(set(zip(rx, ry))) > 120, (x0, len(set(zip(rx, ry))))
+        assert rx.std() == pytest.approx(sky_sigma_px, rel=0.15) and ry.std() == pytest.approx(sky_sigma_px, rel=0.15)

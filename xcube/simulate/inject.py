@@ -373,19 +373,33 @@ def _source_good_time(events, profile, sample, tree, px, py, gti):
     return gti if own is None else own
 
 
-def _local_raw(profile, sample, tree, px, py, nx, ny, new, events, k: int = 2000) -> None:
+#: radius [arcsec] of the sample events an injection's raw-pixel fit takes
+RAW_FIT_ARCSEC = 60.0
+
+
+def _local_raw(profile, sample, tree, px, py, nx, ny, new, events, k: int = 2000, m: int = 400) -> None:
     """RAWX/RAWY of new events at sky pixels (nx, ny): per CCD (the nearest
-    existing event's), an affine fit of the raw coordinates on x/y of that
-    CCD's events among the ``k`` sample events nearest to (px, py). Copying
-    the nearest event's pixel instead would put a whole flare on a few
-    pixels: a hot pixel for the detector hygiene."""
+    existing event's), an affine fit of the raw coordinates on x/y of up to
+    ``m`` of that CCD's sample events within :data:`RAW_FIT_ARCSEC` of (px,
+    py) (spread over them; the ``k`` nearest when fewer), clipped to the
+    raw pixels that CCD's sample events cover. Copying the nearest event's
+    pixel instead would put a whole flare on a few pixels: a hot pixel for
+    the detector hygiene; so would a fit on the events of a bright source
+    alone, which lie within a few arcsec."""
     cols = profile.raw_columns
     if not cols or any(c not in new for c in cols) or len(nx) == 0:
         return
-    near = tree.query([px, py], k=min(k, tree.n))[1]
-    ccd_near = sample[cols[0]].values[near]
+    near = np.asarray(tree.query_ball_point([px, py], RAW_FIT_ARCSEC / profile.pixel_arcsec), np.int64) \
+        if profile.pixel_arcsec > 0 else np.zeros(0, np.int64)
+    if near.size < k:
+        near = np.asarray(tree.query([px, py], k=min(k, tree.n))[1], np.int64)
+    near = np.sort(near)
+    ccd_all = sample[cols[0]].values
+    ccd_near = ccd_all[near]
     for c in np.unique(new[cols[0]]):
-        idx = near[ccd_near == c][:400]
+        idx = near[ccd_near == c]
+        if idx.size > m:
+            idx = idx[np.linspace(0, idx.size - 1, m).astype(np.int64)]
         on = new[cols[0]] == c
         if idx.size < 10:
             continue
@@ -393,8 +407,9 @@ def _local_raw(profile, sample, tree, px, py, nx, ny, new, events, k: int = 2000
         b = np.column_stack([np.ones(int(on.sum())), nx[on], ny[on]])
         for col in cols[1:]:
             v = sample[col].values[idx].astype(np.float64)
+            own = sample[col].values[ccd_all == c]
             coef = np.linalg.lstsq(a, v, rcond=None)[0]
-            new[col][on] = np.clip(np.rint(b @ coef), v.min(), v.max()).astype(events[col].dtype)
+            new[col][on] = np.clip(np.rint(b @ coef), own.min(), own.max()).astype(events[col].dtype)
 
 
 def _merge_events(events: xr.Dataset, new: dict) -> xr.Dataset:
