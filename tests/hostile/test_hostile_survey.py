@@ -162,7 +162,7 @@ def test_superseded_driver_raises_and_leaves_the_status_alone(make_event_file, c
     with pytest.raises(SurveyAborted, match="another survey"):
         run(arch, out, PARAMS, compute=client, search=takeover_search, progress=False, figures="none")
     assert len(read_status(out)) == 0  # the table written at the start, never updated after the takeover
-    assert not list(out.glob("*/*/run.json"))  # nothing committed after the takeover
+    assert not [q for q in out.glob("*/*/run.json") if not q.parent.name.startswith(".")]  # nothing committed
     assert json.loads((out / LOCK_FILE).read_text())["token"] == "the-other-survey"  # not removed
 
 
