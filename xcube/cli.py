@@ -97,25 +97,30 @@ def positive_float(text: str) -> float:
     return value
 
 
-#: ``(option, text)`` of the number options given ``nan`` in the command line being parsed (see ``_number_type``)
+#: ``(option, text)`` of the number options given ``nan`` in the command line being parsed (see ``number_type``)
 _NAN_GIVEN: list = []
 
 
-def _number_type(action: argparse.Action):
-    """The argparse type of a ``type=float`` option: ``float``, noting a NaN
-    (``float`` takes ``nan``, which no option means) so that :func:`main`
-    refuses it naming the option (``stitch --mjdref nan`` otherwise failed
-    later with a message about NaN data). Exit status 1, as for the values
-    the commands refuse themselves."""
+def number_type(action: argparse.Action, parse=float):
+    """The argparse type of a number option parsed by ``parse`` (default
+    ``float``, given to every ``type=float`` option): ``parse``, except that
+    a NaN (``float`` takes ``nan``, which no option means) is noted so that
+    :func:`main` refuses it naming the option (``stitch --mjdref nan``
+    otherwise failed later with a message about NaN data). Exit status 1, as
+    for the values the commands refuse themselves."""
     name = action.option_strings[-1] if action.option_strings else action.dest
 
-    def number(text: str) -> float:
-        value = float(text)
-        if math.isnan(value):
+    def number(text: str):
+        try:
+            nan = math.isnan(float(text))
+        except ValueError:
+            nan = False
+        if nan:
             _NAN_GIVEN.append((name, text))
-        return value
+            return float("nan")
+        return parse(text)
 
-    number.__name__ = "float"  # (argparse's "invalid float value: 'x'")
+    number.__name__ = getattr(parse, "__name__", "float")  # (argparse's "invalid float value: 'x'")
     return number
 
 
@@ -165,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     for p in _subparsers(parser):
         p.formatter_class = HelpFormatter
         for action in p._actions:
-            if action.type is float:  # no option takes NaN: refused naming the option (see _number_type)
-                action.type = _number_type(action)
+            if action.type is float:  # no option takes NaN: refused naming the option (see number_type)
+                action.type = number_type(action)
     return parser
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from ..cli import Pairs, add_hdu_option, add_screen_option, non_negative_int, positive_float
+    from ..cli import Pairs, add_hdu_option, add_screen_option, non_negative_int, number_type, positive_float
 
     p = sub.add_parser(
         "demo", help="simulate an observation with transients, search it, write results",
@@ -26,7 +26,7 @@ def register(sub) -> None:
                               help=f"observation length [s]; at least {DEMO_MIN_DURATION:.0f} s, the length the "
                                    "demo's transients need")
     for action in (seed, duration):  # NaN refused as by every number option (search --time-bin nan): status 1
-        action.type = _nan_refused(action, action.type)
+        action.type = number_type(action, action.type)
     p.add_argument("--overwrite", action="store_true",
                    help="replace the output directory of an earlier xcube demo as a whole (refused when it holds "
                         "files the demo does not write)")
@@ -108,27 +108,6 @@ def _demo_duration(text: str) -> float:
         return check_demo_duration(text, name="")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _nan_refused(action, parse):
-    """The argparse type of a demo number option: ``parse``, except that a
-    NaN goes through :func:`xcube.cli._number_type`, the type every
-    ``type=float`` option (``search --time-bin``) gets, so that
-    :func:`xcube.cli.main` refuses it naming the option (``--duration nan:
-    must be a number, not NaN``, status 1)."""
-    from ..cli import _number_type
-
-    number = _number_type(action)
-
-    def value(text: str):
-        try:
-            nan = math.isnan(float(text))
-        except ValueError:
-            nan = False
-        return number(text) if nan else parse(text)
-
-    value.__name__ = getattr(parse, "__name__", "value")
-    return value
 
 
 #: what an ``xcube demo`` directory holds (the files and directories ``demo`` writes)
