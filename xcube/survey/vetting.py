@@ -44,6 +44,14 @@ DROP_FLAGS = [f for f in RUN_FLAGS if f != "flag_5sigma"] + CATALOGUE_FLAGS
 _LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".dat", ".ids")
 
 
+def looks_like_path(text: str) -> bool:
+    """True for a name that is a path or a list file rather than an
+    observation id: it holds a ``/`` (or ``os.sep``) or ends in a list-file
+    suffix such as ``.txt``, so that a misspelled file name is not taken as
+    an id."""
+    return "/" in text or os.sep in text or text.lower().endswith(_LIST_SUFFIXES)
+
+
 def read_obs_list(obs, must_exist: bool = False) -> set[str]:
     """Observation ids from a list, or a text file (one id per line, ``#``
     comments and blank lines skipped). A string is one observation id unless
@@ -62,7 +70,7 @@ def read_obs_list(obs, must_exist: bool = False) -> set[str]:
             raise ValueError(f"{obs}: not UTF-8 text ({exc}); save the list of observation ids as UTF-8") from None
         return {ln.split("#", 1)[0].strip() for ln in lines if ln.split("#", 1)[0].strip()}
     if isinstance(obs, Path) or (isinstance(obs, str) and (
-            must_exist or "/" in obs or os.sep in obs or obs.lower().endswith(_LIST_SUFFIXES))):
+            must_exist or looks_like_path(obs))):
         raise FileNotFoundError(f"{obs}: no such file of observation ids to exclude (one id per line)")
     if isinstance(obs, str):
         return {obs}

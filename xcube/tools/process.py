@@ -68,13 +68,14 @@ def find_odfs(observations, archive=None) -> dict[str, Path]:
     path in the message). Eager, cheap (directory listings)."""
     from ..io.paths import safe_component
     from ..survey.observations import read_obslist
+    from ..survey.vetting import looks_like_path
 
     if isinstance(observations, (str, Path)) and Path(observations).is_file():
         items = read_obslist(observations, archive=archive)  # ("obs space" in the archive kept whole)
     elif isinstance(observations, (str, Path)):
         p = Path(observations)
         in_archive = archive is not None and not p.is_absolute() and (Path(archive) / p).exists()
-        if not p.is_dir() and not in_archive and (archive is None or _looks_like_path(str(observations))):
+        if not p.is_dir() and not in_archive and (archive is None or looks_like_path(str(observations))):
             raise FileNotFoundError(f"{observations}: no such observation list or ODF directory"
                                     + ("" if archive is None else f" (nor {Path(archive) / p})"))
         items = [str(observations)]
@@ -93,14 +94,6 @@ def find_odfs(observations, archive=None) -> dict[str, Path]:
         cands = [base, base / "odf", base / "ODF"]
         out[obsid] = next((c for c in cands if c.is_dir() and any(c.glob("*SUM.ASC"))), base)
     return out
-
-
-def _looks_like_path(item: str) -> bool:
-    """True for a name that is a path or a list file, not an observation id
-    (a ``/``, or a list suffix such as ``.txt``)."""
-    from ..survey.vetting import _LIST_SUFFIXES
-
-    return "/" in item or os.sep in item or item.lower().endswith(_LIST_SUFFIXES)
 
 
 #: the largest EPIC energy [keV] a band may reach (pn PI 0-20479 eV)

@@ -16,7 +16,8 @@ Rules (also in ``docs/search.md``):
   footprint cell is at most :data:`EDGE_CELLS` (2) cells (chessboard
   distance: the footprint grown by two cells) from a cell outside the field,
   or the footprint holds a cell on a CCD gap of one camera (:func:`gap_cells`:
-  events from two CCDs, or next to an empty cell between two CCDs). Outside the field (:func:`edge_cells`)
+  events from two CCDs, or next to a cell of another CCD or to an empty cell
+  between two CCDs). Outside the field (:func:`edge_cells`)
   are the cells with no count that are connected (through cells with no
   count, 4-connected) to the grid's border, and everything beyond the grid
   (which covers the events' extent); an empty cell enclosed by the field is
