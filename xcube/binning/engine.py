@@ -88,10 +88,13 @@ def _make_axis(role, spec, events, *, offset, t0, size_arcsec) -> Axis | None:
         if spec.name in _ROLES and spec.name != role:
             raise ValueError(f"axis {spec.name!r} passed as {role}=; pass it as {spec.name}=")
         return spec
-    what = (f"{role}={spec!r}: expected a bin width [{_UNITS[role]}], an array of edges, a dict of axis options "
-            "or an Axis")
+
+    def bad_spec():  # formatted only on failure: the repr of a long array of edges costs a millisecond
+        return ValueError(f"{role}={spec!r}: expected a bin width [{_UNITS[role]}], an array of edges, a dict of "
+                          "axis options or an Axis")
+
     if isinstance(spec, (bool, str, bytes)):
-        raise ValueError(what)
+        raise bad_spec()
     if isinstance(spec, Real):
         kw = {"width": spec}
     elif isinstance(spec, Mapping):
@@ -100,7 +103,7 @@ def _make_axis(role, spec, events, *, offset, t0, size_arcsec) -> Axis | None:
         try:
             kw = {"edges": np.asarray(spec, dtype=np.float64)}
         except (TypeError, ValueError):
-            raise ValueError(what) from None
+            raise bad_spec() from None
     if off and "offset" not in kw and kw.get("edges") is None:
         kw["offset"] = off
     if role == "time":
