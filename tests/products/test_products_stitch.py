@@ -168,3 +168,21 @@ def test_stitch_keeps_mjdref_in_two_parts(tmp_path, from_file):
     exact = (Time(55197, 7.6601852e-4 + lc["time"].values / 86400.0, format="mjd", scale="tt")
              - Time(st.attrs["mjdref"], format="mjd", scale="tt")).sec
     assert np.abs(st["time"].values - exact).max() < 8e-8
+
+
+def test_overlapping_cameras_count_their_good_time_once_and_name_the_instruments(tmp_path):
+    """Two cameras over the same 160 s: EXPOSURE is the 160 s covered, not
+    320 s; INSTRUME and TELESCOP name the inputs (one shared, or all joined)."""
+    from astropy.io import fits
+
+    a = make_lc(1e8, 20, 8.0, XMM_REF, obs_id="0123456789", seed=1)
+    b = make_lc(1e8, 20, 8.0, XMM_REF, obs_id="0123456789", seed=2).assign_attrs(instrument="EMOS2")
+    a.attrs["instrument"] = "EMOS1"
+    hdr = fits.getheader(xcube.write_lightcurve(tmp_path / "ab.lc", stitch([a, b])), "RATE")
+    assert hdr["EXPOSURE"] == pytest.approx(160.0) and hdr["ONTIME"] == pytest.approx(160.0)
+    assert hdr["INSTRUME"] == "EMOS1+EMOS2" and hdr["TELESCOP"] == "XMM"
+    # bins in sequence keep the summed exposure (a 16 s gap before bin 10)
+    c = make_lc(2e8, 20, 8.0, XMM_REF, mission="NuSTAR", obs_id="60001", gaps=(10,), seed=3)
+    hdr = fits.getheader(xcube.write_lightcurve(tmp_path / "ac.lc", stitch([a, c])), "RATE")
+    assert hdr["EXPOSURE"] == pytest.approx(160.0 + 152.0) and hdr["TELESCOP"] == "NUSTAR+XMM"
+    assert hdr["INSTRUME"] == "EMOS1+X"

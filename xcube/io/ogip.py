@@ -197,6 +197,17 @@ def common_cards(attrs: dict, span=None) -> dict:
     return cards
 
 
+def _covered_good_time(lc, lo, hi, exposure) -> float:
+    """The good time [s] the light curve covers: the bins' summed exposure;
+    for bins that overlap in time (a stitched curve of two cameras of one
+    observation) the time covered once, the merged GTI within the union of
+    the bins, so that EXPOSURE does not count the overlap twice."""
+    if lo.size < 2 or not np.any(lo[1:] < hi[:-1]) or "gti_start" not in lc:
+        return float(exposure.sum())
+    covered = gtimod.intersection(gtimod.normalize(lo, hi, warn=False), gtimod.from_dataset(lc))
+    return float(gtimod.exposure(covered))
+
+
 def _apply(header: fits.Header, cards: dict) -> None:
     for k, v in cards.items():
         if v is None:
@@ -615,8 +626,8 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
         "TSTART": float(lo[0]) if lo.size else 0.0, "TSTOP": float(hi[-1]) if hi.size else 0.0,
         "TIMEZERO": 0.0, "TIMEPIXR": (0.5, "TIME is the bin centre"),
         "TIMEDEL": (float(np.median(width)) if width.size else 0.0, "[s] bin width"),
-        "EXPOSURE": (float(exposure.sum()), "[s] good time in the bins"),
-        "ONTIME": float(exposure.sum()),
+        "EXPOSURE": (_covered_good_time(lc, lo, hi, exposure), "[s] good time in the bins"),
+        "ONTIME": _covered_good_time(lc, lo, hi, exposure),
         "BACKAPP": kind == "net", "DEADAPP": False, "VIGNAPP": False,
         "FRACCORR": (True, "RATE = COUNTS / (TIMEDEL * FRACEXP)") if fraccorr else
         (False, "RATE = COUNTS / TIMEDEL, not / FRACEXP"),

@@ -50,6 +50,23 @@ def _as_lightcurves(lightcurves) -> list:
     return out
 
 
+def _shared_names(lcs) -> dict:
+    """``mission``/``instrument`` attrs of the stitched curve (its files'
+    TELESCOP and INSTRUME): the one the inputs share, else the sorted
+    distinct ones joined with '+' (with ``telescop`` the missions' own
+    TELESCOP names, e.g. ``'XMM+NUSTAR'``)."""
+    from ..missions import telescop_of
+
+    out = {}
+    for key in ("mission", "instrument"):
+        names = sorted({str(lc.attrs.get(key) or "").strip() for lc in lcs} - {""})
+        if names:
+            out[key] = "+".join(names)
+            if key == "mission" and len(names) > 1:
+                out["telescop"] = "+".join(dict.fromkeys(telescop_of(m) for m in names))
+    return out
+
+
 def _reference(lc, index: int):
     """The :class:`xcube.times.TimeReference` of ``lc`` (MJDREFI + MJDREFF
     where its attrs keep both, full precision; its TIMESYS); ``ValueError``
@@ -137,7 +154,9 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     SOLARSYSTEM is a ``ValueError`` naming them; none given is LOCAL),
     ``n_observations`` (distinct mission and obs_id: two
     cameras of one observation count once), ``n_lightcurves``,
-    ``observations`` (obs_id of each light curve),
+    ``observations`` (obs_id of each light curve), ``mission`` and
+    ``instrument`` (the one the inputs share, else their names joined with
+    '+', as the written file's TELESCOP and INSTRUME),
     ``time_bin`` (NaN when the inputs differ), ``rate_kind`` and
     ``hduclas2`` when the inputs' ``rate`` is a NET or BKG rate (OGIP files
     read back; all inputs must agree, ``ValueError`` naming them otherwise),
@@ -187,6 +206,7 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
                  "missions": sorted({str(lc.attrs.get("mission", "")) for lc in lcs}),
                  "time_bin": widths.pop() if len(widths) == 1 else float("nan"), "xcube_version": __version__}
     out.attrs.update(band)
+    out.attrs.update(_shared_names(lcs))
     if timeref is not None:
         out.attrs["timeref"] = timeref
     if kind != "total":
