@@ -22,7 +22,7 @@ import socket
 import time
 from pathlib import Path
 
-__all__ = ["SurveyLock", "LOCK_FILE", "lock_owner"]
+__all__ = ["SurveyLock", "LOCK_FILE", "lock_owner", "pid_alive"]
 
 log = logging.getLogger("xcube.survey")
 
@@ -39,7 +39,8 @@ def lock_owner(out) -> str | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (one that is not ours counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -135,7 +136,7 @@ class SurveyLock:
                 except (OSError, ValueError):
                     info = {}
                 pid = info.get("pid")
-                if info.get("host") != socket.gethostname() or not isinstance(pid, int) or _pid_alive(pid):
+                if info.get("host") != socket.gethostname() or not isinstance(pid, int) or pid_alive(pid):
                     raise _busy(self.path, info) from None
                 log.warning("%s: removing the lock of a dead survey (pid %s)", self.path, pid)
                 self.path.unlink(missing_ok=True)

@@ -405,7 +405,7 @@ def remove_dead_caches(root) -> int:
     import re
     import shutil
 
-    from .lock import _pid_alive
+    from .lock import pid_alive
 
     name = re.compile(re.escape(CACHE_PREFIX) + r"(\d+)@" + re.escape(socket.gethostname()) + "@")
     n = 0
@@ -415,7 +415,7 @@ def remove_dead_caches(root) -> int:
         return 0
     for e in entries:
         m = name.match(e.name)
-        if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+        if m is None or int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
             continue
         try:
             if e.is_dir(follow_symlinks=False) and e.stat(follow_symlinks=False).st_uid == os.getuid():
