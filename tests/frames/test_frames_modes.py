@@ -266,3 +266,27 @@ def test_qlcp_configuration_file_is_accepted(tmp_path, caplog):
         assert f"QLCP key '{key}' is not used" in caplog.text
     with pytest.raises(ValueError, match="unknown configuration key 'site_tzz'"):
         load_config(site_tzz=8)
+
+
+@pytest.mark.parametrize("kw, said", [
+    ({"aper": (0, 5)}, "aper=(0, 5): radii must be finite and non-zero"),
+    ({"aper": {"V1234Cyg": (3.0, float("nan"))}}, "(object 'V1234Cyg')"),
+    ({"annulus": (2, 1)}, "annulus=(2, 1): give (inner, outer) with the outer radius beyond"),
+    ({"annulus": (-3.0, -2.0)}, "outer radius beyond"),
+    ({"annulus": (12,)}, "give (inner, outer)"),
+    ({"aper": "wide"}, "expected radii [px]"),
+])
+def test_bad_apertures_name_the_setting(kw, said):
+    """Sweep p25: photutils' bare "'r' must be a positive scalar" named neither the setting nor the fix."""
+    with pytest.raises(ValueError) as err:
+        load_config(**kw)
+    assert said in str(err.value)
+    assert load_config(aper=(-1.5, 4), annulus=(-2, 15))["annulus"] == (-2, 15)  # FWHM multiples and pixels mix
+
+
+def test_cli_names_a_bad_annulus(tmp_path, capsys):
+    from xcube.cli import main
+
+    (tmp_path / "raw").mkdir()
+    assert main(["frames", "run", str(tmp_path / "raw"), str(tmp_path / "red"), "--set", "annulus=(2,1)"]) == 1
+    assert "annulus=(2, 1)" in capsys.readouterr().err

@@ -78,6 +78,7 @@ def test_outputs_on_disk(night):
     xr.testing.assert_allclose(stored["diff_mag"], res["diff_mag"])
     assert stored.attrs["comparisons"] == res.attrs["comparisons"]
     table = pd.read_csv(red / "lc_V1234Cyg_R.csv")
+    assert set(table["timesys"]) == {"BJD_TDB"}
     assert len(table) == 40 and {"time", "diff_mag_r5px", "diff_err_r5px", "hjd", "airmass"} <= set(table.columns)
     header = fits.getheader(red / "V1234Cyg_R" / "V1234Cyg-0001R.bf.fits")
     for key in ("JD", "MJD", "HJD", "BJD_TDB", "ALT", "AZ", "AIRMASS"):

@@ -119,5 +119,9 @@ def test_lightcurve_table_columns():
                                                                                           range(NF)]),
                           aperture=("aperture", [-1.5]))
     table = lightcurve_table(lc)
-    assert list(table.columns) == ["file", "time", "diff_mag_r1.5fwhm", "diff_err_r1.5fwhm", "check3_mag_r1.5fwhm"]
-    assert len(table) == NF
+    assert list(table.columns) == ["file", "time", "timesys", "diff_mag_r1.5fwhm", "diff_err_r1.5fwhm",
+                                   "check3_mag_r1.5fwhm"]
+    assert len(table) == NF and set(table["timesys"]) == {"BJD_TDB"}
+    # frames without target coordinates: the CSV says its times are JD (UTC) (sweep p25)
+    lc["time"].attrs["timesys"] = "JD_UTC"
+    assert set(lightcurve_table(lc)["timesys"]) == {"JD_UTC"}

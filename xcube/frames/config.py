@@ -16,6 +16,8 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from .select import PICK_DEFAULTS
 
 __all__ = ["DEFAULTS", "EXIST_MODES", "MISSING_MODES", "QLCP_UNUSED", "KEY_STEP", "load_config", "for_key",
@@ -196,7 +198,31 @@ def load_config(files=None, **kwargs) -> dict:
         raise ValueError(f"on_missing={cfg['on_missing']!r}: use one of {MISSING_MODES}")
     if cfg["result_format"] not in ("zarr", "netcdf"):
         raise ValueError(f"result_format={cfg['result_format']!r}: use 'zarr' or 'netcdf'")
+    _check_radii(cfg)
     return cfg
+
+
+def _check_radii(cfg: dict) -> None:
+    """``ValueError`` naming the setting when ``aper`` or ``annulus`` (or
+    one object's entry of them) is not a list of finite, non-zero radii [px,
+    negative: FWHM multiples], or an annulus is not ``(inner, outer)`` with
+    the outer radius beyond the inner one (when both are in one unit)."""
+    for key in ("aper", "annulus"):
+        value = cfg[key]
+        for obj, v in (value.items() if isinstance(value, dict) else [(None, value)]):
+            if v is None and key == "annulus":
+                continue
+            where = f"{key}={v!r}" + (f" (object {obj!r})" if obj is not None else "")
+            try:
+                r = np.atleast_1d(np.asarray(v, dtype=float)).ravel()
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: expected radii [px], negative for multiples of the FWHM") from None
+            if r.size == 0 or not np.all(np.isfinite(r)) or np.any(r == 0):
+                raise ValueError(f"{where}: radii must be finite and non-zero [px; negative: multiples of the "
+                                 "FWHM]")
+            if key == "annulus" and (r.size != 2 or (np.sign(r[0]) == np.sign(r[1]) and abs(r[1]) <= abs(r[0]))):
+                raise ValueError(f"{where}: give (inner, outer) with the outer radius beyond the inner one, "
+                                 "e.g. annulus=(10, 16)")
 
 
 def for_key(value, key: str):

@@ -78,12 +78,15 @@ def aperture_labels(ds: xr.Dataset) -> list[str]:
 
 
 def lightcurve_table(ds: xr.Dataset) -> pd.DataFrame:
-    """One row per frame: ``file``, ``time`` (BJD_TDB [d]), the other per-frame
-    time and condition coordinates present, then ``diff_mag_<ap>`` and
+    """One row per frame: ``file``, ``time`` [d] and ``timesys`` (what
+    ``time`` is: ``BJD_TDB``, or ``JD_UTC`` for frames without target
+    coordinates), the other per-frame time and condition coordinates
+    present, then ``diff_mag_<ap>`` and
     ``diff_err_<ap>`` [mag] per aperture and ``check<k>_mag_<ap>`` per check
     star (``<ap>``: :func:`aperture_labels`). Eager: reads the Dataset's
     values into the pandas table."""
-    table = pd.DataFrame({"file": ds["file"].values, "time": ds["time"].values})
+    table = pd.DataFrame({"file": ds["file"].values, "time": ds["time"].values,
+                          "timesys": str(ds["time"].attrs.get("timesys", "BJD_TDB"))})
     for name in ("jd", "mjd", "hjd", "airmass", "fwhm", "offset_x", "offset_y", "rotation"):
         if name in ds and ds[name].dims == ("frame",):
             table[name] = ds[name].values

@@ -15,12 +15,14 @@ being read as NaN. Datasets written before that are read unverified.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["dataset_suffix", "write_dataset", "read_dataset", "write_catalogue_fits", "write_calibrated"]
+__all__ = ["dataset_suffix", "write_dataset", "read_dataset", "write_catalogue_fits", "write_calibrated",
+           "trimmed_origin"]
 
 
 def dataset_suffix(fmt: str) -> str:
@@ -179,6 +181,24 @@ def _raw_header(path, hdu: int):
     return header
 
 
+_REFERENCE_PIXEL = re.compile(r"^(CRPIX[12][A-Z]?|LTV[12])$")
+
+
+def trimmed_origin(header, border: int) -> None:
+    """Move the pixel reference of ``header`` onto a frame trimmed by
+    ``border`` pixels on each side, in place: ``CRPIX1``/``CRPIX2`` (and
+    their alternate-WCS forms ``CRPIX1A``...) and IRAF's ``LTV1``/``LTV2``
+    (added when absent, so physical pixels still name the raw ones) less
+    ``border``, so that every trimmed pixel keeps its sky position."""
+    if border <= 0:
+        return
+    for key in [k for k in header if _REFERENCE_PIXEL.match(k)]:
+        header[key] = float(header[key]) - border
+    for key in ("LTV1", "LTV2"):
+        if key not in header:
+            header[key] = (-float(border), "physical to image pixel offset (trimmed)")
+
+
 def write_calibrated(block, raw_paths, raw_hdus, out_paths, keywords, write):
     """Write the calibrated frames of one chunk (a Dask task): each frame's
     raw header plus ``keywords`` (one dict per frame) into a float32 FITS
@@ -194,6 +214,7 @@ def write_calibrated(block, raw_paths, raw_hdus, out_paths, keywords, write):
         if not write[i]:
             continue
         header = _raw_header(raw_paths[i], int(raw_hdus[i]))
+        trimmed_origin(header, int(keywords[i].get("BORDER", (0, ""))[0]))
         hdu = fits.PrimaryHDU(block[i].astype(np.float32), header=header)
         for key, (value, comment) in keywords[i].items():
             hdu.header[key] = (value, comment)
