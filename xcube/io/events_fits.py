@@ -244,23 +244,30 @@ def _warn_uneven_ccd_tables(per_ccd: dict, path) -> None:
 COARSE_TIME = 1.0e-3
 
 
-def _warn_coarse_time(hdu, column: str, index: int, path) -> None:
-    """Warn, naming the file, when a float32 (``E``) TIME column cannot
-    resolve :data:`COARSE_TIME` at the file's times: the spacing of float32
-    at the largest stored time (from TSTART/TSTOP, after TSCAL/TZERO).
+def _warn_coarse_time(hdu, column: str, index: int, path, span_header=None) -> None:
+    """Warn, naming the file, when a float32 (``E``) time column (events'
+    TIME, a GTI table's START/STOP) cannot resolve :data:`COARSE_TIME` at
+    the file's times: the spacing of float32 at the largest stored time (from
+    TSTART/TSTOP of the HDU, else of ``span_header``, after TSCAL/TZERO).
     Header only."""
     if str(hdu.header.get(f"TFORM{index}", "")).strip().upper().lstrip("1") != "E":
         return
     scale, zero = column_scaling(hdu.header, index, path)
-    ends = [abs(float(v)) for v in (hdu.header.get("TSTART"), hdu.header.get("TSTOP"))
-            if isinstance(v, (int, float)) and np.isfinite(v)]
+    ends = []
+    for h in (hdu.header, span_header if span_header is not None else {}):
+        ends = [abs(float(v)) for v in (h.get("TSTART"), h.get("TSTOP"))
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)]
+        if ends:
+            break
     if not ends or not scale:
         return
     step = float(np.spacing(np.float32(max(abs((t - zero) / scale) for t in ends)))) * abs(scale)
     if step > COARSE_TIME:
+        effect = ("event times are rounded to that and events near a GTI boundary may fall outside it"
+                  if span_header is None else "the good-time intervals are rounded to that, and so is the exposure")
         warnings.warn(f"{path}[{hdu.name}]: the {column} column is float32 (TFORM E): at times of {max(ends):.4g} s "
-                      f"it resolves only {step:g} s, so event times are rounded to that and events near a GTI "
-                      "boundary may fall outside it; write TIME as float64 (TFORM D)", UserWarning, stacklevel=4)
+                      f"it resolves only {step:g} s, so {effect}; write it as float64 (TFORM D)", UserWarning,
+                      stacklevel=4)
 
 
 def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict]:
@@ -311,6 +318,7 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         check_time_unit(hdu.header.get("TIMEUNIT", header.get("TIMEUNIT")), where)
         for col in (s, e):
             check_column_time_unit(hdu.header, names.index(col) + 1, col, where)
+            _warn_coarse_time(hdu, col, names.index(col) + 1, path, span_header=header)
         # its own TIMEZERO, else the primary header's (which the events inherit too), never the events'
         tz = read_timezero(merged_header(hdul[0].header, hdu.header), where)
         _check_gti_time_system(hdu.header, header, where)
@@ -326,7 +334,10 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         start, stop = (decode(raw[c], np.float64, *column_scaling(hdu.header, names.index(c) + 1, where), tz)
                        for c in (s, e))
         g = gtimod.normalize(start, stop, source=where)
-        ccd = profile.ccd_of_gti_extension(hdu.name, hdu.header)
+        try:
+            ccd = profile.ccd_of_gti_extension(hdu.name, hdu.header)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
         if ccd is None:
             global_sets.append(g)
         else:
@@ -508,8 +519,10 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
     attrs = _attrs(header, profile, path, hdu_name=hdu.name, cols=cols)
     attrs["gti_kind"] = gti_kind
     timezero = read_timezero(header, path)  # (TIMEZERO, or the split TIMEZERI + TIMEZERF)
-    attrs["tstart"] = header_float(header, "TSTART", path, gti[0][0] if gti[0].size else np.nan) + timezero
-    attrs["tstop"] = header_float(header, "TSTOP", path, gti[1][-1] if gti[1].size else np.nan) + timezero
+    # TSTART/TSTOP as the times are read (TIMEZERO added); without them the GTI span, which has it already
+    for key, fallback in (("tstart", gti[0][:1]), ("tstop", gti[1][-1:])):
+        value = header_float(header, key.upper(), path, np.nan) + timezero
+        attrs[key] = value if np.isfinite(value) else (float(fallback[0]) if fallback.size else np.nan)
     return EventsMeta(
         path=path,
         profile=profile,
@@ -573,7 +586,7 @@ def _attrs(h: dict, profile: MissionProfile, path, hdu_name, cols) -> dict:
         ):
             if f"{src}{i}" in h:
                 v = h[f"{src}{i}"]
-                a[f"{dst}{axis}"] = v.strip() if src in ("TCTYP", "TCUNI") else header_float(h, f"{src}{i}", path)
+                a[f"{dst}{axis}"] = str(v).strip() if src in ("TCTYP", "TCUNI") else header_float(h, f"{src}{i}", path)
                 source_keys[f"{dst}{axis}"] = f"{src}{i} (column {fname})"
         lo, hi = _limits(h, i, fname, path)
         if lo is not None:

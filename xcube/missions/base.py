@@ -214,10 +214,18 @@ class MissionProfile:
     def ccd_of_gti_extension(self, extname: str, header) -> int | None:
         """CCD number a GTI extension belongs to (one of ``gti_ccd_keywords``,
         or the digits matched by ``gti_ccd_pattern``), or None for an
-        observation-wide GTI."""
+        observation-wide GTI. ``ValueError`` naming the extension and the
+        keyword when its value is not a whole number."""
         for key in self.gti_ccd_keywords:
-            if header.get(key) is not None:
-                return int(header[key])
+            value = header.get(key)
+            if value is not None:
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    number = float("nan")
+                if isinstance(value, bool) or not number.is_integer():
+                    raise ValueError(f"GTI extension {extname}: {key} = {value!r} is not a CCD number")
+                return int(number)
         if self.gti_ccd_pattern:
             m = re.fullmatch(self.gti_ccd_pattern, extname.upper())
             if m:
