@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -184,3 +185,48 @@ def test_feature_count_statistics_carry_counts():
     and the detections' ECSV. Skewness and kurtosis stay dimensionless."""
     assert [column_unit(c) for c in ("n_mean", "n_std", "mu_max", "mu_sum")] == ["count"] * 4
     assert column_unit("n_skew") == "" and column_unit("mu_kurt") == ""
+
+
+def test_subsets_numbering_their_detections_from_zero_keep_each_sources_id(tmp_path):
+    """Sweep p25: a re-run with two exposure subsets (each numbering its detections from 0) handed the pn
+    source's id and name to the MOS source; the subset's search run id is part of the detection key."""
+    out = tmp_path / "out"
+    pn = dict(ra=10.0296, dec=4.9989, run_id="0100000701_0_50_0.2_12.0", detection=0)
+    _fake_run(out, "0100000701", [pn])
+    first = build_catalogue(out, report=False).sources
+    assert first["source_id"].tolist() == [0]
+    mos = dict(ra=9.9688, dec=5.0205, run_id="0100000701_1_50_0.2_12.0", detection=0)  # lower RA: sorts first
+    shutil.rmtree(out / "0100000701")  # the run redone, now of two subsets
+    _fake_run(out, "0100000701", [pn, mos])
+    second = build_catalogue(out, report=False).sources.set_index("source_id")
+    assert second.loc[0, "ra"] == pytest.approx(10.0296) and second.loc[0, "name"] == first["name"][0]
+    assert second.loc[1, "ra"] == pytest.approx(9.9688) and second.loc[1, "name"] != first["name"][0]
+
+
+def test_an_id_freed_by_a_merge_is_not_given_again(tmp_path):
+    """Sweep p25: ids are never reused, also the largest one freed when two sources merge."""
+    out = tmp_path / "out"
+    _fake_run(out, "0400000001", [dict(ra=150.0, dec=2.2)])
+    _fake_run(out, "0400000002", [dict(ra=150.0 + 12 / 3600, dec=2.2)])  # 12" apart: two sources at 10"
+    assert build_catalogue(out, radius_arcsec=10.0, report=False).sources["source_id"].tolist() == [0, 1]
+    merged = build_catalogue(out, radius_arcsec=20.0, report=False).sources  # one source: id 1 is free
+    assert merged["source_id"].tolist() == [0]
+    _fake_run(out, "0400000003", [dict(ra=160.0, dec=-5.0)])
+    third = build_catalogue(out, radius_arcsec=20.0, report=False).sources.set_index("ra")
+    assert third.loc[160.0, "source_id"] == 2
+
+
+@pytest.mark.parametrize("count", [None, "two", "drop"])
+def test_a_record_without_a_valid_count_is_read_not_dropped(out, count, caplog):
+    """Sweep p25: a done run whose run.json lacked n_detections counted as 0 and its detections vanished."""
+    (record,) = (out / "0400000001").glob("*/run.json")
+    rec = json.loads(record.read_text())
+    if count == "drop":
+        del rec["n_detections"]
+    else:
+        rec["n_detections"] = count
+    record.write_text(json.dumps(rec))
+    cat = build_catalogue(out, report=False, write=False)
+    assert len(cat.detections) == 3 and "0400000001" in set(cat.detections["obsid"])
+    assert "gives no valid n_detections" in caplog.text and str(record.parent) in caplog.text
+    assert cat.runs.set_index("obsid").loc["0400000001", "n_detections"] == 1

@@ -86,20 +86,25 @@ def load_detections(out, status: pd.DataFrame | None = None) -> tuple[pd.DataFra
     with detections whose table is missing, not a file, unreadable or shorter
     than its record's ``n_detections`` is an ``OSError`` naming the file (a
     run whose ``run.json`` cannot be read is left out, with a warning:
-    :func:`.status.scan_runs`)."""
+    :func:`.status.scan_runs`); a done run whose record gives no valid
+    ``n_detections`` is read from its table, with a warning."""
     out = Path(out)
     status = scan_runs(out) if status is None else status
     runs = status[status["state"] == "done"].reset_index(drop=True)
     frames = []
     for r in runs.itertuples():
-        if not r.n_detections:
+        if r.n_detections == 0:
             continue
         path = out / r.obsid / r.run_id / "detections.parquet"
         try:
             if not path.is_file():
                 raise OSError("not a file" if path.exists() else "missing")
             det = pd.read_parquet(path)
-            if len(det) < r.n_detections:
+            if r.n_detections < 0:  # its record does not say how many: the file does
+                log.warning("%s: the record (%s) of done run %s gives no valid n_detections; its %d detection(s) "
+                            "are read from %s", path.parent, RECORD_FILE, r.run_id, len(det), path.name)
+                runs.loc[r.Index, "n_detections"] = len(det)
+            elif len(det) < r.n_detections:
                 raise ValueError(f"it holds {len(det)} row(s) where its record ({RECORD_FILE}) counts "
                                  f"{r.n_detections} detections")
         except (OSError, ValueError) as exc:
@@ -266,7 +271,8 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
     det, runs = load_detections(out)
     times = dict(det.attrs)  # the runs' common time reference (MJDREF, TIMESYS), for the FITS headers
     det, sources = cluster_detections(det, radius_arcsec=radius_arcsec, prefix=prefix)
-    det, sources = carry_source_ids(det, sources, _previous_detections(out), prefix=prefix)
+    first_free = _first_free_id(out)
+    det, sources = carry_source_ids(det, sources, _previous_detections(out), prefix=prefix, first_free=first_free)
     det, regions = flag_catalogue(det, exclude_obs, radius_arcsec=hot_radius_arcsec, min_obs=hot_min_obs,
                                   min_sources=hot_min_sources)
     for spec in crossmatch or ():
@@ -285,11 +291,22 @@ def build_catalogue(out, radius_arcsec: float = 20.0, crossmatch=(), match_radiu
                 "hot_min_sources": hot_min_sources, "excluded_obs": sorted(read_obs_list(exclude_obs)),
                 "flags": flags.to_dict("records"),
                 "crossmatch": [str(c.get("path") if isinstance(c, dict) else c) for c in crossmatch or ()],
-                "options": options}
+                "options": options,
+                "next_source_id": max([first_free, *(int(i) + 1 for i in sources["source_id"])])}
         cat.directory = _write_catalogue(out / CATALOGUE_DIR, cat, info, times)
         log.info("%s: catalogue of %d detections, %d sources from %d runs", cat.directory, len(det), len(sources),
                  len(runs))
     return cat
+
+
+def _first_free_id(out: Path) -> int:
+    """The source id after every id the catalogues written before gave out
+    (``next_source_id`` of ``catalogue.json``; 0 without one)."""
+    try:
+        value = json.loads((out / CATALOGUE_DIR / "catalogue.json").read_text()).get("next_source_id", 0)
+        return max(int(value), 0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
 
 
 def _previous_detections(out: Path) -> pd.DataFrame | None:
@@ -298,7 +315,10 @@ def _previous_detections(out: Path) -> pd.DataFrame | None:
     if not path.exists():
         return None
     try:
-        return pd.read_parquet(path, columns=DETECTION_KEY + ["source_id", "source_name"])
+        import pyarrow.parquet as pq
+
+        have = set(pq.read_schema(path).names)  # catalogues before search_run_id was part of the key lack it
+        return pd.read_parquet(path, columns=[c for c in DETECTION_KEY + ["source_id", "source_name"] if c in have])
     except Exception as exc:  # noqa: BLE001 - an unreadable or older catalogue: ids start afresh
         log.warning("%s: cannot read the source ids of the previous catalogue (%s); numbering sources afresh",
                     path, exc)

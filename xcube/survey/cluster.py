@@ -215,31 +215,41 @@ def _empty_sources() -> pd.DataFrame:
     return summarise_sources(det, src)
 
 
-#: the columns that identify a detection across catalogue rebuilds
-DETECTION_KEY = ["obsid", "run_id", "detection"]
+#: what names one detection across catalogue builds: a survey run of several exposure subsets numbers the
+#: detections of each subset from 0, so the subset's own search run id is part of the key
+DETECTION_KEY = ["obsid", "run_id", "search_run_id", "detection"]
 
 
 def carry_source_ids(detections: pd.DataFrame, sources: pd.DataFrame, previous: pd.DataFrame | None,
-                     prefix: str = "XCUBE") -> tuple[pd.DataFrame, pd.DataFrame]:
+                     prefix: str = "XCUBE", first_free: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep the ids and names of the sources of an earlier catalogue.
 
     ``previous``: the earlier catalogue's detections (``obsid``, ``run_id``,
-    ``detection``, ``source_id``, ``source_name``). A new source inherits
+    ``search_run_id``, ``detection``, ``source_id``, ``source_name``;
+    ``search_run_id`` may be absent from both). A new source inherits
     the id and name of the earlier source that most of its detections
     belonged to (ties: the smaller earlier id); each earlier id goes to one
     new source only (the one holding most of its detections; the others get
-    new ids). Sources with nothing inherited are numbered after the largest
-    earlier id, in (RA, Dec) order, so an id is never reused. A name is
-    carried only when it has the current ``prefix``. Returns ``(detections,
-    sources)`` relabelled, sources in id order; unchanged without
-    ``previous``."""
-    if previous is None or not len(previous) or not len(sources) or \
-            not set(DETECTION_KEY + ["source_id"]) <= set(previous.columns) or \
-            not set(DETECTION_KEY) <= set(detections.columns):
+    new ids). Sources with nothing inherited are numbered from
+    ``first_free`` (the id after every id an earlier build gave out, kept in
+    ``catalogue.json``), and after the largest earlier id, in (RA, Dec)
+    order, so an id is never reused, not even one freed when two sources
+    merged. A name is carried only when it has the current ``prefix``.
+    Returns ``(detections, sources)`` relabelled, sources in id order;
+    without ``previous`` the ids are only moved up to ``first_free``."""
+    key = [c for c in DETECTION_KEY if c in previous.columns and c in detections.columns] \
+        if previous is not None else []
+    if previous is None or not len(previous) or not len(sources) or "source_id" not in previous.columns or \
+            set(DETECTION_KEY) - set(key) - {"search_run_id"}:
+        if first_free and len(sources):
+            src, det = sources.copy(), detections.copy()
+            src["source_id"] = src["source_id"].astype(np.int64) + int(first_free)
+            det["source_id"] = det["source_id"].astype(np.int64) + int(first_free)
+            return det, src
         return detections, sources
 
     def keyed(df):
-        k = pd.DataFrame({c: df[c].astype(str).to_numpy() for c in DETECTION_KEY[:2]})
+        k = pd.DataFrame({c: df[c].astype(str).to_numpy() for c in key if c != "detection"})
         k["detection"] = pd.to_numeric(df["detection"], errors="coerce").to_numpy()
         return k
 
@@ -247,7 +257,7 @@ def carry_source_ids(detections: pd.DataFrame, sources: pd.DataFrame, previous: 
                                   _name=previous["source_name"].astype(str).to_numpy()
                                   if "source_name" in previous else "")
     cur = keyed(detections).assign(source_id=detections["source_id"].to_numpy())
-    m = cur.merge(prev, on=DETECTION_KEY, how="inner")
+    m = cur.merge(prev, on=key, how="inner")
     counts = m.groupby(["source_id", "_old"]).size().reset_index(name="n")
     counts = counts.sort_values(["n", "source_id", "_old"], ascending=[False, True, True])
     mapping: dict[int, int] = {}
@@ -258,7 +268,7 @@ def carry_source_ids(detections: pd.DataFrame, sources: pd.DataFrame, previous: 
         mapping[int(new)] = int(old)
         used.add(int(old))
     old_names = prev.drop_duplicates("_old").set_index("_old")["_name"]
-    next_id = int(pd.to_numeric(previous["source_id"]).max()) + 1
+    next_id = max(int(pd.to_numeric(previous["source_id"]).max()) + 1, int(first_free))
     ids, names = {}, {}
     for sid, name in zip(sources["source_id"].to_numpy(), sources["name"].to_numpy()):  # (RA, Dec) order
         if int(sid) in mapping:

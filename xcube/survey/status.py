@@ -23,7 +23,7 @@ wall_time           seconds spent on this run (search + writing)
 cpu_time            CPU seconds of the worker process during the run (all its threads)
 open_time           seconds spent opening the observation's events (once per task)
 peak_rss_mb         peak resident memory of the worker process during the run [MiB]
-n_detections        number of detections (0 unless done)
+n_detections        number of detections (0 unless done; -1 for a done run whose record lacks a valid count)
 xcube_version       version that ran it
 error_class,        exception class and message of a failed/timed-out run
 message             (``message`` holds the reason of a skipped run)
@@ -178,7 +178,10 @@ def _frame(records, columns: dict | None = None) -> pd.DataFrame:
     columns = COLUMNS if columns is None else columns
     df = pd.DataFrame.from_records(list(records), columns=list(columns))
     for col, dtype in columns.items():
-        if dtype == "int64":
+        if col == "n_detections" and "state" in df:  # a done run whose record lacks a valid count: -1, unknown
+            value = pd.to_numeric(df[col], errors="coerce")
+            df[col] = value.where(value.notna() | (df["state"] != "done"), -1).fillna(0).astype("int64")
+        elif dtype == "int64":
             df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")
         elif dtype == "float64":
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
