@@ -33,3 +33,43 @@ def test_prefixes_are_fits_safe_and_distinct(tmp_path):
     assert out["known_name"].fillna("-").tolist() == ["SRC1", "-", "-"]
     assert out["known_2_index"].tolist() == [-1, -1, -1]
     assert out["gaia_dr3_name"].fillna("-").tolist() == ["G", "-", "-"]
+
+
+def test_bad_csv_catalogues_name_the_file(tmp_path):
+    """Sweep p25: a Latin-1 file, ragged rows or a text radius gave bare decoder/parser errors."""
+    import pytest
+
+    from xcube.io.catalogue import read_catalogue
+
+    (tmp_path / "latin1.csv").write_bytes("name,ra,dec\nM\xfcller,1.0,1.0\n".encode("latin-1"))
+    (tmp_path / "ragged.csv").write_text("name,ra,dec\na,1,1\nb,2,2,3,4\n")
+    (tmp_path / "radius.csv").write_text("name,ra,dec,radius\na,1,1,big\nb,2,2,\n")
+    for name, said in (("latin1.csv", "not UTF-8 text"), ("ragged.csv", "not a readable CSV table"),
+                       ("radius.csv", "first row 0, 'big'")):
+        with pytest.raises(ValueError, match=f"{name}: .*{said}"):
+            read_catalogue(tmp_path / name)
+    # a missing radius is no error: the default applies
+    (tmp_path / "blank.csv").write_text("name,ra,dec,radius\na,1,1,\nb,2,2,12\n")
+    assert read_catalogue(tmp_path / "blank.csv")["radius_arcsec"].fillna(-1).tolist() == [-1.0, 12.0]
+
+
+def test_hash_inside_a_value_is_kept_and_comment_lines_are_skipped(tmp_path):
+    """Sweep p25: comment='#' cut 'Cl 0001#2 member' to 'Cl 0001'; only whole comment lines are comments."""
+    import gzip
+
+    text = "# a comment line\nname,ra,dec\n  # an indented comment\nCl 0001#2 member,1.0,1.0\n"
+    (tmp_path / "hash.csv").write_text(text)
+    with gzip.open(tmp_path / "hash.csv.gz", "wt") as f:
+        f.write(text)
+    for name in ("hash.csv", "hash.csv.gz"):
+        out = crossmatch_table(SRC, tmp_path / name, prefix="h")
+        assert out["h_name"].tolist()[0] == "Cl 0001#2 member" and out["h_index"].tolist() == [0, -1, -1]
+
+
+def test_radii_beyond_180_degrees_match_everything():
+    """Sweep p25: the chord stopped growing at 180 deg, so a 277 deg radius matched nothing."""
+    from xcube.survey.cluster import cluster_positions
+    from xcube.survey.crossmatch import crossmatch
+
+    assert crossmatch([0.0], [0.0], [100.0], [0.0], radius_arcsec=277 * 3600)[0].tolist() == [0]
+    assert cluster_positions([0.0, 100.0], [0.0, 0.0], radius_arcsec=277 * 3600).tolist() == [0, 0]

@@ -106,6 +106,12 @@ def test_empty_catalogue_has_every_column(out, tmp_path):
     assert list(empty.sources.columns) == list(full.sources.columns)
     assert set(empty.detections.columns) == set(full.detections.columns)
     assert empty.sources.dtypes.to_dict() == full.sources.dtypes.to_dict()
+    # the FITS tables too: text columns stay text, so catalogues stack (sweep p25: they were float64)
+    for name in ("sources.fits", "detections.fits"):
+        with fits.open(full.directory / name) as f, fits.open(empty.directory / name) as e:
+            kinds = {c.name: c.format[-1] for c in f[1].columns}
+            assert {c.name: c.format[-1] for c in e[1].columns} == kinds
+            assert kinds["obsid" if "detections" in name else "name"] == "A"
 
 
 def test_stale_catalogue_and_status_temporaries_are_removed(out):
@@ -230,3 +236,13 @@ def test_a_record_without_a_valid_count_is_read_not_dropped(out, count, caplog):
     assert len(cat.detections) == 3 and "0400000001" in set(cat.detections["obsid"])
     assert "gives no valid n_detections" in caplog.text and str(record.parent) in caplog.text
     assert cat.runs.set_index("obsid").loc["0400000001", "n_detections"] == 1
+
+
+def test_a_detection_without_a_position_names_its_run(out):
+    """Sweep p25: a NaN ra stopped the catalogue in cluster_positions without naming the run."""
+    (table,) = (out / "0400000001").glob("*/detections.parquet")
+    det = pd.read_parquet(table)
+    det.loc[0, "ra"] = np.nan
+    det.to_parquet(table, index=False)
+    with pytest.raises(OSError, match=f"{table}: cannot read the detections .*no finite ra/dec"):
+        build_catalogue(out, report=False, write=False)

@@ -5,6 +5,7 @@ transient search's background and to cross-match survey sources.
 """
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -165,27 +166,49 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
             raise ValueError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0][:200]})") from exc
     elif any(suffix.endswith(s) for s in (".csv", ".csv.gz", ".txt", ".tsv")):
         sep = "\t" if suffix.endswith(".tsv") else ","
+        text = _csv_text(path)
         try:
-            df = pd.read_csv(path, sep=sep, comment="#")
+            df = pd.read_csv(io.StringIO(text), sep=sep)
         except pd.errors.EmptyDataError as exc:
             raise ValueError(f"{path}: " + empty.format(f"no header line naming its columns: {exc}")) from exc
-        df = _ids_as_text(df, path, sep)
+        except (pd.errors.ParserError, ValueError) as exc:  # ragged rows, broken quoting
+            raise ValueError(f"{path}: not a readable CSV table ({str(exc).strip().splitlines()[-1][:200]})") from exc
+        df = _ids_as_text(df, text, sep)
     else:
         raise ValueError(f"{path}: unknown catalogue format {suffix!r}; use FITS, CSV or Parquet")
     return _positions(df, path, units, ra_col, dec_col, name_col, radius_col)
 
 
-def _ids_as_text(df: pd.DataFrame, path, sep: str) -> pd.DataFrame:
+def _csv_text(path: Path) -> str:
+    """The text of a CSV/TSV catalogue (gzip too; UTF-8, a BOM allowed)
+    without its comment lines (those starting with ``#``: a ``#`` inside a
+    value, as in ``Cl 0001#2``, is kept). ``ValueError`` naming the file when
+    it is not UTF-8 text."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+            lines = f.read().splitlines(keepends=True)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at position "
+                         f"{exc.start}); save the catalogue as UTF-8") from None
+    except (OSError, EOFError) as exc:  # a damaged .gz
+        raise ValueError(f"{path}: cannot read the catalogue ({exc})") from exc
+    return "".join(line for line in lines if not line.lstrip().startswith("#"))
+
+
+def _ids_as_text(df: pd.DataFrame, text: str, sep: str) -> pd.DataFrame:
     """``df`` with its integer columns that are written with leading zeros
     (observation IDs such as ``0001730201``, source names such as ``0012``)
     read again as text, as written: pandas' type guessing made them numbers."""
     ints = [c for c in df.columns if df[c].dtype.kind in "iu"]
     if not ints:
         return df
-    text = pd.read_csv(path, sep=sep, comment="#", dtype=str, usecols=ints, keep_default_na=False)
+    raw = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, usecols=ints, keep_default_na=False)
     for c in ints:
-        if text[c].str.match(r"^[+-]?0\d").any():
-            df[c] = text[c]
+        if raw[c].str.match(r"^[+-]?0\d").any():
+            df[c] = raw[c]
     return df
 
 
@@ -216,9 +239,11 @@ def _positions(df, path, units, ra_col, dec_col, name_col, radius_col) -> pd.Dat
         from astropy import units as u
 
         runit = _angle_unit(units.get(rad), path, rad)
-        r = np.asarray(df[rad], dtype=np.float64)
+        given = df[rad]
+        r = pd.to_numeric(given, errors="coerce").to_numpy(np.float64)
         out["radius_arcsec"] = (r * runit).to_value(u.arcsec) if runit is not None else r
-        neg = ~(out["radius_arcsec"].to_numpy() > 0) & ~np.isnan(out["radius_arcsec"].to_numpy())
+        blank = given.isna().to_numpy() | (given.astype(str).str.strip() == "").to_numpy()
+        neg = ~(out["radius_arcsec"].to_numpy() > 0) & ~blank
         if neg.any():  # (NaN: no radius given there, the default applies)
             i = int(np.flatnonzero(neg)[0])
             raise ValueError(f"{path}: {int(neg.sum())} rows have a radius (column {rad!r}) that is not a positive "

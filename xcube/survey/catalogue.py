@@ -100,6 +100,11 @@ def load_detections(out, status: pd.DataFrame | None = None) -> tuple[pd.DataFra
             if not path.is_file():
                 raise OSError("not a file" if path.exists() else "missing")
             det = pd.read_parquet(path)
+            lost = ~(np.isfinite(det["ra"].to_numpy(np.float64)) & np.isfinite(det["dec"].to_numpy(np.float64))) \
+                if {"ra", "dec"} <= set(det.columns) else np.ones(len(det), bool)
+            if lost.any():
+                raise ValueError(f"{int(lost.sum())} detection(s) have no finite ra/dec (first row "
+                                 f"{int(np.flatnonzero(lost)[0])})")
             if r.n_detections < 0:  # its record does not say how many: the file does
                 log.warning("%s: the record (%s) of done run %s gives no valid n_detections; its %d detection(s) "
                             "are read from %s", path.parent, RECORD_FILE, r.run_id, len(det), path.name)
@@ -162,7 +167,10 @@ def _ascii(text: str) -> str:
     return "".join(out)
 
 
-def _fits_ready(df: pd.DataFrame, where="") -> pd.DataFrame:
+def _fits_ready(df: pd.DataFrame, where="") -> dict:
+    """The columns of ``df`` as numpy arrays FITS can hold, in order: bool,
+    int64 (without nulls), float64 (NaN for nulls) and ASCII text (``U1`` at
+    least, so that the text columns of an empty table stay text)."""
     out = {}
     for c in df.columns:
         s = df[c]
@@ -183,7 +191,7 @@ def _fits_ready(df: pd.DataFrame, where="") -> pd.DataFrame:
             out[c] = np.array(plain, dtype=str)
             if out[c].dtype.itemsize == 0:
                 out[c] = out[c].astype("U1")
-    return pd.DataFrame(out)
+    return out
 
 
 def _time_cards(attrs: dict) -> dict:
@@ -201,7 +209,8 @@ def _write_fits(df: pd.DataFrame, path: Path, extname: str, meta: dict, times: d
     from astropy.io import fits
     from astropy.table import Table
 
-    tab = Table.from_pandas(_fits_ready(df, path.name))
+    cols = _fits_ready(df, path.name)
+    tab = Table(list(cols.values()), names=list(cols))  # from numpy: pandas would make empty text float64
     hdu = fits.table_to_hdu(tab)
     hdu.name = extname
     for i, name in enumerate(tab.colnames, start=1):

@@ -19,7 +19,8 @@ from scipy.spatial import cKDTree
 from ..skycoords import iau_name
 
 __all__ = ["radec_to_xyz", "xyz_to_radec", "spherical_mean", "angular_separation", "cluster_positions",
-           "iau_name", "cluster_detections", "summarise_sources", "carry_source_ids", "SUMMARY_COLUMNS"]
+           "iau_name", "cluster_detections", "summarise_sources", "carry_source_ids", "SUMMARY_COLUMNS",
+           "chord_length", "DETECTION_KEY"]
 
 ARCSEC = 1.0 / 3600.0
 
@@ -63,8 +64,9 @@ def angular_separation(ra1, dec1, ra2, dec2) -> np.ndarray:
     return np.degrees(np.arctan2(num, den))
 
 
-def _chord(radius_arcsec: float) -> float:
-    return 2.0 * np.sin(np.radians(radius_arcsec * ARCSEC) / 2.0)
+def chord_length(radius_arcsec: float) -> float:
+    """Chord length on the unit sphere of an angle [arcsec]; 2 (any two points) from 180 deg on."""
+    return 2.0 * np.sin(np.radians(min(radius_arcsec * ARCSEC, 180.0)) / 2.0)
 
 
 def cluster_positions(ra, dec, radius_arcsec: float = 20.0) -> np.ndarray:
@@ -77,7 +79,7 @@ def cluster_positions(ra, dec, radius_arcsec: float = 20.0) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if not np.all(np.isfinite(v)):
         raise ValueError("cluster_positions: RA/Dec contain NaN or infinite values; drop those detections first")
-    pairs = cKDTree(v).query_pairs(_chord(radius_arcsec), output_type="ndarray")
+    pairs = cKDTree(v).query_pairs(chord_length(radius_arcsec), output_type="ndarray")
     graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     # renumber by first appearance for a stable, readable numbering

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from ..io.catalogue import read_catalogue
-from .cluster import angular_separation, radec_to_xyz
+from .cluster import angular_separation, chord_length, radec_to_xyz
 
 __all__ = ["read_catalogue", "crossmatch", "crossmatch_table", "spherical_offsets", "match_prefix"]
 
@@ -60,7 +60,7 @@ def crossmatch(ra, dec, cat_ra, cat_dec, radius_arcsec: float = 20.0):
         return idx, sep, dra, ddec
     tree = cKDTree(radec_to_xyz(cat_ra, cat_dec).reshape(-1, 3))
     # query a little beyond the radius in chord length, then decide on the exact angle
-    chord = 2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0)
+    chord = chord_length(radius_arcsec)
     j = np.full(n, len(cat_ra), dtype=np.int64)
     _, j[finite] = tree.query(v[finite], k=1, distance_upper_bound=chord * (1 + 1e-9) + 1e-15)
     found = j < len(cat_ra)
