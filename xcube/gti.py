@@ -45,6 +45,8 @@ def _arrays(start, stop):
     stop = np.atleast_1d(np.asarray(stop, dtype=np.float64))
     if start.shape != stop.shape:
         raise ValueError(f"GTI start and stop differ in length: {start.size} vs {stop.size}")
+    if start.ndim != 1:
+        raise ValueError(f"GTI start and stop must be 1-D, not of shape {start.shape}")
     return start, stop
 
 
@@ -199,6 +201,11 @@ def from_dataset(ds):
     """The ``(gti_start, gti_stop)`` arrays of an EventList or product (eager, small)."""
     if "gti_start" not in ds:
         raise KeyError("dataset has no gti_start/gti_stop variables")
+    if ds["gti_start"].ndim != 1 or ds["gti_stop"].ndim != 1:
+        src = ds.attrs.get("source") or "the dataset"
+        raise ValueError(f"{src}: gti_start/gti_stop have dims {ds['gti_start'].dims}, not ('gti',): Dataset.where "
+                         "spreads a mask over every variable, the GTI table too; mask the bins instead "
+                         "(ds.where(mask, drop=True), ds.isel(time=mask), or ds.assign(counts=ds.counts.where(mask)))")
     return np.asarray(ds["gti_start"].values, dtype=np.float64), np.asarray(ds["gti_stop"].values, dtype=np.float64)
 
 

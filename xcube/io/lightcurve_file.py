@@ -23,12 +23,10 @@ from .fitsutil import (
     column_time_scale,
     extension,
     find_column,
-    has_value,
-    header_float,
     open_fits,
     time_scale,
 )
-from .ogip import counts_array, find_gti_hdu, gti_of_hdu, read_mjdref, read_timezero
+from .ogip import counts_array, find_gti_hdu, gti_of_hdu, read_timezero, time_reference_attrs
 
 __all__ = ["read_lightcurve", "stack_bands"]
 
@@ -430,8 +428,7 @@ def _attrs(path, hdu, h, lo, hi, gti_name) -> dict:
         "instrument": str(h.get("INSTRUME", "")).strip(),
         "obs_id": str(h.get("OBS_ID", "")).strip(),
         "object": str(h.get("OBJECT", "")).strip(),
-        "mjdref": read_mjdref(h, path),
-        "timesys": str(h.get("TIMESYS", "TT")).strip(),
+        **time_reference_attrs(h, path),
         "hduclas2": str(h.get("HDUCLAS2", "")).strip(),
         "rate_kind": _rate_kind(h),
         "time_bin": float(np.median(width)) if width.size else float("nan"),
@@ -440,12 +437,8 @@ def _attrs(path, hdu, h, lo, hi, gti_name) -> dict:
     }
     if str(h.get("ERRMETH", "")).strip().lower() in ("poisson", "gehrels"):  # written by xcube
         attrs["errors"] = str(h["ERRMETH"]).strip().lower()
-    if has_value(h, "MJDREFI"):  # kept in two parts too, for full precision (as event lists)
-        attrs["mjdrefi"], attrs["mjdreff"] = int(h["MJDREFI"]), header_float(h, "MJDREFF", path, 0.0)
     if _flag(h.get("STITCHED", False)):
         attrs["stitched"] = True
-    if str(h.get("TIMEREF", "")).strip():  # (LOCAL, SOLARSYSTEM after barycentring: stitch and pds keep it)
-        attrs["timeref"] = str(h["TIMEREF"]).strip().upper()
     if "E_MIN" in h and "E_MAX" in h:
         attrs["energy_band"] = [float(h["E_MIN"]), float(h["E_MAX"])]
     if "CHANMIN" in h and "CHANMAX" in h:

@@ -73,6 +73,7 @@ __all__ = [
     "primary_hdu",
     "write_hdul",
     "read_mjdref",
+    "time_reference_attrs",
     "read_timezero",
     "mjdref_offset",
     "write_gti",
@@ -747,6 +748,20 @@ def read_mjdref(h: dict, where="FITS header") -> float:
     if has_value(h, "MJDREF"):
         return header_float(h, "MJDREF", where)
     return float("nan")
+
+
+def time_reference_attrs(h: dict, where="FITS header") -> dict:
+    """The time reference of a product's header as xcube attrs: ``mjdref``
+    (:func:`read_mjdref`), ``mjdrefi``/``mjdreff`` (the exact parts, when
+    given), ``timesys`` (TT when absent) and ``timeref`` (when given: LOCAL,
+    or SOLARSYSTEM after barycentring), so that a product read back and
+    written again keeps them. Eager (header only)."""
+    attrs = {"mjdref": read_mjdref(h, where), "timesys": str(h.get("TIMESYS", "TT")).strip() or "TT"}
+    if has_value(h, "MJDREFI"):
+        attrs["mjdrefi"], attrs["mjdreff"] = int(h["MJDREFI"]), header_float(h, "MJDREFF", where, 0.0)
+    if str(h.get("TIMEREF", "")).strip():
+        attrs["timeref"] = str(h["TIMEREF"]).strip().upper()
+    return attrs
 
 
 def counts_array(counts):

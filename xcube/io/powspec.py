@@ -15,7 +15,7 @@ from astropy.io import fits
 
 from ..missions import mission_name
 from .fitsutil import TableColumns, find_column, open_fits
-from .ogip import common_cards, primary_hdu, read_mjdref, write_hdul
+from .ogip import common_cards, primary_hdu, time_reference_attrs, write_hdul
 
 __all__ = ["write_power_spectrum", "read_power_spectrum"]
 
@@ -114,7 +114,7 @@ def read_power_spectrum(path) -> xr.Dataset:
         attrs.update(_stingray_attrs(h, np.asarray(d["M"]) / k))
     attrs.update(kind="power_spectrum", source=str(Path(path).resolve()), mission=mission_name(h.get("TELESCOP", "")),
                  instrument=str(h.get("INSTRUME", "")).strip(), obs_id=str(h.get("OBS_ID", "")).strip(),
-                 object=str(h.get("OBJECT", "")).strip(), mjdref=read_mjdref(h, path))
+                 object=str(h.get("OBJECT", "")).strip(), **time_reference_attrs(h, path))
     if "E_MIN" in h and "E_MAX" in h:
         attrs["energy_band"] = [float(h["E_MIN"]), float(h["E_MAX"])]
     return xr.Dataset(

@@ -124,6 +124,9 @@ def _input_sums(obj, segment, dt, selection):
                              f"with lc.sel(band={str(obj['band'].values[0])!r})")
         if any(selection[k] is not None for k in _SELECTION):
             raise ValueError("energy_band/region/expr apply to event lists; this light curve is already extracted")
+        if "gti_start" in obj:
+            gtimod.from_dataset(obj)  # a GTI table made 2-D by ds.where(mask) is named up front
+        obj = _without_masked_bins(obj)
         why = _not_photon_counts(obj)
         var = _count_variance(obj) if why else None
         # (the band it holds: one band picked from a multi-band light curve kept the attrs of all)
@@ -139,6 +142,24 @@ def _input_sums(obj, segment, dt, selection):
         return sums, seg, n_bin, width, attrs
     raise TypeError(f"power_spectrum needs an EventList (dim 'event') or a light curve (dim 'time' with 'counts'), "
                     f"got {type(obj).__name__} with dims {getattr(obj, 'dims', None)}")
+
+
+def _without_masked_bins(lc):
+    """``lc`` without its bins of NaN counts (masked, e.g. flares cut with
+    ``lc.counts.where(...)``), with a warning naming how many: a missing bin
+    is a gap, so no segment holding one is used. Float counts are read
+    (eager); integer counts have no NaN and stay as they are."""
+    counts = lc["counts"]
+    if counts.dtype.kind != "f":
+        return lc
+    good = np.isfinite(np.asarray(counts.values, np.float64))
+    if good.all():
+        return lc
+    if not good.any():
+        raise ValueError(f"power_spectrum: every bin of {_named(lc)}has NaN counts (all masked)")
+    warnings.warn(f"power_spectrum: {int((~good).sum())} of {good.size} bins of {_named(lc)}have NaN counts "
+                  "(masked); they are left out as gaps, so no segment holding one is used", UserWarning, stacklevel=4)
+    return lc.isel(time=np.flatnonzero(good))
 
 
 def _not_photon_counts(lc) -> str | None:
@@ -348,34 +369,49 @@ def rebin_power_spectrum(pds: xr.Dataset, rebin) -> xr.Dataset:
     ``rebin < 0``: logarithmic, each bin ``1 + |rebin|`` times wider than the
     previous one (Stingray's ``rebin_data_log``, HEASoft ``powspec`` style);
     ``rebin`` a positive whole number: that many frequencies per bin
-    (incomplete last bin dropped). Powers are
-    averaged, errors combined as ``sqrt(sum err^2) / n``, ``m`` and ``df``
-    summed; ``freq`` is the mean frequency of a bin and ``freq_lo``/``freq_hi``
-    the edges of the frequencies it holds.
+    (incomplete last bin dropped). Powers are averaged, errors combined as
+    ``sqrt(sum err^2) / n``, ``m`` and ``df`` summed; ``freq`` is the mean
+    frequency of a bin and ``freq_lo``/``freq_hi`` the edges of the
+    frequencies it holds. A spectrum rebinned before (bins of unequal ``m``)
+    is averaged with the weights ``m``: power and frequency ``sum(m x) /
+    sum(m)``, error ``sqrt(sum (m err)^2) / sum(m)``, as rebinning its raw
+    powers gives. A stack (dim ``obs``) is rebinned spectrum by spectrum;
+    variables and coordinates without ``freq`` are kept.
     """
     from stingray.utils import rebin_data_log
 
     step = _check(pds.attrs.get("norm", "leahy"), 1.0, rebin)
     if step is None:
         return pds
-    f = np.asarray(pds["freq"].values)
-    df0 = float(pds["df"].values[0])
-    p, e = np.asarray(pds["power"].values), np.asarray(pds["power_err"].values)
+    if "obs" in pds.dims:
+        parts = [rebin_power_spectrum(pds.isel(obs=i), step) for i in range(pds.sizes["obs"])]
+        out = xr.concat(parts, dim="obs", coords="different", compat="equals", join="override")
+        return out.assign_attrs(dict(pds.attrs, rebin=step))
+    f = np.asarray(pds["freq"].values, np.float64)
+    p, e = np.asarray(pds["power"].values, np.float64), np.asarray(pds["power_err"].values, np.float64)
+    m_in = np.asarray(pds["m"].values)
     if isinstance(step, int):
         nb = f.size // step
         if nb == 0:
             raise ValueError(f"rebin={step}: the spectrum has only {f.size} frequencies")
-        fb, pb = (a[: nb * step].reshape(nb, step).mean(axis=1) for a in (f, p))
-        eb = np.sqrt((e[: nb * step].reshape(nb, step) ** 2).sum(axis=1)) / step
         n = np.full(nb, step)
     else:
-        fb, pb, eb, n = rebin_data_log(f, p, -step, y_err=e, dx=df0)
-        fb, pb, eb = fb[: n.size], pb[: n.size], eb[: n.size]
+        fb, pb, eb, n = rebin_data_log(f, p, -step, y_err=e, dx=float(np.asarray(pds["df"].values)[0]))
     stop = np.cumsum(n)
     start = stop - n
+    if isinstance(step, int) and np.all(m_in == m_in[0]):
+        fb, pb = (a[: stop[-1]].reshape(-1, step).mean(axis=1) for a in (f, p))
+        eb = np.sqrt((e[: stop[-1]].reshape(-1, step) ** 2).sum(axis=1)) / step
+    elif not np.all(m_in == m_in[0]):  # bins of unequal weight: a spectrum rebinned before
+        w = m_in[: stop[-1]].astype(np.float64)
+        total = np.add.reduceat(w, start)
+        fb, pb = (np.add.reduceat(w * a[: stop[-1]], start) / total for a in (f, p))
+        eb = np.sqrt(np.add.reduceat((w * e[: stop[-1]]) ** 2, start)) / total
+    else:
+        fb, pb, eb = fb[: n.size], pb[: n.size], eb[: n.size]
     lo = np.asarray(pds["freq_lo"].values)[start]
     hi = np.asarray(pds["freq_hi"].values)[stop - 1]
-    m = np.add.reduceat(np.asarray(pds["m"].values)[: stop[-1]], start)
+    m = np.add.reduceat(m_in[: stop[-1]], start)
     out = xr.Dataset(
         {"power": ("freq", pb, pds["power"].attrs), "power_err": ("freq", eb, pds["power_err"].attrs),
          "m": ("freq", m, pds["m"].attrs), "df": ("freq", hi - lo, {"units": "Hz"})},
@@ -383,7 +419,9 @@ def rebin_power_spectrum(pds: xr.Dataset, rebin) -> xr.Dataset:
                 "freq_hi": ("freq", hi, {"units": "Hz"})},
         attrs=dict(pds.attrs, rebin=step),
     )
-    return out
+    keep = {k: pds[k] for k in pds.variables if "freq" not in pds[k].dims and k not in out.variables}
+    return out.assign_coords({k: v for k, v in keep.items() if k in pds.coords}).assign(
+        {k: v for k, v in keep.items() if k not in pds.coords})
 
 
 def subtract_poisson_noise(pds: xr.Dataset) -> xr.Dataset:
