@@ -217,9 +217,7 @@ def _run_stitch(args) -> int:
         lcs += extracted
     if not lcs:  # every input skipped (a truncated table behind intact headers fails only here)
         raise _unreadable({**damaged, **failed})
-    lc = stitch(lcs, mjdref=args.mjdref)
-    missions = lc.attrs["missions"]
-    lc.attrs["mission"] = missions[0] if len(missions) == 1 else "MULTIPLE"
+    lc = stitch(lcs, mjdref=args.mjdref)  # (attrs mission/instrument: the shared one, or all joined with '+')
     cols = {"MJD": lc["mjd"].values, "OBS_ID": lc["obs_id"].values, "MISSION": lc["mission"].values}
     out = output_file(args.out, lambda: product_name("multi", "multi", "lc_stitched", energy_band=args.energy,
                                                      time_bin=args.time_bin))
@@ -231,7 +229,8 @@ def _run_stitch(args) -> int:
     good = np.asarray(lc["exposure"].values) > 0
     print(f"{path}: {lc.sizes['time']} bins from {lc.attrs['n_lightcurves']} light curve(s) of "
           f"{lc.attrs['n_observations']} observation(s) "
-          f"({', '.join(missions)}), MJD {lc['mjd'].values[good].min():.3f} - {lc['mjd'].values[good].max():.3f}")
+          f"({', '.join(lc.attrs['missions'])}), "
+          f"MJD {lc['mjd'].values[good].min():.3f} - {lc['mjd'].values[good].max():.3f}")
     if damaged or len(extracted) < len(events):  # written without them: say so, and fail the command
         done = {str(Path(x.attrs.get("source", "")).resolve()) for x in extracted}
         skipped = [str(f) for f in damaged] + [str(f) for f in events if str(Path(f).resolve()) not in done]
