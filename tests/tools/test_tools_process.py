@@ -157,3 +157,26 @@ def test_a_mistyped_list_or_an_option_out_of_range_is_refused_before_any_work(ar
     check_options({"energy_band": (0.2, 15.0), "image_bands": [(0.5, 2.0)], "source_radius": 30.0,
                    "background_radii": (0.0, 120.0), "group_min": 25, "timeout": 600.0})
     check_options({"group_min": 0})  # no grouping, as --group-min 0
+
+
+def test_steps_after_a_failed_step_are_failed_and_redone(fake_tools, tmp_path, monkeypatch):
+    """Sweep p25: with emchain failing, clean/images/spectra were recorded done (MOS1 never cleaned) and a
+    --retry-failed run redid events only, so the MOS1 clean list was never made."""
+    from xcube.cli import main
+
+    fake_tools.lib.make_xmm_odf(tmp_path / "archive" / "0123456789",
+                                exposures=(("PN", "S003", "SCIENCE"), ("M1", "S001", "SCIENCE")))
+    (tmp_path / "obs.txt").write_text("0123456789\n")
+    argv = ["process", str(tmp_path / "obs.txt"), "--archive", str(tmp_path / "archive"), "--out",
+            str(tmp_path / "out"), "--steps", "events,clean", "--instruments", "pn", "mos1", "--workers", "1",
+            "--dashboard-address", ":0", "-q"]
+    monkeypatch.setenv("XCUBE_FAKE_FAIL", "emchain")
+    assert main(argv) == 1
+    st = scan_runs(tmp_path / "out", COLUMNS).set_index("step")
+    assert st.loc["events", "state"] == "failed" and st.loc["clean", "state"] == "failed"
+    assert st.loc["clean", "error_class"] == "UpstreamFailed" and "step events failed" in st.loc["clean", "message"]
+    monkeypatch.delenv("XCUBE_FAKE_FAIL")
+    assert main([*argv, "--retry-failed"]) == 0
+    st = scan_runs(tmp_path / "out", COLUMNS).set_index("step")
+    assert set(st["state"]) == {"done"}
+    assert (tmp_path / "out" / "0123456789" / "P0123456789M1_clean.fits").exists()

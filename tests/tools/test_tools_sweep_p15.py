@@ -170,13 +170,15 @@ def test_failure_lines_per_tool_family():
              "lcurve: Error: no light curve",
              "Task uvotsource 0.0 terminating with status 6",
              "Task ftcopy 1.0 terminating with status 0",
+             "Task nifpmsel 1.0 terminating with status -1",  # negative statuses fail too (sweep p25)
              "   chi-square error estimate 0.3",
              "no errors found"]
     assert failure_lines(lines, "SAS") == ["** evselect: error (NoSuchFile), file x.fits not found"]
     assert failure_lines(lines, "HEASoft") == ["ERROR: ftselect: bad expression", "Error: cannot open file",
                                                "lcurve: Error: no light curve",
-                                               "Task uvotsource 0.0 terminating with status 6"]
-    assert len(failure_lines(lines)) == 5  # a tool of no known package: either form
+                                               "Task uvotsource 0.0 terminating with status 6",
+                                               "Task nifpmsel 1.0 terminating with status -1"]
+    assert len(failure_lines(lines)) == 6  # a tool of no known package: either form
 
 
 # --- item 6: Swift-XRT WT cleaned files use window w2 ----------------------------------------------

@@ -16,17 +16,17 @@ BLOCK = 2**20
 MAX_LINE = 2000
 
 _ERROR_RE = re.compile(r"(\*\*\s*[\w.-]+:\s*error\b|^\s*error\b|\berror\s*[:(]|\bERROR\b|Traceback|Exception:"
-                       r"|\bterminating with status\s+[1-9])", re.IGNORECASE)
+                       r"|\bterminating with status\s+-?[1-9])", re.IGNORECASE)
 # the lines by which the tools themselves say that they failed, per family (the error lines above are
 # wider: they are reported; these make a run that exited with code 0 fail):
 # - SAS tasks: "** <task>: error (<code>), <message>", the form of every SAS task's error message (a
 #   chain also prints its constituents' errors so); warnings, "** <task>: warning (...)", do not match;
 # - HEASoft (and HXMTDAS, built on it): a line starting "ERROR:" or "Error:", also after the task's
 #   name ("<task>: ERROR: ..."), and the parameter interface's "Task <name> <version> terminating with
-#   status <N>" (N != 0), which e.g. uvotsource prints when it cannot prompt, before exiting with code 0.
+#   status <N>" (N != 0, negative too: nifpmsel prints -1), which e.g. uvotsource prints when it cannot prompt, before exiting with code 0.
 FAILURE_PATTERNS = {
     "SAS": re.compile(r"^\s*\*\*\s*[\w.-]+:\s*error\b"),
-    "HEASoft": re.compile(r"^\s*(?:[\w.-]+:\s*)?(?:ERROR|Error)\s*:|\bterminating with status\s+[1-9]\d*\b"),
+    "HEASoft": re.compile(r"^\s*(?:[\w.-]+:\s*)?(?:ERROR|Error)\s*:|\bterminating with status\s+-?[1-9]\d*\b"),
 }
 _WARN_RE = re.compile(r"(\*\*\s*[\w.-]+:\s*warning\b|\bwarning\s*[:(]|\bWARNING\b)", re.IGNORECASE)
 # cheap pre-filters on a whole block: no line of it can match without one of these words

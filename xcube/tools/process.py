@@ -163,7 +163,8 @@ def plan_process(odfs: dict, steps, options: dict, existing, *, retry_failed: bo
                  overwrite: bool = False) -> dict[str, list[str]]:
     """obsid -> steps still to do (observations with nothing to do left out).
     A step is done when recorded ``done`` with the same options hash
-    (``failed``/``timeout`` ones count as done unless ``retry_failed``). Eager
+    (``failed``/``timeout`` ones count as done unless ``retry_failed``); the
+    steps after one to do are done again too (their inputs change). Eager
     (pure look-ups in ``existing``; runs nothing)."""
     from .sas_pipeline import steps_to_run
 
@@ -180,8 +181,8 @@ def plan_process(odfs: dict, steps, options: dict, existing, *, retry_failed: bo
                 todo.append(s)
             elif prev[1] not in ("done", "failed", "timeout"):
                 todo.append(s)
-        if todo:
-            plan[obsid] = todo
+        if todo:  # a step redone makes new inputs for the steps after it: they run again too
+            plan[obsid] = todo_steps[todo_steps.index(todo[0]):]
     return plan
 
 
@@ -242,6 +243,11 @@ def process_one(obsid: str, odf, out, steps, options: dict, token: str) -> list[
         rec = _step_record(step, table, base=dict(base, param_hash=options_hash(step, options),
                                                   sas_version=getattr(products, "sas_version", None)),
                            started=started["t"], products=_products_of(step, products))
+        upstream = [s for s, r in records.items() if r["state"] != "done"]
+        if upstream and rec["state"] == "done":  # it ran without what the failed step should have made
+            rec.update(state="failed", error_class="UpstreamFailed",
+                       message=f"step {upstream[0]} failed ({str(records[upstream[0]].get('message', ''))[:300]}); "
+                               f"{step} ran without its products")
         write_run(out, obsid, STEP_PREFIX + step, rec, overwrite=True)
         records[step] = rec
         started["t"] = _now()
