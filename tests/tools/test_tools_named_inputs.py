@@ -85,3 +85,16 @@ def test_region_and_extension_number_forms_are_recorded_inputs(fake_tools, tmp_p
              outputs=["o.fits"], workdir=tmp_path)
     assert set(_prepare(t, tmp_path).inputs_fp) == {str((tmp_path / "ev.fits").resolve()),
                                                     str((tmp_path / "src.reg").resolve())}
+
+
+def test_files_named_in_an_at_list_are_inputs(tmp_path):
+    """Sweep p25: only the @list file was checksummed, so changed Standard2 data it names kept a stale
+    pcaextlc2 light curve."""
+    (tmp_path / "std2").mkdir()
+    a, b = tmp_path / "std2" / "FS4a_1.gz", tmp_path / "std2" / "FS4a_2.gz"
+    for f in (a, b):
+        f.write_bytes(b"x")
+    listing = tmp_path / "FP_dtstd2.lis"
+    listing.write_text(f"# Standard2 files\n{a}\nstd2/FS4a_2.gz[1]\nmissing.gz\n\n")
+    assert _named_files(["@FP_dtstd2.lis"], tmp_path) == [listing, a, b]
+    assert _named_files(["FP_dtstd2.lis"], tmp_path) == [listing]  # without @ it is a file like any other

@@ -23,7 +23,8 @@ _ERROR_RE = re.compile(r"(\*\*\s*[\w.-]+:\s*error\b|^\s*error\b|\berror\s*[:(]|\
 #   chain also prints its constituents' errors so); warnings, "** <task>: warning (...)", do not match;
 # - HEASoft (and HXMTDAS, built on it): a line starting "ERROR:" or "Error:", also after the task's
 #   name ("<task>: ERROR: ..."), and the parameter interface's "Task <name> <version> terminating with
-#   status <N>" (N != 0, negative too: nifpmsel prints -1), which e.g. uvotsource prints when it cannot prompt, before exiting with code 0.
+#   status <N>" (N != 0, negative too: nifpmsel prints -1), which e.g. uvotsource prints when it cannot
+#   prompt, before exiting with code 0.
 FAILURE_PATTERNS = {
     "SAS": re.compile(r"^\s*\*\*\s*[\w.-]+:\s*error\b"),
     "HEASoft": re.compile(r"^\s*(?:[\w.-]+:\s*)?(?:ERROR|Error)\s*:|\bterminating with status\s+-?[1-9]\d*\b"),

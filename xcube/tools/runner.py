@@ -511,10 +511,31 @@ def _named_files(values, wd: Path) -> list[Path]:
             if is_file and path not in here:
                 here.append(path)
         found.extend(here)
+        for piece in text.split():  # an @list: the files it names are read too
+            if piece.startswith("@") and here:
+                found.extend(f for f in _listed_files(Path(os.path.normpath(os.path.join(wd, piece[1:]))), wd)
+                             if f not in found)
 
     for v in values:
         visit(v)
     return found
+
+
+#: lines of an @list file read for the files it names (a longer list is cut there, with its list file kept)
+_LIST_LINES = 100_000
+
+
+def _listed_files(listing: Path, wd: Path) -> list[Path]:
+    """Existing files named by the lines of the list file ``listing`` (an
+    ``@file`` argument of HEASoft/CFITSIO tools: one name per line,
+    extension syntax allowed, relative names in ``wd``), so that a changed
+    file of the list makes the task run again. Eager: reads the list."""
+    try:
+        with open(listing, encoding="utf-8", errors="replace") as f:
+            lines = [line.strip() for _, line in zip(range(_LIST_LINES), f)]
+    except OSError:
+        return []
+    return _named_files([line for line in lines if line and not line.startswith("#")], wd)
 
 
 def _prepare(task: Task, wd: Path, log_dir=None) -> _Job:
