@@ -1049,7 +1049,7 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         if os.path.realpath(bpath) == os.path.realpath(path):  # (its BACKFILE would name the source spectrum)
             raise ValueError(f"{path}: the background spectrum would go to the same file as the source spectrum; "
                              "give another background path (--background-out)")
-        backfile = bpath.name if bpath.parent.resolve() == path.parent.resolve() else str(bpath)
+        backfile = os.path.relpath(os.path.abspath(bpath), os.path.abspath(path.parent))  # beside it: its name
         bkg_dead = _dead_time_of(attrs, "bkg_") if "bkg_exposure" in attrs else _dead_time_of(attrs)
         _check_exposure(attrs, "bkg_exposure" if "bkg_exposure" in attrs else "exposure", bpath)
         bkg_scal = cols["bkg_backscal"] if cols["bkg_backscal"] is not None else attrs["bkg_backscal"]
@@ -1082,11 +1082,19 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         shdu.header["HISTORY"] = f"grouped to at least {int(attrs['group_min'])} counts per group (xcube)"
     _apply(shdu.header, header or {})
     for p in [path] + ([bkg_hdul[0]] if bkg_hdul else []):
+        if p.is_dir():
+            raise IsADirectoryError(f"{p}: is a directory; give the name of the file to write")
         if p.exists() and not overwrite:
             raise FileExistsError(f"{p}: exists; pass overwrite=True (or --overwrite) to replace it")
-    if bkg_hdul is not None:
-        write_hdul(bkg_hdul[1], bkg_hdul[0], overwrite)
-    return write_hdul(fits.HDUList([primary_hdu(cards), shdu]), path, overwrite)
+    source = fits.HDUList([primary_hdu(cards), shdu])
+    if bkg_hdul is None:
+        return write_hdul(source, path, overwrite)
+    # both written before either is renamed into place: a source that cannot be written leaves no background
+    with atomic_file(bkg_hdul[0], overwrite=overwrite) as btmp, atomic_file(path, overwrite=overwrite) as stmp:
+        bkg_hdul[1].writeto(btmp, checksum=True)
+        source.writeto(stmp, checksum=True)
+    log.info("wrote %s and %s", path, bkg_hdul[0])
+    return path
 
 
 def _check_exposure(attrs: dict, key: str, path) -> None:

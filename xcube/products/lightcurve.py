@@ -365,8 +365,9 @@ def region_backscal(events, region, background=None, backscal: str = "geometric"
     exclusions only, whose area is infinite. ``ValueError`` naming
     ``product`` for a source region whose shapes are marked DS9
     ``# background`` (:func:`xcube.regions.pixel_region`; such a region is
-    given as ``background``), and for a region of exclusions only when its
-    area is needed. Eager: resolving the regions, and the footprint's passes
+    given as ``background``), for a region of exclusions only when its
+    area is needed, and for a region whose area is 0 (exclusions covering
+    its shapes; with ``"detector"``, off the footprint). Eager: resolving the regions, and the footprint's passes
     over x, y and the CCD column only with ``"detector"``."""
     from ..regions import RegionSet, pixel_region, region_areas
     from ..select import screened_footprint
@@ -388,9 +389,17 @@ def region_backscal(events, region, background=None, backscal: str = "geometric"
     if background is not None and not isinstance(background, RegionSet):
         background = pixel_region(background, events)
     if backscal != "detector" or region is None:  # (an unknown backscal raises in region_areas)
-        return region_areas(events, region, background, backscal=backscal)
-    return region_areas(events, region, background, backscal=backscal,
-                        footprint=screened_footprint(events, screening))
+        areas = region_areas(events, region, background, backscal=backscal)
+    else:
+        areas = region_areas(events, region, background, backscal=backscal,
+                             footprint=screened_footprint(events, screening))
+    for key, reg, what in (("backscal", region, "region"), ("bkg_backscal", background, "background region")):
+        if reg is not None and key in areas and not areas[key] > 0 and (area_needed or key == "bkg_backscal"):
+            where = " on the detector" if backscal == "detector" else ""
+            raise ValueError(f"{product}: the {what} {reg.description!r} has no area{where} ({areas[key]:g} "
+                             "pixel^2: its exclusions cover its shapes, or it lies off the detector); BACKSCAL "
+                             "would be 0")
+    return areas
 
 
 def product_attrs(events, **params) -> dict:

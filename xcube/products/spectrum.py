@@ -3,6 +3,7 @@ region), with exposure and extraction areas (BACKSCAL) for OGIP PHA files."""
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -63,7 +64,8 @@ def _channel_axis(events, channel_bin: int, pi_range):
     holding PI ``[c * cb, (c + 1) * cb)``), the PI range selected rounded
     outward to whole channels (inclusive), and the selected channels
     ``(lo, hi)``. ``ValueError`` for ``pi_range`` with ``lo > hi``, ``lo <
-    0``, or wholly outside the instrument's ``profile.pi_range``."""
+    0``, or wholly outside the instrument's ``profile.pi_range`` or channel
+    grid; a range reaching beyond the grid is cut to it, with a warning."""
     from ..binning import Axis
     from ..missions import profile_of
 
@@ -84,7 +86,19 @@ def _channel_axis(events, channel_bin: int, pi_range):
     pmin, pmax = sel[0] * cb, (sel[1] + 1) * cb - 1
     if (pmin, pmax) != (lo, hi):
         log.info("pi_range %s-%s rounded outward to whole channels of %d PI: %d-%d", lo, hi, cb, pmin, pmax)
-    full = _full_grid(prof, cb) or sel
+    full = _full_grid(prof, cb)
+    if full is not None and (sel[0] < full[0] or sel[1] > full[1]):  # keep the RMF's channels (DETCHANS)
+        grid = (full[0] * cb, (full[1] + 1) * cb - 1)
+        if sel[0] > full[1] or sel[1] < full[0]:
+            raise ValueError(f"{events.attrs.get('source') or 'events'}: pi_range={(lo, hi)!r} (--pi-range {lo} {hi}) "
+                             f"lies outside the {prof.mission} {prof.instrument} channel grid, PI {grid[0]}-{grid[1]} "
+                             "(the channels of its RMF)")
+        warnings.warn(f"pi_range={(lo, hi)!r}: cut to the {prof.mission} {prof.instrument} channel grid, PI "
+                      f"{grid[0]}-{grid[1]}, so that the spectrum keeps the channels (DETCHANS) of its RMF",
+                      UserWarning, stacklevel=3)
+        sel = (max(sel[0], full[0]), min(sel[1], full[1]))
+        pmin, pmax = sel[0] * cb, (sel[1] + 1) * cb - 1
+    full = full or sel
     first, last = min(full[0], sel[0]), max(full[1], sel[1])
     axis = Axis.regular("channel", first * cb, cb, last - first + 1, units="channel", column="pi")
     return axis, first, last, (pmin, pmax), sel

@@ -1,0 +1,61 @@
+"""Sweep p25 (spectra): BACKFILE relative to the source PHA, zero-area regions refused, no orphan background
+file when the source cannot be written, pi_range cut to the RMF's channel grid."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from conftest import real_file
+
+import xcube
+
+MOS1 = ("xmm", "P0001730201M1S002MIEVLI.FTZ")
+SRC = "physical;circle(24747,24044,600)"
+BKG = "physical;annulus(24747,24044,1500,3000)"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    ev = xcube.open_events(real_file(*MOS1))
+    return ev, xcube.spectrum(ev, region=SRC, background=BKG).compute()
+
+
+def test_backfile_is_relative_to_the_source_spectrum(spec, tmp_path):
+    _, sp = spec
+    path = xcube.write_spectrum(tmp_path / "a" / "s.pha", sp, background_path=tmp_path / "b" / "bg.pha")
+    assert fits.getheader(path, 1)["BACKFILE"] == "../b/bg.pha"
+    back = xcube.read_spectrum(path)
+    np.testing.assert_array_equal(back["bkg_counts"].values, sp["bkg_counts"].values)
+    path = xcube.write_spectrum(tmp_path / "c.pha", sp)  # beside it: its name
+    assert fits.getheader(path, 1)["BACKFILE"] == "c_bkg.pha"
+
+
+@pytest.mark.parametrize("which", ["region", "background"])
+def test_a_region_without_area_is_refused(spec, which):
+    ev, _ = spec
+    empty = "physical;circle(20000,24044,600);-circle(20000,24044,700)"
+    kw = {"region": empty, "background": BKG} if which == "region" else {"region": SRC, "background": empty}
+    with pytest.raises(ValueError, match="has no area .*BACKSCAL would be 0"):
+        xcube.spectrum(ev, **kw)
+
+
+def test_no_orphan_background_when_the_source_cannot_be_written(spec, tmp_path):
+    _, sp = spec
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(OSError):
+        xcube.write_spectrum(tmp_path / "afile" / "x.pha", sp, background_path=tmp_path / "orphan_bkg.pha")
+    (tmp_path / "dd").mkdir()
+    with pytest.raises(IsADirectoryError):
+        xcube.write_spectrum(tmp_path / "dd", sp)
+    with pytest.raises(IsADirectoryError):
+        xcube.write_spectrum(tmp_path / "dd", sp, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "dd"]
+
+
+def test_pi_range_beyond_the_grid_keeps_the_rmf_channels(spec):
+    ev, _ = spec
+    with pytest.warns(UserWarning, match="PI 0-11999"):
+        sp = xcube.spectrum(ev, region=SRC, pi_range=(11000, 12500))
+    assert sp.sizes["channel"] == 800 and tuple(sp.attrs["channel_range"]) == (0, 799)
+    with pytest.raises(ValueError, match="outside the XMM-Newton EMOS1 channel grid"):
+        xcube.spectrum(ev, region=SRC, pi_range=(12500, 14000))
