@@ -68,9 +68,9 @@ def test_grid_pass_equals_runs_one_at_a_time(pn, columns):
     assert {c.cells.dtype for c in grid} == {np.dtype(np.uint16), np.dtype(np.uint32)}
     kept = prepare_events(ev, hygiene=True)[0].compute()  # the same screening and hygiene, applied by select
     by_band = {b: kept if b is None else select(kept, energy_band=b).compute() for b in {r.energy_band for r in runs}}
-    maker = {}  # a sky grid's CCD map is made by the grid's first run (its band and frames)
+    maker = {}  # a CCD map is made by the first run of its sky grid and band (its frames), sweep p25
     for k, (run, cube) in enumerate(zip(runs, grid)):
-        first = maker.setdefault(run.sky[0].size if run.sky else 0, k)
+        first = maker.setdefault((run.sky[0].size if run.sky else 0, run.energy_band), k)
         _same(cube, compact_cubes(ev, [run], y, x, filters=filters)[0], with_map=first == k)
         assert np.array_equal(cube.ccd_map[0], grid[first].ccd_map[0]) or cube.y.size != grid[first].y.size
         want = bin_events(by_band[run.energy_band], time=run.time.edges, y=cube.y.edges, x=cube.x.edges).values

@@ -350,7 +350,8 @@ def _pass_buffers(spec: _Spec, band_counts, fa, nfr):
     """The outputs of every run of one chunk, end to end: cells (room for
     every event of the run's band, ``band_counts``), counts per frame and per
     frame and CCD (a row per frame of each run), the per-cell CCD bit maps
-    (one per sky grid, made by its first run, when there is a CCD column),
+    (one per sky grid and band, made by its first run, when there is a CCD
+    column),
     and the kernel's run table (a row per run, columns ``_BAND``...``_EXT``:
     band, first edge and number of edges of its time axis in ``t_flat``, sky
     grid, first frame and number of frames touched, first cell in the cells
@@ -364,16 +365,27 @@ def _pass_buffers(spec: _Spec, band_counts, fa, nfr):
     tab[:, _FA], tab[:, _NFR] = fa[spec.run_t], nfr[spec.run_t]
     caps = band_counts[spec.run_b]
     tab[1:, _CELL0], tab[1:, _ROW0] = np.cumsum(caps)[:-1], np.cumsum(tab[:, _NFR])[:-1]
-    sizes = [gy.size * gx.size if spec.ccd_column and gy.size * gx.size > 1 else 0 for gy, gx, *_ in spec.grids]
-    starts = np.concatenate([[0], np.cumsum(sizes)])
     tab[np.unique(spec.run_b, return_index=True)[1], _EXT] = 1
     tab[:, _MAP0] = -1
-    for g, size in enumerate(sizes):
-        if size:
-            tab[np.flatnonzero(spec.run_g == g)[0], _MAP0] = starts[g]
+    size = 0
+    for r in _map_runs(spec):  # a map per sky grid and band: a cell's CCDs as the run's own events show them
+        gy, gx = spec.grids[spec.run_g[r]][:2]
+        if spec.ccd_column and gy.size * gx.size > 1:
+            tab[r, _MAP0] = size
+            size += gy.size * gx.size
     rows = int(tab[:, _NFR].sum())
     return (np.empty(int(caps.sum()), spec.cell_dtype), np.zeros(rows, np.int64),
-            np.zeros((rows, max(spec.n_ccd, 1)), np.int64), np.zeros(int(starts[-1]), np.uint32), tab)
+            np.zeros((rows, max(spec.n_ccd, 1)), np.int64), np.zeros(size, np.uint32), tab)
+
+
+def _map_runs(spec: _Spec) -> np.ndarray:
+    """The runs that make a CCD map: the first of each (sky grid, band)."""
+    return np.unique(np.column_stack([spec.run_g, spec.run_b]), axis=0, return_index=True)[1]
+
+
+def _map_run_of(spec: _Spec, k: int) -> int:
+    """The run whose CCD map run ``k`` takes: the first on its sky grid with its band."""
+    return int(np.flatnonzero((spec.run_g == spec.run_g[k]) & (spec.run_b == spec.run_b[k]))[0])
 
 
 def _split_runs(spec: _Spec, bufs, m):
@@ -608,9 +620,9 @@ def _assemble(k, run, evs, specs, parts, crop) -> CompactCube:
                   "gti": gtimod.from_dataset(ev), "datamode": ev.attrs.get("datamode"),
                   "submode": ev.attrs.get("submode")} for ev in evs)
     common = gtimod.intersection(*[c["gti"] for c in cams])
-    first = int(np.flatnonzero(specs[0].run_g == specs[0].run_g[k])[0])  # the run that made the grid's CCD map
-    maps = [None if p[0][first][3] is None else p[0][first][3].reshape(y.size, x.size)[y0:y1, x0:x1].copy()
-            for p in parts]
+    firsts = [_map_run_of(s, k) for s in specs]  # the run that made each camera's map of this grid and band
+    maps = [None if p[0][f][3] is None else p[0][f][3].reshape(y.size, x.size)[y0:y1, x0:x1].copy()
+            for p, f in zip(parts, firsts)]
     return CompactCube(cells, seg, run.time, ya, xa, attrs=attrs, gti=common, cameras=cams,
                        ccd_counts=[p[0][k][2] for p in parts], monitor=monitor, extent=extent,
                        n_outside=int(sum(p[3][k] for p in parts)), ccd_map=maps, camera_counts=per_camera,

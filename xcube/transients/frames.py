@@ -378,7 +378,10 @@ def ccd_live_fraction(cube: CompactCube, events, exposure):
     group = np.zeros(uniq.shape[0], np.int32)
     for g, key in enumerate(uniq):
         bits, share = key[:len(cams)], key[len(cams):]
-        parts = [(rows[(cam, int(b))], max(int(w), 0)) for cam, b, w in zip(cams, bits, share) if b]
+        # a camera with counts here but no CCD seen in its (sampled) map counts as live, not as absent: its
+        # share must not fall to a camera whose CCD was off
+        parts = [(rows[(cam, int(b))] if b else ones, max(int(w), 0)) for cam, b, w in zip(cams, bits, share)
+                 if b or w > 0]
         weights = [w for _, w in parts] if sum(w for _, w in parts) > 0 else [1] * len(parts)
         f = np.average([p for p, _ in parts], axis=0, weights=weights) if parts else ones
         if (f < 1.0).any():
