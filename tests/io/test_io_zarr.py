@@ -260,3 +260,48 @@ def test_cache_sees_a_rewrite_in_the_middle_with_the_same_size_and_mtime(tmp_pat
     after = xcube.open_events(path)
     i = np.flatnonzero(before.time.values == t[mid])
     assert after.pi.values[i] == before.pi.values[i] + 1000
+
+
+def test_an_entry_another_process_finished_meanwhile_is_used(make_event_file, monkeypatch):
+    """Sweep p25: a second process finishing the same conversion between this one's check and its write made
+    open_events raise FileExistsError ('pass overwrite=True'), and open_archive skip the file."""
+    import xcube.io.events as events_module
+
+    path = make_event_file(n=2000, name="race.evt.gz", gzip=True)
+    real = events_module.to_zarr
+
+    def other_process_first(ds, store, overwrite=False, **kw):
+        monkeypatch.setattr(events_module, "to_zarr", real)
+        xcube.open_events(path)  # the other writer, done before this one starts writing
+        return real(ds, store, overwrite=overwrite, **kw)
+
+    monkeypatch.setattr(events_module, "to_zarr", other_process_first)
+    ev = xcube.open_events(path)
+    assert ev.sizes["event"] == 2000 and len(list(cache_dir().glob("race.evt.gz-*.zarr"))) == 1
+
+
+@pytest.mark.parametrize("damage", ["key", "type", "value"])
+def test_a_damaged_scan_record_is_scanned_again(make_event_file, damage):
+    """Sweep p25: a scan record with a damaged key or of another JSON type crashed every later open (KeyError
+    'sorted'); a flipped value (n_null 1 -> 0) was trusted and brought back an event with a null X."""
+    from astropy.io import fits
+
+    path = make_event_file(n=500, name=f"scan_{damage}.fits", columns={"X": np.r_[-99999999, np.full(499, 25000)].astype(
+        np.int32)})
+    with fits.open(path, mode="update") as hdul:
+        h = hdul["EVENTS"].header
+        h[f"TNULL{[h[f'TTYPE{i}'] for i in range(1, h['TFIELDS'] + 1)].index('X') + 1}"] = -99999999
+    with pytest.warns(UserWarning, match="dropped 1 of 500 events"):
+        first = xcube.open_events(path)
+    (record,) = list((cache_dir() / "scan").glob(f"scan_{damage}.fits-*.json"))
+    text = record.read_text()
+    record.write_text({"key": text.replace('"sorted"', '"sortee"'), "type": "[]",
+                       "value": text.replace('"n_null": 1', '"n_null": 0')}[damage])
+    for store in cache_dir().glob(f"scan_{damage}.fits-*.zarr"):  # the converted entry gone: the record decides alone
+        import shutil
+
+        shutil.rmtree(store)
+    with pytest.warns(UserWarning, match="dropped 1 of 500 events"):
+        again = xcube.open_events(path)
+    assert again.sizes["event"] == first.sizes["event"] == 499 and int(again["x"].min()) == 25000
+    assert '"_crc32"' in record.read_text() and '"sortee"' not in record.read_text()

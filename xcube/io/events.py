@@ -100,6 +100,11 @@ def _open_one(path, instrument=None, chunks=None, cache=None, hdu=None) -> xr.Da
     try:
         remove_stale(store)
         to_zarr(ds, store, overwrite=store.exists())
+    except FileExistsError:
+        if not is_complete(store):
+            raise
+        # another process converted the same file into this entry (named by the file's contents) meanwhile
+        return _open_cached(store, chunks)
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EEXIST,
                              errno.ENOTDIR):

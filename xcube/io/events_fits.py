@@ -839,7 +839,9 @@ def time_scan(meta: EventsMeta, arrays: dict, cache=None) -> dict:
     record = _scan_record_path(meta, cache)
     res = load_scan_record(record)
     checked = {var: repr(value) for var, value in null_values(meta).items() if var in arrays}
-    if res is not None and res.get("nrows") == meta.nrows and "n_null" in res and res.get("null_values") == checked:
+    if res is not None and res.get("nrows") == meta.nrows and res.get("null_values") == checked and \
+            isinstance(res.get("sorted"), bool) and isinstance(res.get("n_null"), int) and \
+            all(isinstance(res.get(k), (int, float)) for k in ("tmin", "tmax")):
         return res
     res = scan_times(arrays["time"], meta.path)
     nulls = [(arrays[var], value) for var, value in null_values(meta).items() if var in arrays]

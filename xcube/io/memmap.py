@@ -355,22 +355,35 @@ def count_null_rows(columns) -> int:
     return count
 
 
+def _record_check(result: dict) -> int:
+    """CRC32 of a scan record's canonical JSON (its ``_crc32`` key left out)."""
+    import zlib
+
+    body = {k: v for k, v in result.items() if k != "_crc32"}
+    return zlib.crc32(json.dumps(body, sort_keys=True, default=str).encode())
+
+
 def load_scan_record(record: Path) -> dict | None:
     """A scan record written by :func:`save_scan_record` (a dict read from
-    its JSON file, eagerly), or None when absent/unreadable."""
+    its JSON file, eagerly), or None when absent, unreadable, not a dict or
+    damaged (its CRC32 differs: a flipped bit would bring back dropped
+    events), so that the scan is repeated and the record rewritten."""
     try:
-        return json.loads(Path(record).read_text())
+        res = json.loads(Path(record).read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(res, dict) or res.get("_crc32") != _record_check(res):
+        return None
+    return {k: v for k, v in res.items() if k != "_crc32"}
 
 
 def save_scan_record(record: Path, result: dict) -> None:
-    """Write a scan record atomically (temporary file, then rename); errors
-    (read-only cache) are ignored - the scan is simply repeated next time.
-    Eager: writes the file."""
+    """Write a scan record atomically (temporary file, then rename), with the
+    CRC32 of its contents; errors (read-only cache) are ignored - the scan is
+    simply repeated next time. Eager: writes the file."""
     from .atomic import write_json
 
     try:
-        write_json(record, result)
+        write_json(record, dict(result, _crc32=_record_check(result)))
     except OSError:
         pass
