@@ -305,3 +305,25 @@ def test_a_damaged_scan_record_is_scanned_again(make_event_file, damage):
         again = xcube.open_events(path)
     assert again.sizes["event"] == first.sizes["event"] == 499 and int(again["x"].min()) == 25000
     assert '"_crc32"' in record.read_text() and '"sortee"' not in record.read_text()
+
+
+def test_a_converted_store_keeps_the_dead_time_of_its_file(tmp_path):
+    """Sweep p25: a store's spectrum exposure read the dead-time keywords of whatever file sat at its source
+    path: 16485.894 s with the MOS1 file there, 16650.642 s once it moved, MOS2's live time with MOS2 there."""
+    import shutil
+
+    from conftest import real_file
+
+    from xcube.io.cache import to_zarr
+
+    fits_path = tmp_path / "obs" / "m1.FTZ"
+    fits_path.parent.mkdir()
+    shutil.copy(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"), fits_path)
+    region = "physical;circle(24747,24044,600)"
+    want = xcube.spectrum(xcube.open_events(fits_path), region=region).attrs["exposure"]
+    store = to_zarr(xcube.open_events(fits_path), tmp_path / "m1.zarr")
+    shutil.copy(real_file("xmm", "P0001730201M2S003MIEVLI.FTZ"), fits_path)  # another camera at that path now
+    assert xcube.spectrum(xcube.open_events(store), region=region).attrs["exposure"] == pytest.approx(want, rel=1e-12)
+    fits_path.unlink()
+    assert xcube.spectrum(xcube.open_events(store), region=region).attrs["exposure"] == pytest.approx(want, rel=1e-12)
+    assert want == pytest.approx(16485.894, abs=0.01)

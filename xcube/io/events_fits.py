@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import json
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from .memmap import (
     scan_times,
     source_of,
 )
-from .ogip import mjdref_offset, read_mjdref, read_timezero
+from .ogip import dead_time_cards, mjdref_offset, read_mjdref, read_timezero
 
 __all__ = ["read_fits_header", "open_fits_events", "load_fits_events", "DEFAULT_CHUNK", "EventsMeta"]
 
@@ -517,6 +518,9 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
         comp, data_offset, row_dtype = _table_layout(hdu, path, nrows)
         gti, ccd_gti, gti_kind = _read_gtis(hdul, profile, path, header)
     attrs = _attrs(header, profile, path, hdu_name=hdu.name, cols=cols)
+    dead = dead_time_cards(header)
+    if dead:  # kept with the events (a Zarr store of them too), not re-read from a file that may have moved
+        attrs["dead_time_keywords"] = json.dumps(dead)
     attrs["gti_kind"] = gti_kind
     timezero = read_timezero(header, path)  # (TIMEZERO, or the split TIMEZERI + TIMEZERF)
     # TSTART/TSTOP as the times are read (TIMEZERO added); without them the GTI span, which has it already

@@ -73,6 +73,8 @@ __all__ = [
     "primary_hdu",
     "write_hdul",
     "read_mjdref",
+    "dead_time_cards",
+    "events_dead_time",
     "time_reference_attrs",
     "read_timezero",
     "mjdref_offset",
@@ -677,7 +679,7 @@ def _events_live_fraction(attrs: dict):
         return None
     if prof.ccd_livetime_keywords:
         return None
-    keys = dead_time_keywords(attrs.get("source"), prof.events_extensions)
+    keys = events_dead_time(attrs, prof.events_extensions)
     return live_fraction(keys, source=str(attrs.get("source"))) if keys else None
 
 
@@ -815,6 +817,12 @@ def _dead_time_keywords(path: str, names: tuple, size: int, mtime_ns: int) -> tu
     except (OSError, ValueError, IndexError, KeyError) as exc:
         log.info("%s: no dead-time keywords read (%s)", path, exc)
         return ()
+    return tuple(dead_time_cards(header).items())
+
+
+def dead_time_cards(header) -> dict:
+    """The dead-time keywords (see :func:`dead_time_keywords`) of a header,
+    as floats (non-numeric and non-finite values left out). Eager."""
     out = {}
     for key, value in header.items():
         if _DEAD_TIME_KEY.match(str(key)):
@@ -824,7 +832,25 @@ def _dead_time_keywords(path: str, names: tuple, size: int, mtime_ns: int) -> tu
                 continue
             if np.isfinite(v):
                 out[str(key)] = v
-    return tuple(out.items())
+    return out
+
+
+def events_dead_time(attrs: dict, extensions=("EVENTS",)) -> dict:
+    """The dead-time keywords of an EventList: those it carries
+    (``attrs["dead_time_keywords"]``, JSON, recorded when its FITS file was
+    opened, so that a Zarr store converted from it keeps them), else those
+    of its source file (:func:`dead_time_keywords`; an EventList made before
+    they were recorded). Eager."""
+    import json
+
+    text = attrs.get("dead_time_keywords")
+    if text is not None:
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError):
+            return {}
+        return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return dead_time_keywords(attrs.get("source"), extensions)
 
 
 def live_fraction(keys: dict, ccd: int | None = None, ccd_keywords=None, source: str = "event file"):

@@ -264,7 +264,7 @@ def _events_header(events, profile) -> dict:
     LIVTIMEn/ONTIMEn), copied as they are: the live fractions they give hold
     for any part of the good time. Reads the source's headers up to its event
     table; none for a list without a readable source event file (simulated)."""
-    from .ogip import dead_time_keywords, time_cards
+    from .ogip import events_dead_time, time_cards
 
     a = events.attrs
     has_gti = bool(events.sizes.get("gti"))
@@ -286,7 +286,7 @@ def _events_header(events, profile) -> dict:
     for key, attr in _ATTR_KEYWORDS:
         if a.get(attr) not in (None, ""):
             header[key] = a[attr]
-    header.update(dead_time_keywords(a.get("source"), profile.events_extensions))
+    header.update(events_dead_time(a, profile.events_extensions))
     return header
 
 

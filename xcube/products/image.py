@@ -110,7 +110,7 @@ def image(
     """
     from ..binning import bin_events, sky_axis
     from ..io.events import not_a_tree
-    from ..io.ogip import dead_time_keywords
+    from ..io.ogip import events_dead_time
     from ..regions import pixel_region
     from ..select import applied_band, screening_expr, select
 
@@ -143,7 +143,7 @@ def image(
     img = bin_events(sel, y=axes["y"], x=axes["x"])
     gti = gtimod.from_dataset(sel)
     # the exposure as the spectrum of the same events has it (live time, source CCD)
-    expo = live_exposure(sel, prof, dead_time_keywords(events.attrs.get("source"), prof.events_extensions))
+    expo = live_exposure(sel, prof, events_dead_time(events.attrs, prof.events_extensions))
     img.attrs.update(product_attrs(
         events, kind="image", **expo,
         tstart=float(gti[0][0]) if gti[0].size else None, tstop=float(gti[1][-1]) if gti[1].size else None,

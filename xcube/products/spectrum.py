@@ -304,11 +304,11 @@ def spectrum(
         pmin, pmax = sel_lo * cb, (sel_hi + 1) * cb - 1
     chan = first + np.arange(axis.size)
     inside = (chan >= sel_lo) & (chan <= sel_hi)  # whole channels: PI [pmin, pmax]
-    from ..io.ogip import dead_time_keywords
+    from ..io.ogip import events_dead_time
     from ..missions import profile_of
 
     prof = profile_of(events)
-    keys = dead_time_keywords(events.attrs.get("source"), prof.events_extensions)
+    keys = events_dead_time(events.attrs, prof.events_extensions)
 
     def hist(reg):
         # one eager pass per region; then each event inside its own CCD's good time, where the exposure comes from
