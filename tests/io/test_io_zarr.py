@@ -327,3 +327,21 @@ def test_a_converted_store_keeps_the_dead_time_of_its_file(tmp_path):
     fits_path.unlink()
     assert xcube.spectrum(xcube.open_events(store), region=region).attrs["exposure"] == pytest.approx(want, rel=1e-12)
     assert want == pytest.approx(16485.894, abs=0.01)
+
+
+def test_old_temporaries_go_when_the_entry_is_opened_or_a_store_written(make_event_file, tmp_path):
+    """Sweep p25: a killed rewrite's temporary (a full copy) stayed for good once its entry existed again."""
+    from xcube.io.cache import to_zarr
+
+    path = make_event_file(n=300, name="stale.evt.gz", gzip=True)
+    ev = xcube.open_events(path)
+    (store,) = list(cache_dir().glob("stale.evt.gz-*.zarr"))
+    leftovers = [store.with_name(f".{store.name}.tmp-0badcafe"), tmp_path / ".out.zarr.tmp-0badcafe"]
+    for d in leftovers:
+        d.mkdir()
+        (d / "zarr.json").write_text("{}")
+        for p in (d / "zarr.json", d):
+            os.utime(p, (time.time() - 7200,) * 2)
+    xcube.open_events(path)  # the entry is complete: opened, and its old temporary removed
+    to_zarr(ev, tmp_path / "out.zarr")
+    assert not any(d.exists() for d in leftovers)

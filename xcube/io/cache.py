@@ -197,6 +197,7 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 5, cna
         if var.chunks is None and "event" in var.dims:
             encoding[name]["chunks"] = (min(var.shape[0], DEFAULT_CHUNK) or 1,)
     record = None
+    remove_stale(store)  # temporaries of writers killed an hour ago or more (xcube convert, cache entries)
     try:
         with atomic_dir(store, overwrite=overwrite) as tmp:
             try:

@@ -66,6 +66,7 @@ def _open_one(path, instrument=None, chunks=None, cache=None, hdu=None) -> xr.Da
     check_path(p)
     store = _store_for(p, instrument, cache, hdu)
     if is_complete(store):  # converted before: no need to read (or decompress) the file again
+        remove_stale(store)  # a killed rewrite's temporary, once an hour old (a full copy of the entry)
         try:
             return _open_cached(store, chunks)
         except StoreCorruptError as exc:
@@ -98,7 +99,6 @@ def _open_one(path, instrument=None, chunks=None, cache=None, hdu=None) -> xr.Da
     # recorded with the store and replayed whenever it is opened
     ds.attrs["warnings"] = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     try:
-        remove_stale(store)
         to_zarr(ds, store, overwrite=store.exists())
     except FileExistsError:
         if not is_complete(store):
