@@ -345,3 +345,10 @@ def test_old_temporaries_go_when_the_entry_is_opened_or_a_store_written(make_eve
     xcube.open_events(path)  # the entry is complete: opened, and its old temporary removed
     to_zarr(ev, tmp_path / "out.zarr")
     assert not any(d.exists() for d in leftovers)
+
+
+def test_the_first_opens_chunks_do_not_stick_to_the_cache_entry(make_event_file):
+    """Sweep p25: the chunks= of the open that filled the cache became every later open's default."""
+    path = make_event_file(n=3000, name="chunks.evt.gz", gzip=True)
+    assert xcube.open_events(path, chunks=1000)["time"].data.numblocks == (3,)
+    assert xcube.open_events(path)["time"].data.numblocks == (1,)  # the documented default, 1,048,576 events

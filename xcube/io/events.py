@@ -87,8 +87,9 @@ def _open_one(path, instrument=None, chunks=None, cache=None, hdu=None) -> xr.Da
                     cols = load_fits_events(meta, hdul=hdul)
                     import dask.array as da
 
-                    chunk = int(chunks or DEFAULT_CHUNK)
-                    ds = build_dataset(meta, {k: da.from_array(v, chunks=(chunk,)) for k, v in cols.items()})
+                    # stored in the default chunks: a chunks= of this call applies to the events it returns,
+                    # not to every later open of the entry
+                    ds = build_dataset(meta, {k: da.from_array(v, chunks=(DEFAULT_CHUNK,)) for k, v in cols.items()})
                     converted = True
     finally:
         for w in caught:  # pass the warnings on, also when opening failed
