@@ -352,3 +352,18 @@ def test_the_first_opens_chunks_do_not_stick_to_the_cache_entry(make_event_file)
     path = make_event_file(n=3000, name="chunks.evt.gz", gzip=True)
     assert xcube.open_events(path, chunks=1000)["time"].data.numblocks == (3,)
     assert xcube.open_events(path)["time"].data.numblocks == (1,)  # the documented default, 1,048,576 events
+
+
+def test_damage_of_the_input_store_stays_a_store_corrupt_error(ev, tmp_path):
+    """Sweep p25: to_zarr re-raised a damaged input chunk as OSError '[Errno None] ... while writing <output>'."""
+    from xcube.io.cache import to_zarr
+    from xcube.io.integrity import StoreCorruptError
+
+    store = to_zarr(ev, tmp_path / "in.zarr")
+    chunk = next(p for p in (store / "x" / "c").rglob("*") if p.is_file())
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(StoreCorruptError, match="in.zarr"):
+        to_zarr(xcube.open_events(store), tmp_path / "copy.zarr")
+    assert not (tmp_path / "copy.zarr").exists()

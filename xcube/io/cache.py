@@ -40,7 +40,15 @@ from .._version import __version__
 from ..scheduler import compute
 from .atomic import atomic_dir, explain_write_error, refuse_input, remove_stale, write_json
 from .chunking import EVENT_CHUNK
-from .integrity import StoreCorruptError, attrs_crc, chunk_crc, fingerprint, store_manifest, verify_store
+from .integrity import (
+    FileChangedError,
+    StoreCorruptError,
+    attrs_crc,
+    chunk_crc,
+    fingerprint,
+    store_manifest,
+    verify_store,
+)
 from .paths import cache_dir, expand_path
 
 __all__ = ["to_zarr", "open_zarr_events", "open_store", "commit_store", "cache_dir", "cache_key", "is_complete",
@@ -205,6 +213,8 @@ def to_zarr(ds: xr.Dataset, store, overwrite: bool = False, clevel: int = 5, cna
                                     compute=False)
                 compute(writes)
                 record = commit_store(tmp, kind=ds.attrs.get("kind", "events"), n_event=int(ds.sizes.get("event", 0)))
+            except (StoreCorruptError, FileChangedError):  # damage of the input, as reading it names it
+                raise
             except OSError as exc:  # a full disk says which store could not be written
                 raise explain_write_error(exc, store) from exc
     except FileExistsError:
