@@ -354,12 +354,12 @@ def test_the_first_opens_chunks_do_not_stick_to_the_cache_entry(make_event_file)
     assert xcube.open_events(path)["time"].data.numblocks == (1,)  # the documented default, 1,048,576 events
 
 
-def test_damage_of_the_input_store_stays_a_store_corrupt_error(ev, tmp_path):
+def test_damage_of_the_input_store_stays_a_store_corrupt_error(make_event_file, tmp_path):
     """Sweep p25: to_zarr re-raised a damaged input chunk as OSError '[Errno None] ... while writing <output>'."""
     from xcube.io.cache import to_zarr
     from xcube.io.integrity import StoreCorruptError
 
-    store = to_zarr(ev, tmp_path / "in.zarr")
+    store = to_zarr(xcube.open_events(make_event_file(n=3000)), tmp_path / "in.zarr")
     chunk = next(p for p in (store / "x" / "c").rglob("*") if p.is_file())
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x40
