@@ -27,22 +27,24 @@ def available_bytes() -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def check_size(shape, dtype, *, what: str = "cube", limit: int | None = None, hint: str | None = None) -> int:
+def check_size(shape, dtype, *, what: str = "cube", limit: int | None = None, hint: str | None = None,
+               show_shape: bool = True) -> int:
     """Refuse, before allocating, an array that would not fit in memory.
 
     ``shape`` and ``dtype`` describe the array; ``limit`` [bytes] defaults to
     the memory currently available. Returns the size in bytes, or raises
     ``ValueError`` saying how big the array would be and how to shrink it
-    (``hint``, or advice for cubes).
+    (``hint``, or advice for cubes); ``show_shape`` False leaves the
+    shape out of the message (``what`` describes the array itself).
     Eager (arithmetic on the shape; nothing is allocated).
     """
     n = float(np.prod([float(s) for s in shape])) if len(shape) else 1.0
     nbytes = n * np.dtype(dtype).itemsize
     limit = available_bytes() if limit is None else int(limit)
     if nbytes > limit:
-        shape_s = tuple(int(s) for s in shape)
+        shape_s = f" of shape {tuple(int(s) for s in shape)} ({np.dtype(dtype).name})" if show_shape else ""
         raise ValueError(
-            f"{what} of shape {shape_s} ({np.dtype(dtype).name}) would need {_fmt_bytes(nbytes)}, more than the "
+            f"{what}{shape_s} would need {_fmt_bytes(nbytes)}, more than the "
             f"{_fmt_bytes(limit)} allowed; " + (hint or "use wider bins or a smaller range, or keep the cube lazy "
                                                 "and write it chunk by chunk (e.g. to Zarr)")
         )

@@ -325,14 +325,17 @@ def sky_axes(events, size_arcsec: float, extent=None):
         k1 = int(np.floor((hi - origin) / width)) + 1
         spans.append((dim, origin, k0, k1 - k0 + 1))
     n_cells = float(spans[0][3]) * float(spans[1][3])
-    what = (f"a sky grid of {spans[0][3]} x {spans[1][3]} cells of {size_arcsec:g}\" over "
-            + ("the columns' TLMIN..TLMAX" if extent is None else "the events' extent"))
+    cell = width * pixel_arcsec(events[0], "x")
+    asked = f" ({size_arcsec:g}\" asked, rounded to whole sky pixels)" if not np.isclose(cell, size_arcsec) else ""
+    what = (f"a sky grid of {spans[0][3]} x {spans[1][3]} cells of {cell:.3g}\"{asked} over "
+            + ("the columns' TLMIN..TLMAX" if extent is None else "the events' extent")
+            + f", {PIXEL_BYTES} bytes each,")
     if extent is None and n_cells * PIXEL_BYTES > available_bytes() // 4:
         log.warning("%s: %s would not fit in memory (TLMIN/TLMAX %s); using the events' extent instead",
                     events[0].attrs.get("source", "events"), what,
                     [(e.attrs.get("x_min"), e.attrs.get("x_max")) for e in events])
         return None
-    check_size((n_cells, PIXEL_BYTES), np.uint8, what=what, limit=available_bytes() // 4,
+    check_size((n_cells, PIXEL_BYTES), np.uint8, what=what, limit=available_bytes() // 4, show_shape=False,
                hint="use a larger size_arcsec" if extent is None else "use a larger size_arcsec, or remove events "
                "far from the others (X/Y equal to the column's null value TNULL, or outside TLMIN..TLMAX)")
     return tuple(Axis.from_edges(dim, _edges(origin, width, k0, n), units="pixel", column=dim,
