@@ -286,8 +286,8 @@ def test_a_damaged_scan_record_is_scanned_again(make_event_file, damage):
     'sorted'); a flipped value (n_null 1 -> 0) was trusted and brought back an event with a null X."""
     from astropy.io import fits
 
-    path = make_event_file(n=500, name=f"scan_{damage}.fits", columns={"X": np.r_[-99999999, np.full(499, 25000)].astype(
-        np.int32)})
+    x = np.r_[-99999999, np.full(499, 25000)].astype(np.int32)
+    path = make_event_file(n=500, name=f"scan_{damage}.fits", columns={"X": x})
     with fits.open(path, mode="update") as hdul:
         h = hdul["EVENTS"].header
         h[f"TNULL{[h[f'TTYPE{i}'] for i in range(1, h['TFIELDS'] + 1)].index('X') + 1}"] = -99999999
