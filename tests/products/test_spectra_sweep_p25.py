@@ -59,3 +59,20 @@ def test_pi_range_beyond_the_grid_keeps_the_rmf_channels(spec):
     assert sp.sizes["channel"] == 800 and tuple(sp.attrs["channel_range"]) == (0, 799)
     with pytest.raises(ValueError, match="outside the XMM-Newton EMOS1 channel grid"):
         xcube.spectrum(ev, region=SRC, pi_range=(12500, 14000))
+
+
+def test_a_long_region_is_kept_whole_in_the_files(spec, tmp_path):
+    """Sweep p25: REGION was cut at 68 characters and read back as a region that does not parse."""
+    import shutil
+    import subprocess
+
+    ev, _ = spec
+    region = ("physical;polygon(24000.5,24000.5,25500.5,24000.5,25000.5,25000.5,24600.5,25300.5,24100.5,"
+              "24900.5)")
+    path = xcube.write_spectrum(tmp_path / "long.pha", xcube.spectrum(ev, region=region))
+    back = xcube.read_spectrum(path)
+    assert back.attrs["region"] == region and fits.getheader(path, 1)["LONGSTRN"] == "OGIP 1.0"
+    assert xcube.select(ev, region=back.attrs["region"]).sizes["event"] > 0
+    if shutil.which("fitsverify"):
+        out = subprocess.run(["fitsverify", "-q", str(path)], capture_output=True, text=True)
+        assert "verification OK" in out.stdout, out.stdout

@@ -212,12 +212,18 @@ def _covered_good_time(lc, lo, hi, exposure) -> float:
 
 
 def _apply(header: fits.Header, cards: dict) -> None:
+    """Set ``cards`` (``{key: value or (value, comment)}``, None skipped) in
+    ``header``; a text longer than one card goes on CONTINUE cards (OGIP
+    long-string convention, announced by LONGSTRN), not cut."""
     for k, v in cards.items():
         if v is None:
             continue
         if isinstance(v, (np.generic,)):
             v = v.item()
         header[k] = v
+        text = v[0] if isinstance(v, tuple) else v
+        if isinstance(text, str) and len(text) > 68:
+            header["LONGSTRN"] = ("OGIP 1.0", "long strings continue on CONTINUE cards")
 
 
 def primary_hdu(cards: dict) -> fits.PrimaryHDU:
@@ -648,9 +654,9 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
             hdu.header[f"E_MIN{i}"] = (float(a), f"[keV] lower energy of band {i}")
             hdu.header[f"E_MAX{i}"] = (float(b), f"[keV] upper energy of band {i}")
     if attrs.get("region"):
-        hdu.header["REGION"] = (str(attrs["region"])[:68], "source region")
+        _apply(hdu.header, {"REGION": (str(attrs["region"]), "source region")})
     if attrs.get("background_region") and kind != "total":
-        hdu.header["BKGREG"] = (str(attrs["background_region"])[:68], "background region")
+        _apply(hdu.header, {"BKGREG": (str(attrs["background_region"]), "background region")})
     if attrs.get("backscal_ratio") is not None:
         hdu.header["BKGRATIO"] = (float(attrs["backscal_ratio"]), "source area / background area")
     hdu.header["HISTORY"] = ("RATE = COUNTS / (TIMEDEL * FRACEXP), NaN where FRACEXP = 0" if fraccorr else
@@ -1178,7 +1184,7 @@ def _region_card(attrs, key) -> dict:
     (attrs ``backscal_geometric``/``backscal_fraction``, ``bkg_...`` for the
     background region; :func:`xcube.regions.region_coverage`) when known."""
     reg = attrs.get(key)
-    cards = {"REGION": (str(reg)[:68], "extraction region")} if reg else {}
+    cards = {"REGION": (str(reg), "extraction region")} if reg else {}
     prefix = "bkg_" if key == "background_region" else ""
     if attrs.get(f"{prefix}backscal_fraction") is not None:
         cards["GEOMAREA"] = (float(attrs[f"{prefix}backscal_geometric"]), "region's whole area [sky pixel^2]")
@@ -1264,7 +1270,7 @@ def write_image(path, image: xr.DataArray, *, overwrite: bool = False, header: d
     _apply(prim.header, _dead_time_cards(exposure, dead_time))
     _apply(prim.header, {k: v for k, v in _band_cards(attrs).items() if k in ("E_MIN", "E_MAX")})
     if attrs.get("region"):
-        prim.header["REGION"] = (str(attrs["region"])[:68], "event selection region")
+        _apply(prim.header, {"REGION": (str(attrs["region"]), "event selection region")})
     _apply(prim.header, header or {})
     return write_hdul(fits.HDUList([prim]), path, overwrite)
 
