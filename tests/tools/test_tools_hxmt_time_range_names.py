@@ -38,3 +38,14 @@ def test_spectra_of_ranges_that_round_alike_do_not_overwrite_each_other(fake_too
     tasks = hxmt.spectrum_tasks(hxmt.find_level1(expdir), "HE", tmp_path / "out" / "HE",
                                 time_range=(T0 + 100, T0 + 500))
     assert tasks[0].outputs[0].name == "P010129900101_HE_spec_200000100-200000500s.pha"
+
+
+@pytest.mark.parametrize("kw, said", [({"time_range": (5.0, 1.0)}, "need finite start < stop"),
+                                      ({"time_range": (T0, float("nan"))}, "need finite start < stop"),
+                                      ({"bands": {"HE": [(250.0, 28.0)]}}, "need 0 <= emin < emax")])
+def test_a_reversed_range_or_band_is_refused_before_any_tool_runs(fake_tools, tmp_path, kw, said):
+    """Sweep p25: --time-range 5 1 ran the whole calibration chain, then warned and exited 0 without a spectrum."""
+    expdir = fake_tools.lib.make_hxmt_expid(tmp_path / "l1", t0=T0)
+    with pytest.raises(ValueError, match=said):
+        hxmt.process_exposure(expdir, tmp_path / "out", ["HE"], segment=None, workers=1, **kw)
+    assert fake_tools.calls() == []

@@ -569,11 +569,22 @@ def process_exposure(expid_dir, out_dir, detectors=("LE", "ME", "HE"), *, bands:
     :class:`HxmtProducts` of file paths (``status``: a pandas table, one row
     per tool task and xcube step).
     """
+    import numpy as np
     import pandas as pd
 
     from .batch import run_many
     from .derived import run_steps
 
+    if time_range is not None:  # a usage error, said before the calibration chain runs
+        t0, t1 = (float(v) for v in time_range)
+        if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
+            raise ValueError(f"time_range={tuple(time_range)!r}: need finite start < stop [s, mission time] "
+                             "(--time-range START STOP)")
+    for det, det_bands in (bands or {}).items():
+        for band in det_bands:
+            lo, hi = (float(v) for v in band)
+            if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo < hi):
+                raise ValueError(f"{det} band {tuple(band)!r}: need 0 <= emin < emax [keV] (--band EMIN EMAX)")
     l1 = find_level1(expid_dir)
     out = Path(out_dir).resolve()
     dets = [_det(x).name for x in detectors]
