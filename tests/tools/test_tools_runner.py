@@ -285,7 +285,7 @@ def test_files_named_in_parameters_are_inputs(fake_tools, tmp_path):
 
     (tmp_path / "a.lis").write_text("in.fits\n")
     got = _named_files(["@a.lis", ["x", str(src)], "in.fits:EVENTS", "!in.fits", "PI < 500", 3.0, True], tmp_path)
-    assert got == [tmp_path / "a.lis", src, src]
+    assert got == [tmp_path / "a.lis", src, src, src]  # the list file and the file it names (sweep p25)
 
 
 def test_directory_input_leaves_out_the_tasks_own_files(fake_tools, tmp_path):
