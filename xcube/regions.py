@@ -236,6 +236,65 @@ def _role_property(props: str) -> str:
     return out if role is None else f"{out.rstrip()} background={int(role)} source={int(not role)}"
 
 
+def _split_shapes(stmt: str) -> list[tuple[str, str]]:
+    """``[(operator, shape), ...]`` of a statement holding several shapes
+    joined by CIAO operators (``circle(..) - circle(..)``, ``+``, ``*``,
+    ``&``, ``|``, or none: a missing ``;``); the first operator is ``""``.
+    ``[("", stmt)]`` for one shape (or text that is not a shape)."""
+    parts, depth, start, op, i = [], 0, 0, "", 0
+    while i < len(stmt):
+        c = stmt[i]
+        if c == "{":  # a {text} property: skipped whole
+            j = stmt.find("}", i)
+            i = len(stmt) if j < 0 else j + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                parts.append((op, stmt[start:i + 1].strip()))
+                rest = stmt[i + 1:].lstrip()
+                if not _SHAPE_RE.match(rest.lstrip("*&|").lstrip()):  # no shape follows: properties (text={a})
+                    if rest:  # (they stay with the last shape)
+                        parts[-1] = (op, parts[-1][1] + " " + rest)
+                    return parts
+                op = rest[0] if rest[0] in "-+*&|" else ""
+                start = len(stmt) - len(rest) + (1 if op else 0)
+                i = start
+                continue
+        i += 1
+    return [("", stmt)] if not parts else parts + [(op, stmt[start:].strip())]
+
+
+def _ciao_shapes(s: str) -> list[str]:
+    """The DS9 statements of shape statement ``s``: itself, or for CIAO's
+    ``A - B - C`` the include and its exclusions (``A``, ``-B``, ``-C``).
+    ``ValueError`` naming the statement for other CIAO operators (union,
+    intersection), shapes without a ``;`` between them, and a circle or point
+    with more arguments than it takes (``regions`` would drop the rest)."""
+    parts = _split_shapes(s)
+    if len(parts) > 1:
+        ops = [op for op, _ in parts[1:]]
+        if not all(op == "-" for op in ops):
+            bad = next(op for op in ops if op != "-")
+            raise ValueError(
+                f"region {s!r}: " + (f"the CIAO operator {bad!r} between shapes is not read; " if bad else
+                                     "shapes without ';' between them; ")
+                + "write a union A + B as 'A;B', a subtraction A - B as 'A;-B' (DS9 exclusion); an intersection "
+                "(*, &) has no DS9 form")
+        s = [parts[0][1]] + ["-" + shape.lstrip("+-").strip() for _, shape in parts[1:]]
+    else:
+        s = [s]
+    for shape in s:
+        m = re.match(r"^[+-]?\s*(circle|point)\s*\(([^()]*)\)", re.sub(r"\{[^}]*\}", "", shape), re.IGNORECASE)
+        if m and len([a for a in m.group(2).split(",") if a.strip()]) != {"circle": 3, "point": 2}[m.group(1).lower()]:
+            raise ValueError(f"region {shape!r}: a {m.group(1).lower()} takes "
+                             f"{ {'circle': 3, 'point': 2}[m.group(1).lower()] } arguments, not "
+                             f"{len(m.group(2).split(','))}")
+    return s
+
+
 def _prepare_ds9(text: str) -> tuple[str, bool]:
     """Make DS9 text readable by ``regions``: ``physical`` (and a missing
     coordinate system) becomes ``image``; ``wcs`` becomes ``fk5``; shapes in
@@ -245,7 +304,7 @@ def _prepare_ds9(text: str) -> tuple[str, bool]:
     ``background=0 source=1``), which ``regions`` keeps in ``meta``
     (:func:`_role_property`). Returns the text and whether ``image`` was
     written explicitly."""
-    out_lines, frame_seen, explicit_image = [], False, False
+    out_lines, frame_seen, explicit_image, subtracted = [], False, False, False
     for line in text.replace("\r", "").split("\n"):
         code, sep, comment = line.partition("#")
         stmts = []
@@ -287,10 +346,19 @@ def _prepare_ds9(text: str) -> tuple[str, bool]:
                 if _SHAPE_RE.match(s) and not frame_seen and not low.startswith("global"):
                     stmts.append("image")
                     frame_seen = True
-                stmts.append(s)
+                shapes = _ciao_shapes(s) if _SHAPE_RE.match(s) else [s]
+                subtracted |= len(shapes) > 1
+                stmts.extend(shapes)
         if sep and stmts and stmts[-1] and _SHAPE_RE.match(stmts[-1]):  # a shape's properties
             comment = _role_property(comment)
         out_lines.append(";".join(stmts) + (sep + comment if sep else ""))
+    if subtracted:  # DS9 exclusions apply to every include: CIAO's A - B beside another shape C means more
+        includes = [st for line in out_lines for st in line.partition("#")[0].split(";")
+                    if _SHAPE_RE.match(st.strip()) and not st.strip().startswith("-")]
+        if len(includes) > 1:
+            raise ValueError(f"region {text.strip()!r}: a CIAO subtraction (A - B) beside other shapes is read "
+                             "as DS9 exclusions, which would cut every shape; write it in DS9 form "
+                             "('A;-B', one exclusion for all)")
     return "\n".join(out_lines), explicit_image
 
 
