@@ -459,6 +459,19 @@ def _is_file(name: str) -> bool:
         return False
 
 
+def _describe(shapes: list) -> str:
+    """A short description of ``regions`` objects: their DS9 text, or for
+    what DS9 cannot write (a compound ``r1 | r2``, ``&``, ``^``) their repr."""
+    from regions import CompoundPixelRegion, CompoundSkyRegion, Regions
+
+    if not any(isinstance(r, (CompoundPixelRegion, CompoundSkyRegion)) for r in shapes):
+        try:
+            return _short(Regions(shapes).serialize(format="ds9"))
+        except (KeyError, ValueError, TypeError, AttributeError):
+            pass
+    return _short("; ".join(repr(r) for r in shapes))
+
+
 def _load(region) -> tuple[list, str]:
     """(list of regions objects, description) for any accepted region input."""
     from regions import Region, Regions
@@ -466,9 +479,9 @@ def _load(region) -> tuple[list, str]:
     if isinstance(region, RegionSet):
         return [region], region.description
     if isinstance(region, Regions):
-        return list(region), _short(region.serialize(format="ds9"))
+        return list(region), _describe(list(region))
     if isinstance(region, Region):
-        return [region], _short(Regions([region]).serialize(format="ds9"))
+        return [region], _describe([region])
     if isinstance(region, str) and not region.strip():
         raise ValueError("region is an empty string; give a DS9 region string such as "
                          "'physical;circle(26000,26000,400)' or the path of a DS9 region file")
@@ -552,20 +565,28 @@ class RegionSet:
         )
 
     def area(self, samples: int = 4_000_000) -> float:
-        """Area in column pixels^2. Exact (``regions``' analytic area) for one
-        included shape without exclusions; otherwise the fraction of a regular
-        grid of about ``samples`` points over the bounding box that falls
-        inside (relative error 1e-5 to 1e-4 for shapes tens to thousands of
-        pixels across)."""
+        """Area in column pixels^2, summed over the included shapes: each
+        one's part outside the shapes before it and outside the exclusions.
+        A shape whose bounding box meets none of theirs has its exact
+        (``regions``' analytic) area; the others are sampled on a regular grid
+        of about ``samples`` points over their own bounding box (relative
+        error 1e-5 to 1e-4 for shapes tens to thousands of pixels across,
+        however far apart the shapes lie)."""
         if not self.include:
             raise ValueError(f"region {self.description!r} has only exclusions: its area is infinite")
-        if len(self.include) == 1 and not self.exclude:
-            try:
-                return float(self.include[0].area)
-            except (NotImplementedError, AttributeError):
-                pass
-        n_in, _, cell = self._grid_counts(samples)
-        return n_in * cell
+        total = 0.0
+        for i, r in enumerate(self.include):
+            box = _box_of(r)
+            cut = tuple(q for q in (*self.include[:i], *self.exclude) if _boxes_meet(box, _box_of(q)))
+            if not cut:
+                try:
+                    total += float(r.area)
+                    continue
+                except (NotImplementedError, AttributeError):
+                    pass
+            n_in, _, cell = RegionSet((r,), cut, self.description)._grid_counts(samples)
+            total += n_in * cell
+        return total
 
     def covered_fraction(self, within, samples: int = 1_000_000) -> float:
         """Fraction of the region's area where ``within(x, y)`` (a boolean mask
@@ -604,6 +625,16 @@ class RegionSet:
             if within is not None:
                 n_within += int(np.count_nonzero(within(gx[inside], gy[inside])))
         return n_in, n_within, hx * hy
+
+
+def _box_of(r) -> tuple[float, float, float, float]:
+    """(xmin, xmax, ymin, ymax) [column units] of a pixel shape's bounding box (whole pixels)."""
+    b = r.bounding_box
+    return b.ixmin - 0.5, b.ixmax - 0.5, b.iymin - 0.5, b.iymax - 0.5
+
+
+def _boxes_meet(a, b) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1] and a[2] <= b[3] and b[2] <= a[3]
 
 
 def _in_box(r, x, y):
