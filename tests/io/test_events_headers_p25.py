@@ -73,3 +73,39 @@ def test_float32_gti_table_warns(make_event_file):
         xcube.open_events(path)
     text = " ".join(str(w.message) for w in said)
     assert "START column is float32" in text and "good-time intervals are rounded" in text and path.name in text
+
+
+@pytest.mark.parametrize("extname, hduclas1", [("XTE_SA", None), ("RATE", "LIGHTCURVE"), ("SPECTRUM", "SPECTRUM")])
+def test_a_binned_table_named_with_hdu_is_refused(tmp_path, extname, hduclas1):
+    """Sweep p25: `--hdu XTE_SA` read a Standard2 table's 16 s rows as 100 events (the table held 314378)."""
+    cols = [fits.Column("TIME", "D", array=1e8 + 16.0 * np.arange(100)),
+            fits.Column("XECNTPCU0", "J", array=np.full(100, 3000))]
+    table = fits.BinTableHDU.from_columns(cols, name=extname)
+    if hduclas1:
+        table.header["HDUCLAS1"] = hduclas1
+    prim = fits.PrimaryHDU()
+    prim.header.update({"TELESCOP": "XTE", "INSTRUME": "PCA"})
+    path = tmp_path / "std2.fits"
+    fits.HDUList([prim, table]).writeto(path)
+    with pytest.raises(ValueError, match=f"std2.fits\\[{extname}\\]: a binned table"):
+        xcube.open_events(path, hdu=extname)
+
+
+def test_per_chip_gti_tables_named_gti_n_are_read(make_event_file):
+    """Sweep p25: per-chip tables GTI7/GTI3 without HDUCLAS1 fell back to TSTART-TSTOP (6000 s for 5500 s)."""
+    path = make_event_file(n=400, duration=6000.0, columns={"CCDNR": np.full(400, 3, np.uint8)})
+    with fits.open(path) as hdul:
+        prim, events = hdul[0].copy(), hdul["EVENTS"].copy()
+    gtis = []
+    for ccd, stop in ((3, 1e8 + 5500.0), (6, 1e8 + 6000.0)):
+        g = fits.BinTableHDU.from_columns([fits.Column("START", "D", array=[1e8]),
+                                           fits.Column("STOP", "D", array=[stop])], name=f"GTI{ccd}")
+        g.header["CCDID"] = ccd
+        gtis.append(g)
+    fits.HDUList([prim, events, *gtis]).writeto(path, overwrite=True)
+    with pytest.warns(UserWarning, match=r"using the GTI table\(s\) \['GTI3', 'GTI6'\]"):
+        ev = xcube.open_events(path)
+    from xcube import gti as gtimod
+
+    assert ev.attrs["gti_kind"] == "ccd-union" and ev.attrs["exposure"] == 6000.0
+    assert gtimod.exposure(gtimod.ccd_good_time(ev, [3])) == 5500.0

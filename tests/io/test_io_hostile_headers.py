@@ -299,7 +299,7 @@ def test_ogip_gti_table_under_another_name_is_used(tmp_path):
     with fits.open(path) as h:
         g = h["STDGTI"].data
         want = float(np.sum(g["STOP"] - g["START"]))
-    with pytest.warns(UserWarning, match=rf"{_name(path)}: no GTI extension matching \['GTI'\].*using the OGIP GTI "
+    with pytest.warns(UserWarning, match=rf"{_name(path)}: no GTI extension matching \['GTI'\].*using the GTI "
                                          r"table\(s\) \['STDGTI'\] \(HDUCLAS1 = 'GTI'\)"):
         ev = xcube.open_events(path)
     assert ev.attrs["gti_kind"] == "global"

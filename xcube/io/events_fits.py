@@ -14,6 +14,7 @@ import bisect
 import contextlib
 import json
 import logging
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,8 +206,16 @@ def _find_events_hdu(hdul, names, path):
 
 
 def _is_ogip_gti(hdu) -> bool:
-    """True for a table that declares itself a GTI table (OGIP ``HDUCLAS1 = 'GTI'``)."""
-    return isinstance(hdu, fits.BinTableHDU) and str(hdu.header.get("HDUCLAS1", "")).strip().upper() == "GTI"
+    """True for a table that declares itself a GTI table (OGIP ``HDUCLAS1 =
+    'GTI'``), or one named like one (``GTI7``, ``STDGTI03``, ``GTI_2``) with
+    START and STOP columns, as re-written Chandra and HXMT files name their
+    per-chip or per-box tables."""
+    if not isinstance(hdu, fits.BinTableHDU):
+        return False
+    if str(hdu.header.get("HDUCLAS1", "")).strip().upper() == "GTI":
+        return True
+    names = {str(c).upper() for c in hdu.columns.names}
+    return bool(re.fullmatch(r"(STD)?GTI[_\w]*", hdu.name.strip().upper())) and {"START", "STOP"} <= names
 
 
 def _check_gti_time_system(gti_header, header, where) -> None:
@@ -299,7 +308,8 @@ def _read_gtis(hdul, profile: MissionProfile, path, header) -> tuple[tuple, dict
         if tables:
             warnings.warn(
                 f"{path}: no GTI extension matching {list(profile.gti_extensions)} (the {profile.name} profile's "
-                f"names); using the OGIP GTI table(s) {[h.name for h in tables]} (HDUCLAS1 = 'GTI') instead",
+                f"names); using the GTI table(s) {[h.name for h in tables]} (HDUCLAS1 = 'GTI', or named GTI... with "
+                "START/STOP columns) instead",
                 stacklevel=3,
             )
     start_col, stop_col = profile.gti_columns
@@ -441,6 +451,26 @@ def _named_hdu(hdul, hdu, path):
                      "pass hdu= one of those names")
 
 
+#: HDUCLAS1 of OGIP tables that hold binned data, not events
+_BINNED_KINDS = frozenset({"ARRAY", "LIGHTCURVE", "SPECTRUM", "GTI", "IMAGE"})
+
+
+def _refuse_binned(header, path) -> None:
+    """``ValueError`` naming the file when the table named by ``hdu=`` is a
+    binned one (OGIP ``HDUCLAS1`` ARRAY, LIGHTCURVE, SPECTRUM, GTI or IMAGE;
+    RXTE's ``XTE_SA`` science array, e.g. Standard2): its rows are time bins
+    of many photons each, and counting rows would count bins."""
+    kind = str(header.get("HDUCLAS1", "") or "").strip().upper()
+    name = str(header.get("EXTNAME", "") or "").strip()
+    if kind in _BINNED_KINDS or name.upper() == "XTE_SA":
+        raise ValueError(f"{path}[{name or 'the table'}]: a binned table"
+                         + (f" (HDUCLAS1 = {kind!r})" if kind in _BINNED_KINDS else
+                            " (an RXTE science array, e.g. Standard2)")
+                         + ", not an event list: each row is a time bin holding many photons, so counting rows "
+                         "would count bins; give an event table (EVENTS, a decoded XTE_SE), or read a light curve "
+                         "with xcube.read_lightcurve")
+
+
 def _events_hdu(hdul, path, instrument, hdu):
     """(event table, merged header, profile, twin index): the table ``hdu``
     when given, else the first table with a known event-extension name. The
@@ -450,6 +480,7 @@ def _events_hdu(hdul, path, instrument, hdu):
     prim = hdul[0].header
     if hdu is not None:
         table, twin_index = _named_hdu(hdul, hdu, path)
+        _refuse_binned(table.header, path)
         header = merged_header(prim, table.header)
         return table, header, detect(header, path=path, instrument=instrument), twin_index
     # find an event table by any known extension name, then detect the mission
