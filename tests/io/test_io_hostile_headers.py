@@ -300,7 +300,7 @@ def test_ogip_gti_table_under_another_name_is_used(tmp_path):
         g = h["STDGTI"].data
         want = float(np.sum(g["STOP"] - g["START"]))
     with pytest.warns(UserWarning, match=rf"{_name(path)}: no GTI extension matching \['GTI'\].*using the GTI "
-                                         r"table\(s\) \['STDGTI'\] \(HDUCLAS1 = 'GTI'\)"):
+                                         r"table\(s\) \['STDGTI'\] \(HDUCLAS1 = 'GTI'"):
         ev = xcube.open_events(path)
     assert ev.attrs["gti_kind"] == "global"
     assert ev.attrs["exposure"] == pytest.approx(want, rel=1e-12)
