@@ -317,7 +317,7 @@ def test_jobqueue_cluster_job_script(kind, tmp_path, monkeypatch):
         jobqueue_cluster("sge")
 
 
-def test_a_batch_system_that_accepts_no_job_is_an_error(tmp_path, monkeypatch):
+def test_a_batch_system_that_accepts_no_job_is_an_error(tmp_path, monkeypatch, capfd):
     """sbatch installed but the controller down: dask-jobqueue retried the
     submission for ever and the survey waited for workers that never came."""
     _needs_jobqueue()
@@ -329,8 +329,12 @@ def test_a_batch_system_that_accepts_no_job_is_an_error(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(engine, "SUBMIT_TIMEOUT", 3.0)
-    with pytest.raises(ConnectionError, match=r"--cluster slurm: sbatch accepted no worker job in 3 s .*sinfo"):
+    with pytest.raises(ConnectionError, match=r"--cluster slurm: sbatch accepted no worker job in 3 s .*sinfo") \
+            as err:
         engine.make_client(cluster="slurm", jobs=1, cores=1, memory="1GB", dashboard_address=None)
+    # the submit command's own error in one line, not the tracebacks of its retries (sweep p25)
+    assert "Unable to contact slurm controller (connect failure)" in str(err.value)
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_task_restores_the_dask_scheduler(tmp_path, make_event_file):

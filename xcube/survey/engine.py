@@ -252,7 +252,7 @@ def shut_down(client, cluster, jobs: bool = False, timeout: float = 30.0, worker
     return clean
 
 
-def _await_submission(client, cluster, name: str) -> None:
+def _await_submission(client, cluster, name: str, said: "_SubmitErrors | None" = None) -> None:
     """Wait (at most :data:`SUBMIT_TIMEOUT` s) until the batch system has
     accepted a worker job; else shut the cluster down and raise
     ``ConnectionError`` (an ``OSError``: the command line reports it
@@ -261,6 +261,7 @@ def _await_submission(client, cluster, name: str) -> None:
     dask-jobqueue for ever, and the survey would wait for workers that never
     come."""
     deadline = time.monotonic() + SUBMIT_TIMEOUT
+    said = said or _SubmitErrors.install()
     while time.monotonic() < deadline:
         if any(getattr(w, "job_id", None) for w in getattr(cluster, "workers", {}).values()):
             return
@@ -268,10 +269,42 @@ def _await_submission(client, cluster, name: str) -> None:
     shut_down(client, cluster, jobs=True, timeout=5.0)
     submit = SUBMIT_COMMANDS[name]
     raise ConnectionError(
-        f"--cluster {name}: {submit} accepted no worker job in {SUBMIT_TIMEOUT:g} s (its error is logged above, "
-        f"e.g. 'Unable to contact slurm controller'); check the batch system ({'sinfo' if name == 'slurm' else 'qstat'}"
+        f"--cluster {name}: {submit} accepted no worker job in {SUBMIT_TIMEOUT:g} s ("
+        + (f"it said: {said.first!r}" if said.first else "e.g. 'Unable to contact slurm controller'")
+        + f"); check the batch system ({'sinfo' if name == 'slurm' else 'qstat'}"
         f") and the job options (queue, account, cores, memory), or run on this machine with --workers N"
     )
+
+
+class _SubmitErrors(logging.Filter):
+    """Drops the tracebacks that dask-jobqueue's retried, refused job
+    submissions log, keeping the submit command's first error line
+    (``sbatch: error: Batch job submission failed: ...``) for the message."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = None
+
+    @classmethod
+    def install(cls) -> "_SubmitErrors":
+        """A new filter on the loggers that report failed submissions: a
+        refused one is retried and logged with a traceback each time, also
+        after the cluster closed (when asyncio collects the failed task), so
+        it stays for the life of the process."""
+        said = cls()
+        for n in ("tornado.application", "asyncio", "distributed.deploy.spec"):
+            logging.getLogger(n).addFilter(said)
+        return said
+
+    def filter(self, record) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        text = str(exc) if exc is not None else record.getMessage()
+        if "Command exited with non-zero exit code" not in text:  # (dask-jobqueue's failed submit command)
+            return True
+        line = next((ln.strip() for ln in text.splitlines() if "error" in ln.lower() and ":" in ln), None)
+        if self.first is None and line:
+            self.first = line[:300]
+        return False
 
 
 @quietly
@@ -300,6 +333,7 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
             client = Client(scheduler)
             return client, client.close
         if cluster:
+            said = _SubmitErrors.install()  # before the first submission, which may fail at once
             jq = jobqueue_cluster(cluster, queue=queue, walltime=walltime, cores=cores, memory=memory,
                                   processes=processes, account=account, job_extra=job_extra,
                                   local_directory=local_directory, dashboard_address=dashboard_address)
@@ -308,7 +342,7 @@ def make_client(scheduler: str | None = None, cluster: str | None = None, *, wor
             else:
                 jq.scale(jobs=int(jobs or 1))
             client = Client(jq)
-            _await_submission(client, jq, cluster.lower())
+            _await_submission(client, jq, cluster.lower(), said)
             return client, lambda: shut_down(client, jq, jobs=True)
         with _interrupts_held() as held:  # a half-started cluster cannot be shut down: start it whole
             lc = LocalCluster(
