@@ -76,3 +76,27 @@ def test_a_long_region_is_kept_whole_in_the_files(spec, tmp_path):
     if shutil.which("fitsverify"):
         out = subprocess.run(["fitsverify", "-q", str(path)], capture_output=True, text=True)
         assert "verification OK" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("profile", ["xmm-mos1", "xmm-pn", "nustar-fpma", "nicer-xti", "swift-xrt"])
+def test_a_band_edge_at_a_channel_energy_gives_the_channels_select_keeps(profile):
+    """Sweep p25: pi_band (CHANMIN/CHANMAX, the spectrum's band channels) computed in float64 while select
+    compares float32 energies: an edge equal to a channel's energy put CHANMIN one channel above."""
+    import xarray as xr
+
+    from xcube.missions import get_profile
+    from xcube.products.lightcurve import pi_band
+
+    prof = get_profile(profile)
+    pi = np.arange(prof.pi_range[0], prof.pi_range[1] + 1)
+    energy = np.asarray(prof.pi_to_kev(pi))
+    ev = xr.Dataset({"energy": ("event", energy), "pi": ("event", pi)}, attrs={"profile": profile})
+    rng = np.random.default_rng(7)
+    lo_e, hi_e = prof.energy_range
+    inside = np.flatnonzero((energy > lo_e) & (energy < hi_e))
+    for a, b in np.sort(rng.choice(inside, (20, 2)), axis=1):
+        if a == b:
+            continue
+        band = (float(energy[a]), float(energy[b]))  # edges exactly on channel energies
+        kept = pi[(energy >= energy.dtype.type(band[0])) & (energy < energy.dtype.type(band[1]))]
+        assert pi_band(ev, band) == [int(kept.min()), int(kept.max())], band

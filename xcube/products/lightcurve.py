@@ -438,6 +438,15 @@ def pi_band(events, energy_band):
         lo, hi = prof.pi_for_energy(np.asarray(energy_band, np.float64))
     except (KeyError, ValueError):
         return None
+    if prof.pi_to_kev is not None and np.isfinite(lo) and np.isfinite(hi):
+        # the channels whose energy, as the events' float32 column holds it, passes select's test
+        # lo <= energy < hi with the bounds in that float type (a band edge equal to a channel's energy)
+        cand = np.arange(max(int(np.floor(lo)) - 2, 0), int(np.ceil(hi)) + 3)
+        e = np.asarray(prof.pi_to_kev(cand))
+        t = e.dtype.type if e.dtype.kind == "f" else np.float64
+        keep = cand[(e >= t(energy_band[0])) & (e < t(energy_band[1]))]
+        if keep.size:
+            return [int(keep[0]), int(keep[-1])]
     return [int(np.ceil(np.round(lo, 6))), int(np.ceil(np.round(hi, 6))) - 1]
 
 
