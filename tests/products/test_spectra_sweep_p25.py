@@ -100,3 +100,16 @@ def test_a_band_edge_at_a_channel_energy_gives_the_channels_select_keeps(profile
         band = (float(energy[a]), float(energy[b]))  # edges exactly on channel energies
         kept = pi[(energy >= energy.dtype.type(band[0])) & (energy < energy.dtype.type(band[1]))]
         assert pi_band(ev, band) == [int(kept.min()), int(kept.max())], band
+
+
+def test_the_source_ccd_without_a_gti_table_is_named(make_event_file):
+    """Sweep p25: a region whose events lie on a CCD without a GTI table took the union GTI and file-wide
+    live fraction without a word."""
+    t0 = 1e8
+    path = make_event_file(n=600, t0=t0, duration=6000.0, columns={"CCDNR": np.full(600, 2, np.uint8)},
+                           gti_extensions={"STDGTI01": ([t0], [t0 + 5000.0], {"CCDID": 1}),
+                                           "STDGTI03": ([t0], [t0 + 6000.0], {"CCDID": 3})})
+    ev = xcube.open_events(path)
+    with pytest.warns(UserWarning, match=r"CCD 2 holds most of the selected events but has no GTI table of its own "
+                                         r"\(CCDs with one: \[1, 3\]\)"):
+        xcube.spectrum(ev, region="physical;circle(26000,26000,6000)")

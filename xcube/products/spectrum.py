@@ -158,6 +158,11 @@ def live_exposure(sel, prof, keys: dict) -> dict:
     own = ccd_good_time(sel, [ccd]) if ccd is not None else None
     if own is not None:  # that CCD's own good time (xcube keeps the per-CCD GTIs)
         ontime = gtimod.exposure(own)
+    elif ccd is not None and "ccd_gti_ccd" in sel.variables:  # per-CCD GTIs, but none of this CCD's
+        warnings.warn(f"{sel.attrs.get('source', 'events')}: CCD {ccd} holds most of the selected events but has "
+                      f"no GTI table of its own (CCDs with one: "
+                      f"{sorted({int(c) for c in np.asarray(sel['ccd_gti_ccd'].values)})}); its exposure is the "
+                      f"observation's good time, {ontime:.1f} s", UserWarning, stacklevel=3)
     if not keys:
         return {"exposure": ontime}
     live = live_fraction(keys, ccd, prof.ccd_livetime_keywords, source=str(sel.attrs.get("source", "events")))
