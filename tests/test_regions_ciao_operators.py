@@ -47,3 +47,11 @@ def test_properties_after_a_shape_are_not_a_second_shape(events):
     text = "physical;circle(26000,26000,3000) color=red width=2"
     assert xcube.select(events, region=text).sizes["event"] == int(_inside(events, 26000, 26000, 3000).sum())
     assert np.isfinite(region_area(pixel_region(text, events)))
+
+
+def test_space_separated_arguments_inside_parentheses_are_read(events):
+    """Review p25: the argument count split on commas only, refusing DS9's circle(100 100 20)."""
+    want = int(_inside(events, 26000, 26000, 3000).sum())
+    assert xcube.select(events, region="physical;circle(26000 26000 3000)").sizes["event"] == want
+    with pytest.raises(ValueError, match="a circle takes 3 arguments, not 4"):
+        xcube.select(events, region="physical;circle(26000 26000 3000 30)")

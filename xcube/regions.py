@@ -288,10 +288,10 @@ def _ciao_shapes(s: str) -> list[str]:
         s = [s]
     for shape in s:
         m = re.match(r"^[+-]?\s*(circle|point)\s*\(([^()]*)\)", re.sub(r"\{[^}]*\}", "", shape), re.IGNORECASE)
-        if m and len([a for a in m.group(2).split(",") if a.strip()]) != {"circle": 3, "point": 2}[m.group(1).lower()]:
+        args = [a for a in re.split(r"[\s,]+", m.group(2)) if a] if m else []
+        if m and len(args) != {"circle": 3, "point": 2}[m.group(1).lower()]:
             raise ValueError(f"region {shape!r}: a {m.group(1).lower()} takes "
-                             f"{ {'circle': 3, 'point': 2}[m.group(1).lower()] } arguments, not "
-                             f"{len(m.group(2).split(','))}")
+                             f"{ {'circle': 3, 'point': 2}[m.group(1).lower()] } arguments, not {len(args)}")
     return s
 
 

@@ -63,3 +63,15 @@ def test_csv_ids_written_with_leading_zeros_stay_text(tmp_path):
     c = read_catalogue(p)
     assert list(c["obs_id"]) == ["0001730201", "0201901401"] and list(c["name"]) == ["0012", "7"]
     assert c["n"].dtype.kind == "i"  # other numbers stay numbers
+
+
+def test_rows_longer_than_the_header_are_refused(tmp_path):
+    """Review p25: one field more per row than the header made pandas read the first column as the index,
+    shifting every column by one."""
+    import pytest
+
+    from xcube.io.catalogue import read_catalogue
+
+    (tmp_path / "shifted.csv").write_text("name,ra,dec\na,10.0,20.0,extra\nb,11.0,21.0,extra\n")
+    with pytest.raises(ValueError, match="shifted.csv: not a readable CSV table .*more fields than its header"):
+        read_catalogue(tmp_path / "shifted.csv")

@@ -367,3 +367,20 @@ def test_damage_of_the_input_store_stays_a_store_corrupt_error(make_event_file, 
     with pytest.raises(StoreCorruptError, match="in.zarr"):
         to_zarr(xcube.open_events(store), tmp_path / "copy.zarr")
     assert not (tmp_path / "copy.zarr").exists()
+
+
+def test_a_store_of_a_file_without_dead_time_keywords_stays_without(make_event_file, tmp_path):
+    """Review p25: the attr was written only when the file had keywords, so such a store still read the file
+    now at its source path (a MOS1 file there gave 7823 s for 8000 s)."""
+    import shutil
+
+    from conftest import real_file
+
+    from xcube.io.cache import to_zarr
+
+    path = make_event_file(n=2000, duration=8000.0, name="plain.fits")
+    region = "physical;circle(26000,26000,6000)"
+    want = xcube.spectrum(xcube.open_events(path), region=region).attrs["exposure"]
+    store = to_zarr(xcube.open_events(path), tmp_path / "plain.zarr")
+    shutil.copy(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"), path)
+    assert xcube.spectrum(xcube.open_events(store), region=region).attrs["exposure"] == want == 8000.0

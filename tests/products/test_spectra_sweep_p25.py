@@ -113,3 +113,12 @@ def test_the_source_ccd_without_a_gti_table_is_named(make_event_file):
     with pytest.warns(UserWarning, match=r"CCD 2 holds most of the selected events but has no GTI table of its own "
                                          r"\(CCDs with one: \[1, 3\]\)"):
         xcube.spectrum(ev, region="physical;circle(26000,26000,6000)")
+
+
+def test_backfile_through_a_symlinked_directory(spec, tmp_path):
+    """Review p25: BACKFILE made relative as text pointed elsewhere when the output directory was a symlink."""
+    _, sp = spec
+    (tmp_path / "real" / "a").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "a")
+    path = xcube.write_spectrum(tmp_path / "link" / "s.pha", sp, background_path=tmp_path / "b" / "bg.pha")
+    assert xcube.read_spectrum(path)["bkg_counts"].sum() == sp["bkg_counts"].sum()

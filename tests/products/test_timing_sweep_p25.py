@@ -86,3 +86,12 @@ def test_timesys_and_timeref_survive_a_read_back(tmp_path):
     assert (back.attrs["timesys"], back.attrs["timeref"], back.attrs["mjdrefi"]) == ("TDB", "SOLARSYSTEM", 50814)
     again = fits.getheader(write_power_spectrum(tmp_path / "b.pds", rebin_power_spectrum(back, -0.1)), "POWSPEC")
     assert (again["TIMESYS"], again["TIMEREF"]) == ("TDB", "SOLARSYSTEM")
+
+
+def test_a_finer_log_rebin_of_a_rebinned_spectrum_has_no_empty_bins():
+    """Review p25: log bins finer than the input's made empty groups that reduceat filled with the next bin."""
+    raw = xcube.power_spectrum(_lc(), segment=512.0)
+    coarse = rebin_power_spectrum(raw, -0.5)
+    fine = rebin_power_spectrum(coarse, -0.1)
+    assert int(fine["m"].sum()) <= int(coarse["m"].sum()) and (fine["df"].values > 0).all()
+    assert np.all(np.diff(fine["freq"].values) > 0)

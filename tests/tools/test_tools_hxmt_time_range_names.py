@@ -49,3 +49,11 @@ def test_a_reversed_range_or_band_is_refused_before_any_tool_runs(fake_tools, tm
     with pytest.raises(ValueError, match=said):
         hxmt.process_exposure(expdir, tmp_path / "out", ["HE"], segment=None, workers=1, **kw)
     assert fake_tools.calls() == []
+
+
+@pytest.mark.parametrize("kw, said", [({"time_range": (T0, T0 + 10, T0 + 20)}, "time_range=.*need finite"),
+                                      ({"bands": {"HE": (28.0, 250.0)}}, "give a list of \\(emin, emax\\) bands")])
+def test_malformed_range_or_bands_name_the_option(fake_tools, tmp_path, kw, said):
+    expdir = fake_tools.lib.make_hxmt_expid(tmp_path / "l1", t0=T0)
+    with pytest.raises(ValueError, match=said):
+        hxmt.process_exposure(expdir, tmp_path / "out", ["HE"], segment=None, workers=1, **kw)

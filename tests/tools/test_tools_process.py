@@ -180,3 +180,18 @@ def test_steps_after_a_failed_step_are_failed_and_redone(fake_tools, tmp_path, m
     st = scan_runs(tmp_path / "out", COLUMNS).set_index("step")
     assert set(st["state"]) == {"done"}
     assert (tmp_path / "out" / "0123456789" / "P0123456789M1_clean.fits").exists()
+
+
+def test_a_failed_step_marks_only_the_steps_that_need_it(fake_tools, tmp_path, monkeypatch):
+    """Review p25: a failed images step made the spectra step, which does not need it, 'UpstreamFailed'."""
+    from xcube.cli import main
+
+    fake_tools.lib.make_xmm_odf(tmp_path / "archive" / "0123456789", exposures=(("PN", "S003", "SCIENCE"),))
+    (tmp_path / "obs.txt").write_text("0123456789\n")
+    monkeypatch.setenv("XCUBE_FAKE_FAIL", "eexpmap")
+    assert main(["process", str(tmp_path / "obs.txt"), "--archive", str(tmp_path / "archive"), "--out",
+                 str(tmp_path / "out"), "--steps", ",".join(STEPS), "--instruments", "pn", "--bands", "0.5", "2",
+                 "--workers", "1", "--dashboard-address", ":0", "-q"]) == 1
+    st = scan_runs(tmp_path / "out", COLUMNS).set_index("step")
+    assert st.loc["images", "state"] == "failed" and st.loc["images", "error_class"] != "UpstreamFailed"
+    assert st.loc["spectra", "state"] == "done"

@@ -168,7 +168,12 @@ def read_catalogue(catalogue, ra_col: str | None = None, dec_col: str | None = N
         sep = "\t" if suffix.endswith(".tsv") else ","
         text = _csv_text(path)
         try:
-            df = pd.read_csv(io.StringIO(text), sep=sep)
+            with warnings.catch_warnings():  # rows longer than the header: not read as an index column
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                df = pd.read_csv(io.StringIO(text), sep=sep, index_col=False)
+        except pd.errors.ParserWarning as exc:
+            raise ValueError(f"{path}: not a readable CSV table (its rows have more fields than its header line "
+                             f"names: {str(exc).strip().splitlines()[0][:160]})") from None
         except pd.errors.EmptyDataError as exc:
             raise ValueError(f"{path}: " + empty.format(f"no header line naming its columns: {exc}")) from exc
         except (pd.errors.ParserError, ValueError) as exc:  # ragged rows, broken quoting

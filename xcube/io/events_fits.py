@@ -549,9 +549,9 @@ def read_fits_header(path, instrument: str | None = None, hdul=None, hdu=None) -
         comp, data_offset, row_dtype = _table_layout(hdu, path, nrows)
         gti, ccd_gti, gti_kind = _read_gtis(hdul, profile, path, header)
     attrs = _attrs(header, profile, path, hdu_name=hdu.name, cols=cols)
-    dead = dead_time_cards(header)
-    if dead:  # kept with the events (a Zarr store of them too), not re-read from a file that may have moved
-        attrs["dead_time_keywords"] = json.dumps(dead)
+    # kept with the events (a Zarr store of them too; "{}": the file had none), never re-read from whatever file
+    # sits at the source path later
+    attrs["dead_time_keywords"] = json.dumps(dead_time_cards(header))
     attrs["gti_kind"] = gti_kind
     timezero = read_timezero(header, path)  # (TIMEZERO, or the split TIMEZERI + TIMEZERF)
     # TSTART/TSTOP as the times are read (TIMEZERO added); without them the GTI span, which has it already

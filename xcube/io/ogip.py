@@ -1081,7 +1081,7 @@ def write_spectrum(path, spectrum: xr.Dataset, *, background_path=None, respfile
         if os.path.realpath(bpath) == os.path.realpath(path):  # (its BACKFILE would name the source spectrum)
             raise ValueError(f"{path}: the background spectrum would go to the same file as the source spectrum; "
                              "give another background path (--background-out)")
-        backfile = os.path.relpath(os.path.abspath(bpath), os.path.abspath(path.parent))  # beside it: its name
+        backfile = os.path.relpath(os.path.realpath(bpath), os.path.realpath(path.parent))  # beside it: its name
         bkg_dead = _dead_time_of(attrs, "bkg_") if "bkg_exposure" in attrs else _dead_time_of(attrs)
         _check_exposure(attrs, "bkg_exposure" if "bkg_exposure" in attrs else "exposure", bpath)
         bkg_scal = cols["bkg_backscal"] if cols["bkg_backscal"] is not None else attrs["bkg_backscal"]

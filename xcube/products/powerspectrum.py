@@ -397,6 +397,9 @@ def rebin_power_spectrum(pds: xr.Dataset, rebin) -> xr.Dataset:
         n = np.full(nb, step)
     else:
         fb, pb, eb, n = rebin_data_log(f, p, -step, y_err=e, dx=float(np.asarray(pds["df"].values)[0]))
+        fb, pb, eb = fb[: n.size], pb[: n.size], eb[: n.size]
+        full = np.asarray(n) > 0  # a log bin finer than the input's bins there holds none of them: no bin
+        fb, pb, eb, n = fb[full], pb[full], eb[full], np.asarray(n)[full]
     stop = np.cumsum(n)
     start = stop - n
     if isinstance(step, int) and np.all(m_in == m_in[0]):
@@ -407,8 +410,6 @@ def rebin_power_spectrum(pds: xr.Dataset, rebin) -> xr.Dataset:
         total = np.add.reduceat(w, start)
         fb, pb = (np.add.reduceat(w * a[: stop[-1]], start) / total for a in (f, p))
         eb = np.sqrt(np.add.reduceat((w * e[: stop[-1]]) ** 2, start)) / total
-    else:
-        fb, pb, eb = fb[: n.size], pb[: n.size], eb[: n.size]
     lo = np.asarray(pds["freq_lo"].values)[start]
     hi = np.asarray(pds["freq_hi"].values)[stop - 1]
     m = np.add.reduceat(m_in[: stop[-1]], start)

@@ -550,6 +550,18 @@ class HxmtProducts:
     pds: dict = field(default_factory=dict)
 
 
+def _check_pair(pair, what: str, need: str, low: float) -> None:
+    """``ValueError`` naming ``what`` unless ``pair`` is two finite numbers ``low <= a < b``."""
+    import numpy as np
+
+    try:
+        a, b = (float(v) for v in pair)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: need {need}") from None
+    if not (np.isfinite(a) and np.isfinite(b) and low <= a < b):
+        raise ValueError(f"{what}: need {need}")
+
+
 def process_exposure(expid_dir, out_dir, detectors=("LE", "ME", "HE"), *, bands: dict | None = None,
                      binsize: float = 1.0, spectrum: bool = True, time_range=None, group_min: int | None = 25,
                      segment: float | None = 256.0, rebins=(-0.06,), norms=("leahy", "rms"),
@@ -576,15 +588,13 @@ def process_exposure(expid_dir, out_dir, detectors=("LE", "ME", "HE"), *, bands:
     from .derived import run_steps
 
     if time_range is not None:  # a usage error, said before the calibration chain runs
-        t0, t1 = (float(v) for v in time_range)
-        if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
-            raise ValueError(f"time_range={tuple(time_range)!r}: need finite start < stop [s, mission time] "
-                             "(--time-range START STOP)")
+        _check_pair(time_range, f"time_range={time_range!r}", "finite start < stop [s, mission time] "
+                    "(--time-range START STOP)", low=-np.inf)
     for det, det_bands in (bands or {}).items():
+        if not isinstance(det_bands, (list, tuple)) or not all(isinstance(b, (list, tuple)) for b in det_bands):
+            raise ValueError(f"bands={{{det!r}: {det_bands!r}}}: give a list of (emin, emax) bands [keV] per detector")
         for band in det_bands:
-            lo, hi = (float(v) for v in band)
-            if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo < hi):
-                raise ValueError(f"{det} band {tuple(band)!r}: need 0 <= emin < emax [keV] (--band EMIN EMAX)")
+            _check_pair(band, f"{det} band {band!r}", "0 <= emin < emax [keV] (--band EMIN EMAX)", low=0.0)
     l1 = find_level1(expid_dir)
     out = Path(out_dir).resolve()
     dets = [_det(x).name for x in detectors]

@@ -243,7 +243,7 @@ def process_one(obsid: str, odf, out, steps, options: dict, token: str) -> list[
         rec = _step_record(step, table, base=dict(base, param_hash=options_hash(step, options),
                                                   sas_version=getattr(products, "sas_version", None)),
                            started=started["t"], products=_products_of(step, products))
-        upstream = [s for s, r in records.items() if r["state"] != "done"]
+        upstream = [s for s, r in records.items() if r["state"] != "done" and s in steps_to_run([step])[:-1]]
         if upstream and rec["state"] == "done":  # it ran without what the failed step should have made
             rec.update(state="failed", error_class="UpstreamFailed",
                        message=f"step {upstream[0]} failed ({str(records[upstream[0]].get('message', ''))[:300]}); "
