@@ -87,8 +87,12 @@ def test_spectrum_refuses_a_pi_range_outside_the_instruments(make_event_file, tm
     assert not out.exists()
     with pytest.raises(ValueError, match=r"pi_range=\(100000, 200000\).*XMM-Newton EMOS1 PI range 0-15000"):
         xcube.spectrum(xcube.open_events(ev), pi_range=(100000, 200000))
-    # a range that overlaps the instrument's is kept, a single PI too (inclusive)
-    assert main(["spectrum", str(ev), "--pi-range", "14000", "20000", "--out", str(out)]) == 0
+    # a range that overlaps the instrument's channel grid is cut to it (PI 0-11999, the RMF's), a single PI kept
+    # (inclusive); one beyond the grid (PI 12000-15000 have no RMF channel) is refused (sweep p25)
+    assert main(["spectrum", str(ev), "--pi-range", "14000", "20000", "--out", str(out)]) == 1
+    assert "outside the XMM-Newton EMOS1 channel grid, PI 0-11999" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="cut to the XMM-Newton EMOS1 channel grid"):
+        assert main(["spectrum", str(ev), "--pi-range", "11000", "20000", "--out", str(out)]) == 0
     assert main(["spectrum", str(ev), "--pi-range", "600", "600", "--out", str(out), "--overwrite"]) == 0
 
 

@@ -27,8 +27,12 @@ def _gz(path, level=6):
 
 
 @pytest.fixture
-def cached(make_event_file, tmp_path):
-    """A gzip event file, its reference columns, and its (complete) cache store."""
+def cached(make_event_file, tmp_path, monkeypatch):
+    """A gzip event file, its reference columns, and its (complete) cache store, in chunks of 1000 events
+    (cache entries are stored in the default chunks: made small here)."""
+    import xcube.io.events as events_module
+
+    monkeypatch.setattr(events_module, "DEFAULT_CHUNK", 1000)
     src = make_event_file(n=5000)
     gz = _gz(src)
     cache = tmp_path / "cache"
