@@ -267,6 +267,10 @@ def _split_shapes(stmt: str) -> list[tuple[str, str]]:
     return [("", stmt)] if not parts else parts + [(op, stmt[start:].strip())]
 
 
+#: the arguments of the shapes whose surplus ones ``regions`` would drop silently
+_ARGUMENTS = {"circle": 3, "point": 2}
+
+
 def _ciao_shapes(s: str) -> list[str]:
     """The DS9 statements of shape statement ``s``: itself, or for CIAO's
     ``A - B - C`` the include and its exclusions (``A``, ``-B``, ``-C``).
@@ -288,10 +292,11 @@ def _ciao_shapes(s: str) -> list[str]:
         s = [s]
     for shape in s:
         m = re.match(r"^[+-]?\s*(circle|point)\s*\(([^()]*)\)", re.sub(r"\{[^}]*\}", "", shape), re.IGNORECASE)
-        args = [a for a in re.split(r"[\s,]+", m.group(2)) if a] if m else []
-        if m and len(args) != {"circle": 3, "point": 2}[m.group(1).lower()]:
-            raise ValueError(f"region {shape!r}: a {m.group(1).lower()} takes "
-                             f"{ {'circle': 3, 'point': 2}[m.group(1).lower()] } arguments, not {len(args)}")
+        if m is None:
+            continue
+        name, args = m.group(1).lower(), [a for a in re.split(r"[\s,]+", m.group(2)) if a]
+        if len(args) != _ARGUMENTS[name]:
+            raise ValueError(f"region {shape!r}: a {name} takes {_ARGUMENTS[name]} arguments, not {len(args)}")
     return s
 
 
@@ -556,13 +561,9 @@ class RegionSet:
         or None when there are only exclusions."""
         if not self.include:
             return None
-        boxes = [r.bounding_box for r in self.include]
-        return (  # bounding boxes are in whole pixels [i - 0.5, i + 0.5)
-            min(b.ixmin for b in boxes) - 0.5,
-            max(b.ixmax for b in boxes) - 0.5,
-            min(b.iymin for b in boxes) - 0.5,
-            max(b.iymax for b in boxes) - 0.5,
-        )
+        boxes = [_box_of(r) for r in self.include]
+        return (min(b[0] for b in boxes), max(b[1] for b in boxes), min(b[2] for b in boxes),
+                max(b[3] for b in boxes))
 
     def area(self, samples: int = 4_000_000) -> float:
         """Area in column pixels^2, summed over the included shapes: each
@@ -628,7 +629,8 @@ class RegionSet:
 
 
 def _box_of(r) -> tuple[float, float, float, float]:
-    """(xmin, xmax, ymin, ymax) [column units] of a pixel shape's bounding box (whole pixels)."""
+    """(xmin, xmax, ymin, ymax) [column units] of a pixel shape's bounding box (whole pixels
+    ``[i - 0.5, i + 0.5)``)."""
     b = r.bounding_box
     return b.ixmin - 0.5, b.ixmax - 0.5, b.iymin - 0.5, b.iymax - 0.5
 
@@ -638,8 +640,8 @@ def _boxes_meet(a, b) -> bool:
 
 
 def _in_box(r, x, y):
-    b = r.bounding_box  # whole pixels [i - 0.5, i + 0.5); pad by one pixel for boundary points
-    return (x >= b.ixmin - 1.5) & (x <= b.ixmax + 0.5) & (y >= b.iymin - 1.5) & (y <= b.iymax + 0.5)
+    x0, x1, y0, y1 = _box_of(r)  # padded by one pixel for boundary points
+    return (x >= x0 - 1.0) & (x <= x1 + 1.0) & (y >= y0 - 1.0) & (y <= y1 + 1.0)
 
 
 #: boundary tolerance of the shape tests, in units in the last place (float64

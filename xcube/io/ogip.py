@@ -629,14 +629,15 @@ def write_lightcurve(path, lc: xr.Dataset, *, kind: str | None = None, overwrite
     attrs = dict(lc.attrs)
     cards = common_cards(attrs, span=(lo[0], hi[-1]) if lo.size else None)
     _apply(hdu.header, cards)
+    covered = _covered_good_time(lc, lo, hi, exposure)
     _apply(hdu.header, {
         "HDUCLASS": "OGIP", "HDUCLAS1": "LIGHTCURVE", "HDUCLAS2": hduclas2, "HDUCLAS3": "RATE",
         "HDUVERS": "1.1.0", "TIMVERSN": "OGIP/93-003",
         "TSTART": float(lo[0]) if lo.size else 0.0, "TSTOP": float(hi[-1]) if hi.size else 0.0,
         "TIMEZERO": 0.0, "TIMEPIXR": (0.5, "TIME is the bin centre"),
         "TIMEDEL": (float(np.median(width)) if width.size else 0.0, "[s] bin width"),
-        "EXPOSURE": (_covered_good_time(lc, lo, hi, exposure), "[s] good time in the bins"),
-        "ONTIME": _covered_good_time(lc, lo, hi, exposure),
+        "EXPOSURE": (covered, "[s] good time in the bins"),
+        "ONTIME": covered,
         "BACKAPP": kind == "net", "DEADAPP": False, "VIGNAPP": False,
         "FRACCORR": (True, "RATE = COUNTS / (TIMEDEL * FRACEXP)") if fraccorr else
         (False, "RATE = COUNTS / TIMEDEL, not / FRACEXP"),
