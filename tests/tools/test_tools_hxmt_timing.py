@@ -93,3 +93,21 @@ def test_segment_longer_than_the_gtis_is_recorded_not_raised(run, tmp_path):
     bad = res.status[res.status["state"] == "failed"]
     assert len(bad) == 2 and all("segment" in m for m in bad["message"])
     assert ("LE", (1.0, 10.0), 1.0) in res.net and not res.pds
+
+
+def test_failed_background_records_the_steps_it_blocks(run, tmp_path):
+    """A failed lebkgmap leaves the net light curve and the power spectra
+    unrun, and the status says so (one row each, naming the failed task)."""
+    with pytest.MonkeyPatch.context() as mp:
+        activate(mp, run["root"] / "env")
+        mp.setenv("XCUBE_FAKE_FAIL", "lebkgmap")
+        res = hxmt.process_exposure(run["expdir"], tmp_path / "out", ["LE"], binsize=1.0, spectrum=False,
+                                    segment=64.0, rebins=(-0.06,), workers=2)
+    st = res.status.set_index("task")
+    blocked = st[st["error_class"] == "DependencyError"]
+    assert sorted(n.split("-")[0] for n in blocked.index) == ["netlc", "pds", "pds"]
+    assert set(blocked["state"]) == {"failed"}
+    bkg_task = next(t for t in st.index if t.startswith("lebkgmap"))
+    assert st.loc[bkg_task, "state"] == "failed"
+    assert all(bkg_task in m for m in blocked["message"])
+    assert not res.net and not res.pds and not res.lightcurves

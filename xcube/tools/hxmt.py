@@ -617,14 +617,18 @@ def process_exposure(expid_dir, out_dir, detectors=("LE", "ME", "HE"), *, bands:
     if products:
         parts.append(run_many(products, **rk))
     done = _done_outputs(parts[-1] if products else parts[0], products)
-    lcs = {k: v for k, v in lcs.items() if all(str(p) in done for p in v)}
+    made = {k: all(str(p) in done for p in v) for k, v in lcs.items()}
     specs = {k: {kk: vv for kk, vv in v.items() if str(vv) in done} for k, v in specs.items()}
+    steps, blocked = [], []
+    for (det, band, bs), (lc, bkg) in lcs.items():
+        (steps if made[(det, band, bs)] else blocked).extend(
+            timing_steps(l1.expid, det, out, band, bs, lc, bkg, segment=segment, rebins=rebins, norms=norms))
+    lcs = {k: v for k, v in lcs.items() if made[k]}
     _index_lightcurves(out, l1.expid, lcs)
-    steps = [st for (det, band, bs), (lc, bkg) in lcs.items()
-             for st in timing_steps(l1.expid, det, out, band, bs, lc, bkg, segment=segment, rebins=rebins,
-                                    norms=norms)]
     if steps:
         parts.append(run_steps(steps, client=client, workers=workers, overwrite=overwrite))
+    if blocked:  # the net light curve and power spectra of a light curve or background that failed
+        parts.append(_not_run(blocked, products, done))
     status = pd.concat(parts, ignore_index=True)
     net, pds = _timing_products(steps, status)
     if any(status["state"].isin(["failed", "timeout"])):
@@ -659,6 +663,23 @@ def _index_lightcurves(out: Path, expid: str, lcs: dict) -> None:
         for kind, path in zip(("lc", "lcbkg"), files):
             naming.add_to_index(out, path, {"obs_id": expid, "instrument": det, "mission": "HXMT"}, kind=kind,
                                 energy_band=list(band), time_bin=bs)
+
+
+def _not_run(steps, tasks, done: set):
+    """Status rows (state ``failed``, ``DependencyError``) of xcube ``steps``
+    that did not run because a tool task making one of their inputs failed
+    (``tasks`` with outputs not in ``done``). Eager (a small table)."""
+    import pandas as pd
+
+    from .batch import STATUS_COLUMNS, DependencyError, _status
+
+    rows = []
+    for st in steps:
+        need = {str(p) for p in st.inputs} - done
+        bad = [t.name for t in tasks if need & {str(o) for o in t.outputs}] or sorted(need)
+        rows.append(_status(st, "failed", 0.0, error=DependencyError(
+            f"{st.name}: not run because {', '.join(bad)} failed")))
+    return pd.DataFrame(rows, columns=STATUS_COLUMNS)
 
 
 def _done_outputs(status, tasks) -> set:
