@@ -377,3 +377,18 @@ def test_param_grid_is_a_deprecated_alias():
     with pytest.warns(DeprecationWarning, match="parameter_grid"):
         old = param_grid([50.0, 200.0], [(0.2, 2.0), (2.0, 12.0)], sigmas=[3.0, 5.0])
     assert old == parameter_grid([50.0, 200.0], [(0.2, 2.0), (2.0, 12.0)], [3.0, 5.0]) and len(old) == 8
+
+
+def test_submit_error_filter_is_installed_once_per_process():
+    """Each --cluster client used to add one more logging filter; now one
+    filter serves every cluster of the process, its first line cleared."""
+    import logging
+
+    from xcube.survey import engine
+
+    a = engine._SubmitErrors.install()
+    a.first = "sbatch: error: earlier cluster"
+    b = engine._SubmitErrors.install()
+    assert a is b and b.first is None
+    for name in ("tornado.application", "asyncio", "distributed.deploy.spec"):
+        assert sum(isinstance(f, engine._SubmitErrors) for f in logging.getLogger(name).filters) == 1

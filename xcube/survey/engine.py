@@ -285,16 +285,21 @@ class _SubmitErrors(logging.Filter):
         super().__init__()
         self.first = None
 
+    _shared: "_SubmitErrors | None" = None
+
     @classmethod
     def install(cls) -> "_SubmitErrors":
-        """A new filter on the loggers that report failed submissions: a
-        refused one is retried and logged with a traceback each time, also
-        after the cluster closed (when asyncio collects the failed task), so
-        it stays for the life of the process."""
-        said = cls()
-        for n in ("tornado.application", "asyncio", "distributed.deploy.spec"):
-            logging.getLogger(n).addFilter(said)
-        return said
+        """The filter on the loggers that report failed submissions, its
+        first error line cleared: a refused submission is retried and logged
+        with a traceback each time, also after the cluster closed (when
+        asyncio collects the failed task), so the filter stays for the life
+        of the process, one for every cluster started in it."""
+        if cls._shared is None:
+            cls._shared = cls()
+            for n in ("tornado.application", "asyncio", "distributed.deploy.spec"):
+                logging.getLogger(n).addFilter(cls._shared)
+        cls._shared.first = None
+        return cls._shared
 
     def filter(self, record) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
