@@ -3,6 +3,7 @@ on the survey's Dask engine, the driver killed with SIGKILL and resumed; the
 status table holds every step once. Against the fake SAS tasks."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -175,10 +176,14 @@ def test_steps_after_a_failed_step_are_failed_and_redone(fake_tools, tmp_path, m
     st = scan_runs(tmp_path / "out", COLUMNS).set_index("step")
     assert st.loc["events", "state"] == "failed" and st.loc["clean", "state"] == "failed"
     assert st.loc["clean", "error_class"] == "UpstreamFailed" and "step events failed" in st.loc["clean", "message"]
+    made = json.loads(st.loc["events", "products"])  # the chains that finished (the events step's products were {})
+    assert list(made["events"]) == ["pn-S003"] and Path(made["events"]["pn-S003"]).exists()
     monkeypatch.delenv("XCUBE_FAKE_FAIL")
     assert main([*argv, "--retry-failed"]) == 0
     st = scan_runs(tmp_path / "out", COLUMNS).set_index("step")
     assert set(st["state"]) == {"done"}
+    made = json.loads(st.loc["events", "products"])["events"]
+    assert sorted(made) == ["mos1-S001", "pn-S003"] and all(Path(v).exists() for v in made.values())
     assert (tmp_path / "out" / "0123456789" / "P0123456789M1_clean.fits").exists()
 
 

@@ -211,6 +211,9 @@ def _step_record(step, table, *, base: dict, started: str, products: dict) -> di
 def _products_of(step: str, res) -> dict:
     if res is None:
         return {}
+    if step == "events":
+        return {"events": {f"{i}-{e}": str(v) for (i, e), v in res.chain_events.items()},
+                "attitude": str(res.attitude) if res.attitude else None}
     if step == "clean":
         return {"events": {k: str(v) for k, v in res.events.items()},
                 "rgs": {f"{i}-{e}": str(v) for (i, e), v in res.rgs.items()}}

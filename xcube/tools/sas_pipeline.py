@@ -82,8 +82,10 @@ def steps_to_run(steps) -> list[str]:
 class ObservationProducts:
     """Result of :func:`process_observation`.
 
-    ``events``: EPIC instrument -> final cleaned event list (merged over
-    sub-exposures); ``exposures``: ``(instrument, exp_id)`` -> cleaned list of
+    ``chain_events``: ``(instrument, exp_id)`` -> calibrated event list of
+    the events step (epchain, emchain; rgsproc's for RGS), before cleaning,
+    for the chains that finished; ``events``: EPIC instrument -> final
+    cleaned event list (merged over sub-exposures); ``exposures``: ``(instrument, exp_id)`` -> cleaned list of
     that exposure; ``ccds``: MOS ``(instrument, exp_id)`` -> CCDs kept after
     emanom; ``rgs``: ``(rgs1|rgs2, exp_id)`` -> filtered RGS event list;
     ``images``: ``(instrument or "epic", band)`` -> ``{"image", "expmap"}``;
@@ -103,6 +105,7 @@ class ObservationProducts:
     images: dict = field(default_factory=dict)
     spectra: dict = field(default_factory=dict)
     attitude: Path | None = None
+    chain_events: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     sas_version: str | None = None
 
@@ -229,6 +232,13 @@ def _chains(run: _Run, summary: OdfSummary, ccf: Path, exposures, version) -> di
             chain_of[e] = {"task": rgs[1], "filter": rgs[2], "names": [t.name for t in rgs[:2]], "dir": d}
     chain_of["_states"] = run.stage(tasks, "events")
     return chain_of
+
+
+def _chain_events(chain_of: dict) -> dict:
+    """``(instrument, exp_id)`` -> the event list of each finished chain."""
+    ok = {n for n, st in chain_of["_states"].items() if st in ("done", "skipped")}
+    return {(e.instrument, e.exp_id): c["task"].outputs[0] for e, c in chain_of.items()
+            if e != "_states" and c["task"].name in ok}
 
 
 def missing_instruments(summary, instruments, exposures, unscheduled: bool = True) -> list[str]:
@@ -493,6 +503,7 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
         products.notes.append(msg)
     run.products = products
     chain_of = _chains(run, summary, ccf, exposures, version)
+    products.chain_events = _chain_events(chain_of)
     products.attitude = _attitude(out)
     run.end_step("events")
     if "clean" in todo:
