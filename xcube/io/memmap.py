@@ -234,7 +234,7 @@ def read_columns(columns, start: int, stop: int, out=None) -> tuple:
     if any(c.table != first.table for c in columns):
         raise ValueError("read_columns: the columns belong to different tables")
     first.check_unchanged()
-    rows = row_memmap(*first.table)[start:stop]
+    rows = np.asarray(row_memmap(*first.table))[start:stop]  # (a plain view: numpy.memmap's slicing costs more)
     n = rows.shape[0]
     outs = [np.empty(n, dtype=c.dtype) for c in columns] if out is None else [o[:n] for o in out]
     for a in range(0, n, _FUSED_ROWS):
