@@ -18,10 +18,43 @@ import threading
 import numpy as np
 
 __all__ = ["cell_wcs_keywords", "cell_radec", "cube_wcs", "grid_spacing", "grid_wcs_keywords", "radec_is_lazy",
-           "radec_cache_bytes", "clear_radec_cache"]
+           "radec_cache_bytes", "clear_radec_cache", "events_extent"]
 
 _KEYS = ("CTYPE", "CRVAL", "CRPIX", "CDELT")
 _PC = tuple(f"PC{i}_{j}" for i in (1, 2) for j in (1, 2))
+
+
+def events_extent(events):
+    """``((x_min, x_max), (y_min, y_max))`` [sky pixels] of the finite values
+    of the events' ``x`` and ``y`` columns, None when there are none. Eager:
+    one pass over the two columns, block by block (the memory of one block,
+    also when ``events`` is a selection)."""
+    import dask
+
+    from ..scheduler import compute
+
+    if not events.sizes.get("event"):
+        return None
+    x, y = events["x"].data, events["y"].data
+    if hasattr(x, "to_delayed") and hasattr(y, "to_delayed") and x.chunks == y.chunks:
+        parts = compute(*[dask.delayed(_block_extent)(a, b)
+                          for a, b in zip(x.to_delayed().ravel(), y.to_delayed().ravel())])
+    else:
+        parts = [_block_extent(np.asarray(x), np.asarray(y))]
+    lo_x, hi_x, lo_y, hi_y = (f(p[i] for p in parts) for f, i in ((min, 0), (max, 1), (min, 2), (max, 3)))
+    if not np.all(np.isfinite([lo_x, hi_x, lo_y, hi_y])):
+        return None
+    return (float(lo_x), float(hi_x)), (float(lo_y), float(hi_y))
+
+
+def _block_extent(x, y) -> tuple:
+    """(x min, x max, y min, y max) of one block's finite values (infinities when none)."""
+    out = []
+    for v in (np.asarray(x), np.asarray(y)):
+        if v.dtype.kind == "f":
+            v = v[np.isfinite(v)]
+        out += [float(v.min()), float(v.max())] if v.size else [np.inf, -np.inf]
+    return tuple(out)
 
 
 def _is_wcs_key(k: str) -> bool:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import xarray as xr
 
 from .. import gti as gtimod
+from ..binning.sky import events_extent
 from ..missions import profile_of
 from .lightcurve import pi_band, product_attrs, region_text, require_good_time
 from .spectrum import in_own_good_time, live_exposure
@@ -14,20 +14,6 @@ from .spectrum import in_own_good_time, live_exposure
 __all__ = ["image", "events_extent"]
 
 log = logging.getLogger("xcube.products")
-
-
-def events_extent(events):
-    """``((x_min, x_max), (y_min, y_max))`` [sky pixels] of the events, None
-    when there are none. Eager: one pass over the ``x`` and ``y`` columns."""
-    import dask
-
-    if not events.sizes.get("event"):
-        return None
-    x, y = events["x"].data, events["y"].data
-    lo_x, hi_x, lo_y, hi_y = (float(v) for v in dask.compute(x.min(), x.max(), y.min(), y.max()))
-    if not all(np.isfinite([lo_x, hi_x, lo_y, hi_y])):
-        return None
-    return (lo_x, hi_x), (lo_y, hi_y)
 
 
 def _require_sky_columns(events) -> None:

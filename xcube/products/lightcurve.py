@@ -217,7 +217,13 @@ def ccd_event_counts(sel, prof=None) -> np.ndarray | None:
     """Number of selected events per CCD (``np.bincount`` of the CCD numbers,
     the mission profile's ``ccd_variable``, e.g. XMM EPIC ``CCDNR``,
     Chandra ACIS ``CCD_ID``), or None without that column or events. Eager: reads that
-    column of the selection ``sel``."""
+    column of the selection ``sel``, chunk by chunk (memory of one chunk)."""
+    import dask
+    import dask.array as da
+
+    from ..io.chunking import EVENT_CHUNK
+    from ..scheduler import compute
+
     if prof is None:
         from ..missions import profile_of
 
@@ -225,9 +231,24 @@ def ccd_event_counts(sel, prof=None) -> np.ndarray | None:
     col = prof.ccd_variable
     if col is None or col not in sel.variables or sel.sizes.get("event", 0) == 0:
         return None
-    ccd = np.asarray(sel[col].values).astype(np.int64)
-    ccd = ccd[ccd >= 0]
-    return np.bincount(ccd) if ccd.size else None
+    data = sel[col].data
+    if isinstance(data, da.Array):
+        parts = compute(*[dask.delayed(_ccd_bincount)(b) for b in data.to_delayed().ravel()])
+    else:
+        parts = [_ccd_bincount(data[i:i + EVENT_CHUNK]) for i in range(0, data.shape[0], EVENT_CHUNK)]
+    if not any(p.size for p in parts):
+        return None
+    out = np.zeros(max(p.size for p in parts), np.int64)
+    for p in parts:
+        out[:p.size] += p
+    return out
+
+
+def _ccd_bincount(block) -> np.ndarray:
+    """``np.bincount`` of one block's non-negative CCD numbers (empty without any)."""
+    b = np.asarray(block)
+    b = b[b >= 0]
+    return np.bincount(b.astype(np.intp)) if b.size else np.zeros(0, np.int64)
 
 
 def region_good_time(events, regions, expr=None, selected=None):

@@ -27,9 +27,9 @@ from .. import gti as gtimod
 from ..binning.axes import Axis, integer_column, pixel_arcsec, whole_pixel_shift, whole_pixels
 from ..binning.events_pass import Run, compact_cubes
 from ..binning.memory import available_bytes, check_size
+from ..binning.sky import events_extent as sky_extent
 from ..io.events import check_distinct, check_distinct_exposures, event_nodes
 from ..missions import profile_of
-from ..scheduler import compute
 from ..select import EventFilter, applied_band, own_good_time_test
 from ..skycoords import has_wcs, pc_matrix
 from ..times import check_same_reference
@@ -344,18 +344,14 @@ def sky_axes(events, size_arcsec: float, extent=None):
 
 
 def events_extent(events) -> tuple:
-    """(xmin, xmax, ymin, ymax) of all events of all cameras (eager; one pass
-    over x and y)."""
-
-    parts = []
-    for e in events:
-        if e.sizes["event"]:
-            parts += [e["x"].data.min(), e["x"].data.max(), e["y"].data.min(), e["y"].data.max()]
-    vals = [float(v) for v in compute(*parts)]
-    if not vals:
+    """(xmin, xmax, ymin, ymax) [sky pixels] of the finite x/y values of all
+    events of all cameras ((0, 0, 0, 0) without any). Eager; one pass over
+    x and y, block by block (:func:`xcube.binning.sky.events_extent`)."""
+    ext = [e for e in (sky_extent(ev) for ev in events) if e is not None]
+    if not ext:
         return (0.0, 0.0, 0.0, 0.0)
-    v = np.array(vals).reshape(-1, 4)
-    return float(v[:, 0].min()), float(v[:, 1].max()), float(v[:, 2].min()), float(v[:, 3].max())
+    return (min(e[0][0] for e in ext), max(e[0][1] for e in ext), min(e[1][0] for e in ext),
+            max(e[1][1] for e in ext))
 
 
 def shifted_axis(axis: Axis, fraction: float = 0.5) -> Axis:
