@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TIME_SYSTEMS", "TimeReference", "time_reference", "times", "with_mjd", "add_time_columns",
-           "tt_offset", "to_common_seconds", "mjd_tt", "TIME_COLUMNS", "check_same_reference"]
+__all__ = ["TIME_SYSTEMS", "TimeReference", "time_reference", "time_reference_frame", "times", "with_mjd",
+           "add_time_columns", "tt_offset", "to_common_seconds", "mjd_tt", "TIME_COLUMNS", "check_same_reference"]
 
 log = logging.getLogger("xcube.times")
 
@@ -354,7 +354,20 @@ def add_time_columns(table, ref):
     if reference is not None:  # kept by Parquet (pandas attrs); the survey catalogue reads it back
         table.attrs.update(mjdrefi=float(reference.mjdrefi), mjdreff=float(reference.mjdreff),
                            mjdref=reference.mjdref, timesys=reference.timesys)
+        timeref = time_reference_frame(ref)
+        if timeref:  # where the times are measured (a barycentred list: SOLARSYSTEM)
+            table.attrs["timeref"] = timeref
     return table
+
+
+def time_reference_frame(ref) -> str | None:
+    """TIMEREF of ``ref`` (attrs ``timeref`` of an xcube object, or the FITS
+    keyword TIMEREF of a header or dict), upper case; None when not given.
+    Eager (attrs only)."""
+    attrs = _attrs_of(ref) or {}
+    value = attrs.get("TIMEREF") if _is_header(attrs) else attrs.get("timeref")
+    value = str(value or "").strip().upper()
+    return value or None
 
 
 # --------------------------------------------------------------------------- a common time axis (stitching)

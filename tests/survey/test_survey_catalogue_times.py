@@ -16,7 +16,7 @@ from xcube import simulate
 from xcube.survey import build_catalogue, parameter_grid, run_id
 from xcube.survey.status import write_run
 from xcube.survey.task import run_observation
-from xcube.times import TIME_COLUMNS
+from xcube.times import TIME_COLUMNS, add_time_columns
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,47 @@ def test_catalogue_of_runs_with_shifted_grids_keeps_the_time_reference(tmp_path)
                                rtol=0, atol=1e-9)
     h = fits.getheader(cat.directory / "detections.fits", 1)
     assert h["MJDREFI"] == 50814 and h["TIMESYS"] == "TT"
+
+
+def test_mixed_time_systems_compare_in_tt_and_keep_timeref(survey_out, tmp_path):
+    """Sweep p26: the sources' t_first/t_last were the least/greatest raw
+    seconds of runs with different MJDREFs, and mjd_* mixed UTC, TT and TDB;
+    TIMEREF was lost. Now the catalogue's MJDs are TT, t_first/t_last belong
+    to the detections mjd_first/mjd_last pick, and a timeref column says
+    which runs are barycentred."""
+    from astropy.time import Time, TimeDelta
+
+    out = tmp_path / "out"
+    shutil.copytree(survey_out, out)
+    cat0 = build_catalogue(out, write=False, report=False)
+    tt = cat0.detections.iloc[0]
+    p = parameter_grid([200.0], [(0.2, 12.0)])[0]
+    runs = {"0999990102": ({"mjdrefi": 44239.0, "mjdreff": 0.0, "mjdref": 44239.0, "timesys": "UTC"}, 8.0e8),
+            "0999990103": ({"mjdrefi": 55197.0, "mjdreff": 0.00076601852, "mjdref": 55197.00076601852,
+                            "timesys": "TDB", "timeref": "SOLARSYSTEM"}, 1.0e8)}
+    for obs, (attrs, t0) in runs.items():
+        det = pd.DataFrame({"ra": [tt["ra"]], "dec": [tt["dec"]], "kind": ["peak"], "t_start": [t0],
+                            "t_stop": [t0 + 200.0], "t_peak": [t0 + 100.0], "log10_bayes": [9.0]})
+        det = add_time_columns(det, attrs)
+        assert det.attrs.get("timeref") == attrs.get("timeref")  # kept for the Parquet file
+        rec = dict(p.to_dict(), param_hash=p.hash, state="done", n_detections=1)
+        write_run(out, obs, run_id(obs, p), rec, writer=lambda d, det=det: det.to_parquet(d / "detections.parquet",
+                                                                                          index=False))
+    cat = build_catalogue(out, report=False)
+    det = cat.detections.set_index("obsid")
+    for obs, (attrs, t0) in runs.items():
+        want = Time(attrs["mjdrefi"], attrs["mjdreff"], format="mjd", scale=attrs["timesys"].lower())
+        want = (want + TimeDelta(t0 + 100.0, format="sec")).tt.mjd
+        assert abs(det.loc[obs, "mjd_peak"] - want) * 86400 < 1e-3
+        assert det.loc[obs, "timeref"] == attrs.get("timeref", "")
+    assert set(det.loc[["0999990101"], "timeref"]) <= {"", "LOCAL"}
+    src = cat.sources.set_index("source_id").loc[det.loc["0999990102", "source_id"]]
+    members = cat.detections[cat.detections["source_id"] == det.loc["0999990102", "source_id"]]
+    assert set(members["obsid"]) == {"0999990101", "0999990102", "0999990103"}
+    # first: the UTC run of 2005 (raw seconds 8e8 since 1980, the largest); last: the TT run of 2020 (7e8 s
+    # since 1998); the TDB run of 2013 has the least raw seconds (1e8 since 2010)
+    last = members[members["obsid"] == "0999990101"].sort_values("mjd_stop").iloc[-1]
+    assert src["t_first"] == 8.0e8 and src["mjd_first"] == det.loc["0999990102", "mjd_start"]
+    assert src["t_last"] == last["t_stop"] and src["mjd_last"] == last["mjd_stop"]
+    h = fits.getheader(cat.directory / "detections.fits", 1)
+    assert "MJD in TT" in str(h.get("COMMENT", ""))

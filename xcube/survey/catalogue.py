@@ -122,7 +122,7 @@ def load_detections(out, status: pd.DataFrame | None = None) -> tuple[pd.DataFra
             det.insert(0, col, getattr(r, col))
         if "detection" not in det.columns:
             det.insert(2, "detection", np.arange(len(det)))
-        frames.append(with_time_columns(det, path))
+        frames.append(in_tt(with_time_columns(det, path)))
     if frames:
         refs = {_reference_key(f.attrs) for f in frames}
         det = pd.concat(frames, ignore_index=True)
@@ -135,8 +135,29 @@ def load_detections(out, status: pd.DataFrame | None = None) -> tuple[pd.DataFra
         for col in reversed(_RUN_COLUMNS):
             det.insert(0, col, pd.Series(dtype="float64" if col in ("time_bin", "emin", "emax", "sigma",
                                                                     "size_arcsec") else "object"))
-        det = add_time_columns(det, None)
+        det = in_tt(add_time_columns(det, None))
     return det, runs
+
+
+def in_tt(det: pd.DataFrame) -> pd.DataFrame:
+    """A run's detections with ``mjd_start``/``mjd_peak``/``mjd_stop`` as MJD
+    in TT (from ``t_*`` and the table's time reference: a UTC run's leap
+    seconds counted, TDB at the geocentre), so that the catalogue compares
+    runs of any TIMESYS, and a ``timeref`` column (the run's TIMEREF, e.g.
+    ``SOLARSYSTEM`` for barycentred times; empty when not given). Eager."""
+    from ..times import mjd_tt, time_reference
+
+    det = det.copy()
+    a = det.attrs
+    if "mjdref" in a and str(a.get("timesys", "TT")).upper() != "TT":
+        ref = time_reference(a, source="detection table")
+        for name in ("start", "peak", "stop"):
+            if f"t_{name}" in det.columns:
+                det[f"mjd_{name}"] = mjd_tt(det[f"t_{name}"].to_numpy(np.float64), (ref.mjdrefi, ref.mjdreff),
+                                            ref.timesys)
+    pos = det.columns.get_loc("utc_peak") + 1 if "utc_peak" in det.columns else len(det.columns)
+    det.insert(pos, "timeref", pd.Series([str(a.get("timeref") or "")] * len(det), index=det.index, dtype=object))
+    return det
 
 
 def with_time_columns(det: pd.DataFrame, source="") -> pd.DataFrame:
@@ -154,7 +175,8 @@ def with_time_columns(det: pd.DataFrame, source="") -> pd.DataFrame:
 def _reference_key(attrs: dict):
     if "mjdref" not in attrs:
         return None
-    return (float(attrs.get("mjdrefi", attrs["mjdref"])), float(attrs.get("mjdreff", 0.0)), attrs.get("timesys"))
+    return (float(attrs.get("mjdrefi", attrs["mjdref"])), float(attrs.get("mjdreff", 0.0)), attrs.get("timesys"),
+            str(attrs.get("timeref") or "").upper())
 
 
 def _ascii(text: str) -> str:
@@ -201,8 +223,8 @@ def _time_cards(attrs: dict) -> dict:
 
     if "mjdref" not in attrs:
         return {"TIMEUNIT": "s", "COMMENT": "t_* columns are seconds since each observation's own MJDREF; "
-                                           "use the mjd_* columns (MJD) to compare observations"}
-    return time_cards(attrs)
+                                           "use the mjd_* columns (MJD in TT) to compare observations"}
+    return {**time_cards(attrs), "COMMENT": "mjd_* columns are MJD in TT (converted from TIMESYS)"}
 
 
 def _write_fits(df: pd.DataFrame, path: Path, extname: str, meta: dict, times: dict) -> None:

@@ -190,14 +190,7 @@ def summarise_sources(detections: pd.DataFrame, sources: pd.DataFrame,
             kinds = det[["source_id", "kind"]].astype({"kind": str}).drop_duplicates().sort_values(["source_id",
                                                                                                   "kind"])
             out["kinds"] = kinds.groupby("source_id")["kind"].agg("+".join).reindex(ids).to_numpy(dtype=object)
-    for col, name, how in (("t_start", "t_first", "min"), ("t_stop", "t_last", "max"),
-                           ("mjd_start", "mjd_first", "min"), ("mjd_stop", "mjd_last", "max")):
-        if name.startswith("mjd_") and not ({"mjd_start", "mjd_stop"} <= set(det.columns)) and not full:
-            continue  # comparable across observations only with both
-        if col in det.columns and not full:
-            out[name] = per_source(getattr(g[col], how)()).astype(np.float64)
-        elif full:
-            out[name] = np.full(len(ids), np.nan)
+    out.update(_first_last(det, g, ids, per_source, full))
     out["radius_arcsec"] = per_source(g["_sep"].max()).astype(np.float64)
     summary = pd.DataFrame(out)
     if full:  # text columns as pandas makes them from values (str, or object)
@@ -206,6 +199,31 @@ def summarise_sources(detections: pd.DataFrame, sources: pd.DataFrame,
     rest = [c for c in src.columns if c not in base]
     res = pd.concat([src[base], summary, src[rest]], axis=1)
     return res.astype({"source_id": np.int64, "ra": np.float64, "dec": np.float64})
+
+
+def _first_last(det, g, ids, per_source, full: bool) -> dict:
+    """``t_first``/``mjd_first``: ``t_start`` and ``mjd_start`` of a source's
+    detection that starts first by ``mjd_start`` (MJD, one time scale across
+    runs), ``t_last``/``mjd_last`` the ``t_stop`` and ``mjd_stop`` of the
+    one that stops last; without finite MJDs, the least ``t_start`` and the
+    greatest ``t_stop`` (seconds since the runs' MJDREF)."""
+    if full:
+        return {k: np.full(len(ids), np.nan) for k in ("t_first", "t_last", "mjd_first", "mjd_last")}
+    out = {}
+    for t, mjd, name, how in (("t_start", "mjd_start", "first", "min"), ("t_stop", "mjd_stop", "last", "max")):
+        if mjd in det.columns:
+            key = det[mjd].astype(np.float64)
+            has = key.notna().groupby(det["source_id"]).any()
+            pick = getattr(key.fillna(np.inf if how == "min" else -np.inf).groupby(det["source_id"]),
+                           f"idx{how}")()[has]
+            chosen = det.loc[pick.to_numpy()].set_index("source_id")
+            out[f"mjd_{name}"] = chosen[mjd].reindex(ids).to_numpy(np.float64)
+        if t in det.columns:
+            fallback = getattr(g[t], how)()
+            if mjd in det.columns:
+                fallback.loc[chosen.index] = chosen[t].to_numpy(np.float64)
+            out[f"t_{name}"] = per_source(fallback).astype(np.float64)
+    return {k: out[k] for k in ("t_first", "t_last", "mjd_first", "mjd_last") if k in out}
 
 
 def _empty_sources() -> pd.DataFrame:
