@@ -113,10 +113,10 @@ def test_xcube_info_uses_the_files_time_system(make_event_file, capsys):
     utc = make_event_file(n=5, t0=0.0, duration=0.5, header={"MJDREF": 51544.0, "TIMESYS": "UTC"})
     assert main(["info", str(utc)]) == 0
     text = capsys.readouterr().out
-    assert re.search(r"UTC 2000-01-01T00:00:0[01] - ", text) and "MJDREF 51544.0 UTC" in text
+    assert re.search(r"UTC 2000-01-01T00:00:00\.\d{3} - ", text) and "MJDREF 51544.0 UTC" in text
     assert main(["info", str(tt)]) == 0
     text = capsys.readouterr().out
-    assert re.search(r"UTC 1999-12-31T23:58:5[67] - ", text) and "MJDREF 51544.0 TT" in text
+    assert re.search(r"UTC 1999-12-31T23:58:5[56]\.\d{3} - ", text) and "MJDREF 51544.0 TT" in text
 
 
 def test_xcube_times_stays_the_function_when_its_module_is_imported():

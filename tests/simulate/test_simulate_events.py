@@ -233,3 +233,20 @@ def test_sources_dataframe_nan_cells_are_missing_fields():
     _, truth = sim.event_list("xmm-mos1", duration=1000.0, sources=df, soft_protons=0, seed=0)
     np.testing.assert_allclose(truth[["x", "y"]].to_numpy(), [[25921.0, 25921.0], [25000.0, 25000.0]], atol=1e-6)
     assert np.isfinite(truth[["ra", "dec"]].to_numpy()).all()
+
+
+def test_written_dates_are_utc_as_xmm_files_give_them(tmp_path):
+    """Sweep p26: DATE-OBS/DATE-END were the TT calendar dates, 69.184 s
+    after the UTC that products made from the file write."""
+    from astropy.io import fits
+    from astropy.time import Time, TimeDelta
+
+    from xcube import simulate
+
+    path = tmp_path / "sim.evt"
+    ev, _ = simulate.event_list("xmm-pn", duration=2000.0, seed=3)
+    simulate.write(path, ev)
+    h = fits.getheader(path, 1)
+    for key, t in (("DATE-OBS", h["TSTART"]), ("DATE-END", h["TSTOP"])):
+        want = Time(h["MJDREFI"], h["MJDREFF"], format="mjd", scale="tt") + TimeDelta(t, format="sec")
+        assert abs((Time(h[key], scale="utc") - want).sec) < 1e-3, (key, h[key], want.utc.isot)

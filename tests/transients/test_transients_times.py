@@ -54,7 +54,7 @@ def test_printed_tables_never_use_exponents(flare, tmp_path, capsys):
     assert main(["search", str(path), "--time-bin", "50", "--out", str(tmp_path / "s"), "--no-figures", "-q"]) == 0
     out = capsys.readouterr().out
     assert not re.search(r"\d[eE][+-]\d\d", out), out
-    assert re.search(r"T0 = 700000000\.0 s \(mission time\) = 2020-03-07T20:25:30\.8 UTC", out)
+    assert re.search(r"T0 = 700000000\.000 s \(mission time\) = 2020-03-07T20:25:30\.816 UTC", out)
     assert "utc_peak" in out and "t_peak-T0" in out
     # the flare at 3000 s after the start is printed as such, to 0.1 s
     assert re.search(r"\b(29|30)\d\d\.\d\b", out)

@@ -87,7 +87,7 @@ def _utc(s: dict, t: float) -> str:
 
     try:
         return str(times(t, TimeReference(s["mjdrefi"], s["mjdreff"], s["timesys"], source=s["source"]), to="iso",
-                         precision=0))
+                         precision=3))
     except ValueError:  # a time system astropy cannot convert
         return f"? (TIMESYS {s['timesys']})"
 

@@ -82,7 +82,7 @@ def _utc(attrs: dict, t: float) -> str:
     from ..times import times
 
     try:
-        return str(times(float(t), attrs, to="iso", precision=0))
+        return str(times(float(t), attrs, to="iso", precision=3))
     except (ValueError, KeyError, TypeError):
         return "?"
 

@@ -62,6 +62,6 @@ def time_label(obj, t_ref: float) -> str:
 
     text = f"time - {t_ref:.1f} [s]"
     try:
-        return f"{text}  (T0 = {times(t_ref, obj, to='iso', precision=0)} UTC)"
+        return f"{text}  (T0 = {times(t_ref, obj, to='iso', precision=3)} UTC)"
     except ValueError:
         return text

@@ -312,9 +312,9 @@ def event_list(
 
 
 def _attrs(profile, t0, t_end, ra, dec, pa, obs_id, obj, seed) -> dict:
-    from astropy.time import Time
+    from ..io.ogip import date_cards
 
-    date = lambda t: Time(_XMM_MJDREF + t / 86400.0, format="mjd", scale="tt").isot[:19]  # noqa: E731
+    dates = date_cards({"mjdref": _XMM_MJDREF, "timesys": "TT"}, t0, t_end)  # UTC, as XMM files give them
     return {
         "mission": profile.mission,
         "instrument": profile.instrument,
@@ -332,8 +332,8 @@ def _attrs(profile, t0, t_end, ra, dec, pa, obs_id, obj, seed) -> dict:
         "expid": "S001",
         "telescop": "XMM",
         "instrume": profile.instrument,
-        "date_obs": date(t0),
-        "date_end": date(t_end),
+        "date_obs": dates["DATE-OBS"],
+        "date_end": dates["DATE-END"],
         "ra_pnt": float(ra),
         "dec_pnt": float(dec),
         "pa_pnt": float(pa),

@@ -240,10 +240,10 @@ def _print_t0(t0: float, events) -> None:
     from ..times import times
 
     try:
-        utc = f" = {times(t0, events, to='iso', precision=1)} UTC"
+        utc = f" = {times(t0, events, to='iso', precision=3)} UTC"
     except ValueError:
         utc = ""
-    print(f"T0 = {t0:.1f} s (mission time){utc}: the observation start; t_*-T0 columns are seconds after it")
+    print(f"T0 = {t0:.3f} s (mission time){utc}: the observation start; t_*-T0 columns are seconds after it")
 
 
 def _print_table(results, t0: float | None = None) -> None:
