@@ -262,3 +262,39 @@ def test_files_are_labelled_by_obs_id_and_instrument():
     m1, m2 = real_file(R, "P0001730201M1S002MIEVLI.FTZ"), real_file(R, "P0001730201M2S003MIEVLI.FTZ")
     p = xcube.power_spectrum([m1, m2, m1], segment=512.0, dt=2.6)
     assert list(p["obs"].values) == ["0001730201/EMOS1", "0001730201/EMOS2", "0001730201/EMOS1#2"]
+
+
+def test_written_spectrum_carries_the_span_of_its_segments(tmp_path):
+    """Sweep p26: power-spectrum files had no TSTART/TSTOP/DATE-OBS/DATE-END,
+    and an average of inputs of different time references claimed TIMESYS TT."""
+    from astropy.io import fits
+    from astropy.time import Time, TimeDelta
+
+    from xcube.io.powspec import read_power_spectrum, write_power_spectrum
+
+    gti = [[1.0e8, 1.0e8 + 1000.0], [1.0e8 + 1500.0, 1.0e8 + 2600.0]]
+    ev = events(poisson_times(50.0, gti), gti, timesys="TT")
+    p = xcube.power_spectrum(ev, segment=256.0, dt=0.5)
+    # segments of 256 s from each GTI start: 3 in the first, 4 in the second
+    assert p.attrs["tstart"] == 1.0e8 and p.attrs["tstop"] == 1.0e8 + 1500.0 + 4 * 256.0
+    path = write_power_spectrum(tmp_path / "p.pds", p)
+    h = fits.getheader(path, "POWSPEC")
+    assert h["TSTART"] == p.attrs["tstart"] and h["TSTOP"] == p.attrs["tstop"] and h["TIMESYS"] == "TT"
+    for key, t in (("DATE-OBS", h["TSTART"]), ("DATE-END", h["TSTOP"])):
+        want = Time(50814.0, format="mjd", scale="tt") + TimeDelta(t, format="sec")
+        assert abs((Time(h[key], scale="utc") - want).sec) < 1e-3
+    back = read_power_spectrum(path)
+    assert back.attrs["tstart"] == p.attrs["tstart"] and back.attrs["tstop"] == p.attrs["tstop"]
+    # a light curve's spectrum: the span of its segments too
+    lc = xcube.lightcurve(ev, 0.5)
+    q = xcube.power_spectrum(lc, segment=256.0)
+    assert (q.attrs["tstart"], q.attrs["tstop"]) == (p.attrs["tstart"], p.attrs["tstop"])
+    # an average over one reference spans its inputs; over two references it claims neither's TIMESYS
+    later = events(poisson_times(50.0, gti, seed=1) + 5000.0, np.asarray(gti) + 5000.0, timesys="TT")
+    avg = xcube.power_spectrum([ev, later], segment=256.0, dt=0.5, average=True)
+    assert (avg.attrs["tstart"], avg.attrs["tstop"]) == (1.0e8, 1.0e8 + 5000.0 + 1500.0 + 4 * 256.0)
+    utc = events(poisson_times(50.0, gti, seed=2), gti, timesys="UTC", mjdref=51544.0)
+    mixed = xcube.power_spectrum([ev, utc], segment=256.0, dt=0.5, average=True)
+    assert "tstart" not in mixed.attrs
+    h = fits.getheader(write_power_spectrum(tmp_path / "m.pds", mixed), "POWSPEC")
+    assert "TIMESYS" not in h and "MJDREF" not in h and "TSTART" not in h and "DATE-OBS" not in h

@@ -145,7 +145,8 @@ def time_cards(attrs: dict) -> dict:
         cards = {"MJDREFI": i, "MJDREFF": f, "MJDREF": float(np.float64(i) + np.float64(f))}
     else:
         cards = _mjdref_cards(attrs.get("mjdref"))
-    cards["TIMESYS"] = str(attrs.get("timesys") or "TT")
+    if cards or attrs.get("timesys"):  # (no TIMESYS claimed for times of no reference, e.g. mixed inputs)
+        cards["TIMESYS"] = str(attrs.get("timesys") or "TT")
     cards["TIMEUNIT"] = "s"
     if str(attrs.get("timeref") or "").strip():
         cards["TIMEREF"] = str(attrs["timeref"]).strip()

@@ -32,6 +32,8 @@ _KEYS = {  # attr: (keyword, comment)
     "background_rate": ("BKGRATE", "[count/s] background rate used by frac"),
     "noise_subtracted": ("NOISESUB", "POISSLVL subtracted from POWER"),
     "rebin": ("REBIN", "<0: log factor, >0: bins per bin, 0: none"),
+    "tstart": ("TSTART", "[s] start of the first segment"),
+    "tstop": ("TSTOP", "[s] end of the last segment"),
 }
 
 
@@ -57,7 +59,8 @@ def write_power_spectrum(path, pds: xr.Dataset, *, overwrite: bool = False, head
             fits.Column(name="FREQ_LO", format="D", unit="Hz", array=lo),
             fits.Column(name="FREQ_HI", format="D", unit="Hz", array=hi)]
     hdu = fits.BinTableHDU.from_columns(cols, name="POWSPEC")
-    cards = common_cards(dict(pds.attrs))
+    span = (pds.attrs["tstart"], pds.attrs["tstop"]) if {"tstart", "tstop"} <= set(pds.attrs) else None
+    cards = common_cards(dict(pds.attrs), span)  # DATE-OBS/DATE-END: the UTC dates of the segments' span
     for k, v in cards.items():
         hdu.header[k] = v
     hdu.header["CONTENT"] = "POWER SPECTRUM"

@@ -353,6 +353,8 @@ def lightcurve_delayed(times, counts, gti, segment: float, dt: float, source: st
     of contiguous rows (:func:`contiguous_rows` of ``edges``, the rows'
     ``(time_lo, time_hi)`` [s]; default ``times -/+ dt / 2``): a missing row
     is a gap, so every segment is ``n_bin`` consecutive bins of one grid.
+    Returns ``(sums, segment, n_bin, span)``, ``span`` the start of the first
+    segment and the end of the last [s].
     Eager: the segment boundaries (from the time coordinates). ``source``
     names the input in errors (overlapping rows: ``ValueError``)."""
     import dask
@@ -362,8 +364,8 @@ def lightcurve_delayed(times, counts, gti, segment: float, dt: float, source: st
 
     segment, n_bin = segment_bins(segment, dt, source)
     times = np.asarray(times, np.float64)
-    lo, hi = edges if edges is not None else (times - dt / 2, times + dt / 2)
-    runs = contiguous_rows(lo, hi, source)
+    lo_all, hi_all = edges if edges is not None else (times - dt / 2, times + dt / 2)
+    runs = contiguous_rows(lo_all, hi_all, source)
     g = np.column_stack(gtimod.intersection((np.asarray(gti[0], np.float64), np.asarray(gti[1], np.float64)),
                                             runs))
     try:
@@ -387,4 +389,5 @@ def lightcurve_delayed(times, counts, gti, segment: float, dt: float, source: st
         local = [(i0 - lo, i1 - lo) for i0, i1 in blk]
         var = None if variances is None else variances[lo:hi]
         parts.append(dask.delayed(lightcurve_sums, pure=True)(counts[lo:hi], local, n_bin, var))
-    return tree_reduce(parts), segment, int(n_bin)
+    span = (float(lo_all[idx[0][0]]), float(hi_all[idx[-1][1] - 1]))
+    return tree_reduce(parts), segment, int(n_bin), span

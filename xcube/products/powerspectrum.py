@@ -29,8 +29,9 @@ log = logging.getLogger("xcube.products")
 
 NORMS = ("leahy", "frac", "abs", "none")
 _UNITS = {"leahy": "", "frac": "(rms/mean)^2/Hz", "abs": "(count/s)^2/Hz", "none": "count^2"}
-_OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "timesys", "timeref", "telescop",
-              "instrume", "energy_band", "pi_band", "region", "expr", "expid", "source", "ccds")
+_OBS_ATTRS = ("mission", "instrument", "profile", "obs_id", "object", "mjdref", "mjdrefi", "mjdreff", "timesys",
+              "timeref", "telescop", "instrume", "energy_band", "pi_band", "region", "expr", "expid", "source", "ccds",
+              "tstart", "tstop")
 
 
 def _check(norm, segment, rebin):
@@ -108,7 +109,7 @@ def _input_sums(obj, segment, dt, selection):
             obj = select(obj if inside.source is None else inside.source, energy_band=selection["energy_band"],
                          expr=expr, gti=ccd_gti)
         plan = pds_stream.plan_segments(gtimod.from_dataset(obj), segment, float(dt), _source(obj))
-        attrs = dict(obj.attrs, err_dist="poisson")
+        attrs = dict(obj.attrs, err_dist="poisson", **_span(plan.start[:1], plan.stop[-1:]))
         if ccd_gti is not None:
             attrs["ccds"] = [int(c) for c in ccds]
         if band is not None:
@@ -135,13 +136,21 @@ def _input_sums(obj, segment, dt, selection):
             obj = obj.assign(_count_var=("time", var, {"units": "count"}))
         lc, width, covered = _lightcurve_at(obj, dt)
         gti = gtimod.intersection(_lightcurve_gti(lc), covered)
-        sums, seg, n_bin = pds_stream.lightcurve_delayed(
+        sums, seg, n_bin, span = pds_stream.lightcurve_delayed(
             lc["time"].values, lc["counts"].data, gti, segment, width, f"power_spectrum: {_named(obj).rstrip()}",
             edges=(lc["time_lo"].values, lc["time_hi"].values),
             variances=lc["_count_var"].data if var is not None else None)
-        return sums, seg, n_bin, width, attrs
+        return sums, seg, n_bin, width, dict(attrs, **_span(*span))
     raise TypeError(f"power_spectrum needs an EventList (dim 'event') or a light curve (dim 'time' with 'counts'), "
                     f"got {type(obj).__name__} with dims {getattr(obj, 'dims', None)}")
+
+
+def _span(start, stop) -> dict:
+    """``tstart``/``tstop`` [s]: the start of the first segment and the end of the last (none without segments)."""
+    start, stop = np.atleast_1d(start), np.atleast_1d(stop)
+    if not (start.size and stop.size):
+        return {}
+    return {"tstart": float(start[0]), "tstop": float(stop[-1])}
 
 
 def _without_masked_bins(lc):
@@ -646,6 +655,10 @@ def _stack(parts, labels, average, step) -> xr.Dataset:
         stacked[k] = ("obs", np.asarray(v))
     common = {k: v for k, v in first.attrs.items() if all(p.attrs.get(k) == v for p in parts[1:])
               and k not in per_obs}
+    for k in ("tstart", "tstop"):  # seconds of one time reference only
+        common.pop(k, None)
+    if "mjdref" in common and all("tstart" in p.attrs and "tstop" in p.attrs for p in parts):
+        common.update(tstart=min(p.attrs["tstart"] for p in parts), tstop=max(p.attrs["tstop"] for p in parts))
     stacked.attrs = dict(common, kind="power_spectrum", n_inputs=len(parts))
     if not average:
         return stacked
