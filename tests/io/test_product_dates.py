@@ -54,3 +54,16 @@ def test_without_a_time_reference_the_attrs_dates_are_kept():
     cards = common_cards({"date_obs": "2001-03-09T00:00:00", "mjdref": 50814.0, "timesys": "TT"},
                          span=(T0, np.nan))
     assert cards["DATE-OBS"] == "2001-03-09T00:00:00"
+
+
+def test_light_curve_gti_extension_has_the_dates_of_its_own_tstart_tstop(make_event_file, tmp_path):
+    """Sweep p26: a light curve's GTI extension took DATE-END from the RATE
+    table's last bin edge while its TSTOP is the last GTI stop (294.7 s apart
+    on the real MOS1 file)."""
+    ev = xcube.open_events(make_event_file(header=FILE_DATES))
+    lc = xcube.lightcurve(ev, 300.0)  # the last bin runs past the last GTI stop
+    path = write_lightcurve(tmp_path / "a.lc", lc)
+    rate, gti = fits.getheader(path, "RATE"), fits.getheader(path, "GTI")
+    assert rate["TSTOP"] > gti["TSTOP"]
+    for h in (rate, gti):
+        assert (h["DATE-OBS"], h["DATE-END"]) == (_utc(h, h["TSTART"]), _utc(h, h["TSTOP"]))

@@ -242,11 +242,19 @@ def primary_hdu(cards: dict) -> fits.PrimaryHDU:
 def gti_hdu(gti, *, extname: str = "GTI", header: dict | None = None) -> fits.BinTableHDU:
     """An OGIP GTI table (START, STOP in s; HDUCLAS1 = 'GTI') from ``(start, stop)``.
 
-    ``header`` adds keywords (MJDREF, TIMESYS, ... from :func:`common_cards`).
+    ``header`` adds keywords (MJDREF, TIMESYS, ... from :func:`common_cards`);
+    DATE-OBS/DATE-END, when it has them, become the UTC dates of this
+    table's own TSTART/TSTOP (the first start and the last stop).
     The set is normalised (sorted, merged) first.
     Eager, in memory: ``start``/``stop`` are 1-D numpy arrays [s].
     """
     start, stop = gtimod.normalize(*gti, warn=False)
+    header = dict(header or {})
+    if {"DATE-OBS", "DATE-END"} & header.keys():
+        ref = {"mjdrefi": header.get("MJDREFI"), "mjdreff": header.get("MJDREFF"), "mjdref": header.get("MJDREF"),
+               "timesys": header.get("TIMESYS")}
+        dates = date_cards({k: v for k, v in ref.items() if v is not None}, start[0], stop[-1]) if start.size else {}
+        header.update(dict.fromkeys(("DATE-OBS", "DATE-END")), **dates)  # (None: not written)
     hdu = fits.BinTableHDU.from_columns(
         [fits.Column(name="START", format="D", unit="s", array=start),
          fits.Column(name="STOP", format="D", unit="s", array=stop)],
