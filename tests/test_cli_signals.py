@@ -283,3 +283,36 @@ def test_closed_stdout_ends_the_command_quietly(make_event_file, tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 141
     assert "Broken pipe" not in err and "Traceback" not in err, err
+
+
+def test_sigterm_lost_in_a_finaliser_still_stops_the_command(make_event_file, tmp_path, monkeypatch, capsys):
+    """Sweep p26: a SIGTERM arriving while a finaliser ran (astropy's, during
+    a FITS write) raised inside it; Python dropped the exception with an
+    "Exception ignored" traceback, and the command wrote its output and
+    exited 0. Now the output is not put in place and the status is 143."""
+    import xcube.transients.search as search
+    from xcube.cli import main
+    from xcube.io.atomic import atomic_file
+
+    out = tmp_path / "product.txt"
+
+    class Finaliser:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10000):  # the handler runs here, inside the finaliser
+                pass
+
+    def writing(*args, **kwargs):
+        with atomic_file(out) as tmp:
+            tmp.write_text("half of it")
+            f = Finaliser()
+            del f  # the signal's exception is lost here
+            tmp.write_text("all of it")
+        raise AssertionError("the write was committed after SIGTERM")
+
+    monkeypatch.setattr(search, "search_transients", writing)
+    assert main(["search", str(make_event_file(n=500)), "--out", str(tmp_path / "res"), "-q"]) == 143
+    err = capsys.readouterr().err
+    assert "terminated (SIGTERM)" in err and "Exception ignored" not in err and "Traceback" not in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    assert main(["info", str(make_event_file(n=50))]) == 0  # the next command in this process is not stopped

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from functools import partial
 
 from ._version import __version__
 
@@ -183,6 +184,9 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise_terminated(signum, frame):
+    from .io.atomic import STOP
+
+    STOP.set()  # (seen by the atomic writers and by main, should this exception be lost in a finaliser)
     raise Terminated(f"signal {signum}")
 
 
@@ -220,12 +224,21 @@ def main(argv=None) -> int:
         return 1
     previous = sigint = None
     if threading.current_thread() is threading.main_thread():  # (signal handlers live in the main thread)
+        from .io.atomic import STOP
+
+        STOP.clear()
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
         sigint = signal.getsignal(signal.SIGINT)
+    hook = sys.unraisablehook
+    sys.unraisablehook = partial(_quiet_terminated, hook)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        if previous is not None and _stopped():  # a SIGTERM whose exception was lost (raised in a finaliser)
+            return _interrupted(args, True, True)
+        return status
     except KeyboardInterrupt as exc:
-        return _interrupted(args, isinstance(exc, Terminated), previous is not None)
+        return _interrupted(args, isinstance(exc, Terminated) or (previous is not None and _stopped()),
+                            previous is not None)
     except SystemExit as exc:
         # Ctrl-C with the handler a library installed meanwhile: dask_jobqueue (xcube survey --cluster)
         # replaces Python's by sys.exit(), which would end the command with status 0
@@ -239,10 +252,33 @@ def main(argv=None) -> int:
         print(f"xcube {args.command}: error: {error_text(exc)}", file=sys.stderr)
         return 1
     finally:
+        sys.unraisablehook = hook
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+            _clear_stop()  # (main called in-process: later writes go on)
         if sigint is not None and signal.getsignal(signal.SIGINT) is not sigint:
             signal.signal(signal.SIGINT, sigint)  # (main called in-process: Ctrl-C as it was before)
+
+
+def _quiet_terminated(hook, unraisable) -> None:
+    """``sys.unraisablehook`` while a command runs: the SIGTERM raised inside a
+    finaliser (which Python cannot raise further) is not printed as an
+    "Exception ignored" traceback; :func:`main` still ends with status 143."""
+    if not isinstance(unraisable.exc_value, Terminated):
+        hook(unraisable)
+
+
+def _stopped() -> bool:
+    """Whether SIGTERM came while the command ran (:data:`xcube.io.atomic.STOP`)."""
+    from .io.atomic import STOP
+
+    return STOP.is_set()
+
+
+def _clear_stop() -> None:
+    from .io.atomic import STOP
+
+    STOP.clear()
 
 
 def _silence_stdout() -> None:

@@ -153,3 +153,46 @@ def test_background_spectrum_on_the_event_file_is_refused(make_event_file, tmp_p
                  "--background-out", str(path), "--overwrite"]) == 1
     assert "this is the input it was made from" in capsys.readouterr().err
     assert _digest(path) == before and not (tmp_path / "src.pha").exists()
+
+
+def test_every_atomic_write_removes_the_stale_temporaries_of_its_target(tmp_path):
+    """Sweep p26: a killed `xcube lc` left a hidden 690 MB temporary, and a
+    killed `xcube search` its run directory's, for good: only some writers
+    removed the leftovers of killed writes. Now every atomic write of a file
+    or directory removes its target's temporaries older than an hour."""
+    import time
+
+    old = time.time() - 2 * atomic.STALE_SECONDS
+    f = tmp_path / "x.lc"
+    leftover = atomic.temporary_name(f, suffix=".lc")
+    leftover.write_bytes(b"half")
+    young = atomic.temporary_name(f, suffix=".lc")  # (a writer still running)
+    young.write_bytes(b"being written")
+    os.utime(leftover, (old, old))
+    with atomic.atomic_file(f) as tmp:
+        tmp.write_text("whole")
+    assert f.read_text() == "whole" and not leftover.exists() and young.exists()
+    d = tmp_path / "run"
+    gone = atomic.temporary_name(d)
+    (gone / "sub").mkdir(parents=True)
+    (gone / "sub" / "part").write_bytes(b"x")
+    for p in (gone / "sub" / "part", gone / "sub", gone):
+        os.utime(p, (old, old))
+    with atomic.atomic_dir(d) as tmp:
+        (tmp / "a").write_text("a")
+    assert (d / "a").exists() and not gone.exists()
+
+
+def test_a_stop_request_keeps_the_output_out_of_place(tmp_path):
+    """After SIGTERM (atomic.STOP), a finished write is not committed: no file, no temporary."""
+    try:
+        atomic.STOP.set()
+        with pytest.raises(atomic.Stopped, match="not written"):
+            with atomic.atomic_file(tmp_path / "f.txt") as tmp:
+                tmp.write_text("x")
+        with pytest.raises(atomic.Stopped, match="not written"):
+            with atomic.atomic_dir(tmp_path / "d") as tmp:
+                (tmp / "a").write_text("a")
+    finally:
+        atomic.STOP.clear()
+    assert list(tmp_path.iterdir()) == []

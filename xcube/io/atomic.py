@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -34,10 +35,24 @@ from pathlib import Path
 from .paths import expand_path
 
 __all__ = ["atomic_file", "atomic_dir", "write_text", "write_bytes", "write_json", "write_table", "remove_stale",
-           "temporary_name", "explain_write_error", "STALE_SECONDS", "refuse_input"]
+           "temporary_name", "explain_write_error", "STALE_SECONDS", "refuse_input", "STOP", "Stopped"]
 
 #: temporaries older than this [s] are leftovers of killed writers
 STALE_SECONDS = 3600.0
+
+#: set when the process has been asked to stop (the command line's SIGTERM handler): an output finished
+#: after that is not put in place, also where the signal's exception was lost (Python drops an exception
+#: raised while a finaliser runs, e.g. astropy's during a FITS write)
+STOP = threading.Event()
+
+
+class Stopped(KeyboardInterrupt):
+    """An atomic write not committed because :data:`STOP` is set."""
+
+
+def _check_stop(path) -> None:
+    if STOP.is_set():
+        raise Stopped(f"{path}: not written: the process was asked to stop")
 #: longest file name most file systems take [bytes]
 _NAME_MAX = 255
 
@@ -155,9 +170,11 @@ def atomic_file(path, overwrite: bool = False, fsync: bool = False):
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists; pass overwrite=True (or --overwrite) to replace it")
     _make_parent(path)
+    remove_stale(path)  # the temporaries of killed writers of this file
     tmp = temporary_name(path, suffix="".join(path.suffixes))
     try:
         yield tmp
+        _check_stop(path)
         if fsync and tmp.exists():
             fd = os.open(tmp, os.O_RDONLY)
             try:
@@ -227,6 +244,7 @@ class atomic_dir:
         if self.target.exists() and not self.overwrite:
             raise FileExistsError(f"{self.target}: exists; pass overwrite=True to replace it")
         _make_parent(self.target)
+        remove_stale(self.target)  # the temporaries of killed writers of this directory
         try:
             self.tmp.mkdir()
         except OSError as exc:
@@ -234,6 +252,10 @@ class atomic_dir:
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
+        if exc_type is None and STOP.is_set():
+            stop = Stopped(f"{self.target}: not written: the process was asked to stop")
+            self.__exit__(Stopped, stop, None)  # (removes the temporary)
+            raise stop
         if exc_type is not None:
             # Dask worker threads may still be finishing chunk writes after the
             # first task failed: remove the directory until it stays removed.
