@@ -186,3 +186,32 @@ def test_overlapping_cameras_count_their_good_time_once_and_name_the_instruments
     hdr = fits.getheader(xcube.write_lightcurve(tmp_path / "ac.lc", stitch([a, c])), "RATE")
     assert hdr["EXPOSURE"] == pytest.approx(160.0 + 152.0) and hdr["TELESCOP"] == "NUSTAR+XMM"
     assert hdr["INSTRUME"] == "EMOS1+X"
+
+
+def test_units_are_kept_and_inputs_without_good_time_are_refused():
+    """Sweep p26: stitch dropped the units of counts, rate, rate_err,
+    exposure and fracexp; inputs without any good time gave a numpy error in
+    `xcube stitch` after the file was written."""
+    a, b = make_lc(1.0e8, 20, 10.0, XMM_REF, obs_id="a"), make_lc(2.0e8, 20, 10.0, XMM_REF, obs_id="b")
+    for lc in (a, b):  # (as xcube.lightcurve gives them)
+        lc["exposure"].attrs["units"], lc["fracexp"].attrs["units"] = "s", "1"
+    out = stitch([a, b])
+    for k in ("counts", "rate", "rate_err", "exposure", "fracexp"):
+        assert out[k].attrs.get("units") == a[k].attrs["units"], k
+    dead = a.assign_coords(exposure=a["exposure"] * 0, fracexp=a["fracexp"] * 0).assign_attrs(source="dead.lc")
+    assert stitch([dead, b]).sizes["time"] == 40  # one input without good time among others: stitched
+    with pytest.raises(ValueError, match=r"no bin of dead\.lc, light curve 1 has good time"):
+        stitch([dead, dead.assign_attrs(source="")])
+
+
+def test_stitch_command_writes_nothing_for_inputs_without_good_time(tmp_path, capsys):
+    from xcube.cli import main
+    from xcube.io.ogip import write_lightcurve
+
+    a = make_lc(1.0e8, 20, 10.0, XMM_REF, obs_id="a")
+    dead = a.assign_coords(exposure=a["exposure"] * 0, fracexp=a["fracexp"] * 0)
+    path = write_lightcurve(tmp_path / "dead.lc", dead)
+    assert main(["stitch", str(path), "--out", str(tmp_path / "s.lc")]) == 1
+    err = capsys.readouterr().err
+    assert "has good time" in err and "dead.lc" in err
+    assert not (tmp_path / "s.lc").exists() and not (tmp_path / "products.parquet").exists()

@@ -183,3 +183,16 @@ def test_net_lightcurve_from_a_search_result_on_other_bins_stays_lazy(ev):
     want, _ = background_on_bins(model, lc.time_lo.values, lc.time_hi.values)  # the eager route
     np.testing.assert_allclose(net["bkg_rate"].values, want, rtol=1e-12)
     assert np.isfinite(want).sum() >= 5
+
+
+def test_hardness_ratio_is_dimensionless():
+    """Sweep p26: the ratio and its error carried the rates' units, count/s."""
+    t = np.arange(10.0)
+    rate = xr.DataArray(np.array([[1.0, 3.0]] * 10), dims=("time", "band"),
+                        coords={"time": t, "band": ["0.5-2.0", "2.0-10.0"], "energy_lo": ("band", [0.5, 2.0]),
+                                "energy_hi": ("band", [2.0, 10.0])}, attrs={"units": "count/s"})
+    lc = xr.Dataset({"rate": rate, "rate_err": rate * 0.1})
+    hr = xcube.products.hardness_ratio(lc)
+    assert hr["ratio"].attrs["units"] == "1" and hr["ratio_err"].attrs["units"] == "1"
+    assert hr["intensity"].attrs["units"] == "count/s"
+    np.testing.assert_allclose(hr["ratio"], 0.5)

@@ -286,6 +286,18 @@ def _bins(hdu, h, data, names, path):
         warnings.warn(f"{path}: no TIMEDEL keyword; using the median TIME step {width[0]} s", stacklevel=4)
     else:
         raise ValueError(f"{path}[{hdu.name}]: no TIMEDEL keyword or column; cannot define the bins")
+    bad = ~(np.isfinite(width) & (width > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = ("the TIMEDEL column" if dcol is not None else "the TIMEDEL keyword" if "TIMEDEL" in h else
+                "the XAX_E column" if xcol is not None else "the median TIME step")
+        raise ValueError(f"{path}[{hdu.name}]: a bin width of {width[i]!r} s (from {what}, row {i + 1}) is not a "
+                         "positive number; cannot define the bins")
+    back = np.flatnonzero(np.diff(time) < 0)
+    if back.size:
+        i = int(back[0])
+        raise ValueError(f"{path}[{hdu.name}]: TIME decreases at row {i + 2} ({time[i + 1]!r} s after "
+                         f"{time[i]!r} s); the rows of a light curve must be in time order")
     lo = time - float(h.get("TIMEPIXR", 0.5)) * width
     return lo, lo + width
 

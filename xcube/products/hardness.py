@@ -70,8 +70,11 @@ def hardness_ratio(lc: xr.Dataset, soft=(0.5, 2.0), hard=(2.0, 10.0), *, rate: s
     se, he = (x[f"{var}_err"].drop_vars(drop, errors="ignore") for x in (s_lc, h_lc))
     total = h + s
     ok = total != 0
-    ratio = ((h - s) / total.where(ok)).assign_attrs(long_name="(H - S) / (H + S)", variable=var)
-    err = (2.0 * np.sqrt(h**2 * se**2 + s**2 * he**2) / total.where(ok) ** 2).assign_attrs(long_name="error of ratio")
+    # (dimensionless: not the units the arithmetic kept from the rates)
+    ratio = ((h - s) / total.where(ok)).drop_attrs(deep=False).assign_attrs(
+        long_name="(H - S) / (H + S)", variable=var, units="1")
+    err = (2.0 * np.sqrt(h**2 * se**2 + s**2 * he**2) / total.where(ok) ** 2).drop_attrs(deep=False).assign_attrs(
+        long_name="error of ratio", units="1")
     out = xr.Dataset({"ratio": ratio, "ratio_err": err, "soft": s.assign_attrs(units="count/s"),
                       "hard": h.assign_attrs(units="count/s"), "intensity": total.assign_attrs(units="count/s"),
                       "intensity_err": np.sqrt(se**2 + he**2).assign_attrs(units="count/s")})

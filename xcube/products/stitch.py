@@ -128,6 +128,11 @@ def _one(lc, index: int, common: float, axis: str = "TT") -> tuple[xr.Dataset, t
     return body, gti
 
 
+def _source_names(lcs) -> list[str]:
+    """The inputs' files (else ``light curve <i>``), for messages."""
+    return [str(lc.attrs.get("source") or f"light curve {i}") for i, lc in enumerate(lcs)]
+
+
 def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     """Join light curves of many observations into one long-term light curve.
 
@@ -193,6 +198,12 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     out = out.isel(time=order)
     for k in ("time", "time_lo", "time_hi", "mjd", "mission_time"):  # the axis' own (units, timesys), as made by _one
         out[k].attrs = dict(bodies[0][k].attrs)
+    for k in out.variables:  # the inputs' units and names (concat dropped every variable's attrs)
+        if k not in ("time", "time_lo", "time_hi", "mjd", "mission_time"):
+            out[k].attrs = dict(next((b[k].attrs for b in bodies if k in b.variables and b[k].attrs), {}))
+    if not (np.asarray(out["exposure"].values) > 0).any():
+        raise ValueError(f"stitch: no bin of {', '.join(_source_names(lcs))} has good time (exposure > 0); "
+                         "nothing to stitch")
     start = np.concatenate([g[0] for g in gtis])
     stop = np.concatenate([g[1] for g in gtis])
     g = gtimod.normalize(start, stop, warn=False)
