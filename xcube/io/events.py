@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def _expand(paths) -> list[Path]:
         return [p]
     files, seen = [], {}
     for x in paths:
-        f = Path(x)
+        f = expand_path(x)
         key = f.resolve() if f.exists() else f
         if key in seen:  # the same file twice would be two cameras: counts doubled, detections twice
             warnings.warn(f"{f}: listed twice (as {seen[key]} too); opened once", UserWarning, stacklevel=3)
@@ -269,12 +270,24 @@ def open_events(path_or_paths, instrument: str | None = None, chunks: int | None
     ``'s'`` (e.g. ``'d'``), or a TIME (GTI START/STOP) column whose TUNIT is
     not seconds, raises ``ValueError`` naming the file (and the column).
     """
+    _check_chunks(chunks)
+    if isinstance(path_or_paths, (bytes, bytearray)):
+        path_or_paths = os.fsdecode(bytes(path_or_paths))
     if isinstance(path_or_paths, (str, Path)):
-        p = Path(path_or_paths)
+        p = expand_path(path_or_paths)
         if not p.is_dir() or _is_zarr(p):
             return _open_one(p, instrument=instrument, chunks=chunks, cache=cache, hdu=hdu)
     files = _expand(path_or_paths)
     return open_archive(files, instrument=instrument, chunks=chunks, cache=cache, load=True, hdu=hdu)
+
+
+def _check_chunks(chunks) -> None:
+    """``ValueError`` unless ``chunks`` is None or a whole number of events >= 1."""
+    if chunks is None:
+        return
+    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
+        raise ValueError(f"open_events: chunks={chunks!r} must be a whole number of events >= 1 per Dask chunk "
+                         "(or None: the default)")
 
 
 def _safe(value, fallback: str) -> str:
@@ -312,6 +325,7 @@ def open_archive(path_or_paths, instrument=None, chunks=None, cache=None, load: 
     Files that fail to open are skipped with a warning naming the file and
     reason. ``hdu``: the event table's name, as in :func:`open_events`.
     """
+    _check_chunks(chunks)
     files = _expand(path_or_paths)
     used: set = set()
     nodes = {}

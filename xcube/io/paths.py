@@ -54,7 +54,14 @@ def inside(root, *parts, what: str = "path") -> Path:
 def expand_path(path) -> Path:
     """``path`` as a ``Path`` with a leading ``~`` or ``~user`` expanded to
     that home directory (as shells and Zarr do), so that no directory
-    literally named ``~`` is ever created. Reads nothing. Eager."""
+    literally named ``~`` is ever created; ``bytes`` are decoded as the file
+    system does. ``ValueError`` for an empty path (``""`` would otherwise be
+    the current directory: an unset shell variable must not open or write
+    everything there). Reads nothing. Eager."""
+    if isinstance(path, (bytes, bytearray)):
+        path = os.fsdecode(bytes(path))
+    if isinstance(path, str) and not path.strip():
+        raise ValueError(f"an empty path ({path!r}): give the name of a file or directory")
     p = Path(path)
     return p.expanduser() if str(p).startswith("~") else p
 

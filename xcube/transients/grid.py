@@ -19,6 +19,7 @@ snapped to the column's legal range, and the events pass that fills them.
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import xarray as xr
@@ -65,6 +66,9 @@ def check_cameras(events) -> list[xr.Dataset]:
     ``ValueError`` naming the file otherwise. Returns the given Datasets
     themselves, one per camera (not copied, no event read). Eager, cheap
     (attrs and GTIs)."""
+    if isinstance(events, (str, bytes, os.PathLike)):
+        raise TypeError(f"search_transients: got the path {events!r}; open it first: "
+                        f"xcube.search_transients(xcube.open_events(path), ...)")
     if isinstance(events, xr.DataTree):  # one observation's cameras (open_events([pn, mos1, mos2]))
         evs = list(event_nodes(events).values())
     else:
