@@ -234,7 +234,7 @@ def test_cli_demo_and_search(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "run_id" in out and "0999990101_0_50_0.2_12.0" in out
     # times at full precision: seconds after T0 with 0.1 s and UTC, never 7.00012e+08
-    assert "T0 = 700000000.0 s" in out and "t_peak-T0" in out and "utc_peak" in out
+    assert "T0 = 700000000.000 s" in out and "t_peak-T0" in out and "utc_peak" in out
     assert not re.search(r"\d[eE][+-]\d\d", out)
     assert (tmp_path / "demo" / "results" / "detections.csv").exists()
     evfile = tmp_path / "demo" / "events_pn.fits"

@@ -183,6 +183,8 @@ class Axis:
             n = int(math.floor(f)) + 1 if closed else int(math.ceil(f))
             if closed and n > 1 and f == math.floor(f):  # hi exactly on an edge: close the last bin there
                 n -= 1  # (rather than add a bin past the range)
+            elif not closed and n > 1 and rule_steps(origin, width, [n - 1])[0] >= hi:
+                n -= 1  # (a quotient rounded a hair above the whole number: that bin would start at hi)
         while closed and math.floor((hi - origin) / width) >= n:  # hi inside the last bin: widen by ulps
             width = math.nextafter(width, math.inf)
         n = max(n, 1)
