@@ -958,11 +958,13 @@ def _narrowed(evs, cuts, want, warn: bool, expr=None):
     return band
 
 
-def energy_band_bounds(events, band) -> tuple[float, float]:
+def energy_band_bounds(events, band, need_column: bool = True) -> tuple[float, float]:
     """Validated ``(emin, emax)`` [keV] of an energy band on ``events`` (see
     :func:`select`): ``ValueError`` naming the file for a mission without an
-    energy scale (Chandra HRC, RXTE PCA), or a band outside the profile's
-    ``energy_range``. Eager (attrs and the profile; no event is read)."""
+    energy scale (Chandra HRC, RXTE PCA), a band outside the profile's
+    ``energy_range`` or (with ``need_column``) events without an ``energy``
+    column; a warning for a band reaching outside that range. Eager (attrs
+    and the profile; no event is read)."""
     lo, hi = _band_pair(band)
     prof = profile_of(events)
     if prof.pi_to_kev is None and prof is not GENERIC:
@@ -971,7 +973,7 @@ def energy_band_bounds(events, band) -> tuple[float, float]:
             f"({prof.energy_note}) - so no energy band can be cut from its events; select PI channels with "
             "expr='PI in [lo:hi]' (xcube.select, lightcurve, ...) instead of energy_band"
         )
-    if "energy" not in events.data_vars:
+    if need_column and "energy" not in events.data_vars:
         raise ValueError(_no_energy(events))
     if prof is not GENERIC:
         emin, emax = prof.energy_range

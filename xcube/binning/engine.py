@@ -111,7 +111,12 @@ def _make_axis(role, spec, events, *, offset, t0, size_arcsec) -> Axis | None:
             kw.setdefault("t0", t0)
         return time_axis(events, **kw)
     if role == "energy":
-        return energy_axis(events=events, **kw)
+        from ..select import energy_band_bounds
+
+        ax = energy_axis(events=events, **kw)
+        # as select(energy_band=...): no energy scale, or a range wholly beyond the instrument's, is an error
+        energy_band_bounds(events, (max(float(ax.edges[0]), 0.0), float(ax.edges[-1])), need_column=False)
+        return ax
     return sky_axis(events, role, **kw)
 
 
@@ -148,28 +153,50 @@ def _harmonise(cols: dict) -> dict:
     return out
 
 
-def _energy_channel_lut(axis: Axis, events):
-    """Lookup table PI channel -> energy bin, or None when binning the energy column.
-
-    Channel ``p`` is in bin ``[lo, hi)`` when ``lo <= E(p) < hi`` for the
-    profile's linear conversion ``E(p) = offset + gain * p``; the channel
-    edges ``(edge - offset) / gain`` are rounded to 1e-6 channel so that, e.g.,
-    XMM channel 700 is exactly 0.7 keV (the float32 ``energy`` column would
-    put it just below); the channel of a closed range's upper end
-    (``meta["closed_hi"]``, :meth:`Axis.covering`) stays inside.
-    """
+def _linear_pi(axis: Axis, events):
+    """The mission profile when the energy axis can bin the PI column
+    instead (a linear PI-to-energy conversion, an ``energy`` axis, a ``pi``
+    column), else None."""
     if axis.column != "energy" or "pi" not in events.variables:
         return None
-    if not np.issubdtype(events["pi"].dtype, np.integer):
-        return None
     prof = profile_of(events)
-    if getattr(prof.pi_to_kev, "kev_per_channel", None) is None:
-        return None
+    return prof if getattr(prof.pi_to_kev, "kev_per_channel", None) is not None else None
+
+
+def _channel_edges(axis: Axis, prof) -> np.ndarray:
+    """The axis' energy edges as PI channels ``(edge - offset) / gain``,
+    rounded to 1e-6 channel so that, e.g., XMM channel 700 is exactly 0.7 keV
+    (the float32 ``energy`` column would put it just below); the channel of a
+    closed range's upper end (``meta["closed_hi"]``, :meth:`Axis.covering`)
+    stays inside."""
     c = np.round(prof.pi_for_energy(axis.edges), 6)
     if axis.meta.get("closed_hi", np.inf) <= axis.edges[-1]:  # a closed range: its upper end's channel is in,
         top = np.round(prof.pi_for_energy(np.array([axis.meta["closed_hi"]])), 6)[0]  # though rounded: an edge
         if c[-1] <= top:
             c[-1] = np.nextafter(top, np.inf)
+    return c
+
+
+def _energy_pi_axis(axis: Axis, events) -> Axis | None:
+    """For a float PI column (eROSITA) with a linear conversion: the energy
+    axis as explicit edges on the PI channels (:func:`_channel_edges`), so
+    that a PI on a band edge lands where :func:`xcube.select` puts it; else None."""
+    prof = _linear_pi(axis, events)
+    if prof is None or np.issubdtype(events["pi"].dtype, np.integer):
+        return None
+    return Axis.from_edges(axis.name, _channel_edges(axis, prof), column="pi")
+
+
+def _energy_channel_lut(axis: Axis, events):
+    """Lookup table PI channel -> energy bin for an integer PI column, or
+    None when binning the energy column. Channel ``p`` is in bin ``[lo, hi)``
+    when ``lo <= E(p) < hi`` for the profile's linear conversion ``E(p) =
+    offset + gain * p``, on the edges of :func:`_channel_edges`.
+    """
+    prof = _linear_pi(axis, events)
+    if prof is None or not np.issubdtype(events["pi"].dtype, np.integer):
+        return None
+    c = _channel_edges(axis, prof)
     p0 = max(int(math.floor(c[0])), int(prof.pi_range[0]), 0)
     p1 = min(int(math.ceil(c[-1])), int(prof.pi_range[1]))
     if p1 < p0 or p1 - p0 + 1 > LUT_MAX:
@@ -442,6 +469,8 @@ def bin_events(
             params.append(kernels.axis_params())
             modes.append(kernels.NONE)
             continue
+        if role == "energy":
+            ax = _energy_pi_axis(ax, events) or ax
         lut = _energy_channel_lut(ax, events) if role == "energy" else None
         mul = None
         if lut is not None:
