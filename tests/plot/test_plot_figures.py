@@ -63,7 +63,7 @@ def reference(lc) -> Figure:
     axes[1].spines["left"].set_visible(False)
     axes[1].tick_params(left=False, labelleft=False)
     axes[0].set_ylabel("count rate [count/s]")
-    fig.supxlabel("time - 0.0 [s]  (T0 = 1997-12-31T23:58:56.816 UTC)", fontsize=10, y=0.02)  # MJDREF 50814 TT
+    fig.supxlabel("time - 0.000 [s]  (T0 = 1997-12-31T23:58:56.816 UTC)", fontsize=10, y=0.02)  # MJDREF 50814 TT
     return fig
 
 

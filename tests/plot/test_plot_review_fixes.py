@@ -306,3 +306,16 @@ def test_detection_light_curves_give_t0_in_utc():
     table = pd.DataFrame({"detection": [0], "kind": ["peak"], "name": ["J0"], "log10_bayes": [9.0]})
     table.attrs = {"mjdref": 50814.0, "timesys": "TT"}
     assert "UTC" in xplot.detection_lightcurves(lcs, table).axes[-1].get_xlabel()
+
+
+def test_an_output_format_matplotlib_cannot_write_names_the_file(make_event_file, tmp_path, capsys):
+    """Sweep p26: the message did not name the output path."""
+    from xcube.cli import main
+
+    lc = tmp_path / "a.lc"
+    assert main(["lc", str(make_event_file(n=200)), "--time-bin", "100", "--out", str(lc)]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(lc), "--out", str(tmp_path / "a.xyz")]) == 1
+    err = capsys.readouterr().err
+    assert "a.xyz" in err and "'xyz'" in err and ".png" in err
+    assert not list(tmp_path.glob("*.xyz")) and not list(tmp_path.glob(".*tmp*"))

@@ -43,8 +43,11 @@ def save_figure(fig, path, *, dpi: int = 110, overwrite: bool = True) -> Path:
 
     path = Path(path)
     dpi = check_dpi(dpi)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    if fmt not in fig.canvas.get_supported_filetypes():
+        raise ValueError(f"{path}: matplotlib writes no {fmt!r} figures; name the output .png, .pdf or .svg")
     with atomic_file(path, overwrite=overwrite) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+        fig.savefig(tmp, dpi=dpi, format=fmt)
     return path
 
 
@@ -60,7 +63,7 @@ def time_label(obj, t_ref: float) -> str:
     Eager (attrs only)."""
     from ..times import times
 
-    text = f"time - {t_ref:.1f} [s]"
+    text = f"time - {t_ref:.3f} [s]"
     try:
         return f"{text}  (T0 = {times(t_ref, obj, to='iso', precision=3)} UTC)"
     except ValueError:
