@@ -35,7 +35,7 @@ from pathlib import Path
 from .paths import expand_path
 
 __all__ = ["atomic_file", "atomic_dir", "write_text", "write_bytes", "write_json", "write_table", "remove_stale",
-           "temporary_name", "explain_write_error", "STALE_SECONDS", "refuse_input", "STOP", "Stopped"]
+           "sweep_once", "temporary_name", "explain_write_error", "STALE_SECONDS", "refuse_input", "STOP", "Stopped"]
 
 #: temporaries older than this [s] are leftovers of killed writers
 STALE_SECONDS = 3600.0
@@ -170,7 +170,7 @@ def atomic_file(path, overwrite: bool = False, fsync: bool = False):
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists; pass overwrite=True (or --overwrite) to replace it")
     _make_parent(path)
-    remove_stale(path)  # the temporaries of killed writers of this file
+    sweep_once(path.parent)  # the temporaries of killed writers there
     tmp = temporary_name(path, suffix="".join(path.suffixes))
     try:
         yield tmp
@@ -244,7 +244,7 @@ class atomic_dir:
         if self.target.exists() and not self.overwrite:
             raise FileExistsError(f"{self.target}: exists; pass overwrite=True to replace it")
         _make_parent(self.target)
-        remove_stale(self.target)  # the temporaries of killed writers of this directory
+        sweep_once(self.target.parent)  # the temporaries of killed writers there
         try:
             self.tmp.mkdir()
         except OSError as exc:
@@ -334,6 +334,48 @@ def _newest_mtime(path: Path, young: float) -> float:
     return newest
 
 
+_SWEPT: set = set()
+_SWEPT_LOCK = threading.Lock()
+
+
+def sweep_once(directory, age: float = STALE_SECONDS) -> int:
+    """Delete the temporaries of killed writes (``.<name>.tmp-*``,
+    ``.<name>.old-*``) older than ``age`` [s] in ``directory``, the first
+    time this process writes there (every atomic write calls it: one listing
+    per directory and process, not one per file written). Returns how many
+    were removed. Eager."""
+    directory = Path(directory)
+    key = os.path.abspath(directory)
+    with _SWEPT_LOCK:
+        if key in _SWEPT:
+            return 0
+        _SWEPT.add(key)
+    now, n = time.time(), 0
+    try:
+        with os.scandir(directory) as entries:
+            found = [Path(e.path) for e in entries if e.name.startswith(".") and (".tmp-" in e.name
+                                                                                   or ".old-" in e.name)]
+    except OSError:
+        return 0
+    for d in found:
+        n += _remove_if_stale(d, now, age)
+    return n
+
+
+def _remove_if_stale(d: Path, now: float, age: float) -> int:
+    """Remove the temporary ``d`` when its newest mtime is older than ``age``; 1 if removed."""
+    try:
+        if now - _newest_mtime(d, now - age) > age:
+            if d.is_dir() and not d.is_symlink():
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                d.unlink()
+            return 1
+    except OSError:
+        pass
+    return 0
+
+
 def remove_stale(target, age: float = STALE_SECONDS) -> int:
     """Delete temporary siblings of ``target`` left by killed writes
     (``.<name>.tmp-*`` / ``.<name>.old-*`` older than ``age`` seconds).
@@ -349,13 +391,5 @@ def remove_stale(target, age: float = STALE_SECONDS) -> int:
     found = [*target.parent.glob(f".{glob.escape(target.name)}.*-*"),
              *target.parent.glob(f".{_digest(target.name)}.*-*")]
     for d in found:
-        try:
-            if now - _newest_mtime(d, now - age) > age:
-                if d.is_dir():
-                    shutil.rmtree(d, ignore_errors=True)
-                else:
-                    d.unlink()
-                n += 1
-        except OSError:
-            continue
+        n += _remove_if_stale(d, now, age)
     return n
