@@ -129,7 +129,10 @@ def image(
     img = bin_events(sel, y=axes["y"], x=axes["x"])
     gti = gtimod.from_dataset(sel)
     # the exposure as the spectrum of the same events has it (live time, source CCD)
-    expo = live_exposure(sel, prof, events_dead_time(events.attrs, prof.events_extensions))
+    # the CCD whose live time it is: from the region's events before the band cut (the exposure of one
+    # region does not change with the band, as a light curve's)
+    ccd_from = select(events, expr=expr, region=region, gti=events) if energy_band is not None else None
+    expo = live_exposure(sel, prof, events_dead_time(events.attrs, prof.events_extensions), ccd_from)
     img.attrs.update(product_attrs(
         events, kind="image", **expo,
         tstart=float(gti[0][0]) if gti[0].size else None, tstop=float(gti[1][-1]) if gti[1].size else None,

@@ -143,18 +143,20 @@ def _source_ccd(sel, prof) -> int | None:
     return int(np.argmax(counts)) if counts is not None else None
 
 
-def live_exposure(sel, prof, keys: dict) -> dict:
+def live_exposure(sel, prof, keys: dict, ccd_from=None) -> dict:
     """``{"exposure": s}`` of a selection: its good time [s] (GTI total), or,
     where the event file has dead-time keywords (``keys``, from
     :func:`xcube.io.ogip.dead_time_keywords`), the live time: the good time x
     the live fraction, with ``ontime`` [s] (before), ``deadc`` (the fraction)
     and ``deadc_from`` (its keywords). For a profile with per-CCD live times
     (XMM EPIC ``LIVETInn``/``ONTIMEnn``, Chandra ACIS ``LIVTIMEn``/``ONTIMEn``) the CCD holding most of the events
-    decides, and the good time is that CCD's GTI."""
+    decides, and the good time is that CCD's GTI: the events of ``ccd_from``
+    when given (the region's events before an energy band cut, so that the
+    exposure does not change with the band), else of ``sel``."""
     from ..io.ogip import live_fraction
 
     ontime = gtimod.exposure(gtimod.from_dataset(sel))
-    ccd = _source_ccd(sel, prof) if prof.ccd_livetime_keywords else None
+    ccd = _source_ccd(sel if ccd_from is None else ccd_from, prof) if prof.ccd_livetime_keywords else None
     own = ccd_good_time(sel, [ccd]) if ccd is not None else None
     if own is not None:  # that CCD's own good time (xcube keeps the per-CCD GTIs)
         ontime = gtimod.exposure(own)
@@ -299,6 +301,8 @@ def spectrum(
         raise ValueError(f"{events.attrs.get('source', 'events')}: no 'pi' column to make a spectrum from")
     require_good_time(events, "spectrum")
     band = applied_band(events, None, expr=expr)  # a band the events were cut to (before, or in expr), or None
+    banded = expr is not None and band != applied_band(events, None)  # expr cuts PI or energy
+    screen = screening_expr(events, None, screening)  # (the CCD of the exposure: chosen before expr's band cut)
     expr = screening_expr(events, expr, screening)
     asked = pi_range is not None
     channel_bin, pi_range = standard_grid(events, channel_bin, pi_range)
@@ -322,7 +326,10 @@ def spectrum(
         h = h.drop_vars([c for c in h.coords if c != "channel"])
         if not inside.all():  # channels outside pi_range stay in the file (the RMF's grid), empty
             h = h.where(xr.DataArray(inside, dims="channel"), 0).astype(h.dtype)
-        return h, live_exposure(sel, prof, keys)
+        # the region's CCD from its screened events before an energy cut of expr (the exposure of one region
+        # does not change with the band, as a light curve's)
+        ccd_from = select(events, expr=screen or None, region=reg, gti=events) if banded else None
+        return h, live_exposure(sel, prof, keys, ccd_from)
 
     areas = region_backscal(events, region, background, backscal, screening)  # BACKSCAL (regions checked first)
     counts, expo = hist(region)
