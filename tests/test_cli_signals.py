@@ -316,3 +316,32 @@ def test_sigterm_lost_in_a_finaliser_still_stops_the_command(make_event_file, tm
     assert "terminated (SIGTERM)" in err and "Exception ignored" not in err and "Traceback" not in err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
     assert main(["info", str(make_event_file(n=50))]) == 0  # the next command in this process is not stopped
+
+
+def test_survey_cleans_up_after_a_sigterm_lost_in_a_finaliser(make_event_file, tmp_path, monkeypatch, capsys):
+    """Sweep p27: after SIGTERM every later write of the survey's clean-up
+    was refused too (the lock file and a stale status table stayed). The lost
+    signal is delivered once, by the next write; the clean-up writes go on."""
+    from xcube.cli import main
+    from xcube.io.atomic import atomic_file
+    from xcube.survey import runner
+
+    class Finaliser:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10000):
+                pass
+
+    def execute(*args, **kwargs):
+        f = Finaliser()
+        del f  # lost here
+        with atomic_file(tmp_path / "product.txt") as tmp:
+            tmp.write_text("x")
+
+    monkeypatch.setattr(runner, "_execute", execute)
+    out = tmp_path / "out"
+    argv = ["survey", str(make_event_file(n=500)), "--out", str(out), "--time-bin", "1000", "--workers", "1",
+            "--figures", "none", "--no-catalogue", "--dashboard-address", ":0", "-q"]
+    assert main(argv) == 143
+    assert "terminated (SIGTERM)" in capsys.readouterr().err
+    assert not (tmp_path / "product.txt").exists() and not (out / ".survey.lock").exists()

@@ -184,9 +184,6 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise_terminated(signum, frame):
-    from .io.atomic import STOP
-
-    STOP.set()  # (seen by the atomic writers and by main, should this exception be lost in a finaliser)
     raise Terminated(f"signal {signum}")
 
 
@@ -233,12 +230,13 @@ def main(argv=None) -> int:
     sys.unraisablehook = partial(_quiet_terminated, hook)
     try:
         status = int(args.func(args) or 0)
-        if previous is not None and _stopped():  # a SIGTERM whose exception was lost (raised in a finaliser)
+        if previous is not None and _stopped():  # a SIGTERM lost in a finaliser, and no write since
             return _interrupted(args, True, True)
         return status
     except KeyboardInterrupt as exc:
-        return _interrupted(args, isinstance(exc, Terminated) or (previous is not None and _stopped()),
-                            previous is not None)
+        from .io.atomic import Stopped
+
+        return _interrupted(args, isinstance(exc, (Terminated, Stopped)), previous is not None)
     except SystemExit as exc:
         # Ctrl-C with the handler a library installed meanwhile: dask_jobqueue (xcube survey --cluster)
         # replaces Python's by sys.exit(), which would end the command with status 0
@@ -261,11 +259,17 @@ def main(argv=None) -> int:
 
 
 def _quiet_terminated(hook, unraisable) -> None:
-    """``sys.unraisablehook`` while a command runs: the SIGTERM raised inside a
-    finaliser (which Python cannot raise further) is not printed as an
-    "Exception ignored" traceback; :func:`main` still ends with status 143."""
+    """``sys.unraisablehook`` while a command runs: a SIGTERM raised inside a
+    finaliser, which Python cannot raise further, is not printed as an
+    "Exception ignored" traceback but kept in :data:`xcube.io.atomic.STOP`:
+    the next atomic write raises it instead of putting its output in place,
+    and :func:`main` ends with status 143."""
     if not isinstance(unraisable.exc_value, Terminated):
         hook(unraisable)
+        return
+    from .io.atomic import STOP
+
+    STOP.set()
 
 
 def _stopped() -> bool:

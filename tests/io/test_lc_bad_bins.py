@@ -49,3 +49,19 @@ def test_time_running_backwards_is_refused(tmp_path):
     path = _lc(tmp_path / "back.lc", (1.0e8 + 10.0 * np.arange(5))[::-1])
     with pytest.raises(ValueError, match=r"back\.lc\[RATE\]: TIME decreases at row 2"):
         read_lightcurve(path)
+
+
+def test_back_to_back_bins_without_a_gti_table_make_one_interval(tmp_path):
+    """Sweep p27: the GTIs of a light curve without a GTI table (XRONOS
+    lcurve output) were one interval per rounding gap of ~1e-8 s between
+    bins: 4000 bins of 0.1 s at 1e8 s gave 1601 GTIs, and no 100 s segment
+    for a power spectrum."""
+    import xcube
+
+    n, dt, t0 = 4000, 0.1, 1.0e8
+    path = _lc(tmp_path / "nogti.lc", t0 + dt * np.arange(n) + dt / 2, timedel=dt)
+    lc = read_lightcurve(path)
+    assert lc.sizes["gti"] == 1 and abs(float(lc["gti_stop"][0] - lc["gti_start"][0]) - n * dt) < 1e-6
+    assert xcube.power_spectrum(lc, segment=100.0).attrs["n_segments"] == 4
+    gap = np.concatenate([t0 + dt * np.arange(10), t0 + 5.0 + dt * np.arange(10)]) + dt / 2  # a real gap stays
+    assert read_lightcurve(_lc(tmp_path / "gap.lc", gap, timedel=dt)).sizes["gti"] == 2

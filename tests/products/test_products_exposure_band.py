@@ -4,8 +4,9 @@ with most events after the band cut, so a region across two CCDs got one
 CCD's live time in the soft band and the other's in the hard band."""
 from __future__ import annotations
 
-import xcube
 from conftest import real_file
+
+import xcube
 
 # on the XGA MOS1 file a circle over the CCD 1 / CCD 7 boundary: CCD 7 holds most soft events, CCD 1 most hard ones
 REGION = "physical;circle(20899.0,24081.5,800)"

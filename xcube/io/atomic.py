@@ -40,18 +40,20 @@ __all__ = ["atomic_file", "atomic_dir", "write_text", "write_bytes", "write_json
 #: temporaries older than this [s] are leftovers of killed writers
 STALE_SECONDS = 3600.0
 
-#: set when the process has been asked to stop (the command line's SIGTERM handler): an output finished
-#: after that is not put in place, also where the signal's exception was lost (Python drops an exception
-#: raised while a finaliser runs, e.g. astropy's during a FITS write)
+#: set by the command line when a SIGTERM's exception was lost (Python drops an exception raised while a
+#: finaliser runs, e.g. astropy's during a FITS write): the next atomic write is not put in place but
+#: raises :class:`Stopped` instead, delivering the interruption (and clears it, so that the clean-up's
+#: own writes, a survey's status table, go on)
 STOP = threading.Event()
 
 
 class Stopped(KeyboardInterrupt):
-    """An atomic write not committed because :data:`STOP` is set."""
+    """An atomic write not committed because :data:`STOP` was set: the delivered SIGTERM."""
 
 
 def _check_stop(path) -> None:
     if STOP.is_set():
+        STOP.clear()
         raise Stopped(f"{path}: not written: the process was asked to stop")
 #: longest file name most file systems take [bytes]
 _NAME_MAX = 255
@@ -253,9 +255,11 @@ class atomic_dir:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None and STOP.is_set():
-            stop = Stopped(f"{self.target}: not written: the process was asked to stop")
-            self.__exit__(Stopped, stop, None)  # (removes the temporary)
-            raise stop
+            try:
+                _check_stop(self.target)
+            except Stopped as stop:
+                self.__exit__(Stopped, stop, None)  # (removes the temporary)
+                raise
         if exc_type is not None:
             # Dask worker threads may still be finishing chunk writes after the
             # first task failed: remove the directory until it stays removed.

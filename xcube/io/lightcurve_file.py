@@ -364,8 +364,21 @@ def _fracexp(data, names, lo, hi, gti, gti_name, path, invalid=None, live=None):
             gti = gtimod.intersection(gti, gtimod.complement(bad, t0, t1))
     if gti is None:
         exposed = width * fracexp > 0
-        gti = gtimod.normalize(lo[exposed], hi[exposed], warn=False)
+        gti = _joined(lo[exposed], hi[exposed])
     return fracexp, gti
+
+
+def _joined(lo, hi):
+    """The GTIs of back-to-back bins ``[lo, hi)`` [s]: neighbours whose edges
+    differ by rounding only (TIME -/+ half a width at 1e8 s: ~1e-8 s; up to
+    1e-6 of a bin or 8 float spacings) are joined, so that a light curve
+    without a GTI table has one interval per run of bins, not one per bin."""
+    lo, hi = np.array(lo, np.float64), np.array(hi, np.float64)
+    if lo.size > 1:
+        tol = np.maximum(1e-6 * (hi[:-1] - lo[:-1]), 8 * np.spacing(np.abs(hi[:-1])))
+        snap = np.abs(lo[1:] - hi[:-1]) <= tol
+        lo[1:][snap] = hi[:-1][snap]
+    return gtimod.normalize(lo, hi, warn=False)
 
 
 def _counts_and_rates(data, names, width, fracexp, corrected, error_unit: str = ""):
