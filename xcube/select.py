@@ -46,9 +46,9 @@ from .missions import GENERIC, profile_of, screening_of
 from .regions import Footprint, RegionSet, check_in_field, detector_footprint, pixel_region
 from .scheduler import compute
 
-__all__ = ["select", "applied_band", "expression_band", "energy_band_mask", "EventFilter", "EnergyBand",
-           "ExpressionTest", "RegionTest", "GoodTimeTest", "OwnGoodTimeTest", "own_good_time_test", "apply_filter",
-           "energy_band_bounds", "column_dtypes", "column_aliases", "macro_lookup", "check_events",
+__all__ = ["select", "BandOutsideInstrument", "applied_band", "expression_band", "energy_band_mask", "EventFilter",
+           "EnergyBand", "ExpressionTest", "RegionTest", "GoodTimeTest", "OwnGoodTimeTest", "own_good_time_test",
+           "apply_filter", "energy_band_bounds", "column_dtypes", "column_aliases", "macro_lookup", "check_events",
            "screening_expression", "screening_expr", "screened_footprint"]
 
 log = logging.getLogger("xcube.select")
@@ -191,6 +191,12 @@ def energy_band_mask(events, energy_band) -> xr.DataArray:
 
 
 # --------------------------------------------------------------------------- criteria (picklable, numpy blocks)
+class BandOutsideInstrument(ValueError):
+    """An energy band the instrument cannot give events in: wholly outside
+    its energy range, or a mission without an energy scale
+    (:func:`energy_band_bounds`). A survey records such a run ``skipped``."""
+
+
 class EnergyBand:
     """``lo <= energy < hi`` [keV], the bounds rounded to the column's float dtype."""
 
@@ -968,7 +974,7 @@ def energy_band_bounds(events, band, need_column: bool = True) -> tuple[float, f
     lo, hi = _band_pair(band)
     prof = profile_of(events)
     if prof.pi_to_kev is None and prof is not GENERIC:
-        raise ValueError(
+        raise BandOutsideInstrument(
             f"{_name(events)}: {prof.mission} {prof.instrument} has no energy scale - no PI-to-energy conversion "
             f"({prof.energy_note}) - so no energy band can be cut from its events; select PI channels with "
             "expr='PI in [lo:hi]' (xcube.select, lightcurve, ...) instead of energy_band"
@@ -978,7 +984,7 @@ def energy_band_bounds(events, band, need_column: bool = True) -> tuple[float, f
     if prof is not GENERIC:
         emin, emax = prof.energy_range
         if hi <= emin or lo >= emax:
-            raise ValueError(
+            raise BandOutsideInstrument(
                 f"energy_band=[{lo:g}, {hi:g}) keV lies outside the {prof.mission} {prof.instrument} "
                 f"energy range {emin:g}-{emax:g} keV (profile {prof.name!r}); no useful events would remain"
             )

@@ -392,3 +392,18 @@ def test_submit_error_filter_is_installed_once_per_process():
     assert a is b and b.first is None
     for name in ("tornado.application", "asyncio", "distributed.deploy.spec"):
         assert sum(isinstance(f, engine._SubmitErrors) for f in logging.getLogger(name).filters) == 1
+
+
+def test_a_band_the_instrument_has_no_events_in_is_skipped_not_failed(tmp_path, make_event_file):
+    """Sweep p27: a grid's 0.2-2 keV runs of a NuSTAR observation (3-79 keV)
+    were 'failed', so every survey exited 1 and --retry-failed failed them again."""
+    import xcube
+
+    f = make_event_file(n=500, header={"OBS_ID": "0100000001"})
+    plan = [(run_id("0100000001", p), p) for p in parameter_grid([1000.0], [(0.2, 12.0), (100.0, 200.0)])]
+    recs = {r["energy_band"] if "energy_band" in r else r["run_id"]: r for r in
+            run_observation("0100000001", [f], plan, tmp_path, token="t", search=xcube.search_transients)}
+    states = sorted(r["state"] for r in recs.values())
+    assert states == ["done", "skipped"], recs
+    skipped = next(r for r in recs.values() if r["state"] == "skipped")
+    assert "outside" in skipped["message"] and skipped["error_class"] == "BandOutsideInstrument"

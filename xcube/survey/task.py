@@ -160,7 +160,8 @@ def _base_record(params: SearchParams, files, token, worker=None, inputs=None) -
 def failure_record(params: SearchParams, files, token, exc: BaseException | None = None, *,
                    state: str = "failed", error_class=None, message=None, tb: str | None = None,
                    traceback_file: str | None = None, worker=None, inputs=None, **extra) -> dict:
-    """Status record of a run that did not finish (``failed`` or ``timeout``)."""
+    """Status record of a run that did not finish (``failed`` or ``timeout``, or ``skipped``: nothing to
+    search)."""
     rec = _base_record(params, files, token, worker, inputs)
     rec.update(
         state=state,
@@ -325,6 +326,8 @@ class _Work:
             rss.close()
 
     def _run_one(self, rid, params, events, search, rss):
+        from ..select import BandOutsideInstrument
+
         rss.take()
         started = _now()
         t0, c0 = time.perf_counter(), time.process_time()
@@ -360,6 +363,11 @@ class _Work:
             self.commit(rid, rec, timed_writer)
         except (SurveyTimeout, SurveyAborted):
             raise
+        except BandOutsideInstrument as exc:  # nothing to search in this band (a grid over several missions)
+            rec = failure_record(params, self.files, self.token, exc, state="skipped", open_time=self.open_time,
+                                 started=started, worker=self.worker, inputs=self.inputs,
+                                 wall_time=time.perf_counter() - t0, cpu_time=time.process_time() - c0)
+            self.commit(rid, rec)
         except Exception as exc:  # noqa: BLE001 - one failed run never stops the others
             rec = failure_record(params, self.files, self.token, exc, _traceback=traceback.format_exc(),
                                  open_time=self.open_time, started=started, worker=self.worker, inputs=self.inputs,
