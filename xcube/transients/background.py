@@ -244,19 +244,23 @@ def inpaint(image: np.ndarray, mask: np.ndarray, method: str = "biharmonic", sup
     raise ValueError(f"inpaint method {method!r}: use 'biharmonic' or 'normalized'")
 
 
-def template(image, mask, smooth_sigma: float = 0.5, method: str = "biharmonic"):
+def template(image, mask, smooth_sigma: float = 0.5, method: str = "biharmonic", field=None):
     """Background template of one frame subset.
 
-    ``image``: (y, x) summed counts ``I_S``; ``mask``: source mask ``M``.
-    Returns ``(T, C)``: ``C`` = counts of ``I_S`` outside ``M``; ``T`` =
-    inpaint(``I_S`` over ``M``) / ``C``, negatives clipped, smoothed by a
-    Gaussian of ``smooth_sigma`` cells (:func:`scipy.ndimage.gaussian_filter`),
-    NaN where ``I_S`` = 0, renormalised so that its sum over the unmasked
-    pixels is 1. ``T`` is all NaN when ``C`` = 0. Eager, 2-D.
+    ``image``: (y, x) summed counts ``I_S``; ``mask``: source mask ``M``;
+    ``field``: (y, x) bool, the cells of the field of view (default: those
+    with counts, ``I_S > 0``; the search passes the cells with counts in any
+    subset, so that a sparse subset's empty cells inside the field keep their
+    share). Returns ``(T, C)``: ``C`` = counts of ``I_S`` outside ``M``;
+    ``T`` = inpaint(``I_S`` over ``M``) / ``C``, negatives clipped, smoothed
+    by a Gaussian of ``smooth_sigma`` cells
+    (:func:`scipy.ndimage.gaussian_filter`), NaN outside ``field``,
+    renormalised so that its sum over the unmasked pixels is 1. ``T`` is all
+    NaN when ``C`` = 0. Eager, 2-D.
     """
     img = np.asarray(image, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
-    support = img > 0
+    support = img > 0 if field is None else np.asarray(field, dtype=bool)
     c = float(img[~mask].sum())
     if c <= 0:
         return np.full(img.shape, np.nan), 0.0
@@ -409,8 +413,11 @@ def background_model(
     mask, mask_attrs = _model_mask(img_g, img_b, in_g, source_mask, coords2d, (ny, nx), percentile=percentile,
                                    factor=factor, catalogue=catalogue, wcs=wcs, radius_arcsec=radius_arcsec,
                                    exposed=exposed)
-    t_g, c_g = template(img_g, mask, smooth_sigma, inpaint) if in_g.any() else (np.full((ny, nx), np.nan), 0.0)
-    t_b, c_b = template(img_b, mask, smooth_sigma, inpaint) if in_b.any() else (np.full((ny, nx), np.nan), 0.0)
+    field = (img_g > 0) | (img_b > 0)  # the field of view: cells with counts in any subset
+    t_g, c_g = (template(img_g, mask, smooth_sigma, inpaint, field) if in_g.any()
+                else (np.full((ny, nx), np.nan), 0.0))
+    t_b, c_b = (template(img_b, mask, smooth_sigma, inpaint, field) if in_b.any()
+                else (np.full((ny, nx), np.nan), 0.0))
     n_bkg = int(np.count_nonzero(~mask & ((img_g > 0) | (img_b > 0))))
     if 0 < n_bkg < MIN_BACKGROUND_CELLS:
         where = cube.attrs.get("source") or cube.attrs.get("obs_id") or "the cube"
