@@ -333,7 +333,9 @@ def _base_table(cube, regions, lc_n, lc_mu, kinds, best, best_b, flagged, wcs, r
                 gti=None) -> pd.DataFrame:
     """The :data:`DETECTION_COLUMNS` of the regions; with ``gti`` the times
     keep to the good time of their frames (:func:`.frames.good_time_range`)."""
-    time, t_lo, t_hi = cube["time"].values, cube["time_lo"].values, cube["time_hi"].values
+    t_lo, t_hi = cube["time_lo"].values, cube["time_hi"].values
+    # (a cube without time values would give frame numbers here: the bins' centres then)
+    time = cube["time"].values if "time" in cube.coords else 0.5 * (t_lo + t_hi)
     sig = np.empty(len(regions))
     for kind in ("peak", "eclipse"):
         sel = np.array([kd == kind for kd in kinds])
