@@ -319,3 +319,20 @@ def test_an_output_format_matplotlib_cannot_write_names_the_file(make_event_file
     err = capsys.readouterr().err
     assert "a.xyz" in err and "'xyz'" in err and ".png" in err
     assert not list(tmp_path.glob("*.xyz")) and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_a_file_that_cannot_be_plotted_does_not_stop_the_others(make_event_file, tmp_path, capsys):
+    """Sweep p27: `xcube plot A B C` stopped at the first file it could not plot."""
+    from xcube.cli import main
+
+    a, c = tmp_path / "a.lc", tmp_path / "c.lc"
+    ev = make_event_file(n=200)
+    for lc in (a, c):
+        assert main(["lc", str(ev), "--time-bin", "100", "--out", str(lc)]) == 0
+    bad = tmp_path / "b.lc"
+    bad.write_text("not a FITS file")
+    capsys.readouterr()
+    assert main(["plot", str(a), str(bad), str(c), "--out", str(tmp_path / "figs") + "/"]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 3 files not plotted" in err and "b.lc" in err
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["a.png", "c.png"]

@@ -298,3 +298,12 @@ def test_written_spectrum_carries_the_span_of_its_segments(tmp_path):
     assert "tstart" not in mixed.attrs
     h = fits.getheader(write_power_spectrum(tmp_path / "m.pds", mixed), "POWSPEC")
     assert "TIMESYS" not in h and "MJDREF" not in h and "TSTART" not in h and "DATE-OBS" not in h
+
+
+def test_an_average_over_cameras_names_them():
+    """Sweep p27: an averaged PDS of pn and MOS was written with INSTRUME 'UNKNOWN'."""
+    gti = [[1.0e8, 1.0e8 + 1100.0]]
+    pn = events(poisson_times(50.0, gti), gti, instrument="EPN")
+    mos = events(poisson_times(20.0, gti, seed=1), gti, instrument="EMOS1")
+    avg = xcube.power_spectrum([pn, mos], segment=256.0, dt=0.5, average=True)
+    assert avg.attrs["instrument"] == "EMOS1+EPN" and avg.attrs["mission"] == "XMM"

@@ -241,7 +241,8 @@ def plot_files(paths, out=None, *, dpi: int = 110, overwrite: bool = False, **kw
     before the first figure is drawn: ``FileExistsError`` when one exists
     and ``overwrite`` is False (naming the other default, ``src.pha.png``,
     when the figure may be another product's of the same stem). Returns the
-    Paths written. ``dpi`` [dots per inch] from 10 to 2400 (``ValueError``
+    Paths written. A file that cannot be plotted does not stop the others:
+    afterwards a ``ValueError`` names each such file and why. ``dpi`` [dots per inch] from 10 to 2400 (``ValueError``
     otherwise, before anything is read). Eager: reads each product and
     writes its figure."""
     from ..products.naming import names_directory
@@ -257,6 +258,15 @@ def plot_files(paths, out=None, *, dpi: int = 110, overwrite: bool = False, **kw
             if default and fig_path != whole:
                 hint = f", or name it --out {whole} (another product with the same stem?)"
             raise FileExistsError(f"{fig_path}: exists; pass --overwrite (overwrite=True) to replace it{hint}")
-    for path, fig_path in zip(paths, outs):
-        save_figure(plot_file(path, **kwargs), fig_path, dpi=dpi, overwrite=overwrite)
-    return outs
+    done, failed = [], []
+    for path, fig_path in zip(paths, outs):  # a product that cannot be plotted does not stop the others
+        try:
+            done.append(save_figure(plot_file(path, **kwargs), fig_path, dpi=dpi, overwrite=overwrite))
+        except (OSError, ValueError, KeyError) as exc:
+            if len(paths) == 1:
+                raise
+            failed.append(f"{path}: {exc}")
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(paths)} files not plotted ({'; '.join(failed)}); the figures of "
+                         f"the others were written: {', '.join(map(str, done)) or 'none'}")
+    return done

@@ -659,7 +659,10 @@ def _stack(parts, labels, average, step) -> xr.Dataset:
         common.pop(k, None)
     if "mjdref" in common and all("tstart" in p.attrs and "tstop" in p.attrs for p in parts):
         common.update(tstart=min(p.attrs["tstart"] for p in parts), tstop=max(p.attrs["tstop"] for p in parts))
-    stacked.attrs = dict(common, kind="power_spectrum", n_inputs=len(parts))
+    from .stitch import shared_names
+
+    # the inputs' mission and instrument, joined with '+' where they differ (INSTRUME 'EPN+EMOS1+EMOS2')
+    stacked.attrs = dict(common, kind="power_spectrum", n_inputs=len(parts), **shared_names(parts))
     if not average:
         return stacked
     return rebin_power_spectrum(average_power_spectra(stacked), step)

@@ -50,7 +50,7 @@ def _as_lightcurves(lightcurves) -> list:
     return out
 
 
-def _shared_names(lcs) -> dict:
+def shared_names(lcs) -> dict:
     """``mission``/``instrument`` attrs of the stitched curve (its files'
     TELESCOP and INSTRUME): the one the inputs share, else the sorted
     distinct ones joined with '+' (with ``telescop`` the missions' own
@@ -217,7 +217,7 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
                  "missions": sorted({str(lc.attrs.get("mission", "")) for lc in lcs}),
                  "time_bin": widths.pop() if len(widths) == 1 else float("nan"), "xcube_version": __version__}
     out.attrs.update(band)
-    out.attrs.update(_shared_names(lcs))
+    out.attrs.update(shared_names(lcs))
     if timeref is not None:
         out.attrs["timeref"] = timeref
     if kind != "total":
