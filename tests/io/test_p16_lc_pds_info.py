@@ -185,3 +185,31 @@ def test_info_takes_a_lightcurve_table_as_the_reader_does(tmp_path):
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "l.lc")
     assert float(xcube.read_lightcurve(tmp_path / "l.lc")["rate"].mean()) == pytest.approx(2.0)
     assert product_kind(tmp_path / "l.lc") == "lightcurve"
+
+
+def test_info_of_a_powspec_table_without_keywords_prints_no_nan(tmp_path):
+    """Sweep p27: frequencies were the outer bin edges (below 1/T) and a
+    table without the segment keywords printed 'nan s'."""
+    from xcube.io.product_info import product_summary
+
+    f = np.arange(1, 10) * 0.001
+    cols = [fits.Column(name=n, format="D", array=a) for n, a in
+            (("FREQUENCY", f), ("XAX_E", np.full(9, 0.0005)), ("POWER", np.full(9, 2.0)), ("ERROR", np.ones(9)))]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols, name="POWSPEC")]).writeto(tmp_path / "p.fits")
+    text = product_summary(tmp_path / "p.fits", "power_spectrum")
+    assert "9, 0.001 - 0.009 Hz (bin centres)" in text and "nan" not in text
+
+
+def test_info_of_a_net_light_curve_says_net(tmp_path):
+    from xcube.io.product_info import product_summary
+
+    t = 1.0e8 + 10.0 * np.arange(5) + 5.0
+    cols = [fits.Column(name="TIME", format="D", array=t), fits.Column(name="RATE", format="E", array=np.ones(5)),
+            fits.Column(name="ERROR", format="E", array=np.ones(5)),
+            fits.Column(name="COUNTS", format="J", array=np.full(5, 12))]
+    hdu = fits.BinTableHDU.from_columns(cols, name="RATE")
+    hdu.header.update(TIMEDEL=10.0, MJDREF=50814.0, TIMESYS="TT", HDUCLAS1="LIGHTCURVE", HDUCLAS2="NET",
+                      BACKAPP=True)
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "net.lc")
+    text = product_summary(tmp_path / "net.lc", "lightcurve")
+    assert "mean net rate: 1 count/s" in text and "60 (gross, in the source region)" in text

@@ -59,9 +59,10 @@ def _open_one(path, instrument=None, chunks=None, cache=None, hdu=None) -> xr.Da
     if _is_zarr(p):
         ds = open_zarr_events(p, chunks=chunks)
         if "event" not in ds.dims:
-            what = "a transient-search result" if ds.attrs.get("kind") == "transient-search" else "a Zarr store"
-            raise ValueError(f"{p}: {what} with dims {dict(ds.sizes)}, not an event list; open it with "
-                             "xcube.io.cache.open_store, which checks it (xcube info summarises it)")
+            search = ds.attrs.get("kind") == "transient-search"
+            raise ValueError(f"{p}: {'a transient-search result' if search else 'a Zarr store'} with dims "
+                             f"{dict(ds.sizes)}, not an event list; open it with xcube.io.cache.open_store, which "
+                             "checks it" + (" (xcube info summarises it)" if search else ""))
         check_time_unit(ds.attrs.get("timeunit"), p)  # a store written by hand, or by another tool
         return ds
     check_path(p)

@@ -160,9 +160,12 @@ def _lightcurve_table(path, extension) -> tuple[list[str], list[str]]:
         mean = ((lc["rate"] * w).where(good).sum("time") / w.where(good).sum("time")).values
     multi = "band" in lc["rate"].dims
     means = ", ".join(f"{m:.4g}" for m in np.atleast_1d(mean))
-    lines.append(f"  mean rate   : {means} count/s (exposure-weighted{', per band' if multi else ''})")
+    kind = {"net": "net ", "background": "background "}.get(lc.attrs.get("rate_kind", "total"), "")
+    label = f"mean {kind}rate"
+    lines.append(f"  {label:<12s}: {means} count/s (exposure-weighted{', per band' if multi else ''})")
     if "counts" in lc:
-        lines.append(f"  counts      : {int(np.nansum(lc['counts'].values)):,}")
+        gross = " (gross, in the source region)" if kind == "net " else ""
+        lines.append(f"  counts      : {int(np.nansum(lc['counts'].values)):,}{gross}")
     lines.append(f"  columns     : {', '.join(str(v) for v in lc.data_vars)}")
     return head, lines
 
@@ -280,13 +283,15 @@ def _power_spectrum(path) -> list[str]:
     p = read_power_spectrum(path)
     a = p.attrs
     f = p["freq"].values
-    return _head("power spectrum", path, a) + [
-        f"  frequencies : {f.size:,}, {float(p['freq_lo'].values[0]):.4g} - {float(p['freq_hi'].values[-1]):.4g} Hz",
-        f"  averaging   : {a.get('n_segments', '?')} segment(s) of {a.get('segment', float('nan')):g} s, "
-        f"bins of {a.get('dt', float('nan')):g} s",
-        f"  norm        : {a.get('norm', '?')}    mean rate: {a.get('mean_rate', float('nan')):.4g} count/s"
-        f"    Poisson level: {a.get('poisson_level', float('nan')):.4g}",
-    ]
+    lines = _head("power spectrum", path, a) + [f"  frequencies : {f.size:,}, {float(f.min()):.4g} - "
+                                                f"{float(f.max()):.4g} Hz (bin centres)"]
+    if "segment" in a or "n_segments" in a:  # (a powspec-like table without the keywords: not printed as nan)
+        lines.append(f"  averaging   : {a.get('n_segments', '?')} segment(s) of {a.get('segment', float('nan')):g} s, "
+                     f"bins of {a.get('dt', float('nan')):g} s")
+    extra = "".join(f"    {label}: {a[k]:.4g}{unit}" for k, label, unit in
+                    (("mean_rate", "mean rate", " count/s"), ("poisson_level", "Poisson level", "")) if k in a)
+    lines.append(f"  norm        : {a.get('norm', '?')}{extra}")
+    return lines
 
 
 def _gti(path) -> list[str]:
