@@ -180,9 +180,13 @@ def test_atomic_writes_remove_the_stale_temporaries_of_their_directory(tmp_path)
     (gone / "sub" / "part").write_bytes(b"x")
     for p in (gone / "sub" / "part", gone / "sub", gone):
         os.utime(p, (old, old))
+    users = [d.parent / ".bashrc.old-ubuntu", d.parent / ".notes.tmp-draft", d.parent / ".thesis.old-draft"]
+    for u in users:  # (a user's hidden files: not xcube's temporaries, never swept)
+        u.mkdir() if u.name.startswith(".thesis") else u.write_text("mine")
+        os.utime(u, (old, old))
     with atomic.atomic_dir(d) as tmp:
         (tmp / "a").write_text("a")
-    assert (d / "a").exists() and not gone.exists()
+    assert (d / "a").exists() and not gone.exists() and all(u.exists() for u in users)
 
 
 def test_a_stop_request_keeps_the_output_out_of_place(tmp_path):

@@ -22,3 +22,11 @@ def test_image_and_spectrum_exposure_of_a_region_do_not_depend_on_the_band():
             for b in (soft, hard)]
     assert img[0]["exposure"] == img[1]["exposure"] == spec[0]["exposure"] == spec[1]["exposure"]
     assert img[0]["deadc_from"] == spec[1]["deadc_from"] == "LIVETI07/ONTIME07 (CCD 7)"
+
+
+def test_a_ccd_cut_in_expr_keeps_its_ccd_with_a_band_cut():
+    """Review p27: with a band in expr, the CCD was chosen from the events
+    without expr, so `PI in [500:2000] && CCDNR==4` took CCD 1's live time."""
+    ev = xcube.open_events(real_file("xmm", "P0001730201M1S002MIEVLI.FTZ"))
+    for expr in ("PI in [500:2000] && CCDNR==4", "CCDNR==4"):
+        assert xcube.spectrum(ev, expr=expr).attrs["deadc_from"] == "LIVETI04/ONTIME04 (CCD 4)", expr

@@ -307,3 +307,17 @@ def test_an_average_over_cameras_names_them():
     mos = events(poisson_times(20.0, gti, seed=1), gti, instrument="EMOS1")
     avg = xcube.power_spectrum([pn, mos], segment=256.0, dt=0.5, average=True)
     assert avg.attrs["instrument"] == "EMOS1+EPN" and avg.attrs["mission"] == "XMM"
+
+
+def test_an_average_of_one_mjdref_but_two_time_systems_has_no_reference():
+    """Review p27: same MJDREF, TT and UTC inputs: TSTART mixed the scales and TIMESYS said TT; same MJDREFI,
+    different MJDREFF: MJDREFF 0 was written."""
+    gti = [[1.0e8, 1.0e8 + 1100.0]]
+    tt = events(poisson_times(50.0, gti), gti, timesys="TT")
+    utc = events(poisson_times(50.0, gti, seed=1), gti, timesys="UTC")
+    avg = xcube.power_spectrum([tt, utc], segment=256.0, dt=0.5, average=True)
+    assert not {"timesys", "mjdref", "tstart", "tstop"} & set(avg.attrs)
+    a = events(poisson_times(50.0, gti), gti, mjdrefi=55197, mjdreff=0.00076601852)
+    b = events(poisson_times(50.0, gti, seed=1), gti, mjdrefi=55197, mjdreff=0.0)
+    avg = xcube.power_spectrum([a, b], segment=256.0, dt=0.5, average=True)
+    assert not {"mjdrefi", "mjdreff", "mjdref", "tstart"} & set(avg.attrs)

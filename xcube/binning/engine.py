@@ -115,7 +115,8 @@ def _make_axis(role, spec, events, *, offset, t0, size_arcsec) -> Axis | None:
 
         ax = energy_axis(events=events, **kw)
         # as select(energy_band=...): no energy scale, or a range wholly beyond the instrument's, is an error
-        energy_band_bounds(events, (max(float(ax.edges[0]), 0.0), float(ax.edges[-1])), need_column=False)
+        hi = float(ax.meta.get("closed_hi", ax.edges[-1]))  # (the range asked for: a last bin may reach beyond)
+        energy_band_bounds(events, (max(float(ax.edges[0]), 0.0), hi), need_column=False)
         return ax
     return sky_axis(events, role, **kw)
 

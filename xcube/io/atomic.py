@@ -25,6 +25,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -338,6 +339,8 @@ def _newest_mtime(path: Path, young: float) -> float:
     return newest
 
 
+#: the names :func:`temporary_name` makes: ``.<name>.tmp-<8 hex><suffix>`` (or ``old``); nothing else is swept
+_TEMPORARY = re.compile(r"^\..+\.(tmp|old)-[0-9a-f]{8}(\.[^/]*)?$")
 _SWEPT: set = set()
 _SWEPT_LOCK = threading.Lock()
 
@@ -357,8 +360,7 @@ def sweep_once(directory, age: float = STALE_SECONDS) -> int:
     now, n = time.time(), 0
     try:
         with os.scandir(directory) as entries:
-            found = [Path(e.path) for e in entries if e.name.startswith(".") and (".tmp-" in e.name
-                                                                                   or ".old-" in e.name)]
+            found = [Path(e.path) for e in entries if _TEMPORARY.match(e.name)]
     except OSError:
         return 0
     for d in found:

@@ -164,8 +164,7 @@ def _lightcurve_table(path, extension) -> tuple[list[str], list[str]]:
     label = f"mean {kind}rate"
     lines.append(f"  {label:<12s}: {means} count/s (exposure-weighted{', per band' if multi else ''})")
     if "counts" in lc:
-        gross = " (gross, in the source region)" if kind == "net " else ""
-        lines.append(f"  counts      : {int(np.nansum(lc['counts'].values)):,}{gross}")
+        lines.append(f"  counts      : {int(np.nansum(lc['counts'].values)):,}")
     lines.append(f"  columns     : {', '.join(str(v) for v in lc.data_vars)}")
     return head, lines
 

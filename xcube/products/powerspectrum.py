@@ -655,6 +655,10 @@ def _stack(parts, labels, average, step) -> xr.Dataset:
         stacked[k] = ("obs", np.asarray(v))
     common = {k: v for k, v in first.attrs.items() if all(p.attrs.get(k) == v for p in parts[1:])
               and k not in per_obs}
+    reference = ("mjdref", "mjdrefi", "mjdreff", "timesys", "timeref")
+    if any(any(p.attrs.get(k) != first.attrs.get(k) for p in parts[1:]) for k in reference):
+        for k in reference:  # inputs of different time references: the average has none
+            common.pop(k, None)
     for k in ("tstart", "tstop"):  # seconds of one time reference only
         common.pop(k, None)
     if "mjdref" in common and all("tstart" in p.attrs and "tstop" in p.attrs for p in parts):

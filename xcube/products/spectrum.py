@@ -135,11 +135,22 @@ def _band_channels(events, band, cb: int, sel: tuple[int, int], asked: bool) -> 
     return lo, hi
 
 
-def _source_ccd(sel, prof) -> int | None:
+def _source_ccd(sel, prof, ccd_from=None) -> int | None:
     """The CCD holding most of the selected events (its number in the
-    profile's ``ccd_variable``), or None. Eager: reads that column of
-    the selection."""
+    profile's ``ccd_variable``), or None; with ``ccd_from`` (the region's
+    events before an energy cut), the CCD holding most of those among the
+    CCDs the selection has events on (all of them when it has none), so that
+    the choice does not follow the band, nor leave the CCDs ``sel`` was cut
+    to. Eager: reads that column of the selection(s)."""
     counts = ccd_event_counts(sel, prof)
+    if ccd_from is not None:
+        wide = ccd_event_counts(ccd_from, prof)
+        if wide is not None:
+            if counts is not None:  # only the CCDs the selection kept (e.g. expr="... && CCDNR==4")
+                keep = np.zeros(wide.size, bool)
+                keep[np.flatnonzero(counts[:wide.size])] = True
+                wide = np.where(keep, wide, 0) if (wide * keep).any() else wide
+            counts = wide
     return int(np.argmax(counts)) if counts is not None else None
 
 
@@ -150,13 +161,14 @@ def live_exposure(sel, prof, keys: dict, ccd_from=None) -> dict:
     the live fraction, with ``ontime`` [s] (before), ``deadc`` (the fraction)
     and ``deadc_from`` (its keywords). For a profile with per-CCD live times
     (XMM EPIC ``LIVETInn``/``ONTIMEnn``, Chandra ACIS ``LIVTIMEn``/``ONTIMEn``) the CCD holding most of the events
-    decides, and the good time is that CCD's GTI: the events of ``ccd_from``
-    when given (the region's events before an energy band cut, so that the
-    exposure does not change with the band), else of ``sel``."""
+    decides, and the good time is that CCD's GTI; with ``ccd_from`` (the
+    region's events before an energy band cut) the CCD is chosen by those
+    among the CCDs ``sel`` holds events on (:func:`_source_ccd`), so that the
+    exposure does not change with the band."""
     from ..io.ogip import live_fraction
 
     ontime = gtimod.exposure(gtimod.from_dataset(sel))
-    ccd = _source_ccd(sel if ccd_from is None else ccd_from, prof) if prof.ccd_livetime_keywords else None
+    ccd = _source_ccd(sel, prof, ccd_from) if prof.ccd_livetime_keywords else None
     own = ccd_good_time(sel, [ccd]) if ccd is not None else None
     if own is not None:  # that CCD's own good time (xcube keeps the per-CCD GTIs)
         ontime = gtimod.exposure(own)
