@@ -219,10 +219,10 @@ def main(argv=None) -> int:
         name, text = _NAN_GIVEN[0]
         print(f"xcube {args.command}: error: {name} {text}: must be a number, not NaN", file=sys.stderr)
         return 1
+    from .io.atomic import STOP, Stopped
+
     previous = sigint = None
     if threading.current_thread() is threading.main_thread():  # (signal handlers live in the main thread)
-        from .io.atomic import STOP
-
         STOP.clear()
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
         sigint = signal.getsignal(signal.SIGINT)
@@ -230,12 +230,10 @@ def main(argv=None) -> int:
     sys.unraisablehook = partial(_quiet_terminated, hook)
     try:
         status = int(args.func(args) or 0)
-        if previous is not None and _stopped():  # a SIGTERM lost in a finaliser, and no write since
+        if previous is not None and STOP.is_set():  # a SIGTERM lost in a finaliser, and no write since
             return _interrupted(args, True, True)
         return status
     except KeyboardInterrupt as exc:
-        from .io.atomic import Stopped
-
         return _interrupted(args, isinstance(exc, (Terminated, Stopped)), previous is not None)
     except SystemExit as exc:
         # Ctrl-C with the handler a library installed meanwhile: dask_jobqueue (xcube survey --cluster)
@@ -253,7 +251,7 @@ def main(argv=None) -> int:
         sys.unraisablehook = hook
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-            _clear_stop()  # (main called in-process: later writes go on)
+            STOP.clear()  # (main called in-process: later writes go on)
         if sigint is not None and signal.getsignal(signal.SIGINT) is not sigint:
             signal.signal(signal.SIGINT, sigint)  # (main called in-process: Ctrl-C as it was before)
 
@@ -270,19 +268,6 @@ def _quiet_terminated(hook, unraisable) -> None:
     from .io.atomic import STOP
 
     STOP.set()
-
-
-def _stopped() -> bool:
-    """Whether SIGTERM came while the command ran (:data:`xcube.io.atomic.STOP`)."""
-    from .io.atomic import STOP
-
-    return STOP.is_set()
-
-
-def _clear_stop() -> None:
-    from .io.atomic import STOP
-
-    STOP.clear()
 
 
 def _silence_stdout() -> None:

@@ -372,10 +372,7 @@ def _remove_if_stale(d: Path, now: float, age: float) -> int:
     """Remove the temporary ``d`` when its newest mtime is older than ``age``; 1 if removed."""
     try:
         if now - _newest_mtime(d, now - age) > age:
-            if d.is_dir() and not d.is_symlink():
-                shutil.rmtree(d, ignore_errors=True)
-            else:
-                d.unlink()
+            _remove(d)
             return 1
     except OSError:
         pass

@@ -262,7 +262,7 @@ def plot_files(paths, out=None, *, dpi: int = 110, overwrite: bool = False, **kw
     for path, fig_path in zip(paths, outs):  # a product that cannot be plotted does not stop the others
         try:
             done.append(save_figure(plot_file(path, **kwargs), fig_path, dpi=dpi, overwrite=overwrite))
-        except (OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one product's failure is reported with the others
             if len(paths) == 1:
                 raise
             failed.append(f"{path}: {exc}")

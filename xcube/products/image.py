@@ -86,8 +86,10 @@ def image(
     event chunks); eager: the grid, coordinates, the passes of
     :func:`xcube.select` over the filtered columns, the event file's header
     (dead-time keywords) and, for XMM EPIC, the CCD column of the selected
-    events (and a pass over their time and CCD columns where a CCD's good
-    time is shorter than the GTIs).
+    events (with ``energy_band``, also a selection pass over the region's
+    events before the band cut, whose CCDs choose the live time) (and a pass
+    over their time and CCD columns where a CCD's good time is shorter than
+    the GTIs).
 
     Raises ``ValueError`` for a non-positive bin size, events without X/Y
     sky columns, a region outside the field or an energy band outside the

@@ -297,7 +297,8 @@ def spectrum(
     ``expr`` columns), with ``backscal="detector"`` the detector footprint
     (one more pass over x, y and the CCD column), the event file's header up to its
     event table (dead-time keywords) and, for XMM EPIC, the CCD column of the
-    selected events, and with per-CCD GTIs a :func:`xcube.select` pass over
+    selected events (with an energy cut in ``expr``, also of the region's
+    screened events before it, whose CCDs choose the live time), and with per-CCD GTIs a :func:`xcube.select` pass over
     their time and CCD columns where a CCD's good time is shorter than the
     GTIs (:func:`in_own_good_time`). Errors: a region outside the field, an unknown channel
     range; an empty selection gives zero counts and a warning.

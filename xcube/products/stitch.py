@@ -170,7 +170,8 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
     (one without a recorded band among them) are a ``ValueError`` naming each
     input and its band.
 
-    Lazy data stay lazy; the time coordinates are converted eagerly.
+    Lazy data stay lazy; the time coordinates are converted eagerly and the
+    ``exposure`` coordinate is read (to refuse inputs without good time).
     """
     lcs = _as_lightcurves(lightcurves)
     kind = _rate_kind(lcs)

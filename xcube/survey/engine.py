@@ -293,7 +293,8 @@ class _SubmitErrors(logging.Filter):
         first error line cleared: a refused submission is retried and logged
         with a traceback each time, also after the cluster closed (when
         asyncio collects the failed task), so the filter stays for the life
-        of the process, one for every cluster started in it."""
+        of the process: one filter shared by every cluster started in it,
+        its ``first`` line cleared for each."""
         if cls._shared is None:
             cls._shared = cls()
             for n in ("tornado.application", "asyncio", "distributed.deploy.spec"):

@@ -418,7 +418,7 @@ def background_model(
                 else (np.full((ny, nx), np.nan), 0.0))
     t_b, c_b = (template(img_b, mask, smooth_sigma, inpaint, field) if in_b.any()
                 else (np.full((ny, nx), np.nan), 0.0))
-    n_bkg = int(np.count_nonzero(~mask & ((img_g > 0) | (img_b > 0))))
+    n_bkg = int(np.count_nonzero(~mask & field))
     if 0 < n_bkg < MIN_BACKGROUND_CELLS:
         where = cube.attrs.get("source") or cube.attrs.get("obs_id") or "the cube"
         warnings.warn(f"background model of {where}: only {n_bkg} cells outside the source mask hold counts (a field "

@@ -28,7 +28,7 @@ from .. import gti as gtimod
 from ..binning.axes import Axis, integer_column, pixel_arcsec, whole_pixel_shift, whole_pixels
 from ..binning.events_pass import Run, compact_cubes
 from ..binning.memory import available_bytes, check_size
-from ..binning.sky import events_extent as sky_extent
+from ..binning.sky import events_extent
 from ..io.events import check_distinct, check_distinct_exposures, event_nodes
 from ..missions import profile_of
 from ..select import EventFilter, applied_band, own_good_time_test
@@ -38,7 +38,7 @@ from . import bti
 from .frames import readout_ccds
 
 __all__ = ["check_cameras", "check_distinct_exposures", "check_same_sky", "search_run", "sky_axes",
-           "events_extent", "search_cubes", "exposure_subsets", "shifted_axis", "SUBSET_OVERLAP", "FRAME_BYTES",
+           "cameras_extent", "search_cubes", "exposure_subsets", "shifted_axis", "SUBSET_OVERLAP", "FRAME_BYTES",
            "PIXEL_BYTES", "WCS_PIXEL_TOL", "WCS_RTOL", "search_band", "search_bands", "default_band", "XMM_BAND",
            "CLOSED_TOP_KEV"]
 
@@ -347,11 +347,11 @@ def sky_axes(events, size_arcsec: float, extent=None):
                  for dim, origin, k0, n in spans)
 
 
-def events_extent(events) -> tuple:
+def cameras_extent(events) -> tuple:
     """(xmin, xmax, ymin, ymax) [sky pixels] of the finite x/y values of all
     events of all cameras ((0, 0, 0, 0) without any). Eager; one pass over
     x and y, block by block (:func:`xcube.binning.sky.events_extent`)."""
-    ext = [e for e in (sky_extent(ev) for ev in events) if e is not None]
+    ext = [e for e in (events_extent(ev) for ev in events) if e is not None]
     if not ext:
         return (0.0, 0.0, 0.0, 0.0)
     return (min(e[0][0] for e in ext), max(e[0][1] for e in ext), min(e[1][0] for e in ext),
@@ -402,7 +402,7 @@ def search_cubes(events, runs, size_arcsec: float, screening: bool = True, hygie
         cubes = compact_cubes(events, _with_sky(runs, axes, shifted), *axes, filters=filters, monitor=monitor)
         if not any(c.n_outside for k, c in enumerate(cubes) if k not in shifted):
             return cubes
-    axes = sky_axes(events, size_arcsec, extent=events_extent(events))
+    axes = sky_axes(events, size_arcsec, extent=cameras_extent(events))
     return compact_cubes(events, _with_sky(runs, axes, shifted), *axes, filters=filters, monitor=monitor)
 
 
