@@ -55,3 +55,17 @@ def test_functions_of_one_event_list_refuse_a_tree_by_name():
             xcube.search_transients(archive, time_bin=500.0)
     with pytest.raises(TypeError, match="search_transients: needs EventLists"):
         xcube.search_transients(["a.fits"], time_bin=500.0)
+
+
+def test_summed_light_curve_of_pn_and_mos_records_each_screening(tmp_path):
+    """Sweep p27: the summed light curve's attrs['expr'] named the pn screening only, and its selection
+    listed the common-GTI entry twice."""
+    from xcube import simulate
+
+    pn = simulate.event_list("xmm-pn", duration=3000.0, seed=5, path=tmp_path / "pn.fits")[0]
+    m1 = simulate.event_list("xmm-mos1", duration=3000.0, seed=5, path=tmp_path / "m1.fits")[0]
+    assert pn.attrs["obs_id"] == m1.attrs["obs_id"]
+    lc = xcube.lightcurve(xcube.open_events([tmp_path / "pn.fits", tmp_path / "m1.fits"]), 500.0)
+    assert "EPN: PATTERN <= 4" in lc.attrs["expr"] and "EMOS1: PATTERN <= 12" in lc.attrs["expr"]
+    sel = lc.attrs["selection"]
+    assert len(sel) == len(set(sel))

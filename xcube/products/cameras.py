@@ -104,6 +104,12 @@ def _sum_parts(parts: list, common, paths: list) -> xr.Dataset:
     attrs.update(combined_labels(parts), cameras=paths)  # (INSTRUME of a written file: 'EMOS1+EMOS2')
     attrs.pop("backscal_ratio", None)
     attrs.update(_good_time_from(parts, paths))
+    exprs = [p.attrs.get("expr") for p in parts]
+    if len(set(exprs)) > 1:  # each camera's own screening (pn PATTERN <= 4, MOS PATTERN <= 12)
+        names = [str(p.attrs.get("instrument") or path) for p, path in zip(parts, paths)]
+        attrs["expr"] = "; ".join(f"{n}: {e}" for n, e in zip(names, exprs) if e)
+    if isinstance(attrs.get("selection"), list):
+        attrs["selection"] = list(dict.fromkeys(str(x) for x in attrs["selection"]))
     return lightcurve_from_counts(counts, errors=attrs.get("errors", "poisson"), bkg_counts=bkg,
                                   area_ratio=ratios[0], gti=common, attrs=attrs)
 
