@@ -21,7 +21,7 @@ import xarray as xr
 
 from .. import gti as gtimod
 from .._version import __version__
-from ..times import mjd_tt, reference_on_time, time_reference, to_common_seconds
+from ..times import mjd_tt, reference_on_time, time_reference, time_reference_frame, to_common_seconds
 
 __all__ = ["stitch", "extract_lightcurves"]
 
@@ -85,7 +85,7 @@ def _time_frame(lcs, refs) -> tuple[str, str | None]:
     share (None when none gives one). ``ValueError`` naming each input and
     its TIMEREF when they differ (topocentric with barycentred times); a
     missing TIMEREF is OGIP's default, LOCAL."""
-    given = [str(lc.attrs.get("timeref") or "").strip().upper() for lc in lcs]
+    given = [time_reference_frame(lc) or "" for lc in lcs]
     if len({g or "LOCAL" for g in given}) > 1:
         listed = _listed(enumerate(lcs), lambda i, lc: given[i] or "LOCAL (not given)")
         raise ValueError(f"stitch: the light curves have different TIMEREF ({listed}): topocentric (LOCAL) and "

@@ -47,7 +47,7 @@ import pandas as pd
 from .._version import __version__
 from ..io.atomic import atomic_dir, atomic_file, remove_stale, write_text
 from ..tables import column_unit  # (also importable from here, as before)
-from ..times import TIME_COLUMNS, add_time_columns
+from ..times import TIME_COLUMNS, add_time_columns, time_reference_frame
 from .cluster import DETECTION_KEY, carry_source_ids, cluster_detections
 from .crossmatch import crossmatch_table
 from .status import CATALOGUE_DIR, RECORD_FILE, scan_runs
@@ -156,7 +156,8 @@ def in_tt(det: pd.DataFrame) -> pd.DataFrame:
                 det[f"mjd_{name}"] = mjd_tt(det[f"t_{name}"].to_numpy(np.float64), (ref.mjdrefi, ref.mjdreff),
                                             ref.timesys)
     pos = det.columns.get_loc("utc_peak") + 1 if "utc_peak" in det.columns else len(det.columns)
-    det.insert(pos, "timeref", pd.Series([str(a.get("timeref") or "")] * len(det), index=det.index, dtype=object))
+    det.insert(pos, "timeref", pd.Series([time_reference_frame(a) or ""] * len(det), index=det.index,
+                                         dtype=object))
     return det
 
 
@@ -176,7 +177,7 @@ def _reference_key(attrs: dict):
     if "mjdref" not in attrs:
         return None
     return (float(attrs.get("mjdrefi", attrs["mjdref"])), float(attrs.get("mjdreff", 0.0)), attrs.get("timesys"),
-            str(attrs.get("timeref") or "").upper())
+            time_reference_frame(attrs) or "")
 
 
 def _ascii(text: str) -> str:
