@@ -56,6 +56,8 @@ def _check_stop(path) -> None:
     if STOP.is_set():
         STOP.clear()
         raise Stopped(f"{path}: not written: the process was asked to stop")
+
+
 #: longest file name most file systems take [bytes]
 _NAME_MAX = 255
 
@@ -255,7 +257,7 @@ class atomic_dir:
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None and STOP.is_set():
+        if exc_type is None:
             try:
                 _check_stop(self.target)
             except Stopped as stop:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -272,12 +271,10 @@ def open_events(path_or_paths, instrument: str | None = None, chunks: int | None
     not seconds, raises ``ValueError`` naming the file (and the column).
     """
     _check_chunks(chunks)
-    if isinstance(path_or_paths, (bytes, bytearray)):
-        path_or_paths = os.fsdecode(bytes(path_or_paths))
-    if isinstance(path_or_paths, (str, Path)):
-        p = expand_path(path_or_paths)
-        if not p.is_dir() or _is_zarr(p):
-            return _open_one(p, instrument=instrument, chunks=chunks, cache=cache, hdu=hdu)
+    if isinstance(path_or_paths, (str, bytes, bytearray, Path)):  # (bytes: decoded by expand_path)
+        path_or_paths = expand_path(path_or_paths)
+        if not path_or_paths.is_dir() or _is_zarr(path_or_paths):
+            return _open_one(path_or_paths, instrument=instrument, chunks=chunks, cache=cache, hdu=hdu)
     files = _expand(path_or_paths)
     return open_archive(files, instrument=instrument, chunks=chunks, cache=cache, load=True, hdu=hdu)
 

@@ -128,9 +128,9 @@ def _one(lc, index: int, common: float, axis: str = "TT") -> tuple[xr.Dataset, t
     return body, gti
 
 
-def _source_names(lcs) -> list[str]:
-    """The inputs' files (else ``light curve <i>``), for messages."""
-    return [str(lc.attrs.get("source") or f"light curve {i}") for i, lc in enumerate(lcs)]
+def _name_of(i: int, lc) -> str:
+    """Input ``i``'s file (else ``light curve <i>``), for messages."""
+    return str(lc.attrs.get("source") or f"light curve {i}")
 
 
 def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
@@ -197,14 +197,12 @@ def stitch(lightcurves, *, mjdref: float | None = None) -> xr.Dataset:
                     combine_attrs="drop")
     order = np.argsort(out["time"].values, kind="stable")
     out = out.isel(time=order)
-    for k in ("time", "time_lo", "time_hi", "mjd", "mission_time"):  # the axis' own (units, timesys), as made by _one
-        out[k].attrs = dict(bodies[0][k].attrs)
-    for k in out.variables:  # the inputs' units and names (concat dropped every variable's attrs)
-        if k not in ("time", "time_lo", "time_hi", "mjd", "mission_time"):
-            out[k].attrs = dict(next((b[k].attrs for b in bodies if k in b.variables and b[k].attrs), {}))
+    # concat dropped every variable's attrs: each gets its inputs' (units, names; the time axis' as _one made them)
+    for k in out.variables:
+        out[k].attrs = dict(next((b[k].attrs for b in bodies if k in b.variables and b[k].attrs), {}))
     if not (np.asarray(out["exposure"].values) > 0).any():
-        raise ValueError(f"stitch: no bin of {', '.join(_source_names(lcs))} has good time (exposure > 0); "
-                         "nothing to stitch")
+        raise ValueError(f"stitch: no bin of {', '.join(_name_of(i, lc) for i, lc in enumerate(lcs))} has good "
+                         "time (exposure > 0); nothing to stitch")
     start = np.concatenate([g[0] for g in gtis])
     stop = np.concatenate([g[1] for g in gtis])
     g = gtimod.normalize(start, stop, warn=False)
@@ -249,7 +247,7 @@ def _rate_kind(lcs) -> str:
 def _listed(indexed, shown) -> str:
     """``"source: value, ..."`` of ``(index, light curve)`` pairs, ``shown(index,
     lc)`` giving each value (a light curve without a source: ``light curve i``)."""
-    return ", ".join(f"{lc.attrs.get('source') or f'light curve {i}'}: {shown(i, lc)}" for i, lc in indexed)
+    return ", ".join(f"{_name_of(i, lc)}: {shown(i, lc)}" for i, lc in indexed)
 
 
 def _band_key(band):

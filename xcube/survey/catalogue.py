@@ -47,7 +47,7 @@ import pandas as pd
 from .._version import __version__
 from ..io.atomic import atomic_dir, atomic_file, remove_stale, write_text
 from ..tables import column_unit  # (also importable from here, as before)
-from ..times import TIME_COLUMNS, add_time_columns, time_reference_frame
+from ..times import TIME_COLUMNS, add_time_columns, mjd_tt, time_reference, time_reference_frame
 from .cluster import DETECTION_KEY, carry_source_ids, cluster_detections
 from .crossmatch import crossmatch_table
 from .status import CATALOGUE_DIR, RECORD_FILE, scan_runs
@@ -145,8 +145,6 @@ def in_tt(det: pd.DataFrame) -> pd.DataFrame:
     seconds counted, TDB at the geocentre), so that the catalogue compares
     runs of any TIMESYS, and a ``timeref`` column (the run's TIMEREF, e.g.
     ``SOLARSYSTEM`` for barycentred times; empty when not given). Eager."""
-    from ..times import mjd_tt, time_reference
-
     det = det.copy()
     a = det.attrs
     if "mjdref" in a and str(a.get("timesys", "TT")).upper() != "TT":
