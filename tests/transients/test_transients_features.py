@@ -315,3 +315,24 @@ def test_a_constant_mu_has_no_skew_or_kurtosis():
             want_s, want_k = stats.skew(r[v]), stats.kurtosis(r[v])
         np.testing.assert_allclose([sk, ku], [want_s, want_k], equal_nan=True, rtol=1e-12)
     assert np.isnan(skew[:3]).all() and np.isnan(kurt[:3]).all()
+
+
+def test_cash_moments_grid_is_stored_and_loaded_equal(tmp_path, monkeypatch):
+    """The Cash-statistic moments grid is built once per machine and loaded by
+    later processes: what is loaded equals what is built, under a name that
+    carries the features module's code hash."""
+    from xcube.transients import features
+
+    monkeypatch.setenv("XCUBE_CACHE_DIR", str(tmp_path))
+    built = features._build_cash_grid()
+    try:
+        for _ in range(2):  # the first call writes, the second loads
+            features._cash_grid.cache_clear()
+            got = features._cash_grid()
+            for a, b in zip(got, built):
+                np.testing.assert_array_equal(a, b)
+        (path,) = (tmp_path / "tables").glob("cash-moments-grid-*.npz")
+        assert bayes._code_hash(features.__file__) in path.name
+        assert bayes._code_hash(features.__file__) != bayes._code_hash()
+    finally:
+        features._cash_grid.cache_clear()

@@ -644,9 +644,9 @@ def _flare_over_usual(red, pix, frames, low, mine, templates, of, lc, expo, frac
     mu = bkg + r * live
     ok = mu > 0
     chi2 = float(np.sum((n[ok] - mu[ok]) ** 2 / mu[ok]))
-    from scipy.stats import chi2 as chi2_dist
+    from scipy.special import chdtrc  # (the chi-square survival function, as scipy.stats.chi2.sf)
 
-    if chi2_dist.sf(chi2, max(int(ok.sum()) - 1, 1)) >= STEADY_P:
+    if chdtrc(max(int(ok.sum()) - 1, 1), chi2) >= STEADY_P:
         return False  # steady outside the eclipse and the peaks: a real eclipse
     r_low = max(float(n_all[low].sum() - bkg_all[low].sum()), 0.0) / float(live_all[low].sum())
     out = mine & ~low & (live_all > 0)

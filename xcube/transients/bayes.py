@@ -496,19 +496,22 @@ def threshold_table(sigma: float = 3.0) -> ThresholdTable:
 _TABLES_FORMAT = 1
 
 
-def _stored(name: str, cls, build):
+def _stored(name: str, cls, build, source: str | None = None):
     """``build()`` (a NamedTuple ``cls`` of numbers and arrays), kept in the
     xcube cache directory (``tables/``) so that later processes load it in a
     millisecond instead of building it (the threshold table takes about 0.1 s,
-    the false-alarm grid 0.15 s). A missing, unreadable or read-only cache
-    just means building it."""
+    the false-alarm grid 0.15 s, the Cash-statistic moments of
+    :mod:`.features` 0.25 s). The file name holds the xcube version and a
+    hash of the source file that builds the table (``source``; default this
+    module), so a table of other code is never loaded. A missing,
+    unreadable or read-only cache just means building it."""
     import zipfile  # (np.load has imported it)
 
     from .._version import __version__
     from ..io.atomic import atomic_file
     from ..io.paths import cache_dir
 
-    path = cache_dir() / "tables" / f"{name}-f{_TABLES_FORMAT}-{__version__}-{_code_hash()}.npz"
+    path = cache_dir() / "tables" / f"{name}-f{_TABLES_FORMAT}-{__version__}-{_code_hash(source or __file__)}.npz"
     try:
         with np.load(path) as z:
             value = cls(*(_field(z[f], t) for f, t in zip(cls._fields, _kinds(cls))))
@@ -534,15 +537,15 @@ def _stored(name: str, cls, build):
 
 
 @functools.cache
-def _code_hash() -> str:
-    """12 hex digits of the SHA-1 of this module's source: the stored tables of
-    other code (an edit between two releases of one version number) are
-    never loaded."""
+def _code_hash(source: str = __file__) -> str:
+    """12 hex digits of the SHA-1 of the source file ``source`` (default this
+    module): the stored tables of other code (an edit between two releases of
+    one version number) are never loaded."""
     import hashlib
     from pathlib import Path
 
     try:
-        return hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:12]
+        return hashlib.sha1(Path(source).read_bytes()).hexdigest()[:12]
     except OSError:  # pragma: no cover - a zipped install: the version alone
         return "0"
 
