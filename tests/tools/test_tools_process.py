@@ -200,3 +200,20 @@ def test_a_failed_step_marks_only_the_steps_that_need_it(fake_tools, tmp_path, m
     st = scan_runs(tmp_path / "out", COLUMNS).set_index("step")
     assert st.loc["images", "state"] == "failed" and st.loc["images", "error_class"] != "UpstreamFailed"
     assert st.loc["spectra", "state"] == "done"
+
+
+def test_a_failed_steps_message_names_its_whole_log(tmp_path):
+    """Sweep p28: each task's message was cut to 200 characters, so a log under a long output path was
+    cut off halfway (and a timed-out task's message named none): the log is now always given whole."""
+    from xcube.tools.process import _step_record
+
+    log = tmp_path / ("long_directory_name_" * 8) / "logs" / "espfilt-0123456789-PNS003-20261208T003600-27178d.log"
+    table = pd.DataFrame([
+        {"task": "espfilt-PNS003", "state": "failed", "error_class": "ToolError", "wall_time": 1.0, "log": str(log),
+         "message": f"espfilt-PNS003: espfilt failed with exit code 1; see {log}"},
+        {"task": "evselect-PNS003", "state": "timeout", "error_class": "ToolTimeout", "wall_time": 9.0,
+         "log": str(log.with_name("evselect.log")), "message": "evselect exceeded the timeout " + "x" * 400}])
+    rec = _step_record("clean", table, base={}, started="t", products={})
+    assert rec["state"] == "failed" and rec["n_failed"] == 2
+    assert f"(log: {log})" in rec["message"] and f"(log: {log.with_name('evselect.log')})" in rec["message"]
+    assert "failed with exit code 1" in rec["message"] and "..." in rec["message"]

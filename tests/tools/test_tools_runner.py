@@ -101,6 +101,22 @@ def test_run_makes_output_log_and_record(fake_tools, tmp_path):
     assert "/.pfiles/" in private and not Path(private).exists()  # removed after success
 
 
+def test_a_work_directory_with_pfiles_separators_gets_a_safe_private_directory(fake_tools, tmp_path):
+    """PFILES separates directories with ':' (and xcube's private;system with ';'): a work directory
+    named after a time stamp must not be split into bogus directories. The tool sees one existing
+    private directory without a separator, removed after the run."""
+    wd = tmp_path / "2024-05-01T10:00:00;x"
+    wd.mkdir()
+    res = run(_select(fake_tools, tmp_path, out=wd / "sel.fits"))  # (the fake reads "file:EXT": input outside)
+    assert res.outputs == [wd / "sel.fits"] and (wd / "sel.fits").exists()
+    assert res.state == "done"
+    call = fake_tools.calls("ftselect")[0]
+    private, system = call["PFILES"].split(";")
+    assert system == str(fake_tools.headas / "syspfiles")
+    assert ":" not in private and "xcube-pfiles-" in private and not Path(private).exists()
+    assert not (wd / ".pfiles").exists()  # the run's journal directory is removed too
+
+
 def test_concurrent_runs_get_separate_pfiles(fake_tools, tmp_path, monkeypatch):
     monkeypatch.setenv("XCUBE_FAKE_SLEEP", "0.8")
     tasks = [_select(fake_tools, tmp_path, expr=f"PI < {100 * (i + 2)}", out=f"sel{i}.fits", name=f"sel{i}")
@@ -149,6 +165,7 @@ def test_hung_tool_is_killed_with_its_children(fake_tools, tmp_path, monkeypatch
         run(t, timeout=1.5)
     assert time.monotonic() - t0 < 10
     assert "hanging" in err.value.log_tail
+    assert f"see {err.value.log}" in str(err.value).split("\n")[0]  # the first line names the log, as ToolError's
     leader, child = (int(x) for x in pids.read_text().split())
     time.sleep(0.2)
     assert not _alive(leader) and not _alive(child)

@@ -86,6 +86,18 @@ def test_output_inside_the_odf_is_skipped_on_rerun(fake_tools, tmp_path):
     assert set(res.status["state"]) == {"skipped"} and fake_tools.calls() == []
 
 
+@pytest.mark.parametrize("bad", [dict(energy_band=(2.0, 1.0)), dict(image_bands=[(3.0, 1.0)]),
+                                 dict(source_radius=0.0), dict(timeout=-1.0), dict(workers=0)])
+def test_process_observation_refuses_bad_options_before_any_task(fake_tools, tmp_path, bad):
+    """As `xcube process` (check_options): a band running backwards, a zero radius... stop before
+    cifbuild, not after the whole chain has run."""
+    odf = fake_tools.lib.make_xmm_odf(tmp_path / "odf", exposures=(("PN", "S003", "SCIENCE"),))
+    fake_tools.reset_calls()
+    with pytest.raises(ValueError):
+        sas.process_observation(odf, tmp_path / "out", ("pn",), steps=("clean", "images"), **bad)
+    assert fake_tools.calls() == []
+
+
 def test_cleaning_expression(tmp_path):
     e = sas.cleaning_expression("pn", gti=tmp_path / "g.fits")
     assert e.startswith("#XMMEA_EP && (PATTERN <= 4 && FLAG == 0) && (PI in [200:15000]) && gti(")

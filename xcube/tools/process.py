@@ -202,10 +202,22 @@ def _step_record(step, table, *, base: dict, started: str, products: dict) -> di
                state="failed" if len(bad) else "done", products=json.dumps(products, default=str))
     if len(bad):
         rec["error_class"] = str(bad.iloc[0]["error_class"])
-        rec["message"] = "; ".join(f"{r.task}: {r.error_class}: {str(r.message)[:200]}"
-                                   for r in bad.head(3).itertuples())
+        rec["message"] = "; ".join(_task_message(r) for r in bad.head(3).itertuples())
     rec["wall_time"] = float(table["wall_time"].sum()) if len(table) else 0.0
     return rec
+
+
+def _task_message(row, limit: int = 300) -> str:
+    """One failed task of a step's status table in a line: its name, error
+    class and message (first line, at most ``limit`` characters) and its log
+    file in full, which a cut message would lose (a long output path)."""
+    msg = str(row.message or "").split("\n")[0]
+    log_file = getattr(row, "log", None)
+    if isinstance(log_file, str) and log_file:
+        msg = msg.replace(f"; see {log_file}", "")
+    msg = msg if len(msg) <= limit else msg[:limit - 3] + "..."
+    return f"{row.task}: {row.error_class}: {msg}" + (f" (log: {log_file})" if isinstance(log_file, str) and
+                                                       log_file else "")
 
 
 def _products_of(step: str, res) -> dict:

@@ -95,5 +95,5 @@ def _process(args) -> int:
         print(table[[s for s in _STEPS if s in table.columns]].to_string())
     bad = st[st["state"] != "done"] if len(st) else st
     for r in bad.itertuples():
-        print(f"{r.obsid} {r.step}: {r.state}: {r.error_class}: {str(r.message)[:200]}")
+        print(f"{r.obsid} {r.step}: {r.state}: {r.error_class}: {r.message}")
     return 1 if len(bad) else 0

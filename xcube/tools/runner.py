@@ -16,7 +16,9 @@ it and returns a :class:`TaskResult`:
 - every run gets a private parameter-file directory,
   ``PFILES="<private>;<system pfiles>"``, so concurrent runs of the same tool
   never read or write each other's ``<tool>.par``; it is removed after the
-  run, whether it succeeded or not;
+  run, whether it succeeded or not (it lives under ``<workdir>/.pfiles``,
+  or under the system's temporary directory when the work directory's path
+  holds ``:`` or ``;``, PFILES' separators: :func:`parameter_directory`);
 - HEASoft-based tools (HEASoft, HXMTDAS) get ``HEADASNOQUERY`` and
   ``HEADASPROMPT=/dev/null`` so they never prompt; SAS tasks get ``SAS_ODF``
   and ``SAS_CCF`` from the task (``Task.env``, part of the parameter hash),
@@ -361,6 +363,33 @@ def _system_pfiles(env: Mapping[str, str]) -> str:
 SAS_TASK_VARIABLES = ("SAS_ODF", "SAS_CCF")
 
 
+#: characters that separate directories in PFILES (HEASoft's parameter interface): a
+#: private directory whose path holds one would be split into bogus directories
+PFILES_SEPARATORS = ";:"
+
+
+def parameter_directory(private: Path) -> Path:
+    """The directory named first in ``PFILES`` for one run: ``private`` (the
+    run's directory under ``<workdir>/.pfiles``, which also holds its
+    journal), unless its absolute path contains ``:`` or ``;``, which PFILES
+    takes as separators (a work directory named after a time stamp,
+    ``2024-05-01T10:00:00``): then a new directory under the system's
+    temporary directory (removed after the run with the private one).
+    Raises ``ValueError`` when that path has a separator too. Eager (creates
+    the temporary directory)."""
+    if not any(c in str(private) for c in PFILES_SEPARATORS):
+        return private
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="xcube-pfiles-"))
+    if any(c in str(tmp) for c in PFILES_SEPARATORS):
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(f"{private}: the work directory's path contains ':' or ';', which PFILES takes as "
+                         f"separators, and so does the temporary directory {tmp.parent}; use a work directory "
+                         "without them, or set TMPDIR to one without them")
+    return tmp
+
+
 def _environment(task: Task, pfiles_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     pkg = task.package
@@ -674,9 +703,11 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
     token = new_token()
     journal = RunJournal.start(pfiles, task=task.name, tool=task.tool, token=token, log=str(log_path))
     staging = Staging(job.outputs, job.text_outputs, job.inplace, job.rename, job.params, job.args, wd)
+    par_dir = pfiles
     try:
         pfiles.mkdir(parents=True)
-        env = _environment(task, pfiles)
+        par_dir = parameter_directory(pfiles)
+        env = _environment(task, par_dir)
         versions = {"xcube": __version__, **package_versions(task.package, env)}
         tv = tool_version(task.tool, env)
         if tv:
@@ -702,6 +733,8 @@ def run(task: Task, workdir=None, *, overwrite: bool = False, timeout: float | N
         raise
     finally:
         shutil.rmtree(pfiles, ignore_errors=True)
+        if par_dir != pfiles:
+            shutil.rmtree(par_dir, ignore_errors=True)
         journal.close()
         _rmdir_if_empty(pfiles.parent)
     rec_path = _record(job, outs, versions=versions, started=started, duration=duration, rc=rc, log_path=log_path,
@@ -752,7 +785,7 @@ def _execute(job: _Job, exe: str, actual: list[str], env: dict, log_path: Path, 
                      "that had left its process group\n")
             fh.flush()
             raise ToolTimeout(f"{task.name}: {task.tool} exceeded the timeout of {timeout} s and was killed "
-                              f"(process group {proc.pid}); raise timeout= or check the inputs",
+                              f"(process group {proc.pid}); raise timeout= or check the inputs; see {log_path}",
                               task=task.name, tool=task.tool, log=log_path, log_tail=tail(log_path)) from None
         except BaseException:
             kill_tree(proc, token)

@@ -478,7 +478,12 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
     ``<out_dir>/logs``, the task table in ``<out_dir>/status.csv``. A failed
     exposure is recorded and left out; the others go on.
     """
+    from .process import check_options  # (process imports this module)
+
     todo = steps_to_run(steps)
+    check_options(dict(energy_band=energy_band, image_bands=image_bands, source=source, source_radius=source_radius,
+                       background_radii=background_radii, group_min=group_min, timeout=timeout,
+                       tool_workers=workers))  # out-of-range options: ValueError before any SAS task runs
     if mos_ccd_states is not None:
         accepted_ccds({}, mos_ccd_states)  # unknown states are an error of the call, not of an exposure
     odf = Path(odf_dir).resolve()
