@@ -196,3 +196,35 @@ def test_hardness_ratio_is_dimensionless():
     assert hr["ratio"].attrs["units"] == "1" and hr["ratio_err"].attrs["units"] == "1"
     assert hr["intensity"].attrs["units"] == "count/s"
     np.testing.assert_allclose(hr["ratio"], 0.5)
+
+
+def _model(lo, rate, **attrs):
+    lo = np.asarray(lo, float)
+    return xr.Dataset({"rate": ("time", np.asarray(rate, float)), "rate_err": ("time", np.full(lo.size, 0.1))},
+                      coords={"time": lo + 5.0, "time_lo": ("time", lo), "time_hi": ("time", lo + 10.0)},
+                      attrs=attrs)
+
+
+def test_net_background_model_is_averaged_over_each_bins_good_time(ev):
+    """Sweep p28: a bin straddling the GTI gap took the model over the whole bin, gap included (a flare cut
+    out of the source's GTIs raised its background). Now only its good part counts; errors unchanged where
+    bins are whole."""
+    lc = xcube.lightcurve(ev, 100.0).compute()
+    lo = np.arange(T0, T0 + 3000.0, 10.0)
+    # the light curve's good time: [T0, T0+1020) and [T0+1060, T0+3000); bin 10, [1000, 1100), is partial
+    lc = lc.assign(gti_start=("gti", [T0, T0 + 1060.0]), gti_stop=("gti", [T0 + 1020.0, T0 + 3000.0]))
+    rate = np.where((lo >= T0 + 1020.0) & (lo < T0 + 1060.0), 50.0, 1.0)  # a flare inside the gap
+    net = net_lightcurve(lc, _model(lo, rate, mjdref=ev.attrs["mjdref"], timesys=ev.attrs.get("timesys", "TT")))
+    np.testing.assert_allclose(net["bkg_rate"].values, 1.0)  # the bin [1000, 1100) sees only model rate 1
+    whole = np.arange(lc.sizes["time"]) != 10
+    np.testing.assert_allclose(net["bkg_rate_err"].values[whole], 0.1 / np.sqrt(10))
+
+
+def test_net_background_model_on_another_time_reference_is_refused(ev):
+    """Sweep p28: a model counting from another MJDREF was lined up on raw seconds (background x50)."""
+    lc = xcube.lightcurve(ev, 100.0).compute()
+    lo = np.arange(T0, T0 + 3000.0, 10.0)
+    other = _model(lo, np.ones(lo.size), mjdref=float(ev.attrs["mjdref"]) + 1.0, timesys="TT", source="bkg.lc")
+    with pytest.raises(ValueError, match="bkg.lc counts its times from MJDREF"):
+        net_lightcurve(lc, other)
+    net_lightcurve(lc, _model(lo, np.ones(lo.size)))  # a model without a reference is taken as the light curve's

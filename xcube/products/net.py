@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-__all__ = ["net_lightcurve", "background_on_bins", "is_fits_file", "is_search_result"]
+from .. import gti as gtimod
+
+__all__ = ["net_lightcurve", "background_on_bins", "model_on_lightcurve", "is_fits_file", "is_search_result"]
 
 
 def is_fits_file(obj) -> bool:
@@ -54,12 +56,31 @@ def _pairs(lo, hi, mlo, mhi):
     return i, j, ov
 
 
-def background_on_bins(model: xr.Dataset, lo, hi):
+def _good_pieces(lo, hi, gti):
+    """``(owner, piece_lo, piece_hi)``: the parts of the bins ``[lo, hi)`` inside
+    the intervals ``gti`` (start, stop), with the bin each belongs to."""
+    gs, ge = gtimod.normalize(*gti)
+    i, k, ov = _pairs(lo, hi, gs, ge)
+    keep = ov > 0
+    i, k = i[keep], k[keep]
+    return i, np.maximum(lo[i], gs[k]), np.minimum(hi[i], ge[k])
+
+
+def background_on_bins(model: xr.Dataset, lo, hi, gti=None):
     """``(rate, rate_err)`` [count/s] of a model light curve on the bins
     ``[lo, hi)`` [s]: the model's good-time-weighted mean rate over each bin
     and its error ``sqrt(sum (err_j w_j)^2) / sum w_j`` (``w_j`` = overlap x
-    model FRACEXP). NaN where the model has no good time. Eager (numpy)."""
+    model FRACEXP). With ``gti`` (start, stop) [s], the light curve's good
+    time, only the parts of each bin inside it count: a bin that straddles
+    a GTI edge takes the model over the time it observed, not over the gap
+    (a flare cut out of the source's GTIs). NaN where the model has no good
+    time in a bin. Times on the bins' reference (see
+    :func:`model_on_lightcurve`). Eager (numpy)."""
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    owner = None
+    if gti is not None:
+        owner, lo_p, hi_p = _good_pieces(lo, hi, gti)
+        n_bins, lo, hi = lo.size, lo_p, hi_p
     m = model.compute()
     mlo, mhi = np.asarray(m["time_lo"].values, np.float64), np.asarray(m["time_hi"].values, np.float64)
     rate = np.asarray(m["rate"].values, np.float64)
@@ -71,13 +92,41 @@ def background_on_bins(model: xr.Dataset, lo, hi):
     order = np.argsort(mlo)
     mlo, mhi, rate, err, frac = (a[order] for a in (mlo, mhi, rate, err, frac))
     i, j, ov = _pairs(lo, hi, mlo, mhi)
+    size = lo.size
+    if owner is not None:  # pieces of good time -> their bins
+        i, size = owner[i], n_bins
     good = np.isfinite(rate[j])
     w = np.where(good, ov * frac[j], 0.0)
-    wsum = np.bincount(i, w, minlength=lo.size)
-    num = np.bincount(i, np.where(good, rate[j], 0.0) * w, minlength=lo.size)
-    var = np.bincount(i, (np.where(good, err[j], 0.0) * w) ** 2, minlength=lo.size)
+    wsum = np.bincount(i, w, minlength=size)
+    num = np.bincount(i, np.where(good, rate[j], 0.0) * w, minlength=size)
+    # the error of a bin's mean: a model bin met by several pieces of one bin counts once, with their weights
+    m = max(int(mlo.size), 1)
+    uk, inv = np.unique(i.astype(np.int64) * m + j, return_inverse=True)
+    wj = np.bincount(inv, w, minlength=uk.size)
+    ii, jj = uk // m, uk % m
+    var = np.bincount(ii, (np.where(np.isfinite(rate[jj]), err[jj], 0.0) * wj) ** 2, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(wsum > 0, num / wsum, np.nan), np.where(wsum > 0, np.sqrt(var) / wsum, np.nan)
+
+
+def model_on_lightcurve(model: xr.Dataset, lc: xr.Dataset):
+    """``(rate, rate_err)`` [count/s] of the model light curve ``model`` on the
+    bins of the light curve ``lc``, over their good time
+    (:func:`background_on_bins` with ``lc``'s GTIs when it has them).
+    Raises ``ValueError`` naming both when their times count from different
+    references (MJDREF or TIMESYS; one without any is taken as the other's):
+    their seconds would name different instants. Eager (numpy)."""
+    from ..times import _reference_key
+
+    keys = [_reference_key(o) for o in (lc, model)]
+    if keys[0][0] != "nan" and keys[1][0] != "nan" and keys[0] != keys[1]:
+        raise ValueError(
+            f"net_lightcurve: the background model {model.attrs.get('source', '<model>')} counts its times from "
+            f"MJDREF {keys[1][0]} {keys[1][1]}, the light curve {lc.attrs.get('source', '<light curve>')} from "
+            f"MJDREF {keys[0][0]} {keys[0][1]}; the same seconds name different instants. Make the model on the "
+            "light curve's time reference (same mission, same MJDREF/TIMESYS)")
+    gti = gtimod.from_dataset(lc) if "gti_start" in lc and "gti_stop" in lc else None
+    return background_on_bins(model, lc["time_lo"].values, lc["time_hi"].values, gti=gti)
 
 
 def _search_background(result, lc: xr.Dataset, region):
@@ -130,7 +179,10 @@ def net_lightcurve(lc: xr.Dataset, background, *, region=None, scale: float = 1.
         - a model light curve: a Dataset with ``rate`` (and ``rate_err``) on
           its own time bins, or the path of an OGIP light curve (e.g. the
           output of HXMT ``lebkgmap``/``mebkgmap``/``hebkgmap``); it is
-          resampled onto ``lc``'s bins (good-time-weighted mean);
+          resampled onto ``lc``'s bins, over their good time (the mean over
+          the parts of each bin inside ``lc``'s GTIs, weighted by the model's
+          good time: :func:`model_on_lightcurve`, which refuses a model on
+          another MJDREF/TIMESYS);
         - a transient-search result (``xcube.search_transients``): its
           expected counts ``result.expected`` (time, y, x) summed over
           ``region``. That model is "background template x background light
@@ -162,7 +214,7 @@ def net_lightcurve(lc: xr.Dataset, background, *, region=None, scale: float = 1.
         else:
             raise TypeError(f"net_lightcurve: background must be a model light curve (Dataset or OGIP file path) "
                             f"or a transient-search result, got {type(background).__name__}")
-        rate, err = background_on_bins(background, lc["time_lo"].values, lc["time_hi"].values)
+        rate, err = model_on_lightcurve(background, lc)
         counts = None
     out = lc.copy()
     bkg = xr.DataArray(rate, dims="time", coords=lc["time"].coords) * float(scale)

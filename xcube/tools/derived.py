@@ -133,12 +133,12 @@ def power_spectrum_file(raw, background, out, *, norm: str, segment: float, rebi
     from ..io.lightcurve_file import read_lightcurve
     from ..io.powspec import write_power_spectrum
     from ..products.naming import add_to_index
-    from ..products.net import background_on_bins
+    from ..products.net import model_on_lightcurve
     from ..products.powerspectrum import power_spectrum
 
     lc = read_lightcurve(raw)
     if norm == "rms":
-        rate, _ = background_on_bins(read_lightcurve(background), lc["time_lo"].values, lc["time_hi"].values)
+        rate, _ = model_on_lightcurve(read_lightcurve(background), lc)
         exp = np.asarray(lc["exposure"].values)
         good = (exp > 0) & np.isfinite(rate)
         bkg = float(np.average(rate[good], weights=exp[good])) if good.any() else 0.0
