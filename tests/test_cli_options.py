@@ -102,3 +102,18 @@ def test_odd_energy_values_and_non_positive_sizes_are_usage_errors(make_event_fi
         assert exc.value.code == 2, argv
         err = capsys.readouterr().err
         assert ("--energy takes pairs" in err) or ("argument --size-arcsec" in err and "positive" in err), err
+
+
+def test_a_warning_prints_as_one_line_naming_the_command(make_event_file, tmp_path):
+    """Sweep p28: a warning raised inside a Dask task printed dask's file:line and source line. While a
+    command runs, a warning is one line: ``xcube COMMAND: warning: <message>``."""
+    import subprocess
+    import sys
+
+    path = make_event_file(n=2000, duration=3000.0, gti=([1.0e8, 1.0e8 + 1000.0], [1.0e8 + 2000.0, 1.0e8 + 1500.0]))
+    out = subprocess.run([sys.executable, "-W", "always", "-m", "xcube", "lc", str(path), "--time-bin", "100",
+                          "--out", str(tmp_path / "x.lc")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert lines and all(ln.startswith("xcube lc: warning") for ln in lines), out.stderr
+    assert any("GTI" in ln for ln in lines) and not any(".py:" in ln for ln in lines)

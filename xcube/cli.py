@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from functools import partial
 
 from ._version import __version__
@@ -228,6 +229,8 @@ def main(argv=None) -> int:
         sigint = signal.getsignal(signal.SIGINT)
     hook = sys.unraisablehook
     sys.unraisablehook = partial(_quiet_terminated, hook)
+    fmt = warnings.formatwarning
+    warnings.formatwarning = partial(_one_line_warning, args.command)
     try:
         status = int(args.func(args) or 0)
         if previous is not None and STOP.is_set():  # a SIGTERM lost in a finaliser, and no write since
@@ -249,11 +252,21 @@ def main(argv=None) -> int:
         return 1
     finally:
         sys.unraisablehook = hook
+        warnings.formatwarning = fmt
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
             STOP.clear()  # (main called in-process: later writes go on)
         if sigint is not None and signal.getsignal(signal.SIGINT) is not sigint:
             signal.signal(signal.SIGINT, sigint)  # (main called in-process: Ctrl-C as it was before)
+
+
+def _one_line_warning(command, message, category, filename, lineno, line=None) -> str:
+    """``warnings.formatwarning`` while a command runs: one line,
+    ``xcube COMMAND: warning: <message>``, without the file and source line
+    of the code that warned (for a warning raised in a Dask task, a line of
+    dask itself)."""
+    kind = "" if category in (UserWarning, RuntimeWarning) else f" ({category.__name__})"
+    return f"xcube {command}: warning{kind}: {message}\n"
 
 
 def _quiet_terminated(hook, unraisable) -> None:
