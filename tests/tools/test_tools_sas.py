@@ -359,3 +359,16 @@ def test_image_lightcurve_spectrum_expmap_on_fake_tools(processed, tmp_path):
         assert h["SPECTRUM"].data["COUNTS"].sum() == xcube.open_events(ev).sizes["event"]
     with fits.open(tmp_path / "exp.fits") as h, fits.open(tmp_path / "img.fits") as i:
         assert h[0].data.shape == i[0].data.shape and np.nanmax(h[0].data) > 0
+
+
+def test_a_run_failing_before_any_task_leaves_no_empty_out_directory(fake_tools, tmp_path):
+    """Sweep p28: `xcube tools sas process notodf --out new/` failed and left an empty new/; a
+    directory that existed before is kept."""
+    (tmp_path / "notodf").mkdir()
+    with pytest.raises(Exception, match="SUM.ASC"):
+        sas.process_observation(tmp_path / "notodf", tmp_path / "new" / "out", ("pn",))
+    assert not (tmp_path / "new" / "out").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(Exception, match="SUM.ASC"):
+        sas.process_observation(tmp_path / "notodf", tmp_path / "kept", ("pn",))
+    assert (tmp_path / "kept").is_dir()

@@ -440,6 +440,16 @@ def _finish(run: _Run, products: ObservationProducts) -> ObservationProducts:
     return products
 
 
+def _remove_if_empty(root: Path) -> None:
+    """Remove ``root`` when it holds no file (only empty directories, such as
+    ``logs/`` made before the first task). Eager."""
+    import os
+
+    if any(files for _, _, files in os.walk(root)):
+        return
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *, steps=("events", "clean"),
                         client=None, energy_band=None, flare_filter: str | None = "espfilt",
                         mos_ccd_states: Sequence[str] | None = ("G", "I", "U"), unscheduled: bool = True,
@@ -490,41 +500,47 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
     if not odf.is_dir():
         raise FileNotFoundError(f"{odf}: ODF directory not found")
     out = Path(out_dir).resolve()
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    insts = [instrument_key(i) for i in instruments]
-    run = _Run(out, dict(client=client, workers=workers, overwrite=overwrite, timeout=timeout, progress=progress,
-                         log_dir=out / "logs"), on_step)
-    version = sas_version()
-    if "clean" in todo and flare_filter == "espfilt":
-        espfilt_long_names(version)  # a SAS without espfilt's histogram method: ValueError before any work
-    summary, ccf = _setup(run, odf)
-    exposures = summary.select(insts, unscheduled=unscheduled)
-    if not exposures:
-        log.warning("%s: no science exposure of %s in the ODF summary", summary.obs_id, insts)
-    products = ObservationProducts(out_dir=out, summary=summary, events={}, exposures={}, ccds={}, status=None,
-                                   sas_version=".".join(map(str, version)) if version else None)
-    for msg in missing_instruments(summary, insts, exposures, unscheduled):
-        log.warning("%s", msg)
-        products.notes.append(msg)
-    run.products = products
-    chain_of = _chains(run, summary, ccf, exposures, version)
-    products.chain_events = _chain_events(chain_of)
-    products.attitude = _attitude(out)
-    run.end_step("events")
-    if "clean" in todo:
-        use_emanom = _emanom_allowed(products.notes, mos_ccd_states)
-        flare_of, anom_of, failed = _flares_and_anom(run, summary, ccf, chain_of, flare_filter, use_emanom,
-                                                     version)
-        products.exposures, products.ccds, products.rgs = _clean_lists(run, summary, ccf, chain_of, flare_of,
-                                                                       anom_of, failed, energy_band, mos_ccd_states)
-        products.events = _merge(run, summary, ccf, insts, products.exposures)
-        run.end_step("clean")
-    if "images" in todo:
-        products.images = _images(run, summary, ccf, products.events, products.attitude, image_bands, image_grid)
-        run.end_step("images")
-    if "spectra" in todo:
-        products.spectra = _spectra(run, summary, ccf, products.events, source, source_radius, background_radii,
-                                    group_min)
-        run.end_step("spectra")
-    return _finish(run, products)
+    try:
+        insts = [instrument_key(i) for i in instruments]
+        run = _Run(out, dict(client=client, workers=workers, overwrite=overwrite, timeout=timeout, progress=progress,
+                             log_dir=out / "logs"), on_step)
+        version = sas_version()
+        if "clean" in todo and flare_filter == "espfilt":
+            espfilt_long_names(version)  # a SAS without espfilt's histogram method: ValueError before any work
+        summary, ccf = _setup(run, odf)
+        exposures = summary.select(insts, unscheduled=unscheduled)
+        if not exposures:
+            log.warning("%s: no science exposure of %s in the ODF summary", summary.obs_id, insts)
+        products = ObservationProducts(out_dir=out, summary=summary, events={}, exposures={}, ccds={}, status=None,
+                                       sas_version=".".join(map(str, version)) if version else None)
+        for msg in missing_instruments(summary, insts, exposures, unscheduled):
+            log.warning("%s", msg)
+            products.notes.append(msg)
+        run.products = products
+        chain_of = _chains(run, summary, ccf, exposures, version)
+        products.chain_events = _chain_events(chain_of)
+        products.attitude = _attitude(out)
+        run.end_step("events")
+        if "clean" in todo:
+            use_emanom = _emanom_allowed(products.notes, mos_ccd_states)
+            flare_of, anom_of, failed = _flares_and_anom(run, summary, ccf, chain_of, flare_filter, use_emanom,
+                                                         version)
+            products.exposures, products.ccds, products.rgs = _clean_lists(run, summary, ccf, chain_of, flare_of,
+                                                                           anom_of, failed, energy_band, mos_ccd_states)
+            products.events = _merge(run, summary, ccf, insts, products.exposures)
+            run.end_step("clean")
+        if "images" in todo:
+            products.images = _images(run, summary, ccf, products.events, products.attitude, image_bands, image_grid)
+            run.end_step("images")
+        if "spectra" in todo:
+            products.spectra = _spectra(run, summary, ccf, products.events, source, source_radius, background_radii,
+                                        group_min)
+            run.end_step("spectra")
+        return _finish(run, products)
+    except BaseException:
+        if created:  # a run that failed before writing anything leaves no empty --out directory
+            _remove_if_empty(out)
+        raise
 
