@@ -167,8 +167,8 @@ def read_master(path, shape=None) -> np.ndarray:
             raise ValueError(f"{path}: no 2-D image; a master bias/flat must be an image")
         data = np.asarray(hdu.data, dtype=np.float32)
     if shape is not None and data.shape != tuple(shape):
-        raise ValueError(f"{path}: master is {data.shape}, the frames are {tuple(shape)}; use one of the same camera "
-                         "mode")
+        raise ValueError(f"{path}: master is {data.shape}, the frames are {tuple(int(n) for n in shape)}; use one "
+                         "of the same camera mode")
     return data
 
 

@@ -1,7 +1,8 @@
 """``xcube frames``: the optical CCD pipeline from the command line.
 
 - ``xcube frames run RAW_DIR RED_DIR [--steps lbfiopkcd] [--obj ...] [--band ...]`` -> :func:`xcube.frames.run`
-- ``xcube frames list RAW_DIR`` -> :func:`xcube.frames.scan_frames` (what was recognised, and why files are left out)
+- ``xcube frames list RAW_DIR [--config ...] [--set ...]`` -> :func:`xcube.frames.scan_frames` (what was
+  recognised, and why files are left out; ``patterns`` from the configuration, as ``run`` uses them)
 """
 from __future__ import annotations
 
@@ -27,9 +28,7 @@ def register(subparsers) -> None:
     q.add_argument("--steps", default="all", help="step letters, e.g. lbf or opkcd (default all: lbfiopkcd)")
     q.add_argument("--obj", nargs="+", help="object name(s) (default all)")
     q.add_argument("--band", nargs="+", help="band(s) (default all; BVR means B, V and R)")
-    q.add_argument("--config", nargs="+", default=None, metavar="FILE", help="INI or TOML configuration file(s)")
-    q.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="configuration values (Python literals), e.g. --set flat_limit_low=3000 aper='(4, -1.5)'")
+    _config_options(q)
     q.add_argument("--on-exist", choices=("skip", "overwrite", "append", "error"),
                    help="existing outputs (default append: keep per-frame files, remake the rest)")
     q.add_argument("--on-missing", choices=("skip", "error"), help="missing inputs (default skip with a warning)")
@@ -39,9 +38,19 @@ def register(subparsers) -> None:
     q.set_defaults(func=_run)
 
     q = sub.add_parser("list", help="show how the frames of a folder are recognised",
-                       description="Print one line per object, band and kind, then the files left out and why.")
+                       description="Print one line per object, band and kind, then the files left out and why. "
+                                   "--config and --set as for run (the scan uses patterns), so list recognises "
+                                   "the files as run does.")
     q.add_argument("raw_dir", metavar="RAW_DIR")
+    _config_options(q)
     q.set_defaults(func=_list)
+
+
+def _config_options(q) -> None:
+    """``--config`` and ``--set``, shared by ``run`` and ``list``."""
+    q.add_argument("--config", nargs="+", default=None, metavar="FILE", help="INI or TOML configuration file(s)")
+    q.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="configuration values (Python literals), e.g. --set flat_limit_low=3000 aper='(4, -1.5)'")
 
 
 def _settings(items) -> dict:
@@ -63,6 +72,8 @@ def _one_or_list(values):
 
 
 def _run(args: argparse.Namespace) -> int:
+    import warnings
+
     import numpy as np
 
     from .pipeline import run
@@ -78,7 +89,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     results = [res] if hasattr(res, "data_vars") else [n.to_dataset() for n in res.leaves]
     for ds in results:
-        err = np.nanmedian(ds["diff_err"].values, axis=0)
+        with warnings.catch_warnings():  # an aperture without a finite error prints nan, without a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            err = np.nanmedian(ds["diff_err"].values, axis=0)
         print(f"{ds.attrs['obj']} {ds.attrs['band']}: {ds.sizes['frame']} frames, {ds.sizes['star']} stars, "
               f"target {ds.attrs['target']}, comparisons {list(ds.attrs['comparisons'])}; median diff_err per "
               f"aperture ({', '.join(f'{a:.1f}' for a in ds['aperture'].values)} px): "
@@ -88,9 +101,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from .config import load_config
     from .files import scan_frames, shape_text
 
-    table = scan_frames(args.raw_dir)  # decides what is left out (also frames of another size), as run does
+    cfg = load_config(args.config, **_settings(args.set))  # checked as run checks it; the scan uses patterns
+    table = scan_frames(args.raw_dir, cfg["patterns"])  # decides what is left out (also of another size), as run does
     good = table[table["problem"] == ""]
     for (kind, obj, band), rows in good.groupby(["kind", "obj", "band"]):
         shape = shape_text(rows["ny"].iloc[0], rows["nx"].iloc[0])

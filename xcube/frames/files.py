@@ -213,7 +213,7 @@ def _date_obs(hdr) -> tuple[str, float, str]:
         date = f"19{old[3]}-{old[2]}-{old[1]}"
     clock_key = ""
     if not date and np.isfinite(_float(hdr, "MJD-OBS")):
-        date = Time(_float(hdr, "MJD-OBS"), format="mjd").isot
+        date = Time(_float(hdr, "MJD-OBS"), format="mjd", precision=9).isot  # to the ns, as read
     elif date and "T" not in date and len(date) <= 10:
         keys = [k for k in ("TIME-OBS", "UT", "UTSTART") if str(hdr.get(k, "")).strip()]
         if not keys:
@@ -230,7 +230,9 @@ def _date_obs(hdr) -> tuple[str, float, str]:
                 t = Time(date, format=fmt, scale="tai") + TimeDelta(19.0, format="sec")
             else:
                 t = Time(date, format=fmt, scale=_TIMESYS[timesys])
-            date = t.utc.isot
+            t = t.utc
+            t.precision = 9  # the default (3) rounds to the ms; keep what DATE-OBS gives (to the ns)
+            date = t.isot
         except ValueError:
             pass  # read as UTC below, which reports it
     start = _utc_mjd(date) if date else float("nan")

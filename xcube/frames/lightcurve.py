@@ -12,6 +12,8 @@ only the weights, never the level. Eager on small arrays; accepts lazy ones.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -110,7 +112,9 @@ def plot_lightcurve(ds: xr.Dataset, aperture: int | None = None, title: str | No
     from matplotlib.figure import Figure
 
     if aperture is None:
-        med = np.nanmedian(ds["diff_err"].values, axis=0)
+        with warnings.catch_warnings():  # an aperture without a finite error (target outside the frame): NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(ds["diff_err"].values, axis=0)
         aperture = int(np.nanargmin(med)) if np.isfinite(med).any() else 0
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
@@ -121,7 +125,7 @@ def plot_lightcurve(ds: xr.Dataset, aperture: int | None = None, title: str | No
     shift = np.nanmax(y) + 0.1 if np.isfinite(y).any() else 0.0
     for k in range(ds.sizes.get("check", 0)):
         c = ds["check_mag"].values[k, :, aperture]
-        c = c - np.nanmedian(c) + shift + 0.1 * k
+        c = c - (np.nanmedian(c) if np.isfinite(c).any() else 0.0) + shift + 0.1 * k
         ax.plot(t - t0, c, ".", ms=3, label=f"check {int(ds['check'].values[k])} (shifted)")
     ax.invert_yaxis()
     ax.set_xlabel(f"{ds['time'].attrs.get('timesys', 'BJD_TDB')} - {t0:.0f} [d]")

@@ -73,7 +73,7 @@ class Reduction:
     groups: list
     skipped: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
-    missing_flats: set = field(default_factory=set)  # bands whose missing flat step f has reported
+    missing_flats: dict = field(default_factory=dict)  # band -> why step f made no master flat (reported)
     not_applied_warned: set = field(default_factory=set)  # (obj, band, key) that not_applied has reported
 
     def group_dir(self, obj: str, band: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -36,7 +37,8 @@ def pick_aperture(phot: xr.Dataset, index=None) -> int:
             raise ValueError(f"pick_aper={index} is outside the {n} apertures (0..{n - 1})")
         return int(index) % n
     err = phot["mag_err"].values
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # a star with no finite magnitude (outside the frame, saturated): NaN median
+        warnings.simplefilter("ignore", RuntimeWarning)
         bright = np.argsort(np.nan_to_num(np.nanmedian(phot["mag"].values[:, :, 0], axis=1), nan=99.0))[:10]
         med = np.nanmedian(err[bright], axis=(0, 1))
     return int(np.nanargmin(med)) if np.isfinite(med).any() else 0

@@ -127,13 +127,45 @@ def resolve_flat(red: Reduction, band: str, shape) -> np.ndarray | None:
         if red.cfg["allow_no_flat"]:
             log.warning("band %s: no master flat; frames are calibrated without flat-fielding (allow_no_flat)", band)
             return None
-        raise Missing(f"no master flat for band {band!r}: no usable flat frames in {red.raw_dir} and neither "
-                      f"use_flat nor alt_flat gives one; pass alt_flat={{{band!r}: PATH}} or allow_no_flat=True",
+        raise Missing(f"no master flat for band {band!r}: {_no_flat_reason(red, band)}; neither use_flat nor "
+                      f"alt_flat gives one; pass alt_flat={{{band!r}: PATH}} or allow_no_flat=True",
                       reported=band in red.missing_flats)
     try:
         return read_master(chosen[1], shape)
     except (OSError, ValueError) as exc:
         raise Missing(str(exc)) from exc
+
+
+def _no_flat_reason(red: Reduction, band: str) -> str:
+    """Why tonight has no master flat of ``band``: what step f reported, else
+    whether the night has flats of the band at all."""
+    if band in red.missing_flats:
+        return f"step f made none: {red.missing_flats[band]}"
+    n = len(group_rows(red.table, "flat", band=band))
+    if not n:
+        return f"no usable flat frames of band {band!r} in {red.raw_dir}"
+    return f"{flat_path(red, band).name} has not been made from the {n} flat frames of band {band!r} (run step f)"
+
+
+def _check_flat_shape(red: Reduction, band: str, rows: pd.DataFrame) -> None:
+    """:class:`Missing` naming the flat frames ``rows`` of ``band`` and both
+    shapes [pixels, rows x columns] when they differ in shape from the
+    band's science frames (another binning or window)."""
+    from .files import shape_text
+
+    flat = shape_text(rows["ny"].iloc[0], rows["nx"].iloc[0])
+    science = {}
+    for obj, b in red.groups:
+        sci = science_rows(red, obj, b)
+        if b == band and not sci.empty:
+            science.setdefault(shape_text(sci["ny"].iloc[0], sci["nx"].iloc[0]), []).append(obj)
+    if not science or flat in science:
+        return
+    names = list(rows["name"])
+    listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    raise Missing(f"the {len(names)} flat frames of band {band!r} ({listed}) are {flat} pixels, the science frames "
+                  f"of band {band!r} are " + ", ".join(f"{s} ({', '.join(o)})" for s, o in science.items())
+                  + ": flats must be taken in the science frames' camera mode (binning, window), so none is usable")
 
 
 def step_bias(red: Reduction) -> None:
@@ -176,24 +208,28 @@ def step_flat(red: Reduction) -> None:
             if not (for_key(red.cfg["alt_flat"], band) or red.cfg["allow_no_flat"]):
                 red.missing(f"step f (flat): no flat frames of band {band!r} in {red.raw_dir}; pass "
                             f"alt_flat={{{band!r}: PATH}} or allow_no_flat=True")
-                red.missing_flats.add(band)
+                red.missing_flats[band] = f"no flat frames of band {band!r} in {red.raw_dir}"
             continue
         out = flat_path(red, band)
         red.remove_stale(out)
         if not red.should_make(out, list(rows["path"]) + [bias_path(red)]):
             continue
         try:
-            bias = resolve_bias(red, (rows["ny"].iloc[0], rows["nx"].iloc[0]))
+            _check_flat_shape(red, band, rows)
+            try:
+                bias = resolve_bias(red, (int(rows["ny"].iloc[0]), int(rows["nx"].iloc[0])))
+            except Missing as exc:
+                raise Missing(f"the {len(rows)} flat frames of band {band!r} cannot be bias-subtracted: {exc}") \
+                    from exc
             flat = _reading(red, lambda: group_rows(red.table, "flat", band=band),
                             lambda r: master_flat(stack_frames(r, _STRIP), bias, red.cfg["flat_limit_low"],
                                                   red.cfg["flat_limit_high"]))
             if flat is None:
-                raise Missing(f"no readable flat frames of band {band!r} in {red.raw_dir}; pass "
-                              f"alt_flat={{{band!r}: PATH}} or allow_no_flat=True")
+                raise Missing(f"no readable flat frames of band {band!r} in {red.raw_dir}")
             rows = group_rows(red.table, "flat", band=band)
         except (Missing, ValueError) as exc:
-            red.missing(f"step f (flat), band {band}: {exc}")
-            red.missing_flats.add(band)
+            red.missing(f"step f (flat), band {band}: {exc}; pass alt_flat={{{band!r}: PATH}} or allow_no_flat=True")
+            red.missing_flats[band] = str(exc)
             continue
         write_master(out, flat, {"IMAGETYP": "master flat", "FILTER": band, "NCOMBINE": flat.attrs["nframes"],
                                  "COMBINE": "median of level-scaled flats"})
@@ -247,8 +283,10 @@ def step_correct(red: Reduction) -> None:
     HJD, BJD_TDB, ALT, AZ, AIRMASS in their headers, and
     ``<obj>_<band>/frames.csv`` (one row per frame with those values). Eager:
     computes the calibrated frames with Dask, chunk by chunk, and writes
-    them; a frame that cannot be read is left out with a warning. Warns once
-    per group that dark frames, when the night has any, are not used."""
+    them; a frame that cannot be read is left out with a warning. Kept
+    frames get this run's time and pointing keywords (:func:`_restamp`).
+    Warns once per group that dark frames, when the night has any, are not
+    used."""
     red.each_group("i", lambda obj, band: _correct(red, obj, band))
 
 
@@ -307,6 +345,50 @@ def _must_write(red: Reduction, outs: list, hashes: list, mjd: np.ndarray, since
                         "on_exist='append' to remake them", int(stale.sum()),
                         Path(outs[int(np.flatnonzero(stale)[0])]).name)
     return write
+
+
+def _header_value(key: str, value: float):
+    """``value`` as a FITS header holds it once written (astropy's float text read back), to compare."""
+    from astropy.io import fits
+
+    return fits.Card.fromstring(str(fits.Card(key, float(value)))).value
+
+
+def _restamp(red: Reduction, outs: list, kw: dict, keep: np.ndarray) -> int:
+    """Bring the time and pointing keywords (JD, MJD, HJD, BJD_TDB, ALT, AZ,
+    AIRMASS) of the kept calibrated frames (``keep``) to ``kw``, the values
+    ``frames.csv`` gets: after a rerun with another ``alt_coord`` or site
+    (``site_lon``, ``site_lat``, ``site_ele``) their pixels stay and their
+    headers are rewritten (atomically; a keyword whose new value is unknown
+    is removed). Under ``skip`` they are kept with a warning. Returns how
+    many headers were rewritten. Eager: reads the kept frames' headers."""
+    from astropy.io import fits
+
+    from .store import rewrite_keywords
+
+    stale = []
+    for i in np.flatnonzero(keep):
+        try:
+            header = fits.getheader(outs[i])
+        except (OSError, ValueError):
+            continue
+        new = {k: _header_value(k, kw[k][i]) for k in _COMMENTS if np.isfinite(kw[k][i])}
+        if any(header.get(k) != new.get(k) for k in _COMMENTS):
+            stale.append(int(i))
+    if not stale:
+        return 0
+    if red.cfg["on_exist"] == "skip":
+        log.warning("%d calibrated frames (%s...) hold other times or pointing (HJD, BJD_TDB, ALT, AZ, AIRMASS: "
+                    "made with another alt_coord or site) than this run gives; they are kept (on_exist='skip'); "
+                    "rerun step i with on_exist='append' to update their headers", len(stale),
+                    Path(outs[stale[0]]).name)
+        return 0
+    for i in stale:
+        rewrite_keywords(outs[i], {k: (float(kw[k][i]), c) for k, c in _COMMENTS.items() if np.isfinite(kw[k][i])},
+                         remove=[k for k in _COMMENTS if not np.isfinite(kw[k][i])])
+    log.info("%d kept calibrated frames had other times or pointing (alt_coord or site changed); their JD, MJD, HJD, "
+             "BJD_TDB, ALT, AZ, AIRMASS keywords are rewritten (pixels kept)", len(stale))
+    return len(stale)
 
 
 def calibrated_names(names) -> list[str]:
@@ -401,6 +483,7 @@ def _calibrate_group(red: Reduction, rows: pd.DataFrame, gdir: Path, bias, flat,
                           "write": np.ones(len(todo), bool)},
                          {"written": ((), np.int8)})
         red.compute(res["written"])
+    _restamp(red, outs, kw, ~write)
     return rows, outs, kw, write
 
 

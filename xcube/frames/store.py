@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 __all__ = ["dataset_suffix", "write_dataset", "read_dataset", "write_catalogue_fits", "write_calibrated",
-           "trimmed_origin"]
+           "trimmed_origin", "rewrite_keywords"]
 
 
 def dataset_suffix(fmt: str) -> str:
@@ -222,3 +222,23 @@ def write_calibrated(block, raw_paths, raw_hdus, out_paths, keywords, write):
             hdu.writeto(tmp)
         done[i] = 1
     return {"written": done}
+
+
+def rewrite_keywords(path, keywords: dict, remove=()) -> Path:
+    """Set ``keywords`` (``{key: (value, comment)}``) in the primary header
+    of the FITS file ``path`` and delete the keys in ``remove``, atomically:
+    the file is written anew through a temporary, its pixels copied
+    unchanged. Eager: reads and writes the whole file; returns its path."""
+    from astropy.io import fits
+
+    from ..io.atomic import atomic_file
+
+    with fits.open(path, memmap=False) as hdul:
+        header = hdul[0].header
+        for key, (value, comment) in keywords.items():
+            header[key] = (value, comment)
+        for key in remove:
+            header.remove(key, ignore_missing=True)
+        with atomic_file(path, overwrite=True) as tmp:
+            hdul.writeto(tmp)
+    return Path(path)
