@@ -190,6 +190,8 @@ def test_failed_tool_raises_with_log_tail(fake_tools, tmp_path, monkeypatch):
     assert "failing as asked by XCUBE_FAKE_FAIL" in str(e)  # the log tail is part of the message
     assert "last lines of" in str(e) and e.log.exists()
     assert any("FakeFailure" in line or "failing as asked" in line for line in e.errors)
+    # the first line names the log's first error line, which the tail of a large log may not reach
+    assert "first error line of the log: " in str(e).split("\n")[0] and "failing as asked" in str(e).split("\n")[0]
 
 
 def test_unknown_parameter_is_rejected_by_the_tool(fake_tools, tmp_path):

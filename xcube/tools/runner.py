@@ -657,6 +657,9 @@ def _new_log(task: Task, wd: Path, log_dir) -> Path:
 
 def _fail(job: _Job, log_path: Path, rc, errors, cls=None):
     def make(msg: str) -> ToolError:
+        first = str(errors[0]).strip() if errors else ""
+        if first and first not in msg:  # (a large log's tail may not reach back to it)
+            msg += f" (first error line of the log: {first[:300]})"
         return (cls or OutputError)(f"{job.task.name}: {job.task.tool} {msg}; see {log_path}", task=job.task.name,
                                     tool=job.task.tool, returncode=rc, log=log_path, log_tail=tail(log_path),
                                     errors=errors)
