@@ -296,12 +296,35 @@ def _fmt_pairs(start, stop) -> str:
     return "[" + ", ".join(f"({float(a):.15g}, {float(b):.15g})" for a, b in zip(start, stop)) + "]"
 
 
+def ccd_rows(ccd_gti: dict, empty_at: float = 0.0):
+    """``(ccd, start, stop)`` 1-D arrays [s] of the per-CCD GTI sets
+    ``ccd_gti`` (CCD -> (start, stop)), one row per interval, as an EventList
+    keeps them (``ccd_gti_ccd``/``ccd_gti_start``/``ccd_gti_stop``). A CCD
+    whose set is empty (its own GTI table has no row: the CCD had no good
+    time) gets one zero-length row ``[empty_at, empty_at)``: it stays listed,
+    with no good time, instead of dropping out of the table, where it would
+    count as a CCD without a GTI table of its own (no constraint). Eager,
+    small."""
+    ccds, starts, stops = [], [], []
+    for c, (s, e) in ccd_gti.items():
+        s, e = np.asarray(s, np.float64), np.asarray(e, np.float64)
+        if s.size == 0:
+            s, e = np.array([float(empty_at)]), np.array([float(empty_at)])
+        ccds += [c] * s.size
+        starts.append(s)
+        stops.append(e)
+    empty = np.empty(0, np.float64)
+    return (np.asarray(ccds), np.concatenate(starts) if starts else empty,
+            np.concatenate(stops) if stops else empty)
+
+
 def ccd_good_time(events, ccds):
     """The good time ``(start, stop)`` [s] common to the CCDs ``ccds``: the
     intersection of their own GTIs (``ccd_gti_ccd``/``ccd_gti_start``/
     ``ccd_gti_stop``, which xcube keeps for files with per-CCD GTI
     extensions: XMM EPIC, Chandra ACIS) and the events' GTIs; a CCD without a GTI of its own adds no
-    constraint. None when the events have no per-CCD GTIs for any of them. Eager, small."""
+    constraint, a CCD whose own table is empty (kept as a zero-length row, :func:`ccd_rows`) has no good
+    time. None when the events have no per-CCD GTIs for any of them. Eager, small."""
     if "ccd_gti_ccd" not in events.variables or not len(ccds):
         return None
     which = np.asarray(events["ccd_gti_ccd"].values)

@@ -725,16 +725,12 @@ def _replace_gti(ds: xr.Dataset, new_gti, user) -> xr.Dataset:
     if "ccd_gti_ccd" in ds:
         ccd = np.asarray(ds["ccd_gti_ccd"].values)
         s, e = np.asarray(ds["ccd_gti_start"].values), np.asarray(ds["ccd_gti_stop"].values)
-        cc, ss, ee = [], [], []
-        for c in dict.fromkeys(ccd.tolist()):
-            sel = ccd == c
-            a, b = gtimod.intersection((s[sel], e[sel]), user)
-            cc += [c] * a.size
-            ss.append(a)
-            ee.append(b)
+        own = {c: gtimod.intersection((s[ccd == c], e[ccd == c]), user) for c in dict.fromkeys(ccd.tolist())}
+        g0 = np.asarray(new_gti[0], np.float64)  # (a CCD left without good time keeps a zero-length row)
+        cc, ss, ee = gtimod.ccd_rows(own, float(g0[0]) if g0.size else 0.0)
         gvars["ccd_gti_ccd"] = xr.Variable(("ccd_gti",), np.asarray(cc, dtype=ccd.dtype))
-        gvars["ccd_gti_start"] = xr.Variable(("ccd_gti",), np.concatenate(ss) if ss else np.empty(0), units)
-        gvars["ccd_gti_stop"] = xr.Variable(("ccd_gti",), np.concatenate(ee) if ee else np.empty(0), units)
+        gvars["ccd_gti_start"] = xr.Variable(("ccd_gti",), ss, units)
+        gvars["ccd_gti_stop"] = xr.Variable(("ccd_gti",), ee, units)
     # keep the original variable order
     ordered = {}
     for n in ds.data_vars:

@@ -113,3 +113,37 @@ def test_real_mos1_with_a_dropout_on_ccd_1(tmp_path):
     assert n < int(np.count_nonzero(m))
     assert int(sp["counts"].sum()) == int(img.sum()) == int(lc["counts"].sum()) == n
     assert sp.attrs["ontime"] == pytest.approx(sum(b - a for a, b in zip(ns, ne)))
+
+
+def test_a_ccd_whose_gti_table_is_empty_has_no_good_time(make_event_file, tmp_path):
+    """Sweep p28: a 0-row STDGTInn (the CCD never had good time) made the CCD drop out of the per-CCD
+    table, so its events counted as those of a CCD without a table of its own: all of them entered the
+    light curve and image. They are now outside good time, through a time cut and a write/read too."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    ccd = rng.integers(1, 4, n).astype(np.uint8)
+    t = np.sort(rng.uniform(T0, T0 + 1.0e4, n))
+    gtis = {1: ([T0], [T0 + 1.0e4]), 2: ([T0], [T0 + 1.0e4]), 3: (np.empty(0), np.empty(0))}
+    path = make_event_file(n=n, name="m1_ccd3_empty.fits", columns={"TIME": t, "CCDNR": ccd},
+                           gti_extensions={f"STDGTI{c:02d}": (*g, {"CCDID": c}) for c, g in gtis.items()})
+    with fits.open(path) as h:
+        assert len(h["STDGTI03"].data) == 0
+    ev = xcube.open_events(path)
+    assert sorted(set(ev["ccd_gti_ccd"].values.tolist())) == [1, 2, 3]
+    assert gtimod.exposure(gtimod.ccd_good_time(ev, [3])) == 0.0
+    good = int(np.count_nonzero(ccd != 3))
+    lc = xcube.lightcurve(ev, 1000.0, screening=False)
+    assert int(lc["counts"].sum()) == good
+    assert int(xcube.image(ev, screening=False).sum()) == good
+    cut = xcube.select(ev, gti=(T0 + 2000.0, T0 + 5000.0))  # a time cut keeps CCD 3 without good time
+    assert gtimod.exposure(gtimod.ccd_good_time(cut, [3])) == 0.0
+    assert int(xcube.lightcurve(cut, 1000.0, screening=False)["counts"].sum()) == int(
+        np.count_nonzero((ccd != 3) & (t >= T0 + 2000.0) & (t < T0 + 5000.0)))
+    from xcube.io.write_events import write_events
+
+    back = xcube.open_events(write_events(tmp_path / "again.fits", ev.load()))
+    assert gtimod.exposure(gtimod.ccd_good_time(back, [3])) == 0.0
+    assert int(xcube.lightcurve(back, 1000.0, screening=False)["counts"].sum()) == good
+    with pytest.raises(ValueError, match=r"of which \[3\] had no good time"):
+        xcube.lightcurve(ev, 1000.0, region="physical;circle(26000,26000,20000)", screening=False,
+                         expr="CCDNR == 3")

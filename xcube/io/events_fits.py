@@ -1099,15 +1099,12 @@ def events_dataset(columns: dict, gti, ccd_gti: dict, attrs: dict) -> xr.Dataset
         data_vars[n] = v
     data_vars["gti_start"] = xr.Variable(("gti",), np.asarray(gti[0], dtype=np.float64), {"units": "s"})
     data_vars["gti_stop"] = xr.Variable(("gti",), np.asarray(gti[1], dtype=np.float64), {"units": "s"})
-    if ccd_gti:
-        ccds, starts, stops = [], [], []
-        for c, (s, e) in ccd_gti.items():
-            ccds += [c] * len(s)
-            starts.append(s)
-            stops.append(e)
+    if ccd_gti:  # (a CCD whose own table is empty keeps a zero-length row: no good time, not "no table")
+        start0 = np.asarray(gti[0], dtype=np.float64)
+        ccds, starts, stops = gtimod.ccd_rows(ccd_gti, float(start0[0]) if start0.size else 0.0)
         data_vars["ccd_gti_ccd"] = xr.Variable(("ccd_gti",), np.asarray(ccds, dtype=np.int16))
-        data_vars["ccd_gti_start"] = xr.Variable(("ccd_gti",), np.concatenate(starts), {"units": "s"})
-        data_vars["ccd_gti_stop"] = xr.Variable(("ccd_gti",), np.concatenate(stops), {"units": "s"})
+        data_vars["ccd_gti_start"] = xr.Variable(("ccd_gti",), starts, {"units": "s"})
+        data_vars["ccd_gti_stop"] = xr.Variable(("ccd_gti",), stops, {"units": "s"})
     attrs = dict(attrs)
     attrs["exposure"] = gtimod.exposure(gti)
     attrs.setdefault("selection", [])

@@ -351,7 +351,8 @@ def _gti_extensions(events, profile) -> list:
         if ext is None:
             unnamed.append(c)
             continue
-        sets.append((st[ccd == c], sp[ccd == c]))
+        rows = (ccd == c) & (sp > st)  # (a CCD without good time: its zero-length row is an empty table)
+        sets.append((st[rows], sp[rows]))
         tables.append((ext[0], (*sets[-1], ext[1])))
     if unnamed:
         warnings.warn(f"{events.attrs.get('source', 'events')}: the {profile.name} profile has no GTI extension "

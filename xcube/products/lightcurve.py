@@ -288,6 +288,12 @@ def region_good_time(events, regions, expr=None, selected=None):
     if gti is None:
         return None, []
     if gtimod.exposure(gti) <= 0:
+        dead = [c for c in ccds if gtimod.exposure(ccd_good_time(events, [c])) <= 0]
+        if dead:
+            raise ValueError(f"{events.attrs.get('source', 'events')}: the region's events lie on CCD"
+                             f"{'s' if len(ccds) > 1 else ''} {ccds}, of which {dead} had no good time (an empty "
+                             "GTI table of its own, or none within the observation's GTIs): no exposure there; "
+                             "use a region on a CCD that observed")
         raise ValueError(f"{events.attrs.get('source', 'events')}: the region's events lie on CCDs {ccds}, whose "
                          "GTIs share no good time; use a region on one CCD")
     return gti, ccds
