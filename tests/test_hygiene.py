@@ -54,6 +54,29 @@ def test_hot_pixel_found_and_removed_bright_source_kept(bright):
     assert st0["hot_pixels"] == st0["hot_columns"] == st0["flickering_bursts"] == st0["instrumental_clusters"] == 0
 
 
+def test_a_pixel_hot_in_several_blocks_counts_once(bright):
+    """Sweep p28: the summary's hot_pixels summed each block's count, so one hot pixel in a list of three
+    2**20-event blocks was reported as 3. The blocks' pixel ids are joined: it counts once."""
+    from xcube.hygiene import merge_stats, stat_counts
+
+    ev, _ = bright
+    ev2, _ = simulate.inject_instrumental(ev, "hot_pixel", ccd=4, rawx=30, rawy=100, rate=0.05, seed=1)
+    filt = EventFilter.for_events(ev2, screening=True, hygiene=True)
+    cols = {c: np.asarray(ev2[c].values) for c in filt.columns}
+    t = cols["time"]
+    stats, per_block = {}, []
+    for a, b in ((0, 3500), (3500, 7000), (7000, 1e9)):  # three blocks, as the events pass makes them
+        part = (t >= t[0] + a) & (t < t[0] + b)
+        one = {}
+        filt.mask({c: v[part] for c, v in cols.items()}, int(part.sum()), one)
+        per_block.append(one["hot_pixels"])
+        stats = merge_stats(stats, one)
+    assert per_block == [1, 1, 1]
+    counts = stat_counts(stats)
+    assert counts["hot_pixels"] == 1 and counts["hot_pixel_events"] == stats["hot_pixel_events"] > 0
+    assert stats["hot_pixels"] == 3  # (the per-block numbers, summed)
+
+
 def test_hot_column(bright):
     ev, _ = bright
     # a column lit all along: every pixel a little (not hot), the column very much

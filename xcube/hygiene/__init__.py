@@ -64,7 +64,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-__all__ = ["Hygiene", "HygieneTest", "BLOCK_EVENTS", "MAX_CCDS", "STAT_KEYS", "hygiene_test", "merge_stats"]
+__all__ = ["Hygiene", "HygieneTest", "BLOCK_EVENTS", "MAX_CCDS", "STAT_KEYS", "hygiene_test", "merge_stats",
+           "stat_counts"]
 
 from ..io.chunking import EVENT_CHUNK
 from . import rules
@@ -86,8 +87,10 @@ STAT_KEYS = ("border_events", "hot_pixels", "hot_pixel_events", "hot_columns", "
 @dataclass(frozen=True)
 class Hygiene:
     """Options of the detector hygiene (see the module doc). The defaults are
-    on, with the EXOD pn border and bad columns from the mission profile
-    (``border_margin``: pixels instead of the profile's margin).
+    on, with the pn border (3 pixels of the rows read out; EXOD's own cut
+    differs: RAWX 5-60 and RAWY 24-196 in full frame, no row cut in large
+    window, none in small window) and EXOD's bad columns, from the mission
+    profile (``border_margin``: pixels instead of the profile's margin).
 
     ``false_alarm``: expected hot pixels (and hot columns) per camera and
     block in data without any; ``hot_ratio``: how many times the mean of its
@@ -171,10 +174,22 @@ class Hygiene:
 
 
 def merge_stats(a: dict, b: dict) -> dict:
-    """Sum two statistics dicts (numbers add, lists concatenate). Eager."""
+    """Sum two statistics dicts of one camera (numbers add, lists
+    concatenate, sets of pixel ids join). Eager."""
     out = dict(a)
     for k, v in b.items():
-        out[k] = out[k] + v if k in out else v
+        out[k] = (out[k] | v if isinstance(v, frozenset) else out[k] + v) if k in out else v
+    return out
+
+
+def stat_counts(stats: dict) -> dict:
+    """The :data:`STAT_KEYS` numbers of one camera's merged statistics (of
+    every block): ``hot_pixels`` and ``hot_columns`` count distinct pixels
+    and columns (a pixel hot in several blocks of 2**20 events once). Eager."""
+    out = {k: int(stats.get(k, 0)) for k in STAT_KEYS if not isinstance(stats.get(k, 0), frozenset)}
+    for key, ids in (("hot_pixels", "hot_pixel_ids"), ("hot_columns", "hot_column_ids")):
+        if ids in stats:
+            out[key] = len(stats[ids])
     return out
 
 
@@ -248,8 +263,8 @@ class HygieneTest:
                 out = np.empty_like(keep)
                 out[order] = self._keep(t[order], keep[order], tuple(r[order] for r in raw), counts)
         if stats is not None:
-            for k, v in counts.items():
-                stats[k] = stats.get(k, 0) + v
+            for k, v in merge_stats(stats, counts).items():
+                stats[k] = v
         return out
 
     def __getstate__(self):  # the live-pixel maps are rebuilt where the test runs
@@ -291,6 +306,7 @@ class HygieneTest:
         flicker = rules.flickering(t, pid, live, bursts, n_pix, o.flicker_seconds, o.hot_ratio, o.false_alarm, hot,
                                    hot_col)
         stats = rules.apply(t, out, pid, shape, hot, hot_col, flicker)
+        counts.update(hot_pixel_ids=frozenset(hot.tolist()), hot_column_ids=frozenset(hot_col.tolist()))
         counts.update(hot_pixels=int(hot.size), hot_pixel_events=int(stats[0]), hot_columns=int(hot_col.size),
                       hot_column_events=int(stats[1]), flickering_bursts=len(flicker[0]),
                       flickering_events=int(stats[2]))

@@ -33,7 +33,7 @@ from .. import gti as gtimod
 from ..binning.axes import Axis
 from ..binning.sky import cell_wcs_keywords
 from ..checks import check_number
-from ..hygiene import STAT_KEYS, merge_stats
+from ..hygiene import STAT_KEYS, merge_stats, stat_counts
 from ..missions import profile_of, screening_of
 from ..missions.ecf import events_ecf
 from ..progress import progress_bar
@@ -293,8 +293,8 @@ def search_cube(cube, params: SearchParams, events, *, gti_only=False, catalogue
 
 def _summary(cube, exposure, bad, btis, is_bti, table, fa, flags, types, model, timings) -> dict:
     hyg = {}
-    for st in cube.filter_stats or []:
-        hyg = merge_stats(hyg, st)
+    for st in cube.filter_stats or []:  # (per camera: its pixels counted once over its blocks)
+        hyg = merge_stats(hyg, stat_counts(st))
     return {
         "reason": "", "exposure": float(exposure.sum()), "n_frames": int(cube.n_frames),
         "n_bad_frames": int(bad.sum()), "n_bti": int(len(btis[0])),
