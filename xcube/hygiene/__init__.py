@@ -42,9 +42,10 @@ and, in this order, drops:
    event: ``P(N >= size | lambda) x (block span / window) <
    cluster_probability`` with ``lambda`` the box's rate times the window
    (the cluster's duration plus a frame time), the rate the larger of the
-   box's mean over the block and its rate in the
+   box's mean over the block and the rate in the
    :data:`~xcube.hygiene.rules.LOCAL_FRAMES` frames either side of the
-   cluster, the factor counting the windows the box had (so that the
+   cluster in a box of the PSF's size
+   (:data:`~xcube.hygiene.rules.LOCAL_RADIUS` pixels), the factor counting the windows the box had (so that the
    photons of a bright source or a flare, which often fall together, are
    kept); all events of such a cluster are dropped (one instrumental event).
 

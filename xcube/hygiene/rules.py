@@ -479,11 +479,12 @@ def clusters(t, pid, links, counts, shape, frame_time: float, min_events: int, r
     box = np.array([_box_sum(counts, int(p), shape, radius) for p in pix])
     one_frame = window_s < 2.0 * frame_time  # an instrumental event lies in one frame; a flare's photons do not
     yes = one_frame & (special.pdtrc(size[big] - 1.0, box / span * window_s) * (span / window_s) < probability)
-    # those improbable from the block's mean rate in the box are tested again with the box's own rate in the
-    # LOCAL_FRAMES frames either side, when larger: a flare's or a bright source's photons fall there too, an
-    # instrumental event's do not
+    # those improbable from the block's mean rate in the box are tested again with the rate in the
+    # LOCAL_FRAMES frames either side in a box of the PSF's size (LOCAL_RADIUS), when larger: a flare's or a
+    # bright source's photons fall there too, an instrumental event's do not
     for k in np.flatnonzero(yes):
-        local = _local_rate(t, pid, first[big[k]], last[big[k]], int(pix[k]), shape, radius, frame_time)
+        local = _local_rate(t, pid, first[big[k]], last[big[k]], int(pix[k]), shape, max(radius, LOCAL_RADIUS),
+                            frame_time)
         if local > box[k] / span:
             yes[k] = special.pdtrc(size[big[k]] - 1.0, local * window_s[k]) * (span / window_s[k]) < probability
     hit = members[np.isin(label, big[yes])]
@@ -515,6 +516,9 @@ def _components(edges, n: int) -> np.ndarray:
 
 #: frames [count] either side of a cluster whose events in its box give its local rate (see :func:`clusters`)
 LOCAL_FRAMES = 5
+#: half-width [raw pixels] of the box of that local rate: about the MOS PSF's FWHM (6.6", 1.1" pixels), so
+#: that the other photons of a flare or a source, spread by the PSF beyond the cluster's own pixels, count
+LOCAL_RADIUS = 6
 
 
 def _local_rate(t, pid, i_first, i_last, p, shape, r, frame_time) -> float:
