@@ -421,6 +421,85 @@ def test_mos_cluster_rule_keeps_a_10_ct_s_flare_of_one_second_on_the_real_file(s
     assert before >= 15 and near(select(ev2, expr=expr, gti=ev2, hygiene=True)) == before
 
 
+def _flicker_case(burst, seed=0):
+    """Quiet MOS-like events (20,000 over 7 CCDs, 10 ks) plus ``burst`` (times [s]) on CCD 3, RAWX = RAWY =
+    300: (statistics of the flickering rule alone, kept mask of the burst's events)."""
+    from xcube.hygiene import HygieneTest
+    from xcube.missions import get_profile
+
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    t = np.sort(rng.uniform(0, 1e4, n))
+    ccd, x, y = rng.integers(1, 8, n), rng.integers(1, 601, n), rng.integers(1, 601, n)
+    test = HygieneTest(get_profile("xmm-mos1"), "PrimeFullWindow",
+                       Hygiene(hot_pixels=False, hot_columns=False, clusters=False))
+    tt = np.concatenate([t, burst])
+    o = np.argsort(tt, kind="stable")
+    k = burst.size
+    cols = {"time": tt[o], "ccdnr": np.concatenate([ccd, np.full(k, 3)])[o],
+            "rawx": np.concatenate([x, np.full(k, 300)])[o], "rawy": np.concatenate([y, np.full(k, 300)])[o]}
+    stats = {}
+    out = test(cols, np.ones(tt.size, bool), stats)
+    return stats, out[np.argsort(o)][n:]
+
+
+@pytest.mark.parametrize("lead", [None, 5.0, 9.0, 9.9])
+def test_a_flickering_burst_is_found_in_any_window(lead):
+    """Sweep p28: windows anchored at a pixel's first event after its previous window missed a burst of 12
+    events in 8 s when one event came 5 s before it, and kept 2 of them when it came 9 s before. Every
+    window of 10 s is looked at now: all 12 are dropped whatever came before."""
+    burst = 5000.0 + np.linspace(0.0, 8.0, 12)
+    if lead is not None:
+        burst = np.r_[5000.0 - lead, burst]
+    stats, kept = _flicker_case(burst)
+    assert stats["flickering_bursts"] == 1
+    assert not kept[-12:].any()  # every event of the burst; the lead event only when it is in a 10-event window
+    if lead is not None:
+        in_window = burst[9] - burst[0] <= 10.0  # the lead and the burst's first 9 events within 10 s
+        assert kept[0] == (not in_window)
+
+
+def test_bursts_equal_a_sliding_window_reference():
+    """rules.bursts against an event-by-event reference: every run of a pixel's events where each
+    k consecutive ones lie within the window, over random bursty pixels."""
+    from xcube.hygiene import rules
+
+    rng = np.random.default_rng(11)
+    k, seconds = 6, 10.0
+    times, pids = [], []
+    for p in range(40):
+        tp = np.sort(np.r_[rng.uniform(0, 2000, rng.integers(5, 40)),
+                           rng.uniform(0, 12, rng.integers(0, 14)) + rng.uniform(0, 1990)])
+        times.append(tp)
+        pids.append(np.full(tp.size, p))
+    t, pid = np.concatenate(times), np.concatenate(pids)
+    o = np.argsort(t, kind="stable")
+    t, pid = t[o], pid[o].astype(np.int32)
+    want = set()
+    for p in range(40):
+        tp = t[pid == p]
+        runs = []
+        for j in range(tp.size - k + 1):
+            if tp[j + k - 1] - tp[j] <= seconds:
+                if runs and tp[j] <= runs[-1][1]:
+                    runs[-1][1] = max(runs[-1][1], tp[j + k - 1])
+                else:
+                    runs.append([tp[j], tp[j + k - 1]])
+        want |= {(p, a, b) for a, b in runs}
+    # the candidates: every window start of each pixel (a superset of what scan gives)
+    cands = np.array([(p, x) for p, x in zip(pid, t)], dtype=np.float64)
+    got = set(zip(*(a.tolist() for a in rules.bursts(t, pid, cands, k, seconds))))
+    assert got == want and len(want) > 5
+    # and from scan's candidate windows (ceil(k / 2) events): the same runs
+    from xcube.hygiene.rules import candidate_count
+
+    live = rules.LivePixels((1, 40, 1), (1, 40, 1, 1), np.zeros(40, bool))
+    scanned = rules.scan(t, np.ones(t.size, bool), np.zeros(t.size, np.int16), (pid + 1).astype(np.int16),
+                         np.ones(t.size, np.int16), live, candidate_count(k), seconds, 0.0, 2)
+    got2 = set(zip(*(a.tolist() for a in rules.bursts(t, scanned[2], scanned[5], k, seconds))))
+    assert got2 == want
+
+
 def _scan_reference(t, keep, ccd, rx, ry, shape, window, badcol, k_min, seconds):
     """Event by event: pixel ids (-1 not kept, -2 off the live pixels), the
     border count, counts per pixel and the burst windows ``(pixel, start)``

@@ -25,13 +25,14 @@ and, in this order, drops:
    the hot pixels), its neighbours being the columns on either side (the
    live columns of the CCDs with events for ``n_pixels``);
 4. **flickering pixels**: ``flicker_counts`` events of one pixel within
-   ``flicker_seconds`` (windows anchored at a pixel's first event after the
-   previous window) that are improbable from the pixel's rate over the block
-   (``P(N >= n) x windows < false_alarm``; a bright steady source fires its
-   pixels often) while its 8 neighbours hold improbably few events in the
-   same window for light spread by the PSF (``P(N <= m | n x 8 /
-   hot_ratio) < false_alarm``; an astrophysical flare lights them); the
-   pixel's events of the window are dropped;
+   ``flicker_seconds`` (any such window: runs of overlapping windows are
+   merged, from the first event of the first to the last of the last) that
+   are improbable from the pixel's rate over the block (``P(N >= n) x
+   windows < false_alarm``; a bright steady source fires its pixels often)
+   while its 8 neighbours hold improbably few events in the same run for
+   light spread by the PSF (``P(N <= m | n x 8 / hot_ratio) <
+   false_alarm``; an astrophysical flare lights them); the pixel's events
+   of the run are dropped;
 5. **instrumental clusters**: ``cluster_events`` or more events chained
    through neighbouring pixels (at most ``cluster_radius`` pixels apart in
    RAWX and in RAWY, same CCD), each within one CCD
@@ -295,15 +296,17 @@ class HygieneTest:
         shape = (n_ccd, nx, ny)
         ft = self.frame_time if self.clusters else 0.0
         live = self._live_pixels(shape)
-        out, counts["border_events"], pid, n_pix, cells, bursts, links, unsorted = rules.scan(
-            t, keep, *raw, live, o.flicker_counts if o.flickering else 0, o.flicker_seconds, ft,
-            int(o.cluster_radius))
+        out, counts["border_events"], pid, n_pix, cells, candidates, links, unsorted = rules.scan(
+            t, keep, *raw, live, rules.candidate_count(o.flicker_counts) if o.flickering else 0, o.flicker_seconds,
+            ft, int(o.cluster_radius))
         if unsorted:
             return None
         hot = rules.hot_pixels(n_pix, live, cells, o.hot_ratio, o.false_alarm) if o.hot_pixels \
             else np.zeros(0, np.int64)
         hot_col = rules.hot_columns(n_pix, live, cells, hot, o.hot_ratio, o.false_alarm) if o.hot_columns \
             else np.zeros(0, np.int64)
+        bursts = rules.bursts(t, pid, candidates, o.flicker_counts, o.flicker_seconds) if len(candidates) else \
+            (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
         flicker = rules.flickering(t, pid, live, bursts, n_pix, o.flicker_seconds, o.hot_ratio, o.false_alarm, hot,
                                    hot_col)
         stats = rules.apply(t, out, pid, shape, hot, hot_col, flicker)

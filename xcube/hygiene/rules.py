@@ -20,7 +20,8 @@ import numpy as np
 
 from .. import _numba_cache  # noqa: F401 (numba's cache: a failure warns instead of failing)
 
-__all__ = ["RING", "scan", "live_pixels", "LivePixels", "hot_pixels", "hot_columns", "flickering", "apply", "clusters"]
+__all__ = ["RING", "scan", "live_pixels", "LivePixels", "hot_pixels", "hot_columns", "candidate_count", "bursts",
+           "flickering", "apply", "clusters"]
 
 #: events of one CCD remembered for the cluster links (a ring per CCD)
 RING = 64
@@ -171,7 +172,8 @@ def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, f
     the per-pixel rules then visit only those; else None); the burst
     windows ``(pixel, start)`` (k, 2) (windows of ``seconds`` anchored at a
     pixel's first event after its previous window that reach ``k_min``
-    events; none with ``k_min`` 0; times to 0.1 s); the cluster links
+    events; none with ``k_min`` 0; times to 0.1 s: the candidates of
+    :func:`bursts` when ``k_min`` is :func:`candidate_count`); the cluster links
     ``(earlier, later)`` (m, 2) event indices: same CCD, at most ``radius``
     pixels apart in RAWX and RAWY, within ``frame_time`` s (none with
     ``frame_time`` 0; among the last :data:`RING` events of the CCD);
@@ -372,15 +374,59 @@ def _neighbours(p, shape) -> np.ndarray:
     return np.array([(c * nx + x + dx) * ny + y + dy for dx, dy in _EIGHT if 0 <= x + dx < nx and 0 <= y + dy < ny])
 
 
-def flickering(t, pid, live: "LivePixels", bursts, counts, seconds: float, ratio: float, p_max: float, hot, hot_col):
-    """``(pixels, t0, t1)`` of the flickering windows among the burst windows
-    (not on a ``hot`` pixel or ``hot_col`` column: ids): the pixel's ``own`` events in the window
-    are improbable from its rate over the block (``P(N >= own) x windows <
-    p_max``), and its 8 neighbours hold improbably few events for light
-    spread by the PSF (``P(N <= neighbours | own x 8 / ratio) < p_max``; a
-    flare lights them). ``pid``: the events' pixel ids from :func:`scan`.
-    Eager, numpy: three 1-D arrays; ``t``, ``t0``, ``t1``, ``seconds`` in
+def candidate_count(k_min: int) -> int:
+    """Events a :func:`scan` window must reach for its pixel to be a burst
+    candidate of :func:`bursts`: ``ceil(k_min / 2)``. Any ``seconds`` long
+    stretch of time meets at most two of a pixel's scan windows (each at
+    least that long, and a new one starts only at an event after the last
+    ends), so one holding ``k_min`` events puts at least half of them in
+    one window."""
+    return max((int(k_min) + 1) // 2, 1)
+
+
+def bursts(t, pid, candidates, k_min: int, seconds: float):
+    """``(pixels, t0, t1)``: every run of a pixel's events in which each
+    ``k_min`` consecutive ones fall within ``seconds`` (sliding windows,
+    overlapping ones merged: from the first event of the first window to
+    the last of the last), for the pixels of the candidate windows
+    ``candidates`` ((pixel, start) rows of :func:`scan` run with
+    :func:`candidate_count`), looked at from ``seconds`` before each
+    candidate window to two windows after it. ``pid``: the events' pixel
+    ids. Eager, numpy: three 1-D arrays; ``t``, ``t0``, ``t1``, ``seconds``
     [s]."""
+    k = int(k_min)
+    found = {}
+    for p, t0 in candidates:
+        p = int(p)
+        a, b = np.searchsorted(t, t0 - seconds - 0.2, "left"), np.searchsorted(t, t0 + 2.0 * seconds + 0.2, "right")
+        tp = t[a:b][pid[a:b] == p]
+        if tp.size < k:
+            continue
+        start = np.flatnonzero(tp[k - 1:] - tp[:tp.size - k + 1] <= seconds)  # windows of k events within seconds
+        for j in start:
+            found.setdefault(p, []).append((float(tp[j]), float(tp[j + k - 1])))
+    px, t0s, t1s = [], [], []
+    for p, spans in found.items():  # merge the overlapping windows of each pixel into runs
+        for lo, hi in sorted(set(spans)):
+            if px and px[-1] == p and lo <= t1s[-1]:
+                t1s[-1] = max(t1s[-1], hi)
+            else:
+                px.append(p)
+                t0s.append(lo)
+                t1s.append(hi)
+    return np.array(px, np.int64), np.array(t0s, np.float64), np.array(t1s, np.float64)
+
+
+def flickering(t, pid, live: "LivePixels", bursts, counts, seconds: float, ratio: float, p_max: float, hot, hot_col):
+    """``(pixels, t0, t1)`` of the flickering runs among the ``bursts``
+    (pixels, t0, t1) of :func:`bursts` (not on a ``hot`` pixel or
+    ``hot_col`` column: ids): the pixel's ``own`` events in the run are
+    improbable from its rate over the block (``P(N >= own | rate x
+    max(seconds, t1 - t0)) x windows < p_max``), and its 8 neighbours hold
+    improbably few events in the run for light spread by the PSF
+    (``P(N <= neighbours | own x 8 / ratio) < p_max``; a flare lights
+    them). ``pid``: the events' pixel ids from :func:`scan`. Eager, numpy:
+    three 1-D arrays; ``t``, ``t0``, ``t1``, ``seconds`` in [s]."""
     from scipy import special
 
     px, t0s, t1s = [], [], []
@@ -388,20 +434,20 @@ def flickering(t, pid, live: "LivePixels", bursts, counts, seconds: float, ratio
     ny = shape[2]
     span = max(float(t[-1] - t[0]), seconds)
     hot, hot_col = set(np.asarray(hot).tolist()), set(np.asarray(hot_col).tolist())
-    for p, t0 in bursts:
+    for p, t0, t1 in zip(*bursts):
         p = int(p)
         if p in hot or p // ny in hot_col:
             continue
-        a, b = np.searchsorted(t, t0 - 0.1, "left"), np.searchsorted(t, t0 + seconds + 0.1, "right")
+        a, b = np.searchsorted(t, t0, "left"), np.searchsorted(t, t1, "right")
         seg = pid[a:b]  # (>= 0: the kept events on live pixels)
         own = float((seg == p).sum())
         nbr = float(np.isin(seg, _neighbours(p, shape)).sum())
-        sudden = special.pdtrc(own - 1.0, counts[p] / span * seconds) * (span / seconds) < p_max
+        sudden = special.pdtrc(own - 1.0, counts[p] / span * max(seconds, t1 - t0)) * (span / seconds) < p_max
         alone = special.pdtr(nbr, own * 8.0 / ratio) < p_max
         if sudden and alone:
             px.append(p)
-            t0s.append(t0 - 0.1)
-            t1s.append(t0 + seconds + 0.1)
+            t0s.append(t0)
+            t1s.append(t1)
     return np.array(px, np.int64), np.array(t0s, np.float64), np.array(t1s, np.float64)
 
 
