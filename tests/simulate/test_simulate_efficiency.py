@@ -82,3 +82,14 @@ def test_false_observations_follow_the_seed(monkeypatch):
     efficiency(seed=2, **grid)
     # the same observations at every frame length, other ones for another seed
     assert seen[:2] == seen[2:4] and seen[4:6] == seen[6:8] and not set(seen[:2]) & set(seen[4:6])
+
+
+def test_false_alarm_observations_of_two_seeds_never_coincide():
+    """Sweep p28: observation k of seed s had the seed 10000 + (s - 1) n_false + k, so seed 1 with
+    n_false = 6 and seed 2 with n_false = 3 shared three observations. Seeds now come from
+    SeedSequence([10000, s, k])."""
+    from xcube.simulate.calibration import _false_seed
+
+    seeds = {(s, k): _false_seed(s, k) for s in range(1, 6) for k in range(40)}
+    assert len(set(seeds.values())) == len(seeds)
+    assert _false_seed(1, 3) == _false_seed(1, 3)  # deterministic

@@ -180,11 +180,17 @@ def _check_grid(n_obs, n_false, duration, n_flares, match_arcsec, time_bins, amp
     return n_obs, n_false, *grids
 
 
+def _false_seed(seed: int, k: int) -> int:
+    """The simulation seed of flare-free observation ``k`` of ``seed``, drawn
+    from ``SeedSequence([10_000, seed, k])``: no two (seed, k) share one."""
+    return int(np.random.SeedSequence([10_000, int(seed), int(k)]).generate_state(1)[0])
+
+
 def _false_detections(profile, tbs, n_false, duration, sources, pointing, search_kwargs, progress, seed: int = 1):
     """Per frame length: mean detections, flagged voxels, expected false
     alarms, over the same ``n_false`` flare-free observations (observation
-    k simulated with seed ``10_000 + (seed - 1) n_false + k``: each ``seed``
-    its own observations)."""
+    k simulated with a seed drawn from ``SeedSequence([10_000, seed, k])``:
+    each ``seed`` its own observations, whatever ``n_false``)."""
     import xcube
 
     from .events import event_list
@@ -193,7 +199,7 @@ def _false_detections(profile, tbs, n_false, duration, sources, pointing, search
     for i, tb in enumerate(tbs):
         vals = []
         for k in range(n_false):
-            ev, _ = event_list(profile, duration=duration, seed=10_000 + (int(seed) - 1) * n_false + k,
+            ev, _ = event_list(profile, duration=duration, seed=_false_seed(seed, k),
                                sources=sources, soft_protons=0,
                                ra_pnt=pointing[0], dec_pnt=pointing[1])
             res = xcube.search_transients(ev, time_bin=tb, **search_kwargs)
