@@ -579,7 +579,7 @@ def test_scan_equals_event_by_event_reference(k_min, seconds, span):
 
 
 @pytest.mark.parametrize("option, value", [("false_alarm", 0.0), ("false_alarm", 1.5), ("hot_ratio", -1.0),
-                                           ("flicker_counts", 1), ("flicker_counts", 300),
+                                           ("flicker_counts", 1), ("flicker_counts", 2), ("flicker_counts", 300),
                                            ("flicker_seconds", 0.0), ("flicker_seconds", 1e7),
                                            ("cluster_events", 1), ("cluster_radius", -1),
                                            ("cluster_probability", 1.0), ("border_margin", -2)])

@@ -230,7 +230,8 @@ def main(argv=None) -> int:
     hook = sys.unraisablehook
     sys.unraisablehook = partial(_quiet_terminated, hook)
     fmt = warnings.formatwarning
-    warnings.formatwarning = partial(_one_line_warning, args.command)
+    if threading.current_thread() is threading.main_thread() and not args.verbose:  # (-v: Python's own form)
+        warnings.formatwarning = partial(_one_line_warning, args.command)
     try:
         status = int(args.func(args) or 0)
         if previous is not None and STOP.is_set():  # a SIGTERM lost in a finaliser, and no write since

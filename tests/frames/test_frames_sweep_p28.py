@@ -208,3 +208,31 @@ def test_frames_modules_are_reached_from_the_package():
             "print(callable(f), 'photutils' in sys.modules, xcube.frames.calibrate.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["True", "False", "xcube.frames.calibrate"], out.stdout + out.stderr
+
+
+def test_restamp_leaves_keywords_this_run_does_not_know(tmp_path):
+    """Review p28: a value unknown to this run (no coordinates: no ALT/AZ) made every kept frame look
+    out of date, so each rerun rewrote it and deleted the raw header's own ALT/AZ."""
+    import types
+
+    import numpy as np
+    from astropy.io import fits
+
+    from xcube.frames import steps
+
+    p = tmp_path / "a.bf.fits"
+    kw = {"JD": np.array([2460468.3]), "MJD": np.array([60467.8]), "HJD": np.array([np.nan]),
+          "BJD_TDB": np.array([np.nan]), "ALT": np.array([np.nan]), "AZ": np.array([np.nan]),
+          "AIRMASS": np.array([1.31])}
+    hdu = fits.PrimaryHDU(np.ones((4, 4), np.float32))
+    hdu.header["ALT"], hdu.header["AZ"] = 52.1, 180.5  # the telescope's, copied from the raw header
+    for k, (v, c) in steps.frame_keywords(kw, 0, False, 0).items():
+        hdu.header[k] = (v, c)
+    hdu.writeto(p)
+    red = types.SimpleNamespace(cfg={"on_exist": "append"})
+    assert steps._restamp(red, [p], kw, np.array([True])) == 0
+    assert fits.getheader(p)["ALT"] == 52.1
+    kw["AIRMASS"] = np.array([1.5])  # a known value that changed is rewritten, the unknown ones left
+    assert steps._restamp(red, [p], kw, np.array([True])) == 1
+    h = fits.getheader(p)
+    assert h["AIRMASS"] == 1.5 and h["ALT"] == 52.1 and h["AZ"] == 180.5

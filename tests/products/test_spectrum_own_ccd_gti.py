@@ -147,3 +147,21 @@ def test_a_ccd_whose_gti_table_is_empty_has_no_good_time(make_event_file, tmp_pa
     with pytest.raises(ValueError, match=r"of which \[3\] had no good time"):
         xcube.lightcurve(ev, 1000.0, region="physical;circle(26000,26000,20000)", screening=False,
                          expr="CCDNR == 3")
+
+
+def test_a_region_on_a_dead_ccd_and_a_ccd_without_a_table_is_a_clear_error():
+    """Review p28: naming the CCDs without good time took exposure(None) of a CCD with no GTI table of
+    its own: a TypeError traceback instead of the message."""
+    from xcube.products.lightcurve import region_good_time
+
+    ev, _ = xcube.simulate.event_list("xmm-mos1", duration=2000.0, seed=1)
+    ccd = np.asarray(ev["ccdnr"].values)
+    g0, g1 = float(ev.gti_start.values[0]), float(ev.gti_stop.values[-1])
+    ev = ev.assign(ccd_gti_ccd=("ccd_gti", np.array([1, 2], np.int16)),  # CCD 1: no good time; others: no table
+                   ccd_gti_start=("ccd_gti", [g0, g0]), ccd_gti_stop=("ccd_gti", [g0, g1]))
+    other = int(np.unique(ccd[ccd > 2])[0])
+    (x1, y1), (x3, y3) = ((float(np.median(ev.x.values[ccd == c])), float(np.median(ev.y.values[ccd == c])))
+                          for c in (1, other))
+    reg = f"physical;circle({(x1 + x3) / 2},{(y1 + y3) / 2},{np.hypot(x1 - x3, y1 - y3) / 2 + 200})"
+    with pytest.raises(ValueError, match=r"of which \[1\] had no good time"):
+        region_good_time(ev, [reg])

@@ -367,7 +367,7 @@ def test_a_run_failing_before_any_task_leaves_no_empty_out_directory(fake_tools,
     (tmp_path / "notodf").mkdir()
     with pytest.raises(Exception, match="SUM.ASC"):
         sas.process_observation(tmp_path / "notodf", tmp_path / "new" / "out", ("pn",))
-    assert not (tmp_path / "new" / "out").exists()
+    assert not (tmp_path / "new").exists()  # (and the parent it made)
     (tmp_path / "kept").mkdir()
     with pytest.raises(Exception, match="SUM.ASC"):
         sas.process_observation(tmp_path / "notodf", tmp_path / "kept", ("pn",))

@@ -359,8 +359,10 @@ def _restamp(red: Reduction, outs: list, kw: dict, keep: np.ndarray) -> int:
     AIRMASS) of the kept calibrated frames (``keep``) to ``kw``, the values
     ``frames.csv`` gets: after a rerun with another ``alt_coord`` or site
     (``site_lon``, ``site_lat``, ``site_ele``) their pixels stay and their
-    headers are rewritten (atomically; a keyword whose new value is unknown
-    is removed). Under ``skip`` they are kept with a warning. Returns how
+    headers are rewritten (atomically). A keyword whose value this run does
+    not know (no coordinates: no HJD) is left as the header has it, as a
+    freshly written frame keeps the raw header's. Under ``skip`` they are
+    kept with a warning. Returns how
     many headers were rewritten. Eager: reads the kept frames' headers."""
     from astropy.io import fits
 
@@ -373,7 +375,7 @@ def _restamp(red: Reduction, outs: list, kw: dict, keep: np.ndarray) -> int:
         except (OSError, ValueError):
             continue
         new = {k: _header_value(k, kw[k][i]) for k in _COMMENTS if np.isfinite(kw[k][i])}
-        if any(header.get(k) != new.get(k) for k in _COMMENTS):
+        if any(header.get(k) != v for k, v in new.items()):  # (an unknown value: the header's is left, as written)
             stale.append(int(i))
     if not stale:
         return 0
@@ -384,8 +386,7 @@ def _restamp(red: Reduction, outs: list, kw: dict, keep: np.ndarray) -> int:
                     Path(outs[stale[0]]).name)
         return 0
     for i in stale:
-        rewrite_keywords(outs[i], {k: (float(kw[k][i]), c) for k, c in _COMMENTS.items() if np.isfinite(kw[k][i])},
-                         remove=[k for k in _COMMENTS if not np.isfinite(kw[k][i])])
+        rewrite_keywords(outs[i], {k: (float(kw[k][i]), c) for k, c in _COMMENTS.items() if np.isfinite(kw[k][i])})
     log.info("%d kept calibrated frames had other times or pointing (alt_coord or site changed); their JD, MJD, HJD, "
              "BJD_TDB, ALT, AZ, AIRMASS keywords are rewritten (pixels kept)", len(stale))
     return len(stale)

@@ -103,7 +103,7 @@ class Hygiene:
     when improbable (``cluster_probability``); ``clusters`` None: the
     mission profile's default (``MissionProfile.cluster_rule``: MOS on, pn
     off). Checked when built (ValueError naming the option):
-    probabilities in (0, 1), ``hot_ratio`` > 0, ``flicker_counts`` 2-255,
+    probabilities in (0, 1), ``hot_ratio`` > 0, ``flicker_counts`` 3-255,
     ``flicker_seconds`` in (0, :data:`MAX_FLICKER_SECONDS`],
     ``cluster_events`` >= 2, radii and margins >= 0."""
 
@@ -132,8 +132,8 @@ class Hygiene:
             bad("hot_ratio", "a positive finite number")
         if not 0.0 < float(self.flicker_seconds) <= MAX_FLICKER_SECONDS:
             bad("flicker_seconds", f"a duration in (0, {MAX_FLICKER_SECONDS:g}] s")
-        if not 2 <= int(self.flicker_counts) <= 255:  # (the burst windows count up to 255 events)
-            bad("flicker_counts", "an integer from 2 to 255")
+        if not 3 <= int(self.flicker_counts) <= 255:  # (the burst windows count up to 255 events)
+            bad("flicker_counts", "an integer from 3 to 255 (two events are a pair, not a burst)")
         if int(self.cluster_events) < 2:
             bad("cluster_events", "an integer of at least 2")
         if int(self.cluster_radius) < 0:
@@ -305,9 +305,9 @@ class HygieneTest:
             else np.zeros(0, np.int64)
         hot_col = rules.hot_columns(n_pix, live, cells, hot, o.hot_ratio, o.false_alarm) if o.hot_columns \
             else np.zeros(0, np.int64)
-        bursts = rules.bursts(t, pid, candidates, o.flicker_counts, o.flicker_seconds) if len(candidates) else \
+        runs = rules.bursts(t, pid, candidates, o.flicker_counts, o.flicker_seconds) if len(candidates) else \
             (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
-        flicker = rules.flickering(t, pid, live, bursts, n_pix, o.flicker_seconds, o.hot_ratio, o.false_alarm, hot,
+        flicker = rules.flickering(t, pid, live, runs, n_pix, o.flicker_seconds, o.hot_ratio, o.false_alarm, hot,
                                    hot_col)
         stats = rules.apply(t, out, pid, shape, hot, hot_col, flicker)
         counts.update(hot_pixel_ids=frozenset(hot.tolist()), hot_column_ids=frozenset(hot_col.tolist()))

@@ -190,7 +190,7 @@ def scan(t, keep, ccd, rx, ry, live: "LivePixels", k_min: int, seconds: float, f
     win = int(seconds * 10.0) + 1
     long_span = k_min > 0 and t.size and (float(t[-1] - t[0]) * 10.0 + 2 * win + 2 >= 2**31 - 1)
     k_scan = 0 if long_span else int(k_min)  # (a block over 6.8 years: the windows in a pass of their own)
-    cap_b, cap_l = 256, 1 << 16
+    cap_b, cap_l = 4096, 1 << 16  # (candidate windows of half the count: thousands in a block with a bright source)
     while True:
         out = keep.copy()
         counts = np.zeros(n_ccd * nx * ny, np.int32)
@@ -380,45 +380,49 @@ def candidate_count(k_min: int) -> int:
     stretch of time meets at most two of a pixel's scan windows (each at
     least that long, and a new one starts only at an event after the last
     ends), so one holding ``k_min`` events puts at least half of them in
-    one window."""
-    return max((int(k_min) + 1) // 2, 1)
+    one window. (For ``k_min`` 3 and more: a window of one event is never
+    reported, so two events in two windows would go unseen.)"""
+    if int(k_min) < 3:
+        raise ValueError(f"flicker_counts={k_min}: the flickering rule needs 3 or more events")
+    return (int(k_min) + 1) // 2
 
 
 def bursts(t, pid, candidates, k_min: int, seconds: float):
     """``(pixels, t0, t1)``: every run of a pixel's events in which each
     ``k_min`` consecutive ones fall within ``seconds`` (sliding windows,
     overlapping ones merged: from the first event of the first window to
-    the last of the last), for the pixels of the candidate windows
-    ``candidates`` ((pixel, start) rows of :func:`scan` run with
-    :func:`candidate_count`), looked at from ``seconds`` before each
-    candidate window to two windows after it. ``pid``: the events' pixel
-    ids. Eager, numpy: three 1-D arrays; ``t``, ``t0``, ``t1``, ``seconds``
-    [s]."""
+    the last of the last), over the block's events of the pixels of the
+    candidate windows ``candidates`` ((pixel, start) rows of :func:`scan`
+    run with :func:`candidate_count`; a pixel with a burst is among them).
+    ``pid``: the events' pixel ids (``t`` sorted). Eager, numpy, vectorised
+    (one pass over ``pid`` to pick the candidates' events, one sort of
+    those): three 1-D arrays; ``t``, ``t0``, ``t1``, ``seconds`` [s]."""
     k = int(k_min)
-    found = {}
-    for p, t0 in candidates:
-        p = int(p)
-        a, b = np.searchsorted(t, t0 - seconds - 0.2, "left"), np.searchsorted(t, t0 + 2.0 * seconds + 0.2, "right")
-        tp = t[a:b][pid[a:b] == p]
-        if tp.size < k:
-            continue
-        start = np.flatnonzero(tp[k - 1:] - tp[:tp.size - k + 1] <= seconds)  # windows of k events within seconds
-        for j in start:
-            found.setdefault(p, []).append((float(tp[j]), float(tp[j + k - 1])))
-    px, t0s, t1s = [], [], []
-    for p, spans in found.items():  # merge the overlapping windows of each pixel into runs
-        for lo, hi in sorted(set(spans)):
-            if px and px[-1] == p and lo <= t1s[-1]:
-                t1s[-1] = max(t1s[-1], hi)
-            else:
-                px.append(p)
-                t0s.append(lo)
-                t1s.append(hi)
-    return np.array(px, np.int64), np.array(t0s, np.float64), np.array(t1s, np.float64)
+    none = (np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.float64))
+    cand = np.unique(np.asarray(candidates, np.float64)[:, 0].astype(np.int64)) if len(candidates) else None
+    if cand is None or k < 1:
+        return none
+    idx = np.flatnonzero(np.isin(pid, cand, kind="table"))
+    if idx.size < k:
+        return none
+    order = np.argsort(pid[idx], kind="stable")  # by pixel; each pixel's events stay in time order
+    p, tt = pid[idx][order].astype(np.int64), t[idx][order]
+    m = p.size - k + 1
+    ok = (p[k - 1:] == p[:m]) & (tt[k - 1:] - tt[:m] <= seconds)  # windows of k events of one pixel
+    j = np.flatnonzero(ok)
+    if j.size == 0:
+        return none
+    lo, hi, pj = tt[j], tt[j + k - 1], p[j]
+    # within a pixel both ends rise with j: a window starts a new run when its pixel changes or it begins
+    # after the previous window's end (overlapping windows merge into one run)
+    new = np.r_[True, (pj[1:] != pj[:-1]) | (lo[1:] > hi[:-1])]
+    starts = np.flatnonzero(new)
+    t1 = np.maximum.reduceat(hi, starts)
+    return pj[starts], lo[starts], t1
 
 
-def flickering(t, pid, live: "LivePixels", bursts, counts, seconds: float, ratio: float, p_max: float, hot, hot_col):
-    """``(pixels, t0, t1)`` of the flickering runs among the ``bursts``
+def flickering(t, pid, live: "LivePixels", runs, counts, seconds: float, ratio: float, p_max: float, hot, hot_col):
+    """``(pixels, t0, t1)`` of the flickering runs among the burst ``runs``
     (pixels, t0, t1) of :func:`bursts` (not on a ``hot`` pixel or
     ``hot_col`` column: ids): the pixel's ``own`` events in the run are
     improbable from its rate over the block (``P(N >= own | rate x
@@ -434,7 +438,7 @@ def flickering(t, pid, live: "LivePixels", bursts, counts, seconds: float, ratio
     ny = shape[2]
     span = max(float(t[-1] - t[0]), seconds)
     hot, hot_col = set(np.asarray(hot).tolist()), set(np.asarray(hot_col).tolist())
-    for p, t0, t1 in zip(*bursts):
+    for p, t0, t1 in zip(*runs):
         p = int(p)
         if p in hot or p // ny in hot_col:
             continue

@@ -288,7 +288,8 @@ def region_good_time(events, regions, expr=None, selected=None):
     if gti is None:
         return None, []
     if gtimod.exposure(gti) <= 0:
-        dead = [c for c in ccds if gtimod.exposure(ccd_good_time(events, [c])) <= 0]
+        own = {c: ccd_good_time(events, [c]) for c in ccds}  # (None: a CCD without a GTI table of its own)
+        dead = [c for c, g in own.items() if g is not None and gtimod.exposure(g) <= 0]
         if dead:
             raise ValueError(f"{events.attrs.get('source', 'events')}: the region's events lie on CCD"
                              f"{'s' if len(ccds) > 1 else ''} {ccds}, of which {dead} had no good time (an empty "

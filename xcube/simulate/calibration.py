@@ -182,7 +182,9 @@ def _check_grid(n_obs, n_false, duration, n_flares, match_arcsec, time_bins, amp
 
 def _false_seed(seed: int, k: int) -> int:
     """The simulation seed of flare-free observation ``k`` of ``seed``, drawn
-    from ``SeedSequence([10_000, seed, k])``: no two (seed, k) share one."""
+    from ``SeedSequence([10_000, seed, k])``: a 32-bit number, so two (seed,
+    k) share one only by a 1 in 4e9 chance (they did by construction with
+    the former ``10_000 + (seed - 1) n_false + k``)."""
     return int(np.random.SeedSequence([10_000, int(seed), int(k)]).generate_state(1)[0])
 
 

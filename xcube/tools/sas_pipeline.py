@@ -500,7 +500,7 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
     if not odf.is_dir():
         raise FileNotFoundError(f"{odf}: ODF directory not found")
     out = Path(out_dir).resolve()
-    created = not out.exists()
+    created = next((d for d in reversed([out, *out.parents]) if not d.exists()), None)  # the first new directory
     out.mkdir(parents=True, exist_ok=True)
     try:
         insts = [instrument_key(i) for i in instruments]
@@ -540,7 +540,7 @@ def process_observation(odf_dir, out_dir, instruments=("pn", "mos1", "mos2"), *,
             run.end_step("spectra")
         return _finish(run, products)
     except BaseException:
-        if created:  # a run that failed before writing anything leaves no empty --out directory
-            _remove_if_empty(out)
+        if created is not None:  # a run that failed before writing anything leaves no empty --out directory
+            _remove_if_empty(created)
         raise
 
