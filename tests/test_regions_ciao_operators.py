@@ -34,6 +34,11 @@ def test_a_subtraction_is_an_exclusion(events, text):
     ("physical;circle(26000,26000,3000) + circle(29000,29000,1000)", "the CIAO operator '\\+'"),
     ("physical;circle(26000,26000,3000) * circle(29000,29000,1000)", "the CIAO operator '\\*'"),
     ("physical;circle(26000,26000,3000) circle(29000,29000,1000)", "shapes without ';'"),
+    # sweep p28: other separators dropped the second shape silently
+    ("physical;circle(26000,26000,3000),circle(29000,29000,1000)", "',' between two shapes is not an operator"),
+    ("physical;circle(26000,26000,3000) !circle(29000,29000,1000)", "'!' between two shapes"),
+    ("physical;circle(26000,26000,3000)*!circle(29000,29000,1000)", "'\\*!' between two shapes"),
+    ("physical;circle(26000,26000,3000) and circle(29000,29000,1000)", "'and' between two shapes"),
     ("physical;circle(26000,26000,3000,30)", "a circle takes 3 arguments, not 4"),
     ("physical;circle(26000,26000,3000) - circle(26000,26000,1000);circle(29000,29000,500)",
      "beside other shapes"),
@@ -43,8 +48,9 @@ def test_other_operators_are_refused_by_name(events, text, said):
         xcube.select(events, region=text)
 
 
-def test_properties_after_a_shape_are_not_a_second_shape(events):
-    text = "physical;circle(26000,26000,3000) color=red width=2"
+@pytest.mark.parametrize("props", ["color=red width=2", "text={circle(1,2,3) is a label}"])
+def test_properties_after_a_shape_are_not_a_second_shape(events, props):
+    text = f"physical;circle(26000,26000,3000) {props}"
     assert xcube.select(events, region=text).sizes["event"] == int(_inside(events, 26000, 26000, 3000).sum())
     assert np.isfinite(region_area(pixel_region(text, events)))
 

@@ -256,6 +256,12 @@ def _split_shapes(stmt: str) -> list[tuple[str, str]]:
                 parts.append((op, stmt[start:i + 1].strip()))
                 rest = stmt[i + 1:].lstrip()
                 if not _SHAPE_RE.match(rest.lstrip("*&|").lstrip()):  # no shape follows: properties (text={a})
+                    later = re.search(r"\b([A-Za-z]+)\s*\(", re.sub(r"\{[^}]*\}", "{}", rest))  # ({text})
+                    if later and later.group(1).lower() in _DS9_SHAPES and not rest.startswith("#"):
+                        raise ValueError(
+                            f"region {stmt!r}: {rest[:later.start()].strip() or 'nothing'!r} between two shapes is "
+                            "not an operator xcube reads (the second shape would be lost); write a union A + B as "
+                            "'A;B' and a subtraction A - B as 'A;-B' (DS9 exclusion)")
                     if rest:  # (they stay with the last shape)
                         parts[-1] = (op, parts[-1][1] + " " + rest)
                     return parts
@@ -774,7 +780,10 @@ def pixel_region(region, events=None) -> RegionSet:
                 raise ValueError(f"region {descr!r} is in sky coordinates; pass the events so their WCS can convert it")
             if wcs is None:
                 wcs = events_wcs(events)
+            sky = r
             r = r.to_pixel(wcs)
+            if hasattr(r, "angle") and hasattr(sky, "center"):
+                r.angle = r.angle + _frame_rotation(sky.center, wcs)
             if _non_finite(r):  # (a size too large to place is refused below, not taken for the far side)
                 if not keep:  # an exclusion on the far side of the sky excludes nothing
                     continue
@@ -791,6 +800,25 @@ def pixel_region(region, events=None) -> RegionSet:
             "background. Give the background shapes as the background region (--background, background=) and the "
             "source shapes as the region (--region, region=), each in its own file or string")
     return RegionSet(tuple(include), tuple(exclude), descr, background=bool(roles) and all(roles))
+
+
+def _frame_rotation(center, wcs):
+    """The rotation [deg, Quantity] in the pixel frame of ``wcs`` from the
+    north of the WCS's own sky frame to the north of ``center``'s frame
+    (galactic, ecliptic...), at ``center``: DS9 measures a sky box's or
+    ellipse's angle from its own frame's north, while ``regions``
+    (``to_pixel``) takes it from the WCS frame's; added to its pixel angle.
+    About 0 for an equatorial region on an equatorial WCS. Eager, tiny."""
+    import astropy.units as u
+    from astropy.wcs.utils import wcs_to_celestial_frame
+
+    step = 1.0 * u.arcsec
+    own = center.directional_offset_by(0.0 * u.deg, step)
+    wcs_center = center.transform_to(wcs_to_celestial_frame(wcs))
+    theirs = wcs_center.directional_offset_by(0.0 * u.deg, step)
+    (x0, y0), (x1, y1), (x2, y2) = (wcs.world_to_pixel(c) for c in (center, own, theirs))
+    turn = math.degrees(math.atan2(y1 - y0, x1 - x0) - math.atan2(y2 - y0, x2 - x0))
+    return ((turn + 180.0) % 360.0 - 180.0) * u.deg
 
 
 def _is_background(r) -> bool:
