@@ -15,7 +15,10 @@ coordinates *are* the X/Y column values (see :mod:`xcube.skycoords`):
   same way, with a warning: for an event file they only agree with the
   columns when DS9 binned the image with block 1 from pixel 1.
 - A region string without a coordinate system is ``physical`` (DS9's default).
-- Sky shapes go through ``SkyRegion.to_pixel(xcube.wcs(events))``.
+- Sky shapes go through ``SkyRegion.to_pixel(xcube.wcs(events))``; the
+  angle of a box or ellipse in a non-equatorial frame (galactic, ecliptic)
+  then turns by the angle between its frame's north and the WCS frame's
+  (:func:`_frame_rotation`), since DS9 measures it from its own frame's.
 - A ``regions`` PixelRegion object is taken in that same frame (column
   values), e.g. the output of ``sky_region.to_pixel(xcube.wcs(ev))``.
 - Events are tested at their ``x``, ``y`` column values.
