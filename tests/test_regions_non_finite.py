@@ -22,6 +22,7 @@ BAD_PHYSICAL = [
     "physical;polygon(1,1,nan,5,5,1)",
     "physical;ellipse(100,100,nan,5,0)",
     "physical;circle(100,100,500)\n-circle(100,nan,5)",  # an exclusion too
+    "physical;box(24580,23950,100,50,nan)",  # sweep p28: an angle's NaN gave "does not parse: 'n'"
 ]
 
 

@@ -401,12 +401,16 @@ def _parse_ds9(text: str):
         try:
             regs = Regions.parse(prepared, format="ds9")
         except Exception as exc:  # regions raises its own parser errors
+            if re.search(r"[(,\s](?:[+-]?(?:nan|inf|infinity))\s*[,)]", text, re.IGNORECASE):
+                raise ValueError(f"region {_short(text)!r}: a NaN or infinite value among the shape's numbers; "
+                                 "every coordinate, size and angle of a region must be finite") from None
             raise ValueError(f"DS9 region {_short(text)!r} does not parse: {exc}") from None
     said = [str(w.message) for w in caught]
     problems = [m for m in said if "skipping" in m.lower() or "cannot parse" in m.lower()]
     if problems:
         raise ValueError(f"DS9 region {_short(text)!r}: " + "; ".join(problems)
-                         + (" (sizes of sky shapes are angles: 30\" or 0.5' or 0.01d, not pixels 30p/30i)"
+                         + (" (sizes of sky shapes are angles: 30\" or 0.5' or 0.01d, not pixels 30p/30i; "
+                            "a physical or image shape takes plain numbers: circle(26000,26000,600))"
                             if re.search(r"\d[pi]\s*[,)]", text) else ""))
     if not len(regs):
         raise ValueError(f"DS9 region {_short(text)!r} holds no shape" + (f" ({'; '.join(said)})" if said else ""))
