@@ -34,7 +34,8 @@ def _register_lc(subparsers) -> None:
     _common(p)
     p.add_argument("--time-bin", type=float, required=True, metavar="SECONDS", help="bin width [s]")
     p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"), help="energy band [keV], half-open")
-    p.add_argument("--region", help="source region: DS9 string or file (physical or fk5/icrs)")
+    p.add_argument("--region", help="source region: DS9 or CIAO string or file (physical, or a sky frame: fk5, icrs, "
+                   "galactic, ecliptic...); one that starts with - as --region=-circle(...)")
     p.add_argument("--background", help="background region (same forms); needs --region")
     _backscal_option(p)
     p.add_argument("--t0", type=float, help="start of the first bin [s, mission time] (default: first GTI start)")
