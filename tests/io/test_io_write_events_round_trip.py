@@ -155,3 +155,35 @@ def test_erosita_round_trip_keeps_module_gtis(tmp_path):
     with fits.open(out) as h:
         assert [x.name for x in h[2:]] == [f"GTI{m}" for m in range(1, 8)]
         assert "CCDID" not in h["GTI3"].header and h["GTI3"].data["STOP"][0] == 6.2e8 + 1000.0
+
+
+def test_round_trip_keeps_uint64_columns_timeref_and_full_precision_wcs(tmp_path):
+    """Sweep p28: write_events wrote a uint64 column (TZERO = 2**63 in the file) as plain int64, so values
+    from 2**63 up came back negative; the GTI tables lost TIMEREF, and TCDLTn lost a digit to astropy's
+    card format."""
+    u = np.array([2**63, 2**63 + 5, 2**64 - 1, 12345], dtype=np.uint64)
+    n = u.size
+    cols = [fits.Column("TIME", "D", array=1e8 + np.arange(n, dtype=float)),
+            fits.Column("PI", "I", array=np.full(n, 1000, np.int16)), fits.Column("U64", "K", bzero=2**63, array=u)]
+    ev = fits.BinTableHDU.from_columns(cols, name="EVENTS")
+    ev.header.update(TELESCOP="XMM", INSTRUME="EMOS1", MJDREF=50814.0, TIMESYS="TDB", TIMEREF="SOLARSYSTEM",
+                     TSTART=1e8, TSTOP=1e8 + 10)
+    gti = fits.BinTableHDU.from_columns([fits.Column("START", "D", array=[1e8]),
+                                         fits.Column("STOP", "D", array=[1e8 + 10])], name="STDGTI")
+    gti.header.update(TIMESYS="TDB", TIMEREF="SOLARSYSTEM", MJDREF=50814.0)
+    fits.HDUList([fits.PrimaryHDU(), ev, gti]).writeto(tmp_path / "in.fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e = xcube.open_events(tmp_path / "in.fits")
+        out = write_events(tmp_path / "out.fits", e)
+        back = xcube.open_events(out)
+    assert e["u64"].dtype == np.uint64 and np.array_equal(back["u64"].values, u)
+    np.testing.assert_array_equal(fits.getdata(out, 1)["U64"], u)  # astropy reads the same numbers
+    assert all(h.header.get("TIMEREF") == "SOLARSYSTEM" for h in fits.open(out)[1:])
+    # a real XMM list's sky pixel size keeps every digit
+    mos = xcube.open_events(real_file("xmm", "exod_0001730201_M1_clean.fits"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = xcube.open_events(write_events(tmp_path / "mos.fits", mos.load()))
+    for key in ("CDELT1", "CDELT2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2"):
+        assert float(again.attrs[key]) == float(mos.attrs[key]), key

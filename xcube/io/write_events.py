@@ -41,13 +41,19 @@ _BLOCK = 2880
 HEADER_TO_PRIMARY = ("TELESCOP", "INSTRUME", "OBS_ID", "OBJECT", "DATE-OBS", "DATE-END", "MISSION")
 
 
+#: TZERO of an unsigned 64-bit column (its values stored less 2**63 in a signed K column)
+_UINT64_ZERO = 1 << 63
+
+
 def _prepare(values) -> tuple[np.ndarray, str]:
     """Column values in a FITS-writable dtype and their TFORM."""
     v = np.asarray(values)
     if v.dtype == np.uint16:
         v = v.astype(np.int32)
-    elif v.dtype in (np.uint32, np.uint64):
+    elif v.dtype == np.uint32:
         v = v.astype(np.int64)
+    elif v.dtype == np.uint64:  # stored as v - 2**63 with TZERO = 2**63 (_UINT64_ZERO), the FITS convention
+        v = (v ^ np.uint64(_UINT64_ZERO)).view(np.int64)
     elif v.dtype == np.int8:
         v = v.astype(np.int16)
     code = _FORMATS.get(v.dtype)
@@ -69,9 +75,13 @@ def _set(header: fits.Header, key: str, value) -> None:
     if isinstance(value, (float, np.floating)) and np.isfinite(value):
         if float(fits.Card(key, float(value)).image[10:].split("/")[0]) != float(value):
             text = np.format_float_scientific(float(value), unique=True, exp_digits=2).upper()
-            if key in header:
+            card = fits.Card.fromstring(f"{key:<8}= {text:>20}")
+            if key in header:  # (in its place: a column's TCDLTn stays with its other keywords)
+                at = header.index(key)
                 del header[key]
-            header.append(fits.Card.fromstring(f"{key:<8}= {text:>20}"))
+                header.insert(at, card)
+            else:
+                header.append(card)
             return
     header[key] = value
 
@@ -86,6 +96,8 @@ def _table(name: str, columns: dict, keywords: dict | None = None, column_keywor
     defs = []
     for n, (v, code) in prepared.items():
         kw = dict((column_keywords or {}).get(n, {}))
+        if np.asarray(columns[n]).dtype == np.uint64:
+            kw["bzero"] = _UINT64_ZERO
         defs.append(fits.Column(name=n, format=code, array=v[:0], **kw))
     hdu = fits.BinTableHDU.from_columns(defs, nrows=0, name=name)
     header = hdu.header
@@ -195,7 +207,7 @@ def write_events_fits(
         raise FileExistsError(f"{path}: exists; pass overwrite=True to replace it")
     header = dict(header or {})
     colkw = {n: dict(kw) for n, kw in (column_keywords or {}).items()}
-    for n, w in (wcs or {}).items():
+    for n, w in (wcs or {}).items():  # (CRVAL/CRPIX/CDELT again at full precision below: astropy's cards round)
         colkw.setdefault(n, {}).update(coord_type=w["ctype"], coord_ref_value=w["crval"],
                                        coord_ref_point=w["crpix"], coord_inc=w["cdelt"], coord_unit="deg")
     lazy = [n for n, v in columns.items() if _is_dask(v)]
@@ -206,6 +218,12 @@ def write_events_fits(
         ev_header["NAXIS2"] = nrows
     else:
         ev_header, ev_rec = _table(events_extension, columns, header, colkw)
+    for n, w in (wcs or {}).items():
+        if n in columns:
+            i = 1 + list(columns).index(n)
+            for key, val in ((f"TCRVL{i}", w["crval"]), (f"TCRPX{i}", w["crpix"]), (f"TCDLT{i}", w["cdelt"])):
+                if key in ev_header:
+                    _set(ev_header, key, float(val))
     ev_header["HDUCLASS"] = header.get("HDUCLASS", "OGIP")
     ev_header["HDUCLAS1"] = header.get("HDUCLAS1", "EVENTS")
 
@@ -222,7 +240,7 @@ def write_events_fits(
     tables = []
     for name, g in exts:
         kw = {"HDUCLASS": "OGIP", "HDUCLAS1": "GTI", "HDUCLAS2": "STANDARD"}
-        for k in ("TIMEZERO", "MJDREF", "MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT"):
+        for k in ("TIMEZERO", "MJDREF", "MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF"):
             if k in header:
                 kw[k] = header[k]
         if len(g) > 2:
