@@ -82,3 +82,18 @@ def test_real_mos1_and_mos2_with_different_gti_starts_give_no_false_flare():
     b = xcube.open_events(real_file("xmm", "xga_0201901401_mos2_exp1_clean_evts.fits"))
     for band in ((0.2, 12.0), (0.5, 2.0)):  # a frame held 2.5 s of common good time and all of MOS2's events
         assert len(xcube.search_transients([a, b], time_bin=50.0, energy_band=band).detections) == 0
+
+
+def test_a_cameras_time_outside_its_subset_is_named(caplog):
+    """Sweep p28: a camera observing longer than the others in its subset lost the rest of its time
+    without a word. It is still searched only on the common time (a known limit), but a warning names
+    the file and the seconds left out."""
+    import logging
+
+    pn = _cam("xmm-pn", T0, 6_000.0, 1)
+    mos = _cam("xmm-mos1", T0, 9_000.0, 2)
+    assert exposure_subsets([pn, mos]) == [[0, 1]]
+    with caplog.at_level(logging.WARNING, logger="xcube.transients"):
+        xcube.search_transients([pn, mos], time_bin=500.0)
+    said = [r.getMessage() for r in caplog.records if "not searched" in r.getMessage()]
+    assert len(said) == 1 and "3000.0 s" in said[0]

@@ -144,6 +144,7 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
     energy_band = search_bands(evs, energy_band)  # narrowed to a band the events were cut to before
     grid = parameter_grid(time_bin, energy_band, sigma, size_arcsec=size_arcsec)
     groups = exposure_subsets(evs) if subsets else [list(range(len(evs)))]
+    _warn_unsearched(evs, groups)
     many = len(grid) > 1 or len(groups) > 1 or np.ndim(time_bin) > 0 or np.ndim(sigma) > 0 \
         or np.ndim(energy_band) > 1
     options = dict(gti_only=gti_only, catalogue=catalogue, radius_arcsec=radius_arcsec, inpaint=inpaint,
@@ -157,6 +158,21 @@ def search_transients(events, time_bin=50.0, size_arcsec: float = 20.0, energy_b
         results += _search_subset(cams, grid, subset + k, size_arcsec, screening, hygiene, shifts, options, bar)
     bar.close()
     return SearchResults(results) if many else results[0]
+
+
+def _warn_unsearched(evs, groups) -> None:
+    """A warning naming each camera whose good time is longer than that of
+    its subset (the cameras' common good time: the rest of its time is not
+    searched, e.g. one camera observing longer than the others). Eager, small."""
+    for g in groups:
+        common = gtimod.intersection(*[gtimod.from_dataset(evs[i]) for i in g])
+        for i in g:
+            lost = gtimod.exposure(gtimod.from_dataset(evs[i])) - gtimod.exposure(common)
+            if lost > 1.0:
+                log.warning("%s: %.1f s of its good time lie outside the common good time of its exposure subset "
+                            "(%s) and are not searched; search that camera alone to cover them",
+                            evs[i].attrs.get("source", "<events>"), lost,
+                            ", ".join(str(evs[j].attrs.get("source", "") or "<events>") for j in g))
 
 
 def _search_subset(evs, grid, subset, size_arcsec, screening, hygiene, shifts, options, bar) -> list:
