@@ -100,10 +100,10 @@ def background_on_bins(model: xr.Dataset, lo, hi, gti=None):
     wsum = np.bincount(i, w, minlength=size)
     num = np.bincount(i, np.where(good, rate[j], 0.0) * w, minlength=size)
     # the error of a bin's mean: a model bin met by several pieces of one bin counts once, with their weights
-    m = max(int(mlo.size), 1)
-    uk, inv = np.unique(i.astype(np.int64) * m + j, return_inverse=True)
+    n_model = max(int(mlo.size), 1)
+    uk, inv = np.unique(i.astype(np.int64) * n_model + j, return_inverse=True)
     wj = np.bincount(inv, w, minlength=uk.size)
-    ii, jj = uk // m, uk % m
+    ii, jj = uk // n_model, uk % n_model
     var = np.bincount(ii, (np.where(np.isfinite(rate[jj]), err[jj], 0.0) * wj) ** 2, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(wsum > 0, num / wsum, np.nan), np.where(wsum > 0, np.sqrt(var) / wsum, np.nan)
